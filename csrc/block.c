@@ -1,0 +1,212 @@
+/* block.c -- iteration spaces of array records.
+ *
+ * A block describes z = op(x, y) over z's shape: broadcast inputs get stride
+ * 0, dimensions of length 1 are dropped and contiguous runs of dimensions are
+ * merged, so most records iterate over one or two dimensions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sad.h"
+
+enum { MAXND = 64 };
+
+static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
+                            const sad_arr *z, sad_block *b, int k,
+                            int64_t pst[MAXND], int64_t sst[MAXND])
+{
+    memset(pst, 0, sizeof(int64_t) * MAXND);
+    memset(sst, 0, sizeof(int64_t) * MAXND);
+    b->o[k].p = NULL;
+    b->o[k].s = NULL;
+    if (kind == SAD_KX_ARR) {
+        sad_arr a = sad_arr_of(obj), as = sad_arr_of(shadow);
+        b->o[k].p = a.data;
+        b->o[k].s = as.data;
+        for (int d = 0; d < z->nd; ++d) {
+            int ad = d - (z->nd - a.nd);
+            if (ad < 0 || a.shape[ad] == 1)
+                continue; /* broadcast */
+            pst[d] = a.strides[ad];
+            if (as.data != NULL)
+                sst[d] = as.strides[ad];
+        }
+    } else if (kind == SAD_KX_PAIR) {
+        sad_pair *q = (sad_pair *)obj;
+        b->o[k].p = &q->v;
+        b->o[k].s = &q->g;
+    } else if (kind == SAD_KX_CONST) {
+        b->o[k].p = &b->k;
+    }
+}
+
+int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
+                    intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
+{
+    sad_arr za = sad_arr_of(z), zsa = sad_arr_of(zs);
+    int64_t st[6][MAXND];
+    int64_t shape[MAXND];
+    int nd = za.nd;
+    if (nd > MAXND)
+        return SAD_TOO_MANY_DIMS;
+    b->k = k;
+    b->o[0].p = za.data;
+    b->o[0].s = zsa.data;
+    for (int d = 0; d < nd; ++d) {
+        shape[d] = za.shape[d];
+        st[0][d] = za.strides[d];
+        st[1][d] = zsa.data != NULL ? zsa.strides[d] : 0;
+    }
+    operand_strides(flags & 3, x, xs, &za, b, 1, st[2], st[3]);
+    operand_strides((flags >> 2) & 3, y, ys, &za, b, 2, st[4], st[5]);
+
+    /* drop length-1 dimensions, merge contiguous neighbours */
+    int64_t cshape[MAXND], cst[6][MAXND];
+    int cn = 0;
+    int64_t n = 1;
+    for (int d = 0; d < nd; ++d) {
+        n *= shape[d];
+        if (shape[d] == 1)
+            continue;
+        int merge = cn > 0;
+        for (int j = 0; j < 6 && merge; ++j)
+            merge = cst[j][cn - 1] == st[j][d] * shape[d];
+        if (merge) {
+            cshape[cn - 1] *= shape[d];
+            for (int j = 0; j < 6; ++j)
+                cst[j][cn - 1] = st[j][d];
+        } else {
+            cshape[cn] = shape[d];
+            for (int j = 0; j < 6; ++j)
+                cst[j][cn] = st[j][d];
+            ++cn;
+        }
+    }
+    if (cn == 0) { /* a single element */
+        cshape[0] = 1;
+        for (int j = 0; j < 6; ++j)
+            cst[j][0] = 0;
+        cn = 1;
+    }
+    if (cn > SAD_MAXDIM)
+        return SAD_TOO_MANY_DIMS;
+    b->ndim = cn;
+    b->n = n;
+    for (int d = 0; d < cn; ++d) {
+        b->shape[d] = cshape[d];
+        for (int o = 0; o < 3; ++o) {
+            b->o[o].ps[d] = cst[2 * o][d] / (int64_t)sizeof(double);
+            b->o[o].ss[d] = cst[2 * o + 1][d] / (int64_t)sizeof(double);
+        }
+    }
+    return SAD_OK;
+}
+
+int64_t sad_block_rows(const sad_block *b)
+{
+    int64_t inner = b->shape[b->ndim - 1];
+    return inner == 0 ? 0 : b->n / inner;
+}
+
+void sad_block_row(const sad_block *b, int64_t r, double *p[3], double *s[3])
+{
+    int64_t op[3] = {0, 0, 0}, os[3] = {0, 0, 0};
+    for (int d = b->ndim - 2; d >= 0; --d) {
+        int64_t i = r % b->shape[d];
+        r /= b->shape[d];
+        for (int k = 0; k < 3; ++k) {
+            op[k] += i * b->o[k].ps[d];
+            os[k] += i * b->o[k].ss[d];
+        }
+    }
+    for (int k = 0; k < 3; ++k) {
+        p[k] = b->o[k].p != NULL ? b->o[k].p + op[k] : NULL;
+        s[k] = b->o[k].s != NULL ? b->o[k].s + os[k] : NULL;
+    }
+}
+
+static void extent(const double *base, const int64_t *st, const sad_block *b,
+                   const double **lo, const double **hi)
+{
+    int64_t a = 0, z = 0;
+    for (int d = 0; d < b->ndim; ++d) {
+        int64_t span = (b->shape[d] - 1) * st[d];
+        if (span < 0)
+            a += span;
+        else
+            z += span;
+    }
+    *lo = base + a;
+    *hi = base + z + 1;
+}
+
+/* Does operand which_in (primal or shadow) share memory with operand
+ * which_out in a way that element-by-element processing would get wrong,
+ * i.e. overlap without being the very same elements in the same order? */
+int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
+                       int which_in, int in_shadow)
+{
+    const sad_opnd *o = &b->o[which_out], *i = &b->o[which_in];
+    const double *ob = out_shadow ? o->s : o->p, *ib = in_shadow ? i->s : i->p;
+    const int64_t *ost = out_shadow ? o->ss : o->ps, *ist = in_shadow ? i->ss : i->ps;
+    if (ob == NULL || ib == NULL || b->n == 0)
+        return 0;
+    if (ob == ib && memcmp(ost, ist, sizeof(int64_t) * (size_t)b->ndim) == 0)
+        return 0;
+    const double *olo, *ohi, *ilo, *ihi;
+    extent(ob, ost, b, &olo, &ohi);
+    extent(ib, ist, b, &ilo, &ihi);
+    return olo < ihi && ilo < ohi;
+}
+
+void sad_block_save(const sad_block *b, double *dst)
+{
+    int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
+    int64_t st = b->o[0].ps[b->ndim - 1];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(b, r, p, s);
+        for (int64_t i = 0; i < m; ++i)
+            *dst++ = p[0][i * st];
+    }
+}
+
+void sad_block_swap(const sad_block *b, double *saved)
+{
+    int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
+    int64_t st = b->o[0].ps[b->ndim - 1];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(b, r, p, s);
+        for (int64_t i = 0; i < m; ++i, ++saved) {
+            double tmp = p[0][i * st];
+            p[0][i * st] = *saved;
+            *saved = tmp;
+        }
+    }
+}
+
+void sad_block_zero_shadow(const sad_block *b, int which)
+{
+    if (b->o[which].s == NULL)
+        return;
+    int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
+    int64_t st = b->o[which].ss[b->ndim - 1];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(b, r, p, s);
+        for (int64_t i = 0; i < m; ++i)
+            s[which][i * st] = 0.0;
+    }
+}
+
+void sad_block_gather_shadow(const sad_block *b, int which, double *dst)
+{
+    int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
+    int64_t st = b->o[which].ss[b->ndim - 1];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(b, r, p, s);
+        for (int64_t i = 0; i < m; ++i)
+            *dst++ = s[which][i * st];
+    }
+}

@@ -1,0 +1,467 @@
+/* elementwise.c -- elementwise kernels.  For each operation, its primal value
+ * and its partial derivatives sit side by side; the tangent (forward) and the
+ * reverse sweep both use the same partials, so they cannot disagree. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sad.h"
+
+int sad_ew_is_unary(int op) { return op < SAD_ADD; }
+
+void sad_ew_values(int op, int64_t n, const double *x, const double *y, double *z)
+{
+    int64_t i;
+    switch (op) {
+    case SAD_COPY:   for (i = 0; i < n; ++i) z[i] = x[i]; break;
+    case SAD_NEG:    for (i = 0; i < n; ++i) z[i] = -x[i]; break;
+    case SAD_SQUARE: for (i = 0; i < n; ++i) z[i] = x[i] * x[i]; break;
+    case SAD_SQRT:   for (i = 0; i < n; ++i) z[i] = sqrt(x[i]); break;
+    case SAD_RECIP:  for (i = 0; i < n; ++i) z[i] = 1.0 / x[i]; break;
+    case SAD_EXP:    for (i = 0; i < n; ++i) z[i] = exp(x[i]); break;
+    case SAD_LOG:    for (i = 0; i < n; ++i) z[i] = log(x[i]); break;
+    case SAD_LOG1P:  for (i = 0; i < n; ++i) z[i] = log1p(x[i]); break;
+    case SAD_EXPM1:  for (i = 0; i < n; ++i) z[i] = expm1(x[i]); break;
+    case SAD_SIN:    for (i = 0; i < n; ++i) z[i] = sin(x[i]); break;
+    case SAD_COS:    for (i = 0; i < n; ++i) z[i] = cos(x[i]); break;
+    case SAD_TAN:    for (i = 0; i < n; ++i) z[i] = tan(x[i]); break;
+    case SAD_TANH:   for (i = 0; i < n; ++i) z[i] = tanh(x[i]); break;
+    case SAD_SINH:   for (i = 0; i < n; ++i) z[i] = sinh(x[i]); break;
+    case SAD_COSH:   for (i = 0; i < n; ++i) z[i] = cosh(x[i]); break;
+    case SAD_ASIN:   for (i = 0; i < n; ++i) z[i] = asin(x[i]); break;
+    case SAD_ACOS:   for (i = 0; i < n; ++i) z[i] = acos(x[i]); break;
+    case SAD_ATAN:   for (i = 0; i < n; ++i) z[i] = atan(x[i]); break;
+    case SAD_ABS:    for (i = 0; i < n; ++i) z[i] = fabs(x[i]); break;
+    case SAD_ADD:    for (i = 0; i < n; ++i) z[i] = x[i] + y[i]; break;
+    case SAD_SUB:    for (i = 0; i < n; ++i) z[i] = x[i] - y[i]; break;
+    case SAD_MUL:    for (i = 0; i < n; ++i) z[i] = x[i] * y[i]; break;
+    case SAD_DIV:    for (i = 0; i < n; ++i) z[i] = x[i] / y[i]; break;
+    case SAD_POW:    for (i = 0; i < n; ++i) z[i] = pow(x[i], y[i]); break;
+    case SAD_ATAN2:  for (i = 0; i < n; ++i) z[i] = atan2(x[i], y[i]); break;
+    case SAD_HYPOT:  for (i = 0; i < n; ++i) z[i] = hypot(x[i], y[i]); break;
+    case SAD_MAX:
+        for (i = 0; i < n; ++i) z[i] = (x[i] >= y[i] || isnan(x[i])) ? x[i] : y[i];
+        break;
+    case SAD_MIN:
+        for (i = 0; i < n; ++i) z[i] = (x[i] <= y[i] || isnan(x[i])) ? x[i] : y[i];
+        break;
+    default: break;
+    }
+}
+
+/* dz/dx and dz/dy at (x, y) with z = op(x, y) already computed.  Ties of
+ * max/min split the derivative evenly, as JAX and PyTorch do. */
+void sad_ew_partials(int op, int64_t n, const double *x, const double *y,
+                     const double *z, double *px, double *py)
+{
+    int64_t i;
+    switch (op) {
+    case SAD_COPY:   for (i = 0; i < n; ++i) px[i] = 1.0; break;
+    case SAD_NEG:    for (i = 0; i < n; ++i) px[i] = -1.0; break;
+    case SAD_SQUARE: for (i = 0; i < n; ++i) px[i] = 2.0 * x[i]; break;
+    case SAD_SQRT:   for (i = 0; i < n; ++i) px[i] = 0.5 / z[i]; break;
+    case SAD_RECIP:  for (i = 0; i < n; ++i) px[i] = -z[i] * z[i]; break;
+    case SAD_EXP:    for (i = 0; i < n; ++i) px[i] = z[i]; break;
+    case SAD_LOG:    for (i = 0; i < n; ++i) px[i] = 1.0 / x[i]; break;
+    case SAD_LOG1P:  for (i = 0; i < n; ++i) px[i] = 1.0 / (1.0 + x[i]); break;
+    case SAD_EXPM1:  for (i = 0; i < n; ++i) px[i] = z[i] + 1.0; break;
+    case SAD_SIN:    for (i = 0; i < n; ++i) px[i] = cos(x[i]); break;
+    case SAD_COS:    for (i = 0; i < n; ++i) px[i] = -sin(x[i]); break;
+    case SAD_TAN:    for (i = 0; i < n; ++i) px[i] = 1.0 + z[i] * z[i]; break;
+    case SAD_TANH:   for (i = 0; i < n; ++i) px[i] = 1.0 - z[i] * z[i]; break;
+    case SAD_SINH:   for (i = 0; i < n; ++i) px[i] = cosh(x[i]); break;
+    case SAD_COSH:   for (i = 0; i < n; ++i) px[i] = sinh(x[i]); break;
+    case SAD_ASIN:   for (i = 0; i < n; ++i) px[i] = 1.0 / sqrt(1.0 - x[i] * x[i]); break;
+    case SAD_ACOS:   for (i = 0; i < n; ++i) px[i] = -1.0 / sqrt(1.0 - x[i] * x[i]); break;
+    case SAD_ATAN:   for (i = 0; i < n; ++i) px[i] = 1.0 / (1.0 + x[i] * x[i]); break;
+    case SAD_ABS:
+        for (i = 0; i < n; ++i) px[i] = x[i] > 0 ? 1.0 : (x[i] < 0 ? -1.0 : 0.0);
+        break;
+    case SAD_ADD: for (i = 0; i < n; ++i) { px[i] = 1.0; py[i] = 1.0; } break;
+    case SAD_SUB: for (i = 0; i < n; ++i) { px[i] = 1.0; py[i] = -1.0; } break;
+    case SAD_MUL: for (i = 0; i < n; ++i) { px[i] = y[i]; py[i] = x[i]; } break;
+    case SAD_DIV:
+        for (i = 0; i < n; ++i) { px[i] = 1.0 / y[i]; py[i] = -x[i] / (y[i] * y[i]); }
+        break;
+    case SAD_POW:
+        for (i = 0; i < n; ++i) {
+            px[i] = y[i] == 0.0 ? 0.0 : y[i] * pow(x[i], y[i] - 1.0);
+            py[i] = x[i] == 0.0 ? 0.0 : z[i] * log(x[i]);
+        }
+        break;
+    case SAD_ATAN2:
+        for (i = 0; i < n; ++i) {
+            double r = x[i] * x[i] + y[i] * y[i];
+            px[i] = r == 0.0 ? 0.0 : y[i] / r;
+            py[i] = r == 0.0 ? 0.0 : -x[i] / r;
+        }
+        break;
+    case SAD_HYPOT:
+        for (i = 0; i < n; ++i) {
+            px[i] = z[i] == 0.0 ? 0.0 : x[i] / z[i];
+            py[i] = z[i] == 0.0 ? 0.0 : y[i] / z[i];
+        }
+        break;
+    case SAD_MAX:
+        for (i = 0; i < n; ++i) {
+            px[i] = x[i] > y[i] ? 1.0 : (x[i] < y[i] ? 0.0 : 0.5);
+            py[i] = 1.0 - px[i];
+        }
+        break;
+    case SAD_MIN:
+        for (i = 0; i < n; ++i) {
+            px[i] = x[i] < y[i] ? 1.0 : (x[i] > y[i] ? 0.0 : 0.5);
+            py[i] = 1.0 - px[i];
+        }
+        break;
+    default: break;
+    }
+}
+
+static void gather(double *dst, const double *src, int64_t st, int64_t m)
+{
+    if (st == 1)
+        memcpy(dst, src, (size_t)m * sizeof(double));
+    else
+        for (int64_t i = 0; i < m; ++i)
+            dst[i] = src[i * st];
+}
+
+/* Primal and (when tangents are present in the shadow slots) tangent of
+ * z = op(x, y) over block b.  Unsafe overlap of the output with an input is
+ * handled by computing everything first and writing afterwards. */
+static int forward(int op, const sad_block *b, int tangent)
+{
+    int unsafe = 0;
+    for (int k = 1; k <= 2; ++k) {
+        unsafe |= sad_block_overlaps(b, 0, 0, k, 0);
+        if (tangent)
+            unsafe |= sad_block_overlaps(b, 0, 1, k, 1) | sad_block_overlaps(b, 0, 1, k, 0);
+    }
+    double *zbuf = NULL, *dzbuf = NULL;
+    if (unsafe) {
+        zbuf = malloc((size_t)(b->n ? b->n : 1) * sizeof(double));
+        dzbuf = tangent ? malloc((size_t)(b->n ? b->n : 1) * sizeof(double)) : NULL;
+        if (zbuf == NULL || (tangent && dzbuf == NULL)) {
+            free(zbuf);
+            free(dzbuf);
+            return SAD_NOMEM;
+        }
+    }
+    const int last = b->ndim - 1;
+    const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE];
+    double *p[3], *s[3];
+    int64_t pos = 0;
+    for (int pass = 0; pass < (unsafe ? 2 : 1); ++pass) {
+        pos = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+            sad_block_row(b, r, p, s);
+            for (int64_t i0 = 0; i0 < m; i0 += SAD_TILE) {
+                int64_t c = m - i0 < SAD_TILE ? m - i0 : SAD_TILE;
+                double *zp = p[0] + i0 * b->o[0].ps[last];
+                double *zs = s[0] != NULL ? s[0] + i0 * b->o[0].ss[last] : NULL;
+                if (pass == 1) { /* write back what pass 0 computed */
+                    for (int64_t i = 0; i < c; ++i) {
+                        zp[i * b->o[0].ps[last]] = zbuf[pos + i];
+                        if (tangent)
+                            zs[i * b->o[0].ss[last]] = dzbuf[pos + i];
+                    }
+                    pos += c;
+                    continue;
+                }
+                gather(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
+                if (p[2] != NULL)
+                    gather(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
+                sad_ew_values(op, c, tx, ty, tz);
+                if (tangent) {
+                    sad_ew_partials(op, c, tx, ty, tz, px, py);
+                    for (int64_t i = 0; i < c; ++i) {
+                        double d = 0.0;
+                        if (s[1] != NULL)
+                            d += px[i] * s[1][(i0 + i) * b->o[1].ss[last]];
+                        if (s[2] != NULL)
+                            d += py[i] * s[2][(i0 + i) * b->o[2].ss[last]];
+                        if (unsafe)
+                            dzbuf[pos + i] = d;
+                        else
+                            zs[i * b->o[0].ss[last]] = d;
+                    }
+                }
+                if (unsafe)
+                    memcpy(zbuf + pos, tz, (size_t)c * sizeof(double));
+                else
+                    for (int64_t i = 0; i < c; ++i)
+                        zp[i * b->o[0].ps[last]] = tz[i];
+                pos += c;
+            }
+        }
+    }
+    free(zbuf);
+    free(dzbuf);
+    return SAD_OK;
+}
+
+int sad_ew_primal(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k)
+{
+    sad_block b;
+    int rc = sad_block_build(&b, flags, z, 0, x, 0, y, 0, k);
+    return rc != SAD_OK ? rc : forward(op, &b, 0);
+}
+
+int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
+                   intptr_t dx, intptr_t y, intptr_t dy, double k)
+{
+    sad_block b;
+    int rc = sad_block_build(&b, flags, z, dz, x, dx, y, dy, k);
+    return rc != SAD_OK ? rc : forward(op, &b, 1);
+}
+
+int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
+           intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
+{
+    sad_block tmp;
+    int rc = sad_block_build(&tmp, flags, z, zs, x, xs, y, ys, k);
+    if (rc != SAD_OK)
+        return rc;
+    if (tmp.n == 0)
+        return SAD_OK;
+    sad_block *b = sad_arena_alloc(&t->blocks, sizeof(sad_block));
+    double *saved = NULL;
+    if (b == NULL)
+        return SAD_NOMEM;
+    *b = tmp;
+    for (int k2 = 1; k2 <= 2; ++k2) /* a constant's pointer must follow the copy */
+        if (((flags >> (2 * (k2 - 1))) & 3) == SAD_KX_CONST)
+            b->o[k2].p = &b->k;
+    if (flags & SAD_F_SAVE) {
+        saved = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(double));
+        if (saved == NULL)
+            return SAD_NOMEM;
+        sad_block_save(b, saved);
+    }
+    sad_record *r = sad_push_record(t, op, flags | SAD_F_BLOCK);
+    if (r == NULL)
+        return SAD_NOMEM;
+    r->u.a.b = b;
+    r->u.a.saved = saved;
+    if (flags & SAD_F_PRIMAL)
+        return forward(op, b, 0);
+    return SAD_OK;
+}
+
+/* Reverse of z = op(x, y): restore z's primal if it was overwritten, then move
+ * z's adjoint into x's and y's (zs is consumed and zeroed). */
+void sad_ew_reverse(const sad_record *r, int accumulate)
+{
+    const sad_block *b = r->u.a.b;
+    int op = r->op;
+    if (r->u.a.saved != NULL)
+        sad_block_swap(b, r->u.a.saved);
+    if (!accumulate || b->o[0].s == NULL)
+        return;
+    int unsafe = 0;
+    for (int k = 1; k <= 2; ++k)
+        unsafe |= sad_block_overlaps(b, 0, 1, k, 1);
+    double *gbuf = NULL;
+    if (unsafe) {
+        gbuf = malloc((size_t)b->n * sizeof(double));
+        if (gbuf == NULL)
+            abort(); /* cannot report from inside a sweep; never leave a wrong gradient */
+        sad_block_gather_shadow(b, 0, gbuf);
+        sad_block_zero_shadow(b, 0);
+    }
+    const int last = b->ndim - 1;
+    const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    const int have_z = r->u.a.saved == NULL; /* z still holds op(x, y) */
+    double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE], g[SAD_TILE];
+    double *p[3], *s[3];
+    int64_t pos = 0;
+    for (int64_t rr = 0; rr < rows; ++rr) {
+        sad_block_row(b, rr, p, s);
+        for (int64_t i0 = 0; i0 < m; i0 += SAD_TILE) {
+            int64_t c = m - i0 < SAD_TILE ? m - i0 : SAD_TILE;
+            if (unsafe) {
+                memcpy(g, gbuf + pos, (size_t)c * sizeof(double));
+            } else {
+                double *zs = s[0] + i0 * b->o[0].ss[last];
+                int64_t st = b->o[0].ss[last];
+                for (int64_t i = 0; i < c; ++i) {
+                    g[i] = zs[i * st];
+                    zs[i * st] = 0.0;
+                }
+            }
+            pos += c;
+            if (s[1] == NULL && s[2] == NULL)
+                continue;
+            gather(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
+            if (p[2] != NULL)
+                gather(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
+            if (have_z)
+                gather(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
+            else
+                sad_ew_values(op, c, tx, ty, tz);
+            sad_ew_partials(op, c, tx, ty, tz, px, py);
+            if (s[1] != NULL) {
+                double *xs = s[1] + i0 * b->o[1].ss[last];
+                int64_t st = b->o[1].ss[last];
+                for (int64_t i = 0; i < c; ++i)
+                    xs[i * st] += g[i] * px[i];
+            }
+            if (s[2] != NULL) {
+                double *ys = s[2] + i0 * b->o[2].ss[last];
+                int64_t st = b->o[2].ss[last];
+                for (int64_t i = 0; i < c; ++i)
+                    ys[i * st] += g[i] * py[i];
+            }
+        }
+    }
+    free(gbuf);
+}
+
+/* ---- y += a*x ------------------------------------------------------------
+ * Block operands: o[0] = y (in and out), o[1] = x, o[2] = a. */
+static void axpy_forward(const sad_block *b)
+{
+    const int last = b->ndim - 1;
+    const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(b, r, p, s);
+        const double a = p[2][0];
+        for (int64_t i = 0; i < m; ++i)
+            p[0][i * b->o[0].ps[last]] += a * p[1][i * b->o[1].ps[last]];
+    }
+}
+
+int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
+             intptr_t xs, intptr_t y, intptr_t ys)
+{
+    sad_block tmp;
+    int rc = sad_block_build(&tmp, flags, y, ys, x, xs, a, 0, va);
+    if (rc != SAD_OK)
+        return rc;
+    if (tmp.n == 0)
+        return SAD_OK;
+    sad_block *b = t != NULL ? sad_arena_alloc(&t->blocks, sizeof(sad_block)) : &tmp;
+    if (b == NULL)
+        return SAD_NOMEM;
+    *b = tmp;
+    if ((flags & 12) == SAD_KY_CONST)
+        b->o[2].p = &b->k;
+    int unsafe = sad_block_overlaps(b, 0, 0, 1, 0);
+    double *xcopy = NULL;
+    if (unsafe) { /* x overlaps y but not elementwise: read x before writing */
+        xcopy = malloc((size_t)b->n * sizeof(double));
+        if (xcopy == NULL)
+            return SAD_NOMEM;
+    }
+    if (t != NULL) {
+        double *saved = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(double));
+        sad_record *r = saved != NULL ? sad_push_record(t, SAD_AXPY, flags) : NULL;
+        if (r == NULL) {
+            free(xcopy);
+            return SAD_NOMEM;
+        }
+        sad_block_save(b, saved);
+        r->u.a.b = b;
+        r->u.a.saved = saved;
+    }
+    if (unsafe) {
+        sad_block c = *b; /* view x as the "output" to gather it */
+        c.o[0] = b->o[1];
+        sad_block_save(&c, xcopy);
+        c = *b;
+        c.o[1].p = xcopy;
+        /* xcopy is laid out in iteration order */
+        int64_t st = 1;
+        for (int d = c.ndim - 1; d >= 0; --d) {
+            c.o[1].ps[d] = st;
+            st *= c.shape[d];
+        }
+        axpy_forward(&c);
+        free(xcopy);
+    } else {
+        axpy_forward(b);
+    }
+    return SAD_OK;
+}
+
+void sad_axpy_reverse(const sad_record *r, int accumulate)
+{
+    const sad_block *b = r->u.a.b;
+    sad_block_swap(b, r->u.a.saved);
+    if (!accumulate || b->o[0].s == NULL)
+        return;
+    /* ybar passes through unchanged; xbar += a*ybar; abar += sum(ybar*x) */
+    double *gbuf = NULL;
+    if (sad_block_overlaps(b, 0, 1, 1, 1)) {
+        gbuf = malloc((size_t)b->n * sizeof(double));
+        if (gbuf == NULL)
+            abort();
+        sad_block_gather_shadow(b, 0, gbuf);
+    }
+    const int last = b->ndim - 1;
+    const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    double *p[3], *s[3];
+    int64_t pos = 0;
+    for (int64_t rr = 0; rr < rows; ++rr) {
+        sad_block_row(b, rr, p, s);
+        const double a = p[2][0];
+        double abar = 0.0;
+        for (int64_t i = 0; i < m; ++i, ++pos) {
+            double g = gbuf != NULL ? gbuf[pos] : s[0][i * b->o[0].ss[last]];
+            if (s[1] != NULL)
+                s[1][i * b->o[1].ss[last]] += a * g;
+            abar += g * p[1][i * b->o[1].ps[last]];
+        }
+        if (s[2] != NULL)
+            s[2][0] += abar;
+    }
+    free(gbuf);
+}
+
+/* ---- full reductions to a scalar ------------------------------------- */
+intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
+                    intptr_t y, intptr_t ys)
+{
+    sad_block tmp;
+    int flags = SAD_KX_ARR | (op == SAD_DOT ? SAD_KY_ARR : 0);
+    /* iterate over x's shape: x is the "output" slot for the layout */
+    int rc = sad_block_build(&tmp, flags, x, xs, x, xs, y, ys, 0.0);
+    if (rc != SAD_OK)
+        return 0;
+    sad_block *b = sad_arena_alloc(&t->blocks, sizeof(sad_block));
+    sad_pair *z = sad_new_pair(t, v);
+    sad_record *r = (b != NULL && z != NULL) ? sad_push_record(t, op, flags) : NULL;
+    if (r == NULL)
+        return 0;
+    *b = tmp;
+    b->o[0].s = NULL; /* slot 0 only carries the layout */
+    r->u.a.b = b;
+    r->u.a.z = z;
+    return (intptr_t)z;
+}
+
+void sad_reduce_reverse(const sad_record *r)
+{
+    const sad_block *b = r->u.a.b;
+    const double g = r->u.a.z->g;
+    const int last = b->ndim - 1;
+    const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    double *p[3], *s[3];
+    for (int64_t rr = 0; rr < rows; ++rr) {
+        sad_block_row(b, rr, p, s);
+        if (r->op == SAD_SUM) {
+            for (int64_t i = 0; i < m; ++i)
+                s[1][i * b->o[1].ss[last]] += g;
+        } else {
+            for (int64_t i = 0; i < m; ++i) {
+                if (s[1] != NULL)
+                    s[1][i * b->o[1].ss[last]] += g * p[2][i * b->o[2].ps[last]];
+                if (s[2] != NULL)
+                    s[2][i * b->o[2].ss[last]] += g * p[1][i * b->o[1].ps[last]];
+            }
+        }
+    }
+}

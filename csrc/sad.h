@@ -1,0 +1,111 @@
+/* sad.h -- internal declarations shared by the C sources of shadowad. */
+#ifndef SAD_H
+#define SAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shadowad.h"
+
+enum { SAD_MAXDIM = 4, SAD_TILE = 256 };
+
+/* A traced scalar: its value and its adjoint, at a fixed address. */
+typedef struct sad_pair { double v, g; } sad_pair;
+
+/* One operand of an array record: primal and shadow base pointers and their
+ * element strides over the record's (coalesced) iteration shape. */
+typedef struct sad_opnd {
+    double *p, *s;
+    int64_t ps[SAD_MAXDIM], ss[SAD_MAXDIM];
+} sad_opnd;
+
+/* Iteration space of an array record: o[0] is the output, o[1] and o[2] the
+ * inputs (stride 0 along broadcast dimensions). */
+typedef struct sad_block {
+    int ndim;
+    int64_t shape[SAD_MAXDIM];
+    int64_t n;
+    sad_opnd o[3];
+    double k; /* storage of a constant operand */
+} sad_block;
+
+typedef struct sad_record {
+    int32_t op, flags;
+    union {
+        struct { sad_pair *z, *x, *y; double kx, ky; } s;            /* scalar ops */
+        struct { double *p, *s; sad_pair *x; double old; } m;       /* LOAD/STORE */
+        struct { sad_block *b; double *saved; sad_pair *z; int64_t pyidx; } a;
+        struct { sad_vec *v, *vs; sad_pair *x; double val, sval; int64_t i; sad_block *b; } v;
+    } u;
+} sad_record;
+
+/* Chunked allocation: what is handed out never moves. */
+typedef struct sad_chunk {
+    struct sad_chunk *next;
+    size_t cap, used;
+    double data[]; /* double for alignment */
+} sad_chunk;
+
+typedef struct sad_arena {
+    sad_chunk *head;
+    size_t bytes;     /* bytes handed out */
+    size_t chunk_min; /* smallest chunk, in bytes */
+} sad_arena;
+
+struct sad_tape {
+    sad_record *rec;
+    int64_t n, cap;
+    sad_arena pairs, blocks, saves;
+};
+
+struct sad_vec {
+    double *data;
+    int64_t len, cap;
+};
+
+/* arena.c */
+void *sad_arena_alloc(sad_arena *a, size_t bytes); /* zeroed */
+void sad_arena_free(sad_arena *a);
+
+/* tape.c */
+sad_record *sad_push_record(sad_tape *t, int op, int flags);
+sad_pair *sad_new_pair(sad_tape *t, double v);
+
+/* ndarray.c: the only file that knows numpy's object layout */
+typedef struct sad_arr {
+    double *data;
+    int nd;
+    const int64_t *shape, *strides; /* strides in bytes */
+} sad_arr;
+sad_arr sad_arr_of(intptr_t obj);
+
+/* block.c: iteration spaces */
+int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
+                    intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
+int64_t sad_block_rows(const sad_block *b);
+void sad_block_row(const sad_block *b, int64_t r, double *p[3], double *s[3]);
+int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
+                       int which_in, int in_shadow);
+void sad_block_save(const sad_block *b, double *dst);
+void sad_block_swap(const sad_block *b, double *saved);
+void sad_block_zero_shadow(const sad_block *b, int which);
+void sad_block_gather_shadow(const sad_block *b, int which, double *dst);
+
+/* elementwise.c */
+void sad_ew_values(int op, int64_t n, const double *x, const double *y, double *z);
+void sad_ew_partials(int op, int64_t n, const double *x, const double *y,
+                     const double *z, double *px, double *py);
+int sad_ew_is_unary(int op);
+void sad_ew_reverse(const sad_record *r, int accumulate);
+void sad_axpy_reverse(const sad_record *r, int accumulate);
+void sad_reduce_reverse(const sad_record *r);
+
+/* vector.c */
+void sad_vec_reverse(sad_record *r, int dir);
+
+/* record flag set on elementwise records that iterate over a block */
+enum { SAD_F_BLOCK = 1 << 8 };
+
+enum sad_dir { SAD_DIR_REVERSE = 0, SAD_DIR_UNDO = 1, SAD_DIR_REDO = 2 };
+
+#endif

@@ -1,0 +1,121 @@
+/* shadowad.h -- the whole C <-> Python contract.
+ *
+ * cffi's cdef reads this file verbatim, so it has no include guards, no #include
+ * and no #if.  C sources include it through sad.h.
+ *
+ * Conventions
+ *  - Arrays cross the boundary as the address of a float64 numpy ndarray object
+ *    (Python's id()); C reads data pointer, shape and strides from the object
+ *    header.  Python guarantees dtype float64, alignment, and that the object
+ *    stays alive for the life of the tape.  0 means "no array" (e.g. no shadow).
+ *  - A traced scalar is a "pair" {value, adjoint} that lives in tape memory and
+ *    never moves; it crosses the boundary as its address.
+ *  - Python validates everything; C trusts its inputs.
+ */
+
+typedef struct sad_tape sad_tape;
+typedef struct sad_vec sad_vec;
+
+/* Elementwise operations, unary then binary.  Each one has a primal, a
+ * partial-derivative (shared by the tangent and the reverse sweep) rule. */
+enum sad_op {
+    SAD_COPY = 0, SAD_NEG = 1, SAD_SQUARE = 2, SAD_SQRT = 3, SAD_RECIP = 4,
+    SAD_EXP = 5, SAD_LOG = 6, SAD_LOG1P = 7, SAD_EXPM1 = 8,
+    SAD_SIN = 9, SAD_COS = 10, SAD_TAN = 11, SAD_TANH = 12, SAD_SINH = 13,
+    SAD_COSH = 14, SAD_ASIN = 15, SAD_ACOS = 16, SAD_ATAN = 17, SAD_ABS = 18,
+    SAD_ADD = 19, SAD_SUB = 20, SAD_MUL = 21, SAD_DIV = 22, SAD_POW = 23,
+    SAD_ATAN2 = 24, SAD_HYPOT = 25, SAD_MAX = 26, SAD_MIN = 27,
+    SAD_N_EW = 28,
+    /* record kinds that are not elementwise */
+    SAD_LOAD = 32, SAD_STORE = 33, SAD_SUM = 34, SAD_DOT = 35, SAD_AXPY = 36,
+    SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,
+    SAD_VPUSHA = 42, SAD_VCOPY = 43
+};
+
+/* How an operand of sad_ew / sad_axpy is passed, and what the call must do. */
+enum sad_flag {
+    SAD_KX_ARR = 1, SAD_KX_PAIR = 2, SAD_KX_CONST = 3,   /* operand x */
+    SAD_KY_ARR = 4, SAD_KY_PAIR = 8, SAD_KY_CONST = 12,  /* operand y */
+    SAD_F_SAVE = 16,     /* the output is overwritten in place: save its bytes */
+    SAD_F_PRIMAL = 32,   /* C computes the primal output (else numpy does) */
+    SAD_F_PYUNDO = 64    /* python record whose undo/redo runs in Python */
+};
+
+/* Return codes of the recording calls. */
+enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NOMEM = -1 };
+
+/* ---- tape -------------------------------------------------------------- */
+sad_tape *sad_tape_new(void);
+void sad_tape_free(sad_tape *t);
+int64_t sad_tape_len(const sad_tape *t);
+int64_t sad_tape_nbytes(const sad_tape *t);
+
+/* ---- scalars ----------------------------------------------------------- */
+intptr_t sad_pair_new(sad_tape *t, double v);
+double sad_pair_grad(intptr_t pair);
+void sad_pair_add(intptr_t pair, double g);
+
+/* z = op(x) / op(x, y) on scalars; x or y == 0 marks a constant whose value
+ * is vx / vy.  Returns the new pair of z, 0 when out of memory. */
+intptr_t sad_s1(sad_tape *t, int op, double z, intptr_t x, double vx);
+intptr_t sad_s2(sad_tape *t, int op, double z, intptr_t x, double vx,
+                intptr_t y, double vy);
+/* Read element (byte offset off) of an active array: a new pair of value v. */
+intptr_t sad_load(sad_tape *t, intptr_t s, int64_t off, double v);
+/* Write v (the value of pair x, or a constant when x == 0) to the element at
+ * byte offset poff of primal p (soff of shadow s, which may be 0), saving the
+ * old value in the record. */
+int sad_store(sad_tape *t, intptr_t p, intptr_t s, int64_t poff, int64_t soff,
+              intptr_t x, double v);
+
+/* ---- arrays ------------------------------------------------------------ */
+/* z = op(x[, y]) elementwise with broadcasting.  z/zs: output array and its
+ * shadow; x, y: arrays (with shadows xs, ys, 0 when inactive), pairs, or the
+ * constant k, as the flags say.  Records one tape entry. */
+int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
+           intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
+/* Same computation without a tape: z = op(x, y), or the tangent
+ * dz = dop/dx dx + dop/dy dy (dx, dy may be 0). */
+int sad_ew_primal(int op, int flags, intptr_t z, intptr_t x, intptr_t y,
+                  double k);
+int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
+                   intptr_t dx, intptr_t y, intptr_t dy, double k);
+/* Full reductions to a new scalar pair of value v: SAD_SUM (x) or SAD_DOT (x, y). */
+intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
+                    intptr_t y, intptr_t ys);
+/* y += a*x, computed in C; a is a pair or the constant va (flags KY_*),
+ * x an array or a pair (flags KX_*). */
+int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
+             intptr_t xs, intptr_t y, intptr_t ys);
+/* A record whose pullback runs in Python (index pyidx in Python's list).  With
+ * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
+int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);
+int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
+
+/* ---- sweeps ------------------------------------------------------------ */
+/* Each runs records until it meets one that needs Python, and returns that
+ * record's index (its saved bytes already swapped), or -1 when done.
+ * reverse/undo walk records [0, from) backwards; redo walks [from, len). */
+int64_t sad_reverse(sad_tape *t, int64_t from);
+int64_t sad_undo(sad_tape *t, int64_t from);
+int64_t sad_redo(sad_tape *t, int64_t from);
+
+/* ---- growable vectors -------------------------------------------------- */
+sad_vec *sad_vec_new(int64_t cap);
+void sad_vec_free(sad_vec *v);
+int64_t sad_vec_len(const sad_vec *v);
+double *sad_vec_data(sad_vec *v);
+int sad_vec_push(sad_vec *v, double x);
+int sad_vec_extend(sad_vec *v, intptr_t arr);
+double sad_vec_pop(sad_vec *v);
+int sad_vec_copyto(const sad_vec *v, intptr_t arr);
+/* recorded variants: v/vs primal and shadow vector (vs may be NULL) */
+int sad_vpush(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, double vx);
+int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, intptr_t xs);
+/* pops into *value; returns the pair of the popped value, 1 when vs is NULL
+ * (inactive), 0 when out of memory */
+intptr_t sad_vpop(sad_tape *t, sad_vec *v, sad_vec *vs, double *value);
+intptr_t sad_vload(sad_tape *t, sad_vec *vs, int64_t i, double v);
+int sad_vstore(sad_tape *t, sad_vec *v, sad_vec *vs, int64_t i, intptr_t x,
+               double vx);
+int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t z, intptr_t zs);

@@ -1,0 +1,229 @@
+/* tape.c -- the tape: records, scalar pairs, saved bytes, and the sweeps.
+ *
+ * Reverse, undo and redo are one loop over the records: each record swaps its
+ * saved bytes with memory (which restores the primal going backwards and puts
+ * the result back going forwards), and the reverse sweep also accumulates. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sad.h"
+
+sad_tape *sad_tape_new(void)
+{
+    sad_tape *t = calloc(1, sizeof(sad_tape));
+    if (t == NULL)
+        return NULL;
+    t->pairs.chunk_min = 4096 * sizeof(sad_pair);
+    t->blocks.chunk_min = 64 * sizeof(sad_block);
+    t->saves.chunk_min = (size_t)1 << 16;
+    return t;
+}
+
+void sad_tape_free(sad_tape *t)
+{
+    if (t == NULL)
+        return;
+    sad_arena_free(&t->pairs);
+    sad_arena_free(&t->blocks);
+    sad_arena_free(&t->saves);
+    free(t->rec);
+    free(t);
+}
+
+int64_t sad_tape_len(const sad_tape *t) { return t->n; }
+
+int64_t sad_tape_nbytes(const sad_tape *t)
+{
+    return t->n * (int64_t)sizeof(sad_record) + (int64_t)t->pairs.bytes +
+           (int64_t)t->blocks.bytes + (int64_t)t->saves.bytes;
+}
+
+sad_record *sad_push_record(sad_tape *t, int op, int flags)
+{
+    if (t->n == t->cap) {
+        int64_t cap = t->cap ? 2 * t->cap : 1024;
+        sad_record *rec = realloc(t->rec, (size_t)cap * sizeof(sad_record));
+        if (rec == NULL)
+            return NULL;
+        t->rec = rec;
+        t->cap = cap;
+    }
+    sad_record *r = &t->rec[t->n++];
+    memset(r, 0, sizeof(*r));
+    r->op = op;
+    r->flags = flags;
+    return r;
+}
+
+sad_pair *sad_new_pair(sad_tape *t, double v)
+{
+    sad_pair *q = sad_arena_alloc(&t->pairs, sizeof(sad_pair));
+    if (q != NULL)
+        q->v = v;
+    return q;
+}
+
+intptr_t sad_pair_new(sad_tape *t, double v) { return (intptr_t)sad_new_pair(t, v); }
+double sad_pair_grad(intptr_t pair) { return ((sad_pair *)pair)->g; }
+void sad_pair_add(intptr_t pair, double g) { ((sad_pair *)pair)->g += g; }
+
+/* ---- scalar records ---------------------------------------------------- */
+intptr_t sad_s2(sad_tape *t, int op, double z, intptr_t x, double vx, intptr_t y,
+                double vy)
+{
+    sad_pair *q = sad_new_pair(t, z);
+    sad_record *r = q != NULL ? sad_push_record(t, op, 0) : NULL;
+    if (r == NULL)
+        return 0;
+    r->u.s.z = q;
+    r->u.s.x = (sad_pair *)x;
+    r->u.s.y = (sad_pair *)y;
+    r->u.s.kx = vx;
+    r->u.s.ky = vy;
+    return (intptr_t)q;
+}
+
+intptr_t sad_s1(sad_tape *t, int op, double z, intptr_t x, double vx)
+{
+    return sad_s2(t, op, z, x, vx, 0, 0.0);
+}
+
+static void scalar_reverse(const sad_record *r)
+{
+    double px, py, g = r->u.s.z->g;
+    if (g == 0.0)
+        return;
+    sad_ew_partials(r->op, 1, &r->u.s.kx, &r->u.s.ky, &r->u.s.z->v, &px, &py);
+    if (r->u.s.x != NULL)
+        r->u.s.x->g += g * px;
+    if (r->u.s.y != NULL)
+        r->u.s.y->g += g * py;
+}
+
+intptr_t sad_load(sad_tape *t, intptr_t s, int64_t off, double v)
+{
+    sad_pair *q = sad_new_pair(t, v);
+    sad_record *r = q != NULL ? sad_push_record(t, SAD_LOAD, 0) : NULL;
+    if (r == NULL)
+        return 0;
+    r->u.m.s = (double *)((char *)sad_arr_of(s).data + off);
+    r->u.m.x = q;
+    return (intptr_t)q;
+}
+
+int sad_store(sad_tape *t, intptr_t p, intptr_t s, int64_t poff, int64_t soff,
+              intptr_t x, double v)
+{
+    sad_record *r = sad_push_record(t, SAD_STORE, 0);
+    if (r == NULL)
+        return SAD_NOMEM;
+    double *pp = (double *)((char *)sad_arr_of(p).data + poff);
+    r->u.m.p = pp;
+    r->u.m.s = s != 0 ? (double *)((char *)sad_arr_of(s).data + soff) : NULL;
+    r->u.m.x = (sad_pair *)x;
+    r->u.m.old = *pp;
+    *pp = v;
+    return SAD_OK;
+}
+
+/* ---- python records ---------------------------------------------------- */
+int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z)
+{
+    sad_block *b = NULL;
+    double *saved = NULL;
+    if (flags & SAD_F_SAVE) {
+        sad_block tmp;
+        int rc = sad_block_build(&tmp, 0, z, 0, 0, 0, 0, 0, 0.0);
+        if (rc != SAD_OK)
+            return rc;
+        b = sad_arena_alloc(&t->blocks, sizeof(sad_block));
+        saved = b != NULL ? sad_arena_alloc(&t->saves, (size_t)(tmp.n ? tmp.n : 1) * sizeof(double)) : NULL;
+        if (saved == NULL)
+            return SAD_NOMEM;
+        *b = tmp;
+        sad_block_save(b, saved);
+    }
+    sad_record *r = sad_push_record(t, SAD_PY, flags);
+    if (r == NULL)
+        return SAD_NOMEM;
+    r->u.a.b = b;
+    r->u.a.saved = saved;
+    r->u.a.pyidx = pyidx;
+    return SAD_OK;
+}
+
+int64_t sad_record_pyidx(const sad_tape *t, int64_t i) { return t->rec[i].u.a.pyidx; }
+
+/* ---- sweeps ------------------------------------------------------------ */
+/* Apply record r in direction dir; returns 1 if Python must take over. */
+static int step(sad_record *r, int dir)
+{
+    const int acc = dir == SAD_DIR_REVERSE;
+    switch (r->op) {
+    case SAD_LOAD:
+        if (acc)
+            *r->u.m.s += r->u.m.x->g;
+        return 0;
+    case SAD_STORE: {
+        double tmp = *r->u.m.p;
+        *r->u.m.p = r->u.m.old;
+        r->u.m.old = tmp;
+        if (acc && r->u.m.s != NULL) {
+            double g = *r->u.m.s;
+            *r->u.m.s = 0.0;
+            if (r->u.m.x != NULL)
+                r->u.m.x->g += g;
+        }
+        return 0;
+    }
+    case SAD_SUM:
+    case SAD_DOT:
+        if (acc)
+            sad_reduce_reverse(r);
+        return 0;
+    case SAD_AXPY:
+        if (dir == SAD_DIR_REDO)
+            sad_block_swap(r->u.a.b, r->u.a.saved);
+        else
+            sad_axpy_reverse(r, acc);
+        return 0;
+    case SAD_PY:
+        if (r->u.a.saved != NULL)
+            sad_block_swap(r->u.a.b, r->u.a.saved);
+        return acc || (r->flags & SAD_F_PYUNDO);
+    case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
+    case SAD_VPUSHA: case SAD_VCOPY:
+        sad_vec_reverse(r, dir);
+        return 0;
+    default:
+        if (!(r->flags & SAD_F_BLOCK)) { /* scalar */
+            if (acc)
+                scalar_reverse(r);
+        } else if (dir == SAD_DIR_REDO) {
+            if (r->u.a.saved != NULL)
+                sad_block_swap(r->u.a.b, r->u.a.saved);
+        } else {
+            sad_ew_reverse(r, acc);
+        }
+        return 0;
+    }
+}
+
+static int64_t backwards(sad_tape *t, int64_t from, int dir)
+{
+    for (int64_t i = from - 1; i >= 0; --i)
+        if (step(&t->rec[i], dir))
+            return i;
+    return -1;
+}
+
+int64_t sad_reverse(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_REVERSE); }
+int64_t sad_undo(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_UNDO); }
+
+int64_t sad_redo(sad_tape *t, int64_t from)
+{
+    for (int64_t i = from; i < t->n; ++i)
+        if (step(&t->rec[i], SAD_DIR_REDO))
+            return i;
+    return -1;
+}

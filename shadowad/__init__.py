@@ -1,0 +1,18 @@
+"""shadowad: Enzyme-style, activity-annotated automatic differentiation of
+in-place numpy code, on a C tape.
+
+    grads = shadowad.autodiff(f, Active(x), Const(c), Duplicated(y, dy))
+"""
+from .activity import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoNeed,
+                       Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal)
+from . import rules  # noqa: F401  (fills the rule tables)
+from .driver import autodiff, autodiff_split, gradient
+from .kernels import axpy, scal, setindex
+from .traced import TArray, TScalar, primal
+from .vector import Vector
+
+__all__ = ["autodiff", "autodiff_split", "gradient", "Reverse", "ReverseWithPrimal",
+           "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
+           "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
+           "primal", "TArray", "TScalar"]
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""Activity annotations and modes: plain, self-checking data.
+
+This module imports nothing from the engine.  Each annotation checks its
+arguments when it is built, so a mistake is reported at the call site and not
+deep inside a sweep.
+"""
+from numbers import Real
+
+import numpy as np
+
+__all__ = ["Const", "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated",
+           "Mode", "Reverse", "ReverseWithPrimal", "Forward", "ForwardWithPrimal"]
+
+
+class Mode:
+    """A differentiation mode; compare by identity."""
+
+    __slots__ = ("name", "reverse", "with_primal")
+
+    def __init__(self, name, reverse, with_primal):
+        self.name, self.reverse, self.with_primal = name, reverse, with_primal
+
+    def __repr__(self):
+        return self.name
+
+
+Reverse = Mode("Reverse", True, False)
+ReverseWithPrimal = Mode("ReverseWithPrimal", True, True)
+Forward = Mode("Forward", False, False)
+ForwardWithPrimal = Mode("ForwardWithPrimal", False, True)
+
+
+def _is_vector(x):
+    return type(x).__name__ == "Vector" and hasattr(x, "_cvec")
+
+
+def _check_float_array(x, what):
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a float64 numpy array, got {type(x).__name__}")
+    if x.dtype != np.float64:
+        hint = " (convert with x.astype(float))" if x.dtype.kind in "biuf" else ""
+        raise TypeError(f"{what} must have dtype float64, got {x.dtype}{hint}")
+    if not x.flags.aligned:
+        raise ValueError(f"{what} is not aligned in memory; pass np.ascontiguousarray(x)")
+
+
+def _is_real_scalar(x):
+    return isinstance(x, Real) and not isinstance(x, bool) or (
+        isinstance(x, np.generic) and np.issubdtype(type(x), np.floating))
+
+
+class Const:
+    """An argument that is not differentiated.  It costs nothing: operations
+    whose inputs are all constant are not recorded.  (Const memory that later
+    receives an active value is given a hidden shadow so gradients stay right.)"""
+
+    __slots__ = ("val",)
+
+    def __init__(self, val):
+        self.val = val
+
+    def __repr__(self):
+        return f"Const({self.val!r})"
+
+
+class Active:
+    """A float or float64 array passed by value; its gradient is *returned* by
+    reverse mode.  An Active array is read-only inside ``f`` (use Duplicated for
+    memory that ``f`` writes)."""
+
+    __slots__ = ("val",)
+
+    def __init__(self, val):
+        if isinstance(val, np.ndarray):
+            _check_float_array(val, "Active array")
+        elif _is_real_scalar(val):
+            val = float(val)
+        else:
+            raise TypeError("Active takes a float or a float64 array, got "
+                            f"{type(val).__name__}")
+        self.val = val
+
+    def __repr__(self):
+        return f"Active({self.val!r})"
+
+
+class Duplicated:
+    """Mutable memory ``val`` with its shadow ``dval`` of the same shape.
+
+    Reverse mode *adds* the gradient to ``dval``: a shadow is turned from the
+    adjoint of the value after the call into the adjoint of the value before
+    the call; memory that ``f`` overwrote has its shadow consumed and zeroed.
+    In forward mode ``dval`` is the tangent.  A float ``Duplicated(2.0, 1.0)``
+    is a scalar with its tangent (forward mode only).
+    """
+
+    __slots__ = ("val", "dval")
+
+    def __init__(self, val, dval):
+        cls = type(self).__name__
+        if _is_vector(val):
+            if not _is_vector(dval):
+                raise TypeError(f"{cls}: the shadow of a Vector must be a Vector, "
+                                f"got {type(dval).__name__}")
+            if len(dval) != len(val):
+                raise ValueError(f"{cls}: shadow Vector has length {len(dval)}, "
+                                 f"primal has length {len(val)}")
+            if dval is val:
+                raise ValueError(f"{cls}: the shadow must not be the primal itself")
+        elif isinstance(val, np.ndarray):
+            _check_float_array(val, f"{cls} primal")
+            _check_float_array(dval, f"{cls} shadow")
+            if dval.shape != val.shape:
+                raise ValueError(f"{cls}: shadow has shape {dval.shape}, primal has "
+                                 f"shape {val.shape}; they must be congruent")
+            if not dval.flags.writeable:
+                raise ValueError(f"{cls}: the shadow must be writeable (gradients "
+                                 "are accumulated into it)")
+            if np.may_share_memory(val, dval):
+                raise ValueError(f"{cls}: shadow shares memory with its primal")
+        elif _is_real_scalar(val):
+            if not _is_real_scalar(dval):
+                raise TypeError(f"{cls}: the tangent of a float must be a float, "
+                                f"got {type(dval).__name__}")
+            val, dval = float(val), float(dval)
+        else:
+            raise TypeError(f"{cls} takes a float64 array, a Vector or a float, "
+                            f"got {type(val).__name__}")
+        self.val, self.dval = val, dval
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.val!r}, {self.dval!r})"
+
+
+class DuplicatedNoNeed(Duplicated):
+    """Like Duplicated, for write-only outputs whose primal value the caller
+    does not need."""
+
+    __slots__ = ()
+
+
+class BatchDuplicated:
+    """Memory ``val`` with several shadows at once (vector mode)."""
+
+    __slots__ = ("val", "dvals")
+
+    def __init__(self, val, dvals):
+        if not isinstance(dvals, (tuple, list)) or len(dvals) == 0:
+            raise TypeError("BatchDuplicated takes a non-empty tuple of shadows")
+        for k, d in enumerate(dvals):
+            Duplicated(val, d)  # the same congruence checks, lane by lane
+        self.val, self.dvals = val, tuple(dvals)
+
+    def __repr__(self):
+        return f"BatchDuplicated({self.val!r}, {self.dvals!r})"
+
+
+ANNOTATIONS = (Const, Active, Duplicated, BatchDuplicated)

@@ -1,0 +1,247 @@
+"""The drivers: autodiff, autodiff_split, gradient.
+
+Reverse mode wraps each annotated argument as a traced value, runs ``f`` once
+while the C tape records, seeds the result, runs the reverse sweep (one C call
+that hands control to Python only for Python records), then re-applies the
+primal effects (redo) unless ``restore=True``.
+"""
+import numpy as np
+
+from . import activity as act
+from .tape import Tape, _current
+from .traced import F64, Buffer, TArray, TScalar, adjoint_view, shadow_of
+from .vector import Vector, TracedVector
+
+
+def _annotate(a):
+    return a if isinstance(a, act.ANNOTATIONS) else act.Const(a)
+
+
+def _check_mode(mode):
+    if not isinstance(mode, act.Mode):
+        raise TypeError(f"mode must be one of Reverse, ReverseWithPrimal, Forward, "
+                        f"ForwardWithPrimal; got {mode!r}")
+
+
+class _Arg:
+    """How one annotated argument was passed to f, and where its gradient is."""
+
+    __slots__ = ("ann", "traced", "grad")
+
+    def __init__(self, ann, traced, grad=None):
+        self.ann, self.traced, self.grad = ann, traced, grad
+
+    def gradient(self):
+        if type(self.ann) is not act.Active:
+            return None
+        if type(self.traced) is TScalar:
+            from ._c import lib
+            return lib.sad_pair_grad(self.traced.g)
+        return self.grad
+
+
+def _wrap(k, ann, tape):
+    label = f"argument {k}"
+    t = type(ann)
+    if t is act.Const:
+        v = ann.val
+        if isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned:
+            return _Arg(ann, TArray(v, None, Buffer(tape, v, None, label=label)))
+        if isinstance(v, Vector):
+            return _Arg(ann, TracedVector(tape, v, None, label))
+        return _Arg(ann, v)
+    if t is act.Active:
+        v = ann.val
+        if isinstance(v, float):
+            s, _ = _new_active_scalar(tape, v)
+            return _Arg(ann, s)
+        g = np.zeros(v.shape)
+        p = v.view()
+        p.flags.writeable = False
+        return _Arg(ann, TArray(p, g, Buffer(tape, p, g, readonly=True, label=label)), g)
+    if t is act.Duplicated or t is act.DuplicatedNoNeed:
+        v = ann.val
+        if isinstance(v, float):
+            raise TypeError(f"{label}: Duplicated(float, float) is for forward mode; "
+                            "in reverse mode pass a float as Active(x) to get its gradient")
+        if isinstance(v, Vector):
+            return _Arg(ann, TracedVector(tape, v, ann.dval, label))
+        return _Arg(ann, TArray(v, ann.dval, Buffer(tape, v, ann.dval, label=label)))
+    if t is act.BatchDuplicated:
+        raise NotImplementedError(f"{label}: BatchDuplicated (vector mode) is not "
+                                  "available in this version of shadowad")
+    raise TypeError(f"{label}: unknown annotation {ann!r}")
+
+
+def _new_active_scalar(tape, v):
+    from .traced import new_scalar
+    return new_scalar(tape, v)
+
+
+def _check_aliasing(annotated):
+    """Memory passed twice must be passed with one activity, else reads through
+    the Const copy would silently miss the gradient."""
+    arrays = [(k, a) for k, a in enumerate(annotated)
+              if isinstance(getattr(a, "val", None), np.ndarray)]
+    for i, (ki, ai) in enumerate(arrays):
+        for kj, aj in arrays[i + 1:]:
+            if type(ai) is not type(aj) and np.may_share_memory(ai.val, aj.val):
+                raise ValueError(f"arguments {ki} and {kj} share memory but are annotated "
+                                 f"{type(ai).__name__} and {type(aj).__name__}; pass "
+                                 "shared memory with one activity")
+    shadows = [(k, a.dval) for k, a in enumerate(annotated)
+               if isinstance(a, act.Duplicated) and isinstance(a.dval, np.ndarray)]
+    for ks, s in shadows:
+        for kp, a in arrays:
+            if np.may_share_memory(s, a.val):
+                raise ValueError(f"the shadow of argument {ks} shares memory with the "
+                                 f"primal of argument {kp}")
+
+
+def _record(f, args, tape):
+    annotated = [_annotate(a) for a in args]
+    _check_aliasing(annotated)
+    wrapped = [_wrap(k, a, tape) for k, a in enumerate(annotated)]
+    token = _current.set(tape)
+    try:
+        res = f(*[w.traced for w in wrapped])
+    except BaseException:
+        tape.undo()
+        tape.free()
+        raise
+    finally:
+        _current.reset(token)
+    return wrapped, res
+
+
+def _result_value(res, tape):
+    """(primal value, seed target) of f's result in reverse mode."""
+    if res is None:
+        return None, None
+    t = type(res)
+    if t is TScalar:
+        if res.tape is not tape:
+            raise TypeError("f returned a traced scalar of another autodiff call")
+        return res.v, res
+    if t is TArray and res.ndim == 0:
+        return float(res.p), res
+    if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
+        return float(res), None
+    if isinstance(res, np.ndarray) and res.ndim == 0 and res.dtype.kind in "iuf":
+        return float(res), None
+    shape = getattr(res, "shape", None)
+    what = f"an array of shape {shape}" if shape is not None else f"a {type(res).__name__}"
+    raise TypeError(f"f returned {what}; reverse mode needs a scalar result (seeded with "
+                    "1.0) or None (then the shadows of mutated arguments seed the sweep). "
+                    "Return e.g. np.sum(...), or use sad.jacobian for array results")
+
+
+def _seed(target, seed):
+    if target is None:
+        return
+    if type(target) is TScalar:
+        from ._c import lib
+        lib.sad_pair_add(target.g, float(seed))
+    else:
+        s = shadow_of(target)
+        if s is not None:
+            s[...] += seed
+
+
+def _finish(tape, wrapped, target, seed, restore):
+    _seed(target, seed)
+    tape.reverse()
+    if not restore:
+        tape.redo()
+    grads = tuple(w.gradient() for w in wrapped)
+    for w in wrapped:
+        if type(w.traced) is TracedVector:
+            w.traced.finish()
+    tape.free()
+    return grads
+
+
+def autodiff(f, *args, mode=act.Reverse, restore=False):
+    """Differentiate ``f`` at the annotated arguments ``args``.
+
+    Reverse: returns one entry per argument, the gradient for Active arguments
+    and None for the others; the gradients of Duplicated arguments are *added*
+    to their shadows.  ReverseWithPrimal returns (gradients, primal result).
+    After the call, mutated arrays hold what ``f`` left in them, or, with
+    ``restore=True``, their values before the call, bit for bit.  If ``f``
+    raises, every primal is restored, shadows are untouched, and the exception
+    propagates.
+    """
+    _check_mode(mode)
+    annotated = [_annotate(a) for a in args]
+    if not mode.reverse:
+        for k, a in enumerate(annotated):
+            if type(a) is act.Active:
+                raise TypeError(f"argument {k}: Active is not allowed in {mode}: forward "
+                                "mode propagates tangents; pass Duplicated(x, dx) with the "
+                                "tangent dx")
+        raise NotImplementedError(f"{mode} is not available in this version of shadowad")
+    tape = Tape()
+    wrapped, res = _record(f, annotated, tape)
+    try:
+        value, target = _result_value(res, tape)
+    except BaseException:
+        tape.undo()
+        tape.free()
+        raise
+    grads = _finish(tape, wrapped, target, 1.0, restore)
+    return (grads, value) if mode.with_primal else grads
+
+
+class SplitTape:
+    """The tape of ``autodiff_split``: reverse it once, with the seed you choose."""
+
+    def __init__(self, tape, wrapped, target):
+        self._tape, self._wrapped, self._target = tape, wrapped, target
+        self._used = False
+
+    def __len__(self):
+        self._check()
+        return len(self._tape)
+
+    @property
+    def nbytes(self):
+        self._check()
+        return self._tape.nbytes
+
+    def _check(self):
+        if self._used:
+            raise RuntimeError("this tape has been reversed already; a tape is used once")
+
+    def reverse(self, seed=1.0, restore=False):
+        """Run the reverse sweep and return the gradients as Reverse does."""
+        self._check()
+        self._used = True
+        return _finish(self._tape, self._wrapped, self._target, seed, restore)
+
+
+def autodiff_split(f, *args):
+    """Run ``f`` recording a tape; return ``(result, tape)``.  The primal
+    effects of ``f`` are visible; ``tape.reverse(seed=1.0)`` then returns the
+    gradients.  Do not modify the arguments in between."""
+    tape = Tape()
+    wrapped, res = _record(f, args, tape)
+    try:
+        value, target = _result_value(res, tape)
+    except BaseException:
+        tape.undo()
+        tape.free()
+        raise
+    return value, SplitTape(tape, wrapped, target)
+
+
+def gradient(f, *args):
+    """Gradients of scalar-valued ``f``: bare floats and arrays are Active,
+    ``Const(...)`` stays constant.  Returns the tuple of gradients."""
+    anns = []
+    for a in args:
+        if isinstance(a, act.ANNOTATIONS):
+            anns.append(a)
+        else:
+            anns.append(act.Active(a))
+    return autodiff(f, *anns)

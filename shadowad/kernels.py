@@ -1,0 +1,106 @@
+"""The mutating kernels of the public API: axpy, scal, setindex.
+
+Each works inside ``f`` on traced values (recorded on the tape, computed in C)
+and outside on plain float64 arrays (the same C kernel, nothing recorded).
+"""
+import numpy as np
+
+from ._c import ffi, lib
+from .rules import indexing
+from .rules.elementwise import _operand, apply_ufunc
+from .traced import (F64, TArray, TScalar, _num, check_writable, detach_error,
+                     mixed_tapes_error, promote, shadow_of)
+
+
+def _check_plain(y, name):
+    if not isinstance(y, np.ndarray) or y.dtype != F64:
+        raise TypeError(f"sad.{name}: y must be a float64 array, got "
+                        f"{getattr(y, 'dtype', type(y).__name__)}")
+    if not y.flags.writeable:
+        raise ValueError(f"sad.{name}: y is read-only")
+
+
+def axpy(a, x, y):
+    """y += a*x in place (a: scalar; x: array broadcastable to y, or scalar)."""
+    if type(y) is not TArray:
+        if type(a) is TScalar or type(x) in (TArray, TScalar):
+            raise detach_error("sad.axpy into an untraced numpy array")
+        _check_plain(y, "axpy")
+        va = _num(a)
+        if va is None:
+            raise TypeError(f"sad.axpy: a must be a real scalar, got {type(a).__name__}")
+        xa = np.asarray(x, dtype=F64)
+        _check_shape(xa.shape, y.shape)
+        if not xa.flags.aligned:
+            xa = np.array(xa)
+        rc = lib.sad_axpy(ffi.NULL, lib.SAD_KX_ARR | lib.SAD_KY_CONST, 0, va, id(xa), 0, id(y), 0)
+        if rc != lib.SAD_OK:
+            y += va * xa
+        return y
+    check_writable(y)
+    tape = y.buf.tape
+    if type(a) is TScalar:
+        if a.tape is not tape:
+            raise mixed_tapes_error()
+        ka, aobj, va, aact = lib.SAD_KY_PAIR, a.g, a.v, True
+    else:
+        va = _num(a)
+        if va is None:
+            raise TypeError(f"sad.axpy: a must be a real scalar, got {type(a).__name__}")
+        ka, aobj, aact = lib.SAD_KY_CONST, 0, False
+    o = _operand(x, tape)
+    kind, obj, xs, xv = o
+    if kind == lib.SAD_KX_CONST:
+        obj = np.array(xv, dtype=F64)
+        kind, xs = lib.SAD_KX_ARR, None
+    if kind == lib.SAD_KX_ARR:
+        _check_shape(obj.shape, y.shape)
+    xact = xs is not None
+    ys = shadow_of(y)
+    if not (aact or xact) and ys is None:
+        y.p += va * (obj if kind == lib.SAD_KX_ARR else xv)
+        return y
+    if ys is None:
+        ys = promote(y)
+    if kind == lib.SAD_KX_PAIR:
+        xid, xsid = obj, 0
+    else:
+        xid, xsid = id(obj), (id(xs) if xs is not None else 0)
+        tape.keep.append(obj)
+        if xs is not None:
+            tape.keep.append(xs)
+    tape.keep.append(y.p)
+    tape.keep.append(ys)
+    rc = lib.sad_axpy(tape.c, kind | ka | lib.SAD_F_SAVE, aobj, va, xid, xsid, id(y.p), id(ys))
+    if rc == lib.SAD_TOO_MANY_DIMS:  # rare: fall back to the elementwise records
+        y += a * x
+    else:
+        tape.check(rc, "axpy")
+    return y
+
+
+def _check_shape(xshape, yshape):
+    try:
+        ok = np.broadcast_shapes(xshape, yshape) == tuple(yshape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"sad.axpy: x of shape {xshape} does not broadcast to y's "
+                         f"shape {yshape}")
+
+
+def scal(a, x):
+    """x *= a in place."""
+    if type(x) is TArray:
+        return apply_ufunc(np.multiply, (x, a), out=x)
+    if type(a) is TScalar:
+        raise detach_error("sad.scal of an untraced numpy array by a traced scalar")
+    _check_plain(x, "scal")
+    x *= a
+    return x
+
+
+def setindex(y, idx, v):
+    """y[idx] = v in place."""
+    indexing.setindex(y, idx, v)
+    return y

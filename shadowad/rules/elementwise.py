@@ -1,0 +1,211 @@
+"""Elementwise ufuncs: numpy computes the primal, the C core records one
+elementwise record whose reverse (and tangent) rules sit beside the kernel in
+``csrc/elementwise.c``.  Broadcast inputs are un-broadcast in C by iterating
+with stride 0 over their shadow.
+"""
+import numpy as np
+
+from .._c import lib
+from ..traced import (F64, TArray, TScalar, check_writable, detach_error,
+                      mixed_tapes_error, new_array, primal, promote, shadow_of)
+from . import registry
+
+# ufunc -> C op code: the primitive table of the elementwise family
+EW_OPS = {
+    np.negative: lib.SAD_NEG, np.positive: lib.SAD_COPY, np.square: lib.SAD_SQUARE,
+    np.sqrt: lib.SAD_SQRT, np.reciprocal: lib.SAD_RECIP, np.exp: lib.SAD_EXP,
+    np.log: lib.SAD_LOG, np.log1p: lib.SAD_LOG1P, np.expm1: lib.SAD_EXPM1,
+    np.sin: lib.SAD_SIN, np.cos: lib.SAD_COS, np.tan: lib.SAD_TAN, np.tanh: lib.SAD_TANH,
+    np.sinh: lib.SAD_SINH, np.cosh: lib.SAD_COSH, np.arcsin: lib.SAD_ASIN,
+    np.arccos: lib.SAD_ACOS, np.arctan: lib.SAD_ATAN, np.absolute: lib.SAD_ABS,
+    np.fabs: lib.SAD_ABS,
+    np.add: lib.SAD_ADD, np.subtract: lib.SAD_SUB, np.multiply: lib.SAD_MUL,
+    np.divide: lib.SAD_DIV, np.power: lib.SAD_POW, np.float_power: lib.SAD_POW,
+    np.arctan2: lib.SAD_ATAN2, np.hypot: lib.SAD_HYPOT, np.maximum: lib.SAD_MAX,
+    np.minimum: lib.SAD_MIN, np.fmax: lib.SAD_MAX, np.fmin: lib.SAD_MIN,
+}
+
+# ufuncs whose result has no derivative (piecewise constant, or not a float)
+NONDIFF = {
+    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
+    np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
+    np.isnan, np.isinf, np.isfinite, np.signbit, np.sign, np.floor, np.ceil,
+    np.rint, np.trunc, np.floor_divide,
+}
+
+_KARR, _KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
+_SAVE = lib.SAD_F_SAVE
+_TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
+
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    """Entry point of ``__array_ufunc__``."""
+    if method == "__call__":
+        out = kwargs.pop("out", None)
+        if out is not None:
+            if len(out) != 1:
+                raise TypeError(f"shadowad: np.{ufunc.__name__} with several outputs "
+                                "is not supported")
+            out = out[0]
+        for k, v in kwargs.items():
+            if k == "dtype" and v is not None and np.dtype(v) == F64:
+                continue
+            if k in ("casting", "order", "subok") :
+                continue
+            raise TypeError(f"shadowad: np.{ufunc.__name__}(..., {k}=...) is not "
+                            "supported on traced values")
+        return apply_ufunc(ufunc, inputs, out)
+    from . import reductions
+    return reductions.ufunc_method(ufunc, method, inputs, kwargs)
+
+
+def _nondiff(ufunc, inputs, out):
+    res = ufunc(*[primal(a) for a in inputs])
+    if out is not None:
+        if type(out) is TArray:
+            out[...] = res
+            return out
+        out[...] = res
+        return out
+    return res
+
+
+def _operand(a, tape):
+    """(kind, primal array or pair address, shadow array or None, primal value)
+    of one ufunc input."""
+    t = type(a)
+    if t is TArray:
+        if a.buf.tape is not tape:
+            raise mixed_tapes_error()
+        return (_KARR, a.p, shadow_of(a), a.p)
+    if t is TScalar:
+        if a.tape is not tape:
+            raise mixed_tapes_error()
+        return (_KPAIR, a.g, True, a.v)
+    if t is float or t is int or isinstance(a, (np.floating, np.integer, bool, np.bool_)):
+        return (_KCONST, None, None, a)
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"shadowad: cannot combine a traced value with {type(a).__name__} "
+                        f"of dtype {arr.dtype}")
+    if arr.dtype != F64 or not arr.flags.aligned:
+        arr = np.array(arr, dtype=F64)
+    return (_KARR, arr, None, arr)
+
+
+def _tape_of(inputs, out):
+    for a in inputs:
+        t = type(a)
+        if t is TArray:
+            return a.buf.tape
+        if t is TScalar:
+            return a.tape
+    if type(out) is TArray:
+        return out.buf.tape
+    return None
+
+
+def apply_ufunc(ufunc, inputs, out=None):
+    op = EW_OPS.get(ufunc)
+    if op is None:
+        if ufunc in NONDIFF:
+            return _nondiff(ufunc, inputs, out)
+        raise registry.no_rule_error(ufunc)
+    if len(inputs) != ufunc.nin:
+        raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
+    if ufunc is np.divide and len(inputs) == 2:
+        pass
+    tape = _tape_of(inputs, out)
+    ops = [_operand(a, tape) for a in inputs]
+    active = any(o[2] is not None for o in ops)
+    prims = [o[3] for o in ops]
+
+    if out is not None:
+        if type(out) is not TArray:
+            if active:
+                raise detach_error(f"np.{ufunc.__name__}(..., out=<plain ndarray>)")
+            return ufunc(*prims, out=out)
+        check_writable(out)
+        outs = shadow_of(out)
+        if not active and outs is None:
+            ufunc(*prims, out=out.p)
+            return out
+        if outs is None:
+            outs = promote(out)
+        _record(tape, op, ops, out.p, outs, _SAVE)
+        ufunc(*prims, out=out.p)
+        return out
+
+    if not active:
+        z = ufunc(*prims)
+        if type(z) is not np.ndarray:
+            return z if not isinstance(z, np.floating) else float(z)
+        return new_array(tape, z, False)
+
+    if all(o[0] != _KARR for o in ops):  # scalars only: the lean path
+        with np.errstate(all="ignore"):
+            z = float(ufunc(*prims))
+        a = ops[0]
+        ga = a[1] if a[0] == _KPAIR else 0
+        if len(ops) == 1:
+            g = lib.sad_s1(tape.c, op, z, ga, float(a[3]))
+        else:
+            b = ops[1]
+            gb = b[1] if b[0] == _KPAIR else 0
+            g = lib.sad_s2(tape.c, op, z, ga, float(a[3]), gb, float(b[3]))
+        return TScalar(z, g, tape)
+
+    z = ufunc(*prims)
+    if type(z) is not np.ndarray:
+        z = np.asarray(z, dtype=F64)
+    res = new_array(tape, z, True)
+    _record(tape, op, ops, z, res._s, 0)
+    return res
+
+
+def _record(tape, op, ops, z, zs, flags):
+    k = 0.0
+    ids = [0, 0, 0, 0]
+    keep = tape.keep
+    have_const = False
+    for j, (kind, obj, sh, val) in enumerate(ops):
+        if kind == _KCONST:
+            if have_const:  # one constant slot: pass the second as a 0-d array
+                obj = np.array(val, dtype=F64)
+                keep.append(obj)
+                kind = _KARR
+                ids[2 * j] = id(obj)
+            else:
+                have_const, k = True, float(val)
+        elif kind == _KPAIR:
+            ids[2 * j] = obj
+        else:
+            ids[2 * j] = id(obj)
+            keep.append(obj)
+            if sh is not None:
+                ids[2 * j + 1] = id(sh)
+                keep.append(sh)
+        flags |= kind << (2 * j)
+    keep.append(z)
+    keep.append(zs)
+    rc = lib.sad_ew(tape.c, op, flags, id(z), id(zs), ids[0], ids[1], ids[2], ids[3], k)
+    if rc == _TOO_MANY_DIMS:
+        _record_split(tape, op, ops, z, zs, flags & _SAVE)
+    else:
+        tape.check(rc, "an elementwise operation")
+
+
+def _record_split(tape, op, ops, z, zs, flags):
+    """More dimensions than the C core iterates over: one record per slice of
+    the leading axis (each has one dimension less)."""
+    n = z.shape[0]
+    for i in range(n):
+        sub = []
+        for o in ops:
+            kind, obj, sh, val = o
+            if kind == _KARR and obj.ndim == z.ndim and obj.shape[0] == n:
+                o = (kind, obj[i], None if sh is None else sh[i], obj[i])
+            elif kind == _KARR and obj.ndim == z.ndim:  # broadcast along axis 0
+                o = (kind, obj[0], None if sh is None else sh[0], obj[0])
+            sub.append(o)
+        _record(tape, op, sub, z[i], zs[i], flags)

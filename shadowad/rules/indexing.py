@@ -1,0 +1,189 @@
+"""Indexing: element reads and writes (scalar records in C), basic slices
+(views, and a C copy record with the overwritten bytes saved), and advanced
+indexing (Python records using numpy's gather/scatter)."""
+import numpy as np
+
+from .._c import lib
+from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_view,
+                      check_writable, detach_error, new_array, primal, promote,
+                      shadow_of)
+from . import elementwise
+from .elementwise import _operand, _record
+
+
+def _plain_index(idx):
+    items = idx if type(idx) is tuple else (idx,)
+    for i in items:
+        if type(i) is TArray or type(i) is TScalar:
+            raise detach_error("indexing with a traced value")
+    return idx
+
+
+def element_index(p, idx):
+    """The normalised element index when idx names one element, else None."""
+    if type(idx) is int or isinstance(idx, np.integer):
+        if p.ndim != 1:
+            return None
+        idx = (idx,)
+    elif not (type(idx) is tuple and len(idx) == p.ndim and p.ndim > 0):
+        return None
+    out = []
+    for d, i in enumerate(idx):
+        if not (type(i) is int or isinstance(i, np.integer)):
+            return None
+        n = p.shape[d]
+        j = int(i) + n if i < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"index {i} is out of bounds for axis {d} with size {n}")
+        out.append(j)
+    return out
+
+
+def offset(strides, index):
+    off = 0
+    for i, st in zip(index, strides):
+        off += i * st
+    return off
+
+
+def unbroadcast(g, shape):
+    """Sum g over the axes that broadcasting to g.shape added to ``shape``."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(d for d, n in enumerate(shape) if n == 1 and g.shape[d] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+def accumulate(dst, g):
+    """dst (a TArray, TScalar or constant) += g, un-broadcast to its shape."""
+    t = type(dst)
+    if t is TArray:
+        s = shadow_of(dst)
+        if s is not None:
+            s += unbroadcast(g, s.shape)
+    elif t is TScalar:
+        adjoint_view(dst.g)[...] += np.sum(g)
+
+
+def gather(a, idx):
+    """a[idx] with advanced indexing: a copy."""
+    idx = _plain_index(idx)
+    tape = a.buf.tape
+    z = np.array(a.p[idx], dtype=F64)
+    s = shadow_of(a)
+    if s is None:
+        return new_array(tape, z, False) if z.ndim else float(z)
+    if z.ndim == 0:
+        z = np.asarray(z)
+    res = new_array(tape, z, True)
+    zs = res._s
+
+    def pullback():
+        np.add.at(s, idx, zs)
+    tape.record_py(pullback)
+    if z.ndim == 0:
+        return res[()]
+    return res
+
+
+def setindex(a, idx, value):
+    """a[idx] = value, recorded so the reverse sweep restores the old value
+    and moves the adjoint of the new one into value's shadow."""
+    if type(a) is not TArray:
+        if type(value) is TArray or type(value) is TScalar:
+            raise detach_error("writing a traced value into an untraced numpy array")
+        a[idx] = value
+        return
+    check_writable(a)
+    idx = _plain_index(idx)
+    tape = a.buf.tape
+    el = element_index(a.p, idx)
+    if el is not None:
+        s = shadow_of(a)
+        if type(value) is TScalar:
+            if value.tape is not tape:
+                from ..traced import mixed_tapes_error
+                raise mixed_tapes_error()
+            if s is None:
+                s = promote(a)
+            tape.check(lib.sad_store(tape.c, id(a.p), id(s), offset(a.p.strides, el),
+                                     offset(s.strides, el), value.g, value.v), "a store")
+            return
+        v = _num(value)
+        if v is not None:
+            if s is None:
+                a.p[tuple(el)] = v
+            else:
+                tape.check(lib.sad_store(tape.c, id(a.p), id(s), offset(a.p.strides, el),
+                                         offset(s.strides, el), 0, v), "a store")
+            return
+    if _basic_index(idx):
+        copy_into(a[idx], value)
+        return
+    _set_advanced(a, idx, value, tape)
+
+
+def copy_into(view, value):
+    """view[...] = value, the copy computed in C with the old bytes saved."""
+    tape = view.buf.tape
+    if type(value) is TArray:
+        if value.buf.tape is not tape:
+            from ..traced import mixed_tapes_error
+            raise mixed_tapes_error()
+    o = _operand(value, tape)
+    if o[0] == elementwise._KARR:
+        shape = o[1].shape
+        try:
+            if np.broadcast_shapes(shape, view.shape) != view.shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"could not broadcast input array from shape {shape} "
+                             f"into shape {view.shape}") from None
+    zs = shadow_of(view)
+    if o[2] is None and zs is None:
+        view.p[...] = o[3]
+        return
+    if zs is None:
+        zs = promote(view)
+    _record(tape, lib.SAD_COPY, [o], view.p, zs, lib.SAD_F_SAVE | lib.SAD_F_PRIMAL)
+
+
+def _set_advanced(a, idx, value, tape):
+    p = a.p
+    vp = primal(value)
+    vactive = (type(value) is TScalar) or (type(value) is TArray and shadow_of(value) is not None)
+    s = shadow_of(a)
+    if not vactive and s is None:
+        p[idx] = vp
+        return
+    if s is None:
+        s = promote(a)
+    saved = [np.array(p[idx], dtype=F64)]
+    p[idx] = vp
+    last = None
+    if vactive:
+        pos = np.arange(p.size).reshape(p.shape)[idx].ravel()
+        if np.unique(pos).size != pos.size:  # repeated targets: the last write wins
+            _, first = np.unique(pos[::-1], return_index=True)
+            last = np.zeros(pos.size, dtype=bool)
+            last[pos.size - 1 - first] = True
+            last = last.reshape(saved[0].shape)
+
+    def swap():
+        cur = np.array(p[idx], dtype=F64)
+        p[idx] = saved[0]
+        saved[0] = cur
+
+    def pullback():
+        g = np.array(s[idx], dtype=F64)
+        s[idx] = 0.0
+        if vactive:
+            if last is not None:
+                g *= last
+            accumulate(value, g)
+    tape.record_py(pullback, swap=swap, nbytes=saved[0].nbytes)

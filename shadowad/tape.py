@@ -1,0 +1,116 @@
+"""The Python face of the C tape: recording helpers, Python records, sweeps.
+
+All memory a record points into is kept alive by the tape (``keep``) until the
+tape is freed.  Records that need numpy (BLAS, linalg, fancy indexing) are
+Python callables; the C sweep stops at them, Python runs them, C goes on.
+"""
+import contextvars
+
+from ._c import ffi, lib
+
+_current = contextvars.ContextVar("shadowad_tape", default=None)
+
+
+def current_tape():
+    """The tape of the autodiff call running in this context, or None."""
+    return _current.get()
+
+
+class TapeError(RuntimeError):
+    pass
+
+
+class PyRecord:
+    """A record whose pullback runs in Python.
+
+    ``pullback()`` moves the adjoint of its outputs into its inputs;
+    ``swap()``, if given, exchanges memory with what was saved (so the same
+    call restores going backwards and re-applies going forwards)."""
+
+    __slots__ = ("pullback", "swap", "nbytes")
+
+    def __init__(self, pullback, swap=None, nbytes=0):
+        self.pullback, self.swap, self.nbytes = pullback, swap, nbytes
+
+
+class Tape:
+    __slots__ = ("c", "py", "keep", "pybytes", "state", "__weakref__")
+
+    def __init__(self):
+        ptr = lib.sad_tape_new()
+        if ptr == ffi.NULL:
+            raise MemoryError("shadowad: cannot allocate a tape")
+        self.c = ffi.gc(ptr, lib.sad_tape_free)
+        self.py = []
+        self.keep = []
+        self.pybytes = 0
+        self.state = "recording"
+
+    # -- recording ---------------------------------------------------------
+    def check(self, rc, what):
+        if rc == lib.SAD_NOMEM:
+            raise MemoryError(f"shadowad: out of memory while recording {what}")
+        if rc != lib.SAD_OK:
+            raise TapeError(f"shadowad: C core refused {what} (code {rc})")
+
+    def record_py(self, pullback, swap=None, save=None, nbytes=0):
+        """Append a Python record.  ``save``: a float64 array whose bytes the
+        C core saves now and swaps back in the sweeps."""
+        self.py.append(PyRecord(pullback, swap, nbytes))
+        flags = (lib.SAD_F_PYUNDO if swap is not None else 0)
+        zobj = 0
+        if save is not None:
+            flags |= lib.SAD_F_SAVE
+            zobj = id(save)
+            self.keep.append(save)
+        self.pybytes += nbytes
+        self.check(lib.sad_py(self.c, len(self.py) - 1, flags, zobj), "a python record")
+
+    def __len__(self):
+        return lib.sad_tape_len(self.c)
+
+    @property
+    def nbytes(self):
+        return lib.sad_tape_nbytes(self.c) + self.pybytes
+
+    # -- sweeps --------------------------------------------------------------
+    def reverse(self):
+        """Restore every primal and accumulate every adjoint, last record first."""
+        c, py = self.c, self.py
+        i = lib.sad_reverse(c, len(self))
+        try:
+            while i >= 0:
+                rec = py[lib.sad_record_pyidx(c, i)]
+                if rec.swap is not None:
+                    rec.swap()
+                rec.pullback()
+                i = lib.sad_reverse(c, i)
+        except BaseException:
+            # a Python pullback failed: put the primals back as before the call
+            self._undo_from(i)
+            raise
+
+    def undo(self, start=None):
+        """Restore every primal without touching any shadow."""
+        self._undo_from(len(self) if start is None else start)
+
+    def _undo_from(self, start):
+        c, py = self.c, self.py
+        i = lib.sad_undo(c, start)
+        while i >= 0:
+            py[lib.sad_record_pyidx(c, i)].swap()
+            i = lib.sad_undo(c, i)
+
+    def redo(self):
+        """Re-apply every record's effect on primal memory, first record first."""
+        c, py = self.c, self.py
+        i = lib.sad_redo(c, 0)
+        while i >= 0:
+            py[lib.sad_record_pyidx(c, i)].swap()
+            i = lib.sad_redo(c, i + 1)
+
+    def free(self):
+        self.state = "freed"
+        ffi.release(self.c)
+        self.py = []
+        self.keep = []

@@ -1,0 +1,462 @@
+"""Traced values: what ``f`` receives and computes with.
+
+``TArray`` is a numpy duck array: a primal view ``p`` plus the shadow view of
+the same memory (``None`` while the memory is inactive), sharing a ``Buffer``
+with every other view of that memory.  ``TScalar`` is the lean scalar: a float
+and the address of its {value, adjoint} pair in tape memory.
+
+numpy reaches the derivative rules through ``__array_ufunc__`` and
+``__array_function__``; the rule tables live in ``shadowad.rules``.
+"""
+import operator
+
+import numpy as np
+
+from ._c import ffi, lib
+
+F64 = np.dtype(np.float64)
+_as_strided = np.lib.stride_tricks.as_strided
+
+
+def detach_error(what):
+    return TypeError(
+        f"shadowad: {what} would silently drop the derivative of a traced value. "
+        "Allocate outputs with np.zeros_like(x) / np.empty_like(x) (they return "
+        "traced buffers), build arrays from traced scalars with np.stack, or call "
+        "sad.primal(t) to take the value on purpose, without derivative.")
+
+
+def readonly_error(label):
+    return TypeError(
+        f"shadowad: {label} is Active, and Active arrays are read-only inside f; "
+        "pass it as Duplicated(x, dx) if f writes to it")
+
+
+def mixed_tapes_error():
+    return RuntimeError("shadowad: values from two different autodiff calls were "
+                        "combined; nested differentiation is not supported")
+
+
+class Buffer:
+    """Memory shared by views: the root primal array and its shadow (None while
+    inactive).  Inactive memory that receives an active value is *promoted*: it
+    gets a hidden zero shadow with the primal's exact layout."""
+
+    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo")
+
+    def __init__(self, tape, root, shadow, readonly=False, label="a temporary array"):
+        self.tape, self.root, self.shadow = tape, root, shadow
+        self.readonly, self.label = readonly, label
+        self.mem = None
+        tape.keep.append(self)
+
+    def promote(self):
+        root = self.root
+        lo, hi = np.byte_bounds(root)
+        self.mem = np.zeros(max((hi - lo) // 8, 1))
+        self.lo = lo
+        self.shadow = self.view_shadow(root)
+
+    def view_shadow(self, p):
+        """The shadow of primal view ``p`` of a promoted buffer."""
+        off = (p.__array_interface__["data"][0] - self.lo) // 8
+        return _as_strided(self.mem[off:], p.shape, p.strides)
+
+
+def shadow_of(a):
+    """Shadow view of TArray ``a`` or None when its memory is inactive."""
+    s = a._s
+    if s is None:
+        buf = a.buf
+        if buf.shadow is not None:
+            s = a._s = buf.shadow if a.p is buf.root else buf.view_shadow(a.p)
+    return s
+
+
+def promote(a):
+    """Make TArray ``a``'s memory active and return its shadow."""
+    if a.buf.shadow is None:
+        a.buf.promote()
+    return shadow_of(a)
+
+
+def check_writable(a):
+    buf = a.buf
+    if buf.readonly:
+        raise readonly_error(buf.label)
+    if not a.p.flags.writeable:
+        raise ValueError(f"shadowad: cannot write to {buf.label}: this view of it "
+                         "is read-only (numpy marks broadcast and diagonal views so)")
+
+
+def new_array(tape, z, active):
+    """Wrap a freshly computed float64 array as a traced temporary."""
+    if active:
+        zs = np.zeros(z.shape)
+        return TArray(z, zs, Buffer(tape, z, zs))
+    return TArray(z, None, Buffer(tape, z, None))
+
+
+def adjoint_view(pair):
+    """A writable 0-d ndarray over the adjoint of a scalar pair."""
+    buf = ffi.buffer(ffi.cast("double *", pair) + 1, 8)
+    return np.frombuffer(buf, dtype=F64).reshape(())
+
+
+def new_scalar(tape, v):
+    """A fresh active scalar of value v and a 0-d view of its adjoint."""
+    g = lib.sad_pair_new(tape.c, v)
+    if not g:
+        raise MemoryError("shadowad: out of memory for a scalar")
+    return TScalar(v, g, tape), adjoint_view(g)
+
+
+def primal(x):
+    """The value of a traced value, without derivative (plain numbers and
+    arrays pass through)."""
+    t = type(x)
+    if t is TArray:
+        return x.p
+    if t is TScalar:
+        return x.v
+    return x
+
+
+def is_traced(x):
+    return type(x) is TArray or type(x) is TScalar
+
+
+# --------------------------------------------------------------------------
+# scalars
+
+_s2 = lib.sad_s2
+_ADD, _SUB, _MUL, _DIV, _POW = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV, lib.SAD_POW
+
+
+def _num(o):
+    """o as a float if it is a plain real number, else None."""
+    t = type(o)
+    if t is float:
+        return o
+    if t is int or t is np.float64 or t is bool:
+        return float(o)
+    if isinstance(o, (np.floating, np.integer)) and getattr(o, "ndim", 0) == 0:
+        return float(o)
+    return None
+
+
+def _safe(fn, a, b):
+    """Python float arithmetic, falling back to numpy's IEEE semantics (inf,
+    nan and a warning instead of an exception), as on numpy scalars."""
+    try:
+        r = fn(a, b)
+        if type(r) is complex:
+            raise ValueError
+        return r
+    except (ZeroDivisionError, OverflowError, ValueError):
+        return float(fn(np.float64(a), np.float64(b)))
+
+
+class TScalar:
+    """An active scalar inside ``f``: value ``v`` and pair address ``g``."""
+
+    __slots__ = ("v", "g", "tape")
+    __array_priority__ = 500
+
+    def __init__(self, v, g, tape):
+        if not g:
+            raise MemoryError("shadowad: out of memory while recording")
+        self.v, self.g, self.tape = v, g, tape
+
+    def _bin(self, o, op, fn, reflected):
+        k = _num(o)
+        if k is not None:
+            if reflected:
+                z = _safe(fn, k, self.v)
+                return TScalar(z, _s2(self.tape.c, op, z, 0, k, self.g, self.v), self.tape)
+            z = _safe(fn, self.v, k)
+            return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, 0, k), self.tape)
+        if type(o) is TScalar:
+            if o.tape is not self.tape:
+                raise mixed_tapes_error()
+            if reflected:
+                self, o = o, self
+            z = _safe(fn, self.v, o.v)
+            return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, o.g, o.v), self.tape)
+        return NotImplemented
+
+    def __add__(self, o): return self._bin(o, _ADD, operator.add, False)
+    def __radd__(self, o): return self._bin(o, _ADD, operator.add, True)
+    def __sub__(self, o): return self._bin(o, _SUB, operator.sub, False)
+    def __rsub__(self, o): return self._bin(o, _SUB, operator.sub, True)
+    def __mul__(self, o): return self._bin(o, _MUL, operator.mul, False)
+    def __rmul__(self, o): return self._bin(o, _MUL, operator.mul, True)
+    def __truediv__(self, o): return self._bin(o, _DIV, operator.truediv, False)
+    def __rtruediv__(self, o): return self._bin(o, _DIV, operator.truediv, True)
+    def __pow__(self, o): return self._bin(o, _POW, operator.pow, False)
+    def __rpow__(self, o): return self._bin(o, _POW, operator.pow, True)
+
+    def __neg__(self):
+        return TScalar(-self.v, lib.sad_s1(self.tape.c, lib.SAD_NEG, -self.v, self.g, self.v), self.tape)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        z = abs(self.v)
+        return TScalar(z, lib.sad_s1(self.tape.c, lib.SAD_ABS, z, self.g, self.v), self.tape)
+
+    # comparisons give plain booleans, so control flow works
+    def __lt__(self, o): return self.v < primal(o)
+    def __le__(self, o): return self.v <= primal(o)
+    def __gt__(self, o): return self.v > primal(o)
+    def __ge__(self, o): return self.v >= primal(o)
+    def __eq__(self, o): return self.v == primal(o)
+    def __ne__(self, o): return self.v != primal(o)
+    __hash__ = None
+
+    def __bool__(self):
+        return bool(self.v)
+
+    def __float__(self):
+        raise detach_error("float() of a traced scalar")
+
+    def __int__(self):
+        raise detach_error("int() of a traced scalar")
+
+    def __index__(self):
+        raise detach_error("using a traced scalar as an index")
+
+    def __array__(self, dtype=None, copy=None):
+        raise detach_error("converting a traced scalar to a plain numpy array")
+
+    def __repr__(self):
+        return f"TScalar({self.v!r})"
+
+    shape = ()
+    ndim = 0
+    size = 1
+    dtype = F64
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .rules.elementwise import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .rules.registry import array_function
+        return array_function(func, args, kwargs)
+
+
+# --------------------------------------------------------------------------
+# arrays
+
+def _basic_index(idx):
+    """True when idx selects a view (ints, slices, Ellipsis, None)."""
+    t = type(idx)
+    if t is int or t is slice or idx is Ellipsis or idx is None or isinstance(idx, np.integer):
+        return True
+    if t is tuple:
+        for i in idx:
+            ti = type(i)
+            if not (ti is int or ti is slice or i is Ellipsis or i is None
+                    or isinstance(i, np.integer)):
+                return False
+        return True
+    return False
+
+
+def _element_offsets(a, idx):
+    """Byte offsets (primal, shadow) of element idx when idx names one
+    element of ``a`` exactly, else None.  Raises IndexError like numpy."""
+    p = a.p
+    if type(idx) is int or isinstance(idx, np.integer):
+        if p.ndim != 1:
+            return None
+        idx = (int(idx),)
+    elif type(idx) is tuple and len(idx) == p.ndim and p.ndim > 0:
+        for i in idx:
+            if not (type(i) is int or isinstance(i, np.integer)):
+                return None
+    else:
+        return None
+    shape, st = p.shape, p.strides
+    off = 0
+    norm = []
+    for d, i in enumerate(idx):
+        i = int(i)
+        n = shape[d]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"index {idx[d]} is out of bounds for axis {d} with size {n}")
+        off += i * st[d]
+        norm.append(i)
+    return off, norm
+
+
+class TArray:
+    """A traced float64 array inside ``f``: behaves like a numpy array."""
+
+    __slots__ = ("p", "_s", "buf")
+    __array_priority__ = 1000
+
+    def __init__(self, p, s, buf):
+        self.p, self._s, self.buf = p, s, buf
+
+    # -- numpy protocol --------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from .rules.elementwise import array_ufunc
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .rules.registry import array_function
+        return array_function(func, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise detach_error("converting a traced array to a plain numpy array "
+                           "(e.g. np.asarray, or assigning it into an untraced array)")
+
+    def __float__(self):
+        raise detach_error("float() of a traced array")
+
+    def __int__(self):
+        raise detach_error("int() of a traced array")
+
+    def __index__(self):
+        raise detach_error("using a traced array as an index")
+
+    # -- attributes --------------------------------------------------------
+    shape = property(lambda self: self.p.shape)
+    ndim = property(lambda self: self.p.ndim)
+    size = property(lambda self: self.p.size)
+    dtype = property(lambda self: self.p.dtype)
+    strides = property(lambda self: self.p.strides)
+    nbytes = property(lambda self: self.p.nbytes)
+
+    def __len__(self):
+        return len(self.p)
+
+    def __repr__(self):
+        act = "active" if shadow_of(self) is not None else "inactive"
+        return f"TArray({self.p!r}, {act})"
+
+    def __bool__(self):
+        return bool(self.p)
+
+    def __iter__(self):
+        for i in range(len(self.p)):
+            yield self[i]
+
+    # -- indexing ------------------------------------------------------------
+    def __getitem__(self, idx):
+        if type(idx) is TArray or type(idx) is TScalar:
+            raise detach_error("indexing with a traced value")
+        el = _element_offsets(self, idx)
+        if el is not None:
+            v = self.p.item(*el[1])
+            s = shadow_of(self)
+            if s is None:
+                return v
+            off = 0
+            for i, st in zip(el[1], s.strides):
+                off += i * st
+            tape = self.buf.tape
+            return TScalar(v, lib.sad_load(tape.c, id(s), off, v), tape)
+        if _basic_index(idx):
+            s = shadow_of(self)
+            return TArray(self.p[idx], None if s is None else s[idx], self.buf)
+        from .rules.indexing import gather
+        return gather(self, idx)
+
+    def __setitem__(self, idx, value):
+        from .rules.indexing import setindex
+        setindex(self, idx, value)
+
+    # -- operators -------------------------------------------------------------
+    def _u(self, ufunc, *inputs, out=None):
+        from .rules.elementwise import apply_ufunc
+        return apply_ufunc(ufunc, inputs, out)
+
+    def __add__(self, o): return self._u(np.add, self, o)
+    def __radd__(self, o): return self._u(np.add, o, self)
+    def __sub__(self, o): return self._u(np.subtract, self, o)
+    def __rsub__(self, o): return self._u(np.subtract, o, self)
+    def __mul__(self, o): return self._u(np.multiply, self, o)
+    def __rmul__(self, o): return self._u(np.multiply, o, self)
+    def __truediv__(self, o): return self._u(np.divide, self, o)
+    def __rtruediv__(self, o): return self._u(np.divide, o, self)
+    def __pow__(self, o): return self._u(np.power, self, o)
+    def __rpow__(self, o): return self._u(np.power, o, self)
+    def __neg__(self): return self._u(np.negative, self)
+    def __pos__(self): return self
+    def __abs__(self): return self._u(np.absolute, self)
+
+    def __iadd__(self, o): return self._u(np.add, self, o, out=self)
+    def __isub__(self, o): return self._u(np.subtract, self, o, out=self)
+    def __imul__(self, o): return self._u(np.multiply, self, o, out=self)
+    def __itruediv__(self, o): return self._u(np.divide, self, o, out=self)
+    def __ipow__(self, o): return self._u(np.power, self, o, out=self)
+
+    def __matmul__(self, o): return np.matmul(self, o)
+    def __rmatmul__(self, o): return np.matmul(o, self)
+
+    def __imatmul__(self, o):
+        r = np.matmul(self, o)
+        self[...] = r
+        return self
+
+    def __lt__(self, o): return self.p < primal(o)
+    def __le__(self, o): return self.p <= primal(o)
+    def __gt__(self, o): return self.p > primal(o)
+    def __ge__(self, o): return self.p >= primal(o)
+    def __eq__(self, o): return self.p == primal(o)
+    def __ne__(self, o): return self.p != primal(o)
+    __hash__ = None
+
+    # -- methods that mirror ndarray's, through the numpy functions ------------
+    @property
+    def T(self):
+        return np.transpose(self)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return np.reshape(self, shape, order=order)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return np.transpose(self, axes or None)
+
+    def ravel(self, order="C"): return np.ravel(self, order=order)
+    def flatten(self): return np.copy(np.ravel(self))
+    def copy(self): return np.copy(self)
+    def squeeze(self, axis=None): return np.squeeze(self, axis=axis)
+    def swapaxes(self, a, b): return np.swapaxes(self, a, b)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return np.diagonal(self, offset, axis1, axis2)
+    def trace(self, offset=0, axis1=0, axis2=1): return np.trace(self, offset, axis1, axis2)
+    def sum(self, axis=None, keepdims=False): return np.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return np.mean(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis=None, keepdims=False): return np.prod(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return np.max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return np.min(self, axis=axis, keepdims=keepdims)
+    def cumsum(self, axis=None): return np.cumsum(self, axis=axis)
+    def dot(self, o): return np.dot(self, o)
+    def clip(self, a_min=None, a_max=None): return np.clip(self, a_min, a_max)
+    def argmax(self, axis=None): return self.p.argmax(axis)
+    def argmin(self, axis=None): return self.p.argmin(axis)
+    def argsort(self, axis=-1): return self.p.argsort(axis)
+
+    def fill(self, value):
+        self[...] = value
+
+    def astype(self, dtype, copy=True):
+        if np.dtype(dtype) != F64:
+            raise detach_error(f"astype({np.dtype(dtype)}) of a traced array")
+        return np.copy(self) if copy else self
+
+    def item(self, *args):
+        raise detach_error("item() of a traced array")
+
+    def tolist(self):
+        raise detach_error("tolist() of a traced array")
