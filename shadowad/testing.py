@@ -1,0 +1,233 @@
+"""Checkers for derivative rules, shipped so users can run them on their own code.
+
+All checkers take ``f`` and annotated arguments exactly as ``autodiff`` does,
+work on copies (the caller's arrays are not touched), and raise
+``AssertionError`` with a message that says what went wrong.
+
+* ``check_gradient``  -- reverse mode against central finite differences, with
+  random seeds in the shadows of Duplicated arguments.
+* ``check_restore``   -- ``restore=True`` puts every primal back bit for bit,
+  and the default leaves exactly what an untraced call of ``f`` leaves.
+* ``check_accumulate_once`` -- pre-filled shadows are accumulated exactly once
+  (the sweep is linear in its seeds and never counts an adjoint twice).
+* ``check_failure_atomic`` -- if ``f`` raises half-way, primals are restored bit
+  for bit and shadows are untouched.
+"""
+import numpy as np
+
+from . import activity as act
+from .driver import autodiff, autodiff_split
+from .vector import Vector
+
+__all__ = ["finite_differences", "check_gradient", "check_restore",
+           "check_accumulate_once", "check_failure_atomic", "same_bits"]
+
+
+def _copy(v):
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, Vector):
+        return Vector(v[:])
+    return v
+
+
+def _copy_ann(a):
+    if type(a) is act.Active:
+        return act.Active(_copy(a.val))
+    if isinstance(a, act.Duplicated):
+        return type(a)(_copy(a.val), _copy(a.dval))
+    if type(a) is act.Const:
+        return act.Const(_copy(a.val))
+    return act.Const(_copy(a))
+
+
+def _annotate(args):
+    return [a if isinstance(a, act.ANNOTATIONS) else act.Const(a) for a in args]
+
+
+def _as_array(v):
+    return v[:] if isinstance(v, Vector) else np.asarray(v, dtype=float)
+
+
+def same_bits(a, b):
+    """True when a and b hold exactly the same bytes (nan == nan, -0 != 0)."""
+    a, b = _as_array(a), _as_array(b)
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _objective(f, anns, seeds):
+    """L = result + sum_j <seed_j, state_j after f>, on plain values."""
+    plain = [_copy(a.val) for a in anns]
+    r = f(*plain)
+    total = 0.0 if r is None else float(np.asarray(r))
+    for a, v, s in zip(anns, plain, seeds):
+        if s is not None:
+            # a Vector may have grown: its seed covers the positions it had
+            after = _as_array(v).ravel()
+            s = _as_array(s).ravel()
+            n = min(len(s), len(after))
+            total += float(np.dot(s[:n], after[:n]))
+    return total
+
+
+def finite_differences(f, *args, seeds=None, eps=1e-6):
+    """Central differences of L = f(...) + sum <seed_j, x_j after f> with
+    respect to the value before the call of every Active or Duplicated
+    argument; None for the others."""
+    anns = _annotate(args)
+    seeds = seeds or [None] * len(anns)
+    out = []
+    for k, a in enumerate(anns):
+        if type(a) is act.Const:
+            out.append(None)
+            continue
+        val = a.val
+        if isinstance(val, float):
+            def at(v, k=k):
+                trial = list(anns)
+                trial[k] = act.Const(v)
+                return _objective(f, trial, seeds)
+            h = eps * max(1.0, abs(val))
+            out.append((at(val + h) - at(val - h)) / (2 * h))
+            continue
+        base = _as_array(val)
+        grad = np.zeros(base.shape)
+        for i in np.ndindex(base.shape):
+            vals = []
+            for sign in (1.0, -1.0):
+                x = base.copy()
+                h = eps * max(1.0, abs(base[i]))
+                x[i] += sign * h
+                trial = list(anns)
+                trial[k] = act.Const(Vector(x) if isinstance(val, Vector) else x)
+                vals.append(_objective(f, trial, seeds))
+            grad[i] = (vals[0] - vals[1]) / (2 * h)
+        out.append(grad)
+    return out
+
+
+def _random_seeds(anns, rng):
+    seeds = []
+    for a in anns:
+        if isinstance(a, act.Duplicated) and not isinstance(a.val, float):
+            seeds.append(rng.standard_normal(len(a.dval) if isinstance(a.dval, Vector)
+                                             else a.dval.shape))
+        else:
+            seeds.append(None)
+    return seeds
+
+
+def _seeded(anns, seeds):
+    out = []
+    for a, s in zip(anns, seeds):
+        a = _copy_ann(a)
+        if s is not None:
+            if isinstance(a.dval, Vector):
+                a = type(a)(a.val, Vector(np.array(s, dtype=float)))
+            else:
+                a.dval[...] = s
+        out.append(a)
+    return out
+
+
+def _reverse_grads(anns, grads):
+    out = []
+    for a, g in zip(anns, grads):
+        if type(a) is act.Active:
+            out.append(g)
+        elif isinstance(a, act.Duplicated):
+            out.append(_as_array(a.dval))
+        else:
+            out.append(None)
+    return out
+
+
+def check_gradient(f, *args, rtol=1e-5, atol=1e-7, eps=1e-6, seed=0):
+    """Reverse-mode gradients of ``f`` agree with finite differences."""
+    anns = _annotate(args)
+    rng = np.random.default_rng(seed)
+    seeds = _random_seeds(anns, rng)
+    runs = _seeded(anns, seeds)
+    grads = autodiff(f, *runs)
+    got = _reverse_grads(runs, grads)
+    want = finite_differences(f, *anns, seeds=seeds, eps=eps)
+    for k, (g, w) in enumerate(zip(got, want)):
+        if w is None:
+            continue
+        g = np.asarray(g, dtype=float)
+        if isinstance(anns[k].val, Vector):
+            # entries the call pushed were consumed: their shadow is zero
+            if np.any(g[len(w):] != 0.0):
+                raise AssertionError(f"argument {k}: shadow entries of pushed elements "
+                                     f"were not consumed: {g[len(w):]}")
+            g = g[:len(w)]
+        if not np.allclose(g, w, rtol=rtol, atol=atol):
+            raise AssertionError(f"argument {k}: reverse-mode gradient\n{np.asarray(g)}\n"
+                                 f"differs from finite differences\n{np.asarray(w)}")
+    return got
+
+
+def check_restore(f, *args):
+    """restore=True gives back every primal bit for bit; the default leaves what
+    an untraced call of f leaves, bit for bit."""
+    anns = _annotate(args)
+    before = [_copy(a.val) for a in anns]
+    runs = [_copy_ann(a) for a in anns]
+    autodiff(f, *runs, restore=True)
+    for k, (a, b) in enumerate(zip(runs, before)):
+        if isinstance(b, (np.ndarray, Vector)) and not same_bits(a.val, b):
+            raise AssertionError(f"argument {k}: restore=True did not restore the primal "
+                                 f"bit for bit:\n{_as_array(a.val)}\nwas\n{_as_array(b)}")
+    plain = [_copy(a.val) for a in anns]
+    f(*plain)
+    runs = [_copy_ann(a) for a in anns]
+    autodiff(f, *runs)
+    for k, (a, p) in enumerate(zip(runs, plain)):
+        if isinstance(p, (np.ndarray, Vector)) and not same_bits(a.val, p):
+            raise AssertionError(f"argument {k}: after autodiff the primal is\n"
+                                 f"{_as_array(a.val)}\nbut an untraced call leaves\n"
+                                 f"{_as_array(p)}")
+
+
+def check_accumulate_once(f, *args, seed=1, rtol=1e-12, atol=1e-12):
+    """Shadows are linear in their seeds, each counted once:
+    sweep(result seed 1, shadow seeds P) == sweep(1, 0) + sweep(0, P)."""
+    anns = _annotate(args)
+    rng = np.random.default_rng(seed)
+    seeds = _random_seeds(anns, rng)
+    zero = [None if s is None else np.zeros_like(s) for s in seeds]
+
+    def run(shadow_seeds, result_seed):
+        runs = _seeded(anns, shadow_seeds)
+        _, tape = autodiff_split(f, *runs)
+        grads = tape.reverse(seed=result_seed)
+        return [None if g is None else np.array(g, dtype=float)
+                for g in _reverse_grads(runs, grads)]
+
+    both = run(seeds, 1.0)
+    only_result = run(zero, 1.0)
+    only_shadows = run(seeds, 0.0)
+    for k, (b, r, s) in enumerate(zip(both, only_result, only_shadows)):
+        if b is None:
+            continue
+        if not np.allclose(b, r + s, rtol=rtol, atol=atol):
+            raise AssertionError(f"argument {k}: pre-filled shadows were not accumulated "
+                                 f"exactly once:\n{b}\n!=\n{r + s}")
+
+
+def check_failure_atomic(f, *args, exc=Exception):
+    """If f raises, primals come back bit for bit and shadows are untouched."""
+    anns = [_copy_ann(a) for a in _annotate(args)]
+    before = [_copy(a.val) for a in anns]
+    shadows = [_copy(getattr(a, "dval", None)) for a in anns]
+    try:
+        autodiff(f, *anns)
+    except exc:
+        pass
+    else:
+        raise AssertionError("f did not raise")
+    for k, (a, b, s) in enumerate(zip(anns, before, shadows)):
+        if isinstance(b, (np.ndarray, Vector)) and not same_bits(a.val, b):
+            raise AssertionError(f"argument {k}: primal not restored after the exception")
+        if isinstance(s, (np.ndarray, Vector)) and not same_bits(a.dval, s):
+            raise AssertionError(f"argument {k}: shadow changed although f raised")
