@@ -17,6 +17,10 @@ from ._c import ffi, lib
 F64 = np.dtype(np.float64)
 _as_strided = np.lib.stride_tricks.as_strided
 
+# Entry points into the rule tables, bound by shadowad.rules when it is
+# imported (the rules import this module, so they cannot be imported here).
+apply_ufunc = array_ufunc = array_function = setindex = gather = None
+
 
 def detach_error(what):
     return TypeError(
@@ -130,6 +134,8 @@ def is_traced(x):
 # scalars
 
 _s2 = lib.sad_s2
+_load = lib.sad_load
+_store = lib.sad_store
 _ADD, _SUB, _MUL, _DIV, _POW = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV, lib.SAD_POW
 
 
@@ -185,12 +191,56 @@ class TScalar:
             return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, o.g, o.v), self.tape)
         return NotImplemented
 
-    def __add__(self, o): return self._bin(o, _ADD, operator.add, False)
-    def __radd__(self, o): return self._bin(o, _ADD, operator.add, True)
-    def __sub__(self, o): return self._bin(o, _SUB, operator.sub, False)
-    def __rsub__(self, o): return self._bin(o, _SUB, operator.sub, True)
-    def __mul__(self, o): return self._bin(o, _MUL, operator.mul, False)
-    def __rmul__(self, o): return self._bin(o, _MUL, operator.mul, True)
+    # +, - and * of two scalars or a scalar and a float are the hot path of
+    # scalar loops: inlined (they cannot raise on floats); the rest via _bin.
+    def __add__(self, o):
+        t = type(o)
+        if t is float:
+            z = self.v + o
+            return TScalar(z, _s2(self.tape.c, _ADD, z, self.g, self.v, 0, o), self.tape)
+        if t is TScalar and o.tape is self.tape:
+            z = self.v + o.v
+            return TScalar(z, _s2(self.tape.c, _ADD, z, self.g, self.v, o.g, o.v), self.tape)
+        return self._bin(o, _ADD, operator.add, False)
+
+    def __radd__(self, o):
+        if type(o) is float:
+            z = o + self.v
+            return TScalar(z, _s2(self.tape.c, _ADD, z, 0, o, self.g, self.v), self.tape)
+        return self._bin(o, _ADD, operator.add, True)
+
+    def __sub__(self, o):
+        t = type(o)
+        if t is float:
+            z = self.v - o
+            return TScalar(z, _s2(self.tape.c, _SUB, z, self.g, self.v, 0, o), self.tape)
+        if t is TScalar and o.tape is self.tape:
+            z = self.v - o.v
+            return TScalar(z, _s2(self.tape.c, _SUB, z, self.g, self.v, o.g, o.v), self.tape)
+        return self._bin(o, _SUB, operator.sub, False)
+
+    def __rsub__(self, o):
+        if type(o) is float:
+            z = o - self.v
+            return TScalar(z, _s2(self.tape.c, _SUB, z, 0, o, self.g, self.v), self.tape)
+        return self._bin(o, _SUB, operator.sub, True)
+
+    def __mul__(self, o):
+        t = type(o)
+        if t is float:
+            z = self.v * o
+            return TScalar(z, _s2(self.tape.c, _MUL, z, self.g, self.v, 0, o), self.tape)
+        if t is TScalar and o.tape is self.tape:
+            z = self.v * o.v
+            return TScalar(z, _s2(self.tape.c, _MUL, z, self.g, self.v, o.g, o.v), self.tape)
+        return self._bin(o, _MUL, operator.mul, False)
+
+    def __rmul__(self, o):
+        if type(o) is float:
+            z = o * self.v
+            return TScalar(z, _s2(self.tape.c, _MUL, z, 0, o, self.g, self.v), self.tape)
+        return self._bin(o, _MUL, operator.mul, True)
+
     def __truediv__(self, o): return self._bin(o, _DIV, operator.truediv, False)
     def __rtruediv__(self, o): return self._bin(o, _DIV, operator.truediv, True)
     def __pow__(self, o): return self._bin(o, _POW, operator.pow, False)
@@ -239,11 +289,9 @@ class TScalar:
     dtype = F64
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .rules.elementwise import array_ufunc
         return array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from .rules.registry import array_function
         return array_function(func, args, kwargs)
 
 
@@ -305,11 +353,9 @@ class TArray:
 
     # -- numpy protocol --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from .rules.elementwise import array_ufunc
         return array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from .rules.registry import array_function
         return array_function(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
@@ -349,6 +395,19 @@ class TArray:
 
     # -- indexing ------------------------------------------------------------
     def __getitem__(self, idx):
+        if type(idx) is int:  # the scalar-loop fast path: x[i] of a vector
+            p = self.p
+            if p.ndim == 1:
+                v = p.item(idx)
+                s = self._s
+                if s is None:
+                    s = shadow_of(self)
+                    if s is None:
+                        return v
+                if idx < 0:
+                    idx += p.shape[0]
+                tape = self.buf.tape
+                return TScalar(v, _load(tape.c, id(s), idx * s.strides[0], v), tape)
         if type(idx) is TArray or type(idx) is TScalar:
             raise detach_error("indexing with a traced value")
         el = _element_offsets(self, idx)
@@ -361,20 +420,32 @@ class TArray:
             for i, st in zip(el[1], s.strides):
                 off += i * st
             tape = self.buf.tape
-            return TScalar(v, lib.sad_load(tape.c, id(s), off, v), tape)
+            return TScalar(v, _load(tape.c, id(s), off, v), tape)
         if _basic_index(idx):
             s = shadow_of(self)
             return TArray(self.p[idx], None if s is None else s[idx], self.buf)
-        from .rules.indexing import gather
         return gather(self, idx)
 
     def __setitem__(self, idx, value):
-        from .rules.indexing import setindex
+        if type(idx) is int and type(value) is TScalar:  # y[i] = t, the fast path
+            p, buf = self.p, self.buf
+            if p.ndim == 1 and value.tape is buf.tape and not buf.readonly:
+                n = p.shape[0]
+                i = idx + n if idx < 0 else idx
+                if 0 <= i < n and p.flags.writeable:
+                    s = self._s
+                    if s is None:
+                        s = promote(self)
+                    tape = buf.tape
+                    rc = _store(tape.c, id(p), id(s), i * p.strides[0], i * s.strides[0],
+                                value.g, value.v)
+                    if rc:
+                        tape.check(rc, "a store")
+                    return
         setindex(self, idx, value)
 
     # -- operators -------------------------------------------------------------
     def _u(self, ufunc, *inputs, out=None):
-        from .rules.elementwise import apply_ufunc
         return apply_ufunc(ufunc, inputs, out)
 
     def __add__(self, o): return self._u(np.add, self, o)
