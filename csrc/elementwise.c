@@ -387,6 +387,31 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
     return SAD_OK;
 }
 
+int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
+                     intptr_t dy)
+{
+    sad_block b;
+    int rc = sad_block_build(&b, SAD_KX_ARR, y, dy, x, dx, 0, 0, 0.0);
+    if (rc != SAD_OK)
+        return rc;
+    if (sad_block_overlaps(&b, 0, 0, 1, 0) || sad_block_overlaps(&b, 0, 1, 1, 1))
+        return SAD_TOO_MANY_DIMS; /* partial aliasing: the caller splits the work */
+    const int last = b.ndim - 1;
+    const int64_t rows = sad_block_rows(&b), m = b.shape[last];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(&b, r, p, s);
+        for (int64_t i = 0; i < m; ++i) {
+            double xi = p[1][i * b.o[1].ps[last]];
+            if (s[0] != NULL)
+                s[0][i * b.o[0].ss[last]] += da * xi +
+                    (s[1] != NULL ? va * s[1][i * b.o[1].ss[last]] : 0.0);
+            p[0][i * b.o[0].ps[last]] += va * xi;
+        }
+    }
+    return SAD_OK;
+}
+
 void sad_axpy_reverse(const sad_record *r, int accumulate)
 {
     const sad_block *b = r->u.a.b;
@@ -441,6 +466,31 @@ intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
     r->u.a.b = b;
     r->u.a.z = z;
     return (intptr_t)z;
+}
+
+double sad_reduce_tangent(int op, intptr_t x, intptr_t dx, intptr_t y, intptr_t dy)
+{
+    sad_block b;
+    int flags = SAD_KX_ARR | (op == SAD_DOT ? SAD_KY_ARR : 0);
+    if (sad_block_build(&b, flags, x, dx, x, dx, y, dy, 0.0) != SAD_OK)
+        return NAN; /* unreachable: Python passes at most 64 dimensions */
+    const int last = b.ndim - 1;
+    const int64_t rows = sad_block_rows(&b), m = b.shape[last];
+    double *p[3], *s[3], dz = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(&b, r, p, s);
+        for (int64_t i = 0; i < m; ++i) {
+            if (op == SAD_SUM) {
+                dz += s[1][i * b.o[1].ss[last]];
+                continue;
+            }
+            if (s[1] != NULL)
+                dz += s[1][i * b.o[1].ss[last]] * p[2][i * b.o[2].ps[last]];
+            if (s[2] != NULL)
+                dz += p[1][i * b.o[1].ps[last]] * s[2][i * b.o[2].ss[last]];
+        }
+    }
+    return dz;
 }
 
 void sad_reduce_reverse(const sad_record *r)

@@ -87,6 +87,11 @@ intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
  * x an array or a pair (flags KX_*). */
 int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
              intptr_t xs, intptr_t y, intptr_t ys);
+/* Tangents without a tape: dz of a full reduction (dx, y, dy may be 0), and
+ * y += va*x with dy += va*dx + da*x (dx may be 0). */
+double sad_reduce_tangent(int op, intptr_t x, intptr_t dx, intptr_t y, intptr_t dy);
+int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
+                     intptr_t dy);
 /* A record whose pullback runs in Python (index pyidx in Python's list).  With
  * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);
