@@ -140,6 +140,8 @@ def apply_ufunc(ufunc, inputs, out=None):
         z = ufunc(*prims)
         if type(z) is not np.ndarray:
             return z if not isinstance(z, np.floating) else float(z)
+        if z.dtype != F64:  # e.g. integer arithmetic on constants: stays plain
+            return z
         return new_array(tape, z, False)
 
     if all(o[0] != _KARR for o in ops):  # scalars only: the lean path
