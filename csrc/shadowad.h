@@ -104,6 +104,9 @@ int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 int64_t sad_reverse(sad_tape *t, int64_t from);
 int64_t sad_undo(sad_tape *t, int64_t from);
 int64_t sad_redo(sad_tape *t, int64_t from);
+/* Undo and drop the records [n, len): an operation that failed half-way
+ * leaves no trace.  Python never truncates over a Python record. */
+void sad_truncate(sad_tape *t, int64_t n);
 
 /* ---- growable vectors -------------------------------------------------- */
 sad_vec *sad_vec_new(int64_t cap);

@@ -227,3 +227,11 @@ int64_t sad_redo(sad_tape *t, int64_t from)
             return i;
     return -1;
 }
+
+void sad_truncate(sad_tape *t, int64_t n)
+{
+    for (int64_t i = t->n - 1; i >= n; --i)
+        step(&t->rec[i], SAD_DIR_UNDO);
+    if (n < t->n)
+        t->n = n;
+}

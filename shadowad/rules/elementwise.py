@@ -132,8 +132,13 @@ def apply_ufunc(ufunc, inputs, out=None):
             return out
         if outs is None:
             outs = promote(out)
+        mark = len(tape)
         _record(tape, op, ops, out.p, outs, _SAVE)
-        ufunc(*prims, out=out.p)
+        try:
+            ufunc(*prims, out=out.p)
+        except BaseException:  # e.g. shapes that do not broadcast: leave no record
+            lib.sad_truncate(tape.c, mark)
+            raise
         return out
 
     if not active:
