@@ -21,20 +21,30 @@ demo: install
 	$(PYTHON) examples/quickstart.py
 
 # The C core built with AddressSanitizer and UBSan, the whole suite run against it.
+# The instrumented build goes to $(ASAN_DIR) (a copy of the package), so the
+# normal in-place build is left untouched and keeps working while this runs.
 # Python itself is not instrumented, so the runtime is preloaded and leak
 # detection (which would report the interpreter's own allocations) is off.
+ASAN_DIR = build/asan
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
+ASAN_ENV = LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" PYTHONPATH="$(CURDIR)/$(ASAN_DIR)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 test-asan:
 	$(PIP) install --quiet --upgrade setuptools wheel cffi numpy pytest hypothesis
-	rm -f $(STAMP) shadowad/_csad*.so
+	rm -rf $(ASAN_DIR)
+	mkdir -p $(ASAN_DIR)
+	cp -R shadowad $(ASAN_DIR)/shadowad
+	rm -rf $(ASAN_DIR)/shadowad/_csad* $(ASAN_DIR)/shadowad/__pycache__ $(ASAN_DIR)/shadowad/*/__pycache__
 	SHADOWAD_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1" \
 	SHADOWAD_LDFLAGS="-fsanitize=address,undefined" \
-	    $(PIP) install --quiet --no-build-isolation -e ".[test]"
-	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider tests
-	rm -f shadowad/_csad*.so   # the next `make` rebuilds without sanitizers
+	    $(PYTHON) setup.py --quiet build_ext --force --build-lib $(ASAN_DIR) --build-temp $(ASAN_DIR)/tmp
+	# run from $(ASAN_DIR) so `import shadowad` finds the instrumented copy
+	cd $(ASAN_DIR) && $(ASAN_ENV) $(PYTHON) -c "import shadowad._csad as c; \
+	    assert '$(ASAN_DIR)' in c.__file__, c.__file__; print('sanitized core:', c.__file__)"
+	cd $(ASAN_DIR) && $(ASAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    --rootdir="$(CURDIR)" "$(CURDIR)/tests"
 
 bench: install
 	$(PIP) install --quiet -e ".[bench]"

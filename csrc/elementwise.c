@@ -226,6 +226,10 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
         return rc;
     if (tmp.n == 0)
         return SAD_OK;
+    /* y[i:j] += v ends in numpy's y[i:j] = <that same view>: nothing to do */
+    if (op == SAD_COPY && tmp.o[1].p == tmp.o[0].p && tmp.o[1].s == tmp.o[0].s &&
+        memcmp(tmp.o[1].ps, tmp.o[0].ps, sizeof(int64_t) * (size_t)tmp.ndim) == 0)
+        return SAD_OK;
     sad_block *b = sad_arena_alloc(&t->blocks, sizeof(sad_block));
     double *saved = NULL;
     if (b == NULL)

@@ -17,6 +17,13 @@ def _annotate(a):
     return a if isinstance(a, act.ANNOTATIONS) else act.Const(a)
 
 
+def _check_f(f, driver):
+    if not callable(f):
+        raise TypeError(f"sad.{driver}: f must be callable (the function to "
+                        f"differentiate), got {type(f).__name__}; the call is "
+                        f"sad.{driver}(f, *annotated_args)")
+
+
 def _check_mode(mode):
     if not isinstance(mode, act.Mode):
         raise TypeError(f"mode must be one of Reverse, ReverseWithPrimal, Forward, "
@@ -172,6 +179,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     raises, every primal is restored, shadows are untouched, and the exception
     propagates.
     """
+    _check_f(f, "autodiff")
     _check_mode(mode)
     annotated = [_annotate(a) for a in args]
     if not mode.reverse:
@@ -224,6 +232,7 @@ def autodiff_split(f, *args):
     """Run ``f`` recording a tape; return ``(result, tape)``.  The primal
     effects of ``f`` are visible; ``tape.reverse(seed=1.0)`` then returns the
     gradients.  Do not modify the arguments in between."""
+    _check_f(f, "autodiff_split")
     tape = Tape()
     wrapped, res = _record(f, args, tape)
     try:
@@ -238,6 +247,7 @@ def autodiff_split(f, *args):
 def gradient(f, *args):
     """Gradients of scalar-valued ``f``: bare floats and arrays are Active,
     ``Const(...)`` stays constant.  Returns the tuple of gradients."""
+    _check_f(f, "gradient")
     anns = []
     for a in args:
         if isinstance(a, act.ANNOTATIONS):

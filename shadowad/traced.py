@@ -16,6 +16,10 @@ from ._c import ffi, lib
 
 F64 = np.dtype(np.float64)
 _as_strided = np.lib.stride_tricks.as_strided
+try:  # numpy >= 2 moved it; numpy 1.x has only np.byte_bounds
+    from numpy.lib.array_utils import byte_bounds as _byte_bounds
+except ImportError:  # pragma: no cover - numpy 1.x
+    _byte_bounds = np.byte_bounds
 
 # Entry points into the rule tables, bound by shadowad.rules when it is
 # imported (the rules import this module, so they cannot be imported here).
@@ -56,7 +60,7 @@ class Buffer:
 
     def promote(self):
         root = self.root
-        lo, hi = np.byte_bounds(root)
+        lo, hi = _byte_bounds(root)
         self.mem = np.zeros(max((hi - lo) // 8, 1))
         self.lo = lo
         self.shadow = self.view_shadow(root)
