@@ -1,7 +1,9 @@
 /* vector.c -- growable float64 vectors in C memory, and their records.
  *
  * Records name a vector and an index, never a pointer into its data: push
- * may move the data.  Sweeps never allocate: a vector never shrinks its
+ * may move the data.  The redo sweep re-applies pushes and pops to primal
+ * vectors only: after the call a shadow vector holds the adjoint of the
+ * vector as it was before the call, with that length.  Sweeps never allocate: a vector never shrinks its
  * capacity, so putting back what was popped always fits. */
 #include <stdlib.h>
 #include <string.h>
@@ -208,10 +210,8 @@ void sad_vec_reverse(sad_record *r, int dir)
     const int acc = dir == SAD_DIR_REVERSE, redo = dir == SAD_DIR_REDO;
     switch (r->op) {
     case SAD_VPUSH:
-        if (redo) {
+        if (redo) { /* shadows stay the adjoint of the state before the call */
             v->data[v->len++] = r->u.v.val;
-            if (vs != NULL)
-                vs->data[vs->len++] = 0.0;
             return;
         }
         --v->len;
@@ -227,10 +227,6 @@ void sad_vec_reverse(sad_record *r, int dir)
         if (redo) {
             memcpy(v->data + v->len, (double *)r->u.v.x, (size_t)n * sizeof(double));
             v->len += n;
-            if (vs != NULL) {
-                memset(vs->data + vs->len, 0, (size_t)n * sizeof(double));
-                vs->len += n;
-            }
             return;
         }
         v->len -= n;
@@ -253,8 +249,6 @@ void sad_vec_reverse(sad_record *r, int dir)
     case SAD_VPOP:
         if (redo) {
             --v->len;
-            if (vs != NULL)
-                --vs->len;
             return;
         }
         v->data[v->len++] = r->u.v.val;
