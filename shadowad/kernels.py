@@ -7,7 +7,7 @@ import numpy as np
 
 from ._c import ffi, lib
 from .rules import indexing
-from .rules.elementwise import _operand, apply_ufunc
+from .rules.elementwise import _operand, apply_ufunc, save_inactive
 from .traced import (F64, TArray, TScalar, _num, check_writable, detach_error,
                      mixed_tapes_error, promote, shadow_of)
 
@@ -58,6 +58,7 @@ def axpy(a, x, y):
     xact = xs is not None
     ys = shadow_of(y)
     if not (aact or xact) and ys is None:
+        save_inactive(tape, y.p)
         y.p += va * (obj if kind == lib.SAD_KX_ARR else xv)
         return y
     if ys is None:

@@ -112,5 +112,14 @@ class Tape:
     def free(self):
         self.state = "freed"
         ffi.release(self.c)
+        del self.c  # a traced value that outlives its call now gets __getattr__'s error
         self.py = []
         self.keep = []
+
+    def __getattr__(self, name):  # only reached for the slot ``c`` after free()
+        if name == "c":
+            raise RuntimeError(
+                "shadowad: a traced value was used after its autodiff call finished; "
+                "traced values exist only while f runs (take plain values inside f "
+                "with sad.primal)")
+        raise AttributeError(name)

@@ -25,7 +25,7 @@ __all__ = ["finite_differences", "check_gradient", "check_restore",
 
 def _copy(v):
     if isinstance(v, np.ndarray):
-        return v.copy()
+        return v.copy(order="K")  # keep the layout: Fortran order must be tested as such
     if isinstance(v, Vector):
         return Vector(v[:])
     return v
@@ -93,7 +93,7 @@ def finite_differences(f, *args, seeds=None, eps=1e-6):
         for i in np.ndindex(base.shape):
             vals = []
             for sign in (1.0, -1.0):
-                x = base.copy()
+                x = base.copy(order="K")  # the layout of the call: ravel("K") depends on it
                 h = eps * max(1.0, abs(base[i]))
                 x[i] += sign * h
                 trial = list(anns)
@@ -110,7 +110,7 @@ def _random_seeds(anns, rng):
     # state cannot see; so Vectors are seeded through f's result only.
     seeds = []
     for a in anns:
-        if isinstance(a.val if hasattr(a, "val") else None, Vector):
+        if isinstance(a, act.Duplicated) and isinstance(a.val, Vector):
             seeds.append(np.zeros(len(a.dval)))
         elif isinstance(a, act.Duplicated) and not isinstance(a.val, float):
             seeds.append(rng.standard_normal(a.dval.shape))

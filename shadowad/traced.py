@@ -325,7 +325,7 @@ def _element_offsets(a, idx):
         if p.ndim != 1:
             return None
         idx = (int(idx),)
-    elif type(idx) is tuple and len(idx) == p.ndim and p.ndim > 0:
+    elif type(idx) is tuple and len(idx) == p.ndim:  # () names the element of a 0-d array
         for i in idx:
             if not (type(i) is int or isinstance(i, np.integer)):
                 return None

@@ -155,35 +155,27 @@ class TracedVector:
             if x.ndim != 1:
                 raise ValueError(f"Vector.push: expected a scalar or a 1-D array, got shape {x.shape}")
             s = shadow_of(x)
-            if s is None and self.vs is None:
-                rc = lib.sad_vec_extend(self.v._cvec, id(x.p))
-            else:
-                vs = self._promote()
-                rc = lib.sad_vpusha(tape.c, self.v._cvec, vs, id(x.p), 0 if s is None else id(s))
-        else:
+            vs = self._shadow() if s is None else self._promote()
+            rc = lib.sad_vpusha(tape.c, self.v._cvec, vs, id(x.p), 0 if s is None else id(s))
+        else:  # a constant (recorded even while inactive: the sweeps pop it again)
             v = _num(x)
-            if self.vs is None:
-                self.v.push(x)
-                return
             if v is not None:
-                rc = lib.sad_vpush(tape.c, self.v._cvec, self.vs._cvec, 0, v)
+                rc = lib.sad_vpush(tape.c, self.v._cvec, self._shadow(), 0, v)
             else:
                 a = _float_array(x, "Vector.push")
                 tape.keep.append(a)
-                rc = lib.sad_vpusha(tape.c, self.v._cvec, self.vs._cvec, id(a), 0)
+                rc = lib.sad_vpusha(tape.c, self.v._cvec, self._shadow(), id(a), 0)
         tape.check(rc, "Vector.push")
 
     def pop(self):
         if len(self.v) == 0:
             raise IndexError("pop from an empty Vector")
-        if self.vs is None:
-            return self.v.pop()
         out = ffi.new("double *")
         tape = self.tape
-        g = lib.sad_vpop(tape.c, self.v._cvec, self.vs._cvec, out)
+        g = lib.sad_vpop(tape.c, self.v._cvec, self._shadow(), out)
         if g == 0:
             raise MemoryError("shadowad: out of memory in Vector.pop")
-        return TScalar(out[0], g, tape)
+        return out[0] if self.vs is None else TScalar(out[0], g, tape)
 
     def __getitem__(self, i):
         if type(i) is slice:
@@ -214,10 +206,7 @@ class TracedVector:
             v = _num(x)
             if v is None:
                 raise TypeError(f"Vector elements are floats, got {type(x).__name__}")
-            if self.vs is None:
-                self.v[j] = v
-                return
-            rc = lib.sad_vstore(tape.c, self.v._cvec, self.vs._cvec, j, 0, v)
+            rc = lib.sad_vstore(tape.c, self.v._cvec, self._shadow(), j, 0, v)
         tape.check(rc, "Vector[i] = x")
 
     def __iter__(self):

@@ -110,6 +110,9 @@ def apply_ufunc(ufunc, inputs, out=None):
     if op is None:
         if ufunc in NONDIFF:
             return _nondiff(ufunc, inputs, out)
+        rule = registry.FUNCTIONS.get(ufunc)  # a ufunc with its own rule: np.matmul
+        if rule is not None:
+            return rule(*inputs, out=out)
         raise registry.no_rule_error(ufunc)
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
@@ -127,13 +130,13 @@ def apply_ufunc(ufunc, inputs, out=None):
             return ufunc(*prims, out=out)
         check_writable(out)
         outs = shadow_of(out)
-        if not active and outs is None:
-            ufunc(*prims, out=out.p)
-            return out
-        if outs is None:
+        if outs is None and active:
             outs = promote(out)
         mark = len(tape)
-        _record(tape, op, ops, out.p, outs, _SAVE)
+        if outs is None:  # inactive memory: only its old bytes are recorded
+            save_inactive(tape, out.p)
+        else:
+            _record(tape, op, ops, out.p, outs, _SAVE)
         try:
             ufunc(*prims, out=out.p)
         except BaseException:  # e.g. shapes that do not broadcast: leave no record
@@ -195,9 +198,10 @@ def _record(tape, op, ops, z, zs, flags):
         flags |= kind << (2 * j)
     keep.append(z)
     keep.append(zs)
-    rc = lib.sad_ew(tape.c, op, flags, id(z), id(zs), ids[0], ids[1], ids[2], ids[3], k)
+    rc = lib.sad_ew(tape.c, op, flags, id(z), 0 if zs is None else id(zs),
+                    ids[0], ids[1], ids[2], ids[3], k)
     if rc == _TOO_MANY_DIMS:
-        _record_split(tape, op, ops, z, zs, flags & _SAVE)
+        _record_split(tape, op, ops, z, zs, flags & (_SAVE | lib.SAD_F_PRIMAL))
     else:
         tape.check(rc, "an elementwise operation")
 
@@ -215,4 +219,11 @@ def _record_split(tape, op, ops, z, zs, flags):
             elif kind == _KARR and obj.ndim == z.ndim:  # broadcast along axis 0
                 o = (kind, obj[0], None if sh is None else sh[0], obj[0])
             sub.append(o)
-        _record(tape, op, sub, z[i], zs[i], flags)
+        _record(tape, op, sub, z[i], None if zs is None else zs[i], flags)
+
+
+def save_inactive(tape, z):
+    """Record the bytes of inactive memory z that are about to be overwritten
+    (no derivative work): earlier pullbacks may read z, and the sweeps must
+    put it back for restore=True and when f raises."""
+    _record(tape, lib.SAD_COPY, [(_KCONST, None, None, 0.0)], z, None, _SAVE)

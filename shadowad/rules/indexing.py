@@ -25,7 +25,7 @@ def element_index(p, idx):
         if p.ndim != 1:
             return None
         idx = (idx,)
-    elif not (type(idx) is tuple and len(idx) == p.ndim and p.ndim > 0):
+    elif not (type(idx) is tuple and len(idx) == p.ndim):  # () on a 0-d array
         return None
     out = []
     for d, i in enumerate(idx):
@@ -48,7 +48,7 @@ def offset(strides, index):
 
 def unbroadcast(g, shape):
     """Sum g over the axes that broadcasting to g.shape added to ``shape``."""
-    if g.shape == tuple(shape):
+    if g.shape == tuple(shape) or g.ndim < len(shape):  # the latter broadcasts in +=
         return g
     lead = g.ndim - len(shape)
     if lead:
@@ -59,13 +59,27 @@ def unbroadcast(g, shape):
     return g
 
 
+def _distinct(s, g):
+    """The shadow of a broadcast view (stride 0) names each element many times,
+    and numpy's ``s += g`` would keep one term of each sum: sum g over those
+    axes and keep one index of s along them."""
+    axes = tuple(d for d, (n, st) in enumerate(zip(s.shape, s.strides)) if st == 0 and n > 1)
+    if not axes:
+        return s, g
+    g = np.broadcast_to(g, s.shape).sum(axis=axes, keepdims=True)
+    return s[tuple(slice(0, 1) if d in axes else slice(None) for d in range(s.ndim))], g
+
+
 def accumulate(dst, g):
     """dst (a TArray, TScalar or constant) += g, un-broadcast to its shape."""
     t = type(dst)
     if t is TArray:
         s = shadow_of(dst)
         if s is not None:
-            s += unbroadcast(g, s.shape)
+            g = unbroadcast(g, s.shape)
+            if 0 in s.strides:
+                s, g = _distinct(s, g)
+            s += g
     elif t is TScalar:
         adjoint_view(dst.g)[...] += np.sum(g)
 
@@ -115,17 +129,24 @@ def setindex(a, idx, value):
                                      offset(s.strides, el), value.g, value.v), "a store")
             return
         v = _num(value)
-        if v is not None:
-            if s is None:
-                a.p[tuple(el)] = v
-            else:
-                tape.check(lib.sad_store(tape.c, id(a.p), id(s), offset(a.p.strides, el),
-                                         offset(s.strides, el), 0, v), "a store")
+        if v is not None:  # a constant; into inactive memory only the old value is kept
+            tape.check(lib.sad_store(tape.c, id(a.p), 0 if s is None else id(s),
+                                     offset(a.p.strides, el),
+                                     0 if s is None else offset(s.strides, el), 0, v), "a store")
             return
     if _basic_index(idx):
-        copy_into(a[idx], value)
+        copy_into(basic_view(a, idx, el), value)
         return
     _set_advanced(a, idx, value, tape)
+
+
+def basic_view(a, idx, el=None):
+    """The TArray view a[idx] for a basic index; an index naming one element
+    gives a 0-d view (a[idx] would read the element)."""
+    if el is not None:
+        idx = tuple(el) + (Ellipsis,)
+    s = shadow_of(a)
+    return TArray(a.p[idx], None if s is None else s[idx], a.buf)
 
 
 def copy_into(view, value):
@@ -145,11 +166,9 @@ def copy_into(view, value):
             raise ValueError(f"could not broadcast input array from shape {shape} "
                              f"into shape {view.shape}") from None
     zs = shadow_of(view)
-    if o[2] is None and zs is None:
-        view.p[...] = o[3]
-        return
-    if zs is None:
+    if zs is None and o[2] is not None:
         zs = promote(view)
+    # zs None: inactive memory, the record only keeps the overwritten bytes
     _record(tape, lib.SAD_COPY, [o], view.p, zs, lib.SAD_F_SAVE | lib.SAD_F_PRIMAL)
 
 
@@ -158,10 +177,7 @@ def _set_advanced(a, idx, value, tape):
     vp = primal(value)
     vactive = (type(value) is TScalar) or (type(value) is TArray and shadow_of(value) is not None)
     s = shadow_of(a)
-    if not vactive and s is None:
-        p[idx] = vp
-        return
-    if s is None:
+    if s is None and vactive:
         s = promote(a)
     saved = [np.array(p[idx], dtype=F64)]
     p[idx] = vp
@@ -180,6 +196,8 @@ def _set_advanced(a, idx, value, tape):
         saved[0] = cur
 
     def pullback():
+        if s is None:  # inactive memory: the swap restored it, no adjoint moves
+            return
         g = np.array(s[idx], dtype=F64)
         s[idx] = 0.0
         if vactive:

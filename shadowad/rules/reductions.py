@@ -1,1 +1,382 @@
-"""(being written)"""
+"""Reductions: sum, mean, prod, max/min, cumsum, trace, and the reduce,
+accumulate and outer methods of ufuncs.
+
+numpy computes every primal, so results equal numpy's bit for bit.  The full
+sum and mean are C records; the other rules are Python records whose pullback
+sits right below the primal computation.  A pullback reads its input from
+memory at sweep time (later records have restored it by then) and adds into
+its shadow; it saves nothing.
+
+The helpers ``operand``, ``result``, ``const_result``, ``finish_out`` and
+``prod_others`` are shared with the linear-algebra rules.
+"""
+import numpy as np
+
+from .._c import lib
+from ..traced import (F64, TArray, TScalar, detach_error, mixed_tapes_error, new_array,
+                      new_scalar, primal, shadow_of)
+from .elementwise import EW_OPS, NONDIFF, _tape_of, apply_ufunc
+from .indexing import accumulate
+from .registry import implements
+
+try:
+    from numpy.lib.array_utils import normalize_axis_tuple
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.numeric import normalize_axis_tuple
+
+_NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
+_SUM, _DIV = lib.SAD_SUM, lib.SAD_DIV
+# what np.sum, np.max, ... call on a plain ndarray, without their Python layers
+_add_reduce, _max_reduce, _min_reduce = np.add.reduce, np.maximum.reduce, np.minimum.reduce
+
+
+# --------------------------------------------------------------------------
+# shared helpers
+
+def operand(a, tape):
+    """(primal float64 ndarray, ``a`` if it is active else None) of one operand.
+    A traced scalar's primal is a 0-d array; constants become float64."""
+    t = type(a)
+    if t is TArray:
+        if a.buf.tape is not tape:
+            raise mixed_tapes_error()
+        return a.p, (a if shadow_of(a) is not None else None)
+    if t is TScalar:
+        if a.tape is not tape:
+            raise mixed_tapes_error()
+        return np.array(a.v), a
+    p = np.asarray(a)
+    if p.dtype != F64 or not p.flags.aligned:
+        if p.dtype.kind not in "biuf":
+            raise TypeError(f"shadowad: cannot combine a traced value with "
+                            f"{type(a).__name__} of dtype {p.dtype}")
+        p = np.array(p, dtype=F64)
+    return p, None
+
+
+def result(tape, z):
+    """numpy's result z as a fresh active value, and a view of its adjoint
+    (0-d for a scalar) for the pullback to read."""
+    if type(z) is np.ndarray:
+        res = new_array(tape, z, True)
+        return res, res._s
+    return new_scalar(tape, float(z))
+
+
+def const_result(tape, z):
+    """numpy's result z of inactive inputs: an inactive traced array or a float."""
+    if type(z) is np.ndarray:
+        return new_array(tape, z, False) if z.dtype == F64 else z
+    return float(z)
+
+
+def finish_out(res, out, fname):
+    """Honour ``out=``: copy the result into it (a recorded copy when traced)."""
+    if out is None:
+        return res
+    shape = np.shape(primal(res))
+    if tuple(np.shape(primal(out))) != shape:
+        raise ValueError(f"shadowad: {fname}(..., out=...): out has shape "
+                         f"{np.shape(primal(out))} but the result has shape {shape}")
+    if type(out) is TArray:
+        out[...] = res
+    elif type(res) is TScalar or (type(res) is TArray and shadow_of(res) is not None):
+        raise detach_error(f"{fname}(..., out=<plain ndarray>)")
+    else:
+        out[...] = primal(res)
+    return out
+
+
+def options(fname, dtype=None, initial=_NOVALUE, where=_NOVALUE):
+    """Refuse the arguments whose derivative the rules do not implement."""
+    if dtype is not None and np.dtype(dtype) != F64:
+        raise TypeError(f"shadowad: {fname}(..., dtype={np.dtype(dtype)}) is not supported "
+                        "on traced values: traced results are float64")
+    if initial is not _NOVALUE:
+        raise NotImplementedError(f"shadowad: {fname}(..., initial=...) is not supported "
+                                  "on traced values; combine the initial value separately")
+    if where is not _NOVALUE and where is not True:
+        raise NotImplementedError(f"shadowad: {fname}(..., where=...) is not supported on "
+                                  "traced values; mask with np.where(mask, x, neutral)")
+
+
+def prod_others(x):
+    """The product of the other entries along the last axis, for each entry:
+    prefix times suffix products, so zeros need no division."""
+    left = np.ones(x.shape)
+    right = np.ones(x.shape)
+    if x.shape[-1] > 1:
+        np.cumprod(x[..., :-1], axis=-1, out=left[..., 1:])
+        np.cumprod(x[..., :0:-1], axis=-1, out=right[..., -2::-1])
+    left *= right
+    return left
+
+
+def _keepdims(keepdims):
+    return False if keepdims is _NOVALUE else bool(keepdims)
+
+
+def _axes(axis, ndim):
+    """The reduced axes, non-negative (numpy has validated axis already)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if type(axis) is int:
+        return (axis + ndim if axis < 0 else axis,)
+    return normalize_axis_tuple(axis, ndim)
+
+
+# --------------------------------------------------------------------------
+# the shared frame of the axis reductions
+
+def _reduce(fname, npfn, a, axis, keepdims, out, grad):
+    """numpy's primal, then a record whose pullback adds grad(p, axes, zk, gk)
+    into a's shadow; zk and gk are the result and its adjoint with the reduced
+    axes kept (length 1), so they broadcast against a."""
+    tape = _tape_of((a,), out)
+    p, dst = operand(a, tape)
+    z = npfn(p, axis=axis, keepdims=keepdims)
+    if dst is None:
+        return finish_out(const_result(tape, z), out, fname)
+    res, gz = result(tape, z)
+    axes = _axes(axis, p.ndim)
+    kd = tuple(1 if d in axes else n for d, n in enumerate(p.shape))
+    gk = gz.reshape(kd)  # a view: it sees the adjoint as the sweep leaves it
+    zk = res.p.reshape(kd) if type(res) is TArray else z
+
+    def pullback():
+        accumulate(dst, grad(p, axes, zk, gk))
+    tape.record_py(pullback)
+    return finish_out(res, out, fname)
+
+
+def _full(a, out, keepdims, axis):
+    """The active TArray whose reduction to a scalar can be a C record, or None."""
+    if axis is None and out is None and not keepdims and type(a) is TArray:
+        s = shadow_of(a)
+        if s is not None:
+            return s
+    return None
+
+
+def _sum_record(tape, p, s, v):
+    """sum(p) = v as one C record (0 when the C core cannot iterate p)."""
+    tape.keep.append(p)
+    tape.keep.append(s)
+    return lib.sad_reduce(tape.c, _SUM, v, id(p), id(s), 0, 0)
+
+
+# --------------------------------------------------------------------------
+# sum and mean: the adjoint is spread evenly over the reduced entries
+
+def _sum_grad(p, axes, zk, gk):
+    return gk
+
+
+@implements(np.sum)
+def sum_(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
+         where=_NOVALUE):
+    options("np.sum", dtype, initial, where)
+    keepdims = _keepdims(keepdims)
+    s = _full(a, out, keepdims, axis)
+    if s is not None:
+        tape, p = a.buf.tape, a.p
+        v = float(_add_reduce(p, axis=None))
+        g = _sum_record(tape, p, s, v)
+        if g:
+            return TScalar(v, g, tape)
+    return _reduce("np.sum", _add_reduce, a, axis, keepdims, out, _sum_grad)
+
+
+def _mean_grad(p, axes, zk, gk):
+    n = 1
+    for d in axes:
+        n *= p.shape[d]
+    return gk / n if n else gk
+
+
+@implements(np.mean)
+def mean(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, *, where=_NOVALUE):
+    options("np.mean", dtype, where=where)
+    keepdims = _keepdims(keepdims)
+    s = _full(a, out, keepdims, axis)
+    if s is not None and a.p.size:
+        # sum record, then a scalar division record carrying numpy's value
+        tape, p = a.buf.tape, a.p
+        v, n = float(np.mean(p)), float(p.size)
+        g = _sum_record(tape, p, s, v * n)
+        if g:
+            return TScalar(v, lib.sad_s2(tape.c, _DIV, v, g, v * n, 0, n), tape)
+    return _reduce("np.mean", np.mean, a, axis, keepdims, out, _mean_grad)
+
+
+# --------------------------------------------------------------------------
+# prod: each entry's adjoint is the product of the other entries of its group
+
+def _prod_grad(p, axes, zk, gk):
+    keep = [d for d in range(p.ndim) if d not in axes]
+    perm = keep + list(axes)
+    xt = p.transpose(perm)
+    lead = xt.shape[:len(keep)]
+    n = 1
+    for d in axes:
+        n *= p.shape[d]
+    others = prod_others(xt.reshape(lead + (n,))).reshape(xt.shape)
+    return gk * others.transpose(np.argsort(perm))
+
+
+@implements(np.prod)
+def prod(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
+         where=_NOVALUE):
+    options("np.prod", dtype, initial, where)
+    return _reduce("np.prod", np.multiply.reduce, a, axis, _keepdims(keepdims), out, _prod_grad)
+
+
+# --------------------------------------------------------------------------
+# max and min: ties share the adjoint evenly (as JAX does)
+
+def _extreme_grad(p, axes, zk, gk):
+    mask = p == zk
+    count = mask.sum(axis=axes, keepdims=True)
+    if not count.all():  # a NaN result: numpy propagates NaN, so the NaNs win
+        mask |= np.isnan(p) & np.isnan(zk)
+        count = mask.sum(axis=axes, keepdims=True)
+    return mask * (gk / count)
+
+
+@implements(np.max)
+def max_(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
+    options("np.max", None, initial, where)
+    return _reduce("np.max", _max_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
+
+
+@implements(np.amax)
+def amax(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
+    options("np.amax", None, initial, where)
+    return _reduce("np.amax", _max_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
+
+
+@implements(np.min)
+def min_(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
+    options("np.min", None, initial, where)
+    return _reduce("np.min", _min_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
+
+
+@implements(np.amin)
+def amin(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
+    options("np.amin", None, initial, where)
+    return _reduce("np.amin", _min_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
+
+
+# --------------------------------------------------------------------------
+# cumsum: the adjoint of x is the reversed cumulative sum of the adjoint of z
+
+@implements(np.cumsum)
+def cumsum(a, axis=None, dtype=None, out=None):
+    options("np.cumsum", dtype)
+    return _accumulate("np.cumsum", np.cumsum, a, axis, out)
+
+
+def _accumulate(fname, npfn, a, axis, out):
+    tape = _tape_of((a,), out)
+    p, dst = operand(a, tape)
+    z = npfn(p, axis=axis)
+    if dst is None:
+        return finish_out(const_result(tape, z), out, fname)
+    res, zs = result(tape, z)
+    if axis is None and p.ndim != 1:  # cumsum of the flattened array
+        def pullback():
+            accumulate(dst, np.cumsum(zs[::-1])[::-1].reshape(p.shape))
+    else:
+        ax = 0 if axis is None else normalize_axis_tuple(axis, z.ndim)[0]
+
+        def pullback():
+            accumulate(dst, np.flip(np.cumsum(np.flip(zs, ax), axis=ax), ax))
+    tape.record_py(pullback)
+    return finish_out(res, out, fname)
+
+
+# --------------------------------------------------------------------------
+# trace: the adjoint lands on the diagonal
+
+@implements(np.trace)
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    options("np.trace", dtype)
+    tape = _tape_of((a,), out)
+    p, dst = operand(a, tape)
+    z = np.trace(p, offset, axis1, axis2)
+    if dst is None:
+        return finish_out(const_result(tape, z), out, "np.trace")
+    res, gz = result(tape, z)
+    s = shadow_of(dst)  # dst is a TArray: numpy refuses the trace of a scalar
+    i = np.arange(np.diagonal(p, offset, axis1, axis2).shape[-1])
+    rows, cols = i + max(-offset, 0), i + max(offset, 0)
+    if 0 in s.strides:  # a broadcast view: `+=` through an index would drop terms
+        def pullback():
+            g = np.zeros(p.shape)
+            np.moveaxis(g, (axis1, axis2), (-2, -1))[..., rows, cols] = gz[..., None]
+            accumulate(dst, g)
+    else:
+        sv = np.moveaxis(s, (axis1, axis2), (-2, -1))  # a writable view of the shadow
+
+        def pullback():
+            sv[..., rows, cols] += gz[..., None]
+    tape.record_py(pullback)
+    return finish_out(res, out, "np.trace")
+
+
+# --------------------------------------------------------------------------
+# ufunc methods (np.add.reduce, ...), reached from elementwise.array_ufunc
+
+_REDUCE = {np.add: sum_, np.multiply: prod, np.maximum: max_, np.minimum: min_}
+_REDUCE_KW = {"axis", "dtype", "out", "keepdims", "initial", "where"}
+
+
+def _out_arg(kwargs):
+    out = kwargs.pop("out", None)
+    if type(out) is tuple:  # numpy hands __array_ufunc__ a tuple of outputs
+        if len(out) != 1:
+            raise TypeError("shadowad: several outputs are not supported")
+        out = out[0]
+    return out
+
+
+def ufunc_method(ufunc, method, inputs, kwargs):
+    """np.<ufunc>.<method>(...) on traced values."""
+    name = f"np.{ufunc.__name__}.{method}"
+    kwargs = dict(kwargs)
+    out = _out_arg(kwargs)
+    if method == "reduce" and ufunc in _REDUCE and len(inputs) == 1:
+        bad = set(kwargs) - _REDUCE_KW
+        if bad:
+            raise TypeError(f"shadowad: {name}(..., {bad.pop()}=...) is not supported")
+        options(name, kwargs.pop("dtype", None), kwargs.pop("initial", _NOVALUE),
+                kwargs.pop("where", _NOVALUE))
+        axis = kwargs.pop("axis", 0)
+        return _REDUCE[ufunc](inputs[0], axis, out=out, **kwargs)
+    if method == "accumulate" and ufunc is np.add and len(inputs) == 1:
+        axis = kwargs.pop("axis", 0)
+        options(name, kwargs.pop("dtype", None))
+        if kwargs:
+            raise TypeError(f"shadowad: {name}(..., {next(iter(kwargs))}=...) is not supported")
+        return _accumulate(name, np.add.accumulate, inputs[0], axis, out)
+    if method == "outer" and len(inputs) == 2 and ufunc in EW_OPS and not kwargs:
+        return _outer(ufunc, inputs[0], inputs[1], out)
+    if ufunc in NONDIFF and out is None:  # no derivative: run on the values
+        return getattr(ufunc, method)(*[primal(x) for x in inputs], **kwargs)
+    raise NotImplementedError(
+        f"shadowad: {name} has no derivative rule in shadowad. Supported ufunc methods: "
+        "np.add/np.multiply/np.maximum/np.minimum.reduce, np.add.accumulate and the "
+        ".outer of differentiable binary ufuncs (e.g. np.multiply.outer); write the "
+        "computation with those, or take values without derivative with sad.primal(x)")
+
+
+def _outer(ufunc, a, b, out):
+    """ufunc.outer(a, b) is ufunc(a[..., None, ..., None], b): one elementwise record."""
+    nb = np.ndim(primal(b))
+    if nb:
+        new = (Ellipsis,) + (None,) * nb
+        if type(a) is TArray:
+            a = a[new]
+        elif type(a) is not TScalar:
+            a = np.asarray(a)[new]
+    return apply_ufunc(ufunc, (a, b), out)

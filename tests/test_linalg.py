@@ -1,0 +1,313 @@
+"""Linear algebra (dot, vdot, inner, outer, matmul and ``@``, np.linalg's
+solve, inv, det, slogdet): finite differences, restore, accumulate-once,
+activity combinations, primals equal to numpy's bit for bit, and errors."""
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import Active, Const, Duplicated, ReverseWithPrimal, autodiff
+from shadowad.testing import (check_accumulate_once, check_gradient, check_restore,
+                              same_bits)
+
+rng = np.random.default_rng(3)
+
+
+def check_all(f, *args):
+    check_gradient(f, *args)
+    check_restore(f, *args)
+    check_accumulate_once(f, *args)
+
+
+def dup(a):
+    a = np.array(a, dtype=float)
+    return Duplicated(a, np.zeros_like(a))
+
+
+def combos(a, b):
+    """both active, one active (either side, Active or Duplicated), one const"""
+    return [(dup(a), dup(b)), (Active(a), Const(b)), (Const(a), dup(b)),
+            (dup(a), Active(b))]
+
+
+def well_conditioned(*shape):
+    n = shape[-1]
+    return rng.standard_normal(shape) + 3.0 * np.eye(n)
+
+
+# --------------------------------------------------------------------------
+# products: each inside a program that also accumulates into an argument
+
+BINARY = [
+    (np.matmul, (3, 4), (4, 2)), (np.matmul, (4,), (4, 2)), (np.matmul, (3, 4), (4,)),
+    (np.matmul, (4,), (4,)), (np.matmul, (2, 3, 4), (4, 2)), (np.matmul, (2, 3, 4), (2, 4, 2)),
+    (np.matmul, (2, 1, 3, 4), (3, 4, 2)), (np.matmul, (4,), (2, 4, 3)),
+    (np.matmul, (2, 3, 4), (4,)), (np.matmul, (1, 3, 4), (2, 4, 2)),
+    (np.dot, (3, 4), (4, 2)), (np.dot, (4,), (4,)), (np.dot, (3, 4), (4,)),
+    (np.dot, (4,), (4, 2)), (np.dot, (2, 3, 4), (4,)), (np.dot, (2, 3, 4), (5, 4, 2)),
+    (np.dot, (), (3, 2)), (np.dot, (3,), ()),
+    (np.inner, (4,), (4,)), (np.inner, (2, 4), (3, 4)), (np.inner, (2, 2, 3), (3,)),
+    (np.inner, (), (3,)),
+    (np.vdot, (4,), (4,)), (np.vdot, (2, 3), (2, 3)), (np.vdot, (2, 3), (6,)),
+    (np.outer, (3,), (4,)), (np.outer, (2, 2), (3,)), (np.outer, (), (2,)),
+]
+
+
+@pytest.mark.parametrize("fn,sa,sb", BINARY,
+                         ids=[f"{f.__name__}{a}{b}" for f, a, b in BINARY])
+def test_product_in_place_program(fn, sa, sb):
+    a, b = np.array(rng.standard_normal(sa)), np.array(rng.standard_normal(sb))
+    y = np.array(rng.standard_normal(np.shape(fn(a, b))))
+
+    def f(a, b, y):
+        y += fn(a, b)
+        y *= 0.5
+        return np.sum(y * fn(a * a, b))
+
+    for args in combos(a, b):
+        check_all(f, *args, dup(y))
+    check_all(f, Const(a), Const(b), dup(y))
+
+
+@pytest.mark.parametrize("fn,sa,sb", BINARY,
+                         ids=[f"{f.__name__}{a}{b}" for f, a, b in BINARY])
+def test_product_primal_equals_numpy(fn, sa, sb):
+    a, b = np.array(rng.standard_normal(sa)), np.array(rng.standard_normal(sb))
+    want = fn(a, b)
+    y = np.zeros(np.shape(want))
+
+    def f(a, b, y):
+        y[...] = fn(a, b)
+
+    autodiff(f, dup(a), Const(b), Duplicated(y, np.zeros_like(y)))
+    assert same_bits(y, want)
+
+
+def test_matmul_operator_and_in_place_forms():
+    A, B = rng.standard_normal((3, 3)), rng.standard_normal((3, 3))
+    x, y = rng.standard_normal(3), rng.standard_normal(3)
+
+    def f(A, B, x, y):
+        y += A @ x                    # TArray.__matmul__
+        y -= B.T.dot(y)               # a method, with an aliasing in-place update
+        C = np.zeros_like(A)
+        np.matmul(A, B, out=C)        # out= through the ufunc path
+        C @= B                        # __imatmul__
+        return np.sum(C * C) + y @ y + x @ C @ x
+
+    check_all(f, dup(A), dup(B), dup(x), dup(y))
+    check_all(f, Active(A), Const(B), Const(x), dup(y))
+
+
+def test_matmul_with_plain_ndarray_operands():
+    A = rng.standard_normal((3, 3))
+    c = rng.standard_normal(3)
+    k = np.arange(3)                  # an integer constant
+
+    def f(A):
+        return np.sum((A @ c) * (c @ A)) + np.dot(k, A @ k) + np.inner(A, c)[0]
+
+    check_all(f, dup(A))
+
+
+def test_vector_dot_is_a_scalar_and_exact():
+    x, dx = np.array([1.0, 2.0, 3.0]), np.zeros(3)
+    y, dy = np.array([4.0, 5.0, 6.0]), np.zeros(3)
+    seen = []
+
+    def f(x, y):
+        d = x @ y
+        seen.append(type(d))
+        return d + np.dot(x, x) + np.vdot(x, y) + np.inner(y, y)
+
+    (_, _), v = autodiff(f, Duplicated(x, dx), Duplicated(y, dy), mode=ReverseWithPrimal)
+    assert seen == [sad.TScalar]
+    assert v == 32 + 14 + 32 + 77
+    assert dx.tolist() == [2 * 4 + 2 * 1, 2 * 5 + 2 * 2, 2 * 6 + 2 * 3]
+    assert dy.tolist() == [2 * 1 + 2 * 4, 2 * 2 + 2 * 5, 2 * 3 + 2 * 6]
+
+
+def test_mixing_with_traced_scalars():
+    A, x = rng.standard_normal((3, 3)), rng.standard_normal(3)
+    y = rng.standard_normal(3)
+
+    def f(s, A, x, y):
+        t = x[0] * s                            # a traced scalar
+        y += (A @ x) * t
+        y += np.dot(t, x) + np.dot(x, t)        # scalar operands: products
+        y += np.outer(t, x)[0] + np.inner(x, t)
+        return np.vdot(y, y) * t + np.linalg.det(A) * t + np.trace(A @ A) / t
+
+    check_all(f, Active(1.3), dup(A), dup(x), dup(y))
+    check_all(f, Active(0.4), Const(A), Active(x), dup(y))
+
+
+def test_vector_dot_of_views_with_many_dimensions():
+    # a 6-d strided view: more dimensions than the C record iterates over
+    x = rng.standard_normal((3, 2, 3, 2, 3, 2))
+
+    def f(x, y):
+        v = x[::2, :, ::2, :, ::2, :]
+        y[...] = np.vdot(v, v * v)
+
+    check_all(f, dup(x), dup(np.zeros(())))
+
+
+@pytest.mark.skipif(np.broadcast_to not in sad.rules.registry.FUNCTIONS,
+                    reason="np.broadcast_to has no rule yet")
+def test_products_of_broadcast_views():
+    # a broadcast view's shadow has stride 0: each adjoint term must land
+    x, A = rng.standard_normal(3), rng.standard_normal((3, 3))
+
+    def f(x, A):
+        B = np.broadcast_to(x, (3, 3))
+        return (np.sum(B @ A) + np.sum(A @ B) + np.vdot(B, A) + np.dot(B[0], x)
+                + np.sum(np.outer(B, x)) + np.linalg.det(B + A) + np.sum(np.linalg.inv(B + A)))
+
+    check_all(f, dup(x), dup(A))
+
+
+# --------------------------------------------------------------------------
+# np.linalg
+
+SOLVE = [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 2)), ((2, 3, 3), (3,)),
+         ((3, 3), (2, 3, 1)), ((1, 3, 3), (2, 3, 2))]
+
+
+@pytest.mark.parametrize("sa,sb", SOLVE)
+def test_solve(sa, sb):
+    A, b = well_conditioned(*sa), rng.standard_normal(sb)
+    y = rng.standard_normal(np.linalg.solve(A, b).shape)
+
+    def f(A, b, y):
+        y += np.linalg.solve(A, b)
+        return np.sum(y * np.linalg.solve(A, b * b))
+
+    for args in combos(A, b):
+        check_all(f, *args, dup(y))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (2, 3, 3)])
+def test_inv(shape):
+    A = well_conditioned(*shape)
+    Y = rng.standard_normal(shape)
+
+    def f(A, Y):
+        Y[...] = np.linalg.inv(A) @ Y
+        return np.sum(np.linalg.inv(A * A) * Y)
+
+    check_all(f, dup(A), dup(Y))
+    check_all(f, Active(A), dup(Y))
+    check_all(f, Const(A), dup(Y))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (2, 3, 3)])
+def test_det_and_slogdet(shape):
+    A = rng.standard_normal(shape)
+    y = rng.standard_normal(shape[:-2])
+
+    def f(A, y):
+        sign, logdet = np.linalg.slogdet(A)
+        y += np.linalg.det(A) * 2.0
+        y *= logdet
+        return np.sum(y * sign) + np.sum(np.linalg.slogdet(A * A).logabsdet)
+
+    check_all(f, dup(A), dup(np.array(y)))
+    check_all(f, Active(A), dup(np.array(y)))
+
+
+def test_slogdet_result_types_and_values():
+    A = np.array([[0.0, 2.0], [3.0, 1.0]])   # det = -6
+    seen = []
+
+    def f(A):
+        r = np.linalg.slogdet(A)
+        seen.extend([type(r[0]), type(r.logabsdet), r.sign])
+        return r[1]
+
+    (g,), v = autodiff(f, Active(A), mode=ReverseWithPrimal)
+    assert seen == [float, sad.TScalar, -1.0]
+    assert same_bits(v, np.linalg.slogdet(A)[1])
+    np.testing.assert_allclose(g, np.linalg.inv(A).T, rtol=1e-14)
+
+
+def test_det_primal_and_gradient_exact():
+    A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    (g,), v = autodiff(lambda A: np.linalg.det(A), Active(A), mode=ReverseWithPrimal)
+    assert same_bits(v, np.linalg.det(A))
+    np.testing.assert_allclose(g, [[3.0, -1.0], [-1.0, 2.0]], rtol=1e-14)
+
+
+@pytest.mark.parametrize("A,want", [
+    (np.array([[1.0, 2.0], [2.0, 4.0]]), [[4.0, -2.0], [-2.0, 1.0]]),
+    (np.zeros((2, 2)), [[0.0, 0.0], [0.0, 0.0]]),
+    (np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]),
+     [[-3.0, 6.0, -3.0], [6.0, -12.0, 6.0], [-3.0, 6.0, -3.0]]),
+])
+def test_det_gradient_at_singular_matrices_is_the_cofactor_matrix(A, want):
+    (g,) = autodiff(lambda A: np.linalg.det(A), Active(A))
+    np.testing.assert_allclose(g, want, atol=1e-12)
+
+
+def test_slogdet_gradient_at_a_singular_matrix_is_nan():
+    A = np.stack([np.array([[1.0, 2.0], [2.0, 4.0]]), np.eye(2)])
+    (g,) = autodiff(lambda A: np.sum(np.linalg.slogdet(A)[1][1:]), Active(A))
+    assert np.isnan(g[0]).all()
+    assert g[1].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_linalg_primals_equal_numpy():
+    A, b = well_conditioned(3, 3), rng.standard_normal(3)
+
+    def f(A, b, x, Z):
+        x[...] = np.linalg.solve(A, b)
+        Z[...] = np.linalg.inv(A)
+
+    x, Z = np.zeros(3), np.zeros((3, 3))
+    autodiff(f, dup(A), dup(b), Duplicated(x, np.zeros(3)), Duplicated(Z, np.zeros((3, 3))))
+    assert same_bits(x, np.linalg.solve(A, b))
+    assert same_bits(Z, np.linalg.inv(A))
+
+
+def test_inactive_linalg_is_plain():
+    seen = []
+
+    def f(C, x):
+        seen.append(type(np.linalg.det(C)))
+        seen.append(np.linalg.inv(C).p is not None)
+        seen.append(type(C[0] @ C[1]))
+        return np.sum(x)
+
+    autodiff(f, Const(well_conditioned(2, 2)), Active(np.ones(2)))
+    assert seen == [float, True, float]
+
+
+# --------------------------------------------------------------------------
+# errors
+
+def test_errors_name_the_function():
+    A = well_conditioned(3, 3)
+    with pytest.raises(NotImplementedError, match=r"np\.linalg\.eig\b"):
+        autodiff(lambda A: np.sum(np.linalg.eig(A)[0]), dup(A))
+    with pytest.raises(NotImplementedError, match=r"np\.einsum"):
+        autodiff(lambda A: np.einsum("ii", A), dup(A))
+    with pytest.raises(ValueError):                 # numpy's: matmul of a scalar
+        autodiff(lambda A: np.sum(np.matmul(A[0, 0], A)), dup(A))
+    with pytest.raises(ValueError):                 # numpy's: shapes do not align
+        autodiff(lambda A: np.sum(A @ np.ones(4)), dup(A))
+    with pytest.raises(TypeError, match=r"axes"):
+        autodiff(lambda A: np.sum(np.matmul(A, A, axes=[(0, 1), (0, 1), (0, 1)])), dup(A))
+    with pytest.raises(np.linalg.LinAlgError):
+        autodiff(lambda A: np.sum(np.linalg.inv(A)), dup(np.zeros((2, 2))))
+
+
+def test_failed_product_leaves_primals_restored():
+    A, y = well_conditioned(3, 3), np.ones(3)
+
+    def f(A, y):
+        y += A @ y
+        y += A @ np.ones(4)
+
+    before = y.copy()
+    with pytest.raises(ValueError):
+        autodiff(f, dup(A), Duplicated(y, np.zeros(3)))
+    assert same_bits(y, before)

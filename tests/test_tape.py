@@ -1,0 +1,326 @@
+"""The tape: autodiff_split, record counts ("constants cost nothing"), the
+bytes it holds ("save only what is overwritten"), seeds, single use, primal
+effects after the split and after the sweep, restore, ReverseWithPrimal."""
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import Active, Const, Duplicated, ReverseWithPrimal, autodiff, autodiff_split
+from shadowad.testing import same_bits
+
+
+def dup(a):
+    a = np.asarray(a, dtype=float)
+    return Duplicated(a, np.zeros_like(a))
+
+
+def records(f, *args):
+    _, tape = autodiff_split(f, *args)
+    n = len(tape)
+    tape.reverse()
+    return n
+
+
+# --------------------------------------------------------------------------
+# autodiff_split
+
+def test_split_returns_result_and_tape():
+    x = np.array([2.0, 3.0])
+
+    def f(x):
+        return x[0] * x[1]
+    res, tape = autodiff_split(f, dup(x))
+    assert type(res) is float and res == 6.0
+    assert len(tape) == 3  # two loads and a product
+    assert tape.nbytes > 0
+
+
+def test_split_with_none_result():
+    def f(x, y):
+        y[0] = x[0] * x[1]
+    res, tape = autodiff_split(f, dup([2.0, 3.0]), dup([0.0]))
+    assert res is None
+    assert len(tape) == 4  # two loads, a product, a store
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 50])
+def test_k_scalar_ops_make_k_records(k):
+    def f(a):
+        t = a
+        for _ in range(k):
+            t = t * 1.01
+        return t
+    assert records(f, Active(2.0)) == k
+
+    def g(x):
+        t = x[0]            # one load
+        for i in range(k):
+            t = t + x[1]    # a load and a sum each
+        return t
+    assert records(g, dup([1.0, 2.0])) == 1 + 2 * k
+
+
+def test_constants_cost_nothing():
+    """Operations whose inputs are all inactive are not recorded."""
+    def f(x, c, k):
+        t = c * 2.0 + np.exp(c)           # Const array arithmetic
+        u = np.sin(t) / (1.0 + c * c)
+        s = c[0] * c[1] + k               # Const elements are plain floats
+        v = u[1:] - t[:-1]
+        w = np.maximum(v, 0.0) * s
+        assert type(s) is float
+        return x[0] * 2.0                 # the only recorded work: a load and a product
+    assert records(f, dup([1.0]), Const(np.array([0.5, 1.5, 2.5])), Const(3.0)) == 2
+    assert records(f, dup([1.0]), np.array([0.5, 1.5, 2.5]), 3.0) == 2  # bare = Const
+
+
+def test_const_only_function_records_nothing():
+    def f(c):
+        t = c * c
+        return c[0] + np.exp(t)[1]
+    res, tape = autodiff_split(f, Const(np.array([1.0, 2.0])))
+    assert len(tape) == 0
+    assert res == 1.0 + np.exp(4.0)
+    assert tape.reverse() == (None,)
+
+
+def test_array_op_counts():
+    def f(x, y):
+        t = x * y            # 1
+        u = np.exp(t) + y    # 2
+        y += u               # 1 (saves y)
+        y[0] = x[0]          # a load and a store
+    assert records(f, dup(np.ones(5)), dup(np.ones(5))) == 6
+
+
+# --------------------------------------------------------------------------
+# nbytes: save only what is overwritten
+
+def _nbytes(f, n):
+    _, tape = autodiff_split(f, dup(np.linspace(0.5, 1.5, n)), dup(np.ones(n)))
+    nb = tape.nbytes
+    tape.reverse()
+    return nb
+
+
+def test_out_of_place_ops_save_nothing():
+    def f(x, y):
+        t = x * y
+        u = np.sin(t) + x
+        v = u / y
+    assert _nbytes(f, 10) == _nbytes(f, 10000)
+
+
+@pytest.mark.parametrize("op", ["iadd", "out", "setslice", "axpy", "scal"])
+def test_in_place_ops_save_the_overwritten_bytes(op):
+    def f(x, y):
+        if op == "iadd":
+            y += x
+        elif op == "out":
+            np.multiply(x, y, out=y)
+        elif op == "setslice":
+            y[...] = x * 2.0
+        elif op == "axpy":
+            sad.axpy(2.0, x, y)
+        else:
+            sad.scal(3.0, y)
+
+    def g(x, y):  # the same work without overwriting: a temporary instead
+        if op == "setslice":
+            x * 2.0
+    n1, n2 = 10, 1000
+    assert _nbytes(f, n2) - _nbytes(f, n1) == 8 * (n2 - n1)
+    if op == "setslice":
+        assert _nbytes(f, n2) - _nbytes(g, n2) - (_nbytes(f, n1) - _nbytes(g, n1)) == \
+            8 * (n2 - n1)
+
+
+def test_in_place_costs_exactly_the_saved_bytes_more():
+    def inplace(x, y):
+        y *= x
+
+    def outofplace(x, y):
+        x * y
+    n = 777
+    assert _nbytes(inplace, n) - _nbytes(outofplace, n) == 8 * n
+
+
+def test_nbytes_grows_with_records():
+    def f(x, k):
+        t = x[0]
+        for _ in range(k):
+            t = t * x[0]
+        return t
+    sizes = []
+    for k in (10, 100, 1000):
+        _, tape = autodiff_split(f, dup([1.0]), k)
+        sizes.append(tape.nbytes)
+        tape.reverse()
+    assert sizes[0] < sizes[1] < sizes[2]
+
+
+def test_advanced_index_write_counts_its_saved_bytes():
+    def f(x, y, idx):
+        y[idx] = x[: len(idx)]
+    n = 50
+    small = _nbytes(lambda x, y: f(x, y, [0, 1]), n)
+    large = _nbytes(lambda x, y: f(x, y, list(range(40))), n)
+    assert large - small >= 8 * 38
+
+
+# --------------------------------------------------------------------------
+# seeds
+
+def seeded_f(a, y):
+    y[0] = a * y[0]
+    return a * a
+
+
+def test_reverse_seed_scales_the_result_adjoint():
+    got = []
+    for seed in (1.0, 2.0, 0.0, -0.5):
+        y, dy = np.array([2.0]), np.array([1.0])
+        _, tape = autodiff_split(seeded_f, Active(3.0), Duplicated(y, dy))
+        (ga, _) = tape.reverse(seed=seed)
+        got.append((ga, dy[0]))
+    # d(a*a)/da = 6 scaled by the seed, plus y's pre-filled shadow: d(a*y0)/da = y0 = 2
+    assert got == [(6.0 + 2.0, 3.0), (12.0 + 2.0, 3.0), (2.0, 3.0), (-3.0 + 2.0, 3.0)]
+
+
+def test_seed_scales_array_gradients():
+    def f(x, c):
+        return x[0] * c[0] + np.exp(x[1])
+    grads = []
+    for seed in (1.0, 2.5):
+        dx = np.zeros(2)
+        _, tape = autodiff_split(f, Duplicated(np.array([1.0, 0.5]), dx), Const(np.array([4.0])))
+        tape.reverse(seed=seed)
+        grads.append(dx.copy())
+    assert np.allclose(grads[1], 2.5 * grads[0], rtol=1e-15, atol=0)
+
+
+# --------------------------------------------------------------------------
+# single use
+
+def test_tape_reversed_twice_is_a_clear_error():
+    _, tape = autodiff_split(lambda x: x[0] * 2.0, dup([1.0]))
+    tape.reverse()
+    with pytest.raises(RuntimeError, match="used once"):
+        tape.reverse()
+    with pytest.raises(RuntimeError, match="used once"):
+        len(tape)
+    with pytest.raises(RuntimeError, match="used once"):
+        tape.nbytes
+
+
+def test_unreversed_tape_can_be_dropped():
+    def f(x, y):
+        y += x
+    y = np.zeros(3)
+    _, tape = autodiff_split(f, dup([1.0, 2.0, 3.0]), Duplicated(y, np.ones(3)))
+    del tape
+    assert y.tolist() == [1.0, 2.0, 3.0]
+
+
+# --------------------------------------------------------------------------
+# primal effects
+
+def program(x, y):
+    y *= x
+    y[1:] += y[:-1]
+    y[0] = x[0] * y[2]
+    sad.axpy(0.5, x, y)
+    return y[1] * y[2]
+
+
+def test_primal_effects_visible_after_split_and_after_reverse():
+    x0 = np.array([1.5, -0.5, 2.0])
+    y0 = np.array([0.25, 3.0, -1.0])
+    plain_y = y0.copy()
+    plain_res = program(x0.copy(), plain_y)
+
+    x, y = x0.copy(), y0.copy()
+    res, tape = autodiff_split(program, dup(x), Duplicated(y, np.zeros(3)))
+    assert res == plain_res
+    assert same_bits(y, plain_y)         # visible right after the split
+    tape.reverse()
+    assert same_bits(y, plain_y)         # and after the sweep (redo)
+    assert same_bits(x, x0)
+
+
+def test_reverse_restore_true_on_a_split_tape():
+    x0 = np.array([1.5, -0.5, 2.0])
+    y0 = np.array([0.25, 3.0, -1.0])
+    x, y = x0.copy(), y0.copy()
+    _, tape = autodiff_split(program, dup(x), Duplicated(y, np.zeros(3)))
+    assert not same_bits(y, y0)
+    tape.reverse(restore=True)
+    assert same_bits(y, y0)
+    assert same_bits(x, x0)
+
+
+def test_autodiff_restore_true_and_default():
+    y0 = np.array([0.25, 3.0, -1.0])
+    y = y0.copy()
+    g1 = autodiff(program, dup([1.5, -0.5, 2.0]), Duplicated(y, np.zeros(3)), restore=True)
+    assert same_bits(y, y0)
+    g2 = autodiff(program, dup([1.5, -0.5, 2.0]), Duplicated(y, np.zeros(3)))
+    plain = y0.copy()
+    program(np.array([1.5, -0.5, 2.0]), plain)
+    assert same_bits(y, plain)
+    assert g1 == g2 == (None, None)
+
+
+def test_split_gradients_equal_autodiff():
+    dxa, dya = np.zeros(3), np.array([1.0, 2.0, 3.0])
+    autodiff(program, Duplicated(np.array([1.5, -0.5, 2.0]), dxa),
+             Duplicated(np.array([0.25, 3.0, -1.0]), dya))
+    dxb, dyb = np.zeros(3), np.array([1.0, 2.0, 3.0])
+    _, tape = autodiff_split(program, Duplicated(np.array([1.5, -0.5, 2.0]), dxb),
+                             Duplicated(np.array([0.25, 3.0, -1.0]), dyb))
+    tape.reverse()
+    assert same_bits(dxa, dxb) and same_bits(dya, dyb)
+
+
+# --------------------------------------------------------------------------
+# ReverseWithPrimal
+
+def test_reverse_with_primal():
+    grads, value = autodiff(lambda a, b: a * b + 1.0, Active(2.0), Active(5.0),
+                            mode=ReverseWithPrimal)
+    assert grads == (5.0, 2.0)
+    assert value == 11.0 and type(value) is float
+
+    def f(x, y):
+        y[0] = x[0]
+    grads, value = autodiff(f, dup([1.0]), dup([0.0]), mode=ReverseWithPrimal)
+    assert grads == (None, None) and value is None
+
+    grads, value = autodiff(lambda a, c: c * 2.0, Active(1.0), Const(4.0), mode=ReverseWithPrimal)
+    assert grads == (0.0, None) and value == 8.0
+
+
+def test_plain_number_results():
+    for ret in (3, 2.5, np.float64(1.5), np.int64(4), np.array(2.0)):
+        grads, value = autodiff(lambda a, r=ret: r, Active(1.0), mode=ReverseWithPrimal)
+        assert grads == (0.0,) and value == float(ret)
+
+
+def test_zero_dim_traced_result_is_seeded():
+    def f(x):
+        return x[1, ...] * 3.0   # a 0-d traced array
+    dx = np.zeros(2)
+    grads, value = autodiff(f, Duplicated(np.array([1.0, 2.0]), dx), mode=ReverseWithPrimal)
+    assert value == 6.0
+    assert dx.tolist() == [0.0, 3.0]
+
+
+def test_bad_result_leaves_no_trace():
+    y = np.array([1.0, 2.0])
+
+    def f(y):
+        y *= 3.0
+        return y
+    with pytest.raises(TypeError, match="scalar result"):
+        autodiff_split(f, Duplicated(y, np.zeros(2)))
+    assert y.tolist() == [1.0, 2.0]
