@@ -12,11 +12,8 @@ from shadowad import Active, Const, Duplicated, autodiff
 
 def f(a, x, c, y):
     sad.axpy(a, x, y)          # y += a*x, in place
-    y[0] = x[1] * c[0]         # overwrite one entry
-    total = 0.0
-    for v in y:                # a plain Python loop over traced scalars
-        total = total + v * v
-    return total
+    y[0] = x[1] * c[0]         # overwrite one entry (setindex)
+    return np.sum(y * y)
 
 
 def enzyme_example(x, y):

@@ -510,12 +510,25 @@ class TArray:
     def swapaxes(self, a, b): return np.swapaxes(self, a, b)
     def diagonal(self, offset=0, axis1=0, axis2=1): return np.diagonal(self, offset, axis1, axis2)
     def trace(self, offset=0, axis1=0, axis2=1): return np.trace(self, offset, axis1, axis2)
-    def sum(self, axis=None, keepdims=False): return np.sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return np.mean(self, axis=axis, keepdims=keepdims)
-    def prod(self, axis=None, keepdims=False): return np.prod(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return np.max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return np.min(self, axis=axis, keepdims=keepdims)
-    def cumsum(self, axis=None): return np.cumsum(self, axis=axis)
+    # same positional order as ndarray's methods, so x.sum(0, None, None, True) means the same
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return np.max(self, axis=axis, out=out, keepdims=keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return np.min(self, axis=axis, out=out, keepdims=keepdims)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return np.cumsum(self, axis=axis, dtype=dtype, out=out)
+
     def dot(self, o): return np.dot(self, o)
     def clip(self, a_min=None, a_max=None): return np.clip(self, a_min, a_max)
     def argmax(self, axis=None): return self.p.argmax(axis)
