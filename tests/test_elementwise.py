@@ -543,6 +543,37 @@ def test_layouts(ufunc, layout):
         assert np.allclose(r, w, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("which", ["z", "dz", "x", "dx", "y", "dy"])
+@pytest.mark.parametrize("ufunc", [np.multiply, np.hypot, np.subtract], ids=_name)
+def test_one_operand_laid_out_differently(ufunc, which):
+    """Only one of the six arrays of a record (output, inputs, their shadows)
+    is Fortran-ordered: its strides alone must keep the block from merging."""
+    shape = (4, 5, 6)
+    x0, y0 = inputs(ufunc, shape, seed=33)
+    rng = np.random.default_rng(34)
+    zbar, dxs = rng.standard_normal(shape), [rng.standard_normal(shape) for _ in range(2)]
+    order = {k: ("F" if k == which else "C") for k in ("z", "dz", "x", "dx", "y", "dy")}
+
+    def f(x, y, z):
+        ufunc(x, y, out=z)
+    x, y = np.array(x0, order=order["x"]), np.array(y0, order=order["y"])
+    z = np.zeros(shape, order=order["z"])
+    xbar, ybar = np.zeros(shape, order=order["dx"]), np.zeros(shape, order=order["dy"])
+    sad.autodiff(f, Duplicated(x, xbar), Duplicated(y, ybar),
+                 Duplicated(z, np.array(zbar, order=order["dz"])))
+    px, py = PARTIALS[ufunc](x0, y0)
+    assert same_bits(z, ufunc(x0, y0))
+    np.testing.assert_allclose(xbar, px * zbar, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(ybar, py * zbar, rtol=1e-14, atol=1e-300)
+    # the tangent kernel with the same layouts
+    dz = np.zeros(shape, order=order["dz"])
+    dx, dy = np.array(dxs[0], order=order["dx"]), np.array(dxs[1], order=order["dy"])
+    z2 = np.zeros(shape, order=order["z"])
+    assert lib.sad_ew_tangent(EW_OPS[ufunc], lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z2), id(dz),
+                              id(x), id(dx), id(y), id(dy), 0.0) == lib.SAD_OK
+    np.testing.assert_allclose(dz, px * dxs[0] + py * dxs[1], rtol=1e-13, atol=1e-300)
+
+
 def test_fortran_views_checked():
     """check_* on Fortran arrays (the checkers keep the layout of their copies)."""
     rng = np.random.default_rng(16)
