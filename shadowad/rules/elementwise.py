@@ -72,12 +72,14 @@ def _nondiff(ufunc, inputs, out):
 
 def _operand(a, tape):
     """(kind, primal array or pair address, shadow array or None, primal value)
-    of one ufunc input."""
+    of one ufunc input.  A traced array's memory is kept alive by its Buffer;
+    a plain array is kept alive here, since a record may point into it."""
     t = type(a)
     if t is TArray:
         if a.buf.tape is not tape:
             raise mixed_tapes_error()
-        return (_KARR, a.p, shadow_of(a), a.p)
+        s = a._s
+        return (_KARR, a.p, s if s is not None else shadow_of(a), a.p)
     if t is TScalar:
         if a.tape is not tape:
             raise mixed_tapes_error()
@@ -90,6 +92,8 @@ def _operand(a, tape):
                         f"of dtype {arr.dtype}")
     if arr.dtype != F64 or not arr.flags.aligned:
         arr = np.array(arr, dtype=F64)
+    if tape is not None:
+        tape.keep.append(arr)
     return (_KARR, arr, None, arr)
 
 
@@ -116,12 +120,17 @@ def apply_ufunc(ufunc, inputs, out=None):
         raise registry.no_rule_error(ufunc)
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
-    if ufunc is np.divide and len(inputs) == 2:
-        pass
     tape = _tape_of(inputs, out)
-    ops = [_operand(a, tape) for a in inputs]
-    active = any(o[2] is not None for o in ops)
-    prims = [o[3] for o in ops]
+    x = _operand(inputs[0], tape)
+    if len(inputs) == 2:
+        y = _operand(inputs[1], tape)
+        ops = (x, y)
+        active = x[2] is not None or y[2] is not None
+        prims = (x[3], y[3])
+    else:
+        ops = (x,)
+        active = x[2] is not None
+        prims = (x[3],)
 
     if out is not None:
         if type(out) is not TArray:
@@ -152,7 +161,7 @@ def apply_ufunc(ufunc, inputs, out=None):
             return z
         return new_array(tape, z, False)
 
-    if all(o[0] != _KARR for o in ops):  # scalars only: the lean path
+    if x[0] != _KARR and (len(ops) == 1 or ops[1][0] != _KARR):  # scalars only: the lean path
         with np.errstate(all="ignore"):
             z = float(ufunc(*prims))
         a = ops[0]
@@ -174,36 +183,34 @@ def apply_ufunc(ufunc, inputs, out=None):
 
 
 def _record(tape, op, ops, z, zs, flags):
+    """One elementwise record z = op(*ops) (ops from _operand)."""
     k = 0.0
     ids = [0, 0, 0, 0]
-    keep = tape.keep
     have_const = False
-    for j, (kind, obj, sh, val) in enumerate(ops):
-        if kind == _KCONST:
-            if have_const:  # one constant slot: pass the second as a 0-d array
-                obj = np.array(val, dtype=F64)
-                keep.append(obj)
-                kind = _KARR
-                ids[2 * j] = id(obj)
-            else:
-                have_const, k = True, float(val)
-        elif kind == _KPAIR:
-            ids[2 * j] = obj
-        else:
-            ids[2 * j] = id(obj)
-            keep.append(obj)
+    j = 0
+    for kind, obj, sh, val in ops:
+        if kind == _KARR:
+            ids[j] = id(obj)
             if sh is not None:
-                ids[2 * j + 1] = id(sh)
-                keep.append(sh)
-        flags |= kind << (2 * j)
-    keep.append(z)
-    keep.append(zs)
+                ids[j + 1] = id(sh)
+        elif kind == _KPAIR:
+            ids[j] = obj
+        elif have_const:  # one constant slot: pass the second as a 0-d array
+            obj = np.array(val, dtype=F64)
+            tape.keep.append(obj)
+            kind = _KARR
+            ids[j] = id(obj)
+        else:
+            have_const, k = True, float(val)
+        flags |= kind << j
+        j += 2
     rc = lib.sad_ew(tape.c, op, flags, id(z), 0 if zs is None else id(zs),
                     ids[0], ids[1], ids[2], ids[3], k)
-    if rc == _TOO_MANY_DIMS:
-        _record_split(tape, op, ops, z, zs, flags & (_SAVE | lib.SAD_F_PRIMAL))
-    else:
-        tape.check(rc, "an elementwise operation")
+    if rc:
+        if rc == _TOO_MANY_DIMS:
+            _record_split(tape, op, ops, z, zs, flags & (_SAVE | lib.SAD_F_PRIMAL))
+        else:
+            tape.check(rc, "an elementwise operation")
 
 
 def _record_split(tape, op, ops, z, zs, flags):
