@@ -177,11 +177,13 @@ static int forward(int op, const sad_block *b, int tangent)
                 if (tangent) {
                     sad_ew_partials(op, c, tx, ty, tz, px, py);
                     for (int64_t i = 0; i < c; ++i) {
-                        double d = 0.0;
-                        if (s[1] != NULL)
-                            d += px[i] * s[1][(i0 + i) * b->o[1].ss[last]];
-                        if (s[2] != NULL)
-                            d += py[i] * s[2][(i0 + i) * b->o[2].ss[last]];
+                        /* a zero tangent contributes nothing, even through an
+                         * infinite partial (sqrt at 0): as the reverse sweep */
+                        double d = 0.0, t;
+                        if (s[1] != NULL && (t = s[1][(i0 + i) * b->o[1].ss[last]]) != 0.0)
+                            d += px[i] * t;
+                        if (s[2] != NULL && (t = s[2][(i0 + i) * b->o[2].ss[last]]) != 0.0)
+                            d += py[i] * t;
                         if (unsafe)
                             dzbuf[pos + i] = d;
                         else
@@ -306,17 +308,21 @@ void sad_ew_reverse(const sad_record *r, int accumulate)
             else
                 sad_ew_values(op, c, tx, ty, tz);
             sad_ew_partials(op, c, tx, ty, tz, px, py);
+            /* a zero adjoint contributes nothing, even through an infinite
+             * partial (sqrt at 0), as in the scalar sweep: no 0 * inf = nan */
             if (s[1] != NULL) {
                 double *xs = s[1] + i0 * b->o[1].ss[last];
                 int64_t st = b->o[1].ss[last];
                 for (int64_t i = 0; i < c; ++i)
-                    xs[i * st] += g[i] * px[i];
+                    if (g[i] != 0.0)
+                        xs[i * st] += g[i] * px[i];
             }
             if (s[2] != NULL) {
                 double *ys = s[2] + i0 * b->o[2].ss[last];
                 int64_t st = b->o[2].ss[last];
                 for (int64_t i = 0; i < c; ++i)
-                    ys[i * st] += g[i] * py[i];
+                    if (g[i] != 0.0)
+                        ys[i * st] += g[i] * py[i];
             }
         }
     }

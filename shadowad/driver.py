@@ -9,7 +9,7 @@ import numpy as np
 
 from . import activity as act
 from .tape import Tape, _current
-from .traced import F64, Buffer, TArray, TScalar, adjoint_view, shadow_of
+from .traced import F64, Buffer, TArray, TScalar, _byte_bounds, shadow_of
 from .vector import Vector, TracedVector
 
 
@@ -47,15 +47,19 @@ class _Arg:
         return self.grad
 
 
-def _wrap(k, ann, tape):
+def _wrap(k, ann, tape, shared):
     label = f"argument {k}"
     t = type(ann)
     if t is act.Const:
         v = ann.val
-        if isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned:
-            return _Arg(ann, TArray(v, None, Buffer(tape, v, None, label=label)))
+        if _traceable(v):
+            buf = shared.get(k) or Buffer(tape, v, None, label=label)
+            return _Arg(ann, TArray(v, None, buf))
         if isinstance(v, Vector):
-            return _Arg(ann, TracedVector(tape, v, None, label))
+            key = ("vector", id(v))  # one traced Vector however often it is passed
+            if key not in shared:
+                shared[key] = TracedVector(tape, v, None, label)
+            return _Arg(ann, shared[key])
         return _Arg(ann, v)
     if t is act.Active:
         v = ann.val
@@ -85,6 +89,32 @@ def _new_active_scalar(tape, v):
     return new_scalar(tape, v)
 
 
+def _traceable(v):
+    return isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned
+
+
+def _shared_const_buffers(annotated, tape):
+    """{argument index: Buffer} for Const arrays that share memory with another
+    Const argument: they get one Buffer, so an active value written through one
+    of them (which promotes the memory) is seen when reading through another."""
+    consts = [k for k, a in enumerate(annotated) if type(a) is act.Const and _traceable(a.val)]
+    group = {k: k for k in consts}
+    for i, ki in enumerate(consts):
+        for kj in consts[i + 1:]:
+            if np.may_share_memory(annotated[ki].val, annotated[kj].val):
+                old, new = group[kj], group[ki]
+                group = {k: (new if g == old else g) for k, g in group.items()}
+    shared = {}
+    for g in set(group.values()):
+        members = [k for k in consts if group[k] == g]
+        if len(members) > 1:
+            bounds = [_byte_bounds(annotated[k].val) for k in members]
+            buf = Buffer(tape, annotated[g].val, None, label=f"argument {g}",
+                         span=(min(b[0] for b in bounds), max(b[1] for b in bounds)))
+            shared.update((k, buf) for k in members)
+    return shared
+
+
 def _check_aliasing(annotated):
     """Memory passed twice must be passed with one activity, else reads through
     the Const copy would silently miss the gradient."""
@@ -96,6 +126,14 @@ def _check_aliasing(annotated):
                 raise ValueError(f"arguments {ki} and {kj} share memory but are annotated "
                                  f"{type(ai).__name__} and {type(aj).__name__}; pass "
                                  "shared memory with one activity")
+    vectors = [(k, a) for k, a in enumerate(annotated)
+               if isinstance(getattr(a, "val", None), Vector)]
+    for i, (ki, ai) in enumerate(vectors):
+        for kj, aj in vectors[i + 1:]:
+            if ai.val is aj.val and type(ai) is not type(aj):
+                raise ValueError(f"arguments {ki} and {kj} are the same Vector but are "
+                                 f"annotated {type(ai).__name__} and {type(aj).__name__}; "
+                                 "pass shared memory with one activity")
     shadows = [(k, a.dval) for k, a in enumerate(annotated)
                if isinstance(a, act.Duplicated) and isinstance(a.dval, np.ndarray)]
     for ks, s in shadows:
@@ -108,7 +146,8 @@ def _check_aliasing(annotated):
 def _record(f, args, tape):
     annotated = [_annotate(a) for a in args]
     _check_aliasing(annotated)
-    wrapped = [_wrap(k, a, tape) for k, a in enumerate(annotated)]
+    shared = _shared_const_buffers(annotated, tape)
+    wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
     token = _current.set(tape)
     try:
         res = f(*[w.traced for w in wrapped])

@@ -122,4 +122,4 @@ class Tape:
                 "shadowad: a traced value was used after its autodiff call finished; "
                 "traced values exist only while f runs (take plain values inside f "
                 "with sad.primal)")
-        raise AttributeError(name)
+        raise AttributeError(f"'Tape' object has no attribute {name!r}")

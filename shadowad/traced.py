@@ -48,19 +48,21 @@ def mixed_tapes_error():
 class Buffer:
     """Memory shared by views: the root primal array and its shadow (None while
     inactive).  Inactive memory that receives an active value is *promoted*: it
-    gets a hidden zero shadow with the primal's exact layout."""
+    gets a hidden zero shadow with the primal's exact layout.  ``span`` (byte
+    bounds) covers more than the root when arguments alias each other."""
 
-    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo")
+    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span")
 
-    def __init__(self, tape, root, shadow, readonly=False, label="a temporary array"):
+    def __init__(self, tape, root, shadow, readonly=False, label="a temporary array",
+                 span=None):
         self.tape, self.root, self.shadow = tape, root, shadow
-        self.readonly, self.label = readonly, label
+        self.readonly, self.label, self.span = readonly, label, span
         self.mem = None
         tape.keep.append(self)
 
     def promote(self):
         root = self.root
-        lo, hi = _byte_bounds(root)
+        lo, hi = self.span or _byte_bounds(root)
         self.mem = np.zeros(max((hi - lo) // 8, 1))
         self.lo = lo
         self.shadow = self.view_shadow(root)

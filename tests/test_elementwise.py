@@ -53,9 +53,6 @@ DOMAINS = {
 UFUNCS = list(EW_OPS)
 UNARY = [u for u in UFUNCS if u.nin == 1]
 BINARY = [u for u in UFUNCS if u.nin == 2]
-TRANSCENDENTAL = {np.sqrt, np.exp, np.log, np.log1p, np.expm1, np.sin, np.cos, np.tan,
-                  np.tanh, np.sinh, np.cosh, np.arcsin, np.arccos, np.arctan, np.power,
-                  np.float_power, np.arctan2, np.hypot}
 
 
 def test_every_ew_op_has_a_domain():
@@ -201,6 +198,19 @@ def test_broadcast_second_input(ufunc, where):
     check_all(g, dup(x), dup(w), dup(y0))
 
 
+@pytest.mark.parametrize("wshape", [(1, 2, 2, 2, 2, 2), (2, 1, 2, 1, 2, 2), (2, 2, 2, 2, 2),
+                                    (1, 1, 1, 1, 1, 2)], ids=str)
+@pytest.mark.parametrize("ufunc", [np.multiply, np.divide, np.arctan2, np.subtract], ids=_name)
+def test_broadcast_six_dims(ufunc, wshape):
+    """Broadcast operands of records split along the leading axis."""
+    x, w = inputs(ufunc, None, seed=35, shapes=[(2,) * 6, wshape])
+
+    def f(x, w, y):
+        ufunc(view6(x), w, out=y)
+        y += ufunc(w, view6(x) * view6(x) + 1.0)  # w first, and no division by ~0
+    check_all(f, dup(x), dup(w), dup(np.zeros((2,) * 6)))
+
+
 @pytest.mark.parametrize("ufunc", BINARY, ids=_name)
 def test_broadcast_first_input_and_both(ufunc):
     w, x = inputs(ufunc, None, seed=6, shapes=[(4,), (3, 4)])
@@ -344,6 +354,41 @@ def test_max_min_ties_split_evenly(ufunc):
     assert dx.tolist() == [1.0]
 
 
+@pytest.mark.parametrize("path", ["array", "scalar", "tangent"])
+def test_zero_adjoint_through_infinite_partial_is_zero(path):
+    """sqrt'(0) and log'(0) are infinite; a value that does not reach the result
+    (adjoint 0) contributes 0, not 0 * inf = nan -- on every path alike."""
+    with np.errstate(all="ignore"):
+        if path == "tangent":
+            x, dx = np.array([0.0, 0.0, 4.0]), np.array([0.0, 0.0, 1.0])
+            for op in (lib.SAD_SQRT, lib.SAD_LOG):
+                z, dz = np.empty(3), np.empty(3)
+                lib.sad_ew_tangent(op, lib.SAD_KX_ARR, id(z), id(dz), id(x), id(dx), 0, 0, 0.0)
+                assert dz[:2].tolist() == [0.0, 0.0] and np.isfinite(dz[2])
+            return
+
+        def f(x, y):
+            if path == "array":
+                y[...] = np.sqrt(x)          # overwritten below: adjoint 0
+                y[...] = 1.0 + np.log(x) * 0.0
+            else:
+                y[0] = np.sqrt(x[0])
+                y[0] = 1.0 + np.log(x[0]) * 0.0
+        dx = np.zeros(1)
+        autodiff_args = (Duplicated(np.zeros(1), dx), Duplicated(np.zeros(1), np.ones(1)))
+        sad.autodiff(f, *autodiff_args)
+        assert dx.tolist() == [0.0]
+
+        def g(x, y):  # used: the infinite derivative shows
+            if path == "array":
+                y[...] = np.sqrt(x)
+            else:
+                y[0] = np.sqrt(x[0])
+        dx = np.zeros(1)
+        sad.autodiff(g, Duplicated(np.zeros(1), dx), Duplicated(np.zeros(1), np.ones(1)))
+        assert dx.tolist() == [np.inf]
+
+
 def test_pow_conventions_at_zero():
     a, b = sad.autodiff(lambda a, b: a ** b, Active(0.0), Active(2.0))
     assert (a, b) == (0.0, 0.0)
@@ -360,7 +405,8 @@ INPLACE = {
     "ipow": lambda y, x: y.__ipow__(2.0),
     "self_mul": lambda y, x: y.__imul__(y), "self_add": lambda y, x: y.__iadd__(y),
     "self_div": lambda y, x: np.divide(y, y * y + 1.0, out=y),
-    "mul_out": lambda y, x: np.multiply(x, x, out=y), "mul_out_yx": lambda y, x: np.multiply(y, x, out=y),
+    "mul_out": lambda y, x: np.multiply(x, x, out=y),
+    "mul_out_yx": lambda y, x: np.multiply(y, x, out=y),
     "mul_out_xy": lambda y, x: np.multiply(x, y, out=y),
     "sq_self": lambda y, x: np.square(y, out=y),
     "scalar_rhs": lambda y, x: y.__imul__(x[0, 1]),
@@ -802,3 +848,64 @@ def test_c_primal_in_place_overlap_matches_numpy():
         z, x = u[sl[0]], u[sl[1]]
         lib.sad_ew_primal(lib.SAD_MUL, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z), id(x), id(x), 0.0)
         assert same_bits(u, want)
+
+
+# --------------------------------------------------------------------------
+# ufuncs without a derivative, unsupported arguments, failures half-way
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda x: np.exp2(x), NotImplementedError, "np.exp2 has no derivative rule"),
+    (lambda x: np.cbrt(x[0]), NotImplementedError, "np.cbrt has no derivative rule"),
+    (lambda x: np.modf(x), NotImplementedError, "np.modf"),
+    (lambda x: np.add(x, x, where=np.ones(3, bool)), TypeError, "where="),
+    (lambda x: np.add(x, x, dtype=np.float32), TypeError, "dtype="),
+    (lambda x: np.multiply(x, x, out=np.zeros(3)), TypeError, "np.zeros_like"),
+    (lambda x: np.add(x, np.ones(4)), ValueError, None),
+    (lambda x: np.add(x, np.ones(3), out=x[:2]), ValueError, None),
+    (lambda x: x.__iadd__(np.ones((2, 3))), ValueError, None),
+    (lambda x: np.add(x, np.array(["a", "b", "c"])), TypeError, None),
+])
+def test_ufunc_errors(call, exc, match):
+    x0 = np.array([1.0, 2.0, 3.0])
+
+    def f(x, c):
+        x *= 2.0            # recorded before the error: undone
+        c *= 3.0            # an inactive write: undone too
+        call(x)
+    x, dx, c = x0.copy(), np.full(3, 0.5), x0.copy()
+    with pytest.raises(exc, match=match):
+        sad.autodiff(f, Duplicated(x, dx), Const(c))
+    assert same_bits(x, x0) and same_bits(c, x0) and same_bits(dx, np.full(3, 0.5))
+
+
+def test_ufunc_dtype_float64_is_accepted():
+    def f(x, y):
+        np.multiply(x, x, out=y, dtype=np.float64)
+        y += np.add(x, 1.0, dtype="float64")
+    check_all(f, dup(np.array([1.0, -2.0])), dup(np.zeros(2)))
+
+
+def test_failed_out_into_inactive_memory_leaves_no_record():
+    def f(x, c):
+        try:
+            np.add(c, np.ones(4), out=c)  # does not broadcast: numpy raises
+        except ValueError:
+            pass
+        return x[0] * c[1]
+    _, tape = sad.autodiff_split(f, dup(np.array([2.0])), Const(np.array([1.0, 5.0, 3.0])))
+    assert len(tape) == 2                # the load and the product only
+    tape.reverse()
+
+
+def test_nondifferentiable_ufuncs_give_plain_results():
+    def f(x, y):
+        fl, sg, cmp = np.floor(x), np.sign(x), x > 0.5
+        assert type(fl) is np.ndarray and type(sg) is np.ndarray and cmp.dtype == bool
+        assert isinstance(np.isnan(x[0]), (bool, np.bool_))
+        y[...] = x * fl + sg          # constants in the derivative
+        np.floor(x[:1], out=y[:1])    # a constant written into active memory
+    x = np.array([0.25, 1.5, -2.5])
+    dx, dy = np.zeros(3), np.ones(3)
+    sad.autodiff(f, Duplicated(x, dx), Duplicated(np.zeros(3), dy))
+    assert dx.tolist() == [0.0, 1.0, -3.0]  # y[0] was overwritten by a constant
+    check_all(f, dup(x), dup(np.zeros(3)))

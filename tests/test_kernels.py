@@ -311,6 +311,20 @@ def test_setindex_exact():
     assert dx.tolist() == [6.0, 2.0] and dy.tolist() == [0.0] and y.tolist() == [8.0]
 
 
+def test_setindex_repeated_indices_last_write_wins():
+    def f(x, y):
+        sad.setindex(y, [0, 2, 0, 1, 2], x * 2.0)
+    x, dx = np.array([1.0, 2.0, 3.0, 4.0, 5.0]), np.zeros(5)
+    y, dy = np.zeros(3), np.array([10.0, 20.0, 30.0])
+    autodiff(f, Duplicated(x, dx), Duplicated(y, dy))
+    want = np.zeros(3)
+    want[[0, 2, 0, 1, 2]] = x * 2.0
+    assert same_bits(y, want)                    # numpy: the last write wins
+    assert dx.tolist() == [0.0, 0.0, 20.0, 40.0, 60.0]
+    assert dy.tolist() == [0.0, 0.0, 0.0]
+    check_all(f, dup(x), dup(np.zeros(3)))
+
+
 @pytest.mark.parametrize("name", list(IDX))
 def test_setindex_outside_f(name):
     idx, val = IDX[name]

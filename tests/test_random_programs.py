@@ -1,8 +1,8 @@
 """Random straight-line in-place programs (hypothesis) over two vectors and a
 matrix, built from the kernels: axpy, setindex with slices, ints and index
 lists, in-place ufuncs and out=, out-of-place smooth ufuncs, scal, scalar
-reads and writes, overlapping and broadcast views.  Every program is checked against finite differences, for
-restore bit for bit, and for accumulate-once.
+reads and writes, overlapping and broadcast views.  Every program is checked
+against finite differences, for restore bit for bit, and for accumulate-once.
 
 A program is a list of instructions interpreted by ``run``, which works on
 plain arrays (for the finite differences and the untraced reference) and on

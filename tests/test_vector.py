@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, Const, Duplicated, autodiff
+from shadowad import Const, Duplicated, autodiff
 from shadowad.testing import (check_accumulate_once, check_gradient, check_restore,
                               same_bits)
 
@@ -403,3 +403,21 @@ def test_shadow_vector_length_must_match():
         Duplicated(Vector([1.0, 2.0]), Vector([0.0]))
     with pytest.raises(TypeError):
         Duplicated(Vector([1.0]), np.zeros(1))
+
+
+def test_same_const_vector_passed_twice():
+    """Both arguments see one Vector: a push through one is popped through the other."""
+    def f(x, v1, v2):
+        v1.push(x[0] * 2.0)
+        return v2.pop() * 3.0 + v2[0]
+    v = Vector([1.0, 2.0])
+    dx = np.zeros(1)
+    autodiff(f, Duplicated(np.array([1.0]), dx), Const(v), Const(v))
+    assert dx.tolist() == [6.0]
+    assert v[:].tolist() == [1.0, 2.0]
+
+
+def test_same_vector_with_two_activities_is_refused():
+    v = Vector([1.0, 2.0])
+    with pytest.raises(ValueError, match="one activity"):
+        autodiff(lambda a, b: None, Const(v), Duplicated(v, Vector([0.0, 0.0])))
