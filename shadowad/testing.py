@@ -12,6 +12,8 @@ work on copies (the caller's arrays are not touched), and raise
   (the sweep is linear in its seeds and never counts an adjoint twice).
 * ``check_failure_atomic`` -- if ``f`` raises half-way, primals are restored bit
   for bit and shadows are untouched.
+* ``check_rule`` -- the three checks every primitive gets: gradient, restore
+  and accumulate-once.
 """
 import numpy as np
 
@@ -20,7 +22,7 @@ from .driver import autodiff, autodiff_split
 from .vector import Vector
 
 __all__ = ["finite_differences", "check_gradient", "check_restore",
-           "check_accumulate_once", "check_failure_atomic", "same_bits"]
+           "check_accumulate_once", "check_failure_atomic", "check_rule", "same_bits"]
 
 
 def _copy(v):
@@ -230,3 +232,11 @@ def check_failure_atomic(f, *args, exc=Exception):
             raise AssertionError(f"argument {k}: primal not restored after the exception")
         if isinstance(s, (np.ndarray, Vector)) and not same_bits(a.dval, s):
             raise AssertionError(f"argument {k}: shadow changed although f raised")
+
+
+def check_rule(f, *args, **gradient_options):
+    """The checks every primitive gets: finite differences, restoration bit
+    for bit, and shadows accumulated exactly once."""
+    check_gradient(f, *args, **gradient_options)
+    check_restore(f, *args)
+    check_accumulate_once(f, *args)

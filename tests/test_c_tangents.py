@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, Const, Duplicated
+from shadowad import Active, Duplicated
 from shadowad._c import lib
 
 rng = np.random.default_rng(7)

@@ -16,7 +16,7 @@ import shadowad as sad
 from shadowad import Active, Const, Duplicated
 from shadowad._c import lib
 from shadowad.rules.elementwise import EW_OPS
-from shadowad.testing import (check_accumulate_once, check_gradient, check_restore,
+from shadowad.testing import (check_rule, check_accumulate_once, check_gradient, check_restore,
                               finite_differences, same_bits)
 
 
@@ -74,10 +74,7 @@ def dup(a):
     return Duplicated(a, np.zeros_like(a))
 
 
-def check_all(f, *args):
-    check_gradient(f, *args)
-    check_restore(f, *args)
-    check_accumulate_once(f, *args)
+check_all = check_rule
 
 
 def _name(u):

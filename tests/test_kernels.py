@@ -6,8 +6,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, autodiff, autodiff_split
-from shadowad.testing import (check_accumulate_once, check_gradient, check_restore,
-                              same_bits)
+from shadowad.testing import (check_rule, check_gradient, check_restore, same_bits)
 
 
 def dup(a):
@@ -15,10 +14,7 @@ def dup(a):
     return Duplicated(a, np.zeros_like(a))
 
 
-def check_all(f, *args):
-    check_gradient(f, *args)
-    check_restore(f, *args)
-    check_accumulate_once(f, *args)
+check_all = check_rule
 
 
 rng = np.random.default_rng(5)

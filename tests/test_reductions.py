@@ -6,16 +6,12 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, ReverseWithPrimal, autodiff
-from shadowad.testing import (check_accumulate_once, check_gradient, check_restore,
-                              same_bits)
+from shadowad.testing import (check_rule, same_bits)
 
 rng = np.random.default_rng(42)
 
 
-def check_all(f, *args):
-    check_gradient(f, *args)
-    check_restore(f, *args)
-    check_accumulate_once(f, *args)
+check_all = check_rule
 
 
 def dup(a):

@@ -12,7 +12,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, autodiff
-from shadowad.testing import check_accumulate_once, check_gradient, check_restore
+from shadowad.testing import check_rule, check_gradient
 
 rng = np.random.default_rng(7)
 X = rng.standard_normal((3, 4))
@@ -23,10 +23,7 @@ def dup(a):
     return Duplicated(a, np.zeros_like(a))
 
 
-def check_all(f, *args):
-    check_gradient(f, *args)
-    check_restore(f, *args)
-    check_accumulate_once(f, *args)
+check_all = check_rule
 
 
 def into_out(fn):

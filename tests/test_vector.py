@@ -7,7 +7,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import Const, Duplicated, autodiff
-from shadowad.testing import (check_accumulate_once, check_gradient, check_restore,
+from shadowad.testing import (check_rule, check_accumulate_once, check_gradient, check_restore,
                               same_bits)
 
 Vector = sad.Vector
@@ -24,10 +24,7 @@ def dup(a):
     return Duplicated(a, np.zeros_like(a))
 
 
-def check_all(f, *args):
-    check_gradient(f, *args)
-    check_restore(f, *args)
-    check_accumulate_once(f, *args)
+check_all = check_rule
 
 
 # --------------------------------------------------------------------------
