@@ -246,11 +246,19 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
             return SAD_NOMEM;
         sad_block_save(b, saved);
     }
+    double *scratch = NULL;
+    if (b->o[0].s != NULL &&
+        (sad_block_overlaps(b, 0, 1, 1, 1) || sad_block_overlaps(b, 0, 1, 2, 1))) {
+        scratch = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(double));
+        if (scratch == NULL)
+            return SAD_NOMEM;
+    }
     sad_record *r = sad_push_record(t, op, flags | SAD_F_BLOCK);
     if (r == NULL)
         return SAD_NOMEM;
     r->u.a.b = b;
     r->u.a.saved = saved;
+    r->u.a.scratch = scratch;
     if (flags & SAD_F_PRIMAL)
         return forward(op, b, 0);
     return SAD_OK;
@@ -266,14 +274,9 @@ void sad_ew_reverse(const sad_record *r, int accumulate)
         sad_block_swap(b, r->u.a.saved);
     if (!accumulate || b->o[0].s == NULL)
         return;
-    int unsafe = 0;
-    for (int k = 1; k <= 2; ++k)
-        unsafe |= sad_block_overlaps(b, 0, 1, k, 1);
-    double *gbuf = NULL;
+    double *gbuf = r->u.a.scratch; /* set when zs overlaps xs or ys unsafely */
+    const int unsafe = gbuf != NULL;
     if (unsafe) {
-        gbuf = malloc((size_t)b->n * sizeof(double));
-        if (gbuf == NULL)
-            abort(); /* cannot report from inside a sweep; never leave a wrong gradient */
         sad_block_gather_shadow(b, 0, gbuf);
         sad_block_zero_shadow(b, 0);
     }
@@ -326,7 +329,6 @@ void sad_ew_reverse(const sad_record *r, int accumulate)
             }
         }
     }
-    free(gbuf);
 }
 
 /* ---- y += a*x ------------------------------------------------------------
@@ -367,8 +369,12 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
             return SAD_NOMEM;
     }
     if (t != NULL) {
+        const int need_scratch = b->o[0].s != NULL && sad_block_overlaps(b, 0, 1, 1, 1);
         double *saved = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(double));
-        sad_record *r = saved != NULL ? sad_push_record(t, SAD_AXPY, flags) : NULL;
+        double *scratch = saved != NULL && need_scratch
+                              ? sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(double)) : NULL;
+        sad_record *r = saved != NULL && (scratch != NULL || !need_scratch)
+                            ? sad_push_record(t, SAD_AXPY, flags) : NULL;
         if (r == NULL) {
             free(xcopy);
             return SAD_NOMEM;
@@ -376,6 +382,7 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
         sad_block_save(b, saved);
         r->u.a.b = b;
         r->u.a.saved = saved;
+        r->u.a.scratch = scratch;
     }
     if (unsafe) {
         sad_block c = *b; /* view x as the "output" to gather it */
@@ -429,13 +436,9 @@ void sad_axpy_reverse(const sad_record *r, int accumulate)
     if (!accumulate || b->o[0].s == NULL)
         return;
     /* ybar passes through unchanged; xbar += a*ybar; abar += sum(ybar*x) */
-    double *gbuf = NULL;
-    if (sad_block_overlaps(b, 0, 1, 1, 1)) {
-        gbuf = malloc((size_t)b->n * sizeof(double));
-        if (gbuf == NULL)
-            abort();
+    double *gbuf = r->u.a.scratch; /* set when ys overlaps xs unsafely */
+    if (gbuf != NULL)
         sad_block_gather_shadow(b, 0, gbuf);
-    }
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
     double *p[3], *s[3];
@@ -453,7 +456,6 @@ void sad_axpy_reverse(const sad_record *r, int accumulate)
         if (s[2] != NULL)
             s[2][0] += abar;
     }
-    free(gbuf);
 }
 
 /* ---- full reductions to a scalar ------------------------------------- */

@@ -34,7 +34,10 @@ typedef struct sad_record {
     union {
         struct { sad_pair *z, *x, *y; double kx, ky; } s;            /* scalar ops */
         struct { double *p, *s; sad_pair *x; double old; } m;       /* LOAD/STORE */
-        struct { sad_block *b; double *saved; sad_pair *z; int64_t pyidx; } a;
+        /* array records; scratch: room the reverse sweep needs when the output's
+         * shadow overlaps an input's (allocated when recording: sweeps never
+         * allocate) */
+        struct { sad_block *b; double *saved; sad_pair *z; int64_t pyidx; double *scratch; } a;
         struct { sad_vec *v, *vs; sad_pair *x; double val, sval; int64_t i; sad_block *b; } v;
     } u;
 } sad_record;
