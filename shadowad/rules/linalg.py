@@ -21,6 +21,14 @@ _DOT = lib.SAD_DOT
 _SOLVE_VECTOR_1D = int(np.__version__.split(".")[0]) >= 2
 
 
+def _operands(a, b, out):
+    """The tape and (primal, active operand or None) of both operands."""
+    tape = _tape_of((a, b), out)
+    ap, ad = operand(a, tape)
+    bp, bd = operand(b, tape)
+    return tape, ap, ad, bp, bd
+
+
 def _swap(m):
     return np.swapaxes(m, -1, -2)
 
@@ -72,9 +80,7 @@ def _contract(tape, z, ap, ad, bp, bd, ib):
 
 @implements(np.dot)
 def dot(a, b, out=None):
-    tape = _tape_of((a, b), out)
-    ap, ad = operand(a, tape)
-    bp, bd = operand(b, tape)
+    tape, ap, ad, bp, bd = _operands(a, b, out)
     if ap.ndim == 0 or bp.ndim == 0:  # numpy: a product with a scalar
         return apply_ufunc(np.multiply, (a, b), out)
     z = np.dot(ap, bp)
@@ -89,9 +95,7 @@ def dot(a, b, out=None):
 
 @implements(np.inner)
 def inner(a, b):
-    tape = _tape_of((a, b), None)
-    ap, ad = operand(a, tape)
-    bp, bd = operand(b, tape)
+    tape, ap, ad, bp, bd = _operands(a, b, None)
     if ap.ndim == 0 or bp.ndim == 0:
         return apply_ufunc(np.multiply, (a, b))
     z = np.inner(ap, bp)
@@ -104,9 +108,7 @@ def inner(a, b):
 
 @implements(np.vdot)
 def vdot(a, b):
-    tape = _tape_of((a, b), None)
-    ap, ad = operand(a, tape)
-    bp, bd = operand(b, tape)
+    tape, ap, ad, bp, bd = _operands(a, b, None)
     v = float(np.vdot(ap, bp))
     if ad is None and bd is None:
         return v
@@ -115,9 +117,7 @@ def vdot(a, b):
 
 @implements(np.outer)
 def outer(a, b, out=None):
-    tape = _tape_of((a, b), out)
-    ap, ad = operand(a, tape)
-    bp, bd = operand(b, tape)
+    tape, ap, ad, bp, bd = _operands(a, b, out)
     z = np.outer(ap, bp)
     if ad is None and bd is None:
         return finish_out(const_result(tape, z), out, "np.outer")
@@ -138,9 +138,7 @@ def outer(a, b, out=None):
 
 @implements(np.matmul)
 def matmul(a, b, out=None):
-    tape = _tape_of((a, b), out)
-    ap, ad = operand(a, tape)
-    bp, bd = operand(b, tape)
+    tape, ap, ad, bp, bd = _operands(a, b, out)
     z = np.matmul(ap, bp)
     if ad is None and bd is None:
         return finish_out(const_result(tape, z), out, "np.matmul")
@@ -169,9 +167,7 @@ def matmul(a, b, out=None):
 
 @implements(np.linalg.solve)
 def solve(a, b):
-    tape = _tape_of((a, b), None)
-    ap, ad = operand(a, tape)
-    bp, bd = operand(b, tape)
+    tape, ap, ad, bp, bd = _operands(a, b, None)
     x = np.linalg.solve(ap, bp)
     if ad is None and bd is None:
         return const_result(tape, x)

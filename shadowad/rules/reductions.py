@@ -243,28 +243,17 @@ def _extreme_grad(p, axes, zk, gk):
     return mask * (gk / count)
 
 
-@implements(np.max)
-def max_(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
-    options("np.max", None, initial, where)
-    return _reduce("np.max", _max_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
+def _extreme(fname, npfn):
+    def rule(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
+        options(fname, None, initial, where)
+        return _reduce(fname, npfn, a, axis, _keepdims(keepdims), out, _extreme_grad)
+    return rule
 
 
-@implements(np.amax)
-def amax(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
-    options("np.amax", None, initial, where)
-    return _reduce("np.amax", _max_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
-
-
-@implements(np.min)
-def min_(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
-    options("np.min", None, initial, where)
-    return _reduce("np.min", _min_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
-
-
-@implements(np.amin)
-def amin(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
-    options("np.amin", None, initial, where)
-    return _reduce("np.amin", _min_reduce, a, axis, _keepdims(keepdims), out, _extreme_grad)
+max_ = implements(np.max)(_extreme("np.max", _max_reduce))
+implements(np.amax)(_extreme("np.amax", _max_reduce))
+min_ = implements(np.min)(_extreme("np.min", _min_reduce))
+implements(np.amin)(_extreme("np.amin", _min_reduce))
 
 
 # --------------------------------------------------------------------------
