@@ -10,16 +10,33 @@
 
 enum { MAXND = 64 };
 
+/* The shadow array of an operand; with lanes, its leading axis is taken off
+ * and its stride kept in b->ls[k] (every lane shadow has the same count). */
+static sad_arr shadow_arr(intptr_t obj, int lanes, sad_block *b, int k)
+{
+    sad_arr a = sad_arr_of(obj);
+    b->ls[k] = 0;
+    if (lanes && a.data != NULL) {
+        b->nlanes = a.shape[0];
+        b->ls[k] = a.strides[0] / (int64_t)sizeof(double);
+        a.nd -= 1;
+        a.shape += 1;
+        a.strides += 1;
+    }
+    return a;
+}
+
 static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
-                            const sad_arr *z, sad_block *b, int k,
+                            const sad_arr *z, sad_block *b, int k, int lanes,
                             int64_t pst[MAXND], int64_t sst[MAXND])
 {
     memset(pst, 0, sizeof(int64_t) * MAXND);
     memset(sst, 0, sizeof(int64_t) * MAXND);
     b->o[k].p = NULL;
     b->o[k].s = NULL;
+    b->ls[k] = 0;
     if (kind == SAD_KX_ARR) {
-        sad_arr a = sad_arr_of(obj), as = sad_arr_of(shadow);
+        sad_arr a = sad_arr_of(obj), as = shadow_arr(shadow, lanes, b, k);
         b->o[k].p = a.data;
         b->o[k].s = as.data;
         for (int d = 0; d < z->nd; ++d) {
@@ -42,7 +59,9 @@ static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
 int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
                     intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
 {
-    sad_arr za = sad_arr_of(z), zsa = sad_arr_of(zs);
+    const int lanes = (flags & SAD_F_LANES) != 0;
+    b->nlanes = 1;
+    sad_arr za = sad_arr_of(z), zsa = shadow_arr(zs, lanes, b, 0);
     int64_t st[6][MAXND];
     int64_t shape[MAXND];
     int nd = za.nd;
@@ -56,8 +75,8 @@ int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
         st[0][d] = za.strides[d];
         st[1][d] = zsa.data != NULL ? zsa.strides[d] : 0;
     }
-    operand_strides(flags & 3, x, xs, &za, b, 1, st[2], st[3]);
-    operand_strides((flags >> 2) & 3, y, ys, &za, b, 2, st[4], st[5]);
+    operand_strides(flags & 3, x, xs, &za, b, 1, lanes, st[2], st[3]);
+    operand_strides((flags >> 2) & 3, y, ys, &za, b, 2, lanes, st[4], st[5]);
 
     /* drop length-1 dimensions, merge contiguous neighbours */
     int64_t cshape[MAXND], cst[6][MAXND];

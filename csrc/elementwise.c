@@ -127,22 +127,26 @@ static void gather(double *dst, const double *src, int64_t st, int64_t m)
             dst[i] = src[i * st];
 }
 
-/* Primal and (when tangents are present in the shadow slots) tangent of
- * z = op(x, y) over block b.  Unsafe overlap of the output with an input is
- * handled by computing everything first and writing afterwards. */
-static int forward(int op, const sad_block *b, int tangent)
+/* Primal and (when tangents are present in the shadow slots) tangents of
+ * z = op(x, y) over block b, one tangent per lane (z itself is written only
+ * when write_z is set).  The partials of a tile are computed once and applied
+ * to every lane.  Unsafe overlap of the output with
+ * an input is handled by computing everything first and writing afterwards. */
+static int forward(int op, const sad_block *b, int tangent, int write_z)
 {
     int unsafe = 0;
     for (int k = 1; k <= 2; ++k) {
-        unsafe |= sad_block_overlaps(b, 0, 0, k, 0);
+        if (write_z)
+            unsafe |= sad_block_overlaps(b, 0, 0, k, 0);
         if (tangent)
             unsafe |= sad_block_overlaps(b, 0, 1, k, 1) | sad_block_overlaps(b, 0, 1, k, 0);
     }
+    const int64_t lanes = tangent ? b->nlanes : 0, n = b->n ? b->n : 1;
     double *zbuf = NULL, *dzbuf = NULL;
     if (unsafe) {
-        zbuf = malloc((size_t)(b->n ? b->n : 1) * sizeof(double));
-        dzbuf = tangent ? malloc((size_t)(b->n ? b->n : 1) * sizeof(double)) : NULL;
-        if (zbuf == NULL || (tangent && dzbuf == NULL)) {
+        zbuf = malloc((size_t)n * sizeof(double));
+        dzbuf = lanes ? malloc((size_t)(n * lanes) * sizeof(double)) : NULL;
+        if (zbuf == NULL || (lanes && dzbuf == NULL)) {
             free(zbuf);
             free(dzbuf);
             return SAD_NOMEM;
@@ -150,6 +154,7 @@ static int forward(int op, const sad_block *b, int tangent)
     }
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    const int64_t zst = b->o[0].ss[last], xst = b->o[1].ss[last], yst = b->o[2].ss[last];
     double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE];
     double *p[3], *s[3];
     int64_t pos = 0;
@@ -160,12 +165,13 @@ static int forward(int op, const sad_block *b, int tangent)
             for (int64_t i0 = 0; i0 < m; i0 += SAD_TILE) {
                 int64_t c = m - i0 < SAD_TILE ? m - i0 : SAD_TILE;
                 double *zp = p[0] + i0 * b->o[0].ps[last];
-                double *zs = s[0] != NULL ? s[0] + i0 * b->o[0].ss[last] : NULL;
                 if (pass == 1) { /* write back what pass 0 computed */
-                    for (int64_t i = 0; i < c; ++i) {
+                    for (int64_t i = 0; i < c && write_z; ++i)
                         zp[i * b->o[0].ps[last]] = zbuf[pos + i];
-                        if (tangent)
-                            zs[i * b->o[0].ss[last]] = dzbuf[pos + i];
+                    for (int64_t l = 0; l < lanes; ++l) {
+                        double *zs = s[0] + l * b->ls[0] + i0 * zst;
+                        for (int64_t i = 0; i < c; ++i)
+                            zs[i * zst] = dzbuf[l * n + pos + i];
                     }
                     pos += c;
                     continue;
@@ -174,26 +180,30 @@ static int forward(int op, const sad_block *b, int tangent)
                 if (p[2] != NULL)
                     gather(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
                 sad_ew_values(op, c, tx, ty, tz);
-                if (tangent) {
+                if (lanes)
                     sad_ew_partials(op, c, tx, ty, tz, px, py);
+                for (int64_t l = 0; l < lanes; ++l) {
+                    const double *xs = s[1] != NULL ? s[1] + l * b->ls[1] + i0 * xst : NULL;
+                    const double *ys = s[2] != NULL ? s[2] + l * b->ls[2] + i0 * yst : NULL;
+                    double *zs = s[0] + l * b->ls[0] + i0 * zst;
                     for (int64_t i = 0; i < c; ++i) {
                         /* a zero tangent contributes nothing, even through an
                          * infinite partial (sqrt at 0): as the reverse sweep */
                         double d = 0.0, t;
-                        if (s[1] != NULL && (t = s[1][(i0 + i) * b->o[1].ss[last]]) != 0.0)
+                        if (xs != NULL && (t = xs[i * xst]) != 0.0)
                             d += px[i] * t;
-                        if (s[2] != NULL && (t = s[2][(i0 + i) * b->o[2].ss[last]]) != 0.0)
+                        if (ys != NULL && (t = ys[i * yst]) != 0.0)
                             d += py[i] * t;
                         if (unsafe)
-                            dzbuf[pos + i] = d;
+                            dzbuf[l * n + pos + i] = d;
                         else
-                            zs[i * b->o[0].ss[last]] = d;
+                            zs[i * zst] = d;
                     }
                 }
                 if (unsafe)
                     memcpy(zbuf + pos, tz, (size_t)c * sizeof(double));
                 else
-                    for (int64_t i = 0; i < c; ++i)
+                    for (int64_t i = 0; i < c && write_z; ++i)
                         zp[i * b->o[0].ps[last]] = tz[i];
                 pos += c;
             }
@@ -208,7 +218,7 @@ int sad_ew_primal(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double 
 {
     sad_block b;
     int rc = sad_block_build(&b, flags, z, 0, x, 0, y, 0, k);
-    return rc != SAD_OK ? rc : forward(op, &b, 0);
+    return rc != SAD_OK ? rc : forward(op, &b, 0, 1);
 }
 
 int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
@@ -216,7 +226,7 @@ int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
 {
     sad_block b;
     int rc = sad_block_build(&b, flags, z, dz, x, dx, y, dy, k);
-    return rc != SAD_OK ? rc : forward(op, &b, 1);
+    return rc != SAD_OK ? rc : forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0);
 }
 
 int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
@@ -260,7 +270,7 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
     r->u.a.saved = saved;
     r->u.a.scratch = scratch;
     if (flags & SAD_F_PRIMAL)
-        return forward(op, b, 0);
+        return forward(op, b, 0, 1);
     return SAD_OK;
 }
 
@@ -404,29 +414,46 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
     return SAD_OK;
 }
 
-int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
-                     intptr_t dy)
+/* y += va*x and, lane by lane, dy += va*dx + da*x.  Partial aliasing of x
+ * and y (or of their tangents) is refused: the caller splits the work. */
+static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
+                         intptr_t y, intptr_t dy, int flags)
 {
     sad_block b;
-    int rc = sad_block_build(&b, SAD_KX_ARR, y, dy, x, dx, 0, 0, 0.0);
+    int rc = sad_block_build(&b, SAD_KX_ARR | flags, y, dy, x, dx, 0, 0, 0.0);
     if (rc != SAD_OK)
         return rc;
     if (sad_block_overlaps(&b, 0, 0, 1, 0) || sad_block_overlaps(&b, 0, 1, 1, 1))
-        return SAD_TOO_MANY_DIMS; /* partial aliasing: the caller splits the work */
+        return SAD_TOO_MANY_DIMS;
     const int last = b.ndim - 1;
     const int64_t rows = sad_block_rows(&b), m = b.shape[last];
+    const int64_t yst = b.o[0].ss[last], xst = b.o[1].ss[last], pst = b.o[1].ps[last];
     double *p[3], *s[3];
     for (int64_t r = 0; r < rows; ++r) {
         sad_block_row(&b, r, p, s);
-        for (int64_t i = 0; i < m; ++i) {
-            double xi = p[1][i * b.o[1].ps[last]];
-            if (s[0] != NULL)
-                s[0][i * b.o[0].ss[last]] += da * xi +
-                    (s[1] != NULL ? va * s[1][i * b.o[1].ss[last]] : 0.0);
-            p[0][i * b.o[0].ps[last]] += va * xi;
+        for (int64_t l = 0; s[0] != NULL && l < b.nlanes; ++l) {
+            double *ys = s[0] + l * b.ls[0];
+            const double *xs = s[1] != NULL ? s[1] + l * b.ls[1] : NULL;
+            const double dal = da != NULL ? da[l] : 0.0;
+            for (int64_t i = 0; i < m; ++i)
+                ys[i * yst] += dal * p[1][i * pst] + (xs != NULL ? va * xs[i * xst] : 0.0);
         }
+        for (int64_t i = 0; i < m; ++i)
+            p[0][i * b.o[0].ps[last]] += va * p[1][i * pst];
     }
     return SAD_OK;
+}
+
+int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
+                     intptr_t dy)
+{
+    return axpy_tangents(va, &da, x, dx, y, dy, 0);
+}
+
+int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
+                      intptr_t y, intptr_t dy)
+{
+    return axpy_tangents(va, da, x, dx, y, dy, SAD_F_LANES);
 }
 
 void sad_axpy_reverse(const sad_record *r, int accumulate)

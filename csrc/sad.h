@@ -27,6 +27,9 @@ typedef struct sad_block {
     int64_t n;
     sad_opnd o[3];
     double k; /* storage of a constant operand */
+    /* SAD_F_LANES: shadows hold nlanes tangents, lane l of operand o at
+     * s + l * ls[o] (elements) */
+    int64_t nlanes, ls[3];
 } sad_block;
 
 typedef struct sad_record {

@@ -29,7 +29,9 @@ enum sad_op {
     /* record kinds that are not elementwise */
     SAD_LOAD = 32, SAD_STORE = 33, SAD_SUM = 34, SAD_DOT = 35, SAD_AXPY = 36,
     SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,
-    SAD_VPUSHA = 42, SAD_VCOPY = 43
+    SAD_VPUSHA = 42, SAD_VCOPY = 43,
+    /* scalar record z = f(x, y) with known partials: vx = df/dx, vy = df/dy */
+    SAD_LIN = 44
 };
 
 /* How an operand of sad_ew / sad_axpy is passed, and what the call must do. */
@@ -38,7 +40,8 @@ enum sad_flag {
     SAD_KY_ARR = 4, SAD_KY_PAIR = 8, SAD_KY_CONST = 12,  /* operand y */
     SAD_F_SAVE = 16,     /* the output is overwritten in place: save its bytes */
     SAD_F_PRIMAL = 32,   /* C computes the primal output (else numpy does) */
-    SAD_F_PYUNDO = 64    /* python record whose undo/redo runs in Python */
+    SAD_F_PYUNDO = 64,   /* python record whose undo/redo runs in Python */
+    SAD_F_LANES = 128    /* tangent arrays carry a leading axis of lanes */
 };
 
 /* Return codes of the recording calls. */
@@ -54,6 +57,8 @@ int64_t sad_tape_nbytes(const sad_tape *t);
 intptr_t sad_pair_new(sad_tape *t, double v);
 double sad_pair_grad(intptr_t pair);
 void sad_pair_add(intptr_t pair, double g);
+/* Zero the adjoint of every pair of the tape (before sweeping it again). */
+void sad_tape_zero_adjoints(sad_tape *t);
 
 /* z = op(x) / op(x, y) on scalars; x or y == 0 marks a constant whose value
  * is vx / vy.  Returns the new pair of z, 0 when out of memory. */
@@ -75,11 +80,14 @@ int sad_store(sad_tape *t, intptr_t p, intptr_t s, int64_t poff, int64_t soff,
 int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
            intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
 /* Same computation without a tape: z = op(x, y), or the tangent
- * dz = dop/dx dx + dop/dy dy (dx, dy may be 0). */
+ * dz = dop/dx dx + dop/dy dy (dx, dy may be 0), which also writes z when
+ * SAD_F_PRIMAL is in flags (else numpy computes z, after or before). */
 int sad_ew_primal(int op, int flags, intptr_t z, intptr_t x, intptr_t y,
                   double k);
 int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
                    intptr_t dx, intptr_t y, intptr_t dy, double k);
+/* With SAD_F_LANES in flags, dz, dx and dy have one leading axis more than
+ * z, x and y: one lane per tangent direction, all propagated in one call. */
 /* Full reductions to a new scalar pair of value v: SAD_SUM (x) or SAD_DOT (x, y). */
 intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
                     intptr_t y, intptr_t ys);
@@ -92,6 +100,10 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
 double sad_reduce_tangent(int op, intptr_t x, intptr_t dx, intptr_t y, intptr_t dy);
 int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
                      intptr_t dy);
+/* The same with lanes: dx and dy have a leading axis of lanes, da points to
+ * one tangent of a per lane (NULL: a is constant). */
+int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
+                      intptr_t y, intptr_t dy);
 /* A record whose pullback runs in Python (index pyidx in Python's list).  With
  * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);

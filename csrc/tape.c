@@ -67,6 +67,17 @@ intptr_t sad_pair_new(sad_tape *t, double v) { return (intptr_t)sad_new_pair(t, 
 double sad_pair_grad(intptr_t pair) { return ((sad_pair *)pair)->g; }
 void sad_pair_add(intptr_t pair, double g) { ((sad_pair *)pair)->g += g; }
 
+void sad_tape_zero_adjoints(sad_tape *t)
+{
+    /* the pairs arena holds nothing but pairs, packed from each chunk's start
+     * (used counts doubles, two per pair) */
+    for (sad_chunk *c = t->pairs.head; c != NULL; c = c->next) {
+        sad_pair *q = (sad_pair *)c->data;
+        for (size_t i = 0; i < c->used / 2; ++i)
+            q[i].g = 0.0;
+    }
+}
+
 /* ---- scalar records ---------------------------------------------------- */
 intptr_t sad_s2(sad_tape *t, int op, double z, intptr_t x, double vx, intptr_t y,
                 double vy)
@@ -93,7 +104,12 @@ static void scalar_reverse(const sad_record *r)
     double px, py, g = r->u.s.z->g;
     if (g == 0.0)
         return;
-    sad_ew_partials(r->op, 1, &r->u.s.kx, &r->u.s.ky, &r->u.s.z->v, &px, &py);
+    if (r->op == SAD_LIN) {
+        px = r->u.s.kx;
+        py = r->u.s.ky;
+    } else {
+        sad_ew_partials(r->op, 1, &r->u.s.kx, &r->u.s.ky, &r->u.s.z->v, &px, &py);
+    }
     if (r->u.s.x != NULL)
         r->u.s.x->g += g * px;
     if (r->u.s.y != NULL)

@@ -35,6 +35,7 @@ class PyRecord:
 
 class Tape:
     __slots__ = ("c", "py", "keep", "pybytes", "state", "__weakref__")
+    lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
         ptr = lib.sad_tape_new()

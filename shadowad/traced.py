@@ -49,7 +49,11 @@ class Buffer:
     """Memory shared by views: the root primal array and its shadow (None while
     inactive).  Inactive memory that receives an active value is *promoted*: it
     gets a hidden zero shadow with the primal's exact layout.  ``span`` (byte
-    bounds) covers more than the root when arguments alias each other."""
+    bounds) covers more than the root when arguments alias each other.
+
+    In forward mode (``tape.lanes`` > 0) the shadow is the tangent, with one
+    leading axis of lanes: ``mem`` holds one row per lane, each laid out as the
+    primal's bytes, so every view of the primal finds its tangent by offset."""
 
     __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span")
 
@@ -63,14 +67,23 @@ class Buffer:
     def promote(self):
         root = self.root
         lo, hi = self.span or _byte_bounds(root)
-        self.mem = np.zeros(max((hi - lo) // 8, 1))
-        self.lo = lo
-        self.shadow = self.view_shadow(root)
+        n = max((hi - lo) // 8, 1)
+        lanes = self.tape.lanes
+        self.attach(np.zeros((lanes, n) if lanes else n), lo)
+
+    def attach(self, mem, lo):
+        """Use ``mem`` (whose element 0 lies at primal byte address ``lo``) as
+        the shadow memory of every view."""
+        self.mem, self.lo = mem, lo
+        self.shadow = self.view_shadow(self.root)
 
     def view_shadow(self, p):
         """The shadow of primal view ``p`` of a promoted buffer."""
-        off = (p.__array_interface__["data"][0] - self.lo) // 8
-        return _as_strided(self.mem[off:], p.shape, p.strides)
+        mem = self.mem
+        off = (p.__array_interface__["data"][0] - self.lo)
+        if mem.ndim == 1:
+            return np.ndarray(p.shape, F64, mem, off, p.strides)
+        return np.ndarray(mem.shape[:1] + p.shape, F64, mem, off, mem.strides[:1] + p.strides)
 
 
 def shadow_of(a):
@@ -169,11 +182,47 @@ def _safe(fn, a, b):
         return float(fn(np.float64(a), np.float64(b)))
 
 
-class TScalar:
+class ScalarOps:
+    """What traced scalars of both modes share: comparisons that give plain
+    booleans (so control flow works), the refusals to detach, and the scalar
+    attributes numpy asks for."""
+
+    __slots__ = ()
+    __array_priority__ = 500
+
+    def __lt__(self, o): return self.v < primal(o)
+    def __le__(self, o): return self.v <= primal(o)
+    def __gt__(self, o): return self.v > primal(o)
+    def __ge__(self, o): return self.v >= primal(o)
+    def __eq__(self, o): return self.v == primal(o)
+    def __ne__(self, o): return self.v != primal(o)
+    __hash__ = None
+
+    def __bool__(self):
+        return bool(self.v)
+
+    def __float__(self):
+        raise detach_error("float() of a traced scalar")
+
+    def __int__(self):
+        raise detach_error("int() of a traced scalar")
+
+    def __index__(self):
+        raise detach_error("using a traced scalar as an index")
+
+    def __array__(self, dtype=None, copy=None):
+        raise detach_error("converting a traced scalar to a plain numpy array")
+
+    shape = ()
+    ndim = 0
+    size = 1
+    dtype = F64
+
+
+class TScalar(ScalarOps):
     """An active scalar inside ``f``: value ``v`` and pair address ``g``."""
 
     __slots__ = ("v", "g", "tape")
-    __array_priority__ = 500
 
     def __init__(self, v, g, tape):
         if not g:
@@ -262,37 +311,8 @@ class TScalar:
         z = abs(self.v)
         return TScalar(z, lib.sad_s1(self.tape.c, lib.SAD_ABS, z, self.g, self.v), self.tape)
 
-    # comparisons give plain booleans, so control flow works
-    def __lt__(self, o): return self.v < primal(o)
-    def __le__(self, o): return self.v <= primal(o)
-    def __gt__(self, o): return self.v > primal(o)
-    def __ge__(self, o): return self.v >= primal(o)
-    def __eq__(self, o): return self.v == primal(o)
-    def __ne__(self, o): return self.v != primal(o)
-    __hash__ = None
-
-    def __bool__(self):
-        return bool(self.v)
-
-    def __float__(self):
-        raise detach_error("float() of a traced scalar")
-
-    def __int__(self):
-        raise detach_error("int() of a traced scalar")
-
-    def __index__(self):
-        raise detach_error("using a traced scalar as an index")
-
-    def __array__(self, dtype=None, copy=None):
-        raise detach_error("converting a traced scalar to a plain numpy array")
-
     def __repr__(self):
         return f"TScalar({self.v!r})"
-
-    shape = ()
-    ndim = 0
-    size = 1
-    dtype = F64
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return array_ufunc(ufunc, method, inputs, kwargs)
@@ -348,21 +368,12 @@ def _element_offsets(a, idx):
     return off, norm
 
 
-class TArray:
-    """A traced float64 array inside ``f``: behaves like a numpy array."""
+class ArrayOps:
+    """What traced arrays of both modes share: ndarray's attributes, operators
+    and methods, expressed through ``self._u`` (a ufunc) and numpy functions."""
 
-    __slots__ = ("p", "_s", "buf")
+    __slots__ = ()
     __array_priority__ = 1000
-
-    def __init__(self, p, s, buf):
-        self.p, self._s, self.buf = p, s, buf
-
-    # -- numpy protocol --------------------------------------------------
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return array_ufunc(ufunc, method, inputs, kwargs)
-
-    def __array_function__(self, func, types, args, kwargs):
-        return array_function(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
         raise detach_error("converting a traced array to a plain numpy array "
@@ -388,10 +399,6 @@ class TArray:
     def __len__(self):
         return len(self.p)
 
-    def __repr__(self):
-        act = "active" if shadow_of(self) is not None else "inactive"
-        return f"TArray({self.p!r}, {act})"
-
     def __bool__(self):
         return bool(self.p)
 
@@ -399,61 +406,7 @@ class TArray:
         for i in range(len(self.p)):
             yield self[i]
 
-    # -- indexing ------------------------------------------------------------
-    def __getitem__(self, idx):
-        if type(idx) is int:  # the scalar-loop fast path: x[i] of a vector
-            p = self.p
-            if p.ndim == 1:
-                v = p.item(idx)
-                s = self._s
-                if s is None:
-                    s = shadow_of(self)
-                    if s is None:
-                        return v
-                if idx < 0:
-                    idx += p.shape[0]
-                tape = self.buf.tape
-                return TScalar(v, _load(tape.c, id(s), idx * s.strides[0], v), tape)
-        if type(idx) is TArray or type(idx) is TScalar:
-            raise detach_error("indexing with a traced value")
-        el = _element_offsets(self, idx)
-        if el is not None:
-            v = self.p.item(*el[1])
-            s = shadow_of(self)
-            if s is None:
-                return v
-            off = 0
-            for i, st in zip(el[1], s.strides):
-                off += i * st
-            tape = self.buf.tape
-            return TScalar(v, _load(tape.c, id(s), off, v), tape)
-        if _basic_index(idx):
-            s = shadow_of(self)
-            return TArray(self.p[idx], None if s is None else s[idx], self.buf)
-        return gather(self, idx)
-
-    def __setitem__(self, idx, value):
-        if type(idx) is int and type(value) is TScalar:  # y[i] = t, the fast path
-            p, buf = self.p, self.buf
-            if p.ndim == 1 and value.tape is buf.tape and not buf.readonly:
-                n = p.shape[0]
-                i = idx + n if idx < 0 else idx
-                if 0 <= i < n and p.flags.writeable:
-                    s = self._s
-                    if s is None:
-                        s = promote(self)
-                    tape = buf.tape
-                    rc = _store(tape.c, id(p), id(s), i * p.strides[0], i * s.strides[0],
-                                value.g, value.v)
-                    if rc:
-                        tape.check(rc, "a store")
-                    return
-        setindex(self, idx, value)
-
     # -- operators -------------------------------------------------------------
-    def _u(self, ufunc, *inputs, out=None):
-        return apply_ufunc(ufunc, inputs, out)
-
     def __add__(self, o): return self._u(np.add, self, o)
     def __radd__(self, o): return self._u(np.add, o, self)
     def __sub__(self, o): return self._u(np.subtract, self, o)
@@ -550,3 +503,78 @@ class TArray:
 
     def tolist(self):
         raise detach_error("tolist() of a traced array")
+
+
+class TArray(ArrayOps):
+    """A traced float64 array inside ``f``: behaves like a numpy array."""
+
+    __slots__ = ("p", "_s", "buf")
+
+    def __init__(self, p, s, buf):
+        self.p, self._s, self.buf = p, s, buf
+
+    # -- numpy protocol --------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return array_function(func, args, kwargs)
+
+    def __repr__(self):
+        act = "active" if shadow_of(self) is not None else "inactive"
+        return f"TArray({self.p!r}, {act})"
+
+    def _u(self, ufunc, *inputs, out=None):
+        return apply_ufunc(ufunc, inputs, out)
+
+    # -- indexing ------------------------------------------------------------
+    def __getitem__(self, idx):
+        if type(idx) is int:  # the scalar-loop fast path: x[i] of a vector
+            p = self.p
+            if p.ndim == 1:
+                v = p.item(idx)
+                s = self._s
+                if s is None:
+                    s = shadow_of(self)
+                    if s is None:
+                        return v
+                if idx < 0:
+                    idx += p.shape[0]
+                tape = self.buf.tape
+                return TScalar(v, _load(tape.c, id(s), idx * s.strides[0], v), tape)
+        if type(idx) is TArray or type(idx) is TScalar:
+            raise detach_error("indexing with a traced value")
+        el = _element_offsets(self, idx)
+        if el is not None:
+            v = self.p.item(*el[1])
+            s = shadow_of(self)
+            if s is None:
+                return v
+            off = 0
+            for i, st in zip(el[1], s.strides):
+                off += i * st
+            tape = self.buf.tape
+            return TScalar(v, _load(tape.c, id(s), off, v), tape)
+        if _basic_index(idx):
+            s = shadow_of(self)
+            return TArray(self.p[idx], None if s is None else s[idx], self.buf)
+        return gather(self, idx)
+
+    def __setitem__(self, idx, value):
+        if type(idx) is int and type(value) is TScalar:  # y[i] = t, the fast path
+            p, buf = self.p, self.buf
+            if p.ndim == 1 and value.tape is buf.tape and not buf.readonly:
+                n = p.shape[0]
+                i = idx + n if idx < 0 else idx
+                if 0 <= i < n and p.flags.writeable:
+                    s = self._s
+                    if s is None:
+                        s = promote(self)
+                    tape = buf.tape
+                    rc = _store(tape.c, id(p), id(s), i * p.strides[0], i * s.strides[0],
+                                value.g, value.v)
+                    if rc:
+                        tape.check(rc, "a store")
+                    return
+        setindex(self, idx, value)
+

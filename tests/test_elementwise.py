@@ -19,6 +19,8 @@ from shadowad.rules.elementwise import EW_OPS
 from shadowad.testing import (check_rule, check_accumulate_once, check_gradient, check_restore,
                               finite_differences, same_bits)
 
+PRIMAL = lib.SAD_F_PRIMAL  # the tangent kernel also writes z
+
 
 # --------------------------------------------------------------------------
 # inputs on which each function is smooth
@@ -360,7 +362,7 @@ def test_zero_adjoint_through_infinite_partial_is_zero(path):
             x, dx = np.array([0.0, 0.0, 4.0]), np.array([0.0, 0.0, 1.0])
             for op in (lib.SAD_SQRT, lib.SAD_LOG):
                 z, dz = np.empty(3), np.empty(3)
-                lib.sad_ew_tangent(op, lib.SAD_KX_ARR, id(z), id(dz), id(x), id(dx), 0, 0, 0.0)
+                lib.sad_ew_tangent(op, lib.SAD_KX_ARR | PRIMAL, id(z), id(dz), id(x), id(dx), 0, 0, 0.0)
                 assert dz[:2].tolist() == [0.0, 0.0] and np.isfinite(dz[2])
             return
 
@@ -612,7 +614,7 @@ def test_one_operand_laid_out_differently(ufunc, which):
     dz = np.zeros(shape, order=order["dz"])
     dx, dy = np.array(dxs[0], order=order["dx"]), np.array(dxs[1], order=order["dy"])
     z2 = np.zeros(shape, order=order["z"])
-    assert lib.sad_ew_tangent(EW_OPS[ufunc], lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z2), id(dz),
+    assert lib.sad_ew_tangent(EW_OPS[ufunc], lib.SAD_KX_ARR | lib.SAD_KY_ARR | PRIMAL, id(z2), id(dz),
                               id(x), id(dx), id(y), id(dy), 0.0) == lib.SAD_OK
     np.testing.assert_allclose(dz, px * dxs[0] + py * dxs[1], rtol=1e-13, atol=1e-300)
 
@@ -652,7 +654,7 @@ def test_tangent_adjoint(ufunc, case):
     z, dz = np.empty((4, 5)), np.empty((4, 5))
     flags = lib.SAD_KX_ARR | (lib.SAD_KY_ARR if ufunc.nin == 2 else 0)
     ids = [id(xs[0]), id(dxs[0])] + ([id(xs[1]), id(dxs[1])] if ufunc.nin == 2 else [0, 0])
-    assert lib.sad_ew_tangent(op, flags, id(z), id(dz), *ids, 0.0) == lib.SAD_OK
+    assert lib.sad_ew_tangent(op, flags | PRIMAL, id(z), id(dz), *ids, 0.0) == lib.SAD_OK
     np.testing.assert_allclose(z, ufunc(*xs), rtol=1e-15, atol=0)
 
     zbar = rng.standard_normal((4, 5))
@@ -691,7 +693,7 @@ def test_tangent_with_constant_operand(ufunc):
     k = float(inputs(ufunc, (), seed=20)[1])
     dx = np.random.default_rng(21).standard_normal(6)
     z, dz = np.empty(6), np.empty(6)
-    assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_CONST, id(z), id(dz),
+    assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_CONST | PRIMAL, id(z), id(dz),
                               id(x), id(dx), 0, 0, k) == lib.SAD_OK
     np.testing.assert_allclose(z, ufunc(x, k), rtol=1e-15, atol=0)
     zbar = np.random.default_rng(22).standard_normal(6)
@@ -712,7 +714,7 @@ def test_tangent_matches_finite_differences(ufunc):
     z, dz = np.empty(8), np.empty(8)
     flags = lib.SAD_KX_ARR | (lib.SAD_KY_ARR if ufunc.nin == 2 else 0)
     ids = [id(xs[0]), id(dxs[0])] + ([id(xs[1]), id(dxs[1])] if ufunc.nin == 2 else [0, 0])
-    assert lib.sad_ew_tangent(op, flags, id(z), id(dz), *ids, 0.0) == lib.SAD_OK
+    assert lib.sad_ew_tangent(op, flags | PRIMAL, id(z), id(dz), *ids, 0.0) == lib.SAD_OK
     h = 1e-6
     fd = (ufunc(*[a + h * d for a, d in zip(xs, dxs)]) -
           ufunc(*[a - h * d for a, d in zip(xs, dxs)])) / (2 * h)
@@ -763,7 +765,7 @@ def test_partials_to_rounding(ufunc):
         z, dz = np.empty(300), np.empty(300)
         flags = lib.SAD_KX_ARR | (lib.SAD_KY_ARR if ufunc.nin == 2 else 0)
         ids = [id(xs[0]), id(dxs[0])] + ([id(xs[1]), id(dxs[1])] if ufunc.nin == 2 else [0, 0])
-        assert lib.sad_ew_tangent(op, flags, id(z), id(dz), *ids, 0.0) == lib.SAD_OK
+        assert lib.sad_ew_tangent(op, flags | PRIMAL, id(z), id(dz), *ids, 0.0) == lib.SAD_OK
         np.testing.assert_allclose(dz, want[k], rtol=2e-13, atol=1e-300)
     bars = [np.zeros(300) for _ in xs]
 
@@ -785,7 +787,7 @@ def test_tangent_in_place_overlap():
     du = np.linspace(-1, 1, 10)
     zu, zdu = u.copy(), du.copy()
     z, dz, x, dx = zu[1:], zdu[1:], zu[:-1], zdu[:-1]
-    assert lib.sad_ew_tangent(lib.SAD_MUL, lib.SAD_KX_ARR | lib.SAD_KY_ARR,
+    assert lib.sad_ew_tangent(lib.SAD_MUL, lib.SAD_KX_ARR | lib.SAD_KY_ARR | PRIMAL,
                               id(z), id(dz), id(x), id(dx), id(x), id(dx), 0.0) == lib.SAD_OK
     assert same_bits(zu[1:], u[:-1] * u[:-1])
     np.testing.assert_allclose(zdu[1:], 2 * u[:-1] * du[:-1], rtol=1e-15)
