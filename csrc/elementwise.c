@@ -118,6 +118,13 @@ void sad_ew_partials(int op, int64_t n, const double *x, const double *y,
     }
 }
 
+double sad_partial(int op, int which, double x, double y, double z)
+{
+    double px = 0.0, py = 0.0;
+    sad_ew_partials(op, 1, &x, &y, &z, &px, &py);
+    return which ? py : px;
+}
+
 static void gather(double *dst, const double *src, int64_t st, int64_t m)
 {
     if (st == 1)

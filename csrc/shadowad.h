@@ -88,6 +88,9 @@ int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
                    intptr_t dx, intptr_t y, intptr_t dy, double k);
 /* With SAD_F_LANES in flags, dz, dx and dy have one leading axis more than
  * z, x and y: one lane per tangent direction, all propagated in one call. */
+/* One partial derivative of z = op(x, y) at one point: dz/dx (which = 0) or
+ * dz/dy (which = 1); forward mode's scalar path. */
+double sad_partial(int op, int which, double x, double y, double z);
 /* Full reductions to a new scalar pair of value v: SAD_SUM (x) or SAD_DOT (x, y). */
 intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
                     intptr_t y, intptr_t ys);

@@ -227,7 +227,8 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
                 raise TypeError(f"argument {k}: Active is not allowed in {mode}: forward "
                                 "mode propagates tangents; pass Duplicated(x, dx) with the "
                                 "tangent dx")
-        raise NotImplementedError(f"{mode} is not available in this version of shadowad")
+        from .forward import forward
+        return forward(f, annotated, mode.with_primal, restore)
     tape = Tape()
     wrapped, res = _record(f, annotated, tape)
     try:

@@ -134,19 +134,24 @@ def new_scalar(tape, v):
     return TScalar(v, g, tape), adjoint_view(g)
 
 
+# The traced array and scalar types of both modes (forward mode adds its own).
+ARRAY_TYPES, SCALAR_TYPES = set(), set()
+
+
 def primal(x):
     """The value of a traced value, without derivative (plain numbers and
     arrays pass through)."""
     t = type(x)
-    if t is TArray:
+    if t in ARRAY_TYPES:
         return x.p
-    if t is TScalar:
+    if t in SCALAR_TYPES:
         return x.v
     return x
 
 
 def is_traced(x):
-    return type(x) is TArray or type(x) is TScalar
+    t = type(x)
+    return t in ARRAY_TYPES or t in SCALAR_TYPES
 
 
 # --------------------------------------------------------------------------
@@ -578,3 +583,7 @@ class TArray(ArrayOps):
                     return
         setindex(self, idx, value)
 
+
+
+ARRAY_TYPES.add(TArray)
+SCALAR_TYPES.add(TScalar)

@@ -53,6 +53,12 @@ class Vector:
         plain = object.__new__(cls)
         plain._cvec = _new_cvec()
         tape = current_tape()
+        if tape is not None and tape.lanes:  # forward mode
+            from .dual import DualVector
+            dv = DualVector(tape, plain, None, "a Vector created inside f")
+            if data is not None:
+                dv.push(data)
+            return dv
         if tape is not None:
             tv = TracedVector(tape, plain, None, "a Vector created inside f")
             if data is not None:
@@ -103,6 +109,13 @@ class Vector:
 
     def __iter__(self):
         return iter(self._contents())
+
+    def _reset(self, contents):
+        """Make the contents exactly ``contents`` (a 1-D float64 array)."""
+        while len(self):
+            lib.sad_vec_pop(self._cvec)
+        if len(contents):
+            self.push(contents)
 
     def __repr__(self):
         return f"Vector({self._contents().tolist()!r})"

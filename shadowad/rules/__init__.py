@@ -1,6 +1,6 @@
 """Derivative rules, one module per family; importing this package fills the
 rule tables and binds the traced types to them."""
-from .. import traced
+from .. import dual, traced
 from . import registry, elementwise, indexing, reductions, linalg, shape  # noqa: F401
 
 traced.apply_ufunc = elementwise.apply_ufunc
@@ -8,3 +8,9 @@ traced.array_ufunc = elementwise.array_ufunc
 traced.array_function = registry.array_function
 traced.setindex = indexing.setindex
 traced.gather = indexing.gather
+
+dual.apply_ufunc = elementwise.forward_apply
+dual.array_ufunc = elementwise.forward_ufunc
+dual.array_function = registry.forward_function
+dual.setindex = indexing.forward_setindex
+dual.gather = indexing.forward_getitem

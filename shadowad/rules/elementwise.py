@@ -5,8 +5,9 @@ with stride 0 over their shadow.
 """
 import numpy as np
 
+from .. import dual
 from .._c import lib
-from ..traced import (F64, TArray, TScalar, check_writable, detach_error,
+from ..traced import (F64, TArray, TScalar, _num, check_writable, detach_error,
                       mixed_tapes_error, new_array, primal, promote, shadow_of)
 from . import registry
 
@@ -41,31 +42,33 @@ _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
 def array_ufunc(ufunc, method, inputs, kwargs):
     """Entry point of ``__array_ufunc__``."""
     if method == "__call__":
-        out = kwargs.pop("out", None)
-        if out is not None:
-            if len(out) != 1:
-                raise TypeError(f"shadowad: np.{ufunc.__name__} with several outputs "
-                                "is not supported")
-            out = out[0]
-        for k, v in kwargs.items():
-            if k == "dtype" and v is not None and np.dtype(v) == F64:
-                continue
-            if k in ("casting", "order", "subok") :
-                continue
-            raise TypeError(f"shadowad: np.{ufunc.__name__}(..., {k}=...) is not "
-                            "supported on traced values")
-        return apply_ufunc(ufunc, inputs, out)
+        return apply_ufunc(ufunc, inputs, _call_out(ufunc, kwargs))
     from . import reductions
     return reductions.ufunc_method(ufunc, method, inputs, kwargs)
+
+
+def _call_out(ufunc, kwargs):
+    """The ``out`` of a ufunc call; refuses the keywords the rules do not honour."""
+    out = kwargs.pop("out", None)
+    if out is not None:
+        if len(out) != 1:
+            raise TypeError(f"shadowad: np.{ufunc.__name__} with several outputs "
+                            "is not supported")
+        out = out[0]
+    for k, v in kwargs.items():
+        if k == "dtype" and v is not None and np.dtype(v) == F64:
+            continue
+        if k in ("casting", "order", "subok"):
+            continue
+        raise TypeError(f"shadowad: np.{ufunc.__name__}(..., {k}=...) is not "
+                        "supported on traced values")
+    return out
 
 
 def _nondiff(ufunc, inputs, out):
     res = ufunc(*[primal(a) for a in inputs])
     if out is not None:
-        if type(out) is TArray:
-            out[...] = res
-            return out
-        out[...] = res
+        out[...] = res  # on a traced out, a recorded write of a constant
         return out
     return res
 
@@ -234,3 +237,147 @@ def save_inactive(tape, z):
     (no derivative work): earlier pullbacks may read z, and the sweeps must
     put it back for restore=True and when f raises."""
     _record(tape, lib.SAD_COPY, [(_KCONST, None, None, 0.0)], z, None, _SAVE)
+
+
+# --------------------------------------------------------------------------
+# forward mode: numpy computes the primal, one C call computes every lane's
+# tangent from the same partials the reverse sweep uses
+
+_LANES = lib.SAD_F_LANES
+
+
+def _forward_operand(a, lanes):
+    """(primal, tangent with its lanes axis or None) of one ufunc input."""
+    t = type(a)
+    if t is dual.FArray:
+        return a.p, shadow_of(a)
+    if t is dual.FScalar:
+        return np.array(a.v), np.broadcast_to(np.asarray(a.d, dtype=F64), (lanes,))
+    if t is float or t is int or isinstance(a, (np.floating, np.integer, bool, np.bool_)):
+        return a, None
+    if t is TArray or t is TScalar:
+        raise mixed_tapes_error()
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"shadowad: cannot combine a traced value with {type(a).__name__} "
+                        f"of dtype {arr.dtype}")
+    if arr.dtype != F64 or not arr.flags.aligned:
+        arr = np.array(arr, dtype=F64)
+    return arr, None
+
+
+def tangent_kernel(op, z, zt, operands):
+    """zt = the tangent lanes of z = op(*operands) (operands from
+    _forward_operand); z's primal is not written."""
+    flags, k, ids = _LANES, 0.0, [0, 0, 0, 0]
+    have_const = False
+    for j, (p, t) in enumerate(operands):
+        if type(p) is not np.ndarray:
+            if not have_const:
+                have_const, k = True, float(p)
+                flags |= _KCONST << (2 * j)
+                continue
+            p = np.array(p, dtype=F64)
+        flags |= _KARR << (2 * j)
+        ids[2 * j] = id(p)
+        if t is not None:
+            ids[2 * j + 1] = id(t)
+        operands[j] = (p, t)  # keep converted arrays alive through the call
+    rc = lib.sad_ew_tangent(op, flags, id(z), id(zt), ids[0], ids[1], ids[2], ids[3], k)
+    if rc == _TOO_MANY_DIMS:  # one call per slice of the leading axis
+        n = z.shape[0]
+        for i in range(n):
+            sub = []
+            for p, t in operands:
+                if type(p) is np.ndarray and p.ndim == z.ndim:
+                    j = i if p.shape[0] == n else 0
+                    p, t = p[j], (None if t is None else t[:, j])
+                sub.append((p, t))
+            tangent_kernel(op, z[i], zt[:, i], sub)
+    elif rc:
+        raise MemoryError("shadowad: out of memory in a tangent kernel")
+
+
+def _context_of(inputs, out):
+    for a in inputs + (out,):
+        if type(a) is dual.FArray:
+            return a.buf.tape
+    return None
+
+
+def forward_ufunc(ufunc, method, inputs, kwargs):
+    """Entry point of ``__array_ufunc__`` in forward mode."""
+    if method == "__call__":
+        out = _call_out(ufunc, kwargs)
+        return forward_apply(ufunc, inputs, out)
+    registry.check_elementwise(f"np.{ufunc.__name__}.{method}")
+    from . import reductions
+    return reductions.forward_ufunc_method(ufunc, method, inputs, kwargs)
+
+
+def forward_apply(ufunc, inputs, out=None):
+    op = EW_OPS.get(ufunc)
+    if op is None:
+        if ufunc in NONDIFF:
+            return _nondiff(ufunc, inputs, out)
+        rule = registry.JVPS.get(ufunc)  # a ufunc with its own rule: np.matmul
+        if rule is not None:
+            registry.check_elementwise(f"np.{ufunc.__name__}")
+            return rule(*inputs, out=out)
+        raise registry.no_rule_error(ufunc)
+    if len(inputs) != ufunc.nin:
+        raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
+    if out is None and type(inputs[0]) is not dual.FArray and (
+            len(inputs) == 1 or type(inputs[1]) is not dual.FArray):
+        s = _scalar_forward(op, ufunc, inputs)
+        if s is not None:
+            return s
+    ctx = _context_of(inputs, out)
+    lanes = ctx.lanes if ctx is not None else 1
+    operands = [_forward_operand(a, lanes) for a in inputs]
+    prims = [o[0] for o in operands]
+    active = any(o[1] is not None for o in operands)
+    if out is not None:
+        if type(out) is not dual.FArray:
+            if active:
+                raise detach_error(f"np.{ufunc.__name__}(..., out=<plain ndarray>)")
+            return ufunc(*prims, out=out)
+        check_writable(out)
+        zt = shadow_of(out)
+        if zt is None and active:
+            zt = promote(out)
+        np.broadcast_shapes(out.shape, *[np.shape(p) for p in prims])  # refuse before writing
+        if zt is not None:  # the tangent first: it reads the inputs' old values
+            tangent_kernel(op, out.p, zt, operands)
+        ufunc(*prims, out=out.p)
+        return out
+    z = ufunc(*prims)
+    if not active:
+        if type(z) is not np.ndarray:
+            return z if not isinstance(z, np.floating) else float(z)
+        return dual.new_array(ctx, z, False) if z.dtype == F64 else z
+    if type(z) is not np.ndarray:
+        z = np.asarray(z, dtype=F64)
+    res = dual.new_array(ctx, z, True)
+    tangent_kernel(op, z, res._s, operands)
+    return res
+
+
+def _scalar_forward(op, ufunc, inputs):
+    """ufunc of dual scalars and numbers: a dual scalar (None: not that case)."""
+    vals, ds = [], []
+    for a in inputs:
+        if type(a) is dual.FScalar:
+            vals.append(a.v)
+            ds.append(a.d)
+        else:
+            v = _num(a)
+            if v is None:
+                return None
+            vals.append(v)
+            ds.append(None)
+    if all(d is None for d in ds):
+        return None
+    if len(vals) == 1:
+        return dual.scalar_op(op, ufunc, vals[0], ds[0], None, None)
+    return dual.scalar_op(op, ufunc, vals[0], ds[0], vals[1], ds[1])

@@ -3,11 +3,12 @@
 indexing (Python records using numpy's gather/scatter)."""
 import numpy as np
 
+from .. import dual
 from .._c import lib
 from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_view,
                       check_writable, detach_error, new_array, primal, promote,
                       shadow_of)
-from . import elementwise
+from . import elementwise, registry
 from .elementwise import _operand, _record
 
 
@@ -205,3 +206,113 @@ def _set_advanced(a, idx, value, tape):
                 g *= last
             accumulate(value, g)
     tape.record_py(pullback, swap=swap, nbytes=saved[0].nbytes)
+
+
+# --------------------------------------------------------------------------
+# forward mode: the same index applied to the primal and to every tangent lane
+
+def _lane_index(idx):
+    """The index of the tangent lanes for primal index idx (a tuple with a
+    leading full slice), or None when numpy would move the lanes axis: advanced
+    indices separated by a slice put their dimensions first."""
+    items = idx if type(idx) is tuple else (idx,)
+    adv = [k for k, i in enumerate(items)
+           if not (type(i) is slice or i is None or i is Ellipsis)]
+    arrays = [k for k in adv if not (type(items[k]) is int or isinstance(items[k], np.integer))]
+    if arrays and adv != list(range(adv[0], adv[-1] + 1)):
+        return None
+    return (slice(None),) + items
+
+
+def forward_getitem(a, idx):
+    """a[idx] of an FArray (the 1-D x[i] fast path is in FArray itself)."""
+    idx = _plain_index(idx)
+    p = a.p
+    el = element_index(p, idx)
+    if el is not None:
+        registry.check_elementwise("indexing")
+        v = p.item(*el)
+        t = shadow_of(a)
+        if t is None:
+            return v
+        d = t[(slice(None),) + tuple(el)]
+        return dual.FScalar(v, float(d[0]) if d.shape[0] == 1 else d.copy())
+    registry.check_elementwise("indexing")
+    if _basic_index(idx):
+        return dual.FArray(p[idx], None, a.buf)
+    z = np.array(p[idx], dtype=F64)
+    t = shadow_of(a)
+    if t is None:
+        return dual.new_array(a.buf.tape, z, False) if z.ndim else float(z)
+    res = dual.new_array(a.buf.tape, np.asarray(z), True)
+    tidx = _lane_index(idx)
+    if tidx is not None:
+        res._s[...] = t[tidx]
+    else:
+        for lane in range(t.shape[0]):
+            res._s[lane] = t[lane][idx]
+    if z.ndim == 0:
+        return res[()]
+    return res
+
+
+def forward_setindex(a, idx, value):
+    """a[idx] = value in forward mode: primal and tangent lanes written alike."""
+    if type(a) is not dual.FArray:
+        if dual.is_dual(value):
+            raise detach_error("writing a traced value into an untraced numpy array")
+        a[idx] = value
+        return
+    dual.writable(a)
+    idx = _plain_index(idx)
+    ctx = a.buf.tape
+    p = a.p
+    vt = None
+    if type(value) is dual.FScalar:
+        vp, vt = value.v, value.d
+    elif type(value) is dual.FArray:
+        vp, vt = value.p, shadow_of(value)
+    elif type(value) is TArray or type(value) is TScalar:
+        from ..traced import mixed_tapes_error
+        raise mixed_tapes_error()
+    else:
+        vp = value
+    t = shadow_of(a)
+    if t is None and vt is not None:
+        t = promote(a)
+    el = element_index(p, idx)
+    if el is not None:
+        p[tuple(el)] = vp
+        if t is not None:
+            t[(slice(None),) + tuple(el)] = 0.0 if vt is None else vt
+        return
+    if _basic_index(idx):
+        view = dual.FArray(p[idx], None, a.buf)
+        zt = shadow_of(view)
+        shape = np.shape(vp)
+        try:
+            if np.broadcast_shapes(shape, view.shape) != view.shape:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"could not broadcast input array from shape {shape} "
+                             f"into shape {view.shape}") from None
+        if zt is not None:
+            operand = elementwise._forward_operand(value, ctx.lanes)
+            elementwise.tangent_kernel(lib.SAD_COPY, view.p, zt, [operand])
+        view.p[...] = vp
+        return
+    # advanced: numpy's assignment on the primal and on each lane alike
+    p[idx] = vp
+    if t is None:
+        return
+    tidx = _lane_index(idx)
+    if type(value) is dual.FArray and tidx is not None:
+        t[tidx] = vt
+        return
+    for lane in range(t.shape[0]):  # per-lane scalars, or lanes numpy would move
+        if vt is None:
+            t[lane][idx] = 0.0
+        elif type(value) is dual.FScalar:
+            t[lane][idx] = vt if np.ndim(vt) == 0 else vt[lane]
+        else:
+            t[lane][idx] = vt[lane]

@@ -6,13 +6,23 @@ that names it -- never a silently wrong gradient.
 """
 import numpy as np
 
-FUNCTIONS = {}
+FUNCTIONS = {}  # reverse mode: numpy function -> rule that records a pullback
+JVPS = {}       # forward mode: numpy function -> rule that propagates tangents
 
 
 def implements(*funcs):
     def register(impl):
         for f in funcs:
             FUNCTIONS[f] = impl
+        return impl
+    return register
+
+
+def implements_jvp(*funcs):
+    """Register a forward-mode rule (its tangents travel with the values)."""
+    def register(impl):
+        for f in funcs:
+            JVPS[f] = impl
         return impl
     return register
 
@@ -41,6 +51,36 @@ def array_function(func, args, kwargs):
     return impl(*args, **kwargs)
 
 
+def not_elementwise_error(fname, what):
+    return TypeError(
+        f"sad.fwddiff({fname}): {what} is not elementwise. fwddiff applies {fname} to "
+        "arrays elementwise (with broadcasting), so it may only use elementwise "
+        "operations (arithmetic, ufuncs such as np.exp, np.where); call it on scalars, "
+        "or leave it unwrapped so reverse mode records its internals")
+
+
+# numpy functions that keep a computation elementwise (fwddiff may run them)
+ELEMENTWISE = set()
+
+
+def forward_function(func, args, kwargs):
+    impl = JVPS.get(func)
+    if impl is None:
+        raise no_rule_error(func)
+    if func not in ELEMENTWISE:
+        check_elementwise(_name(func))
+    return impl(*args, **kwargs)
+
+
+def check_elementwise(what):
+    """Inside sad.fwddiff only elementwise operations may run."""
+    from ..tape import current_tape
+    ctx = current_tape()
+    name = getattr(ctx, "elementwise", None)
+    if name is not None:
+        raise not_elementwise_error(name, what)
+
+
 # Functions whose result carries no derivative: they run on primal values.
 def _on_primals(func):
     from ..traced import primal
@@ -58,4 +98,5 @@ for _f in (np.shape, np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.nonz
            np.array_equal, np.result_type, np.sign, np.floor, np.ceil, np.round,
            np.isnan, np.isinf, np.isfinite, np.searchsorted, np.argwhere, np.may_share_memory,
            np.shares_memory):
-    FUNCTIONS[_f] = _on_primals(_f)
+    FUNCTIONS[_f] = JVPS[_f] = _on_primals(_f)
+    ELEMENTWISE.add(_f)

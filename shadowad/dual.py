@@ -1,0 +1,346 @@
+"""Forward mode: values that carry their tangents with them (no tape).
+
+``FArray`` is the forward-mode twin of ``TArray``: a primal view ``p`` and
+its tangent, which has one leading axis of *lanes* (one lane per tangent
+direction: 1 for ``Duplicated``, k for ``BatchDuplicated``).  Views share a
+``Buffer`` whose tangent memory holds one row per lane laid out like the
+primal's bytes, so any view of the primal finds its tangent by offset.
+
+``FScalar`` is a dual number: value ``v`` and tangent ``d`` (a float, or an
+array with one entry per lane).  The rules live beside their reverse twins
+in ``shadowad.rules``; this module only holds the types.
+"""
+import math
+
+import numpy as np
+
+from ._c import lib
+from .traced import (ARRAY_TYPES, SCALAR_TYPES, F64, ArrayOps, Buffer, ScalarOps, _num,
+                     _safe, check_writable, promote, shadow_of)
+
+# Entry points into the forward rules, bound by shadowad.rules.
+apply_ufunc = array_ufunc = array_function = setindex = gather = None
+
+
+class Context:
+    """One forward-mode call: the number of lanes and the memory its values
+    point into.  ``elementwise`` names the function ``sad.fwddiff`` runs, which
+    may only use elementwise operations (None: anything goes).
+
+    There is no tape to undo, so the memory of each argument is copied before
+    f first writes to it: ``unsaved`` maps its Buffer (or Vector) to
+    ``(take, is_shadow)`` pairs, ``take()`` copying now and returning the
+    function that puts the copy back; ``restore()`` puts copies back."""
+
+    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved")
+
+    def __init__(self, lanes, elementwise=None):
+        self.lanes, self.elementwise = lanes, elementwise
+        self.keep = []
+        self.unsaved = {}
+        self.saved = []
+
+    def snapshot(self, key):
+        for take, is_shadow in self.unsaved.pop(key):
+            self.saved.append((take(), is_shadow))
+
+    def restore(self, shadows=True):
+        """Put back every argument f wrote to as it was before the call (its
+        primal only, when ``shadows`` is false)."""
+        for put_back, is_shadow in reversed(self.saved):
+            if shadows or not is_shadow:
+                put_back()
+        self.saved = []
+
+
+def is_dual(x):
+    return type(x) is FArray or type(x) is FScalar
+
+
+def new_array(ctx, z, active):
+    """Wrap a freshly computed float64 array; an active one gets a zero
+    tangent (``res._s``) for the rule to fill."""
+    buf = Buffer(ctx, z, None)
+    if active:
+        buf.promote()
+        return FArray(z, buf.shadow, buf)
+    return FArray(z, None, buf)
+
+
+def zero_tangent(ctx):
+    return 0.0 if ctx is None or ctx.lanes == 1 else np.zeros(ctx.lanes)
+
+
+def _scaled(d, p):
+    """d * p, where a zero tangent contributes nothing even through an infinite
+    partial (as in the C kernels and the reverse sweep)."""
+    if math.isfinite(p):
+        return d * p
+    if type(d) is float:
+        return 0.0 if d == 0.0 else d * p
+    with np.errstate(invalid="ignore"):
+        return np.where(d != 0.0, d * p, 0.0)
+
+
+_ADD, _SUB, _MUL = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL
+_partial = lib.sad_partial
+
+
+def scalar_op(op, fn, x, dx, y, dy):
+    """z = fn(x, y) of plain floats with the tangent from the C partials; dx or
+    dy None marks a constant (y None: a unary op)."""
+    if y is None:
+        with np.errstate(all="ignore"):
+            z = float(fn(x))
+        return FScalar(z, _scaled(dx, _partial(op, 0, x, 0.0, z)))
+    z = _safe(fn, x, y)
+    d = 0.0
+    if dx is not None:
+        d = _scaled(dx, _partial(op, 0, x, y, z))
+    if dy is not None:
+        d = d + _scaled(dy, _partial(op, 1, x, y, z))
+    return FScalar(z, d)
+
+
+class FScalar(ScalarOps):
+    """A dual number inside ``f`` in forward mode."""
+
+    __slots__ = ("v", "d")
+
+    def __init__(self, v, d):
+        self.v, self.d = v, d
+
+    def _bin(self, o, op, fn, reflected):
+        t = type(o)
+        if t is FScalar:
+            ov, od = o.v, o.d
+        else:
+            ov, od = _num(o), None
+            if ov is None:
+                return NotImplemented
+        if reflected:
+            return scalar_op(op, fn, ov, od, self.v, self.d)
+        return scalar_op(op, fn, self.v, self.d, ov, od)
+
+    # + - * are the hot path of scalar loops: exact, inlined
+    def __add__(self, o):
+        t = type(o)
+        if t is FScalar:
+            return FScalar(self.v + o.v, self.d + o.d)
+        if t is float or _num(o) is not None:
+            return FScalar(self.v + float(o), self.d)
+        return NotImplemented
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        t = type(o)
+        if t is FScalar:
+            return FScalar(self.v - o.v, self.d - o.d)
+        if t is float or _num(o) is not None:
+            return FScalar(self.v - float(o), self.d)
+        return NotImplemented
+
+    def __rsub__(self, o):
+        if type(o) is float or _num(o) is not None:
+            return FScalar(float(o) - self.v, -self.d)
+        return NotImplemented
+
+    def __mul__(self, o):
+        t = type(o)
+        if t is FScalar:
+            return FScalar(self.v * o.v, self.d * o.v + self.v * o.d)
+        if t is float or _num(o) is not None:
+            k = float(o)
+            return FScalar(self.v * k, self.d * k)
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o): return self._bin(o, lib.SAD_DIV, _div, False)
+    def __rtruediv__(self, o): return self._bin(o, lib.SAD_DIV, _div, True)
+    def __pow__(self, o): return self._bin(o, lib.SAD_POW, _pow, False)
+    def __rpow__(self, o): return self._bin(o, lib.SAD_POW, _pow, True)
+
+    def __neg__(self):
+        return FScalar(-self.v, -self.d)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return scalar_op(lib.SAD_ABS, abs, self.v, self.d, None, None)
+
+    def __repr__(self):
+        return f"FScalar({self.v!r}, tangent={self.d!r})"
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return array_function(func, args, kwargs)
+
+
+def _div(a, b):
+    return a / b
+
+
+def _pow(a, b):
+    return a ** b
+
+
+def lane_values(d, lanes):
+    """The tangent ``d`` of a scalar as one float per lane."""
+    if type(d) is float or np.ndim(d) == 0:
+        return (float(d),) * lanes
+    return tuple(float(v) for v in d)
+
+
+class FArray(ArrayOps):
+    """A float64 array with its tangent lanes, inside ``f`` in forward mode."""
+
+    __slots__ = ("p", "_s", "buf")
+
+    def __init__(self, p, s, buf):
+        self.p, self._s, self.buf = p, s, buf
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return array_function(func, args, kwargs)
+
+    def __repr__(self):
+        act = "active" if shadow_of(self) is not None else "inactive"
+        return f"FArray({self.p!r}, {act})"
+
+    def _u(self, ufunc, *inputs, out=None):
+        return apply_ufunc(ufunc, inputs, out)
+
+    def __getitem__(self, idx):
+        p = self.p
+        if type(idx) is int and p.ndim == 1:  # x[i] of a vector: the scalar loop
+            v = p.item(idx)
+            t = self._s if self._s is not None else shadow_of(self)
+            if t is None:
+                return v
+            if t.shape[0] == 1:
+                return FScalar(v, t.item(0, idx))
+            return FScalar(v, t[:, idx].copy())
+        return gather(self, idx)
+
+    def __setitem__(self, idx, value):
+        p = self.p
+        if (type(idx) is int and p.ndim == 1 and type(value) is FScalar
+                and not self.buf.readonly and p.flags.writeable):
+            writable(self)
+            t = self._s if self._s is not None else promote(self)
+            p[idx] = value.v
+            t[:, idx] = value.d
+            return
+        setindex(self, idx, value)
+
+
+ARRAY_TYPES.add(FArray)
+SCALAR_TYPES.add(FScalar)
+
+
+def writable(a):
+    """Refuse writes to read-only memory, and keep the values of an argument's
+    memory before its first write (so a failing f leaves no trace)."""
+    check_writable(a)
+    buf = a.buf
+    ctx = buf.tape
+    if ctx.unsaved and buf in ctx.unsaved:
+        ctx.snapshot(buf)
+
+
+class DualVector:
+    """A Vector inside ``f`` in forward mode: its primal Vector and one tangent
+    Vector per lane (None while inactive); every operation does the same to
+    the primal and to each lane."""
+
+    __slots__ = ("ctx", "v", "vs", "label", "__weakref__")
+
+    def __init__(self, ctx, v, vs, label):
+        self.ctx, self.v, self.vs, self.label = ctx, v, vs, label
+
+    def _write(self):
+        if self.ctx.unsaved and self in self.ctx.unsaved:
+            self.ctx.snapshot(self)
+
+    def _promote(self):
+        if self.vs is None:
+            from .vector import _zeros_vector
+            self.vs = [_zeros_vector(len(self.v)) for _ in range(self.ctx.lanes)]
+        return self.vs
+
+    def __len__(self):
+        return len(self.v)
+
+    def push(self, x):
+        self._write()
+        if type(x) is FScalar:
+            self.v.push(x.v)
+            for lane, d in zip(self._promote(), lane_values(x.d, self.ctx.lanes)):
+                lane.push(d)
+        elif type(x) is FArray:
+            if x.ndim != 1:
+                raise ValueError(f"Vector.push: expected a scalar or a 1-D array, got "
+                                 f"shape {x.shape}")
+            t = shadow_of(x)
+            self.v.push(x.p)
+            if t is not None:
+                self._promote()
+            for lane, vs in enumerate(self.vs or ()):
+                vs.push(np.zeros(x.shape) if t is None else t[lane])
+        else:
+            n = len(self.v)
+            self.v.push(x)
+            for vs in self.vs or ():
+                vs.push(np.zeros(len(self.v) - n))
+
+    def pop(self):
+        if len(self.v) == 0:
+            raise IndexError("pop from an empty Vector")
+        self._write()
+        val = self.v.pop()
+        if self.vs is None:
+            return val
+        ds = [vs.pop() for vs in self.vs]
+        return FScalar(val, ds[0] if len(ds) == 1 else np.array(ds))
+
+    def __getitem__(self, i):
+        if type(i) is slice:
+            p = self.v[:]
+            res = new_array(self.ctx, p, self.vs is not None)
+            for lane, vs in enumerate(self.vs or ()):
+                res._s[lane] = vs[:]
+            return res[i]
+        val = self.v[i]
+        if self.vs is None:
+            return val
+        ds = [vs[i] for vs in self.vs]
+        return FScalar(val, ds[0] if len(ds) == 1 else np.array(ds))
+
+    def __setitem__(self, i, x):
+        self._write()
+        if type(x) is FScalar:
+            self.v[i] = x.v
+            for vs, d in zip(self._promote(), lane_values(x.d, self.ctx.lanes)):
+                vs[i] = d
+        else:
+            self.v[i] = x
+            for vs in self.vs or ():
+                vs[i] = 0.0
+
+    def __iter__(self):
+        for i in range(len(self.v)):
+            yield self[i]
+
+    def __array__(self, dtype=None, copy=None):
+        from .traced import detach_error
+        raise detach_error("converting a traced Vector to a numpy array (use v[:])")
+
+    def __repr__(self):
+        return f"DualVector({self.v[:].tolist()!r})"

@@ -1,0 +1,181 @@
+"""The forward-mode driver: ``autodiff(f, ..., mode=Forward)``.
+
+Each argument becomes a value that carries its tangent lanes (one lane for
+``Duplicated``, k for ``BatchDuplicated``); ``f`` runs once and every
+operation propagates the tangents right away (no tape).  The tangent of the
+result is returned, and the tangent memory of arrays ``f`` mutated holds
+their output tangents.
+"""
+import numpy as np
+
+from . import activity as act
+from .dual import Context, FArray, FScalar, new_array
+from .tape import _current
+from .traced import Buffer, shadow_of
+from .vector import Vector
+
+
+def lane_count(annotated, mode_name="forward mode"):
+    """1, or the common number of shadows of the BatchDuplicated arguments."""
+    widths = {len(a.dvals) for a in annotated if type(a) is act.BatchDuplicated}
+    if len(widths) > 1:
+        raise ValueError(f"BatchDuplicated arguments have different numbers of shadows "
+                         f"{sorted(widths)}; every argument of one call needs the same "
+                         "number of lanes")
+    if widths:
+        for k, a in enumerate(annotated):
+            if isinstance(a, act.Duplicated):
+                raise TypeError(
+                    f"argument {k}: Duplicated cannot be mixed with BatchDuplicated in "
+                    f"{mode_name} (it has one shadow, the batch has {widths.pop()}); pass "
+                    "BatchDuplicated(x, (dx1, ..., dxk)) with one shadow per lane")
+        return widths.pop()
+    return 1
+
+
+def _keeper(arr):
+    """A snapshot-taker for the Context: copies arr now, returns the put-back."""
+    def take():
+        saved = arr.copy()
+
+        def put_back():
+            arr[...] = saved
+        return put_back
+    return take
+
+
+def _vector_keeper(vec):
+    def take():
+        saved = vec[:]
+
+        def put_back():
+            vec._reset(saved)
+        return put_back
+    return take
+
+
+class _Lanes:
+    """The tangent memory of one array argument: the user's shadow itself (one
+    lane, same layout as the primal) or a lanes buffer copied in and out."""
+
+    __slots__ = ("buf", "dvals", "copied")
+
+    def __init__(self, ctx, x, dvals, label):
+        self.buf = buf = Buffer(ctx, x, None, label=label)
+        self.dvals = dvals
+        d = dvals[0]
+        self.copied = not (len(dvals) == 1 and x.flags.c_contiguous and d.flags.c_contiguous)
+        if self.copied:
+            buf.promote()
+            for lane, dv in enumerate(dvals):
+                buf.shadow[lane] = dv
+            ctx.unsaved[buf] = [(_keeper(x), False)]
+        else:
+            buf.attach(d.reshape(1, -1), x.__array_interface__["data"][0])
+            ctx.unsaved[buf] = [(_keeper(x), False), (_keeper(d), True)]
+
+    def finish(self):
+        if self.copied:
+            for lane, dv in enumerate(self.dvals):
+                dv[...] = self.buf.shadow[lane]
+
+
+def _wrap(k, ann, ctx, lanes, shared, finishers):
+    from .dual import DualVector
+    label = f"argument {k}"
+    t = type(ann)
+    v = ann.val
+    if t is act.Const:
+        if isinstance(v, np.ndarray) and v.dtype == np.float64 and v.flags.aligned:
+            buf = shared.get(k)
+            if buf is None:
+                buf = Buffer(ctx, v, None, label=label)
+                ctx.unsaved[buf] = [(_keeper(v), False)]
+            return FArray(v, None, buf)
+        if isinstance(v, Vector):
+            key = ("vector", id(v))
+            if key not in shared:
+                shared[key] = DualVector(ctx, v, None, label)
+                ctx.unsaved[shared[key]] = [(_vector_keeper(v), False)]
+            return shared[key]
+        return v
+    dvals = ann.dvals if t is act.BatchDuplicated else (ann.dval,)
+    if isinstance(v, float):
+        return FScalar(v, dvals[0] if lanes == 1 else np.array(dvals, dtype=np.float64))
+    if isinstance(v, Vector):
+        for lane, dv in enumerate(dvals):
+            if len(dv) != len(v):
+                raise ValueError(f"{label}: shadow {lane} has length {len(dv)}, the "
+                                 f"Vector has length {len(v)}")
+        dv = DualVector(ctx, v, list(dvals), label)
+        ctx.unsaved[dv] = [(_vector_keeper(v), False)] + [(_vector_keeper(d), True) for d in dvals]
+        return dv
+    lanes_of = _Lanes(ctx, v, dvals, label)
+    finishers.append(lanes_of)
+    return FArray(v, lanes_of.buf.shadow, lanes_of.buf)
+
+
+def _shared_consts(annotated, ctx):
+    from .driver import _shared_const_buffers
+    shared = _shared_const_buffers(annotated, ctx)
+    for buf in set(shared.values()):
+        ctx.unsaved[buf] = [(_keeper(annotated[k].val), False)
+                            for k, b in shared.items() if b is buf]
+    return shared
+
+
+def _tangent(res, lanes):
+    """(tangent, primal) of f's result; tuples and lists element by element."""
+    t = type(res)
+    if res is None:
+        return None, None
+    if t is FScalar:
+        d = res.d
+        if lanes == 1:
+            return float(d), res.v
+        return tuple(float(x) for x in np.broadcast_to(d, (lanes,))), res.v
+    if t is FArray:
+        tan = shadow_of(res)
+        p = res.p.copy()
+        if tan is None:
+            tan = np.zeros((lanes,) + p.shape)
+        if lanes == 1:
+            return tan[0].copy(), p
+        return tuple(tan[lane].copy() for lane in range(lanes)), p
+    if t is tuple or t is list:
+        pairs = [_tangent(r, lanes) for r in res]
+        return t(a for a, _ in pairs), t(b for _, b in pairs)
+    if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
+        return (0.0 if lanes == 1 else (0.0,) * lanes), float(res)
+    if isinstance(res, np.ndarray) and res.dtype.kind in "iuf":
+        z = np.zeros(res.shape)
+        return (z if lanes == 1 else tuple(z.copy() for _ in range(lanes))), res.copy()
+    from .dual import DualVector
+    if t is DualVector:
+        raise TypeError("f returned a traced Vector; return v[:] (an array) instead")
+    raise TypeError(f"f returned a {t.__name__}; forward mode differentiates float and "
+                    "array results (or tuples of them), or None")
+
+
+def forward(f, annotated, with_primal, restore):
+    lanes = lane_count(annotated)
+    ctx = Context(lanes)
+    from .driver import _check_aliasing
+    _check_aliasing(annotated)
+    shared = _shared_consts(annotated, ctx)
+    finishers = []
+    traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
+    token = _current.set(ctx)
+    try:
+        res = f(*traced)
+        tangent, value = _tangent(res, lanes)
+    except BaseException:
+        ctx.restore()
+        raise
+    finally:
+        _current.reset(token)
+    for fin in finishers:
+        fin.finish()
+    if restore:
+        ctx.restore(shadows=False)
+    return (tangent, value) if with_primal else tangent
