@@ -7,11 +7,13 @@ from .activity import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoN
                        Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal)
 from . import rules  # noqa: F401  (fills the rule tables)
 from .driver import autodiff, autodiff_split, gradient
+from .jacobian import jacobian
 from .kernels import axpy, scal, setindex
+from .mixed import fwddiff
 from .traced import TArray, TScalar, primal
 from .vector import Vector
 
-__all__ = ["autodiff", "autodiff_split", "gradient", "Reverse", "ReverseWithPrimal",
+__all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
            "primal", "TArray", "TScalar"]

@@ -156,3 +156,22 @@ class BatchDuplicated:
 
 
 ANNOTATIONS = (Const, Active, Duplicated, BatchDuplicated)
+
+
+def lane_count(annotated, mode_name):
+    """1, or the common number of shadows of the BatchDuplicated arguments."""
+    widths = {len(a.dvals) for a in annotated if type(a) is BatchDuplicated}
+    if len(widths) > 1:
+        raise ValueError(f"BatchDuplicated arguments have different numbers of shadows "
+                         f"{sorted(widths)}; every argument of one call needs the same "
+                         "number of lanes")
+    if widths:
+        for k, a in enumerate(annotated):
+            if isinstance(a, Duplicated):
+                raise TypeError(
+                    f"argument {k}: Duplicated cannot be mixed with BatchDuplicated in "
+                    f"{mode_name} (it has one shadow, the batch has {widths.pop()}); pass "
+                    "BatchDuplicated(x, (dx1, ..., dxk)) with one shadow per lane")
+        return widths.pop()
+    return 1
+

@@ -8,6 +8,7 @@ primal effects (redo) unless ``restore=True``.
 import numpy as np
 
 from . import activity as act
+from ._c import lib
 from .tape import Tape, _current
 from .traced import F64, Buffer, TArray, TScalar, _byte_bounds, shadow_of
 from .vector import Vector, TracedVector
@@ -79,8 +80,17 @@ def _wrap(k, ann, tape, shared):
             return _Arg(ann, TracedVector(tape, v, ann.dval, label))
         return _Arg(ann, TArray(v, ann.dval, Buffer(tape, v, ann.dval, label=label)))
     if t is act.BatchDuplicated:
-        raise NotImplementedError(f"{label}: BatchDuplicated (vector mode) is not "
-                                  "available in this version of shadowad")
+        v = ann.val
+        if isinstance(v, float):
+            raise TypeError(f"{label}: BatchDuplicated(float, ...) is for forward mode; in "
+                            "reverse mode pass a float as Active(x) (its gradients come "
+                            "back one per lane)")
+        if isinstance(v, Vector):
+            raise NotImplementedError(f"{label}: BatchDuplicated of a Vector is not "
+                                      "supported in reverse mode; pass Duplicated(v, dv) "
+                                      "and call autodiff once per seed")
+        s = np.zeros_like(v)  # one lane's shadow at a time (see _finish_batch)
+        return _Arg(ann, TArray(v, s, Buffer(tape, v, s, label=label)), s)
     raise TypeError(f"{label}: unknown annotation {ann!r}")
 
 
@@ -207,6 +217,60 @@ def _finish(tape, wrapped, target, seed, restore):
     return grads
 
 
+def _zero_adjoints(tape):
+    """Zero every adjoint the tape's records accumulate into, before sweeping
+    the same tape again for another seed."""
+    lib.sad_tape_zero_adjoints(tape.c)
+    for o in tape.keep:
+        if type(o) is Buffer and o.shadow is not None:
+            (o.mem if o.mem is not None else o.shadow)[...] = 0.0
+        elif type(o) is TracedVector and o.vs is not None:
+            o.vs._reset(np.zeros(len(o.vs)))
+
+
+def _copied(g):
+    return g.copy() if isinstance(g, np.ndarray) else g
+
+
+def sweep_lanes(tape, lanes, before, after, restore):
+    """Sweep one recorded tape once per lane: ``before(lane)`` seeds, the
+    reverse sweep runs, ``after(lane)`` collects; the primal effects are
+    re-applied between lanes, and at the end unless ``restore``."""
+    for lane in range(lanes):
+        if lane:
+            tape.redo()
+            _zero_adjoints(tape)
+        before(lane)
+        tape.reverse()
+        after(lane)
+    if not restore:
+        tape.redo()
+
+
+def _finish_batch(tape, wrapped, target, lanes, restore):
+    """BatchDuplicated in reverse mode: k seeds swept over one tape; each
+    Active argument gets a tuple of k gradients."""
+    batch = [w for w in wrapped if type(w.ann) is act.BatchDuplicated]
+    per_lane = []
+
+    def before(lane):
+        for w in batch:
+            w.grad[...] = w.ann.dvals[lane]
+        _seed(target, 1.0)
+
+    def after(lane):
+        for w in batch:
+            w.ann.dvals[lane][...] = w.grad
+        per_lane.append([_copied(w.gradient()) for w in wrapped])
+
+    try:
+        sweep_lanes(tape, lanes, before, after, restore)
+    finally:
+        tape.free()
+    return tuple(None if per_lane[0][k] is None else tuple(g[k] for g in per_lane)
+                 for k in range(len(wrapped)))
+
+
 def autodiff(f, *args, mode=act.Reverse, restore=False):
     """Differentiate ``f`` at the annotated arguments ``args``.
 
@@ -229,6 +293,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
                                 "tangent dx")
         from .forward import forward
         return forward(f, annotated, mode.with_primal, restore)
+    lanes = act.lane_count(annotated, "reverse mode")
     tape = Tape()
     wrapped, res = _record(f, annotated, tape)
     try:
@@ -237,7 +302,10 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
         tape.undo()
         tape.free()
         raise
-    grads = _finish(tape, wrapped, target, 1.0, restore)
+    if any(type(a) is act.BatchDuplicated for a in annotated):
+        grads = _finish_batch(tape, wrapped, target, lanes, restore)
+    else:
+        grads = _finish(tape, wrapped, target, 1.0, restore)
     return (grads, value) if mode.with_primal else grads
 
 
@@ -273,6 +341,9 @@ def autodiff_split(f, *args):
     effects of ``f`` are visible; ``tape.reverse(seed=1.0)`` then returns the
     gradients.  Do not modify the arguments in between."""
     _check_f(f, "autodiff_split")
+    if any(type(a) is act.BatchDuplicated for a in args):
+        raise TypeError("sad.autodiff_split: BatchDuplicated is not supported (a split "
+                        "tape is reversed once, with one seed); use sad.autodiff")
     tape = Tape()
     wrapped, res = _record(f, args, tape)
     try:

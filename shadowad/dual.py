@@ -281,17 +281,18 @@ class DualVector:
     def push(self, x):
         self._write()
         if type(x) is FScalar:
+            lanes = self._promote()
             self.v.push(x.v)
-            for lane, d in zip(self._promote(), lane_values(x.d, self.ctx.lanes)):
+            for lane, d in zip(lanes, lane_values(x.d, self.ctx.lanes)):
                 lane.push(d)
         elif type(x) is FArray:
             if x.ndim != 1:
                 raise ValueError(f"Vector.push: expected a scalar or a 1-D array, got "
                                  f"shape {x.shape}")
             t = shadow_of(x)
-            self.v.push(x.p)
             if t is not None:
                 self._promote()
+            self.v.push(x.p)
             for lane, vs in enumerate(self.vs or ()):
                 vs.push(np.zeros(x.shape) if t is None else t[lane])
         else:
@@ -326,8 +327,9 @@ class DualVector:
     def __setitem__(self, i, x):
         self._write()
         if type(x) is FScalar:
+            lanes = self._promote()
             self.v[i] = x.v
-            for vs, d in zip(self._promote(), lane_values(x.d, self.ctx.lanes)):
+            for vs, d in zip(lanes, lane_values(x.d, self.ctx.lanes)):
                 vs[i] = d
         else:
             self.v[i] = x

@@ -15,24 +15,6 @@ from .traced import Buffer, shadow_of
 from .vector import Vector
 
 
-def lane_count(annotated, mode_name="forward mode"):
-    """1, or the common number of shadows of the BatchDuplicated arguments."""
-    widths = {len(a.dvals) for a in annotated if type(a) is act.BatchDuplicated}
-    if len(widths) > 1:
-        raise ValueError(f"BatchDuplicated arguments have different numbers of shadows "
-                         f"{sorted(widths)}; every argument of one call needs the same "
-                         "number of lanes")
-    if widths:
-        for k, a in enumerate(annotated):
-            if isinstance(a, act.Duplicated):
-                raise TypeError(
-                    f"argument {k}: Duplicated cannot be mixed with BatchDuplicated in "
-                    f"{mode_name} (it has one shadow, the batch has {widths.pop()}); pass "
-                    "BatchDuplicated(x, (dx1, ..., dxk)) with one shadow per lane")
-        return widths.pop()
-    return 1
-
-
 def _keeper(arr):
     """A snapshot-taker for the Context: copies arr now, returns the put-back."""
     def take():
@@ -158,7 +140,7 @@ def _tangent(res, lanes):
 
 
 def forward(f, annotated, with_primal, restore):
-    lanes = lane_count(annotated)
+    lanes = act.lane_count(annotated, "forward mode")
     ctx = Context(lanes)
     from .driver import _check_aliasing
     _check_aliasing(annotated)

@@ -12,8 +12,10 @@ work on copies (the caller's arrays are not touched), and raise
   (the sweep is linear in its seeds and never counts an adjoint twice).
 * ``check_failure_atomic`` -- if ``f`` raises half-way, primals are restored bit
   for bit and shadows are untouched.
-* ``check_rule`` -- the three checks every primitive gets: gradient, restore
-  and accumulate-once.
+* ``check_dot_product`` -- forward and reverse mode are transposes of each
+  other: <J xdot, ybar> == <xdot, J^T ybar> for random xdot and ybar.
+* ``check_rule`` -- the checks every primitive gets: gradient, restore,
+  accumulate-once and the dot-product test.
 """
 import numpy as np
 
@@ -22,7 +24,8 @@ from .driver import autodiff, autodiff_split
 from .vector import Vector
 
 __all__ = ["finite_differences", "check_gradient", "check_restore",
-           "check_accumulate_once", "check_failure_atomic", "check_rule", "same_bits"]
+           "check_accumulate_once", "check_failure_atomic", "check_dot_product",
+           "check_rule", "same_bits"]
 
 
 def _copy(v):
@@ -234,9 +237,84 @@ def check_failure_atomic(f, *args, exc=Exception):
             raise AssertionError(f"argument {k}: shadow changed although f raised")
 
 
+def _directions(anns, rng):
+    """A random direction for each differentiated array or float (None for
+    constants and Vectors, whose seeds stay zero)."""
+    out = []
+    for a in anns:
+        v = getattr(a, "val", None)
+        if type(a) is act.Const or isinstance(v, Vector):
+            out.append(None)
+        elif isinstance(v, float):
+            out.append(float(rng.standard_normal()))
+        else:
+            out.append(rng.standard_normal(np.shape(v)))
+    return out
+
+
+def _forward_args(anns, xdots):
+    out = []
+    for a, d in zip(anns, xdots):
+        if d is None:
+            a = _copy_ann(a)
+            if isinstance(a, act.Duplicated) and isinstance(a.val, Vector):
+                a = type(a)(a.val, Vector(np.zeros(len(a.val))))
+            out.append(a)
+        else:
+            out.append(act.Duplicated(_copy(a.val), _copy(d)))
+    return out
+
+
+def _reverse_args(anns, ybars):
+    out = []
+    for a, s in zip(anns, ybars):
+        a = _copy_ann(a)
+        if isinstance(a, act.Duplicated) and isinstance(a.val, Vector):
+            a = type(a)(a.val, Vector(np.zeros(len(a.val))))
+        elif s is not None and isinstance(a, act.Duplicated):
+            a.dval[...] = s
+        out.append(a)
+    return out
+
+
+def check_dot_product(f, *args, seed=2, rtol=1e-12):
+    """Forward and reverse mode agree as transposes: with random tangents xdot
+    of the inputs, random cotangents ybar of the outputs (mutated arrays and a
+    scalar result), <J xdot, ybar> == <xdot, J^T ybar>.  Active arguments are
+    differentiated, and passed as Duplicated in forward mode.  f must return a
+    scalar or None."""
+    anns = _annotate(args)
+    rng = np.random.default_rng(seed)
+    xdots = _directions(anns, rng)
+    ybars = [None if type(a) is not act.Duplicated and type(a) is not act.DuplicatedNoNeed
+             or d is None else rng.standard_normal(np.shape(d))
+             for a, d in zip(anns, xdots)]
+    rbar = float(rng.standard_normal())
+
+    fwd = _forward_args(anns, xdots)
+    rdot = autodiff(f, *fwd, mode=act.Forward)
+    terms = [0.0 if rdot is None else float(rdot) * rbar]
+    terms += [float(np.vdot(a.dval, y)) for a, y in zip(fwd, ybars) if y is not None]
+    lhs = sum(terms)
+
+    rev = _reverse_args(anns, ybars)
+    _, tape = autodiff_split(f, *rev)
+    grads = _reverse_grads(rev, tape.reverse(seed=rbar))
+    back = [float(np.vdot(d, g)) for d, g in zip(xdots, grads) if d is not None]
+    rhs = sum(back)
+    scale = sum(abs(t) for t in terms + back) or 1.0
+    if abs(lhs - rhs) > rtol * scale:
+        raise AssertionError(f"dot-product test failed: <J xdot, ybar> = {lhs!r} but "
+                             f"<xdot, J^T ybar> = {rhs!r} (difference {abs(lhs - rhs):.3g}, "
+                             f"scale {scale:.3g})")
+    return lhs, rhs
+
+
 def check_rule(f, *args, **gradient_options):
     """The checks every primitive gets: finite differences, restoration bit
-    for bit, and shadows accumulated exactly once."""
+    for bit, shadows accumulated exactly once, and the dot-product test
+    between forward and reverse mode."""
     check_gradient(f, *args, **gradient_options)
     check_restore(f, *args)
     check_accumulate_once(f, *args)
+    check_dot_product(f, *args)

@@ -142,6 +142,7 @@ class TracedVector:
 
     def __init__(self, tape, v, vs, label):
         self.tape, self.v, self.vs, self.label = tape, v, vs, label
+        tape.keep.append(self)  # found there when adjoints are zeroed between sweeps
         tape.keep.append(v)
         if vs is not None:
             tape.keep.append(vs)

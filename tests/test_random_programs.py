@@ -2,7 +2,8 @@
 matrix, built from the kernels: axpy, setindex with slices, ints and index
 lists, in-place ufuncs and out=, out-of-place smooth ufuncs, scal, scalar
 reads and writes, overlapping and broadcast views.  Every program is checked
-against finite differences, for restore bit for bit, and for accumulate-once.
+against finite differences, for restore bit for bit, for accumulate-once, and
+by the dot-product test between forward and reverse mode (to 1e-12).
 
 A program is a list of instructions interpreted by ``run``, which works on
 plain arrays (for the finite differences and the untraced reference) and on
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 
 import shadowad as sad
 from shadowad import Const, Duplicated
-from shadowad.testing import check_accumulate_once, check_gradient, check_restore
+from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
+                              check_restore)
 
 # The arguments are u (6,), v (6,) and the matrix w (3, 4).  Instructions see
 # four vectors: u, v, the row w[1] and the column w[:, 2] (which share w[1, 2]).
@@ -171,6 +173,40 @@ def test_random_program(prog, seed, w_const):
     check_gradient(f, *args, rtol=1e-5, atol=1e-7)
     check_restore(f, *args)
     check_accumulate_once(f, *args)
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(prog=programs, seed=st.integers(0, 2 ** 16), w_const=st.booleans())
+def test_random_program_forward_is_transpose_of_reverse(prog, seed, w_const):
+    """<J xdot, ybar> == <xdot, J^T ybar> over the mutated arguments and the
+    result, forward mode against reverse mode."""
+    rng = np.random.default_rng(seed)
+    u, v, w = (rng.uniform(-1, 1, n) for n in SHAPES)
+    args = [Duplicated(u, np.zeros(6)), Duplicated(v, np.zeros(6)),
+            Const(w) if w_const else Duplicated(w, np.zeros((3, 4)))]
+    check_dot_product(make_f(prog), *args, seed=seed, rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(prog=programs, seed=st.integers(0, 2 ** 16))
+def test_random_program_forward_failure_restores(prog, seed):
+    """Forward mode stopped by an exception: primals and tangents come back."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.uniform(-1, 1, n) for n in SHAPES]
+    tangents = [rng.standard_normal(n) for n in SHAPES]
+    before = [a.copy() for a in arrays + tangents]
+
+    def boom(u, v, w):
+        run(prog, [u, v, w])
+        raise ArithmeticError("stop")
+    try:
+        sad.autodiff(boom, *map(Duplicated, arrays, tangents), mode=sad.Forward)
+    except ArithmeticError:
+        pass
+    else:  # pragma: no cover
+        raise AssertionError("boom did not raise")
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(arrays + tangents, before))
 
 
 @settings(max_examples=30, deadline=None, database=None)

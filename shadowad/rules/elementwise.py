@@ -302,7 +302,8 @@ def _context_of(inputs, out):
     for a in inputs + (out,):
         if type(a) is dual.FArray:
             return a.buf.tape
-    return None
+    from ..tape import current_tape  # dual scalars with plain arrays
+    return current_tape()
 
 
 def forward_ufunc(ufunc, method, inputs, kwargs):
@@ -342,7 +343,7 @@ def forward_apply(ufunc, inputs, out=None):
             if active:
                 raise detach_error(f"np.{ufunc.__name__}(..., out=<plain ndarray>)")
             return ufunc(*prims, out=out)
-        check_writable(out)
+        dual.writable(out)
         zt = shadow_of(out)
         if zt is None and active:
             zt = promote(out)

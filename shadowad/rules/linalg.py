@@ -5,16 +5,19 @@ numpy (BLAS, LAPACK) computes every primal.  The inner product of two vectors
 is a C record; the rest are Python records whose pullback, right below the
 primal computation, reads the operands from memory at sweep time (restored by
 then) and adds into their shadows.  Nothing is saved: the solve and
-determinant pullbacks refactor the matrix instead of keeping factors.
+determinant pullbacks refactor the matrix instead of keeping factors.  The
+forward rules, beside them, compute each term of a tangent for all lanes in
+one numpy call, the lanes axis leading.
 """
 import numpy as np
 
 from .._c import lib
 from ..traced import TScalar, new_scalar, shadow_of
-from .elementwise import _tape_of, apply_ufunc
+from .elementwise import _tape_of, apply_ufunc, forward_apply
 from .indexing import accumulate, unbroadcast
-from .reductions import const_result, finish_out, operand, prod_others, result
-from .registry import implements
+from .reductions import (const_result, finish_out, forward_const, forward_context,
+                         forward_operand, forward_result, operand, prod_others, result)
+from .registry import implements, implements_jvp
 
 _DOT = lib.SAD_DOT
 # numpy 2 reads solve's b as a vector only when it is 1-D (numpy 1: a.ndim - 1)
@@ -29,8 +32,31 @@ def _operands(a, b, out):
     return tape, ap, ad, bp, bd
 
 
+def _forward_operands(a, b, out):
+    """The Context and (primal, tangent lanes or None) of both operands."""
+    ctx = forward_context((a, b), out)
+    ap, at = forward_operand(a, ctx)
+    bp, bt = forward_operand(b, ctx)
+    return ctx, ap, at, bp, bt
+
+
 def _swap(m):
     return np.swapaxes(m, -1, -2)
+
+
+def _lanes_first(t, shape, nd):
+    """Tangent lanes t viewed as (lanes,) + shape with unit axes in front of
+    shape up to nd axes, so that the lanes never broadcast against a batch axis."""
+    return t.reshape(t.shape[:1] + (1,) * (nd - len(shape)) + tuple(shape))
+
+
+def _terms(da, db):
+    """The tangent of a product: the sum of the terms of its active operands."""
+    if da is None:
+        return db
+    if db is not None:
+        da += db
+    return da
 
 
 # --------------------------------------------------------------------------
@@ -78,6 +104,14 @@ def _contract(tape, z, ap, ad, bp, bd, ib):
     return res
 
 
+def _contract_jvp(ctx, z, ap, at, bp, bt, ib):
+    """The tangent lanes of z = tensordot(a, b, ([-1], [ib]))."""
+    da = None if at is None else np.tensordot(at, bp, axes=([-1], [ib]))
+    db = None if bt is None else np.moveaxis(
+        np.tensordot(ap, bt, axes=([-1], [ib + 1])), ap.ndim - 1, 0)
+    return forward_result(ctx, z, _terms(da, db))
+
+
 @implements(np.dot)
 def dot(a, b, out=None):
     tape, ap, ad, bp, bd = _operands(a, b, out)
@@ -90,6 +124,18 @@ def dot(a, b, out=None):
         res = _vector_dot(tape, a, ap, ad, b, bp, bd, float(z))
     else:
         res = _contract(tape, z, ap, ad, bp, bd, max(bp.ndim - 2, 0))
+    return finish_out(res, out, "np.dot")
+
+
+@implements_jvp(np.dot)
+def dot_jvp(a, b, out=None):
+    ctx, ap, at, bp, bt = _forward_operands(a, b, out)
+    if ap.ndim == 0 or bp.ndim == 0:
+        return forward_apply(np.multiply, (a, b), out)
+    z = np.dot(ap, bp)
+    if at is None and bt is None:
+        return finish_out(forward_const(ctx, z), out, "np.dot")
+    res = _contract_jvp(ctx, z, ap, at, bp, bt, max(bp.ndim - 2, 0))
     return finish_out(res, out, "np.dot")
 
 
@@ -106,6 +152,17 @@ def inner(a, b):
     return _contract(tape, z, ap, ad, bp, bd, bp.ndim - 1)
 
 
+@implements_jvp(np.inner)
+def inner_jvp(a, b):
+    ctx, ap, at, bp, bt = _forward_operands(a, b, None)
+    if ap.ndim == 0 or bp.ndim == 0:
+        return forward_apply(np.multiply, (a, b))
+    z = np.inner(ap, bp)
+    if at is None and bt is None:
+        return forward_const(ctx, z)
+    return _contract_jvp(ctx, z, ap, at, bp, bt, bp.ndim - 1)
+
+
 @implements(np.vdot)
 def vdot(a, b):
     tape, ap, ad, bp, bd = _operands(a, b, None)
@@ -113,6 +170,19 @@ def vdot(a, b):
     if ad is None and bd is None:
         return v
     return _vector_dot(tape, a, ap, ad, b, bp, bd, v)
+
+
+def _flat_lanes(t):
+    return None if t is None else t.reshape(t.shape[0], -1)
+
+
+@implements_jvp(np.vdot)
+def vdot_jvp(a, b):
+    ctx, ap, at, bp, bt = _forward_operands(a, b, None)
+    v = float(np.vdot(ap, bp))
+    if at is None and bt is None:
+        return v
+    return _contract_jvp(ctx, v, ap.ravel(), _flat_lanes(at), bp.ravel(), _flat_lanes(bt), 0)
 
 
 @implements(np.outer)
@@ -130,6 +200,17 @@ def outer(a, b, out=None):
             accumulate(bd, np.dot(ap.ravel(), gz).reshape(bp.shape))
     tape.record_py(pullback)
     return finish_out(res, out, "np.outer")
+
+
+@implements_jvp(np.outer)
+def outer_jvp(a, b, out=None):
+    ctx, ap, at, bp, bt = _forward_operands(a, b, out)
+    z = np.outer(ap, bp)
+    if at is None and bt is None:
+        return finish_out(forward_const(ctx, z), out, "np.outer")
+    da = None if at is None else at.reshape(at.shape[0], -1, 1) * bp.reshape(-1)
+    db = None if bt is None else ap.reshape(-1, 1) * bt.reshape(bt.shape[0], 1, -1)
+    return finish_out(forward_result(ctx, z, _terms(da, db)), out, "np.outer")
 
 
 # --------------------------------------------------------------------------
@@ -162,6 +243,23 @@ def matmul(a, b, out=None):
     return finish_out(res, out, "np.matmul")
 
 
+@implements_jvp(np.matmul)
+def matmul_jvp(a, b, out=None):
+    ctx, ap, at, bp, bt = _forward_operands(a, b, out)
+    z = np.matmul(ap, bp)
+    if at is None and bt is None:
+        return finish_out(forward_const(ctx, z), out, "np.matmul")
+    # as stacks of matrices; the unit axes of 1-D operands are dropped at the end
+    a2 = ap if ap.ndim > 1 else ap[None, :]
+    b2 = bp if bp.ndim > 1 else bp[:, None]
+    nd = max(a2.ndim, b2.ndim)
+    da = None if at is None else np.matmul(_lanes_first(at, a2.shape, nd), b2)
+    db = None if bt is None else np.matmul(a2, _lanes_first(bt, b2.shape, nd))
+    dz = _terms(da, db)
+    return finish_out(forward_result(ctx, z, dz.reshape(dz.shape[:1] + np.shape(z))), out,
+                      "np.matmul")
+
+
 # --------------------------------------------------------------------------
 # np.linalg
 
@@ -187,6 +285,24 @@ def solve(a, b):
     return res
 
 
+@implements_jvp(np.linalg.solve)
+def solve_jvp(a, b):
+    ctx, ap, at, bp, bt = _forward_operands(a, b, None)
+    x = np.linalg.solve(ap, bp)
+    if at is None and bt is None:
+        return forward_const(ctx, x)
+    vector = bp.ndim == 1 if _SOLVE_VECTOR_1D else bp.ndim == ap.ndim - 1
+    xm = x[..., None] if vector else x
+    # dx = A^-1 (db - dA x), every lane a matrix right-hand side of one solve
+    bshape = bp.shape + (1,) if vector else bp.shape
+    rhs = None if bt is None else _lanes_first(bt, bshape, xm.ndim)
+    if at is not None:
+        dax = np.matmul(_lanes_first(at, ap.shape, xm.ndim), xm)
+        rhs = -dax if rhs is None else rhs - dax
+    dx = np.linalg.solve(ap, rhs)
+    return forward_result(ctx, x, dx[..., 0] if vector else dx)
+
+
 @implements(np.linalg.inv)
 def inv(a):
     tape = _tape_of((a,), None)
@@ -203,6 +319,16 @@ def inv(a):
         accumulate(ad, -np.matmul(zt, np.matmul(gz, zt)))
     tape.record_py(pullback)
     return res
+
+
+@implements_jvp(np.linalg.inv)
+def inv_jvp(a):
+    ctx = forward_context((a,))
+    ap, at = forward_operand(a, ctx)
+    z = np.linalg.inv(ap)
+    if at is None:
+        return forward_const(ctx, z)
+    return forward_result(ctx, z, -np.matmul(z, np.matmul(at, z)))  # dZ = -Z dA Z
 
 
 def _cofactors(a, d):
@@ -235,6 +361,21 @@ def det(a):
     return res
 
 
+def _inner_jvp(ctx, z, at, partials):
+    """The tangent lanes sum(partials * dA) over the matrix axes."""
+    return forward_result(ctx, z, np.einsum("...ij,...ij->...", at, partials))
+
+
+@implements_jvp(np.linalg.det)
+def det_jvp(a):
+    ctx = forward_context((a,))
+    ap, at = forward_operand(a, ctx)
+    d = np.linalg.det(ap)
+    if at is None:
+        return forward_const(ctx, d)
+    return _inner_jvp(ctx, d, at, _cofactors(ap, d))
+
+
 def _inv_t(a, singular):
     """inv(a)^T; NaN where a is singular (log|det| = -inf has no derivative)."""
     if not np.any(singular):
@@ -245,16 +386,22 @@ def _inv_t(a, singular):
     return r
 
 
-@implements(np.linalg.slogdet)
-def slogdet(a):
-    tape = _tape_of((a,), None)
-    ap, ad = operand(a, tape)
+def _slogdet(ap):
+    """numpy's (sign, logdet) of ap and the packer of numpy's result type."""
     r = np.linalg.slogdet(ap)
     sign, logdet = r
     if np.ndim(sign) == 0:
         sign = float(sign)
     # numpy >= 2 returns a named tuple (sign, logabsdet), numpy 1 a tuple
     pack = type(r) if hasattr(r, "_fields") else (lambda *v: v)
+    return sign, logdet, pack
+
+
+@implements(np.linalg.slogdet)
+def slogdet(a):
+    tape = _tape_of((a,), None)
+    ap, ad = operand(a, tape)
+    sign, logdet, pack = _slogdet(ap)
     if ad is None:
         return pack(sign, const_result(tape, logdet))
     res, gl = result(tape, logdet)
@@ -264,3 +411,13 @@ def slogdet(a):
         accumulate(ad, gl[..., None, None] * _inv_t(ap, singular))
     tape.record_py(pullback)
     return pack(sign, res)
+
+
+@implements_jvp(np.linalg.slogdet)
+def slogdet_jvp(a):
+    ctx = forward_context((a,))
+    ap, at = forward_operand(a, ctx)
+    sign, logdet, pack = _slogdet(ap)
+    if at is None:
+        return pack(sign, forward_const(ctx, logdet))
+    return pack(sign, _inner_jvp(ctx, logdet, at, _inv_t(ap, np.asarray(sign) == 0)))

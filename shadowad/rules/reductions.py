@@ -5,19 +5,22 @@ numpy computes every primal, so results equal numpy's bit for bit.  The full
 sum and mean are C records; the other rules are Python records whose pullback
 sits right below the primal computation.  A pullback reads its input from
 memory at sweep time (later records have restored it by then) and adds into
-its shadow; it saves nothing.
+its shadow; it saves nothing.  Each forward-mode rule sits beside its reverse
+twin and computes the tangents of all lanes at once, along their leading axis.
 
-The helpers ``operand``, ``result``, ``const_result``, ``finish_out`` and
-``prod_others`` are shared with the linear-algebra rules.
+The helpers ``operand``, ``result``, ``const_result``, their forward twins,
+``finish_out`` and ``prod_others`` are shared with the linear-algebra rules.
 """
 import numpy as np
 
+from .. import dual
 from .._c import lib
-from ..traced import (F64, TArray, TScalar, detach_error, mixed_tapes_error, new_array,
-                      new_scalar, primal, shadow_of)
-from .elementwise import EW_OPS, NONDIFF, _tape_of, apply_ufunc
+from ..tape import current_tape
+from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
+                      mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
+from .elementwise import EW_OPS, NONDIFF, _context_of, _tape_of, apply_ufunc, forward_apply
 from .indexing import accumulate
-from .registry import implements
+from .registry import implements, implements_jvp
 
 try:
     from numpy.lib.array_utils import normalize_axis_tuple
@@ -54,6 +57,26 @@ def operand(a, tape):
     return p, None
 
 
+def forward_context(inputs, out=None):
+    """The Context of a forward-mode call: its dual arrays', else the running
+    one (dual scalars do not know theirs)."""
+    ctx = _context_of(tuple(inputs), out)
+    return ctx if ctx is not None else current_tape()
+
+
+def forward_operand(a, ctx):
+    """(primal float64 ndarray, tangent with its leading lanes axis or None) of
+    one operand in forward mode.  A dual scalar's primal is a 0-d array."""
+    t = type(a)
+    if t is dual.FArray:
+        if a.buf.tape is not ctx:
+            raise mixed_tapes_error()
+        return a.p, shadow_of(a)
+    if t is dual.FScalar:
+        return np.array(a.v), np.broadcast_to(np.asarray(a.d, dtype=F64), (ctx.lanes,))
+    return operand(a, None)
+
+
 def result(tape, z):
     """numpy's result z as a fresh active value, and a view of its adjoint
     (0-d for a scalar) for the pullback to read."""
@@ -63,6 +86,18 @@ def result(tape, z):
     return new_scalar(tape, float(z))
 
 
+def forward_result(ctx, z, dz):
+    """numpy's result z with the tangent lanes dz (shape (lanes,) + z's): a
+    dual array, or a dual scalar whose tangent is a float for one lane."""
+    if type(z) is np.ndarray:
+        res = dual.new_array(ctx, z, True)
+        res._s[...] = dz
+        return res
+    if ctx.lanes == 1:
+        return dual.FScalar(float(z), float(dz[0]))
+    return dual.FScalar(float(z), np.array(dz, dtype=F64))
+
+
 def const_result(tape, z):
     """numpy's result z of inactive inputs: an inactive traced array or a float."""
     if type(z) is np.ndarray:
@@ -70,17 +105,25 @@ def const_result(tape, z):
     return float(z)
 
 
+def forward_const(ctx, z):
+    """const_result in forward mode."""
+    if type(z) is np.ndarray:
+        return dual.new_array(ctx, z, False) if z.dtype == F64 else z
+    return float(z)
+
+
 def finish_out(res, out, fname):
-    """Honour ``out=``: copy the result into it (a recorded copy when traced)."""
+    """Honour ``out=``: copy the result into it (a recorded copy, or in forward
+    mode a copy of the tangent lanes too, when out is traced)."""
     if out is None:
         return res
     shape = np.shape(primal(res))
     if tuple(np.shape(primal(out))) != shape:
         raise ValueError(f"shadowad: {fname}(..., out=...): out has shape "
                          f"{np.shape(primal(out))} but the result has shape {shape}")
-    if type(out) is TArray:
+    if type(out) in ARRAY_TYPES:
         out[...] = res
-    elif type(res) is TScalar or (type(res) is TArray and shadow_of(res) is not None):
+    elif type(res) in SCALAR_TYPES or (type(res) in ARRAY_TYPES and shadow_of(res) is not None):
         raise detach_error(f"{fname}(..., out=<plain ndarray>)")
     else:
         out[...] = primal(res)
@@ -149,6 +192,25 @@ def _reduce(fname, npfn, a, axis, keepdims, out, grad):
     return finish_out(res, out, fname)
 
 
+def _forward_reduce(fname, npfn, a, axis, keepdims, out, grad):
+    """numpy's primal, and as tangent the sum over the reduced axes of w * t,
+    where w = grad(p, axes, zk, 1) are the partials the pullback scales by."""
+    ctx = forward_context((a,), out)
+    p, t = forward_operand(a, ctx)
+    z = npfn(p, axis=axis, keepdims=keepdims)
+    if t is None:
+        return finish_out(forward_const(ctx, z), out, fname)
+    axes = _axes(axis, p.ndim)
+    kd = tuple(1 if d in axes else n for d, n in enumerate(p.shape))
+    w = grad(p, axes, np.reshape(z, kd), 1.0)
+    lane_axes = tuple(d + 1 for d in axes)
+    if type(w) is float:  # one weight for all: scale the (smaller) sum
+        dz = _add_reduce(t, axis=lane_axes) * w
+    else:
+        dz = _add_reduce(w * t, axis=lane_axes)
+    return finish_out(forward_result(ctx, z, dz.reshape(t.shape[:1] + np.shape(z))), out, fname)
+
+
 def _full(a, out, keepdims, axis):
     """The active TArray whose reduction to a scalar can be a C record, or None."""
     if axis is None and out is None and not keepdims and type(a) is TArray:
@@ -187,6 +249,13 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE
     return _reduce("np.sum", _add_reduce, a, axis, keepdims, out, _sum_grad)
 
 
+@implements_jvp(np.sum)
+def sum_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
+            where=_NOVALUE):
+    options("np.sum", dtype, initial, where)
+    return _forward_reduce("np.sum", _add_reduce, a, axis, _keepdims(keepdims), out, _sum_grad)
+
+
 def _mean_grad(p, axes, zk, gk):
     n = 1
     for d in axes:
@@ -207,6 +276,12 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, *, where=_NOVALU
         if g:
             return TScalar(v, lib.sad_s2(tape.c, _DIV, v, g, v * n, 0, n), tape)
     return _reduce("np.mean", np.mean, a, axis, keepdims, out, _mean_grad)
+
+
+@implements_jvp(np.mean)
+def mean_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, *, where=_NOVALUE):
+    options("np.mean", dtype, where=where)
+    return _forward_reduce("np.mean", np.mean, a, axis, _keepdims(keepdims), out, _mean_grad)
 
 
 # --------------------------------------------------------------------------
@@ -231,6 +306,14 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE
     return _reduce("np.prod", np.multiply.reduce, a, axis, _keepdims(keepdims), out, _prod_grad)
 
 
+@implements_jvp(np.prod)
+def prod_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
+             where=_NOVALUE):
+    options("np.prod", dtype, initial, where)
+    return _forward_reduce("np.prod", np.multiply.reduce, a, axis, _keepdims(keepdims), out,
+                           _prod_grad)
+
+
 # --------------------------------------------------------------------------
 # max and min: ties share the adjoint evenly (as JAX does)
 
@@ -243,10 +326,10 @@ def _extreme_grad(p, axes, zk, gk):
     return mask * (gk / count)
 
 
-def _extreme(fname, npfn):
+def _extreme(fname, npfn, frame=_reduce):
     def rule(a, axis=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE, where=_NOVALUE):
         options(fname, None, initial, where)
-        return _reduce(fname, npfn, a, axis, _keepdims(keepdims), out, _extreme_grad)
+        return frame(fname, npfn, a, axis, _keepdims(keepdims), out, _extreme_grad)
     return rule
 
 
@@ -254,6 +337,10 @@ max_ = implements(np.max)(_extreme("np.max", _max_reduce))
 implements(np.amax)(_extreme("np.amax", _max_reduce))
 min_ = implements(np.min)(_extreme("np.min", _min_reduce))
 implements(np.amin)(_extreme("np.amin", _min_reduce))
+max_jvp = implements_jvp(np.max)(_extreme("np.max", _max_reduce, _forward_reduce))
+implements_jvp(np.amax)(_extreme("np.amax", _max_reduce, _forward_reduce))
+min_jvp = implements_jvp(np.min)(_extreme("np.min", _min_reduce, _forward_reduce))
+implements_jvp(np.amin)(_extreme("np.amin", _min_reduce, _forward_reduce))
 
 
 # --------------------------------------------------------------------------
@@ -263,6 +350,12 @@ implements(np.amin)(_extreme("np.amin", _min_reduce))
 def cumsum(a, axis=None, dtype=None, out=None):
     options("np.cumsum", dtype)
     return _accumulate("np.cumsum", np.cumsum, a, axis, out)
+
+
+@implements_jvp(np.cumsum)
+def cumsum_jvp(a, axis=None, dtype=None, out=None):
+    options("np.cumsum", dtype)
+    return _forward_accumulate("np.cumsum", np.cumsum, a, axis, out)
 
 
 def _accumulate(fname, npfn, a, axis, out):
@@ -282,6 +375,22 @@ def _accumulate(fname, npfn, a, axis, out):
             accumulate(dst, np.flip(np.cumsum(np.flip(zs, ax), axis=ax), ax))
     tape.record_py(pullback)
     return finish_out(res, out, fname)
+
+
+def _forward_accumulate(fname, npfn, a, axis, out):
+    """The tangent lanes are cumulative sums along the same axis, shifted by
+    the lanes axis."""
+    ctx = forward_context((a,), out)
+    p, t = forward_operand(a, ctx)
+    z = npfn(p, axis=axis)
+    if t is None:
+        return finish_out(forward_const(ctx, z), out, fname)
+    if axis is None and p.ndim != 1:  # cumsum of the flattened array
+        dz = np.cumsum(t.reshape(t.shape[0], -1), axis=1)
+    else:
+        ax = 0 if axis is None else normalize_axis_tuple(axis, z.ndim)[0]
+        dz = np.cumsum(t, axis=ax + 1)
+    return finish_out(forward_result(ctx, z, dz), out, fname)
 
 
 # --------------------------------------------------------------------------
@@ -313,10 +422,26 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     return finish_out(res, out, "np.trace")
 
 
+@implements_jvp(np.trace)
+def trace_jvp(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    options("np.trace", dtype)
+    ctx = forward_context((a,), out)
+    p, t = forward_operand(a, ctx)
+    z = np.trace(p, offset, axis1, axis2)
+    if t is None:
+        return finish_out(forward_const(ctx, z), out, "np.trace")
+    # the same diagonals of each lane: counted from the front, an axis moves by one
+    ax1, ax2 = (ax + 1 if ax >= 0 else ax for ax in (axis1, axis2))
+    return finish_out(forward_result(ctx, z, np.trace(t, offset, ax1, ax2)), out, "np.trace")
+
+
 # --------------------------------------------------------------------------
 # ufunc methods (np.add.reduce, ...), reached from elementwise.array_ufunc
+# and elementwise.forward_ufunc
 
 _REDUCE = {np.add: sum_, np.multiply: prod, np.maximum: max_, np.minimum: min_}
+_FORWARD_REDUCE = {np.add: sum_jvp, np.multiply: prod_jvp, np.maximum: max_jvp,
+                   np.minimum: min_jvp}
 _REDUCE_KW = {"axis", "dtype", "out", "keepdims", "initial", "where"}
 
 
@@ -331,25 +456,37 @@ def _out_arg(kwargs):
 
 def ufunc_method(ufunc, method, inputs, kwargs):
     """np.<ufunc>.<method>(...) on traced values."""
+    return _ufunc_method(ufunc, method, inputs, kwargs, _REDUCE, _accumulate, apply_ufunc)
+
+
+def forward_ufunc_method(ufunc, method, inputs, kwargs):
+    """np.<ufunc>.<method>(...) on dual values: the same methods, forward rules."""
+    return _ufunc_method(ufunc, method, inputs, kwargs, _FORWARD_REDUCE, _forward_accumulate,
+                         forward_apply)
+
+
+def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, accumulate_frame, apply):
+    """The supported methods, through the rules of one mode: the reduce table,
+    the accumulate frame and the elementwise apply."""
     name = f"np.{ufunc.__name__}.{method}"
     kwargs = dict(kwargs)
     out = _out_arg(kwargs)
-    if method == "reduce" and ufunc in _REDUCE and len(inputs) == 1:
+    if method == "reduce" and ufunc in reduce_rules and len(inputs) == 1:
         bad = set(kwargs) - _REDUCE_KW
         if bad:
             raise TypeError(f"shadowad: {name}(..., {bad.pop()}=...) is not supported")
         options(name, kwargs.pop("dtype", None), kwargs.pop("initial", _NOVALUE),
                 kwargs.pop("where", _NOVALUE))
         axis = kwargs.pop("axis", 0)
-        return _REDUCE[ufunc](inputs[0], axis, out=out, **kwargs)
+        return reduce_rules[ufunc](inputs[0], axis, out=out, **kwargs)
     if method == "accumulate" and ufunc is np.add and len(inputs) == 1:
         axis = kwargs.pop("axis", 0)
         options(name, kwargs.pop("dtype", None))
         if kwargs:
             raise TypeError(f"shadowad: {name}(..., {next(iter(kwargs))}=...) is not supported")
-        return _accumulate(name, np.add.accumulate, inputs[0], axis, out)
+        return accumulate_frame(name, np.add.accumulate, inputs[0], axis, out)
     if method == "outer" and len(inputs) == 2 and ufunc in EW_OPS and not kwargs:
-        return _outer(ufunc, inputs[0], inputs[1], out)
+        return _outer(apply, ufunc, inputs[0], inputs[1], out)
     if ufunc in NONDIFF and out is None:  # no derivative: run on the values
         return getattr(ufunc, method)(*[primal(x) for x in inputs], **kwargs)
     raise NotImplementedError(
@@ -359,13 +496,14 @@ def ufunc_method(ufunc, method, inputs, kwargs):
         "computation with those, or take values without derivative with sad.primal(x)")
 
 
-def _outer(ufunc, a, b, out):
-    """ufunc.outer(a, b) is ufunc(a[..., None, ..., None], b): one elementwise record."""
+def _outer(apply, ufunc, a, b, out):
+    """ufunc.outer(a, b) is ufunc(a[..., None, ..., None], b): one elementwise
+    record (in forward mode, one tangent kernel)."""
     nb = np.ndim(primal(b))
     if nb:
         new = (Ellipsis,) + (None,) * nb
-        if type(a) is TArray:
+        if type(a) in ARRAY_TYPES:
             a = a[new]
-        elif type(a) is not TScalar:
+        elif type(a) not in SCALAR_TYPES:
             a = np.asarray(a)[new]
-    return apply_ufunc(ufunc, (a, b), out)
+    return apply(ufunc, (a, b), out)

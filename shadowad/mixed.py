@@ -1,0 +1,129 @@
+"""sad.fwddiff: mixed mode, after ForwardDiffPullbacks.
+
+Inside reverse mode, a call of ``fwddiff(g)`` on scalars -- or elementwise on
+arrays, with broadcasting -- is recorded as ONE record instead of one record
+per operation inside ``g``.  Its partial derivatives come from running ``g``
+once in forward mode with one tangent lane per active input, seeded with ones
+(elementwise, the lane of input j holds d g / d input_j at every element).
+"""
+import functools
+
+import numpy as np
+
+from ._c import lib
+from .dual import Context, FArray, FScalar, new_array as new_dual
+from .rules.indexing import accumulate
+from .tape import Tape, _current, current_tape
+from .traced import (F64, TArray, TScalar, mixed_tapes_error, new_array, new_scalar,
+                     primal, shadow_of)
+
+
+def _active(a):
+    t = type(a)
+    return t is TScalar or (t is TArray and shadow_of(a) is not None)
+
+
+def _check_arg(name, k, a):
+    t = type(a)
+    if t is TArray or t is TScalar or t is float or t is int or isinstance(
+            a, (np.floating, np.integer)):
+        return
+    if isinstance(a, np.ndarray) and a.dtype.kind in "biuf":
+        return
+    raise TypeError(f"sad.fwddiff({name}): argument {k} is a {t.__name__}; fwddiff "
+                    "takes scalars and float arrays")
+
+
+def _dual_inputs(ctx, args, active):
+    """g's arguments in forward mode: active input j carries lane j = 1."""
+    lanes = len(active)
+    duals = [primal(a) for a in args]
+    for j, k in enumerate(active):
+        a = args[k]
+        if type(a) is TScalar:
+            d = 1.0 if lanes == 1 else np.eye(lanes)[j]
+            duals[k] = FScalar(a.v, d)
+        else:
+            x = new_dual(ctx, a.p.copy(), True)
+            x._s[j] = 1.0
+            duals[k] = x
+    return duals
+
+
+def _partials(out, name, lanes):
+    """(value, partials with a leading lanes axis) of g's forward-mode result."""
+    t = type(out)
+    if t is FScalar:
+        d = np.broadcast_to(np.asarray(out.d, dtype=F64), (lanes,))
+        return out.v, d
+    if t is FArray:
+        s = shadow_of(out)
+        return out.p, (np.zeros((lanes,) + out.shape) if s is None else s)
+    if isinstance(out, (float, int, np.floating, np.integer)) or (
+            isinstance(out, np.ndarray) and out.dtype.kind in "iuf"):
+        return out, np.zeros((lanes,) + np.shape(out))  # g ignores its active inputs
+    raise TypeError(f"sad.fwddiff({name}): g must return one scalar or array, got "
+                    f"{type(out).__name__}")
+
+
+def fwddiff(g):
+    """Wrap ``g`` (a function of a few scalars, applied elementwise when given
+    arrays) so that reverse mode records each call as one record whose
+    pullback uses forward-mode partials.  Outside reverse mode the wrapper
+    calls ``g`` itself."""
+    name = getattr(g, "__name__", "g")
+
+    @functools.wraps(g)
+    def wrapper(*args):
+        tape = current_tape()
+        if type(tape) is not Tape:  # plain call, or forward mode: g runs as it is
+            return g(*args)
+        for k, a in enumerate(args):
+            _check_arg(name, k, a)
+        active = [k for k, a in enumerate(args) if _active(a)]
+        if not active:
+            return g(*[primal(a) for a in args])
+        for k in active:
+            a = args[k]
+            if (a.tape if type(a) is TScalar else a.buf.tape) is not tape:
+                raise mixed_tapes_error()
+        lanes = len(active)
+        ctx = Context(lanes, elementwise=name)
+        token = _current.set(ctx)
+        try:
+            out = g(*_dual_inputs(ctx, args, active))
+        finally:
+            _current.reset(token)
+        value, partials = _partials(out, name, lanes)
+        if np.ndim(value) == 0 and all(type(args[k]) is TScalar for k in active) \
+                and lanes <= 2:
+            return _scalar_record(tape, float(value), [args[k] for k in active], partials)
+        return _array_record(tape, value, [args[k] for k in active], partials)
+    return wrapper
+
+
+def _scalar_record(tape, z, inputs, partials):
+    """z = g(x[, y]) of traced scalars: one C record holding the two partials."""
+    x = inputs[0]
+    y = inputs[1] if len(inputs) > 1 else None
+    pair = lib.sad_s2(tape.c, lib.SAD_LIN, z, x.g, float(partials[0]),
+                      0 if y is None else y.g, 0.0 if y is None else float(partials[1]))
+    return TScalar(z, pair, tape)
+
+
+def _array_record(tape, value, inputs, partials):
+    """One Python record: input j's adjoint += the result's adjoint * lane j,
+    summed over the axes broadcasting added."""
+    z = np.array(value, dtype=F64)
+    if z.ndim == 0:
+        res, gz = new_scalar(tape, float(z))
+    else:
+        res = new_array(tape, z, True)
+        gz = res._s
+    partials = np.array(partials)  # its own memory: the dual buffers are dropped
+
+    def pullback():
+        for j, x in enumerate(inputs):
+            accumulate(x, gz * partials[j])
+    tape.record_py(pullback)
+    return res

@@ -1,0 +1,287 @@
+"""Forward mode (shadowad/forward.py, shadowad/dual.py): tangents that travel
+with the values, in one lane (Duplicated) or k lanes (BatchDuplicated)."""
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, ForwardWithPrimal,
+                      Vector)
+from shadowad._c import lib
+from shadowad.rules.elementwise import EW_OPS
+from shadowad.testing import check_dot_product, same_bits
+
+rng = np.random.default_rng(7)
+
+
+def fd_tangent(f, xs, dxs, h=1e-6):
+    """Central difference of f along the directions dxs (f on plain copies)."""
+    def at(sign):
+        r = f(*[x + sign * h * d if d is not None else x.copy() for x, d in zip(xs, dxs)])
+        return np.asarray(r, dtype=float)
+    return (at(1.0) - at(-1.0)) / (2 * h)
+
+
+def positive(n):
+    return rng.uniform(0.2, 0.9, n)
+
+
+UNARY = [u for u in EW_OPS if u.nin == 1]
+BINARY = [u for u in EW_OPS if u.nin == 2]
+
+
+@pytest.mark.parametrize("ufunc", UNARY + BINARY, ids=lambda u: u.__name__)
+def test_ufunc_tangent_matches_finite_differences(ufunc):
+    xs = [positive(5) for _ in range(ufunc.nin)]
+    dxs = [rng.standard_normal(5) for _ in xs]
+    got = sad.autodiff(lambda *a: ufunc(*a), *map(Duplicated, xs, [d.copy() for d in dxs]),
+                       mode=Forward)
+    np.testing.assert_allclose(got, fd_tangent(ufunc, xs, dxs), rtol=1e-6, atol=1e-8)
+    # the scalar path gives the same tangents element by element
+    for i in (0, 3):
+        t = sad.autodiff(lambda *a: ufunc(*a), *[Duplicated(float(x[i]), float(d[i]))
+                                                for x, d in zip(xs, dxs)], mode=Forward)
+        assert t == pytest.approx(got[i], rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("ufunc", BINARY, ids=lambda u: u.__name__)
+def test_binary_with_constants_and_broadcasting(ufunc):
+    x, c = positive((3, 4)), positive(4)
+    dx = rng.standard_normal((3, 4))
+    got = sad.autodiff(lambda x, c: ufunc(c, x) + ufunc(x, 0.7), Duplicated(x, dx.copy()),
+                       Const(c), mode=Forward)
+    want = fd_tangent(lambda x: ufunc(c, x) + ufunc(x, 0.7), [x], [dx])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
+def scalar_loop(x, y):
+    for i in range(1, len(x)):
+        y[i] = x[i] * x[i] + 0.5 * y[i - 1]
+
+
+def test_scalar_loop_leaves_the_untraced_primal():
+    x, y = positive(6), positive(6)
+    want_y = y.copy()
+    scalar_loop(x.copy(), want_y)
+    assert sad.autodiff(scalar_loop, Duplicated(x, rng.standard_normal(6)),
+                        Duplicated(y, rng.standard_normal(6)), mode=Forward) is None
+    assert same_bits(y, want_y)
+
+
+def test_mutated_argument_holds_output_tangent():
+    x0, y0 = positive(6), positive(6)
+    dx, dy = rng.standard_normal(6), rng.standard_normal(6)
+
+    def final(x, y):
+        y = y.copy()
+        scalar_loop(x, y)
+        return y
+    y, DY = y0.copy(), dy.copy()
+    sad.autodiff(scalar_loop, Duplicated(x0.copy(), dx.copy()), Duplicated(y, DY), mode=Forward)
+    np.testing.assert_allclose(DY, fd_tangent(final, [x0, y0], [dx, dy]), rtol=1e-6, atol=1e-9)
+
+
+def test_float_argument_and_with_primal():
+    def f(a, x):
+        return a * a * np.sin(a) + 2.0 * a
+    t, v = sad.autodiff(f, Duplicated(1.3, 1.0), Const(None), mode=ForwardWithPrimal)
+    assert v == f(1.3, None)
+    assert t == pytest.approx(2 * 1.3 * np.sin(1.3) + 1.3 ** 2 * np.cos(1.3) + 2.0, rel=1e-14)
+
+
+def test_array_result_with_primal_is_numpys():
+    x = positive(7)
+    t, v = sad.autodiff(lambda x: np.exp(x) * x[::-1], Duplicated(x, np.ones(7)),
+                        mode=ForwardWithPrimal)
+    assert same_bits(v, np.exp(x) * x[::-1])
+    np.testing.assert_allclose(t, np.exp(x) * x[::-1] + np.exp(x), rtol=1e-14)
+
+
+def test_batch_lanes_equal_single_lanes():
+    x, y = positive(5), positive(5)
+    lanes = [rng.standard_normal(5) for _ in range(3)]
+
+    def f(x, y):
+        y *= np.sin(x)
+        y[1:] += y[:-1] * x[1:]
+        return y[2] * x[0]
+    singles = []
+    for d in lanes:
+        dy = np.zeros(5)
+        singles.append((sad.autodiff(f, Duplicated(x.copy(), d.copy()),
+                                     Duplicated(y.copy(), dy), mode=Forward), dy))
+    dys = tuple(np.zeros(5) for _ in lanes)
+    Y = y.copy()
+    got = sad.autodiff(f, BatchDuplicated(x.copy(), tuple(d.copy() for d in lanes)),
+                       BatchDuplicated(Y, dys), mode=Forward)
+    assert isinstance(got, tuple) and len(got) == 3
+    for (t, dy), g, bdy in zip(singles, got, dys):
+        assert g == pytest.approx(t, rel=1e-14)
+        np.testing.assert_allclose(bdy, dy, rtol=1e-14)
+
+
+def test_c_tangent_kernel_lanes_equal_one_lane_calls():
+    """One call with k lanes computes what k one-lane calls compute, also when
+    the output overlaps an input (u[1:] = u[1:] * u[:-1])."""
+    for op in (lib.SAD_MUL, lib.SAD_ATAN2, lib.SAD_DIV):
+        u = positive(9)
+        du = rng.standard_normal((3, 9))
+        z, x = u[1:], u[:-1]
+        dz, dx = du[:, 1:], du[:, :-1]
+        singles = []
+        for lane in range(3):
+            d = du[lane].copy()
+            assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z), id(d[1:]),
+                                      id(z), id(d[1:]), id(x), id(d[:-1]), 0.0) == lib.SAD_OK
+            singles.append(d)
+        assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR | lib.SAD_F_LANES,
+                                  id(z), id(dz), id(z), id(dz), id(x), id(dx), 0.0) == lib.SAD_OK
+        for lane in range(3):
+            assert same_bits(du[lane], singles[lane])
+
+
+def test_indexing_forward():
+    x = positive((4, 5))
+    dx = rng.standard_normal((4, 5))
+
+    def f(x):
+        y = x[[0, 2]] * 2.0
+        z = x[1:3, [0, 4]]
+        w = x[[1, 3], :, ][:, [0, 1]]
+        sep = x[[0, 3], 2]  # int and list: numpy's advanced dims first
+        return y[0, 1] * z[1, 1] + w[1, 0] * sep[1] + x[-1, -1]
+    np.testing.assert_allclose(sad.autodiff(f, Duplicated(x, dx.copy()), mode=Forward),
+                               fd_tangent(f, [x], [dx]), rtol=1e-6)
+
+
+def test_setindex_forward_basic_advanced_and_element():
+    def f(x, y):
+        y[0] = x[1] * x[2]
+        y[1:3] = np.sin(x[:2])
+        y[[3, 5]] = x[[0, 0]] * 3.0
+        y[4] = 0.5
+        y[y.shape[0] - 1] = x[3]
+        return y[4] + y[3]
+    x, y = positive(4), positive(6)
+    dx, dy = rng.standard_normal(4), rng.standard_normal(6)
+    Y, DY = y.copy(), dy.copy()
+    t = sad.autodiff(f, Duplicated(x, dx.copy()), Duplicated(Y, DY), mode=Forward)
+
+    def final(x, y):
+        y = y.copy()
+        f(x, y)
+        return y
+    np.testing.assert_allclose(DY, fd_tangent(final, [x, y], [dx, dy]), rtol=1e-6, atol=1e-9)
+    assert t == pytest.approx(DY[4] + DY[3], rel=1e-14)
+    check_dot_product(f, Duplicated(x, np.zeros(4)), Duplicated(y, np.zeros(6)))
+
+
+def test_separated_advanced_indices_on_a_matrix():
+    def f(w, x):
+        w[[0, 2], 1, [1, 0]] = w[[0, 2], 1, [1, 0]] * x[:2]
+        w[[1, 2], :, 0] = np.sin(w[[0, 1], :, 1]) * x[3]  # separated: numpy moves axes
+        return w[2, 1, 0] * w[0, 1, 1]
+    w, x = positive((3, 3, 2)), positive(4)
+    check_dot_product(f, Duplicated(w, np.zeros(w.shape)), Duplicated(x, np.zeros(4)))
+
+
+def test_writes_into_const_memory_are_promoted():
+    def f(x, c):
+        c[1] = x[0] * 2.0
+        c[2:] = x[1:3]
+        return c[1] * c[3] + c[0]
+    x, c = positive(3), positive(4)
+    t = sad.autodiff(f, Duplicated(x, np.array([1.0, 0.0, 1.0])), Const(c.copy()), mode=Forward)
+    assert t == pytest.approx(2.0 * x[2] + 2 * x[0] * 1.0, rel=1e-14)
+
+
+def test_layouts_of_user_tangents():
+    """Fortran-ordered and strided arguments and shadows (lanes copied in and out)."""
+    base = positive((6, 8))
+    x = np.asfortranarray(base)
+    dx = rng.standard_normal((6, 8))
+    y = positive((12, 8))[::2]
+    dy = np.asfortranarray(rng.standard_normal((6, 8)))
+
+    def f(x, y):
+        y *= x
+        y[:, 1:] += np.sin(y[:, :-1])
+        return y[5, 7] * x[0, 0]
+
+    def final(x, y):
+        y = y.copy()
+        f(x, y)
+        return y
+    Y, DY = y.copy(), dy.copy()
+    want = fd_tangent(final, [x, y], [dx, dy])
+    sad.autodiff(f, Duplicated(x.copy(order="F"), dx.copy()), Duplicated(Y, DY), mode=Forward)
+    np.testing.assert_allclose(DY, want, rtol=1e-6, atol=1e-9)
+
+
+def test_failure_restores_primals_and_shadows():
+    x, y = positive(5), positive(5)
+    dx, dy = rng.standard_normal(5), rng.standard_normal(5)
+    c = positive(5)
+    before = [a.copy() for a in (x, y, dx, dy, c)]
+
+    def f(x, y, c):
+        y *= x
+        c[0] = 3.0
+        y[2] = x[1] * 2.0
+        raise ArithmeticError("stop")
+    with pytest.raises(ArithmeticError):
+        sad.autodiff(f, Duplicated(x, dx), Duplicated(y, dy), Const(c), mode=Forward)
+    for a, b in zip((x, y, dx, dy, c), before):
+        assert same_bits(a, b)
+
+
+def test_restore_puts_primals_back_keeps_output_tangents():
+    x, y = positive(5), positive(5)
+    dx, dy = rng.standard_normal(5), np.zeros(5)
+    y0 = y.copy()
+
+    def f(x, y):
+        y *= np.exp(x)
+    sad.autodiff(f, Duplicated(x, dx.copy()), Duplicated(y, dy), mode=Forward, restore=True)
+    assert same_bits(y, y0)
+    np.testing.assert_allclose(dy, y0 * np.exp(x) * dx, rtol=1e-14)
+
+
+def test_vector_push_pop_forward():
+    def f(v, x):
+        v.push(x[0] * x[1])
+        v.push(np.sin(x))
+        a = v.pop()
+        v[0] = v[0] * a
+        return v[1] + v[len(v) - 1] * 2.0
+    v, dv = Vector([0.5, 1.5]), Vector([1.0, -1.0])
+    x = positive(3)
+    dx = rng.standard_normal(3)
+    t = sad.autodiff(f, Duplicated(v, dv), Duplicated(x, dx.copy()), mode=Forward)
+
+    def plain(x, vals):
+        v = Vector(vals)
+        return f(v, x)
+    h = 1e-6
+    want = (plain(x + h * dx, [0.5 + h, 1.5 - h]) - plain(x - h * dx, [0.5 - h, 1.5 + h])) / (2 * h)
+    assert t == pytest.approx(want, rel=1e-6)
+    assert len(dv) == len(v)
+
+
+def test_errors():
+    x = positive(3)
+    with pytest.raises(TypeError, match="Active is not allowed"):
+        sad.autodiff(lambda x: x, Active(x), mode=Forward)
+    with pytest.raises(ValueError, match="shape"):
+        Duplicated(x, np.zeros(4))
+    with pytest.raises(ValueError, match="shape"):
+        BatchDuplicated(x, (np.zeros(3), np.zeros(2)))
+    with pytest.raises(ValueError, match="numbers of shadows"):
+        sad.autodiff(lambda x, y: None, BatchDuplicated(x, (np.zeros(3),)),
+                     BatchDuplicated(x.copy(), (np.zeros(3), np.zeros(3))), mode=Forward)
+    with pytest.raises(TypeError, match="mixed with BatchDuplicated"):
+        sad.autodiff(lambda x, y: None, Duplicated(x, np.zeros(3)),
+                     BatchDuplicated(x.copy(), (np.zeros(3), np.zeros(3))), mode=Forward)
+    with pytest.raises(TypeError, match="returned a dict"):
+        sad.autodiff(lambda x: {"a": x}, Duplicated(x, np.zeros(3)), mode=Forward)
+    with pytest.raises(TypeError, match="float"):
+        sad.autodiff(lambda x: float(x[0]), Duplicated(x, np.zeros(3)), mode=Forward)
