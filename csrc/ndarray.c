@@ -22,3 +22,5 @@ sad_arr sad_arr_of(intptr_t obj)
     a.strides = (const int64_t *)f->strides;
     return a;
 }
+
+intptr_t sad_data(intptr_t arr) { return (intptr_t)sad_arr_of(arr).data; }

@@ -47,6 +47,10 @@ enum sad_flag {
 /* Return codes of the recording calls. */
 enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NOMEM = -1 };
 
+/* The data address of an array object (what numpy's __array_interface__
+ * reports, at a fraction of its cost). */
+intptr_t sad_data(intptr_t arr);
+
 /* ---- tape -------------------------------------------------------------- */
 sad_tape *sad_tape_new(void);
 void sad_tape_free(sad_tape *t);

@@ -62,6 +62,10 @@ def new_array(ctx, z, active):
     tangent (``res._s``) for the rule to fill."""
     buf = Buffer(ctx, z, None)
     if active:
+        if z.flags.c_contiguous:
+            t = np.zeros((ctx.lanes,) + z.shape)
+            buf.attach_fresh(t)
+            return FArray(z, t, buf)
         buf.promote()
         return FArray(z, buf.shadow, buf)
     return FArray(z, None, buf)
@@ -219,8 +223,8 @@ class FArray(ArrayOps):
 
     def __getitem__(self, idx):
         p = self.p
-        if type(idx) is int and p.ndim == 1:  # x[i] of a vector: the scalar loop
-            v = p.item(idx)
+        if type(idx) is int and p.ndim == 1 and self.buf.tape.elementwise is None:
+            v = p.item(idx)  # x[i] of a vector: the scalar loop
             t = self._s if self._s is not None else shadow_of(self)
             if t is None:
                 return v
@@ -232,7 +236,8 @@ class FArray(ArrayOps):
     def __setitem__(self, idx, value):
         p = self.p
         if (type(idx) is int and p.ndim == 1 and type(value) is FScalar
-                and not self.buf.readonly and p.flags.writeable):
+                and not self.buf.readonly and p.flags.writeable
+                and self.buf.tape.elementwise is None):
             writable(self)
             t = self._s if self._s is not None else promote(self)
             p[idx] = value.v

@@ -22,6 +22,11 @@ def _input(x):
 
 
 def _consts(consts):
+    for k, c in enumerate(consts):
+        if isinstance(c, act.ANNOTATIONS) and not isinstance(c, act.Const):
+            raise TypeError(f"sad.jacobian: consts[{k}] is {type(c).__name__}; the "
+                            "arguments after x are constants (bare or Const(...)): "
+                            "sad.jacobian differentiates with respect to x only")
     return [c if isinstance(c, act.Const) else act.Const(c) for c in consts]
 
 
@@ -38,6 +43,9 @@ def jacobian_forward(f, x, consts):
         tangent, value = forward(f, [act.Duplicated(x, 1.0)] + consts, True, True)
         return np.asarray(tangent, dtype=float).reshape(_output_shape(value, "forward"))
     n = x.size
+    if n == 0:  # no columns: run f once (one empty tangent) for the output's shape
+        _, value = forward(f, [act.Duplicated(x.copy(), np.zeros_like(x))] + consts, True, True)
+        return np.zeros(_output_shape(value, "forward") + x.shape)
     cols = None
     for j0 in range(0, max(n, 1), CHUNK):
         k = min(CHUNK, n - j0)
@@ -46,6 +54,8 @@ def jacobian_forward(f, x, consts):
         ann = act.BatchDuplicated(x.copy(), tuple(s.reshape(x.shape) for s in seeds))
         tangents, value = forward(f, [ann] + consts, True, True)
         shape = _output_shape(value, "forward")
+        if k == 1 and not isinstance(tangents, tuple):  # one lane: forward gives it bare
+            tangents = (tangents,)
         if cols is None:
             cols = np.zeros((int(np.prod(shape)), n))
         for lane, t in enumerate(tangents):
@@ -82,6 +92,12 @@ def _record_for_reverse(f, x, consts):
     else:
         ann = act.Duplicated(x, np.zeros_like(x))
     wrapped, res = _record(f, [ann] + consts, tape)
+    try:
+        _output_shape(res, "reverse")
+    except BaseException:  # put back what f wrote (constants too) before raising
+        tape.undo()
+        tape.free()
+        raise
     if type(x) is not float:
         wrapped[0].grad = ann.dval
     return tape, wrapped, res

@@ -1,14 +1,17 @@
 """The mutating kernels of the public API: axpy, scal, setindex.
 
-Each works inside ``f`` on traced values (recorded on the tape, computed in C)
-and outside on plain float64 arrays (the same C kernel, nothing recorded).
+Each works inside ``f`` on traced values (recorded on the tape, computed in C;
+in forward mode the tangent lanes computed in C beside the primal) and outside
+on plain float64 arrays (the same C kernel, nothing recorded).
 """
 import numpy as np
 
+from . import dual
 from ._c import ffi, lib
 from .rules import indexing
-from .rules.elementwise import _operand, apply_ufunc, save_inactive
-from .traced import (F64, TArray, TScalar, _num, check_writable, detach_error,
+from .rules.elementwise import (_forward_operand, _operand, apply_ufunc, forward_apply,
+                                save_inactive)
+from .traced import (F64, TArray, TScalar, _num, check_writable, detach_error, is_traced,
                      mixed_tapes_error, promote, shadow_of)
 
 
@@ -22,13 +25,13 @@ def _check_plain(y, name):
 
 def axpy(a, x, y):
     """y += a*x in place (a: scalar; x: array broadcastable to y, or scalar)."""
+    if type(y) is dual.FArray:
+        return _axpy_forward(a, x, y)
     if type(y) is not TArray:
-        if type(a) is TScalar or type(x) in (TArray, TScalar):
+        if is_traced(a) or is_traced(x):
             raise detach_error("sad.axpy into an untraced numpy array")
         _check_plain(y, "axpy")
-        va = _num(a)
-        if va is None:
-            raise TypeError(f"sad.axpy: a must be a real scalar, got {type(a).__name__}")
+        va = _real(a)
         xa = np.asarray(x, dtype=F64)
         _check_shape(xa.shape, y.shape)
         if not xa.flags.aligned:
@@ -44,10 +47,7 @@ def axpy(a, x, y):
             raise mixed_tapes_error()
         ka, aobj, va, aact = lib.SAD_KY_PAIR, a.g, a.v, True
     else:
-        va = _num(a)
-        if va is None:
-            raise TypeError(f"sad.axpy: a must be a real scalar, got {type(a).__name__}")
-        ka, aobj, aact = lib.SAD_KY_CONST, 0, False
+        ka, aobj, va, aact = lib.SAD_KY_CONST, 0, _real(a), False
     o = _operand(x, tape)
     kind, obj, xs, xv = o
     if kind == lib.SAD_KX_CONST:
@@ -80,6 +80,39 @@ def axpy(a, x, y):
     return y
 
 
+def _axpy_forward(a, x, y):
+    """axpy into a dual array: y and its tangent lanes updated in one C call,
+    dy += va*dx + da*x lane by lane."""
+    dual.writable(y)
+    lanes = y.buf.tape.lanes
+    if type(a) is dual.FScalar:
+        va = a.v
+        da = np.empty(lanes)  # one tangent of a per lane, contiguous for C
+        da[...] = a.d
+    else:
+        va, da = _real(a), None
+    px, dx = _forward_operand(x, lanes)
+    if type(px) is not np.ndarray:
+        px = np.array(px, dtype=F64)
+    _check_shape(px.shape, y.shape)
+    dy = promote(y) if da is not None or dx is not None else None  # else dy is unchanged
+    dap = ffi.NULL if da is None else ffi.cast("double *", da.ctypes.data)
+    rc = lib.sad_axpy_tangents(va, dap, id(px), 0 if dx is None else id(dx), id(y.p),
+                               0 if dy is None else id(dy))
+    if rc == lib.SAD_TOO_MANY_DIMS:  # x partly overlaps y, or too many dimensions
+        y += a * x
+    elif rc:
+        raise MemoryError("shadowad: out of memory in axpy")
+    return y
+
+
+def _real(a):
+    va = _num(a)
+    if va is None:
+        raise TypeError(f"sad.axpy: a must be a real scalar, got {type(a).__name__}")
+    return va
+
+
 def _check_shape(xshape, yshape):
     try:
         ok = np.broadcast_shapes(xshape, yshape) == tuple(yshape)
@@ -94,7 +127,9 @@ def scal(a, x):
     """x *= a in place."""
     if type(x) is TArray:
         return apply_ufunc(np.multiply, (x, a), out=x)
-    if type(a) is TScalar:
+    if type(x) is dual.FArray:
+        return forward_apply(np.multiply, (x, a), out=x)
+    if is_traced(a):
         raise detach_error("sad.scal of an untraced numpy array by a traced scalar")
     _check_plain(x, "scal")
     x *= a
@@ -103,5 +138,8 @@ def scal(a, x):
 
 def setindex(y, idx, v):
     """y[idx] = v in place."""
-    indexing.setindex(y, idx, v)
+    if type(y) is dual.FArray:
+        indexing.forward_setindex(y, idx, v)
+    else:
+        indexing.setindex(y, idx, v)
     return y

@@ -14,6 +14,8 @@ import numpy as np
 
 from ._c import ffi, lib
 
+_data = lib.sad_data
+
 F64 = np.dtype(np.float64)
 _as_strided = np.lib.stride_tricks.as_strided
 try:  # numpy >= 2 moved it; numpy 1.x has only np.byte_bounds
@@ -77,10 +79,17 @@ class Buffer:
         self.mem, self.lo = mem, lo
         self.shadow = self.view_shadow(self.root)
 
+    def attach_fresh(self, tangent):
+        """Attach the zero lanes ``tangent`` (shape (lanes,) + root.shape, C order)
+        of a fresh C-contiguous root: no address arithmetic needed now."""
+        self.mem = tangent.reshape(tangent.shape[0], -1)
+        self.lo = _data(id(self.root))
+        self.shadow = tangent
+
     def view_shadow(self, p):
         """The shadow of primal view ``p`` of a promoted buffer."""
         mem = self.mem
-        off = (p.__array_interface__["data"][0] - self.lo)
+        off = _data(id(p)) - self.lo
         if mem.ndim == 1:
             return np.ndarray(p.shape, F64, mem, off, p.strides)
         return np.ndarray(mem.shape[:1] + p.shape, F64, mem, off, mem.strides[:1] + p.strides)

@@ -1,12 +1,15 @@
-"""The public kernels sad.axpy, sad.scal and sad.setindex: inside f (every
-activity of a and x, broadcasting, exact and partial aliasing of x and y) and
-outside f on plain arrays (bit for bit as numpy), and their errors."""
+"""The public kernels sad.axpy, sad.scal and sad.setindex: inside f in reverse
+and forward mode (every activity of a and x, broadcasting, exact and partial
+aliasing of x and y) and outside f on plain arrays (bit for bit as numpy), and
+their errors."""
 import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, Const, Duplicated, autodiff, autodiff_split
-from shadowad.testing import (check_rule, check_gradient, check_restore, same_bits)
+from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, Reverse, autodiff,
+                      autodiff_split)
+from shadowad.testing import (check_dot_product, check_rule, check_gradient, check_restore,
+                              same_bits)
 
 
 def dup(a):
@@ -94,9 +97,12 @@ def test_axpy_all_inactive_into_const_y_is_restored():
     check_all(f, dup(X), Const(Y.copy()))
 
 
-@pytest.mark.parametrize("alias", ["exact", "shift_up", "shift_down", "reversed", "strided",
-                                   "broadcast_self", "scalar_self"])
-def test_axpy_aliasing(alias):
+ALIASES = ["exact", "shift_up", "shift_down", "reversed", "strided", "broadcast_self",
+           "scalar_self"]
+
+
+def aliased_axpy(alias):
+    """An axpy whose x is a view of y (exactly, shifted, reversed, ...)."""
     def f(a, y):
         if alias == "exact":
             sad.axpy(a, y, y)                       # y += a*y
@@ -113,7 +119,12 @@ def test_axpy_aliasing(alias):
         else:
             sad.axpy(a, y[0], y)                    # the same with a traced scalar
         y *= y
-    check_all(f, Active(0.7), dup(rng.uniform(-1, 1, 8)))
+    return f
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_axpy_aliasing(alias):
+    check_all(aliased_axpy(alias), Active(0.7), dup(rng.uniform(-1, 1, 8)))
 
 
 @pytest.mark.parametrize("alias", ["exact", "shift_up", "shift_down", "reversed",
@@ -133,9 +144,10 @@ def test_axpy_aliasing_matches_numpy(alias):
 
     def f(y):
         sad.axpy(1.7, y[sl[0]], y[sl[1]])
-    traced = y0.copy()
-    autodiff(f, dup(traced))
-    assert same_bits(traced, want)
+    for mode in (Reverse, Forward):
+        traced = y0.copy()
+        autodiff(f, dup(traced), mode=mode)
+        assert same_bits(traced, want)
     check_all(f, dup(y0))
 
 
@@ -349,15 +361,16 @@ def test_setindex_outside_f(name):
     (lambda x, y: sad.setindex(y, slice(0, 2), np.ones(5)), ValueError, None),
     (lambda x, y: sad.scal(x[0, 0], np.ones(3)), TypeError, "np.zeros_like"),
 ])
-def test_errors_inside_f(call, exc, match):
+@pytest.mark.parametrize("mode", [Reverse, Forward], ids=repr)
+def test_errors_inside_f(call, exc, match, mode):
     y0 = np.arange(12.0).reshape(4, 3)
     y, dy = y0.copy(), np.ones((4, 3))
 
     def f(x, y):
-        y *= 2.0            # recorded before the error: undone
+        y *= 2.0            # done before the error: undone
         call(x, y)
     with pytest.raises(exc, match=match):
-        autodiff(f, dup(X.T.copy()), Duplicated(y, dy))
+        autodiff(f, dup(X.T.copy()), Duplicated(y, dy), mode=mode)
     assert same_bits(y, y0) and same_bits(dy, np.ones((4, 3)))
 
 
@@ -382,3 +395,152 @@ def test_axpy_into_active_is_refused():
 def test_errors_outside_f(call, exc):
     with pytest.raises(exc):
         call()
+
+
+# --------------------------------------------------------------------------
+# forward mode: the kernels on dual values
+
+def _copied(v):
+    return v.copy(order="K") if isinstance(v, np.ndarray) else v
+
+
+def check_forward(f, *args):
+    """Forward mode of f(*args), which may mutate its arrays (Const(v) marks a
+    constant; a float becomes a dual scalar): the result's tangent and the output
+    tangents left in the Duplicated shadows equal central differences of the
+    result and of the final arrays, the dot-product test against reverse mode
+    holds, and three lanes give bit for bit the tangents of three one-lane calls."""
+    vals = [a.val if type(a) is Const else a for a in args]
+    live = [k for k, a in enumerate(args) if type(a) is not Const]
+    arrays = [k for k in live if isinstance(vals[k], np.ndarray)]
+
+    def direction():
+        return {k: rng.standard_normal(np.shape(vals[k])) if k in arrays
+                else float(rng.standard_normal()) for k in live}
+
+    def annotate(v, d):
+        v = _copied(v)
+        if d is None:
+            return Const(v)
+        if type(d) is tuple:  # one direction per lane
+            return BatchDuplicated(v, tuple(map(_copied, d)))
+        return Duplicated(v, _copied(d))
+
+    def forward(dirs):
+        """(result tangent, shadows of the array arguments) of one call."""
+        anns = [annotate(v, dirs.get(k)) for k, v in enumerate(vals)]
+        t = autodiff(f, *anns, mode=Forward)
+        return t, [anns[k].dvals if type(anns[k]) is BatchDuplicated else anns[k].dval
+                   for k in arrays]
+
+    def final(step, d):
+        """The result and the final arrays of a plain call at vals + step*d."""
+        vs = [_copied(v) for v in vals]
+        for k in live:
+            vs[k] += step * d[k]  # in place for arrays: their layout is kept
+        r = f(*vs)
+        return [np.asarray(0.0 if r is None else r)] + [vs[k] for k in arrays]
+
+    d, h = direction(), 1e-6
+    t, shadows = forward(d)
+    got = [np.asarray(0.0 if t is None else t)] + shadows
+    for g, a, b in zip(got, final(h, d), final(-h, d)):
+        np.testing.assert_allclose(g, (a - b) / (2 * h), rtol=1e-6, atol=1e-8)
+
+    check_dot_product(f, *[a if type(a) is Const else Active(a) if type(a) is float else dup(a)
+                           for a in args])
+
+    lanes = [direction() for _ in range(3)]
+    t, shadows = forward({k: tuple(lane[k] for lane in lanes) for k in live})
+    for i, lane in enumerate(lanes):
+        t1, shadows1 = forward(lane)
+        if t is not None:
+            assert same_bits(t[i], t1)
+        for s, s1 in zip(shadows, shadows1):
+            assert same_bits(s[i], s1)
+
+
+@pytest.mark.parametrize("xk", list(X_KINDS))
+@pytest.mark.parametrize("ak", list(A_KINDS))
+def test_axpy_forward(ak, xk):
+    def f(a, x, y):
+        sad.axpy(A_KINDS[ak](a, x), X_KINDS[xk](x), y)
+        y *= x
+    check_forward(f, 1.3, X, Y)
+
+
+def test_axpy_forward_exact_in_place():
+    """dy += a*dx + da*x: the Duplicated shadow of y holds its output tangent,
+    lane by lane."""
+    def f(a, x, y):
+        sad.axpy(a, x, y)
+    x, dx = np.array([2.0, 4.0, 6.0]), np.array([1.0, 0.0, -1.0])
+    y, dy = np.array([1.0, 1.0, 1.0]), np.array([1.0, 1.0, 2.0])
+    assert autodiff(f, Duplicated(1.5, 2.0), Duplicated(x, dx), Duplicated(y, dy),
+                    mode=Forward) is None
+    assert y.tolist() == [4.0, 7.0, 10.0]
+    assert dy.tolist() == [1.0 + 1.5 + 4.0, 1.0 + 8.0, 2.0 - 1.5 + 12.0]
+    assert dx.tolist() == [1.0, 0.0, -1.0]
+    dys = (np.zeros(3), np.ones(3))
+    autodiff(f, BatchDuplicated(1.5, (1.0, 0.0)), Const(np.array([2.0, 4.0, 6.0])),
+             BatchDuplicated(np.ones(3), dys), mode=Forward)
+    assert dys[0].tolist() == [2.0, 4.0, 6.0] and dys[1].tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_axpy_aliasing_forward(alias):
+    check_forward(aliased_axpy(alias), 0.7, rng.uniform(-1, 1, 8))
+
+
+def test_axpy_forward_constants_and_promotion():
+    """Constant a, x or y; an active update of Const memory promotes it."""
+    def const_x(a, c, y):
+        sad.axpy(a, c, y)
+        sad.axpy(a, c[0], y)
+    check_forward(const_x, 0.5, Const(X.copy()), Y)
+
+    def into_const(x, c, out):
+        sad.axpy(3.0, x, c)
+        out[...] = c * c
+    check_forward(into_const, X, Const(Y.copy()), np.zeros((3, 4)))
+
+    def const_a_into_const(a, c, out):
+        sad.axpy(a, np.ones(4), c)      # a dual scalar a into Const memory
+        out[...] = c * c
+    check_forward(const_a_into_const, 0.3, Const(Y.copy()), np.zeros((3, 4)))
+
+    def all_inactive(x, c):
+        sad.axpy(2.0, c[0], c)
+        return x[0, 0] * c[1, 1]
+    check_forward(all_inactive, X, Const(Y.copy()))
+
+
+def test_axpy_forward_six_dims():
+    """More dimensions than the C kernel iterates over: the ufunc fallback."""
+    def f(a, x, y):
+        sad.axpy(a, x, y)
+        y *= x
+    check_forward(f, 0.3, rng.uniform(-1, 1, (2,) * 6),
+                  np.asfortranarray(rng.uniform(-1, 1, (2,) * 6)))
+
+
+@pytest.mark.parametrize("ak", ["const", "active", "traced"])
+def test_scal_forward(ak):
+    def f(a, y, c):
+        s = {"const": 2.5, "active": a, "traced": y[0] * a}[ak]
+        sad.scal(s, y[1:])
+        sad.scal(s, y)
+        sad.scal(s, c)             # Const memory promoted unless s is constant
+        y *= y + c[0]
+    check_forward(f, 0.8, rng.uniform(-1, 1, 5), Const(rng.uniform(-1, 1, 5)))
+
+
+@pytest.mark.parametrize("name", list(IDX))
+def test_setindex_forward(name):
+    idx, val = IDX[name]
+
+    def f(x, y, c):
+        assert sad.setindex(y, idx, val(x)) is y
+        sad.setindex(c, idx, val(x))   # active values into Const memory
+        y *= x + c
+    check_forward(f, X, Y, Const(Y + 1.0))

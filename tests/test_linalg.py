@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, Const, Duplicated, ReverseWithPrimal, autodiff
+from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, ForwardWithPrimal,
+                      ReverseWithPrimal, autodiff)
 from shadowad.testing import (check_rule, same_bits)
 
 rng = np.random.default_rng(3)
@@ -307,3 +308,176 @@ def test_failed_product_leaves_primals_restored():
     with pytest.raises(ValueError):
         autodiff(f, dup(A), Duplicated(y, np.zeros(3)))
     assert same_bits(y, before)
+
+
+# --------------------------------------------------------------------------
+# forward mode: tangents against finite differences and against reverse mode
+# (the dot-product test), and lanes against single-lane calls
+
+def _tangent(f, xs, dxs):
+    """f's tangent in forward mode with one lane; dxs[k] None marks a constant."""
+    anns = [Const(x.copy()) if d is None else Duplicated(x.copy(), d.copy())
+            for x, d in zip(xs, dxs)]
+    return autodiff(f, *anns, mode=Forward)
+
+
+def check_forward(f, *args, rtol=1e-5, atol=1e-7):
+    """Forward mode of f at args (Const(x) marks a constant): the tangent J dx
+    equals central differences, <J dx, ybar> equals <dx, J^T ybar> from reverse
+    mode to 1e-12, and three lanes give the tangents of three single-lane calls."""
+    xs = [np.array(a.val if type(a) is Const else a, dtype=float) for a in args]
+    dxs = [None if type(a) is Const else rng.standard_normal(x.shape) for a, x in zip(args, xs)]
+    t = np.asarray(_tangent(f, xs, dxs))
+
+    def at(h):
+        return np.asarray(f(*[x.copy() if d is None else x + h * d for x, d in zip(xs, dxs)]))
+
+    eps = 1e-6
+    np.testing.assert_allclose(t, (at(eps) - at(-eps)) / (2 * eps), rtol=rtol, atol=atol)
+
+    ybar = rng.standard_normal(t.shape)
+    ybar = float(ybar) if ybar.ndim == 0 else ybar
+    bars = [None if d is None else np.zeros_like(x) for x, d in zip(xs, dxs)]
+    autodiff(lambda *a: np.sum(f(*a) * ybar),
+             *[Const(x.copy()) if b is None else Duplicated(x.copy(), b) for x, b in zip(xs, bars)])
+    terms = [t * ybar] + [-d * b for d, b in zip(dxs, bars) if d is not None]
+    assert abs(sum(np.sum(v) for v in terms)) <= 1e-12 * sum(np.sum(np.abs(v)) for v in terms)
+
+    lanes = [[None if d is None else rng.standard_normal(d.shape) for d in dxs] for _ in range(3)]
+    anns = [Const(x.copy()) if d is None else
+            BatchDuplicated(x.copy(), tuple(lane[k].copy() for lane in lanes))
+            for k, (x, d) in enumerate(zip(xs, dxs))]
+    got = autodiff(f, *anns, mode=Forward)
+    assert type(got) is tuple and len(got) == 3
+    for g, lane in zip(got, lanes):
+        np.testing.assert_allclose(g, _tangent(f, xs, lane), rtol=1e-12, atol=1e-14)
+
+
+FORWARD_BINARY = BINARY + [
+    (np.matmul, (3, 4), (2, 4, 2)), (np.matmul, (2, 1, 3, 4), (4,)), (np.matmul, (1, 4), (3, 4, 1)),
+    (np.dot, (4,), (2, 4, 3)), (np.inner, (3,), (2, 2, 3)), (np.outer, (3,), ())]
+
+
+@pytest.mark.parametrize("fn,sa,sb", FORWARD_BINARY,
+                         ids=[f"{f.__name__}{a}{b}" for f, a, b in FORWARD_BINARY])
+def test_forward_product(fn, sa, sb):
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+
+    def f(a, b):
+        return fn(a, b)
+
+    check_forward(f, a, b)
+    check_forward(f, Const(a), b)
+    check_forward(f, a, Const(b))
+
+
+def test_forward_products_with_out_operators_and_methods():
+    A, B, x = rng.standard_normal((3, 3)), rng.standard_normal((3, 3)), rng.standard_normal(3)
+
+    def f(A, B, x, C, y):
+        np.matmul(A, B, out=C)        # out= through the ufunc path
+        C @= B                        # __imatmul__
+        np.dot(A, x, out=y)
+        y += x @ A + A.dot(y)
+        np.outer(x, y, out=B)
+        return C * (y @ x) + B + np.outer(y, x)
+
+    check_forward(f, A, B, x, np.zeros((3, 3)), np.zeros(3))
+    check_forward(f, Const(A), B, Const(x), np.zeros((3, 3)), np.zeros(3))
+    check_forward(f, A, B, x, Const(np.zeros((3, 3))), Const(np.zeros(3)))
+
+    def plain_out(A):
+        np.dot(A, A, out=np.zeros((3, 3)))
+
+    with pytest.raises(TypeError, match=r"out=<plain ndarray>"):
+        autodiff(plain_out, Duplicated(A, np.ones((3, 3))), mode=Forward)
+
+
+def test_forward_with_dual_scalars_and_plain_operands():
+    A, x = rng.standard_normal((3, 3)), rng.standard_normal(3)
+    c, k = rng.standard_normal(3), np.arange(3)
+
+    def f(A, x):
+        t = x[0] * x[1]                         # a dual scalar
+        y = np.dot(t, x) + np.dot(x, t) + np.outer(t, x)[0] + np.inner(x, t)
+        s = np.vdot(t, t) + np.vdot(x, x * t) + np.dot(k, A @ k) + np.inner(A, c)[0]
+        return y * s + (A @ c) * (c @ A) + np.linalg.det(A) * t
+
+    check_forward(f, A, x)
+
+
+SOLVE_FORWARD = SOLVE + [((3, 3), (1, 2, 3, 2)), ((1, 1), (1,))]
+
+
+@pytest.mark.parametrize("sa,sb", SOLVE_FORWARD)
+def test_forward_solve(sa, sb):
+    A, b = well_conditioned(*sa), rng.standard_normal(sb)
+    check_forward(np.linalg.solve, A, b)
+    check_forward(np.linalg.solve, Const(A), b)
+    check_forward(np.linalg.solve, A, Const(b))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (2, 3, 3)])
+def test_forward_inv_det_slogdet(shape):
+    A = well_conditioned(*shape)
+    check_forward(np.linalg.inv, A)
+    check_forward(np.linalg.det, rng.standard_normal(shape))
+    check_forward(lambda A: np.linalg.slogdet(A)[1], rng.standard_normal(shape))
+    check_forward(lambda A: np.linalg.inv(A * A) * np.sum(np.linalg.det(A))
+                  + np.sum(np.linalg.slogdet(A).logabsdet), A)
+
+
+@pytest.mark.parametrize("A", [
+    np.array([[1.0, 2.0], [2.0, 4.0]]), np.zeros((2, 2)),
+    np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]),
+    np.stack([np.array([[1.0, 2.0], [2.0, 4.0]]), np.eye(2)])])
+def test_forward_det_at_singular_matrices(A):
+    check_forward(np.linalg.det, A)
+    dA = rng.standard_normal(A.shape)
+    t = autodiff(np.linalg.det, Duplicated(A.copy(), dA), mode=Forward)
+    (g,) = autodiff(lambda A: np.sum(np.linalg.det(A)), Active(A))
+    want = np.sum(g * dA, axis=(-2, -1))
+    np.testing.assert_allclose(t, want, rtol=1e-12, atol=1e-12)
+
+
+def test_forward_slogdet_result_types_and_singular():
+    A = np.array([[0.0, 2.0], [3.0, 1.0]])   # det = -6
+    seen = []
+
+    def f(A):
+        r = np.linalg.slogdet(A)
+        seen.extend([type(r), type(r[0]), type(r.logabsdet), r.sign])
+        return r[1]
+
+    dA = rng.standard_normal((2, 2))
+    t, v = autodiff(f, Duplicated(A, dA.copy()), mode=ForwardWithPrimal)
+    assert seen == [type(np.linalg.slogdet(A)), float, sad.dual.FScalar, -1.0]
+    assert same_bits(v, np.linalg.slogdet(A)[1])
+    assert t == pytest.approx(np.sum(np.linalg.inv(A).T * dA), rel=1e-14)
+    S = np.stack([np.array([[1.0, 2.0], [2.0, 4.0]]), np.eye(2)])
+    t = autodiff(lambda A: np.linalg.slogdet(A)[1], Duplicated(S, np.ones((2, 2, 2))),
+                 mode=Forward)
+    assert np.isnan(t[0]) and t[1] == 2.0
+
+
+def test_forward_linalg_primals_equal_numpy():
+    A, b = well_conditioned(3, 3), rng.standard_normal((3, 2))
+    for fn, args in [(np.linalg.solve, (A, b)), (np.linalg.inv, (A,)), (np.linalg.det, (A,)),
+                     (np.matmul, (A, b)), (np.dot, (b[:, 0], b[:, 1]))]:
+        _, v = autodiff(fn, *[Duplicated(a.copy(), np.ones_like(a)) for a in args],
+                        mode=ForwardWithPrimal)
+        assert same_bits(v, fn(*args))
+
+
+def test_forward_inactive_linalg_is_plain():
+    seen = []
+
+    def f(C, x):
+        seen.append(type(np.linalg.det(C)))
+        seen.append(sad.traced.shadow_of(np.linalg.inv(C)))
+        seen.append(type(C[0] @ C[1]))
+        seen.append(type(np.linalg.solve(C, x)))
+        return x
+
+    autodiff(f, Const(well_conditioned(2, 2)), Duplicated(np.ones(2), np.ones(2)), mode=Forward)
+    assert seen == [float, None, float, sad.dual.FArray]

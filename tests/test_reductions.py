@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, Const, Duplicated, ReverseWithPrimal, autodiff
+from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, ForwardWithPrimal,
+                      ReverseWithPrimal, autodiff)
 from shadowad.testing import (check_rule, same_bits)
 
 rng = np.random.default_rng(42)
@@ -361,3 +362,206 @@ def test_bad_axis_raises_numpys_error_and_leaves_no_record():
     with pytest.raises(ValueError, match="axis 2 is out of bounds"):
         autodiff(f, Duplicated(x, np.zeros_like(x)))
     assert same_bits(x, before)
+
+
+# --------------------------------------------------------------------------
+# forward mode: tangents against finite differences and against reverse mode
+# (the dot-product test), and lanes against single-lane calls
+
+def _tangent(f, xs, dxs):
+    """f's tangent in forward mode with one lane; dxs[k] None marks a constant."""
+    anns = [Const(x.copy()) if d is None else Duplicated(x.copy(), d.copy())
+            for x, d in zip(xs, dxs)]
+    return autodiff(f, *anns, mode=Forward)
+
+
+def check_forward(f, *args, rtol=1e-5, atol=1e-7):
+    """Forward mode of f at args (Const(x) marks a constant): the tangent J dx
+    equals central differences, <J dx, ybar> equals <dx, J^T ybar> from reverse
+    mode to 1e-12, and three lanes give the tangents of three single-lane calls."""
+    xs = [np.array(a.val if type(a) is Const else a, dtype=float) for a in args]
+    dxs = [None if type(a) is Const else rng.standard_normal(x.shape) for a, x in zip(args, xs)]
+    t = np.asarray(_tangent(f, xs, dxs))
+
+    def at(h):
+        return np.asarray(f(*[x.copy() if d is None else x + h * d for x, d in zip(xs, dxs)]))
+
+    eps = 1e-6
+    np.testing.assert_allclose(t, (at(eps) - at(-eps)) / (2 * eps), rtol=rtol, atol=atol)
+
+    ybar = rng.standard_normal(t.shape)
+    ybar = float(ybar) if ybar.ndim == 0 else ybar
+    bars = [None if d is None else np.zeros_like(x) for x, d in zip(xs, dxs)]
+    autodiff(lambda *a: np.sum(f(*a) * ybar),
+             *[Const(x.copy()) if b is None else Duplicated(x.copy(), b) for x, b in zip(xs, bars)])
+    terms = [t * ybar] + [-d * b for d, b in zip(dxs, bars) if d is not None]
+    assert abs(sum(np.sum(v) for v in terms)) <= 1e-12 * sum(np.sum(np.abs(v)) for v in terms)
+
+    lanes = [[None if d is None else rng.standard_normal(d.shape) for d in dxs] for _ in range(3)]
+    anns = [Const(x.copy()) if d is None else
+            BatchDuplicated(x.copy(), tuple(lane[k].copy() for lane in lanes))
+            for k, (x, d) in enumerate(zip(xs, dxs))]
+    got = autodiff(f, *anns, mode=Forward)
+    assert type(got) is tuple and len(got) == 3
+    for g, lane in zip(got, lanes):
+        np.testing.assert_allclose(g, _tangent(f, xs, lane), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("shape,axis", SHAPE_AXES)
+@pytest.mark.parametrize("fn", AXIS_REDUCTIONS, ids=lambda f: f.__name__)
+def test_forward_axis_reduction(fn, shape, axis, keepdims):
+    check_forward(lambda x: fn(x, axis=axis, keepdims=keepdims), _data(shape, fn))
+
+
+@pytest.mark.parametrize("fn", AXIS_REDUCTIONS, ids=lambda f: f.__name__)
+def test_forward_primal_equals_numpy_bit_for_bit(fn):
+    x = _data((7, 5), fn)
+    for axis in (None, 0, 1):
+        _, value = autodiff(lambda x: fn(x, axis=axis), Duplicated(x.copy(), np.ones_like(x)),
+                            mode=ForwardWithPrimal)
+        assert same_bits(value, fn(x, axis=axis))
+
+
+def test_forward_results_of_reductions():
+    seen = []
+
+    def f(c, x):
+        seen.extend([type(np.sum(x)), type(np.max(x, axis=0)), type(np.trace(x)),
+                     type(np.sum(c)), type(np.max(c, axis=0)), sad.traced.shadow_of(np.sum(c, 0))])
+        return np.sum(x)
+
+    autodiff(f, Const(np.ones((2, 3))), Duplicated(np.ones((3, 3)), np.ones((3, 3))), mode=Forward)
+    assert seen == [sad.dual.FScalar, sad.dual.FArray, sad.dual.FScalar, float, sad.dual.FArray,
+                    None]
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_forward_prod_with_zeros(axis):
+    x = np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 5.0], [1.5, -2.0, 0.5]])
+    check_forward(lambda x: np.prod(x, axis=axis), x)
+    t = autodiff(lambda x: np.prod(x, axis=1), Duplicated(x, np.ones_like(x)), mode=Forward)
+    assert t.tolist() == [6.0, 0.0, -1.0 + 0.75 - 3.0]
+
+
+def test_forward_max_min_ties_and_nan():
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    dx = np.array([[1.0, 2.0, 4.0], [3.0, 6.0, 9.0]])
+    assert autodiff(lambda x: np.max(x), Duplicated(x, dx.copy()), mode=Forward) == 3.0
+    t = autodiff(lambda x: np.max(x, axis=1), Duplicated(x, dx.copy()), mode=Forward)
+    assert t.tolist() == [3.0, 6.0]
+    t = autodiff(lambda x: np.min(x, axis=0, keepdims=True), Duplicated(x, dx.copy()),
+                 mode=Forward)
+    assert t.tolist() == [[1.0, 6.0, 9.0]]
+    t = autodiff(lambda x: np.max(x), Duplicated(np.array([1.0, np.nan, 3.0]),
+                                                 np.array([1.0, 2.0, 4.0])), mode=Forward)
+    assert t == 2.0
+    # ties: forward and reverse split alike, so the dot-product test holds exactly
+    ybar = np.array([0.5, -2.0])
+    (g,) = autodiff(lambda x: np.sum(np.max(x, axis=1) * ybar), Active(x))
+    t = autodiff(lambda x: np.max(x, axis=1), Duplicated(x, dx.copy()), mode=Forward)
+    assert np.sum(t * ybar) == pytest.approx(np.sum(dx * g), rel=1e-15)
+
+
+@pytest.mark.parametrize("shape,axis", [((5,), None), ((5,), 0), ((3, 4), None),
+                                        ((3, 4), 0), ((3, 4), -1), ((2, 3, 2), 1), ((), None)])
+def test_forward_cumsum(shape, axis):
+    check_forward(lambda x: np.cumsum(x, axis=axis), rng.standard_normal(shape))
+    check_forward(lambda x: np.cumsum(x * x, axis=axis) + x.cumsum(axis),
+                  rng.standard_normal(shape))
+
+
+@pytest.mark.parametrize("shape,offset,axis1,axis2", [
+    ((3, 3), 0, 0, 1), ((3, 4), 1, 0, 1), ((4, 3), -1, 0, 1), ((3, 3), 5, 0, 1),
+    ((2, 3, 3), 0, 1, 2), ((3, 2, 3), 1, 2, 0), ((3, 2, 3), 0, -1, 0), ((2, 3, 3), 0, -2, -1)])
+def test_forward_trace(shape, offset, axis1, axis2):
+    check_forward(lambda x: np.trace(x * x, offset, axis1, axis2), rng.standard_normal(shape))
+
+
+def test_forward_dual_scalars_and_methods():
+    x = rng.standard_normal((3, 4))
+
+    def f(x):
+        t = x[0, 1] * x[2, 2]                   # a dual scalar
+        s = np.sum(t) + np.prod(t) + np.max(t) + np.min(t) + np.mean(t) + np.cumsum(t)[0]
+        return (s * np.sum(x, axis=0) + x.mean(axis=1)[1] + x.prod(axis=1)[2] + x.max()
+                + x.min(axis=0) + x[:, :3].trace() + x.sum(0, keepdims=True)[0])
+
+    check_forward(f, x)
+
+
+def test_forward_out_argument():
+    x = rng.standard_normal((3, 4))
+
+    def f(x, y, z):
+        np.sum(x * x, axis=0, out=y)
+        np.max(x, axis=1, out=z[:3])
+        np.cumsum(x[0], out=z[1:])
+        np.trace(x, out=z[0, ...])
+        return y * np.mean(z)
+
+    check_forward(f, x, np.zeros(4), np.ones(5))
+    check_forward(f, x, Const(np.zeros(4)), Const(np.ones(5)))
+
+    def inactive_into_active(x, c, y):
+        np.sum(c, axis=0, out=y)        # an inactive result zeroes y's tangent
+        return x * y
+
+    check_forward(inactive_into_active, x, Const(np.ones((2, 4))), np.zeros(4))
+    t = autodiff(inactive_into_active, Const(x), Const(np.ones((2, 4))),
+                 Duplicated(np.zeros(4), np.ones(4)), mode=Forward)
+    assert t.tolist() == [[0.0] * 4] * 3
+
+    def plain_out(x):
+        np.sum(x, axis=0, out=np.zeros(4))
+
+    with pytest.raises(TypeError, match=r"out=<plain ndarray>"):
+        autodiff(plain_out, Duplicated(x, np.ones_like(x)), mode=Forward)
+    with pytest.raises(ValueError, match="out has shape"):
+        autodiff(lambda x, y: np.sum(x, axis=0, out=y), Duplicated(x, np.ones_like(x)),
+                 Duplicated(np.zeros(3), np.zeros(3)), mode=Forward)
+
+
+def test_forward_ufunc_methods():
+    x = 0.5 + rng.random((3, 4))
+
+    def f(x):
+        y = np.add.reduce(x * x) * np.multiply.reduce(x, axis=0)
+        s = np.add.reduce(x, axis=None) + np.maximum.reduce(x, axis=1, keepdims=True)[1, 0]
+        s = s + np.minimum.reduce(x, axis=(0, 1)) + np.add.accumulate(x, axis=1)[2, 3]
+        return s + y * np.add.accumulate(x)[-1]
+
+    check_forward(f, x)
+    a, b = rng.standard_normal(3), rng.standard_normal((2, 2))
+
+    def g(a, b):
+        return (np.multiply.outer(a, b) - np.add.outer(a, b) ** 2 + np.subtract.outer(a, b)
+                + np.multiply.outer(a[0], b))
+
+    check_forward(g, a, b)
+    check_forward(g, Const(a), b)
+    check_forward(g, a, Const(b))
+
+
+def test_forward_unsupported_ufunc_methods_name_themselves():
+    x = Duplicated(np.ones(4), np.ones(4))
+    with pytest.raises(NotImplementedError, match=r"np\.subtract\.reduce"):
+        autodiff(lambda x: np.subtract.reduce(x), x, mode=Forward)
+    with pytest.raises(NotImplementedError, match=r"np\.multiply\.accumulate"):
+        autodiff(lambda x: np.multiply.accumulate(x), x, mode=Forward)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda x: np.sum(x, dtype=int), TypeError, r"np\.sum.*dtype"),
+    (lambda x: np.mean(x, dtype=np.float32), TypeError, r"np\.mean.*dtype"),
+    (lambda x: np.cumsum(x, dtype=int), TypeError, r"np\.cumsum.*dtype"),
+    (lambda x: np.sum(x, initial=1.0), NotImplementedError, r"np\.sum.*initial"),
+    (lambda x: np.max(x, initial=0.0), NotImplementedError, r"np\.max.*initial"),
+    (lambda x: np.prod(x, where=np.array([True, False, True])), NotImplementedError,
+     r"np\.prod.*where"),
+    (lambda x: np.add.reduce(x, initial=2.0), NotImplementedError, r"np\.add\.reduce.*initial"),
+    (lambda x: np.maximum.reduce(x, dtype=int), TypeError, r"np\.maximum\.reduce.*dtype"),
+])
+def test_forward_unsupported_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        autodiff(call, Duplicated(np.ones(3), np.ones(3)), mode=Forward)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, Const, Duplicated, autodiff
-from shadowad.testing import check_rule, check_gradient
+from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward, autodiff
+from shadowad.testing import check_dot_product, check_rule, check_gradient, same_bits
 
 rng = np.random.default_rng(7)
 X = rng.standard_normal((3, 4))
@@ -553,3 +553,195 @@ def test_many_dimensions():
         v = np.transpose(x, (4, 2, 0, 1, 3))[::2, :, ::2, :, ::2]
         out[...] = np.copy(v) * v
     check_all(f, dup(y), dup(np.zeros((2, 3, 2, 3, 2))))
+
+
+# --------------------------------------------------------------------------
+# forward mode: tangents against finite differences and against reverse mode
+# (the dot-product test), lanes against one-lane calls
+
+def check_forward(fn, x=X):
+    """Forward mode of r = fn(x): the tangent equals central differences, passes
+    the dot-product test against reverse mode, and three lanes (BatchDuplicated)
+    give bit for bit three one-lane tangents."""
+    def tangent(d):
+        return autodiff(fn, Duplicated(x.copy(order="K"), d.copy()), mode=Forward)
+
+    def at(step):  # x's layout kept: ravel("K") reads in memory order
+        v = x.copy(order="K")
+        v += step
+        return np.asarray(fn(v))
+    dx = rng.standard_normal(x.shape)
+    h = 1e-6
+    want = (at(h * dx) - at(-h * dx)) / (2 * h)
+    np.testing.assert_allclose(tangent(dx), want, rtol=1e-6, atol=1e-8)
+    check_dot_product(into_out(fn), Duplicated(x.copy(order="K"), np.zeros_like(x)),
+                      dup(np.zeros(want.shape)))
+    lanes = tuple(rng.standard_normal(x.shape) for _ in range(3))
+    got = autodiff(fn, BatchDuplicated(x.copy(order="K"), tuple(d.copy() for d in lanes)),
+                   mode=Forward)
+    assert type(got) is tuple and len(got) == 3
+    for g, d in zip(got, lanes):
+        assert same_bits(g, tangent(d))
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_view_forward(name):
+    check_forward(VIEWS[name])
+
+
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_zero_size_and_scalar_inputs_forward(name):
+    check_forward(EDGES[name])
+
+
+def _written_like(make):
+    """A *_like buffer written with active values after its creation."""
+    def fn(x):
+        z = make(x)
+        z[1] = x[0] * x[2]
+        z[2, 1:] = x[1, :3] * 3.0
+        return z * z
+    return fn
+
+
+def _empty_filled(x):
+    z = np.empty_like(x)
+    z[...] = 0.5        # an inactive write: z stays constant
+    return z
+
+
+MASK = X > 0
+FORWARD = {
+    "copy": lambda x: np.copy(x.T) * x.T,
+    "copy_method": lambda x: x[::-1].copy() * 2.0,
+    "copy_scalar": lambda x: np.copy(x[0, 0] * x[1, 1]),
+    "copy_F": lambda x: np.copy(x.T, order="F").reshape(-1),
+    "zeros_like": _written_like(np.zeros_like),
+    "ones_like": _written_like(np.ones_like),
+    "empty_like": _written_like(_empty_filled),
+    "full_like": _written_like(lambda x: np.full_like(x, 2.5)),
+    "full_like_traced": lambda x: np.full_like(x, x[0, 0] * x[0, 1]) + np.full_like(x, x[2]),
+    "zeros_like_of_scalar": lambda x: np.zeros_like(x[0, 0] * 1.0) + x[1, 1],
+    "concatenate_0": lambda x: np.concatenate([x, x[:2] * x[:2], np.ones((2, 4)), x]),
+    "concatenate_1": lambda x: np.concatenate([x, x[:, :1], np.ones((3, 2))], axis=1),
+    "concatenate_minus1": lambda x: np.concatenate([x.T, x[:1].T * 3.0], axis=-1),
+    "concatenate_None": lambda x: np.concatenate([x, x[:2] * x[:2], np.ones(5)], axis=None),
+    "hstack": lambda x: np.hstack([x, x[:, :1] * 2.0]),
+    "hstack_scalars": lambda x: np.hstack([x[0], x[1, 0] * x[2, 1], 2.0, x[2]]),
+    "vstack": lambda x: np.vstack([x, x[0] * 2.0, np.ones(4)]),
+    "vstack_scalars": lambda x: np.vstack([x[0, 0], x[1, 1], 1.0]),
+    "stack_0": lambda x: np.stack([x, x * x, np.ones((3, 4))]),
+    "stack_1": lambda x: np.stack([x, x * x], axis=1),
+    "stack_minus1": lambda x: np.stack([x.T, np.ones((4, 3))], axis=-1),
+    "stack_scalars": lambda x: np.stack([x[0, 0] * x[0, 1], x[1, 2], 5.0, x[0, 0]]),
+    "stack_0d_arrays": lambda x: np.stack([np.copy(x[0, 0]), x[1, 1] * 2.0]),
+    "where": lambda x: np.where(MASK, x * x, 3.0),
+    "where_broadcast": lambda x: np.where(x > 0.2, x[0], x[:, 1:2]),
+    "where_list_mask": lambda x: np.where([True, False, False, True], x, x[2, 2]),
+    "where_const_x": lambda x: np.where(MASK, 1.0, -x),
+    "where_scalars": lambda x: np.where(x > 0, x[0, 0] * 2.0, x[1, 1]),
+    "where_scalar_cond": lambda x: np.stack([np.where(x[0, 0] > 0, x[0, 1], x[1, 1])]),
+    "clip": lambda x: np.clip(x, -0.5, 0.5),
+    "clip_traced_bounds": lambda x: np.clip(x, x[0, 0], x[1:2] + 0.5),
+    "clip_upper_only": lambda x: x.clip(None, 0.2),
+    "clip_lower_only": lambda x: np.clip(x, a_min=-0.3, a_max=None),
+    "clip_crossed": lambda x: np.clip(x, 0.5, -0.5),
+    "clip_scalars": lambda x: np.stack([np.clip(x[0, 0], 0.0, 1.0),
+                                        np.clip(x[0, 1], x[1, 1], 9.0)]),
+    "atleast": lambda x: np.concatenate([np.atleast_1d(x[0, 0], x[1], 3.0)[0],
+                                         np.atleast_2d(x[2], x)[1].ravel()]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORWARD))
+def test_copies_and_combinations_forward(name):
+    check_forward(FORWARD[name])
+
+
+def _out_programs():
+    """Results written through out= into fresh, Const-like (zeros_like) memory
+    and in place."""
+    def concat(x):
+        out = np.zeros_like(x[:, :3], shape=(3, 5))
+        np.concatenate([x, x[:, :1] * 2.0], axis=1, out=out)
+        return out
+
+    def stack(x):
+        out = np.zeros_like(x, shape=(2, 3, 4))
+        np.stack([x, x * x], out=out)
+        return out
+
+    def clip_in_place(x):
+        y = x * 1.0
+        np.clip(y, -0.5, x[0, 0], out=y)
+        return y * y
+    return {"concat": concat, "stack": stack, "clip_in_place": clip_in_place}
+
+
+@pytest.mark.parametrize("name", sorted(_out_programs()))
+def test_out_forward(name):
+    check_forward(_out_programs()[name])
+
+
+def test_fortran_order_argument_forward():
+    x = np.asfortranarray(X)
+    for fn in (lambda x: x.reshape(-1) * x.T.reshape(-1), lambda x: np.ravel(x, "K"),
+               lambda x: np.ravel(x, "F"), lambda x: np.reshape(x, (2, 6), order="F")):
+        check_forward(fn, x)
+
+
+def test_forward_views_share_tangent_memory():
+    """A write through a view of the argument reaches the base's tangent, and
+    forward read-only views stay read-only."""
+    x, y = X.copy(), X + 1.0
+    dx, dy = rng.standard_normal((3, 4)), np.zeros((3, 4))
+    flags = {}
+
+    def f(x, y):
+        np.transpose(y)[0, 1:] = x[0, :2] * x[1, :2]
+        y.reshape(2, 6)[1, ::5] = x[2, 1:3]
+        flags["d"] = np.diagonal(x).p.flags.writeable
+        flags["b"] = np.broadcast_to(x, (2, 3, 4)).p.flags.writeable
+    autodiff(f, Duplicated(x, dx.copy()), Duplicated(y, dy), mode=Forward)
+    want = np.zeros((3, 4))
+    want[1:, 0] = dx[0, :2] * X[1, :2] + X[0, :2] * dx[1, :2]
+    want[1, 2], want[2, 3] = dx[2, 1], dx[2, 2]
+    np.testing.assert_allclose(dy, want, rtol=1e-15)
+    assert flags == {"d": False, "b": False}
+    with pytest.raises(ValueError, match="read-only"):
+        autodiff(lambda y: np.diagonal(y).__setitem__(0, 1.0), Duplicated(X.copy(), dy),
+                 mode=Forward)
+
+
+def test_forward_rules_inside_fwddiff():
+    """copy, the *_like functions, where and clip are elementwise: fwddiff runs
+    them; concatenate is not."""
+    def g(a, b):
+        z = np.zeros_like(a)
+        z[...] = np.copy(a) * b
+        return np.where(a > b, z, np.clip(a, 0.6, 1.2) * np.ones_like(b))
+    a = np.array([0.5, 0.9, 1.4, 0.7, 1.1])
+    b = np.array([0.8, 0.5, 1.0, 0.9, 1.3])
+    want = sad.gradient(lambda a, b: np.sum(g(a, b)), a, b)
+    got = sad.gradient(lambda a, b: np.sum(sad.fwddiff(g)(a, b)), a, b)
+    for w, v in zip(want, got):
+        np.testing.assert_allclose(v, w, rtol=1e-14)
+    bad = sad.fwddiff(lambda a, b: np.concatenate([a, b]))
+    with pytest.raises(TypeError, match="not elementwise"):
+        sad.gradient(lambda a, b: np.sum(bad(a, b)), a, b)
+
+
+def test_reshape_forward_errors_and_shadow_layouts():
+    """copy=False that numpy cannot honour is refused; a shadow laid out unlike
+    its primal is fine in forward mode (its lanes are copied in the primal's
+    layout), where reverse mode refuses it."""
+    with pytest.raises(ValueError, match="copy"):
+        autodiff(lambda x: np.reshape(x.T, (12,), copy=False), dup(X), mode=Forward)
+    y, dy = X.copy(), np.asfortranarray(rng.standard_normal((3, 4)))
+    want = dy.ravel().copy()
+    want[0] = 2.0
+
+    def f(x, y):
+        y.reshape(12)[0] = x[0, 0] * 2.0
+    autodiff(f, Duplicated(X.copy(), np.ones((3, 4))), Duplicated(y, dy), mode=Forward)
+    assert same_bits(dy.ravel(), want)

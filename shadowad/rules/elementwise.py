@@ -252,7 +252,8 @@ def _forward_operand(a, lanes):
     if t is dual.FArray:
         return a.p, shadow_of(a)
     if t is dual.FScalar:
-        return np.array(a.v), np.broadcast_to(np.asarray(a.d, dtype=F64), (lanes,))
+        d = a.d
+        return np.array(a.v), (np.full(lanes, d) if type(d) is float else d)
     if t is float or t is int or isinstance(a, (np.floating, np.integer, bool, np.bool_)):
         return a, None
     if t is TArray or t is TScalar:

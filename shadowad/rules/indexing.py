@@ -264,6 +264,8 @@ def forward_setindex(a, idx, value):
         a[idx] = value
         return
     dual.writable(a)
+    if idx is not Ellipsis:  # a[...] = v writes every element: still elementwise
+        registry.check_elementwise("indexing")
     idx = _plain_index(idx)
     ctx = a.buf.tape
     p = a.p

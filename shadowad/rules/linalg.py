@@ -173,6 +173,7 @@ def vdot(a, b):
 
 
 def _flat_lanes(t):
+    """Tangent lanes of a flattened operand (vdot flattens both)."""
     return None if t is None else t.reshape(t.shape[0], -1)
 
 

@@ -60,7 +60,7 @@ def operand(a, tape):
 def forward_context(inputs, out=None):
     """The Context of a forward-mode call: its dual arrays', else the running
     one (dual scalars do not know theirs)."""
-    ctx = _context_of(tuple(inputs), out)
+    ctx = _context_of(inputs, out)
     return ctx if ctx is not None else current_tape()
 
 

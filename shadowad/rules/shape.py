@@ -10,27 +10,53 @@
   promotes them, so ``out = np.zeros_like(x); out[i] = t`` keeps the gradient.
 * Combinations (concatenate, stack, where, clip) are Python records whose
   pullbacks read their primal inputs from memory at sweep time.
+
+Each rule serves both modes (it dispatches on the types of its values).  In
+forward mode a view needs no tangent work: the tangent memory of a Buffer is
+laid out like the primal's bytes, so any view of the primal finds its tangent
+lanes by offset.  Copies and combinations compute the tangents of all lanes
+in one numpy call, along the leading lanes axis.
 """
 import numpy as np
 
+from .. import dual
 from .._c import lib
-from ..traced import (F64, Buffer, TArray, TScalar, _num, detach_error, is_traced,
-                      mixed_tapes_error, new_array, primal, shadow_of)
+from ..tape import current_tape
+from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, Buffer, TArray, TScalar, _num,
+                      detach_error, is_traced, mixed_tapes_error, new_array, primal,
+                      shadow_of)
+from . import registry
 from .elementwise import _KPAIR, _operand, _record
-from .indexing import accumulate, setindex
-from .registry import implements
+from .indexing import accumulate
+from .reductions import forward_result
+from .registry import implements, implements_jvp
 
 _NOVALUE = object()
 
 
+def _both_modes(*funcs, elementwise=False):
+    """Register one rule in both tables; ``elementwise`` ones may also run
+    inside sad.fwddiff."""
+    def register(impl):
+        implements(*funcs)(impl)
+        implements_jvp(*funcs)(impl)
+        if elementwise:
+            registry.ELEMENTWISE.update(funcs)
+        return impl
+    return register
+
+
 def _tape_of(items):
+    """The tape, or forward-mode Context, of the traced items."""
     tape = None
     for x in items:
         t = type(x)
-        if t is TArray:
+        if t is TArray or t is dual.FArray:
             tp = x.buf.tape
         elif t is TScalar:
             tp = x.tape
+        elif t is dual.FScalar:  # a dual scalar does not know its Context
+            tp = current_tape()
         else:
             continue
         if tape is None:
@@ -42,7 +68,36 @@ def _tape_of(items):
 
 def _is_active(x):
     t = type(x)
-    return t is TScalar or (t is TArray and shadow_of(x) is not None)
+    return t in SCALAR_TYPES or (t in ARRAY_TYPES and shadow_of(x) is not None)
+
+
+def _new(tape, z, active):
+    """A fresh traced array of the mode of ``tape``."""
+    if type(tape) is dual.Context:
+        return dual.new_array(tape, z, active)
+    return new_array(tape, z, active)
+
+
+def _lanes(x, shape, lanes):
+    """The tangent lanes of x reshaped to (lanes,) + shape (x's own shape with
+    axes added or split); zeros when x is inactive."""
+    t = type(x)
+    if t is dual.FScalar:
+        return np.broadcast_to(x.d, (lanes,)).reshape((lanes,) + shape)
+    s = shadow_of(x) if t is dual.FArray else None
+    if s is None:
+        return np.broadcast_to(0.0, (lanes,) + shape)
+    return s.reshape((lanes,) + shape)
+
+
+def _broadcast_lanes(ctx, z, *xs):
+    """The tangent lanes of each of xs, shaped to broadcast against
+    (lanes,) + z.shape (leading 1s added to x's shape, as numpy pads it)."""
+    out = []
+    for x in xs:
+        shape = np.shape(primal(x))
+        out.append(_lanes(x, (1,) * (z.ndim - len(shape)) + shape, ctx.lanes))
+    return out
 
 
 def _f64(z, name):
@@ -56,7 +111,7 @@ def _f64(z, name):
 
 
 def _scalarlike(v):
-    return type(v) is TScalar or _num(v) is not None
+    return type(v) in SCALAR_TYPES or _num(v) is not None
 
 
 def _check_dtype(name, dtype):
@@ -65,11 +120,12 @@ def _check_dtype(name, dtype):
 
 
 def _deliver(name, res, out):
-    """Return res, or copy it into ``out`` (a recorded write) and return out."""
+    """Return res, or copy it into ``out`` (a recorded write, or in forward
+    mode a write of the tangent lanes too) and return out."""
     if out is None:
         return res
-    if type(out) is TArray:
-        setindex(out, Ellipsis, res)
+    if type(out) in ARRAY_TYPES:
+        out[...] = res
         return out
     if is_traced(res):
         raise detach_error(f"{name}(..., out=<plain ndarray>)")
@@ -89,26 +145,32 @@ def _fresh(tape, like, order="C"):
 
 
 def _copy(a, order="C"):
-    """A differentiable copy of TArray or TScalar ``a``: one C COPY record."""
-    if type(a) is TScalar:
+    """A differentiable copy of traced ``a`` (a scalar gives a 0-d array): one
+    C COPY record, or in forward mode a copy of the tangent lanes."""
+    t = type(a)
+    if t is TScalar:
         tape = a.tape
         res = _fresh(tape, np.empty(()))
         _record(tape, lib.SAD_COPY, [(_KPAIR, a.g, True, a.v)], res.p, res._s,
                 lib.SAD_F_PRIMAL)
         return res
+    if t is dual.FScalar:
+        ctx = current_tape()
+        return forward_result(ctx, np.array(a.v), np.broadcast_to(a.d, (ctx.lanes,)))
     tape = a.buf.tape
-    if shadow_of(a) is None:  # constant now: a plain copy
+    s = shadow_of(a)
+    if s is None or t is dual.FArray:  # constant now, or forward mode: numpy copies
         z = np.empty_like(a.p, order=order)
         z[...] = a.p
-        return new_array(tape, z, False)
+        return _new(tape, z, False) if s is None else forward_result(tape, z, s)
     res = _fresh(tape, a.p, order)
     _record(tape, lib.SAD_COPY, [_operand(a, tape)], res.p, res._s, lib.SAD_F_PRIMAL)
     return res
 
 
-@implements(np.copy)
+@_both_modes(np.copy, elementwise=True)
 def copy(a, order="K", subok=False):
-    if type(a) is not TArray and type(a) is not TScalar:
+    if not is_traced(a):
         return np.copy(a, order=order)
     return _copy(a, order)
 
@@ -123,7 +185,7 @@ def _like(name, a, fill, dtype, order, shape, kwargs):
         return np.full_like(p, fill, dtype=dtype, order=order, shape=shape, **kwargs)
     z = np.empty_like(p, dtype=F64, order=order, shape=shape, **kwargs)
     tape = _tape_of([a, fill])
-    res = new_array(tape, z, False)
+    res = _new(tape, z, False)
     if is_traced(fill):
         res[...] = fill  # promotes the new buffer: its values carry a derivative
     elif fill is not None:
@@ -131,22 +193,22 @@ def _like(name, a, fill, dtype, order, shape, kwargs):
     return res
 
 
-@implements(np.zeros_like)
+@_both_modes(np.zeros_like, elementwise=True)
 def zeros_like(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.zeros_like", a, 0.0, dtype, order, shape, kwargs)
 
 
-@implements(np.ones_like)
+@_both_modes(np.ones_like, elementwise=True)
 def ones_like(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.ones_like", a, 1.0, dtype, order, shape, kwargs)
 
 
-@implements(np.empty_like)
+@_both_modes(np.empty_like, elementwise=True)
 def empty_like(prototype, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.empty_like", prototype, None, dtype, order, shape, kwargs)
 
 
-@implements(np.full_like)
+@_both_modes(np.full_like, elementwise=True)
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.full_like", a, fill_value, dtype, order, shape, kwargs)
 
@@ -154,9 +216,9 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kw
 # --------------------------------------------------------------------------
 # views
 
-def _as_tarray(a):
+def _as_array(a):
     """A traced scalar becomes a 0-d array (a copy); arrays pass through."""
-    return _copy(a) if type(a) is TScalar else a
+    return _copy(a) if type(a) in SCALAR_TYPES else a
 
 
 def _writable(v):
@@ -167,26 +229,33 @@ def _writable(v):
     return v
 
 
+def _view(a, fn, readonly=False):
+    """The view fn(a) of traced array ``a``, sharing its Buffer.  In forward
+    mode the tangent view is found by offset when first needed."""
+    p = fn(a.p)
+    if type(a) is dual.FArray:
+        return dual.FArray(p, None, a.buf)
+    s = shadow_of(a)
+    if s is not None:
+        s = fn(s)
+        if readonly:
+            s = _writable(s)
+    return TArray(p, s, a.buf)
+
+
 def _view_rule(fn, readonly=False):
     def rule(a, *args, **kwargs):
-        if type(a) is not TArray and type(a) is not TScalar:
+        if not is_traced(a):
             return fn(a, *args, **kwargs)
-        a = _as_tarray(a)
-        p = fn(a.p, *args, **kwargs)
-        s = shadow_of(a)
-        if s is not None:
-            s = fn(s, *args, **kwargs)
-            if readonly:
-                s = _writable(s)
-        return TArray(p, s, a.buf)
+        return _view(_as_array(a), lambda v: fn(v, *args, **kwargs), readonly)
     rule.__name__ = fn.__name__
     return rule
 
 
 for _fn in (np.transpose, np.swapaxes, np.moveaxis, np.squeeze, np.expand_dims, np.flip):
-    implements(_fn)(_view_rule(_fn))
-implements(np.diagonal)(_view_rule(np.diagonal, readonly=True))
-implements(np.broadcast_to)(_view_rule(np.broadcast_to, readonly=True))
+    _both_modes(_fn)(_view_rule(_fn))
+_both_modes(np.diagonal)(_view_rule(np.diagonal, readonly=True))
+_both_modes(np.broadcast_to)(_view_rule(np.broadcast_to, readonly=True))
 
 
 def _shares(v, base):
@@ -196,13 +265,14 @@ def _shares(v, base):
 def _reshaped(name, a, fn, order, copy=None):
     """fn(a) for a reshape-like fn reading in ``order``: a view of primal and
     shadow when numpy views the primal, else fn of a differentiable copy made
-    in that order (which fn views)."""
+    in that order (which fn views).  In forward mode the copy's tangent lanes
+    are laid out like its primal, so fn views them alike too."""
     if not copy:
         p = fn(a.p)
         if _shares(p, a.p):
             s = shadow_of(a)
-            if s is None:
-                return TArray(p, None, a.buf)
+            if s is None or type(a) is dual.FArray:
+                return type(a)(p, None, a.buf)
             sv = fn(s)
             if not _shares(sv, s):
                 raise ValueError(f"shadowad: {name} of {a.buf.label} views its primal but "
@@ -211,49 +281,45 @@ def _reshaped(name, a, fn, order, copy=None):
             return TArray(p, sv, a.buf)
         if copy is False:
             raise ValueError("Unable to avoid creating a copy while reshaping.")
-    c = _copy(a, order)
-    return TArray(fn(c.p), None if c._s is None else fn(c._s), c.buf)
+    return _view(_copy(a, order), fn)
 
 
-@implements(np.reshape)
+@_both_modes(np.reshape)
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     if shape is None:
         shape = newshape
-    if type(a) is not TArray and type(a) is not TScalar:
+    if not is_traced(a):
         return np.reshape(a, shape, order=order, copy=copy)
-    return _reshaped("np.reshape", _as_tarray(a),
+    return _reshaped("np.reshape", _as_array(a),
                      lambda v: np.reshape(v, shape, order=order), order, copy)
 
 
-@implements(np.ravel)
+@_both_modes(np.ravel)
 def ravel(a, order="C"):
-    if type(a) is not TArray and type(a) is not TScalar:
+    if not is_traced(a):
         return np.ravel(a, order=order)
-    return _reshaped("np.ravel", _as_tarray(a), lambda v: np.ravel(v, order), order)
+    return _reshaped("np.ravel", _as_array(a), lambda v: np.ravel(v, order), order)
 
 
 def _atleast(fn, arys):
     res = []
     for a in arys:
-        if type(a) is TScalar:
-            a = _copy(a)
-        if type(a) is TArray:
-            p = fn(a.p)
-            if p is not a.p:
-                s = shadow_of(a)
-                a = TArray(p, None if s is None else fn(s), a.buf)
+        if is_traced(a):
+            a = _as_array(a)
+            if fn(a.p) is not a.p:
+                a = _view(a, fn)
             res.append(a)
         else:
             res.append(fn(a))
     return res[0] if len(res) == 1 else tuple(res)
 
 
-@implements(np.atleast_1d)
+@_both_modes(np.atleast_1d)
 def atleast_1d(*arys):
     return _atleast(np.atleast_1d, arys)
 
 
-@implements(np.atleast_2d)
+@_both_modes(np.atleast_2d)
 def atleast_2d(*arys):
     return _atleast(np.atleast_2d, arys)
 
@@ -270,10 +336,12 @@ def _join(name, items, shapes, axis, out, dtype):
     z = _f64(np.concatenate(prims, axis=axis), name)
     active = {k for k, x in enumerate(items) if _is_active(x)}
     if not active:
-        return _deliver(name, new_array(tape, z, False), out)
+        return _deliver(name, _new(tape, z, False), out)
+    ax = axis % z.ndim
+    if type(tape) is dual.Context:
+        return _deliver(name, _join_lanes(tape, z, np.concatenate, items, shapes, ax), out)
     res = new_array(tape, z, True)
     zs = res._s
-    ax = axis % z.ndim
     pieces, off = [], 0
     for k, sh in enumerate(shapes):
         n = sh[ax]
@@ -290,13 +358,22 @@ def _join(name, items, shapes, axis, out, dtype):
     return _deliver(name, res, out)
 
 
+def _join_lanes(ctx, z, join, items, shapes, ax):
+    """Forward mode: the tangent lanes of z = join(items) (np.concatenate or
+    np.stack of the items reshaped to ``shapes`` along ax) are the same join of
+    the items' lanes along ax + 1."""
+    res = dual.new_array(ctx, z, True)
+    join([_lanes(x, sh, ctx.lanes) for x, sh in zip(items, shapes)], axis=ax + 1, out=res._s)
+    return res
+
+
 def _items(name, arrays):
-    if isinstance(arrays, (TArray, TScalar, np.ndarray)):
+    if is_traced(arrays) or isinstance(arrays, np.ndarray):
         raise TypeError(f"shadowad: {name} takes a sequence of arrays")
     return list(arrays)
 
 
-@implements(np.concatenate)
+@_both_modes(np.concatenate)
 def concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     items = _items("np.concatenate", arrays)
     if axis is None:
@@ -308,7 +385,7 @@ def concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     return _join("np.concatenate", items, shapes, axis, out, dtype)
 
 
-@implements(np.hstack)
+@_both_modes(np.hstack)
 def hstack(tup, *, dtype=None, casting="same_kind"):
     items = _items("np.hstack", tup)
     shapes = [np.atleast_1d(primal(x)).shape for x in items]
@@ -316,7 +393,7 @@ def hstack(tup, *, dtype=None, casting="same_kind"):
     return _join("np.hstack", items, shapes, axis, None, dtype)
 
 
-@implements(np.vstack)
+@_both_modes(np.vstack)
 def vstack(tup, *, dtype=None, casting="same_kind"):
     items = _items("np.vstack", tup)
     shapes = [np.atleast_2d(primal(x)).shape for x in items]
@@ -355,7 +432,7 @@ def _stack_scalars(items):
     return res
 
 
-@implements(np.stack)
+@_both_modes(np.stack)
 def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     """np.stack, also the way to build an array from traced scalars."""
     name = "np.stack"
@@ -369,10 +446,13 @@ def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     z = _f64(np.stack([primal(x) for x in items], axis=axis), name)
     active = [k for k, x in enumerate(items) if _is_active(x)]
     if not active:
-        return _deliver(name, new_array(tape, z, False), out)
+        return _deliver(name, _new(tape, z, False), out)
+    ax = axis % z.ndim
+    if type(tape) is dual.Context:
+        shapes = [np.shape(primal(x)) for x in items]
+        return _deliver(name, _join_lanes(tape, z, np.stack, items, shapes, ax), out)
     res = new_array(tape, z, True)
     zs = res._s
-    ax = axis % z.ndim
     pieces = [(items[k], (slice(None),) * ax + (k,)) for k in active]
 
     def pullback():
@@ -382,7 +462,7 @@ def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     return _deliver(name, res, out)
 
 
-@implements(np.where)
+@_both_modes(np.where, elementwise=True)
 def where(condition, x=_NOVALUE, y=_NOVALUE):
     if x is _NOVALUE and y is _NOVALUE:  # the indices of the true entries
         return np.nonzero(primal(condition))
@@ -395,7 +475,9 @@ def where(condition, x=_NOVALUE, y=_NOVALUE):
     z = _f64(np.where(c, primal(x), primal(y)), "np.where")
     xa, ya = _is_active(x), _is_active(y)
     if not (xa or ya):
-        return new_array(tape, z, False)
+        return _new(tape, z, False)
+    if type(tape) is dual.Context:
+        return forward_result(tape, z, np.where(c, *_broadcast_lanes(tape, z, x, y)))
     res = new_array(tape, z, True)
     zs = res._s
     mask = np.array(c, dtype=bool)  # a copy: the caller may reuse its mask array
@@ -432,7 +514,7 @@ def _clip_scalar(a, lo, hi):
     return float(a) if not is_traced(a) else a
 
 
-@implements(np.clip)
+@_both_modes(np.clip, elementwise=True)
 def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVALUE,
          **kwargs):
     for k, v in kwargs.items():
@@ -453,7 +535,12 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
     z = _f64(np.clip(primal(a), primal(lo), primal(hi)), "np.clip")
     act = [(v, r) for v, r in ((a, 0), (lo, 1), (hi, 2)) if v is not None and _is_active(v)]
     if not act:
-        return _deliver("np.clip", new_array(tape, z, False), out)
+        return _deliver("np.clip", _new(tape, z, False), out)
+    if type(tape) is dual.Context:
+        from_lo, from_hi = _clip_sources(primal(a), primal(lo), primal(hi))
+        da, dlo, dhi = _broadcast_lanes(tape, z, a, lo, hi)
+        dz = np.where(from_hi, dhi, np.where(from_lo, dlo, da))
+        return _deliver("np.clip", forward_result(tape, z, dz), out)
     res = new_array(tape, z, True)
     zs = res._s
 
