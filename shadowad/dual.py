@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ._c import lib
-from .traced import (ARRAY_TYPES, SCALAR_TYPES, F64, ArrayOps, Buffer, ScalarOps, _num,
+from .traced import (ARRAY_TYPES, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _num,
                      _safe, check_writable, promote, shadow_of)
 
 # Entry points into the forward rules, bound by shadowad.rules.

@@ -9,7 +9,7 @@ their output tangents.
 import numpy as np
 
 from . import activity as act
-from .dual import Context, FArray, FScalar, new_array
+from .dual import Context, FArray, FScalar
 from .tape import _current
 from .traced import Buffer, shadow_of
 from .vector import Vector
@@ -106,14 +106,15 @@ def _shared_consts(annotated, ctx):
     return shared
 
 
-def _tangent(res, lanes):
-    """(tangent, primal) of f's result; tuples and lists element by element."""
+def _tangent(res, lanes, batched):
+    """(tangent, primal) of f's result; tuples and lists element by element.
+    A batch call gives a tuple of ``lanes`` tangents, even of one lane."""
     t = type(res)
     if res is None:
         return None, None
     if t is FScalar:
         d = res.d
-        if lanes == 1:
+        if not batched:
             return float(d), res.v
         return tuple(float(x) for x in np.broadcast_to(d, (lanes,))), res.v
     if t is FArray:
@@ -121,17 +122,17 @@ def _tangent(res, lanes):
         p = res.p.copy()
         if tan is None:
             tan = np.zeros((lanes,) + p.shape)
-        if lanes == 1:
+        if not batched:
             return tan[0].copy(), p
         return tuple(tan[lane].copy() for lane in range(lanes)), p
     if t is tuple or t is list:
-        pairs = [_tangent(r, lanes) for r in res]
+        pairs = [_tangent(r, lanes, batched) for r in res]
         return t(a for a, _ in pairs), t(b for _, b in pairs)
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
-        return (0.0 if lanes == 1 else (0.0,) * lanes), float(res)
+        return ((0.0,) * lanes if batched else 0.0), float(res)
     if isinstance(res, np.ndarray) and res.dtype.kind in "iuf":
         z = np.zeros(res.shape)
-        return (z if lanes == 1 else tuple(z.copy() for _ in range(lanes))), res.copy()
+        return (tuple(z.copy() for _ in range(lanes)) if batched else z), res.copy()
     from .dual import DualVector
     if t is DualVector:
         raise TypeError("f returned a traced Vector; return v[:] (an array) instead")
@@ -150,7 +151,8 @@ def forward(f, annotated, with_primal, restore):
     token = _current.set(ctx)
     try:
         res = f(*traced)
-        tangent, value = _tangent(res, lanes)
+        batched = any(type(a) is act.BatchDuplicated for a in annotated)
+        tangent, value = _tangent(res, lanes, batched)
     except BaseException:
         ctx.restore()
         raise

@@ -54,8 +54,6 @@ def jacobian_forward(f, x, consts):
         ann = act.BatchDuplicated(x.copy(), tuple(s.reshape(x.shape) for s in seeds))
         tangents, value = forward(f, [ann] + consts, True, True)
         shape = _output_shape(value, "forward")
-        if k == 1 and not isinstance(tangents, tuple):  # one lane: forward gives it bare
-            tangents = (tangents,)
         if cols is None:
             cols = np.zeros((int(np.prod(shape)), n))
         for lane, t in enumerate(tangents):

@@ -14,6 +14,9 @@ work on copies (the caller's arrays are not touched), and raise
   for bit and shadows are untouched.
 * ``check_dot_product`` -- forward and reverse mode are transposes of each
   other: <J xdot, ybar> == <xdot, J^T ybar> for random xdot and ybar.
+* ``check_forward`` -- forward mode against central finite differences (the
+  result's tangent and the output tangents of mutated arrays), the dot-product
+  test, and k batch lanes against k one-lane calls.
 * ``check_rule`` -- the checks every primitive gets: gradient, restore,
   accumulate-once and the dot-product test.
 """
@@ -25,7 +28,7 @@ from .vector import Vector
 
 __all__ = ["finite_differences", "check_gradient", "check_restore",
            "check_accumulate_once", "check_failure_atomic", "check_dot_product",
-           "check_rule", "same_bits"]
+           "check_forward", "check_rule", "same_bits"]
 
 
 def _copy(v):
@@ -308,6 +311,72 @@ def check_dot_product(f, *args, seed=2, rtol=1e-12):
                              f"<xdot, J^T ybar> = {rhs!r} (difference {abs(lhs - rhs):.3g}, "
                              f"scale {scale:.3g})")
     return lhs, rhs
+
+
+def check_forward(f, *args, rtol=1e-6, atol=1e-8, eps=1e-6, lanes=3, seed=3):
+    """Forward mode of ``f(*args)``, which may mutate its arrays and return a
+    scalar, an array or None.  Bare floats and arrays are differentiated
+    (``Const(v)`` marks a constant).  Checks that the result's tangent and the
+    output tangents left in the shadows equal central differences of the result
+    and of the final arrays; the dot-product test against reverse mode; and
+    that ``lanes`` BatchDuplicated lanes give the tangents of one-lane calls."""
+    rng = np.random.default_rng(seed)
+    vals = [a.val if type(a) is act.Const else a for a in args]
+    live = [k for k, a in enumerate(args) if type(a) is not act.Const]
+    arrays = [k for k in live if isinstance(vals[k], np.ndarray)]
+
+    def direction():
+        return {k: rng.standard_normal(np.shape(vals[k])) if k in arrays
+                else float(rng.standard_normal()) for k in live}
+
+    def annotate(v, d):
+        v = _copy(v)
+        if d is None:
+            return act.Const(v)
+        if type(d) is tuple:  # one direction per lane
+            return act.BatchDuplicated(v, tuple(map(_copy, d)))
+        return act.Duplicated(v, _copy(d))
+
+    def forward(dirs):
+        """(result tangent, shadows of the array arguments) of one call."""
+        anns = [annotate(v, dirs.get(k)) for k, v in enumerate(vals)]
+        t = autodiff(f, *anns, mode=act.Forward)
+        return t, [anns[k].dvals if type(anns[k]) is act.BatchDuplicated else anns[k].dval
+                   for k in arrays]
+
+    def final(step, d):
+        """The result and the final arrays of a plain call at vals + step*d."""
+        vs = [_copy(v) for v in vals]
+        for k in live:
+            vs[k] += step * d[k]  # in place for arrays: their layout is kept
+        r = f(*vs)
+        return [np.asarray(0.0 if r is None else r, dtype=float)] + [vs[k] for k in arrays]
+
+    d = direction()
+    t, shadows = forward(d)
+    got = [np.asarray(0.0 if t is None else t, dtype=float)] + shadows
+    names = ["the result"] + [f"argument {k}" for k in arrays]
+    for name, g, a, b in zip(names, got, final(eps, d), final(-eps, d)):
+        want = (a - b) / (2 * eps)
+        if g.shape != want.shape or not np.allclose(g, want, rtol=rtol, atol=atol):
+            raise AssertionError(f"{name}: forward-mode tangent\n{g}\ndiffers from finite "
+                                 f"differences\n{want}")
+
+    ybar = rng.standard_normal(got[0].shape)
+    g = f if got[0].ndim == 0 else (lambda *a: np.sum(f(*a) * ybar))
+    check_dot_product(g, *[a if type(a) is act.Const else
+                           act.Active(a) if type(a) is float else act.Duplicated(a, np.zeros_like(a))
+                           for a in args])
+
+    per_lane = [direction() for _ in range(lanes)]
+    t, shadows = forward({k: tuple(lane[k] for lane in per_lane) for k in live})
+    for i, lane in enumerate(per_lane):
+        t1, shadows1 = forward(lane)
+        pairs = ([] if t is None else [(t[i], t1)]) + [(s[i], s1) for s, s1 in zip(shadows, shadows1)]
+        for a, b in pairs:
+            if not np.allclose(a, b, rtol=1e-12, atol=1e-14):
+                raise AssertionError(f"lane {i} of a batch of {lanes} differs from a one-lane "
+                                     f"call:\n{a}\n!=\n{b}")
 
 
 def check_rule(f, *args, **gradient_options):

@@ -8,7 +8,7 @@ import pytest
 import shadowad as sad
 from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, Reverse, autodiff,
                       autodiff_split)
-from shadowad.testing import (check_dot_product, check_rule, check_gradient, check_restore,
+from shadowad.testing import (check_forward, check_rule, check_gradient, check_restore,
                               same_bits)
 
 
@@ -399,66 +399,6 @@ def test_errors_outside_f(call, exc):
 
 # --------------------------------------------------------------------------
 # forward mode: the kernels on dual values
-
-def _copied(v):
-    return v.copy(order="K") if isinstance(v, np.ndarray) else v
-
-
-def check_forward(f, *args):
-    """Forward mode of f(*args), which may mutate its arrays (Const(v) marks a
-    constant; a float becomes a dual scalar): the result's tangent and the output
-    tangents left in the Duplicated shadows equal central differences of the
-    result and of the final arrays, the dot-product test against reverse mode
-    holds, and three lanes give bit for bit the tangents of three one-lane calls."""
-    vals = [a.val if type(a) is Const else a for a in args]
-    live = [k for k, a in enumerate(args) if type(a) is not Const]
-    arrays = [k for k in live if isinstance(vals[k], np.ndarray)]
-
-    def direction():
-        return {k: rng.standard_normal(np.shape(vals[k])) if k in arrays
-                else float(rng.standard_normal()) for k in live}
-
-    def annotate(v, d):
-        v = _copied(v)
-        if d is None:
-            return Const(v)
-        if type(d) is tuple:  # one direction per lane
-            return BatchDuplicated(v, tuple(map(_copied, d)))
-        return Duplicated(v, _copied(d))
-
-    def forward(dirs):
-        """(result tangent, shadows of the array arguments) of one call."""
-        anns = [annotate(v, dirs.get(k)) for k, v in enumerate(vals)]
-        t = autodiff(f, *anns, mode=Forward)
-        return t, [anns[k].dvals if type(anns[k]) is BatchDuplicated else anns[k].dval
-                   for k in arrays]
-
-    def final(step, d):
-        """The result and the final arrays of a plain call at vals + step*d."""
-        vs = [_copied(v) for v in vals]
-        for k in live:
-            vs[k] += step * d[k]  # in place for arrays: their layout is kept
-        r = f(*vs)
-        return [np.asarray(0.0 if r is None else r)] + [vs[k] for k in arrays]
-
-    d, h = direction(), 1e-6
-    t, shadows = forward(d)
-    got = [np.asarray(0.0 if t is None else t)] + shadows
-    for g, a, b in zip(got, final(h, d), final(-h, d)):
-        np.testing.assert_allclose(g, (a - b) / (2 * h), rtol=1e-6, atol=1e-8)
-
-    check_dot_product(f, *[a if type(a) is Const else Active(a) if type(a) is float else dup(a)
-                           for a in args])
-
-    lanes = [direction() for _ in range(3)]
-    t, shadows = forward({k: tuple(lane[k] for lane in lanes) for k in live})
-    for i, lane in enumerate(lanes):
-        t1, shadows1 = forward(lane)
-        if t is not None:
-            assert same_bits(t[i], t1)
-        for s, s1 in zip(shadows, shadows1):
-            assert same_bits(s[i], s1)
-
 
 @pytest.mark.parametrize("xk", list(X_KINDS))
 @pytest.mark.parametrize("ak", list(A_KINDS))

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, ForwardWithPrimal,
+from shadowad import (Active, Const, Duplicated, Forward, ForwardWithPrimal,
                       ReverseWithPrimal, autodiff)
-from shadowad.testing import (check_rule, same_bits)
+from shadowad.testing import check_forward, check_rule, same_bits
 
 rng = np.random.default_rng(42)
 
@@ -367,45 +367,6 @@ def test_bad_axis_raises_numpys_error_and_leaves_no_record():
 # --------------------------------------------------------------------------
 # forward mode: tangents against finite differences and against reverse mode
 # (the dot-product test), and lanes against single-lane calls
-
-def _tangent(f, xs, dxs):
-    """f's tangent in forward mode with one lane; dxs[k] None marks a constant."""
-    anns = [Const(x.copy()) if d is None else Duplicated(x.copy(), d.copy())
-            for x, d in zip(xs, dxs)]
-    return autodiff(f, *anns, mode=Forward)
-
-
-def check_forward(f, *args, rtol=1e-5, atol=1e-7):
-    """Forward mode of f at args (Const(x) marks a constant): the tangent J dx
-    equals central differences, <J dx, ybar> equals <dx, J^T ybar> from reverse
-    mode to 1e-12, and three lanes give the tangents of three single-lane calls."""
-    xs = [np.array(a.val if type(a) is Const else a, dtype=float) for a in args]
-    dxs = [None if type(a) is Const else rng.standard_normal(x.shape) for a, x in zip(args, xs)]
-    t = np.asarray(_tangent(f, xs, dxs))
-
-    def at(h):
-        return np.asarray(f(*[x.copy() if d is None else x + h * d for x, d in zip(xs, dxs)]))
-
-    eps = 1e-6
-    np.testing.assert_allclose(t, (at(eps) - at(-eps)) / (2 * eps), rtol=rtol, atol=atol)
-
-    ybar = rng.standard_normal(t.shape)
-    ybar = float(ybar) if ybar.ndim == 0 else ybar
-    bars = [None if d is None else np.zeros_like(x) for x, d in zip(xs, dxs)]
-    autodiff(lambda *a: np.sum(f(*a) * ybar),
-             *[Const(x.copy()) if b is None else Duplicated(x.copy(), b) for x, b in zip(xs, bars)])
-    terms = [t * ybar] + [-d * b for d, b in zip(dxs, bars) if d is not None]
-    assert abs(sum(np.sum(v) for v in terms)) <= 1e-12 * sum(np.sum(np.abs(v)) for v in terms)
-
-    lanes = [[None if d is None else rng.standard_normal(d.shape) for d in dxs] for _ in range(3)]
-    anns = [Const(x.copy()) if d is None else
-            BatchDuplicated(x.copy(), tuple(lane[k].copy() for lane in lanes))
-            for k, (x, d) in enumerate(zip(xs, dxs))]
-    got = autodiff(f, *anns, mode=Forward)
-    assert type(got) is tuple and len(got) == 3
-    for g, lane in zip(got, lanes):
-        np.testing.assert_allclose(g, _tangent(f, xs, lane), rtol=1e-12, atol=1e-14)
-
 
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("shape,axis", SHAPE_AXES)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward, autodiff
-from shadowad.testing import check_dot_product, check_rule, check_gradient, same_bits
+from shadowad import Active, Const, Duplicated, Forward, autodiff
+from shadowad import testing
+from shadowad.testing import check_rule, check_gradient, same_bits
 
 rng = np.random.default_rng(7)
 X = rng.standard_normal((3, 4))
@@ -560,28 +561,8 @@ def test_many_dimensions():
 # (the dot-product test), lanes against one-lane calls
 
 def check_forward(fn, x=X):
-    """Forward mode of r = fn(x): the tangent equals central differences, passes
-    the dot-product test against reverse mode, and three lanes (BatchDuplicated)
-    give bit for bit three one-lane tangents."""
-    def tangent(d):
-        return autodiff(fn, Duplicated(x.copy(order="K"), d.copy()), mode=Forward)
-
-    def at(step):  # x's layout kept: ravel("K") reads in memory order
-        v = x.copy(order="K")
-        v += step
-        return np.asarray(fn(v))
-    dx = rng.standard_normal(x.shape)
-    h = 1e-6
-    want = (at(h * dx) - at(-h * dx)) / (2 * h)
-    np.testing.assert_allclose(tangent(dx), want, rtol=1e-6, atol=1e-8)
-    check_dot_product(into_out(fn), Duplicated(x.copy(order="K"), np.zeros_like(x)),
-                      dup(np.zeros(want.shape)))
-    lanes = tuple(rng.standard_normal(x.shape) for _ in range(3))
-    got = autodiff(fn, BatchDuplicated(x.copy(order="K"), tuple(d.copy() for d in lanes)),
-                   mode=Forward)
-    assert type(got) is tuple and len(got) == 3
-    for g, d in zip(got, lanes):
-        assert same_bits(g, tangent(d))
+    """Forward mode of fn at x: finite differences, the dot-product test, lanes."""
+    testing.check_forward(fn, x)
 
 
 @pytest.mark.parametrize("name", sorted(VIEWS))

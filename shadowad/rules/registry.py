@@ -27,6 +27,18 @@ def implements_jvp(*funcs):
     return register
 
 
+def implements_both(*funcs, elementwise=False):
+    """Register one rule that serves both modes (it looks at its inputs'
+    types); ``elementwise`` ones may also run inside sad.fwddiff."""
+    def register(impl):
+        implements(*funcs)(impl)
+        implements_jvp(*funcs)(impl)
+        if elementwise:
+            ELEMENTWISE.update(funcs)
+        return impl
+    return register
+
+
 def _name(func):
     mod = getattr(func, "__module__", "") or ""
     mod = mod.replace("numpy._core.", "numpy.").replace("numpy.core.", "numpy.")

@@ -29,21 +29,9 @@ from . import registry
 from .elementwise import _KPAIR, _operand, _record
 from .indexing import accumulate
 from .reductions import forward_result
-from .registry import implements, implements_jvp
+from .registry import implements, implements_both, implements_jvp
 
 _NOVALUE = object()
-
-
-def _both_modes(*funcs, elementwise=False):
-    """Register one rule in both tables; ``elementwise`` ones may also run
-    inside sad.fwddiff."""
-    def register(impl):
-        implements(*funcs)(impl)
-        implements_jvp(*funcs)(impl)
-        if elementwise:
-            registry.ELEMENTWISE.update(funcs)
-        return impl
-    return register
 
 
 def _tape_of(items):
@@ -168,7 +156,7 @@ def _copy(a, order="C"):
     return res
 
 
-@_both_modes(np.copy, elementwise=True)
+@implements_both(np.copy, elementwise=True)
 def copy(a, order="K", subok=False):
     if not is_traced(a):
         return np.copy(a, order=order)
@@ -193,22 +181,22 @@ def _like(name, a, fill, dtype, order, shape, kwargs):
     return res
 
 
-@_both_modes(np.zeros_like, elementwise=True)
+@implements_both(np.zeros_like, elementwise=True)
 def zeros_like(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.zeros_like", a, 0.0, dtype, order, shape, kwargs)
 
 
-@_both_modes(np.ones_like, elementwise=True)
+@implements_both(np.ones_like, elementwise=True)
 def ones_like(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.ones_like", a, 1.0, dtype, order, shape, kwargs)
 
 
-@_both_modes(np.empty_like, elementwise=True)
+@implements_both(np.empty_like, elementwise=True)
 def empty_like(prototype, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.empty_like", prototype, None, dtype, order, shape, kwargs)
 
 
-@_both_modes(np.full_like, elementwise=True)
+@implements_both(np.full_like, elementwise=True)
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kwargs):
     return _like("np.full_like", a, fill_value, dtype, order, shape, kwargs)
 
@@ -253,9 +241,9 @@ def _view_rule(fn, readonly=False):
 
 
 for _fn in (np.transpose, np.swapaxes, np.moveaxis, np.squeeze, np.expand_dims, np.flip):
-    _both_modes(_fn)(_view_rule(_fn))
-_both_modes(np.diagonal)(_view_rule(np.diagonal, readonly=True))
-_both_modes(np.broadcast_to)(_view_rule(np.broadcast_to, readonly=True))
+    implements_both(_fn)(_view_rule(_fn))
+implements_both(np.diagonal)(_view_rule(np.diagonal, readonly=True))
+implements_both(np.broadcast_to)(_view_rule(np.broadcast_to, readonly=True))
 
 
 def _shares(v, base):
@@ -284,7 +272,7 @@ def _reshaped(name, a, fn, order, copy=None):
     return _view(_copy(a, order), fn)
 
 
-@_both_modes(np.reshape)
+@implements_both(np.reshape)
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     if shape is None:
         shape = newshape
@@ -294,7 +282,7 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
                      lambda v: np.reshape(v, shape, order=order), order, copy)
 
 
-@_both_modes(np.ravel)
+@implements_both(np.ravel)
 def ravel(a, order="C"):
     if not is_traced(a):
         return np.ravel(a, order=order)
@@ -314,12 +302,12 @@ def _atleast(fn, arys):
     return res[0] if len(res) == 1 else tuple(res)
 
 
-@_both_modes(np.atleast_1d)
+@implements_both(np.atleast_1d)
 def atleast_1d(*arys):
     return _atleast(np.atleast_1d, arys)
 
 
-@_both_modes(np.atleast_2d)
+@implements_both(np.atleast_2d)
 def atleast_2d(*arys):
     return _atleast(np.atleast_2d, arys)
 
@@ -373,7 +361,7 @@ def _items(name, arrays):
     return list(arrays)
 
 
-@_both_modes(np.concatenate)
+@implements_both(np.concatenate)
 def concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     items = _items("np.concatenate", arrays)
     if axis is None:
@@ -385,7 +373,7 @@ def concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     return _join("np.concatenate", items, shapes, axis, out, dtype)
 
 
-@_both_modes(np.hstack)
+@implements_both(np.hstack)
 def hstack(tup, *, dtype=None, casting="same_kind"):
     items = _items("np.hstack", tup)
     shapes = [np.atleast_1d(primal(x)).shape for x in items]
@@ -393,7 +381,7 @@ def hstack(tup, *, dtype=None, casting="same_kind"):
     return _join("np.hstack", items, shapes, axis, None, dtype)
 
 
-@_both_modes(np.vstack)
+@implements_both(np.vstack)
 def vstack(tup, *, dtype=None, casting="same_kind"):
     items = _items("np.vstack", tup)
     shapes = [np.atleast_2d(primal(x)).shape for x in items]
@@ -432,7 +420,7 @@ def _stack_scalars(items):
     return res
 
 
-@_both_modes(np.stack)
+@implements_both(np.stack)
 def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     """np.stack, also the way to build an array from traced scalars."""
     name = "np.stack"
@@ -462,7 +450,7 @@ def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     return _deliver(name, res, out)
 
 
-@_both_modes(np.where, elementwise=True)
+@implements_both(np.where, elementwise=True)
 def where(condition, x=_NOVALUE, y=_NOVALUE):
     if x is _NOVALUE and y is _NOVALUE:  # the indices of the true entries
         return np.nonzero(primal(condition))
@@ -514,7 +502,7 @@ def _clip_scalar(a, lo, hi):
     return float(a) if not is_traced(a) else a
 
 
-@_both_modes(np.clip, elementwise=True)
+@implements_both(np.clip, elementwise=True)
 def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVALUE,
          **kwargs):
     for k, v in kwargs.items():
