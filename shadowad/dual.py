@@ -203,20 +203,13 @@ def lane_values(d, lanes):
 class FArray(ArrayOps):
     """A float64 array with its tangent lanes, inside ``f`` in forward mode."""
 
-    __slots__ = ("p", "_s", "buf")
-
-    def __init__(self, p, s, buf):
-        self.p, self._s, self.buf = p, s, buf
+    __slots__ = ()
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
         return array_function(func, args, kwargs)
-
-    def __repr__(self):
-        act = "active" if shadow_of(self) is not None else "inactive"
-        return f"FArray({self.p!r}, {act})"
 
     def _u(self, ufunc, *inputs, out=None):
         return apply_ufunc(ufunc, inputs, out)

@@ -386,8 +386,15 @@ class ArrayOps:
     """What traced arrays of both modes share: ndarray's attributes, operators
     and methods, expressed through ``self._u`` (a ufunc) and numpy functions."""
 
-    __slots__ = ()
+    __slots__ = ("p", "_s", "buf")
     __array_priority__ = 1000
+
+    def __init__(self, p, s, buf):
+        self.p, self._s, self.buf = p, s, buf
+
+    def __repr__(self):
+        act = "active" if shadow_of(self) is not None else "inactive"
+        return f"{type(self).__name__}({self.p!r}, {act})"
 
     def __array__(self, dtype=None, copy=None):
         raise detach_error("converting a traced array to a plain numpy array "
@@ -522,10 +529,7 @@ class ArrayOps:
 class TArray(ArrayOps):
     """A traced float64 array inside ``f``: behaves like a numpy array."""
 
-    __slots__ = ("p", "_s", "buf")
-
-    def __init__(self, p, s, buf):
-        self.p, self._s, self.buf = p, s, buf
+    __slots__ = ()
 
     # -- numpy protocol --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -533,10 +537,6 @@ class TArray(ArrayOps):
 
     def __array_function__(self, func, types, args, kwargs):
         return array_function(func, args, kwargs)
-
-    def __repr__(self):
-        act = "active" if shadow_of(self) is not None else "inactive"
-        return f"TArray({self.p!r}, {act})"
 
     def _u(self, ufunc, *inputs, out=None):
         return apply_ufunc(ufunc, inputs, out)
