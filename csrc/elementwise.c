@@ -283,6 +283,35 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
 
 /* Reverse of z = op(x, y): restore z's primal if it was overwritten, then move
  * z's adjoint into x's and y's (zs is consumed and zeroed). */
+/* Constant partials (cx, cy) of a record whose reverse needs no primal
+ * values: copies, negations, sums, differences, and products or quotients by
+ * a constant.  Returns 0 for every other record. */
+static int linear_partials(const sad_record *r, double *cx, double *cy)
+{
+    const int kx = r->flags & 3, ky = (r->flags >> 2) & 3;
+    const double k = r->u.a.b->k;
+    *cx = 0.0;
+    *cy = 0.0;
+    switch (r->op) {
+    case SAD_COPY: *cx = 1.0; return 1;
+    case SAD_NEG:  *cx = -1.0; return 1;
+    case SAD_ADD:  *cx = 1.0; *cy = 1.0; return 1;
+    case SAD_SUB:  *cx = 1.0; *cy = -1.0; return 1;
+    case SAD_MUL:
+        if (ky == SAD_KX_CONST) { *cx = k; return 1; }
+        if (kx == SAD_KX_CONST) { *cy = k; return 1; }
+        return 0;
+    case SAD_DIV:
+        if (ky == SAD_KX_CONST && k != 0.0 && isfinite(1.0 / k)) { *cx = 1.0 / k; return 1; }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Reverse of z = op(x, y): restore z's primal if it was overwritten, then move
+ * z's adjoint into x's and y's (zs is consumed, and zeroed unless z is a fresh
+ * temporary nobody reads again). */
 void sad_ew_reverse(const sad_record *r, int accumulate)
 {
     const sad_block *b = r->u.a.b;
@@ -292,17 +321,25 @@ void sad_ew_reverse(const sad_record *r, int accumulate)
     if (!accumulate || b->o[0].s == NULL)
         return;
     double *gbuf = r->u.a.scratch; /* set when zs overlaps xs or ys unsafely */
-    const int unsafe = gbuf != NULL;
+    const int unsafe = gbuf != NULL, keep_zs = (r->flags & SAD_F_FRESH) != 0;
     if (unsafe) {
         sad_block_gather_shadow(b, 0, gbuf);
-        sad_block_zero_shadow(b, 0);
+        if (!keep_zs)
+            sad_block_zero_shadow(b, 0);
     }
+    double cx, cy;
+    const int lin = linear_partials(r, &cx, &cy);
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
     const int have_z = r->u.a.saved == NULL; /* z still holds op(x, y) */
     double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE], g[SAD_TILE];
     double *p[3], *s[3];
     int64_t pos = 0;
+    if (lin)
+        for (int64_t i = 0; i < SAD_TILE; ++i) {
+            px[i] = cx;
+            py[i] = cy;
+        }
     for (int64_t rr = 0; rr < rows; ++rr) {
         sad_block_row(b, rr, p, s);
         for (int64_t i0 = 0; i0 < m; i0 += SAD_TILE) {
@@ -312,22 +349,25 @@ void sad_ew_reverse(const sad_record *r, int accumulate)
             } else {
                 double *zs = s[0] + i0 * b->o[0].ss[last];
                 int64_t st = b->o[0].ss[last];
-                for (int64_t i = 0; i < c; ++i) {
+                for (int64_t i = 0; i < c; ++i)
                     g[i] = zs[i * st];
-                    zs[i * st] = 0.0;
-                }
+                if (!keep_zs)
+                    for (int64_t i = 0; i < c; ++i)
+                        zs[i * st] = 0.0;
             }
             pos += c;
             if (s[1] == NULL && s[2] == NULL)
                 continue;
-            gather(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
-            if (p[2] != NULL)
-                gather(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
-            if (have_z)
-                gather(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
-            else
-                sad_ew_values(op, c, tx, ty, tz);
-            sad_ew_partials(op, c, tx, ty, tz, px, py);
+            if (!lin) { /* the partials depend on the values */
+                gather(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
+                if (p[2] != NULL)
+                    gather(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
+                if (have_z)
+                    gather(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
+                else
+                    sad_ew_values(op, c, tx, ty, tz);
+                sad_ew_partials(op, c, tx, ty, tz, px, py);
+            }
             /* a zero adjoint contributes nothing, even through an infinite
              * partial (sqrt at 0), as in the scalar sweep: no 0 * inf = nan */
             if (s[1] != NULL) {

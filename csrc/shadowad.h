@@ -41,7 +41,9 @@ enum sad_flag {
     SAD_F_SAVE = 16,     /* the output is overwritten in place: save its bytes */
     SAD_F_PRIMAL = 32,   /* C computes the primal output (else numpy does) */
     SAD_F_PYUNDO = 64,   /* python record whose undo/redo runs in Python */
-    SAD_F_LANES = 128    /* tangent arrays carry a leading axis of lanes */
+    SAD_F_LANES = 128,   /* tangent arrays carry a leading axis of lanes */
+    SAD_F_FRESH = 512    /* the output is a fresh temporary: its shadow is dead
+                          * once this record is swept, so it is not zeroed */
 };
 
 /* Return codes of the recording calls. */

@@ -221,6 +221,8 @@ def _zero_adjoints(tape):
     """Zero every adjoint the tape's records accumulate into, before sweeping
     the same tape again for another seed."""
     lib.sad_tape_zero_adjoints(tape.c)
+    for s in tape.shadows:
+        s[...] = 0.0
     for o in tape.keep:
         if type(o) is Buffer and o.shadow is not None:
             (o.mem if o.mem is not None else o.shadow)[...] = 0.0

@@ -34,7 +34,7 @@ class PyRecord:
 
 
 class Tape:
-    __slots__ = ("c", "py", "keep", "pybytes", "state", "__weakref__")
+    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -44,6 +44,7 @@ class Tape:
         self.c = ffi.gc(ptr, lib.sad_tape_free)
         self.py = []
         self.keep = []
+        self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
         self.pybytes = 0
         self.state = "recording"
 
@@ -116,6 +117,7 @@ class Tape:
         del self.c  # a traced value that outlives its call now gets __getattr__'s error
         self.py = []
         self.keep = []
+        self.shadows = []
 
     def __getattr__(self, name):  # only reached for the slot ``c`` after free()
         if name == "c":

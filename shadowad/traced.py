@@ -57,16 +57,29 @@ class Buffer:
     leading axis of lanes: ``mem`` holds one row per lane, each laid out as the
     primal's bytes, so every view of the primal finds its tangent by offset."""
 
-    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span")
+    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span", "kept")
 
     def __init__(self, tape, root, shadow, readonly=False, label="a temporary array",
-                 span=None):
+                 span=None, kept=True):
         self.tape, self.root, self.shadow = tape, root, shadow
         self.readonly, self.label, self.span = readonly, label, span
         self.mem = None
-        tape.keep.append(self)
+        self.kept = kept
+        if kept:
+            tape.keep.append(self)
+
+    def pin(self):
+        """Keep this memory alive for the tape's life.  A temporary's primal is
+        not kept by default: most records never read it again (copies, sums,
+        products by constants), and letting numpy reuse its memory avoids a page
+        fault per 4 KiB.  Records that read values keep what they read;
+        memory that is written in place or promoted is pinned."""
+        if not self.kept:
+            self.kept = True
+            self.tape.keep.append(self)
 
     def promote(self):
+        self.pin()
         root = self.root
         lo, hi = self.span or _byte_bounds(root)
         n = max((hi - lo) // 8, 1)
@@ -114,6 +127,8 @@ def promote(a):
 
 def check_writable(a):
     buf = a.buf
+    if not buf.kept:  # written in place: the records will swap bytes into it
+        buf.pin()
     if buf.readonly:
         raise readonly_error(buf.label)
     if not a.p.flags.writeable:
@@ -124,9 +139,15 @@ def check_writable(a):
 def new_array(tape, z, active):
     """Wrap a freshly computed float64 array as a traced temporary."""
     if active:
-        zs = np.zeros(z.shape)
-        return TArray(z, zs, Buffer(tape, z, zs))
-    return TArray(z, None, Buffer(tape, z, None))
+        return new_temporary(tape, z, np.zeros(z.shape))
+    return TArray(z, None, Buffer(tape, z, None, kept=False))
+
+
+def new_temporary(tape, z, zs):
+    """An active temporary with zero shadow zs.  The tape keeps the shadow
+    (records accumulate into it) but not the primal (see Buffer.pin)."""
+    tape.shadows.append(zs)
+    return TArray(z, zs, Buffer(tape, z, zs, kept=False))
 
 
 def adjoint_view(pair):
@@ -581,6 +602,8 @@ class TArray(ArrayOps):
                 n = p.shape[0]
                 i = idx + n if idx < 0 else idx
                 if 0 <= i < n and p.flags.writeable:
+                    if not buf.kept:
+                        buf.pin()
                     s = self._s
                     if s is None:
                         s = promote(self)

@@ -36,6 +36,7 @@ NONDIFF = {
 
 _KARR, _KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
+_FRESH = lib.SAD_F_FRESH
 _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
 
 
@@ -181,12 +182,38 @@ def apply_ufunc(ufunc, inputs, out=None):
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
     res = new_array(tape, z, True)
-    _record(tape, op, ops, z, res._s, 0)
+    _record(tape, op, ops, z, res._s, _FRESH)
     return res
+
+
+_LINEAR = {lib.SAD_COPY, lib.SAD_NEG, lib.SAD_ADD, lib.SAD_SUB}
+_BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constant
+
+
+def _reads_values(op, ops, flags):
+    """Does the reverse sweep of this record read the primal values of its
+    operands or output?  (Mirrors linear_partials in csrc/elementwise.c; the
+    answer only decides what the tape keeps alive, so erring towards True is
+    safe.)"""
+    if op in _LINEAR:
+        return False
+    if op in _BY_CONSTANT and len(ops) == 2:
+        kinds = (ops[0][0], ops[1][0])
+        if op == lib.SAD_MUL and _KCONST in kinds:
+            return False
+        if op == lib.SAD_DIV and kinds[1] == _KCONST and float(ops[1][3]) != 0.0:
+            return False
+    return True
 
 
 def _record(tape, op, ops, z, zs, flags):
     """One elementwise record z = op(*ops) (ops from _operand)."""
+    if zs is not None and _reads_values(op, ops, flags):
+        keep = tape.keep
+        keep.append(z)
+        for kind, obj, sh, val in ops:
+            if kind == _KARR:
+                keep.append(obj)
     k = 0.0
     ids = [0, 0, 0, 0]
     have_const = False
@@ -211,7 +238,7 @@ def _record(tape, op, ops, z, zs, flags):
                     ids[0], ids[1], ids[2], ids[3], k)
     if rc:
         if rc == _TOO_MANY_DIMS:
-            _record_split(tape, op, ops, z, zs, flags & (_SAVE | lib.SAD_F_PRIMAL))
+            _record_split(tape, op, ops, z, zs, flags & (_SAVE | lib.SAD_F_PRIMAL | _FRESH))
         else:
             tape.check(rc, "an elementwise operation")
 

@@ -23,7 +23,7 @@ from .. import dual
 from .._c import lib
 from ..tape import current_tape
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, Buffer, TArray, TScalar, _num,
-                      detach_error, is_traced, mixed_tapes_error, new_array, primal,
+                      detach_error, is_traced, mixed_tapes_error, new_array, new_temporary, primal,
                       shadow_of)
 from . import registry
 from .elementwise import _KPAIR, _operand, _record
@@ -128,8 +128,7 @@ def _fresh(tape, like, order="C"):
     """An active temporary shaped like primal ``like`` whose shadow has the same
     memory layout, so later views of it (reshape, ravel) view both alike."""
     z = np.empty_like(like, dtype=F64, order=order)
-    zs = np.zeros_like(z)
-    return TArray(z, zs, Buffer(tape, z, zs))
+    return new_temporary(tape, z, np.zeros_like(z))
 
 
 def _copy(a, order="C"):
@@ -140,7 +139,7 @@ def _copy(a, order="C"):
         tape = a.tape
         res = _fresh(tape, np.empty(()))
         _record(tape, lib.SAD_COPY, [(_KPAIR, a.g, True, a.v)], res.p, res._s,
-                lib.SAD_F_PRIMAL)
+                lib.SAD_F_PRIMAL | lib.SAD_F_FRESH)
         return res
     if t is dual.FScalar:
         ctx = current_tape()
@@ -152,7 +151,8 @@ def _copy(a, order="C"):
         z[...] = a.p
         return _new(tape, z, False) if s is None else forward_result(tape, z, s)
     res = _fresh(tape, a.p, order)
-    _record(tape, lib.SAD_COPY, [_operand(a, tape)], res.p, res._s, lib.SAD_F_PRIMAL)
+    _record(tape, lib.SAD_COPY, [_operand(a, tape)], res.p, res._s,
+            lib.SAD_F_PRIMAL | lib.SAD_F_FRESH)
     return res
 
 
