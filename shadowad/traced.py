@@ -403,6 +403,16 @@ def _element_offsets(a, idx):
     return off, norm
 
 
+def _writes_back(p, idx, v):
+    """True for Python's write-back after ``y[idx] op= x``: ``y[idx] = v`` where
+    v already is that very view, updated in place (and recorded) by the op."""
+    if not _basic_index(idx):
+        return False
+    w = p[idx]
+    return (type(w) is np.ndarray and w.shape == v.shape and w.strides == v.strides
+            and _data(id(w)) == _data(id(v)))
+
+
 class ArrayOps:
     """What traced arrays of both modes share: ndarray's attributes, operators
     and methods, expressed through ``self._u`` (a ufunc) and numpy functions."""
@@ -613,6 +623,8 @@ class TArray(ArrayOps):
                     if rc:
                         tape.check(rc, "a store")
                     return
+        if type(value) is TArray and value.buf is self.buf and _writes_back(self.p, idx, value.p):
+            return
         setindex(self, idx, value)
 
 
