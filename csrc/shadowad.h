@@ -53,6 +53,10 @@ enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NOMEM = -1 };
  * reports, at a fraction of its cost). */
 intptr_t sad_data(intptr_t arr);
 
+/* The C base type of traced scalars (a PyTypeObject *, 0 on failure); see
+ * pyscalar.c. */
+intptr_t sad_scalar_base(void);
+
 /* ---- tape -------------------------------------------------------------- */
 sad_tape *sad_tape_new(void);
 void sad_tape_free(sad_tape *t);

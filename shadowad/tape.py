@@ -34,7 +34,8 @@ class PyRecord:
 
 
 class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "__weakref__")
+    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "_tptr", "_alive",
+                 "_aliveptr", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -42,6 +43,10 @@ class Tape:
         if ptr == ffi.NULL:
             raise MemoryError("shadowad: cannot allocate a tape")
         self.c = ffi.gc(ptr, lib.sad_tape_free)
+        # what traced scalars' C arithmetic needs (see csrc/pyscalar.c)
+        self._tptr = int(ffi.cast("intptr_t", ptr))
+        self._alive = ffi.new("int *", 1)
+        self._aliveptr = int(ffi.cast("intptr_t", self._alive))
         self.py = []
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
@@ -113,6 +118,7 @@ class Tape:
 
     def free(self):
         self.state = "freed"
+        self._alive[0] = 0
         ffi.release(self.c)
         del self.c  # a traced value that outlives its call now gets __getattr__'s error
         self.py = []

@@ -8,6 +8,7 @@ and the address of its {value, adjoint} pair in tape memory.
 numpy reaches the derivative rules through ``__array_ufunc__`` and
 ``__array_function__``; the rule tables live in ``shadowad.rules``.
 """
+import ctypes
 import operator
 
 import numpy as np
@@ -189,8 +190,11 @@ def is_traced(x):
 
 _s2 = lib.sad_s2
 _load = lib.sad_load
-_store = lib.sad_store
 _ADD, _SUB, _MUL, _DIV, _POW = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV, lib.SAD_POW
+_NEG, _ABS = lib.SAD_NEG, lib.SAD_ABS
+_FUNCTIONS = {_ADD: operator.add, _SUB: operator.sub, _MUL: operator.mul,
+              _DIV: operator.truediv, _POW: operator.pow}
+_ScalarBase = ctypes.cast(lib.sad_scalar_base(), ctypes.py_object).value
 
 
 def _num(o):
@@ -254,15 +258,20 @@ class ScalarOps:
     dtype = F64
 
 
-class TScalar(ScalarOps):
-    """An active scalar inside ``f``: value ``v`` and pair address ``g``."""
+class TScalar(_ScalarBase, ScalarOps):
+    """An active scalar inside ``f``: value ``v`` and pair address ``g``.
 
-    __slots__ = ("v", "g", "tape")
+    ``+ - * / **``, unary ``-`` and ``abs`` of two traced scalars or of a
+    traced scalar and a float or int run in C (``csrc/pyscalar.c``), recorded
+    straight onto the tape; the C code hands every other case to ``_slow``."""
 
-    def __init__(self, v, g, tape):
-        if not g:
-            raise MemoryError("shadowad: out of memory while recording")
-        self.v, self.g, self.tape = v, g, tape
+    __slots__ = ()
+
+    def _slow(self, op, o, reflected):
+        if op == _NEG or op == _ABS:  # only for a freed tape: its error
+            self.tape.c
+            return NotImplemented
+        return self._bin(o, op, _FUNCTIONS[op], reflected)
 
     def _bin(self, o, op, fn, reflected):
         k = _num(o)
@@ -280,71 +289,6 @@ class TScalar(ScalarOps):
             z = _safe(fn, self.v, o.v)
             return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, o.g, o.v), self.tape)
         return NotImplemented
-
-    # +, - and * of two scalars or a scalar and a float are the hot path of
-    # scalar loops: inlined (they cannot raise on floats); the rest via _bin.
-    def __add__(self, o):
-        t = type(o)
-        if t is float:
-            z = self.v + o
-            return TScalar(z, _s2(self.tape.c, _ADD, z, self.g, self.v, 0, o), self.tape)
-        if t is TScalar and o.tape is self.tape:
-            z = self.v + o.v
-            return TScalar(z, _s2(self.tape.c, _ADD, z, self.g, self.v, o.g, o.v), self.tape)
-        return self._bin(o, _ADD, operator.add, False)
-
-    def __radd__(self, o):
-        if type(o) is float:
-            z = o + self.v
-            return TScalar(z, _s2(self.tape.c, _ADD, z, 0, o, self.g, self.v), self.tape)
-        return self._bin(o, _ADD, operator.add, True)
-
-    def __sub__(self, o):
-        t = type(o)
-        if t is float:
-            z = self.v - o
-            return TScalar(z, _s2(self.tape.c, _SUB, z, self.g, self.v, 0, o), self.tape)
-        if t is TScalar and o.tape is self.tape:
-            z = self.v - o.v
-            return TScalar(z, _s2(self.tape.c, _SUB, z, self.g, self.v, o.g, o.v), self.tape)
-        return self._bin(o, _SUB, operator.sub, False)
-
-    def __rsub__(self, o):
-        if type(o) is float:
-            z = o - self.v
-            return TScalar(z, _s2(self.tape.c, _SUB, z, 0, o, self.g, self.v), self.tape)
-        return self._bin(o, _SUB, operator.sub, True)
-
-    def __mul__(self, o):
-        t = type(o)
-        if t is float:
-            z = self.v * o
-            return TScalar(z, _s2(self.tape.c, _MUL, z, self.g, self.v, 0, o), self.tape)
-        if t is TScalar and o.tape is self.tape:
-            z = self.v * o.v
-            return TScalar(z, _s2(self.tape.c, _MUL, z, self.g, self.v, o.g, o.v), self.tape)
-        return self._bin(o, _MUL, operator.mul, False)
-
-    def __rmul__(self, o):
-        if type(o) is float:
-            z = o * self.v
-            return TScalar(z, _s2(self.tape.c, _MUL, z, 0, o, self.g, self.v), self.tape)
-        return self._bin(o, _MUL, operator.mul, True)
-
-    def __truediv__(self, o): return self._bin(o, _DIV, operator.truediv, False)
-    def __rtruediv__(self, o): return self._bin(o, _DIV, operator.truediv, True)
-    def __pow__(self, o): return self._bin(o, _POW, operator.pow, False)
-    def __rpow__(self, o): return self._bin(o, _POW, operator.pow, True)
-
-    def __neg__(self):
-        return TScalar(-self.v, lib.sad_s1(self.tape.c, lib.SAD_NEG, -self.v, self.g, self.v), self.tape)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        z = abs(self.v)
-        return TScalar(z, lib.sad_s1(self.tape.c, lib.SAD_ABS, z, self.g, self.v), self.tape)
 
     def __repr__(self):
         return f"TScalar({self.v!r})"
@@ -411,6 +355,9 @@ def _writes_back(p, idx, v):
     w = p[idx]
     return (type(w) is np.ndarray and w.shape == v.shape and w.strides == v.strides
             and _data(id(w)) == _data(id(v)))
+
+
+_load_element, _store_element = TScalar.load, TScalar.store
 
 
 class ArrayOps:
@@ -574,19 +521,15 @@ class TArray(ArrayOps):
 
     # -- indexing ------------------------------------------------------------
     def __getitem__(self, idx):
-        if type(idx) is int:  # the scalar-loop fast path: x[i] of a vector
+        if type(idx) is int:  # the scalar-loop fast path: x[i] of a vector, in C
             p = self.p
             if p.ndim == 1:
-                v = p.item(idx)
                 s = self._s
                 if s is None:
                     s = shadow_of(self)
                     if s is None:
-                        return v
-                if idx < 0:
-                    idx += p.shape[0]
-                tape = self.buf.tape
-                return TScalar(v, _load(tape.c, id(s), idx * s.strides[0], v), tape)
+                        return p.item(idx)
+                return _load_element(p, s, idx, self.buf.tape)
         if type(idx) is TArray or type(idx) is TScalar:
             raise detach_error("indexing with a traced value")
         el = _element_offsets(self, idx)
@@ -617,11 +560,7 @@ class TArray(ArrayOps):
                     s = self._s
                     if s is None:
                         s = promote(self)
-                    tape = buf.tape
-                    rc = _store(tape.c, id(p), id(s), i * p.strides[0], i * s.strides[0],
-                                value.g, value.v)
-                    if rc:
-                        tape.check(rc, "a store")
+                    _store_element(p, s, i, value)
                     return
         if type(value) is TArray and value.buf is self.buf and _writes_back(self.p, idx, value.p):
             return

@@ -22,14 +22,12 @@ import numpy as np
 from .. import dual
 from .._c import lib
 from ..tape import current_tape
-from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, Buffer, TArray, TScalar, _num,
-                      detach_error, is_traced, mixed_tapes_error, new_array, new_temporary, primal,
-                      shadow_of)
-from . import registry
+from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, _num, detach_error,
+                      is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
 from .elementwise import _KPAIR, _operand, _record
 from .indexing import accumulate
 from .reductions import forward_result
-from .registry import implements, implements_both, implements_jvp
+from .registry import implements_both
 
 _NOVALUE = object()
 

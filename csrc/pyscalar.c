@@ -1,0 +1,305 @@
+/* pyscalar.c -- the C base type of traced scalars.
+ *
+ * A Python scalar loop spends its time in the arithmetic of traced scalars:
+ * through Python methods and cffi calls each + - * / ** costs microseconds.
+ * This base type does the common cases (two traced scalars of one live tape,
+ * or a traced scalar and a float or int) in C, recording straight onto the
+ * tape; everything else goes to the Python subclass's ``_slow`` method, which
+ * keeps the full semantics.  It is the one part of the core that uses the
+ * Python C API beyond reading array headers. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <math.h>
+
+#include "sad.h"
+
+typedef struct {
+    PyObject_HEAD
+    double v;
+    Py_ssize_t g;      /* the sad_pair of value and adjoint, as an address */
+    PyObject *tape;    /* the Python Tape: identity and lifetime */
+    sad_tape *t;
+    const int *alive;  /* cleared when the tape is freed */
+} ScalarObject;
+
+static PyTypeObject ScalarBase;
+
+static int address_attr(PyObject *o, const char *name, Py_ssize_t *out)
+{
+    PyObject *a = PyObject_GetAttrString(o, name);
+    if (a == NULL)
+        return -1;
+    *out = PyLong_AsSsize_t(a);
+    Py_DECREF(a);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *scalar_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    double v;
+    Py_ssize_t g, t, alive;
+    PyObject *tape;
+    static char *names[] = {"v", "g", "tape", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "dnO", names, &v, &g, &tape))
+        return NULL;
+    if (g == 0)
+        return PyErr_Format(PyExc_MemoryError, "shadowad: out of memory while recording");
+    if (address_attr(tape, "_tptr", &t) < 0 || address_attr(tape, "_aliveptr", &alive) < 0)
+        return NULL;
+    ScalarObject *s = (ScalarObject *)type->tp_alloc(type, 0);
+    if (s == NULL)
+        return NULL;
+    s->v = v;
+    s->g = g;
+    Py_INCREF(tape);
+    s->tape = tape;
+    s->t = (sad_tape *)t;
+    s->alive = (const int *)alive;
+    return (PyObject *)s;
+}
+
+static void scalar_dealloc(PyObject *self)
+{
+    Py_XDECREF(((ScalarObject *)self)->tape);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* A new scalar of s's type and tape holding value z and pair g. */
+static PyObject *result(const ScalarObject *s, double z, sad_pair *g)
+{
+    if (g == NULL)
+        return PyErr_NoMemory();
+    PyTypeObject *type = Py_TYPE(s);
+    ScalarObject *r = (ScalarObject *)type->tp_alloc(type, 0);
+    if (r == NULL)
+        return NULL;
+    r->v = z;
+    r->g = (Py_ssize_t)g;
+    Py_INCREF(s->tape);
+    r->tape = s->tape;
+    r->t = s->t;
+    r->alive = s->alive;
+    return (PyObject *)r;
+}
+
+static double value_of(int op, double x, double y)
+{
+    switch (op) {
+    case SAD_ADD: return x + y;
+    case SAD_SUB: return x - y;
+    case SAD_MUL: return x * y;
+    case SAD_DIV: return x / y;
+    default:      return pow(x, y);
+    }
+}
+
+/* A plain float or int operand, as a double; 0 when it is anything else
+ * (bool and numpy scalars other than float64 go the slow way). */
+static int plain_number(PyObject *o, double *out)
+{
+    if (PyFloat_Check(o)) {
+        *out = PyFloat_AS_DOUBLE(o);
+        return 1;
+    }
+    if (PyLong_CheckExact(o)) {
+        *out = PyLong_AsDouble(o);
+        if (*out == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *slow(PyObject *a, PyObject *b, int op)
+{
+    if (PyObject_TypeCheck(a, &ScalarBase))
+        return PyObject_CallMethod(a, "_slow", "iOi", op, b, 0);
+    return PyObject_CallMethod(b, "_slow", "iOi", op, a, 1);
+}
+
+static PyObject *binary(PyObject *a, PyObject *b, int op)
+{
+    const int sa = PyObject_TypeCheck(a, &ScalarBase), sb = PyObject_TypeCheck(b, &ScalarBase);
+    const ScalarObject *s = (const ScalarObject *)(sa ? a : b);
+    double x, y;
+    sad_pair *gx = NULL, *gy = NULL;
+    if (sa && sb) {
+        const ScalarObject *p = (const ScalarObject *)a, *q = (const ScalarObject *)b;
+        if (p->tape != q->tape)
+            return slow(a, b, op);
+        x = p->v, gx = (sad_pair *)p->g;
+        y = q->v, gy = (sad_pair *)q->g;
+    } else if (sa) {
+        if (!plain_number(b, &y))
+            return slow(a, b, op);
+        x = s->v, gx = (sad_pair *)s->g;
+    } else {
+        if (!plain_number(a, &x))
+            return slow(a, b, op);
+        y = s->v, gy = (sad_pair *)s->g;
+    }
+    if (!*s->alive)
+        return slow(a, b, op); /* the Python path raises the right error */
+    double z = value_of(op, x, y);
+    return result(s, z, (sad_pair *)sad_s2(s->t, op, z, (intptr_t)gx, x, (intptr_t)gy, y));
+}
+
+static PyObject *nb_add(PyObject *a, PyObject *b) { return binary(a, b, SAD_ADD); }
+static PyObject *nb_sub(PyObject *a, PyObject *b) { return binary(a, b, SAD_SUB); }
+static PyObject *nb_mul(PyObject *a, PyObject *b) { return binary(a, b, SAD_MUL); }
+static PyObject *nb_div(PyObject *a, PyObject *b) { return binary(a, b, SAD_DIV); }
+
+static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *mod)
+{
+    if (mod != Py_None)
+        Py_RETURN_NOTIMPLEMENTED;
+    return binary(a, b, SAD_POW);
+}
+
+static PyObject *unary(PyObject *self, int op)
+{
+    const ScalarObject *s = (const ScalarObject *)self;
+    if (!*s->alive)
+        return PyObject_CallMethod(self, "_slow", "iOi", op, Py_None, 0);
+    double z = op == SAD_NEG ? -s->v : fabs(s->v);
+    return result(s, z, (sad_pair *)sad_s1(s->t, op, z, s->g, s->v));
+}
+
+static PyObject *nb_neg(PyObject *self) { return unary(self, SAD_NEG); }
+static PyObject *nb_abs(PyObject *self) { return unary(self, SAD_ABS); }
+
+static PyObject *nb_pos(PyObject *self)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+static PyNumberMethods scalar_number = {
+    .nb_add = nb_add,
+    .nb_subtract = nb_sub,
+    .nb_multiply = nb_mul,
+    .nb_true_divide = nb_div,
+    .nb_power = nb_pow,
+    .nb_negative = nb_neg,
+    .nb_absolute = nb_abs,
+    .nb_positive = nb_pos,
+};
+
+/* The tape of a Python Tape object, or NULL with an exception set (also when
+ * the tape has been freed: the Python path then raises the right error). */
+static int tape_of(PyObject *tape, sad_tape **t, const int **alive)
+{
+    Py_ssize_t tp, al;
+    if (address_attr(tape, "_tptr", &tp) < 0 || address_attr(tape, "_aliveptr", &al) < 0)
+        return -1;
+    *t = (sad_tape *)tp;
+    *alive = (const int *)al;
+    return **alive ? 0 : -1;
+}
+
+/* Element i of 1-D array a: its address, or NULL with IndexError set. */
+static double *element(PyObject *a, Py_ssize_t i, int64_t *off)
+{
+    sad_arr arr = sad_arr_of((intptr_t)a);
+    int64_t n = arr.shape[0];
+    if (i < 0)
+        i += n;
+    if (i < 0 || i >= n) {
+        PyErr_Format(PyExc_IndexError, "index %zd is out of bounds for axis 0 with size %lld",
+                     i, (long long)n);
+        return NULL;
+    }
+    *off = i * arr.strides[0];
+    return (double *)((char *)arr.data + *off);
+}
+
+/* cls.load(p, s, i, tape): x[i] of an active 1-D array (primal p, shadow s):
+ * a traced scalar of class cls.  Python checks the arguments' types. */
+static PyObject *scalar_load(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "load takes 4 arguments");
+    Py_ssize_t i = PyLong_AsSsize_t(args[2]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    sad_tape *t;
+    const int *alive;
+    if (tape_of(args[3], &t, &alive) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "shadowad: a traced value was used after "
+                            "its autodiff call finished");
+        return NULL;
+    }
+    int64_t poff, soff;
+    double *p = element(args[0], i, &poff);
+    if (p == NULL || element(args[1], i, &soff) == NULL)
+        return NULL;
+    ScalarObject proto = {.tape = args[3], .t = t, .alive = alive};
+    Py_SET_TYPE(&proto, (PyTypeObject *)cls);
+    return result(&proto, *p, (sad_pair *)sad_load(t, (intptr_t)args[1], soff, *p));
+}
+
+/* cls.store(p, s, i, x): y[i] = x for an active 1-D array and a traced
+ * scalar x of the same tape, recorded with the old value. */
+static PyObject *scalar_store(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 4 || !PyObject_TypeCheck(args[3], &ScalarBase))
+        return PyErr_Format(PyExc_TypeError, "store takes p, s, i and a traced scalar");
+    const ScalarObject *x = (const ScalarObject *)args[3];
+    if (!*x->alive)
+        return PyErr_Format(PyExc_RuntimeError, "shadowad: a traced value was used after "
+                            "its autodiff call finished");
+    Py_ssize_t i = PyLong_AsSsize_t(args[2]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    int64_t poff, soff;
+    if (element(args[0], i, &poff) == NULL || element(args[1], i, &soff) == NULL)
+        return NULL;
+    if (sad_store(x->t, (intptr_t)args[0], (intptr_t)args[1], poff, soff, x->g, x->v) != SAD_OK)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef scalar_methods[] = {
+    {"load", (PyCFunction)(void (*)(void))scalar_load, METH_FASTCALL | METH_CLASS,
+     "load(p, s, i, tape): element i of an active vector, traced"},
+    {"store", (PyCFunction)(void (*)(void))scalar_store, METH_FASTCALL | METH_CLASS,
+     "store(p, s, i, x): element i of an active vector = traced scalar x, recorded"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef scalar_members[] = {
+    {"v", T_DOUBLE, offsetof(ScalarObject, v), READONLY, "the value"},
+    {"g", T_PYSSIZET, offsetof(ScalarObject, g), READONLY,
+     "address of the {value, adjoint} pair on the tape"},
+    {"tape", T_OBJECT, offsetof(ScalarObject, tape), READONLY, "the tape it is recorded on"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ScalarBase = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shadowad.ScalarBase",
+    .tp_basicsize = sizeof(ScalarObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "C base of traced scalars: arithmetic recorded straight onto the tape",
+    .tp_new = scalar_new,
+    .tp_dealloc = scalar_dealloc,
+    .tp_as_number = &scalar_number,
+    .tp_members = scalar_members,
+    .tp_methods = scalar_methods,
+};
+
+intptr_t sad_scalar_base(void)
+{
+    /* cffi calls this without the GIL */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    intptr_t out = PyType_Ready(&ScalarBase) < 0 ? 0 : (intptr_t)&ScalarBase;
+    if (out == 0)
+        PyErr_Clear();
+    PyGILState_Release(gil);
+    return out;
+}
