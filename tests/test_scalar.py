@@ -362,3 +362,40 @@ def test_scalar_accumulator_loop():
     (_,), v = autodiff(f, Duplicated(x, dx), mode=sad.ReverseWithPrimal)
     assert v == f(x)
     assert dx.tolist() == np.where(x > 0, 2 * x, -1.0).tolist()
+
+
+def test_c_arithmetic_follows_numpy_at_the_edges():
+    """The C fast path (two traced scalars, or one and a float or int) gives
+    numpy's values where Python's floats would raise, and its derivatives."""
+    def f(a, b):
+        with np.errstate(all="ignore"):
+            want = [np.float64(1.0) / 0.0, np.float64(-8.0) ** (1 / 3), np.float64(a.v) ** 2]
+        got = [a / 0.0, (a - 11.0) ** (1 / 3), a ** 2]
+        for g, w in zip(got, want[:2]):
+            assert (np.isnan(g.v) and np.isnan(w)) or g.v == w
+        return got[2] * b + 2 ** a + 3 * a + True * b
+    grads = sad.autodiff(f, Active(3.0), Active(0.5))
+    assert grads[0] == pytest.approx(2 * 3.0 * 0.5 + np.log(2) * 2 ** 3.0 + 3)
+    assert grads[1] == pytest.approx(9.0 + 1.0)
+
+
+def test_c_load_and_store_check_bounds_and_lifetime():
+    kept = []
+
+    def f(x, y):
+        with pytest.raises(IndexError):
+            x[3]
+        with pytest.raises(IndexError):
+            y[-4] = x[0]
+        y[-1] = x[-1] * 2.0
+        kept.append((x, x[0]))
+        return y[2]
+    x, y = np.array([1.0, 2.0, 3.0]), np.zeros(3)
+    dx = np.zeros(3)
+    sad.autodiff(f, Duplicated(x, dx), Duplicated(y, np.zeros(3)))
+    assert dx.tolist() == [0.0, 0.0, 2.0]
+    arr, t = kept[0]
+    with pytest.raises(RuntimeError, match="after its autodiff call"):
+        arr[1]
+    with pytest.raises(RuntimeError, match="after its autodiff call"):
+        t * 2.0
