@@ -264,7 +264,37 @@ static PyObject *scalar_store(PyObject *cls, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* An operand of ew(): None (no array), an int (a pair's address) or an
+ * array object (its address, as id() gives it). */
+static intptr_t operand(PyObject *o)
+{
+    if (o == Py_None)
+        return 0;
+    if (PyLong_CheckExact(o))
+        return (intptr_t)PyLong_AsSsize_t(o);
+    return (intptr_t)o;
+}
+
+/* cls.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k): sad_ew without
+ * cffi's per-argument cost; returns its status.  Python validates. */
+static PyObject *scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 10)
+        return PyErr_Format(PyExc_TypeError, "ew takes 10 arguments");
+    Py_ssize_t t = PyLong_AsSsize_t(args[0]);
+    long op = PyLong_AsLong(args[1]), flags = PyLong_AsLong(args[2]);
+    double k = PyFloat_AsDouble(args[9]);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromLong(sad_ew((sad_tape *)t, (int)op, (int)flags, operand(args[3]),
+                                  operand(args[4]), operand(args[5]), operand(args[6]),
+                                  operand(args[7]), operand(args[8]), k));
+}
+
 static PyMethodDef scalar_methods[] = {
+    {"ew", (PyCFunction)(void (*)(void))scalar_ew, METH_FASTCALL | METH_CLASS,
+     "ew(tape, op, flags, z, zs, x, xs, y, ys, k): one elementwise record"},
     {"load", (PyCFunction)(void (*)(void))scalar_load, METH_FASTCALL | METH_CLASS,
      "load(p, s, i, tape): element i of an active vector, traced"},
     {"store", (PyCFunction)(void (*)(void))scalar_store, METH_FASTCALL | METH_CLASS,

@@ -121,12 +121,13 @@ class Tape:
         self._alive[0] = 0
         ffi.release(self.c)
         del self.c  # a traced value that outlives its call now gets __getattr__'s error
+        del self._tptr
         self.py = []
         self.keep = []
         self.shadows = []
 
-    def __getattr__(self, name):  # only reached for the slot ``c`` after free()
-        if name == "c":
+    def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
+        if name == "c" or name == "_tptr":
             raise RuntimeError(
                 "shadowad: a traced value was used after its autodiff call finished; "
                 "traced values exist only while f runs (take plain values inside f "

@@ -37,6 +37,7 @@ NONDIFF = {
 _KARR, _KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
 _FRESH = lib.SAD_F_FRESH
+_ew = TScalar.ew  # lib.sad_ew without cffi's cost per argument
 _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
 
 
@@ -215,27 +216,26 @@ def _record(tape, op, ops, z, zs, flags):
             if kind == _KARR:
                 keep.append(obj)
     k = 0.0
-    ids = [0, 0, 0, 0]
+    objs = [None, None, None, None]  # arrays, or a pair's address (see _ew)
     have_const = False
     j = 0
     for kind, obj, sh, val in ops:
         if kind == _KARR:
-            ids[j] = id(obj)
+            objs[j] = obj
             if sh is not None:
-                ids[j + 1] = id(sh)
+                objs[j + 1] = sh
         elif kind == _KPAIR:
-            ids[j] = obj
+            objs[j] = obj
         elif have_const:  # one constant slot: pass the second as a 0-d array
             obj = np.array(val, dtype=F64)
             tape.keep.append(obj)
             kind = _KARR
-            ids[j] = id(obj)
+            objs[j] = obj
         else:
             have_const, k = True, float(val)
         flags |= kind << j
         j += 2
-    rc = lib.sad_ew(tape.c, op, flags, id(z), 0 if zs is None else id(zs),
-                    ids[0], ids[1], ids[2], ids[3], k)
+    rc = _ew(tape._tptr, op, flags, z, zs, objs[0], objs[1], objs[2], objs[3], k)
     if rc:
         if rc == _TOO_MANY_DIMS:
             _record_split(tape, op, ops, z, zs, flags & (_SAVE | lib.SAD_F_PRIMAL | _FRESH))
@@ -271,17 +271,22 @@ def save_inactive(tape, z):
 # tangent from the same partials the reverse sweep uses
 
 _LANES = lib.SAD_F_LANES
+_FArray, _FScalar = dual.FArray, dual.FScalar
+_NUMBERS = (np.floating, np.integer, bool, np.bool_)
 
 
 def _forward_operand(a, lanes):
     """(primal, tangent with its lanes axis or None) of one ufunc input."""
     t = type(a)
-    if t is dual.FArray:
-        return a.p, shadow_of(a)
-    if t is dual.FScalar:
+    if t is _FArray:
+        s = a._s
+        return a.p, (s if s is not None else shadow_of(a))
+    if t is np.ndarray and a.dtype == F64 and a.flags.aligned:  # the common constant
+        return a, None
+    if t is _FScalar:
         d = a.d
-        return np.array(a.v), (np.full(lanes, d) if type(d) is float else d)
-    if t is float or t is int or isinstance(a, (np.floating, np.integer, bool, np.bool_)):
+        return np.array(a.v), (np.array((d,) * lanes) if type(d) is float else d)
+    if t is float or t is int or isinstance(a, _NUMBERS):
         return a, None
     if t is TArray or t is TScalar:
         raise mixed_tapes_error()
@@ -297,21 +302,21 @@ def _forward_operand(a, lanes):
 def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
     _forward_operand); z's primal is not written."""
-    flags, k, ids = _LANES, 0.0, [0, 0, 0, 0]
-    have_const = False
+    flags, k, ids = _LANES, None, [0, 0, 0, 0]
     for j, (p, t) in enumerate(operands):
         if type(p) is not np.ndarray:
-            if not have_const:
-                have_const, k = True, float(p)
+            if k is None:  # the one constant slot
+                k = float(p)
                 flags |= _KCONST << (2 * j)
                 continue
             p = np.array(p, dtype=F64)
+            operands[j] = (p, t)  # keeps the converted array alive through the call
         flags |= _KARR << (2 * j)
         ids[2 * j] = id(p)
         if t is not None:
             ids[2 * j + 1] = id(t)
-        operands[j] = (p, t)  # keep converted arrays alive through the call
-    rc = lib.sad_ew_tangent(op, flags, id(z), id(zt), ids[0], ids[1], ids[2], ids[3], k)
+    rc = lib.sad_ew_tangent(op, flags, id(z), id(zt), ids[0], ids[1], ids[2], ids[3],
+                            0.0 if k is None else k)
     if rc == _TOO_MANY_DIMS:  # one call per slice of the leading axis
         n = z.shape[0]
         for i in range(n):
@@ -327,11 +332,14 @@ def tangent_kernel(op, z, zt, operands):
 
 
 def _context_of(inputs, out):
-    for a in inputs + (out,):
-        if type(a) is dual.FArray:
+    """The Context of a forward-mode operation: its dual arrays', else the
+    running one (dual scalars do not know theirs)."""
+    for a in inputs:
+        if type(a) is _FArray:
             return a.buf.tape
-    from ..tape import current_tape  # dual scalars with plain arrays
-    return current_tape()
+    if type(out) is _FArray:
+        return out.buf.tape
+    return dual.current_tape()
 
 
 def forward_ufunc(ufunc, method, inputs, kwargs):
@@ -356,18 +364,21 @@ def forward_apply(ufunc, inputs, out=None):
         raise registry.no_rule_error(ufunc)
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
-    if out is None and type(inputs[0]) is not dual.FArray and (
-            len(inputs) == 1 or type(inputs[1]) is not dual.FArray):
+    if out is None and type(inputs[0]) is not _FArray and (
+            len(inputs) == 1 or type(inputs[1]) is not _FArray):
         s = _scalar_forward(op, ufunc, inputs)
         if s is not None:
             return s
     ctx = _context_of(inputs, out)
     lanes = ctx.lanes if ctx is not None else 1
-    operands = [_forward_operand(a, lanes) for a in inputs]
-    prims = [o[0] for o in operands]
-    active = any(o[1] is not None for o in operands)
+    operands, prims, active = [], [], False
+    for a in inputs:
+        o = _forward_operand(a, lanes)
+        operands.append(o)
+        prims.append(o[0])
+        active = active or o[1] is not None
     if out is not None:
-        if type(out) is not dual.FArray:
+        if type(out) is not _FArray:
             if active:
                 raise detach_error(f"np.{ufunc.__name__}(..., out=<plain ndarray>)")
             return ufunc(*prims, out=out)
@@ -396,7 +407,7 @@ def _scalar_forward(op, ufunc, inputs):
     """ufunc of dual scalars and numbers: a dual scalar (None: not that case)."""
     vals, ds = [], []
     for a in inputs:
-        if type(a) is dual.FScalar:
+        if type(a) is _FScalar:
             vals.append(a.v)
             ds.append(a.d)
         else:
