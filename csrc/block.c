@@ -68,6 +68,7 @@ int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
     if (nd > MAXND)
         return SAD_TOO_MANY_DIMS;
     b->k = k;
+    b->o[0].slot = b->o[1].slot = b->o[2].slot = 0;
     b->o[0].p = za.data;
     b->o[0].s = zsa.data;
     for (int d = 0; d < nd; ++d) {

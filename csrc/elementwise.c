@@ -239,10 +239,25 @@ int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
 int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
            intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
 {
+    return sad_ew_slots(t, op, flags, z, zs, x, xs, y, ys, k, NULL);
+}
+
+/* sad_ew where slots[j] > 0 marks operand j's shadow as lazy slot slots[j];
+ * its shadow argument is then an array with the shadow's layout (its primal). */
+int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
+                 intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3])
+{
     sad_block tmp;
     int rc = sad_block_build(&tmp, flags, z, zs, x, xs, y, ys, k);
     if (rc != SAD_OK)
         return rc;
+    for (int j = 0; slots != NULL && j < 3; ++j)
+        if (slots[j] > 0 && tmp.o[j].s != NULL) {
+            const char *root = (const char *)t->slots[slots[j] - 1].root;
+            tmp.o[j].s = sad_slot_fake(slots[j]) + ((const char *)tmp.o[j].s - root) /
+                                                       (int64_t)sizeof(double);
+            tmp.o[j].slot = slots[j];
+        }
     if (tmp.n == 0)
         return SAD_OK;
     /* y[i:j] += v ends in numpy's y[i:j] = <that same view>: nothing to do */
@@ -281,8 +296,6 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
     return SAD_OK;
 }
 
-/* Reverse of z = op(x, y): restore z's primal if it was overwritten, then move
- * z's adjoint into x's and y's (zs is consumed and zeroed). */
 /* Constant partials (cx, cy) of a record whose reverse needs no primal
  * values: copies, negations, sums, differences, and products or quotients by
  * a constant.  Returns 0 for every other record. */
@@ -311,15 +324,25 @@ static int linear_partials(const sad_record *r, double *cx, double *cy)
 
 /* Reverse of z = op(x, y): restore z's primal if it was overwritten, then move
  * z's adjoint into x's and y's (zs is consumed, and zeroed unless z is a fresh
- * temporary nobody reads again). */
-void sad_ew_reverse(const sad_record *r, int accumulate)
+ * temporary nobody reads again, whose lazy shadow is then released).
+ * Returns -1, having done nothing, when a lazy shadow finds no memory. */
+int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
 {
     const sad_block *b = r->u.a.b;
-    int op = r->op;
+    sad_block resolved;
+    int op = r->op, live = 1;
+    const int64_t zslot = b->o[0].slot;
+    if (accumulate && (zslot | b->o[1].slot | b->o[2].slot)) {
+        resolved = *b;
+        live = sad_slot_resolve(t, &resolved, 1);
+        if (live < 0)
+            return -1;
+        b = &resolved;
+    }
     if (r->u.a.saved != NULL)
         sad_block_swap(b, r->u.a.saved);
-    if (!accumulate || b->o[0].s == NULL)
-        return;
+    if (!accumulate || !live || b->o[0].s == NULL)
+        return 0;
     double *gbuf = r->u.a.scratch; /* set when zs overlaps xs or ys unsafely */
     const int unsafe = gbuf != NULL, keep_zs = (r->flags & SAD_F_FRESH) != 0;
     if (unsafe) {
@@ -386,6 +409,9 @@ void sad_ew_reverse(const sad_record *r, int accumulate)
             }
         }
     }
+    if (zslot && keep_zs)
+        sad_slot_release(t, zslot);
+    return 0;
 }
 
 /* ---- y += a*x ------------------------------------------------------------

@@ -275,21 +275,26 @@ static intptr_t operand(PyObject *o)
     return (intptr_t)o;
 }
 
-/* cls.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k): sad_ew without
- * cffi's per-argument cost; returns its status.  Python validates. */
+/* cls.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot):
+ * sad_ew_slots without cffi's per-argument cost; returns its status.  A slot
+ * > 0 marks a lazy shadow (the shadow argument is then the operand's primal,
+ * which has the shadow's layout).  Python validates. */
 static PyObject *scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)cls;
-    if (nargs != 10)
-        return PyErr_Format(PyExc_TypeError, "ew takes 10 arguments");
+    if (nargs != 13)
+        return PyErr_Format(PyExc_TypeError, "ew takes 13 arguments");
     Py_ssize_t t = PyLong_AsSsize_t(args[0]);
     long op = PyLong_AsLong(args[1]), flags = PyLong_AsLong(args[2]);
     double k = PyFloat_AsDouble(args[9]);
+    int64_t slots[3];
+    for (int j = 0; j < 3; ++j)
+        slots[j] = PyLong_AsLongLong(args[10 + j]);
     if (PyErr_Occurred())
         return NULL;
-    return PyLong_FromLong(sad_ew((sad_tape *)t, (int)op, (int)flags, operand(args[3]),
-                                  operand(args[4]), operand(args[5]), operand(args[6]),
-                                  operand(args[7]), operand(args[8]), k));
+    return PyLong_FromLong(sad_ew_slots((sad_tape *)t, (int)op, (int)flags, operand(args[3]),
+                                        operand(args[4]), operand(args[5]), operand(args[6]),
+                                        operand(args[7]), operand(args[8]), k, slots));
 }
 
 static PyMethodDef scalar_methods[] = {

@@ -17,6 +17,7 @@ typedef struct sad_pair { double v, g; } sad_pair;
 typedef struct sad_opnd {
     double *p, *s;
     int64_t ps[SAD_MAXDIM], ss[SAD_MAXDIM];
+    int64_t slot; /* s is a fake address in lazy shadow slot-1 (0: a real one) */
 } sad_opnd;
 
 /* Iteration space of an array record: o[0] is the output, o[1] and o[2] the
@@ -58,10 +59,30 @@ typedef struct sad_arena {
     size_t chunk_min; /* smallest chunk, in bytes */
 } sad_arena;
 
+/* The shadow of a large temporary, allocated only when the reverse sweep
+ * first accumulates into it and released when the record that created the
+ * temporary has been swept: peak memory stays near the live adjoints, and
+ * released memory is reused (a fresh page costs a fault).  Until then records
+ * point into it through fake addresses (see sad_slot_fake), which keep the
+ * overlap checks of recording exact.  External slots use memory Python
+ * allocated (a shadow it needed as an array). */
+typedef struct sad_slot {
+    double *p;        /* NULL until first needed */
+    int64_t n;        /* elements */
+    intptr_t root;    /* the temporary's primal address (for view offsets) */
+    int external;
+} sad_slot;
+
+typedef struct sad_free_block { struct sad_free_block *next; int64_t n; } sad_free_block;
+
 struct sad_tape {
     sad_record *rec;
     int64_t n, cap;
     sad_arena pairs, blocks, saves;
+    sad_slot *slots;
+    int64_t nslots, capslots;
+    sad_free_block *free_blocks; /* released slot memory, reused by size */
+    int64_t slot_bytes;          /* held by slots and free blocks now */
 };
 
 struct sad_vec {
@@ -102,7 +123,15 @@ void sad_ew_values(int op, int64_t n, const double *x, const double *y, double *
 void sad_ew_partials(int op, int64_t n, const double *x, const double *y,
                      const double *z, double *px, double *py);
 int sad_ew_is_unary(int op);
-void sad_ew_reverse(const sad_record *r, int accumulate);
+int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate);
+int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
+                 intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3]);
+
+/* slot.c: lazy shadows of temporaries */
+double *sad_slot_fake(int64_t slot);
+int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output);
+void sad_slot_release(sad_tape *t, int64_t slot);
+void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);
 void sad_reduce_reverse(const sad_record *r);
 

@@ -122,9 +122,17 @@ int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
 int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 
+/* A lazy shadow for the temporary whose primal (C-contiguous) is array z:
+ * returns its slot number (> 0), 0 when out of memory.  sad_slot_bind gives
+ * it memory Python allocated (the shadow as an array, id(zs)). */
+int64_t sad_slot_new(sad_tape *t, intptr_t z);
+void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
+
 /* ---- sweeps ------------------------------------------------------------ */
 /* Each runs records until it meets one that needs Python, and returns that
- * record's index (its saved bytes already swapped), or -1 when done.
+ * record's index (its saved bytes already swapped), or -1 when done; the
+ * reverse sweep returns -2 - i when record i found no memory for a lazy
+ * shadow (record i untouched: undo from i + 1).
  * reverse/undo walk records [0, from) backwards; redo walks [from, len). */
 int64_t sad_reverse(sad_tape *t, int64_t from);
 int64_t sad_undo(sad_tape *t, int64_t from);

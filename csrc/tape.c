@@ -26,6 +26,7 @@ void sad_tape_free(sad_tape *t)
     sad_arena_free(&t->pairs);
     sad_arena_free(&t->blocks);
     sad_arena_free(&t->saves);
+    sad_slots_free(t);
     free(t->rec);
     free(t);
 }
@@ -35,7 +36,7 @@ int64_t sad_tape_len(const sad_tape *t) { return t->n; }
 int64_t sad_tape_nbytes(const sad_tape *t)
 {
     return t->n * (int64_t)sizeof(sad_record) + (int64_t)t->pairs.bytes +
-           (int64_t)t->blocks.bytes + (int64_t)t->saves.bytes;
+           (int64_t)t->blocks.bytes + (int64_t)t->saves.bytes + t->slot_bytes;
 }
 
 sad_record *sad_push_record(sad_tape *t, int op, int flags)
@@ -171,8 +172,9 @@ int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z)
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i) { return t->rec[i].u.a.pyidx; }
 
 /* ---- sweeps ------------------------------------------------------------ */
-/* Apply record r in direction dir; returns 1 if Python must take over. */
-static int step(sad_record *r, int dir)
+/* Apply record r in direction dir; returns 1 if Python must take over, 2
+ * when a lazy shadow found no memory (r untouched). */
+static int step(sad_tape *t, sad_record *r, int dir)
 {
     const int acc = dir == SAD_DIR_REVERSE;
     switch (r->op) {
@@ -218,8 +220,8 @@ static int step(sad_record *r, int dir)
         } else if (dir == SAD_DIR_REDO) {
             if (r->u.a.saved != NULL)
                 sad_block_swap(r->u.a.b, r->u.a.saved);
-        } else {
-            sad_ew_reverse(r, acc);
+        } else if (sad_ew_reverse(t, r, acc) < 0) {
+            return 2;
         }
         return 0;
     }
@@ -227,9 +229,11 @@ static int step(sad_record *r, int dir)
 
 static int64_t backwards(sad_tape *t, int64_t from, int dir)
 {
-    for (int64_t i = from - 1; i >= 0; --i)
-        if (step(&t->rec[i], dir))
-            return i;
+    for (int64_t i = from - 1; i >= 0; --i) {
+        int rc = step(t, &t->rec[i], dir);
+        if (rc)
+            return rc == 2 ? -2 - i : i;
+    }
     return -1;
 }
 
@@ -239,7 +243,7 @@ int64_t sad_undo(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_
 int64_t sad_redo(sad_tape *t, int64_t from)
 {
     for (int64_t i = from; i < t->n; ++i)
-        if (step(&t->rec[i], SAD_DIR_REDO))
+        if (step(t, &t->rec[i], SAD_DIR_REDO))
             return i;
     return -1;
 }
@@ -247,7 +251,7 @@ int64_t sad_redo(sad_tape *t, int64_t from)
 void sad_truncate(sad_tape *t, int64_t n)
 {
     for (int64_t i = t->n - 1; i >= n; --i)
-        step(&t->rec[i], SAD_DIR_UNDO);
+        step(t, &t->rec[i], SAD_DIR_UNDO);
     if (n < t->n)
         t->n = n;
 }

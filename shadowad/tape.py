@@ -96,6 +96,9 @@ class Tape:
             # a Python pullback failed: put the primals back as before the call
             self._undo_from(i)
             raise
+        if i <= -2:  # record -2 - i found no memory for a shadow, untouched
+            self._undo_from(-1 - i)
+            raise MemoryError("shadowad: out of memory for a shadow in the reverse sweep")
 
     def undo(self, start=None):
         """Restore every primal without touching any shadow."""

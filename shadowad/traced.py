@@ -58,13 +58,15 @@ class Buffer:
     leading axis of lanes: ``mem`` holds one row per lane, each laid out as the
     primal's bytes, so every view of the primal finds its tangent by offset."""
 
-    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span", "kept")
+    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span", "kept",
+                 "slot")
 
     def __init__(self, tape, root, shadow, readonly=False, label="a temporary array",
                  span=None, kept=True):
         self.tape, self.root, self.shadow = tape, root, shadow
         self.readonly, self.label, self.span = readonly, label, span
         self.mem = None
+        self.slot = None  # a lazy shadow in the C tape (see new_lazy)
         self.kept = kept
         if kept:
             tape.keep.append(self)
@@ -114,6 +116,8 @@ def shadow_of(a):
     s = a._s
     if s is None:
         buf = a.buf
+        if buf.slot is not None:
+            materialize(buf)
         if buf.shadow is not None:
             s = a._s = buf.shadow if a.p is buf.root else buf.view_shadow(a.p)
     return s
@@ -121,8 +125,9 @@ def shadow_of(a):
 
 def promote(a):
     """Make TArray ``a``'s memory active and return its shadow."""
-    if a.buf.shadow is None:
-        a.buf.promote()
+    buf = a.buf
+    if buf.shadow is None and buf.slot is None:
+        buf.promote()
     return shadow_of(a)
 
 
@@ -142,6 +147,32 @@ def new_array(tape, z, active):
     if active:
         return new_temporary(tape, z, np.zeros(z.shape))
     return TArray(z, None, Buffer(tape, z, None, kept=False))
+
+
+LAZY_MIN = 1 << 15  # bytes: smaller temporaries get their shadow right away
+
+
+def new_lazy(tape, z):
+    """An active temporary whose shadow the C tape allocates only when the
+    reverse sweep first needs it, and releases once the temporary's record is
+    swept (csrc/slot.c).  Python code that needs the shadow as an array calls
+    shadow_of, which gives the slot numpy memory instead (materialize)."""
+    k = lib.sad_slot_new(tape.c, id(z))
+    if not k:
+        raise MemoryError("shadowad: out of memory while recording")
+    buf = Buffer(tape, z, None, kept=False)
+    buf.slot = k
+    return TArray(z, None, buf)
+
+
+def materialize(buf):
+    """Give a lazy shadow numpy memory now (zeros), shared with the C tape."""
+    tape, root = buf.tape, buf.root
+    zs = np.zeros(root.shape)
+    lib.sad_slot_bind(tape.c, buf.slot, id(zs))
+    tape.shadows.append(zs)
+    buf.slot = None
+    buf.mem, buf.lo, buf.shadow = zs.reshape(-1), _data(id(root)), zs
 
 
 def new_temporary(tape, z, zs):
@@ -544,6 +575,8 @@ class TArray(ArrayOps):
             tape = self.buf.tape
             return TScalar(v, _load(tape.c, id(s), off, v), tape)
         if _basic_index(idx):
+            if self.buf.slot is not None:  # lazy: the view finds its shadow later
+                return TArray(self.p[idx], None, self.buf)
             s = shadow_of(self)
             return TArray(self.p[idx], None if s is None else s[idx], self.buf)
         return gather(self, idx)

@@ -7,8 +7,9 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
-from ..traced import (F64, TArray, TScalar, _num, check_writable, detach_error,
-                      mixed_tapes_error, new_array, primal, promote, shadow_of)
+from ..traced import (F64, LAZY_MIN, Buffer, TArray, TScalar, _num, check_writable,
+                      detach_error, materialize, mixed_tapes_error, new_array, new_lazy, primal,
+                      promote, shadow_of)
 from . import registry
 
 # ufunc -> C op code: the primitive table of the elementwise family
@@ -38,6 +39,7 @@ _KARR, _KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
 _FRESH = lib.SAD_F_FRESH
 _ew = TScalar.ew  # lib.sad_ew without cffi's cost per argument
+_MAXDIM = 4      # SAD_MAXDIM: a block of at most this many dimensions always fits
 _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
 
 
@@ -75,16 +77,22 @@ def _nondiff(ufunc, inputs, out):
     return res
 
 
-def _operand(a, tape):
+def _operand(a, tape, lazy=False):
     """(kind, primal array or pair address, shadow array or None, primal value)
     of one ufunc input.  A traced array's memory is kept alive by its Buffer;
-    a plain array is kept alive here, since a record may point into it."""
+    a plain array is kept alive here, since a record may point into it.  With
+    ``lazy``, a lazy shadow stays lazy: its Buffer stands for the shadow."""
     t = type(a)
     if t is TArray:
-        if a.buf.tape is not tape:
+        buf = a.buf
+        if buf.tape is not tape:
             raise mixed_tapes_error()
         s = a._s
-        return (_KARR, a.p, s if s is not None else shadow_of(a), a.p)
+        if s is None:
+            if lazy and buf.slot is not None:
+                return (_KARR, a.p, buf, a.p)
+            s = shadow_of(a)
+        return (_KARR, a.p, s, a.p)
     if t is TScalar:
         if a.tape is not tape:
             raise mixed_tapes_error()
@@ -126,9 +134,9 @@ def apply_ufunc(ufunc, inputs, out=None):
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
     tape = _tape_of(inputs, out)
-    x = _operand(inputs[0], tape)
+    x = _operand(inputs[0], tape, True)
     if len(inputs) == 2:
-        y = _operand(inputs[1], tape)
+        y = _operand(inputs[1], tape, True)
         ops = (x, y)
         active = x[2] is not None or y[2] is not None
         prims = (x[3], y[3])
@@ -182,8 +190,12 @@ def apply_ufunc(ufunc, inputs, out=None):
     z = ufunc(*prims)
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
-    res = new_array(tape, z, True)
-    _record(tape, op, ops, z, res._s, _FRESH)
+    if z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= _MAXDIM:
+        res = new_lazy(tape, z)
+        _record(tape, op, ops, z, res.buf.slot, _FRESH)
+    else:
+        res = new_array(tape, z, True)
+        _record(tape, op, ops, z, res._s, _FRESH)
     return res
 
 
@@ -208,7 +220,9 @@ def _reads_values(op, ops, flags):
 
 
 def _record(tape, op, ops, z, zs, flags):
-    """One elementwise record z = op(*ops) (ops from _operand)."""
+    """One elementwise record z = op(*ops) (ops from _operand).  An output
+    shadow given as an int is a lazy slot, an operand's given as a Buffer is
+    that buffer's lazy slot (see traced.new_lazy)."""
     if zs is not None and _reads_values(op, ops, flags):
         keep = tape.keep
         keep.append(z)
@@ -217,12 +231,20 @@ def _record(tape, op, ops, z, zs, flags):
                 keep.append(obj)
     k = 0.0
     objs = [None, None, None, None]  # arrays, or a pair's address (see _ew)
+    slots = [0, 0, 0]
+    if type(zs) is int:  # a lazy shadow is laid out as its primal
+        slots[0], zs = zs, z
     have_const = False
     j = 0
     for kind, obj, sh, val in ops:
         if kind == _KARR:
             objs[j] = obj
-            if sh is not None:
+            if type(sh) is Buffer:  # lazy when _operand ran; maybe not since
+                if sh.slot is not None:
+                    slots[1 + j // 2], objs[j + 1] = sh.slot, obj
+                else:
+                    objs[j + 1] = sh.view_shadow(obj)
+            elif sh is not None:
                 objs[j + 1] = sh
         elif kind == _KPAIR:
             objs[j] = obj
@@ -235,12 +257,22 @@ def _record(tape, op, ops, z, zs, flags):
             have_const, k = True, float(val)
         flags |= kind << j
         j += 2
-    rc = _ew(tape._tptr, op, flags, z, zs, objs[0], objs[1], objs[2], objs[3], k)
+    rc = _ew(tape._tptr, op, flags, z, zs, objs[0], objs[1], objs[2], objs[3], k,
+             slots[0], slots[1], slots[2])
     if rc:
-        if rc == _TOO_MANY_DIMS:
+        if rc == _TOO_MANY_DIMS:  # (lazy outputs have at most _MAXDIM dimensions)
+            ops = [(kind, obj, _materialized(sh, obj), val) for kind, obj, sh, val in ops]
             _record_split(tape, op, ops, z, zs, flags & (_SAVE | lib.SAD_F_PRIMAL | _FRESH))
         else:
             tape.check(rc, "an elementwise operation")
+
+
+def _materialized(sh, p):
+    """The shadow of primal view p when sh is a lazy Buffer, else sh."""
+    if type(sh) is not Buffer:
+        return sh
+    materialize(sh)
+    return sh.view_shadow(p)
 
 
 def _record_split(tape, op, ops, z, zs, flags):
@@ -271,6 +303,7 @@ def save_inactive(tape, z):
 # tangent from the same partials the reverse sweep uses
 
 _LANES = lib.SAD_F_LANES
+_ew_tangent = lib.sad_ew_tangent
 _FArray, _FScalar = dual.FArray, dual.FScalar
 _NUMBERS = (np.floating, np.integer, bool, np.bool_)
 
@@ -303,20 +336,23 @@ def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
     _forward_operand); z's primal is not written."""
     flags, k, ids = _LANES, None, [0, 0, 0, 0]
-    for j, (p, t) in enumerate(operands):
+    j = 0
+    for p, t in operands:
         if type(p) is not np.ndarray:
             if k is None:  # the one constant slot
                 k = float(p)
-                flags |= _KCONST << (2 * j)
+                flags |= _KCONST << j
+                j += 2
                 continue
             p = np.array(p, dtype=F64)
-            operands[j] = (p, t)  # keeps the converted array alive through the call
-        flags |= _KARR << (2 * j)
-        ids[2 * j] = id(p)
+            operands[j // 2] = (p, t)  # keeps the converted array alive through the call
+        flags |= _KARR << j
+        ids[j] = id(p)
         if t is not None:
-            ids[2 * j + 1] = id(t)
-    rc = lib.sad_ew_tangent(op, flags, id(z), id(zt), ids[0], ids[1], ids[2], ids[3],
-                            0.0 if k is None else k)
+            ids[j + 1] = id(t)
+        j += 2
+    rc = _ew_tangent(op, flags, id(z), id(zt), ids[0], ids[1], ids[2], ids[3],
+                     0.0 if k is None else k)
     if rc == _TOO_MANY_DIMS:  # one call per slice of the leading axis
         n = z.shape[0]
         for i in range(n):
@@ -371,12 +407,14 @@ def forward_apply(ufunc, inputs, out=None):
             return s
     ctx = _context_of(inputs, out)
     lanes = ctx.lanes if ctx is not None else 1
-    operands, prims, active = [], [], False
-    for a in inputs:
-        o = _forward_operand(a, lanes)
-        operands.append(o)
-        prims.append(o[0])
-        active = active or o[1] is not None
+    x = _forward_operand(inputs[0], lanes)
+    if len(inputs) == 2:
+        y = _forward_operand(inputs[1], lanes)
+        operands, prims = [x, y], (x[0], y[0])
+        active = x[1] is not None or y[1] is not None
+    else:
+        operands, prims = [x], (x[0],)
+        active = x[1] is not None
     if out is not None:
         if type(out) is not _FArray:
             if active:
