@@ -47,7 +47,7 @@ test-asan:
 	    --rootdir="$(CURDIR)" "$(CURDIR)/tests"
 
 bench: install
-	$(PIP) install --quiet -e ".[bench]"
+	$(PIP) install --quiet --no-build-isolation -e ".[bench]"
 	$(PYTHON) benchmarks/run.py
 
 clean:

@@ -1,11 +1,21 @@
 """W5: the Jacobian of seed 003's rs(d, xs) -- 21 outputs, one scalar input --
-by forward mode and by reverse mode (shadowad and, where installed, the
-peers' jacfwd/jacrev)."""
+by forward mode and by reverse mode (shadowad's sad.jacobian with
+mode=Forward / mode=Reverse, torch.func's jacfwd / jacrev, JAX's jitted
+jacfwd / jacrev, autograd's jacobian, which is reverse mode)."""
 import numpy as np
 
 import shadowad as sad
+from common import (Method, Problem, import_autograd, import_jax, import_torch,
+                    jax_block, primal_method, torch_leaves)
 
+KEY = "W5"
+TITLE = "Jacobian of rs(d, xs): 21 outputs, 1 input"
+CASES = [{"n": 21}]
 GRID = np.arange(-10.0, 11.0)
+
+
+def label(case):
+    return f"{case['n']}x1"
 
 
 def rs(xs, d):
@@ -13,44 +23,64 @@ def rs(xs, d):
     return d - np.sum(d * d0) / np.sum(d0 * d0) * d0
 
 
-def cases():
-    d = np.random.default_rng(3).random(21)
-    xs = 0.3
-    yield "numpy primal", lambda: rs(xs, d)
-    yield "shadowad forward", lambda: sad.jacobian(rs, xs, sad.Const(d), mode=sad.Forward)
-    yield "shadowad reverse", lambda: sad.jacobian(rs, xs, sad.Const(d), mode=sad.Reverse)
-    yield from _torch(xs, d)
-    yield from _jax(xs, d)
+def problem(case):
+    d = np.random.default_rng(3).random(case["n"])
+
+    def objective(xs):
+        return rs(xs, d)
+
+    def jacobian(xs, mode=sad.Forward):
+        return (sad.jacobian(rs, xs, sad.Const(d), mode=mode),)
+    return Problem((0.3,), objective, jacobian, d=d)
 
 
-def _torch(xs, d):
-    try:
-        import torch
-        from torch.func import jacfwd, jacrev
-    except ImportError:
-        return
-    grid, dt = torch.tensor(GRID, dtype=torch.float64), torch.tensor(d)
-    x = torch.tensor(xs, dtype=torch.float64)
+def methods(P):
+    xs = P.wrt[0]
+    return [primal_method(P),
+            Method("shadowad forward", "shadowad",
+                   lambda: (lambda: P.gradient(xs, mode=sad.Forward))),
+            Method("shadowad reverse", "shadowad",
+                   lambda: (lambda: P.gradient(xs, mode=sad.Reverse))),
+            Method("torch jacfwd", "torch", lambda: _torch(P, "jacfwd")),
+            Method("torch jacrev", "torch", lambda: _torch(P, "jacrev")),
+            Method("jax jit(jacfwd)", "jax", lambda: _jax(P, "jacfwd")),
+            Method("jax jit(jacrev)", "jax", lambda: _jax(P, "jacrev")),
+            Method("autograd jacobian", "autograd", lambda: _autograd(P))]
+
+
+def _torch(P, which):
+    torch = import_torch()
+    import torch.func
+    grid, dt = torch.tensor(GRID), torch.tensor(P.d)
+    x, = torch_leaves(P.wrt[0])
+    x = x.detach()
 
     def f(m):
         d0 = torch.exp(-1.5 * (grid - m) ** 2)
         return dt - torch.sum(dt * d0) / torch.sum(d0 * d0) * d0
-    yield "torch jacfwd", lambda: jacfwd(f)(x)
-    yield "torch jacrev", lambda: jacrev(f)(x)
+    jac = getattr(torch.func, which)(f)
+    return lambda: (jac(x),)
 
 
-def _jax(xs, d):
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
-        return
-    jax.config.update("jax_enable_x64", True)
-    grid, dj = jnp.asarray(GRID), jnp.asarray(d)
+def _jax(P, which):
+    jax, jnp = import_jax()
+    grid, dj = jnp.asarray(GRID), jnp.asarray(P.d)
 
     def f(m):
         d0 = jnp.exp(-1.5 * (grid - m) ** 2)
         return dj - jnp.sum(dj * d0) / jnp.sum(d0 * d0) * d0
-    fwd, rev = jax.jit(jax.jacfwd(f)), jax.jit(jax.jacrev(f))
-    yield "jax jit(jacfwd)", lambda: fwd(xs).block_until_ready()
-    yield "jax jit(jacrev)", lambda: rev(xs).block_until_ready()
+    jac = jax.jit(getattr(jax, which)(f))
+    xs = P.wrt[0]
+    return lambda: (jax_block(jac(xs)),)
+
+
+def _autograd(P):
+    autograd, anp = import_autograd()
+    d = P.d
+
+    def f(m):
+        d0 = anp.exp(-1.5 * (GRID - m) ** 2)
+        return d - anp.sum(d * d0) / anp.sum(d0 * d0) * d0
+    jac = autograd.jacobian(f)
+    xs = P.wrt[0]
+    return lambda: (jac(xs),)

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ._c import lib
+from .tape import current_tape  # noqa: F401  (the running Context, for the rules)
 from .traced import (ARRAY_TYPES, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _num,
                      _safe, check_writable, promote, shadow_of)
 
@@ -52,6 +53,12 @@ class Context:
                 put_back()
         self.saved = []
 
+    def close(self):
+        """Drop the call's memory once f has returned: its Buffers point back
+        here, and the cycle would hold it until the garbage collector runs."""
+        self.keep = []
+        self.unsaved = {}
+
 
 def is_dual(x):
     return type(x) is FArray or type(x) is FScalar
@@ -59,8 +66,9 @@ def is_dual(x):
 
 def new_array(ctx, z, active):
     """Wrap a freshly computed float64 array; an active one gets a zero
-    tangent (``res._s``) for the rule to fill."""
-    buf = Buffer(ctx, z, None)
+    tangent (``res._s``) for the rule to fill.  Nothing is recorded, so the
+    Context need not keep it: numpy may reuse its memory once it is dropped."""
+    buf = Buffer(ctx, z, None, kept=False)
     if active:
         if z.flags.c_contiguous:
             t = np.zeros((ctx.lanes,) + z.shape)

@@ -9,9 +9,10 @@ their output tangents.
 import numpy as np
 
 from . import activity as act
-from .dual import Context, FArray, FScalar
+from .driver import _check_aliasing, _shared_const_buffers
+from .dual import Context, DualVector, FArray, FScalar
 from .tape import _current
-from .traced import Buffer, shadow_of
+from .traced import F64, Buffer, shadow_of
 from .vector import Vector
 
 
@@ -63,27 +64,26 @@ class _Lanes:
 
 
 def _wrap(k, ann, ctx, lanes, shared, finishers):
-    from .dual import DualVector
-    label = f"argument {k}"
     t = type(ann)
     v = ann.val
     if t is act.Const:
-        if isinstance(v, np.ndarray) and v.dtype == np.float64 and v.flags.aligned:
+        if isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned:
             buf = shared.get(k)
             if buf is None:
-                buf = Buffer(ctx, v, None, label=label)
+                buf = Buffer(ctx, v, None, label=f"argument {k}")
                 ctx.unsaved[buf] = [(_keeper(v), False)]
             return FArray(v, None, buf)
         if isinstance(v, Vector):
             key = ("vector", id(v))
             if key not in shared:
-                shared[key] = DualVector(ctx, v, None, label)
+                shared[key] = DualVector(ctx, v, None, f"argument {k}")
                 ctx.unsaved[shared[key]] = [(_vector_keeper(v), False)]
             return shared[key]
         return v
     dvals = ann.dvals if t is act.BatchDuplicated else (ann.dval,)
-    if isinstance(v, float):
-        return FScalar(v, dvals[0] if lanes == 1 else np.array(dvals, dtype=np.float64))
+    if isinstance(v, float):  # the tangent of one lane is a float (the rules rely on it)
+        return FScalar(v, float(dvals[0]) if lanes == 1 else np.array(dvals, dtype=np.float64))
+    label = f"argument {k}"
     if isinstance(v, Vector):
         for lane, dv in enumerate(dvals):
             if len(dv) != len(v):
@@ -98,7 +98,6 @@ def _wrap(k, ann, ctx, lanes, shared, finishers):
 
 
 def _shared_consts(annotated, ctx):
-    from .driver import _shared_const_buffers
     shared = _shared_const_buffers(annotated, ctx)
     for buf in set(shared.values()):
         ctx.unsaved[buf] = [(_keeper(annotated[k].val), False)
@@ -133,19 +132,29 @@ def _tangent(res, lanes, batched):
     if isinstance(res, np.ndarray) and res.dtype.kind in "iuf":
         z = np.zeros(res.shape)
         return (tuple(z.copy() for _ in range(lanes)) if batched else z), res.copy()
-    from .dual import DualVector
     if t is DualVector:
         raise TypeError("f returned a traced Vector; return v[:] (an array) instead")
     raise TypeError(f"f returned a {t.__name__}; forward mode differentiates float and "
                     "array results (or tuples of them), or None")
 
 
+def _memory_count(annotated):
+    """How many arguments are arrays or Vectors: only two or more can alias
+    (an argument's own shadow was checked when it was annotated)."""
+    n = 0
+    for a in annotated:
+        if isinstance(a.val, (np.ndarray, Vector)):
+            n += 1
+    return n
+
+
 def forward(f, annotated, with_primal, restore):
     lanes = act.lane_count(annotated, "forward mode")
     ctx = Context(lanes)
-    from .driver import _check_aliasing
-    _check_aliasing(annotated)
-    shared = _shared_consts(annotated, ctx)
+    shared = {}
+    if _memory_count(annotated) > 1:
+        _check_aliasing(annotated)
+        shared = _shared_consts(annotated, ctx)
     finishers = []
     traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
     token = _current.set(ctx)
@@ -158,6 +167,7 @@ def forward(f, annotated, with_primal, restore):
         raise
     finally:
         _current.reset(token)
+        ctx.close()
     for fin in finishers:
         fin.finish()
     if restore:

@@ -12,6 +12,8 @@ CHUNK = 64  # tangent lanes per forward pass: memory is CHUNK tangents of each v
 
 
 def _input(x):
+    if type(x) is float:
+        return x
     if isinstance(x, np.ndarray):
         act._check_float_array(x, "sad.jacobian: x")
         return x.copy()  # f may write to it; every pass starts from the same x

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import Active, BatchDuplicated, Duplicated
+from shadowad import BatchDuplicated, Duplicated
 from shadowad.rules import elementwise
 from shadowad.testing import same_bits
 

@@ -15,10 +15,10 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
-from ..tape import current_tape
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
-from .elementwise import EW_OPS, NONDIFF, _context_of, _tape_of, apply_ufunc, forward_apply
+from .elementwise import (EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of, apply_ufunc,
+                          forward_apply)
 from .indexing import accumulate
 from .registry import implements, implements_jvp
 
@@ -60,20 +60,21 @@ def operand(a, tape):
 def forward_context(inputs, out=None):
     """The Context of a forward-mode call: its dual arrays', else the running
     one (dual scalars do not know theirs)."""
-    ctx = _context_of(inputs, out)
-    return ctx if ctx is not None else current_tape()
+    return _context_of(inputs, out)
 
 
 def forward_operand(a, ctx):
     """(primal float64 ndarray, tangent with its leading lanes axis or None) of
-    one operand in forward mode.  A dual scalar's primal is a 0-d array."""
+    one operand in forward mode.  A dual scalar's primal is a 0-d array.  The
+    tangent may be the operand's own memory: the rules only read it."""
     t = type(a)
     if t is dual.FArray:
         if a.buf.tape is not ctx:
             raise mixed_tapes_error()
-        return a.p, shadow_of(a)
+        s = a._s
+        return a.p, (s if s is not None else shadow_of(a))
     if t is dual.FScalar:
-        return np.array(a.v), np.broadcast_to(np.asarray(a.d, dtype=F64), (ctx.lanes,))
+        return _forward_operand(a, ctx.lanes)
     return operand(a, None)
 
 
@@ -194,21 +195,26 @@ def _reduce(fname, npfn, a, axis, keepdims, out, grad):
 
 def _forward_reduce(fname, npfn, a, axis, keepdims, out, grad):
     """numpy's primal, and as tangent the sum over the reduced axes of w * t,
-    where w = grad(p, axes, zk, 1) are the partials the pullback scales by."""
+    where w = grad(p, axes, zk, 1) are the partials the pullback scales by
+    (grad None: the sum, whose weights are all 1)."""
     ctx = forward_context((a,), out)
     p, t = forward_operand(a, ctx)
     z = npfn(p, axis=axis, keepdims=keepdims)
     if t is None:
         return finish_out(forward_const(ctx, z), out, fname)
-    axes = _axes(axis, p.ndim)
-    kd = tuple(1 if d in axes else n for d, n in enumerate(p.shape))
-    w = grad(p, axes, np.reshape(z, kd), 1.0)
-    lane_axes = tuple(d + 1 for d in axes)
-    if type(w) is float:  # one weight for all: scale the (smaller) sum
-        dz = _add_reduce(t, axis=lane_axes) * w
+    nd = p.ndim
+    axes = _axes(axis, nd)
+    lane_axes = tuple(range(1, nd + 1)) if axis is None else tuple(d + 1 for d in axes)
+    if grad is None:
+        dz = _add_reduce(t, axis=lane_axes, keepdims=keepdims)
     else:
-        dz = _add_reduce(w * t, axis=lane_axes)
-    return finish_out(forward_result(ctx, z, dz.reshape(t.shape[:1] + np.shape(z))), out, fname)
+        kd = tuple(1 if d in axes else n for d, n in enumerate(p.shape))
+        w = grad(p, axes, np.asarray(z).reshape(kd), 1.0)
+        if type(w) is float:  # one weight for all: scale the (smaller) sum
+            dz = _add_reduce(t, axis=lane_axes, keepdims=keepdims) * w
+        else:
+            dz = _add_reduce(w * t, axis=lane_axes, keepdims=keepdims)
+    return finish_out(forward_result(ctx, z, dz), out, fname)
 
 
 def _full(a, out, keepdims, axis):
@@ -253,7 +259,7 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE
 def sum_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
             where=_NOVALUE):
     options("np.sum", dtype, initial, where)
-    return _forward_reduce("np.sum", _add_reduce, a, axis, _keepdims(keepdims), out, _sum_grad)
+    return _forward_reduce("np.sum", _add_reduce, a, axis, _keepdims(keepdims), out, None)
 
 
 def _mean_grad(p, axes, zk, gk):

@@ -6,6 +6,8 @@ that names it -- never a silently wrong gradient.
 """
 import numpy as np
 
+from ..tape import current_tape
+
 FUNCTIONS = {}  # reverse mode: numpy function -> rule that records a pullback
 JVPS = {}       # forward mode: numpy function -> rule that propagates tangents
 
@@ -80,17 +82,16 @@ def forward_function(func, args, kwargs):
     if impl is None:
         raise no_rule_error(func)
     if func not in ELEMENTWISE:
-        check_elementwise(_name(func))
+        check_elementwise(func)
     return impl(*args, **kwargs)
 
 
 def check_elementwise(what):
-    """Inside sad.fwddiff only elementwise operations may run."""
-    from ..tape import current_tape
-    ctx = current_tape()
-    name = getattr(ctx, "elementwise", None)
+    """Inside sad.fwddiff only elementwise operations may run.  ``what`` (a
+    name, or the numpy function) is spelled out only for the error."""
+    name = getattr(current_tape(), "elementwise", None)
     if name is not None:
-        raise not_elementwise_error(name, what)
+        raise not_elementwise_error(name, what if type(what) is str else _name(what))
 
 
 # Functions whose result carries no derivative: they run on primal values.
