@@ -216,15 +216,52 @@ static double *element(PyObject *a, Py_ssize_t i, int64_t *off)
     return (double *)((char *)arr.data + *off);
 }
 
-/* cls.load(p, s, i, tape): x[i] of an active 1-D array (primal p, shadow s):
- * a traced scalar of class cls.  Python checks the arguments' types. */
+/* The byte offsets in p and s of the element that idx (an int for a vector,
+ * or a tuple of one int per axis) names: 1; 0 when idx names no single
+ * element; -1 with IndexError set when it is out of bounds. */
+static int element_offsets(PyObject *p, PyObject *s, PyObject *idx, int64_t *poff, int64_t *soff)
+{
+    sad_arr a = sad_arr_of((intptr_t)p), b = sad_arr_of((intptr_t)s);
+    const int tuple = PyTuple_CheckExact(idx);
+    if (tuple ? PyTuple_GET_SIZE(idx) != a.nd : !(PyLong_CheckExact(idx) && a.nd == 1))
+        return 0;
+    *poff = *soff = 0;
+    for (int d = 0; d < a.nd; ++d) {
+        PyObject *item = tuple ? PyTuple_GET_ITEM(idx, d) : idx;
+        if (!PyLong_CheckExact(item))
+            return 0;
+        Py_ssize_t i = PyLong_AsSsize_t(item);
+        if (i == -1 && PyErr_Occurred())
+            return -1;
+        if (i < 0)
+            i += a.shape[d];
+        if (i < 0 || i >= a.shape[d]) {
+            PyErr_Format(PyExc_IndexError, "index %zd is out of bounds for axis %d with size %lld",
+                         i < 0 ? i - a.shape[d] : i, d, (long long)a.shape[d]);
+            return -1;
+        }
+        *poff += i * a.strides[d];
+        *soff += i * b.strides[d];
+    }
+    return 1;
+}
+
+/* cls.load(p, s, idx, tape): the element of an active array (primal p, shadow
+ * s) that idx names, as a traced scalar of class cls; NotImplemented when idx
+ * names no single element or s is None (Python takes the general path). */
 static PyObject *scalar_load(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4)
         return PyErr_Format(PyExc_TypeError, "load takes 4 arguments");
-    Py_ssize_t i = PyLong_AsSsize_t(args[2]);
-    if (i == -1 && PyErr_Occurred())
+    if (args[1] == Py_None)
+        Py_RETURN_NOTIMPLEMENTED;
+    int64_t poff, soff;
+    int rc = element_offsets(args[0], args[1], args[2], &poff, &soff);
+    if (rc <= 0) {
+        if (rc == 0)
+            Py_RETURN_NOTIMPLEMENTED;
         return NULL;
+    }
     sad_tape *t;
     const int *alive;
     if (tape_of(args[3], &t, &alive) < 0) {
@@ -233,13 +270,10 @@ static PyObject *scalar_load(PyObject *cls, PyObject *const *args, Py_ssize_t na
                             "its autodiff call finished");
         return NULL;
     }
-    int64_t poff, soff;
-    double *p = element(args[0], i, &poff);
-    if (p == NULL || element(args[1], i, &soff) == NULL)
-        return NULL;
+    double v = *(double *)((char *)sad_arr_of((intptr_t)args[0]).data + poff);
     ScalarObject proto = {.tape = args[3], .t = t, .alive = alive};
     Py_SET_TYPE(&proto, (PyTypeObject *)cls);
-    return result(&proto, *p, (sad_pair *)sad_load(t, (intptr_t)args[1], soff, *p));
+    return result(&proto, v, (sad_pair *)sad_load(t, (intptr_t)args[1], soff, v));
 }
 
 /* cls.store(p, s, i, x): y[i] = x for an active 1-D array and a traced
@@ -301,7 +335,7 @@ static PyMethodDef scalar_methods[] = {
     {"ew", (PyCFunction)(void (*)(void))scalar_ew, METH_FASTCALL | METH_CLASS,
      "ew(tape, op, flags, z, zs, x, xs, y, ys, k): one elementwise record"},
     {"load", (PyCFunction)(void (*)(void))scalar_load, METH_FASTCALL | METH_CLASS,
-     "load(p, s, i, tape): element i of an active vector, traced"},
+     "load(p, s, idx, tape): the element idx of an active array, traced"},
     {"store", (PyCFunction)(void (*)(void))scalar_store, METH_FASTCALL | METH_CLASS,
      "store(p, s, i, x): element i of an active vector = traced scalar x, recorded"},
     {NULL, NULL, 0, NULL},

@@ -552,16 +552,18 @@ class TArray(ArrayOps):
 
     # -- indexing ------------------------------------------------------------
     def __getitem__(self, idx):
-        if type(idx) is int:  # the scalar-loop fast path: x[i] of a vector, in C
-            p = self.p
-            if p.ndim == 1:
-                s = self._s
-                if s is None:
-                    s = shadow_of(self)
-                    if s is None:
-                        return p.item(idx)
-                return _load_element(p, s, idx, self.buf.tape)
-        if type(idx) is TArray or type(idx) is TScalar:
+        t = type(idx)
+        if t is int or t is tuple:  # an element of an active array (x[i], A[i, j]): in C
+            s = self._s
+            if s is None and self.buf.slot is None:  # (a lazy shadow stays lazy for views)
+                s = shadow_of(self)
+                if s is None and t is int and self.p.ndim == 1:
+                    return self.p.item(idx)
+            if s is not None:
+                r = _load_element(self.p, s, idx, self.buf.tape)
+                if r is not NotImplemented:
+                    return r
+        if t is TArray or t is TScalar:
             raise detach_error("indexing with a traced value")
         el = _element_offsets(self, idx)
         if el is not None:
