@@ -51,11 +51,31 @@ MODULES = ["w1_scalar_loop", "w2_heat", "w3_loglike", "w4_lu", "w5_jacobian",
            "w6_gmm", "w7_rk4"]
 PEER_KINDS = ("torch", "jax", "autograd")
 LOAD_AT_START = (0.0, 0.0, 0.0)
+MALLOC_PINNED = False
 PEER_NAMES = {"torch": "PyTorch eager", "jax": "JAX jit", "autograd": "autograd"}
 
 
 # --------------------------------------------------------------------------
 # timing
+
+MALLOC_NOTE = ("glibc's malloc is pinned to the state it reaches by itself after the "
+               "first free of a large block (`mallopt`: mmap threshold 32 MiB, trim "
+               "threshold 64 MiB): before that, every temporary above 128 KiB is a fresh "
+               "mmap whose pages fault in on first touch, which makes numpy code on large "
+               "arrays several times slower (W2's primal at m=1e5: ~68 ms cold, ~17 ms "
+               "warm) and every time depend on what ran before")
+
+
+def pin_malloc():
+    """See MALLOC_NOTE.  Returns whether it worked (glibc only)."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+                and libc.mallopt(M_TRIM_THRESHOLD, 64 << 20))
 
 def best_of(fn, first):
     """Best time of one call of fn, after the warm-up call that took `first`
@@ -482,6 +502,12 @@ def write_markdown(path, results, modules, tgts, memory, elapsed):
     add("* **Time:** best of N after one warm-up call (N adaptive: batches of calls "
         "lasting >= 36 ms, best of 7; 3 single calls above 0.25 s; 1 above 2 s). "
         "Each call includes copying the inputs it overwrites, for every method alike.")
+    if MALLOC_PINNED:
+        add(f"* **Memory allocator (timings):** {MALLOC_NOTE}.")
+    else:
+        add("* **Memory allocator (timings):** glibc's malloc could not be pinned "
+            "(`mallopt` unavailable): times of numpy code on large temporaries depend on "
+            "what ran before.")
     add("* **Ratio:** for shadowad rows, time / the numpy primal's; for peer rows, "
         "time / shadowad's (the case's first shadowad row): above 1, shadowad is faster.")
     add("* **JAX 1st call:** `jax.jit(jax.grad(f))` on a functional rewrite, in float64 "
@@ -650,8 +676,9 @@ def main():
         probe(args.probe[0], int(args.probe[1]), int(args.probe[2]))
         return 0
 
-    global LOAD_AT_START
+    global LOAD_AT_START, MALLOC_PINNED
     LOAD_AT_START = os.getloadavg()
+    MALLOC_PINNED = pin_malloc()
     t_start = time.perf_counter()
     mods = [importlib.import_module(m) for m in MODULES]
     if args.only:
