@@ -322,6 +322,30 @@ static int linear_partials(const sad_record *r, double *cx, double *cy)
     }
 }
 
+/* The reverse of a linear record with finite constant partials: one pass per
+ * row, element by element (z may be x itself, so each adjoint is read and
+ * cleared before it is added anywhere). */
+static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs)
+{
+    const int last = b->ndim - 1;
+    const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    const int64_t zst = b->o[0].ss[last], xst = b->o[1].ss[last], yst = b->o[2].ss[last];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r) {
+        sad_block_row(b, r, p, s);
+        double *zs = s[0], *xs = s[1], *ys = s[2];
+        for (int64_t i = 0; i < m; ++i) {
+            const double g = zs[i * zst];
+            if (!keep_zs)
+                zs[i * zst] = 0.0;
+            if (xs != NULL)
+                xs[i * xst] += cx * g;
+            if (ys != NULL)
+                ys[i * yst] += cy * g;
+        }
+    }
+}
+
 /* Reverse of z = op(x, y): restore z's primal if it was overwritten, then move
  * z's adjoint into x's and y's (zs is consumed, and zeroed unless z is a fresh
  * temporary nobody reads again, whose lazy shadow is then released).
@@ -352,6 +376,12 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
     }
     double cx, cy;
     const int lin = linear_partials(r, &cx, &cy);
+    if (lin && !unsafe && isfinite(cx) && isfinite(cy)) {
+        linear_reverse(b, cx, cy, keep_zs);
+        if (zslot && keep_zs)
+            sad_slot_release(t, zslot);
+        return 0;
+    }
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
     const int have_z = r->u.a.saved == NULL; /* z still holds op(x, y) */
