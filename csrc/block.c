@@ -185,6 +185,11 @@ void sad_block_save(const sad_block *b, double *dst)
     double *p[3], *s[3];
     for (int64_t r = 0; r < rows; ++r) {
         sad_block_row(b, r, p, s);
+        if (st == 1) { /* the common case: one memcpy per row */
+            memcpy(dst, p[0], (size_t)m * sizeof(double));
+            dst += m;
+            continue;
+        }
         for (int64_t i = 0; i < m; ++i)
             *dst++ = p[0][i * st];
     }
@@ -197,9 +202,19 @@ void sad_block_swap(const sad_block *b, double *saved)
     double *p[3], *s[3];
     for (int64_t r = 0; r < rows; ++r) {
         sad_block_row(b, r, p, s);
+        double *row = p[0];
+        if (st == 1) { /* unit stride: a loop the compiler vectorizes */
+            for (int64_t i = 0; i < m; ++i) {
+                double tmp = row[i];
+                row[i] = saved[i];
+                saved[i] = tmp;
+            }
+            saved += m;
+            continue;
+        }
         for (int64_t i = 0; i < m; ++i, ++saved) {
-            double tmp = p[0][i * st];
-            p[0][i * st] = *saved;
+            double tmp = row[i * st];
+            row[i * st] = *saved;
             *saved = tmp;
         }
     }
