@@ -217,17 +217,29 @@ def _finish(tape, wrapped, target, seed, restore):
     return grads
 
 
-def _zero_adjoints(tape):
-    """Zero every adjoint the tape's records accumulate into, before sweeping
-    the same tape again for another seed."""
-    lib.sad_tape_zero_adjoints(tape.c)
-    for s in tape.shadows:
-        s[...] = 0.0
+def _adjoint_memory(tape):
+    """(arrays, traced Vectors) whose adjoints the tape's records accumulate
+    into, besides the C core's own pairs."""
+    arrays = list(tape.shadows)
+    vectors = []
     for o in tape.keep:
         if type(o) is Buffer and o.shadow is not None:
-            (o.mem if o.mem is not None else o.shadow)[...] = 0.0
-        elif type(o) is TracedVector and o.vs is not None:
-            o.vs._reset(np.zeros(len(o.vs)))
+            arrays.append(o.mem if o.mem is not None else o.shadow)
+        elif type(o) is TracedVector:
+            vectors.append(o)
+    return arrays, vectors
+
+
+def _zero_adjoints(tape, memory):
+    """Zero every adjoint the tape's records accumulate into, before sweeping
+    the same tape again for another seed (``memory`` from _adjoint_memory)."""
+    lib.sad_tape_zero_adjoints(tape.c)
+    arrays, vectors = memory
+    for a in arrays:
+        a.fill(0.0)
+    for v in vectors:
+        if v.vs is not None:
+            v.vs._reset(np.zeros(len(v.vs)))
 
 
 def _copied(g):
@@ -238,10 +250,16 @@ def sweep_lanes(tape, lanes, before, after, restore):
     """Sweep one recorded tape once per lane: ``before(lane)`` seeds, the
     reverse sweep runs, ``after(lane)`` collects; the primal effects are
     re-applied between lanes, and at the end unless ``restore``."""
+    memory, sizes = None, None
     for lane in range(lanes):
         if lane:
             tape.redo()
-            _zero_adjoints(tape)
+            # gathered again only when the tape has grown: a pullback gave a
+            # lazy shadow numpy memory, or promoted memory, in the last sweep
+            if sizes != (len(tape.shadows), len(tape.keep)):
+                sizes = (len(tape.shadows), len(tape.keep))
+                memory = _adjoint_memory(tape)
+            _zero_adjoints(tape, memory)
         before(lane)
         tape.reverse()
         after(lane)

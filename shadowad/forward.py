@@ -138,21 +138,25 @@ def _tangent(res, lanes, batched):
                     "array results (or tuples of them), or None")
 
 
-def _memory_count(annotated):
-    """How many arguments are arrays or Vectors: only two or more can alias
-    (an argument's own shadow was checked when it was annotated)."""
-    n = 0
+def _scan(annotated):
+    """(how many arguments are arrays or Vectors, whether one is a batch).
+    Only two pieces of memory can alias (an argument's own shadow was checked
+    when it was annotated); a batch returns its tangents one per lane."""
+    memory, batched = 0, False
     for a in annotated:
         if isinstance(a.val, (np.ndarray, Vector)):
-            n += 1
-    return n
+            memory += 1
+        if type(a) is act.BatchDuplicated:
+            batched = True
+    return memory, batched
 
 
 def forward(f, annotated, with_primal, restore):
     lanes = act.lane_count(annotated, "forward mode")
+    memory, batched = _scan(annotated)
     ctx = Context(lanes)
     shared = {}
-    if _memory_count(annotated) > 1:
+    if memory > 1:
         _check_aliasing(annotated)
         shared = _shared_consts(annotated, ctx)
     finishers = []
@@ -160,7 +164,6 @@ def forward(f, annotated, with_primal, restore):
     token = _current.set(ctx)
     try:
         res = f(*traced)
-        batched = any(type(a) is act.BatchDuplicated for a in annotated)
         tangent, value = _tangent(res, lanes, batched)
     except BaseException:
         ctx.restore()

@@ -3,6 +3,7 @@ by one reverse sweep per output over a tape recorded once."""
 import numpy as np
 
 from . import activity as act
+from ._c import lib
 from .driver import _check_f, _record, sweep_lanes
 from .forward import forward
 from .tape import Tape
@@ -71,14 +72,15 @@ def jacobian_reverse(f, x, consts, recorded=None):
         shape = _output_shape(res, "reverse")
         m = int(np.prod(shape))
         rows = np.zeros((m,) + np.shape(x))
-        seed = _seeder(res, shape)
+        if type(x) is float:
+            pair = xarg.traced.g
 
-        def before(i):
-            seed(i)
-
-        def after(i):
-            rows[i] = xarg.gradient() if type(x) is float else xarg.grad
-        sweep_lanes(tape, m, before, after, restore=True)
+            def after(i):
+                rows[i] = lib.sad_pair_grad(pair)  # x's adjoint
+        else:
+            def after(i):
+                rows[i] = xarg.grad
+        sweep_lanes(tape, m, _seeder(res), after, restore=True)
     finally:
         if tape.state != "freed":
             tape.free()
@@ -103,9 +105,8 @@ def _record_for_reverse(f, x, consts):
     return tape, wrapped, res
 
 
-def _seeder(res, shape):
+def _seeder(res):
     """seed(i): make output i's adjoint 1 (the sweep has zeroed the rest)."""
-    from ._c import lib
     t = type(res)
     if t is TScalar:
         return lambda i: lib.sad_pair_add(res.g, 1.0)
@@ -114,7 +115,7 @@ def _seeder(res, shape):
         return lambda i: None
 
     def seed(i):
-        s[np.unravel_index(i, shape)] += 1.0
+        s.flat[i] += 1.0  # output i in C order, whatever the shadow's layout
     return seed
 
 

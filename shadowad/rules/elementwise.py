@@ -303,6 +303,7 @@ def save_inactive(tape, z):
 # tangent from the same partials the reverse sweep uses
 
 _LANES = lib.SAD_F_LANES
+_POW, _SQUARE = lib.SAD_POW, lib.SAD_SQUARE
 _ew_tangent = lib.sad_ew_tangent
 _FArray, _FScalar = dual.FArray, dual.FScalar
 _NUMBERS = (np.floating, np.integer, bool, np.bool_)
@@ -336,21 +337,18 @@ def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
     _forward_operand); z's primal is not written."""
     flags, k, ids = _LANES, None, [0, 0, 0, 0]
-    j = 0
-    for p, t in operands:
+    for j, (p, t) in enumerate(operands):
         if type(p) is not np.ndarray:
             if k is None:  # the one constant slot
                 k = float(p)
-                flags |= _KCONST << j
-                j += 2
+                flags |= _KCONST << (2 * j)
                 continue
             p = np.array(p, dtype=F64)
-            operands[j // 2] = (p, t)  # keeps the converted array alive through the call
-        flags |= _KARR << j
-        ids[j] = id(p)
+            operands[j] = (p, t)  # keeps the converted array alive through the call
+        flags |= _KARR << (2 * j)
+        ids[2 * j] = id(p)
         if t is not None:
-            ids[j + 1] = id(t)
-        j += 2
+            ids[2 * j + 1] = id(t)
     rc = _ew_tangent(op, flags, id(z), id(zt), ids[0], ids[1], ids[2], ids[3],
                      0.0 if k is None else k)
     if rc == _TOO_MANY_DIMS:  # one call per slice of the leading axis
@@ -381,8 +379,7 @@ def _context_of(inputs, out):
 def forward_ufunc(ufunc, method, inputs, kwargs):
     """Entry point of ``__array_ufunc__`` in forward mode."""
     if method == "__call__":
-        out = _call_out(ufunc, kwargs)
-        return forward_apply(ufunc, inputs, out)
+        return forward_apply(ufunc, inputs, _call_out(ufunc, kwargs) if kwargs else None)
     registry.check_elementwise(f"np.{ufunc.__name__}.{method}")
     from . import reductions
     return reductions.forward_ufunc_method(ufunc, method, inputs, kwargs)
@@ -405,6 +402,9 @@ def forward_apply(ufunc, inputs, out=None):
         s = _scalar_forward(op, ufunc, inputs)
         if s is not None:
             return s
+    if op == _POW and (type(inputs[1]) is int or type(inputs[1]) is float) and inputs[1] == 2:
+        # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper kernel
+        ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     ctx = _context_of(inputs, out)
     lanes = ctx.lanes if ctx is not None else 1
     x = _forward_operand(inputs[0], lanes)

@@ -202,9 +202,8 @@ def _forward_reduce(fname, npfn, a, axis, keepdims, out, grad):
     z = npfn(p, axis=axis, keepdims=keepdims)
     if t is None:
         return finish_out(forward_const(ctx, z), out, fname)
-    nd = p.ndim
-    axes = _axes(axis, nd)
-    lane_axes = tuple(range(1, nd + 1)) if axis is None else tuple(d + 1 for d in axes)
+    axes = _axes(axis, p.ndim)
+    lane_axes = tuple(d + 1 for d in axes)
     if grad is None:
         dz = _add_reduce(t, axis=lane_axes, keepdims=keepdims)
     else:
