@@ -147,9 +147,8 @@ class BatchDuplicated:
     def __init__(self, val, dvals):
         if not isinstance(dvals, (tuple, list)) or len(dvals) == 0:
             raise TypeError("BatchDuplicated takes a non-empty tuple of shadows")
-        for k, d in enumerate(dvals):
-            Duplicated(val, d)  # the same congruence checks, lane by lane
-        self.val, self.dvals = val, tuple(dvals)
+        lanes = [Duplicated(val, d) for d in dvals]  # the same checks, lane by lane
+        self.val, self.dvals = lanes[0].val, tuple(lane.dval for lane in lanes)
 
     def __repr__(self):
         return f"BatchDuplicated({self.val!r}, {self.dvals!r})"

@@ -285,3 +285,11 @@ def test_errors():
         sad.autodiff(lambda x: {"a": x}, Duplicated(x, np.zeros(3)), mode=Forward)
     with pytest.raises(TypeError, match="float"):
         sad.autodiff(lambda x: float(x[0]), Duplicated(x, np.zeros(3)), mode=Forward)
+
+
+def test_batch_of_plain_numbers():
+    """Ints are numbers like floats: BatchDuplicated(2, (1, 3)) is the float 2.0
+    with two tangent lanes (an int tangent once reached C as an array)."""
+    got = sad.autodiff(lambda a: a * a + 1.0, BatchDuplicated(2, (1, 3)), mode=Forward)
+    assert got == (4.0, 12.0)
+    assert sad.autodiff(lambda a: a * 3.0, BatchDuplicated(2.0, (1,)), mode=Forward) == (3.0,)
