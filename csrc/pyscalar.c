@@ -331,7 +331,25 @@ static PyObject *scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t narg
                                         operand(args[7]), operand(args[8]), k, slots));
 }
 
+/* cls.tangent(op, flags, z, dz, x, dx, y, dy, k): sad_ew_tangent without
+ * cffi's per-argument cost (forward mode's elementwise kernel). */
+static PyObject *scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 9)
+        return PyErr_Format(PyExc_TypeError, "tangent takes 9 arguments");
+    long op = PyLong_AsLong(args[0]), flags = PyLong_AsLong(args[1]);
+    double k = PyFloat_AsDouble(args[8]);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromLong(sad_ew_tangent((int)op, (int)flags, operand(args[2]),
+                                          operand(args[3]), operand(args[4]), operand(args[5]),
+                                          operand(args[6]), operand(args[7]), k));
+}
+
 static PyMethodDef scalar_methods[] = {
+    {"tangent", (PyCFunction)(void (*)(void))scalar_tangent, METH_FASTCALL | METH_CLASS,
+     "tangent(op, flags, z, dz, x, dx, y, dy, k): elementwise tangent lanes"},
     {"ew", (PyCFunction)(void (*)(void))scalar_ew, METH_FASTCALL | METH_CLASS,
      "ew(tape, op, flags, z, zs, x, xs, y, ys, k): one elementwise record"},
     {"load", (PyCFunction)(void (*)(void))scalar_load, METH_FASTCALL | METH_CLASS,

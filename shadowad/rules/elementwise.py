@@ -304,7 +304,7 @@ def save_inactive(tape, z):
 
 _LANES = lib.SAD_F_LANES
 _POW, _SQUARE = lib.SAD_POW, lib.SAD_SQUARE
-_ew_tangent = lib.sad_ew_tangent
+_ew_tangent = TScalar.tangent  # lib.sad_ew_tangent without cffi's cost per argument
 _FArray, _FScalar = dual.FArray, dual.FScalar
 _NUMBERS = (np.floating, np.integer, bool, np.bool_)
 
@@ -336,7 +336,7 @@ def _forward_operand(a, lanes):
 def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
     _forward_operand); z's primal is not written."""
-    flags, k, ids = _LANES, None, [0, 0, 0, 0]
+    flags, k, objs = _LANES, None, [None, None, None, None]
     for j, (p, t) in enumerate(operands):
         if type(p) is not np.ndarray:
             if k is None:  # the one constant slot
@@ -346,10 +346,9 @@ def tangent_kernel(op, z, zt, operands):
             p = np.array(p, dtype=F64)
             operands[j] = (p, t)  # keeps the converted array alive through the call
         flags |= _KARR << (2 * j)
-        ids[2 * j] = id(p)
-        if t is not None:
-            ids[2 * j + 1] = id(t)
-    rc = _ew_tangent(op, flags, id(z), id(zt), ids[0], ids[1], ids[2], ids[3],
+        objs[2 * j] = p
+        objs[2 * j + 1] = t
+    rc = _ew_tangent(op, flags, z, zt, objs[0], objs[1], objs[2], objs[3],
                      0.0 if k is None else k)
     if rc == _TOO_MANY_DIMS:  # one call per slice of the leading axis
         n = z.shape[0]
