@@ -76,6 +76,14 @@ def import_torch():
     return torch
 
 
+def peer_methods(P, torch_run, jax_run, autograd_run):
+    """The PyTorch eager, JAX jit(grad) and autograd methods of problem P;
+    each *_run(P) imports its library and returns the function to time."""
+    return [Method("torch eager", "torch", lambda: torch_run(P)),
+            Method("jax jit(grad)", "jax", lambda: jax_run(P)),
+            Method("autograd", "autograd", lambda: autograd_run(P))]
+
+
 def import_jax():
     import jax
     jax.config.update("jax_enable_x64", True)

@@ -11,7 +11,7 @@ variable (neither can write into an array)."""
 import numpy as np
 
 import shadowad as sad
-from common import (Method, Problem, import_autograd, import_jax, import_torch,
+from common import (peer_methods, Problem, import_autograd, import_jax, import_torch,
                     jax_block, primal_method, shadowad_method, torch_leaves)
 
 KEY = "W1"
@@ -60,9 +60,7 @@ def closed_form(P):
 
 
 def methods(P):
-    return [primal_method(P), shadowad_method(P), Method("torch eager", "torch", lambda: _torch(P)),
-            Method("jax jit(grad)", "jax", lambda: _jax(P)),
-            Method("autograd", "autograd", lambda: _autograd(P))]
+    return [primal_method(P), shadowad_method(P)] + peer_methods(P, _torch, _jax, _autograd)
 
 
 def _torch(P):

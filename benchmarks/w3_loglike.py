@@ -5,7 +5,7 @@ functional, so every peer runs it as written."""
 import numpy as np
 
 import shadowad as sad
-from common import (Method, Problem, import_autograd, import_jax, import_torch,
+from common import (Method, peer_methods, Problem, import_autograd, import_jax, import_torch,
                     jax_block, primal_method, shadowad_method, torch_leaves)
 
 KEY = "W3"
@@ -52,10 +52,8 @@ def closed_form(P):
 
 def methods(P):
     return [primal_method(P), shadowad_method(P),
-            Method("shadowad fwddiff", "shadowad", lambda: (lambda: P.gradient_fwddiff(*P.wrt))),
-            Method("torch eager", "torch", lambda: _torch(P)),
-            Method("jax jit(grad)", "jax", lambda: _jax(P)),
-            Method("autograd", "autograd", lambda: _autograd(P))]
+            Method("shadowad fwddiff", "shadowad", lambda: (lambda: P.gradient_fwddiff(*P.wrt)))] + \
+        peer_methods(P, _torch, _jax, _autograd)
 
 
 def _torch(P):

@@ -15,7 +15,7 @@ arrays)."""
 import numpy as np
 
 import shadowad as sad
-from common import (Method, Problem, import_autograd, import_jax, import_torch,
+from common import (peer_methods, Problem, import_autograd, import_jax, import_torch,
                     jax_block, primal_method, shadowad_method, torch_leaves)
 
 KEY = "W4"
@@ -57,10 +57,7 @@ def closed_form(P):
 
 
 def methods(P):
-    return [primal_method(P), shadowad_method(P),
-            Method("torch eager", "torch", lambda: _torch(P)),
-            Method("jax jit(grad)", "jax", lambda: _jax(P)),
-            Method("autograd", "autograd", lambda: _autograd(P))]
+    return [primal_method(P), shadowad_method(P)] + peer_methods(P, _torch, _jax, _autograd)
 
 
 def _torch(P):

@@ -12,7 +12,7 @@ same functional step."""
 import numpy as np
 
 import shadowad as sad
-from common import (Method, Problem, import_autograd, import_jax, import_torch,
+from common import (peer_methods, Problem, import_autograd, import_jax, import_torch,
                     jax_block, primal_method, shadowad_method, torch_leaves)
 
 KEY = "W7"
@@ -73,10 +73,7 @@ def problem(case):
 
 
 def methods(P):
-    return [primal_method(P), shadowad_method(P),
-            Method("torch eager", "torch", lambda: _torch(P)),
-            Method("jax jit(grad)", "jax", lambda: _jax(P)),
-            Method("autograd", "autograd", lambda: _autograd(P))]
+    return [primal_method(P), shadowad_method(P)] + peer_methods(P, _torch, _jax, _autograd)
 
 
 def _torch(P):
