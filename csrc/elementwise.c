@@ -324,8 +324,45 @@ static int linear_partials(const sad_record *r, double *cx, double *cy)
 
 /* The reverse of a linear record with finite constant partials: one pass per
  * row, element by element (z may be x itself, so each adjoint is read and
- * cleared before it is added anywhere). */
-static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs)
+ * cleared before it is added anywhere).  assign[k]: operand k's shadow is new
+ * memory this record overwrites whole (see sad_slot_resolve). */
+/* One unit-stride row of linear_reverse where zs, xs and ys are disjoint:
+ * restrict lets the compiler vectorize it.  A store into new memory adds to
+ * +0.0 as the accumulation into zeros would (-0.0 stays +0.0). */
+static void linear_row(double *restrict zs, double *restrict xs, double *restrict ys,
+                       int64_t m, double cx, double cy, int keep_zs, const int assign[3])
+{
+    if (assign[1] && assign[2])
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] = 0.0 + cx * zs[i];
+            ys[i] = 0.0 + cy * zs[i];
+        }
+    else if (assign[1])
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] = 0.0 + cx * zs[i];
+            ys[i] += cy * zs[i];
+        }
+    else if (assign[2])
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] += cx * zs[i];
+            ys[i] = 0.0 + cy * zs[i];
+        }
+    else
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] += cx * zs[i];
+            ys[i] += cy * zs[i];
+        }
+    if (!keep_zs)
+        memset(zs, 0, (size_t)m * sizeof(double));
+}
+
+static int disjoint(const double *a, const double *b, int64_t m)
+{
+    return a + m <= b || b + m <= a;
+}
+
+static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs,
+                           const int assign[3])
 {
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
@@ -334,14 +371,20 @@ static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs
     for (int64_t r = 0; r < rows; ++r) {
         sad_block_row(b, r, p, s);
         double *zs = s[0], *xs = s[1], *ys = s[2];
+        if (zst == 1 && xst == 1 && yst == 1 && xs != NULL && ys != NULL &&
+            disjoint(zs, xs, m) && disjoint(zs, ys, m) && disjoint(xs, ys, m)) {
+            linear_row(zs, xs, ys, m, cx, cy, keep_zs, assign);
+            continue;
+        }
+        const double ax = assign[1] ? 0.0 : 1.0, ay = assign[2] ? 0.0 : 1.0;
         for (int64_t i = 0; i < m; ++i) {
             const double g = zs[i * zst];
             if (!keep_zs)
                 zs[i * zst] = 0.0;
-            if (xs != NULL)
-                xs[i * xst] += cx * g;
+            if (xs != NULL) /* ax * xs: 0 * (uninitialised memory) would be a nan */
+                xs[i * xst] = (ax != 0.0 ? xs[i * xst] : 0.0) + cx * g;
             if (ys != NULL)
-                ys[i * yst] += cy * g;
+                ys[i * yst] = (ay != 0.0 ? ys[i * yst] : 0.0) + cy * g;
         }
     }
 }
@@ -354,11 +397,11 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
 {
     const sad_block *b = r->u.a.b;
     sad_block resolved;
-    int op = r->op, live = 1;
+    int op = r->op, live = 1, assign[3] = {0, 0, 0};
     const int64_t zslot = b->o[0].slot;
     if (accumulate && (zslot | b->o[1].slot | b->o[2].slot)) {
         resolved = *b;
-        live = sad_slot_resolve(t, &resolved, 1);
+        live = sad_slot_resolve(t, &resolved, 1, assign);
         if (live < 0)
             return -1;
         b = &resolved;
@@ -377,7 +420,7 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
     double cx, cy;
     const int lin = linear_partials(r, &cx, &cy);
     if (lin && !unsafe && isfinite(cx) && isfinite(cy)) {
-        linear_reverse(b, cx, cy, keep_zs);
+        linear_reverse(b, cx, cy, keep_zs, assign);
         if (zslot && keep_zs)
             sad_slot_release(t, zslot);
         return 0;
@@ -423,19 +466,19 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
             }
             /* a zero adjoint contributes nothing, even through an infinite
              * partial (sqrt at 0), as in the scalar sweep: no 0 * inf = nan */
-            if (s[1] != NULL) {
-                double *xs = s[1] + i0 * b->o[1].ss[last];
-                int64_t st = b->o[1].ss[last];
-                for (int64_t i = 0; i < c; ++i)
-                    if (g[i] != 0.0)
-                        xs[i * st] += g[i] * px[i];
-            }
-            if (s[2] != NULL) {
-                double *ys = s[2] + i0 * b->o[2].ss[last];
-                int64_t st = b->o[2].ss[last];
-                for (int64_t i = 0; i < c; ++i)
-                    if (g[i] != 0.0)
-                        ys[i * st] += g[i] * py[i];
+            for (int k = 1; k <= 2; ++k) {
+                if (s[k] == NULL)
+                    continue;
+                double *as = s[k] + i0 * b->o[k].ss[last];
+                const double *pk = k == 1 ? px : py;
+                int64_t st = b->o[k].ss[last];
+                if (assign[k]) /* into new memory: as adding to +0.0 would */
+                    for (int64_t i = 0; i < c; ++i)
+                        as[i * st] = g[i] != 0.0 ? 0.0 + g[i] * pk[i] : 0.0;
+                else
+                    for (int64_t i = 0; i < c; ++i)
+                        if (g[i] != 0.0)
+                            as[i * st] += g[i] * pk[i];
             }
         }
     }

@@ -129,7 +129,7 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
 
 /* slot.c: lazy shadows of temporaries */
 double *sad_slot_fake(int64_t slot);
-int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output);
+int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3]);
 void sad_slot_release(sad_tape *t, int64_t slot);
 void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);

@@ -38,16 +38,18 @@ void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs)
     s->external = 1;
 }
 
-static double *take(sad_tape *t, int64_t n)
+/* Memory for n doubles, zeroed unless the caller overwrites all of it. */
+static double *take(sad_tape *t, int64_t n, int zero)
 {
     for (sad_free_block **f = &t->free_blocks; *f != NULL; f = &(*f)->next)
         if ((*f)->n == n) {
             sad_free_block *b = *f;
             *f = b->next;
-            memset(b, 0, (size_t)n * sizeof(double));
+            if (zero)
+                memset(b, 0, (size_t)n * sizeof(double));
             return (double *)b;
         }
-    double *p = calloc((size_t)(n > 2 ? n : 2), sizeof(double));
+    double *p = zero ? calloc((size_t)n, sizeof(double)) : malloc((size_t)n * sizeof(double));
     if (p != NULL)
         t->slot_bytes += n * (int64_t)sizeof(double);
     return p;
@@ -65,20 +67,32 @@ void sad_slot_release(sad_tape *t, int64_t slot)
     s->p = NULL;
 }
 
+/* Does operand k of b cover all of its slot, each element once, in order? */
+static int covers(const sad_block *b, int k, const sad_slot *s)
+{
+    const sad_opnd *o = &b->o[k];
+    return b->n == s->n && b->ndim == 1 && o->ss[0] == 1 && o->s == sad_slot_fake(o->slot);
+}
+
 /* Translate b's fake shadow addresses into memory, allocating slots the
- * sweep accumulates into.  Returns 1, 0 when the output's slot was never
- * written (its adjoint is all zero: nothing to do), -1 when out of memory. */
-int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output)
+ * sweep accumulates into.  assign[k] is set when operand k's slot is new and
+ * b covers it whole: the sweep then stores its adjoint instead of adding it to
+ * zeros (no zeroing pass, no read).  Returns 1, 0 when the output's slot was
+ * never written (its adjoint is all zero: nothing to do), -1 when out of
+ * memory. */
+int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3])
 {
     for (int k = 0; k < 3; ++k) {
         sad_opnd *o = &b->o[k];
+        assign[k] = 0;
         if (o->slot == 0)
             continue;
         sad_slot *s = &t->slots[o->slot - 1];
         if (s->p == NULL) {
             if (k == 0 && need_output)
                 return 0;
-            s->p = take(t, s->n < 2 ? 2 : s->n);
+            assign[k] = k > 0 && covers(b, k, s);
+            s->p = take(t, s->n < 2 ? 2 : s->n, !assign[k] || s->n < 2);
             if (s->p == NULL)
                 return -1;
         }
