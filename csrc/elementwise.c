@@ -125,6 +125,34 @@ double sad_partial(int op, int which, double x, double y, double z)
     return which ? py : px;
 }
 
+/* Which values the partials of op read: x (1), y (2), z (4). */
+static int partials_read(int op)
+{
+    switch (op) {
+    case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
+        return 0;
+    case SAD_SQRT: case SAD_RECIP: case SAD_EXP: case SAD_EXPM1: case SAD_TAN: case SAD_TANH:
+        return 4;
+    case SAD_MUL: case SAD_DIV: case SAD_ATAN2: case SAD_MAX: case SAD_MIN:
+        return 3;
+    case SAD_POW: case SAD_HYPOT:
+        return 7;
+    default: /* the other unary functions read x */
+        return 1;
+    }
+}
+
+/* The m values at src (stride st): src itself when contiguous, else a copy in
+ * dst. */
+static const double *values(double *dst, const double *src, int64_t st, int64_t m)
+{
+    if (st == 1)
+        return src;
+    for (int64_t i = 0; i < m; ++i)
+        dst[i] = src[i * st];
+    return dst;
+}
+
 static void gather(double *dst, const double *src, int64_t st, int64_t m)
 {
     if (st == 1)
@@ -455,14 +483,23 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
             if (s[1] == NULL && s[2] == NULL)
                 continue;
             if (!lin) { /* the partials depend on the values */
-                gather(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
-                if (p[2] != NULL)
-                    gather(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
-                if (have_z)
-                    gather(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
-                else
-                    sad_ew_values(op, c, tx, ty, tz);
-                sad_ew_partials(op, c, tx, ty, tz, px, py);
+                const double *vx = tx, *vy = ty, *vz = tz;
+                int need = partials_read(op);
+                if ((need & 4) && !have_z)
+                    need |= sad_ew_is_unary(op) ? 1 : 3;
+                if (need & 1)
+                    vx = values(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
+                if ((need & 2) && p[2] != NULL)
+                    vy = values(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
+                if (need & 4) {
+                    if (have_z) {
+                        vz = values(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
+                    } else {
+                        sad_ew_values(op, c, vx, vy, tz);
+                        vz = tz;
+                    }
+                }
+                sad_ew_partials(op, c, vx, vy, vz, px, py);
             }
             /* a zero adjoint contributes nothing, even through an infinite
              * partial (sqrt at 0), as in the scalar sweep: no 0 * inf = nan */
@@ -475,6 +512,9 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
                 if (assign[k]) /* into new memory: as adding to +0.0 would */
                     for (int64_t i = 0; i < c; ++i)
                         as[i * st] = g[i] != 0.0 ? 0.0 + g[i] * pk[i] : 0.0;
+                else if (st == 1) /* a select, not a branch: it vectorizes */
+                    for (int64_t i = 0; i < c; ++i)
+                        as[i] = g[i] != 0.0 ? as[i] + g[i] * pk[i] : as[i];
                 else
                     for (int64_t i = 0; i < c; ++i)
                         if (g[i] != 0.0)
