@@ -9,7 +9,8 @@
 
 int sad_ew_is_unary(int op) { return op < SAD_ADD; }
 
-void sad_ew_values(int op, int64_t n, const double *x, const double *y, double *z)
+void sad_ew_values(int op, int64_t n, const double *restrict x, const double *restrict y,
+                   double *restrict z)
 {
     int64_t i;
     switch (op) {
@@ -51,8 +52,8 @@ void sad_ew_values(int op, int64_t n, const double *x, const double *y, double *
 
 /* dz/dx and dz/dy at (x, y) with z = op(x, y) already computed.  Ties of
  * max/min split the derivative evenly, as JAX and PyTorch do. */
-void sad_ew_partials(int op, int64_t n, const double *x, const double *y,
-                     const double *z, double *px, double *py)
+void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
+                     const double *restrict z, double *restrict px, double *restrict py)
 {
     int64_t i;
     switch (op) {

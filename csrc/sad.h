@@ -119,9 +119,10 @@ void sad_block_zero_shadow(const sad_block *b, int which);
 void sad_block_gather_shadow(const sad_block *b, int which, double *dst);
 
 /* elementwise.c */
-void sad_ew_values(int op, int64_t n, const double *x, const double *y, double *z);
-void sad_ew_partials(int op, int64_t n, const double *x, const double *y,
-                     const double *z, double *px, double *py);
+void sad_ew_values(int op, int64_t n, const double *restrict x, const double *restrict y,
+                   double *restrict z);
+void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
+                     const double *restrict z, double *restrict px, double *restrict py);
 int sad_ew_is_unary(int op);
 int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate);
 int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
