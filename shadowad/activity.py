@@ -45,6 +45,8 @@ def _check_float_array(x, what):
 
 
 def _is_real_scalar(x):
+    if type(x) is float:  # the common case, first
+        return True
     return isinstance(x, Real) and not isinstance(x, bool) or (
         isinstance(x, np.generic) and np.issubdtype(type(x), np.floating))
 

@@ -97,14 +97,17 @@ class Buffer:
 
     def attach_fresh(self, tangent):
         """Attach the zero lanes ``tangent`` (shape (lanes,) + root.shape, C order)
-        of a fresh C-contiguous root: no address arithmetic needed now."""
-        self.mem = tangent.reshape(tangent.shape[0], -1)
-        self.lo = _data(id(self.root))
+        of a fresh C-contiguous root.  Most temporaries are never viewed, so the
+        address arithmetic waits for the first view (view_shadow)."""
         self.shadow = tangent
 
     def view_shadow(self, p):
         """The shadow of primal view ``p`` of a promoted buffer."""
         mem = self.mem
+        if mem is None and self.tape.lanes:  # attached fresh: the root's tangent
+            t = self.shadow
+            mem = self.mem = t.reshape(t.shape[0], -1)
+            self.lo = _data(id(self.root))
         off = _data(id(p)) - self.lo
         if mem.ndim == 1:
             return np.ndarray(p.shape, F64, mem, off, p.strides)
