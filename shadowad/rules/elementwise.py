@@ -122,15 +122,23 @@ def _tape_of(inputs, out):
     return None
 
 
+def _without_c_op(ufunc, inputs, out, rules, forward=False):
+    """A ufunc with no C kernel: derivative-free ones run on the values; a few
+    have a rule of their own in ``rules`` (np.matmul); the rest are errors."""
+    if ufunc in NONDIFF:
+        return _nondiff(ufunc, inputs, out)
+    rule = rules.get(ufunc)
+    if rule is None:
+        raise registry.no_rule_error(ufunc)
+    if forward:
+        registry.check_elementwise(f"np.{ufunc.__name__}")
+    return rule(*inputs, out=out)
+
+
 def apply_ufunc(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
-        if ufunc in NONDIFF:
-            return _nondiff(ufunc, inputs, out)
-        rule = registry.FUNCTIONS.get(ufunc)  # a ufunc with its own rule: np.matmul
-        if rule is not None:
-            return rule(*inputs, out=out)
-        raise registry.no_rule_error(ufunc)
+        return _without_c_op(ufunc, inputs, out, registry.FUNCTIONS)
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
     tape = _tape_of(inputs, out)
@@ -387,13 +395,7 @@ def forward_ufunc(ufunc, method, inputs, kwargs):
 def forward_apply(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
-        if ufunc in NONDIFF:
-            return _nondiff(ufunc, inputs, out)
-        rule = registry.JVPS.get(ufunc)  # a ufunc with its own rule: np.matmul
-        if rule is not None:
-            registry.check_elementwise(f"np.{ufunc.__name__}")
-            return rule(*inputs, out=out)
-        raise registry.no_rule_error(ufunc)
+        return _without_c_op(ufunc, inputs, out, registry.JVPS, forward=True)
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
     if out is None and type(inputs[0]) is not _FArray and (
