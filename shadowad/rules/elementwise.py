@@ -77,6 +77,18 @@ def _nondiff(ufunc, inputs, out):
     return res
 
 
+def plain_array(a):
+    """An untraced operand as an aligned float64 array (numbers of other
+    kinds refused by name)."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"shadowad: cannot combine a traced value with {type(a).__name__} "
+                        f"of dtype {arr.dtype}")
+    if arr.dtype != F64 or not arr.flags.aligned:
+        arr = np.array(arr, dtype=F64)
+    return arr
+
+
 def _operand(a, tape, lazy=False):
     """(kind, primal array or pair address, shadow array or None, primal value)
     of one ufunc input.  A traced array's memory is kept alive by its Buffer;
@@ -99,12 +111,7 @@ def _operand(a, tape, lazy=False):
         return (_KPAIR, a.g, True, a.v)
     if t is float or t is int or isinstance(a, (np.floating, np.integer, bool, np.bool_)):
         return (_KCONST, None, None, a)
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"shadowad: cannot combine a traced value with {type(a).__name__} "
-                        f"of dtype {arr.dtype}")
-    if arr.dtype != F64 or not arr.flags.aligned:
-        arr = np.array(arr, dtype=F64)
+    arr = plain_array(a)
     if tape is not None:
         tape.keep.append(arr)
     return (_KARR, arr, None, arr)
@@ -332,13 +339,7 @@ def _forward_operand(a, lanes):
         return a, None
     if t is TArray or t is TScalar:
         raise mixed_tapes_error()
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"shadowad: cannot combine a traced value with {type(a).__name__} "
-                        f"of dtype {arr.dtype}")
-    if arr.dtype != F64 or not arr.flags.aligned:
-        arr = np.array(arr, dtype=F64)
-    return arr, None
+    return plain_array(a), None
 
 
 def tangent_kernel(op, z, zt, operands):

@@ -150,6 +150,16 @@ def basic_view(a, idx, el=None):
     return TArray(a.p[idx], None if s is None else s[idx], a.buf)
 
 
+def _check_fits(shape, target):
+    """numpy's error for writing a value of this shape into a view of target's."""
+    try:
+        if np.broadcast_shapes(shape, target) != target:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"could not broadcast input array from shape {shape} "
+                         f"into shape {target}") from None
+
+
 def copy_into(view, value):
     """view[...] = value, the copy computed in C with the old bytes saved."""
     tape = view.buf.tape
@@ -159,13 +169,7 @@ def copy_into(view, value):
             raise mixed_tapes_error()
     o = _operand(value, tape)
     if o[0] == elementwise._KARR:
-        shape = o[1].shape
-        try:
-            if np.broadcast_shapes(shape, view.shape) != view.shape:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"could not broadcast input array from shape {shape} "
-                             f"into shape {view.shape}") from None
+        _check_fits(o[1].shape, view.shape)
     zs = shadow_of(view)
     if zs is None and o[2] is not None:
         zs = promote(view)
@@ -291,13 +295,7 @@ def forward_setindex(a, idx, value):
     if _basic_index(idx):
         view = dual.FArray(p[idx], None, a.buf)
         zt = shadow_of(view)
-        shape = np.shape(vp)
-        try:
-            if np.broadcast_shapes(shape, view.shape) != view.shape:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"could not broadcast input array from shape {shape} "
-                             f"into shape {view.shape}") from None
+        _check_fits(np.shape(vp), view.shape)
         if zt is not None:
             operand = elementwise._forward_operand(value, ctx.lanes)
             elementwise.tangent_kernel(lib.SAD_COPY, view.p, zt, [operand])
