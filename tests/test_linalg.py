@@ -95,6 +95,21 @@ def test_matmul_operator_and_in_place_forms():
     check_all(f, Active(A), Const(B), Const(x), dup(y))
 
 
+def test_matmul_of_transposed_operands():
+    # the pullback computes the product transposed when an operand's shadow is a
+    # transposed view (GMM's Q @ swapaxes(xc, 1, 2)); the sum must be the same
+    A, B = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 5))
+
+    def f(A, B):
+        C = np.matmul(np.swapaxes(A, 1, 2), B)         # (2, 4, 5)
+        D = C @ np.swapaxes(B[:, :2], 1, 2)            # (2, 4, 2)
+        return np.sum(D * D) + np.sum(A[0].T @ B[1])
+
+    check_all(f, dup(A), dup(B))
+    check_all(f, Active(A), Const(B))
+    check_all(f, Const(A), dup(B))
+
+
 def test_matmul_with_plain_ndarray_operands():
     A = rng.standard_normal((3, 3))
     c = rng.standard_normal(3)

@@ -12,7 +12,7 @@ one numpy call, the lanes axis leading.
 import numpy as np
 
 from .._c import lib
-from ..traced import TScalar, new_scalar, shadow_of
+from ..traced import TArray, TScalar, new_scalar, shadow_of
 from .elementwise import _tape_of, apply_ufunc, forward_apply
 from .indexing import accumulate, unbroadcast
 from .reductions import (const_result, finish_out, forward_const, forward_context,
@@ -235,13 +235,27 @@ def matmul(a, b, out=None):
 
     def pullback():
         if ad is not None:
-            ga = np.matmul(g2, _swap(b2))
-            accumulate(ad, unbroadcast(ga, a2.shape).reshape(ap.shape))
+            _accumulate_product(ad, g2, _swap(b2), a2.shape)
         if bd is not None:
-            gb = np.matmul(_swap(a2), g2)
-            accumulate(bd, unbroadcast(gb, b2.shape).reshape(bp.shape))
+            _accumulate_product(bd, _swap(a2), g2, b2.shape)
     tape.record_py(pullback)
     return finish_out(res, out, "np.matmul")
+
+
+def _accumulate_product(dst, left, right, shape):
+    """dst += left @ right, un-broadcast to ``shape`` (dst's shape as a stack of
+    matrices).  When dst's shadow is a transposed view (``x.T`` or
+    ``swapaxes`` as matmul's operand), the product is computed transposed,
+    right.T @ left.T, so that the sum runs over contiguous memory instead of
+    striding across it (the same values: each entry is the same dot product)."""
+    s = shadow_of(dst) if type(dst) is TArray else None
+    if (s is not None and s.ndim >= 2 and not s.flags.c_contiguous
+            and _swap(s).flags.c_contiguous
+            and left.shape[:-1] + right.shape[-1:] == s.shape):
+        t = _swap(s)
+        t += np.matmul(_swap(right), _swap(left))
+        return
+    accumulate(dst, unbroadcast(np.matmul(left, right), shape).reshape(np.shape(dst)))
 
 
 @implements_jvp(np.matmul)
