@@ -50,6 +50,7 @@ typedef struct sad_record {
 typedef struct sad_chunk {
     struct sad_chunk *next;
     size_t cap, used;
+    size_t mapped; /* bytes mmap'd for it (0: from calloc) */
     double data[]; /* double for alignment */
 } sad_chunk;
 
