@@ -390,6 +390,20 @@ static int disjoint(const double *a, const double *b, int64_t m)
     return a + m <= b || b + m <= a;
 }
 
+/* One active input (the other a constant or inactive): as += c * zs. */
+static void linear_row1(double *restrict zs, double *restrict as, int64_t m, double c,
+                        int keep_zs, int assign)
+{
+    if (assign)
+        for (int64_t i = 0; i < m; ++i)
+            as[i] = 0.0 + c * zs[i];
+    else
+        for (int64_t i = 0; i < m; ++i)
+            as[i] += c * zs[i];
+    if (!keep_zs)
+        memset(zs, 0, (size_t)m * sizeof(double));
+}
+
 static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs,
                            const int assign[3])
 {
@@ -404,6 +418,30 @@ static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs
             disjoint(zs, xs, m) && disjoint(zs, ys, m) && disjoint(xs, ys, m)) {
             linear_row(zs, xs, ys, m, cx, cy, keep_zs, assign);
             continue;
+        }
+        if (zst == 1 && !keep_zs && (xs == zs || ys == zs)) {
+            /* in place, z = x + c*y (x += c*y): the other input takes its share
+             * of z's adjoint first, then z's memory turns into x's in place */
+            const int k = xs == zs ? 1 : 2;
+            double *os = k == 1 ? ys : xs;
+            const int64_t ost = k == 1 ? yst : xst;
+            if ((k == 1 ? xst : yst) == 1 && !assign[k] &&
+                (os == NULL || (ost == 1 && disjoint(zs, os, m)))) {
+                const double ck = k == 1 ? cx : cy, co = k == 1 ? cy : cx;
+                if (os != NULL)
+                    linear_row1(zs, os, m, co, 1, assign[3 - k]);
+                for (int64_t i = 0; i < m; ++i)
+                    zs[i] = 0.0 + ck * zs[i]; /* as the general loop: no -0.0 */
+                continue;
+            }
+        }
+        if ((xs == NULL) != (ys == NULL) && zst == 1) {
+            const int k = xs != NULL ? 1 : 2;
+            double *as = k == 1 ? xs : ys;
+            if ((k == 1 ? xst : yst) == 1 && disjoint(zs, as, m)) {
+                linear_row1(zs, as, m, k == 1 ? cx : cy, keep_zs, assign[k]);
+                continue;
+            }
         }
         const double ax = assign[1] ? 0.0 : 1.0, ay = assign[2] ? 0.0 : 1.0;
         for (int64_t i = 0; i < m; ++i) {
