@@ -220,6 +220,23 @@ void sad_block_swap(const sad_block *b, double *saved)
     }
 }
 
+/* The second half of a swap only: primal = saved (a last redo). */
+void sad_block_put(const sad_block *b, const double *saved)
+{
+    int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
+    int64_t st = b->o[0].ps[b->ndim - 1];
+    double *p[3], *s[3];
+    for (int64_t r = 0; r < rows; ++r, saved += m) {
+        sad_block_row(b, r, p, s);
+        if (st == 1) {
+            memcpy(p[0], saved, (size_t)m * sizeof(double));
+            continue;
+        }
+        for (int64_t i = 0; i < m; ++i)
+            p[0][i * st] = saved[i];
+    }
+}
+
 void sad_block_zero_shadow(const sad_block *b, int which)
 {
     if (b->o[which].s == NULL)

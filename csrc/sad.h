@@ -116,6 +116,7 @@ int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
                        int which_in, int in_shadow);
 void sad_block_save(const sad_block *b, double *dst);
 void sad_block_swap(const sad_block *b, double *saved);
+void sad_block_put(const sad_block *b, const double *saved);
 void sad_block_zero_shadow(const sad_block *b, int which);
 void sad_block_gather_shadow(const sad_block *b, int which, double *dst);
 
@@ -143,6 +144,8 @@ void sad_vec_reverse(sad_record *r, int dir);
 /* record flag set on elementwise records that iterate over a block */
 enum { SAD_F_BLOCK = 1 << 8 };
 
-enum sad_dir { SAD_DIR_REVERSE = 0, SAD_DIR_UNDO = 1, SAD_DIR_REDO = 2 };
+/* SAD_DIR_REDO_LAST: a redo after which the tape is freed: saved bytes are
+ * copied back instead of swapped (nothing will undo it), half the traffic */
+enum sad_dir { SAD_DIR_REVERSE = 0, SAD_DIR_UNDO = 1, SAD_DIR_REDO = 2, SAD_DIR_REDO_LAST = 3 };
 
 #endif

@@ -137,6 +137,9 @@ void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
 int64_t sad_reverse(sad_tape *t, int64_t from);
 int64_t sad_undo(sad_tape *t, int64_t from);
 int64_t sad_redo(sad_tape *t, int64_t from);
+/* A redo that copies saved bytes back instead of swapping them: the tape
+ * cannot be undone afterwards, only freed. */
+int64_t sad_redo_last(sad_tape *t, int64_t from);
 /* Undo and drop the records [n, len): an operation that failed half-way
  * leaves no trace.  Python never truncates over a Python record. */
 void sad_truncate(sad_tape *t, int64_t n);

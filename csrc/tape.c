@@ -172,11 +172,22 @@ int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z)
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i) { return t->rec[i].u.a.pyidx; }
 
 /* ---- sweeps ------------------------------------------------------------ */
+/* The saved bytes of array record r back into the primal: swapped, so that
+ * the record can be undone again, except in a last redo. */
+static void put_back(const sad_record *r, int dir)
+{
+    if (dir == SAD_DIR_REDO_LAST)
+        sad_block_put(r->u.a.b, r->u.a.saved);
+    else
+        sad_block_swap(r->u.a.b, r->u.a.saved);
+}
+
 /* Apply record r in direction dir; returns 1 if Python must take over, 2
  * when a lazy shadow found no memory (r untouched). */
 static int step(sad_tape *t, sad_record *r, int dir)
 {
     const int acc = dir == SAD_DIR_REVERSE;
+    const int redo = dir == SAD_DIR_REDO || dir == SAD_DIR_REDO_LAST;
     switch (r->op) {
     case SAD_LOAD:
         if (acc)
@@ -200,26 +211,26 @@ static int step(sad_tape *t, sad_record *r, int dir)
             sad_reduce_reverse(r);
         return 0;
     case SAD_AXPY:
-        if (dir == SAD_DIR_REDO)
-            sad_block_swap(r->u.a.b, r->u.a.saved);
+        if (redo)
+            put_back(r, dir);
         else
             sad_axpy_reverse(r, acc);
         return 0;
     case SAD_PY:
         if (r->u.a.saved != NULL)
-            sad_block_swap(r->u.a.b, r->u.a.saved);
+            put_back(r, dir);
         return acc || (r->flags & SAD_F_PYUNDO);
     case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
     case SAD_VPUSHA: case SAD_VCOPY:
-        sad_vec_reverse(r, dir);
+        sad_vec_reverse(r, dir == SAD_DIR_REDO_LAST ? SAD_DIR_REDO : dir);
         return 0;
     default:
         if (!(r->flags & SAD_F_BLOCK)) { /* scalar */
             if (acc)
                 scalar_reverse(r);
-        } else if (dir == SAD_DIR_REDO) {
+        } else if (redo) {
             if (r->u.a.saved != NULL)
-                sad_block_swap(r->u.a.b, r->u.a.saved);
+                put_back(r, dir);
         } else if (sad_ew_reverse(t, r, acc) < 0) {
             return 2;
         }
@@ -240,13 +251,16 @@ static int64_t backwards(sad_tape *t, int64_t from, int dir)
 int64_t sad_reverse(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_REVERSE); }
 int64_t sad_undo(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_UNDO); }
 
-int64_t sad_redo(sad_tape *t, int64_t from)
+static int64_t forwards(sad_tape *t, int64_t from, int dir)
 {
     for (int64_t i = from; i < t->n; ++i)
-        if (step(t, &t->rec[i], SAD_DIR_REDO))
+        if (step(t, &t->rec[i], dir))
             return i;
     return -1;
 }
+
+int64_t sad_redo(sad_tape *t, int64_t from) { return forwards(t, from, SAD_DIR_REDO); }
+int64_t sad_redo_last(sad_tape *t, int64_t from) { return forwards(t, from, SAD_DIR_REDO_LAST); }
 
 void sad_truncate(sad_tape *t, int64_t n)
 {

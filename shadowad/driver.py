@@ -208,7 +208,7 @@ def _finish(tape, wrapped, target, seed, restore):
     _seed(target, seed)
     tape.reverse()
     if not restore:
-        tape.redo()
+        tape.redo(last=True)
     grads = tuple(w.gradient() for w in wrapped)
     for w in wrapped:
         if type(w.traced) is TracedVector:
@@ -264,7 +264,7 @@ def sweep_lanes(tape, lanes, before, after, restore):
         tape.reverse()
         after(lane)
     if not restore:
-        tape.redo()
+        tape.redo(last=True)
 
 
 def _finish_batch(tape, wrapped, target, lanes, restore):
