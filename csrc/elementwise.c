@@ -127,7 +127,7 @@ double sad_partial(int op, int which, double x, double y, double z)
 }
 
 /* Which values the partials of op read: x (1), y (2), z (4). */
-static int partials_read(int op)
+int sad_ew_partials_read(int op)
 {
     switch (op) {
     case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
@@ -328,7 +328,7 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
 /* Constant partials (cx, cy) of a record whose reverse needs no primal
  * values: copies, negations, sums, differences, and products or quotients by
  * a constant.  Returns 0 for every other record. */
-static int linear_partials(const sad_record *r, double *cx, double *cy)
+int sad_ew_linear(const sad_record *r, double *cx, double *cy)
 {
     const int kx = r->flags & 3, ky = (r->flags >> 2) & 3;
     const double k = r->u.a.b->k;
@@ -464,7 +464,7 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
 {
     const sad_block *b = r->u.a.b;
     sad_block resolved;
-    int op = r->op, live = 1, assign[3] = {0, 0, 0};
+    int live = 1, assign[3] = {0, 0, 0};
     const int64_t zslot = b->o[0].slot;
     if (accumulate && (zslot | b->o[1].slot | b->o[2].slot)) {
         resolved = *b;
@@ -473,10 +473,28 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
             return -1;
         b = &resolved;
     }
-    if (r->u.a.saved != NULL)
-        sad_block_swap(b, r->u.a.saved);
-    if (!accumulate || !live || b->o[0].s == NULL)
+    if (!accumulate || !live) {
+        if (r->u.a.saved != NULL)
+            sad_block_swap(b, r->u.a.saved);
         return 0;
+    }
+    sad_ew_reverse_block(r, b, r->u.a.saved, assign);
+    if (zslot && (r->flags & SAD_F_FRESH))
+        sad_slot_release(t, zslot);
+    return 0;
+}
+
+/* The reverse of r over block b (all of r's block, or a piece of it in a
+ * fused run), whose shadows are real memory: restore z's primal from saved
+ * (in b's element order) and move z's adjoint into x's and y's. */
+void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved,
+                          const int assign[3])
+{
+    int op = r->op;
+    if (saved != NULL)
+        sad_block_swap(b, saved);
+    if (b->o[0].s == NULL)
+        return;
     double *gbuf = r->u.a.scratch; /* set when zs overlaps xs or ys unsafely */
     const int unsafe = gbuf != NULL, keep_zs = (r->flags & SAD_F_FRESH) != 0;
     if (unsafe) {
@@ -485,12 +503,10 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
             sad_block_zero_shadow(b, 0);
     }
     double cx, cy;
-    const int lin = linear_partials(r, &cx, &cy);
+    const int lin = sad_ew_linear(r, &cx, &cy);
     if (lin && !unsafe && isfinite(cx) && isfinite(cy)) {
         linear_reverse(b, cx, cy, keep_zs, assign);
-        if (zslot && keep_zs)
-            sad_slot_release(t, zslot);
-        return 0;
+        return;
     }
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
@@ -523,7 +539,7 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
                 continue;
             if (!lin) { /* the partials depend on the values */
                 const double *vx = tx, *vy = ty, *vz = tz;
-                int need = partials_read(op);
+                int need = sad_ew_partials_read(op);
                 if ((need & 4) && !have_z)
                     need |= sad_ew_is_unary(op) ? 1 : 3;
                 if (need & 1)
@@ -561,9 +577,6 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
             }
         }
     }
-    if (zslot && keep_zs)
-        sad_slot_release(t, zslot);
-    return 0;
 }
 
 /* ---- y += a*x ------------------------------------------------------------

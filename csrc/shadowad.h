@@ -61,6 +61,10 @@ intptr_t sad_scalar_base(void);
 sad_tape *sad_tape_new(void);
 void sad_tape_free(sad_tape *t);
 int64_t sad_tape_len(const sad_tape *t);
+/* 0: sweep record by record, never fusing runs of elementwise records (fuse.c;
+ * tests compare both sweeps bit for bit).  New tapes fuse. */
+void sad_tape_set_fuse(sad_tape *t, int on);
+int64_t sad_tape_fused(const sad_tape *t); /* records swept in fused runs */
 int64_t sad_tape_nbytes(const sad_tape *t);
 
 /* ---- scalars ----------------------------------------------------------- */

@@ -16,6 +16,7 @@ sad_tape *sad_tape_new(void)
     t->pairs.chunk_min = 4096 * sizeof(sad_pair);
     t->blocks.chunk_min = 64 * sizeof(sad_block);
     t->saves.chunk_min = (size_t)1 << 16;
+    t->fuse = 1;
     return t;
 }
 
@@ -32,6 +33,8 @@ void sad_tape_free(sad_tape *t)
 }
 
 int64_t sad_tape_len(const sad_tape *t) { return t->n; }
+void sad_tape_set_fuse(sad_tape *t, int on) { t->fuse = on; }
+int64_t sad_tape_fused(const sad_tape *t) { return t->fused; }
 
 int64_t sad_tape_nbytes(const sad_tape *t)
 {
@@ -241,6 +244,15 @@ static int step(sad_tape *t, sad_record *r, int dir)
 static int64_t backwards(sad_tape *t, int64_t from, int dir)
 {
     for (int64_t i = from - 1; i >= 0; --i) {
+        if (dir == SAD_DIR_REVERSE && t->fuse) {
+            int64_t k = sad_fuse_reverse(t, i);
+            if (k < 0)
+                return -2 - i;
+            if (k > 0) {
+                i -= k - 1;
+                continue;
+            }
+        }
         int rc = step(t, &t->rec[i], dir);
         if (rc)
             return rc == 2 ? -2 - i : i;

@@ -218,32 +218,51 @@ _LINEAR = {lib.SAD_COPY, lib.SAD_NEG, lib.SAD_ADD, lib.SAD_SUB}
 _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constant
 
 
-def _reads_values(op, ops, flags):
-    """Does the reverse sweep of this record read the primal values of its
-    operands or output?  (Mirrors linear_partials in csrc/elementwise.c; the
-    answer only decides what the tape keeps alive, so erring towards True is
-    safe.)"""
+# Which values the partials of op read: x (1), y (2), z (4).  Mirrors
+# partials_read in csrc/elementwise.c; the answer only decides what the tape
+# keeps alive, so erring towards more is safe (an op missing here keeps all).
+_READS_Z = {lib.SAD_SQRT, lib.SAD_RECIP, lib.SAD_EXP, lib.SAD_EXPM1, lib.SAD_TAN, lib.SAD_TANH}
+_READS_XY = {lib.SAD_MUL, lib.SAD_DIV, lib.SAD_ATAN2, lib.SAD_MAX, lib.SAD_MIN}
+_READS_UNARY_X = {lib.SAD_SQUARE, lib.SAD_LOG, lib.SAD_LOG1P, lib.SAD_SIN, lib.SAD_COS,
+                  lib.SAD_SINH, lib.SAD_COSH, lib.SAD_ASIN, lib.SAD_ACOS, lib.SAD_ATAN,
+                  lib.SAD_ABS}
+
+
+def _values_read(op, ops, flags):
+    """Which values the reverse sweep of this record reads (the mask above),
+    0 when its partials are constants."""
     if op in _LINEAR:
-        return False
+        return 0
     if op in _BY_CONSTANT and len(ops) == 2:
         kinds = (ops[0][0], ops[1][0])
         if op == lib.SAD_MUL and _KCONST in kinds:
-            return False
+            return 0
         if op == lib.SAD_DIV and kinds[1] == _KCONST and float(ops[1][3]) != 0.0:
-            return False
-    return True
+            return 0
+    if flags & _SAVE:  # z is overwritten later: the sweep recomputes it from x and y
+        return 7
+    if op in _READS_Z:
+        return 4
+    if op in _READS_XY:
+        return 3
+    if op in _READS_UNARY_X:
+        return 1
+    return 7
 
 
 def _record(tape, op, ops, z, zs, flags):
     """One elementwise record z = op(*ops) (ops from _operand).  An output
     shadow given as an int is a lazy slot, an operand's given as a Buffer is
     that buffer's lazy slot (see traced.new_lazy)."""
-    if zs is not None and _reads_values(op, ops, flags):
-        keep = tape.keep
-        keep.append(z)
-        for kind, obj, sh, val in ops:
-            if kind == _KARR:
-                keep.append(obj)
+    if zs is not None:
+        need = _values_read(op, ops, flags)
+        if need:
+            keep = tape.keep
+            if need & 4:
+                keep.append(z)
+            for j, (kind, obj, sh, val) in enumerate(ops):
+                if kind == _KARR and need & (1 << j):
+                    keep.append(obj)
     k = 0.0
     objs = [None, None, None, None]  # arrays, or a pair's address (see _ew)
     slots = [0, 0, 0]

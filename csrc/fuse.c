@@ -1,0 +1,248 @@
+/* fuse.c -- the reverse sweep of a run of elementwise records, block by block.
+ *
+ * sum(-log(X) - data/X) records five operations over the same n elements.
+ * Swept one record at a time, every record streams its adjoints through
+ * memory, and for large n that traffic, not arithmetic, is the cost.  A run of
+ * consecutive elementwise records over the same n contiguous elements is swept
+ * FUSE_BLOCK elements at a time instead, each record of the run on one block
+ * before the next block: what a block passes from record to record stays in
+ * cache, and the adjoint of a temporary created and consumed inside the run
+ * only ever exists one block at a time (no memory, no traffic).
+ *
+ * The result is the same, bit for bit, as record by record: every element sees
+ * the same operations in the same order.  That holds when records of the run
+ * share memory only element for element (the same range, stride 1) or only
+ * read it; a run stops before a record that would break this.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sad.h"
+
+enum { FUSE_BLOCK = 2048, FUSE_MAX = 32, FUSE_MIN_N = 4 * FUSE_BLOCK };
+
+enum { READS, WRITES, ADDS };
+
+/* Memory one record touches: bytes [lo, hi) of real memory (space 0) or of
+ * lazy slot `space`, which has no memory yet. */
+typedef struct region {
+    int64_t space;
+    intptr_t lo, hi;
+    int kind, unit, rec; /* unit: stride 1 over the run's n elements */
+} region;
+
+typedef struct run {
+    const sad_tape *t;
+    int64_t n;
+    int len, nreg;
+    region reg[FUSE_MAX * 6];
+} run;
+
+static int fusable(const sad_record *r, int64_t n)
+{
+    if (r->op >= SAD_N_EW || !(r->flags & SAD_F_BLOCK) || (r->flags & SAD_F_LANES) ||
+        r->u.a.scratch != NULL)
+        return 0;
+    const sad_block *b = r->u.a.b;
+    if (b->ndim != 1 || b->n != n || b->o[0].ps[0] != 1)
+        return 0;
+    if (b->o[0].s != NULL && b->o[0].ss[0] != 1)
+        return 0;
+    for (int k = 1; k < 3; ++k) {
+        const sad_opnd *o = &b->o[k];
+        if ((o->p != NULL && o->ps[0] != 0 && o->ps[0] != 1) ||
+            (o->s != NULL && o->ss[0] != 0 && o->ss[0] != 1))
+            return 0;
+    }
+    return 1;
+}
+
+static void add_region(run *u, const double *base, int64_t stride, int64_t slot, int kind)
+{
+    region *g = &u->reg[u->nreg++];
+    const sad_slot *s = slot ? &u->t->slots[slot - 1] : NULL;
+    g->space = 0;
+    g->lo = (intptr_t)base;
+    if (s != NULL && s->p == NULL) { /* offsets within the slot */
+        g->space = slot;
+        g->lo = (intptr_t)base - (intptr_t)sad_slot_fake(slot);
+    } else if (s != NULL) { /* allocated: where the sweep will really touch */
+        g->lo = (intptr_t)(s->p + (base - sad_slot_fake(slot)));
+    }
+    g->unit = stride == 1;
+    g->hi = g->lo + (intptr_t)((stride == 1 ? u->n : 1) * (int64_t)sizeof(double));
+    g->kind = kind;
+    g->rec = u->len;
+}
+
+/* Append record r's regions; refuse it (0) if one of them meets a region of an
+ * earlier record of the run other than element for element or read-only. */
+static int admit(run *u, const sad_record *r)
+{
+    const sad_block *b = r->u.a.b;
+    double cx, cy;
+    const int reads = !sad_ew_linear(r, &cx, &cy) || !isfinite(cx) || !isfinite(cy);
+    const int first = u->nreg;
+    for (int k = 0; k < 3; ++k) {
+        const sad_opnd *o = &b->o[k];
+        if (o->p != NULL && k == 0 && r->u.a.saved != NULL)
+            add_region(u, o->p, o->ps[0], 0, WRITES);
+        else if (o->p != NULL && reads)
+            add_region(u, o->p, o->ps[0], 0, READS);
+        if (o->s != NULL)
+            add_region(u, o->s, o->ss[0], o->slot, k == 0 ? WRITES : ADDS);
+    }
+    for (int a = first; a < u->nreg; ++a)
+        for (int c = 0; c < first; ++c) {
+            const region *x = &u->reg[a], *y = &u->reg[c];
+            if (x->space != y->space || x->hi <= y->lo || y->hi <= x->lo)
+                continue;
+            if (x->kind == READS && y->kind == READS)
+                continue;
+            if (x->unit && y->unit && x->lo == y->lo)
+                continue;
+            u->nreg = first;
+            return 0;
+        }
+    u->len++;
+    return 1;
+}
+
+/* A slot whose every use in the run is whole and element for element, and
+ * which the run itself creates: its adjoint can live one block at a time. */
+static int internal(const run *u, const sad_tape *t, int64_t top, int64_t slot)
+{
+    const int64_t bytes = u->n * (int64_t)sizeof(double);
+    if (t->slots[slot - 1].n != u->n)
+        return 0;
+    for (int g = 0; g < u->nreg; ++g) {
+        const region *x = &u->reg[g];
+        if (x->space == slot && !(x->unit && x->lo == 0 && x->hi == bytes))
+            return 0;
+    }
+    for (int q = 0; q < u->len; ++q) {
+        const sad_record *r = &t->rec[top - q];
+        if (r->u.a.b->o[0].slot == slot && (r->flags & SAD_F_FRESH))
+            return 1;
+    }
+    return 0;
+}
+
+typedef struct member {
+    sad_block b;            /* resolved, over the whole run */
+    int assign[3], live;
+    int scratch[3];         /* operand's shadow is internal scratch j + 1 (0: not) */
+} member;
+
+/* Sweep records top, top - 1, ... as one run if at least two fuse: returns how
+ * many records were swept (0: none, sweep record top alone; -1: out of memory
+ * for a lazy shadow, records untouched). */
+int64_t sad_fuse_reverse(sad_tape *t, int64_t top)
+{
+    const sad_record *r0 = &t->rec[top];
+    if (r0->op >= SAD_N_EW || !(r0->flags & SAD_F_BLOCK))
+        return 0;
+    run u;
+    u.t = t;
+    u.n = r0->u.a.b->n;
+    u.len = u.nreg = 0;
+    if (u.n < FUSE_MIN_N || !fusable(r0, u.n))
+        return 0;
+    while (u.len < FUSE_MAX && top - u.len >= 0 && fusable(&t->rec[top - u.len], u.n) &&
+           admit(&u, &t->rec[top - u.len]))
+        ;
+    if (u.len < 2)
+        return 0;
+
+    /* the slots whose adjoints live one block at a time */
+    int64_t inner[FUSE_MAX];
+    int ninner = 0;
+    for (int g = 0; g < u.nreg; ++g) {
+        int64_t slot = u.reg[g].space, seen = 0;
+        for (int j = 0; j < ninner && !seen; ++j)
+            seen = inner[j] == slot;
+        if (slot != 0 && !seen && ninner < FUSE_MAX && internal(&u, t, top, slot))
+            inner[ninner++] = slot;
+    }
+    member *m = malloc((size_t)u.len * sizeof(member));
+    double *scratch = malloc(((size_t)ninner + 1) * FUSE_BLOCK * sizeof(double));
+    if (m == NULL || scratch == NULL) { /* sweep record by record instead */
+        free(m);
+        free(scratch);
+        return 0;
+    }
+
+    /* resolve the other slots in sweep order, as record by record would */
+    int touched[FUSE_MAX] = {0};
+    for (int q = 0; q < u.len; ++q) {
+        member *e = &m[q];
+        e->b = *t->rec[top - q].u.a.b;
+        int64_t held[3];
+        for (int k = 0; k < 3; ++k) {
+            held[k] = e->b.o[k].slot;
+            e->scratch[k] = 0;
+            for (int j = 0; j < ninner; ++j)
+                if (held[k] == inner[j]) {
+                    e->scratch[k] = j + 1;
+                    e->b.o[k].slot = 0;
+                }
+        }
+        /* a temporary nobody used has a zero adjoint: as record by record,
+         * nothing to do and no input slot is allocated */
+        e->live = e->scratch[0] ? touched[e->scratch[0] - 1] : 1;
+        if (e->live)
+            e->live = sad_slot_resolve(t, &e->b, 1, e->assign);
+        if (e->live < 0) {
+            free(m);
+            free(scratch);
+            return -1;
+        }
+        /* the first use of a scratch covers it whole: it stores, the later
+         * ones add (so scratch is never zeroed) */
+        for (int k = 1; k < 3 && e->live; ++k)
+            if (e->scratch[k]) {
+                e->assign[k] = !touched[e->scratch[k] - 1];
+                touched[e->scratch[k] - 1] = 1;
+            }
+        for (int k = 0; k < 3; ++k)
+            e->b.o[k].slot = held[k];
+    }
+
+    for (int64_t lo = 0; lo < u.n; lo += FUSE_BLOCK) {
+        const int64_t c = u.n - lo < FUSE_BLOCK ? u.n - lo : FUSE_BLOCK;
+        for (int q = 0; q < u.len; ++q) {
+            const sad_record *r = &t->rec[top - q];
+            sad_block piece = m[q].b;
+            piece.shape[0] = piece.n = c;
+            if (!m[q].live) { /* only its primal to restore */
+                if (r->u.a.saved != NULL) {
+                    piece.o[0].p += lo;
+                    sad_block_swap(&piece, r->u.a.saved + lo);
+                }
+                continue;
+            }
+            for (int k = 0; k < 3; ++k) {
+                sad_opnd *o = &piece.o[k];
+                if (o->p != NULL && o->ps[0] == 1)
+                    o->p += lo;
+                if (m[q].scratch[k])
+                    o->s = scratch + (m[q].scratch[k] - 1) * FUSE_BLOCK;
+                else if (o->s != NULL && o->ss[0] == 1)
+                    o->s += lo;
+            }
+            double *saved = r->u.a.saved != NULL ? r->u.a.saved + lo : NULL;
+            sad_ew_reverse_block(r, &piece, saved, m[q].assign);
+        }
+    }
+
+    for (int q = 0; q < u.len; ++q) { /* dead temporaries: their memory is reusable */
+        const sad_record *r = &t->rec[top - q];
+        if ((r->flags & SAD_F_FRESH) && m[q].live && !m[q].scratch[0] && r->u.a.b->o[0].slot)
+            sad_slot_release(t, r->u.a.b->o[0].slot);
+    }
+    free(m);
+    free(scratch);
+    t->fused += u.len;
+    return u.len;
+}

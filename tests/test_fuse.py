@@ -1,0 +1,179 @@
+"""Fused reverse sweeps (csrc/fuse.c): runs of elementwise records over the
+same large arrays are swept block by block.  The gradients and the restored
+primals must equal the record-by-record sweep's bit for bit, and runs must
+stop where records share memory other than element for element."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import shadowad as sad
+from shadowad import Active, Const, Duplicated
+from shadowad._c import lib
+from shadowad.testing import check_accumulate_once, check_dot_product, check_restore, same_bits
+
+N = 20_011  # several blocks of 2048, the last one partial
+rng = np.random.default_rng(11)
+
+
+def positive(n=N):
+    return rng.random(n) + 0.5
+
+
+def _copy(a):
+    if isinstance(a, Duplicated):
+        return Duplicated(a.val.copy(), a.dval.copy())
+    if isinstance(a, (Active, Const)) and isinstance(a.val, np.ndarray):
+        return type(a)(a.val.copy())
+    return a
+
+
+def sweep(f, args, fuse):
+    """(gradients, shadows, primals after the call) of one reverse-mode call,
+    with fused runs on or off."""
+    args = [_copy(a) for a in args]
+    _, tape = sad.autodiff_split(f, *args)
+    lib.sad_tape_set_fuse(tape._tape.c, fuse)
+    grads = tape.reverse(seed=1.0)
+    shadows = [a.dval for a in args if isinstance(a, Duplicated)]
+    primals = [a.val for a in args if isinstance(getattr(a, "val", None), np.ndarray)]
+    return grads, shadows, primals
+
+
+def fused_count(f, *args):
+    """How many records the fused sweep takes in runs (the tape is kept
+    until it is read)."""
+    args = [_copy(a) for a in args]
+    _, tape = sad.autodiff_split(f, *args)
+    c = tape._tape.c
+    tape._tape.reverse()
+    n = lib.sad_tape_fused(c)
+    tape._tape.undo()
+    tape._tape.free()
+    return n
+
+
+def assert_same_as_unfused(f, *args):
+    g1, s1, p1 = sweep(f, args, 1)
+    g0, s0, p0 = sweep(f, args, 0)
+    for a, b in zip(g1, g0):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert same_bits(a, b)
+    for a, b in zip(s1 + p1, s0 + p0):
+        assert same_bits(a, b)
+
+
+def check_all(f, *args, fused=True):
+    assert_same_as_unfused(f, *args)
+    check_dot_product(f, *args)
+    check_restore(f, *args)
+    check_accumulate_once(f, *args)
+    n = fused_count(f, *args)
+    assert (n >= 2) if fused else (n == 0)
+    return n
+
+
+def loglike(X, data):
+    return np.sum(-np.log(X) - data / X)
+
+
+def test_loglike_chain_is_fused_and_exact():
+    X, data = positive(), positive()
+    n = check_all(loglike, Active(X), Const(data))
+    assert n >= 4  # log, neg, div, sub: every temporary's adjoint stays in a block
+    g, = sad.autodiff(loglike, Active(X), Const(data))[:1]
+    np.testing.assert_allclose(g, -1 / X + data / X**2, rtol=1e-13)
+
+
+def test_nonlinear_chain_with_scalars_and_constants():
+    x, y = positive(), positive()
+
+    def f(x, y, a):
+        t = np.exp(0.1 * x) * y + a * np.sqrt(x)     # a traced scalar broadcast
+        u = np.tanh(t) / (1.0 + y * y) - np.sin(x) ** 2
+        return np.sum(u * u) + a * a
+
+    check_all(f, Duplicated(x, np.zeros(N)), Duplicated(y, np.zeros(N)), Active(0.7))
+
+
+def test_in_place_updates_inside_a_run():
+    x = positive()
+
+    def f(x, u):
+        u *= np.log(x)            # overwrites u: its bytes are restored block by block
+        u += 2.0 * x
+        v = np.exp(-u) * x
+        return np.sum(v) + np.sum(u * x)
+
+    check_all(f, Duplicated(x, np.zeros(N)), Duplicated(positive(), np.zeros(N)))
+
+
+def test_shifted_views_stop_the_run():
+    # u[2:] and u[:-2] share u's adjoint at different elements: the runs must
+    # break there (the result would differ in the order of additions)
+    m = N
+
+    def heat(u, r, steps):
+        for _ in range(steps):
+            u[1:-1] += r * (u[2:] - 2 * u[1:-1] + u[:-2])
+        return np.sum(u * u)
+
+    check_all(heat, Duplicated(positive(m), np.zeros(m)), 0.25, 3)
+
+
+def test_small_arrays_are_not_fused():
+    x = positive(1000)
+    check_all(loglike, Active(x), Const(positive(1000)), fused=False)
+
+
+def test_restore_true_and_batches():
+    X, data = positive(), positive()
+    u = positive()
+
+    def f(X, u, data):
+        u *= X
+        return np.sum(np.log(u) - data / X)
+
+    for restore in (False, True):
+        args1 = [Duplicated(X.copy(), np.zeros(N)), Duplicated(u.copy(), np.zeros(N)), Const(data)]
+        sad.autodiff(f, *args1, restore=restore)
+        assert same_bits(args1[0].val, X)
+        assert same_bits(args1[1].val, u if restore else u * X)
+        np.testing.assert_allclose(args1[0].dval, u / (u * X) * 1 + data / X**2, rtol=1e-12)
+    # one tape swept once per lane (redo in between): each lane as its own call
+    seeds = (rng.standard_normal(N), rng.standard_normal(N))
+    gx, _, _ = sad.autodiff(f, Active(X.copy()),
+                            sad.BatchDuplicated(u.copy(), tuple(s.copy() for s in seeds)),
+                            Const(data))
+    for lane, seed in enumerate(seeds):
+        alone = sad.autodiff(f, Active(X.copy()), Duplicated(u.copy(), seed.copy()),
+                             Const(data))
+        assert same_bits(gx[lane], alone[0])
+
+
+_OPS = [
+    lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / (1.5 + b * b),
+    lambda a, b: np.exp(-a * a) + b, lambda a, b: np.log(1.0 + a * a) * b,
+    lambda a, b: np.sqrt(1.0 + a * a) - 0.5 * b, lambda a, b: np.maximum(a, b),
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_OPS) - 1), st.integers(0, 9), st.integers(0, 9),
+                          st.booleans()), min_size=1, max_size=8))
+def test_random_chains_equal_the_unfused_sweep(program):
+    """Random elementwise programs on large arrays, some steps in place."""
+    x, y = rng.standard_normal(9000), rng.standard_normal(9000)
+
+    def f(x, y):
+        vals = [x, y]
+        for op, i, j, in_place in program:
+            a, b = vals[i % len(vals)], vals[j % len(vals)]
+            if in_place:
+                y += _OPS[op](a, b) * 0.25
+                vals.append(y)
+            else:
+                vals.append(_OPS[op](a, b))
+        return np.sum(vals[-1] * vals[-1]) + np.sum(x * y)
+
+    assert_same_as_unfused(f, Duplicated(x, np.zeros(9000)), Duplicated(y, np.zeros(9000)))
