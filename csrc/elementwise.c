@@ -52,6 +52,13 @@ void sad_ew_values(int op, int64_t n, const double *restrict x, const double *re
 
 /* dz/dx and dz/dy at (x, y) with z = op(x, y) already computed.  Ties of
  * max/min split the derivative evenly, as JAX and PyTorch do. */
+static void fill(double *dst, int64_t n, double v)
+{
+    if (dst != NULL)
+        for (int64_t i = 0; i < n; ++i)
+            dst[i] = v;
+}
+
 void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
                      const double *restrict z, double *restrict px, double *restrict py)
 {
@@ -78,17 +85,23 @@ void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *
     case SAD_ABS:
         for (i = 0; i < n; ++i) px[i] = x[i] > 0 ? 1.0 : (x[i] < 0 ? -1.0 : 0.0);
         break;
-    case SAD_ADD: for (i = 0; i < n; ++i) { px[i] = 1.0; py[i] = 1.0; } break;
-    case SAD_SUB: for (i = 0; i < n; ++i) { px[i] = 1.0; py[i] = -1.0; } break;
-    case SAD_MUL: for (i = 0; i < n; ++i) { px[i] = y[i]; py[i] = x[i]; } break;
+    /* add, sub, mul, div, pow: px or py may be NULL when that partial is not
+     * needed (an inactive operand), which spares a division, pow or log */
+    case SAD_ADD: fill(px, n, 1.0); fill(py, n, 1.0); break;
+    case SAD_SUB: fill(px, n, 1.0); fill(py, n, -1.0); break;
+    case SAD_MUL:
+        if (px != NULL) for (i = 0; i < n; ++i) px[i] = y[i];
+        if (py != NULL) for (i = 0; i < n; ++i) py[i] = x[i];
+        break;
     case SAD_DIV:
-        for (i = 0; i < n; ++i) { px[i] = 1.0 / y[i]; py[i] = -x[i] / (y[i] * y[i]); }
+        if (px != NULL) for (i = 0; i < n; ++i) px[i] = 1.0 / y[i];
+        if (py != NULL) for (i = 0; i < n; ++i) py[i] = -x[i] / (y[i] * y[i]);
         break;
     case SAD_POW:
-        for (i = 0; i < n; ++i) {
-            px[i] = y[i] == 0.0 ? 0.0 : y[i] * pow(x[i], y[i] - 1.0);
-            py[i] = x[i] == 0.0 ? 0.0 : z[i] * log(x[i]);
-        }
+        if (px != NULL)
+            for (i = 0; i < n; ++i) px[i] = y[i] == 0.0 ? 0.0 : y[i] * pow(x[i], y[i] - 1.0);
+        if (py != NULL)
+            for (i = 0; i < n; ++i) py[i] = x[i] == 0.0 ? 0.0 : z[i] * log(x[i]);
         break;
     case SAD_ATAN2:
         for (i = 0; i < n; ++i) {
@@ -554,7 +567,11 @@ void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved
                         vz = tz;
                     }
                 }
-                sad_ew_partials(op, c, vx, vy, vz, px, py);
+                /* the partial of an inactive operand is not computed (where
+                 * sad_ew_partials allows it) */
+                const int skip = op == SAD_MUL || op == SAD_DIV || op == SAD_POW;
+                sad_ew_partials(op, c, vx, vy, vz, skip && s[1] == NULL ? NULL : px,
+                                skip && s[2] == NULL ? NULL : py);
             }
             /* a zero adjoint contributes nothing, even through an infinite
              * partial (sqrt at 0), as in the scalar sweep: no 0 * inf = nan */
@@ -745,6 +762,20 @@ intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
     return (intptr_t)z;
 }
 
+/* sum(x) when x's shadow is lazy slot `slot` (laid out as x's primal): the
+ * sweep allocates it, or stores into it, only then. */
+intptr_t sad_reduce_lazy(sad_tape *t, double v, intptr_t x, int64_t slot)
+{
+    intptr_t z = sad_reduce(t, SAD_SUM, v, x, x, 0, 0);
+    if (z == 0)
+        return 0;
+    sad_opnd *o = &t->rec[t->n - 1].u.a.b->o[1];
+    const char *root = (const char *)t->slots[slot - 1].root;
+    o->s = sad_slot_fake(slot) + ((const char *)o->p - root) / (int64_t)sizeof(double);
+    o->slot = slot;
+    return z;
+}
+
 double sad_reduce_tangent(int op, intptr_t x, intptr_t dx, intptr_t y, intptr_t dy)
 {
     sad_block b;
@@ -770,9 +801,26 @@ double sad_reduce_tangent(int op, intptr_t x, intptr_t dx, intptr_t y, intptr_t 
     return dz;
 }
 
-void sad_reduce_reverse(const sad_record *r)
+/* Returns -1, having done nothing, when a lazy shadow finds no memory. */
+int sad_reduce_reverse(sad_tape *t, const sad_record *r)
 {
     const sad_block *b = r->u.a.b;
+    sad_block resolved;
+    int assign[3] = {0, 0, 0};
+    if (b->o[1].slot) {
+        resolved = *b;
+        if (sad_slot_resolve(t, &resolved, 0, assign) < 0)
+            return -1;
+        b = &resolved;
+    }
+    sad_reduce_reverse_block(r, b, assign);
+    return 0;
+}
+
+/* The reverse of a full reduction over block b (its shadows real memory);
+ * assign[1]: x's shadow is new memory that b covers, stored into. */
+void sad_reduce_reverse_block(const sad_record *r, const sad_block *b, const int assign[3])
+{
     const double g = r->u.a.z->g;
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
@@ -780,8 +828,13 @@ void sad_reduce_reverse(const sad_record *r)
     for (int64_t rr = 0; rr < rows; ++rr) {
         sad_block_row(b, rr, p, s);
         if (r->op == SAD_SUM) {
-            for (int64_t i = 0; i < m; ++i)
-                s[1][i * b->o[1].ss[last]] += g;
+            const int64_t st = b->o[1].ss[last];
+            if (assign[1])
+                for (int64_t i = 0; i < m; ++i)
+                    s[1][i * st] = 0.0 + g;
+            else
+                for (int64_t i = 0; i < m; ++i)
+                    s[1][i * st] += g;
         } else {
             for (int64_t i = 0; i < m; ++i) {
                 if (s[1] != NULL)

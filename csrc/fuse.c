@@ -39,10 +39,12 @@ typedef struct run {
     region reg[FUSE_MAX * 6];
 } run;
 
+/* An elementwise record, or a sum (whose reverse spreads a scalar's adjoint
+ * over its input), over n elements with unit or zero strides. */
 static int fusable(const sad_record *r, int64_t n)
 {
-    if (r->op >= SAD_N_EW || !(r->flags & SAD_F_BLOCK) || (r->flags & SAD_F_LANES) ||
-        r->u.a.scratch != NULL)
+    const int ew = r->op < SAD_N_EW && (r->flags & SAD_F_BLOCK);
+    if (!(ew || r->op == SAD_SUM) || (r->flags & SAD_F_LANES) || r->u.a.scratch != NULL)
         return 0;
     const sad_block *b = r->u.a.b;
     if (b->ndim != 1 || b->n != n || b->o[0].ps[0] != 1)
@@ -81,8 +83,9 @@ static void add_region(run *u, const double *base, int64_t stride, int64_t slot,
 static int admit(run *u, const sad_record *r)
 {
     const sad_block *b = r->u.a.b;
-    double cx, cy;
-    const int reads = !sad_ew_linear(r, &cx, &cy) || !isfinite(cx) || !isfinite(cy);
+    double cx = 0.0, cy = 0.0;
+    const int reads = r->op != SAD_SUM &&
+                      (!sad_ew_linear(r, &cx, &cy) || !isfinite(cx) || !isfinite(cy));
     const int first = u->nreg;
     for (int k = 0; k < 3; ++k) {
         const sad_opnd *o = &b->o[k];
@@ -141,7 +144,7 @@ typedef struct member {
 int64_t sad_fuse_reverse(sad_tape *t, int64_t top)
 {
     const sad_record *r0 = &t->rec[top];
-    if (r0->op >= SAD_N_EW || !(r0->flags & SAD_F_BLOCK))
+    if (!(r0->op < SAD_N_EW && (r0->flags & SAD_F_BLOCK)) && r0->op != SAD_SUM)
         return 0;
     run u;
     u.t = t;
@@ -232,7 +235,10 @@ int64_t sad_fuse_reverse(sad_tape *t, int64_t top)
                     o->s += lo;
             }
             double *saved = r->u.a.saved != NULL ? r->u.a.saved + lo : NULL;
-            sad_ew_reverse_block(r, &piece, saved, m[q].assign);
+            if (r->op == SAD_SUM)
+                sad_reduce_reverse_block(r, &piece, m[q].assign);
+            else
+                sad_ew_reverse_block(r, &piece, saved, m[q].assign);
         }
     }
 

@@ -145,7 +145,8 @@ int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3]);
 void sad_slot_release(sad_tape *t, int64_t slot);
 void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);
-void sad_reduce_reverse(const sad_record *r);
+int sad_reduce_reverse(sad_tape *t, const sad_record *r);
+void sad_reduce_reverse_block(const sad_record *r, const sad_block *b, const int assign[3]);
 
 /* vector.c */
 void sad_vec_reverse(sad_record *r, int dir);

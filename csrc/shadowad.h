@@ -105,7 +105,9 @@ int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
 /* One partial derivative of z = op(x, y) at one point: dz/dx (which = 0) or
  * dz/dy (which = 1); forward mode's scalar path. */
 double sad_partial(int op, int which, double x, double y, double z);
-/* Full reductions to a new scalar pair of value v: SAD_SUM (x) or SAD_DOT (x, y). */
+/* Full reductions to a new scalar pair of value v: SAD_SUM (x) or SAD_DOT (x, y);
+ * sad_reduce_lazy sums an x whose shadow is lazy slot `slot` (see slot.c). */
+intptr_t sad_reduce_lazy(sad_tape *t, double v, intptr_t x, int64_t slot);
 intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
                     intptr_t y, intptr_t ys);
 /* y += a*x, computed in C; a is a pair or the constant va (flags KY_*),

@@ -210,8 +210,8 @@ static int step(sad_tape *t, sad_record *r, int dir)
     }
     case SAD_SUM:
     case SAD_DOT:
-        if (acc)
-            sad_reduce_reverse(r);
+        if (acc && sad_reduce_reverse(t, r) < 0)
+            return 2;
         return 0;
     case SAD_AXPY:
         if (redo)

@@ -244,6 +244,15 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE
          where=_NOVALUE):
     options("np.sum", dtype, initial, where)
     keepdims = _keepdims(keepdims)
+    if (axis is None and out is None and not keepdims and type(a) is TArray
+            and a._s is None and a.buf.slot is not None):
+        # a lazy shadow stays lazy: the sweep stores the adjoint into it, or
+        # never allocates it when the sum is swept fused with its producers
+        tape, p = a.buf.tape, a.p
+        v = float(_add_reduce(p, axis=None))
+        g = lib.sad_reduce_lazy(tape.c, v, id(p), a.buf.slot)
+        if g:
+            return TScalar(v, g, tape)
     s = _full(a, out, keepdims, axis)
     if s is not None:
         tape, p = a.buf.tape, a.p
