@@ -177,3 +177,21 @@ def test_random_chains_equal_the_unfused_sweep(program):
         return np.sum(vals[-1] * vals[-1]) + np.sum(x * y)
 
     assert_same_as_unfused(f, Duplicated(x, np.zeros(9000)), Duplicated(y, np.zeros(9000)))
+
+
+def test_sums_of_lazy_temporaries_and_their_views():
+    # a sum leaves a large temporary's shadow lazy: the sweep stores into it,
+    # or (fused with its producer) never allocates it; views sum a part
+    x = positive()
+
+    def f(x):
+        t = np.exp(0.5 * x)
+        u = x * x
+        return np.sum(t) + np.sum(u[::3]) + np.sum(u[5:N - 7]) + np.sum(np.sqrt(t))
+
+    check_all(f, Duplicated(x, np.zeros(N)))
+    g = sad.autodiff(f, Active(x))[0]
+    want = 0.5 * np.exp(0.5 * x) + 0.25 * np.exp(0.25 * x)
+    want[::3] += 2 * x[::3]
+    want[5:N - 7] += 2 * x[5:N - 7]
+    np.testing.assert_allclose(g, want, rtol=1e-13)
