@@ -133,6 +133,8 @@ int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
  * it memory Python allocated (the shadow as an array, id(zs)). */
 int64_t sad_slot_new(sad_tape *t, intptr_t z);
 void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
+/* The slot's memory now (0 while the sweep has not needed it). */
+intptr_t sad_slot_memory(const sad_tape *t, int64_t slot);
 
 /* ---- sweeps ------------------------------------------------------------ */
 /* Each runs records until it meets one that needs Python, and returns that

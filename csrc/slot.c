@@ -31,6 +31,11 @@ int64_t sad_slot_new(sad_tape *t, intptr_t z)
     return t->nslots;
 }
 
+intptr_t sad_slot_memory(const sad_tape *t, int64_t slot)
+{
+    return (intptr_t)t->slots[slot - 1].p;
+}
+
 void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs)
 {
     sad_slot *s = &t->slots[slot - 1];

@@ -178,6 +178,32 @@ def materialize(buf):
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), _data(id(root)), zs
 
 
+def adjoint_for_pullback(a):
+    """(adjoint view of TArray ``a``, fresh) for a Python pullback adding into
+    it during the sweep.  A lazy shadow the sweep has not needed yet gets numpy
+    memory only now; ``fresh`` then says that a's view is all of it and
+    uninitialised, to be stored into rather than added to (no zeroing pass).
+    Memory the C sweep already allocated is viewed in place, for this pullback
+    only (the sweep releases it once the temporary is dead)."""
+    buf = a.buf
+    if a._s is not None or buf.slot is None:
+        return shadow_of(a), False
+    tape, root = buf.tape, buf.root
+    ptr = lib.sad_slot_memory(tape.c, buf.slot)
+    if ptr:
+        mem = np.frombuffer(ffi.buffer(ffi.cast("double *", ptr), root.nbytes), dtype=F64)
+        off = _data(id(a.p)) - _data(id(root))
+        return np.ndarray(a.p.shape, F64, mem, off, a.p.strides), False
+    whole = (a.p.size == root.size and a.p.flags.c_contiguous
+             and _data(id(a.p)) == _data(id(root)))
+    zs = np.empty(root.shape) if whole else np.zeros(root.shape)
+    lib.sad_slot_bind(tape.c, buf.slot, id(zs))
+    tape.shadows.append(zs)
+    buf.slot = None
+    buf.mem, buf.lo, buf.shadow = zs.reshape(-1), _data(id(root)), zs
+    return shadow_of(a), whole
+
+
 def new_temporary(tape, z, zs):
     """An active temporary with zero shadow zs.  The tape keeps the shadow
     (records accumulate into it) but not the primal (see Buffer.pin)."""

@@ -43,7 +43,21 @@ def mutating(u, y):
     return None
 
 
-PROGRAMS = {"heat": (heat, 1), "chain": (chain_with_reuse, 1),
+def python_records(u):
+    # Python pullbacks reach lazy shadows only during the sweep: new memory
+    # stored into whole (axis sums), memory the C sweep already allocated
+    # (t also feeds C records swept first), a part (zeros around it) and
+    # views made by shape rules (swapaxes for matmul)
+    t = np.exp(u * 0.5)
+    a = np.sum(t.reshape(60, -1), axis=0)          # memory the C sweep allocated
+    a = a + np.sum(np.sin(u).reshape(60, -1), axis=0)  # whole: a store
+    b = np.sum((t * t)[10:70].reshape(3, 20), axis=1)  # a part of a lazy temporary
+    m = (u * 2.0).reshape(3, 40, 50)
+    q = np.matmul(np.swapaxes(m, 1, 2), m[:, :, :4])   # a transposed lazy operand
+    return np.sum(a * a) + np.sum(b) + np.sum(q * q) + np.sum(t * u)
+
+
+PROGRAMS = {"heat": (heat, 1), "chain": (chain_with_reuse, 1), "python": (python_records, 1),
             "materialized": (materialized, 1), "mutating": (mutating, 2)}
 
 

@@ -5,9 +5,9 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
-from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_view,
-                      check_writable, detach_error, new_array, primal, promote,
-                      shadow_of)
+from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_for_pullback,
+                      adjoint_view, check_writable, detach_error, new_array, primal,
+                      promote, shadow_of)
 from . import elementwise, registry
 from .elementwise import _operand, _record
 
@@ -75,14 +75,23 @@ def accumulate(dst, g):
     """dst (a TArray, TScalar or constant) += g, un-broadcast to its shape."""
     t = type(dst)
     if t is TArray:
-        s = shadow_of(dst)
+        s, fresh = adjoint_for_pullback(dst)
         if s is not None:
-            g = unbroadcast(g, s.shape)
-            if 0 in s.strides:
-                s, g = _distinct(s, g)
-            s += g
+            add_into(s, g, fresh)
     elif t is TScalar:
         adjoint_view(dst.g)[...] += np.sum(g)
+
+
+def add_into(s, g, fresh=False):
+    """Adjoint view s += g, un-broadcast to s's shape; ``fresh``: s is new
+    memory (see traced.adjoint_for_pullback), stored into instead."""
+    g = unbroadcast(g, s.shape)
+    if fresh:
+        np.add(0.0, g, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0
+        return
+    if 0 in s.strides:
+        s, g = _distinct(s, g)
+    s += g
 
 
 def gather(a, idx):

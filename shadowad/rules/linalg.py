@@ -12,9 +12,9 @@ one numpy call, the lanes axis leading.
 import numpy as np
 
 from .._c import lib
-from ..traced import TArray, TScalar, new_scalar, shadow_of
+from ..traced import TArray, TScalar, adjoint_for_pullback, new_scalar, shadow_of
 from .elementwise import _tape_of, apply_ufunc, forward_apply
-from .indexing import accumulate, unbroadcast
+from .indexing import accumulate, add_into, unbroadcast
 from .reductions import (const_result, finish_out, forward_const, forward_context,
                          forward_operand, forward_result, operand, prod_others, result)
 from .registry import implements, implements_jvp
@@ -248,14 +248,15 @@ def _accumulate_product(dst, left, right, shape):
     ``swapaxes`` as matmul's operand), the product is computed transposed,
     right.T @ left.T, so that the sum runs over contiguous memory instead of
     striding across it (the same values: each entry is the same dot product)."""
-    s = shadow_of(dst) if type(dst) is TArray else None
-    if (s is not None and s.ndim >= 2 and not s.flags.c_contiguous
-            and _swap(s).flags.c_contiguous
-            and left.shape[:-1] + right.shape[-1:] == s.shape):
-        t = _swap(s)
-        t += np.matmul(_swap(right), _swap(left))
+    if type(dst) is not TArray:
+        accumulate(dst, unbroadcast(np.matmul(left, right), shape).reshape(np.shape(dst)))
         return
-    accumulate(dst, unbroadcast(np.matmul(left, right), shape).reshape(np.shape(dst)))
+    s, fresh = adjoint_for_pullback(dst)
+    if (s.ndim >= 2 and not s.flags.c_contiguous and _swap(s).flags.c_contiguous
+            and left.shape[:-1] + right.shape[-1:] == s.shape):
+        add_into(_swap(s), np.matmul(_swap(right), _swap(left)), fresh)
+        return
+    add_into(s, unbroadcast(np.matmul(left, right), shape).reshape(s.shape), fresh)
 
 
 @implements_jvp(np.matmul)

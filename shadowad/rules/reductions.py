@@ -43,7 +43,10 @@ def operand(a, tape):
     if t is TArray:
         if a.buf.tape is not tape:
             raise mixed_tapes_error()
-        return a.p, (a if shadow_of(a) is not None else None)
+        # a lazy shadow (an active temporary) is not given memory before the
+        # sweep needs it (see traced.adjoint_for_pullback)
+        active = a._s is not None or a.buf.slot is not None or shadow_of(a) is not None
+        return a.p, (a if active else None)
     if t is TScalar:
         if a.tape is not tape:
             raise mixed_tapes_error()

@@ -221,6 +221,8 @@ def _view(a, fn, readonly=False):
     p = fn(a.p)
     if type(a) is dual.FArray:
         return dual.FArray(p, None, a.buf)
+    if a._s is None and a.buf.slot is not None and not readonly:
+        return TArray(p, None, a.buf)  # a lazy shadow: the view's is found by offset
     s = shadow_of(a)
     if s is not None:
         s = fn(s)
@@ -256,6 +258,8 @@ def _reshaped(name, a, fn, order, copy=None):
     if not copy:
         p = fn(a.p)
         if _shares(p, a.p):
+            if a._s is None and a.buf.slot is not None:  # lazy: laid out as the primal
+                return TArray(p, None, a.buf)
             s = shadow_of(a)
             if s is None or type(a) is dual.FArray:
                 return type(a)(p, None, a.buf)
