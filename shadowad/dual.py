@@ -105,7 +105,7 @@ def scalar_op(op, fn, x, dx, y, dy):
         with np.errstate(all="ignore"):
             z = float(fn(x))
         return FScalar(z, _scaled(dx, _partial(op, 0, x, 0.0, z)))
-    z = _safe(fn, x, y)
+    z = float(_safe(fn, x, y))  # a ufunc gives np.float64: values and tangents stay floats
     d = 0.0
     if dx is not None:
         d = _scaled(dx, _partial(op, 0, x, y, z))

@@ -293,3 +293,16 @@ def test_batch_of_plain_numbers():
     got = sad.autodiff(lambda a: a * a + 1.0, BatchDuplicated(2, (1, 3)), mode=Forward)
     assert got == (4.0, 12.0)
     assert sad.autodiff(lambda a: a * 3.0, BatchDuplicated(2.0, (1,)), mode=Forward) == (3.0,)
+
+
+def test_numpy_scalar_arithmetic_on_dual_scalars():
+    # np.float64 * dual scalar goes through the ufunc path; values and tangents
+    # stay floats, and a dual scalar broadcast into an array works
+    def f(x):
+        a = np.float64(2.0) * x
+        b = a * a
+        return np.sum(np.zeros(2) + b)
+
+    assert sad.autodiff(f, sad.Duplicated(1.0, 1.0), mode=sad.Forward) == 16.0
+    tangents = sad.autodiff(f, sad.BatchDuplicated(1.0, (1.0, 0.5)), mode=sad.Forward)
+    assert tangents == (16.0, 8.0)

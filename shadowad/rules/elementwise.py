@@ -353,7 +353,9 @@ def _forward_operand(a, lanes):
         return a, None
     if t is _FScalar:
         d = a.d
-        return np.array(a.v), (np.array((d,) * lanes) if type(d) is float else d)
+        # C takes an array of lanes: one lane's tangent is a number (float, or
+        # a numpy scalar from user arithmetic), several lanes' an array
+        return np.array(a.v), (d if type(d) is np.ndarray else np.full(lanes, float(d)))
     if t is float or t is int or isinstance(a, _NUMBERS):
         return a, None
     if t is TArray or t is TScalar:
