@@ -44,6 +44,31 @@ def _check_float_array(x, what):
         raise ValueError(f"{what} is not aligned in memory; pass np.ascontiguousarray(x)")
 
 
+# Types of values that belong to a running differentiation (traced arrays and
+# scalars, values of nested calls): shadowad.nested fills this, and annotations
+# accept such values as they are, for a call nested inside that differentiation.
+NESTABLE = set()
+
+
+def _nested_pair(cls, val, dval):
+    """(val, dval) of a Duplicated where one is a value of a running
+    differentiation: plain parts checked as usual, shapes congruent."""
+    for x, what in ((val, "primal"), (dval, "shadow")):
+        if isinstance(x, np.ndarray):
+            _check_float_array(x, f"{cls} {what}")
+        elif type(x) not in NESTABLE and not _is_real_scalar(x):
+            raise TypeError(f"{cls} takes a float64 array or a float, got "
+                            f"{type(x).__name__} as its {what}")
+    vs, ds = getattr(val, "shape", ()), getattr(dval, "shape", ())
+    if vs != ds:
+        raise ValueError(f"{cls}: shadow has shape {ds}, primal has shape {vs}; they "
+                         "must be congruent")
+    if dval is val:
+        raise ValueError(f"{cls}: the shadow must not be the primal itself")
+    return (float(val) if _is_real_scalar(val) else val,
+            float(dval) if _is_real_scalar(dval) else dval)
+
+
 def _is_real_scalar(x):
     if type(x) is float:  # the common case, first
         return True
@@ -77,6 +102,8 @@ class Active:
             _check_float_array(val, "Active array")
         elif _is_real_scalar(val):
             val = float(val)
+        elif type(val) in NESTABLE:  # nested differentiation (shadowad.nested)
+            pass
         else:
             raise TypeError("Active takes a float or a float64 array, got "
                             f"{type(val).__name__}")
@@ -100,7 +127,9 @@ class Duplicated:
 
     def __init__(self, val, dval):
         cls = type(self).__name__
-        if _is_vector(val):
+        if type(val) in NESTABLE or type(dval) in NESTABLE:  # nested differentiation
+            val, dval = _nested_pair(cls, val, dval)
+        elif _is_vector(val):
             if not _is_vector(dval):
                 raise TypeError(f"{cls}: the shadow of a Vector must be a Vector, "
                                 f"got {type(dval).__name__}")

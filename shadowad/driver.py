@@ -8,6 +8,7 @@ primal effects (redo) unless ``restore=True``.
 import numpy as np
 
 from . import activity as act
+from . import nested
 from ._c import lib
 from .tape import Tape, _current
 from .traced import F64, Buffer, TArray, TScalar, _byte_bounds, shadow_of
@@ -305,6 +306,8 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     _check_f(f, "autodiff")
     _check_mode(mode)
     annotated = [_annotate(a) for a in args]
+    if nested.wanted(annotated):  # inside a running differentiation
+        return nested.autodiff(f, annotated, mode)
     if not mode.reverse:
         for k, a in enumerate(annotated):
             if type(a) is act.Active:
@@ -361,6 +364,9 @@ def autodiff_split(f, *args):
     effects of ``f`` are visible; ``tape.reverse(seed=1.0)`` then returns the
     gradients.  Do not modify the arguments in between."""
     _check_f(f, "autodiff_split")
+    if nested.running():
+        raise TypeError("sad.autodiff_split is not supported inside a function being "
+                        "differentiated (nested differentiation); use sad.autodiff")
     if any(type(a) is act.BatchDuplicated for a in args):
         raise TypeError("sad.autodiff_split: BatchDuplicated is not supported (a split "
                         "tape is reversed once, with one seed); use sad.autodiff")

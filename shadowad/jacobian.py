@@ -3,6 +3,7 @@ by one reverse sweep per output over a tape recorded once."""
 import numpy as np
 
 from . import activity as act
+from . import nested
 from ._c import lib
 from .driver import _check_f, _record, sweep_lanes
 from .forward import forward
@@ -128,6 +129,8 @@ def jacobian(f, x, *consts, mode=None):
     _check_f(f, "jacobian")
     if mode is not None and mode not in (act.Forward, act.Reverse):
         raise TypeError(f"sad.jacobian: mode must be None, Forward or Reverse, got {mode!r}")
+    if nested.running():  # inside a running differentiation
+        return nested.jacobian(f, x, _consts(consts), mode)
     x = _input(x)
     consts = _consts(consts)
     if mode is act.Forward or (mode is None and np.size(x) == 1):

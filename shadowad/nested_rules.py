@@ -1,0 +1,511 @@
+"""The primitives of nested differentiation, each with its rules beside it.
+
+A ``Rule`` has three parts, all ordinary numpy on the values one level down
+(plain, traced by an enclosing differentiation, or Boxes of an enclosing
+nested call -- so that enclosing differentiation records and differentiates
+them too):
+
+* ``impl(*vals, **params)``: the value;
+* ``jvp(tangents, vals, out, params)``: the output tangent (a tangent is None
+  where an input is constant at this level);
+* ``vjp(k, g, vals, out, params)``: the adjoint of input ``k`` for the output
+  adjoint ``g`` (None: no contribution).
+
+Derivatives at non-differentiable points follow docs/design-notes.md, as the
+C kernels do: ties of maximum/minimum and of max/min reductions split evenly,
+abs'(0) = 0, d(x**y)/dx = 0 where y == 0 and d(x**y)/dy = 0 where x == 0.
+"""
+import operator
+
+import numpy as np
+
+from .nested_box import FUNCTIONS, RULES, UFUNCS, bind, plain, shape_of, unsupported
+from .traced import _safe
+
+
+class Rule:
+    __slots__ = ("name", "impl", "jvp", "vjp")
+
+    def __init__(self, name, impl, jvp, vjp):
+        self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
+
+    def __repr__(self):
+        return f"Rule({self.name})"
+
+
+# --------------------------------------------------------------------------
+# helpers shared by the rules
+
+def zeros(shape):
+    return 0.0 if shape == () else np.zeros(shape)
+
+
+def fit(t, shape):
+    """Tangent ``t`` broadcast to the output's shape (``x + c`` with a scalar x
+    and an array c has an array tangent)."""
+    if t is None or shape_of(t) == shape:
+        return t
+    return np.zeros(shape) + t
+
+
+def unbroadcast(g, shape):
+    """Adjoint ``g`` of a broadcast result summed back to an input's shape."""
+    gs = shape_of(g)
+    if gs == shape:
+        return g
+    if len(gs) < len(shape):
+        return np.zeros(shape) + g
+    extra = len(gs) - len(shape)
+    if extra:
+        g = np.sum(g, axis=tuple(range(extra)))
+        gs = shape_of(g)
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and gs[i] != 1)
+    if axes:
+        g = np.sum(g, axis=axes, keepdims=True)
+    return g
+
+
+def _is_plain(v):
+    return isinstance(v, (np.ndarray, float, int, np.generic))
+
+
+def _sum_terms(terms):
+    res = None
+    for t in terms:
+        if t is not None:
+            res = t if res is None else res + t
+    return res
+
+
+# --------------------------------------------------------------------------
+# elementwise
+
+def unary(name, ufunc, partial):
+    """``ufunc`` of one input; ``partial(x, z)`` is dz/dx (z = ufunc(x))."""
+    def jvp(ts, vals, out, params):
+        return ts[0] * partial(vals[0], out)
+
+    def vjp(k, g, vals, out, params):
+        return g * partial(vals[0], out)
+
+    RULES[name] = Rule(name, ufunc, jvp, vjp)
+    UFUNCS[ufunc] = _applies(RULES[name])
+
+
+def _applies(rule):
+    """The handler of a ufunc that is one rule of its inputs."""
+    return lambda *inputs: bind(rule, inputs, {})
+
+
+unary("exp", np.exp, lambda x, z: z)
+unary("log", np.log, lambda x, z: 1.0 / x)
+unary("sqrt", np.sqrt, lambda x, z: 0.5 / z)
+unary("sin", np.sin, lambda x, z: np.cos(x))
+unary("cos", np.cos, lambda x, z: -np.sin(x))
+unary("tan", np.tan, lambda x, z: 1.0 + z * z)
+unary("tanh", np.tanh, lambda x, z: 1.0 - z * z)
+unary("sinh", np.sinh, lambda x, z: np.cosh(x))
+unary("cosh", np.cosh, lambda x, z: np.sinh(x))
+unary("arctan", np.arctan, lambda x, z: 1.0 / (1.0 + x * x))
+unary("log1p", np.log1p, lambda x, z: 1.0 / (1.0 + x))
+unary("expm1", np.expm1, lambda x, z: z + 1.0)
+unary("square", np.square, lambda x, z: 2.0 * x)
+unary("reciprocal", np.reciprocal, lambda x, z: -(z * z))
+unary("absolute", np.absolute, lambda x, z: np.sign(plain(x)))  # abs'(0) = 0
+
+RULES["negative"] = Rule(
+    "negative", operator.neg,
+    lambda ts, vals, out, params: -ts[0],
+    lambda k, g, vals, out, params: -g)
+UFUNCS[np.negative] = _applies(RULES["negative"])
+UFUNCS[np.positive] = lambda a: a
+
+
+def _scalar_safe(fn):
+    """Python float arithmetic with numpy's IEEE results (inf, nan) instead of
+    exceptions; everything else through the operator itself."""
+    def impl(a, b):
+        if (type(a) is float or type(a) is int) and (type(b) is float or type(b) is int):
+            return _safe(fn, a, b)
+        return fn(a, b)
+    return impl
+
+
+def binary(name, ufunc, impl, dx, dy):
+    """``ufunc`` of two broadcast inputs; ``dx(t, x, y, z)`` is t * dz/dx
+    (elementwise, so the same product serves tangents and adjoints)."""
+    partials = (dx, dy)
+
+    def jvp(ts, vals, out, params):
+        x, y = vals
+        tx, ty = ts
+        if ty is None:
+            t = dx(tx, x, y, out)
+        elif tx is None:
+            t = dy(ty, x, y, out)
+        else:
+            t = _sum_terms((dx(tx, x, y, out), dy(ty, x, y, out)))
+        return fit(t, shape_of(out))
+
+    def vjp(k, g, vals, out, params):
+        c = partials[k](g, vals[0], vals[1], out)
+        return None if c is None else unbroadcast(c, shape_of(vals[k]))
+
+    RULES[name] = Rule(name, impl, jvp, vjp)
+    UFUNCS[ufunc] = _applies(RULES[name])
+
+
+binary("add", np.add, _scalar_safe(operator.add),
+       lambda t, x, y, z: t, lambda t, x, y, z: t)
+binary("subtract", np.subtract, _scalar_safe(operator.sub),
+       lambda t, x, y, z: t, lambda t, x, y, z: -t)
+binary("multiply", np.multiply, _scalar_safe(operator.mul),
+       lambda t, x, y, z: t * y, lambda t, x, y, z: t * x)
+binary("divide", np.divide, _scalar_safe(operator.truediv),
+       lambda t, x, y, z: t / y, lambda t, x, y, z: -t * z / y)
+
+
+def _zero_where(mask, value):
+    """value, with 0 where the plain boolean ``mask`` holds (if anywhere)."""
+    if not np.any(mask):
+        return value
+    return np.where(mask, 0.0, value)
+
+
+def _pow_dx(t, x, y, z):
+    if isinstance(y, (int, float, np.integer, np.floating)):
+        if y == 0:
+            return None        # x ** 0 is the constant 1
+        if y == 1:
+            return t
+        if y == 2:
+            return t * (2.0 * x)
+        return t * (y * _pow(x, y - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return t * _zero_where(plain(y) == 0, y * _pow(x, y - 1))
+
+
+def _pow_dy(t, x, y, z):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return t * _zero_where(plain(x) == 0, z * np.log(x))
+
+
+_pow = _scalar_safe(operator.pow)  # (-8.0) ** 0.5 is nan, not a complex number
+binary("power", np.power, _pow, _pow_dx, _pow_dy)
+
+
+def _weights(x, y, wins):
+    """Plain weights of x in maximum/minimum: 1 where x wins, 1/2 at ties."""
+    px, py = plain(x), plain(y)
+    return wins(px, py) + 0.5 * (px == py)
+
+
+binary("maximum", np.maximum, np.maximum,
+       lambda t, x, y, z: t * _weights(x, y, operator.gt),
+       lambda t, x, y, z: t * _weights(y, x, operator.gt))
+binary("minimum", np.minimum, np.minimum,
+       lambda t, x, y, z: t * _weights(x, y, operator.lt),
+       lambda t, x, y, z: t * _weights(y, x, operator.lt))
+
+# Functions whose derivative is zero almost everywhere run on the plain values.
+for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
+           np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal):
+    UFUNCS[_u] = (lambda u: lambda *vals: u(*[plain(v) for v in vals]))(_u)
+
+
+# --------------------------------------------------------------------------
+# where: the condition is plain (comparisons of traced values give booleans)
+
+def _where_jvp(ts, vals, out, params):
+    ta, tb = (0.0 if t is None else t for t in ts)
+    return fit(np.where(params["cond"], ta, tb), shape_of(out))
+
+
+def _where_vjp(k, g, vals, out, params):
+    cond = params["cond"]
+    picked = np.where(cond, g, 0.0) if k == 0 else np.where(cond, 0.0, g)
+    return unbroadcast(picked, shape_of(vals[k]))
+
+
+RULES["where"] = Rule("where", lambda a, b, cond: np.where(cond, a, b), _where_jvp, _where_vjp)
+
+
+def where(cond, a=None, b=None):
+    if a is None or b is None:
+        raise unsupported("np.where(cond) (the one-argument form)")
+    return bind(RULES["where"], (a, b), {"cond": plain(cond)})
+
+
+FUNCTIONS[np.where] = where
+
+
+# --------------------------------------------------------------------------
+# reductions
+
+def _axes(axis, ndim):
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(sorted(int(a) % ndim if ndim else int(a) for a in axes))
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if axes is None or i in axes else n for i, n in enumerate(shape))
+
+
+def expand(g, shape, axes, keepdims):
+    """The adjoint of a reduction's result spread back over the input's shape."""
+    if not keepdims and axes is not None and shape_of(g) != ():
+        g = np.reshape(g, _kept_shape(shape, axes))
+    return np.zeros(shape) + g
+
+
+RULES["sum"] = Rule(
+    "sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
+    lambda ts, vals, out, p: np.sum(ts[0], axis=p["axis"], keepdims=p["keepdims"]),
+    lambda k, g, vals, out, p: expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]))
+
+
+def _extreme_weights(a, out, axes):
+    """Plain weights spreading a max/min's derivative over the entries that
+    attain it (ties share evenly)."""
+    pa = plain(a)
+    hit = (pa == np.reshape(plain(out), _kept_shape(np.shape(pa), axes))).astype(float)
+    return hit / np.sum(hit, axis=axes, keepdims=True)
+
+
+def _extreme(name, fn):
+    def jvp(ts, vals, out, p):
+        w = _extreme_weights(vals[0], out, p["axis"])
+        return np.sum(ts[0] * w, axis=p["axis"], keepdims=p["keepdims"])
+
+    def vjp(k, g, vals, out, p):
+        w = _extreme_weights(vals[0], out, p["axis"])
+        return expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]) * w
+
+    RULES[name] = Rule(name, lambda a, axis, keepdims: fn(a, axis=axis, keepdims=keepdims),
+                       jvp, vjp)
+
+
+_extreme("max", np.max)
+_extreme("min", np.min)
+
+
+def _reduction(name):
+    def handler(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if out is not None:
+            raise unsupported(f"np.{name}(..., out=...)")
+        if kwargs:
+            raise unsupported(f"np.{name}(..., {next(iter(kwargs))}=...)")
+        return bind(RULES[name], (a,),
+                    {"axis": _axes(axis, len(shape_of(a))), "keepdims": bool(keepdims)})
+    return handler
+
+
+FUNCTIONS[np.sum] = _reduction("sum")
+FUNCTIONS[np.max] = FUNCTIONS[np.amax] = _reduction("max")
+FUNCTIONS[np.min] = FUNCTIONS[np.amin] = _reduction("min")
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    shape = shape_of(a)
+    axes = _axes(axis, len(shape))
+    count = int(np.prod([n for i, n in enumerate(shape) if axes is None or i in axes]))
+    return FUNCTIONS[np.sum](a, axis, dtype, out, keepdims, **kwargs) / count
+
+
+FUNCTIONS[np.mean] = mean
+
+
+# --------------------------------------------------------------------------
+# products of matrices and vectors (at most 2-D, as np.matmul and np.dot agree there)
+
+def _product_vjp(product):
+    def vjp(k, g, vals, out, params):
+        a, b = vals
+        na, nb = len(shape_of(a)), len(shape_of(b))
+        if k == 0:
+            if na == 1 and nb == 1:
+                return g * b
+            if na == 1:
+                return product(b, g)                    # (n, k) @ (k,)
+            if nb == 1:
+                return np.outer(g, b)
+            return product(g, np.transpose(b))
+        if na == 1 and nb == 1:
+            return g * a
+        if na == 1:
+            return np.outer(a, g)
+        return product(np.transpose(a), g)              # (k, n) @ (n,) or (k, n) @ (n, m)
+    return vjp
+
+
+def _product_rule(name, product):
+    def jvp(ts, vals, out, params):
+        a, b = vals
+        return _sum_terms((None if ts[0] is None else product(ts[0], b),
+                           None if ts[1] is None else product(a, ts[1])))
+
+    RULES[name] = Rule(name, product, jvp, _product_vjp(product))
+
+    def handler(a, b, out=None):
+        if out is not None:
+            raise unsupported(f"np.{name}(..., out=...)")
+        na, nb = len(shape_of(a)), len(shape_of(b))
+        if name == "dot" and (na == 0 or nb == 0):
+            return a * b
+        if not (1 <= na <= 2 and 1 <= nb <= 2):
+            raise unsupported(f"np.{name} of arrays with {na} and {nb} dimensions "
+                              "(1-D and 2-D operands are supported)")
+        return bind(RULES[name], (a, b), {})
+    return handler
+
+
+UFUNCS[np.matmul] = _product_rule("matmul", np.matmul)
+FUNCTIONS[np.dot] = _product_rule("dot", np.dot)
+
+
+def outer(a, b, out=None):
+    if out is not None:
+        raise unsupported("np.outer(..., out=...)")
+    return np.reshape(a, (-1, 1)) * np.reshape(b, (1, -1))
+
+
+FUNCTIONS[np.outer] = outer
+
+
+# --------------------------------------------------------------------------
+# indexing: basic indices (ints, slices, None, Ellipsis); the pullback
+# scatters the adjoint into zeros of the input's shape
+
+def _scatter_impl(g, idx, shape):
+    if _is_plain(g):
+        z = np.zeros(shape)
+    else:  # a buffer of the enclosing differentiation, so it can hold g
+        z = np.zeros_like(g, shape=shape)
+    z[idx] = g
+    return z
+
+
+RULES["scatter"] = Rule(
+    "scatter", _scatter_impl,
+    lambda ts, vals, out, p: bind(RULES["scatter"], (ts[0],), p),
+    lambda k, g, vals, out, p: g[p["idx"]])
+
+RULES["getitem"] = Rule(
+    "getitem", lambda a, idx: a[idx],
+    lambda ts, vals, out, p: ts[0][p["idx"]],
+    lambda k, g, vals, out, p: bind(RULES["scatter"], (g,),
+                                    {"idx": p["idx"], "shape": shape_of(vals[0])}))
+
+
+# --------------------------------------------------------------------------
+# shapes
+
+RULES["reshape"] = Rule(
+    "reshape", lambda a, shape: np.reshape(a, shape),
+    lambda ts, vals, out, p: np.reshape(ts[0], p["shape"]),
+    lambda k, g, vals, out, p: np.reshape(g, shape_of(vals[0])))
+
+
+def reshape(a, shape=None, order="C", **kwargs):
+    if order != "C" or kwargs:
+        raise unsupported("np.reshape with order other than 'C'")
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    return bind(RULES["reshape"], (a,), {"shape": shape})
+
+
+FUNCTIONS[np.reshape] = reshape
+FUNCTIONS[np.ravel] = lambda a, order="C": reshape(a, -1, order)
+
+
+def _inverse(axes):
+    return None if axes is None else tuple(np.argsort(axes))
+
+
+RULES["transpose"] = Rule(
+    "transpose", lambda a, axes: np.transpose(a, axes),
+    lambda ts, vals, out, p: np.transpose(ts[0], p["axes"]),
+    lambda k, g, vals, out, p: np.transpose(g, _inverse(p["axes"])))
+
+
+def transpose(a, axes=None):
+    if axes is not None:
+        axes = tuple(int(i) % len(shape_of(a)) for i in axes)
+    return bind(RULES["transpose"], (a,), {"axes": axes})
+
+
+FUNCTIONS[np.transpose] = transpose
+
+
+def _filled(ts, vals):
+    return [zeros(shape_of(v)) if t is None else t for t, v in zip(ts, vals)]
+
+
+def _stack_vjp(k, g, vals, out, p):
+    axis = p["axis"] % len(shape_of(out))
+    return g[(slice(None),) * axis + (k,)]
+
+
+RULES["stack"] = Rule(
+    "stack", lambda *arrays, axis: np.stack(list(arrays), axis=axis),
+    lambda ts, vals, out, p: np.stack(_filled(ts, vals), axis=p["axis"]),
+    _stack_vjp)
+
+
+def _concatenate_vjp(k, g, vals, out, p):
+    axis = p["axis"]
+    start = sum(shape_of(v)[axis] for v in vals[:k])
+    n = shape_of(vals[k])[axis]
+    return g[(slice(None),) * axis + (slice(start, start + n),)]
+
+
+RULES["concatenate"] = Rule(
+    "concatenate", lambda *arrays, axis: np.concatenate(list(arrays), axis=axis),
+    lambda ts, vals, out, p: np.concatenate(_filled(ts, vals), axis=p["axis"]),
+    _concatenate_vjp)
+
+
+def stack(arrays, axis=0, out=None, **kwargs):
+    if out is not None or kwargs:
+        raise unsupported("np.stack(..., out=/dtype=)")
+    arrays = list(arrays)
+    return bind(RULES["stack"], arrays, {"axis": int(axis)})
+
+
+def concatenate(arrays, axis=0, out=None, **kwargs):
+    if out is not None or kwargs or axis is None:
+        raise unsupported("np.concatenate(..., axis=None/out=/dtype=)")
+    arrays = list(arrays)
+    ndim = len(shape_of(arrays[0]))
+    return bind(RULES["concatenate"], arrays, {"axis": int(axis) % ndim})
+
+
+FUNCTIONS[np.stack] = stack
+FUNCTIONS[np.concatenate] = concatenate
+
+
+# --------------------------------------------------------------------------
+# queries and constants
+
+FUNCTIONS[np.shape] = lambda a: shape_of(a)
+FUNCTIONS[np.ndim] = lambda a: len(shape_of(a))
+FUNCTIONS[np.size] = lambda a, axis=None: (
+    int(np.prod(shape_of(a))) if axis is None else shape_of(a)[axis])
+
+
+def _like(fill):
+    def handler(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
+        return np.full(shape_of(a) if shape is None else shape, fill,
+                       dtype=np.float64 if dtype is None else dtype)
+    return handler
+
+
+# New buffers are constants; writing into them inside the nested call is
+# refused anyway (in-place writes), so plain arrays are enough.
+FUNCTIONS[np.zeros_like] = FUNCTIONS[np.empty_like] = _like(0.0)
+FUNCTIONS[np.ones_like] = _like(1.0)
+for _f in (np.argmax, np.argmin, np.argsort, np.isclose, np.allclose, np.any, np.all,
+           np.nonzero, np.count_nonzero, np.sign, np.floor, np.ceil, np.round):
+    FUNCTIONS[_f] = (lambda f: lambda *args, **kw: f(*[plain(a) for a in args],
+                                                     **{k: plain(v) for k, v in kw.items()}))(_f)

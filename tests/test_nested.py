@@ -1,0 +1,424 @@
+"""Nested differentiation: sad.autodiff / sad.jacobian called inside a function
+that shadowad is differentiating, in all four combinations of modes (and
+deeper), against closed-form second derivatives and central finite
+differences of first derivatives (taken by the non-nested C engine)."""
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import Active, Const, Duplicated, Forward, Reverse
+
+F, R = Forward, Reverse
+PAIRS = [(F, F), (F, R), (R, F), (R, R)]
+IDS = [f"{a}-over-{b}" for a, b in PAIRS]
+
+
+def derivative(g, mode):
+    """x -> g'(x) for scalar x, by ``mode``."""
+    if mode is R:
+        return lambda x, *c: sad.autodiff(g, Active(x), *map(Const, c))[0]
+    return lambda x, *c: sad.autodiff(g, Duplicated(x, 1.0), *map(Const, c), mode=F)
+
+
+# --------------------------------------------------------------------------
+# scalars
+
+def f(x):
+    return x ** 3 * np.sin(x) + np.exp(-x * x) / (1.0 + x)
+
+
+def f1(x):
+    return (3 * x ** 2 * np.sin(x) + x ** 3 * np.cos(x)
+            + np.exp(-x * x) * (-2 * x / (1 + x) - 1 / (1 + x) ** 2))
+
+
+def f2(x):
+    e = np.exp(-x * x)
+    return (6 * x * np.sin(x) + 6 * x ** 2 * np.cos(x) - x ** 3 * np.sin(x)
+            + e * (4 * x * x / (1 + x) + 4 * x / (1 + x) ** 2 - 2 / (1 + x)
+                   + 2 / (1 + x) ** 3))
+
+
+@pytest.mark.parametrize("outer,inner", PAIRS, ids=IDS)
+def test_scalar_second_derivative(outer, inner):
+    x, h = 0.7, 1e-5
+    got = derivative(derivative(f, inner), outer)(x)
+    assert isinstance(got, float)
+    np.testing.assert_allclose(got, f2(x), rtol=1e-12)
+    np.testing.assert_allclose(got, (f1(x + h) - f1(x - h)) / (2 * h), rtol=1e-7)
+
+
+def test_the_issue_example():
+    def p(x):
+        return 1 / np.sqrt(np.sum((x - np.array([10., 0.])) ** 2))
+
+    def outer(w):
+        x = np.array([0., 8.]) * w
+        g, = sad.autodiff(p, Active(x))
+        return np.sum(g)
+
+    def plain(w):
+        d = np.array([0., 8.]) * w - np.array([10., 0.])
+        return np.sum(-d / np.sqrt(np.sum(d * d)) ** 3)
+
+    h = 1e-6
+    fd = (plain(1 + h) - plain(1 - h)) / (2 * h)
+    g, = sad.autodiff(outer, Active(1.0))
+    np.testing.assert_allclose(g, fd, rtol=1e-7)
+    np.testing.assert_allclose(sad.autodiff(outer, Duplicated(1.0, 1.0), mode=F), g,
+                               rtol=1e-13)
+
+
+@pytest.mark.parametrize("m1", [F, R])
+@pytest.mark.parametrize("m2", [F, R])
+@pytest.mark.parametrize("m3", [F, R])
+def test_third_derivative_any_depth(m1, m2, m3):
+    g = lambda x: x ** 4 * np.sin(x)  # noqa: E731
+    x = 0.7
+    d3 = (24 * x * np.sin(x) + 36 * x ** 2 * np.cos(x) - 12 * x ** 3 * np.sin(x)
+          - x ** 4 * np.cos(x))
+    got = derivative(derivative(derivative(g, m1), m2), m3)(x)
+    np.testing.assert_allclose(got, d3, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# arrays: u^T H v by every combination, against the closed form and finite
+# differences of the C engine's gradient
+
+rng = np.random.default_rng(7)
+A = rng.standard_normal((4, 4))
+B = rng.standard_normal((2, 2))
+Y = rng.random(4) + 0.5
+
+PROGRAMS = {
+    "quadratic+exp": lambda x: 0.5 * x @ (A @ x) + np.sum(np.exp(x) + np.sin(x) * x),
+    "tanh-matmul": lambda x: np.sum(np.tanh(A @ x) ** 2),
+    "max-min": lambda x: np.sum(np.maximum(x, 0.3) * np.minimum(x, 0.5) * x),
+    "stack-max": lambda x: np.sum(np.max(np.stack([x, x ** 2 + 0.1, -x]), axis=0) * x),
+    "concat-slices": lambda x: np.sum(np.concatenate([x[:2], x[1:] * 3.0]) ** 3),
+    "reshape-T": lambda x: np.sum((x.reshape(2, 2).T @ x.reshape(2, 2)) * B),
+    "outer-None": lambda x: np.sum(x[None, :] * x[:, None] / (1.0 + x ** 2)),
+    "mean-sqrt-abs-log": lambda x: np.mean(np.sqrt(np.abs(x) + 1) * np.log(1 + x * x))
+    + np.dot(x, x),
+    "where": lambda x: np.sum(np.where(x > 0.2, x ** 3, -x * Y)),
+    "pow-traced-exponent": lambda x: np.sum(Y ** x + (x * x + 1.0) ** (0.5 * x)),
+    "scalar-loop": lambda x: x[0] * x[1] / x[2] - x[3] ** 2.5 + np.cos(x[1] * x[3]),
+    "2d-sum-axis": lambda x: np.sum(np.sum(np.outer(x, x) ** 2, axis=1) * x)
+    + np.min(np.reshape(x, (2, 2)) ** 2, axis=0).sum(),
+}
+
+X0 = np.array([0.9, 0.45, 1.3, 0.7])
+U = rng.standard_normal(4)
+V = rng.standard_normal(4)
+
+
+def c_gradient(f, x):
+    g, = sad.autodiff(f, Active(x.copy()))
+    return g
+
+
+def hessian_fd(f, x, v, h=1e-6):
+    return (c_gradient(f, x + h * v) - c_gradient(f, x - h * v)) / (2 * h)
+
+
+def uHv(f, outer, inner, x):
+    """u^T H v with the outer differentiation in mode ``outer`` over an inner
+    one in mode ``inner`` (inner reverse: the gradient; inner forward: the
+    directional derivative along v)."""
+    if inner is R:
+        def inner_fn(x):
+            g, = sad.autodiff(f, Active(x))
+            return np.sum(g * U)            # u . grad f = (H u) under the outer
+        direction = V
+    else:
+        def inner_fn(x):
+            return sad.autodiff(f, Duplicated(x, V), mode=F)   # grad f . v
+        direction = U
+    if outer is R:
+        g, = sad.autodiff(inner_fn, Active(x.copy()))
+        return float(np.dot(g, direction))
+    return sad.autodiff(inner_fn, Duplicated(x.copy(), direction.copy()), mode=F)
+
+
+@pytest.mark.parametrize("outer,inner", PAIRS, ids=IDS)
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_array_second_derivatives(name, outer, inner):
+    f = PROGRAMS[name]
+    expect = float(np.dot(U, hessian_fd(f, X0, V)))
+    got = uHv(f, outer, inner, X0)
+    np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-7)
+
+
+def test_hessian_vector_product_closed_form():
+    """jvp(grad f) as in JAX: forward over reverse, the whole vector H v, and
+    the primal of the forward pass is the gradient."""
+    f = PROGRAMS["quadratic+exp"]
+    x = X0.copy()
+
+    def grad(x):
+        g, = sad.autodiff(f, Active(x))
+        return g
+
+    hv, g = sad.autodiff(grad, Duplicated(x, V.copy()), mode=sad.ForwardWithPrimal)
+    H = 0.5 * (A + A.T) + np.diag(np.exp(x) + 2 * np.cos(x) - x * np.sin(x))
+    np.testing.assert_allclose(hv, H @ V, rtol=1e-12)
+    np.testing.assert_allclose(g, 0.5 * (A + A.T) @ x + np.exp(x) + np.sin(x)
+                               + x * np.cos(x), rtol=1e-12)
+
+
+def test_kmeans_like_hessian_diagonal():
+    """min over an axis, broadcasting with None: forward over reverse gives
+    twice the cluster sizes."""
+    P = rng.random((9, 2))
+    C = P[:3].copy()
+
+    def cost(C, P):
+        return np.sum(np.min(np.sum((P[:, None, :] - C[None, :, :]) ** 2, axis=2), axis=1))
+
+    def grad(C, P):
+        g, _ = sad.autodiff(cost, Active(C), Const(P))
+        return g
+
+    hd = sad.autodiff(grad, Duplicated(C.copy(), np.ones_like(C)), Const(P), mode=F)
+    near = np.argmin(((P[:, None, :] - C[None]) ** 2).sum(2), axis=1)
+    np.testing.assert_allclose(hd, 2 * np.bincount(near, minlength=3)[:, None] * np.ones(2))
+
+
+# --------------------------------------------------------------------------
+# activities
+
+@pytest.mark.parametrize("outer", [F, R])
+def test_const_arguments(outer):
+    """d/dw of grad_x sum(w * x^2 + c * x) = 2 x, with w traced by the outer call
+    (Const) and c a plain Const array."""
+    x = np.array([1.0, -2.0, 0.5])
+    c = np.array([3.0, 1.0, 2.0])
+
+    def inner(x, w, c):
+        return np.sum(w * x ** 2 + c * x)
+
+    def outer_fn(w):
+        g, _, _ = sad.autodiff(inner, Active(x), Const(w), Const(c))
+        return np.sum(g)            # = sum(2 w x + c)
+
+    got = derivative(outer_fn, outer)(1.5)
+    np.testing.assert_allclose(got, np.sum(2 * x))
+
+
+def test_closure_with_the_inner_value_first():
+    x = np.array([1.0, 2.0])
+
+    def outer_fn(w):
+        g, = sad.autodiff(lambda x: np.sum(x ** 2 * w), Active(x))
+        return np.sum(g)
+
+    np.testing.assert_allclose(sad.autodiff(outer_fn, Active(np.array([1.0, 1.0])))[0],
+                               2 * x)
+
+
+def test_closure_with_the_outer_array_first_is_a_clear_error():
+    def outer_fn(w):
+        g, = sad.autodiff(lambda x: np.sum(w * x), Active(np.ones(2)))
+        return np.sum(g)
+
+    with pytest.raises(TypeError, match=r"sad\.Const\(w\)"):
+        sad.autodiff(outer_fn, Active(np.ones(2)))
+
+
+@pytest.mark.parametrize("outer", [F, R])
+def test_duplicated_accumulates_into_a_traced_shadow(outer):
+    """The inner gradient is added to dx; dx from np.zeros_like is traced."""
+    def outer_fn(w):
+        x = np.array([1.0, 2.0]) * w
+        dx = np.zeros_like(x) + 1.0        # a prefilled shadow: the gradient is added
+        r = sad.autodiff(lambda x: np.sum(x ** 3), Duplicated(x, dx))
+        assert r == (None,)
+        return np.sum(dx)                  # 2 + 3 w^2 (1 + 4)
+
+    got = derivative(outer_fn, outer)(2.0)
+    np.testing.assert_allclose(got, 6 * 2.0 * 5)
+
+
+def test_duplicated_plain_shadow_is_refused_when_the_gradient_is_traced():
+    def outer_fn(w):
+        x = np.array([1.0, 2.0]) * w
+        sad.autodiff(lambda x: np.sum(x ** 3), Duplicated(x, np.zeros(2)))
+        return 0.0
+
+    with pytest.raises(TypeError, match=r"np\.zeros_like\(x\)"):
+        sad.autodiff(outer_fn, Active(1.0))
+
+
+def test_duplicated_plain_shadow_is_fine_when_the_gradient_is_plain():
+    seen = {}
+
+    def outer_fn(w):
+        dx = np.zeros(2)                   # the gradient does not depend on w
+        sad.autodiff(lambda x, w: np.sum(x * x) + w, Duplicated(np.array([1.0, 3.0]), dx),
+                     Const(w))
+        seen["dx"] = dx
+        return w * 2.0
+
+    assert sad.autodiff(outer_fn, Active(1.0)) == (2.0,)
+    np.testing.assert_array_equal(seen["dx"], [2.0, 6.0])
+
+
+def test_with_primal_modes_and_none_for_other_arguments():
+    def outer_fn(w):
+        (g, c), v = sad.autodiff(lambda x, c: x * x * c, Active(w), Const(2.0),
+                                 mode=sad.ReverseWithPrimal)
+        assert c is None
+        t, p = sad.autodiff(lambda x: x * x * x, Duplicated(w, 1.0), mode=sad.ForwardWithPrimal)
+        return g + v + t + p               # 4w + 2w^2 + 3w^2 + w^3
+
+    w = 1.5
+    got, = sad.autodiff(outer_fn, Active(w))
+    np.testing.assert_allclose(got, 4 + 10 * w + 3 * w * w)
+
+
+def test_batch_duplicated_in_forward_mode():
+    def outer_fn(w):
+        x = np.array([1.0, 2.0]) * w
+        t = sad.autodiff(lambda x: np.sum(x ** 3), sad.BatchDuplicated(x, (np.array([1.0, 0.0]),
+                                                                          np.array([0.0, 1.0]))),
+                         mode=F)
+        return t[0] + t[1]                 # 3 w^2 (1 + 4)
+
+    np.testing.assert_allclose(sad.autodiff(outer_fn, Active(2.0))[0], 6 * 2.0 * 5)
+
+
+@pytest.mark.parametrize("jmode", [None, F, R])
+@pytest.mark.parametrize("outer", [F, R])
+def test_jacobian_nested(outer, jmode):
+    M = np.array([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]])
+
+    def outer_fn(w):
+        x = np.array([1.0, -0.5]) * w
+        J = sad.jacobian(lambda x: np.tanh(M @ x), x, mode=jmode)
+        return np.sum(J * J)
+
+    def plain(w):
+        z = M @ (np.array([1.0, -0.5]) * w)
+        return np.sum(((1 - np.tanh(z) ** 2)[:, None] * M) ** 2)
+
+    h = 1e-6
+    got = derivative(outer_fn, outer)(1.3)
+    np.testing.assert_allclose(got, (plain(1.3 + h) - plain(1.3 - h)) / (2 * h), rtol=1e-7)
+
+
+# --------------------------------------------------------------------------
+# errors
+
+def nested_in(g, x=np.array([0.5, 1.5])):
+    def outer_fn(w):
+        r, = sad.autodiff(g, Active(x * w))
+        return np.sum(r)
+    return lambda: sad.autodiff(outer_fn, Active(1.0))
+
+
+@pytest.mark.parametrize("g,match", [
+    (lambda x: np.sum(np.cumsum(x)), r"np\.cumsum is not supported inside a nested"),
+    (lambda x: np.linalg.det(np.outer(x, x)), r"np\.linalg\.det"),
+    (lambda x: np.sum(x[np.array([0, 0])]), r"advanced indexing"),
+    (lambda x: np.add.reduce(x), r"np\.add\.reduce"),
+])
+def test_unsupported_operations_name_themselves(g, match):
+    with pytest.raises(TypeError, match=match):
+        nested_in(g)()
+
+
+def set_item(x):
+    x[0] = 1.0
+    return np.sum(x)
+
+
+def add_in_place(x):
+    y = x * 2
+    y += x
+    return np.sum(y)
+
+
+@pytest.mark.parametrize("g", [set_item, add_in_place,
+                               lambda x: np.sum(np.multiply(x, x, out=x))])
+def test_in_place_writes_are_refused(g):
+    with pytest.raises(TypeError, match="in place"):
+        nested_in(g)()
+
+
+def test_array_result_in_reverse_mode():
+    with pytest.raises(TypeError, match="scalar result"):
+        nested_in(lambda x: x * 2)()
+
+
+def test_active_in_forward_mode():
+    def outer_fn(w):
+        return sad.autodiff(lambda x: x * x, Active(w), mode=F)
+
+    with pytest.raises(TypeError, match="Active is not allowed"):
+        sad.autodiff(outer_fn, Active(1.0))
+
+
+def test_autodiff_split_is_refused_inside():
+    def outer_fn(w):
+        sad.autodiff_split(lambda x: x * x, Active(w))
+
+    with pytest.raises(TypeError, match="autodiff_split"):
+        sad.autodiff(outer_fn, Active(1.0))
+
+
+def test_escaped_values_are_refused():
+    kept = {}
+
+    def inner(x):
+        kept["box"] = x
+        return x * x
+
+    def outer_fn(w):
+        sad.autodiff(inner, Active(w))
+        return kept["box"] * 2.0           # a Box of the finished inner call
+
+    with pytest.raises(RuntimeError, match="after that call returned"):
+        sad.autodiff(outer_fn, Active(1.0))
+
+    def leak(w):
+        kept["traced"] = w * 1.0
+        return w
+
+    sad.autodiff(leak, Active(1.0))
+    with pytest.raises(RuntimeError, match="after the differentiation"):
+        sad.autodiff(lambda x: x * x, Active(kept["traced"]))
+
+
+def test_detaching_a_nested_value_is_refused():
+    def outer_fn(w):
+        def inner(x):
+            out = np.zeros(2)
+            out[0] = x                     # numpy would call float(x)
+            return np.sum(out)
+        return sad.autodiff(inner, Active(w))[0]
+
+    with pytest.raises(TypeError, match="drop its derivative"):
+        sad.autodiff(outer_fn, Active(1.0))
+
+
+def test_non_nested_calls_take_the_c_engine():
+    """No differentiation running: the C engine, its tape and record count."""
+    _, tape = sad.autodiff_split(lambda x: np.sum(x * x), Active(np.ones(3)))
+    assert len(tape) > 0
+    tape.reverse()
+
+
+def test_plain_scalars_follow_numpy_ieee_rules():
+    """1/x at 0 and a negative base to a fractional power give inf and nan,
+    not ZeroDivisionError or a complex number, as elsewhere in shadowad."""
+    seen = []
+
+    def outer_fn(w):
+        seen.append(sad.autodiff(lambda x: 1 / x, Duplicated(0.0, 1.0), mode=F))
+        seen.append(sad.autodiff(lambda x: (-8.0) ** x * w, Active(0.5))[0])
+        return w * w
+
+    with np.errstate(all="ignore"):
+        assert sad.autodiff(outer_fn, Active(1.0)) == (2.0,)
+    assert seen[0] == -np.inf and type(seen[0]) is float
+    assert np.isnan(sad.primal(seen[1]))
