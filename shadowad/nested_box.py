@@ -19,7 +19,7 @@ import contextvars
 import numpy as np
 
 from .rules.registry import _name as numpy_name
-from .traced import F64, primal
+from .traced import F64, DeferToNested, primal
 
 # The level of the innermost nested trace running in this context (0: none).
 level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
@@ -164,13 +164,14 @@ class Box:
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise TypeError(
+        # an operation of the enclosing differentiation's traced value with this
+        # one as its right operand catches this and leaves the operation to us
+        raise DeferToNested(
             "shadowad: converting a value of a nested differentiation to a plain numpy "
             "array would silently drop its derivative. Typical causes: assigning it into "
             "a plain buffer (allocate with np.zeros_like(x)... or build arrays with "
-            "np.stack), or combining a traced value of the enclosing differentiation "
-            "(left) with it (right) -- pass outer values to the inner call as arguments, "
-            "e.g. sad.Const(w), or put the inner value first")
+            "np.stack), or writing it into a traced array of the enclosing "
+            "differentiation in place")
 
     def _detach(self, what):
         raise TypeError(f"shadowad: {what} of a value of a nested differentiation "

@@ -269,6 +269,15 @@ def _num(o):
     return None
 
 
+class DeferToNested(TypeError):
+    """Raised when a value of a nested differentiation (shadowad.nested) would
+    be converted to an array.  Where a traced value of the enclosing
+    differentiation meets it as the left operand of an operation, the traced
+    value's method returns NotImplemented instead, and the nested value, one
+    level in, does the operation.  Never for an in-place operation (out=),
+    which must write the traced memory or fail."""
+
+
 def _safe(fn, a, b):
     """Python float arithmetic, falling back to numpy's IEEE semantics (inf,
     nan and a warning instead of an exception), as on numpy scalars."""
@@ -571,13 +580,29 @@ class TArray(ArrayOps):
 
     # -- numpy protocol --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        in_place = "out" in kwargs
+        try:
+            return array_ufunc(ufunc, method, inputs, kwargs)
+        except DeferToNested:
+            if in_place:
+                raise
+            return NotImplemented
 
     def __array_function__(self, func, types, args, kwargs):
-        return array_function(func, args, kwargs)
+        try:
+            return array_function(func, args, kwargs)
+        except DeferToNested:
+            if kwargs.get("out") is not None:
+                raise
+            return NotImplemented
 
     def _u(self, ufunc, *inputs, out=None):
-        return apply_ufunc(ufunc, inputs, out)
+        try:
+            return apply_ufunc(ufunc, inputs, out)
+        except DeferToNested:
+            if out is not None:
+                raise
+            return NotImplemented
 
     # -- indexing ------------------------------------------------------------
     def __getitem__(self, idx):

@@ -216,13 +216,38 @@ def test_closure_with_the_inner_value_first():
                                2 * x)
 
 
-def test_closure_with_the_outer_array_first_is_a_clear_error():
-    def outer_fn(w):
-        g, = sad.autodiff(lambda x: np.sum(w * x), Active(np.ones(2)))
-        return np.sum(g)
+@pytest.mark.parametrize("outer", [F, R])
+def test_closure_with_the_outer_array_first(outer):
+    # w (a traced array of the outer call) on the left: its operation defers
+    # to the inner value (NotImplemented), operators and numpy functions alike
+    x0 = np.array([1.0, 2.0])
 
-    with pytest.raises(TypeError, match=r"sad\.Const\(w\)"):
-        sad.autodiff(outer_fn, Active(np.ones(2)))
+    def outer_fn(w):
+        g, = sad.autodiff(lambda x: np.sum(w * x * x) + np.dot(w, x) + np.sum(np.add(w, x)),
+                          Active(x0.copy()))
+        return np.sum(g * g)
+
+    w0 = np.array([0.5, -1.5])
+    # g = 2 w x + w + 1, so d/dw sum(g^2) = 2 g (2 x + 1)
+    want = 2 * (2 * w0 * x0 + w0 + 1) * (2 * x0 + 1)
+    if outer is R:
+        got = sad.autodiff(outer_fn, Active(w0.copy()))[0]
+    else:  # the full gradient, one forward pass per direction
+        got = np.array([sad.autodiff(outer_fn, Duplicated(w0.copy(), e), mode=F)
+                        for e in np.eye(2)])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_in_place_write_of_an_inner_value_into_an_outer_array_is_an_error():
+    def outer_fn(w):
+        def inner(x):
+            w[0] += x[0]          # in place: must write w or fail, never rebind
+            return np.sum(x)
+        sad.autodiff(inner, Active(np.ones(2)))
+        return np.sum(w)
+
+    with pytest.raises(TypeError, match="nested differentiation"):
+        sad.autodiff(outer_fn, Duplicated(np.ones(2), np.zeros(2)))
 
 
 @pytest.mark.parametrize("outer", [F, R])
