@@ -259,6 +259,23 @@ def _accumulate_product(dst, left, right, shape):
     add_into(s, unbroadcast(np.matmul(left, right), shape).reshape(s.shape), fresh)
 
 
+def _lanes_matmul(t, shaped, other, nd, left):
+    """The product of tangent lanes t (shape (lanes,) + shaped.shape) with the
+    other operand: t @ other (left) or other @ t.  Between two matrices, the
+    lanes fold into one matrix product (numpy's stacked matmul does not use
+    BLAS when one operand is broadcast over the lanes, and was 10x slower)."""
+    lanes = t.shape[0]
+    if shaped.ndim == 2 and other.ndim == 2:
+        p, q = shaped.shape
+        if left:  # rows of every lane on top of each other
+            return (t.reshape(lanes * p, q) @ other).reshape(lanes, p, other.shape[1])
+        cols = np.transpose(t.reshape(lanes, p, q), (1, 0, 2)).reshape(p, lanes * q)
+        return np.transpose((other @ cols).reshape(other.shape[0], lanes, q), (1, 0, 2))
+    if left:
+        return np.matmul(_lanes_first(t, shaped.shape, nd), other)
+    return np.matmul(other, _lanes_first(t, shaped.shape, nd))
+
+
 @implements_jvp(np.matmul)
 def matmul_jvp(a, b, out=None):
     ctx, ap, at, bp, bt = _forward_operands(a, b, out)
@@ -269,8 +286,8 @@ def matmul_jvp(a, b, out=None):
     a2 = ap if ap.ndim > 1 else ap[None, :]
     b2 = bp if bp.ndim > 1 else bp[:, None]
     nd = max(a2.ndim, b2.ndim)
-    da = None if at is None else np.matmul(_lanes_first(at, a2.shape, nd), b2)
-    db = None if bt is None else np.matmul(a2, _lanes_first(bt, b2.shape, nd))
+    da = None if at is None else _lanes_matmul(at, a2, b2, nd, left=True)
+    db = None if bt is None else _lanes_matmul(bt, b2, a2, nd, left=False)
     dz = _terms(da, db)
     return finish_out(forward_result(ctx, z, dz.reshape(dz.shape[:1] + np.shape(z))), out,
                       "np.matmul")
