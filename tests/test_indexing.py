@@ -454,3 +454,17 @@ def test_len_of_0d_is_an_error_as_in_numpy():
         len(np.copy(x[0]))
     with pytest.raises(TypeError):
         autodiff(f, dup([1.0]))
+
+
+def test_gather_of_distinct_and_repeated_positions():
+    # distinct positions take a plain += in the pullback, repeated ones np.add.at:
+    # both must add every term
+    a = rng.standard_normal((5, 4))
+
+    def f(a):
+        p = a[:, [2, 0, 3, 1]]             # a permutation of the columns
+        q = a[[4, 1, 1, 0]]                # a repeated row
+        r = a[np.array([3, 0]), 1:]        # two arrays would be 2 items: one array and a slice
+        return np.sum(p * p) + np.sum(q * q * q) + np.sum(r)
+
+    check_rule(f, Duplicated(a, np.zeros_like(a)))

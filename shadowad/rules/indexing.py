@@ -106,13 +106,29 @@ def gather(a, idx):
         z = np.asarray(z)
     res = new_array(tape, z, True)
     zs = res._s
-
-    def pullback():
-        np.add.at(s, idx, zs)
+    if _distinct_entries(idx):
+        def pullback():  # each entry of a once: a plain += (np.add.at is ~5x slower)
+            s[idx] += zs
+    else:
+        def pullback():  # repeated entries: every term must be added
+            np.add.at(s, idx, zs)
     tape.record_py(pullback)
     if z.ndim == 0:
         return res[()]
     return res
+
+
+def _distinct_entries(idx):
+    """Does the advanced index idx name every entry at most once?  Checked
+    for the common small case (one short list of non-negative positions, e.g.
+    a column permutation ``a[:, [2, 0, 1]]``); otherwise no."""
+    items = idx if type(idx) is tuple else (idx,)
+    arrays = [np.asarray(i) for i in items if type(i) is np.ndarray or type(i) is list]
+    if len(arrays) != 1 or sum(type(i) is slice for i in items) != len(items) - 1:
+        return False
+    arr = arrays[0]
+    return (arr.ndim == 1 and arr.dtype.kind in "iu" and arr.size <= 64
+            and (arr.size == 0 or arr.min() >= 0) and np.unique(arr).size == arr.size)
 
 
 def setindex(a, idx, value):
