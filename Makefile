@@ -5,7 +5,7 @@ PIP = $(PYTHON) -m pip
 STAMP = .install.stamp
 SRC = $(wildcard csrc/*.c csrc/*.h) shadowad/_build.py pyproject.toml setup.py
 
-.PHONY: install test demo test-asan bench clean
+.PHONY: install test demo test-asan bench gradbench-evals clean
 
 $(STAMP): $(SRC)
 	$(PIP) install --quiet --upgrade "pip>=23" setuptools wheel cffi numpy pytest hypothesis
@@ -49,6 +49,18 @@ test-asan:
 bench: install
 	$(PIP) install --quiet --no-build-isolation -e ".[bench]"
 	$(PYTHON) benchmarks/run.py
+
+# The real GradBench evals at small sizes against benchmarks/gradbench/tool.py,
+# one per module there.  Needs a checkout with its C++ reference tool built
+# (see benchmarks/gradbench/README.md); no network.
+GRADBENCH ?= /tmp/gradbench
+GRADBENCH_EVALS ?= $(filter $(notdir $(wildcard $(GRADBENCH)/python/gradbench/gradbench/evals/*)),\
+	$(basename $(notdir $(wildcard benchmarks/gradbench/modules/*.py))))
+gradbench-evals: install
+	@test -x $(GRADBENCH)/tools/manual/bin/lse || { echo "no GradBench checkout with a built manual tool at GRADBENCH=$(GRADBENCH); see benchmarks/gradbench/README.md"; exit 1; }
+	@for e in $(GRADBENCH_EVALS); do \
+	    $(PYTHON) benchmarks/gradbench/run_eval.py $$e --smoke --quiet --gradbench $(GRADBENCH) \
+	        || exit 1; done
 
 clean:
 	rm -rf build dist *.egg-info shadowad/_csad* csrc/*.o $(STAMP) .pytest_cache
