@@ -17,7 +17,8 @@ import numpy as np
 from ._c import lib
 from .tape import current_tape  # noqa: F401  (the running Context, for the rules)
 from .traced import (ARRAY_TYPES, SCALAR_TYPES, ArrayOps, Buffer, DeferToNested,
-                     ScalarOps, _num, _safe, check_writable, promote, shadow_of)
+                     ScalarOps, _num, _safe, check_writable, promote, shadow_of,
+                     temporary_buffer)
 
 # Entry points into the forward rules, bound by shadowad.rules.
 apply_ufunc = array_ufunc = array_function = setindex = gather = None
@@ -68,11 +69,10 @@ def new_array(ctx, z, active):
     """Wrap a freshly computed float64 array; an active one gets a zero
     tangent (``res._s``) for the rule to fill.  Nothing is recorded, so the
     Context need not keep it: numpy may reuse its memory once it is dropped."""
-    buf = Buffer(ctx, z, None, kept=False)
+    buf = temporary_buffer(ctx, z, None)
     if active:
         if z.flags.c_contiguous:
-            t = np.zeros((ctx.lanes,) + z.shape)
-            buf.attach_fresh(t)
+            t = buf.shadow = np.zeros((ctx.lanes,) + z.shape)  # Buffer.attach_fresh
             return FArray(z, t, buf)
         buf.promote()
         return FArray(z, buf.shadow, buf)

@@ -114,6 +114,20 @@ class Buffer:
         return np.ndarray(mem.shape[:1] + p.shape, F64, mem, off, mem.strides[:1] + p.strides)
 
 
+def temporary_buffer(tape, root, shadow):
+    """Buffer(tape, root, shadow, kept=False) for a fresh temporary: made on
+    every traced operation, so without the constructor's keyword handling."""
+    b = _new_buffer(Buffer)
+    b.tape, b.root, b.shadow = tape, root, shadow
+    b.readonly, b.label, b.span = False, "a temporary array", None
+    b.mem = b.slot = None
+    b.kept = False
+    return b
+
+
+_new_buffer = object.__new__
+
+
 def shadow_of(a):
     """Shadow view of TArray ``a`` or None when its memory is inactive."""
     s = a._s
@@ -149,7 +163,7 @@ def new_array(tape, z, active):
     """Wrap a freshly computed float64 array as a traced temporary."""
     if active:
         return new_temporary(tape, z, np.zeros(z.shape))
-    return TArray(z, None, Buffer(tape, z, None, kept=False))
+    return TArray(z, None, temporary_buffer(tape, z, None))
 
 
 LAZY_MIN = 1 << 15  # bytes: smaller temporaries get their shadow right away
@@ -163,7 +177,7 @@ def new_lazy(tape, z):
     k = lib.sad_slot_new(tape.c, id(z))
     if not k:
         raise MemoryError("shadowad: out of memory while recording")
-    buf = Buffer(tape, z, None, kept=False)
+    buf = temporary_buffer(tape, z, None)
     buf.slot = k
     return TArray(z, None, buf)
 
@@ -208,7 +222,7 @@ def new_temporary(tape, z, zs):
     """An active temporary with zero shadow zs.  The tape keeps the shadow
     (records accumulate into it) but not the primal (see Buffer.pin)."""
     tape.shadows.append(zs)
-    return TArray(z, zs, Buffer(tape, z, zs, kept=False))
+    return TArray(z, zs, temporary_buffer(tape, z, zs))
 
 
 def adjoint_view(pair):

@@ -337,6 +337,9 @@ def save_inactive(tape, z):
 # tangent from the same partials the reverse sweep uses
 
 _LANES = lib.SAD_F_LANES
+_LANES_XY = _LANES | _KARR | _KARR << 2    # flags of two array operands
+_LANES_XK = _LANES | _KARR | _KCONST << 2  # an array and a constant
+_LANES_KY = _LANES | _KCONST | _KARR << 2
 _POW, _SQUARE = lib.SAD_POW, lib.SAD_SQUARE
 _ew_tangent = TScalar.tangent  # lib.sad_ew_tangent without cffi's cost per argument
 _FArray, _FScalar = dual.FArray, dual.FScalar
@@ -366,6 +369,19 @@ def _forward_operand(a, lanes):
 def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
     _forward_operand); z's primal is not written."""
+    if len(operands) == 2:  # the common cases first: arrays, or an array and a number
+        (xp, xt), (yp, yt) = operands
+        tx, ty = type(xp), type(yp)
+        if tx is np.ndarray and ty is np.ndarray:
+            rc = _ew_tangent(op, _LANES_XY, z, zt, xp, xt, yp, yt, 0.0)
+        elif tx is np.ndarray and (ty is float or ty is int):
+            rc = _ew_tangent(op, _LANES_XK, z, zt, xp, xt, None, None, float(yp))
+        elif ty is np.ndarray and (tx is float or tx is int):
+            rc = _ew_tangent(op, _LANES_KY, z, zt, None, None, yp, yt, float(xp))
+        else:
+            rc = None
+        if rc == 0:
+            return
     flags, k, objs = _LANES, None, [None, None, None, None]
     for j, (p, t) in enumerate(operands):
         if type(p) is not np.ndarray:
