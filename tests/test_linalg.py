@@ -457,3 +457,24 @@ def test_forward_inactive_linalg_is_plain():
 
     autodiff(f, Const(well_conditioned(2, 2)), Duplicated(np.ones(2), np.ones(2)), mode=Forward)
     assert seen == [float, None, float, sad.dual.FArray]
+
+
+@pytest.mark.parametrize("sa,sb", [((3,), (3,)), ((4, 3), (3,)), ((3,), (5, 3)),
+                                   ((2, 1, 3), (4, 3))])
+def test_cross(sa, sb):
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+
+    def f(a, b):
+        return np.sum(np.cross(a, b) ** 2) + np.sum(np.cross(b, a) * 0.5)
+
+    for args in combos(a, b):
+        check_all(f, *args)
+    check_forward(f, a, b)
+    check_forward(f, Const(a), b)
+
+
+def test_cross_refuses_other_axes_and_2_vectors():
+    with pytest.raises(TypeError, match="last axis only"):
+        autodiff(lambda a: np.sum(np.cross(a, a, axis=0)), Active(np.ones((3, 3))))
+    with pytest.raises(ValueError, match="3-vectors"):
+        autodiff(lambda a: np.sum(np.cross(a, a)), Active(np.ones((3, 2))))
