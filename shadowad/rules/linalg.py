@@ -215,51 +215,59 @@ def outer_jvp(a, b, out=None):
 
 
 # --------------------------------------------------------------------------
-# cross products of 3-vectors along the last axis: d(a x b) = da x b + a x db,
-# so the adjoint of a is b x g and that of b is g x a
+# cross products of 3-vectors: d(a x b) = da x b + a x db, so the adjoint of a
+# is b x g and that of b is g x a.  Vector axes are counted from the end, where
+# broadcasting aligns them (numpy moves them last before broadcasting).
 
-def _cross_args(fname, a, b, axisa, axisb, axisc, axis):
-    if axis is not None or (axisa, axisb, axisc) != (-1, -1, -1):
-        raise TypeError(f"shadowad: {fname} of traced values supports the last axis only "
-                        "(no axis, axisa, axisb or axisc); move the axis with np.moveaxis")
+def _cross_axes(fname, ap, bp, axisa, axisb, axisc, axis):
+    """The vector axes of a, b and the result, negative."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    na = _negative_axis(axisa, ap.ndim)
+    nb = _negative_axis(axisb, bp.ndim)
+    if ap.shape[na] != 3 or bp.shape[nb] != 3:
+        raise ValueError(f"shadowad: {fname} of traced values takes 3-vectors, got vectors "
+                         f"of length {ap.shape[na]} and {bp.shape[nb]}")
+    nc = _negative_axis(axisc, max(ap.ndim, bp.ndim))
+    return na, nb, nc
 
 
-def _check_three(fname, ap, bp):
-    if ap.shape[-1:] != (3,) or bp.shape[-1:] != (3,):
-        raise ValueError(f"shadowad: {fname} of traced values takes 3-vectors along the "
-                         f"last axis, got shapes {ap.shape} and {bp.shape}")
+def _negative_axis(axis, ndim):
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(axis, ndim)
+    return axis - ndim if axis >= 0 else axis
 
 
 @implements(np.cross)
 def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
-    _cross_args("np.cross", a, b, axisa, axisb, axisc, axis)
     tape, ap, ad, bp, bd = _operands(a, b, None)
-    _check_three("np.cross", ap, bp)
-    z = np.cross(ap, bp)
+    na, nb, nc = _cross_axes("np.cross", ap, bp, axisa, axisb, axisc, axis)
+    z = np.cross(ap, bp, axisa=na, axisb=nb, axisc=nc)
     if ad is None and bd is None:
         return const_result(tape, z)
     res, gz = result(tape, z)
 
     def pullback():
         if ad is not None:
-            accumulate(ad, unbroadcast(np.cross(bp, gz), ap.shape))
+            accumulate(ad, unbroadcast(np.cross(bp, gz, axisa=nb, axisb=nc, axisc=na), ap.shape))
         if bd is not None:
-            accumulate(bd, unbroadcast(np.cross(gz, ap), bp.shape))
+            accumulate(bd, unbroadcast(np.cross(gz, ap, axisa=nc, axisb=na, axisc=nb), bp.shape))
     tape.record_py(pullback)
     return res
 
 
 @implements_jvp(np.cross)
 def cross_jvp(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
-    _cross_args("np.cross", a, b, axisa, axisb, axisc, axis)
     ctx, ap, at, bp, bt = _forward_operands(a, b, None)
-    _check_three("np.cross", ap, bp)
-    z = np.cross(ap, bp)
+    na, nb, nc = _cross_axes("np.cross", ap, bp, axisa, axisb, axisc, axis)
+    z = np.cross(ap, bp, axisa=na, axisb=nb, axisc=nc)
     if at is None and bt is None:
         return forward_const(ctx, z)
-    nd = z.ndim  # the lanes axis in front of every batch axis of both operands
-    da = None if at is None else np.cross(_lanes_first(at, ap.shape, nd), bp)
-    db = None if bt is None else np.cross(ap, _lanes_first(bt, bp.shape, nd))
+    nd = max(ap.ndim, bp.ndim)  # the lanes axis in front of every batch axis of both
+    da = None if at is None else np.cross(_lanes_first(at, ap.shape, nd), bp,
+                                          axisa=na, axisb=nb, axisc=nc)
+    db = None if bt is None else np.cross(ap, _lanes_first(bt, bp.shape, nd),
+                                          axisa=na, axisb=nb, axisc=nc)
     lanes = (at if at is not None else bt).shape[:1]
     return forward_result(ctx, z, np.broadcast_to(_terms(da, db), lanes + z.shape))
 

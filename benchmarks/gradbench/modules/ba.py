@@ -19,14 +19,6 @@ import timed
 NCAM = 11  # rotation (3), centre (3), focal length, principal point (2), radial distortion (2)
 
 
-def cross(a, b):
-    """Cross products of the columns of (3, p) arrays (shadowad has no rule
-    for np.cross)."""
-    return np.stack([a[1] * b[2] - a[2] * b[1],
-                     a[2] * b[0] - a[0] * b[2],
-                     a[0] * b[1] - a[1] * b[0]])
-
-
 def rodrigues_rotate(rot, pt):
     """Rotate each column of pt by the angle-axis vector in the same column of rot."""
     sqtheta = np.sum(rot * rot, axis=0)
@@ -36,9 +28,9 @@ def rodrigues_rotate(rot, pt):
     costheta, sintheta = np.cos(theta), np.sin(theta)
     axis = rot / theta
     along = np.sum(axis * pt, axis=0) * (1 - costheta)
-    rotated = pt * costheta + cross(axis, pt) * sintheta + axis * along
+    rotated = pt * costheta + np.cross(axis, pt, axis=0) * sintheta + axis * along
     if np.any(zero):
-        rotated = np.where(zero, pt + cross(rot, pt), rotated)
+        rotated = np.where(zero, pt + np.cross(rot, pt, axis=0), rotated)
     return rotated
 
 
