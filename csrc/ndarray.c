@@ -24,3 +24,10 @@ sad_arr sad_arr_of(intptr_t obj)
 }
 
 intptr_t sad_data(intptr_t arr) { return (intptr_t)sad_arr_of(arr).data; }
+
+int sad_is_f64(PyObject *o)
+{
+    const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;
+    return f->descr->type_num == NPY_DOUBLE && f->descr->byteorder != '>' &&
+           (f->flags & NPY_ARRAY_ALIGNED) != 0;
+}

@@ -347,7 +347,139 @@ static PyObject *scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t
                                           operand(args[6]), operand(args[7]), k));
 }
 
+/* One ufunc operand of the forward fast path: a dual array with tangent lanes,
+ * a plain float64 array, or a number.  0: not this case. */
+typedef struct { PyObject *p, *s; int kind; double k; } fwd_operand;
+
+static int fwd_operand_of(PyObject *o, PyObject *dual_type, PyObject *ndarray_type,
+                          fwd_operand *out)
+{
+    out->p = out->s = NULL;
+    out->k = 0.0;
+    if ((PyObject *)Py_TYPE(o) == dual_type) {
+        out->s = PyObject_GetAttrString(o, "_s");
+        if (out->s == NULL || out->s == Py_None) { /* inactive or not yet looked up */
+            Py_XDECREF(out->s);
+            out->s = NULL;
+            PyErr_Clear();
+            return 0;
+        }
+        out->p = PyObject_GetAttrString(o, "p");
+        if (out->p == NULL) {
+            Py_CLEAR(out->s);
+            PyErr_Clear();
+            return 0;
+        }
+        out->kind = SAD_KX_ARR;
+        return 1;
+    }
+    if ((PyObject *)Py_TYPE(o) == ndarray_type && sad_is_f64(o)) {
+        Py_INCREF(o);
+        out->p = o;
+        out->kind = SAD_KX_ARR;
+        return 1;
+    }
+    if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
+        out->k = PyFloat_AsDouble(o);
+        if (out->k == -1.0 && PyErr_Occurred()) { /* an int too large for a float */
+            PyErr_Clear();
+            return 0;
+        }
+        Py_INCREF(o);
+        out->p = o;
+        out->kind = SAD_KX_CONST;
+        return 1;
+    }
+    return 0;
+}
+
+/* cls.fwd(dual_type, ndarray_type, make, ufunc, op, x[, y]): forward mode's
+ * common elementwise case in one call.  Operands are dual arrays with tangent
+ * lanes, float64 arrays or numbers (at least one dual array, at most one
+ * number); numpy computes the primal, make(first dual operand, z) wraps it
+ * with uninitialised tangent lanes, and the C kernel fills them.  Any other
+ * case returns NotImplemented before anything is computed, and Python's
+ * general path takes it. */
+static PyObject *scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 6 && nargs != 7)
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *dual_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
+    const long op = PyLong_AsLong(args[4]);
+    if (op == -1 && PyErr_Occurred())
+        return NULL;
+    const int n = (int)nargs - 5;
+    if (op == SAD_POW || (n == 1) != (sad_ew_is_unary((int)op) != 0))
+        Py_RETURN_NOTIMPLEMENTED; /* x ** 2 and arity errors are Python's */
+    fwd_operand o[2] = {{NULL, NULL, 0, 0.0}, {NULL, NULL, 0, 0.0}};
+    PyObject *first = NULL, *z = NULL, *res = NULL, *zt = NULL;
+    int consts = 0, ok = 1;
+    for (int j = 0; j < n && ok; ++j) {
+        ok = fwd_operand_of(args[5 + j], dual_type, ndarray_type, &o[j]);
+        if (ok && o[j].s != NULL && first == NULL)
+            first = args[5 + j];
+        consts += ok && o[j].kind == SAD_KX_CONST;
+    }
+    if (!ok || first == NULL || consts > 1)
+        goto not_this_case;
+    z = n == 1 ? PyObject_CallOneArg(ufunc, o[0].p)
+               : PyObject_CallFunctionObjArgs(ufunc, o[0].p, o[1].p, NULL);
+    if (z == NULL)
+        goto fail;
+    if ((PyObject *)Py_TYPE(z) != ndarray_type || !sad_is_f64(z))
+        goto not_this_case;
+    res = PyObject_CallFunctionObjArgs(make, first, z, NULL);
+    if (res == NULL)
+        goto fail;
+    zt = PyObject_GetAttrString(res, "_s");
+    if (zt == NULL)
+        goto fail;
+    int flags = SAD_F_LANES;
+    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    double k = 0.0;
+    for (int j = 0; j < n; ++j) {
+        flags |= o[j].kind << (2 * j);
+        if (o[j].kind == SAD_KX_CONST) {
+            k = o[j].k;
+            continue;
+        }
+        p[j] = (intptr_t)o[j].p;
+        s[j] = (intptr_t)o[j].s;
+    }
+    if (sad_ew_tangent((int)op, flags, (intptr_t)z, (intptr_t)zt, p[0], s[0], p[1], s[1], k))
+        goto not_this_case; /* more dimensions than the kernel takes: Python splits them */
+    Py_DECREF(zt);
+    Py_DECREF(z);
+    for (int j = 0; j < n; ++j) {
+        Py_XDECREF(o[j].p);
+        Py_XDECREF(o[j].s);
+    }
+    return res;
+not_this_case:
+    PyErr_Clear();
+    Py_XDECREF(zt);
+    Py_XDECREF(res);
+    Py_XDECREF(z);
+    for (int j = 0; j < n; ++j) {
+        Py_XDECREF(o[j].p);
+        Py_XDECREF(o[j].s);
+    }
+    Py_RETURN_NOTIMPLEMENTED;
+fail:
+    Py_XDECREF(zt);
+    Py_XDECREF(res);
+    Py_XDECREF(z);
+    for (int j = 0; j < n; ++j) {
+        Py_XDECREF(o[j].p);
+        Py_XDECREF(o[j].s);
+    }
+    return NULL;
+}
+
 static PyMethodDef scalar_methods[] = {
+    {"fwd", (PyCFunction)(void (*)(void))scalar_fwd, METH_FASTCALL | METH_CLASS,
+     "fwd(dual_type, ndarray_type, make, ufunc, op, x[, y]): forward elementwise fast path"},
     {"tangent", (PyCFunction)(void (*)(void))scalar_tangent, METH_FASTCALL | METH_CLASS,
      "tangent(op, flags, z, dz, x, dx, y, dy, k): elementwise tangent lanes"},
     {"ew", (PyCFunction)(void (*)(void))scalar_ew, METH_FASTCALL | METH_CLASS,

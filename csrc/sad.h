@@ -108,6 +108,9 @@ typedef struct sad_arr {
     const int64_t *shape, *strides; /* strides in bytes */
 } sad_arr;
 sad_arr sad_arr_of(intptr_t obj);
+/* Is ndarray object o (a PyObject *) an aligned float64 array in native order? */
+struct _object;
+int sad_is_f64(struct _object *o);
 
 /* block.c: iteration spaces */
 int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,

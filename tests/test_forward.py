@@ -8,7 +8,7 @@ from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, Forwa
                       Vector)
 from shadowad._c import lib
 from shadowad.rules.elementwise import EW_OPS
-from shadowad.testing import check_dot_product, same_bits
+from shadowad.testing import check_dot_product, check_forward, same_bits
 
 rng = np.random.default_rng(7)
 
@@ -306,3 +306,15 @@ def test_numpy_scalar_arithmetic_on_dual_scalars():
     assert sad.autodiff(f, sad.Duplicated(1.0, 1.0), mode=sad.Forward) == 16.0
     tangents = sad.autodiff(f, sad.BatchDuplicated(1.0, (1.0, 0.5)), mode=sad.Forward)
     assert tangents == (16.0, 8.0)
+
+
+def test_results_laid_out_like_a_transposed_operand():
+    # numpy gives a ufunc of a transposed view the view's (Fortran) layout; the
+    # result's tangent must follow that layout, or later views see wrong lanes
+    A = np.random.default_rng(5).standard_normal((3, 4))
+
+    def f(A):
+        B = np.exp(A.T) * 2.0          # Fortran-ordered results
+        return np.sum(B[1:, :2] * B[0, :2]) + np.sum(B.T[2] - B[:, 1])
+
+    check_forward(f, A)

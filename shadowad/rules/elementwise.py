@@ -9,7 +9,7 @@ from .. import dual
 from .._c import lib
 from ..traced import (F64, LAZY_MIN, Buffer, TArray, TScalar, _num, check_writable,
                       detach_error, materialize, mixed_tapes_error, new_array, new_lazy, primal,
-                      promote, shadow_of)
+                      promote, shadow_of, temporary_buffer)
 from . import registry
 
 # ufunc -> C op code: the primitive table of the elementwise family
@@ -346,6 +346,20 @@ _FArray, _FScalar = dual.FArray, dual.FScalar
 _NUMBERS = (np.floating, np.integer, bool, np.bool_)
 
 
+_fwd = TScalar.fwd  # csrc/pyscalar.c: the common case of forward_apply
+
+
+def _fwd_result(like, z):
+    """numpy's result z as a dual array with uninitialised tangent lanes (the
+    C fast path fills every one), in the Context of dual operand ``like``."""
+    ctx = like.buf.tape
+    if not z.flags.c_contiguous:  # numpy keeps a transposed input's layout: see new_array
+        return dual.new_array(ctx, z, True)
+    buf = temporary_buffer(ctx, z, None)
+    t = buf.shadow = np.empty((ctx.lanes,) + z.shape)  # Buffer.attach_fresh
+    return _FArray(z, t, buf)
+
+
 def _forward_operand(a, lanes):
     """(primal, tangent with its lanes axis or None) of one ufunc input."""
     t = type(a)
@@ -434,6 +448,14 @@ def forward_apply(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
         return _without_c_op(ufunc, inputs, out, registry.JVPS, forward=True)
+    if (op == _POW and len(inputs) == 2 and type(inputs[1]) in (int, float)
+            and inputs[1] == 2):
+        # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper kernel
+        ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
+    if out is None:  # dual arrays, float64 arrays and numbers: all of it in one C call
+        res = _fwd(_FArray, np.ndarray, _fwd_result, ufunc, op, *inputs)
+        if res is not NotImplemented:
+            return res
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
     if out is None and type(inputs[0]) is not _FArray and (
@@ -441,9 +463,6 @@ def forward_apply(ufunc, inputs, out=None):
         s = _scalar_forward(op, ufunc, inputs)
         if s is not None:
             return s
-    if op == _POW and (type(inputs[1]) is int or type(inputs[1]) is float) and inputs[1] == 2:
-        # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper kernel
-        ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     ctx = _context_of(inputs, out)
     lanes = ctx.lanes if ctx is not None else 1
     x = _forward_operand(inputs[0], lanes)
