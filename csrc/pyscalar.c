@@ -477,7 +477,218 @@ fail:
     return NULL;
 }
 
+/* One ufunc operand of the reverse fast path: a traced array of the tape
+ * (active: a shadow array, or a lazy shadow's slot), a plain float64 array
+ * or a number.  0: not this case. */
+typedef struct {
+    PyObject *p, *s; /* s: the shadow array, or the primal standing for a lazy one */
+    int kind;
+    int64_t slot;
+    double k;
+} rev_operand;
+
+static int rev_operand_of(PyObject *o, PyObject *traced_type, PyObject *ndarray_type,
+                          PyObject **tape, rev_operand *out)
+{
+    out->p = out->s = NULL;
+    out->slot = 0;
+    out->k = 0.0;
+    if ((PyObject *)Py_TYPE(o) == traced_type) {
+        PyObject *buf = PyObject_GetAttrString(o, "buf");
+        PyObject *t = buf != NULL ? PyObject_GetAttrString(buf, "tape") : NULL;
+        PyObject *s = PyObject_GetAttrString(o, "_s");
+        PyObject *p = PyObject_GetAttrString(o, "p");
+        int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
+                 (*tape == NULL || *tape == t);
+        if (ok && s == Py_None) { /* lazy, or inactive, or a view not yet looked up */
+            PyObject *slot = PyObject_GetAttrString(buf, "slot");
+            ok = slot != NULL && PyLong_CheckExact(slot);
+            if (ok)
+                out->slot = PyLong_AsLongLong(slot);
+            Py_XDECREF(slot);
+            Py_DECREF(s);
+            s = p;
+            Py_INCREF(s); /* a lazy shadow is laid out as its primal */
+        }
+        Py_XDECREF(buf);
+        if (ok && *tape == NULL)
+            *tape = t; /* borrowed from here on: the operand keeps it alive */
+        Py_XDECREF(t);
+        if (!ok) {
+            Py_XDECREF(s);
+            Py_XDECREF(p);
+            PyErr_Clear();
+            return 0;
+        }
+        out->p = p;
+        out->s = s;
+        out->kind = SAD_KX_ARR;
+        return 1;
+    }
+    if ((PyObject *)Py_TYPE(o) == ndarray_type && sad_is_f64(o)) {
+        Py_INCREF(o);
+        out->p = o;
+        out->kind = SAD_KX_ARR;
+        return 1;
+    }
+    if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
+        out->k = PyFloat_AsDouble(o);
+        if (out->k == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        Py_INCREF(o);
+        out->p = o;
+        out->kind = SAD_KX_CONST;
+        return 1;
+    }
+    return 0;
+}
+
+/* Which values the reverse sweep of z = op(x, y) reads (x 1, y 2, z 4), as
+ * elementwise._values_read: what the tape must keep alive. */
+static int values_read(int op, const rev_operand *o, int n)
+{
+    switch (op) {
+    case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
+        return 0;
+    case SAD_MUL:
+        if (n == 2 && (o[0].kind == SAD_KX_CONST || o[1].kind == SAD_KX_CONST))
+            return 0;
+        break;
+    case SAD_DIV:
+        if (n == 2 && o[1].kind == SAD_KX_CONST && o[1].k != 0.0 && isfinite(1.0 / o[1].k))
+            return 0;
+        break;
+    default:
+        break;
+    }
+    return sad_ew_partials_read(op);
+}
+
+static void rev_release(rev_operand *o, int n)
+{
+    for (int j = 0; j < n; ++j) {
+        Py_XDECREF(o[j].p);
+        Py_XDECREF(o[j].s);
+    }
+}
+
+/* cls.rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse mode's
+ * common elementwise case in one call.  Operands are traced arrays of one
+ * tape whose shadows are arrays or lazy slots (at least one), float64 arrays
+ * or a number; numpy computes the primal, make(tape, z) wraps it as an active
+ * temporary, and the record goes on the tape, keeping alive what its partials
+ * read.  Any other case returns NotImplemented before anything is recorded. */
+static PyObject *scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 6 && nargs != 7)
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *traced_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
+    const long op = PyLong_AsLong(args[4]);
+    if (op == -1 && PyErr_Occurred())
+        return NULL;
+    const int n = (int)nargs - 5;
+    if (op == SAD_POW || (n == 1) != (sad_ew_is_unary((int)op) != 0))
+        Py_RETURN_NOTIMPLEMENTED;
+    rev_operand o[2] = {{NULL, NULL, 0, 0, 0.0}, {NULL, NULL, 0, 0, 0.0}};
+    PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL, *tptr = NULL;
+    int ok = 1, consts = 0, active = 0;
+    for (int j = 0; j < n && ok; ++j) {
+        ok = rev_operand_of(args[5 + j], traced_type, ndarray_type, &tape, &o[j]);
+        if (ok && o[j].kind == SAD_KX_ARR && o[j].s != NULL) {
+            /* a traced operand: active when its shadow is an array or a slot */
+            if (o[j].s != o[j].p || o[j].slot > 0)
+                active = 1;
+            else
+                ok = 0; /* no shadow found here: Python looks it up */
+        }
+        consts += ok && o[j].kind == SAD_KX_CONST;
+    }
+    if (!ok || !active || consts > 1)
+        goto not_this_case;
+    z = n == 1 ? PyObject_CallOneArg(ufunc, o[0].p)
+               : PyObject_CallFunctionObjArgs(ufunc, o[0].p, o[1].p, NULL);
+    if (z == NULL)
+        goto fail;
+    if ((PyObject *)Py_TYPE(z) != ndarray_type || !sad_is_f64(z))
+        goto not_this_case;
+    res = PyObject_CallFunctionObjArgs(make, tape, z, NULL);
+    if (res == NULL)
+        goto fail;
+    int64_t slots[3] = {0, o[0].slot, o[1].slot};
+    zs = PyObject_GetAttrString(res, "_s");
+    if (zs == NULL)
+        goto fail;
+    if (zs == Py_None) { /* a lazy result: its slot, and its primal for the layout */
+        PyObject *buf = PyObject_GetAttrString(res, "buf");
+        PyObject *slot = buf != NULL ? PyObject_GetAttrString(buf, "slot") : NULL;
+        Py_XDECREF(buf);
+        if (slot == NULL)
+            goto fail;
+        slots[0] = PyLong_AsLongLong(slot);
+        Py_DECREF(slot);
+        Py_DECREF(zs);
+        zs = z;
+        Py_INCREF(zs);
+    }
+    keep = PyObject_GetAttrString(tape, "keep");
+    tptr = PyObject_GetAttrString(tape, "_tptr");
+    if (keep == NULL || tptr == NULL)
+        goto fail;
+    const int need = values_read((int)op, o, n);
+    if ((need & 4) && PyList_Append(keep, z) < 0)
+        goto fail;
+    int flags = SAD_F_FRESH;
+    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    double k = 0.0;
+    for (int j = 0; j < n; ++j) {
+        flags |= o[j].kind << (2 * j);
+        if (o[j].kind == SAD_KX_CONST) {
+            k = o[j].k;
+            continue;
+        }
+        /* a plain array always (a record may point into it), a traced one's
+         * primal when the partials read it */
+        const int plain = o[j].s == NULL;
+        if ((plain || (need & (1 << j))) && PyList_Append(keep, o[j].p) < 0)
+            goto fail;
+        p[j] = (intptr_t)o[j].p;
+        s[j] = (intptr_t)o[j].s;
+    }
+    const int rc = sad_ew_slots((sad_tape *)PyLong_AsSsize_t(tptr), (int)op, flags, (intptr_t)z,
+                                (intptr_t)zs, p[0], s[0], p[1], s[1], k, slots);
+    if (rc) /* more dimensions than a record takes, or no memory: Python's path */
+        goto not_this_case;
+    Py_DECREF(tptr);
+    Py_DECREF(keep);
+    Py_DECREF(zs);
+    Py_DECREF(z);
+    rev_release(o, n);
+    return res;
+not_this_case:
+    PyErr_Clear();
+    Py_XDECREF(tptr);
+    Py_XDECREF(keep);
+    Py_XDECREF(zs);
+    Py_XDECREF(res);
+    Py_XDECREF(z);
+    rev_release(o, n);
+    Py_RETURN_NOTIMPLEMENTED;
+fail:
+    Py_XDECREF(tptr);
+    Py_XDECREF(keep);
+    Py_XDECREF(zs);
+    Py_XDECREF(res);
+    Py_XDECREF(z);
+    rev_release(o, n);
+    return NULL;
+}
+
 static PyMethodDef scalar_methods[] = {
+    {"rev", (PyCFunction)(void (*)(void))scalar_rev, METH_FASTCALL | METH_CLASS,
+     "rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse elementwise fast path"},
     {"fwd", (PyCFunction)(void (*)(void))scalar_fwd, METH_FASTCALL | METH_CLASS,
      "fwd(dual_type, ndarray_type, make, ufunc, op, x[, y]): forward elementwise fast path"},
     {"tangent", (PyCFunction)(void (*)(void))scalar_tangent, METH_FASTCALL | METH_CLASS,

@@ -908,3 +908,17 @@ def test_nondifferentiable_ufuncs_give_plain_results():
     sad.autodiff(f, Duplicated(x, dx), Duplicated(np.zeros(3), dy))
     assert dx.tolist() == [0.0, 1.0, -3.0]  # y[0] was overwritten by a constant
     check_all(f, dup(x), dup(np.zeros(3)))
+
+
+def test_division_by_a_subnormal_constant_keeps_its_operand():
+    # 1/k overflows, so the sweep's partials of x / k read x (not linear): the
+    # tape must keep the temporary x alive (AddressSanitizer sees a read of
+    # freed memory otherwise)
+    x = np.linspace(1.0, 2.0, 40_000)
+
+    def f(x):
+        return np.sum((x * 3.0) / 5e-324)
+
+    with np.errstate(over="ignore", divide="ignore"):
+        g = sad.autodiff(f, sad.Active(x))[0]
+    assert np.all(np.isinf(g)) and np.all(g > 0)

@@ -3,6 +3,8 @@ elementwise record whose reverse (and tangent) rules sit beside the kernel in
 ``csrc/elementwise.c``.  Broadcast inputs are un-broadcast in C by iterating
 with stride 0 over their shadow.
 """
+import math
+
 import numpy as np
 
 from .. import dual
@@ -117,6 +119,17 @@ def _operand(a, tape, lazy=False):
     return (_KARR, arr, None, arr)
 
 
+_rev = TScalar.rev  # csrc/pyscalar.c: the common case of apply_ufunc
+
+
+def _rev_result(tape, z):
+    """numpy's result z as an active temporary, its shadow lazy when large
+    (the C fast path records it)."""
+    if z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= _MAXDIM:
+        return new_lazy(tape, z)
+    return new_array(tape, z, True)
+
+
 def _tape_of(inputs, out):
     for a in inputs:
         t = type(a)
@@ -146,6 +159,10 @@ def apply_ufunc(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
         return _without_c_op(ufunc, inputs, out, registry.FUNCTIONS)
+    if out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
+        res = _rev(TArray, np.ndarray, _rev_result, ufunc, op, *inputs)
+        if res is not NotImplemented:
+            return res
     if len(inputs) != ufunc.nin:
         raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
     tape = _tape_of(inputs, out)
@@ -228,6 +245,12 @@ _READS_UNARY_X = {lib.SAD_SQUARE, lib.SAD_LOG, lib.SAD_LOG1P, lib.SAD_SIN, lib.S
                   lib.SAD_ABS}
 
 
+def _finite_reciprocal(k):
+    """Is dividing by k linear for the sweep (csrc linear_partials: 1/k finite)?
+    By a subnormal k it is not, and the partials read x."""
+    return k != 0.0 and math.isfinite(1.0 / k)
+
+
 def _values_read(op, ops, flags):
     """Which values the reverse sweep of this record reads (the mask above),
     0 when its partials are constants."""
@@ -237,7 +260,7 @@ def _values_read(op, ops, flags):
         kinds = (ops[0][0], ops[1][0])
         if op == lib.SAD_MUL and _KCONST in kinds:
             return 0
-        if op == lib.SAD_DIV and kinds[1] == _KCONST and float(ops[1][3]) != 0.0:
+        if op == lib.SAD_DIV and kinds[1] == _KCONST and _finite_reciprocal(float(ops[1][3])):
             return 0
     if flags & _SAVE:  # z is overwritten later: the sweep recomputes it from x and y
         return 7
