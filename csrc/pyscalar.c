@@ -348,7 +348,8 @@ static PyObject *scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t
 }
 
 /* One ufunc operand of the forward fast path: a dual array with tangent lanes,
- * a plain float64 array, or a number.  0: not this case. */
+ * a dual array of inactive memory or a plain float64 array (no tangent), or a
+ * number.  0: not this case. */
 typedef struct { PyObject *p, *s; int kind; double k; } fwd_operand;
 
 static int fwd_operand_of(PyObject *o, PyObject *dual_type, PyObject *ndarray_type,
@@ -358,11 +359,21 @@ static int fwd_operand_of(PyObject *o, PyObject *dual_type, PyObject *ndarray_ty
     out->k = 0.0;
     if ((PyObject *)Py_TYPE(o) == dual_type) {
         out->s = PyObject_GetAttrString(o, "_s");
-        if (out->s == NULL || out->s == Py_None) { /* inactive or not yet looked up */
-            Py_XDECREF(out->s);
-            out->s = NULL;
+        if (out->s == NULL) {
             PyErr_Clear();
             return 0;
+        }
+        if (out->s == Py_None) { /* inactive memory (a constant), or a view not yet looked up */
+            Py_CLEAR(out->s);
+            PyObject *buf = PyObject_GetAttrString(o, "buf");
+            PyObject *shadow = buf != NULL ? PyObject_GetAttrString(buf, "shadow") : NULL;
+            const int inactive = shadow == Py_None;
+            Py_XDECREF(shadow);
+            Py_XDECREF(buf);
+            if (!inactive) {
+                PyErr_Clear();
+                return 0;
+            }
         }
         out->p = PyObject_GetAttrString(o, "p");
         if (out->p == NULL) {
