@@ -16,7 +16,6 @@
  */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "sad.h"
 
@@ -29,7 +28,7 @@ enum { READS, WRITES, ADDS };
 typedef struct region {
     int64_t space;
     intptr_t lo, hi;
-    int kind, unit, rec; /* unit: stride 1 over the run's n elements */
+    int kind, unit; /* unit: stride 1 over the run's n elements */
 } region;
 
 typedef struct run {
@@ -75,7 +74,6 @@ static void add_region(run *u, const double *base, int64_t stride, int64_t slot,
     g->unit = stride == 1;
     g->hi = g->lo + (intptr_t)((stride == 1 ? u->n : 1) * (int64_t)sizeof(double));
     g->kind = kind;
-    g->rec = u->len;
 }
 
 /* Append record r's regions; refuse it (0) if one of them meets a region of an
