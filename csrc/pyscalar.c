@@ -347,218 +347,221 @@ static PyObject *scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t
                                           operand(args[6]), operand(args[7]), k));
 }
 
-/* One ufunc operand of the forward fast path: a dual array with tangent lanes,
- * a dual array of inactive memory or a plain float64 array (no tangent), or a
- * number.  0: not this case. */
-typedef struct { PyObject *p, *s; int kind; double k; } fwd_operand;
+/* ---- elementwise fast paths ------------------------------------------
+ * TScalar.fwd and TScalar.rev take the common case of forward_apply and
+ * apply_ufunc (rules/elementwise.py) in one call each.  Every other case
+ * returns NotImplemented before anything is recorded, and Python's general
+ * path takes it. */
 
-static int fwd_operand_of(PyObject *o, PyObject *dual_type, PyObject *ndarray_type,
-                          fwd_operand *out)
+/* One ufunc operand: p is what numpy computes with (an array, or the number
+ * itself), s the shadow (or tangent lanes) array, NULL for a constant.  In
+ * reverse mode s may be the primal standing for lazy shadow `slot`. */
+typedef struct {
+    PyObject *p, *s;
+    int kind;
+    int64_t slot;
+    double k;
+} ew_operand;
+
+/* A plain aligned float64 array or a number (at most one per call): 1, else 0. */
+static int plain_operand(PyObject *o, PyObject *ndarray_type, ew_operand *out)
 {
-    out->p = out->s = NULL;
-    out->k = 0.0;
-    if ((PyObject *)Py_TYPE(o) == dual_type) {
-        out->s = PyObject_GetAttrString(o, "_s");
-        if (out->s == NULL) {
-            PyErr_Clear();
-            return 0;
-        }
-        if (out->s == Py_None) { /* inactive memory (a constant), or a view not yet looked up */
-            Py_CLEAR(out->s);
-            PyObject *buf = PyObject_GetAttrString(o, "buf");
-            PyObject *shadow = buf != NULL ? PyObject_GetAttrString(buf, "shadow") : NULL;
-            const int inactive = shadow == Py_None;
-            Py_XDECREF(shadow);
-            Py_XDECREF(buf);
-            if (!inactive) {
-                PyErr_Clear();
-                return 0;
-            }
-        }
-        out->p = PyObject_GetAttrString(o, "p");
-        if (out->p == NULL) {
-            Py_CLEAR(out->s);
-            PyErr_Clear();
-            return 0;
-        }
-        out->kind = SAD_KX_ARR;
-        return 1;
-    }
     if ((PyObject *)Py_TYPE(o) == ndarray_type && sad_is_f64(o)) {
-        Py_INCREF(o);
-        out->p = o;
         out->kind = SAD_KX_ARR;
-        return 1;
-    }
-    if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
+    } else if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
         out->k = PyFloat_AsDouble(o);
         if (out->k == -1.0 && PyErr_Occurred()) { /* an int too large for a float */
             PyErr_Clear();
             return 0;
         }
-        Py_INCREF(o);
-        out->p = o;
         out->kind = SAD_KX_CONST;
-        return 1;
+    } else {
+        return 0;
     }
-    return 0;
+    Py_INCREF(o);
+    out->p = o;
+    return 1;
 }
 
-/* cls.fwd(dual_type, ndarray_type, make, ufunc, op, x[, y]): forward mode's
- * common elementwise case in one call.  Operands are dual arrays with tangent
- * lanes, float64 arrays or numbers (at least one dual array, at most one
- * number); numpy computes the primal, make(first dual operand, z) wraps it
- * with uninitialised tangent lanes, and the C kernel fills them.  Any other
- * case returns NotImplemented before anything is computed, and Python's
- * general path takes it. */
-static PyObject *scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+static void release_operands(ew_operand *o, int n)
 {
-    (void)cls;
-    if (nargs != 6 && nargs != 7)
-        Py_RETURN_NOTIMPLEMENTED;
-    PyObject *dual_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
-    const long op = PyLong_AsLong(args[4]);
-    if (op == -1 && PyErr_Occurred())
-        return NULL;
-    const int n = (int)nargs - 5;
-    if (op == SAD_POW || (n == 1) != (sad_ew_is_unary((int)op) != 0))
-        Py_RETURN_NOTIMPLEMENTED; /* x ** 2 and arity errors are Python's */
-    fwd_operand o[2] = {{NULL, NULL, 0, 0.0}, {NULL, NULL, 0, 0.0}};
-    PyObject *first = NULL, *z = NULL, *res = NULL, *zt = NULL;
-    int consts = 0, ok = 1;
-    for (int j = 0; j < n && ok; ++j) {
-        ok = fwd_operand_of(args[5 + j], dual_type, ndarray_type, &o[j]);
-        if (ok && o[j].s != NULL && first == NULL)
-            first = args[5 + j];
-        consts += ok && o[j].kind == SAD_KX_CONST;
+    for (int j = 0; j < n; ++j) {
+        Py_XDECREF(o[j].p);
+        Py_XDECREF(o[j].s);
     }
-    if (!ok || first == NULL || consts > 1)
-        goto not_this_case;
-    z = n == 1 ? PyObject_CallOneArg(ufunc, o[0].p)
-               : PyObject_CallFunctionObjArgs(ufunc, o[0].p, o[1].p, NULL);
-    if (z == NULL)
-        goto fail;
-    if ((PyObject *)Py_TYPE(z) != ndarray_type || !sad_is_f64(z))
-        goto not_this_case;
-    res = PyObject_CallFunctionObjArgs(make, first, z, NULL);
-    if (res == NULL)
-        goto fail;
-    zt = PyObject_GetAttrString(res, "_s");
-    if (zt == NULL)
-        goto fail;
-    int flags = SAD_F_LANES;
-    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
-    double k = 0.0;
+}
+
+/* The op code and operand count of a fast-path call (args[4], nargs - 5):
+ * 1, or 0 when the case is Python's (x ** 2, a wrong arity), -1 on error. */
+static int ew_call(PyObject *const *args, Py_ssize_t nargs, int *op, int *n)
+{
+    if (nargs != 6 && nargs != 7)
+        return 0;
+    const long v = PyLong_AsLong(args[4]);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *op = (int)v;
+    *n = (int)nargs - 5;
+    return *op != SAD_POW && (*n == 1) == (sad_ew_is_unary(*op) != 0);
+}
+
+/* numpy's primal z = ufunc(*operands): 1, 0 when it is not a float64 array
+ * (Python's case), -1 on error (numpy's exception is set). */
+static int ew_primal(PyObject *ufunc, PyObject *ndarray_type, const ew_operand *o, int n,
+                     PyObject **z)
+{
+    *z = n == 1 ? PyObject_CallOneArg(ufunc, o[0].p)
+                : PyObject_CallFunctionObjArgs(ufunc, o[0].p, o[1].p, NULL);
+    if (*z == NULL)
+        return -1;
+    return (PyObject *)Py_TYPE(*z) == ndarray_type && sad_is_f64(*z);
+}
+
+/* The flags, pointers and constant of the C call over the operands. */
+static int ew_pack(const ew_operand *o, int n, int flags, intptr_t p[2], intptr_t s[2],
+                   double *k)
+{
     for (int j = 0; j < n; ++j) {
         flags |= o[j].kind << (2 * j);
         if (o[j].kind == SAD_KX_CONST) {
-            k = o[j].k;
+            *k = o[j].k;
             continue;
         }
         p[j] = (intptr_t)o[j].p;
         s[j] = (intptr_t)o[j].s;
     }
-    if (sad_ew_tangent((int)op, flags, (intptr_t)z, (intptr_t)zt, p[0], s[0], p[1], s[1], k))
-        goto not_this_case; /* more dimensions than the kernel takes: Python splits them */
-    Py_DECREF(zt);
-    Py_DECREF(z);
-    for (int j = 0; j < n; ++j) {
-        Py_XDECREF(o[j].p);
-        Py_XDECREF(o[j].s);
-    }
-    return res;
-not_this_case:
-    PyErr_Clear();
-    Py_XDECREF(zt);
-    Py_XDECREF(res);
-    Py_XDECREF(z);
-    for (int j = 0; j < n; ++j) {
-        Py_XDECREF(o[j].p);
-        Py_XDECREF(o[j].s);
-    }
-    Py_RETURN_NOTIMPLEMENTED;
-fail:
-    Py_XDECREF(zt);
-    Py_XDECREF(res);
-    Py_XDECREF(z);
-    for (int j = 0; j < n; ++j) {
-        Py_XDECREF(o[j].p);
-        Py_XDECREF(o[j].s);
-    }
-    return NULL;
+    return flags;
 }
 
-/* One ufunc operand of the reverse fast path: a traced array of the tape
- * (active: a shadow array, or a lazy shadow's slot), a plain float64 array
- * or a number.  0: not this case. */
-typedef struct {
-    PyObject *p, *s; /* s: the shadow array, or the primal standing for a lazy one */
-    int kind;
-    int64_t slot;
-    double k;
-} rev_operand;
-
-static int rev_operand_of(PyObject *o, PyObject *traced_type, PyObject *ndarray_type,
-                          PyObject **tape, rev_operand *out)
+/* What a fast path returns for status 1 (res), 0 (NotImplemented) or -1. */
+static PyObject *ew_result(int status, PyObject *res)
 {
-    out->p = out->s = NULL;
-    out->slot = 0;
-    out->k = 0.0;
-    if ((PyObject *)Py_TYPE(o) == traced_type) {
+    if (status > 0)
+        return res;
+    Py_XDECREF(res);
+    if (status < 0)
+        return NULL;
+    PyErr_Clear();
+    Py_RETURN_NOTIMPLEMENTED;
+}
+
+/* A dual array: with tangent lanes, or of inactive memory (a constant).  A
+ * view whose tangent is not looked up yet is Python's case (0). */
+static int dual_operand(PyObject *o, ew_operand *out)
+{
+    out->s = PyObject_GetAttrString(o, "_s");
+    if (out->s == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (out->s == Py_None) {
+        Py_CLEAR(out->s);
         PyObject *buf = PyObject_GetAttrString(o, "buf");
-        PyObject *t = buf != NULL ? PyObject_GetAttrString(buf, "tape") : NULL;
-        PyObject *s = PyObject_GetAttrString(o, "_s");
-        PyObject *p = PyObject_GetAttrString(o, "p");
-        int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
-                 (*tape == NULL || *tape == t);
-        if (ok && s == Py_None) { /* lazy, or inactive, or a view not yet looked up */
-            PyObject *slot = PyObject_GetAttrString(buf, "slot");
-            ok = slot != NULL && PyLong_CheckExact(slot);
-            if (ok)
-                out->slot = PyLong_AsLongLong(slot);
-            Py_XDECREF(slot);
-            Py_DECREF(s);
-            s = p;
-            Py_INCREF(s); /* a lazy shadow is laid out as its primal */
-        }
+        PyObject *shadow = buf != NULL ? PyObject_GetAttrString(buf, "shadow") : NULL;
+        const int inactive = shadow == Py_None;
+        Py_XDECREF(shadow);
         Py_XDECREF(buf);
-        if (ok && *tape == NULL)
-            *tape = t; /* borrowed from here on: the operand keeps it alive */
-        Py_XDECREF(t);
-        if (!ok) {
-            Py_XDECREF(s);
-            Py_XDECREF(p);
+        if (!inactive) {
             PyErr_Clear();
             return 0;
         }
-        out->p = p;
-        out->s = s;
-        out->kind = SAD_KX_ARR;
-        return 1;
     }
-    if ((PyObject *)Py_TYPE(o) == ndarray_type && sad_is_f64(o)) {
-        Py_INCREF(o);
-        out->p = o;
-        out->kind = SAD_KX_ARR;
-        return 1;
+    out->p = PyObject_GetAttrString(o, "p");
+    if (out->p == NULL) {
+        Py_CLEAR(out->s);
+        PyErr_Clear();
+        return 0;
     }
-    if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
-        out->k = PyFloat_AsDouble(o);
-        if (out->k == -1.0 && PyErr_Occurred()) {
-            PyErr_Clear();
-            return 0;
-        }
-        Py_INCREF(o);
-        out->p = o;
-        out->kind = SAD_KX_CONST;
-        return 1;
+    out->kind = SAD_KX_ARR;
+    return 1;
+}
+
+/* cls.fwd(dual_type, ndarray_type, make, ufunc, op, x[, y]): forward mode.
+ * Operands are dual arrays, float64 arrays or a number, at least one with
+ * tangent lanes; numpy computes the primal, make(first such operand, z)
+ * wraps it with uninitialised tangent lanes, and the C kernel fills them. */
+static PyObject *scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    int op = 0, n = 0, status = ew_call(args, nargs, &op, &n);
+    if (status <= 0)
+        return ew_result(status, NULL);
+    PyObject *dual_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
+    ew_operand o[2] = {{NULL, NULL, 0, 0, 0.0}, {NULL, NULL, 0, 0, 0.0}};
+    PyObject *first = NULL, *z = NULL, *res = NULL, *zt = NULL;
+    int consts = 0;
+    for (int j = 0; j < n && status > 0; ++j) {
+        PyObject *a = args[5 + j];
+        status = (PyObject *)Py_TYPE(a) == dual_type ? dual_operand(a, &o[j])
+                                                     : plain_operand(a, ndarray_type, &o[j]);
+        if (status > 0 && o[j].s != NULL && first == NULL)
+            first = a;
+        consts += status > 0 && o[j].kind == SAD_KX_CONST;
     }
-    return 0;
+    if (status <= 0 || first == NULL || consts > 1) {
+        status = status < 0 ? -1 : 0;
+        goto done;
+    }
+    if ((status = ew_primal(ufunc, ndarray_type, o, n, &z)) <= 0)
+        goto done;
+    res = PyObject_CallFunctionObjArgs(make, first, z, NULL);
+    zt = res != NULL ? PyObject_GetAttrString(res, "_s") : NULL;
+    if (zt == NULL) {
+        status = -1;
+        goto done;
+    }
+    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    double k = 0.0;
+    const int flags = ew_pack(o, n, SAD_F_LANES, p, s, &k);
+    if (sad_ew_tangent(op, flags, (intptr_t)z, (intptr_t)zt, p[0], s[0], p[1], s[1], k))
+        status = 0; /* more dimensions than the kernel takes: Python splits them */
+done:
+    Py_XDECREF(zt);
+    Py_XDECREF(z);
+    release_operands(o, n);
+    return ew_result(status, res);
+}
+
+/* A traced array of the call's tape (the first one found sets it) whose
+ * shadow is an array or a lazy slot.  Inactive memory, or a view whose
+ * shadow is not looked up yet, is Python's case (0). */
+static int traced_operand(PyObject *o, PyObject **tape, ew_operand *out)
+{
+    PyObject *buf = PyObject_GetAttrString(o, "buf");
+    PyObject *t = buf != NULL ? PyObject_GetAttrString(buf, "tape") : NULL;
+    PyObject *s = PyObject_GetAttrString(o, "_s");
+    PyObject *p = PyObject_GetAttrString(o, "p");
+    int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
+             (*tape == NULL || *tape == t);
+    if (ok && s == Py_None) { /* a lazy shadow is laid out as its primal */
+        PyObject *slot = PyObject_GetAttrString(buf, "slot");
+        ok = slot != NULL && PyLong_CheckExact(slot);
+        if (ok)
+            out->slot = PyLong_AsLongLong(slot);
+        Py_XDECREF(slot);
+        Py_DECREF(s);
+        s = p;
+        Py_INCREF(s);
+    }
+    Py_XDECREF(buf);
+    if (ok && *tape == NULL)
+        *tape = t; /* borrowed from here on: the operand keeps it alive */
+    Py_XDECREF(t);
+    if (!ok) {
+        Py_XDECREF(s);
+        Py_XDECREF(p);
+        PyErr_Clear();
+        return 0;
+    }
+    out->p = p;
+    out->s = s;
+    out->kind = SAD_KX_ARR;
+    return 1;
 }
 
 /* Which values the reverse sweep of z = op(x, y) reads (x 1, y 2, z 4), as
  * elementwise._values_read: what the tape must keep alive. */
-static int values_read(int op, const rev_operand *o, int n)
+static int values_read(int op, const ew_operand *o, int n)
 {
     switch (op) {
     case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
@@ -577,67 +580,62 @@ static int values_read(int op, const rev_operand *o, int n)
     return sad_ew_partials_read(op);
 }
 
-static void rev_release(rev_operand *o, int n)
+/* Keep alive what the record needs: z when its partials read it, a plain
+ * array always (the record points into it), a traced primal when read. */
+static int keep_values(PyObject *keep, PyObject *z, const ew_operand *o, int n, int need)
 {
-    for (int j = 0; j < n; ++j) {
-        Py_XDECREF(o[j].p);
-        Py_XDECREF(o[j].s);
-    }
+    if ((need & 4) && PyList_Append(keep, z) < 0)
+        return -1;
+    for (int j = 0; j < n; ++j)
+        if (o[j].kind == SAD_KX_ARR && (o[j].s == NULL || (need & (1 << j))) &&
+            PyList_Append(keep, o[j].p) < 0)
+            return -1;
+    return 0;
 }
 
-/* cls.rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse mode's
- * common elementwise case in one call.  Operands are traced arrays of one
- * tape whose shadows are arrays or lazy slots (at least one), float64 arrays
- * or a number; numpy computes the primal, make(tape, z) wraps it as an active
- * temporary, and the record goes on the tape, keeping alive what its partials
- * read.  Any other case returns NotImplemented before anything is recorded. */
+/* cls.rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse mode.
+ * Operands are traced arrays of one tape whose shadows are arrays or lazy
+ * slots (at least one), float64 arrays or a number; numpy computes the
+ * primal, make(tape, z) wraps it as an active temporary, and the record goes
+ * on the tape. */
 static PyObject *scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)cls;
-    if (nargs != 6 && nargs != 7)
-        Py_RETURN_NOTIMPLEMENTED;
+    int op = 0, n = 0, status = ew_call(args, nargs, &op, &n);
+    if (status <= 0)
+        return ew_result(status, NULL);
     PyObject *traced_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
-    const long op = PyLong_AsLong(args[4]);
-    if (op == -1 && PyErr_Occurred())
-        return NULL;
-    const int n = (int)nargs - 5;
-    if (op == SAD_POW || (n == 1) != (sad_ew_is_unary((int)op) != 0))
-        Py_RETURN_NOTIMPLEMENTED;
-    rev_operand o[2] = {{NULL, NULL, 0, 0, 0.0}, {NULL, NULL, 0, 0, 0.0}};
+    ew_operand o[2] = {{NULL, NULL, 0, 0, 0.0}, {NULL, NULL, 0, 0, 0.0}};
     PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL, *tptr = NULL;
-    int ok = 1, consts = 0, active = 0;
-    for (int j = 0; j < n && ok; ++j) {
-        ok = rev_operand_of(args[5 + j], traced_type, ndarray_type, &tape, &o[j]);
-        if (ok && o[j].kind == SAD_KX_ARR && o[j].s != NULL) {
-            /* a traced operand: active when its shadow is an array or a slot */
-            if (o[j].s != o[j].p || o[j].slot > 0)
-                active = 1;
-            else
-                ok = 0; /* no shadow found here: Python looks it up */
-        }
-        consts += ok && o[j].kind == SAD_KX_CONST;
+    int consts = 0, traced = 0;
+    for (int j = 0; j < n && status > 0; ++j) {
+        PyObject *a = args[5 + j];
+        const int is_traced = (PyObject *)Py_TYPE(a) == traced_type;
+        status = is_traced ? traced_operand(a, &tape, &o[j])
+                           : plain_operand(a, ndarray_type, &o[j]);
+        if (status > 0 && is_traced) /* active: a shadow array, or a lazy slot */
+            status = o[j].s != o[j].p || o[j].slot > 0;
+        traced += status > 0 && is_traced;
+        consts += status > 0 && o[j].kind == SAD_KX_CONST;
     }
-    if (!ok || !active || consts > 1)
-        goto not_this_case;
-    z = n == 1 ? PyObject_CallOneArg(ufunc, o[0].p)
-               : PyObject_CallFunctionObjArgs(ufunc, o[0].p, o[1].p, NULL);
-    if (z == NULL)
-        goto fail;
-    if ((PyObject *)Py_TYPE(z) != ndarray_type || !sad_is_f64(z))
-        goto not_this_case;
+    if (status <= 0 || traced == 0 || consts > 1) {
+        status = status < 0 ? -1 : 0;
+        goto done;
+    }
+    if ((status = ew_primal(ufunc, ndarray_type, o, n, &z)) <= 0)
+        goto done;
+    status = -1;
     res = PyObject_CallFunctionObjArgs(make, tape, z, NULL);
-    if (res == NULL)
-        goto fail;
-    int64_t slots[3] = {0, o[0].slot, o[1].slot};
-    zs = PyObject_GetAttrString(res, "_s");
+    zs = res != NULL ? PyObject_GetAttrString(res, "_s") : NULL;
     if (zs == NULL)
-        goto fail;
+        goto done;
+    int64_t slots[3] = {0, o[0].slot, o[1].slot};
     if (zs == Py_None) { /* a lazy result: its slot, and its primal for the layout */
         PyObject *buf = PyObject_GetAttrString(res, "buf");
         PyObject *slot = buf != NULL ? PyObject_GetAttrString(buf, "slot") : NULL;
         Py_XDECREF(buf);
         if (slot == NULL)
-            goto fail;
+            goto done;
         slots[0] = PyLong_AsLongLong(slot);
         Py_DECREF(slot);
         Py_DECREF(zs);
@@ -646,55 +644,21 @@ static PyObject *scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nar
     }
     keep = PyObject_GetAttrString(tape, "keep");
     tptr = PyObject_GetAttrString(tape, "_tptr");
-    if (keep == NULL || tptr == NULL)
-        goto fail;
-    const int need = values_read((int)op, o, n);
-    if ((need & 4) && PyList_Append(keep, z) < 0)
-        goto fail;
-    int flags = SAD_F_FRESH;
+    if (keep == NULL || tptr == NULL || keep_values(keep, z, o, n, values_read(op, o, n)) < 0)
+        goto done;
     intptr_t p[2] = {0, 0}, s[2] = {0, 0};
     double k = 0.0;
-    for (int j = 0; j < n; ++j) {
-        flags |= o[j].kind << (2 * j);
-        if (o[j].kind == SAD_KX_CONST) {
-            k = o[j].k;
-            continue;
-        }
-        /* a plain array always (a record may point into it), a traced one's
-         * primal when the partials read it */
-        const int plain = o[j].s == NULL;
-        if ((plain || (need & (1 << j))) && PyList_Append(keep, o[j].p) < 0)
-            goto fail;
-        p[j] = (intptr_t)o[j].p;
-        s[j] = (intptr_t)o[j].s;
-    }
-    const int rc = sad_ew_slots((sad_tape *)PyLong_AsSsize_t(tptr), (int)op, flags, (intptr_t)z,
-                                (intptr_t)zs, p[0], s[0], p[1], s[1], k, slots);
-    if (rc) /* more dimensions than a record takes, or no memory: Python's path */
-        goto not_this_case;
-    Py_DECREF(tptr);
-    Py_DECREF(keep);
-    Py_DECREF(zs);
-    Py_DECREF(z);
-    rev_release(o, n);
-    return res;
-not_this_case:
-    PyErr_Clear();
+    const int flags = ew_pack(o, n, SAD_F_FRESH, p, s, &k);
+    /* more dimensions than a record takes, or no memory: Python's path */
+    status = sad_ew_slots((sad_tape *)PyLong_AsSsize_t(tptr), op, flags, (intptr_t)z,
+                          (intptr_t)zs, p[0], s[0], p[1], s[1], k, slots) == 0;
+done:
     Py_XDECREF(tptr);
     Py_XDECREF(keep);
     Py_XDECREF(zs);
-    Py_XDECREF(res);
     Py_XDECREF(z);
-    rev_release(o, n);
-    Py_RETURN_NOTIMPLEMENTED;
-fail:
-    Py_XDECREF(tptr);
-    Py_XDECREF(keep);
-    Py_XDECREF(zs);
-    Py_XDECREF(res);
-    Py_XDECREF(z);
-    rev_release(o, n);
-    return NULL;
+    release_operands(o, n);
+    return ew_result(status, res);
 }
 
 static PyMethodDef scalar_methods[] = {
