@@ -16,8 +16,8 @@ import numpy as np
 
 from ._c import lib
 from .tape import current_tape  # noqa: F401  (the running Context, for the rules)
-from .traced import (ARRAY_TYPES, SCALAR_TYPES, ArrayOps, Buffer, DeferToNested,
-                     ScalarOps, _num, _safe, check_writable, promote, shadow_of,
+from .traced import (ARRAY_TYPES, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _num,
+                     _safe, check_writable, numpy_protocol, promote, shadow_of,
                      temporary_buffer)
 
 # Entry points into the forward rules, bound by shadowad.rules.
@@ -213,30 +213,8 @@ class FArray(ArrayOps):
 
     __slots__ = ()
 
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        in_place = "out" in kwargs
-        try:
-            return array_ufunc(ufunc, method, inputs, kwargs)
-        except DeferToNested:  # see traced.DeferToNested
-            if in_place:
-                raise
-            return NotImplemented
-
-    def __array_function__(self, func, types, args, kwargs):
-        try:
-            return array_function(func, args, kwargs)
-        except DeferToNested:
-            if kwargs.get("out") is not None:
-                raise
-            return NotImplemented
-
-    def _u(self, ufunc, *inputs, out=None):
-        try:
-            return apply_ufunc(ufunc, inputs, out)
-        except DeferToNested:
-            if out is not None:
-                raise
-            return NotImplemented
+    # the forward rules
+    __array_ufunc__, __array_function__, _u = numpy_protocol(globals())
 
     def __getitem__(self, idx):
         p = self.p

@@ -587,16 +587,15 @@ class ArrayOps:
         raise detach_error("tolist() of a traced array")
 
 
-class TArray(ArrayOps):
-    """A traced float64 array inside ``f``: behaves like a numpy array."""
-
-    __slots__ = ()
-
-    # -- numpy protocol --------------------------------------------------
+def numpy_protocol(entries):
+    """``__array_ufunc__``, ``__array_function__`` and ``_u`` (the operators')
+    of a traced array type, calling the rule entries its module's globals
+    ``entries`` hold (bound by shadowad.rules).  An operation that a value of
+    a nested differentiation must do is handed to it (see DeferToNested)."""
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         in_place = "out" in kwargs
         try:
-            return array_ufunc(ufunc, method, inputs, kwargs)
+            return entries["array_ufunc"](ufunc, method, inputs, kwargs)
         except DeferToNested:
             if in_place:
                 raise
@@ -604,7 +603,7 @@ class TArray(ArrayOps):
 
     def __array_function__(self, func, types, args, kwargs):
         try:
-            return array_function(func, args, kwargs)
+            return entries["array_function"](func, args, kwargs)
         except DeferToNested:
             if kwargs.get("out") is not None:
                 raise
@@ -612,11 +611,21 @@ class TArray(ArrayOps):
 
     def _u(self, ufunc, *inputs, out=None):
         try:
-            return apply_ufunc(ufunc, inputs, out)
+            return entries["apply_ufunc"](ufunc, inputs, out)
         except DeferToNested:
             if out is not None:
                 raise
             return NotImplemented
+    return __array_ufunc__, __array_function__, _u
+
+
+class TArray(ArrayOps):
+    """A traced float64 array inside ``f``: behaves like a numpy array."""
+
+    __slots__ = ()
+
+    # -- numpy protocol: the reverse rules ---------------------------------
+    __array_ufunc__, __array_function__, _u = numpy_protocol(globals())
 
     # -- indexing ------------------------------------------------------------
     def __getitem__(self, idx):
