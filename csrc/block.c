@@ -127,23 +127,6 @@ int64_t sad_block_rows(const sad_block *b)
     return inner == 0 ? 0 : b->n / inner;
 }
 
-void sad_block_row(const sad_block *b, int64_t r, double *p[3], double *s[3])
-{
-    int64_t op[3] = {0, 0, 0}, os[3] = {0, 0, 0};
-    for (int d = b->ndim - 2; d >= 0; --d) {
-        int64_t i = r % b->shape[d];
-        r /= b->shape[d];
-        for (int k = 0; k < 3; ++k) {
-            op[k] += i * b->o[k].ps[d];
-            os[k] += i * b->o[k].ss[d];
-        }
-    }
-    for (int k = 0; k < 3; ++k) {
-        p[k] = b->o[k].p != NULL ? b->o[k].p + op[k] : NULL;
-        s[k] = b->o[k].s != NULL ? b->o[k].s + os[k] : NULL;
-    }
-}
-
 static void extent(const double *base, const int64_t *st, const sad_block *b,
                    const double **lo, const double **hi)
 {
@@ -183,8 +166,10 @@ void sad_block_save(const sad_block *b, double *dst)
     int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
     int64_t st = b->o[0].ps[b->ndim - 1];
     double *p[3], *s[3];
+    sad_rows cursor;
+    sad_rows_start(&cursor, b);
     for (int64_t r = 0; r < rows; ++r) {
-        sad_block_row(b, r, p, s);
+        sad_rows_next(&cursor, p, s);
         if (st == 1) { /* the common case: one memcpy per row */
             memcpy(dst, p[0], (size_t)m * sizeof(double));
             dst += m;
@@ -200,8 +185,10 @@ void sad_block_swap(const sad_block *b, double *saved)
     int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
     int64_t st = b->o[0].ps[b->ndim - 1];
     double *p[3], *s[3];
+    sad_rows cursor;
+    sad_rows_start(&cursor, b);
     for (int64_t r = 0; r < rows; ++r) {
-        sad_block_row(b, r, p, s);
+        sad_rows_next(&cursor, p, s);
         double *row = p[0];
         if (st == 1) { /* unit stride: a loop the compiler vectorizes */
             for (int64_t i = 0; i < m; ++i) {
@@ -226,8 +213,10 @@ void sad_block_put(const sad_block *b, const double *saved)
     int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
     int64_t st = b->o[0].ps[b->ndim - 1];
     double *p[3], *s[3];
+    sad_rows cursor;
+    sad_rows_start(&cursor, b);
     for (int64_t r = 0; r < rows; ++r, saved += m) {
-        sad_block_row(b, r, p, s);
+        sad_rows_next(&cursor, p, s);
         if (st == 1) {
             memcpy(p[0], saved, (size_t)m * sizeof(double));
             continue;
@@ -244,8 +233,10 @@ void sad_block_zero_shadow(const sad_block *b, int which)
     int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
     int64_t st = b->o[which].ss[b->ndim - 1];
     double *p[3], *s[3];
+    sad_rows cursor;
+    sad_rows_start(&cursor, b);
     for (int64_t r = 0; r < rows; ++r) {
-        sad_block_row(b, r, p, s);
+        sad_rows_next(&cursor, p, s);
         for (int64_t i = 0; i < m; ++i)
             s[which][i * st] = 0.0;
     }
@@ -256,8 +247,10 @@ void sad_block_gather_shadow(const sad_block *b, int which, double *dst)
     int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
     int64_t st = b->o[which].ss[b->ndim - 1];
     double *p[3], *s[3];
+    sad_rows cursor;
+    sad_rows_start(&cursor, b);
     for (int64_t r = 0; r < rows; ++r) {
-        sad_block_row(b, r, p, s);
+        sad_rows_next(&cursor, p, s);
         for (int64_t i = 0; i < m; ++i)
             *dst++ = s[which][i * st];
     }

@@ -116,7 +116,49 @@ int sad_is_f64(struct _object *o);
 int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
                     intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
 int64_t sad_block_rows(const sad_block *b);
-void sad_block_row(const sad_block *b, int64_t r, double *p[3], double *s[3]);
+
+/* Walks a block's rows (every axis but the last) in order.  The row offsets
+ * move by increments: dividing the row number per row cost more than the row
+ * itself for the short rows of broadcasts (a (K, n, d) block with d = 10). */
+typedef struct sad_rows {
+    const sad_block *b;
+    int64_t i[SAD_MAXDIM];
+    int64_t op[3], os[3]; /* the current row's offsets, in elements */
+} sad_rows;
+
+static inline void sad_rows_start(sad_rows *c, const sad_block *b)
+{
+    c->b = b;
+    for (int d = 0; d < SAD_MAXDIM; ++d)
+        c->i[d] = 0;
+    for (int k = 0; k < 3; ++k)
+        c->op[k] = c->os[k] = 0;
+}
+
+/* The current row's first elements (NULL for absent operands), then a step to
+ * the next row. */
+static inline void sad_rows_next(sad_rows *c, double *p[3], double *s[3])
+{
+    const sad_block *b = c->b;
+    for (int k = 0; k < 3; ++k) {
+        p[k] = b->o[k].p != NULL ? b->o[k].p + c->op[k] : NULL;
+        s[k] = b->o[k].s != NULL ? b->o[k].s + c->os[k] : NULL;
+    }
+    for (int d = b->ndim - 2; d >= 0; --d) {
+        if (++c->i[d] < b->shape[d]) {
+            for (int k = 0; k < 3; ++k) {
+                c->op[k] += b->o[k].ps[d];
+                c->os[k] += b->o[k].ss[d];
+            }
+            return;
+        }
+        c->i[d] = 0; /* carry: back to this axis's start */
+        for (int k = 0; k < 3; ++k) {
+            c->op[k] -= (b->shape[d] - 1) * b->o[k].ps[d];
+            c->os[k] -= (b->shape[d] - 1) * b->o[k].ss[d];
+        }
+    }
+}
 int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
                        int which_in, int in_shadow);
 void sad_block_save(const sad_block *b, double *dst);
@@ -145,7 +187,6 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
 /* slot.c: lazy shadows of temporaries */
 double *sad_slot_fake(int64_t slot);
 int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3]);
-void sad_slot_release(sad_tape *t, int64_t slot);
 void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);
 int sad_reduce_reverse(sad_tape *t, const sad_record *r);

@@ -135,6 +135,9 @@ int64_t sad_slot_new(sad_tape *t, intptr_t z);
 void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
 /* The slot's memory now (0 while the sweep has not needed it). */
 intptr_t sad_slot_memory(const sad_tape *t, int64_t slot);
+/* Its record has been swept: memory the sweep allocated goes back to the tape
+ * for later slots of the same size (memory Python bound is left alone). */
+void sad_slot_release(sad_tape *t, int64_t slot);
 
 /* ---- sweeps ------------------------------------------------------------ */
 /* Each runs records until it meets one that needs Python, and returns that

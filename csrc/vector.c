@@ -239,8 +239,10 @@ void sad_vec_reverse(sad_record *r, int dir)
         const int last = b->ndim - 1;
         const int64_t rows = sad_block_rows(b), m = b->shape[last];
         double *p[3], *s[3];
+        sad_rows cursor;
+        sad_rows_start(&cursor, b);
         for (int64_t rr = 0; rr < rows; ++rr) {
-            sad_block_row(b, rr, p, s);
+            sad_rows_next(&cursor, p, s);
             for (int64_t i = 0; i < m; ++i)
                 s[0][i * b->o[0].ss[last]] += *g++;
         }
@@ -278,8 +280,10 @@ void sad_vec_reverse(sad_record *r, int dir)
             const int64_t rows = sad_block_rows(b), m = b->shape[last];
             double *p[3], *s[3];
             int64_t k = 0;
+            sad_rows cursor;
+            sad_rows_start(&cursor, b);
             for (int64_t rr = 0; rr < rows; ++rr) {
-                sad_block_row(b, rr, p, s);
+                sad_rows_next(&cursor, p, s);
                 for (int64_t i = 0; i < m; ++i, ++k) {
                     vs->data[k] += s[0][i * b->o[0].ss[last]];
                     s[0][i * b->o[0].ss[last]] = 0.0;

@@ -192,6 +192,22 @@ def materialize(buf):
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), _data(id(root)), zs
 
 
+def _whole_view(p, root):
+    """Does p view every element of C-contiguous ``root`` once: root itself,
+    a reshape of it, or its axes permuted (swapaxes, .T)?"""
+    if p.size != root.size or _data(id(p)) != _data(id(root)):
+        return False
+    if p.flags.c_contiguous:
+        return True
+    step = F64.itemsize
+    for stride, n in sorted(zip(p.strides, p.shape)):
+        if n > 1:
+            if stride != step:
+                return False
+            step *= n
+    return True
+
+
 def adjoint_for_pullback(a):
     """(adjoint view of TArray ``a``, fresh) for a Python pullback adding into
     it during the sweep.  A lazy shadow the sweep has not needed yet gets numpy
@@ -208,14 +224,49 @@ def adjoint_for_pullback(a):
         mem = np.frombuffer(ffi.buffer(ffi.cast("double *", ptr), root.nbytes), dtype=F64)
         off = _data(id(a.p)) - _data(id(root))
         return np.ndarray(a.p.shape, F64, mem, off, a.p.strides), False
-    whole = (a.p.size == root.size and a.p.flags.c_contiguous
-             and _data(id(a.p)) == _data(id(root)))
+    whole = _whole_view(a.p, root)
     zs = np.empty(root.shape) if whole else np.zeros(root.shape)
     lib.sad_slot_bind(tape.c, buf.slot, id(zs))
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), _data(id(root)), zs
     return shadow_of(a), whole
+
+
+LAZY_MAXDIM = 4  # SAD_MAXDIM: the C records address at most this many dimensions
+
+
+def lazy_result(tape, z):
+    """numpy's result z of a Python record as an active temporary: when large,
+    its shadow is lazy (see new_lazy), so recording writes no zeros and the
+    memory exists only from the first record that adds into it until this
+    record's pullback (see output_pullback) has read it."""
+    if z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= LAZY_MAXDIM:
+        return new_lazy(tape, z)
+    return new_array(tape, z, True)
+
+
+def output_pullback(res, body):
+    """The pullback of the Python record that made ``res`` (from lazy_result):
+    ``body(g)`` with res's adjoint g, laid out as res.  A lazy adjoint that no
+    record reached is zero, and body is skipped; memory the sweep allocated
+    for it goes back to the tape once body has run (a later sweep of the same
+    tape starts it from zero again).  Holds no reference to res's primal."""
+    buf = res.buf
+    if buf.slot is None:
+        g = res._s
+        return lambda: body(g)
+    tape, slot, shape, nbytes = buf.tape, buf.slot, res.p.shape, res.p.nbytes
+
+    def pullback():
+        c = tape.c
+        ptr = lib.sad_slot_memory(c, slot)
+        if not ptr:
+            return
+        mem = ffi.buffer(ffi.cast("double *", ptr), nbytes)
+        body(np.frombuffer(mem, dtype=F64).reshape(shape))
+        lib.sad_slot_release(c, slot)
+    return pullback
 
 
 def new_temporary(tape, z, zs):

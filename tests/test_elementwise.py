@@ -210,6 +210,23 @@ def test_broadcast_six_dims(ufunc, wshape):
     check_all(f, dup(x), dup(w), dup(np.zeros((2,) * 6)))
 
 
+@pytest.mark.parametrize("wshape", [(3, 1, 5, 1), (1, 4, 1, 6), (3, 4, 1, 6), (1, 1, 5, 1)],
+                         ids=str)
+@pytest.mark.parametrize("ufunc", [np.multiply, np.subtract, np.hypot], ids=_name)
+def test_broadcast_middle_axes(ufunc, wshape):
+    """Short rows whose offsets carry across several axes (csrc sad_rows): an
+    operand repeated along middle axes, a reversed and strided view of the
+    other, in place and out of place."""
+    x, w = inputs(ufunc, None, seed=36, shapes=[(3, 8, 5, 12), wshape])
+
+    def f(x, w, y):
+        xv = x[::-1, ::2, :, ::-2]                  # (3, 4, 5, 6), no axis contiguous
+        y[...] = ufunc(xv, w)
+        y += ufunc(w, xv * 0.5)
+        ufunc(y, w, out=y)
+    check_all(f, dup(x), dup(w), dup(np.zeros((3, 4, 5, 6))))
+
+
 @pytest.mark.parametrize("ufunc", BINARY, ids=_name)
 def test_broadcast_first_input_and_both(ufunc):
     w, x = inputs(ufunc, None, seed=6, shapes=[(4,), (3, 4)])
@@ -922,3 +939,23 @@ def test_division_by_a_subnormal_constant_keeps_its_operand():
     with np.errstate(over="ignore", divide="ignore"):
         g = sad.autodiff(f, sad.Active(x))[0]
     assert np.all(np.isinf(g)) and np.all(g > 0)
+
+
+# --------------------------------------------------------------------------
+# x * x of one traced array is recorded as np.square(x)
+
+def test_product_of_an_array_with_itself_is_a_square():
+    x = inputs(np.multiply, (40,), seed=37)[0]
+
+    def f(x, y):
+        y[...] = x * x
+        t = x * 1.5
+        y += t * t                  # a temporary times itself
+        y *= y                      # in place
+    check_all(f, dup(x), dup(np.zeros(40)))
+    dx, v = np.ones(3), np.full(3, 0.1)  # (1 + 0.1) + 0.1 != 1 + 0.2
+    sad.autodiff(lambda v: np.sum(v * v), Duplicated(v, dx))
+    assert same_bits(dx, 1.0 + 2.0 * v)  # 2v added once, not v twice
+    z = np.zeros(40)
+    sad.autodiff(lambda x, z: z.__setitem__(Ellipsis, x * x), Const(x), Duplicated(z, np.zeros(40)))
+    assert same_bits(z, x * x)      # the primal is numpy's, bit for bit

@@ -7,7 +7,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import BatchDuplicated, Duplicated
-from shadowad.rules import elementwise
+from shadowad import traced
 from shadowad.testing import same_bits
 
 N = 6000  # 48 KB: above LAZY_MIN
@@ -75,11 +75,11 @@ def _gradients(f, nargs, seed):
 def test_lazy_equals_eager_bit_for_bit(name, monkeypatch):
     f, nargs = PROGRAMS[name]
     made = []
-    monkeypatch.setattr(elementwise, "new_lazy",
-                        lambda tape, z, real=elementwise.new_lazy: made.append(1) or real(tape, z))
+    monkeypatch.setattr(traced, "new_lazy",
+                        lambda tape, z, real=traced.new_lazy: made.append(1) or real(tape, z))
     lazy = _gradients(f, nargs, 1)
     assert made  # the lazy path ran
-    monkeypatch.setattr(elementwise, "LAZY_MIN", 1 << 62)
+    monkeypatch.setattr(traced, "LAZY_MIN", 1 << 62)
     eager = _gradients(f, nargs, 1)
     for a, b in zip(lazy, eager):
         assert same_bits(a, b)
@@ -113,7 +113,7 @@ def test_multi_sweep_batch_and_jacobian_with_lazy_shadows(monkeypatch):
                      BatchDuplicated(np.zeros(N), tuple(s.copy() for s in seeds)))
         return dus
     lazy = run()
-    monkeypatch.setattr(elementwise, "LAZY_MIN", 1 << 62)
+    monkeypatch.setattr(traced, "LAZY_MIN", 1 << 62)
     eager = run()
     for a, b in zip(lazy, eager):
         assert same_bits(a, b)
@@ -153,5 +153,78 @@ def test_five_dimensions(monkeypatch):
         t = x[0, 0] * 2.0         # lazy (3-D, 96 KB)
         return np.sum(t * x + c)  # 5-D: split into slices
     lazy = sad.gradient(f, x)[0]
-    monkeypatch.setattr(elementwise, "LAZY_MIN", 1 << 62)
+    monkeypatch.setattr(traced, "LAZY_MIN", 1 << 62)
     assert same_bits(lazy, sad.gradient(f, x)[0])
+
+
+# --------------------------------------------------------------------------
+# Python records with large results (matmul, outer, dot): their shadows are
+# lazy too, and their pullbacks read them through traced.output_pullback
+
+def python_outputs(u):
+    m = u.reshape(3, 40, 50)
+    q = np.matmul(np.swapaxes(m, 1, 2), m)             # read by a C record
+    o = np.outer(u[:100], u[100:200])                  # read by a Python record
+    w = u.reshape(60, 100)
+    d = np.dot(w.T, w)                                 # never reached: adjoint zero
+    e = np.matmul(u.reshape(100, 60), w)               # an element of it read
+    s = np.sum(o, axis=0)
+    return np.sum(q * q) + np.sum(s * s) + e[3, 4] * e[5, 6] + 0.0 * d.shape[0]
+
+
+def test_python_record_outputs_lazy_equals_eager(monkeypatch):
+    made = []
+    monkeypatch.setattr(traced, "new_lazy",
+                        lambda tape, z, real=traced.new_lazy: made.append(z.shape) or real(tape, z))
+    lazy = _gradients(python_outputs, 1, 6)
+    assert {(3, 50, 50), (100, 100)} <= set(made) and len(made) >= 4
+    monkeypatch.setattr(traced, "LAZY_MIN", 1 << 62)
+    eager = _gradients(python_outputs, 1, 6)
+    for a, b in zip(lazy, eager):
+        assert same_bits(a, b)
+    u = np.random.default_rng(6).uniform(0.1, 0.9, N)
+    v, h = np.random.default_rng(9).standard_normal(N), 1e-6  # a directional derivative
+    slope = (python_outputs(u + h * v) - python_outputs(u - h * v)) / (2 * h)
+    assert abs(lazy[0] @ v - slope) <= 1e-6 * abs(slope)
+
+
+def test_python_record_outputs_over_several_sweeps(monkeypatch):
+    """A lazy adjoint the sweep allocated goes back to the tape after its
+    pullback: the next sweep of the same tape starts it from zero."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.1, 0.9, (60, 50))
+
+    def f(x):
+        q = np.matmul(x.T, x)                 # (50, 50): 20 KB, so also 2x wider
+        r = np.matmul(x, np.stack([x, x * 2.0])[1].T)  # (60, 60)
+        return np.sum(np.tanh(q[:8, :8]) * 0.1, axis=1)[:4] + np.sum(r * r)
+    J = sad.jacobian(f, x, mode=sad.Reverse)
+    monkeypatch.setattr(traced, "LAZY_MIN", 8)
+    assert same_bits(sad.jacobian(f, x, mode=sad.Reverse), J)
+    monkeypatch.setattr(traced, "LAZY_MIN", 1 << 62)
+    assert same_bits(sad.jacobian(f, x, mode=sad.Reverse), J)
+    np.testing.assert_allclose(J, sad.jacobian(f, x, mode=sad.Forward), rtol=1e-12)
+
+
+def test_a_transposed_fresh_adjoint_gets_no_negative_zeros():
+    """matmul stores its operand's adjoint straight into new memory; entries
+    that are -0.0 become +0.0, as accumulating into zeros would give."""
+    x = np.random.default_rng(8).uniform(0.1, 0.9, (2, 300, 30))
+
+    def f(x, w):
+        xc = x * 1.0                                         # lazy
+        return np.sum(np.matmul(w, np.swapaxes(xc, 1, 2)) * -1.0)
+    dx = sad.autodiff(f, Duplicated(x, np.zeros_like(x)), sad.Const(np.zeros((2, 4, 30))))
+    g = sad.gradient(lambda x: f(x, np.zeros((2, 4, 30))), x)[0]
+    assert (g == 0).all() and not np.signbit(g).any()
+    del dx
+
+
+@pytest.mark.parametrize("view, whole", [
+    (lambda r: r, True), (lambda r: r.reshape(6, 20), True), (lambda r: r.T, True),
+    (lambda r: np.swapaxes(r.reshape(2, 3, 20), 0, 2), True), (lambda r: r[1:], False),
+    (lambda r: r[:, ::2], False), (lambda r: r[::-1], False),
+    (lambda r: np.broadcast_to(r[:1], r.shape), False), (lambda r: r[:, :1], False)])
+def test_whole_view(view, whole):
+    root = np.arange(120.0).reshape(12, 10)
+    assert traced._whole_view(view(root), root) is whole

@@ -9,9 +9,9 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
-from ..traced import (F64, LAZY_MIN, Buffer, TArray, TScalar, _num, check_writable,
-                      detach_error, materialize, mixed_tapes_error, new_array, new_lazy, primal,
-                      promote, shadow_of, temporary_buffer)
+from ..traced import (F64, LAZY_MAXDIM, Buffer, TArray, TScalar, _num, check_writable,
+                      detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
+                      primal, promote, shadow_of, temporary_buffer)
 from . import registry
 
 # ufunc -> C op code: the primitive table of the elementwise family
@@ -41,7 +41,7 @@ _KARR, _KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
 _FRESH = lib.SAD_F_FRESH
 _ew = TScalar.ew  # lib.sad_ew without cffi's cost per argument
-_MAXDIM = 4      # SAD_MAXDIM: a block of at most this many dimensions always fits
+_MAXDIM = LAZY_MAXDIM  # a block of at most this many dimensions always fits
 _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
 
 
@@ -122,12 +122,7 @@ def _operand(a, tape, lazy=False):
 _rev = TScalar.rev  # csrc/pyscalar.c: the common case of apply_ufunc
 
 
-def _rev_result(tape, z):
-    """numpy's result z as an active temporary, its shadow lazy when large
-    (the C fast path records it)."""
-    if z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= _MAXDIM:
-        return new_lazy(tape, z)
-    return new_array(tape, z, True)
+_rev_result = lazy_result  # the C fast path's result: its record is in C
 
 
 def _tape_of(inputs, out):
@@ -159,6 +154,10 @@ def apply_ufunc(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
         return _without_c_op(ufunc, inputs, out, registry.FUNCTIONS)
+    if op == _MUL and len(inputs) == 2 and inputs[0] is inputs[1] and type(inputs[0]) is TArray:
+        # x * x is np.square(x): the same values, and the sweep adds 2x*g into
+        # x's adjoint once instead of x*g twice
+        ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
         res = _rev(TArray, np.ndarray, _rev_result, ufunc, op, *inputs)
         if res is not NotImplemented:
@@ -222,12 +221,8 @@ def apply_ufunc(ufunc, inputs, out=None):
     z = ufunc(*prims)
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
-    if z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= _MAXDIM:
-        res = new_lazy(tape, z)
-        _record(tape, op, ops, z, res.buf.slot, _FRESH)
-    else:
-        res = new_array(tape, z, True)
-        _record(tape, op, ops, z, res._s, _FRESH)
+    res = lazy_result(tape, z)
+    _record(tape, op, ops, z, res._s if res.buf.slot is None else res.buf.slot, _FRESH)
     return res
 
 
@@ -363,7 +358,7 @@ _LANES = lib.SAD_F_LANES
 _LANES_XY = _LANES | _KARR | _KARR << 2    # flags of two array operands
 _LANES_XK = _LANES | _KARR | _KCONST << 2  # an array and a constant
 _LANES_KY = _LANES | _KCONST | _KARR << 2
-_POW, _SQUARE = lib.SAD_POW, lib.SAD_SQUARE
+_POW, _SQUARE, _MUL = lib.SAD_POW, lib.SAD_SQUARE, lib.SAD_MUL
 _ew_tangent = TScalar.tangent  # lib.sad_ew_tangent without cffi's cost per argument
 _FArray, _FScalar = dual.FArray, dual.FScalar
 _NUMBERS = (np.floating, np.integer, bool, np.bool_)

@@ -12,7 +12,8 @@ one numpy call, the lanes axis leading.
 import numpy as np
 
 from .._c import lib
-from ..traced import TArray, TScalar, adjoint_for_pullback, new_scalar, shadow_of
+from ..traced import (TArray, TScalar, adjoint_for_pullback, lazy_result, new_scalar,
+                      output_pullback, shadow_of)
 from .elementwise import _tape_of, apply_ufunc, forward_apply
 from .indexing import accumulate, add_into, unbroadcast
 from .reductions import (const_result, finish_out, forward_const, forward_context,
@@ -89,18 +90,18 @@ def _vector_dot(tape, a, ap, ad, b, bp, bd, v):
 
 def _contract(tape, z, ap, ad, bp, bd, ib):
     """z = tensordot(a, b, ([-1], [ib])), whose axes are a's free axes then b's."""
-    res, gz = result(tape, z)
+    res = lazy_result(tape, z)
     na, nb = ap.ndim, bp.ndim
     zb = list(range(na - 1, z.ndim))            # z's axes that come from b
     bfree = [d for d in range(nb) if d != ib]
     afree = list(range(na - 1))
 
-    def pullback():
+    def pullback(gz):
         if ad is not None:
             accumulate(ad, np.tensordot(gz, bp, axes=(zb, bfree)))
         if bd is not None:
             accumulate(bd, np.moveaxis(np.tensordot(ap, gz, axes=(afree, afree)), 0, ib))
-    tape.record_py(pullback)
+    tape.record_py(output_pullback(res, pullback))
     return res
 
 
@@ -192,14 +193,14 @@ def outer(a, b, out=None):
     z = np.outer(ap, bp)
     if ad is None and bd is None:
         return finish_out(const_result(tape, z), out, "np.outer")
-    res, gz = result(tape, z)
+    res = lazy_result(tape, z)
 
-    def pullback():
+    def pullback(gz):
         if ad is not None:
             accumulate(ad, np.dot(gz, bp.ravel()).reshape(ap.shape))
         if bd is not None:
             accumulate(bd, np.dot(ap.ravel(), gz).reshape(bp.shape))
-    tape.record_py(pullback)
+    tape.record_py(output_pullback(res, pullback))
     return finish_out(res, out, "np.outer")
 
 
@@ -284,20 +285,26 @@ def matmul(a, b, out=None):
         return finish_out(const_result(tape, z), out, "np.matmul")
     if ap.ndim == 1 and bp.ndim == 1:
         return finish_out(_vector_dot(tape, a, ap, ad, b, bp, bd, float(z)), out, "np.matmul")
-    res, gz = result(tape, z)
+    res = lazy_result(tape, z)
     a2 = ap if ap.ndim > 1 else ap[None, :]
     b2 = bp if bp.ndim > 1 else bp[:, None]
-    g2 = gz if ap.ndim > 1 else gz[..., None, :]
-    if bp.ndim == 1:
-        g2 = g2[..., None]
 
-    def pullback():
+    def pullback(gz):
+        g2 = gz if ap.ndim > 1 else gz[..., None, :]
+        if bp.ndim == 1:
+            g2 = g2[..., None]
         if ad is not None:
             _accumulate_product(ad, g2, _swap(b2), a2.shape)
         if bd is not None:
             _accumulate_product(bd, _swap(a2), g2, b2.shape)
-    tape.record_py(pullback)
+    tape.record_py(output_pullback(res, pullback))
     return finish_out(res, out, "np.matmul")
+
+
+def _product_shape(left, right):
+    """The shape of left @ right (stacks of matrices)."""
+    batch = np.broadcast_shapes(left.shape[:-2], right.shape[:-2])
+    return batch + (left.shape[-2], right.shape[-1])
 
 
 def _accumulate_product(dst, left, right, shape):
@@ -310,9 +317,13 @@ def _accumulate_product(dst, left, right, shape):
         accumulate(dst, unbroadcast(np.matmul(left, right), shape).reshape(np.shape(dst)))
         return
     s, fresh = adjoint_for_pullback(dst)
-    if (s.ndim >= 2 and not s.flags.c_contiguous and _swap(s).flags.c_contiguous
-            and left.shape[:-1] + right.shape[-1:] == s.shape):
-        add_into(_swap(s), np.matmul(_swap(right), _swap(left)), fresh)
+    exact = _product_shape(left, right) == s.shape
+    if (exact and s.ndim >= 2 and not s.flags.c_contiguous
+            and _swap(s).flags.c_contiguous):
+        s, left, right = _swap(s), _swap(right), _swap(left)
+    if fresh and exact:  # new memory: the product goes straight into it
+        np.matmul(left, right, out=s)
+        np.add(s, 0.0, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0
         return
     add_into(s, unbroadcast(np.matmul(left, right), shape).reshape(s.shape), fresh)
 
