@@ -477,8 +477,9 @@ static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs
  * z's adjoint into x's and y's (zs is consumed, and zeroed unless z is a fresh
  * temporary nobody reads again, whose lazy shadow is then released).
  * Returns -1, having done nothing, when a lazy shadow finds no memory. */
-int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
+int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate, int keep)
 {
+    double *saved = keep ? NULL : r->u.a.saved; /* keep: leave z's primal as it is */
     const sad_block *b = r->u.a.b;
     sad_block resolved;
     int live = 1, assign[3] = {0, 0, 0};
@@ -491,11 +492,11 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate)
         b = &resolved;
     }
     if (!accumulate || !live) {
-        if (r->u.a.saved != NULL)
-            sad_block_swap(b, r->u.a.saved);
+        if (saved != NULL)
+            sad_block_swap(b, saved);
         return 0;
     }
-    sad_ew_reverse_block(r, b, r->u.a.saved, assign);
+    sad_ew_reverse_block(r, b, saved, assign);
     if (zslot && (r->flags & SAD_F_FRESH))
         sad_slot_release(t, zslot);
     return 0;

@@ -139,7 +139,7 @@ typedef struct member {
 /* Sweep records top, top - 1, ... as one run if at least two fuse: returns how
  * many records were swept (0: none, sweep record top alone; -1: out of memory
  * for a lazy shadow, records untouched). */
-int64_t sad_fuse_reverse(sad_tape *t, int64_t top)
+int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor)
 {
     const sad_record *r0 = &t->rec[top];
     if (!(r0->op < SAD_N_EW && (r0->flags & SAD_F_BLOCK)) && r0->op != SAD_SUM)
@@ -216,10 +216,12 @@ int64_t sad_fuse_reverse(sad_tape *t, int64_t top)
             const sad_record *r = &t->rec[top - q];
             sad_block piece = m[q].b;
             piece.shape[0] = piece.n = c;
+            /* below the floor, z's primal stays as it is (see tape.c) */
+            double *saved = r->u.a.saved != NULL && top - q >= floor ? r->u.a.saved + lo : NULL;
             if (!m[q].live) { /* only its primal to restore */
-                if (r->u.a.saved != NULL) {
+                if (saved != NULL) {
                     piece.o[0].p += lo;
-                    sad_block_swap(&piece, r->u.a.saved + lo);
+                    sad_block_swap(&piece, saved);
                 }
                 continue;
             }
@@ -232,7 +234,6 @@ int64_t sad_fuse_reverse(sad_tape *t, int64_t top)
                 else if (o->s != NULL && o->ss[0] == 1)
                     o->s += lo;
             }
-            double *saved = r->u.a.saved != NULL ? r->u.a.saved + lo : NULL;
             if (r->op == SAD_SUM)
                 sad_reduce_reverse_block(r, &piece, m[q].assign);
             else

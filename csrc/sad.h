@@ -85,6 +85,8 @@ struct sad_tape {
     sad_free_block *free_blocks; /* released slot memory, reused by size */
     int64_t slot_bytes;          /* held by slots and free blocks now */
     int fuse;                    /* sweep runs of elementwise records block by block */
+    int64_t floor;               /* no record below it reads primal values (see
+                                    sad_tape_restore_floor); found lazily */
     int64_t fused;               /* records swept in fused runs so far */
 };
 
@@ -173,14 +175,14 @@ void sad_ew_values(int op, int64_t n, const double *restrict x, const double *re
 void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
                      const double *restrict z, double *restrict px, double *restrict py);
 int sad_ew_is_unary(int op);
-int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate);
+int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate, int keep);
 void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved,
                           const int assign[3]);
 int sad_ew_linear(const sad_record *r, double *cx, double *cy);
 int sad_ew_partials_read(int op);
 
 /* fuse.c: runs of elementwise records swept block by block */
-int64_t sad_fuse_reverse(sad_tape *t, int64_t top);
+int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor);
 int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
                  intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3]);
 

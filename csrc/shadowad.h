@@ -146,6 +146,10 @@ void sad_slot_release(sad_tape *t, int64_t slot);
  * shadow (record i untouched: undo from i + 1).
  * reverse/undo walk records [0, from) backwards; redo walks [from, len). */
 int64_t sad_reverse(sad_tape *t, int64_t from);
+/* The reverse sweep leaves the records below this index applied (none of them
+ * and nothing before them reads primal values, so nothing needs them undone):
+ * afterwards, redo from it, or undo from it to restore f's inputs. */
+int64_t sad_tape_restore_floor(sad_tape *t);
 int64_t sad_undo(sad_tape *t, int64_t from);
 int64_t sad_redo(sad_tape *t, int64_t from);
 /* A redo that copies saved bytes back instead of swapping them: the tape

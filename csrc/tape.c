@@ -3,6 +3,7 @@
  * Reverse, undo and redo are one loop over the records: each record swaps its
  * saved bytes with memory (which restores the primal going backwards and puts
  * the result back going forwards), and the reverse sweep also accumulates. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,6 +176,41 @@ int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z)
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i) { return t->rec[i].u.a.pyidx; }
 
 /* ---- sweeps ------------------------------------------------------------ */
+/* Does r's reverse read primal values: its partials (a nonlinear elementwise
+ * record, a dot product, y += a*x), or a Python pullback, which may read
+ * anything?  Unknown kinds count as readers. */
+static int reads_values(const sad_record *r)
+{
+    double cx, cy;
+    switch (r->op) {
+    case SAD_LOAD: case SAD_STORE: case SAD_SUM:
+        return 0;
+    case SAD_DOT: case SAD_AXPY: case SAD_PY:
+    case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
+    case SAD_VPUSHA: case SAD_VCOPY:
+        return 1;
+    default:
+        if (!(r->flags & SAD_F_BLOCK)) /* scalar records keep their values in pairs */
+            return 0;
+        return !(sad_ew_linear(r, &cx, &cy) && isfinite(cx) && isfinite(cy));
+    }
+}
+
+/* The reverse sweep restores the primal memory a record overwrote only so
+ * that the records before it read the values they saw.  Below the first
+ * record that reads any value, nobody does: there the sweep leaves memory as
+ * it is, and a final redo (or a redo between sweeps) starts at the floor
+ * (W2's heat equation is all linear: no restoring and no redo at all).
+ * sad_undo(t, floor) restores the rest when the caller wants f's inputs back. */
+int64_t sad_tape_restore_floor(sad_tape *t)
+{
+    if (t->floor > t->n)
+        t->floor = t->n;
+    while (t->floor < t->n && !reads_values(&t->rec[t->floor]))
+        ++t->floor;
+    return t->floor;
+}
+
 /* The saved bytes of array record r back into the primal: swapped, so that
  * the record can be undone again, except in a last redo. */
 static void put_back(const sad_record *r, int dir)
@@ -187,7 +223,7 @@ static void put_back(const sad_record *r, int dir)
 
 /* Apply record r in direction dir; returns 1 if Python must take over, 2
  * when a lazy shadow found no memory (r untouched). */
-static int step(sad_tape *t, sad_record *r, int dir)
+static int step(sad_tape *t, sad_record *r, int dir, int keep)
 {
     const int acc = dir == SAD_DIR_REVERSE;
     const int redo = dir == SAD_DIR_REDO || dir == SAD_DIR_REDO_LAST;
@@ -197,9 +233,11 @@ static int step(sad_tape *t, sad_record *r, int dir)
             *r->u.m.s += r->u.m.x->g;
         return 0;
     case SAD_STORE: {
-        double tmp = *r->u.m.p;
-        *r->u.m.p = r->u.m.old;
-        r->u.m.old = tmp;
+        if (!keep) {
+            double tmp = *r->u.m.p;
+            *r->u.m.p = r->u.m.old;
+            r->u.m.old = tmp;
+        }
         if (acc && r->u.m.s != NULL) {
             double g = *r->u.m.s;
             *r->u.m.s = 0.0;
@@ -234,7 +272,7 @@ static int step(sad_tape *t, sad_record *r, int dir)
         } else if (redo) {
             if (r->u.a.saved != NULL)
                 put_back(r, dir);
-        } else if (sad_ew_reverse(t, r, acc) < 0) {
+        } else if (sad_ew_reverse(t, r, acc, keep) < 0) {
             return 2;
         }
         return 0;
@@ -243,9 +281,10 @@ static int step(sad_tape *t, sad_record *r, int dir)
 
 static int64_t backwards(sad_tape *t, int64_t from, int dir)
 {
+    const int64_t floor = dir == SAD_DIR_REVERSE ? sad_tape_restore_floor(t) : 0;
     for (int64_t i = from - 1; i >= 0; --i) {
         if (dir == SAD_DIR_REVERSE && t->fuse) {
-            int64_t k = sad_fuse_reverse(t, i);
+            int64_t k = sad_fuse_reverse(t, i, floor);
             if (k < 0)
                 return -2 - i;
             if (k > 0) {
@@ -253,7 +292,7 @@ static int64_t backwards(sad_tape *t, int64_t from, int dir)
                 continue;
             }
         }
-        int rc = step(t, &t->rec[i], dir);
+        int rc = step(t, &t->rec[i], dir, i < floor);
         if (rc)
             return rc == 2 ? -2 - i : i;
     }
@@ -266,7 +305,7 @@ int64_t sad_undo(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_
 static int64_t forwards(sad_tape *t, int64_t from, int dir)
 {
     for (int64_t i = from; i < t->n; ++i)
-        if (step(t, &t->rec[i], dir))
+        if (step(t, &t->rec[i], dir, 0))
             return i;
     return -1;
 }
@@ -277,7 +316,7 @@ int64_t sad_redo_last(sad_tape *t, int64_t from) { return forwards(t, from, SAD_
 void sad_truncate(sad_tape *t, int64_t n)
 {
     for (int64_t i = t->n - 1; i >= n; --i)
-        step(t, &t->rec[i], SAD_DIR_UNDO);
+        step(t, &t->rec[i], SAD_DIR_UNDO, 0);
     if (n < t->n)
         t->n = n;
 }

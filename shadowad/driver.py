@@ -208,7 +208,9 @@ def _seed(target, seed):
 def _finish(tape, wrapped, target, seed, restore):
     _seed(target, seed)
     tape.reverse()
-    if not restore:
+    if restore:
+        tape.undo()  # what the sweep left applied (Tape.reverse)
+    else:
         tape.redo(last=True)
     grads = tuple(w.gradient() for w in wrapped)
     for w in wrapped:
@@ -264,7 +266,9 @@ def sweep_lanes(tape, lanes, before, after, restore):
         before(lane)
         tape.reverse()
         after(lane)
-    if not restore:
+    if restore:
+        tape.undo()  # what the last sweep left applied (Tape.reverse)
+    else:
         tape.redo(last=True)
 
 

@@ -34,8 +34,8 @@ class PyRecord:
 
 
 class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "_tptr", "_alive",
-                 "_aliveptr", "__weakref__")
+    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "applied", "_tptr",
+                 "_alive", "_aliveptr", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -52,6 +52,7 @@ class Tape:
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
         self.pybytes = 0
         self.state = "recording"
+        self.applied = None  # records at the start still applied: None for all of them
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -82,8 +83,12 @@ class Tape:
 
     # -- sweeps --------------------------------------------------------------
     def reverse(self):
-        """Restore every primal and accumulate every adjoint, last record first."""
+        """Accumulate every adjoint, last record first, restoring the primal
+        memory each record overwrote as far as records before it read values
+        (csrc sad_tape_restore_floor): ``applied`` records at the start keep
+        their effects, and undo() and redo() start from there."""
         c, py = self.c, self.py
+        floor = lib.sad_tape_restore_floor(c)
         i = lib.sad_reverse(c, len(self))
         try:
             while i >= 0:
@@ -96,13 +101,15 @@ class Tape:
             # a Python pullback failed: put the primals back as before the call
             self._undo_from(i)
             raise
-        if i <= -2:  # record -2 - i found no memory for a shadow, untouched
-            self._undo_from(-1 - i)
+        if i <= -2:  # record -2 - i found no memory for a shadow, untouched;
+            # the sweep kept the records between it and the floor applied
+            self._undo_from(max(-1 - i, floor))
             raise MemoryError("shadowad: out of memory for a shadow in the reverse sweep")
+        self.applied = floor
 
-    def undo(self, start=None):
+    def undo(self):
         """Restore every primal without touching any shadow."""
-        self._undo_from(len(self) if start is None else start)
+        self._undo_from(len(self) if self.applied is None else self.applied)
 
     def _undo_from(self, start):
         c, py = self.c, self.py
@@ -110,17 +117,20 @@ class Tape:
         while i >= 0:
             py[lib.sad_record_pyidx(c, i)].swap()
             i = lib.sad_undo(c, i)
+        self.applied = 0
 
     def redo(self, last=False):
-        """Re-apply every record's effect on primal memory, first record first.
-        ``last``: the tape is freed next and never undone again, so saved bytes
-        are copied back rather than swapped (half the memory traffic)."""
+        """Re-apply every record's effect on primal memory, first record first
+        (after a sweep, from the first one it undid).  ``last``: the tape is
+        freed next and never undone again, so saved bytes are copied back
+        rather than swapped (half the memory traffic)."""
         c, py = self.c, self.py
         run = lib.sad_redo_last if last else lib.sad_redo
-        i = run(c, 0)
+        i = run(c, self.applied or 0)
         while i >= 0:
             py[lib.sad_record_pyidx(c, i)].swap()
             i = run(c, i + 1)
+        self.applied = None
 
     def free(self):
         self.state = "freed"

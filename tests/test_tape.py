@@ -411,3 +411,123 @@ def test_restore_keeps_special_bit_patterns():
     c = y0.copy()
     autodiff(g, dup([1.0]), Const(c), restore=True)
     assert c.view(np.uint64).tolist() == y0.view(np.uint64).tolist()
+
+
+# --------------------------------------------------------------------------
+# the restore floor: below the first record whose reverse reads primal
+# values, the sweep leaves memory as f left it (csrc sad_tape_restore_floor)
+
+def _heat(u, steps=3):
+    for _ in range(steps):
+        u[1:-1] += 0.25 * (u[2:] - 2.0 * u[1:-1] + u[:-2])
+
+
+def _heat_then_read(u, y):
+    _heat(u)                       # linear, in place: below the floor
+    y[0] = u[3] * 2.0              # an element store, a scalar product: no reader yet
+    s = np.sin(u)                  # the first reader: it needs u as _heat left it
+    _heat(u)                       # overwrites what sin read
+    u[2] *= u[5]                   # a reader of its own
+    return np.sum(s * s) + np.sum(u * u) + y[0] * y[1]
+
+
+def _final_and_initial(f, *arrays):
+    before = [a.copy() for a in arrays]
+    after = [a.copy() for a in arrays]
+    f(*after)
+    return before, after
+
+
+@pytest.mark.parametrize("n", [40, 20000], ids=["record by record", "fused runs"])
+def test_floor_gradients_final_state_and_restore(n):
+    rng = np.random.default_rng(11)
+    u0, y0 = rng.uniform(0.1, 0.9, n), rng.uniform(0.1, 0.9, 2)
+    before, after = _final_and_initial(_heat_then_read, u0, y0)
+    u, y = u0.copy(), y0.copy()
+    du, dy = np.zeros(n), np.zeros(2)
+    autodiff(_heat_then_read, Duplicated(u, du), Duplicated(y, dy))
+    assert same_bits(u, after[0]) and same_bits(y, after[1])   # f's effects, bit for bit
+    v = rng.standard_normal(n)
+    h = 1e-6
+    slope = (_heat_then_read(u0 + h * v, y0.copy()) - _heat_then_read(u0 - h * v, y0.copy())) / (2 * h)
+    assert abs(du @ v - slope) <= 1e-6 * max(1.0, abs(slope))
+    u, y = u0.copy(), y0.copy()
+    du2, dy2 = np.zeros(n), np.zeros(2)
+    autodiff(_heat_then_read, Duplicated(u, du2), Duplicated(y, dy2), restore=True)
+    assert same_bits(u, before[0]) and same_bits(y, before[1])
+    assert same_bits(du2, du) and same_bits(dy2, dy)
+
+
+def test_floor_is_the_first_reader():
+    u = np.random.default_rng(12).uniform(0.1, 0.9, 40)
+    _, split = autodiff_split(lambda u: _heat(u) or np.sum(u * 3.0), dup(u.copy()))
+    tape = split._tape
+    split.reverse()                 # all linear: nothing restored, nothing to redo
+    assert tape.applied is None     # (the final redo started at the end)
+
+    _, split = autodiff_split(_heat_then_read, dup(u.copy()), dup([0.5, 0.25]))
+    inner = split._tape
+    inner.reverse()
+    assert 0 < inner.applied < len(inner)
+    from shadowad._c import lib
+    assert inner.applied == lib.sad_tape_restore_floor(inner.c)
+    inner.redo()
+    inner.free()
+
+
+def test_floor_over_several_sweeps():
+    """BatchDuplicated and reverse Jacobians sweep one tape several times:
+    between sweeps only what the sweep undid is redone."""
+    rng = np.random.default_rng(13)
+    u0 = rng.uniform(0.1, 0.9, 30)
+    seeds = tuple(rng.standard_normal(30) for _ in range(3))
+
+    def f(u, y):
+        _heat(u)
+        y[...] = u * 2.0
+        _heat(y)
+
+    def run(restore):
+        u, y = u0.copy(), np.zeros(30)
+        dus = tuple(np.zeros(30) for _ in seeds)
+        sad.autodiff(f, sad.BatchDuplicated(u, dus),
+                     sad.BatchDuplicated(y, tuple(s.copy() for s in seeds)), restore=restore)
+        return u, y, dus
+    u, y, dus = run(False)
+    _, after = _final_and_initial(f, u0, np.zeros(30))
+    assert same_bits(u, after[0]) and same_bits(y, after[1])
+    for s, du in zip(seeds, dus):   # f is linear: du = J^T s, one lane at a time
+        u1, y1 = u0.copy(), np.zeros(30)
+        dy1, du1 = s.copy(), np.zeros(30)
+        autodiff(f, Duplicated(u1, du1), Duplicated(y1, dy1))
+        assert same_bits(du, du1)
+    u, y, _ = run(True)
+    assert same_bits(u, u0) and (y == 0).all()
+
+    def g(u):
+        w = u.copy()
+        _heat(w)
+        return np.sin(w[:5]) + w[5:10] * 2.0
+    J = sad.jacobian(g, u0, mode=sad.Reverse)
+    np.testing.assert_allclose(J, sad.jacobian(g, u0, mode=sad.Forward), rtol=1e-13, atol=1e-15)
+
+
+def test_floor_when_a_pullback_fails(monkeypatch):
+    """A Python record is a reader: records below it are still applied when its
+    pullback raises, and the primals come back as before the call."""
+    from shadowad.rules import linalg
+    u0 = np.random.default_rng(14).uniform(0.1, 0.9, 60)
+
+    def f(u):
+        _heat(u)
+        m = np.matmul(u.reshape(6, 10), u.reshape(10, 6))
+        _heat(u)
+        return np.sum(m) + np.sum(u)
+
+    def boom(*args):
+        raise ArithmeticError("pullback failed")
+    monkeypatch.setattr(linalg, "_accumulate_product", boom)
+    u, du = u0.copy(), np.full(60, 0.5)
+    with pytest.raises(ArithmeticError):
+        autodiff(f, Duplicated(u, du))
+    assert same_bits(u, u0)
