@@ -1,10 +1,20 @@
 /* arena.c -- chunked zeroed allocation: memory handed out never moves, so
  * records can hold raw pointers into it, and nothing saved is ever copied. */
 #define _DEFAULT_SOURCE /* mmap's MAP_ANONYMOUS, madvise */
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "sad.h"
+
+/* Chunks given back by freed tapes.  The lock is the pool's own: tapes of
+ * several threads may share it, and cffi runs these calls without the GIL. */
+struct sad_pool {
+    pthread_mutex_t lock;
+    sad_chunk *free;
+    size_t bytes, max;
+    int64_t refs; /* Python's reference and one per tape using the pool */
+};
 
 /* Chunks from 4 MiB up are mapped directly and asked to live on huge pages: a
  * large save stack is written once, front to back, and with 4 KiB pages every
@@ -12,10 +22,120 @@
  * gradient is ~15% faster on huge pages). */
 enum { SAD_HUGE_CHUNK = 4 << 20, SAD_HUGE_PAGE = 2 << 20 };
 
-static sad_chunk *chunk_new(size_t bytes)
+/* The smallest pooled chunk of at least `bytes`, or NULL. */
+static sad_chunk *pool_take(sad_pool *p, size_t bytes)
+{
+    pthread_mutex_lock(&p->lock);
+    sad_chunk **best = NULL;
+    for (sad_chunk **c = &p->free; *c != NULL; c = &(*c)->next)
+        if ((*c)->mapped >= bytes && (best == NULL || (*c)->mapped < (*best)->mapped))
+            best = c;
+    sad_chunk *out = NULL;
+    if (best != NULL) {
+        out = *best;
+        *best = out->next;
+        p->bytes -= out->mapped;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return out;
+}
+
+static void unmap(sad_chunk *c)
+{
+#if defined(MAP_ANONYMOUS) && defined(MADV_HUGEPAGE)
+    munmap(c, c->mapped);
+#else
+    (void)c;
+#endif
+}
+
+/* Keep mapped chunk c for later tapes if the pool has room, else unmap it. */
+static void pool_give(sad_pool *p, sad_chunk *c)
+{
+    pthread_mutex_lock(&p->lock);
+    const int keep = p->bytes + c->mapped <= p->max;
+    if (keep) {
+        c->next = p->free;
+        p->free = c;
+        p->bytes += c->mapped;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!keep)
+        unmap(c);
+}
+
+sad_pool *sad_pool_new(int64_t max_bytes)
+{
+    sad_pool *p = calloc(1, sizeof(sad_pool));
+    if (p == NULL)
+        return NULL;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->max = max_bytes > 0 ? (size_t)max_bytes : 0;
+    p->refs = 1;
+    return p;
+}
+
+void sad_pool_trim(sad_pool *p, int64_t max_bytes)
+{
+    sad_chunk *drop = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->max = max_bytes > 0 ? (size_t)max_bytes : 0;
+    while (p->free != NULL && p->bytes > p->max) {
+        sad_chunk *c = p->free;
+        p->free = c->next;
+        p->bytes -= c->mapped;
+        c->next = drop;
+        drop = c;
+    }
+    pthread_mutex_unlock(&p->lock);
+    while (drop != NULL) {
+        sad_chunk *next = drop->next;
+        unmap(drop);
+        drop = next;
+    }
+}
+
+int64_t sad_pool_bytes(sad_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int64_t n = (int64_t)p->bytes;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+void sad_pool_retain(sad_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    ++p->refs;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void sad_pool_release(sad_pool *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    const int64_t left = --p->refs;
+    pthread_mutex_unlock(&p->lock);
+    if (left > 0)
+        return;
+    sad_pool_trim(p, 0);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static sad_chunk *chunk_new(sad_arena *a, size_t bytes)
 {
 #if defined(MAP_ANONYMOUS) && defined(MADV_HUGEPAGE)
     if (bytes >= SAD_HUGE_CHUNK) {
+        if (a->pool != NULL) { /* pages already there: no faults, no zeroing */
+            sad_chunk *c = pool_take(a->pool, bytes);
+            if (c != NULL)
+                return c;
+        }
         /* over-map by one huge page so that the chunk starts on a 2 MiB boundary */
         size_t len = bytes + SAD_HUGE_PAGE;
         char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -38,14 +158,15 @@ static sad_chunk *chunk_new(size_t bytes)
     return c;
 }
 
-static void chunk_free(sad_chunk *c)
+static void chunk_free(sad_arena *a, sad_chunk *c)
 {
-#if defined(MAP_ANONYMOUS) && defined(MADV_HUGEPAGE)
     if (c->mapped) {
-        munmap(c, c->mapped);
+        if (a->pool != NULL)
+            pool_give(a->pool, c);
+        else
+            unmap(c);
         return;
     }
-#endif
     free(c);
 }
 
@@ -59,10 +180,10 @@ void *sad_arena_alloc(sad_arena *a, size_t bytes)
             cap = c->cap * 2; /* grow geometrically up to 128 MiB chunks */
         if (cap < words)
             cap = words;
-        sad_chunk *fresh = chunk_new(sizeof(sad_chunk) + cap * sizeof(double));
+        sad_chunk *fresh = chunk_new(a, sizeof(sad_chunk) + cap * sizeof(double));
         if (fresh == NULL)
             return NULL;
-        fresh->cap = cap;
+        fresh->cap = fresh->mapped ? (fresh->mapped - sizeof(sad_chunk)) / sizeof(double) : cap;
         fresh->used = 0;
         fresh->next = c;
         a->head = c = fresh;
@@ -78,7 +199,7 @@ void sad_arena_free(sad_arena *a)
     sad_chunk *c = a->head;
     while (c != NULL) {
         sad_chunk *next = c->next;
-        chunk_free(c);
+        chunk_free(a, c);
         c = next;
     }
     a->head = NULL;

@@ -58,6 +58,8 @@ typedef struct sad_arena {
     sad_chunk *head;
     size_t bytes;     /* bytes handed out */
     size_t chunk_min; /* smallest chunk, in bytes */
+    sad_pool *pool;   /* where large chunks come from and go back to (may be NULL):
+                         only for arenas whose memory is always written before read */
 } sad_arena;
 
 /* The shadow of a large temporary, allocated only when the reverse sweep
@@ -96,7 +98,8 @@ struct sad_vec {
 };
 
 /* arena.c */
-void *sad_arena_alloc(sad_arena *a, size_t bytes); /* zeroed */
+void *sad_arena_alloc(sad_arena *a, size_t bytes); /* zeroed, unless it came from a pool */
+void sad_pool_retain(sad_pool *p);
 void sad_arena_free(sad_arena *a);
 
 /* tape.c */

@@ -15,6 +15,7 @@
 
 typedef struct sad_tape sad_tape;
 typedef struct sad_vec sad_vec;
+typedef struct sad_pool sad_pool;
 
 /* Elementwise operations, unary then binary.  Each one has a primal, a
  * partial-derivative (shared by the tangent and the reverse sweep) rule. */
@@ -60,6 +61,18 @@ intptr_t sad_scalar_base(void);
 /* ---- tape -------------------------------------------------------------- */
 sad_tape *sad_tape_new(void);
 void sad_tape_free(sad_tape *t);
+
+/* A pool of large save-stack chunks that outlives tapes: a tape that uses one
+ * takes its large chunks from it and gives them back when freed, so that
+ * repeated calls reuse memory whose pages are already there instead of
+ * having the kernel fault in and zero new ones.  It keeps at most max_bytes
+ * and is shared safely between threads.  Python holds one reference
+ * (sad_pool_release drops it); every tape using the pool holds another. */
+sad_pool *sad_pool_new(int64_t max_bytes);
+void sad_pool_release(sad_pool *p);
+int64_t sad_pool_bytes(sad_pool *p);           /* held now, for nobody */
+void sad_pool_trim(sad_pool *p, int64_t max_bytes); /* a new limit; frees the excess */
+void sad_tape_use_pool(sad_tape *t, sad_pool *p);
 int64_t sad_tape_len(const sad_tape *t);
 /* 0: sweep record by record, never fusing runs of elementwise records (fuse.c;
  * tests compare both sweeps bit for bit).  New tapes fuse. */

@@ -27,10 +27,21 @@ void sad_tape_free(sad_tape *t)
         return;
     sad_arena_free(&t->pairs);
     sad_arena_free(&t->blocks);
-    sad_arena_free(&t->saves);
+    sad_arena_free(&t->saves); /* large chunks go back to the pool first */
+    sad_pool_release(t->saves.pool);
     sad_slots_free(t);
     free(t->rec);
     free(t);
+}
+
+/* The save stack is the one arena whose memory is always written before it is
+ * read (saved bytes, scratch gathered from shadows): pooled chunks need no zeroing. */
+void sad_tape_use_pool(sad_tape *t, sad_pool *p)
+{
+    if (t->saves.pool != NULL || t->saves.head != NULL || p == NULL)
+        return; /* one pool per tape, chosen before anything is saved */
+    sad_pool_retain(p);
+    t->saves.pool = p;
 }
 
 int64_t sad_tape_len(const sad_tape *t) { return t->n; }

@@ -10,11 +10,12 @@ from .driver import autodiff, autodiff_split, gradient
 from .jacobian import jacobian
 from .kernels import axpy, scal, setindex
 from .mixed import fwddiff
+from .tape import memory_pool_bytes, set_memory_pool
 from .traced import TArray, TScalar, primal
 from .vector import Vector
 
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
-           "primal", "TArray", "TScalar"]
+           "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes"]
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ ffibuilder.set_source(
     extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
     + shlex.split(os.environ.get("SHADOWAD_CFLAGS", "")),
     extra_link_args=shlex.split(os.environ.get("SHADOWAD_LDFLAGS", "")),
-    libraries=["m"],
+    libraries=["m", "pthread"],
 )
 
 if __name__ == "__main__":

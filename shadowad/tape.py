@@ -5,10 +5,48 @@ tape is freed.  Records that need numpy (BLAS, linalg, fancy indexing) are
 Python callables; the C sweep stops at them, Python runs them, C goes on.
 """
 import contextvars
+import threading
 
 from ._c import ffi, lib
 
 _current = contextvars.ContextVar("shadowad_tape", default=None)
+
+
+# --------------------------------------------------------------------------
+# the save-stack pool: large chunks of saved bytes outlive their tape, so that
+# the next call in the same thread writes into pages that are already there
+# (fresh pages cost a fault and the kernel's zeroing: W2's 80 MB save stack
+# took ~10 ms of a 100 ms gradient)
+
+_pools = threading.local()
+_pool_limit = [256 << 20]  # bytes a thread keeps between calls (set_memory_pool)
+
+
+def _pool():
+    p = getattr(_pools, "pool", None)
+    if p is None:
+        raw = lib.sad_pool_new(_pool_limit[0])
+        p = _pools.pool = ffi.gc(raw, lib.sad_pool_release) if raw != ffi.NULL else False
+    return p
+
+
+def set_memory_pool(max_bytes):
+    """At most ``max_bytes`` of save-stack memory kept by each thread between
+    autodiff calls (default 256 MiB; only chunks of 4 MiB and more are kept).
+    Applies to the calling thread's pool now (freeing any excess) and to the
+    pools of threads that start differentiating later; 0 keeps nothing."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(f"sad.set_memory_pool: max_bytes must be an int >= 0, got {max_bytes!r}")
+    _pool_limit[0] = max_bytes
+    p = _pool()
+    if p:
+        lib.sad_pool_trim(p, max_bytes)
+
+
+def memory_pool_bytes():
+    """Bytes of save-stack memory the calling thread's pool holds right now."""
+    p = _pool()
+    return lib.sad_pool_bytes(p) if p else 0
 
 
 def current_tape():
@@ -42,6 +80,9 @@ class Tape:
         ptr = lib.sad_tape_new()
         if ptr == ffi.NULL:
             raise MemoryError("shadowad: cannot allocate a tape")
+        pool = _pool()
+        if pool:
+            lib.sad_tape_use_pool(ptr, pool)
         self.c = ffi.gc(ptr, lib.sad_tape_free)
         # what traced scalars' C arithmetic needs (see csrc/pyscalar.c)
         self._tptr = int(ffi.cast("intptr_t", ptr))

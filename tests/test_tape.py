@@ -531,3 +531,86 @@ def test_floor_when_a_pullback_fails(monkeypatch):
     with pytest.raises(ArithmeticError):
         autodiff(f, Duplicated(u, du))
     assert same_bits(u, u0)
+
+
+# --------------------------------------------------------------------------
+# the save-stack pool (sad.set_memory_pool): large chunks outlive their tape
+
+def _big_heat(u):
+    for _ in range(24):            # 24 x 1 MB saved: chunks of 4 MiB and more
+        u[1:-1] += 0.25 * (u[2:] - 2.0 * u[1:-1] + u[:-2])
+    return np.sum(u * u)
+
+
+def test_pool_keeps_and_reuses_chunks():
+    rng = np.random.default_rng(15)
+    u0 = rng.uniform(0.1, 0.9, 1 << 17)
+    sad.set_memory_pool(256 << 20)
+    try:
+        results = []
+        for _ in range(3):          # pooled memory is not zeroed: every call alike
+            u, du = u0.copy(), np.zeros_like(u0)
+            autodiff(_big_heat, Duplicated(u, du), restore=True)
+            assert same_bits(u, u0)
+            results.append(du)
+            held = sad.memory_pool_bytes()
+            assert held >= 4 << 20
+        assert all(same_bits(r, results[0]) for r in results)
+        sad.set_memory_pool(0)      # frees what the pool holds, keeps nothing after
+        assert sad.memory_pool_bytes() == 0
+        u, du = u0.copy(), np.zeros_like(u0)
+        autodiff(_big_heat, Duplicated(u, du))
+        assert sad.memory_pool_bytes() == 0 and same_bits(du, results[0])
+    finally:
+        sad.set_memory_pool(256 << 20)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "1", True, None])
+def test_pool_limit_is_checked(bad):
+    with pytest.raises(ValueError, match="max_bytes"):
+        sad.set_memory_pool(bad)
+
+
+def test_pool_outlives_its_thread_while_a_tape_uses_it():
+    """A split tape recorded in a thread that has ended still gives its chunks
+    back safely (the tape holds its own reference to the pool)."""
+    import gc
+    import threading
+    u0 = np.random.default_rng(16).uniform(0.1, 0.9, 1 << 17)
+    out = {}
+
+    def work():
+        u, du = u0.copy(), np.zeros_like(u0)
+        out["split"] = autodiff_split(_big_heat, Duplicated(u, du))[1]
+        out["du"] = du
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    del t
+    gc.collect()
+    out.pop("split").reverse()
+    gc.collect()
+    expect = np.zeros_like(u0)
+    autodiff(_big_heat, Duplicated(u0.copy(), expect))
+    assert same_bits(out["du"], expect)
+
+
+def test_threads_each_use_their_own_pool():
+    import threading
+    u0 = np.random.default_rng(17).uniform(0.1, 0.9, 1 << 17)
+    expect = np.zeros_like(u0)
+    autodiff(_big_heat, Duplicated(u0.copy(), expect))
+    bad = []
+
+    def work():
+        for _ in range(3):
+            du = np.zeros_like(u0)
+            autodiff(_big_heat, Duplicated(u0.copy(), du))
+            if not same_bits(du, expect):
+                bad.append(du)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
