@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "sad.h"
 
 enum { MAXND = 64 };
@@ -161,6 +165,28 @@ int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
     return olo < ihi && ilo < ohi;
 }
 
+/* Saved bytes are read again only by a sweep or an undo, long after (often
+ * never: see sad_tape_restore_floor): large saves bypass the cache, which
+ * also spares reading each destination line before writing it. */
+enum { STREAM_MIN = 1 << 13 }; /* doubles: smaller saves stay cached */
+
+static void copy_out(double *dst, const double *src, int64_t m)
+{
+#if defined(__SSE2__)
+    if (m >= STREAM_MIN) {
+        int64_t i = 0;
+        if ((uintptr_t)dst % 16 != 0) /* dst is 8-aligned: one element to 16 */
+            dst[i++] = src[0];
+        for (; i + 2 <= m; i += 2)
+            _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+        if (i < m)
+            dst[i] = src[i];
+        return;
+    }
+#endif
+    memcpy(dst, src, (size_t)m * sizeof(double));
+}
+
 void sad_block_save(const sad_block *b, double *dst)
 {
     int64_t rows = sad_block_rows(b), m = b->shape[b->ndim - 1];
@@ -170,14 +196,17 @@ void sad_block_save(const sad_block *b, double *dst)
     sad_rows_start(&cursor, b);
     for (int64_t r = 0; r < rows; ++r) {
         sad_rows_next(&cursor, p, s);
-        if (st == 1) { /* the common case: one memcpy per row */
-            memcpy(dst, p[0], (size_t)m * sizeof(double));
+        if (st == 1) { /* the common case: one copy per row */
+            copy_out(dst, p[0], m);
             dst += m;
             continue;
         }
         for (int64_t i = 0; i < m; ++i)
             *dst++ = p[0][i * st];
     }
+#if defined(__SSE2__)
+    _mm_sfence(); /* the streamed stores are ordered before anything after */
+#endif
 }
 
 void sad_block_swap(const sad_block *b, double *saved)

@@ -419,6 +419,29 @@ static void linear_row1(double *restrict zs, double *restrict as, int64_t m, dou
         memset(zs, 0, (size_t)m * sizeof(double));
 }
 
+/* In place, z = x + c*y (x += c*y) with z's memory x's (ck, co: the
+ * coefficients of x and of the other input): the other input takes its share
+ * of z's adjoint, and z's memory turns into x's, in one pass. */
+static void linear_row_in_place(double *restrict zs, double *restrict os, int64_t m, double ck,
+                                double co, int assign)
+{
+    if (os == NULL)
+        for (int64_t i = 0; i < m; ++i)
+            zs[i] = 0.0 + ck * zs[i]; /* as the general loop: no -0.0 */
+    else if (assign)
+        for (int64_t i = 0; i < m; ++i) {
+            const double g = zs[i];
+            os[i] = 0.0 + co * g;
+            zs[i] = 0.0 + ck * g;
+        }
+    else
+        for (int64_t i = 0; i < m; ++i) {
+            const double g = zs[i];
+            os[i] += co * g;
+            zs[i] = 0.0 + ck * g;
+        }
+}
+
 static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs,
                            const int assign[3])
 {
@@ -444,11 +467,8 @@ static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs
             const int64_t ost = k == 1 ? yst : xst;
             if ((k == 1 ? xst : yst) == 1 && !assign[k] &&
                 (os == NULL || (ost == 1 && disjoint(zs, os, m)))) {
-                const double ck = k == 1 ? cx : cy, co = k == 1 ? cy : cx;
-                if (os != NULL)
-                    linear_row1(zs, os, m, co, 1, assign[3 - k]);
-                for (int64_t i = 0; i < m; ++i)
-                    zs[i] = 0.0 + ck * zs[i]; /* as the general loop: no -0.0 */
+                linear_row_in_place(zs, os, m, k == 1 ? cx : cy, k == 1 ? cy : cx,
+                                    assign[3 - k]);
                 continue;
             }
         }

@@ -438,7 +438,7 @@ def _final_and_initial(f, *arrays):
     return before, after
 
 
-@pytest.mark.parametrize("n", [40, 20000], ids=["record by record", "fused runs"])
+@pytest.mark.parametrize("n", [40, 20001], ids=["record by record", "fused runs, streamed saves"])
 def test_floor_gradients_final_state_and_restore(n):
     rng = np.random.default_rng(11)
     u0, y0 = rng.uniform(0.1, 0.9, n), rng.uniform(0.1, 0.9, 2)
