@@ -439,17 +439,30 @@ class TScalar(_ScalarBase, ScalarOps):
 
 def _basic_index(idx):
     """True when idx selects a view (ints, slices, Ellipsis, None)."""
+    return _index_kind(idx) != _OTHER
+
+
+_VIEW, _INTEGERS, _OTHER = 0, 1, 2
+
+
+def _index_kind(idx):
+    """_VIEW: a basic index with a slice, None or Ellipsis; _INTEGERS: only
+    integers (an element, or a view of fewer axes); _OTHER: advanced."""
     t = type(idx)
-    if t is int or t is slice or idx is Ellipsis or idx is None or isinstance(idx, np.integer):
-        return True
     if t is tuple:
+        kind = _INTEGERS
         for i in idx:
             ti = type(i)
-            if not (ti is int or ti is slice or i is Ellipsis or i is None
-                    or isinstance(i, np.integer)):
-                return False
-        return True
-    return False
+            if ti is slice or i is None or i is Ellipsis:
+                kind = _VIEW
+            elif not (ti is int or isinstance(i, np.integer)):
+                return _OTHER
+        return kind
+    if t is slice or idx is None or idx is Ellipsis:
+        return _VIEW
+    if t is int or isinstance(idx, np.integer):
+        return _INTEGERS
+    return _OTHER
 
 
 def _element_offsets(a, idx):
@@ -484,7 +497,7 @@ def _element_offsets(a, idx):
 def _writes_back(p, idx, v):
     """True for Python's write-back after ``y[idx] op= x``: ``y[idx] = v`` where
     v already is that very view, updated in place (and recorded) by the op."""
-    if not _basic_index(idx):
+    if _index_kind(idx) == _OTHER:
         return False
     w = p[idx]
     return (type(w) is np.ndarray and w.shape == v.shape and w.strides == v.strides
@@ -693,7 +706,8 @@ class TArray(ArrayOps):
                     return r
         if t is TArray or t is TScalar:
             raise detach_error("indexing with a traced value")
-        el = _element_offsets(self, idx)
+        kind = _index_kind(idx)
+        el = _element_offsets(self, idx) if kind == _INTEGERS else None
         if el is not None:
             v = self.p.item(*el[1])
             s = shadow_of(self)
@@ -704,7 +718,7 @@ class TArray(ArrayOps):
                 off += i * st
             tape = self.buf.tape
             return TScalar(v, _load(tape.c, id(s), off, v), tape)
-        if _basic_index(idx):
+        if kind != _OTHER:
             if self.buf.slot is not None:  # lazy: the view finds its shadow later
                 return TArray(self.p[idx], None, self.buf)
             s = shadow_of(self)
