@@ -34,8 +34,8 @@ static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
                             const sad_arr *z, sad_block *b, int k, int lanes,
                             int64_t pst[MAXND], int64_t sst[MAXND])
 {
-    memset(pst, 0, sizeof(int64_t) * MAXND);
-    memset(sst, 0, sizeof(int64_t) * MAXND);
+    memset(pst, 0, sizeof(int64_t) * (size_t)z->nd); /* only z's dimensions are read */
+    memset(sst, 0, sizeof(int64_t) * (size_t)z->nd);
     b->o[k].p = NULL;
     b->o[k].s = NULL;
     b->ls[k] = 0;

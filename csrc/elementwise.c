@@ -280,6 +280,22 @@ int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
     return rc != SAD_OK ? rc : forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0);
 }
 
+int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x, intptr_t dx,
+                         intptr_t y, intptr_t dy, double k, double *const dlanes[2],
+                         const int64_t lstride[2])
+{
+    sad_block b;
+    int rc = sad_block_build(&b, flags, z, dz, x, dx, y, dy, k);
+    if (rc != SAD_OK)
+        return rc;
+    for (int j = 0; j < 2; ++j)
+        if (dlanes[j] != NULL) { /* lane l's tangent at dlanes[j] + l * lstride[j] */
+            b.o[1 + j].s = dlanes[j];
+            b.ls[1 + j] = lstride[j];
+        }
+    return forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0);
+}
+
 int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
            intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
 {

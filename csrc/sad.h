@@ -116,6 +116,12 @@ sad_arr sad_arr_of(intptr_t obj);
 /* Is ndarray object o (a PyObject *) an aligned float64 array in native order? */
 struct _object;
 int sad_is_f64(struct _object *o);
+/* Is ndarray object o C-contiguous? */
+int sad_is_c_contiguous(struct _object *o);
+/* A ufunc's inner loop (numpy's PyUFuncGenericFunction), and the one of
+ * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
+typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);
+int sad_f64_loop(struct _object *ufunc, sad_loop *loop, void **data);
 
 /* block.c: iteration spaces */
 int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
@@ -183,6 +189,12 @@ void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved
                           const int assign[3]);
 int sad_ew_linear(const sad_record *r, double *cx, double *cy);
 int sad_ew_partials_read(int op);
+/* sad_ew_tangent where an operand passed as a pair (x: 0, y: 1) is a dual
+ * scalar whose tangent has lanes: dlanes[j] with lane stride lstride[j]
+ * (elements); dlanes[j] NULL: the pair's own tangent serves every lane. */
+int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x, intptr_t dx,
+                         intptr_t y, intptr_t dy, double k, double *const dlanes[2],
+                         const int64_t lstride[2]);
 
 /* fuse.c: runs of elementwise records swept block by block */
 int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor);

@@ -126,6 +126,9 @@ class Duplicated:
     __slots__ = ("val", "dval")
 
     def __init__(self, val, dval):
+        if type(val) is float and type(dval) is float:  # a scalar seed: nothing to check
+            self.val, self.dval = val, dval
+            return
         cls = type(self).__name__
         if type(val) in NESTABLE or type(dval) in NESTABLE:  # nested differentiation
             val, dval = _nested_pair(cls, val, dval)

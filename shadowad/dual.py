@@ -94,8 +94,10 @@ def _scaled(d, p):
         return np.where(d != 0.0, d * p, 0.0)
 
 
-_ADD, _SUB, _MUL = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL
+_ADD, _SUB, _MUL, _DIV, _POW = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV, lib.SAD_POW
+_UFUNCS = {_DIV: np.divide, _POW: np.power}
 _partial = lib.sad_partial
+_isfinite = math.isfinite
 
 
 def scalar_op(op, fn, x, dx, y, dy):
@@ -114,6 +116,19 @@ def scalar_op(op, fn, x, dx, y, dy):
     return FScalar(z, d)
 
 
+def _quotient(x, dx, y, dy):
+    """x / y of two dual scalars of one lane, as scalar_op computes it (the
+    C partials 1/y and -x/y², which these formulas are), where both partials
+    are finite: the common case of scalar loops.  None: scalar_op's case."""
+    if type(x) is float and type(y) is float and type(dx) is float and type(dy) is float:
+        yy = y * y
+        if yy != 0.0:
+            px, py = 1.0 / y, -x / yy
+            if _isfinite(px) and _isfinite(py):
+                return FScalar(x / y, dx * px + dy * py)
+    return None
+
+
 class FScalar(ScalarOps):
     """A dual number inside ``f`` in forward mode."""
 
@@ -126,6 +141,8 @@ class FScalar(ScalarOps):
         t = type(o)
         if t is FScalar:
             ov, od = o.v, o.d
+        elif t is FArray:
+            return self._with_array(o, _UFUNCS[op], reflected)
         else:
             ov, od = _num(o), None
             if ov is None:
@@ -134,14 +151,21 @@ class FScalar(ScalarOps):
             return scalar_op(op, fn, ov, od, self.v, self.d)
         return scalar_op(op, fn, self.v, self.d, ov, od)
 
-    # + - * are the hot path of scalar loops: exact, inlined
+    def _with_array(self, o, ufunc, reflected):
+        """self op o for a dual array o: the array's rule right away, without
+        Python's round trip through NotImplemented (the common ``q * x``)."""
+        if type(o) is not FArray:
+            return NotImplemented
+        return o._u(ufunc, o, self) if reflected else o._u(ufunc, self, o)
+
+    # + - * / are the hot path of scalar loops: exact, inlined
     def __add__(self, o):
         t = type(o)
         if t is FScalar:
             return FScalar(self.v + o.v, self.d + o.d)
         if t is float or _num(o) is not None:
             return FScalar(self.v + float(o), self.d)
-        return NotImplemented
+        return self._with_array(o, np.add, False)
 
     __radd__ = __add__
 
@@ -151,12 +175,12 @@ class FScalar(ScalarOps):
             return FScalar(self.v - o.v, self.d - o.d)
         if t is float or _num(o) is not None:
             return FScalar(self.v - float(o), self.d)
-        return NotImplemented
+        return self._with_array(o, np.subtract, False)
 
     def __rsub__(self, o):
         if type(o) is float or _num(o) is not None:
             return FScalar(float(o) - self.v, -self.d)
-        return NotImplemented
+        return self._with_array(o, np.subtract, True)
 
     def __mul__(self, o):
         t = type(o)
@@ -165,14 +189,20 @@ class FScalar(ScalarOps):
         if t is float or _num(o) is not None:
             k = float(o)
             return FScalar(self.v * k, self.d * k)
-        return NotImplemented
+        return self._with_array(o, np.multiply, False)
 
     __rmul__ = __mul__
 
-    def __truediv__(self, o): return self._bin(o, lib.SAD_DIV, _div, False)
-    def __rtruediv__(self, o): return self._bin(o, lib.SAD_DIV, _div, True)
-    def __pow__(self, o): return self._bin(o, lib.SAD_POW, _pow, False)
-    def __rpow__(self, o): return self._bin(o, lib.SAD_POW, _pow, True)
+    def __truediv__(self, o):
+        if type(o) is FScalar:
+            q = _quotient(self.v, self.d, o.v, o.d)
+            if q is not None:
+                return q
+        return self._bin(o, _DIV, _div, False)
+
+    def __rtruediv__(self, o): return self._bin(o, _DIV, _div, True)
+    def __pow__(self, o): return self._bin(o, _POW, _pow, False)
+    def __rpow__(self, o): return self._bin(o, _POW, _pow, True)
 
     def __neg__(self):
         return FScalar(-self.v, -self.d)

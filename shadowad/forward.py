@@ -152,8 +152,8 @@ def _scan(annotated):
 
 
 def forward(f, annotated, with_primal, restore):
-    lanes = act.lane_count(annotated, "forward mode")
     memory, batched = _scan(annotated)
+    lanes = act.lane_count(annotated, "forward mode") if batched else 1
     ctx = Context(lanes)
     shared = {}
     if memory > 1:
@@ -173,6 +173,6 @@ def forward(f, annotated, with_primal, restore):
         ctx.close()
     for fin in finishers:
         fin.finish()
-    if restore:
+    if restore and ctx.saved:
         ctx.restore(shadows=False)
     return (tangent, value) if with_primal else tangent

@@ -35,6 +35,8 @@ def _consts(consts):
 
 
 def _output_shape(out, where):
+    if type(out) is np.ndarray:
+        return out.shape
     if isinstance(out, (tuple, list)) or out is None:
         raise TypeError(f"sad.jacobian: f must return one float or array, got "
                         f"{type(out).__name__} ({where})")
@@ -45,7 +47,10 @@ def jacobian_forward(f, x, consts):
     """Columns of the Jacobian, CHUNK lanes (input directions) per pass."""
     if type(x) is float:
         tangent, value = forward(f, [act.Duplicated(x, 1.0)] + consts, True, True)
-        return np.asarray(tangent, dtype=float).reshape(_output_shape(value, "forward"))
+        shape = _output_shape(value, "forward")
+        if type(tangent) is np.ndarray and tangent.shape == shape:  # forward's own copy
+            return tangent
+        return np.asarray(tangent, dtype=float).reshape(shape)
     n = x.size
     if n == 0:  # no columns: run f once (one empty tangent) for the output's shape
         _, value = forward(f, [act.Duplicated(x.copy(), np.zeros_like(x))] + consts, True, True)

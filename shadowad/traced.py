@@ -48,6 +48,9 @@ def mixed_tapes_error():
                         "combined; nested differentiation is not supported")
 
 
+TEMPORARY = "a temporary array"  # the label of a temporary's Buffer
+
+
 class Buffer:
     """Memory shared by views: the root primal array and its shadow (None while
     inactive).  Inactive memory that receives an active value is *promoted*: it
@@ -61,7 +64,7 @@ class Buffer:
     __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span", "kept",
                  "slot")
 
-    def __init__(self, tape, root, shadow, readonly=False, label="a temporary array",
+    def __init__(self, tape, root, shadow, readonly=False, label=TEMPORARY,
                  span=None, kept=True):
         self.tape, self.root, self.shadow = tape, root, shadow
         self.readonly, self.label, self.span = readonly, label, span
@@ -116,10 +119,11 @@ class Buffer:
 
 def temporary_buffer(tape, root, shadow):
     """Buffer(tape, root, shadow, kept=False) for a fresh temporary: made on
-    every traced operation, so without the constructor's keyword handling."""
+    every traced operation, so without the constructor's keyword handling.
+    (Forward mode's C fast path builds the same, csrc/pyscalar.c dual_result.)"""
     b = _new_buffer(Buffer)
     b.tape, b.root, b.shadow = tape, root, shadow
-    b.readonly, b.label, b.span = False, "a temporary array", None
+    b.readonly, b.label, b.span = False, TEMPORARY, None
     b.mem = b.slot = None
     b.kept = False
     return b

@@ -9,9 +9,10 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
-from ..traced import (F64, LAZY_MAXDIM, Buffer, TArray, TScalar, _num, check_writable,
+from ..tape import _current
+from ..traced import (F64, LAZY_MAXDIM, TEMPORARY, Buffer, TArray, TScalar, _num, check_writable,
                       detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
-                      primal, promote, shadow_of, temporary_buffer)
+                      primal, promote, shadow_of)
 from . import registry
 
 # ufunc -> C op code: the primitive table of the elementwise family
@@ -367,15 +368,17 @@ _NUMBERS = (np.floating, np.integer, bool, np.bool_)
 _fwd = TScalar.fwd  # csrc/pyscalar.c: the common case of forward_apply
 
 
-def _fwd_result(like, z):
-    """numpy's result z as a dual array with uninitialised tangent lanes (the
-    C fast path fills every one), in the Context of dual operand ``like``."""
-    ctx = like.buf.tape
-    if not z.flags.c_contiguous:  # numpy keeps a transposed input's layout: see new_array
-        return dual.new_array(ctx, z, True)
-    buf = temporary_buffer(ctx, z, None)
-    t = buf.shadow = np.empty((ctx.lanes,) + z.shape)  # Buffer.attach_fresh
-    return _FArray(z, t, buf)
+def _fwd_result(ctx, z):
+    """numpy's result z in Context ctx when it is not C-contiguous (numpy keeps
+    a transposed input's layout): its tangent is laid out like it.  The C fast
+    path wraps every other result itself, as a temporary Buffer with fresh
+    tangent lanes."""
+    return dual.new_array(ctx, z, True)
+
+
+# what the C fast paths know of the forward-mode types (see csrc/pyscalar.c)
+_FWD_KIT = TScalar.fwd_kit(_FArray, _FScalar, Buffer, dual.Context, np.ndarray, np.float64,
+                           np.empty, _fwd_result, _current, TEMPORARY, np.add)
 
 
 def _forward_operand(a, lanes):
@@ -471,7 +474,7 @@ def forward_apply(ufunc, inputs, out=None):
         # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper kernel
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # dual arrays, float64 arrays and numbers: all of it in one C call
-        res = _fwd(_FArray, np.ndarray, _fwd_result, ufunc, op, *inputs)
+        res = _fwd(_FWD_KIT, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:

@@ -17,8 +17,8 @@ from .. import dual
 from .._c import lib
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
-from .elementwise import (EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of, apply_ufunc,
-                          forward_apply)
+from .elementwise import (_FWD_KIT, EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
+                          apply_ufunc, forward_apply)
 from .indexing import accumulate
 from .registry import implements, implements_jvp
 
@@ -269,8 +269,16 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE
 @implements_jvp(np.sum)
 def sum_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
             where=_NOVALUE):
+    if (axis is None and out is None and (keepdims is _NOVALUE or keepdims is False)
+            and dtype is None and initial is _NOVALUE and where is _NOVALUE):
+        res = _fsum(_FWD_KIT, a)  # np.sum(x) and x.sum() of a dual array: in C
+        if res is not NotImplemented:
+            return res
     options("np.sum", dtype, initial, where)
     return _forward_reduce("np.sum", _add_reduce, a, axis, _keepdims(keepdims), out, None)
+
+
+_fsum = TScalar.fsum  # csrc/pyscalar.c: the common case of sum_jvp
 
 
 def _mean_grad(p, axes, zk, gk):

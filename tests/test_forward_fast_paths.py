@@ -1,0 +1,371 @@
+"""Forward mode's fast paths against the general Python path, bit for bit:
+the elementwise C path (csrc/pyscalar.c ``TScalar.fwd``) with dual scalars,
+dual arrays, plain arrays and numbers, its C primal of exact operations, the
+full sum (``TScalar.fsum``), and the dual scalars' inlined division and
+direct hand-over to dual arrays (shadowad/dual.py).
+
+Each case runs twice, once with the fast path and once with it switched off
+(the rule module's entry replaced by one that declines), and compares values
+and tangents byte for byte.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import BatchDuplicated, Const, Duplicated, ForwardWithPrimal
+from shadowad import dual
+from shadowad.rules import elementwise, reductions
+from shadowad.rules.elementwise import EW_OPS
+from shadowad.testing import same_bits
+from shadowad.traced import TScalar
+
+rng = np.random.default_rng(11)
+BINARY = [u for u in EW_OPS if u.nin == 2]
+UNARY = [u for u in EW_OPS if u.nin == 1]
+
+
+def _declined(*args):
+    return NotImplemented
+
+
+class Spy:
+    """Counts the calls a fast path took (did not decline)."""
+
+    def __init__(self, monkeypatch, module, name):
+        self.taken = 0
+        fast = getattr(module, name)
+
+        def spy(*args):
+            res = fast(*args)
+            self.taken += res is not NotImplemented
+            return res
+        monkeypatch.setattr(module, name, spy)
+
+
+def run_both(monkeypatch, f, *anns):
+    """(fast, python) results of f in ForwardWithPrimal, each (tangent, value),
+    with the fast paths on, then off; the annotations' values are copied."""
+    def fresh():
+        out = []
+        for a in anns:
+            if type(a) is BatchDuplicated:
+                out.append(BatchDuplicated(_copy(a.val), tuple(_copy(d) for d in a.dvals)))
+            elif type(a) is Duplicated:
+                out.append(Duplicated(_copy(a.val), _copy(a.dval)))
+            else:
+                out.append(Const(_copy(a.val)))
+        return out
+
+    fast = sad.autodiff(f, *fresh(), mode=ForwardWithPrimal)
+    with monkeypatch.context() as m:
+        m.setattr(elementwise, "_fwd", _declined)
+        m.setattr(reductions, "_fsum", _declined)
+        slow = sad.autodiff(f, *fresh(), mode=ForwardWithPrimal)
+    return fast, slow
+
+
+def _copy(v):
+    return v.copy() if isinstance(v, np.ndarray) else v
+
+
+def assert_same(fast, slow):
+    (tf, vf), (ts, vs) = fast, slow
+    assert same_bits(vf, vs), (vf, vs)
+    assert type(vf) is type(vs)
+    if type(tf) is tuple:
+        assert len(tf) == len(ts)
+        for a, b in zip(tf, ts):
+            assert same_bits(a, b), (a, b)
+            assert type(a) is type(b)
+    else:
+        assert same_bits(tf, ts), (tf, ts)
+        assert type(tf) is type(ts)
+
+
+def scalar_ann(lanes, v=0.37):
+    if lanes == 1:
+        return Duplicated(v, 1.0)
+    return BatchDuplicated(v, tuple(rng.standard_normal(lanes)))
+
+
+def array_ann(lanes, shape):
+    x = rng.uniform(0.2, 0.9, shape)
+    if lanes == 1:
+        return Duplicated(x, rng.standard_normal(shape))
+    return BatchDuplicated(x, tuple(rng.standard_normal(shape) for _ in range(lanes)))
+
+
+# --------------------------------------------------------------------------
+# dual scalars in the elementwise fast path
+
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("ufunc", BINARY, ids=lambda u: u.__name__)
+def test_dual_scalar_with_a_plain_array(monkeypatch, ufunc, lanes):
+    c = rng.uniform(0.2, 0.9, (2, 5))
+
+    def f(x, c):
+        return ufunc(c, x) + ufunc(x, c) * 0.5
+
+    fast, slow = run_both(monkeypatch, f, scalar_ann(lanes), Const(c))
+    assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("lanes", [1, 4])
+@pytest.mark.parametrize("ufunc", BINARY, ids=lambda u: u.__name__)
+def test_dual_scalar_with_a_dual_array(monkeypatch, ufunc, lanes):
+    def f(s, a, c):
+        return ufunc(a, s) - ufunc(s, a) + ufunc(s, c) * ufunc(c, s)
+
+    fast, slow = run_both(monkeypatch, f, scalar_ann(lanes), array_ann(lanes, (3, 4)),
+                          Const(rng.uniform(0.2, 0.9, 4)))
+    assert_same(fast, slow)
+
+
+def test_the_fast_path_takes_dual_scalars(monkeypatch):
+    spy = Spy(monkeypatch, elementwise, "_fwd")
+    grid = np.arange(-3.0, 4.0)
+
+    def f(x, d):
+        d0 = np.exp(-1.5 * (grid - x) ** 2)
+        return d - np.sum(d * d0) / np.sum(d0 * d0) * d0
+
+    sad.autodiff(f, Duplicated(0.3, 1.0), Const(rng.random(7)), mode=sad.Forward)
+    assert spy.taken == 8  # every elementwise operation: grid - x and q * d0 included
+
+
+@pytest.mark.parametrize("tangent", ["float", "float64", "int", "lanes", "strided lanes"])
+def test_kinds_of_dual_scalar_tangents(monkeypatch, tangent):
+    """A tangent is a float, a numpy float, or an array of lanes (any stride);
+    an int tangent goes the Python way.  All give the Python path's bits."""
+    lanes = 3 if "lanes" in tangent else 1
+
+    def f(x, c):
+        d = {"float": 0.75, "float64": np.float64(0.75), "int": 2,
+             "lanes": np.array([0.5, -1.0, 2.0]),
+             "strided lanes": np.array([0.5, 9.0, -1.0, 9.0, 2.0, 9.0])[::2]}[tangent]
+        s = dual.FScalar(0.61, d)
+        return (c - s) * s + s / c
+
+    ann = scalar_ann(lanes)
+    fast, slow = run_both(monkeypatch, f, ann, Const(rng.uniform(0.2, 0.9, 6)))
+    assert_same(fast, slow)
+
+
+def test_numbers_numpy_scalars_and_zero_d_arrays(monkeypatch):
+    def f(x, a, z):
+        r = x * 2 + 3 - a * 2 + np.float64(1.5) * a + a * np.int64(3) + 2 ** x
+        r = r + z * x + x * z + np.multiply(z, a)   # a 0-d array: a scalar result, Python's
+        return r + np.float32(0.5) * a + True * a
+
+    fast, slow = run_both(monkeypatch, f, Duplicated(0.4, 1.0), Const(rng.random(5)),
+                          Const(np.array(0.7)))
+    assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_broadcasting_and_non_contiguous_operands(monkeypatch, lanes):
+    def f(s, a, c):
+        r = a.T * s + s - a[::-1].T                          # Fortran-ordered results
+        r = r + ((c[::-1] - s)[:6, None] + c[::2, None] / s)  # strided, broadcast
+        return r * (a[0] - s)[:4] + np.exp(s * c[1:5])
+
+    fast, slow = run_both(monkeypatch, f, scalar_ann(lanes), array_ann(lanes, (4, 6)),
+                          Const(rng.uniform(0.2, 0.9, 12)))
+    assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("ufunc", UNARY + BINARY, ids=lambda u: u.__name__)
+def test_dual_arrays_and_constants(monkeypatch, ufunc, lanes):
+    """The path as it was (dual arrays, plain arrays, one number), with the
+    result now built in C."""
+    def f(a, c):
+        args = (a,) if ufunc.nin == 1 else (a, c)
+        r = ufunc(*args)
+        if ufunc.nin == 2:
+            r = r + ufunc(c, a) + ufunc(a, 0.5) + ufunc(0.75, a)
+        return r
+
+    fast, slow = run_both(monkeypatch, f, array_ann(lanes, (3, 5)),
+                          Const(rng.uniform(0.2, 0.9, 5)))
+    assert_same(fast, slow)
+
+
+def test_values_of_another_call_are_refused_on_both_paths(monkeypatch):
+    kept = {}
+
+    def record(x):
+        kept["t"] = x * 2.0
+        return np.sum(kept["t"])
+
+    sad.autodiff(record, Duplicated(np.ones(3), np.zeros(3)))   # reverse: a TArray
+    for use in (lambda s, x: x * kept["t"], lambda s, x: (x * s) - kept["t"]):
+        with pytest.raises(RuntimeError, match="two different autodiff calls"):
+            sad.autodiff(use, Duplicated(0.5, 1.0), Duplicated(np.ones(3), np.ones(3)),
+                         mode=sad.Forward)
+    with pytest.raises(TypeError, match="cannot combine a traced value with str"):
+        sad.autodiff(lambda s: np.ones(2) * s * "abc", Duplicated(0.5, 1.0), mode=sad.Forward)
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        sad.autodiff(lambda s: (np.ones(3) * s) * np.ones(4), Duplicated(0.5, 1.0),
+                     mode=sad.Forward)
+
+
+# --------------------------------------------------------------------------
+# the C primal of + - * / negative square
+
+EXACT = [np.add, np.subtract, np.multiply, np.divide]
+
+
+@pytest.mark.parametrize("ufunc", EXACT, ids=lambda u: u.__name__)
+def test_exact_primal_is_numpys(monkeypatch, ufunc):
+    """Special values included: C computes numpy's bits, and whatever raises
+    a floating-point exception is left to numpy (checked below)."""
+    x = np.array([0.0, -0.0, 1.5, -2.25, 1e-310, 3e300, np.inf, -np.inf, np.nan, 7.0])
+    y = np.array([2.0, -3.0, -0.0, 0.0, 1e-300, 1e10, 1.0, np.inf, 1.0, 7.0])
+
+    def f(a, b, s):
+        with np.errstate(all="ignore"):
+            return ufunc(a, b) + ufunc(a, s) - ufunc(s, b) + -a + a ** 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast, slow = run_both(monkeypatch, f, Duplicated(x, np.ones(10)),
+                              Duplicated(y, np.ones(10)), Duplicated(0.5, 1.0))
+    assert_same(fast, slow)
+
+
+def test_exact_primal_layouts_follow_numpy(monkeypatch):
+    """The C primal only takes operands whose result layout it knows (one
+    shape, C order); numpy makes the others, in its layout."""
+    layouts = []
+
+    def f(a, b):
+        for r in (a * b, a.T * b.T, a[:, :1] * b, a[::2] - b[::2], a * 2.0, b.T / 3.0):
+            p = sad.primal(r)
+            layouts.append((p.shape, p.strides))
+        return a
+
+    a, b = rng.random((4, 3)), rng.random((4, 3))
+    fast, slow = run_both(monkeypatch, f, Duplicated(a, np.ones((4, 3))), Const(b))
+    assert layouts[:6] == layouts[6:]
+    assert_same(fast, slow)
+
+
+@pytest.mark.parametrize("case", ["overflow", "divide", "invalid", "underflow"])
+def test_exact_primal_keeps_numpys_floating_point_errors(case):
+    x = np.array([1.0, 1e300, 0.0]) if case != "underflow" else np.array([1.0, 1e-300])
+    f = {"overflow": lambda a: a * 1e300, "divide": lambda a: 1.0 / a,
+         "invalid": lambda a: a * np.inf - np.inf, "underflow": lambda a: a * 1e-20}[case]
+    ann = lambda: Duplicated(x.copy(), np.ones(x.shape))  # noqa: E731
+    name = {"overflow": "over", "divide": "divide", "invalid": "invalid",
+            "underflow": "under"}[case]
+    with pytest.raises(FloatingPointError):
+        with np.errstate(**{name: "raise"}):
+            sad.autodiff(f, ann(), mode=sad.Forward)
+    if case != "underflow":  # numpy ignores underflow by default
+        with pytest.warns(RuntimeWarning):
+            sad.autodiff(f, ann(), mode=sad.Forward)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="ignore"):
+            sad.autodiff(f, ann(), mode=sad.Forward)
+
+
+# --------------------------------------------------------------------------
+# the full sum
+
+@pytest.mark.parametrize("lanes", [1, 2, 5])
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (7,), (8,), (21,), (129,), (1000,), (8193,),
+                                   (3, 4), (2, 1, 9), (17, 33)])
+def test_full_sum_is_numpys(monkeypatch, shape, lanes):
+    spy = Spy(monkeypatch, reductions, "_fsum")
+
+    def f(a):
+        b = a * 1.5   # a fresh, C-ordered dual array
+        return np.sum(b) + b.sum() + np.sum(a)
+
+    ann = array_ann(lanes, shape)
+    ann.val[...] = rng.standard_normal(shape) * 10.0 ** rng.uniform(-8, 8, shape)
+    if shape == (1,):  # signed zeros: a sum starts from numpy's identity, +0
+        ann.val[...] = -0.0
+    fast, slow = run_both(monkeypatch, f, ann)
+    assert_same(fast, slow)
+    assert spy.taken >= 2
+
+
+def test_full_sum_of_views_inactive_and_scalars(monkeypatch):
+    def f(a, c, s):
+        return (np.sum(a[::2]) + np.sum(a.T) + np.sum(a[1]) + np.sum(c) + np.sum(s)
+                + np.sum(a, axis=0)[1] + np.sum(a, keepdims=True)[0, 0])
+
+    fast, slow = run_both(monkeypatch, f, array_ann(3, (4, 6)), Const(rng.random(5)),
+                          scalar_ann(3))
+    assert_same(fast, slow)
+
+
+def test_full_sum_keeps_numpys_warnings():
+    big = np.array([1e308, 1e308])
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        t = sad.autodiff(lambda a: np.sum(a * 1.0), Duplicated(big, np.ones(2)),
+                         mode=sad.ForwardWithPrimal)
+    assert t == (2.0, np.inf)
+
+
+# --------------------------------------------------------------------------
+# dual scalars: division inlined, arrays handed to the array's rule
+
+EDGES = [0.0, -0.0, 1.0, -2.5, 3e-200, 1e-310, 5e-324, 1e200, 1e308, np.inf, -np.inf, np.nan]
+
+
+def test_inlined_division_equals_scalar_op():
+    """FScalar / FScalar inlines the C partials 1/y and -x/y² where they are
+    finite; elsewhere it is scalar_op itself."""
+    values = EDGES + list(rng.standard_normal(6) * 10.0 ** rng.uniform(-5, 5, 6))
+    tangents = [0.0, 1.0, -0.5, np.inf, 1e300]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for x in values:
+            for y in values:
+                for dx, dy in zip(tangents, tangents[::-1]):
+                    got = dual.FScalar(x, dx) / dual.FScalar(y, dy)
+                    want = dual.scalar_op(dual._DIV, dual._div, x, dx, y, dy)
+                    assert same_bits(got.v, want.v) and same_bits(got.d, want.d), (x, y, dx, dy)
+                    assert type(got.v) is type(want.v) and type(got.d) is type(want.d)
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "truediv", "pow"])
+def test_dual_scalar_hands_a_dual_array_to_its_rule(monkeypatch, name):
+    ufunc = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.divide,
+             "pow": np.power}[name]
+    op = getattr(dual.FScalar, f"__{name}__")
+    rop = getattr(dual.FScalar, f"__r{name}__")
+
+    def f(s, a):
+        return (op(s, a), rop(s, a), ufunc(s, a), ufunc(a, s))
+
+    (t, v), _ = run_both(monkeypatch, f, Duplicated(0.6, 1.0), array_ann(1, (5,)))
+    assert same_bits(t[0], t[2]) and same_bits(v[0], v[2])
+    assert same_bits(t[1], t[3]) and same_bits(v[1], v[3])
+
+
+# --------------------------------------------------------------------------
+# the kit
+
+def test_the_kit_refuses_classes_without_slot_fields():
+    class Loose:
+        pass
+
+    args = [dual.FArray, dual.FScalar, Loose, dual.Context, np.ndarray, np.float64, np.empty,
+            elementwise._fwd_result, elementwise._current, "a temporary array", np.add]
+    with pytest.raises(TypeError, match="__slots__"):
+        TScalar.fwd_kit(*args)
+    args[2] = elementwise.Buffer
+    args[10] = np.isnan  # no float64 loop of two operands
+    with pytest.raises(TypeError, match="float64 loop"):
+        TScalar.fwd_kit(*args)
+    with pytest.raises(TypeError, match="takes 11 arguments"):
+        TScalar.fwd_kit(*args[:3])
+    with pytest.raises(ValueError):
+        TScalar.fsum(object(), np.ones(2))
