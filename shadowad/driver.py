@@ -44,7 +44,6 @@ class _Arg:
         if type(self.ann) is not act.Active:
             return None
         if type(self.traced) is TScalar:
-            from ._c import lib
             return lib.sad_pair_grad(self.traced.g)
         return self.grad
 
@@ -109,6 +108,8 @@ def _shared_const_buffers(annotated, tape):
     Const argument: they get one Buffer, so an active value written through one
     of them (which promotes the memory) is seen when reading through another."""
     consts = [k for k, a in enumerate(annotated) if type(a) is act.Const and _traceable(a.val)]
+    if len(consts) < 2:
+        return {}
     group = {k: k for k in consts}
     for i, ki in enumerate(consts):
         for kj in consts[i + 1:]:
@@ -197,7 +198,6 @@ def _seed(target, seed):
     if target is None:
         return
     if type(target) is TScalar:
-        from ._c import lib
         lib.sad_pair_add(target.g, float(seed))
     else:
         s = shadow_of(target)
