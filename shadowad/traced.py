@@ -120,7 +120,7 @@ class Buffer:
 def temporary_buffer(tape, root, shadow):
     """Buffer(tape, root, shadow, kept=False) for a fresh temporary: made on
     every traced operation, so without the constructor's keyword handling.
-    (Forward mode's C fast path builds the same, csrc/pyscalar.c dual_result.)"""
+    (Forward mode's C fast path builds the same, csrc/pyforward.c dual_result.)"""
     b = _new_buffer(Buffer)
     b.tape, b.root, b.shadow = tape, root, shadow
     b.readonly, b.label, b.span = False, TEMPORARY, None

@@ -1,5 +1,5 @@
 """Forward mode's fast paths against the general Python path, bit for bit:
-the elementwise C path (csrc/pyscalar.c ``TScalar.fwd``) with dual scalars,
+the elementwise C path (csrc/pyforward.c ``TScalar.fwd``) with dual scalars,
 dual arrays, plain arrays and numbers, its C primal of exact operations, the
 full sum (``TScalar.fsum``), and the dual scalars' inlined division and
 direct hand-over to dual arrays (shadowad/dual.py).

@@ -120,7 +120,7 @@ def _operand(a, tape, lazy=False):
     return (_KARR, arr, None, arr)
 
 
-_rev = TScalar.rev  # csrc/pyscalar.c: the common case of apply_ufunc
+_rev = TScalar.rev  # csrc/pyreverse.c: the common case of apply_ufunc
 
 
 _rev_result = lazy_result  # the C fast path's result: its record is in C
@@ -365,7 +365,7 @@ _FArray, _FScalar = dual.FArray, dual.FScalar
 _NUMBERS = (np.floating, np.integer, bool, np.bool_)
 
 
-_fwd = TScalar.fwd  # csrc/pyscalar.c: the common case of forward_apply
+_fwd = TScalar.fwd  # csrc/pyforward.c: the common case of forward_apply
 
 
 def _fwd_result(ctx, z):
@@ -376,7 +376,7 @@ def _fwd_result(ctx, z):
     return dual.new_array(ctx, z, True)
 
 
-# what the C fast paths know of the forward-mode types (see csrc/pyscalar.c)
+# what the C fast paths know of the forward-mode types (see csrc/pyforward.c)
 _FWD_KIT = TScalar.fwd_kit(_FArray, _FScalar, Buffer, dual.Context, np.ndarray, np.float64,
                            np.empty, _fwd_result, _current, TEMPORARY, np.add)
 

@@ -278,7 +278,7 @@ def sum_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVA
     return _forward_reduce("np.sum", _add_reduce, a, axis, _keepdims(keepdims), out, None)
 
 
-_fsum = TScalar.fsum  # csrc/pyscalar.c: the common case of sum_jvp
+_fsum = TScalar.fsum  # csrc/pyforward.c: the common case of sum_jvp
 
 
 def _mean_grad(p, axes, zk, gk):

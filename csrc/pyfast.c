@@ -1,0 +1,99 @@
+/* pyfast.c -- what the two elementwise fast paths share.
+ *
+ * TScalar.fwd (pyforward.c) and TScalar.rev (pyreverse.c) take the common
+ * case of forward_apply and apply_ufunc (rules/elementwise.py) in one call
+ * each.  Every other case returns NotImplemented before anything is recorded,
+ * and Python's general path takes it.  What both do alike is here: reading
+ * the op code, classifying a plain operand, having numpy compute the primal,
+ * packing the operands for the C kernel, and the return value. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyfast.h"
+
+/* A plain aligned float64 array or a number (at most one per call): 1, else 0. */
+int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out)
+{
+    if ((PyObject *)Py_TYPE(o) == ndarray_type && sad_is_f64(o)) {
+        out->kind = SAD_KX_ARR;
+    } else if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
+        out->k = PyFloat_AsDouble(o);
+        if (out->k == -1.0 && PyErr_Occurred()) { /* an int too large for a float */
+            PyErr_Clear();
+            return 0;
+        }
+        out->kind = SAD_KX_CONST;
+    } else {
+        return 0;
+    }
+    Py_INCREF(o);
+    out->p = o;
+    return 1;
+}
+
+void sad_fast_release(sad_fast_operand *o, int n)
+{
+    for (int j = 0; j < n; ++j) {
+        Py_XDECREF(o[j].p);
+        Py_XDECREF(o[j].s);
+    }
+}
+
+/* The op code (args[at]) and operand count (the arguments after it) of a
+ * fast-path call: 1, or 0 when the case is Python's (x ** 2, a wrong arity),
+ * -1 on error. */
+int sad_fast_call(PyObject *const *args, Py_ssize_t nargs, int at, int *op, int *n)
+{
+    if (nargs != at + 2 && nargs != at + 3)
+        return 0;
+    const long v = PyLong_AsLong(args[at]);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *op = (int)v;
+    *n = (int)nargs - at - 1;
+    return *op != SAD_POW && (*n == 1) == (sad_ew_is_unary(*op) != 0);
+}
+
+/* numpy's primal z = ufunc(*operands): 1, 0 when it is not a float64 array
+ * (Python's case), -1 on error (numpy's exception is set). */
+int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_operand *o, int n,
+                    PyObject **z)
+{
+    *z = n == 1 ? PyObject_CallOneArg(ufunc, o[0].p)
+                : PyObject_CallFunctionObjArgs(ufunc, o[0].p, o[1].p, NULL);
+    if (*z == NULL)
+        return -1;
+    return (PyObject *)Py_TYPE(*z) == ndarray_type && sad_is_f64(*z);
+}
+
+/* The flags, pointers and constant of the C call over the operands. */
+int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], intptr_t s[2],
+                  double *k)
+{
+    for (int j = 0; j < n; ++j) {
+        flags |= o[j].kind << (2 * j);
+        if (o[j].kind == SAD_KX_CONST) {
+            *k = o[j].k;
+            continue;
+        }
+        if (o[j].kind == SAD_KX_PAIR) {
+            p[j] = (intptr_t)&o[j].pair;
+            continue;
+        }
+        p[j] = (intptr_t)o[j].p;
+        s[j] = (intptr_t)o[j].s;
+    }
+    return flags;
+}
+
+/* What a fast path returns for status 1 (res), 0 (NotImplemented) or -1. */
+PyObject *sad_fast_result(int status, PyObject *res)
+{
+    if (status > 0)
+        return res;
+    Py_XDECREF(res);
+    if (status < 0)
+        return NULL;
+    PyErr_Clear();
+    Py_RETURN_NOTIMPLEMENTED;
+}

@@ -1,0 +1,52 @@
+/* pyfast.h -- internal declarations shared by the C sources that use the
+ * Python C API: the class methods that the scalar type (pyscalar.c)
+ * registers, and what the two elementwise fast paths (pyreverse.c,
+ * pyforward.c) share (pyfast.c).  Not part of the cffi contract. */
+#ifndef SAD_PYFAST_H
+#define SAD_PYFAST_H
+
+/* Python.h must come before any standard header, so each source includes it
+ * first itself. */
+#ifndef Py_PYTHON_H
+#error "include <Python.h> before pyfast.h"
+#endif
+
+#include "sad.h"
+
+/* Class methods of the scalar type (METH_FASTCALL | METH_CLASS), each
+ * described where it is defined. */
+/* pykernels.c */
+PyObject *sad_scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sad_scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+/* pyreverse.c */
+PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+/* pyforward.c */
+PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sad_scalar_fsum(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+
+/* pyfast.c: the elementwise fast paths' common machinery */
+
+/* One ufunc operand: p is what numpy computes with (an array, or the number
+ * itself), s the shadow (or tangent lanes) array, NULL for a constant.  In
+ * reverse mode s may be the primal standing for lazy shadow `slot`; in
+ * forward mode a dual scalar's s is its tangent per lane, NULL when `pair`
+ * holds its one tangent. */
+typedef struct {
+    PyObject *p, *s;
+    int kind;
+    int64_t slot;
+    double k;
+    sad_pair pair; /* a dual scalar (kind SAD_KX_PAIR): its value and one tangent */
+} sad_fast_operand;
+
+int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out);
+void sad_fast_release(sad_fast_operand *o, int n);
+int sad_fast_call(PyObject *const *args, Py_ssize_t nargs, int at, int *op, int *n);
+int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_operand *o, int n,
+                    PyObject **z);
+int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], intptr_t s[2],
+                  double *k);
+PyObject *sad_fast_result(int status, PyObject *res);
+
+#endif

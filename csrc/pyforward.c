@@ -1,0 +1,531 @@
+/* pyforward.c -- forward mode's fast paths: TScalar.fwd (an elementwise
+ * operation) and TScalar.fsum (a full sum), with the kit they read Python's
+ * classes through, the dual scalar operands, the results built in C and the
+ * primals C computes exactly. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <fenv.h>
+#include <math.h>
+#include <string.h>
+
+#include "pyfast.h"
+
+/* The forward fast path reads dual arrays, their Buffers and dual scalars,
+ * and builds its result, itself: through attribute lookups and a Python
+ * callback making the result, an operation on 21 numbers spent more time on
+ * them than numpy spent on the primal.  Those classes keep their fields in
+ * __slots__, i.e. member descriptors at fixed offsets in the instance.  A
+ * kit, made once by Python (fwd_kit) and passed on every call, holds the
+ * exact types, those offsets and the few objects the path needs: the core
+ * keeps no global state, and a class whose fields are not plain slots is
+ * refused when the kit is made, not misread later. */
+static const char KIT_NAME[] = "shadowad.fwd_kit";
+
+typedef struct {
+    /* exact types: dual array, dual scalar, Buffer, Context, ndarray, float64 */
+    PyObject *dual, *scalar, *buffer, *context, *ndarray, *float64;
+    PyObject *empty;   /* np.empty: the tangent lanes of a fresh result */
+    PyObject *make;    /* make(ctx, z): Python's result when z is not C-contiguous */
+    PyObject *current; /* the ContextVar holding the running Context */
+    PyObject *label;   /* the label of a temporary's Buffer */
+    PyObject *add;     /* np.add, whose float64 loop sums (add_loop, add_data) */
+    sad_loop add_loop;
+    void *add_data;
+    Py_ssize_t a_p, a_s, a_buf, s_v, s_d, c_lanes;
+    Py_ssize_t b_tape, b_root, b_shadow, b_readonly, b_label, b_mem, b_span, b_kept, b_slot;
+} fwd_kit;
+
+enum { KIT_OBJECTS = 11 };
+
+/* The kit's objects, in fwd_kit's argument order. */
+static PyObject **kit_object(fwd_kit *k, int i)
+{
+    PyObject **all[KIT_OBJECTS] = {&k->dual, &k->scalar, &k->buffer, &k->context, &k->ndarray,
+                                   &k->float64, &k->empty, &k->make, &k->current, &k->label,
+                                   &k->add};
+    return all[i];
+}
+
+/* The slots the fast paths read or write: the index of their class among
+ * the kit's objects, the slot's name, and where its offset goes. */
+static const struct {
+    int type;
+    const char *name;
+    size_t field;
+} KIT_SLOTS[] = {
+    {0, "p", offsetof(fwd_kit, a_p)},
+    {0, "_s", offsetof(fwd_kit, a_s)},
+    {0, "buf", offsetof(fwd_kit, a_buf)},
+    {1, "v", offsetof(fwd_kit, s_v)},
+    {1, "d", offsetof(fwd_kit, s_d)},
+    {3, "lanes", offsetof(fwd_kit, c_lanes)},
+    {2, "tape", offsetof(fwd_kit, b_tape)},
+    {2, "root", offsetof(fwd_kit, b_root)},
+    {2, "shadow", offsetof(fwd_kit, b_shadow)},
+    {2, "readonly", offsetof(fwd_kit, b_readonly)},
+    {2, "label", offsetof(fwd_kit, b_label)},
+    {2, "mem", offsetof(fwd_kit, b_mem)},
+    {2, "span", offsetof(fwd_kit, b_span)},
+    {2, "kept", offsetof(fwd_kit, b_kept)},
+    {2, "slot", offsetof(fwd_kit, b_slot)},
+};
+
+static void kit_free(PyObject *capsule)
+{
+    fwd_kit *k = PyCapsule_GetPointer(capsule, KIT_NAME);
+    if (k == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    for (int i = 0; i < KIT_OBJECTS; ++i)
+        Py_XDECREF(*kit_object(k, i));
+    PyMem_Free(k);
+}
+
+/* The offset of writable object slot `name` of class `type` (a __slots__
+ * entry), or -1 with TypeError set. */
+static Py_ssize_t slot_offset(PyObject *type, const char *name)
+{
+    PyObject *d = PyObject_GetAttrString(type, name);
+    if (d == NULL)
+        PyErr_Clear();
+    const int ok = d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type) &&
+                   ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX &&
+                   !(((PyMemberDescrObject *)d)->d_member->flags & READONLY) &&
+                   PyType_IsSubtype((PyTypeObject *)type, PyDescr_TYPE(d));
+    const Py_ssize_t off = ok ? ((PyMemberDescrObject *)d)->d_member->offset : -1;
+    Py_XDECREF(d);
+    if (!ok)
+        PyErr_Format(PyExc_TypeError, "fwd_kit: %R.%s is not a __slots__ field", type, name);
+    return off;
+}
+
+/* cls.fwd_kit(dual, dual_scalar, buffer, context, ndarray, float64, empty,
+ * make, current, label, add): the kit of fwd and fsum (see above), as a
+ * capsule. */
+PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != KIT_OBJECTS)
+        return PyErr_Format(PyExc_TypeError, "fwd_kit takes %d arguments", KIT_OBJECTS);
+    for (int i = 0; i < 6; ++i)
+        if (!PyType_Check(args[i]))
+            return PyErr_Format(PyExc_TypeError, "fwd_kit: argument %d must be a type", i);
+    fwd_kit *k = PyMem_Calloc(1, sizeof(fwd_kit));
+    if (k == NULL)
+        return PyErr_NoMemory();
+    for (int i = 0; i < KIT_OBJECTS; ++i)
+        *kit_object(k, i) = Py_NewRef(args[i]);
+    PyObject *capsule = PyCapsule_New(k, KIT_NAME, kit_free);
+    if (capsule == NULL) {
+        for (int i = 0; i < KIT_OBJECTS; ++i)
+            Py_DECREF(*kit_object(k, i));
+        PyMem_Free(k);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]); ++i) {
+        Py_ssize_t off = slot_offset(args[KIT_SLOTS[i].type], KIT_SLOTS[i].name);
+        if (off < 0) {
+            Py_DECREF(capsule);
+            return NULL;
+        }
+        *(Py_ssize_t *)((char *)k + KIT_SLOTS[i].field) = off;
+    }
+    if (!sad_f64_loop(k->add, &k->add_loop, &k->add_data)) {
+        Py_DECREF(capsule);
+        return PyErr_Format(PyExc_TypeError, "fwd_kit: %R has no float64 loop", args[10]);
+    }
+    return capsule;
+}
+
+/* Slot `off` of o: borrowed, NULL while unset. */
+static PyObject *slot_get(PyObject *o, Py_ssize_t off)
+{
+    return *(PyObject **)((char *)o + off);
+}
+
+/* Set slot `off` of a fresh instance (all its slots unset). */
+static void slot_init(PyObject *o, Py_ssize_t off, PyObject *v)
+{
+    *(PyObject **)((char *)o + off) = Py_NewRef(v);
+}
+
+/* The fields of a dual array, borrowed: primal, tangent lanes (None while
+ * not looked up, or for inactive memory), Buffer and the Buffer's Context. */
+typedef struct {
+    PyObject *p, *s, *buf, *ctx;
+} dual_fields;
+
+/* Dual array o's fields, as fwd and fsum both read them: 1, or 0 when one
+ * is unset or not of its class (Python's case). */
+static int dual_fields_of(const fwd_kit *k, PyObject *o, dual_fields *f)
+{
+    f->p = slot_get(o, k->a_p);
+    f->s = slot_get(o, k->a_s);
+    f->buf = slot_get(o, k->a_buf);
+    if (f->p == NULL || f->s == NULL || f->buf == NULL || (PyObject *)Py_TYPE(f->buf) != k->buffer)
+        return 0;
+    f->ctx = slot_get(f->buf, k->b_tape);
+    return f->ctx != NULL && (PyObject *)Py_TYPE(f->ctx) == k->context;
+}
+
+/* A dual array operand: its tangent lanes, or none for inactive memory (a
+ * constant).  Its Context becomes the call's; dual arrays of another Context,
+ * and a view whose tangent is not looked up yet, are Python's case (0). */
+static int dual_array(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
+{
+    dual_fields f;
+    if (!dual_fields_of(k, o, &f) || (*ctx != NULL && *ctx != f.ctx))
+        return 0;
+    if (f.s == Py_None) {
+        if (slot_get(f.buf, k->b_shadow) != Py_None)
+            return 0;
+        f.s = NULL;
+    }
+    if (*ctx == NULL)
+        *ctx = Py_NewRef(f.ctx);
+    out->p = Py_NewRef(f.p);
+    out->s = Py_XNewRef(f.s);
+    out->kind = SAD_KX_ARR;
+    return 1;
+}
+
+/* A dual scalar operand: numpy computes with its value (a float), the kernel
+ * reads it as a pair {value, tangent}.  A tangent per lane (a 1-D array) is
+ * kept in s; the caller checks its length once the lanes are known. */
+static int dual_scalar(const fwd_kit *k, PyObject *o, sad_fast_operand *out)
+{
+    PyObject *v = slot_get(o, k->s_v), *d = slot_get(o, k->s_d);
+    if (v == NULL || d == NULL || !PyFloat_CheckExact(v))
+        return 0;
+    out->pair.v = PyFloat_AS_DOUBLE(v);
+    if (PyFloat_CheckExact(d) || (PyObject *)Py_TYPE(d) == k->float64) {
+        out->pair.g = PyFloat_AsDouble(d);
+    } else if ((PyObject *)Py_TYPE(d) == k->ndarray && sad_is_f64(d) &&
+               sad_arr_of((intptr_t)d).nd == 1) {
+        out->s = Py_NewRef(d);
+    } else {
+        return 0;
+    }
+    out->p = Py_NewRef(v);
+    out->kind = SAD_KX_PAIR;
+    return 1;
+}
+
+/* The running Context (a new reference), or NULL: none, or an error set. */
+static PyObject *running_context(const fwd_kit *k)
+{
+    PyObject *c = NULL;
+    if (PyContextVar_Get(k->current, NULL, &c) < 0)
+        return NULL;
+    if (c != NULL && (PyObject *)Py_TYPE(c) != k->context)
+        Py_CLEAR(c);
+    return c;
+}
+
+/* The lanes of Context ctx: > 0, else 0 (Python's case). */
+static Py_ssize_t lanes_of(const fwd_kit *k, PyObject *ctx)
+{
+    PyObject *n = slot_get(ctx, k->c_lanes);
+    Py_ssize_t lanes = n != NULL && PyLong_CheckExact(n) ? PyLong_AsSsize_t(n) : 0;
+    if (lanes == -1)
+        PyErr_Clear();
+    return lanes > 0 ? lanes : 0;
+}
+
+static PyObject *new_instance(PyObject *type)
+{
+    return ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
+}
+
+/* np.empty of shape dims[:nd], after a leading axis of `lead` when lead > 0
+ * (C order, as numpy allocates a ufunc's result from C-ordered operands). */
+static PyObject *new_empty(const fwd_kit *k, Py_ssize_t lead, int nd, const int64_t *dims)
+{
+    const int first = lead > 0;
+    PyObject *shape = PyTuple_New(nd + first);
+    if (shape == NULL)
+        return NULL;
+    for (int d = 0; d < nd + first; ++d) {
+        const long long v = first && d == 0 ? (long long)lead : (long long)dims[d - first];
+        PyObject *n = PyLong_FromLongLong(v);
+        if (n == NULL) {
+            Py_DECREF(shape);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(shape, d, n);
+    }
+    PyObject *out = PyObject_CallOneArg(k->empty, shape);
+    Py_DECREF(shape);
+    return out;
+}
+
+/* The ops whose primal is one correctly rounded IEEE operation per element:
+ * C computes the very bits numpy would. */
+static int exact_op(int op)
+{
+    switch (op) {
+    case SAD_NEG: case SAD_SQUARE: case SAD_ADD: case SAD_SUB: case SAD_MUL: case SAD_DIV:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The floating-point exceptions numpy reports (per np.errstate) after a
+ * ufunc's loop; inexact it never reports. */
+enum { REPORTED = FE_DIVBYZERO | FE_OVERFLOW | FE_UNDERFLOW | FE_INVALID };
+
+/* Are dims a[:nd] and b[:nd] equal?  (A 0-d array may have no dims array.) */
+static int same_dims(const int64_t *a, const int64_t *b, int nd)
+{
+    return nd == 0 || memcmp(a, b, sizeof(int64_t) * (size_t)nd) == 0;
+}
+
+/* Does fresh C-ordered array z hold a NaN? */
+static int has_nan(PyObject *z)
+{
+    const sad_arr a = sad_arr_of((intptr_t)z);
+    int64_t n = 1;
+    for (int d = 0; d < a.nd; ++d)
+        n *= a.shape[d];
+    int nan = 0;
+    for (int64_t i = 0; i < n; ++i)
+        nan |= isnan(a.data[i]);
+    return nan;
+}
+
+/* z = op(operands) computed in C for an exact op, sparing numpy's call (and
+ * its conversion of a number operand to an array).  Only where numpy's
+ * result is known without asking it: every array operand of one shape (at
+ * least 1-D), C-ordered, a plain ndarray.  A loop that raises an exception
+ * numpy would report is numpy's to redo, so its warnings and errors stay;
+ * so is a NaN result, whose sign and payload IEEE leaves to the machine code
+ * (of two NaN operands, which one comes out).  1, or 0 (numpy's case), -1
+ * on error. */
+static int c_primal(const fwd_kit *k, int op, const sad_fast_operand *o, int n, PyObject **z)
+{
+    int nd = -1;
+    const int64_t *dims = NULL;
+    for (int j = 0; j < n; ++j) {
+        if (o[j].kind != SAD_KX_ARR)
+            continue;
+        const sad_arr a = sad_arr_of((intptr_t)o[j].p);
+        if ((PyObject *)Py_TYPE(o[j].p) != k->ndarray || (a.nd > 1 && !sad_is_c_contiguous(o[j].p)))
+            return 0;
+        if (nd < 0) {
+            nd = a.nd;
+            dims = a.shape;
+        } else if (a.nd != nd || !same_dims(a.shape, dims, nd)) {
+            return 0;
+        }
+    }
+    if (nd < 1)
+        return 0; /* numpy's result is a scalar */
+    if ((*z = new_empty(k, 0, nd, dims)) == NULL)
+        return -1;
+    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    double c = 0.0;
+    const int flags = sad_fast_pack(o, n, 0, p, s, &c);
+    if (fetestexcept(REPORTED)) /* left by earlier C code (numpy clears its own) */
+        feclearexcept(REPORTED);
+    if (sad_ew_primal(op, flags, (intptr_t)*z, p[0], p[1], c) != SAD_OK || fetestexcept(REPORTED) ||
+        has_nan(*z)) {
+        Py_CLEAR(*z);
+        return 0;
+    }
+    return 1;
+}
+
+/* numpy's result z as a dual array of ctx with uninitialised tangent lanes
+ * (the kernel fills every one): a temporary Buffer (traced.temporary_buffer)
+ * with the lanes attached fresh (Buffer.attach_fresh).  numpy keeps a
+ * transposed input's layout, and such a z is Python's to wrap (make). */
+static PyObject *dual_result(const fwd_kit *k, PyObject *ctx, PyObject *z, Py_ssize_t lanes)
+{
+    if (!sad_is_c_contiguous(z))
+        return PyObject_CallFunctionObjArgs(k->make, ctx, z, NULL);
+    const sad_arr a = sad_arr_of((intptr_t)z);
+    PyObject *zt = new_empty(k, lanes, a.nd, a.shape);
+    PyObject *buf = zt != NULL ? new_instance(k->buffer) : NULL;
+    PyObject *res = buf != NULL ? new_instance(k->dual) : NULL;
+    if (res == NULL) {
+        Py_XDECREF(buf);
+        Py_XDECREF(zt);
+        return NULL;
+    }
+    slot_init(buf, k->b_tape, ctx);
+    slot_init(buf, k->b_root, z);
+    slot_init(buf, k->b_shadow, zt);
+    slot_init(buf, k->b_readonly, Py_False);
+    slot_init(buf, k->b_label, k->label);
+    slot_init(buf, k->b_mem, Py_None);
+    slot_init(buf, k->b_span, Py_None);
+    slot_init(buf, k->b_kept, Py_False);
+    slot_init(buf, k->b_slot, Py_None);
+    slot_init(res, k->a_p, z);
+    slot_init(res, k->a_s, zt);
+    slot_init(res, k->a_buf, buf);
+    Py_DECREF(buf);
+    Py_DECREF(zt);
+    return res;
+}
+
+/* The operands' Context (NULL: take the running one) and its lanes: a dual
+ * scalar's tangent array must have one entry per lane.  1, or 0 for
+ * Python's case, -1 on error. */
+static int call_lanes(const fwd_kit *k, const sad_fast_operand *o, int n, PyObject **ctx,
+                      Py_ssize_t *lanes)
+{
+    if (*ctx == NULL && (*ctx = running_context(k)) == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if ((*lanes = lanes_of(k, *ctx)) == 0)
+        return 0;
+    for (int j = 0; j < n; ++j)
+        if (o[j].kind == SAD_KX_PAIR && o[j].s != NULL &&
+            sad_arr_of((intptr_t)o[j].s).shape[0] != *lanes)
+            return 0;
+    return 1;
+}
+
+/* cls.fwd(kit, ufunc, op, x[, y]): forward mode.  Operands are dual arrays
+ * of one Context, dual scalars, float64 arrays or a number, at least one
+ * with tangents and one an array; numpy computes the primal, the result is a
+ * dual array with fresh tangent lanes, and the C kernel fills them. */
+PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 2, &op, &n);
+    if (status <= 0)
+        return sad_fast_result(status, NULL);
+    const fwd_kit *k = PyCapsule_GetPointer(args[0], KIT_NAME);
+    if (k == NULL)
+        return NULL;
+    PyObject *ufunc = args[1];
+    sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
+    PyObject *ctx = NULL, *z = NULL, *res = NULL;
+    int consts = 0, arrays = 0, active = 0;
+    for (int j = 0; j < n && status > 0; ++j) {
+        PyObject *a = args[3 + j], *t = (PyObject *)Py_TYPE(a);
+        status = t == k->dual     ? dual_array(k, a, &ctx, &o[j])
+                 : t == k->scalar ? dual_scalar(k, a, &o[j])
+                                  : sad_fast_plain(a, k->ndarray, &o[j]);
+        if (status > 0) {
+            consts += o[j].kind == SAD_KX_CONST;
+            arrays += o[j].kind == SAD_KX_ARR;
+            active += o[j].kind == SAD_KX_PAIR || o[j].s != NULL;
+        }
+    }
+    if (status <= 0 || active == 0 || arrays == 0 || consts > 1) {
+        status = status < 0 ? -1 : 0;
+        goto done;
+    }
+    Py_ssize_t lanes = 0;
+    if ((status = call_lanes(k, o, n, &ctx, &lanes)) <= 0)
+        goto done;
+    if (exact_op(op) && (status = c_primal(k, op, o, n, &z)) < 0)
+        goto done;
+    if (z == NULL && (status = sad_fast_primal(ufunc, k->ndarray, o, n, &z)) <= 0)
+        goto done;
+    if ((res = dual_result(k, ctx, z, lanes)) == NULL) {
+        status = -1;
+        goto done;
+    }
+    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    double *dl[2] = {NULL, NULL};
+    int64_t ls[2] = {0, 0};
+    double c = 0.0;
+    const int flags = sad_fast_pack(o, n, SAD_F_LANES, p, s, &c);
+    for (int j = 0; j < n; ++j)
+        if (o[j].kind == SAD_KX_PAIR && o[j].s != NULL) {
+            const sad_arr d = sad_arr_of((intptr_t)o[j].s);
+            dl[j] = d.data;
+            ls[j] = d.strides[0] / (int64_t)sizeof(double);
+        }
+    PyObject *zt = (PyObject *)Py_TYPE(res) == k->dual ? slot_get(res, k->a_s) : NULL;
+    if (zt == NULL || sad_ew_tangent_duals(op, flags, (intptr_t)z, (intptr_t)zt, p[0], s[0],
+                                           p[1], s[1], c, dl, ls))
+        status = 0; /* more dimensions than the kernel takes: Python splits them */
+done:
+    Py_XDECREF(z);
+    Py_XDECREF(ctx);
+    sad_fast_release(o, n);
+    return sad_fast_result(status, res);
+}
+
+/* The sum of the m doubles at x (byte stride st) as np.add.reduce computes
+ * it: numpy's own float64 add loop, in its reduce form, from the identity. */
+static double numpy_sum(const fwd_kit *k, const char *x, int64_t m, int64_t st)
+{
+    double out = 0.0;
+    char *args[3] = {(char *)&out, (char *)x, (char *)&out};
+    const intptr_t dims[1] = {(intptr_t)m}, steps[3] = {0, (intptr_t)st, 0};
+    k->add_loop(args, dims, steps, k->add_data);
+    return out;
+}
+
+/* The tangent of a full sum: a float for one lane, else an array of lanes
+ * (as reductions.forward_result makes it); NULL with an error set. */
+static PyObject *lane_sums(const fwd_kit *k, const char *t, int64_t m, Py_ssize_t lanes)
+{
+    if (lanes == 1)
+        return PyFloat_FromDouble(numpy_sum(k, t, m, sizeof(double)));
+    PyObject *d = new_empty(k, lanes, 0, NULL);
+    if (d == NULL)
+        return NULL;
+    double *out = sad_arr_of((intptr_t)d).data;
+    for (Py_ssize_t l = 0; l < lanes; ++l)
+        out[l] = numpy_sum(k, t + l * m * (int64_t)sizeof(double), m, sizeof(double));
+    return d;
+}
+
+/* cls.fsum(kit, a): np.sum(a) of a dual array with tangent lanes, C-ordered:
+ * a dual scalar.  numpy's reduction machinery costs microseconds on top of
+ * a loop that costs nanoseconds here; numpy's own loop over the same
+ * contiguous memory gives its very bits (numpy coalesces C-ordered memory
+ * into one run, a run per lane for the tangent).  NotImplemented for
+ * other layouts, and when the loop raises an exception numpy must report. */
+PyObject *sad_scalar_fsum(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "fsum takes 2 arguments");
+    const fwd_kit *k = PyCapsule_GetPointer(args[0], KIT_NAME);
+    if (k == NULL)
+        return NULL;
+    PyObject *a = args[1];
+    dual_fields f;
+    if ((PyObject *)Py_TYPE(a) != k->dual || !dual_fields_of(k, a, &f) ||
+        (PyObject *)Py_TYPE(f.p) != k->ndarray || (PyObject *)Py_TYPE(f.s) != k->ndarray ||
+        !sad_is_c_contiguous(f.p) || !sad_is_c_contiguous(f.s))
+        Py_RETURN_NOTIMPLEMENTED;
+    const Py_ssize_t lanes = lanes_of(k, f.ctx);
+    const sad_arr pa = sad_arr_of((intptr_t)f.p), ta = sad_arr_of((intptr_t)f.s);
+    int64_t m = 1;
+    for (int d = 0; d < pa.nd; ++d)
+        m *= pa.shape[d];
+    if (lanes == 0 || ta.nd != pa.nd + 1 || ta.shape[0] != lanes ||
+        !same_dims(ta.shape + 1, pa.shape, pa.nd))
+        Py_RETURN_NOTIMPLEMENTED;
+    if (fetestexcept(REPORTED))
+        feclearexcept(REPORTED);
+    const double v = numpy_sum(k, (const char *)pa.data, m, sizeof(double));
+    PyObject *d = lane_sums(k, (const char *)ta.data, m, lanes);
+    if (d == NULL)
+        return NULL;
+    PyObject *res = NULL, *z = NULL;
+    if (fetestexcept(REPORTED) || (z = PyFloat_FromDouble(v)) == NULL ||
+        (res = new_instance(k->scalar)) == NULL) {
+        Py_DECREF(d);
+        Py_XDECREF(z);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    slot_init(res, k->s_v, z);
+    slot_init(res, k->s_d, d);
+    Py_DECREF(z);
+    Py_DECREF(d);
+    return res;
+}

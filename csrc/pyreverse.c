@@ -1,0 +1,147 @@
+/* pyreverse.c -- reverse mode's elementwise fast path (TScalar.rev): the
+ * common case of apply_ufunc in one call that classifies the operands, has
+ * numpy compute the primal, and records onto the tape. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+#include "pyfast.h"
+
+/* A traced array of the call's tape (the first one found sets it) whose
+ * shadow is an array or a lazy slot.  Inactive memory, or a view whose
+ * shadow is not looked up yet, is Python's case (0). */
+static int traced_operand(PyObject *o, PyObject **tape, sad_fast_operand *out)
+{
+    PyObject *buf = PyObject_GetAttrString(o, "buf");
+    PyObject *t = buf != NULL ? PyObject_GetAttrString(buf, "tape") : NULL;
+    PyObject *s = PyObject_GetAttrString(o, "_s");
+    PyObject *p = PyObject_GetAttrString(o, "p");
+    int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
+             (*tape == NULL || *tape == t);
+    if (ok && s == Py_None) { /* a lazy shadow is laid out as its primal */
+        PyObject *slot = PyObject_GetAttrString(buf, "slot");
+        ok = slot != NULL && PyLong_CheckExact(slot);
+        if (ok)
+            out->slot = PyLong_AsLongLong(slot);
+        Py_XDECREF(slot);
+        Py_DECREF(s);
+        s = p;
+        Py_INCREF(s);
+    }
+    Py_XDECREF(buf);
+    if (ok && *tape == NULL)
+        *tape = t; /* borrowed from here on: the operand keeps it alive */
+    Py_XDECREF(t);
+    if (!ok) {
+        Py_XDECREF(s);
+        Py_XDECREF(p);
+        PyErr_Clear();
+        return 0;
+    }
+    out->p = p;
+    out->s = s;
+    out->kind = SAD_KX_ARR;
+    return 1;
+}
+
+/* Which values the reverse sweep of z = op(x, y) reads (x 1, y 2, z 4), as
+ * elementwise._values_read: what the tape must keep alive. */
+static int values_read(int op, const sad_fast_operand *o, int n)
+{
+    switch (op) {
+    case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
+        return 0;
+    case SAD_MUL:
+        if (n == 2 && (o[0].kind == SAD_KX_CONST || o[1].kind == SAD_KX_CONST))
+            return 0;
+        break;
+    case SAD_DIV:
+        if (n == 2 && o[1].kind == SAD_KX_CONST && o[1].k != 0.0 && isfinite(1.0 / o[1].k))
+            return 0;
+        break;
+    default:
+        break;
+    }
+    return sad_ew_partials_read(op);
+}
+
+/* Keep alive what the record needs: z when its partials read it, a plain
+ * array always (the record points into it), a traced primal when read. */
+static int keep_values(PyObject *keep, PyObject *z, const sad_fast_operand *o, int n, int need)
+{
+    if ((need & 4) && PyList_Append(keep, z) < 0)
+        return -1;
+    for (int j = 0; j < n; ++j)
+        if (o[j].kind == SAD_KX_ARR && (o[j].s == NULL || (need & (1 << j))) &&
+            PyList_Append(keep, o[j].p) < 0)
+            return -1;
+    return 0;
+}
+
+/* cls.rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse mode.
+ * Operands are traced arrays of one tape whose shadows are arrays or lazy
+ * slots (at least one), float64 arrays or a number; numpy computes the
+ * primal, make(tape, z) wraps it as an active temporary, and the record goes
+ * on the tape. */
+PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 4, &op, &n);
+    if (status <= 0)
+        return sad_fast_result(status, NULL);
+    PyObject *traced_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
+    sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
+    PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL, *tptr = NULL;
+    int consts = 0, traced = 0;
+    for (int j = 0; j < n && status > 0; ++j) {
+        PyObject *a = args[5 + j];
+        const int is_traced = (PyObject *)Py_TYPE(a) == traced_type;
+        status = is_traced ? traced_operand(a, &tape, &o[j])
+                           : sad_fast_plain(a, ndarray_type, &o[j]);
+        if (status > 0 && is_traced) /* active: a shadow array, or a lazy slot */
+            status = o[j].s != o[j].p || o[j].slot > 0;
+        traced += status > 0 && is_traced;
+        consts += status > 0 && o[j].kind == SAD_KX_CONST;
+    }
+    if (status <= 0 || traced == 0 || consts > 1) {
+        status = status < 0 ? -1 : 0;
+        goto done;
+    }
+    if ((status = sad_fast_primal(ufunc, ndarray_type, o, n, &z)) <= 0)
+        goto done;
+    status = -1;
+    res = PyObject_CallFunctionObjArgs(make, tape, z, NULL);
+    zs = res != NULL ? PyObject_GetAttrString(res, "_s") : NULL;
+    if (zs == NULL)
+        goto done;
+    int64_t slots[3] = {0, o[0].slot, o[1].slot};
+    if (zs == Py_None) { /* a lazy result: its slot, and its primal for the layout */
+        PyObject *buf = PyObject_GetAttrString(res, "buf");
+        PyObject *slot = buf != NULL ? PyObject_GetAttrString(buf, "slot") : NULL;
+        Py_XDECREF(buf);
+        if (slot == NULL)
+            goto done;
+        slots[0] = PyLong_AsLongLong(slot);
+        Py_DECREF(slot);
+        Py_DECREF(zs);
+        zs = z;
+        Py_INCREF(zs);
+    }
+    keep = PyObject_GetAttrString(tape, "keep");
+    tptr = PyObject_GetAttrString(tape, "_tptr");
+    if (keep == NULL || tptr == NULL || keep_values(keep, z, o, n, values_read(op, o, n)) < 0)
+        goto done;
+    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    double k = 0.0;
+    const int flags = sad_fast_pack(o, n, SAD_F_FRESH, p, s, &k);
+    /* more dimensions than a record takes, or no memory: Python's path */
+    status = sad_ew_slots((sad_tape *)PyLong_AsSsize_t(tptr), op, flags, (intptr_t)z,
+                          (intptr_t)zs, p[0], s[0], p[1], s[1], k, slots) == 0;
+done:
+    Py_XDECREF(tptr);
+    Py_XDECREF(keep);
+    Py_XDECREF(zs);
+    Py_XDECREF(z);
+    sad_fast_release(o, n);
+    return sad_fast_result(status, res);
+}
