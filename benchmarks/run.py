@@ -163,7 +163,9 @@ def _max_rel_err(got, ref):
 
 PROBE_METHOD = ("peak RSS growth of one run, in a child process that imports, sets up "
                 "and calls the method once (warm-up, JAX compilation), frees what it can "
-                "(gc.collect, malloc_trim), resets its peak RSS (`echo 5 > "
+                "(gc.collect, malloc_trim, and shadowad's save-stack pool, "
+                "`sad.set_memory_pool(0)`, so that the run's save stack counts), "
+                "resets its peak RSS (`echo 5 > "
                 "/proc/self/clear_refs`), then runs the method once more: the table gives "
                 "the peak RSS after that run minus the RSS at the reset (VmHWM of "
                 "/proc/self/status; ru_maxrss cannot be used here, since Linux carries the "
@@ -194,6 +196,8 @@ def probe(module, ci, mi):
     P = mod.problem(mod.CASES[ci])
     fn = mod.methods(P)[mi].build()
     fn()                                                       # warm-up / compile
+    if "shadowad" in sys.modules:  # pooled save-stack chunks would already be resident
+        sys.modules["shadowad"].set_memory_pool(0)
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)                # give freed memory back
