@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ._c import lib
-from .tape import current_tape  # noqa: F401  (the running Context, for the rules)
+from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
 from .traced import (ARRAY_TYPES, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _num,
                      _safe, check_writable, numpy_protocol, promote, shadow_of,
                      temporary_buffer)
@@ -69,6 +69,8 @@ def new_array(ctx, z, active):
     """Wrap a freshly computed float64 array; an active one gets a zero
     tangent (``res._s``) for the rule to fill.  Nothing is recorded, so the
     Context need not keep it: numpy may reuse its memory once it is dropped."""
+    if ctx is None:  # a dual scalar kept from a finished call, with plain arrays
+        raise finished_error()
     buf = temporary_buffer(ctx, z, None)
     if active:
         if z.flags.c_contiguous:

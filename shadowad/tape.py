@@ -185,8 +185,11 @@ class Tape:
 
     def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
         if name == "c" or name == "_tptr":
-            raise RuntimeError(
-                "shadowad: a traced value was used after its autodiff call finished; "
-                "traced values exist only while f runs (take plain values inside f "
-                "with sad.primal)")
+            raise finished_error()
         raise AttributeError(f"'Tape' object has no attribute {name!r}")
+
+
+def finished_error():
+    return RuntimeError("shadowad: a traced value was used after its autodiff call finished; "
+                        "traced values exist only while f runs (take plain values inside f "
+                        "with sad.primal)")

@@ -318,3 +318,18 @@ def test_results_laid_out_like_a_transposed_operand():
         return np.sum(B[1:, :2] * B[0, :2]) + np.sum(B.T[2] - B[:, 1])
 
     check_forward(f, A)
+
+
+def test_a_dual_scalar_kept_from_a_finished_call_with_plain_arrays():
+    """Nothing runs to give the result its Context: a clear error, not an
+    AttributeError from inside the rules."""
+    kept = {}
+
+    def f(x):
+        kept["s"] = x * 2.0
+        return x * 3.0
+    sad.autodiff(f, Duplicated(1.5, 1.0), mode=sad.Forward)
+    s = kept["s"]
+    for use in (lambda: s * np.ones(3), lambda: np.ones(3) - s, lambda: np.add(s, np.ones(2))):
+        with pytest.raises(RuntimeError, match="after its autodiff call finished"):
+            use()
