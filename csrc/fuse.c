@@ -11,8 +11,9 @@
  *
  * The result is the same, bit for bit, as record by record: every element sees
  * the same operations in the same order.  That holds when records of the run
- * share memory only element for element (the same range, stride 1) or only
- * read it; a run stops before a record that would break this.
+ * share memory only element for element (the same range, stride 1), only
+ * read it, or share it shifted the right way (see admit); a run stops before
+ * a record that would break this.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -77,7 +78,15 @@ static void add_region(run *u, const double *base, int64_t stride, int64_t slot,
 }
 
 /* Append record r's regions; refuse it (0) if one of them meets a region of an
- * earlier record of the run other than element for element or read-only. */
+ * earlier record of the run in a way that would reorder what an element sees.
+ *
+ * Two stride-1 regions of one space, the earlier record's starting at byte a
+ * and r's at byte b, touch element e at iterations (e - a)/8 and (e - b)/8.
+ * Blocks run in iteration order, each record of the run within a block in
+ * sweep order, so the earlier record reaches e first exactly when a >= b:
+ * then e sees the two in sweep order even when the regions are shifted
+ * against each other (the heat equation's u[2:], u[1:-1], u[:-2] in the right
+ * order; a == b is the element-for-element case). */
 static int admit(run *u, const sad_record *r)
 {
     const sad_block *b = r->u.a.b;
@@ -101,7 +110,7 @@ static int admit(run *u, const sad_record *r)
                 continue;
             if (x->kind == READS && y->kind == READS)
                 continue;
-            if (x->unit && y->unit && x->lo == y->lo)
+            if (x->unit && y->unit && y->lo >= x->lo)
                 continue;
             u->nreg = first;
             return 0;
@@ -136,6 +145,42 @@ typedef struct member {
     int scratch[3];         /* operand's shadow is internal scratch j + 1 (0: not) */
 } member;
 
+/* Which block of scratch each internal slot uses (phys[j] for slot j), and how
+ * many blocks there are.  A slot's adjoint is live from its first use in
+ * sweep order (a consumer adds into it) to the record that created it (which
+ * reads it last): slots whose lives do not overlap share a block, so a long
+ * run's temporaries need a few blocks, not one each, and stay in cache. */
+static int share_scratch(const member *m, int len, int ninner, int phys[])
+{
+    int first[FUSE_MAX], last[FUSE_MAX], busy[FUSE_MAX] = {0}, nphys = 0;
+    for (int j = 0; j < ninner; ++j)
+        first[j] = last[j] = -1;
+    for (int q = 0; q < len; ++q)
+        for (int k = 0; k < 3; ++k)
+            if (m[q].scratch[k]) {
+                const int j = m[q].scratch[k] - 1;
+                if (first[j] < 0)
+                    first[j] = q;
+                last[j] = q;
+            }
+    for (int q = 0; q < len; ++q) {
+        for (int j = 0; j < ninner; ++j) /* lives starting here take a free block */
+            if (first[j] == q) {
+                int b = 0;
+                while (b < nphys && busy[b])
+                    ++b;
+                if (b == nphys)
+                    ++nphys;
+                busy[b] = 1;
+                phys[j] = b;
+            }
+        for (int j = 0; j < ninner; ++j) /* and those ending here free theirs after q */
+            if (last[j] == q)
+                busy[phys[j]] = 0;
+    }
+    return nphys;
+}
+
 /* Sweep records top, top - 1, ... as one run if at least two fuse: returns how
  * many records were swept (0: none, sweep record top alone; -1: out of memory
  * for a lazy shadow, records untouched). */
@@ -167,12 +212,8 @@ int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor)
             inner[ninner++] = slot;
     }
     member *m = malloc((size_t)u.len * sizeof(member));
-    double *scratch = malloc(((size_t)ninner + 1) * FUSE_BLOCK * sizeof(double));
-    if (m == NULL || scratch == NULL) { /* sweep record by record instead */
-        free(m);
-        free(scratch);
-        return 0;
-    }
+    if (m == NULL)
+        return 0; /* sweep record by record instead */
 
     /* resolve the other slots in sweep order, as record by record would */
     int touched[FUSE_MAX] = {0};
@@ -196,7 +237,6 @@ int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor)
             e->live = sad_slot_resolve(t, &e->b, 1, e->assign);
         if (e->live < 0) {
             free(m);
-            free(scratch);
             return -1;
         }
         /* the first use of a scratch covers it whole: it stores, the later
@@ -208,6 +248,14 @@ int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor)
             }
         for (int k = 0; k < 3; ++k)
             e->b.o[k].slot = held[k];
+    }
+
+    int phys[FUSE_MAX];
+    const int nphys = share_scratch(m, u.len, ninner, phys);
+    double *scratch = malloc(((size_t)nphys + 1) * FUSE_BLOCK * sizeof(double));
+    if (scratch == NULL) {
+        free(m);
+        return 0;
     }
 
     for (int64_t lo = 0; lo < u.n; lo += FUSE_BLOCK) {
@@ -230,7 +278,7 @@ int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor)
                 if (o->p != NULL && o->ps[0] == 1)
                     o->p += lo;
                 if (m[q].scratch[k])
-                    o->s = scratch + (m[q].scratch[k] - 1) * FUSE_BLOCK;
+                    o->s = scratch + phys[m[q].scratch[k] - 1] * FUSE_BLOCK;
                 else if (o->s != NULL && o->ss[0] == 1)
                     o->s += lo;
             }
