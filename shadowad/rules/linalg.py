@@ -317,15 +317,16 @@ def _accumulate_product(dst, left, right, shape):
         accumulate(dst, unbroadcast(np.matmul(left, right), shape).reshape(np.shape(dst)))
         return
     s, fresh = adjoint_for_pullback(dst)
-    exact = _product_shape(left, right) == s.shape
-    if (exact and s.ndim >= 2 and not s.flags.c_contiguous
-            and _swap(s).flags.c_contiguous):
+    if _product_shape(left, right) != s.shape:  # dst was broadcast: sum the product down
+        add_into(s, unbroadcast(np.matmul(left, right), shape).reshape(s.shape), fresh)
+        return
+    if s.ndim >= 2 and not s.flags.c_contiguous and _swap(s).flags.c_contiguous:
         s, left, right = _swap(s), _swap(right), _swap(left)
-    if fresh and exact:  # new memory: the product goes straight into it
+    if fresh:  # new memory: the product goes straight into it
         np.matmul(left, right, out=s)
         np.add(s, 0.0, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0
-        return
-    add_into(s, unbroadcast(np.matmul(left, right), shape).reshape(s.shape), fresh)
+    else:
+        add_into(s, np.matmul(left, right))
 
 
 def _lanes_matmul(t, shaped, other, nd, left):
