@@ -44,6 +44,11 @@ int sad_is_c_contiguous(PyObject *o)
     return (((const PyArrayObject_fields *)o)->flags & NPY_ARRAY_C_CONTIGUOUS) != 0;
 }
 
+int sad_is_writeable(PyObject *o)
+{
+    return (((const PyArrayObject_fields *)o)->flags & NPY_ARRAY_WRITEABLE) != 0;
+}
+
 int sad_f64_loop(PyObject *ufunc, sad_loop *loop, void **data)
 {
     if (strcmp(Py_TYPE(ufunc)->tp_name, "numpy.ufunc") != 0)

@@ -20,6 +20,7 @@ PyObject *sad_scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 /* pyreverse.c */
 PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 /* pyforward.c */
 PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);

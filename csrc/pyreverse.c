@@ -145,3 +145,94 @@ done:
     sad_fast_release(o, n);
     return sad_fast_result(status, res);
 }
+
+/* Is traced array `out` memory that a record may write and an adjoint it
+ * carries: kept by the tape, not an Active argument, writeable, with its
+ * shadow an array (not lazy)?  Anything else is Python's case (pinning,
+ * promotion, or the error that names the problem). */
+static int writable_target(PyObject *out, const sad_fast_operand *oz)
+{
+    if (oz->slot > 0 || oz->s == oz->p || !sad_is_writeable(oz->p))
+        return 0;
+    PyObject *buf = PyObject_GetAttrString(out, "buf");
+    PyObject *readonly = buf != NULL ? PyObject_GetAttrString(buf, "readonly") : NULL;
+    PyObject *kept = buf != NULL ? PyObject_GetAttrString(buf, "kept") : NULL;
+    const int ok = readonly == Py_False && kept == Py_True;
+    Py_XDECREF(kept);
+    Py_XDECREF(readonly);
+    Py_XDECREF(buf);
+    PyErr_Clear();
+    return ok;
+}
+
+/* cls.rev_out(traced_type, ndarray_type, out, ufunc, op, x[, y]): ufunc(x, y,
+ * out=out) for a traced `out` (x op= y), with operands as for rev.  The
+ * record saves the bytes it overwrites before numpy writes them; if numpy
+ * then refuses (shapes that do not broadcast), the record is dropped and the
+ * bytes put back, as on Python's path. */
+PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 4, &op, &n);
+    if (status <= 0)
+        return sad_fast_result(status, NULL);
+    PyObject *traced_type = args[0], *ndarray_type = args[1], *out = args[2], *ufunc = args[3];
+    sad_fast_operand oz = {.p = NULL}, o[2] = {{.p = NULL}, {.p = NULL}};
+    PyObject *tape = NULL, *keep = NULL, *tptr = NULL, *call = NULL, *kw = NULL, *res = NULL;
+    int consts = 0;
+    status = (PyObject *)Py_TYPE(out) == traced_type && traced_operand(out, &tape, &oz) &&
+             writable_target(out, &oz);
+    for (int j = 0; j < n && status > 0; ++j) {
+        PyObject *a = args[5 + j];
+        const int is_traced = (PyObject *)Py_TYPE(a) == traced_type;
+        status = is_traced ? traced_operand(a, &tape, &o[j])
+                           : sad_fast_plain(a, ndarray_type, &o[j]);
+        if (status > 0 && is_traced)
+            status = o[j].s != o[j].p || o[j].slot > 0;
+        consts += status > 0 && o[j].kind == SAD_KX_CONST;
+    }
+    if (status <= 0 || consts > 1) {
+        status = status < 0 ? -1 : 0;
+        goto done;
+    }
+    status = -1;
+    keep = PyObject_GetAttrString(tape, "keep");
+    tptr = PyObject_GetAttrString(tape, "_tptr");
+    if (keep == NULL || tptr == NULL)
+        goto done;
+    /* z is overwritten: the sweep recomputes it from x and y (_values_read) */
+    const int need = values_read(op, o, n) ? 7 : 0;
+    if (keep_values(keep, oz.p, o, n, need) < 0)
+        goto done;
+    sad_tape *t = (sad_tape *)PyLong_AsSsize_t(tptr);
+    const int64_t mark = sad_tape_len(t);
+    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    double k = 0.0;
+    const int flags = sad_fast_pack(o, n, SAD_F_SAVE, p, s, &k);
+    const int64_t slots[3] = {0, o[0].slot, o[1].slot};
+    if (sad_ew_slots(t, op, flags, (intptr_t)oz.p, (intptr_t)oz.s, p[0], s[0], p[1], s[1], k,
+                     slots) != 0) {
+        sad_truncate(t, mark); /* more dimensions than a record takes: Python's path */
+        status = 0;
+        goto done;
+    }
+    call = n == 1 ? PyTuple_Pack(1, o[0].p) : PyTuple_Pack(2, o[0].p, o[1].p);
+    kw = call != NULL ? Py_BuildValue("{sO}", "out", oz.p) : NULL;
+    PyObject *z = kw != NULL ? PyObject_Call(ufunc, call, kw) : NULL;
+    if (z == NULL) {
+        sad_truncate(t, mark);
+        goto done;
+    }
+    Py_DECREF(z); /* oz.p itself */
+    Py_INCREF(out);
+    res = out;
+    status = 1;
+done:
+    Py_XDECREF(kw);
+    Py_XDECREF(call);
+    Py_XDECREF(tptr);
+    Py_XDECREF(keep);
+    sad_fast_release(&oz, 1);
+    sad_fast_release(o, n);
+    return sad_fast_result(status, res);
+}

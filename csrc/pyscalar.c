@@ -307,6 +307,8 @@ static PyObject *scalar_store(PyObject *cls, PyObject *const *args, Py_ssize_t n
 static PyMethodDef scalar_methods[] = {
     {"rev", (PyCFunction)(void (*)(void))sad_scalar_rev, METH_FASTCALL | METH_CLASS,
      "rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse elementwise fast path"},
+    {"rev_out", (PyCFunction)(void (*)(void))sad_scalar_rev_out, METH_FASTCALL | METH_CLASS,
+     "rev_out(traced_type, ndarray_type, out, ufunc, op, x[, y]): the same, in place (out=)"},
     {"fwd", (PyCFunction)(void (*)(void))sad_scalar_fwd, METH_FASTCALL | METH_CLASS,
      "fwd(kit, ufunc, op, x[, y]): forward elementwise fast path"},
     {"fsum", (PyCFunction)(void (*)(void))sad_scalar_fsum, METH_FASTCALL | METH_CLASS,

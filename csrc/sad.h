@@ -118,6 +118,8 @@ struct _object;
 int sad_is_f64(struct _object *o);
 /* Is ndarray object o C-contiguous? */
 int sad_is_c_contiguous(struct _object *o);
+/* May numpy write to ndarray object o (not a read-only or broadcast view)? */
+int sad_is_writeable(struct _object *o);
 /* A ufunc's inner loop (numpy's PyUFuncGenericFunction), and the one of
  * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
 typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);

@@ -959,3 +959,72 @@ def test_product_of_an_array_with_itself_is_a_square():
     z = np.zeros(40)
     sad.autodiff(lambda x, z: z.__setitem__(Ellipsis, x * x), Const(x), Duplicated(z, np.zeros(40)))
     assert same_bits(z, x * x)      # the primal is numpy's, bit for bit
+
+
+# --------------------------------------------------------------------------
+# the in-place fast path (TScalar.rev_out, csrc/pyreverse.c) against Python's
+
+def _in_place_program(x, y, w):
+    y *= x                      # traced operand
+    y += 0.5                    # a number
+    y[::2] -= np.sin(x[::2])    # strided views, a fresh temporary
+    np.multiply(y, w, out=y)    # a plain array
+    y /= 1.0 + x * x
+    np.tanh(y, out=y)           # unary
+    y[1:] += y[:-1]             # overlapping, shifted
+    t = x * 2.0
+    t += y                      # into a temporary (lazy when large: Python's path)
+    return np.sum(t * t) + np.sum(y)
+
+
+@pytest.mark.parametrize("n", [7, 5000], ids=["small", "lazy temporaries"])
+def test_in_place_fast_path_equals_the_python_path(n, monkeypatch):
+    from shadowad.rules import elementwise
+    rng = np.random.default_rng(38)
+    x, y, w = rng.uniform(0.5, 1.5, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+    calls = []
+    real = elementwise._rev_out
+
+    def counting(*args):
+        r = real(*args)
+        calls.append(r is not NotImplemented)
+        return r
+
+    def run():
+        args = [Duplicated(x.copy(), np.zeros(n)), Duplicated(y.copy(), np.zeros(n)), Const(w)]
+        sad.autodiff(_in_place_program, *args)
+        return [a.val for a in args[:2]] + [a.dval for a in args[:2]]
+    monkeypatch.setattr(elementwise, "_rev_out", counting)
+    fast = run()
+    assert any(calls) and not all(calls)  # both paths taken
+    monkeypatch.setattr(elementwise, "_rev_out", lambda *a: NotImplemented)
+    slow = run()
+    for a, b in zip(fast, slow):
+        assert same_bits(a, b)
+    monkeypatch.undo()
+    if n < 100:  # (finite differences over every element)
+        check_all(_in_place_program, dup(x), dup(y), Const(w))
+
+
+def test_in_place_fast_path_failures_leave_no_record():
+    x = np.random.default_rng(39).uniform(0.5, 1.5, 6)
+
+    def bad_shapes(x, y):
+        y *= x                  # recorded
+        y += x[:4]              # numpy refuses: the record is dropped, y intact
+    y0 = np.arange(6.0)
+    y, dy = y0.copy(), np.zeros(6)
+    with pytest.raises(ValueError):
+        sad.autodiff(bad_shapes, Duplicated(x.copy(), np.zeros(6)), Duplicated(y, dy))
+    assert same_bits(y, y0) and (dy == 0).all()
+
+    def into_active(x):
+        x += 1.0                # an Active argument is read-only: Python's error
+    with pytest.raises(TypeError, match="read-only"):
+        sad.autodiff(into_active, Active(x.copy()))
+
+    def into_broadcast(x, y):
+        np.broadcast_to(y[:1], (6,))[...] += x   # numpy marks it read-only
+    with pytest.raises(ValueError, match="read-only"):
+        sad.autodiff(into_broadcast, Duplicated(x.copy(), np.zeros(6)),
+                     Duplicated(y0.copy(), np.zeros(6)))

@@ -121,6 +121,7 @@ def _operand(a, tape, lazy=False):
 
 
 _rev = TScalar.rev  # csrc/pyreverse.c: the common case of apply_ufunc
+_rev_out = TScalar.rev_out  # and its in-place (out=) form
 
 
 _rev_result = lazy_result  # the C fast path's result: its record is in C
@@ -161,6 +162,10 @@ def apply_ufunc(ufunc, inputs, out=None):
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
         res = _rev(TArray, np.ndarray, _rev_result, ufunc, op, *inputs)
+        if res is not NotImplemented:
+            return res
+    elif type(out) is TArray:  # in place, into active memory: the same, with out=
+        res = _rev_out(TArray, np.ndarray, out, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:
