@@ -77,7 +77,7 @@ int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], in
             continue;
         }
         if (o[j].kind == SAD_KX_PAIR) {
-            p[j] = (intptr_t)&o[j].pair;
+            p[j] = o[j].at != 0 ? o[j].at : (intptr_t)&o[j].pair;
             continue;
         }
         p[j] = (intptr_t)o[j].p;

@@ -26,6 +26,16 @@ PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t na
 PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_fsum(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 
+/* A traced scalar (the base type, pyscalar.c). */
+typedef struct {
+    PyObject_HEAD
+    double v;
+    Py_ssize_t g;      /* the sad_pair of value and adjoint, as an address */
+    PyObject *tape;    /* the Python Tape: identity and lifetime */
+    sad_tape *t;
+    const int *alive;  /* cleared when the tape is freed */
+} ScalarObject;
+
 /* pyfast.c: the elementwise fast paths' common machinery */
 
 /* One ufunc operand: p is what numpy computes with (an array, or the number
@@ -39,6 +49,7 @@ typedef struct {
     int64_t slot;
     double k;
     sad_pair pair; /* a dual scalar (kind SAD_KX_PAIR): its value and one tangent */
+    intptr_t at;   /* a traced scalar (kind SAD_KX_PAIR in reverse mode): its tape pair */
 } sad_fast_operand;
 
 int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out);

@@ -44,6 +44,42 @@ static int traced_operand(PyObject *o, PyObject **tape, sad_fast_operand *out)
     return 1;
 }
 
+/* A traced scalar (of type cls) of the call's tape: its value for numpy, its
+ * pair for the record.  One of a finished call is Python's case (the error). */
+static int scalar_operand(PyObject *a, PyObject **tape, sad_fast_operand *out)
+{
+    const ScalarObject *x = (const ScalarObject *)a;
+    if (!*x->alive || (*tape != NULL && *tape != x->tape))
+        return 0;
+    if ((out->p = PyFloat_FromDouble(x->v)) == NULL)
+        return -1;
+    if (*tape == NULL)
+        *tape = x->tape; /* borrowed: the operand keeps it alive */
+    out->kind = SAD_KX_PAIR;
+    out->at = (intptr_t)x->g;
+    return 1;
+}
+
+/* One operand of rev or rev_out: a traced array (active), a traced scalar, a
+ * plain float64 array or a number.  *traced counts the traced ones. */
+static int rev_operand(PyObject *a, PyObject *cls, PyObject *traced_type, PyObject *ndarray_type,
+                       PyObject **tape, sad_fast_operand *out, int *traced)
+{
+    if ((PyObject *)Py_TYPE(a) == traced_type) {
+        int status = traced_operand(a, tape, out);
+        /* active: a shadow array, or a lazy slot */
+        status = status > 0 && (out->s != out->p || out->slot > 0);
+        *traced += status;
+        return status;
+    }
+    if ((PyObject *)Py_TYPE(a) == cls) {
+        const int status = scalar_operand(a, tape, out);
+        *traced += status > 0;
+        return status;
+    }
+    return sad_fast_plain(a, ndarray_type, out);
+}
+
 /* Which values the reverse sweep of z = op(x, y) reads (x 1, y 2, z 4), as
  * elementwise._values_read: what the tape must keep alive. */
 static int values_read(int op, const sad_fast_operand *o, int n)
@@ -85,25 +121,20 @@ static int keep_values(PyObject *keep, PyObject *z, const sad_fast_operand *o, i
  * on the tape. */
 PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)cls;
     int op = 0, n = 0, status = sad_fast_call(args, nargs, 4, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
     PyObject *traced_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
     sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL, *tptr = NULL;
-    int consts = 0, traced = 0;
+    int consts = 0, traced = 0, arrays = 0;
     for (int j = 0; j < n && status > 0; ++j) {
-        PyObject *a = args[5 + j];
-        const int is_traced = (PyObject *)Py_TYPE(a) == traced_type;
-        status = is_traced ? traced_operand(a, &tape, &o[j])
-                           : sad_fast_plain(a, ndarray_type, &o[j]);
-        if (status > 0 && is_traced) /* active: a shadow array, or a lazy slot */
-            status = o[j].s != o[j].p || o[j].slot > 0;
-        traced += status > 0 && is_traced;
+        status = rev_operand(args[5 + j], cls, traced_type, ndarray_type, &tape, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
+        arrays += status > 0 && o[j].kind == SAD_KX_ARR;
     }
-    if (status <= 0 || traced == 0 || consts > 1) {
+    /* scalars only: Python's lean path, before numpy computes anything */
+    if (status <= 0 || traced == 0 || consts > 1 || arrays == 0) {
         status = status < 0 ? -1 : 0;
         goto done;
     }
@@ -172,23 +203,17 @@ static int writable_target(PyObject *out, const sad_fast_operand *oz)
  * bytes put back, as on Python's path. */
 PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)cls;
     int op = 0, n = 0, status = sad_fast_call(args, nargs, 4, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
     PyObject *traced_type = args[0], *ndarray_type = args[1], *out = args[2], *ufunc = args[3];
     sad_fast_operand oz = {.p = NULL}, o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *tape = NULL, *keep = NULL, *tptr = NULL, *call = NULL, *kw = NULL, *res = NULL;
-    int consts = 0;
+    int consts = 0, traced = 0;
     status = (PyObject *)Py_TYPE(out) == traced_type && traced_operand(out, &tape, &oz) &&
              writable_target(out, &oz);
     for (int j = 0; j < n && status > 0; ++j) {
-        PyObject *a = args[5 + j];
-        const int is_traced = (PyObject *)Py_TYPE(a) == traced_type;
-        status = is_traced ? traced_operand(a, &tape, &o[j])
-                           : sad_fast_plain(a, ndarray_type, &o[j]);
-        if (status > 0 && is_traced)
-            status = o[j].s != o[j].p || o[j].slot > 0;
+        status = rev_operand(args[5 + j], cls, traced_type, ndarray_type, &tape, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
     }
     if (status <= 0 || consts > 1) {

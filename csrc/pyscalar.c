@@ -17,15 +17,6 @@
 
 #include "pyfast.h"
 
-typedef struct {
-    PyObject_HEAD
-    double v;
-    Py_ssize_t g;      /* the sad_pair of value and adjoint, as an address */
-    PyObject *tape;    /* the Python Tape: identity and lifetime */
-    sad_tape *t;
-    const int *alive;  /* cleared when the tape is freed */
-} ScalarObject;
-
 static PyTypeObject ScalarBase;
 
 static int address_attr(PyObject *o, const char *name, Py_ssize_t *out)

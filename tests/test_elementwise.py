@@ -962,7 +962,7 @@ def test_product_of_an_array_with_itself_is_a_square():
 
 
 # --------------------------------------------------------------------------
-# the in-place fast path (TScalar.rev_out, csrc/pyreverse.c) against Python's
+# the fast paths (TScalar.rev and rev_out, csrc/pyreverse.c) against Python's
 
 def _in_place_program(x, y, w):
     y *= x                      # traced operand
@@ -972,6 +972,8 @@ def _in_place_program(x, y, w):
     y /= 1.0 + x * x
     np.tanh(y, out=y)           # unary
     y[1:] += y[:-1]             # overlapping, shifted
+    y /= x[2]                   # a traced scalar operand
+    y -= x[1] * np.cos(y)       # a traced scalar times an array
     t = x * 2.0
     t += y                      # into a temporary (lazy when large: Python's path)
     return np.sum(t * t) + np.sum(y)
@@ -998,6 +1000,7 @@ def test_in_place_fast_path_equals_the_python_path(n, monkeypatch):
     fast = run()
     assert any(calls) and not all(calls)  # both paths taken
     monkeypatch.setattr(elementwise, "_rev_out", lambda *a: NotImplemented)
+    monkeypatch.setattr(elementwise, "_rev", lambda *a: NotImplemented)
     slow = run()
     for a, b in zip(fast, slow):
         assert same_bits(a, b)
