@@ -197,8 +197,10 @@ static int tape_of(PyObject *tape, sad_tape **t, const int **alive)
 /* NULL with the error of a traced value used after its tape was freed. */
 static PyObject *finished(void)
 {
+    /* the words of Python's tape.finished_error, for either path */
     PyErr_SetString(PyExc_RuntimeError, "shadowad: a traced value was used after its autodiff "
-                    "call finished");
+                    "call finished; traced values exist only while f runs (take plain values "
+                    "inside f with sad.primal)");
     return NULL;
 }
 
@@ -310,7 +312,8 @@ static PyMethodDef scalar_methods[] = {
     {"tangent", (PyCFunction)(void (*)(void))sad_scalar_tangent, METH_FASTCALL | METH_CLASS,
      "tangent(op, flags, z, dz, x, dx, y, dy, k): elementwise tangent lanes"},
     {"ew", (PyCFunction)(void (*)(void))sad_scalar_ew, METH_FASTCALL | METH_CLASS,
-     "ew(tape, op, flags, z, zs, x, xs, y, ys, k): one elementwise record"},
+     "ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot): one elementwise "
+     "record (a slot > 0: that shadow is lazy)"},
     {"load", (PyCFunction)(void (*)(void))scalar_load, METH_FASTCALL | METH_CLASS,
      "load(p, s, idx, tape): the element idx of an active array, traced"},
     {"store", (PyCFunction)(void (*)(void))scalar_store, METH_FASTCALL | METH_CLASS,
