@@ -633,7 +633,15 @@ void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved
                 else if (st == 1) /* a select, not a branch: it vectorizes */
                     for (int64_t i = 0; i < c; ++i)
                         as[i] = g[i] != 0.0 ? as[i] + g[i] * pk[i] : as[i];
-                else
+                else if (st == 0) { /* broadcast along the row: the same sums in
+                                     * the same order, in a register instead of
+                                     * a store-to-load chain through memory */
+                    double acc = as[0];
+                    for (int64_t i = 0; i < c; ++i)
+                        if (g[i] != 0.0)
+                            acc += g[i] * pk[i];
+                    as[0] = acc;
+                } else
                     for (int64_t i = 0; i < c; ++i)
                         if (g[i] != 0.0)
                             as[i * st] += g[i] * pk[i];

@@ -8,6 +8,7 @@
  * packing the operands for the C kernel, and the return value. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include "pyfast.h"
 
@@ -96,4 +97,38 @@ PyObject *sad_fast_result(int status, PyObject *res)
         return NULL;
     PyErr_Clear();
     Py_RETURN_NOTIMPLEMENTED;
+}
+
+/* The offset of writable object slot `name` of class `type` (a __slots__
+ * entry), or -1 with TypeError set (naming `who`, the kit being made). */
+Py_ssize_t sad_fast_slot_offset(PyObject *type, const char *name, const char *who)
+{
+    PyObject *d = PyObject_GetAttrString(type, name);
+    if (d == NULL)
+        PyErr_Clear();
+    const int ok = d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type) &&
+                   ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX &&
+                   !(((PyMemberDescrObject *)d)->d_member->flags & READONLY) &&
+                   PyType_IsSubtype((PyTypeObject *)type, PyDescr_TYPE(d));
+    const Py_ssize_t off = ok ? ((PyMemberDescrObject *)d)->d_member->offset : -1;
+    Py_XDECREF(d);
+    if (!ok)
+        PyErr_Format(PyExc_TypeError, "%s: %R.%s is not a __slots__ field", who, type, name);
+    return off;
+}
+
+/* Slot `off` of o (from sad_fast_slot_offset for o's exact type): a new
+ * reference, NULL (no exception set) when the slot is empty. */
+PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off)
+{
+    PyObject *v = *(PyObject **)((char *)o + off);
+    Py_XINCREF(v);
+    return v;
+}
+
+/* Slot `off` of o if o is exactly of class `type` (a new reference), else
+ * NULL with no exception set. */
+PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off)
+{
+    return o != NULL && (PyObject *)Py_TYPE(o) == type ? sad_fast_slot(o, off) : NULL;
 }

@@ -9,6 +9,21 @@
  * first itself. */
 #ifndef Py_PYTHON_H
 #error "include <Python.h> before pyfast.h"
+/* pyreverse.c: reverse mode's kit (rev_kit): the exact classes the fast
+ * paths meet (traced array, ndarray, Buffer, Tape), the offsets of the
+ * __slots__ fields they read, lazy_result (make) and the keyword names of an
+ * out= call. */
+typedef struct {
+    PyObject *traced, *ndarray, *buffer, *tape, *make;
+    PyObject *kw_out; /* ("out",) */
+    Py_ssize_t a_p, a_s, a_buf, b_tape, b_slot, b_readonly, b_kept, t_keep, t_tptr, t_alive;
+} sad_rev_kit;
+
+/* The kit of a reverse fast-path call (args[0]), or NULL with an exception. */
+const sad_rev_kit *sad_rev_kit_of(PyObject *const *args, Py_ssize_t nargs);
+/* The C tape and alive flag of a live Tape: 1, else 0 (no exception set). */
+int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const int **alive);
+
 #endif
 
 #include "sad.h"
@@ -19,8 +34,12 @@
 PyObject *sad_scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 /* pyreverse.c */
+PyObject *sad_scalar_rev_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+/* pyindex.c */
+PyObject *sad_scalar_view(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sad_scalar_writes_back(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 /* pyforward.c */
 PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
@@ -60,5 +79,23 @@ int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_oper
 int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], intptr_t s[2],
                   double *k);
 PyObject *sad_fast_result(int status, PyObject *res);
+PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off);
+Py_ssize_t sad_fast_slot_offset(PyObject *type, const char *name, const char *who);
+PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off);
+
+/* pyreverse.c: reverse mode's kit (rev_kit): the exact classes the fast
+ * paths meet (traced array, ndarray, Buffer, Tape), the offsets of the
+ * __slots__ fields they read, lazy_result (make) and the keyword names of an
+ * out= call. */
+typedef struct {
+    PyObject *traced, *ndarray, *buffer, *tape, *make;
+    PyObject *kw_out; /* ("out",) */
+    Py_ssize_t a_p, a_s, a_buf, b_tape, b_slot, b_readonly, b_kept, t_keep, t_tptr, t_alive;
+} sad_rev_kit;
+
+/* The kit of a reverse fast-path call (args[0]), or NULL with an exception. */
+const sad_rev_kit *sad_rev_kit_of(PyObject *const *args, Py_ssize_t nargs);
+/* The C tape and alive flag of a live Tape: 1, else 0 (no exception set). */
+int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const int **alive);
 
 #endif

@@ -83,24 +83,6 @@ static void kit_free(PyObject *capsule)
     PyMem_Free(k);
 }
 
-/* The offset of writable object slot `name` of class `type` (a __slots__
- * entry), or -1 with TypeError set. */
-static Py_ssize_t slot_offset(PyObject *type, const char *name)
-{
-    PyObject *d = PyObject_GetAttrString(type, name);
-    if (d == NULL)
-        PyErr_Clear();
-    const int ok = d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type) &&
-                   ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX &&
-                   !(((PyMemberDescrObject *)d)->d_member->flags & READONLY) &&
-                   PyType_IsSubtype((PyTypeObject *)type, PyDescr_TYPE(d));
-    const Py_ssize_t off = ok ? ((PyMemberDescrObject *)d)->d_member->offset : -1;
-    Py_XDECREF(d);
-    if (!ok)
-        PyErr_Format(PyExc_TypeError, "fwd_kit: %R.%s is not a __slots__ field", type, name);
-    return off;
-}
-
 /* cls.fwd_kit(dual, dual_scalar, buffer, context, ndarray, float64, empty,
  * make, current, label, add): the kit of fwd and fsum (see above), as a
  * capsule. */
@@ -125,7 +107,8 @@ PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     for (size_t i = 0; i < sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]); ++i) {
-        Py_ssize_t off = slot_offset(args[KIT_SLOTS[i].type], KIT_SLOTS[i].name);
+        Py_ssize_t off = sad_fast_slot_offset(args[KIT_SLOTS[i].type], KIT_SLOTS[i].name,
+                                              "fwd_kit");
         if (off < 0) {
             Py_DECREF(capsule);
             return NULL;

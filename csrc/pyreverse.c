@@ -1,25 +1,141 @@
 /* pyreverse.c -- reverse mode's elementwise fast path (TScalar.rev): the
  * common case of apply_ufunc in one call that classifies the operands, has
- * numpy compute the primal, and records onto the tape. */
+ * numpy compute the primal, and records onto the tape; and the kit that the
+ * reverse fast paths (also pyindex.c) read Python's classes through. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 
 #include "pyfast.h"
 
+/* The kit (sad_rev_kit, pyfast.h) is made once by Python (rev_kit) and
+ * passed on every call, as forward mode's (pyforward.c): a lookup by name
+ * made a new string and missed the type's attribute cache every time, half
+ * of what a small in-place operation cost beyond numpy. */
+static const char KIT_NAME[] = "shadowad.rev_kit";
+
+enum { KIT_OBJECTS = 5 };
+
+static PyObject **kit_object(sad_rev_kit *k, int i)
+{
+    PyObject **all[KIT_OBJECTS + 1] = {&k->traced, &k->ndarray, &k->buffer, &k->tape, &k->make,
+                                       &k->kw_out};
+    return all[i];
+}
+
+static const struct {
+    int type;
+    const char *name;
+    size_t field;
+} KIT_SLOTS[] = {
+    {0, "p", offsetof(sad_rev_kit, a_p)},
+    {0, "_s", offsetof(sad_rev_kit, a_s)},
+    {0, "buf", offsetof(sad_rev_kit, a_buf)},
+    {2, "tape", offsetof(sad_rev_kit, b_tape)},
+    {2, "slot", offsetof(sad_rev_kit, b_slot)},
+    {2, "readonly", offsetof(sad_rev_kit, b_readonly)},
+    {2, "kept", offsetof(sad_rev_kit, b_kept)},
+    {3, "keep", offsetof(sad_rev_kit, t_keep)},
+    {3, "_tptr", offsetof(sad_rev_kit, t_tptr)},
+    {3, "_aliveptr", offsetof(sad_rev_kit, t_alive)},
+};
+
+static void kit_free(PyObject *capsule)
+{
+    sad_rev_kit *k = PyCapsule_GetPointer(capsule, KIT_NAME);
+    if (k == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    for (int i = 0; i <= KIT_OBJECTS; ++i)
+        Py_XDECREF(*kit_object(k, i));
+    PyMem_Free(k);
+}
+
+/* cls.rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make): the
+ * kit of rev and rev_out, as a capsule. */
+PyObject *sad_scalar_rev_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    if (nargs != KIT_OBJECTS)
+        return PyErr_Format(PyExc_TypeError, "rev_kit takes %d arguments", KIT_OBJECTS);
+    for (int i = 0; i < 4; ++i)
+        if (!PyType_Check(args[i]))
+            return PyErr_Format(PyExc_TypeError, "rev_kit: argument %d must be a type", i);
+    sad_rev_kit *k = PyMem_Calloc(1, sizeof(sad_rev_kit));
+    if (k == NULL)
+        return PyErr_NoMemory();
+    for (int i = 0; i < KIT_OBJECTS; ++i)
+        *kit_object(k, i) = Py_NewRef(args[i]);
+    PyObject *capsule = PyCapsule_New(k, KIT_NAME, kit_free);
+    if (capsule == NULL) {
+        for (int i = 0; i < KIT_OBJECTS; ++i)
+            Py_DECREF(*kit_object(k, i));
+        PyMem_Free(k);
+        return NULL;
+    }
+    if ((k->kw_out = Py_BuildValue("(s)", "out")) == NULL) {
+        Py_DECREF(capsule);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]); ++i) {
+        Py_ssize_t off = sad_fast_slot_offset(args[KIT_SLOTS[i].type], KIT_SLOTS[i].name,
+                                              "rev_kit");
+        if (off < 0) {
+            Py_DECREF(capsule);
+            return NULL;
+        }
+        *(Py_ssize_t *)((char *)k + KIT_SLOTS[i].field) = off;
+    }
+    return capsule;
+}
+
+int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const int **alive)
+{
+    PyObject *tptr = sad_fast_slot_of(tape, k->tape, k->t_tptr);
+    PyObject *al = sad_fast_slot_of(tape, k->tape, k->t_alive);
+    int ok = tptr != NULL && al != NULL && PyLong_CheckExact(tptr) && PyLong_CheckExact(al);
+    if (ok) {
+        *t = (sad_tape *)PyLong_AsSsize_t(tptr);
+        *alive = (const int *)PyLong_AsSsize_t(al);
+        ok = **alive != 0;
+    }
+    Py_XDECREF(al);
+    Py_XDECREF(tptr);
+    return ok;
+}
+
+/* The tape's keep list and its C tape, or 0: Python's case (a freed tape,
+ * whose error Python raises). */
+static int tape_parts(const sad_rev_kit *k, PyObject *tape, PyObject **keep, sad_tape **t)
+{
+    *keep = sad_fast_slot_of(tape, k->tape, k->t_keep);
+    PyObject *tptr = sad_fast_slot_of(tape, k->tape, k->t_tptr);
+    const int ok = *keep != NULL && PyList_CheckExact(*keep) && tptr != NULL &&
+                   PyLong_CheckExact(tptr);
+    if (ok)
+        *t = (sad_tape *)PyLong_AsSsize_t(tptr);
+    Py_XDECREF(tptr);
+    if (!ok) {
+        Py_CLEAR(*keep);
+        PyErr_Clear();
+    }
+    return ok;
+}
+
 /* A traced array of the call's tape (the first one found sets it) whose
  * shadow is an array or a lazy slot.  Inactive memory, or a view whose
  * shadow is not looked up yet, is Python's case (0). */
-static int traced_operand(PyObject *o, PyObject **tape, sad_fast_operand *out)
+static int traced_operand(const sad_rev_kit *k, PyObject *o, PyObject **tape, sad_fast_operand *out)
 {
-    PyObject *buf = PyObject_GetAttrString(o, "buf");
-    PyObject *t = buf != NULL ? PyObject_GetAttrString(buf, "tape") : NULL;
-    PyObject *s = PyObject_GetAttrString(o, "_s");
-    PyObject *p = PyObject_GetAttrString(o, "p");
+    PyObject *buf = sad_fast_slot_of(o, k->traced, k->a_buf);
+    PyObject *t = sad_fast_slot_of(buf, k->buffer, k->b_tape);
+    PyObject *s = sad_fast_slot_of(o, k->traced, k->a_s);
+    PyObject *p = sad_fast_slot_of(o, k->traced, k->a_p);
     int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
              (*tape == NULL || *tape == t);
     if (ok && s == Py_None) { /* a lazy shadow is laid out as its primal */
-        PyObject *slot = PyObject_GetAttrString(buf, "slot");
+        PyObject *slot = sad_fast_slot(buf, k->b_slot);
         ok = slot != NULL && PyLong_CheckExact(slot);
         if (ok)
             out->slot = PyLong_AsLongLong(slot);
@@ -62,11 +178,11 @@ static int scalar_operand(PyObject *a, PyObject **tape, sad_fast_operand *out)
 
 /* One operand of rev or rev_out: a traced array (active), a traced scalar, a
  * plain float64 array or a number.  *traced counts the traced ones. */
-static int rev_operand(PyObject *a, PyObject *cls, PyObject *traced_type, PyObject *ndarray_type,
-                       PyObject **tape, sad_fast_operand *out, int *traced)
+static int rev_operand(const sad_rev_kit *k, PyObject *a, PyObject *cls, PyObject **tape,
+                       sad_fast_operand *out, int *traced)
 {
-    if ((PyObject *)Py_TYPE(a) == traced_type) {
-        int status = traced_operand(a, tape, out);
+    if ((PyObject *)Py_TYPE(a) == k->traced) {
+        int status = traced_operand(k, a, tape, out);
         /* active: a shadow array, or a lazy slot */
         status = status > 0 && (out->s != out->p || out->slot > 0);
         *traced += status;
@@ -77,7 +193,7 @@ static int rev_operand(PyObject *a, PyObject *cls, PyObject *traced_type, PyObje
         *traced += status > 0;
         return status;
     }
-    return sad_fast_plain(a, ndarray_type, out);
+    return sad_fast_plain(a, k->ndarray, out);
 }
 
 /* Which values the reverse sweep of z = op(x, y) reads (x 1, y 2, z 4), as
@@ -114,62 +230,78 @@ static int keep_values(PyObject *keep, PyObject *z, const sad_fast_operand *o, i
     return 0;
 }
 
-/* cls.rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse mode.
- * Operands are traced arrays of one tape whose shadows are arrays or lazy
- * slots (at least one), float64 arrays or a number; numpy computes the
- * primal, make(tape, z) wraps it as an active temporary, and the record goes
- * on the tape. */
+/* The kit of a fast-path call (args[0]), or NULL with TypeError set. */
+const sad_rev_kit *sad_rev_kit_of(PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1)
+        return PyErr_Format(PyExc_TypeError, "a reverse fast path takes the kit first"), NULL;
+    return PyCapsule_GetPointer(args[0], KIT_NAME);
+}
+
+/* cls.rev(kit, ufunc, op, x[, y]): reverse mode.  Operands are traced arrays
+ * of one tape whose shadows are arrays or lazy slots (at least one), float64
+ * arrays or a number; numpy computes the primal, the kit's make(tape, z)
+ * wraps it as an active temporary, and the record goes on the tape. */
 PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 4, &op, &n);
+    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    if (k == NULL)
+        return NULL;
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 2, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
-    PyObject *traced_type = args[0], *ndarray_type = args[1], *make = args[2], *ufunc = args[3];
+    PyObject *ufunc = args[1];
     sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
-    PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL, *tptr = NULL;
+    PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL;
+    sad_tape *t = NULL;
     int consts = 0, traced = 0, arrays = 0;
     for (int j = 0; j < n && status > 0; ++j) {
-        status = rev_operand(args[5 + j], cls, traced_type, ndarray_type, &tape, &o[j], &traced);
+        status = rev_operand(k, args[3 + j], cls, &tape, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
         arrays += status > 0 && o[j].kind == SAD_KX_ARR;
     }
     /* scalars only: Python's lean path, before numpy computes anything */
-    if (status <= 0 || traced == 0 || consts > 1 || arrays == 0) {
+    if (status <= 0 || traced == 0 || consts > 1 || arrays == 0 ||
+        !tape_parts(k, tape, &keep, &t)) {
         status = status < 0 ? -1 : 0;
         goto done;
     }
-    if ((status = sad_fast_primal(ufunc, ndarray_type, o, n, &z)) <= 0)
+    if ((status = sad_fast_primal(ufunc, k->ndarray, o, n, &z)) <= 0)
         goto done;
     status = -1;
-    res = PyObject_CallFunctionObjArgs(make, tape, z, NULL);
-    zs = res != NULL ? PyObject_GetAttrString(res, "_s") : NULL;
-    if (zs == NULL)
+    res = PyObject_CallFunctionObjArgs(k->make, tape, z, NULL);
+    if (res == NULL)
         goto done;
+    zs = sad_fast_slot_of(res, k->traced, k->a_s);
     int64_t slots[3] = {0, o[0].slot, o[1].slot};
     if (zs == Py_None) { /* a lazy result: its slot, and its primal for the layout */
-        PyObject *buf = PyObject_GetAttrString(res, "buf");
-        PyObject *slot = buf != NULL ? PyObject_GetAttrString(buf, "slot") : NULL;
+        PyObject *buf = sad_fast_slot_of(res, k->traced, k->a_buf);
+        PyObject *slot = sad_fast_slot_of(buf, k->buffer, k->b_slot);
         Py_XDECREF(buf);
-        if (slot == NULL)
+        if (slot == NULL || !PyLong_CheckExact(slot)) {
+            Py_XDECREF(slot);
+            PyErr_SetString(PyExc_TypeError, "rev: make() gave a lazy result without a slot");
             goto done;
+        }
         slots[0] = PyLong_AsLongLong(slot);
         Py_DECREF(slot);
         Py_DECREF(zs);
         zs = z;
         Py_INCREF(zs);
     }
-    keep = PyObject_GetAttrString(tape, "keep");
-    tptr = PyObject_GetAttrString(tape, "_tptr");
-    if (keep == NULL || tptr == NULL || keep_values(keep, z, o, n, values_read(op, o, n)) < 0)
+    if (zs == NULL) {
+        PyErr_SetString(PyExc_TypeError, "rev: make() must return a traced array");
+        goto done;
+    }
+    if (keep_values(keep, z, o, n, values_read(op, o, n)) < 0)
         goto done;
     intptr_t p[2] = {0, 0}, s[2] = {0, 0};
-    double k = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_FRESH, p, s, &k);
+    double kc = 0.0;
+    const int flags = sad_fast_pack(o, n, SAD_F_FRESH, p, s, &kc);
     /* more dimensions than a record takes, or no memory: Python's path */
-    status = sad_ew_slots((sad_tape *)PyLong_AsSsize_t(tptr), op, flags, (intptr_t)z,
-                          (intptr_t)zs, p[0], s[0], p[1], s[1], k, slots) == 0;
+    status = sad_ew_slots(t, op, flags, (intptr_t)z, (intptr_t)zs, p[0], s[0], p[1], s[1], kc,
+                          slots) == 0;
 done:
-    Py_XDECREF(tptr);
     Py_XDECREF(keep);
     Py_XDECREF(zs);
     Py_XDECREF(z);
@@ -181,69 +313,66 @@ done:
  * carries: kept by the tape, not an Active argument, writeable, with its
  * shadow an array (not lazy)?  Anything else is Python's case (pinning,
  * promotion, or the error that names the problem). */
-static int writable_target(PyObject *out, const sad_fast_operand *oz)
+static int writable_target(const sad_rev_kit *k, PyObject *out, const sad_fast_operand *oz)
 {
     if (oz->slot > 0 || oz->s == oz->p || !sad_is_writeable(oz->p))
         return 0;
-    PyObject *buf = PyObject_GetAttrString(out, "buf");
-    PyObject *readonly = buf != NULL ? PyObject_GetAttrString(buf, "readonly") : NULL;
-    PyObject *kept = buf != NULL ? PyObject_GetAttrString(buf, "kept") : NULL;
+    PyObject *buf = sad_fast_slot_of(out, k->traced, k->a_buf);
+    PyObject *readonly = sad_fast_slot_of(buf, k->buffer, k->b_readonly);
+    PyObject *kept = sad_fast_slot_of(buf, k->buffer, k->b_kept);
     const int ok = readonly == Py_False && kept == Py_True;
     Py_XDECREF(kept);
     Py_XDECREF(readonly);
     Py_XDECREF(buf);
-    PyErr_Clear();
     return ok;
 }
 
-/* cls.rev_out(traced_type, ndarray_type, out, ufunc, op, x[, y]): ufunc(x, y,
- * out=out) for a traced `out` (x op= y), with operands as for rev.  The
- * record saves the bytes it overwrites before numpy writes them; if numpy
- * then refuses (shapes that do not broadcast), the record is dropped and the
- * bytes put back, as on Python's path. */
+/* cls.rev_out(kit, out, ufunc, op, x[, y]): ufunc(x, y, out=out) for a
+ * traced `out` (x op= y), with operands as for rev.  The record saves the
+ * bytes it overwrites before numpy writes them; if numpy then refuses (shapes
+ * that do not broadcast), the record is dropped and the bytes put back, as on
+ * Python's path. */
 PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 4, &op, &n);
+    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    if (k == NULL)
+        return NULL;
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 3, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
-    PyObject *traced_type = args[0], *ndarray_type = args[1], *out = args[2], *ufunc = args[3];
+    PyObject *out = args[1], *ufunc = args[2];
     sad_fast_operand oz = {.p = NULL}, o[2] = {{.p = NULL}, {.p = NULL}};
-    PyObject *tape = NULL, *keep = NULL, *tptr = NULL, *call = NULL, *kw = NULL, *res = NULL;
+    PyObject *tape = NULL, *keep = NULL, *res = NULL;
+    sad_tape *t = NULL;
     int consts = 0, traced = 0;
-    status = (PyObject *)Py_TYPE(out) == traced_type && traced_operand(out, &tape, &oz) &&
-             writable_target(out, &oz);
+    status = (PyObject *)Py_TYPE(out) == k->traced && traced_operand(k, out, &tape, &oz) &&
+             writable_target(k, out, &oz);
     for (int j = 0; j < n && status > 0; ++j) {
-        status = rev_operand(args[5 + j], cls, traced_type, ndarray_type, &tape, &o[j], &traced);
+        status = rev_operand(k, args[4 + j], cls, &tape, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
     }
-    if (status <= 0 || consts > 1) {
+    if (status <= 0 || consts > 1 || !tape_parts(k, tape, &keep, &t)) {
         status = status < 0 ? -1 : 0;
         goto done;
     }
     status = -1;
-    keep = PyObject_GetAttrString(tape, "keep");
-    tptr = PyObject_GetAttrString(tape, "_tptr");
-    if (keep == NULL || tptr == NULL)
-        goto done;
     /* z is overwritten: the sweep recomputes it from x and y (_values_read) */
     const int need = values_read(op, o, n) ? 7 : 0;
     if (keep_values(keep, oz.p, o, n, need) < 0)
         goto done;
-    sad_tape *t = (sad_tape *)PyLong_AsSsize_t(tptr);
     const int64_t mark = sad_tape_len(t);
     intptr_t p[2] = {0, 0}, s[2] = {0, 0};
-    double k = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_SAVE, p, s, &k);
+    double kc = 0.0;
+    const int flags = sad_fast_pack(o, n, SAD_F_SAVE, p, s, &kc);
     const int64_t slots[3] = {0, o[0].slot, o[1].slot};
-    if (sad_ew_slots(t, op, flags, (intptr_t)oz.p, (intptr_t)oz.s, p[0], s[0], p[1], s[1], k,
+    if (sad_ew_slots(t, op, flags, (intptr_t)oz.p, (intptr_t)oz.s, p[0], s[0], p[1], s[1], kc,
                      slots) != 0) {
         sad_truncate(t, mark); /* more dimensions than a record takes: Python's path */
         status = 0;
         goto done;
     }
-    call = n == 1 ? PyTuple_Pack(1, o[0].p) : PyTuple_Pack(2, o[0].p, o[1].p);
-    kw = call != NULL ? Py_BuildValue("{sO}", "out", oz.p) : NULL;
-    PyObject *z = kw != NULL ? PyObject_Call(ufunc, call, kw) : NULL;
+    PyObject *call[3] = {o[0].p, n == 2 ? o[1].p : oz.p, oz.p};
+    PyObject *z = PyObject_Vectorcall(ufunc, call, (size_t)n, k->kw_out);
     if (z == NULL) {
         sad_truncate(t, mark);
         goto done;
@@ -253,9 +382,6 @@ PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t na
     res = out;
     status = 1;
 done:
-    Py_XDECREF(kw);
-    Py_XDECREF(call);
-    Py_XDECREF(tptr);
     Py_XDECREF(keep);
     sad_fast_release(&oz, 1);
     sad_fast_release(o, n);

@@ -7,7 +7,7 @@
  * tape; everything else goes to the Python subclass's ``_slow`` method, which
  * keeps the full semantics.  The type also carries, as class methods, the
  * calls Python makes once per array operation, defined in pykernels.c,
- * pyreverse.c and pyforward.c (and declared in pyfast.h).  These files and
+ * pyreverse.c, pyindex.c and pyforward.c (declared in pyfast.h).  These files and
  * pyfast.c are the part of the core that uses the Python C API beyond
  * reading array headers. */
 #define PY_SSIZE_T_CLEAN
@@ -250,17 +250,22 @@ static int element_offsets(PyObject *p, PyObject *s, PyObject *idx, int64_t *pof
     return 1;
 }
 
-/* cls.load(p, s, idx, tape): the element of an active array (primal p, shadow
- * s) that idx names, as a traced scalar of class cls; NotImplemented when idx
- * names no single element or s is None (Python takes the general path). */
+/* cls.load(kit, p, s, idx, tape): the element of an active array (primal p,
+ * shadow s) that idx names, as a traced scalar of class cls; NotImplemented
+ * when idx names no single element or s is None (Python takes the general
+ * path). */
 static PyObject *scalar_load(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4)
-        return PyErr_Format(PyExc_TypeError, "load takes 4 arguments");
-    if (args[1] == Py_None)
+    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    if (k == NULL)
+        return NULL;
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "load takes 5 arguments");
+    PyObject *p = args[1], *s = args[2], *tape = args[4];
+    if (s == Py_None)
         Py_RETURN_NOTIMPLEMENTED;
     int64_t poff, soff;
-    int rc = element_offsets(args[0], args[1], args[2], &poff, &soff);
+    int rc = element_offsets(p, s, args[3], &poff, &soff);
     if (rc <= 0) {
         if (rc == 0)
             Py_RETURN_NOTIMPLEMENTED;
@@ -268,12 +273,12 @@ static PyObject *scalar_load(PyObject *cls, PyObject *const *args, Py_ssize_t na
     }
     sad_tape *t;
     const int *alive;
-    if (tape_of(args[3], &t, &alive) < 0)
+    if (!sad_rev_tape_of(k, tape, &t, &alive) && tape_of(tape, &t, &alive) < 0)
         return PyErr_Occurred() ? NULL : finished();
-    double v = *(double *)((char *)sad_arr_of((intptr_t)args[0]).data + poff);
-    ScalarObject proto = {.tape = args[3], .t = t, .alive = alive};
+    double v = *(double *)((char *)sad_arr_of((intptr_t)p).data + poff);
+    ScalarObject proto = {.tape = tape, .t = t, .alive = alive};
     Py_SET_TYPE(&proto, (PyTypeObject *)cls);
-    return result(&proto, v, (sad_pair *)sad_load(t, (intptr_t)args[1], soff, v));
+    return result(&proto, v, (sad_pair *)sad_load(t, (intptr_t)s, soff, v));
 }
 
 /* cls.store(p, s, i, x): y[i] = x for an active 1-D array and a traced
@@ -299,9 +304,17 @@ static PyObject *scalar_store(PyObject *cls, PyObject *const *args, Py_ssize_t n
 
 static PyMethodDef scalar_methods[] = {
     {"rev", (PyCFunction)(void (*)(void))sad_scalar_rev, METH_FASTCALL | METH_CLASS,
-     "rev(traced_type, ndarray_type, make, ufunc, op, x[, y]): reverse elementwise fast path"},
+     "rev(kit, ufunc, op, x[, y]): reverse elementwise fast path"},
     {"rev_out", (PyCFunction)(void (*)(void))sad_scalar_rev_out, METH_FASTCALL | METH_CLASS,
-     "rev_out(traced_type, ndarray_type, out, ufunc, op, x[, y]): the same, in place (out=)"},
+     "rev_out(kit, out, ufunc, op, x[, y]): the same, in place (out=)"},
+    {"rev_kit", (PyCFunction)(void (*)(void))sad_scalar_rev_kit, METH_FASTCALL | METH_CLASS,
+     "rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make): what rev and rev_out "
+     "need to know of them"},
+    {"view", (PyCFunction)(void (*)(void))sad_scalar_view, METH_FASTCALL | METH_CLASS,
+     "view(kit, a, idx): a[idx] of a traced array, for a basic index that leaves a view"},
+    {"writes_back", (PyCFunction)(void (*)(void))sad_scalar_writes_back,
+     METH_FASTCALL | METH_CLASS,
+     "writes_back(kit, p, idx, v): is p[idx] = v writing back the view v itself?"},
     {"fwd", (PyCFunction)(void (*)(void))sad_scalar_fwd, METH_FASTCALL | METH_CLASS,
      "fwd(kit, ufunc, op, x[, y]): forward elementwise fast path"},
     {"fsum", (PyCFunction)(void (*)(void))sad_scalar_fsum, METH_FASTCALL | METH_CLASS,
@@ -315,7 +328,7 @@ static PyMethodDef scalar_methods[] = {
      "ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot): one elementwise "
      "record (a slot > 0: that shadow is lazy)"},
     {"load", (PyCFunction)(void (*)(void))scalar_load, METH_FASTCALL | METH_CLASS,
-     "load(p, s, idx, tape): the element idx of an active array, traced"},
+     "load(kit, p, s, idx, tape): the element idx of an active array, traced"},
     {"store", (PyCFunction)(void (*)(void))scalar_store, METH_FASTCALL | METH_CLASS,
      "store(p, s, i, x): element i of an active vector = traced scalar x, recorded"},
     {NULL, NULL, 0, NULL},

@@ -14,6 +14,7 @@ import operator
 import numpy as np
 
 from ._c import ffi, lib
+from .tape import Tape
 
 _data = lib.sad_data
 
@@ -501,6 +502,9 @@ def _element_offsets(a, idx):
 def _writes_back(p, idx, v):
     """True for Python's write-back after ``y[idx] op= x``: ``y[idx] = v`` where
     v already is that very view, updated in place (and recorded) by the op."""
+    same = _c_writes_back(REV_KIT, p, idx, v)  # the plain indexes, in C
+    if same is not None:
+        return same
     if _index_kind(idx) == _OTHER:
         return False
     w = p[idx]
@@ -509,6 +513,7 @@ def _writes_back(p, idx, v):
 
 
 _load_element, _store_element = TScalar.load, TScalar.store
+_view, _c_writes_back = TScalar.view, TScalar.writes_back  # csrc/pyindex.c
 
 
 class ArrayOps:
@@ -705,9 +710,12 @@ class TArray(ArrayOps):
                 if s is None and t is int and self.p.ndim == 1:
                     return self.p.item(idx)
             if s is not None:
-                r = _load_element(self.p, s, idx, self.buf.tape)
+                r = _load_element(REV_KIT, self.p, s, idx, self.buf.tape)
                 if r is not NotImplemented:
                     return r
+        r = _view(REV_KIT, self, idx)  # a basic view, in C
+        if r is not NotImplemented:
+            return r
         if t is TArray or t is TScalar:
             raise detach_error("indexing with a traced value")
         kind = _index_kind(idx)
@@ -751,3 +759,8 @@ class TArray(ArrayOps):
 
 ARRAY_TYPES.add(TArray)
 SCALAR_TYPES.add(TScalar)
+
+# What the reverse fast paths (csrc/pyreverse.c, pyindex.c) read of these
+# classes: their slot offsets; lazy_result makes a fast path's result, whose
+# record is in C.
+REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result)

@@ -468,3 +468,86 @@ def test_gather_of_distinct_and_repeated_positions():
         return np.sum(p * p) + np.sum(q * q * q) + np.sum(r)
 
     check_rule(f, Duplicated(a, np.zeros_like(a)))
+
+
+# --------------------------------------------------------------------------
+# the C indexing paths (csrc/pyindex.c): views and write-backs
+
+def _index_program(A, b):
+    n = A.shape[0]
+    for k in range(n - 1):                     # an in-place LU: views and write-backs
+        A[k + 1:, k] /= A[k, k]
+        A[k + 1:, k + 1:] -= np.outer(A[k + 1:, k], A[k, k + 1:])
+    b[1:] += A[0, 1:] * A[1:, 0]               # a row, a column
+    b[:2] = b[1:3]                             # same shape, another view: a real copy
+    b[...] *= A[-1][::-1]                      # an int index of a 2-D array: a row
+    c = A[1:, None, 0][:, 0] + A[(1, slice(1, None))] + A[..., 2][1:]
+    return np.sum(c * b[1:]) + np.sum(A[1] * A[2:3][0])
+
+
+def test_c_views_and_write_backs_match_the_python_path(monkeypatch):
+    from shadowad import traced
+    A0 = np.eye(4) * 4.0 + rng.uniform(-1, 1, (4, 4))
+    b0 = rng.standard_normal(4)
+
+    def run():
+        A, b = dup(A0), dup(b0)
+        v = autodiff(_index_program, A, b)
+        return [v, A.val, b.val, A.dval, b.dval]
+    calls = []
+    real_view, real_back = traced._view, traced._c_writes_back
+    monkeypatch.setattr(traced, "_view", lambda *a: calls.append("v") or real_view(*a))
+    monkeypatch.setattr(traced, "_c_writes_back",
+                        lambda *a: calls.append("w") or real_back(*a))
+    fast = run()
+    assert "v" in calls and "w" in calls
+    monkeypatch.setattr(traced, "_view", lambda *a: NotImplemented)
+    monkeypatch.setattr(traced, "_c_writes_back", lambda *a: None)
+    slow = run()
+    for a, b in zip(fast, slow):
+        assert sad.testing.same_bits(np.asarray(a[0] if isinstance(a, tuple) else a),
+                                     np.asarray(b[0] if isinstance(b, tuple) else b))
+    monkeypatch.undo()
+    check_all(_index_program, dup(A0), dup(b0))
+
+
+def test_c_write_back_tells_views_apart():
+    from shadowad.traced import REV_KIT, _c_writes_back
+    p = np.arange(12.0).reshape(3, 4)
+    assert _c_writes_back(REV_KIT, p, (slice(1, None), 0), p[1:, 0]) is True
+    assert _c_writes_back(REV_KIT, p, (slice(1, None), 0), p[1:, 1]) is False  # other memory
+    assert _c_writes_back(REV_KIT, p, slice(0, 2), p[1:3]) is False            # shifted
+    assert _c_writes_back(REV_KIT, p, (slice(None), 0), p[:, 0].copy()) is False
+    assert _c_writes_back(REV_KIT, p, 1, p[1]) is True
+    assert _c_writes_back(REV_KIT, p, (1, 2), p[1:2, 2]) is None  # an element: Python's
+    assert _c_writes_back(REV_KIT, p, [0, 1], p[:2]) is None      # advanced: Python's
+    assert _c_writes_back(REV_KIT, p, (np.int64(1), slice(None)), p[1]) is None
+    with pytest.raises(IndexError):
+        _c_writes_back(REV_KIT, p, (slice(None), 7), p[:, 0])
+
+
+def test_c_views_of_lazy_and_inactive_memory():
+    def f(x, c):
+        t = np.exp(x) * 2.0                    # a large temporary: a lazy shadow
+        u = t[::2] + t[1::2]                   # views of it
+        k = c[1:]                              # a constant's view stays constant
+        return np.sum(u[: k.size] * k)
+    x = rng.standard_normal(9000)
+    c = rng.standard_normal(4501)
+    g = autodiff(f, Active(x), Const(c))[0]
+    e = np.exp(x) * 2.0
+    want = np.zeros_like(x)
+    want[::2][:4500] = e[::2][:4500] * c[1:]
+    want[1::2][:4500] = e[1::2][:4500] * c[1:]
+    assert np.allclose(g, want)
+
+
+def test_c_view_index_errors_are_numpys():
+    def f(x):
+        return x[1:, 5]
+    with pytest.raises(IndexError, match="out of bounds"):
+        autodiff(f, dup(X))
+    with pytest.raises(TypeError, match="rev_kit takes 5 arguments"):
+        sad.traced.TScalar.rev_kit(1, 2)
+    with pytest.raises(TypeError, match="is not a __slots__ field"):
+        sad.traced.TScalar.rev_kit(int, np.ndarray, int, int, None)

@@ -12,7 +12,7 @@ from .._c import lib
 from ..tape import _current
 from ..traced import (F64, LAZY_MAXDIM, TEMPORARY, Buffer, TArray, TScalar, _num, check_writable,
                       detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
-                      primal, promote, shadow_of)
+                      primal, promote, shadow_of, REV_KIT)
 from . import registry
 
 # ufunc -> C op code: the primitive table of the elementwise family
@@ -122,9 +122,7 @@ def _operand(a, tape, lazy=False):
 
 _rev = TScalar.rev  # csrc/pyreverse.c: the common case of apply_ufunc
 _rev_out = TScalar.rev_out  # and its in-place (out=) form
-
-
-_rev_result = lazy_result  # the C fast path's result: its record is in C
+_REV_KIT = REV_KIT  # what they read of Python's classes (traced.py)
 
 
 def _tape_of(inputs, out):
@@ -161,11 +159,11 @@ def apply_ufunc(ufunc, inputs, out=None):
         # x's adjoint once instead of x*g twice
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
-        res = _rev(TArray, np.ndarray, _rev_result, ufunc, op, *inputs)
+        res = _rev(_REV_KIT, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     elif type(out) is TArray:  # in place, into active memory: the same, with out=
-        res = _rev_out(TArray, np.ndarray, out, ufunc, op, *inputs)
+        res = _rev_out(_REV_KIT, out, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:
