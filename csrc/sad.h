@@ -211,6 +211,9 @@ void sad_axpy_reverse(const sad_record *r, int accumulate);
 int sad_reduce_reverse(sad_tape *t, const sad_record *r);
 void sad_reduce_reverse_block(const sad_record *r, const sad_block *b, const int assign[3]);
 
+/* outer.c */
+int sad_outer_reverse(sad_tape *t, const sad_record *r);
+
 /* vector.c */
 void sad_vec_reverse(sad_record *r, int dir);
 

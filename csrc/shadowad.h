@@ -32,7 +32,9 @@ enum sad_op {
     SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,
     SAD_VPUSHA = 42, SAD_VCOPY = 43,
     /* scalar record z = f(x, y) with known partials: vx = df/dx, vy = df/dy */
-    SAD_LIN = 44
+    SAD_LIN = 44,
+    /* z = np.outer(a, b) of two vectors (outer.c) */
+    SAD_OUTER = 45
 };
 
 /* How an operand of sad_ew / sad_axpy is passed, and what the call must do. */
@@ -47,8 +49,10 @@ enum sad_flag {
                           * once this record is swept, so it is not zeroed */
 };
 
-/* Return codes of the recording calls. */
-enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NOMEM = -1 };
+/* Return codes of the recording calls.  SAD_NUMPY: recorded, but the primal
+ * is numpy's to compute (it would report a floating-point exception, or its
+ * NaN bits are the machine code's). */
+enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1 };
 
 /* The data address of an array object (what numpy's __array_interface__
  * reports, at a fraction of its cost). */
@@ -136,6 +140,17 @@ int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
  * one tangent of a per lane (NULL: a is constant). */
 int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
                       intptr_t y, intptr_t dy);
+/* z = np.outer(a, b) of 1-D arrays a and b (shadows as, bs; 0 when inactive):
+ * C writes z[i, j] = a[i] * b[j] (numpy's bits) into z, a fresh C-contiguous
+ * (len(a), len(b)) array, and records it; the sweep adds z's adjoint (shadow
+ * zs) into as and bs.  A slot > 0 marks that shadow as a lazy slot (see
+ * sad_slot_new); its shadow argument is then the array with its layout (its
+ * primal, z for zs).  Records nothing when z is empty.  SAD_NUMPY: an operand
+ * holds a NaN or a product raised a floating-point exception; the record is
+ * made, and numpy computes z again (the record is the tape's last). */
+int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, intptr_t as,
+              int64_t aslot, intptr_t b, intptr_t bs, int64_t bslot);
+
 /* A record whose pullback runs in Python (index pyidx in Python's list).  With
  * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);

@@ -188,7 +188,7 @@ int64_t sad_record_pyidx(const sad_tape *t, int64_t i) { return t->rec[i].u.a.py
 
 /* ---- sweeps ------------------------------------------------------------ */
 /* Does r's reverse read primal values: its partials (a nonlinear elementwise
- * record, a dot product, y += a*x), or a Python pullback, which may read
+ * record, a dot or outer product, y += a*x), or a Python pullback, which may read
  * anything?  Unknown kinds count as readers. */
 static int reads_values(const sad_record *r)
 {
@@ -198,7 +198,7 @@ static int reads_values(const sad_record *r)
         return 0;
     case SAD_DOT: case SAD_AXPY: case SAD_PY:
     case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
-    case SAD_VPUSHA: case SAD_VCOPY:
+    case SAD_VPUSHA: case SAD_VCOPY: case SAD_OUTER:
         return 1;
     default:
         if (!(r->flags & SAD_F_BLOCK)) /* scalar records keep their values in pairs */
@@ -260,6 +260,10 @@ static int step(sad_tape *t, sad_record *r, int dir, int keep)
     case SAD_SUM:
     case SAD_DOT:
         if (acc && sad_reduce_reverse(t, r) < 0)
+            return 2;
+        return 0;
+    case SAD_OUTER: /* a fresh output: nothing saved, nothing to undo or redo */
+        if (acc && sad_outer_reverse(t, r) < 0)
             return 2;
         return 0;
     case SAD_AXPY:

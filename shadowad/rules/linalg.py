@@ -1,9 +1,10 @@
 """Linear algebra: dot, vdot, inner, outer, matmul (also ``a @ b``), and
 np.linalg's solve, inv, det and slogdet.
 
-numpy (BLAS, LAPACK) computes every primal.  The inner product of two vectors
-is a C record; the rest are Python records whose pullback, right below the
-primal computation, reads the operands from memory at sweep time (restored by
+numpy (BLAS, LAPACK) computes the primals but one.  The inner product of two
+vectors is a C record, and so is their outer product (whose primal C computes,
+numpy's bits: csrc/outer.c); the rest are Python records whose pullback, right
+below the primal computation, reads the operands from memory at sweep time (restored by
 then) and adds into their shadows.  Nothing is saved: the solve and
 determinant pullbacks refactor the matrix instead of keeping factors.  The
 forward rules, beside them, compute each term of a tangent for all lanes in
@@ -12,7 +13,7 @@ one numpy call, the lanes axis leading.
 import numpy as np
 
 from .._c import lib
-from ..traced import (TArray, TScalar, adjoint_for_pullback, lazy_result, new_scalar,
+from ..traced import (F64, TArray, TScalar, adjoint_for_pullback, lazy_result, new_scalar,
                       output_pullback, shadow_of)
 from .elementwise import _tape_of, apply_ufunc, forward_apply
 from .indexing import accumulate, add_into, unbroadcast
@@ -20,7 +21,7 @@ from .reductions import (const_result, finish_out, forward_const, forward_contex
                          forward_operand, forward_result, operand, prod_others, result)
 from .registry import implements, implements_jvp
 
-_DOT = lib.SAD_DOT
+_DOT, _NUMPY = lib.SAD_DOT, lib.SAD_NUMPY
 # numpy 2 reads solve's b as a vector only when it is 1-D (numpy 1: a.ndim - 1)
 _SOLVE_VECTOR_1D = int(np.__version__.split(".")[0]) >= 2
 
@@ -187,8 +188,63 @@ def vdot_jvp(a, b):
     return _contract_jvp(ctx, v, ap.ravel(), _flat_lanes(at), bp.ravel(), _flat_lanes(bt), 0)
 
 
+# --------------------------------------------------------------------------
+# the outer product of two vectors: one C record
+
+def _outer_operand(x, tape):
+    """(primal, shadow or None, lazy slot or 0) of an operand that the C
+    record takes: a 1-D traced array of ``tape`` or a 1-D float64 ndarray.  A
+    lazy shadow is passed as the primal (which has its layout) and its slot."""
+    t = type(x)
+    if t is TArray:
+        p = x.p
+        if x.buf.tape is not tape or p.ndim != 1:
+            return None
+        s = x._s
+        if s is None and x.buf.slot is not None:
+            return p, p, x.buf.slot
+        return p, (s if s is not None else shadow_of(x)), 0
+    if t is np.ndarray and x.ndim == 1 and x.dtype == F64 and x.flags.aligned:
+        return x, None, 0
+    return None
+
+
+def _outer_record(a, b):
+    """np.outer(a, b) as one C record (csrc/outer.c), which also computes the
+    primal; None, having done nothing, for operands it does not take (traced
+    scalars, other shapes, numbers, other dtypes, no active operand): the
+    general path below handles (or refuses) those."""
+    tape = a.buf.tape if type(a) is TArray else (b.buf.tape if type(b) is TArray else None)
+    if tape is None:
+        return None
+    oa, ob = _outer_operand(a, tape), _outer_operand(b, tape)
+    if oa is None or ob is None or (oa[1] is None and ob[1] is None):
+        return None
+    (ap, sa, ka), (bp, sb, kb) = oa, ob
+    z = np.empty((ap.shape[0], bp.shape[0]))
+    res = lazy_result(tape, z)
+    zslot = res.buf.slot
+    zs = z if zslot is not None else res._s
+    tape.keep += (ap, bp, sa, sb)  # the sweep reads the values and adds into the shadows
+    c = tape.c
+    rc = lib.sad_outer(c, id(z), id(zs), zslot or 0, id(ap), 0 if sa is None else id(sa), ka,
+                       id(bp), 0 if sb is None else id(sb), kb)
+    if rc == _NUMPY:  # numpy's warnings (or error, per np.errstate) and NaN bits
+        try:
+            np.outer(ap, bp, out=z)
+        except BaseException:
+            lib.sad_truncate(c, lib.sad_tape_len(c) - 1)  # the record just made
+            raise
+    elif rc:
+        tape.check(rc, "np.outer")
+    return res
+
+
 @implements(np.outer)
 def outer(a, b, out=None):
+    res = _outer_record(a, b)
+    if res is not None:
+        return finish_out(res, out, "np.outer")
     tape, ap, ad, bp, bd = _operands(a, b, out)
     z = np.outer(ap, bp)
     if ad is None and bd is None:
