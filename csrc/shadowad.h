@@ -183,6 +183,9 @@ int64_t sad_redo(sad_tape *t, int64_t from);
 /* A redo that copies saved bytes back instead of swapping them: the tape
  * cannot be undone afterwards, only freed. */
 int64_t sad_redo_last(sad_tape *t, int64_t from);
+/* The bytes sad_redo_last(t, from) would copy back, or -1 when it does more
+ * than copy bytes (Python and Vector records). */
+int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from);
 /* Undo and drop the records [n, len): an operation that failed half-way
  * leaves no trace.  Python never truncates over a Python record. */
 void sad_truncate(sad_tape *t, int64_t n);

@@ -222,6 +222,40 @@ int64_t sad_tape_restore_floor(sad_tape *t)
     return t->floor;
 }
 
+/* The bytes a last redo from record `from` on copies back into primal
+ * memory, or -1 when a record there does more than copy saved bytes back
+ * (Python records that save or undo, Vector records): what Python weighs
+ * against putting back a copy of the final memory instead (driver.py). */
+int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from)
+{
+    int64_t bytes = 0;
+    for (int64_t i = from < 0 ? 0 : from; i < t->n; ++i) {
+        const sad_record *r = &t->rec[i];
+        switch (r->op) {
+        case SAD_LOAD: case SAD_SUM: case SAD_DOT: case SAD_OUTER:
+            break;
+        case SAD_STORE:
+            bytes += (int64_t)sizeof(double);
+            break;
+        case SAD_PY:
+            if (r->u.a.saved != NULL || (r->flags & SAD_F_PYUNDO))
+                return -1;
+            break;
+        case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
+        case SAD_VPUSHA: case SAD_VCOPY:
+            return -1;
+        case SAD_AXPY:
+            bytes += r->u.a.b->n * (int64_t)sizeof(double);
+            break;
+        default:
+            if ((r->flags & SAD_F_BLOCK) && r->u.a.saved != NULL)
+                bytes += r->u.a.b->n * (int64_t)sizeof(double);
+            break;
+        }
+    }
+    return bytes;
+}
+
 /* The saved bytes of array record r back into the primal: swapped, so that
  * the record can be undone again, except in a last redo. */
 static void put_back(const sad_record *r, int dir)

@@ -205,13 +205,46 @@ def _seed(target, seed):
             s[...] += seed
 
 
+# The last redo copies back every byte the sweep restored, once per record
+# that overwrote it: an in-place LU of an n x n matrix saves about n/3 times
+# the matrix.  Where that is more than this many times the memory f wrote
+# into, a copy of that memory taken before the sweep is put back instead.
+FINAL_COPY_RATIO = 2
+
+
+def _final_copies(tape):
+    """Copies of the memory f wrote (the tape's kept, writable roots), taken
+    before the sweep, when putting them back is cheaper than the last redo
+    (see FINAL_COPY_RATIO); None to redo."""
+    redo = lib.sad_tape_redo_bytes(tape.c, lib.sad_tape_restore_floor(tape.c))
+    if redo <= 0:
+        return None
+    roots = {id(b.root): b.root for b in tape.keep
+             if type(b) is Buffer and b.kept and not b.readonly and b.root.flags.writeable}
+    if redo <= FINAL_COPY_RATIO * sum(r.nbytes for r in roots.values()):
+        return None
+    return [(r, r.copy(order="K")) for r in roots.values()]
+
+
+def _leave_final(tape, copies):
+    """After the sweep: leave f's final values in memory, as the last redo
+    would (the tape is freed next and never undone)."""
+    if copies is None:
+        tape.redo(last=True)
+        return
+    for root, final in copies:
+        np.copyto(root, final)
+    tape.applied = None
+
+
 def _finish(tape, wrapped, target, seed, restore):
     _seed(target, seed)
+    copies = None if restore else _final_copies(tape)
     tape.reverse()
     if restore:
         tape.undo()  # what the sweep left applied (Tape.reverse)
     else:
-        tape.redo(last=True)
+        _leave_final(tape, copies)
     grads = tuple(w.gradient() for w in wrapped)
     for w in wrapped:
         if type(w.traced) is TracedVector:
@@ -254,6 +287,7 @@ def sweep_lanes(tape, lanes, before, after, restore):
     reverse sweep runs, ``after(lane)`` collects; the primal effects are
     re-applied between lanes, and at the end unless ``restore``."""
     memory, sizes = None, None
+    copies = None if restore else _final_copies(tape)
     for lane in range(lanes):
         if lane:
             tape.redo()
@@ -269,7 +303,7 @@ def sweep_lanes(tape, lanes, before, after, restore):
     if restore:
         tape.undo()  # what the last sweep left applied (Tape.reverse)
     else:
-        tape.redo(last=True)
+        _leave_final(tape, copies)
 
 
 def _finish_batch(tape, wrapped, target, lanes, restore):

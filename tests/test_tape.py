@@ -614,3 +614,74 @@ def test_threads_each_use_their_own_pool():
     for t in threads:
         t.join()
     assert not bad
+
+
+# --------------------------------------------------------------------------
+# f's final values after the sweep: the last redo, or a copy put back
+
+def _lu_in_place(A, b):
+    n = A.shape[0]
+    for k in range(n - 1):
+        A[k + 1:, k] /= A[k, k]
+        A[k + 1:, k + 1:] -= np.outer(A[k + 1:, k], A[k, k + 1:])
+    b[1:] -= A[1:, 0] * b[0]           # a second written argument
+    b[0] = b[0] * A[0, 0]              # a scalar store
+    return np.sum(np.log(np.abs(np.diagonal(A)))) + np.sum(b * b)
+
+
+def _vector_program(x, v):
+    v.push(x[0] * 2.0)
+    x[1:] *= x[0]
+    return v[-1] * x[1] + np.sum(x)
+
+
+PROGRAMS = [
+    ("lu", _lu_in_place, lambda r: (dup(np.eye(6) * 5 + r.uniform(-1, 1, (6, 6))),
+                                    dup(r.standard_normal(6)))),
+    ("vector", _vector_program, lambda r: (dup(r.uniform(0.5, 1.5, 4)),
+                                           sad.Duplicated(sad.Vector([1.0]), sad.Vector([0.0])))),
+]
+
+
+@pytest.mark.parametrize("name,f,make", PROGRAMS, ids=[p[0] for p in PROGRAMS])
+@pytest.mark.parametrize("batch", [False, True], ids=["one sweep", "batch"])
+def test_final_copy_equals_the_last_redo(name, f, make, batch, monkeypatch):
+    from shadowad import driver
+    calls = []
+    real = driver._final_copies
+    monkeypatch.setattr(driver, "_final_copies", lambda t: calls.append(1) or real(t))
+
+    def run(ratio):
+        monkeypatch.setattr(driver, "FINAL_COPY_RATIO", ratio)
+        args = make(np.random.default_rng(5))
+        if batch and name == "lu":
+            A, b = args
+            args = (sad.BatchDuplicated(A.val, (A.dval, A.dval.copy() + 1.0)),
+                    sad.BatchDuplicated(b.val, (b.dval, b.dval.copy() - 1.0)))
+        v = autodiff(f, *args)
+        out = []
+        for a in args:
+            vals = [a.val] + (list(a.dvals) if hasattr(a, "dvals") else [a.dval])
+            out += [np.asarray(x[:] if isinstance(x, sad.Vector) else x) for x in vals]
+        return v, out
+    copied = run(0.0)           # a copy whenever the tape allows it
+    redone = run(float("inf"))  # always the last redo
+    assert calls
+    for a, b in zip(copied[1], redone[1]):
+        assert same_bits(a, b)
+
+
+def test_final_copy_is_taken_only_when_cheaper(monkeypatch):
+    from shadowad import driver
+    seen = []
+    real = driver._final_copies
+    monkeypatch.setattr(driver, "_final_copies", lambda t: seen.append(real(t)) or seen[-1])
+    rng = np.random.default_rng(6)
+    A = np.eye(40) * 40 + rng.uniform(-1, 1, (40, 40))
+    autodiff(_lu_in_place, dup(A), dup(rng.standard_normal(40)))  # saves ~13x the matrix
+    assert seen[-1] is not None and len(seen[-1]) == 2
+    x = rng.uniform(0.5, 1.5, 40)
+    autodiff(lambda x: np.sum(np.sin(x) * x), dup(x))             # writes nothing
+    assert seen[-1] is None
+    autodiff(_vector_program, dup(x[:4]), sad.Duplicated(sad.Vector([1.0]), sad.Vector([0.0])))
+    assert seen[-1] is None                                       # Vector records: redo
