@@ -101,7 +101,7 @@ PyObject *sad_fast_result(int status, PyObject *res)
 
 /* The offset of writable object slot `name` of class `type` (a __slots__
  * entry), or -1 with TypeError set (naming `who`, the kit being made). */
-Py_ssize_t sad_fast_slot_offset(PyObject *type, const char *name, const char *who)
+static Py_ssize_t slot_offset(PyObject *type, const char *name, const char *who)
 {
     PyObject *d = PyObject_GetAttrString(type, name);
     if (d == NULL)
@@ -131,4 +131,48 @@ PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off)
 PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off)
 {
     return o != NULL && (PyObject *)Py_TYPE(o) == type ? sad_fast_slot(o, off) : NULL;
+}
+
+static PyObject **kit_field(void *k, size_t off)
+{
+    return (PyObject **)((char *)k + off);
+}
+
+void sad_fast_kit_free(const sad_kit_layout *l, void *k, const size_t *extra, int nextra)
+{
+    for (int i = 0; i < l->nobjects; ++i)
+        Py_XDECREF(*kit_field(k, l->objects[i]));
+    for (int i = 0; i < nextra; ++i)
+        Py_XDECREF(*kit_field(k, extra[i]));
+    PyMem_Free(k);
+}
+
+PyObject *sad_fast_kit(const sad_kit_layout *l, PyObject *const *args, Py_ssize_t nargs,
+                       PyCapsule_Destructor destroy)
+{
+    if (nargs != l->nobjects)
+        return PyErr_Format(PyExc_TypeError, "%s takes %d arguments", l->name, l->nobjects);
+    for (int i = 0; i < l->types; ++i)
+        if (!PyType_Check(args[i]))
+            return PyErr_Format(PyExc_TypeError, "%s: argument %d must be a type", l->name, i);
+    void *k = PyMem_Calloc(1, l->size);
+    if (k == NULL)
+        return PyErr_NoMemory();
+    for (int i = 0; i < l->nobjects; ++i)
+        *kit_field(k, l->objects[i]) = Py_NewRef(args[i]);
+    PyObject *capsule = PyCapsule_New(k, l->name, destroy);
+    if (capsule == NULL) {
+        sad_fast_kit_free(l, k, NULL, 0);
+        return NULL;
+    }
+    for (size_t i = 0; i < l->nslots; ++i) {
+        const sad_kit_slot *sl = &l->slots[i];
+        Py_ssize_t off = slot_offset(args[sl->type], sl->name, l->name);
+        if (off < 0) {
+            Py_DECREF(capsule);
+            return NULL;
+        }
+        *(Py_ssize_t *)((char *)k + sl->field) = off;
+    }
+    return capsule;
 }

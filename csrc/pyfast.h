@@ -9,21 +9,6 @@
  * first itself. */
 #ifndef Py_PYTHON_H
 #error "include <Python.h> before pyfast.h"
-/* pyreverse.c: reverse mode's kit (rev_kit): the exact classes the fast
- * paths meet (traced array, ndarray, Buffer, Tape), the offsets of the
- * __slots__ fields they read, lazy_result (make) and the keyword names of an
- * out= call. */
-typedef struct {
-    PyObject *traced, *ndarray, *buffer, *tape, *make;
-    PyObject *kw_out; /* ("out",) */
-    Py_ssize_t a_p, a_s, a_buf, b_tape, b_slot, b_readonly, b_kept, t_keep, t_tptr, t_alive;
-} sad_rev_kit;
-
-/* The kit of a reverse fast-path call (args[0]), or NULL with an exception. */
-const sad_rev_kit *sad_rev_kit_of(PyObject *const *args, Py_ssize_t nargs);
-/* The C tape and alive flag of a live Tape: 1, else 0 (no exception set). */
-int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const int **alive);
-
 #endif
 
 #include "sad.h"
@@ -80,8 +65,36 @@ int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], in
                   double *k);
 PyObject *sad_fast_result(int status, PyObject *res);
 PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off);
-Py_ssize_t sad_fast_slot_offset(PyObject *type, const char *name, const char *who);
 PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off);
+
+/* A kit (pyforward.c, pyreverse.c): a struct made once by Python and passed
+ * on every call as a capsule, holding the exact classes a fast path meets,
+ * the offsets of the __slots__ fields it reads, and a few objects.  Its
+ * layout, for sad_fast_kit: where its objects are (the first `types` of
+ * them classes), and which slot offsets to read from which of them. */
+typedef struct {
+    int type; /* the index of the class among the kit's objects */
+    const char *name;
+    size_t field; /* where the offset goes in the kit */
+} sad_kit_slot;
+
+typedef struct {
+    const char *name; /* of the capsule, and of the kit in error messages */
+    size_t size;
+    const size_t *objects; /* offsets of the PyObject * fields args fill */
+    int nobjects, types;
+    const sad_kit_slot *slots;
+    size_t nslots;
+} sad_kit_layout;
+
+/* A new kit of layout l from args, as a capsule (NULL with an exception):
+ * the objects are args, the slot offsets are read from the classes (a class
+ * whose field is not a plain slot is refused, TypeError). */
+PyObject *sad_fast_kit(const sad_kit_layout *l, PyObject *const *args, Py_ssize_t nargs,
+                       PyCapsule_Destructor destroy);
+/* Release kit k of layout l (its objects, and `extra` more at the offsets
+ * after them, which the kit's maker filled itself). */
+void sad_fast_kit_free(const sad_kit_layout *l, void *k, const size_t *extra, int nextra);
 
 /* pyreverse.c: reverse mode's kit (rev_kit): the exact classes the fast
  * paths meet (traced array, ndarray, Buffer, Tape), the offsets of the

@@ -4,7 +4,6 @@
  * primals C computes exactly. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 #include <fenv.h>
 #include <math.h>
 #include <string.h>
@@ -20,7 +19,7 @@
  * exact types, those offsets and the few objects the path needs: the core
  * keeps no global state, and a class whose fields are not plain slots is
  * refused when the kit is made, not misread later. */
-static const char KIT_NAME[] = "shadowad.fwd_kit";
+static const char KIT_NAME[] = "fwd_kit";
 
 typedef struct {
     /* exact types: dual array, dual scalar, Buffer, Context, ndarray, float64 */
@@ -36,24 +35,16 @@ typedef struct {
     Py_ssize_t b_tape, b_root, b_shadow, b_readonly, b_label, b_mem, b_span, b_kept, b_slot;
 } fwd_kit;
 
-enum { KIT_OBJECTS = 11 };
+/* The kit's objects, in fwd_kit's argument order: 6 classes, then objects. */
+static const size_t KIT_OBJECTS[] = {
+    offsetof(fwd_kit, dual), offsetof(fwd_kit, scalar), offsetof(fwd_kit, buffer),
+    offsetof(fwd_kit, context), offsetof(fwd_kit, ndarray), offsetof(fwd_kit, float64),
+    offsetof(fwd_kit, empty), offsetof(fwd_kit, make), offsetof(fwd_kit, current),
+    offsetof(fwd_kit, label), offsetof(fwd_kit, add),
+};
 
-/* The kit's objects, in fwd_kit's argument order. */
-static PyObject **kit_object(fwd_kit *k, int i)
-{
-    PyObject **all[KIT_OBJECTS] = {&k->dual, &k->scalar, &k->buffer, &k->context, &k->ndarray,
-                                   &k->float64, &k->empty, &k->make, &k->current, &k->label,
-                                   &k->add};
-    return all[i];
-}
-
-/* The slots the fast paths read or write: the index of their class among
- * the kit's objects, the slot's name, and where its offset goes. */
-static const struct {
-    int type;
-    const char *name;
-    size_t field;
-} KIT_SLOTS[] = {
+/* The slots the fast paths read or write. */
+static const sad_kit_slot KIT_SLOTS[] = {
     {0, "p", offsetof(fwd_kit, a_p)},
     {0, "_s", offsetof(fwd_kit, a_s)},
     {0, "buf", offsetof(fwd_kit, a_buf)},
@@ -71,16 +62,18 @@ static const struct {
     {2, "slot", offsetof(fwd_kit, b_slot)},
 };
 
+static const sad_kit_layout KIT = {
+    KIT_NAME, sizeof(fwd_kit), KIT_OBJECTS, sizeof(KIT_OBJECTS) / sizeof(KIT_OBJECTS[0]), 6,
+    KIT_SLOTS, sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]),
+};
+
 static void kit_free(PyObject *capsule)
 {
-    fwd_kit *k = PyCapsule_GetPointer(capsule, KIT_NAME);
-    if (k == NULL) {
+    void *k = PyCapsule_GetPointer(capsule, KIT_NAME);
+    if (k == NULL)
         PyErr_Clear();
-        return;
-    }
-    for (int i = 0; i < KIT_OBJECTS; ++i)
-        Py_XDECREF(*kit_object(k, i));
-    PyMem_Free(k);
+    else
+        sad_fast_kit_free(&KIT, k, NULL, 0);
 }
 
 /* cls.fwd_kit(dual, dual_scalar, buffer, context, ndarray, float64, empty,
@@ -89,33 +82,9 @@ static void kit_free(PyObject *capsule)
 PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)cls;
-    if (nargs != KIT_OBJECTS)
-        return PyErr_Format(PyExc_TypeError, "fwd_kit takes %d arguments", KIT_OBJECTS);
-    for (int i = 0; i < 6; ++i)
-        if (!PyType_Check(args[i]))
-            return PyErr_Format(PyExc_TypeError, "fwd_kit: argument %d must be a type", i);
-    fwd_kit *k = PyMem_Calloc(1, sizeof(fwd_kit));
-    if (k == NULL)
-        return PyErr_NoMemory();
-    for (int i = 0; i < KIT_OBJECTS; ++i)
-        *kit_object(k, i) = Py_NewRef(args[i]);
-    PyObject *capsule = PyCapsule_New(k, KIT_NAME, kit_free);
-    if (capsule == NULL) {
-        for (int i = 0; i < KIT_OBJECTS; ++i)
-            Py_DECREF(*kit_object(k, i));
-        PyMem_Free(k);
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]); ++i) {
-        Py_ssize_t off = sad_fast_slot_offset(args[KIT_SLOTS[i].type], KIT_SLOTS[i].name,
-                                              "fwd_kit");
-        if (off < 0) {
-            Py_DECREF(capsule);
-            return NULL;
-        }
-        *(Py_ssize_t *)((char *)k + KIT_SLOTS[i].field) = off;
-    }
-    if (!sad_f64_loop(k->add, &k->add_loop, &k->add_data)) {
+    PyObject *capsule = sad_fast_kit(&KIT, args, nargs, kit_free);
+    fwd_kit *k = capsule != NULL ? PyCapsule_GetPointer(capsule, KIT_NAME) : NULL;
+    if (k != NULL && !sad_f64_loop(k->add, &k->add_loop, &k->add_data)) {
         Py_DECREF(capsule);
         return PyErr_Format(PyExc_TypeError, "fwd_kit: %R has no float64 loop", args[10]);
     }

@@ -12,22 +12,15 @@
  * passed on every call, as forward mode's (pyforward.c): a lookup by name
  * made a new string and missed the type's attribute cache every time, half
  * of what a small in-place operation cost beyond numpy. */
-static const char KIT_NAME[] = "shadowad.rev_kit";
+static const char KIT_NAME[] = "rev_kit";
 
-enum { KIT_OBJECTS = 5 };
+static const size_t KIT_OBJECTS[] = {
+    offsetof(sad_rev_kit, traced), offsetof(sad_rev_kit, ndarray),
+    offsetof(sad_rev_kit, buffer), offsetof(sad_rev_kit, tape), offsetof(sad_rev_kit, make),
+};
+static const size_t KIT_MADE[] = {offsetof(sad_rev_kit, kw_out)};
 
-static PyObject **kit_object(sad_rev_kit *k, int i)
-{
-    PyObject **all[KIT_OBJECTS + 1] = {&k->traced, &k->ndarray, &k->buffer, &k->tape, &k->make,
-                                       &k->kw_out};
-    return all[i];
-}
-
-static const struct {
-    int type;
-    const char *name;
-    size_t field;
-} KIT_SLOTS[] = {
+static const sad_kit_slot KIT_SLOTS[] = {
     {0, "p", offsetof(sad_rev_kit, a_p)},
     {0, "_s", offsetof(sad_rev_kit, a_s)},
     {0, "buf", offsetof(sad_rev_kit, a_buf)},
@@ -40,16 +33,18 @@ static const struct {
     {3, "_aliveptr", offsetof(sad_rev_kit, t_alive)},
 };
 
+static const sad_kit_layout KIT = {
+    KIT_NAME, sizeof(sad_rev_kit), KIT_OBJECTS, 5, 4, KIT_SLOTS,
+    sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]),
+};
+
 static void kit_free(PyObject *capsule)
 {
-    sad_rev_kit *k = PyCapsule_GetPointer(capsule, KIT_NAME);
-    if (k == NULL) {
+    void *k = PyCapsule_GetPointer(capsule, KIT_NAME);
+    if (k == NULL)
         PyErr_Clear();
-        return;
-    }
-    for (int i = 0; i <= KIT_OBJECTS; ++i)
-        Py_XDECREF(*kit_object(k, i));
-    PyMem_Free(k);
+    else
+        sad_fast_kit_free(&KIT, k, KIT_MADE, 1);
 }
 
 /* cls.rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make): the
@@ -57,36 +52,10 @@ static void kit_free(PyObject *capsule)
 PyObject *sad_scalar_rev_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)cls;
-    if (nargs != KIT_OBJECTS)
-        return PyErr_Format(PyExc_TypeError, "rev_kit takes %d arguments", KIT_OBJECTS);
-    for (int i = 0; i < 4; ++i)
-        if (!PyType_Check(args[i]))
-            return PyErr_Format(PyExc_TypeError, "rev_kit: argument %d must be a type", i);
-    sad_rev_kit *k = PyMem_Calloc(1, sizeof(sad_rev_kit));
-    if (k == NULL)
-        return PyErr_NoMemory();
-    for (int i = 0; i < KIT_OBJECTS; ++i)
-        *kit_object(k, i) = Py_NewRef(args[i]);
-    PyObject *capsule = PyCapsule_New(k, KIT_NAME, kit_free);
-    if (capsule == NULL) {
-        for (int i = 0; i < KIT_OBJECTS; ++i)
-            Py_DECREF(*kit_object(k, i));
-        PyMem_Free(k);
-        return NULL;
-    }
-    if ((k->kw_out = Py_BuildValue("(s)", "out")) == NULL) {
-        Py_DECREF(capsule);
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]); ++i) {
-        Py_ssize_t off = sad_fast_slot_offset(args[KIT_SLOTS[i].type], KIT_SLOTS[i].name,
-                                              "rev_kit");
-        if (off < 0) {
-            Py_DECREF(capsule);
-            return NULL;
-        }
-        *(Py_ssize_t *)((char *)k + KIT_SLOTS[i].field) = off;
-    }
+    PyObject *capsule = sad_fast_kit(&KIT, args, nargs, kit_free);
+    sad_rev_kit *k = capsule != NULL ? PyCapsule_GetPointer(capsule, KIT_NAME) : NULL;
+    if (k != NULL && (k->kw_out = Py_BuildValue("(s)", "out")) == NULL)
+        Py_CLEAR(capsule);
     return capsule;
 }
 
