@@ -122,7 +122,6 @@ def _operand(a, tape, lazy=False):
 
 _rev = TScalar.rev  # csrc/pyreverse.c: the common case of apply_ufunc
 _rev_out = TScalar.rev_out  # and its in-place (out=) form
-_REV_KIT = REV_KIT  # what they read of Python's classes (traced.py)
 
 
 def _tape_of(inputs, out):
@@ -159,11 +158,11 @@ def apply_ufunc(ufunc, inputs, out=None):
         # x's adjoint once instead of x*g twice
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
-        res = _rev(_REV_KIT, ufunc, op, *inputs)
+        res = _rev(REV_KIT, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     elif type(out) is TArray:  # in place, into active memory: the same, with out=
-        res = _rev_out(_REV_KIT, out, ufunc, op, *inputs)
+        res = _rev_out(REV_KIT, out, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:
