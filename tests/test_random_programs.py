@@ -175,6 +175,32 @@ def test_random_program(prog, seed, w_const):
     check_accumulate_once(f, *args)
 
 
+@settings(max_examples=30, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(prog=programs, seed=st.integers(0, 2 ** 16), w_const=st.booleans())
+def test_random_program_final_copy_equals_the_last_redo(prog, seed, w_const):
+    """f's final values after the sweep: a copy of the written memory put back
+    (driver.FINAL_COPY_RATIO 0: whenever the tape allows it) and the last redo
+    leave the same bits, and the same gradients."""
+    from shadowad import driver
+    rng = np.random.default_rng(seed)
+    start = [rng.uniform(-1, 1, n) for n in SHAPES]
+
+    def run_with(ratio):
+        saved, driver.FINAL_COPY_RATIO = driver.FINAL_COPY_RATIO, ratio
+        try:
+            args = [Duplicated(start[0].copy(), np.zeros(6)),
+                    Duplicated(start[1].copy(), np.zeros(6)),
+                    Const(start[2].copy()) if w_const
+                    else Duplicated(start[2].copy(), np.zeros((3, 4)))]
+            sad.autodiff(make_f(prog), *args)
+        finally:
+            driver.FINAL_COPY_RATIO = saved
+        return [a.val for a in args] + [a.dval for a in args if type(a) is Duplicated]
+    for a, b in zip(run_with(0.0), run_with(float("inf"))):
+        assert a.tobytes() == b.tobytes()
+
+
 @settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(prog=programs, seed=st.integers(0, 2 ** 16), w_const=st.booleans())
