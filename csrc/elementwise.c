@@ -538,6 +538,67 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate, int keep)
     return 0;
 }
 
+/* Can record r's reverse read its output's adjoint from other memory laid
+ * out over the output's shape: a fresh elementwise output in a lazy slot
+ * nobody has written, over contiguous memory (unit or zero strides)? */
+static int through_ok(const sad_tape *t, const sad_record *r, int64_t slot)
+{
+    if (!(r->op < SAD_N_EW && (r->flags & SAD_F_BLOCK) && (r->flags & SAD_F_FRESH)) ||
+        (r->flags & SAD_F_LANES) || r->u.a.saved != NULL || r->u.a.scratch != NULL)
+        return 0;
+    const sad_block *b = r->u.a.b;
+    if (slot <= 0 || b->o[0].slot != slot || t->slots[slot - 1].p != NULL || b->ndim != 1 ||
+        b->o[0].ps[0] != 1 || b->o[0].ss[0] != 1)
+        return 0;
+    for (int k = 1; k < 3; ++k) {
+        const sad_opnd *o = &b->o[k];
+        if ((o->p != NULL && o->ps[0] != 0 && o->ps[0] != 1) ||
+            (o->s != NULL && o->ss[0] != 0 && o->ss[0] != 1))
+            return 0;
+    }
+    return 1;
+}
+
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
+{
+    if (i < 0 || i >= t->n || !through_ok(t, &t->rec[i], slot))
+        return SAD_TOO_MANY_DIMS;
+    const sad_record *r = &t->rec[i];
+    const sad_arr ga = sad_arr_of(g);
+    int64_t n = 1;
+    for (int d = 0; d < ga.nd; ++d)
+        n *= ga.shape[d];
+    if (ga.nd < 1 || ga.nd > SAD_MAXDIM || n != r->u.a.b->n)
+        return SAD_TOO_MANY_DIMS;
+    /* r's one contiguous run of elements, seen with g's shape: unit strides
+     * become the C-order strides of that shape, zero strides stay zero */
+    sad_block c = *r->u.a.b;
+    int64_t unit[SAD_MAXDIM], step = 1;
+    c.ndim = ga.nd;
+    for (int d = ga.nd - 1; d >= 0; --d) {
+        c.shape[d] = ga.shape[d];
+        unit[d] = step;
+        step *= ga.shape[d];
+    }
+    for (int k = 0; k < 3; ++k) {
+        sad_opnd *o = &c.o[k];
+        const int pu = o->ps[0] == 1, su = o->ss[0] == 1;
+        for (int d = 0; d < ga.nd; ++d) {
+            o->ps[d] = pu ? unit[d] : 0;
+            o->ss[d] = su ? unit[d] : 0;
+        }
+    }
+    c.o[0].s = ga.data;
+    c.o[0].slot = 0;
+    for (int d = 0; d < ga.nd; ++d)
+        c.o[0].ss[d] = ga.strides[d] / (int64_t)sizeof(double);
+    int assign[3];
+    if (sad_slot_resolve(t, &c, 0, assign) < 0)
+        return SAD_NOMEM;
+    sad_ew_reverse_block(r, &c, NULL, assign); /* fresh: g is only read */
+    return SAD_OK;
+}
+
 /* The reverse of r over block b (all of r's block, or a piece of it in a
  * fused run), whose shadows are real memory: restore z's primal from saved
  * (in b's element order) and move z's adjoint into x's and y's. */
@@ -587,8 +648,11 @@ void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved
             } else {
                 double *zs = s[0] + i0 * b->o[0].ss[last];
                 int64_t st = b->o[0].ss[last];
-                for (int64_t i = 0; i < c; ++i)
-                    g[i] = zs[i * st];
+                if (st == 1)
+                    memcpy(g, zs, (size_t)c * sizeof(double));
+                else
+                    for (int64_t i = 0; i < c; ++i)
+                        g[i] = zs[i * st];
                 if (!keep_zs)
                     for (int64_t i = 0; i < c; ++i)
                         zs[i * st] = 0.0;

@@ -151,6 +151,15 @@ int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
 int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, intptr_t as,
               int64_t aslot, intptr_t b, intptr_t bs, int64_t bslot);
 
+/* Sweep elementwise record i now, reading its output's adjoint from array g
+ * (the output's shape, with zero strides where an axis sum broadcasts its
+ * adjoint) instead of from the output's lazy slot `slot`, which no record has
+ * written: the sum's pullback passes its adjoint straight through the record
+ * that made its operand, and the broadcast never reaches memory.  When the
+ * sweep reaches record i, the slot is still unwritten and the record does
+ * nothing.  SAD_TOO_MANY_DIMS: record i is not such a record (the caller adds
+ * into the slot instead). */
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
 /* A record whose pullback runs in Python (index pyidx in Python's list).  With
  * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);

@@ -72,11 +72,20 @@ void sad_slot_release(sad_tape *t, int64_t slot)
     s->p = NULL;
 }
 
-/* Does operand k of b cover all of its slot, each element once, in order? */
+/* Does operand k of b cover all of its slot, each element once, in order
+ * (C order over b's shape, from the slot's start)? */
 static int covers(const sad_block *b, int k, const sad_slot *s)
 {
     const sad_opnd *o = &b->o[k];
-    return b->n == s->n && b->ndim == 1 && o->ss[0] == 1 && o->s == sad_slot_fake(o->slot);
+    if (b->n != s->n || o->s != sad_slot_fake(o->slot))
+        return 0;
+    int64_t step = 1;
+    for (int d = b->ndim - 1; d >= 0; --d) {
+        if (o->ss[d] != step)
+            return 0;
+        step *= b->shape[d];
+    }
+    return 1;
 }
 
 /* Translate b's fake shadow addresses into memory, allocating slots the

@@ -514,3 +514,101 @@ def test_forward_unsupported_ufunc_methods_name_themselves():
         autodiff(lambda x: np.subtract.reduce(x), x, mode=Forward)
     with pytest.raises(NotImplementedError, match=r"np\.multiply\.accumulate"):
         autodiff(lambda x: np.multiply.accumulate(x), x, mode=Forward)
+
+
+# --------------------------------------------------------------------------
+# an axis sum's adjoint passed straight through the elementwise record that
+# made its operand (csrc sad_ew_reverse_through): no broadcast in memory
+
+def _through_programs():
+    def squares(x, y):          # the GMM's sum over an axis of Qxc * Qxc
+        t = x * y
+        return np.sum(np.sum(t * t, axis=1) * y[:, 0, :])
+
+    def exp_last(x, y):         # broadcast along the last axis; keepdims
+        e = np.exp(x * 0.1 - y)
+        return np.sum(np.log(np.sum(e, axis=-1, keepdims=True)) * x[..., :1])
+
+    def reshaped(x, y):         # a reshape of the temporary; two axes
+        s = np.sin(x + y).reshape(x.shape[0], -1)
+        return np.sum(np.sum(s.reshape(x.shape), axis=(0, 2)) ** 2)
+
+    def used_again(x, y):       # another consumer after the sum: the slot is written
+        t = np.tanh(x * y)
+        s = np.sum(t, axis=0)
+        return np.sum(s * s) + np.sum(t * x)
+
+    def not_last(x, y):         # a record after the temporary's: no shortcut
+        t = np.cos(x)
+        u = t * 3.0
+        return np.sum(np.sum(t, axis=1) ** 2) + np.sum(u)
+
+    def scalar_operand(x, y):   # a traced scalar and a constant in the record
+        k = x[0, 0, 0] * 2.0
+        return np.sum(np.sum((x - k) * 1.5, axis=2) ** 2)
+    return {f.__name__: f for f in (squares, exp_last, reshaped, used_again, not_last,
+                                    scalar_operand)}
+
+
+THROUGH = _through_programs()
+TAKES = {"squares": True, "exp_last": True, "reshaped": True, "used_again": False,
+         "not_last": False, "scalar_operand": True}
+
+
+def _count_through(monkeypatch):
+    """Record which pullbacks took the shortcut (C returned SAD_OK)."""
+    from shadowad.rules import reductions
+    real, taken = reductions.lib, []
+
+    class Lib:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def sad_ew_reverse_through(*a):
+            rc = real.sad_ew_reverse_through(*a)
+            taken.append(rc == 0)
+            return rc
+    monkeypatch.setattr(reductions, "lib", Lib())
+    return taken
+
+
+@pytest.mark.parametrize("name", sorted(THROUGH))
+def test_sum_through_its_operands_record_equals_the_slot_path(name, monkeypatch):
+    from shadowad import traced
+    from shadowad.rules import reductions
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)  # every temporary lazy, at any size
+    f = THROUGH[name]
+    rng = np.random.default_rng(21)
+    x0, y0 = rng.uniform(0.5, 1.5, (4, 5, 6)), rng.uniform(0.5, 1.5, (4, 1, 6))
+
+    def grads():
+        x, y = Duplicated(x0.copy(), np.zeros_like(x0)), Duplicated(y0.copy(), np.zeros_like(y0))
+        sad.autodiff(f, x, y)
+        return x.dval, y.dval
+    taken = _count_through(monkeypatch)
+    through = grads()
+    assert any(taken) == TAKES[name]
+    monkeypatch.setattr(reductions, "_through", lambda tape, a: None)
+    plain = grads()
+    for a, b in zip(through, plain):
+        assert same_bits(a, b)
+    monkeypatch.undo()
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)
+    check_rule(f, Duplicated(x0.copy(), np.zeros_like(x0)), Duplicated(y0.copy(), np.zeros_like(y0)))
+
+
+def test_sum_through_over_several_sweeps(monkeypatch):
+    """A reverse Jacobian sweeps one tape once per output: the shortcut runs
+    in every sweep, and the slot it bypasses stays unwritten each time."""
+    from shadowad import traced
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)
+    f = THROUGH["squares"]
+    rng = np.random.default_rng(22)
+    x0, y0 = rng.uniform(0.5, 1.5, (4, 5, 6)), rng.uniform(0.5, 1.5, (4, 1, 6))
+    taken = _count_through(monkeypatch)
+    seeds = np.array([1.0, -2.5])
+    J = sad.jacobian(lambda x: f(x, y0) * seeds, x0, mode=sad.Reverse)
+    assert sum(taken) >= 2  # once per sweep
+    J1 = sad.jacobian(lambda x: f(x, y0) * seeds, x0, mode=sad.Forward)
+    np.testing.assert_allclose(J, J1, rtol=1e-12, atol=1e-12)

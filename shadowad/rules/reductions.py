@@ -189,11 +189,34 @@ def _reduce(fname, npfn, a, axis, keepdims, out, grad):
     kd = tuple(1 if d in axes else n for d, n in enumerate(p.shape))
     gk = gz.reshape(kd)  # a view: it sees the adjoint as the sweep leaves it
     zk = res.p.reshape(kd) if type(res) is TArray else z
+    through = _through(tape, a) if grad is _sum_grad else None
 
     def pullback():
+        # a sum's adjoint, broadcast, goes straight through the elementwise
+        # record that made its operand, without reaching memory (csrc
+        # sad_ew_reverse_through); otherwise it is added into the operand's
+        # adjoint, and that record reads it from there
+        if through is not None and not lib.sad_ew_reverse_through(
+                tape.c, through[0], through[1], id(np.broadcast_to(gk, p.shape))):
+            return
         accumulate(dst, grad(p, axes, zk, gk))
     tape.record_py(pullback)
     return finish_out(res, out, fname)
+
+
+def _through(tape, a):
+    """(record, slot) when a is all of a lazy temporary in C order (itself or
+    a reshape of it) that the tape's last record may have made: the record
+    this reduction's pullback can pass its adjoint through (C checks that the
+    record made it, and that no other record has added into it by then);
+    else None."""
+    if type(a) is not TArray or a._s is not None or a.buf.slot is None:
+        return None
+    p, root = a.p, a.buf.root
+    if p is root or (p.size == root.size and p.flags.c_contiguous
+                     and lib.sad_data(id(p)) == lib.sad_data(id(root))):
+        return len(tape) - 1, a.buf.slot
+    return None
 
 
 def _forward_reduce(fname, npfn, a, axis, keepdims, out, grad):
