@@ -146,6 +146,23 @@ static void extent(const double *base, const int64_t *st, const sad_block *b,
     *hi = base + z + 1;
 }
 
+/* Is b one run of elements in memory order: 1-D, the output (and its
+ * shadow, if any) at unit stride, the inputs at unit or zero strides?  Such a
+ * record can be swept a piece at a time (fuse.c) or seen with any shape
+ * (sad_ew_reverse_through). */
+int sad_block_one_run(const sad_block *b)
+{
+    if (b->ndim != 1 || b->o[0].ps[0] != 1 || (b->o[0].s != NULL && b->o[0].ss[0] != 1))
+        return 0;
+    for (int k = 1; k < 3; ++k) {
+        const sad_opnd *o = &b->o[k];
+        if ((o->p != NULL && o->ps[0] != 0 && o->ps[0] != 1) ||
+            (o->s != NULL && o->ss[0] != 0 && o->ss[0] != 1))
+            return 0;
+    }
+    return 1;
+}
+
 /* Does operand which_in (primal or shadow) share memory with operand
  * which_out in a way that element-by-element processing would get wrong,
  * i.e. overlap without being the very same elements in the same order? */

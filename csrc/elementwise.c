@@ -547,16 +547,8 @@ static int through_ok(const sad_tape *t, const sad_record *r, int64_t slot)
         (r->flags & SAD_F_LANES) || r->u.a.saved != NULL || r->u.a.scratch != NULL)
         return 0;
     const sad_block *b = r->u.a.b;
-    if (slot <= 0 || b->o[0].slot != slot || t->slots[slot - 1].p != NULL || b->ndim != 1 ||
-        b->o[0].ps[0] != 1 || b->o[0].ss[0] != 1)
-        return 0;
-    for (int k = 1; k < 3; ++k) {
-        const sad_opnd *o = &b->o[k];
-        if ((o->p != NULL && o->ps[0] != 0 && o->ps[0] != 1) ||
-            (o->s != NULL && o->ss[0] != 0 && o->ss[0] != 1))
-            return 0;
-    }
-    return 1;
+    return slot > 0 && b->o[0].slot == slot && t->slots[slot - 1].p == NULL &&
+           sad_block_one_run(b);
 }
 
 int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)

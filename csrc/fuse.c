@@ -46,18 +46,7 @@ static int fusable(const sad_record *r, int64_t n)
     const int ew = r->op < SAD_N_EW && (r->flags & SAD_F_BLOCK);
     if (!(ew || r->op == SAD_SUM) || (r->flags & SAD_F_LANES) || r->u.a.scratch != NULL)
         return 0;
-    const sad_block *b = r->u.a.b;
-    if (b->ndim != 1 || b->n != n || b->o[0].ps[0] != 1)
-        return 0;
-    if (b->o[0].s != NULL && b->o[0].ss[0] != 1)
-        return 0;
-    for (int k = 1; k < 3; ++k) {
-        const sad_opnd *o = &b->o[k];
-        if ((o->p != NULL && o->ps[0] != 0 && o->ps[0] != 1) ||
-            (o->s != NULL && o->ss[0] != 0 && o->ss[0] != 1))
-            return 0;
-    }
-    return 1;
+    return r->u.a.b->n == n && sad_block_one_run(r->u.a.b);
 }
 
 static void add_region(run *u, const double *base, int64_t stride, int64_t slot, int kind)

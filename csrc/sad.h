@@ -172,6 +172,7 @@ static inline void sad_rows_next(sad_rows *c, double *p[3], double *s[3])
         }
     }
 }
+int sad_block_one_run(const sad_block *b);
 int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
                        int which_in, int in_shadow);
 void sad_block_save(const sad_block *b, double *dst);
