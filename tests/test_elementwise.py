@@ -227,6 +227,59 @@ def test_broadcast_middle_axes(ufunc, wshape):
     check_all(f, dup(x), dup(w), dup(np.zeros((3, 4, 5, 6))))
 
 
+def _row_order_sum(acc, terms):
+    """acc plus terms[0], terms[1], ... one after the other (no pairwise sum)."""
+    for t in terms:
+        acc = acc + t
+    return acc
+
+
+# ufunc, the shape of the broadcast operand b in f, and the sum over its
+# repeats that its adjoint takes, in the order of a row-by-row loop
+ROW_ORDER = {
+    # a mean over short rows (W6's x - means): columns of sums, 8 at a time and a rest
+    "column": (np.subtract, (5, 1, 11), lambda g: _row_order_sum(0.0, [-g[:, i:i + 1]
+                                                                  for i in range(g.shape[1])])),
+    # broadcast along the row: one running sum per row
+    "row": (np.add, (5, 40, 1), lambda g: _row_order_sum(0.0, [g[..., j:j + 1]
+                                                            for j in range(g.shape[2])])),
+    # one value for everything: one running sum, rows in C order
+    "scalar": (np.subtract, (1, 1, 1), lambda g: _row_order_sum(
+        0.0, [-g[i, r, j] for i in range(g.shape[0]) for r in range(g.shape[1])
+              for j in range(g.shape[2])]).reshape(1, 1, 1)),
+}
+
+
+@pytest.mark.parametrize("case", list(ROW_ORDER))
+def test_linear_broadcast_sums_keep_the_row_order(case):
+    """The linear sweep runs plane by plane (csrc linear_reverse), with its
+    broadcast sums in registers: each sum still takes its terms in the order of
+    the row-by-row loop, so the gradient has its bits exactly."""
+    ufunc, bshape, expected = ROW_ORDER[case]
+    rng = np.random.default_rng(40)
+    a = rng.standard_normal((5, 40, 11))
+    b = rng.standard_normal(bshape)
+    gy = rng.standard_normal((5, 40, 11))
+
+    def f(b, y):
+        y[...] = ufunc(a, b)
+    db, dy = np.zeros_like(b), gy.copy()
+    sad.autodiff(f, Duplicated(b.copy(), db), Duplicated(np.zeros_like(gy), dy))
+    assert same_bits(db, expected(gy))
+    check_all(f, dup(b), dup(np.zeros_like(gy)))
+
+
+def test_linear_sweep_with_inputs_sharing_a_plane():
+    """Inputs whose shadows share memory with each other or with the output
+    take the row-by-row loop, which checks each row."""
+    rng = np.random.default_rng(41)
+
+    def f(x, y):
+        y[...] = np.add(x[:, :6], x[:, 2:])     # both inputs in one plane of x
+        x[:, 1:] -= x[:, :1]                     # in place, with a broadcast column
+    check_all(f, dup(rng.standard_normal((4, 8))), dup(np.zeros((4, 6))))
+
+
 @pytest.mark.parametrize("ufunc", BINARY, ids=_name)
 def test_broadcast_first_input_and_both(ufunc):
     w, x = inputs(ufunc, None, seed=6, shapes=[(4,), (3, 4)])
