@@ -382,10 +382,6 @@ int sad_ew_linear(const sad_record *r, double *cx, double *cy)
     }
 }
 
-/* The reverse of a linear record with finite constant partials: one pass per
- * row, element by element (z may be x itself, so each adjoint is read and
- * cleared before it is added anywhere).  assign[k]: operand k's shadow is new
- * memory this record overwrites whole (see sad_slot_resolve). */
 /* One unit-stride row of linear_reverse where zs, xs and ys are disjoint:
  * restrict lets the compiler vectorize it.  A store into new memory adds to
  * +0.0 as the accumulation into zeros would (-0.0 stays +0.0). */
@@ -608,7 +604,10 @@ static void linear_plane(const plane *q, double cx, double cy, int keep_zs, cons
 
 /* The reverse of a linear record with finite constant partials, plane by
  * plane (the last two axes): the checks that pick a loop run once per plane
- * instead of once per row (25000 rows of 10 in W6's x - means). */
+ * instead of once per row (25000 rows of 10 in W6's x - means).  z may be x
+ * itself (in place), whose rows then take the row-by-row loop, which reads
+ * and clears each adjoint before adding it anywhere.  assign[k]: operand k's
+ * shadow is new memory this record overwrites whole (see sad_slot_resolve). */
 static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs,
                            const int assign[3])
 {
@@ -674,14 +673,19 @@ int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate, int keep)
 /* Can record r's reverse read its output's adjoint from other memory laid
  * out over the output's shape: a fresh elementwise output in a lazy slot
  * nobody has written, over contiguous memory (unit or zero strides)? */
-static int through_ok(const sad_tape *t, const sad_record *r, int64_t slot)
+/* Is r a fresh elementwise record whose output is lazy slot `slot`, which no
+ * record has written yet? */
+static int fresh_unwritten(const sad_tape *t, const sad_record *r, int64_t slot)
 {
     if (!(r->op < SAD_N_EW && (r->flags & SAD_F_BLOCK) && (r->flags & SAD_F_FRESH)) ||
         (r->flags & SAD_F_LANES) || r->u.a.saved != NULL || r->u.a.scratch != NULL)
         return 0;
-    const sad_block *b = r->u.a.b;
-    return slot > 0 && b->o[0].slot == slot && t->slots[slot - 1].p == NULL &&
-           sad_block_one_run(b);
+    return slot > 0 && r->u.a.b->o[0].slot == slot && t->slots[slot - 1].p == NULL;
+}
+
+static int through_ok(const sad_tape *t, const sad_record *r, int64_t slot)
+{
+    return fresh_unwritten(t, r, slot) && sad_block_one_run(r->u.a.b);
 }
 
 int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
@@ -721,6 +725,43 @@ int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
     if (sad_slot_resolve(t, &c, 0, assign) < 0)
         return SAD_NOMEM;
     sad_ew_reverse_block(r, &c, NULL, assign); /* fresh: g is only read */
+    return SAD_OK;
+}
+
+int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
+                          intptr_t g)
+{
+    if (i < 0 || i >= t->n || !fresh_unwritten(t, &t->rec[i], slot))
+        return SAD_TOO_MANY_DIMS;
+    const sad_record *r = &t->rec[i];
+    const sad_block *b = r->u.a.b;
+    const sad_arr ga = sad_arr_of(g);
+    double cx, cy;
+    if (!sad_ew_linear(r, &cx, &cy) || !isfinite(cx) || !isfinite(cy) || len < 1 ||
+        ga.nd != b->ndim || ax < 0 || ax >= b->ndim || ga.shape[ax] != 1)
+        return SAD_TOO_MANY_DIMS;
+    /* the block is the output laid out in C order (its axes are g's), and
+     * every active input repeats along ax */
+    int64_t step = 1;
+    for (int d = b->ndim - 1; d >= 0; --d) {
+        if (b->shape[d] != (d == ax ? len : ga.shape[d]) || b->o[0].ps[d] != step)
+            return SAD_TOO_MANY_DIMS;
+        step *= b->shape[d];
+    }
+    for (int k = 1; k <= 2; ++k)
+        if (b->o[k].s != NULL && b->o[k].ss[ax] != 0)
+            return SAD_TOO_MANY_DIMS;
+    sad_block c = *b;
+    c.shape[ax] = 1;
+    c.n = b->n / len;
+    c.o[0].s = ga.data;
+    c.o[0].slot = 0;
+    for (int d = 0; d < ga.nd; ++d)
+        c.o[0].ss[d] = ga.strides[d] / (int64_t)sizeof(double);
+    int assign[3];
+    if (sad_slot_resolve(t, &c, 0, assign) < 0)
+        return SAD_NOMEM;
+    linear_reverse(&c, cx, cy, 1, assign); /* g is only read */
     return SAD_OK;
 }
 

@@ -160,6 +160,15 @@ int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, i
  * nothing.  SAD_TOO_MANY_DIMS: record i is not such a record (the caller adds
  * into the slot instead). */
 int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
+/* Sweep linear elementwise record i now, its output's adjoint already summed
+ * along axis ax (of length len): g holds those sums, laid out as the output
+ * with ax of length 1.  Only when every active input of record i repeats along
+ * ax (a broadcast), so that the sums are all it takes: a matrix product's
+ * pullback then sums its adjoint before the product, not after (W6's
+ * (x - means) @ Q^T).  As for sad_ew_reverse_through, the output's lazy slot
+ * `slot` must be unwritten, and stays so; SAD_TOO_MANY_DIMS otherwise. */
+int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
+                          intptr_t g);
 /* A record whose pullback runs in Python (index pyidx in Python's list).  With
  * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);

@@ -110,6 +110,114 @@ def test_matmul_of_transposed_operands():
     check_all(f, Const(A), dup(B))
 
 
+# --------------------------------------------------------------------------
+# a product whose right operand repeats active inputs along its columns: they
+# take the column sums A^T (G 1) of its adjoint (csrc sad_ew_reverse_summed)
+
+X_CONST = np.random.default_rng(30).standard_normal((7, 3))
+X_LONG = np.random.default_rng(34).standard_normal((14, 3))
+
+
+def _summed_programs():
+    def gmm(q, m):               # the GMM's (x - means) @ Q^T, swapped, out of a sum
+        xc = X_CONST[None] - m[:, None, :]                 # (2, 7, 3)
+        z = np.matmul(q, np.swapaxes(xc, 1, 2))            # (2, 3, 7)
+        return np.sum(z * z * 0.5)
+
+    def unswapped(q, m):         # b itself, its active input repeated along the last axis
+        b = m[:, :, None] * 2.0 + X_CONST[None, :3, :]     # (2, 3, 3)
+        return np.sum(np.sin(q @ b))
+
+    def both_active(q, m):       # an input that does not repeat: the full product
+        xc = (X_CONST[None, :3] - m[:, None, :]) + q        # (2, 3, 3)
+        return np.sum(np.matmul(q, np.swapaxes(xc, 1, 2)) ** 2)
+
+    def not_repeated(q, m):      # an active input that varies along the columns
+        w = (m[:, None, :] * X_LONG[None])[:, ::2, :]      # (2, 7, 3), a strided view
+        xc = X_CONST[None] - w
+        return np.sum(np.matmul(q, np.swapaxes(xc, 1, 2)) ** 2)
+
+    def in_between(q, m):        # a record after b's: no shortcut
+        xc = X_CONST[None] - m[:, None, :]
+        t = m * 3.0
+        return np.sum(np.matmul(q, np.swapaxes(xc, 1, 2)) ** 2) + np.sum(t)
+
+    def used_again(q, m):        # another consumer after the product: b's slot is written
+        xc = X_CONST[None] - m[:, None, :]
+        z = np.matmul(q, np.swapaxes(xc, 1, 2))
+        return np.sum(z ** 2) + np.sum(np.cos(xc))
+
+    def nonlinear(q, m):         # b's record is not linear
+        xc = np.exp(m[:, None, :] * 0.1) * X_CONST[None]
+        return np.sum(np.matmul(q, np.swapaxes(xc, 1, 2)) ** 2)
+
+    def broadcast_batch(q, m):   # b with one batch for q's two: the sums would need summing
+        xc = X_CONST[None] - m[:1, None, :]                # (1, 7, 3)
+        return np.sum(np.matmul(q, np.swapaxes(xc, 1, 2)) ** 2)
+    return {f.__name__: f for f in (gmm, unswapped, both_active, not_repeated, in_between,
+                                    used_again, nonlinear, broadcast_batch)}
+
+
+SUMMED = _summed_programs()
+SUMMED_TAKES = {"gmm": True, "unswapped": True, "both_active": False, "not_repeated": False,
+                "in_between": False,
+                "used_again": False, "nonlinear": False, "broadcast_batch": False}
+
+
+@pytest.mark.parametrize("name", sorted(SUMMED))
+def test_matmul_column_sums_through_a_broadcast(name, monkeypatch):
+    """The shortcut is taken exactly where it applies, and gives the gradient
+    of the full product (to rounding: the sums come before the product)."""
+    from shadowad import traced
+    from shadowad.rules import linalg
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)  # every temporary lazy, at any size
+    f = SUMMED[name]
+    r = np.random.default_rng(31)
+    q0, m0 = r.standard_normal((2, 3, 3)), r.standard_normal((2, 3))
+    real, taken = linalg._columns_summed, []
+
+    def counting(*a):
+        ok = real(*a)
+        taken.append(ok)
+        return ok
+    monkeypatch.setattr(linalg, "_columns_summed", counting)
+
+    def grads():
+        q, m = dup(q0), dup(m0)
+        autodiff(f, q, m)
+        return q.dval, m.dval
+    summed = grads()
+    assert any(taken) == SUMMED_TAKES[name]
+    monkeypatch.setattr(linalg, "_summed_through", lambda tape, b, bp: None)
+    full = grads()
+    for a, b in zip(summed, full):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    monkeypatch.undo()
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)
+    check_all(f, dup(q0), dup(m0))
+    check_all(f, Const(q0), Active(m0))
+
+
+def test_matmul_column_sums_over_several_sweeps(monkeypatch):
+    """A reverse Jacobian sweeps the tape once per output: each sweep takes the
+    shortcut, and agrees with forward mode."""
+    from shadowad import traced
+    from shadowad.rules import linalg
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)
+    q0 = np.random.default_rng(32).standard_normal((2, 3, 3))
+    real, taken = linalg._columns_summed, []
+    monkeypatch.setattr(linalg, "_columns_summed", lambda *a: taken.append(real(*a)) or taken[-1])
+
+    def f(m):
+        xc = X_CONST[None] - m[:, None, :]
+        z = np.matmul(q0, np.swapaxes(xc, 1, 2))
+        return np.stack([np.sum(z * z), np.sum(np.tanh(z))])
+    m0 = np.random.default_rng(33).standard_normal((2, 3))
+    J = sad.jacobian(f, m0, mode=sad.Reverse)
+    assert taken == [True, True]  # once per sweep
+    np.testing.assert_allclose(J, sad.jacobian(f, m0, mode=sad.Forward), rtol=1e-12, atol=1e-12)
+
+
 def test_matmul_with_plain_ndarray_operands():
     A = rng.standard_normal((3, 3))
     c = rng.standard_normal(3)

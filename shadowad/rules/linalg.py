@@ -341,6 +341,7 @@ def matmul(a, b, out=None):
         return finish_out(const_result(tape, z), out, "np.matmul")
     if ap.ndim == 1 and bp.ndim == 1:
         return finish_out(_vector_dot(tape, a, ap, ad, b, bp, bd, float(z)), out, "np.matmul")
+    summed = _summed_through(tape, bd, bp)  # before res's record joins the tape
     res = lazy_result(tape, z)
     a2 = ap if ap.ndim > 1 else ap[None, :]
     b2 = bp if bp.ndim > 1 else bp[:, None]
@@ -351,10 +352,44 @@ def matmul(a, b, out=None):
             g2 = g2[..., None]
         if ad is not None:
             _accumulate_product(ad, g2, _swap(b2), a2.shape)
-        if bd is not None:
+        if bd is not None and not (summed is not None and _columns_summed(tape, summed, a2, g2)):
             _accumulate_product(bd, _swap(a2), g2, b2.shape)
     tape.record_py(output_pullback(res, pullback))
     return finish_out(res, out, "np.matmul")
+
+
+def _summed_through(tape, b, bp):
+    """(record, slot, axis) when matmul's right operand b is all of a lazy
+    temporary, as it is or with its last two axes swapped, that the tape's last
+    record may have made; axis is the temporary's axis along b's columns.  If
+    that record is linear and its active inputs repeat along that axis (W6's
+    x - means, then swapped), they take only the column sums of b's adjoint
+    A^T G, which are A^T (G 1): a matrix-vector product instead of a matrix
+    product (C checks the record at sweep time).  Else None."""
+    if type(b) is not TArray or b._s is not None or b.buf.slot is None or bp.ndim < 2:
+        return None
+    root = b.buf.root
+    if root.ndim != bp.ndim or lib.sad_data(id(bp)) != lib.sad_data(id(root)):
+        return None
+    if bp.shape == root.shape and bp.strides == root.strides:
+        axis = root.ndim - 1
+    elif bp.shape == _swap(root).shape and bp.strides == _swap(root).strides:
+        axis = root.ndim - 2
+    else:
+        return None
+    return len(tape) - 1, b.buf.slot, axis
+
+
+def _columns_summed(tape, summed, a2, g2):
+    """Sweep the record that made b (see _summed_through) with the column sums
+    A^T (G 1) of b's adjoint, laid out as the temporary with its summed axis
+    of length 1.  False when C finds that record is not such a record."""
+    rec, slot, axis = summed
+    sums = np.matmul(_swap(a2), np.add.reduce(g2, axis=-1)[..., None])  # (..., rows, 1)
+    if axis != sums.ndim - 1:
+        sums = _swap(sums)
+    length = g2.shape[-1]
+    return lib.sad_ew_reverse_summed(tape.c, rec, slot, axis, length, id(sums)) == lib.SAD_OK
 
 
 def _product_shape(left, right):
