@@ -59,7 +59,7 @@ static void fill(double *dst, int64_t n, double v)
             dst[i] = v;
 }
 
-void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
+SAD_HOT void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
                      const double *restrict z, double *restrict px, double *restrict py)
 {
     int64_t i;
@@ -385,7 +385,7 @@ int sad_ew_linear(const sad_record *r, double *cx, double *cy)
 /* One unit-stride row of linear_reverse where zs, xs and ys are disjoint:
  * restrict lets the compiler vectorize it.  A store into new memory adds to
  * +0.0 as the accumulation into zeros would (-0.0 stays +0.0). */
-static void linear_row(double *restrict zs, double *restrict xs, double *restrict ys,
+SAD_HOT static void linear_row(double *restrict zs, double *restrict xs, double *restrict ys,
                        int64_t m, double cx, double cy, int keep_zs, const int assign[3])
 {
     if (assign[1] && assign[2])
@@ -418,7 +418,7 @@ static int disjoint(const double *a, const double *b, int64_t m)
 }
 
 /* One active input (the other a constant or inactive): as += c * zs. */
-static void linear_row1(double *restrict zs, double *restrict as, int64_t m, double c,
+SAD_HOT static void linear_row1(double *restrict zs, double *restrict as, int64_t m, double c,
                         int keep_zs, int assign)
 {
     if (assign)
@@ -434,7 +434,7 @@ static void linear_row1(double *restrict zs, double *restrict as, int64_t m, dou
 /* In place, z = x + c*y (x += c*y) with z's memory x's (ck, co: the
  * coefficients of x and of the other input): the other input takes its share
  * of z's adjoint, and z's memory turns into x's, in one pass. */
-static void linear_row_in_place(double *restrict zs, double *restrict os, int64_t m, double ck,
+SAD_HOT static void linear_row_in_place(double *restrict zs, double *restrict os, int64_t m, double ck,
                                 double co, int assign)
 {
     if (os == NULL)
@@ -524,7 +524,7 @@ static int planes_apart(const plane *q, int j, int k)
  * active input k (into new memory when assign: as adding to +0.0 would).
  * Each element of as takes its terms in the order of the row-by-row loop, so
  * the bits are the same; what changes is where the running sums live. */
-static void plane_input(const plane *q, int k, double c, int assign)
+SAD_HOT static void plane_input(const plane *q, int k, double c, int assign)
 {
     const double *restrict zs = q->s[0];
     double *restrict as = q->s[k];
@@ -768,7 +768,7 @@ int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t 
 /* The reverse of r over block b (all of r's block, or a piece of it in a
  * fused run), whose shadows are real memory: restore z's primal from saved
  * (in b's element order) and move z's adjoint into x's and y's. */
-void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved,
+SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved,
                           const int assign[3])
 {
     int op = r->op;
