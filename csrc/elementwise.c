@@ -688,6 +688,18 @@ static int through_ok(const sad_tape *t, const sad_record *r, int64_t slot)
     return fresh_unwritten(t, r, slot) && sad_block_one_run(r->u.a.b);
 }
 
+/* Block c with its output's adjoint read from array g instead of the
+ * output's slot, and its inputs' lazy slots given memory: what a shortcut
+ * sweeps.  SAD_OK, or SAD_NOMEM. */
+static int read_adjoint_from(sad_tape *t, sad_block *c, const sad_arr *ga, int assign[3])
+{
+    c->o[0].s = ga->data;
+    c->o[0].slot = 0;
+    for (int d = 0; d < ga->nd; ++d)
+        c->o[0].ss[d] = ga->strides[d] / (int64_t)sizeof(double);
+    return sad_slot_resolve(t, c, 0, assign) < 0 ? SAD_NOMEM : SAD_OK;
+}
+
 int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
 {
     if (i < 0 || i >= t->n || !through_ok(t, &t->rec[i], slot))
@@ -717,12 +729,8 @@ int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
             o->ss[d] = su ? unit[d] : 0;
         }
     }
-    c.o[0].s = ga.data;
-    c.o[0].slot = 0;
-    for (int d = 0; d < ga.nd; ++d)
-        c.o[0].ss[d] = ga.strides[d] / (int64_t)sizeof(double);
     int assign[3];
-    if (sad_slot_resolve(t, &c, 0, assign) < 0)
+    if (read_adjoint_from(t, &c, &ga, assign) != SAD_OK)
         return SAD_NOMEM;
     sad_ew_reverse_block(r, &c, NULL, assign); /* fresh: g is only read */
     return SAD_OK;
@@ -754,12 +762,8 @@ int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t 
     sad_block c = *b;
     c.shape[ax] = 1;
     c.n = b->n / len;
-    c.o[0].s = ga.data;
-    c.o[0].slot = 0;
-    for (int d = 0; d < ga.nd; ++d)
-        c.o[0].ss[d] = ga.strides[d] / (int64_t)sizeof(double);
     int assign[3];
-    if (sad_slot_resolve(t, &c, 0, assign) < 0)
+    if (read_adjoint_from(t, &c, &ga, assign) != SAD_OK)
         return SAD_NOMEM;
     linear_reverse(&c, cx, cy, 1, assign); /* g is only read */
     return SAD_OK;
