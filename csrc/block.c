@@ -146,6 +146,24 @@ static void extent(const double *base, const int64_t *st, const sad_block *b,
     *hi = base + z + 1;
 }
 
+/* Does b's output fill its extent, every element once, in C order? */
+int sad_block_output_dense(const sad_block *b)
+{
+    int64_t step = 1;
+    for (int d = b->ndim - 1; d >= 0; --d) {
+        if (b->shape[d] != 1 && b->o[0].ps[d] != step)
+            return 0;
+        step *= b->shape[d];
+    }
+    return 1;
+}
+
+/* The primal memory b's output spans: [*lo, *hi). */
+void sad_block_output_extent(const sad_block *b, const double **lo, const double **hi)
+{
+    extent(b->o[0].p, b->o[0].ps, b, lo, hi);
+}
+
 /* Is b one run of elements in memory order: 1-D, the output (and its
  * shadow, if any) at unit stride, the inputs at unit or zero strides?  Such a
  * record can be swept a piece at a time (fuse.c) or seen with any shape

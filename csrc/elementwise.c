@@ -332,7 +332,9 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
     for (int k2 = 1; k2 <= 2; ++k2) /* a constant's pointer must follow the copy */
         if (((flags >> (2 * (k2 - 1))) & 3) == SAD_KX_CONST)
             b->o[k2].p = &b->k;
-    if (flags & SAD_F_SAVE) {
+    const int shared = (flags & SAD_F_SAVE) && (flags & SAD_F_CLEAN_FAIL) &&
+                       sad_tape_save_covered(t, op, flags, b);
+    if ((flags & SAD_F_SAVE) && !shared) {
         saved = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(double));
         if (saved == NULL)
             return SAD_NOMEM;
@@ -351,6 +353,8 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
     r->u.a.b = b;
     r->u.a.saved = saved;
     r->u.a.scratch = scratch;
+    if (saved != NULL)
+        sad_tape_note_save(t, op, flags, b);
     if (flags & SAD_F_PRIMAL)
         return forward(op, b, 0, 1);
     return SAD_OK;

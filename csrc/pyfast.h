@@ -102,6 +102,9 @@ void sad_fast_kit_free(const sad_kit_layout *l, void *k, const size_t *extra, in
  * out= call. */
 typedef struct {
     PyObject *traced, *ndarray, *buffer, *tape, *make;
+    /* numpy's error-state context variable and a value of it under which
+     * numpy only warns (None, None: unknown; see rev_out) */
+    PyObject *extobj_var, *extobj_warns;
     PyObject *kw_out; /* ("out",) */
     Py_ssize_t a_p, a_s, a_buf, b_tape, b_slot, b_readonly, b_kept, t_keep, t_tptr, t_alive;
 } sad_rev_kit;

@@ -17,6 +17,7 @@ static const char KIT_NAME[] = "rev_kit";
 static const size_t KIT_OBJECTS[] = {
     offsetof(sad_rev_kit, traced), offsetof(sad_rev_kit, ndarray),
     offsetof(sad_rev_kit, buffer), offsetof(sad_rev_kit, tape), offsetof(sad_rev_kit, make),
+    offsetof(sad_rev_kit, extobj_var), offsetof(sad_rev_kit, extobj_warns),
 };
 static const size_t KIT_MADE[] = {offsetof(sad_rev_kit, kw_out)};
 
@@ -34,7 +35,7 @@ static const sad_kit_slot KIT_SLOTS[] = {
 };
 
 static const sad_kit_layout KIT = {
-    KIT_NAME, sizeof(sad_rev_kit), KIT_OBJECTS, 5, 4, KIT_SLOTS,
+    KIT_NAME, sizeof(sad_rev_kit), KIT_OBJECTS, 7, 4, KIT_SLOTS,
     sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]),
 };
 
@@ -47,8 +48,8 @@ static void kit_free(PyObject *capsule)
         sad_fast_kit_free(&KIT, k, KIT_MADE, 1);
 }
 
-/* cls.rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make): the
- * kit of rev and rev_out, as a capsule. */
+/* cls.rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make,
+ * extobj_var, extobj_warns): the kit of rev and rev_out, as a capsule. */
 PyObject *sad_scalar_rev_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)cls;
@@ -296,6 +297,25 @@ static int writable_target(const sad_rev_kit *k, PyObject *out, const sad_fast_o
     return ok;
 }
 
+/* Does numpy only warn about floating-point errors now (its error state is
+ * the one the kit was made with, which raises nothing)?  Then a ufunc that
+ * fails after it wrote its output can only have had a warning turned into an
+ * error (warnings filters); any other failure comes before it writes.  (An
+ * error state of "call" could raise anything after writing.) */
+static int numpy_only_warns(const sad_rev_kit *k)
+{
+    if (k->extobj_warns == Py_None || !PyContextVar_CheckExact(k->extobj_var))
+        return 0;
+    PyObject *cur = NULL;
+    if (PyContextVar_Get(k->extobj_var, NULL, &cur) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    const int warns = cur == k->extobj_warns;
+    Py_XDECREF(cur);
+    return warns;
+}
+
 /* cls.rev_out(kit, out, ufunc, op, x[, y]): ufunc(x, y, out=out) for a
  * traced `out` (x op= y), with operands as for rev.  The record saves the
  * bytes it overwrites before numpy writes them; if numpy then refuses (shapes
@@ -332,7 +352,8 @@ PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t na
     const int64_t mark = sad_tape_len(t);
     intptr_t p[2] = {0, 0}, s[2] = {0, 0};
     double kc = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_SAVE, p, s, &kc);
+    const int flags = sad_fast_pack(o, n, SAD_F_SAVE | (numpy_only_warns(k) ? SAD_F_CLEAN_FAIL : 0),
+                                    p, s, &kc);
     const int64_t slots[3] = {0, o[0].slot, o[1].slot};
     if (sad_ew_slots(t, op, flags, (intptr_t)oz.p, (intptr_t)oz.s, p[0], s[0], p[1], s[1], kc,
                      slots) != 0) {
@@ -343,7 +364,13 @@ PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t na
     PyObject *call[3] = {o[0].p, n == 2 ? o[1].p : oz.p, oz.p};
     PyObject *z = PyObject_Vectorcall(ufunc, call, (size_t)n, k->kw_out);
     if (z == NULL) {
-        sad_truncate(t, mark);
+        /* numpy checks floating-point errors after it has written the
+         * output: then the write stands, as numpy leaves it, and so does its
+         * record.  Any other failure comes before numpy writes anything (a
+         * record that shares an earlier save, SAD_F_CLEAN_FAIL, relies on it). */
+        if (!PyErr_ExceptionMatches(PyExc_FloatingPointError) &&
+            !PyErr_ExceptionMatches(PyExc_Warning))
+            sad_truncate(t, mark);
         goto done;
     }
     Py_DECREF(z); /* oz.p itself */

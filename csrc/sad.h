@@ -87,6 +87,14 @@ typedef struct sad_slot {
 
 typedef struct sad_free_block { struct sad_free_block *next; int64_t n; } sad_free_block;
 
+/* Primal memory [lo, hi), every byte of it, whose bytes before record `rec`
+ * wrote them that record saved (see sad_tape_save_covered). */
+typedef struct sad_cover {
+    const double *lo, *hi;
+    int64_t rec;
+} sad_cover;
+enum { SAD_COVERS = 4 };
+
 struct sad_tape {
     sad_record *rec;
     int64_t n, cap;
@@ -99,6 +107,8 @@ struct sad_tape {
     int64_t floor;               /* no record below it reads primal values (see
                                     sad_tape_restore_floor); found lazily */
     int64_t fused;               /* records swept in fused runs so far */
+    sad_cover covers[SAD_COVERS]; /* the latest saves that later writes may share */
+    int ncovers, next_cover;
 };
 
 struct sad_vec {
@@ -113,6 +123,8 @@ void sad_arena_free(sad_arena *a);
 
 /* tape.c */
 sad_record *sad_push_record(sad_tape *t, int op, int flags);
+int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b);
+void sad_tape_note_save(sad_tape *t, int op, int flags, const sad_block *b);
 sad_pair *sad_new_pair(sad_tape *t, double v);
 
 /* ndarray.c: the only file that knows numpy's object layout */
@@ -182,6 +194,8 @@ static inline void sad_rows_next(sad_rows *c, double *p[3], double *s[3])
     }
 }
 int sad_block_one_run(const sad_block *b);
+int sad_block_output_dense(const sad_block *b);
+void sad_block_output_extent(const sad_block *b, const double **lo, const double **hi);
 int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
                        int which_in, int in_shadow);
 void sad_block_save(const sad_block *b, double *dst);

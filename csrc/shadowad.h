@@ -45,8 +45,12 @@ enum sad_flag {
     SAD_F_PRIMAL = 32,   /* C computes the primal output (else numpy does) */
     SAD_F_PYUNDO = 64,   /* python record whose undo/redo runs in Python */
     SAD_F_LANES = 128,   /* tangent arrays carry a leading axis of lanes */
-    SAD_F_FRESH = 512    /* the output is a fresh temporary: its shadow is dead
+    SAD_F_FRESH = 512,   /* the output is a fresh temporary: its shadow is dead
                           * once this record is swept, so it is not zeroed */
+    SAD_F_CLEAN_FAIL = 1024 /* with SAD_F_SAVE: should computing the output fail,
+                          * the caller keeps the record if memory was written
+                          * and drops it only if not; the save may then be
+                          * shared with an earlier one (sad_tape_save_covered) */
 };
 
 /* Return codes of the recording calls.  SAD_NUMPY: recorded, but the primal
@@ -207,6 +211,9 @@ int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from);
 /* Undo and drop the records [n, len): an operation that failed half-way
  * leaves no trace.  Python never truncates over a Python record. */
 void sad_truncate(sad_tape *t, int64_t n);
+/* Does record i keep saved bytes?  (An in-place record that shares an
+ * earlier save keeps none: see SAD_F_CLEAN_FAIL.) */
+int sad_record_saved(const sad_tape *t, int64_t i);
 
 /* ---- growable vectors -------------------------------------------------- */
 sad_vec *sad_vec_new(int64_t cap);

@@ -4,6 +4,7 @@
  * saved bytes with memory (which restores the primal going backwards and puts
  * the result back going forwards), and the reverse sweep also accumulates. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +208,51 @@ static int reads_values(const sad_record *r)
     }
 }
 
+/* Can the record about to be pushed (op and flags over block b, its output
+ * overwritten in place) leave the bytes it overwrites unsaved?  Yes when it
+ * and every record before it read no primal values, so that they all stay
+ * below the restore floor for good (no sweep restores them, and no redo
+ * reaches them), and an earlier record below the floor saved a dense run of
+ * memory that holds all of its output.  Those saved bytes are what that
+ * memory held before any of these writes: an undo, which runs back through
+ * every record to that one, puts them back, and with them the bytes of every
+ * later write inside them.  W2's heat equation overwrites u[1:-1] a hundred
+ * times; it saves it once.  The caller guarantees that a failed operation
+ * leaves a record it keeps or memory it never wrote (SAD_F_CLEAN_FAIL). */
+int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b)
+{
+    sad_record r = {.op = op, .flags = flags | SAD_F_BLOCK};
+    r.u.a.b = (sad_block *)b;
+    if (reads_values(&r) || sad_tape_restore_floor(t) < t->n)
+        return 0;
+    const double *lo, *hi;
+    sad_block_output_extent(b, &lo, &hi);
+    for (int i = 0; i < t->ncovers; ++i) {
+        const sad_cover *c = &t->covers[i];
+        if (c->rec < t->n && c->lo <= lo && hi <= c->hi)
+            return 1;
+    }
+    return 0;
+}
+
+/* The record just pushed (the tape's last) saved all of block b's output:
+ * below the floor, with a dense output, later writes inside it may share
+ * that save (sad_tape_save_covered).  The latest few are remembered. */
+void sad_tape_note_save(sad_tape *t, int op, int flags, const sad_block *b)
+{
+    sad_record r = {.op = op, .flags = flags | SAD_F_BLOCK};
+    r.u.a.b = (sad_block *)b;
+    if (t->n < 1 || reads_values(&r) || sad_tape_restore_floor(t) < t->n ||
+        !sad_block_output_dense(b))
+        return;
+    sad_cover *c = &t->covers[t->next_cover];
+    t->next_cover = (t->next_cover + 1) % SAD_COVERS;
+    if (t->ncovers < SAD_COVERS)
+        ++t->ncovers;
+    sad_block_output_extent(b, &c->lo, &c->hi);
+    c->rec = t->n - 1;
+}
+
 /* The reverse sweep restores the primal memory a record overwrote only so
  * that the records before it read the values they saw.  Below the first
  * record that reads any value, nobody does: there the sweep leaves memory as
@@ -368,4 +414,12 @@ void sad_truncate(sad_tape *t, int64_t n)
         step(t, &t->rec[i], SAD_DIR_UNDO, 0);
     if (n < t->n)
         t->n = n;
+    for (int i = 0; i < t->ncovers; ++i) /* a save dropped covers nothing again */
+        if (t->covers[i].rec >= n)
+            t->covers[i].rec = INT64_MAX;
+}
+
+int sad_record_saved(const sad_tape *t, int64_t i)
+{
+    return i >= 0 && i < t->n && t->rec[i].u.a.saved != NULL;
 }

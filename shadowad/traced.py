@@ -784,4 +784,21 @@ SCALAR_TYPES.add(TScalar)
 # What the reverse fast paths (csrc/pyreverse.c, pyindex.c) read of these
 # classes: their slot offsets; lazy_result makes a fast path's result, whose
 # record is in C.
-REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result)
+def _numpy_error_state():
+    """(numpy's error-state context variable, its value now) when numpy only
+    warns about floating-point errors now, else (None, None).  An in-place
+    record may then share an earlier save (csrc tape.c sad_tape_save_covered):
+    the C fast path checks the state is still that one on every call, since
+    a ufunc that raises after writing its output could not be undone."""
+    try:
+        from numpy._core import umath
+        var = umath._extobj_contextvar
+    except (ImportError, AttributeError):  # pragma: no cover - numpy 1.x
+        return None, None
+    if any(mode in ("raise", "call") for mode in np.geterr().values()):
+        return None, None
+    return var, var.get()
+
+
+REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result,
+                          *_numpy_error_state())

@@ -537,9 +537,10 @@ def test_floor_when_a_pullback_fails(monkeypatch):
 # the save-stack pool (sad.set_memory_pool): large chunks outlive their tape
 
 def _big_heat(u):
+    s = np.sum(u * u)              # its pullback reads u: every later write is saved
     for _ in range(24):            # 24 x 1 MB saved: chunks of 4 MiB and more
         u[1:-1] += 0.25 * (u[2:] - 2.0 * u[1:-1] + u[:-2])
-    return np.sum(u * u)
+    return np.sum(u * u) + 1e-3 * s
 
 
 def test_pool_keeps_and_reuses_chunks():
@@ -685,3 +686,162 @@ def test_final_copy_is_taken_only_when_cheaper(monkeypatch):
     assert seen[-1] is None
     autodiff(_vector_program, dup(x[:4]), sad.Duplicated(sad.Vector([1.0]), sad.Vector([0.0])))
     assert seen[-1] is None                                       # Vector records: redo
+
+
+# --------------------------------------------------------------------------
+# in-place writes below the restore floor share an earlier save
+# (csrc tape.c sad_tape_save_covered): undo, restore and redo as before
+
+def _heat(u, steps=12):
+    for _ in range(steps):
+        u[1:-1] += 0.25 * (u[2:] - 2.0 * u[1:-1] + u[:-2])
+    return np.sum(u * u)
+
+
+def _saved_each_time():
+    """numpy's error state, set anew: in place writes save their bytes each
+    time (the fast path shares saves only in the state shadowad saw at import)."""
+    return np.errstate(**np.geterr())
+
+
+def _heat_run(u0, shared, restore=False, steps=12):
+    u, du = u0.copy(), np.zeros_like(u0)
+    with (_nullcontext() if shared else _saved_each_time()):
+        res, tape = autodiff_split(_heat, Duplicated(u, du), Const(steps))
+        nbytes = tape.nbytes
+        tape.reverse(restore=restore)
+    return u, du, nbytes, res
+
+
+def _nullcontext():
+    import contextlib
+    return contextlib.nullcontext()
+
+
+def test_linear_writes_share_one_save():
+    u0 = np.random.default_rng(40).uniform(0.1, 0.9, 5000)
+    u1, du1, shared_bytes, r1 = _heat_run(u0, True)
+    u2, du2, own_bytes, r2 = _heat_run(u0, False)
+    assert shared_bytes < own_bytes / 6          # 1 save of u[1:-1] instead of 12
+    assert same_bits(du1, du2) and same_bits(u1, u2) and r1 == r2
+    u3, _, _, _ = _heat_run(u0, True, restore=True)
+    assert same_bits(u3, u0)                     # the one save puts back all twelve
+
+
+def test_shared_saves_restore_and_redo():
+    u0 = np.random.default_rng(41).uniform(0.1, 0.9, 3000)
+    u, du = u0.copy(), np.zeros_like(u0)
+    autodiff(_heat, Duplicated(u, du), restore=True)
+    assert same_bits(u, u0)
+    v, dv = u0.copy(), np.zeros_like(u0)
+    autodiff(_heat, Duplicated(v, dv))           # f's final values, as numpy leaves them
+    w = u0.copy()
+    _heat(w)
+    assert same_bits(v, w) and same_bits(du, dv)
+
+
+def test_failure_after_shared_writes_restores_the_inputs():
+    u0 = np.random.default_rng(42).uniform(0.1, 0.9, 3000)
+
+    def f(u):
+        _heat(u, 5)
+        raise KeyError("stop")
+    u = u0.copy()
+    with pytest.raises(KeyError, match="stop"):
+        autodiff(f, Duplicated(u, np.zeros_like(u)))
+    assert same_bits(u, u0)
+
+
+def test_a_reader_stops_the_sharing():
+    """After a record whose pullback reads values (here u * u), writes save
+    their bytes again: the sweep must restore them."""
+    u0 = np.random.default_rng(43).uniform(0.1, 0.9, 3000)
+
+    def f(u):
+        _heat(u, 3)
+        s = np.sum(u * u)
+        _heat(u, 3)
+        return s + np.sum(u * u * u)
+    u, du = u0.copy(), np.zeros_like(u0)
+    _, tape = autodiff_split(f, Duplicated(u, du))
+    assert tape.nbytes > 3 * 8 * 2998            # the three writes after the reader
+    tape.reverse()
+    v, dv = u0.copy(), np.zeros_like(u0)
+    with _saved_each_time():
+        autodiff(f, Duplicated(v, dv))
+    assert same_bits(du, dv)
+    from shadowad.testing import check_rule
+    check_rule(f, Duplicated(u0[:200].copy(), np.zeros(200)))
+
+
+def test_shared_saves_over_several_sweeps():
+    u0 = np.random.default_rng(44).uniform(0.1, 0.9, 40)
+
+    def f(u):
+        _heat(u, 6)
+        return u[::8] * 1.0
+    J = sad.jacobian(f, u0, mode=sad.Reverse)
+    np.testing.assert_allclose(J, sad.jacobian(f, u0, mode=sad.Forward), rtol=1e-13, atol=1e-14)
+
+
+def _overflows(u):
+    _heat(u, 2)
+    u[1:-1] *= 1e200                             # linear: shares the save
+    u[1:-1] *= 1e200                             # writes inf, then warns
+
+
+def _divides_by_zero(u):
+    _heat(u, 2)
+    u[1:-1] /= np.zeros(u.shape[0] - 2)          # reads u: saves its bytes
+
+
+@pytest.mark.parametrize("f", [_overflows, _divides_by_zero], ids=lambda f: f.__name__)
+def test_a_floating_point_error_after_a_write_keeps_its_record(f):
+    """numpy writes the output, then reports the floating-point error (a
+    warnings filter or np.errstate makes it raise): the write happened and
+    stays recorded, shared save or not.  Uncaught, the call fails and the
+    inputs come back bit for bit; caught inside f, f's values are numpy's."""
+    import warnings
+    u0 = np.random.default_rng(45).uniform(0.1, 0.9, 3000)
+    warnings.simplefilter("ignore", RuntimeWarning)   # pytest restores the filters
+
+    def g(u):
+        try:
+            f(u)
+        except (RuntimeWarning, FloatingPointError):
+            pass
+        return np.sum(u[:1] * 2.0)
+    import contextlib
+    _, tape = autodiff_split(g, Duplicated(u0.copy(), np.zeros_like(u0)))
+    records = len(tape)                          # numpy only warned: every record
+    tape.reverse()
+    for errstate in (False, True):
+        with warnings.catch_warnings(), (np.errstate(all="raise") if errstate
+                                         else contextlib.nullcontext()):
+            warnings.simplefilter("error", RuntimeWarning)
+            _, tape = autodiff_split(g, Duplicated(u0.copy(), np.zeros_like(u0)))
+            assert len(tape) == records          # the failed write's record stays
+            tape.reverse()
+            u = u0.copy()
+            with pytest.raises((RuntimeWarning, FloatingPointError)):
+                autodiff(lambda u: f(u) or np.sum(u * 1.0), Duplicated(u, np.zeros_like(u)))
+            assert same_bits(u, u0)
+            u, du = u0.copy(), np.zeros_like(u0)
+            autodiff(g, Duplicated(u, du))
+            w = u0.copy()
+            g(w)
+            assert same_bits(u, w) and np.isinf(u[1:-1]).all()
+            assert du[0] == 2.0 and not du[1:].any()
+            u = u0.copy()
+            autodiff(g, Duplicated(u, np.zeros_like(u)), restore=True)
+            assert same_bits(u, u0)
+
+
+def test_errstate_that_raises_saves_each_write():
+    u0 = np.random.default_rng(46).uniform(0.1, 0.9, 3000)
+    _, _, shared_bytes, _ = _heat_run(u0, True)
+    u, du = u0.copy(), np.zeros_like(u0)
+    with np.errstate(all="raise"):
+        _, tape = autodiff_split(_heat, Duplicated(u, du), Const(12))
+        assert tape.nbytes > 6 * shared_bytes
+        tape.reverse()

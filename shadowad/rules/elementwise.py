@@ -195,6 +195,8 @@ def apply_ufunc(ufunc, inputs, out=None):
             _record(tape, op, ops, out.p, outs, _SAVE)
         try:
             ufunc(*prims, out=out.p)
+        except (FloatingPointError, Warning):
+            raise  # numpy wrote the output before it checked: it stands, recorded
         except BaseException:  # e.g. shapes that do not broadcast: leave no record
             lib.sad_truncate(tape.c, mark)
             raise
