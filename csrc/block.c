@@ -200,6 +200,19 @@ int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
     return olo < ihi && ilo < ohi;
 }
 
+/* Are operand which_out's primal and operand which_in's primal apart in
+ * memory (no element of one among the other's)?  An absent operand is. */
+int sad_block_apart(const sad_block *b, int which_out, int which_in)
+{
+    const double *ob = b->o[which_out].p, *ib = b->o[which_in].p;
+    if (ob == NULL || ib == NULL || b->n == 0)
+        return 1;
+    const double *olo, *ohi, *ilo, *ihi;
+    extent(ob, b->o[which_out].ps, b, &olo, &ohi);
+    extent(ib, b->o[which_in].ps, b, &ilo, &ihi);
+    return ohi <= ilo || ihi <= olo;
+}
+
 /* Saved bytes are read again only by a sweep or an undo, long after (often
  * never: see sad_tape_restore_floor): large saves bypass the cache, which
  * also spares reading each destination line before writing it. */

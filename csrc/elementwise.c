@@ -162,26 +162,96 @@ static const double *values(double *dst, const double *src, int64_t st, int64_t 
 {
     if (st == 1)
         return src;
+    if (st == 0) { /* a broadcast value: a fill, which gcc vectorizes */
+        const double v = src[0];
+        for (int64_t i = 0; i < m; ++i)
+            dst[i] = v;
+        return dst;
+    }
     for (int64_t i = 0; i < m; ++i)
         dst[i] = src[i * st];
     return dst;
 }
 
-static void gather(double *dst, const double *src, int64_t st, int64_t m)
+/* A tangent's terms.  The first term is 0.0 + t * p and each later one is
+ * added to the sum so far, where a zero tangent t contributes nothing, even
+ * through an infinite partial p (sqrt at 0), as in the reverse sweep.  The
+ * same values as a branch per element, but branch-free, so that gcc
+ * vectorizes the loops: only a zero tangent times an infinite partial makes
+ * a NaN there, which the last pick drops, and otherwise a zero tangent adds
+ * a zero, which changes no sum (nor the +0.0 a sum starts from).
+ *
+ * Which NaN comes out of an operation on two NaNs depends on the operand
+ * order gcc picks, and vectorized code picks differently from the scalar
+ * loop these replace.  So no operation here meets two NaNs: a NaN tangent
+ * is multiplied by 1.0, and a NaN sum gets 0.0 added, giving the tangent's
+ * NaN before the partial's and the sum's before the term's, as that loop
+ * did.  The picks are bitwise: written as ?: selects, gcc moved the
+ * operations into branches and the loops stayed scalar. */
+static inline uint64_t mask_if(int c) { return (uint64_t)0 - (uint64_t)c; }
+
+static inline double pick(uint64_t m, double a, double b)
 {
-    if (st == 1)
-        memcpy(dst, src, (size_t)m * sizeof(double));
+    uint64_t ua, ub;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ua = (ua & m) | (ub & ~m);
+    memcpy(&a, &ua, sizeof a);
+    return a;
+}
+
+static inline double tangent_first(double t, double p)
+{
+    const double a = 0.0 + t * pick(mask_if(t != t), 1.0, p);
+    return pick(mask_if(a != a) & mask_if(t == 0.0), 0.0, a);
+}
+
+static inline double tangent_next(double d, double t, double p)
+{
+    const double q = t * pick(mask_if(t != t), 1.0, p), e = d + pick(mask_if(d != d), 0.0, q);
+    return pick(mask_if(e != e) & mask_if(t == 0.0), d, e);
+}
+
+/* One unit-stride tile of one lane's tangent: dz = px * dx + py * dy (dx or
+ * dy NULL: an operand without tangents). */
+SAD_HOT static void tangent_tile(double *dz, const double *dx, const double *px,
+                                 const double *dy, const double *py, int64_t c)
+{
+    if (dy == NULL)
+        for (int64_t i = 0; i < c; ++i)
+            dz[i] = tangent_first(dx[i], px[i]);
+    else if (dx == NULL)
+        for (int64_t i = 0; i < c; ++i)
+            dz[i] = tangent_first(dy[i], py[i]);
     else
-        for (int64_t i = 0; i < m; ++i)
-            dst[i] = src[i * st];
+        for (int64_t i = 0; i < c; ++i)
+            dz[i] = tangent_next(tangent_first(dx[i], px[i]), dy[i], py[i]);
+}
+
+/* Does one of the c values at v hold a NaN?  (A mask, not isnan into an
+ * int: that loop stayed scalar.) */
+SAD_HOT static int any_nan(const double *v, int64_t c)
+{
+    uint64_t m = 0;
+    for (int64_t i = 0; i < c; ++i)
+        m |= mask_if(v[i] != v[i]);
+    return m != 0;
 }
 
 /* Primal and (when tangents are present in the shadow slots) tangents of
  * z = op(x, y) over block b, one tangent per lane (z itself is written only
  * when write_z is set).  The partials of a tile are computed once and applied
  * to every lane.  Unsafe overlap of the output with
- * an input is handled by computing everything first and writing afterwards. */
-static int forward(int op, const sad_block *b, int tangent, int write_z)
+ * an input is handled by computing everything first and writing afterwards.
+ *
+ * Contiguous inputs are read where they lie (a copy per tile was a pass of
+ * its own), and only what is needed is computed: z's values when they
+ * are written or the partials read them (C's own values, as before, so the
+ * tangent's bits do not depend on numpy's libm), x and y when either needs
+ * them, and the partial of an operand without tangents not at all where
+ * sad_ew_partials allows it.  nan (or NULL): set when a value of z is a NaN,
+ * found tile by tile while the tile is in cache. */
+static int forward(int op, const sad_block *b, int tangent, int write_z, int *nan)
 {
     int unsafe = 0;
     for (int k = 1; k <= 2; ++k) {
@@ -204,7 +274,16 @@ static int forward(int op, const sad_block *b, int tangent, int write_z)
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
     const int64_t zst = b->o[0].ss[last], xst = b->o[1].ss[last], yst = b->o[2].ss[last];
+    const int64_t zps = b->o[0].ps[last], xps = b->o[1].ps[last], yps = b->o[2].ps[last];
+    const int reads = lanes ? sad_ew_partials_read(op) : 0;
+    const int need_z = write_z || (reads & 4);
+    const int need_x = need_z || (reads & 1), need_y = need_z || (reads & 2);
+    /* z's values go straight into z when z shares no memory with an input */
+    const int direct = write_z && !unsafe && zps == 1 && sad_block_apart(b, 0, 1) &&
+                       sad_block_apart(b, 0, 2);
+    const int skip = op == SAD_MUL || op == SAD_DIV || op == SAD_POW;
     double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE];
+    double tdx[SAD_TILE], tdy[SAD_TILE], tdz[SAD_TILE];
     double *p[3], *s[3];
     int64_t pos = 0;
     for (int pass = 0; pass < (unsafe ? 2 : 1); ++pass) {
@@ -215,10 +294,10 @@ static int forward(int op, const sad_block *b, int tangent, int write_z)
             sad_rows_next(&cursor, p, s);
             for (int64_t i0 = 0; i0 < m; i0 += SAD_TILE) {
                 int64_t c = m - i0 < SAD_TILE ? m - i0 : SAD_TILE;
-                double *zp = p[0] + i0 * b->o[0].ps[last];
+                double *zp = p[0] + i0 * zps;
                 if (pass == 1) { /* write back what pass 0 computed */
                     for (int64_t i = 0; i < c && write_z; ++i)
-                        zp[i * b->o[0].ps[last]] = zbuf[pos + i];
+                        zp[i * zps] = zbuf[pos + i];
                     for (int64_t l = 0; l < lanes; ++l) {
                         double *zs = s[0] + l * b->ls[0] + i0 * zst;
                         for (int64_t i = 0; i < c; ++i)
@@ -227,35 +306,40 @@ static int forward(int op, const sad_block *b, int tangent, int write_z)
                     pos += c;
                     continue;
                 }
-                gather(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
-                if (p[2] != NULL)
-                    gather(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
-                sad_ew_values(op, c, tx, ty, tz);
+                const double *vx = tx, *vy = ty;
+                double *vz = direct ? zp : tz;
+                if (need_x)
+                    vx = values(tx, p[1] + i0 * xps, xps, c);
+                if (need_y && p[2] != NULL)
+                    vy = values(ty, p[2] + i0 * yps, yps, c);
+                if (need_z)
+                    sad_ew_values(op, c, vx, vy, vz);
+                if (nan != NULL && write_z)
+                    *nan |= any_nan(vz, c);
                 if (lanes)
-                    sad_ew_partials(op, c, tx, ty, tz, px, py);
+                    sad_ew_partials(op, c, vx, vy, vz, skip && s[1] == NULL ? NULL : px,
+                                    skip && s[2] == NULL ? NULL : py);
+                /* tangents at other strides (a broadcast lane is stride 0) go
+                 * through tiles, so that every lane takes the vectorized loop */
                 for (int64_t l = 0; l < lanes; ++l) {
                     const double *xs = s[1] != NULL ? s[1] + l * b->ls[1] + i0 * xst : NULL;
                     const double *ys = s[2] != NULL ? s[2] + l * b->ls[2] + i0 * yst : NULL;
-                    double *zs = s[0] + l * b->ls[0] + i0 * zst;
-                    for (int64_t i = 0; i < c; ++i) {
-                        /* a zero tangent contributes nothing, even through an
-                         * infinite partial (sqrt at 0): as the reverse sweep */
-                        double d = 0.0, t;
-                        if (xs != NULL && (t = xs[i * xst]) != 0.0)
-                            d += px[i] * t;
-                        if (ys != NULL && (t = ys[i * yst]) != 0.0)
-                            d += py[i] * t;
-                        if (unsafe)
-                            dzbuf[l * n + pos + i] = d;
-                        else
-                            zs[i * zst] = d;
-                    }
+                    const int64_t st = unsafe ? 1 : zst;
+                    double *zs = unsafe ? dzbuf + l * n + pos : s[0] + l * b->ls[0] + i0 * zst;
+                    double *dz = st == 1 ? zs : tdz;
+                    if (xs == NULL && ys == NULL) /* constant inputs: a zero tangent */
+                        memset(dz, 0, (size_t)c * sizeof(double));
+                    else
+                        tangent_tile(dz, xs != NULL ? values(tdx, xs, xst, c) : NULL, px,
+                                     ys != NULL ? values(tdy, ys, yst, c) : NULL, py, c);
+                    for (int64_t i = 0; i < c && dz != zs; ++i)
+                        zs[i * st] = tdz[i];
                 }
-                if (unsafe)
-                    memcpy(zbuf + pos, tz, (size_t)c * sizeof(double));
-                else
-                    for (int64_t i = 0; i < c && write_z; ++i)
-                        zp[i * b->o[0].ps[last]] = tz[i];
+                if (unsafe && write_z)
+                    memcpy(zbuf + pos, vz, (size_t)c * sizeof(double));
+                else if (write_z && !direct)
+                    for (int64_t i = 0; i < c; ++i)
+                        zp[i * zps] = tz[i];
                 pos += c;
             }
         }
@@ -269,7 +353,15 @@ int sad_ew_primal(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double 
 {
     sad_block b;
     int rc = sad_block_build(&b, flags, z, 0, x, 0, y, 0, k);
-    return rc != SAD_OK ? rc : forward(op, &b, 0, 1);
+    return rc != SAD_OK ? rc : forward(op, &b, 0, 1, NULL);
+}
+
+int sad_ew_primal_nan(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k, int *nan)
+{
+    sad_block b;
+    int rc = sad_block_build(&b, flags, z, 0, x, 0, y, 0, k);
+    *nan = 0;
+    return rc != SAD_OK ? rc : forward(op, &b, 0, 1, nan);
 }
 
 int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
@@ -277,7 +369,7 @@ int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
 {
     sad_block b;
     int rc = sad_block_build(&b, flags, z, dz, x, dx, y, dy, k);
-    return rc != SAD_OK ? rc : forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0);
+    return rc != SAD_OK ? rc : forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0, NULL);
 }
 
 int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x, intptr_t dx,
@@ -293,7 +385,7 @@ int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
             b.o[1 + j].s = dlanes[j];
             b.ls[1 + j] = lstride[j];
         }
-    return forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0);
+    return forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0, NULL);
 }
 
 int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
@@ -356,7 +448,7 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
     if (saved != NULL)
         sad_tape_note_save(t, op, flags, b);
     if (flags & SAD_F_PRIMAL)
-        return forward(op, b, 0, 1);
+        return forward(op, b, 0, 1, NULL);
     return SAD_OK;
 }
 

@@ -5,7 +5,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <fenv.h>
-#include <math.h>
 #include <string.h>
 
 #include "pyfast.h"
@@ -235,19 +234,6 @@ static int same_dims(const int64_t *a, const int64_t *b, int nd)
     return nd == 0 || memcmp(a, b, sizeof(int64_t) * (size_t)nd) == 0;
 }
 
-/* Does fresh C-ordered array z hold a NaN? */
-static int has_nan(PyObject *z)
-{
-    const sad_arr a = sad_arr_of((intptr_t)z);
-    int64_t n = 1;
-    for (int d = 0; d < a.nd; ++d)
-        n *= a.shape[d];
-    int nan = 0;
-    for (int64_t i = 0; i < n; ++i)
-        nan |= isnan(a.data[i]);
-    return nan;
-}
-
 /* z = op(operands) computed in C for an exact op, sparing numpy's call (and
  * its conversion of a number operand to an array).  Only where numpy's
  * result is known without asking it: every array operand of one shape (at
@@ -282,8 +268,9 @@ static int c_primal(const fwd_kit *k, int op, const sad_fast_operand *o, int n, 
     const int flags = sad_fast_pack(o, n, 0, p, s, &c);
     if (fetestexcept(REPORTED)) /* left by earlier C code (numpy clears its own) */
         feclearexcept(REPORTED);
-    if (sad_ew_primal(op, flags, (intptr_t)*z, p[0], p[1], c) != SAD_OK || fetestexcept(REPORTED) ||
-        has_nan(*z)) {
+    int nan = 0;
+    if (sad_ew_primal_nan(op, flags, (intptr_t)*z, p[0], p[1], c, &nan) != SAD_OK ||
+        fetestexcept(REPORTED) || nan) {
         Py_CLEAR(*z);
         return 0;
     }

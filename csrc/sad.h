@@ -198,6 +198,7 @@ int sad_block_output_dense(const sad_block *b);
 void sad_block_output_extent(const sad_block *b, const double **lo, const double **hi);
 int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
                        int which_in, int in_shadow);
+int sad_block_apart(const sad_block *b, int which_out, int which_in);
 void sad_block_save(const sad_block *b, double *dst);
 void sad_block_swap(const sad_block *b, double *saved);
 void sad_block_put(const sad_block *b, const double *saved);
@@ -215,6 +216,8 @@ void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved
                           const int assign[3]);
 int sad_ew_linear(const sad_record *r, double *cx, double *cy);
 int sad_ew_partials_read(int op);
+/* sad_ew_primal that also says whether z holds a NaN (*nan). */
+int sad_ew_primal_nan(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k, int *nan);
 /* sad_ew_tangent where an operand passed as a pair (x: 0, y: 1) is a dual
  * scalar whose tangent has lanes: dlanes[j] with lane stride lstride[j]
  * (elements); dlanes[j] NULL: the pair's own tangent serves every lane. */

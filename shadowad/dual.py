@@ -16,8 +16,8 @@ import numpy as np
 
 from ._c import lib
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
-from .traced import (ARRAY_TYPES, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _num,
-                     _safe, check_writable, numpy_protocol, promote, shadow_of,
+from .traced import (ARRAY_TYPES, F64, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _data,
+                     _num, _safe, check_writable, numpy_protocol, promote, shadow_of,
                      temporary_buffer)
 
 # Entry points into the forward rules, bound by shadowad.rules.
@@ -32,15 +32,35 @@ class Context:
     There is no tape to undo, so the memory of each argument is copied before
     f first writes to it: ``unsaved`` maps its Buffer (or Vector) to
     ``(take, is_shadow)`` pairs, ``take()`` copying now and returning the
-    function that puts the copy back; ``restore()`` puts copies back."""
+    function that puts the copy back; ``restore()`` puts copies back.
 
-    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved")
+    ``borrowed`` maps the Buffers of the inputs ``sad.fwddiff`` lends ``g``
+    (memory of the reverse tape, never to be written from here, and lanes
+    that are a read-only broadcast) to their dual arrays: the first write
+    copies both (``own``), so g writes to copies of its own, as if it had
+    been given them."""
+
+    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved", "borrowed")
 
     def __init__(self, lanes, elementwise=None):
         self.lanes, self.elementwise = lanes, elementwise
         self.keep = []
         self.unsaved = {}
         self.saved = []
+        self.borrowed = {}
+
+    def own(self, buf, a):
+        """Before dual array ``a`` of borrowed Buffer ``buf`` is written: move
+        buf (and the input's dual array, and a) onto copies of its memory and
+        of its lanes, both C-ordered as the root is."""
+        x = self.borrowed.pop(buf)
+        old = buf.root
+        root, lanes = old.copy(), np.array(buf.shadow)
+        buf.root, buf.shadow, buf.mem = root, lanes, None  # mem and lo: from these
+        if a is not x:  # a view of x's memory: the same view of the copy
+            off = _data(id(a.p)) - _data(id(old))
+            a.p, a._s = np.ndarray(a.p.shape, F64, root, off, a.p.strides), None
+        x.p, x._s = root, lanes
 
     def snapshot(self, key):
         for take, is_shadow in self.unsaved.pop(key):
@@ -59,22 +79,26 @@ class Context:
         here, and the cycle would hold it until the garbage collector runs."""
         self.keep = []
         self.unsaved = {}
+        self.borrowed = {}
 
 
 def is_dual(x):
     return type(x) is FArray or type(x) is FScalar
 
 
-def new_array(ctx, z, active):
+def new_array(ctx, z, active, zero=True):
     """Wrap a freshly computed float64 array; an active one gets a zero
     tangent (``res._s``) for the rule to fill.  Nothing is recorded, so the
-    Context need not keep it: numpy may reuse its memory once it is dropped."""
+    Context need not keep it: numpy may reuse its memory once it is dropped.
+    ``zero=False``: the rule writes every lane of every element, so a
+    C-ordered result's lanes are left uninitialised (a pass less)."""
     if ctx is None:  # a dual scalar kept from a finished call, with plain arrays
         raise finished_error()
     buf = temporary_buffer(ctx, z, None)
     if active:
         if z.flags.c_contiguous:
-            t = buf.shadow = np.zeros((ctx.lanes,) + z.shape)  # Buffer.attach_fresh
+            lanes = (ctx.lanes,) + z.shape
+            t = buf.shadow = np.zeros(lanes) if zero else np.empty(lanes)  # Buffer.attach_fresh
             return FArray(z, t, buf)
         buf.promote()
         return FArray(z, buf.shadow, buf)
@@ -279,10 +303,13 @@ SCALAR_TYPES.add(FScalar)
 
 def writable(a):
     """Refuse writes to read-only memory, and keep the values of an argument's
-    memory before its first write (so a failing f leaves no trace)."""
-    check_writable(a)
+    memory before its first write (so a failing f leaves no trace).  Memory
+    lent to sad.fwddiff's g is copied first (Context.borrowed)."""
     buf = a.buf
     ctx = buf.tape
+    if ctx.borrowed and buf in ctx.borrowed:
+        ctx.own(buf, a)
+    check_writable(a)
     if ctx.unsaved and buf in ctx.unsaved:
         ctx.snapshot(buf)
 

@@ -12,7 +12,7 @@ from . import activity as act
 from .driver import _check_aliasing, _shared_const_buffers
 from .dual import Context, DualVector, FArray, FScalar
 from .tape import _current
-from .traced import F64, Buffer, shadow_of
+from .traced import F64, TEMPORARY, Buffer, shadow_of
 from .vector import Vector
 
 
@@ -105,9 +105,26 @@ def _shared_consts(annotated, ctx):
     return shared
 
 
-def _tangent(res, lanes, batched):
+def _fresh_root(res, given):
+    """Is dual array ``res`` all of a temporary f made (its root, in memory of
+    its own), returned for the first time?  Then its primal and its tangent
+    lanes are memory nothing else will see once f has returned, and they are
+    handed over as they are: copying a large result cost as much as computing
+    it.  Arguments' memory, views, and a temporary returned again (the
+    results must not share memory) are copied."""
+    buf = res.buf
+    if buf.label is not TEMPORARY or res.p is not buf.root or res.p.base is not None \
+            or id(buf) in given:
+        return False
+    given.add(id(buf))
+    return True
+
+
+def _tangent(res, lanes, batched, with_primal, given):
     """(tangent, primal) of f's result; tuples and lists element by element.
-    A batch call gives a tuple of ``lanes`` tangents, even of one lane."""
+    A batch call gives a tuple of ``lanes`` tangents, even of one lane.  The
+    primal is None unless ``with_primal``; ``given`` holds the Buffers whose
+    memory an earlier result took over (see _fresh_root)."""
     t = type(res)
     if res is None:
         return None, None
@@ -118,20 +135,26 @@ def _tangent(res, lanes, batched):
         return tuple(float(x) for x in np.broadcast_to(d, (lanes,))), res.v
     if t is FArray:
         tan = shadow_of(res)
-        p = res.p.copy()
+        fresh = _fresh_root(res, given)
+        p = None
+        if with_primal:  # a copy is in C order
+            p = res.p if fresh and res.p.flags.c_contiguous else res.p.copy()
         if tan is None:
-            tan = np.zeros((lanes,) + p.shape)
+            tan = np.zeros((lanes,) + res.shape)
+            fresh = True
+        take = (lambda a: a) if fresh and tan[0].flags.c_contiguous else np.copy
         if not batched:
-            return tan[0].copy(), p
-        return tuple(tan[lane].copy() for lane in range(lanes)), p
+            return take(tan[0]), p
+        return tuple(take(tan[lane]) for lane in range(lanes)), p
     if t is tuple or t is list:
-        pairs = [_tangent(r, lanes, batched) for r in res]
+        pairs = [_tangent(r, lanes, batched, with_primal, given) for r in res]
         return t(a for a, _ in pairs), t(b for _, b in pairs)
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
         return ((0.0,) * lanes if batched else 0.0), float(res)
     if isinstance(res, np.ndarray) and res.dtype.kind in "iuf":
         z = np.zeros(res.shape)
-        return (tuple(z.copy() for _ in range(lanes)) if batched else z), res.copy()
+        return (tuple(z.copy() for _ in range(lanes)) if batched else z), \
+            (res.copy() if with_primal else None)
     if t is DualVector:
         raise TypeError("f returned a traced Vector; return v[:] (an array) instead")
     raise TypeError(f"f returned a {t.__name__}; forward mode differentiates float and "
@@ -164,7 +187,7 @@ def forward(f, annotated, with_primal, restore):
     token = _current.set(ctx)
     try:
         res = f(*traced)
-        tangent, value = _tangent(res, lanes, batched)
+        tangent, value = _tangent(res, lanes, batched, with_primal, set())
     except BaseException:
         ctx.restore()
         raise

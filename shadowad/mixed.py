@@ -11,11 +11,11 @@ import functools
 import numpy as np
 
 from ._c import lib
-from .dual import Context, FArray, FScalar, new_array as new_dual
+from .dual import Context, FArray, FScalar
 from .rules.indexing import accumulate
 from .tape import Tape, _current, current_tape
-from .traced import (F64, TArray, TScalar, mixed_tapes_error, new_array, new_scalar,
-                     primal, shadow_of)
+from .traced import (F64, TEMPORARY, TArray, TScalar, mixed_tapes_error, new_array,
+                     new_scalar, primal, shadow_of, temporary_buffer)
 
 
 def _active(a):
@@ -35,7 +35,15 @@ def _check_arg(name, k, a):
 
 
 def _dual_inputs(ctx, args, active):
-    """g's arguments in forward mode: active input j carries lane j = 1."""
+    """g's arguments in forward mode: active input j carries lane j = 1.
+
+    An array input is lent to g, not copied, and its lanes are a broadcast
+    of ones and zeros, not memory: copying and filling cost about as much
+    as g, and at n = 1e6 the extra memory made every call fault its pages
+    in afresh.  If g writes to the input, both are copied first
+    (Context.own): an Active array is read-only, and a write to tape memory
+    would escape the tape.  A non-contiguous input is copied into C order
+    at once, as before, so g computes on the same layouts."""
     lanes = len(active)
     duals = [primal(a) for a in args]
     for j, k in enumerate(active):
@@ -43,25 +51,49 @@ def _dual_inputs(ctx, args, active):
         if type(a) is TScalar:
             d = 1.0 if lanes == 1 else np.eye(lanes)[j]
             duals[k] = FScalar(a.v, d)
+            continue
+        p = a.p
+        unit = np.zeros(lanes)
+        unit[j] = 1.0
+        if p.flags.c_contiguous:  # unit along the lanes, repeated (stride 0) along p's axes
+            t = np.ndarray((lanes,) + p.shape, F64, unit, 0, (F64.itemsize,) + (0,) * p.ndim)
+            t.flags.writeable = False
+            x = FArray(p, t, temporary_buffer(ctx, p, t))
+            ctx.borrowed[x.buf] = x
         else:
-            x = new_dual(ctx, a.p.copy(), True)
-            x._s[j] = 1.0
-            duals[k] = x
+            z = p.copy()
+            t = np.empty((lanes,) + z.shape)
+            t[...] = unit.reshape((lanes,) + (1,) * z.ndim)
+            x = FArray(z, t, temporary_buffer(ctx, z, t))  # as dual.new_array makes it
+        duals[k] = x
     return duals
 
 
-def _partials(out, name, lanes):
-    """(value, partials with a leading lanes axis) of g's forward-mode result."""
+def _own(ctx, out):
+    """Is dual array ``out`` all of a temporary made inside g, its primal and
+    lanes in memory of their own (not lent to g)?  Then the record takes
+    them as they are: once g has returned nothing else sees them."""
+    buf = out.buf
+    s = out._s
+    return (buf.label is TEMPORARY and buf not in ctx.borrowed and out.p is buf.root
+            and out.p.base is None and s is not None and s is buf.shadow and s.base is None)
+
+
+def _partials(ctx, out, name, lanes):
+    """(value, partials with a leading lanes axis, whether both are g's own
+    memory: see _own) of g's forward-mode result."""
     t = type(out)
     if t is FScalar:
         d = np.broadcast_to(np.asarray(out.d, dtype=F64), (lanes,))
-        return out.v, d
+        return out.v, d, False
     if t is FArray:
         s = shadow_of(out)
-        return out.p, (np.zeros((lanes,) + out.shape) if s is None else s)
+        if s is not None and _own(ctx, out):
+            return out.p, s, True
+        return out.p, (np.zeros((lanes,) + out.shape) if s is None else s), False
     if isinstance(out, (float, int, np.floating, np.integer)) or (
             isinstance(out, np.ndarray) and out.dtype.kind in "iuf"):
-        return out, np.zeros((lanes,) + np.shape(out))  # g ignores its active inputs
+        return out, np.zeros((lanes,) + np.shape(out)), False  # g ignores its active inputs
     raise TypeError(f"sad.fwddiff({name}): g must return one scalar or array, got "
                     f"{type(out).__name__}")
 
@@ -92,13 +124,14 @@ def fwddiff(g):
         token = _current.set(ctx)
         try:
             out = g(*_dual_inputs(ctx, args, active))
+            value, partials, own = _partials(ctx, out, name, lanes)
         finally:
             _current.reset(token)
-        value, partials = _partials(out, name, lanes)
+            ctx.close()  # its Buffers point back to it: no cycle keeps g's memory
         if np.ndim(value) == 0 and all(type(args[k]) is TScalar for k in active) \
                 and lanes <= 2:
             return _scalar_record(tape, float(value), [args[k] for k in active], partials)
-        return _array_record(tape, value, [args[k] for k in active], partials)
+        return _array_record(tape, value, [args[k] for k in active], partials, own)
     return wrapper
 
 
@@ -111,16 +144,18 @@ def _scalar_record(tape, z, inputs, partials):
     return TScalar(z, pair, tape)
 
 
-def _array_record(tape, value, inputs, partials):
+def _array_record(tape, value, inputs, partials, own):
     """One Python record: input j's adjoint += the result's adjoint * lane j,
-    summed over the axes broadcasting added."""
-    z = np.array(value, dtype=F64)
+    summed over the axes broadcasting added.  ``own``: value and partials are
+    memory nobody else holds (else they are copied)."""
+    z = value if own else np.array(value, dtype=F64)
     if z.ndim == 0:
         res, gz = new_scalar(tape, float(z))
     else:
         res = new_array(tape, z, True)
         gz = res._s
-    partials = np.array(partials)  # its own memory: the dual buffers are dropped
+    if not own:
+        partials = np.array(partials)  # memory of its own, whatever g returned
 
     def pullback():
         for j, x in enumerate(inputs):

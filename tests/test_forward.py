@@ -333,3 +333,144 @@ def test_a_dual_scalar_kept_from_a_finished_call_with_plain_arrays():
     for use in (lambda: s * np.ones(3), lambda: np.ones(3) - s, lambda: np.add(s, np.ones(2))):
         with pytest.raises(RuntimeError, match="after its autodiff call finished"):
             use()
+
+
+# --------------------------------------------------------------------------
+# the tangent kernel's loops (csrc/elementwise.c: tangent_tile) and what
+# forward mode hands back without copying (forward._tangent)
+
+def _f64(bits):
+    return np.array(bits, dtype=np.uint64).view(np.float64)
+
+
+def _quiet(v):
+    return v + 0.0  # one NaN operand: numpy returns it quieted, payload kept
+
+
+def _reference_tangent(terms):
+    """The tangent as the scalar loop computed it: each term t * p taken only
+    where t != 0, from 0.0; of two NaNs the tangent's before the partial's
+    and the sum's before the term's (written without ever combining two
+    NaNs, so numpy's operand order cannot matter)."""
+    with np.errstate(all="ignore"):
+        d = None
+        for t, p in terms:
+            m = np.where(np.isnan(t), _quiet(t), t * np.where(np.isnan(t), 1.0, p))
+            if d is None:
+                d = np.where(t != 0.0, 0.0 + m, 0.0)
+            else:
+                d = np.where(t != 0.0, np.where(np.isnan(d), d, d + m), d)
+        return d
+
+
+SPECIAL = _f64([0x7FF8000000000001, 0xFFF8000000000002, 0x7FF4000000000003])  # NaNs (last: signalling)
+VALUES = np.concatenate([SPECIAL, [0.0, -0.0, np.inf, -np.inf, 1e-310, 1e300, -2.5, 3.0]])
+
+
+def _pattern(n, shift):
+    """n entries cycling through VALUES (shifted so x, y, dx and dy pair
+    every special value with every other one somewhere)."""
+    return VALUES[(np.arange(n) * (shift + 1) + shift) % len(VALUES)]
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 257, 1000])
+def test_tangent_kernel_zero_tangents_and_nans_as_the_scalar_loop(n):
+    """dz = px dx + py dy with every pairing of zeros, infinities and NaNs
+    of several payloads (signalling included), across tile boundaries: the
+    vectorized loop gives the scalar loop's bits, NaN payloads and signs too."""
+    x, y, dx, dy = (_pattern(n, s) for s in (0, 1, 3, 5))
+    with np.errstate(all="ignore"):
+        cases = [(lib.SAD_MUL, [(dx, y), (dy, x)]),
+                 (lib.SAD_DIV, [(dx, 1.0 / y), (dy, -x / (y * y))]),
+                 (lib.SAD_ADD, [(dx, np.ones(n)), (dy, np.ones(n))])]
+    for op, terms in cases:
+        dz = np.empty(n)
+        assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(np.empty(n)), id(dz),
+                                  id(x), id(dx), id(y), id(dy), 0.0) == lib.SAD_OK
+        assert same_bits(dz, _reference_tangent(terms)), op
+        for which, (t, p) in enumerate(terms):  # one operand with tangents
+            dz = np.empty(n)
+            ids = (id(x), id(t), id(y), 0) if which == 0 else (id(x), 0, id(y), id(t))
+            assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(np.empty(n)),
+                                      id(dz), *ids, 0.0) == lib.SAD_OK
+            assert same_bits(dz, _reference_tangent([(t, p)])), (op, which)
+    xs = np.abs(x)  # sqrt: an infinite partial at 0, NaN ones at NaN
+    dz = np.empty(n)
+    assert lib.sad_ew_tangent(lib.SAD_SQRT, lib.SAD_KX_ARR, id(np.empty(n)), id(dz),
+                              id(xs), id(dx), 0, 0, 0.0) == lib.SAD_OK
+    with np.errstate(all="ignore"):
+        assert same_bits(dz, _reference_tangent([(dx, 0.5 / np.sqrt(xs))]))
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("ufunc", UNARY + BINARY, ids=lambda u: u.__name__)
+def test_tangent_kernel_strided_and_broadcast_lanes(ufunc, lanes):
+    """Tangents read at stride 0 (a broadcast, as sad.fwddiff's inputs have)
+    or at other strides, and tangents written at strides, give the bits of
+    contiguous ones."""
+    op, n = EW_OPS[ufunc], 600
+    x, y = positive(n), positive(n)
+    rows = rng.standard_normal((lanes, 1))
+    rows[0] = 0.0
+    flags = lib.SAD_F_LANES | lib.SAD_KX_ARR | (lib.SAD_KY_ARR if ufunc.nin == 2 else 0)
+
+    def run(dx, dy, dz):
+        rc = lib.sad_ew_tangent(op, flags, id(np.empty(n)), id(dz), id(x), id(dx),
+                                id(y) if ufunc.nin == 2 else 0,
+                                id(dy) if ufunc.nin == 2 else 0, 0.0)
+        assert rc == lib.SAD_OK
+        return np.array(dz)
+
+    dx = np.broadcast_to(rows, (lanes, n))
+    dy = rng.standard_normal((lanes, 2 * n))[:, ::2]
+    want = run(np.ascontiguousarray(dx), np.ascontiguousarray(dy), np.empty((lanes, n)))
+    assert same_bits(run(dx, dy, np.empty((lanes, n))), want)
+    assert same_bits(run(dx, dy, np.empty((lanes, 3 * n))[:, ::3]), want)
+
+
+def test_results_are_handed_back_without_sharing_memory():
+    """A temporary f made is handed back as it is (primal and tangent); the
+    same temporary returned twice, a view of one, and an argument's memory
+    are copies, so no two results and no argument share memory."""
+    x, dx = positive(6), rng.standard_normal(6)
+
+    def f(x):
+        z = np.exp(x)
+        return z, z, z[1:], x, np.sin(x).T
+    tangents, values = sad.autodiff(f, Duplicated(x, dx.copy()), mode=ForwardWithPrimal)
+    for k, (t, v) in enumerate(zip(tangents, values)):
+        for a in (x, dx):
+            assert not np.shares_memory(t, a) and not np.shares_memory(v, a)
+        for t2, v2 in zip(tangents[k + 1:], values[k + 1:]):
+            assert not np.shares_memory(t, t2) and not np.shares_memory(v, v2)
+    np.testing.assert_array_equal(values[0], np.exp(x))
+    np.testing.assert_array_equal(values[2], np.exp(x)[1:])
+    np.testing.assert_allclose(tangents[1], np.exp(x) * dx, rtol=1e-15)
+    np.testing.assert_array_equal(tangents[3], dx)
+    # the fresh result itself, and its one lane of tangents, not copies of them
+    assert values[0].flags.owndata
+    assert tangents[0].base is not None and tangents[0].base.shape == (1, 6)
+
+
+def test_returned_argument_is_a_copy_under_restore():
+    x, dx = positive(5), rng.standard_normal(5)
+    x0 = x.copy()
+
+    def f(x):
+        x *= 2.0
+        return x
+    t, v = sad.autodiff(f, Duplicated(x, dx.copy()), mode=ForwardWithPrimal, restore=True)
+    assert same_bits(x, x0)
+    np.testing.assert_array_equal(v, 2.0 * x0)
+    np.testing.assert_array_equal(t, 2.0 * dx)
+
+
+def test_batch_results_are_lanes_of_their_own():
+    x = positive(5)
+    lanes = tuple(rng.standard_normal(5) for _ in range(3))
+    got = sad.autodiff(lambda x: np.sin(x), BatchDuplicated(x, lanes), mode=Forward)
+    for k, (g, d) in enumerate(zip(got, lanes)):
+        np.testing.assert_allclose(g, np.cos(x) * d, rtol=1e-15)
+        assert g.flags.c_contiguous
+        for g2 in got[k + 1:]:
+            assert not np.shares_memory(g, g2)

@@ -236,6 +236,22 @@ def test_exact_primal_is_numpys(monkeypatch, ufunc):
     assert_same(fast, slow)
 
 
+@pytest.mark.parametrize("at", [0, 255, 256, 511, 999])
+@pytest.mark.parametrize("ufunc", [np.add, np.multiply], ids=lambda u: u.__name__)
+def test_exact_primal_leaves_a_nan_result_to_numpy(ufunc, at):
+    """Which of two NaNs a sum or product gives is up to the machine code,
+    and C's loop and numpy's pick differently (numpy itself by position):
+    a NaN anywhere in C's result, found tile by tile (256 elements), hands
+    the primal to numpy, whose bits come back."""
+    nan_a = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)
+    nan_b = np.array([0xFFF8000000000002], dtype=np.uint64).view(np.float64)
+    x, y = rng.uniform(0.5, 1.5, 1000), rng.uniform(0.5, 1.5, 1000)
+    x[at], y[at] = nan_a[0], nan_b[0]
+    _, v = sad.autodiff(lambda a: ufunc(a, y), Duplicated(x, np.ones(1000)),
+                        mode=ForwardWithPrimal)
+    assert same_bits(v, ufunc(x, y))
+
+
 def test_exact_primal_layouts_follow_numpy(monkeypatch):
     """The C primal only takes operands whose result layout it knows (one
     shape, C order); numpy makes the others, in its layout."""

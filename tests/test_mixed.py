@@ -290,6 +290,85 @@ def test_restore_and_failure_atomic():
     assert same_bits(y, y0) and not dy.any()
 
 
+def _writes_its_input(how):
+    """g(a, b) = 2 a b, with a doubled in place the way ``how`` says."""
+    def g(a, b):
+        if how == "iadd":
+            a += a
+        elif how == "out":
+            np.multiply(a, 2.0, out=a)
+        elif how == "setitem":
+            a[...] = a * 2.0
+        return a * b
+    return g
+
+
+@pytest.mark.parametrize("how", ["iadd", "out", "setitem"])
+@pytest.mark.parametrize("activity", ["Active", "Duplicated", "strided"])
+def test_g_may_write_to_its_inputs(how, activity):
+    """g's array inputs are lent to it, not copied, until g writes to one:
+    then the memory is copied first, so g still writes to a copy of its own,
+    whether the array is read-only (Active), memory f may write (Duplicated)
+    or a non-contiguous view, and the same array passed twice is read
+    unchanged through the other argument."""
+    h = sad.fwddiff(_writes_its_input(how))
+    x = rng.uniform(0.5, 1.5, 12)
+    x0 = x.copy()
+    lent = []
+
+    def spy(a, b):
+        lent.append(np.shares_memory(sad.primal(a), x))
+        return h.__wrapped__(a, b)
+    watched = sad.fwddiff(spy)
+
+    def f(x):
+        v = x[::2] if activity == "strided" else x
+        return np.sum(watched(v, v) * v)
+    ann = Active(x) if activity == "Active" else Duplicated(x, np.zeros(12))
+    got = sad.autodiff(f, ann)
+    v0 = x0[::2] if activity == "strided" else x0
+    want = 6.0 * v0 ** 2  # d/dv sum(2 v v v)
+    g = got[0] if activity == "Active" else ann.dval
+    if activity == "strided":
+        np.testing.assert_allclose(g[::2], want, rtol=1e-14)
+        assert not g[1::2].any()
+    else:
+        np.testing.assert_allclose(g, want, rtol=1e-14)
+    assert same_bits(x, x0)
+    assert lent == [activity != "strided"]  # a non-contiguous input is copied at once
+
+
+def test_g_that_returns_an_input_gives_a_copy():
+    """A result f then updates in place is g's own memory, even when g returns
+    its input unchanged: the caller's array is not written."""
+    h = sad.fwddiff(lambda a, b: a)
+    x = rng.uniform(0.5, 1.5, 6)
+    x0 = x.copy()
+    dx = np.zeros(6)
+
+    def f(x, d):
+        y = h(x, d)
+        y += 1.0
+        return np.sum(y * y)
+    sad.autodiff(f, Duplicated(x, dx), Const(rng.random(6)))
+    assert same_bits(x, x0)
+    np.testing.assert_allclose(dx, 2.0 * (x0 + 1.0), rtol=1e-15)
+
+
+def test_lent_inputs_with_several_lanes():
+    """Each active input's lanes are a broadcast of ones and zeros, one lane
+    per input, through in-place writes as well."""
+    def g(a, b, c):
+        b *= c
+        return a * b + np.sin(c)
+    h = sad.fwddiff(g)
+    x, y, z = (rng.uniform(0.5, 1.5, 7) for _ in range(3))
+    want = sad.gradient(lambda x, y, z: np.sum(x * (y * z) + np.sin(z)), x, y, z)
+    n, npy, got = records(lambda x, y, z: np.sum(h(x, y, z)), Active(x), Active(y), Active(z))
+    assert (n, npy) == (2, 1)
+    assert_grads_close(got, want, rtol=1e-15, atol=0)
+
+
 # --- (c) outside reverse mode --------------------------------------------------------------
 
 def test_plain_call_calls_g():

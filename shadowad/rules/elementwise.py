@@ -519,7 +519,7 @@ def forward_apply(ufunc, inputs, out=None):
         return dual.new_array(ctx, z, False) if z.dtype == F64 else z
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
-    res = dual.new_array(ctx, z, True)
+    res = dual.new_array(ctx, z, True, zero=False)  # the kernel writes every lane
     tangent_kernel(op, z, res._s, operands)
     return res
 

@@ -94,7 +94,7 @@ def forward_result(ctx, z, dz):
     """numpy's result z with the tangent lanes dz (shape (lanes,) + z's): a
     dual array, or a dual scalar whose tangent is a float for one lane."""
     if type(z) is np.ndarray:
-        res = dual.new_array(ctx, z, True)
+        res = dual.new_array(ctx, z, True, zero=False)
         res._s[...] = dz
         return res
     if ctx.lanes == 1:
