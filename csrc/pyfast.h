@@ -22,6 +22,7 @@ PyObject *sad_scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t na
 PyObject *sad_scalar_rev_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sad_scalar_outer(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 /* pyindex.c */
 PyObject *sad_scalar_view(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);
 PyObject *sad_scalar_writes_back(PyObject *cls, PyObject *const *args, Py_ssize_t nargs);

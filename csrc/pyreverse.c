@@ -383,3 +383,97 @@ done:
     sad_fast_release(o, n);
     return sad_fast_result(status, res);
 }
+
+/* An operand of outer: a 1-D float64 array, traced (an active one of the
+ * call's tape, its shadow an array or a lazy slot) or plain.  *active counts
+ * the traced ones. */
+static int outer_operand(const sad_rev_kit *k, PyObject *x, PyObject **tape,
+                         sad_fast_operand *o, int *active)
+{
+    int status;
+    if ((PyObject *)Py_TYPE(x) == k->traced) {
+        status = traced_operand(k, x, tape, o);
+        status = status > 0 && (o->s != o->p || o->slot > 0);
+        *active += status;
+    } else {
+        status = (PyObject *)Py_TYPE(x) == k->ndarray && sad_fast_plain(x, k->ndarray, o);
+    }
+    return status && sad_arr_of((intptr_t)o->p).nd == 1;
+}
+
+/* cls.outer(kit, a, b, redo): np.outer(a, b) of two vectors, traced arrays
+ * of one tape (one at least) or float64 arrays, as the C record that also
+ * computes the primal (outer.c); redo(tape, ap, bp, z) is numpy's np.outer
+ * into z for the cases C leaves to numpy (it drops the record if numpy
+ * raises).
+ * What linalg._outer_record does, without its Python: the rank-1 update of
+ * an LU costs this once per column.  NotImplemented: Python's path. */
+PyObject *sad_scalar_outer(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)cls;
+    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    if (k == NULL)
+        return NULL;
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "outer takes the kit, a, b and redo");
+    sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
+    PyObject *tape = NULL, *keep = NULL, *z = NULL, *res = NULL, *zs = NULL;
+    sad_tape *t = NULL;
+    int active = 0, status = outer_operand(k, args[1], &tape, &o[0], &active) &&
+                             outer_operand(k, args[2], &tape, &o[1], &active);
+    if (!status || active == 0 || !tape_parts(k, tape, &keep, &t)) {
+        status = 0;
+        goto done;
+    }
+    status = -1;
+    PyObject *shape = Py_BuildValue("(nn)", (Py_ssize_t)sad_arr_of((intptr_t)o[0].p).shape[0],
+                                    (Py_ssize_t)sad_arr_of((intptr_t)o[1].p).shape[0]);
+    z = shape != NULL ? PyObject_CallOneArg(k->ndarray, shape) : NULL; /* float64, C order */
+    Py_XDECREF(shape);
+    if (z == NULL || (res = PyObject_CallFunctionObjArgs(k->make, tape, z, NULL)) == NULL)
+        goto done;
+    int64_t zslot = 0;
+    zs = sad_fast_slot_of(res, k->traced, k->a_s);
+    if (zs == Py_None) { /* a lazy result: its slot, and its primal for the layout */
+        PyObject *buf = sad_fast_slot_of(res, k->traced, k->a_buf);
+        PyObject *slot = sad_fast_slot_of(buf, k->buffer, k->b_slot);
+        Py_XDECREF(buf);
+        if (slot == NULL || !PyLong_CheckExact(slot)) {
+            Py_XDECREF(slot);
+            PyErr_SetString(PyExc_TypeError, "outer: make() gave a lazy result without a slot");
+            goto done;
+        }
+        zslot = PyLong_AsLongLong(slot);
+        Py_DECREF(slot);
+        Py_SETREF(zs, Py_NewRef(z));
+    }
+    if (zs == NULL) {
+        PyErr_SetString(PyExc_TypeError, "outer: make() must return a traced array");
+        goto done;
+    }
+    /* the sweep reads both operands' values and adds into their shadows */
+    for (int j = 0; j < 2; ++j)
+        if (PyList_Append(keep, o[j].p) < 0 ||
+            (o[j].s != NULL && o[j].s != o[j].p && PyList_Append(keep, o[j].s) < 0))
+            goto done;
+    const int rc = sad_outer(t, (intptr_t)z, (intptr_t)zs, zslot, (intptr_t)o[0].p,
+                             (intptr_t)o[0].s, o[0].slot, (intptr_t)o[1].p, (intptr_t)o[1].s,
+                             o[1].slot);
+    if (rc == SAD_NUMPY) { /* numpy's warnings (or error, per np.errstate) and NaN bits */
+        PyObject *call[4] = {tape, o[0].p, o[1].p, z};
+        PyObject *r = PyObject_Vectorcall(args[3], call, 4, NULL);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    } else if (rc != SAD_OK) {
+        PyErr_SetString(PyExc_MemoryError, "shadowad: out of memory while recording np.outer");
+        goto done;
+    }
+    status = 1;
+done:
+    Py_XDECREF(keep);
+    Py_XDECREF(zs);
+    Py_XDECREF(z);
+    sad_fast_release(o, 2);
+    return sad_fast_result(status, res);
+}

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
 
 # Entry points into the rule tables, bound by shadowad.rules when it is
 # imported (the rules import this module, so they cannot be imported here).
-apply_ufunc = array_ufunc = array_function = setindex = gather = None
+apply_ufunc = array_ufunc = array_function = setindex = gather = outer_by_numpy = None
 
 
 def detach_error(what):
@@ -515,6 +515,7 @@ def _writes_back(p, idx, v):
 _load_element, _store_element = TScalar.load, TScalar.store
 _view, _c_writes_back = TScalar.view, TScalar.writes_back  # csrc/pyindex.c
 _rev_out = TScalar.rev_out
+_outer, _np_outer = TScalar.outer, np.outer  # csrc/pyreverse.c: TArray.__array_function__
 _ADD, _SUB, _MUL, _DIV = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV
 
 
@@ -700,7 +701,17 @@ class TArray(ArrayOps):
     __slots__ = ()
 
     # -- numpy protocol: the reverse rules ---------------------------------
-    __array_ufunc__, __array_function__, _u = numpy_protocol(globals())
+    __array_ufunc__, _array_function, _u = numpy_protocol(globals())
+
+    def __array_function__(self, func, types, args, kwargs):
+        # np.outer of two vectors, an LU's rank-1 update, goes straight to its
+        # C record (csrc/pyreverse.c), without the rule's Python; every case
+        # it leaves (NotImplemented) takes the rule (linalg.outer)
+        if func is _np_outer and len(args) == 2 and not kwargs:
+            r = _outer(REV_KIT, args[0], args[1], outer_by_numpy)
+            if r is not NotImplemented:
+                return r
+        return self._array_function(func, types, args, kwargs)
 
     # x op= y goes straight to the C fast path that apply_ufunc would call
     # first (csrc/pyreverse.c), two Python calls fewer; every case it leaves

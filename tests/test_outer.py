@@ -206,6 +206,79 @@ def test_in_place_lu_gradient_is_inverse_transpose(n):
     assert same_bits(before, A)
 
 
+def _fast_path_programs():
+    x = rng.standard_normal(150)
+    big = rng.standard_normal(120)
+
+    def lu(A):
+        return lu_logabsdet(A)
+
+    def plain_operand(x):            # a float64 ndarray on one side, a lazy result
+        return np.sum(np.sin(np.outer(big, x[:120]))) + np.sum(np.outer(x[:4], big[:3]))
+
+    def lazy_operand(x):             # operands that are lazy temporaries themselves
+        t = x * 0.5
+        return np.sum(np.outer(t[:40], t[100:130]) ** 2)
+
+    def nan_operand(x):              # C leaves the primal to numpy (NaN bits)
+        y = x[:6] * 1.0
+        y[2] = np.nan
+        z = np.outer(y, x[:5])
+        return np.sum(np.where(np.isnan(z), 0.0, z))
+    return {"lu": (lu, rng.standard_normal((12, 12)) + 12 * np.eye(12)),
+            "plain_operand": (plain_operand, x), "lazy_operand": (lazy_operand, x),
+            "nan_operand": (nan_operand, x)}
+
+
+FAST = _fast_path_programs()
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_fast_path_equals_the_rule(name, monkeypatch):
+    """np.outer of traced vectors goes from TArray.__array_function__ straight
+    to C (TScalar.outer) and gives the bits of the rule's path."""
+    f, x0 = FAST[name]
+    taken = []
+
+    def counting(*args, real=traced._outer):
+        r = real(*args)
+        taken.append(r is not NotImplemented)
+        return r
+
+    def run():
+        x, dx = x0.copy(), np.zeros_like(x0)
+        v = autodiff(f, Duplicated(x, dx), mode=sad.ReverseWithPrimal)[-1]
+        return x, dx, v
+    monkeypatch.setattr(traced, "_outer", counting)
+    fast = run()
+    assert taken and all(taken)
+    monkeypatch.setattr(traced, "_outer", lambda *a: NotImplemented)
+    rule = run()
+    assert all(same_bits(np.asarray(a), np.asarray(b)) for a, b in zip(fast, rule))
+    monkeypatch.undo()
+    check_rule(f, dup(x0))
+
+
+def test_fast_path_leaves_other_calls_to_the_rule(monkeypatch):
+    """A matrix operand, a traced scalar, a list and keywords: the rule's path."""
+    taken = []
+    monkeypatch.setattr(traced, "_outer",
+                        lambda *a, real=traced._outer: taken.append(real(*a)) or taken[-1])
+    x = rng.standard_normal(4)
+
+    def f(x, M):
+        a = np.outer(x, M)                       # a matrix operand: flattened by the rule
+        b = np.outer(x[0], x)                    # a traced scalar
+        c = np.outer([1.0, 2.0], x)              # a list
+        d = np.outer(x, x, out=None)             # a keyword
+        return np.sum(a) + np.sum(b * b) + np.sum(c) + np.sum(d)
+    M = rng.standard_normal((2, 3))
+    autodiff(f, dup(x), dup(M))
+    assert len(taken) >= 2 and all(r is NotImplemented for r in taken)
+    monkeypatch.undo()
+    check_rule(f, dup(x), dup(M))
+
+
 def test_result_never_reached():
     x, y = rng.standard_normal(5), rng.standard_normal(4)
     big = rng.standard_normal(120)  # a lazy result (120 * 120 * 8 bytes >= 32 KiB)

@@ -8,6 +8,7 @@ traced.array_ufunc = elementwise.array_ufunc
 traced.array_function = registry.array_function
 traced.setindex = indexing.setindex
 traced.gather = indexing.gather
+traced.outer_by_numpy = linalg.outer_by_numpy
 
 dual.apply_ufunc = elementwise.forward_apply
 dual.array_ufunc = elementwise.forward_ufunc

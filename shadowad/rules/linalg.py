@@ -229,15 +229,24 @@ def _outer_record(a, b):
     c = tape.c
     rc = lib.sad_outer(c, id(z), id(zs), zslot or 0, id(ap), 0 if sa is None else id(sa), ka,
                        id(bp), 0 if sb is None else id(sb), kb)
-    if rc == _NUMPY:  # numpy's warnings (or error, per np.errstate) and NaN bits
-        try:
-            np.outer(ap, bp, out=z)
-        except BaseException:
-            lib.sad_truncate(c, lib.sad_tape_len(c) - 1)  # the record just made
-            raise
+    if rc == _NUMPY:
+        outer_by_numpy(tape, ap, bp, z)
     elif rc:
         tape.check(rc, "np.outer")
     return res
+
+
+def outer_by_numpy(tape, ap, bp, z):
+    """numpy's np.outer into z, for the outer record just made, where C left
+    the primal to numpy (its warnings, or error per np.errstate, and NaN
+    bits); if numpy raises, the record goes.  The C fast path
+    (TScalar.outer, called by TArray.__array_function__) calls it too."""
+    try:
+        np.outer(ap, bp, out=z)
+    except BaseException:
+        c = tape.c
+        lib.sad_truncate(c, lib.sad_tape_len(c) - 1)  # the record just made
+        raise
 
 
 @implements(np.outer)
