@@ -208,6 +208,39 @@ const sad_rev_kit *sad_rev_kit_of(PyObject *const *args, Py_ssize_t nargs)
     return PyCapsule_GetPointer(args[0], KIT_NAME);
 }
 
+/* The kit's make(tape, z): numpy's result z as an active temporary, and in
+ * *zs the array that stands for its shadow in the record: the shadow, or for
+ * a lazy one z itself (the layout), its slot in *slot.  NULL on error. */
+static PyObject *make_result(const sad_rev_kit *k, PyObject *tape, PyObject *z, PyObject **zs,
+                             int64_t *slot)
+{
+    PyObject *res = PyObject_CallFunctionObjArgs(k->make, tape, z, NULL);
+    if (res == NULL)
+        return NULL;
+    *zs = sad_fast_slot_of(res, k->traced, k->a_s);
+    if (*zs == Py_None) {
+        PyObject *buf = sad_fast_slot_of(res, k->traced, k->a_buf);
+        PyObject *n = sad_fast_slot_of(buf, k->buffer, k->b_slot);
+        Py_XDECREF(buf);
+        const int ok = n != NULL && PyLong_CheckExact(n);
+        if (ok)
+            *slot = PyLong_AsLongLong(n);
+        Py_XDECREF(n);
+        Py_SETREF(*zs, ok ? Py_NewRef(z) : NULL);
+        if (!ok) {
+            PyErr_SetString(PyExc_TypeError, "make() gave a lazy result without a slot");
+            Py_DECREF(res);
+            return NULL;
+        }
+    }
+    if (*zs == NULL) {
+        PyErr_SetString(PyExc_TypeError, "make() must return a traced array");
+        Py_DECREF(res);
+        return NULL;
+    }
+    return res;
+}
+
 /* cls.rev(kit, ufunc, op, x[, y]): reverse mode.  Operands are traced arrays
  * of one tape whose shadows are arrays or lazy slots (at least one), float64
  * arrays or a number; numpy computes the primal, the kit's make(tape, z)
@@ -239,30 +272,9 @@ PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
     if ((status = sad_fast_primal(ufunc, k->ndarray, o, n, &z)) <= 0)
         goto done;
     status = -1;
-    res = PyObject_CallFunctionObjArgs(k->make, tape, z, NULL);
-    if (res == NULL)
-        goto done;
-    zs = sad_fast_slot_of(res, k->traced, k->a_s);
     int64_t slots[3] = {0, o[0].slot, o[1].slot};
-    if (zs == Py_None) { /* a lazy result: its slot, and its primal for the layout */
-        PyObject *buf = sad_fast_slot_of(res, k->traced, k->a_buf);
-        PyObject *slot = sad_fast_slot_of(buf, k->buffer, k->b_slot);
-        Py_XDECREF(buf);
-        if (slot == NULL || !PyLong_CheckExact(slot)) {
-            Py_XDECREF(slot);
-            PyErr_SetString(PyExc_TypeError, "rev: make() gave a lazy result without a slot");
-            goto done;
-        }
-        slots[0] = PyLong_AsLongLong(slot);
-        Py_DECREF(slot);
-        Py_DECREF(zs);
-        zs = z;
-        Py_INCREF(zs);
-    }
-    if (zs == NULL) {
-        PyErr_SetString(PyExc_TypeError, "rev: make() must return a traced array");
+    if ((res = make_result(k, tape, z, &zs, &slots[0])) == NULL)
         goto done;
-    }
     if (keep_values(keep, z, o, n, values_read(op, o, n)) < 0)
         goto done;
     intptr_t p[2] = {0, 0}, s[2] = {0, 0};
@@ -430,27 +442,9 @@ PyObject *sad_scalar_outer(PyObject *cls, PyObject *const *args, Py_ssize_t narg
                                     (Py_ssize_t)sad_arr_of((intptr_t)o[1].p).shape[0]);
     z = shape != NULL ? PyObject_CallOneArg(k->ndarray, shape) : NULL; /* float64, C order */
     Py_XDECREF(shape);
-    if (z == NULL || (res = PyObject_CallFunctionObjArgs(k->make, tape, z, NULL)) == NULL)
-        goto done;
     int64_t zslot = 0;
-    zs = sad_fast_slot_of(res, k->traced, k->a_s);
-    if (zs == Py_None) { /* a lazy result: its slot, and its primal for the layout */
-        PyObject *buf = sad_fast_slot_of(res, k->traced, k->a_buf);
-        PyObject *slot = sad_fast_slot_of(buf, k->buffer, k->b_slot);
-        Py_XDECREF(buf);
-        if (slot == NULL || !PyLong_CheckExact(slot)) {
-            Py_XDECREF(slot);
-            PyErr_SetString(PyExc_TypeError, "outer: make() gave a lazy result without a slot");
-            goto done;
-        }
-        zslot = PyLong_AsLongLong(slot);
-        Py_DECREF(slot);
-        Py_SETREF(zs, Py_NewRef(z));
-    }
-    if (zs == NULL) {
-        PyErr_SetString(PyExc_TypeError, "outer: make() must return a traced array");
+    if (z == NULL || (res = make_result(k, tape, z, &zs, &zslot)) == NULL)
         goto done;
-    }
     /* the sweep reads both operands' values and adds into their shadows */
     for (int j = 0; j < 2; ++j)
         if (PyList_Append(keep, o[j].p) < 0 ||
