@@ -330,9 +330,10 @@ static int numpy_only_warns(const sad_rev_kit *k)
 
 /* cls.rev_out(kit, out, ufunc, op, x[, y]): ufunc(x, y, out=out) for a
  * traced `out` (x op= y), with operands as for rev.  The record saves the
- * bytes it overwrites before numpy writes them; if numpy then refuses (shapes
- * that do not broadcast), the record is dropped and the bytes put back, as on
- * Python's path. */
+ * bytes it overwrites before numpy writes them (or shares an earlier save,
+ * SAD_F_CLEAN_FAIL); if numpy then refuses (shapes that do not broadcast),
+ * the record is dropped and the bytes put back, as on Python's path.  A
+ * floating-point error numpy reports after writing keeps both. */
 PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
     const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
