@@ -9,9 +9,10 @@ import numpy as np
 
 from . import activity as act
 from . import nested
+from .aliasing import check_call, sharing_groups, span
 from ._c import lib
 from .tape import Tape, _current
-from .traced import F64, Buffer, TArray, TScalar, _byte_bounds, shadow_of
+from .traced import F64, Buffer, TArray, TScalar, shadow_of
 from .vector import Vector, TracedVector
 
 
@@ -89,6 +90,10 @@ def _wrap(k, ann, tape, shared):
             raise NotImplementedError(f"{label}: BatchDuplicated of a Vector is not "
                                       "supported in reverse mode; pass Duplicated(v, dv) "
                                       "and call autodiff once per seed")
+        buf = shared.get(k)
+        if buf is not None:
+            s = buf.view_shadow(v)
+            return _Arg(ann, TArray(v, s, buf), s)
         s = np.zeros_like(v)  # one lane's shadow at a time (see _finish_batch)
         return _Arg(ann, TArray(v, s, Buffer(tape, v, s, label=label)), s)
     raise TypeError(f"{label}: unknown annotation {ann!r}")
@@ -103,62 +108,32 @@ def _traceable(v):
     return isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned
 
 
-def _shared_const_buffers(annotated, tape):
-    """{argument index: Buffer} for Const arrays that share memory with another
-    Const argument: they get one Buffer, so an active value written through one
-    of them (which promotes the memory) is seen when reading through another."""
-    consts = [k for k, a in enumerate(annotated) if type(a) is act.Const and _traceable(a.val)]
-    if len(consts) < 2:
-        return {}
-    group = {k: k for k in consts}
-    for i, ki in enumerate(consts):
-        for kj in consts[i + 1:]:
-            if np.may_share_memory(annotated[ki].val, annotated[kj].val):
-                old, new = group[kj], group[ki]
-                group = {k: (new if g == old else g) for k, g in group.items()}
+def _shared_buffers(annotated, tape):
+    """{argument index: Buffer} for arguments that share memory with another
+    argument of the same activity, one Buffer per group (check_call has made
+    sure their shadows correspond).  Const arrays: an active value written
+    through one of them promotes the memory and is seen when reading through
+    another.  BatchDuplicated arrays: one lane's shadow at a time (see
+    _finish_batch) is one memory for the whole group."""
     shared = {}
-    for g in set(group.values()):
-        members = [k for k in consts if group[k] == g]
-        if len(members) > 1:
-            bounds = [_byte_bounds(annotated[k].val) for k in members]
-            buf = Buffer(tape, annotated[g].val, None, label=f"argument {g}",
-                         span=(min(b[0] for b in bounds), max(b[1] for b in bounds)))
+    for kinds, active in (((act.Const,), False), ((act.BatchDuplicated,), True)):
+        for members in sharing_groups(annotated, kinds):
+            members = [k for k in members if _traceable(annotated[k].val)]
+            if len(members) < 2:
+                continue
+            first = annotated[members[0]].val
+            buf = Buffer(tape, first, None, label=f"argument {members[0]}",
+                         span=span([annotated[k].val for k in members]))
+            if active:
+                buf.promote()
             shared.update((k, buf) for k in members)
     return shared
 
 
-def _check_aliasing(annotated):
-    """Memory passed twice must be passed with one activity, else reads through
-    the Const copy would silently miss the gradient."""
-    arrays = [(k, a) for k, a in enumerate(annotated)
-              if isinstance(getattr(a, "val", None), np.ndarray)]
-    for i, (ki, ai) in enumerate(arrays):
-        for kj, aj in arrays[i + 1:]:
-            if type(ai) is not type(aj) and np.may_share_memory(ai.val, aj.val):
-                raise ValueError(f"arguments {ki} and {kj} share memory but are annotated "
-                                 f"{type(ai).__name__} and {type(aj).__name__}; pass "
-                                 "shared memory with one activity")
-    vectors = [(k, a) for k, a in enumerate(annotated)
-               if isinstance(getattr(a, "val", None), Vector)]
-    for i, (ki, ai) in enumerate(vectors):
-        for kj, aj in vectors[i + 1:]:
-            if ai.val is aj.val and type(ai) is not type(aj):
-                raise ValueError(f"arguments {ki} and {kj} are the same Vector but are "
-                                 f"annotated {type(ai).__name__} and {type(aj).__name__}; "
-                                 "pass shared memory with one activity")
-    shadows = [(k, a.dval) for k, a in enumerate(annotated)
-               if isinstance(a, act.Duplicated) and isinstance(a.dval, np.ndarray)]
-    for ks, s in shadows:
-        for kp, a in arrays:
-            if np.may_share_memory(s, a.val):
-                raise ValueError(f"the shadow of argument {ks} shares memory with the "
-                                 f"primal of argument {kp}")
-
-
 def _record(f, args, tape):
     annotated = [_annotate(a) for a in args]
-    _check_aliasing(annotated)
-    shared = _shared_const_buffers(annotated, tape)
+    check_call(annotated)
+    shared = _shared_buffers(annotated, tape)
     wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
     token = _current.set(tape)
     try:
