@@ -64,6 +64,8 @@ def _memories(annotated):
             lanes = a.dvals
         else:  # Const, or Active (its gradient is memory of the engine's own)
             lanes = ()
+        if not all(isinstance(d, np.ndarray) or act._is_vector(d) for d in lanes):
+            lanes = ()  # a value of a running differentiation (nested): not memory of ours
         out.append(_Mem(k, a, v, lanes, vector))
     return out
 

@@ -320,6 +320,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     _check_mode(mode)
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
+        check_call(annotated)
         return nested.autodiff(f, annotated, mode)
     if not mode.reverse:
         for k, a in enumerate(annotated):

@@ -566,3 +566,24 @@ def test_any_slices_refused_or_right(pa, pb, same, sa, sb, mode):
         np.testing.assert_allclose(t, want_t, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(da, want[pa], rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(db, want[pb], rtol=1e-6, atol=1e-8)
+
+
+def test_nested_call_checked_too():
+    """A call nested inside a running differentiation checks its plain
+    memory the same way; traced shadows are the enclosing call's business."""
+    seen = []
+
+    def outer(w):
+        x = np.array([1.0, 2.0])
+        with pytest.raises(ValueError, match="arguments 0 and 1 pass the same memory with "
+                                             "different shadows"):
+            autodiff(lambda a, b: np.sum(a * b * w), Duplicated(x, np.zeros(2)),
+                     Duplicated(x, np.zeros(2)))
+        d = np.zeros(2)
+        autodiff(lambda a, b: np.sum(a * b), Duplicated(x, d), Duplicated(x, d))
+        seen.append(d.copy())
+        dw = np.zeros_like(w)
+        autodiff(lambda a: np.sum(a * a), Duplicated(w, dw))
+        return np.sum(dw)
+    g, = autodiff(outer, Active(np.array([1.0, 3.0])))
+    assert g.tolist() == [2.0, 2.0] and seen[0].tolist() == [2.0, 4.0]
