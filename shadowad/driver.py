@@ -318,6 +318,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     """
     _check_f(f, "autodiff")
     _check_mode(mode)
+    _check_restore(restore, "sad.autodiff")
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
         check_call(annotated)
@@ -346,6 +347,30 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     return (grads, value) if mode.with_primal else grads
 
 
+def _seed_value(seed):
+    """``tape.reverse``'s seed as a float: a real scalar, the adjoint of f's
+    scalar result (of no effect when f returned None, as generic callers
+    such as shadowad.testing seed every tape)."""
+    if isinstance(seed, np.ndarray) and seed.ndim == 0 and seed.dtype.kind in "iuf":
+        seed = seed[()]
+    if isinstance(seed, (bool, np.bool_)) or not act._is_real_scalar(seed):
+        shape = getattr(seed, "shape", None)
+        what = (f"an array of shape {shape}" if shape is not None
+                else f"a {type(seed).__name__} ({seed!r})")
+        raise TypeError(
+            f"tape.reverse: seed must be a real scalar (the adjoint of f's scalar result), "
+            f"got {what}. f's result is a scalar, so its seed is one number (array seeds, "
+            "pulling back array results, are not supported yet); to seed arrays f "
+            "mutates, pre-fill the shadows of their Duplicated arguments")
+    return float(seed)
+
+
+def _check_restore(restore, where):
+    if not isinstance(restore, (bool, np.bool_)):
+        raise TypeError(f"{where}: restore must be True or False, got "
+                        f"{type(restore).__name__} {restore!r}")
+
+
 class SplitTape:
     """The tape of ``autodiff_split``: reverse it once, with the seed you choose."""
 
@@ -367,8 +392,11 @@ class SplitTape:
             raise RuntimeError("this tape has been reversed already; a tape is used once")
 
     def reverse(self, seed=1.0, restore=False):
-        """Run the reverse sweep and return the gradients as Reverse does."""
+        """Run the reverse sweep and return the gradients as Reverse does:
+        ``seed`` is the adjoint of f's scalar result."""
         self._check()
+        seed = _seed_value(seed)
+        _check_restore(restore, "tape.reverse")
         self._used = True
         return _finish(self._tape, self._wrapped, self._target, seed, restore)
 

@@ -19,8 +19,8 @@ import operator
 
 import numpy as np
 
-from .nested_box import FUNCTIONS, RULES, UFUNCS, bind, plain, shape_of, unsupported
-from .traced import _safe
+from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
+from .traced import _safe, complete_ndarray_interface
 
 
 class Rule:
@@ -509,3 +509,7 @@ for _f in (np.argmax, np.argmin, np.argsort, np.isclose, np.allclose, np.any, np
            np.nonzero, np.count_nonzero, np.sign, np.floor, np.ceil, np.round):
     FUNCTIONS[_f] = (lambda f: lambda *args, **kw: f(*[plain(a) for a in args],
                                                      **{k: plain(v) for k, v in kw.items()}))(_f)
+
+
+# x.std(), x.sort(), ... on a Box: named, not a bare AttributeError
+complete_ndarray_interface(Box, lambda f: f in FUNCTIONS, lambda what: str(unsupported(what)))

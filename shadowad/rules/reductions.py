@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..naming import qualified_name
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
 from .elementwise import (_FWD_KIT, EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
@@ -516,7 +517,7 @@ def forward_ufunc_method(ufunc, method, inputs, kwargs):
 def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, accumulate_frame, apply):
     """The supported methods, through the rules of one mode: the reduce table,
     the accumulate frame and the elementwise apply."""
-    name = f"np.{ufunc.__name__}.{method}"
+    name = f"{qualified_name(ufunc)}.{method}"
     kwargs = dict(kwargs)
     out = _out_arg(kwargs)
     if method == "reduce" and ufunc in reduce_rules and len(inputs) == 1:
