@@ -131,8 +131,9 @@ def _duplicated_pair(cls, val, dval):
 def _batch_lanes(val, dvals):
     """(val, dvals) of a BatchDuplicated, each lane checked as a Duplicated."""
     if not isinstance(dvals, (tuple, list)) or len(dvals) == 0:
-        raise TypeError("BatchDuplicated takes a non-empty tuple of shadows, "
-                        f"got {type(dvals).__name__}")
+        got = "an empty one" if isinstance(dvals, (tuple, list)) else type(dvals).__name__
+        raise TypeError("BatchDuplicated takes a non-empty tuple of shadows "
+                        f"(dx1, ..., dxk), one per lane; got {got}")
     checked = [_duplicated_pair(f"BatchDuplicated shadow {lane}", val, d)
                for lane, d in enumerate(dvals)]
     return checked[0][0], tuple(d for _, d in checked)

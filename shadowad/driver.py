@@ -20,11 +20,14 @@ def _annotate(a):
     return a if isinstance(a, act.ANNOTATIONS) else act.Const(a)
 
 
+_CALLS = {"jacobian": "sad.jacobian(f, x, *consts)", "gradient": "sad.gradient(f, *args)"}
+
+
 def _check_f(f, driver):
     if not callable(f):
+        call = _CALLS.get(driver, f"sad.{driver}(f, *annotated_args)")
         raise TypeError(f"sad.{driver}: f must be callable (the function to "
-                        f"differentiate), got {type(f).__name__}; the call is "
-                        f"sad.{driver}(f, *annotated_args)")
+                        f"differentiate), got {type(f).__name__}; the call is {call}")
 
 
 def _check_mode(mode):
@@ -163,7 +166,9 @@ def _result_value(res, tape):
     if isinstance(res, np.ndarray) and res.ndim == 0 and res.dtype.kind in "iuf":
         return float(res), None
     shape = getattr(res, "shape", None)
-    what = f"an array of shape {shape}" if shape is not None else f"a {type(res).__name__}"
+    name = type(res).__name__
+    what = (f"an array of shape {shape}" if shape is not None
+            else f"{'an' if name[:1] in 'aeiouAEIOU' else 'a'} {name}")
     raise TypeError(f"f returned {what}; reverse mode needs a scalar result (seeded with "
                     "1.0) or None (then the shadows of mutated arguments seed the sweep). "
                     "Return e.g. np.sum(...), or use sad.jacobian for array results")

@@ -12,7 +12,7 @@ from . import activity as act
 from .aliasing import check_call, sharing_groups, span
 from .dual import Context, DualVector, FArray, FScalar
 from .tape import _current
-from .traced import F64, TEMPORARY, Buffer, shadow_of
+from .traced import F64, TEMPORARY, Buffer, mixed_tapes_error, shadow_of
 from .vector import Vector
 
 
@@ -93,7 +93,8 @@ def _wrap(k, ann, ctx, lanes, shared, finishers):
         return v
     dvals = _dvals(ann)
     if isinstance(v, float):  # the tangent of one lane is a float (the rules rely on it)
-        return FScalar(v, float(dvals[0]) if lanes == 1 else np.array(dvals, dtype=np.float64))
+        return FScalar(v, float(dvals[0]) if lanes == 1 else np.array(dvals, dtype=np.float64),
+                       ctx)
     label = f"argument {k}"
     if isinstance(v, Vector):  # (check_call has compared the lengths)
         dv = DualVector(ctx, v, list(dvals), label)
@@ -151,7 +152,7 @@ def _fresh_root(res, given):
     return True
 
 
-def _tangent(res, lanes, batched, with_primal, given):
+def _tangent(res, ctx, lanes, batched, with_primal, given):
     """(tangent, primal) of f's result; tuples and lists element by element.
     A batch call gives a tuple of ``lanes`` tangents, even of one lane.  The
     primal is None unless ``with_primal``; ``given`` holds the Buffers whose
@@ -159,6 +160,8 @@ def _tangent(res, lanes, batched, with_primal, given):
     t = type(res)
     if res is None:
         return None, None
+    if (t is FScalar and res.ctx is not ctx) or (t is FArray and res.buf.tape is not ctx):
+        raise mixed_tapes_error()
     if t is FScalar:
         d = res.d
         if not batched:
@@ -178,7 +181,7 @@ def _tangent(res, lanes, batched, with_primal, given):
             return take(tan[0]), p
         return tuple(take(tan[lane]) for lane in range(lanes)), p
     if t is tuple or t is list:
-        pairs = [_tangent(r, lanes, batched, with_primal, given) for r in res]
+        pairs = [_tangent(r, ctx, lanes, batched, with_primal, given) for r in res]
         return t(a for a, _ in pairs), t(b for _, b in pairs)
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
         return ((0.0,) * lanes if batched else 0.0), float(res)
@@ -216,7 +219,7 @@ def forward(f, annotated, with_primal, restore):
     token = _current.set(ctx)
     try:
         res = f(*traced)
-        tangent, value = _tangent(res, lanes, batched, with_primal, set())
+        tangent, value = _tangent(res, ctx, lanes, batched, with_primal, set())
     except BaseException:
         ctx.restore()
         raise

@@ -8,7 +8,7 @@ from ._c import lib
 from .driver import _check_f, _record, sweep_lanes
 from .forward import forward
 from .tape import Tape
-from .traced import TArray, TScalar, shadow_of
+from .traced import ARRAY_TYPES, SCALAR_TYPES, TArray, TScalar, shadow_of
 
 CHUNK = 64  # tangent lanes per forward pass: memory is CHUNK tangents of each value
 
@@ -35,12 +35,20 @@ def _consts(consts):
 
 
 def _output_shape(out, where):
-    if type(out) is np.ndarray:
+    t = type(out)
+    if t is np.ndarray and out.dtype.kind in "iuf":
         return out.shape
-    if isinstance(out, (tuple, list)) or out is None:
-        raise TypeError(f"sad.jacobian: f must return one float or array, got "
-                        f"{type(out).__name__} ({where})")
-    return np.shape(out)
+    if t in ARRAY_TYPES or t in SCALAR_TYPES or act._is_real_scalar(out):
+        return np.shape(out)
+    raise TypeError(f"sad.jacobian: f must return one float or array (of real numbers), got "
+                    f"{_a(out)} ({where})")
+
+
+def _a(out):
+    if isinstance(out, np.ndarray):
+        return f"an array of dtype {out.dtype}"
+    name = type(out).__name__
+    return f"{'an' if name[:1] in 'aeiouAEIOU' else 'a'} {name}"
 
 
 def jacobian_forward(f, x, consts):

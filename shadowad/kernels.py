@@ -106,10 +106,10 @@ def _axpy_forward(a, x, y):
     return y
 
 
-def _real(a):
+def _real(a, kernel="axpy"):
     va = _num(a)
     if va is None:
-        raise TypeError(f"sad.axpy: a must be a real scalar, got {type(a).__name__}")
+        raise TypeError(f"sad.{kernel}: a must be a real scalar, got {type(a).__name__}")
     return va
 
 
@@ -132,7 +132,7 @@ def scal(a, x):
     if is_traced(a):
         raise detach_error("sad.scal of an untraced numpy array by a traced scalar")
     _check_plain(x, "scal")
-    x *= a
+    x *= _real(a, "scal")
     return x
 
 

@@ -451,14 +451,17 @@ def tangent_kernel(op, z, zt, operands):
 
 
 def _context_of(inputs, out):
-    """The Context of a forward-mode operation: its dual arrays', else the
-    running one (dual scalars do not know theirs)."""
+    """The Context of a forward-mode operation: the running one, which every
+    dual operand must belong to (one kept from an earlier call is refused:
+    its tangents are of another computation)."""
+    ctx = dual.current_tape()
     for a in inputs:
-        if type(a) is _FArray:
-            return a.buf.tape
-    if type(out) is _FArray:
-        return out.buf.tape
-    return dual.current_tape()
+        t = type(a)
+        if (t is _FArray and a.buf.tape is not ctx) or (t is _FScalar and a.ctx is not ctx):
+            raise dual.finished_error() if ctx is None else mixed_tapes_error()
+    if type(out) is _FArray and out.buf.tape is not ctx:
+        raise dual.finished_error() if ctx is None else mixed_tapes_error()
+    return ctx
 
 
 def forward_ufunc(ufunc, method, inputs, kwargs):
@@ -527,9 +530,12 @@ def forward_apply(ufunc, inputs, out=None):
 
 def _scalar_forward(op, ufunc, inputs):
     """ufunc of dual scalars and numbers: a dual scalar (None: not that case)."""
-    vals, ds = [], []
+    vals, ds, ctx = [], [], None
     for a in inputs:
         if type(a) is _FScalar:
+            if ctx is not None and a.ctx is not ctx:
+                raise mixed_tapes_error()
+            ctx = a.ctx
             vals.append(a.v)
             ds.append(a.d)
         else:
@@ -541,5 +547,5 @@ def _scalar_forward(op, ufunc, inputs):
     if all(d is None for d in ds):
         return None
     if len(vals) == 1:
-        return dual.scalar_op(op, ufunc, vals[0], ds[0], None, None)
-    return dual.scalar_op(op, ufunc, vals[0], ds[0], vals[1], ds[1])
+        return dual.scalar_op(op, ufunc, vals[0], ds[0], None, None, ctx)
+    return dual.scalar_op(op, ufunc, vals[0], ds[0], vals[1], ds[1], ctx)

@@ -99,8 +99,8 @@ def forward_result(ctx, z, dz):
         res._s[...] = dz
         return res
     if ctx.lanes == 1:
-        return dual.FScalar(float(z), float(dz[0]))
-    return dual.FScalar(float(z), np.array(dz, dtype=F64))
+        return dual.FScalar(float(z), float(dz[0]), ctx)
+    return dual.FScalar(float(z), np.array(dz, dtype=F64), ctx)
 
 
 def const_result(tape, z):
