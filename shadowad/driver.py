@@ -12,7 +12,7 @@ from . import nested
 from .aliasing import check_call, sharing_groups, span
 from ._c import lib
 from .tape import Tape, _current
-from .traced import F64, Buffer, TArray, TScalar, shadow_of
+from .traced import F64, Buffer, TArray, TScalar, mixed_tapes_error, shadow_of
 from .vector import Vector, TracedVector
 
 
@@ -157,9 +157,11 @@ def _result_value(res, tape):
     t = type(res)
     if t is TScalar:
         if res.tape is not tape:
-            raise TypeError("f returned a traced scalar of another autodiff call")
+            raise mixed_tapes_error()
         return res.v, res
     if t is TArray and res.ndim == 0:
+        if res.buf.tape is not tape:
+            raise mixed_tapes_error()
         return float(res.p), res
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
         return float(res), None

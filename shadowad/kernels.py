@@ -20,7 +20,8 @@ def _check_plain(y, name):
         raise TypeError(f"sad.{name}: y must be a float64 array, got "
                         f"{getattr(y, 'dtype', type(y).__name__)}")
     if not y.flags.writeable:
-        raise ValueError(f"sad.{name}: y is read-only")
+        raise ValueError(f"sad.{name}: y is read-only (numpy marks broadcast views and "
+                         "np.broadcast_to results so); pass writeable memory")
 
 
 def axpy(a, x, y):

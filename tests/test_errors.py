@@ -420,3 +420,17 @@ def test_modes_left_alone():
     (g,), v = autodiff(lambda a: np.sum(a), Active(x()), mode=ReverseWithPrimal)
     assert v == 6.0
     assert Const(1.0).val == 1.0
+
+
+@pytest.mark.parametrize("kind", ["scalar", "0-d array"])
+def test_returning_a_value_of_an_earlier_call(kind):
+    kept = []
+
+    def f(a):
+        kept.append(a[0] * 2.0 if kind == "scalar" else np.reshape(a[:1] * 2.0, ()))
+        return np.sum(a)
+    autodiff(f, Active(x()))
+    kept.clear()
+    sad.autodiff_split(f, Active(x()))  # a tape still alive, never reversed
+    with pytest.raises(RuntimeError, match="escaped from an earlier autodiff call"):
+        autodiff(lambda a: kept[0], Active(x()))
