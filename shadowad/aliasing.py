@@ -92,13 +92,20 @@ def _one_to_one(p1, s1, p2, s2):
     """Do the primal elements of two arguments and their shadow elements
     correspond one-to-one (equal primal addresses exactly where the shadow
     addresses are equal)?"""
-    if (p1.shape == p2.shape and p1.strides == p2.strides and s1.strides == s2.strides
-            and _data(p1) == _data(p2) and _data(s1) == _data(s2)):
-        return True  # the same view twice: the common case, without the element map
+    d1, d2 = _data(s1) - _data(p1), _data(s2) - _data(p2)
+    if d1 == d2 and s1.strides == p1.strides and s2.strides == p2.strides:
+        return True  # each shadow lies at one offset from its primal: views taken alike
     p = np.concatenate([_addresses(p1).ravel(), _addresses(p2).ravel()])
     s = np.concatenate([_addresses(s1).ravel(), _addresses(s2).ravel()])
-    pairs = np.unique(np.stack([p, s], axis=1), axis=0)
-    return len(pairs) == len(np.unique(p)) == len(np.unique(s))
+    return _function_of(p, s) and _function_of(s, p)
+
+
+def _function_of(a, b):
+    """Are equal entries of ``a`` paired with equal entries of ``b``?"""
+    order = np.argsort(a, kind="stable")
+    a, b = a[order], b[order]
+    same = a[1:] == a[:-1]
+    return bool(np.all(b[1:][same] == b[:-1][same]))
 
 
 def _lane(m, lane):

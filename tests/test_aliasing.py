@@ -32,6 +32,7 @@ CALLS = {
     "Forward": lambda f, *a: autodiff(f, *a, mode=Forward),
     "ForwardWithPrimal": lambda f, *a: autodiff(f, *a, mode=ForwardWithPrimal),
     "split": _split,
+    "gradient": lambda f, *a: sad.gradient(f, *a),
 }
 FORWARD = {"Forward", "ForwardWithPrimal"}
 
