@@ -71,7 +71,7 @@ def _memories(annotated):
 
 
 def _overlap(a, b, vector):
-    return a is b if vector else np.may_share_memory(a, b)
+    return a is b if vector else act.shares_memory(a, b)
 
 
 def _data(a):
@@ -162,7 +162,7 @@ def _lanes_apart(mems):
         for lo2, _, mj, lj, sj in spans[i + 1:]:
             if lo2 >= hi:
                 break
-            if li != lj and np.may_share_memory(si, sj):
+            if li != lj and act.shares_memory(si, sj):
                 _lanes_error(mi, li, mj, lj)
 
 
