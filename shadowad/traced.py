@@ -418,6 +418,12 @@ class ScalarOps:
         raise conversion_error("converting a traced scalar to a plain numpy array",
                                "np.asarray")
 
+    def item(self, *args):
+        raise detach_error("item() of a traced scalar")
+
+    def tolist(self):
+        raise detach_error("tolist() of a traced scalar")
+
     shape = ()
     ndim = 0
     size = 1

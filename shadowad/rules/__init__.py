@@ -16,5 +16,6 @@ dual.array_function = registry.forward_function
 dual.setindex = indexing.forward_setindex
 dual.gather = indexing.forward_getitem
 
-traced.complete_ndarray_interface(
-    traced.ArrayOps, lambda f: f in registry.FUNCTIONS and f in registry.JVPS)
+for _cls in (traced.ArrayOps, traced.ScalarOps):
+    traced.complete_ndarray_interface(
+        _cls, lambda f: f in registry.FUNCTIONS and f in registry.JVPS)
