@@ -378,12 +378,36 @@ def _check_restore(restore, where):
                         f"{type(restore).__name__} {restore!r}")
 
 
+def _vector_lengths(wrapped):
+    """{argument index: (length of the Vector, of its shadow)} of the Vector
+    arguments: the records of a split tape pop and push them by position."""
+    out = {}
+    for k, w in enumerate(wrapped):
+        v = w.ann.val if type(w.ann) is not act.Active else None
+        if isinstance(v, Vector):
+            dv = getattr(w.ann, "dval", None)
+            out[k] = (len(v), None if dv is None else len(dv))
+    return out
+
+
+def _check_lengths(before, now):
+    for k, (n, m) in before.items():
+        if now[k] != (n, m):
+            what = f"length {n}" if m is None else f"length {n} (its shadow {m})"
+            was = f"{now[k][0]}" if m is None else f"{now[k][0]} (its shadow {now[k][1]})"
+            raise ValueError(
+                f"tape.reverse: argument {k} is a Vector of {what} when autodiff_split "
+                f"returned and of length {was} now; the records pop and push it by "
+                "position, so reverse a split tape with its arguments as f left them")
+
+
 class SplitTape:
     """The tape of ``autodiff_split``: reverse it once, with the seed you choose."""
 
     def __init__(self, tape, wrapped, target):
         self._tape, self._wrapped, self._target = tape, wrapped, target
         self._used = False
+        self._lengths = _vector_lengths(wrapped)
 
     def __len__(self):
         self._check()
@@ -404,6 +428,7 @@ class SplitTape:
         self._check()
         seed = _seed_value(seed)
         _check_restore(restore, "tape.reverse")
+        _check_lengths(self._lengths, _vector_lengths(self._wrapped))
         self._used = True
         return _finish(self._tape, self._wrapped, self._target, seed, restore)
 

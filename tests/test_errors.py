@@ -444,3 +444,35 @@ def test_returning_a_value_of_an_earlier_call(kind):
     sad.autodiff_split(f, Active(x()))  # a tape still alive, never reversed
     with pytest.raises(RuntimeError, match="escaped from an earlier autodiff call"):
         autodiff(lambda a: kept[0], Active(x()))
+
+
+@pytest.mark.parametrize("change", ["pop shadow", "push shadow", "pop primal", "push primal",
+                                    "pop const"])
+def test_split_tape_refuses_vectors_whose_length_changed(change):
+    """The records of a split tape pop and push Vectors by position: a Vector
+    argument whose length changed before tape.reverse is refused (a shadow
+    popped in between made gradients vanish) and the tape stays usable."""
+    def f(v, c):
+        v.push(v[0] * c[1])
+        t = v.pop()
+        v[1] = t * v[1]
+        return v[1] + v[0]
+    v, w = sad.Vector(np.array([1.5, 2.0])), sad.Vector(np.zeros(2))
+    c = sad.Vector(np.array([3.0, 4.0]))
+    _, tape = sad.autodiff_split(f, Duplicated(v, w), Const(c))
+    target = {"pop shadow": w, "push shadow": w, "pop primal": v, "push primal": v,
+              "pop const": c}[change]
+    if change.startswith("pop"):
+        kept = target.pop()
+    else:
+        target.push(9.0)
+    with pytest.raises(ValueError, match=r"tape.reverse: argument [01] is a Vector of length "
+                                         r".* when autodiff_split returned"):
+        tape.reverse()
+    if change.startswith("pop"):
+        target.push(kept)
+    else:
+        target.pop()
+    tape.reverse()
+    # d/dv0 (v0 + v0 * c1 * v1) = 1 + c1 * v1, d/dv1 = v0 * c1
+    assert w[:].tolist() == [1.0 + 4.0 * 2.0, 1.5 * 4.0]
