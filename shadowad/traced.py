@@ -757,6 +757,11 @@ def complete_ndarray_interface(cls, has_rule, message=no_rule_message):
             setattr(cls, name, _NoRule(name, method, message))
 
 
+# ndarray.reshape and .transpose take their axes as varargs too, unlike the
+# numpy functions complete_ndarray_interface would call
+ScalarOps.reshape, ScalarOps.transpose = ArrayOps.reshape, ArrayOps.transpose
+
+
 def numpy_protocol(entries):
     """``__array_ufunc__``, ``__array_function__`` and ``_u`` (the operators')
     of a traced array type, calling the rule entries its module's globals

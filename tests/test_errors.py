@@ -476,3 +476,17 @@ def test_split_tape_refuses_vectors_whose_length_changed(change):
     tape.reverse()
     # d/dv0 (v0 + v0 * c1 * v1) = 1 + c1 * v1, d/dv1 = v0 * c1
     assert w[:].tolist() == [1.0 + 4.0 * 2.0, 1.5 * 4.0]
+
+
+def test_scalar_methods_with_a_rule():
+    """ndarray methods on a traced scalar, as numpy scalars have them: the
+    derivative goes through (reshape with varargs, sum, clip, copy)."""
+    def body(a):
+        t = a[0] * 2.0
+        return np.sum(t.reshape(1, 1) * 3.0) + t.sum() + t.clip(0.0, 1.0) + t.copy()
+
+    g, = autodiff(lambda a: body(a), Active(np.array([0.25, 1.0])))
+    assert g.tolist() == [2.0 * (3.0 + 1.0 + 1.0 + 1.0), 0.0]
+    t = autodiff(lambda a: body(a), Duplicated(np.array([0.25, 1.0]), np.array([1.0, 0.0])),
+                 mode=Forward)
+    assert t == 12.0
