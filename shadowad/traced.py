@@ -44,9 +44,9 @@ def conversion_error(what, how):
     ``__float__``).  When a library function the user called does it (scipy's
     functions convert their inputs with np.asarray), the error names that
     function: it has no derivative rule, and allocating with np.zeros_like
-    is not the fix."""
+    is not the fix.  ``what`` names what the user's own code did, ``how``
+    what the library did."""
     func = library_caller(3)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
-    # (``what`` says what the user's own code did, ``how`` what the library did)
     if func is None:
         return detach_error(what)
     return TypeError(
