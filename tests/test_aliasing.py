@@ -11,7 +11,7 @@ and Vectors, Duplicated, DuplicatedNoNeed and BatchDuplicated, reverse and
 forward mode."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, event, given, settings, strategies as st
 
 import shadowad as sad
 from shadowad import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoNeed, Forward,
@@ -534,39 +534,60 @@ def _random_program(a, b):
     return np.sum(a * b[0]) + np.sum(np.sin(b))
 
 
-@settings(max_examples=150, deadline=None)
-@given(_slices, _slices, st.booleans(), _slices, _slices, st.sampled_from(["rev", "fwd"]))
+_starts = st.tuples(st.integers(0, 7), st.sampled_from([1, 2, -1, -2]))
+
+
+def _like(spec, n):
+    """A slice of n elements from start by step, or None if it leaves [0, 8)."""
+    start, step = spec
+    last = start + step * (n - 1)
+    if not 0 <= last < 8:
+        return None
+    stop = last + step
+    return slice(start, None if stop < 0 else stop, step)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_slices, _slices, st.booleans(), _starts, _starts,
+       st.sampled_from(["rev", "fwd", "batch rev", "batch fwd"]))
 def test_any_slices_refused_or_right(pa, pb, same, sa, sb, mode):
     pa, pb = _slice(pa), _slice(pb)
-    sa, sb = (pa, pb) if same else (_slice(sa), _slice(sb))
     base = np.linspace(0.4, 1.4, 8)
-    if len(base[pa]) != len(base[sa]) or len(base[pb]) != len(base[sb]):
-        return  # not congruent: the annotation refuses it (tested elsewhere)
-
-    def views(m, s1, s2):
-        return m[s1], m[s2]
+    if same:
+        sa, sb = pa, pb
+    else:
+        sa, sb = _like(sa, len(base[pa])), _like(sb, len(base[pb]))
+    assume(sa is not None and sb is not None)
+    lanes = 2 if mode.startswith("batch") else 1
+    forward = mode.endswith("fwd")
     rng = np.random.default_rng(0)
-    seed = rng.standard_normal(8)
-    x, dmem = base.copy(), np.zeros(8)
-    xa, xb = views(x, pa, pb)
-    da, db = views(dmem, sa, sb)
-    da[...], db[...] = seed[pa], seed[pb]  # consistent exactly when the call is accepted
+    seeds = [rng.standard_normal(8) for _ in range(lanes)]
+    x, dmems = base.copy(), [np.zeros(8) for _ in range(lanes)]
+    xa, xb = x[pa], x[pb]
+    for dmem, seed in zip(dmems, seeds):  # consistent exactly when the call is accepted
+        dmem[sa], dmem[sb] = seed[pa], seed[pb]
+    if lanes == 1:
+        args = [Duplicated(xa, dmems[0][sa]), Duplicated(xb, dmems[0][sb])]
+    else:
+        args = [BatchDuplicated(xa, tuple(d[sa] for d in dmems)),
+                BatchDuplicated(xb, tuple(d[sb] for d in dmems))]
     try:
-        if mode == "rev":
-            autodiff(_random_program, Duplicated(xa, da), Duplicated(xb, db))
-        else:
-            t = autodiff(_random_program, Duplicated(xa, da), Duplicated(xb, db), mode=Forward)
+        t = autodiff(_random_program, *args, mode=Forward if forward else Reverse)
     except ValueError as e:
         assert not same and "shadows" in str(e)
+        event("refused")
         return
-    plain = (lambda m: views(m, pa, pb))
-    if mode == "rev":
-        want = _fd_gradient(_plain_objective(_random_program, plain, seed), base)
-    else:
-        want_t, want = _directional(_random_program, plain, base, seed)
-        np.testing.assert_allclose(t, want_t, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(da, want[pa], rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(db, want[pb], rtol=1e-6, atol=1e-8)
+    event("accepted, same slices" if same else "accepted, other slices")
+    plain = (lambda m: (m[pa], m[pb]))
+    for lane, (dmem, seed) in enumerate(zip(dmems, seeds)):
+        if forward:
+            want_t, want = _directional(_random_program, plain, base, seed)
+            np.testing.assert_allclose(t if lanes == 1 else t[lane], want_t, rtol=1e-6,
+                                       atol=1e-8)
+        else:
+            want = _fd_gradient(_plain_objective(_random_program, plain, seed), base)
+        np.testing.assert_allclose(dmem[sa], want[pa], rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(dmem[sb], want[pb], rtol=1e-6, atol=1e-8)
 
 
 def test_nested_call_checked_too():
