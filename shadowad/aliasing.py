@@ -23,6 +23,9 @@ place.  So each annotation is checked again (``recheck``).  Then memory:
 import numpy as np
 
 from . import activity as act
+from ._c import lib
+
+_ptr = lib.sad_data  # an ndarray's data pointer, from its object address
 
 try:  # numpy >= 2 moved it; numpy 1.x has only np.byte_bounds
     from numpy.lib.array_utils import byte_bounds as _byte_bounds
@@ -75,7 +78,7 @@ def _overlap(a, b, vector):
 
 
 def _data(a):
-    return a.__array_interface__["data"][0]
+    return _ptr(id(a))
 
 
 def _addresses(a):
@@ -156,7 +159,7 @@ def _lanes_apart(mems):
                 if other[1] != lane:
                     _lanes_error(other[0], other[1], m, lane)
             else:
-                spans.append((*_byte_bounds(s), m, lane, s))
+                spans.append((*_bounds(s), m, lane, s))
     spans.sort(key=lambda t: t[0])
     for i, (lo, hi, mi, li, si) in enumerate(spans):
         for lo2, _, mj, lj, sj in spans[i + 1:]:
@@ -164,6 +167,20 @@ def _lanes_apart(mems):
                 break
             if li != lj and act.shares_memory(si, sj):
                 _lanes_error(mi, li, mj, lj)
+
+
+def _bounds(a):
+    """np.byte_bounds(a) without building ``__array_interface__``'s dict: a
+    jacobian pass asks it of 64 lanes."""
+    lo = hi = _ptr(id(a))
+    for n, st in zip(a.shape, a.strides):
+        if n == 0:
+            return lo, lo
+        if st < 0:
+            lo += (n - 1) * st
+        else:
+            hi += (n - 1) * st
+    return lo, hi + a.itemsize
 
 
 def _lanes_error(mi, li, mj, lj):

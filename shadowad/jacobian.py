@@ -54,14 +54,14 @@ def _a(out):
 def jacobian_forward(f, x, consts):
     """Columns of the Jacobian, CHUNK lanes (input directions) per pass."""
     if type(x) is float:
-        tangent, value = forward(f, [act.Duplicated(x, 1.0)] + consts, True, True)
+        tangent, value = forward(f, [act.Duplicated(x, 1.0)] + consts, True, True, checked=True)
         shape = _output_shape(value, "forward")
         if type(tangent) is np.ndarray and tangent.shape == shape:  # forward's own copy
             return tangent
         return np.asarray(tangent, dtype=float).reshape(shape)
     n = x.size
     if n == 0:  # no columns: run f once (one empty tangent) for the output's shape
-        _, value = forward(f, [act.Duplicated(x.copy(), np.zeros_like(x))] + consts, True, True)
+        _, value = forward(f, [act.Duplicated(x.copy(), np.zeros_like(x))] + consts, True, True, checked=True)
         return np.zeros(_output_shape(value, "forward") + x.shape)
     cols = None
     for j0 in range(0, max(n, 1), CHUNK):
@@ -69,7 +69,7 @@ def jacobian_forward(f, x, consts):
         seeds = np.zeros((k, n))
         seeds[np.arange(k), j0 + np.arange(k)] = 1.0
         ann = act.BatchDuplicated(x.copy(), tuple(s.reshape(x.shape) for s in seeds))
-        tangents, value = forward(f, [ann] + consts, True, True)
+        tangents, value = forward(f, [ann] + consts, True, True, checked=True)
         shape = _output_shape(value, "forward")
         if cols is None:
             cols = np.zeros((int(np.prod(shape)), n))
