@@ -195,3 +195,64 @@ def test_copyto_into_plain_array_is_refused():
         return np.sum(out)
     with pytest.raises(TypeError, match="untraced"):
         sad.autodiff(f, Duplicated(np.ones(3), np.ones(3)), mode=sad.Forward)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def _write(draw):
+    """A random 2-D index (mask, integer arrays, lists, slices, mixed) of a
+    (3, 4) array, and an inactive source kind."""
+    kind = draw(st.sampled_from(["mask", "rows", "cols", "pairs", "slice", "int"]))
+    if kind == "mask":
+        idx = np.array(draw(st.lists(st.booleans(), min_size=12, max_size=12))).reshape(3, 4)
+    elif kind == "rows":
+        idx = draw(st.lists(st.integers(0, 2), min_size=1, max_size=3))
+    elif kind == "cols":
+        idx = (slice(None), np.array(draw(st.lists(st.integers(0, 3), min_size=1, max_size=4))))
+    elif kind == "pairs":
+        k = draw(st.integers(1, 4))
+        idx = (draw(st.lists(st.integers(0, 2), min_size=k, max_size=k)),
+               draw(st.lists(st.integers(0, 3), min_size=k, max_size=k)))
+    elif kind == "slice":
+        idx = (slice(draw(st.integers(0, 2)), None), slice(None, None, draw(st.integers(1, 3))))
+    else:
+        idx = (draw(st.integers(0, 2)), draw(st.integers(0, 3)))
+    return idx, draw(st.sampled_from(["const", "expr", "plain", "float", "scalar"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_write(), st.sampled_from(["setitem", "setindex"]))
+def test_random_writes_jacobians(write, form):
+    """Forward-mode and reverse-mode Jacobians of a random write of an inactive
+    value into an active 2-D array are equal and finite; the written entries'
+    rows are zero."""
+    idx, src = write
+    shape = np.zeros((3, 4))[idx].shape
+
+    def value(c):
+        n = int(np.prod(shape))
+        return {"const": lambda: c.ravel()[:n].reshape(shape),
+                "expr": lambda: (c.ravel()[:n] * 3.0 - 1.0).reshape(shape),
+                "plain": lambda: np.arange(n, dtype=float).reshape(shape),
+                "float": lambda: 2.5,
+                "scalar": lambda: np.sum(c) * 0.25}[src]()
+
+    def g(x, c):
+        a = x * 1.5
+        if form == "setitem":
+            a[idx] = value(c)
+        else:
+            sad.setindex(a, idx, value(c))
+        return a
+    x = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    c = np.arange(12.0).reshape(3, 4) + 1.0
+    Jf = sad.jacobian(g, x, Const(c), mode=sad.Forward)
+    Jr = sad.jacobian(g, x, Const(c), mode=sad.Reverse)
+    hit = np.zeros((3, 4), bool)
+    hit[idx] = True
+    want = 1.5 * np.eye(12).reshape(3, 4, 3, 4)
+    want[hit] = 0.0
+    assert np.array_equal(Jf, want) and np.array_equal(Jr, want)
