@@ -55,7 +55,8 @@ def unsupported(what):
         "autodiff/jacobian call running inside a function that shadowad is "
         "differentiating). Supported: + - * / ** @, neg, abs, exp, log, sqrt, sin, cos, "
         "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), dot, "
-        "matmul, basic indexing (ints, slices, None, ...), reshape, transpose, stack, concatenate")
+        "matmul, basic indexing (ints, slices, None, ...), reshape, transpose, stack, "
+        "concatenate")
 
 
 def inplace_error(what):

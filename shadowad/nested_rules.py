@@ -26,6 +26,8 @@ import numpy as np
 from ._c import lib
 from .nested_box import FUNCTIONS, RULES, UFUNCS, bind, plain, shape_of, unsupported
 from .products import times
+from .rules.elementwise import plain_partials
+from .rules.reductions import extreme_entries
 from .traced import _safe
 
 
@@ -128,9 +130,10 @@ unary("log1p", np.log1p, lambda x, z: 1.0 / (1.0 + x))
 unary("expm1", np.expm1, lambda x, z: z + 1.0)
 unary("square", np.square, lambda x, z: 2.0 * x)
 unary("reciprocal", np.reciprocal, lambda x, z: -(z * z))
+
+
 def _abs_partial(x, z):
     """abs'(0) = 0 and abs'(nan) = 0: the C partial (a plain value)."""
-    from .rules.elementwise import plain_partials
     return plain_partials(lib.SAD_ABS, plain(x), 0.0)[0]
 
 
@@ -225,7 +228,6 @@ def _select(name, ufunc, op):
     the value comes from)."""
     def weight(k):
         def term(t, x, y, z):
-            from .rules.elementwise import plain_partials
             return _chain(t, plain_partials(op, plain(x), plain(y))[k])
         return term
     binary(name, ufunc, ufunc, weight(0), weight(1))
@@ -299,7 +301,6 @@ def _extremes(a, out, axes):
     """(mask, count): the entries that attain a max/min and how many share it,
     as the C engine's rule finds them (ties share evenly, a NaN result goes
     to the NaNs)."""
-    from .rules.reductions import extreme_entries
     pa = np.asarray(plain(a), dtype=float)
     zk = np.reshape(plain(out), _kept_shape(np.shape(pa), axes))
     return extreme_entries(pa, axes, zk)
