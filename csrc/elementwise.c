@@ -1096,6 +1096,14 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
     return SAD_OK;
 }
 
+/* a * b of a chain-rule product, where a zero factor gives zero even
+ * against an infinite or NaN one (as y += a*x's elementwise records do) */
+static inline double chain(double a, double b)
+{
+    const double t = a * b;
+    return t != t && (a == 0.0 || b == 0.0) ? 0.0 : t;
+}
+
 /* y += va*x and, lane by lane, dy += va*dx + da*x.  Partial aliasing of x
  * and y (or of their tangents) is refused: the caller splits the work. */
 static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
@@ -1120,7 +1128,8 @@ static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
             const double *xs = s[1] != NULL ? s[1] + l * b.ls[1] : NULL;
             const double dal = da != NULL ? da[l] : 0.0;
             for (int64_t i = 0; i < m; ++i)
-                ys[i * yst] += dal * p[1][i * pst] + (xs != NULL ? va * xs[i * xst] : 0.0);
+                ys[i * yst] += chain(dal, p[1][i * pst]) +
+                               (xs != NULL ? chain(va, xs[i * xst]) : 0.0);
         }
         for (int64_t i = 0; i < m; ++i)
             p[0][i * b.o[0].ps[last]] += va * p[1][i * pst];
@@ -1163,8 +1172,8 @@ void sad_axpy_reverse(const sad_record *r, int accumulate)
         for (int64_t i = 0; i < m; ++i, ++pos) {
             double g = gbuf != NULL ? gbuf[pos] : s[0][i * b->o[0].ss[last]];
             if (s[1] != NULL)
-                s[1][i * b->o[1].ss[last]] += a * g;
-            abar += g * p[1][i * b->o[1].ps[last]];
+                s[1][i * b->o[1].ss[last]] += chain(a, g);
+            abar += chain(g, p[1][i * b->o[1].ps[last]]);
         }
         if (s[2] != NULL)
             s[2][0] += abar;

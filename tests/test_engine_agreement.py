@@ -337,3 +337,37 @@ def test_second_derivatives_at_zero(f, hess):
     grad = lambda x: sad.gradient(f, x)[0]  # noqa: E731
     assert same(sad.jacobian(grad, x.copy()), hess(x))
     assert same(sad.jacobian(grad, x.copy(), mode=sad.Reverse), hess(x))
+
+
+def _axpy(a, x, y):
+    sad.axpy(a, x, y)
+    return np.sum(np.sqrt(y))
+
+
+def _inplace(a, x, y):
+    y += a * x
+    return np.sum(np.sqrt(y))
+
+
+@pytest.mark.parametrize("a,x", [(0.0, [1.0, 2.0]), (1.0, [0.0, inf]), (0.0, [inf, 1.0]),
+                                 (2.0, [0.0, nan]), (0.0, [0.0, 0.0])])
+def test_axpy_is_its_elementwise_form(a, x):
+    """sad.axpy(a, x, y) follows the convention as y += a * x does: the same
+    gradients and tangents, in both modes, where y's adjoint is infinite
+    (sqrt at 0) or a factor is zero against an infinite or NaN one."""
+    x = np.array(x)
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for f in (_axpy, _inplace):
+            dx = np.zeros(2)
+            ga = sad.autodiff(f, Active(a), Duplicated(x.copy(), dx),
+                              Duplicated(np.zeros(2), np.zeros(2)))[0]
+            ta = sad.autodiff(f, Duplicated(a, 1.0), Duplicated(x.copy(), np.zeros(2)),
+                              Duplicated(np.zeros(2), np.zeros(2)), mode=sad.Forward)
+            tx = [sad.autodiff(f, Duplicated(a, 0.0), Duplicated(x.copy(), e),
+                               Duplicated(np.zeros(2), np.zeros(2)), mode=sad.Forward)
+                  for e in np.eye(2)]
+            assert same(ga, ta) and same(dx, tx)
+            results.append((ga, dx))
+    assert same(results[0][0], results[1][0]) and same(results[0][1], results[1][1])
