@@ -1,0 +1,272 @@
+"""Writes whose source overlaps their destination (issue 13, item 5).
+
+Every write form is run on hypothesis-generated overlapping pairs (offsets,
+steps of either sign, lengths) and compared with the untraced call bit for
+bit in both modes, then differentiated: finite differences, the dot-product
+test between forward and reverse mode, restore=True and the shadows
+accumulated once.  numpy's own result is the reference, including the one
+case where it is not as-if-copied (shadowad/overlap.py)."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import shadowad as sad
+from shadowad import Duplicated, Forward, ForwardWithPrimal, ReverseWithPrimal, autodiff
+from shadowad.overlap import numpy_sources
+from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
+                              check_restore, same_bits)
+
+N = 12
+W = np.linspace(0.5, 1.5, N)
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+# each form writes a[d] from a[s] (s2: a second source)
+FORMS = {
+    "setitem": lambda a, d, s, s2: a.__setitem__(d, a[s]),
+    "setindex": lambda a, d, s, s2: sad.setindex(a, d, a[s]),
+    "copyto": lambda a, d, s, s2: np.copyto(a[d], a[s]),
+    "iadd": lambda a, d, s, s2: a[d].__iadd__(a[s]),
+    "setitem_iadd": lambda a, d, s, s2: a.__setitem__(d, a[d] + a[s]),
+    "isub_product": lambda a, d, s, s2: a[d].__isub__(a[s] * a[s2]),
+    "imul": lambda a, d, s, s2: a[d].__imul__(a[s]),
+    "add_out": lambda a, d, s, s2: np.add(a[s], 1.0, out=a[d]),
+    "mul_out": lambda a, d, s, s2: np.multiply(a[s], a[s2], out=a[d]),
+    "sin_out": lambda a, d, s, s2: np.sin(a[s], out=a[d]),
+    "neg_out": lambda a, d, s, s2: np.negative(a[s], out=a[d]),
+    "axpy": lambda a, d, s, s2: sad.axpy(2.0, a[s], a[d]),
+    "scal": lambda a, d, s, s2: sad.scal(a[s], a[d]),
+    "scal_element": lambda a, d, s, s2: sad.scal(a[s][0], a[d]),
+    "fancy_source": lambda a, d, s, s2: a.__setitem__(d, a[np.arange(N)[s]]),
+}
+
+
+@st.composite
+def strided(draw, length=None):
+    """(a slice of range(N) with a step of either sign, its length); the
+    length is drawn unless given."""
+    if length is None:
+        length = draw(st.integers(1, N))
+    steps = [k for k in (1, 2, 3, -1, -2, -3) if (length - 1) * abs(k) < N]
+    step = draw(st.sampled_from(steps))
+    span = (length - 1) * abs(step)
+    lo = draw(st.integers(0, N - 1 - span))
+    if step > 0:
+        return slice(lo, lo + span + 1, step), length
+    return slice(lo + span, None if lo == 0 else lo - 1, step), length
+
+
+@st.composite
+def overlapping(draw):
+    d, n = draw(strided())
+    s, _ = draw(strided(n))
+    s2, _ = draw(strided(n))
+    return d, s, s2
+
+
+def _program(form, d, s, s2):
+    def f(a):
+        FORMS[form](a, d, s, s2)
+        return np.sum(a * a * W)
+    return f
+
+
+def _start():
+    return np.arange(1.0, N + 1) * 0.37 + 0.1
+
+
+def check_write(f, a0):
+    plain = a0.copy()
+    want = f(plain)
+    # both modes leave numpy's bits and agree with each other
+    ra = a0.copy()
+    _, r = autodiff(f, Duplicated(ra, np.zeros(N)), mode=ReverseWithPrimal)
+    assert same_bits(ra, plain), (ra, plain)
+    assert r == want
+    fa = a0.copy()
+    _, r = autodiff(f, Duplicated(fa, np.ones(N)), mode=ForwardWithPrimal)
+    assert same_bits(fa, plain), (fa, plain)
+    assert r == want
+    args = (Duplicated(a0.copy(), np.zeros(N)),)
+    check_gradient(f, *args)
+    check_dot_product(f, *args)
+    check_restore(f, *args)
+    check_accumulate_once(f, *args)
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@settings(SETTINGS, max_examples=40)
+@given(overlapping())
+@example((slice(2, 6), slice(1, 8, 2), slice(8, 4, -1)))  # issue 13's
+@example((slice(0, 8, 2), slice(1, 5), slice(3, 7)))
+def test_overlapping_write(form, pair):
+    check_write(_program(form, *pair), _start())
+
+
+@pytest.mark.parametrize("form", ["setitem", "setindex", "copyto"])
+def test_issue_example(form):
+    """a[2:6] = a[1:8:2]: numpy copies element 7 twice; so do both modes."""
+    def f(a):
+        FORMS[form](a, slice(2, 6), slice(1, 8, 2), None)
+        return np.sum(a * a * W[:8])
+    a = np.arange(8.0) + 1
+    plain = a.copy()
+    f(plain)
+    assert plain.tolist() == [1, 2, 2, 4, 8, 8, 7, 8]
+    ra, da = a.copy(), np.zeros(8)
+    autodiff(f, Duplicated(ra, da))
+    assert same_bits(ra, plain)
+    # a[4] and a[5] both hold the old a[7]; a[3] keeps its own value
+    g = 2 * plain * W[:8]
+    want = g.copy()
+    want[2:6] = 0.0
+    want[1] += g[2]
+    want[3] += g[3]
+    want[7] += g[4] + g[5]
+    assert np.allclose(da, want, rtol=1e-14)
+    fa, dfa = a.copy(), np.arange(8.0) * 0.5
+    t = autodiff(f, Duplicated(fa, dfa), mode=Forward)
+    assert same_bits(fa, plain)
+    assert dfa.tolist() == [0, 0.5, 0.5, 1.5, 3.5, 3.5, 3, 3.5]
+    assert np.isclose(t, np.vdot(g, dfa))
+
+
+@SETTINGS
+@given(st.lists(st.integers(0, N - 1), min_size=1, max_size=N), overlapping())
+def test_fancy_and_mask_destinations(targets, pair):
+    """a[list] = a[s] and a[mask] = a[s]: numpy buffers the source."""
+    d, s, _ = pair
+    n = len(range(N)[d])
+    idx = (targets * n)[:n]
+    mask = np.zeros(N, bool)
+    mask[np.arange(N)[d]] = True
+
+    def by_list(a):
+        a[idx] = a[s]
+        return np.sum(a * a * W)
+
+    def by_mask(a):
+        a[mask] = a[s]
+        return np.sum(a * a * W)
+
+    check_write(by_list, _start())
+    check_write(by_mask, _start())
+
+
+@st.composite
+def block_pair(draw):
+    """(dst, src) basic indices of one shape into a 3 x 4 matrix."""
+    def axis(n, length=None):
+        step = draw(st.sampled_from([1, 2, -1, -2]))
+        if length is None:
+            length = draw(st.integers(1, n))
+        length = min(length, (n - 1) // abs(step) + 1)
+        span = (length - 1) * abs(step)
+        lo = draw(st.integers(0, n - 1 - span))
+        if step > 0:
+            return slice(lo, lo + span + 1, step), length
+        return slice(lo + span, None if lo == 0 else lo - 1, step), length
+    r, nr = axis(3)
+    c, nc = axis(4)
+    rs, nrs = axis(3, nr)
+    cs, ncs = axis(4, nc)
+    if (nrs, ncs) != (nr, nc):  # a shorter axis: broadcast a single row or column
+        rs = rs if nrs == nr else slice(rs.start, rs.start + 1) if rs.step > 0 else \
+            slice(rs.start, rs.start - 1 if rs.start else None, -1)
+        cs = cs if ncs == nc else slice(cs.start, cs.start + 1) if cs.step > 0 else \
+            slice(cs.start, cs.start - 1 if cs.start else None, -1)
+    return (r, c), (rs, cs)
+
+
+@SETTINGS
+@given(block_pair(), st.booleans())
+def test_two_dimensional(pair, transposed):
+    """M[r, c] = M[r', c'] and M[r, c] += M[r', c'] on a matrix view of a
+    (C order, or a transposed view of a 4 x 3 reshape)."""
+    d, s = pair
+
+    def matrix(a):
+        return a.reshape(4, 3).T if transposed else a.reshape(3, 4)
+
+    def copy(a):
+        m = matrix(a)
+        m[d] = m[s]
+        return np.sum(a * a * W)
+
+    def add(a):
+        m = matrix(a)
+        m[d] += m[s]
+        return np.sum(a * a * W)
+
+    check_write(copy, _start())
+    check_write(add, _start())
+
+
+def test_numpy_sources():
+    """None exactly where numpy's assignment is as-if-copied."""
+    a = np.arange(10.0)
+    e = Ellipsis
+    assert numpy_sources(a[1:], e, a[:-1]) is None  # equal strides: right either way
+    assert numpy_sources(a[:5], e, a[9:4:-1]) is None  # opposite strides: numpy buffers
+    assert numpy_sources(a[:5], e, a[5:]) is None  # apart
+    b = a.reshape(2, 5)
+    assert numpy_sources(b[:, 1:4], e, b[:, 0:3]) is None  # 2-D: numpy buffers
+    assert numpy_sources(a, [0, 1, 2], a[2::-1]) is None  # index lists: numpy buffers
+    idx = numpy_sources(a[2:6], e, a[1:8:2])
+    assert idx is not None and idx[0].tolist() == [0, 1, 3, 3]
+    mask = np.arange(10) < 7
+    idx = numpy_sources(a, mask, a[6::-1])  # masks: numpy does not buffer
+    plain = a.copy()
+    plain[mask] = plain[6::-1]
+    assert plain[mask].tolist() == a[6::-1][idx].tolist() == [6, 5, 4, 3, 4, 5, 6]
+
+
+def test_batch_lanes_follow_numpy():
+    """BatchDuplicated lanes go through the same path as one lane."""
+    def f(a):
+        a[2:6] = a[1:8:2]
+        return np.sum(a * a * W)
+    d1, d2 = np.linspace(0, 1, N), np.linspace(1, 2, N)
+    one = [autodiff(f, Duplicated(_start(), d.copy()), mode=Forward) for d in (d1, d2)]
+    both = autodiff(f, sad.BatchDuplicated(_start(), (d1.copy(), d2.copy())), mode=Forward)
+    assert np.allclose(both, one, rtol=1e-14)
+
+
+BIG = 20000  # past the lazy-shadow and fusion thresholds (csrc/slot.c, fuse.c)
+
+
+@pytest.mark.parametrize("form", ["setitem", "iadd", "add_out", "mul_out", "sin_out", "axpy",
+                                  "setitem_iadd", "stencil"])
+@pytest.mark.parametrize("shift", [-3, -1, 1, 2])
+@pytest.mark.parametrize("step", [1, -1, 2])
+def test_large_overlapping_writes(form, shift, step):
+    """The same forms on arrays large enough for lazy shadows and fused
+    sweeps: numpy's bits in both modes, the dot-product test, restore and
+    accumulate-once (finite differences are the small tests' job)."""
+    m = BIG // 2 - 8
+    d = slice(4, 4 + m) if step > 0 else slice(3 + m, 3, -1)
+    s = slice(4 + shift, 4 + shift + step * m, step) if step > 0 else \
+        slice(3 + m + shift, 3 + shift, -1)
+    w = np.linspace(0.5, 1.5, BIG)
+
+    def f(a):
+        if form == "stencil":
+            t = a[s] * 2.0 - a[d]
+            a[d] += 0.25 * (t + a[s])
+        else:
+            FORMS[form](a, d, s, s)
+        return np.sum(a * a * w)
+
+    a0 = np.sin(np.arange(BIG) * 0.01) + 2.0
+    plain = a0.copy()
+    want = f(plain)
+    for mode in (ReverseWithPrimal, ForwardWithPrimal):
+        ra = a0.copy()
+        _, r = autodiff(f, Duplicated(ra, np.ones(BIG)), mode=mode)
+        assert same_bits(ra, plain)
+        assert r == want
+    args = (Duplicated(a0.copy(), np.zeros(BIG)),)
+    check_dot_product(f, *args)
+    check_restore(f, *args)
+    check_accumulate_once(f, *args)
