@@ -270,3 +270,43 @@ def test_large_overlapping_writes(form, shift, step):
     check_dot_product(f, *args)
     check_restore(f, *args)
     check_accumulate_once(f, *args)
+
+
+@pytest.mark.parametrize("how", ["const", "plain_source", "const_mask"])
+@settings(SETTINGS, max_examples=30)
+@given(overlapping())
+@example((slice(2, 6), slice(1, 8, 2), slice(1, 5)))
+def test_inactive_overlapping_writes(how, pair):
+    """Writes with no derivative (into Const memory, or from a plain view
+    taken with sad.primal) leave numpy's bits too, restore=True and an
+    exception in f give the memory back bit for bit."""
+    d, s, _ = pair
+    mask = np.zeros(N, bool)
+    mask[np.arange(N)[d]] = True
+
+    def f(x, c, fail=False):
+        if how == "const":
+            c[d] = c[s]
+        elif how == "const_mask":
+            c[mask] = c[s]
+        else:
+            x[d] = sad.primal(x)[s]
+        if fail:
+            raise KeyError("half-way")
+        return np.sum(x * c)
+
+    x0, c0 = _start(), _start()[::-1].copy()
+    px, pc = x0.copy(), c0.copy()
+    want = f(px, pc)
+    for mode in (ReverseWithPrimal, ForwardWithPrimal):
+        x, c = x0.copy(), c0.copy()
+        _, r = autodiff(f, Duplicated(x, np.ones(N)), sad.Const(c), mode=mode)
+        assert same_bits(x, px) and same_bits(c, pc) and r == want
+        for restore, fail in ((True, False), (False, True)):
+            x, c = x0.copy(), c0.copy()
+            try:
+                autodiff(lambda x, c: f(x, c, fail), Duplicated(x, np.ones(N)), sad.Const(c),
+                         mode=mode, restore=restore)
+            except KeyError:
+                assert fail
+            assert same_bits(x, x0) and same_bits(c, c0)

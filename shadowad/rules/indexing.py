@@ -209,9 +209,10 @@ def copy_into(view, value):
         if value.buf.tape is not tape:
             from ..traced import mixed_tapes_error
             raise mixed_tapes_error()
-        src = numpy_sources(view.p, Ellipsis, value.p)
-        if src is not None:  # the C copy is as-if-copied; numpy is not here
-            value = gather(value, src)
+    # the C copy is as-if-copied; where numpy is not, copy what numpy leaves
+    src = numpy_sources(view.p, Ellipsis, primal(value))
+    if src is not None:
+        value = gather(value, src) if type(value) is TArray else value[src]
     o = _operand(value, tape)
     if o[0] == elementwise._KARR:
         _check_fits(o[1].shape, view.shape)
@@ -345,7 +346,7 @@ def forward_setindex(a, idx, value):
         view = dual.FArray(p[idx], None, a.buf)
         zt = shadow_of(view)
         _check_fits(np.shape(vp), view.shape)
-        src = numpy_sources(view.p, Ellipsis, vp)
+        src = numpy_sources(view.p, Ellipsis, vp) if type(value) is dual.FArray else None
         if src is not None:  # the tangent kernel is as-if-copied; numpy is not here
             value = forward_getitem(value, src)
             vp = value.p
