@@ -36,8 +36,9 @@ def numpy_sources(dst, idx, src):
     arrays of the shape of ``dst[idx]``) of the element whose value numpy
     leaves in each element of ``dst[idx]``: ``dst[idx] = src[that]`` then
     writes the same bits with no overlap."""
-    if (type(src) is not np.ndarray or src.dtype != _F64 or dst.dtype != _F64
-            or src.ndim == 0 or dst.size == 0 or not np.may_share_memory(dst, src)):
+    if type(src) is not np.ndarray or not np.may_share_memory(dst, src):
+        return None  # the common case: one bounds check
+    if src.dtype != _F64 or dst.dtype != _F64 or src.ndim == 0:
         return None
     dlo, dhi = _byte_bounds(dst)
     slo, shi = _byte_bounds(src)

@@ -310,3 +310,45 @@ def test_inactive_overlapping_writes(how, pair):
             except KeyError:
                 assert fail
             assert same_bits(x, x0) and same_bits(c, c0)
+
+
+OTHER_FORMS = {
+    "sum_axis_out": lambda a: np.sum(a.reshape(3, 4), axis=0, out=a[2:6]),
+    "sum_axis_out_reversed": lambda a: np.sum(a.reshape(3, 4), axis=0, out=a[5:1:-1]),
+    "matmul_out": lambda a: np.matmul(a[:9].reshape(3, 3), a[3:12].reshape(3, 3),
+                                      out=a[:9].reshape(3, 3)),
+    "matvec_out": lambda a: np.matmul(a[:9].reshape(3, 3), a[1:4], out=a[2:5]),
+    "dot_out": lambda a: np.dot(a[:9].reshape(3, 3), a[1:4], out=a[2:5]),
+    "outer_out": lambda a: np.outer(a[:3], a[2:5], out=a[:9].reshape(3, 3)),
+    "cumsum_out": lambda a: np.cumsum(a[:6], out=a[3:9]),
+    "idiv": lambda a: a[2:8].__itruediv__(a[1:7]),
+    "pow_out": lambda a: np.power(a[1:7], a[0:6], out=a[2:8]),
+    "exp_out_reversed": lambda a: np.exp(a[7:1:-1] * 0.1, out=a[2:8]),
+    "maximum_out": lambda a: np.maximum(a[1:7], a[6:0:-1], out=a[2:8]),
+    "clip_out": lambda a: np.clip(a[1:7], 1.0, 3.0, out=a[2:8]),
+    "subtract_out_transposed": lambda a: np.subtract(a.reshape(3, 4)[:, :3].T,
+                                                     a.reshape(4, 3)[:3],
+                                                     out=a.reshape(4, 3)[1:]),
+    "iadd_transposed": lambda a: a.reshape(4, 3)[:3, :].__iadd__(a.reshape(3, 4)[:, :3].T),
+    "scalar_loop": lambda a: [a.__setitem__(i, a[i - 1] * a[i + 1]) for i in range(1, N - 1)],
+    "setindex_element": lambda a: sad.setindex(a, 3, a[4] * a[2]),
+}
+
+
+@pytest.mark.parametrize("form", sorted(OTHER_FORMS))
+def test_other_overlapping_outputs(form):
+    """out= of reductions, products and the other ufuncs, transposed views,
+    and element writes, over memory their inputs read."""
+    def f(a):
+        OTHER_FORMS[form](a)
+        return np.sum(a * a * W)
+    check_write(f, _start())
+
+
+@pytest.mark.parametrize("form", ["setitem", "iadd", "mul_out"])
+def test_forward_lanes_and_differences(form):
+    """check_forward: tangents against finite differences, the dot-product
+    test and BatchDuplicated lanes against one-lane calls."""
+    from shadowad.testing import check_forward
+    check_forward(_program(form, slice(2, 6), slice(1, 8, 2), slice(8, 4, -1)), _start())
+    check_forward(_program(form, slice(0, 8, 2), slice(1, 5), slice(3, 7)), _start())
