@@ -420,3 +420,27 @@ def test_two_arguments_alias(form, pair):
     args = (Duplicated(a0.copy(), np.zeros(N)),)
     check_gradient(g, *args)
     check_dot_product(g, *args)
+
+
+@settings(SETTINGS, max_examples=200)
+@given(overlapping(), block_pair(), st.booleans())
+def test_equal_steps_are_as_if_copied(pair, block, transposed):
+    """numpy_sources answers None without asking numpy when the source has
+    the destination's shape and strides; numpy must then be as-if-copied."""
+    d, s, _ = pair
+    if range(N)[d].step == range(N)[s].step:
+        a = _start()
+        b = a.copy()
+        a[d] = a[s]
+        b[d] = b[s].copy()
+        assert same_bits(a, b)
+    (r, c), (rs, cs) = block
+    if (r.step, c.step) == (rs.step, cs.step):
+        a = _start()
+        b = a.copy()
+        ma, mb = (a.reshape(4, 3).T, b.reshape(4, 3).T) if transposed else \
+            (a.reshape(3, 4), b.reshape(3, 4))
+        if ma[r, c].shape == ma[rs, cs].shape:
+            ma[r, c] = ma[rs, cs]
+            mb[r, c] = mb[rs, cs].copy()
+            assert same_bits(a, b)
