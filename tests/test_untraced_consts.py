@@ -10,7 +10,7 @@ from shadowad import (BatchDuplicated, Const, Duplicated, Forward, ForwardWithPr
                       ReverseWithPrimal, autodiff, autodiff_split)
 
 DTYPES = [np.int64, np.int32, np.uint8, np.float32, np.float16, np.bool_, np.complex128,
-          np.complex64, np.float64]
+          np.complex64, np.dtype(">f8"), np.dtype(">i4"), np.float64]
 
 
 def _values(dtype, n, rng):
@@ -20,7 +20,8 @@ def _values(dtype, n, rng):
     if dt.kind == "b":
         return rng.integers(0, 2, n).astype(bool)
     if dt.kind in "iu":
-        return rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, n, dtype=dt, endpoint=True)
+        return rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, n, dtype=dt.newbyteorder("="),
+                            endpoint=True).astype(dt)
     raw = np.frombuffer(rng.bytes(n * dt.itemsize), dtype=dt).copy()
     flt = raw.view(np.dtype(f"f{dt.itemsize // 2}") if dt.kind == "c" else dt)
     uint = np.dtype(f"u{flt.dtype.itemsize}")
