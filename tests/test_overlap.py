@@ -41,6 +41,9 @@ FORMS = {
     "scal": lambda a, d, s, s2: sad.scal(a[s], a[d]),
     "scal_element": lambda a, d, s, s2: sad.scal(a[s][0], a[d]),
     "fancy_source": lambda a, d, s, s2: a.__setitem__(d, a[np.arange(N)[s]]),
+    "broadcast_source": lambda a, d, s, s2: a.__setitem__(d, a[s][-1:]),
+    "broadcast_mask": lambda a, d, s, s2: a.__setitem__(np.isin(np.arange(N), np.arange(N)[d]),
+                                                        a[s][:1]),
 }
 
 
@@ -460,3 +463,14 @@ def test_equal_steps_are_as_if_copied(pair, block, transposed):
             ma[r, c] = ma[rs, cs]
             mb[r, c] = mb[rs, cs].copy()
             assert same_bits(a, b)
+
+
+def test_forward_lanes_of_a_mask_write():
+    mask = np.arange(N) < 7
+
+    def f(a):
+        a[mask] = a[6::-1]
+        return np.sum(a * a * W)
+    from shadowad.testing import check_forward
+    check_forward(f, _start())
+    check_write(f, _start())
