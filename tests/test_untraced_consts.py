@@ -240,3 +240,18 @@ def test_nested_calls(outer, inner):
     x = 1.5
     sad.autodiff(outer_f, sad.Active(x) if outer is Reverse else Duplicated(x, 1.0), mode=outer)
     _check(c, before, "nested")
+
+
+@pytest.mark.parametrize("make", [
+    lambda u: Duplicated(u, np.zeros(4)),
+    lambda u: Duplicated(np.zeros(4), u),
+    lambda u: sad.Active(u),
+    lambda u: BatchDuplicated(u, (np.zeros(4),)),
+], ids=["primal", "shadow", "active", "batch"])
+def test_unaligned_differentiated_arrays_are_refused(make):
+    """Differentiated memory must be aligned float64: the error says so and
+    its fix works."""
+    u = _unaligned(np.arange(4.0))
+    with pytest.raises(ValueError, match=r"not aligned.*np\.array\(x\)"):
+        make(u)
+    make(np.array(u))
