@@ -160,10 +160,10 @@ def check_writable(a):
     if buf.readonly:
         raise readonly_error(buf.label)
     if not a.p.flags.writeable:
-        raise readonly_view_error(buf, a.p)
+        raise readonly_view_error(buf)
 
 
-def readonly_view_error(buf, p):
+def readonly_view_error(buf):
     if not buf.root.flags.writeable:
         return ValueError(f"shadowad: cannot write to {buf.label}: it is a read-only array "
                           "(flags.writeable is False); pass a writable copy (np.array(x)) "
