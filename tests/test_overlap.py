@@ -4,8 +4,9 @@ Every write form is run on hypothesis-generated overlapping pairs (offsets,
 steps of either sign, lengths) and compared with the untraced call bit for
 bit in both modes, then differentiated: finite differences, the dot-product
 test between forward and reverse mode, restore=True and the shadows
-accumulated once.  numpy's own result is the reference, including the one
-case where it is not as-if-copied (shadowad/overlap.py)."""
+accumulated once.  numpy's own result is the reference, including where it
+is not as-if-copied: 1-D assignments with unequal steps of one sign, and
+boolean masks (shadowad/overlap.py)."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
