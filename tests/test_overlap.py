@@ -112,30 +112,29 @@ def test_overlapping_write(form, pair):
 
 @pytest.mark.parametrize("form", ["setitem", "setindex", "copyto"])
 def test_issue_example(form):
-    """a[2:6] = a[1:8:2]: numpy copies element 7 twice; so do both modes."""
+    """a[2:6] = a[1:8:2]: numpy (2.x at least) copies the old a[7] twice;
+    both modes leave its values and differentiate them."""
     def f(a):
         FORMS[form](a, slice(2, 6), slice(1, 8, 2), None)
         return np.sum(a * a * W[:8])
     a = np.arange(8.0) + 1
     plain = a.copy()
     f(plain)
-    assert plain.tolist() == [1, 2, 2, 4, 8, 8, 7, 8]
+    which = plain.astype(int) - 1  # the element of a whose value each one holds
     ra, da = a.copy(), np.zeros(8)
     autodiff(f, Duplicated(ra, da))
     assert same_bits(ra, plain)
-    # a[4] and a[5] both hold the old a[7]; a[3] keeps its own value
     g = 2 * plain * W[:8]
-    want = g.copy()
-    want[2:6] = 0.0
-    want[1] += g[2]
-    want[3] += g[3]
-    want[7] += g[4] + g[5]
+    want = np.zeros(8)
+    np.add.at(want, which, g)
     assert np.allclose(da, want, rtol=1e-14)
     fa, dfa = a.copy(), np.arange(8.0) * 0.5
-    t = autodiff(f, Duplicated(fa, dfa), mode=Forward)
+    t = autodiff(f, Duplicated(fa, dfa.copy()), mode=Forward)
     assert same_bits(fa, plain)
-    assert dfa.tolist() == [0, 0.5, 0.5, 1.5, 3.5, 3.5, 3, 3.5]
-    assert np.isclose(t, np.vdot(g, dfa))
+    assert np.isclose(t, np.vdot(g, dfa[which]))
+    if plain.tolist() == [1, 2, 2, 4, 8, 8, 7, 8]:  # the issue's numpy
+        assert np.allclose(da, [g[0], g[1] + g[2], 0, g[3], 0, 0, g[6], g[4] + g[5] + g[7]],
+                           rtol=1e-14)
 
 
 @SETTINGS
@@ -210,22 +209,38 @@ def test_two_dimensional(pair, transposed):
 
 
 def test_numpy_sources():
-    """None exactly where numpy's assignment is as-if-copied."""
+    """None where numpy's assignment is as-if-copied; else the source elements
+    whose values numpy leaves."""
     a = np.arange(10.0)
     e = Ellipsis
-    assert numpy_sources(a[1:], e, a[:-1]) is None  # equal strides: right either way
-    assert numpy_sources(a[:5], e, a[9:4:-1]) is None  # opposite strides: numpy buffers
+    assert numpy_sources(a[1:], e, a[:-1]) is None  # equal strides
     assert numpy_sources(a[:5], e, a[5:]) is None  # apart
+
+    def agrees(dst, idx, src):
+        """numpy_sources(dst, idx, src) describes what numpy does to a copy."""
+        base = a.copy()
+        d = np.ndarray(dst.shape, dst.dtype, base, dst.__array_interface__["data"][0] -
+                       a.__array_interface__["data"][0], dst.strides)
+        sv = np.ndarray(src.shape, src.dtype, base, src.__array_interface__["data"][0] -
+                        a.__array_interface__["data"][0], src.strides)
+        d[idx] = sv
+        got = numpy_sources(dst, idx, src)
+        if got is None:
+            want = a.copy()
+            wd = np.ndarray(dst.shape, dst.dtype, want, dst.__array_interface__["data"][0] -
+                            a.__array_interface__["data"][0], dst.strides)
+            wd[idx] = src.copy()
+            return same_bits(base, want)
+        return same_bits(d[idx], src[got])
+
     b = a.reshape(2, 5)
-    assert numpy_sources(b[:, 1:4], e, b[:, 0:3]) is None  # 2-D: numpy buffers
-    assert numpy_sources(a, [0, 1, 2], a[2::-1]) is None  # index lists: numpy buffers
-    idx = numpy_sources(a[2:6], e, a[1:8:2])
-    assert idx is not None and idx[0].tolist() == [0, 1, 3, 3]
     mask = np.arange(10) < 7
-    idx = numpy_sources(a, mask, a[6::-1])  # masks: numpy does not buffer
-    plain = a.copy()
-    plain[mask] = plain[6::-1]
-    assert plain[mask].tolist() == a[6::-1][idx].tolist() == [6, 5, 4, 3, 4, 5, 6]
+    assert agrees(a[:5], e, a[9:4:-1])
+    assert agrees(b[:, 1:4], e, b[:, 0:3])
+    assert agrees(a, [0, 1, 2], a[2::-1])
+    assert agrees(a[2:6], e, a[1:8:2])
+    assert agrees(a, mask, a[6::-1])
+    assert agrees(a[8:0:-2], e, a[::-3][:4])
 
 
 def test_batch_lanes_follow_numpy():
