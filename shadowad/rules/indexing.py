@@ -167,22 +167,6 @@ def setindex(a, idx, value):
     _set_advanced(a, idx, value, tape)
 
 
-@registry.implements_both(np.copyto)
-def copyto(dst, src, casting="same_kind", where=True):
-    """np.copyto(dst, src): dst[...] = src, in either mode."""
-    if where is not True:
-        raise NotImplementedError("shadowad: np.copyto with where= is not supported on "
-                                  "traced arrays; write dst[mask] = src[mask] instead")
-    sdt = np.result_type(primal(src))
-    if not np.can_cast(sdt, F64, casting=casting):
-        raise TypeError(f"Cannot cast array data from {sdt!r} to {F64!r} according to the "
-                        f"rule {casting!r}")
-    if dual.is_dual(dst) or dual.is_dual(src):
-        forward_setindex(dst, Ellipsis, src)
-    else:
-        setindex(dst, Ellipsis, src)
-
-
 def basic_view(a, idx, el=None):
     """The TArray view a[idx] for a basic index; an index naming one element
     gives a 0-d view (a[idx] would read the element)."""
@@ -381,6 +365,10 @@ def forward_setindex(a, idx, value):
 def copyto(dst, src, casting="same_kind", where=True):
     """np.copyto(dst, src) is dst[...] = src, so it takes setindex's rules in
     either mode; with a mask, the entries left alone keep their own values."""
+    sdt = np.result_type(primal(src))
+    if not np.can_cast(sdt, F64, casting=casting):
+        raise TypeError(f"Cannot cast array data from {sdt!r} to {F64!r} according to the "
+                        f"rule {casting!r}")
     where = primal(where)
     if where is not True:
         src = np.where(where, src, dst)
