@@ -13,7 +13,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward
-from shadowad import dual, traced, vector
+from shadowad import dual, nested_box, traced, vector
 from shadowad.tape import PyRecord, Tape, current_tape
 
 
@@ -29,14 +29,15 @@ def no_cyclic_gc():
 
 # the objects a call makes that point at its tape or Context
 HOLDERS = (Tape, dual.Context, traced.Buffer, traced.TArray, traced.TScalar, dual.FArray,
-           dual.FScalar, PyRecord, vector.TracedVector)
+           dual.FScalar, PyRecord, vector.TracedVector, dual.DualVector, nested_box.Trace,
+           nested_box.Box)
 
 
 def live_holders():
     counts = {}
     for o in gc.get_objects():
         t = type(o)
-        if t in HOLDERS:
+        if isinstance(o, HOLDERS):
             counts[t.__name__] = counts.get(t.__name__, 0) + 1
     return counts
 
@@ -117,6 +118,11 @@ SCENARIOS = {
         lambda x: np.sum(sad.fwddiff(lambda a: np.sin(a) * a)(x)), Active(_x())),
     "vector": lambda: sad.autodiff(_vector_f, Active(_x(3)), Duplicated(sad.Vector(),
                                                                          sad.Vector())),
+    "vector split dropped": lambda: sad.autodiff_split(
+        _vector_f, Active(_x(3)), Duplicated(sad.Vector(), sad.Vector())),
+    "vector forward": lambda: sad.autodiff(
+        _vector_f, Duplicated(_x(3), np.ones(3)), Duplicated(sad.Vector(), sad.Vector()),
+        mode=Forward),
 }
 
 _kept = []
