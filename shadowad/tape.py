@@ -177,6 +177,12 @@ class Tape:
         self.applied = None
 
     def free(self):
+        """Free the C tape and drop what it kept, now.  The tape's Buffers,
+        Vectors and Python records point back to it, so until this runs the
+        tape is in reference cycles: its owner (the driver, a SplitTape) frees
+        it on every path rather than leave it to the garbage collector."""
+        if self.state == "freed":
+            return
         self.state = "freed"
         self._alive[0] = 0
         ffi.release(self.c)
