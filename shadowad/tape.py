@@ -8,6 +8,7 @@ import contextvars
 import threading
 
 from ._c import ffi, lib
+from .snapshots import Snapshots
 
 _current = contextvars.ContextVar("shadowad_tape", default=None)
 
@@ -72,7 +73,7 @@ class PyRecord:
 
 
 class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "applied", "_tptr",
+    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "snaps", "state", "applied", "_tptr",
                  "_alive", "_aliveptr", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
@@ -92,6 +93,7 @@ class Tape:
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
         self.pybytes = 0
+        self.snaps = Snapshots()  # of the plain arrays records read (snapshots.py)
         self.state = "recording"
         self.applied = None  # records at the start still applied: None for all of them
 
@@ -120,7 +122,7 @@ class Tape:
 
     @property
     def nbytes(self):
-        return lib.sad_tape_nbytes(self.c) + self.pybytes
+        return lib.sad_tape_nbytes(self.c) + self.pybytes + self.snaps.nbytes
 
     # -- sweeps --------------------------------------------------------------
     def reverse(self):
@@ -182,6 +184,7 @@ class Tape:
         self.py = []
         self.keep = []
         self.shadows = []
+        self.snaps = Snapshots()
 
     def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
         if name == "c" or name == "_tptr":
