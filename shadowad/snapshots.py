@@ -37,60 +37,76 @@ _as_strided = np.lib.stride_tricks.as_strided
 class Snapshots:
     """The snapshots one tape (or nested reverse trace) holds."""
 
-    __slots__ = ("entries", "nbytes", "taken")
+    __slots__ = ("entries", "recent", "nbytes", "taken")
+
+    RECENT = 8  # array objects remembered (see hold)
 
     def __init__(self):
-        self.entries = {}  # region key -> [raw bytes, {layout: held view}]
+        self.entries = {}  # region key -> [raw copy, its address, {layout: held view}]
+        self.recent = {}   # id(array) -> (array, shape, strides, dtype, lo, raw address, n, view)
         self.nbytes = 0    # bytes of every snapshot taken (the records keep them)
         self.taken = 0     # how many snapshots were taken
 
     def hold(self, a):
         """What a record should read instead of plain ndarray ``a``: a
         read-only array of a's shape, dtype and bytes, which nothing
-        writes while the tape lives."""
+        writes while the tape lives.  The last few array objects held are
+        remembered (and kept alive, so their ids stay theirs): the same
+        object again, with the same layout (numpy lets shape, strides and
+        dtype be set in place), costs one comparison of its bytes."""
+        r = self.recent.get(id(a))
+        if (r is not None and r[1] == a.shape and r[2] == a.strides and r[3] == a.dtype
+                and _same_bytes(r[4], r[5], r[6])):
+            return r[7]
         if a.size == 0:
             return a  # no values to read
         strides = a.strides
         if 0 in strides and any(st == 0 and n > 1 for n, st in zip(a.shape, strides)):
             return self._broadcast(a)
-        if a.flags.c_contiguous or a.flags.f_contiguous:
-            lo = _data(id(a))
-            return self._dense(a, lo, a.nbytes)
-        lo = _data(id(a))
-        for n, st in zip(a.shape, strides):
-            if st < 0:
-                lo += (n - 1) * st
+        ptr = _data(id(a))
+        flags = a.flags
+        if flags.c_contiguous or flags.f_contiguous:
+            return self._dense(a, ptr, a.nbytes, ptr)
         if _tiles(a.shape, strides, a.itemsize):
-            return self._dense(a, lo, a.nbytes)
-        return self._compact(a)
+            lo = ptr
+            for n, st in zip(a.shape, strides):
+                if st < 0:
+                    lo += (n - 1) * st
+            return self._dense(a, lo, a.nbytes, ptr)
+        return self._compact(a, ptr)
 
-    def _dense(self, a, lo, n):
-        """a tiles the n bytes from lo: held as a view of their copy."""
+    def _dense(self, a, lo, n, ptr):
+        """a (at address ptr) tiles the n bytes from lo: held as a view of
+        their copy."""
         key = (lo, n)
         e = self.entries.get(key)
-        if e is None or not _same_bytes(lo, _data(id(e[0])), n):
+        if e is None or not _same_bytes(lo, e[1], n):
             raw = np.empty(-(-n // 8), np.float64)  # aligned for any numpy number type
-            _copy_bytes(_data(id(raw)), lo, n)
-            e = self.entries[key] = [self._frozen(raw), {}]
-        layout = (_data(id(a)) - lo, a.shape, a.strides, a.dtype)
-        v = e[1].get(layout)
+            e = self.entries[key] = [self._frozen(raw), _data(id(raw)), {}]
+            _copy_bytes(e[1], lo, n)
+        layout = (ptr - lo, a.shape, a.strides, a.dtype)
+        v = e[2].get(layout)
         if v is None:
-            v = e[1][layout] = np.ndarray(a.shape, a.dtype, e[0], layout[0], a.strides)
+            v = e[2][layout] = np.ndarray(a.shape, a.dtype, e[0], layout[0], a.strides)
+        recent = self.recent
+        if len(recent) >= self.RECENT:
+            del recent[next(iter(recent))]
+        recent[id(a)] = (a, layout[1], layout[2], layout[3], lo, e[1], n, v)
         return v
 
-    def _compact(self, a):
+    def _compact(self, a, ptr):
         """a has gaps or overlaps: held as a C-ordered copy of its elements."""
-        key = (_data(id(a)), a.shape, a.strides, a.itemsize)
+        key = (ptr, a.shape, a.strides, a.itemsize)
         e = self.entries.get(key)
-        if e is None or not _same_elements(id(a), _data(id(e[0])), a.itemsize):
+        if e is None or not _same_elements(id(a), e[1], a.itemsize):
             raw = np.array(a, order="C")  # numpy copies items bit for bit
-            e = self.entries[key] = [self._frozen(raw), {}]
+            e = self.entries[key] = [self._frozen(raw), _data(id(raw)), {}]
         raw = e[0]
         if raw.dtype == a.dtype:
             return raw
-        v = e[1].get(a.dtype)
+        v = e[2].get(a.dtype)
         if v is None:
-            v = e[1][a.dtype] = raw.view(a.dtype)
+            v = e[2][a.dtype] = raw.view(a.dtype)
         return v
 
     def _broadcast(self, a):

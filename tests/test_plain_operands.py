@@ -429,6 +429,35 @@ def test_changed_contents_take_a_new_snapshot_each_time():
     assert np.array_equal(tape.reverse()[0], np.full(N, 9.0))
 
 
+def test_layout_set_in_place_is_a_new_layout():
+    """numpy lets shape and strides be set on an array object: the same
+    object with another layout is not the view held before."""
+    def f(x):
+        w = V0.copy()
+        z1 = x * w
+        w.shape = (2, 2)
+        z2 = x.reshape(2, 2) * w[::-1]
+        w[...] = 0.0
+        return np.sum(z1) + _loss(z2)
+    got = autodiff(f, Active(X0.copy()))[0]
+    want = autodiff(lambda x, c: np.sum(x * c) + _loss(x.reshape(2, 2) * c.reshape(2, 2)[::-1]),
+                    Active(X0.copy()), Const(V0.copy()))[0]
+    assert same_bits(got, want)
+
+
+def test_a_snapshot_is_read_only_and_not_the_users_memory():
+    from shadowad.snapshots import Snapshots
+    s = Snapshots()
+    w = V0.copy()
+    h = s.hold(w)
+    assert same_bits(h, w) and not h.flags.writeable
+    assert not np.shares_memory(h, w)
+    assert s.hold(w) is h and s.hold(w.copy()) is not h
+    w[0] = 9.0
+    h2 = s.hold(w)
+    assert h2[0] == 9.0 and h[0] == V0[0] and s.taken == 3
+
+
 # --------------------------------------------------------------------------
 # index arrays, masks and the other arrays records index with
 
