@@ -26,7 +26,8 @@ enum sad_op {
     SAD_COSH = 14, SAD_ASIN = 15, SAD_ACOS = 16, SAD_ATAN = 17, SAD_ABS = 18,
     SAD_ADD = 19, SAD_SUB = 20, SAD_MUL = 21, SAD_DIV = 22, SAD_POW = 23,
     SAD_ATAN2 = 24, SAD_HYPOT = 25, SAD_MAX = 26, SAD_MIN = 27,
-    SAD_N_EW = 28,
+    SAD_FMAX = 28, SAD_FMIN = 29,
+    SAD_N_EW = 30,
     /* record kinds that are not elementwise */
     SAD_LOAD = 32, SAD_STORE = 33, SAD_SUM = 34, SAD_DOT = 35, SAD_AXPY = 36,
     SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,
@@ -61,6 +62,14 @@ enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = 
 /* The data address of an array object (what numpy's __array_interface__
  * reports, at a fraction of its cost). */
 intptr_t sad_data(intptr_t arr);
+
+/* Snapshots of plain arrays that records read (snapshot.c): are the n bytes
+ * at a and b equal; copy n bytes from src to dst; are the elements of array
+ * object arr (any dtype of itemsize bytes, any strides, at most 64
+ * dimensions), in C order, the bytes of the contiguous block at `block`? */
+int sad_same_bytes(intptr_t a, intptr_t b, int64_t n);
+void sad_copy_bytes(intptr_t dst, intptr_t src, int64_t n);
+int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
 
 /* The C base type of traced scalars (a PyTypeObject *, 0 on failure); see
  * pyscalar.c. */

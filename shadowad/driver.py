@@ -5,10 +5,12 @@ while the C tape records, seeds the result, runs the reverse sweep (one C call
 that hands control to Python only for Python records), then re-applies the
 primal effects (redo) unless ``restore=True``.
 """
+import weakref
+
 import numpy as np
 
 from . import activity as act
-from . import nested
+from . import nested, untraced
 from .aliasing import check_call, sharing_groups, span
 from ._c import lib
 from .tape import Tape, _current
@@ -134,19 +136,24 @@ def _shared_buffers(annotated, tape):
 
 
 def _record(f, args, tape):
-    annotated = [_annotate(a) for a in args]
-    check_call(annotated)
-    shared = _shared_buffers(annotated, tape)
-    wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
-    token = _current.set(tape)
+    """Run f on traced arguments, recording on ``tape``; if anything fails
+    (a refused argument, f itself), the primals are put back and the tape
+    freed before the exception propagates."""
     try:
-        res = f(*[w.traced for w in wrapped])
+        annotated = [_annotate(a) for a in args]
+        check_call(annotated)
+        shared = _shared_buffers(annotated, tape)
+        wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
+        tape.untraced = untraced.copies(annotated)
+        token = _current.set(tape)
+        try:
+            res = f(*[w.traced for w in wrapped])
+        finally:
+            _current.reset(token)
     except BaseException:
         tape.undo()
         tape.free()
         raise
-    finally:
-        _current.reset(token)
     return wrapped, res
 
 
@@ -220,18 +227,20 @@ def _leave_final(tape, copies):
 
 
 def _finish(tape, wrapped, target, seed, restore):
-    _seed(target, seed)
-    copies = None if restore else _final_copies(tape)
-    tape.reverse()
-    if restore:
-        tape.undo()  # what the sweep left applied (Tape.reverse)
-    else:
-        _leave_final(tape, copies)
-    grads = tuple(w.gradient() for w in wrapped)
-    for w in wrapped:
-        if type(w.traced) is TracedVector:
-            w.traced.finish()
-    tape.free()
+    try:
+        _seed(target, seed)
+        copies = None if restore else _final_copies(tape)
+        tape.reverse()
+        if restore:
+            tape.undo()  # what the sweep left applied (Tape.reverse)
+        else:
+            _leave_final(tape, copies)
+        grads = tuple(w.gradient() for w in wrapped)
+        for w in wrapped:
+            if type(w.traced) is TracedVector:
+                w.traced.finish()
+    finally:
+        tape.free()
     return grads
 
 
@@ -329,7 +338,15 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
         check_call(annotated)
-        return nested.autodiff(f, annotated, mode)
+        kept = untraced.copies(annotated)  # the nested engine writes no memory itself
+        try:
+            out = nested.autodiff(f, annotated, mode)
+        except BaseException:
+            untraced.put_back(kept)
+            raise
+        if restore:
+            untraced.put_back(kept)
+        return out
     if not mode.reverse:
         for k, a in enumerate(annotated):
             if type(a) is act.Active:
@@ -408,6 +425,9 @@ class SplitTape:
         self._tape, self._wrapped, self._target = tape, wrapped, target
         self._used = False
         self._lengths = _vector_lengths(wrapped)
+        # Dropped without reverse(): its memory goes at once (see Tape.free).
+        # Nothing the tape holds points back here, so the drop is seen then.
+        weakref.finalize(self, tape.free)
 
     def __len__(self):
         self._check()

@@ -9,6 +9,7 @@ their output tangents.
 import numpy as np
 
 from . import activity as act
+from . import untraced
 from .aliasing import check_call, sharing_groups, span
 from .dual import Context, DualVector, FArray, FScalar
 from .tape import _current
@@ -216,19 +217,24 @@ def forward(f, annotated, with_primal, restore, checked=False):
     if not checked:
         check_call(annotated)
     ctx = Context(lanes)
-    finishers = []
-    shared = _shared(annotated, ctx, finishers) if memory > 1 else {}
-    traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
-    token = _current.set(ctx)
     try:
-        res = f(*traced)
-        tangent, value = _tangent(res, ctx, lanes, batched, with_primal, set())
+        finishers = []
+        shared = _shared(annotated, ctx, finishers) if memory > 1 else {}
+        traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
+        kept = untraced.copies(annotated)
+        if kept:  # put back after the traced memory (Context.restore goes backwards)
+            ctx.saved.insert(0, (lambda: untraced.put_back(kept), False))
+        token = _current.set(ctx)
+        try:
+            res = f(*traced)
+            tangent, value = _tangent(res, ctx, lanes, batched, with_primal, set())
+        finally:
+            _current.reset(token)
     except BaseException:
         ctx.restore()
         raise
     finally:
-        _current.reset(token)
-        ctx.close()
+        ctx.close()  # its Buffers point back to it: no cycle keeps the call's memory
     for fin in finishers:
         fin.finish()
     if restore and ctx.saved:

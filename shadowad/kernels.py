@@ -11,6 +11,7 @@ from ._c import ffi, lib
 from .rules import indexing
 from .rules.elementwise import (_forward_operand, _operand, apply_ufunc, forward_apply,
                                 save_inactive)
+from .rules.reductions import held
 from .traced import (F64, TArray, TScalar, _num, check_writable, detach_error, is_traced,
                      mixed_tapes_error, promote, shadow_of)
 
@@ -67,6 +68,8 @@ def axpy(a, x, y):
     if kind == lib.SAD_KX_PAIR:
         xid, xsid = obj, 0
     else:
+        if aact and xs is None and type(x) is not TArray:
+            obj = held(tape, x, obj)  # the sweep reads x for a's adjoint
         xid, xsid = id(obj), (id(xs) if xs is not None else 0)
         tape.keep.append(obj)
         if xs is not None:
@@ -133,7 +136,10 @@ def scal(a, x):
     if is_traced(a):
         raise detach_error("sad.scal of an untraced numpy array by a traced scalar")
     _check_plain(x, "scal")
-    x *= _real(a, "scal")
+    if _num(a) is None and np.asarray(a).dtype.kind not in "biuf":
+        raise TypeError(f"sad.scal: a must be a real scalar or array, got "
+                        f"{type(a).__name__}")
+    x *= a
     return x
 
 

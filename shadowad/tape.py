@@ -10,6 +10,8 @@ import threading
 import numpy as np
 
 from ._c import ffi, lib
+from .untraced import put_back
+from .snapshots import Snapshots
 
 _current = contextvars.ContextVar("shadowad_tape", default=None)
 
@@ -80,8 +82,8 @@ class PyRecord:
 
 
 class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "applied", "_tptr",
-                 "_alive", "_aliveptr", "__weakref__")
+    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "snaps", "state", "applied", "_tptr",
+                 "_alive", "_aliveptr", "untraced", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -100,8 +102,10 @@ class Tape:
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
         self.pybytes = 0
+        self.snaps = Snapshots()  # of the plain arrays records read (snapshots.py)
         self.state = "recording"
         self.applied = None  # records at the start still applied: None for all of them
+        self.untraced = []  # Const arrays f may write without a record (see untraced.py)
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -128,7 +132,7 @@ class Tape:
 
     @property
     def nbytes(self):
-        return lib.sad_tape_nbytes(self.c) + self.pybytes
+        return lib.sad_tape_nbytes(self.c) + self.pybytes + self.snaps.nbytes
 
     # -- sweeps --------------------------------------------------------------
     def reverse(self):
@@ -167,6 +171,7 @@ class Tape:
             py[lib.sad_record_pyidx(c, i)].swap()
             i = lib.sad_undo(c, i)
         self.applied = 0
+        put_back(self.untraced)
 
     def redo(self, last=False):
         """Re-apply every record's effect on primal memory, first record first
@@ -182,6 +187,12 @@ class Tape:
         self.applied = None
 
     def free(self):
+        """Free the C tape and drop what it kept, now.  The tape's Buffers,
+        Vectors and Python records point back to it, so until this runs the
+        tape is in reference cycles: its owner (the driver, a SplitTape) frees
+        it on every path rather than leave it to the garbage collector."""
+        if self.state == "freed":
+            return
         self.state = "freed"
         self._alive[0] = 0
         ffi.release(self.c)
@@ -190,6 +201,8 @@ class Tape:
         self.py = []
         self.keep = []
         self.shadows = []
+        self.untraced = []
+        self.snaps = Snapshots()
 
     def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
         if name == "c" or name == "_tptr":

@@ -13,6 +13,7 @@ import operator
 
 import numpy as np
 
+from . import snapshots
 from ._c import ffi, lib
 from .naming import library_caller
 from .tape import Tape
@@ -186,8 +187,16 @@ def check_writable(a):
     if buf.readonly:
         raise readonly_error(buf.label)
     if not a.p.flags.writeable:
-        raise ValueError(f"shadowad: cannot write to {buf.label}: this view of it "
-                         "is read-only (numpy marks broadcast and diagonal views so)")
+        raise readonly_view_error(buf)
+
+
+def readonly_view_error(buf):
+    if not buf.root.flags.writeable:
+        return ValueError(f"shadowad: cannot write to {buf.label}: it is a read-only array "
+                          "(flags.writeable is False); pass a writable copy (np.array(x)) "
+                          "if f writes to it")
+    return ValueError(f"shadowad: cannot write to {buf.label}: this view of it is "
+                      "read-only (numpy marks broadcast and diagonal views so)")
 
 
 def new_array(tape, z, active):
@@ -910,5 +919,5 @@ def _numpy_error_state():
     return var, var.get()
 
 
-REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result,
+REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result, snapshots.hold,
                           *_numpy_error_state())

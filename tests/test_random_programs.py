@@ -1,7 +1,8 @@
 """Random straight-line in-place programs (hypothesis) over two vectors and a
 matrix, built from the kernels: axpy, setindex with slices, ints and index
 lists, in-place ufuncs and out=, out-of-place smooth ufuncs, scal, scalar
-reads and writes, overlapping and broadcast views.  Every program is checked
+reads and writes, overlapping and broadcast views, and views copied over
+overlapping views (setitem, np.copyto, masks).  Every program is checked
 against finite differences, for restore bit for bit, for accumulate-once, and
 by the dot-product test between forward and reverse mode (to 1e-12).
 
@@ -53,6 +54,14 @@ def two_slices(draw):
     return src, draw(slices(SIZES[src], length)), dst, draw(slices(SIZES[dst], length))
 
 
+@st.composite
+def one_array_slices(draw):
+    """Two slices of equal length of one vector: they often overlap."""
+    k = draw(st.integers(0, 3))
+    length = draw(st.integers(1, SIZES[k]))
+    return k, draw(slices(SIZES[k], length)), k, draw(slices(SIZES[k], length))
+
+
 coef = st.floats(-1.5, 1.5, allow_nan=False).map(lambda c: round(c, 3))
 element = st.integers(0, 3).flatmap(
     lambda k: st.tuples(st.just(k), st.integers(-SIZES[k], SIZES[k] - 1)))
@@ -79,6 +88,8 @@ instruction = st.one_of(
     st.tuples(st.just("broadcast"), element, st.integers(0, 3)),
     st.tuples(st.just("matrix"), st.sampled_from(IN_PLACE + ("axpy", "copy")), two_blocks()),
     st.tuples(st.just("bcast_view"), st.sampled_from(("iadd", "imul")), two_slices()),
+    st.tuples(st.just("copy"), st.sampled_from(("setitem", "copyto", "mask")),
+              st.one_of(two_slices(), one_array_slices())),
 )
 programs = st.tuples(st.lists(instruction, min_size=1, max_size=8), st.booleans())
 
@@ -148,6 +159,17 @@ def run(prog, arrays):
             op, (src, ss, dst, ds) = ins[1:]
             x = arrays[src][ss][:1]
             in_place(op, x, arrays[dst][ds])
+        elif kind == "copy":  # maybe over itself: numpy's bits (shadowad/overlap.py)
+            how, (src, ss, dst, ds) = ins[1:]
+            x = arrays[src][ss]
+            if how == "setitem":
+                arrays[dst][ds] = x
+            elif how == "copyto":
+                np.copyto(arrays[dst][ds], x)
+            else:
+                mask = np.zeros(SIZES[dst], bool)
+                mask[np.arange(SIZES[dst])[ds]] = True
+                arrays[dst][mask] = x
         else:  # pragma: no cover
             raise AssertionError(kind)
     if ret:

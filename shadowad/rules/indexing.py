@@ -8,6 +8,7 @@ from .._c import lib
 from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_for_pullback,
                       adjoint_view, check_writable, detach_error, new_array, primal,
                       promote, shadow_of)
+from ..overlap import numpy_sources
 from . import elementwise, registry
 from .elementwise import _operand, _record
 
@@ -94,6 +95,26 @@ def add_into(s, g, fresh=False):
     s += g
 
 
+def _held_index(tape, idx):
+    """Advanced index idx as the record keeps it: the sweeps index with it
+    again (the pullback, and the swaps of a write), and f may change an index
+    array after using it, unseen.  Arrays become their snapshots
+    (shadowad/snapshots.py), lists of numbers arrays (numpy reads a list
+    index so), other lists copies."""
+    if type(idx) is tuple:
+        return tuple(_held_item(tape, i) for i in idx)
+    return _held_item(tape, idx)
+
+
+def _held_item(tape, i):
+    if isinstance(i, np.ndarray):
+        return tape.snaps.hold(np.asarray(i))
+    if type(i) is list:
+        a = np.asarray(i)
+        return a if a.size and a.dtype.kind in "biu" else list(i)
+    return i
+
+
 def gather(a, idx):
     """a[idx] with advanced indexing: a copy."""
     idx = _plain_index(idx)
@@ -106,7 +127,9 @@ def gather(a, idx):
         z = np.asarray(z)
     res = new_array(tape, z, True)
     zs = res._s
-    if _distinct_entries(idx):
+    distinct = _distinct_entries(idx)
+    idx = _held_index(tape, idx)
+    if distinct:
         def pullback():  # each entry of a once: a plain += (np.add.at is ~5x slower)
             s[idx] += zs
     else:
@@ -192,6 +215,10 @@ def copy_into(view, value):
         if value.buf.tape is not tape:
             from ..traced import mixed_tapes_error
             raise mixed_tapes_error()
+    # the C copy is as-if-copied; where numpy is not, copy what numpy leaves
+    src = numpy_sources(view.p, Ellipsis, primal(value))
+    if src is not None:
+        value = gather(value, src) if type(value) is TArray else value[src]
     o = _operand(value, tape)
     if o[0] == elementwise._KARR:
         _check_fits(o[1].shape, view.shape)
@@ -204,11 +231,16 @@ def copy_into(view, value):
 
 def _set_advanced(a, idx, value, tape):
     p = a.p
+    if type(value) is TArray:
+        src = numpy_sources(p, idx, value.p)
+        if src is not None:  # numpy does not buffer an overlapping source here
+            value = gather(value, src)
     vp = primal(value)
     vactive = (type(value) is TScalar) or (type(value) is TArray and shadow_of(value) is not None)
     s = shadow_of(a)
     if s is None and vactive:
         s = promote(a)
+    idx = _held_index(tape, idx)
     saved = [np.array(p[idx], dtype=F64)]
     p[idx] = vp
     last = None
@@ -327,18 +359,27 @@ def forward_setindex(a, idx, value):
         view = dual.FArray(p[idx], None, a.buf)
         zt = shadow_of(view)
         _check_fits(np.shape(vp), view.shape)
+        src = numpy_sources(view.p, Ellipsis, vp) if type(value) is dual.FArray else None
+        if src is not None:  # the tangent kernel is as-if-copied; numpy is not here
+            value = forward_getitem(value, src)
+            vp = value.p
         if zt is not None:
             operand = elementwise._forward_operand(value, ctx.lanes)
             elementwise.tangent_kernel(lib.SAD_COPY, view.p, zt, [operand])
         view.p[...] = vp
         return
     # advanced: numpy's assignment on the primal and on each lane alike
+    if type(value) is dual.FArray:
+        src = numpy_sources(p, idx, vp)
+        if src is not None:  # numpy does not buffer an overlapping source here
+            value = forward_getitem(value, src)
+            vp, vt = value.p, shadow_of(value)
     p[idx] = vp
     if t is None:
         return
     tidx = _lane_index(idx)
     if type(value) is dual.FArray and tidx is not None:
-        t[tidx] = vt
+        t[tidx] = 0.0 if vt is None else vt  # None: an inactive value's zero tangent
         return
     for lane in range(t.shape[0]):  # per-lane scalars, or lanes numpy would move
         if vt is None:
@@ -347,3 +388,19 @@ def forward_setindex(a, idx, value):
             t[lane][idx] = vt if np.ndim(vt) == 0 else vt[lane]
         else:
             t[lane][idx] = vt[lane]
+
+
+@registry.implements_both(np.copyto, elementwise=True)
+def copyto(dst, src, casting="same_kind", where=True):
+    """np.copyto(dst, src) is dst[...] = src, so it takes setindex's rules in
+    either mode; with a mask, the entries left alone keep their own values."""
+    sdt = np.result_type(primal(src))
+    if not np.can_cast(sdt, F64, casting=casting):
+        raise TypeError(f"Cannot cast array data from {sdt!r} to {F64!r} according to the "
+                        f"rule {casting!r}")
+    where = primal(where)
+    if where is not True:
+        src = np.where(where, src, dst)
+    if not isinstance(dst, (TArray, dual.FArray)):
+        raise detach_error("np.copyto into an untraced numpy array")
+    dst[...] = src
