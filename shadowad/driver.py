@@ -145,6 +145,7 @@ def _record(f, args, tape):
         shared = _shared_buffers(annotated, tape)
         wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
         tape.untraced = untraced.copies(annotated)
+        tape.untraced_note = untraced.note(annotated)
         token = _current.set(tape)
         try:
             res = f(*[w.traced for w in wrapped])

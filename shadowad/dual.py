@@ -41,7 +41,7 @@ class Context:
     copies both (``own``), so g writes to copies of its own, as if it had
     been given them."""
 
-    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved", "borrowed")
+    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved", "borrowed", "untraced_note")
 
     def __init__(self, lanes, elementwise=None):
         self.lanes, self.elementwise = lanes, elementwise
@@ -49,6 +49,7 @@ class Context:
         self.unsaved = {}
         self.saved = []
         self.borrowed = {}
+        self.untraced_note = ""  # what a detach error says of untraced Consts (untraced.note)
 
     def own(self, buf, a):
         """Before dual array ``a`` of borrowed Buffer ``buf`` is written: move

@@ -222,6 +222,7 @@ def forward(f, annotated, with_primal, restore, checked=False):
         shared = _shared(annotated, ctx, finishers) if memory > 1 else {}
         traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
         kept = untraced.copies(annotated)
+        ctx.untraced_note = untraced.note(annotated)
         if kept:  # put back after the traced memory (Context.restore goes backwards)
             ctx.saved.insert(0, (lambda: untraced.put_back(kept), False))
         token = _current.set(ctx)

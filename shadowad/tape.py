@@ -83,7 +83,7 @@ class PyRecord:
 
 class Tape:
     __slots__ = ("c", "py", "keep", "shadows", "pybytes", "snaps", "state", "applied", "_tptr",
-                 "_alive", "_aliveptr", "untraced", "__weakref__")
+                 "_alive", "_aliveptr", "untraced", "untraced_note", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -106,6 +106,7 @@ class Tape:
         self.state = "recording"
         self.applied = None  # records at the start still applied: None for all of them
         self.untraced = []  # Const arrays f may write without a record (see untraced.py)
+        self.untraced_note = ""  # what a detach error says of them (untraced.note)
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):

@@ -32,15 +32,15 @@ except ImportError:  # pragma: no cover - numpy 1.x
 apply_ufunc = array_ufunc = array_function = setindex = gather = outer_by_numpy = None
 
 
-def detach_error(what):
+def detach_error(what, note=""):
     return TypeError(
         f"shadowad: {what} would silently drop the derivative of a traced value. "
         "Allocate outputs with np.zeros_like(x) / np.empty_like(x) (they return "
         "traced buffers), build arrays from traced scalars with np.stack, or call "
-        "sad.primal(t) to take the value on purpose, without derivative.")
+        "sad.primal(t) to take the value on purpose, without derivative." + note)
 
 
-def conversion_error(what, how):
+def conversion_error(what, how, note=""):
     """The error of converting a traced value to a plain one (``__array__``,
     ``__float__``).  When a library function the user called does it (scipy's
     functions convert their inputs with np.asarray), the error names that
@@ -49,7 +49,7 @@ def conversion_error(what, how):
     what the library did."""
     func = library_caller(3)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
-        return detach_error(what)
+        return detach_error(what, note)
     return TypeError(
         f"shadowad: {func} has no derivative rule in shadowad, so it cannot be applied to "
         f"traced values: it converts its inputs to plain values (with {how}), which "
@@ -395,6 +395,13 @@ def _safe(fn, a, b):
         return float(fn(np.float64(a), np.float64(b)))
 
 
+def _untraced_note(t):
+    """untraced.note of the call a traced scalar belongs to (TScalar.tape,
+    forward mode's FScalar.ctx)."""
+    call = getattr(t, "tape", None) or getattr(t, "ctx", None)
+    return getattr(call, "untraced_note", "")
+
+
 class ScalarOps:
     """What traced scalars of both modes share: comparisons that give plain
     booleans (so control flow works), the refusals to detach, and the scalar
@@ -414,18 +421,18 @@ class ScalarOps:
     def __bool__(self):
         return bool(self.v)
 
-    def __float__(self):
-        raise conversion_error("float() of a traced scalar", "float()")
+    def __float__(self):  # numpy's ndarray.__setitem__ with a traced scalar lands here
+        raise conversion_error("float() of a traced scalar", "float()", _untraced_note(self))
 
     def __int__(self):
-        raise conversion_error("int() of a traced scalar", "int()")
+        raise conversion_error("int() of a traced scalar", "int()", _untraced_note(self))
 
     def __index__(self):
         raise conversion_error("using a traced scalar as an index", "operator.index()")
 
     def __array__(self, dtype=None, copy=None):
         raise conversion_error("converting a traced scalar to a plain numpy array",
-                               "np.asarray")
+                               "np.asarray", _untraced_note(self))
 
     def item(self, *args):
         raise detach_error("item() of a traced scalar")
@@ -578,7 +585,7 @@ class ArrayOps:
     def __array__(self, dtype=None, copy=None):
         raise conversion_error("converting a traced array to a plain numpy array "
                                "(e.g. np.asarray, or assigning it into an untraced array)",
-                               "np.asarray")
+                               "np.asarray", getattr(self.buf.tape, "untraced_note", ""))
 
     def __float__(self):
         raise conversion_error("float() of a traced array", "float()")

@@ -31,6 +31,23 @@ def copies(annotated):
     return out
 
 
+def note(annotated):
+    """Which Const arguments shadowad does not trace, and why, for the error
+    of writing a differentiated value into one ("" when there are none)."""
+    parts = []
+    for k, a in enumerate(annotated):
+        v = a.val if type(a) is act.Const else None
+        if isinstance(v, np.ndarray) and not (v.dtype == _F64 and v.flags.aligned):
+            why = v.dtype.name if v.dtype != _F64 else "float64 but not aligned"
+            parts.append(f"argument {k} ({why})")
+    if not parts:
+        return ""
+    return (f" This call's Const {', '.join(parts)} {'is' if len(parts) == 1 else 'are'} not "
+            "traced (shadowad traces aligned float64 arrays), so a differentiated value "
+            "cannot be written into it: if that is the destination, pass an aligned float64 "
+            "copy instead (np.array(c, dtype=float)), or Duplicated to get its gradient.")
+
+
 def put_back(kept):
     """Every array of ``copies`` back as it was, bit for bit (the last first,
     so an array passed twice through views ends as at the call)."""

@@ -255,3 +255,43 @@ def test_unaligned_differentiated_arrays_are_refused(make):
     with pytest.raises(ValueError, match=r"not aligned.*np\.array\(x\)"):
         make(u)
     make(np.array(u))
+
+
+@pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
+@pytest.mark.parametrize("write", ["slice", "element", "mask"])
+@pytest.mark.parametrize("make, why", [
+    (lambda: np.ones(4, np.float32), "argument 1 (float32)"),
+    (lambda: np.ones(4, np.int64), "argument 1 (int64)"),
+    (lambda: _unaligned(np.ones(4)), "argument 1 (float64 but not aligned)"),
+])
+def test_active_value_into_an_untraced_const_names_it(mode, write, make, why):
+    """A differentiated value written into a Const shadowad does not trace is
+    refused (it could carry no derivative), and the error names that argument
+    and the fix, not only the advice for scratch buffers."""
+    def f(u, c):
+        if write == "slice":
+            c[0:2] = np.sin(u[0:2])
+        elif write == "element":
+            c[1] = u[0] * 2.0
+        else:
+            c[np.array([True, False, True, False])] = u[1:3]
+        return np.sum(u)
+    u, c = np.linspace(0.1, 0.4, 4), make()
+    before = c.tobytes()
+    with pytest.raises(TypeError) as err:
+        sad.autodiff(f, Duplicated(u, np.zeros(4)), Const(c), mode=mode)
+    msg = str(err.value)
+    assert why in msg and "not traced" in msg and "np.array(c, dtype=float)" in msg
+    assert c.tobytes() == before  # nothing was written
+
+
+@pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
+def test_scratch_detach_error_names_no_argument(mode):
+    """With every Const traced, the detach error keeps its scratch-buffer advice alone."""
+    def f(u, c):
+        out = np.zeros(4)
+        out[0:2] = u[0:2]
+        return np.sum(u)
+    with pytest.raises(TypeError) as err:
+        sad.autodiff(f, Duplicated(np.ones(4), np.zeros(4)), Const(np.ones(4)), mode=mode)
+    assert "np.zeros_like" in str(err.value) and "not traced" not in str(err.value)
