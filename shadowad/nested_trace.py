@@ -16,7 +16,7 @@ import numpy as np
 
 from .nested_box import Box, Trace
 from .snapshots import Snapshots
-from .traced import ARRAY_TYPES, shadow_of
+from .traced import ARRAY_TYPES, TArray, _byte_bounds, shadow_of
 
 
 def scalar(v):
@@ -100,7 +100,7 @@ def _same_bits(a, b):
 
 
 class ReverseTrace(Trace):
-    __slots__ = ("nodes", "snaps", "reachable")
+    __slots__ = ("nodes", "snaps", "reachable", "start")
 
     def __init__(self):
         super().__init__()
@@ -113,6 +113,7 @@ class ReverseTrace(Trace):
         # id -> memory f can write: the inputs' and constants' memory (not the
         # fresh results of this trace's operations, which only Boxes hold)
         self.reachable = {}
+        self.start = {}  # id(tape) -> its length when a node first read its memory
 
     def new(self, value):
         """An input of the inner call: a node with no parents."""
@@ -167,25 +168,40 @@ class ReverseTrace(Trace):
         r = _root(b)
         if id(r) not in self.reachable:
             return v  # a fresh result: only a Box holds it, and Boxes are never written
-        tangent = None
+        tangent = tape = None
         if t is not np.ndarray:
             buf = b.buf
             if buf.shadow is not None or buf.slot is not None:
                 active = True
-                if buf.tape.lanes:  # forward mode: the tangent is memory too
+                if t is TArray:
+                    # reverse mode: equal bytes may still carry another
+                    # derivative; the tape knows whether a record wrote them
+                    tape = buf.tape
+                    self.start.setdefault(id(tape), len(tape))
+                else:  # forward mode: the tangent is memory too
                     tangent = shadow_of(b)
             b = b.p
         if not active:
             return self.snaps.hold(b)
         hold = self.snaps.hold  # one copy per distinct content, as for plain arrays
-        guards.append((b, hold(b), tangent, None if tangent is None else hold(tangent)))
+        guards.append((b, hold(b), tangent, None if tangent is None else hold(tangent),
+                       tape, None if tape is None else len(tape)))
         return v
+
+    def _last_write(self, writes, tape, a):
+        lo, hi = _byte_bounds(a)
+        key = (id(tape), lo, hi)
+        w = writes.get(key)
+        if w is None:
+            w = writes[key] = tape.last_write(self.start[id(tape)], lo, hi)
+        return w
 
     def backward(self, root, seed, inputs):
         """Adjoints of the ``inputs`` nodes (None where nothing reached them)
         for adjoint ``seed`` on node ``root``."""
         adj = [None] * (root + 1)
         adj[root] = scalar(seed)
+        writes = {}  # (tape, memory) -> its last write since this trace's first read
         for k in range(root, -1, -1):
             g = adj[k]
             node = self.nodes[k]
@@ -193,8 +209,10 @@ class ReverseTrace(Trace):
                 continue
             adj[k] = None  # consumed (inputs have no node and keep theirs)
             rule, vals, out, params, parents, guards = node
-            for a, was, t, t_was in guards:
+            for a, was, t, t_was, tape, n in guards:
                 if not _same_bits(a, was) or (t is not None and not _same_bits(t, t_was)):
+                    raise overwritten_error()
+                if tape is not None and self._last_write(writes, tape, a) >= n:
                     raise overwritten_error()
             for argnum, p in parents:
                 c = formula(rule.vjp, argnum, g, vals, out, params)
