@@ -68,7 +68,8 @@ class ForwardTrace(Trace):
 
 
 class OverwrittenError(RuntimeError):
-    pass
+    """Memory a nested differentiation read, carrying a derivative of the
+    enclosing one, was written before the nested call finished."""
 
 
 def overwritten_error():

@@ -136,7 +136,7 @@ def test_outer_memory_written(memory, how, write, when, nesting, mode):
         with pytest.raises(OverwrittenError) as e:
             run(outer, mode)
         check_message(e.value)
-        assert isinstance(e.value, RuntimeError)
+        assert isinstance(e.value, RuntimeError) and OverwrittenError is sad.OverwrittenError
         return
     got = run(outer, mode)
     want = run(program(memory, how, nesting, None, when), mode)
@@ -372,3 +372,25 @@ def test_writes_to_other_memory_leave_active_operands_alone(write, mode):
     got = run(lambda x, c: outer(x, c, True), mode)
     want = run(lambda x, c: outer(x, c, False), mode)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_constant_when_read_then_given_a_derivative(mode):
+    """Inactive when the node read it, then written with a value of x (the
+    buffer becomes active): the node's values were constants, and stay so."""
+    def outer(x, c, write):
+        m = np.zeros_like(x)
+        m[...] = c
+
+        def inner(y):
+            r = np.sum(y * y * m)
+            if write:
+                m[...] = x * x
+            return r
+        return np.sum(sad.gradient(inner, x)[0] * W) + np.sum(m)
+
+    got = run(lambda x, c: outer(x, c, True), mode)
+    grad = 2 * C0 * W + 2 * X0  # the inner gradient read c; sum(m) = sum(x * x)
+    np.testing.assert_allclose(got, grad if mode == "reverse" else grad @ DX, rtol=1e-12)
+    fd = fd_gradient(lambda x, c: outer(x, c, True))
+    np.testing.assert_allclose(got, fd if mode == "reverse" else fd @ DX, rtol=1e-6, atol=1e-8)
