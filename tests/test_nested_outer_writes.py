@@ -24,13 +24,24 @@ W = np.array([0.9, -0.4, 1.3])
 # --------------------------------------------------------------------------
 # the memory the nested call reads; active: carries the outer derivative
 
-def _const(x, c): return c
-def _temp(x, c): return c * 2.0
+def _const(x, c):
+    return c
+
+
+def _temp(x, c):
+    return c * 2.0
+
+
 def _filled(x, c):
     m = np.zeros_like(x)
     m[...] = c
     return m
-def _active(x, c): return x * c
+
+
+def _active(x, c):
+    return x * c
+
+
 def _active_filled(x, c):
     m = np.zeros_like(x)
     m[...] = np.cos(x)
@@ -394,3 +405,31 @@ def test_constant_when_read_then_given_a_derivative(mode):
     np.testing.assert_allclose(got, grad if mode == "reverse" else grad @ DX, rtol=1e-12)
     fd = fd_gradient(lambda x, c: outer(x, c, True))
     np.testing.assert_allclose(got, fd if mode == "reverse" else fd @ DX, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("write", [True, False])
+def test_memory_of_a_middle_trace_written(write):
+    """The innermost call reads a value of the middle nested call (a plain
+    array the middle call differentiates): it carries the middle level's
+    derivative, so writing it raises; untouched, the result is the
+    closed form."""
+    def outer(x):
+        p = np.array([1.0, 2.0, 3.0])
+
+        def middle(z):
+            def inner(y):
+                r = np.sum(np.sin(y) * z * z)
+                if write:
+                    p[...] = 0.0
+                return r
+            return np.sum(sad.gradient(inner, x)[0] * W)
+        return np.sum(sad.gradient(middle, p)[0])
+
+    if write:
+        with pytest.raises(OverwrittenError):
+            sad.autodiff(outer, Active(X0.copy()))
+        return
+    got = sad.autodiff(outer, Active(X0.copy()))[0]
+    # outer(x) = sum_i 2 p_i cos(x_i) W_i
+    np.testing.assert_allclose(got, -2 * np.array([1.0, 2.0, 3.0]) * np.sin(X0) * W,
+                               rtol=1e-12)
