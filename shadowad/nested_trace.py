@@ -145,12 +145,12 @@ class ReverseTrace(Trace):
         for k, a in enumerate(operands):
             if not (type(a) is Box and a.trace is self):
                 self._reach(a)
-            vals[k] = self._read(vals[k], k, guards)
-        held = self._read(out, -1, guards)
+            vals[k] = self._read(vals[k], guards)
+        held = self._read(out, guards)
         self.nodes.append((rule, vals, held, params, parents, guards))
         return Box(self, out, len(self.nodes) - 1)
 
-    def _read(self, v, slot, guards):
+    def _read(self, v, guards):
         """What a node keeps of value ``v`` for its backward pass.  f may
         write memory it can reach (an input's or a constant's, or a view of
         one) before this call finishes.  A value constant at every enclosing
@@ -190,6 +190,8 @@ class ReverseTrace(Trace):
         return v
 
     def _last_write(self, writes, tape, a):
+        """The last record of ``tape`` since this trace first read its memory
+        that may have written a's memory (memo: ``writes``), or -1."""
         lo, hi = _byte_bounds(a)
         key = (id(tape), lo, hi)
         w = writes.get(key)
