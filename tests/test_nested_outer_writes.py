@@ -10,6 +10,7 @@ program without the write and against central finite differences of the
 untraced outer function."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, Forward, Reverse
@@ -433,3 +434,50 @@ def test_memory_of_a_middle_trace_written(write):
     # outer(x) = sum_i 2 p_i cos(x_i) W_i
     np.testing.assert_allclose(got, -2 * np.array([1.0, 2.0, 3.0]) * np.sin(X0) * W,
                                rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# random inner programs: the outer buffer is written between the steps that read it
+
+NESTED_STEPS = [  # (step, whether a node of the nested trace reads w itself)
+    (lambda y, w: y * w, True),
+    (lambda y, w: np.sin(y) * w + y, True),
+    (lambda y, w: y / (1.0 + w * w), False),  # reads a fresh 1 + w*w instead
+    (lambda y, w: np.maximum(y, w), True),
+    (lambda y, w: y[2] * w + y, True),
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(NESTED_STEPS) - 1),
+                          st.sampled_from(sorted(WRITES) + ["none"])), min_size=1, max_size=5),
+       st.booleans(), st.sampled_from(["reverse", "forward"]))
+def test_random_inner_programs(steps, active, mode):
+    """Never silent: the result matches finite differences of the untraced
+    outer function, or OverwrittenError is raised, and only when memory
+    carrying the outer derivative was read by a node and then written (in
+    reverse mode exactly then)."""
+    def outer(x, c):
+        m = x * c if active else c * 1.0
+
+        def inner(y):
+            for op, how in steps:
+                if how != "none":
+                    WRITES[how](m)
+                y = NESTED_STEPS[op][0](y, m)
+            return np.sum(y * y)
+        return np.sum(sad.gradient(inner, x)[0] * W)
+
+    read = False
+    overwritten = False
+    for op, how in steps:
+        overwritten |= read and how != "none"
+        read |= NESTED_STEPS[op][1]
+    try:
+        got = run(outer, mode)
+    except OverwrittenError:
+        assert active and overwritten
+        return
+    assert not (active and overwritten and mode == "reverse")
+    fd = fd_gradient(outer)
+    np.testing.assert_allclose(got, fd if mode == "reverse" else fd @ DX, rtol=1e-5, atol=1e-6)
