@@ -425,3 +425,47 @@ int sad_record_saved(const sad_tape *t, int64_t i)
 {
     return i >= 0 && i < t->n && t->rec[i].u.a.saved != NULL;
 }
+
+/* The last record in [from, to) that may have written primal bytes in
+ * [lo, hi) (a nested differentiation asks whether memory it read was written
+ * since, nested_trace.py), or -1.  An array record writes its output's
+ * extent (a fresh output cannot overlap memory the caller holds); a STORE
+ * one element.  A Python record whose undo runs in Python names its memory
+ * only in Python: -2 - i hands record i over, to ask and go on below it. */
+int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_t lo, intptr_t hi)
+{
+    if (to > t->n)
+        to = t->n;
+    for (int64_t i = to - 1; i >= from && i >= 0; --i) {
+        const sad_record *r = &t->rec[i];
+        const double *wlo, *whi;
+        switch (r->op) {
+        case SAD_STORE:
+            wlo = r->u.m.p;
+            whi = wlo + 1;
+            break;
+        case SAD_PY:
+            if (r->flags & SAD_F_PYUNDO)
+                return -2 - i;
+            if (r->u.a.saved == NULL)
+                continue;
+            sad_block_output_extent(r->u.a.b, &wlo, &whi);
+            break;
+        case SAD_LOAD: case SAD_SUM: case SAD_DOT: case SAD_OUTER:
+        case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
+        case SAD_VPUSHA: case SAD_VCOPY:
+            continue;
+        case SAD_AXPY:
+            sad_block_output_extent(r->u.a.b, &wlo, &whi);
+            break;
+        default:
+            if (!(r->flags & SAD_F_BLOCK)) /* scalar records write pairs only */
+                continue;
+            sad_block_output_extent(r->u.a.b, &wlo, &whi);
+            break;
+        }
+        if ((intptr_t)wlo < hi && lo < (intptr_t)whi)
+            return i;
+    }
+    return -1;
+}

@@ -10,6 +10,7 @@ from .driver import autodiff, autodiff_split, gradient
 from .jacobian import jacobian
 from .kernels import axpy, scal, setindex
 from .mixed import fwddiff
+from .nested_trace import OverwrittenError
 from .tape import memory_pool_bytes, set_memory_pool
 from .traced import TArray, TScalar, primal
 from .vector import Vector
@@ -17,5 +18,6 @@ from .vector import Vector
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
-           "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes"]
+           "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes",
+           "OverwrittenError"]
 __version__ = "0.1.0"

@@ -9,6 +9,11 @@ import threading
 
 import numpy as np
 
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # numpy < 2
+    from numpy import byte_bounds
+
 from ._c import ffi, lib
 from .untraced import put_back
 from .snapshots import Snapshots
@@ -73,12 +78,14 @@ class PyRecord:
 
     ``pullback()`` moves the adjoint of its outputs into its inputs;
     ``swap()``, if given, exchanges memory with what was saved (so the same
-    call restores going backwards and re-applies going forwards)."""
+    call restores going backwards and re-applies going forwards), and
+    ``writes`` says what it writes: (primal array, index), None for any
+    memory."""
 
-    __slots__ = ("pullback", "swap", "nbytes")
+    __slots__ = ("pullback", "swap", "nbytes", "writes")
 
-    def __init__(self, pullback, swap=None, nbytes=0):
-        self.pullback, self.swap, self.nbytes = pullback, swap, nbytes
+    def __init__(self, pullback, swap=None, nbytes=0, writes=None):
+        self.pullback, self.swap, self.nbytes, self.writes = pullback, swap, nbytes, writes
 
 
 class Tape:
@@ -115,10 +122,11 @@ class Tape:
         if rc != lib.SAD_OK:
             raise TapeError(f"shadowad: C core refused {what} (code {rc})")
 
-    def record_py(self, pullback, swap=None, save=None, nbytes=0):
+    def record_py(self, pullback, swap=None, save=None, nbytes=0, writes=None):
         """Append a Python record.  ``save``: a float64 array whose bytes the
-        C core saves now and swaps back in the sweeps."""
-        self.py.append(PyRecord(pullback, swap, nbytes))
+        C core saves now and swaps back in the sweeps; ``writes``: the array
+        ``swap`` writes."""
+        self.py.append(PyRecord(pullback, swap, nbytes, writes))
         flags = (lib.SAD_F_PYUNDO if swap is not None else 0)
         zobj = 0
         if save is not None:
@@ -130,6 +138,20 @@ class Tape:
 
     def __len__(self):
         return lib.sad_tape_len(self.c)
+
+    def last_write(self, start, lo, hi):
+        """The last record from ``start`` on that may have written primal
+        bytes [lo, hi), or -1 (csrc/tape.c sad_tape_last_write)."""
+        c, to = self.c, len(self)
+        while True:
+            i = lib.sad_tape_last_write(c, start, to, lo, hi)
+            if i >= -1:
+                return i
+            i = -2 - i  # a record that writes from Python: it names its array
+            w = self.py[lib.sad_record_pyidx(c, i)].writes
+            if w is None or _overlaps(w, lo, hi):
+                return i
+            to = i
 
     @property
     def nbytes(self):
@@ -209,6 +231,21 @@ class Tape:
         if name == "c" or name == "_tptr":
             raise finished_error()
         raise AttributeError(f"'Tape' object has no attribute {name!r}")
+
+
+def _overlaps(writes, lo, hi):
+    """Do the elements ``a[idx]`` (writes = (a, idx)) meet bytes [lo, hi)?"""
+    a, idx = writes
+    alo, ahi = byte_bounds(a)
+    if not (alo < hi and lo < ahi):
+        return False
+    start = alo
+    for n, st in zip(a.shape, a.strides):
+        if st < 0:
+            start -= (n - 1) * st  # alo is the lowest byte; element 0 is here
+    offsets = sum(np.indices(a.shape, sparse=True)[k] * st for k, st in enumerate(a.strides))
+    at = start + np.asarray(offsets + np.zeros(a.shape, np.int64))[idx]
+    return bool(np.any((at < hi) & (lo < at + a.itemsize)))
 
 
 def finished_error():

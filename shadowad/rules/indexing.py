@@ -266,7 +266,7 @@ def _set_advanced(a, idx, value, tape):
             if last is not None:
                 g *= last
             accumulate(value, g)
-    tape.record_py(pullback, swap=swap, nbytes=saved[0].nbytes)
+    tape.record_py(pullback, swap=swap, nbytes=saved[0].nbytes, writes=(p, idx))
 
 
 # --------------------------------------------------------------------------
