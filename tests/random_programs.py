@@ -1,0 +1,863 @@
+"""Random straight-line in-place programs and the checks run on each of them.
+
+Used by tests/test_random_programs.py (a few hundred programs through
+hypothesis, deterministic) and by tests/fuzz.py (``make fuzz``: 10**4 programs
+from a seeded generator, with mismatch rates and minimized reproducers).
+
+A program is Python source: a function ``f(u, v, w, c)`` over two vectors
+``u``, ``v`` (Duplicated), a matrix ``w`` (Duplicated or Const) and a Const
+vector ``c``, built from instructions that each belong to one class
+(``CLASSES``), so a class can be switched on or off and a failure can be
+attributed to it.  Instructions address four vectors: ``u``, ``v``, the row
+``w[1]`` and the column ``w[:, 2]`` (which share ``w[1, 2]``).  Two sizes:
+n=6 with a 3x4 matrix, and n=10**4 with a 50x200 matrix, where the C fast
+paths and the tiling and fusion thresholds are reached.
+
+Generation goes through a small ``draw`` interface, implemented on top of
+hypothesis (``HypothesisDraw``) and of a numpy Generator (``RngDraw``), so
+the same generator serves shrinking hypothesis runs and fast seeded fuzzing.
+"""
+import dataclasses
+import warnings
+
+import numpy as np
+
+import shadowad as sad
+from shadowad import Const, Duplicated, driver
+from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
+                              check_restore, same_bits)
+
+# ---------------------------------------------------------------- sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    name: str
+    n: int
+    matrix: tuple
+
+    @property
+    def vectors(self):
+        """Lengths of u, v, w[1], w[:, 2]."""
+        return (self.n, self.n, self.matrix[1], self.matrix[0])
+
+
+SMALL = Size("small", 6, (3, 4))
+LARGE = Size("large", 10_000, (50, 200))
+SIZES = {s.name: s for s in (SMALL, LARGE)}
+
+WHOLE = ("u", "v", "w[1]", "w[:, 2]")
+VIEW = ("u[{}]", "v[{}]", "w[1, {}]", "w[{}, 2]")
+RETURNS = (None, "u[0] * v[-1] + np.sin(w[1, 3]) * u[2]",
+           "np.sum(np.sin(u) * v) + np.sum(w[1] * w[1])")
+
+# ---------------------------------------------------------------- draws
+
+
+class RngDraw:
+    """Draws from a numpy Generator (tests/fuzz.py)."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def int(self, lo, hi):
+        return int(self.rng.integers(lo, hi + 1))
+
+    def choice(self, seq):
+        return seq[int(self.rng.integers(len(seq)))]
+
+    def coef(self):
+        return round(float(self.rng.uniform(-1.5, 1.5)), 3)
+
+
+class HypothesisDraw:
+    """Draws through hypothesis' ``draw``, so failures shrink."""
+
+    def __init__(self, draw):
+        from hypothesis import strategies as st
+        self.draw, self.st = draw, st
+
+    def int(self, lo, hi):
+        return self.draw(self.st.integers(lo, hi))
+
+    def choice(self, seq):
+        return self.draw(self.st.sampled_from(seq))
+
+    def coef(self):
+        return round(self.draw(self.st.floats(-1.5, 1.5, allow_nan=False)), 3)
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+class Ctx:
+    """What an instruction generator needs: the size and fresh names."""
+
+    def __init__(self, size):
+        self.size = size
+        self.lens = size.vectors
+        self.count = 0
+
+    def fresh(self, stem):
+        self.count += 1
+        return f"{stem}{self.count}"
+
+
+def fmt_slice(s):
+    start, stop, step = s
+    text = f"{start}:{'' if stop is None else stop}"
+    return text if step == 1 else f"{text}:{step}"
+
+
+def draw_len(d, most, long=False):
+    """A length up to `most`: any for short vectors; for long ones mostly
+    long (only long with `long`), so that the large-array code paths are reached."""
+    if most <= 12:
+        return d.int(1, most)
+    return d.choice(sorted({most // 3, most // 2, most - 1, most} | (set() if long else {1, 3})))
+
+
+def draw_slice(d, n, length):
+    """A basic slice (start, stop, step) of an axis of size n with `length` elements."""
+    steps = [s for s in (1, 2, 3, -1, -2) if abs(s) * (length - 1) < n]
+    step = d.choice(steps)
+    span = abs(step) * (length - 1)
+    if step > 0:
+        start = d.int(0, n - 1 - span)
+        return (start, start + span + 1, step)
+    start = d.int(span, n - 1)
+    stop = start - span - 1
+    return (start, None if stop < 0 else stop, step)
+
+
+def view(k, s):
+    return VIEW[k].format(fmt_slice(s))
+
+
+def element(d, c):
+    k = d.int(0, 3)
+    return VIEW[k].format(d.int(-c.lens[k], c.lens[k] - 1))
+
+
+def two_views(d, c, same=False, most=None):
+    """Two equally long views (source, destination) as source text, and the
+    length; with `same`, of the same vector (long ones at the large size, where
+    they overlap)."""
+    src = d.int(0, 3)
+    dst = src if same else d.int(0, 3)
+    top = min(c.lens[src], c.lens[dst])
+    length = draw_len(d, top if most is None else min(top, most), long=same)
+    ss = draw_slice(d, c.lens[src], length)
+    ds = draw_slice(d, c.lens[dst], length)
+    return view(src, ss), view(dst, ds), length, (src, ss, dst, ds)
+
+
+SMOOTH = ("np.sin({x})", "np.cos({x})", "np.tanh({x})", "np.arctan({x})",
+          "np.exp(np.sin({x}))", "{x} / (1.0 + {x} * {x})", "np.log1p({x} * {x})",
+          "np.hypot({x}, 1.0)", "{x} * 1.0")
+IN_PLACE = {"iadd": "{y} += {x}", "isub": "{y} -= 0.5 * {x}", "imul": "{y} *= {x}",
+            "mul_out": "np.multiply({x}, {y}, out={y})", "add_out": "np.add({x}, {x}, out={y})",
+            "sin_out": "np.sin({x}, out={y})", "tanh_out": "np.tanh({y}, out={y})"}
+AUGMENTED = ("iadd", "isub", "imul")
+
+
+def in_place(d, c, op, x, y):
+    """y op= x, either on a view bound to a name (no __setitem__) or written
+    as `a[s] op= x` (Python then also assigns the view back into itself)."""
+    if op in AUGMENTED and d.int(0, 1):
+        return [IN_PLACE[op].format(x=x, y=y)]
+    t = c.fresh("y")
+    return [f"{t} = {y}", IN_PLACE[op].format(x=x, y=t)]
+
+
+# ---------------------------------------------------------------- instructions
+# Each takes (draw, ctx) and returns the instruction's source lines.
+
+def i_axpy(d, c):
+    x, y, _, _ = two_views(d, c)
+    return [f"sad.axpy({d.coef()!r}, {x}, {y})"]
+
+
+def i_axpy_traced_a(d, c):
+    e = element(d, c)
+    x, y, _, _ = two_views(d, c)
+    return [f"sad.axpy(0.5 * {e}, {x}, {y})"]
+
+
+def i_axpy_scalar_x(d, c):
+    return [f"sad.axpy({d.coef()!r}, {element(d, c)}, {WHOLE[d.int(0, 3)]})"]
+
+
+def i_set_slice(d, c):
+    x, _, _, (_, _, dst, ds) = two_views(d, c)
+    fn = d.choice(SMOOTH)
+    return [f"sad.setindex({WHOLE[dst]}, np.s_[{fmt_slice(ds)}], {fn.format(x=x)})"]
+
+
+def i_set_int(d, c):
+    e0, e1, e2 = element(d, c), element(d, c), element(d, c)
+    return [f"{e0} = {e1} * {e2} + {d.coef()!r} * np.sin({e1})"]
+
+
+def i_set_const(d, c):
+    k = d.int(0, 3)
+    return [f"sad.setindex({WHOLE[k]}, {d.int(-c.lens[k], c.lens[k] - 1)}, {d.coef()!r})"]
+
+
+def i_set_fancy(d, c):
+    # the source is active (u or v): a Const w's would be const_write's
+    dst, src = d.int(0, 3), d.int(0, 1)
+    idx = [d.int(0, 2) for _ in range(d.int(1, 3))]
+    return [f"{WHOLE[dst]}[{idx}] = np.tanh({WHOLE[src]}[:{len(idx)}])"]
+
+
+def i_in_place(d, c):
+    x, y, _, _ = two_views(d, c)
+    return in_place(d, c, d.choice(sorted(IN_PLACE)), x, y)
+
+
+def i_scal(d, c):
+    return [f"sad.scal({d.coef()!r}, {WHOLE[d.int(0, 3)]})"]
+
+
+def i_broadcast(d, c):
+    return [f"{WHOLE[d.int(0, 3)]} *= np.cos({element(d, c)})"]
+
+
+def i_matrix(d, c):
+    """Two equally shaped 2-D basic views of w, possibly overlapping."""
+    rows, cols = c.size.matrix
+    r, k = draw_len(d, rows), draw_len(d, cols)
+    b1 = f"w[{fmt_slice(draw_slice(d, rows, r))}, {fmt_slice(draw_slice(d, cols, k))}]"
+    b2 = f"w[{fmt_slice(draw_slice(d, rows, r))}, {fmt_slice(draw_slice(d, cols, k))}]"
+    op = d.choice(sorted(IN_PLACE) + ["axpy", "copy"])
+    if op == "axpy":
+        return [f"sad.axpy(0.75, {b1}, {b2})"]
+    if op == "copy":
+        return [f"{b2}[...] = {b1}"]
+    return in_place(d, c, op, b1, b2)
+
+
+def i_bcast_view(d, c):
+    """A 1-element view broadcast over another view."""
+    x, y, _, _ = two_views(d, c)
+    return in_place(d, c, d.choice(["iadd", "imul"]), f"{x}[:1]", y)
+
+
+# -- issue #13 item 1: plain scratch arrays mutated after a recorded op read them
+
+SCRATCH_ALLOC = ("{s} = np.ones({shape})", "{s} = np.full({shape}, 1.5)",
+                 "{s} = np.empty({shape})\n{s}[...] = 0.75",
+                 "{s} = np.linspace(0.5, 1.5, {size}).reshape({shape})")
+SCRATCH_MUTATE = ("{s}[...] = 2.0", "{s} *= 3.0", "{s}.fill(-0.5)",
+                  "np.multiply({s}, 1.5, out={s})", "{s}.flat[0] = 7.0",
+                  "{s}[:] = np.arange({size}).reshape({shape}) + 1.0")
+
+
+def _scratch(d, c, shape, size):
+    s = c.fresh("s" if len(shape) == 1 else "m")
+    if len(shape) == 1 and d.int(0, 4) == 0:  # a global coefficient buffer
+        alloc = f"{s} = G[:{size}]\n{s}[...] = 1.25"
+    else:
+        alloc = d.choice(SCRATCH_ALLOC)
+    fmt = dict(s=s, shape=shape if len(shape) > 1 else shape[0], size=size)
+    return s, alloc.format(**fmt).split("\n"), d.choice(SCRATCH_MUTATE).format(**fmt).split("\n")
+
+
+def i_scratch(d, c):
+    """s = plain buffer; t = op(x, s); s mutated; y += t (and maybe y += op(x, s) again)."""
+    x, y, n, _ = two_views(d, c, most=64)
+    use = d.choice(("mul", "div", "sin_mul", "scalar", "dot", "matmul", "rmatmul", "outer"))
+    matrix = use in ("matmul", "rmatmul")
+    s, alloc, mutate = _scratch(d, c, (n, n) if matrix else (n,), n * n if matrix else n)
+    expr = {"mul": "{x} * {s}", "div": "{x} / {s}", "sin_mul": "np.sin({x}) * {s}",
+            "scalar": "{e} * {s}", "dot": "np.dot({s}, {x})", "matmul": "{s} @ {x}",
+            "rmatmul": "{x} @ {s}", "outer": "np.outer({s}, {x})[-1]"}[use]
+    expr = expr.format(x=x, s=s, e=element(d, c) if use == "scalar" else None)
+    t = c.fresh("t")
+    lines = alloc + [f"{t} = {expr}"] + mutate + [f"{y} += {t}"]
+    if d.int(0, 1):
+        lines.append(f"{y} += {expr}")
+    return lines
+
+
+def i_scratch_stepper(d, c):
+    """A time stepper reusing one plain work buffer each step."""
+    x, y, n, _ = two_views(d, c, most=64)
+    s = c.fresh("wk")
+    matrix = d.int(0, 2) == 0
+    shape = f"({n}, {n})" if matrix else f"{n}"
+    use = f"{s} @ {x}" if matrix else d.choice(("{x} * {s}", "np.sin({x}) * {s}")).format(x=x, s=s)
+    refill = d.choice(("{s}[...] = 0.5 * (step + 1)", "{s}.fill(1.0 / (step + 1))"))
+    return [f"{s} = np.empty({shape})", "for step in range(3):",
+            "    " + refill.format(s=s), f"    {y} += 0.5 * {use}"]
+
+
+# -- issue #13 item 2: fancy-index, mask and setindex writes of Const values
+
+def _const_values(d, c, m):
+    a = d.int(0, c.size.n - m)
+    return d.choice((f"c[{a}:{a + m}]", f"2.0 * c[{a}:{a + m}]", f"np.sin(c[{a}:{a + m}])",
+                     f"c[{d.int(0, c.size.n - 1)}]", f"{d.coef()!r}",
+                     f"np.array({[d.coef() for _ in range(m)]})",
+                     f"np.tanh(w[:, 2][:{m}])"))  # inactive when w is Const
+
+
+def i_const_fancy(d, c):
+    k = d.int(0, 3)
+    idx = [d.int(-c.lens[k], c.lens[k] - 1) for _ in range(d.int(1, 3))]
+    index = d.choice((str(idx), f"np.array({idx})"))
+    val = _const_values(d, c, len(idx))
+    if d.int(0, 1):
+        return [f"sad.setindex({WHOLE[k]}, {index}, {val})"]
+    return [f"{WHOLE[k]}[{index}] = {val}"]
+
+
+def i_const_mask(d, c):
+    k = d.int(0, 3)
+    m, n = c.fresh("mask"), c.lens[k]
+    thr = round(d.coef() / 3, 3)
+    if d.int(0, 1):  # a scalar broadcast into the selected entries
+        val = d.choice((f"c[{d.int(0, c.size.n - 1)}]", f"{d.coef()!r}"))
+        return [f"{m} = {WHOLE[k]} > {thr}", f"{WHOLE[k]}[{m}] = {val}"]
+    a = d.int(0, c.size.n - n)
+    val = d.choice(("c[{a}:{b}][{m}]", "0.5 * c[{a}:{b}][{m}]")).format(a=a, b=a + n, m=m)
+    return [f"{m} = {WHOLE[k]} > {thr}", f"{WHOLE[k]}[{m}] = {val}"]
+
+
+# -- issue #13 item 5: overlapping strided copies and in-place ufuncs with overlapping out
+
+def i_overlap_copy(d, c):
+    x, y, _, (k, _, _, ds) = two_views(d, c, same=True)
+    form = d.int(0, 2)
+    if form == 0:
+        return [f"{y} = {x}"]
+    if form == 1:
+        t = c.fresh("y")
+        return [f"{t} = {y}", f"{t}[...] = {x}"]
+    return [f"sad.setindex({WHOLE[k]}, np.s_[{fmt_slice(ds)}], {x})"]
+
+
+def i_overlap_ufunc(d, c):
+    x, y, n, (k, _, _, _) = two_views(d, c, same=True)
+    x2 = view(k, draw_slice(d, c.lens[k], n))
+    op = d.choice(("np.add({x}, {x2}, out={y})", "np.subtract({x}, {x2}, out={y})",
+                   "np.multiply({x}, {x2}, out={y})", "np.multiply({x}, 1.5, out={y})",
+                   "np.sin({x}, out={y})", "{y} += {x}", "{y} *= {x}"))
+    return [op.format(x=x, x2=x2, y=y)]
+
+
+# -- issue #13 item 3: fmax / fmin with a NaN operand (the NaN side is constant)
+
+def i_fmax_nan(d, c):
+    x, y, n, _ = two_views(d, c)
+    fn = d.choice(("np.fmax", "np.fmin"))
+    lines = []
+    form = d.int(0, 3)
+    if form == 0:
+        nan = "np.nan"
+    elif form == 1:
+        nan = f"np.full({n}, np.nan)"
+    elif form == 2:
+        nan = f"np.where(np.arange({n}) % 2 == 0, np.nan, 0.25)"
+    else:  # a Const array with NaN entries
+        nan, a = c.fresh("q"), d.int(0, c.size.n - n)
+        lines = [f"{nan} = c[{a}:{a + n}].copy()", f"{nan}[::2] = np.nan"]
+    args = (x, nan) if d.int(0, 1) else (nan, x)
+    if d.int(0, 1):
+        return lines + [f"{fn}({args[0]}, {args[1]}, out={y})"]
+    return lines + [f"{y} = {fn}({args[0]}, {args[1]})"]
+
+
+def i_fmax_nan_scalar(d, c):
+    fn = d.choice(("np.fmax", "np.fmin"))
+    e0, e1 = element(d, c), element(d, c)
+    args = (e1, "np.nan") if d.int(0, 1) else ("np.nan", e1)
+    return [f"{e0} = {fn}({args[0]}, {args[1]})"]
+
+
+# -- beyond the issue: a NaN that is itself traced (its adjoint is zero)
+
+def i_nan_traced(d, c):
+    x, y, n, (src, _, _, _) = two_views(d, c)
+    x2 = view(src, draw_slice(d, c.lens[src], n))
+    q = c.fresh("q")
+    fn = d.choice(("np.fmax", "np.fmin"))
+    return [f"{q} = {x2} * np.nan", f"{y} = {fn}({q}, {x})"]
+
+
+# -- beyond the issue: Const memory that receives an active value (promotion)
+
+def i_promote(d, c):
+    x, y, n, _ = two_views(d, c)
+    a = d.int(0, c.size.n - n)
+    dst = f"c[{a}:{a + n}]"
+    write = d.choice((f"{dst} = {d.choice(SMOOTH).format(x=x)}",
+                      f"sad.axpy(0.5, {x}, {dst})", f"{dst} *= {x}"))
+    return [write, f"{y} += 2.0 * {dst}"]
+
+
+CLASSES = {
+    "base": {"axpy": i_axpy, "axpy_traced_a": i_axpy_traced_a, "axpy_scalar_x": i_axpy_scalar_x,
+             "set_slice": i_set_slice, "set_int": i_set_int, "set_const": i_set_const,
+             "set_fancy": i_set_fancy, "in_place": i_in_place, "scal": i_scal,
+             "broadcast": i_broadcast, "matrix": i_matrix, "bcast_view": i_bcast_view},
+    "scratch": {"scratch": i_scratch, "scratch_stepper": i_scratch_stepper},
+    "const_write": {"const_fancy": i_const_fancy, "const_mask": i_const_mask},
+    "overlap": {"overlap_copy": i_overlap_copy, "overlap_ufunc": i_overlap_ufunc},
+    "fmax_nan": {"fmax_nan": i_fmax_nan, "fmax_nan_scalar": i_fmax_nan_scalar},
+    "nan_traced": {"nan_traced": i_nan_traced},
+    "promote": {"promote": i_promote},
+}
+ISSUE_ITEMS = {"scratch": 1, "const_write": 2, "fmax_nan": 3, "overlap": 5}
+
+# ---------------------------------------------------------------- programs
+
+
+@dataclasses.dataclass(frozen=True)
+class Instr:
+    cls: str
+    kind: str
+    lines: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    size: Size
+    body: tuple
+    ret: int        # index into RETURNS
+    seed: int       # inputs and the checks' random seeds
+    w_const: bool
+    stop: int       # where the injected exception is raised
+
+    @property
+    def classes(self):
+        return sorted({i.cls for i in self.body})
+
+    @property
+    def kinds(self):
+        return sorted({i.kind for i in self.body})
+
+    def replace(self, **kw):
+        return dataclasses.replace(self, **kw)
+
+
+def generate(d, classes=tuple(CLASSES), size=SMALL, require=None, max_len=8):
+    """A program drawing each instruction from a class chosen uniformly among
+    `classes` (so a class with few kinds is not drowned); with `require`, at
+    least one instruction comes from that class."""
+    classes = sorted(classes)
+    c = Ctx(size)
+    count = d.int(1, max_len)
+    forced = d.int(0, count - 1) if require else -1
+    body = []
+    for i in range(count):
+        cls = require if i == forced else d.choice(classes)
+        kind = d.choice(sorted(CLASSES[cls]))
+        body.append(Instr(cls, kind, tuple(CLASSES[cls][kind](d, c))))
+    return Program(size, tuple(body), d.int(0, len(RETURNS) - 1), d.int(0, 2 ** 16),
+                   bool(d.int(0, 1)), d.int(0, count))
+
+
+def seeded_program(seed, i, classes=tuple(CLASSES), size=SMALL, require=None):
+    """Program i of the run `seed` (numpy's Generator seeded with (seed, i))."""
+    return generate(RngDraw(np.random.default_rng([seed, i])), classes, size, require)
+
+
+def programs(classes=tuple(CLASSES), size=SMALL, require=None):
+    """The hypothesis strategy of `generate`."""
+    from hypothesis import strategies as st
+    return st.composite(lambda draw: generate(HypothesisDraw(draw), classes, size, require))()
+
+
+class Stop(Exception):
+    """The exception injected into a program."""
+
+
+def source(prog, stop=False):
+    """f as Python source; with stop, `raise Stop` before instruction prog.stop."""
+    body = [line for ins in prog.body for line in ins.lines]
+    if stop:
+        at = sum(len(ins.lines) for ins in prog.body[:prog.stop])
+        body.insert(at, 'raise Stop("injected")')
+    ret = RETURNS[prog.ret]
+    body.append("return" if ret is None else f"return {ret}")
+    return "def f(u, v, w, c):\n" + "".join(f"    {line}\n" for line in body)
+
+
+def compile_program(prog, stop=False):
+    ns = {"np": np, "sad": sad, "Stop": Stop, "G": np.zeros(prog.size.n)}
+    exec(compile(source(prog, stop), "<random program>", "exec"), ns)
+    return ns["f"]
+
+
+def inputs(prog):
+    """The plain values of u, v, w, c."""
+    rng = np.random.default_rng(prog.seed)
+    n, shape = prog.size.n, prog.size.matrix
+    return [rng.uniform(-1, 1, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, shape),
+            rng.uniform(-1, 1, n)]
+
+
+def annotate(prog, vals):
+    u, v, w, c = vals
+    return [Duplicated(u, np.zeros_like(u)), Duplicated(v, np.zeros_like(v)),
+            Const(w) if prog.w_const else Duplicated(w, np.zeros_like(w)), Const(c)]
+
+
+def args_source(prog):
+    n, shape = prog.size.n, prog.size.matrix
+    w = "Const(w)" if prog.w_const else "Duplicated(w, np.zeros_like(w))"
+    return (f"rng = np.random.default_rng({prog.seed})\n"
+            f"u, v = rng.uniform(-1, 1, {n}), rng.uniform(-1, 1, {n})\n"
+            f"w, c = rng.uniform(-1, 1, {shape}), rng.uniform(-1, 1, {n})\n"
+            f"args = [Duplicated(u, np.zeros_like(u)), Duplicated(v, np.zeros_like(v)), "
+            f"{w}, Const(c)]\n")
+
+
+# ---------------------------------------------------------------- checks
+# Each check takes (f, args, seed) and raises AssertionError on a mismatch;
+# the checks of shadowad.testing work on copies of args, so do these.
+
+def _copies(args):
+    return [type(a)(a.val.copy(), a.dval.copy()) if isinstance(a, Duplicated)
+            else Const(a.val.copy()) for a in args]
+
+
+def _bits_equal(what, got, want):
+    if not same_bits(got, want):
+        raise AssertionError(f"{what}:\n{np.asarray(got)!r}\nbut the untraced call gives\n"
+                             f"{np.asarray(want)!r}")
+
+
+def _result(r):
+    return np.float64(np.nan if r is None else r)
+
+
+def _directional(f, args, seed):
+    """(seeds of the final states, direction, central difference of
+    L = result + sum <seed, final state> along the direction)."""
+    rng = np.random.default_rng(seed)
+    seeds = [rng.standard_normal(a.val.shape) if isinstance(a, Duplicated) else None for a in args]
+    dirs = [rng.standard_normal(a.val.shape) if isinstance(a, Duplicated) else None for a in args]
+
+    def objective(step):
+        vals = [a.val.copy() if d is None else a.val + step * d for a, d in zip(args, dirs)]
+        r = f(*vals)
+        return (0.0 if r is None else float(r)) + sum(
+            float(np.vdot(s, x)) for s, x in zip(seeds, vals) if s is not None)
+    h = 1e-6
+    return seeds, dirs, (objective(h) - objective(-h)) / (2 * h)
+
+
+def _close_to_fd(what, got, terms, fd):
+    scale = max(abs(fd), np.nan_to_num(sum(terms)), 1.0)
+    if not abs(got - fd) <= 1e-5 * scale:  # a NaN fails
+        raise AssertionError(f"{what} {got!r} but finite differences give {fd!r}")
+
+
+def check_fd(f, args, seed):
+    """Reverse mode against central differences of every entry (small programs)."""
+    check_gradient(f, *args, seed=seed, rtol=1e-5, atol=1e-7)
+
+
+def check_fd_direction(f, args, seed):
+    """Reverse mode against central differences along one random direction."""
+    seeds, dirs, fd = _directional(f, args, seed)
+    runs = _copies(args)
+    for a, s in zip(runs, seeds):
+        if s is not None:
+            a.dval[...] = s
+    sad.autodiff(f, *runs)
+    terms = [np.vdot(a.dval, d) for a, d in zip(runs, dirs) if d is not None]
+    _close_to_fd("reverse mode: <gradient, direction> is", float(sum(terms)),
+                 [float(np.sum(np.abs(a.dval * d))) for a, d in zip(runs, dirs) if d is not None],
+                 fd)
+
+
+def check_forward_fd(f, args, seed):
+    """Forward mode against central differences along one random direction."""
+    seeds, dirs, fd = _directional(f, args, seed)
+    runs = [Duplicated(a.val.copy(), d.copy()) if d is not None else Const(a.val.copy())
+            for a, d in zip(args, dirs)]
+    rdot = sad.autodiff(f, *runs, mode=sad.Forward)
+    terms = [0.0 if rdot is None else float(rdot)]
+    terms += [float(np.vdot(s, a.dval)) for s, a in zip(seeds, runs) if s is not None]
+    _close_to_fd("forward mode: the directional derivative is", sum(terms),
+                 [abs(t) for t in terms], fd)
+
+
+def check_bits(f, args, seed):
+    """Reverse, forward and split mode leave the untraced call's values and
+    return its result, bit for bit."""
+    plain = [a.val.copy() for a in args]
+    want = _result(f(*plain))
+    rng = np.random.default_rng(seed)
+    runs = _copies(args)
+    _, res = sad.autodiff(f, *runs, mode=sad.ReverseWithPrimal)
+    _bits_equal("reverse mode returns", _result(res), want)
+    for k, (a, p) in enumerate(zip(runs, plain)):
+        _bits_equal(f"reverse mode leaves argument {k}", a.val, p)
+    runs = [Duplicated(a.val.copy(), rng.standard_normal(a.val.shape))
+            if isinstance(a, Duplicated) else Const(a.val.copy()) for a in args]
+    _, res = sad.autodiff(f, *runs, mode=sad.ForwardWithPrimal)
+    _bits_equal("forward mode returns", _result(res), want)
+    for k, (a, p) in enumerate(zip(runs, plain)):
+        _bits_equal(f"forward mode leaves argument {k}", a.val, p)
+    runs = _copies(args)
+    res, tape = sad.autodiff_split(f, *runs)
+    _bits_equal("autodiff_split returns", _result(res), want)
+    for k, (a, p) in enumerate(zip(runs, plain)):
+        _bits_equal(f"autodiff_split leaves argument {k}", a.val, p)
+    tape.reverse()
+    for k, (a, p) in enumerate(zip(runs, plain)):
+        _bits_equal(f"after tape.reverse() argument {k}", a.val, p)
+
+
+def check_restore_all(f, args, seed):
+    """restore=True (autodiff and a split tape) puts every primal back bit for
+    bit; the default leaves the untraced call's values (shadowad.testing)."""
+    check_restore(f, *args)
+    runs = _copies(args)
+    _, tape = sad.autodiff_split(f, *runs)
+    tape.reverse(restore=True)
+    for k, (a, b) in enumerate(zip(runs, args)):
+        if not same_bits(a.val, b.val):
+            raise AssertionError(f"argument {k}: tape.reverse(restore=True) leaves\n"
+                                 f"{a.val!r}\ninstead of\n{b.val!r}")
+
+
+def check_exception(f, args, seed):
+    """f raises Stop half-way: in reverse, split and forward mode every primal
+    is restored bit for bit and every shadow (tangent) is untouched."""
+    rng = np.random.default_rng(seed)
+    for mode in ("reverse", "split", "forward"):
+        runs = [Duplicated(a.val.copy(), rng.standard_normal(a.val.shape))
+                if isinstance(a, Duplicated) else Const(a.val.copy()) for a in args]
+        shadows = [a.dval.copy() if isinstance(a, Duplicated) else None for a in runs]
+        try:
+            if mode == "reverse":
+                sad.autodiff(f, *runs)
+            elif mode == "split":
+                sad.autodiff_split(f, *runs)
+            else:
+                sad.autodiff(f, *runs, mode=sad.Forward)
+        except Stop:
+            pass
+        else:
+            raise AssertionError(f"{mode} mode: f did not raise")
+        for k, (a, b, s) in enumerate(zip(runs, args, shadows)):
+            if not same_bits(a.val, b.val):
+                raise AssertionError(f"{mode} mode, argument {k}: after the exception the "
+                                     f"primal is\n{a.val!r}\ninstead of\n{b.val!r}")
+            if s is not None and not same_bits(a.dval, s):
+                raise AssertionError(f"{mode} mode, argument {k}: the exception changed the "
+                                     f"shadow to\n{a.dval!r}\nfrom\n{s!r}")
+
+
+def check_dot(f, args, seed):
+    """<J xdot, ybar> == <xdot, J^T ybar>, forward against reverse mode."""
+    check_dot_product(f, *args, seed=seed, rtol=1e-12 if args[0].val.size < 100 else 1e-10)
+
+
+def check_accumulate(f, args, seed):
+    check_accumulate_once(f, *args, seed=seed)
+
+
+def check_final_copy(f, args, seed):
+    """The final values put back by a copy of the written memory
+    (driver.FINAL_COPY_RATIO 0) and by the last redo (inf) are the same bits,
+    and so are the gradients."""
+    def run_with(ratio):
+        saved, driver.FINAL_COPY_RATIO = driver.FINAL_COPY_RATIO, ratio
+        try:
+            runs = _copies(args)
+            sad.autodiff(f, *runs)
+        finally:
+            driver.FINAL_COPY_RATIO = saved
+        return [a.val for a in runs] + [a.dval for a in runs if isinstance(a, Duplicated)]
+    for k, (a, b) in enumerate(zip(run_with(0.0), run_with(float("inf")))):
+        if not same_bits(a, b):
+            raise AssertionError(f"array {k}: the final copy leaves\n{a!r}\n"
+                                 f"but the last redo leaves\n{b!r}")
+
+
+def _close(what, got, want):
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-12, atol=1e-14):
+        raise AssertionError(f"{what}:\n{got!r}\nbut\n{want!r}")
+
+
+def check_batch(f, args, seed):
+    """Two BatchDuplicated lanes give what two one-lane calls give, in forward
+    mode (tangents) and in reverse mode (gradients), and the primal effects of
+    an untraced call."""
+    rng = np.random.default_rng(seed)
+    live = [k for k, a in enumerate(args) if isinstance(a, Duplicated)]
+    plain = [a.val.copy() for a in args]
+    f(*plain)
+    for mode in (sad.Forward, sad.Reverse):
+        lanes = [{k: rng.standard_normal(args[k].val.shape) for k in live} for _ in range(2)]
+        batch = [sad.BatchDuplicated(a.val.copy(), tuple(lane[k].copy() for lane in lanes))
+                 if k in live else Const(a.val.copy()) for k, a in enumerate(args)]
+        got = sad.autodiff(f, *batch, mode=mode)
+        name = "forward" if mode is sad.Forward else "reverse"
+        for k, p in enumerate(plain):
+            _bits_equal(f"{name} batch mode leaves argument {k}", batch[k].val, p)
+        for i, lane in enumerate(lanes):
+            one = [Duplicated(a.val.copy(), lane[k].copy()) if k in live
+                   else Const(a.val.copy()) for k, a in enumerate(args)]
+            want = sad.autodiff(f, *one, mode=mode)
+            if mode is sad.Forward and want is not None:
+                _close(f"forward batch lane {i}: the result's tangent is", got[i], want)
+            for k in live:
+                _close(f"{name} batch lane {i}: the shadow of argument {k} is",
+                       batch[k].dvals[i], one[k].dval)
+
+
+def check_jacobian(f, args, seed):
+    """sad.jacobian of x -> (u, v after f(u, v, w, c)) with (u, v) = x and w, c
+    Const: forward and reverse mode agree and match finite differences, and
+    every argument is left as it was."""
+    u, v, w, c = (a.val for a in args)
+    n = u.size
+
+    def g(x, w, c):
+        f(x[:n], x[n:], w, c)
+        return x * 1.0
+    x = np.concatenate((u, v))
+    before = [a.copy() for a in (x, w, c)]
+    jf = sad.jacobian(g, x, Const(w), Const(c), mode=sad.Forward)
+    jr = sad.jacobian(g, x, Const(w), Const(c), mode=sad.Reverse)
+    for k, (a, b) in enumerate(zip((x, w, c), before)):
+        if not same_bits(a, b):
+            raise AssertionError(f"sad.jacobian changed argument {k} to\n{a!r}\nfrom\n{b!r}")
+    if not np.allclose(jf, jr, rtol=1e-10, atol=1e-12):
+        raise AssertionError(f"sad.jacobian: forward mode gives\n{jf!r}\nreverse mode\n{jr!r}")
+    fd = np.zeros_like(jr)
+    for i in range(x.size):
+        h = 1e-6 * max(1.0, abs(x[i]))
+        step = np.zeros_like(x)
+        step[i] = h
+        plus = g(x + step, w.copy(), c.copy())
+        minus = g(x - step, w.copy(), c.copy())
+        fd[:, i] = (plus - minus) / (2 * h)
+    if not np.allclose(jr, fd, rtol=1e-5, atol=1e-7):
+        raise AssertionError(f"sad.jacobian (reverse mode) gives\n{jr!r}\n"
+                             f"finite differences give\n{fd!r}")
+
+
+# name -> (check, sizes it runs on, whether f raises Stop)
+CHECKS = {
+    "fd": (check_fd, ("small",), False),
+    "fd_direction": (check_fd_direction, ("small", "large"), False),
+    "forward_fd": (check_forward_fd, ("small", "large"), False),
+    "bits": (check_bits, ("small", "large"), False),
+    "restore": (check_restore_all, ("small", "large"), False),
+    "exception": (check_exception, ("small", "large"), True),
+    "dot": (check_dot, ("small", "large"), False),
+    "accumulate": (check_accumulate, ("small", "large"), False),
+    "final_copy": (check_final_copy, ("small", "large"), False),
+    "batch": (check_batch, ("small", "large"), False),
+    "jacobian": (check_jacobian, ("small",), False),
+}
+
+
+class InvalidProgram(Exception):
+    """The untraced program itself fails: a generator bug, not a mismatch."""
+
+
+def run_check(prog, name):
+    """None if check `name` passes on prog, else the failure's message."""
+    check, _, stop = CHECKS[name]
+    f = compile_program(prog, stop=stop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            check(f, annotate(prog, inputs(prog)), prog.seed)
+        except AssertionError as e:
+            return f"AssertionError: {e}"
+        except Exception as e:  # noqa: BLE001 -- any exception the untraced call lacks is a bug
+            return f"{type(e).__name__}: {e}"
+    return None
+
+
+def validate(prog):
+    """Raise InvalidProgram if the untraced program fails or is not finite."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vals = inputs(prog)
+        try:
+            r = compile_program(prog)(*vals)
+        except Exception as e:
+            raise InvalidProgram(f"{type(e).__name__}: {e}\n{source(prog)}") from e
+    if not (np.isfinite(_result(r)) or r is None) or not all(np.isfinite(v).all() for v in vals):
+        raise InvalidProgram(f"non-finite values\n{source(prog)}")
+
+
+def checks_for(prog, names=None):
+    return [n for n in (names or CHECKS) if prog.size.name in CHECKS[n][1]]
+
+
+def run_checks(prog, names=None):
+    """{check name: failure message} of the checks that fail on prog."""
+    validate(prog)
+    out = {}
+    for name in checks_for(prog, names):
+        msg = run_check(prog, name)
+        if msg is not None:
+            out[name] = msg
+    return out
+
+
+def shrink(prog, name, budget=300):
+    """A shorter program on which check `name` still fails: drop instructions
+    one at a time, then simplify the return value and the matrix' activity."""
+    def still_fails(p):
+        nonlocal budget
+        if budget <= 0:
+            return False
+        budget -= 1
+        try:
+            validate(p)
+        except InvalidProgram:
+            return False
+        return run_check(p, name) is not None
+
+    changed = True
+    while changed:
+        changed = False
+        for i in reversed(range(len(prog.body))):
+            if len(prog.body) == 1:
+                break
+            body = prog.body[:i] + prog.body[i + 1:]
+            trial = prog.replace(body=body, stop=min(prog.stop, len(body)))
+            if name == "exception" and i < prog.stop:
+                trial = trial.replace(stop=prog.stop - 1)
+            if still_fails(trial):
+                prog, changed = trial, True
+    for field, value in (("ret", 0), ("ret", 1), ("w_const", True)):
+        if getattr(prog, field) != value and still_fails(prog.replace(**{field: value})):
+            prog = prog.replace(**{field: value})
+    return prog
+
+
+def reproducer(prog, name, message=None):
+    """The failing program as a runnable Python snippet (run from the
+    repository root) with the failure's message."""
+    if message is None:
+        message = run_check(prog, name)
+    classes = ", ".join(f"{c} (issue #13 item {ISSUE_ITEMS[c]})" if c in ISSUE_ITEMS
+                        else f"{c} (NEW)" for c in prog.classes)
+    text = (f"# check {name!r} fails; size {prog.size.name}; instruction classes: {classes}\n"
+            "import sys; sys.path.insert(0, 'tests')\n"
+            "import numpy as np\nimport shadowad as sad\nfrom shadowad import Const, Duplicated\n"
+            "from random_programs import CHECKS, Stop\n")
+    if "G[" in source(prog):
+        text += f"G = np.zeros({prog.size.n})\n"
+    text += source(prog, stop=CHECKS[name][2]) + args_source(prog)
+    text += f"CHECKS[{name!r}][0](f, args, seed={prog.seed})\n"
+    lines = message.splitlines()
+    if len(lines) > 24:
+        lines = lines[:24] + ["..."]
+    return text + "".join(f"# {line}\n" for line in lines)
