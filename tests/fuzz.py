@@ -3,7 +3,8 @@ check on each; prints the mismatch rate per check and per instruction class
 and a minimized, runnable reproducer per distinct failure; exits 1 if any
 program fails a check.
 
-    python tests/fuzz.py --n 10000 --seed 0 [--large 0.1] [--classes base,scratch]
+    python tests/fuzz.py --n 10000 --seed 0 [--sizes small=0.7,medium=0.2,large=0.1]
+                         [--classes base,scratch] [--checks fd,dot] [--only i]
 
 Program i of a run is generated from numpy's Generator seeded with (seed, i),
 so `--seed S --only i` reruns one program of a run.
@@ -26,8 +27,8 @@ def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=10_000, help="number of programs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--large", type=float, default=0.1,
-                   help="share of programs over n=10**4 vectors (the rest n=6)")
+    p.add_argument("--sizes", default="small=0.7,medium=0.2,large=0.1",
+                   help="shares of the sizes: small n=6, medium n=40, large n=10**4")
     p.add_argument("--classes", default=",".join(rp.CLASSES),
                    help="instruction classes to draw from (comma-separated)")
     p.add_argument("--checks", default=",".join(rp.CHECKS), help="checks to run")
@@ -38,10 +39,12 @@ def parse():
     return p.parse_args()
 
 
-def program(i, seed, classes, large):
+def program(i, seed, classes, shares):
     """Program i of the run: its size drawn from (seed, i, 1), its text from (seed, i)."""
-    size = rp.LARGE if np.random.default_rng([seed, i, 1]).uniform() < large else rp.SMALL
-    return rp.seeded_program(seed, i, classes, size)
+    names = sorted(shares)
+    p = np.array([shares[n] for n in names], dtype=float)
+    size = names[np.random.default_rng([seed, i, 1]).choice(len(names), p=p / p.sum())]
+    return rp.seeded_program(seed, i, classes, rp.SIZES[size])
 
 
 def rate(k, n):
@@ -56,6 +59,9 @@ def main():
     if unknown:
         sys.exit(f"unknown classes or checks: {sorted(unknown)}; classes are "
                  f"{sorted(rp.CLASSES)}, checks {sorted(rp.CHECKS)}")
+    shares = {k: float(v) for k, v in (x.split("=") for x in a.sizes.split(","))}
+    if set(shares) - set(rp.SIZES):
+        sys.exit(f"unknown sizes {sorted(set(shares) - set(rp.SIZES))}; sizes are {list(rp.SIZES)}")
     ids = [a.only] if a.only is not None else range(a.n)
     runs = collections.Counter()      # check -> programs it ran on
     fails = collections.Counter()     # check -> programs it failed on
@@ -66,7 +72,7 @@ def main():
     invalid, failing, first = [], [], {}
     start = time.time()
     for count, i in enumerate(ids, 1):
-        prog = program(i, a.seed, classes, a.large)
+        prog = program(i, a.seed, classes, shares)
         try:
             bad = rp.run_checks(prog, checks)
         except rp.InvalidProgram as e:
@@ -96,11 +102,12 @@ def main():
     total = len(ids) - len(invalid)
 
     print(f"shadowad from {os.path.dirname(rp.sad.__file__)}")
-    print(f"\n{total} programs ({by_size['small']} at n=6, {by_size['large']} at n=10**4), "
-          f"seed {a.seed}, {elapsed:.1f} s ({1000 * elapsed / max(total, 1):.1f} ms per program)")
+    sizes = ", ".join(f"{by_size[s]} at n={rp.SIZES[s].n}" for s in rp.SIZES)
+    print(f"\n{total} programs ({sizes}), seed {a.seed}, {elapsed:.1f} s "
+          f"({1000 * elapsed / max(total, 1):.1f} ms per program)")
     print(f"failing programs: {rate(len(failing), total)}")
-    for s in ("small", "large"):
-        print(f"  size {s:5s}: {rate(fail_size[s], by_size[s])}")
+    for s in rp.SIZES:
+        print(f"  size {s:6s}: {rate(fail_size[s], by_size[s])}")
     print("mismatches per check:")
     for name in checks:
         print(f"  {name:13s} {rate(fails[name], runs[name])}")
