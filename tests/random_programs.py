@@ -496,6 +496,23 @@ def i_reshaped(d, c):
                       f"w.ravel()[:{rows}] = np.exp(np.sin(u[:{rows}]))"))]
 
 
+# -- issue #13 item 4: the edge-value conventions (a zero adjoint or tangent
+# contributes nothing, even through an infinite partial; zero partials at the
+# origin; x ** 0 is constant), which every engine must share
+
+EDGE = ("np.sqrt({x} * 0.0) * 0.0", "({x} * 0.0) ** 0.5 * 0.0", "({x} * 0.0) ** 0.0",
+        "np.arctan2({x} * 0.0, {x2} * 0.0)", "np.hypot({x} * 0.0, {x2} * 0.0)",
+        "np.sqrt(np.abs({x}) * 0.0) * 0.0",
+        # zeros with a nonzero tangent: sqrt's infinite partial meets a zero adjoint
+        "np.sqrt({x} - sad.primal({x})) * 0.0", "np.sqrt({x} - sad.primal({x})) ** 2")
+
+
+def i_edge(d, c):
+    x, y, n, (src, _, _, _) = two_views(d, c)
+    x2 = view(src, draw_slice(d, c.lens[src], n))
+    return [f"{y} += {d.choice(EDGE).format(x=x, x2=x2)}"]
+
+
 CLASSES = {
     "base": {"axpy": i_axpy, "axpy_traced_a": i_axpy_traced_a, "axpy_scalar_x": i_axpy_scalar_x,
              "set_slice": i_set_slice, "set_int": i_set_int, "set_const": i_set_const,
@@ -509,8 +526,9 @@ CLASSES = {
     "promote": {"promote": i_promote},
     "expr": {"expr": i_expr, "reduce": i_reduce, "matrix_ops": i_matrix_ops},
     "views": {"kept_view": i_kept_view, "reshaped": i_reshaped},
+    "edge": {"edge": i_edge},
 }
-ISSUE_ITEMS = {"scratch": 1, "const_write": 2, "fmax_nan": 3, "overlap": 5}
+ISSUE_ITEMS = {"scratch": 1, "const_write": 2, "fmax_nan": 3, "edge": 4, "overlap": 5}
 
 # ---------------------------------------------------------------- programs
 
@@ -630,17 +648,17 @@ def _copies(args):
             else Const(a.val.copy(order="K")) for a in args]
 
 
-def _bits_equal(what, got, want):
+def _bits_equal(what, got, want, whose="the untraced call's"):
     if same_bits(got, want):
         return
     got, want = np.asarray(got), np.asarray(want)
     if got.shape == want.shape and got.ndim:
         where = np.argwhere(got.view(np.uint64) != want.view(np.uint64))
         at = [tuple(int(i) for i in ix) for ix in where[:6]]
-        raise AssertionError(f"{what} {len(where)} entries that differ from the untraced "
-                             f"call's; at {at}: {[float(got[i]) for i in at]} instead of "
+        raise AssertionError(f"{what} {len(where)} entries that differ from {whose}; at "
+                             f"{at}: {[float(got[i]) for i in at]} instead of "
                              f"{[float(want[i]) for i in at]}")
-    raise AssertionError(f"{what}:\n{got!r}\nbut the untraced call gives\n{want!r}")
+    raise AssertionError(f"{what}:\n{got!r}\ninstead of {whose}\n{want!r}")
 
 
 def _result(r):
@@ -731,16 +749,35 @@ def check_bits(f, args, seed):
 
 
 def check_restore_all(f, args, seed):
-    """restore=True (autodiff and a split tape) puts every primal back bit for
-    bit; the default leaves the untraced call's values (shadowad.testing)."""
+    """restore=True (autodiff, a split tape, forward mode) puts every primal
+    back bit for bit; the default leaves the untraced call's values
+    (shadowad.testing); in forward mode restore=True leaves the tangents of
+    a call without it."""
     check_restore(f, *args)
     runs = _copies(args)
     _, tape = sad.autodiff_split(f, *runs)
     tape.reverse(restore=True)
     for k, (a, b) in enumerate(zip(runs, args)):
-        if not same_bits(a.val, b.val):
-            raise AssertionError(f"argument {k}: tape.reverse(restore=True) leaves\n"
-                                 f"{a.val!r}\ninstead of\n{b.val!r}")
+        _bits_equal(f"tape.reverse(restore=True) leaves argument {k}", a.val, b.val,
+                    "its value before the call")
+    rng = np.random.default_rng(seed)
+    tangents = [rng.standard_normal(a.val.shape) if isinstance(a, Duplicated) else None
+                for a in args]
+    outs = []
+    for restore in (True, False):
+        runs = [Duplicated(a.val.copy(order="K"), t.copy()) if t is not None
+                else Const(a.val.copy(order="K")) for a, t in zip(args, tangents)]
+        outs.append((sad.autodiff(f, *runs, mode=sad.Forward, restore=restore), runs))
+    (t_restored, restored), (t_plain, plain) = outs
+    for k, (a, b) in enumerate(zip(restored, args)):
+        _bits_equal(f"forward mode with restore=True leaves argument {k}", a.val, b.val,
+                    "its value before the call")
+    _bits_equal("forward mode with restore=True: the result's tangent", _result(t_restored),
+                _result(t_plain), "that of a call without restore")
+    for k, (a, b) in enumerate(zip(restored, plain)):
+        if isinstance(a, Duplicated):
+            _bits_equal(f"forward mode with restore=True: the tangent of argument {k}",
+                        a.dval, b.dval, "that of a call without restore")
 
 
 def check_exception(f, args, seed):
