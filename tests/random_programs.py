@@ -4,9 +4,10 @@ Used by tests/test_random_programs.py (a few hundred programs through
 hypothesis, deterministic) and by tests/fuzz.py (``make fuzz``: 10**4 programs
 from a seeded generator, with mismatch rates and minimized reproducers).
 
-A program is Python source: a function ``f(u, v, w, c)`` over two vectors
-``u``, ``v`` (Duplicated), a matrix ``w`` (Duplicated or Const) and a Const
-vector ``c``, built from instructions that each belong to one class
+A program is Python source: a function ``f(u, v, w, c, a)`` over two vectors
+``u`` (Duplicated) and ``v`` (Duplicated or Const), a matrix ``w`` (Duplicated
+or Const, C or Fortran order), a Const vector ``c`` and a float ``a`` (Active
+or Const), built from instructions that each belong to one class
 (``CLASSES``), so a class can be switched on or off and a failure can be
 attributed to it.  Instructions address four vectors: ``u``, ``v``, the row
 ``w[1]`` and the column ``w[:, 2]`` (which share ``w[1, 2]``).  Two sizes:
@@ -24,7 +25,7 @@ import warnings
 import numpy as np
 
 import shadowad as sad
-from shadowad import Const, Duplicated, driver
+from shadowad import Active, Const, Duplicated, driver
 from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
                               check_restore, same_bits)
 
@@ -378,6 +379,17 @@ def i_fmax_nan_scalar(d, c):
     return [f"{e0} = {fn}({args[0]}, {args[1]})"]
 
 
+# -- beyond the issue: the float argument a (an Active scalar: C scalar records)
+
+def i_scalar(d, c):
+    x, y, _, _ = two_views(d, c)
+    return [d.choice((f"sad.axpy(a, {x}, {y})", f"{y} *= a", f"{y} += a * {x}",
+                      f"{element(d, c)} = a * {element(d, c)} + np.sin(a)",
+                      f"sad.scal(a, {WHOLE[d.int(0, 3)]})", f"{y}[...] = np.tanh(a * {x})",
+                      f"sad.axpy(a * a, {x}, {y})", f"{y} /= 1.0 + a * a",
+                      f"{y} += a ** 2 * {x}", f"np.multiply({x}, a, out={y})"))]
+
+
 # -- beyond the issue: a NaN that is itself traced (its adjoint is zero)
 
 def i_nan_traced(d, c):
@@ -412,10 +424,11 @@ BINARY = ("({a} + {b})", "({a} - {b})", "({a} * {b})", "{a} / (1.0 + {b} * {b})"
           "np.fmax({a}, {b})", "np.multiply({a}, {b})", "np.add({a}, {b})")
 
 
-def _expr(d, c, n, depth, array=True):
+def _expr(d, c, n, depth, array=True, top=False):
     """An elementwise expression of length-n views, traced scalars, Const
-    slices and numbers; with `array`, at least one leaf is a length-n array."""
-    if depth == 0 or d.int(0, 3) == 0:
+    slices and numbers; with `array`, at least one leaf is a length-n array;
+    with `top`, an operation (a bare view would be the overlap class's copy)."""
+    if depth == 0 or (not top and d.int(0, 3) == 0):
         leaf = d.int(2, 5) if array else d.int(0, 5)
         if leaf == 0:
             return element(d, c)
@@ -437,7 +450,7 @@ def i_expr(d, c):
     k = d.int(0, 3)
     n = draw_len(d, c.lens[k])
     y = view(k, draw_slice(d, c.lens[k], n))
-    e = _expr(d, c, n, d.int(1, 3))
+    e = _expr(d, c, n, d.int(1, 3), top=True)
     form = d.int(0, 3)
     if form == 0:
         return [f"{y} = {e}"]
@@ -527,6 +540,7 @@ CLASSES = {
     "expr": {"expr": i_expr, "reduce": i_reduce, "matrix_ops": i_matrix_ops},
     "views": {"kept_view": i_kept_view, "reshaped": i_reshaped},
     "edge": {"edge": i_edge},
+    "scalar": {"scalar": i_scalar},
 }
 ISSUE_ITEMS = {"scratch": 1, "const_write": 2, "fmax_nan": 3, "edge": 4, "overlap": 5}
 
@@ -550,6 +564,7 @@ class Program:
     stop: int       # where the injected exception is raised
     v_const: bool = False    # v Const (promoted where it receives active values)
     w_fortran: bool = False  # w (and its shadow) in Fortran order
+    a_active: bool = False   # the float a Active (else Const)
 
     @property
     def classes(self):
@@ -577,7 +592,8 @@ def generate(d, classes=tuple(CLASSES), size=SMALL, require=None, max_len=8):
         kind = d.choice(sorted(CLASSES[cls]))
         body.append(Instr(cls, kind, tuple(CLASSES[cls][kind](d, c))))
     return Program(size, tuple(body), d.int(0, len(RETURNS) - 1), d.int(0, 2 ** 16),
-                   bool(d.int(0, 1)), d.int(0, count), d.int(0, 3) == 0, d.int(0, 3) == 0)
+                   bool(d.int(0, 1)), d.int(0, count), d.int(0, 3) == 0, d.int(0, 3) == 0,
+                   d.int(0, 3) > 0)
 
 
 def seeded_program(seed, i, classes=tuple(CLASSES), size=SMALL, require=None):
@@ -603,7 +619,7 @@ def source(prog, stop=False):
         body.insert(at, 'raise Stop("injected")')
     ret = RETURNS[prog.ret]
     body.append("return" if ret is None else f"return {ret}")
-    return "def f(u, v, w, c):\n" + "".join(f"    {line}\n" for line in body)
+    return "def f(u, v, w, c, a):\n" + "".join(f"    {line}\n" for line in body)
 
 
 def compile_program(prog, stop=False):
@@ -613,19 +629,21 @@ def compile_program(prog, stop=False):
 
 
 def inputs(prog):
-    """The plain values of u, v, w, c."""
+    """The plain values of u, v, w, c, a."""
     rng = np.random.default_rng(prog.seed)
     n, shape = prog.size.n, prog.size.matrix
     u, v, w, c = (rng.uniform(-1, 1, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, shape),
                   rng.uniform(-1, 1, n))
-    return [u, v, np.asfortranarray(w) if prog.w_fortran else w, c]
+    a = round(float(rng.uniform(0.5, 1.5)), 3)
+    return [u, v, np.asfortranarray(w) if prog.w_fortran else w, c, a]
 
 
 def annotate(prog, vals):
-    u, v, w, c = vals
+    u, v, w, c, a = vals
     return [Duplicated(u, np.zeros_like(u)),
             Const(v) if prog.v_const else Duplicated(v, np.zeros_like(v)),
-            Const(w) if prog.w_const else Duplicated(w, np.zeros_like(w)), Const(c)]
+            Const(w) if prog.w_const else Duplicated(w, np.zeros_like(w)), Const(c),
+            Active(a) if prog.a_active else Const(a)]
 
 
 def args_source(prog):
@@ -633,19 +651,53 @@ def args_source(prog):
     v = "Const(v)" if prog.v_const else "Duplicated(v, np.zeros_like(v))"
     w = "Const(w)" if prog.w_const else "Duplicated(w, np.zeros_like(w))"
     fortran = "w = np.asfortranarray(w)\n" if prog.w_fortran else ""
+    a = "Active(a)" if prog.a_active else "Const(a)"
     return (f"rng = np.random.default_rng({prog.seed})\n"
             f"u, v = rng.uniform(-1, 1, {n}), rng.uniform(-1, 1, {n})\n"
             f"w, c = rng.uniform(-1, 1, {shape}), rng.uniform(-1, 1, {n})\n{fortran}"
-            f"args = [Duplicated(u, np.zeros_like(u)), {v}, {w}, Const(c)]\n")
+            f"a = round(float(rng.uniform(0.5, 1.5)), 3)\n"
+            f"args = [Duplicated(u, np.zeros_like(u)), {v}, {w}, Const(c), {a}]\n")
 
 
 # ---------------------------------------------------------------- checks
 # Each check takes (f, args, seed) and raises AssertionError on a mismatch;
 # the checks of shadowad.testing work on copies of args, so do these.
 
+def _val(a):
+    """A copy of an annotation's value (K: a Fortran-ordered w stays so)."""
+    return a.val if isinstance(a.val, float) else a.val.copy(order="K")
+
+
 def _copies(args):
-    return [type(a)(a.val.copy(order="K"), a.dval.copy(order="K")) if isinstance(a, Duplicated)
-            else Const(a.val.copy(order="K")) for a in args]
+    return [Duplicated(_val(a), a.dval.copy(order="K")) if isinstance(a, Duplicated)
+            else type(a)(_val(a)) for a in args]
+
+
+def _live(a):
+    return isinstance(a, (Duplicated, Active))
+
+
+def _random_like(a, rng):
+    """A random tangent or seed for a differentiated argument, else None."""
+    if not _live(a):
+        return None
+    return float(rng.standard_normal()) if isinstance(a.val, float) \
+        else rng.standard_normal(a.val.shape)
+
+
+def _copy_tangent(t):
+    return t if isinstance(t, float) else t.copy()
+
+
+def _forward_args(args, tangents):
+    """Forward-mode annotations: differentiated arguments (Active scalars too)
+    as Duplicated with the given tangents, the rest Const."""
+    return [Const(_val(a)) if t is None else Duplicated(_val(a), _copy_tangent(t))
+            for a, t in zip(args, tangents)]
+
+
+def _arrays(args):
+    return [k for k, a in enumerate(args) if not isinstance(a.val, float)]
 
 
 def _bits_equal(what, got, want, whose="the untraced call's"):
@@ -670,13 +722,15 @@ def _directional(f, args, seed):
     L = result + sum <seed, final state> along the direction)."""
     rng = np.random.default_rng(seed)
     seeds = [rng.standard_normal(a.val.shape) if isinstance(a, Duplicated) else None for a in args]
-    dirs = [rng.standard_normal(a.val.shape) if isinstance(a, Duplicated) else None for a in args]
+    dirs = [_random_like(a, rng) for a in args]
 
     def objective(step):
-        vals = [a.val.copy(order="K") for a in args]  # K: a Fortran-ordered w stays so
-        for x, d in zip(vals, dirs):
-            if d is not None:
-                x += step * d
+        vals = [_val(a) for a in args]
+        for k, d in enumerate(dirs):
+            if isinstance(d, float):
+                vals[k] += step * d
+            elif d is not None:
+                vals[k] += step * d  # in place: the layout is kept
         r = f(*vals)
         return (0.0 if r is None else float(r)) + sum(
             float(np.vdot(s, x)) for s, x in zip(seeds, vals) if s is not None)
@@ -702,18 +756,17 @@ def check_fd_direction(f, args, seed):
     for a, s in zip(runs, seeds):
         if s is not None:
             a.dval[...] = s
-    sad.autodiff(f, *runs)
-    terms = [np.vdot(a.dval, d) for a, d in zip(runs, dirs) if d is not None]
-    _close_to_fd("reverse mode: <gradient, direction> is", float(sum(terms)),
-                 [float(np.sum(np.abs(a.dval * d))) for a, d in zip(runs, dirs) if d is not None],
-                 fd)
+    grads = sad.autodiff(f, *runs)
+    terms = [np.asarray(g if isinstance(a, Active) else a.dval) * d
+             for a, g, d in zip(runs, grads, dirs) if d is not None]
+    _close_to_fd("reverse mode: <gradient, direction> is", float(sum(np.sum(t) for t in terms)),
+                 [float(np.sum(np.abs(t))) for t in terms], fd)
 
 
 def check_forward_fd(f, args, seed):
     """Forward mode against central differences along one random direction."""
     seeds, dirs, fd = _directional(f, args, seed)
-    runs = [Duplicated(a.val.copy(order="K"), d.copy()) if d is not None else Const(a.val.copy(order="K"))
-            for a, d in zip(args, dirs)]
+    runs = _forward_args(args, dirs)
     rdot = sad.autodiff(f, *runs, mode=sad.Forward)
     terms = [0.0 if rdot is None else float(rdot)]
     terms += [float(np.vdot(s, a.dval)) for s, a in zip(seeds, runs) if s is not None]
@@ -724,7 +777,7 @@ def check_forward_fd(f, args, seed):
 def check_bits(f, args, seed):
     """Reverse, forward and split mode leave the untraced call's values and
     return its result, bit for bit."""
-    plain = [a.val.copy(order="K") for a in args]
+    plain = [_val(a) for a in args]
     want = _result(f(*plain))
     rng = np.random.default_rng(seed)
     runs = _copies(args)
@@ -732,8 +785,7 @@ def check_bits(f, args, seed):
     _bits_equal("reverse mode returns", _result(res), want)
     for k, (a, p) in enumerate(zip(runs, plain)):
         _bits_equal(f"reverse mode leaves argument {k}", a.val, p)
-    runs = [Duplicated(a.val.copy(order="K"), rng.standard_normal(a.val.shape))
-            if isinstance(a, Duplicated) else Const(a.val.copy(order="K")) for a in args]
+    runs = _forward_args(args, [_random_like(a, rng) for a in args])
     _, res = sad.autodiff(f, *runs, mode=sad.ForwardWithPrimal)
     _bits_equal("forward mode returns", _result(res), want)
     for k, (a, p) in enumerate(zip(runs, plain)):
@@ -761,12 +813,10 @@ def check_restore_all(f, args, seed):
         _bits_equal(f"tape.reverse(restore=True) leaves argument {k}", a.val, b.val,
                     "its value before the call")
     rng = np.random.default_rng(seed)
-    tangents = [rng.standard_normal(a.val.shape) if isinstance(a, Duplicated) else None
-                for a in args]
+    tangents = [_random_like(a, rng) for a in args]
     outs = []
     for restore in (True, False):
-        runs = [Duplicated(a.val.copy(order="K"), t.copy()) if t is not None
-                else Const(a.val.copy(order="K")) for a, t in zip(args, tangents)]
+        runs = _forward_args(args, tangents)
         outs.append((sad.autodiff(f, *runs, mode=sad.Forward, restore=restore), runs))
     (t_restored, restored), (t_plain, plain) = outs
     for k, (a, b) in enumerate(zip(restored, args)):
@@ -785,9 +835,12 @@ def check_exception(f, args, seed):
     is restored bit for bit and every shadow (tangent) is untouched."""
     rng = np.random.default_rng(seed)
     for mode in ("reverse", "split", "forward"):
-        runs = [Duplicated(a.val.copy(order="K"), rng.standard_normal(a.val.shape))
-                if isinstance(a, Duplicated) else Const(a.val.copy(order="K")) for a in args]
-        shadows = [a.dval.copy(order="K") if isinstance(a, Duplicated) else None for a in runs]
+        if mode == "forward":
+            runs = _forward_args(args, [_random_like(a, rng) for a in args])
+        else:
+            runs = [Duplicated(_val(a), rng.standard_normal(a.val.shape))
+                    if isinstance(a, Duplicated) else type(a)(_val(a)) for a in args]
+        shadows = [_copy_tangent(a.dval) if isinstance(a, Duplicated) else None for a in runs]
         try:
             if mode == "reverse":
                 sad.autodiff(f, *runs)
@@ -800,12 +853,11 @@ def check_exception(f, args, seed):
         else:
             raise AssertionError(f"{mode} mode: f did not raise")
         for k, (a, b, s) in enumerate(zip(runs, args, shadows)):
-            if not same_bits(a.val, b.val):
-                raise AssertionError(f"{mode} mode, argument {k}: after the exception the "
-                                     f"primal is\n{a.val!r}\ninstead of\n{b.val!r}")
-            if s is not None and not same_bits(a.dval, s):
-                raise AssertionError(f"{mode} mode, argument {k}: the exception changed the "
-                                     f"shadow to\n{a.dval!r}\nfrom\n{s!r}")
+            _bits_equal(f"{mode} mode, after the exception, argument {k}", a.val, b.val,
+                        "its value before the call")
+            if s is not None:
+                _bits_equal(f"{mode} mode, after the exception, the shadow of argument {k}",
+                            a.dval, s, "its value before the call")
 
 
 def check_dot(f, args, seed):
@@ -825,14 +877,13 @@ def check_final_copy(f, args, seed):
         saved, driver.FINAL_COPY_RATIO = driver.FINAL_COPY_RATIO, ratio
         try:
             runs = _copies(args)
-            sad.autodiff(f, *runs)
+            grads = sad.autodiff(f, *runs)
         finally:
             driver.FINAL_COPY_RATIO = saved
-        return [a.val for a in runs] + [a.dval for a in runs if isinstance(a, Duplicated)]
+        return ([a.val for a in runs] + [a.dval for a in runs if isinstance(a, Duplicated)]
+                + [g for g in grads if g is not None])
     for k, (a, b) in enumerate(zip(run_with(0.0), run_with(float("inf")))):
-        if not same_bits(a, b):
-            raise AssertionError(f"array {k}: the final copy leaves\n{a!r}\n"
-                                 f"but the last redo leaves\n{b!r}")
+        _bits_equal(f"array {k}: the final copy leaves", a, b, "the last redo's")
 
 
 def _close(what, got, want):
@@ -846,45 +897,54 @@ def check_batch(f, args, seed):
     mode (tangents) and in reverse mode (gradients), and the primal effects of
     an untraced call."""
     rng = np.random.default_rng(seed)
-    live = [k for k, a in enumerate(args) if isinstance(a, Duplicated)]
-    plain = [a.val.copy(order="K") for a in args]
+    plain = [_val(a) for a in args]
     f(*plain)
     for mode in (sad.Forward, sad.Reverse):
-        lanes = [{k: rng.standard_normal(args[k].val.shape) for k in live} for _ in range(2)]
-        batch = [sad.BatchDuplicated(a.val.copy(order="K"), tuple(lane[k].copy() for lane in lanes))
-                 if k in live else Const(a.val.copy(order="K")) for k, a in enumerate(args)]
-        got = sad.autodiff(f, *batch, mode=mode)
         name = "forward" if mode is sad.Forward else "reverse"
+        lanes = [[_random_like(a, rng) if isinstance(a, Duplicated) or mode is sad.Forward
+                  else None for a in args] for _ in range(2)]
+        batch = []
+        for k, a in enumerate(args):
+            if lanes[0][k] is None:
+                batch.append(type(a)(_val(a)) if isinstance(a, Active) else Const(_val(a)))
+            else:
+                batch.append(sad.BatchDuplicated(_val(a), tuple(_copy_tangent(lane[k])
+                                                                for lane in lanes)))
+        got = sad.autodiff(f, *batch, mode=mode)
         for k, p in enumerate(plain):
             _bits_equal(f"{name} batch mode leaves argument {k}", batch[k].val, p)
         for i, lane in enumerate(lanes):
-            one = [Duplicated(a.val.copy(order="K"), lane[k].copy()) if k in live
-                   else Const(a.val.copy(order="K")) for k, a in enumerate(args)]
+            one = [Duplicated(_val(a), _copy_tangent(t)) if t is not None
+                   else type(a)(_val(a)) if isinstance(a, Active) else Const(_val(a))
+                   for a, t in zip(args, lane)]
             want = sad.autodiff(f, *one, mode=mode)
             if mode is sad.Forward and want is not None:
                 _close(f"forward batch lane {i}: the result's tangent is", got[i], want)
-            for k in live:
-                _close(f"{name} batch lane {i}: the shadow of argument {k} is",
-                       batch[k].dvals[i], one[k].dval)
+            for k, a in enumerate(one):
+                if isinstance(a, Duplicated) and not isinstance(a.val, float):
+                    _close(f"{name} batch lane {i}: the shadow of argument {k} is",
+                           batch[k].dvals[i], a.dval)
+                elif isinstance(a, Active):
+                    _close(f"reverse batch lane {i}: the gradient of argument {k} is",
+                           got[k][i], want[k])
 
 
 def check_jacobian(f, args, seed):
-    """sad.jacobian of x -> (u, v after f(u, v, w, c)) with (u, v) = x and w, c
-    Const: forward and reverse mode agree and match finite differences, and
-    every argument is left as it was."""
-    u, v, w, c = (a.val for a in args)
+    """sad.jacobian of x -> (u, v after f(u, v, w, c, a)) with (u, v) = x and
+    w, c, a Const: forward and reverse mode agree and match finite
+    differences, and every argument is left as it was."""
+    u, v, w, c, a = (x.val for x in args)
     n = u.size
 
-    def g(x, w, c):
-        f(x[:n], x[n:], w, c)
+    def g(x, w, c, a):
+        f(x[:n], x[n:], w, c, a)
         return x * 1.0
     x = np.concatenate((u, v))
-    before = [a.copy() for a in (x, w, c)]
-    jf = sad.jacobian(g, x, Const(w), Const(c), mode=sad.Forward)
-    jr = sad.jacobian(g, x, Const(w), Const(c), mode=sad.Reverse)
-    for k, (a, b) in enumerate(zip((x, w, c), before)):
-        if not same_bits(a, b):
-            raise AssertionError(f"sad.jacobian changed argument {k} to\n{a!r}\nfrom\n{b!r}")
+    before = [z.copy() for z in (x, w, c)]
+    jf = sad.jacobian(g, x, Const(w), Const(c), Const(a), mode=sad.Forward)
+    jr = sad.jacobian(g, x, Const(w), Const(c), Const(a), mode=sad.Reverse)
+    for k, (y, b) in enumerate(zip((x, w, c), before)):
+        _bits_equal(f"sad.jacobian leaves argument {k}", y, b, "its value before the call")
     if not np.allclose(jf, jr, rtol=1e-10, atol=1e-12):
         raise AssertionError(f"sad.jacobian: forward mode gives\n{jf!r}\nreverse mode\n{jr!r}")
     fd = np.zeros_like(jr)
@@ -892,8 +952,8 @@ def check_jacobian(f, args, seed):
         h = 1e-6 * max(1.0, abs(x[i]))
         step = np.zeros_like(x)
         step[i] = h
-        plus = g(x + step, w.copy(order="K"), c.copy())  # K: ravel of a Fortran w copies
-        minus = g(x - step, w.copy(order="K"), c.copy())
+        plus = g(x + step, w.copy(order="K"), c.copy(), a)  # K: ravel of a Fortran w copies
+        minus = g(x - step, w.copy(order="K"), c.copy(), a)
         fd[:, i] = (plus - minus) / (2 * h)
     if not np.allclose(jr, fd, rtol=1e-5, atol=1e-7):
         raise AssertionError(f"sad.jacobian (reverse mode) gives\n{jr!r}\n"
@@ -990,7 +1050,7 @@ def shrink(prog, name, budget=300):
             if still_fails(trial):
                 prog, changed = trial, True
     for field, value in (("ret", 0), ("ret", 1), ("w_const", True), ("v_const", False),
-                         ("w_fortran", False)):
+                         ("w_fortran", False), ("a_active", False)):
         if getattr(prog, field) != value and still_fails(prog.replace(**{field: value})):
             prog = prog.replace(**{field: value})
     return prog
@@ -1005,7 +1065,7 @@ def reproducer(prog, name, message=None):
                         else f"{c} (NEW)" for c in prog.classes)
     text = (f"# check {name!r} fails; size {prog.size.name}; instruction classes: {classes}\n"
             "import sys; sys.path.insert(0, 'tests')\n"
-            "import numpy as np\nimport shadowad as sad\nfrom shadowad import Const, Duplicated\n"
+            "import numpy as np\nimport shadowad as sad\nfrom shadowad import Active, Const, Duplicated\n"
             "from random_programs import CHECKS, Stop\n")
     if "G[" in source(prog):
         text += f"G = np.zeros({prog.size.n})\n"
