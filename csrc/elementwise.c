@@ -46,12 +46,21 @@ void sad_ew_values(int op, int64_t n, const double *restrict x, const double *re
     case SAD_MIN:
         for (i = 0; i < n; ++i) z[i] = (x[i] <= y[i] || isnan(x[i])) ? x[i] : y[i];
         break;
+    case SAD_FMAX: /* numpy's fmax: a NaN is ignored unless both are NaN */
+        for (i = 0; i < n; ++i) z[i] = (x[i] >= y[i] || isnan(y[i])) ? x[i] : y[i];
+        break;
+    case SAD_FMIN:
+        for (i = 0; i < n; ++i) z[i] = (x[i] <= y[i] || isnan(y[i])) ? x[i] : y[i];
+        break;
     default: break;
     }
 }
 
 /* dz/dx and dz/dy at (x, y) with z = op(x, y) already computed.  Ties of
- * max/min split the derivative evenly, as JAX and PyTorch do. */
+ * max/min split the derivative evenly, as JAX and PyTorch do.  With one NaN
+ * operand the whole derivative goes to the operand whose value z is: the NaN
+ * for maximum/minimum (as the max/min reductions do), the number for
+ * fmax/fmin; two NaNs are a tie. */
 static void fill(double *dst, int64_t n, double v)
 {
     if (dst != NULL)
@@ -116,18 +125,16 @@ SAD_HOT void sad_ew_partials(int op, int64_t n, const double *restrict x, const 
             py[i] = z[i] == 0.0 ? 0.0 : y[i] / z[i];
         }
         break;
-    case SAD_MAX:
+    case SAD_MAX: case SAD_MIN: case SAD_FMAX: case SAD_FMIN: {
+        const int lo = op == SAD_MIN || op == SAD_FMIN, f = op == SAD_FMAX || op == SAD_FMIN;
         for (i = 0; i < n; ++i) {
-            px[i] = x[i] > y[i] ? 1.0 : (x[i] < y[i] ? 0.0 : 0.5);
+            const int nx = isnan(x[i]) != 0, ny = isnan(y[i]) != 0;
+            const double a = lo ? y[i] : x[i], b = lo ? x[i] : y[i];
+            px[i] = a > b ? 1.0 : (a < b ? 0.0 : (nx == ny ? 0.5 : (nx != f ? 1.0 : 0.0)));
             py[i] = 1.0 - px[i];
         }
         break;
-    case SAD_MIN:
-        for (i = 0; i < n; ++i) {
-            px[i] = x[i] < y[i] ? 1.0 : (x[i] > y[i] ? 0.0 : 0.5);
-            py[i] = 1.0 - px[i];
-        }
-        break;
+    }
     default: break;
     }
 }
@@ -147,7 +154,8 @@ int sad_ew_partials_read(int op)
         return 0;
     case SAD_SQRT: case SAD_RECIP: case SAD_EXP: case SAD_EXPM1: case SAD_TAN: case SAD_TANH:
         return 4;
-    case SAD_MUL: case SAD_DIV: case SAD_ATAN2: case SAD_MAX: case SAD_MIN:
+    case SAD_MUL: case SAD_DIV: case SAD_ATAN2: case SAD_MAX: case SAD_MIN: case SAD_FMAX:
+    case SAD_FMIN:
         return 3;
     case SAD_POW: case SAD_HYPOT:
         return 7;
@@ -174,12 +182,13 @@ static const double *values(double *dst, const double *src, int64_t st, int64_t 
 }
 
 /* A tangent's terms.  The first term is 0.0 + t * p and each later one is
- * added to the sum so far, where a zero tangent t contributes nothing, even
- * through an infinite partial p (sqrt at 0), as in the reverse sweep.  The
- * same values as a branch per element, but branch-free, so that gcc
- * vectorizes the loops: only a zero tangent times an infinite partial makes
- * a NaN there, which the last pick drops, and otherwise a zero tangent adds
- * a zero, which changes no sum (nor the +0.0 a sum starts from).
+ * added to the sum so far, where a zero factor contributes nothing: a zero
+ * tangent t through an infinite partial p (sqrt at 0), and a zero partial
+ * against an infinite or NaN tangent (sqrt(x)**2 at 0), as in the reverse
+ * sweep.  The same values as a branch per element, but branch-free, so that
+ * gcc vectorizes the loops: only a zero factor times an infinite or NaN one
+ * makes a NaN there, which the last pick drops, and otherwise a zero factor
+ * adds a zero, which changes no sum (nor the +0.0 a sum starts from).
  *
  * Which NaN comes out of an operation on two NaNs depends on the operand
  * order gcc picks, and vectorized code picks differently from the scalar
@@ -200,16 +209,21 @@ static inline double pick(uint64_t m, double a, double b)
     return a;
 }
 
+static inline uint64_t zero_factor(double t, double p)
+{
+    return mask_if(t == 0.0) | mask_if(p == 0.0);
+}
+
 static inline double tangent_first(double t, double p)
 {
     const double a = 0.0 + t * pick(mask_if(t != t), 1.0, p);
-    return pick(mask_if(a != a) & mask_if(t == 0.0), 0.0, a);
+    return pick(mask_if(a != a) & zero_factor(t, p), 0.0, a);
 }
 
 static inline double tangent_next(double d, double t, double p)
 {
     const double q = t * pick(mask_if(t != t), 1.0, p), e = d + pick(mask_if(d != d), 0.0, q);
-    return pick(mask_if(e != e) & mask_if(t == 0.0), d, e);
+    return pick(mask_if(e != e) & zero_factor(t, p), d, e);
 }
 
 /* One unit-stride tile of one lane's tangent: dz = px * dx + py * dy (dx or
@@ -476,6 +490,16 @@ int sad_ew_linear(const sad_record *r, double *cx, double *cy)
     default:
         return 0;
     }
+}
+
+/* Can linear_reverse take this record?  Its loops multiply z's adjoint by
+ * finite constants; a zero constant of an active input (x * 0, x / inf) goes
+ * through the selects of the general loop instead, so that an infinite
+ * adjoint gives that input nothing rather than 0 * inf = nan. */
+static int linear_nonzero(const sad_block *b, double cx, double cy)
+{
+    return isfinite(cx) && isfinite(cy) && (cx != 0.0 || b->o[1].s == NULL) &&
+           (cy != 0.0 || b->o[2].s == NULL);
 }
 
 /* One unit-stride row of linear_reverse where zs, xs and ys are disjoint:
@@ -841,7 +865,7 @@ int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t 
     const sad_block *b = r->u.a.b;
     const sad_arr ga = sad_arr_of(g);
     double cx, cy;
-    if (!sad_ew_linear(r, &cx, &cy) || !isfinite(cx) || !isfinite(cy) || len < 1 ||
+    if (!sad_ew_linear(r, &cx, &cy) || !linear_nonzero(b, cx, cy) || len < 1 ||
         ga.nd != b->ndim || ax < 0 || ax >= b->ndim || ga.shape[ax] != 1)
         return SAD_TOO_MANY_DIMS;
     /* the block is the output laid out in C order (its axes are g's), and
@@ -865,6 +889,15 @@ int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t 
     return SAD_OK;
 }
 
+/* Does adjoint g through partial p add to the input's adjoint?  Not when g
+ * is zero, nor when p is zero and g infinite or NaN: a zero factor gives
+ * zero, never NaN.  (A zero partial times a finite g still adds its signed
+ * zero, as the linear loops do.) */
+static inline int contributes(double g, double p)
+{
+    return g != 0.0 && (p != 0.0 || g - g == 0.0);
+}
+
 /* The reverse of r over block b (all of r's block, or a piece of it in a
  * fused run), whose shadows are real memory: restore z's primal from saved
  * (in b's element order) and move z's adjoint into x's and y's. */
@@ -885,7 +918,7 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
     }
     double cx, cy;
     const int lin = sad_ew_linear(r, &cx, &cy);
-    if (lin && !unsafe && isfinite(cx) && isfinite(cy)) {
+    if (lin && !unsafe && linear_nonzero(b, cx, cy)) {
         linear_reverse(b, cx, cy, keep_zs, assign);
         return;
     }
@@ -949,8 +982,9 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
                 sad_ew_partials(op, c, vx, vy, vz, skip && s[1] == NULL ? NULL : px,
                                 skip && s[2] == NULL ? NULL : py);
             }
-            /* a zero adjoint contributes nothing, even through an infinite
-             * partial (sqrt at 0), as in the scalar sweep: no 0 * inf = nan */
+            /* a zero factor contributes nothing: a zero adjoint through an
+             * infinite partial (sqrt at 0), a zero partial against an
+             * infinite adjoint; as in the scalar sweep and the tangents */
             for (int k = 1; k <= 2; ++k) {
                 if (s[k] == NULL)
                     continue;
@@ -958,29 +992,29 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
                 const double *pk = k == 1 ? px : py;
                 int64_t st = b->o[k].ss[last];
                 if (assign[k] && st == 1) /* the same values, as a select gcc
-                                             * vectorizes: only a zero adjoint
-                                             * times an infinite partial is nan */
+                                             * vectorizes: only a zero factor
+                                             * times an infinite one is nan */
                     for (int64_t i = 0; i < c; ++i) {
                         const double t = 0.0 + g[i] * pk[i];
-                        as[i] = isnan(t) && g[i] == 0.0 ? 0.0 : t;
+                        as[i] = isnan(t) && (g[i] == 0.0 || pk[i] == 0.0) ? 0.0 : t;
                     }
                 else if (assign[k]) /* into new memory: as adding to +0.0 would */
                     for (int64_t i = 0; i < c; ++i)
-                        as[i * st] = g[i] != 0.0 ? 0.0 + g[i] * pk[i] : 0.0;
+                        as[i * st] = contributes(g[i], pk[i]) ? 0.0 + g[i] * pk[i] : 0.0;
                 else if (st == 1) /* a select, not a branch: it vectorizes */
                     for (int64_t i = 0; i < c; ++i)
-                        as[i] = g[i] != 0.0 ? as[i] + g[i] * pk[i] : as[i];
+                        as[i] = contributes(g[i], pk[i]) ? as[i] + g[i] * pk[i] : as[i];
                 else if (st == 0) { /* broadcast along the row: the same sums in
                                      * the same order, in a register instead of
                                      * a store-to-load chain through memory */
                     double acc = as[0];
                     for (int64_t i = 0; i < c; ++i)
-                        if (g[i] != 0.0)
+                        if (contributes(g[i], pk[i]))
                             acc += g[i] * pk[i];
                     as[0] = acc;
                 } else
                     for (int64_t i = 0; i < c; ++i)
-                        if (g[i] != 0.0)
+                        if (contributes(g[i], pk[i]))
                             as[i * st] += g[i] * pk[i];
             }
         }
@@ -1062,6 +1096,14 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
     return SAD_OK;
 }
 
+/* a * b of a chain-rule product, where a zero factor gives zero even
+ * against an infinite or NaN one (as y += a*x's elementwise records do) */
+static inline double chain(double a, double b)
+{
+    const double t = a * b;
+    return t != t && (a == 0.0 || b == 0.0) ? 0.0 : t;
+}
+
 /* y += va*x and, lane by lane, dy += va*dx + da*x.  Partial aliasing of x
  * and y (or of their tangents) is refused: the caller splits the work. */
 static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
@@ -1086,7 +1128,8 @@ static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
             const double *xs = s[1] != NULL ? s[1] + l * b.ls[1] : NULL;
             const double dal = da != NULL ? da[l] : 0.0;
             for (int64_t i = 0; i < m; ++i)
-                ys[i * yst] += dal * p[1][i * pst] + (xs != NULL ? va * xs[i * xst] : 0.0);
+                ys[i * yst] += chain(dal, p[1][i * pst]) +
+                               (xs != NULL ? chain(va, xs[i * xst]) : 0.0);
         }
         for (int64_t i = 0; i < m; ++i)
             p[0][i * b.o[0].ps[last]] += va * p[1][i * pst];
@@ -1129,8 +1172,8 @@ void sad_axpy_reverse(const sad_record *r, int accumulate)
         for (int64_t i = 0; i < m; ++i, ++pos) {
             double g = gbuf != NULL ? gbuf[pos] : s[0][i * b->o[0].ss[last]];
             if (s[1] != NULL)
-                s[1][i * b->o[1].ss[last]] += a * g;
-            abar += g * p[1][i * b->o[1].ps[last]];
+                s[1][i * b->o[1].ss[last]] += chain(a, g);
+            abar += chain(g, p[1][i * b->o[1].ps[last]]);
         }
         if (s[2] != NULL)
             s[2][0] += abar;

@@ -26,7 +26,8 @@ enum sad_op {
     SAD_COSH = 14, SAD_ASIN = 15, SAD_ACOS = 16, SAD_ATAN = 17, SAD_ABS = 18,
     SAD_ADD = 19, SAD_SUB = 20, SAD_MUL = 21, SAD_DIV = 22, SAD_POW = 23,
     SAD_ATAN2 = 24, SAD_HYPOT = 25, SAD_MAX = 26, SAD_MIN = 27,
-    SAD_N_EW = 28,
+    SAD_FMAX = 28, SAD_FMIN = 29,
+    SAD_N_EW = 30,
     /* record kinds that are not elementwise */
     SAD_LOAD = 32, SAD_STORE = 33, SAD_SUM = 34, SAD_DOT = 35, SAD_AXPY = 36,
     SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,

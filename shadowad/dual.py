@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ._c import lib
+from .products import finite_nonzero, times
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
 from .traced import (ARRAY_TYPES, F64, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _data,
                      _num, _safe, check_writable, numpy_protocol, promote, shadow_of,
@@ -110,14 +111,10 @@ def zero_tangent(ctx):
 
 
 def _scaled(d, p):
-    """d * p, where a zero tangent contributes nothing even through an infinite
-    partial (as in the C kernels and the reverse sweep)."""
-    if math.isfinite(p):
-        return d * p
-    if type(d) is float:
-        return 0.0 if d == 0.0 else d * p
-    with np.errstate(invalid="ignore"):
-        return np.where(d != 0.0, d * p, 0.0)
+    """d * p, where a zero factor contributes nothing: a zero tangent through
+    an infinite partial, a zero partial against an infinite tangent (as in the
+    C kernels and the reverse sweep)."""
+    return d * p if finite_nonzero(p) else times(d, p)
 
 
 _ADD, _SUB, _MUL, _DIV, _POW = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV, lib.SAD_POW
@@ -151,7 +148,9 @@ def _quotient(x, dx, y, dy):
         if yy != 0.0:
             px, py = 1.0 / y, -x / yy
             if _isfinite(px) and _isfinite(py):
-                return FScalar(x / y, dx * px + dy * py)
+                d = dx * px + dy * py
+                if d == d:  # else a zero partial met an infinite tangent
+                    return FScalar(x / y, d)
     return None
 
 
@@ -211,10 +210,13 @@ class FScalar(ScalarOps):
     def __mul__(self, o):
         t = type(o)
         if t is FScalar:
-            return FScalar(self.v * o.v, self.d * o.v + self.v * o.d)
+            z = self.v * o.v
+            if z != 0.0 and z - z == 0.0:  # finite nonzero partials: IEEE's products
+                return FScalar(z, self.d * o.v + self.v * o.d)
+            return FScalar(z, times(self.d, o.v) + times(self.v, o.d))
         if t is float or _num(o) is not None:
             k = float(o)
-            return FScalar(self.v * k, self.d * k)
+            return FScalar(self.v * k, self.d * k if finite_nonzero(k) else times(self.d, k))
         return self._with_array(o, np.multiply, False)
 
     __rmul__ = __mul__

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._c import lib
 from .dual import Context, FArray, FScalar
+from .products import times
 from .rules.indexing import accumulate
 from .tape import Tape, _current, current_tape
 from .traced import (F64, TEMPORARY, TArray, TScalar, mixed_tapes_error, new_array,
@@ -159,6 +160,6 @@ def _array_record(tape, value, inputs, partials, own):
 
     def pullback():
         for j, x in enumerate(inputs):
-            accumulate(x, gz * partials[j])
+            accumulate(x, times(gz, partials[j]))
     tape.record_py(pullback)
     return res

@@ -12,14 +12,22 @@ them too):
   adjoint ``g`` (None: no contribution).
 
 Derivatives at non-differentiable points follow docs/design-notes.md, as the
-C kernels do: ties of maximum/minimum and of max/min reductions split evenly,
-abs'(0) = 0, d(x**y)/dx = 0 where y == 0 and d(x**y)/dy = 0 where x == 0.
+C kernels do: abs'(0) = 0, d(x**y)/dx = 0 where y == 0 and d(x**y)/dy = 0
+where x == 0; the weights of maximum/minimum/fmax/fmin and of the max/min
+reductions (ties, NaNs) come from the C engine's own definitions; and every
+chain-rule product is ``_chain``: a zero factor gives zero, even against an
+infinite or NaN one (shadowad.products).  The partials are the C kernels'
+formulas, operation for operation, so first derivatives agree bit for bit.
 """
 import operator
 
 import numpy as np
 
+from ._c import lib
 from .nested_box import FUNCTIONS, RULES, UFUNCS, bind, plain, shape_of, unsupported
+from .products import times
+from .rules.elementwise import plain_partials
+from .rules.reductions import extreme_entries
 from .traced import _safe
 
 
@@ -80,13 +88,24 @@ def _sum_terms(terms):
 # --------------------------------------------------------------------------
 # elementwise
 
+def _chain(t, p):
+    """Tangent or adjoint t times partial p, a zero factor giving zero (as in
+    the C kernels), for values of any level: zeros and NaNs are found on the
+    plain values, and only the entries that need it go through np.where.  A
+    partial's own infinities (sqrt at 0) are not numpy warnings here, as they
+    are not in the C engine."""
+    return times(t, p, plain)
+
+
 def unary(name, ufunc, partial):
     """``ufunc`` of one input; ``partial(x, z)`` is dz/dx (z = ufunc(x))."""
     def jvp(ts, vals, out, params):
-        return ts[0] * partial(vals[0], out)
+        with np.errstate(all="ignore"):
+            return _chain(ts[0], partial(vals[0], out))
 
     def vjp(k, g, vals, out, params):
-        return g * partial(vals[0], out)
+        with np.errstate(all="ignore"):
+            return _chain(g, partial(vals[0], out))
 
     RULES[name] = Rule(name, ufunc, jvp, vjp)
     UFUNCS[ufunc] = _applies(RULES[name])
@@ -111,7 +130,14 @@ unary("log1p", np.log1p, lambda x, z: 1.0 / (1.0 + x))
 unary("expm1", np.expm1, lambda x, z: z + 1.0)
 unary("square", np.square, lambda x, z: 2.0 * x)
 unary("reciprocal", np.reciprocal, lambda x, z: -(z * z))
-unary("absolute", np.absolute, lambda x, z: np.sign(plain(x)))  # abs'(0) = 0
+
+
+def _abs_partial(x, z):
+    """abs'(0) = 0 and abs'(nan) = 0: the C partial (a plain value)."""
+    return plain_partials(lib.SAD_ABS, plain(x), 0.0)[0]
+
+
+unary("absolute", np.absolute, _abs_partial)
 
 RULES["negative"] = Rule(
     "negative", operator.neg,
@@ -139,16 +165,18 @@ def binary(name, ufunc, impl, dx, dy):
     def jvp(ts, vals, out, params):
         x, y = vals
         tx, ty = ts
-        if ty is None:
-            t = dx(tx, x, y, out)
-        elif tx is None:
-            t = dy(ty, x, y, out)
-        else:
-            t = _sum_terms((dx(tx, x, y, out), dy(ty, x, y, out)))
+        with np.errstate(all="ignore"):
+            if ty is None:
+                t = dx(tx, x, y, out)
+            elif tx is None:
+                t = dy(ty, x, y, out)
+            else:
+                t = _sum_terms((dx(tx, x, y, out), dy(ty, x, y, out)))
         return fit(t, shape_of(out))
 
     def vjp(k, g, vals, out, params):
-        c = partials[k](g, vals[0], vals[1], out)
+        with np.errstate(all="ignore"):
+            c = partials[k](g, vals[0], vals[1], out)
         return None if c is None else unbroadcast(c, shape_of(vals[k]))
 
     RULES[name] = Rule(name, impl, jvp, vjp)
@@ -159,10 +187,12 @@ binary("add", np.add, _scalar_safe(operator.add),
        lambda t, x, y, z: t, lambda t, x, y, z: t)
 binary("subtract", np.subtract, _scalar_safe(operator.sub),
        lambda t, x, y, z: t, lambda t, x, y, z: -t)
+_div = _scalar_safe(operator.truediv)
 binary("multiply", np.multiply, _scalar_safe(operator.mul),
-       lambda t, x, y, z: t * y, lambda t, x, y, z: t * x)
-binary("divide", np.divide, _scalar_safe(operator.truediv),
-       lambda t, x, y, z: t / y, lambda t, x, y, z: -t * z / y)
+       lambda t, x, y, z: _chain(t, y), lambda t, x, y, z: _chain(t, x))
+binary("divide", np.divide, _div,
+       lambda t, x, y, z: _chain(t, _div(1.0, y)),
+       lambda t, x, y, z: _chain(t, _div(-x, y * y)))
 
 
 def _zero_where(mask, value):
@@ -179,33 +209,34 @@ def _pow_dx(t, x, y, z):
         if y == 1:
             return t
         if y == 2:
-            return t * (2.0 * x)
-        return t * (y * _pow(x, y - 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return t * _zero_where(plain(y) == 0, y * _pow(x, y - 1))
+            return _chain(t, 2.0 * x)
+        return _chain(t, y * _pow(x, y - 1))
+    return _chain(t, _zero_where(plain(y) == 0, y * _pow(x, y - 1)))
 
 
 def _pow_dy(t, x, y, z):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return t * _zero_where(plain(x) == 0, z * np.log(x))
+    return _chain(t, _zero_where(plain(x) == 0, z * np.log(x)))
 
 
 _pow = _scalar_safe(operator.pow)  # (-8.0) ** 0.5 is nan, not a complex number
 binary("power", np.power, _pow, _pow_dx, _pow_dy)
 
 
-def _weights(x, y, wins):
-    """Plain weights of x in maximum/minimum: 1 where x wins, 1/2 at ties."""
-    px, py = plain(x), plain(y)
-    return wins(px, py) + 0.5 * (px == py)
+def _select(name, ufunc, op):
+    """maximum/minimum/fmax/fmin: plain weights, the C partials at the plain
+    values (ties split evenly; with one NaN the derivative goes to the operand
+    the value comes from)."""
+    def weight(k):
+        def term(t, x, y, z):
+            return _chain(t, plain_partials(op, plain(x), plain(y))[k])
+        return term
+    binary(name, ufunc, ufunc, weight(0), weight(1))
 
 
-binary("maximum", np.maximum, np.maximum,
-       lambda t, x, y, z: t * _weights(x, y, operator.gt),
-       lambda t, x, y, z: t * _weights(y, x, operator.gt))
-binary("minimum", np.minimum, np.minimum,
-       lambda t, x, y, z: t * _weights(x, y, operator.lt),
-       lambda t, x, y, z: t * _weights(y, x, operator.lt))
+_select("maximum", np.maximum, lib.SAD_MAX)
+_select("minimum", np.minimum, lib.SAD_MIN)
+_select("fmax", np.fmax, lib.SAD_FMAX)
+_select("fmin", np.fmin, lib.SAD_FMIN)
 
 # Functions whose derivative is zero almost everywhere run on the plain values.
 for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
@@ -266,22 +297,24 @@ RULES["sum"] = Rule(
     lambda k, g, vals, out, p: expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]))
 
 
-def _extreme_weights(a, out, axes):
-    """Plain weights spreading a max/min's derivative over the entries that
-    attain it (ties share evenly)."""
-    pa = plain(a)
-    hit = (pa == np.reshape(plain(out), _kept_shape(np.shape(pa), axes))).astype(float)
-    return hit / np.sum(hit, axis=axes, keepdims=True)
+def _extremes(a, out, axes):
+    """(mask, count): the entries that attain a max/min and how many share it,
+    as the C engine's rule finds them (ties share evenly, a NaN result goes
+    to the NaNs)."""
+    pa = np.asarray(plain(a), dtype=float)
+    zk = np.reshape(plain(out), _kept_shape(np.shape(pa), axes))
+    return extreme_entries(pa, axes, zk)
 
 
 def _extreme(name, fn):
     def jvp(ts, vals, out, p):
-        w = _extreme_weights(vals[0], out, p["axis"])
-        return np.sum(ts[0] * w, axis=p["axis"], keepdims=p["keepdims"])
+        mask, count = _extremes(vals[0], out, p["axis"])
+        return np.sum(_chain(ts[0], times(mask, 1.0 / count)), axis=p["axis"],
+                      keepdims=p["keepdims"])
 
     def vjp(k, g, vals, out, p):
-        w = _extreme_weights(vals[0], out, p["axis"])
-        return expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]) * w
+        mask, count = _extremes(vals[0], out, p["axis"])
+        return _chain(mask, expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]) / count)
 
     RULES[name] = Rule(name, lambda a, axis, keepdims: fn(a, axis=axis, keepdims=keepdims),
                        jvp, vjp)

@@ -902,7 +902,8 @@ def test_c_primal_matches_numpy(ufunc):
 def test_c_primal_nan_propagation_of_max_min():
     x = np.array([np.nan, 1.0, 2.0, np.nan])
     y = np.array([1.0, np.nan, 1.0, np.nan])
-    for op, uf in ((lib.SAD_MAX, np.maximum), (lib.SAD_MIN, np.minimum)):
+    for op, uf in ((lib.SAD_MAX, np.maximum), (lib.SAD_MIN, np.minimum),
+                   (lib.SAD_FMAX, np.fmax), (lib.SAD_FMIN, np.fmin)):
         z = np.empty(4)
         lib.sad_ew_primal(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z), id(x), id(y), 0.0)
         assert np.array_equal(z, uf(x, y), equal_nan=True)

@@ -349,17 +349,19 @@ def _quiet(v):
 
 def _reference_tangent(terms):
     """The tangent as the scalar loop computed it: each term t * p taken only
-    where t != 0, from 0.0; of two NaNs the tangent's before the partial's
-    and the sum's before the term's (written without ever combining two
-    NaNs, so numpy's operand order cannot matter)."""
+    where neither factor is zero (a zero factor gives zero, even against an
+    infinite or NaN one), from 0.0; of two NaNs the tangent's before the
+    partial's and the sum's before the term's (written without ever combining
+    two NaNs, so numpy's operand order cannot matter)."""
     with np.errstate(all="ignore"):
         d = None
         for t, p in terms:
             m = np.where(np.isnan(t), _quiet(t), t * np.where(np.isnan(t), 1.0, p))
+            live = (t != 0.0) & (p != 0.0)
             if d is None:
-                d = np.where(t != 0.0, 0.0 + m, 0.0)
+                d = np.where(live, 0.0 + m, 0.0)
             else:
-                d = np.where(t != 0.0, np.where(np.isnan(d), d, d + m), d)
+                d = np.where(live, np.where(np.isnan(d), d, d + m), d)
         return d
 
 

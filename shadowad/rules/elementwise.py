@@ -27,7 +27,7 @@ EW_OPS = {
     np.add: lib.SAD_ADD, np.subtract: lib.SAD_SUB, np.multiply: lib.SAD_MUL,
     np.divide: lib.SAD_DIV, np.power: lib.SAD_POW, np.float_power: lib.SAD_POW,
     np.arctan2: lib.SAD_ATAN2, np.hypot: lib.SAD_HYPOT, np.maximum: lib.SAD_MAX,
-    np.minimum: lib.SAD_MIN, np.fmax: lib.SAD_MAX, np.fmin: lib.SAD_MIN,
+    np.minimum: lib.SAD_MIN, np.fmax: lib.SAD_FMAX, np.fmin: lib.SAD_FMIN,
 }
 
 # ufuncs whose result has no derivative (piecewise constant, or not a float)
@@ -239,7 +239,8 @@ _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constan
 # partials_read in csrc/elementwise.c; the answer only decides what the tape
 # keeps alive, so erring towards more is safe (an op missing here keeps all).
 _READS_Z = {lib.SAD_SQRT, lib.SAD_RECIP, lib.SAD_EXP, lib.SAD_EXPM1, lib.SAD_TAN, lib.SAD_TANH}
-_READS_XY = {lib.SAD_MUL, lib.SAD_DIV, lib.SAD_ATAN2, lib.SAD_MAX, lib.SAD_MIN}
+_READS_XY = {lib.SAD_MUL, lib.SAD_DIV, lib.SAD_ATAN2, lib.SAD_MAX, lib.SAD_MIN, lib.SAD_FMAX,
+             lib.SAD_FMIN}
 _READS_UNARY_X = {lib.SAD_SQUARE, lib.SAD_LOG, lib.SAD_LOG1P, lib.SAD_SIN, lib.SAD_COS,
                   lib.SAD_SINH, lib.SAD_COSH, lib.SAD_ASIN, lib.SAD_ACOS, lib.SAD_ATAN,
                   lib.SAD_ABS}
@@ -542,3 +543,18 @@ def _scalar_forward(op, ufunc, inputs):
     if len(vals) == 1:
         return dual.scalar_op(op, ufunc, vals[0], ds[0], None, None)
     return dual.scalar_op(op, ufunc, vals[0], ds[0], vals[1], ds[1])
+
+
+def plain_partials(op, x, y):
+    """(dz/dx, dz/dy) of z = op(x, y) at plain values x and y (broadcast), from
+    the C partials every other engine uses (csrc sad_ew_partials, read through
+    the tangent kernel with unit tangents): for an engine that needs them as
+    arrays, such as the nested engine's weights of maximum/minimum."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=F64), np.asarray(y, dtype=F64))
+    x, y = np.array(x), np.array(y)  # memory of their own, held through the calls
+    z = np.empty(x.shape)
+    ones = np.ones((1,) + x.shape)
+    px, py = np.empty((1,) + x.shape), np.empty((1,) + x.shape)
+    tangent_kernel(op, z, px, [(x, ones), (y, None)])
+    tangent_kernel(op, z, py, [(x, None), (y, ones)])
+    return px[0], py[0]

@@ -332,7 +332,7 @@ def forward_setindex(a, idx, value):
         return
     tidx = _lane_index(idx)
     if type(value) is dual.FArray and tidx is not None:
-        t[tidx] = vt
+        t[tidx] = 0.0 if vt is None else vt  # None: an inactive value's zero tangent
         return
     for lane in range(t.shape[0]):  # per-lane scalars, or lanes numpy would move
         if vt is None:
@@ -341,3 +341,15 @@ def forward_setindex(a, idx, value):
             t[lane][idx] = vt if np.ndim(vt) == 0 else vt[lane]
         else:
             t[lane][idx] = vt[lane]
+
+
+@registry.implements_both(np.copyto, elementwise=True)
+def copyto(dst, src, casting="same_kind", where=True):
+    """np.copyto(dst, src) is dst[...] = src, so it takes setindex's rules in
+    either mode; with a mask, the entries left alone keep their own values."""
+    where = primal(where)
+    if where is not True:
+        src = np.where(where, src, dst)
+    if not isinstance(dst, (TArray, dual.FArray)):
+        raise detach_error("np.copyto into an untraced numpy array")
+    dst[...] = src

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
 from .elementwise import (_FWD_KIT, EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
@@ -238,7 +239,7 @@ def _forward_reduce(fname, npfn, a, axis, keepdims, out, grad):
         if type(w) is float:  # one weight for all: scale the (smaller) sum
             dz = _add_reduce(t, axis=lane_axes, keepdims=keepdims) * w
         else:
-            dz = _add_reduce(w * t, axis=lane_axes, keepdims=keepdims)
+            dz = _add_reduce(times(w, t), axis=lane_axes, keepdims=keepdims)
     return finish_out(forward_result(ctx, z, dz), out, fname)
 
 
@@ -365,13 +366,21 @@ def prod_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOV
 # --------------------------------------------------------------------------
 # max and min: ties share the adjoint evenly (as JAX does)
 
-def _extreme_grad(p, axes, zk, gk):
+def extreme_entries(p, axes, zk):
+    """(mask, count): the entries of p equal to the max/min zk (the reduced
+    axes kept) and how many share each result.  A NaN result: numpy
+    propagates NaN, so the NaNs win.  (The nested engine's rule uses it too.)"""
     mask = p == zk
     count = mask.sum(axis=axes, keepdims=True)
-    if not count.all():  # a NaN result: numpy propagates NaN, so the NaNs win
+    if not count.all():
         mask |= np.isnan(p) & np.isnan(zk)
         count = mask.sum(axis=axes, keepdims=True)
-    return mask * (gk / count)
+    return mask, count
+
+
+def _extreme_grad(p, axes, zk, gk):
+    mask, count = extreme_entries(p, axes, zk)
+    return times(mask, gk / count)  # an entry that is not extreme gets 0, even of inf
 
 
 def _extreme(fname, npfn, frame=_reduce):
