@@ -27,10 +27,6 @@ from shadowad.testing import check_dot_product
 # fail; strict, so the fix landing makes them fail loudly until this goes.
 PENDING = {
     "scratch": "issue #13 item 1: plain scratch arrays written after a recorded op read them",
-    "const_write": "issue #13 item 2: forward NaN tangents from fancy/mask writes of Const values",
-    "fmax_nan": "issue #13 item 3: fmax/fmin split the derivative with a NaN operand",
-    "nan_traced": "issue #13 item 3: fmax(traced NaN, x) gives the NaN side half the adjoint",
-    "edge": "issue #13 item 4: forward NaN where a zero tangent meets sqrt's infinite partial",
     # the first programs at n=6 and n=40 happen to miss it (make fuzz finds it there)
     ("overlap", "large"): "issue #13 item 5: overlapping strided copies",
 }
