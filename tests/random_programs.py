@@ -526,6 +526,49 @@ def i_edge(d, c):
     return [f"{y} += {d.choice(EDGE).format(x=x, x2=x2)}"]
 
 
+# -- beyond the issue: pure expressions differentiated by the nested engine
+# (the inner call of forward-over-reverse) against the C engine: one
+# convention in every engine (issue #13 item 4's class).  A program of this
+# class is the single instruction `r = <scalar expression of x and y>` of
+# g(x, y), and is checked by the "nested" check only.
+
+N_UNARY = ("np.sin({a})", "np.cos({a})", "np.tanh({a})", "np.exp(np.sin({a}))",
+           "np.sqrt(1.0 + {a} * {a})", "np.abs({a})", "{a} ** 2", "-{a}", "np.arctan({a})",
+           "np.expm1(np.sin({a}))", "np.square({a})", "np.log1p({a} * {a})",
+           "np.sinh(np.sin({a}))", "np.reciprocal(1.0 + {a} * {a})", "np.sqrt(np.abs({a}))",
+           "np.sqrt({a} * 0.0)", "({a} * 0.0) ** 0.5", "np.where(np.arange({n}) % 2 == 0, "
+           "np.sqrt(np.abs({a})), 0.0)")
+N_BINARY = ("({a} + {b})", "({a} - {b})", "({a} * {b})", "{a} / (1.0 + {b} * {b})",
+            "np.maximum({a}, {b})", "np.minimum({a}, {b})", "np.where({a} > {b}, {a}, 2.0 * {b})")
+N_REDUCE = ("np.sum({e})", "np.mean({e})", "np.max({e})", "np.min({e})", "np.dot({x}, {e})")
+
+
+def _nested_expr(d, n, depth, array=True):
+    if depth == 0 or d.int(0, 3) == 0:
+        leaf = d.int(1, 4) if array else d.int(0, 4)
+        if leaf == 0:
+            return f"{d.choice('xy')}[{d.int(0, n - 1)}]"
+        if leaf == 1:
+            return f"{d.choice('xy')}"
+        if leaf == 2:
+            return f"{d.choice('xy')}[::-1]"
+        if leaf == 3:
+            return f"({d.choice('xy')} * 0.0)"
+        return f"{d.choice('xy')}[{d.int(0, n - 1)}] * {d.choice('xy')}"
+    if d.int(0, 1):
+        return d.choice(N_UNARY).format(a=_nested_expr(d, n, depth - 1, array), n=n)
+    left = array and d.int(0, 1) == 0
+    return d.choice(N_BINARY).format(a=_nested_expr(d, n, depth - 1, left),
+                                     b=_nested_expr(d, n, depth - 1, array and not left))
+
+
+def i_nested(d, c):
+    n = min(c.size.n, 12)
+    terms = [d.choice(N_REDUCE).format(e=_nested_expr(d, n, d.int(1, 3)), x=d.choice("xy"))
+             for _ in range(d.int(1, 2))]
+    return [f"r = {' + '.join(terms)}"]
+
+
 CLASSES = {
     "base": {"axpy": i_axpy, "axpy_traced_a": i_axpy_traced_a, "axpy_scalar_x": i_axpy_scalar_x,
              "set_slice": i_set_slice, "set_int": i_set_int, "set_const": i_set_const,
@@ -541,6 +584,7 @@ CLASSES = {
     "views": {"kept_view": i_kept_view, "reshaped": i_reshaped},
     "edge": {"edge": i_edge},
     "scalar": {"scalar": i_scalar},
+    "nested": {"nested": i_nested},
 }
 ISSUE_ITEMS = {"scratch": 1, "const_write": 2, "fmax_nan": 3, "edge": 4, "overlap": 5}
 
@@ -565,6 +609,11 @@ class Program:
     v_const: bool = False    # v Const (promoted where it receives active values)
     w_fortran: bool = False  # w (and its shadow) in Fortran order
     a_active: bool = False   # the float a Active (else Const)
+    zeros: bool = False      # nested programs: x and y with exact zeros
+
+    @property
+    def nested(self):
+        return self.body[0].cls == "nested"
 
     @property
     def classes(self):
@@ -584,6 +633,11 @@ def generate(d, classes=tuple(CLASSES), size=SMALL, require=None, max_len=8):
     least one instruction comes from that class."""
     classes = sorted(classes)
     c = Ctx(size)
+    if require == "nested" or classes == ["nested"] or (
+            "nested" in classes and require is None and d.int(1, len(classes)) == 1):
+        return Program(size, (Instr("nested", "nested", tuple(i_nested(d, c))),), 0,
+                       d.int(0, 2 ** 16), True, 0, zeros=bool(d.int(0, 1)))
+    classes = [k for k in classes if k != "nested"]
     count = d.int(1, max_len)
     forced = d.int(0, count - 1) if require else -1
     body = []
@@ -613,6 +667,8 @@ class Stop(Exception):
 
 def source(prog, stop=False):
     """f as Python source; with stop, `raise Stop` before instruction prog.stop."""
+    if prog.nested:
+        return f"def g(x, y):\n    {prog.body[0].lines[0]}\n    return r\n"
     body = [line for ins in prog.body for line in ins.lines]
     if stop:
         at = sum(len(ins.lines) for ins in prog.body[:prog.stop])
@@ -625,12 +681,19 @@ def source(prog, stop=False):
 def compile_program(prog, stop=False):
     ns = {"np": np, "sad": sad, "Stop": Stop, "G": np.zeros(prog.size.n)}
     exec(compile(source(prog, stop), "<random program>", "exec"), ns)
-    return ns["f"]
+    return ns["g" if prog.nested else "f"]
 
 
 def inputs(prog):
-    """The plain values of u, v, w, c, a."""
+    """The plain values of u, v, w, c, a (x, y for a nested program)."""
     rng = np.random.default_rng(prog.seed)
+    if prog.nested:
+        n = min(prog.size.n, 12)
+        x, y = rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
+        if prog.zeros:
+            x[::3] = 0.0
+            y[1::4] = 0.0
+        return [x, y]
     n, shape = prog.size.n, prog.size.matrix
     u, v, w, c = (rng.uniform(-1, 1, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, shape),
                   rng.uniform(-1, 1, n))
@@ -639,6 +702,8 @@ def inputs(prog):
 
 
 def annotate(prog, vals):
+    if prog.nested:
+        return [Active(v) for v in vals]
     u, v, w, c, a = vals
     return [Duplicated(u, np.zeros_like(u)),
             Const(v) if prog.v_const else Duplicated(v, np.zeros_like(v)),
@@ -647,6 +712,12 @@ def annotate(prog, vals):
 
 
 def args_source(prog):
+    if prog.nested:
+        zeros = "x[::3] = 0.0\ny[1::4] = 0.0\n" if prog.zeros else ""
+        n = min(prog.size.n, 12)
+        return (f"rng = np.random.default_rng({prog.seed})\n"
+                f"x, y = rng.uniform(-1, 1, {n}), rng.uniform(-1, 1, {n})\n{zeros}"
+                f"args = [Active(x), Active(y)]\n")
     n, shape = prog.size.n, prog.size.matrix
     v = "Const(v)" if prog.v_const else "Duplicated(v, np.zeros_like(v))"
     w = "Const(w)" if prog.w_const else "Duplicated(w, np.zeros_like(w))"
@@ -960,6 +1031,42 @@ def check_jacobian(f, args, seed):
                              f"finite differences give\n{fd!r}")
 
 
+def check_nested(g, args, seed):
+    """g(x, y) -> scalar: its gradient by the nested engine (the inner call of
+    forward over reverse) equals the C engine's (NaN where it has NaN), and
+    where it is finite and smooth, the Hessian-vector product matches central
+    differences of the C engine's gradient."""
+    x, y = (a.val for a in args)
+    want = sad.autodiff(g, Active(x.copy()), Active(y.copy()))
+
+    def outer(x, y, gx, gy):
+        a, b = sad.autodiff(g, Active(x), Active(y))
+        gx[...] = a
+        gy[...] = b
+    rng = np.random.default_rng(seed)
+    vx, vy = rng.standard_normal(x.shape), rng.standard_normal(y.shape)
+    gx, gy, hx, hy = (np.zeros_like(x) for _ in range(4))
+    sad.autodiff(outer, Duplicated(x.copy(), vx.copy()), Duplicated(y.copy(), vy.copy()),
+                 Duplicated(gx, hx), Duplicated(gy, hy), mode=sad.Forward)
+    for name, got, w in (("x", gx, want[0]), ("y", gy, want[1])):
+        if not np.allclose(got, w, rtol=1e-12, atol=1e-14, equal_nan=True):
+            raise AssertionError(f"the gradient in {name}: the nested engine gives\n{got!r}\n"
+                                 f"the C engine\n{w!r}")
+    if (x == 0).any() or (y == 0).any() or not all(np.isfinite(w).all() for w in want):
+        return  # kinks at exact zeros: no finite differences there
+    h = 1e-6
+
+    def grad_at(step):
+        return sad.autodiff(g, Active(x + step * vx), Active(y + step * vy))
+    plus, minus = grad_at(h), grad_at(-h)
+    for name, got, p, m in (("x", hx, plus[0], minus[0]), ("y", hy, plus[1], minus[1])):
+        fd = (p - m) / (2 * h)
+        if not np.allclose(got, fd, rtol=1e-4, atol=1e-6):
+            raise AssertionError(f"the Hessian-vector product in {name}: forward over "
+                                 f"reverse gives\n{got!r}\nfinite differences of the "
+                                 f"gradient\n{fd!r}")
+
+
 # name -> (check, sizes it runs on, whether f raises Stop)
 CHECKS = {
     "fd": (check_fd, ("small", "medium"), False),
@@ -973,6 +1080,7 @@ CHECKS = {
     "final_copy": (check_final_copy, ("small", "medium", "large"), False),
     "batch": (check_batch, ("small", "medium", "large"), False),
     "jacobian": (check_jacobian, ("small", "medium"), False),
+    "nested": (check_nested, ("small", "medium", "large"), False),
 }
 
 
@@ -1009,7 +1117,8 @@ def validate(prog):
 
 
 def checks_for(prog, names=None):
-    return [n for n in (names or CHECKS) if prog.size.name in CHECKS[n][1]]
+    return [n for n in (names or CHECKS) if prog.size.name in CHECKS[n][1]
+            and (n == "nested") == prog.nested]
 
 
 def run_checks(prog, names=None):
@@ -1050,7 +1159,7 @@ def shrink(prog, name, budget=300):
             if still_fails(trial):
                 prog, changed = trial, True
     for field, value in (("ret", 0), ("ret", 1), ("w_const", True), ("v_const", False),
-                         ("w_fortran", False), ("a_active", False)):
+                         ("w_fortran", False), ("a_active", False), ("zeros", False)):
         if getattr(prog, field) != value and still_fails(prog.replace(**{field: value})):
             prog = prog.replace(**{field: value})
     return prog
@@ -1070,7 +1179,7 @@ def reproducer(prog, name, message=None):
     if "G[" in source(prog):
         text += f"G = np.zeros({prog.size.n})\n"
     text += source(prog, stop=CHECKS[name][2]) + args_source(prog)
-    text += f"CHECKS[{name!r}][0](f, args, seed={prog.seed})\n"
+    text += f"CHECKS[{name!r}][0]({'g' if prog.nested else 'f'}, args, seed={prog.seed})\n"
     lines = message.splitlines()
     if len(lines) > 24:
         lines = lines[:24] + ["..."]
