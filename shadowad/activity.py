@@ -41,7 +41,9 @@ def _check_float_array(x, what):
         hint = " (convert with x.astype(float))" if x.dtype.kind in "biuf" else ""
         raise TypeError(f"{what} must have dtype float64, got {x.dtype}{hint}")
     if not x.flags.aligned:
-        raise ValueError(f"{what} is not aligned in memory; pass np.ascontiguousarray(x)")
+        raise ValueError(f"{what} is not aligned in memory (a view of a buffer at an odd "
+                         "offset); pass an aligned copy, np.array(x), and copy the result "
+                         "back if you need it in place")
 
 
 # Types of values that belong to a running differentiation (traced arrays and

@@ -8,7 +8,7 @@ primal effects (redo) unless ``restore=True``.
 import numpy as np
 
 from . import activity as act
-from . import nested
+from . import nested, untraced
 from ._c import lib
 from .tape import Tape, _current
 from .traced import F64, Buffer, TArray, TScalar, _byte_bounds, shadow_of
@@ -160,6 +160,7 @@ def _record(f, args, tape):
     _check_aliasing(annotated)
     shared = _shared_const_buffers(annotated, tape)
     wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
+    tape.untraced = untraced.copies(annotated)
     token = _current.set(tape)
     try:
         res = f(*[w.traced for w in wrapped])
@@ -345,7 +346,15 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     _check_mode(mode)
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
-        return nested.autodiff(f, annotated, mode)
+        kept = untraced.copies(annotated)  # the nested engine writes no memory itself
+        try:
+            out = nested.autodiff(f, annotated, mode)
+        except BaseException:
+            untraced.put_back(kept)
+            raise
+        if restore:
+            untraced.put_back(kept)
+        return out
     if not mode.reverse:
         for k, a in enumerate(annotated):
             if type(a) is act.Active:

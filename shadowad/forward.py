@@ -9,6 +9,7 @@ their output tangents.
 import numpy as np
 
 from . import activity as act
+from . import untraced
 from .driver import _check_aliasing, _shared_const_buffers
 from .dual import Context, DualVector, FArray, FScalar
 from .tape import _current
@@ -184,6 +185,9 @@ def forward(f, annotated, with_primal, restore):
         shared = _shared_consts(annotated, ctx)
     finishers = []
     traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
+    kept = untraced.copies(annotated)
+    if kept:  # put back after the traced memory (Context.restore goes backwards)
+        ctx.saved.insert(0, (lambda: untraced.put_back(kept), False))
     token = _current.set(ctx)
     try:
         res = f(*traced)

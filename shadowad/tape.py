@@ -8,6 +8,7 @@ import contextvars
 import threading
 
 from ._c import ffi, lib
+from .untraced import put_back
 
 _current = contextvars.ContextVar("shadowad_tape", default=None)
 
@@ -73,7 +74,7 @@ class PyRecord:
 
 class Tape:
     __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "applied", "_tptr",
-                 "_alive", "_aliveptr", "__weakref__")
+                 "_alive", "_aliveptr", "untraced", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -94,6 +95,7 @@ class Tape:
         self.pybytes = 0
         self.state = "recording"
         self.applied = None  # records at the start still applied: None for all of them
+        self.untraced = []  # Const arrays f may write without a record (see untraced.py)
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -159,6 +161,7 @@ class Tape:
             py[lib.sad_record_pyidx(c, i)].swap()
             i = lib.sad_undo(c, i)
         self.applied = 0
+        put_back(self.untraced)
 
     def redo(self, last=False):
         """Re-apply every record's effect on primal memory, first record first
@@ -182,6 +185,7 @@ class Tape:
         self.py = []
         self.keep = []
         self.shadows = []
+        self.untraced = []
 
     def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
         if name == "c" or name == "_tptr":

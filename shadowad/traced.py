@@ -160,8 +160,16 @@ def check_writable(a):
     if buf.readonly:
         raise readonly_error(buf.label)
     if not a.p.flags.writeable:
-        raise ValueError(f"shadowad: cannot write to {buf.label}: this view of it "
-                         "is read-only (numpy marks broadcast and diagonal views so)")
+        raise readonly_view_error(buf)
+
+
+def readonly_view_error(buf):
+    if not buf.root.flags.writeable:
+        return ValueError(f"shadowad: cannot write to {buf.label}: it is a read-only array "
+                          "(flags.writeable is False); pass a writable copy (np.array(x)) "
+                          "if f writes to it")
+    return ValueError(f"shadowad: cannot write to {buf.label}: this view of it is "
+                      "read-only (numpy marks broadcast and diagonal views so)")
 
 
 def new_array(tape, z, active):

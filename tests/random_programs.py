@@ -331,14 +331,23 @@ def i_const_mask(d, c):
 # -- issue #13 item 5: overlapping strided copies and in-place ufuncs with overlapping out
 
 def i_overlap_copy(d, c):
-    x, y, _, (k, _, _, ds) = two_views(d, c, same=True)
-    form = d.int(0, 2)
+    """A view copied over a view, of the same vector (they often overlap) or
+    not: setitem, setindex, np.copyto, or a mask selecting the destination."""
+    x, y, _, (k, _, dst, ds) = two_views(d, c, same=bool(d.int(0, 3)))
+    form = d.int(0, 4)
     if form == 0:
         return [f"{y} = {x}"]
     if form == 1:
         t = c.fresh("y")
         return [f"{t} = {y}", f"{t}[...] = {x}"]
-    return [f"sad.setindex({WHOLE[k]}, np.s_[{fmt_slice(ds)}], {x})"]
+    if form == 2:
+        return [f"np.copyto({y}, {x})"]
+    if form == 3:
+        m = c.fresh("mask")
+        return [f"{m} = np.zeros({c.lens[dst]}, bool)",
+                f"{m}[np.arange({c.lens[dst]})[{fmt_slice(ds)}]] = True",
+                f"{WHOLE[dst]}[{m}] = {x}"]
+    return [f"sad.setindex({WHOLE[dst]}, np.s_[{fmt_slice(ds)}], {x})"]
 
 
 def i_overlap_ufunc(d, c):

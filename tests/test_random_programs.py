@@ -27,8 +27,6 @@ from shadowad.testing import check_dot_product
 # fail; strict, so the fix landing makes them fail loudly until this goes.
 PENDING = {
     "scratch": "issue #13 item 1: plain scratch arrays written after a recorded op read them",
-    # the first programs at n=6 and n=40 happen to miss it (make fuzz finds it there)
-    ("overlap", "large"): "issue #13 item 5: overlapping strided copies",
 }
 PROGRAMS = {"small": 50, "medium": 10, "large": 12}  # per class
 SEED = 13

@@ -8,6 +8,7 @@ from .._c import lib
 from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_for_pullback,
                       adjoint_view, check_writable, detach_error, new_array, primal,
                       promote, shadow_of)
+from ..overlap import numpy_sources
 from . import elementwise, registry
 from .elementwise import _operand, _record
 
@@ -192,6 +193,10 @@ def copy_into(view, value):
         if value.buf.tape is not tape:
             from ..traced import mixed_tapes_error
             raise mixed_tapes_error()
+    # the C copy is as-if-copied; where numpy is not, copy what numpy leaves
+    src = numpy_sources(view.p, Ellipsis, primal(value))
+    if src is not None:
+        value = gather(value, src) if type(value) is TArray else value[src]
     o = _operand(value, tape)
     if o[0] == elementwise._KARR:
         _check_fits(o[1].shape, view.shape)
@@ -204,6 +209,10 @@ def copy_into(view, value):
 
 def _set_advanced(a, idx, value, tape):
     p = a.p
+    if type(value) is TArray:
+        src = numpy_sources(p, idx, value.p)
+        if src is not None:  # numpy does not buffer an overlapping source here
+            value = gather(value, src)
     vp = primal(value)
     vactive = (type(value) is TScalar) or (type(value) is TArray and shadow_of(value) is not None)
     s = shadow_of(a)
@@ -321,12 +330,21 @@ def forward_setindex(a, idx, value):
         view = dual.FArray(p[idx], None, a.buf)
         zt = shadow_of(view)
         _check_fits(np.shape(vp), view.shape)
+        src = numpy_sources(view.p, Ellipsis, vp) if type(value) is dual.FArray else None
+        if src is not None:  # the tangent kernel is as-if-copied; numpy is not here
+            value = forward_getitem(value, src)
+            vp = value.p
         if zt is not None:
             operand = elementwise._forward_operand(value, ctx.lanes)
             elementwise.tangent_kernel(lib.SAD_COPY, view.p, zt, [operand])
         view.p[...] = vp
         return
     # advanced: numpy's assignment on the primal and on each lane alike
+    if type(value) is dual.FArray:
+        src = numpy_sources(p, idx, vp)
+        if src is not None:  # numpy does not buffer an overlapping source here
+            value = forward_getitem(value, src)
+            vp, vt = value.p, shadow_of(value)
     p[idx] = vp
     if t is None:
         return
@@ -347,6 +365,10 @@ def forward_setindex(a, idx, value):
 def copyto(dst, src, casting="same_kind", where=True):
     """np.copyto(dst, src) is dst[...] = src, so it takes setindex's rules in
     either mode; with a mask, the entries left alone keep their own values."""
+    sdt = np.result_type(primal(src))
+    if not np.can_cast(sdt, F64, casting=casting):
+        raise TypeError(f"Cannot cast array data from {sdt!r} to {F64!r} according to the "
+                        f"rule {casting!r}")
     where = primal(where)
     if where is not True:
         src = np.where(where, src, dst)
