@@ -399,6 +399,20 @@ def i_scalar(d, c):
                       f"{y} += a ** 2 * {x}", f"np.multiply({x}, a, out={y})"))]
 
 
+# -- issue #13 item 8: Const arrays that are float32, int64 or unaligned (the
+# program's c), written with plain values inside f, restored and left as numpy does
+
+def i_const_dtype(d, c):
+    n = c.size.n
+    m = d.int(1, min(n, 64))
+    a = d.int(0, n - m)
+    dst = f"c[{a}:{a + m}]"
+    write = d.choice((f"{dst} = 3", f"{dst} *= 2", f"c[{d.int(0, n - 1)}] = -1",
+                      f"{dst} += c[{d.int(0, n - m)}:][:{m}]", f"np.negative({dst}, out={dst})"))
+    x, y, k, _ = two_views(d, c, most=m)
+    return [write, f"{y} += 0.5 * c[{a}:{a + k}] * {x}"]
+
+
 # -- beyond the issue: a NaN that is itself traced (its adjoint is zero)
 
 def i_nan_traced(d, c):
@@ -593,9 +607,11 @@ CLASSES = {
     "views": {"kept_view": i_kept_view, "reshaped": i_reshaped},
     "edge": {"edge": i_edge},
     "scalar": {"scalar": i_scalar},
+    "const_dtype": {"const_dtype": i_const_dtype},
     "nested": {"nested": i_nested},
 }
-ISSUE_ITEMS = {"scratch": 1, "const_write": 2, "fmax_nan": 3, "edge": 4, "overlap": 5}
+ISSUE_ITEMS = {"scratch": 1, "const_write": 2, "fmax_nan": 3, "edge": 4, "overlap": 5,
+               "const_dtype": 8}
 
 # ---------------------------------------------------------------- programs
 
@@ -619,6 +635,7 @@ class Program:
     w_fortran: bool = False  # w (and its shadow) in Fortran order
     a_active: bool = False   # the float a Active (else Const)
     zeros: bool = False      # nested programs: x and y with exact zeros
+    c_kind: int = 0          # index into C_KINDS: the dtype and alignment of c
 
     @property
     def nested(self):
@@ -654,9 +671,14 @@ def generate(d, classes=tuple(CLASSES), size=SMALL, require=None, max_len=8):
         cls = require if i == forced else d.choice(classes)
         kind = d.choice(sorted(CLASSES[cls]))
         body.append(Instr(cls, kind, tuple(CLASSES[cls][kind](d, c))))
+    c_kind = d.int(0, len(C_KINDS) - 1) if "const_dtype" in classes else 0
+    if any(i.cls == "promote" for i in body):
+        # an active value written into a float32, int64 or unaligned Const is refused
+        # (FUZZ_FINDINGS F9): only float64 c is promoted
+        c_kind = 0
     return Program(size, tuple(body), d.int(0, len(RETURNS) - 1), d.int(0, 2 ** 16),
                    bool(d.int(0, 1)), d.int(0, count), d.int(0, 3) == 0, d.int(0, 3) == 0,
-                   d.int(0, 3) > 0)
+                   d.int(0, 3) > 0, c_kind=c_kind)
 
 
 def seeded_program(seed, i, classes=tuple(CLASSES), size=SMALL, require=None):
@@ -707,7 +729,7 @@ def inputs(prog):
     u, v, w, c = (rng.uniform(-1, 1, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, shape),
                   rng.uniform(-1, 1, n))
     a = round(float(rng.uniform(0.5, 1.5)), 3)
-    return [u, v, np.asfortranarray(w) if prog.w_fortran else w, c, a]
+    return [u, v, np.asfortranarray(w) if prog.w_fortran else w, C_KINDS[prog.c_kind][1](c), a]
 
 
 def annotate(prog, vals):
@@ -735,8 +757,24 @@ def args_source(prog):
     return (f"rng = np.random.default_rng({prog.seed})\n"
             f"u, v = rng.uniform(-1, 1, {n}), rng.uniform(-1, 1, {n})\n"
             f"w, c = rng.uniform(-1, 1, {shape}), rng.uniform(-1, 1, {n})\n{fortran}"
+            f"{C_KINDS[prog.c_kind][2]}"
             f"a = round(float(rng.uniform(0.5, 1.5)), 3)\n"
             f"args = [Duplicated(u, np.zeros_like(u)), {v}, {w}, Const(c), {a}]\n")
+
+
+def unaligned(x):
+    """A copy of the 1-D float64 x in memory that is not 8-byte aligned."""
+    out = np.zeros(x.size * 8 + 1, np.uint8)[1:].view(np.float64)
+    out[...] = x
+    return out
+
+
+# c's kinds: (name, from the float64 draw, the reproducer's line)
+C_KINDS = (("float64", lambda c: c, ""),
+           ("float32", lambda c: c.astype(np.float32), "c = c.astype(np.float32)\n"),
+           ("int64", lambda c: np.round(4 * c).astype(np.int64),
+            "c = np.round(4 * c).astype(np.int64)\n"),
+           ("unaligned", unaligned, "from random_programs import unaligned\nc = unaligned(c)\n"))
 
 
 # ---------------------------------------------------------------- checks
@@ -744,8 +782,13 @@ def args_source(prog):
 # the checks of shadowad.testing work on copies of args, so do these.
 
 def _val(a):
-    """A copy of an annotation's value (K: a Fortran-ordered w stays so)."""
-    return a.val if isinstance(a.val, float) else a.val.copy(order="K")
+    """A copy of an annotation's value (K: a Fortran-ordered w stays so; an
+    unaligned c stays unaligned)."""
+    if isinstance(a.val, float):
+        return a.val
+    if not a.val.flags.aligned:
+        return unaligned(a.val)
+    return a.val.copy(order="K")
 
 
 def _copies(args):
@@ -1168,7 +1211,8 @@ def shrink(prog, name, budget=300):
             if still_fails(trial):
                 prog, changed = trial, True
     for field, value in (("ret", 0), ("ret", 1), ("w_const", True), ("v_const", False),
-                         ("w_fortran", False), ("a_active", False), ("zeros", False)):
+                         ("w_fortran", False), ("a_active", False), ("zeros", False),
+                         ("c_kind", 0)):
         if getattr(prog, field) != value and still_fails(prog.replace(**{field: value})):
             prog = prog.replace(**{field: value})
     return prog
