@@ -3,9 +3,10 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 STAMP = .install.stamp
+, := ,
 SRC = $(wildcard csrc/*.c csrc/*.h) shadowad/_build.py pyproject.toml setup.py
 
-.PHONY: install test demo test-asan bench fuzz gradbench-evals clean
+.PHONY: install test demo test-asan test-python test-pythons bench fuzz gradbench-evals clean
 
 $(STAMP): $(SRC)
 	$(PIP) install --quiet --upgrade "pip>=23" setuptools wheel cffi numpy pytest hypothesis
@@ -28,31 +29,68 @@ fuzz: install
 demo: install
 	$(PYTHON) examples/quickstart.py
 
+# A copy of the package with the C core built for interpreter $(1) into
+# directory $(2) (extra compiler flags $(3), linker flags $(4)): the normal
+# in-place build (the extension is named _csad.abi3.so whatever the Python)
+# is left untouched and keeps working while a suite runs against the copy.
+define build_copy
+	rm -rf $(2)/shadowad $(2)/tmp
+	mkdir -p $(2)
+	cp -R shadowad $(2)/shadowad
+	rm -rf $(2)/shadowad/_csad* $(2)/shadowad/__pycache__ $(2)/shadowad/*/__pycache__
+	SHADOWAD_CFLAGS="$(3)" SHADOWAD_LDFLAGS="$(4)" \
+	    $(1) setup.py --quiet build_ext --force --build-lib $(2) --build-temp $(2)/tmp
+endef
+# The whole suite from directory $(2), on its path (so `import shadowad` finds
+# its copy, in the tests' subprocesses too), with interpreter $(1) under
+# environment $(3).
+define run_suite
+	cd $(2) && export PYTHONPATH="$(CURDIR)/$(2)" && $(3) $(1) -c "import shadowad._csad as c, sys; \
+	    assert '$(2)' in c.__file__, c.__file__; print(sys.version.split()[0], 'core:', c.__file__)"
+	cd $(2) && export PYTHONPATH="$(CURDIR)/$(2)" && $(3) $(1) -m pytest -q -p no:cacheprovider --rootdir="$(CURDIR)" "$(CURDIR)/tests"
+endef
+
 # The C core built with AddressSanitizer and UBSan, the whole suite run against it.
-# The instrumented build goes to $(ASAN_DIR) (a copy of the package), so the
-# normal in-place build is left untouched and keeps working while this runs.
 # Python itself is not instrumented, so the runtime is preloaded and leak
 # detection (which would report the interpreter's own allocations) is off.
+# PYTHONMALLOC=malloc: pymalloc would keep a freed object's block in its own
+# pools, where ASAN cannot see a read of it after the free.
+# Missing tools are installed; installed ones are left at their versions.
 ASAN_DIR = build/asan
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
-ASAN_ENV = LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" PYTHONPATH="$(CURDIR)/$(ASAN_DIR)" \
+ASAN_ENV = LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" PYTHONMALLOC=malloc \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 test-asan:
-	$(PIP) install --quiet --upgrade setuptools wheel cffi numpy pytest hypothesis
-	rm -rf $(ASAN_DIR)
-	mkdir -p $(ASAN_DIR)
-	cp -R shadowad $(ASAN_DIR)/shadowad
-	rm -rf $(ASAN_DIR)/shadowad/_csad* $(ASAN_DIR)/shadowad/__pycache__ $(ASAN_DIR)/shadowad/*/__pycache__
-	SHADOWAD_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1" \
-	SHADOWAD_LDFLAGS="-fsanitize=address,undefined" \
-	    $(PYTHON) setup.py --quiet build_ext --force --build-lib $(ASAN_DIR) --build-temp $(ASAN_DIR)/tmp
-	# run from $(ASAN_DIR) so `import shadowad` finds the instrumented copy
-	cd $(ASAN_DIR) && $(ASAN_ENV) $(PYTHON) -c "import shadowad._csad as c; \
-	    assert '$(ASAN_DIR)' in c.__file__, c.__file__; print('sanitized core:', c.__file__)"
-	cd $(ASAN_DIR) && $(ASAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider \
-	    --rootdir="$(CURDIR)" "$(CURDIR)/tests"
+	$(PIP) install --quiet setuptools wheel cffi numpy pytest hypothesis
+	$(call build_copy,$(PYTHON),$(ASAN_DIR),-fsanitize=address$(,)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1,-fsanitize=address$(,)undefined)
+	$(call run_suite,$(PYTHON),$(ASAN_DIR),$(ASAN_ENV))
+
+# The whole suite on another interpreter: make test-python PY=/path/to/python.
+# A venv of its own under build/py<X.Y> gets the latest numpy, cffi, pytest
+# and hypothesis for that Python, and the C core is built with it there.
+# -Werror: the core builds warning-free under -Wall -Wextra on every Python.
+PY ?=
+PY_TAG = $(if $(PY),$(shell $(PY) -c 'import sys; print("py%d.%d" % sys.version_info[:2])' 2>/dev/null))
+PY_DIR = build/$(PY_TAG)
+test-python:
+	@test -n "$(PY_TAG)" || { echo "make test-python: PY='$(PY)' is not a Python that runs; usage: make test-python PY=/path/to/python" >&2; exit 2; }
+	test -x $(PY_DIR)/venv/bin/python || $(PY) -m venv $(PY_DIR)/venv
+	$(PY_DIR)/venv/bin/python -m pip install --quiet --upgrade setuptools wheel cffi numpy pytest hypothesis
+	$(call build_copy,$(CURDIR)/$(PY_DIR)/venv/bin/python,$(PY_DIR),-Werror,)
+	@cd $(PY_DIR) && venv/bin/python -c "import numpy, cffi; print('numpy', numpy.__version__, 'cffi', cffi.__version__)"
+	$(call run_suite,venv/bin/python,$(PY_DIR),)
+
+# The suite on each Python that CI runs besides $(PYTHON), from pyenv.
+CI_PYTHONS ?= 3.10 3.13
+test-pythons:
+	@root=$$(pyenv root 2>/dev/null) || { echo "test-pythons: pyenv not found; CI needs Python $(CI_PYTHONS) from pyenv" >&2; exit 2; }; \
+	for v in $(CI_PYTHONS); do \
+	    py=$$(ls -d $$root/versions/$$v.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	    test -n "$$py" || { echo "test-pythons: no Python $$v under $$root/versions (pyenv install $$v); CI runs the suite on $(CI_PYTHONS)" >&2; exit 2; }; \
+	    $(MAKE) --no-print-directory test-python PY=$$py || exit 1; \
+	done
 
 bench: install
 	$(PIP) install --quiet --no-build-isolation -e ".[bench]"

@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 from common import same_gradient, to_numpy  # noqa: E402
 
 MODULES = ["w1_scalar_loop", "w2_heat", "w3_loglike", "w4_lu", "w5_jacobian",
-           "w6_gmm", "w7_rk4"]
+           "w6_gmm", "w7_rk4", "w8_plain_stepper"]
 PEER_KINDS = ("torch", "jax", "autograd")
 LOAD_AT_START = (0.0, 0.0, 0.0)
 MALLOC_PINNED = False
@@ -393,6 +393,10 @@ def targets(results):
                         f"PyTorch/shadowad = {r:.2f}x{note}", verdict(r > 1)))
     vs_primal("W4", "n=64", 3, "gradient")
     vs_primal("W4", "n=128", 3, "gradient")
+    # W8 reads a plain 8 MB W in every step: the gradient compares it with its
+    # snapshot (reading both) and reads it again in the sweep, besides the
+    # primal's own read
+    vs_primal("W8", "n=1000,T=200", 6, "gradient")
     for res in results:
         s, sname = ref_time(res)
         if not s:

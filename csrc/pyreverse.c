@@ -17,7 +17,8 @@ static const char KIT_NAME[] = "rev_kit";
 static const size_t KIT_OBJECTS[] = {
     offsetof(sad_rev_kit, traced), offsetof(sad_rev_kit, ndarray),
     offsetof(sad_rev_kit, buffer), offsetof(sad_rev_kit, tape), offsetof(sad_rev_kit, make),
-    offsetof(sad_rev_kit, extobj_var), offsetof(sad_rev_kit, extobj_warns),
+    offsetof(sad_rev_kit, hold), offsetof(sad_rev_kit, extobj_var),
+    offsetof(sad_rev_kit, extobj_warns),
 };
 static const size_t KIT_MADE[] = {offsetof(sad_rev_kit, kw_out)};
 
@@ -35,7 +36,7 @@ static const sad_kit_slot KIT_SLOTS[] = {
 };
 
 static const sad_kit_layout KIT = {
-    KIT_NAME, sizeof(sad_rev_kit), KIT_OBJECTS, 7, 4, KIT_SLOTS,
+    KIT_NAME, sizeof(sad_rev_kit), KIT_OBJECTS, 8, 4, KIT_SLOTS,
     sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]),
 };
 
@@ -48,7 +49,7 @@ static void kit_free(PyObject *capsule)
         sad_fast_kit_free(&KIT, k, KIT_MADE, 1);
 }
 
-/* cls.rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make,
+/* cls.rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make, hold,
  * extobj_var, extobj_warns): the kit of rev and rev_out, as a capsule. */
 PyObject *sad_scalar_rev_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -187,8 +188,25 @@ static int values_read(int op, const sad_fast_operand *o, int n)
     return sad_ew_partials_read(op);
 }
 
+/* Each plain array operand whose values the record's reverse reads (need)
+ * becomes the snapshot the kit's hold(tape, array) gives (shadowad/
+ * snapshots.py): f may write to the array later, and the tape would not see
+ * it.  0, or -1 with an exception. */
+static int hold_plain(const sad_rev_kit *k, PyObject *tape, sad_fast_operand *o, int n, int need)
+{
+    for (int j = 0; j < n; ++j)
+        if (o[j].kind == SAD_KX_ARR && o[j].s == NULL && (need & (1 << j))) {
+            PyObject *h = PyObject_CallFunctionObjArgs(k->hold, tape, o[j].p, NULL);
+            if (h == NULL)
+                return -1;
+            Py_SETREF(o[j].p, h);
+        }
+    return 0;
+}
+
 /* Keep alive what the record needs: z when its partials read it, a plain
- * array always (the record points into it), a traced primal when read. */
+ * array always (the record points into it: its snapshot when read), a
+ * traced primal when read. */
 static int keep_values(PyObject *keep, PyObject *z, const sad_fast_operand *o, int n, int need)
 {
     if ((need & 4) && PyList_Append(keep, z) < 0)
@@ -275,7 +293,8 @@ PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
     int64_t slots[3] = {0, o[0].slot, o[1].slot};
     if ((res = make_result(k, tape, z, &zs, &slots[0])) == NULL)
         goto done;
-    if (keep_values(keep, z, o, n, values_read(op, o, n)) < 0)
+    const int need = values_read(op, o, n);
+    if (hold_plain(k, tape, o, n, need) < 0 || keep_values(keep, z, o, n, need) < 0)
         goto done;
     intptr_t p[2] = {0, 0}, s[2] = {0, 0};
     double kc = 0.0;
@@ -360,7 +379,7 @@ PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t na
     status = -1;
     /* z is overwritten: the sweep recomputes it from x and y (_values_read) */
     const int need = values_read(op, o, n) ? 7 : 0;
-    if (keep_values(keep, oz.p, o, n, need) < 0)
+    if (hold_plain(k, tape, o, n, need) < 0 || keep_values(keep, oz.p, o, n, need) < 0)
         goto done;
     const int64_t mark = sad_tape_len(t);
     intptr_t p[2] = {0, 0}, s[2] = {0, 0};
@@ -447,6 +466,8 @@ PyObject *sad_scalar_outer(PyObject *cls, PyObject *const *args, Py_ssize_t narg
     if (z == NULL || (res = make_result(k, tape, z, &zs, &zslot)) == NULL)
         goto done;
     /* the sweep reads both operands' values and adds into their shadows */
+    if (hold_plain(k, tape, o, 2, 3) < 0)
+        goto done;
     for (int j = 0; j < 2; ++j)
         if (PyList_Append(keep, o[j].p) < 0 ||
             (o[j].s != NULL && o[j].s != o[j].p && PyList_Append(keep, o[j].s) < 0))

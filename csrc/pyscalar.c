@@ -308,7 +308,7 @@ static PyMethodDef scalar_methods[] = {
     {"rev_out", (PyCFunction)(void (*)(void))sad_scalar_rev_out, METH_FASTCALL | METH_CLASS,
      "rev_out(kit, out, ufunc, op, x[, y]): the same, in place (out=)"},
     {"rev_kit", (PyCFunction)(void (*)(void))sad_scalar_rev_kit, METH_FASTCALL | METH_CLASS,
-     "rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make, extobj_var, "
+     "rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make, hold, extobj_var, "
      "extobj_warns): what rev, rev_out and outer need to know of them"},
     {"outer", (PyCFunction)(void (*)(void))sad_scalar_outer, METH_FASTCALL | METH_CLASS,
      "outer(kit, a, b, redo): np.outer of two vectors as one C record, reverse fast path"},

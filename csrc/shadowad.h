@@ -63,6 +63,14 @@ enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = 
  * reports, at a fraction of its cost). */
 intptr_t sad_data(intptr_t arr);
 
+/* Snapshots of plain arrays that records read (snapshot.c): are the n bytes
+ * at a and b equal; copy n bytes from src to dst; are the elements of array
+ * object arr (any dtype of itemsize bytes, any strides, at most 64
+ * dimensions), in C order, the bytes of the contiguous block at `block`? */
+int sad_same_bytes(intptr_t a, intptr_t b, int64_t n);
+void sad_copy_bytes(intptr_t dst, intptr_t src, int64_t n);
+int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
+
 /* The C base type of traced scalars (a PyTypeObject *, 0 on failure); see
  * pyscalar.c. */
 intptr_t sad_scalar_base(void);

@@ -5,6 +5,8 @@ while the C tape records, seeds the result, runs the reverse sweep (one C call
 that hands control to Python only for Python records), then re-applies the
 primal effects (redo) unless ``restore=True``.
 """
+import weakref
+
 import numpy as np
 
 from . import activity as act
@@ -156,20 +158,24 @@ def _check_aliasing(annotated):
 
 
 def _record(f, args, tape):
-    annotated = [_annotate(a) for a in args]
-    _check_aliasing(annotated)
-    shared = _shared_const_buffers(annotated, tape)
-    wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
-    tape.untraced = untraced.copies(annotated)
-    token = _current.set(tape)
+    """Run f on traced arguments, recording on ``tape``; if anything fails
+    (a refused argument, f itself), the primals are put back and the tape
+    freed before the exception propagates."""
     try:
-        res = f(*[w.traced for w in wrapped])
+        annotated = [_annotate(a) for a in args]
+        _check_aliasing(annotated)
+        shared = _shared_const_buffers(annotated, tape)
+        wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
+        tape.untraced = untraced.copies(annotated)
+        token = _current.set(tape)
+        try:
+            res = f(*[w.traced for w in wrapped])
+        finally:
+            _current.reset(token)
     except BaseException:
         tape.undo()
         tape.free()
         raise
-    finally:
-        _current.reset(token)
     return wrapped, res
 
 
@@ -239,18 +245,20 @@ def _leave_final(tape, copies):
 
 
 def _finish(tape, wrapped, target, seed, restore):
-    _seed(target, seed)
-    copies = None if restore else _final_copies(tape)
-    tape.reverse()
-    if restore:
-        tape.undo()  # what the sweep left applied (Tape.reverse)
-    else:
-        _leave_final(tape, copies)
-    grads = tuple(w.gradient() for w in wrapped)
-    for w in wrapped:
-        if type(w.traced) is TracedVector:
-            w.traced.finish()
-    tape.free()
+    try:
+        _seed(target, seed)
+        copies = None if restore else _final_copies(tape)
+        tape.reverse()
+        if restore:
+            tape.undo()  # what the sweep left applied (Tape.reverse)
+        else:
+            _leave_final(tape, copies)
+        grads = tuple(w.gradient() for w in wrapped)
+        for w in wrapped:
+            if type(w.traced) is TracedVector:
+                w.traced.finish()
+    finally:
+        tape.free()
     return grads
 
 
@@ -385,6 +393,9 @@ class SplitTape:
     def __init__(self, tape, wrapped, target):
         self._tape, self._wrapped, self._target = tape, wrapped, target
         self._used = False
+        # Dropped without reverse(): its memory goes at once (see Tape.free).
+        # Nothing the tape holds points back here, so the drop is seen then.
+        weakref.finalize(self, tape.free)
 
     def __len__(self):
         self._check()

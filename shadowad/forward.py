@@ -179,25 +179,27 @@ def forward(f, annotated, with_primal, restore):
     memory, batched = _scan(annotated)
     lanes = act.lane_count(annotated, "forward mode") if batched else 1
     ctx = Context(lanes)
-    shared = {}
-    if memory > 1:
-        _check_aliasing(annotated)
-        shared = _shared_consts(annotated, ctx)
-    finishers = []
-    traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
-    kept = untraced.copies(annotated)
-    if kept:  # put back after the traced memory (Context.restore goes backwards)
-        ctx.saved.insert(0, (lambda: untraced.put_back(kept), False))
-    token = _current.set(ctx)
     try:
-        res = f(*traced)
-        tangent, value = _tangent(res, lanes, batched, with_primal, set())
+        shared = {}
+        if memory > 1:
+            _check_aliasing(annotated)
+            shared = _shared_consts(annotated, ctx)
+        finishers = []
+        traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
+        kept = untraced.copies(annotated)
+        if kept:  # put back after the traced memory (Context.restore goes backwards)
+            ctx.saved.insert(0, (lambda: untraced.put_back(kept), False))
+        token = _current.set(ctx)
+        try:
+            res = f(*traced)
+            tangent, value = _tangent(res, lanes, batched, with_primal, set())
+        finally:
+            _current.reset(token)
     except BaseException:
         ctx.restore()
         raise
     finally:
-        _current.reset(token)
-        ctx.close()
+        ctx.close()  # its Buffers point back to it: no cycle keeps the call's memory
     for fin in finishers:
         fin.finish()
     if restore and ctx.saved:

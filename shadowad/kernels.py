@@ -11,6 +11,7 @@ from ._c import ffi, lib
 from .rules import indexing
 from .rules.elementwise import (_forward_operand, _operand, apply_ufunc, forward_apply,
                                 save_inactive)
+from .rules.reductions import held
 from .traced import (F64, TArray, TScalar, _num, check_writable, detach_error, is_traced,
                      mixed_tapes_error, promote, shadow_of)
 
@@ -66,6 +67,8 @@ def axpy(a, x, y):
     if kind == lib.SAD_KX_PAIR:
         xid, xsid = obj, 0
     else:
+        if aact and xs is None and type(x) is not TArray:
+            obj = held(tape, x, obj)  # the sweep reads x for a's adjoint
         xid, xsid = id(obj), (id(xs) if xs is not None else 0)
         tape.keep.append(obj)
         if xs is not None:

@@ -15,6 +15,7 @@ values, or another trace) sees and differentiates every step of it.
 import numpy as np
 
 from .nested_box import Box, Trace
+from .snapshots import Snapshots
 
 
 def scalar(v):
@@ -66,11 +67,14 @@ class ForwardTrace(Trace):
 
 
 class ReverseTrace(Trace):
-    __slots__ = ("nodes",)
+    __slots__ = ("nodes", "snaps")
 
     def __init__(self):
         super().__init__()
         self.nodes = []  # (rule, vals, out, params, ((argnum, parent node), ...))
+        # backward reads a node's plain array operands after f may have
+        # written to them: it reads snapshots (shadowad/snapshots.py)
+        self.snaps = Snapshots()
 
     def new(self, value):
         """An input of the inner call: a node with no parents."""
@@ -89,6 +93,9 @@ class ReverseTrace(Trace):
         out = scalar(rule.impl(*vals, **params))
         if not parents:
             return Box(self, out, None)
+        for k, a in enumerate(operands):
+            if isinstance(a, np.ndarray):
+                vals[k] = self.snaps.hold(np.asarray(a))
         self.nodes.append((rule, vals, out, params, parents))
         return Box(self, out, len(self.nodes) - 1)
 

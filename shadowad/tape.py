@@ -9,6 +9,7 @@ import threading
 
 from ._c import ffi, lib
 from .untraced import put_back
+from .snapshots import Snapshots
 
 _current = contextvars.ContextVar("shadowad_tape", default=None)
 
@@ -73,7 +74,7 @@ class PyRecord:
 
 
 class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "state", "applied", "_tptr",
+    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "snaps", "state", "applied", "_tptr",
                  "_alive", "_aliveptr", "untraced", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
@@ -93,6 +94,7 @@ class Tape:
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
         self.pybytes = 0
+        self.snaps = Snapshots()  # of the plain arrays records read (snapshots.py)
         self.state = "recording"
         self.applied = None  # records at the start still applied: None for all of them
         self.untraced = []  # Const arrays f may write without a record (see untraced.py)
@@ -122,7 +124,7 @@ class Tape:
 
     @property
     def nbytes(self):
-        return lib.sad_tape_nbytes(self.c) + self.pybytes
+        return lib.sad_tape_nbytes(self.c) + self.pybytes + self.snaps.nbytes
 
     # -- sweeps --------------------------------------------------------------
     def reverse(self):
@@ -177,6 +179,12 @@ class Tape:
         self.applied = None
 
     def free(self):
+        """Free the C tape and drop what it kept, now.  The tape's Buffers,
+        Vectors and Python records point back to it, so until this runs the
+        tape is in reference cycles: its owner (the driver, a SplitTape) frees
+        it on every path rather than leave it to the garbage collector."""
+        if self.state == "freed":
+            return
         self.state = "freed"
         self._alive[0] = 0
         ffi.release(self.c)
@@ -186,6 +194,7 @@ class Tape:
         self.keep = []
         self.shadows = []
         self.untraced = []
+        self.snaps = Snapshots()
 
     def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
         if name == "c" or name == "_tptr":

@@ -13,6 +13,7 @@ import operator
 
 import numpy as np
 
+from . import snapshots
 from ._c import ffi, lib
 from .tape import Tape
 
@@ -819,5 +820,5 @@ def _numpy_error_state():
     return var, var.get()
 
 
-REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result,
+REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result, snapshots.hold,
                           *_numpy_error_state())

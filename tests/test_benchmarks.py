@@ -13,7 +13,7 @@ BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, BENCH)
 
 MODULES = ["w1_scalar_loop", "w2_heat", "w3_loglike", "w4_lu", "w5_jacobian",
-           "w6_gmm", "w7_rk4"]
+           "w6_gmm", "w7_rk4", "w8_plain_stepper"]
 
 
 def directional_fd(f, wrt, directions, h=1e-6):

@@ -130,8 +130,9 @@ def test_c_tangent_kernel_lanes_equal_one_lane_calls():
         singles = []
         for lane in range(3):
             d = du[lane].copy()
-            assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z), id(d[1:]),
-                                      id(z), id(d[1:]), id(x), id(d[:-1]), 0.0) == lib.SAD_OK
+            dzl, dxl = d[1:], d[:-1]  # named: C reads them during the call
+            assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z), id(dzl),
+                                      id(z), id(dzl), id(x), id(dxl), 0.0) == lib.SAD_OK
             singles.append(d)
         assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR | lib.SAD_F_LANES,
                                   id(z), id(dz), id(z), id(dz), id(x), id(dx), 0.0) == lib.SAD_OK
@@ -381,24 +382,25 @@ def test_tangent_kernel_zero_tangents_and_nans_as_the_scalar_loop(n):
     of several payloads (signalling included), across tile boundaries: the
     vectorized loop gives the scalar loop's bits, NaN payloads and signs too."""
     x, y, dx, dy = (_pattern(n, s) for s in (0, 1, 3, 5))
+    z = np.empty(n)  # C reads its shape
     with np.errstate(all="ignore"):
         cases = [(lib.SAD_MUL, [(dx, y), (dy, x)]),
                  (lib.SAD_DIV, [(dx, 1.0 / y), (dy, -x / (y * y))]),
                  (lib.SAD_ADD, [(dx, np.ones(n)), (dy, np.ones(n))])]
     for op, terms in cases:
         dz = np.empty(n)
-        assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(np.empty(n)), id(dz),
+        assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z), id(dz),
                                   id(x), id(dx), id(y), id(dy), 0.0) == lib.SAD_OK
         assert same_bits(dz, _reference_tangent(terms)), op
         for which, (t, p) in enumerate(terms):  # one operand with tangents
             dz = np.empty(n)
             ids = (id(x), id(t), id(y), 0) if which == 0 else (id(x), 0, id(y), id(t))
-            assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(np.empty(n)),
+            assert lib.sad_ew_tangent(op, lib.SAD_KX_ARR | lib.SAD_KY_ARR, id(z),
                                       id(dz), *ids, 0.0) == lib.SAD_OK
             assert same_bits(dz, _reference_tangent([(t, p)])), (op, which)
     xs = np.abs(x)  # sqrt: an infinite partial at 0, NaN ones at NaN
     dz = np.empty(n)
-    assert lib.sad_ew_tangent(lib.SAD_SQRT, lib.SAD_KX_ARR, id(np.empty(n)), id(dz),
+    assert lib.sad_ew_tangent(lib.SAD_SQRT, lib.SAD_KX_ARR, id(z), id(dz),
                               id(xs), id(dx), 0, 0, 0.0) == lib.SAD_OK
     with np.errstate(all="ignore"):
         assert same_bits(dz, _reference_tangent([(dx, 0.5 / np.sqrt(xs))]))
@@ -417,7 +419,8 @@ def test_tangent_kernel_strided_and_broadcast_lanes(ufunc, lanes):
     flags = lib.SAD_F_LANES | lib.SAD_KX_ARR | (lib.SAD_KY_ARR if ufunc.nin == 2 else 0)
 
     def run(dx, dy, dz):
-        rc = lib.sad_ew_tangent(op, flags, id(np.empty(n)), id(dz), id(x), id(dx),
+        z = np.empty(n)  # C reads its shape
+        rc = lib.sad_ew_tangent(op, flags, id(z), id(dz), id(x), id(dx),
                                 id(y) if ufunc.nin == 2 else 0,
                                 id(dy) if ufunc.nin == 2 else 0, 0.0)
         assert rc == lib.SAD_OK

@@ -547,7 +547,7 @@ def test_c_view_index_errors_are_numpys():
         return x[1:, 5]
     with pytest.raises(IndexError, match="out of bounds"):
         autodiff(f, dup(X))
-    with pytest.raises(TypeError, match="rev_kit takes 7 arguments"):
+    with pytest.raises(TypeError, match="rev_kit takes 8 arguments"):
         sad.traced.TScalar.rev_kit(1, 2)
     with pytest.raises(TypeError, match="is not a __slots__ field"):
-        sad.traced.TScalar.rev_kit(int, np.ndarray, int, int, None, None, None)
+        sad.traced.TScalar.rev_kit(int, np.ndarray, int, int, None, None, None, None)

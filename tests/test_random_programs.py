@@ -25,9 +25,7 @@ from shadowad.testing import check_dot_product
 
 # Classes whose bug (issue #13) is not fixed on main yet: their tests must
 # fail; strict, so the fix landing makes them fail loudly until this goes.
-PENDING = {
-    "scratch": "issue #13 item 1: plain scratch arrays written after a recorded op read them",
-}
+PENDING = {}  # class or (class, size) -> reason
 PROGRAMS = {"small": 50, "medium": 10, "large": 12}  # per class
 SEED = 13
 

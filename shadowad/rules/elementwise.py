@@ -192,6 +192,7 @@ def apply_ufunc(ufunc, inputs, out=None):
         if outs is None:  # inactive memory: only its old bytes are recorded
             save_inactive(tape, out.p)
         else:
+            ops = _held(tape, op, ops, inputs, _SAVE)
             _record(tape, op, ops, out.p, outs, _SAVE)
         try:
             ufunc(*prims, out=out.p)
@@ -227,8 +228,25 @@ def apply_ufunc(ufunc, inputs, out=None):
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
     res = lazy_result(tape, z)
+    ops = _held(tape, op, ops, inputs, _FRESH)
     _record(tape, op, ops, z, res._s if res.buf.slot is None else res.buf.slot, _FRESH)
     return res
+
+
+def _held(tape, op, ops, inputs, flags):
+    """ops, each plain array that the record's reverse reads replaced by its
+    snapshot (shadowad/snapshots.py): f may write to it later, unseen.  A
+    list or tuple was converted into a new array, which nothing else sees."""
+    need = _values_read(op, ops, flags)
+    if not need:
+        return ops
+    held = list(ops)
+    for j, (kind, obj, sh, val) in enumerate(ops):
+        if (kind == _KARR and need & (1 << j) and type(inputs[j]) is not TArray
+                and type(inputs[j]) not in (list, tuple)):
+            obj = tape.snaps.hold(obj)
+            held[j] = (kind, obj, sh, obj)
+    return held
 
 
 _LINEAR = {lib.SAD_COPY, lib.SAD_NEG, lib.SAD_ADD, lib.SAD_SUB}

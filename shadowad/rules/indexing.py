@@ -95,6 +95,26 @@ def add_into(s, g, fresh=False):
     s += g
 
 
+def _held_index(tape, idx):
+    """Advanced index idx as the record keeps it: the sweeps index with it
+    again (the pullback, and the swaps of a write), and f may change an index
+    array after using it, unseen.  Arrays become their snapshots
+    (shadowad/snapshots.py), lists of numbers arrays (numpy reads a list
+    index so), other lists copies."""
+    if type(idx) is tuple:
+        return tuple(_held_item(tape, i) for i in idx)
+    return _held_item(tape, idx)
+
+
+def _held_item(tape, i):
+    if isinstance(i, np.ndarray):
+        return tape.snaps.hold(np.asarray(i))
+    if type(i) is list:
+        a = np.asarray(i)
+        return a if a.size and a.dtype.kind in "biu" else list(i)
+    return i
+
+
 def gather(a, idx):
     """a[idx] with advanced indexing: a copy."""
     idx = _plain_index(idx)
@@ -107,7 +127,9 @@ def gather(a, idx):
         z = np.asarray(z)
     res = new_array(tape, z, True)
     zs = res._s
-    if _distinct_entries(idx):
+    distinct = _distinct_entries(idx)
+    idx = _held_index(tape, idx)
+    if distinct:
         def pullback():  # each entry of a once: a plain += (np.add.at is ~5x slower)
             s[idx] += zs
     else:
@@ -218,6 +240,7 @@ def _set_advanced(a, idx, value, tape):
     s = shadow_of(a)
     if s is None and vactive:
         s = promote(a)
+    idx = _held_index(tape, idx)
     saved = [np.array(p[idx], dtype=F64)]
     p[idx] = vp
     last = None

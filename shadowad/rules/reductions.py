@@ -61,6 +61,20 @@ def operand(a, tape):
     return p, None
 
 
+_FRESH_VALUES = (int, float, complex, bool, np.generic, list, tuple)
+
+
+def held(tape, a, p):
+    """p, the primal of operand ``a`` (from operand), or the snapshot of it a
+    record reads when ``a`` is a plain array (shadowad/snapshots.py): f may
+    write to a plain array later, and the tape would not see it.  Numbers,
+    lists and tuples were converted into new arrays, which nothing else sees."""
+    t = type(a)
+    if t is TArray or t is TScalar or isinstance(a, _FRESH_VALUES):
+        return p
+    return tape.snaps.hold(p)
+
+
 def forward_context(inputs, out=None):
     """The Context of a forward-mode call: its dual arrays', else the running
     one (dual scalars do not know theirs)."""
@@ -197,9 +211,10 @@ def _reduce(fname, npfn, a, axis, keepdims, out, grad):
         # record that made its operand, without reaching memory (csrc
         # sad_ew_reverse_through); otherwise it is added into the operand's
         # adjoint, and that record reads it from there
-        if through is not None and not lib.sad_ew_reverse_through(
-                tape.c, through[0], through[1], id(np.broadcast_to(gk, p.shape))):
-            return
+        if through is not None:
+            g = np.broadcast_to(gk, p.shape)  # named: C reads it during the call
+            if not lib.sad_ew_reverse_through(tape.c, through[0], through[1], id(g)):
+                return
         accumulate(dst, grad(p, axes, zk, gk))
     tape.record_py(pullback)
     return finish_out(res, out, fname)
@@ -295,14 +310,39 @@ def sum_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVA
             where=_NOVALUE):
     if (axis is None and out is None and (keepdims is _NOVALUE or keepdims is False)
             and dtype is None and initial is _NOVALUE and where is _NOVALUE):
-        res = _fsum(_FWD_KIT, a)  # np.sum(x) and x.sum() of a dual array: in C
-        if res is not NotImplemented:
-            return res
+        if not _SUM_BY_BUFFER or np.size(getattr(a, "p", None)) <= np.getbufsize():
+            res = _fsum(_FWD_KIT, a)  # np.sum(x) and x.sum() of a dual array: in C
+            if res is not NotImplemented:
+                return res
     options("np.sum", dtype, initial, where)
     return _forward_reduce("np.sum", _add_reduce, a, axis, _keepdims(keepdims), out, None)
 
 
 _fsum = TScalar.fsum  # csrc/pyforward.c: the common case of sum_jvp
+
+
+def _sums_by_buffer():
+    """Does numpy's full sum of contiguous memory run its add loop over one
+    buffer (np.getbufsize() items) at a time and add up the partial sums
+    (numpy < 2.3), rather than over the whole run at once?  _fsum runs the
+    loop once, so it has numpy's bits only for sums of at most one buffer
+    there.  Asked of numpy, not of its version: its sums of varied arrays of
+    a few buffers all equal their buffer-by-buffer sums when it works so;
+    otherwise the bits differ for most of them.  Either way a wrong answer is
+    a True, which only declines the fast path."""
+    n = np.getbufsize()
+    i = np.arange(2 * n + 5)
+    for k in range(1, 9):  # values of all signs and magnitudes 2**-30 .. 2**30
+        x = np.ldexp(np.sin(i * (k + 0.5)), (i * (7919 * k)) % 61 - 30)
+        acc = 0.0
+        for j in range(0, x.size, n):
+            acc += float(_add_reduce(x[j:j + n]))
+        if float(_add_reduce(x)) != acc:
+            return False
+    return True
+
+
+_SUM_BY_BUFFER = _sums_by_buffer()
 
 
 def _mean_grad(p, axes, zk, gk):

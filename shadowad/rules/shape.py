@@ -494,6 +494,17 @@ def _clip_sources(av, lov, hiv):
     return np.logical_and(from_lo, np.logical_not(from_hi)), from_hi
 
 
+def _held(tape, v):
+    """v as a record that reads it at sweep time keeps it: a plain array
+    becomes its snapshot (shadowad/snapshots.py), since f may write to it
+    later, unseen; a list or tuple a new array."""
+    if isinstance(v, np.ndarray):
+        return tape.snaps.hold(np.asarray(v))
+    if type(v) is list or type(v) is tuple:
+        return np.array(v, dtype=F64)
+    return v
+
+
 def _clip_scalar(a, lo, hi):
     lov, hiv = primal(lo), primal(hi)
     v = primal(a)
@@ -533,6 +544,7 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
         return _deliver("np.clip", forward_result(tape, z, dz), out)
     res = new_array(tape, z, True)
     zs = res._s
+    a, lo, hi = (_held(tape, v) for v in (a, lo, hi))
 
     def pullback():
         from_lo, from_hi = _clip_sources(primal(a), primal(lo), primal(hi))
