@@ -374,7 +374,7 @@ def i_fmax_nan(d, c):
         nan = f"np.where(np.arange({n}) % 2 == 0, np.nan, 0.25)"
     else:  # a Const array with NaN entries
         nan, a = c.fresh("q"), d.int(0, c.size.n - n)
-        lines = [f"{nan} = c[{a}:{a + n}].copy()", f"{nan}[::2] = np.nan"]
+        lines = [f"{nan} = c[{a}:{a + n}] * 1.0", f"{nan}[::2] = np.nan"]  # float if c is not
     args = (x, nan) if d.int(0, 1) else (nan, x)
     if d.int(0, 1):
         return lines + [f"{fn}({args[0]}, {args[1]}, out={y})"]
