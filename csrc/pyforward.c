@@ -30,7 +30,7 @@ typedef struct {
     PyObject *add;     /* np.add, whose float64 loop sums (add_loop, add_data) */
     sad_loop add_loop;
     void *add_data;
-    Py_ssize_t a_p, a_s, a_buf, s_v, s_d, c_lanes;
+    Py_ssize_t a_p, a_s, a_buf, s_v, s_d, s_ctx, c_lanes;
     Py_ssize_t b_tape, b_root, b_shadow, b_readonly, b_label, b_mem, b_span, b_kept, b_slot;
 } fwd_kit;
 
@@ -49,6 +49,7 @@ static const sad_kit_slot KIT_SLOTS[] = {
     {0, "buf", offsetof(fwd_kit, a_buf)},
     {1, "v", offsetof(fwd_kit, s_v)},
     {1, "d", offsetof(fwd_kit, s_d)},
+    {1, "ctx", offsetof(fwd_kit, s_ctx)},
     {3, "lanes", offsetof(fwd_kit, c_lanes)},
     {2, "tape", offsetof(fwd_kit, b_tape)},
     {2, "root", offsetof(fwd_kit, b_root)},
@@ -144,11 +145,13 @@ static int dual_array(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_op
 
 /* A dual scalar operand: numpy computes with its value (a float), the kernel
  * reads it as a pair {value, tangent}.  A tangent per lane (a 1-D array) is
- * kept in s; the caller checks its length once the lanes are known. */
-static int dual_scalar(const fwd_kit *k, PyObject *o, sad_fast_operand *out)
+ * kept in s; the caller checks its length once the lanes are known.  Its
+ * Context becomes the call's; one of another Context is Python's case. */
+static int dual_scalar(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
 {
-    PyObject *v = slot_get(o, k->s_v), *d = slot_get(o, k->s_d);
-    if (v == NULL || d == NULL || !PyFloat_CheckExact(v))
+    PyObject *v = slot_get(o, k->s_v), *d = slot_get(o, k->s_d), *c = slot_get(o, k->s_ctx);
+    if (v == NULL || d == NULL || !PyFloat_CheckExact(v) || c == NULL ||
+        (PyObject *)Py_TYPE(c) != k->context || (*ctx != NULL && *ctx != c))
         return 0;
     out->pair.v = PyFloat_AS_DOUBLE(v);
     if (PyFloat_CheckExact(d) || (PyObject *)Py_TYPE(d) == k->float64) {
@@ -159,6 +162,8 @@ static int dual_scalar(const fwd_kit *k, PyObject *o, sad_fast_operand *out)
     } else {
         return 0;
     }
+    if (*ctx == NULL)
+        *ctx = Py_NewRef(c);
     out->p = Py_NewRef(v);
     out->kind = SAD_KX_PAIR;
     return 1;
@@ -311,14 +316,21 @@ static PyObject *dual_result(const fwd_kit *k, PyObject *ctx, PyObject *z, Py_ss
     return res;
 }
 
-/* The operands' Context (NULL: take the running one) and its lanes: a dual
- * scalar's tangent array must have one entry per lane.  1, or 0 for
+/* The operands' Context, which must be the running one (operands kept from
+ * an earlier call are Python's case, which refuses them), and its lanes: a
+ * dual scalar's tangent array must have one entry per lane.  1, or 0 for
  * Python's case, -1 on error. */
 static int call_lanes(const fwd_kit *k, const sad_fast_operand *o, int n, PyObject **ctx,
                       Py_ssize_t *lanes)
 {
-    if (*ctx == NULL && (*ctx = running_context(k)) == NULL)
+    PyObject *running = running_context(k);
+    if (running == NULL)
         return PyErr_Occurred() ? -1 : 0;
+    if (*ctx != NULL && *ctx != running) {
+        Py_DECREF(running);
+        return 0;
+    }
+    Py_XSETREF(*ctx, running);
     if ((*lanes = lanes_of(k, *ctx)) == 0)
         return 0;
     for (int j = 0; j < n; ++j)
@@ -348,7 +360,7 @@ PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
     for (int j = 0; j < n && status > 0; ++j) {
         PyObject *a = args[3 + j], *t = (PyObject *)Py_TYPE(a);
         status = t == k->dual     ? dual_array(k, a, &ctx, &o[j])
-                 : t == k->scalar ? dual_scalar(k, a, &o[j])
+                 : t == k->scalar ? dual_scalar(k, a, &ctx, &o[j])
                                   : sad_fast_plain(a, k->ndarray, &o[j]);
         if (status > 0) {
             consts += o[j].kind == SAD_KX_CONST;
@@ -464,6 +476,7 @@ PyObject *sad_scalar_fsum(PyObject *cls, PyObject *const *args, Py_ssize_t nargs
     }
     slot_init(res, k->s_v, z);
     slot_init(res, k->s_d, d);
+    slot_init(res, k->s_ctx, f.ctx);
     Py_DECREF(z);
     Py_DECREF(d);
     return res;

@@ -71,11 +71,103 @@ def _nested_pair(cls, val, dval):
             float(dval) if _is_real_scalar(dval) else dval)
 
 
+def shares_memory(a, b):
+    """Do arrays a and b share an element?  Exactly, not by bounds: x[::2] and
+    x[1::2] do not.  Where numpy finds the exact answer too hard, yes."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=1 << 20))
+    except Exception:  # numpy's TooHardError
+        return True
+
+
 def _is_real_scalar(x):
     if type(x) is float:  # the common case, first
         return True
     return isinstance(x, Real) and not isinstance(x, bool) or (
         isinstance(x, np.generic) and np.issubdtype(type(x), np.floating))
+
+
+def _active_value(val):
+    if isinstance(val, np.ndarray):
+        _check_float_array(val, "Active array")
+    elif _is_real_scalar(val):
+        val = float(val)
+    elif type(val) not in NESTABLE:  # (a value of a running differentiation: shadowad.nested)
+        raise TypeError("Active takes a float or a float64 array, got "
+                        f"{type(val).__name__}")
+    return val
+
+
+def _duplicated_pair(cls, val, dval):
+    """(val, dval) of a Duplicated-like annotation named ``cls``, checked
+    and normalised (a real scalar becomes a float)."""
+    if type(val) is float and type(dval) is float:  # a scalar seed: nothing to check
+        return val, dval
+    if type(val) in NESTABLE or type(dval) in NESTABLE:  # nested differentiation
+        return _nested_pair(cls, val, dval)
+    if _is_vector(val):
+        if not _is_vector(dval):
+            raise TypeError(f"{cls}: the shadow of a Vector must be a Vector, "
+                            f"got {type(dval).__name__}")
+        if len(dval) != len(val):
+            raise ValueError(f"{cls}: shadow Vector has length {len(dval)}, primal has "
+                             f"length {len(val)}; a Vector and its shadow must have the "
+                             "same length when autodiff is called (push to or pop from "
+                             "both)")
+        if dval is val:
+            raise ValueError(f"{cls}: the shadow must not be the primal itself")
+    elif isinstance(val, np.ndarray):
+        _check_float_array(val, f"{cls} primal")
+        _check_float_array(dval, f"{cls} shadow")
+        if dval.shape != val.shape:
+            raise ValueError(f"{cls}: shadow has shape {dval.shape}, primal has "
+                             f"shape {val.shape}; they must be congruent")
+        if not dval.flags.writeable:
+            raise ValueError(f"{cls}: the shadow must be writeable (gradients "
+                             "are accumulated into it)")
+        if shares_memory(val, dval):
+            raise ValueError(f"{cls}: shadow shares memory with its primal; give it "
+                             "memory of its own, e.g. np.zeros_like(x)")
+    elif _is_real_scalar(val):
+        if not _is_real_scalar(dval):
+            raise TypeError(f"{cls}: the tangent of a float must be a float, "
+                            f"got {type(dval).__name__}")
+        val, dval = float(val), float(dval)
+    else:
+        raise TypeError(f"{cls} takes a float64 array, a Vector or a float, "
+                        f"got {type(val).__name__}")
+    return val, dval
+
+
+def _batch_lanes(val, dvals):
+    """(val, dvals) of a BatchDuplicated, each lane checked as a Duplicated."""
+    if not isinstance(dvals, (tuple, list)) or len(dvals) == 0:
+        got = "an empty one" if isinstance(dvals, (tuple, list)) else type(dvals).__name__
+        raise TypeError("BatchDuplicated takes a non-empty tuple of shadows "
+                        f"(dx1, ..., dxk), one per lane; got {got}")
+    checked = [_duplicated_pair(f"BatchDuplicated shadow {lane}", val, d)
+               for lane, d in enumerate(dvals)]
+    return checked[0][0], tuple(d for _, d in checked)
+
+
+def check(ann):
+    """Check annotation ``ann`` again, as when it was built: what it holds may
+    have changed since (a Vector shadow popped, an array reshaped in place),
+    so the drivers call this at the call."""
+    t = type(ann)
+    if t is Const:
+        return
+    if t is Active:
+        _active_value(ann.val)
+    elif t is Duplicated or t is DuplicatedNoNeed:
+        _duplicated_pair(t.__name__, ann.val, ann.dval)
+    elif t is BatchDuplicated:
+        _batch_lanes(ann.val, ann.dvals)
+    else:
+        raise TypeError(f"unknown annotation {type(ann).__name__}; annotate arguments with "
+                        "Const, Active, Duplicated, DuplicatedNoNeed or BatchDuplicated")
 
 
 class Const:
@@ -100,16 +192,7 @@ class Active:
     __slots__ = ("val",)
 
     def __init__(self, val):
-        if isinstance(val, np.ndarray):
-            _check_float_array(val, "Active array")
-        elif _is_real_scalar(val):
-            val = float(val)
-        elif type(val) in NESTABLE:  # nested differentiation (shadowad.nested)
-            pass
-        else:
-            raise TypeError("Active takes a float or a float64 array, got "
-                            f"{type(val).__name__}")
-        self.val = val
+        self.val = _active_value(val)
 
     def __repr__(self):
         return f"Active({self.val!r})"
@@ -128,41 +211,7 @@ class Duplicated:
     __slots__ = ("val", "dval")
 
     def __init__(self, val, dval):
-        if type(val) is float and type(dval) is float:  # a scalar seed: nothing to check
-            self.val, self.dval = val, dval
-            return
-        cls = type(self).__name__
-        if type(val) in NESTABLE or type(dval) in NESTABLE:  # nested differentiation
-            val, dval = _nested_pair(cls, val, dval)
-        elif _is_vector(val):
-            if not _is_vector(dval):
-                raise TypeError(f"{cls}: the shadow of a Vector must be a Vector, "
-                                f"got {type(dval).__name__}")
-            if len(dval) != len(val):
-                raise ValueError(f"{cls}: shadow Vector has length {len(dval)}, "
-                                 f"primal has length {len(val)}")
-            if dval is val:
-                raise ValueError(f"{cls}: the shadow must not be the primal itself")
-        elif isinstance(val, np.ndarray):
-            _check_float_array(val, f"{cls} primal")
-            _check_float_array(dval, f"{cls} shadow")
-            if dval.shape != val.shape:
-                raise ValueError(f"{cls}: shadow has shape {dval.shape}, primal has "
-                                 f"shape {val.shape}; they must be congruent")
-            if not dval.flags.writeable:
-                raise ValueError(f"{cls}: the shadow must be writeable (gradients "
-                                 "are accumulated into it)")
-            if np.may_share_memory(val, dval):
-                raise ValueError(f"{cls}: shadow shares memory with its primal")
-        elif _is_real_scalar(val):
-            if not _is_real_scalar(dval):
-                raise TypeError(f"{cls}: the tangent of a float must be a float, "
-                                f"got {type(dval).__name__}")
-            val, dval = float(val), float(dval)
-        else:
-            raise TypeError(f"{cls} takes a float64 array, a Vector or a float, "
-                            f"got {type(val).__name__}")
-        self.val, self.dval = val, dval
+        self.val, self.dval = _duplicated_pair(type(self).__name__, val, dval)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.val!r}, {self.dval!r})"
@@ -181,10 +230,7 @@ class BatchDuplicated:
     __slots__ = ("val", "dvals")
 
     def __init__(self, val, dvals):
-        if not isinstance(dvals, (tuple, list)) or len(dvals) == 0:
-            raise TypeError("BatchDuplicated takes a non-empty tuple of shadows")
-        lanes = [Duplicated(val, d) for d in dvals]  # the same checks, lane by lane
-        self.val, self.dvals = lanes[0].val, tuple(lane.dval for lane in lanes)
+        self.val, self.dvals = _batch_lanes(val, dvals)
 
     def __repr__(self):
         return f"BatchDuplicated({self.val!r}, {self.dvals!r})"

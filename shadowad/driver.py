@@ -11,9 +11,10 @@ import numpy as np
 
 from . import activity as act
 from . import nested, untraced
+from .aliasing import check_call, sharing_groups, span
 from ._c import lib
 from .tape import Tape, _current
-from .traced import F64, Buffer, TArray, TScalar, _byte_bounds, shadow_of
+from .traced import F64, Buffer, TArray, TScalar, mixed_tapes_error, shadow_of
 from .vector import Vector, TracedVector
 
 
@@ -21,11 +22,14 @@ def _annotate(a):
     return a if isinstance(a, act.ANNOTATIONS) else act.Const(a)
 
 
+_CALLS = {"jacobian": "sad.jacobian(f, x, *consts)", "gradient": "sad.gradient(f, *args)"}
+
+
 def _check_f(f, driver):
     if not callable(f):
+        call = _CALLS.get(driver, f"sad.{driver}(f, *annotated_args)")
         raise TypeError(f"sad.{driver}: f must be callable (the function to "
-                        f"differentiate), got {type(f).__name__}; the call is "
-                        f"sad.{driver}(f, *annotated_args)")
+                        f"differentiate), got {type(f).__name__}; the call is {call}")
 
 
 def _check_mode(mode):
@@ -91,6 +95,10 @@ def _wrap(k, ann, tape, shared):
             raise NotImplementedError(f"{label}: BatchDuplicated of a Vector is not "
                                       "supported in reverse mode; pass Duplicated(v, dv) "
                                       "and call autodiff once per seed")
+        buf = shared.get(k)
+        if buf is not None:
+            s = buf.view_shadow(v)
+            return _Arg(ann, TArray(v, s, buf), s)
         s = np.zeros_like(v)  # one lane's shadow at a time (see _finish_batch)
         return _Arg(ann, TArray(v, s, Buffer(tape, v, s, label=label)), s)
     raise TypeError(f"{label}: unknown annotation {ann!r}")
@@ -105,56 +113,26 @@ def _traceable(v):
     return isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned
 
 
-def _shared_const_buffers(annotated, tape):
-    """{argument index: Buffer} for Const arrays that share memory with another
-    Const argument: they get one Buffer, so an active value written through one
-    of them (which promotes the memory) is seen when reading through another."""
-    consts = [k for k, a in enumerate(annotated) if type(a) is act.Const and _traceable(a.val)]
-    if len(consts) < 2:
-        return {}
-    group = {k: k for k in consts}
-    for i, ki in enumerate(consts):
-        for kj in consts[i + 1:]:
-            if np.may_share_memory(annotated[ki].val, annotated[kj].val):
-                old, new = group[kj], group[ki]
-                group = {k: (new if g == old else g) for k, g in group.items()}
+def _shared_buffers(annotated, tape):
+    """{argument index: Buffer} for arguments that share memory with another
+    argument of the same activity, one Buffer per group (check_call has made
+    sure their shadows correspond).  Const arrays: an active value written
+    through one of them promotes the memory and is seen when reading through
+    another.  BatchDuplicated arrays: one lane's shadow at a time (see
+    _finish_batch) is one memory for the whole group."""
     shared = {}
-    for g in set(group.values()):
-        members = [k for k in consts if group[k] == g]
-        if len(members) > 1:
-            bounds = [_byte_bounds(annotated[k].val) for k in members]
-            buf = Buffer(tape, annotated[g].val, None, label=f"argument {g}",
-                         span=(min(b[0] for b in bounds), max(b[1] for b in bounds)))
+    for kinds, active in (((act.Const,), False), ((act.BatchDuplicated,), True)):
+        for members in sharing_groups(annotated, kinds):
+            members = [k for k in members if _traceable(annotated[k].val)]
+            if len(members) < 2:
+                continue
+            first = annotated[members[0]].val
+            buf = Buffer(tape, first, None, label=f"argument {members[0]}",
+                         span=span([annotated[k].val for k in members]))
+            if active:
+                buf.promote()
             shared.update((k, buf) for k in members)
     return shared
-
-
-def _check_aliasing(annotated):
-    """Memory passed twice must be passed with one activity, else reads through
-    the Const copy would silently miss the gradient."""
-    arrays = [(k, a) for k, a in enumerate(annotated)
-              if isinstance(getattr(a, "val", None), np.ndarray)]
-    for i, (ki, ai) in enumerate(arrays):
-        for kj, aj in arrays[i + 1:]:
-            if type(ai) is not type(aj) and np.may_share_memory(ai.val, aj.val):
-                raise ValueError(f"arguments {ki} and {kj} share memory but are annotated "
-                                 f"{type(ai).__name__} and {type(aj).__name__}; pass "
-                                 "shared memory with one activity")
-    vectors = [(k, a) for k, a in enumerate(annotated)
-               if isinstance(getattr(a, "val", None), Vector)]
-    for i, (ki, ai) in enumerate(vectors):
-        for kj, aj in vectors[i + 1:]:
-            if ai.val is aj.val and type(ai) is not type(aj):
-                raise ValueError(f"arguments {ki} and {kj} are the same Vector but are "
-                                 f"annotated {type(ai).__name__} and {type(aj).__name__}; "
-                                 "pass shared memory with one activity")
-    shadows = [(k, a.dval) for k, a in enumerate(annotated)
-               if isinstance(a, act.Duplicated) and isinstance(a.dval, np.ndarray)]
-    for ks, s in shadows:
-        for kp, a in arrays:
-            if np.may_share_memory(s, a.val):
-                raise ValueError(f"the shadow of argument {ks} shares memory with the "
-                                 f"primal of argument {kp}")
 
 
 def _record(f, args, tape):
@@ -163,8 +141,8 @@ def _record(f, args, tape):
     freed before the exception propagates."""
     try:
         annotated = [_annotate(a) for a in args]
-        _check_aliasing(annotated)
-        shared = _shared_const_buffers(annotated, tape)
+        check_call(annotated)
+        shared = _shared_buffers(annotated, tape)
         wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
         tape.untraced = untraced.copies(annotated)
         token = _current.set(tape)
@@ -186,16 +164,20 @@ def _result_value(res, tape):
     t = type(res)
     if t is TScalar:
         if res.tape is not tape:
-            raise TypeError("f returned a traced scalar of another autodiff call")
+            raise mixed_tapes_error()
         return res.v, res
     if t is TArray and res.ndim == 0:
+        if res.buf.tape is not tape:
+            raise mixed_tapes_error()
         return float(res.p), res
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
         return float(res), None
     if isinstance(res, np.ndarray) and res.ndim == 0 and res.dtype.kind in "iuf":
         return float(res), None
     shape = getattr(res, "shape", None)
-    what = f"an array of shape {shape}" if shape is not None else f"a {type(res).__name__}"
+    name = type(res).__name__
+    what = (f"an array of shape {shape}" if shape is not None
+            else f"{'an' if name[:1] in 'aeiouAEIOU' else 'a'} {name}")
     raise TypeError(f"f returned {what}; reverse mode needs a scalar result (seeded with "
                     "1.0) or None (then the shadows of mutated arguments seed the sweep). "
                     "Return e.g. np.sum(...), or use sad.jacobian for array results")
@@ -352,8 +334,10 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     """
     _check_f(f, "autodiff")
     _check_mode(mode)
+    _check_restore(restore, "sad.autodiff")
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
+        check_call(annotated)
         kept = untraced.copies(annotated)  # the nested engine writes no memory itself
         try:
             out = nested.autodiff(f, annotated, mode)
@@ -387,12 +371,60 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     return (grads, value) if mode.with_primal else grads
 
 
+def _seed_value(seed):
+    """``tape.reverse``'s seed as a float: a real scalar, the adjoint of f's
+    scalar result (of no effect when f returned None, as generic callers
+    such as shadowad.testing seed every tape)."""
+    if isinstance(seed, np.ndarray) and seed.ndim == 0 and seed.dtype.kind in "iuf":
+        seed = seed[()]
+    if isinstance(seed, (bool, np.bool_)) or not act._is_real_scalar(seed):
+        shape = getattr(seed, "shape", None)
+        what = (f"an array of shape {shape}" if shape is not None
+                else f"a {type(seed).__name__} ({seed!r})")
+        raise TypeError(
+            f"tape.reverse: seed must be a real scalar (the adjoint of f's scalar result), "
+            f"got {what}. f's result is a scalar, so its seed is one number (array seeds, "
+            "pulling back array results, are not supported yet); to seed arrays f "
+            "mutates, pre-fill the shadows of their Duplicated arguments")
+    return float(seed)
+
+
+def _check_restore(restore, where):
+    if not isinstance(restore, (bool, np.bool_)):
+        raise TypeError(f"{where}: restore must be True or False, got "
+                        f"{type(restore).__name__} {restore!r}")
+
+
+def _vector_lengths(wrapped):
+    """{argument index: (length of the Vector, of its shadow)} of the Vector
+    arguments: the records of a split tape pop and push them by position."""
+    out = {}
+    for k, w in enumerate(wrapped):
+        v = w.ann.val if type(w.ann) is not act.Active else None
+        if isinstance(v, Vector):
+            dv = getattr(w.ann, "dval", None)
+            out[k] = (len(v), None if dv is None else len(dv))
+    return out
+
+
+def _check_lengths(before, now):
+    for k, (n, m) in before.items():
+        if now[k] != (n, m):
+            what = f"length {n}" if m is None else f"length {n} (its shadow {m})"
+            was = f"{now[k][0]}" if m is None else f"{now[k][0]} (its shadow {now[k][1]})"
+            raise ValueError(
+                f"tape.reverse: argument {k} is a Vector of {what} when autodiff_split "
+                f"returned and of length {was} now; the records pop and push it by "
+                "position, so reverse a split tape with its arguments as f left them")
+
+
 class SplitTape:
     """The tape of ``autodiff_split``: reverse it once, with the seed you choose."""
 
     def __init__(self, tape, wrapped, target):
         self._tape, self._wrapped, self._target = tape, wrapped, target
         self._used = False
+        self._lengths = _vector_lengths(wrapped)
         # Dropped without reverse(): its memory goes at once (see Tape.free).
         # Nothing the tape holds points back here, so the drop is seen then.
         weakref.finalize(self, tape.free)
@@ -411,8 +443,12 @@ class SplitTape:
             raise RuntimeError("this tape has been reversed already; a tape is used once")
 
     def reverse(self, seed=1.0, restore=False):
-        """Run the reverse sweep and return the gradients as Reverse does."""
+        """Run the reverse sweep and return the gradients as Reverse does:
+        ``seed`` is the adjoint of f's scalar result."""
         self._check()
+        seed = _seed_value(seed)
+        _check_restore(restore, "tape.reverse")
+        _check_lengths(self._lengths, _vector_lengths(self._wrapped))
         self._used = True
         return _finish(self._tape, self._wrapped, self._target, seed, restore)
 

@@ -18,8 +18,8 @@ from ._c import lib
 from .products import finite_nonzero, times
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
 from .traced import (ARRAY_TYPES, F64, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _data,
-                     _num, _safe, check_writable, numpy_protocol, promote, shadow_of,
-                     temporary_buffer)
+                     _num, _safe, check_writable, mixed_tapes_error, numpy_protocol, promote,
+                     shadow_of, temporary_buffer)
 
 # Entry points into the forward rules, bound by shadowad.rules.
 apply_ufunc = array_ufunc = array_function = setindex = gather = None
@@ -123,23 +123,24 @@ _partial = lib.sad_partial
 _isfinite = math.isfinite
 
 
-def scalar_op(op, fn, x, dx, y, dy):
+def scalar_op(op, fn, x, dx, y, dy, ctx):
     """z = fn(x, y) of plain floats with the tangent from the C partials; dx or
-    dy None marks a constant (y None: a unary op)."""
+    dy None marks a constant (y None: a unary op); the result is of Context
+    ``ctx``."""
     if y is None:
         with np.errstate(all="ignore"):
             z = float(fn(x))
-        return FScalar(z, _scaled(dx, _partial(op, 0, x, 0.0, z)))
+        return FScalar(z, _scaled(dx, _partial(op, 0, x, 0.0, z)), ctx)
     z = float(_safe(fn, x, y))  # a ufunc gives np.float64: values and tangents stay floats
     d = 0.0
     if dx is not None:
         d = _scaled(dx, _partial(op, 0, x, y, z))
     if dy is not None:
         d = d + _scaled(dy, _partial(op, 1, x, y, z))
-    return FScalar(z, d)
+    return FScalar(z, d, ctx)
 
 
-def _quotient(x, dx, y, dy):
+def _quotient(x, dx, y, dy, ctx):
     """x / y of two dual scalars of one lane, as scalar_op computes it (the
     C partials 1/y and -x/y², which these formulas are), where both partials
     are finite: the common case of scalar loops.  None: scalar_op's case."""
@@ -150,21 +151,25 @@ def _quotient(x, dx, y, dy):
             if _isfinite(px) and _isfinite(py):
                 d = dx * px + dy * py
                 if d == d:  # else a zero partial met an infinite tangent
-                    return FScalar(x / y, d)
+                    return FScalar(x / y, d, ctx)
     return None
 
 
 class FScalar(ScalarOps):
-    """A dual number inside ``f`` in forward mode."""
+    """A dual number inside ``f`` in forward mode: value ``v``, tangent ``d``
+    and the Context of its call, so that one kept from an earlier call is
+    refused rather than mixed into this one's tangents."""
 
-    __slots__ = ("v", "d")
+    __slots__ = ("v", "d", "ctx")
 
-    def __init__(self, v, d):
-        self.v, self.d = v, d
+    def __init__(self, v, d, ctx):
+        self.v, self.d, self.ctx = v, d, ctx
 
     def _bin(self, o, op, fn, reflected):
         t = type(o)
         if t is FScalar:
+            if o.ctx is not self.ctx:
+                raise mixed_tapes_error()
             ov, od = o.v, o.d
         elif t is FArray:
             return self._with_array(o, _UFUNCS[op], reflected)
@@ -173,8 +178,8 @@ class FScalar(ScalarOps):
             if ov is None:
                 return NotImplemented
         if reflected:
-            return scalar_op(op, fn, ov, od, self.v, self.d)
-        return scalar_op(op, fn, self.v, self.d, ov, od)
+            return scalar_op(op, fn, ov, od, self.v, self.d, self.ctx)
+        return scalar_op(op, fn, self.v, self.d, ov, od, self.ctx)
 
     def _with_array(self, o, ufunc, reflected):
         """self op o for a dual array o: the array's rule right away, without
@@ -187,9 +192,11 @@ class FScalar(ScalarOps):
     def __add__(self, o):
         t = type(o)
         if t is FScalar:
-            return FScalar(self.v + o.v, self.d + o.d)
+            if o.ctx is not self.ctx:
+                raise mixed_tapes_error()
+            return FScalar(self.v + o.v, self.d + o.d, self.ctx)
         if t is float or _num(o) is not None:
-            return FScalar(self.v + float(o), self.d)
+            return FScalar(self.v + float(o), self.d, self.ctx)
         return self._with_array(o, np.add, False)
 
     __radd__ = __add__
@@ -197,33 +204,38 @@ class FScalar(ScalarOps):
     def __sub__(self, o):
         t = type(o)
         if t is FScalar:
-            return FScalar(self.v - o.v, self.d - o.d)
+            if o.ctx is not self.ctx:
+                raise mixed_tapes_error()
+            return FScalar(self.v - o.v, self.d - o.d, self.ctx)
         if t is float or _num(o) is not None:
-            return FScalar(self.v - float(o), self.d)
+            return FScalar(self.v - float(o), self.d, self.ctx)
         return self._with_array(o, np.subtract, False)
 
     def __rsub__(self, o):
         if type(o) is float or _num(o) is not None:
-            return FScalar(float(o) - self.v, -self.d)
+            return FScalar(float(o) - self.v, -self.d, self.ctx)
         return self._with_array(o, np.subtract, True)
 
     def __mul__(self, o):
         t = type(o)
         if t is FScalar:
+            if o.ctx is not self.ctx:
+                raise mixed_tapes_error()
             z = self.v * o.v
             if z != 0.0 and z - z == 0.0:  # finite nonzero partials: IEEE's products
-                return FScalar(z, self.d * o.v + self.v * o.d)
-            return FScalar(z, times(self.d, o.v) + times(self.v, o.d))
+                return FScalar(z, self.d * o.v + self.v * o.d, self.ctx)
+            return FScalar(z, times(self.d, o.v) + times(self.v, o.d), self.ctx)
         if t is float or _num(o) is not None:
             k = float(o)
-            return FScalar(self.v * k, self.d * k if finite_nonzero(k) else times(self.d, k))
+            return FScalar(self.v * k, self.d * k if finite_nonzero(k) else times(self.d, k),
+                           self.ctx)
         return self._with_array(o, np.multiply, False)
 
     __rmul__ = __mul__
 
     def __truediv__(self, o):
-        if type(o) is FScalar:
-            q = _quotient(self.v, self.d, o.v, o.d)
+        if type(o) is FScalar and o.ctx is self.ctx:
+            q = _quotient(self.v, self.d, o.v, o.d, self.ctx)
             if q is not None:
                 return q
         return self._bin(o, _DIV, _div, False)
@@ -233,13 +245,13 @@ class FScalar(ScalarOps):
     def __rpow__(self, o): return self._bin(o, _POW, _pow, True)
 
     def __neg__(self):
-        return FScalar(-self.v, -self.d)
+        return FScalar(-self.v, -self.d, self.ctx)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return scalar_op(lib.SAD_ABS, abs, self.v, self.d, None, None)
+        return scalar_op(lib.SAD_ABS, abs, self.v, self.d, None, None, self.ctx)
 
     def __repr__(self):
         return f"FScalar({self.v!r}, tangent={self.d!r})"
@@ -282,14 +294,14 @@ class FArray(ArrayOps):
             if t is None:
                 return v
             if t.shape[0] == 1:
-                return FScalar(v, t.item(0, idx))
-            return FScalar(v, t[:, idx].copy())
+                return FScalar(v, t.item(0, idx), self.buf.tape)
+            return FScalar(v, t[:, idx].copy(), self.buf.tape)
         return gather(self, idx)
 
     def __setitem__(self, idx, value):
         p = self.p
         if (type(idx) is int and p.ndim == 1 and type(value) is FScalar
-                and not self.buf.readonly and p.flags.writeable
+                and value.ctx is self.buf.tape and not self.buf.readonly and p.flags.writeable
                 and self.buf.tape.elementwise is None):
             writable(self)
             t = self._s if self._s is not None else promote(self)
@@ -326,7 +338,10 @@ class DualVector:
     def __init__(self, ctx, v, vs, label):
         self.ctx, self.v, self.vs, self.label = ctx, v, vs, label
 
-    def _write(self):
+    def _write(self, x=None):
+        if (type(x) is FScalar and x.ctx is not self.ctx) or (
+                type(x) is FArray and x.buf.tape is not self.ctx):
+            raise mixed_tapes_error()
         if self.ctx.unsaved and self in self.ctx.unsaved:
             self.ctx.snapshot(self)
 
@@ -340,7 +355,7 @@ class DualVector:
         return len(self.v)
 
     def push(self, x):
-        self._write()
+        self._write(x)
         if type(x) is FScalar:
             lanes = self._promote()
             self.v.push(x.v)
@@ -370,7 +385,7 @@ class DualVector:
         if self.vs is None:
             return val
         ds = [vs.pop() for vs in self.vs]
-        return FScalar(val, ds[0] if len(ds) == 1 else np.array(ds))
+        return FScalar(val, ds[0] if len(ds) == 1 else np.array(ds), self.ctx)
 
     def __getitem__(self, i):
         if type(i) is slice:
@@ -383,10 +398,10 @@ class DualVector:
         if self.vs is None:
             return val
         ds = [vs[i] for vs in self.vs]
-        return FScalar(val, ds[0] if len(ds) == 1 else np.array(ds))
+        return FScalar(val, ds[0] if len(ds) == 1 else np.array(ds), self.ctx)
 
     def __setitem__(self, i, x):
-        self._write()
+        self._write(x)
         if type(x) is FScalar:
             lanes = self._promote()
             self.v[i] = x.v

@@ -10,10 +10,10 @@ import numpy as np
 
 from . import activity as act
 from . import untraced
-from .driver import _check_aliasing, _shared_const_buffers
+from .aliasing import check_call, sharing_groups, span
 from .dual import Context, DualVector, FArray, FScalar
 from .tape import _current
-from .traced import F64, TEMPORARY, Buffer, shadow_of
+from .traced import F64, TEMPORARY, Buffer, mixed_tapes_error, shadow_of
 from .vector import Vector
 
 
@@ -39,36 +39,47 @@ def _vector_keeper(vec):
 
 
 class _Lanes:
-    """The tangent memory of one array argument: the user's shadow itself (one
-    lane, same layout as the primal) or a lanes buffer copied in and out."""
+    """The tangent memory of array arguments: the user's shadow itself (one
+    argument, one lane, same layout as the primal) or a lanes buffer copied in
+    and out.  Arguments that share memory (``members``: (primal, shadows)
+    pairs, check_call has made sure their shadows correspond) share one
+    Buffer and one lanes buffer over all of their memory, so that what is
+    written through one is seen through the others."""
 
-    __slots__ = ("buf", "dvals", "copied")
+    __slots__ = ("buf", "members", "copied")
 
-    def __init__(self, ctx, x, dvals, label):
-        self.buf = buf = Buffer(ctx, x, None, label=label)
-        self.dvals = dvals
+    def __init__(self, ctx, members, label):
+        x, dvals = members[0]
         d = dvals[0]
-        self.copied = not (len(dvals) == 1 and x.flags.c_contiguous and d.flags.c_contiguous)
+        self.members = members
+        self.copied = not (len(members) == 1 and len(dvals) == 1 and x.flags.c_contiguous
+                           and d.flags.c_contiguous)
+        self.buf = buf = Buffer(ctx, x, None, label=label,
+                                span=span([m for m, _ in members]) if len(members) > 1 else None)
         if self.copied:
             buf.promote()
-            for lane, dv in enumerate(dvals):
-                buf.shadow[lane] = dv
-            ctx.unsaved[buf] = [(_keeper(x), False)]
+            for p, dvs in members:
+                t = buf.view_shadow(p)
+                for lane, dv in enumerate(dvs):
+                    t[lane] = dv
+            ctx.unsaved[buf] = [(_keeper(p), False) for p, _ in members]
         else:
             buf.attach(d.reshape(1, -1), x.__array_interface__["data"][0])
             ctx.unsaved[buf] = [(_keeper(x), False), (_keeper(d), True)]
 
     def finish(self):
         if self.copied:
-            for lane, dv in enumerate(self.dvals):
-                dv[...] = self.buf.shadow[lane]
+            for p, dvs in self.members:
+                t = self.buf.view_shadow(p)
+                for lane, dv in enumerate(dvs):
+                    dv[...] = t[lane]
 
 
 def _wrap(k, ann, ctx, lanes, shared, finishers):
     t = type(ann)
     v = ann.val
     if t is act.Const:
-        if isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned:
+        if isinstance(v, np.ndarray) and _traceable(v):
             buf = shared.get(k)
             if buf is None:
                 buf = Buffer(ctx, v, None, label=f"argument {k}")
@@ -81,29 +92,50 @@ def _wrap(k, ann, ctx, lanes, shared, finishers):
                 ctx.unsaved[shared[key]] = [(_vector_keeper(v), False)]
             return shared[key]
         return v
-    dvals = ann.dvals if t is act.BatchDuplicated else (ann.dval,)
+    dvals = _dvals(ann)
     if isinstance(v, float):  # the tangent of one lane is a float (the rules rely on it)
-        return FScalar(v, float(dvals[0]) if lanes == 1 else np.array(dvals, dtype=np.float64))
+        return FScalar(v, float(dvals[0]) if lanes == 1 else np.array(dvals, dtype=np.float64),
+                       ctx)
     label = f"argument {k}"
-    if isinstance(v, Vector):
-        for lane, dv in enumerate(dvals):
-            if len(dv) != len(v):
-                raise ValueError(f"{label}: shadow {lane} has length {len(dv)}, the "
-                                 f"Vector has length {len(v)}")
+    if isinstance(v, Vector):  # (check_call has compared the lengths)
         dv = DualVector(ctx, v, list(dvals), label)
         ctx.unsaved[dv] = [(_vector_keeper(v), False)] + [(_vector_keeper(d), True) for d in dvals]
         return dv
-    lanes_of = _Lanes(ctx, v, dvals, label)
-    finishers.append(lanes_of)
-    return FArray(v, lanes_of.buf.shadow, lanes_of.buf)
+    lanes_of = shared.get(k)
+    if lanes_of is None:
+        lanes_of = _Lanes(ctx, [(v, dvals)], label)
+        finishers.append(lanes_of)
+    buf = lanes_of.buf
+    return FArray(v, buf.shadow if v is buf.root else buf.view_shadow(v), buf)
 
 
-def _shared_consts(annotated, ctx):
-    shared = _shared_const_buffers(annotated, ctx)
-    for buf in set(shared.values()):
-        ctx.unsaved[buf] = [(_keeper(annotated[k].val), False)
-                            for k, b in shared.items() if b is buf]
+def _shared(annotated, ctx, finishers):
+    """{argument index: Buffer (Const) or _Lanes (the others)} for the array
+    arguments that share memory with another of the same activity."""
+    shared = {}
+    for members in sharing_groups(annotated, (act.Const,)):
+        members = [k for k in members if _traceable(annotated[k].val)]
+        if len(members) < 2:
+            continue
+        buf = Buffer(ctx, annotated[members[0]].val, None, label=f"argument {members[0]}",
+                     span=span([annotated[k].val for k in members]))
+        ctx.unsaved[buf] = [(_keeper(annotated[k].val), False) for k in members]
+        shared.update((k, buf) for k in members)
+    for members in sharing_groups(annotated, (act.Duplicated, act.DuplicatedNoNeed,
+                                              act.BatchDuplicated)):
+        lanes_of = _Lanes(ctx, [(annotated[k].val, _dvals(annotated[k])) for k in members],
+                          f"argument {members[0]}")
+        finishers.append(lanes_of)
+        shared.update((k, lanes_of) for k in members)
     return shared
+
+
+def _dvals(ann):
+    return ann.dvals if type(ann) is act.BatchDuplicated else (ann.dval,)
+
+
+def _traceable(v):
+    return v.dtype == F64 and v.flags.aligned
 
 
 def _fresh_root(res, given):
@@ -121,7 +153,7 @@ def _fresh_root(res, given):
     return True
 
 
-def _tangent(res, lanes, batched, with_primal, given):
+def _tangent(res, ctx, lanes, batched, with_primal, given):
     """(tangent, primal) of f's result; tuples and lists element by element.
     A batch call gives a tuple of ``lanes`` tangents, even of one lane.  The
     primal is None unless ``with_primal``; ``given`` holds the Buffers whose
@@ -129,6 +161,8 @@ def _tangent(res, lanes, batched, with_primal, given):
     t = type(res)
     if res is None:
         return None, None
+    if (t is FScalar and res.ctx is not ctx) or (t is FArray and res.buf.tape is not ctx):
+        raise mixed_tapes_error()
     if t is FScalar:
         d = res.d
         if not batched:
@@ -148,7 +182,7 @@ def _tangent(res, lanes, batched, with_primal, given):
             return take(tan[0]), p
         return tuple(take(tan[lane]) for lane in range(lanes)), p
     if t is tuple or t is list:
-        pairs = [_tangent(r, lanes, batched, with_primal, given) for r in res]
+        pairs = [_tangent(r, ctx, lanes, batched, with_primal, given) for r in res]
         return t(a for a, _ in pairs), t(b for _, b in pairs)
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
         return ((0.0,) * lanes if batched else 0.0), float(res)
@@ -175,16 +209,17 @@ def _scan(annotated):
     return memory, batched
 
 
-def forward(f, annotated, with_primal, restore):
+def forward(f, annotated, with_primal, restore, checked=False):
+    """``checked``: the caller built the annotations from values it checked
+    (sad.jacobian's passes), so check_call is skipped."""
     memory, batched = _scan(annotated)
     lanes = act.lane_count(annotated, "forward mode") if batched else 1
+    if not checked:
+        check_call(annotated)
     ctx = Context(lanes)
     try:
-        shared = {}
-        if memory > 1:
-            _check_aliasing(annotated)
-            shared = _shared_consts(annotated, ctx)
         finishers = []
+        shared = _shared(annotated, ctx, finishers) if memory > 1 else {}
         traced = [_wrap(k, a, ctx, lanes, shared, finishers) for k, a in enumerate(annotated)]
         kept = untraced.copies(annotated)
         if kept:  # put back after the traced memory (Context.restore goes backwards)
@@ -192,7 +227,7 @@ def forward(f, annotated, with_primal, restore):
         token = _current.set(ctx)
         try:
             res = f(*traced)
-            tangent, value = _tangent(res, lanes, batched, with_primal, set())
+            tangent, value = _tangent(res, ctx, lanes, batched, with_primal, set())
         finally:
             _current.reset(token)
     except BaseException:

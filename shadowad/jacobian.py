@@ -8,7 +8,7 @@ from ._c import lib
 from .driver import _check_f, _record, sweep_lanes
 from .forward import forward
 from .tape import Tape
-from .traced import TArray, TScalar, shadow_of
+from .traced import ARRAY_TYPES, SCALAR_TYPES, TArray, TScalar, shadow_of
 
 CHUNK = 64  # tangent lanes per forward pass: memory is CHUNK tangents of each value
 
@@ -35,25 +35,33 @@ def _consts(consts):
 
 
 def _output_shape(out, where):
-    if type(out) is np.ndarray:
+    t = type(out)
+    if t is np.ndarray and out.dtype.kind in "iuf":
         return out.shape
-    if isinstance(out, (tuple, list)) or out is None:
-        raise TypeError(f"sad.jacobian: f must return one float or array, got "
-                        f"{type(out).__name__} ({where})")
-    return np.shape(out)
+    if t in ARRAY_TYPES or t in SCALAR_TYPES or act._is_real_scalar(out):
+        return np.shape(out)
+    raise TypeError(f"sad.jacobian: f must return one float or array (of real numbers), got "
+                    f"{_a(out)} ({where})")
+
+
+def _a(out):
+    if isinstance(out, np.ndarray):
+        return f"an array of dtype {out.dtype}"
+    name = type(out).__name__
+    return f"{'an' if name[:1] in 'aeiouAEIOU' else 'a'} {name}"
 
 
 def jacobian_forward(f, x, consts):
     """Columns of the Jacobian, CHUNK lanes (input directions) per pass."""
     if type(x) is float:
-        tangent, value = forward(f, [act.Duplicated(x, 1.0)] + consts, True, True)
+        tangent, value = forward(f, [act.Duplicated(x, 1.0)] + consts, True, True, checked=True)
         shape = _output_shape(value, "forward")
         if type(tangent) is np.ndarray and tangent.shape == shape:  # forward's own copy
             return tangent
         return np.asarray(tangent, dtype=float).reshape(shape)
     n = x.size
     if n == 0:  # no columns: run f once (one empty tangent) for the output's shape
-        _, value = forward(f, [act.Duplicated(x.copy(), np.zeros_like(x))] + consts, True, True)
+        _, value = forward(f, [act.Duplicated(x.copy(), np.zeros_like(x))] + consts, True, True, checked=True)
         return np.zeros(_output_shape(value, "forward") + x.shape)
     cols = None
     for j0 in range(0, max(n, 1), CHUNK):
@@ -61,7 +69,7 @@ def jacobian_forward(f, x, consts):
         seeds = np.zeros((k, n))
         seeds[np.arange(k), j0 + np.arange(k)] = 1.0
         ann = act.BatchDuplicated(x.copy(), tuple(s.reshape(x.shape) for s in seeds))
-        tangents, value = forward(f, [ann] + consts, True, True)
+        tangents, value = forward(f, [ann] + consts, True, True, checked=True)
         shape = _output_shape(value, "forward")
         if cols is None:
             cols = np.zeros((int(np.prod(shape)), n))

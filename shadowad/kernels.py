@@ -21,7 +21,8 @@ def _check_plain(y, name):
         raise TypeError(f"sad.{name}: y must be a float64 array, got "
                         f"{getattr(y, 'dtype', type(y).__name__)}")
     if not y.flags.writeable:
-        raise ValueError(f"sad.{name}: y is read-only")
+        raise ValueError(f"sad.{name}: y is read-only (numpy marks broadcast views and "
+                         "np.broadcast_to results so); pass writeable memory")
 
 
 def axpy(a, x, y):
@@ -109,10 +110,10 @@ def _axpy_forward(a, x, y):
     return y
 
 
-def _real(a):
+def _real(a, kernel="axpy"):
     va = _num(a)
     if va is None:
-        raise TypeError(f"sad.axpy: a must be a real scalar, got {type(a).__name__}")
+        raise TypeError(f"sad.{kernel}: a must be a real scalar, got {type(a).__name__}")
     return va
 
 
@@ -135,6 +136,9 @@ def scal(a, x):
     if is_traced(a):
         raise detach_error("sad.scal of an untraced numpy array by a traced scalar")
     _check_plain(x, "scal")
+    if _num(a) is None and np.asarray(a).dtype.kind not in "biuf":
+        raise TypeError(f"sad.scal: a must be a real scalar or array, got "
+                        f"{type(a).__name__}")
     x *= a
     return x
 

@@ -51,7 +51,7 @@ def _dual_inputs(ctx, args, active):
         a = args[k]
         if type(a) is TScalar:
             d = 1.0 if lanes == 1 else np.eye(lanes)[j]
-            duals[k] = FScalar(a.v, d)
+            duals[k] = FScalar(a.v, d, ctx)
             continue
         p = a.p
         unit = np.zeros(lanes)
@@ -104,6 +104,9 @@ def fwddiff(g):
     arrays) so that reverse mode records each call as one record whose
     pullback uses forward-mode partials.  Outside reverse mode the wrapper
     calls ``g`` itself."""
+    if not callable(g):
+        raise TypeError(f"sad.fwddiff: g must be callable (a function of a few scalars), "
+                        f"got {type(g).__name__}; use it as sad.fwddiff(g) or as a decorator")
     name = getattr(g, "__name__", "g")
 
     @functools.wraps(g)

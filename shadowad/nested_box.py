@@ -143,7 +143,7 @@ class Box:
 
     # -- numpy protocol ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        name = f"np.{ufunc.__name__}"
+        name = numpy_name(ufunc)
         if method != "__call__":
             raise unsupported(f"{name}.{method}")
         if kwargs.get("out") is not None:

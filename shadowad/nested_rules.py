@@ -24,11 +24,11 @@ import operator
 import numpy as np
 
 from ._c import lib
-from .nested_box import FUNCTIONS, RULES, UFUNCS, bind, plain, shape_of, unsupported
+from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
 from .products import times
 from .rules.elementwise import plain_partials
 from .rules.reductions import extreme_entries
-from .traced import _safe
+from .traced import _safe, complete_ndarray_interface
 
 
 class Rule:
@@ -542,3 +542,7 @@ for _f in (np.argmax, np.argmin, np.argsort, np.isclose, np.allclose, np.any, np
            np.nonzero, np.count_nonzero, np.sign, np.floor, np.ceil, np.round):
     FUNCTIONS[_f] = (lambda f: lambda *args, **kw: f(*[plain(a) for a in args],
                                                      **{k: plain(v) for k, v in kw.items()}))(_f)
+
+
+# x.std(), x.sort(), ... on a Box: named, not a bare AttributeError
+complete_ndarray_interface(Box, lambda f: f in FUNCTIONS, lambda what: str(unsupported(what)))

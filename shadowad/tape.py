@@ -7,6 +7,8 @@ Python callables; the C sweep stops at them, Python runs them, C goes on.
 import contextvars
 import threading
 
+import numpy as np
+
 from ._c import ffi, lib
 from .untraced import put_back
 from .snapshots import Snapshots
@@ -22,6 +24,7 @@ _current = contextvars.ContextVar("shadowad_tape", default=None)
 
 _pools = threading.local()
 _pool_limit = [256 << 20]  # bytes a thread keeps between calls (set_memory_pool)
+POOL_MAX = (1 << 63) - 1  # the C core's int64_t
 
 
 def _pool():
@@ -37,8 +40,13 @@ def set_memory_pool(max_bytes):
     autodiff calls (default 256 MiB; only chunks of 4 MiB and more are kept).
     Applies to the calling thread's pool now (freeing any excess) and to the
     pools of threads that start differentiating later; 0 keeps nothing."""
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
-        raise ValueError(f"sad.set_memory_pool: max_bytes must be an int >= 0, got {max_bytes!r}")
+    if isinstance(max_bytes, (bool, np.bool_)) or not isinstance(max_bytes, (int, np.integer)):
+        raise TypeError(f"sad.set_memory_pool: max_bytes must be an int (a number of bytes; "
+                        f"0 keeps nothing), got {type(max_bytes).__name__} {max_bytes!r}")
+    max_bytes = int(max_bytes)
+    if not 0 <= max_bytes <= POOL_MAX:
+        raise ValueError(f"sad.set_memory_pool: max_bytes must be between 0 and 2**63 - 1 "
+                         f"bytes, got {max_bytes}")
     _pool_limit[0] = max_bytes
     p = _pool()
     if p:

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import snapshots
 from ._c import ffi, lib
+from .naming import library_caller
 from .tape import Tape
 
 _data = lib.sad_data
@@ -39,6 +40,24 @@ def detach_error(what):
         "sad.primal(t) to take the value on purpose, without derivative.")
 
 
+def conversion_error(what, how):
+    """The error of converting a traced value to a plain one (``__array__``,
+    ``__float__``).  When a library function the user called does it (scipy's
+    functions convert their inputs with np.asarray), the error names that
+    function: it has no derivative rule, and allocating with np.zeros_like
+    is not the fix.  ``what`` names what the user's own code did, ``how``
+    what the library did."""
+    func = library_caller(3)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
+    if func is None:
+        return detach_error(what)
+    return TypeError(
+        f"shadowad: {func} has no derivative rule in shadowad, so it cannot be applied to "
+        f"traced values: it converts its inputs to plain values (with {how}), which "
+        "cannot carry a derivative. Take the value without derivative with sad.primal(x) "
+        f"(e.g. {func}(sad.primal(x))), or write the computation with supported "
+        "numpy operations")
+
+
 def readonly_error(label):
     return TypeError(
         f"shadowad: {label} is Active, and Active arrays are read-only inside f; "
@@ -46,8 +65,15 @@ def readonly_error(label):
 
 
 def mixed_tapes_error():
-    return RuntimeError("shadowad: values from two different autodiff calls were "
-                        "combined; nested differentiation is not supported")
+    # Values of a nested call are of other types (shadowad.nested), so two
+    # tapes meet only when a traced value outlived the f it was made in.
+    return RuntimeError(
+        "shadowad: values from two different autodiff calls were combined: a traced value "
+        "escaped from an earlier autodiff call (kept in a global, a closure or a list, or "
+        "made by an autodiff_split whose tape is not reversed yet) is being used in this "
+        "one. Traced values exist only while the f that made them runs: take its value "
+        "inside that f with sad.primal(t), or return it from f. (Calling sad.autodiff "
+        "inside f, nested differentiation, is supported: pass the values as arguments.)")
 
 
 TEMPORARY = "a temporary array"  # the label of a temporary's Buffer
@@ -389,16 +415,23 @@ class ScalarOps:
         return bool(self.v)
 
     def __float__(self):
-        raise detach_error("float() of a traced scalar")
+        raise conversion_error("float() of a traced scalar", "float()")
 
     def __int__(self):
-        raise detach_error("int() of a traced scalar")
+        raise conversion_error("int() of a traced scalar", "int()")
 
     def __index__(self):
-        raise detach_error("using a traced scalar as an index")
+        raise conversion_error("using a traced scalar as an index", "operator.index()")
 
     def __array__(self, dtype=None, copy=None):
-        raise detach_error("converting a traced scalar to a plain numpy array")
+        raise conversion_error("converting a traced scalar to a plain numpy array",
+                               "np.asarray")
+
+    def item(self, *args):
+        raise detach_error("item() of a traced scalar")
+
+    def tolist(self):
+        raise detach_error("tolist() of a traced scalar")
 
     shape = ()
     ndim = 0
@@ -543,17 +576,18 @@ class ArrayOps:
         return f"{type(self).__name__}({self.p!r}, {act})"
 
     def __array__(self, dtype=None, copy=None):
-        raise detach_error("converting a traced array to a plain numpy array "
-                           "(e.g. np.asarray, or assigning it into an untraced array)")
+        raise conversion_error("converting a traced array to a plain numpy array "
+                               "(e.g. np.asarray, or assigning it into an untraced array)",
+                               "np.asarray")
 
     def __float__(self):
-        raise detach_error("float() of a traced array")
+        raise conversion_error("float() of a traced array", "float()")
 
     def __int__(self):
-        raise detach_error("int() of a traced array")
+        raise conversion_error("int() of a traced array", "int()")
 
     def __index__(self):
-        raise detach_error("using a traced array as an index")
+        raise conversion_error("using a traced array as an index", "operator.index()")
 
     # -- attributes --------------------------------------------------------
     shape = property(lambda self: self.p.shape)
@@ -670,6 +704,71 @@ class ArrayOps:
 
     def tolist(self):
         raise detach_error("tolist() of a traced array")
+
+
+class NoRuleError(AttributeError, NotImplementedError):
+    """An ndarray attribute that traced arrays do not have.  A NotImplementedError
+    like every "no derivative rule" error, and an AttributeError so that
+    ``hasattr`` stays False for code that duck-types on it."""
+
+
+class _NoRule:
+    """Class attribute standing for a public ndarray attribute or method that
+    traced arrays do not implement: reading it raises NoRuleError naming it
+    (a plain AttributeError would not say why).  A descriptor rather than a
+    ``__getattr__``, which would slow down every attribute access."""
+
+    __slots__ = ("name", "method", "message")
+
+    def __init__(self, name, method, message):
+        self.name, self.method, self.message = name, method, message
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        raise NoRuleError(self.message(f"x.{self.name}()" if self.method else f"x.{self.name}"))
+
+
+def no_rule_message(what):
+    return (f"shadowad: {what} has no derivative rule in shadowad, so it cannot be "
+            "applied to traced values. Take the value without derivative with "
+            "sad.primal(x), or write the computation with supported operations")
+
+
+class _ByFunction:
+    """ndarray method ``x.name(...)`` as ``np.name(x, ...)``, for the methods
+    whose numpy function has a rule (derivative-free ones such as np.round)."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func):
+        self.func = func
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        func = self.func
+        return lambda *args, **kwargs: func(obj, *args, **kwargs)
+
+
+def complete_ndarray_interface(cls, has_rule, message=no_rule_message):
+    """Give ``cls`` every public ndarray attribute it lacks: the methods whose
+    numpy function ``has_rule`` call it, the rest raise NoRuleError with
+    ``message(what)``."""
+    for name in dir(np.ndarray):
+        if name.startswith("_") or hasattr(cls, name):
+            continue
+        func = getattr(np, name, None)
+        method = callable(getattr(np.ndarray, name))
+        if method and func is not None and has_rule(func):
+            setattr(cls, name, _ByFunction(func))
+        else:
+            setattr(cls, name, _NoRule(name, method, message))
+
+
+# ndarray.reshape and .transpose take their axes as varargs too, unlike the
+# numpy functions complete_ndarray_interface would call
+ScalarOps.reshape, ScalarOps.transpose = ArrayOps.reshape, ArrayOps.transpose
 
 
 def numpy_protocol(entries):

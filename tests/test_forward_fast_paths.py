@@ -146,7 +146,7 @@ def test_kinds_of_dual_scalar_tangents(monkeypatch, tangent):
         d = {"float": 0.75, "float64": np.float64(0.75), "int": 2,
              "lanes": np.array([0.5, -1.0, 2.0]),
              "strided lanes": np.array([0.5, 9.0, -1.0, 9.0, 2.0, 9.0])[::2]}[tangent]
-        s = dual.FScalar(0.61, d)
+        s = dual.FScalar(0.61, d, dual.current_tape())
         return (c - s) * s + s / c
 
     ann = scalar_ann(lanes)
@@ -370,8 +370,8 @@ def test_inlined_division_equals_scalar_op():
         for x in values:
             for y in values:
                 for dx, dy in zip(tangents, tangents[::-1]):
-                    got = dual.FScalar(x, dx) / dual.FScalar(y, dy)
-                    want = dual.scalar_op(dual._DIV, dual._div, x, dx, y, dy)
+                    got = dual.FScalar(x, dx, None) / dual.FScalar(y, dy, None)
+                    want = dual.scalar_op(dual._DIV, dual._div, x, dx, y, dy, None)
                     assert same_bits(got.v, want.v) and same_bits(got.d, want.d), (x, y, dx, dy)
                     assert type(got.v) is type(want.v) and type(got.d) is type(want.d)
 

@@ -566,10 +566,28 @@ def test_pool_keeps_and_reuses_chunks():
         sad.set_memory_pool(256 << 20)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "1", True, None])
-def test_pool_limit_is_checked(bad):
-    with pytest.raises(ValueError, match="max_bytes"):
+@pytest.mark.parametrize("bad, exc, words", [
+    (-1, ValueError, "between 0 and 2**63 - 1 bytes, got -1"),
+    (2 ** 63, ValueError, "between 0 and 2**63 - 1 bytes"),
+    (2 ** 70, ValueError, "between 0 and 2**63 - 1 bytes"),
+    (np.int64(-5), ValueError, "got -5"),
+    (1.5, TypeError, "must be an int"), ("1", TypeError, "got str '1'"),
+    (True, TypeError, "must be an int"), (None, TypeError, "got NoneType"),
+    (np.float64(4.0), TypeError, "must be an int")])
+def test_pool_limit_is_checked(bad, exc, words):
+    before = sad.memory_pool_bytes()
+    with pytest.raises(exc, match="sad.set_memory_pool: max_bytes") as e:
         sad.set_memory_pool(bad)
+    assert words in str(e.value)
+    assert sad.memory_pool_bytes() == before
+
+
+def test_pool_limit_takes_numpy_integers_and_the_largest():
+    try:
+        sad.set_memory_pool(np.int64(1 << 20))
+        sad.set_memory_pool(2 ** 63 - 1)
+    finally:
+        sad.set_memory_pool(256 << 20)
 
 
 def test_pool_outlives_its_thread_while_a_tape_uses_it():

@@ -15,3 +15,7 @@ dual.array_ufunc = elementwise.forward_ufunc
 dual.array_function = registry.forward_function
 dual.setindex = indexing.forward_setindex
 dual.gather = indexing.forward_getitem
+
+for _cls in (traced.ArrayOps, traced.ScalarOps):
+    traced.complete_ndarray_interface(
+        _cls, lambda f: f in registry.FUNCTIONS and f in registry.JVPS)

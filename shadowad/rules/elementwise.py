@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..naming import qualified_name
 from ..tape import _current
 from ..traced import (F64, LAZY_MAXDIM, TEMPORARY, Buffer, TArray, TScalar, _num, check_writable,
                       detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
@@ -59,7 +60,7 @@ def _call_out(ufunc, kwargs):
     out = kwargs.pop("out", None)
     if out is not None:
         if len(out) != 1:
-            raise TypeError(f"shadowad: np.{ufunc.__name__} with several outputs "
+            raise TypeError(f"shadowad: {qualified_name(ufunc)} with several outputs "
                             "is not supported")
         out = out[0]
     for k, v in kwargs.items():
@@ -67,7 +68,7 @@ def _call_out(ufunc, kwargs):
             continue
         if k in ("casting", "order", "subok"):
             continue
-        raise TypeError(f"shadowad: np.{ufunc.__name__}(..., {k}=...) is not "
+        raise TypeError(f"shadowad: {qualified_name(ufunc)}(..., {k}=...) is not "
                         "supported on traced values")
     return out
 
@@ -145,7 +146,7 @@ def _without_c_op(ufunc, inputs, out, rules, forward=False):
     if rule is None:
         raise registry.no_rule_error(ufunc)
     if forward:
-        registry.check_elementwise(f"np.{ufunc.__name__}")
+        registry.check_elementwise(ufunc)
     return rule(*inputs, out=out)
 
 
@@ -166,7 +167,7 @@ def apply_ufunc(ufunc, inputs, out=None):
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:
-        raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
+        raise TypeError(f"{qualified_name(ufunc)} takes {ufunc.nin} inputs, got {len(inputs)}")
     tape = _tape_of(inputs, out)
     x = _operand(inputs[0], tape, True)
     if len(inputs) == 2:
@@ -182,7 +183,7 @@ def apply_ufunc(ufunc, inputs, out=None):
     if out is not None:
         if type(out) is not TArray:
             if active:
-                raise detach_error(f"np.{ufunc.__name__}(..., out=<plain ndarray>)")
+                raise detach_error(f"{qualified_name(ufunc)}(..., out=<plain ndarray>)")
             return ufunc(*prims, out=out)
         check_writable(out)
         outs = shadow_of(out)
@@ -469,21 +470,24 @@ def tangent_kernel(op, z, zt, operands):
 
 
 def _context_of(inputs, out):
-    """The Context of a forward-mode operation: its dual arrays', else the
-    running one (dual scalars do not know theirs)."""
+    """The Context of a forward-mode operation: the running one, which every
+    dual operand must belong to (one kept from an earlier call is refused:
+    its tangents are of another computation)."""
+    ctx = dual.current_tape()
     for a in inputs:
-        if type(a) is _FArray:
-            return a.buf.tape
-    if type(out) is _FArray:
-        return out.buf.tape
-    return dual.current_tape()
+        t = type(a)
+        if (t is _FArray and a.buf.tape is not ctx) or (t is _FScalar and a.ctx is not ctx):
+            raise dual.finished_error() if ctx is None else mixed_tapes_error()
+    if type(out) is _FArray and out.buf.tape is not ctx:
+        raise dual.finished_error() if ctx is None else mixed_tapes_error()
+    return ctx
 
 
 def forward_ufunc(ufunc, method, inputs, kwargs):
     """Entry point of ``__array_ufunc__`` in forward mode."""
     if method == "__call__":
         return forward_apply(ufunc, inputs, _call_out(ufunc, kwargs) if kwargs else None)
-    registry.check_elementwise(f"np.{ufunc.__name__}.{method}")
+    registry.check_elementwise(f"{qualified_name(ufunc)}.{method}")
     from . import reductions
     return reductions.forward_ufunc_method(ufunc, method, inputs, kwargs)
 
@@ -501,7 +505,7 @@ def forward_apply(ufunc, inputs, out=None):
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:
-        raise TypeError(f"np.{ufunc.__name__} takes {ufunc.nin} inputs, got {len(inputs)}")
+        raise TypeError(f"{qualified_name(ufunc)} takes {ufunc.nin} inputs, got {len(inputs)}")
     if out is None and type(inputs[0]) is not _FArray and (
             len(inputs) == 1 or type(inputs[1]) is not _FArray):
         s = _scalar_forward(op, ufunc, inputs)
@@ -520,7 +524,7 @@ def forward_apply(ufunc, inputs, out=None):
     if out is not None:
         if type(out) is not _FArray:
             if active:
-                raise detach_error(f"np.{ufunc.__name__}(..., out=<plain ndarray>)")
+                raise detach_error(f"{qualified_name(ufunc)}(..., out=<plain ndarray>)")
             return ufunc(*prims, out=out)
         dual.writable(out)
         zt = shadow_of(out)
@@ -545,9 +549,12 @@ def forward_apply(ufunc, inputs, out=None):
 
 def _scalar_forward(op, ufunc, inputs):
     """ufunc of dual scalars and numbers: a dual scalar (None: not that case)."""
-    vals, ds = [], []
+    vals, ds, ctx = [], [], None
     for a in inputs:
         if type(a) is _FScalar:
+            if ctx is not None and a.ctx is not ctx:
+                raise mixed_tapes_error()
+            ctx = a.ctx
             vals.append(a.v)
             ds.append(a.d)
         else:
@@ -559,8 +566,8 @@ def _scalar_forward(op, ufunc, inputs):
     if all(d is None for d in ds):
         return None
     if len(vals) == 1:
-        return dual.scalar_op(op, ufunc, vals[0], ds[0], None, None)
-    return dual.scalar_op(op, ufunc, vals[0], ds[0], vals[1], ds[1])
+        return dual.scalar_op(op, ufunc, vals[0], ds[0], None, None, ctx)
+    return dual.scalar_op(op, ufunc, vals[0], ds[0], vals[1], ds[1], ctx)
 
 
 def plain_partials(op, x, y):

@@ -297,7 +297,7 @@ def forward_getitem(a, idx):
         if t is None:
             return v
         d = t[(slice(None),) + tuple(el)]
-        return dual.FScalar(v, float(d[0]) if d.shape[0] == 1 else d.copy())
+        return dual.FScalar(v, float(d[0]) if d.shape[0] == 1 else d.copy(), a.buf.tape)
     registry.check_elementwise("indexing")
     if _basic_index(idx):
         return dual.FArray(p[idx], None, a.buf)
@@ -333,8 +333,14 @@ def forward_setindex(a, idx, value):
     vt = None
     if type(value) is dual.FScalar:
         vp, vt = value.v, value.d
+        if value.ctx is not ctx:
+            from ..traced import mixed_tapes_error
+            raise mixed_tapes_error()
     elif type(value) is dual.FArray:
         vp, vt = value.p, shadow_of(value)
+        if value.buf.tape is not ctx:
+            from ..traced import mixed_tapes_error
+            raise mixed_tapes_error()
     elif type(value) is TArray or type(value) is TScalar:
         from ..traced import mixed_tapes_error
         raise mixed_tapes_error()

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..naming import qualified_name
 from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
@@ -113,8 +114,8 @@ def forward_result(ctx, z, dz):
         res._s[...] = dz
         return res
     if ctx.lanes == 1:
-        return dual.FScalar(float(z), float(dz[0]))
-    return dual.FScalar(float(z), np.array(dz, dtype=F64))
+        return dual.FScalar(float(z), float(dz[0]), ctx)
+    return dual.FScalar(float(z), np.array(dz, dtype=F64), ctx)
 
 
 def const_result(tape, z):
@@ -565,7 +566,7 @@ def forward_ufunc_method(ufunc, method, inputs, kwargs):
 def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, accumulate_frame, apply):
     """The supported methods, through the rules of one mode: the reduce table,
     the accumulate frame and the elementwise apply."""
-    name = f"np.{ufunc.__name__}.{method}"
+    name = f"{qualified_name(ufunc)}.{method}"
     kwargs = dict(kwargs)
     out = _out_arg(kwargs)
     if method == "reduce" and ufunc in reduce_rules and len(inputs) == 1:

@@ -6,7 +6,9 @@ that names it -- never a silently wrong gradient.
 """
 import numpy as np
 
+from ..naming import qualified_name
 from ..tape import current_tape
+from ..traced import no_rule_message
 
 FUNCTIONS = {}  # reverse mode: numpy function -> rule that records a pullback
 JVPS = {}       # forward mode: numpy function -> rule that propagates tangents
@@ -42,20 +44,11 @@ def implements_both(*funcs, elementwise=False):
 
 
 def _name(func):
-    mod = getattr(func, "__module__", "") or ""
-    mod = mod.replace("numpy._core.", "numpy.").replace("numpy.core.", "numpy.")
-    if mod.startswith("numpy.linalg"):
-        mod = "numpy.linalg"
-    elif mod.startswith("numpy"):
-        mod = "numpy"
-    return f"{mod.replace('numpy', 'np')}.{func.__name__}"
+    return qualified_name(func)
 
 
 def no_rule_error(func):
-    return NotImplementedError(
-        f"shadowad: {_name(func)} has no derivative rule in shadowad, so it cannot be "
-        "applied to traced values. Take the value without derivative with "
-        "sad.primal(x), or write the computation with supported operations")
+    return NotImplementedError(no_rule_message(_name(func)))
 
 
 def array_function(func, args, kwargs):
