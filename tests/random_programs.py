@@ -254,7 +254,7 @@ SCRATCH_ALLOC = ("{s} = np.ones({shape})", "{s} = np.full({shape}, 1.5)",
                  "{s} = np.linspace(0.5, 1.5, {size}).reshape({shape})")
 SCRATCH_MUTATE = ("{s}[...] = 2.0", "{s} *= 3.0", "{s}.fill(-0.5)",
                   "np.multiply({s}, 1.5, out={s})", "{s}.flat[0] = 7.0",
-                  "{s}[:] = np.arange({size}).reshape({shape}) + 1.0")
+                  "{s}[:] = np.arange({size}).reshape({shape}) % 5 + 1.0")  # small: FD stays exact
 
 
 def _scratch(d, c, shape, size):
@@ -320,12 +320,16 @@ def i_const_mask(d, c):
     k = d.int(0, 3)
     m, n = c.fresh("mask"), c.lens[k]
     thr = round(d.coef() / 3, 3)
+    # the mask compares the Const c (or, at small sizes, the array itself): finite
+    # differences of 10**4 entries would flip one near the threshold
+    a = d.int(0, c.size.n - n)
+    cond = f"c[{a}:{a + n}] > {thr}" if n > 64 or d.int(0, 1) else f"{WHOLE[k]} > {thr}"
     if d.int(0, 1):  # a scalar broadcast into the selected entries
         val = d.choice((f"c[{d.int(0, c.size.n - 1)}]", f"{d.coef()!r}"))
-        return [f"{m} = {WHOLE[k]} > {thr}", f"{WHOLE[k]}[{m}] = {val}"]
-    a = d.int(0, c.size.n - n)
-    val = d.choice(("c[{a}:{b}][{m}]", "0.5 * c[{a}:{b}][{m}]")).format(a=a, b=a + n, m=m)
-    return [f"{m} = {WHOLE[k]} > {thr}", f"{WHOLE[k]}[{m}] = {val}"]
+        return [f"{m} = {cond}", f"{WHOLE[k]}[{m}] = {val}"]
+    b = d.int(0, c.size.n - n)
+    val = d.choice(("c[{a}:{b}][{m}]", "0.5 * c[{a}:{b}][{m}]")).format(a=b, b=b + n, m=m)
+    return [f"{m} = {cond}", f"{WHOLE[k]}[{m}] = {val}"]
 
 
 # -- issue #13 item 5: overlapping strided copies and in-place ufuncs with overlapping out
@@ -858,10 +862,17 @@ def _directional(f, args, seed):
         return (0.0 if r is None else float(r)) + sum(
             float(np.vdot(s, x)) for s, x in zip(seeds, vals) if s is not None)
     h = 1e-6
-    return seeds, dirs, (objective(h) - objective(-h)) / (2 * h)
+    fd = (objective(h) - objective(-h)) / (2 * h)
+    # a kink (a mask, np.where, abs) within h of one of 10**4 entries makes the
+    # difference meaningless; two step sizes that disagree reveal it (then None)
+    half = (objective(h / 2) - objective(-h / 2)) / h
+    smooth = abs(fd - half) <= 1e-5 * max(abs(fd), 1.0)
+    return seeds, dirs, fd if smooth else None
 
 
 def _close_to_fd(what, got, terms, fd):
+    if fd is None:
+        return  # not differentiable along this direction at this point
     scale = max(abs(fd), np.nan_to_num(sum(terms)), 1.0)
     if not abs(got - fd) <= 1e-5 * scale:  # a NaN fails
         raise AssertionError(f"{what} {got!r} but finite differences give {fd!r}")
