@@ -306,7 +306,7 @@ def check_dot_product(f, *args, seed=2, rtol=1e-12):
     back = [float(np.vdot(d, g)) for d, g in zip(xdots, grads) if d is not None]
     rhs = sum(back)
     scale = sum(abs(t) for t in terms + back) or 1.0
-    if abs(lhs - rhs) > rtol * scale:
+    if not abs(lhs - rhs) <= rtol * scale:  # written so that a NaN on either side fails
         raise AssertionError(f"dot-product test failed: <J xdot, ybar> = {lhs!r} but "
                              f"<xdot, J^T ybar> = {rhs!r} (difference {abs(lhs - rhs):.3g}, "
                              f"scale {scale:.3g})")
