@@ -17,7 +17,7 @@ import numpy as np
 from ._c import lib
 from .products import finite_nonzero, times
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
-from .traced import (ARRAY_TYPES, F64, SCALAR_TYPES, ArrayOps, Buffer, ScalarOps, _data,
+from .traced import (ARRAY_TYPES, F64, SCALAR_TYPES, SCALAR_UFUNCS, ArrayOps, Buffer, ScalarOps, _data,
                      _num, _safe, check_writable, mixed_tapes_error, numpy_protocol, promote,
                      shadow_of, temporary_buffer)
 
@@ -258,6 +258,11 @@ class FScalar(ScalarOps):
         return f"FScalar({self.v!r}, tangent={self.d!r})"
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        op = SCALAR_UFUNCS.get(ufunc)  # np.float64(k) op t: see traced.SCALAR_UFUNCS
+        if op is not None and not kwargs and len(inputs) == 2 and method == "__call__":
+            a, b = inputs
+            if type(a) is np.float64 and b is self:
+                return _REFLECTED[op](self, a)
         return array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -266,6 +271,12 @@ class FScalar(ScalarOps):
 
 def _div(a, b):
     return a / b
+
+
+# np.float64(k) op t, by op code (FScalar.__array_ufunc__)
+_REFLECTED = {lib.SAD_ADD: FScalar.__radd__, lib.SAD_SUB: FScalar.__rsub__,
+              lib.SAD_MUL: FScalar.__rmul__, lib.SAD_DIV: FScalar.__rtruediv__,
+              lib.SAD_POW: FScalar.__rpow__}
 
 
 def _pow(a, b):
@@ -293,7 +304,7 @@ class FArray(ArrayOps):
             v = p.item(idx)  # x[i] of a vector: the scalar loop
             t = self._s if self._s is not None else shadow_of(self)
             if t is None:
-                return v
+                return np.float64(v)  # numpy's scalar type (traced.SCALAR_UFUNCS)
             if t.shape[0] == 1:
                 return FScalar(v, t.item(0, idx), self.buf.tape)
             return FScalar(v, t[:, idx].copy(), self.buf.tape)

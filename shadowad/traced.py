@@ -359,6 +359,14 @@ _ADD, _SUB, _MUL, _DIV, _POW = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DI
 _NEG, _ABS = lib.SAD_NEG, lib.SAD_ABS
 _FUNCTIONS = {_ADD: operator.add, _SUB: operator.sub, _MUL: operator.mul,
               _DIV: operator.truediv, _POW: operator.pow}
+# The ufuncs of ``np.float64(k) op t``: numpy's scalar does not give way to a
+# traced scalar's reflected operator but calls the ufunc, so __array_ufunc__
+# takes these straight to the operator's path.  Inactive values are
+# np.float64, as numpy's are, not Python floats: under NEP 50 a Python float
+# and an np.float32 compute in float32, an np.float64 and an np.float32 in
+# float64 (rules.elementwise.inactive_scalar).
+SCALAR_UFUNCS = {np.add: _ADD, np.subtract: _SUB, np.multiply: _MUL, np.true_divide: _DIV,
+                 np.power: _POW}
 _ScalarBase = ctypes.cast(lib.sad_scalar_base(), ctypes.py_object).value
 
 
@@ -482,10 +490,19 @@ class TScalar(_ScalarBase, ScalarOps):
         return f"TScalar({self.v!r})"
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        op = SCALAR_UFUNCS.get(ufunc)
+        if op is not None and not kwargs and len(inputs) == 2 and method == "__call__":
+            a, b = inputs
+            if type(a) is np.float64 and b is self:
+                return _REFLECTED[op](self, a)  # the C fast path, as for a float
         return array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
         return array_function(func, args, kwargs)
+
+
+_REFLECTED = {_ADD: TScalar.__radd__, _SUB: TScalar.__rsub__, _MUL: TScalar.__rmul__,
+              _DIV: TScalar.__rtruediv__, _POW: TScalar.__rpow__}
 
 
 # --------------------------------------------------------------------------
@@ -855,7 +872,7 @@ class TArray(ArrayOps):
             if s is None and self.buf.slot is None:  # (a lazy shadow stays lazy for views)
                 s = shadow_of(self)
                 if s is None and t is int and self.p.ndim == 1:
-                    return self.p.item(idx)
+                    return np.float64(self.p.item(idx))  # numpy's scalar: see INACTIVE_SCALAR
             if s is not None:
                 r = _load_element(REV_KIT, self.p, s, idx, self.buf.tape)
                 if r is not NotImplemented:
@@ -871,7 +888,7 @@ class TArray(ArrayOps):
             v = self.p.item(*el[1])
             s = shadow_of(self)
             if s is None:
-                return v
+                return np.float64(v)
             off = 0
             for i, st in zip(el[1], s.strides):
                 off += i * st

@@ -398,7 +398,7 @@ def test_inactive_linalg_is_plain():
         return np.sum(x)
 
     autodiff(f, Const(well_conditioned(2, 2)), Active(np.ones(2)))
-    assert seen == [float, True, float]
+    assert seen == [np.float64, True, np.float64]
 
 
 # --------------------------------------------------------------------------
@@ -564,7 +564,7 @@ def test_forward_inactive_linalg_is_plain():
         return x
 
     autodiff(f, Const(well_conditioned(2, 2)), Duplicated(np.ones(2), np.ones(2)), mode=Forward)
-    assert seen == [float, None, float, sad.dual.FArray]
+    assert seen == [np.float64, None, np.float64, sad.dual.FArray]
 
 
 @pytest.mark.parametrize("sa,sb,axes", [

@@ -90,7 +90,7 @@ def test_inactive_reductions_are_plain():
         return np.sum(x)
 
     autodiff(f, Const(np.ones((2, 3))), Active(np.ones(2)))
-    assert seen == [float, sad.TArray, True]
+    assert seen == [np.float64, sad.TArray, True]
 
 
 # --------------------------------------------------------------------------
@@ -397,7 +397,7 @@ def test_forward_results_of_reductions():
         return np.sum(x)
 
     autodiff(f, Const(np.ones((2, 3))), Duplicated(np.ones((3, 3)), np.ones((3, 3))), mode=Forward)
-    assert seen == [sad.dual.FScalar, sad.dual.FArray, sad.dual.FScalar, float, sad.dual.FArray,
+    assert seen == [sad.dual.FScalar, sad.dual.FArray, sad.dual.FScalar, np.float64, sad.dual.FArray,
                     None]
 
 

@@ -68,7 +68,7 @@ def test_constants_cost_nothing():
         s = c[0] * c[1] + k               # Const elements are plain floats
         v = u[1:] - t[:-1]
         np.maximum(v, 0.0) * s
-        assert type(s) is float
+        assert type(s) is np.float64
         return x[0] * 2.0                 # the only recorded work: a load and a product
     assert records(f, dup([1.0]), Const(np.array([0.5, 1.5, 2.5])), Const(3.0)) == 2
     assert records(f, dup([1.0]), np.array([0.5, 1.5, 2.5]), 3.0) == 2  # bare = Const

@@ -119,17 +119,19 @@ def forward_result(ctx, z, dz):
 
 
 def const_result(tape, z):
-    """numpy's result z of inactive inputs: an inactive traced array or a float."""
+    """numpy's result z of inactive inputs: an inactive traced array, or
+    numpy's scalar as it is (an np.float64 is not a Python float: see
+    traced.SCALAR_UFUNCS)."""
     if type(z) is np.ndarray:
         return new_array(tape, z, False) if z.dtype == F64 else z
-    return float(z)
+    return z
 
 
 def forward_const(ctx, z):
     """const_result in forward mode."""
     if type(z) is np.ndarray:
         return dual.new_array(ctx, z, False) if z.dtype == F64 else z
-    return float(z)
+    return z
 
 
 def finish_out(res, out, fname):
