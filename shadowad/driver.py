@@ -339,7 +339,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
         check_call(annotated)
-        kept = untraced.copies(annotated)  # the nested engine writes no memory itself
+        kept = untraced.copies(annotated, traced_float64=False)  # it traces no plain memory
         try:
             out = nested.autodiff(f, annotated, mode)
         except BaseException:

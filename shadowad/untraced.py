@@ -13,9 +13,11 @@ from . import activity as act
 _F64 = np.dtype(np.float64)
 
 
-def copies(annotated):
+def copies(annotated, traced_float64=True):
     """[(array, copy of its bytes)] for the writable Const arrays among the
-    annotated arguments that shadowad does not trace (each array once)."""
+    annotated arguments that shadowad does not trace (each array once).
+    ``traced_float64=False``: the engine traces no plain memory at all (the
+    nested engine), so aligned float64 arrays are copied too."""
     out = []
     seen = set()
     for a in annotated:
@@ -24,7 +26,8 @@ def copies(annotated):
         v = a.val
         if not isinstance(v, np.ndarray) or id(v) in seen:
             continue
-        if (v.dtype == _F64 and v.flags.aligned) or v.size == 0 or not v.flags.writeable:
+        if ((traced_float64 and v.dtype == _F64 and v.flags.aligned) or v.size == 0
+                or not v.flags.writeable):
             continue
         seen.add(id(v))
         out.append((v, v.copy(order="K")))
