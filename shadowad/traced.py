@@ -406,7 +406,7 @@ def _safe(fn, a, b):
 def _untraced_note(t):
     """untraced.note of the call a traced scalar belongs to (TScalar.tape,
     forward mode's FScalar.ctx)."""
-    call = getattr(t, "tape", None) or getattr(t, "ctx", None)
+    call = t.tape if type(t) is TScalar else getattr(t, "ctx", None)
     return getattr(call, "untraced_note", "")
 
 
