@@ -403,6 +403,8 @@ def test_stdlib_function_converting_is_named(mode):
     (lambda a: np.asarray(a), "converting a traced array to a plain numpy array"),
     (lambda a: np.zeros(3).__setitem__(0, a[0]), "np.zeros_like"),
     (lambda a: float(a[0]), "float() of a traced scalar"),
+    # a rule's own numpy call converts (clip's list of bounds): no library is blamed
+    (lambda a: np.clip(a, [a[0] * 0.5, 0.0, 0.0], 2.5), "np.stack"),
 ])
 def test_own_conversions_keep_the_detach_advice(call, words, mode):
     """The user's own conversion is not a library's: the advice stays
