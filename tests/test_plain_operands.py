@@ -705,3 +705,28 @@ def test_random_programs_against_fresh_arrays(steps, kind):
     got = autodiff(f, Active(X0.copy()))[0]
     want = autodiff(oracle, Active(X0.copy()), *[Const(r) for r in read])[0]
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_split_tape_keeps_snapshots_not_the_users_arrays():
+    """Once f has returned, the tape holds the snapshots its records read and
+    no longer the user's plain arrays (a split tape lives until reverse())."""
+    import gc
+    import weakref
+    refs = []
+
+    def f(x):
+        s = 0.0
+        for k in range(3):
+            w = np.full(x.shape, k + 1.0)
+            refs.append(weakref.ref(w))
+            s = s + np.sum(x * w)
+        return s
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _, tape = sad.autodiff_split(f, Active(np.ones(1000)))
+        assert all(r() is None for r in refs)
+        np.testing.assert_array_equal(tape.reverse()[0], np.full(1000, 6.0))
+    finally:
+        if enabled:
+            gc.enable()
