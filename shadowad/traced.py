@@ -345,6 +345,18 @@ def primal(x):
     return x
 
 
+def read_only_primal(x):
+    """sad.primal: the value of a traced value, without derivative.  An
+    array comes as a read-only view of the traced memory: a write through it
+    would change that memory behind the tape's back (no record to undo it,
+    a gradient computed from values f never had), so it is refused."""
+    p = primal(x)
+    if p is not x and type(p) is np.ndarray:
+        p = p.view()
+        p.flags.writeable = False
+    return p
+
+
 def is_traced(x):
     t = type(x)
     return t in ARRAY_TYPES or t in SCALAR_TYPES
