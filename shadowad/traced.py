@@ -16,7 +16,7 @@ import numpy as np
 from . import snapshots
 from ._c import ffi, lib
 from .naming import library_caller
-from .tape import Tape
+from .tape import Tape, finished_error
 
 _data = lib.sad_data
 
@@ -40,14 +40,18 @@ def detach_error(what, note=""):
         "sad.primal(t) to take the value on purpose, without derivative." + note)
 
 
-def conversion_error(what, how, note=""):
+ARRAY_CONVERSION = ("converting a traced array to a plain numpy array (e.g. np.asarray, or "
+                    "assigning it into an untraced array)")
+
+
+def conversion_error(what, how, note="", depth=3):
     """The error of converting a traced value to a plain one (``__array__``,
     ``__float__``).  When a library function the user called does it (scipy's
     functions convert their inputs with np.asarray), the error names that
     function: it has no derivative rule, and allocating with np.zeros_like
     is not the fix.  ``what`` names what the user's own code did, ``how``
     what the library did."""
-    func = library_caller(3)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
+    func = library_caller(depth)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
         return detach_error(what, note)
     return TypeError(
@@ -415,11 +419,21 @@ def _safe(fn, a, b):
         return float(fn(np.float64(a), np.float64(b)))
 
 
-def _untraced_note(t):
-    """untraced.note of the call a traced scalar belongs to (TScalar.tape,
-    forward mode's FScalar.ctx)."""
-    call = t.tape if type(t) is TScalar else getattr(t, "ctx", None)
-    return getattr(call, "untraced_note", "")
+def _call_of(t):
+    """The call (reverse Tape, forward Context) a traced value belongs to."""
+    if isinstance(t, ArrayOps):
+        return t.buf.tape
+    return t.tape if type(t) is TScalar else getattr(t, "ctx", None)
+
+
+def conversion_of(t, what, how):
+    """The error of converting traced value t to a plain one: a value whose
+    call has finished is named as such (whatever the conversion), else
+    conversion_error with the call's note on untraced constants."""
+    call = _call_of(t)
+    if getattr(call, "closed", False) or getattr(call, "state", None) == "freed":
+        return finished_error()
+    return conversion_error(what, how, getattr(call, "untraced_note", ""), depth=4)
 
 
 class ScalarOps:
@@ -442,17 +456,17 @@ class ScalarOps:
         return bool(self.v)
 
     def __float__(self):  # numpy's ndarray.__setitem__ with a traced scalar lands here
-        raise conversion_error("float() of a traced scalar", "float()", _untraced_note(self))
+        raise conversion_of(self, "float() of a traced scalar", "float()")
 
     def __int__(self):
-        raise conversion_error("int() of a traced scalar", "int()", _untraced_note(self))
+        raise conversion_of(self, "int() of a traced scalar", "int()")
 
     def __index__(self):
-        raise conversion_error("using a traced scalar as an index", "operator.index()")
+        raise conversion_of(self, "using a traced scalar as an index", "operator.index()")
 
     def __array__(self, dtype=None, copy=None):
-        raise conversion_error("converting a traced scalar to a plain numpy array",
-                               "np.asarray", _untraced_note(self))
+        raise conversion_of(self, "converting a traced scalar to a plain numpy array",
+                            "np.asarray")
 
     def item(self, *args):
         raise detach_error("item() of a traced scalar")
@@ -612,18 +626,16 @@ class ArrayOps:
         return f"{type(self).__name__}({self.p!r}, {act})"
 
     def __array__(self, dtype=None, copy=None):
-        raise conversion_error("converting a traced array to a plain numpy array "
-                               "(e.g. np.asarray, or assigning it into an untraced array)",
-                               "np.asarray", getattr(self.buf.tape, "untraced_note", ""))
+        raise conversion_of(self, ARRAY_CONVERSION, "np.asarray")
 
     def __float__(self):
-        raise conversion_error("float() of a traced array", "float()")
+        raise conversion_of(self, "float() of a traced array", "float()")
 
     def __int__(self):
-        raise conversion_error("int() of a traced array", "int()")
+        raise conversion_of(self, "int() of a traced array", "int()")
 
     def __index__(self):
-        raise conversion_error("using a traced array as an index", "operator.index()")
+        raise conversion_of(self, "using a traced array as an index", "operator.index()")
 
     # -- attributes --------------------------------------------------------
     shape = property(lambda self: self.p.shape)
