@@ -383,6 +383,9 @@ _FUNCTIONS = {_ADD: operator.add, _SUB: operator.sub, _MUL: operator.mul,
 # float64 (rules.elementwise.inactive_scalar).
 SCALAR_UFUNCS = {np.add: _ADD, np.subtract: _SUB, np.multiply: _MUL, np.true_divide: _DIV,
                  np.power: _POW}
+# A traced scalar computes as an np.float64 does, whichever side a numpy
+# scalar (np.float32 included) stands on: k * t and t * k agree.
+NUMPY_REALS = (np.floating, np.integer)
 _ScalarBase = ctypes.cast(lib.sad_scalar_base(), ctypes.py_object).value
 
 
@@ -519,7 +522,7 @@ class TScalar(_ScalarBase, ScalarOps):
         op = SCALAR_UFUNCS.get(ufunc)
         if op is not None and not kwargs and len(inputs) == 2 and method == "__call__":
             a, b = inputs
-            if type(a) is np.float64 and b is self:
+            if b is self and isinstance(a, NUMPY_REALS):
                 return _REFLECTED[op](self, a)  # the C fast path, as for a float
         return array_ufunc(ufunc, method, inputs, kwargs)
 
