@@ -755,3 +755,4 @@ def test_split_tape_keeps_snapshots_not_the_users_arrays():
     finally:
         if enabled:
             gc.enable()
+
