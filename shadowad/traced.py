@@ -16,7 +16,7 @@ import numpy as np
 from . import snapshots
 from ._c import ffi, lib
 from .naming import library_caller
-from .tape import Tape, finished_error
+from .tape import Tape, current_tape, finished_error
 
 _data = lib.sad_data
 
@@ -32,7 +32,11 @@ except ImportError:  # pragma: no cover - numpy 1.x
 apply_ufunc = array_ufunc = array_function = setindex = gather = outer_by_numpy = None
 
 
-def detach_error(what, note=""):
+def detach_error(what, note=None):
+    """``note``: what to add on the call's untraced constants; by default the
+    running call's (a rule refusing an ``out=`` or a store into one)."""
+    if note is None:
+        note = getattr(current_tape(), "untraced_note", "")
     return TypeError(
         f"shadowad: {what} would silently drop the derivative of a traced value. "
         "Allocate outputs with np.zeros_like(x) / np.empty_like(x) (they return "
