@@ -806,16 +806,22 @@ class _ByFunction:
         return lambda *args, **kwargs: func(obj, *args, **kwargs)
 
 
+# ndarray methods that work in place, where the numpy function of the same
+# name returns a new array (np.sort(x) is not x.sort()): never mapped to it
+IN_PLACE_METHODS = frozenset({"sort", "partition", "resize", "fill", "put", "itemset",
+                              "setfield", "setflags", "byteswap"})
+
+
 def complete_ndarray_interface(cls, has_rule, message=no_rule_message):
     """Give ``cls`` every public ndarray attribute it lacks: the methods whose
-    numpy function ``has_rule`` call it, the rest raise NoRuleError with
-    ``message(what)``."""
+    numpy function ``has_rule`` call it (not the in-place ones), the rest
+    raise NoRuleError with ``message(what)``."""
     for name in dir(np.ndarray):
         if name.startswith("_") or hasattr(cls, name):
             continue
         func = getattr(np, name, None)
         method = callable(getattr(np.ndarray, name))
-        if method and func is not None and has_rule(func):
+        if method and name not in IN_PLACE_METHODS and func is not None and has_rule(func):
             setattr(cls, name, _ByFunction(func))
         else:
             setattr(cls, name, _NoRule(name, method, message))
