@@ -909,7 +909,7 @@ class TArray(ArrayOps):
             if s is None and self.buf.slot is None:  # (a lazy shadow stays lazy for views)
                 s = shadow_of(self)
                 if s is None and t is int and self.p.ndim == 1:
-                    return np.float64(self.p.item(idx))  # numpy's scalar: see INACTIVE_SCALAR
+                    return np.float64(self.p.item(idx))  # numpy's scalar: see SCALAR_UFUNCS
             if s is not None:
                 r = _load_element(REV_KIT, self.p, s, idx, self.buf.tape)
                 if r is not NotImplemented:
