@@ -27,8 +27,8 @@ is needed.
 import numpy as np
 
 from ._c import lib
+from .memory import data
 
-_data = lib.sad_data
 _same_bytes, _copy_bytes, _same_elements = (lib.sad_same_bytes, lib.sad_copy_bytes,
                                             lib.sad_same_elements)
 _as_strided = np.lib.stride_tricks.as_strided
@@ -63,7 +63,7 @@ class Snapshots:
         strides = a.strides
         if 0 in strides and any(st == 0 and n > 1 for n, st in zip(a.shape, strides)):
             return self._broadcast(a)
-        ptr = _data(id(a))
+        ptr = data(a)
         flags = a.flags
         if flags.c_contiguous or flags.f_contiguous:
             return self._dense(a, ptr, a.nbytes, ptr)
@@ -82,7 +82,7 @@ class Snapshots:
         e = self.entries.get(key)
         if e is None or not _same_bytes(lo, e[1], n):
             raw = np.empty(-(-n // 8), np.float64)  # aligned for any numpy number type
-            e = self.entries[key] = [self._frozen(raw), _data(id(raw)), {}]
+            e = self.entries[key] = [self._frozen(raw), data(raw), {}]
             _copy_bytes(e[1], lo, n)
         layout = (ptr - lo, a.shape, a.strides, a.dtype)
         v = e[2].get(layout)
@@ -100,7 +100,7 @@ class Snapshots:
         e = self.entries.get(key)
         if e is None or not _same_elements(id(a), e[1], a.itemsize):
             raw = np.array(a, order="C")  # numpy copies items bit for bit
-            e = self.entries[key] = [self._frozen(raw), _data(id(raw)), {}]
+            e = self.entries[key] = [self._frozen(raw), data(raw), {}]
         raw = e[0]
         if raw.dtype == a.dtype:
             return raw

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..memory import data
 from ..naming import qualified_name
 from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
@@ -233,7 +234,7 @@ def _through(tape, a):
         return None
     p, root = a.p, a.buf.root
     if p is root or (p.size == root.size and p.flags.c_contiguous
-                     and lib.sad_data(id(p)) == lib.sad_data(id(root))):
+                     and data(p) == data(root)):
         return len(tape) - 1, a.buf.slot
     return None
 
