@@ -140,3 +140,24 @@ def hold(tape, a):
     """The snapshot of plain ndarray ``a`` that a record of ``tape`` reads
     (Snapshots.hold; the C fast paths call this, csrc/pyreverse.c)."""
     return tape.snaps.hold(a)
+
+
+# Types of operands a record reads as they are: traced values, whose every
+# write the tape records (shadowad.traced adds TArray and TScalar).
+TRACED = set()
+
+# Operands whose array is made new from them when an operation reads them:
+# nothing else sees that array, so nothing can change it unseen.
+_FRESH = (int, float, complex, bool, np.generic, list, tuple)
+
+
+def held(tape, operand, primal):
+    """What a record of ``tape`` reads at sweep time for ``operand``, given as
+    ``primal`` (the caller's conversion of it: an operation reads a list as an
+    array of numbers, an index as an index).  primal itself when nothing can
+    change it unseen (a traced operand, a fresh conversion, anything that is
+    not an ndarray), else its snapshot: f may write to a plain array later."""
+    if (type(operand) in TRACED or isinstance(operand, _FRESH)
+            or not isinstance(primal, np.ndarray)):
+        return primal
+    return tape.snaps.hold(primal)

@@ -918,6 +918,7 @@ class TArray(ArrayOps):
 
 ARRAY_TYPES.add(TArray)
 SCALAR_TYPES.add(TScalar)
+snapshots.TRACED.update((TArray, TScalar))
 
 # What the reverse fast paths (csrc/pyreverse.c, pyindex.c) read of these
 # classes: their slot offsets; lazy_result makes a fast path's result, whose

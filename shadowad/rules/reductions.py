@@ -63,20 +63,6 @@ def operand(a, tape):
     return p, None
 
 
-_FRESH_VALUES = (int, float, complex, bool, np.generic, list, tuple)
-
-
-def held(tape, a, p):
-    """p, the primal of operand ``a`` (from operand), or the snapshot of it a
-    record reads when ``a`` is a plain array (shadowad/snapshots.py): f may
-    write to a plain array later, and the tape would not see it.  Numbers,
-    lists and tuples were converted into new arrays, which nothing else sees."""
-    t = type(a)
-    if t is TArray or t is TScalar or isinstance(a, _FRESH_VALUES):
-        return p
-    return tape.snaps.hold(p)
-
-
 def forward_context(inputs, out=None):
     """The Context of a forward-mode call: its dual arrays', else the running
     one (dual scalars do not know theirs)."""
