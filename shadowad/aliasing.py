@@ -214,8 +214,7 @@ def sharing_groups(annotated, kinds):
     group = {k: k for k in ks}
     for i, ki in enumerate(ks):
         for kj in ks[i + 1:]:
-            if group[ki] != group[kj] and np.may_share_memory(annotated[ki].val,
-                                                              annotated[kj].val):
+            if group[ki] != group[kj] and shares_memory(annotated[ki].val, annotated[kj].val):
                 old, new = group[kj], group[ki]
                 group = {k: (new if g == old else g) for k, g in group.items()}
     members = {}
