@@ -56,3 +56,24 @@ def test_same_bytes_compares_bits(layout):
     assert not memory.same_bytes(a, c)
     assert not memory.same_bytes(a, b[:1])   # another shape
     assert memory.same_bytes(a.astype(np.float32), b.astype(np.float32))
+
+
+def _imports(module):
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(module))
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            out.add("." * node.level + (node.module or ""))
+    return out
+
+
+def test_memory_and_activity_stay_leaves():
+    """memory.py imports numpy and the compiled core only, so activity.py (plain
+    data, no engine) can take shares_memory from it."""
+    from shadowad import activity
+    assert _imports(memory) <= {"numpy", "._c"}
+    assert _imports(activity) <= {"numbers", "numpy", ".memory"}
