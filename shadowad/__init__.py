@@ -12,7 +12,7 @@ from .kernels import axpy, scal, setindex
 from .mixed import fwddiff
 from .nested_trace import OverwrittenError
 from .tape import memory_pool_bytes, set_memory_pool
-from .traced import TArray, TScalar, primal
+from .traced import TArray, TScalar, read_only_primal as primal
 from .vector import Vector
 
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",

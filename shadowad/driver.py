@@ -147,6 +147,7 @@ def _record(f, args, tape):
             res = f(*[w.traced for w in wrapped])
         finally:
             _current.reset(token)
+            tape.snaps.forget_arrays()
     except BaseException:
         tape.undo()
         tape.free()
@@ -335,7 +336,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
         check_call(annotated)
-        kept = untraced.copies(annotated)  # the nested engine writes no memory itself
+        kept = untraced.copies(annotated, traced_float64=False)  # it traces no plain memory
         try:
             out = nested.autodiff(f, annotated, mode)
         except BaseException:

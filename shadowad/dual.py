@@ -18,9 +18,9 @@ from ._c import lib
 from .memory import data
 from .products import finite_nonzero, times
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
-from .traced import (ARRAY_TYPES, F64, SCALAR_TYPES, SCALAR_UFUNCS, ArrayOps, Buffer, ScalarOps,
-                     _num, _safe, check_writable, mixed_tapes_error, numpy_protocol, promote,
-                     shadow_of, temporary_buffer)
+from .traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, SCALAR_TYPES, SCALAR_UFUNCS, ArrayOps,
+                     Buffer, ScalarOps, _num, _safe, check_writable, conversion_of,
+                     mixed_tapes_error, numpy_protocol, promote, shadow_of, temporary_buffer)
 
 # Entry points into the forward rules, bound by shadowad.rules.
 apply_ufunc = array_ufunc = array_function = setindex = gather = None
@@ -42,7 +42,8 @@ class Context:
     copies both (``own``), so g writes to copies of its own, as if it had
     been given them."""
 
-    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved", "borrowed", "untraced_note")
+    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved", "borrowed", "untraced_note",
+                 "closed")
 
     def __init__(self, lanes, elementwise=None):
         self.lanes, self.elementwise = lanes, elementwise
@@ -51,6 +52,7 @@ class Context:
         self.saved = []
         self.borrowed = {}
         self.untraced_note = ""  # what a detach error says of untraced Consts (untraced.note)
+        self.closed = False  # f has returned: its dual values are refused from then on
 
     def own(self, buf, a):
         """Before dual array ``a`` of borrowed Buffer ``buf`` is written: move
@@ -83,6 +85,7 @@ class Context:
         self.keep = []
         self.unsaved = {}
         self.borrowed = {}
+        self.closed = True
 
 
 def is_dual(x):
@@ -178,7 +181,9 @@ class FScalar(ScalarOps):
         else:
             ov, od = _num(o), None
             if ov is None:
-                return NotImplemented
+                return _other(o)
+            if self.ctx.closed:
+                raise finished_error()
         if reflected:
             return scalar_op(op, fn, ov, od, self.v, self.d, self.ctx)
         return scalar_op(op, fn, self.v, self.d, ov, od, self.ctx)
@@ -187,7 +192,7 @@ class FScalar(ScalarOps):
         """self op o for a dual array o: the array's rule right away, without
         Python's round trip through NotImplemented (the common ``q * x``)."""
         if type(o) is not FArray:
-            return NotImplemented
+            return _other(o)
         return o._u(ufunc, o, self) if reflected else o._u(ufunc, self, o)
 
     # + - * / are the hot path of scalar loops: exact, inlined
@@ -198,6 +203,8 @@ class FScalar(ScalarOps):
                 raise mixed_tapes_error()
             return FScalar(self.v + o.v, self.d + o.d, self.ctx)
         if t is float or _num(o) is not None:
+            if self.ctx.closed:
+                raise finished_error()
             return FScalar(self.v + float(o), self.d, self.ctx)
         return self._with_array(o, np.add, False)
 
@@ -210,11 +217,15 @@ class FScalar(ScalarOps):
                 raise mixed_tapes_error()
             return FScalar(self.v - o.v, self.d - o.d, self.ctx)
         if t is float or _num(o) is not None:
+            if self.ctx.closed:
+                raise finished_error()
             return FScalar(self.v - float(o), self.d, self.ctx)
         return self._with_array(o, np.subtract, False)
 
     def __rsub__(self, o):
         if type(o) is float or _num(o) is not None:
+            if self.ctx.closed:
+                raise finished_error()
             return FScalar(float(o) - self.v, -self.d, self.ctx)
         return self._with_array(o, np.subtract, True)
 
@@ -228,6 +239,8 @@ class FScalar(ScalarOps):
                 return FScalar(z, self.d * o.v + self.v * o.d, self.ctx)
             return FScalar(z, times(self.d, o.v) + times(self.v, o.d), self.ctx)
         if t is float or _num(o) is not None:
+            if self.ctx.closed:
+                raise finished_error()
             k = float(o)
             return FScalar(self.v * k, self.d * k if finite_nonzero(k) else times(self.d, k),
                            self.ctx)
@@ -274,6 +287,15 @@ def _div(a, b):
     return a / b
 
 
+def _other(o):
+    """A dual scalar met an operand it cannot combine with: a traced value of
+    a reverse-mode call can only be one kept from another call."""
+    t = type(o)
+    if (t in ARRAY_TYPES or t in SCALAR_TYPES) and t is not FArray:
+        raise mixed_tapes_error()
+    return NotImplemented
+
+
 # np.float64(k) op t, by op code (FScalar.__array_ufunc__)
 _REFLECTED = {lib.SAD_ADD: FScalar.__radd__, lib.SAD_SUB: FScalar.__rsub__,
               lib.SAD_MUL: FScalar.__rmul__, lib.SAD_DIV: FScalar.__rtruediv__,
@@ -297,9 +319,24 @@ class FArray(ArrayOps):
     __slots__ = ()
 
     # the forward rules
-    __array_ufunc__, __array_function__, _u = numpy_protocol(globals())
+    _ufunc_entry, _function_entry, _u = numpy_protocol(globals())
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if self.buf.tape.closed:
+            raise finished_error()
+        return self._ufunc_entry(ufunc, method, *inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if self.buf.tape.closed:
+            raise finished_error()
+        return self._function_entry(func, types, args, kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise conversion_of(self, ARRAY_CONVERSION, "np.asarray")
 
     def __getitem__(self, idx):
+        if self.buf.tape.closed:
+            raise finished_error()
         p = self.p
         if type(idx) is int and p.ndim == 1 and self.buf.tape.elementwise is None:
             v = p.item(idx)  # x[i] of a vector: the scalar loop
@@ -312,6 +349,8 @@ class FArray(ArrayOps):
         return gather(self, idx)
 
     def __setitem__(self, idx, value):
+        if self.buf.tape.closed:
+            raise finished_error()
         p = self.p
         if (type(idx) is int and p.ndim == 1 and type(value) is FScalar
                 and value.ctx is self.buf.tape and not self.buf.readonly and p.flags.writeable

@@ -130,10 +130,11 @@ def library_caller(depth=2):
     while frame is not None:
         code = frame.f_code
         if os.path.realpath(code.co_filename).startswith(_HERE):
+            if outermost is not None:
+                return None  # a rule's own numpy call converted: not the user's library call
             break  # shadowad's own frames: the driver that runs f, or a rule
         if not _in_library(code):
-            if outermost is not None:
-                break  # the user's code that called the library
+            break  # the user's code: it called the library, or converted itself
         else:
             outermost = frame
         frame = frame.f_back

@@ -75,6 +75,12 @@ class Snapshots:
             return self._dense(a, lo, a.nbytes, ptr)
         return self._compact(a, ptr)
 
+    def forget_arrays(self):
+        """Drop the remembered array objects once f has returned: no record
+        will be added, and they would keep the user's memory alive for the
+        tape's life (an autodiff_split's tape lives until reverse())."""
+        self.recent = {}
+
     def _dense(self, a, lo, n, ptr):
         """a (at address ptr) tiles the n bytes from lo: held as a view of
         their copy."""

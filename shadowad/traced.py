@@ -17,7 +17,7 @@ from . import snapshots
 from ._c import ffi, lib
 from .memory import bounds, data
 from .naming import library_caller
-from .tape import Tape
+from .tape import Tape, finished_error
 from .untraced import F64
 
 _as_strided = np.lib.stride_tricks.as_strided
@@ -35,14 +35,18 @@ def detach_error(what, note=""):
         "sad.primal(t) to take the value on purpose, without derivative." + note)
 
 
-def conversion_error(what, how, note=""):
+ARRAY_CONVERSION = ("converting a traced array to a plain numpy array (e.g. np.asarray, or "
+                    "assigning it into an untraced array)")
+
+
+def conversion_error(what, how, note="", depth=3):
     """The error of converting a traced value to a plain one (``__array__``,
     ``__float__``).  When a library function the user called does it (scipy's
     functions convert their inputs with np.asarray), the error names that
     function: it has no derivative rule, and allocating with np.zeros_like
     is not the fix.  ``what`` names what the user's own code did, ``how``
     what the library did."""
-    func = library_caller(3)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
+    func = library_caller(depth)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
         return detach_error(what, note)
     return TypeError(
@@ -340,6 +344,18 @@ def primal(x):
     return x
 
 
+def read_only_primal(x):
+    """sad.primal: the value of a traced value, without derivative.  An
+    array comes as a read-only view of the traced memory: a write through it
+    would change that memory behind the tape's back (no record to undo it,
+    a gradient computed from values f never had), so it is refused."""
+    p = primal(x)
+    if p is not x and type(p) is np.ndarray:
+        p = p.view()
+        p.flags.writeable = False
+    return p
+
+
 def is_traced(x):
     t = type(x)
     return t in ARRAY_TYPES or t in SCALAR_TYPES
@@ -398,11 +414,21 @@ def _safe(fn, a, b):
         return float(fn(np.float64(a), np.float64(b)))
 
 
-def _untraced_note(t):
-    """untraced.note of the call a traced scalar belongs to (TScalar.tape,
-    forward mode's FScalar.ctx)."""
-    call = getattr(t, "tape", None) or getattr(t, "ctx", None)
-    return getattr(call, "untraced_note", "")
+def _call_of(t):
+    """The call (reverse Tape, forward Context) a traced value belongs to."""
+    if isinstance(t, ArrayOps):
+        return t.buf.tape
+    return t.tape if type(t) is TScalar else getattr(t, "ctx", None)
+
+
+def conversion_of(t, what, how):
+    """The error of converting traced value t to a plain one: a value whose
+    call has finished is named as such (whatever the conversion), else
+    conversion_error with the call's note on untraced constants."""
+    call = _call_of(t)
+    if getattr(call, "closed", False) or getattr(call, "state", None) == "freed":
+        return finished_error()
+    return conversion_error(what, how, getattr(call, "untraced_note", ""), depth=4)
 
 
 class ScalarOps:
@@ -425,17 +451,17 @@ class ScalarOps:
         return bool(self.v)
 
     def __float__(self):  # numpy's ndarray.__setitem__ with a traced scalar lands here
-        raise conversion_error("float() of a traced scalar", "float()", _untraced_note(self))
+        raise conversion_of(self, "float() of a traced scalar", "float()")
 
     def __int__(self):
-        raise conversion_error("int() of a traced scalar", "int()", _untraced_note(self))
+        raise conversion_of(self, "int() of a traced scalar", "int()")
 
     def __index__(self):
-        raise conversion_error("using a traced scalar as an index", "operator.index()")
+        raise conversion_of(self, "using a traced scalar as an index", "operator.index()")
 
     def __array__(self, dtype=None, copy=None):
-        raise conversion_error("converting a traced scalar to a plain numpy array",
-                               "np.asarray", _untraced_note(self))
+        raise conversion_of(self, "converting a traced scalar to a plain numpy array",
+                            "np.asarray")
 
     def item(self, *args):
         raise detach_error("item() of a traced scalar")
@@ -595,18 +621,16 @@ class ArrayOps:
         return f"{type(self).__name__}({self.p!r}, {act})"
 
     def __array__(self, dtype=None, copy=None):
-        raise conversion_error("converting a traced array to a plain numpy array "
-                               "(e.g. np.asarray, or assigning it into an untraced array)",
-                               "np.asarray", getattr(self.buf.tape, "untraced_note", ""))
+        raise conversion_of(self, ARRAY_CONVERSION, "np.asarray")
 
     def __float__(self):
-        raise conversion_error("float() of a traced array", "float()")
+        raise conversion_of(self, "float() of a traced array", "float()")
 
     def __int__(self):
-        raise conversion_error("int() of a traced array", "int()")
+        raise conversion_of(self, "int() of a traced array", "int()")
 
     def __index__(self):
-        raise conversion_error("using a traced array as an index", "operator.index()")
+        raise conversion_of(self, "using a traced array as an index", "operator.index()")
 
     # -- attributes --------------------------------------------------------
     shape = property(lambda self: self.p.shape)

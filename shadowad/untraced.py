@@ -20,9 +20,11 @@ def traceable(v):
     return isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned
 
 
-def copies(annotated):
+def copies(annotated, traced_float64=True):
     """[(array, copy of its bytes)] for the writable Const arrays among the
-    annotated arguments that shadowad does not trace (each array once)."""
+    annotated arguments that shadowad does not trace (each array once).
+    ``traced_float64=False``: the engine traces no plain memory at all (the
+    nested engine), so aligned float64 arrays are copied too."""
     out = []
     seen = set()
     for a in annotated:
@@ -31,7 +33,7 @@ def copies(annotated):
         v = a.val
         if not isinstance(v, np.ndarray) or id(v) in seen:
             continue
-        if traceable(v) or v.size == 0 or not v.flags.writeable:
+        if (traced_float64 and traceable(v)) or v.size == 0 or not v.flags.writeable:
             continue
         seen.add(id(v))
         out.append((v, v.copy(order="K")))

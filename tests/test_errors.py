@@ -252,6 +252,40 @@ def test_escaped_traced_value_is_named(kind, mode, split):
     assert y.tolist() == X.tolist()
 
 
+@pytest.mark.parametrize("later", [Reverse, Forward])
+@pytest.mark.parametrize("mode", [Reverse, Forward])
+@pytest.mark.parametrize("kind", list(ESCAPED))
+def test_escaped_value_in_a_call_of_the_other_mode(kind, mode, later):
+    """A value kept from a call of one mode, used in a later call of either
+    mode: the RuntimeError that names it, never another type's error."""
+    kept = _escape(kind, mode, False)
+    y = x()
+    with pytest.raises(RuntimeError, match="after its autodiff call finished|escaped from an "
+                                           "earlier autodiff call"):
+        autodiff(lambda a: (ESCAPED[kind](kept, a), None)[1], Duplicated(y, np.zeros(3)),
+                 mode=later)
+    assert y.tolist() == X.tolist()
+
+
+OUTSIDE = {
+    "sum": lambda k: np.sum(k), "method": lambda k: k.sum(), "index": lambda k: k[0],
+    "slice": lambda k: np.sum(k[::-1]), "times": lambda k: k * 2.0, "minus": lambda k: 1.0 - k,
+    "plus": lambda k: k + 1.0, "matmul": lambda k: k @ k, "asarray": lambda k: np.asarray(k),
+}
+
+
+@pytest.mark.parametrize("mode", [Reverse, Forward])
+@pytest.mark.parametrize("op", list(OUTSIDE))
+def test_escaped_value_used_outside_any_call(op, mode):
+    """After its call, a kept traced value (array or scalar) is refused."""
+    for kind in ("array", "scalar"):
+        kept = _escape(kind, mode, False)
+        if kind == "scalar" and op in ("index", "slice", "matmul"):
+            continue
+        with pytest.raises((RuntimeError, TypeError), match="after its autodiff call finished"):
+            OUTSIDE[op](kept)
+
+
 # --------------------------------------------------------------------------
 # ndarray attributes that traced arrays do not have
 
@@ -403,6 +437,8 @@ def test_stdlib_function_converting_is_named(mode):
     (lambda a: np.asarray(a), "converting a traced array to a plain numpy array"),
     (lambda a: np.zeros(3).__setitem__(0, a[0]), "np.zeros_like"),
     (lambda a: float(a[0]), "float() of a traced scalar"),
+    # a rule's own numpy call converts (clip's list of bounds): no library is blamed
+    (lambda a: np.clip(a, [a[0] * 0.5, 0.0, 0.0], 2.5), "np.stack"),
 ])
 def test_own_conversions_keep_the_detach_advice(call, words, mode):
     """The user's own conversion is not a library's: the advice stays

@@ -526,14 +526,39 @@ def test_zero_dimensional_plain_array():
     assert np.array_equal(autodiff(f, Active(X0.copy()))[0], np.full(N, 2.0))
 
 
-def test_primal_of_a_traced_value_written_through():
-    """sad.primal(t) is a plain view of traced memory: written through it, the
-    tape does not see the write; records that read it through the plain
-    view read what it held."""
+@pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
+@pytest.mark.parametrize("whose", ["const", "duplicated", "temporary"])
+@pytest.mark.parametrize("write", ["setitem", "iadd", "out", "copyto"])
+def test_primal_of_a_traced_value_is_read_only(mode, whose, write):
+    """sad.primal(t) is a view of traced memory: a write through it would
+    bypass the tape (no undo, a sweep reading values f never had), so the
+    view is read-only and the write raises; the primals are put back."""
+    def f(x, c, d):
+        t = {"const": c, "duplicated": d, "temporary": x * 2.0}[whose]
+        p = sad.primal(t)
+        _ = x * p
+        if write == "setitem":
+            p[0] = 100.0
+        elif write == "iadd":
+            p += 1.0
+        elif write == "out":
+            np.add(p, 1.0, out=p)
+        else:
+            np.copyto(p, 3.0)
+        return np.sum(x)
+    c, d = V0.copy(), V0.copy()
+    xa = Active(X0.copy()) if mode is sad.Reverse else Duplicated(X0.copy(), np.ones(N))
+    with pytest.raises(ValueError, match="read-only"):
+        autodiff(f, xa, Const(c), Duplicated(d, np.zeros(N)), mode=mode)
+    assert same_bits(c, V0) and same_bits(d, V0)
+
+
+def test_primal_view_read_after_traced_writes():
+    """A record reading sad.primal(c) reads c's values of that moment, even
+    when f writes c (through the traced value) afterwards."""
     def f(x, c):
-        p = sad.primal(c)
-        z = x * p
-        p[...] = 0.0
+        z = x * sad.primal(c)
+        c[...] = 0.0
         return np.sum(z)
     c = V0.copy()
     g = autodiff(f, Active(X0.copy()), Const(c))[0]
@@ -705,6 +730,31 @@ def test_random_programs_against_fresh_arrays(steps, kind):
     got = autodiff(f, Active(X0.copy()))[0]
     want = autodiff(oracle, Active(X0.copy()), *[Const(r) for r in read])[0]
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_split_tape_keeps_snapshots_not_the_users_arrays():
+    """Once f has returned, the tape holds the snapshots its records read and
+    no longer the user's plain arrays (a split tape lives until reverse())."""
+    import gc
+    import weakref
+    refs = []
+
+    def f(x):
+        s = 0.0
+        for k in range(3):
+            w = np.full(x.shape, k + 1.0)
+            refs.append(weakref.ref(w))
+            s = s + np.sum(x * w)
+        return s
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _, tape = sad.autodiff_split(f, Active(np.ones(1000)))
+        assert all(r() is None for r in refs)
+        np.testing.assert_array_equal(tape.reverse()[0], np.full(1000, 6.0))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # Every family reads a list operand as a new array, once: changing the list

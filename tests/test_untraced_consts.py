@@ -215,9 +215,12 @@ def test_read_only_const_is_a_clear_error(mode, dtype):
 
 @pytest.mark.parametrize("outer", [Reverse, Forward], ids=str)
 @pytest.mark.parametrize("inner", [Reverse, Forward], ids=str)
-def test_nested_calls(outer, inner):
-    """An inner autodiff (nested engine) with an int constant it writes."""
-    c = _make(np.int32, "strided")
+@pytest.mark.parametrize("dtype, layout", [(np.int32, "strided"), (np.float64, "contiguous"),
+                                           (np.float64, "strided"), (np.float32, "contiguous")])
+def test_nested_calls(outer, inner, dtype, layout):
+    """An inner autodiff (nested engine) with a constant it writes: the
+    nested engine traces no plain memory, so float64 constants too."""
+    c = _make(dtype, layout)
     before = c.tobytes()
 
     def inner_f(x, c, fail=False):
@@ -295,3 +298,15 @@ def test_scratch_detach_error_names_no_argument(mode):
     with pytest.raises(TypeError) as err:
         sad.autodiff(f, Duplicated(np.ones(4), np.zeros(4)), Const(np.ones(4)), mode=mode)
     assert "np.zeros_like" in str(err.value) and "not traced" not in str(err.value)
+
+
+@pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
+def test_untraced_const_named_before_any_record(mode):
+    """The first operation of f writes an active scalar into an untraced Const
+    (the tape is still empty): the error still names the argument."""
+    def f(x, c):
+        c[0] = x
+        return x * 1.0
+    arg = sad.Active(2.0) if mode is sad.Reverse else Duplicated(2.0, 1.0)
+    with pytest.raises(TypeError, match=r"argument 1 \(float32\) is not traced"):
+        sad.autodiff(f, arg, Const(np.ones(3, np.float32)), mode=mode)

@@ -12,8 +12,8 @@ from .._c import lib
 from ..naming import qualified_name
 from ..snapshots import held
 from ..tape import _current
-from ..traced import (F64, LAZY_MAXDIM, TEMPORARY, Buffer, TArray, TScalar, _num, check_writable,
-                      detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
+from ..traced import (ARRAY_TYPES, F64, LAZY_MAXDIM, SCALAR_TYPES, TEMPORARY, Buffer, TArray,
+                      TScalar, _num, check_writable, detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
                       primal, promote, shadow_of, REV_KIT)
 from . import registry
 
@@ -116,6 +116,8 @@ def _operand(a, tape, lazy=False):
         return (_KPAIR, a.g, True, a.v)
     if t is float or t is int or isinstance(a, (np.floating, np.integer, bool, np.bool_)):
         return (_KCONST, None, None, a)
+    if t in ARRAY_TYPES or t in SCALAR_TYPES:  # forward mode's: only one kept from a call
+        raise mixed_tapes_error()
     arr = plain_array(a)
     if tape is not None:
         tape.keep.append(arr)
