@@ -99,8 +99,8 @@ void sad_fast_kit_free(const sad_kit_layout *l, void *k, const size_t *extra, in
 
 /* pyreverse.c: reverse mode's kit (rev_kit): the exact classes the fast
  * paths meet (traced array, ndarray, Buffer, Tape), the offsets of the
- * __slots__ fields they read, lazy_result (make), snapshots.hold_plain
- * (hold) and the keyword names of an out= call. */
+ * __slots__ fields they read, lazy_result (make), snapshots.hold (hold)
+ * and the keyword names of an out= call. */
 typedef struct {
     PyObject *traced, *ndarray, *buffer, *tape, *make, *hold;
     /* numpy's error-state context variable and a value of it under which

@@ -147,7 +147,6 @@ def _record(f, args, tape):
             res = f(*[w.traced for w in wrapped])
         finally:
             _current.reset(token)
-            tape.snaps.forget_arrays()
     except BaseException:
         tape.undo()
         tape.free()

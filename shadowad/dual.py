@@ -18,9 +18,10 @@ from ._c import lib
 from .memory import data
 from .products import finite_nonzero, times
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
-from .traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, SCALAR_TYPES, SCALAR_UFUNCS, ArrayOps,
-                     Buffer, ScalarOps, _num, _safe, check_writable, conversion_of,
-                     mixed_tapes_error, numpy_protocol, promote, shadow_of, temporary_buffer)
+from .traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, NUMPY_REALS, SCALAR_TYPES, SCALAR_UFUNCS,
+                     ArrayOps, Buffer, ScalarOps, _num, _safe, check_writable,
+                     conversion_of, mixed_tapes_error, numpy_protocol, promote, shadow_of,
+                     temporary_buffer)
 
 # Entry points into the forward rules, bound by shadowad.rules.
 apply_ufunc = array_ufunc = array_function = setindex = gather = None
@@ -275,7 +276,7 @@ class FScalar(ScalarOps):
         op = SCALAR_UFUNCS.get(ufunc)  # np.float64(k) op t: see traced.SCALAR_UFUNCS
         if op is not None and not kwargs and len(inputs) == 2 and method == "__call__":
             a, b = inputs
-            if type(a) is np.float64 and b is self:
+            if b is self and isinstance(a, NUMPY_REALS):
                 return _REFLECTED[op](self, a)
         return array_ufunc(ufunc, method, inputs, kwargs)
 

@@ -24,6 +24,8 @@ broadcast.  Regions are keyed by address: an address that numpy reuses for a
 new array is compared like any other, so no reference to the user's array
 is needed.
 """
+import weakref
+
 import numpy as np
 
 from ._c import lib
@@ -43,7 +45,8 @@ class Snapshots:
 
     def __init__(self):
         self.entries = {}  # region key -> [raw copy, its address, {layout: held view}]
-        self.recent = {}   # id(array) -> (array, shape, strides, dtype, lo, raw address, n, view)
+        # id(array) -> (weak reference, shape, strides, dtype, lo, raw address, n, view, data)
+        self.recent = {}
         self.nbytes = 0    # bytes of every snapshot taken (the records keep them)
         self.taken = 0     # how many snapshots were taken
 
@@ -51,12 +54,13 @@ class Snapshots:
         """What a record should read instead of plain ndarray ``a``: a
         read-only array of a's shape, dtype and bytes, which nothing
         writes while the tape lives.  The last few array objects held are
-        remembered (and kept alive, so their ids stay theirs): the same
-        object again, with the same layout (numpy lets shape, strides and
-        dtype be set in place), costs one comparison of its bytes."""
+        remembered by weak reference (a strong one would make numpy refuse
+        ``a.resize``): the same object again, with the same layout and data
+        address (numpy lets shape, strides and dtype be set in place, and
+        resize moves the data), costs one comparison of its bytes."""
         r = self.recent.get(id(a))
-        if (r is not None and r[1] == a.shape and r[2] == a.strides and r[3] == a.dtype
-                and _same_bytes(r[4], r[5], r[6])):
+        if (r is not None and r[0]() is a and r[1] == a.shape and r[2] == a.strides
+                and r[3] == a.dtype and r[8] == data(a) and _same_bytes(r[4], r[5], r[6])):
             return r[7]
         if a.size == 0:
             return a  # no values to read
@@ -75,12 +79,6 @@ class Snapshots:
             return self._dense(a, lo, a.nbytes, ptr)
         return self._compact(a, ptr)
 
-    def forget_arrays(self):
-        """Drop the remembered array objects once f has returned: no record
-        will be added, and they would keep the user's memory alive for the
-        tape's life (an autodiff_split's tape lives until reverse())."""
-        self.recent = {}
-
     def _dense(self, a, lo, n, ptr):
         """a (at address ptr) tiles the n bytes from lo: held as a view of
         their copy."""
@@ -97,7 +95,7 @@ class Snapshots:
         recent = self.recent
         if len(recent) >= self.RECENT:
             del recent[next(iter(recent))]
-        recent[id(a)] = (a, layout[1], layout[2], layout[3], lo, e[1], n, v)
+        recent[id(a)] = (weakref.ref(a), layout[1], layout[2], layout[3], lo, e[1], n, v, ptr)
         return v
 
     def _compact(self, a, ptr):

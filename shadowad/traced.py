@@ -17,7 +17,7 @@ from . import snapshots
 from ._c import ffi, lib
 from .memory import bounds, data
 from .naming import library_caller
-from .tape import Tape, finished_error
+from .tape import Tape, current_tape, finished_error
 from .untraced import F64
 
 _as_strided = np.lib.stride_tricks.as_strided
@@ -27,7 +27,11 @@ _as_strided = np.lib.stride_tricks.as_strided
 apply_ufunc = array_ufunc = array_function = setindex = gather = outer_by_numpy = None
 
 
-def detach_error(what, note=""):
+def detach_error(what, note=None):
+    """``note``: what to add on the call's untraced constants; by default the
+    running call's (a rule refusing an ``out=`` or a store into one)."""
+    if note is None:
+        note = getattr(current_tape(), "untraced_note", "")
     return TypeError(
         f"shadowad: {what} would silently drop the derivative of a traced value. "
         "Allocate outputs with np.zeros_like(x) / np.empty_like(x) (they return "
@@ -378,6 +382,9 @@ _FUNCTIONS = {_ADD: operator.add, _SUB: operator.sub, _MUL: operator.mul,
 # float64 (rules.elementwise.inactive_scalar).
 SCALAR_UFUNCS = {np.add: _ADD, np.subtract: _SUB, np.multiply: _MUL, np.true_divide: _DIV,
                  np.power: _POW}
+# A traced scalar computes as an np.float64 does, whichever side a numpy
+# scalar (np.float32 included) stands on: k * t and t * k agree.
+NUMPY_REALS = (np.floating, np.integer)
 _ScalarBase = ctypes.cast(lib.sad_scalar_base(), ctypes.py_object).value
 
 
@@ -514,7 +521,7 @@ class TScalar(_ScalarBase, ScalarOps):
         op = SCALAR_UFUNCS.get(ufunc)
         if op is not None and not kwargs and len(inputs) == 2 and method == "__call__":
             a, b = inputs
-            if type(a) is np.float64 and b is self:
+            if b is self and isinstance(a, NUMPY_REALS):
                 return _REFLECTED[op](self, a)  # the C fast path, as for a float
         return array_ufunc(ufunc, method, inputs, kwargs)
 
@@ -794,16 +801,22 @@ class _ByFunction:
         return lambda *args, **kwargs: func(obj, *args, **kwargs)
 
 
+# ndarray methods that work in place, where the numpy function of the same
+# name returns a new array (np.sort(x) is not x.sort()): never mapped to it
+IN_PLACE_METHODS = frozenset({"sort", "partition", "resize", "fill", "put", "itemset",
+                              "setfield", "setflags", "byteswap"})
+
+
 def complete_ndarray_interface(cls, has_rule, message=no_rule_message):
     """Give ``cls`` every public ndarray attribute it lacks: the methods whose
-    numpy function ``has_rule`` call it, the rest raise NoRuleError with
-    ``message(what)``."""
+    numpy function ``has_rule`` call it (not the in-place ones), the rest
+    raise NoRuleError with ``message(what)``."""
     for name in dir(np.ndarray):
         if name.startswith("_") or hasattr(cls, name):
             continue
         func = getattr(np, name, None)
         method = callable(getattr(np.ndarray, name))
-        if method and func is not None and has_rule(func):
+        if method and name not in IN_PLACE_METHODS and func is not None and has_rule(func):
             setattr(cls, name, _ByFunction(func))
         else:
             setattr(cls, name, _NoRule(name, method, message))
@@ -891,7 +904,7 @@ class TArray(ArrayOps):
             if s is None and self.buf.slot is None:  # (a lazy shadow stays lazy for views)
                 s = shadow_of(self)
                 if s is None and t is int and self.p.ndim == 1:
-                    return np.float64(self.p.item(idx))  # numpy's scalar: see INACTIVE_SCALAR
+                    return np.float64(self.p.item(idx))  # numpy's scalar: see SCALAR_UFUNCS
             if s is not None:
                 r = _load_element(REV_KIT, self.p, s, idx, self.buf.tape)
                 if r is not NotImplemented:

@@ -678,7 +678,7 @@ def generate(d, classes=tuple(CLASSES), size=SMALL, require=None, max_len=8):
     c_kind = d.int(0, len(C_KINDS) - 1) if "const_dtype" in classes else 0
     if any(i.cls == "promote" for i in body):
         # an active value written into a float32, int64 or unaligned Const is refused
-        # (FUZZ_FINDINGS F9): only float64 c is promoted
+        # (tests/test_untraced_consts.py): only float64 c is promoted
         c_kind = 0
     return Program(size, tuple(body), d.int(0, len(RETURNS) - 1), d.int(0, 2 ** 16),
                    bool(d.int(0, 1)), d.int(0, count), d.int(0, 3) == 0, d.int(0, 3) == 0,

@@ -526,3 +526,22 @@ def test_scalar_methods_with_a_rule():
     t = autodiff(lambda a: body(a), Duplicated(np.array([0.25, 1.0]), np.array([1.0, 0.0])),
                  mode=Forward)
     assert t == 12.0
+
+
+@pytest.mark.parametrize("mode", [Reverse, Forward])
+@pytest.mark.parametrize("name", ["sort", "partition", "resize", "put", "byteswap"])
+def test_in_place_methods_are_never_the_numpy_function(name, mode):
+    """x.sort() sorts x in place, np.sort(x) returns a sorted copy: an
+    in-place method must not be mapped to the function (x would be left
+    unsorted, silently), even once the function has a rule."""
+    from shadowad.traced import IN_PLACE_METHODS, complete_ndarray_interface
+
+    assert name in IN_PLACE_METHODS
+
+    class Probe:
+        pass
+    complete_ndarray_interface(Probe, has_rule=lambda func: True)
+    assert type(Probe.__dict__[name]).__name__ != "_ByFunction"
+    with pytest.raises(NotImplementedError, match=name):
+        _inside(mode, lambda a: getattr(a, name)(1) if name in ("partition", "resize")
+                else getattr(a, name)())

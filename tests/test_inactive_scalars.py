@@ -107,3 +107,21 @@ def test_element_of_a_const_times_an_active_element():
         return s
     g = sad.autodiff(f, Active(x), Const(c))[0]
     np.testing.assert_allclose(g, 2 * c * x + c / x ** 2, rtol=1e-14)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("op", ["+", "*", "-", "/"])
+@pytest.mark.parametrize("make", [np.float32, np.float16, np.int64, np.float64])
+def test_numpy_scalars_on_either_side_agree(make, op, mode):
+    """A traced scalar computes as an np.float64: k op t and t op k with a
+    numpy scalar k of any real type take the same path (value and derivative),
+    as float(k) does."""
+    k = make(1.1) if make is not np.int64 else make(3)
+    fn = OPS[op]
+
+    arg = Active(1.3) if mode == "reverse" else Duplicated(1.3, 1.0)
+    how = sad.ReverseWithPrimal if mode == "reverse" else sad.ForwardWithPrimal
+    for side in (lambda kk, a: fn(kk, a), lambda kk, a: fn(a, kk)):
+        got = sad.autodiff(lambda a: side(k, a), arg, mode=how)
+        want = sad.autodiff(lambda a: side(float(k), a), arg, mode=how)
+        assert got == want

@@ -24,8 +24,8 @@ import random_programs as rp
 from shadowad import Duplicated
 from shadowad.testing import check_dot_product
 
-# Classes whose bug (issue #13) is not fixed on main yet: their tests must
-# fail; strict, so the fix landing makes them fail loudly until this goes.
+# Classes with a known open bug: their tests must fail (strict xfail), so the
+# fix makes them fail loudly until the class is taken out of here.
 PENDING = {}  # class or (class, size) -> reason
 PROGRAMS = {"small": 30, "medium": 10, "large": 8}  # per class: about 700 in all
 SEED = 13

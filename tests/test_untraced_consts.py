@@ -261,7 +261,8 @@ def test_unaligned_differentiated_arrays_are_refused(make):
 
 
 @pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
-@pytest.mark.parametrize("write", ["slice", "element", "mask"])
+@pytest.mark.parametrize("write", ["slice", "element", "mask", "iadd", "copyto", "out", "axpy",
+                                   "setindex", "matmul"])
 @pytest.mark.parametrize("make, why", [
     (lambda: np.ones(4, np.float32), "argument 1 (float32)"),
     (lambda: np.ones(4, np.int64), "argument 1 (int64)"),
@@ -276,8 +277,20 @@ def test_active_value_into_an_untraced_const_names_it(mode, write, make, why):
             c[0:2] = np.sin(u[0:2])
         elif write == "element":
             c[1] = u[0] * 2.0
-        else:
+        elif write == "mask":
             c[np.array([True, False, True, False])] = u[1:3]
+        elif write == "iadd":
+            c += u
+        elif write == "copyto":
+            np.copyto(c, u)
+        elif write == "out":
+            np.add(u, 1.0, out=c)
+        elif write == "axpy":
+            sad.axpy(2.0, u, c)
+        elif write == "setindex":
+            sad.setindex(c, 0, u[0])
+        else:
+            np.matmul(np.ones((4, 4)), u, out=c)
         return np.sum(u)
     u, c = np.linspace(0.1, 0.4, 4), make()
     before = c.tobytes()

@@ -399,9 +399,9 @@ def copyto(dst, src, casting="same_kind", where=True):
     if not np.can_cast(sdt, F64, casting=casting):
         raise TypeError(f"Cannot cast array data from {sdt!r} to {F64!r} according to the "
                         f"rule {casting!r}")
+    if not isinstance(dst, (TArray, dual.FArray)):
+        raise detach_error("np.copyto into an untraced numpy array")
     where = primal(where)
     if where is not True:
         src = np.where(where, src, dst)
-    if not isinstance(dst, (TArray, dual.FArray)):
-        raise detach_error("np.copyto into an untraced numpy array")
     dst[...] = src

@@ -65,7 +65,7 @@ def operand(a, tape):
 
 def forward_context(inputs, out=None):
     """The Context of a forward-mode call: its dual arrays', else the running
-    one (dual scalars do not know theirs)."""
+    one."""
     return _context_of(inputs, out)
 
 
