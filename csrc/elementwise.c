@@ -889,15 +889,6 @@ int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t 
     return SAD_OK;
 }
 
-/* Does adjoint g through partial p add to the input's adjoint?  Not when g
- * is zero, nor when p is zero and g infinite or NaN: a zero factor gives
- * zero, never NaN.  (A zero partial times a finite g still adds its signed
- * zero, as the linear loops do.) */
-static inline int contributes(double g, double p)
-{
-    return g != 0.0 && (p != 0.0 || g - g == 0.0);
-}
-
 /* The reverse of r over block b (all of r's block, or a piece of it in a
  * fused run), whose shadows are real memory: restore z's primal from saved
  * (in b's element order) and move z's adjoint into x's and y's. */
@@ -994,27 +985,25 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
                 if (assign[k] && st == 1) /* the same values, as a select gcc
                                              * vectorizes: only a zero factor
                                              * times an infinite one is nan */
-                    for (int64_t i = 0; i < c; ++i) {
-                        const double t = 0.0 + g[i] * pk[i];
-                        as[i] = isnan(t) && (g[i] == 0.0 || pk[i] == 0.0) ? 0.0 : t;
-                    }
+                    for (int64_t i = 0; i < c; ++i)
+                        as[i] = sad_zero_factor(0.0 + g[i] * pk[i], g[i], pk[i]);
                 else if (assign[k]) /* into new memory: as adding to +0.0 would */
                     for (int64_t i = 0; i < c; ++i)
-                        as[i * st] = contributes(g[i], pk[i]) ? 0.0 + g[i] * pk[i] : 0.0;
+                        as[i * st] = sad_zero_factor(0.0 + g[i] * pk[i], g[i], pk[i]);
                 else if (st == 1) /* a select, not a branch: it vectorizes */
                     for (int64_t i = 0; i < c; ++i)
-                        as[i] = contributes(g[i], pk[i]) ? as[i] + g[i] * pk[i] : as[i];
+                        as[i] = sad_contributes(g[i], pk[i]) ? as[i] + g[i] * pk[i] : as[i];
                 else if (st == 0) { /* broadcast along the row: the same sums in
                                      * the same order, in a register instead of
                                      * a store-to-load chain through memory */
                     double acc = as[0];
                     for (int64_t i = 0; i < c; ++i)
-                        if (contributes(g[i], pk[i]))
+                        if (sad_contributes(g[i], pk[i]))
                             acc += g[i] * pk[i];
                     as[0] = acc;
                 } else
                     for (int64_t i = 0; i < c; ++i)
-                        if (contributes(g[i], pk[i]))
+                        if (sad_contributes(g[i], pk[i]))
                             as[i * st] += g[i] * pk[i];
             }
         }
@@ -1096,14 +1085,6 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
     return SAD_OK;
 }
 
-/* a * b of a chain-rule product, where a zero factor gives zero even
- * against an infinite or NaN one (as y += a*x's elementwise records do) */
-static inline double chain(double a, double b)
-{
-    const double t = a * b;
-    return t != t && (a == 0.0 || b == 0.0) ? 0.0 : t;
-}
-
 /* y += va*x and, lane by lane, dy += va*dx + da*x.  Partial aliasing of x
  * and y (or of their tangents) is refused: the caller splits the work. */
 static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
@@ -1128,8 +1109,8 @@ static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
             const double *xs = s[1] != NULL ? s[1] + l * b.ls[1] : NULL;
             const double dal = da != NULL ? da[l] : 0.0;
             for (int64_t i = 0; i < m; ++i)
-                ys[i * yst] += chain(dal, p[1][i * pst]) +
-                               (xs != NULL ? chain(va, xs[i * xst]) : 0.0);
+                ys[i * yst] += sad_chain(dal, p[1][i * pst]) +
+                               (xs != NULL ? sad_chain(va, xs[i * xst]) : 0.0);
         }
         for (int64_t i = 0; i < m; ++i)
             p[0][i * b.o[0].ps[last]] += va * p[1][i * pst];
@@ -1172,8 +1153,8 @@ void sad_axpy_reverse(const sad_record *r, int accumulate)
         for (int64_t i = 0; i < m; ++i, ++pos) {
             double g = gbuf != NULL ? gbuf[pos] : s[0][i * b->o[0].ss[last]];
             if (s[1] != NULL)
-                s[1][i * b->o[1].ss[last]] += chain(a, g);
-            abar += chain(g, p[1][i * b->o[1].ps[last]]);
+                s[1][i * b->o[1].ss[last]] += sad_chain(a, g);
+            abar += sad_chain(g, p[1][i * b->o[1].ps[last]]);
         }
         if (s[2] != NULL)
             s[2][0] += abar;

@@ -23,6 +23,30 @@ typedef struct sad_pair { double v, g; } sad_pair;
 #define SAD_HOT
 #endif
 
+/* The zero-factor convention of the chain rule's products (DESIGN.md: a zero
+ * adjoint contributes nothing, never NaN): a zero factor gives zero even
+ * against an infinite or NaN one, in every sweep and in the tangents.
+ *
+ * sad_contributes: does adjoint g through partial p add to the input's
+ * adjoint?  Not when g is zero, nor when p is zero and g infinite or NaN.  (A
+ * zero partial times a finite g still adds its signed zero.)
+ * sad_zero_factor: t, the product a * b or a sum that adds it to zeros,
+ * made 0.0 where only a zero factor made it NaN; sad_chain: a * b so. */
+static inline int sad_contributes(double g, double p)
+{
+    return g != 0.0 && (p != 0.0 || g - g == 0.0);
+}
+
+static inline double sad_zero_factor(double t, double a, double b)
+{
+    return t != t && (a == 0.0 || b == 0.0) ? 0.0 : t;
+}
+
+static inline double sad_chain(double a, double b)
+{
+    return sad_zero_factor(a * b, a, b);
+}
+
 typedef struct sad_opnd {
     double *p, *s;
     int64_t ps[SAD_MAXDIM], ss[SAD_MAXDIM];

@@ -127,11 +127,9 @@ static void scalar_reverse(const sad_record *r)
     } else {
         sad_ew_partials(r->op, 1, &r->u.s.kx, &r->u.s.ky, &r->u.s.z->v, &px, &py);
     }
-    /* a zero partial gives an infinite or NaN adjoint nothing, not nan */
-    const int finite = g - g == 0.0;
-    if (r->u.s.x != NULL && (finite || px != 0.0))
+    if (r->u.s.x != NULL && sad_contributes(g, px))
         r->u.s.x->g += g * px;
-    if (r->u.s.y != NULL && (finite || py != 0.0))
+    if (r->u.s.y != NULL && sad_contributes(g, py))
         r->u.s.y->g += g * py;
 }
 

@@ -8,6 +8,8 @@ from numbers import Real
 
 import numpy as np
 
+from .memory import shares_memory
+
 __all__ = ["Const", "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated",
            "Mode", "Reverse", "ReverseWithPrimal", "Forward", "ForwardWithPrimal"]
 
@@ -30,7 +32,7 @@ Forward = Mode("Forward", False, False)
 ForwardWithPrimal = Mode("ForwardWithPrimal", False, True)
 
 
-def _is_vector(x):
+def is_vector(x):
     return type(x).__name__ == "Vector" and hasattr(x, "_cvec")
 
 
@@ -58,7 +60,7 @@ def _nested_pair(cls, val, dval):
     for x, what in ((val, "primal"), (dval, "shadow")):
         if isinstance(x, np.ndarray):
             _check_float_array(x, f"{cls} {what}")
-        elif type(x) not in NESTABLE and not _is_real_scalar(x):
+        elif type(x) not in NESTABLE and not is_real_scalar(x):
             raise TypeError(f"{cls} takes a float64 array or a float, got "
                             f"{type(x).__name__} as its {what}")
     vs, ds = getattr(val, "shape", ()), getattr(dval, "shape", ())
@@ -67,22 +69,11 @@ def _nested_pair(cls, val, dval):
                          "must be congruent")
     if dval is val:
         raise ValueError(f"{cls}: the shadow must not be the primal itself")
-    return (float(val) if _is_real_scalar(val) else val,
-            float(dval) if _is_real_scalar(dval) else dval)
+    return (float(val) if is_real_scalar(val) else val,
+            float(dval) if is_real_scalar(dval) else dval)
 
 
-def shares_memory(a, b):
-    """Do arrays a and b share an element?  Exactly, not by bounds: x[::2] and
-    x[1::2] do not.  Where numpy finds the exact answer too hard, yes."""
-    if not np.may_share_memory(a, b):
-        return False
-    try:
-        return bool(np.shares_memory(a, b, max_work=1 << 20))
-    except Exception:  # numpy's TooHardError
-        return True
-
-
-def _is_real_scalar(x):
+def is_real_scalar(x):
     if type(x) is float:  # the common case, first
         return True
     return isinstance(x, Real) and not isinstance(x, bool) or (
@@ -92,7 +83,7 @@ def _is_real_scalar(x):
 def _active_value(val):
     if isinstance(val, np.ndarray):
         _check_float_array(val, "Active array")
-    elif _is_real_scalar(val):
+    elif is_real_scalar(val):
         val = float(val)
     elif type(val) not in NESTABLE:  # (a value of a running differentiation: shadowad.nested)
         raise TypeError("Active takes a float or a float64 array, got "
@@ -107,8 +98,8 @@ def _duplicated_pair(cls, val, dval):
         return val, dval
     if type(val) in NESTABLE or type(dval) in NESTABLE:  # nested differentiation
         return _nested_pair(cls, val, dval)
-    if _is_vector(val):
-        if not _is_vector(dval):
+    if is_vector(val):
+        if not is_vector(dval):
             raise TypeError(f"{cls}: the shadow of a Vector must be a Vector, "
                             f"got {type(dval).__name__}")
         if len(dval) != len(val):
@@ -130,8 +121,8 @@ def _duplicated_pair(cls, val, dval):
         if shares_memory(val, dval):
             raise ValueError(f"{cls}: shadow shares memory with its primal; give it "
                              "memory of its own, e.g. np.zeros_like(x)")
-    elif _is_real_scalar(val):
-        if not _is_real_scalar(dval):
+    elif is_real_scalar(val):
+        if not is_real_scalar(dval):
             raise TypeError(f"{cls}: the tangent of a float must be a float, "
                             f"got {type(dval).__name__}")
         val, dval = float(val), float(dval)

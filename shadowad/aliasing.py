@@ -23,14 +23,7 @@ place.  So each annotation is checked again (``recheck``).  Then memory:
 import numpy as np
 
 from . import activity as act
-from ._c import lib
-
-_ptr = lib.sad_data  # an ndarray's data pointer, from its object address
-
-try:  # numpy >= 2 moved it; numpy 1.x has only np.byte_bounds
-    from numpy.lib.array_utils import byte_bounds as _byte_bounds
-except ImportError:  # pragma: no cover - numpy 1.x
-    _byte_bounds = np.byte_bounds
+from .memory import bounds, data, element_addresses, shares_memory
 
 __all__ = ["check_call", "sharing_groups", "span"]
 
@@ -58,7 +51,7 @@ def _memories(annotated):
     out = []
     for k, a in enumerate(annotated):
         v = getattr(a, "val", None)
-        vector = act._is_vector(v)
+        vector = act.is_vector(v)
         if not (isinstance(v, np.ndarray) or vector):
             continue
         if isinstance(a, act.Duplicated):
@@ -67,39 +60,25 @@ def _memories(annotated):
             lanes = a.dvals
         else:  # Const, or Active (its gradient is memory of the engine's own)
             lanes = ()
-        if not all(isinstance(d, np.ndarray) or act._is_vector(d) for d in lanes):
+        if not all(isinstance(d, np.ndarray) or act.is_vector(d) for d in lanes):
             lanes = ()  # a value of a running differentiation (nested): not memory of ours
         out.append(_Mem(k, a, v, lanes, vector))
     return out
 
 
 def _overlap(a, b, vector):
-    return a is b if vector else act.shares_memory(a, b)
-
-
-def _data(a):
-    return _ptr(id(a))
-
-
-def _addresses(a):
-    """The byte address of every element of ndarray ``a``, in a's shape."""
-    addr = np.full(a.shape, _data(a), dtype=np.int64)
-    for axis, (n, st) in enumerate(zip(a.shape, a.strides)):
-        shape = [1] * a.ndim
-        shape[axis] = n
-        addr += (np.arange(n, dtype=np.int64) * st).reshape(shape)
-    return addr
+    return a is b if vector else shares_memory(a, b)
 
 
 def _one_to_one(p1, s1, p2, s2):
     """Do the primal elements of two arguments and their shadow elements
     correspond one-to-one (equal primal addresses exactly where the shadow
     addresses are equal)?"""
-    d1, d2 = _data(s1) - _data(p1), _data(s2) - _data(p2)
+    d1, d2 = data(s1) - data(p1), data(s2) - data(p2)
     if d1 == d2 and s1.strides == p1.strides and s2.strides == p2.strides:
         return True  # each shadow lies at one offset from its primal: views taken alike
-    p = np.concatenate([_addresses(p1).ravel(), _addresses(p2).ravel()])
-    s = np.concatenate([_addresses(s1).ravel(), _addresses(s2).ravel()])
+    p = np.concatenate([element_addresses(p1).ravel(), element_addresses(p2).ravel()])
+    s = np.concatenate([element_addresses(s1).ravel(), element_addresses(s2).ravel()])
     return _function_of(p, s) and _function_of(s, p)
 
 
@@ -159,28 +138,14 @@ def _lanes_apart(mems):
                 if other[1] != lane:
                     _lanes_error(other[0], other[1], m, lane)
             else:
-                spans.append((*_bounds(s), m, lane, s))
+                spans.append((*bounds(s), m, lane, s))
     spans.sort(key=lambda t: t[0])
     for i, (lo, hi, mi, li, si) in enumerate(spans):
         for lo2, _, mj, lj, sj in spans[i + 1:]:
             if lo2 >= hi:
                 break
-            if li != lj and act.shares_memory(si, sj):
+            if li != lj and shares_memory(si, sj):
                 _lanes_error(mi, li, mj, lj)
-
-
-def _bounds(a):
-    """np.byte_bounds(a) without building ``__array_interface__``'s dict: a
-    jacobian pass asks it of 64 lanes."""
-    lo = hi = _ptr(id(a))
-    for n, st in zip(a.shape, a.strides):
-        if n == 0:
-            return lo, lo
-        if st < 0:
-            lo += (n - 1) * st
-        else:
-            hi += (n - 1) * st
-    return lo, hi + a.itemsize
 
 
 def _lanes_error(mi, li, mj, lj):
@@ -249,8 +214,7 @@ def sharing_groups(annotated, kinds):
     group = {k: k for k in ks}
     for i, ki in enumerate(ks):
         for kj in ks[i + 1:]:
-            if group[ki] != group[kj] and np.may_share_memory(annotated[ki].val,
-                                                              annotated[kj].val):
+            if group[ki] != group[kj] and shares_memory(annotated[ki].val, annotated[kj].val):
                 old, new = group[kj], group[ki]
                 group = {k: (new if g == old else g) for k, g in group.items()}
     members = {}
@@ -261,5 +225,5 @@ def sharing_groups(annotated, kinds):
 
 def span(arrays):
     """(lowest, highest) byte bounds of ``arrays`` together."""
-    bounds = [_byte_bounds(a) for a in arrays]
-    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+    spans = [bounds(a) for a in arrays]
+    return min(b[0] for b in spans), max(b[1] for b in spans)

@@ -14,7 +14,7 @@ from . import nested, untraced
 from .aliasing import check_call, sharing_groups, span
 from ._c import lib
 from .tape import Tape, _current
-from .traced import F64, Buffer, TArray, TScalar, mixed_tapes_error, shadow_of
+from .traced import Buffer, TArray, TScalar, mixed_tapes_error, shadow_of
 from .vector import Vector, TracedVector
 
 
@@ -59,7 +59,7 @@ def _wrap(k, ann, tape, shared):
     t = type(ann)
     if t is act.Const:
         v = ann.val
-        if _traceable(v):
+        if untraced.traceable(v):
             buf = shared.get(k) or Buffer(tape, v, None, label=label)
             return _Arg(ann, TArray(v, None, buf))
         if isinstance(v, Vector):
@@ -109,10 +109,6 @@ def _new_active_scalar(tape, v):
     return new_scalar(tape, v)
 
 
-def _traceable(v):
-    return isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned
-
-
 def _shared_buffers(annotated, tape):
     """{argument index: Buffer} for arguments that share memory with another
     argument of the same activity, one Buffer per group (check_call has made
@@ -123,7 +119,7 @@ def _shared_buffers(annotated, tape):
     shared = {}
     for kinds, active in (((act.Const,), False), ((act.BatchDuplicated,), True)):
         for members in sharing_groups(annotated, kinds):
-            members = [k for k in members if _traceable(annotated[k].val)]
+            members = [k for k in members if untraced.traceable(annotated[k].val)]
             if len(members) < 2:
                 continue
             first = annotated[members[0]].val
@@ -378,7 +374,7 @@ def _seed_value(seed):
     such as shadowad.testing seed every tape)."""
     if isinstance(seed, np.ndarray) and seed.ndim == 0 and seed.dtype.kind in "iuf":
         seed = seed[()]
-    if isinstance(seed, (bool, np.bool_)) or not act._is_real_scalar(seed):
+    if isinstance(seed, (bool, np.bool_)) or not act.is_real_scalar(seed):
         shape = getattr(seed, "shape", None)
         what = (f"an array of shape {shape}" if shape is not None
                 else f"a {type(seed).__name__} ({seed!r})")

@@ -15,10 +15,11 @@ import math
 import numpy as np
 
 from ._c import lib
+from .memory import data
 from .products import finite_nonzero, times
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
 from .traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, NUMPY_REALS, SCALAR_TYPES, SCALAR_UFUNCS,
-                     ArrayOps, Buffer, ScalarOps, _data, _num, _safe, check_writable,
+                     ArrayOps, Buffer, ScalarOps, _num, _safe, check_writable,
                      conversion_of, mixed_tapes_error, numpy_protocol, promote, shadow_of,
                      temporary_buffer)
 
@@ -63,7 +64,7 @@ class Context:
         root, lanes = old.copy(), np.array(buf.shadow)
         buf.root, buf.shadow, buf.mem = root, lanes, None  # mem and lo: from these
         if a is not x:  # a view of x's memory: the same view of the copy
-            off = _data(id(a.p)) - _data(id(old))
+            off = data(a.p) - data(old)
             a.p, a._s = np.ndarray(a.p.shape, F64, root, off, a.p.strides), None
         x.p, x._s = root, lanes
 

@@ -11,9 +11,10 @@ import numpy as np
 from . import activity as act
 from . import untraced
 from .aliasing import check_call, sharing_groups, span
+from .memory import data
 from .dual import Context, DualVector, FArray, FScalar
 from .tape import _current
-from .traced import F64, TEMPORARY, Buffer, mixed_tapes_error, shadow_of
+from .traced import TEMPORARY, Buffer, mixed_tapes_error, shadow_of
 from .vector import Vector
 
 
@@ -64,7 +65,7 @@ class _Lanes:
                     t[lane] = dv
             ctx.unsaved[buf] = [(_keeper(p), False) for p, _ in members]
         else:
-            buf.attach(d.reshape(1, -1), x.__array_interface__["data"][0])
+            buf.attach(d.reshape(1, -1), data(x))
             ctx.unsaved[buf] = [(_keeper(x), False), (_keeper(d), True)]
 
     def finish(self):
@@ -79,7 +80,7 @@ def _wrap(k, ann, ctx, lanes, shared, finishers):
     t = type(ann)
     v = ann.val
     if t is act.Const:
-        if isinstance(v, np.ndarray) and _traceable(v):
+        if untraced.traceable(v):
             buf = shared.get(k)
             if buf is None:
                 buf = Buffer(ctx, v, None, label=f"argument {k}")
@@ -114,7 +115,7 @@ def _shared(annotated, ctx, finishers):
     arguments that share memory with another of the same activity."""
     shared = {}
     for members in sharing_groups(annotated, (act.Const,)):
-        members = [k for k in members if _traceable(annotated[k].val)]
+        members = [k for k in members if untraced.traceable(annotated[k].val)]
         if len(members) < 2:
             continue
         buf = Buffer(ctx, annotated[members[0]].val, None, label=f"argument {members[0]}",
@@ -132,10 +133,6 @@ def _shared(annotated, ctx, finishers):
 
 def _dvals(ann):
     return ann.dvals if type(ann) is act.BatchDuplicated else (ann.dval,)
-
-
-def _traceable(v):
-    return v.dtype == F64 and v.flags.aligned
 
 
 def _fresh_root(res, given):

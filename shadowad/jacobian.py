@@ -19,7 +19,7 @@ def _input(x):
     if isinstance(x, np.ndarray):
         act._check_float_array(x, "sad.jacobian: x")
         return x.copy()  # f may write to it; every pass starts from the same x
-    if act._is_real_scalar(x):
+    if act.is_real_scalar(x):
         return float(x)
     raise TypeError(f"sad.jacobian: x must be a float or a float64 array, got "
                     f"{type(x).__name__}")
@@ -38,7 +38,7 @@ def _output_shape(out, where):
     t = type(out)
     if t is np.ndarray and out.dtype.kind in "iuf":
         return out.shape
-    if t in ARRAY_TYPES or t in SCALAR_TYPES or act._is_real_scalar(out):
+    if t in ARRAY_TYPES or t in SCALAR_TYPES or act.is_real_scalar(out):
         return np.shape(out)
     raise TypeError(f"sad.jacobian: f must return one float or array (of real numbers), got "
                     f"{_a(out)} ({where})")

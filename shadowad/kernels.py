@@ -11,7 +11,7 @@ from ._c import ffi, lib
 from .rules import indexing
 from .rules.elementwise import (_forward_operand, _operand, apply_ufunc, forward_apply,
                                 save_inactive)
-from .rules.reductions import held
+from .snapshots import held
 from .traced import (F64, TArray, TScalar, _num, check_writable, detach_error, is_traced,
                      mixed_tapes_error, promote, shadow_of)
 

@@ -306,7 +306,7 @@ def jacobian(f, x, consts, mode):
     as large as the input (or ``mode=Forward``), else reverse mode by rows."""
     if isinstance(x, np.ndarray):
         act._check_float_array(x, "sad.jacobian: x")
-    elif not (_engine_traced(x) or type(x) is Box or act._is_real_scalar(x)):
+    elif not (_engine_traced(x) or type(x) is Box or act.is_real_scalar(x)):
         raise TypeError(f"sad.jacobian: x must be a float or a float64 array, got "
                         f"{type(x).__name__}")
     n = int(np.prod(shape_of(x)))

@@ -16,7 +16,8 @@ import numpy as np
 
 from .nested_box import Box, Trace
 from .snapshots import Snapshots
-from .traced import ARRAY_TYPES, TArray, _byte_bounds, shadow_of
+from .memory import bounds, same_bytes
+from .traced import ARRAY_TYPES, TArray, shadow_of
 
 
 def scalar(v):
@@ -91,13 +92,6 @@ def _root(a):
             a = a.base
         return a
     return a.buf
-
-
-def _same_bits(a, b):
-    if a.dtype.itemsize in (1, 2, 4, 8) and a.dtype == b.dtype:
-        u = np.dtype(f"u{a.dtype.itemsize}")
-        return np.array_equal(a.view(u), b.view(u))
-    return a.tobytes() == b.tobytes()
 
 
 class ReverseTrace(Trace):
@@ -192,7 +186,7 @@ class ReverseTrace(Trace):
     def _last_write(self, writes, tape, a):
         """The last record of ``tape`` since this trace first read its memory
         that may have written a's memory (memo: ``writes``), or -1."""
-        lo, hi = _byte_bounds(a)
+        lo, hi = bounds(a)
         key = (id(tape), lo, hi)
         w = writes.get(key)
         if w is None:
@@ -213,7 +207,7 @@ class ReverseTrace(Trace):
             adj[k] = None  # consumed (inputs have no node and keep theirs)
             rule, vals, out, params, parents, guards = node
             for a, was, t, t_was, tape, n in guards:
-                if not _same_bits(a, was) or (t is not None and not _same_bits(t, t_was)):
+                if not same_bytes(a, was) or (t is not None and not same_bytes(t, t_was)):
                     raise overwritten_error()
                 if tape is not None and self._last_write(writes, tape, a) >= n:
                     raise overwritten_error()

@@ -20,13 +20,8 @@ holding each element's position, so numpy takes the same path.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .traced import _byte_bounds
-
-_F64 = np.dtype(np.float64)
-
-
-def _address(a):
-    return a.__array_interface__["data"][0]
+from .memory import bounds, data
+from .untraced import F64
 
 
 def numpy_sources(dst, idx, src):
@@ -38,22 +33,22 @@ def numpy_sources(dst, idx, src):
     writes the same bits with no overlap."""
     if type(src) is not np.ndarray or not np.may_share_memory(dst, src):
         return None  # the common case: one bounds check
-    if src.dtype != _F64 or dst.dtype != _F64 or src.ndim == 0:
+    if src.dtype != F64 or dst.dtype != F64 or src.ndim == 0:
         return None
     if idx is Ellipsis and src.shape == dst.shape and src.strides == dst.strides:
         # equal steps (the write-back after ``a[i:j] += x`` in forward mode
         # among them): numpy copies in the safe direction or buffers
         return None
-    dlo, dhi = _byte_bounds(dst)
-    slo, shi = _byte_bounds(src)
+    dlo, dhi = bounds(dst)
+    slo, shi = bounds(src)
     lo, hi = min(dlo, slo), max(dhi, shi)
     if (dlo - lo) % 8 or (slo - lo) % 8:  # not whole elements apart
         return None
 
     def lay(mem, a):
-        return as_strided(mem[(_address(a) - lo) // 8:], a.shape, a.strides)
+        return as_strided(mem[(data(a) - lo) // 8:], a.shape, a.strides)
 
-    labels = np.arange((hi - lo) // 8, dtype=_F64)
+    labels = np.arange((hi - lo) // 8, dtype=F64)
     copied = labels.copy()
     before = np.array(lay(labels, src))
     lay(labels, dst)[idx] = lay(labels, src)  # numpy's way

@@ -29,8 +29,8 @@ import weakref
 import numpy as np
 
 from ._c import lib
+from .memory import data
 
-_data = lib.sad_data
 _same_bytes, _copy_bytes, _same_elements = (lib.sad_same_bytes, lib.sad_copy_bytes,
                                             lib.sad_same_elements)
 _as_strided = np.lib.stride_tricks.as_strided
@@ -60,14 +60,14 @@ class Snapshots:
         resize moves the data), costs one comparison of its bytes."""
         r = self.recent.get(id(a))
         if (r is not None and r[0]() is a and r[1] == a.shape and r[2] == a.strides
-                and r[3] == a.dtype and r[8] == _data(id(a)) and _same_bytes(r[4], r[5], r[6])):
+                and r[3] == a.dtype and r[8] == data(a) and _same_bytes(r[4], r[5], r[6])):
             return r[7]
         if a.size == 0:
             return a  # no values to read
         strides = a.strides
         if 0 in strides and any(st == 0 and n > 1 for n, st in zip(a.shape, strides)):
             return self._broadcast(a)
-        ptr = _data(id(a))
+        ptr = data(a)
         flags = a.flags
         if flags.c_contiguous or flags.f_contiguous:
             return self._dense(a, ptr, a.nbytes, ptr)
@@ -86,7 +86,7 @@ class Snapshots:
         e = self.entries.get(key)
         if e is None or not _same_bytes(lo, e[1], n):
             raw = np.empty(-(-n // 8), np.float64)  # aligned for any numpy number type
-            e = self.entries[key] = [self._frozen(raw), _data(id(raw)), {}]
+            e = self.entries[key] = [self._frozen(raw), data(raw), {}]
             _copy_bytes(e[1], lo, n)
         layout = (ptr - lo, a.shape, a.strides, a.dtype)
         v = e[2].get(layout)
@@ -104,7 +104,7 @@ class Snapshots:
         e = self.entries.get(key)
         if e is None or not _same_elements(id(a), e[1], a.itemsize):
             raw = np.array(a, order="C")  # numpy copies items bit for bit
-            e = self.entries[key] = [self._frozen(raw), _data(id(raw)), {}]
+            e = self.entries[key] = [self._frozen(raw), data(raw), {}]
         raw = e[0]
         if raw.dtype == a.dtype:
             return raw
@@ -144,3 +144,24 @@ def hold(tape, a):
     """The snapshot of plain ndarray ``a`` that a record of ``tape`` reads
     (Snapshots.hold; the C fast paths call this, csrc/pyreverse.c)."""
     return tape.snaps.hold(a)
+
+
+# Types of operands a record reads as they are: traced values, whose every
+# write the tape records (shadowad.traced adds TArray and TScalar).
+TRACED = set()
+
+# Operands whose array is made new from them when an operation reads them:
+# nothing else sees that array, so nothing can change it unseen.
+_FRESH = (int, float, complex, bool, np.generic, list, tuple)
+
+
+def held(tape, operand, primal):
+    """What a record of ``tape`` reads at sweep time for ``operand``, given as
+    ``primal`` (the caller's conversion of it: an operation reads a list as an
+    array of numbers, an index as an index).  primal itself when nothing can
+    change it unseen (a traced operand, a fresh conversion, anything that is
+    not an ndarray), else its snapshot: f may write to a plain array later."""
+    if (type(operand) in TRACED or isinstance(operand, _FRESH)
+            or not isinstance(primal, np.ndarray)):
+        return primal
+    return tape.snaps.hold(primal)

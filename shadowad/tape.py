@@ -9,12 +9,8 @@ import threading
 
 import numpy as np
 
-try:
-    from numpy.lib.array_utils import byte_bounds
-except ImportError:  # numpy < 2
-    from numpy import byte_bounds
-
 from ._c import ffi, lib
+from .memory import bounds, element_addresses
 from .untraced import put_back
 from .snapshots import Snapshots
 
@@ -236,15 +232,10 @@ class Tape:
 def _overlaps(writes, lo, hi):
     """Do the elements ``a[idx]`` (writes = (a, idx)) meet bytes [lo, hi)?"""
     a, idx = writes
-    alo, ahi = byte_bounds(a)
+    alo, ahi = bounds(a)
     if not (alo < hi and lo < ahi):
         return False
-    start = alo
-    for n, st in zip(a.shape, a.strides):
-        if st < 0:
-            start -= (n - 1) * st  # alo is the lowest byte; element 0 is here
-    offsets = sum(np.indices(a.shape, sparse=True)[k] * st for k, st in enumerate(a.strides))
-    at = start + np.asarray(offsets + np.zeros(a.shape, np.int64))[idx]
+    at = element_addresses(a)[idx]
     return bool(np.any((at < hi) & (lo < at + a.itemsize)))
 
 

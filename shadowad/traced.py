@@ -15,17 +15,12 @@ import numpy as np
 
 from . import snapshots
 from ._c import ffi, lib
+from .memory import bounds, data
 from .naming import library_caller
 from .tape import Tape, current_tape, finished_error
+from .untraced import F64
 
-_data = lib.sad_data
-
-F64 = np.dtype(np.float64)
 _as_strided = np.lib.stride_tricks.as_strided
-try:  # numpy >= 2 moved it; numpy 1.x has only np.byte_bounds
-    from numpy.lib.array_utils import byte_bounds as _byte_bounds
-except ImportError:  # pragma: no cover - numpy 1.x
-    _byte_bounds = np.byte_bounds
 
 # Entry points into the rule tables, bound by shadowad.rules when it is
 # imported (the rules import this module, so they cannot be imported here).
@@ -123,7 +118,7 @@ class Buffer:
     def promote(self):
         self.pin()
         root = self.root
-        lo, hi = self.span or _byte_bounds(root)
+        lo, hi = self.span or bounds(root)
         n = max((hi - lo) // 8, 1)
         lanes = self.tape.lanes
         self.attach(np.zeros((lanes, n) if lanes else n), lo)
@@ -146,8 +141,8 @@ class Buffer:
         if mem is None and self.tape.lanes:  # attached fresh: the root's tangent
             t = self.shadow
             mem = self.mem = t.reshape(t.shape[0], -1)
-            self.lo = _data(id(self.root))
-        off = _data(id(p)) - self.lo
+            self.lo = data(self.root)
+        off = data(p) - self.lo
         if mem.ndim == 1:
             return np.ndarray(p.shape, F64, mem, off, p.strides)
         return np.ndarray(mem.shape[:1] + p.shape, F64, mem, off, mem.strides[:1] + p.strides)
@@ -237,13 +232,13 @@ def materialize(buf):
     lib.sad_slot_bind(tape.c, buf.slot, id(zs))
     tape.shadows.append(zs)
     buf.slot = None
-    buf.mem, buf.lo, buf.shadow = zs.reshape(-1), _data(id(root)), zs
+    buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
 
 
 def _whole_view(p, root):
     """Does p view every element of C-contiguous ``root`` once: root itself,
     a reshape of it, or its axes permuted (swapaxes, .T)?"""
-    if p.size != root.size or _data(id(p)) != _data(id(root)):
+    if p.size != root.size or data(p) != data(root):
         return False
     if p.flags.c_contiguous:
         return True
@@ -270,14 +265,14 @@ def adjoint_for_pullback(a):
     ptr = lib.sad_slot_memory(tape.c, buf.slot)
     if ptr:
         mem = np.frombuffer(ffi.buffer(ffi.cast("double *", ptr), root.nbytes), dtype=F64)
-        off = _data(id(a.p)) - _data(id(root))
+        off = data(a.p) - data(root)
         return np.ndarray(a.p.shape, F64, mem, off, a.p.strides), False
     whole = _whole_view(a.p, root)
     zs = np.empty(root.shape) if whole else np.zeros(root.shape)
     lib.sad_slot_bind(tape.c, buf.slot, id(zs))
     tape.shadows.append(zs)
     buf.slot = None
-    buf.mem, buf.lo, buf.shadow = zs.reshape(-1), _data(id(root)), zs
+    buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
     return shadow_of(a), whole
 
 
@@ -608,7 +603,7 @@ def _writes_back(p, idx, v):
         return False
     w = p[idx]
     return (type(w) is np.ndarray and w.shape == v.shape and w.strides == v.strides
-            and _data(id(w)) == _data(id(v)))
+            and data(w) == data(v))
 
 
 _load_element, _store_element = TScalar.load, TScalar.store
@@ -960,6 +955,7 @@ class TArray(ArrayOps):
 
 ARRAY_TYPES.add(TArray)
 SCALAR_TYPES.add(TScalar)
+snapshots.TRACED.update((TArray, TScalar))
 
 # What the reverse fast paths (csrc/pyreverse.c, pyindex.c) read of these
 # classes: their slot offsets; lazy_result makes a fast path's result, whose

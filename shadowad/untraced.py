@@ -10,7 +10,14 @@ import numpy as np
 
 from . import activity as act
 
-_F64 = np.dtype(np.float64)
+F64 = np.dtype(np.float64)
+
+
+def traceable(v):
+    """Does shadowad trace ndarray-or-not ``v``?  The engines read and write
+    float64 elements at aligned addresses; an array they cannot is passed to f
+    as it is (this module)."""
+    return isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned
 
 
 def copies(annotated, traced_float64=True):
@@ -26,8 +33,7 @@ def copies(annotated, traced_float64=True):
         v = a.val
         if not isinstance(v, np.ndarray) or id(v) in seen:
             continue
-        if ((traced_float64 and v.dtype == _F64 and v.flags.aligned) or v.size == 0
-                or not v.flags.writeable):
+        if (traced_float64 and traceable(v)) or v.size == 0 or not v.flags.writeable:
             continue
         seen.add(id(v))
         out.append((v, v.copy(order="K")))
@@ -40,8 +46,8 @@ def note(annotated):
     parts = []
     for k, a in enumerate(annotated):
         v = a.val if type(a) is act.Const else None
-        if isinstance(v, np.ndarray) and not (v.dtype == _F64 and v.flags.aligned):
-            why = v.dtype.name if v.dtype != _F64 else "float64 but not aligned"
+        if isinstance(v, np.ndarray) and not traceable(v):
+            why = v.dtype.name if v.dtype != F64 else "float64 but not aligned"
             parts.append(f"argument {k} ({why})")
     if not parts:
         return ""

@@ -16,6 +16,8 @@ from hypothesis import assume, event, given, settings, strategies as st
 import shadowad as sad
 from shadowad import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoNeed, Forward,
                       ForwardWithPrimal, Reverse, ReverseWithPrimal, autodiff)
+from shadowad.aliasing import sharing_groups
+from shadowad.testing import same_bits
 
 Vector = sad.Vector
 
@@ -663,3 +665,39 @@ def test_interleaved_views_do_not_share_memory():
     y = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
     autodiff(lambda a: np.sum(a * a), Duplicated(y[::2], y[1::2]))  # the shadow interleaved
     assert y.tolist() == [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("mode", [sad.Reverse, Forward])
+@pytest.mark.parametrize("kind", [Duplicated, Const])
+def test_interleaved_arguments_of_one_activity_act_as_disjoint_memory(kind, mode):
+    """sharing_groups is exact, as check_call is: interleaved views of one
+    array with one activity get a Buffer each, and f's writes through them,
+    values and derivatives, are those of disjoint copies."""
+    def f(a, b, c):
+        a *= b
+        b[...] = np.sin(a) + c
+        a += c * b
+        return np.sum(a * b) + np.sum(c * c)
+
+    x0, c0 = np.linspace(0.3, 1.7, 12), np.linspace(1.0, 2.0, 6)
+    t0 = np.zeros(12) if mode is sad.Reverse else np.arange(12.0)
+    x, dx = x0.copy(), t0.copy()
+    parts = [x0[0::2].copy(), x0[1::2].copy()]
+    dparts = [t0[0::2].copy(), t0[1::2].copy()]
+    if kind is Duplicated:
+        got = autodiff(f, Duplicated(x[0::2], dx[0::2]), Duplicated(x[1::2], dx[1::2]),
+                       Duplicated(c0.copy(), np.ones(6)), mode=mode)
+        want = autodiff(f, *[Duplicated(p, d) for p, d in zip(parts, dparts)],
+                        Duplicated(c0.copy(), np.ones(6)), mode=mode)
+        assert same_bits(dx[0::2], dparts[0]) and same_bits(dx[1::2], dparts[1])
+    else:
+        dc, dc2 = np.ones(6), np.ones(6)
+        got = autodiff(f, Const(x[0::2]), Const(x[1::2]), Duplicated(c0.copy(), dc), mode=mode)
+        want = autodiff(f, Const(parts[0]), Const(parts[1]), Duplicated(c0.copy(), dc2),
+                        mode=mode)
+        assert same_bits(dc, dc2)
+    assert same_bits(x[0::2], parts[0]) and same_bits(x[1::2], parts[1])
+    assert repr(got) == repr(want)
+    assert sharing_groups([kind(x[0::2], *([dx[0::2]] if kind is Duplicated else [])),
+                           kind(x[1::2], *([dx[1::2]] if kind is Duplicated else []))],
+                          (kind,)) == []

@@ -756,3 +756,42 @@ def test_split_tape_keeps_snapshots_not_the_users_arrays():
         if enabled:
             gc.enable()
 
+
+# Every family reads a list operand as a new array, once: changing the list
+# afterwards changes nothing (snapshots.held: a fresh conversion is not copied
+# again); a tuple and a numpy scalar likewise.
+LIST_OPS = {
+    "x*w": lambda x, w: x * w,
+    "x/w": lambda x, w: x / w,
+    "w@x": lambda x, w: np.dot(w, x),
+    "outer": lambda x, w: np.outer(x, w),
+    "clip": lambda x, w: np.clip(x, w, 10.0),
+    "maximum": lambda x, w: np.maximum(x, w),
+}
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+@pytest.mark.parametrize("name", sorted(LIST_OPS))
+def test_list_operand_changed_after_use(name, container):
+    op = LIST_OPS[name]
+
+    def f(x):
+        w = [float(v) for v in V0]
+        z = op(x, container(w) if container is tuple else w)
+        w[:] = [float(v) for v in V1]
+        return _loss(z)
+
+    def oracle(x, c):
+        return _loss(op(x, c))
+    got = autodiff(f, Active(X0.copy()))[0]
+    want = autodiff(oracle, Active(X0.copy()), Const(V0.copy()))[0]
+    assert same_bits(got, want)
+
+
+@pytest.mark.parametrize("name", ["x*w", "x/w", "maximum", "clip"])
+def test_numpy_scalar_operand(name):
+    op = LIST_OPS[name]
+    w = np.float64(V0[1])
+    got = autodiff(lambda x: _loss(op(x, w)), Active(X0.copy()))[0]
+    want = autodiff(lambda x, c: _loss(op(x, c)), Active(X0.copy()), Const(np.full(N, w)))[0]
+    assert same_bits(got, want)

@@ -10,6 +10,7 @@ import numpy as np
 from .. import dual
 from .._c import lib
 from ..naming import qualified_name
+from ..snapshots import held
 from ..tape import _current
 from ..traced import (ARRAY_TYPES, F64, LAZY_MAXDIM, SCALAR_TYPES, TEMPORARY, Buffer, TArray,
                       TScalar, _num, check_writable, detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
@@ -195,8 +196,8 @@ def apply_ufunc(ufunc, inputs, out=None):
         if outs is None:  # inactive memory: only its old bytes are recorded
             save_inactive(tape, out.p)
         else:
-            ops = _held(tape, op, ops, inputs, _SAVE)
-            _record(tape, op, ops, out.p, outs, _SAVE)
+            need = _values_read(op, ops, _SAVE)
+            _record(tape, op, _held(tape, ops, inputs, need), out.p, outs, _SAVE, need)
         try:
             ufunc(*prims, out=out.p)
         except (FloatingPointError, Warning):
@@ -231,25 +232,23 @@ def apply_ufunc(ufunc, inputs, out=None):
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
     res = lazy_result(tape, z)
-    ops = _held(tape, op, ops, inputs, _FRESH)
-    _record(tape, op, ops, z, res._s if res.buf.slot is None else res.buf.slot, _FRESH)
+    need = _values_read(op, ops, _FRESH)
+    _record(tape, op, _held(tape, ops, inputs, need), z,
+            res._s if res.buf.slot is None else res.buf.slot, _FRESH, need)
     return res
 
 
-def _held(tape, op, ops, inputs, flags):
-    """ops, each plain array that the record's reverse reads replaced by its
-    snapshot (shadowad/snapshots.py): f may write to it later, unseen.  A
-    list or tuple was converted into a new array, which nothing else sees."""
-    need = _values_read(op, ops, flags)
+def _held(tape, ops, inputs, need):
+    """ops, each array operand that the record's reverse reads (the mask
+    ``need`` of _values_read) as snapshots.held gives it."""
     if not need:
         return ops
-    held = list(ops)
+    out = list(ops)
     for j, (kind, obj, sh, val) in enumerate(ops):
-        if (kind == _KARR and need & (1 << j) and type(inputs[j]) is not TArray
-                and type(inputs[j]) not in (list, tuple)):
-            obj = tape.snaps.hold(obj)
-            held[j] = (kind, obj, sh, obj)
-    return held
+        if kind == _KARR and need & (1 << j):
+            obj = held(tape, inputs[j], obj)
+            out[j] = (kind, obj, sh, obj)
+    return out
 
 
 _LINEAR = {lib.SAD_COPY, lib.SAD_NEG, lib.SAD_ADD, lib.SAD_SUB}
@@ -295,12 +294,14 @@ def _values_read(op, ops, flags):
     return 7
 
 
-def _record(tape, op, ops, z, zs, flags):
+def _record(tape, op, ops, z, zs, flags, need=None):
     """One elementwise record z = op(*ops) (ops from _operand).  An output
     shadow given as an int is a lazy slot, an operand's given as a Buffer is
-    that buffer's lazy slot (see traced.new_lazy)."""
+    that buffer's lazy slot (see traced.new_lazy).  ``need``: _values_read's
+    answer, when the caller has it."""
     if zs is not None:
-        need = _values_read(op, ops, flags)
+        if need is None:
+            need = _values_read(op, ops, flags)
         if need:
             keep = tape.keep
             if need & 4:

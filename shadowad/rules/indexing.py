@@ -9,6 +9,7 @@ from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_for_pull
                       adjoint_view, check_writable, detach_error, new_array, primal,
                       promote, shadow_of)
 from ..overlap import numpy_sources
+from ..snapshots import held
 from . import elementwise, registry
 from .elementwise import _operand, _record
 
@@ -107,12 +108,12 @@ def _held_index(tape, idx):
 
 
 def _held_item(tape, i):
-    if isinstance(i, np.ndarray):
-        return tape.snaps.hold(np.asarray(i))
     if type(i) is list:
-        a = np.asarray(i)
-        return a if a.size and a.dtype.kind in "biu" else list(i)
-    return i
+        p = np.asarray(i)
+        p = p if p.size and p.dtype.kind in "biu" else list(i)
+    else:
+        p = np.asarray(i) if isinstance(i, np.ndarray) else i
+    return held(tape, i, p)
 
 
 def gather(a, idx):

@@ -13,12 +13,14 @@ one numpy call, the lanes axis leading.
 import numpy as np
 
 from .._c import lib
+from ..memory import data
+from ..snapshots import held
 from ..traced import (F64, TArray, TScalar, adjoint_for_pullback, lazy_result, new_scalar,
                       output_pullback, shadow_of)
 from .elementwise import _tape_of, apply_ufunc, forward_apply
 from .indexing import accumulate, add_into, unbroadcast
 from .reductions import (const_result, finish_out, forward_const, forward_context,
-                         forward_operand, forward_result, held, operand, prod_others, result)
+                         forward_operand, forward_result, operand, prod_others, result)
 from .registry import implements, implements_jvp
 
 _DOT, _NUMPY = lib.SAD_DOT, lib.SAD_NUMPY
@@ -32,13 +34,6 @@ def _operands(a, b, out):
     ap, ad = operand(a, tape)
     bp, bd = operand(b, tape)
     return tape, ap, ad, bp, bd
-
-
-def _held(tape, a, ap, b, bp):
-    """The primals a record reads: snapshots of plain arrays (reductions.held).
-    Only records with an active operand call this, and their pullbacks read
-    the other operand's values."""
-    return held(tape, a, ap), held(tape, b, bp)
 
 
 def _forward_operands(a, b, out):
@@ -129,7 +124,7 @@ def dot(a, b, out=None):
     z = np.dot(ap, bp)
     if ad is None and bd is None:
         return finish_out(const_result(tape, z), out, "np.dot")
-    ap, bp = _held(tape, a, ap, b, bp)
+    ap, bp = held(tape, a, ap), held(tape, b, bp)
     if ap.ndim == 1 and bp.ndim == 1:
         res = _vector_dot(tape, a, ap, ad, b, bp, bd, float(z))
     else:
@@ -157,7 +152,7 @@ def inner(a, b):
     z = np.inner(ap, bp)
     if ad is None and bd is None:
         return const_result(tape, z)
-    ap, bp = _held(tape, a, ap, b, bp)
+    ap, bp = held(tape, a, ap), held(tape, b, bp)
     if ap.ndim == 1 and bp.ndim == 1:
         return _vector_dot(tape, a, ap, ad, b, bp, bd, float(z))
     return _contract(tape, z, ap, ad, bp, bd, bp.ndim - 1)
@@ -180,7 +175,7 @@ def vdot(a, b):
     v = float(np.vdot(ap, bp))
     if ad is None and bd is None:
         return v
-    ap, bp = _held(tape, a, ap, b, bp)
+    ap, bp = held(tape, a, ap), held(tape, b, bp)
     return _vector_dot(tape, a, ap, ad, b, bp, bd, v)
 
 
@@ -231,7 +226,7 @@ def _outer_record(a, b):
     if oa is None or ob is None or (oa[1] is None and ob[1] is None):
         return None
     (ap, sa, ka), (bp, sb, kb) = oa, ob
-    ap, bp = _held(tape, a, ap, b, bp)  # the sweep reads both
+    ap, bp = held(tape, a, ap), held(tape, b, bp)  # the sweep reads both
     z = np.empty((ap.shape[0], bp.shape[0]))
     res = lazy_result(tape, z)
     zslot = res.buf.slot
@@ -269,7 +264,7 @@ def outer(a, b, out=None):
     z = np.outer(ap, bp)
     if ad is None and bd is None:
         return finish_out(const_result(tape, z), out, "np.outer")
-    ap, bp = _held(tape, a, ap, b, bp)
+    ap, bp = held(tape, a, ap), held(tape, b, bp)
     res = lazy_result(tape, z)
 
     def pullback(gz):
@@ -323,7 +318,7 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     z = np.cross(ap, bp, axisa=na, axisb=nb, axisc=nc)
     if ad is None and bd is None:
         return const_result(tape, z)
-    ap, bp = _held(tape, a, ap, b, bp)
+    ap, bp = held(tape, a, ap), held(tape, b, bp)
     res, gz = result(tape, z)
 
     def pullback():
@@ -361,7 +356,7 @@ def matmul(a, b, out=None):
     z = np.matmul(ap, bp)
     if ad is None and bd is None:
         return finish_out(const_result(tape, z), out, "np.matmul")
-    ap, bp = _held(tape, a, ap, b, bp)
+    ap, bp = held(tape, a, ap), held(tape, b, bp)
     if ap.ndim == 1 and bp.ndim == 1:
         return finish_out(_vector_dot(tape, a, ap, ad, b, bp, bd, float(z)), out, "np.matmul")
     summed = _summed_through(tape, bd, bp)  # before res's record joins the tape
@@ -392,7 +387,7 @@ def _summed_through(tape, b, bp):
     if type(b) is not TArray or b._s is not None or b.buf.slot is None or bp.ndim < 2:
         return None
     root = b.buf.root
-    if root.ndim != bp.ndim or lib.sad_data(id(bp)) != lib.sad_data(id(root)):
+    if root.ndim != bp.ndim or data(bp) != data(root):
         return None
     if bp.shape == root.shape and bp.strides == root.strides:
         axis = root.ndim - 1
@@ -486,7 +481,7 @@ def solve(a, b):
     x = np.linalg.solve(ap, bp)
     if ad is None and bd is None:
         return const_result(tape, x)
-    ap, bp = _held(tape, a, ap, b, bp)
+    ap, bp = held(tape, a, ap), held(tape, b, bp)
     res, gx = result(tape, x)
     xp = res.p
     vector = bp.ndim == 1 if _SOLVE_VECTOR_1D else bp.ndim == ap.ndim - 1

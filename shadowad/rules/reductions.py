@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..memory import data
 from ..naming import qualified_name
 from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
@@ -60,20 +61,6 @@ def operand(a, tape):
                             f"{type(a).__name__} of dtype {p.dtype}")
         p = np.array(p, dtype=F64)
     return p, None
-
-
-_FRESH_VALUES = (int, float, complex, bool, np.generic, list, tuple)
-
-
-def held(tape, a, p):
-    """p, the primal of operand ``a`` (from operand), or the snapshot of it a
-    record reads when ``a`` is a plain array (shadowad/snapshots.py): f may
-    write to a plain array later, and the tape would not see it.  Numbers,
-    lists and tuples were converted into new arrays, which nothing else sees."""
-    t = type(a)
-    if t is TArray or t is TScalar or isinstance(a, _FRESH_VALUES):
-        return p
-    return tape.snaps.hold(p)
 
 
 def forward_context(inputs, out=None):
@@ -233,7 +220,7 @@ def _through(tape, a):
         return None
     p, root = a.p, a.buf.root
     if p is root or (p.size == root.size and p.flags.c_contiguous
-                     and lib.sad_data(id(p)) == lib.sad_data(id(root))):
+                     and data(p) == data(root)):
         return len(tape) - 1, a.buf.slot
     return None
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..snapshots import held
 from ..tape import current_tape
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, _num, detach_error,
                       is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
@@ -495,14 +496,13 @@ def _clip_sources(av, lov, hiv):
 
 
 def _held(tape, v):
-    """v as a record that reads it at sweep time keeps it: a plain array
-    becomes its snapshot (shadowad/snapshots.py), since f may write to it
-    later, unseen; a list or tuple a new array."""
-    if isinstance(v, np.ndarray):
-        return tape.snaps.hold(np.asarray(v))
+    """v as a record that reads it at sweep time keeps it (snapshots.held);
+    a list or tuple read as a new array of floats."""
     if type(v) is list or type(v) is tuple:
-        return np.array(v, dtype=F64)
-    return v
+        p = np.array(v, dtype=F64)
+    else:
+        p = np.asarray(v) if isinstance(v, np.ndarray) else v
+    return held(tape, v, p)
 
 
 def _clip_scalar(a, lo, hi):
