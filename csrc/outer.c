@@ -175,9 +175,9 @@ static double row_any(const double *g, int64_t gst, const double *y, int64_t yst
         if (gj == 0.0)
             continue;
         if (want_sum)
-            acc += gj * y[j * yst];
+            acc += sad_chain(gj, y[j * yst]);
         if (gb != NULL)
-            gb[j * gbst] += ai * gj;
+            gb[j * gbst] += sad_chain(ai, gj);
     }
     return acc;
 }
@@ -206,7 +206,9 @@ static void pull(const sad_block *b)
         const double *g = z->s + i * z->ss[0];
         const double ai = a->p[i * a->ps[0]];
         double sum = 0.0;
-        if (!fast || (gb != NULL && !isfinite(ai)))
+        /* an infinite adjoint meets a zero a[i] only in gb's terms, and a zero
+         * y[j] only in the sum (then NaN): those rows take the convention */
+        if (!fast || (gb != NULL && (!isfinite(ai) || ai == 0.0)))
             sum = row_any(g, gst, y->p, yst, gb, gbst, ai, n, ga != NULL);
         else if (ga == NULL)
             row_axpy(g, gb, ai, n);
@@ -214,6 +216,8 @@ static void pull(const sad_block *b)
             sum = row_sum(g, y->p, n);
         else
             sum = row_both(g, y->p, gb, ai, n);
+        if (sum != sum) /* a zero y[j] against an infinite adjoint, or a NaN one */
+            sum = row_any(g, gst, y->p, yst, NULL, 0, ai, n, 1);
         if (ga != NULL)
             ga[i * a->ss[0]] += sum;
     }

@@ -463,3 +463,34 @@ def test_random_views_against_closed_form(va, vb, same, const_b, seed):
         np.add.at(want_y, b_idx, W.T @ x[a_idx])
     np.testing.assert_allclose(dx, want_x, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dy, want_y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("zero_in", ["x", "y", "both"])
+def test_zero_operand_against_an_infinite_adjoint(zero_in, layout):
+    """sqrt of an outer product with zero entries: the adjoint of those
+    entries is infinite, and the zero operand it meets gives 0, as in every
+    other record and in forward mode (the zero-factor convention), on the
+    vectorized rows and on the strided ones."""
+    x0 = np.array([1.0, 2.0, 0.5, 3.0])
+    y0 = np.array([0.0, 1.0, 4.0])
+    if zero_in in ("x", "both"):
+        x0 = np.array([0.0, 2.0, 0.5, 3.0])
+    if zero_in == "y":
+        y0 = np.array([2.0, 0.0, 4.0])
+
+    def f(x, y):
+        if layout == "strided":
+            x, y = x[::2], y[::2]
+        return np.sum(np.sqrt(np.outer(x, y)) * 0.5)
+
+    def grads(x, y):
+        rev = sad.autodiff(f, Active(x.copy()), Active(y.copy()))
+        fwd_x = [sad.autodiff(f, Duplicated(x.copy(), e), Const(y), mode=sad.Forward)
+                 for e in np.eye(x.size)]
+        fwd_y = [sad.autodiff(f, Const(x), Duplicated(y.copy(), e), mode=sad.Forward)
+                 for e in np.eye(y.size)]
+        return rev, np.array(fwd_x), np.array(fwd_y)
+    (gx, gy), fx, fy = grads(x0, y0)
+    np.testing.assert_array_equal(gx, fx)
+    np.testing.assert_array_equal(gy, fy)
