@@ -184,6 +184,7 @@ void *sad_arena_alloc(sad_arena *a, size_t bytes)
         if (fresh == NULL)
             return NULL;
         fresh->cap = fresh->mapped ? (fresh->mapped - sizeof(sad_chunk)) / sizeof(double) : cap;
+        a->held += fresh->mapped ? fresh->mapped : sizeof(sad_chunk) + cap * sizeof(double);
         fresh->used = 0;
         fresh->next = c;
         a->head = c = fresh;
@@ -204,4 +205,5 @@ void sad_arena_free(sad_arena *a)
     }
     a->head = NULL;
     a->bytes = 0;
+    a->held = 0;
 }

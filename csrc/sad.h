@@ -90,6 +90,7 @@ typedef struct sad_chunk {
 typedef struct sad_arena {
     sad_chunk *head;
     size_t bytes;     /* bytes handed out */
+    size_t held;      /* bytes of its chunks, as allocated (tape.stats()) */
     size_t chunk_min; /* smallest chunk, in bytes */
     sad_pool *pool;   /* where large chunks come from and go back to (may be NULL):
                          only for arenas whose memory is always written before read */

@@ -95,7 +95,19 @@ int64_t sad_tape_len(const sad_tape *t);
  * tests compare both sweeps bit for bit).  New tapes fuse. */
 void sad_tape_set_fuse(sad_tape *t, int on);
 int64_t sad_tape_fused(const sad_tape *t); /* records swept in fused runs */
-int64_t sad_tape_nbytes(const sad_tape *t);
+/* The C memory a tape holds, in bytes, as allocated (tape.stats() in
+ * shadowad/tape.py adds what Python holds):
+ *  records:   the tape, its record array and slot table (their capacity), and
+ *             the chunks of scalar pairs and iteration blocks, whole;
+ *  saved:     the save stack in use: overwritten bytes, and room some
+ *             records' sweeps need beside them;
+ *  save_room: the save stack's chunks beyond that (allocated, not yet used);
+ *  shadows:   lazy shadows' memory the sweep allocated (released blocks
+ *             included: the tape reuses them), none while recording. */
+typedef struct sad_tape_bytes {
+    int64_t records, saved, save_room, shadows;
+} sad_tape_bytes;
+void sad_tape_sizes(const sad_tape *t, sad_tape_bytes *out);
 
 /* ---- scalars ----------------------------------------------------------- */
 intptr_t sad_pair_new(sad_tape *t, double v);
@@ -182,9 +194,9 @@ int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
  * `slot` must be unwritten, and stays so; SAD_TOO_MANY_DIMS otherwise. */
 int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
                           intptr_t g);
-/* A record whose pullback runs in Python (index pyidx in Python's list).  With
- * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
-int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);
+/* A record whose pullback runs in Python (index pyidx in Python's list);
+ * flags: SAD_F_PYUNDO or 0. */
+int sad_py(sad_tape *t, int64_t pyidx, int flags);
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 
 /* A lazy shadow for the temporary whose primal (C-contiguous) is array z:
@@ -224,9 +236,6 @@ int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from);
 /* Undo and drop the records [n, len): an operation that failed half-way
  * leaves no trace.  Python never truncates over a Python record. */
 void sad_truncate(sad_tape *t, int64_t n);
-/* Does record i keep saved bytes?  (An in-place record that shares an
- * earlier save keeps none: see SAD_F_CLEAN_FAIL.) */
-int sad_record_saved(const sad_tape *t, int64_t i);
 
 /* ---- growable vectors -------------------------------------------------- */
 sad_vec *sad_vec_new(int64_t cap);
@@ -236,7 +245,8 @@ double *sad_vec_data(sad_vec *v);
 int sad_vec_push(sad_vec *v, double x);
 int sad_vec_extend(sad_vec *v, intptr_t arr);
 double sad_vec_pop(sad_vec *v);
-int sad_vec_copyto(const sad_vec *v, intptr_t arr);
+/* Bytes v holds (its data's capacity and the vector itself). */
+int64_t sad_vec_nbytes(const sad_vec *v);
 /* recorded variants: v/vs primal and shadow vector (vs may be NULL) */
 int sad_vpush(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, double vx);
 int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, intptr_t xs);

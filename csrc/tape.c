@@ -49,10 +49,14 @@ int64_t sad_tape_len(const sad_tape *t) { return t->n; }
 void sad_tape_set_fuse(sad_tape *t, int on) { t->fuse = on; }
 int64_t sad_tape_fused(const sad_tape *t) { return t->fused; }
 
-int64_t sad_tape_nbytes(const sad_tape *t)
+void sad_tape_sizes(const sad_tape *t, sad_tape_bytes *out)
 {
-    return t->n * (int64_t)sizeof(sad_record) + (int64_t)t->pairs.bytes +
-           (int64_t)t->blocks.bytes + (int64_t)t->saves.bytes + t->slot_bytes;
+    out->records = (int64_t)sizeof(sad_tape) + t->cap * (int64_t)sizeof(sad_record) +
+                   t->capslots * (int64_t)sizeof(sad_slot) + (int64_t)t->pairs.held +
+                   (int64_t)t->blocks.held;
+    out->saved = (int64_t)t->saves.bytes;
+    out->save_room = (int64_t)(t->saves.held - t->saves.bytes);
+    out->shadows = t->slot_bytes;
 }
 
 sad_record *sad_push_record(sad_tape *t, int op, int flags)
@@ -160,27 +164,11 @@ int sad_store(sad_tape *t, intptr_t p, intptr_t s, int64_t poff, int64_t soff,
 }
 
 /* ---- python records ---------------------------------------------------- */
-int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z)
+int sad_py(sad_tape *t, int64_t pyidx, int flags)
 {
-    sad_block *b = NULL;
-    double *saved = NULL;
-    if (flags & SAD_F_SAVE) {
-        sad_block tmp;
-        int rc = sad_block_build(&tmp, 0, z, 0, 0, 0, 0, 0, 0.0);
-        if (rc != SAD_OK)
-            return rc;
-        b = sad_arena_alloc(&t->blocks, sizeof(sad_block));
-        saved = b != NULL ? sad_arena_alloc(&t->saves, (size_t)(tmp.n ? tmp.n : 1) * sizeof(double)) : NULL;
-        if (saved == NULL)
-            return SAD_NOMEM;
-        *b = tmp;
-        sad_block_save(b, saved);
-    }
     sad_record *r = sad_push_record(t, SAD_PY, flags);
     if (r == NULL)
         return SAD_NOMEM;
-    r->u.a.b = b;
-    r->u.a.saved = saved;
     r->u.a.pyidx = pyidx;
     return SAD_OK;
 }
@@ -270,7 +258,7 @@ int64_t sad_tape_restore_floor(sad_tape *t)
 
 /* The bytes a last redo from record `from` on copies back into primal
  * memory, or -1 when a record there does more than copy saved bytes back
- * (Python records that save or undo, Vector records): what Python weighs
+ * (Python records that undo in Python, Vector records): what Python weighs
  * against putting back a copy of the final memory instead (driver.py). */
 int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from)
 {
@@ -284,7 +272,7 @@ int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from)
             bytes += (int64_t)sizeof(double);
             break;
         case SAD_PY:
-            if (r->u.a.saved != NULL || (r->flags & SAD_F_PYUNDO))
+            if (r->flags & SAD_F_PYUNDO)
                 return -1;
             break;
         case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
@@ -353,8 +341,6 @@ static int step(sad_tape *t, sad_record *r, int dir, int keep)
             sad_axpy_reverse(r, acc);
         return 0;
     case SAD_PY:
-        if (r->u.a.saved != NULL)
-            put_back(r, dir);
         return acc || (r->flags & SAD_F_PYUNDO);
     case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
     case SAD_VPUSHA: case SAD_VCOPY:
@@ -419,11 +405,6 @@ void sad_truncate(sad_tape *t, int64_t n)
             t->covers[i].rec = INT64_MAX;
 }
 
-int sad_record_saved(const sad_tape *t, int64_t i)
-{
-    return i >= 0 && i < t->n && t->rec[i].u.a.saved != NULL;
-}
-
 /* The last record in [from, to) that may have written primal bytes in
  * [lo, hi) (a nested differentiation asks whether memory it read was written
  * since, nested_trace.py), or -1.  An array record writes its output's
@@ -445,10 +426,7 @@ int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_
         case SAD_PY:
             if (r->flags & SAD_F_PYUNDO)
                 return -2 - i;
-            if (r->u.a.saved == NULL)
-                continue;
-            sad_block_output_extent(r->u.a.b, &wlo, &whi);
-            break;
+            continue;
         case SAD_LOAD: case SAD_SUM: case SAD_DOT: case SAD_OUTER:
         case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
         case SAD_VPUSHA: case SAD_VCOPY:

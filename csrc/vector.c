@@ -81,7 +81,8 @@ int sad_vec_extend(sad_vec *v, intptr_t arr)
     return rc != SAD_OK ? rc : extend_block(v, &b, 0);
 }
 
-int sad_vec_copyto(const sad_vec *v, intptr_t arr)
+/* write the vector's elements into array arr (of as many elements) */
+static int copyto(const sad_vec *v, intptr_t arr)
 {
     sad_block b;
     int rc = sad_block_build(&b, 0, arr, 0, 0, 0, 0, 0, 0.0);
@@ -94,6 +95,11 @@ int sad_vec_copyto(const sad_vec *v, intptr_t arr)
     sad_block_swap(&b, copy); /* writes the vector into arr */
     free(copy);
     return SAD_OK;
+}
+
+int64_t sad_vec_nbytes(const sad_vec *v)
+{
+    return (int64_t)sizeof(sad_vec) + v->cap * (int64_t)sizeof(double);
 }
 
 /* ---- recorded operations ---------------------------------------------- */
@@ -190,7 +196,7 @@ int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t z, intptr_t zs)
     int rc = sad_block_build(&tmp, 0, z, zs, 0, 0, 0, 0, 0.0);
     if (rc != SAD_OK)
         return rc;
-    rc = sad_vec_copyto(v, z);
+    rc = copyto(v, z);
     if (rc != SAD_OK || vs == NULL)
         return rc;
     sad_block *b = sad_arena_alloc(&t->blocks, sizeof(sad_block));

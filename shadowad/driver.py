@@ -131,6 +131,19 @@ def _shared_buffers(annotated, tape):
     return shared
 
 
+def _caller_memory(annotated):
+    """What the caller passed: values and shadows (the tape does not count
+    their memory, tape.stats)."""
+    out = []
+    for a in annotated:
+        out.append(a.val)
+        if type(a) is act.BatchDuplicated:
+            out.extend(a.dvals)
+        elif type(a) is not act.Const and type(a) is not act.Active:
+            out.append(a.dval)
+    return out
+
+
 def _record(f, args, tape):
     """Run f on traced arguments, recording on ``tape``; if anything fails
     (a refused argument, f itself), the primals are put back and the tape
@@ -140,6 +153,7 @@ def _record(f, args, tape):
         check_call(annotated)
         shared = _shared_buffers(annotated, tape)
         wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
+        tape.arguments = _caller_memory(annotated)
         tape.untraced = untraced.copies(annotated)
         tape.untraced_note = untraced.note(annotated)
         token = _current.set(tape)
@@ -233,9 +247,6 @@ def _finish(tape, wrapped, target, seed, restore):
         else:
             _leave_final(tape, copies)
         grads = tuple(w.gradient() for w in wrapped)
-        for w in wrapped:
-            if type(w.traced) is TracedVector:
-                w.traced.finish()
     finally:
         tape.free()
     return grads
@@ -427,13 +438,20 @@ class SplitTape:
         weakref.finalize(self, tape.free)
 
     def __len__(self):
-        self._check()
-        return len(self._tape)
+        """Its number of records (after the sweep: those it had)."""
+        return self._tape.stats()["records"] if self._used else len(self._tape)
 
     @property
     def nbytes(self):
-        self._check()
+        """Every byte the tape holds (0 after the sweep, which frees it)."""
         return self._tape.nbytes
+
+    def stats(self):
+        """What the tape holds: records and bytes, and the peak over recording
+        and the sweep (see Tape.stats in shadowad/tape.py for each key).
+        After reverse() the tape holds nothing: its bytes are 0, its records
+        and peak_nbytes stay as they were."""
+        return self._tape.stats()
 
     def _check(self):
         if self._used:
@@ -447,6 +465,7 @@ class SplitTape:
         _check_restore(restore, "tape.reverse")
         _check_lengths(self._lengths, _vector_lengths(self._wrapped))
         self._used = True
+        self._tape.summarize = True  # stats() after the sweep
         return _finish(self._tape, self._wrapped, self._target, seed, restore)
 
 

@@ -1,4 +1,5 @@
-"""The Python face of the C tape: recording helpers, Python records, sweeps.
+"""The Python face of the C tape: recording helpers, Python records, sweeps,
+and what the tape holds (``nbytes``, ``stats``).
 
 All memory a record points into is kept alive by the tape (``keep``) until the
 tape is freed.  Records that need numpy (BLAS, linalg, fancy indexing) are
@@ -10,6 +11,7 @@ import threading
 import numpy as np
 
 from ._c import ffi, lib
+from .accounting import held_bytes, owned_ids
 from .memory import bounds, element_addresses
 from .untraced import put_back
 from .snapshots import Snapshots
@@ -74,19 +76,27 @@ class PyRecord:
 
     ``pullback()`` moves the adjoint of its outputs into its inputs;
     ``swap()``, if given, exchanges memory with what was saved (so the same
-    call restores going backwards and re-applies going forwards), and
+    call restores going backwards and re-applies going forwards), ``saved``
+    holds what it saved (what tape.stats() counts as saved bytes), and
     ``writes`` says what it writes: (primal array, index), None for any
     memory."""
 
-    __slots__ = ("pullback", "swap", "nbytes", "writes")
+    __slots__ = ("pullback", "swap", "saved", "writes")
 
-    def __init__(self, pullback, swap=None, nbytes=0, writes=None):
-        self.pullback, self.swap, self.nbytes, self.writes = pullback, swap, nbytes, writes
+    def __init__(self, pullback, swap=None, saved=None, writes=None):
+        self.pullback, self.swap, self.saved, self.writes = pullback, swap, saved, writes
+
+
+# tape.stats()'s keys for checkpointing (DESIGN.md section 4), which does not
+# exist yet: no tape has advanced, taped a step or stored a snapshot of one
+CHECKPOINT_KEYS = ("advances", "taped_steps", "peak_snapshots")
+BYTE_KEYS = ("record_bytes", "saved_bytes", "shadow_bytes", "kept_bytes", "nbytes")
 
 
 class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "snaps", "state", "applied", "_tptr",
-                 "_alive", "_aliveptr", "untraced", "untraced_note", "__weakref__")
+    __slots__ = ("c", "py", "keep", "shadows", "snaps", "state", "applied", "_tptr",
+                 "_alive", "_aliveptr", "untraced", "untraced_note", "arguments", "peak",
+                 "summarize", "summary", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -104,12 +114,15 @@ class Tape:
         self.py = []
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
-        self.pybytes = 0
         self.snaps = Snapshots()  # of the plain arrays records read (snapshots.py)
         self.state = "recording"
         self.applied = None  # records at the start still applied: None for all of them
         self.untraced = []  # Const arrays f may write without a record (see untraced.py)
         self.untraced_note = ""  # what a detach error says of them (untraced.note)
+        self.arguments = ()  # what the caller passed f: its memory is not the tape's
+        self.peak = 0  # the most nbytes seen (see stats)
+        self.summarize = False  # keep stats() for after free()
+        self.summary = None
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -118,19 +131,11 @@ class Tape:
         if rc != lib.SAD_OK:
             raise TapeError(f"shadowad: C core refused {what} (code {rc})")
 
-    def record_py(self, pullback, swap=None, save=None, nbytes=0, writes=None):
-        """Append a Python record.  ``save``: a float64 array whose bytes the
-        C core saves now and swaps back in the sweeps; ``writes``: the array
-        ``swap`` writes."""
-        self.py.append(PyRecord(pullback, swap, nbytes, writes))
-        flags = (lib.SAD_F_PYUNDO if swap is not None else 0)
-        zobj = 0
-        if save is not None:
-            flags |= lib.SAD_F_SAVE
-            zobj = id(save)
-            self.keep.append(save)
-        self.pybytes += nbytes
-        self.check(lib.sad_py(self.c, len(self.py) - 1, flags, zobj), "a python record")
+    def record_py(self, pullback, swap=None, saved=None, writes=None):
+        """Append a Python record (see PyRecord)."""
+        self.py.append(PyRecord(pullback, swap, saved, writes))
+        flags = lib.SAD_F_PYUNDO if swap is not None else 0
+        self.check(lib.sad_py(self.c, len(self.py) - 1, flags), "a python record")
 
     def __len__(self):
         return lib.sad_tape_len(self.c)
@@ -151,7 +156,56 @@ class Tape:
 
     @property
     def nbytes(self):
-        return lib.sad_tape_nbytes(self.c) + self.pybytes + self.snaps.nbytes
+        """Every byte the tape holds now (stats()["nbytes"])."""
+        return self.stats()["nbytes"]
+
+    def stats(self):
+        """What the tape holds, as a dict of ints:
+
+        - ``records``: its records (``len(tape)``), ``python_records`` of them
+          run their pullback in Python;
+        - ``record_bytes``: the C records themselves: the record array, scalar
+          pairs and iteration blocks, as allocated (whole chunks: room for more
+          records counts), and the unused part of the save stack's chunks;
+        - ``saved_bytes``: the overwritten values the records saved (the C save
+          stack in use, and what Python records saved);
+        - ``shadow_bytes``: the shadows of temporaries: lazy ones the sweep
+          allocated, and the ones numpy holds;
+        - ``kept_bytes``: the rest of what Python holds for the records: the
+          operands and results they read, the snapshots of plain arrays, the
+          gradients of Active arrays, promoted shadows, copies of untraced
+          constants, and the Python records with their closures' data;
+        - ``nbytes``: the sum of the four, every byte the tape keeps alive;
+        - ``peak_nbytes``: the most it held, over recording and the sweep;
+        - ``advances``, ``taped_steps``, ``peak_snapshots``: what checkpointing
+          did; there is no checkpointing yet, so they are 0.
+
+        Each buffer counts once (views of one array cost its memory once);
+        the memory of f's arguments is the caller's and does not count (see
+        shadowad/accounting.py for the exact rule).  After the sweep the tape
+        is freed: records and peak are what they were, the bytes held are 0."""
+        if self.state == "freed":
+            out = dict(self.summary) if self.summary is not None else {
+                "records": 0, "python_records": 0, "peak_nbytes": self.peak}
+            out.update((k, 0) for k in BYTE_KEYS)
+            out.update((k, 0) for k in CHECKPOINT_KEYS)
+            return out
+        c = ffi.new("sad_tape_bytes *")
+        lib.sad_tape_sizes(self.c, c)
+        seen = owned_ids(self.arguments)
+        stop = (Tape,)
+        py_saved = held_bytes([r.saved for r in self.py if r.saved is not None], seen, stop)
+        shadows = held_bytes(self.shadows, seen, stop)
+        kept = held_bytes([self.keep, self.py, self.snaps, self.untraced, self.shadows], seen,
+                          stop)
+        out = {"records": len(self), "python_records": len(self.py),
+               "record_bytes": c.records + c.save_room, "saved_bytes": c.saved + py_saved,
+               "shadow_bytes": c.shadows + shadows, "kept_bytes": kept}
+        out["nbytes"] = sum(out[k] for k in BYTE_KEYS[:-1])
+        self.peak = max(self.peak, out["nbytes"])
+        out["peak_nbytes"] = self.peak
+        out.update((k, 0) for k in CHECKPOINT_KEYS)
+        return out
 
     # -- sweeps --------------------------------------------------------------
     def reverse(self):
@@ -212,6 +266,8 @@ class Tape:
         it on every path rather than leave it to the garbage collector."""
         if self.state == "freed":
             return
+        if self.summarize:  # what stats() reports once the tape is gone
+            self.summary = self.stats()
         self.state = "freed"
         self._alive[0] = 0
         ffi.release(self.c)
@@ -221,6 +277,7 @@ class Tape:
         self.keep = []
         self.shadows = []
         self.untraced = []
+        self.arguments = ()
         self.snaps = Snapshots()
 
     def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()

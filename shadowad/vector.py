@@ -71,6 +71,9 @@ class Vector:
     def __len__(self):
         return lib.sad_vec_len(self._cvec)
 
+    def __sizeof__(self):
+        return object.__sizeof__(self) + lib.sad_vec_nbytes(self._cvec)
+
     def push(self, x):
         if type(x) is TScalar or type(x) is TArray:
             raise detach_error("pushing a traced value into a Vector that is not an "
@@ -232,6 +235,3 @@ class TracedVector:
 
     def __repr__(self):
         return f"TracedVector({self.v._contents().tolist()!r})"
-
-    def finish(self):
-        pass

@@ -94,11 +94,12 @@ def test_array_op_counts():
 
 
 # --------------------------------------------------------------------------
-# nbytes: save only what is overwritten
+# saved bytes: save only what is overwritten (tape.stats(); test_accounting.py
+# checks that nbytes is every byte the tape holds)
 
-def _nbytes(f, n):
+def _saved(f, n):
     _, tape = autodiff_split(f, dup(np.linspace(0.5, 1.5, n)), dup(np.ones(n)))
-    nb = tape.nbytes
+    nb = tape.stats()["saved_bytes"]
     tape.reverse()
     return nb
 
@@ -108,7 +109,7 @@ def test_out_of_place_ops_save_nothing():
         t = x * y
         u = np.sin(t) + x
         u / y
-    assert _nbytes(f, 10) == _nbytes(f, 10000)
+    assert _saved(f, 10) == _saved(f, 10000) == 0
 
 
 @pytest.mark.parametrize("op", ["iadd", "out", "setslice", "axpy", "scal"])
@@ -129,9 +130,9 @@ def test_in_place_ops_save_the_overwritten_bytes(op):
         if op == "setslice":
             x * 2.0
     n1, n2 = 10, 1000
-    assert _nbytes(f, n2) - _nbytes(f, n1) == 8 * (n2 - n1)
+    assert _saved(f, n2) - _saved(f, n1) == 8 * (n2 - n1)
     if op == "setslice":
-        assert _nbytes(f, n2) - _nbytes(g, n2) - (_nbytes(f, n1) - _nbytes(g, n1)) == \
+        assert _saved(f, n2) - _saved(g, n2) - (_saved(f, n1) - _saved(g, n1)) == \
             8 * (n2 - n1)
 
 
@@ -142,17 +143,18 @@ def test_in_place_costs_exactly_the_saved_bytes_more():
     def outofplace(x, y):
         x * y
     n = 777
-    assert _nbytes(inplace, n) - _nbytes(outofplace, n) == 8 * n
+    assert _saved(inplace, n) - _saved(outofplace, n) == 8 * n
 
 
 def test_nbytes_grows_with_records():
+    """(In whole chunks: a tape allocates room for thousands of records at once.)"""
     def f(x, k):
         t = x[0]
         for _ in range(k):
             t = t * x[0]
         return t
     sizes = []
-    for k in (10, 100, 1000):
+    for k in (10, 5000, 50000):
         _, tape = autodiff_split(f, dup([1.0]), k)
         sizes.append(tape.nbytes)
         tape.reverse()
@@ -163,8 +165,8 @@ def test_advanced_index_write_counts_its_saved_bytes():
     def f(x, y, idx):
         y[idx] = x[: len(idx)]
     n = 50
-    small = _nbytes(lambda x, y: f(x, y, [0, 1]), n)
-    large = _nbytes(lambda x, y: f(x, y, list(range(40))), n)
+    small = _saved(lambda x, y: f(x, y, [0, 1]), n)
+    large = _saved(lambda x, y: f(x, y, list(range(40))), n)
     assert large - small >= 8 * 38
 
 
@@ -207,10 +209,7 @@ def test_tape_reversed_twice_is_a_clear_error():
     tape.reverse()
     with pytest.raises(RuntimeError, match="used once"):
         tape.reverse()
-    with pytest.raises(RuntimeError, match="used once"):
-        len(tape)
-    with pytest.raises(RuntimeError, match="used once"):
-        tape.nbytes
+    assert len(tape) == 2 and tape.nbytes == 0  # the records it had; it holds nothing now
 
 
 def test_unreversed_tape_can_be_dropped():
@@ -726,7 +725,7 @@ def _heat_run(u0, shared, restore=False, steps=12):
     u, du = u0.copy(), np.zeros_like(u0)
     with (_nullcontext() if shared else _saved_each_time()):
         res, tape = autodiff_split(_heat, Duplicated(u, du), Const(steps))
-        nbytes = tape.nbytes
+        nbytes = tape.stats()["saved_bytes"]
         tape.reverse(restore=restore)
     return u, du, nbytes, res
 
@@ -782,7 +781,7 @@ def test_a_reader_stops_the_sharing():
         return s + np.sum(u * u * u)
     u, du = u0.copy(), np.zeros_like(u0)
     _, tape = autodiff_split(f, Duplicated(u, du))
-    assert tape.nbytes > 3 * 8 * 2998            # the three writes after the reader
+    assert tape.stats()["saved_bytes"] > 3 * 8 * 2998   # the three writes after the reader
     tape.reverse()
     v, dv = u0.copy(), np.zeros_like(u0)
     with _saved_each_time():
@@ -861,5 +860,5 @@ def test_errstate_that_raises_saves_each_write():
     u, du = u0.copy(), np.zeros_like(u0)
     with np.errstate(all="raise"):
         _, tape = autodiff_split(_heat, Duplicated(u, du), Const(12))
-        assert tape.nbytes > 6 * shared_bytes
+        assert tape.stats()["saved_bytes"] > 6 * shared_bytes
         tape.reverse()

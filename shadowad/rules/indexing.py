@@ -267,7 +267,7 @@ def _set_advanced(a, idx, value, tape):
             if last is not None:
                 g *= last
             accumulate(value, g)
-    tape.record_py(pullback, swap=swap, nbytes=saved[0].nbytes, writes=(p, idx))
+    tape.record_py(pullback, swap=swap, saved=saved, writes=(p, idx))
 
 
 # --------------------------------------------------------------------------
