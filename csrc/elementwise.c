@@ -363,13 +363,6 @@ static int forward(int op, const sad_block *b, int tangent, int write_z, int *na
     return SAD_OK;
 }
 
-int sad_ew_primal(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k)
-{
-    sad_block b;
-    int rc = sad_block_build(&b, flags, z, 0, x, 0, y, 0, k);
-    return rc != SAD_OK ? rc : forward(op, &b, 0, 1, NULL);
-}
-
 int sad_ew_primal_nan(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k, int *nan)
 {
     sad_block b;
@@ -1118,12 +1111,6 @@ static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
     return SAD_OK;
 }
 
-int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
-                     intptr_t dy)
-{
-    return axpy_tangents(va, &da, x, dx, y, dy, 0);
-}
-
 int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
                       intptr_t y, intptr_t dy)
 {
@@ -1195,33 +1182,6 @@ intptr_t sad_reduce_lazy(sad_tape *t, double v, intptr_t x, int64_t slot)
     o->s = sad_slot_fake(slot) + ((const char *)o->p - root) / (int64_t)sizeof(double);
     o->slot = slot;
     return z;
-}
-
-double sad_reduce_tangent(int op, intptr_t x, intptr_t dx, intptr_t y, intptr_t dy)
-{
-    sad_block b;
-    int flags = SAD_KX_ARR | (op == SAD_DOT ? SAD_KY_ARR : 0);
-    if (sad_block_build(&b, flags, x, dx, x, dx, y, dy, 0.0) != SAD_OK)
-        return NAN; /* unreachable: Python passes at most 64 dimensions */
-    const int last = b.ndim - 1;
-    const int64_t rows = sad_block_rows(&b), m = b.shape[last];
-    double *p[3], *s[3], dz = 0.0;
-    sad_rows cursor;
-    sad_rows_start(&cursor, &b);
-    for (int64_t r = 0; r < rows; ++r) {
-        sad_rows_next(&cursor, p, s);
-        for (int64_t i = 0; i < m; ++i) {
-            if (op == SAD_SUM) {
-                dz += s[1][i * b.o[1].ss[last]];
-                continue;
-            }
-            if (s[1] != NULL)
-                dz += s[1][i * b.o[1].ss[last]] * p[2][i * b.o[2].ps[last]];
-            if (s[2] != NULL)
-                dz += p[1][i * b.o[1].ps[last]] * s[2][i * b.o[2].ss[last]];
-        }
-    }
-    return dz;
 }
 
 /* Returns -1, having done nothing, when a lazy shadow finds no memory. */

@@ -241,7 +241,7 @@ void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved
                           const int assign[3]);
 int sad_ew_linear(const sad_record *r, double *cx, double *cy);
 int sad_ew_partials_read(int op);
-/* sad_ew_primal that also says whether z holds a NaN (*nan). */
+/* z = op(x, y) without a tape, saying whether z holds a NaN (*nan). */
 int sad_ew_primal_nan(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k, int *nan);
 /* sad_ew_tangent where an operand passed as a pair (x: 0, y: 1) is a dual
  * scalar whose tangent has lanes: dlanes[j] with lane stride lstride[j]

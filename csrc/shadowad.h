@@ -92,7 +92,8 @@ void sad_pool_trim(sad_pool *p, int64_t max_bytes); /* a new limit; frees the ex
 void sad_tape_use_pool(sad_tape *t, sad_pool *p);
 int64_t sad_tape_len(const sad_tape *t);
 /* 0: sweep record by record, never fusing runs of elementwise records (fuse.c;
- * tests compare both sweeps bit for bit).  New tapes fuse. */
+ * shadowad.testing.check_fused_sweep compares both sweeps bit for bit).  New
+ * tapes fuse. */
 void sad_tape_set_fuse(sad_tape *t, int on);
 int64_t sad_tape_fused(const sad_tape *t); /* records swept in fused runs */
 /* The C memory a tape holds, in bytes, as allocated (tape.stats() in
@@ -135,11 +136,9 @@ int sad_store(sad_tape *t, intptr_t p, intptr_t s, int64_t poff, int64_t soff,
  * constant k, as the flags say.  Records one tape entry. */
 int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
            intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
-/* Same computation without a tape: z = op(x, y), or the tangent
- * dz = dop/dx dx + dop/dy dy (dx, dy may be 0), which also writes z when
- * SAD_F_PRIMAL is in flags (else numpy computes z, after or before). */
-int sad_ew_primal(int op, int flags, intptr_t z, intptr_t x, intptr_t y,
-                  double k);
+/* Same computation without a tape: the tangent dz = dop/dx dx + dop/dy dy
+ * (dx, dy may be 0), which also writes z = op(x, y) when SAD_F_PRIMAL is in
+ * flags (else numpy computes z, after or before). */
 int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
                    intptr_t dx, intptr_t y, intptr_t dy, double k);
 /* With SAD_F_LANES in flags, dz, dx and dy have one leading axis more than
@@ -156,13 +155,9 @@ intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
  * x an array or a pair (flags KX_*). */
 int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
              intptr_t xs, intptr_t y, intptr_t ys);
-/* Tangents without a tape: dz of a full reduction (dx, y, dy may be 0), and
- * y += va*x with dy += va*dx + da*x (dx may be 0). */
-double sad_reduce_tangent(int op, intptr_t x, intptr_t dx, intptr_t y, intptr_t dy);
-int sad_axpy_tangent(double va, double da, intptr_t x, intptr_t dx, intptr_t y,
-                     intptr_t dy);
-/* The same with lanes: dx and dy have a leading axis of lanes, da points to
- * one tangent of a per lane (NULL: a is constant). */
+/* Its tangents without a tape: y += va*x with dy += va*dx + da*x (dx may be
+ * 0), where dx and dy have a leading axis of lanes and da points to one
+ * tangent of a per lane (NULL: a is constant). */
 int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
                       intptr_t y, intptr_t dy);
 /* z = np.outer(a, b) of 1-D arrays a and b (shadows as, bs; 0 when inactive):

@@ -5,6 +5,7 @@ All memory a record points into is kept alive by the tape (``keep``) until the
 tape is freed.  Records that need numpy (BLAS, linalg, fancy indexing) are
 Python callables; the C sweep stops at them, Python runs them, C goes on.
 """
+import contextlib
 import contextvars
 import threading
 
@@ -17,6 +18,19 @@ from .untraced import put_back
 from .snapshots import Snapshots
 
 _current = contextvars.ContextVar("shadowad_tape", default=None)
+_fused = contextvars.ContextVar("shadowad_fused_sweeps", default=True)
+
+
+@contextlib.contextmanager
+def fused_sweeps(on):
+    """Tapes made inside sweep runs of elementwise records fused block by block
+    (``on``, the default: csrc/fuse.c) or record by record (shadowad.testing
+    compares the two bit for bit)."""
+    token = _fused.set(bool(on))
+    try:
+        yield
+    finally:
+        _fused.reset(token)
 
 
 # --------------------------------------------------------------------------
@@ -106,6 +120,8 @@ class Tape:
         pool = _pool()
         if pool:
             lib.sad_tape_use_pool(ptr, pool)
+        if not _fused.get():
+            lib.sad_tape_set_fuse(ptr, 0)
         self.c = ffi.gc(ptr, lib.sad_tape_free)
         # what traced scalars' C arithmetic needs (see csrc/pyscalar.c)
         self._tptr = int(ffi.cast("intptr_t", ptr))
@@ -177,6 +193,8 @@ class Tape:
           constants, and the Python records with their closures' data;
         - ``nbytes``: the sum of the four, every byte the tape keeps alive;
         - ``peak_nbytes``: the most it held, over recording and the sweep;
+        - ``fused_records``: how many records the sweep took in fused runs
+          (csrc/fuse.c), 0 before it;
         - ``advances``, ``taped_steps``, ``peak_snapshots``: what checkpointing
           did; there is no checkpointing yet, so they are 0.
 
@@ -186,7 +204,8 @@ class Tape:
         is freed: records and peak are what they were, the bytes held are 0."""
         if self.state == "freed":
             out = dict(self.summary) if self.summary is not None else {
-                "records": 0, "python_records": 0, "peak_nbytes": self.peak}
+                "records": 0, "python_records": 0, "peak_nbytes": self.peak,
+                "fused_records": 0}
             out.update((k, 0) for k in BYTE_KEYS)
             out.update((k, 0) for k in CHECKPOINT_KEYS)
             return out
@@ -204,6 +223,7 @@ class Tape:
         out["nbytes"] = sum(out[k] for k in BYTE_KEYS[:-1])
         self.peak = max(self.peak, out["nbytes"])
         out["peak_nbytes"] = self.peak
+        out["fused_records"] = lib.sad_tape_fused(self.c)
         out.update((k, 0) for k in CHECKPOINT_KEYS)
         return out
 

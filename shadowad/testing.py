@@ -19,16 +19,20 @@ work on copies (the caller's arrays are not touched), and raise
   test, and k batch lanes against k one-lane calls.
 * ``check_rule`` -- the checks every primitive gets: gradient, restore,
   accumulate-once and the dot-product test.
+* ``check_fused_sweep`` -- the reverse sweep that takes runs of elementwise
+  records block by block leaves the bits the record-by-record sweep leaves
+  (``fused_sweeps(False)`` makes tapes that never fuse).
 """
 import numpy as np
 
 from . import activity as act
 from .driver import autodiff, autodiff_split
+from .tape import fused_sweeps
 from .vector import Vector
 
 __all__ = ["finite_differences", "check_gradient", "check_restore",
            "check_accumulate_once", "check_failure_atomic", "check_dot_product",
-           "check_forward", "check_rule", "same_bits"]
+           "check_forward", "check_rule", "check_fused_sweep", "fused_sweeps", "same_bits"]
 
 
 def _copy(v):
@@ -228,6 +232,29 @@ def check_accumulate_once(f, *args, seed=1, rtol=1e-12, atol=1e-12):
         if not np.allclose(b, r + s, rtol=rtol, atol=atol):
             raise AssertionError(f"argument {k}: pre-filled shadows were not accumulated "
                                  f"exactly once:\n{b}\n!=\n{r + s}")
+
+
+def check_fused_sweep(f, *args):
+    """The fused reverse sweep (csrc/fuse.c) and the record-by-record one give
+    the same gradients and leave the same shadows and primals, bit for bit.
+    Returns how many records the fused sweep took in fused runs."""
+    anns = _annotate(args)
+    out = []
+    for on in (True, False):
+        runs = [_copy_ann(a) for a in anns]
+        with fused_sweeps(on):
+            _, tape = autodiff_split(f, *runs)
+        grads = tape.reverse()
+        out.append((grads, runs, tape.stats()["fused_records"]))
+    (g1, r1, fused), (g0, r0, _) = out
+    for k in range(len(anns)):
+        pairs = [("gradient", g1[k], g0[k]), ("primal", r1[k].val, r0[k].val),
+                 ("shadow", getattr(r1[k], "dval", None), getattr(r0[k], "dval", None))]
+        for what, a, b in pairs:
+            if (a is None) != (b is None) or (a is not None and not same_bits(a, b)):
+                raise AssertionError(f"argument {k}: the fused sweep's {what} differs from "
+                                     f"the record-by-record one's:\n{a}\n!=\n{b}")
+    return fused
 
 
 def check_failure_atomic(f, *args, exc=Exception):

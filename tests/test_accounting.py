@@ -5,6 +5,7 @@ malloc serves -- the C core, numpy's data, large Python objects -- and
 tracemalloc for the small Python objects pymalloc serves)."""
 import ctypes
 import gc
+import os
 import sys
 import tracemalloc
 
@@ -14,6 +15,9 @@ import pytest
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, autodiff, autodiff_split
 from shadowad.tape import Tape
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gradbench"))
+from modules import gmm  # noqa: E402
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -97,6 +101,16 @@ def gmm_args():
             Const(rng.standard_normal((1000, 2))))
 
 
+def gradbench_gmm_args():
+    """GradBench's gmm module (d = 2, k = 5, n = 1000), its own function."""
+    rng = np.random.default_rng(2)
+    d, k, n = 2, 5, 1000
+    alpha, mu, q = rng.normal(size=k), rng.uniform(size=(k, d)), rng.normal(size=(k, d))
+    l, x = rng.normal(size=(k, d * (d - 1) // 2)), rng.normal(size=(n, d))
+    return (Active(alpha), Active(mu), Active(q), Active(l), Const(x), Const(gmm.tri_index(d)),
+            Const(2), Const(1.3))
+
+
 def stepper(u, c):
     """In-place steps whose saves the tape holds."""
     for _ in range(6):
@@ -174,6 +188,7 @@ def everything(x, y, idx):
 
 PROGRAMS = {
     "gmm": (gmm_like, gmm_args),
+    "gradbench_gmm": (gmm.log_posterior, gradbench_gmm_args),
     "stepper": (stepper, stepper_args),
     "lazy": (lazy, lazy_args),
     "fancy": (fancy, fancy_args),

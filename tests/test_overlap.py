@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 import shadowad as sad
 from shadowad import (Duplicated, Forward, ForwardWithPrimal, ReverseWithPrimal, autodiff,
                       autodiff_split)
-from shadowad._c import lib
 from shadowad.overlap import numpy_sources
 from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
-                              check_restore, same_bits)
+                              check_restore, fused_sweeps, same_bits)
 
 N = 12
 W = np.linspace(0.5, 1.5, N)
@@ -263,8 +262,8 @@ def _same_fused_or_not(f, a0, w):
     out = []
     for fuse in (1, 0):
         a, da = a0.copy(), w.copy()
-        _, tape = autodiff_split(f, Duplicated(a, da))
-        lib.sad_tape_set_fuse(tape._tape.c, fuse)
+        with fused_sweeps(fuse):
+            _, tape = autodiff_split(f, Duplicated(a, da))
         tape.reverse()
         out.append((a, da))
     assert same_bits(out[0][0], out[1][0]) and same_bits(out[0][1], out[1][1])
