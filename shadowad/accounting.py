@@ -62,7 +62,7 @@ def held_bytes(roots, seen, stop_types=()):
         t = type(o)
         if isinstance(o, _STOP) or t in stop_types:
             continue
-        if t is np.ndarray:
+        if isinstance(o, np.ndarray):
             total += sys.getsizeof(o)  # the header, and the data if it owns it
             if o.base is not None:
                 stack.append(o.base)
