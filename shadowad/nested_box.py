@@ -55,7 +55,7 @@ def unsupported(what):
         "autodiff/jacobian call running inside a function that shadowad is "
         "differentiating). Supported: @ and every elementwise ufunc of docs/conventions.md "
         "(+ - * / **, neg, abs, exp, log, sqrt, sin, cos, tanh, arctan2, hypot, maximum, "
-        "fmin, ...), where, sum/mean/max/min (with axis), dot, matmul, basic indexing "
+        "fmin, ...), where, clip, sum/mean/max/min (with axis), dot, matmul, basic indexing "
         "(ints, slices, None, ...), reshape, transpose, stack, concatenate")
 
 

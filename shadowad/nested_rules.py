@@ -23,7 +23,8 @@ import operator
 import numpy as np
 
 from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
-from .primitives.elementwise import TABLE as ELEMENTWISE, partial_at, where_sources
+from .primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, partial_at,
+                                      where_sources)
 from .products import times
 from .rules.reductions import extreme_entries
 from .traced import _safe, complete_ndarray_interface
@@ -173,6 +174,66 @@ def where(cond, a=None, b=None):
 
 
 FUNCTIONS[np.where] = where
+
+
+# --------------------------------------------------------------------------
+# clip: a select whose sources (and convention at the boundaries) are the
+# partials table's clip_sources, on the plain values
+
+def _clip_sources(vals, p):
+    a, lo, hi = _clip_operands(vals, p)
+    return clip_sources(plain(a), None if lo is None else plain(lo),
+                        None if hi is None else plain(hi))
+
+
+def _clip_operands(vals, p):
+    """(a, lo, hi) from the rule's operands (a bound that is None is absent)."""
+    vals = list(vals)
+    a = vals.pop(0)
+    lo = vals.pop(0) if p["lo"] else None
+    hi = vals.pop(0) if p["hi"] else None
+    return a, lo, hi
+
+
+def _clip_masks(vals, p):
+    """One mask per operand: where the result comes from it."""
+    from_lo, from_hi = _clip_sources(vals, p)
+    masks = [np.logical_not(np.logical_or(from_lo, from_hi))]
+    if p["lo"]:
+        masks.append(from_lo)
+    if p["hi"]:
+        masks.append(from_hi)
+    return masks
+
+
+def _clip_jvp(ts, vals, out, p):
+    t = None
+    for mask, tk in zip(_clip_masks(vals, p), ts):
+        if tk is not None:
+            picked = np.where(mask, tk, 0.0)
+            t = picked if t is None else t + picked
+    return fit(t, shape_of(out))
+
+
+def _clip_vjp(k, g, vals, out, p):
+    return unbroadcast(np.where(_clip_masks(vals, p)[k], g, 0.0), shape_of(vals[k]))
+
+
+RULES["clip"] = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals, {"lo": lo,
+                                                                                   "hi": hi})),
+                     _clip_jvp, _clip_vjp)
+
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
+    if out is not None or kwargs:
+        raise unsupported("np.clip(..., out=/dtype=)")
+    lo = a_min if min is None else min
+    hi = a_max if max is None else max
+    operands = [a] + [v for v in (lo, hi) if v is not None]
+    return bind(RULES["clip"], operands, {"lo": lo is not None, "hi": hi is not None})
+
+
+FUNCTIONS[np.clip] = clip
 
 
 # --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from shadowad.primitives.elementwise import (SELECTS, TABLE, clip_sources, parti
                                              where_sources)
 
 from test_elementwise_table import LIBM_VALUE, agree
+from test_engine_agreement import nested
 
 inf, nan = np.inf, np.nan
 TINY, SUBNORMAL = 5e-324, 1e-310
@@ -68,17 +69,6 @@ def same(name, got, want):
     if name in LIBM_VALUE:
         return all(a == b or agree(name, a, b, LIBM_VALUE) for a, b in zip(got, want))
     return np.array_equal(got, want, equal_nan=True)
-
-
-def nested(run):
-    """run() while an outer differentiation is running: the nested engine."""
-    box = {}
-
-    def outer(s):
-        box["v"] = run()
-        return s * 2.0
-    sad.gradient(outer, 1.0)
-    return box["v"]
 
 
 # --------------------------------------------------------------------------
@@ -305,9 +295,31 @@ def test_clip_passes_the_boundaries_to_its_operand(lo, hi):
             "forward": sad.autodiff(f, Duplicated(x.copy(), np.ones(x.size)), mode=sad.Forward),
             "jacobian(Reverse)": np.diag(sad.jacobian(f, x.copy(), mode=sad.Reverse)),
             "fwddiff": sad.gradient(lambda v: np.sum(sad.fwddiff(f)(v)), x.copy())[0],
+            "nested reverse": nested(lambda: sad.gradient(lambda v: np.sum(f(v)), x.copy())[0]),
+            "nested forward": nested(lambda: sad.autodiff(
+                f, Duplicated(x.copy(), np.ones(x.size)), mode=sad.Forward)),
         }
     for engine, g in got.items():
         assert np.array_equal(g, want), (engine, lo, hi, g, want)
+
+
+def test_clip_bounds_take_what_they_clip():
+    """The bounds' derivatives, where they are arrays: lo where a < lo, hi
+    where maximum(a, lo) > hi, in every engine."""
+    a = np.array([-1.0, 0.0, 0.5, 2.0, 3.0, 0.5])
+    lo = np.array([0.0, 0.0, 0.0, 0.0, 4.0, 1.0])
+    hi = np.array([1.0, 1.0, 1.0, 1.0, 2.0, 0.0])
+    from_lo, from_hi = clip_sources(a, lo, hi)
+    want = (np.where(np.logical_or(from_lo, from_hi), 0.0, 1.0), np.where(from_lo, 1.0, 0.0),
+            np.where(from_hi, 1.0, 0.0))
+
+    def f(a, lo, hi):
+        return np.sum(np.clip(a, lo, hi))
+    args = (a.copy(), lo.copy(), hi.copy())
+    for engine, got in (("reverse", sad.gradient(f, *args)),
+                        ("nested reverse", nested(lambda: sad.gradient(f, *args)))):
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w), (engine, got, want)
 
 
 # --------------------------------------------------------------------------
