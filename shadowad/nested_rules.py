@@ -23,7 +23,7 @@ import operator
 import numpy as np
 
 from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
-from .primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, partial_at,
+from .primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
                                       where_sources)
 from .products import times
 from .rules.reductions import extreme_entries
@@ -92,11 +92,8 @@ def _sum_terms(terms):
 def _chain(t, p):
     """Tangent or adjoint t times partial p, a zero factor giving zero (as in
     the C kernels), for values of any level: zeros and NaNs are found on the
-    plain values, and only the entries that need it go through np.where.  A
-    partial's own infinities (sqrt at 0) are not numpy warnings here, as they
-    are not in the C engine."""
-    with np.errstate(all="ignore"):
-        return times(t, p, plain)
+    plain values, and only the entries that need it go through np.where."""
+    return times(t, p, plain)
 
 
 def _scalar_safe(fn):
@@ -117,13 +114,19 @@ _OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operato
 
 
 def _elementwise_rule(entry):
+    # A partial's own infinities (sqrt at 0) are not numpy warnings here, as
+    # they are not in the C engine.
     def jvp(ts, vals, out, params):
-        t = _sum_terms(None if t is None else _chain(t, partial_at(entry, k, *vals, out))
-                       for k, t in enumerate(ts))
+        vals = (*vals, out)
+        with np.errstate(all="ignore"):
+            t = _sum_terms(None if t is None else _chain(t, ieee_partial(entry, k, vals))
+                           for k, t in enumerate(ts))
         return fit(t, shape_of(out))
 
     def vjp(k, g, vals, out, params):
-        return unbroadcast(_chain(g, partial_at(entry, k, *vals, out)), shape_of(vals[k]))
+        with np.errstate(all="ignore"):
+            c = _chain(g, ieee_partial(entry, k, (*vals, out)))
+        return unbroadcast(c, shape_of(vals[k]))
 
     if entry.name == "negative":
         impl = operator.neg
@@ -143,7 +146,7 @@ for _entry in ELEMENTWISE.values():
     RULES[_entry.name] = _elementwise_rule(_entry)
     for _u in _entry.ufuncs:
         UFUNCS[_u] = _applies(RULES[_entry.name])
-UFUNCS[np.positive] = lambda a: a
+UFUNCS[np.positive] = lambda a: a  # +x is x itself: nothing to record
 
 # Functions whose derivative is zero almost everywhere run on the plain values.
 for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,

@@ -5,8 +5,8 @@ engine gives the table's derivative at the same edge inputs -- 0, -0.0,
 with a negative base.  The engines: the C reverse sweep (and autodiff_split),
 forward mode one direction at a time and as BatchDuplicated lanes,
 sad.jacobian both ways, the nested engine's first derivative (autodiff,
-forward mode and jacobian inside a function an outer autodiff
-differentiates), sad.fwddiff, and traced scalars (Python-float scalar loops
+forward mode and jacobian inside a function an outer autodiff differentiates,
+in reverse or forward mode), sad.fwddiff, and traced scalars (Python-float scalar loops
 in both modes, and ``x[i]`` elements).
 
 The table's partial is the reference: one elementwise operation seeded with
@@ -175,6 +175,17 @@ def elements(fn, xs):
     return list(sad.gradient(f, *[x.copy() for x in xs]))
 
 
+def nested_in_forward(run):
+    """run() while an outer forward-mode differentiation is running."""
+    box = {}
+
+    def outer(s):
+        box["v"] = run()
+        return s * 2.0
+    sad.autodiff(outer, Duplicated(1.0, 1.0), mode=sad.Forward)
+    return box["v"]
+
+
 ENGINES = {
     "reverse": reverse,
     "reverse, others constant": reverse_with_constants,
@@ -189,6 +200,7 @@ ENGINES = {
     "nested forward": lambda fn, xs: nested(lambda: forward(fn, xs)),
     "nested batch": lambda fn, xs: nested(lambda: batch(fn, xs)),
     "nested jacobian": lambda fn, xs: nested(lambda: jacobian(None)(fn, xs)),
+    "nested reverse, outer forward": lambda fn, xs: nested_in_forward(lambda: reverse(fn, xs)),
     "elements": elements,
 }
 

@@ -4,10 +4,10 @@ and its partial derivatives, written once in generic numpy.
 
 Each operand has its partial, a function of the operands and the value
 (``x, z`` or ``x, y, z``), so an engine computes only the partials of its
-active operands.  It uses numpy only (ufuncs,
-``np.where`` and comparisons), so it runs on plain values, on traced values of
-the reverse and forward engines, and on the nested engine's Boxes -- which is
-how nested higher derivatives differentiate these same formulas.  Comparisons
+active operands.  The partials use numpy only (ufuncs, ``np.where`` and
+comparisons), so they run on plain values, on traced values of the reverse
+and forward engines, and on the nested engine's Boxes -- which is how nested
+higher derivatives differentiate these same formulas.  Comparisons
 of traced values give plain booleans, so a partial that is piecewise constant
 (abs, the selects of maximum/minimum) is a plain array at every level: its
 derivative is zero, as it should be.
@@ -71,11 +71,17 @@ def unary(name, ufuncs, op, convention=""):
 
 def partial_at(entry, k, *values):
     """dz/d operand k of ``entry`` at ``values`` (the operands, then the value
-    z), with IEEE's results (inf, nan) and no warnings: Python numbers become
-    np.float64, so that 1 / 0.0 is inf here as in C, not an exception."""
-    values = [np.float64(v) if type(v) is float or type(v) is int else v for v in values]
+    z), with IEEE's results (inf, nan) and no warnings."""
     with np.errstate(all="ignore"):
-        return entry.partials[k](*values)
+        return ieee_partial(entry, k, values)
+
+
+def ieee_partial(entry, k, values):
+    """partial_at for a caller that already runs under
+    np.errstate(all="ignore"): Python numbers become np.float64, so that
+    1 / 0.0 is inf here as in C, not an exception."""
+    return entry.partials[k](*[np.float64(v) if type(v) is float or type(v) is int else v
+                               for v in values])
 
 
 def zero_where(mask, value):
@@ -88,7 +94,7 @@ def zero_where(mask, value):
 
 
 # --------------------------------------------------------------------------
-# unary: partials(x, z) -> (dz/dx,)
+# unary: dz/dx(x, z)
 
 @unary("positive", [np.positive], lib.SAD_COPY)
 def _positive(x, z):
@@ -187,8 +193,8 @@ def _arctan(x, z):
 
 
 @unary("absolute", [np.absolute, np.fabs], lib.SAD_ABS,
-       "abs'(0) = abs'(-0.0) = 0 (sign(0), the subgradient of least norm, as JAX); "
-       "abs'(NaN) = 0")
+       "abs'(0) = abs'(-0.0) = 0 (sign(0), the subgradient of least norm, as PyTorch; JAX "
+       "gives 1); abs'(NaN) = 0")
 def _absolute(x, z):
     return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
 
@@ -206,7 +212,7 @@ define("power", [np.power, np.float_power], lib.SAD_POW,
        (lambda x, y, z: zero_where(y == 0, y * np.power(x, y - 1.0)),
         lambda x, y, z: zero_where(x == 0, z * np.log(x))),
        "dz/dx = 0 where y == 0 (x**0 is the constant 1, also at x = 0); dz/dy = 0 where "
-       "x == 0 (the limit for y > 0, as JAX); dz/dy at x < 0 is NaN (z*log(x)); dz/dx at "
+       "x == 0 (the limit for y > 0; JAX gives it for y >= 0); dz/dy at x < 0 is NaN (z*log(x)); dz/dx at "
        "x = 0, 0 < y < 1 is +inf")
 
 
@@ -281,10 +287,10 @@ def clip_sources(a, lo, hi):
 
 SELECTS = {
     "where": "np.where(cond, a, b): a's adjoint where cond holds, b's elsewhere; the "
-       "unselected branch gets exactly 0 (a NaN or inf there never reaches it)",
+             "unselected branch gets exactly 0 (a NaN or inf there never reaches it)",
     "clip": "np.clip(a, lo, hi): a at the boundaries (a == lo or a == hi: a's); lo where "
             "a < lo, hi where maximum(a, lo) > hi (hi everywhere when lo > hi)",
 }
 
 __all__ = ["Elementwise", "TABLE", "BY_UFUNC", "BY_OP", "SELECTS", "define", "unary",
-           "partial_at", "zero_where", "where_sources", "clip_sources"]
+           "partial_at", "ieee_partial", "zero_where", "where_sources", "clip_sources"]

@@ -472,11 +472,10 @@ def where(condition, x=_NOVALUE, y=_NOVALUE):
         return forward_result(tape, z, np.where(c, *_broadcast_lanes(tape, z, x, y)))
     res = new_array(tape, z, True)
     zs = res._s
-    # copies (the caller may reuse its mask array); the convention is the
-    # partials table's (docs/conventions.md)
-    from_x, from_y = where_sources(np.array(c, dtype=bool))
+    mask = np.array(c, dtype=bool)  # a copy: the caller may reuse its mask array
 
     def pullback():
+        from_x, from_y = where_sources(mask)  # the partials table's convention
         if xa:
             accumulate(x, np.where(from_x, zs, 0.0))
         if ya:
