@@ -212,7 +212,8 @@ def check(name, engine, got, want, xs):
             pts = [tuple(float(x[i]) for x in xs) for i in bad[:4]]
             raise AssertionError(
                 f"{name} by {engine}: d/d operand {k} at {pts} is "
-                f"{[float(g[i]) for i in bad[:4]]}, the table says {[float(w[i]) for i in bad[:4]]}")
+                f"{[float(g[i]) for i in bad[:4]]}, the table says "
+                f"{[float(w[i]) for i in bad[:4]]}")
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))

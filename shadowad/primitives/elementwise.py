@@ -212,8 +212,8 @@ define("power", [np.power, np.float_power], lib.SAD_POW,
        (lambda x, y, z: zero_where(y == 0, y * np.power(x, y - 1.0)),
         lambda x, y, z: zero_where(x == 0, z * np.log(x))),
        "dz/dx = 0 where y == 0 (x**0 is the constant 1, also at x = 0); dz/dy = 0 where "
-       "x == 0 (the limit for y > 0; JAX gives it for y >= 0); dz/dy at x < 0 is NaN (z*log(x)); dz/dx at "
-       "x = 0, 0 < y < 1 is +inf")
+       "x == 0 (the limit for y > 0; JAX gives it for y >= 0); dz/dy at x < 0 is NaN "
+       "(z*log(x)); dz/dx at x = 0, 0 < y < 1 is +inf")
 
 
 def _atan2_dx(x, y, z):
