@@ -41,12 +41,16 @@ OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator
              "divide": operator.truediv, "power": operator.pow, "negative": operator.neg,
              "positive": operator.pos, "absolute": abs}
 
-SPELLINGS = [(name, "ufunc") for name in sorted(TABLE)] + [
+# every ufunc of every entry (np.fabs is absolute, np.float_power is power),
+# and the operators
+SPELLINGS = [(name, u.__name__) for name in sorted(TABLE) for u in TABLE[name].ufuncs] + [
     (name, "operator") for name in sorted(OPERATORS)]
 
 
 def spelled(name, how):
-    return OPERATORS[name] if how == "operator" else TABLE[name].ufunc
+    if how == "operator":
+        return OPERATORS[name]
+    return next(u for u in TABLE[name].ufuncs if u.__name__ == how)
 
 
 def operands(entry):
@@ -413,3 +417,35 @@ def test_second_derivatives_are_the_derivatives_of_the_partials(name):
                 mode, np.diag(H), want)
             off = H - np.diag(np.diag(H))
             assert not np.any(off[~np.isnan(off)])
+
+
+BINARY = sorted(name for name, e in TABLE.items() if e.arity == 2)
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_number_operands_give_the_table(name):
+    """A Python number as one operand: the C record keeps it as an immediate
+    constant, and x * k, x / k (and k * x) become linear records whose
+    coefficient may be 0, inf or NaN -- still the table's partial, in
+    reverse and forward mode and through traced scalars."""
+    entry = TABLE[name]
+    fn = entry.ufunc
+    x = np.array(PAIR_EDGES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for k in PAIR_EDGES:
+            for right in (True, False):
+                def f(v):
+                    return fn(v, k) if right else fn(k, v)
+                xs = [x, np.full(x.size, k)] if right else [np.full(x.size, k), x]
+                want = table(entry, xs)[0 if right else 1]
+                got = {
+                    "reverse": sad.gradient(lambda v: np.sum(f(v)), x.copy())[0],
+                    "forward": sad.autodiff(f, Duplicated(x.copy(), np.ones(x.size)),
+                                            mode=sad.Forward),
+                    "scalars": np.array([sad.gradient(f, float(v))[0] for v in x]),
+                    "nested reverse": nested(
+                        lambda: sad.gradient(lambda v: np.sum(f(v)), x.copy())[0]),
+                }
+                for engine, g in got.items():
+                    assert same(name, g, want), (name, k, right, engine, g, want)
