@@ -130,9 +130,10 @@ _isfinite = math.isfinite
 
 
 def scalar_op(op, fn, x, dx, y, dy, ctx):
-    """z = fn(x, y) of plain floats with the tangent from the C partials; dx or
-    dy None marks a constant (y None: a unary op); the result is of Context
-    ``ctx``."""
+    """z = fn(x, y) of plain floats with the tangent from the C partials (the
+    fast specialisation of shadowad.primitives.elementwise, tested against
+    it); dx or dy None marks a constant (y None: a unary op); the result is
+    of Context ``ctx``."""
     if y is None:
         with np.errstate(all="ignore"):
             z = float(fn(x))
@@ -148,8 +149,9 @@ def scalar_op(op, fn, x, dx, y, dy, ctx):
 
 def _quotient(x, dx, y, dy, ctx):
     """x / y of two dual scalars of one lane, as scalar_op computes it (the
-    C partials 1/y and -x/y², which these formulas are), where both partials
-    are finite: the common case of scalar loops.  None: scalar_op's case."""
+    table's partials 1/y and -x/y², which these formulas are), where both
+    partials are finite: the common case of scalar loops.  None: scalar_op's
+    case.  tests/test_conformance_elementwise.py holds it to the table."""
     if type(x) is float and type(y) is float and type(dx) is float and type(dy) is float:
         yy = y * y
         if yy != 0.0:

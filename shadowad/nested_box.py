@@ -53,10 +53,10 @@ def unsupported(what):
     return UnsupportedError(
         f"shadowad: {what} is not supported inside a nested differentiation yet (an "
         "autodiff/jacobian call running inside a function that shadowad is "
-        "differentiating). Supported: + - * / ** @, neg, abs, exp, log, sqrt, sin, cos, "
-        "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), dot, "
-        "matmul, basic indexing (ints, slices, None, ...), reshape, transpose, stack, "
-        "concatenate")
+        "differentiating). Supported: @ and every elementwise ufunc of docs/conventions.md "
+        "(+ - * / **, neg, abs, exp, log, sqrt, sin, cos, tanh, arctan2, hypot, maximum, "
+        "fmin, ...), where, clip, sum/mean/max/min (with axis), dot, matmul, basic indexing "
+        "(ints, slices, None, ...), reshape, transpose, stack, concatenate")
 
 
 def inplace_error(what):

@@ -11,22 +11,21 @@ them too):
 * ``vjp(k, g, vals, out, params)``: the adjoint of input ``k`` for the output
   adjoint ``g`` (None: no contribution).
 
-Derivatives at non-differentiable points follow docs/design-notes.md, as the
-C kernels do: abs'(0) = 0, d(x**y)/dx = 0 where y == 0 and d(x**y)/dy = 0
-where x == 0; the weights of maximum/minimum/fmax/fmin and of the max/min
-reductions (ties, NaNs) come from the C engine's own definitions; and every
-chain-rule product is ``_chain``: a zero factor gives zero, even against an
-infinite or NaN one (shadowad.products).  The partials are the C kernels'
-formulas, operation for operation, so first derivatives agree bit for bit.
+The elementwise primitives have no rules of their own here: their partials
+are the table's (shadowad.primitives.elementwise), which every engine derives
+from, with its conventions at kinks and edges (docs/conventions.md).  The
+weights of the max/min reductions (ties, NaNs) come from the C engine's own
+definitions; and every chain-rule product is ``_chain``: a zero factor gives
+zero, even against an infinite or NaN one (shadowad.products).
 """
 import operator
 
 import numpy as np
 
-from ._c import lib
 from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
+from .primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
+                                      where_sources)
 from .products import times
-from .rules.elementwise import plain_partials
 from .rules.reductions import extreme_entries
 from .traced import _safe, complete_ndarray_interface
 
@@ -86,29 +85,56 @@ def _sum_terms(terms):
 
 
 # --------------------------------------------------------------------------
-# elementwise
+# elementwise: every primitive of the partials table (shadowad.primitives.
+# elementwise), its partials evaluated on the values one level down -- so an
+# enclosing nested differentiation differentiates the same formulas
 
 def _chain(t, p):
     """Tangent or adjoint t times partial p, a zero factor giving zero (as in
     the C kernels), for values of any level: zeros and NaNs are found on the
-    plain values, and only the entries that need it go through np.where.  A
-    partial's own infinities (sqrt at 0) are not numpy warnings here, as they
-    are not in the C engine."""
+    plain values, and only the entries that need it go through np.where."""
     return times(t, p, plain)
 
 
-def unary(name, ufunc, partial):
-    """``ufunc`` of one input; ``partial(x, z)`` is dz/dx (z = ufunc(x))."""
+def _scalar_safe(fn):
+    """Python float arithmetic with numpy's IEEE results (inf, nan) instead of
+    exceptions; everything else through the operator itself."""
+    def impl(*args):
+        if all(type(a) is float or type(a) is int for a in args):
+            return _safe(fn, *args)
+        return fn(*args)
+    return impl
+
+
+# The value of the primitives Python spells with an operator: through the
+# operator, so that a traced scalar of an enclosing differentiation stays on
+# its lean path and Python floats stay floats.
+_OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
+              "divide": operator.truediv, "power": operator.pow}
+
+
+def _elementwise_rule(entry):
+    # A partial's own infinities (sqrt at 0) are not numpy warnings here, as
+    # they are not in the C engine.
     def jvp(ts, vals, out, params):
+        vals = (*vals, out)
         with np.errstate(all="ignore"):
-            return _chain(ts[0], partial(vals[0], out))
+            t = _sum_terms(None if t is None else _chain(t, ieee_partial(entry, k, vals))
+                           for k, t in enumerate(ts))
+        return fit(t, shape_of(out))
 
     def vjp(k, g, vals, out, params):
         with np.errstate(all="ignore"):
-            return _chain(g, partial(vals[0], out))
+            c = _chain(g, ieee_partial(entry, k, (*vals, out)))
+        return unbroadcast(c, shape_of(vals[k]))
 
-    RULES[name] = Rule(name, ufunc, jvp, vjp)
-    UFUNCS[ufunc] = _applies(RULES[name])
+    if entry.name == "negative":
+        impl = operator.neg
+    elif entry.name in _OPERATORS:  # (-8.0) ** 0.5 is nan here, not a complex number
+        impl = _scalar_safe(_OPERATORS[entry.name])
+    else:
+        impl = entry.ufunc
+    return Rule(entry.name, impl, jvp, vjp)
 
 
 def _applies(rule):
@@ -116,127 +142,11 @@ def _applies(rule):
     return lambda *inputs: bind(rule, inputs, {})
 
 
-unary("exp", np.exp, lambda x, z: z)
-unary("log", np.log, lambda x, z: 1.0 / x)
-unary("sqrt", np.sqrt, lambda x, z: 0.5 / z)
-unary("sin", np.sin, lambda x, z: np.cos(x))
-unary("cos", np.cos, lambda x, z: -np.sin(x))
-unary("tan", np.tan, lambda x, z: 1.0 + z * z)
-unary("tanh", np.tanh, lambda x, z: 1.0 - z * z)
-unary("sinh", np.sinh, lambda x, z: np.cosh(x))
-unary("cosh", np.cosh, lambda x, z: np.sinh(x))
-unary("arctan", np.arctan, lambda x, z: 1.0 / (1.0 + x * x))
-unary("log1p", np.log1p, lambda x, z: 1.0 / (1.0 + x))
-unary("expm1", np.expm1, lambda x, z: z + 1.0)
-unary("square", np.square, lambda x, z: 2.0 * x)
-unary("reciprocal", np.reciprocal, lambda x, z: -(z * z))
-
-
-def _abs_partial(x, z):
-    """abs'(0) = 0 and abs'(nan) = 0: the C partial (a plain value)."""
-    return plain_partials(lib.SAD_ABS, plain(x), 0.0)[0]
-
-
-unary("absolute", np.absolute, _abs_partial)
-
-RULES["negative"] = Rule(
-    "negative", operator.neg,
-    lambda ts, vals, out, params: -ts[0],
-    lambda k, g, vals, out, params: -g)
-UFUNCS[np.negative] = _applies(RULES["negative"])
-UFUNCS[np.positive] = lambda a: a
-
-
-def _scalar_safe(fn):
-    """Python float arithmetic with numpy's IEEE results (inf, nan) instead of
-    exceptions; everything else through the operator itself."""
-    def impl(a, b):
-        if (type(a) is float or type(a) is int) and (type(b) is float or type(b) is int):
-            return _safe(fn, a, b)
-        return fn(a, b)
-    return impl
-
-
-def binary(name, ufunc, impl, dx, dy):
-    """``ufunc`` of two broadcast inputs; ``dx(t, x, y, z)`` is t * dz/dx
-    (elementwise, so the same product serves tangents and adjoints)."""
-    partials = (dx, dy)
-
-    def jvp(ts, vals, out, params):
-        x, y = vals
-        tx, ty = ts
-        with np.errstate(all="ignore"):
-            if ty is None:
-                t = dx(tx, x, y, out)
-            elif tx is None:
-                t = dy(ty, x, y, out)
-            else:
-                t = _sum_terms((dx(tx, x, y, out), dy(ty, x, y, out)))
-        return fit(t, shape_of(out))
-
-    def vjp(k, g, vals, out, params):
-        with np.errstate(all="ignore"):
-            c = partials[k](g, vals[0], vals[1], out)
-        return None if c is None else unbroadcast(c, shape_of(vals[k]))
-
-    RULES[name] = Rule(name, impl, jvp, vjp)
-    UFUNCS[ufunc] = _applies(RULES[name])
-
-
-binary("add", np.add, _scalar_safe(operator.add),
-       lambda t, x, y, z: t, lambda t, x, y, z: t)
-binary("subtract", np.subtract, _scalar_safe(operator.sub),
-       lambda t, x, y, z: t, lambda t, x, y, z: -t)
-_div = _scalar_safe(operator.truediv)
-binary("multiply", np.multiply, _scalar_safe(operator.mul),
-       lambda t, x, y, z: _chain(t, y), lambda t, x, y, z: _chain(t, x))
-binary("divide", np.divide, _div,
-       lambda t, x, y, z: _chain(t, _div(1.0, y)),
-       lambda t, x, y, z: _chain(t, _div(-x, y * y)))
-
-
-def _zero_where(mask, value):
-    """value, with 0 where the plain boolean ``mask`` holds (if anywhere)."""
-    if not np.any(mask):
-        return value
-    return np.where(mask, 0.0, value)
-
-
-def _pow_dx(t, x, y, z):
-    if isinstance(y, (int, float, np.integer, np.floating)):
-        if y == 0:
-            return None        # x ** 0 is the constant 1
-        if y == 1:
-            return t
-        if y == 2:
-            return _chain(t, 2.0 * x)
-        return _chain(t, y * _pow(x, y - 1))
-    return _chain(t, _zero_where(plain(y) == 0, y * _pow(x, y - 1)))
-
-
-def _pow_dy(t, x, y, z):
-    return _chain(t, _zero_where(plain(x) == 0, z * np.log(x)))
-
-
-_pow = _scalar_safe(operator.pow)  # (-8.0) ** 0.5 is nan, not a complex number
-binary("power", np.power, _pow, _pow_dx, _pow_dy)
-
-
-def _select(name, ufunc, op):
-    """maximum/minimum/fmax/fmin: plain weights, the C partials at the plain
-    values (ties split evenly; with one NaN the derivative goes to the operand
-    the value comes from)."""
-    def weight(k):
-        def term(t, x, y, z):
-            return _chain(t, plain_partials(op, plain(x), plain(y))[k])
-        return term
-    binary(name, ufunc, ufunc, weight(0), weight(1))
-
-
-_select("maximum", np.maximum, lib.SAD_MAX)
-_select("minimum", np.minimum, lib.SAD_MIN)
-_select("fmax", np.fmax, lib.SAD_FMAX)
-_select("fmin", np.fmin, lib.SAD_FMIN)
+for _entry in ELEMENTWISE.values():
+    RULES[_entry.name] = _elementwise_rule(_entry)
+    for _u in _entry.ufuncs:
+        UFUNCS[_u] = _applies(RULES[_entry.name])
+UFUNCS[np.positive] = lambda a: a  # +x is x itself: nothing to record
 
 # Functions whose derivative is zero almost everywhere run on the plain values.
 for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
@@ -253,8 +163,7 @@ def _where_jvp(ts, vals, out, params):
 
 
 def _where_vjp(k, g, vals, out, params):
-    cond = params["cond"]
-    picked = np.where(cond, g, 0.0) if k == 0 else np.where(cond, 0.0, g)
+    picked = np.where(where_sources(params["cond"])[k], g, 0.0)
     return unbroadcast(picked, shape_of(vals[k]))
 
 
@@ -268,6 +177,66 @@ def where(cond, a=None, b=None):
 
 
 FUNCTIONS[np.where] = where
+
+
+# --------------------------------------------------------------------------
+# clip: a select whose sources (and convention at the boundaries) are the
+# partials table's clip_sources, on the plain values
+
+def _clip_sources(vals, p):
+    a, lo, hi = _clip_operands(vals, p)
+    return clip_sources(plain(a), None if lo is None else plain(lo),
+                        None if hi is None else plain(hi))
+
+
+def _clip_operands(vals, p):
+    """(a, lo, hi) from the rule's operands (a bound that is None is absent)."""
+    vals = list(vals)
+    a = vals.pop(0)
+    lo = vals.pop(0) if p["lo"] else None
+    hi = vals.pop(0) if p["hi"] else None
+    return a, lo, hi
+
+
+def _clip_masks(vals, p):
+    """One mask per operand: where the result comes from it."""
+    from_lo, from_hi = _clip_sources(vals, p)
+    masks = [np.logical_not(np.logical_or(from_lo, from_hi))]
+    if p["lo"]:
+        masks.append(from_lo)
+    if p["hi"]:
+        masks.append(from_hi)
+    return masks
+
+
+def _clip_jvp(ts, vals, out, p):
+    t = None
+    for mask, tk in zip(_clip_masks(vals, p), ts):
+        if tk is not None:
+            picked = np.where(mask, tk, 0.0)
+            t = picked if t is None else t + picked
+    return fit(t, shape_of(out))
+
+
+def _clip_vjp(k, g, vals, out, p):
+    return unbroadcast(np.where(_clip_masks(vals, p)[k], g, 0.0), shape_of(vals[k]))
+
+
+RULES["clip"] = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals, {"lo": lo,
+                                                                                   "hi": hi})),
+                     _clip_jvp, _clip_vjp)
+
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
+    if out is not None or kwargs:
+        raise unsupported("np.clip(..., out=/dtype=)")
+    lo = a_min if min is None else min
+    hi = a_max if max is None else max
+    operands = [a] + [v for v in (lo, hi) if v is not None]
+    return bind(RULES["clip"], operands, {"lo": lo is not None, "hi": hi is not None})
+
+
+FUNCTIONS[np.clip] = clip
 
 
 # --------------------------------------------------------------------------

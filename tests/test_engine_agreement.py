@@ -96,7 +96,7 @@ PROGRAMS = {
 }
 
 # programs the nested engine has no rules for (it refuses them with a clear error)
-NOT_NESTED = {"hypot", "arctan2", "prod", "log1p_expm1"}
+NOT_NESTED = {"prod"}
 # programs whose partials read exp/tanh/log1p/expm1 values: the forward tangent kernel
 # computes them with C's libm, the reverse sweep reads numpy's result, and the two may
 # differ in the last bit; specials (NaN, inf, zero) must still agree exactly

@@ -10,6 +10,7 @@ import numpy as np
 from .. import dual
 from .._c import lib
 from ..naming import qualified_name
+from ..primitives.elementwise import BY_UFUNC as ELEMENTWISE_BY_UFUNC
 from ..snapshots import held
 from ..tape import _current
 from ..traced import (ARRAY_TYPES, F64, LAZY_MAXDIM, SCALAR_TYPES, TEMPORARY, Buffer, TArray,
@@ -17,20 +18,9 @@ from ..traced import (ARRAY_TYPES, F64, LAZY_MAXDIM, SCALAR_TYPES, TEMPORARY, Bu
                       primal, promote, shadow_of, REV_KIT)
 from . import registry
 
-# ufunc -> C op code: the primitive table of the elementwise family
-EW_OPS = {
-    np.negative: lib.SAD_NEG, np.positive: lib.SAD_COPY, np.square: lib.SAD_SQUARE,
-    np.sqrt: lib.SAD_SQRT, np.reciprocal: lib.SAD_RECIP, np.exp: lib.SAD_EXP,
-    np.log: lib.SAD_LOG, np.log1p: lib.SAD_LOG1P, np.expm1: lib.SAD_EXPM1,
-    np.sin: lib.SAD_SIN, np.cos: lib.SAD_COS, np.tan: lib.SAD_TAN, np.tanh: lib.SAD_TANH,
-    np.sinh: lib.SAD_SINH, np.cosh: lib.SAD_COSH, np.arcsin: lib.SAD_ASIN,
-    np.arccos: lib.SAD_ACOS, np.arctan: lib.SAD_ATAN, np.absolute: lib.SAD_ABS,
-    np.fabs: lib.SAD_ABS,
-    np.add: lib.SAD_ADD, np.subtract: lib.SAD_SUB, np.multiply: lib.SAD_MUL,
-    np.divide: lib.SAD_DIV, np.power: lib.SAD_POW, np.float_power: lib.SAD_POW,
-    np.arctan2: lib.SAD_ATAN2, np.hypot: lib.SAD_HYPOT, np.maximum: lib.SAD_MAX,
-    np.minimum: lib.SAD_MIN, np.fmax: lib.SAD_FMAX, np.fmin: lib.SAD_FMIN,
-}
+# ufunc -> C op code, from the partials table of the elementwise primitives
+# (the C kernels are its specialisation, tested bit for bit against it)
+EW_OPS = {u: entry.op for u, entry in ELEMENTWISE_BY_UFUNC.items()}
 
 # ufuncs whose result has no derivative (piecewise constant, or not a float)
 NONDIFF = {
@@ -571,18 +561,3 @@ def _scalar_forward(op, ufunc, inputs):
     if len(vals) == 1:
         return dual.scalar_op(op, ufunc, vals[0], ds[0], None, None, ctx)
     return dual.scalar_op(op, ufunc, vals[0], ds[0], vals[1], ds[1], ctx)
-
-
-def plain_partials(op, x, y):
-    """(dz/dx, dz/dy) of z = op(x, y) at plain values x and y (broadcast), from
-    the C partials every other engine uses (csrc sad_ew_partials, read through
-    the tangent kernel with unit tangents): for an engine that needs them as
-    arrays, such as the nested engine's weights of maximum/minimum."""
-    x, y = np.broadcast_arrays(np.asarray(x, dtype=F64), np.asarray(y, dtype=F64))
-    x, y = np.array(x), np.array(y)  # memory of their own, held through the calls
-    z = np.empty(x.shape)
-    ones = np.ones((1,) + x.shape)
-    px, py = np.empty((1,) + x.shape), np.empty((1,) + x.shape)
-    tangent_kernel(op, z, px, [(x, ones), (y, None)])
-    tangent_kernel(op, z, py, [(x, None), (y, ones)])
-    return px[0], py[0]

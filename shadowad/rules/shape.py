@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..primitives.elementwise import clip_sources, where_sources
 from ..snapshots import held
 from ..tape import current_tape
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, _num, detach_error,
@@ -474,25 +475,13 @@ def where(condition, x=_NOVALUE, y=_NOVALUE):
     mask = np.array(c, dtype=bool)  # a copy: the caller may reuse its mask array
 
     def pullback():
+        from_x, from_y = where_sources(mask)  # the partials table's convention
         if xa:
-            accumulate(x, np.where(mask, zs, 0.0))
+            accumulate(x, np.where(from_x, zs, 0.0))
         if ya:
-            accumulate(y, np.where(mask, 0.0, zs))
+            accumulate(y, np.where(from_y, zs, 0.0))
     tape.record_py(pullback)
     return res
-
-
-# np.clip(a, lo, hi) = minimum(maximum(a, lo), hi).  At the boundaries the
-# gradient goes to ``a`` (a == lo or a == hi passes through, as torch.clamp
-# does); it goes to lo where a < lo and to hi where maximum(a, lo) > hi (so to
-# hi everywhere when lo > hi, where numpy's result is hi).
-
-def _clip_sources(av, lov, hiv):
-    """Masks (from_lo, from_hi) of the entries the result takes from lo, hi."""
-    from_lo = False if lov is None else np.less(av, lov)
-    m = av if lov is None else np.maximum(av, lov)
-    from_hi = False if hiv is None else np.greater(m, hiv)
-    return np.logical_and(from_lo, np.logical_not(from_hi)), from_hi
 
 
 def _held(tape, v):
@@ -538,7 +527,7 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
     if not act:
         return _deliver("np.clip", _new(tape, z, False), out)
     if type(tape) is dual.Context:
-        from_lo, from_hi = _clip_sources(primal(a), primal(lo), primal(hi))
+        from_lo, from_hi = clip_sources(primal(a), primal(lo), primal(hi))
         da, dlo, dhi = _broadcast_lanes(tape, z, a, lo, hi)
         dz = np.where(from_hi, dhi, np.where(from_lo, dlo, da))
         return _deliver("np.clip", forward_result(tape, z, dz), out)
@@ -547,7 +536,7 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
     a, lo, hi = (_held(tape, v) for v in (a, lo, hi))
 
     def pullback():
-        from_lo, from_hi = _clip_sources(primal(a), primal(lo), primal(hi))
+        from_lo, from_hi = clip_sources(primal(a), primal(lo), primal(hi))
         for v, role in act:
             if role == 0:
                 g = np.where(np.logical_or(from_lo, from_hi), 0.0, zs)

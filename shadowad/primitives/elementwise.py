@@ -1,0 +1,296 @@
+"""The partials table of the elementwise primitives: for every elementwise
+operation shadowad differentiates, its numpy ufuncs, its C op code, its arity
+and its partial derivatives, written once in generic numpy.
+
+Each operand has its partial, a function of the operands and the value
+(``x, z`` or ``x, y, z``), so an engine computes only the partials of its
+active operands.  The partials use numpy only (ufuncs, ``np.where`` and
+comparisons), so they run on plain values, on traced values of the reverse
+and forward engines, and on the nested engine's Boxes -- which is how nested
+higher derivatives differentiate these same formulas.  Comparisons
+of traced values give plain booleans, so a partial that is piecewise constant
+(abs, the selects of maximum/minimum) is a plain array at every level: its
+derivative is zero, as it should be.
+
+The engines multiply a partial by a tangent or an adjoint with the zero-factor
+convention (shadowad.products.times): a zero factor gives zero even against an
+infinite or NaN one.  The partials themselves are IEEE's formulas with the edge
+conventions written beside each entry (docs/conventions.md lists them all).
+
+The C kernels (csrc/elementwise.c, ``sad_ew_partials``) are the fast
+specialisation of this table: tests/test_elementwise_table.py requires them to
+give the same partials bit for bit at edge values, and that every C op has an
+entry here and every entry a C op.
+"""
+import numpy as np
+
+from .._c import lib
+
+
+class Elementwise:
+    """One elementwise primitive.  ``partials[k](*operands, z)`` is dz/d
+    operand k; ``convention`` states its values at kinks and edges where the
+    textbook formula does not say."""
+
+    __slots__ = ("name", "ufuncs", "op", "arity", "partials", "convention")
+
+    def __init__(self, name, ufuncs, op, partials, convention):
+        self.name, self.ufuncs, self.op = name, tuple(ufuncs), op
+        self.arity, self.partials, self.convention = len(partials), tuple(partials), convention
+
+    @property
+    def ufunc(self):
+        return self.ufuncs[0]
+
+    def __repr__(self):
+        return f"Elementwise({self.name})"
+
+
+TABLE = {}     # name -> Elementwise
+BY_UFUNC = {}  # numpy ufunc -> Elementwise
+BY_OP = {}     # C op code -> Elementwise
+
+
+def define(name, ufuncs, op, partials, convention=""):
+    entry = Elementwise(name, ufuncs, op, partials, convention)
+    if name in TABLE or op in BY_OP or any(u in BY_UFUNC for u in entry.ufuncs):
+        raise ValueError(f"elementwise primitive {name} defined twice")
+    TABLE[name] = BY_OP[op] = entry
+    for u in entry.ufuncs:
+        BY_UFUNC[u] = entry
+    return entry
+
+
+def unary(name, ufuncs, op, convention=""):
+    """Register the decorated ``d(x, z)`` as the partial of primitive ``name``."""
+    def register(d):
+        define(name, ufuncs, op, (d,), convention)
+        return d
+    return register
+
+
+def partial_at(entry, k, *values):
+    """dz/d operand k of ``entry`` at ``values`` (the operands, then the value
+    z), with IEEE's results (inf, nan) and no warnings."""
+    with np.errstate(all="ignore"):
+        return ieee_partial(entry, k, values)
+
+
+def ieee_partial(entry, k, values):
+    """partial_at for a caller that already runs under
+    np.errstate(all="ignore"): Python numbers become np.float64, so that
+    1 / 0.0 is inf here as in C, not an exception."""
+    return entry.partials[k](*[np.float64(v) if type(v) is float or type(v) is int else v
+                               for v in values])
+
+
+def zero_where(mask, value):
+    """value, with 0.0 where the plain boolean ``mask`` holds: a kink's
+    convention replacing the formula there.  Where the mask holds nowhere, the
+    value itself (so the nested engine records no select)."""
+    if not np.any(mask):
+        return value
+    return np.where(mask, 0.0, value)
+
+
+# --------------------------------------------------------------------------
+# unary: dz/dx(x, z)
+
+@unary("positive", [np.positive], lib.SAD_COPY)
+def _positive(x, z):
+    return 1.0
+
+
+@unary("negative", [np.negative], lib.SAD_NEG)
+def _negative(x, z):
+    return -1.0
+
+
+@unary("square", [np.square], lib.SAD_SQUARE)
+def _square(x, z):
+    return 2.0 * x
+
+
+@unary("sqrt", [np.sqrt], lib.SAD_SQRT,
+       "sqrt'(0) = +inf, sqrt'(-0.0) = -inf, sqrt'(x < 0) = NaN (0.5 / z); an unused "
+       "or zero-weighted sqrt(0) contributes 0 by the zero-factor convention")
+def _sqrt(x, z):
+    return 0.5 / z
+
+
+@unary("reciprocal", [np.reciprocal], lib.SAD_RECIP,
+       "1/x at 0: -inf (the formula -z*z with z = inf)")
+def _reciprocal(x, z):
+    return -z * z
+
+
+@unary("exp", [np.exp], lib.SAD_EXP,
+       "exp'(x) = exp(x) as computed (overflow: inf)")
+def _exp(x, z):
+    return z
+
+
+@unary("log", [np.log], lib.SAD_LOG,
+       "log'(0) = +inf (1/x; -0.0 gives -inf), log'(x < 0) = 1/x (finite, the value "
+       "is NaN)")
+def _log(x, z):
+    return 1.0 / x
+
+
+@unary("log1p", [np.log1p], lib.SAD_LOG1P, "log1p'(-1) = +inf")
+def _log1p(x, z):
+    return 1.0 / (1.0 + x)
+
+
+@unary("expm1", [np.expm1], lib.SAD_EXPM1)
+def _expm1(x, z):
+    return z + 1.0
+
+
+@unary("sin", [np.sin], lib.SAD_SIN)
+def _sin(x, z):
+    return np.cos(x)
+
+
+@unary("cos", [np.cos], lib.SAD_COS)
+def _cos(x, z):
+    return -np.sin(x)
+
+
+@unary("tan", [np.tan], lib.SAD_TAN)
+def _tan(x, z):
+    return 1.0 + z * z
+
+
+@unary("tanh", [np.tanh], lib.SAD_TANH)
+def _tanh(x, z):
+    return 1.0 - z * z
+
+
+@unary("sinh", [np.sinh], lib.SAD_SINH)
+def _sinh(x, z):
+    return np.cosh(x)
+
+
+@unary("cosh", [np.cosh], lib.SAD_COSH)
+def _cosh(x, z):
+    return np.sinh(x)
+
+
+@unary("arcsin", [np.arcsin], lib.SAD_ASIN, "arcsin'(±1) = +inf")
+def _arcsin(x, z):
+    return 1.0 / np.sqrt(1.0 - x * x)
+
+
+@unary("arccos", [np.arccos], lib.SAD_ACOS, "arccos'(±1) = -inf")
+def _arccos(x, z):
+    return -1.0 / np.sqrt(1.0 - x * x)
+
+
+@unary("arctan", [np.arctan], lib.SAD_ATAN)
+def _arctan(x, z):
+    return 1.0 / (1.0 + x * x)
+
+
+@unary("absolute", [np.absolute, np.fabs], lib.SAD_ABS,
+       "abs'(0) = abs'(-0.0) = 0 (sign(0), the subgradient of least norm, as PyTorch; JAX "
+       "gives 1); abs'(NaN) = 0")
+def _absolute(x, z):
+    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+
+
+# --------------------------------------------------------------------------
+# binary: dz/dx(x, y, z) and dz/dy(x, y, z)
+
+define("add", [np.add], lib.SAD_ADD, (lambda x, y, z: 1.0, lambda x, y, z: 1.0))
+define("subtract", [np.subtract], lib.SAD_SUB, (lambda x, y, z: 1.0, lambda x, y, z: -1.0))
+define("multiply", [np.multiply], lib.SAD_MUL, (lambda x, y, z: y, lambda x, y, z: x))
+define("divide", [np.divide], lib.SAD_DIV,
+       (lambda x, y, z: 1.0 / y, lambda x, y, z: -x / (y * y)),
+       "x/0: dz/dx = 1/y = ±inf and dz/dy = -x/y² (±inf; NaN at x = 0)")
+define("power", [np.power, np.float_power], lib.SAD_POW,
+       (lambda x, y, z: zero_where(y == 0, y * np.power(x, y - 1.0)),
+        lambda x, y, z: zero_where(x == 0, z * np.log(x))),
+       "dz/dx = 0 where y == 0 (x**0 is the constant 1, also at x = 0); dz/dy = 0 where "
+       "x == 0 (the limit for y > 0; JAX gives it for y >= 0); dz/dy at x < 0 is NaN "
+       "(z*log(x)); dz/dx at x = 0, 0 < y < 1 is +inf")
+
+
+def _atan2_dx(x, y, z):
+    r = x * x + y * y
+    return zero_where(r == 0, y / r)
+
+
+def _atan2_dy(x, y, z):
+    r = x * x + y * y
+    return zero_where(r == 0, -x / r)
+
+
+define("arctan2", [np.arctan2], lib.SAD_ATAN2, (_atan2_dx, _atan2_dy),
+       "both partials 0 at the origin (x = y = 0: no direction is preferred)")
+define("hypot", [np.hypot], lib.SAD_HYPOT,
+       (lambda x, y, z: zero_where(z == 0, x / z), lambda x, y, z: zero_where(z == 0, y / z)),
+       "both partials 0 at the origin")
+
+
+def _select_weight(x, y, lower, nan_wins):
+    """dz/dx of a select z = x if x wins else y, where x wins if x > y (x < y
+    if ``lower``): 1 where x wins, 0 where it loses, 0.5 at a tie (JAX's and
+    PyTorch's even split) and, with one NaN operand, 1 where the value comes
+    from x (x is the NaN if ``nan_wins``, else the number).  Two NaNs are a
+    tie.  dz/dy is 1 - dz/dx."""
+    nx, ny = np.isnan(x), np.isnan(y)
+    a, b = (y, x) if lower else (x, y)
+    return np.where(a > b, 1.0, np.where(a < b, 0.0, np.where(
+        nx == ny, 0.5, np.where(nx == nan_wins, 1.0, 0.0))))
+
+
+def _select(name, ufunc, op, lower, nan_wins):
+    define(name, [ufunc], op,
+           (lambda x, y, z: _select_weight(x, y, lower, nan_wins),
+            lambda x, y, z: 1.0 - _select_weight(x, y, lower, nan_wins)),
+           "ties split evenly (0.5, 0.5); one NaN operand: the derivative goes to the "
+           f"operand the value comes from ({'the NaN' if nan_wins else 'the number'}); two "
+           "NaNs are a tie")
+
+
+_select("maximum", np.maximum, lib.SAD_MAX, False, True)
+_select("minimum", np.minimum, lib.SAD_MIN, True, True)
+_select("fmax", np.fmax, lib.SAD_FMAX, False, False)
+_select("fmin", np.fmin, lib.SAD_FMIN, True, False)
+
+
+# --------------------------------------------------------------------------
+# selects without a C op: which operand each entry of the result comes from.
+# Their "partials" are masks, applied as selects (np.where(mask, g, 0.0)), not
+# products: an unselected entry gets exactly +0.0 whatever the adjoint.
+
+def where_sources(cond):
+    """np.where(cond, a, b): (from_a, from_b).  The condition is not
+    differentiated; a kink written with where (where(x >= 0, sqrt(x), -x))
+    takes the derivative of the branch chosen at the point."""
+    c = np.asarray(cond, dtype=bool)
+    return c, np.logical_not(c)
+
+
+def clip_sources(a, lo, hi):
+    """np.clip(a, lo, hi) = minimum(maximum(a, lo), hi): masks (from_lo,
+    from_hi) of the entries the result takes from lo and from hi (plain
+    values; None: no such bound); the rest comes from ``a``.  At a boundary
+    (a == lo or a == hi) the derivative goes to ``a`` (as torch.clamp); where
+    lo > hi the result is hi everywhere, and so is the derivative's source."""
+    from_lo = False if lo is None else np.less(a, lo)
+    m = a if lo is None else np.maximum(a, lo)
+    from_hi = False if hi is None else np.greater(m, hi)
+    return np.logical_and(from_lo, np.logical_not(from_hi)), from_hi
+
+
+SELECTS = {
+    "where": "np.where(cond, a, b): a's adjoint where cond holds, b's elsewhere; the "
+             "unselected branch gets exactly 0 (a NaN or inf there never reaches it)",
+    "clip": "np.clip(a, lo, hi): a at the boundaries (a == lo or a == hi: a's); lo where "
+            "a < lo, hi where maximum(a, lo) > hi (hi everywhere when lo > hi)",
+}
+
+__all__ = ["Elementwise", "TABLE", "BY_UFUNC", "BY_OP", "SELECTS", "define", "unary",
+           "partial_at", "ieee_partial", "zero_where", "where_sources", "clip_sources"]
