@@ -1,0 +1,188 @@
+"""Cross-engine conformance (issue #14, item 2): for every primitive
+(tests/conformance_cases.py lists them from the registries, with their
+cases), on ordinary and edge inputs, every engine gives the same derivative:
+
+* ``reverse``        -- the C reverse sweep (the reference below),
+* ``forward``        -- forward mode, one unit direction per call,
+* ``batch``          -- forward mode, all unit directions as BatchDuplicated lanes,
+* ``jacobian(F)``, ``jacobian(R)`` -- sad.jacobian in both modes,
+* ``nested reverse``, ``nested forward`` -- the same calls while an outer
+  differentiation is running (the nested engine).
+
+"The same" is bit for bit (NaN positions and signed zeros included) for
+cases whose engines evaluate the same arithmetic; for ``exact=False`` cases
+(products, linalg, reductions of products: forward and reverse mode sum
+their terms in different orders) NaN, inf and zero sit at the same places and
+finite values agree to 1e-12.  At the ordinary input every case also gets
+finite differences (when smooth), the dot-product test, restore=True bit for
+bit and accumulate-once (shadowad.testing).
+
+An engine that lacks a primitive, or a known divergence, is a strict xfail
+naming it: the mark fails once support lands or the divergence is fixed."""
+import warnings
+
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import BatchDuplicated, Duplicated
+from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
+                              check_restore)
+
+from conformance_cases import CASES, nested_unsupported, primitives
+
+ENGINES = ["forward", "batch", "jacobian(F)", "jacobian(R)", "nested reverse", "nested forward"]
+
+
+def reverse(f, x):
+    dx = np.zeros_like(x)
+    sad.autodiff(f, Duplicated(x.copy(), dx))
+    return dx
+
+
+def forward(f, x):
+    if x.size == 0:  # no direction, but f still runs (with an empty tangent)
+        sad.autodiff(f, Duplicated(x.copy(), np.zeros_like(x)), mode=sad.Forward)
+    out = np.empty(x.shape)
+    for j in np.ndindex(x.shape):
+        e = np.zeros(x.shape)
+        e[j] = 1.0
+        out[j] = sad.autodiff(f, Duplicated(x.copy(), e), mode=sad.Forward)
+    return out
+
+
+def batch(f, x):
+    if x.size == 0:
+        return np.zeros(x.shape)
+    eye = np.eye(x.size).reshape((x.size,) + x.shape)
+    t = sad.autodiff(f, BatchDuplicated(x.copy(), tuple(eye)), mode=sad.Forward)
+    return np.array(t, dtype=float).reshape(x.shape)
+
+
+def nested(run):
+    """run() while an outer differentiation is running (the nested engine)."""
+    box = {}
+
+    def outer(s):
+        box["v"] = run()
+        return s * 2.0
+    sad.gradient(outer, 1.0)
+    return box["v"]
+
+
+def derivative(engine, f, x):
+    if engine == "reverse":
+        return reverse(f, x)
+    if engine == "forward":
+        return forward(f, x)
+    if engine == "batch":
+        return batch(f, x)
+    if engine == "jacobian(F)":
+        return sad.jacobian(f, x.copy(), mode=sad.Forward)
+    if engine == "jacobian(R)":
+        return sad.jacobian(f, x.copy(), mode=sad.Reverse)
+    if engine == "nested reverse":
+        return nested(lambda: reverse(f, x))
+    if engine == "nested forward":
+        return nested(lambda: forward(f, x))
+    raise ValueError(engine)
+
+
+def same_bits(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def same_specials(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return (a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b)) and
+            np.array_equal(np.where(np.isinf(a), a, 0.0), np.where(np.isinf(b), b, 0.0)) and
+            np.array_equal(a == 0.0, b == 0.0) and
+            np.allclose(a, b, rtol=1e-12, atol=1e-300, equal_nan=True))
+
+
+def _marks(c, k, engine):
+    if engine.startswith("nested") and c.nested:
+        return [pytest.mark.xfail(strict=True, raises=nested_unsupported(c.nested_raises_name),
+                                  reason=c.nested)]
+    for (e, kk), reason in c.diverge.items():
+        if e == engine and kk in (None, k):
+            return [pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)]
+    return []
+
+
+AGREEMENT = [pytest.param(c, k, e, id=f"{c.name}-{k}-{e}", marks=_marks(c, k, e))
+             for c in CASES for k in range(len(c.inputs)) for e in ENGINES]
+
+
+@pytest.mark.parametrize("c,k,engine", AGREEMENT)
+def test_engines_agree(c, k, engine):
+    x = c.inputs[k]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's, on the primal values
+        want = reverse(c.f, x)
+        got = derivative(engine, c.f, x)
+    agree = same_bits if c.exact else same_specials
+    assert agree(got, want), (f"{c.name} at x={x.tolist()}: {engine} gives {np.asarray(got).tolist()}, "
+                              f"reverse mode {want.tolist()}")
+
+
+ORDINARY = [pytest.param(c, id=c.name) for c in CASES]
+
+
+@pytest.mark.parametrize("c", [pytest.param(c, id=c.name) for c in CASES if c.smooth])
+def test_finite_differences(c):
+    check_gradient(c.f, Duplicated(c.inputs[0].copy(), np.zeros_like(c.inputs[0])))
+
+
+@pytest.mark.parametrize("c", ORDINARY)
+def test_dot_product(c):
+    check_dot_product(c.f, Duplicated(c.inputs[0].copy(), np.zeros_like(c.inputs[0])))
+
+
+@pytest.mark.parametrize("c", ORDINARY)
+def test_restore_and_accumulate_once(c):
+    check_restore(c.f, Duplicated(c.inputs[0].copy(), np.zeros_like(c.inputs[0])))
+    check_accumulate_once(c.f, Duplicated(c.inputs[0].copy(), np.zeros_like(c.inputs[0])))
+
+
+def _reads_only(c):
+    x = c.inputs[0].copy()
+    c.f(x)
+    return same_bits(x, c.inputs[0])
+
+
+@pytest.mark.parametrize("c", [pytest.param(c, id=c.name) for c in CASES if _reads_only(c)])
+def test_nonzero_initial_shadow_is_added_to(c):
+    """A pre-filled shadow of an x that f only reads comes back as itself
+    plus the gradient (to rounding: the sweep adds record by record)."""
+    x = c.inputs[0]
+    start = np.linspace(-1.0, 1.0, x.size).reshape(x.shape) + 0.25
+    dx = start.copy()
+    sad.autodiff(c.f, Duplicated(x.copy(), dx))
+    # the sweep adds each record's contribution in turn: rounding may differ from one sum
+    np.testing.assert_allclose(dx, start + reverse(c.f, x), rtol=1e-13, atol=1e-15)
+
+
+def test_every_primitive_has_a_case():
+    covered = {p for c in CASES for p in c.covers}
+    missing = sorted(primitives() - covered)
+    assert not missing, f"primitives with no conformance case: {missing}"
+
+
+def test_cases_cover_only_primitives():
+    """A covers entry that names no primitive is a typo (or a primitive that left)."""
+    stale = sorted({p for c in CASES for p in c.covers} - primitives())
+    assert not stale, f"cases cover names that are not primitives: {stale}"
+
+
+@pytest.mark.parametrize("method", ["item", "tolist"])
+def test_detaching_methods_raise(method):
+    """x.item() and x.tolist() would drop the derivative: they raise instead."""
+    def f(x):
+        getattr(x, method)()
+        return np.sum(x)
+    with pytest.raises(TypeError, match=method):
+        sad.gradient(f, np.ones(2))
+    with pytest.raises(TypeError, match=method):
+        sad.autodiff(f, Duplicated(np.ones(2), np.ones(2)), mode=sad.Forward)
