@@ -356,6 +356,9 @@ case("nonzero_gather", ["np.nonzero", "np.flatnonzero", "method:nonzero", "np.ar
 case("getitem_basic", ["getitem:basic"],
      lambda x: x[1, 2] * 3.0 + wsum(x[0]) + wsum(x[:, 1:3]) + wsum(x[None, ..., -1]) + wsum(x[::-1, ::2]),
      [ordinary(2, 4), arr(0.0, -0.0, inf, -inf, nan, SUB, 1.0, 2.0, shape=(2, 4))])
+# issue #14's second example: a zero adjoint through sqrt's infinite partial at 0
+case("sqrt_index", ["getitem:basic"], lambda x: np.sqrt(x)[0],
+     [arr(4.0, 1.0), arr(4.0, 0.0), arr(0.0, 4.0), arr(4.0, -1.0)])
 case("getitem_fancy", ["getitem:fancy"],
      lambda x: wsum(x[[0, 2, 2, 0]]) + wsum(x[np.array([1, -1])]),
      [ordinary(3), arr(inf, nan, -0.0)], **lacks("fancy indexing"))

@@ -93,6 +93,13 @@ def same_bits(a, b):
     return a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
+def same_values(a, b):
+    """Equal values, signed zeros told apart, NaN where NaN (of any sign or payload)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return (a.shape == b.shape and np.array_equal(a, b, equal_nan=True) and
+            np.array_equal(np.signbit(a) | np.isnan(a), np.signbit(b) | np.isnan(b)))
+
+
 def same_specials(a, b):
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return (a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b)) and
@@ -186,3 +193,66 @@ def test_detaching_methods_raise(method):
         sad.gradient(f, np.ones(2))
     with pytest.raises(TypeError, match=method):
         sad.autodiff(f, Duplicated(np.ones(2), np.ones(2)), mode=sad.Forward)
+
+
+# docs/conventions-nonelementwise.md: each convention's values, in every engine
+CONVENTIONS = {
+    "max ties split evenly": (np.max, [3.0, 1.0, 3.0], [0.5, 0.0, 0.5]),
+    "max: a NaN takes the derivative": (np.max, [1.0, np.nan, 3.0], [0.0, 1.0, 0.0]),
+    "max: NaNs split it": (np.max, [np.nan, np.nan, 3.0], [0.5, 0.5, 0.0]),
+    "max: signed zeros tie": (np.max, [-0.0, 0.0], [0.5, 0.5]),
+    "min ties split evenly": (np.min, [1.0, 1.0, 3.0], [0.5, 0.5, 0.0]),
+    "max over an axis, per slice": (lambda x: np.sum(np.max(x, axis=0)), [[1.0, 2.0], [1.0, 0.0]],
+                                    [[0.5, 1.0], [0.5, 0.0]]),
+    "argmax indexing: numpy's first": (lambda x: x[np.argmax(x)], [3.0, 1.0, 3.0], [1.0, 0.0, 0.0]),
+    "clip: 1 inside and at the bounds, 0 outside, NaN passes": (
+        lambda x: np.sum(np.clip(x, -1.0, 1.0)), [-1.0, 1.0, 0.5, -2.0, 2.0, np.nan],
+        [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]),
+    "where: the unselected branch gives nothing": (
+        lambda x: np.sum(np.where(x > 0.0, np.log(x), 0.0)), [0.0, -1.0, 2.0], [0.0, 0.0, 0.5]),
+    "sort ties: argsort's (stable) order": (
+        lambda x: np.sum(x[np.argsort(x, kind="stable")] * np.array([1.0, 2.0, 3.0])),
+        [2.0, 1.0, 2.0], [2.0, 1.0, 3.0]),
+    "det at a singular matrix: the cofactors": (np.linalg.det, [[1.0, 2.0], [2.0, 4.0]],
+                                                [[4.0, -2.0], [-2.0, 1.0]]),
+    "det at zero": (np.linalg.det, [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]),
+    "slogdet at a singular matrix: NaN": (lambda x: np.linalg.slogdet(x)[1],
+                                          [[1.0, 2.0], [2.0, 4.0]], [[np.nan] * 2] * 2),
+    "prod: the product of the others": (np.prod, [0.0, np.inf, 3.0], [np.inf, 0.0, np.nan]),
+    "2-norm written out, at zero: 0": (lambda x: np.sqrt(np.sum(x * x)), [0.0, 0.0], [0.0, 0.0]),
+}
+NESTED_LACKS = {"argmax indexing: numpy's first": None, "clip: 1 inside and at the bounds, 0 outside, NaN passes": "np.clip",
+                "sort ties: argsort's (stable) order": "fancy indexing",
+                "det at a singular matrix: the cofactors": "np.linalg.det", "det at zero": "np.linalg.det",
+                "slogdet at a singular matrix: NaN": "np.linalg.slogdet", "prod: the product of the others": "np.prod"}
+
+
+def _convention_params():
+    for name, (f, x, want) in CONVENTIONS.items():
+        for engine in ["reverse"] + ENGINES:
+            marks = []
+            if engine.startswith("nested") and NESTED_LACKS.get(name):
+                marks = [pytest.mark.xfail(strict=True, raises=nested_unsupported("UnsupportedError"),
+                                           reason=f"nested engine lacks {NESTED_LACKS[name]} (#14)")]
+            yield pytest.param(name, engine, id=f"{name}-{engine}", marks=marks)
+
+
+@pytest.mark.parametrize("name,engine", list(_convention_params()))
+def test_documented_conventions(name, engine):
+    f, x, want = CONVENTIONS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = derivative(engine, f, np.array(x, dtype=float))
+    # det's cofactors come from an SVD at singular matrices: to rounding
+    assert same_specials(got, want) if "det" in name else same_values(got, want), (
+        f"{name}: {engine} gives {np.asarray(got).tolist()}, the convention says {want}")
+
+
+@pytest.mark.parametrize("fn", [np.linalg.inv, lambda a: np.linalg.solve(a, np.ones(2))],
+                         ids=["inv", "solve"])
+@pytest.mark.parametrize("engine", ["reverse", "forward", "batch", "jacobian(F)", "jacobian(R)"])
+def test_singular_inverse_raises_in_every_engine(fn, engine):
+    """numpy raises LinAlgError on a singular matrix: so does every engine
+    (never a gradient of inf/NaN made up after the fact)."""
+    with pytest.raises(np.linalg.LinAlgError):
+        derivative(engine, lambda x: np.sum(fn(x)), np.array([[1.0, 2.0], [2.0, 4.0]]))
