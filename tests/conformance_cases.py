@@ -94,6 +94,9 @@ class Case:
     diverge: dict = field(default_factory=dict)  # (engine, input k or None) -> reason
     nested_raises_name: str = ""  # the class it raises meanwhile (see nested_unsupported)
 
+    def __repr__(self):  # short: pytest prints it in every report
+        return f"Case({self.name!r})"
+
 
 def weights(shape):
     """A fixed, non-uniform cotangent, so a transposed or misplaced adjoint shows."""
@@ -202,6 +205,10 @@ case("matmul", ["np.matmul"],
      exact=False, diverge=forward_ieee(1, "np.matmul"))
 case("matmul_batched", ["np.matmul"], lambda x: wsum(np.matmul(x, x[:, ::-1, :].transpose(0, 2, 1))),
      [ordinary(2, 2, 3)], exact=False, **lacks("np.matmul of 3-D operands"))
+case("matmul_broadcast", ["np.matmul"],
+     lambda x: wsum(x @ x[0, 0]) + wsum(np.matmul(x[:1], x[1].T)),
+     [ordinary(2, 3, 3), np.concatenate([np.eye(3)[None], np.zeros((1, 3, 3))])], exact=False,
+     **lacks("np.matmul of 3-D operands"))
 case("dot", ["np.dot", "method:dot"], lambda x: np.dot(x[0], x[1]) + wsum(x.dot(x[0])) + np.dot(x[0, 0], x[1, 1]),
      [ordinary(3, 3), arr(0.0, inf, nan, -0.0, 1.0, 0.0, 2.0, 0.0, 1.0, shape=(3, 3))], exact=False,
      diverge=forward_ieee(1, "np.dot"))
@@ -293,6 +300,11 @@ case("clip", ["np.clip", "method:clip"],
      lambda x: wsum(np.clip(x, -1.0, 2.0)) + wsum(x.clip(0.0)) + wsum(np.clip(x, None, 1.0)),
      [arr(0.5, -3.0, 3.0, 1.5), arr(-1.0, 2.0, 0.0, -0.0, 1.0), arr(inf, -inf, nan, SUB)],
      **lacks("np.clip"))
+case("clip_broadcast_bounds", ["np.clip"], lambda x: wsum(np.clip(x[:, :2], x[:1, 2:], 1.0)),
+     [arr(0.5, -3.0, 0.25, 3.0, 0.1, 0.0, shape=(2, 3)), arr(0.0, 0.0, 0.0, 2.0, -1.0, 1.0, shape=(2, 3))],
+     **lacks("np.clip"))
+case("where_broadcast", ["np.where"], lambda x: wsum(np.where(x[:1] > 0.0, x, x[1:] * 2.0)),
+     [arr(1.0, -1.0, 0.5, 2.0, shape=(2, 2)), arr(0.0, nan, inf, -inf, shape=(2, 2))])
 case("clip_array_bounds", ["np.clip"], lambda x: wsum(np.clip(x[:3], x[3:], 1.0)),
      [arr(0.5, -3.0, 3.0, 0.0, 0.0, 0.0), arr(1.0, 0.0, 2.0, 1.0, 0.0, 0.0)], **lacks("np.clip"))
 
@@ -521,7 +533,7 @@ def _scal(x):
     return wsum(y) + wsum(x)
 
 
-case("scal", ["sad.scal"], _scal, [ordinary(3), arr(0.0, inf, nan), arr(inf, 0.0, -0.0)],
+case("scal", ["sad.scal"], _scal, [ordinary(3), arr(0.0, inf, nan), arr(inf, 0.0, -0.0)], **SEVERAL_PATHS,
      **inplace("sad.scal", raises="TypeError"))
 
 
@@ -533,7 +545,7 @@ def _setindex(x):
     return wsum(y) + wsum(x)
 
 
-case("setindex", ["sad.setindex"], _setindex, [ordinary(3), arr(inf, 0.0, nan)],
+case("setindex", ["sad.setindex"], _setindex, [ordinary(3), arr(inf, 0.0, nan)], **SEVERAL_PATHS,
      **inplace("sad.setindex"))
 
 
