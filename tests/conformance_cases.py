@@ -150,7 +150,7 @@ def inplace(what, raises="UnsupportedError"):
 # or BLAS's dense product of tangent and primal) adds 0 * inf = NaN terms that
 # the reverse rules' per-entry sweep (outer's zero-factor select, or a matrix
 # product taken against the adjoint, whose zero entries meet no inf) does not.
-FORWARD_ENGINES = ("forward", "batch", "jacobian(F)", "nested forward")
+FORWARD_ENGINES = ("forward", "batch", "jacobian(F)", "nested forward", "nested jacobian(F)")
 
 
 def forward_ieee(k, what, engines=FORWARD_ENGINES):
@@ -294,6 +294,15 @@ case("fill", ["method:fill"], _fill, [ordinary(3)], **inplace("x.fill", raises="
 # -- selection -------------------------------------------------------------
 case("where", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.sqrt(x), x * x)),
      [arr(1.0, -2.0, 4.0), arr(0.0, -0.0, -1.0, inf, -inf, nan, SUB)])
+WHERE_SIGNED_ZERO = (
+    "divergence: the nested engine's jacobian(Reverse), and its gradient at a value of the outer "
+    "differentiation, give -0.0 where where() leaves out "
+    "a branch whose partial is negative (log at x = -1: 1/x times a zero adjoint); every other "
+    "engine, the nested autodiff included, gives +0.0 (the zero adjoint contributes nothing)")
+case("where_unselected_const", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.log(x), 0.0)),
+     [arr(1.0, 2.0), arr(0.0, -1.0, 2.0, -0.0, -inf, nan)],
+     diverge={("nested jacobian(R)", 1): WHERE_SIGNED_ZERO,
+              ("nested, x from the outer", 1): WHERE_SIGNED_ZERO})
 case("where_unselected_inf", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.log(x), 2.0 * x)),
      [arr(1.0, -2.0), arr(0.0, -1.0, -0.0, inf, nan)])
 case("clip", ["np.clip", "method:clip"],
