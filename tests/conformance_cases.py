@@ -134,6 +134,7 @@ CASES = []
 
 
 def case(name, covers, f, inputs, **kw):
+    # asarray keeps a Fortran-ordered input so: layouts are part of the cases
     CASES.append(Case(name, tuple(covers), f, [np.asarray(x, dtype=float) for x in inputs], **kw))
 
 
@@ -178,7 +179,7 @@ case("sum", ["np.sum", "method:sum"], lambda x: np.sum(x) + x.sum(),
      [ordinary(5)] + VEC_EDGES + [np.zeros(0)])
 case("sum_axis", ["np.sum"], lambda x: wsum(np.sum(x, axis=0)) + wsum(np.sum(x, axis=1, keepdims=True)),
      [ordinary(3, 4), arr(inf, -inf, nan, 0.0, -0.0, 1.0, shape=(2, 3)), np.zeros((0, 3)),
-      np.ones((1, 1))])
+      np.ones((1, 1)), np.asfortranarray(ordinary(3, 2))])
 case("mean", ["np.mean", "method:mean"],
      lambda x: np.mean(x) + wsum(x.mean(axis=0)), [ordinary(3, 2), arr(inf, -inf, nan, 0.0,
                                                                        -0.0, SUB, shape=(3, 2))])
@@ -204,7 +205,8 @@ case("diagonal", ["np.diagonal", "method:diagonal"],
 SQ = arr(2.0, 1.0, 0.5, 3.0, shape=(2, 2))
 case("matmul", ["np.matmul"],
      lambda x: wsum(np.matmul(x, x.T)) + wsum(x @ x[0]),
-     [ordinary(2, 3), arr(0.0, inf, 1.0, nan, 0.0, 2.0, shape=(2, 3)), np.zeros((2, 0))],
+     [ordinary(2, 3), arr(0.0, inf, 1.0, nan, 0.0, 2.0, shape=(2, 3)), np.zeros((2, 0)),
+      np.asfortranarray(ordinary(3, 2)), arr(SUB, 1.0, -TINY, 2.0, shape=(2, 2))],
      exact=False, diverge=forward_ieee(1, "np.matmul"))
 case("matmul_batched", ["np.matmul"], lambda x: wsum(np.matmul(x, x[:, ::-1, :].transpose(0, 2, 1))),
      [ordinary(2, 2, 3)], exact=False, **lacks("np.matmul of 3-D operands", message="np.matmul of arrays with 3"))
@@ -219,16 +221,22 @@ case("inner_vdot", ["np.inner", "np.vdot"], lambda x: wsum(np.inner(x, x[::-1]))
      [ordinary(2, 2), arr(0.0, inf, -0.0, nan, shape=(2, 2))], exact=False, **lacks("np.inner"),
      diverge=forward_ieee(1, "np.inner/np.vdot"))
 case("outer", ["np.outer"], lambda x: wsum(np.outer(x, x[::-1] * 2.0)),
-     [ordinary(3), arr(0.0, inf, 1.0), arr(nan, 0.0, -0.0)], **SEVERAL_PATHS,
+     [ordinary(3), arr(0.0, inf, 1.0), arr(nan, 0.0, -0.0), np.zeros(0)], **SEVERAL_PATHS,
      diverge=forward_ieee(1, "np.outer", FORWARD_ENGINES[:3]))
 case("cross", ["np.cross"], lambda x: wsum(np.cross(x[:3], x[3:])),
      [ordinary(6), arr(0.0, inf, 1.0, 2.0, 0.0, nan)], exact=False, **lacks("np.cross"),
      diverge=forward_ieee(1, "np.cross"))
 SINGULAR = arr(1.0, 2.0, 2.0, 4.0, shape=(2, 2))
 RANK1_3 = arr(1.0, 2.0, 3.0, 2.0, 4.0, 6.0, 1.0, 1.0, 1.0, shape=(3, 3))
+DET_TINY = (
+    "bug: det's cofactors are det * inv(A)^T whenever det != 0; at diag(2.5e-310, 1, 2) inv "
+    "overflows (1/2.5e-310 = inf): reverse mode gives [[inf, 0, 0], [nan, 6.6e-309, 0], "
+    "[nan, 0, 3.3e-309]], forward mode all NaN; the cofactors are diag(2, 5e-310, 2.5e-310)")
 case("det", ["np.linalg.det"], lambda x: np.linalg.det(x) + wsum(np.linalg.det(np.stack([x, 2.0 * x]))),
-     [SQ, SINGULAR, RANK1_3, np.zeros((3, 3)), arr(5.0, shape=(1, 1)), arr(0.0, shape=(1, 1))],
-     exact=False, **lacks("np.linalg.det"))
+     [SQ, SINGULAR, RANK1_3, np.zeros((3, 3)), arr(5.0, shape=(1, 1)), arr(0.0, shape=(1, 1)),
+      np.asfortranarray(RANK1_3), np.diag([SUB, 1.0, 2.0])],
+     exact=False, **lacks("np.linalg.det"),
+     diverge={(e, 7): DET_TINY for e in ("forward", "batch", "jacobian(F)")})
 case("slogdet", ["np.linalg.slogdet"], lambda x: np.linalg.slogdet(x)[1],
      [SQ, arr(-1.0, 2.0, 3.0, 1.0, shape=(2, 2)), SINGULAR, arr(3.0, shape=(1, 1))],
      exact=False, **lacks("np.linalg.slogdet"))
@@ -254,7 +262,7 @@ case("flip", ["np.flip", "view:negative-stride"],
      lambda x: wsum(np.flip(x)) + wsum(x[::-2]) + wsum(np.flip(x, 0)[1:]), [ordinary(5)], **lacks("np.flip"))
 case("concatenate_stack", ["np.concatenate", "np.stack"],
      lambda x: wsum(np.concatenate([x, 2.0 * x[::-1]])) + wsum(np.stack([x, x * x], axis=1)),
-     [ordinary(3), VEC_EDGES[0]], **SEVERAL_PATHS)
+     [ordinary(3), VEC_EDGES[0], np.zeros(0)], **SEVERAL_PATHS)
 case("hstack_vstack", ["np.hstack", "np.vstack"],
      lambda x: wsum(np.hstack([x, x[:1]])) + wsum(np.vstack([x, x * 3.0])), [ordinary(3)],
      **lacks("np.hstack"))
@@ -296,7 +304,7 @@ case("fill", ["method:fill"], _fill, [ordinary(3)], **lacks("x.fill()", raises="
 
 # -- selection -------------------------------------------------------------
 case("where", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.sqrt(x), x * x)),
-     [arr(1.0, -2.0, 4.0), arr(0.0, -0.0, -1.0, inf, -inf, nan, SUB)])
+     [arr(1.0, -2.0, 4.0), arr(0.0, -0.0, -1.0, inf, -inf, nan, SUB), np.zeros(0)])
 WHERE_SIGNED_ZERO = (
     "divergence: the nested engine's jacobian(Reverse), and its gradient at a value of the outer "
     "differentiation, give -0.0 where where() leaves out "
@@ -390,7 +398,8 @@ case("nonzero_gather", ["np.nonzero", "np.flatnonzero", "method:nonzero", "np.ar
 # -- indexing ---------------------------------------------------------------
 case("getitem_basic", ["getitem:basic"],
      lambda x: x[1, 2] * 3.0 + wsum(x[0]) + wsum(x[:, 1:3]) + wsum(x[None, ..., -1]) + wsum(x[::-1, ::2]),
-     [ordinary(2, 4), arr(0.0, -0.0, inf, -inf, nan, SUB, 1.0, 2.0, shape=(2, 4))])
+     [ordinary(2, 4), arr(0.0, -0.0, inf, -inf, nan, SUB, 1.0, 2.0, shape=(2, 4)),
+      np.asfortranarray(ordinary(2, 4))])
 # issue #14's second example: a zero adjoint through sqrt's infinite partial at 0
 case("sqrt_index", ["getitem:basic"], lambda x: np.sqrt(x)[0],
      [arr(4.0, 1.0), arr(4.0, 0.0), arr(0.0, 4.0), arr(4.0, -1.0)])
