@@ -250,9 +250,12 @@ case("solve", ["np.linalg.solve"], lambda x: wsum(np.linalg.solve(x[:, :2], x[:,
 case("reshape_ravel", ["np.reshape", "np.ravel", "method:reshape", "method:ravel", "method:flatten"],
      lambda x: wsum(np.reshape(x, (3, 2))) + wsum(x.reshape(6)) + wsum(np.ravel(x.T))
      + wsum(x.ravel()) + wsum(x.flatten()), [ordinary(2, 3), arr(0.0, -0.0, inf, -inf, nan, SUB, shape=(2, 3))])
-case("transpose", ["np.transpose", "method:transpose", "np.moveaxis", "np.swapaxes", "method:swapaxes"],
-     lambda x: wsum(np.transpose(x, (2, 0, 1))) + wsum(x.transpose(1, 0, 2)) + wsum(np.moveaxis(x, 0, -1))
-     + wsum(np.swapaxes(x, 0, 2)) + wsum(x.swapaxes(1, 2)), [ordinary(2, 1, 3)], **lacks("np.moveaxis"))
+case("transpose", ["np.transpose", "method:transpose"],
+     lambda x: wsum(np.transpose(x, (2, 0, 1))) + wsum(x.transpose(1, 0, 2)) + wsum(x.T),
+     [ordinary(2, 1, 3), arr(inf, nan, -0.0, 0.0, SUB, -inf, shape=(3, 1, 2))])
+case("moveaxis_swapaxes", ["np.moveaxis", "np.swapaxes", "method:swapaxes"],
+     lambda x: wsum(np.moveaxis(x, 0, -1)) + wsum(np.swapaxes(x, 0, 2)) + wsum(x.swapaxes(1, 2)),
+     [ordinary(2, 1, 3)], **lacks("np.moveaxis and np.swapaxes", message="np.moveaxis"))
 case("squeeze_expand", ["np.squeeze", "method:squeeze", "np.expand_dims", "np.atleast_1d", "np.atleast_2d"],
      lambda x: wsum(np.squeeze(x)) + wsum(x.squeeze(0)) + wsum(np.expand_dims(x, 1))
      + wsum(np.atleast_1d(x[0, 0])) + wsum(np.atleast_2d(x[0])), [ordinary(1, 3)], **lacks("np.squeeze"))
@@ -279,6 +282,9 @@ def _copies(x):
     return wsum(c) + wsum(z) + wsum(e) + wsum(o * x) + wsum(u * x) + wsum(x.copy()) + wsum(x.astype(float))
 
 
+case("like", ["np.zeros_like", "np.ones_like", "np.empty_like", "method:copy"],
+     lambda x: wsum(np.zeros_like(x) + x * 2.0) + wsum(np.ones_like(x) * x) + wsum(x.copy())
+     + wsum(x) * float(np.empty_like(x).shape[0]), [ordinary(3), VEC_EDGES[0], np.zeros(0)])
 case("copies", ["np.copy", "np.zeros_like", "np.empty_like", "np.ones_like", "np.full_like",
                 "method:copy", "method:astype"], _copies, [ordinary(3), VEC_EDGES[0]],
      **lacks("np.copy"))
@@ -343,6 +349,16 @@ def _sort_gather(x):
     return wsum(x[order]) + wsum(x[x.argsort()])
 
 
+def _argsort_index(x):
+    order = np.argsort(x)          # plain integers: the derivative follows numpy's choice
+    first = np.nonzero(x)[0]
+    return (x[int(order[0])] * 2.0 + x[int(x.argsort()[-1])] + x[int(first[0])] * 3.0
+            + x[int(x.nonzero()[0][-1])])
+
+
+case("argsort_index", ["np.argsort", "method:argsort", "np.nonzero", "method:nonzero"],
+     _argsort_index, [arr(3.0, 1.0, 2.0), arr(2.0, 1.0, 2.0, 1.0), arr(0.0, -0.0, 1.0, 1.0),
+                      arr(nan, 1.0, nan, -0.0, 0.0)])
 case("argsort_gather", ["np.argsort", "method:argsort", "getitem:fancy"], _sort_gather,
      [arr(3.0, 1.0, 2.0), arr(2.0, 1.0, 2.0, 1.0), arr(nan, 1.0, nan, -0.0, 0.0)],
      **lacks("fancy indexing", message="(advanced indexing)"))
@@ -396,7 +412,7 @@ case("nonzero_gather", ["np.nonzero", "np.flatnonzero", "method:nonzero", "np.ar
      **lacks("fancy indexing", message="(advanced indexing)"))
 
 # -- indexing ---------------------------------------------------------------
-case("getitem_basic", ["getitem:basic"],
+case("getitem_basic", ["getitem:basic", "view:negative-stride"],
      lambda x: x[1, 2] * 3.0 + wsum(x[0]) + wsum(x[:, 1:3]) + wsum(x[None, ..., -1]) + wsum(x[::-1, ::2]),
      [ordinary(2, 4), arr(0.0, -0.0, inf, -inf, nan, SUB, 1.0, 2.0, shape=(2, 4)),
       np.asfortranarray(ordinary(2, 4))])
