@@ -25,12 +25,14 @@ SUB = 2.5e-310         # a subnormal
 # --------------------------------------------------------------------------
 # the one enumeration (repoint it when the registries move)
 
-def registered_functions():
-    """(numpy function -> name) of the reverse, forward and nested tables."""
+def registered_functions(engine=None):
+    """(numpy function -> name) of the reverse, forward and nested tables, or
+    of the nested engine's alone (``engine="nested"``)."""
     from shadowad.naming import qualified_name
     from shadowad.nested_box import FUNCTIONS as NESTED
     from shadowad.rules.registry import FUNCTIONS, JVPS
-    return {f: qualified_name(f) for table in (FUNCTIONS, JVPS, NESTED) for f in table}
+    tables = (NESTED,) if engine == "nested" else (FUNCTIONS, JVPS, NESTED)
+    return {f: qualified_name(f) for table in tables for f in table}
 
 
 # numpy functions registered with rules that take ``out=`` (their out form is a primitive too)
