@@ -313,15 +313,17 @@ case("fill", ["method:fill"], _fill, [ordinary(3)], **lacks("x.fill()", raises="
 # -- selection -------------------------------------------------------------
 case("where", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.sqrt(x), x * x)),
      [arr(1.0, -2.0, 4.0), arr(0.0, -0.0, -1.0, inf, -inf, nan, SUB), np.zeros(0)])
-WHERE_SIGNED_ZERO = (
-    "divergence: the nested engine's jacobian(Reverse), and its gradient at a value of the outer "
-    "differentiation, give -0.0 where where() leaves out "
-    "a branch whose partial is negative (log at x = -1: 1/x times a zero adjoint); every other "
-    "engine, the nested autodiff included, gives +0.0 (the zero adjoint contributes nothing)")
+SIGNED_ZERO = (
+    "divergence: where a derivative is a -0.0 (x*x at x = -0.0; where() leaving out log at x = -1, "
+    "1/x times a zero adjoint), the C engines and the nested autodiff give +0.0 (they add into a "
+    "zero shadow, 0.0 + -0.0 = +0.0), the nested engine's jacobian(Reverse) and its gradient at a "
+    "value of the outer differentiation give -0.0")
+case("sum_of_squares", ["np.sum"], lambda x: np.sum(x * x), [arr(1.0, 2.0), arr(-0.0, 1.0, 0.0)],
+     diverge={("nested jacobian(R)", 1): SIGNED_ZERO, ("nested, x from the outer", 1): SIGNED_ZERO})
 case("where_unselected_const", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.log(x), 0.0)),
      [arr(1.0, 2.0), arr(0.0, -1.0, 2.0, -0.0, -inf, nan)],
-     diverge={("nested jacobian(R)", 1): WHERE_SIGNED_ZERO,
-              ("nested, x from the outer", 1): WHERE_SIGNED_ZERO})
+     diverge={("nested jacobian(R)", 1): SIGNED_ZERO,
+              ("nested, x from the outer", 1): SIGNED_ZERO})
 case("where_unselected_inf", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.log(x), 2.0 * x)),
      [arr(1.0, -2.0), arr(0.0, -1.0, -0.0, inf, nan)])
 case("clip", ["np.clip", "method:clip"],
