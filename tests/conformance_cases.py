@@ -236,9 +236,13 @@ DET_TINY = (
     "[nan, 0, 3.3e-309]], forward mode all NaN; the cofactors are diag(2, 5e-310, 2.5e-310)")
 case("det", ["np.linalg.det"], lambda x: np.linalg.det(x) + wsum(np.linalg.det(np.stack([x, 2.0 * x]))),
      [SQ, SINGULAR, RANK1_3, np.zeros((3, 3)), arr(5.0, shape=(1, 1)), arr(0.0, shape=(1, 1)),
-      np.asfortranarray(RANK1_3), np.diag([SUB, 1.0, 2.0])],
+      np.asfortranarray(RANK1_3), np.diag([SUB, 1.0, 2.0]), np.diag([inf, 1.0])],
      exact=False, **lacks("np.linalg.det"),
-     diverge={(e, 7): DET_TINY for e in ("forward", "batch", "jacobian(F)")})
+     diverge={**{(e, 7): DET_TINY for e in ("forward", "batch", "jacobian(F)")},
+              **forward_ieee(8, "np.linalg.det (cofactors det * inv(A)^T, contracted with the "
+                                "tangent: [[nan, nan], [nan, nan]] against reverse mode's "
+                                "[[nan, nan], [nan, inf]] at diag(inf, 1), whose cofactors are "
+                                "[[1, 0], [0, inf]])", FORWARD_ENGINES[:3])})
 case("slogdet", ["np.linalg.slogdet"], lambda x: np.linalg.slogdet(x)[1],
      [SQ, arr(-1.0, 2.0, 3.0, 1.0, shape=(2, 2)), SINGULAR, arr(3.0, shape=(1, 1))],
      exact=False, **lacks("np.linalg.slogdet"))
