@@ -13,9 +13,9 @@ cases), on ordinary and edge inputs, every engine gives the same derivative:
 
 "The same" is bit for bit (NaN positions and signed zeros included) for
 cases whose engines evaluate the same arithmetic; for ``exact=False`` cases
-(products, linalg, reductions of products: forward and reverse mode sum
-their terms in different orders) NaN, inf and zero sit at the same places and
-finite values agree to 1e-12.  At the ordinary input every case also gets
+(products, linalg, and programs where x reaches the result along several
+paths: forward and reverse mode add their terms in different orders) NaN, inf
+and zero sit at the same places and finite values agree to 1e-12.  At the ordinary input every case also gets
 finite differences (when smooth), the dot-product test, restore=True bit for
 bit and accumulate-once (shadowad.testing).
 
