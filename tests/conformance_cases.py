@@ -1,0 +1,633 @@
+"""The cases of the cross-engine conformance suite (tests/test_conformance.py).
+
+``primitives()`` lists every primitive shadowad differentiates, read from the
+registries; ``CASES`` gives each one programs ``f(x) -> scalar`` on ordinary
+and edge inputs.  A primitive without a case fails the completeness test, so
+a new rule cannot land untested.
+
+Each case's first input is ordinary (finite, away from kinks): the suite
+checks it against finite differences (when ``smooth``), the dot-product test,
+restoration and accumulate-once.  Every input, edges included, is checked
+across engines.  ``f`` may overwrite ``x`` in place (the engines then
+differentiate with respect to x's value before the call).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import shadowad as sad
+
+inf, nan = np.inf, np.nan
+TINY = 5e-324          # the smallest subnormal
+SUB = 2.5e-310         # a subnormal
+
+
+# --------------------------------------------------------------------------
+# the one enumeration (repoint it when the registries move)
+
+def registered_functions(engine=None):
+    """(numpy function -> name) of the reverse, forward and nested tables, or
+    of the nested engine's alone (``engine="nested"``)."""
+    from shadowad.naming import qualified_name
+    from shadowad.nested_box import FUNCTIONS as NESTED
+    from shadowad.rules.registry import FUNCTIONS, JVPS
+    tables = (NESTED,) if engine == "nested" else (FUNCTIONS, JVPS, NESTED)
+    return {f: qualified_name(f) for table in tables for f in table}
+
+
+# numpy functions registered with rules that take ``out=`` (their out form is a primitive too)
+OUT_FUNCTIONS = ("np.sum", "np.mean", "np.prod", "np.max", "np.min", "np.amax", "np.amin",
+                 "np.cumsum", "np.clip", "np.dot", "np.matmul")
+KERNELS = ("sad.axpy", "sad.scal", "sad.setindex", "sad.fwddiff", "sad.Vector.push",
+           "sad.Vector.pop", "sad.Vector.load", "sad.Vector.store")
+INDEXING = ("getitem:basic", "getitem:fancy", "getitem:boolean", "setitem:basic",
+            "setitem:fancy", "setitem:boolean", "view:negative-stride", "view:write-through",
+            "view:overlapping")
+IN_PLACE_OPERATORS = ("out:+=", "out:-=", "out:*=", "out:/=", "out:**=", "out:@=",
+                      "out:ufunc")
+
+
+# methods that would take a plain value out of a traced one: they raise
+# (test_conformance checks it), they are not primitives
+DETACHING_METHODS = ("item", "tolist")
+
+
+def array_methods():
+    """The ndarray methods a traced array implements (reading the others
+    raises NotImplementedError, by design)."""
+    names = []
+
+    def f(x):
+        for name in dir(np.ndarray):
+            if name.startswith("_") or name in ("ctypes", "data", "flat", "base", "device"):
+                continue
+            try:
+                attr = getattr(x, name)
+            except (NotImplementedError, AttributeError):
+                continue
+            if callable(attr) and name not in DETACHING_METHODS:
+                names.append(name)
+        return np.sum(x)
+    sad.gradient(f, np.ones(2))
+    return tuple(names)
+
+
+def primitives():
+    """Every primitive the suite must cover, as the names CASES use."""
+    names = set(registered_functions().values())
+    names.update(KERNELS, INDEXING, IN_PLACE_OPERATORS)
+    names.update(f"out:{n}" for n in OUT_FUNCTIONS)
+    names.update(f"method:{m}" for m in array_methods())
+    return names
+
+
+# --------------------------------------------------------------------------
+# cases
+
+@dataclass
+class Case:
+    name: str
+    covers: tuple          # primitive names (see primitives())
+    f: object              # f(x) -> scalar; may overwrite x
+    inputs: list           # arrays; inputs[0] ordinary
+    smooth: bool = True    # finite differences apply at inputs[0]
+    exact: bool = True     # engines agree bit for bit (else to rtol 1e-12, NaN/inf/0 placed alike)
+    nested: str = ""       # why the nested engine cannot run it yet (strict xfail)
+    diverge: dict = field(default_factory=dict)  # (engine, input k or None) -> reason
+    nested_raises_name: str = ""  # the class it raises meanwhile (see nested_unsupported)
+    nested_message: str = ""      # and a part of its message
+
+    def __repr__(self):  # short: pytest prints it in every report
+        return f"Case({self.name!r})"
+
+
+def weights(shape):
+    """A fixed, non-uniform cotangent, so a transposed or misplaced adjoint shows."""
+    n = int(np.prod(shape))
+    return (np.arange(1.0, n + 1.0) / 4.0 + (np.arange(n) % 3 == 1)).reshape(shape)
+
+
+def wsum(r):
+    """sum(r * w): a scalar whose gradient with respect to r is w."""
+    return np.sum(r * weights(r.shape))
+
+
+def arr(*values, shape=None):
+    a = np.array(values, dtype=float)
+    return a.reshape(shape) if shape is not None else a
+
+
+RNG = np.random.default_rng(14)
+
+
+def ordinary(*shape):
+    return np.round(RNG.standard_normal(shape) + 0.1, 3) + 0.0
+
+
+# What the nested engine raises for what it lacks (the suite names the classes once).
+def nested_unsupported(name):
+    from shadowad.nested_box import UnsupportedError
+    from shadowad.traced import DeferToNested, NoRuleError
+    return {"UnsupportedError": UnsupportedError, "NoRuleError": NoRuleError,
+            "DeferToNested": DeferToNested, "TypeError": TypeError}[name]
+
+
+CASES = []
+
+
+def case(name, covers, f, inputs, **kw):
+    # asarray keeps a Fortran-ordered input so: layouts are part of the cases
+    CASES.append(Case(name, tuple(covers), f, [np.asarray(x, dtype=float) for x in inputs], **kw))
+
+
+def lacks(what, raises="UnsupportedError", message=None):
+    """The nested engine refuses ``what``: it raises ``raises`` with ``message``
+    (default: ``what``) in its text."""
+    return dict(nested=f"nested engine lacks {what} until it is a Primitive (#14)",
+                nested_raises_name=raises, nested_message=message or what)
+
+
+def inplace(what, raises="UnsupportedError", message="in place"):
+    return dict(nested=f"nested engine refuses in-place writes ({what}) (#14)",
+                nested_raises_name=raises, nested_message=message)
+
+
+# Where an operand holds inf or NaN, the tangent of a matrix product (numpy's
+# or BLAS's dense product of tangent and primal) adds 0 * inf = NaN terms that
+# the reverse rules' per-entry sweep (outer's zero-factor select, or a matrix
+# product taken against the adjoint, whose zero entries meet no inf) does not.
+FORWARD_ENGINES = ("forward", "batch", "jacobian(F)", "nested forward", "nested jacobian(F)")
+
+
+def forward_ieee(k, what, engines=FORWARD_ENGINES):
+    reason = (f"divergence: {what} with inf/NaN operands -- forward mode's tangent product "
+              "is IEEE's (0 * inf = NaN in every entry it reaches), reverse mode's is not")
+    return {(e, k): reason for e in engines}
+
+
+# x reaches the result along several paths; forward and reverse mode add the
+# terms in different orders, so finite values agree to rounding, not bit for bit
+SEVERAL_PATHS = dict(exact=False)
+
+
+MAX_EDGES = [arr(1.0, nan, 3.0), arr(3.0, 1.0, 3.0), arr(nan, nan, 1.0), arr(inf, inf, -inf),
+             arr(-0.0, 0.0, -1.0), arr(0.0, -0.0, -1.0), arr(SUB, TINY, SUB)]
+MIN_EDGES = [arr(1.0, nan, -3.0), arr(-3.0, 1.0, -3.0), arr(nan, 1.0, nan),
+             arr(-inf, 2.0, -inf), arr(-0.0, 0.0, 1.0), arr(-SUB, -TINY, -SUB)]
+VEC_EDGES = [arr(0.0, -0.0, inf, -inf, nan, SUB)]
+
+# -- reductions ------------------------------------------------------------
+case("sum", ["np.sum", "method:sum"], lambda x: np.sum(x) + x.sum(),
+     [ordinary(5)] + VEC_EDGES + [np.zeros(0)])
+case("sum_axis", ["np.sum"], lambda x: wsum(np.sum(x, axis=0)) + wsum(np.sum(x, axis=1, keepdims=True)),
+     [ordinary(3, 4), arr(inf, -inf, nan, 0.0, -0.0, 1.0, shape=(2, 3)), np.zeros((0, 3)),
+      np.ones((1, 1)), np.asfortranarray(ordinary(3, 2))])
+case("mean", ["np.mean", "method:mean"],
+     lambda x: np.mean(x) + wsum(x.mean(axis=0)), [ordinary(3, 2), arr(inf, -inf, nan, 0.0,
+                                                                       -0.0, SUB, shape=(3, 2))])
+case("prod", ["np.prod", "method:prod"], lambda x: np.prod(x) + wsum(x.prod(axis=1)),
+     [ordinary(2, 3), arr(0.0, 2.0, 3.0, 1.0, 1.0, 1.0, shape=(2, 3)),
+      arr(0.0, 0.0, 2.0, 1.0, 1.0, 1.0, shape=(2, 3)), arr(0.0, inf, 1.0, nan, 0.0, 1.0, shape=(2, 3)),
+      arr(-0.0, 1.0, 2.0, 0.0, -0.0, 1.0, shape=(2, 3))], exact=False, **lacks("np.prod"))
+case("max", ["np.max", "method:max"], lambda x: np.max(x) + 0.5 * x.max(), [arr(1.0, 4.0, 2.0)] + MAX_EDGES)
+case("amax_axis", ["np.amax"], lambda x: wsum(np.amax(x, axis=0)),
+     [ordinary(3, 2), arr(1.0, 2.0, 1.0, 2.0, nan, 0.0, shape=(3, 2)), arr(-0.0, 0.0, 0.0, -0.0, 0.0, 0.0, shape=(3, 2))])
+case("min", ["np.min", "method:min"], lambda x: np.min(x) + 0.5 * x.min(), [arr(1.0, -4.0, 2.0)] + MIN_EDGES)
+case("amin_axis", ["np.amin"], lambda x: wsum(np.amin(x, axis=1, keepdims=True)),
+     [ordinary(2, 3), arr(1.0, 1.0, 2.0, nan, -inf, -inf, shape=(2, 3))])
+case("cumsum", ["np.cumsum", "method:cumsum"], lambda x: wsum(np.cumsum(x)) + wsum(x.cumsum(axis=0)),
+     [ordinary(4), arr(inf, -inf, 1.0, nan), np.zeros(0)], **lacks("np.cumsum"))
+case("trace", ["np.trace", "method:trace"], lambda x: np.trace(x) + 2.0 * x.trace(offset=1),
+     [ordinary(3, 3), arr(inf, 1.0, 2.0, nan, shape=(2, 2))], **lacks("np.trace"))
+case("diagonal", ["np.diagonal", "method:diagonal"],
+     lambda x: wsum(np.diagonal(x)) + wsum(x.diagonal(offset=-1)),
+     [ordinary(3, 4), arr(inf, 1.0, -0.0, nan, shape=(2, 2))], **lacks("np.diagonal"))
+
+# -- products and linalg ---------------------------------------------------
+SQ = arr(2.0, 1.0, 0.5, 3.0, shape=(2, 2))
+case("matmul", ["np.matmul"],
+     lambda x: wsum(np.matmul(x, x.T)) + wsum(x @ x[0]),
+     [ordinary(2, 3), arr(0.0, inf, 1.0, nan, 0.0, 2.0, shape=(2, 3)), np.zeros((2, 0)),
+      np.asfortranarray(ordinary(3, 2)), arr(SUB, 1.0, -TINY, 2.0, shape=(2, 2))],
+     exact=False, diverge=forward_ieee(1, "np.matmul"))
+case("matmul_batched", ["np.matmul"], lambda x: wsum(np.matmul(x, x[:, ::-1, :].transpose(0, 2, 1))),
+     [ordinary(2, 2, 3)], exact=False, **lacks("np.matmul of 3-D operands", message="np.matmul of arrays with 3"))
+case("matmul_broadcast", ["np.matmul"],
+     lambda x: wsum(x @ x[0, 0]) + wsum(np.matmul(x[:1], x[1].T)),
+     [ordinary(2, 3, 3), np.concatenate([np.eye(3)[None], np.zeros((1, 3, 3))])], exact=False,
+     **lacks("np.matmul of 3-D operands", message="np.matmul of arrays with 3"))
+case("dot", ["np.dot", "method:dot"], lambda x: np.dot(x[0], x[1]) + wsum(x.dot(x[0])) + np.dot(x[0, 0], x[1, 1]),
+     [ordinary(3, 3), arr(0.0, inf, nan, -0.0, 1.0, 0.0, 2.0, 0.0, 1.0, shape=(3, 3))], exact=False,
+     diverge=forward_ieee(1, "np.dot"))
+case("inner_vdot", ["np.inner", "np.vdot"], lambda x: wsum(np.inner(x, x[::-1])) + np.vdot(x[0], x[1]) + np.vdot(x, x),
+     [ordinary(2, 2), arr(0.0, inf, -0.0, nan, shape=(2, 2))], exact=False, **lacks("np.inner"),
+     diverge=forward_ieee(1, "np.inner/np.vdot"))
+case("outer", ["np.outer"], lambda x: wsum(np.outer(x, x[::-1] * 2.0)),
+     [ordinary(3), arr(0.0, inf, 1.0), arr(nan, 0.0, -0.0), np.zeros(0)], **SEVERAL_PATHS,
+     diverge=forward_ieee(1, "np.outer", FORWARD_ENGINES[:3]))
+case("cross", ["np.cross"], lambda x: wsum(np.cross(x[:3], x[3:])),
+     [ordinary(6), arr(0.0, inf, 1.0, 2.0, 0.0, nan)], exact=False, **lacks("np.cross"),
+     diverge=forward_ieee(1, "np.cross"))
+SINGULAR = arr(1.0, 2.0, 2.0, 4.0, shape=(2, 2))
+RANK1_3 = arr(1.0, 2.0, 3.0, 2.0, 4.0, 6.0, 1.0, 1.0, 1.0, shape=(3, 3))
+DET_TINY = (
+    "bug: det's cofactors are det * inv(A)^T whenever det != 0; at diag(2.5e-310, 1, 2) inv "
+    "overflows (1/2.5e-310 = inf): reverse mode gives [[inf, 0, 0], [nan, 6.6e-309, 0], "
+    "[nan, 0, 3.3e-309]], forward mode all NaN; the cofactors are diag(2, 5e-310, 2.5e-310)")
+case("det", ["np.linalg.det"], lambda x: np.linalg.det(x) + wsum(np.linalg.det(np.stack([x, 2.0 * x]))),
+     [SQ, SINGULAR, RANK1_3, np.zeros((3, 3)), arr(5.0, shape=(1, 1)), arr(0.0, shape=(1, 1)),
+      np.asfortranarray(RANK1_3), np.diag([SUB, 1.0, 2.0]), np.diag([inf, 1.0])],
+     exact=False, **lacks("np.linalg.det"),
+     diverge={**{(e, 7): DET_TINY for e in ("forward", "batch", "jacobian(F)")},
+              **forward_ieee(8, "np.linalg.det (cofactors det * inv(A)^T, contracted with the "
+                                "tangent: [[nan, nan], [nan, nan]] against reverse mode's "
+                                "[[nan, nan], [nan, inf]] at diag(inf, 1), whose cofactors are "
+                                "[[1, 0], [0, inf]])", FORWARD_ENGINES[:3])})
+case("slogdet", ["np.linalg.slogdet"], lambda x: np.linalg.slogdet(x)[1],
+     [SQ, arr(-1.0, 2.0, 3.0, 1.0, shape=(2, 2)), SINGULAR, arr(3.0, shape=(1, 1))],
+     exact=False, **lacks("np.linalg.slogdet"))
+case("inv", ["np.linalg.inv"], lambda x: wsum(np.linalg.inv(x)), [SQ, arr(4.0, shape=(1, 1))],
+     exact=False, **lacks("np.linalg.inv"))
+case("solve", ["np.linalg.solve"], lambda x: wsum(np.linalg.solve(x[:, :2], x[:, 2])),
+     [np.hstack([SQ, arr(1.0, -1.0, shape=(2, 1))]), arr(2.0, 0.0, 0.0, 0.0, 3.0, 0.0, shape=(2, 3))],
+     exact=False, **lacks("np.linalg.solve"))
+
+# -- shape functions ---------------------------------------------------------
+case("reshape_ravel", ["np.reshape", "np.ravel", "method:reshape", "method:ravel", "method:flatten"],
+     lambda x: wsum(np.reshape(x, (3, 2))) + wsum(x.reshape(6)) + wsum(np.ravel(x.T))
+     + wsum(x.ravel()) + wsum(x.flatten()), [ordinary(2, 3), arr(0.0, -0.0, inf, -inf, nan, SUB, shape=(2, 3))])
+case("transpose", ["np.transpose", "method:transpose"],
+     lambda x: wsum(np.transpose(x, (2, 0, 1))) + wsum(x.transpose(1, 0, 2)) + wsum(x.T),
+     [ordinary(2, 1, 3), arr(inf, nan, -0.0, 0.0, SUB, -inf, shape=(3, 1, 2))])
+case("moveaxis_swapaxes", ["np.moveaxis", "np.swapaxes", "method:swapaxes"],
+     lambda x: wsum(np.moveaxis(x, 0, -1)) + wsum(np.swapaxes(x, 0, 2)) + wsum(x.swapaxes(1, 2)),
+     [ordinary(2, 1, 3)], **lacks("np.moveaxis and np.swapaxes", message="np.moveaxis"))
+case("squeeze_expand", ["np.squeeze", "method:squeeze", "np.expand_dims", "np.atleast_1d", "np.atleast_2d"],
+     lambda x: wsum(np.squeeze(x)) + wsum(x.squeeze(0)) + wsum(np.expand_dims(x, 1))
+     + wsum(np.atleast_1d(x[0, 0])) + wsum(np.atleast_2d(x[0])), [ordinary(1, 3)], **lacks("np.squeeze"))
+case("broadcast_to", ["np.broadcast_to"], lambda x: wsum(np.broadcast_to(x, (3, 2))),
+     [ordinary(2), arr(inf, nan)], **lacks("np.broadcast_to"))
+case("flip", ["np.flip", "view:negative-stride"],
+     lambda x: wsum(np.flip(x)) + wsum(x[::-2]) + wsum(np.flip(x, 0)[1:]), [ordinary(5)], **lacks("np.flip"))
+case("concatenate_stack", ["np.concatenate", "np.stack"],
+     lambda x: wsum(np.concatenate([x, 2.0 * x[::-1]])) + wsum(np.stack([x, x * x], axis=1)),
+     [ordinary(3), VEC_EDGES[0], np.zeros(0)], **SEVERAL_PATHS)
+case("hstack_vstack", ["np.hstack", "np.vstack"],
+     lambda x: wsum(np.hstack([x, x[:1]])) + wsum(np.vstack([x, x * 3.0])), [ordinary(3)],
+     **lacks("np.hstack"))
+
+# -- copies and allocation ---------------------------------------------------
+def _copies(x):
+    c = np.copy(x)
+    z = np.zeros_like(x)
+    e = np.empty_like(x)
+    o = np.ones_like(x)
+    u = np.full_like(x, 2.0)
+    z[...] = x * 2.0
+    e[...] = c * 3.0
+    return wsum(c) + wsum(z) + wsum(e) + wsum(o * x) + wsum(u * x) + wsum(x.copy()) + wsum(x.astype(float))
+
+
+case("like", ["np.zeros_like", "np.ones_like", "np.empty_like", "method:copy"],
+     lambda x: wsum(np.zeros_like(x) + x * 2.0) + wsum(np.ones_like(x) * x) + wsum(x.copy())
+     + wsum(x) * float(np.empty_like(x).shape[0]), [ordinary(3), VEC_EDGES[0], np.zeros(0)])
+case("copies", ["np.copy", "np.zeros_like", "np.empty_like", "np.ones_like", "np.full_like",
+                "method:copy", "method:astype"], _copies, [ordinary(3), VEC_EDGES[0]],
+     **lacks("np.copy"))
+
+
+def _copyto(x):
+    y = np.zeros_like(x)
+    np.copyto(y, x * 2.0)
+    np.copyto(y[:1], x[1:2])
+    return wsum(y)
+
+
+case("copyto", ["np.copyto"], _copyto, [ordinary(3), VEC_EDGES[0][:3]], **lacks("np.copyto"))
+
+
+def _fill(x):
+    y = x * 1.0
+    y[1:].fill(2.0)
+    return wsum(y) + wsum(x)
+
+
+case("fill", ["method:fill"], _fill, [ordinary(3)], **lacks("x.fill()", raises="NoRuleError"))
+
+# -- selection -------------------------------------------------------------
+case("where", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.sqrt(x), x * x)),
+     [arr(1.0, -2.0, 4.0), arr(0.0, -0.0, -1.0, inf, -inf, nan, SUB), np.zeros(0)])
+SIGNED_ZERO = (
+    "divergence: where a derivative is a -0.0 (x*x at x = -0.0; where() leaving out log at x = -1, "
+    "1/x times a zero adjoint), the C engines and the nested autodiff give +0.0 (they add into a "
+    "zero shadow, 0.0 + -0.0 = +0.0), the nested engine's jacobian(Reverse) and its gradient at a "
+    "value of the outer differentiation give -0.0")
+case("sum_of_squares", ["np.sum"], lambda x: np.sum(x * x), [arr(1.0, 2.0), arr(-0.0, 1.0, 0.0)],
+     diverge={("nested jacobian(R)", 1): SIGNED_ZERO, ("nested, x from the outer", 1): SIGNED_ZERO})
+case("where_unselected_const", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.log(x), 0.0)),
+     [arr(1.0, 2.0), arr(0.0, -1.0, 2.0, -0.0, -inf, nan)],
+     diverge={("nested jacobian(R)", 1): SIGNED_ZERO,
+              ("nested, x from the outer", 1): SIGNED_ZERO})
+case("where_unselected_inf", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.log(x), 2.0 * x)),
+     [arr(1.0, -2.0), arr(0.0, -1.0, -0.0, inf, nan)])
+case("clip", ["np.clip", "method:clip"],
+     lambda x: wsum(np.clip(x, -1.0, 2.0)) + wsum(x.clip(0.0)) + wsum(np.clip(x, None, 1.0)),
+     [arr(0.5, -3.0, 3.0, 1.5), arr(-1.0, 2.0, 0.0, -0.0, 1.0), arr(inf, -inf, nan, SUB)],
+     **lacks("np.clip"))
+case("clip_broadcast_bounds", ["np.clip"], lambda x: wsum(np.clip(x[:, :2], x[:1, 2:], 1.0)),
+     [arr(0.5, -3.0, 0.25, 3.0, 0.1, 0.0, shape=(2, 3)), arr(0.0, 0.0, 0.0, 2.0, -1.0, 1.0, shape=(2, 3))],
+     **lacks("np.clip"))
+case("where_broadcast", ["np.where"], lambda x: wsum(np.where(x[:1] > 0.0, x, x[1:] * 2.0)),
+     [arr(1.0, -1.0, 0.5, 2.0, shape=(2, 2)), arr(0.0, nan, inf, -inf, shape=(2, 2))])
+case("clip_array_bounds", ["np.clip"], lambda x: wsum(np.clip(x[:3], x[3:], 1.0)),
+     [arr(0.5, -3.0, 3.0, 0.0, 0.0, 0.0), arr(1.0, 0.0, 2.0, 1.0, 0.0, 0.0)], **lacks("np.clip"))
+
+
+# -- derivative-free functions ----------------------------------------------------
+def _argmax_index(x):
+    return x[np.argmax(x)] * 2.0 + x[np.argmin(x)] + x[x.argmax()] + x[x.argmin()]
+
+
+case("argmax_index", ["np.argmax", "np.argmin", "method:argmax", "method:argmin"], _argmax_index,
+     [arr(1.0, 4.0, -2.0)] + MAX_EDGES)
+
+
+def _sort_gather(x):
+    order = np.argsort(x, kind="stable")
+    return wsum(x[order]) + wsum(x[x.argsort()])
+
+
+def _argsort_index(x):
+    order = np.argsort(x)          # plain integers: the derivative follows numpy's choice
+    first = np.nonzero(x)[0]
+    return (x[int(order[0])] * 2.0 + x[int(x.argsort()[-1])] + x[int(first[0])] * 3.0
+            + x[int(x.nonzero()[0][-1])])
+
+
+case("argsort_index", ["np.argsort", "method:argsort", "np.nonzero", "method:nonzero"],
+     _argsort_index, [arr(3.0, 1.0, 2.0), arr(2.0, 1.0, 2.0, 1.0), arr(0.0, -0.0, 1.0, 1.0),
+                      arr(nan, 1.0, nan, -0.0, 0.0)])
+case("argsort_gather", ["np.argsort", "method:argsort", "getitem:fancy"], _sort_gather,
+     [arr(3.0, 1.0, 2.0), arr(2.0, 1.0, 2.0, 1.0), arr(nan, 1.0, nan, -0.0, 0.0)],
+     **lacks("fancy indexing", message="(advanced indexing)"))
+
+
+def _derivative_free(x):
+    s = np.sum(np.sign(x) * x) + np.sum(np.floor(x) * x) + np.sum(np.ceil(x) * x)
+    s = s + np.sum(np.round(x) * x) + np.sum(x.round(1) * x)
+    if np.allclose(x, x) and np.all(np.isclose(x, x)):
+        s = s + 2.0 * np.sum(x)
+    if x.all() or x.any() or np.all(x) or np.any(x):
+        s = s + np.sum(x * x)
+    if np.all(np.isfinite(x)) and not np.any(np.isnan(x)) and not np.any(np.isinf(x)):
+        s = s + 3.0 * np.sum(x)
+    k = np.count_nonzero(x) + np.size(x) + np.ndim(x) + np.shape(x)[0]
+    return s + float(k) * x[0]
+
+
+case("derivative_free", ["np.sign", "np.floor", "np.ceil", "np.round", "method:round",
+                         "np.allclose", "np.isclose", "np.all", "np.any", "method:all", "method:any",
+                         "np.count_nonzero", "np.size", "np.ndim", "np.shape", "np.isfinite",
+                         "np.isnan", "np.isinf"],
+     _derivative_free, [arr(1.5, -2.5, 0.25), arr(0.0, -0.0, 0.5, -0.5, 2.5), arr(nan, inf, -inf)],
+     smooth=False)
+
+
+def _tests_of_values(x):
+    s = np.sum(x)
+    if np.array_equal(x, x) and np.result_type(x) == np.float64:
+        s = s + 2.0 * x[0]
+    if np.may_share_memory(x, x) and np.shares_memory(x, x):
+        s = s + x[1]
+    return s
+
+
+case("tests_of_values", ["np.array_equal", "np.result_type", "np.may_share_memory",
+                         "np.shares_memory"],
+     _tests_of_values, [arr(1.5, -2.5, 0.25), arr(0.0, nan, inf)],
+     **lacks("np.array_equal (and np.result_type, np.may_share_memory, np.shares_memory)",
+             message="np.array_equal"))
+
+
+def _nonzero_gather(x):
+    return (wsum(x[np.nonzero(x)]) + wsum(x[np.flatnonzero(x)]) + wsum(x[x.nonzero()])
+            + wsum(x[np.argwhere(x)[:, 0]]) + wsum(x[np.searchsorted(np.arange(5.0), 2.5):]))
+
+
+case("nonzero_gather", ["np.nonzero", "np.flatnonzero", "method:nonzero", "np.argwhere",
+                        "np.searchsorted", "method:searchsorted"],
+     _nonzero_gather, [arr(1.0, 0.0, -2.0, 3.0), arr(0.0, -0.0, nan, inf)], smooth=False,
+     **lacks("fancy indexing", message="(advanced indexing)"))
+
+# -- indexing ---------------------------------------------------------------
+case("getitem_basic", ["getitem:basic", "view:negative-stride"],
+     lambda x: x[1, 2] * 3.0 + wsum(x[0]) + wsum(x[:, 1:3]) + wsum(x[None, ..., -1]) + wsum(x[::-1, ::2]),
+     [ordinary(2, 4), arr(0.0, -0.0, inf, -inf, nan, SUB, 1.0, 2.0, shape=(2, 4)),
+      np.asfortranarray(ordinary(2, 4))])
+# issue #14's second example: a zero adjoint through sqrt's infinite partial at 0
+case("sqrt_index", ["getitem:basic"], lambda x: np.sqrt(x)[0],
+     [arr(4.0, 1.0), arr(4.0, 0.0), arr(0.0, 4.0), arr(4.0, -1.0)])
+case("getitem_fancy", ["getitem:fancy"],
+     lambda x: wsum(x[[0, 2, 2, 0]]) + wsum(x[np.array([1, -1])]),
+     [ordinary(3), arr(inf, nan, -0.0)], **lacks("fancy indexing", message="(advanced indexing)"))
+case("getitem_fancy_2d", ["getitem:fancy"],
+     lambda x: wsum(x[[0, 1, 1], [2, 0, 0]]) + wsum(x[:, [1, 1]]), [ordinary(2, 3)],
+     **lacks("fancy indexing", message="(advanced indexing)"))
+case("getitem_boolean", ["getitem:boolean"],
+     lambda x: wsum(x[x > 0.0]) + wsum(x[np.array([True, False, True, False])]),
+     [arr(1.0, -1.0, 2.0, 0.5), arr(0.0, -0.0, nan, inf)], **lacks("boolean indexing", message="(advanced indexing)"))
+
+
+def _setitem_basic(x):
+    y = x * 1.0
+    y[0] = x[1] * x[2]
+    y[1:3] = x[:2] * 2.0
+    y[::-1][0] = 5.0
+    x[1] = y[0] * 0.5         # x overwritten: its gradient is with respect to its value before
+    return wsum(y) + wsum(x)
+
+
+case("setitem_basic", ["setitem:basic"], _setitem_basic,
+     [ordinary(4), arr(inf, 0.0, nan, -0.0), arr(0.0, inf, 0.0, 1.0)], **SEVERAL_PATHS,
+     **inplace("y[i] = ..."))
+
+
+def _setitem_fancy(x):
+    y = x * 1.0
+    y[[0, 2, 0]] = x[1:] * 3.0     # repeated index: the last write wins
+    return wsum(y) + wsum(x)
+
+
+case("setitem_fancy", ["setitem:fancy"], _setitem_fancy, [ordinary(4), arr(nan, inf, 0.0, -0.0)],
+     **inplace("y[idx] = ..."))
+
+
+def _setitem_boolean(x):
+    y = x * 2.0
+    y[x < 0.0] = 0.0
+    y[np.array([True, False, False, True])] = x[1:3] * x[1:3]
+    return wsum(y)
+
+
+case("setitem_boolean", ["setitem:boolean"], _setitem_boolean,
+     [arr(1.0, -1.0, 2.0, -0.5), arr(-0.0, 0.0, nan, -inf)], **inplace("y[mask] = ..."))
+
+
+def _view_write_through(x):
+    v = x[1:]
+    v *= 2.0                  # writes into x through the view
+    w = x.reshape(2, 2)
+    w[0, :] = w[1, :] * x[0]
+    return wsum(x)
+
+
+case("view_write_through", ["view:write-through", "out:*="], _view_write_through,
+     [ordinary(4), arr(0.0, inf, -0.0, nan)], **inplace("x *= ..."))
+
+
+def _overlapping(x):
+    x[1:] += x[:-1]           # numpy reads the overlapping source as it was (a buffered copy)
+    x[:-1] = x[1:] * 2.0
+    x[::-1] -= x
+    return wsum(x)
+
+
+case("view_overlapping", ["view:overlapping", "out:+=", "out:-="], _overlapping,
+     [ordinary(5), arr(inf, 0.0, nan, -0.0, 1.0)], **inplace("x += ..."))
+
+
+# -- out= forms and in-place operators -------------------------------------------------
+def _inplace_ops(x):
+    y = x * 1.0
+    y *= x
+    y /= 2.0
+    y **= 2.0
+    y -= x
+    y += 1.0
+    return wsum(y)
+
+
+case("inplace_operators", ["out:+=", "out:-=", "out:*=", "out:/=", "out:**="], _inplace_ops,
+     [ordinary(4), arr(0.0, -0.0, inf, nan)], **SEVERAL_PATHS, **inplace("y *= ..."))
+
+
+def _ufunc_out(x):
+    y = np.zeros_like(x)
+    np.multiply(x, x, out=y)
+    np.add(y, x, out=y)
+    np.exp(x, out=x)           # x overwritten
+    return wsum(y) + wsum(x)
+
+
+case("ufunc_out", ["out:ufunc"], _ufunc_out, [ordinary(3), arr(0.0, -inf, nan)], **SEVERAL_PATHS,
+     **inplace("np.add(..., out=...)"))
+
+
+def _reduction_out(x):
+    r = np.zeros(x.shape[1:])
+    t = np.zeros_like(x[0])
+    out = 0.0
+    np.sum(x, axis=0, out=t)
+    s = wsum(t)
+    np.mean(x, axis=0, out=t)
+    s = s + wsum(t)
+    np.prod(x, axis=0, out=t)
+    s = s + wsum(t)
+    np.max(x, axis=0, out=t)
+    s = s + wsum(t)
+    np.amax(x, axis=0, out=t)
+    s = s + wsum(t)
+    np.min(x, axis=0, out=t)
+    s = s + wsum(t)
+    np.amin(x, axis=0, out=t)
+    s = s + wsum(t)
+    np.clip(x[0], -0.5, 0.5, out=t)
+    s = s + wsum(t)
+    c = np.zeros_like(x)
+    np.cumsum(x, axis=0, out=c)
+    del r, out
+    return s + wsum(c)
+
+
+case("reduction_out", ["out:np.sum", "out:np.mean", "out:np.prod", "out:np.max", "out:np.amax",
+                       "out:np.min", "out:np.amin", "out:np.clip", "out:np.cumsum"],
+     _reduction_out, [ordinary(2, 3), arr(1.0, nan, 0.0, 1.0, -inf, -0.0, shape=(2, 3))],
+     smooth=True, exact=False, **lacks("np.sum(..., out=...)"))
+
+
+def _product_out(x):
+    a = np.reshape(x[:4], (2, 2))
+    m = np.zeros_like(a)
+    np.matmul(a, a, out=m)
+    d = np.zeros_like(a)
+    np.dot(a, a.T, out=d)
+    m @= a
+    return wsum(m) + wsum(d)
+
+
+case("product_out", ["out:np.matmul", "out:np.dot", "out:@="], _product_out,
+     [ordinary(6), arr(0.0, inf, nan, -0.0, 1.0, 0.0)], exact=False,
+     diverge=forward_ieee(1, "np.matmul(out=)/np.dot(out=)/@="), **inplace("np.matmul(..., out=...)"))
+
+
+# -- kernels -------------------------------------------------------------------
+def _axpy(x):
+    y = x * x
+    sad.axpy(x[0], x[1:], y[:-1])
+    sad.axpy(2.0, x, y)
+    return wsum(y) + wsum(x)
+
+
+case("axpy", ["sad.axpy"], _axpy, [ordinary(3), arr(0.0, inf, nan), arr(inf, 0.0, -0.0)],
+     **SEVERAL_PATHS, **inplace("sad.axpy", raises="TypeError", message="sad.axpy: y must be a float64 array"))
+
+
+def _scal(x):
+    y = x * 1.0
+    sad.scal(x[0], y)
+    sad.scal(0.5, x)
+    return wsum(y) + wsum(x)
+
+
+case("scal", ["sad.scal"], _scal, [ordinary(3), arr(0.0, inf, nan), arr(inf, 0.0, -0.0)], **SEVERAL_PATHS,
+     **inplace("sad.scal", raises="TypeError", message="sad.scal: y must be a float64 array"))
+
+
+def _setindex(x):
+    y = x * 1.0
+    sad.setindex(y, 0, x[1] * x[2])
+    sad.setindex(y, slice(1, None), x[:2])
+    sad.setindex(x, 2, 7.0)
+    return wsum(y) + wsum(x)
+
+
+case("setindex", ["sad.setindex"], _setindex, [ordinary(3), arr(inf, 0.0, nan)], **SEVERAL_PATHS,
+     **inplace("sad.setindex"))
+
+
+def _vector(x):
+    v = sad.Vector()
+    v.push(x[0] * 2.0)
+    v.push(x[1:])
+    v[1] = x[2] * x[0]          # store
+    a = v[2]                    # load
+    b = v.pop()
+    c = v.pop()
+    return a * 3.0 + b + c * 5.0 + v[0] + wsum(v[:])
+
+
+case("vector", ["sad.Vector.push", "sad.Vector.pop", "sad.Vector.load", "sad.Vector.store"], _vector,
+     [ordinary(3), arr(inf, nan, 0.0)], **lacks("sad.Vector.push of a nested value", raises="DeferToNested",
+                                         message="converting a value of a nested differentiation"))
+
+
+def _g(a, b):
+    return a * np.sin(b) + np.sqrt(a * a + 1.0)
+
+
+def _fwddiff(x):
+    return wsum(sad.fwddiff(_g)(x[:3], x[3:])) + wsum(sad.fwddiff(np.exp)(x))
+
+
+case("fwddiff", ["sad.fwddiff"], _fwddiff, [ordinary(6), arr(0.0, inf, nan, -0.0, inf, 1.0)],
+     exact=False, **lacks("sad.fwddiff", raises="TypeError", message="is a Box"))
