@@ -23,6 +23,7 @@ import operator
 
 import numpy as np
 
+from . import primitives
 from ._c import lib
 from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
 from .products import times
@@ -351,60 +352,21 @@ FUNCTIONS[np.mean] = mean
 
 
 # --------------------------------------------------------------------------
-# products of matrices and vectors (at most 2-D, as np.matmul and np.dot agree there)
+# the primitives (shadowad.primitives): bound as they are defined
 
-def _product_vjp(product):
-    def vjp(k, g, vals, out, params):
-        a, b = vals
-        na, nb = len(shape_of(a)), len(shape_of(b))
-        if k == 0:
-            if na == 1 and nb == 1:
-                return g * b
-            if na == 1:
-                return product(b, g)                    # (n, k) @ (k,)
-            if nb == 1:
-                return np.outer(g, b)
-            return product(g, np.transpose(b))
-        if na == 1 and nb == 1:
-            return g * a
-        if na == 1:
-            return np.outer(a, g)
-        return product(np.transpose(a), g)              # (k, n) @ (n,) or (k, n) @ (n, m)
-    return vjp
-
-
-def _product_rule(name, product):
-    def jvp(ts, vals, out, params):
-        a, b = vals
-        return _sum_terms((None if ts[0] is None else product(ts[0], b),
-                           None if ts[1] is None else product(a, ts[1])))
-
-    RULES[name] = Rule(name, product, jvp, _product_vjp(product))
-
-    def handler(a, b, out=None):
-        if out is not None:
-            raise unsupported(f"np.{name}(..., out=...)")
-        na, nb = len(shape_of(a)), len(shape_of(b))
-        if name == "dot" and (na == 0 or nb == 0):
-            return a * b
-        if not (1 <= na <= 2 and 1 <= nb <= 2):
-            raise unsupported(f"np.{name} of arrays with {na} and {nb} dimensions "
-                              "(1-D and 2-D operands are supported)")
-        return bind(RULES[name], (a, b), {})
-    return handler
-
-
-UFUNCS[np.matmul] = _product_rule("matmul", np.matmul)
-FUNCTIONS[np.dot] = _product_rule("dot", np.dot)
-
-
-def outer(a, b, out=None):
+def _bind_primitive(prim, operands, params, out=None):
     if out is not None:
-        raise unsupported("np.outer(..., out=...)")
-    return np.reshape(a, (-1, 1)) * np.reshape(b, (1, -1))
+        raise unsupported(f"np.{prim.name}(..., out=...)")
+    return bind(prim, operands, params)
 
 
-FUNCTIONS[np.outer] = outer
+def _entry(entry):
+    return lambda *args, **kwargs: entry(_bind_primitive, *args, **kwargs)
+
+
+for _func, _e in primitives.core.registered():
+    (UFUNCS if isinstance(_func, np.ufunc) else FUNCTIONS)[_func] = _entry(_e)
+primitives.values.PLAIN[Box] = lambda b: b.v
 
 
 # --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ its shadow; it saves nothing.  Each forward-mode rule sits beside its reverse
 twin and computes the tangents of all lanes at once, along their leading axis.
 
 The helpers ``operand``, ``result``, ``const_result``, their forward twins,
-``finish_out`` and ``prod_others`` are shared with the linear-algebra rules.
+and ``finish_out`` are shared with the linear-algebra rules.
 """
 import numpy as np
 
@@ -17,6 +17,7 @@ from .. import dual
 from .._c import lib
 from ..memory import data
 from ..naming import qualified_name
+from ..primitives.values import prod_others
 from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
@@ -150,18 +151,6 @@ def options(fname, dtype=None, initial=_NOVALUE, where=_NOVALUE):
     if where is not _NOVALUE and where is not True:
         raise NotImplementedError(f"shadowad: {fname}(..., where=...) is not supported on "
                                   "traced values; mask with np.where(mask, x, neutral)")
-
-
-def prod_others(x):
-    """The product of the other entries along the last axis, for each entry:
-    prefix times suffix products, so zeros need no division."""
-    left = np.ones(x.shape)
-    right = np.ones(x.shape)
-    if x.shape[-1] > 1:
-        np.cumprod(x[..., :-1], axis=-1, out=left[..., 1:])
-        np.cumprod(x[..., :0:-1], axis=-1, out=right[..., -2::-1])
-    left *= right
-    return left
 
 
 def _keepdims(keepdims):

@@ -1,0 +1,9 @@
+"""The definitions of shadowad's primitives, one place per derivative.
+
+``core`` says what a primitive is and keeps the registry (numpy function ->
+its entry); ``protocol`` is the record protocol every reverse record follows
+(and the rule a primitive derives from its definition); the family modules
+define the primitives.  Nothing here imports an engine: the engines import
+this package and derive their rules from it.
+"""
+from . import core, protocol, values, linalg  # noqa: F401
