@@ -191,11 +191,7 @@ matmul = defbilinear(Primitive("matmul", np.matmul), _matmul_left, _matmul_right
 
 @implements(np.matmul)
 def matmul_entry(bind, a, b, out=None):
-    a, b = _operand(a), _operand(b)
-    if ndim(a) == 0 or ndim(b) == 0:
-        raise ValueError("matmul: Input operand does not have enough dimensions (a scalar "
-                         "operand: use * for a product with a scalar)")
-    return bind(matmul, (a, b), {}, out)
+    return bind(matmul, (_operand(a), _operand(b)), {}, out)
 
 
 # --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from ..snapshots import held
 from ..traced import (TArray, TScalar, adjoint_for_pullback, lazy_result, new_scalar,
                       output_pullback)
 from .elementwise import _tape_of
-from .indexing import accumulate, add_into
+from .indexing import accumulate
 from .reductions import (const_result, finish_out, forward_const, forward_context,
                          forward_operand, forward_result, operand)
 from . import registry
@@ -38,37 +38,34 @@ values.PLAIN.update({TArray: lambda x: x.p, TScalar: lambda x: x.v,
 # the arguments of a record at sweep time
 
 class SweepDuplicated(Duplicated):
-    """An active array argument of a record during the sweep: ``val`` its
-    primal, ``dval`` its adjoint memory (given memory on first use when its
-    shadow is lazy)."""
+    """An active array argument of a record: ``val`` its primal, and during
+    the sweep ``dval`` its adjoint memory (given zeroed memory on first use
+    when its shadow is lazy)."""
 
-    __slots__ = ("traced", "view")
+    __slots__ = ("traced",)
 
     def __init__(self, val, traced):
-        self.val, self.traced, self.view = val, traced, None
+        self.val, self.traced = val, traced
 
     @property
     def dval(self):
-        if self.view is None:
-            s, fresh = adjoint_for_pullback(self.traced)
-            if fresh:
-                s[...] = 0.0
-            self.view = s
-        return self.view
+        s, fresh = adjoint_for_pullback(self.traced)
+        if fresh:
+            s[...] = 0.0
+        return s
 
     @dval.setter
     def dval(self, v):  # ``a.dval += c`` stores the view it added into back
-        if v is not self.dval:
+        s = self.dval
+        if not (type(v) is np.ndarray and v.shape == s.shape and v.strides == s.strides
+                and v.__array_interface__["data"][0] == s.__array_interface__["data"][0]):
             raise AttributeError("shadowad: a rule may add into .dval (a.dval += ...) or "
                                  "write into it (a.dval[...] = ...), not rebind it")
 
     def accumulate(self, c):
         """dval += c, storing into memory no record has touched yet and summing
         into broadcast views correctly."""
-        if self.view is None:
-            accumulate(self.traced, c)
-        else:
-            add_into(self.view, c)
+        accumulate(self.traced, c)
 
 
 class SweepActive(Active):
@@ -81,8 +78,7 @@ class SweepActive(Active):
 
 
 def _arguments(tape, operands, prims, actives):
-    """The activity objects of a record's arguments (at recording; the
-    sweep makes fresh ones: adjoint memory is its own for each sweep)."""
+    """The activity objects of a record's arguments."""
     args = []
     for x, p, d in zip(operands, prims, actives):
         if d is None:
@@ -94,17 +90,16 @@ def _arguments(tape, operands, prims, actives):
     return args
 
 
-def _fresh(args):
-    return [a if type(a) is Const else type(a)(a.val, a.traced) for a in args]
-
-
 def _gradients(rule, args, grads):
+    """Add the gradients ``reverse`` returned for Active arguments; refuse
+    any other entry."""
     if type(grads) is not tuple or len(grads) != len(args):
         raise TypeError(f"shadowad: {rule!r}.reverse must return a tuple with one entry per "
                         f"argument ({len(args)}), got {grads!r}")
-    for k, (a, g) in enumerate(zip(args, grads)):
+    for k, g in enumerate(grads):
         if g is None:
             continue
+        a = args[k]
         if type(a) is not SweepActive:
             raise TypeError(f"shadowad: {rule!r}.reverse returned a gradient for argument "
                             f"{k}, which is not Active (add into its .dval instead; return "
@@ -112,7 +107,7 @@ def _gradients(rule, args, grads):
         accumulate(a.traced, g)
 
 
-def record(tape, rule, operands, prims, actives, params, name):
+def record(tape, rule, operands, prims, actives, params):
     """Run ``rule``'s augmented primal on the arguments and record its reverse."""
     args = _arguments(tape, operands, prims, actives)
     aug = rule.augmented_primal(REVERSE_CONFIG, *args, **params)
@@ -123,8 +118,7 @@ def record(tape, rule, operands, prims, actives, params, name):
     reverse = rule.reverse
 
     def sweep(dret):
-        now = _fresh(args)
-        _gradients(rule, now, reverse(REVERSE_CONFIG, dret, saved, *now, **params))
+        _gradients(rule, args, reverse(REVERSE_CONFIG, dret, saved, *args, **params))
 
     if type(z) is np.ndarray:
         res = lazy_result(tape, z)
@@ -148,22 +142,22 @@ def derived_rule(prim):
 def reverse_bind(prim, operands, params, out=None):
     """A primitive applied in reverse mode: its value, and its record when an
     operand is active."""
-    name = "np." + prim.name
     tape = _tape_of(operands, out)
-    prims, actives = [], []
+    prims, actives, active = [], [], False
     for x in operands:
         p, d = operand(x, tape)
         prims.append(p)
         actives.append(d)
-    if all(d is None for d in actives):
-        return finish_out(const_result(tape, prim.impl(*prims, **params)), out, name)
-    spec = core.specialised(prim, "reverse")
-    if spec is not None:
-        res = spec(tape, operands, prims, actives, params)
-        if res is not None:
-            return finish_out(res, out, name)
-    return finish_out(record(tape, derived_rule(prim), operands, prims, actives, params, name),
-                      out, name)
+        if d is not None:
+            active = True
+    if not active:
+        res = const_result(tape, prim.impl(*prims, **params))
+    else:
+        spec = core.specialised(prim, "reverse")
+        res = None if spec is None else spec(tape, operands, prims, actives, params)
+        if res is None:
+            res = record(tape, derived_rule(prim), operands, prims, actives, params)
+    return res if out is None else finish_out(res, out, "np." + prim.name)
 
 
 # --------------------------------------------------------------------------

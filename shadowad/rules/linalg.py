@@ -202,9 +202,7 @@ MATMUL_RECORD = MatmulRecord()
 def matmul_reverse(tape, operands, prims, actives, params):
     if prims[0].ndim == 1 and prims[1].ndim == 1:
         return vector_dot(tape, operands, prims, actives, np.matmul)
-    if any(type(d) is TScalar for d in actives):
-        return None
-    return record(tape, MATMUL_RECORD, operands, prims, actives, params, "np.matmul")
+    return record(tape, MATMUL_RECORD, operands, prims, actives, params)
 
 
 def _summed_through(tape, b, bp):

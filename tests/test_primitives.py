@@ -1,0 +1,386 @@
+"""The primitives framework (shadowad/primitives): one definition per
+primitive, from which every engine derives its rules.
+
+* the nested engine runs every linear-algebra primitive: second derivatives
+  in the four pairs of modes, third derivatives in all eight, against finite
+  differences of the C engine's derivatives;
+* each engine's fast path (a specialisation) agrees with the generic
+  derivation, bit for bit (to rounding where C sums in another order);
+* the record protocol works on plain activity objects, and refuses a rule
+  that breaks it.
+"""
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import Active, Const, Duplicated, Forward, Reverse
+from shadowad.activity import Mode
+from shadowad.primitives import core, linalg as defs
+from shadowad.primitives.protocol import AugmentedReturn, Config, DerivedRule
+
+F, R = Forward, Reverse
+PAIRS = [(F, F), (F, R), (R, F), (R, R)]
+IDS = [f"{a}-over-{b}" for a, b in PAIRS]
+
+rng = np.random.default_rng(2026)
+M = rng.standard_normal((2, 2)) + 3 * np.eye(2)
+B3 = rng.standard_normal((2, 3, 2))
+C3 = rng.standard_normal(3)
+X0 = np.array([0.9, 0.45, 1.3, 0.7])
+U = rng.standard_normal(4)
+V = rng.standard_normal(4)
+
+
+def _mat(x):
+    return np.reshape(x, (2, 2)) + 2.0 * np.eye(2)
+
+
+# every program is a scalar function of a 4-vector x
+PROGRAMS = {
+    "inner": lambda x: np.sum(np.inner(_mat(x), _mat(x)) * M) + np.inner(x, x * x),
+    "vdot": lambda x: np.vdot(_mat(x), M @ _mat(x)),
+    "outer": lambda x: np.sum(np.outer(x, x * x) ** 2),
+    "cross": lambda x: np.sum(np.cross(x[:3], x[1:] * x[:3]) ** 2),
+    "dot-nd": lambda x: np.sum(np.dot(B3 * x[0], _mat(x)) ** 2),
+    "matmul-batch": lambda x: np.sum(np.tanh(np.matmul(B3, _mat(x)))),
+    "matmul-vector": lambda x: np.sum((x @ np.reshape(x * x, (4, 1))) ** 2)
+    + np.sum((_mat(x) @ x[:2]) ** 3),
+    "solve": lambda x: np.sum(np.linalg.solve(_mat(x), x[:2]) ** 2),
+    "solve-matrix": lambda x: np.sum(np.linalg.solve(_mat(x), M * x[3]) ** 2),
+    "inv": lambda x: np.sum(np.linalg.inv(_mat(x)) * M),
+    "det": lambda x: np.linalg.det(_mat(x)) ** 2,
+    "slogdet": lambda x: np.linalg.slogdet(_mat(x) * x[0])[1] * x[1],
+}
+
+
+def c_gradient(f, x):
+    g, = sad.autodiff(f, Active(x.copy()))
+    return g
+
+
+def hessian_fd(f, x, v, h=1e-6):
+    return (c_gradient(f, x + h * v) - c_gradient(f, x - h * v)) / (2 * h)
+
+
+def uHv(f, outer, inner, x):
+    if inner is R:
+        def inner_fn(x):
+            g, = sad.autodiff(f, Active(x))
+            return np.sum(g * U)
+        direction = V
+    else:
+        def inner_fn(x):
+            return sad.autodiff(f, Duplicated(x, V), mode=F)
+        direction = U
+    if outer is R:
+        g, = sad.autodiff(inner_fn, Active(x.copy()))
+        return float(np.dot(g, direction))
+    return sad.autodiff(inner_fn, Duplicated(x.copy(), direction.copy()), mode=F)
+
+
+@pytest.mark.parametrize("outer,inner", PAIRS, ids=IDS)
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_nested_second_derivatives(name, outer, inner):
+    f = PROGRAMS[name]
+    expect = float(np.dot(U, hessian_fd(f, X0, V)))
+    got = uHv(f, outer, inner, X0)
+    np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-7)
+
+
+def derivative(g, mode):
+    if mode is R:
+        return lambda t: sad.autodiff(g, Active(t))[0]
+    return lambda t: sad.autodiff(g, Duplicated(t, 1.0), mode=F)
+
+
+D0, D1 = rng.standard_normal((2, 3, 3))
+D0 += 3 * np.eye(3)
+RHS = rng.standard_normal(3)
+
+SCALAR_PROGRAMS = {
+    "det": lambda t: np.linalg.det(D0 + t * D1),
+    "inv": lambda t: np.sum(np.linalg.inv(D0 + t * D1) * D1),
+    "solve": lambda t: np.dot(np.linalg.solve(D0 + t * D1, RHS * t), RHS),
+    "slogdet": lambda t: np.linalg.slogdet(D0 + t * D1)[1],
+}
+
+
+def _plain_derivative(g, t, h):
+    return (g(t + h) - g(t - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("m1", [F, R])
+@pytest.mark.parametrize("m2", [F, R])
+@pytest.mark.parametrize("m3", [F, R])
+@pytest.mark.parametrize("name", sorted(SCALAR_PROGRAMS))
+def test_nested_third_derivatives(name, m1, m2, m3):
+    g, t = SCALAR_PROGRAMS[name], 0.3
+    second = derivative(derivative(g, R), R)  # the C engine under one nested level
+    fd = _plain_derivative(second, t, 1e-5)
+    got = derivative(derivative(derivative(g, m1), m2), m3)(t)
+    np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("outer", [F, R])
+def test_nested_second_derivatives_of_solve_inv_det_against_finite_differences(outer):
+    """d^2/dt^2 of each, nested in mode ``outer`` over reverse, against
+    central second differences of the plain function."""
+    for name, g in SCALAR_PROGRAMS.items():
+        t, h = 0.3, 1e-4
+        fd = (g(t + h) - 2 * g(t) + g(t - h)) / h ** 2
+        got = derivative(derivative(g, R), outer)(t)
+        np.testing.assert_allclose(got, fd, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_nested_det_at_a_singular_matrix_is_refused_not_dropped():
+    def f(x):
+        return sad.autodiff(lambda y: np.linalg.det(np.outer(y, y)), Active(x))[0][0]
+    with pytest.raises(NotImplementedError, match="singular matrix"):
+        sad.autodiff(f, Active(np.array([0.5, 1.5])))
+
+
+def test_nested_first_derivatives_match_the_c_engine():
+    """One definition: the nested engine's first derivative of a primitive is
+    the C engine's generic one."""
+    for name in ("solve", "solve-matrix", "inv", "det", "slogdet", "cross", "matmul-batch",
+                 "dot-nd", "inner"):
+        f, seen = PROGRAMS[name], []
+
+        def outer(w):
+            g, = sad.autodiff(f, Active(X0 * w))
+            seen.append(np.array(sad.primal(g)))
+            return np.sum(g * U)
+        sad.autodiff(outer, Active(1.0))
+        with core.generic_only():
+            c = c_gradient(f, X0)
+        np.testing.assert_allclose(seen[0], c, rtol=1e-14, atol=1e-15, err_msg=name)
+
+
+# --------------------------------------------------------------------------
+# specialisations against the generic derivation
+
+def _reverse(f, *args):
+    """The gradients of every argument (Duplicated arrays, Active scalars)."""
+    anns = [Duplicated(a.copy(), np.zeros_like(a)) if isinstance(a, np.ndarray) else Active(a)
+            for a in args]
+    r = sad.autodiff(f, *anns)
+    return [a.dval if isinstance(a, Duplicated) else g for a, g in zip(anns, r)]
+
+
+def _both(run):
+    fast = run()
+    with core.generic_only():
+        generic = run()
+    return fast, generic
+
+
+def _same_bits(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+EDGE = np.array([0.0, -0.0, 1.5, -2.25, 5e-324, 1e300])
+
+VECTOR_DOTS = {
+    "dot": lambda a, b: np.dot(a, b) * 2.0,
+    "inner": lambda a, b: np.inner(a, b) * 2.0,
+    "vdot": lambda a, b: np.vdot(a, b) * 2.0,
+    "matmul": lambda a, b: (a @ b) * 2.0,
+    "vdot-2d": lambda a, b: np.vdot(a.reshape(2, 3), b.reshape(2, 3)) * 2.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTOR_DOTS))
+def test_vector_dot_record_is_the_generic_rule_bit_for_bit(name):
+    f = VECTOR_DOTS[name]
+    a, b = rng.standard_normal(6), EDGE.copy()
+    fast, generic = _both(lambda: _reverse(f, a, b))
+    for x, y in zip(fast, generic):
+        assert _same_bits(x, y)
+    fast, generic = _both(lambda: _reverse(lambda a: f(a, b), a))
+    assert _same_bits(fast[0], generic[0])
+
+
+def test_outer_record_agrees_with_the_generic_rule():
+    """The C record computes numpy's primal bits; its adjoint sums run in C's
+    order, BLAS's in its own: equal to rounding on finite values."""
+    a, b = rng.standard_normal(7), rng.standard_normal(5)
+    w = rng.standard_normal((7, 5))
+
+    def f(a, b):
+        return np.sum(np.outer(a, b) * w)
+    fast, generic = _both(lambda: _reverse(f, a, b))
+    for x, y in zip(fast, generic):
+        np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-15)
+
+    def primal(a, b):
+        z = np.outer(a, b)
+        return z
+    za = sad.autodiff_split(lambda a, b: np.sum(np.outer(a, b) * w),
+                            Duplicated(a.copy(), np.zeros(7)), Const(b))[0]
+    with core.generic_only():
+        zb = sad.autodiff_split(lambda a, b: np.sum(np.outer(a, b) * w),
+                                Duplicated(a.copy(), np.zeros(7)), Const(b))[0]
+    assert _same_bits(za, zb)
+    assert _same_bits(primal(a, b), np.outer(a, b))
+
+
+MATMULS = {
+    "matrices": ((3, 4), (4, 5), lambda a, b: np.sum(np.tanh(a @ b))),
+    "transposed": ((4, 3), (4, 5), lambda a, b: np.sum(np.tanh(a.T @ b))),
+    "batch": ((2, 3, 4), (4, 5), lambda a, b: np.sum(np.sin(np.matmul(a, b)))),
+    "broadcast": ((3, 4), (2, 4, 5), lambda a, b: np.sum(np.matmul(a, b) ** 2)),
+    "row": ((4,), (4, 5), lambda a, b: np.sum(np.exp(a @ b))),
+    "column": ((3, 4), (4,), lambda a, b: np.sum(np.exp(a @ b))),
+    "big": ((60, 70), (70, 80), lambda a, b: np.sum(np.cos(a @ b))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MATMULS))
+def test_matmul_record_is_the_generic_rule_bit_for_bit(name):
+    sa, sb, f = MATMULS[name]
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    fast, generic = _both(lambda: _reverse(f, a, b))
+    for x, y in zip(fast, generic):
+        assert _same_bits(x, y), name
+
+
+FORWARDS = {
+    "matmul": ((3, 4), (4, 5), lambda a, b: a @ b),
+    "matmul-batch": ((2, 3, 4), (4, 5), lambda a, b: np.matmul(a, b)),
+    "matmul-row": ((4,), (4, 5), lambda a, b: a @ b),
+    "dot": ((3, 4), (4, 5), lambda a, b: np.dot(a, b)),
+    "dot-nd": ((2, 4), (3, 4, 2), lambda a, b: np.dot(a, b)),
+    "inner": ((3, 4), (5, 4), lambda a, b: np.inner(a, b)),
+}
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("name", sorted(FORWARDS))
+def test_forward_lanes_are_the_per_lane_jvp(name, lanes):
+    """The batched tangent (every lane in one numpy call) against one JVP per
+    lane: bit for bit where numpy's products are the same products, to
+    rounding where BLAS blocks a larger matrix differently."""
+    sa, sb, f = FORWARDS[name]
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    da = tuple(rng.standard_normal(sa) for _ in range(lanes))
+    db = tuple(rng.standard_normal(sb) for _ in range(lanes))
+
+    def run():
+        if lanes == 1:
+            return [sad.autodiff(f, Duplicated(a.copy(), da[0]), Duplicated(b.copy(), db[0]),
+                                 mode=F)]
+        return sad.autodiff(f, sad.BatchDuplicated(a.copy(), da),
+                            sad.BatchDuplicated(b.copy(), db), mode=F)
+    fast, generic = _both(run)
+    for x, y in zip(fast, generic):
+        np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-14)
+        if lanes == 1:
+            assert _same_bits(x, y) or name.startswith("dot-nd")
+
+
+def test_specialisations_are_taken_and_generic_only_turns_them_off():
+    for prim in (defs.dot, defs.inner, defs.vdot, defs.outer, defs.matmul):
+        assert core.specialised(prim, "reverse") is prim.specialisations["reverse"]
+        with core.generic_only():
+            assert core.specialised(prim, "reverse") is None
+    assert core.specialised(defs.solve, "reverse") is None
+
+
+def test_columns_summed_is_a_specialisation():
+    """W6's shortcut runs only in the specialised record."""
+    xc0 = rng.standard_normal((50, 3))
+    q0 = rng.standard_normal((4, 3, 3))
+
+    def f(m):
+        xc = xc0[None] - m[:, None, :]
+        z = np.matmul(q0, np.swapaxes(xc, 1, 2))
+        return np.sum(z * z)
+    m0 = rng.standard_normal((4, 3))
+    fast, generic = _both(lambda: _reverse(f, m0))
+    np.testing.assert_allclose(fast[0], generic[0], rtol=1e-13, atol=1e-13)
+
+
+# --------------------------------------------------------------------------
+# the record protocol
+
+CONFIG = Config(needs_primal=True, width=1, mode=Reverse)
+
+
+def test_derived_rule_follows_the_protocol_on_plain_activities():
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    da = np.full((3, 4), 0.5)
+    rule = DerivedRule(defs.matmul)
+    args = (Duplicated(a, da), Const(b))
+    aug = rule.augmented_primal(CONFIG, *args)
+    assert type(aug) is AugmentedReturn and _same_bits(aug.primal, a @ b)
+    assert aug.tape is None  # matmul's vjp reads no result: nothing kept
+    g = rng.standard_normal((3, 2))
+    assert rule.reverse(CONFIG, g, aug.tape, *args) == (None, None)
+    np.testing.assert_array_equal(da, 0.5 + g @ b.T)       # accumulated, +=
+
+    rule = DerivedRule(defs.inv)
+    m = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    aug = rule.augmented_primal(CONFIG, Active(m))
+    assert aug.tape is aug.primal  # inv's vjp reads its result
+    grads = rule.reverse(CONFIG, np.eye(3), aug.tape, Active(m))
+    z = np.linalg.inv(m)
+    np.testing.assert_allclose(grads[0], -z.T @ z.T, rtol=1e-13)
+
+
+def test_config_and_augmented_return_describe_themselves():
+    assert "needs_primal=True" in repr(CONFIG) and isinstance(CONFIG.mode, Mode)
+    assert AugmentedReturn(primal=1.0).tape is None
+
+
+def test_a_record_returning_a_gradient_for_a_duplicated_argument_is_refused(monkeypatch):
+    rule = DerivedRule(defs.inv)
+
+    class Wrong:
+        def augmented_primal(self, config, a):
+            return rule.augmented_primal(config, a)
+
+        def reverse(self, config, dret, tape, a):
+            return (np.ones((2, 2)),)
+
+        def __repr__(self):
+            return "Wrong"
+    from shadowad.rules import derived
+    monkeypatch.setattr(derived, "derived_rule", lambda prim: Wrong())
+    x = M.copy()
+    with pytest.raises(TypeError, match="not Active"):
+        sad.autodiff(lambda x: np.sum(np.linalg.inv(x)), Duplicated(x, np.zeros((2, 2))))
+    assert _same_bits(x, M)
+
+
+def test_sweep_dval_of_a_lazy_shadow_reads_zero_and_accumulates(monkeypatch):
+    """A hand-written rule adding into .dval of a lazy temporary's shadow
+    sees zeros first (not uninitialised memory)."""
+    from shadowad import traced
+    from shadowad.rules import derived
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)
+
+    class ByHand:
+        def augmented_primal(self, config, a):
+            return AugmentedReturn(primal=np.linalg.inv(a.val), tape=np.linalg.inv(a.val))
+
+        def reverse(self, config, dret, z, a):
+            a.dval += -z.T @ dret @ z.T
+            return (None,)
+    monkeypatch.setattr(derived, "derived_rule", lambda prim: ByHand())
+
+    def f(x):
+        return np.sum(np.linalg.inv(x * 1.0) * M)
+    x = M + 2 * np.eye(2)
+    got, = sad.autodiff(f, Active(x.copy()))
+    monkeypatch.undo()
+    want, = sad.autodiff(f, Active(x.copy()))
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_every_linalg_function_has_one_entry_for_all_engines():
+    from shadowad.nested_box import FUNCTIONS as NESTED, UFUNCS
+    from shadowad.rules.registry import FUNCTIONS, JVPS
+    for func, _ in core.registered():
+        assert func in FUNCTIONS and func in JVPS
+        assert func in (UFUNCS if isinstance(func, np.ufunc) else NESTED)
