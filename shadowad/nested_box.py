@@ -54,8 +54,9 @@ def unsupported(what):
         f"shadowad: {what} is not supported inside a nested differentiation yet (an "
         "autodiff/jacobian call running inside a function that shadowad is "
         "differentiating). Supported: + - * / ** @, neg, abs, exp, log, sqrt, sin, cos, "
-        "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), dot, "
-        "matmul, basic indexing (ints, slices, None, ...), reshape, transpose, stack, "
+        "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), "
+        "cumsum, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and "
+        "slogdet, basic indexing (ints, slices, None, ...), reshape, transpose, stack, "
         "concatenate")
 
 

@@ -26,7 +26,7 @@ forces.
 import contextlib
 import contextvars
 
-__all__ = ["Primitive", "defbilinear", "implements", "entry_of", "registered",
+__all__ = ["Primitive", "deflinear", "defbilinear", "implements", "entry_of", "registered",
            "generic_only", "specialised"]
 
 
@@ -58,6 +58,21 @@ class Primitive:
 
     def __repr__(self):
         return f"Primitive({self.name})"
+
+
+def deflinear(prim, transpose):
+    """``prim`` is linear in its one operand: its tangent is impl(dx), and the
+    adjoint of the operand is ``transpose(g, x, params)``."""
+    impl = prim.impl
+
+    def jvp(ts, vals, out, params):
+        return impl(ts[0], **params)
+
+    def vjp(k, g, vals, out, params):
+        return transpose(g, vals[0], params)
+
+    prim.jvp, prim.vjp = jvp, vjp
+    return prim
 
 
 def defbilinear(prim, transpose_left, transpose_right):

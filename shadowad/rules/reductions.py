@@ -1,5 +1,6 @@
 """Reductions: sum, mean, prod, max/min, cumsum, trace, and the reduce,
-accumulate and outer methods of ufuncs.
+accumulate and outer methods of ufuncs (cumsum and
+np.add.accumulate are defined in shadowad/primitives/reductions.py).
 
 numpy computes every primal, so results equal numpy's bit for bit.  The full
 sum and mean are C records; the other rules are Python records whose pullback
@@ -24,6 +25,7 @@ from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_er
 from .elementwise import (_FWD_KIT, EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
                           apply_ufunc, forward_apply)
 from .indexing import accumulate
+from . import registry
 from .registry import implements, implements_jvp
 
 try:
@@ -420,56 +422,6 @@ implements_jvp(np.amin)(_extreme("np.amin", _min_reduce, _forward_reduce))
 
 
 # --------------------------------------------------------------------------
-# cumsum: the adjoint of x is the reversed cumulative sum of the adjoint of z
-
-@implements(np.cumsum)
-def cumsum(a, axis=None, dtype=None, out=None):
-    options("np.cumsum", dtype)
-    return _accumulate("np.cumsum", np.cumsum, a, axis, out)
-
-
-@implements_jvp(np.cumsum)
-def cumsum_jvp(a, axis=None, dtype=None, out=None):
-    options("np.cumsum", dtype)
-    return _forward_accumulate("np.cumsum", np.cumsum, a, axis, out)
-
-
-def _accumulate(fname, npfn, a, axis, out):
-    tape = _tape_of((a,), out)
-    p, dst = operand(a, tape)
-    z = npfn(p, axis=axis)
-    if dst is None:
-        return finish_out(const_result(tape, z), out, fname)
-    res, zs = result(tape, z)
-    if axis is None and p.ndim != 1:  # cumsum of the flattened array
-        def pullback():
-            accumulate(dst, np.cumsum(zs[::-1])[::-1].reshape(p.shape))
-    else:
-        ax = 0 if axis is None else normalize_axis_tuple(axis, z.ndim)[0]
-
-        def pullback():
-            accumulate(dst, np.flip(np.cumsum(np.flip(zs, ax), axis=ax), ax))
-    tape.record_py(pullback)
-    return finish_out(res, out, fname)
-
-
-def _forward_accumulate(fname, npfn, a, axis, out):
-    """The tangent lanes are cumulative sums along the same axis, shifted by
-    the lanes axis."""
-    ctx = forward_context((a,), out)
-    p, t = forward_operand(a, ctx)
-    z = npfn(p, axis=axis)
-    if t is None:
-        return finish_out(forward_const(ctx, z), out, fname)
-    if axis is None and p.ndim != 1:  # cumsum of the flattened array
-        dz = np.cumsum(t.reshape(t.shape[0], -1), axis=1)
-    else:
-        ax = 0 if axis is None else normalize_axis_tuple(axis, z.ndim)[0]
-        dz = np.cumsum(t, axis=ax + 1)
-    return finish_out(forward_result(ctx, z, dz), out, fname)
-
-
-# --------------------------------------------------------------------------
 # trace: the adjoint lands on the diagonal
 
 @implements(np.trace)
@@ -532,18 +484,20 @@ def _out_arg(kwargs):
 
 def ufunc_method(ufunc, method, inputs, kwargs):
     """np.<ufunc>.<method>(...) on traced values."""
-    return _ufunc_method(ufunc, method, inputs, kwargs, _REDUCE, _accumulate, apply_ufunc)
+    return _ufunc_method(ufunc, method, inputs, kwargs, _REDUCE, registry.FUNCTIONS,
+                         apply_ufunc)
 
 
 def forward_ufunc_method(ufunc, method, inputs, kwargs):
     """np.<ufunc>.<method>(...) on dual values: the same methods, forward rules."""
-    return _ufunc_method(ufunc, method, inputs, kwargs, _FORWARD_REDUCE, _forward_accumulate,
+    return _ufunc_method(ufunc, method, inputs, kwargs, _FORWARD_REDUCE, registry.JVPS,
                          forward_apply)
 
 
-def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, accumulate_frame, apply):
+def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, functions, apply):
     """The supported methods, through the rules of one mode: the reduce table,
-    the accumulate frame and the elementwise apply."""
+    the numpy-function table (np.add.accumulate is np.cumsum along an axis)
+    and the elementwise apply."""
     name = f"{qualified_name(ufunc)}.{method}"
     kwargs = dict(kwargs)
     out = _out_arg(kwargs)
@@ -560,7 +514,10 @@ def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, accumulate_frame,
         options(name, kwargs.pop("dtype", None))
         if kwargs:
             raise TypeError(f"shadowad: {name}(..., {next(iter(kwargs))}=...) is not supported")
-        return accumulate_frame(name, np.add.accumulate, inputs[0], axis, out)
+        if axis is None:
+            raise TypeError(f"shadowad: {name}(..., axis=None) is not supported; "
+                            "flatten first")
+        return functions[np.cumsum](inputs[0], axis=axis, out=out)
     if method == "outer" and len(inputs) == 2 and ufunc in EW_OPS and not kwargs:
         return _outer(apply, ufunc, inputs[0], inputs[1], out)
     if ufunc in NONDIFF and out is None:  # no derivative: run on the values
