@@ -27,7 +27,7 @@ import contextlib
 import contextvars
 
 __all__ = ["Primitive", "deflinear", "defbilinear", "implements", "entry_of", "registered",
-           "generic_only", "specialised"]
+           "generic_only", "generic_only_active", "specialised"]
 
 
 class Primitive:
@@ -138,6 +138,12 @@ def generic_only():
         yield
     finally:
         _generic.reset(token)
+
+
+def generic_only_active():
+    """Is generic_only in force?  (For fast paths that run before the
+    registry is consulted, such as TArray's np.outer shortcut.)"""
+    return _generic.get()
 
 
 def specialised(prim, engine):
