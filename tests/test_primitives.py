@@ -52,6 +52,10 @@ PROGRAMS = {
     "slogdet": lambda x: np.linalg.slogdet(_mat(x) * x[0])[1] * x[1],
     "cumsum": lambda x: np.sum(np.cumsum(x * x) ** 2) + np.sum(np.cumsum(_mat(x), axis=1) ** 3)
     + np.sum(np.cumsum(_mat(x), axis=-2) * M) + np.sum(np.cumsum(_mat(x)) ** 2),
+    "prod": lambda x: np.prod(x + 2.0) + np.sum(np.prod(_mat(x), axis=0) ** 2)
+    + np.sum(np.prod(_mat(x), axis=1, keepdims=True) * M),
+    "trace": lambda x: np.trace(_mat(x) @ _mat(x)) + np.sum(np.trace(B3 * x[1], 0, 0, 2) ** 2)
+    + np.trace(_mat(x) * x[0], 1) * x[3] + np.sum(np.trace(B3 * x[2], 1, 2, 0) ** 3),
 }
 
 
@@ -139,6 +143,16 @@ def test_nested_det_at_a_singular_matrix_is_refused_not_dropped():
         return sad.autodiff(lambda y: np.linalg.det(np.outer(y, y)), Active(x))[0][0]
     with pytest.raises(NotImplementedError, match="singular matrix"):
         sad.autodiff(f, Active(np.array([0.5, 1.5])))
+
+
+def test_nested_prod_at_a_zero_is_refused_not_dropped():
+    def f(x):
+        return np.sum(sad.autodiff(lambda y: np.prod(y), Active(x * 1.0))[0])
+    with pytest.raises(NotImplementedError, match="zero entry"):
+        sad.autodiff(f, Active(np.array([0.0, 1.5])))
+    # the first derivative alone is exact at a zero (no division)
+    g, = sad.autodiff(lambda y: np.prod(y), Active(np.array([0.0, 1.5, 2.0])))
+    assert g.tolist() == [3.0, 0.0, 0.0]
 
 
 def test_nested_first_derivatives_match_the_c_engine():

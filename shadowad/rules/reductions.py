@@ -1,6 +1,6 @@
-"""Reductions: sum, mean, prod, max/min, cumsum, trace, and the reduce,
-accumulate and outer methods of ufuncs (cumsum and
-np.add.accumulate are defined in shadowad/primitives/reductions.py).
+"""Reductions: sum, mean, max/min, and the reduce, accumulate and outer
+methods of ufuncs (prod, cumsum and trace, with np.multiply.reduce and
+np.add.accumulate, are defined once in shadowad/primitives/reductions.py).
 
 numpy computes every primal, so results equal numpy's bit for bit.  The full
 sum and mean are C records; the other rules are Python records whose pullback
@@ -18,7 +18,7 @@ from .. import dual
 from .._c import lib
 from ..memory import data
 from ..naming import qualified_name
-from ..primitives.values import prod_others
+from ..primitives.reductions import NOVALUE as _NOVALUE, options
 from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
@@ -33,7 +33,6 @@ try:
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.numeric import normalize_axis_tuple
 
-_NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
 _SUM, _DIV = lib.SAD_SUM, lib.SAD_DIV
 # what np.sum, np.max, ... call on a plain ndarray, without their Python layers
 _add_reduce, _max_reduce, _min_reduce = np.add.reduce, np.maximum.reduce, np.minimum.reduce
@@ -140,19 +139,6 @@ def finish_out(res, out, fname):
     else:
         out[...] = primal(res)
     return out
-
-
-def options(fname, dtype=None, initial=_NOVALUE, where=_NOVALUE):
-    """Refuse the arguments whose derivative the rules do not implement."""
-    if dtype is not None and np.dtype(dtype) != F64:
-        raise TypeError(f"shadowad: {fname}(..., dtype={np.dtype(dtype)}) is not supported "
-                        "on traced values: traced results are float64")
-    if initial is not _NOVALUE:
-        raise NotImplementedError(f"shadowad: {fname}(..., initial=...) is not supported "
-                                  "on traced values; combine the initial value separately")
-    if where is not _NOVALUE and where is not True:
-        raise NotImplementedError(f"shadowad: {fname}(..., where=...) is not supported on "
-                                  "traced values; mask with np.where(mask, x, neutral)")
 
 
 def _keepdims(keepdims):
@@ -355,36 +341,6 @@ def mean_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, *, where=_NO
 
 
 # --------------------------------------------------------------------------
-# prod: each entry's adjoint is the product of the other entries of its group
-
-def _prod_grad(p, axes, zk, gk):
-    keep = [d for d in range(p.ndim) if d not in axes]
-    perm = keep + list(axes)
-    xt = p.transpose(perm)
-    lead = xt.shape[:len(keep)]
-    n = 1
-    for d in axes:
-        n *= p.shape[d]
-    others = prod_others(xt.reshape(lead + (n,))).reshape(xt.shape)
-    return gk * others.transpose(np.argsort(perm))
-
-
-@implements(np.prod)
-def prod(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
-         where=_NOVALUE):
-    options("np.prod", dtype, initial, where)
-    return _reduce("np.prod", np.multiply.reduce, a, axis, _keepdims(keepdims), out, _prod_grad)
-
-
-@implements_jvp(np.prod)
-def prod_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
-             where=_NOVALUE):
-    options("np.prod", dtype, initial, where)
-    return _forward_reduce("np.prod", np.multiply.reduce, a, axis, _keepdims(keepdims), out,
-                           _prod_grad)
-
-
-# --------------------------------------------------------------------------
 # max and min: ties share the adjoint evenly (as JAX does)
 
 def extreme_entries(p, axes, zk):
@@ -422,53 +378,19 @@ implements_jvp(np.amin)(_extreme("np.amin", _min_reduce, _forward_reduce))
 
 
 # --------------------------------------------------------------------------
-# trace: the adjoint lands on the diagonal
-
-@implements(np.trace)
-def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    options("np.trace", dtype)
-    tape = _tape_of((a,), out)
-    p, dst = operand(a, tape)
-    z = np.trace(p, offset, axis1, axis2)
-    if dst is None:
-        return finish_out(const_result(tape, z), out, "np.trace")
-    res, gz = result(tape, z)
-    s = shadow_of(dst)  # dst is a TArray: numpy refuses the trace of a scalar
-    i = np.arange(np.diagonal(p, offset, axis1, axis2).shape[-1])
-    rows, cols = i + max(-offset, 0), i + max(offset, 0)
-    if 0 in s.strides:  # a broadcast view: `+=` through an index would drop terms
-        def pullback():
-            g = np.zeros(p.shape)
-            np.moveaxis(g, (axis1, axis2), (-2, -1))[..., rows, cols] = gz[..., None]
-            accumulate(dst, g)
-    else:
-        sv = np.moveaxis(s, (axis1, axis2), (-2, -1))  # a writable view of the shadow
-
-        def pullback():
-            sv[..., rows, cols] += gz[..., None]
-    tape.record_py(pullback)
-    return finish_out(res, out, "np.trace")
-
-
-@implements_jvp(np.trace)
-def trace_jvp(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    options("np.trace", dtype)
-    ctx = forward_context((a,), out)
-    p, t = forward_operand(a, ctx)
-    z = np.trace(p, offset, axis1, axis2)
-    if t is None:
-        return finish_out(forward_const(ctx, z), out, "np.trace")
-    # the same diagonals of each lane: counted from the front, an axis moves by one
-    ax1, ax2 = (ax + 1 if ax >= 0 else ax for ax in (axis1, axis2))
-    return finish_out(forward_result(ctx, z, np.trace(t, offset, ax1, ax2)), out, "np.trace")
-
-
-# --------------------------------------------------------------------------
 # ufunc methods (np.add.reduce, ...), reached from elementwise.array_ufunc
 # and elementwise.forward_ufunc
 
-_REDUCE = {np.add: sum_, np.multiply: prod, np.maximum: max_, np.minimum: min_}
-_FORWARD_REDUCE = {np.add: sum_jvp, np.multiply: prod_jvp, np.maximum: max_jvp,
+def _prod(a, axis, **kwargs):
+    return registry.FUNCTIONS[np.prod](a, axis, **kwargs)
+
+
+def _prod_jvp(a, axis, **kwargs):
+    return registry.JVPS[np.prod](a, axis, **kwargs)
+
+
+_REDUCE = {np.add: sum_, np.multiply: _prod, np.maximum: max_, np.minimum: min_}
+_FORWARD_REDUCE = {np.add: sum_jvp, np.multiply: _prod_jvp, np.maximum: max_jvp,
                    np.minimum: min_jvp}
 _REDUCE_KW = {"axis", "dtype", "out", "keepdims", "initial", "where"}
 
