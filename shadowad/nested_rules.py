@@ -1,4 +1,7 @@
-"""The primitives of nested differentiation, each with its rules beside it.
+"""The nested engine's own rules (elementwise, where, sum/mean/max/min,
+indexing and shapes), each with its rules beside it; every primitive of
+shadowad.primitives (linear algebra, prod, cumsum, trace) is bound as it is
+defined, below.
 
 A ``Rule`` has three parts, all ordinary numpy on the values one level down
 (plain, traced by an enclosing differentiation, or Boxes of an enclosing

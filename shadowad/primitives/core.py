@@ -26,7 +26,7 @@ forces.
 import contextlib
 import contextvars
 
-__all__ = ["Primitive", "deflinear", "defbilinear", "implements", "entry_of", "registered",
+__all__ = ["Primitive", "deflinear", "defbilinear", "implements", "registered",
            "generic_only", "generic_only_active", "specialised"]
 
 
@@ -39,14 +39,6 @@ class Primitive:
         self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
         self.reads_out = reads_out
         self.specialisations = {}
-
-    def defjvp(self, jvp):
-        self.jvp = jvp
-        return jvp
-
-    def defvjp(self, vjp):
-        self.vjp = vjp
-        return vjp
 
     def specialise(self, engine):
         """Register ``fn`` as ``engine``'s fast path for this primitive (what
@@ -115,10 +107,6 @@ def implements(*funcs):
             _ENTRIES[f] = entry
         return entry
     return register
-
-
-def entry_of(func):
-    return _ENTRIES.get(func)
 
 
 def registered():

@@ -37,10 +37,10 @@ class Config:
 class AugmentedReturn:
     """The primal result of a call and the ``tape`` its reverse needs."""
 
-    __slots__ = ("primal", "shadow", "tape")
+    __slots__ = ("primal", "tape")
 
-    def __init__(self, primal=None, shadow=None, tape=None):
-        self.primal, self.shadow, self.tape = primal, shadow, tape
+    def __init__(self, primal=None, tape=None):
+        self.primal, self.tape = primal, tape
 
     def __repr__(self):
         return f"AugmentedReturn(primal={self.primal!r}, tape={self.tape!r})"
