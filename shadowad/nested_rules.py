@@ -29,6 +29,7 @@ import numpy as np
 from . import primitives
 from ._c import lib
 from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
+from .primitives.values import unbroadcast
 from .products import times
 from .rules.elementwise import plain_partials
 from .rules.reductions import extreme_entries
@@ -58,23 +59,6 @@ def fit(t, shape):
     if t is None or shape_of(t) == shape:
         return t
     return np.zeros(shape) + t
-
-
-def unbroadcast(g, shape):
-    """Adjoint ``g`` of a broadcast result summed back to an input's shape."""
-    gs = shape_of(g)
-    if gs == shape:
-        return g
-    if len(gs) < len(shape):
-        return np.zeros(shape) + g
-    extra = len(gs) - len(shape)
-    if extra:
-        g = np.sum(g, axis=tuple(range(extra)))
-        gs = shape_of(g)
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and gs[i] != 1)
-    if axes:
-        g = np.sum(g, axis=axes, keepdims=True)
-    return g
 
 
 def _is_plain(v):
