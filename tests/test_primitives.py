@@ -253,3 +253,21 @@ def test_every_linalg_function_has_one_entry_for_all_engines():
     for func, _ in core.registered():
         assert func in FUNCTIONS and func in JVPS
         assert func in (UFUNCS if isinstance(func, np.ufunc) else NESTED)
+
+
+def test_dval_of_a_broadcast_view_is_refused_and_add_to_shadow_sums(monkeypatch):
+    """`.dval += c` through a shadow with a zero stride would keep one term of
+    each sum: reading it is an error, and add_to_shadow adds every term."""
+    from shadowad.primitives.protocol import add_to_shadow
+    from shadowad.rules import derived
+    from shadowad.rules.indexing import add_into
+    mem = np.zeros(3)
+    view = np.lib.stride_tricks.as_strided(mem, (4, 3), (0, 8))
+    monkeypatch.setattr(derived, "adjoint_for_pullback", lambda traced: (view, False))
+    # what accumulate does with memory it finds so (rules/indexing.py)
+    monkeypatch.setattr(derived, "accumulate", lambda traced, c: add_into(view, c))
+    arg = derived.SweepDuplicated(np.ones((4, 3)), None)
+    with pytest.raises(ValueError, match="broadcast view"):
+        arg.dval += np.ones((4, 3))
+    add_to_shadow(arg, np.ones((4, 3)))
+    assert mem.tolist() == [4.0, 4.0, 4.0]

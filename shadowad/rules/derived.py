@@ -52,6 +52,12 @@ class SweepDuplicated(Duplicated):
         s, fresh = adjoint_for_pullback(self.traced)
         if fresh:
             s[...] = 0.0
+        elif 0 in s.strides and any(st == 0 and n > 1 for st, n in zip(s.strides, s.shape)):
+            # numpy's `s += c` through such a view keeps one term of each sum
+            raise ValueError(
+                "shadowad: this argument is a broadcast view, whose adjoint memory names "
+                "each element several times, so `.dval += c` would drop terms; add with "
+                "shadowad.primitives.protocol.add_to_shadow(arg, c), which sums them")
         return s
 
     @dval.setter
