@@ -1,4 +1,7 @@
-"""The primitives of nested differentiation, each with its rules beside it.
+"""The nested engine's own rules (elementwise, where, sum/mean/max/min,
+indexing and shapes), each with its rules beside it; every primitive of
+shadowad.primitives (linear algebra, prod, cumsum, trace) is bound as it is
+defined, below.
 
 A ``Rule`` has three parts, all ordinary numpy on the values one level down
 (plain, traced by an enclosing differentiation, or Boxes of an enclosing
@@ -22,9 +25,11 @@ import operator
 
 import numpy as np
 
+from . import primitives
 from .nested_box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
 from .primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
                                       where_sources)
+from .primitives.values import unbroadcast
 from .products import times
 from .rules.reductions import extreme_entries
 from .traced import _safe, complete_ndarray_interface
@@ -53,23 +58,6 @@ def fit(t, shape):
     if t is None or shape_of(t) == shape:
         return t
     return np.zeros(shape) + t
-
-
-def unbroadcast(g, shape):
-    """Adjoint ``g`` of a broadcast result summed back to an input's shape."""
-    gs = shape_of(g)
-    if gs == shape:
-        return g
-    if len(gs) < len(shape):
-        return np.zeros(shape) + g
-    extra = len(gs) - len(shape)
-    if extra:
-        g = np.sum(g, axis=tuple(range(extra)))
-        gs = shape_of(g)
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and gs[i] != 1)
-    if axes:
-        g = np.sum(g, axis=axes, keepdims=True)
-    return g
 
 
 def _is_plain(v):
@@ -320,60 +308,21 @@ FUNCTIONS[np.mean] = mean
 
 
 # --------------------------------------------------------------------------
-# products of matrices and vectors (at most 2-D, as np.matmul and np.dot agree there)
+# the primitives (shadowad.primitives): bound as they are defined
 
-def _product_vjp(product):
-    def vjp(k, g, vals, out, params):
-        a, b = vals
-        na, nb = len(shape_of(a)), len(shape_of(b))
-        if k == 0:
-            if na == 1 and nb == 1:
-                return g * b
-            if na == 1:
-                return product(b, g)                    # (n, k) @ (k,)
-            if nb == 1:
-                return np.outer(g, b)
-            return product(g, np.transpose(b))
-        if na == 1 and nb == 1:
-            return g * a
-        if na == 1:
-            return np.outer(a, g)
-        return product(np.transpose(a), g)              # (k, n) @ (n,) or (k, n) @ (n, m)
-    return vjp
-
-
-def _product_rule(name, product):
-    def jvp(ts, vals, out, params):
-        a, b = vals
-        return _sum_terms((None if ts[0] is None else product(ts[0], b),
-                           None if ts[1] is None else product(a, ts[1])))
-
-    RULES[name] = Rule(name, product, jvp, _product_vjp(product))
-
-    def handler(a, b, out=None):
-        if out is not None:
-            raise unsupported(f"np.{name}(..., out=...)")
-        na, nb = len(shape_of(a)), len(shape_of(b))
-        if name == "dot" and (na == 0 or nb == 0):
-            return a * b
-        if not (1 <= na <= 2 and 1 <= nb <= 2):
-            raise unsupported(f"np.{name} of arrays with {na} and {nb} dimensions "
-                              "(1-D and 2-D operands are supported)")
-        return bind(RULES[name], (a, b), {})
-    return handler
-
-
-UFUNCS[np.matmul] = _product_rule("matmul", np.matmul)
-FUNCTIONS[np.dot] = _product_rule("dot", np.dot)
-
-
-def outer(a, b, out=None):
+def _bind_primitive(prim, operands, params, out=None):
     if out is not None:
-        raise unsupported("np.outer(..., out=...)")
-    return np.reshape(a, (-1, 1)) * np.reshape(b, (1, -1))
+        raise unsupported(f"np.{prim.name}(..., out=...)")
+    return bind(prim, operands, params)
 
 
-FUNCTIONS[np.outer] = outer
+def _entry(entry):
+    return lambda *args, **kwargs: entry(_bind_primitive, *args, **kwargs)
+
+
+for _func, _e in primitives.core.registered():
+    (UFUNCS if isinstance(_func, np.ufunc) else FUNCTIONS)[_func] = _entry(_e)
+primitives.values.PLAIN[Box] = lambda b: b.v
 
 
 # --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from . import snapshots
 from ._c import ffi, lib
 from .memory import bounds, data
 from .naming import library_caller
+from .primitives.core import generic_only_active
 from .tape import Tape, current_tape, finished_error
 from .untraced import F64
 
@@ -870,8 +871,9 @@ class TArray(ArrayOps):
     def __array_function__(self, func, types, args, kwargs):
         # np.outer of two vectors, an LU's rank-1 update, goes straight to its
         # C record (csrc/pyreverse.c), without the rule's Python; every case
-        # it leaves (NotImplemented) takes the rule (linalg.outer)
-        if func is _np_outer and len(args) == 2 and not kwargs:
+        # it leaves (NotImplemented) takes the rule (a specialisation of the
+        # outer primitive: shadowad/rules/linalg.py)
+        if func is _np_outer and len(args) == 2 and not kwargs and not generic_only_active():
             r = _outer(REV_KIT, args[0], args[1], outer_by_numpy)
             if r is not NotImplemented:
                 return r

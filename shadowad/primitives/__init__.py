@@ -1,2 +1,10 @@
-"""The definitions of shadowad's primitives: each derivative written once,
-in one place, for every engine to derive its rules from."""
+"""The definitions of shadowad's primitives, one place per derivative.
+
+``elementwise`` is the partials table of the elementwise operations; ``core``
+says what any other primitive is and keeps the registry (numpy function ->
+its entry); ``protocol`` is the record protocol every reverse record follows
+(and the rule a primitive derives from its definition); the family modules
+define the primitives.  Nothing here imports an engine: the engines import
+this package and derive their rules from it.
+"""
+from . import core, protocol, values, elementwise, linalg, reductions  # noqa: F401

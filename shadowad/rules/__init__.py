@@ -1,7 +1,8 @@
 """Derivative rules, one module per family; importing this package fills the
-rule tables and binds the traced types to them."""
+rule tables and binds the traced types to them.  ``derived`` gives every
+primitive of shadowad.primitives its reverse and forward rule."""
 from .. import dual, traced
-from . import registry, elementwise, indexing, reductions, linalg, shape  # noqa: F401
+from . import registry, elementwise, indexing, reductions, derived, linalg, shape  # noqa: F401
 
 traced.apply_ufunc = elementwise.apply_ufunc
 traced.array_ufunc = elementwise.array_ufunc

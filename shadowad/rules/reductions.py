@@ -1,5 +1,6 @@
-"""Reductions: sum, mean, prod, max/min, cumsum, trace, and the reduce,
-accumulate and outer methods of ufuncs.
+"""Reductions: sum, mean, max/min, and the reduce, accumulate and outer
+methods of ufuncs (prod, cumsum and trace, with np.multiply.reduce and
+np.add.accumulate, are defined once in shadowad/primitives/reductions.py).
 
 numpy computes every primal, so results equal numpy's bit for bit.  The full
 sum and mean are C records; the other rules are Python records whose pullback
@@ -9,7 +10,7 @@ its shadow; it saves nothing.  Each forward-mode rule sits beside its reverse
 twin and computes the tangents of all lanes at once, along their leading axis.
 
 The helpers ``operand``, ``result``, ``const_result``, their forward twins,
-``finish_out`` and ``prod_others`` are shared with the linear-algebra rules.
+and ``finish_out`` are shared with the linear-algebra rules.
 """
 import numpy as np
 
@@ -17,12 +18,14 @@ from .. import dual
 from .._c import lib
 from ..memory import data
 from ..naming import qualified_name
+from ..primitives.reductions import NOVALUE as _NOVALUE, options
 from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
 from .elementwise import (_FWD_KIT, EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
                           apply_ufunc, forward_apply)
 from .indexing import accumulate
+from . import registry
 from .registry import implements, implements_jvp
 
 try:
@@ -30,7 +33,6 @@ try:
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.numeric import normalize_axis_tuple
 
-_NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
 _SUM, _DIV = lib.SAD_SUM, lib.SAD_DIV
 # what np.sum, np.max, ... call on a plain ndarray, without their Python layers
 _add_reduce, _max_reduce, _min_reduce = np.add.reduce, np.maximum.reduce, np.minimum.reduce
@@ -137,31 +139,6 @@ def finish_out(res, out, fname):
     else:
         out[...] = primal(res)
     return out
-
-
-def options(fname, dtype=None, initial=_NOVALUE, where=_NOVALUE):
-    """Refuse the arguments whose derivative the rules do not implement."""
-    if dtype is not None and np.dtype(dtype) != F64:
-        raise TypeError(f"shadowad: {fname}(..., dtype={np.dtype(dtype)}) is not supported "
-                        "on traced values: traced results are float64")
-    if initial is not _NOVALUE:
-        raise NotImplementedError(f"shadowad: {fname}(..., initial=...) is not supported "
-                                  "on traced values; combine the initial value separately")
-    if where is not _NOVALUE and where is not True:
-        raise NotImplementedError(f"shadowad: {fname}(..., where=...) is not supported on "
-                                  "traced values; mask with np.where(mask, x, neutral)")
-
-
-def prod_others(x):
-    """The product of the other entries along the last axis, for each entry:
-    prefix times suffix products, so zeros need no division."""
-    left = np.ones(x.shape)
-    right = np.ones(x.shape)
-    if x.shape[-1] > 1:
-        np.cumprod(x[..., :-1], axis=-1, out=left[..., 1:])
-        np.cumprod(x[..., :0:-1], axis=-1, out=right[..., -2::-1])
-    left *= right
-    return left
 
 
 def _keepdims(keepdims):
@@ -364,36 +341,6 @@ def mean_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, *, where=_NO
 
 
 # --------------------------------------------------------------------------
-# prod: each entry's adjoint is the product of the other entries of its group
-
-def _prod_grad(p, axes, zk, gk):
-    keep = [d for d in range(p.ndim) if d not in axes]
-    perm = keep + list(axes)
-    xt = p.transpose(perm)
-    lead = xt.shape[:len(keep)]
-    n = 1
-    for d in axes:
-        n *= p.shape[d]
-    others = prod_others(xt.reshape(lead + (n,))).reshape(xt.shape)
-    return gk * others.transpose(np.argsort(perm))
-
-
-@implements(np.prod)
-def prod(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
-         where=_NOVALUE):
-    options("np.prod", dtype, initial, where)
-    return _reduce("np.prod", np.multiply.reduce, a, axis, _keepdims(keepdims), out, _prod_grad)
-
-
-@implements_jvp(np.prod)
-def prod_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVALUE,
-             where=_NOVALUE):
-    options("np.prod", dtype, initial, where)
-    return _forward_reduce("np.prod", np.multiply.reduce, a, axis, _keepdims(keepdims), out,
-                           _prod_grad)
-
-
-# --------------------------------------------------------------------------
 # max and min: ties share the adjoint evenly (as JAX does)
 
 def extreme_entries(p, axes, zk):
@@ -431,103 +378,19 @@ implements_jvp(np.amin)(_extreme("np.amin", _min_reduce, _forward_reduce))
 
 
 # --------------------------------------------------------------------------
-# cumsum: the adjoint of x is the reversed cumulative sum of the adjoint of z
-
-@implements(np.cumsum)
-def cumsum(a, axis=None, dtype=None, out=None):
-    options("np.cumsum", dtype)
-    return _accumulate("np.cumsum", np.cumsum, a, axis, out)
-
-
-@implements_jvp(np.cumsum)
-def cumsum_jvp(a, axis=None, dtype=None, out=None):
-    options("np.cumsum", dtype)
-    return _forward_accumulate("np.cumsum", np.cumsum, a, axis, out)
-
-
-def _accumulate(fname, npfn, a, axis, out):
-    tape = _tape_of((a,), out)
-    p, dst = operand(a, tape)
-    z = npfn(p, axis=axis)
-    if dst is None:
-        return finish_out(const_result(tape, z), out, fname)
-    res, zs = result(tape, z)
-    if axis is None and p.ndim != 1:  # cumsum of the flattened array
-        def pullback():
-            accumulate(dst, np.cumsum(zs[::-1])[::-1].reshape(p.shape))
-    else:
-        ax = 0 if axis is None else normalize_axis_tuple(axis, z.ndim)[0]
-
-        def pullback():
-            accumulate(dst, np.flip(np.cumsum(np.flip(zs, ax), axis=ax), ax))
-    tape.record_py(pullback)
-    return finish_out(res, out, fname)
-
-
-def _forward_accumulate(fname, npfn, a, axis, out):
-    """The tangent lanes are cumulative sums along the same axis, shifted by
-    the lanes axis."""
-    ctx = forward_context((a,), out)
-    p, t = forward_operand(a, ctx)
-    z = npfn(p, axis=axis)
-    if t is None:
-        return finish_out(forward_const(ctx, z), out, fname)
-    if axis is None and p.ndim != 1:  # cumsum of the flattened array
-        dz = np.cumsum(t.reshape(t.shape[0], -1), axis=1)
-    else:
-        ax = 0 if axis is None else normalize_axis_tuple(axis, z.ndim)[0]
-        dz = np.cumsum(t, axis=ax + 1)
-    return finish_out(forward_result(ctx, z, dz), out, fname)
-
-
-# --------------------------------------------------------------------------
-# trace: the adjoint lands on the diagonal
-
-@implements(np.trace)
-def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    options("np.trace", dtype)
-    tape = _tape_of((a,), out)
-    p, dst = operand(a, tape)
-    z = np.trace(p, offset, axis1, axis2)
-    if dst is None:
-        return finish_out(const_result(tape, z), out, "np.trace")
-    res, gz = result(tape, z)
-    s = shadow_of(dst)  # dst is a TArray: numpy refuses the trace of a scalar
-    i = np.arange(np.diagonal(p, offset, axis1, axis2).shape[-1])
-    rows, cols = i + max(-offset, 0), i + max(offset, 0)
-    if 0 in s.strides:  # a broadcast view: `+=` through an index would drop terms
-        def pullback():
-            g = np.zeros(p.shape)
-            np.moveaxis(g, (axis1, axis2), (-2, -1))[..., rows, cols] = gz[..., None]
-            accumulate(dst, g)
-    else:
-        sv = np.moveaxis(s, (axis1, axis2), (-2, -1))  # a writable view of the shadow
-
-        def pullback():
-            sv[..., rows, cols] += gz[..., None]
-    tape.record_py(pullback)
-    return finish_out(res, out, "np.trace")
-
-
-@implements_jvp(np.trace)
-def trace_jvp(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    options("np.trace", dtype)
-    ctx = forward_context((a,), out)
-    p, t = forward_operand(a, ctx)
-    z = np.trace(p, offset, axis1, axis2)
-    if t is None:
-        return finish_out(forward_const(ctx, z), out, "np.trace")
-    # the same diagonals of each lane: counted from the front, an axis moves by one
-    ax1, ax2 = (ax + 1 if ax >= 0 else ax for ax in (axis1, axis2))
-    return finish_out(forward_result(ctx, z, np.trace(t, offset, ax1, ax2)), out, "np.trace")
-
-
-# --------------------------------------------------------------------------
 # ufunc methods (np.add.reduce, ...), reached from elementwise.array_ufunc
 # and elementwise.forward_ufunc
 
-_REDUCE = {np.add: sum_, np.multiply: prod, np.maximum: max_, np.minimum: min_}
-_FORWARD_REDUCE = {np.add: sum_jvp, np.multiply: prod_jvp, np.maximum: max_jvp,
+def _prod(a, axis, **kwargs):
+    return registry.FUNCTIONS[np.prod](a, axis, **kwargs)
+
+
+def _prod_jvp(a, axis, **kwargs):
+    return registry.JVPS[np.prod](a, axis, **kwargs)
+
+
+_REDUCE = {np.add: sum_, np.multiply: _prod, np.maximum: max_, np.minimum: min_}
+_FORWARD_REDUCE = {np.add: sum_jvp, np.multiply: _prod_jvp, np.maximum: max_jvp,
                    np.minimum: min_jvp}
 _REDUCE_KW = {"axis", "dtype", "out", "keepdims", "initial", "where"}
 
@@ -543,18 +406,20 @@ def _out_arg(kwargs):
 
 def ufunc_method(ufunc, method, inputs, kwargs):
     """np.<ufunc>.<method>(...) on traced values."""
-    return _ufunc_method(ufunc, method, inputs, kwargs, _REDUCE, _accumulate, apply_ufunc)
+    return _ufunc_method(ufunc, method, inputs, kwargs, _REDUCE, registry.FUNCTIONS,
+                         apply_ufunc)
 
 
 def forward_ufunc_method(ufunc, method, inputs, kwargs):
     """np.<ufunc>.<method>(...) on dual values: the same methods, forward rules."""
-    return _ufunc_method(ufunc, method, inputs, kwargs, _FORWARD_REDUCE, _forward_accumulate,
+    return _ufunc_method(ufunc, method, inputs, kwargs, _FORWARD_REDUCE, registry.JVPS,
                          forward_apply)
 
 
-def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, accumulate_frame, apply):
+def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, functions, apply):
     """The supported methods, through the rules of one mode: the reduce table,
-    the accumulate frame and the elementwise apply."""
+    the numpy-function table (np.add.accumulate is np.cumsum along an axis)
+    and the elementwise apply."""
     name = f"{qualified_name(ufunc)}.{method}"
     kwargs = dict(kwargs)
     out = _out_arg(kwargs)
@@ -571,7 +436,10 @@ def _ufunc_method(ufunc, method, inputs, kwargs, reduce_rules, accumulate_frame,
         options(name, kwargs.pop("dtype", None))
         if kwargs:
             raise TypeError(f"shadowad: {name}(..., {next(iter(kwargs))}=...) is not supported")
-        return accumulate_frame(name, np.add.accumulate, inputs[0], axis, out)
+        if axis is None:
+            raise TypeError(f"shadowad: {name}(..., axis=None) is not supported; "
+                            "flatten first")
+        return functions[np.cumsum](inputs[0], axis=axis, out=out)
     if method == "outer" and len(inputs) == 2 and ufunc in EW_OPS and not kwargs:
         return _outer(apply, ufunc, inputs[0], inputs[1], out)
     if ufunc in NONDIFF and out is None:  # no derivative: run on the values

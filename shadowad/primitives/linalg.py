@@ -1,0 +1,332 @@
+"""Linear algebra: dot, inner, vdot, outer, cross, matmul (also ``a @ b``), and
+np.linalg's solve, inv, det and slogdet -- each defined once.
+
+numpy (BLAS, LAPACK) computes every value.  The products are bilinear: their
+tangent is the product of a tangent with the other operand (derived from the
+value, see core.defbilinear), and only their two transposes are written.  The
+np.linalg functions have a JVP and a VJP; theirs read the result (``out``),
+so no factorization is kept: solve and det refactor the matrix instead.
+Every formula uses operations that every engine differentiates, so that
+nested differentiation takes second and third derivatives through them.
+"""
+import numpy as np
+
+from .core import Primitive, defbilinear, implements
+from .values import (expand_last, moveaxis, ndim, plain, prod_others, shape_of, swap,
+                     unbroadcast)
+
+__all__ = ["dot", "inner", "vdot", "outer", "cross", "matmul", "solve", "inv", "det",
+           "logabsdet"]
+
+# numpy 2 reads solve's b as a vector only when it is 1-D (numpy 1: a.ndim - 1)
+_SOLVE_VECTOR_1D = int(np.__version__.split(".")[0]) >= 2
+
+
+def _operand(x):
+    """A list or tuple operand as numpy reads it (an array of numbers)."""
+    if type(x) is list or type(x) is tuple:
+        return np.asarray(x, dtype=np.float64)
+    return x
+
+
+def _scaled(a, b, out):
+    """A product with a 0-d operand: numpy's np.dot/np.inner multiply."""
+    return a * b if out is None else np.multiply(a, b, out=out)
+
+
+# --------------------------------------------------------------------------
+# dot and inner: a's last axis contracted with axis ``ib`` of b (dot: b's
+# second-to-last, inner: b's last).  As matrices: a (rows, k) @ b (k, cols).
+
+def _contraction(ib_of):
+    def left(g, a, b, params):
+        if ndim(a) == 1 and ndim(b) == 1:
+            return g * b
+        nb = ndim(b)
+        k = shape_of(b)[ib_of(nb)]
+        bm = np.reshape(moveaxis(b, ib_of(nb), 0), (k, -1))
+        gm = np.reshape(g, (-1, shape_of(bm)[1]))
+        return np.reshape(np.matmul(gm, swap(bm)), shape_of(a))
+
+    def right(g, a, b, params):
+        if ndim(a) == 1 and ndim(b) == 1:
+            return g * a
+        ib = ib_of(ndim(b))
+        k = shape_of(a)[-1]
+        am = np.reshape(a, (-1, k))
+        gm = np.reshape(g, (shape_of(am)[0], -1))
+        bs = shape_of(b)
+        moved = (k,) + bs[:ib] + bs[ib + 1:]
+        return moveaxis(np.reshape(np.matmul(swap(am), gm), moved), 0, ib)
+    return left, right
+
+
+def dot_axis(nb):
+    return max(nb - 2, 0)
+
+
+def inner_axis(nb):
+    return nb - 1
+
+
+dot = defbilinear(Primitive("dot", np.dot), *_contraction(dot_axis))
+inner = defbilinear(Primitive("inner", np.inner), *_contraction(inner_axis))
+
+
+@implements(np.dot)
+def dot_entry(bind, a, b, out=None):
+    a, b = _operand(a), _operand(b)
+    if ndim(a) == 0 or ndim(b) == 0:
+        return _scaled(a, b, out)
+    return bind(dot, (a, b), {}, out)
+
+
+@implements(np.inner)
+def inner_entry(bind, a, b):
+    a, b = _operand(a), _operand(b)
+    if ndim(a) == 0 or ndim(b) == 0:
+        return _scaled(a, b, None)
+    return bind(inner, (a, b), {}, None)
+
+
+# --------------------------------------------------------------------------
+# vdot: the inner product of both operands flattened
+
+vdot = defbilinear(Primitive("vdot", np.vdot),
+                   lambda g, a, b, params: g * np.reshape(b, shape_of(a)),
+                   lambda g, a, b, params: g * np.reshape(a, shape_of(b)))
+
+
+@implements(np.vdot)
+def vdot_entry(bind, a, b):
+    return bind(vdot, (_operand(a), _operand(b)), {}, None)
+
+
+# --------------------------------------------------------------------------
+# outer: every entry of a (flattened) times every entry of b
+
+outer = defbilinear(
+    Primitive("outer", np.outer),
+    lambda g, a, b, params: np.reshape(np.dot(g, np.reshape(b, (-1,))), shape_of(a)),
+    lambda g, a, b, params: np.reshape(np.dot(np.reshape(a, (-1,)), g), shape_of(b)))
+
+
+@implements(np.outer)
+def outer_entry(bind, a, b, out=None):
+    return bind(outer, (_operand(a), _operand(b)), {}, out)
+
+
+# --------------------------------------------------------------------------
+# cross products of 3-vectors: d(a x b) = da x b + a x db, so the adjoint of a
+# is b x g and that of b is g x a.  Vector axes are counted from the end, where
+# broadcasting aligns them (numpy moves them last before broadcasting).
+
+def _cross_left(g, a, b, p):
+    return unbroadcast(np.cross(b, g, axisa=p["axisb"], axisb=p["axisc"], axisc=p["axisa"]),
+                       shape_of(a))
+
+
+def _cross_right(g, a, b, p):
+    return unbroadcast(np.cross(g, a, axisa=p["axisc"], axisb=p["axisa"], axisc=p["axisb"]),
+                       shape_of(b))
+
+
+cross = defbilinear(Primitive("cross", np.cross), _cross_left, _cross_right)
+
+
+def _negative_axis(axis, nd):
+    if not -nd <= axis < nd:
+        raise np.exceptions.AxisError(axis, nd)
+    return axis - nd if axis >= 0 else axis
+
+
+@implements(np.cross)
+def cross_entry(bind, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    a, b = _operand(a), _operand(b)
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    sa, sb = shape_of(a), shape_of(b)
+    na, nb = _negative_axis(axisa, len(sa)), _negative_axis(axisb, len(sb))
+    if sa[na] != 3 or sb[nb] != 3:
+        raise ValueError(f"shadowad: np.cross of traced values takes 3-vectors, got vectors "
+                         f"of length {sa[na]} and {sb[nb]}")
+    nc = _negative_axis(axisc, max(len(sa), len(sb)))
+    return bind(cross, (a, b), {"axisa": na, "axisb": nb, "axisc": nc}, None)
+
+
+# --------------------------------------------------------------------------
+# matmul: stacks of matrices with broadcast batch axes; a 1-D operand is a
+# row (left) or column (right) vector whose axis is dropped from the result
+
+def _as_stacks(g, a, b):
+    """(g, a, b) as stacks of matrices: a 1-D a a row, a 1-D b a column, and
+    g with the unit axes they dropped."""
+    sa, sb, sg = shape_of(a), shape_of(b), shape_of(g)
+    if len(sa) == 1:
+        a = np.reshape(a, (1,) + sa)
+        g = np.reshape(g, sg[:-1] + (1,) + sg[-1:]) if len(sb) > 1 else np.reshape(g, sg + (1,))
+    if len(sb) == 1:
+        b = np.reshape(b, sb + (1,))
+        if len(sa) > 1:
+            g = np.reshape(g, sg + (1,))
+    return g, a, b
+
+
+def _matmul_left(g, a, b, params):
+    if ndim(a) == 1 and ndim(b) == 1:
+        return g * b
+    g2, a2, b2 = _as_stacks(g, a, b)
+    return np.reshape(unbroadcast(np.matmul(g2, swap(b2)), shape_of(a2)), shape_of(a))
+
+
+def _matmul_right(g, a, b, params):
+    if ndim(a) == 1 and ndim(b) == 1:
+        return g * a
+    g2, a2, b2 = _as_stacks(g, a, b)
+    return np.reshape(unbroadcast(np.matmul(swap(a2), g2), shape_of(b2)), shape_of(b))
+
+
+matmul = defbilinear(Primitive("matmul", np.matmul), _matmul_left, _matmul_right)
+
+
+@implements(np.matmul)
+def matmul_entry(bind, a, b, out=None):
+    return bind(matmul, (_operand(a), _operand(b)), {}, out)
+
+
+# --------------------------------------------------------------------------
+# np.linalg.solve: x = A^-1 b.  dx = A^-1 (db - dA x); bbar = A^-T xbar,
+# Abar = -bbar x^T.
+
+def _solve_vector(a, b):
+    return ndim(b) == 1 if _SOLVE_VECTOR_1D else ndim(b) == ndim(a) - 1
+
+
+def _solve_jvp(ts, vals, x, params):
+    ta, tb = ts
+    a, b = vals
+    vector = _solve_vector(a, b)
+    rhs = None if tb is None else (expand_last(tb, 1) if vector else tb)
+    if ta is not None:
+        dax = np.matmul(ta, expand_last(x, 1) if vector else x)
+        rhs = -dax if rhs is None else rhs - dax
+    dx = np.linalg.solve(a, rhs)
+    return np.reshape(dx, shape_of(dx)[:-1]) if vector else dx
+
+
+def _solve_vjp(k, g, vals, x, params):
+    a, b = vals
+    vector = _solve_vector(a, b)
+    gb = np.linalg.solve(swap(a), expand_last(g, 1) if vector else g)
+    if k == 1:
+        return unbroadcast(np.reshape(gb, shape_of(gb)[:-1]) if vector else gb, shape_of(b))
+    return unbroadcast(-np.matmul(gb, swap(expand_last(x, 1) if vector else x)), shape_of(a))
+
+
+solve = Primitive("linalg.solve", np.linalg.solve, _solve_jvp, _solve_vjp, reads_out=True)
+
+
+@implements(np.linalg.solve)
+def solve_entry(bind, a, b):
+    return bind(solve, (_operand(a), _operand(b)), {}, None)
+
+
+# --------------------------------------------------------------------------
+# np.linalg.inv: dZ = -Z dA Z; Abar = -Z^T Zbar Z^T
+
+def _inv_jvp(ts, vals, z, params):
+    return -np.matmul(z, np.matmul(ts[0], z))
+
+
+def _inv_vjp(k, g, vals, z, params):
+    zt = swap(z)
+    return -np.matmul(zt, np.matmul(g, zt))
+
+
+inv = Primitive("linalg.inv", np.linalg.inv, _inv_jvp, _inv_vjp, reads_out=True)
+
+
+@implements(np.linalg.inv)
+def inv_entry(bind, a):
+    return bind(inv, (_operand(a),), {}, None)
+
+
+# --------------------------------------------------------------------------
+# np.linalg.det: ddet = sum(cof(A) * dA), cof(A) = det(A) inv(A)^T
+
+def _singular_cofactors(a):
+    """The cofactor matrix of plain ``a`` by its SVD, also where a is singular:
+    a = u diag(s) vt, adj(a) = det(u) det(vt) vt^T diag(prod_{j != i} s_j) u^T."""
+    u, s, vt = np.linalg.svd(a)
+    c = np.linalg.det(u) * np.linalg.det(vt)
+    adj = np.matmul(np.swapaxes(vt, -1, -2) * prod_others(s)[..., None, :],
+                    np.swapaxes(u, -1, -2))
+    return c[..., None, None] * np.swapaxes(adj, -1, -2)
+
+
+def cofactors(a, d):
+    """d * inv(a)^T, the cofactor matrix of a (d = det(a)).  Where a is
+    singular it comes from the SVD, on plain values only: a derivative of it
+    there (nested differentiation) is refused rather than dropped."""
+    pd = np.asarray(plain(d))
+    if pd.all():
+        try:
+            return expand_last(d, 2) * swap(np.linalg.inv(a))
+        except np.linalg.LinAlgError:
+            pass
+    pa = plain(a)
+    if pa is not a:
+        raise NotImplementedError(
+            "shadowad: the derivative of np.linalg.det at a singular matrix cannot be "
+            "differentiated again (inside a nested differentiation); perturb the matrix or "
+            "differentiate np.linalg.det once")
+    return _singular_cofactors(pa)
+
+
+det = Primitive("linalg.det", np.linalg.det,
+                lambda ts, vals, d, params: np.sum(ts[0] * cofactors(vals[0], d), axis=(-2, -1)),
+                lambda k, g, vals, d, params: expand_last(g, 2) * cofactors(vals[0], d),
+                reads_out=True)
+
+
+@implements(np.linalg.det)
+def det_entry(bind, a):
+    return bind(det, (_operand(a),), {}, None)
+
+
+# --------------------------------------------------------------------------
+# np.linalg.slogdet: the sign has no derivative; log|det| has inv(A)^T
+
+def inverse_transposed(a, logdet):
+    """inv(a)^T; NaN where a is singular (log|det| = -inf has no derivative)."""
+    singular = np.asarray(plain(logdet)) == -np.inf
+    if not singular.any():
+        return swap(np.linalg.inv(a))
+    pa = plain(a)
+    if pa is not a:
+        raise NotImplementedError(
+            "shadowad: the derivative of np.linalg.slogdet at a singular matrix cannot be "
+            "differentiated again (inside a nested differentiation)")
+    eye = np.eye(pa.shape[-1])
+    r = np.swapaxes(np.linalg.inv(np.where(singular[..., None, None], eye, pa)), -1, -2)
+    r[singular] = np.nan
+    return r
+
+
+logabsdet = Primitive(
+    "linalg.slogdet", lambda a: np.linalg.slogdet(a)[1],
+    lambda ts, vals, z, params: np.sum(ts[0] * inverse_transposed(vals[0], z), axis=(-2, -1)),
+    lambda k, g, vals, z, params: expand_last(g, 2) * inverse_transposed(vals[0], z),
+    reads_out=True)
+
+
+@implements(np.linalg.slogdet)
+def slogdet_entry(bind, a):
+    a = _operand(a)
+    r = np.linalg.slogdet(plain(a))
+    sign = r[0]
+    if np.ndim(sign) == 0:
+        sign = float(sign)
+    # numpy >= 2 returns a named tuple (sign, logabsdet), numpy 1 a tuple
+    pack = type(r) if hasattr(r, "_fields") else (lambda *v: v)
+    return pack(sign, bind(logabsdet, (a,), {}, None))

@@ -1,0 +1,93 @@
+"""The record protocol (DESIGN.md section 4, "Custom rules"), EnzymeRules'
+``augmented_primal``/``reverse`` pair, and the rule every Primitive derives
+from its definition.
+
+A rule's ``augmented_primal(config, *args, **params)`` performs the primal
+effects and returns ``AugmentedReturn(primal=..., tape=...)``: what the
+reverse pass needs that memory will not hold.  ``reverse(config, dret, tape,
+*args, **params)`` runs in the sweep with every argument's memory as it was
+before the call; the arguments arrive as activity objects (``Duplicated``
+with ``.dval`` the adjoint memory of an active array, ``Active`` for an
+active scalar, ``Const`` otherwise); it adds into read-only arguments'
+``.dval`` and returns one entry per argument: the gradient of an ``Active``,
+else None.  ``params`` are static keyword options (axes, flags), never
+differentiated.  The built-in records use exactly this protocol; user rules
+(``sad.custom_rule``) are the same objects written by hand.
+"""
+from ..activity import Active, Const
+
+__all__ = ["Config", "AugmentedReturn", "DerivedRule", "add_to_shadow"]
+
+
+class Config:
+    """What the engine asks of a rule: ``needs_primal`` (the caller uses the
+    result's value), ``width`` (shadows per active value: 1, or the lanes of
+    BatchDuplicated) and ``mode`` (an activity.Mode)."""
+
+    __slots__ = ("needs_primal", "width", "mode")
+
+    def __init__(self, needs_primal, width, mode):
+        self.needs_primal, self.width, self.mode = needs_primal, width, mode
+
+    def __repr__(self):
+        return (f"Config(needs_primal={self.needs_primal}, width={self.width}, "
+                f"mode={self.mode})")
+
+
+class AugmentedReturn:
+    """The primal result of a call and the ``tape`` its reverse needs."""
+
+    __slots__ = ("primal", "tape")
+
+    def __init__(self, primal=None, tape=None):
+        self.primal, self.tape = primal, tape
+
+    def __repr__(self):
+        return f"AugmentedReturn(primal={self.primal!r}, tape={self.tape!r})"
+
+
+def add_to_shadow(arg, c):
+    """arg.dval += c (c has arg's shape).  An engine's argument object may
+    know a cheaper way (storing into adjoint memory no record has touched
+    yet, summing into a broadcast view): its ``accumulate``."""
+    acc = getattr(arg, "accumulate", None)
+    if acc is not None:
+        acc(c)
+    else:
+        arg.dval += c
+
+
+class DerivedRule:
+    """The record of a Primitive: the primal by ``impl``; the reverse by
+    ``vjp``, operand by operand.  Nothing is copied: the operands are read
+    from memory at sweep time (restored by then), and the result only when
+    the primitive's vjp reads it."""
+
+    __slots__ = ("prim",)
+
+    def __init__(self, prim):
+        self.prim = prim
+
+    def augmented_primal(self, config, *args, **params):
+        prim = self.prim
+        z = prim.impl(*[a.val for a in args], **params)
+        return AugmentedReturn(primal=z, tape=z if prim.reads_out else None)
+
+    def reverse(self, config, dret, tape, *args, **params):
+        vjp = self.prim.vjp
+        vals = [a.val for a in args]
+        grads = []
+        for k, a in enumerate(args):
+            g = None
+            if type(a) is not Const:
+                c = vjp(k, dret, vals, tape, params)
+                if c is not None:
+                    if isinstance(a, Active):
+                        g = c
+                    else:
+                        add_to_shadow(a, c)
+            grads.append(g)
+        return tuple(grads)
+
+    def __repr__(self):
+        return f"DerivedRule({self.prim.name})"

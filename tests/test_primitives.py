@@ -1,0 +1,273 @@
+"""The primitives framework (shadowad/primitives): one definition per
+primitive, from which every engine derives its rules.  (The nested engine's
+derivatives of the primitives: tests/test_nested.py.)
+
+* each engine's fast path (a specialisation) agrees with the generic
+  derivation, bit for bit (to rounding where C sums in another order);
+* the record protocol works on plain activity objects, and refuses a rule
+  that breaks it.
+"""
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import Active, Const, Duplicated, Forward, Reverse
+from shadowad.activity import Mode
+from shadowad.primitives import core, linalg as defs
+from shadowad.primitives.protocol import AugmentedReturn, Config, DerivedRule
+
+F = Forward
+
+rng = np.random.default_rng(2026)
+M = rng.standard_normal((2, 2)) + 3 * np.eye(2)
+
+
+# --------------------------------------------------------------------------
+# specialisations against the generic derivation
+
+def _reverse(f, *args):
+    """The gradients of every argument (Duplicated arrays, Active scalars)."""
+    anns = [Duplicated(a.copy(), np.zeros_like(a)) if isinstance(a, np.ndarray) else Active(a)
+            for a in args]
+    r = sad.autodiff(f, *anns)
+    return [a.dval if isinstance(a, Duplicated) else g for a, g in zip(anns, r)]
+
+
+def _both(run):
+    fast = run()
+    with core.generic_only():
+        generic = run()
+    return fast, generic
+
+
+def _same_bits(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+EDGE = np.array([0.0, -0.0, 1.5, -2.25, 5e-324, 1e300])
+
+VECTOR_DOTS = {
+    "dot": lambda a, b: np.dot(a, b) * 2.0,
+    "inner": lambda a, b: np.inner(a, b) * 2.0,
+    "vdot": lambda a, b: np.vdot(a, b) * 2.0,
+    "matmul": lambda a, b: (a @ b) * 2.0,
+    "vdot-2d": lambda a, b: np.vdot(a.reshape(2, 3), b.reshape(2, 3)) * 2.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTOR_DOTS))
+def test_vector_dot_record_is_the_generic_rule_bit_for_bit(name):
+    f = VECTOR_DOTS[name]
+    a, b = rng.standard_normal(6), EDGE.copy()
+    fast, generic = _both(lambda: _reverse(f, a, b))
+    for x, y in zip(fast, generic):
+        assert _same_bits(x, y)
+    fast, generic = _both(lambda: _reverse(lambda a: f(a, b), a))
+    assert _same_bits(fast[0], generic[0])
+
+
+def test_outer_record_agrees_with_the_generic_rule():
+    """The C record computes numpy's primal bits; its adjoint sums run in C's
+    order, BLAS's in its own: equal to rounding on finite values."""
+    a, b = rng.standard_normal(7), rng.standard_normal(5)
+    w = rng.standard_normal((7, 5))
+
+    def f(a, b):
+        return np.sum(np.outer(a, b) * w)
+    fast, generic = _both(lambda: _reverse(f, a, b))
+    for x, y in zip(fast, generic):
+        np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-15)
+
+
+    def written(a, b, out):  # the primal the record computes, kept in out
+        z = np.outer(a, b)
+        out[...] = z * 1.0
+        return np.sum(z * w)
+
+    def run():
+        out = np.zeros((7, 5))
+        sad.autodiff(written, Duplicated(a.copy(), np.zeros(7)), Const(b),
+                     Duplicated(out, np.zeros((7, 5))))
+        return out
+    fast, generic = _both(run)
+    assert _same_bits(fast, generic) and _same_bits(fast, np.outer(a, b))
+
+
+MATMULS = {
+    "matrices": ((3, 4), (4, 5), lambda a, b: np.sum(np.tanh(a @ b))),
+    "transposed": ((4, 3), (4, 5), lambda a, b: np.sum(np.tanh(a.T @ b))),
+    "batch": ((2, 3, 4), (4, 5), lambda a, b: np.sum(np.sin(np.matmul(a, b)))),
+    "broadcast": ((3, 4), (2, 4, 5), lambda a, b: np.sum(np.matmul(a, b) ** 2)),
+    "row": ((4,), (4, 5), lambda a, b: np.sum(np.exp(a @ b))),
+    "column": ((3, 4), (4,), lambda a, b: np.sum(np.exp(a @ b))),
+    "big": ((60, 70), (70, 80), lambda a, b: np.sum(np.cos(a @ b))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MATMULS))
+def test_matmul_record_is_the_generic_rule_bit_for_bit(name):
+    sa, sb, f = MATMULS[name]
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    fast, generic = _both(lambda: _reverse(f, a, b))
+    for x, y in zip(fast, generic):
+        assert _same_bits(x, y), name
+
+
+FORWARDS = {
+    "matmul": ((3, 4), (4, 5), lambda a, b: a @ b),
+    "matmul-batch": ((2, 3, 4), (4, 5), lambda a, b: np.matmul(a, b)),
+    "matmul-row": ((4,), (4, 5), lambda a, b: a @ b),
+    "dot": ((3, 4), (4, 5), lambda a, b: np.dot(a, b)),
+    "dot-nd": ((2, 4), (3, 4, 2), lambda a, b: np.dot(a, b)),
+    "inner": ((3, 4), (5, 4), lambda a, b: np.inner(a, b)),
+}
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("name", sorted(FORWARDS))
+def test_forward_lanes_are_the_per_lane_jvp(name, lanes):
+    """The batched tangent (every lane in one numpy call) against one JVP per
+    lane: bit for bit where numpy's products are the same products, to
+    rounding where BLAS blocks a larger matrix differently."""
+    sa, sb, f = FORWARDS[name]
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    da = tuple(rng.standard_normal(sa) for _ in range(lanes))
+    db = tuple(rng.standard_normal(sb) for _ in range(lanes))
+
+    def run():
+        if lanes == 1:
+            return [sad.autodiff(f, Duplicated(a.copy(), da[0]), Duplicated(b.copy(), db[0]),
+                                 mode=F)]
+        return sad.autodiff(f, sad.BatchDuplicated(a.copy(), da),
+                            sad.BatchDuplicated(b.copy(), db), mode=F)
+    fast, generic = _both(run)
+    for x, y in zip(fast, generic):
+        np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-14)
+        if lanes == 1:
+            assert _same_bits(x, y) or name.startswith("dot-nd")
+
+
+def test_specialisations_are_taken_and_generic_only_turns_them_off():
+    for prim in (defs.dot, defs.inner, defs.vdot, defs.outer, defs.matmul):
+        assert core.specialised(prim, "reverse") is prim.specialisations["reverse"]
+        with core.generic_only():
+            assert core.specialised(prim, "reverse") is None
+    assert core.specialised(defs.solve, "reverse") is None
+
+
+def test_columns_summed_is_a_specialisation():
+    """W6's shortcut runs only in the specialised record."""
+    xc0 = rng.standard_normal((50, 3))
+    q0 = rng.standard_normal((4, 3, 3))
+
+    def f(m):
+        xc = xc0[None] - m[:, None, :]
+        z = np.matmul(q0, np.swapaxes(xc, 1, 2))
+        return np.sum(z * z)
+    m0 = rng.standard_normal((4, 3))
+    fast, generic = _both(lambda: _reverse(f, m0))
+    np.testing.assert_allclose(fast[0], generic[0], rtol=1e-13, atol=1e-13)
+
+
+# --------------------------------------------------------------------------
+# the record protocol
+
+CONFIG = Config(needs_primal=True, width=1, mode=Reverse)
+
+
+def test_derived_rule_follows_the_protocol_on_plain_activities():
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    da = np.full((3, 4), 0.5)
+    rule = DerivedRule(defs.matmul)
+    args = (Duplicated(a, da), Const(b))
+    aug = rule.augmented_primal(CONFIG, *args)
+    assert type(aug) is AugmentedReturn and _same_bits(aug.primal, a @ b)
+    assert aug.tape is None  # matmul's vjp reads no result: nothing kept
+    g = rng.standard_normal((3, 2))
+    assert rule.reverse(CONFIG, g, aug.tape, *args) == (None, None)
+    np.testing.assert_array_equal(da, 0.5 + g @ b.T)       # accumulated, +=
+
+    rule = DerivedRule(defs.inv)
+    m = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    aug = rule.augmented_primal(CONFIG, Active(m))
+    assert aug.tape is aug.primal  # inv's vjp reads its result
+    grads = rule.reverse(CONFIG, np.eye(3), aug.tape, Active(m))
+    z = np.linalg.inv(m)
+    np.testing.assert_allclose(grads[0], -z.T @ z.T, rtol=1e-13)
+
+
+def test_config_and_augmented_return_describe_themselves():
+    assert "needs_primal=True" in repr(CONFIG) and isinstance(CONFIG.mode, Mode)
+    assert AugmentedReturn(primal=1.0).tape is None
+
+
+def test_a_record_returning_a_gradient_for_a_duplicated_argument_is_refused(monkeypatch):
+    rule = DerivedRule(defs.inv)
+
+    class Wrong:
+        def augmented_primal(self, config, a):
+            return rule.augmented_primal(config, a)
+
+        def reverse(self, config, dret, tape, a):
+            return (np.ones((2, 2)),)
+
+        def __repr__(self):
+            return "Wrong"
+    from shadowad.rules import derived
+    monkeypatch.setattr(derived, "derived_rule", lambda prim: Wrong())
+    x = M.copy()
+    with pytest.raises(TypeError, match="not Active"):
+        sad.autodiff(lambda x: np.sum(np.linalg.inv(x)), Duplicated(x, np.zeros((2, 2))))
+    assert _same_bits(x, M)
+
+
+def test_sweep_dval_of_a_lazy_shadow_reads_zero_and_accumulates(monkeypatch):
+    """A hand-written rule adding into .dval of a lazy temporary's shadow
+    sees zeros first (not uninitialised memory)."""
+    from shadowad import traced
+    from shadowad.rules import derived
+    monkeypatch.setattr(traced, "LAZY_MIN", 0)
+
+    class ByHand:
+        def augmented_primal(self, config, a):
+            return AugmentedReturn(primal=np.linalg.inv(a.val), tape=np.linalg.inv(a.val))
+
+        def reverse(self, config, dret, z, a):
+            a.dval += -z.T @ dret @ z.T
+            return (None,)
+    monkeypatch.setattr(derived, "derived_rule", lambda prim: ByHand())
+
+    def f(x):
+        return np.sum(np.linalg.inv(x * 1.0) * M)
+    x = M + 2 * np.eye(2)
+    got, = sad.autodiff(f, Active(x.copy()))
+    monkeypatch.undo()
+    want, = sad.autodiff(f, Active(x.copy()))
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_every_linalg_function_has_one_entry_for_all_engines():
+    from shadowad.nested_box import FUNCTIONS as NESTED, UFUNCS
+    from shadowad.rules.registry import FUNCTIONS, JVPS
+    for func, _ in core.registered():
+        assert func in FUNCTIONS and func in JVPS
+        assert func in (UFUNCS if isinstance(func, np.ufunc) else NESTED)
+
+
+def test_dval_of_a_broadcast_view_is_refused_and_add_to_shadow_sums(monkeypatch):
+    """`.dval += c` through a shadow with a zero stride would keep one term of
+    each sum: reading it is an error, and add_to_shadow adds every term."""
+    from shadowad.primitives.protocol import add_to_shadow
+    from shadowad.rules import derived
+    from shadowad.rules.indexing import add_into
+    mem = np.zeros(3)
+    view = np.lib.stride_tricks.as_strided(mem, (4, 3), (0, 8))
+    monkeypatch.setattr(derived, "adjoint_for_pullback", lambda traced: (view, False))
+    # what accumulate does with memory it finds so (rules/indexing.py)
+    monkeypatch.setattr(derived, "accumulate", lambda traced, c: add_into(view, c))
+    arg = derived.SweepDuplicated(np.ones((4, 3)), None)
+    with pytest.raises(ValueError, match="broadcast view"):
+        arg.dval += np.ones((4, 3))
+    add_to_shadow(arg, np.ones((4, 3)))
+    assert mem.tolist() == [4.0, 4.0, 4.0]
