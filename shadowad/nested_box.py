@@ -56,7 +56,7 @@ def unsupported(what):
         "differentiating). Supported: + - * / ** @, neg, abs, exp, log, sqrt, sin, cos, "
         "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), "
         "cumsum, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and "
-        "slogdet, basic indexing (ints, slices, None, ...), reshape, transpose, stack, "
+        "slogdet, indexing (ints, slices, None, ..., integer and boolean arrays), np.take, reshape, transpose, stack, "
         "concatenate")
 
 
@@ -263,16 +263,24 @@ class Box:
 
 
 def check_index(idx):
-    """Basic indices only (ints, slices, None, Ellipsis): their pullback is a
-    scatter into distinct places.  Advanced indices could repeat an entry."""
-    items = idx if type(idx) is tuple else (idx,)
-    for i in items:
-        if i is None or i is Ellipsis or type(i) is slice:
-            continue
-        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
-            continue
-        if type(i) is Box:
-            raise TypeError("shadowad: indexing with a value of a nested differentiation; "
-                            "indices must be plain integers")
-        raise unsupported(f"indexing with {type(i).__name__} (advanced indexing)")
-    return idx
+    """The index as the trace keeps it: integer and boolean arrays (and lists
+    of them) copied, since f may change them before the backward pass reads
+    them again; a Box index is refused (indices are not differentiable)."""
+    if type(idx) is tuple:
+        return tuple(_index_item(i) for i in idx)
+    return _index_item(idx)
+
+
+def _index_item(i):
+    if i is None or i is Ellipsis or type(i) is slice:
+        return i
+    if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+        return i
+    if type(i) is Box:
+        raise TypeError("shadowad: indexing with a value of a nested differentiation; "
+                        "indices must be plain integers or boolean masks")
+    a = np.array(primal(i))
+    if a.dtype.kind not in "biu" and a.size:
+        raise IndexError("shadowad: only integers, slices, None, Ellipsis and integer or "
+                         f"boolean arrays are valid indices, got {a.dtype}")
+    return a if a.size else a.astype(np.intp)
