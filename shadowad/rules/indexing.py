@@ -363,7 +363,11 @@ def put_forward(operands, prims, tangents, params):
     p[idx] = vp
     tidx = _lane_index(idx)
     if type(value) is not dual.FScalar and tidx is not None:
-        t[tidx] = 0.0 if vt is None else vt  # None: an inactive value's zero tangent
+        if vt is None:  # an inactive value's zero tangent
+            t[tidx] = 0.0
+            return True
+        extra = np.ndim(p[idx]) + 1 - vt.ndim  # a value broadcast: its lanes axis kept first
+        t[tidx] = vt.reshape(vt.shape[:1] + (1,) * extra + vt.shape[1:]) if extra > 0 else vt
         return True
     for lane in range(t.shape[0]):
         t[lane][idx] = 0.0 if vt is None else vt[lane]
