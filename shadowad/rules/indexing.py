@@ -25,7 +25,7 @@ from ..traced import (F64, TArray, TScalar, _basic_index, _num, check_writable, 
 from ..overlap import numpy_sources
 from ..snapshots import held
 from . import elementwise, registry
-from .adjoints import accumulate, add_into, unbroadcast  # noqa: F401 (the families' import)
+from .adjoints import accumulate  # also imported from here by rules/reductions.py and shape.py
 from .derived import forward_bind, reverse_bind
 from .elementwise import _operand, _record
 
