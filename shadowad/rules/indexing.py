@@ -88,7 +88,9 @@ def _held_item(tape, i):
 def gather(a, idx):
     """a[idx] with an advanced index: np.take's primitive."""
     idx = _plain_index(idx)
-    return reverse_bind(defs.take, (a,), {"idx": _held_index(a.buf.tape, idx)})
+    if a._s is not None or a.buf.slot is not None or shadow_of(a) is not None:
+        idx = _held_index(a.buf.tape, idx)  # the sweep indexes with it again
+    return reverse_bind(defs.take, (a,), {"idx": idx})
 
 
 @defs.take.specialise("reverse")
@@ -108,11 +110,15 @@ def take_reverse(tape, operands, prims, actives, params):
         return None
     res = new_array(tape, z, True)
     zs = res._s
-    pos = defs.positions(prims[0].shape, idx)
-    flat = pos.reshape(-1)
+    if _names_entries_once(prims[0].shape, idx):
+        def pullback():  # each entry once: a plain +=
+            s[idx] += zs
+        tape.record_py(pullback)
+        return res
+    flat = defs.positions(prims[0].shape, idx).reshape(-1)
     unique, inverse = np.unique(flat, return_inverse=True)
     if unique.size == flat.size:
-        def pullback():  # each entry once: a plain +=
+        def pullback():
             s[idx] += zs
     else:
         where = np.unravel_index(unique, s.shape)
@@ -124,6 +130,34 @@ def take_reverse(tape, operands, prims, actives, params):
             s[where] += sums
     tape.record_py(pullback)
     return res
+
+
+def _names_entries_once(shape, idx):
+    """Does ``idx`` name each entry at most once?  Decided from the index
+    alone (not the input's size) when its items are slices, integers and
+    integer arrays, one per axis, or one boolean mask; False: not known."""
+    items = idx if type(idx) is tuple else (idx,)
+    if len(items) == 1 and type(items[0]) is np.ndarray and items[0].dtype == bool:
+        return True
+    if len(items) > len(shape):
+        return False
+    arrays, dims = [], []
+    for d, i in enumerate(items):
+        if type(i) is slice or type(i) is int or isinstance(i, np.integer):
+            continue
+        if type(i) is not np.ndarray or i.dtype.kind not in "iu":
+            return False  # None, Ellipsis, masks beside other items, lists
+        arrays.append(i)
+        dims.append(d)
+    if not arrays:
+        return True
+    try:
+        arrays = np.broadcast_arrays(*arrays)
+        flat = np.ravel_multi_index(tuple(a % shape[d] for a, d in zip(arrays, dims)),
+                                    tuple(shape[d] for d in dims)).reshape(-1)
+    except ValueError:
+        return False
+    return np.unique(flat).size == flat.size
 
 
 def setindex(a, idx, value):
