@@ -25,6 +25,7 @@ from .values import shape_of, unbroadcast
 __all__ = ["take", "scatter_add", "put", "positions", "last_writes", "BINDERS", "apply"]
 
 _PLAIN = (np.ndarray, float, int, np.generic)
+_AxisError = getattr(np, "exceptions", np).AxisError  # numpy < 1.25: np.AxisError
 
 
 def positions(shape, idx):
@@ -34,20 +35,24 @@ def positions(shape, idx):
 
 
 def last_writes(shape, idx):
-    """Where ``a[idx] = v`` writes an entry that a later position of the same
-    index writes again, False (numpy keeps the last write); None when every
-    entry is written once (the common case)."""
-    pos = np.reshape(positions(shape, idx), -1)
-    if np.unique(pos).size == pos.size:
+    """For ``a[idx] = v``: True where a position's write survives (numpy
+    keeps the last write of a repeated entry), in a[idx]'s shape; None when
+    every entry is written once (the common case)."""
+    pos = positions(shape, idx)
+    flat = np.reshape(pos, -1)
+    if np.unique(flat).size == flat.size:
         return None
-    _, first = np.unique(pos[::-1], return_index=True)
-    last = np.zeros(pos.size, dtype=bool)
-    last[pos.size - 1 - first] = True
-    return np.reshape(last, np.shape(positions(shape, idx)))
+    _, first = np.unique(flat[::-1], return_index=True)
+    last = np.zeros(flat.size, dtype=bool)
+    last[flat.size - 1 - first] = True
+    return np.reshape(last, np.shape(pos))
 
 
 def _take(a, idx):
-    return a[idx]
+    z = a[idx]
+    if type(a) is np.ndarray and type(z) is np.ndarray and np.may_share_memory(z, a):
+        return z.copy()  # a basic index: numpy's view, but take's value is a copy
+    return z
 
 
 def _occurrences(flat):
@@ -185,7 +190,6 @@ def take_entry(bind, a, indices, axis=None, out=None, mode="raise"):
         nd = len(shape_of(a))
         axis = int(axis)
         if not -nd <= axis < nd:
-            raise np.exceptions.AxisError(axis, nd) if hasattr(np, "exceptions") else \
-                ValueError(f"axis {axis} is out of bounds for array of dimension {nd}")
+            raise _AxisError(axis, nd)
         idx = (slice(None),) * (axis % nd) + (ind,)
     return bind(take, (a,), {"idx": idx}, out)
