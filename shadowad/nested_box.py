@@ -19,7 +19,7 @@ import contextvars
 import numpy as np
 
 from .rules.registry import _name as numpy_name
-from .traced import F64, DeferToNested, primal
+from .traced import F64, DeferToNested, detach_error, is_traced, primal
 
 # The level of the innermost nested trace running in this context (0: none).
 level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
@@ -56,8 +56,8 @@ def unsupported(what):
         "differentiating). Supported: + - * / ** @, neg, abs, exp, log, sqrt, sin, cos, "
         "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), "
         "cumsum, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and "
-        "slogdet, indexing (ints, slices, None, ..., integer and boolean arrays), np.take, reshape, transpose, stack, "
-        "concatenate")
+        "slogdet, indexing (ints, slices, None, ..., integer and boolean arrays), np.take, "
+        "reshape, transpose, stack, concatenate")
 
 
 def inplace_error(what):
@@ -279,7 +279,9 @@ def _index_item(i):
     if type(i) is Box:
         raise TypeError("shadowad: indexing with a value of a nested differentiation; "
                         "indices must be plain integers or boolean masks")
-    a = np.array(primal(i))
+    if is_traced(i):
+        raise detach_error("indexing with a traced value")
+    a = np.array(i)
     if a.dtype.kind not in "biu" and a.size:
         raise IndexError("shadowad: only integers, slices, None, Ellipsis and integer or "
                          f"boolean arrays are valid indices, got {a.dtype}")

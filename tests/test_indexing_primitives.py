@@ -298,6 +298,20 @@ def test_nested_index_by_a_nested_value_is_refused():
         sad.autodiff(f, Active(X0.copy()))
 
 
+def test_nested_index_by_a_traced_value_is_refused():
+    def f(x):
+        return sad.autodiff(lambda y: np.sum(y[x]), Active(np.ones(3)))[0][0]
+    with pytest.raises(TypeError, match="indexing with a traced value"):
+        sad.autodiff(f, Active(np.zeros(2)))
+
+
+def test_nested_index_of_floats_is_refused():
+    def f(x):
+        return sad.autodiff(lambda y: np.sum(y[np.array([0.5])]), Active(x))[0][0]
+    with pytest.raises(IndexError, match="integer or boolean arrays"):
+        sad.autodiff(f, Active(X0.copy()))
+
+
 # --------------------------------------------------------------------------
 # the record protocol's mutates, on plain activities
 
