@@ -13,7 +13,7 @@ import numpy as np
 from ._c import lib
 from .dual import Context, FArray, FScalar
 from .products import times
-from .rules.indexing import accumulate
+from .rules.adjoints import accumulate
 from .tape import Tape, _current, current_tape
 from .traced import (F64, TEMPORARY, TArray, TScalar, mixed_tapes_error, new_array,
                      new_scalar, primal, shadow_of, temporary_buffer)

@@ -19,7 +19,7 @@ import contextvars
 import numpy as np
 
 from .rules.registry import _name as numpy_name
-from .traced import F64, DeferToNested, primal
+from .traced import F64, DeferToNested, detach_error, is_traced, primal
 
 # The level of the innermost nested trace running in this context (0: none).
 level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
@@ -56,8 +56,9 @@ def unsupported(what):
         "differentiating). Supported: @ and every elementwise ufunc of docs/conventions.md "
         "(+ - * / **, neg, abs, exp, log, sqrt, sin, cos, tanh, arctan2, hypot, maximum, "
         "fmin, ...), where, clip, sum/mean/max/min (with axis), prod, cumsum, trace, dot, "
-        "inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and slogdet, basic "
-        "indexing (ints, slices, None, ...), reshape, transpose, stack, concatenate")
+        "inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and slogdet, "
+        "indexing (ints, slices, None, ..., integer and boolean arrays), np.take, reshape, "
+        "transpose, stack, concatenate")
 
 
 def inplace_error(what):
@@ -263,16 +264,26 @@ class Box:
 
 
 def check_index(idx):
-    """Basic indices only (ints, slices, None, Ellipsis): their pullback is a
-    scatter into distinct places.  Advanced indices could repeat an entry."""
-    items = idx if type(idx) is tuple else (idx,)
-    for i in items:
-        if i is None or i is Ellipsis or type(i) is slice:
-            continue
-        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
-            continue
-        if type(i) is Box:
-            raise TypeError("shadowad: indexing with a value of a nested differentiation; "
-                            "indices must be plain integers")
-        raise unsupported(f"indexing with {type(i).__name__} (advanced indexing)")
-    return idx
+    """The index as the trace keeps it: integer and boolean arrays (and lists
+    of them) copied, since f may change them before the backward pass reads
+    them again; a Box index is refused (indices are not differentiable)."""
+    if type(idx) is tuple:
+        return tuple(_index_item(i) for i in idx)
+    return _index_item(idx)
+
+
+def _index_item(i):
+    if i is None or i is Ellipsis or type(i) is slice:
+        return i
+    if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+        return i
+    if type(i) is Box:
+        raise TypeError("shadowad: indexing with a value of a nested differentiation; "
+                        "indices must be plain integers or boolean masks")
+    if is_traced(i):
+        raise detach_error("indexing with a traced value")
+    a = np.array(i)
+    if a.dtype.kind not in "biu" and a.size:
+        raise IndexError("shadowad: only integers, slices, None, Ellipsis and integer or "
+                         f"boolean arrays are valid indices, got {a.dtype}")
+    return a if a.size else a.astype(np.intp)

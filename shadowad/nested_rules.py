@@ -60,10 +60,6 @@ def fit(t, shape):
     return np.zeros(shape) + t
 
 
-def _is_plain(v):
-    return isinstance(v, (np.ndarray, float, int, np.generic))
-
-
 def _sum_terms(terms):
     res = None
     for t in terms:
@@ -325,29 +321,11 @@ for _func, _e in primitives.core.registered():
 primitives.values.PLAIN[Box] = lambda b: b.v
 
 
-# --------------------------------------------------------------------------
-# indexing: basic indices (ints, slices, None, Ellipsis); the pullback
-# scatters the adjoint into zeros of the input's shape
+# indexing: a Box's x[idx] is the take primitive (shadowad.primitives.indexing),
+# whose transpose (scatter_add) the formulas bind through BINDERS
 
-def _scatter_impl(g, idx, shape):
-    if _is_plain(g):
-        z = np.zeros(shape)
-    else:  # a buffer of the enclosing differentiation, so it can hold g
-        z = np.zeros_like(g, shape=shape)
-    z[idx] = g
-    return z
-
-
-RULES["scatter"] = Rule(
-    "scatter", _scatter_impl,
-    lambda ts, vals, out, p: bind(RULES["scatter"], (ts[0],), p),
-    lambda k, g, vals, out, p: g[p["idx"]])
-
-RULES["getitem"] = Rule(
-    "getitem", lambda a, idx: a[idx],
-    lambda ts, vals, out, p: ts[0][p["idx"]],
-    lambda k, g, vals, out, p: bind(RULES["scatter"], (g,),
-                                    {"idx": p["idx"], "shape": shape_of(vals[0])}))
+RULES["getitem"] = primitives.indexing.take
+primitives.indexing.BINDERS[Box] = bind
 
 
 # --------------------------------------------------------------------------

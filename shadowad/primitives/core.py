@@ -31,13 +31,18 @@ __all__ = ["Primitive", "deflinear", "defbilinear", "implements", "registered",
 
 
 class Primitive:
-    __slots__ = ("name", "impl", "jvp", "vjp", "reads_out", "specialisations", "__weakref__")
+    __slots__ = ("name", "impl", "jvp", "vjp", "reads_out", "mutates", "specialisations",
+                 "__weakref__")
 
-    def __init__(self, name, impl, jvp=None, vjp=None, reads_out=False):
+    def __init__(self, name, impl, jvp=None, vjp=None, reads_out=False, mutates=()):
         """``reads_out``: vjp reads ``out`` (else it is given None, and a
-        reverse record need not keep the result alive)."""
+        reverse record need not keep the result alive).  ``mutates=(k,)``:
+        the value is operand k's new content, which the engines store into
+        operand k (``a[idx] = v``); then ``jvp`` gives that operand's new
+        tangent, ``vjp(k, g, ...)`` its adjoint before the call from ``g``,
+        its adjoint after, and the other operands' adjoints as usual."""
         self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
-        self.reads_out = reads_out
+        self.reads_out, self.mutates = reads_out, tuple(mutates)
         self.specialisations = {}
 
     def specialise(self, engine):

@@ -13,7 +13,18 @@ active scalar, ``Const`` otherwise); it adds into read-only arguments'
 else None.  ``params`` are static keyword options (axes, flags), never
 differentiated.  The built-in records use exactly this protocol; user rules
 (``sad.custom_rule``) are the same objects written by hand.
+
+A rule's ``mutates`` (a tuple of argument positions; () or absent: none)
+names the arguments its ``augmented_primal`` overwrites.  The engine saves
+their bytes before the call and puts them back before ``reverse`` runs (and
+again after, for a replay), so ``reverse`` reads every argument as it was
+before the call.  A mutated ``Duplicated`` argument's ``.dval`` arrives
+holding the adjoint of its content after the call; ``reverse`` leaves there
+the adjoint of its content before the call (zero where the call overwrote
+it without reading it).  ``dret`` is None for such a call (it returns None).
 """
+import numpy as np
+
 from ..activity import Active, Const
 
 __all__ = ["Config", "AugmentedReturn", "DerivedRule", "add_to_shadow"]
@@ -63,25 +74,37 @@ class DerivedRule:
     from memory at sweep time (restored by then), and the result only when
     the primitive's vjp reads it."""
 
-    __slots__ = ("prim",)
+    __slots__ = ("prim", "mutates")
 
     def __init__(self, prim):
         self.prim = prim
+        self.mutates = prim.mutates
 
     def augmented_primal(self, config, *args, **params):
         prim = self.prim
         z = prim.impl(*[a.val for a in args], **params)
+        if self.mutates:  # a mutating primitive's value is the operand's new content
+            args[self.mutates[0]].val[...] = z
+            return AugmentedReturn(primal=None, tape=None)
         return AugmentedReturn(primal=z, tape=z if prim.reads_out else None)
 
     def reverse(self, config, dret, tape, *args, **params):
         vjp = self.prim.vjp
         vals = [a.val for a in args]
+        mutated = self.mutates
+        if mutated:
+            target = args[mutated[0]]
+            if type(target) is Const:  # the engine makes it Duplicated if anything is active
+                return (None,) * len(args)
+            dret = np.array(target.dval)  # the adjoint after; dval becomes the one before
         grads = []
         for k, a in enumerate(args):
             g = None
             if type(a) is not Const:
                 c = vjp(k, dret, vals, tape, params)
-                if c is not None:
+                if k in mutated:
+                    a.dval[...] = c
+                elif c is not None:
                     if isinstance(a, Active):
                         g = c
                     else:

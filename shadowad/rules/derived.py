@@ -20,10 +20,10 @@ from ..activity import Active, Const, Duplicated, Reverse
 from ..primitives import core, values
 from ..primitives.protocol import AugmentedReturn, Config, DerivedRule
 from ..snapshots import held
-from ..traced import (TArray, TScalar, adjoint_for_pullback, lazy_result, new_scalar,
-                      output_pullback)
+from ..traced import (F64, TArray, TScalar, adjoint_for_pullback, check_writable, lazy_result,
+                      new_scalar, output_pullback, promote)
 from .elementwise import _tape_of
-from .indexing import accumulate
+from .adjoints import accumulate
 from .reductions import (const_result, finish_out, forward_const, forward_context,
                          forward_operand, forward_result, operand)
 from . import registry
@@ -116,6 +116,8 @@ def _gradients(rule, args, grads):
 def record(tape, rule, operands, prims, actives, params):
     """Run ``rule``'s augmented primal on the arguments and record its reverse."""
     args = _arguments(tape, operands, prims, actives)
+    mutated = [prims[k] for k in getattr(rule, "mutates", ())]
+    before = [np.array(p, dtype=F64) for p in mutated]
     aug = rule.augmented_primal(REVERSE_CONFIG, *args, **params)
     if type(aug) is not AugmentedReturn:
         raise TypeError(f"shadowad: {rule!r}.augmented_primal must return an "
@@ -126,6 +128,9 @@ def record(tape, rule, operands, prims, actives, params):
     def sweep(dret):
         _gradients(rule, args, reverse(REVERSE_CONFIG, dret, saved, *args, **params))
 
+    if mutated:
+        return _record_mutation(tape, mutated, before, sweep)
+
     if type(z) is np.ndarray:
         res = lazy_result(tape, z)
         tape.record_py(output_pullback(res, sweep))
@@ -133,6 +138,20 @@ def record(tape, rule, operands, prims, actives, params):
     res, g = new_scalar(tape, float(z))
     tape.record_py(lambda: sweep(float(g)))
     return res
+
+
+def _record_mutation(tape, mutated, before, sweep):
+    """The record of a call that overwrote ``mutated``: the sweeps swap the
+    bytes from before the call back in (so its reverse, and every earlier
+    record, read memory as before it) and out again for a replay."""
+    def swap():
+        for p, b in zip(mutated, before):
+            cur = np.array(p, dtype=F64)
+            p[...] = b
+            b[...] = cur
+
+    tape.record_py(lambda: sweep(None), swap=swap, nbytes=sum(b.nbytes for b in before),
+                   writes=(mutated[0], Ellipsis) if len(mutated) == 1 else None)
 
 
 _DERIVED = {}
@@ -156,6 +175,8 @@ def reverse_bind(prim, operands, params, out=None):
         actives.append(d)
         if d is not None:
             active = True
+    if prim.mutates:
+        return _mutation(tape, prim, operands, prims, actives, params, active)
     if not active:
         res = const_result(tape, prim.impl(*prims, **params))
     else:
@@ -164,6 +185,20 @@ def reverse_bind(prim, operands, params, out=None):
         if res is None:
             res = record(tape, derived_rule(prim), operands, prims, actives, params)
     return res if out is None else finish_out(res, out, "np." + prim.name)
+
+
+def _mutation(tape, prim, operands, prims, actives, params, active):
+    """A mutating primitive in reverse mode: its target gets a shadow when
+    anything is active (its new content is), and its old bytes are saved
+    even when nothing is (earlier records read them in the sweep)."""
+    m = prim.mutates[0]
+    check_writable(operands[m])
+    if active and actives[m] is None:
+        promote(operands[m])
+        actives[m] = operands[m]
+    spec = core.specialised(prim, "reverse") if active else None
+    if spec is None or spec(tape, operands, prims, actives, params) is None:
+        record(tape, derived_rule(prim), operands, prims, actives, params)
 
 
 # --------------------------------------------------------------------------
@@ -187,6 +222,8 @@ def forward_bind(prim, operands, params, out=None):
         p, t = forward_operand(x, ctx)
         prims.append(p)
         tangents.append(t)
+    if prim.mutates:
+        return _forward_mutation(prim, operands, prims, tangents, params)
     z = prim.impl(*prims, **params)
     if all(t is None for t in tangents):
         return finish_out(forward_const(ctx, z), out, name)
@@ -195,6 +232,23 @@ def forward_bind(prim, operands, params, out=None):
     if dz is None:
         dz = lanes_jvp(prim, tangents, prims, z, params)
     return finish_out(forward_result(ctx, z, dz), out, name)
+
+
+def _forward_mutation(prim, operands, prims, tangents, params):
+    """A mutating primitive in forward mode: the new content and, when
+    anything is active, the new tangent lanes stored into the target."""
+    m = prim.mutates[0]
+    dual.writable(operands[m])
+    if all(t is None for t in tangents):
+        prims[m][...] = prim.impl(*prims, **params)
+        return
+    spec = core.specialised(prim, "forward")
+    if spec is not None and spec(operands, prims, tangents, params) is not None:
+        return
+    target = tangents[m] if tangents[m] is not None else promote(operands[m])
+    z = prim.impl(*prims, **params)
+    target[...] = lanes_jvp(prim, tangents, prims, z, params)
+    prims[m][...] = z
 
 
 # --------------------------------------------------------------------------

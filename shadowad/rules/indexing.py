@@ -1,16 +1,32 @@
-"""Indexing: element reads and writes (scalar records in C), basic slices
-(views, and a C copy record with the overwritten bytes saved), and advanced
-indexing (Python records using numpy's gather/scatter)."""
+"""Indexing in the reverse and forward engines.  The derivatives are defined
+once in shadowad/primitives/indexing.py (``take``: a[idx] as a copy; ``put``:
+a[idx] = v, a mutating primitive); here are the entries that route a traced
+value's indexing to them, and their fast paths, each a registered
+specialisation tested bit for bit against the generic derivation
+(tests/test_primitives.py):
+
+* reverse: an element read or write of an active array is one C record
+  (traced.py's element loads, ``sad_store``); a basic index is a view, and
+  a write into one a C copy record with the overwritten bytes saved; an
+  advanced read adds the adjoint into the entries it read (no scatter into a
+  zero array of the input's size); an advanced write saves only the entries
+  it overwrites;
+* forward: an element read gives a dual scalar; an advanced read or write
+  indexes every tangent lane in one numpy call.
+"""
 import numpy as np
 
 from .. import dual
 from .._c import lib
-from ..traced import (F64, TArray, TScalar, _basic_index, _num, adjoint_for_pullback,
-                      adjoint_view, check_writable, detach_error, new_array, primal,
-                      promote, shadow_of)
+from ..primitives import indexing as defs
+from ..primitives.core import generic_only_active
+from ..traced import (F64, TArray, TScalar, _basic_index, _num, check_writable, detach_error,
+                      new_array, primal, promote, shadow_of)
 from ..overlap import numpy_sources
 from ..snapshots import held
 from . import elementwise, registry
+from .adjoints import accumulate  # also imported from here by rules/reductions.py and shape.py
+from .derived import forward_bind, reverse_bind
 from .elementwise import _operand, _record
 
 
@@ -49,53 +65,6 @@ def offset(strides, index):
     return off
 
 
-def unbroadcast(g, shape):
-    """Sum g over the axes that broadcasting to g.shape added to ``shape``."""
-    if g.shape == tuple(shape) or g.ndim < len(shape):  # the latter broadcasts in +=
-        return g
-    lead = g.ndim - len(shape)
-    if lead:
-        g = g.sum(axis=tuple(range(lead)))
-    axes = tuple(d for d, n in enumerate(shape) if n == 1 and g.shape[d] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g
-
-
-def _distinct(s, g):
-    """The shadow of a broadcast view (stride 0) names each element many times,
-    and numpy's ``s += g`` would keep one term of each sum: sum g over those
-    axes and keep one index of s along them."""
-    axes = tuple(d for d, (n, st) in enumerate(zip(s.shape, s.strides)) if st == 0 and n > 1)
-    if not axes:
-        return s, g
-    g = np.broadcast_to(g, s.shape).sum(axis=axes, keepdims=True)
-    return s[tuple(slice(0, 1) if d in axes else slice(None) for d in range(s.ndim))], g
-
-
-def accumulate(dst, g):
-    """dst (a TArray, TScalar or constant) += g, un-broadcast to its shape."""
-    t = type(dst)
-    if t is TArray:
-        s, fresh = adjoint_for_pullback(dst)
-        if s is not None:
-            add_into(s, g, fresh)
-    elif t is TScalar:
-        adjoint_view(dst.g)[...] += np.sum(g)
-
-
-def add_into(s, g, fresh=False):
-    """Adjoint view s += g, un-broadcast to s's shape; ``fresh``: s is new
-    memory (see traced.adjoint_for_pullback), stored into instead."""
-    g = unbroadcast(g, s.shape)
-    if fresh:
-        np.add(0.0, g, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0
-        return
-    if 0 in s.strides:
-        s, g = _distinct(s, g)
-    s += g
-
-
 def _held_index(tape, idx):
     """Advanced index idx as the record keeps it: the sweeps index with it
     again (the pullback, and the swaps of a write), and f may change an index
@@ -117,42 +86,78 @@ def _held_item(tape, i):
 
 
 def gather(a, idx):
-    """a[idx] with advanced indexing: a copy."""
+    """a[idx] with an advanced index: np.take's primitive."""
     idx = _plain_index(idx)
-    tape = a.buf.tape
-    z = np.array(a.p[idx], dtype=F64)
+    if a._s is not None or a.buf.slot is not None or shadow_of(a) is not None:
+        idx = _held_index(a.buf.tape, idx)  # the sweep indexes with it again
+    return reverse_bind(defs.take, (a,), {"idx": idx})
+
+
+@defs.take.specialise("reverse")
+def take_reverse(tape, operands, prims, actives, params):
+    """An advanced read of an active array: the pullback adds the result's
+    adjoint into the entries read (the sum of a repeated entry's adjoints
+    first, in order, as the generic scatter_add computes it)."""
+    a, = operands
+    idx = params["idx"]
+    if actives[0] is None or element_index(prims[0], idx) is not None:
+        return None
     s = shadow_of(a)
-    if s is None:
-        return new_array(tape, z, False) if z.ndim else float(z)
+    if s is None or 0 in s.strides:  # a broadcast view's entries share adjoint memory
+        return None
+    z = np.array(prims[0][idx], dtype=F64)
     if z.ndim == 0:
-        z = np.asarray(z)
+        return None
     res = new_array(tape, z, True)
     zs = res._s
-    distinct = _distinct_entries(idx)
-    idx = _held_index(tape, idx)
-    if distinct:
-        def pullback():  # each entry of a once: a plain += (np.add.at is ~5x slower)
+    if _names_entries_once(prims[0].shape, idx):
+        def pullback():  # each entry once: a plain +=
+            s[idx] += zs
+        tape.record_py(pullback)
+        return res
+    flat = defs.positions(prims[0].shape, idx).reshape(-1)
+    unique, inverse = np.unique(flat, return_inverse=True)
+    if unique.size == flat.size:
+        def pullback():
             s[idx] += zs
     else:
-        def pullback():  # repeated entries: every term must be added
-            np.add.at(s, idx, zs)
+        where = np.unravel_index(unique, s.shape)
+        inverse = inverse.reshape(-1)
+
+        def pullback():  # repeated entries: every term added, in order
+            sums = np.full(unique.size, -0.0)
+            np.add.at(sums, inverse, zs.reshape(-1))
+            s[where] += sums
     tape.record_py(pullback)
-    if z.ndim == 0:
-        return res[()]
     return res
 
 
-def _distinct_entries(idx):
-    """Does the advanced index idx name every entry at most once?  Checked
-    for the common small case (one short list of non-negative positions, e.g.
-    a column permutation ``a[:, [2, 0, 1]]``); otherwise no."""
+def _names_entries_once(shape, idx):
+    """Does ``idx`` name each entry at most once?  Decided from the index
+    alone (not the input's size) when its items are slices, integers and
+    integer arrays, one per axis, or one boolean mask; False: not known."""
     items = idx if type(idx) is tuple else (idx,)
-    arrays = [np.asarray(i) for i in items if type(i) is np.ndarray or type(i) is list]
-    if len(arrays) != 1 or sum(type(i) is slice for i in items) != len(items) - 1:
+    if len(items) == 1 and type(items[0]) is np.ndarray and items[0].dtype == bool:
+        return True
+    if len(items) > len(shape):
         return False
-    arr = arrays[0]
-    return (arr.ndim == 1 and arr.dtype.kind in "iu" and arr.size <= 64
-            and (arr.size == 0 or arr.min() >= 0) and np.unique(arr).size == arr.size)
+    arrays, dims = [], []
+    for d, i in enumerate(items):
+        if type(i) is slice or type(i) is int or isinstance(i, np.integer):
+            continue
+        if type(i) is not np.ndarray or i.dtype.kind not in "iu":
+            return False  # None, Ellipsis, masks beside other items, lists
+        arrays.append(i)
+        dims.append(d)
+    if not arrays:
+        return True
+    try:
+        arrays = np.broadcast_arrays(*arrays)
+        flat = np.ravel_multi_index(tuple(a % shape[d] for a, d in zip(arrays, dims)),
+                                    tuple(shape[d] for d in dims)).reshape(-1)
+    except ValueError:
+        return False
+    return np.unique(flat).size == flat.size
 
 
 def setindex(a, idx, value):
@@ -166,6 +171,8 @@ def setindex(a, idx, value):
     check_writable(a)
     idx = _plain_index(idx)
     tape = a.buf.tape
+    if generic_only_active():
+        return _put(a, idx, value, tape)
     el = element_index(a.p, idx)
     if el is not None:
         s = shadow_of(a)
@@ -187,7 +194,19 @@ def setindex(a, idx, value):
     if _basic_index(idx):
         copy_into(basic_view(a, idx, el), value)
         return
-    _set_advanced(a, idx, value, tape)
+    _put(a, idx, value, tape)
+
+
+def _put(a, idx, value, tape):
+    """a[idx] = value by the put primitive."""
+    if type(value) is TArray:
+        if value.buf.tape is not tape:
+            from ..traced import mixed_tapes_error
+            raise mixed_tapes_error()
+        src = numpy_sources(a.p, idx, value.p)
+        if src is not None:  # numpy does not buffer an overlapping source here
+            value = gather(value, src)
+    reverse_bind(defs.put, (a, value), {"idx": _held_index(tape, idx)})
 
 
 def basic_view(a, idx, el=None):
@@ -230,28 +249,18 @@ def copy_into(view, value):
     _record(tape, lib.SAD_COPY, [o], view.p, zs, lib.SAD_F_SAVE | lib.SAD_F_PRIMAL)
 
 
-def _set_advanced(a, idx, value, tape):
-    p = a.p
-    if type(value) is TArray:
-        src = numpy_sources(p, idx, value.p)
-        if src is not None:  # numpy does not buffer an overlapping source here
-            value = gather(value, src)
-    vp = primal(value)
-    vactive = (type(value) is TScalar) or (type(value) is TArray and shadow_of(value) is not None)
-    s = shadow_of(a)
-    if s is None and vactive:
-        s = promote(a)
-    idx = _held_index(tape, idx)
+@defs.put.specialise("reverse")
+def put_reverse(tape, operands, prims, actives, params):
+    """An advanced write: only the overwritten entries are saved, and the
+    pullback moves their adjoint into the value's in place."""
+    a, value = operands
+    p, vp = prims
+    idx = params["idx"]
+    vactive = actives[1] is not None
+    s = shadow_of(a)  # the engine gave a a shadow if value is active
     saved = [np.array(p[idx], dtype=F64)]
     p[idx] = vp
-    last = None
-    if vactive:
-        pos = np.arange(p.size).reshape(p.shape)[idx].ravel()
-        if np.unique(pos).size != pos.size:  # repeated targets: the last write wins
-            _, first = np.unique(pos[::-1], return_index=True)
-            last = np.zeros(pos.size, dtype=bool)
-            last[pos.size - 1 - first] = True
-            last = last.reshape(saved[0].shape)
+    last = defs.last_writes(p.shape, idx) if vactive else None
 
     def swap():
         cur = np.array(p[idx], dtype=F64)
@@ -265,9 +274,10 @@ def _set_advanced(a, idx, value, tape):
         s[idx] = 0.0
         if vactive:
             if last is not None:
-                g *= last
+                g = np.where(last, g, 0.0)
             accumulate(value, g)
     tape.record_py(pullback, swap=swap, saved=saved, writes=(p, idx))
+    return True
 
 
 # --------------------------------------------------------------------------
@@ -302,20 +312,17 @@ def forward_getitem(a, idx):
     registry.check_elementwise("indexing")
     if _basic_index(idx):
         return dual.FArray(p[idx], None, a.buf)
-    z = np.array(p[idx], dtype=F64)
-    t = shadow_of(a)
-    if t is None:
-        return dual.new_array(a.buf.tape, z, False) if z.ndim else float(z)
-    res = dual.new_array(a.buf.tape, np.asarray(z), True)
-    tidx = _lane_index(idx)
-    if tidx is not None:
-        res._s[...] = t[tidx]
-    else:
-        for lane in range(t.shape[0]):
-            res._s[lane] = t[lane][idx]
-    if z.ndim == 0:
-        return res[()]
-    return res
+    return forward_bind(defs.take, (a,), {"idx": idx})
+
+
+@defs.take.specialise("forward")
+def take_forward(tangents, prims, z, params):
+    """Every lane's a[idx] in one numpy call, unless numpy would move the
+    lanes axis (advanced indices separated by a slice)."""
+    tidx = _lane_index(params["idx"])
+    if tidx is None:
+        return None
+    return np.array(tangents[0][tidx], dtype=F64)
 
 
 def forward_setindex(a, idx, value):
@@ -369,26 +376,36 @@ def forward_setindex(a, idx, value):
             elementwise.tangent_kernel(lib.SAD_COPY, view.p, zt, [operand])
         view.p[...] = vp
         return
-    # advanced: numpy's assignment on the primal and on each lane alike
+    # advanced: the put primitive
     if type(value) is dual.FArray:
         src = numpy_sources(p, idx, vp)
         if src is not None:  # numpy does not buffer an overlapping source here
             value = forward_getitem(value, src)
-            vp, vt = value.p, shadow_of(value)
+    forward_bind(defs.put, (a, value), {"idx": idx})
+
+
+@defs.put.specialise("forward")
+def put_forward(operands, prims, tangents, params):
+    """numpy's assignment on the primal and on every tangent lane at once
+    (per lane where numpy would move the lanes axis, or for a dual scalar's
+    per-lane tangents)."""
+    a, value = operands
+    p, vp = prims
+    ta, vt = tangents
+    idx = params["idx"]
+    t = ta if ta is not None else promote(a)
     p[idx] = vp
-    if t is None:
-        return
     tidx = _lane_index(idx)
-    if type(value) is dual.FArray and tidx is not None:
-        t[tidx] = 0.0 if vt is None else vt  # None: an inactive value's zero tangent
-        return
-    for lane in range(t.shape[0]):  # per-lane scalars, or lanes numpy would move
-        if vt is None:
-            t[lane][idx] = 0.0
-        elif type(value) is dual.FScalar:
-            t[lane][idx] = vt if np.ndim(vt) == 0 else vt[lane]
-        else:
-            t[lane][idx] = vt[lane]
+    if type(value) is not dual.FScalar and tidx is not None:
+        if vt is None:  # an inactive value's zero tangent
+            t[tidx] = 0.0
+            return True
+        extra = np.ndim(p[idx]) + 1 - vt.ndim  # a value broadcast: its lanes axis kept first
+        t[tidx] = vt.reshape(vt.shape[:1] + (1,) * extra + vt.shape[1:]) if extra > 0 else vt
+        return True
+    for lane in range(t.shape[0]):
+        t[lane][idx] = 0.0 if vt is None else vt[lane]
+    return True
 
 
 @registry.implements_both(np.copyto, elementwise=True)

@@ -25,7 +25,7 @@ from ..primitives.protocol import AugmentedReturn
 from ..snapshots import held
 from ..traced import F64, TArray, TScalar, adjoint_for_pullback, lazy_result, shadow_of
 from .derived import SweepDuplicated, record
-from .indexing import accumulate, add_into, unbroadcast
+from .adjoints import accumulate, add_into, unbroadcast
 
 _DOT, _NUMPY = lib.SAD_DOT, lib.SAD_NUMPY
 
