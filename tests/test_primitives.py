@@ -260,7 +260,7 @@ def test_dval_of_a_broadcast_view_is_refused_and_add_to_shadow_sums(monkeypatch)
     each sum: reading it is an error, and add_to_shadow adds every term."""
     from shadowad.primitives.protocol import add_to_shadow
     from shadowad.rules import derived
-    from shadowad.rules.indexing import add_into
+    from shadowad.rules.adjoints import add_into
     mem = np.zeros(3)
     view = np.lib.stride_tricks.as_strided(mem, (4, 3), (0, 8))
     monkeypatch.setattr(derived, "adjoint_for_pullback", lambda traced: (view, False))

@@ -150,7 +150,7 @@ def _record_mutation(tape, mutated, before, sweep):
             p[...] = b
             b[...] = cur
 
-    tape.record_py(lambda: sweep(None), swap=swap, nbytes=sum(b.nbytes for b in before),
+    tape.record_py(lambda: sweep(None), swap=swap, saved=tuple(before),
                    writes=(mutated[0], Ellipsis) if len(mutated) == 1 else None)
 
 

@@ -24,7 +24,7 @@ from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_er
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
 from .elementwise import (_FWD_KIT, EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
                           apply_ufunc, forward_apply)
-from .indexing import accumulate
+from .adjoints import accumulate
 from . import registry
 from .registry import implements, implements_jvp
 

@@ -27,7 +27,7 @@ from ..tape import current_tape
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, _num, detach_error,
                       is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
 from .elementwise import _KPAIR, _operand, _record
-from .indexing import accumulate
+from .adjoints import accumulate
 from .reductions import forward_result
 from .registry import implements_both
 
