@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from ._c import ffi, lib
+from ._c import fast, ffi, lib
 from .memory import bounds, element_addresses
 from .untraced import put_back
 from .snapshots import Snapshots
@@ -84,9 +84,11 @@ class PyRecord:
         self.pullback, self.swap, self.nbytes, self.writes = pullback, swap, nbytes, writes
 
 
-class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "pybytes", "snaps", "state", "applied", "_tptr",
-                 "_alive", "_aliveptr", "untraced", "untraced_note", "__weakref__")
+class Tape(fast.TapeBase):
+    # keep, _tptr (the C tape's address) and alive: fields of the C base
+    # (csrc/ext/bases.c), which traced scalars' C arithmetic reads
+    __slots__ = ("c", "py", "shadows", "pybytes", "snaps", "state", "applied", "untraced",
+                 "untraced_note", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -97,10 +99,8 @@ class Tape:
         if pool:
             lib.sad_tape_use_pool(ptr, pool)
         self.c = ffi.gc(ptr, lib.sad_tape_free)
-        # what traced scalars' C arithmetic needs (see csrc/pyscalar.c)
         self._tptr = int(ffi.cast("intptr_t", ptr))
-        self._alive = ffi.new("int *", 1)
-        self._aliveptr = int(ffi.cast("intptr_t", self._alive))
+        self.alive = 1
         self.py = []
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
@@ -213,7 +213,7 @@ class Tape:
         if self.state == "freed":
             return
         self.state = "freed"
-        self._alive[0] = 0
+        self.alive = 0
         ffi.release(self.c)
         del self.c  # a traced value that outlives its call now gets __getattr__'s error
         del self._tptr

@@ -246,7 +246,7 @@ def outer_by_numpy(tape, ap, bp, z):
     """numpy's np.outer into z, for the outer record just made, where C left
     the primal to numpy (its warnings, or error per np.errstate, and NaN
     bits); if numpy raises, the record goes.  The C fast path
-    (TScalar.outer, called by TArray.__array_function__) calls it too."""
+    (_fast.outer, called by TArray.__array_function__) calls it too."""
     try:
         np.outer(ap, bp, out=z)
     except BaseException:

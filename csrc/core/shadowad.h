@@ -71,10 +71,6 @@ int sad_same_bytes(intptr_t a, intptr_t b, int64_t n);
 void sad_copy_bytes(intptr_t dst, intptr_t src, int64_t n);
 int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
 
-/* The C base type of traced scalars (a PyTypeObject *, 0 on failure); see
- * pyscalar.c. */
-intptr_t sad_scalar_base(void);
-
 /* ---- tape -------------------------------------------------------------- */
 sad_tape *sad_tape_new(void);
 void sad_tape_free(sad_tape *t);
