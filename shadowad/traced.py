@@ -210,6 +210,7 @@ def new_array(tape, z, active):
 
 
 LAZY_MIN = 1 << 15  # bytes: smaller temporaries get their shadow right away
+_SLOTS_FULL = lib.SAD_SLOTS_FULL
 
 
 def new_lazy(tape, z):
@@ -218,7 +219,9 @@ def new_lazy(tape, z):
     swept (csrc/slot.c).  Python code that needs the shadow as an array calls
     shadow_of, which gives the slot numpy memory instead (materialize)."""
     k = lib.sad_slot_new(tape.c, id(z))
-    if not k:
+    if k == _SLOTS_FULL:  # as many lazy shadows as the tape may make: an eager one
+        return new_temporary(tape, z, np.zeros(z.shape))
+    if k <= 0:
         raise MemoryError("shadowad: out of memory while recording")
     buf = temporary_buffer(tape, z, None)
     buf.slot = k

@@ -99,15 +99,22 @@ typedef struct sad_arena {
  * first accumulates into it and released when the record that created the
  * temporary has been swept: peak memory stays near the live adjoints, and
  * released memory is reused (a fresh page costs a fault).  Until then records
- * point into it through fake addresses (see sad_slot_fake), which keep the
- * overlap checks of recording exact.  External slots use memory Python
+ * point into its window: addresses in the tape's own reserved, inaccessible
+ * range of address space (sad_slot_window), which no other memory can have,
+ * so the overlap checks of recording stay exact; nothing reads through them
+ * (the sweep translates them first).  External slots use memory Python
  * allocated (a shadow it needed as an array). */
 typedef struct sad_slot {
     double *p;        /* NULL until first needed */
     int64_t n;        /* elements */
     intptr_t root;    /* the temporary's primal address (for view offsets) */
+    size_t window;    /* its window's byte offset in the tape's reserved range */
     int external;
 } sad_slot;
+
+/* The bounds of a tape's lazy slots (sad_tape_set_slot_limits). */
+enum { SAD_SLOTS_MAX = 1 << 24 };
+#define SAD_SLOT_SPACE ((size_t)1 << 40) /* bytes of address space reserved, at most */
 
 typedef struct sad_free_block { struct sad_free_block *next; int64_t n; } sad_free_block;
 
@@ -125,6 +132,9 @@ struct sad_tape {
     sad_arena pairs, blocks, saves;
     sad_slot *slots;
     int64_t nslots, capslots;
+    int64_t max_slots;           /* slots a tape may make (0: SAD_SLOTS_MAX) */
+    char *slot_space;            /* the reserved range of the slots' windows */
+    size_t slot_space_bytes, slot_space_used, max_slot_space;
     sad_free_block *free_blocks; /* released slot memory, reused by size */
     int64_t slot_bytes;          /* held by slots and free blocks now */
     int fuse;                    /* sweep runs of elementwise records block by block */
@@ -255,7 +265,7 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
                  intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3]);
 
 /* slot.c: lazy shadows of temporaries */
-double *sad_slot_fake(int64_t slot);
+double *sad_slot_window(const sad_tape *t, int64_t slot);
 int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3]);
 void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);

@@ -184,9 +184,19 @@ int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 
 /* A lazy shadow for the temporary whose primal (C-contiguous) is array z:
- * returns its slot number (> 0), 0 when out of memory.  sad_slot_bind gives
- * it memory Python allocated (the shadow as an array, id(zs)). */
+ * returns its slot number (> 0), SAD_NOMEM when out of memory, or
+ * SAD_SLOTS_FULL when the tape has made as many slots, or reserved as much
+ * address space for their windows, as it may (the caller gives the
+ * temporary a shadow of its own instead).  Slot numbers are never reused
+ * within a tape (a later sweep of the same records finds the same slot);
+ * the memory of released slots is.  sad_slot_bind gives a slot memory
+ * Python allocated (the shadow as an array, id(zs)). */
+enum { SAD_SLOTS_FULL = -2 };
 int64_t sad_slot_new(sad_tape *t, intptr_t z);
+/* Bound the tape's slots: at most max_slots of them (<= 0: the default,
+ * 2^24) and max_bytes of windows (<= 0: the default, 2^40; every window
+ * takes its shadow's bytes rounded up to 64).  Before the first slot only. */
+void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes);
 void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
 /* The slot's memory now (0 while the sweep has not needed it). */
 intptr_t sad_slot_memory(const sad_tape *t, int64_t slot);

@@ -247,7 +247,7 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
     for (int j = 0; slots != NULL && j < 3; ++j)
         if (slots[j] > 0 && tmp.o[j].s != NULL) {
             const char *root = (const char *)t->slots[slots[j] - 1].root;
-            tmp.o[j].s = sad_slot_fake(slots[j]) + ((const char *)tmp.o[j].s - root) /
+            tmp.o[j].s = sad_slot_window(t, slots[j]) + ((const char *)tmp.o[j].s - root) /
                                                        (int64_t)sizeof(double);
             tmp.o[j].slot = slots[j];
         }
