@@ -278,6 +278,34 @@ int sad_outer_reverse(sad_tape *t, const sad_record *r);
 /* vector.c */
 void sad_vec_reverse(sad_record *r, int dir);
 
+/* ---- entry points that read array objects: the extension's (csrc/ext/
+ * arrays.c), which takes the objects and holds them during the call ---- */
+/* The data address of an array object (what numpy's __array_interface__
+ * reports, at a fraction of its cost). */
+intptr_t sad_data(intptr_t arr);
+/* Are the elements of array object arr (any dtype of itemsize bytes, any
+ * strides, at most 64 dimensions), in C order, the bytes of the contiguous
+ * block at `block`? (snapshot.c) */
+int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
+/* Sweep elementwise record i now, reading its output's adjoint from array g
+ * (the output's shape, with zero strides where an axis sum broadcasts its
+ * adjoint) instead of from the output's lazy slot `slot`, which no record has
+ * written: the sum's pullback passes its adjoint straight through the record
+ * that made its operand, and the broadcast never reaches memory.  When the
+ * sweep reaches record i, the slot is still unwritten and the record does
+ * nothing.  SAD_TOO_MANY_DIMS: record i is not such a record (the caller adds
+ * into the slot instead). */
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
+/* Sweep linear elementwise record i now, its output's adjoint already summed
+ * along axis ax (of length len): g holds those sums, laid out as the output
+ * with ax of length 1.  Only when every active input of record i repeats along
+ * ax (a broadcast), so that the sums are all it takes: a matrix product's
+ * pullback then sums its adjoint before the product, not after (W6's
+ * (x - means) @ Q^T).  As for sad_ew_reverse_through, the output's lazy slot
+ * `slot` must be unwritten, and stays so; SAD_TOO_MANY_DIMS otherwise. */
+int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
+                          intptr_t g);
+
 /* record flag set on elementwise records that iterate over a block */
 enum { SAD_F_BLOCK = 1 << 8 };
 

@@ -59,17 +59,12 @@ enum sad_flag {
  * NaN bits are the machine code's). */
 enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1 };
 
-/* The data address of an array object (what numpy's __array_interface__
- * reports, at a fraction of its cost). */
-intptr_t sad_data(intptr_t arr);
 
 /* Snapshots of plain arrays that records read (snapshot.c): are the n bytes
- * at a and b equal; copy n bytes from src to dst; are the elements of array
- * object arr (any dtype of itemsize bytes, any strides, at most 64
- * dimensions), in C order, the bytes of the contiguous block at `block`? */
+ * at a and b equal; copy n bytes from src to dst?  (Comparing an array's
+ * elements with a block is the extension's same_elements.) */
 int sad_same_bytes(intptr_t a, intptr_t b, int64_t n);
 void sad_copy_bytes(intptr_t dst, intptr_t src, int64_t n);
-int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
 
 /* ---- tape -------------------------------------------------------------- */
 sad_tape *sad_tape_new(void);
@@ -160,24 +155,6 @@ int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
 int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, intptr_t as,
               int64_t aslot, intptr_t b, intptr_t bs, int64_t bslot);
 
-/* Sweep elementwise record i now, reading its output's adjoint from array g
- * (the output's shape, with zero strides where an axis sum broadcasts its
- * adjoint) instead of from the output's lazy slot `slot`, which no record has
- * written: the sum's pullback passes its adjoint straight through the record
- * that made its operand, and the broadcast never reaches memory.  When the
- * sweep reaches record i, the slot is still unwritten and the record does
- * nothing.  SAD_TOO_MANY_DIMS: record i is not such a record (the caller adds
- * into the slot instead). */
-int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
-/* Sweep linear elementwise record i now, its output's adjoint already summed
- * along axis ax (of length len): g holds those sums, laid out as the output
- * with ax of length 1.  Only when every active input of record i repeats along
- * ax (a broadcast), so that the sums are all it takes: a matrix product's
- * pullback then sums its adjoint before the product, not after (W6's
- * (x - means) @ Q^T).  As for sad_ew_reverse_through, the output's lazy slot
- * `slot` must be unwritten, and stays so; SAD_TOO_MANY_DIMS otherwise. */
-int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
-                          intptr_t g);
 /* A record whose pullback runs in Python (index pyidx in Python's list).  With
  * SAD_F_SAVE the bytes of array z are saved now and swapped back by C. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags, intptr_t z);

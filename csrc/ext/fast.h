@@ -34,6 +34,11 @@ SAD_FAST(sad_fast_writes_back);
 /* scalar.c */
 SAD_FAST(sad_fast_load);
 SAD_FAST(sad_fast_store);
+/* arrays.c */
+SAD_FAST(sad_fast_data);
+SAD_FAST(sad_fast_same_elements);
+SAD_FAST(sad_fast_reverse_through);
+SAD_FAST(sad_fast_reverse_summed);
 /* forward.c */
 SAD_FAST(sad_fast_register_forward);
 SAD_FAST(sad_fast_fwd);
@@ -168,6 +173,7 @@ typedef struct {
 typedef struct {
     PyTypeObject *scalar_type, *array_type, *buffer_type, *tape_type, *context_type,
         *dual_scalar_type;
+    PyTypeObject *ndarray_type; /* numpy.ndarray */
     sad_rev_kit rev;
     sad_fwd_kit fwd;
 } sad_state;

@@ -30,6 +30,13 @@ static PyMethodDef methods[] = {
     FAST("ew", sad_fast_ew,
          "ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot): one "
          "elementwise record (a slot > 0: that shadow is lazy)"),
+    FAST("data", sad_fast_data, "data(a): the address of ndarray a's element 0"),
+    FAST("same_elements", sad_fast_same_elements,
+         "same_elements(a, block, itemsize): do a's elements in C order hold the bytes at block?"),
+    FAST("reverse_through", sad_fast_reverse_through,
+         "reverse_through(tape, i, slot, g): sweep record i now, its adjoint read from g"),
+    FAST("reverse_summed", sad_fast_reverse_summed,
+         "reverse_summed(tape, i, slot, ax, len, g): sweep linear record i now from the sums g"),
     {NULL, NULL, 0, NULL},
 };
 
@@ -40,6 +47,7 @@ static int state_objects(sad_state *st, PyObject ***out)
         (PyObject **)&st->scalar_type, (PyObject **)&st->array_type,
         (PyObject **)&st->buffer_type, (PyObject **)&st->tape_type,
         (PyObject **)&st->context_type, (PyObject **)&st->dual_scalar_type,
+        (PyObject **)&st->ndarray_type,
         &st->rev.traced, &st->rev.scalar, &st->rev.ndarray, &st->rev.buffer, &st->rev.tape,
         &st->rev.make, &st->rev.hold, &st->rev.extobj_var, &st->rev.extobj_warns,
         &st->rev.kw_out,
@@ -103,6 +111,17 @@ static int module_exec(PyObject *m)
         add_type(m, &sad_context_spec, "ContextBase", &st->context_type) < 0 ||
         add_type(m, &sad_dual_scalar_spec, "DualScalarBase", &st->dual_scalar_type) < 0)
         return -1;
+    PyObject *np = PyImport_ImportModule("numpy");
+    PyObject *nd = np != NULL ? PyObject_GetAttrString(np, "ndarray") : NULL;
+    Py_XDECREF(np);
+    if (nd == NULL)
+        return -1;
+    if (!PyType_Check(nd)) {
+        Py_DECREF(nd);
+        PyErr_SetString(PyExc_TypeError, "shadowad._fast: numpy.ndarray is not a type");
+        return -1;
+    }
+    st->ndarray_type = (PyTypeObject *)nd;
     return 0;
 }
 

@@ -12,7 +12,7 @@ one numpy call, the lanes axis leading.
 """
 import numpy as np
 
-from .._c import lib
+from .._c import fast, lib
 from ..memory import data
 from ..snapshots import held
 from ..traced import (F64, TArray, TScalar, adjoint_for_pullback, lazy_result, new_scalar,
@@ -407,7 +407,7 @@ def _columns_summed(tape, summed, a2, g2):
     if axis != sums.ndim - 1:
         sums = _swap(sums)
     length = g2.shape[-1]
-    return lib.sad_ew_reverse_summed(tape.c, rec, slot, axis, length, id(sums)) == lib.SAD_OK
+    return fast.reverse_summed(tape, rec, slot, axis, length, sums) == lib.SAD_OK
 
 
 def _product_shape(left, right):

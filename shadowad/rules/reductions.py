@@ -200,11 +200,11 @@ def _reduce(fname, npfn, a, axis, keepdims, out, grad):
         # a sum's adjoint, broadcast, goes straight through the elementwise
         # record that made its operand, without reaching memory (csrc
         # sad_ew_reverse_through); otherwise it is added into the operand's
-        # adjoint, and that record reads it from there
-        if through is not None:
-            g = np.broadcast_to(gk, p.shape)  # named: C reads it during the call
-            if not lib.sad_ew_reverse_through(tape.c, through[0], through[1], id(g)):
-                return
+        # adjoint, and that record reads it from there.  The broadcast is
+        # passed as the object: the call holds it while C reads it
+        if through is not None and not fast.reverse_through(
+                tape, through[0], through[1], np.broadcast_to(gk, p.shape)):
+            return
         accumulate(dst, grad(p, axes, zk, gk))
     tape.record_py(pullback)
     return finish_out(res, out, fname)
