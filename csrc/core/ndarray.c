@@ -1,19 +1,16 @@
-/* ndarray.c -- read a numpy array's header from its object address (and a
- * ufunc's table of inner loops).
+/* ndarray.c -- the one file of the core that knows a Python object: it reads
+ * a numpy array's header (data pointer, shape, strides) from the object's
+ * address.  Every other core source sees arrays as sad_arr.
  *
- * Python passes id(array); reading the header here costs nanoseconds where
- * asking numpy for the pointer from Python costs microseconds.  Python has
- * checked that the object is an aligned float64 ndarray that stays alive. */
+ * The cffi entry points take id(array) (shadowad.h); the extension's
+ * (csrc/ext) pass the objects they hold.  Reading the header here costs
+ * nanoseconds where asking numpy for the pointer from Python costs
+ * microseconds.  The caller has checked that the object is an aligned
+ * float64 ndarray and holds it for the call. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/ndarraytypes.h>
-/* a ufunc's header, for its table of inner loops; numpy's API tables are not
- * imported: nothing here calls through them */
-#define NO_IMPORT_ARRAY
-#define NO_IMPORT_UFUNC
-#include <numpy/ufuncobject.h>
-#include <string.h>
 
 #include "sad.h"
 
@@ -31,38 +28,3 @@ sad_arr sad_arr_of(intptr_t obj)
 }
 
 intptr_t sad_data(intptr_t arr) { return (intptr_t)sad_arr_of(arr).data; }
-
-int sad_is_f64(PyObject *o)
-{
-    const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;
-    return f->descr->type_num == NPY_DOUBLE && f->descr->byteorder != '>' &&
-           (f->flags & NPY_ARRAY_ALIGNED) != 0;
-}
-
-int sad_is_c_contiguous(PyObject *o)
-{
-    return (((const PyArrayObject_fields *)o)->flags & NPY_ARRAY_C_CONTIGUOUS) != 0;
-}
-
-int sad_is_writeable(PyObject *o)
-{
-    return (((const PyArrayObject_fields *)o)->flags & NPY_ARRAY_WRITEABLE) != 0;
-}
-
-int sad_f64_loop(PyObject *ufunc, sad_loop *loop, void **data)
-{
-    if (strcmp(Py_TYPE(ufunc)->tp_name, "numpy.ufunc") != 0)
-        return 0;
-    const PyUFuncObject *u = (const PyUFuncObject *)ufunc;
-    if (u->nin != 2 || u->nout != 1 || u->functions == NULL || u->types == NULL)
-        return 0;
-    for (int i = 0; i < u->ntypes; ++i) {
-        const char *t = u->types + 3 * i;
-        if (t[0] == NPY_DOUBLE && t[1] == NPY_DOUBLE && t[2] == NPY_DOUBLE) {
-            *loop = (sad_loop)u->functions[i];
-            *data = u->data != NULL ? u->data[i] : NULL;
-            return 1;
-        }
-    }
-    return 0;
-}

@@ -161,24 +161,13 @@ int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b);
 void sad_tape_note_save(sad_tape *t, int op, int flags, const sad_block *b);
 sad_pair *sad_new_pair(sad_tape *t, double v);
 
-/* ndarray.c: the only file that knows numpy's object layout */
+/* ndarray.c: the only core file that knows numpy's object layout */
 typedef struct sad_arr {
     double *data;
     int nd;
     const int64_t *shape, *strides; /* strides in bytes */
 } sad_arr;
 sad_arr sad_arr_of(intptr_t obj);
-/* Is ndarray object o (a PyObject *) an aligned float64 array in native order? */
-struct _object;
-int sad_is_f64(struct _object *o);
-/* Is ndarray object o C-contiguous? */
-int sad_is_c_contiguous(struct _object *o);
-/* May numpy write to ndarray object o (not a read-only or broadcast view)? */
-int sad_is_writeable(struct _object *o);
-/* A ufunc's inner loop (numpy's PyUFuncGenericFunction), and the one of
- * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
-typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);
-int sad_f64_loop(struct _object *ufunc, sad_loop *loop, void **data);
 
 /* block.c: iteration spaces */
 int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,

@@ -1,4 +1,5 @@
-/* shadowad.h -- the whole C <-> Python contract.
+/* shadowad.h -- the contract of the cffi module shadowad._csad, the core.
+ * (What touches Python objects is the extension shadowad._fast, csrc/ext.)
  *
  * cffi's cdef reads this file verbatim, so it has no include guards, no #include
  * and no #if.  C sources include it through sad.h.
@@ -6,8 +7,14 @@
  * Conventions
  *  - Arrays cross the boundary as the address of a float64 numpy ndarray object
  *    (Python's id()); C reads data pointer, shape and strides from the object
- *    header.  Python guarantees dtype float64, alignment, and that the object
- *    stays alive for the life of the tape.  0 means "no array" (e.g. no shadow).
+ *    header during the call (csrc/core/ndarray.c, the only core file that does).
+ *    Python guarantees dtype float64 and alignment, and holds the object for
+ *    the call by a name -- never id() of a temporary, which is freed before C
+ *    reads it (tests/test_c_boundary.py checks every id() in the package).
+ *    The data a record keeps pointing into stays alive through the tape's keep
+ *    list.  0 means "no array" (e.g. no shadow).  Entry points that are
+ *    naturally given temporaries take the objects instead, in the extension
+ *    (csrc/ext/arrays.c).
  *  - A traced scalar is a "pair" {value, adjoint} that lives in tape memory and
  *    never moves; it crosses the boundary as its address.
  *  - Python validates everything; C trusts its inputs.

@@ -44,6 +44,18 @@ SAD_FAST(sad_fast_register_forward);
 SAD_FAST(sad_fast_fwd);
 SAD_FAST(sad_fast_fsum);
 
+/* numpy_objects.c */
+/* Is ndarray object o an aligned float64 array in native order? */
+int sad_is_f64(PyObject *o);
+/* Is ndarray object o C-contiguous? */
+int sad_is_c_contiguous(PyObject *o);
+/* May numpy write to ndarray object o (not a read-only or broadcast view)? */
+int sad_is_writeable(PyObject *o);
+/* A ufunc's inner loop (numpy's PyUFuncGenericFunction), and the one of
+ * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
+typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);
+int sad_f64_loop(PyObject *ufunc, sad_loop *loop, void **data);
+
 /* ---- the C base types (bases.c, scalar.c) ------------------------------ */
 /* A traced array of either mode (traced.ArrayOps): primal, shadow (None
  * while lazy, inactive or not looked up) and Buffer. */
