@@ -142,7 +142,7 @@ def _tiles(shape, strides, itemsize):
 
 def hold(tape, a):
     """The snapshot of plain ndarray ``a`` that a record of ``tape`` reads
-    (Snapshots.hold; the C fast paths call this, csrc/pyreverse.c)."""
+    (Snapshots.hold; the C fast paths call this, csrc/ext/reverse.c)."""
     return tape.snaps.hold(a)
 
 

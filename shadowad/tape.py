@@ -137,7 +137,7 @@ class Tape(fast.TapeBase):
 
     def last_write(self, start, lo, hi):
         """The last record from ``start`` on that may have written primal
-        bytes [lo, hi), or -1 (csrc/tape.c sad_tape_last_write)."""
+        bytes [lo, hi), or -1 (csrc/core/tape.c sad_tape_last_write)."""
         c, to = self.c, len(self)
         while True:
             i = lib.sad_tape_last_write(c, start, to, lo, hi)

@@ -151,7 +151,7 @@ class Buffer(fast.BufferBase):
 def temporary_buffer(tape, root, shadow):
     """Buffer(tape, root, shadow, kept=False) for a fresh temporary: made on
     every traced operation, so without the constructor's keyword handling.
-    (Forward mode's C fast path builds the same, csrc/pyforward.c dual_result.)"""
+    (Forward mode's C fast path builds the same, csrc/ext/forward.c dual_result.)"""
     b = _new_buffer(Buffer)
     b.tape, b.root, b.shadow = tape, root, shadow
     b.readonly, b.label, b.span = False, TEMPORARY, None
@@ -216,7 +216,7 @@ _SLOTS_FULL = lib.SAD_SLOTS_FULL
 def new_lazy(tape, z):
     """An active temporary whose shadow the C tape allocates only when the
     reverse sweep first needs it, and releases once the temporary's record is
-    swept (csrc/slot.c).  Python code that needs the shadow as an array calls
+    swept (csrc/core/slot.c).  Python code that needs the shadow as an array calls
     shadow_of, which gives the slot numpy memory instead (materialize)."""
     k = lib.sad_slot_new(tape.c, id(z))
     if k == _SLOTS_FULL:  # as many lazy shadows as the tape may make: an eager one
@@ -871,7 +871,7 @@ class TArray(ArrayOps):
 
     def __array_function__(self, func, types, args, kwargs):
         # np.outer of two vectors, an LU's rank-1 update, goes straight to its
-        # C record (csrc/pyreverse.c), without the rule's Python; every case
+        # C record (csrc/ext/reverse.c), without the rule's Python; every case
         # it leaves (NotImplemented) takes the rule (linalg.outer)
         if func is _np_outer and len(args) == 2 and not kwargs:
             r = _outer(args[0], args[1], outer_by_numpy)
@@ -880,7 +880,7 @@ class TArray(ArrayOps):
         return self._array_function(func, types, args, kwargs)
 
     # x op= y goes straight to the C fast path that apply_ufunc would call
-    # first (csrc/pyreverse.c), two Python calls fewer; every case it leaves
+    # first (csrc/ext/reverse.c), two Python calls fewer; every case it leaves
     # (NotImplemented) takes the general path.
     def __iadd__(self, o):
         r = _rev_out(self, np.add, _ADD, self, o)
@@ -959,9 +959,9 @@ ARRAY_TYPES.add(TArray)
 SCALAR_TYPES.add(TScalar)
 snapshots.TRACED.update((TArray, TScalar))
 
-# What the reverse fast paths (csrc/pyreverse.c, pyindex.c) read of these
-# classes: their slot offsets; lazy_result makes a fast path's result, whose
-# record is in C.
+# The reverse fast paths (csrc/ext/reverse.c, index.c) meet these classes
+# exactly and read their fields as members of the C bases; lazy_result makes
+# a fast path's result, whose record is in C.
 def _numpy_error_state():
     """(numpy's error-state context variable, its value now) when numpy only
     warns about floating-point errors now, else (None, None).  An in-place

@@ -1,4 +1,4 @@
-"""Lazy shadows of large temporaries (csrc/slot.c, traced.new_lazy): the C
+"""Lazy shadows of large temporaries (csrc/core/slot.c, traced.new_lazy): the C
 tape allocates them when the reverse sweep first needs them and reuses their
 memory once the temporary's record is swept.  Every program here gives the
 same gradients, bit for bit, as with eager shadows."""

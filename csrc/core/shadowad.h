@@ -201,7 +201,7 @@ int64_t sad_reverse(sad_tape *t, int64_t from);
 int64_t sad_tape_restore_floor(sad_tape *t);
 /* The last record in [from, to) that may have written primal bytes in
  * [lo, hi): its index, -1 for none, -2 - i for a Python-undone record i that
- * Python must ask (csrc/tape.c). */
+ * Python must ask (csrc/core/tape.c). */
 int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_t lo, intptr_t hi);
 int64_t sad_undo(sad_tape *t, int64_t from);
 int64_t sad_redo(sad_tape *t, int64_t from);

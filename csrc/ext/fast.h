@@ -119,7 +119,7 @@ extern PyType_Spec sad_scalar_spec;
 /* module.c */
 extern PyModuleDef sad_module_def;
 
-/* A traced scalar (the base type, pyscalar.c). */
+/* A traced scalar (the base type, scalar.c). */
 typedef struct {
     PyObject_HEAD
     double v;

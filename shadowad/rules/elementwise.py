@@ -1,6 +1,6 @@
 """Elementwise ufuncs: numpy computes the primal, the C core records one
 elementwise record whose reverse (and tangent) rules sit beside the kernel in
-``csrc/elementwise.c``.  Broadcast inputs are un-broadcast in C by iterating
+``csrc/ops/ew_*.c``.  Broadcast inputs are un-broadcast in C by iterating
 with stride 0 over their shadow.
 """
 import math
@@ -256,7 +256,7 @@ _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constan
 
 
 # Which values the partials of op read: x (1), y (2), z (4).  Mirrors
-# partials_read in csrc/elementwise.c; the answer only decides what the tape
+# partials_read in csrc/ops/ew_partials.c; the answer only decides what the tape
 # keeps alive, so erring towards more is safe (an op missing here keeps all).
 _READS_Z = {lib.SAD_SQRT, lib.SAD_RECIP, lib.SAD_EXP, lib.SAD_EXPM1, lib.SAD_TAN, lib.SAD_TANH}
 _READS_XY = {lib.SAD_MUL, lib.SAD_DIV, lib.SAD_ATAN2, lib.SAD_MAX, lib.SAD_MIN, lib.SAD_FMAX,

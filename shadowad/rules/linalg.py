@@ -3,7 +3,7 @@ np.linalg's solve, inv, det and slogdet.
 
 numpy (BLAS, LAPACK) computes the primals but one.  The inner product of two
 vectors is a C record, and so is their outer product (whose primal C computes,
-numpy's bits: csrc/outer.c); the rest are Python records whose pullback, right
+numpy's bits: csrc/ops/outer.c); the rest are Python records whose pullback, right
 below the primal computation, reads the operands from memory at sweep time (restored by
 then) and adds into their shadows.  Nothing is saved: the solve and
 determinant pullbacks refactor the matrix instead of keeping factors.  The
@@ -215,7 +215,7 @@ def _outer_operand(x, tape):
 
 
 def _outer_record(a, b):
-    """np.outer(a, b) as one C record (csrc/outer.c), which also computes the
+    """np.outer(a, b) as one C record (csrc/ops/outer.c), which also computes the
     primal; None, having done nothing, for operands it does not take (traced
     scalars, other shapes, numbers, other dtypes, no active operand): the
     general path below handles (or refuses) those."""
