@@ -114,7 +114,7 @@ typedef struct sad_slot {
 
 /* The bounds of a tape's lazy slots (sad_tape_set_slot_limits). */
 enum { SAD_SLOTS_MAX = 1 << 24 };
-#define SAD_SLOT_SPACE ((size_t)1 << 40) /* bytes of address space reserved, at most */
+#define SAD_SLOT_SPACE ((size_t)1 << 36) /* bytes of address space reserved, at most */
 
 typedef struct sad_free_block { struct sad_free_block *next; int64_t n; } sad_free_block;
 

@@ -178,7 +178,7 @@ int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 enum { SAD_SLOTS_FULL = -2 };
 int64_t sad_slot_new(sad_tape *t, intptr_t z);
 /* Bound the tape's slots: at most max_slots of them (<= 0: the default,
- * 2^24) and max_bytes of windows (<= 0: the default, 2^40; every window
+ * 2^24) and max_bytes of windows (<= 0: the default, 2^36; every window
  * takes its shadow's bytes rounded up to 64).  Before the first slot only. */
 void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes);
 void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
