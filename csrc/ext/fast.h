@@ -166,7 +166,7 @@ typedef struct {
      * numpy only warns (None, None: unknown; see rev_out) */
     PyObject *extobj_var, *extobj_warns;
     PyObject *kw_out; /* ("out",) */
-} sad_rev_kit;
+} sad_rev_objects;
 
 /* What forward mode registers once (register_forward). */
 typedef struct {
@@ -179,15 +179,15 @@ typedef struct {
     PyObject *add;     /* np.add, whose float64 loop sums (add_loop, add_data) */
     sad_loop add_loop;
     void *add_data;
-} sad_fwd_kit;
+} sad_fwd_objects;
 
 /* The module state (module.c). */
 typedef struct {
     PyTypeObject *scalar_type, *array_type, *buffer_type, *tape_type, *context_type,
         *dual_scalar_type;
     PyTypeObject *ndarray_type; /* numpy.ndarray */
-    sad_rev_kit rev;
-    sad_fwd_kit fwd;
+    sad_rev_objects rev;
+    sad_fwd_objects fwd;
 } sad_state;
 
 static inline sad_state *sad_state_of(PyObject *module)
@@ -197,9 +197,9 @@ static inline sad_state *sad_state_of(PyObject *module)
 
 /* The registered reverse-mode objects, or NULL with an exception when
  * register_reverse has not run. */
-const sad_rev_kit *sad_rev_kit_of(PyObject *module);
+const sad_rev_objects *sad_rev_registered(PyObject *module);
 /* The C tape and alive flag of a live Tape: 1, else 0 (no exception set). */
-int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const int **alive);
+int sad_rev_tape_of(const sad_rev_objects *k, PyObject *tape, sad_tape **t, const int **alive);
 /* scalar.c: is o a traced scalar (of ScalarBase or a subclass)? */
 int sad_is_scalar(PyObject *o);
 

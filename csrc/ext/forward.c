@@ -15,7 +15,7 @@
  * them than numpy spent on the primal.  Their fields are members of the
  * module's base types (fast.h); the exact classes and the few objects the
  * path needs are registered once (register_forward) in the module state. */
-typedef sad_fwd_kit fwd_kit;
+typedef sad_fwd_objects fwd_objects;
 
 /* register_forward(dual, dual_scalar, buffer, context, float64, empty, make,
  * current, label, add): the classes the forward fast paths meet exactly (the
@@ -43,7 +43,7 @@ SAD_FAST(sad_fast_register_forward)
     Py_XDECREF(np);
     if (ndarray == NULL)
         return NULL;
-    fwd_kit *k = &st->fwd;
+    fwd_objects *k = &st->fwd;
     PyObject **fields[] = {&k->dual, &k->scalar, &k->buffer, &k->context, &k->float64,
                            &k->empty, &k->make, &k->current, &k->label, &k->add};
     for (int i = 0; i < 10; ++i)
@@ -55,9 +55,9 @@ SAD_FAST(sad_fast_register_forward)
 }
 
 /* The registered forward-mode objects, or NULL with an exception. */
-static const fwd_kit *fwd_kit_of(PyObject *module)
+static const fwd_objects *fwd_registered(PyObject *module)
 {
-    const fwd_kit *k = &sad_state_of(module)->fwd;
+    const fwd_objects *k = &sad_state_of(module)->fwd;
     if (k->dual == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "shadowad._fast: register_forward has not run "
                         "(import shadowad first)");
@@ -86,7 +86,7 @@ typedef struct {
 
 /* Dual array o's fields, as fwd and fsum both read them: 1, or 0 when one
  * is unset or not of its class (Python's case). */
-static int dual_fields_of(const fwd_kit *k, PyObject *o, dual_fields *f)
+static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
 {
     f->p = slot_get(o, A_P);
     f->s = slot_get(o, A_S);
@@ -100,7 +100,7 @@ static int dual_fields_of(const fwd_kit *k, PyObject *o, dual_fields *f)
 /* A dual array operand: its tangent lanes, or none for inactive memory (a
  * constant).  Its Context becomes the call's; dual arrays of another Context,
  * and a view whose tangent is not looked up yet, are Python's case (0). */
-static int dual_array(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
+static int dual_array(const fwd_objects *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
 {
     dual_fields f;
     if (!dual_fields_of(k, o, &f) || (*ctx != NULL && *ctx != f.ctx))
@@ -122,7 +122,7 @@ static int dual_array(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_op
  * reads it as a pair {value, tangent}.  A tangent per lane (a 1-D array) is
  * kept in s; the caller checks its length once the lanes are known.  Its
  * Context becomes the call's; one of another Context is Python's case. */
-static int dual_scalar(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
+static int dual_scalar(const fwd_objects *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
 {
     PyObject *v = slot_get(o, S_V), *d = slot_get(o, S_D), *c = slot_get(o, S_CTX);
     if (v == NULL || d == NULL || !PyFloat_CheckExact(v) || c == NULL ||
@@ -145,7 +145,7 @@ static int dual_scalar(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_o
 }
 
 /* The running Context (a new reference), or NULL: none, or an error set. */
-static PyObject *running_context(const fwd_kit *k)
+static PyObject *running_context(const fwd_objects *k)
 {
     PyObject *c = NULL;
     if (PyContextVar_Get(k->current, NULL, &c) < 0)
@@ -172,7 +172,7 @@ static PyObject *new_instance(PyObject *type)
 
 /* np.empty of shape dims[:nd], after a leading axis of `lead` when lead > 0
  * (C order, as numpy allocates a ufunc's result from C-ordered operands). */
-static PyObject *new_empty(const fwd_kit *k, Py_ssize_t lead, int nd, const int64_t *dims)
+static PyObject *new_empty(const fwd_objects *k, Py_ssize_t lead, int nd, const int64_t *dims)
 {
     const int first = lead > 0;
     PyObject *shape = PyTuple_New(nd + first);
@@ -222,7 +222,7 @@ static int same_dims(const int64_t *a, const int64_t *b, int nd)
  * so is a NaN result, whose sign and payload IEEE leaves to the machine code
  * (of two NaN operands, which one comes out).  1, or 0 (numpy's case), -1
  * on error. */
-static int c_primal(const fwd_kit *k, int op, const sad_fast_operand *o, int n, PyObject **z)
+static int c_primal(const fwd_objects *k, int op, const sad_fast_operand *o, int n, PyObject **z)
 {
     int nd = -1;
     const int64_t *dims = NULL;
@@ -261,7 +261,7 @@ static int c_primal(const fwd_kit *k, int op, const sad_fast_operand *o, int n, 
  * (the kernel fills every one): a temporary Buffer (traced.temporary_buffer)
  * with the lanes attached fresh (Buffer.attach_fresh).  numpy keeps a
  * transposed input's layout, and such a z is Python's to wrap (make). */
-static PyObject *dual_result(const fwd_kit *k, PyObject *ctx, PyObject *z, Py_ssize_t lanes)
+static PyObject *dual_result(const fwd_objects *k, PyObject *ctx, PyObject *z, Py_ssize_t lanes)
 {
     if (!sad_is_c_contiguous(z))
         return PyObject_CallFunctionObjArgs(k->make, ctx, z, NULL);
@@ -295,7 +295,7 @@ static PyObject *dual_result(const fwd_kit *k, PyObject *ctx, PyObject *z, Py_ss
  * an earlier call are Python's case, which refuses them), and its lanes: a
  * dual scalar's tangent array must have one entry per lane.  1, or 0 for
  * Python's case, -1 on error. */
-static int call_lanes(const fwd_kit *k, const sad_fast_operand *o, int n, PyObject **ctx,
+static int call_lanes(const fwd_objects *k, const sad_fast_operand *o, int n, PyObject **ctx,
                       Py_ssize_t *lanes)
 {
     PyObject *running = running_context(k);
@@ -321,7 +321,7 @@ static int call_lanes(const fwd_kit *k, const sad_fast_operand *o, int n, PyObje
  * dual array with fresh tangent lanes, and the C kernel fills them. */
 SAD_FAST(sad_fast_fwd)
 {
-    const fwd_kit *k = fwd_kit_of(module);
+    const fwd_objects *k = fwd_registered(module);
     if (k == NULL)
         return NULL;
     int op = 0, n = 0, status = sad_fast_call(args, nargs, 1, &op, &n);
@@ -381,7 +381,7 @@ done:
 
 /* The sum of the m doubles at x (byte stride st) as np.add.reduce computes
  * it: numpy's own float64 add loop, in its reduce form, from the identity. */
-static double numpy_sum(const fwd_kit *k, const char *x, int64_t m, int64_t st)
+static double numpy_sum(const fwd_objects *k, const char *x, int64_t m, int64_t st)
 {
     double out = 0.0;
     char *args[3] = {(char *)&out, (char *)x, (char *)&out};
@@ -392,7 +392,7 @@ static double numpy_sum(const fwd_kit *k, const char *x, int64_t m, int64_t st)
 
 /* The tangent of a full sum: a float for one lane, else an array of lanes
  * (as reductions.forward_result makes it); NULL with an error set. */
-static PyObject *lane_sums(const fwd_kit *k, const char *t, int64_t m, Py_ssize_t lanes)
+static PyObject *lane_sums(const fwd_objects *k, const char *t, int64_t m, Py_ssize_t lanes)
 {
     if (lanes == 1)
         return PyFloat_FromDouble(numpy_sum(k, t, m, sizeof(double)));
@@ -415,7 +415,7 @@ SAD_FAST(sad_fast_fsum)
 {
     if (nargs != 1)
         return PyErr_Format(PyExc_TypeError, "fsum takes 1 argument");
-    const fwd_kit *k = fwd_kit_of(module);
+    const fwd_objects *k = fwd_registered(module);
     if (k == NULL)
         return NULL;
     PyObject *a = args[0];

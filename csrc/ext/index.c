@@ -41,7 +41,7 @@ static void slot_init(PyObject *o, Py_ssize_t off, PyObject *v)
 
 /* A traced array (the registered class) of primal p, shadow s (None: lazy or
  * inactive, as buf says) and Buffer buf. */
-static PyObject *new_traced(const sad_rev_kit *k, PyObject *p, PyObject *s, PyObject *buf)
+static PyObject *new_traced(const sad_rev_objects *k, PyObject *p, PyObject *s, PyObject *buf)
 {
     PyObject *r = ((PyTypeObject *)k->traced)->tp_alloc((PyTypeObject *)k->traced, 0);
     if (r == NULL)
@@ -58,7 +58,7 @@ static PyObject *new_traced(const sad_rev_kit *k, PyObject *p, PyObject *s, PyOb
  * yet, and every other index, is Python's. */
 SAD_FAST(sad_fast_view)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(module);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
     if (nargs != 2)
@@ -106,7 +106,7 @@ static int same_view(PyObject *a, PyObject *b)
  * (Python decides). */
 SAD_FAST(sad_fast_writes_back)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(module);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
     if (nargs != 3)

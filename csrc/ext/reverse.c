@@ -30,7 +30,7 @@ SAD_FAST(sad_fast_register_reverse)
     PyObject *kw_out = Py_BuildValue("(s)", "out");
     if (kw_out == NULL)
         return NULL;
-    sad_rev_kit *k = &st->rev;
+    sad_rev_objects *k = &st->rev;
     PyObject **fields[] = {&k->traced, &k->scalar, &k->buffer, &k->tape, &k->make, &k->hold,
                            &k->extobj_var, &k->extobj_warns};
     for (int i = 0; i < 8; ++i)
@@ -46,7 +46,7 @@ SAD_FAST(sad_fast_register_reverse)
     Py_RETURN_NONE;
 }
 
-int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const int **alive)
+int sad_rev_tape_of(const sad_rev_objects *k, PyObject *tape, sad_tape **t, const int **alive)
 {
     PyObject *tptr = sad_fast_slot_of(tape, k->tape, T_TPTR);
     int ok = tptr != NULL && PyLong_CheckExact(tptr);
@@ -61,7 +61,7 @@ int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const in
 
 /* The tape's keep list and its C tape, or 0: Python's case (a freed tape,
  * whose error Python raises). */
-static int tape_parts(const sad_rev_kit *k, PyObject *tape, PyObject **keep, sad_tape **t)
+static int tape_parts(const sad_rev_objects *k, PyObject *tape, PyObject **keep, sad_tape **t)
 {
     *keep = sad_fast_slot_of(tape, k->tape, T_KEEP);
     PyObject *tptr = sad_fast_slot_of(tape, k->tape, T_TPTR);
@@ -80,7 +80,7 @@ static int tape_parts(const sad_rev_kit *k, PyObject *tape, PyObject **keep, sad
 /* A traced array of the call's tape (the first one found sets it) whose
  * shadow is an array or a lazy slot.  Inactive memory, or a view whose
  * shadow is not looked up yet, is Python's case (0). */
-static int traced_operand(const sad_rev_kit *k, PyObject *o, PyObject **tape, sad_fast_operand *out)
+static int traced_operand(const sad_rev_objects *k, PyObject *o, PyObject **tape, sad_fast_operand *out)
 {
     PyObject *buf = sad_fast_slot_of(o, k->traced, A_BUF);
     PyObject *t = sad_fast_slot_of(buf, k->buffer, B_TAPE);
@@ -132,7 +132,7 @@ static int scalar_operand(PyObject *a, PyObject **tape, sad_fast_operand *out)
 
 /* One operand of rev or rev_out: a traced array (active), a traced scalar, a
  * plain float64 array or a number.  *traced counts the traced ones. */
-static int rev_operand(const sad_rev_kit *k, PyObject *a, PyObject **tape,
+static int rev_operand(const sad_rev_objects *k, PyObject *a, PyObject **tape,
                        sad_fast_operand *out, int *traced)
 {
     if ((PyObject *)Py_TYPE(a) == k->traced) {
@@ -175,7 +175,7 @@ static int values_read(int op, const sad_fast_operand *o, int n)
  * becomes the snapshot the registered hold(tape, array) gives (shadowad/
  * snapshots.py): f may write to the array later, and the tape would not see
  * it.  0, or -1 with an exception. */
-static int hold_plain(const sad_rev_kit *k, PyObject *tape, sad_fast_operand *o, int n, int need)
+static int hold_plain(const sad_rev_objects *k, PyObject *tape, sad_fast_operand *o, int n, int need)
 {
     for (int j = 0; j < n; ++j)
         if (o[j].kind == SAD_KX_ARR && o[j].s == NULL && (need & (1 << j))) {
@@ -201,9 +201,9 @@ static int keep_values(PyObject *keep, PyObject *z, const sad_fast_operand *o, i
     return 0;
 }
 
-const sad_rev_kit *sad_rev_kit_of(PyObject *module)
+const sad_rev_objects *sad_rev_registered(PyObject *module)
 {
-    const sad_rev_kit *k = &sad_state_of(module)->rev;
+    const sad_rev_objects *k = &sad_state_of(module)->rev;
     if (k->traced == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "shadowad._fast: register_reverse has not run "
                         "(import shadowad first)");
@@ -215,7 +215,7 @@ const sad_rev_kit *sad_rev_kit_of(PyObject *module)
 /* The registered make(tape, z): numpy's result z as an active temporary, and in
  * *zs the array that stands for its shadow in the record: the shadow, or for
  * a lazy one z itself (the layout), its slot in *slot.  NULL on error. */
-static PyObject *make_result(const sad_rev_kit *k, PyObject *tape, PyObject *z, PyObject **zs,
+static PyObject *make_result(const sad_rev_objects *k, PyObject *tape, PyObject *z, PyObject **zs,
                              int64_t *slot)
 {
     PyObject *res = PyObject_CallFunctionObjArgs(k->make, tape, z, NULL);
@@ -251,7 +251,7 @@ static PyObject *make_result(const sad_rev_kit *k, PyObject *tape, PyObject *z, 
  * wraps it as an active temporary, and the record goes on the tape. */
 SAD_FAST(sad_fast_rev)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(module);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
     int op = 0, n = 0, status = sad_fast_call(args, nargs, 1, &op, &n);
@@ -300,7 +300,7 @@ done:
  * carries: kept by the tape, not an Active argument, writeable, with its
  * shadow an array (not lazy)?  Anything else is Python's case (pinning,
  * promotion, or the error that names the problem). */
-static int writable_target(const sad_rev_kit *k, PyObject *out, const sad_fast_operand *oz)
+static int writable_target(const sad_rev_objects *k, PyObject *out, const sad_fast_operand *oz)
 {
     if (oz->slot > 0 || oz->s == oz->p || !sad_is_writeable(oz->p))
         return 0;
@@ -319,7 +319,7 @@ static int writable_target(const sad_rev_kit *k, PyObject *out, const sad_fast_o
  * fails after it wrote its output can only have had a warning turned into an
  * error (warnings filters); any other failure comes before it writes.  (An
  * error state of "call" could raise anything after writing.) */
-static int numpy_only_warns(const sad_rev_kit *k)
+static int numpy_only_warns(const sad_rev_objects *k)
 {
     if (k->extobj_warns == Py_None || !PyContextVar_CheckExact(k->extobj_var))
         return 0;
@@ -341,7 +341,7 @@ static int numpy_only_warns(const sad_rev_kit *k)
  * floating-point error numpy reports after writing keeps both. */
 SAD_FAST(sad_fast_rev_out)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(module);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
     int op = 0, n = 0, status = sad_fast_call(args, nargs, 2, &op, &n);
@@ -405,7 +405,7 @@ done:
 /* An operand of outer: a 1-D float64 array, traced (an active one of the
  * call's tape, its shadow an array or a lazy slot) or plain.  *active counts
  * the traced ones. */
-static int outer_operand(const sad_rev_kit *k, PyObject *x, PyObject **tape,
+static int outer_operand(const sad_rev_objects *k, PyObject *x, PyObject **tape,
                          sad_fast_operand *o, int *active)
 {
     int status;
@@ -428,7 +428,7 @@ static int outer_operand(const sad_rev_kit *k, PyObject *x, PyObject **tape,
  * an LU costs this once per column.  NotImplemented: Python's path. */
 SAD_FAST(sad_fast_outer)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(module);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
     if (nargs != 3)

@@ -264,7 +264,7 @@ static int element_offsets(PyObject *p, PyObject *s, PyObject *idx, int64_t *pof
  * path). */
 SAD_FAST(sad_fast_load)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(module);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
     if (nargs != 4)
