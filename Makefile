@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 STAMP = .install.stamp
 , := ,
-SRC = $(wildcard csrc/*.c csrc/*.h) shadowad/_build.py pyproject.toml setup.py
+SRC = $(wildcard csrc/*/*.c csrc/*/*.h) shadowad/_build.py pyproject.toml setup.py
 
 .PHONY: install test demo test-asan test-python test-pythons bench fuzz gradbench-evals clean
 
@@ -29,15 +29,15 @@ fuzz: install
 demo: install
 	$(PYTHON) examples/quickstart.py
 
-# A copy of the package with the C core built for interpreter $(1) into
-# directory $(2) (extra compiler flags $(3), linker flags $(4)): the normal
-# in-place build (the extension is named _csad.abi3.so whatever the Python)
-# is left untouched and keeps working while a suite runs against the copy.
+# A copy of the package with both C modules (the cffi core _csad and the
+# extension _fast) built for interpreter $(1) into directory $(2) (extra
+# compiler flags $(3), linker flags $(4)): the normal in-place build is left
+# untouched and keeps working while a suite runs against the copy.
 define build_copy
 	rm -rf $(2)/shadowad $(2)/tmp
 	mkdir -p $(2)
 	cp -R shadowad $(2)/shadowad
-	rm -rf $(2)/shadowad/_csad* $(2)/shadowad/__pycache__ $(2)/shadowad/*/__pycache__
+	rm -rf $(2)/shadowad/_csad* $(2)/shadowad/_fast* $(2)/shadowad/__pycache__ $(2)/shadowad/*/__pycache__
 	SHADOWAD_CFLAGS="$(3)" SHADOWAD_LDFLAGS="$(4)" \
 	    $(1) setup.py --quiet build_ext --force --build-lib $(2) --build-temp $(2)/tmp
 endef
@@ -45,8 +45,9 @@ endef
 # its copy, in the tests' subprocesses too), with interpreter $(1) under
 # environment $(3).
 define run_suite
-	cd $(2) && export PYTHONPATH="$(CURDIR)/$(2)" && $(3) $(1) -c "import shadowad._csad as c, sys; \
-	    assert '$(2)' in c.__file__, c.__file__; print(sys.version.split()[0], 'core:', c.__file__)"
+	cd $(2) && export PYTHONPATH="$(CURDIR)/$(2)" && $(3) $(1) -c "import shadowad._csad as c, shadowad._fast as f, sys; \
+	    assert '$(2)' in c.__file__, c.__file__; assert '$(2)' in f.__file__, f.__file__; \
+	    print(sys.version.split()[0], 'core:', c.__file__, 'extension:', f.__file__)"
 	cd $(2) && export PYTHONPATH="$(CURDIR)/$(2)" && $(3) $(1) -m pytest -q -p no:cacheprovider --rootdir="$(CURDIR)" "$(CURDIR)/tests"
 endef
 
@@ -70,7 +71,7 @@ test-asan:
 # The whole suite on another interpreter: make test-python PY=/path/to/python.
 # A venv of its own under build/py<X.Y> gets the latest numpy, cffi, pytest
 # and hypothesis for that Python, and the C core is built with it there.
-# -Werror: the core builds warning-free under -Wall -Wextra on every Python.
+# -Werror: both C modules build warning-free under -Wall -Wextra on every Python.
 PY ?=
 PY_TAG = $(if $(PY),$(shell $(PY) -c 'import sys; print("py%d.%d" % sys.version_info[:2])' 2>/dev/null))
 PY_DIR = build/$(PY_TAG)
@@ -109,5 +110,5 @@ gradbench-evals: install
 	        || exit 1; done
 
 clean:
-	rm -rf build dist *.egg-info shadowad/_csad* csrc/*.o $(STAMP) .pytest_cache
+	rm -rf build dist *.egg-info shadowad/_csad* shadowad/_fast* csrc/*/*.o $(STAMP) .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,8 +1,21 @@
-"""cffi build script: the C core of shadowad.
+"""Build script of shadowad's two C modules.
 
-The one header ``csrc/shadowad.h`` is the whole C <-> Python contract; cdef
-reads it verbatim.  ``SHADOWAD_CFLAGS`` adds compiler flags (``make test-asan``
-uses it for the sanitizers).
+- ``shadowad._csad`` (cffi): the Python-free core, ``csrc/core`` (tape,
+  arenas, blocks, lazy-shadow slots, snapshots, vectors) and ``csrc/ops``
+  (kernels).  The one header ``csrc/core/shadowad.h`` is its whole contract
+  with Python; cdef reads it verbatim.
+- ``shadowad._fast`` (a setuptools extension, ``fast_extension()``): the code
+  that touches Python objects, ``csrc/ext`` -- the C base types of traced
+  values and the fast paths.  The core is compiled into it too: the core has
+  no global mutable state (only constants; tests/test_c_boundary.py checks
+  the symbols), so both copies work on the same tapes.
+
+Neither module uses the limited API (the core reads numpy's array header in
+``csrc/core/ndarray.c``; the extension reads type slots), so both get the
+interpreter's own suffix (``.cpython-3XY-...so``), never ``.abi3.so``: cffi
+would ask setuptools for the limited API by default, and is told not to.
+``SHADOWAD_CFLAGS`` / ``SHADOWAD_LDFLAGS`` add compiler and linker flags
+(``make test-asan`` uses them for the sanitizers).
 """
 import os
 import shlex
@@ -12,20 +25,52 @@ import cffi
 import numpy
 
 HERE = Path(__file__).resolve().parent
-CSRC = HERE.parent / "csrc"
+ROOT = HERE.parent
+CSRC = ROOT / "csrc"
+CORE_DIRS = ("core", "ops")
+
+CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
+          + shlex.split(os.environ.get("SHADOWAD_CFLAGS", "")))
+LDFLAGS = shlex.split(os.environ.get("SHADOWAD_LDFLAGS", ""))
+INCLUDE_DIRS = [str(CSRC / "core"), numpy.get_include()]
+
+
+def sources(*dirs):
+    """The C files of csrc/<dir> for each dir, relative to the project root
+    (as setuptools wants them)."""
+    return [os.path.relpath(p, ROOT) for d in dirs for p in sorted((CSRC / d).glob("*.c"))]
+
 
 ffibuilder = cffi.FFI()
-ffibuilder.cdef((CSRC / "shadowad.h").read_text())
+ffibuilder.cdef((CSRC / "core" / "shadowad.h").read_text())
 ffibuilder.set_source(
     "shadowad._csad",
     '#include "sad.h"\n',
-    sources=[os.path.relpath(p, HERE.parent) for p in sorted(CSRC.glob("*.c"))],
-    include_dirs=[str(CSRC), numpy.get_include()],
-    extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
-    + shlex.split(os.environ.get("SHADOWAD_CFLAGS", "")),
-    extra_link_args=shlex.split(os.environ.get("SHADOWAD_LDFLAGS", "")),
+    sources=sources(*CORE_DIRS),
+    include_dirs=INCLUDE_DIRS,
+    extra_compile_args=CFLAGS,
+    extra_link_args=LDFLAGS,
     libraries=["m", "pthread"],
+    py_limited_api=False,
 )
+
+
+def fast_extension():
+    """The setuptools Extension of shadowad._fast."""
+    from setuptools import Extension
+    return Extension(
+        "shadowad._fast",
+        sources=sources("ext", *CORE_DIRS),
+        include_dirs=INCLUDE_DIRS,
+        depends=[os.path.relpath(p, ROOT) for d in ("ext", *CORE_DIRS)
+                 for p in sorted((CSRC / d).glob("*.h"))],
+        # only PyInit__fast is exported: the core's symbols stay this module's own
+        extra_compile_args=CFLAGS + ["-fvisibility=hidden"],
+        extra_link_args=LDFLAGS,
+        libraries=["m", "pthread"],
+        py_limited_api=False,
+    )
+
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._c import lib
+from ._c import fast, lib
 from .memory import data
 from .products import finite_nonzero, times
 from .tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
@@ -27,7 +27,7 @@ from .traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, NUMPY_REALS, SCALAR_TYP
 apply_ufunc = array_ufunc = array_function = setindex = gather = None
 
 
-class Context:
+class Context(fast.ContextBase):
     """One forward-mode call: the number of lanes and the memory its values
     point into.  ``elementwise`` names the function ``sad.fwddiff`` runs, which
     may only use elementwise operations (None: anything goes).
@@ -43,8 +43,8 @@ class Context:
     copies both (``own``), so g writes to copies of its own, as if it had
     been given them."""
 
-    __slots__ = ("lanes", "keep", "elementwise", "unsaved", "saved", "borrowed", "untraced_note",
-                 "closed")
+    # lanes: a field of the C base (csrc/ext/bases.c), which the fast paths read
+    __slots__ = ("keep", "elementwise", "unsaved", "saved", "borrowed", "untraced_note", "closed")
 
     def __init__(self, lanes, elementwise=None):
         self.lanes, self.elementwise = lanes, elementwise
@@ -163,12 +163,12 @@ def _quotient(x, dx, y, dy, ctx):
     return None
 
 
-class FScalar(ScalarOps):
+class FScalar(fast.DualScalarBase, ScalarOps):
     """A dual number inside ``f`` in forward mode: value ``v``, tangent ``d``
     and the Context of its call, so that one kept from an earlier call is
     refused rather than mixed into this one's tangents."""
 
-    __slots__ = ("v", "d", "ctx")
+    __slots__ = ()  # v, d and ctx: fields of the C base (csrc/ext/bases.c)
 
     def __init__(self, v, d, ctx):
         self.v, self.d, self.ctx = v, d, ctx

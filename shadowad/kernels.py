@@ -8,6 +8,7 @@ import numpy as np
 
 from . import dual
 from ._c import ffi, lib
+from .memory import data
 from .rules import indexing
 from .rules.elementwise import (_forward_operand, _operand, apply_ufunc, forward_apply,
                                 save_inactive)
@@ -100,7 +101,7 @@ def _axpy_forward(a, x, y):
         px = np.array(px, dtype=F64)
     _check_shape(px.shape, y.shape)
     dy = promote(y) if da is not None or dx is not None else None  # else dy is unchanged
-    dap = ffi.NULL if da is None else ffi.cast("double *", da.ctypes.data)
+    dap = ffi.NULL if da is None else ffi.cast("double *", data(da))
     rc = lib.sad_axpy_tangents(va, dap, id(px), 0 if dx is None else id(dx), id(y.p),
                                0 if dy is None else id(dy))
     if rc == lib.SAD_TOO_MANY_DIMS:  # x partly overlaps y, or too many dimensions

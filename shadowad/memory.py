@@ -1,29 +1,31 @@
 """Where an ndarray's elements lie in memory, and whether two arrays meet.
 
-A leaf module: it imports numpy and the compiled core only (for an array's
-data pointer without building ``__array_interface__``'s dict, and memcmp),
-never the engine, so that activity.py's plain annotations can use it too.
+A leaf module: it imports numpy and the compiled modules only (for an
+array's data pointer without building ``__array_interface__``'s dict, and
+memcmp), never the engine, so that activity.py's plain annotations can use it
+too.  The extension takes the array objects themselves (no id()): the call
+holds them while C reads their headers.
 """
 import numpy as np
 
-from ._c import lib
+from ._c import fast
 
 __all__ = ["data", "bounds", "element_addresses", "shares_memory", "same_bytes"]
 
-_sad_data = lib.sad_data
-_same_elements = lib.sad_same_elements
+_data = fast.data
+_same_elements = fast.same_elements
 
 
 def data(a):
     """The address of ndarray ``a``'s element 0."""
-    return _sad_data(id(a))
+    return _data(a)
 
 
 def bounds(a):
     """(lowest byte, one past the highest byte) that ndarray ``a``'s elements
     occupy: np.byte_bounds without its dict (a jacobian pass asks it of 64
     lanes), and (lo, lo) for an array with no elements."""
-    lo = hi = _sad_data(id(a))
+    lo = hi = _data(a)
     for n, st in zip(a.shape, a.strides):
         if n == 0:
             return lo, lo
@@ -63,7 +65,7 @@ def same_bytes(a, b):
             return False
         if b.flags.c_contiguous and isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
             # b's elements are one block in a's C order: memcmp, no temporaries
-            return bool(_same_elements(id(a), _sad_data(id(b)), a.itemsize))
+            return _same_elements(a, _data(b), a.itemsize)
         u = np.dtype(f"u{a.dtype.itemsize}")
         return np.array_equal(a.view(u), b.view(u))
     return a.tobytes() == b.tobytes()

@@ -5,7 +5,7 @@ mode, a partial times a tangent in forward mode: 0 * inf = 0 and 0 * nan = 0,
 so a value that never reaches the result (a zero adjoint) cannot poison a
 gradient, nor a zero partial (sqrt(x)**2 at 0) a tangent.  Everywhere else the
 product is IEEE's, bit for bit.  The C kernels apply the same selects
-(csrc/sad.h: sad_contributes, sad_chain; csrc/elementwise.c: tangent_first).
+(csrc/core/sad.h: sad_contributes, sad_chain; csrc/ops/ew_forward.c: tangent_first).
 """
 import numpy as np
 

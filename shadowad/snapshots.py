@@ -28,11 +28,11 @@ import weakref
 
 import numpy as np
 
-from ._c import lib
+from ._c import fast, lib
 from .memory import data
 
 _same_bytes, _copy_bytes, _same_elements = (lib.sad_same_bytes, lib.sad_copy_bytes,
-                                            lib.sad_same_elements)
+                                            fast.same_elements)
 _as_strided = np.lib.stride_tricks.as_strided
 
 
@@ -102,7 +102,7 @@ class Snapshots:
         """a has gaps or overlaps: held as a C-ordered copy of its elements."""
         key = (ptr, a.shape, a.strides, a.itemsize)
         e = self.entries.get(key)
-        if e is None or not _same_elements(id(a), e[1], a.itemsize):
+        if e is None or not _same_elements(a, e[1], a.itemsize):
             raw = np.array(a, order="C")  # numpy copies items bit for bit
             e = self.entries[key] = [self._frozen(raw), data(raw), {}]
         raw = e[0]
@@ -142,7 +142,7 @@ def _tiles(shape, strides, itemsize):
 
 def hold(tape, a):
     """The snapshot of plain ndarray ``a`` that a record of ``tape`` reads
-    (Snapshots.hold; the C fast paths call this, csrc/pyreverse.c)."""
+    (Snapshots.hold; the C fast paths call this, csrc/ext/reverse.c)."""
     return tape.snaps.hold(a)
 
 

@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from ._c import ffi, lib
+from ._c import fast, ffi, lib
 from .accounting import held_bytes, owned_ids
 from .memory import bounds, element_addresses
 from .untraced import put_back
@@ -107,10 +107,11 @@ CHECKPOINT_KEYS = ("advances", "taped_steps", "peak_snapshots")
 BYTE_KEYS = ("record_bytes", "saved_bytes", "shadow_bytes", "kept_bytes", "nbytes")
 
 
-class Tape:
-    __slots__ = ("c", "py", "keep", "shadows", "snaps", "state", "applied", "_tptr",
-                 "_alive", "_aliveptr", "untraced", "untraced_note", "arguments", "peak",
-                 "summarize", "summary", "__weakref__")
+class Tape(fast.TapeBase):
+    # keep, _tptr (the C tape's address) and alive: fields of the C base
+    # (csrc/ext/bases.c), which traced scalars' C arithmetic reads
+    __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
+                 "untraced_note", "arguments", "peak", "summarize", "summary", "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
 
     def __init__(self):
@@ -123,10 +124,8 @@ class Tape:
         if not _fused.get():
             lib.sad_tape_set_fuse(ptr, 0)
         self.c = ffi.gc(ptr, lib.sad_tape_free)
-        # what traced scalars' C arithmetic needs (see csrc/pyscalar.c)
         self._tptr = int(ffi.cast("intptr_t", ptr))
-        self._alive = ffi.new("int *", 1)
-        self._aliveptr = int(ffi.cast("intptr_t", self._alive))
+        self.alive = 1
         self.py = []
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
@@ -158,7 +157,7 @@ class Tape:
 
     def last_write(self, start, lo, hi):
         """The last record from ``start`` on that may have written primal
-        bytes [lo, hi), or -1 (csrc/tape.c sad_tape_last_write)."""
+        bytes [lo, hi), or -1 (csrc/core/tape.c sad_tape_last_write)."""
         c, to = self.c, len(self)
         while True:
             i = lib.sad_tape_last_write(c, start, to, lo, hi)
@@ -289,7 +288,7 @@ class Tape:
         if self.summarize:  # what stats() reports once the tape is gone
             self.summary = self.stats()
         self.state = "freed"
-        self._alive[0] = 0
+        self.alive = 0
         ffi.release(self.c)
         del self.c  # a traced value that outlives its call now gets __getattr__'s error
         del self._tptr

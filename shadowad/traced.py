@@ -8,13 +8,12 @@ and the address of its {value, adjoint} pair in tape memory.
 numpy reaches the derivative rules through ``__array_ufunc__`` and
 ``__array_function__``; the rule tables live in ``shadowad.rules``.
 """
-import ctypes
 import operator
 
 import numpy as np
 
 from . import snapshots
-from ._c import ffi, lib
+from ._c import fast, ffi, lib
 from .memory import bounds, data
 from .naming import library_caller
 from .primitives.core import generic_only_active
@@ -83,7 +82,7 @@ def mixed_tapes_error():
 TEMPORARY = "a temporary array"  # the label of a temporary's Buffer
 
 
-class Buffer:
+class Buffer(fast.BufferBase):
     """Memory shared by views: the root primal array and its shadow (None while
     inactive).  Inactive memory that receives an active value is *promoted*: it
     gets a hidden zero shadow with the primal's exact layout.  ``span`` (byte
@@ -93,8 +92,9 @@ class Buffer:
     leading axis of lanes: ``mem`` holds one row per lane, each laid out as the
     primal's bytes, so every view of the primal finds its tangent by offset."""
 
-    __slots__ = ("tape", "root", "shadow", "readonly", "label", "mem", "lo", "span", "kept",
-                 "slot")
+    # tape, root, shadow, readonly, label, mem, span, kept and slot are
+    # fields of the C base (csrc/ext/bases.c), which the fast paths read
+    __slots__ = ("lo",)
 
     def __init__(self, tape, root, shadow, readonly=False, label=TEMPORARY,
                  span=None, kept=True):
@@ -152,7 +152,7 @@ class Buffer:
 def temporary_buffer(tape, root, shadow):
     """Buffer(tape, root, shadow, kept=False) for a fresh temporary: made on
     every traced operation, so without the constructor's keyword handling.
-    (Forward mode's C fast path builds the same, csrc/pyforward.c dual_result.)"""
+    (Forward mode's C fast path builds the same, csrc/ext/forward.c dual_result.)"""
     b = _new_buffer(Buffer)
     b.tape, b.root, b.shadow = tape, root, shadow
     b.readonly, b.label, b.span = False, TEMPORARY, None
@@ -211,15 +211,18 @@ def new_array(tape, z, active):
 
 
 LAZY_MIN = 1 << 15  # bytes: smaller temporaries get their shadow right away
+_SLOTS_FULL = lib.SAD_SLOTS_FULL
 
 
 def new_lazy(tape, z):
     """An active temporary whose shadow the C tape allocates only when the
     reverse sweep first needs it, and releases once the temporary's record is
-    swept (csrc/slot.c).  Python code that needs the shadow as an array calls
+    swept (csrc/core/slot.c).  Python code that needs the shadow as an array calls
     shadow_of, which gives the slot numpy memory instead (materialize)."""
     k = lib.sad_slot_new(tape.c, id(z))
-    if not k:
+    if k == _SLOTS_FULL:  # as many lazy shadows as the tape may make: an eager one
+        return new_temporary(tape, z, np.zeros(z.shape))
+    if k <= 0:
         raise MemoryError("shadowad: out of memory while recording")
     buf = temporary_buffer(tape, z, None)
     buf.slot = k
@@ -386,7 +389,6 @@ SCALAR_UFUNCS = {np.add: _ADD, np.subtract: _SUB, np.multiply: _MUL, np.true_div
 # A traced scalar computes as an np.float64 does, whichever side a numpy
 # scalar (np.float32 included) stands on: k * t and t * k agree.
 NUMPY_REALS = (np.floating, np.integer)
-_ScalarBase = ctypes.cast(lib.sad_scalar_base(), ctypes.py_object).value
 
 
 def _num(o):
@@ -483,11 +485,11 @@ class ScalarOps:
     dtype = F64
 
 
-class TScalar(_ScalarBase, ScalarOps):
+class TScalar(fast.ScalarBase, ScalarOps):
     """An active scalar inside ``f``: value ``v`` and pair address ``g``.
 
     ``+ - * / **``, unary ``-`` and ``abs`` of two traced scalars or of a
-    traced scalar and a float or int run in C (``csrc/pyscalar.c``), recorded
+    traced scalar and a float or int run in C (``csrc/ext/scalar.c``), recorded
     straight onto the tape; the C code hands every other case to ``_slow``."""
 
     __slots__ = ()
@@ -597,7 +599,7 @@ def _element_offsets(a, idx):
 def _writes_back(p, idx, v):
     """True for Python's write-back after ``y[idx] op= x``: ``y[idx] = v`` where
     v already is that very view, updated in place (and recorded) by the op."""
-    same = _c_writes_back(REV_KIT, p, idx, v)  # the plain indexes, in C
+    same = _c_writes_back(p, idx, v)  # the plain indexes, in C
     if same is not None:
         return same
     if _index_kind(idx) == _OTHER:
@@ -607,18 +609,18 @@ def _writes_back(p, idx, v):
             and data(w) == data(v))
 
 
-_load_element, _store_element = TScalar.load, TScalar.store
-_view, _c_writes_back = TScalar.view, TScalar.writes_back  # csrc/pyindex.c
-_rev_out = TScalar.rev_out
-_outer, _np_outer = TScalar.outer, np.outer  # csrc/pyreverse.c: TArray.__array_function__
+_load_element, _store_element = fast.load, fast.store
+_view, _c_writes_back = fast.view, fast.writes_back  # csrc/ext/index.c
+_rev_out = fast.rev_out
+_outer, _np_outer = fast.outer, np.outer  # csrc/ext/reverse.c: TArray.__array_function__
 _ADD, _SUB, _MUL, _DIV = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV
 
 
-class ArrayOps:
+class ArrayOps(fast.ArrayBase):
     """What traced arrays of both modes share: ndarray's attributes, operators
     and methods, expressed through ``self._u`` (a ufunc) and numpy functions."""
 
-    __slots__ = ("p", "_s", "buf")
+    __slots__ = ()  # p, _s and buf: fields of the C base (csrc/ext/bases.c)
     __array_priority__ = 1000
 
     def __init__(self, p, s, buf):
@@ -870,32 +872,32 @@ class TArray(ArrayOps):
 
     def __array_function__(self, func, types, args, kwargs):
         # np.outer of two vectors, an LU's rank-1 update, goes straight to its
-        # C record (csrc/pyreverse.c), without the rule's Python; every case
+        # C record (csrc/ext/reverse.c), without the rule's Python; every case
         # it leaves (NotImplemented) takes the rule (a specialisation of the
         # outer primitive: shadowad/rules/linalg.py)
         if func is _np_outer and len(args) == 2 and not kwargs and not generic_only_active():
-            r = _outer(REV_KIT, args[0], args[1], outer_by_numpy)
+            r = _outer(args[0], args[1], outer_by_numpy)
             if r is not NotImplemented:
                 return r
         return self._array_function(func, types, args, kwargs)
 
     # x op= y goes straight to the C fast path that apply_ufunc would call
-    # first (csrc/pyreverse.c), two Python calls fewer; every case it leaves
+    # first (csrc/ext/reverse.c), two Python calls fewer; every case it leaves
     # (NotImplemented) takes the general path.
     def __iadd__(self, o):
-        r = _rev_out(REV_KIT, self, np.add, _ADD, self, o)
+        r = _rev_out(self, np.add, _ADD, self, o)
         return self._u(np.add, self, o, out=self) if r is NotImplemented else r
 
     def __isub__(self, o):
-        r = _rev_out(REV_KIT, self, np.subtract, _SUB, self, o)
+        r = _rev_out(self, np.subtract, _SUB, self, o)
         return self._u(np.subtract, self, o, out=self) if r is NotImplemented else r
 
     def __imul__(self, o):
-        r = _rev_out(REV_KIT, self, np.multiply, _MUL, self, o)
+        r = _rev_out(self, np.multiply, _MUL, self, o)
         return self._u(np.multiply, self, o, out=self) if r is NotImplemented else r
 
     def __itruediv__(self, o):
-        r = _rev_out(REV_KIT, self, np.divide, _DIV, self, o)
+        r = _rev_out(self, np.divide, _DIV, self, o)
         return self._u(np.divide, self, o, out=self) if r is NotImplemented else r
 
     # -- indexing ------------------------------------------------------------
@@ -908,10 +910,10 @@ class TArray(ArrayOps):
                 if s is None and t is int and self.p.ndim == 1:
                     return np.float64(self.p.item(idx))  # numpy's scalar: see SCALAR_UFUNCS
             if s is not None:
-                r = _load_element(REV_KIT, self.p, s, idx, self.buf.tape)
+                r = _load_element(self.p, s, idx, self.buf.tape)
                 if r is not NotImplemented:
                     return r
-        r = _view(REV_KIT, self, idx)  # a basic view, in C
+        r = _view(self, idx)  # a basic view, in C
         if r is not NotImplemented:
             return r
         if t is TArray or t is TScalar:
@@ -959,9 +961,9 @@ ARRAY_TYPES.add(TArray)
 SCALAR_TYPES.add(TScalar)
 snapshots.TRACED.update((TArray, TScalar))
 
-# What the reverse fast paths (csrc/pyreverse.c, pyindex.c) read of these
-# classes: their slot offsets; lazy_result makes a fast path's result, whose
-# record is in C.
+# The reverse fast paths (csrc/ext/reverse.c, index.c) meet these classes
+# exactly and read their fields as members of the C bases; lazy_result makes
+# a fast path's result, whose record is in C.
 def _numpy_error_state():
     """(numpy's error-state context variable, its value now) when numpy only
     warns about floating-point errors now, else (None, None).  An in-place
@@ -978,5 +980,6 @@ def _numpy_error_state():
     return var, var.get()
 
 
-REV_KIT = TScalar.rev_kit(TArray, np.ndarray, Buffer, Tape, lazy_result, snapshots.hold,
-                          *_numpy_error_state())
+# what the C fast paths know of the reverse-mode types (csrc/ext/reverse.c)
+fast.register_reverse(TArray, TScalar, Buffer, Tape, lazy_result, snapshots.hold,
+                      *_numpy_error_state())

@@ -799,7 +799,7 @@ def test_tangent_matches_finite_differences(ufunc):
     np.testing.assert_allclose(dz, fd, rtol=1e-6, atol=1e-8)
 
 
-# the partial derivatives, written independently of csrc/elementwise.c
+# the partial derivatives, written independently of csrc/ops/ew_partials.c
 def _sec2(t):
     return 1.0 / np.cos(t) ** 2
 
@@ -1023,7 +1023,7 @@ def test_product_of_an_array_with_itself_is_a_square():
 
 
 # --------------------------------------------------------------------------
-# the fast paths (TScalar.rev and rev_out, csrc/pyreverse.c) against Python's
+# the fast paths (_fast.rev and rev_out, csrc/ext/reverse.c) against Python's
 
 def _in_place_program(x, y, w):
     y *= x                      # traced operand

@@ -337,7 +337,7 @@ def test_a_dual_scalar_kept_from_a_finished_call_with_plain_arrays():
 
 
 # --------------------------------------------------------------------------
-# the tangent kernel's loops (csrc/elementwise.c: tangent_tile) and what
+# the tangent kernel's loops (csrc/ops/ew_forward.c: tangent_tile) and what
 # forward mode hands back without copying (forward._tangent)
 
 def _f64(bits):

@@ -1,4 +1,4 @@
-"""Fused reverse sweeps (csrc/fuse.c): runs of elementwise records over the
+"""Fused reverse sweeps (csrc/core/fuse.c): runs of elementwise records over the
 same large arrays are swept block by block.  The gradients and the restored
 primals must equal the record-by-record sweep's bit for bit, and runs must
 stop where records share memory in a way that would reorder what an element
@@ -74,7 +74,7 @@ def test_shifted_views_fuse_in_the_order_that_keeps_the_bits():
     # u[2:], u[1:-1] and u[:-2] share u's adjoint at different elements.  A
     # record may join a run whose earlier (already swept) records touch the
     # same memory further to the right: every element still sees the adds in
-    # sweep order (csrc/fuse.c admit).  The other way round the run breaks.
+    # sweep order (csrc/core/fuse.c admit).  The other way round the run breaks.
     m = N
 
     def heat(u, r, steps):
@@ -94,7 +94,7 @@ def test_shifted_views_fuse_in_the_order_that_keeps_the_bits():
 
 def test_long_chains_share_scratch_blocks():
     """Temporaries whose adjoints are not live at the same time share one
-    block of scratch (csrc/fuse.c share_scratch): a 30-record run."""
+    block of scratch (csrc/core/fuse.c share_scratch): a 30-record run."""
     x = positive()
 
     def f(x):

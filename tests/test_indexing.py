@@ -472,7 +472,7 @@ def test_gather_of_distinct_and_repeated_positions():
 
 
 # --------------------------------------------------------------------------
-# the C indexing paths (csrc/pyindex.c): views and write-backs
+# the C indexing paths (csrc/ext/index.c): views and write-backs
 
 def _index_program(A, b):
     n = A.shape[0]
@@ -513,18 +513,18 @@ def test_c_views_and_write_backs_match_the_python_path(monkeypatch):
 
 
 def test_c_write_back_tells_views_apart():
-    from shadowad.traced import REV_KIT, _c_writes_back
+    from shadowad._c import fast
     p = np.arange(12.0).reshape(3, 4)
-    assert _c_writes_back(REV_KIT, p, (slice(1, None), 0), p[1:, 0]) is True
-    assert _c_writes_back(REV_KIT, p, (slice(1, None), 0), p[1:, 1]) is False  # other memory
-    assert _c_writes_back(REV_KIT, p, slice(0, 2), p[1:3]) is False            # shifted
-    assert _c_writes_back(REV_KIT, p, (slice(None), 0), p[:, 0].copy()) is False
-    assert _c_writes_back(REV_KIT, p, 1, p[1]) is True
-    assert _c_writes_back(REV_KIT, p, (1, 2), p[1:2, 2]) is None  # an element: Python's
-    assert _c_writes_back(REV_KIT, p, [0, 1], p[:2]) is None      # advanced: Python's
-    assert _c_writes_back(REV_KIT, p, (np.int64(1), slice(None)), p[1]) is None
+    assert fast.writes_back(p, (slice(1, None), 0), p[1:, 0]) is True
+    assert fast.writes_back(p, (slice(1, None), 0), p[1:, 1]) is False  # other memory
+    assert fast.writes_back(p, slice(0, 2), p[1:3]) is False            # shifted
+    assert fast.writes_back(p, (slice(None), 0), p[:, 0].copy()) is False
+    assert fast.writes_back(p, 1, p[1]) is True
+    assert fast.writes_back(p, (1, 2), p[1:2, 2]) is None  # an element: Python's
+    assert fast.writes_back(p, [0, 1], p[:2]) is None      # advanced: Python's
+    assert fast.writes_back(p, (np.int64(1), slice(None)), p[1]) is None
     with pytest.raises(IndexError):
-        _c_writes_back(REV_KIT, p, (slice(None), 7), p[:, 0])
+        fast.writes_back(p, (slice(None), 7), p[:, 0])
 
 
 def test_c_views_of_lazy_and_inactive_memory():
@@ -548,7 +548,8 @@ def test_c_view_index_errors_are_numpys():
         return x[1:, 5]
     with pytest.raises(IndexError, match="out of bounds"):
         autodiff(f, dup(X))
-    with pytest.raises(TypeError, match="rev_kit takes 8 arguments"):
-        sad.traced.TScalar.rev_kit(1, 2)
-    with pytest.raises(TypeError, match="is not a __slots__ field"):
-        sad.traced.TScalar.rev_kit(int, np.ndarray, int, int, None, None, None, None)
+    from shadowad._c import fast
+    with pytest.raises(TypeError, match="register_reverse takes 8 arguments"):
+        fast.register_reverse(1, 2)
+    with pytest.raises(TypeError, match="argument 0 must be a subclass of .*ArrayBase"):
+        fast.register_reverse(int, np.ndarray, int, int, None, None, None, None)

@@ -1,4 +1,4 @@
-"""Lazy shadows of large temporaries (csrc/slot.c, traced.new_lazy): the C
+"""Lazy shadows of large temporaries (csrc/core/slot.c, traced.new_lazy): the C
 tape allocates them when the reverse sweep first needs them and reuses their
 memory once the temporary's record is swept.  Every program here gives the
 same gradients, bit for bit, as with eager shadows."""
@@ -8,6 +8,7 @@ import pytest
 import shadowad as sad
 from shadowad import BatchDuplicated, Duplicated
 from shadowad import traced
+from shadowad._c import ffi, lib
 from shadowad.testing import same_bits
 
 N = 6000  # 48 KB: above LAZY_MIN
@@ -228,3 +229,53 @@ def test_a_transposed_fresh_adjoint_gets_no_negative_zeros():
 def test_whole_view(view, whole):
     root = np.arange(120.0).reshape(12, 10)
     assert traced._whole_view(view(root), root) is whole
+
+
+# --------------------------------------------------------------------------
+# the bounds of the slots (csrc/core/slot.c: windows in a reserved range)
+
+def _limited_tapes(monkeypatch, max_slots, max_bytes=0):
+    """Every Tape made from now on bounds its slots so."""
+    from shadowad.tape import Tape
+    real = Tape.__init__
+
+    def init(self, *a, **k):
+        real(self, *a, **k)
+        lib.sad_tape_set_slot_limits(self.c, max_slots, max_bytes)
+    monkeypatch.setattr(Tape, "__init__", init)
+
+
+@pytest.mark.parametrize("max_slots, max_bytes", [(1, 0), (3, 0), (0, 2 * N * 8)])
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_past_the_bound_temporaries_get_eager_shadows(name, max_slots, max_bytes, monkeypatch):
+    """A tape that may make no more slots gives later temporaries shadows of
+    their own: the same gradients, bit for bit, as with no bound."""
+    f, nargs = PROGRAMS[name]
+    free = _gradients(f, nargs, 3)
+    made = []
+    monkeypatch.setattr(traced, "new_temporary",
+                        lambda tape, z, zs, real=traced.new_temporary:
+                        made.append(1) or real(tape, z, zs))
+    _limited_tapes(monkeypatch, max_slots, max_bytes)
+    bounded = _gradients(f, nargs, 3)
+    assert made  # some temporaries went past the bound
+    for a, b in zip(free, bounded):
+        assert same_bits(a, b)
+
+
+def test_slots_at_the_bound_are_refused_not_aliased():
+    """Slot 2**20 + 1 and beyond (where a shifted slot number wrapped and
+    aliased slot 1) get windows of their own; past the bound, a clear status."""
+    t = ffi.gc(lib.sad_tape_new(), lib.sad_tape_free)
+    z = np.zeros(2)
+    n = (1 << 20) + 2
+    lib.sad_tape_set_slot_limits(t, n, 0)
+    slots = [lib.sad_slot_new(t, id(z)) for _ in range(n)]
+    assert slots == list(range(1, n + 1))
+    assert lib.sad_slot_new(t, id(z)) == lib.SAD_SLOTS_FULL
+    # windows: 64 bytes each (2 doubles rounded up to a cache line), in order
+    big = np.zeros(1000)
+    t2 = ffi.gc(lib.sad_tape_new(), lib.sad_tape_free)
+    lib.sad_tape_set_slot_limits(t2, 0, 3 * 8000)
+    assert [lib.sad_slot_new(t2, id(big)) for _ in range(4)] == [1, 2, 3, lib.SAD_SLOTS_FULL]
+

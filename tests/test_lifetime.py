@@ -141,7 +141,7 @@ def _split_keeping_a_traced_value():
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_nothing_outlives_the_call(name):
     run = SCENARIOS[name]
-    run()  # first use: rule tables, kits, pools
+    run()  # first use: rule tables, registrations, pools
     _kept.clear()
     before = live_holders()
     for _ in range(3):

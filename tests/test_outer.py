@@ -1,4 +1,4 @@
-"""np.outer of two vectors in reverse mode: one C record (csrc/outer.c) that
+"""np.outer of two vectors in reverse mode: one C record (csrc/ops/outer.c) that
 computes numpy's primal bit for bit and sweeps in C.  Finite differences,
 restore, accumulate-once and the dot-product test on contiguous and strided
 operands, views of one array that overlap (np.outer(x, x) included), constant
@@ -236,7 +236,7 @@ FAST = _fast_path_programs()
 @pytest.mark.parametrize("name", sorted(FAST))
 def test_fast_path_equals_the_rule(name, monkeypatch):
     """np.outer of traced vectors goes from TArray.__array_function__ straight
-    to C (TScalar.outer) and gives the bits of the rule's path."""
+    to C (_fast.outer) and gives the bits of the rule's path."""
     f, x0 = FAST[name]
     taken = []
 

@@ -253,11 +253,11 @@ def test_batch_lanes_follow_numpy():
     assert np.allclose(both, one, rtol=1e-14)
 
 
-BIG = 20000  # past the lazy-shadow and fusion thresholds (csrc/slot.c, fuse.c)
+BIG = 20000  # past the lazy-shadow and fusion thresholds (csrc/core/slot.c, fuse.c)
 
 
 def _same_fused_or_not(f, a0, w):
-    """The fused sweep (csrc/fuse.c) and the record-by-record one leave the
+    """The fused sweep (csrc/core/fuse.c) and the record-by-record one leave the
     same bits in the gradient and in memory."""
     out = []
     for fuse in (1, 0):

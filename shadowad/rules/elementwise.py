@@ -1,6 +1,6 @@
 """Elementwise ufuncs: numpy computes the primal, the C core records one
 elementwise record whose reverse (and tangent) rules sit beside the kernel in
-``csrc/elementwise.c``.  Broadcast inputs are un-broadcast in C by iterating
+``csrc/ops/ew_*.c``.  Broadcast inputs are un-broadcast in C by iterating
 with stride 0 over their shadow.
 """
 import math
@@ -8,14 +8,14 @@ import math
 import numpy as np
 
 from .. import dual
-from .._c import lib
+from .._c import fast, lib
 from ..naming import qualified_name
 from ..primitives.elementwise import BY_UFUNC as ELEMENTWISE_BY_UFUNC
 from ..snapshots import held
 from ..tape import _current
 from ..traced import (ARRAY_TYPES, F64, LAZY_MAXDIM, SCALAR_TYPES, TEMPORARY, Buffer, TArray,
                       TScalar, _num, check_writable, detach_error, lazy_result, materialize, mixed_tapes_error, new_array,
-                      primal, promote, shadow_of, REV_KIT)
+                      primal, promote, shadow_of)
 from . import registry
 
 # ufunc -> C op code, from the partials table of the elementwise primitives
@@ -33,7 +33,7 @@ NONDIFF = {
 _KARR, _KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
 _FRESH = lib.SAD_F_FRESH
-_ew = TScalar.ew  # lib.sad_ew without cffi's cost per argument
+_ew = fast.ew  # lib.sad_ew without cffi's cost per argument
 _MAXDIM = LAZY_MAXDIM  # a block of at most this many dimensions always fits
 _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
 
@@ -114,8 +114,8 @@ def _operand(a, tape, lazy=False):
     return (_KARR, arr, None, arr)
 
 
-_rev = TScalar.rev  # csrc/pyreverse.c: the common case of apply_ufunc
-_rev_out = TScalar.rev_out  # and its in-place (out=) form
+_rev = fast.rev  # csrc/ext/reverse.c: the common case of apply_ufunc
+_rev_out = fast.rev_out  # and its in-place (out=) form
 
 
 def _tape_of(inputs, out):
@@ -152,11 +152,11 @@ def apply_ufunc(ufunc, inputs, out=None):
         # x's adjoint once instead of x*g twice
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
-        res = _rev(REV_KIT, ufunc, op, *inputs)
+        res = _rev(ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     elif type(out) is TArray:  # in place, into active memory: the same, with out=
-        res = _rev_out(REV_KIT, out, ufunc, op, *inputs)
+        res = _rev_out(out, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:
@@ -246,7 +246,7 @@ _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constan
 
 
 # Which values the partials of op read: x (1), y (2), z (4).  Mirrors
-# partials_read in csrc/elementwise.c; the answer only decides what the tape
+# partials_read in csrc/ops/ew_partials.c; the answer only decides what the tape
 # keeps alive, so erring towards more is safe (an op missing here keeps all).
 _READS_Z = {lib.SAD_SQRT, lib.SAD_RECIP, lib.SAD_EXP, lib.SAD_EXPM1, lib.SAD_TAN, lib.SAD_TANH}
 _READS_XY = {lib.SAD_MUL, lib.SAD_DIV, lib.SAD_ATAN2, lib.SAD_MAX, lib.SAD_MIN, lib.SAD_FMAX,
@@ -377,12 +377,12 @@ _LANES_XY = _LANES | _KARR | _KARR << 2    # flags of two array operands
 _LANES_XK = _LANES | _KARR | _KCONST << 2  # an array and a constant
 _LANES_KY = _LANES | _KCONST | _KARR << 2
 _POW, _SQUARE, _MUL = lib.SAD_POW, lib.SAD_SQUARE, lib.SAD_MUL
-_ew_tangent = TScalar.tangent  # lib.sad_ew_tangent without cffi's cost per argument
+_ew_tangent = fast.tangent  # lib.sad_ew_tangent without cffi's cost per argument
 _FArray, _FScalar = dual.FArray, dual.FScalar
 _NUMBERS = (np.floating, np.integer, bool, np.bool_)
 
 
-_fwd = TScalar.fwd  # csrc/pyforward.c: the common case of forward_apply
+_fwd = fast.fwd  # csrc/ext/forward.c: the common case of forward_apply
 
 
 def _fwd_result(ctx, z):
@@ -393,9 +393,9 @@ def _fwd_result(ctx, z):
     return dual.new_array(ctx, z, True)
 
 
-# what the C fast paths know of the forward-mode types (see csrc/pyforward.c)
-_FWD_KIT = TScalar.fwd_kit(_FArray, _FScalar, Buffer, dual.Context, np.ndarray, np.float64,
-                           np.empty, _fwd_result, _current, TEMPORARY, np.add)
+# what the C fast paths know of the forward-mode types (see csrc/ext/forward.c)
+fast.register_forward(_FArray, _FScalar, Buffer, dual.Context, np.float64, np.empty, _fwd_result,
+                      _current, TEMPORARY, np.add)
 
 
 def _forward_operand(a, lanes):
@@ -494,7 +494,7 @@ def forward_apply(ufunc, inputs, out=None):
         # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper kernel
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # dual arrays, float64 arrays and numbers: all of it in one C call
-        res = _fwd(_FWD_KIT, ufunc, op, *inputs)
+        res = _fwd(ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
     if len(inputs) != ufunc.nin:

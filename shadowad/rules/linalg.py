@@ -7,9 +7,9 @@ bit (or, where C sums in another order than BLAS, to rounding) against the
 generic derivation (tests/test_primitives.py):
 
 * the inner product of two vectors (dot, inner, vdot, matmul of 1-D
-  operands) is one C record (csrc/reduce.c's SAD_DOT);
+  operands) is one C record (csrc/ops/reduce.c's SAD_DOT);
 * the outer product of two vectors is one C record that also computes the
-  primal (csrc/outer.c);
+  primal (csrc/ops/outer.c);
 * matmul's record stores a product straight into adjoint memory no record
   has touched yet, computes it transposed for a transposed shadow, and
   takes W6's column sums (``_summed_through``);
@@ -18,7 +18,7 @@ generic derivation (tests/test_primitives.py):
 """
 import numpy as np
 
-from .._c import lib
+from .._c import fast, lib
 from ..memory import data
 from ..primitives import linalg as defs
 from ..primitives.protocol import AugmentedReturn
@@ -125,7 +125,7 @@ def _outer_operand(x, tape):
 
 @defs.outer.specialise("reverse")
 def outer_reverse(tape, operands, prims, actives, params):
-    """np.outer(a, b) as one C record (csrc/outer.c), which also computes the
+    """np.outer(a, b) as one C record (csrc/ops/outer.c), which also computes the
     primal; None, having done nothing, for operands it does not take (traced
     scalars, other shapes, numbers, other dtypes)."""
     a, b = operands
@@ -152,7 +152,7 @@ def outer_by_numpy(tape, ap, bp, z):
     """numpy's np.outer into z, for the outer record just made, where C left
     the primal to numpy (its warnings, or error per np.errstate, and NaN
     bits); if numpy raises, the record goes.  The C fast path
-    (TScalar.outer, called by TArray.__array_function__) calls it too."""
+    (_fast.outer, called by TArray.__array_function__) calls it too."""
     try:
         np.outer(ap, bp, out=z)
     except BaseException:
@@ -237,7 +237,7 @@ def _columns_summed(summed, a2, g2):
     if axis != sums.ndim - 1:
         sums = _swap(sums)
     length = g2.shape[-1]
-    return lib.sad_ew_reverse_summed(tape.c, rec, slot, axis, length, id(sums)) == lib.SAD_OK
+    return fast.reverse_summed(tape, rec, slot, axis, length, sums) == lib.SAD_OK
 
 
 def _product_shape(left, right):

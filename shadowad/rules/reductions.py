@@ -15,14 +15,14 @@ and ``finish_out`` are shared with the linear-algebra rules.
 import numpy as np
 
 from .. import dual
-from .._c import lib
+from .._c import fast, lib
 from ..memory import data
 from ..naming import qualified_name
 from ..primitives.reductions import NOVALUE as _NOVALUE, options
 from ..products import times
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
                       mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
-from .elementwise import (_FWD_KIT, EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
+from .elementwise import (EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of,
                           apply_ufunc, forward_apply)
 from .adjoints import accumulate
 from . import registry
@@ -177,11 +177,11 @@ def _reduce(fname, npfn, a, axis, keepdims, out, grad):
         # a sum's adjoint, broadcast, goes straight through the elementwise
         # record that made its operand, without reaching memory (csrc
         # sad_ew_reverse_through); otherwise it is added into the operand's
-        # adjoint, and that record reads it from there
-        if through is not None:
-            g = np.broadcast_to(gk, p.shape)  # named: C reads it during the call
-            if not lib.sad_ew_reverse_through(tape.c, through[0], through[1], id(g)):
-                return
+        # adjoint, and that record reads it from there.  The broadcast is
+        # passed as the object: the call holds it while C reads it
+        if through is not None and not fast.reverse_through(
+                tape, through[0], through[1], np.broadcast_to(gk, p.shape)):
+            return
         accumulate(dst, grad(p, axes, zk, gk))
     tape.record_py(pullback)
     return finish_out(res, out, fname)
@@ -278,14 +278,14 @@ def sum_jvp(a, axis=None, dtype=None, out=None, keepdims=_NOVALUE, initial=_NOVA
     if (axis is None and out is None and (keepdims is _NOVALUE or keepdims is False)
             and dtype is None and initial is _NOVALUE and where is _NOVALUE):
         if not _SUM_BY_BUFFER or np.size(getattr(a, "p", None)) <= np.getbufsize():
-            res = _fsum(_FWD_KIT, a)  # np.sum(x) and x.sum() of a dual array: in C
+            res = _fsum(a)  # np.sum(x) and x.sum() of a dual array: in C
             if res is not NotImplemented:
                 return res
     options("np.sum", dtype, initial, where)
     return _forward_reduce("np.sum", _add_reduce, a, axis, _keepdims(keepdims), out, None)
 
 
-_fsum = TScalar.fsum  # csrc/pyforward.c: the common case of sum_jvp
+_fsum = fast.fsum  # csrc/ext/forward.c: the common case of sum_jvp
 
 
 def _sums_by_buffer():

@@ -1,4 +1,5 @@
-/* shadowad.h -- the whole C <-> Python contract.
+/* shadowad.h -- the contract of the cffi module shadowad._csad, the core.
+ * (What touches Python objects is the extension shadowad._fast, csrc/ext.)
  *
  * cffi's cdef reads this file verbatim, so it has no include guards, no #include
  * and no #if.  C sources include it through sad.h.
@@ -6,8 +7,14 @@
  * Conventions
  *  - Arrays cross the boundary as the address of a float64 numpy ndarray object
  *    (Python's id()); C reads data pointer, shape and strides from the object
- *    header.  Python guarantees dtype float64, alignment, and that the object
- *    stays alive for the life of the tape.  0 means "no array" (e.g. no shadow).
+ *    header during the call (csrc/core/ndarray.c, the only core file that does).
+ *    Python guarantees dtype float64 and alignment, and holds the object for
+ *    the call by a name -- never id() of a temporary, which is freed before C
+ *    reads it (tests/test_c_boundary.py checks every id() in the package).
+ *    The data a record keeps pointing into stays alive through the tape's keep
+ *    list.  0 means "no array" (e.g. no shadow).  Entry points that are
+ *    naturally given temporaries take the objects instead, in the extension
+ *    (csrc/ext/arrays.c).
  *  - A traced scalar is a "pair" {value, adjoint} that lives in tape memory and
  *    never moves; it crosses the boundary as its address.
  *  - Python validates everything; C trusts its inputs.
@@ -59,21 +66,12 @@ enum sad_flag {
  * NaN bits are the machine code's). */
 enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1 };
 
-/* The data address of an array object (what numpy's __array_interface__
- * reports, at a fraction of its cost). */
-intptr_t sad_data(intptr_t arr);
 
 /* Snapshots of plain arrays that records read (snapshot.c): are the n bytes
- * at a and b equal; copy n bytes from src to dst; are the elements of array
- * object arr (any dtype of itemsize bytes, any strides, at most 64
- * dimensions), in C order, the bytes of the contiguous block at `block`? */
+ * at a and b equal; copy n bytes from src to dst?  (Comparing an array's
+ * elements with a block is the extension's same_elements.) */
 int sad_same_bytes(intptr_t a, intptr_t b, int64_t n);
 void sad_copy_bytes(intptr_t dst, intptr_t src, int64_t n);
-int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
-
-/* The C base type of traced scalars (a PyTypeObject *, 0 on failure); see
- * pyscalar.c. */
-intptr_t sad_scalar_base(void);
 
 /* ---- tape -------------------------------------------------------------- */
 sad_tape *sad_tape_new(void);
@@ -171,33 +169,25 @@ int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
 int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, intptr_t as,
               int64_t aslot, intptr_t b, intptr_t bs, int64_t bslot);
 
-/* Sweep elementwise record i now, reading its output's adjoint from array g
- * (the output's shape, with zero strides where an axis sum broadcasts its
- * adjoint) instead of from the output's lazy slot `slot`, which no record has
- * written: the sum's pullback passes its adjoint straight through the record
- * that made its operand, and the broadcast never reaches memory.  When the
- * sweep reaches record i, the slot is still unwritten and the record does
- * nothing.  SAD_TOO_MANY_DIMS: record i is not such a record (the caller adds
- * into the slot instead). */
-int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
-/* Sweep linear elementwise record i now, its output's adjoint already summed
- * along axis ax (of length len): g holds those sums, laid out as the output
- * with ax of length 1.  Only when every active input of record i repeats along
- * ax (a broadcast), so that the sums are all it takes: a matrix product's
- * pullback then sums its adjoint before the product, not after (W6's
- * (x - means) @ Q^T).  As for sad_ew_reverse_through, the output's lazy slot
- * `slot` must be unwritten, and stays so; SAD_TOO_MANY_DIMS otherwise. */
-int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
-                          intptr_t g);
 /* A record whose pullback runs in Python (index pyidx in Python's list);
  * flags: SAD_F_PYUNDO or 0. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags);
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 
 /* A lazy shadow for the temporary whose primal (C-contiguous) is array z:
- * returns its slot number (> 0), 0 when out of memory.  sad_slot_bind gives
- * it memory Python allocated (the shadow as an array, id(zs)). */
+ * returns its slot number (> 0), SAD_NOMEM when out of memory, or
+ * SAD_SLOTS_FULL when the tape has made as many slots, or reserved as much
+ * address space for their windows, as it may (the caller gives the
+ * temporary a shadow of its own instead).  Slot numbers are never reused
+ * within a tape (a later sweep of the same records finds the same slot);
+ * the memory of released slots is.  sad_slot_bind gives a slot memory
+ * Python allocated (the shadow as an array, id(zs)). */
+enum { SAD_SLOTS_FULL = -2 };
 int64_t sad_slot_new(sad_tape *t, intptr_t z);
+/* Bound the tape's slots: at most max_slots of them (<= 0: the default,
+ * 2^24) and max_bytes of windows (<= 0: the default, 2^36; every window
+ * takes its shadow's bytes rounded up to 64).  Before the first slot only. */
+void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes);
 void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
 /* The slot's memory now (0 while the sweep has not needed it). */
 intptr_t sad_slot_memory(const sad_tape *t, int64_t slot);
@@ -218,7 +208,7 @@ int64_t sad_reverse(sad_tape *t, int64_t from);
 int64_t sad_tape_restore_floor(sad_tape *t);
 /* The last record in [from, to) that may have written primal bytes in
  * [lo, hi): its index, -1 for none, -2 - i for a Python-undone record i that
- * Python must ask (csrc/tape.c). */
+ * Python must ask (csrc/core/tape.c). */
 int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_t lo, intptr_t hi);
 int64_t sad_undo(sad_tape *t, int64_t from);
 int64_t sad_redo(sad_tape *t, int64_t from);

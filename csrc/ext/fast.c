@@ -1,6 +1,6 @@
-/* pyfast.c -- what the two elementwise fast paths share.
+/* fast.c -- what the two elementwise fast paths share.
  *
- * TScalar.fwd (pyforward.c) and TScalar.rev (pyreverse.c) take the common
+ * _fast.fwd (forward.c) and _fast.rev (reverse.c) take the common
  * case of forward_apply and apply_ufunc (rules/elementwise.py) in one call
  * each.  Every other case returns NotImplemented before anything is recorded,
  * and Python's general path takes it.  What both do alike is here: reading
@@ -8,9 +8,8 @@
  * packing the operands for the C kernel, and the return value. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 
-#include "pyfast.h"
+#include "fast.h"
 
 /* A plain aligned float64 array or a number (at most one per call): 1, else 0. */
 int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out)
@@ -99,26 +98,8 @@ PyObject *sad_fast_result(int status, PyObject *res)
     Py_RETURN_NOTIMPLEMENTED;
 }
 
-/* The offset of writable object slot `name` of class `type` (a __slots__
- * entry), or -1 with TypeError set (naming `who`, the kit being made). */
-static Py_ssize_t slot_offset(PyObject *type, const char *name, const char *who)
-{
-    PyObject *d = PyObject_GetAttrString(type, name);
-    if (d == NULL)
-        PyErr_Clear();
-    const int ok = d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type) &&
-                   ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX &&
-                   !(((PyMemberDescrObject *)d)->d_member->flags & READONLY) &&
-                   PyType_IsSubtype((PyTypeObject *)type, PyDescr_TYPE(d));
-    const Py_ssize_t off = ok ? ((PyMemberDescrObject *)d)->d_member->offset : -1;
-    Py_XDECREF(d);
-    if (!ok)
-        PyErr_Format(PyExc_TypeError, "%s: %R.%s is not a __slots__ field", who, type, name);
-    return off;
-}
-
-/* Slot `off` of o (from sad_fast_slot_offset for o's exact type): a new
- * reference, NULL (no exception set) when the slot is empty. */
+/* Field `off` of o (SAD_FIELD of o's base type): a new reference, NULL
+ * (no exception set) while it is unset. */
 PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off)
 {
     PyObject *v = *(PyObject **)((char *)o + off);
@@ -126,53 +107,10 @@ PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off)
     return v;
 }
 
-/* Slot `off` of o if o is exactly of class `type` (a new reference), else
+/* Field `off` of o if o is exactly of class `type` (a new reference), else
  * NULL with no exception set. */
 PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off)
 {
     return o != NULL && (PyObject *)Py_TYPE(o) == type ? sad_fast_slot(o, off) : NULL;
 }
 
-static PyObject **kit_field(void *k, size_t off)
-{
-    return (PyObject **)((char *)k + off);
-}
-
-void sad_fast_kit_free(const sad_kit_layout *l, void *k, const size_t *extra, int nextra)
-{
-    for (int i = 0; i < l->nobjects; ++i)
-        Py_XDECREF(*kit_field(k, l->objects[i]));
-    for (int i = 0; i < nextra; ++i)
-        Py_XDECREF(*kit_field(k, extra[i]));
-    PyMem_Free(k);
-}
-
-PyObject *sad_fast_kit(const sad_kit_layout *l, PyObject *const *args, Py_ssize_t nargs,
-                       PyCapsule_Destructor destroy)
-{
-    if (nargs != l->nobjects)
-        return PyErr_Format(PyExc_TypeError, "%s takes %d arguments", l->name, l->nobjects);
-    for (int i = 0; i < l->types; ++i)
-        if (!PyType_Check(args[i]))
-            return PyErr_Format(PyExc_TypeError, "%s: argument %d must be a type", l->name, i);
-    void *k = PyMem_Calloc(1, l->size);
-    if (k == NULL)
-        return PyErr_NoMemory();
-    for (int i = 0; i < l->nobjects; ++i)
-        *kit_field(k, l->objects[i]) = Py_NewRef(args[i]);
-    PyObject *capsule = PyCapsule_New(k, l->name, destroy);
-    if (capsule == NULL) {
-        sad_fast_kit_free(l, k, NULL, 0);
-        return NULL;
-    }
-    for (size_t i = 0; i < l->nslots; ++i) {
-        const sad_kit_slot *sl = &l->slots[i];
-        Py_ssize_t off = slot_offset(args[sl->type], sl->name, l->name);
-        if (off < 0) {
-            Py_DECREF(capsule);
-            return NULL;
-        }
-        *(Py_ssize_t *)((char *)k + sl->field) = off;
-    }
-    return capsule;
-}

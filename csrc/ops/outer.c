@@ -35,7 +35,7 @@ static void set_operand(const sad_tape *t, sad_block *b, int k, intptr_t p, intp
         o->ss[axis + d] = sa.strides[d] / (int64_t)sizeof(double);
     if (slot > 0) { /* s has the slot's layout: the same offset from its root */
         const char *root = (const char *)t->slots[slot - 1].root;
-        o->s = sad_slot_fake(slot) + ((const char *)sa.data - root) / (int64_t)sizeof(double);
+        o->s = sad_slot_window(t, slot) + ((const char *)sa.data - root) / (int64_t)sizeof(double);
         o->slot = slot;
     }
 }

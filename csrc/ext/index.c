@@ -1,14 +1,14 @@
-/* pyindex.c -- basic indexing of reverse mode's traced arrays in C: the view
- * A[k+1:, k] (TScalar.view) and the check that ``A[idx] = v`` writes back
+/* index.c -- basic indexing of reverse mode's traced arrays in C: the view
+ * A[k+1:, k] (_fast.view) and the check that ``A[idx] = v`` writes back
  * the very view an in-place operation on A[idx] already updated
- * (TScalar.writes_back).  An in-place loop such as an LU factorization does
+ * (_fast.writes_back).  An in-place loop such as an LU factorization does
  * several of each per step; in Python each cost three to five times numpy's
  * own indexing.  Anything but the plain cases is Python's (NotImplemented). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
 
-#include "pyfast.h"
+#include "fast.h"
 
 /* Does idx (int, slice, None, Ellipsis, or a tuple of them) index a view of
  * an array of nd axes: basic, and not naming one element?  Numpy integers
@@ -39,36 +39,35 @@ static void slot_init(PyObject *o, Py_ssize_t off, PyObject *v)
     *(PyObject **)((char *)o + off) = v;
 }
 
-/* A traced array (the kit's class) of primal p, shadow s (None: lazy or
+/* A traced array (the registered class) of primal p, shadow s (None: lazy or
  * inactive, as buf says) and Buffer buf. */
-static PyObject *new_traced(const sad_rev_kit *k, PyObject *p, PyObject *s, PyObject *buf)
+static PyObject *new_traced(const sad_rev_objects *k, PyObject *p, PyObject *s, PyObject *buf)
 {
     PyObject *r = ((PyTypeObject *)k->traced)->tp_alloc((PyTypeObject *)k->traced, 0);
     if (r == NULL)
         return NULL;
-    slot_init(r, k->a_p, p);
-    slot_init(r, k->a_s, s);
-    slot_init(r, k->a_buf, buf);
+    slot_init(r, A_P, p);
+    slot_init(r, A_S, s);
+    slot_init(r, A_BUF, buf);
     return r;
 }
 
-/* cls.view(kit, a, idx): a[idx] for a traced array a and a basic index that
+/* _fast.view(a, idx): a[idx] for a traced array a and a basic index that
  * leaves a view: the primal's view with the shadow's same view (or, for a
  * lazy shadow, none yet: the view finds it later).  A shadow not looked up
  * yet, and every other index, is Python's. */
-PyObject *sad_scalar_view(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_view)
 {
-    (void)cls;
-    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "view takes kit, a and idx");
-    PyObject *a = args[1], *idx = args[2], *res = NULL, *pv = NULL, *sv = NULL;
-    PyObject *p = sad_fast_slot_of(a, k->traced, k->a_p);
-    PyObject *s = sad_fast_slot_of(a, k->traced, k->a_s);
-    PyObject *buf = sad_fast_slot_of(a, k->traced, k->a_buf);
-    PyObject *slot = s == Py_None ? sad_fast_slot_of(buf, k->buffer, k->b_slot) : NULL;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "view takes a and idx");
+    PyObject *a = args[0], *idx = args[1], *res = NULL, *pv = NULL, *sv = NULL;
+    PyObject *p = sad_fast_slot_of(a, k->traced, A_P);
+    PyObject *s = sad_fast_slot_of(a, k->traced, A_S);
+    PyObject *buf = sad_fast_slot_of(a, k->traced, A_BUF);
+    PyObject *slot = s == Py_None ? sad_fast_slot_of(buf, k->buffer, B_SLOT) : NULL;
     const int lazy = slot != NULL && PyLong_CheckExact(slot);
     Py_XDECREF(slot);
     if (p == NULL || s == NULL || buf == NULL || (PyObject *)Py_TYPE(p) != k->ndarray ||
@@ -101,19 +100,18 @@ static int same_view(PyObject *a, PyObject *b)
                           memcmp(x.strides, y.strides, bytes) == 0));
 }
 
-/* cls.writes_back(kit, p, idx, v): is ``p[idx] = v`` the write-back after
+/* _fast.writes_back(p, idx, v): is ``p[idx] = v`` the write-back after
  * ``p[idx] op= x``, v being that very view (same memory, shape and
  * strides)?  True or False; None when idx is not one this function reads
  * (Python decides). */
-PyObject *sad_scalar_writes_back(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_writes_back)
 {
-    (void)cls;
-    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    if (nargs != 4)
-        return PyErr_Format(PyExc_TypeError, "writes_back takes kit, p, idx and v");
-    PyObject *p = args[1], *idx = args[2], *v = args[3];
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "writes_back takes p, idx and v");
+    PyObject *p = args[0], *idx = args[1], *v = args[2];
     if ((PyObject *)Py_TYPE(p) != k->ndarray || (PyObject *)Py_TYPE(v) != k->ndarray ||
         !view_index(idx, sad_arr_of((intptr_t)p).nd))
         Py_RETURN_NONE;

@@ -1,46 +1,75 @@
-/* pyscalar.c -- the C base type of traced scalars.
+/* scalar.c -- the C base type of traced scalars.
  *
  * A Python scalar loop spends its time in the arithmetic of traced scalars:
  * through Python methods and cffi calls each + - * / ** costs microseconds.
  * This base type does the common cases (two traced scalars of one live tape,
  * or a traced scalar and a float or int) in C, recording straight onto the
  * tape; everything else goes to the Python subclass's ``_slow`` method, which
- * keeps the full semantics.  The type also carries, as class methods, the
- * calls Python makes once per array operation, defined in pykernels.c,
- * pyreverse.c, pyindex.c and pyforward.c (declared in pyfast.h).  These files and
- * pyfast.c are the part of the core that uses the Python C API beyond
- * reading array headers. */
+ * keeps the full semantics.  Also here: the module functions load and
+ * store, one traced element of an array. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 #include <math.h>
 
-#include "pyfast.h"
+#include "fast.h"
 
-static PyTypeObject ScalarBase;
+static void scalar_dealloc(PyObject *self);
+static PyObject *finished(void);
 
-static int address_attr(PyObject *o, const char *name, Py_ssize_t *out)
+int sad_is_scalar(PyObject *o)
 {
-    PyObject *a = PyObject_GetAttrString(o, name);
-    if (a == NULL)
+    /* only ScalarBase has this tp_dealloc; its subclasses are found through
+     * their bases (one step for TScalar) */
+    for (PyTypeObject *t = Py_TYPE(o); t != NULL; t = t->tp_base)
+        if (t->tp_dealloc == scalar_dealloc)
+            return 1;
+    return 0;
+}
+
+/* The C tape and alive flag of Tape object `tape` (of the module's base
+ * type): 0, or -1 with an exception set, or without one when the tape has
+ * been freed. */
+static int tape_of(PyTypeObject *tape_type, PyObject *tape, sad_tape **t, const int **alive)
+{
+    if (!PyObject_TypeCheck(tape, tape_type)) {
+        PyErr_Format(PyExc_TypeError, "shadowad: %R is not a Tape", tape);
         return -1;
-    *out = PyLong_AsSsize_t(a);
-    Py_DECREF(a);
-    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+    }
+    const sad_tape_object *o = (const sad_tape_object *)tape;
+    *alive = &o->alive;
+    if (!o->alive || o->tptr == NULL)
+        return -1;
+    Py_ssize_t tp = PyLong_AsSsize_t(o->tptr);
+    if (tp == -1 && PyErr_Occurred())
+        return -1;
+    *t = (sad_tape *)tp;
+    return 0;
+}
+
+static PyTypeObject *tape_type_of(PyTypeObject *type)
+{
+    PyObject *m = PyType_GetModuleByDef(type, &sad_module_def);
+    return m != NULL ? sad_state_of(m)->tape_type : NULL;
 }
 
 static PyObject *scalar_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     double v;
-    Py_ssize_t g, t, alive;
+    Py_ssize_t g;
     PyObject *tape;
+    sad_tape *t = NULL;
+    const int *alive = NULL;
     static char *names[] = {"v", "g", "tape", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "dnO", names, &v, &g, &tape))
         return NULL;
     if (g == 0)
         return PyErr_Format(PyExc_MemoryError, "shadowad: out of memory while recording");
-    if (address_attr(tape, "_tptr", &t) < 0 || address_attr(tape, "_aliveptr", &alive) < 0)
+    PyTypeObject *tape_type = tape_type_of(type);
+    if (tape_type == NULL)
         return NULL;
+    if (tape_of(tape_type, tape, &t, &alive) < 0)
+        return PyErr_Occurred() ? NULL : finished();
     ScalarObject *s = (ScalarObject *)type->tp_alloc(type, 0);
     if (s == NULL)
         return NULL;
@@ -48,15 +77,17 @@ static PyObject *scalar_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     s->g = g;
     Py_INCREF(tape);
     s->tape = tape;
-    s->t = (sad_tape *)t;
-    s->alive = (const int *)alive;
+    s->t = t;
+    s->alive = alive;
     return (PyObject *)s;
 }
 
 static void scalar_dealloc(PyObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
     Py_XDECREF(((ScalarObject *)self)->tape);
-    Py_TYPE(self)->tp_free(self);
+    type->tp_free(self);
+    Py_DECREF(type); /* a heap type: its instances hold it */
 }
 
 /* A new scalar of s's type and tape holding value z and pair g. */
@@ -109,14 +140,14 @@ static int plain_number(PyObject *o, double *out)
 
 static PyObject *slow(PyObject *a, PyObject *b, int op)
 {
-    if (PyObject_TypeCheck(a, &ScalarBase))
+    if (sad_is_scalar(a))
         return PyObject_CallMethod(a, "_slow", "iOi", op, b, 0);
     return PyObject_CallMethod(b, "_slow", "iOi", op, a, 1);
 }
 
 static PyObject *binary(PyObject *a, PyObject *b, int op)
 {
-    const int sa = PyObject_TypeCheck(a, &ScalarBase), sb = PyObject_TypeCheck(b, &ScalarBase);
+    const int sa = sad_is_scalar(a), sb = sad_is_scalar(b);
     const ScalarObject *s = (const ScalarObject *)(sa ? a : b);
     double x, y;
     sad_pair *gx = NULL, *gy = NULL;
@@ -169,29 +200,6 @@ static PyObject *nb_pos(PyObject *self)
 {
     Py_INCREF(self);
     return self;
-}
-
-static PyNumberMethods scalar_number = {
-    .nb_add = nb_add,
-    .nb_subtract = nb_sub,
-    .nb_multiply = nb_mul,
-    .nb_true_divide = nb_div,
-    .nb_power = nb_pow,
-    .nb_negative = nb_neg,
-    .nb_absolute = nb_abs,
-    .nb_positive = nb_pos,
-};
-
-/* The tape of a Python Tape object and its alive flag: 0, or -1 with an
- * exception set, or without one when the tape has been freed. */
-static int tape_of(PyObject *tape, sad_tape **t, const int **alive)
-{
-    Py_ssize_t tp, al;
-    if (address_attr(tape, "_tptr", &tp) < 0 || address_attr(tape, "_aliveptr", &al) < 0)
-        return -1;
-    *t = (sad_tape *)tp;
-    *alive = (const int *)al;
-    return **alive ? 0 : -1;
 }
 
 /* NULL with the error of a traced value used after its tape was freed. */
@@ -250,22 +258,22 @@ static int element_offsets(PyObject *p, PyObject *s, PyObject *idx, int64_t *pof
     return 1;
 }
 
-/* cls.load(kit, p, s, idx, tape): the element of an active array (primal p,
- * shadow s) that idx names, as a traced scalar of class cls; NotImplemented
+/* _fast.load(p, s, idx, tape): the element of an active array (primal p,
+ * shadow s) that idx names, as a traced scalar of the registered class; NotImplemented
  * when idx names no single element or s is None (Python takes the general
  * path). */
-static PyObject *scalar_load(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_load)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    if (nargs != 5)
-        return PyErr_Format(PyExc_TypeError, "load takes 5 arguments");
-    PyObject *p = args[1], *s = args[2], *tape = args[4];
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "load takes 4 arguments");
+    PyObject *p = args[0], *s = args[1], *tape = args[3];
     if (s == Py_None)
         Py_RETURN_NOTIMPLEMENTED;
     int64_t poff, soff;
-    int rc = element_offsets(p, s, args[3], &poff, &soff);
+    int rc = element_offsets(p, s, args[2], &poff, &soff);
     if (rc <= 0) {
         if (rc == 0)
             Py_RETURN_NOTIMPLEMENTED;
@@ -273,20 +281,21 @@ static PyObject *scalar_load(PyObject *cls, PyObject *const *args, Py_ssize_t na
     }
     sad_tape *t;
     const int *alive;
-    if (!sad_rev_tape_of(k, tape, &t, &alive) && tape_of(tape, &t, &alive) < 0)
+    if (!sad_rev_tape_of(k, tape, &t, &alive) &&
+        tape_of(sad_state_of(module)->tape_type, tape, &t, &alive) < 0)
         return PyErr_Occurred() ? NULL : finished();
     double v = *(double *)((char *)sad_arr_of((intptr_t)p).data + poff);
     ScalarObject proto = {.tape = tape, .t = t, .alive = alive};
-    Py_SET_TYPE(&proto, (PyTypeObject *)cls);
+    Py_SET_TYPE(&proto, (PyTypeObject *)k->scalar);
     return result(&proto, v, (sad_pair *)sad_load(t, (intptr_t)s, soff, v));
 }
 
-/* cls.store(p, s, i, x): y[i] = x for an active 1-D array and a traced
+/* _fast.store(p, s, i, x): y[i] = x for an active 1-D array and a traced
  * scalar x of the same tape, recorded with the old value. */
-static PyObject *scalar_store(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_store)
 {
-    (void)cls;
-    if (nargs != 4 || !PyObject_TypeCheck(args[3], &ScalarBase))
+    (void)module;
+    if (nargs != 4 || !sad_is_scalar(args[3]))
         return PyErr_Format(PyExc_TypeError, "store takes p, s, i and a traced scalar");
     const ScalarObject *x = (const ScalarObject *)args[3];
     if (!*x->alive)
@@ -302,40 +311,6 @@ static PyObject *scalar_store(PyObject *cls, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
-static PyMethodDef scalar_methods[] = {
-    {"rev", (PyCFunction)(void (*)(void))sad_scalar_rev, METH_FASTCALL | METH_CLASS,
-     "rev(kit, ufunc, op, x[, y]): reverse elementwise fast path"},
-    {"rev_out", (PyCFunction)(void (*)(void))sad_scalar_rev_out, METH_FASTCALL | METH_CLASS,
-     "rev_out(kit, out, ufunc, op, x[, y]): the same, in place (out=)"},
-    {"rev_kit", (PyCFunction)(void (*)(void))sad_scalar_rev_kit, METH_FASTCALL | METH_CLASS,
-     "rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make, hold, extobj_var, "
-     "extobj_warns): what rev, rev_out and outer need to know of them"},
-    {"outer", (PyCFunction)(void (*)(void))sad_scalar_outer, METH_FASTCALL | METH_CLASS,
-     "outer(kit, a, b, redo): np.outer of two vectors as one C record, reverse fast path"},
-    {"view", (PyCFunction)(void (*)(void))sad_scalar_view, METH_FASTCALL | METH_CLASS,
-     "view(kit, a, idx): a[idx] of a traced array, for a basic index that leaves a view"},
-    {"writes_back", (PyCFunction)(void (*)(void))sad_scalar_writes_back,
-     METH_FASTCALL | METH_CLASS,
-     "writes_back(kit, p, idx, v): is p[idx] = v writing back the view v itself?"},
-    {"fwd", (PyCFunction)(void (*)(void))sad_scalar_fwd, METH_FASTCALL | METH_CLASS,
-     "fwd(kit, ufunc, op, x[, y]): forward elementwise fast path"},
-    {"fsum", (PyCFunction)(void (*)(void))sad_scalar_fsum, METH_FASTCALL | METH_CLASS,
-     "fsum(kit, a): np.sum(a) of a dual array, forward fast path"},
-    {"fwd_kit", (PyCFunction)(void (*)(void))sad_scalar_fwd_kit, METH_FASTCALL | METH_CLASS,
-     "fwd_kit(dual, dual_scalar, buffer, context, ndarray, float64, empty, make, current, "
-     "label, add): what fwd and fsum need to know of them"},
-    {"tangent", (PyCFunction)(void (*)(void))sad_scalar_tangent, METH_FASTCALL | METH_CLASS,
-     "tangent(op, flags, z, dz, x, dx, y, dy, k): elementwise tangent lanes"},
-    {"ew", (PyCFunction)(void (*)(void))sad_scalar_ew, METH_FASTCALL | METH_CLASS,
-     "ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot): one elementwise "
-     "record (a slot > 0: that shadow is lazy)"},
-    {"load", (PyCFunction)(void (*)(void))scalar_load, METH_FASTCALL | METH_CLASS,
-     "load(kit, p, s, idx, tape): the element idx of an active array, traced"},
-    {"store", (PyCFunction)(void (*)(void))scalar_store, METH_FASTCALL | METH_CLASS,
-     "store(p, s, i, x): element i of an active vector = traced scalar x, recorded"},
-    {NULL, NULL, 0, NULL},
-};
-
 static PyMemberDef scalar_members[] = {
     {"v", T_DOUBLE, offsetof(ScalarObject, v), READONLY, "the value"},
     {"g", T_PYSSIZET, offsetof(ScalarObject, g), READONLY,
@@ -344,26 +319,27 @@ static PyMemberDef scalar_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject ScalarBase = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "shadowad.ScalarBase",
-    .tp_basicsize = sizeof(ScalarObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "C base of traced scalars: arithmetic recorded straight onto the tape",
-    .tp_new = scalar_new,
-    .tp_dealloc = scalar_dealloc,
-    .tp_as_number = &scalar_number,
-    .tp_members = scalar_members,
-    .tp_methods = scalar_methods,
+static PyType_Slot scalar_slots[] = {
+    {Py_tp_doc, "C base of traced scalars: arithmetic recorded straight onto the tape"},
+    {Py_tp_new, scalar_new},
+    {Py_tp_dealloc, scalar_dealloc},
+    {Py_tp_members, scalar_members},
+    {Py_nb_add, nb_add},
+    {Py_nb_subtract, nb_sub},
+    {Py_nb_multiply, nb_mul},
+    {Py_nb_true_divide, nb_div},
+    {Py_nb_power, nb_pow},
+    {Py_nb_negative, nb_neg},
+    {Py_nb_absolute, nb_abs},
+    {Py_nb_positive, nb_pos},
+    {0, NULL},
 };
 
-intptr_t sad_scalar_base(void)
-{
-    /* cffi calls this without the GIL */
-    PyGILState_STATE gil = PyGILState_Ensure();
-    intptr_t out = PyType_Ready(&ScalarBase) < 0 ? 0 : (intptr_t)&ScalarBase;
-    if (out == 0)
-        PyErr_Clear();
-    PyGILState_Release(gil);
-    return out;
-}
+/* Not a GC type: a traced scalar holds its tape, which never refers back to
+ * its scalars; untracked instances are made faster. */
+PyType_Spec sad_scalar_spec = {
+    .name = "shadowad._fast.ScalarBase",
+    .basicsize = sizeof(ScalarObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .slots = scalar_slots,
+};

@@ -1,87 +1,70 @@
-/* pyreverse.c -- reverse mode's elementwise fast path (TScalar.rev): the
- * common case of apply_ufunc in one call that classifies the operands, has
- * numpy compute the primal, and records onto the tape; and the kit that the
- * reverse fast paths (also pyindex.c) read Python's classes through. */
+/* reverse.c -- reverse mode's elementwise fast path (_fast.rev): the common
+ * case of apply_ufunc in one call that classifies the operands, has numpy
+ * compute the primal, and records onto the tape; and the registered objects
+ * the reverse fast paths (also index.c, scalar.c) use. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 
-#include "pyfast.h"
+#include "fast.h"
 
-/* The kit (sad_rev_kit, pyfast.h) is made once by Python (rev_kit) and
- * passed on every call, as forward mode's (pyforward.c): a lookup by name
+/* What reverse mode registers once, in the module state: a lookup by name
  * made a new string and missed the type's attribute cache every time, half
  * of what a small in-place operation cost beyond numpy. */
-static const char KIT_NAME[] = "rev_kit";
 
-static const size_t KIT_OBJECTS[] = {
-    offsetof(sad_rev_kit, traced), offsetof(sad_rev_kit, ndarray),
-    offsetof(sad_rev_kit, buffer), offsetof(sad_rev_kit, tape), offsetof(sad_rev_kit, make),
-    offsetof(sad_rev_kit, hold), offsetof(sad_rev_kit, extobj_var),
-    offsetof(sad_rev_kit, extobj_warns),
-};
-static const size_t KIT_MADE[] = {offsetof(sad_rev_kit, kw_out)};
-
-static const sad_kit_slot KIT_SLOTS[] = {
-    {0, "p", offsetof(sad_rev_kit, a_p)},
-    {0, "_s", offsetof(sad_rev_kit, a_s)},
-    {0, "buf", offsetof(sad_rev_kit, a_buf)},
-    {2, "tape", offsetof(sad_rev_kit, b_tape)},
-    {2, "slot", offsetof(sad_rev_kit, b_slot)},
-    {2, "readonly", offsetof(sad_rev_kit, b_readonly)},
-    {2, "kept", offsetof(sad_rev_kit, b_kept)},
-    {3, "keep", offsetof(sad_rev_kit, t_keep)},
-    {3, "_tptr", offsetof(sad_rev_kit, t_tptr)},
-    {3, "_aliveptr", offsetof(sad_rev_kit, t_alive)},
-};
-
-static const sad_kit_layout KIT = {
-    KIT_NAME, sizeof(sad_rev_kit), KIT_OBJECTS, 8, 4, KIT_SLOTS,
-    sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]),
-};
-
-static void kit_free(PyObject *capsule)
+/* register_reverse(traced_type, scalar_type, buffer_type, tape_type, make,
+ * hold, extobj_var, extobj_warns): the classes the reverse fast paths meet
+ * exactly (they must subclass the module's base types), and the functions
+ * they call.  Once per module; a second call replaces the first. */
+SAD_FAST(sad_fast_register_reverse)
 {
-    void *k = PyCapsule_GetPointer(capsule, KIT_NAME);
-    if (k == NULL)
-        PyErr_Clear();
-    else
-        sad_fast_kit_free(&KIT, k, KIT_MADE, 1);
+    sad_state *st = sad_state_of(module);
+    if (nargs != 8)
+        return PyErr_Format(PyExc_TypeError, "register_reverse takes 8 arguments");
+    PyTypeObject *const bases[4] = {st->array_type, st->scalar_type, st->buffer_type,
+                                    st->tape_type};
+    for (int i = 0; i < 4; ++i)
+        if (!PyType_Check(args[i]) || !PyType_IsSubtype((PyTypeObject *)args[i], bases[i]))
+            return PyErr_Format(PyExc_TypeError, "register_reverse: argument %d must be a "
+                                "subclass of %s", i, bases[i]->tp_name);
+    PyObject *kw_out = Py_BuildValue("(s)", "out");
+    if (kw_out == NULL)
+        return NULL;
+    sad_rev_objects *k = &st->rev;
+    PyObject **fields[] = {&k->traced, &k->scalar, &k->buffer, &k->tape, &k->make, &k->hold,
+                           &k->extobj_var, &k->extobj_warns};
+    for (int i = 0; i < 8; ++i)
+        Py_XSETREF(*fields[i], Py_NewRef(args[i]));
+    Py_XSETREF(k->kw_out, kw_out);
+    if (k->ndarray == NULL) {
+        PyObject *np = PyImport_ImportModule("numpy");
+        k->ndarray = np != NULL ? PyObject_GetAttrString(np, "ndarray") : NULL;
+        Py_XDECREF(np);
+        if (k->ndarray == NULL)
+            return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
-/* cls.rev_kit(traced_type, ndarray_type, buffer_type, tape_type, make, hold,
- * extobj_var, extobj_warns): the kit of rev and rev_out, as a capsule. */
-PyObject *sad_scalar_rev_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+int sad_rev_tape_of(const sad_rev_objects *k, PyObject *tape, sad_tape **t, const int **alive)
 {
-    (void)cls;
-    PyObject *capsule = sad_fast_kit(&KIT, args, nargs, kit_free);
-    sad_rev_kit *k = capsule != NULL ? PyCapsule_GetPointer(capsule, KIT_NAME) : NULL;
-    if (k != NULL && (k->kw_out = Py_BuildValue("(s)", "out")) == NULL)
-        Py_CLEAR(capsule);
-    return capsule;
-}
-
-int sad_rev_tape_of(const sad_rev_kit *k, PyObject *tape, sad_tape **t, const int **alive)
-{
-    PyObject *tptr = sad_fast_slot_of(tape, k->tape, k->t_tptr);
-    PyObject *al = sad_fast_slot_of(tape, k->tape, k->t_alive);
-    int ok = tptr != NULL && al != NULL && PyLong_CheckExact(tptr) && PyLong_CheckExact(al);
+    PyObject *tptr = sad_fast_slot_of(tape, k->tape, T_TPTR);
+    int ok = tptr != NULL && PyLong_CheckExact(tptr);
     if (ok) {
         *t = (sad_tape *)PyLong_AsSsize_t(tptr);
-        *alive = (const int *)PyLong_AsSsize_t(al);
+        *alive = &((const sad_tape_object *)tape)->alive;
         ok = **alive != 0;
     }
-    Py_XDECREF(al);
     Py_XDECREF(tptr);
     return ok;
 }
 
 /* The tape's keep list and its C tape, or 0: Python's case (a freed tape,
  * whose error Python raises). */
-static int tape_parts(const sad_rev_kit *k, PyObject *tape, PyObject **keep, sad_tape **t)
+static int tape_parts(const sad_rev_objects *k, PyObject *tape, PyObject **keep, sad_tape **t)
 {
-    *keep = sad_fast_slot_of(tape, k->tape, k->t_keep);
-    PyObject *tptr = sad_fast_slot_of(tape, k->tape, k->t_tptr);
+    *keep = sad_fast_slot_of(tape, k->tape, T_KEEP);
+    PyObject *tptr = sad_fast_slot_of(tape, k->tape, T_TPTR);
     const int ok = *keep != NULL && PyList_CheckExact(*keep) && tptr != NULL &&
                    PyLong_CheckExact(tptr);
     if (ok)
@@ -97,16 +80,16 @@ static int tape_parts(const sad_rev_kit *k, PyObject *tape, PyObject **keep, sad
 /* A traced array of the call's tape (the first one found sets it) whose
  * shadow is an array or a lazy slot.  Inactive memory, or a view whose
  * shadow is not looked up yet, is Python's case (0). */
-static int traced_operand(const sad_rev_kit *k, PyObject *o, PyObject **tape, sad_fast_operand *out)
+static int traced_operand(const sad_rev_objects *k, PyObject *o, PyObject **tape, sad_fast_operand *out)
 {
-    PyObject *buf = sad_fast_slot_of(o, k->traced, k->a_buf);
-    PyObject *t = sad_fast_slot_of(buf, k->buffer, k->b_tape);
-    PyObject *s = sad_fast_slot_of(o, k->traced, k->a_s);
-    PyObject *p = sad_fast_slot_of(o, k->traced, k->a_p);
+    PyObject *buf = sad_fast_slot_of(o, k->traced, A_BUF);
+    PyObject *t = sad_fast_slot_of(buf, k->buffer, B_TAPE);
+    PyObject *s = sad_fast_slot_of(o, k->traced, A_S);
+    PyObject *p = sad_fast_slot_of(o, k->traced, A_P);
     int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
              (*tape == NULL || *tape == t);
     if (ok && s == Py_None) { /* a lazy shadow is laid out as its primal */
-        PyObject *slot = sad_fast_slot(buf, k->b_slot);
+        PyObject *slot = sad_fast_slot(buf, B_SLOT);
         ok = slot != NULL && PyLong_CheckExact(slot);
         if (ok)
             out->slot = PyLong_AsLongLong(slot);
@@ -131,7 +114,7 @@ static int traced_operand(const sad_rev_kit *k, PyObject *o, PyObject **tape, sa
     return 1;
 }
 
-/* A traced scalar (of type cls) of the call's tape: its value for numpy, its
+/* A traced scalar (the registered class) of the call's tape: its value for numpy, its
  * pair for the record.  One of a finished call is Python's case (the error). */
 static int scalar_operand(PyObject *a, PyObject **tape, sad_fast_operand *out)
 {
@@ -149,7 +132,7 @@ static int scalar_operand(PyObject *a, PyObject **tape, sad_fast_operand *out)
 
 /* One operand of rev or rev_out: a traced array (active), a traced scalar, a
  * plain float64 array or a number.  *traced counts the traced ones. */
-static int rev_operand(const sad_rev_kit *k, PyObject *a, PyObject *cls, PyObject **tape,
+static int rev_operand(const sad_rev_objects *k, PyObject *a, PyObject **tape,
                        sad_fast_operand *out, int *traced)
 {
     if ((PyObject *)Py_TYPE(a) == k->traced) {
@@ -159,7 +142,7 @@ static int rev_operand(const sad_rev_kit *k, PyObject *a, PyObject *cls, PyObjec
         *traced += status;
         return status;
     }
-    if ((PyObject *)Py_TYPE(a) == cls) {
+    if ((PyObject *)Py_TYPE(a) == k->scalar) {
         const int status = scalar_operand(a, tape, out);
         *traced += status > 0;
         return status;
@@ -189,10 +172,10 @@ static int values_read(int op, const sad_fast_operand *o, int n)
 }
 
 /* Each plain array operand whose values the record's reverse reads (need)
- * becomes the snapshot the kit's hold(tape, array) gives (shadowad/
+ * becomes the snapshot the registered hold(tape, array) gives (shadowad/
  * snapshots.py): f may write to the array later, and the tape would not see
  * it.  0, or -1 with an exception. */
-static int hold_plain(const sad_rev_kit *k, PyObject *tape, sad_fast_operand *o, int n, int need)
+static int hold_plain(const sad_rev_objects *k, PyObject *tape, sad_fast_operand *o, int n, int need)
 {
     for (int j = 0; j < n; ++j)
         if (o[j].kind == SAD_KX_ARR && o[j].s == NULL && (need & (1 << j))) {
@@ -218,27 +201,30 @@ static int keep_values(PyObject *keep, PyObject *z, const sad_fast_operand *o, i
     return 0;
 }
 
-/* The kit of a fast-path call (args[0]), or NULL with TypeError set. */
-const sad_rev_kit *sad_rev_kit_of(PyObject *const *args, Py_ssize_t nargs)
+const sad_rev_objects *sad_rev_registered(PyObject *module)
 {
-    if (nargs < 1)
-        return PyErr_Format(PyExc_TypeError, "a reverse fast path takes the kit first"), NULL;
-    return PyCapsule_GetPointer(args[0], KIT_NAME);
+    const sad_rev_objects *k = &sad_state_of(module)->rev;
+    if (k->traced == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "shadowad._fast: register_reverse has not run "
+                        "(import shadowad first)");
+        return NULL;
+    }
+    return k;
 }
 
-/* The kit's make(tape, z): numpy's result z as an active temporary, and in
+/* The registered make(tape, z): numpy's result z as an active temporary, and in
  * *zs the array that stands for its shadow in the record: the shadow, or for
  * a lazy one z itself (the layout), its slot in *slot.  NULL on error. */
-static PyObject *make_result(const sad_rev_kit *k, PyObject *tape, PyObject *z, PyObject **zs,
+static PyObject *make_result(const sad_rev_objects *k, PyObject *tape, PyObject *z, PyObject **zs,
                              int64_t *slot)
 {
     PyObject *res = PyObject_CallFunctionObjArgs(k->make, tape, z, NULL);
     if (res == NULL)
         return NULL;
-    *zs = sad_fast_slot_of(res, k->traced, k->a_s);
+    *zs = sad_fast_slot_of(res, k->traced, A_S);
     if (*zs == Py_None) {
-        PyObject *buf = sad_fast_slot_of(res, k->traced, k->a_buf);
-        PyObject *n = sad_fast_slot_of(buf, k->buffer, k->b_slot);
+        PyObject *buf = sad_fast_slot_of(res, k->traced, A_BUF);
+        PyObject *n = sad_fast_slot_of(buf, k->buffer, B_SLOT);
         Py_XDECREF(buf);
         const int ok = n != NULL && PyLong_CheckExact(n);
         if (ok)
@@ -259,25 +245,25 @@ static PyObject *make_result(const sad_rev_kit *k, PyObject *tape, PyObject *z, 
     return res;
 }
 
-/* cls.rev(kit, ufunc, op, x[, y]): reverse mode.  Operands are traced arrays
+/* _fast.rev(ufunc, op, x[, y]): reverse mode.  Operands are traced arrays
  * of one tape whose shadows are arrays or lazy slots (at least one), float64
- * arrays or a number; numpy computes the primal, the kit's make(tape, z)
+ * arrays or a number; numpy computes the primal, the registered make(tape, z)
  * wraps it as an active temporary, and the record goes on the tape. */
-PyObject *sad_scalar_rev(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_rev)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 2, &op, &n);
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 1, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
-    PyObject *ufunc = args[1];
+    PyObject *ufunc = args[0];
     sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL;
     sad_tape *t = NULL;
     int consts = 0, traced = 0, arrays = 0;
     for (int j = 0; j < n && status > 0; ++j) {
-        status = rev_operand(k, args[3 + j], cls, &tape, &o[j], &traced);
+        status = rev_operand(k, args[2 + j], &tape, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
         arrays += status > 0 && o[j].kind == SAD_KX_ARR;
     }
@@ -314,13 +300,13 @@ done:
  * carries: kept by the tape, not an Active argument, writeable, with its
  * shadow an array (not lazy)?  Anything else is Python's case (pinning,
  * promotion, or the error that names the problem). */
-static int writable_target(const sad_rev_kit *k, PyObject *out, const sad_fast_operand *oz)
+static int writable_target(const sad_rev_objects *k, PyObject *out, const sad_fast_operand *oz)
 {
     if (oz->slot > 0 || oz->s == oz->p || !sad_is_writeable(oz->p))
         return 0;
-    PyObject *buf = sad_fast_slot_of(out, k->traced, k->a_buf);
-    PyObject *readonly = sad_fast_slot_of(buf, k->buffer, k->b_readonly);
-    PyObject *kept = sad_fast_slot_of(buf, k->buffer, k->b_kept);
+    PyObject *buf = sad_fast_slot_of(out, k->traced, A_BUF);
+    PyObject *readonly = sad_fast_slot_of(buf, k->buffer, B_READONLY);
+    PyObject *kept = sad_fast_slot_of(buf, k->buffer, B_KEPT);
     const int ok = readonly == Py_False && kept == Py_True;
     Py_XDECREF(kept);
     Py_XDECREF(readonly);
@@ -329,11 +315,11 @@ static int writable_target(const sad_rev_kit *k, PyObject *out, const sad_fast_o
 }
 
 /* Does numpy only warn about floating-point errors now (its error state is
- * the one the kit was made with, which raises nothing)?  Then a ufunc that
+ * the one registered with it, which raises nothing)?  Then a ufunc that
  * fails after it wrote its output can only have had a warning turned into an
  * error (warnings filters); any other failure comes before it writes.  (An
  * error state of "call" could raise anything after writing.) */
-static int numpy_only_warns(const sad_rev_kit *k)
+static int numpy_only_warns(const sad_rev_objects *k)
 {
     if (k->extobj_warns == Py_None || !PyContextVar_CheckExact(k->extobj_var))
         return 0;
@@ -347,21 +333,21 @@ static int numpy_only_warns(const sad_rev_kit *k)
     return warns;
 }
 
-/* cls.rev_out(kit, out, ufunc, op, x[, y]): ufunc(x, y, out=out) for a
+/* _fast.rev_out(out, ufunc, op, x[, y]): ufunc(x, y, out=out) for a
  * traced `out` (x op= y), with operands as for rev.  The record saves the
  * bytes it overwrites before numpy writes them (or shares an earlier save,
  * SAD_F_CLEAN_FAIL); if numpy then refuses (shapes that do not broadcast),
  * the record is dropped and the bytes put back, as on Python's path.  A
  * floating-point error numpy reports after writing keeps both. */
-PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_rev_out)
 {
-    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 3, &op, &n);
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 2, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
-    PyObject *out = args[1], *ufunc = args[2];
+    PyObject *out = args[0], *ufunc = args[1];
     sad_fast_operand oz = {.p = NULL}, o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *tape = NULL, *keep = NULL, *res = NULL;
     sad_tape *t = NULL;
@@ -369,7 +355,7 @@ PyObject *sad_scalar_rev_out(PyObject *cls, PyObject *const *args, Py_ssize_t na
     status = (PyObject *)Py_TYPE(out) == k->traced && traced_operand(k, out, &tape, &oz) &&
              writable_target(k, out, &oz);
     for (int j = 0; j < n && status > 0; ++j) {
-        status = rev_operand(k, args[4 + j], cls, &tape, &o[j], &traced);
+        status = rev_operand(k, args[3 + j], &tape, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
     }
     if (status <= 0 || consts > 1 || !tape_parts(k, tape, &keep, &t)) {
@@ -419,7 +405,7 @@ done:
 /* An operand of outer: a 1-D float64 array, traced (an active one of the
  * call's tape, its shadow an array or a lazy slot) or plain.  *active counts
  * the traced ones. */
-static int outer_operand(const sad_rev_kit *k, PyObject *x, PyObject **tape,
+static int outer_operand(const sad_rev_objects *k, PyObject *x, PyObject **tape,
                          sad_fast_operand *o, int *active)
 {
     int status;
@@ -433,26 +419,25 @@ static int outer_operand(const sad_rev_kit *k, PyObject *x, PyObject **tape,
     return status && sad_arr_of((intptr_t)o->p).nd == 1;
 }
 
-/* cls.outer(kit, a, b, redo): np.outer(a, b) of two vectors, traced arrays
+/* _fast.outer(a, b, redo): np.outer(a, b) of two vectors, traced arrays
  * of one tape (one at least) or float64 arrays, as the C record that also
  * computes the primal (outer.c); redo(tape, ap, bp, z) is numpy's np.outer
  * into z for the cases C leaves to numpy (it drops the record if numpy
  * raises).
  * What linalg._outer_record does, without its Python: the rank-1 update of
  * an LU costs this once per column.  NotImplemented: Python's path. */
-PyObject *sad_scalar_outer(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_outer)
 {
-    (void)cls;
-    const sad_rev_kit *k = sad_rev_kit_of(args, nargs);
+    const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    if (nargs != 4)
-        return PyErr_Format(PyExc_TypeError, "outer takes the kit, a, b and redo");
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "outer takes a, b and redo");
     sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *tape = NULL, *keep = NULL, *z = NULL, *res = NULL, *zs = NULL;
     sad_tape *t = NULL;
-    int active = 0, status = outer_operand(k, args[1], &tape, &o[0], &active) &&
-                             outer_operand(k, args[2], &tape, &o[1], &active);
+    int active = 0, status = outer_operand(k, args[0], &tape, &o[0], &active) &&
+                             outer_operand(k, args[1], &tape, &o[1], &active);
     if (!status || active == 0 || !tape_parts(k, tape, &keep, &t)) {
         status = 0;
         goto done;
@@ -477,7 +462,7 @@ PyObject *sad_scalar_outer(PyObject *cls, PyObject *const *args, Py_ssize_t narg
                              o[1].slot);
     if (rc == SAD_NUMPY) { /* numpy's warnings (or error, per np.errstate) and NaN bits */
         PyObject *call[4] = {tape, o[0].p, o[1].p, z};
-        PyObject *r = PyObject_Vectorcall(args[3], call, 4, NULL);
+        PyObject *r = PyObject_Vectorcall(args[2], call, 4, NULL);
         if (r == NULL)
             goto done;
         Py_DECREF(r);

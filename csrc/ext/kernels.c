@@ -1,10 +1,10 @@
-/* pykernels.c -- the elementwise kernels Python calls once per array
- * operation, as class methods of the scalar type: through cffi a call costs
+/* kernels.c -- the elementwise kernels Python calls once per array
+ * operation, as functions of the module: through cffi a call costs
  * about 0.3 us plus 0.2 us per argument, and these take nine and thirteen. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "pyfast.h"
+#include "fast.h"
 
 /* An operand of ew(): None (no array), an int (a pair's address) or an
  * array object (its address, as id() gives it). */
@@ -17,13 +17,13 @@ static intptr_t operand(PyObject *o)
     return (intptr_t)o;
 }
 
-/* cls.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot):
+/* _fast.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot):
  * sad_ew_slots without cffi's per-argument cost; returns its status.  A slot
  * > 0 marks a lazy shadow (the shadow argument is then the operand's primal,
  * which has the shadow's layout).  Python validates. */
-PyObject *sad_scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_ew)
 {
-    (void)cls;
+    (void)module;
     if (nargs != 13)
         return PyErr_Format(PyExc_TypeError, "ew takes 13 arguments");
     Py_ssize_t t = PyLong_AsSsize_t(args[0]);
@@ -39,11 +39,11 @@ PyObject *sad_scalar_ew(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
                                         operand(args[7]), operand(args[8]), k, slots));
 }
 
-/* cls.tangent(op, flags, z, dz, x, dx, y, dy, k): sad_ew_tangent without
+/* _fast.tangent(op, flags, z, dz, x, dx, y, dy, k): sad_ew_tangent without
  * cffi's per-argument cost (forward mode's elementwise kernel). */
-PyObject *sad_scalar_tangent(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_tangent)
 {
-    (void)cls;
+    (void)module;
     if (nargs != 9)
         return PyErr_Format(PyExc_TypeError, "tangent takes 9 arguments");
     long op = PyLong_AsLong(args[0]), flags = PyLong_AsLong(args[1]);

@@ -57,9 +57,9 @@ static void add_region(run *u, const double *base, int64_t stride, int64_t slot,
     g->lo = (intptr_t)base;
     if (s != NULL && s->p == NULL) { /* offsets within the slot */
         g->space = slot;
-        g->lo = (intptr_t)base - (intptr_t)sad_slot_fake(slot);
+        g->lo = (intptr_t)base - (intptr_t)sad_slot_window(u->t, slot);
     } else if (s != NULL) { /* allocated: where the sweep will really touch */
-        g->lo = (intptr_t)(s->p + (base - sad_slot_fake(slot)));
+        g->lo = (intptr_t)(s->p + (base - sad_slot_window(u->t, slot)));
     }
     g->unit = stride == 1;
     g->hi = g->lo + (intptr_t)((stride == 1 ? u->n : 1) * (int64_t)sizeof(double));

@@ -100,15 +100,22 @@ typedef struct sad_arena {
  * first accumulates into it and released when the record that created the
  * temporary has been swept: peak memory stays near the live adjoints, and
  * released memory is reused (a fresh page costs a fault).  Until then records
- * point into it through fake addresses (see sad_slot_fake), which keep the
- * overlap checks of recording exact.  External slots use memory Python
+ * point into its window: addresses in the tape's own reserved, inaccessible
+ * range of address space (sad_slot_window), which no other memory can have,
+ * so the overlap checks of recording stay exact; nothing reads through them
+ * (the sweep translates them first).  External slots use memory Python
  * allocated (a shadow it needed as an array). */
 typedef struct sad_slot {
     double *p;        /* NULL until first needed */
     int64_t n;        /* elements */
     intptr_t root;    /* the temporary's primal address (for view offsets) */
+    size_t window;    /* its window's byte offset in the tape's reserved range */
     int external;
 } sad_slot;
+
+/* The bounds of a tape's lazy slots (sad_tape_set_slot_limits). */
+enum { SAD_SLOTS_MAX = 1 << 24 };
+#define SAD_SLOT_SPACE ((size_t)1 << 36) /* bytes of address space reserved, at most */
 
 typedef struct sad_free_block { struct sad_free_block *next; int64_t n; } sad_free_block;
 
@@ -126,6 +133,9 @@ struct sad_tape {
     sad_arena pairs, blocks, saves;
     sad_slot *slots;
     int64_t nslots, capslots;
+    int64_t max_slots;           /* slots a tape may make (0: SAD_SLOTS_MAX) */
+    char *slot_space;            /* the reserved range of the slots' windows */
+    size_t slot_space_bytes, slot_space_used, max_slot_space;
     sad_free_block *free_blocks; /* released slot memory, reused by size */
     int64_t slot_bytes;          /* held by slots and free blocks now */
     int fuse;                    /* sweep runs of elementwise records block by block */
@@ -152,24 +162,13 @@ int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b);
 void sad_tape_note_save(sad_tape *t, int op, int flags, const sad_block *b);
 sad_pair *sad_new_pair(sad_tape *t, double v);
 
-/* ndarray.c: the only file that knows numpy's object layout */
+/* ndarray.c: the only core file that knows numpy's object layout */
 typedef struct sad_arr {
     double *data;
     int nd;
     const int64_t *shape, *strides; /* strides in bytes */
 } sad_arr;
 sad_arr sad_arr_of(intptr_t obj);
-/* Is ndarray object o (a PyObject *) an aligned float64 array in native order? */
-struct _object;
-int sad_is_f64(struct _object *o);
-/* Is ndarray object o C-contiguous? */
-int sad_is_c_contiguous(struct _object *o);
-/* May numpy write to ndarray object o (not a read-only or broadcast view)? */
-int sad_is_writeable(struct _object *o);
-/* A ufunc's inner loop (numpy's PyUFuncGenericFunction), and the one of
- * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
-typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);
-int sad_f64_loop(struct _object *ufunc, sad_loop *loop, void **data);
 
 /* block.c: iteration spaces */
 int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
@@ -256,7 +255,7 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
                  intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3]);
 
 /* slot.c: lazy shadows of temporaries */
-double *sad_slot_fake(int64_t slot);
+double *sad_slot_window(const sad_tape *t, int64_t slot);
 int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3]);
 void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);
@@ -268,6 +267,34 @@ int sad_outer_reverse(sad_tape *t, const sad_record *r);
 
 /* vector.c */
 void sad_vec_reverse(sad_record *r, int dir);
+
+/* ---- entry points that read array objects: the extension's (csrc/ext/
+ * arrays.c), which takes the objects and holds them during the call ---- */
+/* The data address of an array object (what numpy's __array_interface__
+ * reports, at a fraction of its cost). */
+intptr_t sad_data(intptr_t arr);
+/* Are the elements of array object arr (any dtype of itemsize bytes, any
+ * strides, at most 64 dimensions), in C order, the bytes of the contiguous
+ * block at `block`? (snapshot.c) */
+int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
+/* Sweep elementwise record i now, reading its output's adjoint from array g
+ * (the output's shape, with zero strides where an axis sum broadcasts its
+ * adjoint) instead of from the output's lazy slot `slot`, which no record has
+ * written: the sum's pullback passes its adjoint straight through the record
+ * that made its operand, and the broadcast never reaches memory.  When the
+ * sweep reaches record i, the slot is still unwritten and the record does
+ * nothing.  SAD_TOO_MANY_DIMS: record i is not such a record (the caller adds
+ * into the slot instead). */
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
+/* Sweep linear elementwise record i now, its output's adjoint already summed
+ * along axis ax (of length len): g holds those sums, laid out as the output
+ * with ax of length 1.  Only when every active input of record i repeats along
+ * ax (a broadcast), so that the sums are all it takes: a matrix product's
+ * pullback then sums its adjoint before the product, not after (W6's
+ * (x - means) @ Q^T).  As for sad_ew_reverse_through, the output's lazy slot
+ * `slot` must be unwritten, and stays so; SAD_TOO_MANY_DIMS otherwise. */
+int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
+                          intptr_t g);
 
 /* record flag set on elementwise records that iterate over a block */
 enum { SAD_F_BLOCK = 1 << 8 };

@@ -1,94 +1,69 @@
-/* pyforward.c -- forward mode's fast paths: TScalar.fwd (an elementwise
- * operation) and TScalar.fsum (a full sum), with the kit they read Python's
- * classes through, the dual scalar operands, the results built in C and the
- * primals C computes exactly. */
+/* forward.c -- forward mode's fast paths: _fast.fwd (an elementwise
+ * operation) and _fast.fsum (a full sum), with the objects they register,
+ * the dual scalar operands, the results built in C and the primals C
+ * computes exactly. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <fenv.h>
 #include <string.h>
 
-#include "pyfast.h"
+#include "fast.h"
 
 /* The forward fast path reads dual arrays, their Buffers and dual scalars,
  * and builds its result, itself: through attribute lookups and a Python
  * callback making the result, an operation on 21 numbers spent more time on
- * them than numpy spent on the primal.  Those classes keep their fields in
- * __slots__, i.e. member descriptors at fixed offsets in the instance.  A
- * kit, made once by Python (fwd_kit) and passed on every call, holds the
- * exact types, those offsets and the few objects the path needs: the core
- * keeps no global state, and a class whose fields are not plain slots is
- * refused when the kit is made, not misread later. */
-static const char KIT_NAME[] = "fwd_kit";
+ * them than numpy spent on the primal.  Their fields are members of the
+ * module's base types (fast.h); the exact classes and the few objects the
+ * path needs are registered once (register_forward) in the module state. */
+typedef sad_fwd_objects fwd_objects;
 
-typedef struct {
-    /* exact types: dual array, dual scalar, Buffer, Context, ndarray, float64 */
-    PyObject *dual, *scalar, *buffer, *context, *ndarray, *float64;
-    PyObject *empty;   /* np.empty: the tangent lanes of a fresh result */
-    PyObject *make;    /* make(ctx, z): Python's result when z is not C-contiguous */
-    PyObject *current; /* the ContextVar holding the running Context */
-    PyObject *label;   /* the label of a temporary's Buffer */
-    PyObject *add;     /* np.add, whose float64 loop sums (add_loop, add_data) */
-    sad_loop add_loop;
-    void *add_data;
-    Py_ssize_t a_p, a_s, a_buf, s_v, s_d, s_ctx, c_lanes;
-    Py_ssize_t b_tape, b_root, b_shadow, b_readonly, b_label, b_mem, b_span, b_kept, b_slot;
-} fwd_kit;
-
-/* The kit's objects, in fwd_kit's argument order: 6 classes, then objects. */
-static const size_t KIT_OBJECTS[] = {
-    offsetof(fwd_kit, dual), offsetof(fwd_kit, scalar), offsetof(fwd_kit, buffer),
-    offsetof(fwd_kit, context), offsetof(fwd_kit, ndarray), offsetof(fwd_kit, float64),
-    offsetof(fwd_kit, empty), offsetof(fwd_kit, make), offsetof(fwd_kit, current),
-    offsetof(fwd_kit, label), offsetof(fwd_kit, add),
-};
-
-/* The slots the fast paths read or write. */
-static const sad_kit_slot KIT_SLOTS[] = {
-    {0, "p", offsetof(fwd_kit, a_p)},
-    {0, "_s", offsetof(fwd_kit, a_s)},
-    {0, "buf", offsetof(fwd_kit, a_buf)},
-    {1, "v", offsetof(fwd_kit, s_v)},
-    {1, "d", offsetof(fwd_kit, s_d)},
-    {1, "ctx", offsetof(fwd_kit, s_ctx)},
-    {3, "lanes", offsetof(fwd_kit, c_lanes)},
-    {2, "tape", offsetof(fwd_kit, b_tape)},
-    {2, "root", offsetof(fwd_kit, b_root)},
-    {2, "shadow", offsetof(fwd_kit, b_shadow)},
-    {2, "readonly", offsetof(fwd_kit, b_readonly)},
-    {2, "label", offsetof(fwd_kit, b_label)},
-    {2, "mem", offsetof(fwd_kit, b_mem)},
-    {2, "span", offsetof(fwd_kit, b_span)},
-    {2, "kept", offsetof(fwd_kit, b_kept)},
-    {2, "slot", offsetof(fwd_kit, b_slot)},
-};
-
-static const sad_kit_layout KIT = {
-    KIT_NAME, sizeof(fwd_kit), KIT_OBJECTS, sizeof(KIT_OBJECTS) / sizeof(KIT_OBJECTS[0]), 6,
-    KIT_SLOTS, sizeof(KIT_SLOTS) / sizeof(KIT_SLOTS[0]),
-};
-
-static void kit_free(PyObject *capsule)
+/* register_forward(dual, dual_scalar, buffer, context, float64, empty, make,
+ * current, label, add): the classes the forward fast paths meet exactly (the
+ * first four must subclass the module's base types), and the objects they
+ * use.  Once per module; a second call replaces the first. */
+SAD_FAST(sad_fast_register_forward)
 {
-    void *k = PyCapsule_GetPointer(capsule, KIT_NAME);
-    if (k == NULL)
-        PyErr_Clear();
-    else
-        sad_fast_kit_free(&KIT, k, NULL, 0);
+    sad_state *st = sad_state_of(module);
+    if (nargs != 10)
+        return PyErr_Format(PyExc_TypeError, "register_forward takes 10 arguments");
+    PyTypeObject *const bases[4] = {st->array_type, st->dual_scalar_type, st->buffer_type,
+                                    st->context_type};
+    for (int i = 0; i < 4; ++i)
+        if (!PyType_Check(args[i]) || !PyType_IsSubtype((PyTypeObject *)args[i], bases[i]))
+            return PyErr_Format(PyExc_TypeError, "register_forward: argument %d must be a "
+                                "subclass of %s", i, bases[i]->tp_name);
+    if (!PyType_Check(args[4]))
+        return PyErr_Format(PyExc_TypeError, "register_forward: argument 4 must be a type");
+    sad_loop loop;
+    void *data;
+    if (!sad_f64_loop(args[9], &loop, &data))
+        return PyErr_Format(PyExc_TypeError, "register_forward: %R has no float64 loop", args[9]);
+    PyObject *np = PyImport_ImportModule("numpy");
+    PyObject *ndarray = np != NULL ? PyObject_GetAttrString(np, "ndarray") : NULL;
+    Py_XDECREF(np);
+    if (ndarray == NULL)
+        return NULL;
+    fwd_objects *k = &st->fwd;
+    PyObject **fields[] = {&k->dual, &k->scalar, &k->buffer, &k->context, &k->float64,
+                           &k->empty, &k->make, &k->current, &k->label, &k->add};
+    for (int i = 0; i < 10; ++i)
+        Py_XSETREF(*fields[i], Py_NewRef(args[i]));
+    Py_XSETREF(k->ndarray, ndarray);
+    k->add_loop = loop;
+    k->add_data = data;
+    Py_RETURN_NONE;
 }
 
-/* cls.fwd_kit(dual, dual_scalar, buffer, context, ndarray, float64, empty,
- * make, current, label, add): the kit of fwd and fsum (see above), as a
- * capsule. */
-PyObject *sad_scalar_fwd_kit(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+/* The registered forward-mode objects, or NULL with an exception. */
+static const fwd_objects *fwd_registered(PyObject *module)
 {
-    (void)cls;
-    PyObject *capsule = sad_fast_kit(&KIT, args, nargs, kit_free);
-    fwd_kit *k = capsule != NULL ? PyCapsule_GetPointer(capsule, KIT_NAME) : NULL;
-    if (k != NULL && !sad_f64_loop(k->add, &k->add_loop, &k->add_data)) {
-        Py_DECREF(capsule);
-        return PyErr_Format(PyExc_TypeError, "fwd_kit: %R has no float64 loop", args[10]);
+    const fwd_objects *k = &sad_state_of(module)->fwd;
+    if (k->dual == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "shadowad._fast: register_forward has not run "
+                        "(import shadowad first)");
+        return NULL;
     }
-    return capsule;
+    return k;
 }
 
 /* Slot `off` of o: borrowed, NULL while unset. */
@@ -111,27 +86,27 @@ typedef struct {
 
 /* Dual array o's fields, as fwd and fsum both read them: 1, or 0 when one
  * is unset or not of its class (Python's case). */
-static int dual_fields_of(const fwd_kit *k, PyObject *o, dual_fields *f)
+static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
 {
-    f->p = slot_get(o, k->a_p);
-    f->s = slot_get(o, k->a_s);
-    f->buf = slot_get(o, k->a_buf);
+    f->p = slot_get(o, A_P);
+    f->s = slot_get(o, A_S);
+    f->buf = slot_get(o, A_BUF);
     if (f->p == NULL || f->s == NULL || f->buf == NULL || (PyObject *)Py_TYPE(f->buf) != k->buffer)
         return 0;
-    f->ctx = slot_get(f->buf, k->b_tape);
+    f->ctx = slot_get(f->buf, B_TAPE);
     return f->ctx != NULL && (PyObject *)Py_TYPE(f->ctx) == k->context;
 }
 
 /* A dual array operand: its tangent lanes, or none for inactive memory (a
  * constant).  Its Context becomes the call's; dual arrays of another Context,
  * and a view whose tangent is not looked up yet, are Python's case (0). */
-static int dual_array(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
+static int dual_array(const fwd_objects *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
 {
     dual_fields f;
     if (!dual_fields_of(k, o, &f) || (*ctx != NULL && *ctx != f.ctx))
         return 0;
     if (f.s == Py_None) {
-        if (slot_get(f.buf, k->b_shadow) != Py_None)
+        if (slot_get(f.buf, B_SHADOW) != Py_None)
             return 0;
         f.s = NULL;
     }
@@ -147,9 +122,9 @@ static int dual_array(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_op
  * reads it as a pair {value, tangent}.  A tangent per lane (a 1-D array) is
  * kept in s; the caller checks its length once the lanes are known.  Its
  * Context becomes the call's; one of another Context is Python's case. */
-static int dual_scalar(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
+static int dual_scalar(const fwd_objects *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
 {
-    PyObject *v = slot_get(o, k->s_v), *d = slot_get(o, k->s_d), *c = slot_get(o, k->s_ctx);
+    PyObject *v = slot_get(o, S_V), *d = slot_get(o, S_D), *c = slot_get(o, S_CTX);
     if (v == NULL || d == NULL || !PyFloat_CheckExact(v) || c == NULL ||
         (PyObject *)Py_TYPE(c) != k->context || (*ctx != NULL && *ctx != c))
         return 0;
@@ -170,7 +145,7 @@ static int dual_scalar(const fwd_kit *k, PyObject *o, PyObject **ctx, sad_fast_o
 }
 
 /* The running Context (a new reference), or NULL: none, or an error set. */
-static PyObject *running_context(const fwd_kit *k)
+static PyObject *running_context(const fwd_objects *k)
 {
     PyObject *c = NULL;
     if (PyContextVar_Get(k->current, NULL, &c) < 0)
@@ -181,9 +156,9 @@ static PyObject *running_context(const fwd_kit *k)
 }
 
 /* The lanes of Context ctx: > 0, else 0 (Python's case). */
-static Py_ssize_t lanes_of(const fwd_kit *k, PyObject *ctx)
+static Py_ssize_t lanes_of(PyObject *ctx)
 {
-    PyObject *n = slot_get(ctx, k->c_lanes);
+    PyObject *n = slot_get(ctx, C_LANES);
     Py_ssize_t lanes = n != NULL && PyLong_CheckExact(n) ? PyLong_AsSsize_t(n) : 0;
     if (lanes == -1)
         PyErr_Clear();
@@ -197,7 +172,7 @@ static PyObject *new_instance(PyObject *type)
 
 /* np.empty of shape dims[:nd], after a leading axis of `lead` when lead > 0
  * (C order, as numpy allocates a ufunc's result from C-ordered operands). */
-static PyObject *new_empty(const fwd_kit *k, Py_ssize_t lead, int nd, const int64_t *dims)
+static PyObject *new_empty(const fwd_objects *k, Py_ssize_t lead, int nd, const int64_t *dims)
 {
     const int first = lead > 0;
     PyObject *shape = PyTuple_New(nd + first);
@@ -247,7 +222,7 @@ static int same_dims(const int64_t *a, const int64_t *b, int nd)
  * so is a NaN result, whose sign and payload IEEE leaves to the machine code
  * (of two NaN operands, which one comes out).  1, or 0 (numpy's case), -1
  * on error. */
-static int c_primal(const fwd_kit *k, int op, const sad_fast_operand *o, int n, PyObject **z)
+static int c_primal(const fwd_objects *k, int op, const sad_fast_operand *o, int n, PyObject **z)
 {
     int nd = -1;
     const int64_t *dims = NULL;
@@ -286,7 +261,7 @@ static int c_primal(const fwd_kit *k, int op, const sad_fast_operand *o, int n, 
  * (the kernel fills every one): a temporary Buffer (traced.temporary_buffer)
  * with the lanes attached fresh (Buffer.attach_fresh).  numpy keeps a
  * transposed input's layout, and such a z is Python's to wrap (make). */
-static PyObject *dual_result(const fwd_kit *k, PyObject *ctx, PyObject *z, Py_ssize_t lanes)
+static PyObject *dual_result(const fwd_objects *k, PyObject *ctx, PyObject *z, Py_ssize_t lanes)
 {
     if (!sad_is_c_contiguous(z))
         return PyObject_CallFunctionObjArgs(k->make, ctx, z, NULL);
@@ -299,18 +274,18 @@ static PyObject *dual_result(const fwd_kit *k, PyObject *ctx, PyObject *z, Py_ss
         Py_XDECREF(zt);
         return NULL;
     }
-    slot_init(buf, k->b_tape, ctx);
-    slot_init(buf, k->b_root, z);
-    slot_init(buf, k->b_shadow, zt);
-    slot_init(buf, k->b_readonly, Py_False);
-    slot_init(buf, k->b_label, k->label);
-    slot_init(buf, k->b_mem, Py_None);
-    slot_init(buf, k->b_span, Py_None);
-    slot_init(buf, k->b_kept, Py_False);
-    slot_init(buf, k->b_slot, Py_None);
-    slot_init(res, k->a_p, z);
-    slot_init(res, k->a_s, zt);
-    slot_init(res, k->a_buf, buf);
+    slot_init(buf, B_TAPE, ctx);
+    slot_init(buf, B_ROOT, z);
+    slot_init(buf, B_SHADOW, zt);
+    slot_init(buf, B_READONLY, Py_False);
+    slot_init(buf, B_LABEL, k->label);
+    slot_init(buf, B_MEM, Py_None);
+    slot_init(buf, B_SPAN, Py_None);
+    slot_init(buf, B_KEPT, Py_False);
+    slot_init(buf, B_SLOT, Py_None);
+    slot_init(res, A_P, z);
+    slot_init(res, A_S, zt);
+    slot_init(res, A_BUF, buf);
     Py_DECREF(buf);
     Py_DECREF(zt);
     return res;
@@ -320,7 +295,7 @@ static PyObject *dual_result(const fwd_kit *k, PyObject *ctx, PyObject *z, Py_ss
  * an earlier call are Python's case, which refuses them), and its lanes: a
  * dual scalar's tangent array must have one entry per lane.  1, or 0 for
  * Python's case, -1 on error. */
-static int call_lanes(const fwd_kit *k, const sad_fast_operand *o, int n, PyObject **ctx,
+static int call_lanes(const fwd_objects *k, const sad_fast_operand *o, int n, PyObject **ctx,
                       Py_ssize_t *lanes)
 {
     PyObject *running = running_context(k);
@@ -331,7 +306,7 @@ static int call_lanes(const fwd_kit *k, const sad_fast_operand *o, int n, PyObje
         return 0;
     }
     Py_XSETREF(*ctx, running);
-    if ((*lanes = lanes_of(k, *ctx)) == 0)
+    if ((*lanes = lanes_of(*ctx)) == 0)
         return 0;
     for (int j = 0; j < n; ++j)
         if (o[j].kind == SAD_KX_PAIR && o[j].s != NULL &&
@@ -340,25 +315,24 @@ static int call_lanes(const fwd_kit *k, const sad_fast_operand *o, int n, PyObje
     return 1;
 }
 
-/* cls.fwd(kit, ufunc, op, x[, y]): forward mode.  Operands are dual arrays
+/* _fast.fwd(ufunc, op, x[, y]): forward mode.  Operands are dual arrays
  * of one Context, dual scalars, float64 arrays or a number, at least one
  * with tangents and one an array; numpy computes the primal, the result is a
  * dual array with fresh tangent lanes, and the C kernel fills them. */
-PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_fwd)
 {
-    (void)cls;
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 2, &op, &n);
-    if (status <= 0)
-        return sad_fast_result(status, NULL);
-    const fwd_kit *k = PyCapsule_GetPointer(args[0], KIT_NAME);
+    const fwd_objects *k = fwd_registered(module);
     if (k == NULL)
         return NULL;
-    PyObject *ufunc = args[1];
+    int op = 0, n = 0, status = sad_fast_call(args, nargs, 1, &op, &n);
+    if (status <= 0)
+        return sad_fast_result(status, NULL);
+    PyObject *ufunc = args[0];
     sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *ctx = NULL, *z = NULL, *res = NULL;
     int consts = 0, arrays = 0, active = 0;
     for (int j = 0; j < n && status > 0; ++j) {
-        PyObject *a = args[3 + j], *t = (PyObject *)Py_TYPE(a);
+        PyObject *a = args[2 + j], *t = (PyObject *)Py_TYPE(a);
         status = t == k->dual     ? dual_array(k, a, &ctx, &o[j])
                  : t == k->scalar ? dual_scalar(k, a, &ctx, &o[j])
                                   : sad_fast_plain(a, k->ndarray, &o[j]);
@@ -394,7 +368,7 @@ PyObject *sad_scalar_fwd(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
             dl[j] = d.data;
             ls[j] = d.strides[0] / (int64_t)sizeof(double);
         }
-    PyObject *zt = (PyObject *)Py_TYPE(res) == k->dual ? slot_get(res, k->a_s) : NULL;
+    PyObject *zt = (PyObject *)Py_TYPE(res) == k->dual ? slot_get(res, A_S) : NULL;
     if (zt == NULL || sad_ew_tangent_duals(op, flags, (intptr_t)z, (intptr_t)zt, p[0], s[0],
                                            p[1], s[1], c, dl, ls))
         status = 0; /* more dimensions than the kernel takes: Python splits them */
@@ -407,7 +381,7 @@ done:
 
 /* The sum of the m doubles at x (byte stride st) as np.add.reduce computes
  * it: numpy's own float64 add loop, in its reduce form, from the identity. */
-static double numpy_sum(const fwd_kit *k, const char *x, int64_t m, int64_t st)
+static double numpy_sum(const fwd_objects *k, const char *x, int64_t m, int64_t st)
 {
     double out = 0.0;
     char *args[3] = {(char *)&out, (char *)x, (char *)&out};
@@ -418,7 +392,7 @@ static double numpy_sum(const fwd_kit *k, const char *x, int64_t m, int64_t st)
 
 /* The tangent of a full sum: a float for one lane, else an array of lanes
  * (as reductions.forward_result makes it); NULL with an error set. */
-static PyObject *lane_sums(const fwd_kit *k, const char *t, int64_t m, Py_ssize_t lanes)
+static PyObject *lane_sums(const fwd_objects *k, const char *t, int64_t m, Py_ssize_t lanes)
 {
     if (lanes == 1)
         return PyFloat_FromDouble(numpy_sum(k, t, m, sizeof(double)));
@@ -431,27 +405,26 @@ static PyObject *lane_sums(const fwd_kit *k, const char *t, int64_t m, Py_ssize_
     return d;
 }
 
-/* cls.fsum(kit, a): np.sum(a) of a dual array with tangent lanes, C-ordered:
+/* _fast.fsum(a): np.sum(a) of a dual array with tangent lanes, C-ordered:
  * a dual scalar.  numpy's reduction machinery costs microseconds on top of
  * a loop that costs nanoseconds here; numpy's own loop over the same
  * contiguous memory gives its very bits (numpy coalesces C-ordered memory
  * into one run, a run per lane for the tangent).  NotImplemented for
  * other layouts, and when the loop raises an exception numpy must report. */
-PyObject *sad_scalar_fsum(PyObject *cls, PyObject *const *args, Py_ssize_t nargs)
+SAD_FAST(sad_fast_fsum)
 {
-    (void)cls;
-    if (nargs != 2)
-        return PyErr_Format(PyExc_TypeError, "fsum takes 2 arguments");
-    const fwd_kit *k = PyCapsule_GetPointer(args[0], KIT_NAME);
+    if (nargs != 1)
+        return PyErr_Format(PyExc_TypeError, "fsum takes 1 argument");
+    const fwd_objects *k = fwd_registered(module);
     if (k == NULL)
         return NULL;
-    PyObject *a = args[1];
+    PyObject *a = args[0];
     dual_fields f;
     if ((PyObject *)Py_TYPE(a) != k->dual || !dual_fields_of(k, a, &f) ||
         (PyObject *)Py_TYPE(f.p) != k->ndarray || (PyObject *)Py_TYPE(f.s) != k->ndarray ||
         !sad_is_c_contiguous(f.p) || !sad_is_c_contiguous(f.s))
         Py_RETURN_NOTIMPLEMENTED;
-    const Py_ssize_t lanes = lanes_of(k, f.ctx);
+    const Py_ssize_t lanes = lanes_of(f.ctx);
     const sad_arr pa = sad_arr_of((intptr_t)f.p), ta = sad_arr_of((intptr_t)f.s);
     int64_t m = 1;
     for (int d = 0; d < pa.nd; ++d)
@@ -474,9 +447,9 @@ PyObject *sad_scalar_fsum(PyObject *cls, PyObject *const *args, Py_ssize_t nargs
             return NULL;
         Py_RETURN_NOTIMPLEMENTED;
     }
-    slot_init(res, k->s_v, z);
-    slot_init(res, k->s_d, d);
-    slot_init(res, k->s_ctx, f.ctx);
+    slot_init(res, S_V, z);
+    slot_init(res, S_D, d);
+    slot_init(res, S_CTX, f.ctx);
     Py_DECREF(z);
     Py_DECREF(d);
     return res;

@@ -1,0 +1,206 @@
+/* fast.h -- internal declarations of the extension module shadowad._fast
+ * (csrc/ext/): the one place that touches Python objects.  Its C base types
+ * hold, as real struct members, every field of a Python object its fast
+ * paths read (Python's classes subclass them), and its module state the
+ * classes and functions Python registers once (register_reverse,
+ * register_forward).  The core (csrc/core, csrc/ops) is compiled into this
+ * module as well as into the cffi module shadowad._csad: it keeps no global
+ * mutable state, so both copies work on the same tapes. */
+#ifndef SAD_EXT_FAST_H
+#define SAD_EXT_FAST_H
+
+/* Python.h must come before any standard header, so each source includes it
+ * first itself. */
+#ifndef Py_PYTHON_H
+#error "include <Python.h> before fast.h"
+#endif
+
+#include "sad.h"
+
+/* The module's functions (METH_FASTCALL; self is the module), each described
+ * where it is defined. */
+#define SAD_FAST(name) PyObject *name(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* kernels.c */
+SAD_FAST(sad_fast_ew);
+SAD_FAST(sad_fast_tangent);
+/* reverse.c */
+SAD_FAST(sad_fast_register_reverse);
+SAD_FAST(sad_fast_rev);
+SAD_FAST(sad_fast_rev_out);
+SAD_FAST(sad_fast_outer);
+/* index.c */
+SAD_FAST(sad_fast_view);
+SAD_FAST(sad_fast_writes_back);
+/* scalar.c */
+SAD_FAST(sad_fast_load);
+SAD_FAST(sad_fast_store);
+/* arrays.c */
+SAD_FAST(sad_fast_data);
+SAD_FAST(sad_fast_same_elements);
+SAD_FAST(sad_fast_reverse_through);
+SAD_FAST(sad_fast_reverse_summed);
+/* forward.c */
+SAD_FAST(sad_fast_register_forward);
+SAD_FAST(sad_fast_fwd);
+SAD_FAST(sad_fast_fsum);
+
+/* numpy_objects.c */
+/* Is ndarray object o an aligned float64 array in native order? */
+int sad_is_f64(PyObject *o);
+/* Is ndarray object o C-contiguous? */
+int sad_is_c_contiguous(PyObject *o);
+/* May numpy write to ndarray object o (not a read-only or broadcast view)? */
+int sad_is_writeable(PyObject *o);
+/* A ufunc's inner loop (numpy's PyUFuncGenericFunction), and the one of
+ * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
+typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);
+int sad_f64_loop(PyObject *ufunc, sad_loop *loop, void **data);
+
+/* ---- the C base types (bases.c, scalar.c) ------------------------------ */
+/* A traced array of either mode (traced.ArrayOps): primal, shadow (None
+ * while lazy, inactive or not looked up) and Buffer. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *p, *s, *buf;
+} sad_array_object;
+
+/* Memory shared by views (traced.Buffer). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *tape, *root, *shadow, *readonly, *label, *mem, *span, *kept, *slot;
+} sad_buffer_object;
+
+/* A reverse-mode call's tape (tape.Tape): its keep list, the C tape's
+ * address (an int, deleted when the tape is freed) and whether it is alive. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *keep, *tptr;
+    int alive;
+} sad_tape_object;
+
+/* A forward-mode call (dual.Context): its number of lanes. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *lanes;
+} sad_context_object;
+
+/* A forward-mode dual scalar (dual.FScalar): value, tangent(s), Context. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *v, *d, *ctx;
+} sad_dual_scalar_object;
+
+/* Field `f` of a base type's struct, at a compile-time offset. */
+#define SAD_FIELD(type, f) offsetof(type, f)
+#define A_P SAD_FIELD(sad_array_object, p)
+#define A_S SAD_FIELD(sad_array_object, s)
+#define A_BUF SAD_FIELD(sad_array_object, buf)
+#define B_TAPE SAD_FIELD(sad_buffer_object, tape)
+#define B_ROOT SAD_FIELD(sad_buffer_object, root)
+#define B_SHADOW SAD_FIELD(sad_buffer_object, shadow)
+#define B_READONLY SAD_FIELD(sad_buffer_object, readonly)
+#define B_LABEL SAD_FIELD(sad_buffer_object, label)
+#define B_MEM SAD_FIELD(sad_buffer_object, mem)
+#define B_SPAN SAD_FIELD(sad_buffer_object, span)
+#define B_KEPT SAD_FIELD(sad_buffer_object, kept)
+#define B_SLOT SAD_FIELD(sad_buffer_object, slot)
+#define T_KEEP SAD_FIELD(sad_tape_object, keep)
+#define T_TPTR SAD_FIELD(sad_tape_object, tptr)
+#define C_LANES SAD_FIELD(sad_context_object, lanes)
+#define S_V SAD_FIELD(sad_dual_scalar_object, v)
+#define S_D SAD_FIELD(sad_dual_scalar_object, d)
+#define S_CTX SAD_FIELD(sad_dual_scalar_object, ctx)
+
+/* bases.c: the specs of the base types with object fields */
+extern PyType_Spec sad_array_spec, sad_buffer_spec, sad_tape_spec, sad_context_spec,
+    sad_dual_scalar_spec;
+/* scalar.c */
+extern PyType_Spec sad_scalar_spec;
+/* module.c */
+extern PyModuleDef sad_module_def;
+
+/* A traced scalar (the base type, scalar.c). */
+typedef struct {
+    PyObject_HEAD
+    double v;
+    Py_ssize_t g;      /* the sad_pair of value and adjoint, as an address */
+    PyObject *tape;    /* the Python Tape: identity and lifetime */
+    sad_tape *t;
+    const int *alive;  /* cleared when the tape is freed */
+} ScalarObject;
+
+/* fast.c: the elementwise fast paths' common machinery */
+
+/* One ufunc operand: p is what numpy computes with (an array, or the number
+ * itself), s the shadow (or tangent lanes) array, NULL for a constant.  In
+ * reverse mode s may be the primal standing for lazy shadow `slot`; in
+ * forward mode a dual scalar's s is its tangent per lane, NULL when `pair`
+ * holds its one tangent. */
+typedef struct {
+    PyObject *p, *s;
+    int kind;
+    int64_t slot;
+    double k;
+    sad_pair pair; /* a dual scalar (kind SAD_KX_PAIR): its value and one tangent */
+    intptr_t at;   /* a traced scalar (kind SAD_KX_PAIR in reverse mode): its tape pair */
+} sad_fast_operand;
+
+int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out);
+void sad_fast_release(sad_fast_operand *o, int n);
+int sad_fast_call(PyObject *const *args, Py_ssize_t nargs, int at, int *op, int *n);
+int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_operand *o, int n,
+                    PyObject **z);
+int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], intptr_t s[2],
+                  double *k);
+PyObject *sad_fast_result(int status, PyObject *res);
+PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off);
+PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off);
+
+/* What reverse mode registers once (register_reverse): the exact classes
+ * its fast paths meet (traced array, traced scalar, ndarray, Buffer, Tape),
+ * lazy_result (make), snapshots.hold (hold) and the keyword names of an out=
+ * call.  Every object NULL until registered. */
+typedef struct {
+    PyObject *traced, *scalar, *ndarray, *buffer, *tape, *make, *hold;
+    /* numpy's error-state context variable and a value of it under which
+     * numpy only warns (None, None: unknown; see rev_out) */
+    PyObject *extobj_var, *extobj_warns;
+    PyObject *kw_out; /* ("out",) */
+} sad_rev_objects;
+
+/* What forward mode registers once (register_forward). */
+typedef struct {
+    /* exact types: dual array, dual scalar, Buffer, Context, ndarray, float64 */
+    PyObject *dual, *scalar, *buffer, *context, *ndarray, *float64;
+    PyObject *empty;   /* np.empty: the tangent lanes of a fresh result */
+    PyObject *make;    /* make(ctx, z): Python's result when z is not C-contiguous */
+    PyObject *current; /* the ContextVar holding the running Context */
+    PyObject *label;   /* the label of a temporary's Buffer */
+    PyObject *add;     /* np.add, whose float64 loop sums (add_loop, add_data) */
+    sad_loop add_loop;
+    void *add_data;
+} sad_fwd_objects;
+
+/* The module state (module.c). */
+typedef struct {
+    PyTypeObject *scalar_type, *array_type, *buffer_type, *tape_type, *context_type,
+        *dual_scalar_type;
+    PyTypeObject *ndarray_type; /* numpy.ndarray */
+    sad_rev_objects rev;
+    sad_fwd_objects fwd;
+} sad_state;
+
+static inline sad_state *sad_state_of(PyObject *module)
+{
+    return (sad_state *)PyModule_GetState(module);
+}
+
+/* The registered reverse-mode objects, or NULL with an exception when
+ * register_reverse has not run. */
+const sad_rev_objects *sad_rev_registered(PyObject *module);
+/* The C tape and alive flag of a live Tape: 1, else 0 (no exception set). */
+int sad_rev_tape_of(const sad_rev_objects *k, PyObject *tape, sad_tape **t, const int **alive);
+/* scalar.c: is o a traced scalar (of ScalarBase or a subclass)? */
+int sad_is_scalar(PyObject *o);
+
+#endif

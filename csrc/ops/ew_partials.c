@@ -1,0 +1,166 @@
+/* ew_partials.c -- elementwise operations: for each, its primal value and
+ * its partial derivatives side by side; the tangent (ew_forward.c) and the
+ * reverse sweep (ew_reverse.c) both use the same partials, so they cannot
+ * disagree. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sad.h"
+
+int sad_ew_is_unary(int op) { return op < SAD_ADD; }
+
+void sad_ew_values(int op, int64_t n, const double *restrict x, const double *restrict y,
+                   double *restrict z)
+{
+    int64_t i;
+    switch (op) {
+    case SAD_COPY:   for (i = 0; i < n; ++i) z[i] = x[i]; break;
+    case SAD_NEG:    for (i = 0; i < n; ++i) z[i] = -x[i]; break;
+    case SAD_SQUARE: for (i = 0; i < n; ++i) z[i] = x[i] * x[i]; break;
+    case SAD_SQRT:   for (i = 0; i < n; ++i) z[i] = sqrt(x[i]); break;
+    case SAD_RECIP:  for (i = 0; i < n; ++i) z[i] = 1.0 / x[i]; break;
+    case SAD_EXP:    for (i = 0; i < n; ++i) z[i] = exp(x[i]); break;
+    case SAD_LOG:    for (i = 0; i < n; ++i) z[i] = log(x[i]); break;
+    case SAD_LOG1P:  for (i = 0; i < n; ++i) z[i] = log1p(x[i]); break;
+    case SAD_EXPM1:  for (i = 0; i < n; ++i) z[i] = expm1(x[i]); break;
+    case SAD_SIN:    for (i = 0; i < n; ++i) z[i] = sin(x[i]); break;
+    case SAD_COS:    for (i = 0; i < n; ++i) z[i] = cos(x[i]); break;
+    case SAD_TAN:    for (i = 0; i < n; ++i) z[i] = tan(x[i]); break;
+    case SAD_TANH:   for (i = 0; i < n; ++i) z[i] = tanh(x[i]); break;
+    case SAD_SINH:   for (i = 0; i < n; ++i) z[i] = sinh(x[i]); break;
+    case SAD_COSH:   for (i = 0; i < n; ++i) z[i] = cosh(x[i]); break;
+    case SAD_ASIN:   for (i = 0; i < n; ++i) z[i] = asin(x[i]); break;
+    case SAD_ACOS:   for (i = 0; i < n; ++i) z[i] = acos(x[i]); break;
+    case SAD_ATAN:   for (i = 0; i < n; ++i) z[i] = atan(x[i]); break;
+    case SAD_ABS:    for (i = 0; i < n; ++i) z[i] = fabs(x[i]); break;
+    case SAD_ADD:    for (i = 0; i < n; ++i) z[i] = x[i] + y[i]; break;
+    case SAD_SUB:    for (i = 0; i < n; ++i) z[i] = x[i] - y[i]; break;
+    case SAD_MUL:    for (i = 0; i < n; ++i) z[i] = x[i] * y[i]; break;
+    case SAD_DIV:    for (i = 0; i < n; ++i) z[i] = x[i] / y[i]; break;
+    case SAD_POW:    for (i = 0; i < n; ++i) z[i] = pow(x[i], y[i]); break;
+    case SAD_ATAN2:  for (i = 0; i < n; ++i) z[i] = atan2(x[i], y[i]); break;
+    case SAD_HYPOT:  for (i = 0; i < n; ++i) z[i] = hypot(x[i], y[i]); break;
+    case SAD_MAX:
+        for (i = 0; i < n; ++i) z[i] = (x[i] >= y[i] || isnan(x[i])) ? x[i] : y[i];
+        break;
+    case SAD_MIN:
+        for (i = 0; i < n; ++i) z[i] = (x[i] <= y[i] || isnan(x[i])) ? x[i] : y[i];
+        break;
+    case SAD_FMAX: /* numpy's fmax: a NaN is ignored unless both are NaN */
+        for (i = 0; i < n; ++i) z[i] = (x[i] >= y[i] || isnan(y[i])) ? x[i] : y[i];
+        break;
+    case SAD_FMIN:
+        for (i = 0; i < n; ++i) z[i] = (x[i] <= y[i] || isnan(y[i])) ? x[i] : y[i];
+        break;
+    default: break;
+    }
+}
+
+/* dz/dx and dz/dy at (x, y) with z = op(x, y) already computed.  Ties of
+ * max/min split the derivative evenly, as JAX and PyTorch do.  With one NaN
+ * operand the whole derivative goes to the operand whose value z is: the NaN
+ * for maximum/minimum (as the max/min reductions do), the number for
+ * fmax/fmin; two NaNs are a tie. */
+static void fill(double *dst, int64_t n, double v)
+{
+    if (dst != NULL)
+        for (int64_t i = 0; i < n; ++i)
+            dst[i] = v;
+}
+
+SAD_HOT void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
+                     const double *restrict z, double *restrict px, double *restrict py)
+{
+    int64_t i;
+    switch (op) {
+    case SAD_COPY:   for (i = 0; i < n; ++i) px[i] = 1.0; break;
+    case SAD_NEG:    for (i = 0; i < n; ++i) px[i] = -1.0; break;
+    case SAD_SQUARE: for (i = 0; i < n; ++i) px[i] = 2.0 * x[i]; break;
+    case SAD_SQRT:   for (i = 0; i < n; ++i) px[i] = 0.5 / z[i]; break;
+    case SAD_RECIP:  for (i = 0; i < n; ++i) px[i] = -z[i] * z[i]; break;
+    case SAD_EXP:    for (i = 0; i < n; ++i) px[i] = z[i]; break;
+    case SAD_LOG:    for (i = 0; i < n; ++i) px[i] = 1.0 / x[i]; break;
+    case SAD_LOG1P:  for (i = 0; i < n; ++i) px[i] = 1.0 / (1.0 + x[i]); break;
+    case SAD_EXPM1:  for (i = 0; i < n; ++i) px[i] = z[i] + 1.0; break;
+    case SAD_SIN:    for (i = 0; i < n; ++i) px[i] = cos(x[i]); break;
+    case SAD_COS:    for (i = 0; i < n; ++i) px[i] = -sin(x[i]); break;
+    case SAD_TAN:    for (i = 0; i < n; ++i) px[i] = 1.0 + z[i] * z[i]; break;
+    case SAD_TANH:   for (i = 0; i < n; ++i) px[i] = 1.0 - z[i] * z[i]; break;
+    case SAD_SINH:   for (i = 0; i < n; ++i) px[i] = cosh(x[i]); break;
+    case SAD_COSH:   for (i = 0; i < n; ++i) px[i] = sinh(x[i]); break;
+    case SAD_ASIN:   for (i = 0; i < n; ++i) px[i] = 1.0 / sqrt(1.0 - x[i] * x[i]); break;
+    case SAD_ACOS:   for (i = 0; i < n; ++i) px[i] = -1.0 / sqrt(1.0 - x[i] * x[i]); break;
+    case SAD_ATAN:   for (i = 0; i < n; ++i) px[i] = 1.0 / (1.0 + x[i] * x[i]); break;
+    case SAD_ABS:
+        for (i = 0; i < n; ++i) px[i] = x[i] > 0 ? 1.0 : (x[i] < 0 ? -1.0 : 0.0);
+        break;
+    /* add, sub, mul, div, pow: px or py may be NULL when that partial is not
+     * needed (an inactive operand), which spares a division, pow or log */
+    case SAD_ADD: fill(px, n, 1.0); fill(py, n, 1.0); break;
+    case SAD_SUB: fill(px, n, 1.0); fill(py, n, -1.0); break;
+    case SAD_MUL:
+        if (px != NULL) for (i = 0; i < n; ++i) px[i] = y[i];
+        if (py != NULL) for (i = 0; i < n; ++i) py[i] = x[i];
+        break;
+    case SAD_DIV:
+        if (px != NULL) for (i = 0; i < n; ++i) px[i] = 1.0 / y[i];
+        if (py != NULL) for (i = 0; i < n; ++i) py[i] = -x[i] / (y[i] * y[i]);
+        break;
+    case SAD_POW:
+        if (px != NULL)
+            for (i = 0; i < n; ++i) px[i] = y[i] == 0.0 ? 0.0 : y[i] * pow(x[i], y[i] - 1.0);
+        if (py != NULL)
+            for (i = 0; i < n; ++i) py[i] = x[i] == 0.0 ? 0.0 : z[i] * log(x[i]);
+        break;
+    case SAD_ATAN2:
+        for (i = 0; i < n; ++i) {
+            double r = x[i] * x[i] + y[i] * y[i];
+            px[i] = r == 0.0 ? 0.0 : y[i] / r;
+            py[i] = r == 0.0 ? 0.0 : -x[i] / r;
+        }
+        break;
+    case SAD_HYPOT:
+        for (i = 0; i < n; ++i) {
+            px[i] = z[i] == 0.0 ? 0.0 : x[i] / z[i];
+            py[i] = z[i] == 0.0 ? 0.0 : y[i] / z[i];
+        }
+        break;
+    case SAD_MAX: case SAD_MIN: case SAD_FMAX: case SAD_FMIN: {
+        const int lo = op == SAD_MIN || op == SAD_FMIN, f = op == SAD_FMAX || op == SAD_FMIN;
+        for (i = 0; i < n; ++i) {
+            const int nx = isnan(x[i]) != 0, ny = isnan(y[i]) != 0;
+            const double a = lo ? y[i] : x[i], b = lo ? x[i] : y[i];
+            px[i] = a > b ? 1.0 : (a < b ? 0.0 : (nx == ny ? 0.5 : (nx != f ? 1.0 : 0.0)));
+            py[i] = 1.0 - px[i];
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+double sad_partial(int op, int which, double x, double y, double z)
+{
+    double px = 0.0, py = 0.0;
+    sad_ew_partials(op, 1, &x, &y, &z, &px, &py);
+    return which ? py : px;
+}
+
+/* Which values the partials of op read: x (1), y (2), z (4). */
+int sad_ew_partials_read(int op)
+{
+    switch (op) {
+    case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
+        return 0;
+    case SAD_SQRT: case SAD_RECIP: case SAD_EXP: case SAD_EXPM1: case SAD_TAN: case SAD_TANH:
+        return 4;
+    case SAD_MUL: case SAD_DIV: case SAD_ATAN2: case SAD_MAX: case SAD_MIN: case SAD_FMAX:
+    case SAD_FMIN:
+        return 3;
+    case SAD_POW: case SAD_HYPOT:
+        return 7;
+    default: /* the other unary functions read x */
+        return 1;
+    }
+}

@@ -1,0 +1,553 @@
+/* ew_reverse.c -- the reverse sweep of elementwise records: linear records
+ * by constant factors, the general case through the partials, and adjoints
+ * passed straight through a record (sad_ew_reverse_through/summed). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sad.h"
+#include "ew.h"
+
+/* Constant partials (cx, cy) of a record whose reverse needs no primal
+ * values: copies, negations, sums, differences, and products or quotients by
+ * a constant.  Returns 0 for every other record. */
+int sad_ew_linear(const sad_record *r, double *cx, double *cy)
+{
+    const int kx = r->flags & 3, ky = (r->flags >> 2) & 3;
+    const double k = r->u.a.b->k;
+    *cx = 0.0;
+    *cy = 0.0;
+    switch (r->op) {
+    case SAD_COPY: *cx = 1.0; return 1;
+    case SAD_NEG:  *cx = -1.0; return 1;
+    case SAD_ADD:  *cx = 1.0; *cy = 1.0; return 1;
+    case SAD_SUB:  *cx = 1.0; *cy = -1.0; return 1;
+    case SAD_MUL:
+        if (ky == SAD_KX_CONST) { *cx = k; return 1; }
+        if (kx == SAD_KX_CONST) { *cy = k; return 1; }
+        return 0;
+    case SAD_DIV:
+        if (ky == SAD_KX_CONST && k != 0.0 && isfinite(1.0 / k)) { *cx = 1.0 / k; return 1; }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Can linear_reverse take this record?  Its loops multiply z's adjoint by
+ * finite constants; a zero constant of an active input (x * 0, x / inf) goes
+ * through the selects of the general loop instead, so that an infinite
+ * adjoint gives that input nothing rather than 0 * inf = nan. */
+static int linear_nonzero(const sad_block *b, double cx, double cy)
+{
+    return isfinite(cx) && isfinite(cy) && (cx != 0.0 || b->o[1].s == NULL) &&
+           (cy != 0.0 || b->o[2].s == NULL);
+}
+
+/* One unit-stride row of linear_reverse where zs, xs and ys are disjoint:
+ * restrict lets the compiler vectorize it.  A store into new memory adds to
+ * +0.0 as the accumulation into zeros would (-0.0 stays +0.0). */
+SAD_HOT static void linear_row(double *restrict zs, double *restrict xs, double *restrict ys,
+                       int64_t m, double cx, double cy, int keep_zs, const int assign[3])
+{
+    if (assign[1] && assign[2])
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] = 0.0 + cx * zs[i];
+            ys[i] = 0.0 + cy * zs[i];
+        }
+    else if (assign[1])
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] = 0.0 + cx * zs[i];
+            ys[i] += cy * zs[i];
+        }
+    else if (assign[2])
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] += cx * zs[i];
+            ys[i] = 0.0 + cy * zs[i];
+        }
+    else
+        for (int64_t i = 0; i < m; ++i) {
+            xs[i] += cx * zs[i];
+            ys[i] += cy * zs[i];
+        }
+    if (!keep_zs)
+        memset(zs, 0, (size_t)m * sizeof(double));
+}
+
+static int disjoint(const double *a, const double *b, int64_t m)
+{
+    return a + m <= b || b + m <= a;
+}
+
+/* One active input (the other a constant or inactive): as += c * zs. */
+SAD_HOT static void linear_row1(double *restrict zs, double *restrict as, int64_t m, double c,
+                        int keep_zs, int assign)
+{
+    if (assign)
+        for (int64_t i = 0; i < m; ++i)
+            as[i] = 0.0 + c * zs[i];
+    else
+        for (int64_t i = 0; i < m; ++i)
+            as[i] += c * zs[i];
+    if (!keep_zs)
+        memset(zs, 0, (size_t)m * sizeof(double));
+}
+
+/* In place, z = x + c*y (x += c*y) with z's memory x's (ck, co: the
+ * coefficients of x and of the other input): the other input takes its share
+ * of z's adjoint, and z's memory turns into x's, in one pass. */
+SAD_HOT static void linear_row_in_place(double *restrict zs, double *restrict os, int64_t m, double ck,
+                                double co, int assign)
+{
+    if (os == NULL)
+        for (int64_t i = 0; i < m; ++i)
+            zs[i] = 0.0 + ck * zs[i]; /* as the general loop: no -0.0 */
+    else if (assign)
+        for (int64_t i = 0; i < m; ++i) {
+            const double g = zs[i];
+            os[i] = 0.0 + co * g;
+            zs[i] = 0.0 + ck * g;
+        }
+    else
+        for (int64_t i = 0; i < m; ++i) {
+            const double g = zs[i];
+            os[i] += co * g;
+            zs[i] = 0.0 + ck * g;
+        }
+}
+
+/* One row of linear_reverse, any strides and any overlap: the checks of the
+ * fast loops above, then element by element. */
+static void linear_row_any(double *zs, double *xs, double *ys, int64_t m, int64_t zst,
+                           int64_t xst, int64_t yst, double cx, double cy, int keep_zs,
+                           const int assign[3])
+{
+    if (zst == 1 && xst == 1 && yst == 1 && xs != NULL && ys != NULL &&
+        disjoint(zs, xs, m) && disjoint(zs, ys, m) && disjoint(xs, ys, m)) {
+        linear_row(zs, xs, ys, m, cx, cy, keep_zs, assign);
+        return;
+    }
+    if (zst == 1 && !keep_zs && (xs == zs || ys == zs)) {
+        /* in place, z = x + c*y (x += c*y): the other input takes its share
+         * of z's adjoint first, then z's memory turns into x's in place */
+        const int k = xs == zs ? 1 : 2;
+        double *os = k == 1 ? ys : xs;
+        const int64_t ost = k == 1 ? yst : xst;
+        if ((k == 1 ? xst : yst) == 1 && !assign[k] &&
+            (os == NULL || (ost == 1 && disjoint(zs, os, m)))) {
+            linear_row_in_place(zs, os, m, k == 1 ? cx : cy, k == 1 ? cy : cx, assign[3 - k]);
+            return;
+        }
+    }
+    if ((xs == NULL) != (ys == NULL) && zst == 1) {
+        const int k = xs != NULL ? 1 : 2;
+        double *as = k == 1 ? xs : ys;
+        if ((k == 1 ? xst : yst) == 1 && disjoint(zs, as, m)) {
+            linear_row1(zs, as, m, k == 1 ? cx : cy, keep_zs, assign[k]);
+            return;
+        }
+    }
+    const double ax = assign[1] ? 0.0 : 1.0, ay = assign[2] ? 0.0 : 1.0;
+    for (int64_t i = 0; i < m; ++i) {
+        const double g = zs[i * zst];
+        if (!keep_zs)
+            zs[i * zst] = 0.0;
+        if (xs != NULL) /* ax * xs: 0 * (uninitialised memory) would be a nan */
+            xs[i * xst] = (ax != 0.0 ? xs[i * xst] : 0.0) + cx * g;
+        if (ys != NULL)
+            ys[i * yst] = (ay != 0.0 ? ys[i * yst] : 0.0) + cy * g;
+    }
+}
+
+/* A plane: `rows` rows of m elements, operand k's row r at s[k] + r * rs[k],
+ * its elements st[k] apart. */
+typedef struct plane {
+    double *s[3];
+    int64_t rs[3], st[3], rows, m;
+} plane;
+
+/* The memory operand k's shadow spans over the plane: [*lo, *hi). */
+static void plane_span(const plane *q, int k, const double **lo, const double **hi)
+{
+    const int64_t a = (q->rows - 1) * q->rs[k], e = (q->m - 1) * q->st[k];
+    *lo = q->s[k] + (a < 0 ? a : 0) + (e < 0 ? e : 0);
+    *hi = q->s[k] + (a > 0 ? a : 0) + (e > 0 ? e : 0) + 1;
+}
+
+static int planes_apart(const plane *q, int j, int k)
+{
+    const double *jl, *jh, *kl, *kh;
+    plane_span(q, j, &jl, &jh);
+    plane_span(q, k, &kl, &kh);
+    return jh <= kl || kh <= jl;
+}
+
+/* as += c * (z's adjoint) over a plane whose shadows are all apart, for the
+ * active input k (into new memory when assign: as adding to +0.0 would).
+ * Each element of as takes its terms in the order of the row-by-row loop, so
+ * the bits are the same; what changes is where the running sums live. */
+SAD_HOT static void plane_input(const plane *q, int k, double c, int assign)
+{
+    const double *restrict zs = q->s[0];
+    double *restrict as = q->s[k];
+    const int64_t m = q->m, rows = q->rows, zr = q->rs[0], ar = q->rs[k], st = q->st[k];
+    if (st == 0) { /* broadcast along the row: a sum in a register */
+        for (int64_t r = 0; r < rows; ++r) {
+            const double *z = zs + r * zr;
+            double *a = as + r * ar, acc = assign ? 0.0 : a[0];
+            for (int64_t i = 0; i < m; ++i)
+                acc += c * z[i];
+            a[0] = acc;
+        }
+        return;
+    }
+    if (st == 1 && ar == 0 && !assign && rows > 1) {
+        /* the same row for every row of z's (a broadcast mean of short rows):
+         * columns of sums in registers, 8 at a time, instead of a chain of
+         * stores and loads through one row per row of z */
+        int64_t j = 0;
+        for (; j + 8 <= m; j += 8) {
+            double acc[8];
+            for (int u = 0; u < 8; ++u)
+                acc[u] = as[j + u];
+            for (int64_t r = 0; r < rows; ++r)
+                for (int u = 0; u < 8; ++u)
+                    acc[u] += c * zs[r * zr + j + u];
+            for (int u = 0; u < 8; ++u)
+                as[j + u] = acc[u];
+        }
+        for (; j < m; ++j) {
+            double acc = as[j];
+            for (int64_t r = 0; r < rows; ++r)
+                acc += c * zs[r * zr + j];
+            as[j] = acc;
+        }
+        return;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+        const double *z = zs + r * zr;
+        double *a = as + r * ar;
+        if (st == 1 && assign)
+            for (int64_t i = 0; i < m; ++i)
+                a[i] = 0.0 + c * z[i];
+        else if (st == 1)
+            for (int64_t i = 0; i < m; ++i)
+                a[i] += c * z[i];
+        else if (assign)
+            for (int64_t i = 0; i < m; ++i)
+                a[i * st] = 0.0 + c * z[i];
+        else
+            for (int64_t i = 0; i < m; ++i)
+                a[i * st] += c * z[i];
+    }
+}
+
+static void linear_plane(const plane *q, double cx, double cy, int keep_zs, const int assign[3])
+{
+    double *zs = q->s[0], *xs = q->s[1], *ys = q->s[2];
+    int apart = q->st[0] == 1 && (xs == NULL || planes_apart(q, 0, 1)) &&
+                (ys == NULL || planes_apart(q, 0, 2)) &&
+                (xs == NULL || ys == NULL || planes_apart(q, 1, 2));
+    if (apart) { /* each input takes its share in its own pass */
+        if (xs != NULL)
+            plane_input(q, 1, cx, assign[1]);
+        if (ys != NULL)
+            plane_input(q, 2, cy, assign[2]);
+        if (!keep_zs)
+            for (int64_t r = 0; r < q->rows; ++r)
+                memset(zs + r * q->rs[0], 0, (size_t)q->m * sizeof(double));
+        return;
+    }
+    for (int64_t r = 0; r < q->rows; ++r)
+        linear_row_any(zs + r * q->rs[0], xs != NULL ? xs + r * q->rs[1] : NULL,
+                       ys != NULL ? ys + r * q->rs[2] : NULL, q->m, q->st[0], q->st[1],
+                       q->st[2], cx, cy, keep_zs, assign);
+}
+
+/* The reverse of a linear record with finite constant partials, plane by
+ * plane (the last two axes): the checks that pick a loop run once per plane
+ * instead of once per row (25000 rows of 10 in W6's x - means).  z may be x
+ * itself (in place), whose rows then take the row-by-row loop, which reads
+ * and clears each adjoint before adding it anywhere.  assign[k]: operand k's
+ * shadow is new memory this record overwrites whole (see sad_slot_resolve). */
+static void linear_reverse(const sad_block *b, double cx, double cy, int keep_zs,
+                           const int assign[3])
+{
+    const int last = b->ndim - 1;
+    plane q;
+    q.m = b->shape[last];
+    q.rows = last > 0 ? b->shape[last - 1] : 1;
+    for (int k = 0; k < 3; ++k) {
+        q.st[k] = b->o[k].ss[last];
+        q.rs[k] = last > 0 ? b->o[k].ss[last - 1] : 0;
+    }
+    if (last == 0) {
+        for (int k = 0; k < 3; ++k)
+            q.s[k] = b->o[k].s;
+        linear_plane(&q, cx, cy, keep_zs, assign);
+        return;
+    }
+    if (b->n == 0)
+        return;
+    /* the planes' first rows: b without its last axis walks them */
+    sad_block outer = *b;
+    outer.ndim = last;
+    outer.n = b->n / q.m;
+    double *p[3];
+    sad_rows cursor;
+    sad_rows_start(&cursor, &outer);
+    const int64_t planes = sad_block_rows(&outer);
+    for (int64_t i = 0; i < planes; ++i) {
+        sad_rows_next(&cursor, p, q.s);
+        linear_plane(&q, cx, cy, keep_zs, assign);
+    }
+}
+
+/* Reverse of z = op(x, y): restore z's primal if it was overwritten, then move
+ * z's adjoint into x's and y's (zs is consumed, and zeroed unless z is a fresh
+ * temporary nobody reads again, whose lazy shadow is then released).
+ * Returns -1, having done nothing, when a lazy shadow finds no memory. */
+int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate, int keep)
+{
+    double *saved = keep ? NULL : r->u.a.saved; /* keep: leave z's primal as it is */
+    const sad_block *b = r->u.a.b;
+    sad_block resolved;
+    int live = 1, assign[3] = {0, 0, 0};
+    const int64_t zslot = b->o[0].slot;
+    if (accumulate && (zslot | b->o[1].slot | b->o[2].slot)) {
+        resolved = *b;
+        live = sad_slot_resolve(t, &resolved, 1, assign);
+        if (live < 0)
+            return -1;
+        b = &resolved;
+    }
+    if (!accumulate || !live) {
+        if (saved != NULL)
+            sad_block_swap(b, saved);
+        return 0;
+    }
+    sad_ew_reverse_block(r, b, saved, assign);
+    if (zslot && (r->flags & SAD_F_FRESH))
+        sad_slot_release(t, zslot);
+    return 0;
+}
+
+/* Can record r's reverse read its output's adjoint from other memory laid
+ * out over the output's shape: a fresh elementwise output in a lazy slot
+ * nobody has written, over contiguous memory (unit or zero strides)? */
+/* Is r a fresh elementwise record whose output is lazy slot `slot`, which no
+ * record has written yet? */
+static int fresh_unwritten(const sad_tape *t, const sad_record *r, int64_t slot)
+{
+    if (!(r->op < SAD_N_EW && (r->flags & SAD_F_BLOCK) && (r->flags & SAD_F_FRESH)) ||
+        (r->flags & SAD_F_LANES) || r->u.a.saved != NULL || r->u.a.scratch != NULL)
+        return 0;
+    return slot > 0 && r->u.a.b->o[0].slot == slot && t->slots[slot - 1].p == NULL;
+}
+
+static int through_ok(const sad_tape *t, const sad_record *r, int64_t slot)
+{
+    return fresh_unwritten(t, r, slot) && sad_block_one_run(r->u.a.b);
+}
+
+/* Block c with its output's adjoint read from array g instead of the
+ * output's slot, and its inputs' lazy slots given memory: what a shortcut
+ * sweeps.  SAD_OK, or SAD_NOMEM. */
+static int read_adjoint_from(sad_tape *t, sad_block *c, const sad_arr *ga, int assign[3])
+{
+    c->o[0].s = ga->data;
+    c->o[0].slot = 0;
+    for (int d = 0; d < ga->nd; ++d)
+        c->o[0].ss[d] = ga->strides[d] / (int64_t)sizeof(double);
+    return sad_slot_resolve(t, c, 0, assign) < 0 ? SAD_NOMEM : SAD_OK;
+}
+
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
+{
+    if (i < 0 || i >= t->n || !through_ok(t, &t->rec[i], slot))
+        return SAD_TOO_MANY_DIMS;
+    const sad_record *r = &t->rec[i];
+    const sad_arr ga = sad_arr_of(g);
+    int64_t n = 1;
+    for (int d = 0; d < ga.nd; ++d)
+        n *= ga.shape[d];
+    if (ga.nd < 1 || ga.nd > SAD_MAXDIM || n != r->u.a.b->n)
+        return SAD_TOO_MANY_DIMS;
+    /* r's one contiguous run of elements, seen with g's shape: unit strides
+     * become the C-order strides of that shape, zero strides stay zero */
+    sad_block c = *r->u.a.b;
+    int64_t unit[SAD_MAXDIM], step = 1;
+    c.ndim = ga.nd;
+    for (int d = ga.nd - 1; d >= 0; --d) {
+        c.shape[d] = ga.shape[d];
+        unit[d] = step;
+        step *= ga.shape[d];
+    }
+    for (int k = 0; k < 3; ++k) {
+        sad_opnd *o = &c.o[k];
+        const int pu = o->ps[0] == 1, su = o->ss[0] == 1;
+        for (int d = 0; d < ga.nd; ++d) {
+            o->ps[d] = pu ? unit[d] : 0;
+            o->ss[d] = su ? unit[d] : 0;
+        }
+    }
+    int assign[3];
+    if (read_adjoint_from(t, &c, &ga, assign) != SAD_OK)
+        return SAD_NOMEM;
+    sad_ew_reverse_block(r, &c, NULL, assign); /* fresh: g is only read */
+    return SAD_OK;
+}
+
+int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
+                          intptr_t g)
+{
+    if (i < 0 || i >= t->n || !fresh_unwritten(t, &t->rec[i], slot))
+        return SAD_TOO_MANY_DIMS;
+    const sad_record *r = &t->rec[i];
+    const sad_block *b = r->u.a.b;
+    const sad_arr ga = sad_arr_of(g);
+    double cx, cy;
+    if (!sad_ew_linear(r, &cx, &cy) || !linear_nonzero(b, cx, cy) || len < 1 ||
+        ga.nd != b->ndim || ax < 0 || ax >= b->ndim || ga.shape[ax] != 1)
+        return SAD_TOO_MANY_DIMS;
+    /* the block is the output laid out in C order (its axes are g's), and
+     * every active input repeats along ax */
+    int64_t step = 1;
+    for (int d = b->ndim - 1; d >= 0; --d) {
+        if (b->shape[d] != (d == ax ? len : ga.shape[d]) || b->o[0].ps[d] != step)
+            return SAD_TOO_MANY_DIMS;
+        step *= b->shape[d];
+    }
+    for (int k = 1; k <= 2; ++k)
+        if (b->o[k].s != NULL && b->o[k].ss[ax] != 0)
+            return SAD_TOO_MANY_DIMS;
+    sad_block c = *b;
+    c.shape[ax] = 1;
+    c.n = b->n / len;
+    int assign[3];
+    if (read_adjoint_from(t, &c, &ga, assign) != SAD_OK)
+        return SAD_NOMEM;
+    linear_reverse(&c, cx, cy, 1, assign); /* g is only read */
+    return SAD_OK;
+}
+
+/* The reverse of r over block b (all of r's block, or a piece of it in a
+ * fused run), whose shadows are real memory: restore z's primal from saved
+ * (in b's element order) and move z's adjoint into x's and y's. */
+SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved,
+                          const int assign[3])
+{
+    int op = r->op;
+    if (saved != NULL)
+        sad_block_swap(b, saved);
+    if (b->o[0].s == NULL)
+        return;
+    double *gbuf = r->u.a.scratch; /* set when zs overlaps xs or ys unsafely */
+    const int unsafe = gbuf != NULL, keep_zs = (r->flags & SAD_F_FRESH) != 0;
+    if (unsafe) {
+        sad_block_gather_shadow(b, 0, gbuf);
+        if (!keep_zs)
+            sad_block_zero_shadow(b, 0);
+    }
+    double cx, cy;
+    const int lin = sad_ew_linear(r, &cx, &cy);
+    if (lin && !unsafe && linear_nonzero(b, cx, cy)) {
+        linear_reverse(b, cx, cy, keep_zs, assign);
+        return;
+    }
+    const int last = b->ndim - 1;
+    const int64_t rows = sad_block_rows(b), m = b->shape[last];
+    const int have_z = r->u.a.saved == NULL; /* z still holds op(x, y) */
+    double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE], gt[SAD_TILE];
+    double *p[3], *s[3];
+    int64_t pos = 0;
+    if (lin)
+        for (int64_t i = 0; i < SAD_TILE; ++i) {
+            px[i] = cx;
+            py[i] = cy;
+        }
+    sad_rows cursor;
+    sad_rows_start(&cursor, b);
+    for (int64_t rr = 0; rr < rows; ++rr) {
+        sad_rows_next(&cursor, p, s);
+        for (int64_t i0 = 0; i0 < m; i0 += SAD_TILE) {
+            int64_t c = m - i0 < SAD_TILE ? m - i0 : SAD_TILE;
+            /* a tile of z's adjoint: a local copy that nothing else aliases
+             * (reading zs in place was 4x slower on W6's squares) */
+            double *g = gt;
+            if (unsafe) {
+                memcpy(g, gbuf + pos, (size_t)c * sizeof(double));
+            } else {
+                double *zs = s[0] + i0 * b->o[0].ss[last];
+                int64_t st = b->o[0].ss[last];
+                if (st == 1)
+                    memcpy(g, zs, (size_t)c * sizeof(double));
+                else
+                    for (int64_t i = 0; i < c; ++i)
+                        g[i] = zs[i * st];
+                if (!keep_zs)
+                    for (int64_t i = 0; i < c; ++i)
+                        zs[i * st] = 0.0;
+            }
+            pos += c;
+            if (s[1] == NULL && s[2] == NULL)
+                continue;
+            if (!lin) { /* the partials depend on the values */
+                const double *vx = tx, *vy = ty, *vz = tz;
+                int need = sad_ew_partials_read(op);
+                if ((need & 4) && !have_z)
+                    need |= sad_ew_is_unary(op) ? 1 : 3;
+                if (need & 1)
+                    vx = values(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
+                if ((need & 2) && p[2] != NULL)
+                    vy = values(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
+                if (need & 4) {
+                    if (have_z) {
+                        vz = values(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
+                    } else {
+                        sad_ew_values(op, c, vx, vy, tz);
+                        vz = tz;
+                    }
+                }
+                /* the partial of an inactive operand is not computed (where
+                 * sad_ew_partials allows it) */
+                const int skip = op == SAD_MUL || op == SAD_DIV || op == SAD_POW;
+                sad_ew_partials(op, c, vx, vy, vz, skip && s[1] == NULL ? NULL : px,
+                                skip && s[2] == NULL ? NULL : py);
+            }
+            /* a zero factor contributes nothing: a zero adjoint through an
+             * infinite partial (sqrt at 0), a zero partial against an
+             * infinite adjoint; as in the scalar sweep and the tangents */
+            for (int k = 1; k <= 2; ++k) {
+                if (s[k] == NULL)
+                    continue;
+                double *as = s[k] + i0 * b->o[k].ss[last];
+                const double *pk = k == 1 ? px : py;
+                int64_t st = b->o[k].ss[last];
+                if (assign[k] && st == 1) /* the same values, as a select gcc
+                                             * vectorizes: only a zero factor
+                                             * times an infinite one is nan */
+                    for (int64_t i = 0; i < c; ++i)
+                        as[i] = sad_zero_factor(0.0 + g[i] * pk[i], g[i], pk[i]);
+                else if (assign[k]) /* into new memory: as adding to +0.0 would */
+                    for (int64_t i = 0; i < c; ++i)
+                        as[i * st] = sad_zero_factor(0.0 + g[i] * pk[i], g[i], pk[i]);
+                else if (st == 1) /* a select, not a branch: it vectorizes */
+                    for (int64_t i = 0; i < c; ++i)
+                        as[i] = sad_contributes(g[i], pk[i]) ? as[i] + g[i] * pk[i] : as[i];
+                else if (st == 0) { /* broadcast along the row: the same sums in
+                                     * the same order, in a register instead of
+                                     * a store-to-load chain through memory */
+                    double acc = as[0];
+                    for (int64_t i = 0; i < c; ++i)
+                        if (sad_contributes(g[i], pk[i]))
+                            acc += g[i] * pk[i];
+                    as[0] = acc;
+                } else
+                    for (int64_t i = 0; i < c; ++i)
+                        if (sad_contributes(g[i], pk[i]))
+                            as[i * st] += g[i] * pk[i];
+            }
+        }
+    }
+}
