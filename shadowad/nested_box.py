@@ -56,8 +56,9 @@ def unsupported(what):
         "differentiating). Supported: + - * / ** @, neg, abs, exp, log, sqrt, sin, cos, "
         "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), "
         "cumsum, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and "
-        "slogdet, basic indexing (ints, slices, None, ...), reshape, transpose, stack, "
-        "concatenate")
+        "slogdet, basic indexing (ints, slices, None, ...), reshape, ravel, squeeze, "
+        "expand_dims, transpose, swapaxes, moveaxis, flip, diagonal, broadcast_to, copy, "
+        "stack, concatenate, hstack, vstack")
 
 
 def inplace_error(what):
