@@ -200,6 +200,8 @@ flip = deflinear(Primitive("flip", lambda a, axes: np.flip(a, axes)),
 @implements(np.flip)
 def flip_entry(bind, m, axis=None):
     nd = ndim(m)
+    if nd == 0:  # nothing to flip (numpy returns the scalar)
+        return m
     axes = tuple(range(nd)) if axis is None else normalize_axis_tuple(axis, nd)
     return bind(flip, (m,), {"axes": axes}, None)
 

@@ -33,7 +33,8 @@ from .._c import lib
 from ..primitives import shape as defs
 from ..snapshots import held
 from ..tape import current_tape
-from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, _num, detach_error,
+from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TEMPORARY, TArray, TScalar, _num,
+                      detach_error,
                       is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
 from .elementwise import _KPAIR, _operand, _record
 from .indexing import accumulate
@@ -228,7 +229,7 @@ def _shares(v, base):
     return v.size == 0 or np.may_share_memory(v, base)
 
 
-def _reshape_view(a, fn):
+def _reshape_view(a, fn, order):
     """fn(a) for a reshape fn as a view of primal and shadow, when numpy views
     the primal; else None (the primitive is recorded: a copy)."""
     p = fn(a.p)
@@ -241,6 +242,14 @@ def _reshape_view(a, fn):
         return type(a)(p, None, a.buf)
     sv = fn(s)
     if not _shares(sv, s):
+        if a.buf.label is TEMPORARY:
+            # the engine laid this temporary's shadow out unlike its primal (an
+            # elementwise result of a strided operand): no view of both exists.
+            # The copy record, read-only, so that no write meant for the
+            # temporary is lost silently.
+            res = _view(_copy(a, order), fn)
+            res.p.flags.writeable = False
+            return res
         raise ValueError(f"shadowad: np.reshape of {a.buf.label} views its primal but "
                          "would copy its shadow, whose memory layout differs; pass "
                          "a shadow with the primal's layout (np.zeros_like(x))")
@@ -262,7 +271,7 @@ def _viewer(prim, readonly=False):
         if t is not TArray and t is not dual.FArray:
             return None  # a traced scalar: no memory to view
         if is_reshape:
-            return _reshape_view(a, fn_of(params))
+            return _reshape_view(a, fn_of(params), params["order"])
         return _view(a, fn_of(params), readonly)
 
     @prim.specialise("reverse")
