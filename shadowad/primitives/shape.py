@@ -40,7 +40,7 @@ def check_dtype(fname, dtype):
 
 def _shape_tuple(shape):
     if isinstance(shape, (tuple, list)):
-        return tuple(int(n) for n in shape)
+        return tuple(map(int, shape))
     return (int(shape),)
 
 

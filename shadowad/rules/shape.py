@@ -148,17 +148,17 @@ def _writable(v):
     return v
 
 
-def _view(a, fn, readonly=False):
-    """The view fn(a) of traced array ``a``, sharing its Buffer.  In forward
-    mode the tangent view is found by offset when first needed."""
-    p = fn(a.p)
+def _view(a, fn, params, readonly=False):
+    """The view fn(a, params) of traced array ``a``, sharing its Buffer.  In
+    forward mode the tangent view is found by offset when first needed."""
+    p = fn(a.p, params)
     if type(a) is dual.FArray:
         return dual.FArray(p, None, a.buf)
     if a._s is None and a.buf.slot is not None and not readonly:
         return TArray(p, None, a.buf)  # a lazy shadow: the view's is found by offset
     s = shadow_of(a)
     if s is not None:
-        s = fn(s)
+        s = fn(s, params)
         if readonly:
             s = _writable(s)
     return TArray(p, s, a.buf)
@@ -168,10 +168,14 @@ def _shares(v, base):
     return v.size == 0 or np.may_share_memory(v, base)
 
 
-def _reshape_view(a, fn, order):
-    """fn(a) for a reshape fn as a view of primal and shadow, when numpy views
+def _reshaped(v, p):
+    return v.reshape(p["shape"], order=p["order"])
+
+
+def _reshape_view(a, params):
+    """The reshape of ``a`` as a view of primal and shadow, when numpy views
     the primal; else None (the primitive is recorded: a copy)."""
-    p = fn(a.p)
+    p = _reshaped(a.p, params)
     if not _shares(p, a.p):
         return None
     if a._s is None and a.buf.slot is not None:  # lazy: laid out as the primal
@@ -179,14 +183,14 @@ def _reshape_view(a, fn, order):
     s = shadow_of(a)
     if s is None or type(a) is dual.FArray:
         return type(a)(p, None, a.buf)
-    sv = fn(s)
+    sv = _reshaped(s, params)
     if not _shares(sv, s):
         if a.buf.label is TEMPORARY:
             # the engine laid this temporary's shadow out unlike its primal (an
             # elementwise result of a strided operand): no view of both exists.
             # The copy record, read-only, so that no write meant for the
             # temporary is lost silently.
-            res = _view(_copy(a, order), fn)
+            res = _view(_copy(a, params["order"]), _reshaped, params)
             res.p.flags.writeable = False
             return res
         raise ValueError(f"shadowad: np.reshape of {a.buf.label} views its primal but "
@@ -195,14 +199,12 @@ def _reshape_view(a, fn, order):
     return TArray(p, sv, a.buf)
 
 
-def _viewer(prim, readonly=False):
+def _viewer(prim, fn, readonly=False):
     """Register prim's view (see the module's docstring) and, for operands it
-    cannot view, its C record: a copy, viewed."""
-    impl = prim.impl
+    cannot view, its C record: a copy, viewed.  ``fn(v, params)`` is the
+    primitive's value on an ndarray, by its ndarray method where there is one
+    (numpy's function of the same name only calls it)."""
     is_reshape = prim is defs.reshape
-
-    def fn_of(params):
-        return lambda v: impl(v, **params)
 
     @prim.specialise("view")
     def view(a, params):
@@ -210,19 +212,21 @@ def _viewer(prim, readonly=False):
         if t is not TArray and t is not dual.FArray:
             return None  # a traced scalar: no memory to view
         if is_reshape:
-            return _reshape_view(a, fn_of(params), params["order"])
-        return _view(a, fn_of(params), readonly)
+            return _reshape_view(a, params)
+        return _view(a, fn, params, readonly)
 
     @prim.specialise("reverse")
     def copied(tape, operands, prims, actives, params):
         order = params["order"] if is_reshape else "K"
-        return _view(_copy(operands[0], order), fn_of(params), readonly)
+        return _view(_copy(operands[0], order), fn, params, readonly)
 
 
-for _prim in (defs.reshape, defs.transpose, defs.flip):
-    _viewer(_prim)
-for _prim in (defs.diagonal, defs.broadcast_to):
-    _viewer(_prim, readonly=True)
+_viewer(defs.reshape, _reshaped)
+_viewer(defs.transpose, lambda v, p: v.transpose(p["axes"]))
+_viewer(defs.flip, lambda v, p: np.flip(v, p["axes"]))
+_viewer(defs.diagonal, lambda v, p: v.diagonal(p["offset"], p["axis1"], p["axis2"]),
+        readonly=True)
+_viewer(defs.broadcast_to, lambda v, p: np.broadcast_to(v, p["shape"]), readonly=True)
 
 
 # --------------------------------------------------------------------------
