@@ -242,6 +242,32 @@ for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np
 
 
 # --------------------------------------------------------------------------
+# where: the condition is plain (comparisons of traced values give booleans)
+
+def _where_jvp(ts, vals, out, params):
+    ta, tb = (0.0 if t is None else t for t in ts)
+    return fit(np.where(params["cond"], ta, tb), shape_of(out))
+
+
+def _where_vjp(k, g, vals, out, params):
+    cond = params["cond"]
+    picked = np.where(cond, g, 0.0) if k == 0 else np.where(cond, 0.0, g)
+    return unbroadcast(picked, shape_of(vals[k]))
+
+
+RULES["where"] = Rule("where", lambda a, b, cond: np.where(cond, a, b), _where_jvp, _where_vjp)
+
+
+def where(cond, a=None, b=None):
+    if a is None or b is None:
+        raise unsupported("np.where(cond) (the one-argument form)")
+    return bind(RULES["where"], (a, b), {"cond": plain(cond)})
+
+
+FUNCTIONS[np.where] = where
+
+
+# --------------------------------------------------------------------------
 # reductions
 
 def _axes(axis, ndim):

@@ -70,10 +70,6 @@ PROGRAMS = {
     + np.sum(np.vstack([x[:3] * x[3:], x[3:]]) ** 3),
     "stack": lambda x: np.sum(np.stack([x ** 2, x, np.ones(6)], axis=1) ** 2 * x[:, None]),
     "stack-scalars": lambda x: np.sum(np.stack([x[0] * x[1], x[2], 2.0, x[3] ** 2]) ** 3),
-    "where": lambda x: np.sum(np.where(x > 0.6, x ** 3, -x * W23.ravel()) * x)
-    + np.sum(np.where(x[:3] > 0.5, x[3:] ** 2, 2.0)),
-    "clip": lambda x: np.sum(np.clip(x ** 2, 0.3, 1.0) ** 2 * x)
-    + np.sum(np.clip(x[:3], x[3:] * 0.5, x[3:] ** 2) ** 3) + np.clip(x[0] * x[1], 0.0, 1.0) ** 2,
 }
 
 
@@ -150,8 +146,6 @@ SCALAR_PROGRAMS = {
     + np.sum(np.broadcast_to(_line(t)[:3] * t, (2, 3)) ** 3 * W23),
     "copy-concatenate-stack": lambda t: np.sum(np.stack([np.concatenate(
         [np.copy(_line(t)[:2]) * t, _line(t)[2:] ** 2]), _line(t)], axis=1) ** 3),
-    "where-clip": lambda t: np.sum(np.where(_line(t) > 0.0, _line(t) ** 3, _line(t) * t)
-                                   * np.clip(_line(t) ** 2, 0.5, t + 1.0)),
     "ravel-hstack-vstack": lambda t: np.sum(np.vstack([np.hstack([_line(t)[:3] ** 2, t]),
                                                        np.ravel(_m(_line(t)).T)[:4]]) ** 3),
 }

@@ -6,4 +6,4 @@ its entry); ``protocol`` is the record protocol every reverse record follows
 define the primitives.  Nothing here imports an engine: the engines import
 this package and derive their rules from it.
 """
-from . import core, protocol, values, linalg, reductions, shape, selection  # noqa: F401
+from . import core, protocol, values, linalg, reductions, shape  # noqa: F401

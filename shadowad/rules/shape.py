@@ -31,11 +31,18 @@ import numpy as np
 from .. import dual
 from .._c import lib
 from ..primitives import shape as defs
+from ..snapshots import held
 from ..tape import current_tape
-from ..traced import (F64, TEMPORARY, TArray, TScalar, detach_error, is_traced,
-                      mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
+from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TEMPORARY, TArray, TScalar, _num,
+                      detach_error,
+                      is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
 from .elementwise import _KPAIR, _operand, _record
+from .indexing import accumulate
+from .reductions import forward_result
 from .registry import ELEMENTWISE, implements_both
+
+_NOVALUE = object()
+
 
 def _tape_of(items):
     """The tape, or forward-mode Context, of the traced items."""
@@ -57,11 +64,66 @@ def _tape_of(items):
     return tape
 
 
+def _is_active(x):
+    t = type(x)
+    return t in SCALAR_TYPES or (t in ARRAY_TYPES and shadow_of(x) is not None)
+
+
 def _new(tape, z, active):
     """A fresh traced array of the mode of ``tape``."""
     if type(tape) is dual.Context:
         return dual.new_array(tape, z, active)
     return new_array(tape, z, active)
+
+
+def _lanes(x, shape, lanes):
+    """The tangent lanes of x reshaped to (lanes,) + shape (x's own shape with
+    axes added or split); zeros when x is inactive."""
+    t = type(x)
+    if t is dual.FScalar:
+        return np.broadcast_to(x.d, (lanes,)).reshape((lanes,) + shape)
+    s = shadow_of(x) if t is dual.FArray else None
+    if s is None:
+        return np.broadcast_to(0.0, (lanes,) + shape)
+    return s.reshape((lanes,) + shape)
+
+
+def _broadcast_lanes(ctx, z, *xs):
+    """The tangent lanes of each of xs, shaped to broadcast against
+    (lanes,) + z.shape (leading 1s added to x's shape, as numpy pads it)."""
+    out = []
+    for x in xs:
+        shape = np.shape(primal(x))
+        out.append(_lanes(x, (1,) * (z.ndim - len(shape)) + shape, ctx.lanes))
+    return out
+
+
+def _f64(z, name):
+    z = np.asarray(z)
+    if z.dtype != F64:
+        if z.dtype.kind not in "biuf":
+            raise TypeError(f"shadowad: {name} of traced values gives dtype {z.dtype}; "
+                            "traced arrays are float64")
+        z = z.astype(F64)
+    return z
+
+
+def _scalarlike(v):
+    return type(v) in SCALAR_TYPES or _num(v) is not None
+
+
+def _deliver(name, res, out):
+    """Return res, or copy it into ``out`` (a recorded write, or in forward
+    mode a write of the tangent lanes too) and return out."""
+    if out is None:
+        return res
+    if type(out) in ARRAY_TYPES:
+        out[...] = res
+        return out
+    if is_traced(res):
+        raise detach_error(f"{name}(..., out=<plain ndarray>)")
+    out[...] = primal(res)
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -90,8 +152,7 @@ def _copy(a, order="K"):
     return res
 
 
-# sad.fwddiff may run these: they are elementwise
-ELEMENTWISE.update((np.copy, np.where, np.clip))
+ELEMENTWISE.add(np.copy)  # sad.fwddiff may copy: the identity is elementwise
 
 
 @defs.copy.specialise("reverse")
@@ -273,3 +334,111 @@ def stack_scalars(tape, operands, prims, actives, params):
             add(pair, g[k])
     tape.record_py(pullback)
     return res
+
+
+# --------------------------------------------------------------------------
+# where and clip
+
+@implements_both(np.where, elementwise=True)
+def where(condition, x=_NOVALUE, y=_NOVALUE):
+    if x is _NOVALUE and y is _NOVALUE:  # the indices of the true entries
+        return np.nonzero(primal(condition))
+    if x is _NOVALUE or y is _NOVALUE:
+        raise ValueError("either both or neither of x and y should be given")
+    c = primal(condition)
+    if np.ndim(c) == 0 and _scalarlike(x) and _scalarlike(y):
+        return x if c else y  # scalars: no record, the chosen value itself
+    tape = _tape_of([condition, x, y])
+    z = _f64(np.where(c, primal(x), primal(y)), "np.where")
+    xa, ya = _is_active(x), _is_active(y)
+    if not (xa or ya):
+        return _new(tape, z, False)
+    if type(tape) is dual.Context:
+        return forward_result(tape, z, np.where(c, *_broadcast_lanes(tape, z, x, y)))
+    res = new_array(tape, z, True)
+    zs = res._s
+    mask = np.array(c, dtype=bool)  # a copy: the caller may reuse its mask array
+
+    def pullback():
+        if xa:
+            accumulate(x, np.where(mask, zs, 0.0))
+        if ya:
+            accumulate(y, np.where(mask, 0.0, zs))
+    tape.record_py(pullback)
+    return res
+
+
+# np.clip(a, lo, hi) = minimum(maximum(a, lo), hi).  At the boundaries the
+# gradient goes to ``a`` (a == lo or a == hi passes through, as torch.clamp
+# does); it goes to lo where a < lo and to hi where maximum(a, lo) > hi (so to
+# hi everywhere when lo > hi, where numpy's result is hi).
+
+def _clip_sources(av, lov, hiv):
+    """Masks (from_lo, from_hi) of the entries the result takes from lo, hi."""
+    from_lo = False if lov is None else np.less(av, lov)
+    m = av if lov is None else np.maximum(av, lov)
+    from_hi = False if hiv is None else np.greater(m, hiv)
+    return np.logical_and(from_lo, np.logical_not(from_hi)), from_hi
+
+
+def _held(tape, v):
+    """v as a record that reads it at sweep time keeps it (snapshots.held);
+    a list or tuple read as a new array of floats."""
+    if type(v) is list or type(v) is tuple:
+        p = np.array(v, dtype=F64)
+    else:
+        p = np.asarray(v) if isinstance(v, np.ndarray) else v
+    return held(tape, v, p)
+
+
+def _clip_scalar(a, lo, hi):
+    lov, hiv = primal(lo), primal(hi)
+    v = primal(a)
+    if lov is not None and (v < lov or lov != lov):  # np.maximum propagates nan
+        v, a = lov, lo
+    if hiv is not None and (v > hiv or hiv != hiv):
+        a = hi
+    return float(a) if not is_traced(a) else a
+
+
+@implements_both(np.clip, elementwise=True)
+def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVALUE,
+         **kwargs):
+    for k, v in kwargs.items():
+        if k == "dtype" and v is not None and np.dtype(v) == F64:
+            continue
+        if k not in ("casting", "order", "subok"):
+            raise TypeError(f"shadowad: np.clip(..., {k}=...) is not supported on traced "
+                            "values")
+    if a_min is not _NOVALUE and min is not _NOVALUE:
+        raise TypeError("np.clip: pass a_min or min, not both")
+    if a_max is not _NOVALUE and max is not _NOVALUE:
+        raise TypeError("np.clip: pass a_max or max, not both")
+    lo = None if a_min is _NOVALUE and min is _NOVALUE else (min if a_min is _NOVALUE else a_min)
+    hi = None if a_max is _NOVALUE and max is _NOVALUE else (max if a_max is _NOVALUE else a_max)
+    if out is None and all(_scalarlike(v) for v in (a, lo, hi) if v is not None):
+        return _clip_scalar(a, lo, hi)
+    tape = _tape_of([a, lo, hi, out])
+    z = _f64(np.clip(primal(a), primal(lo), primal(hi)), "np.clip")
+    act = [(v, r) for v, r in ((a, 0), (lo, 1), (hi, 2)) if v is not None and _is_active(v)]
+    if not act:
+        return _deliver("np.clip", _new(tape, z, False), out)
+    if type(tape) is dual.Context:
+        from_lo, from_hi = _clip_sources(primal(a), primal(lo), primal(hi))
+        da, dlo, dhi = _broadcast_lanes(tape, z, a, lo, hi)
+        dz = np.where(from_hi, dhi, np.where(from_lo, dlo, da))
+        return _deliver("np.clip", forward_result(tape, z, dz), out)
+    res = new_array(tape, z, True)
+    zs = res._s
+    a, lo, hi = (_held(tape, v) for v in (a, lo, hi))
+
+    def pullback():
+        from_lo, from_hi = _clip_sources(primal(a), primal(lo), primal(hi))
+        for v, role in act:
+            if role == 0:
+                g = np.where(np.logical_or(from_lo, from_hi), 0.0, zs)
+            else:
+                g = np.where(from_lo if role == 1 else from_hi, zs, 0.0)
+            accumulate(v, g)
+    tape.record_py(pullback)
+    return _deliver("np.clip", res, out)
