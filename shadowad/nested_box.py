@@ -54,7 +54,7 @@ def unsupported(what):
         f"shadowad: {what} is not supported inside a nested differentiation yet (an "
         "autodiff/jacobian call running inside a function that shadowad is "
         "differentiating). Supported: + - * / ** @, neg, abs, exp, log, sqrt, sin, cos, "
-        "tan, tanh, maximum, minimum, fmax, fmin, where, clip, sum/mean/max/min (with axis), "
+        "tan, tanh, maximum, minimum, fmax, fmin, where, sum/mean/max/min (with axis), "
         "cumsum, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and "
         "slogdet, basic indexing (ints, slices, None, ...), reshape, ravel, squeeze, "
         "expand_dims, transpose, swapaxes, moveaxis, flip, diagonal, broadcast_to, copy, "

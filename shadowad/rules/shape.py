@@ -1,7 +1,9 @@
 """The reverse and forward engines' side of the shape functions
-(shadowad/primitives/shape.py defines them and their derivatives once), and
-the functions of this family that are the engines' memory rather than
-derivatives: ``*_like`` buffers, np.where and np.clip.
+(shadowad/primitives/shape.py defines them and their derivatives once); the
+``*_like`` buffers, which are memory and have no derivative of their own; and
+np.where and np.clip, still written per engine here (selects: they belong with
+the elementwise family's partials table, shadowad/primitives/elementwise.py
+on main).
 
 * Views.  In these two engines reshape, transpose, flip, diagonal and
   broadcast_to of a traced array bind no record: they return a view that
@@ -20,7 +22,7 @@ derivatives: ``*_like`` buffers, np.where and np.clip.
   copy.  np.copy is that C record too, np.stack of traced scalars and floats
   one pass over them, and the forward tangents of concatenate and stack one
   numpy call over all lanes.  Each is tested bit for bit against the generic
-  derivation (tests/test_primitives.py).
+  derivation (tests/test_shape_primitives.py).
 * ``*_like`` return inactive traced buffers: a later write of an active value
   promotes them, so ``out = np.zeros_like(x); out[i] = t`` keeps the gradient.
 * np.where and np.clip are Python records whose pullbacks read their primal
