@@ -58,7 +58,8 @@ def unsupported(what):
         "fmin, ...), where, clip, sum/mean/max/min (with axis), prod, cumsum, trace, dot, "
         "inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and slogdet, "
         "indexing (ints, slices, None, ..., integer and boolean arrays), np.take, reshape, "
-        "transpose, stack, concatenate")
+        "ravel, squeeze, expand_dims, transpose, swapaxes, moveaxis, flip, diagonal, "
+        "broadcast_to, copy, stack, concatenate, hstack, vstack")
 
 
 def inplace_error(what):

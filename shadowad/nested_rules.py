@@ -48,10 +48,6 @@ class Rule:
 # --------------------------------------------------------------------------
 # helpers shared by the rules
 
-def zeros(shape):
-    return 0.0 if shape == () else np.zeros(shape)
-
-
 def fit(t, shape):
     """Tangent ``t`` broadcast to the output's shape (``x + c`` with a scalar x
     and an array c has an array tangent)."""
@@ -326,92 +322,6 @@ primitives.values.PLAIN[Box] = lambda b: b.v
 
 RULES["getitem"] = primitives.indexing.take
 primitives.indexing.BINDERS[Box] = bind
-
-
-# --------------------------------------------------------------------------
-# shapes
-
-RULES["reshape"] = Rule(
-    "reshape", lambda a, shape: np.reshape(a, shape),
-    lambda ts, vals, out, p: np.reshape(ts[0], p["shape"]),
-    lambda k, g, vals, out, p: np.reshape(g, shape_of(vals[0])))
-
-
-def reshape(a, shape=None, order="C", **kwargs):
-    if order != "C" or kwargs:
-        raise unsupported("np.reshape with order other than 'C'")
-    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-    return bind(RULES["reshape"], (a,), {"shape": shape})
-
-
-FUNCTIONS[np.reshape] = reshape
-FUNCTIONS[np.ravel] = lambda a, order="C": reshape(a, -1, order)
-
-
-def _inverse(axes):
-    return None if axes is None else tuple(np.argsort(axes))
-
-
-RULES["transpose"] = Rule(
-    "transpose", lambda a, axes: np.transpose(a, axes),
-    lambda ts, vals, out, p: np.transpose(ts[0], p["axes"]),
-    lambda k, g, vals, out, p: np.transpose(g, _inverse(p["axes"])))
-
-
-def transpose(a, axes=None):
-    if axes is not None:
-        axes = tuple(int(i) % len(shape_of(a)) for i in axes)
-    return bind(RULES["transpose"], (a,), {"axes": axes})
-
-
-FUNCTIONS[np.transpose] = transpose
-
-
-def _filled(ts, vals):
-    return [zeros(shape_of(v)) if t is None else t for t, v in zip(ts, vals)]
-
-
-def _stack_vjp(k, g, vals, out, p):
-    axis = p["axis"] % len(shape_of(out))
-    return g[(slice(None),) * axis + (k,)]
-
-
-RULES["stack"] = Rule(
-    "stack", lambda *arrays, axis: np.stack(list(arrays), axis=axis),
-    lambda ts, vals, out, p: np.stack(_filled(ts, vals), axis=p["axis"]),
-    _stack_vjp)
-
-
-def _concatenate_vjp(k, g, vals, out, p):
-    axis = p["axis"]
-    start = sum(shape_of(v)[axis] for v in vals[:k])
-    n = shape_of(vals[k])[axis]
-    return g[(slice(None),) * axis + (slice(start, start + n),)]
-
-
-RULES["concatenate"] = Rule(
-    "concatenate", lambda *arrays, axis: np.concatenate(list(arrays), axis=axis),
-    lambda ts, vals, out, p: np.concatenate(_filled(ts, vals), axis=p["axis"]),
-    _concatenate_vjp)
-
-
-def stack(arrays, axis=0, out=None, **kwargs):
-    if out is not None or kwargs:
-        raise unsupported("np.stack(..., out=/dtype=)")
-    arrays = list(arrays)
-    return bind(RULES["stack"], arrays, {"axis": int(axis)})
-
-
-def concatenate(arrays, axis=0, out=None, **kwargs):
-    if out is not None or kwargs or axis is None:
-        raise unsupported("np.concatenate(..., axis=None/out=/dtype=)")
-    arrays = list(arrays)
-    ndim = len(shape_of(arrays[0]))
-    return bind(RULES["concatenate"], arrays, {"axis": int(axis) % ndim})
-
-
-FUNCTIONS[np.stack] = stack
-FUNCTIONS[np.concatenate] = concatenate
 
 
 # --------------------------------------------------------------------------

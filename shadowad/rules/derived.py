@@ -164,9 +164,23 @@ def derived_rule(prim):
     return rule
 
 
+def _viewed(prim, operands, params, out):
+    """The view of a traced array that a shape primitive is in the reverse and
+    forward engines (shadowad/rules/shape.py), or None.  A view records
+    nothing: it is how these engines lay out memory (writes through it reach
+    its base), not a fast path, so generic_only does not turn it off."""
+    view = prim.specialisations.get("view")
+    if view is None or out is not None:
+        return None
+    return view(operands[0], params)
+
+
 def reverse_bind(prim, operands, params, out=None):
     """A primitive applied in reverse mode: its value, and its record when an
     operand is active."""
+    res = _viewed(prim, operands, params, out)
+    if res is not None:
+        return res
     tape = _tape_of(operands, out)
     prims, actives, active = [], [], False
     for x in operands:
@@ -215,6 +229,9 @@ def lanes_jvp(prim, tangents, prims, z, params):
 
 
 def forward_bind(prim, operands, params, out=None):
+    res = _viewed(prim, operands, params, out)
+    if res is not None:
+        return res
     name = "np." + prim.name
     ctx = forward_context(operands, out)
     prims, tangents = [], []

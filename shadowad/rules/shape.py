@@ -1,35 +1,48 @@
-"""Shape functions: views, copies, array creation and combinations.
+"""The reverse and forward engines' side of the shape functions
+(shadowad/primitives/shape.py defines them and their derivatives once); the
+``*_like`` buffers, which are memory and have no derivative of their own; and
+np.where and np.clip, still written per engine here (selects: they belong with
+the elementwise family's partials table, shadowad/primitives/elementwise.py
+on main).
 
-* Views (reshape, transpose, diagonal, broadcast_to, ...) apply the same numpy
-  function to the primal and to the shadow, and share the Buffer of their base:
-  writes through a view reach the base, and adjoints accumulated into the view's
-  shadow land in the base's shadow.  A broadcast view's shadow has stride 0, so
-  accumulating through it sums over the broadcast axes (un-broadcasts).
-* Copies are one C COPY record (the reverse adds the copy's adjoint back).
+* Views.  In these two engines reshape, transpose, flip, diagonal and
+  broadcast_to of a traced array bind no record: they return a view that
+  shares its base's Buffer (primal and shadow, or tangent lanes), as numpy's
+  views share memory.  This is the engines' memory model, not a shortcut
+  for a derivative: a write through the view must reach the base, and an
+  adjoint accumulated into the view's shadow lands in the base's (a broadcast
+  view's shadow has stride 0, so accumulating through it sums over the
+  broadcast axes).  So the view is registered on the primitive as ``"view"``,
+  which shadowad/rules/derived.py takes before anything else, also under
+  ``generic_only``.  In forward mode the tangent memory of a Buffer is laid
+  out like the primal's bytes, so a view finds its tangent lanes by offset.
+* Where no view exists (a reshape that must copy, the shape of a traced
+  scalar) the primitive is recorded; the ``"reverse"`` specialisation does it
+  as one C COPY record (the copy's adjoint added back) and a view of the
+  copy.  np.copy is that C record too, np.stack of traced scalars and floats
+  one pass over them, and the forward tangents of concatenate and stack one
+  numpy call over all lanes.  Each is tested bit for bit against the generic
+  derivation (tests/test_shape_primitives.py).
 * ``*_like`` return inactive traced buffers: a later write of an active value
   promotes them, so ``out = np.zeros_like(x); out[i] = t`` keeps the gradient.
-* Combinations (concatenate, stack, where, clip) are Python records whose
-  pullbacks read their primal inputs from memory at sweep time.
-
-Each rule serves both modes (it dispatches on the types of its values).  In
-forward mode a view needs no tangent work: the tangent memory of a Buffer is
-laid out like the primal's bytes, so any view of the primal finds its tangent
-lanes by offset.  Copies and combinations compute the tangents of all lanes
-in one numpy call, along the leading lanes axis.
+* np.where and np.clip are Python records whose pullbacks read their primal
+  inputs from memory at sweep time; in forward mode they select tangent lanes.
 """
 import numpy as np
 
 from .. import dual
 from .._c import lib
+from ..primitives import shape as defs
 from ..primitives.elementwise import clip_sources, where_sources
 from ..snapshots import held
 from ..tape import current_tape
-from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, _num, detach_error,
+from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TEMPORARY, TArray, TScalar, _num,
+                      detach_error,
                       is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
 from .elementwise import _KPAIR, _operand, _record
 from .adjoints import accumulate
 from .reductions import forward_result
-from .registry import implements_both
+from .registry import ELEMENTWISE, implements_both
 
 _NOVALUE = object()
 
@@ -102,11 +115,6 @@ def _scalarlike(v):
     return type(v) in SCALAR_TYPES or _num(v) is not None
 
 
-def _check_dtype(name, dtype):
-    if dtype is not None and np.dtype(dtype) != F64:
-        raise detach_error(f"{name}(..., dtype={np.dtype(dtype)}) of traced values")
-
-
 def _deliver(name, res, out):
     """Return res, or copy it into ``out`` (a recorded write, or in forward
     mode a write of the tangent lanes too) and return out."""
@@ -122,7 +130,7 @@ def _deliver(name, res, out):
 
 
 # --------------------------------------------------------------------------
-# copies
+# copies: one C COPY record
 
 def _fresh(tape, like, order="C"):
     """An active temporary shaped like primal ``like`` whose shadow has the same
@@ -131,36 +139,28 @@ def _fresh(tape, like, order="C"):
     return new_temporary(tape, z, np.zeros_like(z))
 
 
-def _copy(a, order="C"):
-    """A differentiable copy of traced ``a`` (a scalar gives a 0-d array): one
-    C COPY record, or in forward mode a copy of the tangent lanes."""
-    t = type(a)
-    if t is TScalar:
+def _copy(a, order="K"):
+    """The differentiable copy of active ``a`` (a TArray or TScalar; a scalar
+    gives a 0-d array) as one C COPY record."""
+    if type(a) is TScalar:
         tape = a.tape
         res = _fresh(tape, np.empty(()))
         _record(tape, lib.SAD_COPY, [(_KPAIR, a.g, True, a.v)], res.p, res._s,
                 lib.SAD_F_PRIMAL | lib.SAD_F_FRESH)
         return res
-    if t is dual.FScalar:
-        ctx = current_tape()
-        return forward_result(ctx, np.array(a.v), np.broadcast_to(a.d, (ctx.lanes,)))
     tape = a.buf.tape
-    s = shadow_of(a)
-    if s is None or t is dual.FArray:  # constant now, or forward mode: numpy copies
-        z = np.empty_like(a.p, order=order)
-        z[...] = a.p
-        return _new(tape, z, False) if s is None else forward_result(tape, z, s)
     res = _fresh(tape, a.p, order)
     _record(tape, lib.SAD_COPY, [_operand(a, tape)], res.p, res._s,
             lib.SAD_F_PRIMAL | lib.SAD_F_FRESH)
     return res
 
 
-@implements_both(np.copy, elementwise=True)
-def copy(a, order="K", subok=False):
-    if not is_traced(a):
-        return np.copy(a, order=order)
-    return _copy(a, order)
+ELEMENTWISE.add(np.copy)  # sad.fwddiff may copy: the identity is elementwise
+
+
+@defs.copy.specialise("reverse")
+def copy_record(tape, operands, prims, actives, params):
+    return _copy(operands[0], params["order"])
 
 
 def _like(name, a, fill, dtype, order, shape, kwargs):
@@ -204,11 +204,6 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, **kw
 # --------------------------------------------------------------------------
 # views
 
-def _as_array(a):
-    """A traced scalar becomes a 0-d array (a copy); arrays pass through."""
-    return _copy(a) if type(a) in SCALAR_TYPES else a
-
-
 def _writable(v):
     # numpy marks diagonal and broadcast views read-only; the primal view stays
     # so, but adjoints must be accumulated through the shadow view.
@@ -217,201 +212,121 @@ def _writable(v):
     return v
 
 
-def _view(a, fn, readonly=False):
-    """The view fn(a) of traced array ``a``, sharing its Buffer.  In forward
-    mode the tangent view is found by offset when first needed."""
-    p = fn(a.p)
+def _view(a, fn, params, readonly=False):
+    """The view fn(a, params) of traced array ``a``, sharing its Buffer.  In
+    forward mode the tangent view is found by offset when first needed."""
+    p = fn(a.p, params)
     if type(a) is dual.FArray:
         return dual.FArray(p, None, a.buf)
     if a._s is None and a.buf.slot is not None and not readonly:
         return TArray(p, None, a.buf)  # a lazy shadow: the view's is found by offset
     s = shadow_of(a)
     if s is not None:
-        s = fn(s)
+        s = fn(s, params)
         if readonly:
             s = _writable(s)
     return TArray(p, s, a.buf)
-
-
-def _view_rule(fn, readonly=False):
-    def rule(a, *args, **kwargs):
-        if not is_traced(a):
-            return fn(a, *args, **kwargs)
-        return _view(_as_array(a), lambda v: fn(v, *args, **kwargs), readonly)
-    rule.__name__ = fn.__name__
-    return rule
-
-
-for _fn in (np.transpose, np.swapaxes, np.moveaxis, np.squeeze, np.expand_dims, np.flip):
-    implements_both(_fn)(_view_rule(_fn))
-implements_both(np.diagonal)(_view_rule(np.diagonal, readonly=True))
-implements_both(np.broadcast_to)(_view_rule(np.broadcast_to, readonly=True))
 
 
 def _shares(v, base):
     return v.size == 0 or np.may_share_memory(v, base)
 
 
-def _reshaped(name, a, fn, order, copy=None):
-    """fn(a) for a reshape-like fn reading in ``order``: a view of primal and
-    shadow when numpy views the primal, else fn of a differentiable copy made
-    in that order (which fn views).  In forward mode the copy's tangent lanes
-    are laid out like its primal, so fn views them alike too."""
-    if not copy:
-        p = fn(a.p)
-        if _shares(p, a.p):
-            if a._s is None and a.buf.slot is not None:  # lazy: laid out as the primal
-                return TArray(p, None, a.buf)
-            s = shadow_of(a)
-            if s is None or type(a) is dual.FArray:
-                return type(a)(p, None, a.buf)
-            sv = fn(s)
-            if not _shares(sv, s):
-                raise ValueError(f"shadowad: {name} of {a.buf.label} views its primal but "
-                                 "would copy its shadow, whose memory layout differs; pass "
-                                 "a shadow with the primal's layout (np.zeros_like(x))")
-            return TArray(p, sv, a.buf)
-        if copy is False:
-            raise ValueError("Unable to avoid creating a copy while reshaping.")
-    return _view(_copy(a, order), fn)
+def _reshaped(v, p):
+    return v.reshape(p["shape"], order=p["order"])
 
 
-@implements_both(np.reshape)
-def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    if shape is None:
-        shape = newshape
-    if not is_traced(a):
-        return np.reshape(a, shape, order=order, copy=copy)
-    return _reshaped("np.reshape", _as_array(a),
-                     lambda v: np.reshape(v, shape, order=order), order, copy)
+def _reshape_view(a, params):
+    """The reshape of ``a`` as a view of primal and shadow, when numpy views
+    the primal; else None (the primitive is recorded: a copy)."""
+    p = _reshaped(a.p, params)
+    if not _shares(p, a.p):
+        return None
+    if a._s is None and a.buf.slot is not None:  # lazy: laid out as the primal
+        return TArray(p, None, a.buf)
+    s = shadow_of(a)
+    if s is None or type(a) is dual.FArray:
+        return type(a)(p, None, a.buf)
+    sv = _reshaped(s, params)
+    if not _shares(sv, s):
+        if a.buf.label is TEMPORARY:
+            # the engine laid this temporary's shadow out unlike its primal (an
+            # elementwise result of a strided operand): no view of both exists.
+            # The copy record, read-only, so that no write meant for the
+            # temporary is lost silently.
+            res = _view(_copy(a, params["order"]), _reshaped, params)
+            res.p.flags.writeable = False
+            return res
+        raise ValueError(f"shadowad: np.reshape of {a.buf.label} views its primal but "
+                         "would copy its shadow, whose memory layout differs; pass "
+                         "a shadow with the primal's layout (np.zeros_like(x))")
+    return TArray(p, sv, a.buf)
 
 
-@implements_both(np.ravel)
-def ravel(a, order="C"):
-    if not is_traced(a):
-        return np.ravel(a, order=order)
-    return _reshaped("np.ravel", _as_array(a), lambda v: np.ravel(v, order), order)
+def _viewer(prim, fn, readonly=False):
+    """Register prim's view (see the module's docstring) and, for operands it
+    cannot view, its C record: a copy, viewed.  ``fn(v, params)`` is the
+    primitive's value on an ndarray, by its ndarray method where there is one
+    (numpy's function of the same name only calls it)."""
+    is_reshape = prim is defs.reshape
+
+    @prim.specialise("view")
+    def view(a, params):
+        t = type(a)
+        if t is not TArray and t is not dual.FArray:
+            return None  # a traced scalar: no memory to view
+        if is_reshape:
+            return _reshape_view(a, params)
+        return _view(a, fn, params, readonly)
+
+    @prim.specialise("reverse")
+    def copied(tape, operands, prims, actives, params):
+        order = params["order"] if is_reshape else "K"
+        return _view(_copy(operands[0], order), fn, params, readonly)
 
 
-def _atleast(fn, arys):
-    res = []
-    for a in arys:
-        if is_traced(a):
-            a = _as_array(a)
-            if fn(a.p) is not a.p:
-                a = _view(a, fn)
-            res.append(a)
-        else:
-            res.append(fn(a))
-    return res[0] if len(res) == 1 else tuple(res)
-
-
-@implements_both(np.atleast_1d)
-def atleast_1d(*arys):
-    return _atleast(np.atleast_1d, arys)
-
-
-@implements_both(np.atleast_2d)
-def atleast_2d(*arys):
-    return _atleast(np.atleast_2d, arys)
+_viewer(defs.reshape, _reshaped)
+_viewer(defs.transpose, lambda v, p: v.transpose(p["axes"]))
+_viewer(defs.flip, lambda v, p: np.flip(v, p["axes"]))
+_viewer(defs.diagonal, lambda v, p: v.diagonal(p["offset"], p["axis1"], p["axis2"]),
+        readonly=True)
+_viewer(defs.broadcast_to, lambda v, p: np.broadcast_to(v, p["shape"]), readonly=True)
 
 
 # --------------------------------------------------------------------------
 # combinations
 
-def _join(name, items, shapes, axis, out, dtype):
-    """Concatenate ``items`` (reshaped to ``shapes``) along ``axis``; the
-    pullback hands each item its slice of the result's adjoint."""
-    _check_dtype(name, dtype)
-    tape = _tape_of(items + [out])
-    prims = [np.reshape(primal(x), sh) for x, sh in zip(items, shapes)]
-    z = _f64(np.concatenate(prims, axis=axis), name)
-    active = {k for k, x in enumerate(items) if _is_active(x)}
-    if not active:
-        return _deliver(name, _new(tape, z, False), out)
-    ax = axis % z.ndim
-    if type(tape) is dual.Context:
-        return _deliver(name, _join_lanes(tape, z, np.concatenate, items, shapes, ax), out)
-    res = new_array(tape, z, True)
-    zs = res._s
-    pieces, off = [], 0
-    for k, sh in enumerate(shapes):
-        n = sh[ax]
-        if k in active:
-            x = items[k]
-            idx = (slice(None),) * ax + (slice(off, off + n),)
-            pieces.append((x, idx, np.shape(primal(x))))
-        off += n
-
-    def pullback():
-        for x, idx, shape in pieces:
-            accumulate(x, zs[idx].reshape(shape))
-    tape.record_py(pullback)
-    return _deliver(name, res, out)
+def _join_lanes(join):
+    """Forward mode: the tangent lanes of a join (np.concatenate, np.stack)
+    are the same join of the operands' lanes along the axis after the lanes."""
+    def forward(tangents, prims, z, params):
+        lanes = next(t for t in tangents if t is not None).shape[0]
+        lanes_of = [np.broadcast_to(0.0, (lanes,) + p.shape) if t is None
+                    else t.reshape((lanes,) + p.shape) for t, p in zip(tangents, prims)]
+        dz = np.empty((lanes,) + z.shape)
+        join(lanes_of, axis=params["axis"] + 1, out=dz)
+        return dz
+    return forward
 
 
-def _join_lanes(ctx, z, join, items, shapes, ax):
-    """Forward mode: the tangent lanes of z = join(items) (np.concatenate or
-    np.stack of the items reshaped to ``shapes`` along ax) are the same join of
-    the items' lanes along ax + 1."""
-    res = dual.new_array(ctx, z, True)
-    join([_lanes(x, sh, ctx.lanes) for x, sh in zip(items, shapes)], axis=ax + 1, out=res._s)
-    return res
+defs.concatenate.specialise("forward")(_join_lanes(np.concatenate))
+defs.stack.specialise("forward")(_join_lanes(np.stack))
 
 
-def _items(name, arrays):
-    if is_traced(arrays) or isinstance(arrays, np.ndarray):
-        raise TypeError(f"shadowad: {name} takes a sequence of arrays")
-    return list(arrays)
-
-
-@implements_both(np.concatenate)
-def concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
-    items = _items("np.concatenate", arrays)
-    if axis is None:
-        shapes = [(np.size(primal(x)),) for x in items]
-        return _join("np.concatenate", items, shapes, 0, out, dtype)
-    shapes = [np.shape(primal(x)) for x in items]
-    if any(len(sh) == 0 for sh in shapes):
-        raise ValueError("zero-dimensional arrays cannot be concatenated")
-    return _join("np.concatenate", items, shapes, axis, out, dtype)
-
-
-@implements_both(np.hstack)
-def hstack(tup, *, dtype=None, casting="same_kind"):
-    items = _items("np.hstack", tup)
-    shapes = [np.atleast_1d(primal(x)).shape for x in items]
-    axis = 0 if shapes and len(shapes[0]) == 1 else 1
-    return _join("np.hstack", items, shapes, axis, None, dtype)
-
-
-@implements_both(np.vstack)
-def vstack(tup, *, dtype=None, casting="same_kind"):
-    items = _items("np.vstack", tup)
-    shapes = [np.atleast_2d(primal(x)).shape for x in items]
-    return _join("np.vstack", items, shapes, 0, None, dtype)
-
-
-def _stack_scalars(items):
+@defs.stack.specialise("reverse")
+def stack_scalars(tape, operands, prims, actives, params):
     """np.stack of traced scalars and floats (the scalar loop's way to build a
     vector) in one pass; None when some item is anything else."""
-    tape = None
     vals, pairs = [], []
-    for k, x in enumerate(items):
+    for k, x in enumerate(operands):
         t = type(x)
         if t is TScalar:
-            if tape is None:
-                tape = x.tape
-            elif x.tape is not tape:
-                raise mixed_tapes_error()
             vals.append(x.v)
             pairs.append((k, x.g))
         elif t is float:
             vals.append(x)
         else:
             return None
-    if tape is None:
-        return None
     res = new_array(tape, np.array(vals, dtype=F64), True)
     zs = res._s
     add = lib.sad_pair_add
@@ -424,35 +339,8 @@ def _stack_scalars(items):
     return res
 
 
-@implements_both(np.stack)
-def stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
-    """np.stack, also the way to build an array from traced scalars."""
-    name = "np.stack"
-    _check_dtype(name, dtype)
-    items = _items(name, arrays)
-    if out is None and (axis == 0 or axis == -1):
-        res = _stack_scalars(items)
-        if res is not None:
-            return res
-    tape = _tape_of(items + [out])
-    z = _f64(np.stack([primal(x) for x in items], axis=axis), name)
-    active = [k for k, x in enumerate(items) if _is_active(x)]
-    if not active:
-        return _deliver(name, _new(tape, z, False), out)
-    ax = axis % z.ndim
-    if type(tape) is dual.Context:
-        shapes = [np.shape(primal(x)) for x in items]
-        return _deliver(name, _join_lanes(tape, z, np.stack, items, shapes, ax), out)
-    res = new_array(tape, z, True)
-    zs = res._s
-    pieces = [(items[k], (slice(None),) * ax + (k,)) for k in active]
-
-    def pullback():
-        for x, idx in pieces:
-            accumulate(x, zs[idx])
-    tape.record_py(pullback)
-    return _deliver(name, res, out)
-
+# --------------------------------------------------------------------------
+# where and clip
 
 @implements_both(np.where, elementwise=True)
 def where(condition, x=_NOVALUE, y=_NOVALUE):
