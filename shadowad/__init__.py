@@ -3,17 +3,17 @@ in-place numpy code, on a C tape.
 
     grads = shadowad.autodiff(f, Active(x), Const(c), Duplicated(y, dy))
 """
-from .activity import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoNeed,
-                       Forward, ForwardWithPrimal, Reverse, ReverseWithPrimal)
-from . import rules  # noqa: F401  (fills the rule tables)
-from .driver import autodiff, autodiff_split, gradient
-from .jacobian import jacobian
-from .kernels import axpy, scal, setindex
-from .mixed import fwddiff
-from .nested_trace import OverwrittenError
-from .tape import memory_pool_bytes, set_memory_pool
-from .traced import TArray, TScalar, read_only_primal as primal
-from .vector import Vector
+from .activity import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoNeed, Forward,
+    ForwardWithPrimal, Reverse, ReverseWithPrimal)
+from .engines import rules  # noqa: F401  (fills the rule tables)
+from .api.autodiff import autodiff, autodiff_split, gradient
+from .api.jacobian import jacobian
+from .api.kernels import axpy, scal, setindex
+from .engines.mixed import fwddiff
+from .engines.nested.trace import OverwrittenError
+from .engines.reverse.tape import memory_pool_bytes, set_memory_pool
+from .engines.reverse.traced import TArray, TScalar, read_only_primal as primal
+from .api.vector import Vector
 
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",

@@ -8,7 +8,7 @@ from numbers import Real
 
 import numpy as np
 
-from .memory import shares_memory
+from .support.memory import shares_memory
 
 __all__ = ["Const", "Active", "Duplicated", "DuplicatedNoNeed", "BatchDuplicated",
            "Mode", "Reverse", "ReverseWithPrimal", "Forward", "ForwardWithPrimal"]
@@ -49,7 +49,7 @@ def _check_float_array(x, what):
 
 
 # Types of values that belong to a running differentiation (traced arrays and
-# scalars, values of nested calls): shadowad.nested fills this, and annotations
+# scalars, values of nested calls): shadowad.engines.nested.engine fills this, and annotations
 # accept such values as they are, for a call nested inside that differentiation.
 NESTABLE = set()
 
@@ -85,7 +85,7 @@ def _active_value(val):
         _check_float_array(val, "Active array")
     elif is_real_scalar(val):
         val = float(val)
-    elif type(val) not in NESTABLE:  # (a value of a running differentiation: shadowad.nested)
+    elif type(val) not in NESTABLE:  # (a value of a running differentiation: shadowad.engines.nested.engine)
         raise TypeError("Active takes a float or a float64 array, got "
                         f"{type(val).__name__}")
     return val

@@ -26,9 +26,9 @@ work on copies (the caller's arrays are not touched), and raise
 import numpy as np
 
 from . import activity as act
-from .driver import autodiff, autodiff_split
-from .tape import fused_sweeps
-from .vector import Vector
+from .api.autodiff import autodiff, autodiff_split
+from .engines.reverse.tape import fused_sweeps
+from .api.vector import Vector
 
 __all__ = ["finite_differences", "check_gradient", "check_restore",
            "check_accumulate_once", "check_failure_atomic", "check_dot_product",

@@ -28,9 +28,9 @@ SUB = 2.5e-310         # a subnormal
 def registered_functions(engine=None):
     """(numpy function -> name) of the reverse, forward and nested tables, or
     of the nested engine's alone (``engine="nested"``)."""
-    from shadowad.naming import qualified_name
-    from shadowad.nested_box import FUNCTIONS as NESTED
-    from shadowad.rules.registry import FUNCTIONS, JVPS
+    from shadowad.support.naming import qualified_name
+    from shadowad.engines.nested.box import FUNCTIONS as NESTED
+    from shadowad.engines.rules.registry import FUNCTIONS, JVPS
     tables = (NESTED,) if engine == "nested" else (FUNCTIONS, JVPS, NESTED)
     return {f: qualified_name(f) for table in tables for f in table}
 
@@ -126,8 +126,8 @@ def ordinary(*shape):
 
 # What the nested engine raises for what it lacks (the suite names the classes once).
 def nested_unsupported(name):
-    from shadowad.nested_box import UnsupportedError
-    from shadowad.traced import DeferToNested, NoRuleError
+    from shadowad.engines.nested.box import UnsupportedError
+    from shadowad.engines.reverse.traced import DeferToNested, NoRuleError
     return {"UnsupportedError": UnsupportedError, "NoRuleError": NoRuleError,
             "DeferToNested": DeferToNested, "TypeError": TypeError}[name]
 

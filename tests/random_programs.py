@@ -25,9 +25,10 @@ import warnings
 import numpy as np
 
 import shadowad as sad
-from shadowad import Active, Const, Duplicated, driver
+from shadowad import Active, Const, Duplicated
+from shadowad.api import autodiff as driver
 from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
-                              check_restore, same_bits)
+    check_restore, same_bits)
 
 # ---------------------------------------------------------------- sizes
 

@@ -14,7 +14,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, autodiff, autodiff_split
-from shadowad.tape import Tape
+from shadowad.engines.reverse.tape import Tape
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gradbench"))
 from modules import gmm  # noqa: E402
@@ -444,7 +444,7 @@ def test_stats_cost_nothing_while_recording():
     """Nothing is walked while recording: a tape with many Python records
     records as fast with accounting as without (the walk runs on demand)."""
     calls = []
-    import shadowad.tape as tape_module
+    import shadowad.engines.reverse.tape as tape_module
     real = tape_module.held_bytes
 
     def counting(*a, **k):

@@ -15,8 +15,8 @@ from hypothesis import assume, event, given, settings, strategies as st
 
 import shadowad as sad
 from shadowad import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoNeed, Forward,
-                      ForwardWithPrimal, Reverse, ReverseWithPrimal, autodiff)
-from shadowad.aliasing import sharing_groups
+    ForwardWithPrimal, Reverse, ReverseWithPrimal, autodiff)
+from shadowad.support.aliasing import sharing_groups
 from shadowad.testing import same_bits
 
 Vector = sad.Vector

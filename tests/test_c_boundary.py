@@ -91,7 +91,8 @@ def test_the_sum_through_its_operands_record_takes_a_temporary_broadcast():
     3.13 crash site, W6's GMM objective), and the gradient is the one the
     slot path gives."""
     import shadowad as sad
-    from shadowad import Duplicated, traced
+    from shadowad import Duplicated
+    from shadowad.engines.reverse import traced
     rng = np.random.default_rng(5)
     x0 = rng.uniform(0.5, 1.5, (40, 30, 8))
 
@@ -129,7 +130,7 @@ def test_extension_entry_points_refuse_what_is_not_theirs(call):
 
 def test_reverse_through_refuses_a_freed_tape_and_other_dtypes():
     from shadowad._c import fast
-    from shadowad.tape import Tape
+    from shadowad.engines.reverse.tape import Tape
     t = Tape()
     with pytest.raises(TypeError, match="float64"):
         fast.reverse_through(t, 0, 1, np.zeros(3, np.float32))
@@ -161,9 +162,10 @@ def test_no_ctypes_in_the_package():
 def test_base_types_come_from_the_extension():
     """The fields the fast paths read are C struct members of the
     extension's base types, which the Python classes subclass."""
-    from shadowad import dual, traced
+    from shadowad.engines.forward import dual
+    from shadowad.engines.reverse import traced
     from shadowad._c import fast
-    from shadowad.tape import Tape
+    from shadowad.engines.reverse.tape import Tape
     pairs = [(traced.TScalar, fast.ScalarBase), (traced.TArray, fast.ArrayBase),
              (dual.FArray, fast.ArrayBase), (traced.Buffer, fast.BufferBase),
              (Tape, fast.TapeBase), (dual.Context, fast.ContextBase),

@@ -29,7 +29,7 @@ import pytest
 import shadowad as sad
 from shadowad import Active, BatchDuplicated, Duplicated
 from shadowad.testing import (check_accumulate_once, check_dot_product, check_forward,
-                              check_gradient, check_restore)
+    check_gradient, check_restore)
 
 from conformance_cases import (CASES, DET_TINY, SIGNED_ZERO, nested_unsupported, primitives,
                                registered_functions)

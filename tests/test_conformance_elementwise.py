@@ -23,8 +23,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, BatchDuplicated, Const, Duplicated
-from shadowad.primitives.elementwise import (SELECTS, TABLE, clip_sources, partial_at,
-                                             where_sources)
+from shadowad.primitives.elementwise import SELECTS, TABLE, clip_sources, partial_at, where_sources
 
 from test_elementwise_table import LIBM_VALUE, agree
 from test_engine_agreement import nested

@@ -15,9 +15,9 @@ import pytest
 import shadowad as sad
 from shadowad import Active, Const, Duplicated
 from shadowad._c import lib
-from shadowad.rules.elementwise import EW_OPS
+from shadowad.engines.rules.elementwise import EW_OPS
 from shadowad.testing import (check_rule, check_accumulate_once, check_gradient, check_restore,
-                              finite_differences, same_bits)
+    finite_differences, same_bits)
 
 PRIMAL = lib.SAD_F_PRIMAL  # the tangent kernel also writes z
 
@@ -1042,7 +1042,7 @@ def _in_place_program(x, y, w):
 
 @pytest.mark.parametrize("n", [7, 5000], ids=["small", "lazy temporaries"])
 def test_in_place_fast_path_equals_the_python_path(n, monkeypatch):
-    from shadowad.rules import elementwise
+    from shadowad.engines.rules import elementwise
     rng = np.random.default_rng(38)
     x, y, w = rng.uniform(0.5, 1.5, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
     calls = []
@@ -1057,7 +1057,7 @@ def test_in_place_fast_path_equals_the_python_path(n, monkeypatch):
         args = [Duplicated(x.copy(), np.zeros(n)), Duplicated(y.copy(), np.zeros(n)), Const(w)]
         sad.autodiff(_in_place_program, *args)
         return [a.val for a in args[:2]] + [a.dval for a in args[:2]]
-    from shadowad import traced                 # x op= y calls it from TArray directly
+    from shadowad.engines.reverse import traced  # x op= y calls it from TArray directly
     monkeypatch.setattr(elementwise, "_rev_out", counting)
     monkeypatch.setattr(traced, "_rev_out", counting)
     fast = run()

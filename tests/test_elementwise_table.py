@@ -13,7 +13,7 @@ import shadowad as sad
 from shadowad import Const, Duplicated
 from shadowad._c import ffi, lib
 from shadowad.primitives.elementwise import BY_OP, BY_UFUNC, TABLE, partial_at
-from shadowad.rules.elementwise import EW_OPS
+from shadowad.engines.rules.elementwise import EW_OPS
 
 inf, nan = np.inf, np.nan
 TINY = 5e-324                    # the smallest subnormal

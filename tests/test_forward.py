@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, ForwardWithPrimal,
-                      Vector)
+from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward, ForwardWithPrimal, Vector
 from shadowad._c import lib
-from shadowad.rules.elementwise import EW_OPS
+from shadowad.engines.rules.elementwise import EW_OPS
 from shadowad.testing import check_dot_product, check_forward, same_bits
 
 rng = np.random.default_rng(7)

@@ -16,9 +16,9 @@ import pytest
 
 import shadowad as sad
 from shadowad import BatchDuplicated, Const, Duplicated, ForwardWithPrimal
-from shadowad import dual
-from shadowad.rules import elementwise, reductions
-from shadowad.rules.elementwise import EW_OPS
+from shadowad.engines.forward import dual
+from shadowad.engines.rules import elementwise, reductions
+from shadowad.engines.rules.elementwise import EW_OPS
 from shadowad.testing import same_bits
 from shadowad._c import fast
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import shadowad as sad
 from shadowad import Active, Const, Duplicated
 from shadowad.testing import (check_accumulate_once, check_dot_product, check_fused_sweep,
-                              check_restore, same_bits)
+    check_restore, same_bits)
 
 N = 20_011  # several blocks of 2048, the last one partial
 rng = np.random.default_rng(11)

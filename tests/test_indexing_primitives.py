@@ -18,7 +18,7 @@ import shadowad as sad
 from shadowad import Active, Const, Duplicated, Forward, Reverse
 from shadowad.primitives import core, indexing as defs
 from shadowad.primitives.protocol import Config, DerivedRule
-from shadowad.rules import indexing
+from shadowad.engines.rules import indexing
 
 F, R = Forward, Reverse
 rng = np.random.default_rng(14)

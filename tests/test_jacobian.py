@@ -9,7 +9,7 @@ import shadowad as sad
 from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward, Reverse
 from shadowad.testing import same_bits
 
-jacmod = sys.modules["shadowad.jacobian"]  # the module (sad.jacobian is the function)
+jacmod = sys.modules["shadowad.api.jacobian"]  # the module (sad.jacobian is the function)
 rng = np.random.default_rng(11)
 
 

@@ -7,9 +7,8 @@ import pytest
 
 import shadowad as sad
 from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, Reverse, autodiff,
-                      autodiff_split)
-from shadowad.testing import (check_forward, check_rule, check_gradient, check_restore,
-                              same_bits)
+    autodiff_split)
+from shadowad.testing import check_forward, check_rule, check_gradient, check_restore, same_bits
 
 
 def dup(a):

@@ -7,7 +7,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import BatchDuplicated, Duplicated
-from shadowad import traced
+from shadowad.engines.reverse import traced
 from shadowad._c import ffi, lib
 from shadowad.testing import same_bits
 
@@ -236,7 +236,7 @@ def test_whole_view(view, whole):
 
 def _limited_tapes(monkeypatch, max_slots, max_bytes=0):
     """Every Tape made from now on bounds its slots so."""
-    from shadowad.tape import Tape
+    from shadowad.engines.reverse.tape import Tape
     real = Tape.__init__
 
     def init(self, *a, **k):

@@ -13,8 +13,11 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward
-from shadowad import dual, nested_box, traced, vector
-from shadowad.tape import PyRecord, Tape, current_tape
+from shadowad.engines.forward import dual
+from shadowad.engines.nested import box as nested_box
+from shadowad.engines.reverse import traced
+from shadowad.api import vector
+from shadowad.engines.reverse.tape import PyRecord, Tape, current_tape
 
 
 @pytest.fixture(autouse=True)
@@ -162,7 +165,7 @@ def _writes(n):
 @pytest.mark.parametrize("how", ["dropped", "reversed", "value kept"])
 def test_split_tape_memory_goes_back_on_del(how):
     """A tape's large save chunks go back to the thread's pool when it is freed
-    (shadowad.tape): dropping the SplitTape returns them at once, every time."""
+    (shadowad.engines.reverse.tape): dropping the SplitTape returns them at once, every time."""
     f, *args = _writes(1 << 19)  # 4 MiB a save: pool-sized chunks
     sad.set_memory_pool(256 << 20)
     kept = []

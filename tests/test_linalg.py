@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import (Active, Const, Duplicated, Forward, ForwardWithPrimal,
-                      ReverseWithPrimal, autodiff)
+from shadowad import (Active, Const, Duplicated, Forward, ForwardWithPrimal, ReverseWithPrimal,
+    autodiff)
 from shadowad.testing import check_forward, check_rule, same_bits
 
 rng = np.random.default_rng(3)
@@ -168,8 +168,8 @@ SUMMED_TAKES = {"gmm": True, "unswapped": True, "both_active": False, "not_repea
 def test_matmul_column_sums_through_a_broadcast(name, monkeypatch):
     """The shortcut is taken exactly where it applies, and gives the gradient
     of the full product (to rounding: the sums come before the product)."""
-    from shadowad import traced
-    from shadowad.rules import linalg
+    from shadowad.engines.reverse import traced
+    from shadowad.engines.rules import linalg
     monkeypatch.setattr(traced, "LAZY_MIN", 0)  # every temporary lazy, at any size
     f = SUMMED[name]
     r = np.random.default_rng(31)
@@ -201,8 +201,8 @@ def test_matmul_column_sums_through_a_broadcast(name, monkeypatch):
 def test_matmul_column_sums_over_several_sweeps(monkeypatch):
     """A reverse Jacobian sweeps the tape once per output: each sweep takes the
     shortcut, and agrees with forward mode."""
-    from shadowad import traced
-    from shadowad.rules import linalg
+    from shadowad.engines.reverse import traced
+    from shadowad.engines.rules import linalg
     monkeypatch.setattr(traced, "LAZY_MIN", 0)
     q0 = np.random.default_rng(32).standard_normal((2, 3, 3))
     real, taken = linalg._columns_summed, []
@@ -272,7 +272,7 @@ def test_vector_dot_of_views_with_many_dimensions():
     check_all(f, dup(x), dup(np.zeros(())))
 
 
-@pytest.mark.skipif(np.broadcast_to not in sad.rules.registry.FUNCTIONS,
+@pytest.mark.skipif(np.broadcast_to not in sad.engines.rules.registry.FUNCTIONS,
                     reason="np.broadcast_to has no rule yet")
 def test_products_of_broadcast_views():
     # a broadcast view's shadow has stride 0: each adjoint term must land
@@ -535,7 +535,7 @@ def test_forward_slogdet_result_types_and_singular():
 
     dA = rng.standard_normal((2, 2))
     t, v = autodiff(f, Duplicated(A, dA.copy()), mode=ForwardWithPrimal)
-    assert seen == [type(np.linalg.slogdet(A)), float, sad.dual.FScalar, -1.0]
+    assert seen == [type(np.linalg.slogdet(A)), float, sad.engines.forward.dual.FScalar, -1.0]
     assert same_bits(v, np.linalg.slogdet(A)[1])
     assert t == pytest.approx(np.sum(np.linalg.inv(A).T * dA), rel=1e-14)
     S = np.stack([np.array([[1.0, 2.0], [2.0, 4.0]]), np.eye(2)])
@@ -558,13 +558,13 @@ def test_forward_inactive_linalg_is_plain():
 
     def f(C, x):
         seen.append(type(np.linalg.det(C)))
-        seen.append(sad.traced.shadow_of(np.linalg.inv(C)))
+        seen.append(sad.engines.reverse.traced.shadow_of(np.linalg.inv(C)))
         seen.append(type(C[0] @ C[1]))
         seen.append(type(np.linalg.solve(C, x)))
         return x
 
     autodiff(f, Const(well_conditioned(2, 2)), Duplicated(np.ones(2), np.ones(2)), mode=Forward)
-    assert seen == [np.float64, None, np.float64, sad.dual.FArray]
+    assert seen == [np.float64, None, np.float64, sad.engines.forward.dual.FArray]
 
 
 @pytest.mark.parametrize("sa,sb,axes", [

@@ -1,9 +1,9 @@
-"""shadowad.memory: the one place that says where elements lie and whether
+"""shadowad.support.memory: the one place that says where elements lie and whether
 two arrays meet (bounds, addresses, exact overlap, byte equality)."""
 import numpy as np
 import pytest
 
-from shadowad import memory
+from shadowad.support import memory
 
 try:
     from numpy.lib.array_utils import byte_bounds
@@ -75,5 +75,5 @@ def test_memory_and_activity_stay_leaves():
     """memory.py imports numpy and the compiled core only, so activity.py (plain
     data, no engine) can take shares_memory from it."""
     from shadowad import activity
-    assert _imports(memory) <= {"numpy", "._c"}
-    assert _imports(activity) <= {"numbers", "numpy", ".memory"}
+    assert _imports(memory) <= {"numpy", ".._c"}
+    assert _imports(activity) <= {"numbers", "numpy", ".support.memory"}

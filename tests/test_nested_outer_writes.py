@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, Forward, Reverse
-from shadowad.nested_trace import OverwrittenError
+from shadowad.engines.nested.trace import OverwrittenError
 
 X0 = np.array([0.3, -0.7, 1.1])
 C0 = np.array([1.5, 0.5, 2.0])
@@ -297,7 +297,7 @@ def test_three_levels():
 def test_unchanged_operands_in_an_inner_loop_keep_memory_flat(mode, monkeypatch):
     """An outer constant read by every step of an inner loop is copied once;
     an active one is checked against one copy, not one per step."""
-    from shadowad import nested_trace
+    from shadowad.engines.nested import trace as nested_trace
     traces = []
     new = nested_trace.ReverseTrace.__init__
 

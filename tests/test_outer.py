@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import shadowad as sad
-from shadowad import Active, BatchDuplicated, Const, Duplicated, autodiff, traced
+from shadowad import Active, BatchDuplicated, Const, Duplicated, autodiff
+from shadowad.engines.reverse import traced
 from shadowad.testing import check_rule, same_bits
 
 rng = np.random.default_rng(45)

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 import shadowad as sad
 from shadowad import (Duplicated, Forward, ForwardWithPrimal, ReverseWithPrimal, autodiff,
-                      autodiff_split)
-from shadowad.overlap import numpy_sources
+    autodiff_split)
+from shadowad.support.overlap import numpy_sources
 from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
-                              check_restore, fused_sweeps, same_bits)
+    check_restore, fused_sweeps, same_bits)
 
 N = 12
 W = np.linspace(0.5, 1.5, N)

@@ -446,7 +446,7 @@ def test_layout_set_in_place_is_a_new_layout():
 
 
 def test_a_snapshot_is_read_only_and_not_the_users_memory():
-    from shadowad.snapshots import Snapshots
+    from shadowad.engines.reverse.snapshots import Snapshots
     s = Snapshots()
     w = V0.copy()
     h = s.hold(w)

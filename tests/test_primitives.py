@@ -214,7 +214,7 @@ def test_a_record_returning_a_gradient_for_a_duplicated_argument_is_refused(monk
 
         def __repr__(self):
             return "Wrong"
-    from shadowad.rules import derived
+    from shadowad.engines.rules import derived
     monkeypatch.setattr(derived, "derived_rule", lambda prim: Wrong())
     x = M.copy()
     with pytest.raises(TypeError, match="not Active"):
@@ -225,8 +225,8 @@ def test_a_record_returning_a_gradient_for_a_duplicated_argument_is_refused(monk
 def test_sweep_dval_of_a_lazy_shadow_reads_zero_and_accumulates(monkeypatch):
     """A hand-written rule adding into .dval of a lazy temporary's shadow
     sees zeros first (not uninitialised memory)."""
-    from shadowad import traced
-    from shadowad.rules import derived
+    from shadowad.engines.reverse import traced
+    from shadowad.engines.rules import derived
     monkeypatch.setattr(traced, "LAZY_MIN", 0)
 
     class ByHand:
@@ -248,8 +248,8 @@ def test_sweep_dval_of_a_lazy_shadow_reads_zero_and_accumulates(monkeypatch):
 
 
 def test_every_linalg_function_has_one_entry_for_all_engines():
-    from shadowad.nested_box import FUNCTIONS as NESTED, UFUNCS
-    from shadowad.rules.registry import FUNCTIONS, JVPS
+    from shadowad.engines.nested.box import FUNCTIONS as NESTED, UFUNCS
+    from shadowad.engines.rules.registry import FUNCTIONS, JVPS
     for func, _ in core.registered():
         assert func in FUNCTIONS and func in JVPS
         assert func in (UFUNCS if isinstance(func, np.ufunc) else NESTED)
@@ -259,8 +259,8 @@ def test_dval_of_a_broadcast_view_is_refused_and_add_to_shadow_sums(monkeypatch)
     """`.dval += c` through a shadow with a zero stride would keep one term of
     each sum: reading it is an error, and add_to_shadow adds every term."""
     from shadowad.primitives.protocol import add_to_shadow
-    from shadowad.rules import derived
-    from shadowad.rules.adjoints import add_into
+    from shadowad.engines.rules import derived
+    from shadowad.engines.rules.adjoints import add_into
     mem = np.zeros(3)
     view = np.lib.stride_tricks.as_strided(mem, (4, 3), (0, 8))
     monkeypatch.setattr(derived, "adjoint_for_pullback", lambda traced: (view, False))

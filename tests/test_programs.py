@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import (Active, Const, Duplicated, DuplicatedNoNeed, Forward,
-                      ForwardWithPrimal, Reverse, ReverseWithPrimal, autodiff)
+from shadowad import (Active, Const, Duplicated, DuplicatedNoNeed, Forward, ForwardWithPrimal,
+    Reverse, ReverseWithPrimal, autodiff)
 from shadowad.testing import check_failure_atomic, check_restore, same_bits
 
 

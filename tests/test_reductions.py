@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import shadowad as sad
-from shadowad import (Active, Const, Duplicated, Forward, ForwardWithPrimal,
-                      ReverseWithPrimal, autodiff)
+from shadowad import (Active, Const, Duplicated, Forward, ForwardWithPrimal, ReverseWithPrimal,
+    autodiff)
 from shadowad.testing import check_forward, check_rule, same_bits
 
 rng = np.random.default_rng(42)
@@ -205,7 +205,7 @@ def test_trace_exact():
     assert dx.tolist() == [[1, 1, 0], [0, 1, 1], [0, 0, 1]]
 
 
-@pytest.mark.skipif(np.broadcast_to not in sad.rules.registry.FUNCTIONS,
+@pytest.mark.skipif(np.broadcast_to not in sad.engines.rules.registry.FUNCTIONS,
                     reason="np.broadcast_to has no rule yet")
 def test_reductions_of_broadcast_views():
     # a broadcast view's shadow has stride 0: each adjoint term must land
@@ -393,11 +393,11 @@ def test_forward_results_of_reductions():
 
     def f(c, x):
         seen.extend([type(np.sum(x)), type(np.max(x, axis=0)), type(np.trace(x)),
-                     type(np.sum(c)), type(np.max(c, axis=0)), sad.traced.shadow_of(np.sum(c, 0))])
+                     type(np.sum(c)), type(np.max(c, axis=0)), sad.engines.reverse.traced.shadow_of(np.sum(c, 0))])
         return np.sum(x)
 
     autodiff(f, Const(np.ones((2, 3))), Duplicated(np.ones((3, 3)), np.ones((3, 3))), mode=Forward)
-    assert seen == [sad.dual.FScalar, sad.dual.FArray, sad.dual.FScalar, np.float64, sad.dual.FArray,
+    assert seen == [sad.engines.forward.dual.FScalar, sad.engines.forward.dual.FArray, sad.engines.forward.dual.FScalar, np.float64, sad.engines.forward.dual.FArray,
                     None]
 
 
@@ -557,7 +557,7 @@ TAKES = {"squares": True, "exp_last": True, "reshaped": True, "used_again": Fals
 
 def _count_through(monkeypatch):
     """Record which pullbacks took the shortcut (C returned SAD_OK)."""
-    from shadowad.rules import reductions
+    from shadowad.engines.rules import reductions
     real, taken = reductions.fast, []
 
     class Fast:
@@ -575,8 +575,8 @@ def _count_through(monkeypatch):
 
 @pytest.mark.parametrize("name", sorted(THROUGH))
 def test_sum_through_its_operands_record_equals_the_slot_path(name, monkeypatch):
-    from shadowad import traced
-    from shadowad.rules import reductions
+    from shadowad.engines.reverse import traced
+    from shadowad.engines.rules import reductions
     monkeypatch.setattr(traced, "LAZY_MIN", 0)  # every temporary lazy, at any size
     f = THROUGH[name]
     rng = np.random.default_rng(21)
@@ -601,7 +601,7 @@ def test_sum_through_its_operands_record_equals_the_slot_path(name, monkeypatch)
 def test_sum_through_over_several_sweeps(monkeypatch):
     """A reverse Jacobian sweeps one tape once per output: the shortcut runs
     in every sweep, and the slot it bypasses stays unwritten each time."""
-    from shadowad import traced
+    from shadowad.engines.reverse import traced
     monkeypatch.setattr(traced, "LAZY_MIN", 0)
     f = THROUGH["squares"]
     rng = np.random.default_rng(22)

@@ -514,7 +514,7 @@ def test_floor_over_several_sweeps():
 def test_floor_when_a_pullback_fails(monkeypatch):
     """A Python record is a reader: records below it are still applied when its
     pullback raises, and the primals come back as before the call."""
-    from shadowad.rules import linalg
+    from shadowad.engines.rules import linalg
     u0 = np.random.default_rng(14).uniform(0.1, 0.9, 60)
 
     def f(u):
@@ -664,7 +664,7 @@ PROGRAMS = [
 @pytest.mark.parametrize("name,f,make", PROGRAMS, ids=[p[0] for p in PROGRAMS])
 @pytest.mark.parametrize("batch", [False, True], ids=["one sweep", "batch"])
 def test_final_copy_equals_the_last_redo(name, f, make, batch, monkeypatch):
-    from shadowad import driver
+    from shadowad.api import autodiff as driver
     calls = []
     real = driver._final_copies
     monkeypatch.setattr(driver, "_final_copies", lambda t: calls.append(1) or real(t))
@@ -690,7 +690,7 @@ def test_final_copy_equals_the_last_redo(name, f, make, batch, monkeypatch):
 
 
 def test_final_copy_is_taken_only_when_cheaper(monkeypatch):
-    from shadowad import driver
+    from shadowad.api import autodiff as driver
     seen = []
     real = driver._final_copies
     monkeypatch.setattr(driver, "_final_copies", lambda t: seen.append(real(t)) or seen[-1])

@@ -7,7 +7,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import (BatchDuplicated, Const, Duplicated, Forward, ForwardWithPrimal, Reverse,
-                      ReverseWithPrimal, autodiff, autodiff_split)
+    ReverseWithPrimal, autodiff, autodiff_split)
 
 DTYPES = [np.int64, np.int32, np.uint8, np.float32, np.float16, np.bool_, np.complex128,
           np.complex64, np.dtype(">f8"), np.dtype(">i4"), np.float64]

@@ -8,7 +8,7 @@ import pytest
 import shadowad as sad
 from shadowad import Const, Duplicated, autodiff
 from shadowad.testing import (check_rule, check_accumulate_once, check_gradient, check_restore,
-                              same_bits)
+    same_bits)
 
 Vector = sad.Vector
 

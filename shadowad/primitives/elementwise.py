@@ -13,7 +13,7 @@ of traced values give plain booleans, so a partial that is piecewise constant
 derivative is zero, as it should be.
 
 The engines multiply a partial by a tangent or an adjoint with the zero-factor
-convention (shadowad.products.times): a zero factor gives zero even against an
+convention (shadowad.support.products.times): a zero factor gives zero even against an
 infinite or NaN one.  The partials themselves are IEEE's formulas with the edge
 conventions written beside each entry (docs/conventions.md lists them all).
 

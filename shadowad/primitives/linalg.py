@@ -12,8 +12,7 @@ nested differentiation takes second and third derivatives through them.
 import numpy as np
 
 from .core import Primitive, defbilinear, implements
-from .values import (expand_last, moveaxis, ndim, plain, prod_others, shape_of, swap,
-                     unbroadcast)
+from .values import expand_last, moveaxis, ndim, plain, prod_others, shape_of, swap, unbroadcast
 
 __all__ = ["dot", "inner", "vdot", "outer", "cross", "matmul", "solve", "inv", "det",
            "logabsdet"]

@@ -7,7 +7,7 @@ docs/design-notes.md, "How to add a primitive", to move them here.
 """
 import numpy as np
 
-from ..products import times
+from ..support.products import times
 from .core import Primitive, deflinear, implements
 from .values import ndim, plain, prod_others, shape_of
 

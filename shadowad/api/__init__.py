@@ -1,0 +1,1 @@
+"""The public entry points: autodiff and its modes, jacobian, the kernels, Vector."""

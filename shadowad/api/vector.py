@@ -1,0 +1,237 @@
+"""sad.Vector: a growable float64 vector in C memory.
+
+Outside ``f`` it is a plain container.  Inside ``f`` (and for Vector arguments)
+the operations are recorded: push's pullback pops and accumulates the popped
+shadow into the pushed value's adjoint; pop's pullback pushes back.
+"""
+import numpy as np
+
+from .._c import ffi, lib
+from ..engines.reverse.tape import current_tape
+from ..engines.reverse.traced import (F64, TArray, TScalar, _num, detach_error, mixed_tapes_error,
+    new_array, shadow_of)
+
+
+def _new_cvec(cap=8):
+    ptr = lib.sad_vec_new(cap)
+    if ptr == ffi.NULL:
+        raise MemoryError("shadowad: cannot allocate a Vector")
+    return ffi.gc(ptr, lib.sad_vec_free)
+
+
+def _float_array(x, what):
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: expected real numbers, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=F64)
+    if a.ndim != 1:
+        raise ValueError(f"{what}: expected a scalar or a 1-D array, got shape {a.shape}")
+    return a
+
+
+def _index(i, n):
+    if not (type(i) is int or isinstance(i, np.integer)):
+        raise TypeError(f"Vector indices must be integers or slices, got {type(i).__name__}")
+    j = int(i) + n if i < 0 else int(i)
+    if not 0 <= j < n:
+        raise IndexError(f"Vector index {i} out of range for length {n}")
+    return j
+
+
+class Vector:
+    """A growable float64 vector backed by C memory.
+
+    ``v.push(x)`` appends a scalar or the elements of a 1-D array, ``v.pop()``
+    removes and returns the last element, ``len(v)``, ``v[i]``, ``v[i] = x``
+    and ``v[:]`` (a copy of the contents as an ndarray) work as expected.
+    Created inside ``f``, a Vector is recorded on that call's tape.
+    """
+
+    __slots__ = ("_cvec", "__weakref__")
+
+    def __new__(cls, data=None):
+        plain = object.__new__(cls)
+        plain._cvec = _new_cvec()
+        tape = current_tape()
+        if tape is not None and tape.lanes:  # forward mode
+            from ..engines.forward.dual import DualVector
+            dv = DualVector(tape, plain, None, "a Vector created inside f")
+            if data is not None:
+                dv.push(data)
+            return dv
+        if tape is not None:
+            tv = TracedVector(tape, plain, None, "a Vector created inside f")
+            if data is not None:
+                tv.push(data)
+            return tv
+        if data is not None:
+            plain.push(data)
+        return plain
+
+    def __len__(self):
+        return lib.sad_vec_len(self._cvec)
+
+    def __sizeof__(self):
+        return object.__sizeof__(self) + lib.sad_vec_nbytes(self._cvec)
+
+    def push(self, x):
+        if type(x) is TScalar or type(x) is TArray:
+            raise detach_error("pushing a traced value into a Vector that is not an "
+                               "argument of f (pass it as Duplicated or Const)")
+        v = _num(x)
+        if v is not None:
+            rc = lib.sad_vec_push(self._cvec, v)
+        else:
+            a = _float_array(x, "Vector.push")
+            rc = lib.sad_vec_extend(self._cvec, id(a))
+        if rc != lib.SAD_OK:
+            raise MemoryError("shadowad: out of memory in Vector.push")
+
+    def pop(self):
+        if len(self) == 0:
+            raise IndexError("pop from an empty Vector")
+        return lib.sad_vec_pop(self._cvec)
+
+    def _contents(self):
+        n = len(self)
+        out = np.empty(n)
+        if n:
+            ffi.memmove(ffi.from_buffer(out), lib.sad_vec_data(self._cvec), n * 8)
+        return out
+
+    def __getitem__(self, i):
+        if type(i) is slice:
+            return self._contents()[i]
+        return lib.sad_vec_data(self._cvec)[_index(i, len(self))]
+
+    def __setitem__(self, i, x):
+        v = _num(x)
+        if v is None:
+            raise TypeError(f"Vector elements are floats, got {type(x).__name__}")
+        lib.sad_vec_data(self._cvec)[_index(i, len(self))] = v
+
+    def __iter__(self):
+        return iter(self._contents())
+
+    def _reset(self, contents):
+        """Make the contents exactly ``contents`` (a 1-D float64 array)."""
+        while len(self):
+            lib.sad_vec_pop(self._cvec)
+        if len(contents):
+            self.push(contents)
+
+    def __repr__(self):
+        return f"Vector({self._contents().tolist()!r})"
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._contents()
+        return a if dtype is None else a.astype(dtype)
+
+
+def _zeros_vector(n):
+    z = object.__new__(Vector)
+    z._cvec = _new_cvec(max(n, 8))
+    if n:
+        zeros = np.zeros(n)
+        lib.sad_vec_extend(z._cvec, id(zeros))
+    return z
+
+
+class TracedVector:
+    """A Vector inside ``f``: its primal Vector, its shadow Vector (None while
+    inactive) and the tape its operations are recorded on."""
+
+    __slots__ = ("tape", "v", "vs", "label")
+
+    def __init__(self, tape, v, vs, label):
+        self.tape, self.v, self.vs, self.label = tape, v, vs, label
+        tape.keep.append(self)  # found there when adjoints are zeroed between sweeps
+        tape.keep.append(v)
+        if vs is not None:
+            tape.keep.append(vs)
+
+    def _promote(self):
+        if self.vs is None:
+            self.vs = _zeros_vector(len(self.v))
+            self.tape.keep.append(self.vs)
+        return self.vs._cvec
+
+    def _shadow(self):
+        return ffi.NULL if self.vs is None else self.vs._cvec
+
+    def __len__(self):
+        return len(self.v)
+
+    def push(self, x):
+        tape = self.tape
+        if type(x) is TScalar:
+            if x.tape is not tape:
+                raise mixed_tapes_error()
+            rc = lib.sad_vpush(tape.c, self.v._cvec, self._promote(), x.g, x.v)
+        elif type(x) is TArray:
+            if x.ndim != 1:
+                raise ValueError(f"Vector.push: expected a scalar or a 1-D array, got shape {x.shape}")
+            s = shadow_of(x)
+            vs = self._shadow() if s is None else self._promote()
+            rc = lib.sad_vpusha(tape.c, self.v._cvec, vs, id(x.p), 0 if s is None else id(s))
+        else:  # a constant (recorded even while inactive: the sweeps pop it again)
+            v = _num(x)
+            if v is not None:
+                rc = lib.sad_vpush(tape.c, self.v._cvec, self._shadow(), 0, v)
+            else:
+                a = _float_array(x, "Vector.push")
+                tape.keep.append(a)
+                rc = lib.sad_vpusha(tape.c, self.v._cvec, self._shadow(), id(a), 0)
+        tape.check(rc, "Vector.push")
+
+    def pop(self):
+        if len(self.v) == 0:
+            raise IndexError("pop from an empty Vector")
+        out = ffi.new("double *")
+        tape = self.tape
+        g = lib.sad_vpop(tape.c, self.v._cvec, self._shadow(), out)
+        if g == 0:
+            raise MemoryError("shadowad: out of memory in Vector.pop")
+        return out[0] if self.vs is None else TScalar(out[0], g, tape)
+
+    def __getitem__(self, i):
+        if type(i) is slice:
+            return self._copy()[i]
+        j = _index(i, len(self.v))
+        val = self.v[j]
+        if self.vs is None:
+            return val
+        tape = self.tape
+        return TScalar(val, lib.sad_vload(tape.c, self.vs._cvec, j, val), tape)
+
+    def _copy(self):
+        tape, n = self.tape, len(self.v)
+        res = new_array(tape, np.empty(n), self.vs is not None)
+        rc = lib.sad_vcopy(tape.c, self.v._cvec, self._shadow(), id(res.p),
+                           0 if res._s is None else id(res._s))
+        tape.check(rc, "Vector[:]")
+        return res
+
+    def __setitem__(self, i, x):
+        j = _index(i, len(self.v))
+        tape = self.tape
+        if type(x) is TScalar:
+            if x.tape is not tape:
+                raise mixed_tapes_error()
+            rc = lib.sad_vstore(tape.c, self.v._cvec, self._promote(), j, x.g, x.v)
+        else:
+            v = _num(x)
+            if v is None:
+                raise TypeError(f"Vector elements are floats, got {type(x).__name__}")
+            rc = lib.sad_vstore(tape.c, self.v._cvec, self._shadow(), j, 0, v)
+        tape.check(rc, "Vector[i] = x")
+
+    def __iter__(self):
+        for i in range(len(self.v)):
+            yield self[i]
+
+    def __array__(self, dtype=None, copy=None):
+        raise detach_error("converting a traced Vector to a numpy array (use v[:])")
+
+    def __repr__(self):
+        return f"TracedVector({self.v._contents().tolist()!r})"

@@ -1,0 +1,1 @@
+"""The engines that differentiate: reverse (the C tape), forward (duals), nested, mixed."""

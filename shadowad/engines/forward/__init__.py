@@ -1,0 +1,1 @@
+"""Forward mode: dual values whose tangents travel with them."""

@@ -1,0 +1,1 @@
+"""Nested differentiation: autodiff inside a differentiated function, on a trace of Boxes."""

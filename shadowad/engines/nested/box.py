@@ -1,0 +1,290 @@
+"""Values of a nested differentiation, and how operations reach their rules.
+
+When ``sad.autodiff`` is called while another differentiation is running, the
+inner call cannot use the C engine: its inputs are values of the outer call
+(``TArray``, ``FScalar``, ...), not raw float64 memory.  It runs on a *trace*
+instead (``shadowad.engines.nested.trace``): every value the inner ``f`` computes with
+is a ``Box`` -- the value one level down (plain, outer-traced, or a Box of an
+enclosing nested call) plus what this level knows about its derivative.
+
+Every operation on Boxes goes through ``bind``: it finds the innermost trace
+among the operands (the highest ``level``) and lets it apply the rule; Boxes
+of enclosing traces are constants at that level and pass through as values,
+so the rule's numpy code hands them to their own trace in turn.  This is how
+JAX and autograd order their trace levels, and what keeps perturbations of
+different levels apart.
+"""
+import contextvars
+
+import numpy as np
+
+from ..rules.registry import _name as numpy_name
+from ..reverse.traced import F64, DeferToNested, detach_error, is_traced, primal
+
+# The level of the innermost nested trace running in this context (0: none).
+level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
+
+
+class Trace:
+    """One nested autodiff call.  ``apply(rule, operands, params)`` computes an
+    operation whose innermost operand is a Box of this trace: a Box of this
+    trace gives its value and derivative, anything else is a constant here."""
+
+    __slots__ = ("level", "alive")
+
+    def __init__(self):
+        self.level = level_var.get() + 1
+        self.alive = True
+
+    def enter(self):
+        return level_var.set(self.level)
+
+    @staticmethod
+    def leave(token):
+        level_var.reset(token)
+
+
+
+class UnsupportedError(TypeError):
+    pass
+
+
+def unsupported(what):
+    return UnsupportedError(
+        f"shadowad: {what} is not supported inside a nested differentiation yet (an "
+        "autodiff/jacobian call running inside a function that shadowad is "
+        "differentiating). Supported: @ and every elementwise ufunc of docs/conventions.md "
+        "(+ - * / **, neg, abs, exp, log, sqrt, sin, cos, tanh, arctan2, hypot, maximum, "
+        "fmin, ...), where, clip, sum/mean/max/min (with axis), prod, cumsum, trace, dot, "
+        "inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and slogdet, "
+        "indexing (ints, slices, None, ..., integer and boolean arrays), np.take, reshape, "
+        "ravel, squeeze, expand_dims, transpose, swapaxes, moveaxis, flip, diagonal, "
+        "broadcast_to, copy, stack, concatenate, hstack, vstack")
+
+
+def inplace_error(what):
+    return UnsupportedError(
+        f"shadowad: {what} writes in place into a value of a nested differentiation; "
+        "in-place writes are not supported inside a nested autodiff call yet. Write the "
+        "inner function out of place (y = y + ..., build arrays with np.stack or "
+        "np.concatenate) and return its result")
+
+
+def bind(rule, operands, params):
+    """Apply ``rule`` to ``operands`` (params are static: axes, indices,
+    shapes): on plain values when no operand is a Box, else at the innermost
+    trace among them."""
+    top = None
+    for a in operands:
+        if type(a) is Box:
+            tr = a.trace
+            if top is None or tr.level > top.level:
+                top = tr
+    if top is None:
+        return rule.impl(*operands, **params)
+    if not top.alive:
+        raise RuntimeError("shadowad: a value of a nested autodiff call was used after "
+                           "that call returned; values of a differentiation exist only "
+                           "while its function runs")
+    return top.apply(rule, operands, params)
+
+
+def plain(x):
+    """The plain numpy value under any number of levels (no derivative):
+    for masks and comparisons."""
+    while type(x) is Box:
+        x = x.v
+    return primal(x)
+
+
+def shape_of(x):
+    if type(x) is float:
+        return ()
+    return getattr(x, "shape", ())
+
+
+# numpy entry points: the rule tables fill these (shadowad.engines.nested.rules)
+UFUNCS = {}      # ufunc -> handler(*inputs)
+FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
+RULES = {}       # name -> rule, for the operators and methods below
+
+
+def _op(name):
+    def method(self, *others):
+        return bind(RULES[name], (self,) + others, {})
+    method.__name__ = name
+    return method
+
+
+def _rop(name):
+    def method(self, other):
+        return bind(RULES[name], (other, self), {})
+    method.__name__ = name
+    return method
+
+
+def _refuse_inplace(name):
+    def method(self, other):
+        raise inplace_error(f"`x {name} ...`")
+    return method
+
+
+class Box:
+    """A value inside a nested differentiation: ``v`` is the value one level
+    down, ``d`` its tangent (forward trace) or node on the closure tape
+    (reverse trace); ``d`` is None where the value is constant at this level."""
+
+    __slots__ = ("trace", "v", "d")
+    __array_priority__ = 2000  # above TArray's: numpy asks a Box first
+
+    def __init__(self, trace, v, d):
+        self.trace, self.v, self.d = trace, v, d
+
+    def __repr__(self):
+        kind = "constant" if self.d is None else type(self.trace).__name__
+        return f"Box(level {self.trace.level}, {kind}, {plain(self)!r})"
+
+    # -- numpy protocol ------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        name = numpy_name(ufunc)
+        if method != "__call__":
+            raise unsupported(f"{name}.{method}")
+        if kwargs.get("out") is not None:
+            raise inplace_error(f"{name}(..., out=...)")
+        kwargs.pop("out", None)
+        for k, v in kwargs.items():
+            if not (k == "dtype" and v is not None and np.dtype(v) == F64) and k not in (
+                    "casting", "order", "subok"):
+                raise unsupported(f"{name}(..., {k}=...)")
+        handler = UFUNCS.get(ufunc)
+        if handler is None:
+            raise unsupported(name)
+        return handler(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        handler = FUNCTIONS.get(func)
+        if handler is None:
+            raise unsupported(numpy_name(func))
+        return handler(*args, **kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        # an operation of the enclosing differentiation's traced value with this
+        # one as its right operand catches this and leaves the operation to us
+        raise DeferToNested(
+            "shadowad: converting a value of a nested differentiation to a plain numpy "
+            "array would silently drop its derivative. Typical causes: assigning it into "
+            "a plain buffer (allocate with np.zeros_like(x)... or build arrays with "
+            "np.stack), or writing it into a traced array of the enclosing "
+            "differentiation in place")
+
+    def _detach(self, what):
+        raise TypeError(f"shadowad: {what} of a value of a nested differentiation "
+                        "would silently drop its derivative; use it as an array/scalar, "
+                        "or sad.autodiff's result outside the inner function")
+
+    def __float__(self): self._detach("float()")
+    def __int__(self): self._detach("int()")
+    def __index__(self): self._detach("using as an index")
+    def item(self, *args): self._detach(".item()")
+    def tolist(self): self._detach(".tolist()")
+
+    # -- attributes ----------------------------------------------------------
+    shape = property(lambda self: shape_of(self.v))
+    ndim = property(lambda self: len(shape_of(self.v)))
+    size = property(lambda self: int(np.prod(shape_of(self.v))))
+    dtype = F64
+
+    def __len__(self):
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d value")
+        return shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    # comparisons give plain booleans (control flow works), as on traced values
+    def __lt__(self, o): return plain(self) < plain(o)
+    def __le__(self, o): return plain(self) <= plain(o)
+    def __gt__(self, o): return plain(self) > plain(o)
+    def __ge__(self, o): return plain(self) >= plain(o)
+    def __eq__(self, o): return plain(self) == plain(o)
+    def __ne__(self, o): return plain(self) != plain(o)
+    __hash__ = None
+
+    def __bool__(self):
+        return bool(plain(self))
+
+    # -- operators -----------------------------------------------------------
+    __add__, __radd__ = _op("add"), _rop("add")
+    __sub__, __rsub__ = _op("subtract"), _rop("subtract")
+    __mul__, __rmul__ = _op("multiply"), _rop("multiply")
+    __truediv__, __rtruediv__ = _op("divide"), _rop("divide")
+    __pow__, __rpow__ = _op("power"), _rop("power")
+
+    def __matmul__(self, o): return UFUNCS[np.matmul](self, o)
+    def __rmatmul__(self, o): return UFUNCS[np.matmul](o, self)
+
+    __neg__, __abs__ = _op("negative"), _op("absolute")
+
+    def __pos__(self):
+        return self
+
+    __iadd__, __isub__ = _refuse_inplace("+="), _refuse_inplace("-=")
+    __imul__, __itruediv__ = _refuse_inplace("*="), _refuse_inplace("/=")
+    __ipow__, __imatmul__ = _refuse_inplace("**="), _refuse_inplace("@=")
+
+    def __getitem__(self, idx):
+        return bind(RULES["getitem"], (self,), {"idx": check_index(idx)})
+
+    def __setitem__(self, idx, value):
+        raise inplace_error("`x[...] = ...`")
+
+    # -- methods -------------------------------------------------------------
+    T = property(lambda self: np.transpose(self))
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return np.transpose(self, axes or None)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return np.reshape(self, shape, order=order)
+
+    def ravel(self): return np.reshape(self, -1)
+    def flatten(self): return np.reshape(self, -1)
+    def copy(self): return self
+    def sum(self, axis=None, keepdims=False): return np.sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return np.mean(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return np.max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return np.min(self, axis=axis, keepdims=keepdims)
+    def dot(self, o): return np.dot(self, o)
+
+
+def check_index(idx):
+    """The index as the trace keeps it: integer and boolean arrays (and lists
+    of them) copied, since f may change them before the backward pass reads
+    them again; a Box index is refused (indices are not differentiable)."""
+    if type(idx) is tuple:
+        return tuple(_index_item(i) for i in idx)
+    return _index_item(idx)
+
+
+def _index_item(i):
+    if i is None or i is Ellipsis or type(i) is slice:
+        return i
+    if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+        return i
+    if type(i) is Box:
+        raise TypeError("shadowad: indexing with a value of a nested differentiation; "
+                        "indices must be plain integers or boolean masks")
+    if is_traced(i):
+        raise detach_error("indexing with a traced value")
+    a = np.array(i)
+    if a.dtype.kind not in "biu" and a.size:
+        raise IndexError("shadowad: only integers, slices, None, Ellipsis and integer or "
+                         f"boolean arrays are valid indices, got {a.dtype}")
+    return a if a.size else a.astype(np.intp)

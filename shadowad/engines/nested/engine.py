@@ -1,0 +1,317 @@
+"""Nested differentiation: ``sad.autodiff`` and ``sad.jacobian`` called while
+another differentiation is running (a gradient inside a function being
+differentiated: Hessian-vector products, argmin over an objective that itself
+takes a gradient, ...).
+
+The entry points ask ``running()`` first: one context-variable read.  When no
+differentiation is running the C engine takes the call as always.  Otherwise
+the inner call runs on a trace (``nested_trace``) whose derivative formulas are
+numpy on the values it is given (``nested_rules``), so the enclosing
+differentiation -- C engine or another trace -- records and differentiates
+everything the inner one does.  Every combination of modes nests, at any depth.
+
+Semantics are those of DESIGN.md with two differences, both refused with an
+error rather than silently changed: the inner ``f`` may not write in place
+into its values, and a ``Duplicated`` shadow must be able to hold the
+gradient it receives (a traced buffer from ``np.zeros_like(x)`` when the
+gradient depends on the enclosing differentiation).
+"""
+import numpy as np
+
+from ... import activity as act
+from ..forward import dual
+from . import rules as nested_rules  # noqa: F401  (the forward types; the rule tables)
+from .box import Box, level_var, shape_of
+from .trace import ForwardTrace, ReverseTrace
+from ..reverse.tape import _current
+from ..reverse.traced import ARRAY_TYPES, SCALAR_TYPES
+
+
+def _engine_traced(x):
+    """A value of the C engine's differentiations (TArray, TScalar, FArray, FScalar)."""
+    t = type(x)
+    return t in ARRAY_TYPES or t in SCALAR_TYPES
+
+
+# The annotations accept these as values and shadows (see activity.NESTABLE).
+act.NESTABLE.update(ARRAY_TYPES | SCALAR_TYPES | {Box})
+
+
+def running():
+    """Whether a differentiation is running in this context, so that a call of
+    sad.autodiff now is nested inside it."""
+    return _current.get() is not None or level_var.get() > 0
+
+
+_ndarray = np.ndarray
+_NESTABLE = act.NESTABLE
+
+
+def wanted(annotated):
+    """Whether ``autodiff`` must run nested; a traced value given to a call
+    when nothing is running has outlived its differentiation.  (On every call
+    of sad.autodiff: two context-variable reads and a type test per argument.)"""
+    if _current.get() is not None or level_var.get() > 0:
+        return True
+    for a in annotated:
+        t = type(a.val)
+        if t is not float and t is not _ndarray and t in _NESTABLE:
+            raise RuntimeError("shadowad: a traced value was passed to sad.autodiff after "
+                               "the differentiation it belongs to had returned; traced "
+                               "values exist only while their function runs")
+    return False
+
+
+# --------------------------------------------------------------------------
+# arguments
+
+def _lift(trace, v):
+    """A Const argument as the inner f sees it.  Values of the C engine become
+    constant Boxes, so that ``w * x`` dispatches to this trace whichever side
+    the outer value is on; plain values and Boxes already dispatch correctly."""
+    if _engine_traced(v):
+        return Box(trace, v, None)
+    if type(v) is tuple or type(v) is list:
+        return type(v)(_lift(trace, e) for e in v)
+    return v
+
+
+def _forward_mode_error(k):
+    return TypeError(f"argument {k}: Active is not allowed in forward mode: forward mode "
+                     "propagates tangents; pass Duplicated(x, dx) with the tangent dx")
+
+
+def _as_float(g):
+    """A plain scalar result as a float (an outer-traced one stays as it is)."""
+    if isinstance(g, (float, np.floating)) or (isinstance(g, np.ndarray) and g.ndim == 0):
+        return float(g)
+    return g
+
+
+def _zero_like(v):
+    shape = shape_of(v)
+    return 0.0 if shape == () else np.zeros(shape)
+
+
+def _run(f, args):
+    """f(*args), with numpy's message for a value it could not store into a
+    plain array explained (a Box looks like a sequence to numpy, so
+    ``plain[i] = box`` fails as "setting an array element with a sequence")."""
+    try:
+        return f(*args)
+    except ValueError as e:
+        if "array element with a sequence" not in str(e):
+            raise
+        raise TypeError(
+            "shadowad: numpy could not store a value into a plain array inside a nested "
+            "differentiation; if it is a value of that differentiation, storing it would "
+            "silently drop its derivative. Build arrays with np.stack / np.concatenate "
+            "instead of writing into np.zeros(...) buffers") from e
+
+
+# --------------------------------------------------------------------------
+# forward mode
+
+def _tangent(res, trace):
+    """(tangent, value) of the inner f's result; tuples and lists item by item."""
+    if res is None:
+        return None, None
+    if type(res) is Box and res.trace is trace:
+        t = res.d
+        if t is None:
+            return _zero_like(res.v), res.v
+        # a copy, so that the result is never the caller's own tangent array
+        return (t.copy() if type(t) is np.ndarray else _as_float(t)), res.v
+    if type(res) is tuple or type(res) is list:
+        pairs = [_tangent(r, trace) for r in res]
+        return type(res)(a for a, _ in pairs), type(res)(b for _, b in pairs)
+    return _zero_like(res), res
+
+
+def _forward_lane(f, annotated, lane):
+    trace = ForwardTrace()
+    args = []
+    for k, a in enumerate(annotated):
+        t = type(a)
+        if t is act.Active:
+            raise _forward_mode_error(k)
+        if t is act.Const:
+            args.append(_lift(trace, a.val))
+        elif t is act.BatchDuplicated:
+            args.append(trace.new(a.val, a.dvals[lane]))
+        else:
+            args.append(trace.new(a.val, a.dval))
+    token = trace.enter()
+    try:
+        return _tangent(_run(f, args), trace)
+    finally:
+        trace.leave(token)
+        trace.alive = False
+
+
+def _forward(f, annotated, with_primal):
+    lanes = act.lane_count(annotated, "forward mode")
+    if not any(type(a) is act.BatchDuplicated for a in annotated):
+        tangent, value = _forward_lane(f, annotated, 0)
+    else:  # one run per lane: a Box carries one tangent
+        runs = [_forward_lane(f, annotated, lane) for lane in range(lanes)]
+        tangent, value = tuple(t for t, _ in runs), runs[0][1]
+    return (tangent, value) if with_primal else tangent
+
+
+# --------------------------------------------------------------------------
+# reverse mode
+
+def _result_node(res, trace):
+    """(value, node to seed or None) of the inner f's result."""
+    if res is None:
+        return None, None
+    node = None
+    value = res
+    if type(res) is Box and res.trace is trace:
+        value, node = res.v, res.d
+    if shape_of(value) != ():
+        raise TypeError(f"f returned an array of shape {shape_of(value)}; reverse mode "
+                        "needs a scalar result (seeded with 1.0) or None. Return e.g. "
+                        "np.sum(...), or use sad.jacobian for array results")
+    return value, node
+
+
+def _accumulate(k, dval, g):
+    """dval += g, the Duplicated contract, where dval can hold g."""
+    if type(dval) is Box:
+        raise TypeError(f"argument {k}: this Duplicated shadow is itself a value of a "
+                        "nested differentiation and cannot receive a gradient in place; "
+                        "pass Active(x) instead (its gradient is returned)")
+    if isinstance(dval, np.ndarray) and not isinstance(g, (np.ndarray, float, np.floating)):
+        raise TypeError(
+            f"argument {k}: the gradient of this Duplicated argument depends on the "
+            "enclosing differentiation, but its shadow is a plain numpy array, which "
+            "cannot hold it. Allocate the shadow with np.zeros_like(x) inside the "
+            "function being differentiated (it returns a traced buffer there), or pass "
+            "Active(x) and use the returned gradient")
+    dval += g
+
+
+def _reverse(f, annotated, with_primal):
+    lanes = act.lane_count(annotated, "reverse mode")
+    trace = ReverseTrace()
+    args, inputs = [], []
+    for k, a in enumerate(annotated):
+        t = type(a)
+        if t is act.Const:
+            args.append(_lift(trace, a.val))
+            continue
+        if t is not act.Active and shape_of(a.val) == () and not _engine_traced(a.val) \
+                and type(a.val) is not Box:
+            raise TypeError(f"argument {k}: {t.__name__}(float, ...) is for forward mode; "
+                            "in reverse mode pass a float as Active(x) to get its gradient")
+        box = trace.new(a.val)
+        args.append(box)
+        inputs.append((k, box.d))
+    token = trace.enter()
+    try:
+        value, node = _result_node(_run(f, args), trace)
+        found = trace.backward(node, 1.0, [n for _, n in inputs]) if node is not None \
+            else [None] * len(inputs)
+    finally:
+        trace.leave(token)
+        trace.alive = False
+    grads = [None] * len(annotated)
+    for (k, _), g in zip(inputs, found):
+        a = annotated[k]
+        t = type(a)
+        if t is act.Active:
+            grads[k] = _zero_like(a.val) if g is None else _as_float(g)
+            if lanes > 1:
+                grads[k] = (grads[k],) * lanes  # nothing mutates: every lane agrees
+        elif g is not None:
+            for dval in (a.dvals if t is act.BatchDuplicated else (a.dval,)):
+                _accumulate(k, dval, g)
+    grads = tuple(grads)
+    return (grads, _as_float(value)) if with_primal else grads
+
+
+def autodiff(f, annotated, mode):
+    """``sad.autodiff`` nested inside a running differentiation."""
+    if mode.reverse:
+        return _reverse(f, annotated, mode.with_primal)
+    return _forward(f, annotated, mode.with_primal)
+
+
+# --------------------------------------------------------------------------
+# jacobian
+
+def _columns(f, x, consts):
+    """Forward mode: one run per input direction."""
+    n = int(np.prod(shape_of(x)))
+    cols, value = [], None
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = 1.0
+        seed = 1.0 if shape_of(x) == () else e.reshape(shape_of(x))
+        t, value = _forward_lane(f, [_Seeded(x, seed)] + consts, 0)
+        cols.append(t)
+    if n == 0:
+        _, value = _forward_lane(f, [_Seeded(x, np.zeros(shape_of(x)))] + consts, 0)
+        return np.zeros(shape_of(value) + shape_of(x))
+    out_shape = shape_of(value)
+    return np.reshape(np.stack(cols, axis=-1), out_shape + shape_of(x))
+
+
+class _Seeded:
+    """A Duplicated annotation built without the annotation's checks (x may be
+    any traced value; the seed is a plain unit vector)."""
+
+    __slots__ = ("val", "dval")
+
+    def __init__(self, val, dval):
+        self.val, self.dval = val, dval
+
+
+def _rows(f, x, consts, tall_to_forward):
+    """Reverse mode: record once, one backward sweep per output.  None when
+    ``tall_to_forward`` and the output is at least as large as the input."""
+    trace = ReverseTrace()
+    xb = trace.new(x)
+    args = [xb] + [_lift(trace, c.val) for c in consts]
+    token = trace.enter()
+    try:
+        res = _run(f, args)
+        if isinstance(res, (tuple, list)) or res is None:
+            raise TypeError(f"sad.jacobian: f must return one float or array, got "
+                            f"{type(res).__name__}")
+        mine = type(res) is Box and res.trace is trace
+        out_shape = shape_of(res.v if mine else res)
+        m = int(np.prod(out_shape))
+        if tall_to_forward and m >= int(np.prod(shape_of(x))):
+            return None
+        if not mine or res.d is None or m == 0:
+            return np.zeros(out_shape + shape_of(x))
+        rows = []
+        for i in range(m):
+            e = np.zeros(m)
+            e[i] = 1.0
+            seed = 1.0 if out_shape == () else e.reshape(out_shape)
+            g, = trace.backward(res.d, seed, [xb.d])
+            rows.append(_zero_like(x) if g is None else g)
+    finally:
+        trace.leave(token)
+        trace.alive = False
+    return np.reshape(np.stack(rows), out_shape + shape_of(x))
+
+
+def jacobian(f, x, consts, mode):
+    """``sad.jacobian`` nested inside a running differentiation; ``consts`` are
+    Const annotations.  Forward mode by columns when the output is at least
+    as large as the input (or ``mode=Forward``), else reverse mode by rows."""
+    if isinstance(x, np.ndarray):
+        act._check_float_array(x, "sad.jacobian: x")
+    elif not (_engine_traced(x) or type(x) is Box or act.is_real_scalar(x)):
+        raise TypeError(f"sad.jacobian: x must be a float or a float64 array, got "
+                        f"{type(x).__name__}")
+    n = int(np.prod(shape_of(x)))
+    if mode is act.Forward or (mode is None and n == 1):
+        return _columns(f, x, consts)
+    J = _rows(f, x, consts, tall_to_forward=mode is None)
+    return _columns(f, x, consts) if J is None else J  # tall: columns are cheaper

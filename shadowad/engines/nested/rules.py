@@ -1,0 +1,354 @@
+"""The nested engine's own rules (elementwise, where, sum/mean/max/min,
+indexing and shapes), each with its rules beside it; every primitive of
+shadowad.primitives (linear algebra, prod, cumsum, trace) is bound as it is
+defined, below.
+
+A ``Rule`` has three parts, all ordinary numpy on the values one level down
+(plain, traced by an enclosing differentiation, or Boxes of an enclosing
+nested call -- so that enclosing differentiation records and differentiates
+them too):
+
+* ``impl(*vals, **params)``: the value;
+* ``jvp(tangents, vals, out, params)``: the output tangent (a tangent is None
+  where an input is constant at this level);
+* ``vjp(k, g, vals, out, params)``: the adjoint of input ``k`` for the output
+  adjoint ``g`` (None: no contribution).
+
+The elementwise primitives have no rules of their own here: their partials
+are the table's (shadowad.primitives.elementwise), which every engine derives
+from, with its conventions at kinks and edges (docs/conventions.md).  The
+weights of the max/min reductions (ties, NaNs) come from the C engine's own
+definitions; and every chain-rule product is ``_chain``: a zero factor gives
+zero, even against an infinite or NaN one (shadowad.support.products).
+"""
+import operator
+
+import numpy as np
+
+from ... import primitives
+from .box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
+from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
+    where_sources)
+from ...primitives.values import unbroadcast
+from ...support.products import times
+from ..rules.reductions import extreme_entries
+from ..reverse.traced import _safe, complete_ndarray_interface
+
+
+class Rule:
+    __slots__ = ("name", "impl", "jvp", "vjp")
+
+    def __init__(self, name, impl, jvp, vjp):
+        self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
+
+    def __repr__(self):
+        return f"Rule({self.name})"
+
+
+# --------------------------------------------------------------------------
+# helpers shared by the rules
+
+def fit(t, shape):
+    """Tangent ``t`` broadcast to the output's shape (``x + c`` with a scalar x
+    and an array c has an array tangent)."""
+    if t is None or shape_of(t) == shape:
+        return t
+    return np.zeros(shape) + t
+
+
+def _sum_terms(terms):
+    res = None
+    for t in terms:
+        if t is not None:
+            res = t if res is None else res + t
+    return res
+
+
+# --------------------------------------------------------------------------
+# elementwise: every primitive of the partials table (shadowad.primitives.
+# elementwise), its partials evaluated on the values one level down -- so an
+# enclosing nested differentiation differentiates the same formulas
+
+def _chain(t, p):
+    """Tangent or adjoint t times partial p, a zero factor giving zero (as in
+    the C kernels), for values of any level: zeros and NaNs are found on the
+    plain values, and only the entries that need it go through np.where."""
+    return times(t, p, plain)
+
+
+def _scalar_safe(fn):
+    """Python float arithmetic with numpy's IEEE results (inf, nan) instead of
+    exceptions; everything else through the operator itself."""
+    def impl(*args):
+        if all(type(a) is float or type(a) is int for a in args):
+            return _safe(fn, *args)
+        return fn(*args)
+    return impl
+
+
+# The value of the primitives Python spells with an operator: through the
+# operator, so that a traced scalar of an enclosing differentiation stays on
+# its lean path and Python floats stay floats.
+_OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul,
+              "divide": operator.truediv, "power": operator.pow}
+
+
+def _elementwise_rule(entry):
+    # A partial's own infinities (sqrt at 0) are not numpy warnings here, as
+    # they are not in the C engine.
+    def jvp(ts, vals, out, params):
+        vals = (*vals, out)
+        with np.errstate(all="ignore"):
+            t = _sum_terms(None if t is None else _chain(t, ieee_partial(entry, k, vals))
+                           for k, t in enumerate(ts))
+        return fit(t, shape_of(out))
+
+    def vjp(k, g, vals, out, params):
+        with np.errstate(all="ignore"):
+            c = _chain(g, ieee_partial(entry, k, (*vals, out)))
+        return unbroadcast(c, shape_of(vals[k]))
+
+    if entry.name == "negative":
+        impl = operator.neg
+    elif entry.name in _OPERATORS:  # (-8.0) ** 0.5 is nan here, not a complex number
+        impl = _scalar_safe(_OPERATORS[entry.name])
+    else:
+        impl = entry.ufunc
+    return Rule(entry.name, impl, jvp, vjp)
+
+
+def _applies(rule):
+    """The handler of a ufunc that is one rule of its inputs."""
+    return lambda *inputs: bind(rule, inputs, {})
+
+
+for _entry in ELEMENTWISE.values():
+    RULES[_entry.name] = _elementwise_rule(_entry)
+    for _u in _entry.ufuncs:
+        UFUNCS[_u] = _applies(RULES[_entry.name])
+UFUNCS[np.positive] = lambda a: a  # +x is x itself: nothing to record
+
+# Functions whose derivative is zero almost everywhere run on the plain values.
+for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
+           np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal):
+    UFUNCS[_u] = (lambda u: lambda *vals: u(*[plain(v) for v in vals]))(_u)
+
+
+# --------------------------------------------------------------------------
+# where: the condition is plain (comparisons of traced values give booleans)
+
+def _where_jvp(ts, vals, out, params):
+    ta, tb = (0.0 if t is None else t for t in ts)
+    return fit(np.where(params["cond"], ta, tb), shape_of(out))
+
+
+def _where_vjp(k, g, vals, out, params):
+    picked = np.where(where_sources(params["cond"])[k], g, 0.0)
+    return unbroadcast(picked, shape_of(vals[k]))
+
+
+RULES["where"] = Rule("where", lambda a, b, cond: np.where(cond, a, b), _where_jvp, _where_vjp)
+
+
+def where(cond, a=None, b=None):
+    if a is None or b is None:
+        raise unsupported("np.where(cond) (the one-argument form)")
+    return bind(RULES["where"], (a, b), {"cond": plain(cond)})
+
+
+FUNCTIONS[np.where] = where
+
+
+# --------------------------------------------------------------------------
+# clip: a select whose sources (and convention at the boundaries) are the
+# partials table's clip_sources, on the plain values
+
+def _clip_sources(vals, p):
+    a, lo, hi = _clip_operands(vals, p)
+    return clip_sources(plain(a), None if lo is None else plain(lo),
+                        None if hi is None else plain(hi))
+
+
+def _clip_operands(vals, p):
+    """(a, lo, hi) from the rule's operands (a bound that is None is absent)."""
+    vals = list(vals)
+    a = vals.pop(0)
+    lo = vals.pop(0) if p["lo"] else None
+    hi = vals.pop(0) if p["hi"] else None
+    return a, lo, hi
+
+
+def _clip_masks(vals, p):
+    """One mask per operand: where the result comes from it."""
+    from_lo, from_hi = _clip_sources(vals, p)
+    masks = [np.logical_not(np.logical_or(from_lo, from_hi))]
+    if p["lo"]:
+        masks.append(from_lo)
+    if p["hi"]:
+        masks.append(from_hi)
+    return masks
+
+
+def _clip_jvp(ts, vals, out, p):
+    t = None
+    for mask, tk in zip(_clip_masks(vals, p), ts):
+        if tk is not None:
+            picked = np.where(mask, tk, 0.0)
+            t = picked if t is None else t + picked
+    return fit(t, shape_of(out))
+
+
+def _clip_vjp(k, g, vals, out, p):
+    return unbroadcast(np.where(_clip_masks(vals, p)[k], g, 0.0), shape_of(vals[k]))
+
+
+RULES["clip"] = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals, {"lo": lo,
+                                                                                   "hi": hi})),
+                     _clip_jvp, _clip_vjp)
+
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
+    if out is not None or kwargs:
+        raise unsupported("np.clip(..., out=/dtype=)")
+    lo = a_min if min is None else min
+    hi = a_max if max is None else max
+    operands = [a] + [v for v in (lo, hi) if v is not None]
+    return bind(RULES["clip"], operands, {"lo": lo is not None, "hi": hi is not None})
+
+
+FUNCTIONS[np.clip] = clip
+
+
+# --------------------------------------------------------------------------
+# reductions
+
+def _axes(axis, ndim):
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(sorted(int(a) % ndim if ndim else int(a) for a in axes))
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if axes is None or i in axes else n for i, n in enumerate(shape))
+
+
+def expand(g, shape, axes, keepdims):
+    """The adjoint of a reduction's result spread back over the input's shape."""
+    if not keepdims and axes is not None and shape_of(g) != ():
+        g = np.reshape(g, _kept_shape(shape, axes))
+    return np.zeros(shape) + g
+
+
+RULES["sum"] = Rule(
+    "sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
+    lambda ts, vals, out, p: np.sum(ts[0], axis=p["axis"], keepdims=p["keepdims"]),
+    lambda k, g, vals, out, p: expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]))
+
+
+def _extremes(a, out, axes):
+    """(mask, count): the entries that attain a max/min and how many share it,
+    as the C engine's rule finds them (ties share evenly, a NaN result goes
+    to the NaNs)."""
+    pa = np.asarray(plain(a), dtype=float)
+    zk = np.reshape(plain(out), _kept_shape(np.shape(pa), axes))
+    return extreme_entries(pa, axes, zk)
+
+
+def _extreme(name, fn):
+    def jvp(ts, vals, out, p):
+        mask, count = _extremes(vals[0], out, p["axis"])
+        return np.sum(_chain(ts[0], times(mask, 1.0 / count)), axis=p["axis"],
+                      keepdims=p["keepdims"])
+
+    def vjp(k, g, vals, out, p):
+        mask, count = _extremes(vals[0], out, p["axis"])
+        return _chain(mask, expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]) / count)
+
+    RULES[name] = Rule(name, lambda a, axis, keepdims: fn(a, axis=axis, keepdims=keepdims),
+                       jvp, vjp)
+
+
+_extreme("max", np.max)
+_extreme("min", np.min)
+
+
+def _reduction(name):
+    def handler(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if out is not None:
+            raise unsupported(f"np.{name}(..., out=...)")
+        if kwargs:
+            raise unsupported(f"np.{name}(..., {next(iter(kwargs))}=...)")
+        return bind(RULES[name], (a,),
+                    {"axis": _axes(axis, len(shape_of(a))), "keepdims": bool(keepdims)})
+    return handler
+
+
+FUNCTIONS[np.sum] = _reduction("sum")
+FUNCTIONS[np.max] = FUNCTIONS[np.amax] = _reduction("max")
+FUNCTIONS[np.min] = FUNCTIONS[np.amin] = _reduction("min")
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    shape = shape_of(a)
+    axes = _axes(axis, len(shape))
+    count = int(np.prod([n for i, n in enumerate(shape) if axes is None or i in axes]))
+    return FUNCTIONS[np.sum](a, axis, dtype, out, keepdims, **kwargs) / count
+
+
+FUNCTIONS[np.mean] = mean
+
+
+# --------------------------------------------------------------------------
+# the primitives (shadowad.primitives): bound as they are defined
+
+def _bind_primitive(prim, operands, params, out=None):
+    if out is not None:
+        raise unsupported(f"np.{prim.name}(..., out=...)")
+    return bind(prim, operands, params)
+
+
+def _entry(entry):
+    return lambda *args, **kwargs: entry(_bind_primitive, *args, **kwargs)
+
+
+for _func, _e in primitives.core.registered():
+    (UFUNCS if isinstance(_func, np.ufunc) else FUNCTIONS)[_func] = _entry(_e)
+primitives.values.PLAIN[Box] = lambda b: b.v
+
+
+# indexing: a Box's x[idx] is the take primitive (shadowad.primitives.indexing),
+# whose transpose (scatter_add) the formulas bind through BINDERS
+
+RULES["getitem"] = primitives.indexing.take
+primitives.indexing.BINDERS[Box] = bind
+
+
+# --------------------------------------------------------------------------
+# queries and constants
+
+FUNCTIONS[np.shape] = lambda a: shape_of(a)
+FUNCTIONS[np.ndim] = lambda a: len(shape_of(a))
+FUNCTIONS[np.size] = lambda a, axis=None: (
+    int(np.prod(shape_of(a))) if axis is None else shape_of(a)[axis])
+
+
+def _like(fill):
+    def handler(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
+        return np.full(shape_of(a) if shape is None else shape, fill,
+                       dtype=np.float64 if dtype is None else dtype)
+    return handler
+
+
+# New buffers are constants; writing into them inside the nested call is
+# refused anyway (in-place writes), so plain arrays are enough.
+FUNCTIONS[np.zeros_like] = FUNCTIONS[np.empty_like] = _like(0.0)
+FUNCTIONS[np.ones_like] = _like(1.0)
+for _f in (np.argmax, np.argmin, np.argsort, np.isclose, np.allclose, np.any, np.all,
+           np.nonzero, np.count_nonzero, np.sign, np.floor, np.ceil, np.round):
+    FUNCTIONS[_f] = (lambda f: lambda *args, **kw: f(*[plain(a) for a in args],
+                                                     **{k: plain(v) for k, v in kw.items()}))(_f)
+
+
+# x.std(), x.sort(), ... on a Box: named, not a bare AttributeError
+complete_ndarray_interface(Box, lambda f: f in FUNCTIONS, lambda what: str(unsupported(what)))

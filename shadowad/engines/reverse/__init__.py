@@ -1,0 +1,1 @@
+"""Reverse mode: the tape, traced values, snapshots of plain operands, accounting."""

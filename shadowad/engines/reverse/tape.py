@@ -1,0 +1,321 @@
+"""The Python face of the C tape: recording helpers, Python records, sweeps,
+and what the tape holds (``nbytes``, ``stats``).
+
+All memory a record points into is kept alive by the tape (``keep``) until the
+tape is freed.  Records that need numpy (BLAS, linalg, fancy indexing) are
+Python callables; the C sweep stops at them, Python runs them, C goes on.
+"""
+import contextlib
+import contextvars
+import threading
+
+import numpy as np
+
+from ..._c import fast, ffi, lib
+from .accounting import held_bytes, owned_ids
+from ...support.memory import bounds, element_addresses
+from .untraced import put_back
+from .snapshots import Snapshots
+
+_current = contextvars.ContextVar("shadowad_tape", default=None)
+_fused = contextvars.ContextVar("shadowad_fused_sweeps", default=True)
+
+
+@contextlib.contextmanager
+def fused_sweeps(on):
+    """Tapes made inside sweep runs of elementwise records fused block by block
+    (``on``, the default: csrc/fuse.c) or record by record (shadowad.testing
+    compares the two bit for bit)."""
+    token = _fused.set(bool(on))
+    try:
+        yield
+    finally:
+        _fused.reset(token)
+
+
+# --------------------------------------------------------------------------
+# the save-stack pool: large chunks of saved bytes outlive their tape, so that
+# the next call in the same thread writes into pages that are already there
+# (fresh pages cost a fault and the kernel's zeroing: W2's 80 MB save stack
+# took ~10 ms of a 100 ms gradient)
+
+_pools = threading.local()
+_pool_limit = [256 << 20]  # bytes a thread keeps between calls (set_memory_pool)
+POOL_MAX = (1 << 63) - 1  # the C core's int64_t
+
+
+def _pool():
+    p = getattr(_pools, "pool", None)
+    if p is None:
+        raw = lib.sad_pool_new(_pool_limit[0])
+        p = _pools.pool = ffi.gc(raw, lib.sad_pool_release) if raw != ffi.NULL else False
+    return p
+
+
+def set_memory_pool(max_bytes):
+    """At most ``max_bytes`` of save-stack memory kept by each thread between
+    autodiff calls (default 256 MiB; only chunks of 4 MiB and more are kept).
+    Applies to the calling thread's pool now (freeing any excess) and to the
+    pools of threads that start differentiating later; 0 keeps nothing."""
+    if isinstance(max_bytes, (bool, np.bool_)) or not isinstance(max_bytes, (int, np.integer)):
+        raise TypeError(f"sad.set_memory_pool: max_bytes must be an int (a number of bytes; "
+                        f"0 keeps nothing), got {type(max_bytes).__name__} {max_bytes!r}")
+    max_bytes = int(max_bytes)
+    if not 0 <= max_bytes <= POOL_MAX:
+        raise ValueError(f"sad.set_memory_pool: max_bytes must be between 0 and 2**63 - 1 "
+                         f"bytes, got {max_bytes}")
+    _pool_limit[0] = max_bytes
+    p = _pool()
+    if p:
+        lib.sad_pool_trim(p, max_bytes)
+
+
+def memory_pool_bytes():
+    """Bytes of save-stack memory the calling thread's pool holds right now."""
+    p = _pool()
+    return lib.sad_pool_bytes(p) if p else 0
+
+
+def current_tape():
+    """The tape of the autodiff call running in this context, or None."""
+    return _current.get()
+
+
+class TapeError(RuntimeError):
+    pass
+
+
+class PyRecord:
+    """A record whose pullback runs in Python.
+
+    ``pullback()`` moves the adjoint of its outputs into its inputs;
+    ``swap()``, if given, exchanges memory with what was saved (so the same
+    call restores going backwards and re-applies going forwards), ``saved``
+    holds what it saved (what tape.stats() counts as saved bytes), and
+    ``writes`` says what it writes: (primal array, index), None for any
+    memory."""
+
+    __slots__ = ("pullback", "swap", "saved", "writes")
+
+    def __init__(self, pullback, swap=None, saved=None, writes=None):
+        self.pullback, self.swap, self.saved, self.writes = pullback, swap, saved, writes
+
+
+# tape.stats()'s keys for checkpointing (DESIGN.md section 4), which does not
+# exist yet: no tape has advanced, taped a step or stored a snapshot of one
+CHECKPOINT_KEYS = ("advances", "taped_steps", "peak_snapshots")
+BYTE_KEYS = ("record_bytes", "saved_bytes", "shadow_bytes", "kept_bytes", "nbytes")
+
+
+class Tape(fast.TapeBase):
+    # keep, _tptr (the C tape's address) and alive: fields of the C base
+    # (csrc/ext/bases.c), which traced scalars' C arithmetic reads
+    __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
+                 "untraced_note", "arguments", "peak", "summarize", "summary", "__weakref__")
+    lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
+
+    def __init__(self):
+        ptr = lib.sad_tape_new()
+        if ptr == ffi.NULL:
+            raise MemoryError("shadowad: cannot allocate a tape")
+        pool = _pool()
+        if pool:
+            lib.sad_tape_use_pool(ptr, pool)
+        if not _fused.get():
+            lib.sad_tape_set_fuse(ptr, 0)
+        self.c = ffi.gc(ptr, lib.sad_tape_free)
+        self._tptr = int(ffi.cast("intptr_t", ptr))
+        self.alive = 1
+        self.py = []
+        self.keep = []
+        self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
+        self.snaps = Snapshots()  # of the plain arrays records read (snapshots.py)
+        self.state = "recording"
+        self.applied = None  # records at the start still applied: None for all of them
+        self.untraced = []  # Const arrays f may write without a record (see untraced.py)
+        self.untraced_note = ""  # what a detach error says of them (untraced.note)
+        self.arguments = ()  # what the caller passed f: its memory is not the tape's
+        self.peak = 0  # the most nbytes seen (see stats)
+        self.summarize = False  # keep stats() for after free()
+        self.summary = None
+
+    # -- recording ---------------------------------------------------------
+    def check(self, rc, what):
+        if rc == lib.SAD_NOMEM:
+            raise MemoryError(f"shadowad: out of memory while recording {what}")
+        if rc != lib.SAD_OK:
+            raise TapeError(f"shadowad: C core refused {what} (code {rc})")
+
+    def record_py(self, pullback, swap=None, saved=None, writes=None):
+        """Append a Python record (see PyRecord)."""
+        self.py.append(PyRecord(pullback, swap, saved, writes))
+        flags = lib.SAD_F_PYUNDO if swap is not None else 0
+        self.check(lib.sad_py(self.c, len(self.py) - 1, flags), "a python record")
+
+    def __len__(self):
+        return lib.sad_tape_len(self.c)
+
+    def last_write(self, start, lo, hi):
+        """The last record from ``start`` on that may have written primal
+        bytes [lo, hi), or -1 (csrc/core/tape.c sad_tape_last_write)."""
+        c, to = self.c, len(self)
+        while True:
+            i = lib.sad_tape_last_write(c, start, to, lo, hi)
+            if i >= -1:
+                return i
+            i = -2 - i  # a record that writes from Python: it names its array
+            w = self.py[lib.sad_record_pyidx(c, i)].writes
+            if w is None or _overlaps(w, lo, hi):
+                return i
+            to = i
+
+    @property
+    def nbytes(self):
+        """Every byte the tape holds now (stats()["nbytes"])."""
+        return self.stats()["nbytes"]
+
+    def stats(self):
+        """What the tape holds, as a dict of ints:
+
+        - ``records``: its records (``len(tape)``), ``python_records`` of them
+          run their pullback in Python;
+        - ``record_bytes``: the C records themselves: the record array, scalar
+          pairs and iteration blocks, as allocated (whole chunks: room for more
+          records counts), and the unused part of the save stack's chunks;
+        - ``saved_bytes``: the overwritten values the records saved (the C save
+          stack in use, and what Python records saved);
+        - ``shadow_bytes``: the shadows of temporaries: lazy ones the sweep
+          allocated, and the ones numpy holds;
+        - ``kept_bytes``: the rest of what Python holds for the records: the
+          operands and results they read, the snapshots of plain arrays, the
+          gradients of Active arrays, promoted shadows, copies of untraced
+          constants, and the Python records with their closures' data;
+        - ``nbytes``: the sum of the four, every byte the tape keeps alive;
+        - ``peak_nbytes``: the most it held, over recording and the sweep;
+        - ``fused_records``: how many records the sweep took in fused runs
+          (csrc/fuse.c), 0 before it;
+        - ``advances``, ``taped_steps``, ``peak_snapshots``: what checkpointing
+          did; there is no checkpointing yet, so they are 0.
+
+        Each buffer counts once (views of one array cost its memory once);
+        the memory of f's arguments is the caller's and does not count (see
+        shadowad/accounting.py for the exact rule).  After the sweep the tape
+        is freed: records and peak are what they were, the bytes held are 0."""
+        if self.state == "freed":
+            out = dict(self.summary) if self.summary is not None else {
+                "records": 0, "python_records": 0, "peak_nbytes": self.peak,
+                "fused_records": 0}
+            out.update((k, 0) for k in BYTE_KEYS)
+            out.update((k, 0) for k in CHECKPOINT_KEYS)
+            return out
+        c = ffi.new("sad_tape_bytes *")
+        lib.sad_tape_sizes(self.c, c)
+        seen = owned_ids(self.arguments)
+        stop = (Tape,)
+        py_saved = held_bytes([r.saved for r in self.py if r.saved is not None], seen, stop)
+        shadows = held_bytes(self.shadows, seen, stop)
+        kept = held_bytes([self.keep, self.py, self.snaps, self.untraced, self.shadows], seen,
+                          stop)
+        out = {"records": len(self), "python_records": len(self.py),
+               "record_bytes": c.records + c.save_room, "saved_bytes": c.saved + py_saved,
+               "shadow_bytes": c.shadows + shadows, "kept_bytes": kept}
+        out["nbytes"] = sum(out[k] for k in BYTE_KEYS[:-1])
+        self.peak = max(self.peak, out["nbytes"])
+        out["peak_nbytes"] = self.peak
+        out["fused_records"] = lib.sad_tape_fused(self.c)
+        out.update((k, 0) for k in CHECKPOINT_KEYS)
+        return out
+
+    # -- sweeps --------------------------------------------------------------
+    def reverse(self):
+        """Accumulate every adjoint, last record first, restoring the primal
+        memory each record overwrote as far as records before it read values
+        (csrc sad_tape_restore_floor): ``applied`` records at the start keep
+        their effects, and undo() and redo() start from there."""
+        c, py = self.c, self.py
+        floor = lib.sad_tape_restore_floor(c)
+        i = lib.sad_reverse(c, len(self))
+        try:
+            while i >= 0:
+                rec = py[lib.sad_record_pyidx(c, i)]
+                if rec.swap is not None:
+                    rec.swap()
+                rec.pullback()
+                i = lib.sad_reverse(c, i)
+        except BaseException:
+            # a Python pullback failed: put the primals back as before the call
+            self._undo_from(i)
+            raise
+        if i <= -2:  # record -2 - i found no memory for a shadow, untouched;
+            # the sweep kept the records between it and the floor applied
+            self._undo_from(max(-1 - i, floor))
+            raise MemoryError("shadowad: out of memory for a shadow in the reverse sweep")
+        self.applied = floor
+
+    def undo(self):
+        """Restore every primal without touching any shadow."""
+        self._undo_from(len(self) if self.applied is None else self.applied)
+
+    def _undo_from(self, start):
+        c, py = self.c, self.py
+        i = lib.sad_undo(c, start)
+        while i >= 0:
+            py[lib.sad_record_pyidx(c, i)].swap()
+            i = lib.sad_undo(c, i)
+        self.applied = 0
+        put_back(self.untraced)
+
+    def redo(self, last=False):
+        """Re-apply every record's effect on primal memory, first record first
+        (after a sweep, from the first one it undid).  ``last``: the tape is
+        freed next and never undone again, so saved bytes are copied back
+        rather than swapped (half the memory traffic)."""
+        c, py = self.c, self.py
+        run = lib.sad_redo_last if last else lib.sad_redo
+        i = run(c, self.applied or 0)
+        while i >= 0:
+            py[lib.sad_record_pyidx(c, i)].swap()
+            i = run(c, i + 1)
+        self.applied = None
+
+    def free(self):
+        """Free the C tape and drop what it kept, now.  The tape's Buffers,
+        Vectors and Python records point back to it, so until this runs the
+        tape is in reference cycles: its owner (the driver, a SplitTape) frees
+        it on every path rather than leave it to the garbage collector."""
+        if self.state == "freed":
+            return
+        if self.summarize:  # what stats() reports once the tape is gone
+            self.summary = self.stats()
+        self.state = "freed"
+        self.alive = 0
+        ffi.release(self.c)
+        del self.c  # a traced value that outlives its call now gets __getattr__'s error
+        del self._tptr
+        self.py = []
+        self.keep = []
+        self.shadows = []
+        self.untraced = []
+        self.arguments = ()
+        self.snaps = Snapshots()
+
+    def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
+        if name == "c" or name == "_tptr":
+            raise finished_error()
+        raise AttributeError(f"'Tape' object has no attribute {name!r}")
+
+
+def _overlaps(writes, lo, hi):
+    """Do the elements ``a[idx]`` (writes = (a, idx)) meet bytes [lo, hi)?"""
+    a, idx = writes
+    alo, ahi = bounds(a)
+    if not (alo < hi and lo < ahi):
+        return False
+    at = element_addresses(a)[idx]
+    return bool(np.any((at < hi) & (lo < at + a.itemsize)))
+
+
+def finished_error():
+    return RuntimeError("shadowad: a traced value was used after its autodiff call finished; "
+                        "traced values exist only while f runs (take plain values inside f "
+                        "with sad.primal)")

@@ -1,0 +1,282 @@
+"""The reverse and forward engines' rules, derived from the primitives'
+definitions (shadowad.primitives).
+
+Reverse: a primitive call becomes one Python record that follows the record
+protocol (primitives.protocol): at recording, its rule's ``augmented_primal``
+computes the value; at sweep time its ``reverse`` receives the arguments as
+activity objects with memory as it was before the call (later records have
+restored it), ``.dval`` being the adjoint memory of an active array (a lazy
+shadow or a view of one included).  A primitive's ``"reverse"``
+specialisation (a C record) is tried first.
+
+Forward: the tangent of each lane is the primitive's JVP of that lane's
+tangents; a ``"forward"`` specialisation computes all lanes at once along
+their leading axis.
+"""
+import numpy as np
+
+from ..forward import dual
+from ...activity import Active, Const, Duplicated, Reverse
+from ...primitives import core, values
+from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
+from ..reverse.snapshots import held
+from ..reverse.traced import (F64, TArray, TScalar, adjoint_for_pullback, check_writable,
+    lazy_result, new_scalar, output_pullback, promote)
+from .elementwise import _tape_of
+from .adjoints import accumulate
+from .reductions import (const_result, finish_out, forward_const, forward_context,
+    forward_operand, forward_result, operand)
+from . import registry
+
+REVERSE_CONFIG = Config(needs_primal=True, width=1, mode=Reverse)
+
+values.PLAIN.update({TArray: lambda x: x.p, TScalar: lambda x: x.v,
+                     dual.FArray: lambda x: x.p, dual.FScalar: lambda x: x.v})
+
+
+# --------------------------------------------------------------------------
+# the arguments of a record at sweep time
+
+class SweepDuplicated(Duplicated):
+    """An active array argument of a record: ``val`` its primal, and during
+    the sweep ``dval`` its adjoint memory (given zeroed memory on first use
+    when its shadow is lazy)."""
+
+    __slots__ = ("traced",)
+
+    def __init__(self, val, traced):
+        self.val, self.traced = val, traced
+
+    @property
+    def dval(self):
+        s, fresh = adjoint_for_pullback(self.traced)
+        if fresh:
+            s[...] = 0.0
+        elif 0 in s.strides and any(st == 0 and n > 1 for st, n in zip(s.strides, s.shape)):
+            # numpy's `s += c` through such a view keeps one term of each sum
+            raise ValueError(
+                "shadowad: this argument is a broadcast view, whose adjoint memory names "
+                "each element several times, so `.dval += c` would drop terms; add with "
+                "shadowad.primitives.protocol.add_to_shadow(arg, c), which sums them")
+        return s
+
+    @dval.setter
+    def dval(self, v):  # ``a.dval += c`` stores the view it added into back
+        s = self.dval
+        if not (type(v) is np.ndarray and v.shape == s.shape and v.strides == s.strides
+                and v.__array_interface__["data"][0] == s.__array_interface__["data"][0]):
+            raise AttributeError("shadowad: a rule may add into .dval (a.dval += ...) or "
+                                 "write into it (a.dval[...] = ...), not rebind it")
+
+    def accumulate(self, c):
+        """dval += c, storing into memory no record has touched yet and summing
+        into broadcast views correctly."""
+        accumulate(self.traced, c)
+
+
+class SweepActive(Active):
+    """An active scalar argument: its gradient is returned by ``reverse``."""
+
+    __slots__ = ("traced",)
+
+    def __init__(self, val, traced):
+        self.val, self.traced = val, traced
+
+
+def _arguments(tape, operands, prims, actives):
+    """The activity objects of a record's arguments."""
+    args = []
+    for x, p, d in zip(operands, prims, actives):
+        if d is None:
+            args.append(Const(held(tape, x, p)))
+        elif type(d) is TScalar:
+            args.append(SweepActive(p, d))
+        else:
+            args.append(SweepDuplicated(p, d))
+    return args
+
+
+def _gradients(rule, args, grads):
+    """Add the gradients ``reverse`` returned for Active arguments; refuse
+    any other entry."""
+    if type(grads) is not tuple or len(grads) != len(args):
+        raise TypeError(f"shadowad: {rule!r}.reverse must return a tuple with one entry per "
+                        f"argument ({len(args)}), got {grads!r}")
+    for k, g in enumerate(grads):
+        if g is None:
+            continue
+        a = args[k]
+        if type(a) is not SweepActive:
+            raise TypeError(f"shadowad: {rule!r}.reverse returned a gradient for argument "
+                            f"{k}, which is not Active (add into its .dval instead; return "
+                            "None for it)")
+        accumulate(a.traced, g)
+
+
+def record(tape, rule, operands, prims, actives, params):
+    """Run ``rule``'s augmented primal on the arguments and record its reverse."""
+    args = _arguments(tape, operands, prims, actives)
+    mutated = [prims[k] for k in getattr(rule, "mutates", ())]
+    before = [np.array(p, dtype=F64) for p in mutated]
+    aug = rule.augmented_primal(REVERSE_CONFIG, *args, **params)
+    if type(aug) is not AugmentedReturn:
+        raise TypeError(f"shadowad: {rule!r}.augmented_primal must return an "
+                        f"AugmentedReturn, got {type(aug).__name__}")
+    z, saved = aug.primal, aug.tape
+    reverse = rule.reverse
+
+    def sweep(dret):
+        _gradients(rule, args, reverse(REVERSE_CONFIG, dret, saved, *args, **params))
+
+    if mutated:
+        return _record_mutation(tape, mutated, before, sweep)
+
+    if type(z) is np.ndarray:
+        res = lazy_result(tape, z)
+        tape.record_py(output_pullback(res, sweep))
+        return res
+    res, g = new_scalar(tape, float(z))
+    tape.record_py(lambda: sweep(float(g)))
+    return res
+
+
+def _record_mutation(tape, mutated, before, sweep):
+    """The record of a call that overwrote ``mutated``: the sweeps swap the
+    bytes from before the call back in (so its reverse, and every earlier
+    record, read memory as before it) and out again for a replay."""
+    def swap():
+        for p, b in zip(mutated, before):
+            cur = np.array(p, dtype=F64)
+            p[...] = b
+            b[...] = cur
+
+    tape.record_py(lambda: sweep(None), swap=swap, saved=tuple(before),
+                   writes=(mutated[0], Ellipsis) if len(mutated) == 1 else None)
+
+
+_DERIVED = {}
+
+
+def derived_rule(prim):
+    rule = _DERIVED.get(prim)
+    if rule is None:
+        rule = _DERIVED[prim] = DerivedRule(prim)
+    return rule
+
+
+def _viewed(prim, operands, params, out):
+    """The view of a traced array that a shape primitive is in the reverse and
+    forward engines (shadowad/rules/shape.py), or None.  A view records
+    nothing: it is how these engines lay out memory (writes through it reach
+    its base), not a fast path, so generic_only does not turn it off."""
+    view = prim.specialisations.get("view")
+    if view is None or out is not None:
+        return None
+    return view(operands[0], params)
+
+
+def reverse_bind(prim, operands, params, out=None):
+    """A primitive applied in reverse mode: its value, and its record when an
+    operand is active."""
+    res = _viewed(prim, operands, params, out)
+    if res is not None:
+        return res
+    tape = _tape_of(operands, out)
+    prims, actives, active = [], [], False
+    for x in operands:
+        p, d = operand(x, tape)
+        prims.append(p)
+        actives.append(d)
+        if d is not None:
+            active = True
+    if prim.mutates:
+        return _mutation(tape, prim, operands, prims, actives, params, active)
+    if not active:
+        res = const_result(tape, prim.impl(*prims, **params))
+    else:
+        spec = core.specialised(prim, "reverse")
+        res = None if spec is None else spec(tape, operands, prims, actives, params)
+        if res is None:
+            res = record(tape, derived_rule(prim), operands, prims, actives, params)
+    return res if out is None else finish_out(res, out, "np." + prim.name)
+
+
+def _mutation(tape, prim, operands, prims, actives, params, active):
+    """A mutating primitive in reverse mode: its target gets a shadow when
+    anything is active (its new content is), and its old bytes are saved
+    even when nothing is (earlier records read them in the sweep)."""
+    m = prim.mutates[0]
+    check_writable(operands[m])
+    if active and actives[m] is None:
+        promote(operands[m])
+        actives[m] = operands[m]
+    spec = core.specialised(prim, "reverse") if active else None
+    if spec is None or spec(tape, operands, prims, actives, params) is None:
+        record(tape, derived_rule(prim), operands, prims, actives, params)
+
+
+# --------------------------------------------------------------------------
+# forward mode
+
+def lanes_jvp(prim, tangents, prims, z, params):
+    """The tangent lanes of z, one JVP per lane (shape (lanes,) + z's)."""
+    lanes = next(t for t in tangents if t is not None).shape[0]
+    dz = np.empty((lanes,) + np.shape(z))
+    for lane in range(lanes):
+        dz[lane] = prim.jvp([None if t is None else t[lane] for t in tangents], prims, z,
+                            params)
+    return dz
+
+
+def forward_bind(prim, operands, params, out=None):
+    res = _viewed(prim, operands, params, out)
+    if res is not None:
+        return res
+    name = "np." + prim.name
+    ctx = forward_context(operands, out)
+    prims, tangents = [], []
+    for x in operands:
+        p, t = forward_operand(x, ctx)
+        prims.append(p)
+        tangents.append(t)
+    if prim.mutates:
+        return _forward_mutation(prim, operands, prims, tangents, params)
+    z = prim.impl(*prims, **params)
+    if all(t is None for t in tangents):
+        return finish_out(forward_const(ctx, z), out, name)
+    spec = core.specialised(prim, "forward")
+    dz = None if spec is None else spec(tangents, prims, z, params)
+    if dz is None:
+        dz = lanes_jvp(prim, tangents, prims, z, params)
+    return finish_out(forward_result(ctx, z, dz), out, name)
+
+
+def _forward_mutation(prim, operands, prims, tangents, params):
+    """A mutating primitive in forward mode: the new content and, when
+    anything is active, the new tangent lanes stored into the target."""
+    m = prim.mutates[0]
+    dual.writable(operands[m])
+    if all(t is None for t in tangents):
+        prims[m][...] = prim.impl(*prims, **params)
+        return
+    spec = core.specialised(prim, "forward")
+    if spec is not None and spec(operands, prims, tangents, params) is not None:
+        return
+    target = tangents[m] if tangents[m] is not None else promote(operands[m])
+    z = prim.impl(*prims, **params)
+    target[...] = lanes_jvp(prim, tangents, prims, z, params)
+    prims[m][...] = z
+
+
+# --------------------------------------------------------------------------
+# every registered numpy function gets its reverse and forward rule
+
+def _bound(entry, bind):
+    def rule(*args, **kwargs):
+        return entry(bind, *args, **kwargs)
+    return rule
+
+
+for _func, _entry in core.registered():
+    registry.FUNCTIONS[_func] = _bound(_entry, reverse_bind)
+    registry.JVPS[_func] = _bound(_entry, forward_bind)

@@ -1,0 +1,1 @@
+"""Helpers every layer uses: memory ranges, names, products, aliasing, numpy's overlap rules."""
