@@ -115,7 +115,7 @@ def _tangent(res, trace):
     """(tangent, value) of the inner f's result; tuples and lists item by item."""
     if res is None:
         return None, None
-    if type(res) is Box and res.trace is trace:
+    if type(res) is Box and res.level_trace is trace:
         t = res.d
         if t is None:
             return _zero_like(res.v), res.v
@@ -167,7 +167,7 @@ def _result_node(res, trace):
         return None, None
     node = None
     value = res
-    if type(res) is Box and res.trace is trace:
+    if type(res) is Box and res.level_trace is trace:
         value, node = res.v, res.d
     if shape_of(value) != ():
         raise TypeError(f"f returned an array of shape {shape_of(value)}; reverse mode "
@@ -280,7 +280,7 @@ def _rows(f, x, consts, tall_to_forward):
         if isinstance(res, (tuple, list)) or res is None:
             raise TypeError(f"sad.jacobian: f must return one float or array, got "
                             f"{type(res).__name__}")
-        mine = type(res) is Box and res.trace is trace
+        mine = type(res) is Box and res.level_trace is trace
         out_shape = shape_of(res.v if mine else res)
         m = int(np.prod(out_shape))
         if tall_to_forward and m >= int(np.prod(shape_of(x))):
