@@ -87,6 +87,13 @@ def _as_float(g):
     return g
 
 
+def _added_to_zero(g):
+    """g as a zero shadow holds it once g is added (the Duplicated contract,
+    and every other engine's adjoint): an exact -0.0 becomes +0.0
+    (docs/conventions-nonelementwise.md, "signed zeros")."""
+    return g + 0.0
+
+
 def _zero_like(v):
     shape = shape_of(v)
     return 0.0 if shape == () else np.zeros(shape)
@@ -221,7 +228,7 @@ def _reverse(f, annotated, with_primal):
         a = annotated[k]
         t = type(a)
         if t is act.Active:
-            grads[k] = _zero_like(a.val) if g is None else _as_float(g)
+            grads[k] = _zero_like(a.val) if g is None else _as_float(_added_to_zero(g))
             if lanes > 1:
                 grads[k] = (grads[k],) * lanes  # nothing mutates: every lane agrees
         elif g is not None:
@@ -293,7 +300,7 @@ def _rows(f, x, consts, tall_to_forward):
             e[i] = 1.0
             seed = 1.0 if out_shape == () else e.reshape(out_shape)
             g, = trace.backward(res.d, seed, [xb.d])
-            rows.append(_zero_like(x) if g is None else g)
+            rows.append(_zero_like(x) if g is None else _added_to_zero(g))
     finally:
         trace.leave(token)
         trace.alive = False

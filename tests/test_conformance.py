@@ -31,7 +31,7 @@ from shadowad import Active, BatchDuplicated, Duplicated
 from shadowad.testing import (check_accumulate_once, check_dot_product, check_forward,
                               check_gradient, check_restore)
 
-from conformance_cases import (CASES, SIGNED_ZERO, nested_unsupported, primitives,
+from conformance_cases import (CASES, nested_unsupported, primitives,
                                registered_functions)
 
 # numpy warns about the primal values (log(0), an unselected sqrt(-1), ...): expected here
@@ -289,12 +289,22 @@ CONVENTIONS = {
         np.linalg.det, np.diag([2.5e-310, 1.0, 2.0]), np.diag([2.0, 5e-310, 2.5e-310])),
     "slogdet at a singular matrix: NaN": (lambda x: np.linalg.slogdet(x)[1],
                                           [[1.0, 2.0], [2.0, 4.0]], [[np.nan] * 2] * 2),
+    "a derivative of -0.0 is +0.0 (added into a zero shadow)": (
+        lambda x: np.sum(x * x), [-0.0, -0.0], [0.0, 0.0]),
     "prod: the product of the others": (np.prod, [0.0, np.inf, 3.0], [np.inf, 0.0, np.nan]),
     "2-norm written out, at zero: 0": (lambda x: np.sqrt(np.sum(x * x)), [0.0, 0.0], [0.0, 0.0]),
     "clip at an array bound: x takes it all": (lambda x: np.sum(np.clip(x[:1], x[1:], 5.0)),
                                                [1.0, 1.0], [1.0, 0.0]),
-    "clip with a NaN bound: x still takes it": (lambda x: np.sum(np.clip(x[:1], x[1:], 5.0)),
-                                                [1.0, np.nan], [1.0, 0.0]),
+    "clip with a NaN bound: the bound takes it": (lambda x: np.sum(np.clip(x[:1], x[1:], 5.0)),
+                                                  [1.0, np.nan], [0.0, 1.0]),
+    "clip with NaN x and a NaN bound: the bound": (
+        lambda x: np.sum(np.clip(x[:2], x[2:4], x[4:])), [np.nan, 1.0, np.nan, 0.0, 5.0, np.nan],
+        [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]),
+    "clip of scalars with a NaN bound: the bound": (
+        lambda x: np.clip(x[0], x[1], x[2]) + 2.0 * np.clip(x[3], x[4], x[5]),
+        [np.nan, np.nan, 5.0, 1.0, 0.0, np.nan], [0.0, 1.0, 0.0, 0.0, 0.0, 2.0]),
+    "clip with a NaN x: x takes it": (lambda x: np.sum(np.clip(x, -1.0, 1.0)) + np.clip(x[0], -1.0, 1.0),
+                                      [np.nan, 0.5], [2.0, 1.0]),
     "fancy reads: repeats add up": (lambda x: np.sum(x[[0, 0, 1]]), [1.0, 2.0, 3.0], [2.0, 1.0, 0.0]),
     "fancy writes: the last write wins": (_last_write_wins, [1.0, 2.0, 3.0], [0.0, 0.0, 1.0]),
 }
@@ -309,7 +319,6 @@ NESTED_RAISES = {"fancy writes: the last write wins": "DeferToNested"}
 
 
 CONVENTION_DIVERGENCES = {
-    ("where: the unselected branch gives nothing", "nested jacobian(R)"): SIGNED_ZERO,
 }
 
 
