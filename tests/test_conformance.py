@@ -287,6 +287,11 @@ CONVENTIONS = {
                                                 [[1.0, 0.0], [0.0, np.inf]]),
     "det with a subnormal determinant: the cofactors": (
         np.linalg.det, np.diag([2.5e-310, 1.0, 2.0]), np.diag([2.0, 5e-310, 2.5e-310])),
+    "slogdet at a nearly singular matrix: inv(A)^T, inf only where it overflows": (
+        lambda x: np.linalg.slogdet(x)[1], [[2.5e-310, 1e-300], [0.0, 1.0]],
+        [[np.inf, 0.0], [-4e9, 1.0]]),
+    "slogdet with an infinite entry: inv(A)^T": (lambda x: np.linalg.slogdet(x)[1],
+                                                 [[np.inf, 0.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]),
     "slogdet at a singular matrix: NaN": (lambda x: np.linalg.slogdet(x)[1],
                                           [[1.0, 2.0], [2.0, 4.0]], [[np.nan] * 2] * 2),
     "a derivative of -0.0 is +0.0 (added into a zero shadow)": (

@@ -356,9 +356,19 @@ def det_entry(bind, a):
 def inverse_transposed(a, logdet):
     """inv(a)^T; NaN where a is singular (log|det| = -inf has no derivative)."""
     singular = np.asarray(plain(logdet)) == -np.inf
-    if not singular.any():
-        return swap(np.linalg.inv(a))
     pa = plain(a)
+    if not singular.any():
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            z = swap(np.linalg.inv(a))
+            if np.isfinite(plain(z)).all() or not np.isfinite(pa).all():
+                return z
+            # LAPACK's inverse of a nearly singular matrix overflows inside, and
+            # inf * 0 puts NaN where the inverse is 0: invert c * a instead, c a
+            # power of two (exact) that brings its largest entry near 2^900, and
+            # scale back: only the entries whose true value overflows are inf
+            top = np.max(np.abs(pa), axis=(-2, -1))
+            c = np.ldexp(1.0, 900 - np.frexp(top)[1])[..., None, None]
+            return swap(np.linalg.inv(a * c) * c)
     if pa is not a:
         raise NotImplementedError(
             "shadowad: the derivative of np.linalg.slogdet at a singular matrix cannot be "
