@@ -331,8 +331,8 @@ def cofactors(a, d):
     pa = plain(a)
     if pa is not a:
         raise NotImplementedError(
-            "shadowad: the derivative of np.linalg.det at a singular, nearly singular or "
-            "non-finite matrix cannot be differentiated again (inside a nested "
+            "shadowad: the derivative of np.linalg.det at a singular matrix (or a nearly "
+            "singular or non-finite one) cannot be differentiated again (inside a nested "
             "differentiation); perturb the matrix or differentiate np.linalg.det once")
     return _plain_cofactors(pa)
 
