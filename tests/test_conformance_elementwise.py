@@ -296,7 +296,8 @@ def test_where_takes_the_chosen_branch_and_nothing_from_the_other():
 
 
 @pytest.mark.parametrize("lo,hi", [(0.0, 1.0), (-1.0, -1.0), (1.0, 0.0), (None, 0.5),
-                                   (-0.0, None), (-inf, inf)])
+                                   (-0.0, None), (-inf, inf), (nan, 1.0), (0.0, nan),
+                                   (nan, nan)])
 def test_clip_passes_the_boundaries_to_its_operand(lo, hi):
     x = np.array([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0, inf, -inf, nan])
     from_lo, from_hi = clip_sources(x, lo, hi)

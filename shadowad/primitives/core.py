@@ -72,11 +72,12 @@ def deflinear(prim, transpose):
     return prim
 
 
-def defbilinear(prim, transpose_left, transpose_right):
+def defbilinear(prim, transpose_left, transpose_right, product=None):
     """``prim`` is linear in each of its two operands: its tangent is
-    impl(da, b) + impl(a, db), and the adjoint of operand 0 (1) is
-    ``transpose_left(g, a, b, params)`` (``transpose_right``)."""
-    impl = prim.impl
+    product(da, b) + product(a, db), and the adjoint of operand 0 (1) is
+    ``transpose_left(g, a, b, params)`` (``transpose_right``).  ``product``
+    is impl formed as the chain rule forms it (default impl itself)."""
+    impl = prim.impl if product is None else product
 
     def jvp(ts, vals, out, params):
         ta, tb = ts

@@ -278,10 +278,13 @@ def clip_sources(a, lo, hi):
     from_hi) of the entries the result takes from lo and from hi (plain
     values; None: no such bound); the rest comes from ``a``.  At a boundary
     (a == lo or a == hi) the derivative goes to ``a`` (as torch.clamp); where
-    lo > hi the result is hi everywhere, and so is the derivative's source."""
-    from_lo = False if lo is None else np.less(a, lo)
+    lo > hi the result is hi everywhere, and so is the derivative's source.
+    A NaN bound makes the value NaN (np.maximum and np.minimum propagate it),
+    and as there the NaN operand takes the derivative: the bound, also where
+    ``a`` is NaN too (as the scalar path, rules/shape.py's _clip_scalar)."""
+    from_lo = False if lo is None else np.logical_or(np.less(a, lo), np.isnan(lo))
     m = a if lo is None else np.maximum(a, lo)
-    from_hi = False if hi is None else np.greater(m, hi)
+    from_hi = False if hi is None else np.logical_or(np.greater(m, hi), np.isnan(hi))
     return np.logical_and(from_lo, np.logical_not(from_hi)), from_hi
 
 
@@ -289,7 +292,8 @@ SELECTS = {
     "where": "np.where(cond, a, b): a's adjoint where cond holds, b's elsewhere; the "
              "unselected branch gets exactly 0 (a NaN or inf there never reaches it)",
     "clip": "np.clip(a, lo, hi): a at the boundaries (a == lo or a == hi: a's); lo where "
-            "a < lo, hi where maximum(a, lo) > hi (hi everywhere when lo > hi)",
+            "a < lo or lo is NaN, hi where maximum(a, lo) > hi or hi is NaN (hi everywhere "
+            "when lo > hi)",
 }
 
 __all__ = ["Elementwise", "TABLE", "BY_UFUNC", "BY_OP", "SELECTS", "define", "unary",

@@ -3,7 +3,11 @@ np.linalg's solve, inv, det and slogdet -- each defined once.
 
 numpy (BLAS, LAPACK) computes every value.  The products are bilinear: their
 tangent is the product of a tangent with the other operand (derived from the
-value, see core.defbilinear), and only their two transposes are written.  The
+value, see core.defbilinear), and only their two transposes are written.
+Every product the chain rule forms (a tangent or an adjoint times an
+operand) follows the zero-factor convention term by term
+(primitives/contractions.py), so forward and reverse mode agree where an
+operand holds inf or NaN.  The
 np.linalg functions have a JVP and a VJP; theirs read the result (``out``),
 so no factorization is kept: solve and det refactor the matrix instead.
 Every formula uses operations that every engine differentiates, so that
@@ -11,6 +15,9 @@ nested differentiation takes second and third derivatives through them.
 """
 import numpy as np
 
+from ..support.products import times
+from .contractions import (cross_times, dot_times, inner_times, matmul_times, outer_times,
+                           scaled_times, vdot_times)
 from .core import Primitive, defbilinear, implements
 from .values import expand_last, moveaxis, ndim, plain, prod_others, shape_of, swap, unbroadcast
 
@@ -40,23 +47,23 @@ def _scaled(a, b, out):
 def _contraction(ib_of):
     def left(g, a, b, params):
         if ndim(a) == 1 and ndim(b) == 1:
-            return g * b
+            return scaled_times(g, b)
         nb = ndim(b)
         k = shape_of(b)[ib_of(nb)]
         bm = np.reshape(moveaxis(b, ib_of(nb), 0), (k, -1))
         gm = np.reshape(g, (-1, shape_of(bm)[1]))
-        return np.reshape(np.matmul(gm, swap(bm)), shape_of(a))
+        return np.reshape(matmul_times(gm, swap(bm)), shape_of(a))
 
     def right(g, a, b, params):
         if ndim(a) == 1 and ndim(b) == 1:
-            return g * a
+            return scaled_times(g, a)
         ib = ib_of(ndim(b))
         k = shape_of(a)[-1]
         am = np.reshape(a, (-1, k))
         gm = np.reshape(g, (shape_of(am)[0], -1))
         bs = shape_of(b)
         moved = (k,) + bs[:ib] + bs[ib + 1:]
-        return moveaxis(np.reshape(np.matmul(swap(am), gm), moved), 0, ib)
+        return moveaxis(np.reshape(matmul_times(swap(am), gm), moved), 0, ib)
     return left, right
 
 
@@ -68,8 +75,9 @@ def inner_axis(nb):
     return nb - 1
 
 
-dot = defbilinear(Primitive("dot", np.dot), *_contraction(dot_axis))
-inner = defbilinear(Primitive("inner", np.inner), *_contraction(inner_axis))
+dot = defbilinear(Primitive("dot", np.dot), *_contraction(dot_axis), product=dot_times)
+inner = defbilinear(Primitive("inner", np.inner), *_contraction(inner_axis),
+                    product=inner_times)
 
 
 @implements(np.dot)
@@ -92,8 +100,9 @@ def inner_entry(bind, a, b):
 # vdot: the inner product of both operands flattened
 
 vdot = defbilinear(Primitive("vdot", np.vdot),
-                   lambda g, a, b, params: g * np.reshape(b, shape_of(a)),
-                   lambda g, a, b, params: g * np.reshape(a, shape_of(b)))
+                   lambda g, a, b, params: scaled_times(g, np.reshape(b, shape_of(a))),
+                   lambda g, a, b, params: scaled_times(g, np.reshape(a, shape_of(b))),
+                   product=vdot_times)
 
 
 @implements(np.vdot)
@@ -106,8 +115,9 @@ def vdot_entry(bind, a, b):
 
 outer = defbilinear(
     Primitive("outer", np.outer),
-    lambda g, a, b, params: np.reshape(np.dot(g, np.reshape(b, (-1,))), shape_of(a)),
-    lambda g, a, b, params: np.reshape(np.dot(np.reshape(a, (-1,)), g), shape_of(b)))
+    lambda g, a, b, params: np.reshape(matmul_times(g, np.reshape(b, (-1,))), shape_of(a)),
+    lambda g, a, b, params: np.reshape(matmul_times(np.reshape(a, (-1,)), g), shape_of(b)),
+    product=outer_times)
 
 
 @implements(np.outer)
@@ -121,16 +131,16 @@ def outer_entry(bind, a, b, out=None):
 # broadcasting aligns them (numpy moves them last before broadcasting).
 
 def _cross_left(g, a, b, p):
-    return unbroadcast(np.cross(b, g, axisa=p["axisb"], axisb=p["axisc"], axisc=p["axisa"]),
+    return unbroadcast(cross_times(b, g, axisa=p["axisb"], axisb=p["axisc"], axisc=p["axisa"]),
                        shape_of(a))
 
 
 def _cross_right(g, a, b, p):
-    return unbroadcast(np.cross(g, a, axisa=p["axisc"], axisb=p["axisa"], axisc=p["axisb"]),
+    return unbroadcast(cross_times(g, a, axisa=p["axisc"], axisb=p["axisa"], axisc=p["axisb"]),
                        shape_of(b))
 
 
-cross = defbilinear(Primitive("cross", np.cross), _cross_left, _cross_right)
+cross = defbilinear(Primitive("cross", np.cross), _cross_left, _cross_right, product=cross_times)
 
 
 def _negative_axis(axis, nd):
@@ -173,19 +183,20 @@ def _as_stacks(g, a, b):
 
 def _matmul_left(g, a, b, params):
     if ndim(a) == 1 and ndim(b) == 1:
-        return g * b
+        return scaled_times(g, b)
     g2, a2, b2 = _as_stacks(g, a, b)
-    return np.reshape(unbroadcast(np.matmul(g2, swap(b2)), shape_of(a2)), shape_of(a))
+    return np.reshape(unbroadcast(matmul_times(g2, swap(b2)), shape_of(a2)), shape_of(a))
 
 
 def _matmul_right(g, a, b, params):
     if ndim(a) == 1 and ndim(b) == 1:
-        return g * a
+        return scaled_times(g, a)
     g2, a2, b2 = _as_stacks(g, a, b)
-    return np.reshape(unbroadcast(np.matmul(swap(a2), g2), shape_of(b2)), shape_of(b))
+    return np.reshape(unbroadcast(matmul_times(swap(a2), g2), shape_of(b2)), shape_of(b))
 
 
-matmul = defbilinear(Primitive("matmul", np.matmul), _matmul_left, _matmul_right)
+matmul = defbilinear(Primitive("matmul", np.matmul), _matmul_left, _matmul_right,
+                     product=matmul_times)
 
 
 @implements(np.matmul)
@@ -207,7 +218,7 @@ def _solve_jvp(ts, vals, x, params):
     vector = _solve_vector(a, b)
     rhs = None if tb is None else (expand_last(tb, 1) if vector else tb)
     if ta is not None:
-        dax = np.matmul(ta, expand_last(x, 1) if vector else x)
+        dax = matmul_times(ta, expand_last(x, 1) if vector else x)
         rhs = -dax if rhs is None else rhs - dax
     dx = np.linalg.solve(a, rhs)
     return np.reshape(dx, shape_of(dx)[:-1]) if vector else dx
@@ -219,7 +230,7 @@ def _solve_vjp(k, g, vals, x, params):
     gb = np.linalg.solve(swap(a), expand_last(g, 1) if vector else g)
     if k == 1:
         return unbroadcast(np.reshape(gb, shape_of(gb)[:-1]) if vector else gb, shape_of(b))
-    return unbroadcast(-np.matmul(gb, swap(expand_last(x, 1) if vector else x)), shape_of(a))
+    return unbroadcast(-matmul_times(gb, swap(expand_last(x, 1) if vector else x)), shape_of(a))
 
 
 solve = Primitive("linalg.solve", np.linalg.solve, _solve_jvp, _solve_vjp, reads_out=True)
@@ -234,12 +245,12 @@ def solve_entry(bind, a, b):
 # np.linalg.inv: dZ = -Z dA Z; Abar = -Z^T Zbar Z^T
 
 def _inv_jvp(ts, vals, z, params):
-    return -np.matmul(z, np.matmul(ts[0], z))
+    return -matmul_times(z, matmul_times(ts[0], z))
 
 
 def _inv_vjp(k, g, vals, z, params):
     zt = swap(z)
-    return -np.matmul(zt, np.matmul(g, zt))
+    return -matmul_times(zt, matmul_times(g, zt))
 
 
 inv = Primitive("linalg.inv", np.linalg.inv, _inv_jvp, _inv_vjp, reads_out=True)
@@ -251,11 +262,20 @@ def inv_entry(bind, a):
 
 
 # --------------------------------------------------------------------------
-# np.linalg.det: ddet = sum(cof(A) * dA), cof(A) = det(A) inv(A)^T
+# np.linalg.det: ddet = sum(cof(A) * dA), cof(A) = det(A) inv(A)^T where that
+# is exact; the cofactors of a polynomial need no division, so elsewhere they
+# are computed without it (docs/conventions-nonelementwise.md)
+
+# the smallest normal float64: a subnormal det times inv(A) has lost digits
+_NORMAL = np.finfo(np.float64).tiny
+# minors computed one by one (O(n^5)) for matrices with inf/NaN up to this size
+MINORS_UP_TO = 64
+
 
 def _singular_cofactors(a):
-    """The cofactor matrix of plain ``a`` by its SVD, also where a is singular:
-    a = u diag(s) vt, adj(a) = det(u) det(vt) vt^T diag(prod_{j != i} s_j) u^T."""
+    """The cofactor matrix of plain, finite ``a`` by its SVD, also where a is
+    singular: a = u diag(s) vt, adj(a) = det(u) det(vt) vt^T diag(prod_{j != i}
+    s_j) u^T (no division, so no overflow for a tiny determinant)."""
     u, s, vt = np.linalg.svd(a)
     c = np.linalg.det(u) * np.linalg.det(vt)
     adj = np.matmul(np.swapaxes(vt, -1, -2) * prod_others(s)[..., None, :],
@@ -263,28 +283,64 @@ def _singular_cofactors(a):
     return c[..., None, None] * np.swapaxes(adj, -1, -2)
 
 
+def _minor_cofactors(a):
+    """The cofactor matrix of plain ``a`` from its minors, each numpy's
+    determinant: for matrices with inf or NaN entries, where an SVD fails, so
+    that a cofactor whose minor is finite stays finite (diag(inf, 1) gives
+    [[1, 0], [0, inf]]).  NaN everywhere beyond MINORS_UP_TO rows."""
+    n = a.shape[-1]
+    if n > MINORS_UP_TO:
+        return np.full(a.shape, np.nan)
+    keep = [np.array([k for k in range(n) if k != i], dtype=np.intp) for i in range(n)]
+    cof = np.empty(a.shape)
+    sign = 1.0 - 2.0 * (np.add.outer(np.arange(n), np.arange(n)) % 2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i in range(n):
+            rows = a[..., keep[i], :]
+            for j in range(n):
+                cof[..., i, j] = np.linalg.det(rows[..., :, keep[j]])
+    return cof * sign
+
+
+def _plain_cofactors(a):
+    finite = np.isfinite(a).all(axis=(-2, -1))
+    if finite.all():
+        return _singular_cofactors(a)
+    cof = np.empty(a.shape)
+    cof[finite] = _singular_cofactors(a[finite]) if finite.any() else cof[finite]
+    cof[~finite] = _minor_cofactors(a[~finite])
+    return cof
+
+
 def cofactors(a, d):
-    """d * inv(a)^T, the cofactor matrix of a (d = det(a)).  Where a is
-    singular it comes from the SVD, on plain values only: a derivative of it
-    there (nested differentiation) is refused rather than dropped."""
+    """The cofactor matrix of a (d = det(a)): d * inv(a)^T where every
+    determinant is a normal float and inv(a) finite; else without division
+    (an SVD for finite matrices, the minors for others), on plain values only:
+    a derivative of it there (nested differentiation) is refused rather than
+    dropped."""
     pd = np.asarray(plain(d))
-    if pd.all():
+    if (np.abs(pd) >= _NORMAL).all() and np.isfinite(pd).all():
         try:
-            return expand_last(d, 2) * swap(np.linalg.inv(a))
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                z = np.linalg.inv(a)
+            if np.isfinite(plain(z)).all():
+                return expand_last(d, 2) * swap(z)
         except np.linalg.LinAlgError:
             pass
     pa = plain(a)
     if pa is not a:
         raise NotImplementedError(
-            "shadowad: the derivative of np.linalg.det at a singular matrix cannot be "
-            "differentiated again (inside a nested differentiation); perturb the matrix or "
-            "differentiate np.linalg.det once")
-    return _singular_cofactors(pa)
+            "shadowad: the derivative of np.linalg.det at a singular matrix (or a nearly "
+            "singular or non-finite one) cannot be differentiated again (inside a nested "
+            "differentiation); perturb the matrix or differentiate np.linalg.det once")
+    return _plain_cofactors(pa)
 
 
 det = Primitive("linalg.det", np.linalg.det,
-                lambda ts, vals, d, params: np.sum(ts[0] * cofactors(vals[0], d), axis=(-2, -1)),
-                lambda k, g, vals, d, params: expand_last(g, 2) * cofactors(vals[0], d),
+                lambda ts, vals, d, params: np.sum(times(ts[0], cofactors(vals[0], d), plain),
+                                                   axis=(-2, -1)),
+                lambda k, g, vals, d, params: times(expand_last(g, 2), cofactors(vals[0], d),
+                                                    plain),
                 reads_out=True)
 
 
@@ -299,9 +355,19 @@ def det_entry(bind, a):
 def inverse_transposed(a, logdet):
     """inv(a)^T; NaN where a is singular (log|det| = -inf has no derivative)."""
     singular = np.asarray(plain(logdet)) == -np.inf
-    if not singular.any():
-        return swap(np.linalg.inv(a))
     pa = plain(a)
+    if not singular.any():
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            z = swap(np.linalg.inv(a))
+            if np.isfinite(plain(z)).all() or not np.isfinite(pa).all():
+                return z
+            # LAPACK's inverse of a nearly singular matrix overflows inside, and
+            # inf * 0 puts NaN where the inverse is 0: invert c * a instead, c a
+            # power of two (exact) that brings its largest entry near 2^900, and
+            # scale back: only the entries whose true value overflows are inf
+            top = np.max(np.abs(pa), axis=(-2, -1))
+            c = np.ldexp(1.0, 900 - np.frexp(top)[1])[..., None, None]
+            return swap(np.linalg.inv(a * c) * c)
     if pa is not a:
         raise NotImplementedError(
             "shadowad: the derivative of np.linalg.slogdet at a singular matrix cannot be "
@@ -314,8 +380,9 @@ def inverse_transposed(a, logdet):
 
 logabsdet = Primitive(
     "linalg.slogdet", lambda a: np.linalg.slogdet(a)[1],
-    lambda ts, vals, z, params: np.sum(ts[0] * inverse_transposed(vals[0], z), axis=(-2, -1)),
-    lambda k, g, vals, z, params: expand_last(g, 2) * inverse_transposed(vals[0], z),
+    lambda ts, vals, z, params: np.sum(times(ts[0], inverse_transposed(vals[0], z), plain),
+                                       axis=(-2, -1)),
+    lambda k, g, vals, z, params: times(expand_last(g, 2), inverse_transposed(vals[0], z), plain),
     reads_out=True)
 
 

@@ -77,7 +77,7 @@ def bind(rule, operands, params):
     top = None
     for a in operands:
         if type(a) is Box:
-            tr = a.trace
+            tr = a.level_trace
             if top is None or tr.level > top.level:
                 top = tr
     if top is None:
@@ -134,15 +134,15 @@ class Box:
     down, ``d`` its tangent (forward trace) or node on the closure tape
     (reverse trace); ``d`` is None where the value is constant at this level."""
 
-    __slots__ = ("trace", "v", "d")
+    __slots__ = ("level_trace", "v", "d")
     __array_priority__ = 2000  # above TArray's: numpy asks a Box first
 
     def __init__(self, trace, v, d):
-        self.trace, self.v, self.d = trace, v, d
+        self.level_trace, self.v, self.d = trace, v, d
 
     def __repr__(self):
-        kind = "constant" if self.d is None else type(self.trace).__name__
-        return f"Box(level {self.trace.level}, {kind}, {plain(self)!r})"
+        kind = "constant" if self.d is None else type(self.level_trace).__name__
+        return f"Box(level {self.level_trace.level}, {kind}, {plain(self)!r})"
 
     # -- numpy protocol ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):

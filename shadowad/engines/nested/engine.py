@@ -88,6 +88,13 @@ def _as_float(g):
     return g
 
 
+def _added_to_zero(g):
+    """g as a zero shadow holds it once g is added (the Duplicated contract,
+    and every other engine's adjoint): an exact -0.0 becomes +0.0
+    (docs/conventions-nonelementwise.md, "signed zeros")."""
+    return g + 0.0
+
+
 def _zero_like(v):
     shape = shape_of(v)
     return 0.0 if shape == () else np.zeros(shape)
@@ -116,7 +123,7 @@ def _tangent(res, trace):
     """(tangent, value) of the inner f's result; tuples and lists item by item."""
     if res is None:
         return None, None
-    if type(res) is Box and res.trace is trace:
+    if type(res) is Box and res.level_trace is trace:
         t = res.d
         if t is None:
             return _zero_like(res.v), res.v
@@ -168,7 +175,7 @@ def _result_node(res, trace):
         return None, None
     node = None
     value = res
-    if type(res) is Box and res.trace is trace:
+    if type(res) is Box and res.level_trace is trace:
         value, node = res.v, res.d
     if shape_of(value) != ():
         raise TypeError(f"f returned an array of shape {shape_of(value)}; reverse mode "
@@ -222,7 +229,7 @@ def _reverse(f, annotated, with_primal):
         a = annotated[k]
         t = type(a)
         if t is act.Active:
-            grads[k] = _zero_like(a.val) if g is None else _as_float(g)
+            grads[k] = _zero_like(a.val) if g is None else _as_float(_added_to_zero(g))
             if lanes > 1:
                 grads[k] = (grads[k],) * lanes  # nothing mutates: every lane agrees
         elif g is not None:
@@ -281,7 +288,7 @@ def _rows(f, x, consts, tall_to_forward):
         if isinstance(res, (tuple, list)) or res is None:
             raise TypeError(f"sad.jacobian: f must return one float or array, got "
                             f"{type(res).__name__}")
-        mine = type(res) is Box and res.trace is trace
+        mine = type(res) is Box and res.level_trace is trace
         out_shape = shape_of(res.v if mine else res)
         m = int(np.prod(out_shape))
         if tall_to_forward and m >= int(np.prod(shape_of(x))):
@@ -294,7 +301,7 @@ def _rows(f, x, consts, tall_to_forward):
             e[i] = 1.0
             seed = 1.0 if out_shape == () else e.reshape(out_shape)
             g, = trace.backward(res.d, seed, [xb.d])
-            rows.append(_zero_like(x) if g is None else g)
+            rows.append(_zero_like(x) if g is None else _added_to_zero(g))
     finally:
         trace.leave(token)
         trace.alive = False

@@ -53,7 +53,7 @@ class ForwardTrace(Trace):
     def apply(self, rule, operands, params):
         vals, ts, active = [], [], False
         for a in operands:
-            if type(a) is Box and a.trace is self:
+            if type(a) is Box and a.level_trace is self:
                 vals.append(a.v)
                 t = a.d
                 ts.append(t)
@@ -126,7 +126,7 @@ class ReverseTrace(Trace):
     def apply(self, rule, operands, params):
         vals, parents = [], []
         for k, a in enumerate(operands):
-            if type(a) is Box and a.trace is self:
+            if type(a) is Box and a.level_trace is self:
                 vals.append(a.v)
                 if a.d is not None:
                     parents.append((k, a.d))
@@ -137,7 +137,7 @@ class ReverseTrace(Trace):
             return Box(self, out, None)
         guards = []
         for k, a in enumerate(operands):
-            if not (type(a) is Box and a.trace is self):
+            if not (type(a) is Box and a.level_trace is self):
                 self._reach(a)
             vals[k] = self._read(vals[k], guards)
         held = self._read(out, guards)

@@ -15,12 +15,17 @@ generic derivation (tests/test_primitives.py):
   takes W6's column sums (``_summed_through``);
 * the forward rules of matmul, dot and inner compute every lane in one numpy
   call.
+
+BLAS's products are the zero-factor convention's wherever they hold no NaN
+(primitives/contractions.py); where one does, a fast path leaves the product
+to the convention's (forward: the generic path, reverse: matmul_times).
 """
 import numpy as np
 
 from ..._c import fast, lib
 from ...support.memory import data
 from ...primitives import linalg as defs
+from ...primitives.contractions import matmul_times
 from ...primitives.protocol import AugmentedReturn
 from ..reverse.snapshots import held
 from ..reverse.traced import F64, TArray, TScalar, adjoint_for_pullback, lazy_result, shadow_of
@@ -85,8 +90,14 @@ def _contract_lanes(ib_of):
         da = None if at is None else np.tensordot(at, bp, axes=([-1], [ib]))
         db = None if bt is None else np.moveaxis(
             np.tensordot(ap, bt, axes=([-1], [ib + 1])), ap.ndim - 1, 0)
-        return _terms(da, db)
+        return _ieee_agrees(_terms(da, db))
     return forward
+
+
+def _ieee_agrees(dz):
+    """dz, or None (the generic path) where BLAS's terms may have put a
+    0 * inf or 0 * nan: a NaN entry."""
+    return None if np.isnan(dz).any() else dz
 
 
 def _terms(da, db):
@@ -234,6 +245,10 @@ def _columns_summed(summed, a2, g2):
     of length 1.  False when C finds that record is not such a record."""
     tape, rec, slot, axis = summed
     sums = np.matmul(_swap(a2), np.add.reduce(g2, axis=-1)[..., None])  # (..., rows, 1)
+    if not np.isfinite(sums).all():
+        # an inf or NaN of A met G's row sums, which the convention's terms
+        # (per entry of G, zeros dropped) may not: the full product instead
+        return False
     if axis != sums.ndim - 1:
         sums = _swap(sums)
     length = g2.shape[-1]
@@ -253,19 +268,21 @@ def _accumulate_product(dst, left, right, shape):
     right.T @ left.T, so that the sum runs over contiguous memory instead of
     striding across it (the same values: each entry is the same dot product)."""
     if type(dst) is not TArray:
-        accumulate(dst, unbroadcast(np.matmul(left, right), shape).reshape(np.shape(dst)))
+        accumulate(dst, unbroadcast(matmul_times(left, right), shape).reshape(np.shape(dst)))
         return
     s, fresh = adjoint_for_pullback(dst)
     if _product_shape(left, right) != s.shape:  # dst was broadcast: sum the product down
-        add_into(s, unbroadcast(np.matmul(left, right), shape).reshape(s.shape), fresh)
+        add_into(s, unbroadcast(matmul_times(left, right), shape).reshape(s.shape), fresh)
         return
     if s.ndim >= 2 and not s.flags.c_contiguous and _swap(s).flags.c_contiguous:
         s, left, right = _swap(s), _swap(right), _swap(left)
     if fresh:  # new memory: the product goes straight into it
         np.matmul(left, right, out=s)
+        if np.isnan(s).any():  # a term may be 0 * inf: the convention's product
+            np.copyto(s, matmul_times(left, right))
         np.add(s, 0.0, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0
     else:
-        add_into(s, np.matmul(left, right))
+        add_into(s, matmul_times(left, right))
 
 
 def _lanes_first(t, shape, nd):
@@ -301,5 +318,5 @@ def matmul_forward(tangents, prims, z, params):
     nd = max(a2.ndim, b2.ndim)
     da = None if at is None else _lanes_matmul(at, a2, b2, nd, left=True)
     db = None if bt is None else _lanes_matmul(bt, b2, a2, nd, left=False)
-    dz = _terms(da, db)
-    return dz.reshape(dz.shape[:1] + np.shape(z))
+    dz = _ieee_agrees(_terms(da, db))
+    return None if dz is None else dz.reshape(dz.shape[:1] + np.shape(z))
