@@ -314,8 +314,6 @@ CONVENTIONS = {
     "fancy writes: the last write wins": (_last_write_wins, [1.0, 2.0, 3.0], [0.0, 0.0, 1.0]),
 }
 NESTED_LACKS = {"argmax indexing: numpy's first": None,
-                "sort ties: argsort's (stable) order": "fancy indexing",
-                "fancy reads: repeats add up": "fancy indexing",
                 "fancy writes: the last write wins": "in-place writes"}
 # The nested engine's np.zeros_like gives a plain array, so a write of a nested
 # value into it is refused as a conversion, whose message then recommends

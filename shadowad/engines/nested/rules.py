@@ -33,6 +33,7 @@ from ...primitives.values import unbroadcast
 from ...support.products import times
 from ..rules.reductions import extreme_entries
 from ..reverse.traced import _safe, complete_ndarray_interface
+from ...primitives.inactive import DERIVATIVE_FREE
 
 
 class Rule:
@@ -344,8 +345,18 @@ def _like(fill):
 # refused anyway (in-place writes), so plain arrays are enough.
 FUNCTIONS[np.zeros_like] = FUNCTIONS[np.empty_like] = _like(0.0)
 FUNCTIONS[np.ones_like] = _like(1.0)
-for _f in (np.argmax, np.argmin, np.argsort, np.isclose, np.allclose, np.any, np.all,
-           np.nonzero, np.count_nonzero, np.sign, np.floor, np.ceil, np.round):
+
+
+def _full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    if isinstance(fill_value, Box):
+        raise unsupported("np.full_like with a differentiated fill value")
+    return _like(plain(fill_value))(a, dtype=dtype, shape=shape)
+
+
+FUNCTIONS[np.full_like] = _full_like
+for _f in DERIVATIVE_FREE:
+    if _f in (np.shape, np.ndim, np.size):  # a Box's own shape: no conversion
+        continue
     FUNCTIONS[_f] = (lambda f: lambda *args, **kw: f(*[plain(a) for a in args],
                                                      **{k: plain(v) for k, v in kw.items()}))(_f)
 

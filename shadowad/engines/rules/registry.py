@@ -9,6 +9,7 @@ import numpy as np
 from ...support.naming import qualified_name
 from ..reverse.tape import current_tape
 from ..reverse.traced import no_rule_message
+from ...primitives.inactive import DERIVATIVE_FREE
 
 FUNCTIONS = {}  # reverse mode: numpy function -> rule that records a pullback
 JVPS = {}       # forward mode: numpy function -> rule that propagates tangents
@@ -99,10 +100,6 @@ def _on_primals(func):
     return run
 
 
-for _f in (np.shape, np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.nonzero,
-           np.flatnonzero, np.count_nonzero, np.any, np.all, np.isclose, np.allclose,
-           np.array_equal, np.result_type, np.sign, np.floor, np.ceil, np.round,
-           np.isnan, np.isinf, np.isfinite, np.searchsorted, np.argwhere, np.may_share_memory,
-           np.shares_memory):
+for _f in DERIVATIVE_FREE:
     FUNCTIONS[_f] = JVPS[_f] = _on_primals(_f)
     ELEMENTWISE.add(_f)

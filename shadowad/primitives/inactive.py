@@ -1,0 +1,10 @@
+"""numpy functions whose results carry no derivative -- integers, booleans,
+shapes, signs, roundings, searches -- so every engine runs them on the
+primal values of its operands.  One list, which each engine binds."""
+import numpy as np
+
+DERIVATIVE_FREE = (
+    np.shape, np.ndim, np.size, np.argmax, np.argmin, np.argsort, np.nonzero, np.flatnonzero,
+    np.count_nonzero, np.any, np.all, np.isclose, np.allclose, np.array_equal, np.result_type,
+    np.sign, np.floor, np.ceil, np.round, np.isnan, np.isinf, np.isfinite, np.searchsorted,
+    np.argwhere, np.may_share_memory, np.shares_memory)
