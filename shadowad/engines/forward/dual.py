@@ -17,13 +17,13 @@ import numpy as np
 from ..._c import fast, lib
 from ...support.memory import data
 from ...support.products import finite_nonzero, times
+from ..handlers import FORWARD
 from ..reverse.tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
 from ..reverse.traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, NUMPY_REALS, SCALAR_TYPES,
     SCALAR_UFUNCS, ArrayOps, Buffer, ScalarOps, _num, _safe, check_writable, conversion_of,
     mixed_tapes_error, numpy_protocol, promote, shadow_of, temporary_buffer)
 
-# Entry points into the forward rules, bound by shadowad.engines.rules.
-apply_ufunc = array_ufunc = array_function = setindex = gather = None
+rules = FORWARD  # the forward rules' entry points (engines/handlers.py)
 
 
 class Context(fast.ContextBase):
@@ -279,10 +279,10 @@ class FScalar(fast.DualScalarBase, ScalarOps):
             a, b = inputs
             if b is self and isinstance(a, NUMPY_REALS):
                 return _REFLECTED[op](self, a)
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return rules.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        return array_function(func, args, kwargs)
+        return rules.array_function(func, args, kwargs)
 
 
 def _div(a, b):
@@ -321,7 +321,7 @@ class FArray(ArrayOps):
     __slots__ = ()
 
     # the forward rules
-    _ufunc_entry, _function_entry, _u = numpy_protocol(globals())
+    _ufunc_entry, _function_entry, _u = numpy_protocol(rules)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if self.buf.tape.closed:
@@ -348,7 +348,7 @@ class FArray(ArrayOps):
             if t.shape[0] == 1:
                 return FScalar(v, t.item(0, idx), self.buf.tape)
             return FScalar(v, t[:, idx].copy(), self.buf.tape)
-        return gather(self, idx)
+        return rules.gather(self, idx)
 
     def __setitem__(self, idx, value):
         if self.buf.tape.closed:
@@ -362,7 +362,7 @@ class FArray(ArrayOps):
             p[idx] = value.v
             t[:, idx] = value.d
             return
-        setindex(self, idx, value)
+        rules.setindex(self, idx, value)
 
 
 ARRAY_TYPES.add(FArray)

@@ -19,12 +19,11 @@ from ...support.naming import library_caller
 from ...primitives.core import generic_only_active
 from .tape import Tape, current_tape, finished_error
 from .untraced import F64
+from ..handlers import REVERSE
 
 _as_strided = np.lib.stride_tricks.as_strided
 
-# Entry points into the rule tables, bound by shadowad.engines.rules when it is
-# imported (the rules import this module, so they cannot be imported here).
-apply_ufunc = array_ufunc = array_function = setindex = gather = outer_by_numpy = None
+rules = REVERSE  # the rules' entry points (engines/handlers.py)
 
 
 def detach_error(what, note=None):
@@ -526,10 +525,10 @@ class TScalar(fast.ScalarBase, ScalarOps):
             a, b = inputs
             if b is self and isinstance(a, NUMPY_REALS):
                 return _REFLECTED[op](self, a)  # the C fast path, as for a float
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return rules.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        return array_function(func, args, kwargs)
+        return rules.array_function(func, args, kwargs)
 
 
 _REFLECTED = {_ADD: TScalar.__radd__, _SUB: TScalar.__rsub__, _MUL: TScalar.__rmul__,
@@ -832,13 +831,13 @@ ScalarOps.reshape, ScalarOps.transpose = ArrayOps.reshape, ArrayOps.transpose
 
 def numpy_protocol(entries):
     """``__array_ufunc__``, ``__array_function__`` and ``_u`` (the operators')
-    of a traced array type, calling the rule entries its module's globals
-    ``entries`` hold (bound by shadowad.engines.rules).  An operation that a value of
+    of a traced array type, calling its engine's rule entries ``entries``
+    (engines/handlers.py).  An operation that a value of
     a nested differentiation must do is handed to it (see DeferToNested)."""
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         in_place = "out" in kwargs
         try:
-            return entries["array_ufunc"](ufunc, method, inputs, kwargs)
+            return entries.array_ufunc(ufunc, method, inputs, kwargs)
         except DeferToNested:
             if in_place:
                 raise
@@ -846,7 +845,7 @@ def numpy_protocol(entries):
 
     def __array_function__(self, func, types, args, kwargs):
         try:
-            return entries["array_function"](func, args, kwargs)
+            return entries.array_function(func, args, kwargs)
         except DeferToNested:
             if kwargs.get("out") is not None:
                 raise
@@ -854,7 +853,7 @@ def numpy_protocol(entries):
 
     def _u(self, ufunc, *inputs, out=None):
         try:
-            return entries["apply_ufunc"](ufunc, inputs, out)
+            return entries.apply_ufunc(ufunc, inputs, out)
         except DeferToNested:
             if out is not None:
                 raise
@@ -868,7 +867,7 @@ class TArray(ArrayOps):
     __slots__ = ()
 
     # -- numpy protocol: the reverse rules ---------------------------------
-    __array_ufunc__, _array_function, _u = numpy_protocol(globals())
+    __array_ufunc__, _array_function, _u = numpy_protocol(rules)
 
     def __array_function__(self, func, types, args, kwargs):
         # np.outer of two vectors, an LU's rank-1 update, goes straight to its
@@ -876,7 +875,7 @@ class TArray(ArrayOps):
         # it leaves (NotImplemented) takes the rule (a specialisation of the
         # outer primitive: shadowad/rules/linalg.py)
         if func is _np_outer and len(args) == 2 and not kwargs and not generic_only_active():
-            r = _outer(args[0], args[1], outer_by_numpy)
+            r = _outer(args[0], args[1], rules.outer_by_numpy)
             if r is not NotImplemented:
                 return r
         return self._array_function(func, types, args, kwargs)
@@ -935,7 +934,7 @@ class TArray(ArrayOps):
                 return TArray(self.p[idx], None, self.buf)
             s = shadow_of(self)
             return TArray(self.p[idx], None if s is None else s[idx], self.buf)
-        return gather(self, idx)
+        return rules.gather(self, idx)
 
     def __setitem__(self, idx, value):
         if type(idx) is int and type(value) is TScalar:  # y[i] = t, the fast path
@@ -953,7 +952,7 @@ class TArray(ArrayOps):
                     return
         if type(value) is TArray and value.buf is self.buf and _writes_back(self.p, idx, value.p):
             return
-        setindex(self, idx, value)
+        rules.setindex(self, idx, value)
 
 
 
