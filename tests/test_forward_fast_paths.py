@@ -399,7 +399,7 @@ def test_registration_refuses_classes_without_the_c_bases():
         pass
 
     args = [dual.FArray, dual.FScalar, Loose, dual.Context, np.float64, np.empty,
-            elementwise._fwd_result, elementwise._current, "a temporary array", np.add]
+            elementwise._fwd_result, elementwise.tape_var, "a temporary array", np.add]
     with pytest.raises(TypeError, match="argument 2 must be a subclass of .*BufferBase"):
         fast.register_forward(*args)
     args[2] = elementwise.Buffer

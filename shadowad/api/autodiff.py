@@ -14,7 +14,7 @@ from ..engines.nested import engine as nested
 from ..engines.reverse import untraced
 from ..support.aliasing import check_call, sharing_groups, span
 from .._c import lib
-from ..engines.reverse.tape import Tape, _current
+from ..engines.reverse.tape import Tape, tape_var
 from ..engines.reverse.traced import Buffer, TArray, TScalar, mixed_tapes_error, shadow_of
 from .vector import Vector, TracedVector
 
@@ -26,7 +26,7 @@ def _annotate(a):
 _CALLS = {"jacobian": "sad.jacobian(f, x, *consts)", "gradient": "sad.gradient(f, *args)"}
 
 
-def _check_f(f, driver):
+def check_function(f, driver):
     if not callable(f):
         call = _CALLS.get(driver, f"sad.{driver}(f, *annotated_args)")
         raise TypeError(f"sad.{driver}: f must be callable (the function to "
@@ -145,7 +145,7 @@ def _caller_memory(annotated):
     return out
 
 
-def _record(f, args, tape):
+def record_call(f, args, tape):
     """Run f on traced arguments, recording on ``tape``; if anything fails
     (a refused argument, f itself), the primals are put back and the tape
     freed before the exception propagates."""
@@ -157,11 +157,11 @@ def _record(f, args, tape):
         tape.arguments = _caller_memory(annotated)
         tape.untraced = untraced.copies(annotated)
         tape.untraced_note = untraced.note(annotated)
-        token = _current.set(tape)
+        token = tape_var.set(tape)
         try:
             res = f(*[w.traced for w in wrapped])
         finally:
-            _current.reset(token)
+            tape_var.reset(token)
     except BaseException:
         tape.undo()
         tape.free()
@@ -341,7 +341,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     raises, every primal is restored, shadows are untouched, and the exception
     propagates.
     """
-    _check_f(f, "autodiff")
+    check_function(f, "autodiff")
     _check_mode(mode)
     _check_restore(restore, "sad.autodiff")
     annotated = [_annotate(a) for a in args]
@@ -366,7 +366,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
         return forward(f, annotated, mode.with_primal, restore)
     lanes = act.lane_count(annotated, "reverse mode")
     tape = Tape()
-    wrapped, res = _record(f, annotated, tape)
+    wrapped, res = record_call(f, annotated, tape)
     try:
         value, target = _result_value(res, tape)
     except BaseException:
@@ -474,7 +474,7 @@ def autodiff_split(f, *args):
     """Run ``f`` recording a tape; return ``(result, tape)``.  The primal
     effects of ``f`` are visible; ``tape.reverse(seed=1.0)`` then returns the
     gradients.  Do not modify the arguments in between."""
-    _check_f(f, "autodiff_split")
+    check_function(f, "autodiff_split")
     if nested.running():
         raise TypeError("sad.autodiff_split is not supported inside a function being "
                         "differentiated (nested differentiation); use sad.autodiff")
@@ -482,7 +482,7 @@ def autodiff_split(f, *args):
         raise TypeError("sad.autodiff_split: BatchDuplicated is not supported (a split "
                         "tape is reversed once, with one seed); use sad.autodiff")
     tape = Tape()
-    wrapped, res = _record(f, args, tape)
+    wrapped, res = record_call(f, args, tape)
     try:
         value, target = _result_value(res, tape)
     except BaseException:
@@ -495,7 +495,7 @@ def autodiff_split(f, *args):
 def gradient(f, *args):
     """Gradients of scalar-valued ``f``: bare floats and arrays are Active,
     ``Const(...)`` stays constant.  Returns the tuple of gradients."""
-    _check_f(f, "gradient")
+    check_function(f, "gradient")
     anns = []
     for a in args:
         if isinstance(a, act.ANNOTATIONS):

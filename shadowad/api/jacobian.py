@@ -5,7 +5,7 @@ import numpy as np
 from .. import activity as act
 from ..engines.nested import engine as nested
 from .._c import lib
-from .autodiff import _check_f, _record, sweep_lanes
+from .autodiff import check_function, record_call, sweep_lanes
 from ..engines.forward.forward import forward
 from ..engines.reverse.tape import Tape
 from ..engines.reverse.traced import ARRAY_TYPES, SCALAR_TYPES, TArray, TScalar, shadow_of
@@ -107,7 +107,7 @@ def _record_for_reverse(f, x, consts):
         ann = act.Active(x)
     else:
         ann = act.Duplicated(x, np.zeros_like(x))
-    wrapped, res = _record(f, [ann] + consts, tape)
+    wrapped, res = record_call(f, [ann] + consts, tape)
     try:
         _output_shape(res, "reverse")
     except BaseException:  # put back what f wrote (constants too) before raising
@@ -139,7 +139,7 @@ def jacobian(f, x, *consts, mode=None):
     output is at least as large as the input, else reverse mode with one sweep
     per output; ``mode=Forward`` or ``mode=Reverse`` forces one.  ``x`` is not
     modified, and the constants are left as they were."""
-    _check_f(f, "jacobian")
+    check_function(f, "jacobian")
     if mode is not None and mode not in (act.Forward, act.Reverse):
         raise TypeError(f"sad.jacobian: mode must be None, Forward or Reverse, got {mode!r}")
     if nested.running():  # inside a running differentiation

@@ -10,10 +10,10 @@ from ..engines.forward import dual
 from .._c import ffi, lib
 from ..support.memory import data
 from ..engines.rules import indexing
-from ..engines.rules.elementwise import (_forward_operand, _operand, apply_ufunc, forward_apply,
+from ..engines.rules.elementwise import (ufunc_forward_operand, ufunc_operand, apply_ufunc, forward_apply,
     save_inactive)
 from ..engines.reverse.snapshots import held
-from ..engines.reverse.traced import (F64, TArray, TScalar, _num, check_writable, detach_error,
+from ..engines.reverse.traced import (F64, TArray, TScalar, real_value, check_writable, detach_error,
     is_traced, mixed_tapes_error, promote, shadow_of)
 
 
@@ -51,7 +51,7 @@ def axpy(a, x, y):
         ka, aobj, va, aact = lib.SAD_KY_PAIR, a.g, a.v, True
     else:
         ka, aobj, va, aact = lib.SAD_KY_CONST, 0, _real(a), False
-    o = _operand(x, tape)
+    o = ufunc_operand(x, tape)
     kind, obj, xs, xv = o
     if kind == lib.SAD_KX_CONST:
         obj = np.array(xv, dtype=F64)
@@ -96,7 +96,7 @@ def _axpy_forward(a, x, y):
         da[...] = a.d
     else:
         va, da = _real(a), None
-    px, dx = _forward_operand(x, lanes)
+    px, dx = ufunc_forward_operand(x, lanes)
     if type(px) is not np.ndarray:
         px = np.array(px, dtype=F64)
     _check_shape(px.shape, y.shape)
@@ -112,7 +112,7 @@ def _axpy_forward(a, x, y):
 
 
 def _real(a, kernel="axpy"):
-    va = _num(a)
+    va = real_value(a)
     if va is None:
         raise TypeError(f"sad.{kernel}: a must be a real scalar, got {type(a).__name__}")
     return va
@@ -137,7 +137,7 @@ def scal(a, x):
     if is_traced(a):
         raise detach_error("sad.scal of an untraced numpy array by a traced scalar")
     _check_plain(x, "scal")
-    if _num(a) is None and np.asarray(a).dtype.kind not in "biuf":
+    if real_value(a) is None and np.asarray(a).dtype.kind not in "biuf":
         raise TypeError(f"sad.scal: a must be a real scalar or array, got "
                         f"{type(a).__name__}")
     x *= a

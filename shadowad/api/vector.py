@@ -8,7 +8,7 @@ import numpy as np
 
 from .._c import ffi, lib
 from ..engines.reverse.tape import current_tape
-from ..engines.reverse.traced import (F64, TArray, TScalar, _num, detach_error, mixed_tapes_error,
+from ..engines.reverse.traced import (F64, TArray, TScalar, real_value, detach_error, mixed_tapes_error,
     new_array, shadow_of)
 
 
@@ -78,7 +78,7 @@ class Vector:
         if type(x) is TScalar or type(x) is TArray:
             raise detach_error("pushing a traced value into a Vector that is not an "
                                "argument of f (pass it as Duplicated or Const)")
-        v = _num(x)
+        v = real_value(x)
         if v is not None:
             rc = lib.sad_vec_push(self._cvec, v)
         else:
@@ -105,7 +105,7 @@ class Vector:
         return lib.sad_vec_data(self._cvec)[_index(i, len(self))]
 
     def __setitem__(self, i, x):
-        v = _num(x)
+        v = real_value(x)
         if v is None:
             raise TypeError(f"Vector elements are floats, got {type(x).__name__}")
         lib.sad_vec_data(self._cvec)[_index(i, len(self))] = v
@@ -128,7 +128,7 @@ class Vector:
         return a if dtype is None else a.astype(dtype)
 
 
-def _zeros_vector(n):
+def zeros_vector(n):
     z = object.__new__(Vector)
     z._cvec = _new_cvec(max(n, 8))
     if n:
@@ -152,7 +152,7 @@ class TracedVector:
 
     def _promote(self):
         if self.vs is None:
-            self.vs = _zeros_vector(len(self.v))
+            self.vs = zeros_vector(len(self.v))
             self.tape.keep.append(self.vs)
         return self.vs._cvec
 
@@ -175,7 +175,7 @@ class TracedVector:
             vs = self._shadow() if s is None else self._promote()
             rc = lib.sad_vpusha(tape.c, self.v._cvec, vs, id(x.p), 0 if s is None else id(s))
         else:  # a constant (recorded even while inactive: the sweeps pop it again)
-            v = _num(x)
+            v = real_value(x)
             if v is not None:
                 rc = lib.sad_vpush(tape.c, self.v._cvec, self._shadow(), 0, v)
             else:
@@ -220,7 +220,7 @@ class TracedVector:
                 raise mixed_tapes_error()
             rc = lib.sad_vstore(tape.c, self.v._cvec, self._promote(), j, x.g, x.v)
         else:
-            v = _num(x)
+            v = real_value(x)
             if v is None:
                 raise TypeError(f"Vector elements are floats, got {type(x).__name__}")
             rc = lib.sad_vstore(tape.c, self.v._cvec, self._shadow(), j, 0, v)

@@ -14,7 +14,7 @@ from .._c import lib
 from .forward.dual import Context, FArray, FScalar
 from ..support.products import times
 from .rules.adjoints import accumulate
-from .reverse.tape import Tape, _current, current_tape
+from .reverse.tape import Tape, tape_var, current_tape
 from .reverse.traced import (F64, TEMPORARY, TArray, TScalar, mixed_tapes_error, new_array,
     new_scalar, primal, shadow_of, temporary_buffer)
 
@@ -125,12 +125,12 @@ def fwddiff(g):
                 raise mixed_tapes_error()
         lanes = len(active)
         ctx = Context(lanes, elementwise=name)
-        token = _current.set(ctx)
+        token = tape_var.set(ctx)
         try:
             out = g(*_dual_inputs(ctx, args, active))
             value, partials, own = _partials(ctx, out, name, lanes)
         finally:
-            _current.reset(token)
+            tape_var.reset(token)
             ctx.close()  # its Buffers point back to it: no cycle keeps g's memory
         if np.ndim(value) == 0 and all(type(args[k]) is TScalar for k in active) \
                 and lanes <= 2:

@@ -20,7 +20,7 @@ from ...support.products import finite_nonzero, times
 from ..handlers import FORWARD
 from ..reverse.tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
 from ..reverse.traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, NUMPY_REALS, SCALAR_TYPES,
-    SCALAR_UFUNCS, ArrayOps, Buffer, ScalarOps, _num, _safe, check_writable, conversion_of,
+    SCALAR_UFUNCS, ArrayOps, Buffer, ScalarOps, real_value, ieee_arithmetic, check_writable, conversion_of,
     mixed_tapes_error, numpy_protocol, promote, shadow_of, temporary_buffer)
 
 rules = FORWARD  # the forward rules' entry points (engines/handlers.py)
@@ -137,7 +137,7 @@ def scalar_op(op, fn, x, dx, y, dy, ctx):
         with np.errstate(all="ignore"):
             z = float(fn(x))
         return FScalar(z, _scaled(dx, _partial(op, 0, x, 0.0, z)), ctx)
-    z = float(_safe(fn, x, y))  # a ufunc gives np.float64: values and tangents stay floats
+    z = float(ieee_arithmetic(fn, x, y))  # a ufunc gives np.float64: values and tangents stay floats
     d = 0.0
     if dx is not None:
         d = _scaled(dx, _partial(op, 0, x, y, z))
@@ -181,7 +181,7 @@ class FScalar(fast.DualScalarBase, ScalarOps):
         elif t is FArray:
             return self._with_array(o, _UFUNCS[op], reflected)
         else:
-            ov, od = _num(o), None
+            ov, od = real_value(o), None
             if ov is None:
                 return _other(o)
             if self.ctx.closed:
@@ -204,7 +204,7 @@ class FScalar(fast.DualScalarBase, ScalarOps):
             if o.ctx is not self.ctx:
                 raise mixed_tapes_error()
             return FScalar(self.v + o.v, self.d + o.d, self.ctx)
-        if t is float or _num(o) is not None:
+        if t is float or real_value(o) is not None:
             if self.ctx.closed:
                 raise finished_error()
             return FScalar(self.v + float(o), self.d, self.ctx)
@@ -218,14 +218,14 @@ class FScalar(fast.DualScalarBase, ScalarOps):
             if o.ctx is not self.ctx:
                 raise mixed_tapes_error()
             return FScalar(self.v - o.v, self.d - o.d, self.ctx)
-        if t is float or _num(o) is not None:
+        if t is float or real_value(o) is not None:
             if self.ctx.closed:
                 raise finished_error()
             return FScalar(self.v - float(o), self.d, self.ctx)
         return self._with_array(o, np.subtract, False)
 
     def __rsub__(self, o):
-        if type(o) is float or _num(o) is not None:
+        if type(o) is float or real_value(o) is not None:
             if self.ctx.closed:
                 raise finished_error()
             return FScalar(float(o) - self.v, -self.d, self.ctx)
@@ -240,7 +240,7 @@ class FScalar(fast.DualScalarBase, ScalarOps):
             if z != 0.0 and z - z == 0.0:  # finite nonzero partials: IEEE's products
                 return FScalar(z, self.d * o.v + self.v * o.d, self.ctx)
             return FScalar(z, times(self.d, o.v) + times(self.v, o.d), self.ctx)
-        if t is float or _num(o) is not None:
+        if t is float or real_value(o) is not None:
             if self.ctx.closed:
                 raise finished_error()
             k = float(o)
@@ -401,8 +401,8 @@ class DualVector:
 
     def _promote(self):
         if self.vs is None:
-            from ...api.vector import _zeros_vector
-            self.vs = [_zeros_vector(len(self.v)) for _ in range(self.ctx.lanes)]
+            from ...api.vector import zeros_vector
+            self.vs = [zeros_vector(len(self.v)) for _ in range(self.ctx.lanes)]
         return self.vs
 
     def __len__(self):

@@ -13,7 +13,7 @@ from ..reverse import untraced
 from ...support.aliasing import check_call, sharing_groups, span
 from ...support.memory import data
 from .dual import Context, DualVector, FArray, FScalar
-from ..reverse.tape import _current
+from ..reverse.tape import tape_var
 from ..reverse.traced import TEMPORARY, Buffer, mixed_tapes_error, shadow_of
 from ...api.vector import Vector
 
@@ -222,12 +222,12 @@ def forward(f, annotated, with_primal, restore, checked=False):
         ctx.untraced_note = untraced.note(annotated)
         if kept:  # put back after the traced memory (Context.restore goes backwards)
             ctx.saved.insert(0, (lambda: untraced.put_back(kept), False))
-        token = _current.set(ctx)
+        token = tape_var.set(ctx)
         try:
             res = f(*traced)
             tangent, value = _tangent(res, ctx, lanes, batched, with_primal, set())
         finally:
-            _current.reset(token)
+            tape_var.reset(token)
     except BaseException:
         ctx.restore()
         raise

@@ -18,7 +18,7 @@ import contextvars
 
 import numpy as np
 
-from ..rules.registry import _name as numpy_name
+from ...support.naming import qualified_name as numpy_name
 from ..reverse.traced import F64, DeferToNested, detach_error, is_traced, primal
 
 # The level of the innermost nested trace running in this context (0: none).

@@ -23,7 +23,7 @@ from ..forward import dual
 from . import rules as nested_rules  # noqa: F401  (the forward types; the rule tables)
 from .box import Box, level_var, shape_of
 from .trace import ForwardTrace, ReverseTrace
-from ..reverse.tape import _current
+from ..reverse.tape import tape_var
 from ..reverse.traced import ARRAY_TYPES, SCALAR_TYPES
 
 
@@ -40,7 +40,7 @@ act.NESTABLE.update(ARRAY_TYPES | SCALAR_TYPES | {Box})
 def running():
     """Whether a differentiation is running in this context, so that a call of
     sad.autodiff now is nested inside it."""
-    return _current.get() is not None or level_var.get() > 0
+    return tape_var.get() is not None or level_var.get() > 0
 
 
 _ndarray = np.ndarray
@@ -51,7 +51,7 @@ def wanted(annotated):
     """Whether ``autodiff`` must run nested; a traced value given to a call
     when nothing is running has outlived its differentiation.  (On every call
     of sad.autodiff: two context-variable reads and a type test per argument.)"""
-    if _current.get() is not None or level_var.get() > 0:
+    if tape_var.get() is not None or level_var.get() > 0:
         return True
     for a in annotated:
         t = type(a.val)

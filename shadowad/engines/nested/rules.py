@@ -32,7 +32,7 @@ from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_
 from ...primitives.values import unbroadcast
 from ...support.products import times
 from ..rules.reductions import extreme_entries
-from ..reverse.traced import _safe, complete_ndarray_interface
+from ..reverse.traced import ieee_arithmetic, complete_ndarray_interface
 from ...primitives.inactive import DERIVATIVE_FREE
 
 
@@ -82,7 +82,7 @@ def _scalar_safe(fn):
     exceptions; everything else through the operator itself."""
     def impl(*args):
         if all(type(a) is float or type(a) is int for a in args):
-            return _safe(fn, *args)
+            return ieee_arithmetic(fn, *args)
         return fn(*args)
     return impl
 

@@ -17,7 +17,7 @@ from ...support.memory import bounds, element_addresses
 from .untraced import put_back
 from .snapshots import Snapshots
 
-_current = contextvars.ContextVar("shadowad_tape", default=None)
+tape_var = contextvars.ContextVar("shadowad_tape", default=None)
 _fused = contextvars.ContextVar("shadowad_fused_sweeps", default=True)
 
 
@@ -78,7 +78,7 @@ def memory_pool_bytes():
 
 def current_tape():
     """The tape of the autodiff call running in this context, or None."""
-    return _current.get()
+    return tape_var.get()
 
 
 class TapeError(RuntimeError):

@@ -390,7 +390,7 @@ SCALAR_UFUNCS = {np.add: _ADD, np.subtract: _SUB, np.multiply: _MUL, np.true_div
 NUMPY_REALS = (np.floating, np.integer)
 
 
-def _num(o):
+def real_value(o):
     """o as a float if it is a plain real number, else None."""
     t = type(o)
     if t is float:
@@ -411,7 +411,7 @@ class DeferToNested(TypeError):
     which must write the traced memory or fail."""
 
 
-def _safe(fn, a, b):
+def ieee_arithmetic(fn, a, b):
     """Python float arithmetic, falling back to numpy's IEEE semantics (inf,
     nan and a warning instead of an exception), as on numpy scalars."""
     try:
@@ -500,19 +500,19 @@ class TScalar(fast.ScalarBase, ScalarOps):
         return self._bin(o, op, _FUNCTIONS[op], reflected)
 
     def _bin(self, o, op, fn, reflected):
-        k = _num(o)
+        k = real_value(o)
         if k is not None:
             if reflected:
-                z = _safe(fn, k, self.v)
+                z = ieee_arithmetic(fn, k, self.v)
                 return TScalar(z, _s2(self.tape.c, op, z, 0, k, self.g, self.v), self.tape)
-            z = _safe(fn, self.v, k)
+            z = ieee_arithmetic(fn, self.v, k)
             return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, 0, k), self.tape)
         if type(o) is TScalar:
             if o.tape is not self.tape:
                 raise mixed_tapes_error()
             if reflected:
                 self, o = o, self
-            z = _safe(fn, self.v, o.v)
+            z = ieee_arithmetic(fn, self.v, o.v)
             return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, o.g, o.v), self.tape)
         return NotImplemented
 
@@ -538,7 +538,7 @@ _REFLECTED = {_ADD: TScalar.__radd__, _SUB: TScalar.__rsub__, _MUL: TScalar.__rm
 # --------------------------------------------------------------------------
 # arrays
 
-def _basic_index(idx):
+def is_basic_index(idx):
     """True when idx selects a view (ints, slices, Ellipsis, None)."""
     return _index_kind(idx) != _OTHER
 

@@ -22,7 +22,7 @@ from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
 from ..reverse.snapshots import held
 from ..reverse.traced import (F64, TArray, TScalar, adjoint_for_pullback, check_writable,
     lazy_result, new_scalar, output_pullback, promote)
-from .elementwise import _tape_of
+from .elementwise import tape_of_inputs
 from .adjoints import accumulate
 from .reductions import (const_result, finish_out, forward_const, forward_context,
     forward_operand, forward_result, operand)
@@ -181,7 +181,7 @@ def reverse_bind(prim, operands, params, out=None):
     res = _viewed(prim, operands, params, out)
     if res is not None:
         return res
-    tape = _tape_of(operands, out)
+    tape = tape_of_inputs(operands, out)
     prims, actives, active = [], [], False
     for x in operands:
         p, d = operand(x, tape)

@@ -12,9 +12,9 @@ from ..._c import fast, lib
 from ...support.naming import qualified_name
 from ...primitives.elementwise import BY_UFUNC as ELEMENTWISE_BY_UFUNC
 from ..reverse.snapshots import held
-from ..reverse.tape import _current
+from ..reverse.tape import tape_var
 from ..reverse.traced import (ARRAY_TYPES, F64, LAZY_MAXDIM, SCALAR_TYPES, TEMPORARY, Buffer,
-    TArray, TScalar, _num, check_writable, detach_error, lazy_result, materialize,
+    TArray, TScalar, real_value, check_writable, detach_error, lazy_result, materialize,
     mixed_tapes_error, new_array, primal, promote, shadow_of)
 from . import registry
 
@@ -30,7 +30,7 @@ NONDIFF = {
     np.rint, np.trunc, np.floor_divide,
 }
 
-_KARR, _KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
+_KARR, KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
 _FRESH = lib.SAD_F_FRESH
 _ew = fast.ew  # lib.sad_ew without cffi's cost per argument
@@ -84,7 +84,7 @@ def plain_array(a):
     return arr
 
 
-def _operand(a, tape, lazy=False):
+def ufunc_operand(a, tape, lazy=False):
     """(kind, primal array or pair address, shadow array or None, primal value)
     of one ufunc input.  A traced array's memory is kept alive by its Buffer;
     a plain array is kept alive here, since a record may point into it.  With
@@ -103,7 +103,7 @@ def _operand(a, tape, lazy=False):
     if t is TScalar:
         if a.tape is not tape:
             raise mixed_tapes_error()
-        return (_KPAIR, a.g, True, a.v)
+        return (KPAIR, a.g, True, a.v)
     if t is float or t is int or isinstance(a, (np.floating, np.integer, bool, np.bool_)):
         return (_KCONST, None, None, a)
     if t in ARRAY_TYPES or t in SCALAR_TYPES:  # forward mode's: only one kept from a call
@@ -118,7 +118,7 @@ _rev = fast.rev  # csrc/ext/reverse.c: the common case of apply_ufunc
 _rev_out = fast.rev_out  # and its in-place (out=) form
 
 
-def _tape_of(inputs, out):
+def tape_of_inputs(inputs, out):
     for a in inputs:
         t = type(a)
         if t is TArray:
@@ -161,10 +161,10 @@ def apply_ufunc(ufunc, inputs, out=None):
             return res
     if len(inputs) != ufunc.nin:
         raise TypeError(f"{qualified_name(ufunc)} takes {ufunc.nin} inputs, got {len(inputs)}")
-    tape = _tape_of(inputs, out)
-    x = _operand(inputs[0], tape, True)
+    tape = tape_of_inputs(inputs, out)
+    x = ufunc_operand(inputs[0], tape, True)
     if len(inputs) == 2:
-        y = _operand(inputs[1], tape, True)
+        y = ufunc_operand(inputs[1], tape, True)
         ops = (x, y)
         active = x[2] is not None or y[2] is not None
         prims = (x[3], y[3])
@@ -187,7 +187,7 @@ def apply_ufunc(ufunc, inputs, out=None):
             save_inactive(tape, out.p)
         else:
             need = _values_read(op, ops, _SAVE)
-            _record(tape, op, _held(tape, ops, inputs, need), out.p, outs, _SAVE, need)
+            record_ufunc(tape, op, _held(tape, ops, inputs, need), out.p, outs, _SAVE, need)
         try:
             ufunc(*prims, out=out.p)
         except (FloatingPointError, Warning):
@@ -209,12 +209,12 @@ def apply_ufunc(ufunc, inputs, out=None):
         with np.errstate(all="ignore"):
             z = float(ufunc(*prims))
         a = ops[0]
-        ga = a[1] if a[0] == _KPAIR else 0
+        ga = a[1] if a[0] == KPAIR else 0
         if len(ops) == 1:
             g = lib.sad_s1(tape.c, op, z, ga, float(a[3]))
         else:
             b = ops[1]
-            gb = b[1] if b[0] == _KPAIR else 0
+            gb = b[1] if b[0] == KPAIR else 0
             g = lib.sad_s2(tape.c, op, z, ga, float(a[3]), gb, float(b[3]))
         return TScalar(z, g, tape)
 
@@ -223,7 +223,7 @@ def apply_ufunc(ufunc, inputs, out=None):
         z = np.asarray(z, dtype=F64)
     res = lazy_result(tape, z)
     need = _values_read(op, ops, _FRESH)
-    _record(tape, op, _held(tape, ops, inputs, need), z,
+    record_ufunc(tape, op, _held(tape, ops, inputs, need), z,
             res._s if res.buf.slot is None else res.buf.slot, _FRESH, need)
     return res
 
@@ -284,8 +284,8 @@ def _values_read(op, ops, flags):
     return 7
 
 
-def _record(tape, op, ops, z, zs, flags, need=None):
-    """One elementwise record z = op(*ops) (ops from _operand).  An output
+def record_ufunc(tape, op, ops, z, zs, flags, need=None):
+    """One elementwise record z = op(*ops) (ops from ufunc_operand).  An output
     shadow given as an int is a lazy slot, an operand's given as a Buffer is
     that buffer's lazy slot (see traced.new_lazy).  ``need``: _values_read's
     answer, when the caller has it."""
@@ -309,14 +309,14 @@ def _record(tape, op, ops, z, zs, flags, need=None):
     for kind, obj, sh, val in ops:
         if kind == _KARR:
             objs[j] = obj
-            if type(sh) is Buffer:  # lazy when _operand ran; maybe not since
+            if type(sh) is Buffer:  # lazy when ufunc_operand ran; maybe not since
                 if sh.slot is not None:
                     slots[1 + j // 2], objs[j + 1] = sh.slot, obj
                 else:
                     objs[j + 1] = sh.view_shadow(obj)
             elif sh is not None:
                 objs[j + 1] = sh
-        elif kind == _KPAIR:
+        elif kind == KPAIR:
             objs[j] = obj
         elif have_const:  # one constant slot: pass the second as a 0-d array
             obj = np.array(val, dtype=F64)
@@ -358,14 +358,14 @@ def _record_split(tape, op, ops, z, zs, flags):
             elif kind == _KARR and obj.ndim == z.ndim:  # broadcast along axis 0
                 o = (kind, obj[0], None if sh is None else sh[0], obj[0])
             sub.append(o)
-        _record(tape, op, sub, z[i], None if zs is None else zs[i], flags)
+        record_ufunc(tape, op, sub, z[i], None if zs is None else zs[i], flags)
 
 
 def save_inactive(tape, z):
     """Record the bytes of inactive memory z that are about to be overwritten
     (no derivative work): earlier pullbacks may read z, and the sweeps must
     put it back for restore=True and when f raises."""
-    _record(tape, lib.SAD_COPY, [(_KCONST, None, None, 0.0)], z, None, _SAVE)
+    record_ufunc(tape, lib.SAD_COPY, [(_KCONST, None, None, 0.0)], z, None, _SAVE)
 
 
 # --------------------------------------------------------------------------
@@ -395,10 +395,10 @@ def _fwd_result(ctx, z):
 
 # what the C fast paths know of the forward-mode types (see csrc/ext/forward.c)
 fast.register_forward(_FArray, _FScalar, Buffer, dual.Context, np.float64, np.empty, _fwd_result,
-                      _current, TEMPORARY, np.add)
+                      tape_var, TEMPORARY, np.add)
 
 
-def _forward_operand(a, lanes):
+def ufunc_forward_operand(a, lanes):
     """(primal, tangent with its lanes axis or None) of one ufunc input."""
     t = type(a)
     if t is _FArray:
@@ -420,7 +420,7 @@ def _forward_operand(a, lanes):
 
 def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
-    _forward_operand); z's primal is not written."""
+    ufunc_forward_operand); z's primal is not written."""
     if len(operands) == 2:  # the common cases first: arrays, or an array and a number
         (xp, xt), (yp, yt) = operands
         tx, ty = type(xp), type(yp)
@@ -462,7 +462,7 @@ def tangent_kernel(op, z, zt, operands):
         raise MemoryError("shadowad: out of memory in a tangent kernel")
 
 
-def _context_of(inputs, out):
+def context_of_inputs(inputs, out):
     """The Context of a forward-mode operation: the running one, which every
     dual operand must belong to (one kept from an earlier call is refused:
     its tangents are of another computation)."""
@@ -504,11 +504,11 @@ def forward_apply(ufunc, inputs, out=None):
         s = _scalar_forward(op, ufunc, inputs)
         if s is not None:
             return s
-    ctx = _context_of(inputs, out)
+    ctx = context_of_inputs(inputs, out)
     lanes = ctx.lanes if ctx is not None else 1
-    x = _forward_operand(inputs[0], lanes)
+    x = ufunc_forward_operand(inputs[0], lanes)
     if len(inputs) == 2:
-        y = _forward_operand(inputs[1], lanes)
+        y = ufunc_forward_operand(inputs[1], lanes)
         operands, prims = [x, y], (x[0], y[0])
         active = x[1] is not None or y[1] is not None
     else:
@@ -551,7 +551,7 @@ def _scalar_forward(op, ufunc, inputs):
             vals.append(a.v)
             ds.append(a.d)
         else:
-            v = _num(a)
+            v = real_value(a)
             if v is None:
                 return None
             vals.append(v)

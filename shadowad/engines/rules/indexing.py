@@ -20,14 +20,14 @@ from ..forward import dual
 from ..._c import lib
 from ...primitives import indexing as defs
 from ...primitives.core import generic_only_active
-from ..reverse.traced import (F64, TArray, TScalar, _basic_index, _num, check_writable,
+from ..reverse.traced import (F64, TArray, TScalar, is_basic_index, real_value, check_writable,
     detach_error, new_array, primal, promote, shadow_of)
 from ...support.overlap import numpy_sources
 from ..reverse.snapshots import held
 from . import elementwise, registry
 from .adjoints import accumulate  # also imported from here by rules/reductions.py and shape.py
 from .derived import forward_bind, reverse_bind
-from .elementwise import _operand, _record
+from .elementwise import ufunc_operand, record_ufunc
 
 
 def _plain_index(idx):
@@ -185,13 +185,13 @@ def setindex(a, idx, value):
             tape.check(lib.sad_store(tape.c, id(a.p), id(s), offset(a.p.strides, el),
                                      offset(s.strides, el), value.g, value.v), "a store")
             return
-        v = _num(value)
+        v = real_value(value)
         if v is not None:  # a constant; into inactive memory only the old value is kept
             tape.check(lib.sad_store(tape.c, id(a.p), 0 if s is None else id(s),
                                      offset(a.p.strides, el),
                                      0 if s is None else offset(s.strides, el), 0, v), "a store")
             return
-    if _basic_index(idx):
+    if is_basic_index(idx):
         copy_into(basic_view(a, idx, el), value)
         return
     _put(a, idx, value, tape)
@@ -239,14 +239,14 @@ def copy_into(view, value):
     src = numpy_sources(view.p, Ellipsis, primal(value))
     if src is not None:
         value = gather(value, src) if type(value) is TArray else value[src]
-    o = _operand(value, tape)
+    o = ufunc_operand(value, tape)
     if o[0] == elementwise._KARR:
         _check_fits(o[1].shape, view.shape)
     zs = shadow_of(view)
     if zs is None and o[2] is not None:
         zs = promote(view)
     # zs None: inactive memory, the record only keeps the overwritten bytes
-    _record(tape, lib.SAD_COPY, [o], view.p, zs, lib.SAD_F_SAVE | lib.SAD_F_PRIMAL)
+    record_ufunc(tape, lib.SAD_COPY, [o], view.p, zs, lib.SAD_F_SAVE | lib.SAD_F_PRIMAL)
 
 
 @defs.put.specialise("reverse")
@@ -310,7 +310,7 @@ def forward_getitem(a, idx):
         d = t[(slice(None),) + tuple(el)]
         return dual.FScalar(v, float(d[0]) if d.shape[0] == 1 else d.copy(), a.buf.tape)
     registry.check_elementwise("indexing")
-    if _basic_index(idx):
+    if is_basic_index(idx):
         return dual.FArray(p[idx], None, a.buf)
     return forward_bind(defs.take, (a,), {"idx": idx})
 
@@ -363,7 +363,7 @@ def forward_setindex(a, idx, value):
         if t is not None:
             t[(slice(None),) + tuple(el)] = 0.0 if vt is None else vt
         return
-    if _basic_index(idx):
+    if is_basic_index(idx):
         view = dual.FArray(p[idx], None, a.buf)
         zt = shadow_of(view)
         _check_fits(np.shape(vp), view.shape)
@@ -372,7 +372,7 @@ def forward_setindex(a, idx, value):
             value = forward_getitem(value, src)
             vp = value.p
         if zt is not None:
-            operand = elementwise._forward_operand(value, ctx.lanes)
+            operand = elementwise.ufunc_forward_operand(value, ctx.lanes)
             elementwise.tangent_kernel(lib.SAD_COPY, view.p, zt, [operand])
         view.p[...] = vp
         return

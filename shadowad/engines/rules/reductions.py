@@ -22,7 +22,7 @@ from ...primitives.reductions import NOVALUE as _NOVALUE, options
 from ...support.products import times
 from ..reverse.traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
     mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
-from .elementwise import (EW_OPS, NONDIFF, _context_of, _forward_operand, _tape_of, apply_ufunc,
+from .elementwise import (EW_OPS, NONDIFF, context_of_inputs, ufunc_forward_operand, tape_of_inputs, apply_ufunc,
     forward_apply)
 from .adjoints import accumulate
 from . import registry
@@ -68,7 +68,7 @@ def operand(a, tape):
 def forward_context(inputs, out=None):
     """The Context of a forward-mode call: its dual arrays', else the running
     one."""
-    return _context_of(inputs, out)
+    return context_of_inputs(inputs, out)
 
 
 def forward_operand(a, ctx):
@@ -82,7 +82,7 @@ def forward_operand(a, ctx):
         s = a._s
         return a.p, (s if s is not None else shadow_of(a))
     if t is dual.FScalar:
-        return _forward_operand(a, ctx.lanes)
+        return ufunc_forward_operand(a, ctx.lanes)
     return operand(a, None)
 
 
@@ -161,7 +161,7 @@ def _reduce(fname, npfn, a, axis, keepdims, out, grad):
     """numpy's primal, then a record whose pullback adds grad(p, axes, zk, gk)
     into a's shadow; zk and gk are the result and its adjoint with the reduced
     axes kept (length 1), so they broadcast against a."""
-    tape = _tape_of((a,), out)
+    tape = tape_of_inputs((a,), out)
     p, dst = operand(a, tape)
     z = npfn(p, axis=axis, keepdims=keepdims)
     if dst is None:

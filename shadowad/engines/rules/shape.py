@@ -36,9 +36,9 @@ from ...primitives import shape as defs
 from ...primitives.elementwise import clip_sources, where_sources
 from ..reverse.snapshots import held
 from ..reverse.tape import current_tape
-from ..reverse.traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TEMPORARY, TArray, TScalar, _num,
+from ..reverse.traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TEMPORARY, TArray, TScalar, real_value,
     detach_error, is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
-from .elementwise import _KPAIR, _operand, _record
+from .elementwise import KPAIR, ufunc_operand, record_ufunc
 from .adjoints import accumulate
 from .reductions import forward_result
 from .registry import ELEMENTWISE, implements_both
@@ -111,7 +111,7 @@ def _f64(z, name):
 
 
 def _scalarlike(v):
-    return type(v) in SCALAR_TYPES or _num(v) is not None
+    return type(v) in SCALAR_TYPES or real_value(v) is not None
 
 
 def _deliver(name, res, out):
@@ -144,12 +144,12 @@ def _copy(a, order="K"):
     if type(a) is TScalar:
         tape = a.tape
         res = _fresh(tape, np.empty(()))
-        _record(tape, lib.SAD_COPY, [(_KPAIR, a.g, True, a.v)], res.p, res._s,
+        record_ufunc(tape, lib.SAD_COPY, [(KPAIR, a.g, True, a.v)], res.p, res._s,
                 lib.SAD_F_PRIMAL | lib.SAD_F_FRESH)
         return res
     tape = a.buf.tape
     res = _fresh(tape, a.p, order)
-    _record(tape, lib.SAD_COPY, [_operand(a, tape)], res.p, res._s,
+    record_ufunc(tape, lib.SAD_COPY, [ufunc_operand(a, tape)], res.p, res._s,
             lib.SAD_F_PRIMAL | lib.SAD_F_FRESH)
     return res
 
