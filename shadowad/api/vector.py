@@ -68,6 +68,12 @@ class Vector:
             plain.push(data)
         return plain
 
+    @classmethod
+    def zeros(cls, n):
+        """A plain Vector of ``n`` zeros (an inactive Vector's shadow, when it
+        becomes active), whatever differentiation is running."""
+        return zeros_vector(n)
+
     def __len__(self):
         return lib.sad_vec_len(self._cvec)
 

@@ -401,8 +401,7 @@ class DualVector:
 
     def _promote(self):
         if self.vs is None:
-            from ...api.vector import zeros_vector
-            self.vs = [zeros_vector(len(self.v)) for _ in range(self.ctx.lanes)]
+            self.vs = [type(self.v).zeros(len(self.v)) for _ in range(self.ctx.lanes)]
         return self.vs
 
     def __len__(self):
