@@ -235,7 +235,7 @@ def check_accumulate_once(f, *args, seed=1, rtol=1e-12, atol=1e-12):
 
 
 def check_fused_sweep(f, *args):
-    """The fused reverse sweep (csrc/fuse.c) and the record-by-record one give
+    """The fused reverse sweep (csrc/core/fuse.c) and the record-by-record one give
     the same gradients and leave the same shadows and primals, bit for bit.
     Returns how many records the fused sweep took in fused runs."""
     anns = _annotate(args)

@@ -1,4 +1,4 @@
-"""Arguments that share memory, at the call (shadowad/aliasing.py).
+"""Arguments that share memory, at the call (shadowad/support/aliasing.py).
 
 Refused, in every mode, with the positions and the fix: a shadow that shares
 memory with any primal; the same memory with two different shadows (or

@@ -1,4 +1,4 @@
-"""Forward mode (shadowad/forward.py, shadowad/dual.py): tangents that travel
+"""Forward mode (shadowad/engines/forward/forward.py, shadowad/engines/forward/dual.py): tangents that travel
 with the values, in one lane (Duplicated) or k lanes (BatchDuplicated)."""
 import numpy as np
 import pytest

@@ -2,7 +2,7 @@
 the elementwise C path (csrc/ext/forward.c ``_fast.fwd``) with dual scalars,
 dual arrays, plain arrays and numbers, its C primal of exact operations, the
 full sum (``_fast.fsum``), and the dual scalars' inlined division and
-direct hand-over to dual arrays (shadowad/dual.py).
+direct hand-over to dual arrays (shadowad/engines/forward/dual.py).
 
 Each case runs twice, once with the fast path and once with it switched off
 (the rule module's entry replaced by one that declines), and compares values

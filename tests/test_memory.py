@@ -72,7 +72,7 @@ def _imports(module):
 
 
 def test_memory_and_activity_stay_leaves():
-    """memory.py imports numpy and the compiled core only, so activity.py (plain
+    """shadowad/support/memory.py imports numpy and the compiled core only, so activity.py (plain
     data, no engine) can take shares_memory from it."""
     from shadowad import activity
     assert _imports(memory) <= {"numpy", ".._c"}

@@ -6,7 +6,7 @@ bit in both modes, then differentiated: finite differences, the dot-product
 test between forward and reverse mode, restore=True and the shadows
 accumulated once.  numpy's own result is the reference, including where it
 is not as-if-copied: 1-D assignments with unequal steps of one sign, and
-boolean masks (shadowad/overlap.py)."""
+boolean masks (shadowad/support/overlap.py)."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings

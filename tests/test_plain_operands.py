@@ -4,7 +4,7 @@ afterwards (issue 13, item 1).
 A plain ndarray -- ``np.ones``/``np.empty`` scratch that ``f`` makes, a global
 or closure, an index array, ``sad.primal(t)`` -- is read by the pullbacks at
 sweep time, and a later write to it never reaches the tape.  The tape reads a
-snapshot instead (shadowad/snapshots.py), one per distinct content.
+snapshot instead (shadowad/engines/reverse/snapshots.py), one per distinct content.
 
 The oracle is the same program with the plain operand passed as a ``Const``
 argument of the same layout (traced memory, which the snapshots never

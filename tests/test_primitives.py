@@ -264,7 +264,7 @@ def test_dval_of_a_broadcast_view_is_refused_and_add_to_shadow_sums(monkeypatch)
     mem = np.zeros(3)
     view = np.lib.stride_tricks.as_strided(mem, (4, 3), (0, 8))
     monkeypatch.setattr(derived, "adjoint_for_pullback", lambda traced: (view, False))
-    # what accumulate does with memory it finds so (rules/indexing.py)
+    # what accumulate does with memory it finds so (shadowad/engines/rules/indexing.py)
     monkeypatch.setattr(derived, "accumulate", lambda traced, c: add_into(view, c))
     arg = derived.SweepDuplicated(np.ones((4, 3)), None)
     with pytest.raises(ValueError, match="broadcast view"):

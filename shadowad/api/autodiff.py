@@ -449,7 +449,7 @@ class SplitTape:
 
     def stats(self):
         """What the tape holds: records and bytes, and the peak over recording
-        and the sweep (see Tape.stats in shadowad/tape.py for each key).
+        and the sweep (see Tape.stats in shadowad/engines/reverse/tape.py for each key).
         After reverse() the tape holds nothing: its bytes are 0, its records
         and peak_nbytes stay as they were."""
         return self._tape.stats()

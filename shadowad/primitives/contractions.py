@@ -1,5 +1,5 @@
 """Products of arrays as the chain rule forms them: the zero-factor convention
-(shadowad/products.py, docs/design-notes.md) applied to each term of a matrix
+(shadowad/support/products.py, docs/design-notes.md) applied to each term of a matrix
 product, a contraction, an outer or a cross product.
 
 A term ``x[i, l] * y[l, k]`` with a zero factor is exactly 0, even against an

@@ -17,7 +17,7 @@ convention (shadowad.support.products.times): a zero factor gives zero even agai
 infinite or NaN one.  The partials themselves are IEEE's formulas with the edge
 conventions written beside each entry (docs/conventions.md lists them all).
 
-The C kernels (csrc/elementwise.c, ``sad_ew_partials``) are the fast
+The C kernels (csrc/ops/ew_partials.c, ``sad_ew_partials``) are the fast
 specialisation of this table: tests/test_elementwise_table.py requires them to
 give the same partials bit for bit at edge values, and that every C op has an
 entry here and every entry a C op.
@@ -281,7 +281,7 @@ def clip_sources(a, lo, hi):
     lo > hi the result is hi everywhere, and so is the derivative's source.
     A NaN bound makes the value NaN (np.maximum and np.minimum propagate it),
     and as there the NaN operand takes the derivative: the bound, also where
-    ``a`` is NaN too (as the scalar path, rules/shape.py's _clip_scalar)."""
+    ``a`` is NaN too (as the scalar path, shadowad/engines/rules/shape.py's _clip_scalar)."""
     from_lo = False if lo is None else np.logical_or(np.less(a, lo), np.isnan(lo))
     m = a if lo is None else np.maximum(a, lo)
     from_hi = False if hi is None else np.logical_or(np.greater(m, hi), np.isnan(hi))

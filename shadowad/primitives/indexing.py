@@ -4,7 +4,7 @@ entries (``scatter_add``, take's transpose) and writing entries (``put``:
 
 ``idx`` is a static parameter (plain integers, slices, None, Ellipsis,
 integer or boolean arrays); the engines hold index arrays as they were when
-used (shadowad/snapshots.py), since the sweeps index with them again.
+used (shadowad/engines/reverse/snapshots.py), since the sweeps index with them again.
 
 take and scatter_add are linear and each other's transposes; a repeated
 entry of a fancy index reads one value twice, so its adjoints add

@@ -2,7 +2,7 @@
 ``np.add.accumulate``) and trace.
 
 sum, mean and max/min still have engine-specific rules
-(shadowad/rules/reductions.py, shadowad/nested_rules.py); see
+(shadowad/engines/rules/reductions.py, shadowad/engines/nested/rules.py); see
 docs/design-notes.md, "How to add a primitive", to move them here.
 """
 import numpy as np

@@ -10,7 +10,7 @@ a concatenate) are entries that bind the primitive with its parameters
 spelled out, so that each derivative exists once.
 
 The reverse and forward engines take most of these as *views* of their
-operand instead of binding a record (shadowad/rules/shape.py says why); the
+operand instead of binding a record (shadowad/engines/rules/shape.py says why); the
 definitions here are what the nested engine runs, and what the other engines
 record when no view can be taken (a reshape that must copy, the shape of a
 traced scalar).

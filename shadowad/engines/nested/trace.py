@@ -102,7 +102,7 @@ class ReverseTrace(Trace):
         # (rule, vals, out, params, ((argnum, parent node), ...), guards)
         self.nodes = []
         # backward reads a node's operands after f may have written to them:
-        # constant ones are read from snapshots (shadowad/snapshots.py), ones
+        # constant ones are read from snapshots (shadowad/engines/reverse/snapshots.py), ones
         # carrying an enclosing derivative are checked (see _read)
         self.snaps = Snapshots()
         # id -> memory f can write: the inputs' and constants' memory (not the

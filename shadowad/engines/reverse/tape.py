@@ -24,7 +24,7 @@ _fused = contextvars.ContextVar("shadowad_fused_sweeps", default=True)
 @contextlib.contextmanager
 def fused_sweeps(on):
     """Tapes made inside sweep runs of elementwise records fused block by block
-    (``on``, the default: csrc/fuse.c) or record by record (shadowad.testing
+    (``on``, the default: csrc/core/fuse.c) or record by record (shadowad.testing
     compares the two bit for bit)."""
     token = _fused.set(bool(on))
     try:
@@ -129,10 +129,10 @@ class Tape(fast.TapeBase):
         self.py = []
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
-        self.snaps = Snapshots()  # of the plain arrays records read (snapshots.py)
+        self.snaps = Snapshots()  # of the plain arrays records read (shadowad/engines/reverse/snapshots.py)
         self.state = "recording"
         self.applied = None  # records at the start still applied: None for all of them
-        self.untraced = []  # Const arrays f may write without a record (see untraced.py)
+        self.untraced = []  # Const arrays f may write without a record (see shadowad/engines/reverse/untraced.py)
         self.untraced_note = ""  # what a detach error says of them (untraced.note)
         self.arguments = ()  # what the caller passed f: its memory is not the tape's
         self.peak = 0  # the most nbytes seen (see stats)
@@ -193,13 +193,13 @@ class Tape(fast.TapeBase):
         - ``nbytes``: the sum of the four, every byte the tape keeps alive;
         - ``peak_nbytes``: the most it held, over recording and the sweep;
         - ``fused_records``: how many records the sweep took in fused runs
-          (csrc/fuse.c), 0 before it;
+          (csrc/core/fuse.c), 0 before it;
         - ``advances``, ``taped_steps``, ``peak_snapshots``: what checkpointing
           did; there is no checkpointing yet, so they are 0.
 
         Each buffer counts once (views of one array cost its memory once);
         the memory of f's arguments is the caller's and does not count (see
-        shadowad/accounting.py for the exact rule).  After the sweep the tape
+        shadowad/engines/reverse/accounting.py for the exact rule).  After the sweep the tape
         is freed: records and peak are what they were, the bytes held are 0."""
         if self.state == "freed":
             out = dict(self.summary) if self.summary is not None else {

@@ -873,7 +873,7 @@ class TArray(ArrayOps):
         # np.outer of two vectors, an LU's rank-1 update, goes straight to its
         # C record (csrc/ext/reverse.c), without the rule's Python; every case
         # it leaves (NotImplemented) takes the rule (a specialisation of the
-        # outer primitive: shadowad/rules/linalg.py)
+        # outer primitive: shadowad/engines/rules/linalg.py)
         if func is _np_outer and len(args) == 2 and not kwargs and not generic_only_active():
             r = _outer(args[0], args[1], rules.outer_by_numpy)
             if r is not NotImplemented:

@@ -166,7 +166,7 @@ def derived_rule(prim):
 
 def _viewed(prim, operands, params, out):
     """The view of a traced array that a shape primitive is in the reverse and
-    forward engines (shadowad/rules/shape.py), or None.  A view records
+    forward engines (shadowad/engines/rules/shape.py), or None.  A view records
     nothing: it is how these engines lay out memory (writes through it reach
     its base), not a fast path, so generic_only does not turn it off."""
     view = prim.specialisations.get("view")

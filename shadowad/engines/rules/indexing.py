@@ -6,7 +6,7 @@ specialisation tested bit for bit against the generic derivation
 (tests/test_primitives.py):
 
 * reverse: an element read or write of an active array is one C record
-  (traced.py's element loads, ``sad_store``); a basic index is a view, and
+  (shadowad/engines/reverse/traced.py's element loads, ``sad_store``); a basic index is a view, and
   a write into one a C copy record with the overwritten bytes saved; an
   advanced read adds the adjoint into the entries it read (no scatter into a
   zero array of the input's size); an advanced write saves only the entries
@@ -25,7 +25,7 @@ from ..reverse.traced import (F64, TArray, TScalar, is_basic_index, real_value, 
 from ...support.overlap import numpy_sources
 from ..reverse.snapshots import held
 from . import elementwise, registry
-from .adjoints import accumulate  # also imported from here by rules/reductions.py and shape.py
+from .adjoints import accumulate  # also imported from here by shadowad/engines/rules/reductions.py and shape.py
 from .derived import forward_bind, reverse_bind
 from .elementwise import ufunc_operand, record_ufunc
 
@@ -69,7 +69,7 @@ def _held_index(tape, idx):
     """Advanced index idx as the record keeps it: the sweeps index with it
     again (the pullback, and the swaps of a write), and f may change an index
     array after using it, unseen.  Arrays become their snapshots
-    (shadowad/snapshots.py), lists of numbers arrays (numpy reads a list
+    (shadowad/engines/reverse/snapshots.py), lists of numbers arrays (numpy reads a list
     index so), other lists copies."""
     if type(idx) is tuple:
         return tuple(_held_item(tape, i) for i in idx)

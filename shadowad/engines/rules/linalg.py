@@ -1,6 +1,6 @@
 """The reverse and forward engines' fast paths for the linear-algebra
 primitives (shadowad/primitives/linalg.py defines them; every other case
-takes the rule derived from that definition, shadowad/rules/derived.py).
+takes the rule derived from that definition, shadowad/engines/rules/derived.py).
 
 Each is registered as a specialisation of its primitive and tested bit for
 bit (or, where C sums in another order than BLAS, to rounding) against the

@@ -13,7 +13,7 @@ on main).
   adjoint accumulated into the view's shadow lands in the base's (a broadcast
   view's shadow has stride 0, so accumulating through it sums over the
   broadcast axes).  So the view is registered on the primitive as ``"view"``,
-  which shadowad/rules/derived.py takes before anything else, also under
+  which shadowad/engines/rules/derived.py takes before anything else, also under
   ``generic_only``.  In forward mode the tangent memory of a Buffer is laid
   out like the primal's bytes, so a view finds its tangent lanes by offset.
 * Where no view exists (a reshape that must copy, the shape of a traced
