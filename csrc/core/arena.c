@@ -18,8 +18,7 @@ struct sad_pool {
 
 /* Chunks from 4 MiB up are mapped directly and asked to live on huge pages: a
  * large save stack is written once, front to back, and with 4 KiB pages every
- * page costs a fault on first touch (W2's 80 MB stack: 20000 faults; the
- * gradient is ~15% faster on huge pages). */
+ * page costs a fault on first touch. */
 enum { SAD_HUGE_CHUNK = 4 << 20, SAD_HUGE_PAGE = 2 << 20 };
 
 /* The smallest pooled chunk of at least `bytes`, or NULL. */

@@ -1,9 +1,8 @@
 /* outer.c -- z = np.outer(a, b) of two vectors as one record.
  *
- * W4's LU step `A[k+1:, k+1:] -= np.outer(A[k+1:, k], A[k, k+1:])` made this a
- * Python record: numpy's primal, ~20 us of Python to record it and ~20 us of
- * Python (two np.dot) to sweep it.  Here C computes the primal and the sweep
- * runs in C.
+ * An LU step `A[k+1:, k+1:] -= np.outer(A[k+1:, k], A[k, k+1:])` makes one per
+ * step: as a Python record, recording and sweeping it cost more Python than
+ * the product itself.  Here C computes the primal and the sweep runs in C.
  *
  * The record is an array record (u.a) whose block spans z's (m, n) shape with
  * o[0] = z, o[1] = a along axis 0 (stride 0 along axis 1) and o[2] = b along

@@ -36,8 +36,8 @@ def fused_sweeps(on):
 # --------------------------------------------------------------------------
 # the save-stack pool: large chunks of saved bytes outlive their tape, so that
 # the next call in the same thread writes into pages that are already there
-# (fresh pages cost a fault and the kernel's zeroing: W2's 80 MB save stack
-# took ~10 ms of a 100 ms gradient)
+# (fresh pages cost a fault and the kernel's zeroing; docs/design-notes.md has
+# the measurement)
 
 _pools = threading.local()
 _pool_limit = [256 << 20]  # bytes a thread keeps between calls (set_memory_pool)

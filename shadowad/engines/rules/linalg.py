@@ -295,7 +295,7 @@ def _lanes_matmul(t, shaped, other, nd, left):
     """The product of tangent lanes t (shape (lanes,) + shaped.shape) with the
     other operand: t @ other (left) or other @ t.  Between two matrices, the
     lanes fold into one matrix product (numpy's stacked matmul does not use
-    BLAS when one operand is broadcast over the lanes, and was 10x slower)."""
+    BLAS when one operand is broadcast over the lanes)."""
     lanes = t.shape[0]
     if shaped.ndim == 2 and other.ndim == 2:
         p, q = shaped.shape
