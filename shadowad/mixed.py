@@ -11,12 +11,14 @@ import functools
 import numpy as np
 
 from ._c import lib
+from .activity import Active
 from .dual import Context, FArray, FScalar
+from .primitives.protocol import AugmentedReturn, add_to_shadow
 from .products import times
-from .rules.indexing import accumulate
+from .rules.derived import record
 from .tape import Tape, _current, current_tape
-from .traced import (F64, TEMPORARY, TArray, TScalar, mixed_tapes_error, new_array,
-                     new_scalar, primal, shadow_of, temporary_buffer)
+from .traced import (F64, TEMPORARY, TArray, TScalar, mixed_tapes_error, primal, shadow_of,
+                     temporary_buffer)
 
 
 def _active(a):
@@ -36,7 +38,8 @@ def _check_arg(name, k, a):
 
 
 def _dual_inputs(ctx, args, active):
-    """g's arguments in forward mode: active input j carries lane j = 1.
+    """g's arguments in forward mode: active input j (a float or an array
+    among the values ``args``) carries lane j = 1.
 
     An array input is lent to g, not copied, and its lanes are a broadcast
     of ones and zeros, not memory: copying and filling cost about as much
@@ -46,14 +49,13 @@ def _dual_inputs(ctx, args, active):
     would escape the tape.  A non-contiguous input is copied into C order
     at once, as before, so g computes on the same layouts."""
     lanes = len(active)
-    duals = [primal(a) for a in args]
+    duals = list(args)
     for j, k in enumerate(active):
-        a = args[k]
-        if type(a) is TScalar:
+        p = args[k]
+        if type(p) is float:
             d = 1.0 if lanes == 1 else np.eye(lanes)[j]
-            duals[k] = FScalar(a.v, d, ctx)
+            duals[k] = FScalar(p, d, ctx)
             continue
-        p = a.p
         unit = np.zeros(lanes)
         unit[j] = 1.0
         if p.flags.c_contiguous:  # unit along the lanes, repeated (stride 0) along p's axes
@@ -123,19 +125,15 @@ def fwddiff(g):
             a = args[k]
             if (a.tape if type(a) is TScalar else a.buf.tape) is not tape:
                 raise mixed_tapes_error()
-        lanes = len(active)
-        ctx = Context(lanes, elementwise=name)
-        token = _current.set(ctx)
-        try:
-            out = g(*_dual_inputs(ctx, args, active))
-            value, partials, own = _partials(ctx, out, name, lanes)
-        finally:
-            _current.reset(token)
-            ctx.close()  # its Buffers point back to it: no cycle keeps g's memory
-        if np.ndim(value) == 0 and all(type(args[k]) is TScalar for k in active) \
-                and lanes <= 2:
-            return _scalar_record(tape, float(value), [args[k] for k in active], partials)
-        return _array_record(tape, value, [args[k] for k in active], partials, own)
+        rule = ForwardPartials(g, name, args, active)
+        inputs = [args[k] for k in active]
+        if len(active) <= 2 and all(type(a) is TScalar for a in inputs):
+            computed = rule.partials([float(a.v) for a in inputs])
+            if np.ndim(computed[0]) == 0:
+                return _scalar_record(tape, float(computed[0]), inputs, computed[1])
+            rule.computed = computed
+        prims = [a.v if type(a) is TScalar else a.p for a in inputs]
+        return record(tape, rule, inputs, prims, inputs, {})
     return wrapper
 
 
@@ -148,21 +146,59 @@ def _scalar_record(tape, z, inputs, partials):
     return TScalar(z, pair, tape)
 
 
-def _array_record(tape, value, inputs, partials, own):
-    """One Python record: input j's adjoint += the result's adjoint * lane j,
-    summed over the axes broadcasting added.  ``own``: value and partials are
-    memory nobody else holds (else they are copied)."""
-    z = value if own else np.array(value, dtype=F64)
-    if z.ndim == 0:
-        res, gz = new_scalar(tape, float(z))
-    else:
-        res = new_array(tape, z, True)
-        gz = res._s
-    if not own:
-        partials = np.array(partials)  # memory of its own, whatever g returned
+class ForwardPartials:
+    """The record of one call of ``fwddiff(g)`` (record protocol,
+    shadowad/primitives/protocol.py): the augmented primal runs g once in
+    forward mode, one tangent lane per active argument, and keeps the lanes
+    as its tape; the reverse adds the result's adjoint times lane j into
+    active argument j, summed over the axes broadcasting added.  Its
+    arguments are g's active ones; the constant ones it holds itself."""
 
-    def pullback():
-        for j, x in enumerate(inputs):
-            accumulate(x, times(gz, partials[j]))
-    tape.record_py(pullback)
-    return res
+    __slots__ = ("g", "name", "args", "active", "computed")
+
+    def __init__(self, g, name, args, active):
+        self.g, self.name, self.args, self.active = g, name, args, active
+        self.computed = None  # (value, partials, own) when already run
+
+    def partials(self, values):
+        """(value, partials with a leading lanes axis, own) of g at the active
+        arguments' ``values`` (floats for scalars, arrays): ``own``, value
+        and partials are memory nobody else holds (see _own)."""
+        lanes = len(self.active)
+        ctx = Context(lanes, elementwise=self.name)
+        token = _current.set(ctx)
+        try:
+            inputs = [primal(a) for a in self.args]
+            for k, v in zip(self.active, values):
+                inputs[k] = v
+            out = self.g(*_dual_inputs(ctx, inputs, self.active))
+            return _partials(ctx, out, self.name, lanes)
+        finally:
+            _current.reset(token)
+            ctx.close()  # its Buffers point back to it: no cycle keeps g's memory
+
+    def augmented_primal(self, config, *args):
+        computed = self.computed
+        if computed is None:
+            computed = self.partials([float(a.val) if isinstance(a, Active) else a.val
+                                      for a in args])
+        self.computed = self.args = None  # the record keeps only what reverse reads
+        value, partials, own = computed
+        z = value if own else np.array(value, dtype=F64)
+        if not own:
+            partials = np.array(partials)  # memory of its own, whatever g returned
+        return AugmentedReturn(primal=z if z.ndim else float(z), tape=partials)
+
+    def reverse(self, config, dret, partials, *args):
+        grads = []
+        for j, a in enumerate(args):
+            c = times(dret, partials[j])
+            if isinstance(a, Active):
+                grads.append(c)
+            else:
+                add_to_shadow(a, c)
+                grads.append(None)
+        return tuple(grads)
+
+    def __repr__(self):
+        return f"ForwardPartials({self.name})"

@@ -18,6 +18,7 @@ import contextvars
 
 import numpy as np
 
+from .primitives.reductions import REDUCE_OF, reduce_call
 from .rules.registry import _name as numpy_name
 from .traced import F64, DeferToNested, primal
 
@@ -145,11 +146,14 @@ class Box:
     # -- numpy protocol ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         name = numpy_name(ufunc)
-        if method != "__call__":
-            raise unsupported(f"{name}.{method}")
         if kwargs.get("out") is not None:
             raise inplace_error(f"{name}(..., out=...)")
         kwargs.pop("out", None)
+        if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
+            func, axis, kwargs = reduce_call(ufunc, kwargs)
+            return FUNCTIONS[func](inputs[0], axis, **kwargs)
+        if method != "__call__":
+            raise unsupported(f"{name}.{method}")
         for k, v in kwargs.items():
             if not (k == "dtype" and v is not None and np.dtype(v) == F64) and k not in (
                     "casting", "order", "subok"):
@@ -255,10 +259,19 @@ class Box:
     def ravel(self): return np.reshape(self, -1)
     def flatten(self): return np.reshape(self, -1)
     def copy(self): return self
-    def sum(self, axis=None, keepdims=False): return np.sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return np.mean(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return np.max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return np.min(self, axis=axis, keepdims=keepdims)
+    # ndarray's positional order, so x.sum(0, None, None, True) means the same
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return np.max(self, axis=axis, out=out, keepdims=keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return np.min(self, axis=axis, out=out, keepdims=keepdims)
+
     def dot(self, o): return np.dot(self, o)
 
 

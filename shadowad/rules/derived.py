@@ -11,7 +11,8 @@ specialisation (a C record) is tried first.
 
 Forward: the tangent of each lane is the primitive's JVP of that lane's
 tangents; a ``"forward"`` specialisation computes all lanes at once along
-their leading axis.
+their leading axis, and a ``"forward_call"`` one the whole call (value and
+tangents) from the operands as they come, before they are parsed.
 """
 import numpy as np
 
@@ -24,8 +25,8 @@ from ..traced import (TArray, TScalar, adjoint_for_pullback, lazy_result, new_sc
                       output_pullback)
 from .elementwise import _tape_of
 from .indexing import accumulate
-from .reductions import (const_result, finish_out, forward_const, forward_context,
-                         forward_operand, forward_result, operand)
+from .operands import (const_result, finish_out, forward_const, forward_context,
+                       forward_operand, forward_result, operand)
 from . import registry
 
 REVERSE_CONFIG = Config(needs_primal=True, width=1, mode=Reverse)
@@ -180,6 +181,11 @@ def lanes_jvp(prim, tangents, prims, z, params):
 
 
 def forward_bind(prim, operands, params, out=None):
+    whole = core.specialised(prim, "forward_call")
+    if whole is not None:
+        res = whole(operands, params, out)
+        if res is not None:
+            return res
     name = "np." + prim.name
     ctx = forward_context(operands, out)
     prims, tangents = [], []
