@@ -193,8 +193,8 @@ class ForwardPartials:
         grads = []
         for j, a in enumerate(args):
             c = times(dret, partials[j])
-            if isinstance(a, Active):
-                grads.append(c)
+            if isinstance(a, Active):  # a scalar: the sum over the broadcast
+                grads.append(np.sum(c))
             else:
                 add_to_shadow(a, c)
                 grads.append(None)

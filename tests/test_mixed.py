@@ -445,3 +445,51 @@ def test_returning_tuple_is_type_error(args):
 def test_non_numeric_argument_is_type_error(bad):
     with pytest.raises(TypeError, match="fwddiff.*argument 1"):
         sad.autodiff(lambda a: h2(a, bad), Active(0.5))
+
+
+# --- the record protocol -----------------------------------------------------------------
+
+def test_array_record_follows_the_record_protocol(monkeypatch):
+    """An array call is one record made by the protocol's record (rules/derived.py),
+    with g's active arguments as its arguments; its gradients are the plain ones."""
+    from shadowad import mixed
+    made = []
+    real = mixed.record
+
+    def spy(tape, rule, *rest):
+        made.append(rule)
+        return real(tape, rule, *rest)
+    monkeypatch.setattr(mixed, "record", spy)
+    c = rng.uniform(0.5, 1.5, 5)
+
+    def h(x, y, c):
+        return x * y + c * np.sin(x)
+    wrapped = sad.fwddiff(h)
+    x0, y0 = rng.standard_normal(5), 1.25
+    dx = np.zeros(5)
+    _, gy = sad.autodiff(lambda x, y: np.sum(wrapped(x, y, c) ** 2), Duplicated(x0.copy(), dx),
+                         Active(y0))
+    assert len(made) == 1 and isinstance(made[0], mixed.ForwardPartials)
+    assert made[0].args is None  # the record keeps only the partials, not g's arguments
+    z = h(x0, y0, c)
+    np.testing.assert_allclose(dx, 2 * z * (y0 + c * np.cos(x0)), rtol=1e-13)
+    np.testing.assert_allclose(gy, np.sum(2 * z * x0), rtol=1e-13)
+
+
+def test_forward_partials_on_plain_activities():
+    """The rule by hand, as a user rule would be driven: Duplicated arrays are
+    added into, Active scalars get their gradient returned."""
+    from shadowad import mixed
+    from shadowad.primitives.protocol import AugmentedReturn, Config
+    config = Config(needs_primal=True, width=1, mode=sad.Reverse)
+    x = rng.standard_normal(4)
+    rule = mixed.ForwardPartials(lambda x, y: np.exp(x) * y, "h", [x, 3.0], [0, 1])
+    args = (Duplicated(x, np.full(4, 0.5)), Active(3.0))
+    aug = rule.augmented_primal(config, *args)
+    assert type(aug) is AugmentedReturn and same_bits(aug.primal, np.exp(x) * 3.0)
+    g = rng.standard_normal(4)
+    grads = rule.reverse(config, g, aug.tape, *args)
+    assert grads[0] is None
+    np.testing.assert_allclose(args[0].dval, 0.5 + g * np.exp(x) * 3.0, rtol=1e-15)
+    assert np.ndim(grads[1]) == 0
+    np.testing.assert_allclose(grads[1], np.sum(g * np.exp(x)), rtol=1e-14)

@@ -299,6 +299,7 @@ def _sum_into(m):
     return np.sum(out * m[1])
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # 1e300 squared
 @pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
 @pytest.mark.parametrize("name", sorted(SUM_PROGRAMS))
 def test_sum_and_mean_records_are_the_generic_rule_bit_for_bit(name, lazy, monkeypatch):
@@ -341,6 +342,7 @@ FORWARD_REDUCTIONS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 @pytest.mark.parametrize("lanes", [1, 3])
 @pytest.mark.parametrize("name", sorted(FORWARD_REDUCTIONS))
 def test_forward_reductions_are_the_per_lane_jvp_bit_for_bit(name, lanes):
@@ -364,3 +366,21 @@ def _leaves(r):
     if type(r) is tuple or type(r) is list:
         return [leaf for item in r for leaf in _leaves(item)]
     return [r]
+
+
+def test_the_sum_and_mean_c_records_are_taken(monkeypatch):
+    """The comparisons above compare something: the fast paths make no Python
+    record, the generic path one."""
+    from shadowad import traced
+
+    def python_records(f, x):
+        _, tape = sad.autodiff_split(f, Duplicated(x.copy(), np.zeros_like(x)))
+        return len(tape._tape.py)
+    x = rng.standard_normal(12)
+    for lazy_min in (traced.LAZY_MIN, 0):
+        monkeypatch.setattr(traced, "LAZY_MIN", lazy_min)
+        for f in (lambda x: np.sum(x) * 3.0, lambda x: np.mean(x) * 3.0,
+                  lambda x: np.sum(x * x), lambda x: (x * x).sum()):
+            assert python_records(f, x) == 0
+            with core.generic_only():
+                assert python_records(f, x) == 1

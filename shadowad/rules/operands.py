@@ -7,10 +7,10 @@ import numpy as np
 
 from .. import dual
 from ..traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
-                      mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
+                      mixed_tapes_error, new_array, primal, shadow_of)
 from .elementwise import _context_of, _forward_operand
 
-__all__ = ["operand", "forward_context", "forward_operand", "result", "forward_result",
+__all__ = ["operand", "forward_context", "forward_operand", "forward_result",
            "const_result", "forward_const", "finish_out"]
 
 
@@ -57,15 +57,6 @@ def forward_operand(a, ctx):
     if t is dual.FScalar:
         return _forward_operand(a, ctx.lanes)
     return operand(a, None)
-
-
-def result(tape, z):
-    """numpy's result z as a fresh active value, and a view of its adjoint
-    (0-d for a scalar) for the pullback to read."""
-    if type(z) is np.ndarray:
-        res = new_array(tape, z, True)
-        return res, res._s
-    return new_scalar(tape, float(z))
 
 
 def forward_result(ctx, z, dz):
