@@ -56,9 +56,10 @@ def unsupported(what):
         "autodiff/jacobian call running inside a function that shadowad is "
         "differentiating). Supported: @ and every elementwise ufunc of docs/conventions.md "
         "(+ - * / **, neg, abs, exp, log, sqrt, sin, cos, tanh, arctan2, hypot, maximum, "
-        "fmin, ...), where, clip, sum/mean/max/min (with axis), prod, cumsum, trace, dot, "
-        "inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and slogdet, basic "
-        "indexing (ints, slices, None, ...), reshape, transpose, stack, concatenate")
+        "fmin, ...), where, clip, sum/mean/max/min (with axis; also np.add.reduce, ...), "
+        "prod, cumsum, trace, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, "
+        "inv, det and slogdet, basic indexing (ints, slices, None, ...), reshape, "
+        "transpose, stack, concatenate")
 
 
 def inplace_error(what):

@@ -21,6 +21,7 @@ __all__ = ["reduce_sum", "mean", "reduce_max", "reduce_min", "prod", "cumsum", "
            "NOVALUE"]
 
 NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
+_add_reduce = np.add.reduce
 
 
 def options(fname, dtype=None, initial=NOVALUE, where=NOVALUE):
@@ -62,7 +63,10 @@ def _kept_shape(shape, axes):
 
 def _reduction_params(a, axis, keepdims):
     """axis as a sorted tuple of non-negative axes (None: all), keepdims a bool."""
-    if axis is not None:
+    if type(axis) is int:  # the common case, without numpy's general parsing
+        nd = ndim(a)
+        axis = (normalize_axis_index(axis, nd) if not 0 <= axis < nd else axis,)
+    elif axis is not None:
         axis = tuple(sorted(normalize_axis_tuple(axis, ndim(a))))
     return {"axis": axis, "keepdims": False if keepdims is NOVALUE else bool(keepdims)}
 
@@ -103,6 +107,8 @@ def _sum_transpose(g, a, params):
 
 
 def _sum(a, axis, keepdims):
+    if type(a) is np.ndarray:  # what np.sum runs, without its Python layers
+        return _add_reduce(a, axis=axis, keepdims=keepdims)
     return np.sum(a, axis=axis, keepdims=keepdims)
 
 
@@ -176,13 +182,16 @@ def _extreme_vjp(k, g, vals, z, params):
     return times(mask, kept(g, a, params) / count, plain)
 
 
-def _extreme(name, reduce):
-    return Primitive(name, lambda a, axis, keepdims: reduce(a, axis=axis, keepdims=keepdims),
-                     _extreme_jvp, _extreme_vjp, reads_out=True)
+def _extreme(name, reduce, ufunc_reduce):
+    def impl(a, axis, keepdims):
+        if type(a) is np.ndarray:  # what np.max/np.min run, without their Python layers
+            return ufunc_reduce(a, axis=axis, keepdims=keepdims)
+        return reduce(a, axis=axis, keepdims=keepdims)
+    return Primitive(name, impl, _extreme_jvp, _extreme_vjp, reads_out=True)
 
 
-reduce_max = _extreme("max", np.max)
-reduce_min = _extreme("min", np.min)
+reduce_max = _extreme("max", np.max, np.maximum.reduce)
+reduce_min = _extreme("min", np.min, np.minimum.reduce)
 
 
 def _extreme_entry(fname, prim):
