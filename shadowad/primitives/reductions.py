@@ -16,9 +16,9 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import normalize_axis_index
     from numpy.core.numeric import normalize_axis_tuple
 
-__all__ = ["reduce_sum", "mean", "reduce_max", "reduce_min", "prod", "cumsum", "trace", "extreme_entries",
-           "extreme_weights", "reduced_count", "kept", "REDUCE_OF", "reduce_call", "options",
-           "NOVALUE"]
+__all__ = ["reduce_sum", "mean", "reduce_max", "reduce_min", "prod", "cumsum", "trace",
+           "extreme_entries", "extreme_weights", "reduced_count", "kept", "REDUCE_OF",
+           "reduce_call", "options", "NOVALUE"]
 
 NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
 _add_reduce = np.add.reduce
