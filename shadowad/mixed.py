@@ -179,9 +179,8 @@ class ForwardPartials:
 
     def augmented_primal(self, config, *args):
         computed = self.computed
-        if computed is None:
-            computed = self.partials([float(a.val) if isinstance(a, Active) else a.val
-                                      for a in args])
+        if computed is None:  # an Active's val is a float, a Duplicated's an array
+            computed = self.partials([a.val for a in args])
         self.computed = self.args = None  # the record keeps only what reverse reads
         value, partials, own = computed
         z = value if own else np.array(value, dtype=F64)

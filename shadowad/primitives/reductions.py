@@ -4,6 +4,8 @@ methods (``np.add.reduce``, ``np.maximum.reduce``, ``np.multiply.reduce``,
 ``np.add.accumulate``) and the array methods (``x.sum()``, ...) reach the
 same entries.
 """
+from types import MappingProxyType
+
 import numpy as np
 
 from ..products import times
@@ -71,6 +73,9 @@ def _reduction_params(a, axis, keepdims):
     return {"axis": axis, "keepdims": False if keepdims is NOVALUE else bool(keepdims)}
 
 
+_ALL = MappingProxyType({"axis": None, "keepdims": False})  # the full reduction's params
+
+
 def reduced_count(shape, axes):
     """How many entries of an array of ``shape`` each result of a reduction
     over ``axes`` (None: all) combines."""
@@ -118,7 +123,10 @@ reduce_sum = deflinear(Primitive("sum", _sum), _sum_transpose)
 @implements(np.sum)
 def sum_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initial=NOVALUE,
               where=NOVALUE):
-    options("np.sum", dtype, initial, where)
+    if dtype is not None or initial is not NOVALUE or where is not NOVALUE:
+        options("np.sum", dtype, initial, where)
+    if axis is None and (keepdims is NOVALUE or keepdims is False):  # np.sum(x), x.sum()
+        return bind(reduce_sum, (a,), _ALL, out)
     return bind(reduce_sum, (a,), _reduction_params(a, axis, keepdims), out)
 
 

@@ -150,13 +150,17 @@ def reverse_bind(prim, operands, params, out=None):
     """A primitive applied in reverse mode: its value, and its record when an
     operand is active."""
     tape = _tape_of(operands, out)
-    prims, actives, active = [], [], False
-    for x in operands:
-        p, d = operand(x, tape)
-        prims.append(p)
-        actives.append(d)
-        if d is not None:
-            active = True
+    if len(operands) == 1:  # the reductions, inv, det, ...: no lists to build
+        p, d = operand(operands[0], tape)
+        prims, actives, active = (p,), (d,), d is not None
+    else:
+        prims, actives, active = [], [], False
+        for x in operands:
+            p, d = operand(x, tape)
+            prims.append(p)
+            actives.append(d)
+            if d is not None:
+                active = True
     if not active:
         res = const_result(tape, prim.impl(*prims, **params))
     else:
