@@ -91,7 +91,8 @@ def kept(g, a, params):
     ``a`` kept, of length 1, so that it broadcasts against ``a``."""
     if params["keepdims"] or params["axis"] is None:
         return g  # already laid out so, or one value for all
-    return np.reshape(g, _kept_shape(shape_of(a), params["axis"]))
+    kd = _kept_shape(shape_of(a), params["axis"])
+    return g.reshape(kd) if type(g) is np.ndarray else np.reshape(g, kd)
 
 
 def _spread(g, a):
@@ -99,9 +100,21 @@ def _spread(g, a):
     broadcast of plain values, else a sum an enclosing differentiation
     records."""
     shape = shape_of(a)
-    if type(g) is np.ndarray or type(g) is float or isinstance(g, np.generic):
+    if type(g) is float or isinstance(g, np.generic):
+        g = np.array(g, dtype=np.float64)
+    if type(g) is not np.ndarray:
+        return np.zeros(shape) + g
+    # np.broadcast_to's view, built directly: it costs a tenth (sum is on every hot path)
+    if g.ndim == 0:
+        strides = (0,) * len(shape)
+    elif g.ndim == len(shape) and g.flags.c_contiguous:
+        strides = tuple(0 if m == 1 and n != 1 else st
+                        for m, n, st in zip(g.shape, shape, g.strides))
+    else:
         return np.broadcast_to(g, shape)
-    return np.zeros(shape) + g
+    view = np.ndarray(shape, g.dtype, g, 0, strides)
+    view.flags.writeable = False
+    return view
 
 
 # --------------------------------------------------------------------------
