@@ -194,6 +194,11 @@ case("amax_axis", ["np.amax"], lambda x: wsum(np.amax(x, axis=0)),
 case("min", ["np.min", "method:min"], lambda x: np.min(x) + 0.5 * x.min(), [arr(1.0, -4.0, 2.0)] + MIN_EDGES)
 case("amin_axis", ["np.amin"], lambda x: wsum(np.amin(x, axis=1, keepdims=True)),
      [ordinary(2, 3), arr(1.0, 1.0, 2.0, nan, -inf, -inf, shape=(2, 3))])
+case("ufunc_reduce", ["np.sum", "np.max", "np.min"],  # np.add/maximum/minimum.reduce are these
+     lambda x: wsum(np.add.reduce(x)) + wsum(np.maximum.reduce(x, axis=1))
+     + wsum(np.minimum.reduce(x, axis=0, keepdims=True)),
+     [ordinary(3, 2), arr(1.0, 1.0, nan, 2.0, -inf, -inf, shape=(3, 2)),
+      arr(-0.0, 0.0, inf, inf, 0.0, -0.0, shape=(3, 2))])
 case("cumsum", ["np.cumsum", "method:cumsum"], lambda x: wsum(np.cumsum(x)) + wsum(x.cumsum(axis=0)),
      [ordinary(4), arr(inf, -inf, 1.0, nan), np.zeros(0)])
 case("trace", ["np.trace", "method:trace"], lambda x: np.trace(x) + 2.0 * x.trace(offset=1),

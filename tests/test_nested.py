@@ -137,6 +137,14 @@ PRIMITIVE_PROGRAMS = {
     + np.sum(np.cumsum(_mat(x), axis=-2) * M) + np.sum(np.cumsum(_mat(x)) ** 2),
     "prod": lambda x: np.prod(x + 2.0) + np.sum(np.prod(_mat(x), axis=0) ** 2)
     + np.sum(np.prod(_mat(x), axis=1, keepdims=True) * M),
+    "sum-mean": lambda x: np.sum(np.sum(_mat(x) ** 2, axis=0, keepdims=True) * M)
+    + np.mean(x ** 3) + np.sum(np.mean(_mat(x), axis=1) ** 2) + x.sum(dtype=np.float64) ** 2
+    + np.sum(_mat(x).mean(-1, None, None, True) ** 3 * M),
+    "max-min": lambda x: np.max(x ** 2) + np.sum(np.amin(_mat(x) ** 2, axis=1, keepdims=True) * M)
+    + np.sum(_mat(x).max(axis=0) ** 3) + np.amax(x * x[0]) * np.min(x ** 3),
+    "ufunc-reduce": lambda x: np.add.reduce(x ** 3) + np.multiply.reduce(x + 2.0)
+    + np.sum(np.add.reduce(_mat(x), axis=1, keepdims=True) ** 2 * M)
+    + np.sum(np.maximum.reduce(_mat(x) * M) ** 2) + np.minimum.reduce(x, axis=0) * x[0],
     "trace": lambda x: np.trace(_mat(x) @ _mat(x)) + np.sum(np.trace(B3 * x[1], 0, 0, 2) ** 2)
     + np.trace(_mat(x) * x[0], 1) * x[3] + np.sum(np.trace(B3 * x[2], 1, 2, 0) ** 3),
 }
@@ -379,11 +387,25 @@ def nested_in(g, x=np.array([0.5, 1.5])):
 @pytest.mark.parametrize("g,match", [
     (lambda x: np.sum(np.cumprod(x)), r"np\.cumprod is not supported inside a nested"),
     (lambda x: np.linalg.eigvalsh(np.outer(x, x)), r"np\.linalg\.eigvalsh"),
-    (lambda x: np.add.reduce(x), r"np\.add\.reduce"),
+    (lambda x: np.multiply.accumulate(x), r"np\.multiply\.accumulate"),
 ])
 def test_unsupported_operations_name_themselves(g, match):
     with pytest.raises(TypeError, match=match):
         nested_in(g)()
+
+
+def test_reductions_refuse_the_options_every_engine_refuses():
+    """The primitives' entries check the arguments for the nested engine too."""
+    with pytest.raises(NotImplementedError, match=r"np\.add\.reduce\(\.\.\., initial"):
+        nested_in(lambda x: np.add.reduce(x, initial=1.0))()
+    with pytest.raises(NotImplementedError, match=r"np\.sum\(\.\.\., where"):
+        nested_in(lambda x: np.sum(x, where=np.array([True, False])))()
+    with pytest.raises(TypeError, match=r"dtype=float32"):
+        nested_in(lambda x: np.mean(x, dtype=np.float32))()
+    with pytest.raises(TypeError, match=r"np\.max\(\.\.\., out="):
+        nested_in(lambda x: np.max(x, out=np.zeros(())))()
+    with pytest.raises(TypeError, match="in place"):
+        nested_in(lambda x: np.add.reduce(x, out=np.zeros(())))()
 
 
 def set_item(x):

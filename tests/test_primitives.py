@@ -271,3 +271,116 @@ def test_dval_of_a_broadcast_view_is_refused_and_add_to_shadow_sums(monkeypatch)
         arg.dval += np.ones((4, 3))
     add_to_shadow(arg, np.ones((4, 3)))
     assert mem.tolist() == [4.0, 4.0, 4.0]
+
+
+# --------------------------------------------------------------------------
+# the reductions' fast paths against their generic derivation
+
+REDUCE_EDGE = np.array([0.0, -0.0, 1.5, -2.25, 5e-324, 1e300, 3.0, 3.0, -7.5, 1e-300, 2.0, -1.0])
+
+SUM_PROGRAMS = {   # the record each takes when specialised
+    "sum of an input": lambda x: np.sum(x) * 3.0,                         # C SAD_SUM
+    "sum of a temporary": lambda x: np.sum(x * x) + np.sum(x.reshape(3, 4) ** 2),  # lazy
+    "sum of an input, axis": lambda x: np.sum(np.sum(x.reshape(3, 4), axis=0) ** 2),
+    "sum through, axis 1": lambda x: np.sum(np.sum(np.sin(x).reshape(3, 4), axis=1) ** 2),
+    "sum through, keepdims": lambda x: np.sum(
+        np.sum(np.exp(x * 0.1).reshape(2, 3, 2), axis=(0, 2), keepdims=True) ** 3),
+    "sum, out=": lambda x: _sum_into(x.reshape(3, 4)),
+    "method and ufunc.reduce": lambda x: (x * x).sum() + np.sum(np.add.reduce(x.reshape(3, 4))
+                                                                ** 2),
+    "mean": lambda x: np.mean(x) * 2.0 + np.mean(x * x) + x.mean(),
+    "mean, axis": lambda x: np.sum(np.mean(x.reshape(3, 4), axis=1) ** 2),
+}
+
+
+def _sum_into(m):
+    out = np.zeros_like(m[0])
+    np.sum(m * m, axis=0, out=out)
+    return np.sum(out * m[1])
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # 1e300 squared
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+@pytest.mark.parametrize("name", sorted(SUM_PROGRAMS))
+def test_sum_and_mean_records_are_the_generic_rule_bit_for_bit(name, lazy, monkeypatch):
+    from shadowad.engines.reverse import traced
+    if lazy:  # every temporary's shadow lazy: the lazy sum and the through records
+        monkeypatch.setattr(traced, "LAZY_MIN", 0)
+    f = SUM_PROGRAMS[name]
+    for x in (REDUCE_EDGE, rng.standard_normal(12)):
+        fast, generic = _both(lambda: _reverse(f, x))
+        assert _same_bits(fast[0], generic[0]), (name, fast[0], generic[0])
+        fast, generic = _both(lambda: _leaves(sad.autodiff(f, Active(x.copy()),
+                                                             mode=sad.ReverseWithPrimal)))
+        assert all(_same_bits(u, v) for u, v in zip(fast, generic)) and len(fast) == 2
+
+
+def test_reduction_specialisations_are_registered():
+    from shadowad.primitives import reductions as red
+    for prim, engines in ((red.reduce_sum, ("reverse", "forward", "forward_call")),
+                          (red.mean, ("reverse", "forward")), (red.reduce_max, ("forward",)),
+                          (red.reduce_min, ("forward",))):
+        for engine in engines:
+            assert core.specialised(prim, engine) is prim.specialisations[engine]
+            with core.generic_only():
+                assert core.specialised(prim, engine) is None
+
+
+FORWARD_REDUCTIONS = {
+    "sum": lambda x: np.sum(x * 1.5),                   # the C full sum (fsum)
+    "sum of an input": lambda x: np.sum(x),
+    "sum axis": lambda x: np.sum(x.reshape(3, 4), axis=0),
+    "sum axes keepdims": lambda x: np.sum(x.reshape(2, 3, 2), axis=(0, 2), keepdims=True),
+    "mean": lambda x: np.mean(x * 1.5),
+    "mean axis": lambda x: np.mean(x.reshape(3, 4), axis=1),
+    "max": lambda x: np.max(x),
+    "max axis": lambda x: np.max(x.reshape(3, 4), axis=0),
+    "min keepdims": lambda x: np.min(x.reshape(3, 4), axis=1, keepdims=True),
+    "amax method": lambda x: np.amax(x.reshape(4, 3), 1) + x.reshape(4, 3).min(axis=1),
+    "ufunc reduce": lambda x: np.maximum.reduce(x.reshape(3, 4)) * np.minimum.reduce(
+        x.reshape(3, 4), axis=1, keepdims=True),
+}
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+@pytest.mark.parametrize("lanes", [1, 3])
+@pytest.mark.parametrize("name", sorted(FORWARD_REDUCTIONS))
+def test_forward_reductions_are_the_per_lane_jvp_bit_for_bit(name, lanes):
+    f = FORWARD_REDUCTIONS[name]
+    tangents = np.stack([REDUCE_EDGE[::-1], rng.standard_normal(12), REDUCE_EDGE * 0.5])[:lanes]
+    for x in (REDUCE_EDGE, rng.standard_normal(12)):
+        def run():
+            if lanes == 1:
+                ann = Duplicated(x.copy(), tangents[0].copy())
+            else:
+                ann = sad.BatchDuplicated(x.copy(), tuple(tangents.copy()))
+            return _leaves(sad.autodiff(f, ann, mode=sad.ForwardWithPrimal))
+        fast, generic = _both(run)
+        assert len(fast) == len(generic)
+        for u, v in zip(fast, generic):
+            assert _same_bits(u, v), (name, u, v)
+
+
+def _leaves(r):
+    """The arrays and numbers of a nested tuple, in order."""
+    if type(r) is tuple or type(r) is list:
+        return [leaf for item in r for leaf in _leaves(item)]
+    return [r]
+
+
+def test_the_sum_and_mean_c_records_are_taken(monkeypatch):
+    """The comparisons above compare something: the fast paths make no Python
+    record, the generic path one."""
+    from shadowad.engines.reverse import traced
+
+    def python_records(f, x):
+        _, tape = sad.autodiff_split(f, Duplicated(x.copy(), np.zeros_like(x)))
+        return len(tape._tape.py)
+    x = rng.standard_normal(12)
+    for lazy_min in (traced.LAZY_MIN, 0):
+        monkeypatch.setattr(traced, "LAZY_MIN", lazy_min)
+        for f in (lambda x: np.sum(x) * 3.0, lambda x: np.mean(x) * 3.0,
+                  lambda x: np.sum(x * x), lambda x: (x * x).sum()):
+            assert python_records(f, x) == 0
+            with core.generic_only():
+                assert python_records(f, x) == 1

@@ -1,10 +1,11 @@
-"""Reductions defined once: prod (also ``np.multiply.reduce``), cumsum (also
-``np.add.accumulate``) and trace.
-
-sum, mean and max/min still have engine-specific rules
-(shadowad/engines/rules/reductions.py, shadowad/engines/nested/rules.py); see
-docs/design-notes.md, "How to add a primitive", to move them here.
+"""Reductions defined once: sum and mean (linear), max and min (a weighted
+selection), prod, cumsum and trace.  The ufuncs' reduce and accumulate
+methods (``np.add.reduce``, ``np.maximum.reduce``, ``np.multiply.reduce``,
+``np.add.accumulate``) and the array methods (``x.sum()``, ...) reach the
+same entries.
 """
+from types import MappingProxyType
+
 import numpy as np
 
 from ..support.products import times
@@ -17,9 +18,12 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import normalize_axis_index
     from numpy.core.numeric import normalize_axis_tuple
 
-__all__ = ["prod", "cumsum", "trace", "options", "NOVALUE"]
+__all__ = ["reduce_sum", "mean", "reduce_max", "reduce_min", "prod", "cumsum", "trace",
+           "extreme_entries", "extreme_weights", "reduced_count", "kept", "REDUCE_OF",
+           "reduce_call", "options", "NOVALUE"]
 
 NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
+_add_reduce = np.add.reduce
 
 
 def options(fname, dtype=None, initial=NOVALUE, where=NOVALUE):
@@ -35,8 +39,193 @@ def options(fname, dtype=None, initial=NOVALUE, where=NOVALUE):
                                   "traced values; mask with np.where(mask, x, neutral)")
 
 
+# ufunc.reduce(a, axis=0, ...) is the numpy function of its ufunc
+REDUCE_OF = {np.add: np.sum, np.multiply: np.prod, np.maximum: np.max, np.minimum: np.min}
+_REDUCE_KW = {"axis", "dtype", "keepdims", "initial", "where"}
+
+
+def reduce_call(ufunc, kwargs):
+    """(numpy function, axis, its other keyword arguments) of
+    ``ufunc.reduce(a, **kwargs)`` (out= taken out first): every engine
+    differentiates the method as that function."""
+    name = f"np.{ufunc.__name__}.reduce"
+    kwargs = dict(kwargs)
+    bad = set(kwargs) - _REDUCE_KW
+    if bad:
+        raise TypeError(f"shadowad: {name}(..., {bad.pop()}=...) is not supported")
+    options(name, kwargs.pop("dtype", None), kwargs.pop("initial", NOVALUE),
+            kwargs.pop("where", NOVALUE))
+    axis = kwargs.pop("axis", 0)
+    return REDUCE_OF[ufunc], axis, kwargs
+
+
 def _kept_shape(shape, axes):
     return tuple(1 if axes is None or d in axes else n for d, n in enumerate(shape))
+
+
+def _reduction_params(a, axis, keepdims):
+    """axis as a sorted tuple of non-negative axes (None: all), keepdims a bool."""
+    if type(axis) is int:  # the common case, without numpy's general parsing
+        nd = ndim(a)
+        axis = (normalize_axis_index(axis, nd) if not 0 <= axis < nd else axis,)
+    elif axis is not None:
+        axis = tuple(sorted(normalize_axis_tuple(axis, ndim(a))))
+    return {"axis": axis, "keepdims": False if keepdims is NOVALUE else bool(keepdims)}
+
+
+_ALL = MappingProxyType({"axis": None, "keepdims": False})  # the full reduction's params
+
+
+def reduced_count(shape, axes):
+    """How many entries of an array of ``shape`` each result of a reduction
+    over ``axes`` (None: all) combines."""
+    n = 1
+    for d, m in enumerate(shape):
+        if axes is None or d in axes:
+            n *= m
+    return n
+
+
+def kept(g, a, params):
+    """A reduction's result (or its adjoint) ``g`` with the reduced axes of
+    ``a`` kept, of length 1, so that it broadcasts against ``a``."""
+    if params["keepdims"] or params["axis"] is None:
+        return g  # already laid out so, or one value for all
+    kd = _kept_shape(shape_of(a), params["axis"])
+    return g.reshape(kd) if type(g) is np.ndarray else np.reshape(g, kd)
+
+
+def _spread(g, a):
+    """``g`` (broadcastable against ``a``) spread over a's shape: a read-only
+    broadcast of plain values, else a sum an enclosing differentiation
+    records."""
+    shape = shape_of(a)
+    if type(g) is float or isinstance(g, np.generic):
+        g = np.array(g, dtype=np.float64)
+    if type(g) is not np.ndarray:
+        return np.zeros(shape) + g
+    # np.broadcast_to's view, built directly: it costs a tenth (sum is on every hot path)
+    if g.ndim == 0:
+        strides = (0,) * len(shape)
+    elif g.ndim == len(shape) and g.flags.c_contiguous:
+        strides = tuple(0 if m == 1 and n != 1 else st
+                        for m, n, st in zip(g.shape, shape, g.strides))
+    else:
+        return np.broadcast_to(g, shape)
+    view = np.ndarray(shape, g.dtype, g, 0, strides)
+    view.flags.writeable = False
+    return view
+
+
+# --------------------------------------------------------------------------
+# sum and mean: linear; the adjoint is spread evenly over the reduced entries
+
+def _sum_transpose(g, a, params):
+    return _spread(kept(g, a, params), a)
+
+
+def _sum(a, axis, keepdims):
+    if type(a) is np.ndarray:  # what np.sum runs, without its Python layers
+        return _add_reduce(a, axis=axis, keepdims=keepdims)
+    return np.sum(a, axis=axis, keepdims=keepdims)
+
+
+reduce_sum = deflinear(Primitive("sum", _sum), _sum_transpose)
+
+
+@implements(np.sum)
+def sum_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initial=NOVALUE,
+              where=NOVALUE):
+    if dtype is not None or initial is not NOVALUE or where is not NOVALUE:
+        options("np.sum", dtype, initial, where)
+    if axis is None and (keepdims is NOVALUE or keepdims is False):  # np.sum(x), x.sum()
+        return bind(reduce_sum, (a,), _ALL, out)
+    return bind(reduce_sum, (a,), _reduction_params(a, axis, keepdims), out)
+
+
+def _mean_transpose(g, a, params):
+    n = reduced_count(shape_of(a), params["axis"])
+    g = kept(g, a, params)
+    return _spread(g / n if n else g, a)
+
+
+def _mean(a, axis, keepdims):
+    return np.mean(a, axis=axis, keepdims=keepdims)
+
+
+mean = deflinear(Primitive("mean", _mean), _mean_transpose)
+
+
+@implements(np.mean)
+def mean_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, *, where=NOVALUE):
+    options("np.mean", dtype, where=where)
+    return bind(mean, (a,), _reduction_params(a, axis, keepdims), out)
+
+
+# --------------------------------------------------------------------------
+# max and min: the entries that attain the result share its derivative
+# evenly (ties split, as JAX does); a NaN result goes to the NaNs
+
+def extreme_entries(p, axes, zk):
+    """(mask, count) on plain values: the entries of p equal to the max/min zk
+    (the reduced axes kept) and how many share each result.  A NaN result:
+    numpy propagates NaN, so the NaNs win."""
+    mask = p == zk
+    count = mask.sum(axis=axes, keepdims=True)
+    if not count.all():
+        mask |= np.isnan(p) & np.isnan(zk)
+        count = mask.sum(axis=axes, keepdims=True)
+    return mask, count
+
+
+def _extremes(a, z, params):
+    pa = np.asarray(plain(a), dtype=float)
+    zk = np.reshape(plain(z), _kept_shape(pa.shape, params["axis"]))
+    return extreme_entries(pa, params["axis"], zk)
+
+
+def extreme_weights(a, z, params):
+    """d max / d a (d min / d a), of a's shape, on plain values: 1/count at the
+    entries that attain the result, 0 elsewhere."""
+    mask, count = _extremes(a, z, params)
+    return times(mask, 1.0 / count)
+
+
+def _extreme_jvp(ts, vals, z, params):
+    w = extreme_weights(vals[0], z, params)
+    return np.sum(times(w, ts[0], plain), axis=params["axis"], keepdims=params["keepdims"])
+
+
+def _extreme_vjp(k, g, vals, z, params):
+    a = vals[0]
+    mask, count = _extremes(a, z, params)
+    # an entry that is not extreme gets 0, even of an infinite adjoint
+    return times(mask, kept(g, a, params) / count, plain)
+
+
+def _extreme(name, reduce, ufunc_reduce):
+    def impl(a, axis, keepdims):
+        if type(a) is np.ndarray:  # what np.max/np.min run, without their Python layers
+            return ufunc_reduce(a, axis=axis, keepdims=keepdims)
+        return reduce(a, axis=axis, keepdims=keepdims)
+    return Primitive(name, impl, _extreme_jvp, _extreme_vjp, reads_out=True)
+
+
+reduce_max = _extreme("max", np.max, np.maximum.reduce)
+reduce_min = _extreme("min", np.min, np.minimum.reduce)
+
+
+def _extreme_entry(fname, prim):
+    def entry(bind, a, axis=None, out=None, keepdims=NOVALUE, initial=NOVALUE, where=NOVALUE):
+        options(fname, None, initial, where)
+        return bind(prim, (a,), _reduction_params(a, axis, keepdims), out)
+    return entry
+
+
+implements(np.max)(_extreme_entry("np.max", reduce_max))
+implements(np.amax)(_extreme_entry("np.amax", reduce_max))
+implements(np.min)(_extreme_entry("np.min", reduce_min))
+implements(np.amin)(_extreme_entry("np.amin", reduce_min))
 
 
 # --------------------------------------------------------------------------
@@ -86,10 +275,7 @@ prod = Primitive("prod", lambda a, axis, keepdims: np.prod(a, axis=axis, keepdim
 def prod_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initial=NOVALUE,
                where=NOVALUE):
     options("np.prod", dtype, initial, where)
-    if axis is not None:
-        axis = tuple(sorted(normalize_axis_tuple(axis, ndim(a))))
-    keepdims = False if keepdims is NOVALUE else bool(keepdims)
-    return bind(prod, (a,), {"axis": axis, "keepdims": keepdims}, out)
+    return bind(prod, (a,), _reduction_params(a, axis, keepdims), out)
 
 
 # --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...support.naming import qualified_name as numpy_name
 from ..reverse.traced import F64, DeferToNested, detach_error, is_traced, primal
+from ...primitives.reductions import REDUCE_OF, reduce_call
 
 # The level of the innermost nested trace running in this context (0: none).
 level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
@@ -55,11 +56,11 @@ def unsupported(what):
         "autodiff/jacobian call running inside a function that shadowad is "
         "differentiating). Supported: @ and every elementwise ufunc of docs/conventions.md "
         "(+ - * / **, neg, abs, exp, log, sqrt, sin, cos, tanh, arctan2, hypot, maximum, "
-        "fmin, ...), where, clip, sum/mean/max/min (with axis), prod, cumsum, trace, dot, "
-        "inner, vdot, outer, cross, matmul, np.linalg's solve, inv, det and slogdet, "
-        "indexing (ints, slices, None, ..., integer and boolean arrays), np.take, reshape, "
-        "ravel, squeeze, expand_dims, transpose, swapaxes, moveaxis, flip, diagonal, "
-        "broadcast_to, copy, stack, concatenate, hstack, vstack")
+        "fmin, ...), where, clip, sum/mean/max/min (with axis; also np.add.reduce, ...), "
+        "prod, cumsum, trace, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, "
+        "inv, det and slogdet, indexing (ints, slices, None, ..., integer and boolean "
+        "arrays), np.take, reshape, ravel, squeeze, expand_dims, transpose, swapaxes, "
+        "moveaxis, flip, diagonal, broadcast_to, copy, stack, concatenate, hstack, vstack")
 
 
 def inplace_error(what):
@@ -147,11 +148,14 @@ class Box:
     # -- numpy protocol ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         name = numpy_name(ufunc)
-        if method != "__call__":
-            raise unsupported(f"{name}.{method}")
         if kwargs.get("out") is not None:
             raise inplace_error(f"{name}(..., out=...)")
         kwargs.pop("out", None)
+        if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
+            func, axis, kwargs = reduce_call(ufunc, kwargs)
+            return FUNCTIONS[func](inputs[0], axis, **kwargs)
+        if method != "__call__":
+            raise unsupported(f"{name}.{method}")
         for k, v in kwargs.items():
             if not (k == "dtype" and v is not None and np.dtype(v) == F64) and k not in (
                     "casting", "order", "subok"):
@@ -257,10 +261,19 @@ class Box:
     def ravel(self): return np.reshape(self, -1)
     def flatten(self): return np.reshape(self, -1)
     def copy(self): return self
-    def sum(self, axis=None, keepdims=False): return np.sum(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return np.mean(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return np.max(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return np.min(self, axis=axis, keepdims=keepdims)
+    # ndarray's positional order, so x.sum(0, None, None, True) means the same
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return np.max(self, axis=axis, out=out, keepdims=keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return np.min(self, axis=axis, out=out, keepdims=keepdims)
+
     def dot(self, o): return np.dot(self, o)
 
 

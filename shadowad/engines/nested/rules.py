@@ -1,6 +1,6 @@
-"""The nested engine's own rules (elementwise, where, sum/mean/max/min,
-indexing and shapes), each with its rules beside it; every primitive of
-shadowad.primitives (linear algebra, prod, cumsum, trace) is bound as it is
+"""The nested engine's own rules (elementwise, where, clip, indexing and
+shapes), each with its rules beside it; every primitive of
+shadowad.primitives (linear algebra, the reductions) is bound as it is
 defined, below.
 
 A ``Rule`` has three parts, all ordinary numpy on the values one level down
@@ -16,10 +16,9 @@ them too):
 
 The elementwise primitives have no rules of their own here: their partials
 are the table's (shadowad.primitives.elementwise), which every engine derives
-from, with its conventions at kinks and edges (docs/conventions.md).  The
-weights of the max/min reductions (ties, NaNs) come from the C engine's own
-definitions; and every chain-rule product is ``_chain``: a zero factor gives
-zero, even against an infinite or NaN one (shadowad.support.products).
+from, with its conventions at kinks and edges (docs/conventions.md).  Every
+chain-rule product is ``_chain``: a zero factor gives zero, even against an
+infinite or NaN one (shadowad.support.products).
 """
 import operator
 
@@ -31,7 +30,6 @@ from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_
     where_sources)
 from ...primitives.values import unbroadcast
 from ...support.products import times
-from ..rules.reductions import extreme_entries
 from ..reverse.traced import ieee_arithmetic, complete_ndarray_interface
 from ...primitives.inactive import DERIVATIVE_FREE
 
@@ -218,86 +216,6 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
 
 
 FUNCTIONS[np.clip] = clip
-
-
-# --------------------------------------------------------------------------
-# reductions
-
-def _axes(axis, ndim):
-    if axis is None:
-        return None
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    return tuple(sorted(int(a) % ndim if ndim else int(a) for a in axes))
-
-
-def _kept_shape(shape, axes):
-    return tuple(1 if axes is None or i in axes else n for i, n in enumerate(shape))
-
-
-def expand(g, shape, axes, keepdims):
-    """The adjoint of a reduction's result spread back over the input's shape."""
-    if not keepdims and axes is not None and shape_of(g) != ():
-        g = np.reshape(g, _kept_shape(shape, axes))
-    return np.zeros(shape) + g
-
-
-RULES["sum"] = Rule(
-    "sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
-    lambda ts, vals, out, p: np.sum(ts[0], axis=p["axis"], keepdims=p["keepdims"]),
-    lambda k, g, vals, out, p: expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]))
-
-
-def _extremes(a, out, axes):
-    """(mask, count): the entries that attain a max/min and how many share it,
-    as the C engine's rule finds them (ties share evenly, a NaN result goes
-    to the NaNs)."""
-    pa = np.asarray(plain(a), dtype=float)
-    zk = np.reshape(plain(out), _kept_shape(np.shape(pa), axes))
-    return extreme_entries(pa, axes, zk)
-
-
-def _extreme(name, fn):
-    def jvp(ts, vals, out, p):
-        mask, count = _extremes(vals[0], out, p["axis"])
-        return np.sum(_chain(ts[0], times(mask, 1.0 / count)), axis=p["axis"],
-                      keepdims=p["keepdims"])
-
-    def vjp(k, g, vals, out, p):
-        mask, count = _extremes(vals[0], out, p["axis"])
-        return _chain(mask, expand(g, shape_of(vals[0]), p["axis"], p["keepdims"]) / count)
-
-    RULES[name] = Rule(name, lambda a, axis, keepdims: fn(a, axis=axis, keepdims=keepdims),
-                       jvp, vjp)
-
-
-_extreme("max", np.max)
-_extreme("min", np.min)
-
-
-def _reduction(name):
-    def handler(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-        if out is not None:
-            raise unsupported(f"np.{name}(..., out=...)")
-        if kwargs:
-            raise unsupported(f"np.{name}(..., {next(iter(kwargs))}=...)")
-        return bind(RULES[name], (a,),
-                    {"axis": _axes(axis, len(shape_of(a))), "keepdims": bool(keepdims)})
-    return handler
-
-
-FUNCTIONS[np.sum] = _reduction("sum")
-FUNCTIONS[np.max] = FUNCTIONS[np.amax] = _reduction("max")
-FUNCTIONS[np.min] = FUNCTIONS[np.amin] = _reduction("min")
-
-
-def mean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-    shape = shape_of(a)
-    axes = _axes(axis, len(shape))
-    count = int(np.prod([n for i, n in enumerate(shape) if axes is None or i in axes]))
-    return FUNCTIONS[np.sum](a, axis, dtype, out, keepdims, **kwargs) / count
-
-
-FUNCTIONS[np.mean] = mean
 
 
 # --------------------------------------------------------------------------

@@ -11,7 +11,8 @@ specialisation (a C record) is tried first.
 
 Forward: the tangent of each lane is the primitive's JVP of that lane's
 tangents; a ``"forward"`` specialisation computes all lanes at once along
-their leading axis.
+their leading axis, and a ``"forward_call"`` one the whole call (value and
+tangents) from the operands as they come, before they are parsed.
 """
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..reverse.traced import (F64, TArray, TScalar, adjoint_for_pullback, check_
     lazy_result, new_scalar, output_pullback, promote)
 from .elementwise import tape_of_inputs
 from .adjoints import accumulate
-from .reductions import (const_result, finish_out, forward_const, forward_context,
+from .operands import (const_result, finish_out, forward_const, forward_context,
     forward_operand, forward_result, operand)
 from . import registry
 
@@ -182,13 +183,17 @@ def reverse_bind(prim, operands, params, out=None):
     if res is not None:
         return res
     tape = tape_of_inputs(operands, out)
-    prims, actives, active = [], [], False
-    for x in operands:
-        p, d = operand(x, tape)
-        prims.append(p)
-        actives.append(d)
-        if d is not None:
-            active = True
+    if len(operands) == 1:  # the reductions, inv, det, ...: no lists to build
+        p, d = operand(operands[0], tape)
+        prims, actives, active = (p,), (d,), d is not None
+    else:
+        prims, actives, active = [], [], False
+        for x in operands:
+            p, d = operand(x, tape)
+            prims.append(p)
+            actives.append(d)
+            if d is not None:
+                active = True
     if prim.mutates:
         return _mutation(tape, prim, operands, prims, actives, params, active)
     if not active:
@@ -232,6 +237,11 @@ def forward_bind(prim, operands, params, out=None):
     res = _viewed(prim, operands, params, out)
     if res is not None:
         return res
+    whole = core.specialised(prim, "forward_call")
+    if whole is not None:
+        res = whole(operands, params, out)
+        if res is not None:
+            return res
     name = "np." + prim.name
     ctx = forward_context(operands, out)
     prims, tangents = [], []
