@@ -3,7 +3,9 @@ shape, stored into memory no record has touched yet, summed correctly into
 broadcast views.  Every rule family uses these."""
 import numpy as np
 
-from ..reverse.traced import TArray, TScalar, adjoint_for_pullback, adjoint_view
+from ..reverse.buffers import adjoint_for_pullback
+from ..reverse.scalar import TScalar, adjoint_view
+from ..reverse.traced import TArray
 
 __all__ = ["accumulate", "add_into", "unbroadcast"]
 

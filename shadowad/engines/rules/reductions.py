@@ -20,8 +20,12 @@ from ...support.memory import data
 from ...support.naming import qualified_name
 from ...primitives.reductions import NOVALUE as _NOVALUE, options
 from ...support.products import times
-from ..reverse.traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
-    mixed_tapes_error, new_array, new_scalar, primal, shadow_of)
+from ..reverse.buffers import shadow_of
+from ..reverse.errors import detach_error, mixed_tapes_error
+from ..reverse.scalar import TScalar, new_scalar
+from ..reverse.traced import TArray, new_array
+from ..reverse.untraced import F64
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 from .elementwise import (EW_OPS, NONDIFF, context_of_inputs, ufunc_forward_operand, tape_of_inputs, apply_ufunc,
     forward_apply)
 from .adjoints import accumulate
