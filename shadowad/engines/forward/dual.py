@@ -278,7 +278,7 @@ class FScalar(fast.DualScalarBase, ScalarOps):
         return f"FScalar({self.v!r}, tangent={self.d!r})"
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        op = SCALAR_UFUNCS.get(ufunc)  # np.float64(k) op t: see traced.SCALAR_UFUNCS
+        op = SCALAR_UFUNCS.get(ufunc)  # np.float64(k) op t: see scalar.SCALAR_UFUNCS
         if op is not None and not kwargs and len(inputs) == 2 and method == "__call__":
             a, b = inputs
             if b is self and isinstance(a, NUMPY_REALS):
@@ -348,7 +348,7 @@ class FArray(ArrayOps):
             v = p.item(idx)  # x[i] of a vector: the scalar loop
             t = self._s if self._s is not None else shadow_of(self)
             if t is None:
-                return np.float64(v)  # numpy's scalar type (traced.SCALAR_UFUNCS)
+                return np.float64(v)  # numpy's scalar type (scalar.SCALAR_UFUNCS)
             if t.shape[0] == 1:
                 return FScalar(v, t.item(0, idx), self.buf.tape)
             return FScalar(v, t[:, idx].copy(), self.buf.tape)

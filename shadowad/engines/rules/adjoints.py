@@ -47,7 +47,7 @@ def accumulate(dst, g):
 
 def add_into(s, g, fresh=False):
     """Adjoint view s += g, un-broadcast to s's shape; ``fresh``: s is new
-    memory (see traced.adjoint_for_pullback), stored into instead."""
+    memory (see buffers.adjoint_for_pullback), stored into instead."""
     g = unbroadcast(g, s.shape)
     if fresh:
         np.add(0.0, g, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0

@@ -203,7 +203,7 @@ def apply_ufunc(ufunc, inputs, out=None):
     if not active:
         z = ufunc(*prims)
         if type(z) is not np.ndarray:
-            return z  # numpy's scalar as it is (traced.SCALAR_UFUNCS)
+            return z  # numpy's scalar as it is (scalar.SCALAR_UFUNCS)
         if z.dtype != F64:  # e.g. integer arithmetic on constants: stays plain
             return z
         return new_array(tape, z, False)
@@ -534,7 +534,7 @@ def forward_apply(ufunc, inputs, out=None):
     z = ufunc(*prims)
     if not active:
         if type(z) is not np.ndarray:
-            return z  # numpy's scalar as it is (traced.SCALAR_UFUNCS)
+            return z  # numpy's scalar as it is (scalar.SCALAR_UFUNCS)
         return dual.new_array(ctx, z, False) if z.dtype == F64 else z
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)

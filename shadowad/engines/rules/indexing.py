@@ -310,7 +310,7 @@ def forward_getitem(a, idx):
         v = p.item(*el)
         t = shadow_of(a)
         if t is None:
-            return np.float64(v)  # numpy's scalar type (traced.SCALAR_UFUNCS)
+            return np.float64(v)  # numpy's scalar type (scalar.SCALAR_UFUNCS)
         d = t[(slice(None),) + tuple(el)]
         return dual.FScalar(v, float(d[0]) if d.shape[0] == 1 else d.copy(), a.buf.tape)
     registry.check_elementwise("indexing")
