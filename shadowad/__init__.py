@@ -12,7 +12,9 @@ from .api.kernels import axpy, scal, setindex
 from .engines.mixed import fwddiff
 from .engines.nested.trace import OverwrittenError
 from .engines.reverse.tape import memory_pool_bytes, set_memory_pool
-from .engines.reverse.traced import TArray, TScalar, read_only_primal as primal
+from .engines.reverse.scalar import TScalar
+from .engines.reverse.traced import TArray
+from .engines.reverse.values import read_only_primal as primal
 from .api.vector import Vector
 
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",

@@ -128,7 +128,7 @@ def ordinary(*shape):
 # What the nested engine raises for what it lacks (the suite names the classes once).
 def nested_unsupported(name):
     from shadowad.engines.nested.box import UnsupportedError
-    from shadowad.engines.reverse.traced import DeferToNested, NoRuleError
+    from shadowad.engines.reverse.errors import DeferToNested, NoRuleError
     return {"UnsupportedError": UnsupportedError, "NoRuleError": NoRuleError,
             "DeferToNested": DeferToNested, "TypeError": TypeError}[name]
 

@@ -163,11 +163,11 @@ def test_base_types_come_from_the_extension():
     """The fields the fast paths read are C struct members of the
     extension's base types, which the Python classes subclass."""
     from shadowad.engines.forward import dual
-    from shadowad.engines.reverse import traced
+    from shadowad.engines.reverse import buffers, scalar, traced
     from shadowad._c import fast
     from shadowad.engines.reverse.tape import Tape
-    pairs = [(traced.TScalar, fast.ScalarBase), (traced.TArray, fast.ArrayBase),
-             (dual.FArray, fast.ArrayBase), (traced.Buffer, fast.BufferBase),
+    pairs = [(scalar.TScalar, fast.ScalarBase), (traced.TArray, fast.ArrayBase),
+             (dual.FArray, fast.ArrayBase), (buffers.Buffer, fast.BufferBase),
              (Tape, fast.TapeBase), (dual.Context, fast.ContextBase),
              (dual.FScalar, fast.DualScalarBase)]
     for cls, base in pairs:

@@ -13,7 +13,7 @@ import shadowad as sad
 from shadowad import (Active, BatchDuplicated, Const, Duplicated, DuplicatedNoNeed, Forward,
     ForwardWithPrimal, Reverse, ReverseWithPrimal, autodiff)
 from shadowad.support.naming import qualified_name
-from shadowad.engines.reverse.traced import NoRuleError
+from shadowad.engines.reverse.errors import NoRuleError
 
 X = np.array([1.0, 2.0, 3.0])
 
@@ -534,7 +534,7 @@ def test_in_place_methods_are_never_the_numpy_function(name, mode):
     """x.sort() sorts x in place, np.sort(x) returns a sorted copy: an
     in-place method must not be mapped to the function (x would be left
     unsorted, silently), even once the function has a rule."""
-    from shadowad.engines.reverse.traced import IN_PLACE_METHODS, complete_ndarray_interface
+    from shadowad.engines.reverse.interface import IN_PLACE_METHODS, complete_ndarray_interface
 
     assert name in IN_PLACE_METHODS
 

@@ -7,7 +7,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import BatchDuplicated, Duplicated
-from shadowad.engines.reverse import traced
+from shadowad.engines.reverse import buffers, traced
 from shadowad._c import ffi, lib
 from shadowad.testing import same_bits
 
@@ -160,7 +160,7 @@ def test_five_dimensions(monkeypatch):
 
 # --------------------------------------------------------------------------
 # Python records with large results (matmul, outer, dot): their shadows are
-# lazy too, and their pullbacks read them through traced.output_pullback
+# lazy too, and their pullbacks read them through buffers.output_pullback
 
 def python_outputs(u):
     m = u.reshape(3, 40, 50)
@@ -228,7 +228,7 @@ def test_a_transposed_fresh_adjoint_gets_no_negative_zeros():
     (lambda r: np.broadcast_to(r[:1], r.shape), False), (lambda r: r[:, :1], False)])
 def test_whole_view(view, whole):
     root = np.arange(120.0).reshape(12, 10)
-    assert traced._whole_view(view(root), root) is whole
+    assert buffers._whole_view(view(root), root) is whole
 
 
 # --------------------------------------------------------------------------

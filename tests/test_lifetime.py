@@ -15,7 +15,7 @@ import shadowad as sad
 from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward
 from shadowad.engines.forward import dual
 from shadowad.engines.nested import box as nested_box
-from shadowad.engines.reverse import traced
+from shadowad.engines.reverse import buffers, scalar, traced
 from shadowad.api import vector
 from shadowad.engines.reverse.tape import PyRecord, Tape, current_tape
 
@@ -31,7 +31,7 @@ def no_cyclic_gc():
 
 
 # the objects a call makes that point at its tape or Context
-HOLDERS = (Tape, dual.Context, traced.Buffer, traced.TArray, traced.TScalar, dual.FArray,
+HOLDERS = (Tape, dual.Context, buffers.Buffer, traced.TArray, scalar.TScalar, dual.FArray,
            dual.FScalar, PyRecord, vector.TracedVector, dual.DualVector, nested_box.Trace,
            nested_box.Box)
 

@@ -393,7 +393,7 @@ def test_forward_results_of_reductions():
 
     def f(c, x):
         seen.extend([type(np.sum(x)), type(np.max(x, axis=0)), type(np.trace(x)),
-                     type(np.sum(c)), type(np.max(c, axis=0)), sad.engines.reverse.traced.shadow_of(np.sum(c, 0))])
+                     type(np.sum(c)), type(np.max(c, axis=0)), sad.engines.reverse.buffers.shadow_of(np.sum(c, 0))])
         return np.sum(x)
 
     autodiff(f, Const(np.ones((2, 3))), Duplicated(np.ones((3, 3)), np.ones((3, 3))), mode=Forward)

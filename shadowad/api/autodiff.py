@@ -15,7 +15,10 @@ from ..engines.reverse import untraced
 from ..support.aliasing import check_call, sharing_groups, span
 from .._c import lib
 from ..engines.reverse.tape import Tape, tape_var
-from ..engines.reverse.traced import Buffer, TArray, TScalar, mixed_tapes_error, shadow_of
+from ..engines.reverse.buffers import Buffer, shadow_of
+from ..engines.reverse.errors import mixed_tapes_error
+from ..engines.reverse.scalar import TScalar
+from ..engines.reverse.traced import TArray
 from .vector import Vector, TracedVector
 
 
@@ -106,7 +109,7 @@ def _wrap(k, ann, tape, shared):
 
 
 def _new_active_scalar(tape, v):
-    from ..engines.reverse.traced import new_scalar
+    from ..engines.reverse.scalar import new_scalar
     return new_scalar(tape, v)
 
 

@@ -8,7 +8,10 @@ from .._c import lib
 from .autodiff import check_function, record_call, sweep_lanes
 from ..engines.forward.forward import forward
 from ..engines.reverse.tape import Tape
-from ..engines.reverse.traced import ARRAY_TYPES, SCALAR_TYPES, TArray, TScalar, shadow_of
+from ..engines.reverse.buffers import shadow_of
+from ..engines.reverse.scalar import TScalar
+from ..engines.reverse.traced import TArray
+from ..engines.reverse.values import ARRAY_TYPES, SCALAR_TYPES
 
 CHUNK = 64  # tangent lanes per forward pass: memory is CHUNK tangents of each value
 

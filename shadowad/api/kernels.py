@@ -13,8 +13,12 @@ from ..engines.rules import indexing
 from ..engines.rules.elementwise import (ufunc_forward_operand, ufunc_operand, apply_ufunc, forward_apply,
     save_inactive)
 from ..engines.reverse.snapshots import held
-from ..engines.reverse.traced import (F64, TArray, TScalar, real_value, check_writable, detach_error,
-    is_traced, mixed_tapes_error, promote, shadow_of)
+from ..engines.reverse.buffers import check_writable, promote, shadow_of
+from ..engines.reverse.errors import detach_error, mixed_tapes_error
+from ..engines.reverse.scalar import TScalar, real_value
+from ..engines.reverse.traced import TArray
+from ..engines.reverse.untraced import F64
+from ..engines.reverse.values import is_traced
 
 
 def _check_plain(y, name):

@@ -8,8 +8,11 @@ import numpy as np
 
 from .._c import ffi, lib
 from ..engines.reverse.tape import current_tape
-from ..engines.reverse.traced import (F64, TArray, TScalar, real_value, detach_error, mixed_tapes_error,
-    new_array, shadow_of)
+from ..engines.reverse.buffers import shadow_of
+from ..engines.reverse.errors import detach_error, mixed_tapes_error
+from ..engines.reverse.scalar import TScalar, real_value
+from ..engines.reverse.traced import TArray, new_array
+from ..engines.reverse.untraced import F64
 
 
 def _new_cvec(cap=8):

@@ -1,7 +1,7 @@
 """The explicit link from the value types to the rules that differentiate
 operations on them.
 
-The traced types (engines/reverse/traced.py, engines/forward/dual.py) must
+The traced types (engines/reverse/traced.py and scalar.py, engines/forward/dual.py) must
 exist before the rules, which import them to build their results; so a type
 calls its rules through a ``Handlers`` table, which the rules package
 (shadowad/engines/rules/__init__.py) fills once, when it is imported.  The

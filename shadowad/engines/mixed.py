@@ -15,8 +15,12 @@ from .forward.dual import Context, FArray, FScalar
 from ..support.products import times
 from .rules.adjoints import accumulate
 from .reverse.tape import Tape, tape_var, current_tape
-from .reverse.traced import (F64, TEMPORARY, TArray, TScalar, mixed_tapes_error, new_array,
-    new_scalar, primal, shadow_of, temporary_buffer)
+from .reverse.buffers import TEMPORARY, shadow_of, temporary_buffer
+from .reverse.errors import mixed_tapes_error
+from .reverse.scalar import TScalar, new_scalar
+from .reverse.traced import TArray, new_array
+from .reverse.untraced import F64
+from .reverse.values import primal
 
 
 def _active(a):

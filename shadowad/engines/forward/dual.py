@@ -19,9 +19,13 @@ from ...support.memory import data
 from ...support.products import finite_nonzero, times
 from ..handlers import FORWARD
 from ..reverse.tape import current_tape, finished_error  # noqa: F401  (current_tape: for the rules)
-from ..reverse.traced import (ARRAY_CONVERSION, ARRAY_TYPES, F64, NUMPY_REALS, SCALAR_TYPES,
-    SCALAR_UFUNCS, ArrayOps, Buffer, ScalarOps, real_value, ieee_arithmetic, check_writable, conversion_of,
-    mixed_tapes_error, numpy_protocol, promote, shadow_of, temporary_buffer)
+from ..reverse.buffers import Buffer, check_writable, promote, shadow_of, temporary_buffer
+from ..reverse.errors import ARRAY_CONVERSION, conversion_of, mixed_tapes_error
+from ..reverse.interface import numpy_protocol
+from ..reverse.scalar import NUMPY_REALS, SCALAR_UFUNCS, ScalarOps, real_value, ieee_arithmetic
+from ..reverse.traced import ArrayOps
+from ..reverse.untraced import F64
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES
 
 rules = FORWARD  # the forward rules' entry points (engines/handlers.py)
 
@@ -274,7 +278,7 @@ class FScalar(fast.DualScalarBase, ScalarOps):
         return f"FScalar({self.v!r}, tangent={self.d!r})"
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        op = SCALAR_UFUNCS.get(ufunc)  # np.float64(k) op t: see traced.SCALAR_UFUNCS
+        op = SCALAR_UFUNCS.get(ufunc)  # np.float64(k) op t: see scalar.SCALAR_UFUNCS
         if op is not None and not kwargs and len(inputs) == 2 and method == "__call__":
             a, b = inputs
             if b is self and isinstance(a, NUMPY_REALS):
@@ -344,7 +348,7 @@ class FArray(ArrayOps):
             v = p.item(idx)  # x[i] of a vector: the scalar loop
             t = self._s if self._s is not None else shadow_of(self)
             if t is None:
-                return np.float64(v)  # numpy's scalar type (traced.SCALAR_UFUNCS)
+                return np.float64(v)  # numpy's scalar type (scalar.SCALAR_UFUNCS)
             if t.shape[0] == 1:
                 return FScalar(v, t.item(0, idx), self.buf.tape)
             return FScalar(v, t[:, idx].copy(), self.buf.tape)
@@ -470,7 +474,7 @@ class DualVector:
             yield self[i]
 
     def __array__(self, dtype=None, copy=None):
-        from ..reverse.traced import detach_error
+        from ..reverse.errors import detach_error
         raise detach_error("converting a traced Vector to a numpy array (use v[:])")
 
     def __repr__(self):

@@ -14,7 +14,8 @@ from ...support.aliasing import check_call, sharing_groups, span
 from ...support.memory import data
 from .dual import Context, DualVector, FArray, FScalar
 from ..reverse.tape import tape_var
-from ..reverse.traced import TEMPORARY, Buffer, mixed_tapes_error, shadow_of
+from ..reverse.buffers import TEMPORARY, Buffer, shadow_of
+from ..reverse.errors import mixed_tapes_error
 from ...api.vector import Vector
 
 

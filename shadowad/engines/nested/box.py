@@ -19,7 +19,9 @@ import contextvars
 import numpy as np
 
 from ...support.naming import qualified_name as numpy_name
-from ..reverse.traced import F64, DeferToNested, detach_error, is_traced, primal
+from ..reverse.errors import DeferToNested, detach_error
+from ..reverse.untraced import F64
+from ..reverse.values import is_traced, primal
 from ...primitives.reductions import REDUCE_OF, reduce_call
 
 # The level of the innermost nested trace running in this context (0: none).

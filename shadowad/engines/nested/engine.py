@@ -24,7 +24,7 @@ from . import rules as nested_rules  # noqa: F401  (the forward types; the rule 
 from .box import Box, level_var, shape_of
 from .trace import ForwardTrace, ReverseTrace
 from ..reverse.tape import tape_var
-from ..reverse.traced import ARRAY_TYPES, SCALAR_TYPES
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES
 
 
 def _engine_traced(x):

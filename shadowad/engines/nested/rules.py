@@ -30,7 +30,8 @@ from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_
     where_sources)
 from ...primitives.values import unbroadcast
 from ...support.products import times
-from ..reverse.traced import ieee_arithmetic, complete_ndarray_interface
+from ..reverse.interface import complete_ndarray_interface
+from ..reverse.scalar import ieee_arithmetic
 from ...primitives.inactive import DERIVATIVE_FREE
 
 

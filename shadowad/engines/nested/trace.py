@@ -17,7 +17,9 @@ import numpy as np
 from .box import Box, Trace
 from ..reverse.snapshots import Snapshots
 from ...support.memory import bounds, same_bytes
-from ..reverse.traced import ARRAY_TYPES, TArray, shadow_of
+from ..reverse.buffers import shadow_of
+from ..reverse.traced import TArray
+from ..reverse.values import ARRAY_TYPES
 
 
 def scalar(v):

@@ -112,7 +112,7 @@ class Tape(fast.TapeBase):
     # (csrc/ext/bases.c), which traced scalars' C arithmetic reads
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "summarize", "summary", "__weakref__")
-    lanes = 0  # reverse mode: shadows carry no axis of lanes (see traced.Buffer)
+    lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
     def __init__(self):
         ptr = lib.sad_tape_new()

@@ -3,7 +3,7 @@ rule tables and binds the engines' handler tables (engines/handlers.py) to
 them.  ``derived`` gives every primitive of shadowad.primitives its reverse
 and forward rule."""
 from ..handlers import FORWARD, REVERSE
-from ..reverse import traced
+from ..reverse import interface, scalar, traced
 from . import registry, elementwise, indexing, reductions, derived, linalg, shape  # noqa: F401
 
 REVERSE.bind(apply_ufunc=elementwise.apply_ufunc, array_ufunc=elementwise.array_ufunc,
@@ -13,6 +13,6 @@ FORWARD.bind(apply_ufunc=elementwise.forward_apply, array_ufunc=elementwise.forw
              array_function=registry.forward_function, setindex=indexing.forward_setindex,
              gather=indexing.forward_getitem)
 
-for _cls in (traced.ArrayOps, traced.ScalarOps):
-    traced.complete_ndarray_interface(
+for _cls in (traced.ArrayOps, scalar.ScalarOps):
+    interface.complete_ndarray_interface(
         _cls, lambda f: f in registry.FUNCTIONS and f in registry.JVPS)

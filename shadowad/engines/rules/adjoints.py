@@ -3,7 +3,9 @@ shape, stored into memory no record has touched yet, summed correctly into
 broadcast views.  Every rule family uses these."""
 import numpy as np
 
-from ..reverse.traced import TArray, TScalar, adjoint_for_pullback, adjoint_view
+from ..reverse.buffers import adjoint_for_pullback
+from ..reverse.scalar import TScalar, adjoint_view
+from ..reverse.traced import TArray
 
 __all__ = ["accumulate", "add_into", "unbroadcast"]
 
@@ -45,7 +47,7 @@ def accumulate(dst, g):
 
 def add_into(s, g, fresh=False):
     """Adjoint view s += g, un-broadcast to s's shape; ``fresh``: s is new
-    memory (see traced.adjoint_for_pullback), stored into instead."""
+    memory (see buffers.adjoint_for_pullback), stored into instead."""
     g = unbroadcast(g, s.shape)
     if fresh:
         np.add(0.0, g, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0

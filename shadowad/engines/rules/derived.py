@@ -21,8 +21,10 @@ from ...activity import Active, Const, Duplicated, Reverse
 from ...primitives import core, values
 from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
 from ..reverse.snapshots import held
-from ..reverse.traced import (F64, TArray, TScalar, adjoint_for_pullback, check_writable,
-    lazy_result, new_scalar, output_pullback, promote)
+from ..reverse.buffers import adjoint_for_pullback, check_writable, output_pullback, promote
+from ..reverse.scalar import TScalar, new_scalar
+from ..reverse.traced import TArray, lazy_result
+from ..reverse.untraced import F64
 from .elementwise import tape_of_inputs
 from .adjoints import accumulate
 from .operands import (const_result, finish_out, forward_const, forward_context,

@@ -13,9 +13,12 @@ from ...support.naming import qualified_name
 from ...primitives.elementwise import BY_UFUNC as ELEMENTWISE_BY_UFUNC
 from ..reverse.snapshots import held
 from ..reverse.tape import tape_var
-from ..reverse.traced import (ARRAY_TYPES, F64, LAZY_MAXDIM, SCALAR_TYPES, TEMPORARY, Buffer,
-    TArray, TScalar, real_value, check_writable, detach_error, lazy_result, materialize,
-    mixed_tapes_error, new_array, primal, promote, shadow_of)
+from ..reverse.buffers import TEMPORARY, Buffer, check_writable, materialize, promote, shadow_of
+from ..reverse.errors import detach_error, mixed_tapes_error
+from ..reverse.scalar import TScalar, real_value
+from ..reverse.traced import LAZY_MAXDIM, TArray, lazy_result, new_array
+from ..reverse.untraced import F64
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 from . import registry
 
 # ufunc -> C op code, from the partials table of the elementwise primitives
@@ -200,7 +203,7 @@ def apply_ufunc(ufunc, inputs, out=None):
     if not active:
         z = ufunc(*prims)
         if type(z) is not np.ndarray:
-            return z  # numpy's scalar as it is (traced.SCALAR_UFUNCS)
+            return z  # numpy's scalar as it is (scalar.SCALAR_UFUNCS)
         if z.dtype != F64:  # e.g. integer arithmetic on constants: stays plain
             return z
         return new_array(tape, z, False)
@@ -531,7 +534,7 @@ def forward_apply(ufunc, inputs, out=None):
     z = ufunc(*prims)
     if not active:
         if type(z) is not np.ndarray:
-            return z  # numpy's scalar as it is (traced.SCALAR_UFUNCS)
+            return z  # numpy's scalar as it is (scalar.SCALAR_UFUNCS)
         return dual.new_array(ctx, z, False) if z.dtype == F64 else z
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)

@@ -20,8 +20,12 @@ from ..forward import dual
 from ..._c import lib
 from ...primitives import indexing as defs
 from ...primitives.core import generic_only_active
-from ..reverse.traced import (F64, TArray, TScalar, is_basic_index, real_value, check_writable,
-    detach_error, new_array, primal, promote, shadow_of)
+from ..reverse.buffers import check_writable, promote, shadow_of
+from ..reverse.errors import detach_error
+from ..reverse.scalar import TScalar, real_value
+from ..reverse.traced import TArray, is_basic_index, new_array
+from ..reverse.untraced import F64
+from ..reverse.values import primal
 from ...support.overlap import numpy_sources
 from ..reverse.snapshots import held
 from . import elementwise, registry
@@ -178,7 +182,7 @@ def setindex(a, idx, value):
         s = shadow_of(a)
         if type(value) is TScalar:
             if value.tape is not tape:
-                from ..reverse.traced import mixed_tapes_error
+                from ..reverse.errors import mixed_tapes_error
                 raise mixed_tapes_error()
             if s is None:
                 s = promote(a)
@@ -201,7 +205,7 @@ def _put(a, idx, value, tape):
     """a[idx] = value by the put primitive."""
     if type(value) is TArray:
         if value.buf.tape is not tape:
-            from ..reverse.traced import mixed_tapes_error
+            from ..reverse.errors import mixed_tapes_error
             raise mixed_tapes_error()
         src = numpy_sources(a.p, idx, value.p)
         if src is not None:  # numpy does not buffer an overlapping source here
@@ -233,7 +237,7 @@ def copy_into(view, value):
     tape = view.buf.tape
     if type(value) is TArray:
         if value.buf.tape is not tape:
-            from ..reverse.traced import mixed_tapes_error
+            from ..reverse.errors import mixed_tapes_error
             raise mixed_tapes_error()
     # the C copy is as-if-copied; where numpy is not, copy what numpy leaves
     src = numpy_sources(view.p, Ellipsis, primal(value))
@@ -306,7 +310,7 @@ def forward_getitem(a, idx):
         v = p.item(*el)
         t = shadow_of(a)
         if t is None:
-            return np.float64(v)  # numpy's scalar type (traced.SCALAR_UFUNCS)
+            return np.float64(v)  # numpy's scalar type (scalar.SCALAR_UFUNCS)
         d = t[(slice(None),) + tuple(el)]
         return dual.FScalar(v, float(d[0]) if d.shape[0] == 1 else d.copy(), a.buf.tape)
     registry.check_elementwise("indexing")
@@ -342,15 +346,15 @@ def forward_setindex(a, idx, value):
     if type(value) is dual.FScalar:
         vp, vt = value.v, value.d
         if value.ctx is not ctx:
-            from ..reverse.traced import mixed_tapes_error
+            from ..reverse.errors import mixed_tapes_error
             raise mixed_tapes_error()
     elif type(value) is dual.FArray:
         vp, vt = value.p, shadow_of(value)
         if value.buf.tape is not ctx:
-            from ..reverse.traced import mixed_tapes_error
+            from ..reverse.errors import mixed_tapes_error
             raise mixed_tapes_error()
     elif type(value) is TArray or type(value) is TScalar:
-        from ..reverse.traced import mixed_tapes_error
+        from ..reverse.errors import mixed_tapes_error
         raise mixed_tapes_error()
     else:
         vp = value

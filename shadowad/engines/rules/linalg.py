@@ -28,7 +28,10 @@ from ...primitives import linalg as defs
 from ...primitives.contractions import matmul_times
 from ...primitives.protocol import AugmentedReturn
 from ..reverse.snapshots import held
-from ..reverse.traced import F64, TArray, TScalar, adjoint_for_pullback, lazy_result, shadow_of
+from ..reverse.buffers import adjoint_for_pullback, shadow_of
+from ..reverse.scalar import TScalar
+from ..reverse.traced import TArray, lazy_result
+from ..reverse.untraced import F64
 from .derived import SweepDuplicated, record
 from .adjoints import accumulate, add_into, unbroadcast
 

@@ -6,8 +6,12 @@ traced or dual value, and ``out=``.
 import numpy as np
 
 from ..forward import dual
-from ..reverse.traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TArray, TScalar, detach_error,
-    mixed_tapes_error, new_array, primal, shadow_of)
+from ..reverse.buffers import shadow_of
+from ..reverse.errors import detach_error, mixed_tapes_error
+from ..reverse.scalar import TScalar
+from ..reverse.traced import TArray, new_array
+from ..reverse.untraced import F64
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 from .elementwise import context_of_inputs, ufunc_forward_operand
 
 __all__ = ["operand", "forward_context", "forward_operand", "forward_result",

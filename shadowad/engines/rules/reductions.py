@@ -27,7 +27,10 @@ from ...primitives import reductions as defs
 from ...primitives.protocol import AugmentedReturn, add_to_shadow
 from ...primitives.reductions import options
 from ...support.products import times
-from ..reverse.traced import ARRAY_TYPES, SCALAR_TYPES, TArray, TScalar, primal, shadow_of
+from ..reverse.buffers import shadow_of
+from ..reverse.scalar import TScalar
+from ..reverse.traced import TArray
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 from .derived import SweepDuplicated, record
 from .elementwise import EW_OPS, NONDIFF, apply_ufunc, forward_apply
 from .operands import forward_result  # noqa: F401  (engines/rules/shape.py imports it from here)

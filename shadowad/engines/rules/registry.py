@@ -8,7 +8,7 @@ import numpy as np
 
 from ...support.naming import qualified_name
 from ..reverse.tape import current_tape
-from ..reverse.traced import no_rule_message
+from ..reverse.errors import no_rule_message
 from ...primitives.inactive import DERIVATIVE_FREE
 
 FUNCTIONS = {}  # reverse mode: numpy function -> rule that records a pullback
@@ -90,7 +90,7 @@ def check_elementwise(what):
 
 # Functions whose result carries no derivative: they run on primal values.
 def _on_primals(func):
-    from ..reverse.traced import primal
+    from ..reverse.values import primal
 
     def run(*args, **kwargs):
         args = [primal(a) if not isinstance(a, (list, tuple)) else type(a)(primal(x) for x in a)

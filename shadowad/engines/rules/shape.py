@@ -36,8 +36,12 @@ from ...primitives import shape as defs
 from ...primitives.elementwise import clip_sources, where_sources
 from ..reverse.snapshots import held
 from ..reverse.tape import current_tape
-from ..reverse.traced import (ARRAY_TYPES, F64, SCALAR_TYPES, TEMPORARY, TArray, TScalar, real_value,
-    detach_error, is_traced, mixed_tapes_error, new_array, new_temporary, primal, shadow_of)
+from ..reverse.buffers import TEMPORARY, shadow_of
+from ..reverse.errors import detach_error, mixed_tapes_error
+from ..reverse.scalar import TScalar, real_value
+from ..reverse.traced import TArray, new_array, new_temporary
+from ..reverse.untraced import F64
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, is_traced, primal
 from .elementwise import KPAIR, ufunc_operand, record_ufunc
 from .adjoints import accumulate
 from .reductions import forward_result

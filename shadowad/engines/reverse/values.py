@@ -1,0 +1,39 @@
+"""Which values are traced, and their values without derivative.
+
+Separate so that the traced types of both modes (they fill ``ARRAY_TYPES``
+and ``SCALAR_TYPES``), the traced scalars' comparisons and the engines can
+ask without importing one another.
+"""
+import numpy as np
+
+
+# The traced array and scalar types of both modes (forward mode adds its own).
+ARRAY_TYPES, SCALAR_TYPES = set(), set()
+
+
+def primal(x):
+    """The value of a traced value, without derivative (plain numbers and
+    arrays pass through)."""
+    t = type(x)
+    if t in ARRAY_TYPES:
+        return x.p
+    if t in SCALAR_TYPES:
+        return x.v
+    return x
+
+
+def read_only_primal(x):
+    """sad.primal: the value of a traced value, without derivative.  An
+    array comes as a read-only view of the traced memory: a write through it
+    would change that memory behind the tape's back (no record to undo it,
+    a gradient computed from values f never had), so it is refused."""
+    p = primal(x)
+    if p is not x and type(p) is np.ndarray:
+        p = p.view()
+        p.flags.writeable = False
+    return p
+
+
+def is_traced(x):
+    t = type(x)
+    return t in ARRAY_TYPES or t in SCALAR_TYPES
