@@ -173,9 +173,10 @@ class Box:
         raise DeferToNested(
             "shadowad: converting a value of a nested differentiation to a plain numpy "
             "array would silently drop its derivative. Typical causes: assigning it into "
-            "a plain buffer (allocate with np.zeros_like(x)... or build arrays with "
-            "np.stack), or writing it into a traced array of the enclosing "
-            "differentiation in place")
+            "a buffer in place (inside a nested autodiff call np.zeros_like(x) and "
+            "np.empty_like(x) give plain buffers, and in-place writes are not supported "
+            "there: build arrays out of place with np.stack, np.concatenate or np.where), "
+            "or writing it into a traced array of the enclosing differentiation in place")
 
     def _detach(self, what):
         raise TypeError(f"shadowad: {what} of a value of a nested differentiation "
