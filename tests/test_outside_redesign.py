@@ -261,3 +261,76 @@ def test_nested_write_into_like_buffer_names_the_real_limit(alloc, write):
     assert "not supported" in message and "in-place" in message
     assert "np.stack" in message
     assert "allocate with np.zeros_like" not in message
+
+
+# --------------------------------------------------------------------------
+# a value of a nested autodiff call kept past its return: every use says so
+# (np.asarray of it said "would silently drop its derivative" instead)
+
+ESCAPED_USES = {
+    "arithmetic": lambda v: v + 1.0,
+    "np.sum": np.sum,
+    "np.asarray": np.asarray,
+    "np.array": np.array,
+    "with-an-outer-traced-value": None,
+}
+
+
+@pytest.mark.parametrize("use", sorted(ESCAPED_USES))
+@pytest.mark.parametrize("outer_mode", [Reverse, Forward], ids=["reverse", "forward"])
+def test_escaped_nested_value_is_a_clear_error(use, outer_mode):
+    kept = []
+
+    def inner(x):
+        kept.append(x * 2.0)
+        return np.sum(x * x)
+
+    def outer(w):
+        g, = sad.autodiff(inner, Active(np.ones(2) * w))
+        return np.sum(g)
+
+    if outer_mode is Reverse:
+        sad.autodiff(outer, Active(1.0))
+    else:
+        sad.autodiff(outer, Duplicated(1.0, 1.0), mode=Forward)
+    fn = ESCAPED_USES[use]
+    if fn is None:
+        def fn(v):
+            return sad.autodiff(lambda q: np.sum(q * v), Active(np.ones(2)))
+    with pytest.raises(RuntimeError, match="used after that call returned"):
+        fn(kept[0])
+
+
+# --------------------------------------------------------------------------
+# guard (passes): failure atomicity of the mutating put with NaN payloads,
+# -0.0, subnormals and inf in the primals, in every driver
+
+def _nan_with_payload():
+    return np.frombuffer(np.uint64(0x7FF8DEAD00000001).tobytes(), dtype=np.float64)[0]
+
+
+def _raising_writes(x, y, c):
+    y[[1, 1, 2]] = x
+    y[y > 1] = x[0]
+    c[0:2] = x[1]
+    y[::-1][0:3] += x
+    np.multiply(y[:3], y[3:], out=y[1:4])
+    raise KeyError("raised by f after its writes")
+
+
+@pytest.mark.parametrize("driver", ["reverse", "reverse-restore", "split", "forward"])
+def test_failure_after_puts_restores_bits_and_leaves_shadows(driver):
+    y0 = np.array([1.0, -0.0, _nan_with_payload(), INF, 5e-324, 2.0])
+    y, c = y0.copy(), y0.copy()
+    dx, dy = np.arange(3.0), np.arange(6.0) + 0.5
+    dx0, dy0 = dx.copy(), dy.copy()
+    args = (Duplicated(np.array([0.5, 1.5, 2.5]), dx), Duplicated(y, dy), Const(c))
+    with pytest.raises(KeyError):
+        if driver == "split":
+            sad.autodiff_split(_raising_writes, *args)
+        elif driver == "forward":
+            sad.autodiff(_raising_writes, *args, mode=Forward)
+        else:
+            sad.autodiff(_raising_writes, *args, restore=driver.endswith("restore"))
+    for got, expect in ((y, y0), (c, y0), (dx, dx0), (dy, dy0)):
+        np.testing.assert_array_equal(bits(got), bits(expect))

@@ -83,10 +83,14 @@ def bind(rule, operands, params):
     if top is None:
         return rule.impl(*operands, **params)
     if not top.alive:
-        raise RuntimeError("shadowad: a value of a nested autodiff call was used after "
-                           "that call returned; values of a differentiation exist only "
-                           "while its function runs")
+        raise used_after_return_error()
     return top.apply(rule, operands, params)
+
+
+def used_after_return_error():
+    return RuntimeError("shadowad: a value of a nested autodiff call was used after "
+                        "that call returned; values of a differentiation exist only "
+                        "while its function runs")
 
 
 def plain(x):
@@ -168,6 +172,8 @@ class Box:
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
+        if not self.level_trace.alive:  # an escaped value: say so, not "would drop"
+            raise used_after_return_error()
         # an operation of the enclosing differentiation's traced value with this
         # one as its right operand catches this and leaves the operation to us
         raise DeferToNested(
