@@ -78,11 +78,20 @@ void sad_reduce_reverse_block(const sad_record *r, const sad_block *b, const int
                 for (int64_t i = 0; i < m; ++i)
                     s[1][i * st] += g;
         } else {
+            /* g * x under the zero-factor convention: a zero g (an inner
+             * product that never reaches the result) adds nothing, even
+             * against an infinite or NaN entry of the other operand; a finite
+             * nonzero g needs no select (the loop is unswitched on it) */
+            const int ieee = g != 0.0 && g - g == 0.0;
             for (int64_t i = 0; i < m; ++i) {
-                if (s[1] != NULL)
-                    s[1][i * b->o[1].ss[last]] += g * p[2][i * b->o[2].ps[last]];
-                if (s[2] != NULL)
-                    s[2][i * b->o[2].ss[last]] += g * p[1][i * b->o[1].ps[last]];
+                if (s[1] != NULL) {
+                    const double x = p[2][i * b->o[2].ps[last]];
+                    s[1][i * b->o[1].ss[last]] += ieee ? g * x : sad_chain(g, x);
+                }
+                if (s[2] != NULL) {
+                    const double x = p[1][i * b->o[1].ps[last]];
+                    s[2][i * b->o[2].ss[last]] += ieee ? g * x : sad_chain(g, x);
+                }
             }
         }
     }

@@ -365,9 +365,13 @@ def inverse_transposed(a, logdet):
             # inf * 0 puts NaN where the inverse is 0: invert c * a instead, c a
             # power of two (exact) that brings its largest entry near 2^900, and
             # scale back: only the entries whose true value overflows are inf
+            # (c = c1 * c2 in two powers of two: for entries below 2^-124, c
+            # itself would overflow)
             top = np.max(np.abs(pa), axis=(-2, -1))
-            c = np.ldexp(1.0, 900 - np.frexp(top)[1])[..., None, None]
-            return swap(np.linalg.inv(a * c) * c)
+            k = 900 - np.frexp(top)[1]
+            c1 = np.ldexp(1.0, k // 2)[..., None, None]
+            c2 = np.ldexp(1.0, k - k // 2)[..., None, None]
+            return swap(np.linalg.inv(a * c1 * c2) * c1 * c2)
     if pa is not a:
         raise NotImplementedError(
             "shadowad: the derivative of np.linalg.slogdet at a singular matrix cannot be "

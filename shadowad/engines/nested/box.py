@@ -86,10 +86,14 @@ def bind(rule, operands, params):
     if top is None:
         return rule.impl(*operands, **params)
     if not top.alive:
-        raise RuntimeError("shadowad: a value of a nested autodiff call was used after "
-                           "that call returned; values of a differentiation exist only "
-                           "while its function runs")
+        raise used_after_return_error()
     return top.apply(rule, operands, params)
+
+
+def used_after_return_error():
+    return RuntimeError("shadowad: a value of a nested autodiff call was used after "
+                        "that call returned; values of a differentiation exist only "
+                        "while its function runs")
 
 
 def plain(x):
@@ -174,14 +178,17 @@ class Box:
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
+        if not self.level_trace.alive:  # an escaped value: say so, not "would drop"
+            raise used_after_return_error()
         # an operation of the enclosing differentiation's traced value with this
         # one as its right operand catches this and leaves the operation to us
         raise DeferToNested(
             "shadowad: converting a value of a nested differentiation to a plain numpy "
             "array would silently drop its derivative. Typical causes: assigning it into "
-            "a plain buffer (allocate with np.zeros_like(x)... or build arrays with "
-            "np.stack), or writing it into a traced array of the enclosing "
-            "differentiation in place")
+            "a buffer in place (inside a nested autodiff call np.zeros_like(x) and "
+            "np.empty_like(x) give plain buffers, and in-place writes are not supported "
+            "there: build arrays out of place with np.stack, np.concatenate or np.where), "
+            "or writing it into a traced array of the enclosing differentiation in place")
 
     def _detach(self, what):
         raise TypeError(f"shadowad: {what} of a value of a nested differentiation "

@@ -90,10 +90,13 @@ def _contract_lanes(ib_of):
         if ap.ndim == 0 or bp.ndim == 0:
             return None
         ib = ib_of(bp.ndim)
-        da = None if at is None else np.tensordot(at, bp, axes=([-1], [ib]))
-        db = None if bt is None else np.moveaxis(
-            np.tensordot(ap, bt, axes=([-1], [ib + 1])), ap.ndim - 1, 0)
-        return _ieee_agrees(_terms(da, db))
+        # a term 0 * inf is NaN here and sends the tangent to the generic path:
+        # numpy's warning about it would be about a value never returned
+        with np.errstate(invalid="ignore"):
+            da = None if at is None else np.tensordot(at, bp, axes=([-1], [ib]))
+            db = None if bt is None else np.moveaxis(
+                np.tensordot(ap, bt, axes=([-1], [ib + 1])), ap.ndim - 1, 0)
+            return _ieee_agrees(_terms(da, db))
     return forward
 
 
@@ -280,7 +283,8 @@ def _accumulate_product(dst, left, right, shape):
     if s.ndim >= 2 and not s.flags.c_contiguous and _swap(s).flags.c_contiguous:
         s, left, right = _swap(s), _swap(right), _swap(left)
     if fresh:  # new memory: the product goes straight into it
-        np.matmul(left, right, out=s)
+        with np.errstate(invalid="ignore"):  # the NaN of a term 0 * inf is replaced below
+            np.matmul(left, right, out=s)
         if np.isnan(s).any():  # a term may be 0 * inf: the convention's product
             np.copyto(s, matmul_times(left, right))
         np.add(s, 0.0, out=s)  # as adding into +0.0 would: -0.0 becomes +0.0
@@ -319,7 +323,8 @@ def matmul_forward(tangents, prims, z, params):
     a2 = ap if ap.ndim > 1 else ap[None, :]
     b2 = bp if bp.ndim > 1 else bp[:, None]
     nd = max(a2.ndim, b2.ndim)
-    da = None if at is None else _lanes_matmul(at, a2, b2, nd, left=True)
-    db = None if bt is None else _lanes_matmul(bt, b2, a2, nd, left=False)
-    dz = _ieee_agrees(_terms(da, db))
+    with np.errstate(invalid="ignore"):  # as in _contract_lanes
+        da = None if at is None else _lanes_matmul(at, a2, b2, nd, left=True)
+        db = None if bt is None else _lanes_matmul(bt, b2, a2, nd, left=False)
+        dz = _ieee_agrees(_terms(da, db))
     return None if dz is None else dz.reshape(dz.shape[:1] + np.shape(z))

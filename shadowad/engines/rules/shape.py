@@ -345,6 +345,15 @@ def stack_scalars(tape, operands, prims, actives, params):
 # --------------------------------------------------------------------------
 # where and clip
 
+def _value(v):
+    """The primal of v for numpy to combine: a traced scalar stands for an
+    np.float64 (what indexing a float64 array gives), which numpy's promotion
+    treats as strong, while its primal is a Python float, which numpy treats as
+    weak (a float32 operand would round it to float32)."""
+    p = primal(v)
+    return np.float64(p) if type(p) is float and is_traced(v) else p
+
+
 @implements_both(np.where, elementwise=True)
 def where(condition, x=_NOVALUE, y=_NOVALUE):
     if x is _NOVALUE and y is _NOVALUE:  # the indices of the true entries
@@ -355,7 +364,7 @@ def where(condition, x=_NOVALUE, y=_NOVALUE):
     if np.ndim(c) == 0 and _scalarlike(x) and _scalarlike(y):
         return x if c else y  # scalars: no record, the chosen value itself
     tape = _tape_of([condition, x, y])
-    z = _f64(np.where(c, primal(x), primal(y)), "np.where")
+    z = _f64(np.where(c, _value(x), _value(y)), "np.where")
     xa, ya = _is_active(x), _is_active(y)
     if not (xa or ya):
         return _new(tape, z, False)
@@ -413,12 +422,12 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
     if out is None and all(_scalarlike(v) for v in (a, lo, hi) if v is not None):
         return _clip_scalar(a, lo, hi)
     tape = _tape_of([a, lo, hi, out])
-    z = _f64(np.clip(primal(a), primal(lo), primal(hi)), "np.clip")
+    z = _f64(np.clip(_value(a), _value(lo), _value(hi)), "np.clip")
     act = [(v, r) for v, r in ((a, 0), (lo, 1), (hi, 2)) if v is not None and _is_active(v)]
     if not act:
         return _deliver("np.clip", _new(tape, z, False), out)
     if type(tape) is dual.Context:
-        from_lo, from_hi = clip_sources(primal(a), primal(lo), primal(hi))
+        from_lo, from_hi = clip_sources(_value(a), _value(lo), _value(hi))
         da, dlo, dhi = _broadcast_lanes(tape, z, a, lo, hi)
         dz = np.where(from_hi, dhi, np.where(from_lo, dlo, da))
         return _deliver("np.clip", forward_result(tape, z, dz), out)
@@ -427,7 +436,7 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
     a, lo, hi = (_held(tape, v) for v in (a, lo, hi))
 
     def pullback():
-        from_lo, from_hi = clip_sources(primal(a), primal(lo), primal(hi))
+        from_lo, from_hi = clip_sources(_value(a), _value(lo), _value(hi))
         for v, role in act:
             if role == 0:
                 g = np.where(np.logical_or(from_lo, from_hi), 0.0, zs)
