@@ -247,7 +247,11 @@ def test_peak_is_what_the_tape_held_at_the_end_of_the_sweep(name, monkeypatch):
     recorded, after = seen[0]
     at_peak = marks["swept"] - marks["gone"]
     assert after["peak_nbytes"] > recorded["nbytes"]   # the lazy shadows
-    assert close(after["peak_nbytes"], at_peak), (after, at_peak)
+    # the C part as the sweep ends, the Python part as stats() measured it
+    # before the sweep (what the sweep adds in Python, such as Active
+    # gradients, is not walked again: Tape.final_stats)
+    assert after["peak_nbytes"] <= at_peak * 1.02, (after, at_peak)
+    assert after["peak_nbytes"] >= at_peak * 0.9, (after, at_peak)
 
 
 # --------------------------------------------------------------------------

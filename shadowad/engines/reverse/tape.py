@@ -111,7 +111,8 @@ class Tape(fast.TapeBase):
     # keep, _tptr (the C tape's address) and alive: fields of the C base
     # (csrc/ext/bases.c), which traced scalars' C arithmetic reads
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
-                 "untraced_note", "arguments", "peak", "summarize", "summary", "__weakref__")
+                 "untraced_note", "arguments", "peak", "python_bytes", "summarize", "summary",
+                 "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
     def __init__(self):
@@ -136,6 +137,7 @@ class Tape(fast.TapeBase):
         self.untraced_note = ""  # what a detach error says of them (untraced.note)
         self.arguments = ()  # what the caller passed f: its memory is not the tape's
         self.peak = 0  # the most nbytes seen (see stats)
+        self.python_bytes = 0  # what Python held for the tape when stats() last looked
         self.summarize = False  # keep stats() for after free()
         self.summary = None
 
@@ -191,7 +193,9 @@ class Tape(fast.TapeBase):
           gradients of Active arrays, promoted shadows, copies of untraced
           constants, and the Python records with their closures' data;
         - ``nbytes``: the sum of the four, every byte the tape keeps alive;
-        - ``peak_nbytes``: the most it held, over recording and the sweep;
+        - ``peak_nbytes``: the most it held, over recording and the sweep, as
+          far as it was measured: at each stats() call, and when the sweep
+          ends (the C part then, with the Python part as last measured);
         - ``fused_records``: how many records the sweep took in fused runs
           (csrc/core/fuse.c), 0 before it;
         - ``advances``, ``taped_steps``, ``peak_snapshots``: what checkpointing
@@ -220,6 +224,7 @@ class Tape(fast.TapeBase):
                "record_bytes": c.records + c.save_room, "saved_bytes": c.saved + py_saved,
                "shadow_bytes": c.shadows + shadows, "kept_bytes": kept}
         out["nbytes"] = sum(out[k] for k in BYTE_KEYS[:-1])
+        self.python_bytes = py_saved + shadows + kept
         self.peak = max(self.peak, out["nbytes"])
         out["peak_nbytes"] = self.peak
         out["fused_records"] = lib.sad_tape_fused(self.c)
@@ -278,6 +283,18 @@ class Tape(fast.TapeBase):
             i = run(c, i + 1)
         self.applied = None
 
+    def final_stats(self):
+        """The counts stats() keeps once the tape is freed, without walking
+        what Python holds (that walk costs as much as a short sweep): the peak
+        takes the C memory now, after the sweep's lazy shadows, with the
+        Python part as stats() last measured it."""
+        c = ffi.new("sad_tape_bytes *")
+        lib.sad_tape_sizes(self.c, c)
+        now = c.records + c.save_room + c.saved + c.shadows + self.python_bytes
+        self.peak = max(self.peak, now)
+        return {"records": len(self), "python_records": len(self.py),
+                "peak_nbytes": self.peak, "fused_records": lib.sad_tape_fused(self.c)}
+
     def free(self):
         """Free the C tape and drop what it kept, now.  The tape's Buffers,
         Vectors and Python records point back to it, so until this runs the
@@ -286,7 +303,7 @@ class Tape(fast.TapeBase):
         if self.state == "freed":
             return
         if self.summarize:  # what stats() reports once the tape is gone
-            self.summary = self.stats()
+            self.summary = self.final_stats()
         self.state = "freed"
         self.alive = 0
         ffi.release(self.c)
