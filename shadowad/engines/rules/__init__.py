@@ -4,12 +4,12 @@ them.  ``derived`` gives every primitive of shadowad.primitives its reverse
 and forward rule."""
 from ..handlers import FORWARD, REVERSE
 from ..reverse import interface, scalar, traced
-from . import registry, elementwise, indexing, reductions, derived, linalg, shape  # noqa: F401
+from . import registry, elementwise, indexing, reductions, derived, linalg, shape, ufuncs  # noqa: F401
 
-REVERSE.bind(apply_ufunc=elementwise.apply_ufunc, array_ufunc=elementwise.array_ufunc,
+REVERSE.bind(apply_ufunc=elementwise.apply_ufunc, array_ufunc=ufuncs.array_ufunc,
              array_function=registry.array_function, setindex=indexing.setindex,
              gather=indexing.gather, outer_by_numpy=linalg.outer_by_numpy)
-FORWARD.bind(apply_ufunc=elementwise.forward_apply, array_ufunc=elementwise.forward_ufunc,
+FORWARD.bind(apply_ufunc=elementwise.forward_apply, array_ufunc=ufuncs.forward_ufunc,
              array_function=registry.forward_function, setindex=indexing.forward_setindex,
              gather=indexing.forward_getitem)
 

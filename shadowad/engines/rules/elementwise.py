@@ -41,15 +41,7 @@ _MAXDIM = LAZY_MAXDIM  # a block of at most this many dimensions always fits
 _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
 
 
-def array_ufunc(ufunc, method, inputs, kwargs):
-    """Entry point of ``__array_ufunc__``."""
-    if method == "__call__":
-        return apply_ufunc(ufunc, inputs, _call_out(ufunc, kwargs))
-    from . import reductions
-    return reductions.ufunc_method(ufunc, method, inputs, kwargs)
-
-
-def _call_out(ufunc, kwargs):
+def call_out(ufunc, kwargs):
     """The ``out`` of a ufunc call; refuses the keywords the rules do not honour."""
     out = kwargs.pop("out", None)
     if out is not None:
@@ -477,15 +469,6 @@ def context_of_inputs(inputs, out):
     if type(out) is _FArray and out.buf.tape is not ctx:
         raise dual.finished_error() if ctx is None else mixed_tapes_error()
     return ctx
-
-
-def forward_ufunc(ufunc, method, inputs, kwargs):
-    """Entry point of ``__array_ufunc__`` in forward mode."""
-    if method == "__call__":
-        return forward_apply(ufunc, inputs, _call_out(ufunc, kwargs) if kwargs else None)
-    registry.check_elementwise(f"{qualified_name(ufunc)}.{method}")
-    from . import reductions
-    return reductions.forward_ufunc_method(ufunc, method, inputs, kwargs)
 
 
 def forward_apply(ufunc, inputs, out=None):

@@ -223,8 +223,8 @@ _SUM_BY_BUFFER = _sums_by_buffer()
 
 
 # --------------------------------------------------------------------------
-# ufunc methods (np.add.reduce, ...), reached from elementwise.array_ufunc
-# and elementwise.forward_ufunc: the numpy function each one is
+# ufunc methods (np.add.reduce, ...), reached from ufuncs.array_ufunc
+# and ufuncs.forward_ufunc: the numpy function each one is
 
 def _out_arg(kwargs):
     out = kwargs.pop("out", None)
