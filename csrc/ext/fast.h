@@ -119,6 +119,25 @@ extern PyType_Spec sad_scalar_spec;
 /* module.c */
 extern PyModuleDef sad_module_def;
 
+#if PY_VERSION_HEX < 0x030B0000
+/* Python 3.10 lacks PyType_GetModuleByDef (3.11): the module of the first
+ * class along type's MRO that was made from a spec of module `def`. */
+static inline PyObject *PyType_GetModuleByDef(PyTypeObject *type, PyModuleDef *def)
+{
+    PyObject *mro = type->tp_mro;
+    for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); ++i) {
+        PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE))
+            continue;
+        PyObject *m = ((PyHeapTypeObject *)t)->ht_module;
+        if (m != NULL && PyModule_GetDef(m) == def)
+            return m;
+    }
+    PyErr_Format(PyExc_TypeError, "%s is not a type of module %s", type->tp_name, def->m_name);
+    return NULL;
+}
+#endif
+
 /* A traced scalar (the base type, scalar.c). */
 typedef struct {
     PyObject_HEAD
