@@ -418,3 +418,10 @@ def test_same_vector_with_two_activities_is_refused():
     v = Vector([1.0, 2.0])
     with pytest.raises(ValueError, match="one activity"):
         autodiff(lambda a, b: None, Const(v), Duplicated(v, Vector([0.0, 0.0])))
+
+
+def test_zeros_is_a_plain_vector_of_zeros():
+    v = sad.Vector.zeros(5)
+    assert type(v) is sad.Vector and len(v) == 5
+    assert sad.testing.same_bits(v[:], np.zeros(5))
+    assert len(sad.Vector.zeros(0)) == 0
