@@ -20,12 +20,24 @@ static intptr_t operand(PyObject *o)
 /* _fast.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot):
  * sad_ew_slots without cffi's per-argument cost; returns its status.  A slot
  * > 0 marks a lazy shadow (the shadow argument is then the operand's primal,
- * which has the shadow's layout).  Python validates. */
+ * which has the shadow's layout).  Its array operands are checked here. */
 SAD_FAST(sad_fast_ew)
 {
-    (void)module;
     if (nargs != 13)
         return PyErr_Format(PyExc_TypeError, "ew takes 13 arguments");
+    /* the array operands come from fields of traced arrays anyone can assign:
+     * C reads only aligned float64 ndarrays */
+    PyTypeObject *ndarray = sad_state_of(module)->ndarray_type;
+    for (int j = 3; j <= 8; ++j) {
+        PyObject *o = args[j];
+        if (o != Py_None && !PyLong_CheckExact(o) &&
+            !(ndarray != NULL && PyObject_TypeCheck(o, ndarray) && sad_is_f64(o)))
+            return PyErr_Format(PyExc_TypeError,
+                                "shadowad: an elementwise operand is %.100s, not an aligned "
+                                "float64 ndarray (was a traced array's p or _s assigned? "
+                                "leave the fields of traced values to shadowad)",
+                                Py_TYPE(o)->tp_name);
+    }
     Py_ssize_t t = PyLong_AsSsize_t(args[0]);
     long op = PyLong_AsLong(args[1]), flags = PyLong_AsLong(args[2]);
     double k = PyFloat_AsDouble(args[9]);
