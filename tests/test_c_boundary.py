@@ -340,3 +340,17 @@ report(lambda: sad.autodiff(f, Duplicated(np.ones(4), np.zeros(4))))
 """)
     assert code == 0, out
     assert "Error" in out, out
+
+
+@pytest.mark.parametrize("field, value", [("p", "[1.0, 2.0, 3.0, 4.0]"), ("_s", "[1.0] * 4"),
+                                          ("p", "np.ones(4, np.float32)"),
+                                          ("_s", "np.ones((1, 4), np.int64)")])
+def test_a_dual_arrays_fields_are_checked_where_c_reads_them(field, value):
+    code, out = _run_child(_REPORT + f"""
+def f(x):
+    x.{field} = {value}
+    return np.sum(np.sin(x) * x)
+report(lambda: sad.autodiff(f, Duplicated(np.ones(4), np.ones(4)), mode=sad.Forward))
+""")
+    assert code == 0, out
+    assert "Error" in out, out
