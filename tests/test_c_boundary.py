@@ -194,3 +194,163 @@ def test_the_core_keeps_no_global_mutable_state(path, tmp_path):
                              text=True).stdout.splitlines()
     writable = [s for s in symbols if s.split()[-2:-1] and s.split()[-2] in "bBdDcC"]
     assert writable == []
+
+
+# -- what Python code can reach must not crash the interpreter ---------------
+# Each case runs in a child interpreter: a segfault fails the test instead of
+# ending the run.
+
+def _run_child(code):
+    """(returncode, the child's last stdout line) of Python `code` run with
+    this process's shadowad first on the path."""
+    import os
+    import sys
+    import textwrap
+    import shadowad
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(shadowad.__file__).resolve().parent.parent)] +
+        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                           capture_output=True, text=True, timeout=120)
+    lines = child.stdout.strip().splitlines()
+    return child.returncode, (lines[-1] if lines else child.stderr[-2000:])
+
+
+_REPORT = """
+import numpy as np, shadowad as sad
+from shadowad import Active, Duplicated
+def report(run):
+    try:
+        run()
+    except Exception as e:
+        print(type(e).__name__, e)
+    else:
+        print("no error")
+"""
+
+
+@pytest.mark.parametrize("make", [
+    "sad.TScalar(2.0, 8, x.tape)",
+    "sad.TScalar(2.0, 0, x.tape)",
+    "fast.ScalarBase(2.0, 8, x.tape)",
+    "type(x)(2.0, 8, x.tape)",
+])
+def test_traced_scalars_cannot_be_constructed_from_an_address(make):
+    code, out = _run_child(_REPORT + f"""
+from shadowad._c import fast
+def f(x):
+    bad = {make}
+    return bad * x
+report(lambda: sad.autodiff(f, Active(1.0)))
+""")
+    assert code == 0, out
+    assert out.startswith("TypeError") and "come from operations on traced values" in out, out
+
+
+def test_the_scalar_factory_refuses_what_is_not_a_tape():
+    code, out = _run_child(_REPORT + """
+from shadowad._c import fast
+report(lambda: fast.scalar(1.0, 8, object()))
+""")
+    assert code == 0, out
+    assert out.startswith("TypeError") and "is not a Tape" in out, out
+
+
+@pytest.mark.parametrize("field, value", [("_tptr", 64), ("_tptr", None), ("alive", 1),
+                                          ("alive", 0)])
+def test_a_tapes_c_fields_are_read_only(field, value):
+    code, out = _run_child(_REPORT + f"""
+def f(x):
+    x.buf.tape.{field} = {value!r}
+    return np.sum(x * x)
+report(lambda: sad.autodiff(f, Duplicated(np.ones(4), np.zeros(4))))
+""")
+    assert code == 0, out
+    assert out.startswith("AttributeError") and "readonly" in out, out
+
+
+def test_a_tape_binds_its_c_tape_once():
+    code, out = _run_child(_REPORT + """
+from shadowad.engines.reverse.tape import Tape
+t = Tape()
+before = t._tptr
+try:
+    t.__init__()
+except RuntimeError as e:
+    msg = str(e)
+try:
+    t._bind(64)
+except RuntimeError as e2:
+    msg2 = str(e2)
+assert t._tptr == before and t.alive == 1
+t.free()
+try:
+    t._bind(before)
+except RuntimeError as e3:
+    print("refused" if "already" in msg and "already" in msg2 and "already" in str(e3) else msg)
+""")
+    assert code == 0, out
+    assert out == "refused", out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "10**6", "2**62", "other"])
+def test_a_buffers_slot_is_checked_by_c(value):
+    """Out of range, or a real slot of another temporary: a clear error."""
+    code, out = _run_child(_REPORT + f"""
+def f(x):
+    y = x * 2.0
+    w = x[:60000] * 3.0
+    other = w.buf.slot
+    y.buf.slot = {value}
+    return np.sum(y * y)
+n = 100000
+report(lambda: sad.autodiff(f, Duplicated(np.ones(n), np.zeros(n))))
+""")
+    assert code == 0, out
+    assert out.startswith("TapeError") and "lazy shadow this tape does not have" in out, out
+
+
+@pytest.mark.parametrize("use", ["np.sum(y)", "np.sum(y[10:] * 2.0)", "np.sum(np.outer(y[:300], y[:300]))",
+                                 "sad.primal(y).sum() + np.sum(y.reshape(10, -1) @ y[:10000])"])
+def test_a_wrong_slot_reaches_no_entry_point(use):
+    code, out = _run_child(_REPORT + f"""
+def f(x):
+    y = x * 2.0
+    w = x[:60000] * 3.0
+    y.buf.slot = w.buf.slot
+    return {use}
+n = 100000
+report(lambda: sad.autodiff(f, Duplicated(np.ones(n), np.zeros(n))))
+""")
+    assert code == 0, out
+    assert "Error" in out and "lazy shadow" in out, out
+
+
+@pytest.mark.parametrize("field, value", [("p", "[1.0, 2.0, 3.0, 4.0]"), ("p", "None"),
+                                          ("p", "np.ones(4, dtype=np.float32)"),
+                                          ("p", "np.ones(4, dtype='>f8')"),
+                                          ("_s", "[0.0] * 4"), ("_s", "np.zeros(4, np.int64)")])
+def test_a_traced_arrays_fields_are_checked_where_c_reads_them(field, value):
+    code, out = _run_child(_REPORT + f"""
+def f(x):
+    x.{field} = {value}
+    return np.sum(np.sin(x))
+report(lambda: sad.autodiff(f, Duplicated(np.ones(4), np.zeros(4))))
+""")
+    assert code == 0, out
+    assert "Error" in out, out
+
+
+@pytest.mark.parametrize("field, value", [("p", "[1.0, 2.0, 3.0, 4.0]"), ("_s", "[1.0] * 4"),
+                                          ("p", "np.ones(4, np.float32)"),
+                                          ("_s", "np.ones((1, 4), np.int64)")])
+def test_a_dual_arrays_fields_are_checked_where_c_reads_them(field, value):
+    code, out = _run_child(_REPORT + f"""
+def f(x):
+    x.{field} = {value}
+    return np.sum(np.sin(x) * x)
+report(lambda: sad.autodiff(f, Duplicated(np.ones(4), np.ones(4)), mode=sad.Forward))
+""")
+    assert code == 0, out
+    assert "Error" in out, out

@@ -184,16 +184,27 @@ int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
  * Python allocated (the shadow as an array, id(zs)). */
 enum { SAD_SLOTS_FULL = -2 };
 int64_t sad_slot_new(sad_tape *t, intptr_t z);
+/* Every function taking a slot number from the caller first checks that it
+ * names one of t's slots (1..the slots made) and fits what it is used for,
+ * else does nothing and returns SAD_BAD_SLOT: the number comes from a Python
+ * attribute anyone can set.  sad_slot_valid checks the number;
+ * sad_slot_holds also that array z's elements lie within the temporary
+ * whose shadow the slot is (so a lazy shadow's layout stays in its slot). */
+enum { SAD_BAD_SLOT = -3 };
+int sad_slot_valid(const sad_tape *t, int64_t slot);
+int sad_slot_holds(const sad_tape *t, int64_t slot, intptr_t z);
 /* Bound the tape's slots: at most max_slots of them (<= 0: the default,
  * 2^24) and max_bytes of windows (<= 0: the default, 2^36; every window
  * takes its shadow's bytes rounded up to 64).  Before the first slot only. */
 void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes);
-void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
-/* The slot's memory now (0 while the sweep has not needed it). */
-intptr_t sad_slot_memory(const sad_tape *t, int64_t slot);
+/* zs must have as many elements as the slot's temporary. */
+int sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
+/* The slot's memory now (0 while the sweep has not needed it), for a
+ * temporary of n elements (SAD_BAD_SLOT when the slot's has not n). */
+intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n);
 /* Its record has been swept: memory the sweep allocated goes back to the tape
  * for later slots of the same size (memory Python bound is left alone). */
-void sad_slot_release(sad_tape *t, int64_t slot);
+int sad_slot_release(sad_tape *t, int64_t slot);
 
 /* ---- sweeps ------------------------------------------------------------ */
 /* Each runs records until it meets one that needs Python, and returns that

@@ -76,16 +76,58 @@ int64_t sad_slot_new(sad_tape *t, intptr_t z)
     return t->nslots;
 }
 
-intptr_t sad_slot_memory(const sad_tape *t, int64_t slot)
+int sad_slot_valid(const sad_tape *t, int64_t slot)
 {
+    return slot > 0 && slot <= t->nslots;
+}
+
+static int64_t size_of(const sad_arr *a)
+{
+    int64_t n = 1;
+    for (int d = 0; d < a->nd; ++d)
+        n *= a->shape[d];
+    return n;
+}
+
+int sad_slot_holds(const sad_tape *t, int64_t slot, intptr_t z)
+{
+    if (!sad_slot_valid(t, slot))
+        return 0;
+    const sad_slot *s = &t->slots[slot - 1];
+    const sad_arr a = sad_arr_of(z);
+    if (size_of(&a) == 0)
+        return 1;
+    /* the byte range z's elements span, against the temporary's */
+    int64_t lo = 0, hi = 0;
+    for (int d = 0; d < a.nd; ++d) {
+        const int64_t step = a.strides[d] * (a.shape[d] - 1);
+        if (step < 0)
+            lo += step;
+        else
+            hi += step;
+    }
+    const int64_t off = (int64_t)((uintptr_t)a.data - (uintptr_t)s->root);
+    return off + lo >= 0 && off + hi + (int64_t)sizeof(double) <= s->n * (int64_t)sizeof(double);
+}
+
+intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n)
+{
+    if (!sad_slot_valid(t, slot) || t->slots[slot - 1].n != n)
+        return SAD_BAD_SLOT;
     return (intptr_t)t->slots[slot - 1].p;
 }
 
-void sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs)
+int sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs)
 {
+    if (!sad_slot_valid(t, slot))
+        return SAD_BAD_SLOT;
+    const sad_arr a = sad_arr_of(zs);
     sad_slot *s = &t->slots[slot - 1];
+    if (size_of(&a) != s->n)
+        return SAD_BAD_SLOT;
     s->p = sad_arr_of(zs).data;
     s->external = 1;
+    return SAD_OK;
 }
 
 /* Memory for n doubles, zeroed unless the caller overwrites all of it. */
@@ -105,16 +147,19 @@ static double *take(sad_tape *t, int64_t n, int zero)
     return p;
 }
 
-void sad_slot_release(sad_tape *t, int64_t slot)
+int sad_slot_release(sad_tape *t, int64_t slot)
 {
+    if (!sad_slot_valid(t, slot))
+        return SAD_BAD_SLOT;
     sad_slot *s = &t->slots[slot - 1];
     if (s->p == NULL || s->external)
-        return;
+        return SAD_OK;
     sad_free_block *b = (sad_free_block *)s->p;
     b->n = s->n < 2 ? 2 : s->n;
     b->next = t->free_blocks;
     t->free_blocks = b;
     s->p = NULL;
+    return SAD_OK;
 }
 
 /* Does operand k of b cover all of its slot, each element once, in order

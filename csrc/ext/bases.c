@@ -98,11 +98,64 @@ SPEC(buffer, "BufferBase", sad_buffer_object, "C base of Buffers: the fields C r
 BASE_TYPE(tape, sad_tape_object, tptr)
 static PyMemberDef tape_members[] = {
     FIELD(sad_tape_object, "keep", keep, "what the records need alive"),
-    FIELD(sad_tape_object, "_tptr", tptr, "the C tape's address; deleted when freed"),
-    {"alive", T_INT, offsetof(sad_tape_object, alive), 0, "1 until the tape is freed"},
+    /* read only: C takes _tptr for the address of a live C tape */
+    {"_tptr", T_OBJECT_EX, offsetof(sad_tape_object, tptr), READONLY,
+     "the C tape's address; unset before _bind and after _unbind"},
+    {"alive", T_INT, offsetof(sad_tape_object, alive), READONLY, "1 from _bind to _unbind"},
     {NULL, 0, 0, 0, NULL},
 };
-SPEC(tape, "TapeBase", sad_tape_object, "C base of reverse-mode tapes: the fields C reads")
+
+/* tape._bind(address): take the C tape at address (sad_tape_new's), once. */
+static PyObject *tape_bind(PyObject *self, PyObject *address)
+{
+    sad_tape_object *o = (sad_tape_object *)self;
+    if (o->bound)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "shadowad: this Tape already has its C tape; make a new Tape");
+    if (!PyLong_CheckExact(address))
+        return PyErr_Format(PyExc_TypeError, "shadowad: _bind takes the C tape's address, an int");
+    void *t = PyLong_AsVoidPtr(address);
+    if (t == NULL)
+        return PyErr_Occurred() ? NULL
+                                : PyErr_Format(PyExc_ValueError, "shadowad: _bind of a NULL tape");
+    Py_INCREF(address);
+    Py_XSETREF(o->tptr, address);
+    o->alive = 1;
+    o->bound = 1;
+    Py_RETURN_NONE;
+}
+
+/* tape._unbind(): the C tape is being freed; C reads it no more. */
+static PyObject *tape_unbind(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    sad_tape_object *o = (sad_tape_object *)self;
+    o->alive = 0;
+    Py_CLEAR(o->tptr);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tape_methods[] = {
+    {"_bind", tape_bind, METH_O, "_bind(address): take the C tape at address, once per Tape"},
+    {"_unbind", tape_unbind, METH_NOARGS, "_unbind(): forget the C tape (it is being freed)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot tape_slots[] = {
+    {Py_tp_doc, "C base of reverse-mode tapes: the fields C reads"},
+    {Py_tp_traverse, tape_traverse},
+    {Py_tp_clear, tape_clear},
+    {Py_tp_dealloc, tape_dealloc},
+    {Py_tp_members, tape_members},
+    {Py_tp_methods, tape_methods},
+    {0, NULL},
+};
+PyType_Spec sad_tape_spec = {
+    .name = "shadowad._fast.TapeBase",
+    .basicsize = sizeof(sad_tape_object),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = tape_slots,
+};
 
 BASE_TYPE(context, sad_context_object, lanes)
 static PyMemberDef context_members[] = {

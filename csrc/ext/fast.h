@@ -33,6 +33,7 @@ SAD_FAST(sad_fast_view);
 SAD_FAST(sad_fast_writes_back);
 /* scalar.c */
 SAD_FAST(sad_fast_load);
+SAD_FAST(sad_fast_scalar);
 SAD_FAST(sad_fast_store);
 /* arrays.c */
 SAD_FAST(sad_fast_data);
@@ -75,7 +76,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *keep, *tptr;
-    int alive;
+    int alive; /* 1 from bind to unbind */
+    int bound; /* bound once: a tape never takes another address */
 } sad_tape_object;
 
 /* A forward-mode call (dual.Context): its number of lanes. */

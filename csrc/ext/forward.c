@@ -93,6 +93,10 @@ static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
     f->buf = slot_get(o, A_BUF);
     if (f->p == NULL || f->s == NULL || f->buf == NULL || (PyObject *)Py_TYPE(f->buf) != k->buffer)
         return 0;
+    /* p and _s are writable attributes: read as arrays only when they are */
+    if ((PyObject *)Py_TYPE(f->p) != k->ndarray || !sad_is_f64(f->p) ||
+        (f->s != Py_None && ((PyObject *)Py_TYPE(f->s) != k->ndarray || !sad_is_f64(f->s))))
+        return 0;
     f->ctx = slot_get(f->buf, B_TAPE);
     return f->ctx != NULL && (PyObject *)Py_TYPE(f->ctx) == k->context;
 }

@@ -17,15 +17,37 @@ static intptr_t operand(PyObject *o)
     return (intptr_t)o;
 }
 
+/* The array operands args[from..to] come from fields of traced arrays
+ * anyone can assign: C reads only aligned float64 ndarrays.  0, or -1 with
+ * a TypeError. */
+static int check_arrays(PyObject *module, PyObject *const *args, int from, int to)
+{
+    PyTypeObject *ndarray = sad_state_of(module)->ndarray_type;
+    for (int j = from; j <= to; ++j) {
+        PyObject *o = args[j];
+        if (o != Py_None && !PyLong_CheckExact(o) &&
+            !(ndarray != NULL && PyObject_TypeCheck(o, ndarray) && sad_is_f64(o))) {
+            PyErr_Format(PyExc_TypeError,
+                         "shadowad: an elementwise operand is %.100s, not an aligned float64 "
+                         "ndarray (was a traced array's p or _s assigned? leave the fields of "
+                         "traced values to shadowad)",
+                         Py_TYPE(o)->tp_name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* _fast.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot):
  * sad_ew_slots without cffi's per-argument cost; returns its status.  A slot
  * > 0 marks a lazy shadow (the shadow argument is then the operand's primal,
- * which has the shadow's layout).  Python validates. */
+ * which has the shadow's layout).  Its array operands are checked here. */
 SAD_FAST(sad_fast_ew)
 {
-    (void)module;
     if (nargs != 13)
         return PyErr_Format(PyExc_TypeError, "ew takes 13 arguments");
+    if (check_arrays(module, args, 3, 8) < 0)
+        return NULL;
     Py_ssize_t t = PyLong_AsSsize_t(args[0]);
     long op = PyLong_AsLong(args[1]), flags = PyLong_AsLong(args[2]);
     double k = PyFloat_AsDouble(args[9]);
@@ -43,9 +65,10 @@ SAD_FAST(sad_fast_ew)
  * cffi's per-argument cost (forward mode's elementwise kernel). */
 SAD_FAST(sad_fast_tangent)
 {
-    (void)module;
     if (nargs != 9)
         return PyErr_Format(PyExc_TypeError, "tangent takes 9 arguments");
+    if (check_arrays(module, args, 2, 7) < 0)
+        return NULL;
     long op = PyLong_AsLong(args[0]), flags = PyLong_AsLong(args[1]);
     double k = PyFloat_AsDouble(args[8]);
     if (PyErr_Occurred())

@@ -22,6 +22,8 @@ static PyMethodDef methods[] = {
     FAST("writes_back", sad_fast_writes_back,
          "writes_back(p, idx, v): is p[idx] = v writing back the view v itself?"),
     FAST("load", sad_fast_load, "load(p, s, idx, tape): the element idx of an active array"),
+    FAST("scalar", sad_fast_scalar,
+         "scalar(v, g, tape): the traced scalar of the pair g a C record of tape returned"),
     FAST("store", sad_fast_store, "store(p, s, i, x): element i of an active vector = x"),
     FAST("fwd", sad_fast_fwd, "fwd(ufunc, op, x[, y]): forward elementwise fast path"),
     FAST("fsum", sad_fast_fsum, "fsum(a): np.sum(a) of a dual array, forward fast path"),

@@ -77,6 +77,11 @@ static int tape_parts(const sad_rev_objects *k, PyObject *tape, PyObject **keep,
     return ok;
 }
 
+static int f64_array(const sad_rev_objects *k, PyObject *o)
+{
+    return (PyObject *)Py_TYPE(o) == k->ndarray && sad_is_f64(o);
+}
+
 /* A traced array of the call's tape (the first one found sets it) whose
  * shadow is an array or a lazy slot.  Inactive memory, or a view whose
  * shadow is not looked up yet, is Python's case (0). */
@@ -86,8 +91,10 @@ static int traced_operand(const sad_rev_objects *k, PyObject *o, PyObject **tape
     PyObject *t = sad_fast_slot_of(buf, k->buffer, B_TAPE);
     PyObject *s = sad_fast_slot_of(o, k->traced, A_S);
     PyObject *p = sad_fast_slot_of(o, k->traced, A_P);
+    /* p and s are writable attributes: C reads them as arrays only when they
+     * are aligned float64 ndarrays (anything else is Python's case) */
     int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
-             (*tape == NULL || *tape == t);
+             (*tape == NULL || *tape == t) && f64_array(k, p) && (s == Py_None || f64_array(k, s));
     if (ok && s == Py_None) { /* a lazy shadow is laid out as its primal */
         PyObject *slot = sad_fast_slot(buf, B_SLOT);
         ok = slot != NULL && PyLong_CheckExact(slot);
@@ -466,6 +473,12 @@ SAD_FAST(sad_fast_outer)
         if (r == NULL)
             goto done;
         Py_DECREF(r);
+    } else if (rc == SAD_BAD_SLOT) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "shadowad: np.outer names a lazy shadow this tape does not have (a "
+                        "Buffer's slot was assigned from outside; leave the fields of traced "
+                        "values to shadowad)");
+        goto done;
     } else if (rc != SAD_OK) {
         PyErr_SetString(PyExc_MemoryError, "shadowad: out of memory while recording np.outer");
         goto done;

@@ -47,39 +47,17 @@ static int tape_of(PyTypeObject *tape_type, PyObject *tape, sad_tape **t, const 
     return 0;
 }
 
-static PyTypeObject *tape_type_of(PyTypeObject *type)
-{
-    PyObject *m = PyType_GetModuleByDef(type, &sad_module_def);
-    return m != NULL ? sad_state_of(m)->tape_type : NULL;
-}
-
+/* Traced scalars come from operations on traced values: a pair address
+ * from Python could be anything, so the class refuses to be called.  The
+ * package makes them from fresh C pairs through _fast.scalar. */
 static PyObject *scalar_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    double v;
-    Py_ssize_t g;
-    PyObject *tape;
-    sad_tape *t = NULL;
-    const int *alive = NULL;
-    static char *names[] = {"v", "g", "tape", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "dnO", names, &v, &g, &tape))
-        return NULL;
-    if (g == 0)
-        return PyErr_Format(PyExc_MemoryError, "shadowad: out of memory while recording");
-    PyTypeObject *tape_type = tape_type_of(type);
-    if (tape_type == NULL)
-        return NULL;
-    if (tape_of(tape_type, tape, &t, &alive) < 0)
-        return PyErr_Occurred() ? NULL : finished();
-    ScalarObject *s = (ScalarObject *)type->tp_alloc(type, 0);
-    if (s == NULL)
-        return NULL;
-    s->v = v;
-    s->g = g;
-    Py_INCREF(tape);
-    s->tape = tape;
-    s->t = t;
-    s->alive = alive;
-    return (PyObject *)s;
+    (void)args;
+    (void)kwds;
+    return PyErr_Format(PyExc_TypeError,
+                        "shadowad: %s cannot be constructed; traced scalars come from "
+                        "operations on traced values inside the differentiated function",
+                        type->tp_name);
 }
 
 static void scalar_dealloc(PyObject *self)
@@ -309,6 +287,33 @@ SAD_FAST(sad_fast_store)
     if (sad_store(x->t, (intptr_t)args[0], (intptr_t)args[1], poff, soff, x->g, x->v) != SAD_OK)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
+}
+
+/* _fast.scalar(v, g, tape): the traced scalar of the registered class with
+ * value v and the pair at address g, which a C record of tape just returned
+ * (0: out of memory). */
+SAD_FAST(sad_fast_scalar)
+{
+    const sad_rev_objects *k = sad_rev_registered(module);
+    if (k == NULL)
+        return NULL;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "scalar takes v, g and tape");
+    const double v = PyFloat_AsDouble(args[0]);
+    const Py_ssize_t g = PyLong_AsSsize_t(args[1]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (g == 0)
+        return PyErr_Format(PyExc_MemoryError, "shadowad: out of memory while recording");
+    PyObject *tape = args[2];
+    sad_tape *t;
+    const int *alive;
+    if (!sad_rev_tape_of(k, tape, &t, &alive) &&
+        tape_of(sad_state_of(module)->tape_type, tape, &t, &alive) < 0)
+        return PyErr_Occurred() ? NULL : finished();
+    ScalarObject proto = {.tape = tape, .t = t, .alive = alive};
+    Py_SET_TYPE(&proto, (PyTypeObject *)k->scalar);
+    return result(&proto, v, (sad_pair *)g);
 }
 
 static PyMemberDef scalar_members[] = {

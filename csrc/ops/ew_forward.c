@@ -233,6 +233,11 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
 int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
                  intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3])
 {
+    const intptr_t layout[3] = {zs, xs, ys};
+    for (int j = 0; slots != NULL && j < 3; ++j)
+        if (slots[j] != 0 && (slots[j] < 0 || (layout[j] != 0 &&
+                                               !sad_slot_holds(t, slots[j], layout[j]))))
+            return SAD_BAD_SLOT;
     sad_block tmp;
     int rc = sad_block_build(&tmp, flags, z, zs, x, xs, y, ys, k);
     if (rc != SAD_OK)
@@ -246,6 +251,11 @@ int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr
         }
     if (tmp.n == 0)
         return SAD_OK;
+    /* a shadow at its primal's address is a lazy one's layout without a slot
+     * (a slot number 0 from Python): adding adjoints there would write the primal */
+    for (int j = 0; j < 3; ++j)
+        if (tmp.o[j].s != NULL && tmp.o[j].s == tmp.o[j].p && (slots == NULL || slots[j] <= 0))
+            return SAD_BAD_SLOT;
     /* y[i:j] += v ends in numpy's y[i:j] = <that same view>: nothing to do */
     if (op == SAD_COPY && tmp.o[1].p == tmp.o[0].p && tmp.o[1].s == tmp.o[0].s &&
         memcmp(tmp.o[1].ps, tmp.o[0].ps, sizeof(int64_t) * (size_t)tmp.ndim) == 0)

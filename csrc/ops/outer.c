@@ -92,6 +92,10 @@ static int c_primal(const sad_block *b)
 int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, intptr_t as,
               int64_t aslot, intptr_t b, intptr_t bs, int64_t bslot)
 {
+    if ((zslot > 0 && !sad_slot_holds(t, zslot, zs)) ||
+        (aslot > 0 && as != 0 && !sad_slot_holds(t, aslot, as)) ||
+        (bslot > 0 && bs != 0 && !sad_slot_holds(t, bslot, bs)))
+        return SAD_BAD_SLOT;
     sad_block tmp;
     memset(&tmp, 0, sizeof(tmp));
     const sad_arr za = sad_arr_of(z);

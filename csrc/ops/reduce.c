@@ -31,6 +31,8 @@ intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
  * sweep allocates it, or stores into it, only then. */
 intptr_t sad_reduce_lazy(sad_tape *t, double v, intptr_t x, int64_t slot)
 {
+    if (!sad_slot_holds(t, slot, x))
+        return SAD_BAD_SLOT;
     intptr_t z = sad_reduce(t, SAD_SUM, v, x, x, 0, 0);
     if (z == 0)
         return 0;

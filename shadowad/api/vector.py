@@ -6,7 +6,7 @@ shadow into the pushed value's adjoint; pop's pullback pushes back.
 """
 import numpy as np
 
-from .._c import ffi, lib
+from .._c import fast, ffi, lib
 from ..engines.reverse.tape import current_tape
 from ..engines.reverse.buffers import shadow_of
 from ..engines.reverse.errors import detach_error, mixed_tapes_error
@@ -201,7 +201,7 @@ class TracedVector:
         g = lib.sad_vpop(tape.c, self.v._cvec, self._shadow(), out)
         if g == 0:
             raise MemoryError("shadowad: out of memory in Vector.pop")
-        return out[0] if self.vs is None else TScalar(out[0], g, tape)
+        return out[0] if self.vs is None else fast.scalar(out[0], g, tape)
 
     def __getitem__(self, i):
         if type(i) is slice:
@@ -211,7 +211,7 @@ class TracedVector:
         if self.vs is None:
             return val
         tape = self.tape
-        return TScalar(val, lib.sad_vload(tape.c, self.vs._cvec, j, val), tape)
+        return fast.scalar(val, lib.sad_vload(tape.c, self.vs._cvec, j, val), tape)
 
     def _copy(self):
         tape, n = self.tape, len(self.v)

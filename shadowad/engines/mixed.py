@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-from .._c import lib
+from .._c import fast, lib
 from .forward.dual import Context, FArray, FScalar
 from ..support.products import times
 from .rules.adjoints import accumulate
@@ -149,7 +149,7 @@ def _scalar_record(tape, z, inputs, partials):
     y = inputs[1] if len(inputs) > 1 else None
     pair = lib.sad_s2(tape.c, lib.SAD_LIN, z, x.g, float(partials[0]),
                       0 if y is None else y.g, 0.0 if y is None else float(partials[1]))
-    return TScalar(z, pair, tape)
+    return fast.scalar(z, pair, tape)
 
 
 def _array_record(tape, value, inputs, partials, own):

@@ -133,7 +133,7 @@ def materialize(buf):
     """Give a lazy shadow numpy memory now (zeros), shared with the C tape."""
     tape, root = buf.tape, buf.root
     zs = np.zeros(root.shape)
-    lib.sad_slot_bind(tape.c, buf.slot, id(zs))
+    tape.check(lib.sad_slot_bind(tape.c, buf.slot, id(zs)), "a lazy shadow")
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
@@ -166,14 +166,16 @@ def adjoint_for_pullback(a):
     if a._s is not None or buf.slot is None:
         return shadow_of(a), False
     tape, root = buf.tape, buf.root
-    ptr = lib.sad_slot_memory(tape.c, buf.slot)
+    ptr = lib.sad_slot_memory(tape.c, buf.slot, root.size)
+    if ptr == lib.SAD_BAD_SLOT:
+        tape.check(ptr, "a lazy shadow")
     if ptr:
         mem = np.frombuffer(ffi.buffer(ffi.cast("double *", ptr), root.nbytes), dtype=F64)
         off = data(a.p) - data(root)
         return np.ndarray(a.p.shape, F64, mem, off, a.p.strides), False
     whole = _whole_view(a.p, root)
     zs = np.empty(root.shape) if whole else np.zeros(root.shape)
-    lib.sad_slot_bind(tape.c, buf.slot, id(zs))
+    tape.check(lib.sad_slot_bind(tape.c, buf.slot, id(zs)), "a lazy shadow")
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
@@ -190,14 +192,16 @@ def output_pullback(res, body):
     if buf.slot is None:
         g = res._s
         return lambda: body(g)
-    tape, slot, shape, nbytes = buf.tape, buf.slot, res.p.shape, res.p.nbytes
+    tape, slot, shape, nbytes, size = buf.tape, buf.slot, res.p.shape, res.p.nbytes, res.p.size
 
     def pullback():
         c = tape.c
-        ptr = lib.sad_slot_memory(c, slot)
+        ptr = lib.sad_slot_memory(c, slot, size)
+        if ptr == lib.SAD_BAD_SLOT:
+            tape.check(ptr, "a lazy shadow")
         if not ptr:
             return
         mem = ffi.buffer(ffi.cast("double *", ptr), nbytes)
         body(np.frombuffer(mem, dtype=F64).reshape(shape))
-        lib.sad_slot_release(c, slot)
+        tape.check(lib.sad_slot_release(c, slot), "a lazy shadow")
     return pullback

@@ -126,16 +126,16 @@ class TScalar(fast.ScalarBase, ScalarOps):
         if k is not None:
             if reflected:
                 z = ieee_arithmetic(fn, k, self.v)
-                return TScalar(z, _s2(self.tape.c, op, z, 0, k, self.g, self.v), self.tape)
+                return fast.scalar(z, _s2(self.tape.c, op, z, 0, k, self.g, self.v), self.tape)
             z = ieee_arithmetic(fn, self.v, k)
-            return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, 0, k), self.tape)
+            return fast.scalar(z, _s2(self.tape.c, op, z, self.g, self.v, 0, k), self.tape)
         if type(o) is TScalar:
             if o.tape is not self.tape:
                 raise mixed_tapes_error()
             if reflected:
                 self, o = o, self
             z = ieee_arithmetic(fn, self.v, o.v)
-            return TScalar(z, _s2(self.tape.c, op, z, self.g, self.v, o.g, o.v), self.tape)
+            return fast.scalar(z, _s2(self.tape.c, op, z, self.g, self.v, o.g, o.v), self.tape)
         return NotImplemented
 
     def __repr__(self):
@@ -168,4 +168,4 @@ def new_scalar(tape, v):
     g = lib.sad_pair_new(tape.c, v)
     if not g:
         raise MemoryError("shadowad: out of memory for a scalar")
-    return TScalar(v, g, tape), adjoint_view(g)
+    return fast.scalar(v, g, tape), adjoint_view(g)

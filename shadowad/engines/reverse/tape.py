@@ -109,7 +109,8 @@ BYTE_KEYS = ("record_bytes", "saved_bytes", "shadow_bytes", "kept_bytes", "nbyte
 
 class Tape(fast.TapeBase):
     # keep, _tptr (the C tape's address) and alive: fields of the C base
-    # (csrc/ext/bases.c), which traced scalars' C arithmetic reads
+    # (csrc/ext/bases.c), which traced scalars' C arithmetic reads; read only,
+    # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "python_bytes", "summarize", "summary",
                  "__weakref__")
@@ -124,9 +125,10 @@ class Tape(fast.TapeBase):
             lib.sad_tape_use_pool(ptr, pool)
         if not _fused.get():
             lib.sad_tape_set_fuse(ptr, 0)
-        self.c = ffi.gc(ptr, lib.sad_tape_free)
-        self._tptr = int(ffi.cast("intptr_t", ptr))
-        self.alive = 1
+        c = ffi.gc(ptr, lib.sad_tape_free)
+        # before self.c: a second __init__ is refused while the first C tape stays
+        self._bind(int(ffi.cast("intptr_t", ptr)))
+        self.c = c
         self.py = []
         self.keep = []
         self.shadows = []  # the shadows of temporaries (see traced.new_temporary)
@@ -145,6 +147,10 @@ class Tape(fast.TapeBase):
     def check(self, rc, what):
         if rc == lib.SAD_NOMEM:
             raise MemoryError(f"shadowad: out of memory while recording {what}")
+        if rc == lib.SAD_BAD_SLOT:
+            raise TapeError(f"shadowad: {what} names a lazy shadow this tape does not have "
+                            "(a Buffer's slot was assigned from outside; leave the fields "
+                            "of traced values to shadowad)")
         if rc != lib.SAD_OK:
             raise TapeError(f"shadowad: C core refused {what} (code {rc})")
 
@@ -305,10 +311,9 @@ class Tape(fast.TapeBase):
         if self.summarize:  # what stats() reports once the tape is gone
             self.summary = self.final_stats()
         self.state = "freed"
-        self.alive = 0
+        self._unbind()
         ffi.release(self.c)
         del self.c  # a traced value that outlives its call now gets __getattr__'s error
-        del self._tptr
         self.py = []
         self.keep = []
         self.shadows = []

@@ -323,7 +323,7 @@ class TArray(ArrayOps):
             for i, st in zip(el[1], s.strides):
                 off += i * st
             tape = self.buf.tape
-            return TScalar(v, _load(tape.c, id(s), off, v), tape)
+            return fast.scalar(v, _load(tape.c, id(s), off, v), tape)
         if kind != _OTHER:
             if self.buf.slot is not None:  # lazy: the view finds its shadow later
                 return TArray(self.p[idx], None, self.buf)

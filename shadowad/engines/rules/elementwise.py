@@ -211,7 +211,7 @@ def apply_ufunc(ufunc, inputs, out=None):
             b = ops[1]
             gb = b[1] if b[0] == KPAIR else 0
             g = lib.sad_s2(tape.c, op, z, ga, float(a[3]), gb, float(b[3]))
-        return TScalar(z, g, tape)
+        return fast.scalar(z, g, tape)
 
     z = ufunc(*prims)
     if type(z) is not np.ndarray:

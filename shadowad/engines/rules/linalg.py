@@ -60,7 +60,7 @@ def vector_dot(tape, operands, prims, actives, impl):
     tape.keep += (ap, bp, sa, sb)
     g = lib.sad_reduce(tape.c, _DOT, v, id(ap), 0 if sa is None else id(sa),
                        id(bp), 0 if sb is None else id(sb))
-    return TScalar(v, g, tape) if g else None
+    return fast.scalar(v, g, tape) if g else None
 
 
 def _vectors_dot(impl):

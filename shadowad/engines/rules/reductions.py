@@ -28,7 +28,6 @@ from ...primitives.protocol import AugmentedReturn, add_to_shadow
 from ...primitives.reductions import options
 from ...support.products import times
 from ..reverse.buffers import shadow_of
-from ..reverse.scalar import TScalar
 from ..reverse.traced import TArray
 from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 from .derived import SweepDuplicated, record
@@ -61,14 +60,16 @@ def _full_sum(a, params):
         # never allocates it when the sum is swept fused with its producers
         v = float(_add_reduce(p, axis=None))
         g = lib.sad_reduce_lazy(tape.c, v, id(p), a.buf.slot)
+        if g == lib.SAD_BAD_SLOT:
+            tape.check(g, "np.sum")
         if g:
-            return TScalar(v, g, tape)
+            return fast.scalar(v, g, tape)
     s = shadow_of(a)
     if s is not None:
         v = float(_add_reduce(p, axis=None))
         g = _sum_record(tape, p, s, v)
         if g:
-            return TScalar(v, g, tape)
+            return fast.scalar(v, g, tape)
     return None
 
 
@@ -97,7 +98,7 @@ def mean_reverse(tape, operands, prims, actives, params):
     g = _sum_record(tape, p, s, v * n)
     if not g:
         return None
-    return TScalar(v, lib.sad_s2(tape.c, _DIV, v, g, v * n, 0, n), tape)
+    return fast.scalar(v, lib.sad_s2(tape.c, _DIV, v, g, v * n, 0, n), tape)
 
 
 # --------------------------------------------------------------------------
