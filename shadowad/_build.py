@@ -1,9 +1,11 @@
 """Build script of shadowad's two C modules.
 
-- ``shadowad._csad`` (cffi): the Python-free core, ``csrc/core`` (tape,
+- ``shadowad._csad`` (cffi): the core, ``csrc/core`` (tape,
   arenas, blocks, lazy-shadow slots, snapshots, vectors) and ``csrc/ops``
   (kernels).  The one header ``csrc/core/shadowad.h`` is its whole contract
-  with Python; cdef reads it verbatim.
+  with Python; cdef reads it verbatim.  It calls no Python API; only
+  ``csrc/core/ndarray.c`` reads ndarray headers from the ``id()`` an entry
+  point is given (see docs/design-notes.md, "How objects cross into C").
 - ``shadowad._fast`` (a setuptools extension, ``fast_extension()``): the code
   that touches Python objects, ``csrc/ext`` -- the C base types of traced
   values and the fast paths.  The core is compiled into it too: the core has
