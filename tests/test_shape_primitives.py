@@ -19,7 +19,8 @@ import shadowad as sad
 from shadowad import Active, BatchDuplicated, Const, Duplicated, Forward, Reverse
 from shadowad.primitives import core, shape as defs
 from shadowad.testing import same_bits
-from test_nested import IDS, PAIRS, U, V, X0, c_gradient, derivative, hessian_fd, uHv
+from test_nested import (IDS, PAIRS, U, V, X0, c_gradient, derivative, hessian_fd,
+                         nested_gradient, uHv)
 from test_primitives import _both, _reverse
 
 F, R = Forward, Reverse
@@ -83,16 +84,10 @@ def test_nested_second_derivatives(name, outer, inner):
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_nested_first_derivatives_are_the_c_engines_generic_ones(name):
-    f, seen = PROGRAMS[name], []
-
-    def outer(w):
-        g, = sad.autodiff(f, Active(X0 * w))
-        seen.append(np.array(sad.primal(g)))
-        return np.sum(g * U)
-    sad.autodiff(outer, Active(1.0))
+    f = PROGRAMS[name]
     with core.generic_only():
         c = c_gradient(f, X0)
-    np.testing.assert_allclose(seen[0], c, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(nested_gradient(f, X0), c, rtol=1e-14, atol=1e-15)
 
 
 A0 = rng.standard_normal(6)

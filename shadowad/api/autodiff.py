@@ -368,14 +368,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
         from ..engines.forward.forward import forward
         return forward(f, annotated, mode.with_primal, restore)
     lanes = act.lane_count(annotated, "reverse mode")
-    tape = Tape()
-    wrapped, res = record_call(f, annotated, tape)
-    try:
-        value, target = _result_value(res, tape)
-    except BaseException:
-        tape.undo()
-        tape.free()
-        raise
+    tape, wrapped, value, target = _recorded(f, annotated)
     if any(type(a) is act.BatchDuplicated for a in annotated):
         grads = _finish_batch(tape, wrapped, target, lanes, restore)
     else:
@@ -484,15 +477,23 @@ def autodiff_split(f, *args):
     if any(type(a) is act.BatchDuplicated for a in args):
         raise TypeError("sad.autodiff_split: BatchDuplicated is not supported (a split "
                         "tape is reversed once, with one seed); use sad.autodiff")
+    tape, wrapped, value, target = _recorded(f, args)
+    return value, SplitTape(tape, wrapped, target)
+
+
+def _recorded(f, annotated):
+    """f recorded on a new tape: (tape, traced arguments, f's value, the value
+    the sweep seeds); a result that cannot be seeded undoes and frees the tape
+    before its error propagates."""
     tape = Tape()
-    wrapped, res = record_call(f, args, tape)
+    wrapped, res = record_call(f, annotated, tape)
     try:
         value, target = _result_value(res, tape)
     except BaseException:
         tape.undo()
         tape.free()
         raise
-    return value, SplitTape(tape, wrapped, target)
+    return tape, wrapped, value, target
 
 
 def gradient(f, *args):
