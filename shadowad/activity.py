@@ -36,6 +36,23 @@ def is_vector(x):
     return type(x).__name__ == "Vector" and hasattr(x, "_cvec")
 
 
+def plain_array(x, what):
+    """x as an ndarray: a subclass becomes the plain ndarray viewing its memory
+    (the engines hold ndarrays, and writes still reach x).  np.matrix and masked
+    arrays are refused: as plain arrays their arithmetic would mean something
+    else (``*`` is a matrix product, masked entries would count)."""
+    if type(x) is np.ndarray:
+        return x
+    if isinstance(x, np.matrix):
+        raise TypeError(f"{what} is an np.matrix, whose * is a matrix product; pass "
+                        "np.asarray(m) and write @ for matrix products in f")
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{what} is a masked array, which shadowad cannot differentiate "
+                        "(masked entries would count); pass m.filled(value) or "
+                        "m.compressed()")
+    return x.view(np.ndarray)
+
+
 def _check_float_array(x, what):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{what} must be a float64 numpy array, got {type(x).__name__}")
@@ -57,6 +74,10 @@ NESTABLE = set()
 def _nested_pair(cls, val, dval):
     """(val, dval) of a Duplicated where one is a value of a running
     differentiation: plain parts checked as usual, shapes congruent."""
+    if isinstance(val, np.ndarray):
+        val = plain_array(val, f"{cls} primal")
+    if isinstance(dval, np.ndarray):
+        dval = plain_array(dval, f"{cls} shadow")
     for x, what in ((val, "primal"), (dval, "shadow")):
         if isinstance(x, np.ndarray):
             _check_float_array(x, f"{cls} {what}")
@@ -82,6 +103,7 @@ def is_real_scalar(x):
 
 def _active_value(val):
     if isinstance(val, np.ndarray):
+        val = plain_array(val, "Active array")
         _check_float_array(val, "Active array")
     elif is_real_scalar(val):
         val = float(val)
@@ -110,6 +132,9 @@ def _duplicated_pair(cls, val, dval):
         if dval is val:
             raise ValueError(f"{cls}: the shadow must not be the primal itself")
     elif isinstance(val, np.ndarray):
+        val = plain_array(val, f"{cls} primal")
+        if isinstance(dval, np.ndarray):
+            dval = plain_array(dval, f"{cls} shadow")
         _check_float_array(val, f"{cls} primal")
         _check_float_array(dval, f"{cls} shadow")
         if dval.shape != val.shape:
@@ -148,6 +173,12 @@ def check(ann):
     have changed since (a Vector shadow popped, an array reshaped in place),
     so the drivers call this at the call."""
     t = type(ann)
+    for name in ("val", "dval"):
+        x = getattr(ann, name, None)
+        if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+            raise TypeError(f"{t.__name__}.{name} was set to a {type(x).__name__} after "
+                            f"the annotation was built; build a new {t.__name__}(...), which "
+                            "takes the plain array that views its memory")
     if t is Const:
         return
     if t is Active:
@@ -169,7 +200,7 @@ class Const:
     __slots__ = ("val",)
 
     def __init__(self, val):
-        self.val = val
+        self.val = plain_array(val, "Const array") if isinstance(val, np.ndarray) else val
 
     def __repr__(self):
         return f"Const({self.val!r})"

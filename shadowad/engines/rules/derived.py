@@ -134,8 +134,9 @@ def record(tape, rule, operands, prims, actives, params):
     if mutated:
         return _record_mutation(tape, mutated, before, sweep)
 
-    if type(z) is np.ndarray:
-        res = lazy_result(tape, z)
+    if isinstance(z, np.ndarray) and z.ndim:
+        # a subclass operand gives a subclass result; the tape holds ndarrays
+        res = lazy_result(tape, np.asarray(z))
         tape.record_py(output_pullback(res, sweep))
         return res
     res, g = new_scalar(tape, float(z))
