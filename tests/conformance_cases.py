@@ -288,11 +288,9 @@ def _writes_into_new_buffers(x):
 case("copies", ["np.copy", "np.zeros_like", "np.empty_like", "np.ones_like", "np.full_like",
                 "method:copy"], _copies, [ordinary(3), VEC_EDGES[0]])
 case("astype", ["method:astype"], lambda x: wsum(x.astype(float)) + wsum(x.astype(np.float64) * x),
-     [ordinary(3), VEC_EDGES[0]], **lacks("x.astype()", raises="NoRuleError"))
+     [ordinary(3), VEC_EDGES[0]])
 case("new_buffers", ["np.zeros_like", "np.empty_like"], _writes_into_new_buffers,
-     [ordinary(3), VEC_EDGES[0]],
-     **inplace("z[...] = x into a new buffer", raises="DeferToNested",
-               message="converting a value of a nested differentiation"))
+     [ordinary(3), VEC_EDGES[0]])
 
 
 def _copyto(x):
@@ -302,7 +300,7 @@ def _copyto(x):
     return wsum(y)
 
 
-case("copyto", ["np.copyto"], _copyto, [ordinary(3), VEC_EDGES[0][:3]], **lacks("np.copyto"))
+case("copyto", ["np.copyto"], _copyto, [ordinary(3), VEC_EDGES[0][:3]])
 
 
 def _fill(x):
@@ -311,7 +309,7 @@ def _fill(x):
     return wsum(y) + wsum(x)
 
 
-case("fill", ["method:fill"], _fill, [ordinary(3)], **lacks("x.fill()", raises="NoRuleError"))
+case("fill", ["method:fill"], _fill, [ordinary(3)])
 
 # -- selection -------------------------------------------------------------
 case("where", ["np.where"], lambda x: wsum(np.where(x > 0.0, np.sqrt(x), x * x)),
@@ -441,8 +439,7 @@ def _setitem_basic(x):
 
 
 case("setitem_basic", ["setitem:basic"], _setitem_basic,
-     [ordinary(4), arr(inf, 0.0, nan, -0.0), arr(0.0, inf, 0.0, 1.0)], **SEVERAL_PATHS,
-     **inplace("y[i] = ..."))
+     [ordinary(4), arr(inf, 0.0, nan, -0.0), arr(0.0, inf, 0.0, 1.0)], **SEVERAL_PATHS)
 
 
 def _setitem_fancy(x):
@@ -451,8 +448,7 @@ def _setitem_fancy(x):
     return wsum(y) + wsum(x)
 
 
-case("setitem_fancy", ["setitem:fancy"], _setitem_fancy, [ordinary(4), arr(nan, inf, 0.0, -0.0)],
-     **inplace("y[idx] = ..."))
+case("setitem_fancy", ["setitem:fancy"], _setitem_fancy, [ordinary(4), arr(nan, inf, 0.0, -0.0)])
 
 
 def _setitem_boolean(x):
@@ -463,7 +459,7 @@ def _setitem_boolean(x):
 
 
 case("setitem_boolean", ["setitem:boolean"], _setitem_boolean,
-     [arr(1.0, -1.0, 2.0, -0.5), arr(-0.0, 0.0, nan, -inf)], **inplace("y[mask] = ..."))
+     [arr(1.0, -1.0, 2.0, -0.5), arr(-0.0, 0.0, nan, -inf)])
 
 
 def _view_write_through(x):
@@ -475,7 +471,7 @@ def _view_write_through(x):
 
 
 case("view_write_through", ["view:write-through", "out:*="], _view_write_through,
-     [ordinary(4), arr(0.0, inf, -0.0, nan)], **inplace("x *= ..."))
+     [ordinary(4), arr(0.0, inf, -0.0, nan)])
 
 
 def _overlapping(x):
@@ -486,7 +482,7 @@ def _overlapping(x):
 
 
 case("view_overlapping", ["view:overlapping", "out:+=", "out:-="], _overlapping,
-     [ordinary(5), arr(inf, 0.0, nan, -0.0, 1.0)], **inplace("x += ..."))
+     [ordinary(5), arr(inf, 0.0, nan, -0.0, 1.0)])
 
 
 # -- out= forms and in-place operators -------------------------------------------------
@@ -501,7 +497,7 @@ def _inplace_ops(x):
 
 
 case("inplace_operators", ["out:+=", "out:-=", "out:*=", "out:/=", "out:**="], _inplace_ops,
-     [ordinary(4), arr(0.0, -0.0, inf, nan)], **SEVERAL_PATHS, **inplace("y *= ..."))
+     [ordinary(4), arr(0.0, -0.0, inf, nan)], **SEVERAL_PATHS)
 
 
 def _ufunc_out(x):
@@ -512,8 +508,7 @@ def _ufunc_out(x):
     return wsum(y) + wsum(x)
 
 
-case("ufunc_out", ["out:ufunc"], _ufunc_out, [ordinary(3), arr(0.0, -inf, nan)], **SEVERAL_PATHS,
-     **inplace("np.add(..., out=...)"))
+case("ufunc_out", ["out:ufunc"], _ufunc_out, [ordinary(3), arr(0.0, -inf, nan)], **SEVERAL_PATHS)
 
 
 def _reduction_out(x):
@@ -545,7 +540,7 @@ def _reduction_out(x):
 case("reduction_out", ["out:np.sum", "out:np.mean", "out:np.prod", "out:np.max", "out:np.amax",
                        "out:np.min", "out:np.amin", "out:np.clip", "out:np.cumsum"],
      _reduction_out, [ordinary(2, 3), arr(1.0, nan, 0.0, 1.0, -inf, -0.0, shape=(2, 3))],
-     smooth=True, exact=False, **lacks("np.sum(..., out=...)"))
+     smooth=True, exact=False, diverge=refuses_again("np.prod at an array with a zero entry", 1))
 
 
 def _product_out(x):
@@ -559,8 +554,7 @@ def _product_out(x):
 
 
 case("product_out", ["out:np.matmul", "out:np.dot", "out:@="], _product_out,
-     [ordinary(6), arr(0.0, inf, nan, -0.0, 1.0, 0.0)], exact=False,
-     **inplace("np.matmul(..., out=...)"))
+     [ordinary(6), arr(0.0, inf, nan, -0.0, 1.0, 0.0)], exact=False)
 
 
 # -- kernels -------------------------------------------------------------------
@@ -572,7 +566,7 @@ def _axpy(x):
 
 
 case("axpy", ["sad.axpy"], _axpy, [ordinary(3), arr(0.0, inf, nan), arr(inf, 0.0, -0.0)],
-     **SEVERAL_PATHS, **inplace("sad.axpy", raises="TypeError", message="sad.axpy: y must be a float64 array"))
+     **SEVERAL_PATHS)
 
 
 def _scal(x):
@@ -582,8 +576,7 @@ def _scal(x):
     return wsum(y) + wsum(x)
 
 
-case("scal", ["sad.scal"], _scal, [ordinary(3), arr(0.0, inf, nan), arr(inf, 0.0, -0.0)], **SEVERAL_PATHS,
-     **inplace("sad.scal", raises="TypeError", message="sad.scal: y must be a float64 array"))
+case("scal", ["sad.scal"], _scal, [ordinary(3), arr(0.0, inf, nan), arr(inf, 0.0, -0.0)], **SEVERAL_PATHS)
 
 
 def _setindex(x):
@@ -594,8 +587,7 @@ def _setindex(x):
     return wsum(y) + wsum(x)
 
 
-case("setindex", ["sad.setindex"], _setindex, [ordinary(3), arr(inf, 0.0, nan)], **SEVERAL_PATHS,
-     **inplace("sad.setindex"))
+case("setindex", ["sad.setindex"], _setindex, [ordinary(3), arr(inf, 0.0, nan)], **SEVERAL_PATHS)
 
 
 def _vector(x):

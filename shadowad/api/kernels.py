@@ -19,6 +19,7 @@ from ..engines.reverse.scalar import TScalar, real_value
 from ..engines.reverse.traced import TArray
 from ..engines.reverse.untraced import F64
 from ..engines.reverse.values import is_traced
+from ..engines.nested.box import Box
 
 
 def _check_plain(y, name):
@@ -32,6 +33,9 @@ def _check_plain(y, name):
 
 def axpy(a, x, y):
     """y += a*x in place (a: scalar; x: array broadcastable to y, or scalar)."""
+    if type(y) is Box:  # inside a nested differentiation: its in-place operator
+        y += a * x
+        return y
     if type(y) is dual.FArray:
         return _axpy_forward(a, x, y)
     if type(y) is not TArray:
@@ -134,6 +138,9 @@ def _check_shape(xshape, yshape):
 
 def scal(a, x):
     """x *= a in place."""
+    if type(x) is Box:  # inside a nested differentiation: its in-place operator
+        x *= a
+        return x
     if type(x) is TArray:
         return apply_ufunc(np.multiply, (x, a), out=x)
     if type(x) is dual.FArray:
@@ -150,7 +157,9 @@ def scal(a, x):
 
 def setindex(y, idx, v):
     """y[idx] = v in place."""
-    if type(y) is dual.FArray:
+    if type(y) is Box:  # inside a nested differentiation: its item assignment
+        y[idx] = v
+    elif type(y) is dual.FArray:
         indexing.forward_setindex(y, idx, v)
     else:
         indexing.setindex(y, idx, v)

@@ -26,6 +26,8 @@ from ...primitives.reductions import REDUCE_OF, reduce_call
 
 # The level of the innermost nested trace running in this context (0: none).
 level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
+# ... and that trace itself (None: none), which owns the buffers made there
+trace_var = contextvars.ContextVar("shadowad_nested_trace", default=None)
 
 
 class Trace:
@@ -40,11 +42,12 @@ class Trace:
         self.alive = True
 
     def enter(self):
-        return level_var.set(self.level)
+        return level_var.set(self.level), trace_var.set(self)
 
     @staticmethod
-    def leave(token):
-        level_var.reset(token)
+    def leave(tokens):
+        level_var.reset(tokens[0])
+        trace_var.reset(tokens[1])
 
 
 
@@ -65,14 +68,6 @@ def unsupported(what):
         "moveaxis, flip, diagonal, broadcast_to, copy, stack, concatenate, hstack, vstack")
 
 
-def inplace_error(what):
-    return UnsupportedError(
-        f"shadowad: {what} writes in place into a value of a nested differentiation; "
-        "in-place writes are not supported inside a nested autodiff call yet. Write the "
-        "inner function out of place (y = y + ..., build arrays with np.stack or "
-        "np.concatenate) and return its result")
-
-
 def bind(rule, operands, params):
     """Apply ``rule`` to ``operands`` (params are static: axes, indices,
     shapes): on plain values when no operand is a Box, else at the innermost
@@ -87,7 +82,11 @@ def bind(rule, operands, params):
         return rule.impl(*operands, **params)
     if not top.alive:
         raise used_after_return_error()
-    return top.apply(rule, operands, params)
+    out = top.apply(rule, operands, params)
+    view = VIEWS.get(rule)
+    if view is not None:
+        view(out, operands[0], params)
+    return out
 
 
 def used_after_return_error():
@@ -114,6 +113,9 @@ def shape_of(x):
 UFUNCS = {}      # ufunc -> handler(*inputs)
 FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
 RULES = {}       # name -> rule, for the operators and methods below
+# in-place writes and views (shadowad.engines.nested.writes fills these)
+WRITES = {}      # "setitem", "inplace", "fill", "astype" -> handler
+VIEWS = {}       # rule whose result numpy may give as a view -> hook(out, operand, params)
 
 
 def _op(name):
@@ -130,9 +132,10 @@ def _rop(name):
     return method
 
 
-def _refuse_inplace(name):
+def _inplace(name):
     def method(self, other):
-        raise inplace_error(f"`x {name} ...`")
+        return WRITES["inplace"](self, name, other)
+    method.__name__ = name
     return method
 
 
@@ -141,11 +144,18 @@ class Box:
     down, ``d`` its tangent (forward trace) or node on the closure tape
     (reverse trace); ``d`` is None where the value is constant at this level."""
 
-    __slots__ = ("level_trace", "v", "d")
+    # A write rebinds v and d (shadowad.engines.nested.writes), so every
+    # reference to the Box sees it.  ``root`` is the Box whose memory this one
+    # views (None: its own), ``pos`` the flat positions in the root's memory of
+    # its elements (float64 integers, laid out as numpy would lay the memory
+    # out), ``views`` weak references to the live views of a root, ``lock`` the
+    # message refusing a write (an Active argument).
+    __slots__ = ("level_trace", "v", "d", "root", "pos", "views", "lock", "__weakref__")
     __array_priority__ = 2000  # above TArray's: numpy asks a Box first
 
     def __init__(self, trace, v, d):
         self.level_trace, self.v, self.d = trace, v, d
+        self.root = self.pos = self.views = self.lock = None
 
     def __repr__(self):
         kind = "constant" if self.d is None else type(self.level_trace).__name__
@@ -154,9 +164,12 @@ class Box:
     # -- numpy protocol ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         name = numpy_name(ufunc)
-        if kwargs.get("out") is not None:
-            raise inplace_error(f"{name}(..., out=...)")
-        kwargs.pop("out", None)
+        out = kwargs.pop("out", None)
+        if out is not None:
+            if len(out) != 1:
+                raise unsupported(f"{name} with {len(out)} outputs")
+            return WRITES["out"](out[0], self.__array_ufunc__(ufunc, method, *inputs,
+                                                               **kwargs))
         if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
             func, axis, kwargs = reduce_call(ufunc, kwargs)
             return FUNCTIONS[func](inputs[0], axis, **kwargs)
@@ -184,11 +197,10 @@ class Box:
         # one as its right operand catches this and leaves the operation to us
         raise DeferToNested(
             "shadowad: converting a value of a nested differentiation to a plain numpy "
-            "array would silently drop its derivative. Typical causes: assigning it into "
-            "a buffer in place (inside a nested autodiff call np.zeros_like(x) and "
-            "np.empty_like(x) give plain buffers, and in-place writes are not supported "
-            "there: build arrays out of place with np.stack, np.concatenate or np.where), "
-            "or writing it into a traced array of the enclosing differentiation in place")
+            "array would silently drop its derivative. Typical causes: writing it in "
+            "place into a plain numpy buffer (np.zeros(n)) or into an array of the "
+            "enclosing differentiation; allocate buffers the nested function writes "
+            "with np.zeros_like(x) (x one of its values), or build arrays out of place")
 
     def _detach(self, what):
         raise TypeError(f"shadowad: {what} of a value of a nested differentiation "
@@ -244,15 +256,21 @@ class Box:
     def __pos__(self):
         return self
 
-    __iadd__, __isub__ = _refuse_inplace("+="), _refuse_inplace("-=")
-    __imul__, __itruediv__ = _refuse_inplace("*="), _refuse_inplace("/=")
-    __ipow__, __imatmul__ = _refuse_inplace("**="), _refuse_inplace("@=")
+    __iadd__, __isub__ = _inplace("add"), _inplace("subtract")
+    __imul__, __itruediv__ = _inplace("multiply"), _inplace("divide")
+    __ipow__, __imatmul__ = _inplace("power"), _inplace("matmul")
 
     def __getitem__(self, idx):
         return bind(RULES["getitem"], (self,), {"idx": check_index(idx)})
 
     def __setitem__(self, idx, value):
-        raise inplace_error("`x[...] = ...`")
+        WRITES["setitem"](self, check_index(idx), value)
+
+    def fill(self, value):
+        WRITES["setitem"](self, Ellipsis, value)
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        return WRITES["astype"](self, dtype, order, copy)
 
     # -- methods -------------------------------------------------------------
     T = property(lambda self: np.transpose(self))
@@ -267,9 +285,9 @@ class Box:
             shape = shape[0]
         return np.reshape(self, shape, order=order)
 
-    def ravel(self): return np.reshape(self, -1)
-    def flatten(self): return np.reshape(self, -1)
-    def copy(self): return self
+    def ravel(self, order="C"): return np.ravel(self, order)
+    def flatten(self, order="C"): return np.copy(np.ravel(self, order))
+    def copy(self, order="C"): return np.copy(self, order=order)
     # ndarray's positional order, so x.sum(0, None, None, True) means the same
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)

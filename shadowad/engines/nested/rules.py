@@ -25,7 +25,8 @@ import operator
 import numpy as np
 
 from ... import primitives
-from .box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
+from .box import (FUNCTIONS, RULES, UFUNCS, WRITES, Box, bind, plain, shape_of, trace_var,
+                  unsupported)
 from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
     where_sources)
 from ...primitives.values import unbroadcast
@@ -208,12 +209,13 @@ RULES["clip"] = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals,
 
 
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
-    if out is not None or kwargs:
-        raise unsupported("np.clip(..., out=/dtype=)")
+    if kwargs:
+        raise unsupported("np.clip(..., dtype=)")
     lo = a_min if min is None else min
     hi = a_max if max is None else max
     operands = [a] + [v for v in (lo, hi) if v is not None]
-    return bind(RULES["clip"], operands, {"lo": lo is not None, "hi": hi is not None})
+    res = bind(RULES["clip"], operands, {"lo": lo is not None, "hi": hi is not None})
+    return res if out is None else WRITES["out"](out, res)
 
 
 FUNCTIONS[np.clip] = clip
@@ -223,9 +225,8 @@ FUNCTIONS[np.clip] = clip
 # the primitives (shadowad.primitives): bound as they are defined
 
 def _bind_primitive(prim, operands, params, out=None):
-    if out is not None:
-        raise unsupported(f"np.{prim.name}(..., out=...)")
-    return bind(prim, operands, params)
+    res = bind(prim, operands, params)
+    return res if out is None else WRITES["out"](out, res)
 
 
 def _entry(entry):
@@ -255,13 +256,17 @@ FUNCTIONS[np.size] = lambda a, axis=None: (
 
 def _like(fill):
     def handler(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
-        return np.full(shape_of(a) if shape is None else shape, fill,
-                       dtype=np.float64 if dtype is None else dtype)
+        buf = np.full(shape_of(a) if shape is None else shape, fill,
+                      dtype=np.float64 if dtype is None else dtype)
+        if buf.dtype != np.float64:
+            return buf
+        # a constant of the innermost running differentiation, which the
+        # nested function may then write its values into
+        trace = trace_var.get()
+        return Box(a.level_trace if trace is None else trace, buf, None)
     return handler
 
 
-# New buffers are constants; writing into them inside the nested call is
-# refused anyway (in-place writes), so plain arrays are enough.
 FUNCTIONS[np.zeros_like] = FUNCTIONS[np.empty_like] = _like(0.0)
 FUNCTIONS[np.ones_like] = _like(1.0)
 

@@ -195,11 +195,15 @@ class ReverseTrace(Trace):
             w = writes[key] = tape.last_write(self.start[id(tape)], lo, hi)
         return w
 
-    def backward(self, root, seed, inputs):
+    def backward(self, seeds, inputs):
         """Adjoints of the ``inputs`` nodes (None where nothing reached them)
-        for adjoint ``seed`` on node ``root``."""
+        for the adjoints ``seeds``, (node, adjoint) pairs."""
+        if not seeds:
+            return [None] * len(inputs)
+        root = max(n for n, _ in seeds)
         adj = [None] * (root + 1)
-        adj[root] = scalar(seed)
+        for n, seed in seeds:
+            adj[n] = scalar(seed) if adj[n] is None else adj[n] + scalar(seed)
         writes = {}  # (tape, memory) -> its last write since this trace's first read
         for k in range(root, -1, -1):
             g = adj[k]
