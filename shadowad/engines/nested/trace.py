@@ -70,6 +70,16 @@ class ForwardTrace(Trace):
         return Box(self, out, formula(rule.jvp, ts, vals, out, params))
 
 
+def _frozen(v):
+    """What a node keeps of a Box of an enclosing nested call: a Box of its
+    value as it is now.  A write rebinds the Box object the program holds
+    (shadowad.engines.nested.writes); the backward pass needs the value the
+    operation read."""
+    if type(v) is not Box:
+        return v
+    return Box(v.level_trace, v.v, v.d)
+
+
 class OverwrittenError(RuntimeError):
     """Memory a nested differentiation read, carrying a derivative of the
     enclosing one, was written before the nested call finished."""
@@ -141,8 +151,8 @@ class ReverseTrace(Trace):
         for k, a in enumerate(operands):
             if not (type(a) is Box and a.level_trace is self):
                 self._reach(a)
-            vals[k] = self._read(vals[k], guards)
-        held = self._read(out, guards)
+            vals[k] = self._read(_frozen(vals[k]), guards)
+        held = self._read(_frozen(out), guards)
         self.nodes.append((rule, vals, held, params, parents, guards))
         return Box(self, out, len(self.nodes) - 1)
 

@@ -160,6 +160,12 @@ def write_out(out, result):
         setitem(out, Ellipsis, result)
         return out
     if type(result) is Box:
+        if type(out) is np.ndarray:
+            raise TypeError(
+                "shadowad: the destination (out=, np.copyto's dst) is a plain numpy array, "
+                "which cannot hold a value of a nested differentiation (its derivative "
+                "would be dropped); allocate it with np.zeros_like(x), x a value of the "
+                "nested function")
         raise inner_into_outer_error()
     out[...] = result
     return out
