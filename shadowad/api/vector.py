@@ -13,6 +13,7 @@ from ..engines.reverse.errors import detach_error, mixed_tapes_error
 from ..engines.reverse.scalar import TScalar, real_value
 from ..engines.reverse.traced import TArray, new_array
 from ..engines.reverse.untraced import F64
+from ..engines.nested.box import level_var
 
 
 def _new_cvec(cap=8):
@@ -53,6 +54,9 @@ class Vector:
     __slots__ = ("_cvec", "__weakref__")
 
     def __new__(cls, data=None):
+        if level_var.get() > 0:  # inside a nested differentiation's function
+            from ..engines.nested.vector import NestedVector
+            return NestedVector(data)
         plain = object.__new__(cls)
         plain._cvec = _new_cvec()
         tape = current_tape()

@@ -21,6 +21,7 @@ from .reverse.scalar import TScalar, new_scalar
 from .reverse.traced import TArray, new_array
 from .reverse.untraced import F64
 from .reverse.values import primal
+from .nested.box import level_var
 
 
 def _active(a):
@@ -116,7 +117,9 @@ def fwddiff(g):
     @functools.wraps(g)
     def wrapper(*args):
         tape = current_tape()
-        if type(tape) is not Tape:  # plain call, or forward mode: g runs as it is
+        # plain call, forward mode, or inside a nested differentiation (which
+        # differentiates g's operations themselves): g runs as it is
+        if type(tape) is not Tape or level_var.get() > 0:
             return g(*args)
         for k, a in enumerate(args):
             _check_arg(name, k, a)

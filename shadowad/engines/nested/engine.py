@@ -10,11 +10,14 @@ numpy on the values it is given (``nested_rules``), so the enclosing
 differentiation -- C engine or another trace -- records and differentiates
 everything the inner one does.  Every combination of modes nests, at any depth.
 
-Semantics are those of DESIGN.md with two differences, both refused with an
-error rather than silently changed: the inner ``f`` may not write in place
-into its values, and a ``Duplicated`` shadow must be able to hold the
-gradient it receives (a traced buffer from ``np.zeros_like(x)`` when the
-gradient depends on the enclosing differentiation).
+Semantics are those of DESIGN.md, in-place writes and views included
+(shadowad.engines.nested.writes): an argument f writes receives its final
+value when f and its derivative have succeeded.  One difference is refused
+with an error rather than silently changed: a ``Duplicated`` shadow must be
+able to hold the gradient it receives (a traced buffer from
+``np.zeros_like(x)`` when the gradient depends on the enclosing
+differentiation), and so must any memory f writes a value of this
+differentiation into.
 """
 import numpy as np
 

@@ -54,9 +54,12 @@ def _track(out, operand, params, rule):
     p = src[params["idx"]] if rule is indexing.take else rule.impl(src, **params)
     if type(p) is np.ndarray and p.size and np.may_share_memory(p, root.pos):
         out.root, out.pos = root, p
-        if root.views is None:
-            root.views = []
-        root.views.append(weakref.ref(out))
+        views = root.views
+        if views is None:
+            views = root.views = []
+        views.append(weakref.ref(out))
+        if len(views) % 256 == 0:  # a loop taking views it drops: forget the dead ones
+            views[:] = [r for r in views if r() is not None]
 
 
 for _rule in (indexing.take, shape_prims.reshape, shape_prims.transpose, shape_prims.flip,
