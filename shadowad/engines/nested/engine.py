@@ -306,6 +306,7 @@ def _reverse(f, annotated, with_primal, restore):
         trace.leave(token)
         trace.alive = False
     grads = [None] * len(annotated)
+    stores = []  # written shadows: checked all before any is stored
     for i, (k, _) in enumerate(inputs):
         a = annotated[k]
         t = type(a)
@@ -319,9 +320,13 @@ def _reverse(f, annotated, with_primal, restore):
         for lane, dval in enumerate(dvals):
             g = found[lane if k in written else 0][i]
             if k in written:  # the shadow becomes the adjoint before the call
-                _store(dval, 0.0 if g is None else _added_to_zero(g), f"argument {k}'s shadow")
+                g = 0.0 if g is None else _added_to_zero(g)
+                _check_store(dval, g, f"argument {k}'s shadow")
+                stores.append((dval, g, k))
             elif g is not None:
                 _accumulate(k, dval, g)
+    for dval, g, k in stores:
+        _store(dval, g, f"argument {k}'s shadow")
     _write_back(changed, restore)
     grads = tuple(grads)
     return (grads, _as_float(value)) if with_primal else grads
