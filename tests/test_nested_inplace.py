@@ -489,3 +489,32 @@ def test_views_taken_in_a_long_loop_are_forgotten():
         return s
     nested_gradient(f, X0)
     assert seen["views"] < 300
+
+
+@pytest.mark.parametrize("inner", [F, R])
+@pytest.mark.parametrize("middle_mode", [F, R])
+def test_written_argument_one_nested_level_down(middle_mode, inner):
+    """The innermost call writes an argument that is a value of the middle
+    (nested) differentiation: its final value and shadow are written into the
+    middle level's Boxes, which the middle and outer levels differentiate."""
+    d0 = np.array([0.5, -1.0, 2.0, 0.25])
+
+    def middle(z):
+        x = z * 1.0
+        dx = np.zeros_like(z)
+        dx += d0 * z[1]
+        r = sad.autodiff(_writes_x, Duplicated(x, dx), mode=inner)
+        s = np.sum(x * W4) + np.sum(dx * dx * U)
+        return s if inner is R else s + r
+
+    def outer(w):
+        if middle_mode is R:
+            g, = sad.autodiff(middle, Active(w))
+            return np.sum(g * V)
+        return sad.autodiff(middle, Duplicated(w, V.copy()), mode=F)
+
+    got = sad.autodiff(outer, Active(X0.copy()))[0]
+    eps = 1e-5
+    want = np.array([(outer(X0 + eps * e) - outer(X0 - eps * e)) / (2 * eps)
+                     for e in np.eye(4)])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -114,7 +114,7 @@ UFUNCS = {}      # ufunc -> handler(*inputs)
 FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
 RULES = {}       # name -> rule, for the operators and methods below
 # in-place writes and views (shadowad.engines.nested.writes fills these)
-WRITES = {}      # "setitem", "inplace", "fill", "astype" -> handler
+WRITES = {}      # "setitem", "inplace", "out", "astype" -> handler
 VIEWS = {}       # rule whose result numpy may give as a view -> hook(out, operand, params)
 
 
