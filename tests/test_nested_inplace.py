@@ -518,3 +518,22 @@ def test_written_argument_one_nested_level_down(middle_mode, inner):
     want = np.array([(outer(X0 + eps * e) - outer(X0 - eps * e)) / (2 * eps)
                      for e in np.eye(4)])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_plain_const_argument_cannot_hold_a_nested_value():
+    """A plain-array Const argument is plain memory: a value of the nested
+    differentiation written into it is refused (naming np.zeros_like), and the
+    caller's array is left as it was."""
+    buf = np.array([1.0, 2.0])
+
+    def f(x, b):
+        b[0] = x[0] * 2.0
+        return np.sum(x)
+
+    def outer(w):
+        sad.autodiff(f, Active(X0 * w), Const(buf))
+        return w
+    with pytest.raises(Exception, match="np.zeros_like") as info:
+        sad.autodiff(outer, Active(1.0))
+    assert isinstance(info.value, TypeError)
+    np.testing.assert_array_equal(buf, [1.0, 2.0])

@@ -158,8 +158,9 @@ def _run(f, args):
         raise TypeError(
             "shadowad: numpy could not store a value into a plain array inside a nested "
             "differentiation; if it is a value of that differentiation, storing it would "
-            "silently drop its derivative. Build arrays with np.stack / np.concatenate "
-            "instead of writing into np.zeros(...) buffers") from e
+            "silently drop its derivative. Write into a buffer of the nested function "
+            "instead (np.zeros_like(x), x.copy(), x one of its values), or build arrays "
+            "with np.stack / np.concatenate") from e
 
 
 # --------------------------------------------------------------------------
