@@ -29,7 +29,7 @@ def registered_functions(engine=None):
     """(numpy function -> name) of the reverse, forward and nested tables, or
     of the nested engine's alone (``engine="nested"``)."""
     from shadowad.support.naming import qualified_name
-    from shadowad.engines.nested.box import FUNCTIONS as NESTED
+    from shadowad.engines.nested.rules import FUNCTIONS as NESTED
     from shadowad.engines.rules.registry import FUNCTIONS, JVPS
     tables = (NESTED,) if engine == "nested" else (FUNCTIONS, JVPS, NESTED)
     return {f: qualified_name(f) for table in tables for f in table}

@@ -7,8 +7,10 @@ instead (``shadowad.engines.nested.trace``): every value the inner ``f`` compute
 is a ``Box`` -- the value one level down (plain, outer-traced, or a Box of an
 enclosing nested call) plus what this level knows about its derivative.
 
-Every operation on Boxes goes through ``bind``: it finds the innermost trace
-among the operands (the highest ``level``) and lets it apply the rule; Boxes
+A Box hands numpy's protocols, its operators and its item reads and writes
+to the engine's handler table (shadowad/engines/handlers.py, bound by
+shadowad.engines.nested.rules); every operation then goes through ``bind``:
+it finds the innermost trace among the operands (the highest ``level``) and lets it apply the rule; Boxes
 of enclosing traces are constants at that level and pass through as values,
 so the rule's numpy code hands them to their own trace in turn.  This is how
 JAX and autograd order their trace levels, and what keeps perturbations of
@@ -18,11 +20,10 @@ import contextvars
 
 import numpy as np
 
-from ...support.naming import qualified_name as numpy_name
 from ..reverse.errors import DeferToNested, detach_error
 from ..reverse.untraced import F64
 from ..reverse.values import is_traced, primal
-from ...primitives.reductions import REDUCE_OF, reduce_call
+from ..handlers import NESTED
 
 # The level of the innermost nested trace running in this context (0: none).
 level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
@@ -83,8 +84,8 @@ def bind(rule, operands, params):
     if not top.alive:
         raise used_after_return_error()
     out = top.apply(rule, operands, params)
-    view = VIEWS.get(rule)
-    if view is not None:
+    view = rule.specialisations.get("nested view")
+    if view is not None:  # numpy may give this result as a view of the operand
         view(out, operands[0], params)
     return out
 
@@ -109,33 +110,28 @@ def shape_of(x):
     return getattr(x, "shape", ())
 
 
-# numpy entry points: the rule tables fill these (shadowad.engines.nested.rules)
-UFUNCS = {}      # ufunc -> handler(*inputs)
-FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
-RULES = {}       # name -> rule, for the operators and methods below
-# in-place writes and views (shadowad.engines.nested.writes fills these)
-WRITES = {}      # "setitem", "inplace", "out", "astype" -> handler
-VIEWS = {}       # rule whose result numpy may give as a view -> hook(out, operand, params)
+# Operations reach the rules through the engine's handler table
+# (shadowad/engines/handlers.py), which shadowad.engines.nested.rules binds.
 
-
-def _op(name):
+def _op(ufunc):
     def method(self, *others):
-        return bind(RULES[name], (self,) + others, {})
-    method.__name__ = name
+        return NESTED.apply_ufunc(ufunc, (self,) + others, None)
+    method.__name__ = ufunc.__name__
     return method
 
 
-def _rop(name):
+def _rop(ufunc):
     def method(self, other):
-        return bind(RULES[name], (other, self), {})
-    method.__name__ = name
+        return NESTED.apply_ufunc(ufunc, (other, self), None)
+    method.__name__ = ufunc.__name__
     return method
 
 
-def _inplace(name):
+def _inplace(ufunc):
+    """``x op= y``: numpy's ufunc with out=x (a scalar gives a new value)."""
     def method(self, other):
-        return WRITES["inplace"](self, name, other)
-    method.__name__ = name
+        return NESTED.apply_ufunc(ufunc, (self, other), self)
+    method.__name__ = ufunc.__name__
     return method
 
 
@@ -163,32 +159,10 @@ class Box:
 
     # -- numpy protocol ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        name = numpy_name(ufunc)
-        out = kwargs.pop("out", None)
-        if out is not None:
-            if len(out) != 1:
-                raise unsupported(f"{name} with {len(out)} outputs")
-            return WRITES["out"](out[0], self.__array_ufunc__(ufunc, method, *inputs,
-                                                               **kwargs))
-        if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
-            func, axis, kwargs = reduce_call(ufunc, kwargs)
-            return FUNCTIONS[func](inputs[0], axis, **kwargs)
-        if method != "__call__":
-            raise unsupported(f"{name}.{method}")
-        for k, v in kwargs.items():
-            if not (k == "dtype" and v is not None and np.dtype(v) == F64) and k not in (
-                    "casting", "order", "subok"):
-                raise unsupported(f"{name}(..., {k}=...)")
-        handler = UFUNCS.get(ufunc)
-        if handler is None:
-            raise unsupported(name)
-        return handler(*inputs)
+        return NESTED.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        handler = FUNCTIONS.get(func)
-        if handler is None:
-            raise unsupported(numpy_name(func))
-        return handler(*args, **kwargs)
+        return NESTED.array_function(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
         if not self.level_trace.alive:  # an escaped value: say so, not "would drop"
@@ -242,35 +216,35 @@ class Box:
         return bool(plain(self))
 
     # -- operators -----------------------------------------------------------
-    __add__, __radd__ = _op("add"), _rop("add")
-    __sub__, __rsub__ = _op("subtract"), _rop("subtract")
-    __mul__, __rmul__ = _op("multiply"), _rop("multiply")
-    __truediv__, __rtruediv__ = _op("divide"), _rop("divide")
-    __pow__, __rpow__ = _op("power"), _rop("power")
-
-    def __matmul__(self, o): return UFUNCS[np.matmul](self, o)
-    def __rmatmul__(self, o): return UFUNCS[np.matmul](o, self)
-
-    __neg__, __abs__ = _op("negative"), _op("absolute")
+    __add__, __radd__ = _op(np.add), _rop(np.add)
+    __sub__, __rsub__ = _op(np.subtract), _rop(np.subtract)
+    __mul__, __rmul__ = _op(np.multiply), _rop(np.multiply)
+    __truediv__, __rtruediv__ = _op(np.divide), _rop(np.divide)
+    __pow__, __rpow__ = _op(np.power), _rop(np.power)
+    __matmul__, __rmatmul__ = _op(np.matmul), _rop(np.matmul)
+    __neg__, __abs__ = _op(np.negative), _op(np.absolute)
 
     def __pos__(self):
         return self
 
-    __iadd__, __isub__ = _inplace("add"), _inplace("subtract")
-    __imul__, __itruediv__ = _inplace("multiply"), _inplace("divide")
-    __ipow__, __imatmul__ = _inplace("power"), _inplace("matmul")
+    __iadd__, __isub__ = _inplace(np.add), _inplace(np.subtract)
+    __imul__, __itruediv__ = _inplace(np.multiply), _inplace(np.divide)
+    __ipow__, __imatmul__ = _inplace(np.power), _inplace(np.matmul)
 
     def __getitem__(self, idx):
-        return bind(RULES["getitem"], (self,), {"idx": check_index(idx)})
+        return NESTED.gather(self, check_index(idx))
 
     def __setitem__(self, idx, value):
-        WRITES["setitem"](self, check_index(idx), value)
+        NESTED.setindex(self, check_index(idx), value)
 
     def fill(self, value):
-        WRITES["setitem"](self, Ellipsis, value)
+        NESTED.setindex(self, Ellipsis, value)
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
-        return WRITES["astype"](self, dtype, order, copy)
+        if np.dtype(dtype) != F64:
+            raise TypeError(f"shadowad: x.astype({np.dtype(dtype)}) of a value of a nested "
+                            "differentiation would drop its derivative; only float64 is kept")
+        return np.copy(self, order=order) if copy else self
 
     # -- methods -------------------------------------------------------------
     T = property(lambda self: np.transpose(self))

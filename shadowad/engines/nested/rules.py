@@ -1,7 +1,9 @@
-"""The nested engine's own rules (elementwise, where, clip, indexing and
-shapes), each with its rules beside it; every primitive of
-shadowad.primitives (linear algebra, the reductions) is bound as it is
-defined, below.
+"""The nested engine's rules and its side of the registry: every primitive
+of shadowad.primitives (registered with ``core.implements``: linear algebra,
+reductions, shapes, indexing) is bound as it is defined, and the elementwise
+table's partials, where and clip as below; a Box reaches them through the
+engine's handler table (shadowad/engines/handlers.py, ``NESTED``), bound at
+the end, as the traced types of the other engines reach theirs.
 
 A ``Rule`` has three parts, all ordinary numpy on the values one level down
 (plain, traced by an enclosing differentiation, or Boxes of an enclosing
@@ -25,8 +27,11 @@ import operator
 import numpy as np
 
 from ... import primitives
-from .box import (FUNCTIONS, RULES, UFUNCS, WRITES, Box, bind, plain, shape_of, trace_var,
-                  unsupported)
+from . import writes
+from .box import Box, bind, plain, shape_of, trace_var, unsupported
+from ..handlers import NESTED
+from ...primitives.reductions import REDUCE_OF, reduce_call
+from ...support.naming import qualified_name as numpy_name
 from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
     where_sources)
 from ...primitives.values import unbroadcast
@@ -36,8 +41,15 @@ from ..reverse.scalar import ieee_arithmetic
 from ...primitives.inactive import DERIVATIVE_FREE
 
 
+# numpy entry points -> handlers, the nested engine's side of the registry
+# (shadowad.primitives.core's entries are bound below, beside its own rules)
+UFUNCS = {}      # ufunc -> handler(*inputs)
+FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
+
+
 class Rule:
     __slots__ = ("name", "impl", "jvp", "vjp")
+    specialisations = {}  # as a Primitive's; the nested engine's own rules have none
 
     def __init__(self, name, impl, jvp, vjp):
         self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
@@ -124,9 +136,9 @@ def _applies(rule):
 
 
 for _entry in ELEMENTWISE.values():
-    RULES[_entry.name] = _elementwise_rule(_entry)
+    _rule = _elementwise_rule(_entry)
     for _u in _entry.ufuncs:
-        UFUNCS[_u] = _applies(RULES[_entry.name])
+        UFUNCS[_u] = _applies(_rule)
 UFUNCS[np.positive] = lambda a: a  # +x is x itself: nothing to record
 
 # Functions whose derivative is zero almost everywhere run on the plain values.
@@ -148,13 +160,13 @@ def _where_vjp(k, g, vals, out, params):
     return unbroadcast(picked, shape_of(vals[k]))
 
 
-RULES["where"] = Rule("where", lambda a, b, cond: np.where(cond, a, b), _where_jvp, _where_vjp)
+WHERE = Rule("where", lambda a, b, cond: np.where(cond, a, b), _where_jvp, _where_vjp)
 
 
 def where(cond, a=None, b=None):
     if a is None or b is None:
         raise unsupported("np.where(cond) (the one-argument form)")
-    return bind(RULES["where"], (a, b), {"cond": plain(cond)})
+    return bind(WHERE, (a, b), {"cond": plain(cond)})
 
 
 FUNCTIONS[np.where] = where
@@ -203,7 +215,7 @@ def _clip_vjp(k, g, vals, out, p):
     return unbroadcast(np.where(_clip_masks(vals, p)[k], g, 0.0), shape_of(vals[k]))
 
 
-RULES["clip"] = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals, {"lo": lo,
+CLIP = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals, {"lo": lo,
                                                                                    "hi": hi})),
                      _clip_jvp, _clip_vjp)
 
@@ -214,8 +226,8 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
     lo = a_min if min is None else min
     hi = a_max if max is None else max
     operands = [a] + [v for v in (lo, hi) if v is not None]
-    res = bind(RULES["clip"], operands, {"lo": lo is not None, "hi": hi is not None})
-    return res if out is None else WRITES["out"](out, res)
+    res = bind(CLIP, operands, {"lo": lo is not None, "hi": hi is not None})
+    return res if out is None else writes.write_out(out, res)
 
 
 FUNCTIONS[np.clip] = clip
@@ -226,7 +238,7 @@ FUNCTIONS[np.clip] = clip
 
 def _bind_primitive(prim, operands, params, out=None):
     res = bind(prim, operands, params)
-    return res if out is None else WRITES["out"](out, res)
+    return res if out is None else writes.write_out(out, res)
 
 
 def _entry(entry):
@@ -240,8 +252,6 @@ primitives.values.PLAIN[Box] = lambda b: b.v
 
 # indexing: a Box's x[idx] is the take primitive (shadowad.primitives.indexing),
 # whose transpose (scatter_add) the formulas bind through BINDERS
-
-RULES["getitem"] = primitives.indexing.take
 primitives.indexing.BINDERS[Box] = bind
 
 
@@ -283,6 +293,55 @@ for _f in DERIVATIVE_FREE:
         continue
     FUNCTIONS[_f] = (lambda f: lambda *args, **kw: f(*[plain(a) for a in args],
                                                      **{k: plain(v) for k, v in kw.items()}))(_f)
+
+
+FUNCTIONS[np.copyto] = writes.copyto
+
+
+# --------------------------------------------------------------------------
+# the handlers a Box calls (shadowad/engines/handlers.py)
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    name = numpy_name(ufunc)
+    out = kwargs.pop("out", None)
+    if out is not None:
+        if len(out) != 1:
+            raise unsupported(f"{name} with {len(out)} outputs")
+        return writes.write_out(out[0], array_ufunc(ufunc, method, inputs, kwargs))
+    if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
+        func, axis, kwargs = reduce_call(ufunc, kwargs)
+        return FUNCTIONS[func](inputs[0], axis, **kwargs)
+    if method != "__call__":
+        raise unsupported(f"{name}.{method}")
+    for k, v in kwargs.items():
+        if not (k == "dtype" and v is not None and np.dtype(v) == np.float64) and k not in (
+                "casting", "order", "subok"):
+            raise unsupported(f"{name}(..., {k}=...)")
+    handler = UFUNCS.get(ufunc)
+    if handler is None:
+        raise unsupported(name)
+    return handler(*inputs)
+
+
+def array_function(func, args, kwargs):
+    handler = FUNCTIONS.get(func)
+    if handler is None:
+        raise unsupported(numpy_name(func))
+    return handler(*args, **kwargs)
+
+
+def apply_ufunc(ufunc, inputs, out):
+    """An operator; ``out``: the target of an in-place one (``x += y``)."""
+    res = UFUNCS[ufunc](*inputs)
+    return res if out is None else writes.inplace(out, res)
+
+
+def gather(box, idx):
+    return bind(primitives.indexing.take, (box,), {"idx": idx})
+
+
+NESTED.bind(apply_ufunc=apply_ufunc, array_ufunc=array_ufunc, array_function=array_function,
+            setindex=writes.setitem, gather=gather)
 
 
 # x.std(), x.sort(), ... on a Box: named, not a bare AttributeError

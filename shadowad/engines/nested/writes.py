@@ -23,7 +23,7 @@ import weakref
 
 import numpy as np
 
-from .box import FUNCTIONS, RULES, UFUNCS, VIEWS, WRITES, Box, bind, plain, shape_of, unsupported
+from .box import Box, bind, plain, shape_of
 from ...primitives import indexing, shape as shape_prims
 from ...support.overlap import numpy_sources
 from ..reverse.untraced import F64
@@ -62,9 +62,11 @@ def _track(out, operand, params, rule):
             views[:] = [r for r in views if r() is not None]
 
 
-for _rule in (indexing.take, shape_prims.reshape, shape_prims.transpose, shape_prims.flip,
+for _prim in (indexing.take, shape_prims.reshape, shape_prims.transpose, shape_prims.flip,
               shape_prims.diagonal, shape_prims.broadcast_to):
-    VIEWS[_rule] = (lambda r: lambda out, operand, params: _track(out, operand, params, r))(_rule)
+    # the view is the memory model (as the C engines' "view"), not a fast path
+    _prim.specialise("nested view")(
+        (lambda p: lambda out, operand, params: _track(out, operand, params, p))(_prim))
 
 
 def _root_index(box, idx):
@@ -142,12 +144,9 @@ def _is_memory(box):
     return shape_of(box.v) != () or type(plain(box)) is np.ndarray
 
 
-def inplace(box, name, other):
-    """``box <op>= other``: the operation out of place, written back."""
-    if name == "matmul":
-        new = UFUNCS[np.matmul](box, other)
-    else:
-        new = bind(RULES[name], (box, other), {})
+def inplace(box, new):
+    """``box <op>= ...`` with its result ``new`` computed: written into box
+    (a scalar is not memory: ``s += 1`` gives the new value)."""
     if not _is_memory(box):
         return new
     if shape_of(new) != shape_of(box.v):
@@ -174,18 +173,9 @@ def write_out(out, result):
     return out
 
 
-def astype(box, dtype, order, copy):
-    if np.dtype(dtype) != F64:
-        raise TypeError(f"shadowad: x.astype({np.dtype(dtype)}) of a value of a nested "
-                        "differentiation would drop its derivative; only float64 is kept")
-    return np.copy(box, order=order) if copy else box
-
-
 def copyto(dst, src, casting="same_kind", where=True):
     if where is not True:
         src = np.where(plain(where), src, dst)
     write_out(dst, src)
 
 
-WRITES.update(setitem=setitem, inplace=inplace, out=write_out, astype=astype)
-FUNCTIONS[np.copyto] = copyto
