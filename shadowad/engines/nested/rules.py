@@ -1,23 +1,18 @@
 """The nested engine's rules and its side of the registry: every primitive
 of shadowad.primitives (registered with ``core.implements``: linear algebra,
-reductions, shapes, indexing) is bound as it is defined, and the elementwise
-table's partials, where and clip as below; a Box reaches them through the
-engine's handler table (shadowad/engines/handlers.py, ``NESTED``), bound at
-the end, as the traced types of the other engines reach theirs.
+reductions, shapes, indexing, the selects where and clip) is bound as it is
+defined, and the elementwise table's partials as below; a Box reaches them
+through the engine's handler table (shadowad/engines/handlers.py,
+``NESTED``), bound at the end, as the traced types of the other engines
+reach theirs.
 
-A ``Rule`` has three parts, all ordinary numpy on the values one level down
-(plain, traced by an enclosing differentiation, or Boxes of an enclosing
-nested call -- so that enclosing differentiation records and differentiates
-them too):
+Every operation is a ``Primitive`` (shadowad.primitives.core), whose impl,
+jvp and vjp are ordinary numpy on the values one level down (plain, traced
+by an enclosing differentiation, or Boxes of an enclosing nested call -- so
+that enclosing differentiation records and differentiates them too).
 
-* ``impl(*vals, **params)``: the value;
-* ``jvp(tangents, vals, out, params)``: the output tangent (a tangent is None
-  where an input is constant at this level);
-* ``vjp(k, g, vals, out, params)``: the adjoint of input ``k`` for the output
-  adjoint ``g`` (None: no contribution).
-
-The elementwise primitives have no rules of their own here: their partials
-are the table's (shadowad.primitives.elementwise), which every engine derives
+The elementwise operations are primitives made here from the partials
+table (shadowad.primitives.elementwise), which every engine derives
 from, with its conventions at kinks and edges (docs/conventions.md).  Every
 chain-rule product is ``_chain``: a zero factor gives zero, even against an
 infinite or NaN one (shadowad.support.products).
@@ -32,8 +27,8 @@ from .box import Box, bind, plain, shape_of, trace_var, unsupported
 from ..handlers import NESTED
 from ...primitives.reductions import REDUCE_OF, reduce_call
 from ...support.naming import qualified_name as numpy_name
-from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
-    where_sources)
+from ...primitives.core import Primitive
+from ...primitives.elementwise import TABLE as ELEMENTWISE, ieee_partial
 from ...primitives.values import unbroadcast
 from ...support.products import times
 from ..reverse.interface import complete_ndarray_interface
@@ -45,17 +40,6 @@ from ...primitives.inactive import DERIVATIVE_FREE
 # (shadowad.primitives.core's entries are bound below, beside its own rules)
 UFUNCS = {}      # ufunc -> handler(*inputs)
 FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
-
-
-class Rule:
-    __slots__ = ("name", "impl", "jvp", "vjp")
-    specialisations = {}  # as a Primitive's; the nested engine's own rules have none
-
-    def __init__(self, name, impl, jvp, vjp):
-        self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
-
-    def __repr__(self):
-        return f"Rule({self.name})"
 
 
 # --------------------------------------------------------------------------
@@ -127,7 +111,7 @@ def _elementwise_rule(entry):
         impl = _scalar_safe(_OPERATORS[entry.name])
     else:
         impl = entry.ufunc
-    return Rule(entry.name, impl, jvp, vjp)
+    return Primitive(entry.name, impl, jvp, vjp)
 
 
 def _applies(rule):
@@ -145,92 +129,6 @@ UFUNCS[np.positive] = lambda a: a  # +x is x itself: nothing to record
 for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
            np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal):
     UFUNCS[_u] = (lambda u: lambda *vals: u(*[plain(v) for v in vals]))(_u)
-
-
-# --------------------------------------------------------------------------
-# where: the condition is plain (comparisons of traced values give booleans)
-
-def _where_jvp(ts, vals, out, params):
-    ta, tb = (0.0 if t is None else t for t in ts)
-    return fit(np.where(params["cond"], ta, tb), shape_of(out))
-
-
-def _where_vjp(k, g, vals, out, params):
-    picked = np.where(where_sources(params["cond"])[k], g, 0.0)
-    return unbroadcast(picked, shape_of(vals[k]))
-
-
-WHERE = Rule("where", lambda a, b, cond: np.where(cond, a, b), _where_jvp, _where_vjp)
-
-
-def where(cond, a=None, b=None):
-    if a is None or b is None:
-        raise unsupported("np.where(cond) (the one-argument form)")
-    return bind(WHERE, (a, b), {"cond": plain(cond)})
-
-
-FUNCTIONS[np.where] = where
-
-
-# --------------------------------------------------------------------------
-# clip: a select whose sources (and convention at the boundaries) are the
-# partials table's clip_sources, on the plain values
-
-def _clip_sources(vals, p):
-    a, lo, hi = _clip_operands(vals, p)
-    return clip_sources(plain(a), None if lo is None else plain(lo),
-                        None if hi is None else plain(hi))
-
-
-def _clip_operands(vals, p):
-    """(a, lo, hi) from the rule's operands (a bound that is None is absent)."""
-    vals = list(vals)
-    a = vals.pop(0)
-    lo = vals.pop(0) if p["lo"] else None
-    hi = vals.pop(0) if p["hi"] else None
-    return a, lo, hi
-
-
-def _clip_masks(vals, p):
-    """One mask per operand: where the result comes from it."""
-    from_lo, from_hi = _clip_sources(vals, p)
-    masks = [np.logical_not(np.logical_or(from_lo, from_hi))]
-    if p["lo"]:
-        masks.append(from_lo)
-    if p["hi"]:
-        masks.append(from_hi)
-    return masks
-
-
-def _clip_jvp(ts, vals, out, p):
-    t = None
-    for mask, tk in zip(_clip_masks(vals, p), ts):
-        if tk is not None:
-            picked = np.where(mask, tk, 0.0)
-            t = picked if t is None else t + picked
-    return fit(t, shape_of(out))
-
-
-def _clip_vjp(k, g, vals, out, p):
-    return unbroadcast(np.where(_clip_masks(vals, p)[k], g, 0.0), shape_of(vals[k]))
-
-
-CLIP = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals, {"lo": lo,
-                                                                                   "hi": hi})),
-                     _clip_jvp, _clip_vjp)
-
-
-def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
-    if kwargs:
-        raise unsupported("np.clip(..., dtype=)")
-    lo = a_min if min is None else min
-    hi = a_max if max is None else max
-    operands = [a] + [v for v in (lo, hi) if v is not None]
-    res = bind(CLIP, operands, {"lo": lo is not None, "hi": hi is not None})
-    return res if out is None else writes.write_out(out, res)
-
-
-FUNCTIONS[np.clip] = clip
 
 
 # --------------------------------------------------------------------------
