@@ -586,3 +586,12 @@ def test_primitive_first_derivatives_match_the_c_engine():
             c = c_gradient(f, X0)
         np.testing.assert_allclose(nested_gradient(f, X0), c, rtol=1e-14, atol=1e-15,
                                    err_msg=name)
+
+
+def test_one_argument_where_gives_the_indices():
+    """np.where(cond) inside a nested call: the indices of the true entries,
+    as numpy gives them (no derivative of their own)."""
+    def g(x):
+        return np.sum(x[np.where(x > 1.0)] ** 2)
+    x = np.array([0.5, 1.5, 2.0, -1.0])
+    np.testing.assert_array_equal(nested_gradient(g, x), np.where(x > 1.0, 2 * x, 0.0))

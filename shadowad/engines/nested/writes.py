@@ -46,6 +46,8 @@ def _positions(box):
 
 
 def _track(out, operand, params, rule):
+    """out = rule(operand): a view of operand's root when numpy's result of
+    the same operation on the positions shares their memory."""
     if type(out) is not Box or type(operand) is not Box or out.level_trace is not \
             operand.level_trace:
         return
@@ -174,6 +176,7 @@ def write_out(out, result):
 
 
 def copyto(dst, src, casting="same_kind", where=True):
+    """np.copyto: dst[...] = src, where ``where`` says (a select of src and dst)."""
     if where is not True:
         src = np.where(plain(where), src, dst)
     write_out(dst, src)
