@@ -537,3 +537,80 @@ def test_plain_const_argument_cannot_hold_a_nested_value():
         sad.autodiff(outer, Active(1.0))
     assert isinstance(info.value, TypeError)
     np.testing.assert_array_equal(buf, [1.0, 2.0])
+
+
+# --------------------------------------------------------------------------
+# random programs of views and writes: values, gradients, and written
+# arguments with their shadows, against numpy and the C engine
+
+def _random_program(seed, copy):
+    rng = np.random.default_rng(seed)
+    ops = [(int(rng.integers(0, 9)), int(rng.integers(0, 1000)))
+           for _ in range(int(rng.integers(3, 9)))]
+
+    def f(x):
+        y = x * 1.0 if copy else x
+        arrays = [y]
+        for op, r in ops:
+            a = arrays[r % len(arrays)]
+            k = r // 7
+            long = a.ndim >= 1 and a.shape[0] > 2
+            if op == 0 and a.ndim >= 1 and a.shape[0] > 1:
+                arrays.append(a[1:])
+            elif op == 1 and a.ndim >= 1:
+                arrays.append(a[::-1])
+            elif op == 2:
+                arrays.append(a.T)
+            elif op == 3 and a.size == 12:
+                arrays.append(a.reshape((3, 4) if k % 2 else (2, 6)))
+            elif op == 4 and a.ndim >= 1 and a.shape[0] > 1:
+                a[0] = a[-1] * x[k % 12]
+            elif op == 5:
+                a += x[k % 12] * 0.5
+            elif op == 6 and long:
+                a[1:] += a[:-1]
+            elif op == 7:
+                np.multiply(a, a, out=a)
+            elif op == 8 and a.ndim == 1 and a.shape[0] > 3:
+                a[[0, 2, 0]] = a[1:4] * 2.0
+        s = 0.0
+        for i, a in enumerate(arrays):
+            s = s + np.sum(a * a) * (i + 1) * 0.01
+        return s + np.sum(y * np.arange(12.0))
+    return f
+
+
+XR = np.linspace(-0.9, 1.1, 12)
+DR = np.cos(np.arange(12.0))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_view_and_write_programs(seed):
+    f = _random_program(seed, copy=True)
+    want_v = f(XR.copy())
+    want_g = c_gradient(f, XR)
+    seen = {}
+
+    def outer(w):
+        (g,), v = sad.autodiff(f, Active(XR * w), mode=sad.ReverseWithPrimal)
+        seen["g"], seen["v"] = np.array(sad.primal(g)), float(sad.primal(v))
+        return np.sum(g) * w
+    sad.autodiff(outer, Active(1.0))
+    np.testing.assert_allclose(seen["v"], want_v, rtol=1e-13)
+    np.testing.assert_allclose(seen["g"], want_g, rtol=1e-11)
+
+    g = _random_program(seed, copy=False)  # writes its Duplicated argument
+    for mode in (R, F):
+        x, dx = XR.copy(), DR.copy()
+        want_r = sad.autodiff(g, Duplicated(x, dx), mode=mode)
+
+        def outer2(w):
+            xx, dd = XR.copy(), DR.copy()
+            seen["r"] = sad.autodiff(g, Duplicated(xx, dd), mode=mode)
+            seen["x"], seen["d"] = xx, dd
+            return w * 2.0
+        sad.autodiff(outer2, Active(1.0))
+        np.testing.assert_allclose(seen["x"], x, rtol=1e-13)
+        np.testing.assert_allclose(seen["d"], dx, rtol=1e-10)
+        if mode is F:
+            np.testing.assert_allclose(seen["r"], want_r, rtol=1e-10)
