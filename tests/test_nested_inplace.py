@@ -614,3 +614,36 @@ def test_random_view_and_write_programs(seed):
         np.testing.assert_allclose(seen["d"], dx, rtol=1e-10)
         if mode is F:
             np.testing.assert_allclose(seen["r"], want_r, rtol=1e-10)
+
+
+@pytest.mark.parametrize("inner", [F, R])
+def test_a_write_to_memory_passed_twice_is_refused(inner):
+    """Two arguments sharing memory are separate values inside the nested
+    call: f writing one is refused (not a silently different program), and
+    nothing is written back; only reading them is fine."""
+    def writes(a, b):
+        a[0] = 5.0
+        return np.sum(a * b)
+
+    def reads(a, b):
+        return np.sum(a * b)
+
+    seen = {}
+
+    def outer(w):
+        x = X0.copy()
+        dx = np.zeros(4)
+        with pytest.raises(NotImplementedError, match="shares memory with argument 1"):
+            sad.autodiff(writes, Duplicated(x[:3], dx[:3]), Duplicated(x[1:], dx[1:]),
+                         mode=inner)
+        seen["x"] = x.copy()
+        if inner is R:
+            sad.autodiff(reads, Duplicated(x[:3], dx[:3]), Duplicated(x[1:], dx[1:]))
+            seen["dx"] = dx
+        return w * 1.0
+    sad.autodiff(outer, Active(1.0))
+    np.testing.assert_array_equal(seen["x"], X0)
+    if inner is R:
+        want, xw = np.zeros(4), X0.copy()
+        sad.autodiff(reads, Duplicated(xw[:3], want[:3]), Duplicated(xw[1:], want[1:]))
+        np.testing.assert_allclose(seen["dx"], want, rtol=1e-15)

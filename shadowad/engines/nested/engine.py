@@ -28,7 +28,7 @@ from . import writes as nested_writes  # noqa: F401  (in-place writes and views)
 from .box import Box, level_var, shape_of
 from .trace import ForwardTrace, ReverseTrace
 from ..reverse.tape import tape_var
-from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 
 
 def _engine_traced(x):
@@ -113,9 +113,39 @@ def _active_lock(k):
             "write to it")
 
 
-def _changed(owned):
-    """(k, annotation, Box) of the arguments f wrote to."""
-    return [(k, a, box) for k, a, box in owned if box.v is not a.val]
+def _memory(v):
+    """What identifies v's memory: the root Box of an enclosing call's value,
+    else the plain array under a traced one."""
+    if type(v) is Box:
+        return v if v.root is None else v.root
+    p = primal(v)
+    return p if isinstance(p, np.ndarray) else None
+
+
+def _overlap(u, v):
+    mu, mv = _memory(u), _memory(v)
+    if mu is None or mv is None:
+        return False
+    if type(mu) is Box or type(mv) is Box:
+        return mu is mv
+    return np.may_share_memory(mu, mv)
+
+
+def _changed(owned, annotated):
+    """(k, annotation, Box) of the arguments f wrote to.  Inside the nested
+    call every argument is a value of its own: a write to memory passed
+    twice would not show in the other argument, so it is refused (before
+    anything is written back)."""
+    changed = [(k, a, box) for k, a, box in owned if box.v is not a.val]
+    for k, a, _ in changed:
+        for j, b in enumerate(annotated):
+            if j != k and _overlap(a.val, b.val):
+                raise NotImplementedError(
+                    f"argument {k}: f wrote it, and it shares memory with argument {j}; "
+                    "inside a nested differentiation the arguments are separate values, so "
+                    "the write would not show in the other one. Pass that memory once "
+                    "(one argument) to a nested call that writes it")
+    return changed
 
 
 def _check_store(mem, value, what):
@@ -200,7 +230,7 @@ def _forward_lane(f, annotated, lane):
     token = trace.enter()
     try:
         tangent, value = _tangent(_run(f, args), trace)
-        changed = _changed(owned)
+        changed = _changed(owned, annotated)
         # the final tangents, before the trace closes (a copy: never a Box's own)
         finals = [(k, a, None if box.d is None else np.copy(box.d)) for k, a, box in changed]
         return tangent, value, changed, finals
@@ -297,7 +327,7 @@ def _reverse(f, annotated, with_primal, restore):
     token = trace.enter()
     try:
         value, node = _result_node(_run(f, args), trace)
-        changed = _changed(owned)
+        changed = _changed(owned, annotated)
         written = {k for k, a, _ in changed if type(a) is not act.Const}
         nodes = [n for _, n in inputs]
         # a written shadow's seed differs by lane: one sweep per lane then
