@@ -23,8 +23,7 @@ import numpy as np
 
 from ... import activity as act
 from ..forward import dual
-from . import rules as nested_rules  # noqa: F401  (the forward types; the rule tables)
-from . import writes as nested_writes  # noqa: F401  (in-place writes and views)
+from . import rules as nested_rules  # noqa: F401  (binds the handlers: rules, writes, views)
 from .box import Box, level_var, shape_of
 from .trace import ForwardTrace, ReverseTrace
 from ..reverse.tape import tape_var
