@@ -246,13 +246,15 @@ def _forward(f, annotated, with_primal, restore):
     else:  # one run per lane: a Box carries one tangent
         runs = [_forward_lane(f, annotated, lane) for lane in range(lanes)]
         tangent, value = tuple(r[0] for r in runs), runs[0][1]
-    # a written Duplicated argument's shadow becomes the tangent of its final value
-    for lane, run in enumerate(runs):
-        for k, a, t in run[3]:
-            if type(a) is act.Const:
-                continue
-            dval = a.dvals[lane] if type(a) is act.BatchDuplicated else a.dval
-            _store(dval, 0.0 if t is None else t, f"argument {k}'s shadow")
+    # a written Duplicated argument's shadow becomes the tangent of its final
+    # value (all checked before any is stored)
+    stores = [(a.dvals[lane] if type(a) is act.BatchDuplicated else a.dval,
+               0.0 if t is None else t, f"argument {k}'s shadow")
+              for lane, run in enumerate(runs) for k, a, t in run[3] if type(a) is not act.Const]
+    for dval, t, what in stores:
+        _check_store(dval, t, what)
+    for dval, t, what in stores:
+        _store(dval, t, what)
     _write_back(runs[0][2], restore)
     return (tangent, value) if with_primal else tangent
 
