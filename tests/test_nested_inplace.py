@@ -647,3 +647,25 @@ def test_a_write_to_memory_passed_twice_is_refused(inner):
         want, xw = np.zeros(4), X0.copy()
         sad.autodiff(reads, Duplicated(xw[:3], want[:3]), Duplicated(xw[1:], want[1:]))
         np.testing.assert_allclose(seen["dx"], want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("inner", [F, R])
+def test_a_write_back_plain_memory_cannot_hold_changes_nothing(inner):
+    """f writes into its plain Duplicated argument a value of the enclosing
+    differentiation: refused when the call returns, before any primal or
+    shadow is written."""
+    seen = {}
+
+    def outer(w):
+        x, dx = X0.copy(), np.array([0.5, -1.0, 2.0, 0.25])
+
+        def f(x):
+            x *= w                     # w: a value of the outer differentiation
+            return np.sum(x * x)
+        with pytest.raises(TypeError, match="plain numpy array"):
+            sad.autodiff(f, Duplicated(x, dx), mode=inner)
+        seen["x"], seen["dx"] = x, dx
+        return w * 1.0
+    sad.autodiff(outer, Active(1.5))
+    np.testing.assert_array_equal(seen["x"], X0)
+    np.testing.assert_array_equal(seen["dx"], [0.5, -1.0, 2.0, 0.25])

@@ -163,16 +163,17 @@ def _store(mem, value, what):
     mem[...] = value
 
 
-def _write_back(changed, restore):
-    """The final values of the arguments f wrote, into the memory they came
-    from (after f and its derivative succeeded: nothing is written if either
-    raised); restore=True leaves them as they were."""
-    if restore:
-        return
-    for k, a, box in changed:  # refuse before writing anything
-        _check_store(a.val, box.v, f"argument {k}")
-    for k, a, box in changed:
-        _store(a.val, box.v, f"argument {k}")
+def _write_back(changed, shadows, restore):
+    """The final values of the arguments f wrote into the memory they came
+    from, and ``shadows`` ((memory, value, what) of the written shadows):
+    after f and its derivative succeeded, and all checked before anything is
+    written, so nothing is if anything fails.  restore=True leaves the
+    primals as they were."""
+    primals = [] if restore else [(a.val, box.v, f"argument {k}") for k, a, box in changed]
+    for mem, value, what in shadows + primals:
+        _check_store(mem, value, what)
+    for mem, value, what in shadows + primals:
+        _store(mem, value, what)
 
 
 def _run(f, args):
@@ -246,16 +247,11 @@ def _forward(f, annotated, with_primal, restore):
     else:  # one run per lane: a Box carries one tangent
         runs = [_forward_lane(f, annotated, lane) for lane in range(lanes)]
         tangent, value = tuple(r[0] for r in runs), runs[0][1]
-    # a written Duplicated argument's shadow becomes the tangent of its final
-    # value (all checked before any is stored)
-    stores = [(a.dvals[lane] if type(a) is act.BatchDuplicated else a.dval,
-               0.0 if t is None else t, f"argument {k}'s shadow")
-              for lane, run in enumerate(runs) for k, a, t in run[3] if type(a) is not act.Const]
-    for dval, t, what in stores:
-        _check_store(dval, t, what)
-    for dval, t, what in stores:
-        _store(dval, t, what)
-    _write_back(runs[0][2], restore)
+    # a written Duplicated argument's shadow becomes the tangent of its final value
+    shadows = [(a.dvals[lane] if type(a) is act.BatchDuplicated else a.dval,
+                0.0 if t is None else t, f"argument {k}'s shadow")
+               for lane, run in enumerate(runs) for k, a, t in run[3] if type(a) is not act.Const]
+    _write_back(runs[0][2], shadows, restore)
     return (tangent, value) if with_primal else tangent
 
 
@@ -338,7 +334,7 @@ def _reverse(f, annotated, with_primal, restore):
         trace.leave(token)
         trace.alive = False
     grads = [None] * len(annotated)
-    stores = []  # written shadows: checked all before any is stored
+    shadows = []  # written shadows: stored with the primals
     for i, (k, _) in enumerate(inputs):
         a = annotated[k]
         t = type(a)
@@ -352,14 +348,11 @@ def _reverse(f, annotated, with_primal, restore):
         for lane, dval in enumerate(dvals):
             g = found[lane if k in written else 0][i]
             if k in written:  # the shadow becomes the adjoint before the call
-                g = 0.0 if g is None else _added_to_zero(g)
-                _check_store(dval, g, f"argument {k}'s shadow")
-                stores.append((dval, g, k))
+                shadows.append((dval, 0.0 if g is None else _added_to_zero(g),
+                                f"argument {k}'s shadow"))
             elif g is not None:
                 _accumulate(k, dval, g)
-    for dval, g, k in stores:
-        _store(dval, g, f"argument {k}'s shadow")
-    _write_back(changed, restore)
+    _write_back(changed, shadows, restore)
     grads = tuple(grads)
     return (grads, _as_float(value)) if with_primal else grads
 
