@@ -22,10 +22,18 @@ before the call.  A mutated ``Duplicated`` argument's ``.dval`` arrives
 holding the adjoint of its content after the call; ``reverse`` leaves there
 the adjoint of its content before the call (zero where the call overwrote
 it without reading it).  ``dret`` is None for such a call (it returns None).
+
+A rule's ``forward(config, *args, **params)`` is the tangent half: active
+arguments arrive as ``Duplicated(val, dval)`` with ``dval`` the tangent (for
+``config.width`` > 1 as ``BatchDuplicated(val, dvals)``, one tangent per
+lane); it performs the primal effects, writes a mutated argument's new
+tangent into its ``.dval``, and returns ``(primal, tangent)`` of the result
+(``tangent`` a tuple of ``width`` tangents when width > 1), or None when the
+call returns None.
 """
 import numpy as np
 
-from ..activity import Active, Const
+from ..activity import Active, BatchDuplicated, Const
 
 __all__ = ["Config", "AugmentedReturn", "DerivedRule", "add_to_shadow"]
 
@@ -87,6 +95,27 @@ class DerivedRule:
             args[self.mutates[0]].val[...] = z
             return AugmentedReturn(primal=None, tape=None)
         return AugmentedReturn(primal=z, tape=z if prim.reads_out else None)
+
+    def forward(self, config, *args, **params):
+        prim = self.prim
+        vals = [a.val for a in args]
+        z = prim.impl(*vals, **params)
+        if config.width == 1:
+            ts = [None if isinstance(a, Const) else a.dval for a in args]
+            dz = prim.jvp(ts, vals, z, params)
+        else:
+            dz = tuple(prim.jvp([None if isinstance(a, Const) else a.dvals[lane] for a in args],
+                                vals, z, params) for lane in range(config.width))
+        if self.mutates:  # the operand's new content and tangents
+            m = args[self.mutates[0]]
+            if isinstance(m, BatchDuplicated):
+                for d, t in zip(m.dvals, dz):
+                    d[...] = t
+            elif not isinstance(m, Const):
+                m.dval[...] = dz
+            m.val[...] = z
+            return None
+        return z, dz
 
     def reverse(self, config, dret, tape, *args, **params):
         vjp = self.prim.vjp
