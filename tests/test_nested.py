@@ -589,3 +589,29 @@ def test_primitive_first_derivatives_match_the_c_engine():
             c = c_gradient(f, X0)
         np.testing.assert_allclose(nested_gradient(f, X0), c, rtol=1e-14, atol=1e-15,
                                    err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("a", [np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]),
+                               np.zeros((3, 3)), np.diag([2.5e-310, 1.0, 2.0]),
+                               np.array([[1e200, 1.0], [2.0, 1e200]]), np.array([[5.0]])],
+                         ids=["rank 2", "zero", "tiny det", "huge det", "1x1"])
+@pytest.mark.parametrize("outer", [Forward, Reverse])
+def test_hessian_of_det_where_its_gradient_takes_the_minors(a, outer):
+    """det's cofactors at singular matrices and at determinants that under- or
+    overflow are the minors' determinants, differentiable again: the Hessian
+    is the derivative of the C engine's gradient (central differences on the
+    polynomial, exact up to rounding)."""
+    grad = lambda m: sad.gradient(np.linalg.det, m)[0]
+    H = sad.jacobian(grad, a.copy(), mode=outer)
+    n = a.shape[0]
+    scale = np.max(np.abs(a)) or 1.0
+    h = 1e-3 * scale
+    want = np.zeros((n, n, n, n))
+    for i in range(n):
+        for j in range(n):
+            e = np.zeros((n, n))
+            e[i, j] = h
+            want[:, :, i, j] = (grad(a + e) - grad(a - e)) / (2 * h)
+    assert not np.isnan(H).any()
+    np.testing.assert_allclose(H, want, rtol=1e-6, atol=1e-9 * max(1.0, scale ** (n - 2)))
