@@ -420,14 +420,12 @@ def inverse_transposed(a, logdet):
             c1 = np.ldexp(1.0, k // 2)[..., None, None]
             c2 = np.ldexp(1.0, k - k // 2)[..., None, None]
             return swap(np.linalg.inv(a * c1 * c2) * c1 * c2)
-    if pa is not a:
-        raise NotImplementedError(
-            "shadowad: the derivative of np.linalg.slogdet at a singular matrix cannot be "
-            "differentiated again (inside a nested differentiation)")
-    eye = np.eye(pa.shape[-1])
-    r = np.swapaxes(np.linalg.inv(np.where(singular[..., None, None], eye, pa)), -1, -2)
-    r[singular] = np.nan
-    return r
+    # written with differentiable operations, so that a value of an enclosing
+    # differentiation gets a derivative: NaN at the singular matrices (a * NaN:
+    # the derivative of a NaN is NaN), inv's elsewhere
+    mask = singular[..., None, None]
+    r = swap(np.linalg.inv(np.where(mask, np.eye(pa.shape[-1]), a)))
+    return np.where(mask, swap(a) * np.nan, r)
 
 
 logabsdet = Primitive(
