@@ -11,8 +11,8 @@ import functools
 import numpy as np
 
 from .._c import fast, lib
-from ..activity import Active, Const
-from ..primitives.protocol import AugmentedReturn, add_to_shadow
+from ..activity import Const
+from ..primitives.protocol import AugmentedReturn, delivered
 from .forward.dual import Context, FArray, FScalar
 from ..support.products import times
 from .rules.derived import arguments, record, record_result
@@ -137,19 +137,9 @@ class PartialsRule:
         return value, partials, own
 
     def reverse(self, config, dret, partials, *args):
-        grads = []
-        j = 0
-        for a in args:
-            g = None
-            if type(a) is not Const:
-                c = times(dret, partials[j])
-                j += 1
-                if isinstance(a, Active):
-                    g = c
-                else:
-                    add_to_shadow(a, c)
-            grads.append(g)
-        return tuple(grads)
+        lanes = iter(partials)
+        return delivered(args, [None if type(a) is Const else times(dret, next(lanes))
+                                for a in args])
 
     def __repr__(self):
         return f"fwddiff({self.name})"

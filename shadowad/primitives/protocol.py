@@ -35,7 +35,7 @@ import numpy as np
 
 from ..activity import Active, BatchDuplicated, Const
 
-__all__ = ["Config", "AugmentedReturn", "DerivedRule", "add_to_shadow"]
+__all__ = ["Config", "AugmentedReturn", "DerivedRule", "add_to_shadow", "delivered"]
 
 
 class Config:
@@ -74,6 +74,19 @@ def add_to_shadow(arg, c):
         acc(c)
     else:
         arg.dval += c
+
+
+def delivered(args, adjoints):
+    """What a ``reverse`` returns, given each argument's adjoint contribution
+    (None: none): an ``Active``'s is returned, a ``Duplicated``'s added into
+    its ``.dval`` (None in its entry)."""
+    grads = []
+    for a, c in zip(args, adjoints):
+        if c is not None and not isinstance(a, Active):
+            add_to_shadow(a, c)
+            c = None
+        grads.append(c)
+    return tuple(grads)
 
 
 class DerivedRule:
@@ -126,20 +139,16 @@ class DerivedRule:
             if type(target) is Const:  # the engine makes it Duplicated if anything is active
                 return (None,) * len(args)
             dret = np.array(target.dval)  # the adjoint after; dval becomes the one before
-        grads = []
+        adjoints = []
         for k, a in enumerate(args):
-            g = None
+            c = None
             if type(a) is not Const:
                 c = vjp(k, dret, vals, tape, params)
-                if k in mutated:
+                if k in mutated:  # its adjoint before the call, not a contribution
                     a.dval[...] = c
-                elif c is not None:
-                    if isinstance(a, Active):
-                        g = c
-                    else:
-                        add_to_shadow(a, c)
-            grads.append(g)
-        return tuple(grads)
+                    c = None
+            adjoints.append(c)
+        return delivered(args, adjoints)
 
     def __repr__(self):
         return f"DerivedRule({self.prim.name})"
