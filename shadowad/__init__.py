@@ -10,6 +10,7 @@ from .api.autodiff import autodiff, autodiff_split, gradient
 from .api.jacobian import jacobian
 from .api.kernels import axpy, scal, setindex
 from .engines.mixed import fwddiff
+from .primitives.protocol import AugmentedReturn, Config
 from .engines.nested.trace import OverwrittenError
 from .engines.reverse.tape import memory_pool_bytes, set_memory_pool
 from .engines.reverse.scalar import TScalar
@@ -21,5 +22,5 @@ __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Rev
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
            "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes",
-           "OverwrittenError"]
+           "OverwrittenError", "AugmentedReturn", "Config"]
 __version__ = "0.1.0"

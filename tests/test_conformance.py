@@ -373,3 +373,26 @@ def test_det_at_non_finite_matrices_takes_the_minors(engine):
         got = derivative(engine, np.linalg.det, x)
     assert same_specials(got, want), (engine, got.tolist(), want.tolist())
     assert np.isnan(got).any() and not np.isnan(got).all()
+
+
+@pytest.mark.parametrize("x", [np.eye(3) * 1e200, np.diag([1e200, 1e200, 2.0]),
+                               np.array([[1e200, 1.0], [2.0, 1e200]]),
+                               np.array([[1e-200, 0.0], [3.0, 1e-200]])],
+                         ids=["eye*1e200", "diag", "2x2 huge", "2x2 tiny"])
+@pytest.mark.parametrize("engine", ["reverse", "forward", "batch", "jacobian(F)", "jacobian(R)",
+                                    "nested reverse", "nested forward"])
+def test_det_whose_value_overflows_has_the_minors_as_cofactors(engine, x):
+    """det(A) overflows (or underflows) while A is finite: the cofactors are
+    the minors' determinants, never inf * 0 = NaN from det * inv(A), and not
+    an SVD's, whose error is relative to the largest cofactor."""
+    want = np.empty(x.shape)
+    n = x.shape[0]
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(x, i, axis=0), j, axis=1)
+            want[i, j] = (-1.0) ** (i + j) * np.linalg.det(minor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = derivative(engine, np.linalg.det, x)
+    assert not np.isnan(got).any(), (engine, got.tolist())
+    np.testing.assert_allclose(got, want, rtol=1e-13)

@@ -445,3 +445,31 @@ def test_returning_tuple_is_type_error(args):
 def test_non_numeric_argument_is_type_error(bad):
     with pytest.raises(TypeError, match="fwddiff.*argument 1"):
         sad.autodiff(lambda a: h2(a, bad), Active(0.5))
+
+
+def test_a_fwddiff_record_keeps_no_copy_of_its_constants():
+    """The record's reverse reads only its partials: a Const argument is not
+    snapshotted (it would double the memory), and writing it after the call
+    changes nothing."""
+    n = 50_000
+    lp = sad.fwddiff(lambda x, d: -np.log(x) - d / x)
+    X, d = np.linspace(0.5, 1.5, n), np.linspace(0.0, 1.0, n)
+
+    def f(X, d):
+        r = np.sum(lp(X, d))
+        d[...] = 7.0
+        return r
+    _, tape = sad.autodiff_split(f, sad.Active(X), sad.Const(d.copy()))
+    stats = tape.stats()
+    assert stats["kept_bytes"] <= 2 * 8 * n + 4096, stats  # value and partials, no copy of d
+    np.testing.assert_array_equal(tape.reverse(1.0)[0], -1.0 / X + d / X ** 2)
+
+
+def test_fwddiff_is_a_record_protocol_rule():
+    from shadowad.engines.mixed import PartialsRule
+    rule = PartialsRule(lambda x, y: x * y, "mul")
+    aug = rule.augmented_primal(None, sad.Active(2.0), sad.Const(np.arange(3.0)))
+    assert isinstance(aug, sad.AugmentedReturn)
+    np.testing.assert_array_equal(aug.primal, [0.0, 2.0, 4.0])
+    grads = rule.reverse(None, np.ones(3), aug.tape, sad.Active(2.0), sad.Const(np.arange(3.0)))
+    assert grads[1] is None and np.sum(grads[0]) == 3.0

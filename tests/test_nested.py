@@ -559,18 +559,22 @@ def test_second_derivatives_of_solve_inv_det_against_finite_differences(outer):
         np.testing.assert_allclose(got, fd, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_det_at_a_singular_matrix_is_refused_not_dropped():
+def test_det_at_a_singular_matrix_is_differentiated_or_refused_not_dropped():
+    """det(outer(y, y)) is 0 for every y: its gradient's derivative is 0 up to
+    8x8 (the minors); beyond, where the SVD takes plain values, a clear error."""
     def f(x):
         return sad.autodiff(lambda y: np.linalg.det(np.outer(y, y)), Active(x))[0][0]
+    g, = sad.autodiff(f, Active(np.array([0.5, 1.5])))
+    assert g.tolist() == [0.0, 0.0]
     with pytest.raises(NotImplementedError, match="singular matrix"):
-        sad.autodiff(f, Active(np.array([0.5, 1.5])))
+        sad.autodiff(f, Active(np.linspace(0.5, 1.5, 9)))
 
 
-def test_prod_at_a_zero_is_refused_not_dropped():
+def test_prod_at_a_zero_is_differentiated_again_not_dropped():
     def f(x):
         return np.sum(sad.autodiff(lambda y: np.prod(y), Active(x * 1.0))[0])
-    with pytest.raises(NotImplementedError, match="zero entry"):
-        sad.autodiff(f, Active(np.array([0.0, 1.5])))
+    g, = sad.autodiff(f, Active(np.array([0.0, 1.5])))
+    assert g.tolist() == [1.0, 1.0]  # d/dx (x1 + x0) at any point
     # the first derivative alone is exact at a zero (no division)
     g, = sad.autodiff(lambda y: np.prod(y), Active(np.array([0.0, 1.5, 2.0])))
     assert g.tolist() == [3.0, 0.0, 0.0]
@@ -595,3 +599,59 @@ def test_one_argument_where_gives_the_indices():
         return np.sum(x[np.where(x > 1.0)] ** 2)
     x = np.array([0.5, 1.5, 2.0, -1.0])
     np.testing.assert_array_equal(nested_gradient(g, x), np.where(x > 1.0, 2 * x, 0.0))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("a", [np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]),
+                               np.zeros((3, 3)), np.diag([2.5e-310, 1.0, 2.0]),
+                               np.array([[1e200, 1.0], [2.0, 1e200]]), np.array([[5.0]])],
+                         ids=["rank 2", "zero", "tiny det", "huge det", "1x1"])
+@pytest.mark.parametrize("outer", [Forward, Reverse])
+def test_hessian_of_det_where_its_gradient_takes_the_minors(a, outer):
+    """det's cofactors at singular matrices and at determinants that under- or
+    overflow are the minors' determinants, differentiable again: the Hessian
+    is the derivative of the C engine's gradient (central differences on the
+    polynomial, exact up to rounding)."""
+    grad = lambda m: sad.gradient(np.linalg.det, m)[0]
+    H = sad.jacobian(grad, a.copy(), mode=outer)
+    n = a.shape[0]
+    scale = np.max(np.abs(a)) or 1.0
+    h = 1e-3 * scale
+    want = np.zeros((n, n, n, n))
+    for i in range(n):
+        for j in range(n):
+            e = np.zeros((n, n))
+            e[i, j] = h
+            want[:, :, i, j] = (grad(a + e) - grad(a - e)) / (2 * h)
+    assert not np.isnan(H).any()
+    np.testing.assert_allclose(H, want, rtol=1e-6, atol=1e-9 * max(1.0, scale ** (n - 2)))
+
+
+@pytest.mark.parametrize("x", [np.array([2.0, 0.0, 3.0, 0.0]), np.array([0.0, 1.5, -2.0, 4.0]),
+                               np.zeros(4)], ids=["two zeros", "one zero", "all zero"])
+@pytest.mark.parametrize("outer", [Forward, Reverse])
+def test_hessian_of_prod_at_zero_entries(x, outer):
+    """prod's Hessian is d2/dxi dxj = prod of the entries other than i and j
+    (0 on the diagonal), also where entries are zero."""
+    H = sad.jacobian(lambda v: sad.gradient(np.prod, v)[0], x.copy(), mode=outer)
+    n = x.size
+    want = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                want[i, j] = np.prod(np.delete(x, [i, j]))
+    np.testing.assert_array_equal(H, want)
+
+
+def test_slogdet_second_derivative_at_a_singular_matrix_is_nan():
+    a = np.array([[1.0, 2.0], [2.0, 4.0]])
+    with np.errstate(all="ignore"):
+        H = sad.jacobian(lambda m: sad.gradient(lambda v: np.linalg.slogdet(v)[1], m)[0],
+                         a.copy())
+    # d(a^T * NaN): NaN where a tangent entry meets it, 0 elsewhere (the
+    # zero-factor convention: a zero tangent contributes nothing)
+    want = np.zeros((2, 2, 2, 2), dtype=bool)
+    for i in range(2):
+        for j in range(2):
+            want[i, j, j, i] = True
+    assert np.array_equal(np.isnan(H), want) and (H[~want] == 0.0).all()

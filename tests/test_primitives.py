@@ -197,6 +197,64 @@ def test_derived_rule_follows_the_protocol_on_plain_activities():
     np.testing.assert_allclose(grads[0], -z.T @ z.T, rtol=1e-13)
 
 
+FORWARD_CONFIG = Config(needs_primal=True, width=1, mode=Forward)
+
+
+@pytest.mark.parametrize("name", ["matmul", "inv", "det", "solve", "outer"])
+def test_derived_rule_forward_and_reverse_halves_are_transposes(name):
+    """The protocol's two halves of one primitive on plain activities: the
+    dot-product test <J t, g> = <t, J^T g>, and width 2 is width 1 per lane."""
+    prim = getattr(defs, name)
+    rule = DerivedRule(prim)
+    m = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    ops = {"matmul": (m, rng.standard_normal((3, 2))), "inv": (m,), "det": (m,),
+           "solve": (m, rng.standard_normal(3)),
+           "outer": (rng.standard_normal(3), rng.standard_normal(2))}[name]
+    ts = [rng.standard_normal(np.shape(v)) for v in ops]
+    z, dz = rule.forward(FORWARD_CONFIG, *[Duplicated(v, t) for v, t in zip(ops, ts)])
+    g = rng.standard_normal(np.shape(z))
+    aug = rule.augmented_primal(CONFIG, *[Duplicated(v, np.zeros(np.shape(v))) for v in ops])
+    args = [Duplicated(v, np.zeros(np.shape(v))) for v in ops]
+    assert rule.reverse(CONFIG, g, aug.tape, *args) == (None,) * len(ops)
+    lhs = np.sum(np.asarray(dz) * g)
+    rhs = sum(np.sum(t * a.dval) for t, a in zip(ts, args))
+    assert np.isclose(lhs, rhs, rtol=1e-12)
+    assert _same_bits(np.asarray(z), np.asarray(aug.primal))
+
+    lanes = [[rng.standard_normal(np.shape(v)) for v in ops] for _ in range(2)]
+    batch = [sad.BatchDuplicated(v, tuple(lane[k] for lane in lanes)) for k, v in enumerate(ops)]
+    z2, dz2 = rule.forward(Config(needs_primal=True, width=2, mode=Forward), *batch)
+    assert type(dz2) is tuple and len(dz2) == 2
+    for lane, got in zip(lanes, dz2):
+        _, want = rule.forward(FORWARD_CONFIG, *[Duplicated(v, t) for v, t in zip(ops, lane)])
+        assert _same_bits(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_a_mutating_rule_forward_writes_value_and_tangent(width):
+    """put (a[idx] = v) through the forward half: a's new content and its new
+    tangent land in a's memory; the call returns None."""
+    from shadowad.primitives import indexing
+    rule = DerivedRule(indexing.put)
+    idx = np.array([2, 0])
+    a, v = rng.standard_normal(4), rng.standard_normal(2)
+    ta = [rng.standard_normal(4) for _ in range(width)]
+    tv = [rng.standard_normal(2) for _ in range(width)]
+    want_a, want_t = a.copy(), [t.copy() for t in ta]
+    want_a[idx] = v
+    for w, t in zip(want_t, tv):
+        w[idx] = t
+    if width == 1:
+        args = (Duplicated(a, ta[0]), Duplicated(v, tv[0]))
+    else:
+        args = (sad.BatchDuplicated(a, tuple(ta)), sad.BatchDuplicated(v, tuple(tv)))
+    config = Config(needs_primal=True, width=width, mode=Forward)
+    assert rule.forward(config, *args, idx=idx) is None
+    assert _same_bits(a, want_a)
+    for got, want in zip(ta, want_t):
+        assert _same_bits(got, want)
+
+
 def test_config_and_augmented_return_describe_themselves():
     assert "needs_primal=True" in repr(CONFIG) and isinstance(CONFIG.mode, Mode)
     assert AugmentedReturn(primal=1.0).tape is None

@@ -11,14 +11,16 @@ import functools
 import numpy as np
 
 from .._c import fast, lib
+from ..activity import Const
+from ..primitives.protocol import AugmentedReturn, delivered
 from .forward.dual import Context, FArray, FScalar
 from ..support.products import times
-from .rules.adjoints import accumulate
+from .rules.derived import arguments, record, record_result
 from .reverse.tape import Tape, tape_var, current_tape
 from .reverse.buffers import TEMPORARY, shadow_of, temporary_buffer
 from .reverse.errors import mixed_tapes_error
-from .reverse.scalar import TScalar, new_scalar
-from .reverse.traced import TArray, new_array
+from .reverse.scalar import TScalar
+from .reverse.traced import TArray
 from .reverse.untraced import F64
 from .reverse.values import primal
 from .nested.box import level_var
@@ -40,7 +42,7 @@ def _check_arg(name, k, a):
                     "takes scalars and float arrays")
 
 
-def _dual_inputs(ctx, args, active):
+def _dual_inputs(ctx, vals, active):
     """g's arguments in forward mode: active input j carries lane j = 1.
 
     An array input is lent to g, not copied, and its lanes are a broadcast
@@ -51,14 +53,13 @@ def _dual_inputs(ctx, args, active):
     would escape the tape.  A non-contiguous input is copied into C order
     at once, as before, so g computes on the same layouts."""
     lanes = len(active)
-    duals = [primal(a) for a in args]
+    duals = list(vals)
     for j, k in enumerate(active):
-        a = args[k]
-        if type(a) is TScalar:
+        p = vals[k]
+        if type(p) is float:
             d = 1.0 if lanes == 1 else np.eye(lanes)[j]
-            duals[k] = FScalar(a.v, d, ctx)
+            duals[k] = FScalar(p, d, ctx)
             continue
-        p = a.p
         unit = np.zeros(lanes)
         unit[j] = 1.0
         if p.flags.c_contiguous:  # unit along the lanes, repeated (stride 0) along p's axes
@@ -104,6 +105,47 @@ def _partials(ctx, out, name, lanes):
                     f"{type(out).__name__}")
 
 
+class PartialsRule:
+    """The record of one call of ``fwddiff(g)``, in the record protocol: the
+    augmented primal runs g once in forward mode, one tangent lane per active
+    argument, and keeps the partials as its tape; the reverse multiplies the
+    result's adjoint into each lane.  Its reverse reads no Const argument, so
+    the engine does not keep them."""
+
+    __slots__ = ("g", "name")
+    mutates = ()
+    reads_consts = False
+
+    def __init__(self, g, name):
+        self.g, self.name = g, name
+
+    def augmented_primal(self, config, *args):
+        active = [k for k, a in enumerate(args) if type(a) is not Const]
+        return _own_memory(*self.partials([a.val for a in args], active))
+
+    def partials(self, vals, active):
+        """(g's value, its partials with respect to the arguments ``active``
+        along a leading axis, whether both are memory of their own)."""
+        lanes = len(active)
+        ctx = Context(lanes, elementwise=self.name)
+        token = tape_var.set(ctx)
+        try:
+            out = self.g(*_dual_inputs(ctx, vals, active))
+            value, partials, own = _partials(ctx, out, self.name, lanes)
+        finally:
+            tape_var.reset(token)
+            ctx.close()  # its Buffers point back to it: no cycle keeps g's memory
+        return value, partials, own
+
+    def reverse(self, config, dret, partials, *args):
+        lanes = iter(partials)
+        return delivered(args, [None if type(a) is Const else times(dret, next(lanes))
+                                for a in args])
+
+    def __repr__(self):
+        return f"fwddiff({self.name})"
+
+
 def fwddiff(g):
     """Wrap ``g`` (a function of a few scalars, applied elementwise when given
     arrays) so that reverse mode records each call as one record whose
@@ -113,6 +155,7 @@ def fwddiff(g):
         raise TypeError(f"sad.fwddiff: g must be callable (a function of a few scalars), "
                         f"got {type(g).__name__}; use it as sad.fwddiff(g) or as a decorator")
     name = getattr(g, "__name__", "g")
+    rule = PartialsRule(g, name)
 
     @functools.wraps(g)
     def wrapper(*args):
@@ -123,53 +166,46 @@ def fwddiff(g):
             return g(*args)
         for k, a in enumerate(args):
             _check_arg(name, k, a)
-        active = [k for k, a in enumerate(args) if _active(a)]
-        if not active:
+        actives = [a if _active(a) else None for a in args]
+        inputs = [a for a in actives if a is not None]
+        if not inputs:
             return g(*[primal(a) for a in args])
-        for k in active:
-            a = args[k]
+        for a in inputs:
             if (a.tape if type(a) is TScalar else a.buf.tape) is not tape:
                 raise mixed_tapes_error()
-        lanes = len(active)
-        ctx = Context(lanes, elementwise=name)
-        token = tape_var.set(ctx)
-        try:
-            out = g(*_dual_inputs(ctx, args, active))
-            value, partials, own = _partials(ctx, out, name, lanes)
-        finally:
-            tape_var.reset(token)
-            ctx.close()  # its Buffers point back to it: no cycle keeps g's memory
-        if np.ndim(value) == 0 and all(type(args[k]) is TScalar for k in active) \
-                and lanes <= 2:
-            return _scalar_record(tape, float(value), [args[k] for k in active], partials)
-        return _array_record(tape, value, [args[k] for k in active], partials, own)
+        prims = [_value(a) for a in args]
+        if len(inputs) <= 2 and all(type(a) is TScalar for a in inputs):
+            # the C specialisation when the value is a scalar: no argument objects
+            value, partials, own = rule.partials(prims, [k for k, d in enumerate(actives)
+                                                         if d is not None])
+            if not isinstance(value, np.ndarray) or value.ndim == 0:
+                return _scalar_record(tape, float(value), inputs, partials)
+            return record_result(tape, rule, arguments(tape, rule, args, prims, actives),
+                                 _own_memory(value, partials, own), {})
+        return record(tape, rule, args, prims, actives, {})
     return wrapper
 
 
+def _own_memory(value, partials, own):
+    """The AugmentedReturn of a call: value and partials copied unless they
+    are g's own memory (the tape must not see later writes to g's inputs)."""
+    if not own:
+        value = np.array(value, dtype=F64) if np.ndim(value) else float(value)
+        partials = np.array(partials)
+    return AugmentedReturn(primal=value, tape=partials)
+
+
+def _value(a):
+    """What g is given for argument a: a traced scalar's value as a float."""
+    p = primal(a)
+    return float(p) if type(a) is TScalar else p
+
+
 def _scalar_record(tape, z, inputs, partials):
-    """z = g(x[, y]) of traced scalars: one C record holding the two partials."""
+    """The rule's record specialised for g of one or two traced scalars with
+    a scalar value: one C record holding the partials."""
     x = inputs[0]
     y = inputs[1] if len(inputs) > 1 else None
     pair = lib.sad_s2(tape.c, lib.SAD_LIN, z, x.g, float(partials[0]),
                       0 if y is None else y.g, 0.0 if y is None else float(partials[1]))
     return fast.scalar(z, pair, tape)
-
-
-def _array_record(tape, value, inputs, partials, own):
-    """One Python record: input j's adjoint += the result's adjoint * lane j,
-    summed over the axes broadcasting added.  ``own``: value and partials are
-    memory nobody else holds (else they are copied)."""
-    z = value if own else np.array(value, dtype=F64)
-    if z.ndim == 0:
-        res, gz = new_scalar(tape, float(z))
-    else:
-        res = new_array(tape, z, True)
-        gz = res._s
-    if not own:
-        partials = np.array(partials)  # memory of its own, whatever g returned
-
-    def pullback():
-        for j, x in enumerate(inputs):
-            accumulate(x, times(gz, partials[j]))
-    tape.record_py(pullback)
-    return res

@@ -270,6 +270,8 @@ def inv_entry(bind, a):
 _NORMAL = np.finfo(np.float64).tiny
 # minors computed one by one (O(n^5)) for matrices with inf/NaN up to this size
 MINORS_UP_TO = 64
+# and for every matrix whose determinant is not a normal float up to this size
+SMALL_MINORS = 8
 
 
 def _singular_cofactors(a):
@@ -302,13 +304,38 @@ def _minor_cofactors(a):
     return cof * sign
 
 
-def _plain_cofactors(a):
-    finite = np.isfinite(a).all(axis=(-2, -1))
-    if finite.all():
+def _svd_fits(a, d):
+    """Matrices of ``a`` (determinants ``d``, not normal floats or not finite)
+    whose cofactors the SVD gives.  The SVD's error is relative to the largest
+    cofactor, so it loses the small ones ([[1e200, 1], [2, 1e200]] has
+    cofactors -2 and -1; [[1e-200, 0], [3, 1e-200]] has 1e-200 on the
+    diagonal): up to SMALL_MINORS rows the minors' determinants are cheap and
+    exact, so they are taken always; up to MINORS_UP_TO rows, where the
+    determinant overflows or the products of singular values would (for
+    diag(1e200, 1e200, 1e200) the SVD's vt^T diag(inf) u^T gives inf * 0 = NaN
+    off the diagonal); the SVD elsewhere, singular matrices included."""
+    n = a.shape[-1]
+    fits = np.asarray(np.isfinite(a).all(axis=(-2, -1)))
+    if n <= SMALL_MINORS:
+        return np.zeros_like(fits)
+    if n <= MINORS_UP_TO:
+        fits &= np.isfinite(d)
+    if fits.any():
+        with np.errstate(over="ignore"):
+            s = np.linalg.svd(a[fits], compute_uv=False)
+            fits[fits] = np.isfinite(prod_others(s)).all(axis=-1)
+    return fits
+
+
+def _plain_cofactors(a, d):
+    fits = _svd_fits(a, d)
+    if fits.all():
         return _singular_cofactors(a)
+    if fits.ndim == 0:
+        return _minor_cofactors(a)
     cof = np.empty(a.shape)
-    cof[finite] = _singular_cofactors(a[finite]) if finite.any() else cof[finite]
-    cof[~finite] = _minor_cofactors(a[~finite])
+    cof[fits] = _singular_cofactors(a[fits]) if fits.any() else cof[fits]
+    cof[~fits] = _minor_cofactors(a[~fits])
     return cof
 
 
@@ -328,12 +355,33 @@ def cofactors(a, d):
         except np.linalg.LinAlgError:
             pass
     pa = plain(a)
-    if pa is not a:
-        raise NotImplementedError(
-            "shadowad: the derivative of np.linalg.det at a singular matrix (or a nearly "
-            "singular or non-finite one) cannot be differentiated again (inside a nested "
-            "differentiation); perturb the matrix or differentiate np.linalg.det once")
-    return _plain_cofactors(pa)
+    if pa is a:
+        return _plain_cofactors(pa, pd)
+    if shape_of(a)[-1] <= SMALL_MINORS:
+        return _cofactors_by_det(a)
+    raise NotImplementedError(
+        "shadowad: the derivative of np.linalg.det at a singular matrix (or a nearly "
+        f"singular or non-finite one) larger than {SMALL_MINORS}x{SMALL_MINORS} cannot be "
+        "differentiated again (inside a nested differentiation); perturb the matrix or "
+        "differentiate np.linalg.det once")
+
+
+def _cofactors_by_det(a):
+    """The cofactor matrix as the minors' determinants, written with
+    np.linalg.det itself, so that a value of an enclosing differentiation
+    gets its derivative (each minor's det is differentiated in turn, down to
+    1x1): the same values as _minor_cofactors."""
+    shape = shape_of(a)
+    n = shape[-1]
+    if n == 1:
+        return np.ones(shape)  # the empty minor's determinant: a constant
+    keep = [np.array([k for k in range(n) if k != i], dtype=np.intp) for i in range(n)]
+    rows = []
+    for i in range(n):
+        below = a[..., keep[i], :]
+        rows.append(np.stack([np.linalg.det(below[..., :, keep[j]]) * (-1.0) ** (i + j)
+                              for j in range(n)], axis=-1))
+    return np.stack(rows, axis=-2)
 
 
 det = Primitive("linalg.det", np.linalg.det,
@@ -372,14 +420,12 @@ def inverse_transposed(a, logdet):
             c1 = np.ldexp(1.0, k // 2)[..., None, None]
             c2 = np.ldexp(1.0, k - k // 2)[..., None, None]
             return swap(np.linalg.inv(a * c1 * c2) * c1 * c2)
-    if pa is not a:
-        raise NotImplementedError(
-            "shadowad: the derivative of np.linalg.slogdet at a singular matrix cannot be "
-            "differentiated again (inside a nested differentiation)")
-    eye = np.eye(pa.shape[-1])
-    r = np.swapaxes(np.linalg.inv(np.where(singular[..., None, None], eye, pa)), -1, -2)
-    r[singular] = np.nan
-    return r
+    # written with differentiable operations, so that a value of an enclosing
+    # differentiation gets a derivative: NaN at the singular matrices (a * NaN:
+    # the derivative of a NaN is NaN), inv's elsewhere
+    mask = singular[..., None, None]
+    r = swap(np.linalg.inv(np.where(mask, np.eye(pa.shape[-1]), a)))
+    return np.where(mask, swap(a) * np.nan, r)
 
 
 logabsdet = Primitive(

@@ -22,12 +22,20 @@ before the call.  A mutated ``Duplicated`` argument's ``.dval`` arrives
 holding the adjoint of its content after the call; ``reverse`` leaves there
 the adjoint of its content before the call (zero where the call overwrote
 it without reading it).  ``dret`` is None for such a call (it returns None).
+
+A rule's ``forward(config, *args, **params)`` is the tangent half: active
+arguments arrive as ``Duplicated(val, dval)`` with ``dval`` the tangent (for
+``config.width`` > 1 as ``BatchDuplicated(val, dvals)``, one tangent per
+lane); it performs the primal effects, writes a mutated argument's new
+tangent into its ``.dval``, and returns ``(primal, tangent)`` of the result
+(``tangent`` a tuple of ``width`` tangents when width > 1), or None when the
+call returns None.
 """
 import numpy as np
 
-from ..activity import Active, Const
+from ..activity import Active, BatchDuplicated, Const
 
-__all__ = ["Config", "AugmentedReturn", "DerivedRule", "add_to_shadow"]
+__all__ = ["Config", "AugmentedReturn", "DerivedRule", "add_to_shadow", "delivered"]
 
 
 class Config:
@@ -68,6 +76,19 @@ def add_to_shadow(arg, c):
         arg.dval += c
 
 
+def delivered(args, adjoints):
+    """What a ``reverse`` returns, given each argument's adjoint contribution
+    (None: none): an ``Active``'s is returned, a ``Duplicated``'s added into
+    its ``.dval`` (None in its entry)."""
+    grads = []
+    for a, c in zip(args, adjoints):
+        if c is not None and not isinstance(a, Active):
+            add_to_shadow(a, c)
+            c = None
+        grads.append(c)
+    return tuple(grads)
+
+
 class DerivedRule:
     """The record of a Primitive: the primal by ``impl``; the reverse by
     ``vjp``, operand by operand.  Nothing is copied: the operands are read
@@ -88,6 +109,27 @@ class DerivedRule:
             return AugmentedReturn(primal=None, tape=None)
         return AugmentedReturn(primal=z, tape=z if prim.reads_out else None)
 
+    def forward(self, config, *args, **params):
+        prim = self.prim
+        vals = [a.val for a in args]
+        z = prim.impl(*vals, **params)
+        if config.width == 1:
+            ts = [None if isinstance(a, Const) else a.dval for a in args]
+            dz = prim.jvp(ts, vals, z, params)
+        else:
+            dz = tuple(prim.jvp([None if isinstance(a, Const) else a.dvals[lane] for a in args],
+                                vals, z, params) for lane in range(config.width))
+        if self.mutates:  # the operand's new content and tangents
+            m = args[self.mutates[0]]
+            if isinstance(m, BatchDuplicated):
+                for d, t in zip(m.dvals, dz):
+                    d[...] = t
+            elif not isinstance(m, Const):
+                m.dval[...] = dz
+            m.val[...] = z
+            return None
+        return z, dz
+
     def reverse(self, config, dret, tape, *args, **params):
         vjp = self.prim.vjp
         vals = [a.val for a in args]
@@ -97,20 +139,16 @@ class DerivedRule:
             if type(target) is Const:  # the engine makes it Duplicated if anything is active
                 return (None,) * len(args)
             dret = np.array(target.dval)  # the adjoint after; dval becomes the one before
-        grads = []
+        adjoints = []
         for k, a in enumerate(args):
-            g = None
+            c = None
             if type(a) is not Const:
                 c = vjp(k, dret, vals, tape, params)
-                if k in mutated:
+                if k in mutated:  # its adjoint before the call, not a contribution
                     a.dval[...] = c
-                elif c is not None:
-                    if isinstance(a, Active):
-                        g = c
-                    else:
-                        add_to_shadow(a, c)
-            grads.append(g)
-        return tuple(grads)
+                    c = None
+            adjoints.append(c)
+        return delivered(args, adjoints)
 
     def __repr__(self):
         return f"DerivedRule({self.prim.name})"

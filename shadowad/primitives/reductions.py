@@ -250,10 +250,26 @@ def _prod_weights(a, z, params):
         others = prod_others(xt.reshape(xt.shape[:len(keep)] + (n,))).reshape(xt.shape)
         return others.transpose(np.argsort(perm))
     if np.any(np.asarray(pa) == 0):
-        raise NotImplementedError(
-            "shadowad: the derivative of np.prod at an array with a zero entry cannot be "
-            "differentiated again (inside a nested differentiation)")
+        return _others_by_prod(a, shape, axes)
     return np.reshape(z, _kept_shape(shape, axes)) / a
+
+
+def _others_by_prod(a, shape, axes):
+    """The product of the other entries of each group, written with np.prod
+    itself (entry i's row of the group with a 1 in place of entry i), so that
+    a value of an enclosing differentiation gets its derivative at zero
+    entries, where z / a cannot be used.  It costs a group's size times the
+    memory, which only arrays with a zero entry pay."""
+    keep = [d for d in range(len(shape)) if d not in axes]
+    perm = keep + list(axes)
+    n = 1
+    for d in axes:
+        n *= shape[d]
+    kept = tuple(shape[d] for d in keep)
+    groups = np.reshape(np.transpose(a, perm), kept + (1, n))
+    others = np.prod(np.where(np.eye(n, dtype=bool), 1.0, groups), axis=-1)
+    return np.transpose(np.reshape(others, tuple(shape[d] for d in perm)),
+                        tuple(np.argsort(perm)))
 
 
 def _prod_jvp(ts, vals, z, params):

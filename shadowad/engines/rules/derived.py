@@ -17,7 +17,7 @@ tangents) from the operands as they come, before they are parsed.
 import numpy as np
 
 from ..forward import dual
-from ...activity import Active, Const, Duplicated, Reverse
+from ...activity import Active, BatchDuplicated, Const, Duplicated, Forward, Reverse
 from ...primitives import core, values
 from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
 from ..reverse.snapshots import held
@@ -86,12 +86,15 @@ class SweepActive(Active):
         self.val, self.traced = val, traced
 
 
-def _arguments(tape, operands, prims, actives):
-    """The activity objects of a record's arguments."""
+def arguments(tape, rule, operands, prims, actives):
+    """The activity objects of a record's arguments.  A Const argument is
+    read at sweep time as it was at the call (a snapshot if its memory
+    changes), unless the rule says its reverse reads none."""
+    keep = getattr(rule, "reads_consts", True)
     args = []
     for x, p, d in zip(operands, prims, actives):
         if d is None:
-            args.append(Const(held(tape, x, p)))
+            args.append(Const(held(tape, x, p) if keep else p))
         elif type(d) is TScalar:
             args.append(SweepActive(p, d))
         else:
@@ -118,22 +121,37 @@ def _gradients(rule, args, grads):
 
 def record(tape, rule, operands, prims, actives, params):
     """Run ``rule``'s augmented primal on the arguments and record its reverse."""
-    args = _arguments(tape, operands, prims, actives)
+    args = arguments(tape, rule, operands, prims, actives)
     mutated = [prims[k] for k in getattr(rule, "mutates", ())]
     before = [np.array(p, dtype=F64) for p in mutated]
     aug = rule.augmented_primal(REVERSE_CONFIG, *args, **params)
+    if mutated:
+        check_augmented(rule, aug)
+        return _record_mutation(tape, mutated, before, _sweep(rule, args, aug, params))
+    return record_result(tape, rule, args, aug, params)
+
+
+def check_augmented(rule, aug):
     if type(aug) is not AugmentedReturn:
         raise TypeError(f"shadowad: {rule!r}.augmented_primal must return an "
                         f"AugmentedReturn, got {type(aug).__name__}")
-    z, saved = aug.primal, aug.tape
-    reverse = rule.reverse
+
+
+def _sweep(rule, args, aug, params):
+    saved, reverse = aug.tape, rule.reverse
 
     def sweep(dret):
         _gradients(rule, args, reverse(REVERSE_CONFIG, dret, saved, *args, **params))
+    return sweep
 
-    if mutated:
-        return _record_mutation(tape, mutated, before, sweep)
 
+def record_result(tape, rule, args, aug, params):
+    """The record of a call that returned ``aug`` (its augmented primal has
+    run on ``args``, arguments() of the call): the traced result, whose
+    adjoint the record's reverse receives as ``dret``."""
+    check_augmented(rule, aug)
+    z = aug.primal
+    sweep = _sweep(rule, args, aug, params)
     if isinstance(z, np.ndarray) and z.ndim:
         # a subclass operand gives a subclass result; the tape holds ndarrays
         res = lazy_result(tape, np.asarray(z))
@@ -226,14 +244,48 @@ def _mutation(tape, prim, operands, prims, actives, params, active):
 # --------------------------------------------------------------------------
 # forward mode
 
-def lanes_jvp(prim, tangents, prims, z, params):
-    """The tangent lanes of z, one JVP per lane (shape (lanes,) + z's)."""
+class TangentDuplicated(Duplicated):
+    """An active argument of a forward call: ``dval`` a view of its tangent
+    lane (the engine's memory, so a write into it is the new tangent)."""
+
+    __slots__ = ()
+
+    def __init__(self, val, dval):
+        self.val, self.dval = val, dval
+
+
+class TangentLanes(BatchDuplicated):
+    """An active argument of a forward call with several lanes: ``dvals``
+    one view per lane."""
+
+    __slots__ = ()
+
+    def __init__(self, val, dvals):
+        self.val, self.dvals = val, dvals
+
+
+def forward_by_rule(rule, prims, tangents, params):
+    """``rule.forward`` on the operands and their tangent lanes (arrays of
+    shape (lanes,) + the operand's): (z, z's tangent lanes), or None for a
+    call that returns None (its effects done)."""
     lanes = next(t for t in tangents if t is not None).shape[0]
-    dz = np.empty((lanes,) + np.shape(z))
-    for lane in range(lanes):
-        dz[lane] = prim.jvp([None if t is None else t[lane] for t in tangents], prims, z,
-                            params)
-    return dz
+    if lanes == 1:
+        args = [Const(p) if t is None else TangentDuplicated(p, t[0])
+                for p, t in zip(prims, tangents)]
+    else:
+        args = [Const(p) if t is None else TangentLanes(p, tuple(t))
+                for p, t in zip(prims, tangents)]
+    res = rule.forward(Config(needs_primal=True, width=lanes, mode=Forward), *args, **params)
+    if res is None:
+        return None
+    z, dz = res
+    lanes_of = np.empty((lanes,) + np.shape(z))
+    if lanes == 1:
+        lanes_of[0] = dz
+    else:
+        for lane, t in enumerate(dz):
+            lanes_of[lane] = t
+    return z, lanes_of
 
 
 def forward_bind(prim, operands, params, out=None):
@@ -254,13 +306,15 @@ def forward_bind(prim, operands, params, out=None):
         tangents.append(t)
     if prim.mutates:
         return _forward_mutation(prim, operands, prims, tangents, params)
-    z = prim.impl(*prims, **params)
     if all(t is None for t in tangents):
-        return finish_out(forward_const(ctx, z), out, name)
+        return finish_out(forward_const(ctx, prim.impl(*prims, **params)), out, name)
     spec = core.specialised(prim, "forward")
-    dz = None if spec is None else spec(tangents, prims, z, params)
-    if dz is None:
-        dz = lanes_jvp(prim, tangents, prims, z, params)
+    dz = None
+    if spec is not None:
+        z = prim.impl(*prims, **params)
+        dz = spec(tangents, prims, z, params)
+    if dz is None:  # the generic path (or the specialisation declined: edge values)
+        z, dz = forward_by_rule(derived_rule(prim), prims, tangents, params)
     return finish_out(forward_result(ctx, z, dz), out, name)
 
 
@@ -275,10 +329,9 @@ def _forward_mutation(prim, operands, prims, tangents, params):
     spec = core.specialised(prim, "forward")
     if spec is not None and spec(operands, prims, tangents, params) is not None:
         return
-    target = tangents[m] if tangents[m] is not None else promote(operands[m])
-    z = prim.impl(*prims, **params)
-    target[...] = lanes_jvp(prim, tangents, prims, z, params)
-    prims[m][...] = z
+    if tangents[m] is None:
+        tangents[m] = promote(operands[m])
+    forward_by_rule(derived_rule(prim), prims, tangents, params)
 
 
 # --------------------------------------------------------------------------
