@@ -236,19 +236,13 @@ def _held(tape, ops, inputs, need):
     return out
 
 
-_LINEAR = {lib.SAD_COPY, lib.SAD_NEG, lib.SAD_ADD, lib.SAD_SUB}
+# Which values the partials of op read: x (1), y (2), z (4), from the partials
+# table (C's sad_ew_partials_read is generated from the same entries); the
+# answer only decides what the tape keeps alive.  Ops whose partials read
+# nothing are linear.
+_READS = {entry.op: entry.reads for entry in ELEMENTWISE_BY_UFUNC.values()}
+_LINEAR = {op for op, reads in _READS.items() if reads == 0}
 _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constant
-
-
-# Which values the partials of op read: x (1), y (2), z (4).  Mirrors
-# partials_read in csrc/ops/ew_partials.c; the answer only decides what the tape
-# keeps alive, so erring towards more is safe (an op missing here keeps all).
-_READS_Z = {lib.SAD_SQRT, lib.SAD_RECIP, lib.SAD_EXP, lib.SAD_EXPM1, lib.SAD_TAN, lib.SAD_TANH}
-_READS_XY = {lib.SAD_MUL, lib.SAD_DIV, lib.SAD_ATAN2, lib.SAD_MAX, lib.SAD_MIN, lib.SAD_FMAX,
-             lib.SAD_FMIN}
-_READS_UNARY_X = {lib.SAD_SQUARE, lib.SAD_LOG, lib.SAD_LOG1P, lib.SAD_SIN, lib.SAD_COS,
-                  lib.SAD_SINH, lib.SAD_COSH, lib.SAD_ASIN, lib.SAD_ACOS, lib.SAD_ATAN,
-                  lib.SAD_ABS}
 
 
 def _finite_reciprocal(k):
@@ -270,13 +264,7 @@ def _values_read(op, ops, flags):
             return 0
     if flags & _SAVE:  # z is overwritten later: the sweep recomputes it from x and y
         return 7
-    if op in _READS_Z:
-        return 4
-    if op in _READS_XY:
-        return 3
-    if op in _READS_UNARY_X:
-        return 1
-    return 7
+    return _READS.get(op, 7)
 
 
 def record_ufunc(tape, op, ops, z, zs, flags, need=None):
