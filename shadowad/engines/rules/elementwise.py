@@ -403,7 +403,8 @@ def ufunc_forward_operand(a, lanes):
 
 def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
-    ufunc_forward_operand); z's primal is not written."""
+    ufunc_forward_operand).  z is not written; where the partials read the
+    value (the table's ``reads`` has z), z must hold numpy's primal."""
     if len(operands) == 2:  # the common cases first: arrays, or an array and a number
         (xp, xt), (yp, yt) = operands
         tx, ty = type(xp), type(yp)
@@ -498,9 +499,18 @@ def forward_apply(ufunc, inputs, out=None):
         if zt is None and active:
             zt = promote(out)
         np.broadcast_shapes(out.shape, *[np.shape(p) for p in prims])  # refuse before writing
-        if zt is not None:  # the tangent first: it reads the inputs' old values
+        if zt is None:
+            ufunc(*prims, out=out.p)
+        elif _READS.get(op, 7) & 4:
+            # the partials read numpy's value, and the tangent the inputs' old
+            # values: the value goes to out after the tangent
+            z = np.empty_like(out.p)
+            ufunc(*prims, out=z)
+            tangent_kernel(op, z, zt, operands)
+            np.copyto(out.p, z)
+        else:  # the tangent first: it reads the inputs' old values
             tangent_kernel(op, out.p, zt, operands)
-        ufunc(*prims, out=out.p)
+            ufunc(*prims, out=out.p)
         return out
     z = ufunc(*prims)
     if not active:
