@@ -130,7 +130,8 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
            intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
 /* Same computation without a tape: the tangent dz = dop/dx dx + dop/dy dy
  * (dx, dy may be 0), which also writes z = op(x, y) when SAD_F_PRIMAL is in
- * flags (else numpy computes z, after or before). */
+ * flags.  Else z must already hold the value (numpy's): partials that read
+ * z (sqrt, exp, tanh, ...) read it there, as the reverse sweep does. */
 int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
                    intptr_t dx, intptr_t y, intptr_t dy, double k);
 /* With SAD_F_LANES in flags, dz, dx and dy have one leading axis more than
