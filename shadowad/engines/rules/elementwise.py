@@ -181,7 +181,7 @@ def apply_ufunc(ufunc, inputs, out=None):
         if outs is None:  # inactive memory: only its old bytes are recorded
             save_inactive(tape, out.p)
         else:
-            need = _values_read(op, ops, _SAVE)
+            need = _values_read(op, ops)
             record_ufunc(tape, op, _held(tape, ops, inputs, need), out.p, outs, _SAVE, need)
         try:
             ufunc(*prims, out=out.p)
@@ -217,7 +217,7 @@ def apply_ufunc(ufunc, inputs, out=None):
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
     res = lazy_result(tape, z)
-    need = _values_read(op, ops, _FRESH)
+    need = _values_read(op, ops)
     record_ufunc(tape, op, _held(tape, ops, inputs, need), z,
             res._s if res.buf.slot is None else res.buf.slot, _FRESH, need)
     return res
@@ -251,7 +251,7 @@ def _finite_reciprocal(k):
     return k != 0.0 and math.isfinite(1.0 / k)
 
 
-def _values_read(op, ops, flags):
+def _values_read(op, ops):
     """Which values the reverse sweep of this record reads (the mask above),
     0 when its partials are constants."""
     if op in _LINEAR:
@@ -262,8 +262,8 @@ def _values_read(op, ops, flags):
             return 0
         if op == lib.SAD_DIV and kinds[1] == _KCONST and _finite_reciprocal(float(ops[1][3])):
             return 0
-    if flags & _SAVE:  # z is overwritten later: the sweep recomputes it from x and y
-        return 7
+    # (z overwritten in place: the sweep reads its values back from the save
+    # stack, csrc/ops/ew_reverse.c, and needs no more of x and y than the table says)
     return _READS.get(op, 7)
 
 
@@ -274,7 +274,7 @@ def record_ufunc(tape, op, ops, z, zs, flags, need=None):
     answer, when the caller has it."""
     if zs is not None:
         if need is None:
-            need = _values_read(op, ops, flags)
+            need = _values_read(op, ops)
         if need:
             keep = tape.keep
             if need & 4:
