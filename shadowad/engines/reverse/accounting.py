@@ -9,8 +9,9 @@ shadows of temporaries, Python records, copies of untraced constants) it
 walks only the entries added since the last look, through containers,
 closures and traced values, remembering every object it reached.  So all
 the looks at one tape together cost one walk of what it holds, whatever
-their number (a budget check after every record costs O(1) per record,
-amortized).  An array's data is counted once, with the object that owns it
+their number, plus per look a walk of the snapshots' index (one entry per
+memory region records read as a plain array: usually a few): a budget
+check after every record costs O(1) per record, amortized.  An array's data is counted once, with the object that owns it
 (numpy points every view at its owner): views of one buffer, and snapshots
 shared by several records, cost their memory once.
 
@@ -149,6 +150,9 @@ class Holdings:
     def _new(self, tape, name):
         items = getattr(tape, name)
         start = self.cursors[name]
+        if len(items) < start:  # the count would miss what replaced the dropped entries
+            raise AssertionError(f"shadowad: tape.{name} shrank; the tape's lists only grow "
+                                 "until it is freed (accounting.Holdings relies on it)")
         self.cursors[name] = len(items)
         return items[start:]
 
