@@ -46,9 +46,9 @@ def sources(*dirs):
 
 
 ffibuilder = cffi.FFI()
-# ew_ops.h (the elementwise op codes, generated from the partials table by
-# tools/ew_ops.py) first: shadowad.h uses SAD_N_EW
-ffibuilder.cdef((CSRC / "core" / "ew_ops.h").read_text() + (CSRC / "core" / "shadowad.h").read_text())
+# ew_ops.h: the elementwise op codes, generated from the partials table by
+# tools/ew_ops.py (sad.h includes it before shadowad.h, as here)
+ffibuilder.cdef("".join((CSRC / "core" / h).read_text() for h in ("ew_ops.h", "shadowad.h")))
 ffibuilder.set_source(
     "shadowad._csad",
     '#include "sad.h"\n',

@@ -73,8 +73,14 @@ static const unsigned char reads[SAD_N_EW] = {
     3, /* SAD_FMIN: x, y */
 };
 
-int sad_ew_is_unary(int op) { return op >= 0 && op < SAD_N_EW && arity[op] == 1; }
+int sad_ew_is_unary(int op)
+{
+    return op >= 0 && op < SAD_N_EW && arity[op] == 1;
+}
 
 /* Which values the partials of op read: x (1), y (2), z (4); all of them
  * for a code that is not an elementwise op. */
-int sad_ew_partials_read(int op) { return op >= 0 && op < SAD_N_EW ? reads[op] : 7; }
+int sad_ew_partials_read(int op)
+{
+    return op >= 0 && op < SAD_N_EW ? reads[op] : 7;
+}

@@ -354,4 +354,5 @@ SELECTS = {
 }
 
 __all__ = ["Elementwise", "TABLE", "BY_UFUNC", "BY_OP", "SELECTS", "define", "unary",
-           "operands_read", "partial_at", "ieee_partial", "zero_where", "where_sources", "clip_sources"]
+           "operands_read", "partial_at", "ieee_partial", "zero_where", "where_sources",
+           "clip_sources"]

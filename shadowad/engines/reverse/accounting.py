@@ -11,9 +11,10 @@ closures and traced values, remembering every object it reached.  So all
 the looks at one tape together cost one walk of what it holds, whatever
 their number, plus per look a walk of the snapshots' index (one entry per
 memory region records read as a plain array: usually a few): a budget
-check after every record costs O(1) per record, amortized.  An array's data is counted once, with the object that owns it
-(numpy points every view at its owner): views of one buffer, and snapshots
-shared by several records, cost their memory once.
+check after every record costs O(1) per record, amortized.  An array's
+data is counted once, with the object that owns it (numpy points every view
+at its owner): views of one buffer, and snapshots shared by several records,
+cost their memory once.
 
 What can change after it was reached is measured again at every look: the
 tape's own lists, its snapshots (shadowad/engines/reverse/snapshots.py: its
