@@ -399,7 +399,8 @@ def test_tangent_kernel_zero_tangents_and_nans_as_the_scalar_loop(n):
             assert same_bits(dz, _reference_tangent([(t, p)])), (op, which)
     xs = np.abs(x)  # sqrt: an infinite partial at 0, NaN ones at NaN
     dz = np.empty(n)
-    z = np.sqrt(xs)  # the partial reads the value, which the caller computed
+    with np.errstate(all="ignore"):  # NaNs of several payloads
+        z = np.sqrt(xs)  # the partial reads the value, which the caller computed
     assert lib.sad_ew_tangent(lib.SAD_SQRT, lib.SAD_KX_ARR, id(z), id(dz),
                               id(xs), id(dx), 0, 0, 0.0) == lib.SAD_OK
     with np.errstate(all="ignore"):
