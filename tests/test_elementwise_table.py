@@ -129,6 +129,12 @@ def test_operands_read_sees_every_read(partial, arity, reads):
     assert operands_read((partial, *others)) == reads
 
 
+def test_operands_read_refuses_a_partial_that_is_not_numpy():
+    import math
+    with pytest.raises(TypeError, match="numpy ufuncs and functions only"):
+        operands_read((lambda x, z: math.cos(x),))
+
+
 @pytest.mark.parametrize("name", OPS)
 def test_c_partials_read_only_what_the_table_says(name):
     """The tape keeps only the values entry.reads names (C's

@@ -117,7 +117,13 @@ def operands_read(partials):
         for v in PROBE_VALUES:
             for d in partials:
                 probes = [_Probe(b, np.float64(v), seen) for b in bits]
-                out = d(*probes)
+                try:
+                    out = d(*probes)
+                except TypeError as e:
+                    raise TypeError(
+                        f"the partial {getattr(d, '__qualname__', d)!r} must compute with numpy "
+                        "ufuncs and functions only (no float(), math or Python branches on "
+                        f"values), so that every engine can run it: {e}") from e
                 if isinstance(out, _Probe):
                     seen.append(out.bit)
     mask = 0
