@@ -2,8 +2,9 @@
 
 - ``shadowad._csad`` (cffi): the core, ``csrc/core`` (tape,
   arenas, blocks, lazy-shadow slots, snapshots, vectors) and ``csrc/ops``
-  (kernels).  The one header ``csrc/core/shadowad.h`` is its whole contract
-  with Python; cdef reads it verbatim.  It calls no Python API; only
+  (kernels).  The header ``csrc/core/shadowad.h``, with the op codes
+  ``csrc/core/ew_ops.h`` generated from the partials table, is its whole
+  contract with Python; cdef reads both verbatim.  It calls no Python API; only
   ``csrc/core/ndarray.c`` reads ndarray headers from the ``id()`` an entry
   point is given (see docs/design-notes.md, "How objects cross into C").
 - ``shadowad._fast`` (a setuptools extension, ``fast_extension()``): the code
@@ -31,7 +32,8 @@ ROOT = HERE.parent
 CSRC = ROOT / "csrc"
 CORE_DIRS = ("core", "ops")
 
-CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
+CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration",
+           "-Werror=switch"]
           + shlex.split(os.environ.get("SHADOWAD_CFLAGS", "")))
 LDFLAGS = shlex.split(os.environ.get("SHADOWAD_LDFLAGS", ""))
 INCLUDE_DIRS = [str(CSRC / "core"), numpy.get_include()]
@@ -44,7 +46,9 @@ def sources(*dirs):
 
 
 ffibuilder = cffi.FFI()
-ffibuilder.cdef((CSRC / "core" / "shadowad.h").read_text())
+# ew_ops.h: the elementwise op codes, generated from the partials table by
+# tools/ew_ops.py (sad.h includes it before shadowad.h, as here)
+ffibuilder.cdef("".join((CSRC / "core" / h).read_text() for h in ("ew_ops.h", "shadowad.h")))
 ffibuilder.set_source(
     "shadowad._csad",
     '#include "sad.h"\n',

@@ -381,7 +381,7 @@ def test_tangent_kernel_zero_tangents_and_nans_as_the_scalar_loop(n):
     of several payloads (signalling included), across tile boundaries: the
     vectorized loop gives the scalar loop's bits, NaN payloads and signs too."""
     x, y, dx, dy = (_pattern(n, s) for s in (0, 1, 3, 5))
-    z = np.empty(n)  # C reads its shape
+    z = np.empty(n)  # C reads its shape; these partials do not read the value
     with np.errstate(all="ignore"):
         cases = [(lib.SAD_MUL, [(dx, y), (dy, x)]),
                  (lib.SAD_DIV, [(dx, 1.0 / y), (dy, -x / (y * y))]),
@@ -399,6 +399,8 @@ def test_tangent_kernel_zero_tangents_and_nans_as_the_scalar_loop(n):
             assert same_bits(dz, _reference_tangent([(t, p)])), (op, which)
     xs = np.abs(x)  # sqrt: an infinite partial at 0, NaN ones at NaN
     dz = np.empty(n)
+    with np.errstate(all="ignore"):  # NaNs of several payloads
+        z = np.sqrt(xs)  # the partial reads the value, which the caller computed
     assert lib.sad_ew_tangent(lib.SAD_SQRT, lib.SAD_KX_ARR, id(z), id(dz),
                               id(xs), id(dx), 0, 0, 0.0) == lib.SAD_OK
     with np.errstate(all="ignore"):
@@ -417,8 +419,9 @@ def test_tangent_kernel_strided_and_broadcast_lanes(ufunc, lanes):
     rows[0] = 0.0
     flags = lib.SAD_F_LANES | lib.SAD_KX_ARR | (lib.SAD_KY_ARR if ufunc.nin == 2 else 0)
 
+    z = ufunc(x, y) if ufunc.nin == 2 else ufunc(x)  # the value, which partials may read
+
     def run(dx, dy, dz):
-        z = np.empty(n)  # C reads its shape
         rc = lib.sad_ew_tangent(op, flags, id(z), id(dz), id(x), id(dx),
                                 id(y) if ufunc.nin == 2 else 0,
                                 id(dy) if ufunc.nin == 2 else 0, 0.0)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ew_ops.h" /* before shadowad.h, as cdef reads them */
 #include "shadowad.h"
 
 enum { SAD_MAXDIM = 4, SAD_TILE = 256 };

@@ -24,17 +24,11 @@ typedef struct sad_tape sad_tape;
 typedef struct sad_vec sad_vec;
 typedef struct sad_pool sad_pool;
 
-/* Elementwise operations, unary then binary.  Each one has a primal, a
- * partial-derivative (shared by the tangent and the reverse sweep) rule. */
+/* Record kinds.  The elementwise ones (enum sad_ew_op, 0 .. SAD_N_EW - 1) are
+ * in ew_ops.h, generated from the partials table; cdef reads that file
+ * first.  Each elementwise op has a primal and a partial-derivative rule
+ * (shared by the tangent and the reverse sweep). */
 enum sad_op {
-    SAD_COPY = 0, SAD_NEG = 1, SAD_SQUARE = 2, SAD_SQRT = 3, SAD_RECIP = 4,
-    SAD_EXP = 5, SAD_LOG = 6, SAD_LOG1P = 7, SAD_EXPM1 = 8,
-    SAD_SIN = 9, SAD_COS = 10, SAD_TAN = 11, SAD_TANH = 12, SAD_SINH = 13,
-    SAD_COSH = 14, SAD_ASIN = 15, SAD_ACOS = 16, SAD_ATAN = 17, SAD_ABS = 18,
-    SAD_ADD = 19, SAD_SUB = 20, SAD_MUL = 21, SAD_DIV = 22, SAD_POW = 23,
-    SAD_ATAN2 = 24, SAD_HYPOT = 25, SAD_MAX = 26, SAD_MIN = 27,
-    SAD_FMAX = 28, SAD_FMIN = 29,
-    SAD_N_EW = 30,
     /* record kinds that are not elementwise */
     SAD_LOAD = 32, SAD_STORE = 33, SAD_SUM = 34, SAD_DOT = 35, SAD_AXPY = 36,
     SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,
@@ -136,7 +130,8 @@ int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
            intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
 /* Same computation without a tape: the tangent dz = dop/dx dx + dop/dy dy
  * (dx, dy may be 0), which also writes z = op(x, y) when SAD_F_PRIMAL is in
- * flags (else numpy computes z, after or before). */
+ * flags.  Else z must already hold the value (numpy's): partials that read
+ * z (sqrt, exp, tanh, ...) read it there, as the reverse sweep does. */
 int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
                    intptr_t dx, intptr_t y, intptr_t dy, double k);
 /* With SAD_F_LANES in flags, dz, dx and dy have one leading axis more than

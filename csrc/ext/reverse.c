@@ -161,9 +161,7 @@ static int rev_operand(const sad_rev_objects *k, PyObject *a, PyObject **tape,
  * elementwise._values_read: what the tape must keep alive. */
 static int values_read(int op, const sad_fast_operand *o, int n)
 {
-    switch (op) {
-    case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
-        return 0;
+    switch (op) { /* linear by a constant; the rest is the table's (sad_ew_partials_read) */
     case SAD_MUL:
         if (n == 2 && (o[0].kind == SAD_KX_CONST || o[1].kind == SAD_KX_CONST))
             return 0;

@@ -457,7 +457,9 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
     }
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
-    const int have_z = r->u.a.saved == NULL; /* z still holds op(x, y) */
+    /* the partials read numpy's z, as forward mode does: in z's memory, or,
+     * once the swap above restored what z overwrote, in saved, which now
+     * holds z's values in the order this loop visits them */
     double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE], gt[SAD_TILE];
     double *p[3], *s[3];
     int64_t pos = 0;
@@ -489,26 +491,21 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
                     for (int64_t i = 0; i < c; ++i)
                         zs[i * st] = 0.0;
             }
+            const int64_t at = pos;
             pos += c;
             if (s[1] == NULL && s[2] == NULL)
                 continue;
             if (!lin) { /* the partials depend on the values */
                 const double *vx = tx, *vy = ty, *vz = tz;
-                int need = sad_ew_partials_read(op);
-                if ((need & 4) && !have_z)
-                    need |= sad_ew_is_unary(op) ? 1 : 3;
+                const int need = sad_ew_partials_read(op);
                 if (need & 1)
                     vx = values(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
                 if ((need & 2) && p[2] != NULL)
                     vy = values(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
-                if (need & 4) {
-                    if (have_z) {
-                        vz = values(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
-                    } else {
-                        sad_ew_values(op, c, vx, vy, tz);
-                        vz = tz;
-                    }
-                }
+                if ((need & 4) && saved != NULL)
+                    vz = saved + at;
+                else if (need & 4)
+                    vz = values(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
                 /* the partial of an inactive operand is not computed (where
                  * sad_ew_partials allows it) */
                 const int skip = op == SAD_MUL || op == SAD_DIV || op == SAD_POW;

@@ -58,6 +58,7 @@ class Buffer(fast.BufferBase):
         n = max((hi - lo) // 8, 1)
         lanes = self.tape.lanes
         self.attach(np.zeros((lanes, n) if lanes else n), lo)
+        attached(self)
 
     def attach(self, mem, lo):
         """Use ``mem`` (whose element 0 lies at primal byte address ``lo``) as
@@ -82,6 +83,15 @@ class Buffer(fast.BufferBase):
         if mem.ndim == 1:
             return np.ndarray(p.shape, F64, mem, off, p.strides)
         return np.ndarray(mem.shape[:1] + p.shape, F64, mem, off, mem.strides[:1] + p.strides)
+
+
+def attached(buf):
+    """Tell the tape's accounting what ``buf`` now holds: the tape may have
+    walked buf before (shadowad/engines/reverse/accounting.py walks each object
+    once), and a promoted shadow is memory only buf holds."""
+    keep = buf.tape.keep
+    keep.append(buf.mem)
+    keep.append(buf.shadow)
 
 
 def temporary_buffer(tape, root, shadow):
@@ -137,6 +147,7 @@ def materialize(buf):
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
+    attached(buf)
 
 
 def _whole_view(p, root):
@@ -179,6 +190,7 @@ def adjoint_for_pullback(a):
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
+    attached(buf)
     return shadow_of(a), whole
 
 

@@ -260,6 +260,10 @@ class TArray(ArrayOps):
     """A traced float64 array inside ``f``: behaves like a numpy array."""
 
     __slots__ = ()
+    # the shadow view ``_s`` is a cache, set on first use (possibly after the
+    # tape's accounting walked the array): its memory is counted with the
+    # Buffer, and accounting leaves the view out (accounting.held_bytes)
+    ACCOUNTING_SKIPS = "_s"
 
     # -- numpy protocol: the reverse rules ---------------------------------
     __array_ufunc__, _array_function, _u = numpy_protocol(rules)
