@@ -6,15 +6,20 @@
 
 #include "fast.h"
 
-/* An operand of ew(): None (no array), an int (a pair's address) or an
- * array object (its address, as id() gives it). */
-static intptr_t operand(PyObject *o)
+/* The descriptor of an operand of ew() in *d: None (no array: NULL), an int
+ * (a pair's address: a pair's descriptor, shadowad.h) or an ndarray (the
+ * call holds it: it is an argument). */
+static const sad_arr *operand(PyObject *o, sad_arr *d)
 {
     if (o == Py_None)
-        return 0;
-    if (PyLong_CheckExact(o))
-        return (intptr_t)PyLong_AsSsize_t(o);
-    return (intptr_t)o;
+        return NULL;
+    if (PyLong_CheckExact(o)) {
+        const sad_arr pair = {(double *)PyLong_AsVoidPtr(o), 0, NULL, NULL};
+        *d = pair;
+        return d;
+    }
+    *d = sad_arr_of(o);
+    return d;
 }
 
 /* The array operands args[from..to] come from fields of traced arrays
@@ -56,9 +61,14 @@ SAD_FAST(sad_fast_ew)
         slots[j] = PyLong_AsLongLong(args[10 + j]);
     if (PyErr_Occurred())
         return NULL;
-    return PyLong_FromLong(sad_ew_slots((sad_tape *)t, (int)op, (int)flags, operand(args[3]),
-                                        operand(args[4]), operand(args[5]), operand(args[6]),
-                                        operand(args[7]), operand(args[8]), k, slots));
+    sad_arr d[6];
+    const sad_arr *a[6];
+    for (int j = 0; j < 6; ++j)
+        a[j] = operand(args[3 + j], &d[j]);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromLong(sad_state_of(module)->api->ew_slots(
+        (sad_tape *)t, (int)op, (int)flags, a[0], a[1], a[2], a[3], a[4], a[5], k, slots));
 }
 
 /* _fast.tangent(op, flags, z, dz, x, dx, y, dy, k): sad_ew_tangent without
@@ -73,7 +83,12 @@ SAD_FAST(sad_fast_tangent)
     double k = PyFloat_AsDouble(args[8]);
     if (PyErr_Occurred())
         return NULL;
-    return PyLong_FromLong(sad_ew_tangent((int)op, (int)flags, operand(args[2]),
-                                          operand(args[3]), operand(args[4]), operand(args[5]),
-                                          operand(args[6]), operand(args[7]), k));
+    sad_arr d[6];
+    const sad_arr *a[6];
+    for (int j = 0; j < 6; ++j)
+        a[j] = operand(args[2 + j], &d[j]);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromLong(sad_state_of(module)->api->ew_tangent(
+        (int)op, (int)flags, a[0], a[1], a[2], a[3], a[4], a[5], k));
 }
