@@ -32,7 +32,11 @@ static sad_tape *tape_arg(PyObject *module, PyObject *tape, const char *fn)
     }
     const sad_tape_object *o = (const sad_tape_object *)tape;
     if (!o->alive || o->tptr == NULL) {
-        PyErr_Format(PyExc_RuntimeError, "%s: the tape has been freed", fn);
+        /* the words of Python's tape.finished_error, and why */
+        PyErr_Format(PyExc_RuntimeError,
+                     "shadowad: a traced value was used after its autodiff call finished (%s: "
+                     "its tape has been freed); traced values exist only while f runs (take "
+                     "plain values inside f with sad.primal)", fn);
         return NULL;
     }
     return (sad_tape *)PyLong_AsVoidPtr(o->tptr);

@@ -71,14 +71,151 @@ static void dealloc_n(PyObject *self, int n)
         .slots = prefix##_slots,                                                        \
     };
 
+/* ---- traced arrays: fields checked when assigned ----------------------
+ * C reads p and _s as float64 arrays of matching shapes, and buf as a
+ * Buffer: anything else is refused at assignment (a TypeError or
+ * ValueError naming the field), so no fast path meets it. */
 BASE_TYPE(array, sad_array_object, buf)
-static PyMemberDef array_members[] = {
-    FIELD(sad_array_object, "p", p, "the primal (an ndarray)"),
-    FIELD(sad_array_object, "_s", s, "the shadow or tangent lanes; None while not looked up"),
-    FIELD(sad_array_object, "buf", buf, "the Buffer of the memory it views"),
-    {NULL, 0, 0, 0, NULL},
+
+static PyObject *field_get(PyObject *v, const char *name)
+{
+    if (v == NULL)
+        return PyErr_Format(PyExc_AttributeError, "'%s' is unset", name);
+    return Py_NewRef(v);
+}
+
+static const sad_state *state_for(PyObject *self)
+{
+    PyObject *m = PyType_GetModuleByDef(Py_TYPE(self), &sad_module_def);
+    return m != NULL ? sad_state_of(m) : NULL;
+}
+
+/* 0 if v is an aligned float64 ndarray in native byte order, else -1 with a
+ * TypeError naming field `name`. */
+static int check_f64_field(const sad_state *st, PyObject *v, const char *name)
+{
+    if (PyObject_TypeCheck(v, st->ndarray_type) && sad_is_f64(v))
+        return 0;
+    PyErr_Format(PyExc_TypeError,
+                 "shadowad: a traced array's %s must be an aligned float64 ndarray, not %R "
+                 "(leave the fields of traced values to shadowad)", name, v);
+    return -1;
+}
+
+/* Is the traced array a forward-mode one (its _s: tangent lanes)? */
+static int is_dual(const sad_state *st, PyObject *self)
+{
+    return st->fwd.dual != NULL && PyObject_TypeCheck(self, (PyTypeObject *)st->fwd.dual);
+}
+
+/* 0 if shadow s fits primal p: the same shape (reverse mode), or a leading
+ * axis of lanes more (forward mode); else -1 with a ValueError. */
+static int check_shapes(const sad_state *st, PyObject *self, PyObject *p, PyObject *s)
+{
+    const sad_arr a = sad_arr_of(p), b = sad_arr_of(s);
+    const int lanes = is_dual(st, self);
+    int ok = b.nd == a.nd + lanes;
+    for (int d = 0; ok && d < a.nd; ++d)
+        ok = b.shape[d + lanes] == a.shape[d];
+    if (ok)
+        return 0;
+    PyErr_Format(PyExc_ValueError,
+                 "shadowad: a traced array's %s has %s shape than its primal (leave the "
+                 "fields of traced values to shadowad)", lanes ? "tangent lanes" : "shadow",
+                 "another");
+    return -1;
+}
+
+static int field_set(PyObject **slot, PyObject *v)
+{
+    Py_XSETREF(*slot, Py_XNewRef(v));
+    return 0;
+}
+
+static PyObject *array_get_p(PyObject *self, void *c)
+{
+    (void)c;
+    return field_get(((sad_array_object *)self)->p, "p");
+}
+
+static int array_set_p(PyObject *self, PyObject *v, void *c)
+{
+    (void)c;
+    sad_array_object *o = (sad_array_object *)self;
+    if (v != NULL) {
+        const sad_state *st = state_for(self);
+        if (st == NULL || check_f64_field(st, v, "p (primal)") < 0 ||
+            (o->s != NULL && o->s != Py_None && check_shapes(st, self, v, o->s) < 0))
+            return -1;
+    }
+    return field_set(&o->p, v);
+}
+
+static PyObject *array_get_s(PyObject *self, void *c)
+{
+    (void)c;
+    return field_get(((sad_array_object *)self)->s, "_s");
+}
+
+static int array_set_s(PyObject *self, PyObject *v, void *c)
+{
+    (void)c;
+    sad_array_object *o = (sad_array_object *)self;
+    if (v != NULL && v != Py_None) {
+        const sad_state *st = state_for(self);
+        if (st == NULL || check_f64_field(st, v, "_s (shadow or tangent lanes)") < 0 ||
+            (o->p != NULL && check_shapes(st, self, o->p, v) < 0))
+            return -1;
+    }
+    return field_set(&o->s, v);
+}
+
+static PyObject *array_get_buf(PyObject *self, void *c)
+{
+    (void)c;
+    return field_get(((sad_array_object *)self)->buf, "buf");
+}
+
+static int array_set_buf(PyObject *self, PyObject *v, void *c)
+{
+    (void)c;
+    if (v != NULL) {
+        const sad_state *st = state_for(self);
+        if (st == NULL)
+            return -1;
+        if (!PyObject_TypeCheck(v, st->buffer_type)) {
+            PyErr_Format(PyExc_TypeError,
+                         "shadowad: a traced array's buf must be a Buffer, not %R (leave the "
+                         "fields of traced values to shadowad)", v);
+            return -1;
+        }
+    }
+    return field_set(&((sad_array_object *)self)->buf, v);
+}
+
+static PyGetSetDef array_getset[] = {
+    {"p", array_get_p, array_set_p, "the primal (an aligned float64 ndarray)", NULL},
+    {"_s", array_get_s, array_set_s,
+     "the shadow or tangent lanes (float64, of the primal's shape, lanes first); None while "
+     "not looked up", NULL},
+    {"buf", array_get_buf, array_set_buf, "the Buffer of the memory it views", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
-SPEC(array, "ArrayBase", sad_array_object, "C base of traced arrays: primal, shadow, Buffer")
+
+static PyType_Slot array_slots[] = {
+    {Py_tp_doc, "C base of traced arrays: primal, shadow, Buffer"},
+    {Py_tp_traverse, array_traverse},
+    {Py_tp_clear, array_clear},
+    {Py_tp_dealloc, array_dealloc},
+    {Py_tp_getset, array_getset},
+    {0, NULL},
+};
+PyType_Spec sad_array_spec = {
+    .name = "shadowad._fast.ArrayBase",
+    .basicsize = sizeof(sad_array_object),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = array_slots,
+};
 
 BASE_TYPE(buffer, sad_buffer_object, slot)
 static PyMemberDef buffer_members[] = {

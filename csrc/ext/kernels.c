@@ -6,15 +6,17 @@
 
 #include "fast.h"
 
-/* The descriptor of an operand of ew() in *d: None (no array: NULL), an int
- * (a pair's address: a pair's descriptor, shadowad.h) or an ndarray (the
- * call holds it: it is an argument). */
+/* The descriptor of an operand of ew() in *d: None or 0 (no array: NULL),
+ * another int (a pair's address: a pair's descriptor, shadowad.h) or an
+ * ndarray (the call holds it: it is an argument). */
 static const sad_arr *operand(PyObject *o, sad_arr *d)
 {
     if (o == Py_None)
         return NULL;
     if (PyLong_CheckExact(o)) {
         const sad_arr pair = {(double *)PyLong_AsVoidPtr(o), 0, NULL, NULL};
+        if (pair.data == NULL)
+            return NULL;
         *d = pair;
         return d;
     }
