@@ -108,27 +108,59 @@ static int is_dual(const sad_state *st, PyObject *self)
     return st->fwd.dual != NULL && PyObject_TypeCheck(self, (PyTypeObject *)st->fwd.dual);
 }
 
+/* The lanes of a dual array's Context (through its Buffer), or -1 while
+ * they are not known. */
+static long context_lanes(const sad_state *st, PyObject *self)
+{
+    const sad_array_object *o = (const sad_array_object *)self;
+    if (o->buf == NULL || !PyObject_TypeCheck(o->buf, st->buffer_type))
+        return -1;
+    PyObject *ctx = ((const sad_buffer_object *)o->buf)->tape;
+    if (ctx == NULL || !PyObject_TypeCheck(ctx, st->context_type))
+        return -1;
+    PyObject *n = ((const sad_context_object *)ctx)->lanes;
+    if (n == NULL || !PyLong_CheckExact(n))
+        return -1;
+    const long lanes = PyLong_AsLong(n);
+    if (lanes == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return lanes;
+}
+
 /* 0 if shadow s fits primal p: the same shape (reverse mode), or a leading
- * axis of lanes more (forward mode); else -1 with a ValueError. */
-static int check_shapes(const sad_state *st, PyObject *self, PyObject *p, PyObject *s)
+ * axis of as many lanes as the Context has more (forward mode); else -1
+ * with a ValueError. */
+static int check_shapes(const sad_state *st, PyObject *self, PyObject *p, PyObject *s,
+                        const char *name)
 {
     const sad_arr a = sad_arr_of(p), b = sad_arr_of(s);
     const int lanes = is_dual(st, self);
     int ok = b.nd == a.nd + lanes;
     for (int d = 0; ok && d < a.nd; ++d)
         ok = b.shape[d + lanes] == a.shape[d];
+    if (ok && lanes) {
+        const long n = context_lanes(st, self);
+        ok = n < 0 || b.shape[0] == n;
+    }
     if (ok)
         return 0;
     PyErr_Format(PyExc_ValueError,
-                 "shadowad: a traced array's %s has %s shape than its primal (leave the "
-                 "fields of traced values to shadowad)", lanes ? "tangent lanes" : "shadow",
-                 "another");
+                 "shadowad: this %s does not fit the traced array: its _s must be %s (leave "
+                 "the fields of traced values to shadowad)", name,
+                 lanes ? "tangent lanes, one per lane of its Context, then the shape of p"
+                       : "a shadow of the shape of p");
     return -1;
 }
 
-static int field_set(PyObject **slot, PyObject *v)
+/* Fields C reads are never unset once set: deleting one is refused. */
+static int field_set(PyObject **slot, PyObject *v, const char *name)
 {
-    Py_XSETREF(*slot, Py_XNewRef(v));
+    if (v == NULL) {
+        PyErr_Format(PyExc_AttributeError, "shadowad: a traced array's %s cannot be deleted",
+                     name);
+        return -1;
+    }
+    Py_XSETREF(*slot, Py_NewRef(v));
     return 0;
 }
 
@@ -145,10 +177,10 @@ static int array_set_p(PyObject *self, PyObject *v, void *c)
     if (v != NULL) {
         const sad_state *st = state_for(self);
         if (st == NULL || check_f64_field(st, v, "p (primal)") < 0 ||
-            (o->s != NULL && o->s != Py_None && check_shapes(st, self, v, o->s) < 0))
+            (o->s != NULL && o->s != Py_None && check_shapes(st, self, v, o->s, "p") < 0))
             return -1;
     }
-    return field_set(&o->p, v);
+    return field_set(&o->p, v, "p");
 }
 
 static PyObject *array_get_s(PyObject *self, void *c)
@@ -164,10 +196,10 @@ static int array_set_s(PyObject *self, PyObject *v, void *c)
     if (v != NULL && v != Py_None) {
         const sad_state *st = state_for(self);
         if (st == NULL || check_f64_field(st, v, "_s (shadow or tangent lanes)") < 0 ||
-            (o->p != NULL && check_shapes(st, self, o->p, v) < 0))
+            (o->p != NULL && check_shapes(st, self, o->p, v, "_s") < 0))
             return -1;
     }
-    return field_set(&o->s, v);
+    return field_set(&o->s, v, "_s");
 }
 
 static PyObject *array_get_buf(PyObject *self, void *c)
@@ -190,7 +222,7 @@ static int array_set_buf(PyObject *self, PyObject *v, void *c)
             return -1;
         }
     }
-    return field_set(&((sad_array_object *)self)->buf, v);
+    return field_set(&((sad_array_object *)self)->buf, v, "buf");
 }
 
 static PyGetSetDef array_getset[] = {

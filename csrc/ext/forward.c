@@ -314,8 +314,10 @@ static int call_lanes(const fwd_objects *k, const sad_fast_operand *o, int n, Py
     Py_XSETREF(*ctx, running);
     if ((*lanes = lanes_of(*ctx)) == 0)
         return 0;
+    /* a dual array's lanes were checked against its Context when assigned,
+     * but a Buffer's Context (and a Context's lanes) can change since */
     for (int j = 0; j < n; ++j)
-        if (o[j].kind == SAD_KX_PAIR && o[j].s != NULL &&
+        if ((o[j].kind == SAD_KX_PAIR || o[j].kind == SAD_KX_ARR) && o[j].s != NULL &&
             sad_arr_of(o[j].s).shape[0] != *lanes)
             return 0;
     return 1;
