@@ -14,8 +14,8 @@
   csrc/core/api.c), from ``shadowad._csad`` and calls the core through it.
 
 Neither module uses the limited API (the extension reads numpy's array
-header and type slots; the cffi module gets the same treatment), so both get
-the interpreter's own suffix (``.cpython-3XY-...so``), never ``.abi3.so``:
+header and type slots; the core module is built alike), so both get the
+interpreter's own suffix (``.cpython-3XY-...so``), never ``.abi3.so``:
 cffi would ask setuptools for the limited API by default, and is told not to.
 ``SHADOWAD_CFLAGS`` / ``SHADOWAD_LDFLAGS`` add compiler and linker flags
 (``make test-asan`` uses them for the sanitizers).

@@ -299,7 +299,7 @@ static PyObject *dual_result(const fwd_objects *k, PyObject *ctx, PyObject *z, P
 
 /* The operands' Context, which must be the running one (operands kept from
  * an earlier call are Python's case, which refuses them), and its lanes: a
- * dual scalar's tangent array must have one entry per lane.  1, or 0 for
+ * dual scalar's or array's tangents must have one entry per lane.  1, or 0 for
  * Python's case, -1 on error. */
 static int call_lanes(const fwd_objects *k, const sad_fast_operand *o, int n, PyObject **ctx,
                       Py_ssize_t *lanes)
