@@ -52,7 +52,10 @@ ffibuilder.set_source(
     '#include "sad.h"\n',
     sources=sources(*CORE_DIRS),
     include_dirs=CORE_INCLUDE_DIRS,
-    extra_compile_args=CFLAGS,
+    # only PyInit__csad is exported: calls inside the core stay direct (and
+    # inlinable) instead of going through the PLT; cffi's wrappers and
+    # sad_api()'s table are in this module
+    extra_compile_args=CFLAGS + ["-fvisibility=hidden"],
     extra_link_args=LDFLAGS,
     libraries=["m", "pthread"],
     py_limited_api=False,

@@ -77,13 +77,6 @@ static void dealloc_n(PyObject *self, int n)
  * ValueError naming the field), so no fast path meets it. */
 BASE_TYPE(array, sad_array_object, buf)
 
-static PyObject *field_get(PyObject *v, const char *name)
-{
-    if (v == NULL)
-        return PyErr_Format(PyExc_AttributeError, "'%s' is unset", name);
-    return Py_NewRef(v);
-}
-
 static const sad_state *state_for(PyObject *self)
 {
     PyObject *m = PyType_GetModuleByDef(Py_TYPE(self), &sad_module_def);
@@ -152,86 +145,74 @@ static int check_shapes(const sad_state *st, PyObject *self, PyObject *p, PyObje
     return -1;
 }
 
-/* Fields C reads are never unset once set: deleting one is refused. */
-static int field_set(PyObject **slot, PyObject *v, const char *name)
+/* The checks of an assignment of v to field `name` (v NULL: a deletion,
+ * refused: the fields C reads are never unset once set).  0, or -1 with an
+ * exception. */
+static int check_p(PyObject *self, PyObject *v)
 {
-    if (v == NULL) {
-        PyErr_Format(PyExc_AttributeError, "shadowad: a traced array's %s cannot be deleted",
-                     name);
+    const sad_array_object *o = (const sad_array_object *)self;
+    const sad_state *st = state_for(self);
+    return st == NULL || check_f64_field(st, v, "p (primal)") < 0 ||
+                   (o->s != NULL && o->s != Py_None && check_shapes(st, self, v, o->s, "p") < 0)
+               ? -1
+               : 0;
+}
+
+static int check_s(PyObject *self, PyObject *v)
+{
+    const sad_array_object *o = (const sad_array_object *)self;
+    if (v == Py_None)
+        return 0;
+    const sad_state *st = state_for(self);
+    return st == NULL || check_f64_field(st, v, "_s (shadow or tangent lanes)") < 0 ||
+                   (o->p != NULL && check_shapes(st, self, o->p, v, "_s") < 0)
+               ? -1
+               : 0;
+}
+
+static int check_buf(PyObject *self, PyObject *v)
+{
+    const sad_state *st = state_for(self);
+    if (st == NULL)
         return -1;
-    }
-    Py_XSETREF(*slot, Py_NewRef(v));
-    return 0;
+    if (PyObject_TypeCheck(v, st->buffer_type))
+        return 0;
+    PyErr_Format(PyExc_TypeError,
+                 "shadowad: a traced array's buf must be a Buffer, not %R (leave the fields "
+                 "of traced values to shadowad)", v);
+    return -1;
 }
 
-static PyObject *array_get_p(PyObject *self, void *c)
+/* Assignments to p, _s and buf are checked here; reading them stays a plain
+ * member access (which the interpreter specializes: a property would cost
+ * every read of x.p in Python a call). */
+static int array_setattro(PyObject *self, PyObject *name, PyObject *v)
 {
-    (void)c;
-    return field_get(((sad_array_object *)self)->p, "p");
-}
-
-static int array_set_p(PyObject *self, PyObject *v, void *c)
-{
-    (void)c;
-    sad_array_object *o = (sad_array_object *)self;
-    if (v != NULL) {
-        const sad_state *st = state_for(self);
-        if (st == NULL || check_f64_field(st, v, "p (primal)") < 0 ||
-            (o->s != NULL && o->s != Py_None && check_shapes(st, self, v, o->s, "p") < 0))
+    if (PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) <= 3) {
+        int (*check)(PyObject *, PyObject *) = NULL;
+        if (PyUnicode_CompareWithASCIIString(name, "p") == 0)
+            check = check_p;
+        else if (PyUnicode_CompareWithASCIIString(name, "_s") == 0)
+            check = check_s;
+        else if (PyUnicode_CompareWithASCIIString(name, "buf") == 0)
+            check = check_buf;
+        if (check != NULL && v == NULL)
+            return PyErr_Format(PyExc_AttributeError,
+                                "shadowad: a traced array's %U cannot be deleted", name),
+                   -1;
+        if (check != NULL && check(self, v) < 0)
             return -1;
     }
-    return field_set(&o->p, v, "p");
+    return PyObject_GenericSetAttr(self, name, v);
 }
 
-static PyObject *array_get_s(PyObject *self, void *c)
-{
-    (void)c;
-    return field_get(((sad_array_object *)self)->s, "_s");
-}
-
-static int array_set_s(PyObject *self, PyObject *v, void *c)
-{
-    (void)c;
-    sad_array_object *o = (sad_array_object *)self;
-    if (v != NULL && v != Py_None) {
-        const sad_state *st = state_for(self);
-        if (st == NULL || check_f64_field(st, v, "_s (shadow or tangent lanes)") < 0 ||
-            (o->p != NULL && check_shapes(st, self, o->p, v, "_s") < 0))
-            return -1;
-    }
-    return field_set(&o->s, v, "_s");
-}
-
-static PyObject *array_get_buf(PyObject *self, void *c)
-{
-    (void)c;
-    return field_get(((sad_array_object *)self)->buf, "buf");
-}
-
-static int array_set_buf(PyObject *self, PyObject *v, void *c)
-{
-    (void)c;
-    if (v != NULL) {
-        const sad_state *st = state_for(self);
-        if (st == NULL)
-            return -1;
-        if (!PyObject_TypeCheck(v, st->buffer_type)) {
-            PyErr_Format(PyExc_TypeError,
-                         "shadowad: a traced array's buf must be a Buffer, not %R (leave the "
-                         "fields of traced values to shadowad)", v);
-            return -1;
-        }
-    }
-    return field_set(&((sad_array_object *)self)->buf, v, "buf");
-}
-
-static PyGetSetDef array_getset[] = {
-    {"p", array_get_p, array_set_p, "the primal (an aligned float64 ndarray)", NULL},
-    {"_s", array_get_s, array_set_s,
-     "the shadow or tangent lanes (float64, of the primal's shape, lanes first); None while "
-     "not looked up", NULL},
-    {"buf", array_get_buf, array_set_buf, "the Buffer of the memory it views", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+static PyMemberDef array_members[] = {
+    FIELD(sad_array_object, "p", p, "the primal (an aligned float64 ndarray)"),
+    FIELD(sad_array_object, "_s", s,
+          "the shadow or tangent lanes (float64, of the primal's shape, lanes first); None "
+          "while not looked up"),
+    FIELD(sad_array_object, "buf", buf, "the Buffer of the memory it views"),
+    {NULL, 0, 0, 0, NULL},
 };
 
 static PyType_Slot array_slots[] = {
@@ -239,7 +220,8 @@ static PyType_Slot array_slots[] = {
     {Py_tp_traverse, array_traverse},
     {Py_tp_clear, array_clear},
     {Py_tp_dealloc, array_dealloc},
-    {Py_tp_getset, array_getset},
+    {Py_tp_members, array_members},
+    {Py_tp_setattro, array_setattro},
     {0, NULL},
 };
 PyType_Spec sad_array_spec = {

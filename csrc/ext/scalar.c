@@ -194,9 +194,9 @@ static PyObject *finished(void)
 /* 0 if o is an aligned float64 ndarray (what C reads), else -1 with a
  * TypeError naming argument `what` of function `fn`: the arrays given come
  * from fields of traced values. */
-static int check_f64(PyObject *module, PyObject *o, const char *fn, const char *what)
+static int check_f64(PyTypeObject *ndarray, PyObject *o, const char *fn, const char *what)
 {
-    if (PyObject_TypeCheck(o, sad_state_of(module)->ndarray_type) && sad_is_f64(o))
+    if ((Py_IS_TYPE(o, ndarray) || PyObject_TypeCheck(o, ndarray)) && sad_is_f64(o))
         return 0;
     PyErr_Format(PyExc_TypeError, "shadowad: %s: %s must be an aligned float64 ndarray, not %.100s",
                  fn, what, Py_TYPE(o)->tp_name);
@@ -268,7 +268,8 @@ SAD_FAST(sad_fast_load)
     PyObject *p = args[0], *s = args[1], *tape = args[3];
     if (s == Py_None)
         Py_RETURN_NOTIMPLEMENTED;
-    if (check_f64(module, p, "load", "p") < 0 || check_f64(module, s, "load", "s") < 0)
+    PyTypeObject *nd = (PyTypeObject *)k->ndarray;
+    if (check_f64(nd, p, "load", "p") < 0 || check_f64(nd, s, "load", "s") < 0)
         return NULL;
     int64_t poff, soff;
     int rc = element_offsets(p, s, args[2], &poff, &soff);
@@ -295,7 +296,8 @@ SAD_FAST(sad_fast_store)
 {
     if (nargs != 4 || !sad_is_scalar(args[3]))
         return PyErr_Format(PyExc_TypeError, "store takes p, s, i and a traced scalar");
-    if (check_f64(module, args[0], "store", "p") < 0 || check_f64(module, args[1], "store", "s") < 0)
+    PyTypeObject *nd = sad_state_of(module)->ndarray_type;
+    if (check_f64(nd, args[0], "store", "p") < 0 || check_f64(nd, args[1], "store", "s") < 0)
         return NULL;
     if (sad_arr_of(args[0]).nd != 1 || sad_arr_of(args[1]).nd != 1)
         return PyErr_Format(PyExc_ValueError, "shadowad: store takes 1-D arrays");
