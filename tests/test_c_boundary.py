@@ -580,3 +580,65 @@ report(lambda: sad.autodiff(f, x))
 """)
     assert code == 0, out
     assert out.startswith("MemoryError") and "elementwise" in out, out
+
+
+@pytest.mark.parametrize("call", [
+    "fast.reduce(t, lib.SAD_SUM, 0.0, np.ones(8), np.zeros(4), None, None)",
+    "fast.reduce(t, lib.SAD_DOT, 0.0, np.ones(8), None, np.ones(4), None)",
+    "fast.outer_record(t, np.ones((3, 2)), np.ones((2, 3)), 0, np.ones(3), None, 0, np.ones(2),"
+    " None, 0)",
+    "fast.axpy(None, lib.SAD_KX_ARR | lib.SAD_KY_CONST, 0, 2.0, np.ones(8), None, np.ones(4),"
+    " None)",
+    "fast.axpy_tangents(2.0, None, np.ones(4), np.ones((2, 4)), np.ones(4), np.ones((3, 4)))",
+    "fast.vpusha(t, v, None, np.ones(4), np.ones(3))",
+    "fast.ew(int(ffi.cast('uintptr_t', t.c)), lib.SAD_NEG, lib.SAD_KX_ARR, np.ones(4),"
+    " np.zeros(4), np.ones(8), np.zeros(8), None, None, 0.0, 0, 0, 0)",
+    "fast.ew(int(ffi.cast('uintptr_t', t.c)), lib.SAD_NEG, lib.SAD_KX_ARR, np.ones(4),"
+    " np.zeros(3), np.ones(4), np.zeros(4), None, None, 0.0, 0, 0, 0)",
+    "fast.tangent(lib.SAD_NEG, lib.SAD_KX_ARR | lib.SAD_F_LANES, np.ones(4), np.zeros((2, 4)),"
+    " np.ones(4), np.zeros((3, 4)), None, None, 0.0)",
+    "fast.tangent(lib.SAD_ADD, lib.SAD_KX_ARR | lib.SAD_KY_ARR, np.ones(4), None, np.ones(4),"
+    " None, np.ones(5), None, 0.0)",
+])
+def test_the_extensions_array_functions_refuse_arrays_that_do_not_fit(call):
+    """Shapes C would read past: an operand that does not broadcast to the
+    output, a shadow not of its array's shape, lanes of different counts."""
+    from shadowad._c import fast, ffi, lib
+    from shadowad.engines.reverse.tape import Tape
+    t = Tape()
+    cvec = lib.sad_vec_new(4)
+    v = int(ffi.cast("uintptr_t", cvec))
+    try:
+        with pytest.raises(ValueError, match="fit|broadcast"):
+            eval(call, {"fast": fast, "ffi": ffi, "lib": lib, "np": np, "t": t, "v": v})
+    finally:
+        lib.sad_vec_free(cvec)
+        t.free()
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_a_field_set_past_its_check_reaches_no_kernel(mode):
+    """The member descriptor's own __set__ skips the type's check: the fast
+    paths and the extension's functions still refuse a shadow of another
+    shape (Python's path, or a clear error), never a read past it."""
+    run = ("sad.autodiff(f, Duplicated(np.arange(1.0, 9.0), np.zeros(8)))" if mode == "reverse"
+           else "sad.autodiff(f, Duplicated(np.arange(1.0, 9.0), np.ones(8)), mode=sad.Forward)")
+    code, out = _run_child(_REPORT + f"""
+from shadowad._c import fast
+ops = {_OPS!r}
+outcomes = []
+def f(x):
+    y = x * 1.0
+    fast.ArrayBase.__dict__["_s"].__set__(y, np.zeros((1, 2) if {mode!r} == "forward" else 2))
+    for op in ops:
+        try:
+            eval(op.replace("x", "y"))
+            outcomes.append("ran")
+        except Exception as e:
+            outcomes.append(type(e).__name__)
+    return np.sum(x)
+report(lambda: {run})
+print("survived", len(outcomes))
+""")
+    assert code == 0, out
+    assert out == f"survived {len(_OPS)}", out

@@ -196,6 +196,8 @@ int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *z, const sad_
     int rc = sad_block_build(&tmp, 0, z, zs, NULL, NULL, NULL, NULL, 0.0);
     if (rc != SAD_OK)
         return rc;
+    if (tmp.n != v->len || (vs != NULL && vs->len != v->len))
+        return SAD_TOO_MANY_DIMS; /* z must have the vector's length */
     rc = copyto(v, z);
     if (rc != SAD_OK || vs == NULL)
         return rc;

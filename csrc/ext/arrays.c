@@ -96,6 +96,17 @@ static int vec_arg(PyObject *o, sad_vec **v)
 
 static const struct sad_api *api_of(PyObject *module) { return sad_state_of(module)->api; }
 
+/* 0 if the arrays fit together as `ok` says, else -1 with a ValueError
+ * naming function fn: C would read past an array otherwise. */
+static int layout_ok(int ok, const char *fn)
+{
+    if (ok)
+        return 0;
+    PyErr_Format(PyExc_ValueError, "%s: the arrays do not fit together (a shadow not of its "
+                                   "array's shape, or an operand of another shape)", fn);
+    return -1;
+}
+
 #define NARGS(fn, n)                                                                     \
     if (nargs != (n))                                                                    \
         return PyErr_Format(PyExc_TypeError, fn " takes %d arguments (%zd given)", (n),  \
@@ -185,6 +196,10 @@ SAD_FAST(sad_fast_reduce)
         return PyErr_Format(PyExc_ValueError, "reduce: op %ld is neither SAD_SUM nor SAD_DOT", op);
     if (op == SAD_DOT && a[2] == NULL)
         return PyErr_Format(PyExc_TypeError, "reduce: SAD_DOT takes an array y");
+    if (layout_ok(sad_fast_fits(a[0], a[1], 0) &&
+                      (op != SAD_DOT || (sad_fast_fits(a[0], a[2], 0) && sad_fast_fits(a[2], a[3], 0))),
+                  "reduce") < 0)
+        return NULL;
     return PyLong_FromVoidPtr((void *)api_of(module)->reduce(t, (int)op, v, a[0], a[1],
                                                              op == SAD_DOT ? a[2] : NULL,
                                                              op == SAD_DOT ? a[3] : NULL));
@@ -324,6 +339,10 @@ SAD_FAST(sad_fast_outer_record)
         a[0]->shape[1] != a[4]->shape[0])
         return PyErr_Format(PyExc_ValueError, "outer_record: z must be (len(a), len(b)) of "
                                               "vectors a and b");
+    if (layout_ok(sad_fast_fits(a[0], a[1], 0) && sad_fast_fits(a[2], a[3], 0) &&
+                      sad_fast_fits(a[4], a[5], 0),
+                  "outer_record") < 0)
+        return NULL;
     const long long zslot = PyLong_AsLongLong(args[3]), aslot = PyLong_AsLongLong(args[6]),
                     bslot = PyLong_AsLongLong(args[9]);
     if (PyErr_Occurred())
@@ -357,6 +376,10 @@ SAD_FAST(sad_fast_axpy)
         return NULL;
     if (xpair != PyLong_CheckExact(args[4]) || ((flags & 12) == SAD_KY_PAIR) != (a != 0))
         return PyErr_Format(PyExc_TypeError, "axpy: the flags do not say what a and x are");
+    if (layout_ok((xpair || (sad_fast_broadcasts(x, y) && sad_fast_fits(x, xs, 0))) &&
+                      sad_fast_fits(y, ys, 0),
+                  "axpy") < 0)
+        return NULL;
     return PyLong_FromLong(api_of(module)->axpy(t, (int)flags, a, va, x, xs, y, ys));
 }
 
@@ -380,6 +403,10 @@ SAD_FAST(sad_fast_axpy_tangents)
                        dy == NULL || dy->nd < 1 || da->shape[0] != dy->shape[0]))
         return PyErr_Format(PyExc_ValueError,
                             "axpy_tangents: da must be contiguous, one tangent per lane of dy");
+    if (layout_ok(sad_fast_broadcasts(x, y) && sad_fast_fits(x, dx, 1) && sad_fast_fits(y, dy, 1) &&
+                      (dx == NULL || dy == NULL || dx->shape[0] == dy->shape[0]),
+                  "axpy_tangents") < 0)
+        return NULL;
     return PyLong_FromLong(api_of(module)->axpy_tangents(va, da != NULL ? da->data : NULL, x, dx,
                                                          y, dy));
 }
@@ -413,6 +440,8 @@ SAD_FAST(sad_fast_vpusha)
         return NULL;
     if (v == NULL)
         return PyErr_Format(PyExc_TypeError, "vpusha: no vector");
+    if (layout_ok(sad_fast_fits(x, xs, 0), "vpusha") < 0)
+        return NULL;
     return PyLong_FromLong(api_of(module)->vpusha(t, v, vs, x, xs));
 }
 
@@ -430,5 +459,7 @@ SAD_FAST(sad_fast_vcopy)
         return NULL;
     if (v == NULL)
         return PyErr_Format(PyExc_TypeError, "vcopy: no vector");
+    if (layout_ok(sad_fast_fits(z, zs, 0), "vcopy") < 0)
+        return NULL;
     return PyLong_FromLong(api_of(module)->vcopy(t, v, vs, z, zs));
 }

@@ -75,6 +75,30 @@ const sad_arr *sad_fast_arr(PyObject *o, sad_arr *d)
     return d;
 }
 
+int sad_fast_fits(const sad_arr *p, const sad_arr *s, int lanes)
+{
+    if (s == NULL)
+        return 1;
+    if (s->nd != p->nd + lanes)
+        return 0;
+    for (int d = 0; d < p->nd; ++d)
+        if (s->shape[d + lanes] != p->shape[d])
+            return 0;
+    return 1;
+}
+
+int sad_fast_broadcasts(const sad_arr *a, const sad_arr *z)
+{
+    if (a->nd > z->nd)
+        return 0;
+    for (int d = 0; d < a->nd; ++d) {
+        const int64_t n = a->shape[d], m = z->shape[d + z->nd - a->nd];
+        if (n != 1 && n != m)
+            return 0;
+    }
+    return 1;
+}
+
 /* The flags, descriptors and constant of the C call over the operands. */
 int sad_fast_pack(const sad_fast_operand *o, int n, int flags, sad_fast_packed *c, double *k)
 {

@@ -200,6 +200,12 @@ typedef struct {
 int sad_fast_pack(const sad_fast_operand *o, int n, int flags, sad_fast_packed *c, double *k);
 /* The descriptor of o (an ndarray, or NULL/None for none) in *d: d, or NULL. */
 const sad_arr *sad_fast_arr(PyObject *o, sad_arr *d);
+/* Does shadow s fit primal p: p's shape, after `lanes` leading axes (0 or
+ * 1) of its own?  NULL s fits. */
+int sad_fast_fits(const sad_arr *p, const sad_arr *s, int lanes);
+/* Does array a broadcast to shape z (numpy's rules: a has no more axes, and
+ * each of its lengths is 1 or z's)? */
+int sad_fast_broadcasts(const sad_arr *a, const sad_arr *z);
 PyObject *sad_fast_result(int status, PyObject *res);
 PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off);
 PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off);

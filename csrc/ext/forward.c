@@ -97,6 +97,11 @@ static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
     if ((PyObject *)Py_TYPE(f->p) != k->ndarray || !sad_is_f64(f->p) ||
         (f->s != Py_None && ((PyObject *)Py_TYPE(f->s) != k->ndarray || !sad_is_f64(f->s))))
         return 0;
+    if (f->s != Py_None) { /* checked when assigned; a descriptor's __set__ skips that */
+        const sad_arr pa = sad_arr_of(f->p), sa = sad_arr_of(f->s);
+        if (!sad_fast_fits(&pa, &sa, 1))
+            return 0;
+    }
     f->ctx = slot_get(f->buf, B_TAPE);
     return f->ctx != NULL && (PyObject *)Py_TYPE(f->ctx) == k->context;
 }

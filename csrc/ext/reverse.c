@@ -95,6 +95,10 @@ static int traced_operand(const sad_rev_objects *k, PyObject *o, PyObject **tape
      * are aligned float64 ndarrays (anything else is Python's case) */
     int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
              (*tape == NULL || *tape == t) && f64_array(k, p) && (s == Py_None || f64_array(k, s));
+    if (ok && s != Py_None) { /* checked when assigned; a descriptor's __set__ skips that */
+        const sad_arr pa = sad_arr_of(p), sa = sad_arr_of(s);
+        ok = sad_fast_fits(&pa, &sa, 0);
+    }
     if (ok && s == Py_None) { /* a lazy shadow is laid out as its primal */
         PyObject *slot = sad_fast_slot(buf, B_SLOT);
         ok = slot != NULL && PyLong_CheckExact(slot);
