@@ -196,24 +196,26 @@ static int forward(int op, const sad_block *b, int tangent, int write_z, int *na
     return SAD_OK;
 }
 
-int sad_ew_primal_nan(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k, int *nan)
+int sad_ew_primal_nan(int op, int flags, const sad_arr *z, const sad_arr *x, const sad_arr *y,
+                      double k, int *nan)
 {
     sad_block b;
-    int rc = sad_block_build(&b, flags, z, 0, x, 0, y, 0, k);
+    int rc = sad_block_build(&b, flags, z, NULL, x, NULL, y, NULL, k);
     *nan = 0;
     return rc != SAD_OK ? rc : forward(op, &b, 0, 1, nan);
 }
 
-int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
-                   intptr_t dx, intptr_t y, intptr_t dy, double k)
+int sad_ew_tangent(int op, int flags, const sad_arr *z, const sad_arr *dz, const sad_arr *x,
+                   const sad_arr *dx, const sad_arr *y, const sad_arr *dy, double k)
 {
     sad_block b;
     int rc = sad_block_build(&b, flags, z, dz, x, dx, y, dy, k);
     return rc != SAD_OK ? rc : forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0, NULL);
 }
 
-int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x, intptr_t dx,
-                         intptr_t y, intptr_t dy, double k, double *const dlanes[2],
+int sad_ew_tangent_duals(int op, int flags, const sad_arr *z, const sad_arr *dz,
+                         const sad_arr *x, const sad_arr *dx, const sad_arr *y,
+                         const sad_arr *dy, double k, double *const dlanes[2],
                          const int64_t lstride[2])
 {
     sad_block b;
@@ -228,20 +230,21 @@ int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
     return forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0, NULL);
 }
 
-int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
-           intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
+int sad_ew(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr *zs,
+           const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys, double k)
 {
     return sad_ew_slots(t, op, flags, z, zs, x, xs, y, ys, k, NULL);
 }
 
 /* sad_ew where slots[j] > 0 marks operand j's shadow as lazy slot slots[j];
  * its shadow argument is then an array with the shadow's layout (its primal). */
-int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
-                 intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3])
+int sad_ew_slots(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr *zs,
+                 const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys,
+                 double k, const int64_t slots[3])
 {
-    const intptr_t layout[3] = {zs, xs, ys};
+    const sad_arr *const layout[3] = {zs, xs, ys};
     for (int j = 0; slots != NULL && j < 3; ++j)
-        if (slots[j] != 0 && (slots[j] < 0 || (layout[j] != 0 &&
+        if (slots[j] != 0 && (slots[j] < 0 || (layout[j] != NULL &&
                                                !sad_slot_holds(t, slots[j], layout[j]))))
             return SAD_BAD_SLOT;
     sad_block tmp;

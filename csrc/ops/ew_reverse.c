@@ -362,12 +362,12 @@ static int read_adjoint_from(sad_tape *t, sad_block *c, const sad_arr *ga, int a
     return sad_slot_resolve(t, c, 0, assign) < 0 ? SAD_NOMEM : SAD_OK;
 }
 
-int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, const sad_arr *g)
 {
     if (i < 0 || i >= t->n || !through_ok(t, &t->rec[i], slot))
         return SAD_TOO_MANY_DIMS;
     const sad_record *r = &t->rec[i];
-    const sad_arr ga = sad_arr_of(g);
+    const sad_arr ga = *g;
     int64_t n = 1;
     for (int d = 0; d < ga.nd; ++d)
         n *= ga.shape[d];
@@ -399,13 +399,13 @@ int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
 }
 
 int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
-                          intptr_t g)
+                          const sad_arr *g)
 {
     if (i < 0 || i >= t->n || !fresh_unwritten(t, &t->rec[i], slot))
         return SAD_TOO_MANY_DIMS;
     const sad_record *r = &t->rec[i];
     const sad_block *b = r->u.a.b;
-    const sad_arr ga = sad_arr_of(g);
+    const sad_arr ga = *g;
     double cx, cy;
     if (!sad_ew_linear(r, &cx, &cy) || !linear_nonzero(b, cx, cy) || len < 1 ||
         ga.nd != b->ndim || ax < 0 || ax >= b->ndim || ga.shape[ax] != 1)

@@ -143,7 +143,7 @@ def materialize(buf):
     """Give a lazy shadow numpy memory now (zeros), shared with the C tape."""
     tape, root = buf.tape, buf.root
     zs = np.zeros(root.shape)
-    tape.check(lib.sad_slot_bind(tape.c, buf.slot, id(zs)), "a lazy shadow")
+    tape.check(fast.slot_bind(tape, buf.slot, zs), "a lazy shadow")
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
@@ -186,7 +186,7 @@ def adjoint_for_pullback(a):
         return np.ndarray(a.p.shape, F64, mem, off, a.p.strides), False
     whole = _whole_view(a.p, root)
     zs = np.empty(root.shape) if whole else np.zeros(root.shape)
-    tape.check(lib.sad_slot_bind(tape.c, buf.slot, id(zs)), "a lazy shadow")
+    tape.check(fast.slot_bind(tape, buf.slot, zs), "a lazy shadow")
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
