@@ -151,6 +151,11 @@ def _duplicated_pair(cls, val, dval):
             raise TypeError(f"{cls}: the tangent of a float must be a float, "
                             f"got {type(dval).__name__}")
         val, dval = float(val), float(dval)
+    elif type(val).__name__ == "TracedVector":
+        raise TypeError(f"{cls}: this Vector belongs to the differentiation that is running "
+                        "(it was made or passed in the function being differentiated), and a "
+                        "Vector cannot be an argument of a nested autodiff call; pass its "
+                        "values as an array (v[:]) and push the results back after the call")
     else:
         raise TypeError(f"{cls} takes a float64 array, a Vector or a float, "
                         f"got {type(val).__name__}")

@@ -421,11 +421,13 @@ def inverse_transposed(a, logdet):
             c2 = np.ldexp(1.0, k - k // 2)[..., None, None]
             return swap(np.linalg.inv(a * c1 * c2) * c1 * c2)
     # written with differentiable operations, so that a value of an enclosing
-    # differentiation gets a derivative: NaN at the singular matrices (a * NaN:
-    # the derivative of a NaN is NaN), inv's elsewhere
+    # differentiation gets a derivative: NaN at the singular matrices, and NaN
+    # as its derivative with respect to every entry (sum(a) * NaN: a one-hot
+    # tangent of any entry meets the NaN), inv's elsewhere
     mask = singular[..., None, None]
     r = swap(np.linalg.inv(np.where(mask, np.eye(pa.shape[-1]), a)))
-    return np.where(mask, swap(a) * np.nan, r)
+    undefined = np.sum(a, axis=(-2, -1), keepdims=True) * np.full(pa.shape, np.nan)
+    return np.where(mask, undefined, r)
 
 
 logabsdet = Primitive(
