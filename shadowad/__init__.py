@@ -17,10 +17,11 @@ from .engines.reverse.scalar import TScalar
 from .engines.reverse.traced import TArray
 from .engines.reverse.values import read_only_primal as primal
 from .api.vector import Vector
+from .api.custom import custom_rule
 
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
            "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes",
-           "OverwrittenError", "AugmentedReturn", "Config"]
+           "OverwrittenError", "AugmentedReturn", "Config", "custom_rule"]
 __version__ = "0.1.0"
