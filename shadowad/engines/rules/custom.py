@@ -147,7 +147,9 @@ def _reverse_call(rule, values):
                 "inside f from a traced value (np.zeros_like(x))")
     if not active:
         if not any(type(values[k]) is TArray for k in rule.mutates):
-            z = rule.fn(*prims)
+            with _undeclared_writes(rule, prims, "function"):
+                z = rule.fn(*[p if k in rule.mutates else read_only(p)
+                              for k, p in enumerate(prims)])
             return z if z is None else const_result(tape, z)
         return record(tape, _Passive(rule), values, prims, actives, {})
     if rule.reverse_fn is None:
@@ -237,7 +239,8 @@ def _forward_call(rule, values):
                 "their tangents; pass it to autodiff or allocate it inside f from a traced "
                 "value (np.zeros_like(x))")
     if not active:
-        z = rule.fn(*prims)
+        with _undeclared_writes(rule, prims, "function"):
+            z = rule.fn(*[p if k in rule.mutates else read_only(p) for k, p in enumerate(prims)])
         return z if z is None else forward_const(ctx, z)
     if rule.forward_fn is None:
         raise NotImplementedError(f"{rule.name} has no forward rule, so forward mode cannot "
