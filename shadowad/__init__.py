@@ -23,5 +23,12 @@ __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Rev
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
            "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes",
-           "OverwrittenError", "AugmentedReturn", "Config", "custom_rule"]
+           "OverwrittenError", "AugmentedReturn", "Config", "custom_rule", "get_include"]
 __version__ = "0.1.0"
+
+
+def get_include():
+    """The folder holding shadowad's public C header, shadowad/rule.h (for
+    C rules: pass it to your compiler's include path)."""
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
