@@ -4,7 +4,9 @@ It compiles tridiag.c (the Thomas algorithm, its adjoint and its tangent)
 against shadowad's public header (shadowad.get_include()) into the module
 _tridiag next to this file."""
 import os
+import shutil
 import sys
+import tempfile
 
 from cffi import FFI
 
@@ -28,7 +30,14 @@ def build():
                    sources=[os.path.join(HERE, "tridiag.c")],
                    include_dirs=[shadowad.get_include()],
                    extra_compile_args=["-O2", "-Wall", "-Wextra"])
-    return ffi.compile(tmpdir=HERE, verbose=False)
+    tmp = tempfile.mkdtemp(prefix="tridiag-build-")
+    try:
+        built = ffi.compile(tmpdir=tmp, verbose=False)
+        target = os.path.join(HERE, os.path.basename(built))
+        shutil.copyfile(built, target)
+        return target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
