@@ -14,7 +14,8 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, autodiff, autodiff_split
-from shadowad.engines.reverse.tape import Tape
+from shadowad.engines.reverse import accounting
+from shadowad.engines.reverse.tape import Tape, current_tape
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gradbench"))
 from modules import gmm  # noqa: E402
@@ -448,19 +449,176 @@ def test_memory_stays_flat_over_many_calls():
     assert _malloc_used() - before < 16 << 10, _malloc_used() - before
 
 
-def test_stats_cost_nothing_while_recording():
+def test_stats_cost_nothing_while_recording(monkeypatch):
     """Nothing is walked while recording: a tape with many Python records
     records as fast with accounting as without (the walk runs on demand)."""
     calls = []
-    import shadowad.engines.reverse.tape as tape_module
-    real = tape_module.held_bytes
+    real = accounting.held_bytes
 
     def counting(*a, **k):
         calls.append(1)
         return real(*a, **k)
-    tape_module.held_bytes = counting
-    try:
-        autodiff(gmm_like, *gmm_args())
-    finally:
-        tape_module.held_bytes = real
+    monkeypatch.setattr(accounting, "held_bytes", counting)
+    autodiff(gmm_like, *gmm_args())
     assert calls == []
+    _, tape = autodiff_split(gmm_like, *gmm_args())
+    tape.stats()
+    assert calls, "the check above would pass with the walk patched out of reach"
+    tape.reverse()
+
+
+# --------------------------------------------------------------------------
+# the running count: each look walks only what is new, equals a recount from
+# scratch after every kind of record, and its high-water mark is exact
+
+LOGPDF = sad.fwddiff(lambda x, d: -np.log(x) - d / x)
+M12 = np.arange(12.0).reshape(3, 4) / 12
+
+
+def many_kinds(look, x, y, c, idx, a):
+    """One statement per kind of record or held memory, a look after each."""
+    t = np.sin(x)                          # a C record; t is a temporary
+    look()
+    u = t * t                              # reads t again: t is kept
+    look()
+    y += 0.5 * x                           # in place: the overwritten bytes saved
+    look()
+    y[3] = x[1] * c[0]                     # setindex of a scalar product
+    look()
+    y[idx] = x[idx[::-1]] * 2.0            # a Python record that saves what it overwrites
+    look()
+    q = np.reshape(x[:12], (4, 3)) @ M12   # BLAS: a Python record, M12 a snapshot
+    look()
+    scratch = np.ones(x.size)
+    for k in range(3):
+        scratch[:] = k + 1.0               # a plain array given new values: a snapshot each
+        u = u + x * scratch
+        look()
+    v = sad.Vector()                       # C memory of the tape's, which grows
+    v.push(x[:50])
+    look()
+    v.push(x[5])
+    v.push(x[:200])
+    look()
+    s = v.pop() + np.sum(v[:])
+    look()
+    r = 0.0
+    for i in range(30):                    # scalar records: pairs in C
+        r = r * 0.5 + x[i] * x[i]
+    look()
+    big = np.exp(np.concatenate([x] * 20))  # temporaries with lazy shadows,
+    big = np.reshape(big, (-1, 4)) @ M     # which the sweep allocates (and gives
+    look()                                 # the matmul's pullback)
+    c[0] = x[0]                            # promotes c: a hidden shadow
+    look()
+    sad.axpy(2.0, x, y)
+    look()
+    w = np.where(x > 0.5, np.clip(x, 0.1, 0.9), np.maximum(x, 0.2))
+    look()
+    lp = LOGPDF(x[:40] + 1.5, 0.5)         # mixed mode: one record
+    look()
+    g = np.sum(a * x[:a.size])             # an Active array's gradient
+    look()
+    del t                                  # f drops a temporary the tape read
+    look()
+    return (np.sum(u) + np.sum(q) + s + r + np.sum(np.sin(big)) + np.sum(y) + np.sum(w)
+            + np.sum(lp) + g)
+
+
+def many_kinds_args():
+    n = 600
+    return (Duplicated(np.linspace(0.1, 1.0, n), np.zeros(n)),
+            Duplicated(np.linspace(1.0, 2.0, n), np.zeros(n)), Const(np.full(n, 0.5)),
+            Const(np.arange(0, n, 3)), Active(np.linspace(0.0, 1.0, 40)))
+
+
+def _looking(trace, check=True):
+    def look():
+        tape = current_tape()
+        s = tape.stats()
+        if check:  # the running count is the count from scratch
+            r = tape.recount()
+            assert s["nbytes"] == r["nbytes"], (len(trace), s, r)
+            assert (s["saved_bytes"] + s["shadow_bytes"] + s["kept_bytes"]
+                    == r["saved_bytes"] + r["shadow_bytes"] + r["kept_bytes"])
+        trace.append(s["nbytes"])
+    return look
+
+
+@pytest.mark.parametrize("look_inside", [True, False], ids=["looks", "no looks"])
+def test_running_count_is_a_recount_and_its_peak_the_high_water_mark(look_inside,
+                                                                      monkeypatch):
+    trace, at_free, free = [], [], Tape.free
+
+    def measured_free(tape):
+        if tape.state != "freed":
+            at_free.append(tape.recount()["nbytes"])
+        free(tape)
+    monkeypatch.setattr(Tape, "free", measured_free)
+    look = _looking(trace) if look_inside else (lambda: None)
+    _, tape = autodiff_split(lambda *a: many_kinds(look, *a), *many_kinds_args())
+    recorded = tape.stats()
+    tape.reverse()
+    after = tape.stats()
+    assert len(trace) == (20 if look_inside else 0)
+    assert recorded["nbytes"] >= max(trace, default=0)
+    # nothing is released before the tape is freed: the count only grows, also
+    # where f dropped a temporary (the last look), and the sweep's lazy shadows
+    # make the end of the sweep the high-water mark, which the peak is exactly
+    assert trace == sorted(trace)
+    assert at_free[0] > recorded["nbytes"]
+    assert after["peak_nbytes"] == max(trace + [recorded["nbytes"]] + at_free) == at_free[0]
+
+
+def test_every_program_counts_as_a_recount():
+    for name, (f, make_args) in sorted(PROGRAMS.items()):
+        _, tape = autodiff_split(f, *make_args())
+        s = tape.stats()
+        assert s["nbytes"] == tape._tape.recount()["nbytes"], name
+        tape.reverse()
+
+
+def test_looks_after_every_record_walk_each_object_once(monkeypatch):
+    """The looks of one tape together walk what it holds once: k Python
+    records with a look after each cost O(k), not O(k**2)."""
+    sizes = []
+    real = sys.getsizeof
+
+    class Counting:
+        @staticmethod
+        def getsizeof(o):
+            sizes.append(1)
+            return real(o)
+    monkeypatch.setattr(accounting, "sys", Counting)
+
+    def f(x, k):
+        look = _looking([], check=False)
+        s = 0.0
+        for i in range(k):
+            s = s + np.sum(x[[i, i + 1]] * x[i])   # a gather: a Python record
+            look()
+        return s
+
+    def walked(k):
+        sizes.clear()
+        _, tape = autodiff_split(lambda x: f(x, k), Duplicated(np.ones(400), np.zeros(400)))
+        n = len(sizes)
+        tape.reverse()
+        return n
+    small, large = walked(40), walked(160)
+    assert large < 5 * small, (small, large)   # quadratic would be 16x
+
+
+def test_a_look_finds_a_vector_grown_after_it_was_walked():
+    def f(x):
+        v = sad.Vector()
+        v.push(x[:10])
+        current_tape().stats()
+        for _ in range(50):
+            v.push(x)
+        return np.sum(v[:])
+    _, tape = autodiff_split(f, Duplicated(np.ones(1000), np.zeros(1000)))
+    s = tape.stats()
+    assert s["nbytes"] == tape._tape.recount()["nbytes"]
+    assert s["kept_bytes"] >= 50 * 8 * 1000
+    tape.reverse()

@@ -313,12 +313,8 @@ CONVENTIONS = {
     "fancy reads: repeats add up": (lambda x: np.sum(x[[0, 0, 1]]), [1.0, 2.0, 3.0], [2.0, 1.0, 0.0]),
     "fancy writes: the last write wins": (_last_write_wins, [1.0, 2.0, 3.0], [0.0, 0.0, 1.0]),
 }
-NESTED_LACKS = {"argmax indexing: numpy's first": None,
-                "fancy writes: the last write wins": "in-place writes"}
-# The nested engine's np.zeros_like gives a plain array, so a write of a nested
-# value into it is refused as a conversion, whose message then recommends
-# np.zeros_like -- what the program did (a misleading message, left as found)
-NESTED_RAISES = {"fancy writes: the last write wins": "DeferToNested"}
+NESTED_LACKS = {}
+NESTED_RAISES = {}
 
 
 CONVENTION_DIVERGENCES = {

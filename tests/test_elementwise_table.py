@@ -3,7 +3,9 @@
 grid of edge values, C's partials (``lib.sad_partial``, and the full reverse
 and tangent kernels through autodiff) equal the table's bit for bit, NaN
 positions included; and the two list the same operations."""
+import importlib.util
 import itertools
+import pathlib
 import warnings
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import shadowad as sad
 from shadowad import Const, Duplicated
 from shadowad._c import ffi, lib
-from shadowad.primitives.elementwise import BY_OP, BY_UFUNC, TABLE, partial_at
+from shadowad.primitives.elementwise import BY_OP, BY_UFUNC, TABLE, operands_read, partial_at
 from shadowad.engines.rules.elementwise import EW_OPS
 
 inf, nan = np.inf, np.nan
@@ -32,17 +34,13 @@ PAIR_EDGES = [0.0, -0.0, inf, -inf, nan, TINY, SUBNORMAL, 1.0, -1.0, -2.5, 2.0, 
 # same operands and value, and must agree exactly.
 LIBM = {"sin", "cos", "sinh", "cosh", "power"}
 
-# Forward mode's tangent kernel computes the value z its partials read (exp,
-# expm1, tan, tanh, pow) with C's libm, the primal it returns is numpy's: the
-# tangent's bits do not depend on which numpy runs, and may differ from the
-# table's at numpy's z in the last bit.
-LIBM_VALUE = LIBM | {"exp", "expm1", "tan", "tanh"}
 ULPS = 4  # a libm difference of one unit, times a partial's few roundings
 
 OPS = sorted(TABLE)
 # the elementwise op codes of the C core, by name (SAD_COPY .. below SAD_N_EW)
-C_OPS = {name: code for name, code in ffi.typeof("enum sad_op").relements.items()
-         if code < lib.SAD_N_EW}
+C_OPS = dict(ffi.typeof("enum sad_ew_op").relements)
+# every other record kind
+OTHER_KINDS = dict(ffi.typeof("enum sad_op").relements)
 
 
 def grid(entry):
@@ -92,8 +90,68 @@ def test_every_c_op_has_an_entry_and_every_entry_a_c_op():
         f"C ops without a table entry: {sorted(c_ops - set(BY_OP))}; table entries "
         f"without a C op: {sorted(set(BY_OP) - c_ops)}")
     for entry in TABLE.values():
-        # the C ops are unary below SAD_ADD, binary from it
-        assert entry.arity == (1 if entry.op < lib.SAD_ADD else 2), entry
+        assert C_OPS[entry.c_name] == entry.op, entry
+    assert min(OTHER_KINDS.values()) >= lib.SAD_N_EW, "an elementwise op code is a record kind's"
+
+
+def _generator():
+    path = pathlib.Path(__file__).resolve().parent.parent / "tools" / "ew_ops.py"
+    spec = importlib.util.spec_from_file_location("ew_ops_generator", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_generated_c_facts_are_the_tables():
+    """csrc/core/ew_ops.h and csrc/ops/ew_ops.c are checked in; they must be
+    exactly what tools/ew_ops.py makes of the table now."""
+    for path, text in _generator().generated().items():
+        assert path.read_text() == text, (
+            f"{path.name} is stale: the partials table changed; run python tools/ew_ops.py")
+
+
+def test_the_generator_refuses_op_codes_c_cannot_take():
+    gen = _generator()
+    bad = dict(gen.load_table(), extra=type("E", (), {"op": 40, "name": "x", "c_name": "SAD_X"})())
+    with pytest.raises(ValueError, match="op codes"):
+        gen.header(bad)
+
+
+@pytest.mark.parametrize("partial, arity, reads", [
+    (lambda x, z: 1.0, 1, 0),
+    (lambda x, z: z, 1, 4),                        # returned as it is
+    (lambda x, z: np.cos(x), 1, 1),
+    (lambda x, y, z: np.where(x > 0, y, 0.0), 2, 3),
+    (lambda x, y, z: z * np.log(x), 2, 5),
+])
+def test_operands_read_sees_every_read(partial, arity, reads):
+    others = [lambda *a: 1.0] * (arity - 1)
+    assert operands_read((partial, *others)) == reads
+
+
+def test_operands_read_refuses_a_partial_that_is_not_numpy():
+    import math
+    with pytest.raises(TypeError, match="numpy ufuncs and functions only"):
+        operands_read((lambda x, z: math.cos(x),))
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_c_partials_read_only_what_the_table_says(name):
+    """The tape keeps only the values entry.reads names (C's
+    sad_ew_partials_read is generated from it): C's partials must not change
+    when any other value is garbage."""
+    entry = TABLE[name]
+    garbage = [12345.678, -0.0, nan]
+    for args in grid(entry)[::3]:
+        z = value(entry, args)
+        want = c_partials(entry, args, z)
+        x, y = args[0], (args[1] if entry.arity == 2 else 0.0)
+        for g in garbage:
+            xx = x if entry.reads & 1 else g
+            yy = y if entry.reads & 2 else g
+            zz = z if entry.reads & 4 else g
+            got = [lib.sad_partial(entry.op, k, xx, yy, zz) for k in range(entry.arity)]
+            assert all(identical(a, b) for a, b in zip(got, want)), (name, args, g)
 
 
 def test_engines_dispatch_exactly_the_table():
@@ -170,18 +228,89 @@ def test_c_reverse_kernel_is_the_table(name):
 
 
 @pytest.mark.parametrize("name", OPS)
-def test_c_tangent_kernel_is_the_table(name):
+@pytest.mark.parametrize("out", [False, True], ids=["result", "out="])
+def test_c_tangent_kernel_is_the_table(name, out):
     """Forward mode's tangent kernel with a unit tangent on one operand gives
-    that operand's partial at every point."""
+    that operand's partial at every point, at numpy's value (the one reverse
+    mode reads), also when the result goes to an ``out=`` argument."""
     entry = TABLE[name]
     xs = _arrays(entry)
+
+    def f(*a):
+        if not out:
+            return entry.ufunc(*a)
+        r = np.zeros_like(a[0])
+        entry.ufunc(*a, out=r)
+        return r
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for k in range(entry.arity):
             args = [Const(x.copy()) for x in xs]
             args[k] = Duplicated(xs[k].copy(), np.ones(xs[k].size))
+            t = sad.autodiff(f, *args, mode=sad.Forward)
+            assert _same(name, t, _want(entry, xs, k)), (name, k)
+
+
+def _written(ufunc, how):
+    """ufunc as f would call it: its result (how = "result"), written into
+    a buffer (out=, the record saves what it overwrites), or into its own
+    first operand's memory (out= an operand)."""
+    def f(*a):
+        if how == "result":
+            return ufunc(*a)
+        if how == "out":
+            r = a[0] * 0.0
+            ufunc(*a, out=r)
+            return r
+        first = a[0] * 1.0
+        ufunc(first, *a[1:], out=first)
+        return first
+    return f
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("how", ["result", "out", "in place"])
+def test_forward_and_reverse_partials_agree_bit_for_bit(name, how):
+    """At ordinary points, where numpy's libm and C's may round a value
+    differently (tanh on this machine), forward mode's unit tangents and
+    reverse mode's gradients are the same partials at numpy's value z, also
+    where the reverse sweep finds z among the bytes it saved."""
+    entry = TABLE[name]
+    rng = np.random.default_rng(7)
+    xs = [rng.standard_normal(2000) * 2 for _ in range(entry.arity)]
+    if name in ("arcsin", "arccos"):
+        xs = [np.tanh(x) for x in xs]
+    f = _written(entry.ufunc, how)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        grads = sad.gradient(lambda *a: np.sum(f(*a)), *[x.copy() for x in xs])
+        for k in range(entry.arity):
+            args = [Const(x.copy()) for x in xs]
+            args[k] = Duplicated(xs[k].copy(), np.ones(xs[k].size))
             t = sad.autodiff(lambda *a: entry.ufunc(*a), *args, mode=sad.Forward)
-            assert _same(name, t, _want(entry, xs, k), LIBM_VALUE), (name, k)
+            assert np.array_equal(t, grads[k], equal_nan=True), (
+                name, k, int(np.sum(t != grads[k])))
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_forward_primal_is_numpys_bit_for_bit(name):
+    """ForwardWithPrimal's value is numpy's at every edge point, NaN bits
+    included, whichever operands carry tangents, and the same in reverse mode."""
+    entry = TABLE[name]
+    xs = _arrays(entry)
+    with np.errstate(all="ignore"):
+        want = entry.ufunc(*xs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for k in range(entry.arity):
+            args = [Const(x.copy()) for x in xs]
+            args[k] = Duplicated(xs[k].copy(), np.ones(xs[k].size))
+            _, primal = sad.autodiff(lambda *a: entry.ufunc(*a), *args,
+                                     mode=sad.ForwardWithPrimal)
+            assert np.array_equal(primal.view(np.uint64), want.view(np.uint64)), (name, k)
+        _, value = sad.autodiff(lambda *a: np.sum(entry.ufunc(*a)),
+                                *[sad.Active(x.copy()) for x in xs], mode=sad.ReverseWithPrimal)
+        assert identical(value, np.sum(want)), name
 
 
 def test_each_entry_states_its_ufuncs_once():

@@ -266,16 +266,20 @@ def test_past_the_bound_temporaries_get_eager_shadows(name, max_slots, max_bytes
 def test_slots_at_the_bound_are_refused_not_aliased():
     """Slot 2**20 + 1 and beyond (where a shifted slot number wrapped and
     aliased slot 1) get windows of their own; past the bound, a clear status."""
-    t = ffi.gc(lib.sad_tape_new(), lib.sad_tape_free)
+    from shadowad._c import fast
+    from shadowad.engines.reverse.tape import Tape
+    t = Tape()
     z = np.zeros(2)
     n = (1 << 20) + 2
-    lib.sad_tape_set_slot_limits(t, n, 0)
-    slots = [lib.sad_slot_new(t, id(z)) for _ in range(n)]
+    lib.sad_tape_set_slot_limits(t.c, n, 0)
+    slots = [fast.slot_new(t, z) for _ in range(n)]
     assert slots == list(range(1, n + 1))
-    assert lib.sad_slot_new(t, id(z)) == lib.SAD_SLOTS_FULL
+    assert fast.slot_new(t, z) == lib.SAD_SLOTS_FULL
+    t.free()
     # windows: 64 bytes each (2 doubles rounded up to a cache line), in order
     big = np.zeros(1000)
-    t2 = ffi.gc(lib.sad_tape_new(), lib.sad_tape_free)
-    lib.sad_tape_set_slot_limits(t2, 0, 3 * 8000)
-    assert [lib.sad_slot_new(t2, id(big)) for _ in range(4)] == [1, 2, 3, lib.SAD_SLOTS_FULL]
+    t2 = Tape()
+    lib.sad_tape_set_slot_limits(t2.c, 0, 3 * 8000)
+    assert [fast.slot_new(t2, big) for _ in range(4)] == [1, 2, 3, lib.SAD_SLOTS_FULL]
+    t2.free()
 

@@ -306,7 +306,7 @@ def test_sweep_dval_of_a_lazy_shadow_reads_zero_and_accumulates(monkeypatch):
 
 
 def test_every_linalg_function_has_one_entry_for_all_engines():
-    from shadowad.engines.nested.box import FUNCTIONS as NESTED, UFUNCS
+    from shadowad.engines.nested.rules import FUNCTIONS as NESTED, UFUNCS
     from shadowad.engines.rules.registry import FUNCTIONS, JVPS
     for func, _ in core.registered():
         assert func in FUNCTIONS and func in JVPS

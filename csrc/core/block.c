@@ -16,9 +16,9 @@ enum { MAXND = 64 };
 
 /* The shadow array of an operand; with lanes, its leading axis is taken off
  * and its stride kept in b->ls[k] (every lane shadow has the same count). */
-static sad_arr shadow_arr(intptr_t obj, int lanes, sad_block *b, int k)
+static sad_arr shadow_arr(const sad_arr *obj, int lanes, sad_block *b, int k)
 {
-    sad_arr a = sad_arr_of(obj);
+    sad_arr a = sad_arr_get(obj);
     b->ls[k] = 0;
     if (lanes && a.data != NULL) {
         b->nlanes = a.shape[0];
@@ -30,7 +30,7 @@ static sad_arr shadow_arr(intptr_t obj, int lanes, sad_block *b, int k)
     return a;
 }
 
-static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
+static void operand_strides(int kind, const sad_arr *obj, const sad_arr *shadow,
                             const sad_arr *z, sad_block *b, int k, int lanes,
                             int64_t pst[MAXND], int64_t sst[MAXND])
 {
@@ -40,7 +40,7 @@ static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
     b->o[k].s = NULL;
     b->ls[k] = 0;
     if (kind == SAD_KX_ARR) {
-        sad_arr a = sad_arr_of(obj), as = shadow_arr(shadow, lanes, b, k);
+        sad_arr a = sad_arr_get(obj), as = shadow_arr(shadow, lanes, b, k);
         b->o[k].p = a.data;
         b->o[k].s = as.data;
         for (int d = 0; d < z->nd; ++d) {
@@ -52,7 +52,7 @@ static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
                 sst[d] = as.strides[ad];
         }
     } else if (kind == SAD_KX_PAIR) {
-        sad_pair *q = (sad_pair *)obj;
+        sad_pair *q = (sad_pair *)obj->data; /* a pair's descriptor (shadowad.h) */
         b->o[k].p = &q->v;
         b->o[k].s = &q->g;
     } else if (kind == SAD_KX_CONST) {
@@ -60,12 +60,13 @@ static void operand_strides(int kind, intptr_t obj, intptr_t shadow,
     }
 }
 
-int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
-                    intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
+int sad_block_build(sad_block *b, int flags, const sad_arr *z, const sad_arr *zs,
+                    const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys,
+                    double k)
 {
     const int lanes = (flags & SAD_F_LANES) != 0;
     b->nlanes = 1;
-    sad_arr za = sad_arr_of(z), zsa = shadow_arr(zs, lanes, b, 0);
+    sad_arr za = sad_arr_get(z), zsa = shadow_arr(zs, lanes, b, 0);
     int64_t st[6][MAXND];
     int64_t shape[MAXND];
     int nd = za.nd;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ew_ops.h" /* before shadowad.h, as cdef reads them */
 #include "shadowad.h"
 
 enum { SAD_MAXDIM = 4, SAD_TILE = 256 };
@@ -162,17 +163,17 @@ int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b);
 void sad_tape_note_save(sad_tape *t, int op, int flags, const sad_block *b);
 sad_pair *sad_new_pair(sad_tape *t, double v);
 
-/* ndarray.c: the only core file that knows numpy's object layout */
-typedef struct sad_arr {
-    double *data;
-    int nd;
-    const int64_t *shape, *strides; /* strides in bytes */
-} sad_arr;
-sad_arr sad_arr_of(intptr_t obj);
+/* *a, or the empty descriptor (data NULL) for no array */
+static inline sad_arr sad_arr_get(const sad_arr *a)
+{
+    const sad_arr none = {NULL, 0, NULL, NULL};
+    return a != NULL ? *a : none;
+}
 
 /* block.c: iteration spaces */
-int sad_block_build(sad_block *b, int flags, intptr_t z, intptr_t zs,
-                    intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
+int sad_block_build(sad_block *b, int flags, const sad_arr *z, const sad_arr *zs,
+                    const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys,
+                    double k);
 int64_t sad_block_rows(const sad_block *b);
 
 /* Walks a block's rows (every axis but the last) in order.  The row offsets
@@ -241,18 +242,21 @@ void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved
 int sad_ew_linear(const sad_record *r, double *cx, double *cy);
 int sad_ew_partials_read(int op);
 /* z = op(x, y) without a tape, saying whether z holds a NaN (*nan). */
-int sad_ew_primal_nan(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k, int *nan);
+int sad_ew_primal_nan(int op, int flags, const sad_arr *z, const sad_arr *x, const sad_arr *y,
+                      double k, int *nan);
 /* sad_ew_tangent where an operand passed as a pair (x: 0, y: 1) is a dual
  * scalar whose tangent has lanes: dlanes[j] with lane stride lstride[j]
  * (elements); dlanes[j] NULL: the pair's own tangent serves every lane. */
-int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x, intptr_t dx,
-                         intptr_t y, intptr_t dy, double k, double *const dlanes[2],
+int sad_ew_tangent_duals(int op, int flags, const sad_arr *z, const sad_arr *dz,
+                         const sad_arr *x, const sad_arr *dx, const sad_arr *y,
+                         const sad_arr *dy, double k, double *const dlanes[2],
                          const int64_t lstride[2]);
 
 /* fuse.c: runs of elementwise records swept block by block */
 int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor);
-int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
-                 intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3]);
+int sad_ew_slots(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr *zs,
+                 const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys,
+                 double k, const int64_t slots[3]);
 
 /* slot.c: lazy shadows of temporaries */
 double *sad_slot_window(const sad_tape *t, int64_t slot);
@@ -268,15 +272,11 @@ int sad_outer_reverse(sad_tape *t, const sad_record *r);
 /* vector.c */
 void sad_vec_reverse(sad_record *r, int dir);
 
-/* ---- entry points that read array objects: the extension's (csrc/ext/
- * arrays.c), which takes the objects and holds them during the call ---- */
-/* The data address of an array object (what numpy's __array_interface__
- * reports, at a fraction of its cost). */
-intptr_t sad_data(intptr_t arr);
-/* Are the elements of array object arr (any dtype of itemsize bytes, any
- * strides, at most 64 dimensions), in C order, the bytes of the contiguous
- * block at `block`? (snapshot.c) */
-int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
+/* ---- entry points only the extension calls (through struct sad_api) ---- */
+/* Are the elements of array arr (any dtype of itemsize bytes, any strides,
+ * at most 64 dimensions; data as bytes), in C order, the bytes of the
+ * contiguous block at `block`? (snapshot.c) */
+int sad_same_elements(const sad_arr *arr, const void *block, int64_t itemsize);
 /* Sweep elementwise record i now, reading its output's adjoint from array g
  * (the output's shape, with zero strides where an axis sum broadcasts its
  * adjoint) instead of from the output's lazy slot `slot`, which no record has
@@ -285,7 +285,7 @@ int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize);
  * sweep reaches record i, the slot is still unwritten and the record does
  * nothing.  SAD_TOO_MANY_DIMS: record i is not such a record (the caller adds
  * into the slot instead). */
-int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, const sad_arr *g);
 /* Sweep linear elementwise record i now, its output's adjoint already summed
  * along axis ax (of length len): g holds those sums, laid out as the output
  * with ax of length 1.  Only when every active input of record i repeats along
@@ -294,7 +294,7 @@ int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g);
  * (x - means) @ Q^T).  As for sad_ew_reverse_through, the output's lazy slot
  * `slot` must be unwritten, and stays so; SAD_TOO_MANY_DIMS otherwise. */
 int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
-                          intptr_t g);
+                          const sad_arr *g);
 
 /* record flag set on elementwise records that iterate over a block */
 enum { SAD_F_BLOCK = 1 << 8 };

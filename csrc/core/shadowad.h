@@ -5,36 +5,36 @@
  * and no #if.  C sources include it through sad.h.
  *
  * Conventions
- *  - Arrays cross the boundary as the address of a float64 numpy ndarray object
- *    (Python's id()); C reads data pointer, shape and strides from the object
- *    header during the call (csrc/core/ndarray.c, the only core file that does).
- *    Python guarantees dtype float64 and alignment, and holds the object for
- *    the call by a name -- never id() of a temporary, which is freed before C
- *    reads it (tests/test_c_boundary.py checks every id() in the package).
- *    The data a record keeps pointing into stays alive through the tape's keep
- *    list.  0 means "no array" (e.g. no shadow).  Entry points that are
- *    naturally given temporaries take the objects instead, in the extension
- *    (csrc/ext/arrays.c).
+ *  - Arrays cross the boundary as descriptors (sad_arr: data pointer, shape,
+ *    byte strides); the core knows no Python object.  The extension
+ *    (csrc/ext) makes them from the ndarrays it is given and holds those for
+ *    the call; it has checked dtype float64 and alignment.  The data a record
+ *    keeps pointing into stays alive through the tape's keep list.  NULL
+ *    means "no array" (e.g. no shadow).  An operand that the flags say is a
+ *    pair (SAD_KX_PAIR, SAD_KY_PAIR) is passed as a descriptor whose data is
+ *    the pair's address (nd 0).
  *  - A traced scalar is a "pair" {value, adjoint} that lives in tape memory and
  *    never moves; it crosses the boundary as its address.
  *  - Python validates everything; C trusts its inputs.
  */
 
+/* An array as C reads it: element 0 at data, nd lengths and byte strides. */
+typedef struct sad_arr {
+    double *data;
+    int nd;
+    const int64_t *shape;
+    const int64_t *strides;
+} sad_arr;
+
 typedef struct sad_tape sad_tape;
 typedef struct sad_vec sad_vec;
 typedef struct sad_pool sad_pool;
 
-/* Elementwise operations, unary then binary.  Each one has a primal, a
- * partial-derivative (shared by the tangent and the reverse sweep) rule. */
+/* Record kinds.  The elementwise ones (enum sad_ew_op, 0 .. SAD_N_EW - 1) are
+ * in ew_ops.h, generated from the partials table; cdef reads that file
+ * first.  Each elementwise op has a primal and a partial-derivative rule
+ * (shared by the tangent and the reverse sweep). */
 enum sad_op {
-    SAD_COPY = 0, SAD_NEG = 1, SAD_SQUARE = 2, SAD_SQRT = 3, SAD_RECIP = 4,
-    SAD_EXP = 5, SAD_LOG = 6, SAD_LOG1P = 7, SAD_EXPM1 = 8,
-    SAD_SIN = 9, SAD_COS = 10, SAD_TAN = 11, SAD_TANH = 12, SAD_SINH = 13,
-    SAD_COSH = 14, SAD_ASIN = 15, SAD_ACOS = 16, SAD_ATAN = 17, SAD_ABS = 18,
-    SAD_ADD = 19, SAD_SUB = 20, SAD_MUL = 21, SAD_DIV = 22, SAD_POW = 23,
-    SAD_ATAN2 = 24, SAD_HYPOT = 25, SAD_MAX = 26, SAD_MIN = 27,
-    SAD_FMAX = 28, SAD_FMIN = 29,
-    SAD_N_EW = 30,
     /* record kinds that are not elementwise */
     SAD_LOAD = 32, SAD_STORE = 33, SAD_SUM = 34, SAD_DOT = 35, SAD_AXPY = 36,
     SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,
@@ -67,8 +67,15 @@ enum sad_flag {
 enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1 };
 
 
+/* The core's entry points as one constant table of function pointers
+ * (api.c; struct sad_api in sad_api.h): the extension shadowad._fast calls
+ * the core through it, so the core's code exists once, in this module. */
+struct sad_api;
+const struct sad_api *sad_api(void);
+
 /* Snapshots of plain arrays that records read (snapshot.c): are the n bytes
- * at a and b equal; copy n bytes from src to dst?  (Comparing an array's
+ * at addresses a and b (data of arrays the caller holds) equal; copy n bytes
+ * from src to dst?  (Comparing an array's
  * elements with a block is the extension's same_elements.) */
 int sad_same_bytes(intptr_t a, intptr_t b, int64_t n);
 void sad_copy_bytes(intptr_t dst, intptr_t src, int64_t n);
@@ -121,24 +128,25 @@ intptr_t sad_s1(sad_tape *t, int op, double z, intptr_t x, double vx);
 intptr_t sad_s2(sad_tape *t, int op, double z, intptr_t x, double vx,
                 intptr_t y, double vy);
 /* Read element (byte offset off) of an active array: a new pair of value v. */
-intptr_t sad_load(sad_tape *t, intptr_t s, int64_t off, double v);
+intptr_t sad_load(sad_tape *t, const sad_arr *s, int64_t off, double v);
 /* Write v (the value of pair x, or a constant when x == 0) to the element at
- * byte offset poff of primal p (soff of shadow s, which may be 0), saving the
+ * byte offset poff of primal p (soff of shadow s, which may be NULL), saving the
  * old value in the record. */
-int sad_store(sad_tape *t, intptr_t p, intptr_t s, int64_t poff, int64_t soff,
+int sad_store(sad_tape *t, const sad_arr *p, const sad_arr *s, int64_t poff, int64_t soff,
               intptr_t x, double v);
 
 /* ---- arrays ------------------------------------------------------------ */
 /* z = op(x[, y]) elementwise with broadcasting.  z/zs: output array and its
- * shadow; x, y: arrays (with shadows xs, ys, 0 when inactive), pairs, or the
+ * shadow; x, y: arrays (with shadows xs, ys, NULL when inactive), pairs, or the
  * constant k, as the flags say.  Records one tape entry. */
-int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
-           intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k);
+int sad_ew(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr *zs,
+           const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys, double k);
 /* Same computation without a tape: the tangent dz = dop/dx dx + dop/dy dy
- * (dx, dy may be 0), which also writes z = op(x, y) when SAD_F_PRIMAL is in
- * flags (else numpy computes z, after or before). */
-int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
-                   intptr_t dx, intptr_t y, intptr_t dy, double k);
+ * (dx, dy may be NULL), which also writes z = op(x, y) when SAD_F_PRIMAL is in
+ * flags.  Else z must already hold the value (numpy's): partials that read
+ * z (sqrt, exp, tanh, ...) read it there, as the reverse sweep does. */
+int sad_ew_tangent(int op, int flags, const sad_arr *z, const sad_arr *dz, const sad_arr *x,
+                   const sad_arr *dx, const sad_arr *y, const sad_arr *dy, double k);
 /* With SAD_F_LANES in flags, dz, dx and dy have one leading axis more than
  * z, x and y: one lane per tangent direction, all propagated in one call. */
 /* One partial derivative of z = op(x, y) at one point: dz/dx (which = 0) or
@@ -146,19 +154,19 @@ int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
 double sad_partial(int op, int which, double x, double y, double z);
 /* Full reductions to a new scalar pair of value v: SAD_SUM (x) or SAD_DOT (x, y);
  * sad_reduce_lazy sums an x whose shadow is lazy slot `slot` (see slot.c). */
-intptr_t sad_reduce_lazy(sad_tape *t, double v, intptr_t x, int64_t slot);
-intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
-                    intptr_t y, intptr_t ys);
+intptr_t sad_reduce_lazy(sad_tape *t, double v, const sad_arr *x, int64_t slot);
+intptr_t sad_reduce(sad_tape *t, int op, double v, const sad_arr *x, const sad_arr *xs,
+                    const sad_arr *y, const sad_arr *ys);
 /* y += a*x, computed in C; a is a pair or the constant va (flags KY_*),
  * x an array or a pair (flags KX_*). */
-int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
-             intptr_t xs, intptr_t y, intptr_t ys);
+int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, const sad_arr *x,
+             const sad_arr *xs, const sad_arr *y, const sad_arr *ys);
 /* Its tangents without a tape: y += va*x with dy += va*dx + da*x (dx may be
- * 0), where dx and dy have a leading axis of lanes and da points to one
+ * NULL), where dx and dy have a leading axis of lanes and da points to one
  * tangent of a per lane (NULL: a is constant). */
-int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
-                      intptr_t y, intptr_t dy);
-/* z = np.outer(a, b) of 1-D arrays a and b (shadows as, bs; 0 when inactive):
+int sad_axpy_tangents(double va, const double *da, const sad_arr *x, const sad_arr *dx,
+                      const sad_arr *y, const sad_arr *dy);
+/* z = np.outer(a, b) of 1-D arrays a and b (shadows as, bs; NULL when inactive):
  * C writes z[i, j] = a[i] * b[j] (numpy's bits) into z, a fresh C-contiguous
  * (len(a), len(b)) array, and records it; the sweep adds z's adjoint (shadow
  * zs) into as and bs.  A slot > 0 marks that shadow as a lazy slot (see
@@ -166,8 +174,9 @@ int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
  * primal, z for zs).  Records nothing when z is empty.  SAD_NUMPY: an operand
  * holds a NaN or a product raised a floating-point exception; the record is
  * made, and numpy computes z again (the record is the tape's last). */
-int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, intptr_t as,
-              int64_t aslot, intptr_t b, intptr_t bs, int64_t bslot);
+int sad_outer(sad_tape *t, const sad_arr *z, const sad_arr *zs, int64_t zslot, const sad_arr *a,
+              const sad_arr *as, int64_t aslot, const sad_arr *b, const sad_arr *bs,
+              int64_t bslot);
 
 /* A record whose pullback runs in Python (index pyidx in Python's list);
  * flags: SAD_F_PYUNDO or 0. */
@@ -181,9 +190,9 @@ int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
  * temporary a shadow of its own instead).  Slot numbers are never reused
  * within a tape (a later sweep of the same records finds the same slot);
  * the memory of released slots is.  sad_slot_bind gives a slot memory
- * Python allocated (the shadow as an array, id(zs)). */
+ * Python allocated (the shadow zs). */
 enum { SAD_SLOTS_FULL = -2 };
-int64_t sad_slot_new(sad_tape *t, intptr_t z);
+int64_t sad_slot_new(sad_tape *t, const sad_arr *z);
 /* Every function taking a slot number from the caller first checks that it
  * names one of t's slots (1..the slots made) and fits what it is used for,
  * else does nothing and returns SAD_BAD_SLOT: the number comes from a Python
@@ -192,13 +201,13 @@ int64_t sad_slot_new(sad_tape *t, intptr_t z);
  * whose shadow the slot is (so a lazy shadow's layout stays in its slot). */
 enum { SAD_BAD_SLOT = -3 };
 int sad_slot_valid(const sad_tape *t, int64_t slot);
-int sad_slot_holds(const sad_tape *t, int64_t slot, intptr_t z);
+int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z);
 /* Bound the tape's slots: at most max_slots of them (<= 0: the default,
  * 2^24) and max_bytes of windows (<= 0: the default, 2^36; every window
  * takes its shadow's bytes rounded up to 64).  Before the first slot only. */
 void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes);
 /* zs must have as many elements as the slot's temporary. */
-int sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs);
+int sad_slot_bind(sad_tape *t, int64_t slot, const sad_arr *zs);
 /* The slot's memory now (0 while the sweep has not needed it), for a
  * temporary of n elements (SAD_BAD_SLOT when the slot's has not n). */
 intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n);
@@ -239,17 +248,17 @@ void sad_vec_free(sad_vec *v);
 int64_t sad_vec_len(const sad_vec *v);
 double *sad_vec_data(sad_vec *v);
 int sad_vec_push(sad_vec *v, double x);
-int sad_vec_extend(sad_vec *v, intptr_t arr);
+int sad_vec_extend(sad_vec *v, const sad_arr *arr);
 double sad_vec_pop(sad_vec *v);
 /* Bytes v holds (its data's capacity and the vector itself). */
 int64_t sad_vec_nbytes(const sad_vec *v);
 /* recorded variants: v/vs primal and shadow vector (vs may be NULL) */
 int sad_vpush(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, double vx);
-int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, intptr_t xs);
+int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *x, const sad_arr *xs);
 /* pops into *value; returns the pair of the popped value, 1 when vs is NULL
  * (inactive), 0 when out of memory */
 intptr_t sad_vpop(sad_tape *t, sad_vec *v, sad_vec *vs, double *value);
 intptr_t sad_vload(sad_tape *t, sad_vec *vs, int64_t i, double v);
 int sad_vstore(sad_tape *t, sad_vec *v, sad_vec *vs, int64_t i, intptr_t x,
                double vx);
-int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t z, intptr_t zs);
+int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *z, const sad_arr *zs);

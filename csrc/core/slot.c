@@ -45,11 +45,11 @@ static int reserve(sad_tape *t)
     return -1;
 }
 
-int64_t sad_slot_new(sad_tape *t, intptr_t z)
+int64_t sad_slot_new(sad_tape *t, const sad_arr *z)
 {
     if (t->slot_space == NULL && reserve(t) < 0)
         return SAD_SLOTS_FULL;
-    sad_arr a = sad_arr_of(z);
+    const sad_arr a = *z;
     int64_t n = 1;
     for (int d = 0; d < a.nd; ++d)
         n *= a.shape[d];
@@ -89,12 +89,12 @@ static int64_t size_of(const sad_arr *a)
     return n;
 }
 
-int sad_slot_holds(const sad_tape *t, int64_t slot, intptr_t z)
+int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z)
 {
     if (!sad_slot_valid(t, slot))
         return 0;
     const sad_slot *s = &t->slots[slot - 1];
-    const sad_arr a = sad_arr_of(z);
+    const sad_arr a = *z;
     if (size_of(&a) == 0)
         return 1;
     /* the byte range z's elements span, against the temporary's */
@@ -117,15 +117,15 @@ intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n)
     return (intptr_t)t->slots[slot - 1].p;
 }
 
-int sad_slot_bind(sad_tape *t, int64_t slot, intptr_t zs)
+int sad_slot_bind(sad_tape *t, int64_t slot, const sad_arr *zs)
 {
     if (!sad_slot_valid(t, slot))
         return SAD_BAD_SLOT;
-    const sad_arr a = sad_arr_of(zs);
+    const sad_arr a = *zs;
     sad_slot *s = &t->slots[slot - 1];
     if (size_of(&a) != s->n)
         return SAD_BAD_SLOT;
-    s->p = sad_arr_of(zs).data;
+    s->p = a.data;
     s->external = 1;
     return SAD_OK;
 }

@@ -22,9 +22,9 @@ void sad_copy_bytes(intptr_t dst, intptr_t src, int64_t n)
     memcpy((void *)dst, (const void *)src, (size_t)n);
 }
 
-int sad_same_elements(intptr_t arr, intptr_t block, int64_t itemsize)
+int sad_same_elements(const sad_arr *arr, const void *block, int64_t itemsize)
 {
-    const sad_arr a = sad_arr_of(arr);
+    const sad_arr a = *arr;
     const char *q = (const char *)block;
     const size_t item = (size_t)itemsize;
     if (a.nd == 0)

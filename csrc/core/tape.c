@@ -137,26 +137,26 @@ static void scalar_reverse(const sad_record *r)
         r->u.s.y->g += g * py;
 }
 
-intptr_t sad_load(sad_tape *t, intptr_t s, int64_t off, double v)
+intptr_t sad_load(sad_tape *t, const sad_arr *s, int64_t off, double v)
 {
     sad_pair *q = sad_new_pair(t, v);
     sad_record *r = q != NULL ? sad_push_record(t, SAD_LOAD, 0) : NULL;
     if (r == NULL)
         return 0;
-    r->u.m.s = (double *)((char *)sad_arr_of(s).data + off);
+    r->u.m.s = (double *)((char *)s->data + off);
     r->u.m.x = q;
     return (intptr_t)q;
 }
 
-int sad_store(sad_tape *t, intptr_t p, intptr_t s, int64_t poff, int64_t soff,
+int sad_store(sad_tape *t, const sad_arr *p, const sad_arr *s, int64_t poff, int64_t soff,
               intptr_t x, double v)
 {
     sad_record *r = sad_push_record(t, SAD_STORE, 0);
     if (r == NULL)
         return SAD_NOMEM;
-    double *pp = (double *)((char *)sad_arr_of(p).data + poff);
+    double *pp = (double *)((char *)p->data + poff);
     r->u.m.p = pp;
-    r->u.m.s = s != 0 ? (double *)((char *)sad_arr_of(s).data + soff) : NULL;
+    r->u.m.s = s != NULL ? (double *)((char *)s->data + soff) : NULL;
     r->u.m.x = (sad_pair *)x;
     r->u.m.old = *pp;
     *pp = v;

@@ -74,18 +74,18 @@ static int extend_block(sad_vec *v, const sad_block *b, int shadow)
     return SAD_OK;
 }
 
-int sad_vec_extend(sad_vec *v, intptr_t arr)
+int sad_vec_extend(sad_vec *v, const sad_arr *arr)
 {
     sad_block b;
-    int rc = sad_block_build(&b, 0, arr, 0, 0, 0, 0, 0, 0.0);
+    int rc = sad_block_build(&b, 0, arr, NULL, NULL, NULL, NULL, NULL, 0.0);
     return rc != SAD_OK ? rc : extend_block(v, &b, 0);
 }
 
 /* write the vector's elements into array arr (of as many elements) */
-static int copyto(const sad_vec *v, intptr_t arr)
+static int copyto(const sad_vec *v, const sad_arr *arr)
 {
     sad_block b;
-    int rc = sad_block_build(&b, 0, arr, 0, 0, 0, 0, 0, 0.0);
+    int rc = sad_block_build(&b, 0, arr, NULL, NULL, NULL, NULL, NULL, 0.0);
     if (rc != SAD_OK)
         return rc;
     double *copy = malloc((size_t)(b.n ? b.n : 1) * sizeof(double));
@@ -120,10 +120,10 @@ int sad_vpush(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, double vx)
     return SAD_OK;
 }
 
-int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, intptr_t xs)
+int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *x, const sad_arr *xs)
 {
     sad_block tmp;
-    int rc = sad_block_build(&tmp, 0, x, xs, 0, 0, 0, 0, 0.0);
+    int rc = sad_block_build(&tmp, 0, x, xs, NULL, NULL, NULL, NULL, 0.0);
     if (rc != SAD_OK)
         return rc;
     if (reserve(v, tmp.n) != SAD_OK || (vs != NULL && reserve(vs, tmp.n) != SAD_OK))
@@ -190,12 +190,14 @@ int sad_vstore(sad_tape *t, sad_vec *v, sad_vec *vs, int64_t i, intptr_t x, doub
     return SAD_OK;
 }
 
-int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t z, intptr_t zs)
+int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *z, const sad_arr *zs)
 {
     sad_block tmp;
-    int rc = sad_block_build(&tmp, 0, z, zs, 0, 0, 0, 0, 0.0);
+    int rc = sad_block_build(&tmp, 0, z, zs, NULL, NULL, NULL, NULL, 0.0);
     if (rc != SAD_OK)
         return rc;
+    if (tmp.n != v->len || (vs != NULL && vs->len != v->len))
+        return SAD_TOO_MANY_DIMS; /* z must have the vector's length */
     rc = copyto(v, z);
     if (rc != SAD_OK || vs == NULL)
         return rc;

@@ -71,14 +71,165 @@ static void dealloc_n(PyObject *self, int n)
         .slots = prefix##_slots,                                                        \
     };
 
+/* ---- traced arrays: fields checked when assigned ----------------------
+ * C reads p and _s as float64 arrays of matching shapes, and buf as a
+ * Buffer: anything else is refused at assignment (a TypeError or
+ * ValueError naming the field), so no fast path meets it. */
 BASE_TYPE(array, sad_array_object, buf)
+
+static const sad_state *state_for(PyObject *self)
+{
+    PyObject *m = PyType_GetModuleByDef(Py_TYPE(self), &sad_module_def);
+    return m != NULL ? sad_state_of(m) : NULL;
+}
+
+/* 0 if v is an aligned float64 ndarray in native byte order, else -1 with a
+ * TypeError naming field `name`. */
+static int check_f64_field(const sad_state *st, PyObject *v, const char *name)
+{
+    if (PyObject_TypeCheck(v, st->ndarray_type) && sad_is_f64(v))
+        return 0;
+    PyErr_Format(PyExc_TypeError,
+                 "shadowad: a traced array's %s must be an aligned float64 ndarray, not %R "
+                 "(leave the fields of traced values to shadowad)", name, v);
+    return -1;
+}
+
+/* Is the traced array a forward-mode one (its _s: tangent lanes)? */
+static int is_dual(const sad_state *st, PyObject *self)
+{
+    return st->fwd.dual != NULL && PyObject_TypeCheck(self, (PyTypeObject *)st->fwd.dual);
+}
+
+/* The lanes of a dual array's Context (through its Buffer), or -1 while
+ * they are not known. */
+static long context_lanes(const sad_state *st, PyObject *self)
+{
+    const sad_array_object *o = (const sad_array_object *)self;
+    if (o->buf == NULL || !PyObject_TypeCheck(o->buf, st->buffer_type))
+        return -1;
+    PyObject *ctx = ((const sad_buffer_object *)o->buf)->tape;
+    if (ctx == NULL || !PyObject_TypeCheck(ctx, st->context_type))
+        return -1;
+    PyObject *n = ((const sad_context_object *)ctx)->lanes;
+    if (n == NULL || !PyLong_CheckExact(n))
+        return -1;
+    const long lanes = PyLong_AsLong(n);
+    if (lanes == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return lanes;
+}
+
+/* 0 if shadow s fits primal p: the same shape (reverse mode), or a leading
+ * axis of as many lanes as the Context has more (forward mode); else -1
+ * with a ValueError. */
+static int check_shapes(const sad_state *st, PyObject *self, PyObject *p, PyObject *s,
+                        const char *name)
+{
+    const sad_arr a = sad_arr_of(p), b = sad_arr_of(s);
+    const int lanes = is_dual(st, self);
+    int ok = b.nd == a.nd + lanes;
+    for (int d = 0; ok && d < a.nd; ++d)
+        ok = b.shape[d + lanes] == a.shape[d];
+    if (ok && lanes) {
+        const long n = context_lanes(st, self);
+        ok = n < 0 || b.shape[0] == n;
+    }
+    if (ok)
+        return 0;
+    PyErr_Format(PyExc_ValueError,
+                 "shadowad: this %s does not fit the traced array: its _s must be %s (leave "
+                 "the fields of traced values to shadowad)", name,
+                 lanes ? "tangent lanes, one per lane of its Context, then the shape of p"
+                       : "a shadow of the shape of p");
+    return -1;
+}
+
+/* The checks of an assignment of v to field `name` (v NULL: a deletion,
+ * refused: the fields C reads are never unset once set).  0, or -1 with an
+ * exception. */
+static int check_p(PyObject *self, PyObject *v)
+{
+    const sad_array_object *o = (const sad_array_object *)self;
+    const sad_state *st = state_for(self);
+    return st == NULL || check_f64_field(st, v, "p (primal)") < 0 ||
+                   (o->s != NULL && o->s != Py_None && check_shapes(st, self, v, o->s, "p") < 0)
+               ? -1
+               : 0;
+}
+
+static int check_s(PyObject *self, PyObject *v)
+{
+    const sad_array_object *o = (const sad_array_object *)self;
+    if (v == Py_None)
+        return 0;
+    const sad_state *st = state_for(self);
+    return st == NULL || check_f64_field(st, v, "_s (shadow or tangent lanes)") < 0 ||
+                   (o->p != NULL && check_shapes(st, self, o->p, v, "_s") < 0)
+               ? -1
+               : 0;
+}
+
+static int check_buf(PyObject *self, PyObject *v)
+{
+    const sad_state *st = state_for(self);
+    if (st == NULL)
+        return -1;
+    if (PyObject_TypeCheck(v, st->buffer_type))
+        return 0;
+    PyErr_Format(PyExc_TypeError,
+                 "shadowad: a traced array's buf must be a Buffer, not %R (leave the fields "
+                 "of traced values to shadowad)", v);
+    return -1;
+}
+
+/* Assignments to p, _s and buf are checked here; reading them stays a plain
+ * member access (which the interpreter specializes: a property would cost
+ * every read of x.p in Python a call). */
+static int array_setattro(PyObject *self, PyObject *name, PyObject *v)
+{
+    if (PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) <= 3) {
+        int (*check)(PyObject *, PyObject *) = NULL;
+        if (PyUnicode_CompareWithASCIIString(name, "p") == 0)
+            check = check_p;
+        else if (PyUnicode_CompareWithASCIIString(name, "_s") == 0)
+            check = check_s;
+        else if (PyUnicode_CompareWithASCIIString(name, "buf") == 0)
+            check = check_buf;
+        if (check != NULL && v == NULL)
+            return PyErr_Format(PyExc_AttributeError,
+                                "shadowad: a traced array's %U cannot be deleted", name),
+                   -1;
+        if (check != NULL && check(self, v) < 0)
+            return -1;
+    }
+    return PyObject_GenericSetAttr(self, name, v);
+}
+
 static PyMemberDef array_members[] = {
-    FIELD(sad_array_object, "p", p, "the primal (an ndarray)"),
-    FIELD(sad_array_object, "_s", s, "the shadow or tangent lanes; None while not looked up"),
+    FIELD(sad_array_object, "p", p, "the primal (an aligned float64 ndarray)"),
+    FIELD(sad_array_object, "_s", s,
+          "the shadow or tangent lanes (float64, of the primal's shape, lanes first); None "
+          "while not looked up"),
     FIELD(sad_array_object, "buf", buf, "the Buffer of the memory it views"),
     {NULL, 0, 0, 0, NULL},
 };
-SPEC(array, "ArrayBase", sad_array_object, "C base of traced arrays: primal, shadow, Buffer")
+
+static PyType_Slot array_slots[] = {
+    {Py_tp_doc, "C base of traced arrays: primal, shadow, Buffer"},
+    {Py_tp_traverse, array_traverse},
+    {Py_tp_clear, array_clear},
+    {Py_tp_dealloc, array_dealloc},
+    {Py_tp_members, array_members},
+    {Py_tp_setattro, array_setattro},
+    {0, NULL},
+};
+PyType_Spec sad_array_spec = {
+    .name = "shadowad._fast.ArrayBase",
+    .basicsize = sizeof(sad_array_object),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = array_slots,
+};
 
 BASE_TYPE(buffer, sad_buffer_object, slot)
 static PyMemberDef buffer_members[] = {

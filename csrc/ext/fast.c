@@ -42,7 +42,8 @@ void sad_fast_release(sad_fast_operand *o, int n)
 /* The op code (args[at]) and operand count (the arguments after it) of a
  * fast-path call: 1, or 0 when the case is Python's (x ** 2, a wrong arity),
  * -1 on error. */
-int sad_fast_call(PyObject *const *args, Py_ssize_t nargs, int at, int *op, int *n)
+int sad_fast_call(const struct sad_api *api, PyObject *const *args, Py_ssize_t nargs, int at,
+                  int *op, int *n)
 {
     if (nargs != at + 2 && nargs != at + 3)
         return 0;
@@ -51,7 +52,7 @@ int sad_fast_call(PyObject *const *args, Py_ssize_t nargs, int at, int *op, int 
         return -1;
     *op = (int)v;
     *n = (int)nargs - at - 1;
-    return *op != SAD_POW && (*n == 1) == (sad_ew_is_unary(*op) != 0);
+    return *op != SAD_POW && (*n == 1) == (api->ew_is_unary(*op) != 0);
 }
 
 /* numpy's primal z = ufunc(*operands): 1, 0 when it is not a float64 array
@@ -66,22 +67,58 @@ int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_oper
     return (PyObject *)Py_TYPE(*z) == ndarray_type && sad_is_f64(*z);
 }
 
-/* The flags, pointers and constant of the C call over the operands. */
-int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], intptr_t s[2],
-                  double *k)
+const sad_arr *sad_fast_arr(PyObject *o, sad_arr *d)
 {
+    if (o == NULL || o == Py_None)
+        return NULL;
+    *d = sad_arr_of(o);
+    return d;
+}
+
+int sad_fast_fits(const sad_arr *p, const sad_arr *s, int lanes)
+{
+    if (s == NULL)
+        return 1;
+    if (s->nd != p->nd + lanes)
+        return 0;
+    for (int d = 0; d < p->nd; ++d)
+        if (s->shape[d + lanes] != p->shape[d])
+            return 0;
+    return 1;
+}
+
+int sad_fast_broadcasts(const sad_arr *a, const sad_arr *z)
+{
+    if (a->nd > z->nd)
+        return 0;
+    for (int d = 0; d < a->nd; ++d) {
+        const int64_t n = a->shape[d], m = z->shape[d + z->nd - a->nd];
+        if (n != 1 && n != m)
+            return 0;
+    }
+    return 1;
+}
+
+/* The flags, descriptors and constant of the C call over the operands. */
+int sad_fast_pack(const sad_fast_operand *o, int n, int flags, sad_fast_packed *c, double *k)
+{
+    for (int j = 0; j < 2; ++j)
+        c->p[j] = c->s[j] = NULL;
     for (int j = 0; j < n; ++j) {
         flags |= o[j].kind << (2 * j);
         if (o[j].kind == SAD_KX_CONST) {
             *k = o[j].k;
             continue;
         }
-        if (o[j].kind == SAD_KX_PAIR) {
-            p[j] = o[j].at != 0 ? o[j].at : (intptr_t)&o[j].pair;
+        if (o[j].kind == SAD_KX_PAIR) { /* a pair's descriptor (shadowad.h) */
+            const sad_arr pair = {o[j].at != 0 ? (double *)o[j].at : (double *)&o[j].pair, 0,
+                                  NULL, NULL};
+            c->pd[j] = pair;
+            c->p[j] = &c->pd[j];
             continue;
         }
-        p[j] = (intptr_t)o[j].p;
-        s[j] = (intptr_t)o[j].s;
+        c->p[j] = sad_fast_arr(o[j].p, &c->pd[j]);
+        c->s[j] = sad_fast_arr(o[j].s, &c->sd[j]);
     }
     return flags;
 }

@@ -3,9 +3,12 @@
  * hold, as real struct members, every field of a Python object its fast
  * paths read (Python's classes subclass them), and its module state the
  * classes and functions Python registers once (register_reverse,
- * register_forward).  The core (csrc/core, csrc/ops) is compiled into this
- * module as well as into the cffi module shadowad._csad: it keeps no global
- * mutable state, so both copies work on the same tapes. */
+ * register_forward).  The core (csrc/core, csrc/ops) is not compiled into
+ * this module: it lives once, in the cffi module shadowad._csad, and this
+ * module calls it through the table of entry points that sad_api() returns
+ * (sad_api.h), fetched at module exec into the module state.  The core sees
+ * arrays as descriptors (sad_arr) this module makes from the ndarrays it
+ * holds for the call (sad_arr_of). */
 #ifndef SAD_EXT_FAST_H
 #define SAD_EXT_FAST_H
 
@@ -15,7 +18,7 @@
 #error "include <Python.h> before fast.h"
 #endif
 
-#include "sad.h"
+#include "sad_api.h"
 
 /* The module's functions (METH_FASTCALL; self is the module), each described
  * where it is defined. */
@@ -40,12 +43,27 @@ SAD_FAST(sad_fast_data);
 SAD_FAST(sad_fast_same_elements);
 SAD_FAST(sad_fast_reverse_through);
 SAD_FAST(sad_fast_reverse_summed);
+SAD_FAST(sad_fast_reduce);
+SAD_FAST(sad_fast_reduce_lazy);
+SAD_FAST(sad_fast_slot_new);
+SAD_FAST(sad_fast_slot_bind);
+SAD_FAST(sad_fast_load_at);
+SAD_FAST(sad_fast_store_at);
+SAD_FAST(sad_fast_outer_record);
+SAD_FAST(sad_fast_axpy);
+SAD_FAST(sad_fast_axpy_tangents);
+SAD_FAST(sad_fast_vec_extend);
+SAD_FAST(sad_fast_vpusha);
+SAD_FAST(sad_fast_vcopy);
 /* forward.c */
 SAD_FAST(sad_fast_register_forward);
 SAD_FAST(sad_fast_fwd);
 SAD_FAST(sad_fast_fsum);
 
 /* numpy_objects.c */
+/* The descriptor of ndarray object o (its header's data, nd, shape,
+ * strides), valid while o is held and unchanged. */
+sad_arr sad_arr_of(PyObject *o);
 /* Is ndarray object o an aligned float64 array in native order? */
 int sad_is_f64(PyObject *o);
 /* Is ndarray object o C-contiguous? */
@@ -148,6 +166,7 @@ typedef struct {
     PyObject *tape;    /* the Python Tape: identity and lifetime */
     sad_tape *t;
     const int *alive;  /* cleared when the tape is freed */
+    const struct sad_api *api; /* the core's entry points */
 } ScalarObject;
 
 /* fast.c: the elementwise fast paths' common machinery */
@@ -168,11 +187,25 @@ typedef struct {
 
 int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out);
 void sad_fast_release(sad_fast_operand *o, int n);
-int sad_fast_call(PyObject *const *args, Py_ssize_t nargs, int at, int *op, int *n);
+int sad_fast_call(const struct sad_api *api, PyObject *const *args, Py_ssize_t nargs, int at,
+                  int *op, int *n);
 int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_operand *o, int n,
                     PyObject **z);
-int sad_fast_pack(const sad_fast_operand *o, int n, int flags, intptr_t p[2], intptr_t s[2],
-                  double *k);
+/* The descriptors of the operands' arrays (or pairs) for the C call: p[j]
+ * and s[j] point into pd and sd, or are NULL. */
+typedef struct {
+    sad_arr pd[2], sd[2];
+    const sad_arr *p[2], *s[2];
+} sad_fast_packed;
+int sad_fast_pack(const sad_fast_operand *o, int n, int flags, sad_fast_packed *c, double *k);
+/* The descriptor of o (an ndarray, or NULL/None for none) in *d: d, or NULL. */
+const sad_arr *sad_fast_arr(PyObject *o, sad_arr *d);
+/* Does shadow s fit primal p: p's shape, after `lanes` leading axes (0 or
+ * 1) of its own?  NULL s fits. */
+int sad_fast_fits(const sad_arr *p, const sad_arr *s, int lanes);
+/* Does array a broadcast to shape z (numpy's rules: a has no more axes, and
+ * each of its lengths is 1 or z's)? */
+int sad_fast_broadcasts(const sad_arr *a, const sad_arr *z);
 PyObject *sad_fast_result(int status, PyObject *res);
 PyObject *sad_fast_slot_of(PyObject *o, PyObject *type, Py_ssize_t off);
 PyObject *sad_fast_slot(PyObject *o, Py_ssize_t off);
@@ -187,6 +220,7 @@ typedef struct {
      * numpy only warns (None, None: unknown; see rev_out) */
     PyObject *extobj_var, *extobj_warns;
     PyObject *kw_out; /* ("out",) */
+    const struct sad_api *api; /* the core's entry points (set at module exec) */
 } sad_rev_objects;
 
 /* What forward mode registers once (register_forward). */
@@ -200,6 +234,7 @@ typedef struct {
     PyObject *add;     /* np.add, whose float64 loop sums (add_loop, add_data) */
     sad_loop add_loop;
     void *add_data;
+    const struct sad_api *api; /* the core's entry points (set at module exec) */
 } sad_fwd_objects;
 
 /* The module state (module.c). */
@@ -207,6 +242,7 @@ typedef struct {
     PyTypeObject *scalar_type, *array_type, *buffer_type, *tape_type, *context_type,
         *dual_scalar_type;
     PyTypeObject *ndarray_type; /* numpy.ndarray */
+    const struct sad_api *api;  /* the core's entry points (shadowad._csad) */
     sad_rev_objects rev;
     sad_fwd_objects fwd;
 } sad_state;

@@ -97,6 +97,11 @@ static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
     if ((PyObject *)Py_TYPE(f->p) != k->ndarray || !sad_is_f64(f->p) ||
         (f->s != Py_None && ((PyObject *)Py_TYPE(f->s) != k->ndarray || !sad_is_f64(f->s))))
         return 0;
+    if (f->s != Py_None) { /* checked when assigned; a descriptor's __set__ skips that */
+        const sad_arr pa = sad_arr_of(f->p), sa = sad_arr_of(f->s);
+        if (!sad_fast_fits(&pa, &sa, 1))
+            return 0;
+    }
     f->ctx = slot_get(f->buf, B_TAPE);
     return f->ctx != NULL && (PyObject *)Py_TYPE(f->ctx) == k->context;
 }
@@ -136,7 +141,7 @@ static int dual_scalar(const fwd_objects *k, PyObject *o, PyObject **ctx, sad_fa
     if (PyFloat_CheckExact(d) || (PyObject *)Py_TYPE(d) == k->float64) {
         out->pair.g = PyFloat_AsDouble(d);
     } else if ((PyObject *)Py_TYPE(d) == k->ndarray && sad_is_f64(d) &&
-               sad_arr_of((intptr_t)d).nd == 1) {
+               sad_arr_of(d).nd == 1) {
         out->s = Py_NewRef(d);
     } else {
         return 0;
@@ -233,7 +238,7 @@ static int c_primal(const fwd_objects *k, int op, const sad_fast_operand *o, int
     for (int j = 0; j < n; ++j) {
         if (o[j].kind != SAD_KX_ARR)
             continue;
-        const sad_arr a = sad_arr_of((intptr_t)o[j].p);
+        const sad_arr a = sad_arr_of(o[j].p);
         if ((PyObject *)Py_TYPE(o[j].p) != k->ndarray || (a.nd > 1 && !sad_is_c_contiguous(o[j].p)))
             return 0;
         if (nd < 0) {
@@ -247,13 +252,15 @@ static int c_primal(const fwd_objects *k, int op, const sad_fast_operand *o, int
         return 0; /* numpy's result is a scalar */
     if ((*z = new_empty(k, 0, nd, dims)) == NULL)
         return -1;
-    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    sad_fast_packed pk;
+    sad_arr zd;
     double c = 0.0;
-    const int flags = sad_fast_pack(o, n, 0, p, s, &c);
+    const int flags = sad_fast_pack(o, n, 0, &pk, &c);
     if (fetestexcept(REPORTED)) /* left by earlier C code (numpy clears its own) */
         feclearexcept(REPORTED);
     int nan = 0;
-    if (sad_ew_primal_nan(op, flags, (intptr_t)*z, p[0], p[1], c, &nan) != SAD_OK ||
+    if (k->api->ew_primal_nan(op, flags, sad_fast_arr(*z, &zd), pk.p[0], pk.p[1], c, &nan) !=
+            SAD_OK ||
         fetestexcept(REPORTED) || nan) {
         Py_CLEAR(*z);
         return 0;
@@ -269,7 +276,7 @@ static PyObject *dual_result(const fwd_objects *k, PyObject *ctx, PyObject *z, P
 {
     if (!sad_is_c_contiguous(z))
         return PyObject_CallFunctionObjArgs(k->make, ctx, z, NULL);
-    const sad_arr a = sad_arr_of((intptr_t)z);
+    const sad_arr a = sad_arr_of(z);
     PyObject *zt = new_empty(k, lanes, a.nd, a.shape);
     PyObject *buf = zt != NULL ? new_instance(k->buffer) : NULL;
     PyObject *res = buf != NULL ? new_instance(k->dual) : NULL;
@@ -297,7 +304,7 @@ static PyObject *dual_result(const fwd_objects *k, PyObject *ctx, PyObject *z, P
 
 /* The operands' Context, which must be the running one (operands kept from
  * an earlier call are Python's case, which refuses them), and its lanes: a
- * dual scalar's tangent array must have one entry per lane.  1, or 0 for
+ * dual scalar's or array's tangents must have one entry per lane.  1, or 0 for
  * Python's case, -1 on error. */
 static int call_lanes(const fwd_objects *k, const sad_fast_operand *o, int n, PyObject **ctx,
                       Py_ssize_t *lanes)
@@ -312,9 +319,11 @@ static int call_lanes(const fwd_objects *k, const sad_fast_operand *o, int n, Py
     Py_XSETREF(*ctx, running);
     if ((*lanes = lanes_of(*ctx)) == 0)
         return 0;
+    /* a dual array's lanes were checked against its Context when assigned,
+     * but a Buffer's Context (and a Context's lanes) can change since */
     for (int j = 0; j < n; ++j)
-        if (o[j].kind == SAD_KX_PAIR && o[j].s != NULL &&
-            sad_arr_of((intptr_t)o[j].s).shape[0] != *lanes)
+        if ((o[j].kind == SAD_KX_PAIR || o[j].kind == SAD_KX_ARR) && o[j].s != NULL &&
+            sad_arr_of(o[j].s).shape[0] != *lanes)
             return 0;
     return 1;
 }
@@ -328,7 +337,7 @@ SAD_FAST(sad_fast_fwd)
     const fwd_objects *k = fwd_registered(module);
     if (k == NULL)
         return NULL;
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 1, &op, &n);
+    int op = 0, n = 0, status = sad_fast_call(k->api, args, nargs, 1, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
     PyObject *ufunc = args[0];
@@ -361,20 +370,22 @@ SAD_FAST(sad_fast_fwd)
         status = -1;
         goto done;
     }
-    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    sad_fast_packed pk;
+    sad_arr zd, ztd;
     double *dl[2] = {NULL, NULL};
     int64_t ls[2] = {0, 0};
     double c = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_LANES, p, s, &c);
+    const int flags = sad_fast_pack(o, n, SAD_F_LANES, &pk, &c);
     for (int j = 0; j < n; ++j)
         if (o[j].kind == SAD_KX_PAIR && o[j].s != NULL) {
-            const sad_arr d = sad_arr_of((intptr_t)o[j].s);
+            const sad_arr d = sad_arr_of(o[j].s);
             dl[j] = d.data;
             ls[j] = d.strides[0] / (int64_t)sizeof(double);
         }
     PyObject *zt = (PyObject *)Py_TYPE(res) == k->dual ? slot_get(res, A_S) : NULL;
-    if (zt == NULL || sad_ew_tangent_duals(op, flags, (intptr_t)z, (intptr_t)zt, p[0], s[0],
-                                           p[1], s[1], c, dl, ls))
+    if (zt == NULL ||
+        k->api->ew_tangent_duals(op, flags, sad_fast_arr(z, &zd), sad_fast_arr(zt, &ztd), pk.p[0],
+                                 pk.s[0], pk.p[1], pk.s[1], c, dl, ls))
         status = 0; /* more dimensions than the kernel takes: Python splits them */
 done:
     Py_XDECREF(z);
@@ -403,7 +414,7 @@ static PyObject *lane_sums(const fwd_objects *k, const char *t, int64_t m, Py_ss
     PyObject *d = new_empty(k, lanes, 0, NULL);
     if (d == NULL)
         return NULL;
-    double *out = sad_arr_of((intptr_t)d).data;
+    double *out = sad_arr_of(d).data;
     for (Py_ssize_t l = 0; l < lanes; ++l)
         out[l] = numpy_sum(k, t + l * m * (int64_t)sizeof(double), m, sizeof(double));
     return d;
@@ -429,7 +440,7 @@ SAD_FAST(sad_fast_fsum)
         !sad_is_c_contiguous(f.p) || !sad_is_c_contiguous(f.s))
         Py_RETURN_NOTIMPLEMENTED;
     const Py_ssize_t lanes = lanes_of(f.ctx);
-    const sad_arr pa = sad_arr_of((intptr_t)f.p), ta = sad_arr_of((intptr_t)f.s);
+    const sad_arr pa = sad_arr_of(f.p), ta = sad_arr_of(f.s);
     int64_t m = 1;
     for (int d = 0; d < pa.nd; ++d)
         m *= pa.shape[d];

@@ -72,7 +72,7 @@ SAD_FAST(sad_fast_view)
     Py_XDECREF(slot);
     if (p == NULL || s == NULL || buf == NULL || (PyObject *)Py_TYPE(p) != k->ndarray ||
         (s == Py_None ? !lazy : (PyObject *)Py_TYPE(s) != k->ndarray) ||
-        !view_index(idx, sad_arr_of((intptr_t)p).nd)) {
+        !view_index(idx, sad_arr_of(p).nd)) {
         res = Py_NewRef(Py_NotImplemented);
         goto done;
     }
@@ -93,7 +93,7 @@ done:
 /* Do ndarrays a and b view the same memory with the same shape and strides? */
 static int same_view(PyObject *a, PyObject *b)
 {
-    const sad_arr x = sad_arr_of((intptr_t)a), y = sad_arr_of((intptr_t)b);
+    const sad_arr x = sad_arr_of(a), y = sad_arr_of(b);
     const size_t bytes = sizeof(int64_t) * (size_t)x.nd;
     return x.nd == y.nd && x.data == y.data &&
            (x.nd == 0 || (memcmp(x.shape, y.shape, bytes) == 0 &&
@@ -113,7 +113,7 @@ SAD_FAST(sad_fast_writes_back)
         return PyErr_Format(PyExc_TypeError, "writes_back takes p, idx and v");
     PyObject *p = args[0], *idx = args[1], *v = args[2];
     if ((PyObject *)Py_TYPE(p) != k->ndarray || (PyObject *)Py_TYPE(v) != k->ndarray ||
-        !view_index(idx, sad_arr_of((intptr_t)p).nd))
+        !view_index(idx, sad_arr_of(p).nd))
         Py_RETURN_NONE;
     PyObject *w = PyObject_GetItem(p, idx);
     if (w == NULL)

@@ -6,15 +6,22 @@
 
 #include "fast.h"
 
-/* An operand of ew(): None (no array), an int (a pair's address) or an
- * array object (its address, as id() gives it). */
-static intptr_t operand(PyObject *o)
+/* The descriptor of an operand of ew() in *d: None or 0 (no array: NULL),
+ * another int (a pair's address: a pair's descriptor, shadowad.h) or an
+ * ndarray (the call holds it: it is an argument). */
+static const sad_arr *operand(PyObject *o, sad_arr *d)
 {
     if (o == Py_None)
-        return 0;
-    if (PyLong_CheckExact(o))
-        return (intptr_t)PyLong_AsSsize_t(o);
-    return (intptr_t)o;
+        return NULL;
+    if (PyLong_CheckExact(o)) {
+        const sad_arr pair = {(double *)PyLong_AsVoidPtr(o), 0, NULL, NULL};
+        if (pair.data == NULL)
+            return NULL;
+        *d = pair;
+        return d;
+    }
+    *d = sad_arr_of(o);
+    return d;
 }
 
 /* The array operands args[from..to] come from fields of traced arrays
@@ -38,6 +45,32 @@ static int check_arrays(PyObject *module, PyObject *const *args, int from, int t
     return 0;
 }
 
+/* Do the descriptors of ew()/tangent() fit together: each array operand
+ * broadcasts to z, each shadow has its primal's shape (after a leading axis
+ * of lanes, the same length for all, when `lanes`)?  0, or -1 with a
+ * ValueError: C would read past an array otherwise. */
+static int check_layout(const sad_arr *const a[6], int flags, int lanes)
+{
+    const int kinds[3] = {SAD_KX_ARR, flags & 3, (flags >> 2) & 3};
+    int ok = a[0] != NULL;
+    int64_t nl = -1;
+    for (int j = 0; ok && j < 3; ++j) {
+        if (kinds[j] != SAD_KX_ARR)
+            continue;
+        const sad_arr *p = a[2 * j], *s = a[2 * j + 1];
+        ok = p != NULL && (j == 0 || sad_fast_broadcasts(p, a[0])) && sad_fast_fits(p, s, lanes);
+        if (ok && lanes && s != NULL) {
+            ok = nl < 0 || s->shape[0] == nl;
+            nl = s->shape[0];
+        }
+    }
+    if (ok)
+        return 0;
+    PyErr_SetString(PyExc_ValueError, "shadowad: elementwise operands that do not broadcast to "
+                                      "the output, or a shadow not of its array's shape");
+    return -1;
+}
+
 /* _fast.ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot):
  * sad_ew_slots without cffi's per-argument cost; returns its status.  A slot
  * > 0 marks a lazy shadow (the shadow argument is then the operand's primal,
@@ -56,9 +89,14 @@ SAD_FAST(sad_fast_ew)
         slots[j] = PyLong_AsLongLong(args[10 + j]);
     if (PyErr_Occurred())
         return NULL;
-    return PyLong_FromLong(sad_ew_slots((sad_tape *)t, (int)op, (int)flags, operand(args[3]),
-                                        operand(args[4]), operand(args[5]), operand(args[6]),
-                                        operand(args[7]), operand(args[8]), k, slots));
+    sad_arr d[6];
+    const sad_arr *a[6];
+    for (int j = 0; j < 6; ++j)
+        a[j] = operand(args[3 + j], &d[j]);
+    if (PyErr_Occurred() || check_layout(a, (int)flags, (flags & SAD_F_LANES) != 0) < 0)
+        return NULL;
+    return PyLong_FromLong(sad_state_of(module)->api->ew_slots(
+        (sad_tape *)t, (int)op, (int)flags, a[0], a[1], a[2], a[3], a[4], a[5], k, slots));
 }
 
 /* _fast.tangent(op, flags, z, dz, x, dx, y, dy, k): sad_ew_tangent without
@@ -73,7 +111,12 @@ SAD_FAST(sad_fast_tangent)
     double k = PyFloat_AsDouble(args[8]);
     if (PyErr_Occurred())
         return NULL;
-    return PyLong_FromLong(sad_ew_tangent((int)op, (int)flags, operand(args[2]),
-                                          operand(args[3]), operand(args[4]), operand(args[5]),
-                                          operand(args[6]), operand(args[7]), k));
+    sad_arr d[6];
+    const sad_arr *a[6];
+    for (int j = 0; j < 6; ++j)
+        a[j] = operand(args[2 + j], &d[j]);
+    if (PyErr_Occurred() || check_layout(a, (int)flags, (flags & SAD_F_LANES) != 0) < 0)
+        return NULL;
+    return PyLong_FromLong(sad_state_of(module)->api->ew_tangent(
+        (int)op, (int)flags, a[0], a[1], a[2], a[3], a[4], a[5], k));
 }

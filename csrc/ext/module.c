@@ -39,6 +39,24 @@ static PyMethodDef methods[] = {
          "reverse_through(tape, i, slot, g): sweep record i now, its adjoint read from g"),
     FAST("reverse_summed", sad_fast_reverse_summed,
          "reverse_summed(tape, i, slot, ax, len, g): sweep linear record i now from the sums g"),
+    FAST("reduce", sad_fast_reduce,
+         "reduce(tape, op, v, x, xs, y, ys): sum or dot of arrays as one record; the pair"),
+    FAST("reduce_lazy", sad_fast_reduce_lazy,
+         "reduce_lazy(tape, v, x, slot): sum of x, whose shadow is a lazy slot; the pair"),
+    FAST("slot_new", sad_fast_slot_new, "slot_new(tape, z): a lazy shadow slot for temporary z"),
+    FAST("slot_bind", sad_fast_slot_bind, "slot_bind(tape, slot, zs): give the slot memory zs"),
+    FAST("load_at", sad_fast_load_at,
+         "load_at(tape, s, off, v): record a read of the element at byte offset off; the pair"),
+    FAST("store_at", sad_fast_store_at,
+         "store_at(tape, p, s, poff, soff, x, v): record a write of one element"),
+    FAST("outer_record", sad_fast_outer_record,
+         "outer_record(tape, z, zs, zslot, a, as, aslot, b, bs, bslot): np.outer as a record"),
+    FAST("axpy", sad_fast_axpy, "axpy(tape, flags, a, va, x, xs, y, ys): y += a*x"),
+    FAST("axpy_tangents", sad_fast_axpy_tangents,
+         "axpy_tangents(va, da, x, dx, y, dy): y += va*x with its tangent lanes"),
+    FAST("vec_extend", sad_fast_vec_extend, "vec_extend(v, a): append a's elements to vector v"),
+    FAST("vpusha", sad_fast_vpusha, "vpusha(tape, v, vs, x, xs): record pushing array x"),
+    FAST("vcopy", sad_fast_vcopy, "vcopy(tape, v, vs, z, zs): record copying the vector into z"),
     {NULL, NULL, 0, NULL},
 };
 
@@ -103,6 +121,41 @@ static int add_type(PyObject *m, PyType_Spec *spec, const char *name, PyTypeObje
     return PyModule_AddObjectRef(m, name, t);
 }
 
+/* The core's table of entry points, from the cffi module shadowad._csad
+ * (lib.sad_api(), whose address ffi gives as an int); NULL with an
+ * exception when the core is missing or was built from other sources. */
+static const struct sad_api *core_api(void)
+{
+    PyObject *core = PyImport_ImportModule("shadowad._csad");
+    PyObject *ffi = core != NULL ? PyObject_GetAttrString(core, "ffi") : NULL;
+    PyObject *lib = core != NULL ? PyObject_GetAttrString(core, "lib") : NULL;
+    PyObject *ptr = lib != NULL ? PyObject_CallMethod(lib, "sad_api", NULL) : NULL;
+    PyObject *addr = ffi != NULL && ptr != NULL
+                         ? PyObject_CallMethod(ffi, "cast", "sO", "uintptr_t", ptr)
+                         : NULL;
+    PyObject *num = addr != NULL ? PyNumber_Long(addr) : NULL;
+    const struct sad_api *api = num != NULL ? PyLong_AsVoidPtr(num) : NULL;
+    Py_XDECREF(num);
+    Py_XDECREF(addr);
+    Py_XDECREF(ptr);
+    Py_XDECREF(lib);
+    Py_XDECREF(ffi);
+    Py_XDECREF(core);
+    if (api == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ImportError, "shadowad._fast: shadowad._csad gave no core");
+        return NULL;
+    }
+    if (api->size != sizeof(struct sad_api)) {
+        PyErr_SetString(PyExc_ImportError,
+                        "shadowad._fast: shadowad._csad was built from other sources (its "
+                        "table of entry points differs); rebuild both: python setup.py "
+                        "build_ext --inplace");
+        return NULL;
+    }
+    return api;
+}
+
 static int module_exec(PyObject *m)
 {
     sad_state *st = sad_state_of(m);
@@ -124,6 +177,9 @@ static int module_exec(PyObject *m)
         return -1;
     }
     st->ndarray_type = (PyTypeObject *)nd;
+    if ((st->api = core_api()) == NULL)
+        return -1;
+    st->rev.api = st->fwd.api = st->api;
     return 0;
 }
 

@@ -13,6 +13,14 @@
 
 #include "fast.h"
 
+sad_arr sad_arr_of(PyObject *o)
+{
+    const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;
+    const sad_arr a = {(double *)f->data, f->nd, (const int64_t *)f->dimensions,
+                       (const int64_t *)f->strides};
+    return a;
+}
+
 int sad_is_f64(PyObject *o)
 {
     const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;

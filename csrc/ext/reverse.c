@@ -95,6 +95,10 @@ static int traced_operand(const sad_rev_objects *k, PyObject *o, PyObject **tape
      * are aligned float64 ndarrays (anything else is Python's case) */
     int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
              (*tape == NULL || *tape == t) && f64_array(k, p) && (s == Py_None || f64_array(k, s));
+    if (ok && s != Py_None) { /* checked when assigned; a descriptor's __set__ skips that */
+        const sad_arr pa = sad_arr_of(p), sa = sad_arr_of(s);
+        ok = sad_fast_fits(&pa, &sa, 0);
+    }
     if (ok && s == Py_None) { /* a lazy shadow is laid out as its primal */
         PyObject *slot = sad_fast_slot(buf, B_SLOT);
         ok = slot != NULL && PyLong_CheckExact(slot);
@@ -159,11 +163,9 @@ static int rev_operand(const sad_rev_objects *k, PyObject *a, PyObject **tape,
 
 /* Which values the reverse sweep of z = op(x, y) reads (x 1, y 2, z 4), as
  * elementwise._values_read: what the tape must keep alive. */
-static int values_read(int op, const sad_fast_operand *o, int n)
+static int values_read(const sad_rev_objects *k, int op, const sad_fast_operand *o, int n)
 {
-    switch (op) {
-    case SAD_COPY: case SAD_NEG: case SAD_ADD: case SAD_SUB:
-        return 0;
+    switch (op) { /* linear by a constant; the rest is the table's (sad_ew_partials_read) */
     case SAD_MUL:
         if (n == 2 && (o[0].kind == SAD_KX_CONST || o[1].kind == SAD_KX_CONST))
             return 0;
@@ -175,7 +177,7 @@ static int values_read(int op, const sad_fast_operand *o, int n)
     default:
         break;
     }
-    return sad_ew_partials_read(op);
+    return k->api->ew_partials_read(op);
 }
 
 /* Each plain array operand whose values the record's reverse reads (need)
@@ -261,7 +263,7 @@ SAD_FAST(sad_fast_rev)
     const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 1, &op, &n);
+    int op = 0, n = 0, status = sad_fast_call(k->api, args, nargs, 1, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
     PyObject *ufunc = args[0];
@@ -286,15 +288,20 @@ SAD_FAST(sad_fast_rev)
     int64_t slots[3] = {0, o[0].slot, o[1].slot};
     if ((res = make_result(k, tape, z, &zs, &slots[0])) == NULL)
         goto done;
-    const int need = values_read(op, o, n);
+    const int need = values_read(k, op, o, n);
     if (hold_plain(k, tape, o, n, need) < 0 || keep_values(keep, z, o, n, need) < 0)
         goto done;
-    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    sad_fast_packed c;
+    sad_arr zd, zsd;
     double kc = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_FRESH, p, s, &kc);
-    /* more dimensions than a record takes, or no memory: Python's path */
-    status = sad_ew_slots(t, op, flags, (intptr_t)z, (intptr_t)zs, p[0], s[0], p[1], s[1], kc,
-                          slots) == 0;
+    const int flags = sad_fast_pack(o, n, SAD_F_FRESH, &c, &kc);
+    const int rc = k->api->ew_slots(t, op, flags, sad_fast_arr(z, &zd), sad_fast_arr(zs, &zsd),
+                                    c.p[0], c.s[0], c.p[1], c.s[1], kc, slots);
+    if (rc == SAD_NOMEM)
+        PyErr_SetString(PyExc_MemoryError, "shadowad: out of memory while recording an "
+                                           "elementwise operation");
+    /* more dimensions than a record takes, or a slot C refuses: Python's path */
+    status = rc == SAD_OK ? 1 : rc == SAD_NOMEM ? -1 : 0;
 done:
     Py_XDECREF(keep);
     Py_XDECREF(zs);
@@ -351,7 +358,7 @@ SAD_FAST(sad_fast_rev_out)
     const sad_rev_objects *k = sad_rev_registered(module);
     if (k == NULL)
         return NULL;
-    int op = 0, n = 0, status = sad_fast_call(args, nargs, 2, &op, &n);
+    int op = 0, n = 0, status = sad_fast_call(k->api, args, nargs, 2, &op, &n);
     if (status <= 0)
         return sad_fast_result(status, NULL);
     PyObject *out = args[0], *ufunc = args[1];
@@ -371,19 +378,27 @@ SAD_FAST(sad_fast_rev_out)
     }
     status = -1;
     /* z is overwritten: the sweep recomputes it from x and y (_values_read) */
-    const int need = values_read(op, o, n) ? 7 : 0;
+    const int need = values_read(k, op, o, n) ? 7 : 0;
     if (hold_plain(k, tape, o, n, need) < 0 || keep_values(keep, oz.p, o, n, need) < 0)
         goto done;
-    const int64_t mark = sad_tape_len(t);
-    intptr_t p[2] = {0, 0}, s[2] = {0, 0};
+    const struct sad_api *api = k->api;
+    const int64_t mark = api->tape_len(t);
+    sad_fast_packed c;
+    sad_arr zd, zsd;
     double kc = 0.0;
     const int flags = sad_fast_pack(o, n, SAD_F_SAVE | (numpy_only_warns(k) ? SAD_F_CLEAN_FAIL : 0),
-                                    p, s, &kc);
+                                    &c, &kc);
     const int64_t slots[3] = {0, o[0].slot, o[1].slot};
-    if (sad_ew_slots(t, op, flags, (intptr_t)oz.p, (intptr_t)oz.s, p[0], s[0], p[1], s[1], kc,
-                     slots) != 0) {
-        sad_truncate(t, mark); /* more dimensions than a record takes: Python's path */
+    const int rc = api->ew_slots(t, op, flags, sad_fast_arr(oz.p, &zd), sad_fast_arr(oz.s, &zsd),
+                                 c.p[0], c.s[0], c.p[1], c.s[1], kc, slots);
+    if (rc != SAD_OK) {
+        api->truncate(t, mark); /* more dimensions than a record takes: Python's path */
         status = 0;
+        if (rc == SAD_NOMEM) {
+            PyErr_SetString(PyExc_MemoryError, "shadowad: out of memory while recording an "
+                                               "elementwise operation");
+            status = -1;
+        }
         goto done;
     }
     PyObject *call[3] = {o[0].p, n == 2 ? o[1].p : oz.p, oz.p};
@@ -395,7 +410,7 @@ SAD_FAST(sad_fast_rev_out)
          * record that shares an earlier save, SAD_F_CLEAN_FAIL, relies on it). */
         if (!PyErr_ExceptionMatches(PyExc_FloatingPointError) &&
             !PyErr_ExceptionMatches(PyExc_Warning))
-            sad_truncate(t, mark);
+            api->truncate(t, mark);
         goto done;
     }
     Py_DECREF(z); /* oz.p itself */
@@ -423,7 +438,7 @@ static int outer_operand(const sad_rev_objects *k, PyObject *x, PyObject **tape,
     } else {
         status = (PyObject *)Py_TYPE(x) == k->ndarray && sad_fast_plain(x, k->ndarray, o);
     }
-    return status && sad_arr_of((intptr_t)o->p).nd == 1;
+    return status && sad_arr_of(o->p).nd == 1;
 }
 
 /* _fast.outer(a, b, redo): np.outer(a, b) of two vectors, traced arrays
@@ -450,8 +465,8 @@ SAD_FAST(sad_fast_outer)
         goto done;
     }
     status = -1;
-    PyObject *shape = Py_BuildValue("(nn)", (Py_ssize_t)sad_arr_of((intptr_t)o[0].p).shape[0],
-                                    (Py_ssize_t)sad_arr_of((intptr_t)o[1].p).shape[0]);
+    PyObject *shape = Py_BuildValue("(nn)", (Py_ssize_t)sad_arr_of(o[0].p).shape[0],
+                                    (Py_ssize_t)sad_arr_of(o[1].p).shape[0]);
     z = shape != NULL ? PyObject_CallOneArg(k->ndarray, shape) : NULL; /* float64, C order */
     Py_XDECREF(shape);
     int64_t zslot = 0;
@@ -464,9 +479,11 @@ SAD_FAST(sad_fast_outer)
         if (PyList_Append(keep, o[j].p) < 0 ||
             (o[j].s != NULL && o[j].s != o[j].p && PyList_Append(keep, o[j].s) < 0))
             goto done;
-    const int rc = sad_outer(t, (intptr_t)z, (intptr_t)zs, zslot, (intptr_t)o[0].p,
-                             (intptr_t)o[0].s, o[0].slot, (intptr_t)o[1].p, (intptr_t)o[1].s,
-                             o[1].slot);
+    sad_arr d[6];
+    const int rc = k->api->outer(t, sad_fast_arr(z, &d[0]), sad_fast_arr(zs, &d[1]), zslot,
+                                 sad_fast_arr(o[0].p, &d[2]), sad_fast_arr(o[0].s, &d[3]),
+                                 o[0].slot, sad_fast_arr(o[1].p, &d[4]),
+                                 sad_fast_arr(o[1].s, &d[5]), o[1].slot);
     if (rc == SAD_NUMPY) { /* numpy's warnings (or error, per np.errstate) and NaN bits */
         PyObject *call[4] = {tape, o[0].p, o[1].p, z};
         PyObject *r = PyObject_Vectorcall(args[2], call, 4, NULL);

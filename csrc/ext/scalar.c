@@ -83,6 +83,7 @@ static PyObject *result(const ScalarObject *s, double z, sad_pair *g)
     r->tape = s->tape;
     r->t = s->t;
     r->alive = s->alive;
+    r->api = s->api;
     return (PyObject *)r;
 }
 
@@ -147,7 +148,7 @@ static PyObject *binary(PyObject *a, PyObject *b, int op)
     if (!*s->alive)
         return slow(a, b, op); /* the Python path raises the right error */
     double z = value_of(op, x, y);
-    return result(s, z, (sad_pair *)sad_s2(s->t, op, z, (intptr_t)gx, x, (intptr_t)gy, y));
+    return result(s, z, (sad_pair *)s->api->s2(s->t, op, z, (intptr_t)gx, x, (intptr_t)gy, y));
 }
 
 static PyObject *nb_add(PyObject *a, PyObject *b) { return binary(a, b, SAD_ADD); }
@@ -168,7 +169,7 @@ static PyObject *unary(PyObject *self, int op)
     if (!*s->alive)
         return PyObject_CallMethod(self, "_slow", "iOi", op, Py_None, 0);
     double z = op == SAD_NEG ? -s->v : fabs(s->v);
-    return result(s, z, (sad_pair *)sad_s1(s->t, op, z, s->g, s->v));
+    return result(s, z, (sad_pair *)s->api->s1(s->t, op, z, s->g, s->v));
 }
 
 static PyObject *nb_neg(PyObject *self) { return unary(self, SAD_NEG); }
@@ -190,10 +191,22 @@ static PyObject *finished(void)
     return NULL;
 }
 
+/* 0 if o is an aligned float64 ndarray (what C reads), else -1 with a
+ * TypeError naming argument `what` of function `fn`: the arrays given come
+ * from fields of traced values. */
+static int check_f64(PyTypeObject *ndarray, PyObject *o, const char *fn, const char *what)
+{
+    if ((Py_IS_TYPE(o, ndarray) || PyObject_TypeCheck(o, ndarray)) && sad_is_f64(o))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "shadowad: %s: %s must be an aligned float64 ndarray, not %.100s",
+                 fn, what, Py_TYPE(o)->tp_name);
+    return -1;
+}
+
 /* Element i of 1-D array a: its address, or NULL with IndexError set. */
 static double *element(PyObject *a, Py_ssize_t i, int64_t *off)
 {
-    sad_arr arr = sad_arr_of((intptr_t)a);
+    sad_arr arr = sad_arr_of(a);
     int64_t n = arr.shape[0];
     if (i < 0)
         i += n;
@@ -211,10 +224,15 @@ static double *element(PyObject *a, Py_ssize_t i, int64_t *off)
  * element; -1 with IndexError set when it is out of bounds. */
 static int element_offsets(PyObject *p, PyObject *s, PyObject *idx, int64_t *poff, int64_t *soff)
 {
-    sad_arr a = sad_arr_of((intptr_t)p), b = sad_arr_of((intptr_t)s);
+    sad_arr a = sad_arr_of(p), b = sad_arr_of(s);
     const int tuple = PyTuple_CheckExact(idx);
     if (tuple ? PyTuple_GET_SIZE(idx) != a.nd : !(PyLong_CheckExact(idx) && a.nd == 1))
         return 0;
+    if (b.nd != a.nd) /* a shadow of another shape: Python's path says so */
+        return 0;
+    for (int d = 0; d < a.nd; ++d)
+        if (b.shape[d] != a.shape[d])
+            return 0;
     *poff = *soff = 0;
     for (int d = 0; d < a.nd; ++d) {
         PyObject *item = tuple ? PyTuple_GET_ITEM(idx, d) : idx;
@@ -250,6 +268,9 @@ SAD_FAST(sad_fast_load)
     PyObject *p = args[0], *s = args[1], *tape = args[3];
     if (s == Py_None)
         Py_RETURN_NOTIMPLEMENTED;
+    PyTypeObject *nd = (PyTypeObject *)k->ndarray;
+    if (check_f64(nd, p, "load", "p") < 0 || check_f64(nd, s, "load", "s") < 0)
+        return NULL;
     int64_t poff, soff;
     int rc = element_offsets(p, s, args[2], &poff, &soff);
     if (rc <= 0) {
@@ -262,19 +283,24 @@ SAD_FAST(sad_fast_load)
     if (!sad_rev_tape_of(k, tape, &t, &alive) &&
         tape_of(sad_state_of(module)->tape_type, tape, &t, &alive) < 0)
         return PyErr_Occurred() ? NULL : finished();
-    double v = *(double *)((char *)sad_arr_of((intptr_t)p).data + poff);
-    ScalarObject proto = {.tape = tape, .t = t, .alive = alive};
+    double v = *(double *)((char *)sad_arr_of(p).data + poff);
+    ScalarObject proto = {.tape = tape, .t = t, .alive = alive, .api = k->api};
     Py_SET_TYPE(&proto, (PyTypeObject *)k->scalar);
-    return result(&proto, v, (sad_pair *)sad_load(t, (intptr_t)s, soff, v));
+    const sad_arr sd = sad_arr_of(s);
+    return result(&proto, v, (sad_pair *)k->api->load(t, &sd, soff, v));
 }
 
 /* _fast.store(p, s, i, x): y[i] = x for an active 1-D array and a traced
  * scalar x of the same tape, recorded with the old value. */
 SAD_FAST(sad_fast_store)
 {
-    (void)module;
     if (nargs != 4 || !sad_is_scalar(args[3]))
         return PyErr_Format(PyExc_TypeError, "store takes p, s, i and a traced scalar");
+    PyTypeObject *nd = sad_state_of(module)->ndarray_type;
+    if (check_f64(nd, args[0], "store", "p") < 0 || check_f64(nd, args[1], "store", "s") < 0)
+        return NULL;
+    if (sad_arr_of(args[0]).nd != 1 || sad_arr_of(args[1]).nd != 1)
+        return PyErr_Format(PyExc_ValueError, "shadowad: store takes 1-D arrays");
     const ScalarObject *x = (const ScalarObject *)args[3];
     if (!*x->alive)
         return finished();
@@ -284,7 +310,8 @@ SAD_FAST(sad_fast_store)
     int64_t poff, soff;
     if (element(args[0], i, &poff) == NULL || element(args[1], i, &soff) == NULL)
         return NULL;
-    if (sad_store(x->t, (intptr_t)args[0], (intptr_t)args[1], poff, soff, x->g, x->v) != SAD_OK)
+    const sad_arr pd = sad_arr_of(args[0]), sd = sad_arr_of(args[1]);
+    if (x->api->store(x->t, &pd, &sd, poff, soff, x->g, x->v) != SAD_OK)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
@@ -311,7 +338,7 @@ SAD_FAST(sad_fast_scalar)
     if (!sad_rev_tape_of(k, tape, &t, &alive) &&
         tape_of(sad_state_of(module)->tape_type, tape, &t, &alive) < 0)
         return PyErr_Occurred() ? NULL : finished();
-    ScalarObject proto = {.tape = tape, .t = t, .alive = alive};
+    ScalarObject proto = {.tape = tape, .t = t, .alive = alive, .api = k->api};
     Py_SET_TYPE(&proto, (PyTypeObject *)k->scalar);
     return result(&proto, v, (sad_pair *)g);
 }

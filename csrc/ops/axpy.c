@@ -21,11 +21,12 @@ static void axpy_forward(const sad_block *b)
     }
 }
 
-int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
-             intptr_t xs, intptr_t y, intptr_t ys)
+int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, const sad_arr *x,
+             const sad_arr *xs, const sad_arr *y, const sad_arr *ys)
 {
     sad_block tmp;
-    int rc = sad_block_build(&tmp, flags, y, ys, x, xs, a, 0, va);
+    const sad_arr pair = {(double *)a, 0, NULL, NULL}; /* a's descriptor (shadowad.h) */
+    int rc = sad_block_build(&tmp, flags, y, ys, x, xs, &pair, NULL, va);
     if (rc != SAD_OK)
         return rc;
     if (tmp.n == 0)
@@ -81,11 +82,11 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, intptr_t x,
 
 /* y += va*x and, lane by lane, dy += va*dx + da*x.  Partial aliasing of x
  * and y (or of their tangents) is refused: the caller splits the work. */
-static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
-                         intptr_t y, intptr_t dy, int flags)
+static int axpy_tangents(double va, const double *da, const sad_arr *x, const sad_arr *dx,
+                         const sad_arr *y, const sad_arr *dy, int flags)
 {
     sad_block b;
-    int rc = sad_block_build(&b, SAD_KX_ARR | flags, y, dy, x, dx, 0, 0, 0.0);
+    int rc = sad_block_build(&b, SAD_KX_ARR | flags, y, dy, x, dx, NULL, NULL, 0.0);
     if (rc != SAD_OK)
         return rc;
     if (sad_block_overlaps(&b, 0, 0, 1, 0) || sad_block_overlaps(&b, 0, 1, 1, 1))
@@ -112,8 +113,8 @@ static int axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
     return SAD_OK;
 }
 
-int sad_axpy_tangents(double va, const double *da, intptr_t x, intptr_t dx,
-                      intptr_t y, intptr_t dy)
+int sad_axpy_tangents(double va, const double *da, const sad_arr *x, const sad_arr *dx,
+                      const sad_arr *y, const sad_arr *dy)
 {
     return axpy_tangents(va, da, x, dx, y, dy, SAD_F_LANES);
 }

@@ -86,11 +86,13 @@ SAD_HOT static int any_nan(const double *v, int64_t c)
  * an input is handled by computing everything first and writing afterwards.
  *
  * Contiguous inputs are read where they lie (a copy per tile was a pass of
- * its own), and only what is needed is computed: z's values when they
- * are written or the partials read them (C's own values, as before, so the
- * tangent's bits do not depend on numpy's libm), x and y when either needs
- * them, and the partial of an operand without tangents not at all where
- * sad_ew_partials allows it.  nan (or NULL): set when a value of z is a NaN,
+ * its own), and only what is needed is computed: z's values when they are
+ * written, x and y when either needs them, and the partial of an operand
+ * without tangents not at all where sad_ew_partials allows it.  When z is
+ * not written it holds the primal numpy computed, and partials that read z
+ * read those values, as the reverse sweep does: C's libm may differ from
+ * numpy's in the last bit (exp, tan, ...), and the derivative is the one of
+ * the value the caller got.  nan (or NULL): set when a value of z is a NaN,
  * found tile by tile while the tile is in cache. */
 static int forward(int op, const sad_block *b, int tangent, int write_z, int *nan)
 {
@@ -117,8 +119,8 @@ static int forward(int op, const sad_block *b, int tangent, int write_z, int *na
     const int64_t zst = b->o[0].ss[last], xst = b->o[1].ss[last], yst = b->o[2].ss[last];
     const int64_t zps = b->o[0].ps[last], xps = b->o[1].ps[last], yps = b->o[2].ps[last];
     const int reads = lanes ? sad_ew_partials_read(op) : 0;
-    const int need_z = write_z || (reads & 4);
-    const int need_x = need_z || (reads & 1), need_y = need_z || (reads & 2);
+    const int read_z = !write_z && (reads & 4); /* numpy's z, from memory */
+    const int need_x = write_z || (reads & 1), need_y = write_z || (reads & 2);
     /* z's values go straight into z when z shares no memory with an input */
     const int direct = write_z && !unsafe && zps == 1 && sad_block_apart(b, 0, 1) &&
                        sad_block_apart(b, 0, 2);
@@ -147,18 +149,22 @@ static int forward(int op, const sad_block *b, int tangent, int write_z, int *na
                     pos += c;
                     continue;
                 }
-                const double *vx = tx, *vy = ty;
+                const double *vx = tx, *vy = ty, *cz = tz;
                 double *vz = direct ? zp : tz;
                 if (need_x)
                     vx = values(tx, p[1] + i0 * xps, xps, c);
                 if (need_y && p[2] != NULL)
                     vy = values(ty, p[2] + i0 * yps, yps, c);
-                if (need_z)
+                if (write_z) {
                     sad_ew_values(op, c, vx, vy, vz);
+                    cz = vz;
+                } else if (read_z) {
+                    cz = values(tz, zp, zps, c);
+                }
                 if (nan != NULL && write_z)
                     *nan |= any_nan(vz, c);
                 if (lanes)
-                    sad_ew_partials(op, c, vx, vy, vz, skip && s[1] == NULL ? NULL : px,
+                    sad_ew_partials(op, c, vx, vy, cz, skip && s[1] == NULL ? NULL : px,
                                     skip && s[2] == NULL ? NULL : py);
                 /* tangents at other strides (a broadcast lane is stride 0) go
                  * through tiles, so that every lane takes the vectorized loop */
@@ -190,24 +196,26 @@ static int forward(int op, const sad_block *b, int tangent, int write_z, int *na
     return SAD_OK;
 }
 
-int sad_ew_primal_nan(int op, int flags, intptr_t z, intptr_t x, intptr_t y, double k, int *nan)
+int sad_ew_primal_nan(int op, int flags, const sad_arr *z, const sad_arr *x, const sad_arr *y,
+                      double k, int *nan)
 {
     sad_block b;
-    int rc = sad_block_build(&b, flags, z, 0, x, 0, y, 0, k);
+    int rc = sad_block_build(&b, flags, z, NULL, x, NULL, y, NULL, k);
     *nan = 0;
     return rc != SAD_OK ? rc : forward(op, &b, 0, 1, nan);
 }
 
-int sad_ew_tangent(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
-                   intptr_t dx, intptr_t y, intptr_t dy, double k)
+int sad_ew_tangent(int op, int flags, const sad_arr *z, const sad_arr *dz, const sad_arr *x,
+                   const sad_arr *dx, const sad_arr *y, const sad_arr *dy, double k)
 {
     sad_block b;
     int rc = sad_block_build(&b, flags, z, dz, x, dx, y, dy, k);
     return rc != SAD_OK ? rc : forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0, NULL);
 }
 
-int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x, intptr_t dx,
-                         intptr_t y, intptr_t dy, double k, double *const dlanes[2],
+int sad_ew_tangent_duals(int op, int flags, const sad_arr *z, const sad_arr *dz,
+                         const sad_arr *x, const sad_arr *dx, const sad_arr *y,
+                         const sad_arr *dy, double k, double *const dlanes[2],
                          const int64_t lstride[2])
 {
     sad_block b;
@@ -222,20 +230,21 @@ int sad_ew_tangent_duals(int op, int flags, intptr_t z, intptr_t dz, intptr_t x,
     return forward(op, &b, 1, (flags & SAD_F_PRIMAL) != 0, NULL);
 }
 
-int sad_ew(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs,
-           intptr_t x, intptr_t xs, intptr_t y, intptr_t ys, double k)
+int sad_ew(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr *zs,
+           const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys, double k)
 {
     return sad_ew_slots(t, op, flags, z, zs, x, xs, y, ys, k, NULL);
 }
 
 /* sad_ew where slots[j] > 0 marks operand j's shadow as lazy slot slots[j];
  * its shadow argument is then an array with the shadow's layout (its primal). */
-int sad_ew_slots(sad_tape *t, int op, int flags, intptr_t z, intptr_t zs, intptr_t x,
-                 intptr_t xs, intptr_t y, intptr_t ys, double k, const int64_t slots[3])
+int sad_ew_slots(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr *zs,
+                 const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys,
+                 double k, const int64_t slots[3])
 {
-    const intptr_t layout[3] = {zs, xs, ys};
+    const sad_arr *const layout[3] = {zs, xs, ys};
     for (int j = 0; slots != NULL && j < 3; ++j)
-        if (slots[j] != 0 && (slots[j] < 0 || (layout[j] != 0 &&
+        if (slots[j] != 0 && (slots[j] < 0 || (layout[j] != NULL &&
                                                !sad_slot_holds(t, slots[j], layout[j]))))
             return SAD_BAD_SLOT;
     sad_block tmp;

@@ -362,12 +362,12 @@ static int read_adjoint_from(sad_tape *t, sad_block *c, const sad_arr *ga, int a
     return sad_slot_resolve(t, c, 0, assign) < 0 ? SAD_NOMEM : SAD_OK;
 }
 
-int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
+int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, const sad_arr *g)
 {
     if (i < 0 || i >= t->n || !through_ok(t, &t->rec[i], slot))
         return SAD_TOO_MANY_DIMS;
     const sad_record *r = &t->rec[i];
-    const sad_arr ga = sad_arr_of(g);
+    const sad_arr ga = *g;
     int64_t n = 1;
     for (int d = 0; d < ga.nd; ++d)
         n *= ga.shape[d];
@@ -399,13 +399,13 @@ int sad_ew_reverse_through(sad_tape *t, int64_t i, int64_t slot, intptr_t g)
 }
 
 int sad_ew_reverse_summed(sad_tape *t, int64_t i, int64_t slot, int ax, int64_t len,
-                          intptr_t g)
+                          const sad_arr *g)
 {
     if (i < 0 || i >= t->n || !fresh_unwritten(t, &t->rec[i], slot))
         return SAD_TOO_MANY_DIMS;
     const sad_record *r = &t->rec[i];
     const sad_block *b = r->u.a.b;
-    const sad_arr ga = sad_arr_of(g);
+    const sad_arr ga = *g;
     double cx, cy;
     if (!sad_ew_linear(r, &cx, &cy) || !linear_nonzero(b, cx, cy) || len < 1 ||
         ga.nd != b->ndim || ax < 0 || ax >= b->ndim || ga.shape[ax] != 1)
@@ -457,7 +457,9 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
     }
     const int last = b->ndim - 1;
     const int64_t rows = sad_block_rows(b), m = b->shape[last];
-    const int have_z = r->u.a.saved == NULL; /* z still holds op(x, y) */
+    /* the partials read numpy's z, as forward mode does: in z's memory, or,
+     * once the swap above restored what z overwrote, in saved, which now
+     * holds z's values in the order this loop visits them */
     double tx[SAD_TILE], ty[SAD_TILE], tz[SAD_TILE], px[SAD_TILE], py[SAD_TILE], gt[SAD_TILE];
     double *p[3], *s[3];
     int64_t pos = 0;
@@ -489,26 +491,21 @@ SAD_HOT void sad_ew_reverse_block(const sad_record *r, const sad_block *b, doubl
                     for (int64_t i = 0; i < c; ++i)
                         zs[i * st] = 0.0;
             }
+            const int64_t at = pos;
             pos += c;
             if (s[1] == NULL && s[2] == NULL)
                 continue;
             if (!lin) { /* the partials depend on the values */
                 const double *vx = tx, *vy = ty, *vz = tz;
-                int need = sad_ew_partials_read(op);
-                if ((need & 4) && !have_z)
-                    need |= sad_ew_is_unary(op) ? 1 : 3;
+                const int need = sad_ew_partials_read(op);
                 if (need & 1)
                     vx = values(tx, p[1] + i0 * b->o[1].ps[last], b->o[1].ps[last], c);
                 if ((need & 2) && p[2] != NULL)
                     vy = values(ty, p[2] + i0 * b->o[2].ps[last], b->o[2].ps[last], c);
-                if (need & 4) {
-                    if (have_z) {
-                        vz = values(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
-                    } else {
-                        sad_ew_values(op, c, vx, vy, tz);
-                        vz = tz;
-                    }
-                }
+                if ((need & 4) && saved != NULL)
+                    vz = saved + at;
+                else if (need & 4)
+                    vz = values(tz, p[0] + i0 * b->o[0].ps[last], b->o[0].ps[last], c);
                 /* the partial of an inactive operand is not computed (where
                  * sad_ew_partials allows it) */
                 const int skip = op == SAD_MUL || op == SAD_DIV || op == SAD_POW;

@@ -18,11 +18,11 @@
 
 /* Operand k of the block: 1-D array p (shadow s, lazy slot `slot` when > 0)
  * along `axis` of z; z itself (k = 0) is 2-D. */
-static void set_operand(const sad_tape *t, sad_block *b, int k, intptr_t p, intptr_t s,
+static void set_operand(const sad_tape *t, sad_block *b, int k, const sad_arr *p, const sad_arr *s,
                         int64_t slot, int axis)
 {
     sad_opnd *o = &b->o[k];
-    const sad_arr pa = sad_arr_of(p), sa = sad_arr_of(s);
+    const sad_arr pa = *p, sa = sad_arr_get(s);
     memset(o, 0, sizeof(*o));
     o->p = pa.data;
     for (int d = 0; d < pa.nd; ++d)
@@ -89,16 +89,17 @@ static int c_primal(const sad_block *b)
     return !fetestexcept(REPORTED);
 }
 
-int sad_outer(sad_tape *t, intptr_t z, intptr_t zs, int64_t zslot, intptr_t a, intptr_t as,
-              int64_t aslot, intptr_t b, intptr_t bs, int64_t bslot)
+int sad_outer(sad_tape *t, const sad_arr *z, const sad_arr *zs, int64_t zslot, const sad_arr *a,
+              const sad_arr *as, int64_t aslot, const sad_arr *b, const sad_arr *bs,
+              int64_t bslot)
 {
     if ((zslot > 0 && !sad_slot_holds(t, zslot, zs)) ||
-        (aslot > 0 && as != 0 && !sad_slot_holds(t, aslot, as)) ||
-        (bslot > 0 && bs != 0 && !sad_slot_holds(t, bslot, bs)))
+        (aslot > 0 && as != NULL && !sad_slot_holds(t, aslot, as)) ||
+        (bslot > 0 && bs != NULL && !sad_slot_holds(t, bslot, bs)))
         return SAD_BAD_SLOT;
     sad_block tmp;
     memset(&tmp, 0, sizeof(tmp));
-    const sad_arr za = sad_arr_of(z);
+    const sad_arr za = *z;
     tmp.ndim = 2;
     tmp.shape[0] = za.shape[0];
     tmp.shape[1] = za.shape[1];

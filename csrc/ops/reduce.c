@@ -6,8 +6,8 @@
 
 #include "sad.h"
 
-intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
-                    intptr_t y, intptr_t ys)
+intptr_t sad_reduce(sad_tape *t, int op, double v, const sad_arr *x, const sad_arr *xs,
+                    const sad_arr *y, const sad_arr *ys)
 {
     sad_block tmp;
     int flags = SAD_KX_ARR | (op == SAD_DOT ? SAD_KY_ARR : 0);
@@ -29,11 +29,11 @@ intptr_t sad_reduce(sad_tape *t, int op, double v, intptr_t x, intptr_t xs,
 
 /* sum(x) when x's shadow is lazy slot `slot` (laid out as x's primal): the
  * sweep allocates it, or stores into it, only then. */
-intptr_t sad_reduce_lazy(sad_tape *t, double v, intptr_t x, int64_t slot)
+intptr_t sad_reduce_lazy(sad_tape *t, double v, const sad_arr *x, int64_t slot)
 {
     if (!sad_slot_holds(t, slot, x))
         return SAD_BAD_SLOT;
-    intptr_t z = sad_reduce(t, SAD_SUM, v, x, x, 0, 0);
+    intptr_t z = sad_reduce(t, SAD_SUM, v, x, x, NULL, NULL);
     if (z == 0)
         return 0;
     sad_opnd *o = &t->rec[t->n - 1].u.a.b->o[1];

@@ -352,7 +352,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
         check_call(annotated)
         kept = untraced.copies(annotated, traced_float64=False)  # it traces no plain memory
         try:
-            out = nested.autodiff(f, annotated, mode)
+            out = nested.autodiff(f, annotated, mode, restore)
         except BaseException:
             untraced.put_back(kept)
             raise

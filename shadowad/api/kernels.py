@@ -7,8 +7,7 @@ on plain float64 arrays (the same C kernel, nothing recorded).
 import numpy as np
 
 from ..engines.forward import dual
-from .._c import ffi, lib
-from ..support.memory import data
+from .._c import fast, lib
 from ..engines.rules import indexing
 from ..engines.rules.elementwise import (ufunc_forward_operand, ufunc_operand, apply_ufunc, forward_apply,
     save_inactive)
@@ -19,6 +18,7 @@ from ..engines.reverse.scalar import TScalar, real_value
 from ..engines.reverse.traced import TArray
 from ..engines.reverse.untraced import F64
 from ..engines.reverse.values import is_traced
+from ..engines.nested.box import Box
 
 
 def _check_plain(y, name):
@@ -32,6 +32,9 @@ def _check_plain(y, name):
 
 def axpy(a, x, y):
     """y += a*x in place (a: scalar; x: array broadcastable to y, or scalar)."""
+    if type(y) is Box:  # inside a nested differentiation: its in-place operator
+        y += a * x
+        return y
     if type(y) is dual.FArray:
         return _axpy_forward(a, x, y)
     if type(y) is not TArray:
@@ -43,7 +46,7 @@ def axpy(a, x, y):
         _check_shape(xa.shape, y.shape)
         if not xa.flags.aligned:
             xa = np.array(xa)
-        rc = lib.sad_axpy(ffi.NULL, lib.SAD_KX_ARR | lib.SAD_KY_CONST, 0, va, id(xa), 0, id(y), 0)
+        rc = fast.axpy(None, lib.SAD_KX_ARR | lib.SAD_KY_CONST, 0, va, xa, None, y, None)
         if rc != lib.SAD_OK:
             y += va * xa
         return y
@@ -71,17 +74,16 @@ def axpy(a, x, y):
     if ys is None:
         ys = promote(y)
     if kind == lib.SAD_KX_PAIR:
-        xid, xsid = obj, 0
+        xs = None
     else:
         if aact and xs is None and type(x) is not TArray:
             obj = held(tape, x, obj)  # the sweep reads x for a's adjoint
-        xid, xsid = id(obj), (id(xs) if xs is not None else 0)
         tape.keep.append(obj)
         if xs is not None:
             tape.keep.append(xs)
     tape.keep.append(y.p)
     tape.keep.append(ys)
-    rc = lib.sad_axpy(tape.c, kind | ka | lib.SAD_F_SAVE, aobj, va, xid, xsid, id(y.p), id(ys))
+    rc = fast.axpy(tape, kind | ka | lib.SAD_F_SAVE, aobj, va, obj, xs, y.p, ys)
     if rc == lib.SAD_TOO_MANY_DIMS:  # rare: fall back to the elementwise records
         y += a * x
     else:
@@ -105,9 +107,7 @@ def _axpy_forward(a, x, y):
         px = np.array(px, dtype=F64)
     _check_shape(px.shape, y.shape)
     dy = promote(y) if da is not None or dx is not None else None  # else dy is unchanged
-    dap = ffi.NULL if da is None else ffi.cast("double *", data(da))
-    rc = lib.sad_axpy_tangents(va, dap, id(px), 0 if dx is None else id(dx), id(y.p),
-                               0 if dy is None else id(dy))
+    rc = fast.axpy_tangents(va, da, px, dx, y.p, dy)
     if rc == lib.SAD_TOO_MANY_DIMS:  # x partly overlaps y, or too many dimensions
         y += a * x
     elif rc:
@@ -134,6 +134,9 @@ def _check_shape(xshape, yshape):
 
 def scal(a, x):
     """x *= a in place."""
+    if type(x) is Box:  # inside a nested differentiation: its in-place operator
+        x *= a
+        return x
     if type(x) is TArray:
         return apply_ufunc(np.multiply, (x, a), out=x)
     if type(x) is dual.FArray:
@@ -150,7 +153,9 @@ def scal(a, x):
 
 def setindex(y, idx, v):
     """y[idx] = v in place."""
-    if type(y) is dual.FArray:
+    if type(y) is Box:  # inside a nested differentiation: its item assignment
+        y[idx] = v
+    elif type(y) is dual.FArray:
         indexing.forward_setindex(y, idx, v)
     else:
         indexing.setindex(y, idx, v)

@@ -13,6 +13,7 @@ from ..engines.reverse.errors import detach_error, mixed_tapes_error
 from ..engines.reverse.scalar import TScalar, real_value
 from ..engines.reverse.traced import TArray, new_array
 from ..engines.reverse.untraced import F64
+from ..engines.nested.box import level_var
 
 
 def _new_cvec(cap=8):
@@ -20,6 +21,12 @@ def _new_cvec(cap=8):
     if ptr == ffi.NULL:
         raise MemoryError("shadowad: cannot allocate a Vector")
     return ffi.gc(ptr, lib.sad_vec_free)
+
+
+def _address(cvec):
+    """The address of C vector cvec (a cffi pointer; NULL: None), as the
+    extension's vector functions take it; the Vector holding cvec holds it."""
+    return None if cvec == ffi.NULL else int(ffi.cast("uintptr_t", cvec))
 
 
 def _float_array(x, what):
@@ -53,6 +60,9 @@ class Vector:
     __slots__ = ("_cvec", "__weakref__")
 
     def __new__(cls, data=None):
+        if level_var.get() > 0:  # inside a nested differentiation's function
+            from ..engines.nested.vector import NestedVector
+            return NestedVector(data)
         plain = object.__new__(cls)
         plain._cvec = _new_cvec()
         tape = current_tape()
@@ -92,7 +102,7 @@ class Vector:
             rc = lib.sad_vec_push(self._cvec, v)
         else:
             a = _float_array(x, "Vector.push")
-            rc = lib.sad_vec_extend(self._cvec, id(a))
+            rc = fast.vec_extend(_address(self._cvec), a)
         if rc != lib.SAD_OK:
             raise MemoryError("shadowad: out of memory in Vector.push")
 
@@ -142,7 +152,7 @@ def zeros_vector(n):
     z._cvec = _new_cvec(max(n, 8))
     if n:
         zeros = np.zeros(n)
-        lib.sad_vec_extend(z._cvec, id(zeros))
+        fast.vec_extend(_address(z._cvec), zeros)
     return z
 
 
@@ -182,7 +192,7 @@ class TracedVector:
                 raise ValueError(f"Vector.push: expected a scalar or a 1-D array, got shape {x.shape}")
             s = shadow_of(x)
             vs = self._shadow() if s is None else self._promote()
-            rc = lib.sad_vpusha(tape.c, self.v._cvec, vs, id(x.p), 0 if s is None else id(s))
+            rc = fast.vpusha(tape, _address(self.v._cvec), _address(vs), x.p, s)
         else:  # a constant (recorded even while inactive: the sweeps pop it again)
             v = real_value(x)
             if v is not None:
@@ -190,7 +200,7 @@ class TracedVector:
             else:
                 a = _float_array(x, "Vector.push")
                 tape.keep.append(a)
-                rc = lib.sad_vpusha(tape.c, self.v._cvec, self._shadow(), id(a), 0)
+                rc = fast.vpusha(tape, _address(self.v._cvec), _address(self._shadow()), a, None)
         tape.check(rc, "Vector.push")
 
     def pop(self):
@@ -216,8 +226,7 @@ class TracedVector:
     def _copy(self):
         tape, n = self.tape, len(self.v)
         res = new_array(tape, np.empty(n), self.vs is not None)
-        rc = lib.sad_vcopy(tape.c, self.v._cvec, self._shadow(), id(res.p),
-                           0 if res._s is None else id(res._s))
+        rc = fast.vcopy(tape, _address(self.v._cvec), _address(self._shadow()), res.p, res._s)
         tape.check(rc, "Vector[:]")
         return res
 

@@ -35,3 +35,4 @@ class Handlers:
 
 REVERSE = Handlers("reverse")
 FORWARD = Handlers("forward")
+NESTED = Handlers("nested")  # shadowad/engines/nested/rules.py binds it

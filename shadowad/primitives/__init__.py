@@ -7,4 +7,5 @@ its entry); ``protocol`` is the record protocol every reverse record follows
 define the primitives.  Nothing here imports an engine: the engines import
 this package and derive their rules from it.
 """
-from . import core, protocol, values, elementwise, linalg, reductions, indexing, shape  # noqa: F401
+from . import (core, protocol, values, elementwise, linalg, reductions, indexing,  # noqa: F401
+               shape, selection)

@@ -19,24 +19,32 @@ conventions written beside each entry (docs/conventions.md lists them all).
 
 The C kernels (csrc/ops/ew_partials.c, ``sad_ew_partials``) are the fast
 specialisation of this table: tests/test_elementwise_table.py requires them to
-give the same partials bit for bit at edge values, and that every C op has an
-entry here and every entry a C op.
+give the same partials bit for bit at edge values.  The facts C needs of each
+entry -- its op code (the order of definition here), arity and which of x, y,
+z its partials read -- are not written in C: tools/ew_ops.py generates them
+from this table (csrc/core/ew_ops.h, csrc/ops/ew_ops.c).
+
+This module imports numpy only, so that the generator can load it without
+the built C core.
 """
 import numpy as np
-
-from .._c import lib
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 
 class Elementwise:
     """One elementwise primitive.  ``partials[k](*operands, z)`` is dz/d
     operand k; ``convention`` states its values at kinks and edges where the
-    textbook formula does not say."""
+    textbook formula does not say.  ``op`` is its C op code, named
+    ``c_name`` in csrc/core/ew_ops.h; ``reads`` which values its partials
+    read: x 1, y 2, z 4 (see operands_read)."""
 
-    __slots__ = ("name", "ufuncs", "op", "arity", "partials", "convention")
+    __slots__ = ("name", "ufuncs", "op", "c_name", "arity", "partials", "convention",
+                 "reads")
 
-    def __init__(self, name, ufuncs, op, partials, convention):
-        self.name, self.ufuncs, self.op = name, tuple(ufuncs), op
+    def __init__(self, name, ufuncs, op, c_name, partials, convention):
+        self.name, self.ufuncs, self.op, self.c_name = name, tuple(ufuncs), op, c_name
         self.arity, self.partials, self.convention = len(partials), tuple(partials), convention
+        self.reads = operands_read(self.partials)
 
     @property
     def ufunc(self):
@@ -46,27 +54,82 @@ class Elementwise:
         return f"Elementwise({self.name})"
 
 
-TABLE = {}     # name -> Elementwise
+TABLE = {}     # name -> Elementwise, in op code order
 BY_UFUNC = {}  # numpy ufunc -> Elementwise
 BY_OP = {}     # C op code -> Elementwise
 
 
-def define(name, ufuncs, op, partials, convention=""):
-    entry = Elementwise(name, ufuncs, op, partials, convention)
-    if name in TABLE or op in BY_OP or any(u in BY_UFUNC for u in entry.ufuncs):
+def define(name, ufuncs, c_name, partials, convention=""):
+    """Register primitive ``name``; its C op code is the next one free (C's
+    unary ops come first, as here)."""
+    entry = Elementwise(name, ufuncs, len(TABLE), c_name, partials, convention)
+    if (name in TABLE or any(e.c_name == c_name for e in TABLE.values())
+            or any(u in BY_UFUNC for u in entry.ufuncs)):
         raise ValueError(f"elementwise primitive {name} defined twice")
-    TABLE[name] = BY_OP[op] = entry
+    TABLE[name] = BY_OP[entry.op] = entry
     for u in entry.ufuncs:
         BY_UFUNC[u] = entry
     return entry
 
 
-def unary(name, ufuncs, op, convention=""):
+def unary(name, ufuncs, c_name, convention=""):
     """Register the decorated ``d(x, z)`` as the partial of primitive ``name``."""
     def register(d):
-        define(name, ufuncs, op, (d,), convention)
+        define(name, ufuncs, c_name, (d,), convention)
         return d
     return register
+
+
+class _Probe(NDArrayOperatorsMixin):
+    """An operand or value handed to a partial to see whether it reads it:
+    every read of a value in a numpy-only partial is a ufunc or array
+    function call (or the value returned as it is)."""
+
+    def __init__(self, bit, value, seen):
+        self.bit, self.value, self.seen = bit, value, seen
+
+    def _open(self, a):
+        if isinstance(a, _Probe):
+            self.seen.append(a.bit)
+            return a.value
+        return a
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return getattr(ufunc, method)(*[self._open(a) for a in inputs], **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return func(*[self._open(a) for a in args],
+                    **{k: self._open(v) for k, v in kwargs.items()})
+
+
+# values the probes carry: a zero (the kinks' masks) and an ordinary number,
+# so that a partial reading an operand on one branch only is seen on either
+PROBE_VALUES = (0.0, 0.75)
+
+
+def operands_read(partials):
+    """Which values the partials read, as the mask x 1, y 2, z 4: what the
+    tape must keep for the sweep (C reads it as sad_ew_partials_read).
+    Found by calling each partial on probes, so it is never written by hand."""
+    bits = (1, 4) if len(partials) == 1 else (1, 2, 4)
+    seen = []
+    with np.errstate(all="ignore"):
+        for v in PROBE_VALUES:
+            for d in partials:
+                probes = [_Probe(b, np.float64(v), seen) for b in bits]
+                try:
+                    out = d(*probes)
+                except TypeError as e:
+                    raise TypeError(
+                        f"the partial {getattr(d, '__qualname__', d)!r} must compute with numpy "
+                        "ufuncs and functions only (no float(), math or Python branches on "
+                        f"values), so that every engine can run it: {e}") from e
+                if isinstance(out, _Probe):
+                    seen.append(out.bit)
+    mask = 0
+    for b in seen:
+        mask |= b
+    return mask
 
 
 def partial_at(entry, k, *values):
@@ -96,103 +159,103 @@ def zero_where(mask, value):
 # --------------------------------------------------------------------------
 # unary: dz/dx(x, z)
 
-@unary("positive", [np.positive], lib.SAD_COPY)
+@unary("positive", [np.positive], "SAD_COPY")
 def _positive(x, z):
     return 1.0
 
 
-@unary("negative", [np.negative], lib.SAD_NEG)
+@unary("negative", [np.negative], "SAD_NEG")
 def _negative(x, z):
     return -1.0
 
 
-@unary("square", [np.square], lib.SAD_SQUARE)
+@unary("square", [np.square], "SAD_SQUARE")
 def _square(x, z):
     return 2.0 * x
 
 
-@unary("sqrt", [np.sqrt], lib.SAD_SQRT,
+@unary("sqrt", [np.sqrt], "SAD_SQRT",
        "sqrt'(0) = +inf, sqrt'(-0.0) = -inf, sqrt'(x < 0) = NaN (0.5 / z); an unused "
        "or zero-weighted sqrt(0) contributes 0 by the zero-factor convention")
 def _sqrt(x, z):
     return 0.5 / z
 
 
-@unary("reciprocal", [np.reciprocal], lib.SAD_RECIP,
+@unary("reciprocal", [np.reciprocal], "SAD_RECIP",
        "1/x at 0: -inf (the formula -z*z with z = inf)")
 def _reciprocal(x, z):
     return -z * z
 
 
-@unary("exp", [np.exp], lib.SAD_EXP,
+@unary("exp", [np.exp], "SAD_EXP",
        "exp'(x) = exp(x) as computed (overflow: inf)")
 def _exp(x, z):
     return z
 
 
-@unary("log", [np.log], lib.SAD_LOG,
+@unary("log", [np.log], "SAD_LOG",
        "log'(0) = +inf (1/x; -0.0 gives -inf), log'(x < 0) = 1/x (finite, the value "
        "is NaN)")
 def _log(x, z):
     return 1.0 / x
 
 
-@unary("log1p", [np.log1p], lib.SAD_LOG1P, "log1p'(-1) = +inf")
+@unary("log1p", [np.log1p], "SAD_LOG1P", "log1p'(-1) = +inf")
 def _log1p(x, z):
     return 1.0 / (1.0 + x)
 
 
-@unary("expm1", [np.expm1], lib.SAD_EXPM1)
+@unary("expm1", [np.expm1], "SAD_EXPM1")
 def _expm1(x, z):
     return z + 1.0
 
 
-@unary("sin", [np.sin], lib.SAD_SIN)
+@unary("sin", [np.sin], "SAD_SIN")
 def _sin(x, z):
     return np.cos(x)
 
 
-@unary("cos", [np.cos], lib.SAD_COS)
+@unary("cos", [np.cos], "SAD_COS")
 def _cos(x, z):
     return -np.sin(x)
 
 
-@unary("tan", [np.tan], lib.SAD_TAN)
+@unary("tan", [np.tan], "SAD_TAN")
 def _tan(x, z):
     return 1.0 + z * z
 
 
-@unary("tanh", [np.tanh], lib.SAD_TANH)
+@unary("tanh", [np.tanh], "SAD_TANH")
 def _tanh(x, z):
     return 1.0 - z * z
 
 
-@unary("sinh", [np.sinh], lib.SAD_SINH)
+@unary("sinh", [np.sinh], "SAD_SINH")
 def _sinh(x, z):
     return np.cosh(x)
 
 
-@unary("cosh", [np.cosh], lib.SAD_COSH)
+@unary("cosh", [np.cosh], "SAD_COSH")
 def _cosh(x, z):
     return np.sinh(x)
 
 
-@unary("arcsin", [np.arcsin], lib.SAD_ASIN, "arcsin'(±1) = +inf")
+@unary("arcsin", [np.arcsin], "SAD_ASIN", "arcsin'(±1) = +inf")
 def _arcsin(x, z):
     return 1.0 / np.sqrt(1.0 - x * x)
 
 
-@unary("arccos", [np.arccos], lib.SAD_ACOS, "arccos'(±1) = -inf")
+@unary("arccos", [np.arccos], "SAD_ACOS", "arccos'(±1) = -inf")
 def _arccos(x, z):
     return -1.0 / np.sqrt(1.0 - x * x)
 
 
-@unary("arctan", [np.arctan], lib.SAD_ATAN)
+@unary("arctan", [np.arctan], "SAD_ATAN")
 def _arctan(x, z):
     return 1.0 / (1.0 + x * x)
 
 
-@unary("absolute", [np.absolute, np.fabs], lib.SAD_ABS,
+@unary("absolute", [np.absolute, np.fabs], "SAD_ABS",
        "abs'(0) = abs'(-0.0) = 0 (sign(0), the subgradient of least norm, as PyTorch; JAX "
        "gives 1); abs'(NaN) = 0")
 def _absolute(x, z):
@@ -202,13 +265,13 @@ def _absolute(x, z):
 # --------------------------------------------------------------------------
 # binary: dz/dx(x, y, z) and dz/dy(x, y, z)
 
-define("add", [np.add], lib.SAD_ADD, (lambda x, y, z: 1.0, lambda x, y, z: 1.0))
-define("subtract", [np.subtract], lib.SAD_SUB, (lambda x, y, z: 1.0, lambda x, y, z: -1.0))
-define("multiply", [np.multiply], lib.SAD_MUL, (lambda x, y, z: y, lambda x, y, z: x))
-define("divide", [np.divide], lib.SAD_DIV,
+define("add", [np.add], "SAD_ADD", (lambda x, y, z: 1.0, lambda x, y, z: 1.0))
+define("subtract", [np.subtract], "SAD_SUB", (lambda x, y, z: 1.0, lambda x, y, z: -1.0))
+define("multiply", [np.multiply], "SAD_MUL", (lambda x, y, z: y, lambda x, y, z: x))
+define("divide", [np.divide], "SAD_DIV",
        (lambda x, y, z: 1.0 / y, lambda x, y, z: -x / (y * y)),
        "x/0: dz/dx = 1/y = ±inf and dz/dy = -x/y² (±inf; NaN at x = 0)")
-define("power", [np.power, np.float_power], lib.SAD_POW,
+define("power", [np.power, np.float_power], "SAD_POW",
        (lambda x, y, z: zero_where(y == 0, y * np.power(x, y - 1.0)),
         lambda x, y, z: zero_where(x == 0, z * np.log(x))),
        "dz/dx = 0 where y == 0 (x**0 is the constant 1, also at x = 0); dz/dy = 0 where "
@@ -226,9 +289,9 @@ def _atan2_dy(x, y, z):
     return zero_where(r == 0, -x / r)
 
 
-define("arctan2", [np.arctan2], lib.SAD_ATAN2, (_atan2_dx, _atan2_dy),
+define("arctan2", [np.arctan2], "SAD_ATAN2", (_atan2_dx, _atan2_dy),
        "both partials 0 at the origin (x = y = 0: no direction is preferred)")
-define("hypot", [np.hypot], lib.SAD_HYPOT,
+define("hypot", [np.hypot], "SAD_HYPOT",
        (lambda x, y, z: zero_where(z == 0, x / z), lambda x, y, z: zero_where(z == 0, y / z)),
        "both partials 0 at the origin")
 
@@ -254,10 +317,10 @@ def _select(name, ufunc, op, lower, nan_wins):
            "NaNs are a tie")
 
 
-_select("maximum", np.maximum, lib.SAD_MAX, False, True)
-_select("minimum", np.minimum, lib.SAD_MIN, True, True)
-_select("fmax", np.fmax, lib.SAD_FMAX, False, False)
-_select("fmin", np.fmin, lib.SAD_FMIN, True, False)
+_select("maximum", np.maximum, "SAD_MAX", False, True)
+_select("minimum", np.minimum, "SAD_MIN", True, True)
+_select("fmax", np.fmax, "SAD_FMAX", False, False)
+_select("fmin", np.fmin, "SAD_FMIN", True, False)
 
 
 # --------------------------------------------------------------------------
@@ -297,4 +360,5 @@ SELECTS = {
 }
 
 __all__ = ["Elementwise", "TABLE", "BY_UFUNC", "BY_OP", "SELECTS", "define", "unary",
-           "partial_at", "ieee_partial", "zero_where", "where_sources", "clip_sources"]
+           "operands_read", "partial_at", "ieee_partial", "zero_where", "where_sources",
+           "clip_sources"]

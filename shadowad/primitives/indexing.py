@@ -133,7 +133,12 @@ scatter_add = Primitive(
 # put: a[idx] = v
 
 def _put(a, v, idx):
-    if isinstance(a, np.ndarray):
+    if isinstance(a, _PLAIN) and not isinstance(v, _PLAIN):
+        # v carries an enclosing differentiation's derivative that plain
+        # memory cannot hold: a's values in a buffer of v's kind
+        z = np.zeros_like(v, shape=shape_of(a))
+        z[...] = a
+    elif isinstance(a, np.ndarray):
         z = np.array(a, dtype=np.float64)
     else:
         z = np.copy(a)

@@ -7,8 +7,10 @@ instead (``shadowad.engines.nested.trace``): every value the inner ``f`` compute
 is a ``Box`` -- the value one level down (plain, outer-traced, or a Box of an
 enclosing nested call) plus what this level knows about its derivative.
 
-Every operation on Boxes goes through ``bind``: it finds the innermost trace
-among the operands (the highest ``level``) and lets it apply the rule; Boxes
+A Box hands numpy's protocols, its operators and its item reads and writes
+to the engine's handler table (shadowad/engines/handlers.py, bound by
+shadowad.engines.nested.rules); every operation then goes through ``bind``:
+it finds the innermost trace among the operands (the highest ``level``) and lets it apply the rule; Boxes
 of enclosing traces are constants at that level and pass through as values,
 so the rule's numpy code hands them to their own trace in turn.  This is how
 JAX and autograd order their trace levels, and what keeps perturbations of
@@ -18,14 +20,15 @@ import contextvars
 
 import numpy as np
 
-from ...support.naming import qualified_name as numpy_name
 from ..reverse.errors import DeferToNested, detach_error
 from ..reverse.untraced import F64
 from ..reverse.values import is_traced, primal
-from ...primitives.reductions import REDUCE_OF, reduce_call
+from ..handlers import NESTED
 
 # The level of the innermost nested trace running in this context (0: none).
 level_var = contextvars.ContextVar("shadowad_nested_level", default=0)
+# ... and that trace itself (None: none), which owns the buffers made there
+trace_var = contextvars.ContextVar("shadowad_nested_trace", default=None)
 
 
 class Trace:
@@ -40,11 +43,12 @@ class Trace:
         self.alive = True
 
     def enter(self):
-        return level_var.set(self.level)
+        return level_var.set(self.level), trace_var.set(self)
 
     @staticmethod
-    def leave(token):
-        level_var.reset(token)
+    def leave(tokens):
+        level_var.reset(tokens[0])
+        trace_var.reset(tokens[1])
 
 
 
@@ -65,14 +69,6 @@ def unsupported(what):
         "moveaxis, flip, diagonal, broadcast_to, copy, stack, concatenate, hstack, vstack")
 
 
-def inplace_error(what):
-    return UnsupportedError(
-        f"shadowad: {what} writes in place into a value of a nested differentiation; "
-        "in-place writes are not supported inside a nested autodiff call yet. Write the "
-        "inner function out of place (y = y + ..., build arrays with np.stack or "
-        "np.concatenate) and return its result")
-
-
 def bind(rule, operands, params):
     """Apply ``rule`` to ``operands`` (params are static: axes, indices,
     shapes): on plain values when no operand is a Box, else at the innermost
@@ -87,7 +83,11 @@ def bind(rule, operands, params):
         return rule.impl(*operands, **params)
     if not top.alive:
         raise used_after_return_error()
-    return top.apply(rule, operands, params)
+    out = top.apply(rule, operands, params)
+    view = rule.specialisations.get("nested view")
+    if view is not None:  # numpy may give this result as a view of the operand
+        view(out, operands[0], params)
+    return out
 
 
 def used_after_return_error():
@@ -110,29 +110,28 @@ def shape_of(x):
     return getattr(x, "shape", ())
 
 
-# numpy entry points: the rule tables fill these (shadowad.engines.nested.rules)
-UFUNCS = {}      # ufunc -> handler(*inputs)
-FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
-RULES = {}       # name -> rule, for the operators and methods below
+# Operations reach the rules through the engine's handler table
+# (shadowad/engines/handlers.py), which shadowad.engines.nested.rules binds.
 
-
-def _op(name):
+def _op(ufunc):
     def method(self, *others):
-        return bind(RULES[name], (self,) + others, {})
-    method.__name__ = name
+        return NESTED.apply_ufunc(ufunc, (self,) + others, None)
+    method.__name__ = ufunc.__name__
     return method
 
 
-def _rop(name):
+def _rop(ufunc):
     def method(self, other):
-        return bind(RULES[name], (other, self), {})
-    method.__name__ = name
+        return NESTED.apply_ufunc(ufunc, (other, self), None)
+    method.__name__ = ufunc.__name__
     return method
 
 
-def _refuse_inplace(name):
+def _inplace(ufunc):
+    """``x op= y``: numpy's ufunc with out=x (a scalar gives a new value)."""
     def method(self, other):
-        raise inplace_error(f"`x {name} ...`")
+        return NESTED.apply_ufunc(ufunc, (self, other), self)
+    method.__name__ = ufunc.__name__
     return method
 
 
@@ -141,11 +140,18 @@ class Box:
     down, ``d`` its tangent (forward trace) or node on the closure tape
     (reverse trace); ``d`` is None where the value is constant at this level."""
 
-    __slots__ = ("level_trace", "v", "d")
+    # A write rebinds v and d (shadowad.engines.nested.writes), so every
+    # reference to the Box sees it.  ``root`` is the Box whose memory this one
+    # views (None: its own), ``pos`` the flat positions in the root's memory of
+    # its elements (float64 integers, laid out as numpy would lay the memory
+    # out), ``views`` weak references to the live views of a root, ``lock`` the
+    # message refusing a write (an Active argument).
+    __slots__ = ("level_trace", "v", "d", "root", "pos", "views", "lock", "__weakref__")
     __array_priority__ = 2000  # above TArray's: numpy asks a Box first
 
     def __init__(self, trace, v, d):
         self.level_trace, self.v, self.d = trace, v, d
+        self.root = self.pos = self.views = self.lock = None
 
     def __repr__(self):
         kind = "constant" if self.d is None else type(self.level_trace).__name__
@@ -153,29 +159,10 @@ class Box:
 
     # -- numpy protocol ------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        name = numpy_name(ufunc)
-        if kwargs.get("out") is not None:
-            raise inplace_error(f"{name}(..., out=...)")
-        kwargs.pop("out", None)
-        if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
-            func, axis, kwargs = reduce_call(ufunc, kwargs)
-            return FUNCTIONS[func](inputs[0], axis, **kwargs)
-        if method != "__call__":
-            raise unsupported(f"{name}.{method}")
-        for k, v in kwargs.items():
-            if not (k == "dtype" and v is not None and np.dtype(v) == F64) and k not in (
-                    "casting", "order", "subok"):
-                raise unsupported(f"{name}(..., {k}=...)")
-        handler = UFUNCS.get(ufunc)
-        if handler is None:
-            raise unsupported(name)
-        return handler(*inputs)
+        return NESTED.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        handler = FUNCTIONS.get(func)
-        if handler is None:
-            raise unsupported(numpy_name(func))
-        return handler(*args, **kwargs)
+        return NESTED.array_function(func, args, kwargs)
 
     def __array__(self, dtype=None, copy=None):
         if not self.level_trace.alive:  # an escaped value: say so, not "would drop"
@@ -184,11 +171,10 @@ class Box:
         # one as its right operand catches this and leaves the operation to us
         raise DeferToNested(
             "shadowad: converting a value of a nested differentiation to a plain numpy "
-            "array would silently drop its derivative. Typical causes: assigning it into "
-            "a buffer in place (inside a nested autodiff call np.zeros_like(x) and "
-            "np.empty_like(x) give plain buffers, and in-place writes are not supported "
-            "there: build arrays out of place with np.stack, np.concatenate or np.where), "
-            "or writing it into a traced array of the enclosing differentiation in place")
+            "array would silently drop its derivative. Typical causes: writing it in "
+            "place into a plain numpy buffer (np.zeros(n)) or into an array of the "
+            "enclosing differentiation; allocate buffers the nested function writes "
+            "with np.zeros_like(x) (x one of its values), or build arrays out of place")
 
     def _detach(self, what):
         raise TypeError(f"shadowad: {what} of a value of a nested differentiation "
@@ -230,29 +216,35 @@ class Box:
         return bool(plain(self))
 
     # -- operators -----------------------------------------------------------
-    __add__, __radd__ = _op("add"), _rop("add")
-    __sub__, __rsub__ = _op("subtract"), _rop("subtract")
-    __mul__, __rmul__ = _op("multiply"), _rop("multiply")
-    __truediv__, __rtruediv__ = _op("divide"), _rop("divide")
-    __pow__, __rpow__ = _op("power"), _rop("power")
-
-    def __matmul__(self, o): return UFUNCS[np.matmul](self, o)
-    def __rmatmul__(self, o): return UFUNCS[np.matmul](o, self)
-
-    __neg__, __abs__ = _op("negative"), _op("absolute")
+    __add__, __radd__ = _op(np.add), _rop(np.add)
+    __sub__, __rsub__ = _op(np.subtract), _rop(np.subtract)
+    __mul__, __rmul__ = _op(np.multiply), _rop(np.multiply)
+    __truediv__, __rtruediv__ = _op(np.divide), _rop(np.divide)
+    __pow__, __rpow__ = _op(np.power), _rop(np.power)
+    __matmul__, __rmatmul__ = _op(np.matmul), _rop(np.matmul)
+    __neg__, __abs__ = _op(np.negative), _op(np.absolute)
 
     def __pos__(self):
         return self
 
-    __iadd__, __isub__ = _refuse_inplace("+="), _refuse_inplace("-=")
-    __imul__, __itruediv__ = _refuse_inplace("*="), _refuse_inplace("/=")
-    __ipow__, __imatmul__ = _refuse_inplace("**="), _refuse_inplace("@=")
+    __iadd__, __isub__ = _inplace(np.add), _inplace(np.subtract)
+    __imul__, __itruediv__ = _inplace(np.multiply), _inplace(np.divide)
+    __ipow__, __imatmul__ = _inplace(np.power), _inplace(np.matmul)
 
     def __getitem__(self, idx):
-        return bind(RULES["getitem"], (self,), {"idx": check_index(idx)})
+        return NESTED.gather(self, check_index(idx))
 
     def __setitem__(self, idx, value):
-        raise inplace_error("`x[...] = ...`")
+        NESTED.setindex(self, check_index(idx), value)
+
+    def fill(self, value):
+        NESTED.setindex(self, Ellipsis, value)
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if np.dtype(dtype) != F64:
+            raise TypeError(f"shadowad: x.astype({np.dtype(dtype)}) of a value of a nested "
+                            "differentiation would drop its derivative; only float64 is kept")
+        return np.copy(self, order=order) if copy else self
 
     # -- methods -------------------------------------------------------------
     T = property(lambda self: np.transpose(self))
@@ -267,9 +259,9 @@ class Box:
             shape = shape[0]
         return np.reshape(self, shape, order=order)
 
-    def ravel(self): return np.reshape(self, -1)
-    def flatten(self): return np.reshape(self, -1)
-    def copy(self): return self
+    def ravel(self, order="C"): return np.ravel(self, order)
+    def flatten(self, order="C"): return np.copy(np.ravel(self, order))
+    def copy(self, order="C"): return np.copy(self, order=order)
     # ndarray's positional order, so x.sum(0, None, None, True) means the same
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)

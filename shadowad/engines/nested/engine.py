@@ -10,21 +10,24 @@ numpy on the values it is given (``nested_rules``), so the enclosing
 differentiation -- C engine or another trace -- records and differentiates
 everything the inner one does.  Every combination of modes nests, at any depth.
 
-Semantics are those of DESIGN.md with two differences, both refused with an
-error rather than silently changed: the inner ``f`` may not write in place
-into its values, and a ``Duplicated`` shadow must be able to hold the
-gradient it receives (a traced buffer from ``np.zeros_like(x)`` when the
-gradient depends on the enclosing differentiation).
+Semantics are those of DESIGN.md, in-place writes and views included
+(shadowad.engines.nested.writes): an argument f writes receives its final
+value when f and its derivative have succeeded.  One difference is refused
+with an error rather than silently changed: a ``Duplicated`` shadow must be
+able to hold the gradient it receives (a traced buffer from
+``np.zeros_like(x)`` when the gradient depends on the enclosing
+differentiation), and so must any memory f writes a value of this
+differentiation into.
 """
 import numpy as np
 
 from ... import activity as act
 from ..forward import dual
-from . import rules as nested_rules  # noqa: F401  (the forward types; the rule tables)
+from . import rules as nested_rules  # noqa: F401  (binds the handlers: rules, writes, views)
 from .box import Box, level_var, shape_of
 from .trace import ForwardTrace, ReverseTrace
 from ..reverse.tape import tape_var
-from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 
 
 def _engine_traced(x):
@@ -66,10 +69,13 @@ def wanted(annotated):
 # arguments
 
 def _lift(trace, v):
-    """A Const argument as the inner f sees it.  Values of the C engine become
-    constant Boxes, so that ``w * x`` dispatches to this trace whichever side
-    the outer value is on; plain values and Boxes already dispatch correctly."""
-    if _engine_traced(v):
+    """A Const argument as the inner f sees it.  Values of the C engine and of
+    an enclosing nested call become constant Boxes of this trace, so that
+    ``w * x`` dispatches to this trace whichever side the outer value is on,
+    and a write into them is this call's, stored one level down only when f
+    returns (``_write_back``).  Plain arrays stay themselves (written in place
+    at once, put back by sad.autodiff if f raises)."""
+    if _engine_traced(v) or type(v) is Box:
         return Box(trace, v, None)
     if type(v) is tuple or type(v) is list:
         return type(v)(_lift(trace, e) for e in v)
@@ -100,6 +106,76 @@ def _zero_like(v):
     return 0.0 if shape == () else np.zeros(shape)
 
 
+def _active_lock(k):
+    return (f"argument {k}: an Active array is read-only inside f (its gradient is "
+            "returned, not accumulated into memory); pass Duplicated(x, dx) to let f "
+            "write to it")
+
+
+def _memory(v):
+    """What identifies v's memory: the root Box of an enclosing call's value,
+    else the plain array under a traced one."""
+    if type(v) is Box:
+        return v if v.root is None else v.root
+    p = primal(v)
+    return p if isinstance(p, np.ndarray) else None
+
+
+def _overlap(u, v):
+    mu, mv = _memory(u), _memory(v)
+    if mu is None or mv is None:
+        return False
+    if type(mu) is Box or type(mv) is Box:
+        return mu is mv
+    return np.may_share_memory(mu, mv)
+
+
+def _changed(owned, annotated):
+    """(k, annotation, Box) of the arguments f wrote to.  Inside the nested
+    call every argument is a value of its own: a write to memory passed
+    twice would not show in the other argument, so it is refused (before
+    anything is written back)."""
+    changed = [(k, a, box) for k, a, box in owned if box.v is not a.val]
+    for k, a, _ in changed:
+        for j, b in enumerate(annotated):
+            if j != k and _overlap(a.val, b.val):
+                raise NotImplementedError(
+                    f"argument {k}: f wrote it, and it shares memory with argument {j}; "
+                    "inside a nested differentiation the arguments are separate values, so "
+                    "the write would not show in the other one. Pass that memory once "
+                    "(one argument) to a nested call that writes it")
+    return changed
+
+
+def _check_store(mem, value, what):
+    if isinstance(mem, np.ndarray) and not isinstance(value, (np.ndarray, float, np.floating)):
+        raise TypeError(
+            f"{what} is a plain numpy array, and f wrote into it a value that depends on "
+            "the enclosing differentiation, which plain memory cannot hold. Allocate it "
+            "with np.zeros_like(...) inside the function being differentiated, or let f "
+            "return the new value")
+
+
+def _store(mem, value, what):
+    """mem[...] = value, one level down: an enclosing call's Box records it as
+    its own write, a traced array of the C engine on its tape."""
+    _check_store(mem, value, what)
+    mem[...] = value
+
+
+def _write_back(changed, shadows, restore):
+    """The final values of the arguments f wrote into the memory they came
+    from, and ``shadows`` ((memory, value, what) of the written shadows):
+    after f and its derivative succeeded, and all checked before anything is
+    written, so nothing is if anything fails.  restore=True leaves the
+    primals as they were."""
+    primals = [] if restore else [(a.val, box.v, f"argument {k}") for k, a, box in changed]
+    for mem, value, what in shadows + primals:
+        _check_store(mem, value, what)
+    for mem, value, what in shadows + primals:
+        _store(mem, value, what)
+
+
 def _run(f, args):
     """f(*args), with numpy's message for a value it could not store into a
     plain array explained (a Box looks like a sequence to numpy, so
@@ -112,8 +188,9 @@ def _run(f, args):
         raise TypeError(
             "shadowad: numpy could not store a value into a plain array inside a nested "
             "differentiation; if it is a value of that differentiation, storing it would "
-            "silently drop its derivative. Build arrays with np.stack / np.concatenate "
-            "instead of writing into np.zeros(...) buffers") from e
+            "silently drop its derivative. Write into a buffer of the nested function "
+            "instead (np.zeros_like(x), x.copy(), x one of its values), or build arrays "
+            "with np.stack / np.concatenate") from e
 
 
 # --------------------------------------------------------------------------
@@ -136,33 +213,45 @@ def _tangent(res, trace):
 
 
 def _forward_lane(f, annotated, lane):
+    """(tangent, value, arguments f wrote) of one run of f."""
     trace = ForwardTrace()
-    args = []
+    args, owned = [], []
     for k, a in enumerate(annotated):
         t = type(a)
         if t is act.Active:
             raise _forward_mode_error(k)
         if t is act.Const:
             args.append(_lift(trace, a.val))
-        elif t is act.BatchDuplicated:
-            args.append(trace.new(a.val, a.dvals[lane]))
-        else:
-            args.append(trace.new(a.val, a.dval))
+            if type(args[-1]) is Box:
+                owned.append((k, a, args[-1]))
+            continue
+        args.append(trace.new(a.val, a.dvals[lane] if t is act.BatchDuplicated else a.dval))
+        owned.append((k, a, args[-1]))
     token = trace.enter()
     try:
-        return _tangent(_run(f, args), trace)
+        tangent, value = _tangent(_run(f, args), trace)
+        changed = _changed(owned, annotated)
+        # the final tangents, before the trace closes (a copy: never a Box's own)
+        finals = [(k, a, None if box.d is None else np.copy(box.d)) for k, a, box in changed]
+        return tangent, value, changed, finals
     finally:
         trace.leave(token)
         trace.alive = False
 
 
-def _forward(f, annotated, with_primal):
+def _forward(f, annotated, with_primal, restore):
     lanes = act.lane_count(annotated, "forward mode")
     if not any(type(a) is act.BatchDuplicated for a in annotated):
-        tangent, value = _forward_lane(f, annotated, 0)
+        runs = [_forward_lane(f, annotated, 0)]
+        tangent, value = runs[0][:2]
     else:  # one run per lane: a Box carries one tangent
         runs = [_forward_lane(f, annotated, lane) for lane in range(lanes)]
-        tangent, value = tuple(t for t, _ in runs), runs[0][1]
+        tangent, value = tuple(r[0] for r in runs), runs[0][1]
+    # a written Duplicated argument's shadow becomes the tangent of its final value
+    shadows = [(a.dvals[lane] if type(a) is act.BatchDuplicated else a.dval,
+                0.0 if t is None else t, f"argument {k}'s shadow")
+               for lane, run in enumerate(runs) for k, a, t in run[3] if type(a) is not act.Const]
+    _write_back(runs[0][2], shadows, restore)
     return (tangent, value) if with_primal else tangent
 
 
@@ -186,10 +275,6 @@ def _result_node(res, trace):
 
 def _accumulate(k, dval, g):
     """dval += g, the Duplicated contract, where dval can hold g."""
-    if type(dval) is Box:
-        raise TypeError(f"argument {k}: this Duplicated shadow is itself a value of a "
-                        "nested differentiation and cannot receive a gradient in place; "
-                        "pass Active(x) instead (its gradient is returned)")
     if isinstance(dval, np.ndarray) and not isinstance(g, (np.ndarray, float, np.floating)):
         raise TypeError(
             f"argument {k}: the gradient of this Duplicated argument depends on the "
@@ -200,50 +285,83 @@ def _accumulate(k, dval, g):
     dval += g
 
 
-def _reverse(f, annotated, with_primal):
+def _seeds(node, changed, lane):
+    """(node, adjoint) pairs a backward sweep starts from: f's result, and
+    the final value of every Duplicated argument f wrote, seeded with its
+    shadow (the adjoint after the call)."""
+    seeds = [] if node is None else [(node, 1.0)]
+    for k, a, box in changed:
+        if type(a) is act.Const or box.d is None:
+            continue
+        dval = a.dvals[lane] if type(a) is act.BatchDuplicated else a.dval
+        seeds.append((box.d, dval if type(dval) is float else
+                      (np.copy(dval) if type(dval) is np.ndarray else dval * 1.0)))
+    return seeds
+
+
+def _reverse(f, annotated, with_primal, restore):
     lanes = act.lane_count(annotated, "reverse mode")
     trace = ReverseTrace()
-    args, inputs = [], []
+    args, inputs, owned = [], [], []
     for k, a in enumerate(annotated):
         t = type(a)
         if t is act.Const:
             args.append(_lift(trace, a.val))
+            if type(args[-1]) is Box:
+                owned.append((k, a, args[-1]))
             continue
         if t is not act.Active and shape_of(a.val) == () and not _engine_traced(a.val) \
                 and type(a.val) is not Box:
             raise TypeError(f"argument {k}: {t.__name__}(float, ...) is for forward mode; "
                             "in reverse mode pass a float as Active(x) to get its gradient")
         box = trace.new(a.val)
+        if t is act.Active:
+            box.lock = _active_lock(k)
+        else:
+            owned.append((k, a, box))
         args.append(box)
         inputs.append((k, box.d))
     token = trace.enter()
     try:
         value, node = _result_node(_run(f, args), trace)
-        found = trace.backward(node, 1.0, [n for _, n in inputs]) if node is not None \
-            else [None] * len(inputs)
+        changed = _changed(owned, annotated)
+        written = {k for k, a, _ in changed if type(a) is not act.Const}
+        nodes = [n for _, n in inputs]
+        # a written shadow's seed differs by lane: one sweep per lane then
+        sweeps = lanes if written else 1
+        found = [trace.backward(_seeds(node, changed, lane), nodes) for lane in range(sweeps)]
     finally:
         trace.leave(token)
         trace.alive = False
     grads = [None] * len(annotated)
-    for (k, _), g in zip(inputs, found):
+    shadows = []  # written shadows: stored with the primals
+    for i, (k, _) in enumerate(inputs):
         a = annotated[k]
         t = type(a)
+        g = found[0][i]
         if t is act.Active:
             grads[k] = _zero_like(a.val) if g is None else _as_float(_added_to_zero(g))
             if lanes > 1:
-                grads[k] = (grads[k],) * lanes  # nothing mutates: every lane agrees
-        elif g is not None:
-            for dval in (a.dvals if t is act.BatchDuplicated else (a.dval,)):
+                grads[k] = (grads[k],) * lanes  # Active arguments are never written
+            continue
+        dvals = a.dvals if t is act.BatchDuplicated else (a.dval,)
+        for lane, dval in enumerate(dvals):
+            g = found[lane if k in written else 0][i]
+            if k in written:  # the shadow becomes the adjoint before the call
+                shadows.append((dval, 0.0 if g is None else _added_to_zero(g),
+                                f"argument {k}'s shadow"))
+            elif g is not None:
                 _accumulate(k, dval, g)
+    _write_back(changed, shadows, restore)
     grads = tuple(grads)
     return (grads, _as_float(value)) if with_primal else grads
 
 
-def autodiff(f, annotated, mode):
+def autodiff(f, annotated, mode, restore=False):
     """``sad.autodiff`` nested inside a running differentiation."""
     if mode.reverse:
-        return _reverse(f, annotated, mode.with_primal)
-    return _forward(f, annotated, mode.with_primal)
+        return _reverse(f, annotated, mode.with_primal, restore)
+    return _forward(f, annotated, mode.with_primal, restore)
 
 
 # --------------------------------------------------------------------------
@@ -257,10 +375,10 @@ def _columns(f, x, consts):
         e = np.zeros(n)
         e[j] = 1.0
         seed = 1.0 if shape_of(x) == () else e.reshape(shape_of(x))
-        t, value = _forward_lane(f, [_Seeded(x, seed)] + consts, 0)
+        t, value = _forward_lane(f, [_Seeded(x, seed)] + consts, 0)[:2]
         cols.append(t)
     if n == 0:
-        _, value = _forward_lane(f, [_Seeded(x, np.zeros(shape_of(x)))] + consts, 0)
+        value = _forward_lane(f, [_Seeded(x, np.zeros(shape_of(x)))] + consts, 0)[1]
         return np.zeros(shape_of(value) + shape_of(x))
     out_shape = shape_of(value)
     return np.reshape(np.stack(cols, axis=-1), out_shape + shape_of(x))
@@ -281,6 +399,7 @@ def _rows(f, x, consts, tall_to_forward):
     ``tall_to_forward`` and the output is at least as large as the input."""
     trace = ReverseTrace()
     xb = trace.new(x)
+    x_node = xb.d  # f may write to x, rebinding xb: its gradient is at the value given
     args = [xb] + [_lift(trace, c.val) for c in consts]
     token = trace.enter()
     try:
@@ -300,7 +419,7 @@ def _rows(f, x, consts, tall_to_forward):
             e = np.zeros(m)
             e[i] = 1.0
             seed = 1.0 if out_shape == () else e.reshape(out_shape)
-            g, = trace.backward(res.d, seed, [xb.d])
+            g, = trace.backward([(res.d, seed)], [x_node])
             rows.append(_zero_like(x) if g is None else _added_to_zero(g))
     finally:
         trace.leave(token)

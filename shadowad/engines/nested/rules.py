@@ -1,21 +1,18 @@
-"""The nested engine's own rules (elementwise, where, clip, indexing and
-shapes), each with its rules beside it; every primitive of
-shadowad.primitives (linear algebra, the reductions) is bound as it is
-defined, below.
+"""The nested engine's rules and its side of the registry: every primitive
+of shadowad.primitives (registered with ``core.implements``: linear algebra,
+reductions, shapes, indexing, the selects where and clip) is bound as it is
+defined, and the elementwise table's partials as below; a Box reaches them
+through the engine's handler table (shadowad/engines/handlers.py,
+``NESTED``), bound at the end, as the traced types of the other engines
+reach theirs.
 
-A ``Rule`` has three parts, all ordinary numpy on the values one level down
-(plain, traced by an enclosing differentiation, or Boxes of an enclosing
-nested call -- so that enclosing differentiation records and differentiates
-them too):
+Every operation is a ``Primitive`` (shadowad.primitives.core), whose impl,
+jvp and vjp are ordinary numpy on the values one level down (plain, traced
+by an enclosing differentiation, or Boxes of an enclosing nested call -- so
+that enclosing differentiation records and differentiates them too).
 
-* ``impl(*vals, **params)``: the value;
-* ``jvp(tangents, vals, out, params)``: the output tangent (a tangent is None
-  where an input is constant at this level);
-* ``vjp(k, g, vals, out, params)``: the adjoint of input ``k`` for the output
-  adjoint ``g`` (None: no contribution).
-
-The elementwise primitives have no rules of their own here: their partials
-are the table's (shadowad.primitives.elementwise), which every engine derives
+The elementwise operations are primitives made here from the partials
+table (shadowad.primitives.elementwise), which every engine derives
 from, with its conventions at kinks and edges (docs/conventions.md).  Every
 chain-rule product is ``_chain``: a zero factor gives zero, even against an
 infinite or NaN one (shadowad.support.products).
@@ -25,9 +22,13 @@ import operator
 import numpy as np
 
 from ... import primitives
-from .box import FUNCTIONS, RULES, UFUNCS, Box, bind, plain, shape_of, unsupported
-from ...primitives.elementwise import (TABLE as ELEMENTWISE, clip_sources, ieee_partial,
-    where_sources)
+from . import writes
+from .box import Box, bind, plain, shape_of, trace_var, unsupported
+from ..handlers import NESTED
+from ...primitives.reductions import REDUCE_OF, reduce_call
+from ...support.naming import qualified_name as numpy_name
+from ...primitives.core import Primitive
+from ...primitives.elementwise import TABLE as ELEMENTWISE, ieee_partial
 from ...primitives.values import unbroadcast
 from ...support.products import times
 from ..reverse.interface import complete_ndarray_interface
@@ -35,14 +36,10 @@ from ..reverse.scalar import ieee_arithmetic
 from ...primitives.inactive import DERIVATIVE_FREE
 
 
-class Rule:
-    __slots__ = ("name", "impl", "jvp", "vjp")
-
-    def __init__(self, name, impl, jvp, vjp):
-        self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
-
-    def __repr__(self):
-        return f"Rule({self.name})"
+# numpy entry points -> handlers, the nested engine's side of the registry
+# (shadowad.primitives.core's entries are bound below, beside its own rules)
+UFUNCS = {}      # ufunc -> handler(*inputs)
+FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------
@@ -114,7 +111,7 @@ def _elementwise_rule(entry):
         impl = _scalar_safe(_OPERATORS[entry.name])
     else:
         impl = entry.ufunc
-    return Rule(entry.name, impl, jvp, vjp)
+    return Primitive(entry.name, impl, jvp, vjp)
 
 
 def _applies(rule):
@@ -123,9 +120,9 @@ def _applies(rule):
 
 
 for _entry in ELEMENTWISE.values():
-    RULES[_entry.name] = _elementwise_rule(_entry)
+    _rule = _elementwise_rule(_entry)
     for _u in _entry.ufuncs:
-        UFUNCS[_u] = _applies(RULES[_entry.name])
+        UFUNCS[_u] = _applies(_rule)
 UFUNCS[np.positive] = lambda a: a  # +x is x itself: nothing to record
 
 # Functions whose derivative is zero almost everywhere run on the plain values.
@@ -135,97 +132,11 @@ for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np
 
 
 # --------------------------------------------------------------------------
-# where: the condition is plain (comparisons of traced values give booleans)
-
-def _where_jvp(ts, vals, out, params):
-    ta, tb = (0.0 if t is None else t for t in ts)
-    return fit(np.where(params["cond"], ta, tb), shape_of(out))
-
-
-def _where_vjp(k, g, vals, out, params):
-    picked = np.where(where_sources(params["cond"])[k], g, 0.0)
-    return unbroadcast(picked, shape_of(vals[k]))
-
-
-RULES["where"] = Rule("where", lambda a, b, cond: np.where(cond, a, b), _where_jvp, _where_vjp)
-
-
-def where(cond, a=None, b=None):
-    if a is None or b is None:
-        raise unsupported("np.where(cond) (the one-argument form)")
-    return bind(RULES["where"], (a, b), {"cond": plain(cond)})
-
-
-FUNCTIONS[np.where] = where
-
-
-# --------------------------------------------------------------------------
-# clip: a select whose sources (and convention at the boundaries) are the
-# partials table's clip_sources, on the plain values
-
-def _clip_sources(vals, p):
-    a, lo, hi = _clip_operands(vals, p)
-    return clip_sources(plain(a), None if lo is None else plain(lo),
-                        None if hi is None else plain(hi))
-
-
-def _clip_operands(vals, p):
-    """(a, lo, hi) from the rule's operands (a bound that is None is absent)."""
-    vals = list(vals)
-    a = vals.pop(0)
-    lo = vals.pop(0) if p["lo"] else None
-    hi = vals.pop(0) if p["hi"] else None
-    return a, lo, hi
-
-
-def _clip_masks(vals, p):
-    """One mask per operand: where the result comes from it."""
-    from_lo, from_hi = _clip_sources(vals, p)
-    masks = [np.logical_not(np.logical_or(from_lo, from_hi))]
-    if p["lo"]:
-        masks.append(from_lo)
-    if p["hi"]:
-        masks.append(from_hi)
-    return masks
-
-
-def _clip_jvp(ts, vals, out, p):
-    t = None
-    for mask, tk in zip(_clip_masks(vals, p), ts):
-        if tk is not None:
-            picked = np.where(mask, tk, 0.0)
-            t = picked if t is None else t + picked
-    return fit(t, shape_of(out))
-
-
-def _clip_vjp(k, g, vals, out, p):
-    return unbroadcast(np.where(_clip_masks(vals, p)[k], g, 0.0), shape_of(vals[k]))
-
-
-RULES["clip"] = Rule("clip", lambda *vals, lo, hi: np.clip(*_clip_operands(vals, {"lo": lo,
-                                                                                   "hi": hi})),
-                     _clip_jvp, _clip_vjp)
-
-
-def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
-    if out is not None or kwargs:
-        raise unsupported("np.clip(..., out=/dtype=)")
-    lo = a_min if min is None else min
-    hi = a_max if max is None else max
-    operands = [a] + [v for v in (lo, hi) if v is not None]
-    return bind(RULES["clip"], operands, {"lo": lo is not None, "hi": hi is not None})
-
-
-FUNCTIONS[np.clip] = clip
-
-
-# --------------------------------------------------------------------------
 # the primitives (shadowad.primitives): bound as they are defined
 
 def _bind_primitive(prim, operands, params, out=None):
-    if out is not None:
-        raise unsupported(f"np.{prim.name}(..., out=...)")
-    return bind(prim, operands, params)
+    res = bind(prim, operands, params)
+    return res if out is None else writes.write_out(out, res)
 
 
 def _entry(entry):
@@ -239,8 +150,6 @@ primitives.values.PLAIN[Box] = lambda b: b.v
 
 # indexing: a Box's x[idx] is the take primitive (shadowad.primitives.indexing),
 # whose transpose (scatter_add) the formulas bind through BINDERS
-
-RULES["getitem"] = primitives.indexing.take
 primitives.indexing.BINDERS[Box] = bind
 
 
@@ -255,13 +164,17 @@ FUNCTIONS[np.size] = lambda a, axis=None: (
 
 def _like(fill):
     def handler(a, dtype=None, order="K", subok=True, shape=None, **kwargs):
-        return np.full(shape_of(a) if shape is None else shape, fill,
-                       dtype=np.float64 if dtype is None else dtype)
+        buf = np.full(shape_of(a) if shape is None else shape, fill,
+                      dtype=np.float64 if dtype is None else dtype)
+        if buf.dtype != np.float64:
+            return buf
+        # a constant of the innermost running differentiation, which the
+        # nested function may then write its values into
+        trace = trace_var.get()
+        return Box(a.level_trace if trace is None else trace, buf, None)
     return handler
 
 
-# New buffers are constants; writing into them inside the nested call is
-# refused anyway (in-place writes), so plain arrays are enough.
 FUNCTIONS[np.zeros_like] = FUNCTIONS[np.empty_like] = _like(0.0)
 FUNCTIONS[np.ones_like] = _like(1.0)
 
@@ -278,6 +191,55 @@ for _f in DERIVATIVE_FREE:
         continue
     FUNCTIONS[_f] = (lambda f: lambda *args, **kw: f(*[plain(a) for a in args],
                                                      **{k: plain(v) for k, v in kw.items()}))(_f)
+
+
+FUNCTIONS[np.copyto] = writes.copyto
+
+
+# --------------------------------------------------------------------------
+# the handlers a Box calls (shadowad/engines/handlers.py)
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    name = numpy_name(ufunc)
+    out = kwargs.pop("out", None)
+    if out is not None:
+        if len(out) != 1:
+            raise unsupported(f"{name} with {len(out)} outputs")
+        return writes.write_out(out[0], array_ufunc(ufunc, method, inputs, kwargs))
+    if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
+        func, axis, kwargs = reduce_call(ufunc, kwargs)
+        return FUNCTIONS[func](inputs[0], axis, **kwargs)
+    if method != "__call__":
+        raise unsupported(f"{name}.{method}")
+    for k, v in kwargs.items():
+        if not (k == "dtype" and v is not None and np.dtype(v) == np.float64) and k not in (
+                "casting", "order", "subok"):
+            raise unsupported(f"{name}(..., {k}=...)")
+    handler = UFUNCS.get(ufunc)
+    if handler is None:
+        raise unsupported(name)
+    return handler(*inputs)
+
+
+def array_function(func, args, kwargs):
+    handler = FUNCTIONS.get(func)
+    if handler is None:
+        raise unsupported(numpy_name(func))
+    return handler(*args, **kwargs)
+
+
+def apply_ufunc(ufunc, inputs, out):
+    """An operator; ``out``: the target of an in-place one (``x += y``)."""
+    res = UFUNCS[ufunc](*inputs)
+    return res if out is None else writes.inplace(out, res)
+
+
+def gather(box, idx):
+    return bind(primitives.indexing.take, (box,), {"idx": idx})
+
+
+NESTED.bind(apply_ufunc=apply_ufunc, array_ufunc=array_ufunc, array_function=array_function,
+            setindex=writes.setitem, gather=gather)
 
 
 # x.std(), x.sort(), ... on a Box: named, not a bare AttributeError

@@ -70,6 +70,16 @@ class ForwardTrace(Trace):
         return Box(self, out, formula(rule.jvp, ts, vals, out, params))
 
 
+def _frozen(v):
+    """What a node keeps of a Box of an enclosing nested call: a Box of its
+    value as it is now.  A write rebinds the Box object the program holds
+    (shadowad.engines.nested.writes); the backward pass needs the value the
+    operation read."""
+    if type(v) is not Box:
+        return v
+    return Box(v.level_trace, v.v, v.d)
+
+
 class OverwrittenError(RuntimeError):
     """Memory a nested differentiation read, carrying a derivative of the
     enclosing one, was written before the nested call finished."""
@@ -141,8 +151,8 @@ class ReverseTrace(Trace):
         for k, a in enumerate(operands):
             if not (type(a) is Box and a.level_trace is self):
                 self._reach(a)
-            vals[k] = self._read(vals[k], guards)
-        held = self._read(out, guards)
+            vals[k] = self._read(_frozen(vals[k]), guards)
+        held = self._read(_frozen(out), guards)
         self.nodes.append((rule, vals, held, params, parents, guards))
         return Box(self, out, len(self.nodes) - 1)
 
@@ -195,11 +205,15 @@ class ReverseTrace(Trace):
             w = writes[key] = tape.last_write(self.start[id(tape)], lo, hi)
         return w
 
-    def backward(self, root, seed, inputs):
+    def backward(self, seeds, inputs):
         """Adjoints of the ``inputs`` nodes (None where nothing reached them)
-        for adjoint ``seed`` on node ``root``."""
+        for the adjoints ``seeds``, (node, adjoint) pairs."""
+        if not seeds:
+            return [None] * len(inputs)
+        root = max(n for n, _ in seeds)
         adj = [None] * (root + 1)
-        adj[root] = scalar(seed)
+        for n, seed in seeds:
+            adj[n] = scalar(seed) if adj[n] is None else adj[n] + scalar(seed)
         writes = {}  # (tape, memory) -> its last write since this trace's first read
         for k in range(root, -1, -1):
             g = adj[k]

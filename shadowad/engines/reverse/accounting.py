@@ -1,13 +1,36 @@
 """What a tape holds: the bytes behind ``tape.nbytes`` and ``tape.stats()``.
 
-The C core reports its own memory as allocated (csrc sad_tape_sizes).  What
-Python holds for the tape is found on demand, never while recording: a walk
-from the tape's lists (kept operands, shadows of temporaries, Python records,
-snapshots, copies of untraced constants) through containers, closures and
-traced values, adding up each object reached once.  An array's data is
-counted once, with the object that owns it (numpy points every view at its
-owner): views of one buffer, and snapshots shared by several records, cost
-their memory once.
+The C core keeps its own counters as it allocates (csrc sad_tape_sizes: the
+record array, arenas, save stack and lazy-shadow slots, each a running
+total).  What Python holds for the tape is counted by ``Holdings``, which
+walks each object once, when a look (stats(), nbytes, the summary after the
+sweep) first finds it: from the tape's append-only lists (kept operands,
+shadows of temporaries, Python records, copies of untraced constants) it
+walks only the entries added since the last look, through containers,
+closures and traced values, remembering every object it reached.  So all
+the looks at one tape together cost one walk of what it holds, whatever
+their number, plus per look a walk of the snapshots' index (one entry per
+memory region records read as a plain array: usually a few): a budget
+check after every record costs O(1) per record, amortized.  An array's
+data is counted once, with the object that owns it (numpy points every view
+at its owner): views of one buffer, and snapshots shared by several records,
+cost their memory once.
+
+What can change after it was reached is measured again at every look: the
+tape's own lists, its snapshots (shadowad/engines/reverse/snapshots.py: its
+index of regions is replaced as it goes), and objects whose class defines
+``__sizeof__`` for memory it manages (a sad.Vector's C buffer).  Other
+containers are measured when first reached: the tape's records do not grow
+them afterwards.  ``recount`` walks everything from scratch (the same rules,
+the definition the incremental count must equal: tests/test_accounting.py).
+
+Nothing the tape holds is released before the tape is freed (arenas and
+lazy-shadow blocks are reused, never given back; a Python record's swap
+replaces what it saved by as many bytes), so ``nbytes`` only grows while
+recording and sweeping, and its high-water mark is its value as the sweep
+ends.  The summary then (Tape.final_stats) is a recount: the sweep changes
+objects the looks walked (swaps, adjoints of lazy temporaries), which
+reports to no list.
 
 Not counted: the memory of ``f``'s arguments (values and shadows the caller
 passed: alive whether or not the tape is), what the C core counts (lazy
@@ -48,15 +71,26 @@ def _owner(a):
     return a
 
 
-def held_bytes(roots, seen, stop_types=()):
+def resizable(t):
+    """Does an object of type t change size after it was reached?  A Python
+    class that defines __sizeof__ manages memory of its own (sad.Vector)."""
+    return bool(t.__flags__ & _HEAPTYPE) and "__sizeof__" in t.__dict__
+
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made at run time, not a builtin
+
+
+def held_bytes(roots, seen, stop_types=(), fixed=(), grown=None):
     """Bytes of the objects reachable from ``roots`` that are not in ``seen``
-    (ids; those reached are added to it)."""
+    or ``fixed`` (ids; those reached are added to ``seen``).  ``grown``: a
+    list that receives the resizable objects reached (see resizable), with
+    the size counted."""
     total = 0
     stack = list(roots)
     while stack:
         o = stack.pop()
         i = id(o)
-        if i in seen:
+        if i in seen or i in fixed:
             continue
         seen.add(i)
         t = type(o)
@@ -81,6 +115,75 @@ def held_bytes(roots, seen, stop_types=()):
             if isinstance(getattr(o, "__self__", None), np.ndarray):
                 stack.append(o.__self__)
             continue
-        total += sys.getsizeof(o)  # a sad.Vector's includes its C memory
-        stack.extend(gc.get_referents(o))
+        size = sys.getsizeof(o)  # a sad.Vector's includes its C memory
+        total += size
+        if grown is not None and resizable(t):
+            grown.append([o, size])
+        skip = getattr(t, "ACCOUNTING_SKIPS", None)
+        if skip is None:
+            stack.extend(gc.get_referents(o))
+        else:  # a cached view (TArray._s), left out: see its class
+            cached = getattr(o, skip, None)
+            stack.extend(r for r in gc.get_referents(o) if r is not cached)
     return total
+
+
+# the tape's append-only lists, in the order their new entries are walked
+# (what a Python record saved counts as saved bytes, shadows of temporaries
+# as shadow bytes, the rest as kept bytes)
+LISTS = ("py", "shadows", "keep", "untraced")
+
+
+class Holdings:
+    """The bytes Python holds for one tape, by kind, counted incrementally
+    (see the module's docstring).  ``update(tape)`` walks what was added
+    since the last update and returns (saved, shadows, kept)."""
+
+    __slots__ = ("seen", "stop", "cursors", "saved", "shadows", "kept", "grown")
+
+    def __init__(self, arguments, stop_types):
+        self.seen = owned_ids(arguments)
+        self.stop = stop_types
+        self.cursors = dict.fromkeys(LISTS, 0)
+        self.saved = self.shadows = self.kept = 0
+        self.grown = []  # [object, size counted] of resizable objects reached
+
+    def _new(self, tape, name):
+        items = getattr(tape, name)
+        start = self.cursors[name]
+        if len(items) < start:  # the count would miss what replaced the dropped entries
+            raise AssertionError(f"shadowad: tape.{name} shrank; the tape's lists only grow "
+                                 "until it is freed (accounting.Holdings relies on it)")
+        self.cursors[name] = len(items)
+        return items[start:]
+
+    def update(self, tape):
+        seen, stop, grown = self.seen, self.stop, self.grown
+        py, shadows = self._new(tape, "py"), self._new(tape, "shadows")
+        keep, untraced = self._new(tape, "keep"), self._new(tape, "untraced")
+        self.saved += held_bytes([r.saved for r in py if r.saved is not None], seen, stop,
+                                 grown=grown)
+        self.shadows += held_bytes(shadows, seen, stop, grown=grown)
+        self.kept += held_bytes(keep + py + untraced, seen, stop, grown=grown)
+        for entry in grown:  # a Vector's C buffer may have grown since
+            size = sys.getsizeof(entry[0])
+            self.kept += size - entry[1]
+            entry[1] = size
+        lists = [getattr(tape, name) for name in LISTS]
+        # measured afresh: the lists themselves, and the snapshots (what a
+        # record also holds otherwise is counted there, once)
+        fresh = sum(sys.getsizeof(x) for x in lists)
+        fresh += held_bytes([tape.snaps], set(), stop, fixed=seen)
+        return self.saved, self.shadows, self.kept + fresh
+
+
+def recount(tape, stop_types):
+    """(saved, shadows, kept) as Holdings counts them, walked from scratch:
+    the definition Holdings must equal, for tests and debugging (it costs a
+    walk of everything the tape holds)."""
+    seen = owned_ids(tape.arguments)
+    saved = held_bytes([r.saved for r in tape.py if r.saved is not None], seen, stop_types)
+    shadows = held_bytes(tape.shadows, seen, stop_types)
+    lists = [getattr(tape, name) for name in LISTS]
+    kept = held_bytes(lists, seen, stop_types) + held_bytes([tape.snaps], seen, stop_types)
+    return saved, shadows, kept

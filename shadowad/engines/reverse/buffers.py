@@ -58,6 +58,7 @@ class Buffer(fast.BufferBase):
         n = max((hi - lo) // 8, 1)
         lanes = self.tape.lanes
         self.attach(np.zeros((lanes, n) if lanes else n), lo)
+        attached(self)
 
     def attach(self, mem, lo):
         """Use ``mem`` (whose element 0 lies at primal byte address ``lo``) as
@@ -82,6 +83,15 @@ class Buffer(fast.BufferBase):
         if mem.ndim == 1:
             return np.ndarray(p.shape, F64, mem, off, p.strides)
         return np.ndarray(mem.shape[:1] + p.shape, F64, mem, off, mem.strides[:1] + p.strides)
+
+
+def attached(buf):
+    """Tell the tape's accounting what ``buf`` now holds: the tape may have
+    walked buf before (shadowad/engines/reverse/accounting.py walks each object
+    once), and a promoted shadow is memory only buf holds."""
+    keep = buf.tape.keep
+    keep.append(buf.mem)
+    keep.append(buf.shadow)
 
 
 def temporary_buffer(tape, root, shadow):
@@ -133,10 +143,11 @@ def materialize(buf):
     """Give a lazy shadow numpy memory now (zeros), shared with the C tape."""
     tape, root = buf.tape, buf.root
     zs = np.zeros(root.shape)
-    tape.check(lib.sad_slot_bind(tape.c, buf.slot, id(zs)), "a lazy shadow")
+    tape.check(fast.slot_bind(tape, buf.slot, zs), "a lazy shadow")
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
+    attached(buf)
 
 
 def _whole_view(p, root):
@@ -175,10 +186,11 @@ def adjoint_for_pullback(a):
         return np.ndarray(a.p.shape, F64, mem, off, a.p.strides), False
     whole = _whole_view(a.p, root)
     zs = np.empty(root.shape) if whole else np.zeros(root.shape)
-    tape.check(lib.sad_slot_bind(tape.c, buf.slot, id(zs)), "a lazy shadow")
+    tape.check(fast.slot_bind(tape, buf.slot, zs), "a lazy shadow")
     tape.shadows.append(zs)
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
+    attached(buf)
     return shadow_of(a), whole
 
 

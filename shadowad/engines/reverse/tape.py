@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from ..._c import fast, ffi, lib
-from .accounting import held_bytes, owned_ids
+from .accounting import Holdings, recount
 from ...support.memory import bounds, element_addresses
 from .untraced import put_back
 from .snapshots import Snapshots
@@ -112,7 +112,7 @@ class Tape(fast.TapeBase):
     # (csrc/ext/bases.c), which traced scalars' C arithmetic reads; read only,
     # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
-                 "untraced_note", "arguments", "peak", "python_bytes", "summarize", "summary",
+                 "untraced_note", "arguments", "peak", "holdings", "summarize", "summary",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -139,7 +139,7 @@ class Tape(fast.TapeBase):
         self.untraced_note = ""  # what a detach error says of them (untraced.note)
         self.arguments = ()  # what the caller passed f: its memory is not the tape's
         self.peak = 0  # the most nbytes seen (see stats)
-        self.python_bytes = 0  # what Python held for the tape when stats() last looked
+        self.holdings = None  # what Python holds for the tape, counted as it grows
         self.summarize = False  # keep stats() for after free()
         self.summary = None
 
@@ -199,15 +199,18 @@ class Tape(fast.TapeBase):
           gradients of Active arrays, promoted shadows, copies of untraced
           constants, and the Python records with their closures' data;
         - ``nbytes``: the sum of the four, every byte the tape keeps alive;
-        - ``peak_nbytes``: the most it held, over recording and the sweep, as
-          far as it was measured: at each stats() call, and when the sweep
-          ends (the C part then, with the Python part as last measured);
+        - ``peak_nbytes``: the most it held, over recording and the sweep:
+          the tape releases nothing before it is freed, so this is the
+          greatest ``nbytes`` of any look, the one as the sweep ends included
+          (shadowad/engines/reverse/accounting.py);
         - ``fused_records``: how many records the sweep took in fused runs
           (csrc/core/fuse.c), 0 before it;
         - ``advances``, ``taped_steps``, ``peak_snapshots``: what checkpointing
           did; there is no checkpointing yet, so they are 0.
 
         Each buffer counts once (views of one array cost its memory once);
+        each object is walked once over the tape's life, so looking after
+        every record costs O(1) per record, amortized;
         the memory of f's arguments is the caller's and does not count (see
         shadowad/engines/reverse/accounting.py for the exact rule).  After the sweep the tape
         is freed: records and peak are what they were, the bytes held are 0."""
@@ -218,23 +221,34 @@ class Tape(fast.TapeBase):
             out.update((k, 0) for k in BYTE_KEYS)
             out.update((k, 0) for k in CHECKPOINT_KEYS)
             return out
+        out = self._bytes(self.python_bytes())
+        out["fused_records"] = lib.sad_tape_fused(self.c)
+        out.update((k, 0) for k in CHECKPOINT_KEYS)
+        return out
+
+    def python_bytes(self):
+        """(saved, shadows, kept): what Python holds for the tape now, each
+        object walked once over the tape's life (accounting.Holdings)."""
+        if self.holdings is None:  # f's arguments are known once recording runs
+            self.holdings = Holdings(self.arguments, (Tape,))
+        return self.holdings.update(self)
+
+    def recount(self):
+        """stats()'s byte counts walked from scratch (accounting.recount): what
+        the incremental count must equal, for tests and debugging."""
+        return self._bytes(recount(self, (Tape,)), peak=False)
+
+    def _bytes(self, python, peak=True):
+        py_saved, shadows, kept = python
         c = ffi.new("sad_tape_bytes *")
         lib.sad_tape_sizes(self.c, c)
-        seen = owned_ids(self.arguments)
-        stop = (Tape,)
-        py_saved = held_bytes([r.saved for r in self.py if r.saved is not None], seen, stop)
-        shadows = held_bytes(self.shadows, seen, stop)
-        kept = held_bytes([self.keep, self.py, self.snaps, self.untraced, self.shadows], seen,
-                          stop)
         out = {"records": len(self), "python_records": len(self.py),
                "record_bytes": c.records + c.save_room, "saved_bytes": c.saved + py_saved,
                "shadow_bytes": c.shadows + shadows, "kept_bytes": kept}
         out["nbytes"] = sum(out[k] for k in BYTE_KEYS[:-1])
-        self.python_bytes = py_saved + shadows + kept
-        self.peak = max(self.peak, out["nbytes"])
-        out["peak_nbytes"] = self.peak
-        out["fused_records"] = lib.sad_tape_fused(self.c)
-        out.update((k, 0) for k in CHECKPOINT_KEYS)
+        if peak:
+            self.peak = max(self.peak, out["nbytes"])
+            out["peak_nbytes"] = self.peak
         return out
 
     # -- sweeps --------------------------------------------------------------
@@ -290,15 +304,12 @@ class Tape(fast.TapeBase):
         self.applied = None
 
     def final_stats(self):
-        """The counts stats() keeps once the tape is freed, without walking
-        what Python holds (that walk costs as much as a short sweep): the peak
-        takes the C memory now, after the sweep's lazy shadows, with the
-        Python part as stats() last measured it."""
-        c = ffi.new("sad_tape_bytes *")
-        lib.sad_tape_sizes(self.c, c)
-        now = c.records + c.save_room + c.saved + c.shadows + self.python_bytes
-        self.peak = max(self.peak, now)
-        return {"records": len(self), "python_records": len(self.py),
+        """The counts stats() keeps once the tape is freed: the bytes held as
+        the sweep ends are the most the tape held (nothing is released
+        before the tape is freed), which the peak takes.  A recount: the
+        sweep changed objects the looks had walked (accounting.py)."""
+        out = self._bytes(recount(self, (Tape,)))
+        return {"records": out["records"], "python_records": out["python_records"],
                 "peak_nbytes": self.peak, "fused_records": lib.sad_tape_fused(self.c)}
 
     def free(self):
@@ -320,6 +331,7 @@ class Tape(fast.TapeBase):
         self.untraced = []
         self.arguments = ()
         self.snaps = Snapshots()
+        self.holdings = None
 
     def __getattr__(self, name):  # only reached for ``c`` and ``_tptr`` after free()
         if name == "c" or name == "_tptr":

@@ -101,7 +101,7 @@ def _writes_back(p, idx, v):
 
 
 _load_element, _store_element = fast.load, fast.store
-_load = lib.sad_load
+_load = fast.load_at
 _view, _c_writes_back = fast.view, fast.writes_back  # csrc/ext/index.c
 _rev_out = fast.rev_out
 _outer, _np_outer = fast.outer, np.outer  # csrc/ext/reverse.c: TArray.__array_function__
@@ -260,6 +260,10 @@ class TArray(ArrayOps):
     """A traced float64 array inside ``f``: behaves like a numpy array."""
 
     __slots__ = ()
+    # the shadow view ``_s`` is a cache, set on first use (possibly after the
+    # tape's accounting walked the array): its memory is counted with the
+    # Buffer, and accounting leaves the view out (accounting.held_bytes)
+    ACCOUNTING_SKIPS = "_s"
 
     # -- numpy protocol: the reverse rules ---------------------------------
     __array_ufunc__, _array_function, _u = numpy_protocol(rules)
@@ -323,7 +327,7 @@ class TArray(ArrayOps):
             for i, st in zip(el[1], s.strides):
                 off += i * st
             tape = self.buf.tape
-            return fast.scalar(v, _load(tape.c, id(s), off, v), tape)
+            return fast.scalar(v, _load(tape, s, off, v), tape)
         if kind != _OTHER:
             if self.buf.slot is not None:  # lazy: the view finds its shadow later
                 return TArray(self.p[idx], None, self.buf)
@@ -369,7 +373,7 @@ def new_lazy(tape, z):
     reverse sweep first needs it, and releases once the temporary's record is
     swept (csrc/core/slot.c).  Python code that needs the shadow as an array calls
     shadow_of, which gives the slot numpy memory instead (materialize)."""
-    k = lib.sad_slot_new(tape.c, id(z))
+    k = fast.slot_new(tape, z)
     if k == _SLOTS_FULL:  # as many lazy shadows as the tape may make: an eager one
         return new_temporary(tape, z, np.zeros(z.shape))
     if k <= 0:

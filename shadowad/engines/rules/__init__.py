@@ -4,6 +4,8 @@ them.  ``derived`` gives every primitive of shadowad.primitives its reverse
 and forward rule."""
 from ..handlers import FORWARD, REVERSE
 from ..reverse import interface, scalar, traced
+# shape after derived: its C records for np.where and np.clip replace the rules
+# derived from those primitives (shadowad/primitives/selection.py)
 from . import registry, elementwise, indexing, reductions, derived, linalg, shape, ufuncs  # noqa: F401
 
 REVERSE.bind(apply_ufunc=elementwise.apply_ufunc, array_ufunc=ufuncs.array_ufunc,

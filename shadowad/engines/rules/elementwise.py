@@ -181,7 +181,7 @@ def apply_ufunc(ufunc, inputs, out=None):
         if outs is None:  # inactive memory: only its old bytes are recorded
             save_inactive(tape, out.p)
         else:
-            need = _values_read(op, ops, _SAVE)
+            need = _values_read(op, ops)
             record_ufunc(tape, op, _held(tape, ops, inputs, need), out.p, outs, _SAVE, need)
         try:
             ufunc(*prims, out=out.p)
@@ -217,7 +217,7 @@ def apply_ufunc(ufunc, inputs, out=None):
     if type(z) is not np.ndarray:
         z = np.asarray(z, dtype=F64)
     res = lazy_result(tape, z)
-    need = _values_read(op, ops, _FRESH)
+    need = _values_read(op, ops)
     record_ufunc(tape, op, _held(tape, ops, inputs, need), z,
             res._s if res.buf.slot is None else res.buf.slot, _FRESH, need)
     return res
@@ -236,19 +236,13 @@ def _held(tape, ops, inputs, need):
     return out
 
 
-_LINEAR = {lib.SAD_COPY, lib.SAD_NEG, lib.SAD_ADD, lib.SAD_SUB}
+# Which values the partials of op read: x (1), y (2), z (4), from the partials
+# table (C's sad_ew_partials_read is generated from the same entries); the
+# answer only decides what the tape keeps alive.  Ops whose partials read
+# nothing are linear.
+_READS = {entry.op: entry.reads for entry in ELEMENTWISE_BY_UFUNC.values()}
+_LINEAR = {op for op, reads in _READS.items() if reads == 0}
 _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constant
-
-
-# Which values the partials of op read: x (1), y (2), z (4).  Mirrors
-# partials_read in csrc/ops/ew_partials.c; the answer only decides what the tape
-# keeps alive, so erring towards more is safe (an op missing here keeps all).
-_READS_Z = {lib.SAD_SQRT, lib.SAD_RECIP, lib.SAD_EXP, lib.SAD_EXPM1, lib.SAD_TAN, lib.SAD_TANH}
-_READS_XY = {lib.SAD_MUL, lib.SAD_DIV, lib.SAD_ATAN2, lib.SAD_MAX, lib.SAD_MIN, lib.SAD_FMAX,
-             lib.SAD_FMIN}
-_READS_UNARY_X = {lib.SAD_SQUARE, lib.SAD_LOG, lib.SAD_LOG1P, lib.SAD_SIN, lib.SAD_COS,
-                  lib.SAD_SINH, lib.SAD_COSH, lib.SAD_ASIN, lib.SAD_ACOS, lib.SAD_ATAN,
-                  lib.SAD_ABS}
 
 
 def _finite_reciprocal(k):
@@ -257,7 +251,7 @@ def _finite_reciprocal(k):
     return k != 0.0 and math.isfinite(1.0 / k)
 
 
-def _values_read(op, ops, flags):
+def _values_read(op, ops):
     """Which values the reverse sweep of this record reads (the mask above),
     0 when its partials are constants."""
     if op in _LINEAR:
@@ -268,15 +262,9 @@ def _values_read(op, ops, flags):
             return 0
         if op == lib.SAD_DIV and kinds[1] == _KCONST and _finite_reciprocal(float(ops[1][3])):
             return 0
-    if flags & _SAVE:  # z is overwritten later: the sweep recomputes it from x and y
-        return 7
-    if op in _READS_Z:
-        return 4
-    if op in _READS_XY:
-        return 3
-    if op in _READS_UNARY_X:
-        return 1
-    return 7
+    # (z overwritten in place: the sweep reads its values back from the save
+    # stack, csrc/ops/ew_reverse.c, and needs no more of x and y than the table says)
+    return _READS.get(op, 7)
 
 
 def record_ufunc(tape, op, ops, z, zs, flags, need=None):
@@ -286,7 +274,7 @@ def record_ufunc(tape, op, ops, z, zs, flags, need=None):
     answer, when the caller has it."""
     if zs is not None:
         if need is None:
-            need = _values_read(op, ops, flags)
+            need = _values_read(op, ops)
         if need:
             keep = tape.keep
             if need & 4:
@@ -415,7 +403,8 @@ def ufunc_forward_operand(a, lanes):
 
 def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
-    ufunc_forward_operand); z's primal is not written."""
+    ufunc_forward_operand).  z is not written; where the partials read the
+    value (the table's ``reads`` has z), z must hold numpy's primal."""
     if len(operands) == 2:  # the common cases first: arrays, or an array and a number
         (xp, xt), (yp, yt) = operands
         tx, ty = type(xp), type(yp)
@@ -510,9 +499,18 @@ def forward_apply(ufunc, inputs, out=None):
         if zt is None and active:
             zt = promote(out)
         np.broadcast_shapes(out.shape, *[np.shape(p) for p in prims])  # refuse before writing
-        if zt is not None:  # the tangent first: it reads the inputs' old values
+        if zt is None:
+            ufunc(*prims, out=out.p)
+        elif _READS.get(op, 7) & 4:
+            # the partials read numpy's value, and the tangent the inputs' old
+            # values: the value goes to out after the tangent
+            z = np.empty_like(out.p)
+            ufunc(*prims, out=z)
+            tangent_kernel(op, z, zt, operands)
+            np.copyto(out.p, z)
+        else:  # the tangent first: it reads the inputs' old values
             tangent_kernel(op, out.p, zt, operands)
-        ufunc(*prims, out=out.p)
+            ufunc(*prims, out=out.p)
         return out
     z = ufunc(*prims)
     if not active:

@@ -17,7 +17,7 @@ specialisation tested bit for bit against the generic derivation
 import numpy as np
 
 from ..forward import dual
-from ..._c import lib
+from ..._c import fast, lib
 from ...primitives import indexing as defs
 from ...primitives.core import generic_only_active
 from ..reverse.buffers import check_writable, promote, shadow_of
@@ -186,13 +186,12 @@ def setindex(a, idx, value):
                 raise mixed_tapes_error()
             if s is None:
                 s = promote(a)
-            tape.check(lib.sad_store(tape.c, id(a.p), id(s), offset(a.p.strides, el),
+            tape.check(fast.store_at(tape, a.p, s, offset(a.p.strides, el),
                                      offset(s.strides, el), value.g, value.v), "a store")
             return
         v = real_value(value)
         if v is not None:  # a constant; into inactive memory only the old value is kept
-            tape.check(lib.sad_store(tape.c, id(a.p), 0 if s is None else id(s),
-                                     offset(a.p.strides, el),
+            tape.check(fast.store_at(tape, a.p, s, offset(a.p.strides, el),
                                      0 if s is None else offset(s.strides, el), 0, v), "a store")
             return
     if is_basic_index(idx):

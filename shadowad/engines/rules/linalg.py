@@ -58,8 +58,7 @@ def vector_dot(tape, operands, prims, actives, impl):
     sa = None if ad is None else shadow_of(ad)
     sb = None if bd is None else shadow_of(bd)
     tape.keep += (ap, bp, sa, sb)
-    g = lib.sad_reduce(tape.c, _DOT, v, id(ap), 0 if sa is None else id(sa),
-                       id(bp), 0 if sb is None else id(sb))
+    g = fast.reduce(tape, _DOT, v, ap, sa, bp, sb)
     return fast.scalar(v, g, tape) if g else None
 
 
@@ -156,8 +155,7 @@ def outer_reverse(tape, operands, prims, actives, params):
     zslot = res.buf.slot
     zs = z if zslot is not None else res._s
     tape.keep += (ap, bp, sa, sb)  # the sweep reads the values and adds into the shadows
-    rc = lib.sad_outer(tape.c, id(z), id(zs), zslot or 0, id(ap), 0 if sa is None else id(sa),
-                       ka, id(bp), 0 if sb is None else id(sb), kb)
+    rc = fast.outer_record(tape, z, zs, zslot or 0, ap, sa, ka, bp, sb, kb)
     if rc == _NUMPY:
         outer_by_numpy(tape, ap, bp, z)
     elif rc:

@@ -38,6 +38,7 @@ from . import registry
 _SUM, _DIV = lib.SAD_SUM, lib.SAD_DIV
 # what np.sum calls on a plain ndarray, without its Python layers
 _add_reduce = np.add.reduce
+_reduce, _reduce_lazy = fast.reduce, fast.reduce_lazy  # csrc/ext/arrays.c
 
 
 # --------------------------------------------------------------------------
@@ -47,7 +48,7 @@ def _sum_record(tape, p, s, v):
     """sum(p) = v as one C record (0 when the C core cannot iterate p)."""
     tape.keep.append(p)
     tape.keep.append(s)
-    return lib.sad_reduce(tape.c, _SUM, v, id(p), id(s), 0, 0)
+    return _reduce(tape, _SUM, v, p, s, None, None)
 
 
 def _full_sum(a, params):
@@ -59,7 +60,7 @@ def _full_sum(a, params):
         # a lazy shadow stays lazy: the sweep stores the adjoint into it, or
         # never allocates it when the sum is swept fused with its producers
         v = float(_add_reduce(p, axis=None))
-        g = lib.sad_reduce_lazy(tape.c, v, id(p), a.buf.slot)
+        g = _reduce_lazy(tape, v, p, a.buf.slot)
         if g == lib.SAD_BAD_SLOT:
             tape.check(g, "np.sum")
         if g:

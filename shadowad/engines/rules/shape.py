@@ -1,9 +1,9 @@
 """The reverse and forward engines' side of the shape functions
 (shadowad/primitives/shape.py defines them and their derivatives once); the
 ``*_like`` buffers, which are memory and have no derivative of their own; and
-np.where and np.clip, still written per engine here (selects: they belong with
-the elementwise family's partials table, shadowad/primitives/elementwise.py
-on main).
+np.where and np.clip as these engines' own records (the primitives of
+shadowad/primitives/selection.py, with the partials table's sources, are
+what the nested engine derives from; these records replace the derived rules).
 
 * Views.  In these two engines reshape, transpose, flip, diagonal and
   broadcast_to of a traced array bind no record: they return a view that
