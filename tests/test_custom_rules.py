@@ -432,3 +432,58 @@ def test_implements_makes_the_rule_numpys_derivative_and_unregisters():
 def test_implements_refuses_what_numpy_does_not_dispatch():
     with pytest.raises(TypeError, match="ufunc"):
         sad.custom_rule(lambda x: x, implements=np.sin)
+
+
+# --------------------------------------------------------------------------
+# nested differentiation: the rule's parts are differentiated in turn
+
+def _softplus_rule():
+    @sad.custom_rule
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+    @softplus.augmented_primal
+    def _(config, x):
+        return sad.AugmentedReturn(primal=np.log1p(np.exp(x.val)))
+
+    @softplus.reverse
+    def _(config, dret, tape, x):
+        s = 1.0 / (1.0 + np.exp(-x.val))
+        if isinstance(x, Active):
+            return (dret * s,)
+        x.dval += dret * s
+        return (None,)
+
+    @softplus.forward
+    def _(config, x):
+        s = 1.0 / (1.0 + np.exp(-x.val))
+        z = np.log1p(np.exp(x.val))
+        if config.width > 1:
+            return z, tuple(s * d for d in x.dvals)
+        return z, s * x.dval
+    return softplus
+
+
+@pytest.mark.parametrize("outer", [sad.Forward, sad.Reverse])
+@pytest.mark.parametrize("inner", [sad.Forward, sad.Reverse])
+def test_hessian_through_a_custom_rule(outer, inner):
+    softplus = _softplus_rule()
+    x0 = np.array([-1.0, 0.5, 2.0])
+    s = 1.0 / (1.0 + np.exp(-x0))
+
+    def grad(x):
+        return sad.jacobian(lambda y: np.sum(softplus(y)), x, mode=inner)
+    hess = sad.jacobian(grad, x0.copy(), mode=outer)
+    np.testing.assert_allclose(hess, np.diag(s * (1.0 - s)), rtol=1e-14, atol=1e-16)
+
+
+def test_a_mutating_rule_inside_a_nested_differentiation_is_refused():
+    def inner(c):
+        d = np.zeros_like(c) + RHS  # a value of the nested differentiation
+        THOMAS(A_SUB, c, C_SUP, d)
+        return np.sum(d)
+
+    def grad(b):
+        return sad.gradient(inner, b)[0]
+    with pytest.raises(NotImplementedError, match="cannot run inside a nested"):
+        sad.jacobian(grad, B_DIAG.copy())

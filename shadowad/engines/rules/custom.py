@@ -12,9 +12,11 @@ never saved.
 """
 import numpy as np
 
-from ...activity import Const, Forward
+from ...activity import Active, Const, Forward, Reverse
 from ...primitives.protocol import AugmentedReturn, Config
+from ...primitives.core import Primitive
 from ..forward import dual
+from ..nested.box import Box, bind as nested_bind
 from ..reverse.buffers import check_writable, promote, shadow_of
 from ..reverse.errors import mixed_tapes_error
 from ..reverse.scalar import TScalar
@@ -32,6 +34,8 @@ def call(rule, values):
     engine = None
     for x in values:
         t = type(x)
+        if t is Box:
+            return _nested_call(rule, values)
         if t is TArray or t is TScalar:
             engine = "reverse"
             break
@@ -277,6 +281,79 @@ def _forward_call(rule, values):
         lanes_of[lane] = t
     z = np.array(z, dtype=F64) if np.ndim(z) else float(z)
     return forward_result(ctx, z, lanes_of)
+
+
+# --------------------------------------------------------------------------
+# nested differentiation: the rule as a primitive of the values one level down
+
+def _nested_call(rule, values):
+    if rule.mutates:
+        raise NotImplementedError(
+            f"{rule.name} mutates its arguments, and custom rules that mutate cannot run "
+            "inside a nested differentiation yet; call it in the outer function, or give "
+            "the nested function an out-of-place rule (one that returns its result)")
+    prim = rule.__dict__.get("_nested_primitive")
+    if prim is None:
+        prim = rule.__dict__["_nested_primitive"] = _as_primitive(rule)
+    return nested_bind(prim, values, {})
+
+
+def _as_primitive(rule):
+    """The rule's three parts as a Primitive's impl, jvp and vjp on the values
+    one level down.  The value calls the rule again (one level down it is
+    differentiated by the rule too); the tangent is its forward part and the
+    adjoint its reverse part, run on those values, so the enclosing
+    differentiation differentiates the parts' own numpy code."""
+    def impl(*vals):
+        return rule(*vals)
+
+    def jvp(ts, vals, out, params):
+        if rule.forward_fn is None:
+            raise NotImplementedError(f"{rule.name} has no forward rule, which a nested "
+                                      f"forward differentiation needs; define @{rule.name}"
+                                      ".forward")
+        args = [Const(v) if t is None else TangentDuplicated(v, t) for v, t in zip(vals, ts)]
+        res = rule.forward_fn(Config(needs_primal=True, width=1, mode=Forward), *args)
+        if type(res) is not tuple or len(res) != 2:
+            raise TypeError(f"{rule.name}.forward must return (primal, tangent)")
+        return res[1]
+
+    def vjp(k, g, vals, out, params):
+        if rule.reverse_fn is None:
+            raise NotImplementedError(f"{rule.name} has no reverse rule, which a nested "
+                                      f"reverse differentiation needs; define @{rule.name}"
+                                      ".reverse")
+        args = []
+        for j, v in enumerate(vals):
+            if j != k:
+                args.append(Const(v))
+            elif np.ndim(v):
+                args.append(TangentDuplicated(v, np.zeros_like(v)))
+            else:
+                args.append(_NestedActive(v))
+        if rule.augmented_primal_fn is None:
+            tape = None
+        else:
+            tape = rule.augmented_primal_fn(Config(needs_primal=True, width=1, mode=Reverse),
+                                            *args).tape
+        grads = rule.reverse_fn(Config(needs_primal=True, width=1, mode=Reverse), g, tape,
+                                *args)
+        if type(grads) is not tuple or len(grads) != len(vals):
+            raise TypeError(f"{rule.name}.reverse must return a tuple with one entry per "
+                            f"argument ({len(vals)})")
+        a = args[k]
+        return grads[k] if type(a) is _NestedActive else a.dval
+
+    return Primitive(rule.name, impl, jvp, vjp)
+
+
+class _NestedActive(Active):
+    """An active scalar one level down (its value may be traced there)."""
+
+    __slots__ = ()
+
+    def __init__(self, val):
+        self.val = val
 
 
 # --------------------------------------------------------------------------
