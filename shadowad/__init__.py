@@ -17,10 +17,18 @@ from .engines.reverse.scalar import TScalar
 from .engines.reverse.traced import TArray
 from .engines.reverse.values import read_only_primal as primal
 from .api.vector import Vector
+from .api.custom import custom_rule
 
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
            "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes",
-           "OverwrittenError", "AugmentedReturn", "Config"]
+           "OverwrittenError", "AugmentedReturn", "Config", "custom_rule", "get_include"]
 __version__ = "0.1.0"
+
+
+def get_include():
+    """The folder holding shadowad's public C header, shadowad/rule.h (for
+    C rules: pass it to your compiler's include path)."""
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")

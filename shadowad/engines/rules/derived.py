@@ -23,7 +23,7 @@ from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
 from ..reverse.snapshots import held
 from ..reverse.buffers import adjoint_for_pullback, check_writable, output_pullback, promote
 from ..reverse.scalar import TScalar, new_scalar
-from ..reverse.traced import TArray, lazy_result
+from ..reverse.traced import TArray, lazy_result, new_array
 from ..reverse.untraced import F64
 from .elementwise import tape_of_inputs
 from .adjoints import accumulate
@@ -89,10 +89,16 @@ class SweepActive(Active):
 def arguments(tape, rule, operands, prims, actives):
     """The activity objects of a record's arguments.  A Const argument is
     read at sweep time as it was at the call (a snapshot if its memory
-    changes), unless the rule says its reverse reads none."""
+    changes), unless the rule says its reverse reads none.  A rule that
+    ``guards_reads`` gets read-only views of the arrays it does not declare
+    in ``mutates`` (a write to one is then an error, not lost bytes)."""
     keep = getattr(rule, "reads_consts", True)
+    guard = getattr(rule, "guards_reads", False)
+    mutates = getattr(rule, "mutates", ())
     args = []
-    for x, p, d in zip(operands, prims, actives):
+    for k, (x, p, d) in enumerate(zip(operands, prims, actives)):
+        if guard and k not in mutates:
+            p = read_only(p)
         if d is None:
             args.append(Const(held(tape, x, p) if keep else p))
         elif type(d) is TScalar:
@@ -100,6 +106,14 @@ def arguments(tape, rule, operands, prims, actives):
         else:
             args.append(SweepDuplicated(p, d))
     return args
+
+
+def read_only(v):
+    """A read-only view of array v (anything else as it is)."""
+    if isinstance(v, np.ndarray) and v.flags.writeable:
+        v = v.view()
+        v.flags.writeable = False
+    return v
 
 
 def _gradients(rule, args, grads):
@@ -120,14 +134,20 @@ def _gradients(rule, args, grads):
 
 
 def record(tape, rule, operands, prims, actives, params):
-    """Run ``rule``'s augmented primal on the arguments and record its reverse."""
+    """Run ``rule``'s augmented primal on the arguments and record its reverse.
+    If it raises, the arguments it mutates get their bytes back first."""
     args = arguments(tape, rule, operands, prims, actives)
     mutated = [prims[k] for k in getattr(rule, "mutates", ())]
     before = [np.array(p, dtype=F64) for p in mutated]
-    aug = rule.augmented_primal(REVERSE_CONFIG, *args, **params)
-    if mutated:
+    try:
+        aug = rule.augmented_primal(REVERSE_CONFIG, *args, **params)
         check_augmented(rule, aug)
-        return _record_mutation(tape, mutated, before, _sweep(rule, args, aug, params))
+    except BaseException:
+        for p, b in zip(mutated, before):
+            p[...] = b
+        raise
+    if mutated:
+        return _record_mutation(tape, rule, args, aug, params, mutated, before)
     return record_result(tape, rule, args, aug, params)
 
 
@@ -162,18 +182,32 @@ def record_result(tape, rule, args, aug, params):
     return res
 
 
-def _record_mutation(tape, mutated, before, sweep):
+def _record_mutation(tape, rule, args, aug, params, mutated, before):
     """The record of a call that overwrote ``mutated``: the sweeps swap the
     bytes from before the call back in (so its reverse, and every earlier
-    record, read memory as before it) and out again for a replay."""
+    record, read memory as before it) and out again for a replay.  Its
+    result, if any, is traced: an eager adjoint, since the reverse must run
+    (it turns the mutated arguments' adjoints) even when nothing reaches it."""
     def swap():
         for p, b in zip(mutated, before):
             cur = np.array(p, dtype=F64)
             p[...] = b
             b[...] = cur
 
-    tape.record_py(lambda: sweep(None), swap=swap, saved=tuple(before),
+    sweep = _sweep(rule, args, aug, params)
+    z = aug.primal
+    if z is None:
+        res, pullback = None, lambda: sweep(None)
+    elif isinstance(z, np.ndarray) and z.ndim:
+        res = new_array(tape, np.array(z, dtype=F64), True)
+        g = res._s
+        pullback = lambda: sweep(g)  # noqa: E731
+    else:
+        res, gs = new_scalar(tape, float(z))
+        pullback = lambda: sweep(float(gs))  # noqa: E731
+    tape.record_py(pullback, swap=swap, saved=tuple(before),
                    writes=(mutated[0], Ellipsis) if len(mutated) == 1 else None)
+    return res
 
 
 _DERIVED = {}

@@ -1,0 +1,399 @@
+"""The engines' side of sad.custom_rule (shadowad/api/custom.py): a call of a
+user's rule on traced values becomes one record of the record protocol in
+reverse mode (shadowad/engines/rules/derived.py ``record``, as every built-in
+Python record), and one call of the rule's ``forward`` in forward mode.
+
+What the user's parts return is checked here, where the mistake is made,
+rather than deep inside a sweep: an ``AugmentedReturn``, one gradient per
+argument and only for ``Active`` ones, a ``(primal, tangent)`` pair.  Arrays
+the rule does not declare in ``mutates`` reach it as read-only views, so an
+undeclared write is an error naming the argument instead of bytes the tape
+never saved.
+"""
+import numpy as np
+
+from ...activity import Active, Const, Forward, Reverse
+from ...primitives.protocol import AugmentedReturn, Config
+from ...primitives.core import Primitive
+from ..forward import dual
+from ..nested.box import Box, bind as nested_bind
+from ..reverse.buffers import check_writable, promote, shadow_of
+from ..reverse.errors import mixed_tapes_error
+from ..reverse.scalar import TScalar
+from ..reverse.traced import TArray
+from ..reverse.untraced import F64
+from .derived import TangentDuplicated, TangentLanes, read_only, record
+from .operands import const_result, forward_const, forward_result
+from . import registry
+
+__all__ = ["call", "register", "unregister", "CustomRecord"]
+
+
+def call(rule, values):
+    """``rule`` called on ``values`` (its arguments in order)."""
+    engine = None
+    for x in values:
+        t = type(x)
+        if t is Box:
+            return _nested_call(rule, values)
+        if t is TArray or t is TScalar:
+            engine = "reverse"
+            break
+        if t is dual.FArray or t is dual.FScalar:
+            engine = "forward"
+            break
+    if engine is None:
+        return rule.fn(*values)
+    if engine == "reverse":
+        return _reverse_call(rule, values)
+    return _forward_call(rule, values)
+
+
+# --------------------------------------------------------------------------
+# reverse mode
+
+class CustomRecord:
+    """The record protocol's face of a user's rule: its parts, each checked."""
+
+    __slots__ = ("rule", "mutates")
+    guards_reads = True
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.mutates = rule.mutates
+
+    def augmented_primal(self, config, *args):
+        rule = self.rule
+        with _undeclared_writes(rule, args):
+            if rule.augmented_primal_fn is None:  # the plain function, nothing taped
+                return AugmentedReturn(primal=rule.fn(*[a.val for a in args]), tape=None)
+            aug = rule.augmented_primal_fn(config, *args)
+        if type(aug) is not AugmentedReturn:
+            raise TypeError(f"{rule.name}: augmented_primal must return "
+                            f"sad.AugmentedReturn(primal=..., tape=...), got {type(aug).__name__}")
+        return aug
+
+    def reverse(self, config, dret, tape, *args):
+        rule = self.rule
+        with _undeclared_writes(rule, args, "reverse"):
+            grads = rule.reverse_fn(config, dret, tape, *args)
+        if grads is None and len(args) == 0:
+            grads = ()
+        return grads
+
+    def __repr__(self):
+        return repr(self.rule)
+
+
+class _undeclared_writes:
+    """Turns numpy's "assignment destination is read-only" from inside a part
+    of ``rule`` into an error that names the fix."""
+
+    __slots__ = ("rule", "args", "part")
+
+    def __init__(self, rule, args, part="augmented_primal"):
+        self.rule, self.args, self.part = rule, args, part
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is ValueError and "read-only" in str(exc):
+            rule = self.rule
+            names = list(rule.signature.parameters)
+            declared = [names[k] for k in rule.mutates]
+            raise ValueError(
+                f"{rule.name}.{self.part} wrote to an argument it does not declare in "
+                f"mutates (declared: {declared or 'none'}); add its name to "
+                f"sad.custom_rule(mutates=(...)) so the engine saves its bytes, or write "
+                f"into a copy") from exc
+        return False
+
+
+def _reverse_call(rule, values):
+    tape = None
+    prims, actives = [], []
+    for x in values:
+        t = type(x)
+        if t is TArray:
+            if tape is None:
+                tape = x.buf.tape
+            elif x.buf.tape is not tape:
+                raise mixed_tapes_error()
+            active = x._s is not None or x.buf.slot is not None or shadow_of(x) is not None
+            prims.append(x.p)
+            actives.append(x if active else None)
+        elif t is TScalar:
+            if tape is None:
+                tape = x.tape
+            elif x.tape is not tape:
+                raise mixed_tapes_error()
+            prims.append(x.v)
+            actives.append(x)
+        else:
+            _check_plain(rule, x)
+            prims.append(x)
+            actives.append(None)
+    active = any(d is not None for d in actives)
+    for k in rule.mutates:
+        x = values[k]
+        _check_mutated(rule, k, x)
+        if type(x) is TArray:
+            check_writable(x)
+            if active and actives[k] is None:
+                promote(x)
+                actives[k] = x
+        elif active:
+            raise TypeError(
+                f"{rule.name}: argument {_name(rule, k)!r} is a plain array that the rule "
+                "overwrites with values that depend on active inputs, which would drop "
+                "their derivative; pass it to autodiff (Duplicated or Const) or allocate it "
+                "inside f from a traced value (np.zeros_like(x))")
+    if not active:
+        if not any(type(values[k]) is TArray for k in rule.mutates):
+            with _undeclared_writes(rule, prims, "function"):
+                z = rule.fn(*[p if k in rule.mutates else read_only(p)
+                              for k, p in enumerate(prims)])
+            return z if z is None else const_result(tape, z)
+        return record(tape, _Passive(rule), values, prims, actives, {})
+    if rule.reverse_fn is None:
+        raise NotImplementedError(f"{rule.name} has no reverse rule, so reverse mode cannot "
+                                  f"differentiate it; define one with @{rule.name}.reverse")
+    return record(tape, CustomRecord(rule), values, prims, actives, {})
+
+
+class _Passive:
+    """A call with nothing active that overwrites traced memory: the plain
+    function, recorded only so that the sweeps put its bytes back."""
+
+    __slots__ = ("rule", "mutates")
+    guards_reads = True
+    reads_consts = False
+
+    def __init__(self, rule):
+        self.rule, self.mutates = rule, rule.mutates
+
+    def augmented_primal(self, config, *args):
+        with _undeclared_writes(self.rule, args):
+            return AugmentedReturn(primal=self.rule.fn(*[a.val for a in args]))
+
+    def reverse(self, config, dret, tape, *args):
+        return (None,) * len(args)
+
+
+def _name(rule, k):
+    return list(rule.signature.parameters)[k]
+
+
+def _check_plain(rule, x):
+    t = type(x)
+    if t in (dual.FArray, dual.FScalar):
+        raise TypeError(f"{rule.name}: a value of forward mode met one of reverse mode; "
+                        "values of two differentiations cannot be combined")
+
+
+def _check_mutated(rule, k, x):
+    p = x.p if type(x) in (TArray, dual.FArray) else x
+    if not isinstance(p, np.ndarray) or p.dtype != F64:
+        raise TypeError(f"{rule.name}: argument {_name(rule, k)!r} is declared in mutates, so "
+                        "it must be a float64 array (the rule writes into it), got "
+                        f"{type(x).__name__}")
+
+
+# --------------------------------------------------------------------------
+# forward mode
+
+def _forward_call(rule, values):
+    ctx = None
+    prims, tangents = [], []
+    for x in values:
+        t = type(x)
+        if t is dual.FArray:
+            if ctx is None:
+                ctx = x.buf.tape
+            elif x.buf.tape is not ctx:
+                raise mixed_tapes_error()
+            s = x._s if x._s is not None else shadow_of(x)
+            prims.append(x.p)
+            tangents.append(s)
+        elif t is dual.FScalar:
+            if ctx is None:
+                ctx = x.ctx
+            d = x.d
+            prims.append(x.v)
+            tangents.append(np.array([d]) if type(d) is float else np.asarray(d))
+        else:
+            if t in (TArray, TScalar):
+                raise TypeError(f"{rule.name}: a value of reverse mode met one of forward "
+                                "mode; values of two differentiations cannot be combined")
+            prims.append(x)
+            tangents.append(None)
+    active = any(t is not None for t in tangents)
+    for k in rule.mutates:
+        x = values[k]
+        _check_mutated(rule, k, x)
+        if type(x) is dual.FArray:
+            dual.writable(x)
+            if active and tangents[k] is None:
+                tangents[k] = promote(x)
+        elif active:
+            raise TypeError(
+                f"{rule.name}: argument {_name(rule, k)!r} is a plain array that the rule "
+                "overwrites with values that depend on active inputs, which would drop "
+                "their tangents; pass it to autodiff or allocate it inside f from a traced "
+                "value (np.zeros_like(x))")
+    if not active:
+        with _undeclared_writes(rule, prims, "function"):
+            z = rule.fn(*[p if k in rule.mutates else read_only(p) for k, p in enumerate(prims)])
+        return z if z is None else forward_const(ctx, z)
+    if rule.forward_fn is None:
+        raise NotImplementedError(f"{rule.name} has no forward rule, so forward mode cannot "
+                                  f"differentiate it; define one with @{rule.name}.forward")
+    lanes = next(t for t in tangents if t is not None).shape[0]
+    args = []
+    for k, (p, t) in enumerate(zip(prims, tangents)):
+        if k not in rule.mutates:
+            p = read_only(p)
+        if t is None:
+            args.append(Const(p))
+        elif lanes == 1:
+            args.append(TangentDuplicated(p, t[0] if np.ndim(p) else float(t[0])))
+        else:
+            args.append(TangentLanes(p, tuple(t) if np.ndim(p) else tuple(float(v) for v in t)))
+    config = Config(needs_primal=True, width=lanes, mode=Forward)
+    with _undeclared_writes(rule, args, "forward"):
+        res = rule.forward_fn(config, *args)
+    if res is None:
+        return None
+    if type(res) is not tuple or len(res) != 2:
+        raise TypeError(f"{rule.name}.forward must return (primal, tangent) of the result, or "
+                        f"None when the function returns None; got {type(res).__name__}")
+    z, dz = res
+    if lanes > 1 and (type(dz) is not tuple or len(dz) != lanes):
+        raise TypeError(f"{rule.name}.forward: with config.width = {lanes} the tangent must be "
+                        f"a tuple of {lanes} tangents, one per lane")
+    shape = np.shape(z)
+    lanes_of = np.empty((lanes,) + shape)
+    for lane, t in enumerate(dz if lanes > 1 else (dz,)):
+        if np.shape(t) != shape and np.ndim(t) != 0:
+            raise ValueError(f"{rule.name}.forward: the tangent has shape {np.shape(t)}, the "
+                             f"primal {shape}; they must be congruent")
+        lanes_of[lane] = t
+    z = np.array(z, dtype=F64) if np.ndim(z) else float(z)
+    return forward_result(ctx, z, lanes_of)
+
+
+# --------------------------------------------------------------------------
+# nested differentiation: the rule as a primitive of the values one level down
+
+def _nested_call(rule, values):
+    if rule.mutates:
+        raise NotImplementedError(
+            f"{rule.name} mutates its arguments, and custom rules that mutate cannot run "
+            "inside a nested differentiation yet; call it in the outer function, or give "
+            "the nested function an out-of-place rule (one that returns its result)")
+    prim = rule.__dict__.get("_nested_primitive")
+    if prim is None:
+        prim = rule.__dict__["_nested_primitive"] = _as_primitive(rule)
+    return nested_bind(prim, values, {})
+
+
+def _as_primitive(rule):
+    """The rule's three parts as a Primitive's impl, jvp and vjp on the values
+    one level down.  The value calls the rule again (one level down it is
+    differentiated by the rule too); the tangent is its forward part and the
+    adjoint its reverse part, run on those values, so the enclosing
+    differentiation differentiates the parts' own numpy code."""
+    def impl(*vals):
+        return rule(*vals)
+
+    def jvp(ts, vals, out, params):
+        if rule.forward_fn is None:
+            raise NotImplementedError(f"{rule.name} has no forward rule, which a nested "
+                                      f"forward differentiation needs; define @{rule.name}"
+                                      ".forward")
+        args = [Const(v) if t is None else TangentDuplicated(v, t) for v, t in zip(vals, ts)]
+        res = rule.forward_fn(Config(needs_primal=True, width=1, mode=Forward), *args)
+        if type(res) is not tuple or len(res) != 2:
+            raise TypeError(f"{rule.name}.forward must return (primal, tangent)")
+        return res[1]
+
+    def vjp(k, g, vals, out, params):
+        if rule.reverse_fn is None:
+            raise NotImplementedError(f"{rule.name} has no reverse rule, which a nested "
+                                      f"reverse differentiation needs; define @{rule.name}"
+                                      ".reverse")
+        args = []
+        for j, v in enumerate(vals):
+            if j != k:
+                args.append(Const(v))
+            elif np.ndim(v):
+                args.append(TangentDuplicated(v, np.zeros_like(v)))
+            else:
+                args.append(_NestedActive(v))
+        if rule.augmented_primal_fn is None:
+            tape = None
+        else:
+            tape = rule.augmented_primal_fn(Config(needs_primal=True, width=1, mode=Reverse),
+                                            *args).tape
+        grads = rule.reverse_fn(Config(needs_primal=True, width=1, mode=Reverse), g, tape,
+                                *args)
+        if type(grads) is not tuple or len(grads) != len(vals):
+            raise TypeError(f"{rule.name}.reverse must return a tuple with one entry per "
+                            f"argument ({len(vals)})")
+        a = args[k]
+        return grads[k] if type(a) is _NestedActive else a.dval
+
+    return Primitive(rule.name, impl, jvp, vjp)
+
+
+class _NestedActive(Active):
+    """An active scalar one level down (its value may be traced there)."""
+
+    __slots__ = ()
+
+    def __init__(self, val):
+        self.val = val
+
+
+# --------------------------------------------------------------------------
+# implements=: the rule answers a numpy function on traced values
+
+_REPLACED = {}  # numpy function -> (its previous reverse rule, forward rule)
+
+
+def register(rule, func):
+    if isinstance(func, np.ufunc):
+        raise TypeError(
+            f"sad.custom_rule(implements={func.__name__}): ufuncs are dispatched through "
+            "shadowad's elementwise kernels, not the function table; call the rule itself "
+            "inside f")
+    if not callable(func):
+        raise TypeError(f"sad.custom_rule(implements=...) takes a numpy function, got "
+                        f"{type(func).__name__}")
+    if not hasattr(func, "__wrapped__") and getattr(func, "__module__", "").split(".")[0] \
+            not in ("numpy",):
+        raise TypeError(
+            f"sad.custom_rule(implements={getattr(func, '__name__', func)!r}): only functions "
+            "numpy dispatches to traced values (through __array_function__) can be "
+            "implemented; other libraries' functions convert their inputs to plain arrays "
+            "first, so call the rule itself inside f")
+    if func not in _REPLACED:
+        _REPLACED[func] = (registry.FUNCTIONS.get(func), registry.JVPS.get(func))
+
+    def entry(*args, **kwargs):
+        return rule(*args, **kwargs)
+    registry.FUNCTIONS[func] = entry
+    registry.JVPS[func] = entry
+
+
+def unregister(rule, func):
+    previous = _REPLACED.pop(func, None)
+    if previous is None:
+        return
+    for table, old in zip((registry.FUNCTIONS, registry.JVPS), previous):
+        if old is None:
+            table.pop(func, None)
+        else:
+            table[func] = old
+
