@@ -31,6 +31,9 @@ def rule_pointer(address):
 
 def call(rule, values):
     for x in values:
+        if hasattr(x, "level_trace"):  # a Box of a nested differentiation
+            raise _twice(rule)
+    for x in values:
         t = type(x)
         if t is TArray or t is TScalar:
             return _reverse_call(rule, values)
@@ -141,7 +144,7 @@ def _reverse_call(rule, values):
             if type(x.p) is not np.ndarray:
                 raise _twice(rule)
             active = x._s is not None or x.buf.slot is not None or shadow_of(x) is not None
-            prims.append(_checked(rule, k, x.p, k in rule.mutates))
+            prims.append(_checked(rule, k, x.p, False))  # writable: check_writable
             actives.append(x if active else None)
         elif t is TScalar:
             if tape is None:
@@ -204,9 +207,10 @@ def _reverse_call(rule, values):
 
 
 def _twice(rule):
-    return TypeError(f"{rule.name}: a C rule cannot be differentiated twice (its values here "
-                     "are traced by an enclosing differentiation, and its reverse and tangent "
-                     "run on plain memory); differentiate it at one level only")
+    return TypeError(f"{rule.name}: a C rule cannot be differentiated twice: it is called on "
+                     "values of a nested differentiation (sad.autodiff inside a differentiated "
+                     "function), whose derivatives would need the derivative of the rule's C "
+                     "reverse or tangent; call it at one level of differentiation only")
 
 
 # --------------------------------------------------------------------------
@@ -224,7 +228,7 @@ def _forward_call(rule, values):
                 raise mixed_tapes_error()
             if type(x.p) is not np.ndarray:
                 raise _twice(rule)
-            prims.append(_checked(rule, k, x.p, k in rule.mutates))
+            prims.append(_checked(rule, k, x.p, False))  # writable: dual.writable
             tangents.append(x._s if x._s is not None else shadow_of(x))
         elif t is dual.FScalar:
             if ctx is None:
