@@ -498,3 +498,16 @@ def test_check_rule_catches_broken_c_rule(tmp_path):
                         mutates=(3,))
     with pytest.raises(AssertionError):
         _check(broken)
+
+
+def test_check_rule_catches_an_undeclared_write(axpy_mod):
+    """The rule writes y, but mutates does not say so: nothing saves y's bytes."""
+    ffi, lib = axpy_mod.ffi, axpy_mod.lib
+    rule = sad.c_rule(address(ffi, lib.axpy_rule_new(1, 1)), name="undeclared")
+
+    def f(x, y):
+        rule(0.5, x, y)
+        return np.sum(y * y)
+    with pytest.raises(AssertionError):
+        check_rule(f, Duplicated(np.linspace(1, 2, 4), np.zeros(4)),
+                   Duplicated(np.ones(4), np.zeros(4)))
