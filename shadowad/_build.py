@@ -37,7 +37,7 @@ CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-dec
            "-Werror=switch"]
           + shlex.split(os.environ.get("SHADOWAD_CFLAGS", "")))
 LDFLAGS = shlex.split(os.environ.get("SHADOWAD_LDFLAGS", ""))
-CORE_INCLUDE_DIRS = [str(CSRC / "core"), str(HERE / "include")]
+CORE_INCLUDE_DIRS = [str(CSRC / "core")]
 EXT_INCLUDE_DIRS = CORE_INCLUDE_DIRS + [numpy.get_include()]
 
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "sad.h"
-#include "shadowad/rule.h"
+#include "../../shadowad/include/shadowad/rule.h" /* the public header, one copy */
 
 struct sad_crule {
     const sad_rule *rule;

@@ -7,9 +7,9 @@ shadowad/rule.h (``sad.get_include()``).
 The struct is read once, here: its ABI number, its argument count and which
 functions it has.  The calls go to shadowad/engines/rules/c_rule.py.
 """
-import ctypes
-
 import cffi
+
+from .._c import fast
 
 from ..engines.rules import c_rule as engine
 from ..engines.rules.c_rule import CRuleError
@@ -26,14 +26,6 @@ _ffi.cdef("""
         void *primal, *augmented_primal, *reverse, *tangent, *free_tape, *user;
     } sad_rule_view;
 """)  # the layout of shadowad/rule.h's sad_rule, its function pointers as addresses
-
-_capsule_name = ctypes.pythonapi.PyCapsule_GetName
-_capsule_name.restype = ctypes.c_char_p
-_capsule_name.argtypes = [ctypes.py_object]
-_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_capsule_pointer.restype = ctypes.c_void_p
-_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-
 
 def c_rule(rule, *, name=None, mutates=()):
     """A callable for the C rule at ``rule``: a PyCapsule holding a
@@ -53,10 +45,7 @@ def _address(rule):
             raise ValueError(f"sad.c_rule: {rule} is not the address of a sad_rule")
         return rule
     if type(rule).__name__ == "PyCapsule":
-        ptr = _capsule_pointer(rule, _capsule_name(rule))
-        if not ptr:
-            raise ValueError("sad.c_rule: the capsule holds a NULL pointer")
-        return ptr
+        return fast.capsule_pointer(rule)
     raise TypeError("sad.c_rule takes a PyCapsule holding a `const sad_rule *` or its address "
                     f"as an int (cffi: int(ffi.cast('uintptr_t', ptr))), got "
                     f"{type(rule).__name__}")
