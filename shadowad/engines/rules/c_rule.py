@@ -275,7 +275,7 @@ def _forward_call(rule, values):
             if t is None:
                 d.shadow[k].data = ffi.NULL
             else:
-                d.set(1, k, t[lane, ...])
+                d.set(1, k, t[lane if t.shape[0] > 1 else 0, ...])  # one: every lane's
         rc = lib.sad_crule_call(rule.ptr, 1, len(prims), d.arr, d.shadow)
         if rc:
             for k, b in zip(rule.mutates, before):
