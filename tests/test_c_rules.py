@@ -511,3 +511,17 @@ def test_check_rule_catches_an_undeclared_write(axpy_mod):
     with pytest.raises(AssertionError):
         check_rule(f, Duplicated(np.linspace(1, 2, 4), np.zeros(4)),
                    Duplicated(np.ones(4), np.zeros(4)))
+
+
+def test_batched_forward_with_an_active_scalar(axpy):
+    rule, _ = axpy
+
+    def f(a, x, y):
+        rule(a, x, y)
+        return np.sum(y * y)
+    x, y = np.linspace(1, 2, 3), np.ones(3)
+    t = sad.autodiff(f, BatchDuplicated(0.5, (1.0, 0.0)),
+                     BatchDuplicated(x.copy(), (np.zeros(3), np.ones(3))), Const(y.copy()),
+                     mode=Forward)
+    yy = 1 + 0.5 * x * x
+    np.testing.assert_allclose(t, [np.sum(2 * yy * x * x), np.sum(2 * yy * x)], rtol=1e-14)
