@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 from common import same_gradient, to_numpy  # noqa: E402
 
 MODULES = ["w1_scalar_loop", "w2_heat", "w3_loglike", "w4_lu", "w5_jacobian",
-           "w6_gmm", "w7_rk4", "w8_plain_stepper"]
+           "w6_gmm", "w7_rk4", "w8_plain_stepper", "w9_c_rule"]
 PEER_KINDS = ("torch", "jax", "autograd")
 LOAD_AT_START = (0.0, 0.0, 0.0)
 MALLOC_PINNED = False
@@ -397,6 +397,8 @@ def targets(results):
     # snapshot (reading both) and reads it again in the sweep, besides the
     # primal's own read
     vs_primal("W8", "n=1000,T=200", 6, "gradient")
+    # W9's solves are a C rule: one C record each, reversed by its C adjoint
+    vs_primal("W9", "m=1000,T=1000", 3, "gradient")
     for res in results:
         s, sname = ref_time(res)
         if not s:

@@ -77,6 +77,7 @@ typedef struct sad_record {
          * allocate) */
         struct { sad_block *b; double *saved; sad_pair *z; int64_t pyidx; double *scratch; } a;
         struct { sad_vec *v, *vs; sad_pair *x; double val, sval; int64_t i; sad_block *b; } v;
+        struct { struct sad_crule *c; } c;                          /* SAD_CRULE */
     } u;
 } sad_record;
 
@@ -145,6 +146,9 @@ struct sad_tape {
     int64_t fused;               /* records swept in fused runs so far */
     sad_cover covers[SAD_COVERS]; /* the latest saves that later writes may share */
     int ncovers, next_cover;
+    int64_t rule_bytes;          /* held by the tapes of C rules (crule.c) */
+    int rule_error;              /* the code of the C rule reverse that stopped a sweep */
+    int64_t rule_error_rec;
 };
 
 struct sad_vec {
@@ -265,6 +269,13 @@ void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);
 int sad_reduce_reverse(sad_tape *t, const sad_record *r);
 void sad_reduce_reverse_block(const sad_record *r, const sad_block *b, const int assign[3]);
+
+/* crule.c */
+struct sad_crule;
+int sad_crule_step(sad_tape *t, sad_record *r, int dir, int64_t i);
+void sad_crule_release(sad_tape *t, sad_record *r);
+int64_t sad_crule_saved_bytes(const sad_record *r);
+int sad_crule_writes(const sad_record *r, intptr_t lo, intptr_t hi);
 
 /* outer.c */
 int sad_outer_reverse(sad_tape *t, const sad_record *r);

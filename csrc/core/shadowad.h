@@ -42,7 +42,9 @@ enum sad_op {
     /* scalar record z = f(x, y) with known partials: vx = df/dx, vy = df/dy */
     SAD_LIN = 44,
     /* z = np.outer(a, b) of two vectors (outer.c) */
-    SAD_OUTER = 45
+    SAD_OUTER = 45,
+    /* a call of a C custom rule (crule.c, shadowad/rule.h) */
+    SAD_CRULE = 46
 };
 
 /* How an operand of sad_ew / sad_axpy is passed, and what the call must do. */
@@ -64,7 +66,8 @@ enum sad_flag {
 /* Return codes of the recording calls.  SAD_NUMPY: recorded, but the primal
  * is numpy's to compute (it would report a floating-point exception, or its
  * NaN bits are the machine code's). */
-enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1 };
+enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1,
+                  SAD_RULE_FAILED = 3 /* a C rule's function returned non-zero */ };
 
 
 /* The core's entry points as one constant table of function pointers
@@ -181,6 +184,25 @@ int sad_outer(sad_tape *t, const sad_arr *z, const sad_arr *zs, int64_t zslot, c
 /* A record whose pullback runs in Python (index pyidx in Python's list);
  * flags: SAD_F_PYUNDO or 0. */
 int sad_py(sad_tape *t, int64_t pyidx, int flags);
+
+/* C custom rules (crule.c).  `rule` is a `const sad_rule *` (shadowad/rule.h,
+ * not read by cdef); Python has checked its ABI, nargs <= SAD_CRULE_MAXARGS,
+ * every nd <= SAD_CRULE_MAXDIM and that the function it calls exists.
+ * shadows[k].data is NULL for an inactive argument (then its strides are not
+ * read), else its shadow, shaped as args[k].
+ * sad_crule records a call: saves the mutated arguments (positions mut),
+ * runs the augmented primal (or the primal) and keeps its tape.  On
+ * SAD_RULE_FAILED *code is the rule's code, the mutated bytes are back and
+ * nothing is recorded.  sad_crule_call runs the primal (tangent 0) or the
+ * tangent (tangent 1, shadows the tangents of one lane) without a tape.
+ * When a sweep stops at -2 - i because record i's reverse failed,
+ * sad_tape_rule_error returns its code (0: it was no rule) and *rec = i. */
+enum { SAD_CRULE_MAXARGS = 64, SAD_CRULE_MAXDIM = 32 };
+int sad_crule(sad_tape *t, const void *rule, int32_t nargs, const sad_arr *args,
+              const sad_arr *shadows, int32_t nmut, const int32_t *mut, int *code);
+int sad_crule_call(const void *rule, int tangent, int32_t nargs, const sad_arr *args,
+                   const sad_arr *shadows);
+int sad_tape_rule_error(const sad_tape *t, int64_t *rec);
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 
 /* A lazy shadow for the temporary whose primal (C-contiguous) is array z:

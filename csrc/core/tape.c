@@ -26,6 +26,9 @@ void sad_tape_free(sad_tape *t)
 {
     if (t == NULL)
         return;
+    for (int64_t i = 0; i < t->n; ++i)
+        if (t->rec[i].op == SAD_CRULE)
+            sad_crule_release(t, &t->rec[i]);
     sad_arena_free(&t->pairs);
     sad_arena_free(&t->blocks);
     sad_arena_free(&t->saves); /* large chunks go back to the pool first */
@@ -54,7 +57,7 @@ void sad_tape_sizes(const sad_tape *t, sad_tape_bytes *out)
     out->records = (int64_t)sizeof(sad_tape) + t->cap * (int64_t)sizeof(sad_record) +
                    t->capslots * (int64_t)sizeof(sad_slot) + (int64_t)t->pairs.held +
                    (int64_t)t->blocks.held;
-    out->saved = (int64_t)t->saves.bytes;
+    out->saved = (int64_t)t->saves.bytes + t->rule_bytes;
     out->save_room = (int64_t)(t->saves.held - t->saves.bytes);
     out->shadows = t->slot_bytes;
 }
@@ -187,7 +190,7 @@ static int reads_values(const sad_record *r)
         return 0;
     case SAD_DOT: case SAD_AXPY: case SAD_PY:
     case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
-    case SAD_VPUSHA: case SAD_VCOPY: case SAD_OUTER:
+    case SAD_VPUSHA: case SAD_VCOPY: case SAD_OUTER: case SAD_CRULE:
         return 1;
     default:
         if (!(r->flags & SAD_F_BLOCK)) /* scalar records keep their values in pairs */
@@ -271,6 +274,9 @@ int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from)
         case SAD_STORE:
             bytes += (int64_t)sizeof(double);
             break;
+        case SAD_CRULE:
+            bytes += sad_crule_saved_bytes(r);
+            break;
         case SAD_PY:
             if (r->flags & SAD_F_PYUNDO)
                 return -1;
@@ -300,9 +306,10 @@ static void put_back(const sad_record *r, int dir)
         sad_block_swap(r->u.a.b, r->u.a.saved);
 }
 
-/* Apply record r in direction dir; returns 1 if Python must take over, 2
- * when a lazy shadow found no memory (r untouched). */
-static int step(sad_tape *t, sad_record *r, int dir, int keep)
+/* Apply record r (number i) in direction dir; returns 1 if Python must take
+ * over, 2 when a lazy shadow found no memory, 3 when a C rule's reverse
+ * failed (r untouched in both). */
+static int step(sad_tape *t, sad_record *r, int64_t i, int dir, int keep)
 {
     const int acc = dir == SAD_DIR_REVERSE;
     const int redo = dir == SAD_DIR_REDO || dir == SAD_DIR_REDO_LAST;
@@ -342,6 +349,8 @@ static int step(sad_tape *t, sad_record *r, int dir, int keep)
         return 0;
     case SAD_PY:
         return acc || (r->flags & SAD_F_PYUNDO);
+    case SAD_CRULE:
+        return sad_crule_step(t, r, dir, i);
     case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:
     case SAD_VPUSHA: case SAD_VCOPY:
         sad_vec_reverse(r, dir == SAD_DIR_REDO_LAST ? SAD_DIR_REDO : dir);
@@ -373,20 +382,24 @@ static int64_t backwards(sad_tape *t, int64_t from, int dir)
                 continue;
             }
         }
-        int rc = step(t, &t->rec[i], dir, i < floor);
+        int rc = step(t, &t->rec[i], i, dir, i < floor);
         if (rc)
-            return rc == 2 ? -2 - i : i;
+            return rc >= 2 ? -2 - i : i;
     }
     return -1;
 }
 
-int64_t sad_reverse(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_REVERSE); }
+int64_t sad_reverse(sad_tape *t, int64_t from)
+{
+    t->rule_error = 0;
+    return backwards(t, from, SAD_DIR_REVERSE);
+}
 int64_t sad_undo(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_UNDO); }
 
 static int64_t forwards(sad_tape *t, int64_t from, int dir)
 {
     for (int64_t i = from; i < t->n; ++i)
-        if (step(t, &t->rec[i], dir, 0))
+        if (step(t, &t->rec[i], i, dir, 0))
             return i;
     return -1;
 }
@@ -396,8 +409,11 @@ int64_t sad_redo_last(sad_tape *t, int64_t from) { return forwards(t, from, SAD_
 
 void sad_truncate(sad_tape *t, int64_t n)
 {
-    for (int64_t i = t->n - 1; i >= n; --i)
-        step(t, &t->rec[i], SAD_DIR_UNDO, 0);
+    for (int64_t i = t->n - 1; i >= n; --i) {
+        step(t, &t->rec[i], i, SAD_DIR_UNDO, 0);
+        if (t->rec[i].op == SAD_CRULE)
+            sad_crule_release(t, &t->rec[i]);
+    }
     if (n < t->n)
         t->n = n;
     for (int i = 0; i < t->ncovers; ++i) /* a save dropped covers nothing again */
@@ -426,6 +442,10 @@ int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_
         case SAD_PY:
             if (r->flags & SAD_F_PYUNDO)
                 return -2 - i;
+            continue;
+        case SAD_CRULE:
+            if (sad_crule_writes(r, lo, hi))
+                return i;
             continue;
         case SAD_LOAD: case SAD_SUM: case SAD_DOT: case SAD_OUTER:
         case SAD_VPUSH: case SAD_VPOP: case SAD_VLOAD: case SAD_VSTORE:

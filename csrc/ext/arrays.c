@@ -122,6 +122,22 @@ SAD_FAST(sad_fast_data)
     return PyLong_FromVoidPtr(sad_arr_of(args[0]).data);
 }
 
+/* _fast.capsule_pointer(c): the pointer PyCapsule c holds, whatever its
+ * name (sad.c_rule takes a `const sad_rule *` so). */
+SAD_FAST(sad_fast_capsule_pointer)
+{
+    (void)module;
+    if (nargs != 1)
+        return PyErr_Format(PyExc_TypeError, "capsule_pointer takes 1 argument");
+    if (!PyCapsule_CheckExact(args[0]))
+        return PyErr_Format(PyExc_TypeError, "capsule_pointer takes a PyCapsule, got %s",
+                            Py_TYPE(args[0])->tp_name);
+    void *p = PyCapsule_GetPointer(args[0], PyCapsule_GetName(args[0]));
+    if (p == NULL)
+        return NULL;
+    return PyLong_FromVoidPtr(p);
+}
+
 /* _fast.same_elements(a, block, itemsize): do ndarray a's elements, in C
  * order, hold the bytes at address block (itemsize bytes each)? */
 SAD_FAST(sad_fast_same_elements)

@@ -40,6 +40,7 @@ SAD_FAST(sad_fast_scalar);
 SAD_FAST(sad_fast_store);
 /* arrays.c */
 SAD_FAST(sad_fast_data);
+SAD_FAST(sad_fast_capsule_pointer);
 SAD_FAST(sad_fast_same_elements);
 SAD_FAST(sad_fast_reverse_through);
 SAD_FAST(sad_fast_reverse_summed);

@@ -33,6 +33,8 @@ static PyMethodDef methods[] = {
          "ew(tape_address, op, flags, z, zs, x, xs, y, ys, k, zslot, xslot, yslot): one "
          "elementwise record (a slot > 0: that shadow is lazy)"),
     FAST("data", sad_fast_data, "data(a): the address of ndarray a's element 0"),
+    FAST("capsule_pointer", sad_fast_capsule_pointer,
+         "capsule_pointer(c): the pointer PyCapsule c holds, whatever its name"),
     FAST("same_elements", sad_fast_same_elements,
          "same_elements(a, block, itemsize): do a's elements in C order hold the bytes at block?"),
     FAST("reverse_through", sad_fast_reverse_through,

@@ -153,7 +153,11 @@ static int reverse(void *user, int32_t nargs, const sad_rule_array *args, const 
             SH(&args[B_], i) -= lam[i] * x[i];
         if (args[C_].shadow != NULL && i < n - 1)
             SH(&args[C_], i) -= lam[i] * x[i + 1];
+#ifndef TRIDIAG_BROKEN
         SH(d, i) = lam[i]; /* d was overwritten: its adjoint is replaced */
+#else /* the classic mistake, for tests/test_c_rules.py: check_rule must catch it */
+        SH(d, i) += lam[i];
+#endif
     }
     free(w);
     return OK;

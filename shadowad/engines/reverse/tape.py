@@ -14,6 +14,7 @@ import numpy as np
 from ..._c import fast, ffi, lib
 from .accounting import Holdings, recount
 from ...support.memory import bounds, element_addresses
+from .crule_error import CRuleError
 from .untraced import put_back
 from .snapshots import Snapshots
 
@@ -112,7 +113,7 @@ class Tape(fast.TapeBase):
     # (csrc/ext/bases.c), which traced scalars' C arithmetic reads; read only,
     # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
-                 "untraced_note", "arguments", "peak", "holdings", "summarize", "summary",
+                 "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -142,6 +143,7 @@ class Tape(fast.TapeBase):
         self.holdings = None  # what Python holds for the tape, counted as it grows
         self.summarize = False  # keep stats() for after free()
         self.summary = None
+        self.rule_names = {}  # record number -> name of the C rule (its sweep errors)
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -271,9 +273,14 @@ class Tape(fast.TapeBase):
             # a Python pullback failed: put the primals back as before the call
             self._undo_from(i)
             raise
-        if i <= -2:  # record -2 - i found no memory for a shadow, untouched;
-            # the sweep kept the records between it and the floor applied
+        if i <= -2:  # record -2 - i found no memory for a shadow or is a C rule
+            # whose reverse failed, untouched; the sweep kept the records
+            # between it and the floor applied
             self._undo_from(max(-1 - i, floor))
+            code = ffi.new("int64_t *")
+            if lib.sad_tape_rule_error(c, code):
+                raise CRuleError(self.rule_names.get(code[0], "?"), "reverse",
+                                 lib.sad_tape_rule_error(c, code))
             raise MemoryError("shadowad: out of memory for a shadow in the reverse sweep")
         self.applied = floor
 

@@ -27,8 +27,12 @@
  *  - `reverse` may run more than once on one tape (a split-mode tape reversed
  *    twice, several reverse lanes): it must not change its tape.  shadowad
  *    calls `free_tape` once, when its own tape is freed.
- *  - A non-zero return of any function becomes a Python exception naming the
- *    rule and the code, with the primals restored.
+ *  - A non-zero return of any function becomes a Python exception
+ *    (sad.CRuleError) naming the rule, the function and the code, with the
+ *    primals restored.
+ *  - A mutated argument shares no memory with another argument (sad.c_rule
+ *    refuses the call).  An active scalar is a 0-d argument whose shadow is
+ *    its adjoint (reverse) or tangent (forward).
  *  - The functions may run on any thread, without the GIL, concurrently with
  *    other calls of the same rule on other tapes: keep no global mutable
  *    state (use `user` for constants).

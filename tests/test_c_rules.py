@@ -1,0 +1,527 @@
+"""sad.c_rule: C custom rules (shadowad/rule.h) in every mode, their C
+records, their errors, threads, and check_rule on them.
+
+The rules: tests/c_rules/axpy_rule.c (y += a * x**2, with counters and
+failures on request) and examples/c_rule/tridiag.c (the Thomas solver, and a
+broken variant built with -DTRIDIAG_BROKEN)."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import (Active, BatchDuplicated, Const, Duplicated, Forward, Reverse,
+                      ReverseWithPrimal)
+from shadowad.testing import check_rule, same_bits
+
+from c_rules import build
+
+N = 12
+
+
+@pytest.fixture(scope="module")
+def axpy_mod(tmp_path_factory):
+    return build.axpy(tmp_path_factory.mktemp("axpy"))
+
+
+@pytest.fixture(scope="module")
+def tri_mod(tmp_path_factory):
+    return build.tridiag(tmp_path_factory.mktemp("tridiag"))
+
+
+def address(ffi, ptr):
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+@pytest.fixture
+def axpy(axpy_mod):
+    """(a fresh rule, its counters)"""
+    ffi, lib = axpy_mod.ffi, axpy_mod.lib
+    r = lib.axpy_rule_new(sad.api.c_rule.RULE_ABI, 1)
+    user = lib.axpy_rule_user(r)
+    return sad.c_rule(address(ffi, r), name="sqaxpy", mutates=(2,)), user
+
+
+@pytest.fixture
+def solve(tri_mod):
+    return sad.c_rule(address(tri_mod.ffi, tri_mod.lib.tridiag_rule()), name="tridiag.solve",
+                      mutates=(3,))
+
+
+def system(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    a, c = rng.standard_normal(n) * 0.3, rng.standard_normal(n) * 0.3
+    b = 2.0 + rng.random(n)
+    return a, b, c, rng.standard_normal(n)
+
+
+def grad(f, *args):
+    """Gradients of f at args: arrays as Duplicated (f may write them), floats Active."""
+    anns = [Active(a) if type(a) is float else Duplicated(a.copy(), np.zeros_like(a))
+            for a in args]
+    res = sad.autodiff(f, *anns)
+    return [r if type(a) is Active else a.dval for a, r in zip(anns, res)]
+
+
+def dense(a, b, c):
+    n = len(b)
+    return (np.eye(n) * b[:, None] + np.eye(n, k=-1) * a[:, None]
+            + np.eye(n, k=1) * c[:, None])
+
+
+# --------------------------------------------------------------------------
+# outside autodiff; the struct's checks
+
+def test_plain_call_solves_in_place(solve):
+    a, b, c, d = system()
+    x = np.linalg.solve(dense(a, b, c), d)
+    a0 = a.copy()
+    solve(a, b, c, d)
+    np.testing.assert_allclose(d, x, rtol=1e-12)
+    assert same_bits(a, a0)
+
+
+def test_plain_call_takes_strided_views_and_floats(axpy):
+    rule, _ = axpy
+    x = np.arange(24.0).reshape(4, 6)[:2, ::2]      # (2, 3), strided
+    y = np.ones((6, 4))
+    view = y[::2, :3].T[:2]                         # (2, 3), transposed and strided
+    want = y.copy()
+    want[::2, :3].T[:2] += 2.0 * x ** 2
+    rule(2, x, view)                                # an int: a 0-d float64 Const
+    assert same_bits(y, want)
+
+
+def test_errors_name_rule_and_code(axpy, solve):
+    rule, user = axpy
+    with pytest.raises(TypeError, match="float64"):
+        rule(1.0, np.arange(3), np.zeros(3))
+    with pytest.raises(TypeError, match="takes 3"):
+        rule(1.0, np.zeros(3))
+    with pytest.raises(ValueError, match="shares memory"):
+        y = np.zeros(3)
+        rule(1.0, y, y)
+    with pytest.raises(sad.CRuleError, match="sqaxpy.*primal.*code 7"):
+        rule(1.0, np.zeros(3), np.zeros(4))
+    a, b, c, d = system()
+    b[:] = 0.0
+    with pytest.raises(sad.CRuleError, match="code 3"):  # SINGULAR
+        solve(a, b, c, d)
+
+
+def test_struct_checks(axpy_mod):
+    ffi, lib = axpy_mod.ffi, axpy_mod.lib
+    with pytest.raises(ValueError, match="ABI 99"):
+        sad.c_rule(address(ffi, lib.axpy_rule_new(99, 1)), mutates=(2,))
+    with pytest.raises(ValueError, match="mutates"):
+        sad.c_rule(address(ffi, lib.axpy_rule_new(1, 1)), mutates=(3,))
+    with pytest.raises(TypeError, match="PyCapsule"):
+        sad.c_rule("nope")
+
+
+def test_capsule(tri_mod):
+    import ctypes
+    make = ctypes.pythonapi.PyCapsule_New
+    make.restype = ctypes.py_object
+    make.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    cap = make(address(tri_mod.ffi, tri_mod.lib.tridiag_rule()), b"shadowad.rule", None)
+    solve = sad.c_rule(cap, name="cap", mutates=(3,))
+    a, b, c, d = system()
+    x = np.linalg.solve(dense(a, b, c), d)
+    solve(a, b, c, d)
+    np.testing.assert_allclose(d, x, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# every mode on one program
+
+def program(solve):
+    def f(b, d, s):
+        sub = 0.5 * np.ones_like(d) * 0.1
+        solve(sub, b, sub, d)
+        d *= s
+        solve(sub, b, sub, d[::-1])  # a view: strides negative
+        return np.sum(d * d)
+    return f
+
+
+def numpy_program(b, d, s):
+    n = len(d)
+    sub = 0.05 * np.ones(n)
+    m = dense(sub, b, sub)
+    d = np.linalg.solve(m, d) * s
+    d = np.linalg.solve(m, d[::-1])[::-1]
+    return np.sum(d * d)
+
+
+def test_reverse_matches_numpy_and_check_rule(solve):
+    _, b, _, d = system()
+    f = program(solve)
+    gb, gd, gs = grad(f, b, d, 1.3)
+    nb, nd, ns = grad(numpy_program, b, d, 1.3)
+    np.testing.assert_allclose(gb, nb, rtol=1e-10)
+    np.testing.assert_allclose(gd, nd, rtol=1e-10)
+    assert abs(gs - ns) <= 1e-10 * abs(ns)
+    check_rule(f, Duplicated(b.copy(), np.zeros(N)), Duplicated(d.copy(), np.zeros(N)), 1.3)
+
+
+def test_modes_agree(solve):
+    _, b, _, d = system()
+    f = program(solve)
+    gb, gd = grad(lambda b, d: f(b, d, 1.3), b, d)
+    # ReverseWithPrimal
+    db, dd, d1 = np.zeros(N), np.zeros(N), d.copy()
+    _, val = sad.autodiff(f, Duplicated(b.copy(), db), Duplicated(d1, dd), Const(1.3),
+                          mode=ReverseWithPrimal)
+    assert val == f(b.copy(), d.copy(), 1.3)
+    assert same_bits(db, gb) and same_bits(dd, gd)
+    # restore=True: inputs back bit for bit
+    db, dd, d2 = np.zeros(N), np.zeros(N), d.copy()
+    sad.autodiff(f, Duplicated(b.copy(), db), Duplicated(d2, dd), Const(1.3), restore=True)
+    assert same_bits(d2, d) and same_bits(dd, gd)
+    # split mode: the seed scales, and the tape is used once
+    db, dd = np.zeros(N), np.zeros(N)
+    _, tape = sad.autodiff_split(f, Duplicated(b.copy(), db), Duplicated(d.copy(), dd),
+                                 Const(1.3))
+    tape.reverse(seed=2.0)
+    np.testing.assert_allclose(db, 2.0 * gb, rtol=1e-13)
+    np.testing.assert_allclose(dd, 2.0 * gd, rtol=1e-13)
+    # forward, one lane and batched, against the gradient
+    rng = np.random.default_rng(5)
+    vb, vd = rng.standard_normal(N), rng.standard_normal(N)
+    t = sad.autodiff(f, Duplicated(b.copy(), vb.copy()), Duplicated(d.copy(), vd.copy()),
+                     Const(1.3), mode=Forward)
+    assert abs(t - (gb @ vb + gd @ vd)) <= 1e-10 * abs(t)
+    lanes = sad.autodiff(f, BatchDuplicated(b.copy(), (vb.copy(), np.zeros(N))),
+                         BatchDuplicated(d.copy(), (vd.copy(), np.ones(N))), Const(1.3),
+                         mode=Forward)
+    assert abs(lanes[0] - t) <= 1e-12 * abs(t)
+    assert abs(lanes[1] - gd.sum()) <= 1e-10 * abs(gd).sum()
+    # BatchDuplicated reverse
+    dbs, dds = (np.zeros(N), np.zeros(N)), (np.zeros(N), np.zeros(N))
+    sad.autodiff(f, BatchDuplicated(b.copy(), dbs), BatchDuplicated(d.copy(), dds), Const(1.3))
+    for k in range(2):
+        np.testing.assert_allclose(dbs[k], gb, rtol=1e-13)
+
+
+def test_reverse_lanes_run_the_rule_reverse_once_each(axpy):
+    """BatchDuplicated reverse sweeps one tape once per lane: the rule's
+    reverse runs on the same tape again, between redo and undo."""
+    rule, user = axpy
+
+    def f(x, y):
+        rule(0.5, x, y)
+        y *= y
+        rule(0.5, x, y)
+        return np.sum(y)
+    x, y = np.linspace(0.5, 1.5, 5), np.linspace(-1, 1, 5)
+    want = grad(f, x, y)
+    start = user.reverses
+    dx, dy = (np.zeros(5), np.zeros(5), np.zeros(5)), (np.zeros(5), np.zeros(5), np.zeros(5))
+    y3 = y.copy()
+    sad.autodiff(f, BatchDuplicated(x.copy(), dx), BatchDuplicated(y3, dy))
+    assert user.reverses - start == 6
+    y1 = y.copy()
+    f(x.copy(), y1)
+    assert same_bits(y3, y1)
+    for k in range(3):
+        assert same_bits(dx[k], want[0]) and same_bits(dy[k], want[1])
+
+
+def test_active_scalar_and_array(axpy):
+    rule, user = axpy
+
+    def f(a, x, y):
+        rule(a, x, y)
+        rule(a * 2.0, x[::2], y[1::2])
+        return np.sum(y * y)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(8), rng.standard_normal(8)
+    check_rule(f, 0.7, Duplicated(x.copy(), np.zeros(8)), Duplicated(y.copy(), np.zeros(8)))
+
+    def g(a, x, y):
+        y = y * 1.0
+        rule(a, x, y)
+        return np.sum(y * y)
+    ga, gx = sad.autodiff(g, Active(0.7), Active(x.copy()), Const(y.copy()))[:2]
+
+    def h(a, x, y):
+        return np.sum((y + a * x * x) ** 2)
+    ha, hx = sad.autodiff(h, Active(0.7), Active(x.copy()), Const(y.copy()))[:2]
+    np.testing.assert_allclose(ga, ha, rtol=1e-12)
+    np.testing.assert_allclose(gx, hx, rtol=1e-12)
+
+
+def test_const_memory_promoted(axpy):
+    """y is inactive memory (a Const argument, or allocated from a traced
+    value) that receives active values from the rule: it gets a shadow."""
+    rule, _ = axpy
+
+    def f(x, y):
+        rule(1.5, x, y)
+        return np.sum(y * y)
+    x, y = np.arange(1.0, 5.0), np.ones(4)
+    want = 2 * (1 + 1.5 * x * x) * 3.0 * x
+    gx, = sad.gradient(lambda x: f(x, np.zeros_like(x) + 1.0), x.copy())
+    np.testing.assert_allclose(gx, want, rtol=1e-13)
+    dx, y2 = np.zeros(4), y.copy()
+    sad.autodiff(f, Duplicated(x.copy(), dx), Const(y2))
+    np.testing.assert_allclose(dx, want, rtol=1e-13)
+    assert same_bits(y2, 1 + 1.5 * x * x)
+
+
+def test_failure_atomicity(axpy, solve):
+    rule, user = axpy
+    x, y = np.arange(4.0), np.ones(4)
+
+    def f(x, y):
+        rule(1.0, x, y)
+        y *= 2.0
+        raise KeyError("late")
+    y0 = y.copy()
+    with pytest.raises(KeyError):
+        sad.autodiff(f, Duplicated(x, np.zeros(4)), Duplicated(y, np.zeros(4)))
+    assert same_bits(y, y0)
+    # the augmented primal fails after writing: y back, error names rule and code
+    user.fail_augmented = 5
+
+    def g(x, y):
+        y *= 3.0
+        rule(1.0, x, y)
+        return np.sum(y)
+    with pytest.raises(sad.CRuleError, match="sqaxpy.*augmented primal.*code 5"):
+        sad.autodiff(g, Duplicated(x, np.zeros(4)), Duplicated(y, np.zeros(4)))
+    assert same_bits(y, y0)
+    user.fail_augmented = 0
+    # the reverse fails in the sweep: primals restored, error names rule and code
+    user.fail_reverse = 9
+    with pytest.raises(sad.CRuleError, match="sqaxpy.*reverse.*code 9"):
+        sad.autodiff(g, Duplicated(x, np.zeros(4)), Duplicated(y, np.zeros(4)))
+    assert same_bits(y, y0)
+    user.fail_reverse = 0
+    assert user.tapes == user.frees
+    # forward: the tangent fails, y back
+    user.fail_tangent = 4
+    with pytest.raises(sad.CRuleError, match="tangent.*code 4"):
+        sad.autodiff(g, Duplicated(x, np.ones(4)), Duplicated(y, np.zeros(4)), mode=Forward)
+    assert same_bits(y, y0)
+
+
+def test_no_reverse_or_tangent(axpy_mod):
+    ffi, lib = axpy_mod.ffi, axpy_mod.lib
+    rule = sad.c_rule(address(ffi, lib.axpy_rule_new(1, 0)), name="notan", mutates=(2,))
+    with pytest.raises(NotImplementedError, match="notan has no tangent"):
+        sad.autodiff(lambda x, y: rule(1.0, x, y), Duplicated(np.ones(2), np.ones(2)),
+                     Duplicated(np.ones(2), np.zeros(2)), mode=Forward)
+
+
+def test_aliasing_refused_inside_f(axpy):
+    rule, _ = axpy
+
+    def f(x):
+        rule(1.0, x, x)
+        return np.sum(x)
+    with pytest.raises(ValueError, match="shares memory"):
+        sad.gradient(f, np.ones(3))
+
+
+def test_plain_array_mutated_inside_f_refused(axpy):
+    rule, _ = axpy
+
+    def f(x):
+        y = np.ones(3)
+        rule(1.0, x, y)
+        return np.sum(y)
+    with pytest.raises(TypeError, match="zeros_like"):
+        sad.gradient(f, np.ones(3))
+
+
+# --------------------------------------------------------------------------
+# the C records: no Python in the tape, memory flat, free_tape once each
+
+def test_all_c_records_and_free_tape_counted(axpy):
+    rule, user = axpy
+    tapes, frees = user.tapes, user.frees
+
+    def f(x, y):
+        for _ in range(50):
+            rule(0.01, x, y)
+            y *= 0.5
+            y += x
+        return np.sum(y * y)
+    x = np.linspace(0, 1, 100)
+    _, tape = sad.autodiff_split(f, Duplicated(x.copy(), np.zeros(100)),
+                                 Duplicated(np.ones(100), np.zeros(100)))
+    stats = tape.stats()
+    assert stats["python_records"] == 0
+    assert stats["records"] >= 150
+    assert stats["saved_bytes"] >= 50 * (64 + 800)  # the rule's tapes and y's bytes
+    assert user.tapes - tapes == 50 and user.frees == frees
+    tape.reverse(seed=1.0)
+    assert user.frees - frees == 50  # each once, when the tape is freed
+
+
+def test_many_calls_memory_flat(axpy):
+    rule, user = axpy
+    import resource
+
+    def f(x, y):
+        rule(0.5, x, y)
+        return np.sum(y)
+    x = np.ones(1000)
+    rss = []
+    for k in range(300):
+        sad.autodiff(f, Duplicated(x, np.zeros(1000)), Duplicated(np.ones(1000), np.zeros(1000)))
+        if k in (50, 299):
+            rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    assert user.tapes == user.frees == 300
+    assert rss[1] - rss[0] < 20_000  # KiB
+
+
+def test_sweep_releases_the_gil(axpy):
+    rule, user = axpy
+    user.sleep = 0.3
+    ticks = []
+    stop = threading.Event()
+
+    def other():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.005)
+
+    def f(x, y):
+        rule(1.0, x, y)
+        return np.sum(y)
+    _, tape = sad.autodiff_split(f, Duplicated(np.ones(3), np.zeros(3)),
+                                 Duplicated(np.ones(3), np.zeros(3)))
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        time.sleep(0.02)
+        t0 = time.perf_counter()
+        tape.reverse(seed=1.0)
+        t1 = time.perf_counter()
+    finally:
+        stop.set()
+        t.join()
+        user.sleep = 0.0
+    assert t1 - t0 >= 0.3
+    inside = [s for s in ticks if t0 < s < t1]
+    assert len(inside) >= 10, inside
+
+
+def test_threads_share_a_rule(solve):
+    a, b, c, d = system()
+    f = program(solve)
+    want = grad(f, b, d, 1.3)
+    out = [None] * 4
+
+    def work(k):
+        for _ in range(20):
+            out[k] = grad(f, b, d, 1.3)
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for o in out:
+        assert same_bits(o[0], want[0]) and same_bits(o[1], want[1])
+
+
+# --------------------------------------------------------------------------
+# nested differentiation
+
+def test_nested_rule_at_the_outer_level_runs(solve):
+    """A nested differentiation of numpy code next to the C rule, which the
+    enclosing differentiation (the C engine) differentiates: it runs."""
+    _, b, _, d = system()
+    sub = 0.1 * np.ones(N)
+
+    def f(b, d):
+        solve(sub, b, sub, d)
+        g, = sad.gradient(lambda u: np.sum(u * u * u), d)  # 3 d**2, nested
+        return np.sum(g * d)                               # 3 sum(d**3)
+    gb, gd = grad(f, b, d)
+
+    def f_numpy(b, d):
+        x = np.linalg.solve(dense(sub, b, sub), d)
+        return 3.0 * np.sum(x ** 3)
+    nb, nd = grad(f_numpy, b, d)
+    np.testing.assert_allclose(gb, nb, rtol=1e-10)
+    np.testing.assert_allclose(gd, nd, rtol=1e-10)
+
+
+@pytest.mark.parametrize("outer_mode", [Reverse, Forward])
+def test_nested_twice_refused(solve, outer_mode):
+    """The rule inside a nested differentiation: its values are the nested
+    trace's, refused with a clear error (and the arguments left as they were)."""
+    _, b, _, d = system()
+    sub = 0.1 * np.ones(N)
+
+    def inner(b, d):
+        solve(sub, b, sub, d)
+        return np.sum(d * d)
+
+    def outer(b):
+        return sad.gradient(inner, b, d.copy())[0].sum()
+    b0 = b.copy()
+    with pytest.raises(TypeError, match="cannot be differentiated twice"):
+        if outer_mode is Reverse:
+            sad.gradient(outer, b)
+        else:
+            sad.autodiff(outer, Duplicated(b, np.ones(N)), mode=Forward)
+    assert same_bits(b, b0)
+
+
+# --------------------------------------------------------------------------
+# check_rule on C rules
+
+def _check(solve):
+    a, b, c, d = system()
+
+    def f(b, d):
+        solve(a, b, c, d)
+        d *= 1.5
+        solve(a, b, c, d)
+        return np.sum(d * d)
+    check_rule(f, Duplicated(b.copy(), np.zeros(N)), Duplicated(d.copy(), np.zeros(N)))
+
+
+def test_check_rule_passes_tridiag(solve):
+    _check(solve)
+
+
+def test_check_rule_catches_broken_c_rule(tmp_path):
+    mod = build.tridiag(tmp_path, broken=True)
+    broken = sad.c_rule(address(mod.ffi, mod.lib.tridiag_rule()), name="broken",
+                        mutates=(3,))
+    with pytest.raises(AssertionError):
+        _check(broken)
+
+
+def test_check_rule_catches_an_undeclared_write(axpy_mod):
+    """The rule writes y, but mutates does not say so: nothing saves y's bytes."""
+    ffi, lib = axpy_mod.ffi, axpy_mod.lib
+    rule = sad.c_rule(address(ffi, lib.axpy_rule_new(1, 1)), name="undeclared")
+
+    def f(x, y):
+        rule(0.5, x, y)
+        return np.sum(y * y)
+    with pytest.raises(AssertionError):
+        check_rule(f, Duplicated(np.linspace(1, 2, 4), np.zeros(4)),
+                   Duplicated(np.ones(4), np.zeros(4)))
+
+
+def test_batched_forward_with_an_active_scalar(axpy):
+    rule, _ = axpy
+
+    def f(a, x, y):
+        rule(a, x, y)
+        return np.sum(y * y)
+    x, y = np.linspace(1, 2, 3), np.ones(3)
+    t = sad.autodiff(f, BatchDuplicated(0.5, (1.0, 0.0)),
+                     BatchDuplicated(x.copy(), (np.zeros(3), np.ones(3))), Const(y.copy()),
+                     mode=Forward)
+    yy = 1 + 0.5 * x * x
+    np.testing.assert_allclose(t, [np.sum(2 * yy * x * x), np.sum(2 * yy * x)], rtol=1e-14)
