@@ -17,6 +17,7 @@ from ...primitives.protocol import AugmentedReturn, Config
 from ...primitives.core import Primitive
 from ..forward import dual
 from ..nested.box import Box, bind as nested_bind
+from ..nested import writes
 from ..reverse.buffers import check_writable, promote, shadow_of
 from ..reverse.errors import mixed_tapes_error
 from ..reverse.scalar import TScalar
@@ -288,14 +289,110 @@ def _forward_call(rule, values):
 
 def _nested_call(rule, values):
     if rule.mutates:
-        raise NotImplementedError(
-            f"{rule.name} mutates its arguments, and custom rules that mutate cannot run "
-            "inside a nested differentiation yet; call it in the outer function, or give "
-            "the nested function an out-of-place rule (one that returns its result)")
+        return _nested_mutation(rule, values)
     prim = rule.__dict__.get("_nested_primitive")
     if prim is None:
         prim = rule.__dict__["_nested_primitive"] = _as_primitive(rule)
     return nested_bind(prim, values, {})
+
+
+def _nested_mutation(rule, values):
+    """A mutating rule on values of a nested differentiation: each mutated
+    argument's new content is a primitive of all the arguments (computed
+    first, from the values before the call), then written into it as the
+    nested engine writes any array (shadowad/engines/nested/writes.py)."""
+    for k in rule.mutates:
+        if type(values[k]) is not Box:
+            raise TypeError(
+                f"{rule.name}: argument {_name(rule, k)!r} is plain memory that the rule "
+                "overwrites inside a nested differentiation, which would drop the derivative "
+                "of what it writes; allocate it with np.zeros_like(x) inside the nested "
+                "function")
+    prims = rule.__dict__.get("_nested_outputs")
+    if prims is None:
+        prims = rule.__dict__["_nested_outputs"] = {k: _mutation_primitive(rule, k)
+                                                    for k in rule.mutates}
+    new = {k: nested_bind(prims[k], values, {}) for k in rule.mutates}
+    for k, v in new.items():
+        writes.inplace(values[k], v)
+    return None
+
+
+def _copies(rule, vals):
+    """The values with the mutated ones copied (a rule writes into these).
+    A plain one is copied into a buffer of the differentiation one level down
+    when another value belongs to it (np.zeros_like of that value), so that
+    the rule may write values that depend on it there."""
+    ref = next((v for v in vals if type(v) in (TArray, dual.FArray, Box) and np.ndim(v)), None)
+    out = []
+    for k, v in enumerate(vals):
+        if k not in rule.mutates:
+            out.append(v)
+        elif ref is not None and type(v) is np.ndarray:
+            c = np.zeros_like(ref, shape=v.shape)
+            c[...] = v
+            out.append(c)
+        else:
+            out.append(np.copy(v))
+    return out
+
+
+def _mutation_primitive(rule, k):
+    """Argument k's content after the call, as a primitive of the arguments
+    before it: the value runs the rule on copies (one level down the rule
+    differentiates itself); the tangent is its forward part and the adjoint
+    its reverse part with the adjoint after the call seeded on argument k."""
+    def impl(*vals):
+        work = _copies(rule, vals)
+        rule(*work)
+        return work[k]
+
+    def jvp(ts, vals, out, params):
+        if rule.forward_fn is None:
+            raise NotImplementedError(f"{rule.name} has no forward rule, which a nested "
+                                      f"forward differentiation needs; define @{rule.name}"
+                                      ".forward")
+        work = _copies(rule, vals)
+        args = []
+        for j, (v, t) in enumerate(zip(work, ts)):
+            if t is None and j in rule.mutates:
+                t = np.zeros_like(v)
+            args.append(Const(v) if t is None else
+                        TangentDuplicated(v, np.copy(t) if j in rule.mutates else t))
+        rule.forward_fn(Config(needs_primal=True, width=1, mode=Forward), *args)
+        return args[k].dval
+
+    def vjp(j, g, vals, out, params):
+        if rule.reverse_fn is None:
+            raise NotImplementedError(f"{rule.name} has no reverse rule, which a nested "
+                                      f"reverse differentiation needs; define @{rule.name}"
+                                      ".reverse")
+        config = Config(needs_primal=True, width=1, mode=Reverse)
+
+        def arguments(memory):
+            args = []
+            for i, v in enumerate(memory):
+                if i == k:
+                    args.append(TangentDuplicated(v, g * 1.0))
+                elif i in rule.mutates or (i == j and np.ndim(v)):
+                    args.append(TangentDuplicated(v, np.zeros_like(v)))
+                elif i == j:
+                    args.append(_NestedActive(v))
+                else:
+                    args.append(Const(v))
+            return args
+        tape = None
+        if rule.augmented_primal_fn is not None:
+            tape = rule.augmented_primal_fn(config, *arguments(_copies(rule, vals))).tape
+        args = arguments(_copies(rule, vals))  # memory as before the call
+        grads = rule.reverse_fn(config, None, tape, *args)
+        if type(grads) is not tuple or len(grads) != len(vals):
+            raise TypeError(f"{rule.name}.reverse must return a tuple with one entry per "
+                            f"argument ({len(vals)})")
+        a = args[j]
+        return grads[j] if type(a) is _NestedActive else a.dval
+
+    return Primitive(f"{rule.name}[{_name(rule, k)}]", impl, jvp, vjp)
 
 
 def _as_primitive(rule):
