@@ -118,6 +118,9 @@ def test_struct_checks(axpy_mod):
         sad.c_rule(address(ffi, lib.axpy_rule_new(1, 1)), mutates=(3,))
     with pytest.raises(TypeError, match="PyCapsule"):
         sad.c_rule("nope")
+    for bad in (0, -5, 1, 2 ** 64 + 16, 2 ** 70):  # (2**64 + 16 used to wrap and crash)
+        with pytest.raises(ValueError, match="not the address of a sad_rule"):
+            sad.c_rule(bad, name="bad", mutates=())
 
 
 def test_capsule(tri_mod):

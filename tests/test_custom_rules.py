@@ -515,3 +515,101 @@ def test_a_mutating_rule_on_plain_memory_inside_a_nested_differentiation_is_refu
         return sad.gradient(inner, b)[0]
     with pytest.raises(TypeError, match="np.zeros_like"):
         sad.jacobian(grad, B_DIAG.copy())
+
+
+# --------------------------------------------------------------------------
+# what the outside tester found: aliasing, results that are arguments, lanes
+
+def _scale_into():
+    @sad.custom_rule(mutates=("y",))
+    def scale_into(x, y):
+        y *= x
+
+    @scale_into.augmented_primal
+    def _(config, x, y):
+        y0 = y.val.copy()
+        y.val[...] = y0 * x.val
+        return sad.AugmentedReturn(tape=y0)
+
+    @scale_into.reverse
+    def _(config, dret, y0, x, y):
+        gy = y.dval.copy()
+        if type(x) is not Const:
+            x.dval += gy * y0
+        y.dval[...] = gy * x.val
+        return (None, None)
+
+    @scale_into.forward
+    def _(config, x, y):
+        dx = 0.0 if type(x) is Const else x.dval
+        y.dval[...] = dx * y.val + x.val * y.dval
+        y.val[...] = y.val * x.val
+        return None
+    return scale_into
+
+
+@pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
+@pytest.mark.parametrize("overlap", ["same array", "overlapping views"])
+def test_a_mutated_argument_sharing_memory_with_another_is_refused(mode, overlap):
+    rule = _scale_into()
+
+    def f(w):
+        if overlap == "same array":
+            rule(w, w)
+        else:
+            rule(w[:3], w[2:])
+        return np.sum(w * w)
+    w = np.linspace(0.5, 1.5, 5)
+    args = (Duplicated(w.copy(), np.zeros(5) if mode is sad.Reverse else np.ones(5)),)
+    with pytest.raises(ValueError, match="shares memory"):
+        sad.autodiff(f, *args, mode=mode)
+
+
+@pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
+def test_a_result_that_is_an_argument_is_refused(mode):
+    @sad.custom_rule
+    def ident(x):
+        return x
+
+    @ident.reverse
+    def _(config, dret, tape, x):
+        x.dval += dret
+        return (None,)
+
+    @ident.forward
+    def _(config, x):
+        return x.val, x.dval
+    f = lambda x: np.sum(ident(x) * 2.0)  # noqa: E731
+    with pytest.raises(ValueError, match="result shares memory"):
+        sad.autodiff(f, Duplicated(np.ones(3), np.ones(3)), mode=mode)
+
+
+def test_a_forward_part_reading_dval_with_several_lanes_says_use_dvals():
+    @sad.custom_rule
+    def double(x):
+        return 2.0 * x
+
+    @double.forward
+    def _(config, x):
+        return 2.0 * x.val, 2.0 * x.dval
+    with pytest.raises(AttributeError, match=r"\.dvals\[lane\]"):
+        sad.jacobian(lambda x: double(x), np.ones(3), mode=sad.Forward)
+
+
+def test_a_second_rule_for_one_function_is_refused_until_the_first_unregisters():
+    def make():
+        @sad.custom_rule(implements=np.cumsum)
+        def cumsum(a, axis=None, dtype=None, out=None):
+            return np.cumsum(a)
+        return cumsum
+    first = make()
+    try:
+        with pytest.raises(ValueError, match="already implements"):
+            make()
+    finally:
+        first.unregister()
+    second = make()
+    second.unregister()
+    first.unregister()  # no longer registered: nothing to undo
+    g, = sad.gradient(lambda x: np.sum(np.cumsum(x)), np.ones(3))  # the built-in rule again
+    assert g.tolist() == [3.0, 2.0, 1.0]

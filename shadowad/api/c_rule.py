@@ -41,8 +41,10 @@ def c_rule(rule, *, name=None, mutates=()):
 
 def _address(rule):
     if type(rule) is int:
-        if rule <= 0:
-            raise ValueError(f"sad.c_rule: {rule} is not the address of a sad_rule")
+        if not 0 < rule < 1 << 64 or rule % 8:
+            # (a wrong address within range still crashes: it is C's pointer)
+            raise ValueError(f"sad.c_rule: {rule} is not the address of a sad_rule (a "
+                             "positive, 8-byte aligned 64-bit address)")
         return rule
     if type(rule).__name__ == "PyCapsule":
         return fast.capsule_pointer(rule)
@@ -84,6 +86,9 @@ class CRule:
         self.ptr = engine.rule_pointer(address)
         self.has_reverse = view.reverse != _ffi.NULL
         self.has_tangent = view.tangent != _ffi.NULL
+        # the function that performs the call when it is recorded
+        self.recording = ("augmented primal" if view.augmented_primal != _ffi.NULL
+                          else "primal")
 
     def __call__(self, *args):
         if len(args) != self.nargs:

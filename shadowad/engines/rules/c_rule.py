@@ -201,8 +201,8 @@ def _reverse_call(rule, values):
     rc = lib.sad_crule(tape.c, rule.ptr, len(prims), d.arr, d.shadow, len(rule.mutates), mut,
                        code)
     if rc == lib.SAD_RULE_FAILED:
-        raise CRuleError(rule.name, "augmented primal", code[0])
-    _run(rule, "augmented primal", rc, 0)
+        raise CRuleError(rule.name, rule.recording, code[0])
+    _run(rule, rule.recording, rc, 0)
     tape.rule_names[len(tape) - 1] = rule.name
 
 

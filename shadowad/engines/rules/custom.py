@@ -23,6 +23,7 @@ from ..reverse.errors import mixed_tapes_error
 from ..reverse.scalar import TScalar
 from ..reverse.traced import TArray
 from ..reverse.untraced import F64
+from ...support.memory import shares_memory
 from .derived import TangentDuplicated, TangentLanes, read_only, record
 from .operands import const_result, forward_const, forward_result
 from . import registry
@@ -67,11 +68,14 @@ class CustomRecord:
         rule = self.rule
         with _undeclared_writes(rule, args):
             if rule.augmented_primal_fn is None:  # the plain function, nothing taped
-                return AugmentedReturn(primal=rule.fn(*[a.val for a in args]), tape=None)
+                z = rule.fn(*[a.val for a in args])
+                _check_result(rule, z, [a.val for a in args])
+                return AugmentedReturn(primal=z, tape=None)
             aug = rule.augmented_primal_fn(config, *args)
         if type(aug) is not AugmentedReturn:
             raise TypeError(f"{rule.name}: augmented_primal must return "
                             f"sad.AugmentedReturn(primal=..., tape=...), got {type(aug).__name__}")
+        _check_result(rule, aug.primal, [a.val for a in args])
         return aug
 
     def reverse(self, config, dret, tape, *args):
@@ -137,8 +141,10 @@ def _reverse_call(rule, values):
             actives.append(None)
     active = any(d is not None for d in actives)
     for k in rule.mutates:
+        _check_mutated(rule, k, values[k])
+    _check_aliasing(rule, prims)
+    for k in rule.mutates:
         x = values[k]
-        _check_mutated(rule, k, x)
         if type(x) is TArray:
             check_writable(x)
             if active and actives[k] is None:
@@ -186,6 +192,31 @@ def _name(rule, k):
     return list(rule.signature.parameters)[k]
 
 
+def _check_aliasing(rule, prims):
+    """A mutated argument may share no memory with another argument: the
+    rule's parts would see one memory as two (its adjoints too), and no order
+    of updates in them could be right."""
+    for k in rule.mutates:
+        for j, p in enumerate(prims):
+            if j != k and isinstance(p, np.ndarray) and shares_memory(prims[k], p):
+                raise ValueError(
+                    f"{rule.name}: argument {_name(rule, k)!r}, which the rule overwrites, "
+                    f"shares memory with argument {_name(rule, j)!r}; pass a copy of one "
+                    "of them")
+
+
+def _check_result(rule, z, prims):
+    """The result may not be an argument's memory: it would be a second name
+    for memory the engine tracks under the argument (write a copy)."""
+    if isinstance(z, np.ndarray):
+        for j, p in enumerate(prims):
+            if isinstance(p, np.ndarray) and shares_memory(z, p):
+                raise ValueError(
+                    f"{rule.name}: the result shares memory with argument "
+                    f"{_name(rule, j)!r}; return a copy (np.array(...)) from the rule's "
+                    "parts")
+
+
 def _check_plain(rule, x):
     t = type(x)
     if t in (dual.FArray, dual.FScalar):
@@ -231,8 +262,10 @@ def _forward_call(rule, values):
             tangents.append(None)
     active = any(t is not None for t in tangents)
     for k in rule.mutates:
+        _check_mutated(rule, k, values[k])
+    _check_aliasing(rule, prims)
+    for k in rule.mutates:
         x = values[k]
-        _check_mutated(rule, k, x)
         if type(x) is dual.FArray:
             dual.writable(x)
             if active and tangents[k] is None:
@@ -270,6 +303,7 @@ def _forward_call(rule, values):
         raise TypeError(f"{rule.name}.forward must return (primal, tangent) of the result, or "
                         f"None when the function returns None; got {type(res).__name__}")
     z, dz = res
+    _check_result(rule, z, prims)
     if lanes > 1 and (type(dz) is not tuple or len(dz) != lanes):
         raise TypeError(f"{rule.name}.forward: with config.width = {lanes} the tangent must be "
                         f"a tuple of {lanes} tangents, one per lane")
@@ -475,8 +509,11 @@ def register(rule, func):
             "numpy dispatches to traced values (through __array_function__) can be "
             "implemented; other libraries' functions convert their inputs to plain arrays "
             "first, so call the rule itself inside f")
-    if func not in _REPLACED:
-        _REPLACED[func] = (registry.FUNCTIONS.get(func), registry.JVPS.get(func))
+    if func in _REPLACED:
+        raise ValueError(
+            f"sad.custom_rule(implements={getattr(func, '__name__', func)}): "
+            f"{_REPLACED[func][2]} already implements it; call its unregister() first")
+    _REPLACED[func] = (registry.FUNCTIONS.get(func), registry.JVPS.get(func), rule.name)
 
     def entry(*args, **kwargs):
         return rule(*args, **kwargs)
@@ -485,10 +522,11 @@ def register(rule, func):
 
 
 def unregister(rule, func):
-    previous = _REPLACED.pop(func, None)
-    if previous is None:
+    previous = _REPLACED.get(func)
+    if previous is None or previous[2] != rule.name:
         return
-    for table, old in zip((registry.FUNCTIONS, registry.JVPS), previous):
+    del _REPLACED[func]
+    for table, old in zip((registry.FUNCTIONS, registry.JVPS), previous[:2]):
         if old is None:
             table.pop(func, None)
         else:

@@ -297,6 +297,13 @@ class TangentLanes(BatchDuplicated):
     def __init__(self, val, dvals):
         self.val, self.dvals = val, dvals
 
+    @property
+    def dval(self):
+        raise AttributeError(
+            f"this argument has {len(self.dvals)} tangent lanes (config.width = "
+            f"{len(self.dvals)}: sad.jacobian and BatchDuplicated run several at once): read "
+            "and write them as .dvals[lane], and return one tangent per lane")
+
 
 def forward_by_rule(rule, prims, tangents, params):
     """``rule.forward`` on the operands and their tangent lanes (arrays of
