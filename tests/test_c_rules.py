@@ -299,9 +299,12 @@ def test_failure_atomicity(axpy, solve):
     user.fail_augmented = 0
     # the reverse fails in the sweep: primals restored, error names rule and code
     user.fail_reverse = 9
+    dx, dy = np.full(4, 0.5), np.full(4, 0.25)
     with pytest.raises(sad.CRuleError, match="sqaxpy.*reverse.*code 9"):
-        sad.autodiff(g, Duplicated(x, np.zeros(4)), Duplicated(y, np.zeros(4)))
+        sad.autodiff(g, Duplicated(x, dx), Duplicated(y, dy))
     assert same_bits(y, y0)
+    # and the shadows as they were (the records after the rule had added into them)
+    assert same_bits(dx, np.full(4, 0.5)) and same_bits(dy, np.full(4, 0.25))
     user.fail_reverse = 0
     assert user.tapes == user.frees
     # forward: the tangent fails, y back

@@ -613,3 +613,31 @@ def test_a_second_rule_for_one_function_is_refused_until_the_first_unregisters()
     first.unregister()  # no longer registered: nothing to undo
     g, = sad.gradient(lambda x: np.sum(np.cumsum(x)), np.ones(3))  # the built-in rule again
     assert g.tolist() == [3.0, 2.0, 1.0]
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_reverse_that_raises_in_the_sweep_leaves_primals_and_shadows(split):
+    """A user's reverse fails half-way through the sweep, after the records
+    after it have accumulated into the shadows: the primals and the shadows
+    are as they were before autodiff."""
+    @sad.custom_rule
+    def fails(x):
+        return x * 1.0
+
+    @fails.reverse
+    def _(config, dret, tape, x):
+        raise RuntimeError("the rule's reverse fails")
+
+    def f(b, d):
+        THOMAS(A_SUB, b, C_SUP, d)
+        return np.sum(fails(d) * d)
+    b, d = B_DIAG.copy(), RHS.copy()
+    db, dd = np.full(N, 0.5), np.full(N, 0.25)
+    args = (Duplicated(b, db), Duplicated(d, dd))
+    with pytest.raises(RuntimeError, match="reverse fails"):
+        if split:
+            sad.autodiff_split(f, *args)[1].reverse(1.0, restore=True)
+        else:
+            sad.autodiff(f, *args, restore=True)
+    assert same_bits(b, B_DIAG) and same_bits(d, RHS)
+    assert same_bits(db, np.full(N, 0.5)) and same_bits(dd, np.full(N, 0.25))

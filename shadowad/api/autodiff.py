@@ -242,6 +242,9 @@ def _leave_final(tape, copies):
 
 
 def _finish(tape, wrapped, target, seed, restore):
+    # a custom rule's reverse may raise half-way through the sweep: the
+    # arguments' shadows are then put back as they were (the primals are)
+    shadows = _shadow_copies(wrapped) if tape.user_rules else ()
     try:
         _seed(target, seed)
         copies = None if restore else _final_copies(tape)
@@ -251,9 +254,19 @@ def _finish(tape, wrapped, target, seed, restore):
         else:
             _leave_final(tape, copies)
         grads = tuple(w.gradient() for w in wrapped)
+    except BaseException:
+        for dval, before in shadows:
+            dval[...] = before
+        raise
     finally:
         tape.free()
     return grads
+
+
+def _shadow_copies(wrapped):
+    """(shadow, copy of it) of every Duplicated array argument."""
+    return [(w.ann.dval, np.array(w.ann.dval)) for w in wrapped
+            if isinstance(w.ann, act.Duplicated) and isinstance(w.ann.dval, np.ndarray)]
 
 
 def _adjoint_memory(tape):

@@ -114,6 +114,7 @@ class Tape(fast.TapeBase):
     # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
+                 "user_rules",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -144,6 +145,9 @@ class Tape(fast.TapeBase):
         self.summarize = False  # keep stats() for after free()
         self.summary = None
         self.rule_names = {}  # record number -> name of the C rule (its sweep errors)
+        # does a record's reverse run a user's code (a custom rule), which may
+        # raise in the sweep?  Then the drivers keep the shadows to put back
+        self.user_rules = False
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):

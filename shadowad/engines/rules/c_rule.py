@@ -198,6 +198,7 @@ def _reverse_call(rule, values):
         d.set(1, k, s)
     mut = ffi.new("int32_t[]", rule.mutates or (0,))
     code = ffi.new("int *")
+    tape.user_rules = True
     rc = lib.sad_crule(tape.c, rule.ptr, len(prims), d.arr, d.shadow, len(rule.mutates), mut,
                        code)
     if rc == lib.SAD_RULE_FAILED:

@@ -166,6 +166,7 @@ def _reverse_call(rule, values):
     if rule.reverse_fn is None:
         raise NotImplementedError(f"{rule.name} has no reverse rule, so reverse mode cannot "
                                   f"differentiate it; define one with @{rule.name}.reverse")
+    tape.user_rules = True
     return record(tape, CustomRecord(rule), values, prims, actives, {})
 
 
