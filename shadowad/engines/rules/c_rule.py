@@ -15,10 +15,11 @@ from ...support.memory import bounds, data
 from ..forward import dual
 from ..reverse.buffers import check_writable, promote, shadow_of
 from ..reverse.crule_error import CRuleError
-from ..reverse.errors import mixed_tapes_error
 from ..reverse.scalar import TScalar
 from ..reverse.traced import TArray
 from ..reverse.untraced import F64
+from .elementwise import tape_of_inputs
+from .operands import forward_context, forward_operand, operand
 
 __all__ = ["call", "CRuleError", "MAX_ARGS", "rule_pointer"]
 
@@ -132,29 +133,22 @@ def _plain_call(rule, values):
 # reverse mode
 
 def _reverse_call(rule, values):
-    tape = None
+    tape = tape_of_inputs(values, None)
     prims, actives = [], []
     for k, x in enumerate(values):
         t = type(x)
         if t is TArray:
-            if tape is None:
-                tape = x.buf.tape
-            elif x.buf.tape is not tape:
-                raise mixed_tapes_error()
             if type(x.p) is not np.ndarray:
                 raise _twice(rule)
-            active = x._s is not None or x.buf.slot is not None or shadow_of(x) is not None
-            prims.append(_checked(rule, k, x.p, False))  # writable: check_writable
-            actives.append(x if active else None)
+            p, d = operand(x, tape)  # (the tape's check and the activity, as every rule's)
+            prims.append(_checked(rule, k, p, False))  # writable: check_writable
+            actives.append(d)
         elif t is TScalar:
-            if tape is None:
-                tape = x.tape
-            elif x.tape is not tape:
-                raise mixed_tapes_error()
             if k in rule.mutates:
                 _checked(rule, k, 0.0, True)
-            prims.append(np.array(x.v))
-            actives.append(x)
+            p, d = operand(x, tape)
+            prims.append(p)
+            actives.append(d)
         else:
             if t in (dual.FArray, dual.FScalar):
                 raise TypeError(f"{rule.name}: a value of forward mode met one of reverse mode; "
@@ -218,27 +212,22 @@ def _twice(rule):
 # forward mode
 
 def _forward_call(rule, values):
-    ctx = None
+    ctx = forward_context(values)
     prims, tangents = [], []
     for k, x in enumerate(values):
         t = type(x)
         if t is dual.FArray:
-            if ctx is None:
-                ctx = x.buf.tape
-            elif x.buf.tape is not ctx:
-                raise mixed_tapes_error()
             if type(x.p) is not np.ndarray:
                 raise _twice(rule)
-            prims.append(_checked(rule, k, x.p, False))  # writable: dual.writable
-            tangents.append(x._s if x._s is not None else shadow_of(x))
+            p, tangent = forward_operand(x, ctx)
+            prims.append(_checked(rule, k, p, False))  # writable: dual.writable
+            tangents.append(tangent)
         elif t is dual.FScalar:
-            if ctx is None:
-                ctx = x.ctx
             if k in rule.mutates:
                 _checked(rule, k, 0.0, True)
-            prims.append(np.array(x.v))
-            dd = x.d
-            tangents.append(np.array([dd]) if type(dd) is float else np.asarray(dd, dtype=F64))
+            p, tangent = forward_operand(x, ctx)
+            prims.append(p)
+            tangents.append(np.asarray(tangent, dtype=F64))
         else:
             if t in (TArray, TScalar):
                 raise TypeError(f"{rule.name}: a value of reverse mode met one of forward mode; "

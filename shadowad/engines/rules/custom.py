@@ -18,14 +18,15 @@ from ...primitives.core import Primitive
 from ..forward import dual
 from ..nested.box import Box, bind as nested_bind
 from ..nested import writes
-from ..reverse.buffers import check_writable, promote, shadow_of
-from ..reverse.errors import mixed_tapes_error
+from ..reverse.buffers import check_writable, promote
 from ..reverse.scalar import TScalar
 from ..reverse.traced import TArray
 from ..reverse.untraced import F64
 from ...support.memory import shares_memory
 from .derived import TangentDuplicated, TangentLanes, read_only, record
-from .operands import const_result, forward_const, forward_result
+from .elementwise import tape_of_inputs
+from .operands import (const_result, forward_const, forward_context, forward_operand,
+                       forward_result, operand)
 from . import registry
 
 __all__ = ["call", "register", "unregister", "CustomRecord"]
@@ -116,25 +117,14 @@ class _undeclared_writes:
 
 
 def _reverse_call(rule, values):
-    tape = None
+    tape = tape_of_inputs(values, None)
     prims, actives = [], []
     for x in values:
         t = type(x)
-        if t is TArray:
-            if tape is None:
-                tape = x.buf.tape
-            elif x.buf.tape is not tape:
-                raise mixed_tapes_error()
-            active = x._s is not None or x.buf.slot is not None or shadow_of(x) is not None
-            prims.append(x.p)
-            actives.append(x if active else None)
-        elif t is TScalar:
-            if tape is None:
-                tape = x.tape
-            elif x.tape is not tape:
-                raise mixed_tapes_error()
-            prims.append(x.v)
-            actives.append(x)
+        if t is TArray or t is TScalar:
+            p, d = operand(x, tape)  # (the tape's check and the activity, as every rule's)
+            prims.append(x.v if t is TScalar else p)  # a scalar arrives as a float
+            actives.append(d)
         else:
             _check_plain(rule, x)
             prims.append(x)
@@ -237,24 +227,14 @@ def _check_mutated(rule, k, x):
 # forward mode
 
 def _forward_call(rule, values):
-    ctx = None
+    ctx = forward_context(values)
     prims, tangents = [], []
     for x in values:
         t = type(x)
-        if t is dual.FArray:
-            if ctx is None:
-                ctx = x.buf.tape
-            elif x.buf.tape is not ctx:
-                raise mixed_tapes_error()
-            s = x._s if x._s is not None else shadow_of(x)
-            prims.append(x.p)
-            tangents.append(s)
-        elif t is dual.FScalar:
-            if ctx is None:
-                ctx = x.ctx
-            d = x.d
-            prims.append(x.v)
-            tangents.append(np.array([d]) if type(d) is float else np.asarray(d))
+        if t is dual.FArray or t is dual.FScalar:
+            p, tangent = forward_operand(x, ctx)
+            prims.append(x.v if t is dual.FScalar else p)  # a scalar arrives as a float
+            tangents.append(tangent)
         else:
             if t in (TArray, TScalar):
                 raise TypeError(f"{rule.name}: a value of reverse mode met one of forward "
