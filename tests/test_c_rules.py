@@ -458,26 +458,203 @@ def test_nested_rule_at_the_outer_level_runs(solve):
     np.testing.assert_allclose(gd, nd, rtol=1e-10)
 
 
-@pytest.mark.parametrize("outer_mode", [Reverse, Forward])
-def test_nested_twice_refused(solve, outer_mode):
-    """The rule inside a nested differentiation: its values are the nested
-    trace's, refused with a clear error (and the arguments left as they were)."""
+MODES = [Forward, Reverse]
+
+
+def thomas_numpy(a, b, c, d):
+    """The tridiagonal solve in numpy, d overwritten: the rule's nested=."""
+    d[...] = np.linalg.solve(dense(a, b, c), d)
+
+
+def _weighted(solve_fn, b, sub):
+    """sum(p * x * x) for x = A(b)^-1 d0, A(b)'s diagonal b: differentiated
+    in d0 inside, in the weights p outside."""
+    def inner(d0, p):
+        d = np.zeros_like(d0) + d0  # memory of the nested differentiation
+        solve_fn(sub, b, sub, d)
+        d *= 1.5
+        solve_fn(sub, b, sub, d[::-1])  # a view, strides negative
+        return np.sum(p * d * d)
+    return inner
+
+
+@pytest.mark.parametrize("outer", MODES)
+@pytest.mark.parametrize("inner_mode", MODES)
+def test_nested_rule_on_values_the_outer_differentiation_does_not_reach(solve, outer,
+                                                                        inner_mode):
+    """The rule's arguments are plain one level down, the weights are not: the
+    inner gradient is the rule's C reverse applied to an adjoint that depends
+    on the weights, which the outer differentiation differentiates with the
+    rule's C tangent and reverse again (no Python definition needed)."""
+    _, b, _, d0 = system()
+    sub = 0.1 * np.ones(N)
+    w = 1.0 + np.arange(N) / N
+
+    def grad_of(inner):
+        return lambda p: sad.jacobian(lambda d: inner(d, p), d0.copy(), mode=inner_mode)
+    got = sad.jacobian(grad_of(_weighted(solve, b, sub)), w.copy(), mode=outer)
+    want = sad.jacobian(grad_of(_weighted(thomas_numpy, b, sub)), w.copy(), mode=outer)
+    assert got.shape == (N, N)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+    assert np.abs(got).max() > 0.1
+
+
+@pytest.mark.parametrize("outer", MODES)
+def test_nested_rule_three_levels(solve, outer):
+    """A Hessian (two enclosing levels) of a function of an inner gradient
+    through the rule: the linear C parts are differentiated twice more."""
+    _, b, _, d0 = system()
+    sub = 0.1 * np.ones(N)
+    w = 1.0 + np.arange(N) / N
+
+    def f_of(inner):
+        def f(p):
+            g = sad.gradient(lambda d: inner(d, p), d0.copy())[0]
+            return np.sum(g * g * p)
+        return f
+
+    def hess(f):
+        return sad.jacobian(lambda p: sad.jacobian(f, p, mode=outer), w.copy(), mode=outer)
+    got = hess(f_of(_weighted(solve, b, sub)))
+    want = hess(f_of(_weighted(thomas_numpy, b, sub)))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got, got.T, rtol=1e-9, atol=1e-12)
+
+
+def _stepper(solve_fn, sub):
+    def inner(b):  # the outer differentiation reaches the rule's matrix
+        d = np.zeros_like(b) + 1.0
+        for _ in range(2):
+            solve_fn(sub, b, sub, d)
+            d *= 1.01
+        return np.sum(d * d)
+    return inner
+
+
+@pytest.mark.parametrize("outer", MODES)
+@pytest.mark.parametrize("inner_mode", MODES)
+def test_nested_rule_with_a_python_definition(tri_mod, outer, inner_mode):
+    """Where the outer differentiation reaches the rule's arguments, the
+    rule's nested= definition is differentiated: the Hessian matches the
+    numpy program's; without it the call is a clear TypeError, with the
+    arguments as they were."""
+    _, b, _, _ = system()
+    sub = 0.1 * np.ones(N)
+    ptr = address(tri_mod.ffi, tri_mod.lib.tridiag_rule())
+    with_def = sad.c_rule(ptr, name="tridiag.solve", mutates=(3,), nested=thomas_numpy)
+    without = sad.c_rule(ptr, name="tridiag.solve", mutates=(3,))
+
+    def hess(solve_fn):
+        inner = _stepper(solve_fn, sub)
+        return sad.jacobian(lambda x: sad.jacobian(inner, x, mode=inner_mode), b.copy(),
+                            mode=outer)
+    np.testing.assert_allclose(hess(with_def), hess(thomas_numpy), rtol=1e-10, atol=1e-12)
+    b0 = b.copy()
+    with pytest.raises(TypeError, match="nested="):
+        sad.jacobian(lambda x: sad.jacobian(_stepper(without, sub), x, mode=inner_mode), b,
+                     mode=outer)
+    assert same_bits(b, b0)
+
+
+def test_nested_rule_gradient_of_plain_values_uses_c(axpy):
+    """An active scalar and a read-only array of the rule, plain one level
+    down, under both enclosing modes: the rule's reverse ran (its counter)."""
+    rule, user = axpy
+    x0 = np.linspace(-1.0, 1.0, 5)
+
+    def inner(a, y0, p):
+        y = np.zeros_like(y0) + y0
+        rule(a, x0, y)
+        return np.sum(p * y * y)
+
+    def outer(p):
+        ga, gy = sad.gradient(lambda a, y: inner(a, y, p), 0.7, np.ones(5))
+        return ga + np.sum(gy * p)
+    assert _axpy_nested(rule, x0) is not None
+    for mode in MODES:
+        got = sad.jacobian(outer, np.ones(5) * 0.3, mode=mode)
+        # ga = sum(p * 2 y x^2), gy = 2 p y, y = 1 + a x^2
+        y = 1.0 + 0.7 * x0 ** 2
+        want = 2.0 * y * x0 ** 2 + 4.0 * 0.3 * y
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert user.reverses > 0
+
+
+def _axpy_nested(rule, x0):
+    def inner(a, y0, p):
+        y = np.zeros_like(y0) + y0
+        rule(a, x0, y)
+        return np.sum(p * y * y)
+
+    def outer(p):
+        ga, gy = sad.gradient(lambda a, y: inner(a, y, p), 0.7, np.ones(len(x0)))
+        return ga + np.sum(gy * p)
+    return outer
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nested_rule_reads_plain_values_as_they_were_at_the_call(axpy, mode):
+    """A plain array the rule read, changed after the call and before the
+    enclosing sweep: the derivatives use its value at the call."""
+    rule, user = axpy
+    x0 = np.linspace(-1.0, 1.0, 5)
+    xs = x0.copy()
+
+    def inner(a, y0, p):
+        y = np.zeros_like(y0) + y0
+        rule(a, xs, y)
+        xs[...] = 100.0  # untraced change after the call
+        return np.sum(p * y * y)
+
+    def outer(p):
+        xs[...] = x0
+        ga, gy = sad.gradient(lambda a, y: inner(a, y, p), 0.7, np.ones(5))
+        return ga + np.sum(gy * p)
+    got = sad.jacobian(outer, np.ones(5) * 0.3, mode=mode)
+    want = sad.jacobian(_axpy_nested(rule, x0), np.ones(5) * 0.3, mode=mode)
+    assert same_bits(got, want)
+    assert user.tapes == user.frees
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nested_rule_failure_leaves_arguments(axpy, mode):
+    """A part of the rule failing inside a nested differentiation (the primal
+    one level down, or the reverse an enclosing sweep runs): a CRuleError
+    naming rule, part and code, and the outer arguments as they were."""
+    rule, user = axpy
+    x0 = np.linspace(-1.0, 1.0, 5)
+    p = np.ones(5) * 0.3
+    p0 = p.copy()
+    for field, part in (("fail_augmented", "augmented primal"), ("fail_reverse", "reverse")):
+        setattr(user, field, 6)
+        with pytest.raises(sad.CRuleError, match=f"sqaxpy.*{part}.*code 6"):
+            sad.jacobian(_axpy_nested(rule, x0), p, mode=mode)
+        setattr(user, field, 0)
+        assert same_bits(p, p0)
+    assert user.tapes == user.frees
+
+
+def test_nested_rule_without_a_part(axpy_mod):
+    """The transpose of the rule's reverse is its tangent: a rule without one
+    says which part a nested differentiation needs."""
+    ffi, lib = axpy_mod.ffi, axpy_mod.lib
+    notan = sad.c_rule(address(ffi, lib.axpy_rule_new(1, 0)), name="notan", mutates=(2,))
+    with pytest.raises(NotImplementedError, match="notan has no tangent.*nested"):
+        sad.jacobian(_axpy_nested(notan, np.ones(3)), np.ones(3), mode=Reverse)
+    with pytest.raises(TypeError, match=r"nested=\.\.\.\) takes a function"):
+        sad.c_rule(address(ffi, lib.axpy_rule_new(1, 0)), name="x", nested=3)
+
+
+def test_nested_rule_on_plain_memory_refused(solve):
     _, b, _, d = system()
     sub = 0.1 * np.ones(N)
 
-    def inner(b, d):
-        solve(sub, b, sub, d)
-        return np.sum(d * d)
-
-    def outer(b):
-        return sad.gradient(inner, b, d.copy())[0].sum()
-    b0 = b.copy()
-    with pytest.raises(TypeError, match="cannot be differentiated twice"):
-        if outer_mode is Reverse:
-            sad.gradient(outer, b)
-        else:
-            sad.autodiff(outer, Duplicated(b, np.ones(N)), mode=Forward)
-    assert same_bits(b, b0)
+    def inner(b):
+        dd = d.copy()  # plain memory: the derivative of what the rule writes would be lost
+        solve(sub, b, sub, dd)
+        return np.sum(dd)
+    with pytest.raises(TypeError, match="np.zeros_like"):
+        sad.jacobian(lambda x: sad.gradient(inner, x)[0], b.copy())
 
 
 # --------------------------------------------------------------------------

@@ -128,6 +128,35 @@ int sad_crule_call(const void *rule, int tangent, int32_t nargs, const sad_arr *
     return tangent ? r->tangent(r->user, nargs, a) : r->primal(r->user, nargs, a);
 }
 
+int sad_crule_adjoint(const void *rule, int32_t nargs, const sad_arr *work, const sad_arr *args,
+                      const sad_arr *shadows, int *part)
+{
+    const sad_rule *r = rule;
+    if (nargs > SAD_CRULE_MAXARGS)
+        return SAD_TOO_MANY_DIMS;
+    sad_rule_array a[SAD_CRULE_MAXARGS];
+    int64_t dims[SAD_CRULE_MAXARGS * SAD_CRULE_MAXDIM];
+    void *rtape = NULL;
+    int64_t rtape_bytes = 0;
+    *part = 0;
+    if (r->augmented_primal != NULL) {
+        fill(a, dims, nargs, work, NULL);
+        const int rc = r->augmented_primal(r->user, nargs, a, &rtape, &rtape_bytes);
+        if (rc != 0) {
+            if (rtape != NULL && r->free_tape != NULL)
+                r->free_tape(r->user, rtape);
+            return rc;
+        }
+    }
+    fill(a, dims, nargs, args, shadows);
+    const int rc = r->reverse(r->user, nargs, a, rtape);
+    if (rtape != NULL && r->free_tape != NULL)
+        r->free_tape(r->user, rtape);
+    if (rc != 0)
+        *part = 1;
+    return rc;
+}
+
 int sad_crule(sad_tape *t, const void *rule, int32_t nargs, const sad_arr *args,
               const sad_arr *shadows, int32_t nmut, const int32_t *mut, int *code)
 {

@@ -195,6 +195,11 @@ int sad_py(sad_tape *t, int64_t pyidx, int flags);
  * SAD_RULE_FAILED *code is the rule's code, the mutated bytes are back and
  * nothing is recorded.  sad_crule_call runs the primal (tangent 0) or the
  * tangent (tangent 1, shadows the tangents of one lane) without a tape.
+ * sad_crule_adjoint runs the reverse without a tape: the augmented primal
+ * (if any) on `work` (args with the mutated ones at scratch copies) for the
+ * rule's tape, then the reverse on args (memory as before the call) and
+ * shadows, then free_tape; on a non-zero code *part is 0 when the augmented
+ * primal failed, 1 when the reverse did.
  * When a sweep stops at -2 - i because record i's reverse failed,
  * sad_tape_rule_error returns its code (0: it was no rule) and *rec = i. */
 enum { SAD_CRULE_MAXARGS = 64, SAD_CRULE_MAXDIM = 32 };
@@ -202,6 +207,8 @@ int sad_crule(sad_tape *t, const void *rule, int32_t nargs, const sad_arr *args,
               const sad_arr *shadows, int32_t nmut, const int32_t *mut, int *code);
 int sad_crule_call(const void *rule, int tangent, int32_t nargs, const sad_arr *args,
                    const sad_arr *shadows);
+int sad_crule_adjoint(const void *rule, int32_t nargs, const sad_arr *work, const sad_arr *args,
+                      const sad_arr *shadows, int *part);
 int sad_tape_rule_error(const sad_tape *t, int64_t *rec);
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 

@@ -27,7 +27,7 @@ _ffi.cdef("""
     } sad_rule_view;
 """)  # the layout of shadowad/rule.h's sad_rule, its function pointers as addresses
 
-def c_rule(rule, *, name=None, mutates=()):
+def c_rule(rule, *, name=None, mutates=(), nested=None):
     """A callable for the C rule at ``rule``: a PyCapsule holding a
     ``const sad_rule *`` (any capsule name) or the struct's address as an int.
 
@@ -35,8 +35,18 @@ def c_rule(rule, *, name=None, mutates=()):
     (shadowad saves their bytes before each call); the others must not be
     written, which shadowad.testing.check_rule verifies.  The struct and
     everything it points to must outlive the returned object (keep the
-    module that defines it loaded)."""
-    return CRule(_address(rule), name=name, mutates=mutates)
+    module that defines it loaded).
+
+    ``nested``: the same routine in Python (numpy code, or a
+    sad.custom_rule) with the same arguments and effects.  Inside a nested
+    differentiation whose enclosing differentiation reaches the rule's
+    arguments, second derivatives would need the derivatives of the C
+    tangent and reverse; shadowad differentiates ``nested`` there instead
+    (without it such a call is a TypeError).  Elsewhere the C functions run,
+    nested differentiation included."""
+    if nested is not None and not callable(nested):
+        raise TypeError(f"sad.c_rule(nested=...) takes a function, got {type(nested).__name__}")
+    return CRule(_address(rule), name=name, mutates=mutates, nested=nested)
 
 
 def _address(rule):
@@ -56,7 +66,7 @@ def _address(rule):
 class CRule:
     """A C rule (see c_rule): call it like the routine, inside or outside f."""
 
-    def __init__(self, address, name=None, mutates=()):
+    def __init__(self, address, name=None, mutates=(), nested=None):
         view = _ffi.cast("sad_rule_view *", address)
         self.name = name or f"c_rule@{address:#x}"
         if view.abi != RULE_ABI:
@@ -83,6 +93,7 @@ class CRule:
             mut.append(m)
         self.mutates = tuple(sorted(set(mut)))
         self.address = address
+        self.nested = nested
         self.ptr = engine.rule_pointer(address)
         self.has_reverse = view.reverse != _ffi.NULL
         self.has_tangent = view.tangent != _ffi.NULL

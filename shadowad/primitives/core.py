@@ -27,7 +27,7 @@ import contextlib
 import contextvars
 
 __all__ = ["Primitive", "deflinear", "defbilinear", "implements", "registered",
-           "generic_only", "generic_only_active", "specialised"]
+           "generic_only", "generic_only_active", "specialised", "BINDERS", "apply"]
 
 
 class Primitive:
@@ -95,6 +95,30 @@ def defbilinear(prim, transpose_left, transpose_right, product=None):
 
     prim.jvp, prim.vjp = jvp, vjp
     return prim
+
+
+# --------------------------------------------------------------------------
+# binding a primitive without a numpy spelling
+
+# value type -> (level, the engine's bind(prim, operands, params)).  Level 0:
+# the reverse and forward engines, whose values run a numpy impl themselves
+# (their dispatch records what the impl does); level 1: a nested
+# differentiation's Box, which is innermost and cannot.
+BINDERS = {}
+
+
+def apply(prim, operands, params, numpy_impl=True):
+    """``prim`` on any engine's values, for formulas that call a primitive
+    with no numpy spelling.  ``numpy_impl=False``: the impl runs on plain
+    values only (a C rule's parts), so every engine binds it."""
+    best = None
+    for x in operands:
+        b = BINDERS.get(type(x))
+        if b is not None and (b[0] or not numpy_impl) and (best is None or b[0] > best[0]):
+            best = b
+    if best is None:
+        return prim.impl(*operands, **params)
+    return best[1](prim, operands, params)
 
 
 # --------------------------------------------------------------------------

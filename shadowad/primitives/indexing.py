@@ -19,10 +19,10 @@ adjoint becomes zero, since their old values no longer reach the result.
 """
 import numpy as np
 
-from .core import Primitive, deflinear, implements
+from .core import Primitive, apply, deflinear, implements
 from .values import shape_of, unbroadcast
 
-__all__ = ["take", "scatter_add", "put", "positions", "last_writes", "BINDERS", "apply"]
+__all__ = ["take", "scatter_add", "put", "positions", "last_writes"]
 
 _PLAIN = (np.ndarray, float, int, np.generic)
 _AxisError = getattr(np, "exceptions", np).AxisError  # numpy < 1.25: np.AxisError
@@ -96,21 +96,6 @@ def _scatter_add(g, idx, shape):
             z[flat[sel]] = gf[sel]
         total = z if total is None else total + z
     return np.reshape(total, shape)
-
-
-# value type -> the bind(prim, operands, params) of the engine whose values
-# cannot run a primitive's impl themselves (the nested engine's Box)
-BINDERS = {}
-
-
-def apply(prim, operands, params):
-    """``prim`` on any engine's values (for formulas that call a primitive
-    with no numpy spelling)."""
-    for x in operands:
-        b = BINDERS.get(type(x))
-        if b is not None:
-            return b(prim, operands, params)
-    return prim.impl(*operands, **params)
 
 
 def take_of(g, idx):

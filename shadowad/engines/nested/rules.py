@@ -149,8 +149,8 @@ primitives.values.PLAIN[Box] = lambda b: b.v
 
 
 # indexing: a Box's x[idx] is the take primitive (shadowad.primitives.indexing),
-# whose transpose (scatter_add) the formulas bind through BINDERS
-primitives.indexing.BINDERS[Box] = bind
+# whose transpose (scatter_add) the formulas bind through core.apply
+primitives.core.BINDERS[Box] = (1, bind)
 
 
 # --------------------------------------------------------------------------

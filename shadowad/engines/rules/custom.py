@@ -29,7 +29,7 @@ from .operands import (const_result, forward_const, forward_context, forward_ope
                        forward_result, operand)
 from . import registry
 
-__all__ = ["call", "register", "unregister", "CustomRecord"]
+__all__ = ["call", "register", "unregister", "CustomRecord", "mutated_copies"]
 
 
 def call(rule, values):
@@ -333,7 +333,7 @@ def _nested_mutation(rule, values):
     return None
 
 
-def _copies(rule, vals):
+def mutated_copies(mutates, vals):
     """The values with the mutated ones copied (a rule writes into these).
     A plain one is copied into a buffer of the differentiation one level down
     when another value belongs to it (np.zeros_like of that value), so that
@@ -341,7 +341,7 @@ def _copies(rule, vals):
     ref = next((v for v in vals if type(v) in (TArray, dual.FArray, Box) and np.ndim(v)), None)
     out = []
     for k, v in enumerate(vals):
-        if k not in rule.mutates:
+        if k not in mutates:
             out.append(v)
         elif ref is not None and type(v) is np.ndarray:
             c = np.zeros_like(ref, shape=v.shape)
@@ -358,7 +358,7 @@ def _mutation_primitive(rule, k):
     differentiates itself); the tangent is its forward part and the adjoint
     its reverse part with the adjoint after the call seeded on argument k."""
     def impl(*vals):
-        work = _copies(rule, vals)
+        work = mutated_copies(rule.mutates, vals)
         rule(*work)
         return work[k]
 
@@ -367,7 +367,7 @@ def _mutation_primitive(rule, k):
             raise NotImplementedError(f"{rule.name} has no forward rule, which a nested "
                                       f"forward differentiation needs; define @{rule.name}"
                                       ".forward")
-        work = _copies(rule, vals)
+        work = mutated_copies(rule.mutates, vals)
         args = []
         for j, (v, t) in enumerate(zip(work, ts)):
             if t is None and j in rule.mutates:
@@ -398,8 +398,8 @@ def _mutation_primitive(rule, k):
             return args
         tape = None
         if rule.augmented_primal_fn is not None:
-            tape = rule.augmented_primal_fn(config, *arguments(_copies(rule, vals))).tape
-        args = arguments(_copies(rule, vals))  # memory as before the call
+            tape = rule.augmented_primal_fn(config, *arguments(mutated_copies(rule.mutates, vals))).tape
+        args = arguments(mutated_copies(rule.mutates, vals))  # memory as before the call
         grads = rule.reverse_fn(config, None, tape, *args)
         if type(grads) is not tuple or len(grads) != len(vals):
             raise TypeError(f"{rule.name}.reverse must return a tuple with one entry per "

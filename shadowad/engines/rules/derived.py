@@ -375,6 +375,10 @@ def _forward_mutation(prim, operands, prims, tangents, params):
     forward_by_rule(derived_rule(prim), prims, tangents, params)
 
 
+core.BINDERS.update({TArray: (0, reverse_bind), TScalar: (0, reverse_bind),
+                     dual.FArray: (0, forward_bind), dual.FScalar: (0, forward_bind)})
+
+
 # --------------------------------------------------------------------------
 # every registered numpy function gets its reverse and forward rule
 
