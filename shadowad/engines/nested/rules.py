@@ -29,6 +29,7 @@ from ...primitives.reductions import REDUCE_OF, reduce_call
 from ...support.naming import qualified_name as numpy_name
 from ...primitives.core import Primitive
 from ...primitives.elementwise import TABLE as ELEMENTWISE, ieee_partial
+from ...primitives.inactive import DERIVATIVE_FREE_UFUNCS
 from ...primitives.values import unbroadcast
 from ...support.products import times
 from ..reverse.interface import complete_ndarray_interface
@@ -126,8 +127,7 @@ for _entry in ELEMENTWISE.values():
 UFUNCS[np.positive] = lambda a: a  # +x is x itself: nothing to record
 
 # Functions whose derivative is zero almost everywhere run on the plain values.
-for _u in (np.sign, np.floor, np.ceil, np.rint, np.trunc, np.isnan, np.isinf, np.isfinite,
-           np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal):
+for _u in DERIVATIVE_FREE_UFUNCS:
     UFUNCS[_u] = (lambda u: lambda *vals: u(*[plain(v) for v in vals]))(_u)
 
 

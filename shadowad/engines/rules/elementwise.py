@@ -11,6 +11,7 @@ from ..forward import dual
 from ..._c import fast, lib
 from ...support.naming import qualified_name
 from ...primitives.elementwise import BY_UFUNC as ELEMENTWISE_BY_UFUNC
+from ...primitives.inactive import DERIVATIVE_FREE_UFUNCS
 from ..reverse.snapshots import held
 from ..reverse.tape import tape_var
 from ..reverse.buffers import TEMPORARY, Buffer, check_writable, materialize, promote, shadow_of
@@ -25,13 +26,8 @@ from . import registry
 # (the C kernels are its specialisation, tested bit for bit against it)
 EW_OPS = {u: entry.op for u, entry in ELEMENTWISE_BY_UFUNC.items()}
 
-# ufuncs whose result has no derivative (piecewise constant, or not a float)
-NONDIFF = {
-    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
-    np.logical_and, np.logical_or, np.logical_xor, np.logical_not,
-    np.isnan, np.isinf, np.isfinite, np.signbit, np.sign, np.floor, np.ceil,
-    np.rint, np.trunc, np.floor_divide,
-}
+# ufuncs whose result has no derivative (run on the values)
+NONDIFF = frozenset(DERIVATIVE_FREE_UFUNCS)
 
 _KARR, KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
