@@ -545,3 +545,38 @@ def test_in_place_methods_are_never_the_numpy_function(name, mode):
     with pytest.raises(NotImplementedError, match=name):
         _inside(mode, lambda a: getattr(a, name)(1) if name in ("partition", "resize")
                 else getattr(a, name)())
+
+
+# --------------------------------------------------------------------------
+# a function without a rule: the error names a supported alternative and how
+# to add a rule
+
+@pytest.mark.parametrize("mode", [sad.Reverse, sad.Forward])
+def test_no_rule_error_names_the_alternative_and_custom_rule(mode):
+    x = np.array([1.0, np.nan, 3.0])
+    with pytest.raises(NotImplementedError) as e:
+        sad.autodiff(lambda x: np.nanprod(x), sad.Duplicated(x.copy(), np.zeros(3)), mode=mode)
+    msg = str(e.value)
+    assert "np.nanprod has no derivative rule" in msg
+    assert "np.prod(np.where(np.isnan(x), 1.0, x))" in msg
+    assert "sad.custom_rule(implements=np.nanprod)" in msg and "sad.primal" in msg
+    # the alternative it names runs, with the derivative nanprod would have
+    g = sad.gradient(lambda x: np.prod(np.where(np.isnan(x), 1.0, x)), x.copy())[0]
+    np.testing.assert_array_equal(g, [3.0, 0.0, 1.0])
+
+
+def test_no_rule_error_of_a_ufunc_says_to_call_a_rule():
+    with pytest.raises(NotImplementedError, match=r"np\.fmod.*np\.trunc.*call the rule inside f"):
+        sad.gradient(lambda x: np.sum(np.fmod(x, 2.0)), np.ones(3))
+
+
+def test_no_rule_error_of_a_converting_library_function_says_to_wrap_it():
+    pytest.importorskip("scipy")
+    import scipy.stats
+    with pytest.raises(TypeError, match=r"scipy\.stats\.\w+ has no derivative rule.*custom_rule"):
+        sad.gradient(lambda x: np.sum(scipy.stats.zscore(x)), np.arange(3.0))
+
+
+def test_nested_unsupported_error_points_to_the_list():
+    with pytest.raises(TypeError, match="Supported numpy operations.*custom_rule"):
+        sad.jacobian(lambda x: sad.gradient(lambda y: np.nanprod(y), x)[0], np.ones(3))

@@ -20,6 +20,7 @@ import contextvars
 
 import numpy as np
 
+from ...support.alternatives import no_rule_hint
 from ..reverse.errors import DeferToNested, detach_error
 from ..reverse.untraced import F64
 from ..reverse.values import is_traced, primal
@@ -58,15 +59,10 @@ class UnsupportedError(TypeError):
 
 def unsupported(what):
     return UnsupportedError(
-        f"shadowad: {what} is not supported inside a nested differentiation yet (an "
+        f"shadowad: {what} is not supported inside a nested differentiation (an "
         "autodiff/jacobian call running inside a function that shadowad is "
-        "differentiating). Supported: @ and every elementwise ufunc of docs/conventions.md "
-        "(+ - * / **, neg, abs, exp, log, sqrt, sin, cos, tanh, arctan2, hypot, maximum, "
-        "fmin, ...), where, clip, sum/mean/max/min (with axis; also np.add.reduce, ...), "
-        "prod, cumsum, trace, dot, inner, vdot, outer, cross, matmul, np.linalg's solve, "
-        "inv, det and slogdet, indexing (ints, slices, None, ..., integer and boolean "
-        "arrays), np.take, reshape, ravel, squeeze, expand_dims, transpose, swapaxes, "
-        "moveaxis, flip, diagonal, broadcast_to, copy, stack, concatenate, hstack, vstack")
+        "differentiating); README's \"Supported numpy operations\" lists what is, and "
+        "which engines lack an operation." + no_rule_hint(what.split("(")[0].strip()))
 
 
 def bind(rule, operands, params):

@@ -7,6 +7,7 @@ nested) and the rules raise them, and they need nothing of those types: only
 the running call (tape.py) and the C bases that tell a traced value's call.
 """
 from ..._c import fast
+from ...support.alternatives import no_rule_hint
 from ...support.naming import library_caller
 from .tape import current_tape, finished_error
 
@@ -40,9 +41,7 @@ def conversion_error(what, how, note="", depth=3):
     return TypeError(
         f"shadowad: {func} has no derivative rule in shadowad, so it cannot be applied to "
         f"traced values: it converts its inputs to plain values (with {how}), which "
-        "cannot carry a derivative. Take the value without derivative with sad.primal(x) "
-        f"(e.g. {func}(sad.primal(x))), or write the computation with supported "
-        "numpy operations")
+        f"cannot carry a derivative.{no_rule_hint(func)} (e.g. {func}(sad.primal(x)))")
 
 
 def readonly_error(label):
@@ -105,7 +104,6 @@ class NoRuleError(AttributeError, NotImplementedError):
     ``hasattr`` stays False for code that duck-types on it."""
 
 
-def no_rule_message(what):
+def no_rule_message(what, ufunc=False):
     return (f"shadowad: {what} has no derivative rule in shadowad, so it cannot be "
-            "applied to traced values. Take the value without derivative with "
-            "sad.primal(x), or write the computation with supported operations")
+            f"applied to traced values.{no_rule_hint(what, ufunc)}")

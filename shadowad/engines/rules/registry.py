@@ -49,7 +49,7 @@ def _name(func):
 
 
 def no_rule_error(func):
-    return NotImplementedError(no_rule_message(_name(func)))
+    return NotImplementedError(no_rule_message(_name(func), isinstance(func, np.ufunc)))
 
 
 def array_function(func, args, kwargs):
