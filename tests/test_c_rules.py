@@ -645,6 +645,32 @@ def test_nested_rule_without_a_part(axpy_mod):
         sad.c_rule(address(ffi, lib.axpy_rule_new(1, 0)), name="x", nested=3)
 
 
+def test_nested_rule_aliasing_refused(axpy):
+    """As at first order: a mutated argument sharing memory with another
+    argument (views of one buffer of the nested differentiation) is refused;
+    disjoint views of one buffer are fine."""
+    rule, _ = axpy
+
+    def inner(y0, overlap):
+        y = np.zeros_like(y0) + y0
+        if overlap:
+            rule(0.5, y[1:4], y[:3])
+        else:
+            rule(0.5, y[3:], y[:3])
+        return np.sum(y * y)
+    for overlap in (True, False):
+        def outer(p):
+            return np.sum(sad.gradient(lambda y: inner(y, overlap), np.ones(6))[0] * p)
+        if overlap:
+            with pytest.raises(ValueError, match="argument 2, which the rule overwrites, "
+                                                 "shares memory with argument 1"):
+                sad.jacobian(outer, np.ones(6))
+        else:
+            y = np.ones(6)
+            want = sad.gradient(lambda y: inner(y, False), y.copy())[0]
+            np.testing.assert_allclose(sad.jacobian(outer, np.ones(6)), want, rtol=1e-14)
+
+
 def test_nested_rule_on_plain_memory_refused(solve):
     _, b, _, d = system()
     sub = 0.1 * np.ones(N)

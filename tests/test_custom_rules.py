@@ -505,6 +505,19 @@ def test_hessian_through_a_mutating_rule(outer, inner):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+def test_a_mutating_rule_on_memory_another_argument_views_inside_a_nested_differentiation():
+    def inner(c):
+        d = np.zeros_like(c) + RHS
+        THOMAS(A_SUB, d, C_SUP, d[::-1])  # d's reverse is overwritten while read as b
+        return np.sum(d)
+
+    def grad(b):
+        return sad.gradient(inner, b)[0]
+    with pytest.raises(ValueError, match="'d', which the rule overwrites, shares memory "
+                                         "with argument 'b'"):
+        sad.jacobian(grad, B_DIAG.copy())
+
+
 def test_a_mutating_rule_on_plain_memory_inside_a_nested_differentiation_is_refused():
     def inner(c):
         d = RHS.copy()  # plain memory: the derivative of what the rule writes would be lost

@@ -71,6 +71,18 @@ for _prim in (indexing.take, shape_prims.reshape, shape_prims.transpose, shape_p
         (lambda p: lambda out, operand, params: _track(out, operand, params, p))(_prim))
 
 
+def overlapping(a, b):
+    """Do Boxes a and b name common memory of one root (a view of the
+    other, or two views that overlap)?"""
+    if type(a) is not Box or type(b) is not Box:
+        return False
+    ra = a if a.root is None else a.root
+    rb = b if b.root is None else b.root
+    if ra is not rb:
+        return False
+    return bool(np.intersect1d(np.ravel(_positions(a)), np.ravel(_positions(b))).size)
+
+
 def _root_index(box, idx):
     """The index into box's root memory that ``box[idx]`` names."""
     sel = np.asarray(box.pos[idx]).astype(np.intp)

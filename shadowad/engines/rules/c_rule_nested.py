@@ -20,7 +20,7 @@ import numpy as np
 from ...primitives.core import Primitive, apply
 from ..nested.box import Box, bind as nested_bind
 from ..nested import writes
-from .c_rule_plain import adjoint, checked, tangent
+from .c_rule_plain import adjoint, check_aliasing, checked, tangent
 from .custom import mutated_copies
 
 __all__ = ["call"]
@@ -33,6 +33,7 @@ def call(rule, values):
                 f"{rule.name}: argument {k} is plain memory that the rule overwrites inside a "
                 "nested differentiation, which would drop the derivative of what it writes; "
                 "allocate it with np.zeros_like(x) inside the nested function")
+    check_aliasing(rule, values, writes.overlapping)
     if rule.nested is not None and not all(_plain(v) for v in _one_level_down(values)):
         return rule.nested(*values)
     new = {k: nested_bind(_mutation_primitive(rule, k), values, {}) for k in rule.mutates}

@@ -74,14 +74,18 @@ def checked(rule, k, p, mutated):
     return p
 
 
-def check_aliasing(rule, prims):
+def _spans_overlap(a, b):
+    lo, hi = bounds(a)
+    c, d = bounds(b)
+    return c < hi and lo < d and a.size and b.size
+
+
+def check_aliasing(rule, prims, overlap=_spans_overlap):
     """A mutated argument must not share memory with another argument: the
     rule's reverse would read bytes its own restore has changed."""
-    spans = [bounds(p) for p in prims]
     for m in rule.mutates:
-        lo, hi = spans[m]
-        for k, (a, b) in enumerate(spans):
-            if k != m and a < hi and lo < b and prims[k].size and prims[m].size:
+        for k, p in enumerate(prims):
+            if k != m and overlap(prims[m], p):
                 raise ValueError(f"{rule.name}: argument {m}, which the rule overwrites, shares "
                                  f"memory with argument {k}; pass a copy of one of them")
 

@@ -183,13 +183,17 @@ def _name(rule, k):
     return list(rule.signature.parameters)[k]
 
 
-def _check_aliasing(rule, prims):
+def _arrays_overlap(a, b):
+    return isinstance(b, np.ndarray) and shares_memory(a, b)
+
+
+def _check_aliasing(rule, prims, overlap=_arrays_overlap):
     """A mutated argument may share no memory with another argument: the
     rule's parts would see one memory as two (its adjoints too), and no order
     of updates in them could be right."""
     for k in rule.mutates:
         for j, p in enumerate(prims):
-            if j != k and isinstance(p, np.ndarray) and shares_memory(prims[k], p):
+            if j != k and overlap(prims[k], p):
                 raise ValueError(
                     f"{rule.name}: argument {_name(rule, k)!r}, which the rule overwrites, "
                     f"shares memory with argument {_name(rule, j)!r}; pass a copy of one "
@@ -323,6 +327,7 @@ def _nested_mutation(rule, values):
                 "overwrites inside a nested differentiation, which would drop the derivative "
                 "of what it writes; allocate it with np.zeros_like(x) inside the nested "
                 "function")
+    _check_aliasing(rule, values, writes.overlapping)
     prims = rule.__dict__.get("_nested_outputs")
     if prims is None:
         prims = rule.__dict__["_nested_outputs"] = {k: _mutation_primitive(rule, k)
