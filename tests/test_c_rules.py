@@ -671,6 +671,90 @@ def test_nested_rule_aliasing_refused(axpy):
             np.testing.assert_allclose(sad.jacobian(outer, np.ones(6)), want, rtol=1e-14)
 
 
+def test_nested_rule_tangent_failing_in_the_outer_sweep_leaves_shadows(axpy):
+    """The rule's tangent runs in the enclosing sweep (the transpose of the
+    inner reverse): when it fails, the outer arguments' primals and shadows
+    are as they were before autodiff."""
+    rule, user = axpy
+    outer = _axpy_nested(rule, np.linspace(-1.0, 1.0, 5))
+    p, dp = np.full(5, 0.3), np.full(5, 2.0)
+    user.fail_tangent = 6
+    try:
+        with pytest.raises(sad.CRuleError, match="sqaxpy.*tangent.*code 6"):
+            sad.autodiff(outer, Duplicated(p, dp))
+    finally:
+        user.fail_tangent = 0
+    assert same_bits(p, np.full(5, 0.3)) and same_bits(dp, np.full(5, 2.0))
+
+
+def test_nested_rule_memory_flat(axpy):
+    """Each nested call makes the rule's linear parts anew: nothing of them
+    outlives the call."""
+    import gc
+    import tracemalloc
+    rule, user = axpy
+    outer = _axpy_nested(rule, np.linspace(-1.0, 1.0, 2000))
+    p = np.full(2000, 0.3)
+    for _ in range(3):
+        sad.gradient(outer, p.copy())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        sizes = []
+        for _ in range(4):
+            for _ in range(10):
+                sad.gradient(outer, p.copy())
+            gc.collect()
+            sizes.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    assert sizes[-1] - sizes[0] < 16000 * 10 / 4, sizes  # well under one argument per call
+    assert user.tapes == user.frees
+
+
+def test_nested_rule_definition_checked(tri_mod):
+    """A nested= definition that does not do what the C primal does, or that
+    returns a value, is refused the first time it would stand in."""
+    _, b, _, _ = system()
+    sub = 0.1 * np.ones(N)
+    ptr = address(tri_mod.ffi, tri_mod.lib.tridiag_rule())
+
+    def twice(a, b, c, d):
+        thomas_numpy(a, b, c, d)
+        d *= 2.0
+
+    def returns(a, b, c, d):
+        return np.linalg.solve(dense(a, b, c), d)
+    for wrong, err, match in ((twice, ValueError, "does not do what the C primal does"),
+                              (returns, TypeError, "returned a value")):
+        rule = sad.c_rule(ptr, name="tridiag.solve", mutates=(3,), nested=wrong)
+        with pytest.raises(err, match=match):
+            sad.jacobian(lambda x: sad.jacobian(_stepper(rule, sub), x), b.copy())
+
+
+def test_nested_rule_mutating_a_scalar_or_enclosing_memory_refused(axpy):
+    rule, _ = axpy
+
+    def scalar_target(s, p):
+        y = np.zeros_like(s) + s  # a traced scalar, not memory
+        rule(0.5, 2.0, y)
+        return y * y * p
+    with pytest.raises(TypeError, match="must be a float64 array the rule can write, got a "
+                                        "scalar"):
+        sad.jacobian(lambda p: sad.gradient(lambda s: scalar_target(s, p), 0.3)[0],
+                     np.ones(1))
+
+    def outer(p):
+        y = np.zeros_like(p) + 1.0  # memory of the enclosing differentiation
+
+        def inner(x):
+            rule(0.5, x, y)
+            return np.sum(x)
+        return sad.gradient(inner, np.ones(3))[0].sum() + np.sum(y)
+    with pytest.raises(TypeError, match="enclosing"):
+        sad.gradient(outer, np.ones(3))
+
+
 def test_nested_rule_on_plain_memory_refused(solve):
     _, b, _, d = system()
     sub = 0.1 * np.ones(N)

@@ -669,3 +669,52 @@ def test_a_write_back_plain_memory_cannot_hold_changes_nothing(inner):
     sad.autodiff(outer, Active(1.5))
     np.testing.assert_array_equal(seen["x"], X0)
     np.testing.assert_array_equal(seen["dx"], [0.5, -1.0, 2.0, 0.25])
+
+
+# --------------------------------------------------------------------------
+# writes of a value of an enclosing level, three levels deep; 0-d memory
+
+_MODES = [sad.Forward, sad.Reverse]
+
+
+@pytest.mark.parametrize("m0", _MODES)
+@pytest.mark.parametrize("m1", _MODES)
+@pytest.mark.parametrize("m2", _MODES)
+def test_three_levels_write_a_middle_value_into_inner_memory(m0, m1, m2):
+    """y (innermost memory) receives values of the middle level: the write's
+    formulas make their buffers at the level of the values they run on."""
+    q0 = np.linspace(0.9, 1.1, 3)
+
+    def third(write):
+        def L0(q):
+            def L1(p):
+                def L2(d):
+                    if write:
+                        y = np.zeros_like(d) + d
+                        y[...] = y * p
+                        y[0] = p[0] * d[1]
+                    else:
+                        y = np.concatenate([p[:1] * d[1:2], (d * p)[1:]])
+                    return np.sum(y * y)
+                return sad.jacobian(L2, np.ones(3) + 0.1 * np.arange(3), mode=m2)
+            return np.sum(sad.jacobian(L1, q * 0.5, mode=m1) ** 2)
+        return sad.jacobian(L0, q0.copy(), mode=m0)
+    got, want = third(True), third(False)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert np.abs(want).max() > 0.1
+
+
+@pytest.mark.parametrize("outer", _MODES)
+@pytest.mark.parametrize("inner", _MODES)
+def test_zero_d_memory_written_inside_a_nested_differentiation(outer, inner):
+    def hess(write):
+        def f(d, p):
+            if write:
+                a = np.zeros_like(d, shape=())
+                a[...] = 0.7 + 0.1 * d[0] * p[0]
+            else:
+                a = 0.7 + 0.1 * d[0] * p[0]
+            return np.sum(a * d * p)
+        return sad.jacobian(lambda p: sad.jacobian(lambda d: f(d, p), np.ones(3), mode=inner),
+                            np.ones(3), mode=outer)
+    np.testing.assert_array_equal(hess(True), hess(False))

@@ -32,7 +32,7 @@ __all__ = ["Primitive", "deflinear", "defbilinear", "implements", "registered",
 
 class Primitive:
     __slots__ = ("name", "impl", "jvp", "vjp", "reads_out", "mutates", "specialisations",
-                 "__weakref__")
+                 "derived", "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, reads_out=False, mutates=()):
         """``reads_out``: vjp reads ``out`` (else it is given None, and a
@@ -44,6 +44,9 @@ class Primitive:
         self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
         self.reads_out, self.mutates = reads_out, tuple(mutates)
         self.specialisations = {}
+        # the record protocol's rule the engines derive from this primitive
+        # (made once, and gone with the primitive: some are made per call)
+        self.derived = None
 
     def specialise(self, engine):
         """Register ``fn`` as ``engine``'s fast path for this primitive (what

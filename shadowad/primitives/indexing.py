@@ -99,6 +99,8 @@ def _scatter_add(g, idx, shape):
 
 
 def take_of(g, idx):
+    if np.ndim(g) == 0 and (idx is Ellipsis or (type(idx) is tuple and not idx)):
+        return g  # a 0-d adjoint may be a scalar of an engine, which has no [...]
     return g[idx]
 
 

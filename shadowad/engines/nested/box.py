@@ -37,11 +37,22 @@ class Trace:
     operation whose innermost operand is a Box of this trace: a Box of this
     trace gives its value and derivative, anything else is a constant here."""
 
-    __slots__ = ("level", "alive")
+    __slots__ = ("level", "alive", "parent")
 
     def __init__(self):
         self.level = level_var.get() + 1
         self.alive = True
+        self.parent = trace_var.get()
+
+    def below(self, fn, *args, **kwargs):
+        """fn run on the values one level down, where the innermost running
+        trace is the enclosing one: a buffer a formula makes there
+        (np.zeros_like of such a value) belongs to that level, not to this."""
+        token = trace_var.set(self.parent)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            trace_var.reset(token)
 
     def enter(self):
         return level_var.set(self.level), trace_var.set(self)

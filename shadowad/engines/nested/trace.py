@@ -64,10 +64,10 @@ class ForwardTrace(Trace):
             else:
                 vals.append(a)
                 ts.append(None)
-        out = scalar(rule.impl(*vals, **params))
+        out = scalar(self.below(rule.impl, *vals, **params))
         if not active:
             return Box(self, out, None)
-        return Box(self, out, formula(rule.jvp, ts, vals, out, params))
+        return Box(self, out, self.below(formula, rule.jvp, ts, vals, out, params))
 
 
 def _frozen(v):
@@ -144,7 +144,7 @@ class ReverseTrace(Trace):
                     parents.append((k, a.d))
             else:
                 vals.append(a)
-        out = scalar(rule.impl(*vals, **params))
+        out = scalar(self.below(rule.impl, *vals, **params))
         if not parents:
             return Box(self, out, None)
         guards = []
@@ -228,7 +228,7 @@ class ReverseTrace(Trace):
                 if tape is not None and self._last_write(writes, tape, a) >= n:
                     raise overwritten_error()
             for argnum, p in parents:
-                c = formula(rule.vjp, argnum, g, vals, out, params)
+                c = self.below(formula, rule.vjp, argnum, g, vals, out, params)
                 if c is not None:
                     adj[p] = c if adj[p] is None else adj[p] + c
         return [adj[i] if i <= root else None for i in inputs]

@@ -135,7 +135,7 @@ def setitem(box, idx, value):
     """``box[idx] = value`` (idx already checked)."""
     if box.lock is not None:
         raise TypeError(box.lock)
-    if not _is_memory(box):
+    if not is_memory(box):
         raise TypeError("shadowad: a scalar does not support item assignment (as a numpy "
                         "scalar does not)")
     value = _source(box, idx, value)
@@ -152,7 +152,7 @@ def setitem(box, idx, value):
     rebind(target, bind(indexing.put, (target, value), {"idx": where}))
 
 
-def _is_memory(box):
+def is_memory(box):
     """Whether box holds an array (written in place by ``+=``), not a scalar
     (``s += 1`` makes a new scalar, as on numpy scalars)."""
     return shape_of(box.v) != () or type(plain(box)) is np.ndarray
@@ -161,7 +161,7 @@ def _is_memory(box):
 def inplace(box, new):
     """``box <op>= ...`` with its result ``new`` computed: written into box
     (a scalar is not memory: ``s += 1`` gives the new value)."""
-    if not _is_memory(box):
+    if not is_memory(box):
         return new
     if shape_of(new) != shape_of(box.v):
         raise ValueError(f"non-broadcastable output operand with shape {shape_of(box.v)} "

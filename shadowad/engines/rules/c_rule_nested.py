@@ -18,9 +18,13 @@ definition is differentiated instead, or the call is refused.
 import numpy as np
 
 from ...primitives.core import Primitive, apply
-from ..nested.box import Box, bind as nested_bind
+from ..nested.box import Box, bind as nested_bind, plain
 from ..nested import writes
-from .c_rule_plain import adjoint, check_aliasing, checked, tangent
+from ..nested.writes import inner_into_outer_error
+from ..reverse.scalar import TScalar
+from ..reverse.traced import TArray
+from .c_rule_plain import adjoint, check_aliasing, checked, primal, tangent
+from .elementwise import tape_of_inputs
 from .custom import mutated_copies
 
 __all__ = ["call"]
@@ -28,18 +32,52 @@ __all__ = ["call"]
 
 def call(rule, values):
     for k in rule.mutates:
-        if type(values[k]) is not Box:
-            raise TypeError(
-                f"{rule.name}: argument {k} is plain memory that the rule overwrites inside a "
-                "nested differentiation, which would drop the derivative of what it writes; "
-                "allocate it with np.zeros_like(x) inside the nested function")
+        x = values[k]
+        if type(x) is not Box:
+            if type(x) is np.ndarray:
+                raise TypeError(
+                    f"{rule.name}: argument {k} is plain memory that the rule overwrites "
+                    "inside a nested differentiation, which would drop the derivative of "
+                    "what it writes; allocate it with np.zeros_like(x) inside the nested "
+                    "function")
+            raise inner_into_outer_error()
+        if not writes.is_memory(x):
+            raise TypeError(f"{rule.name}: argument {k} is declared in mutates, so it must be "
+                            "a float64 array the rule can write, got a scalar")
     check_aliasing(rule, values, writes.overlapping)
     if rule.nested is not None and not all(_plain(v) for v in _one_level_down(values)):
-        return rule.nested(*values)
+        if not getattr(rule, "nested_checked", False):
+            _check_definition(rule, values)
+        if rule.nested(*values) is not None:
+            raise TypeError(f"{rule.name}: its nested= definition returned a value; like the C "
+                            "routine it must write the mutated arguments and return None")
+        return None
     new = {k: nested_bind(_mutation_primitive(rule, k), values, {}) for k in rule.mutates}
     for k, v in new.items():
         writes.inplace(values[k], v)
     return None
+
+
+def _check_definition(rule, values):
+    """The first time a rule's nested= definition stands in for it: on the
+    plain values of this call, it must do what the C primal does."""
+    c_args = [np.array(plain(v), dtype=np.float64) for v in values]
+    py_args = [np.array(a) for a in c_args]
+    primal(rule, c_args)
+    if rule.nested(*py_args) is not None:
+        raise TypeError(f"{rule.name}: its nested= definition returned a value; like the C "
+                        "routine it must write the mutated arguments and return None")
+    for k in rule.mutates:
+        c, py = c_args[k], py_args[k]
+        scale = float(np.max(np.abs(c), initial=0.0))
+        if c.shape != py.shape or not np.allclose(py, c, rtol=1e-9, atol=1e-12 * max(scale, 1.0),
+                                                  equal_nan=True):
+            diff = float(np.max(np.abs(py - c), initial=0.0)) if c.shape == py.shape else None
+            raise ValueError(
+                f"{rule.name}: its nested= definition does not do what the C primal does: "
+                f"argument {k} after the call differs (largest difference {diff}); it must "
+                "compute the same routine, writing the same arguments in place")
+    rule.nested_checked = True
 
 
 def _one_level_down(values):
@@ -95,6 +133,9 @@ def _linear(name, plain_impl, jvp, vjp):
     def impl(*xs):
         if all(_plain(x) for x in xs):
             return plain_impl(*xs)
+        if any(type(x) is TArray or type(x) is TScalar for x in xs):
+            # its C part may fail in the sweep, which then puts the shadows back
+            tape_of_inputs(xs, None).user_rules = True
         return apply(prim, xs, {}, numpy_impl=False)
     prim = Primitive(name, impl, jvp, vjp)
     return prim

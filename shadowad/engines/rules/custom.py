@@ -16,7 +16,7 @@ from ...activity import Active, Const, Forward, Reverse
 from ...primitives.protocol import AugmentedReturn, Config
 from ...primitives.core import Primitive
 from ..forward import dual
-from ..nested.box import Box, bind as nested_bind
+from ..nested.box import Box, bind as nested_bind, plain as plain_value
 from ..nested import writes
 from ..reverse.buffers import check_writable, promote
 from ..reverse.scalar import TScalar
@@ -321,12 +321,16 @@ def _nested_mutation(rule, values):
     first, from the values before the call), then written into it as the
     nested engine writes any array (shadowad/engines/nested/writes.py)."""
     for k in rule.mutates:
+        if type(values[k]) is not Box and type(values[k]) is not np.ndarray:
+            raise writes.inner_into_outer_error()
         if type(values[k]) is not Box:
             raise TypeError(
                 f"{rule.name}: argument {_name(rule, k)!r} is plain memory that the rule "
                 "overwrites inside a nested differentiation, which would drop the derivative "
                 "of what it writes; allocate it with np.zeros_like(x) inside the nested "
                 "function")
+        if not writes.is_memory(values[k]):
+            _check_mutated(rule, k, plain_value(values[k]))
     _check_aliasing(rule, values, writes.overlapping)
     prims = rule.__dict__.get("_nested_outputs")
     if prims is None:

@@ -210,13 +210,10 @@ def _record_mutation(tape, rule, args, aug, params, mutated, before):
     return res
 
 
-_DERIVED = {}
-
-
 def derived_rule(prim):
-    rule = _DERIVED.get(prim)
+    rule = prim.derived
     if rule is None:
-        rule = _DERIVED[prim] = DerivedRule(prim)
+        rule = prim.derived = DerivedRule(prim)
     return rule
 
 
