@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from ..support.products import times
 from .core import Primitive, implements
 from .reductions import NOVALUE, options
 from .values import ndim, plain, shape_of
@@ -73,8 +74,12 @@ def linear_scan(coef, b, reverse=False):
     step = -1 if reverse else 1
     d = 1
     while d < n:
-        b = b + coef * _shifted(b, step * d, 0.0)
-        coef = coef * _shifted(coef, step * d, 0.0)
+        # the zero-factor rule (0 * inf = 0 * nan = 0) in every product, as the
+        # step-by-step recurrence would apply it: a zero coefficient cuts the
+        # chain, and a product of coefficients that overflows reaches nothing
+        # where it meets a zero
+        b = b + times(coef, _shifted(b, step * d, 0.0), plain)
+        coef = times(coef, _shifted(coef, step * d, 0.0), plain)
         d *= 2
     return b
 
@@ -104,7 +109,7 @@ def _cumprod_jvp(ts, vals, z, params):
     a, t, z = (_to_last(v, axis) for v in (vals[0], ts[0], z))
     if shape_of(a)[-1] == 0:
         return ts[0]
-    return _from_last(linear_scan(a, _exclusive(z) * t), axis)
+    return _from_last(linear_scan(a, times(_exclusive(z), t, plain)), axis)
 
 
 def _cumprod_vjp(k, g, vals, z, params):
@@ -115,7 +120,7 @@ def _cumprod_vjp(k, g, vals, z, params):
     if shape_of(a)[-1] == 0:
         return _from_last(g, axis)
     s = linear_scan(_shifted(a, -1, 0.0), g, reverse=True)
-    return _from_last(_exclusive(z) * s, axis)
+    return _from_last(times(_exclusive(z), s, plain), axis)
 
 
 cumprod = Primitive("cumprod", lambda a, axis: np.cumprod(a, axis=axis),
