@@ -104,3 +104,17 @@ def _sort_method(x):
 case("sort_method", ["method:sort"], _sort_method,
      [ordinary(3, 2), arr(2.0, 1.0, 2.0, 1.0, 2.0, 1.0, shape=(3, 2)),
       arr(nan, 1.0, -0.0, 0.0, inf, nan, shape=(3, 2))], **SEVERAL_PATHS)
+
+
+# -- x.astype to integers and booleans: plain values (masks, indices), no derivative;
+#    x.clip with ndarray's keyword names; x.argmax(keepdims=True) --------------------------
+def _plain_kinds(x):
+    mask = x.astype(bool)
+    idx = (x * 0.0 + 1.0).astype(np.int64)
+    return (wsum(np.where(mask, x * x, 0.0)) + wsum(x[idx]) + wsum(x.clip(min=0.0))
+            + wsum(x.clip(max=0.5)) + x[x.argmax(keepdims=True)][0] + x[x.argmin(axis=0)])
+
+
+case("astype_plain_kinds", ["method:astype", "method:clip", "method:argmax", "method:argmin"],
+     _plain_kinds, [arr(1.5, -0.25, 0.75), arr(0.0, -0.0, nan), arr(inf, 0.5, -inf)],
+     smooth=False)

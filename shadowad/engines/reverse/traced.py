@@ -230,9 +230,16 @@ class ArrayOps(fast.ArrayBase):
         return np.cumsum(self, axis=axis, dtype=dtype, out=out)
 
     def dot(self, o): return np.dot(self, o)
-    def clip(self, a_min=None, a_max=None): return np.clip(self, a_min, a_max)
-    def argmax(self, axis=None): return self.p.argmax(axis)
-    def argmin(self, axis=None): return self.p.argmin(axis)
+    # ndarray's names: x.clip(min=0.0) as numpy users write it
+    def clip(self, min=None, max=None, out=None, **kwargs):
+        return np.clip(self, min, max, out=out, **kwargs)
+
+    def argmax(self, axis=None, out=None, *, keepdims=False):
+        return self.p.argmax(axis, out, keepdims=keepdims)
+
+    def argmin(self, axis=None, out=None, *, keepdims=False):
+        return self.p.argmin(axis, out, keepdims=keepdims)
+
     def argsort(self, axis=-1): return self.p.argsort(axis)
 
     def fill(self, value):
