@@ -110,7 +110,7 @@ case("sort_method", ["method:sort"], _sort_method,
 #    x.clip with ndarray's keyword names; x.argmax(keepdims=True) --------------------------
 def _plain_kinds(x):
     mask = x.astype(bool)
-    idx = (x * 0.0 + 1.0).astype(np.int64)
+    idx = x.astype(np.int64) * 0 + np.array([2, 0, 1])  # plain integers
     return (wsum(np.where(mask, x * x, 0.0)) + wsum(x[idx]) + wsum(x.clip(min=0.0))
             + wsum(x.clip(max=0.5)) + x[x.argmax(keepdims=True)][0] + x[x.argmin(axis=0)])
 
