@@ -363,3 +363,14 @@ def test_sort_many_calls_in_a_row_and_axes():
             y.sort(axis=axis)  # sorting sorted values again changes nothing
             return weighted(y)
         check_rule(f, Duplicated(x.copy(), np.zeros_like(x)))
+
+
+def test_average_with_respect_to_the_weights_alone():
+    a = np.array([1.0, 2.0, 4.0])
+    w = np.array([0.3, 1.2, -0.5])
+    check_rule(lambda t: np.average(a, weights=t * t + 1.0), Duplicated(w.copy(), np.zeros(3)))
+    check_rule(lambda t: weighted(np.average(np.stack([a, a * 2.0]), axis=1, weights=t + 2.0)),
+               Duplicated(w.copy(), np.zeros(3)))
+    # d/dw of sum(a w) / sum(w) = (a - avg) / sum(w)
+    g = sad.gradient(lambda t: np.average(a, weights=t), np.ones(3))[0]
+    assert np.allclose(g, (a - a.mean()) / 3.0, rtol=1e-15)
