@@ -21,6 +21,7 @@ import contextvars
 import numpy as np
 
 from ...support.alternatives import no_rule_hint
+from ..reverse import methods
 from ..reverse.errors import DeferToNested, detach_error
 from ..reverse.untraced import F64
 from ..reverse.values import is_traced, primal
@@ -248,10 +249,10 @@ class Box:
         NESTED.setindex(self, Ellipsis, value)
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
-        if np.dtype(dtype) != F64:
-            raise TypeError(f"shadowad: x.astype({np.dtype(dtype)}) of a value of a nested "
-                            "differentiation would drop its derivative; only float64 is kept")
-        return np.copy(self, order=order) if copy else self
+        return methods.astype(self, dtype, copy, "a value of a nested differentiation")
+
+    def sort(self, axis=-1, kind=None, order=None):
+        methods.sort_in_place(self, axis, kind, order)
 
     # -- methods -------------------------------------------------------------
     T = property(lambda self: np.transpose(self))

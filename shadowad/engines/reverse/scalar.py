@@ -12,6 +12,7 @@ import operator
 import numpy as np
 
 from ..._c import fast, ffi, lib
+from . import methods
 from .errors import conversion_of, detach_error, mixed_tapes_error
 from .untraced import F64
 from .values import primal
@@ -99,6 +100,10 @@ class ScalarOps:
 
     def tolist(self):
         raise detach_error("tolist() of a traced scalar")
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        # a scalar is immutable: float64 is itself, copy or not
+        return methods.astype(self, dtype, False, "a traced scalar")
 
     shape = ()
     ndim = 0

@@ -11,7 +11,7 @@ numpy reaches the derivative rules through ``__array_ufunc__`` and
 """
 import numpy as np
 
-from . import snapshots
+from . import methods, snapshots
 from ..._c import fast, lib
 from ...support.memory import data
 from ...primitives.core import generic_only_active
@@ -20,7 +20,6 @@ from .errors import ARRAY_CONVERSION, conversion_of, detach_error
 from .interface import numpy_protocol
 from .scalar import ScalarOps, TScalar
 from .tape import Tape
-from .untraced import F64
 from .values import ARRAY_TYPES, SCALAR_TYPES, primal
 from ..handlers import REVERSE
 
@@ -231,18 +230,26 @@ class ArrayOps(fast.ArrayBase):
         return np.cumsum(self, axis=axis, dtype=dtype, out=out)
 
     def dot(self, o): return np.dot(self, o)
-    def clip(self, a_min=None, a_max=None): return np.clip(self, a_min, a_max)
-    def argmax(self, axis=None): return self.p.argmax(axis)
-    def argmin(self, axis=None): return self.p.argmin(axis)
+    # ndarray's names: x.clip(min=0.0) as numpy users write it
+    def clip(self, min=None, max=None, out=None, **kwargs):
+        return np.clip(self, min, max, out=out, **kwargs)
+
+    def argmax(self, axis=None, out=None, *, keepdims=False):
+        return self.p.argmax(axis, out, keepdims=keepdims)
+
+    def argmin(self, axis=None, out=None, *, keepdims=False):
+        return self.p.argmin(axis, out, keepdims=keepdims)
+
     def argsort(self, axis=-1): return self.p.argsort(axis)
 
     def fill(self, value):
         self[...] = value
 
-    def astype(self, dtype, copy=True):
-        if np.dtype(dtype) != F64:
-            raise detach_error(f"astype({np.dtype(dtype)}) of a traced array")
-        return np.copy(self) if copy else self
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        return methods.astype(self, dtype, copy, "a traced array")
+
+    def sort(self, axis=-1, kind=None, order=None):
+        methods.sort_in_place(self, axis, kind, order)
 
     def item(self, *args):
         raise detach_error("item() of a traced array")
