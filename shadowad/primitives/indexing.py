@@ -22,7 +22,7 @@ import numpy as np
 from .core import Primitive, apply, deflinear, implements
 from .values import shape_of, unbroadcast
 
-__all__ = ["take", "scatter_add", "put", "positions", "last_writes"]
+__all__ = ["take", "scatter_add", "put", "positions", "last_writes", "occurrences", "take_of"]
 
 _PLAIN = (np.ndarray, float, int, np.generic)
 _AxisError = getattr(np, "exceptions", np).AxisError  # numpy < 1.25: np.AxisError
@@ -55,7 +55,7 @@ def _take(a, idx):
     return z
 
 
-def _occurrences(flat):
+def occurrences(flat):
     """For each position of ``flat``, how many earlier positions name the
     same entry (0 for a first occurrence)."""
     order = np.argsort(flat, kind="stable")
@@ -84,7 +84,7 @@ def _scatter_add(g, idx, shape):
         return z
     flat = np.reshape(pos, -1)
     gf = np.reshape(g, (-1,))
-    occ = _occurrences(flat)
+    occ = occurrences(flat)
     n = int(np.prod(shape, dtype=np.int64))
     total = None
     for r in range(int(occ.max()) + 1 if occ.size else 1):
