@@ -36,6 +36,8 @@ _PLAIN = (np.ndarray, float, int, np.generic)
 
 def _integers(name, indices):
     ind = np.asarray(plain(indices))
+    if ind.size == 0:  # [] is float64 to numpy, and names no entry
+        return ind.astype(np.intp)
     if ind.dtype.kind not in "iu":
         raise IndexError(f"shadowad: {name}'s indices must be integers, got {ind.dtype}")
     return ind
