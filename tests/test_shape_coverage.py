@@ -364,6 +364,27 @@ def test_refusals(prog, exc, words):
         sad.gradient(lambda x: np.sum(prog(x)), X6.copy())
 
 
+@pytest.mark.parametrize("mode", [Reverse, Forward, "nested"])
+@pytest.mark.parametrize("write", [
+    lambda buf, x: np.add.at(buf, [0, 0], x[:2]),
+    lambda buf, x: np.multiply.at(buf, [1], x[0]),
+    lambda buf, x: np.put(buf, [0], x[0]),
+    lambda buf, x: np.put_along_axis(buf, np.array([1]), x[:1], 0),
+], ids=["add.at", "multiply.at", "put", "put_along_axis"])
+def test_writing_traced_values_into_a_plain_buffer_says_how(write, mode):
+    def f(x):
+        buf = np.zeros(6)
+        write(buf, x)
+        return np.sum(buf)
+    with pytest.raises(TypeError, match=r"plain numpy array.*np\.zeros_like"):
+        if mode == "nested":
+            sad.gradient(lambda s: sad.gradient(f, X6 * s)[0][0], 1.0)
+        elif mode is Forward:
+            sad.autodiff(f, Duplicated(X6.copy(), np.ones(6)), mode=Forward)
+        else:
+            sad.gradient(f, X6.copy())
+
+
 def test_active_array_cannot_be_written_by_put():
     with pytest.raises(Exception, match="Duplicated"):
         sad.gradient(lambda x: np.put(x, [0], 1.0) or np.sum(x), X6.copy())

@@ -43,6 +43,16 @@ def _integers(name, indices):
     return ind
 
 
+def _check_target(name, a, v):
+    """A plain numpy array cannot hold a traced value (its derivative would be
+    dropped): say so in the function's words before numpy's conversion does."""
+    if isinstance(a, np.ndarray) and plain(v) is not v:
+        raise TypeError(
+            f"shadowad: {name} writes traced values into a plain numpy array, which "
+            "cannot hold their derivative; allocate the target with np.zeros_like(x) / "
+            "x.copy() (x a traced value) so that it is traced too")
+
+
 # --------------------------------------------------------------------------
 # take_along_axis, put_along_axis and sort
 
@@ -71,6 +81,7 @@ def take_along_axis_entry(bind, arr, indices, axis=-1):
 
 @implements(np.put_along_axis)
 def put_along_axis_entry(bind, arr, indices, values, axis):
+    _check_target("np.put_along_axis", arr, values)
     shape = shape_of(arr)
     if axis is None:
         ind = _integers("np.put_along_axis", indices)
@@ -104,6 +115,7 @@ def sort_entry(bind, a, axis=-1, kind=None, order=None, *, stable=None):
 
 @implements(np.put)
 def put_entry(bind, a, ind, v, mode="raise"):
+    _check_target("np.put", a, v)
     shape = shape_of(a)
     n = int(np.prod(shape, dtype=np.int64))
     flat = _integers("np.put", ind).ravel()
@@ -177,6 +189,7 @@ def ufunc_at(ufunc, inputs, kwargs):
     if len(inputs) != 3:
         raise TypeError(f"shadowad: {name} takes (a, indices, b)")
     a, indices, b = inputs
+    _check_target(name, a, b)
     if plain(indices) is not indices:
         raise TypeError(f"shadowad: {name}'s indices must be plain integers, not traced "
                         "values")
