@@ -23,7 +23,8 @@ case("tril_triu", ["np.tril", "np.triu"],
      + wsum(np.triu(np.stack([x, 2.0 * x]), -1)),
      [ordinary(3, 4), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3)), np.zeros((0, 3))])
 case("roll", ["np.roll"],
-     lambda x: wsum(np.roll(x, 2)) + wsum(np.roll(x, -7)) + wsum(np.roll(np.reshape(x, (2, 3)), (1, -1), (0, 1)))
+     lambda x: wsum(np.roll(x, 2)) + wsum(np.roll(x, -7))
+     + wsum(np.roll(np.reshape(x, (2, 3)), (1, -1), (0, 1)))
      + wsum(np.roll(np.reshape(x, (2, 3)), 4)) + wsum(np.roll(np.reshape(x, (2, 3)), (1, 1), (1, 1))),
      [ordinary(6), EDGE6])
 case("roll_empty", ["np.roll"], lambda x: wsum(np.roll(x, 3)) + np.sum(x),
@@ -32,10 +33,12 @@ case("tile", ["np.tile"],
      lambda x: wsum(np.tile(x, 2)) + wsum(np.tile(x, (2, 1, 2))) + wsum(np.tile(x, 1)),
      [ordinary(2, 2), arr(inf, -0.0, nan, 0.0, shape=(2, 2)), np.zeros((0, 2))])
 case("repeat", ["np.repeat", "method:repeat"],
-     lambda x: wsum(np.repeat(x, 2)) + wsum(x.repeat(2, axis=0)) + wsum(np.repeat(x, [2, 0, 1], axis=1)) + wsum(np.repeat(x, 3, axis=0)),
+     lambda x: wsum(np.repeat(x, 2)) + wsum(x.repeat(2, axis=0))
+     + wsum(np.repeat(x, [2, 0, 1], axis=1)) + wsum(np.repeat(x, 3, axis=0)),
      [ordinary(2, 3), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3))])
 case("pad", ["np.pad"],
-     lambda x: sum(wsum(np.pad(x, w, mode=m)) for m in ("constant", "edge", "reflect", "symmetric", "wrap")
+     lambda x: sum(wsum(np.pad(x, w, mode=m))
+                   for m in ("constant", "edge", "reflect", "symmetric", "wrap")
                    for w in (1, ((1, 2), (0, 3)), ((3, 0), (4, 5))))
      + wsum(np.pad(x, 2, constant_values=((1.5, -2.0), (0.0, 7.0)))),
      [ordinary(2, 3), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3))])
@@ -43,7 +46,8 @@ case("pad_empty", ["np.pad"], lambda x: wsum(np.pad(x, (2, 1), constant_values=3
      [ordinary(2), np.zeros(0)])
 case("split", ["np.split", "np.array_split"],
      lambda x: sum(wsum(p) * (i + 1.0) for i, p in enumerate(np.split(x, 3)))
-     + sum(wsum(p * p) for p in np.array_split(x, 4)) + sum(wsum(p) for p in np.split(x, [1, -2, 10]))
+     + sum(wsum(p * p) for p in np.array_split(x, 4))
+     + sum(wsum(p) for p in np.split(x, [1, -2, 10]))
      + sum(wsum(p) for p in np.array_split(np.reshape(x, (2, 3)), 2, axis=1)),
      [ordinary(6), EDGE6])
 case("take_along_axis", ["np.take_along_axis"],
@@ -131,17 +135,20 @@ def _add_at_2d(x):
 case("add_at_2d", ["setitem:fancy"], _add_at_2d,
      [ordinary(2, 5), arr(inf, -0.0, nan, 0.0, -inf, TINY, 1.0, 2.0, 0.0, -0.0, shape=(2, 5))])
 case("rot90", ["np.rot90"],
-     lambda x: sum(wsum(np.rot90(x, k)) for k in range(-1, 5)) + wsum(np.rot90(np.stack([x, x * 2.0]), 1, (2, 0))),
+     lambda x: sum(wsum(np.rot90(x, k)) for k in range(-1, 5))
+     + wsum(np.rot90(np.stack([x, x * 2.0]), 1, (2, 0))),
      [ordinary(2, 3), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3))])
 case("kron", ["np.kron"],
      lambda x: wsum(np.kron(x, x[::-1])) + wsum(np.kron(x[0], x)) + wsum(np.kron(2.0, x))
      + wsum(np.kron(np.eye(2), x)),
-     [ordinary(2, 2), arr(inf, -0.0, nan, 0.0, shape=(2, 2)), arr(0.0, 0.0, 1.0, 0.0, shape=(2, 2))],
+     [ordinary(2, 2), arr(inf, -0.0, nan, 0.0, shape=(2, 2)),
+      arr(0.0, 0.0, 1.0, 0.0, shape=(2, 2))],
      **SEVERAL_PATHS)
 case("sum_mean_where", ["np.sum", "np.mean", "method:sum", "method:mean"],
      lambda x: np.sum(x, where=np.array([True, False, True, True, False, True]))
      + wsum(np.sum(np.reshape(x, (2, 3)), axis=1, where=np.array([True, False, True])))
      + x.sum(where=np.array([False, True] * 3)) + np.mean(x * x, where=np.arange(6) > 2)
-     + wsum(np.mean(np.reshape(x, (2, 3)), axis=0, keepdims=True, where=np.array([[True], [False]])))
+     + wsum(np.mean(np.reshape(x, (2, 3)), axis=0, keepdims=True,
+                    where=np.array([[True], [False]])))
      + x.mean(where=np.arange(6) < 2),
      [ordinary(6), EDGE6], **SEVERAL_PATHS)

@@ -50,8 +50,8 @@ IN_PLACE_METHODS = frozenset({"sort", "partition", "resize", "fill", "put", "ite
                               "setfield", "setflags", "byteswap"})
 
 
-def _sort(self, axis=-1, kind=None, order=None, *, stable=None):
-    self[...] = np.sort(self, axis=axis, kind=kind, order=order, stable=stable)
+def _sort(self, axis=-1, kind=None, order=None, **stable):  # stable=: numpy >= 2.0
+    self[...] = np.sort(self, axis=axis, kind=kind, order=order, **stable)
 
 
 def _put(self, indices, values, mode="raise"):
