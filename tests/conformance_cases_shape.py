@@ -152,3 +152,18 @@ case("sum_mean_where", ["np.sum", "np.mean", "method:sum", "method:mean"],
                     where=np.array([[True], [False]])))
      + x.mean(where=np.arange(6) < 2),
      [ordinary(6), EDGE6], **SEVERAL_PATHS)
+case("hsplit_vsplit_dsplit", ["np.hsplit", "np.vsplit", "np.dsplit"],
+     lambda x: sum(wsum(p) * (i + 1.0) for i, p in enumerate(np.hsplit(x, 3)))
+     + sum(wsum(p * p) for p in np.vsplit(x, [1]))
+     + sum(wsum(p) * (i + 2.0) for i, p in enumerate(np.dsplit(np.reshape(x, (1, 2, 3)), 3)))
+     + sum(wsum(p) * (i + 3.0) for i, p in enumerate(np.hsplit(np.ravel(x), 2))),
+     [ordinary(2, 3), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3))])
+case("append_delete", ["np.append", "np.delete"],
+     lambda x: wsum(np.append(x, x[0] * 2.0)) + wsum(np.append(x, [1.5, 2.5]))
+     + wsum(np.append(x, x[:1], axis=0)) + wsum(np.delete(x, 1, axis=1))
+     + wsum(np.delete(x, [0, -1])) + wsum(np.delete(x, slice(None, None, 2), axis=1))
+     + wsum(np.delete(x, np.array([True, False]), axis=0)) + wsum(np.delete(x, [])),
+     [ordinary(2, 3), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3))])
+case("fliplr_flipud", ["np.fliplr", "np.flipud"],
+     lambda x: wsum(np.fliplr(x)) + wsum(np.flipud(x) ** 2) + wsum(np.flipud(x[0])),
+     [ordinary(2, 3), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3))])

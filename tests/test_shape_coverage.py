@@ -67,6 +67,17 @@ FORMS = {
     "split": (lambda x: _weighted(np.split(x, 3)), X6),
     "split_indices": (lambda x: _weighted(np.split(x, [2, -1, 9])), X6),
     "array_split_axis": (lambda x: _weighted(np.array_split(x, 2, axis=1), axis=1), X23),
+    "hsplit": (lambda x: _weighted(np.hsplit(x, 3), axis=1), X23),
+    "hsplit_1d": (lambda x: _weighted(np.hsplit(x, [2, 5])), X6),
+    "vsplit": (lambda x: _weighted(np.vsplit(x, 2)), X23),
+    "dsplit": (lambda x: _weighted(np.dsplit(np.reshape(x, (1, 2, 3)), [1]), axis=2), X23),
+    "append": (lambda x: np.append(x, x[0] * 2.0), X23),
+    "append_axis": (lambda x: np.append(x, x[::-1] ** 2, axis=1), X23),
+    "delete": (lambda x: np.delete(x, [0, -2]), X23),
+    "delete_axis_slice": (lambda x: np.delete(x, slice(1, None), axis=1), X23),
+    "delete_mask": (lambda x: np.delete(x, np.array([True, False, True, True, False, False])), X6),
+    "fliplr": (lambda x: np.fliplr(x), X23),
+    "flipud": (lambda x: np.flipud(x), X6),
     "take_along_axis": (lambda x: np.take_along_axis(x, np.array([[2, 2, 0, -1]]), 1), X23),
     "take_along_axis_none": (lambda x: np.take_along_axis(x, np.array([5, 0, 5]), None), X23),
     "sort": (lambda x: np.sort(x), X23),
@@ -364,6 +375,10 @@ def test_empty_arrays():
     (lambda x: np.roll(x, 1.5), TypeError, "shift"),
     (lambda x: np.diag(np.reshape(x, (1, 2, 3))), ValueError, "1- or 2-d"),
     (lambda x: np.take_along_axis(x, np.array([[0]]), 0), ValueError, "same number"),
+    (lambda x: np.vsplit(x, 2), ValueError, "2 or more dimensions"),
+    (lambda x: np.fliplr(x), ValueError, "2-d"),
+    (lambda x: np.delete(x, [1.5]), IndexError, "integer"),
+    (lambda x: np.delete(x, 9), IndexError, "out of bounds"),
 ])
 def test_refusals(prog, exc, words):
     with pytest.raises(exc, match=words.replace("(", r"\(")):

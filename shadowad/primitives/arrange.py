@@ -1,6 +1,7 @@
 """Rearrangements written as compositions of existing primitives: np.diag
 (both directions), diagflat, tril, triu, roll, tile, repeat, pad, split,
-array_split, rot90 and kron.
+array_split (also hsplit, vsplit, dsplit), append, delete, rot90, fliplr,
+flipud and kron.
 
 Each entry calls numpy on its operands, which dispatch again in whichever
 engine is running (reverse, forward, nested), so each derivative is the one
@@ -228,8 +229,71 @@ def array_split_entry(bind, ary, indices_or_sections, axis=0):
     return _split(ary, indices_or_sections, axis, False)
 
 
+def _split_along(name, ary, indices_or_sections, axis, least):
+    if ndim(ary) < least:
+        raise ValueError(f"{name} only works on arrays of {least} or more dimensions")
+    return _split(ary, indices_or_sections, axis, True)
+
+
+@implements(np.hsplit)
+def hsplit_entry(bind, ary, indices_or_sections):
+    return _split_along("hsplit", ary, indices_or_sections, 1 if ndim(ary) > 1 else 0, 1)
+
+
+@implements(np.vsplit)
+def vsplit_entry(bind, ary, indices_or_sections):
+    return _split_along("vsplit", ary, indices_or_sections, 0, 2)
+
+
+@implements(np.dsplit)
+def dsplit_entry(bind, ary, indices_or_sections):
+    return _split_along("dsplit", ary, indices_or_sections, 2, 3)
+
+
 # --------------------------------------------------------------------------
-# rot90 (numpy's own composition of flip and transpose) and kron
+# append (a concatenate) and delete (a gather of the entries kept)
+
+@implements(np.append)
+def append_entry(bind, arr, values, axis=None):
+    if axis is None:
+        if ndim(arr) != 1:
+            arr = np.ravel(arr)
+        values = np.ravel(values)
+        axis = ndim(arr) - 1
+    return np.concatenate((arr, values), axis=axis)
+
+
+@implements(np.delete)
+def delete_entry(bind, arr, obj, axis=None):
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    axis = normalize_axis_index(operator.index(axis), ndim(arr))
+    keep = np.ones(shape_of(arr)[axis], dtype=bool)
+    drop = obj if isinstance(obj, slice) else np.asarray(plain(obj))
+    if not isinstance(drop, slice) and drop.dtype.kind not in "iub":
+        if drop.size:
+            raise IndexError("arrays used as indices must be of integer (or boolean) type")
+        drop = drop.astype(np.intp)  # [] deletes nothing
+    keep[drop] = False
+    return np.take(arr, np.flatnonzero(keep), axis=axis)
+
+
+# --------------------------------------------------------------------------
+# rot90 (numpy's own composition of flip and transpose), fliplr, flipud, kron
+
+@implements(np.fliplr)
+def fliplr_entry(bind, m):
+    if ndim(m) < 2:
+        raise ValueError("Input must be >= 2-d.")
+    return np.flip(m, 1)
+
+
+@implements(np.flipud)
+def flipud_entry(bind, m):
+    if ndim(m) < 1:
+        raise ValueError("Input must be >= 1-d.")
+    return np.flip(m, 0)
+
 
 @implements(np.rot90)
 def rot90_entry(bind, m, k=1, axes=(0, 1)):
