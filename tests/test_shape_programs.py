@@ -69,7 +69,19 @@ def histogram_loss(w):
     return np.sum(h * g)
 
 
+def writes_through_views(x):
+    """ufunc.at, np.put and x.sort() on views write into their base."""
+    y = x * 1.0
+    v = y[1:]
+    np.add.at(v, [0, 0, 2], x[:3] ** 2)
+    np.multiply.at(v[::2], [1, 1], x[3:5])
+    np.put(v, [0], x[5] * x[0])
+    v.sort()
+    return np.sum(y * y * np.arange(1.0, 7.0))
+
+
 PROGRAMS = {
+    "views": (writes_through_views, lambda: (Duplicated(RNG.standard_normal(6), np.zeros(6)),)),
     "advect": (advect, lambda: (Duplicated(RNG.standard_normal(16), np.zeros(16)), Active(0.3))),
     "fem_poisson": (fem_poisson, lambda: (Duplicated(1.0 + RNG.random(6), np.zeros(6)),
                                           Duplicated(RNG.standard_normal(6), np.zeros(6)))),
@@ -88,7 +100,7 @@ def test_program_check_rule(name):
     check_rule(f, *args())
 
 
-@pytest.mark.parametrize("name", ["advect", "fem_poisson", "histogram", "smooth_image"])
+@pytest.mark.parametrize("name", ["advect", "fem_poisson", "histogram", "smooth_image", "views"])
 @pytest.mark.parametrize("outer,inner", [(Forward, Reverse), (Reverse, Reverse),
                                          (Reverse, Forward), (Forward, Forward)],
                          ids=["F-over-R", "R-over-R", "R-over-F", "F-over-F"])
