@@ -167,3 +167,7 @@ case("append_delete", ["np.append", "np.delete"],
 case("fliplr_flipud", ["np.fliplr", "np.flipud"],
      lambda x: wsum(np.fliplr(x)) + wsum(np.flipud(x) ** 2) + wsum(np.flipud(x[0])),
      [ordinary(2, 3), arr(inf, -0.0, nan, 0.0, -inf, TINY, shape=(2, 3))])
+case("take_modes", ["np.take", "method:take"],
+     lambda x: wsum(np.take(x, [0, 9, -8, 2], mode="clip")) + wsum(x.take([7, -1, 13], mode="wrap"))
+     + wsum(np.take(np.reshape(x, (2, 3)), [4, -1], axis=1, mode="wrap")),
+     [ordinary(6), EDGE6])

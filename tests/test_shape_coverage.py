@@ -78,6 +78,8 @@ FORMS = {
     "delete_mask": (lambda x: np.delete(x, np.array([True, False, True, True, False, False])), X6),
     "fliplr": (lambda x: np.fliplr(x), X23),
     "flipud": (lambda x: np.flipud(x), X6),
+    "take_clip": (lambda x: np.take(x, [[0, 9], [-8, 2]], mode="clip"), X6),
+    "take_wrap_axis": (lambda x: np.take(x, [4, -1, 3], axis=1, mode="wrap"), X23),
     "take_along_axis": (lambda x: np.take_along_axis(x, np.array([[2, 2, 0, -1]]), 1), X23),
     "take_along_axis_none": (lambda x: np.take_along_axis(x, np.array([5, 0, 5]), None), X23),
     "sort": (lambda x: np.sort(x), X23),
