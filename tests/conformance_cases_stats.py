@@ -101,7 +101,7 @@ def _sort_method(x):
     return s + wsum(z) + wsum(x * x)
 
 
-case("sort_method", ["method:sort"], _sort_method,
+case("sort_method_in_place_axes", ["method:sort"], _sort_method,
      [ordinary(3, 2), arr(2.0, 1.0, 2.0, 1.0, 2.0, 1.0, shape=(3, 2)),
       arr(nan, 1.0, -0.0, 0.0, inf, nan, shape=(3, 2))], **SEVERAL_PATHS)
 

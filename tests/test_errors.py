@@ -332,7 +332,7 @@ def test_every_ndarray_attribute_is_there_or_named(mode, what):
     for name in ("choose", "compress", "partition", "tobytes"):
         assert seen[name] == "named"
     for name in ("sum", "reshape", "shape", "dtype", "copy", "item", "round", "std", "var",
-                 "cumprod", "astype"):
+                 "cumprod", "astype", "sort", "put"):
         assert seen[name] == "ok"
 
 
@@ -534,8 +534,8 @@ def test_scalar_methods_with_a_rule():
 def test_in_place_methods_are_never_the_numpy_function(name, mode):
     """x.sort() sorts x in place, np.sort(x) returns a sorted copy: an
     in-place method must not be mapped to the function (x would be left
-    unsorted, silently), even once the function has a rule.  x.sort() has
-    its own in-place definition (engines/reverse/methods.py); the others
+    unsorted, silently), even once the function has a rule.  x.sort() and
+    x.put() have their own in-place definitions (test below); the others
     stay refused."""
     from shadowad.engines.reverse.interface import IN_PLACE_METHODS, complete_ndarray_interface
 
@@ -551,6 +551,7 @@ def test_in_place_methods_are_never_the_numpy_function(name, mode):
             b.sort()
             return sad.primal(b).tolist()
         assert _inside(mode, sort_reversed) == [1.0, 2.0, 3.0]
+    if name in ("sort", "put"):
         return
     with pytest.raises(NotImplementedError, match=name):
         _inside(mode, lambda a: getattr(a, name)(1) if name in ("partition", "resize")
@@ -590,3 +591,15 @@ def test_no_rule_error_of_a_converting_library_function_says_to_wrap_it():
 def test_nested_unsupported_error_points_to_the_list():
     with pytest.raises(TypeError, match="Supported numpy operations.*custom_rule"):
         sad.jacobian(lambda x: sad.gradient(lambda y: np.nanprod(y), x)[0], np.ones(3))
+
+
+@pytest.mark.parametrize("mode", [Reverse, Forward, "nested"])
+def test_sort_and_put_methods_write_in_place(mode):
+    def probe(a):
+        y = a[::-1] * 1.0
+        assert y.sort() is None
+        assert y.put([0], 5.0) is None
+        from shadowad.primitives.values import plain
+        return np.array(plain(y))  # under every level
+    got = _inside(mode, probe)
+    assert np.array_equal(got[1:], np.sort(got[1:])) and got[0] == 5.0

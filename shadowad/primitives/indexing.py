@@ -22,7 +22,7 @@ import numpy as np
 from .core import Primitive, apply, deflinear, implements
 from .values import shape_of, unbroadcast
 
-__all__ = ["take", "scatter_add", "put", "positions", "last_writes"]
+__all__ = ["take", "scatter_add", "put", "positions", "last_writes", "occurrences", "take_of"]
 
 _PLAIN = (np.ndarray, float, int, np.generic)
 _AxisError = getattr(np, "exceptions", np).AxisError  # numpy < 1.25: np.AxisError
@@ -55,7 +55,7 @@ def _take(a, idx):
     return z
 
 
-def _occurrences(flat):
+def occurrences(flat):
     """For each position of ``flat``, how many earlier positions name the
     same entry (0 for a first occurrence)."""
     order = np.argsort(flat, kind="stable")
@@ -84,7 +84,7 @@ def _scatter_add(g, idx, shape):
         return z
     flat = np.reshape(pos, -1)
     gf = np.reshape(g, (-1,))
-    occ = _occurrences(flat)
+    occ = occurrences(flat)
     n = int(np.prod(shape, dtype=np.int64))
     total = None
     for r in range(int(occ.max()) + 1 if occ.size else 1):
@@ -168,20 +168,24 @@ put = Primitive("put", _put, _put_jvp, _put_vjp, mutates=(0,))
 
 @implements(np.take)
 def take_entry(bind, a, indices, axis=None, out=None, mode="raise"):
-    if mode != "raise":
-        raise NotImplementedError(f"shadowad: np.take(..., mode={mode!r}) is not "
-                                  "supported; clip or wrap the indices yourself")
+    if mode not in ("raise", "wrap", "clip"):
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
     ind = np.asarray(indices)
     if ind.dtype.kind not in "iu":
         raise IndexError("shadowad: np.take's indices must be integers, got "
                          f"{ind.dtype}")
-    if axis is None:
+    flat = axis is None
+    if flat:
         a = np.reshape(a, (-1,))
-        idx = ind
-    else:
-        nd = len(shape_of(a))
-        axis = int(axis)
-        if not -nd <= axis < nd:
-            raise _AxisError(axis, nd)
-        idx = (slice(None),) * (axis % nd) + (ind,)
+        axis = 0
+    nd = len(shape_of(a))
+    axis = int(axis)
+    if not -nd <= axis < nd:
+        raise _AxisError(axis, nd)
+    if mode != "raise" and ind.size:  # the entries numpy reads
+        n = shape_of(a)[axis]
+        if not n:
+            raise IndexError("cannot do a non-empty take from an empty axes.")
+        ind = ind % n if mode == "wrap" else np.clip(ind, 0, n - 1)
+    idx = ind if flat else (slice(None),) * (axis % nd) + (ind,)
     return bind(take, (a,), {"idx": idx}, out)

@@ -136,7 +136,10 @@ reduce_sum = deflinear(Primitive("sum", _sum), _sum_transpose)
 @implements(np.sum)
 def sum_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initial=NOVALUE,
               where=NOVALUE):
-    if dtype is not None or initial is not NOVALUE or where is not NOVALUE:
+    if where is not NOVALUE and where is not True:  # the masked-out entries count as 0
+        a = np.where(plain(where), a, 0.0)
+        where = NOVALUE
+    if dtype is not None or initial is not NOVALUE:
         options("np.sum", dtype, initial, where)
     if axis is None and (keepdims is NOVALUE or keepdims is False):  # np.sum(x), x.sum()
         return bind(reduce_sum, (a,), _ALL, out)
@@ -158,6 +161,20 @@ mean = deflinear(Primitive("mean", _mean), _mean_transpose)
 
 @implements(np.mean)
 def mean_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, *, where=NOVALUE):
+    if where is not NOVALUE and where is not True:
+        # the sum of the entries kept over their count (numpy's nan, with its
+        # warning, where none is kept)
+        options("np.mean", dtype)
+        mask = np.broadcast_to(plain(where), shape_of(a))
+        params = _reduction_params(a, axis, keepdims)
+        total = np.sum(np.where(mask, a, 0.0), axis=params["axis"], keepdims=params["keepdims"])
+        count = np.sum(mask, axis=params["axis"], keepdims=params["keepdims"])
+        with np.errstate(invalid="warn", divide="warn"):
+            res = total / count
+        if out is None:
+            return res
+        out[...] = res
+        return out
     options("np.mean", dtype, where=where)
     return bind(mean, (a,), _reduction_params(a, axis, keepdims), out)
 

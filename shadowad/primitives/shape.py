@@ -231,6 +231,8 @@ def _undiagonal(g, a, p):
     n1, n2 = shape[a1], shape[a2]
     gs = shape_of(g)
     lead, k = gs[:-1], gs[-1]
+    if k == 0:  # an offset past the matrix: an empty diagonal
+        return np.zeros(shape)
     r0 = max(-offset, 0)
     parts = [g]
     if r0:

@@ -251,9 +251,6 @@ class Box:
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         return methods.astype(self, dtype, copy, "a value of a nested differentiation")
 
-    def sort(self, axis=-1, kind=None, order=None):
-        methods.sort_in_place(self, axis, kind, order)
-
     # -- methods -------------------------------------------------------------
     T = property(lambda self: np.transpose(self))
 
@@ -271,10 +268,14 @@ class Box:
     def flatten(self, order="C"): return np.copy(np.ravel(self, order))
     def copy(self, order="C"): return np.copy(self, order=order)
     # ndarray's positional order, so x.sum(0, None, None, True) means the same
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+        if where is not True:
+            return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=where)
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+        if where is not True:
+            return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=where)
         return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
     def max(self, axis=None, out=None, keepdims=False):

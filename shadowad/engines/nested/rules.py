@@ -26,6 +26,7 @@ from . import writes
 from .box import Box, bind, plain, shape_of, trace_var, unsupported
 from ..handlers import NESTED
 from ...primitives.reductions import REDUCE_OF, reduce_call
+from ...primitives.scatter import ufunc_at
 from ...support.naming import qualified_name as numpy_name
 from ...primitives.core import Primitive
 from ...primitives.elementwise import TABLE as ELEMENTWISE, ieee_partial
@@ -209,6 +210,8 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     if method == "reduce" and ufunc in REDUCE_OF and len(inputs) == 1:
         func, axis, kwargs = reduce_call(ufunc, kwargs)
         return FUNCTIONS[func](inputs[0], axis, **kwargs)
+    if method == "at":
+        return ufunc_at(ufunc, inputs, kwargs)
     if method != "__call__":
         raise unsupported(f"{name}.{method}")
     for k, v in kwargs.items():

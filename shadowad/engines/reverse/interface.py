@@ -50,12 +50,29 @@ IN_PLACE_METHODS = frozenset({"sort", "partition", "resize", "fill", "put", "ite
                               "setfield", "setflags", "byteswap"})
 
 
+def _sort(self, axis=-1, kind=None, order=None, **stable):  # stable=: numpy >= 2.0
+    self[...] = np.sort(self, axis=axis, kind=kind, order=order, **stable)
+
+
+def _put(self, indices, values, mode="raise"):
+    np.put(self, indices, values, mode=mode)
+
+
+# in-place methods that are a numpy function writing into the array
+_IN_PLACE_BY_FUNCTION = {"sort": (np.sort, _sort), "put": (np.put, _put)}
+
+
 def complete_ndarray_interface(cls, has_rule, message=no_rule_message):
     """Give ``cls`` every public ndarray attribute it lacks: the methods whose
-    numpy function ``has_rule`` call it (not the in-place ones), the rest
-    raise NoRuleError with ``message(what)``."""
+    numpy function ``has_rule`` call it (not the in-place ones, except
+    x.sort() and x.put(), which write that function's result into x), the
+    rest raise NoRuleError with ``message(what)``."""
     for name in dir(np.ndarray):
         if name.startswith("_") or hasattr(cls, name):
+            continue
+        in_place = _IN_PLACE_BY_FUNCTION.get(name)
+        if in_place is not None and has_rule(in_place[0]):
+            setattr(cls, name, in_place[1])
             continue
         func = getattr(np, name, None)
         method = callable(getattr(np.ndarray, name))

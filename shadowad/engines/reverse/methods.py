@@ -1,35 +1,13 @@
-"""ndarray methods that no numpy function of the same name gives: the in-place
-``x.sort()`` and ``x.astype(dtype)``, shared by the traced types of every
-engine (reverse and forward arrays, nested Boxes) so each is written once."""
+"""ndarray methods that no numpy function of the same name gives:
+``x.astype(dtype)``, shared by the traced types of every engine (reverse and
+forward arrays, nested Boxes) so it is written once.  (The in-place
+``x.sort()`` and ``x.put()`` are np.sort and np.put written into x:
+interface.py.)"""
 import numpy as np
 
-from ...primitives.core import registered
 from ...primitives.values import plain
 
-__all__ = ["sort_in_place", "astype"]
-
-
-def _has_rule(func):
-    return any(f is func for f, _ in registered())
-
-
-def sort_in_place(x, axis=-1, kind=None, order=None):
-    """x.sort(): x's entries put in sorted order in x's own memory, as a write
-    of the sorted values, so the derivative follows the permutation (ties:
-    the permutation np.argsort gives with the same ``kind``)."""
-    if order is not None:
-        raise ValueError("Cannot specify order when the array has no fields.")
-    if axis is None:
-        raise TypeError("'NoneType' object cannot be interpreted as an integer")
-    if _has_rule(np.sort):
-        x[...] = np.sort(x, axis=axis, kind=kind)
-        return
-    p = np.asarray(plain(x))
-    perm = np.argsort(p, axis=axis, kind=kind)  # plain integers: no derivative of its own
-    axis = axis % p.ndim
-    index = list(np.meshgrid(*[np.arange(n) for n in p.shape], indexing="ij", sparse=True))
-    index[axis] = perm
-    x[...] = x[tuple(index)]
+__all__ = ["astype"]
 
 
 def astype(x, dtype, copy, what):

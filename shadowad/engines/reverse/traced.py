@@ -211,10 +211,14 @@ class ArrayOps(fast.ArrayBase):
     def diagonal(self, offset=0, axis1=0, axis2=1): return np.diagonal(self, offset, axis1, axis2)
     def trace(self, offset=0, axis1=0, axis2=1): return np.trace(self, offset, axis1, axis2)
     # same positional order as ndarray's methods, so x.sum(0, None, None, True) means the same
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+        if where is not True:
+            return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=where)
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
+        if where is not True:
+            return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=where)
         return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
     def prod(self, axis=None, dtype=None, out=None, keepdims=False):
@@ -247,9 +251,6 @@ class ArrayOps(fast.ArrayBase):
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         return methods.astype(self, dtype, copy, "a traced array")
-
-    def sort(self, axis=-1, kind=None, order=None):
-        methods.sort_in_place(self, axis, kind, order)
 
     def item(self, *args):
         raise detach_error("item() of a traced array")

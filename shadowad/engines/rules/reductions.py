@@ -26,6 +26,7 @@ from ...support.naming import qualified_name
 from ...primitives import reductions as defs
 from ...primitives.protocol import AugmentedReturn, add_to_shadow
 from ...primitives.reductions import options
+from ...primitives.scatter import ufunc_at
 from ...support.products import times
 from ..reverse.buffers import shadow_of
 from ..reverse.traced import TArray
@@ -266,13 +267,16 @@ def _ufunc_method(ufunc, method, inputs, kwargs, functions, apply):
             raise TypeError(f"shadowad: {name}(..., axis=None) is not supported; "
                             "flatten first")
         return functions[np.cumsum](inputs[0], axis=axis, out=out)
+    if method == "at" and out is None:
+        return ufunc_at(ufunc, inputs, kwargs)
     if method == "outer" and len(inputs) == 2 and ufunc in EW_OPS and not kwargs:
         return _outer(apply, ufunc, inputs[0], inputs[1], out)
     if ufunc in NONDIFF and out is None:  # no derivative: run on the values
         return getattr(ufunc, method)(*[primal(x) for x in inputs], **kwargs)
     raise NotImplementedError(
         f"shadowad: {name} has no derivative rule in shadowad. Supported ufunc methods: "
-        "np.add/np.multiply/np.maximum/np.minimum.reduce, np.add.accumulate and the "
+        "np.add/np.multiply/np.maximum/np.minimum.reduce, np.add.accumulate, "
+        "np.add/np.subtract/np.multiply.at and the "
         ".outer of differentiable binary ufuncs (e.g. np.multiply.outer); write the "
         "computation with those, or take values without derivative with sad.primal(x)")
 
