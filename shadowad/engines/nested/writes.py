@@ -38,6 +38,11 @@ def _layout(box):
     return pos
 
 
+def _root(box):
+    """The Box whose memory box views (box itself when it views none)."""
+    return box if box.root is None else box.root
+
+
 def _positions(box):
     """box's element positions in its root's memory (made on first use)."""
     if box.pos is None:
@@ -51,7 +56,7 @@ def _track(out, operand, params, rule):
     if type(out) is not Box or type(operand) is not Box or out.level_trace is not \
             operand.level_trace:
         return
-    root = operand if operand.root is None else operand.root
+    root = _root(operand)
     src = _positions(operand)
     p = src[params["idx"]] if rule is indexing.take else rule.impl(src, **params)
     if type(p) is np.ndarray and p.size and np.may_share_memory(p, root.pos):
@@ -76,9 +81,7 @@ def overlapping(a, b):
     other, or two views that overlap)?"""
     if type(a) is not Box or type(b) is not Box:
         return False
-    ra = a if a.root is None else a.root
-    rb = b if b.root is None else b.root
-    if ra is not rb:
+    if _root(a) is not _root(b):
         return False
     return bool(np.intersect1d(np.ravel(_positions(a)), np.ravel(_positions(b))).size)
 
@@ -94,9 +97,7 @@ def _source(box, idx, value):
     memory box[idx] names, the elements numpy ends up copying."""
     if type(value) is not Box or type(box) is not Box:
         return value
-    root = box if box.root is None else box.root
-    vroot = value if value.root is None else value.root
-    if vroot is not root:
+    if _root(value) is not _root(box):
         return value
     dst = _positions(box)
     that = numpy_sources(dst, idx, _positions(value))
