@@ -1,0 +1,80 @@
+"""Conformance cases of the contractions and linear algebra family (#16):
+einsum, tensordot, multi_dot, matrix_power, norm and the decompositions.
+Each case's first input is ordinary; the others are its degenerate points
+(zeros, inf/NaN against zero factors, repeated eigenvalues and singular
+values, the zero vector), compared across every engine."""
+import numpy as np
+
+from conformance_cases import SEVERAL_PATHS, arr, case, inf, nan, ordinary, wsum
+
+__all__ = []
+
+
+def _spd(x):
+    """A symmetric positive definite 3x3 matrix from x (3x3)."""
+    return x @ x.T + 3.0 * np.eye(3)
+
+
+def _einsum(x):
+    return (wsum(np.einsum("ij,jk->ik", x, x[::-1])) + np.einsum("ii", x)
+            + wsum(np.einsum("ii->i", x)) + wsum(np.einsum("...j,...j->...", x, x[0]))
+            + wsum(np.einsum(x, [0, 1], x, [1, 2], [0, 2], optimize=True))
+            + wsum(np.einsum("ij,jk,kl", x, x.T, x, optimize="greedy")) + wsum(np.einsum("ij->j", x)))
+
+
+case("einsum", ["np.einsum"], _einsum,
+     [ordinary(3, 3), arr(0.0, inf, 1.0, nan, 0.0, 2.0, -0.0, 1.0, 0.0, shape=(3, 3)), np.zeros((3, 3)),
+      np.asfortranarray(ordinary(3, 3))], **SEVERAL_PATHS)
+case("einsum_broadcast", ["np.einsum"],
+     lambda x: wsum(np.einsum("bij,bjk->bik", x, x)) + wsum(np.einsum("...ij,j->...i", x, x[0, 0]))
+     + wsum(np.einsum("i,i->i", x[0, 0, :1], x[1, 1])),
+     [ordinary(2, 2, 2), arr(0.0, inf, 1.0, nan, 0.0, -0.0, 2.0, 1.0, shape=(2, 2, 2))], **SEVERAL_PATHS)
+case("tensordot", ["np.tensordot"],
+     lambda x: wsum(np.tensordot(x, x[::-1], axes=1)) + np.tensordot(x, x)
+     + wsum(np.tensordot(x, x.T, axes=([0], [1]))),
+     [ordinary(3, 3), arr(0.0, inf, 1.0, nan, 0.0, 2.0, -0.0, 1.0, 0.0, shape=(3, 3))], **SEVERAL_PATHS)
+case("multi_dot", ["np.linalg.multi_dot"],
+     lambda x: wsum(np.linalg.multi_dot([x, x.T, x])) + np.linalg.multi_dot([x[0], x, x.T, x[1]])
+     + wsum(np.linalg.multi_dot([x, x[0]])),
+     [ordinary(3, 3), arr(0.0, 1.0, 1.0, 2.0, 0.0, 2.0, -0.0, 1.0, 0.0, shape=(3, 3))], **SEVERAL_PATHS)
+case("matrix_power", ["np.linalg.matrix_power"],
+     lambda x: wsum(np.linalg.matrix_power(x, 5)) + wsum(np.linalg.matrix_power(x + 3.0 * np.eye(3), -2))
+     + wsum(np.linalg.matrix_power(x, 1)) + wsum(np.linalg.matrix_power(x, 0)),
+     [ordinary(3, 3) * 0.5, np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
+case("norm_vector", ["np.linalg.norm"],
+     lambda x: np.linalg.norm(x) + np.linalg.norm(x, 1) + np.linalg.norm(x, np.inf)
+     + np.linalg.norm(x, -np.inf) + np.linalg.norm(x, 3) + np.linalg.norm(x, 0)
+     + wsum(np.linalg.norm(x.reshape(2, 2), axis=1, keepdims=True)),
+     [ordinary(4), np.zeros(4), arr(0.0, -0.0, 1.0, 0.0), arr(1.0, -1.0, 1.0, 0.5)], **SEVERAL_PATHS)
+case("norm_matrix", ["np.linalg.norm"],
+     lambda x: np.linalg.norm(x, "fro") + np.linalg.norm(x, "nuc") + np.linalg.norm(x, 1)
+     + np.linalg.norm(x, np.inf) + np.linalg.norm(x, 2) + np.linalg.norm(x, -2)
+     + np.linalg.norm(x, -1) + wsum(np.linalg.norm(np.stack([x, 2.0 * x]), axis=(2, 1))),
+     [ordinary(3, 3), np.eye(3), np.diag([2.0, 2.0, 1.0])], **SEVERAL_PATHS)
+case("cholesky", ["np.linalg.cholesky"],
+     lambda x: wsum(np.linalg.cholesky(_spd(x))) + wsum(np.linalg.cholesky(_spd(x), upper=True)),
+     [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
+# eigenvalues alone at repeated eigenvalues (x = 0: 3 I): the vectors' zero
+# adjoint meets 1/(w_j - w_i) = inf and contributes 0
+case("eigh", ["np.linalg.eigh"],
+     lambda x: wsum(np.linalg.eigh(_spd(x))[0]) + wsum(np.abs(np.linalg.eigh(_spd(x), UPLO="U")[1])),
+     [ordinary(3, 3)], **SEVERAL_PATHS)
+case("eigh_values", ["np.linalg.eigh"],
+     lambda x: wsum(np.linalg.eigh(_spd(x))[0]) + wsum(np.linalg.eigh(x + x.T)[0]),
+     [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
+case("qr", ["np.linalg.qr"],
+     lambda x: wsum(np.linalg.qr(x[:, :2])[0]) + wsum(np.linalg.qr(x)[1]) + wsum(np.linalg.qr(x, mode="r")),
+     [ordinary(3, 3), np.eye(3)], **SEVERAL_PATHS)
+case("svd", ["np.linalg.svd"],
+     lambda x: wsum(np.abs(np.linalg.svd(x[:, :2], full_matrices=False)[0]))
+     + wsum(np.linalg.svd(x)[1]) + wsum(np.abs(np.linalg.svd(x[:2], full_matrices=False)[2])),
+     [ordinary(3, 3)], **SEVERAL_PATHS)
+case("svd_values", ["np.linalg.svd"],
+     lambda x: wsum(np.linalg.svd(x, compute_uv=False)) + wsum(np.linalg.svd(x, full_matrices=False)[1]),
+     [ordinary(3, 3), np.eye(3), np.diag([2.0, 2.0, 1.0])], **SEVERAL_PATHS)
+case("pinv", ["np.linalg.pinv"], lambda x: wsum(np.linalg.pinv(x[:2])) + wsum(np.linalg.pinv(x[:, :2])),
+     [ordinary(3, 3), np.eye(3)], **SEVERAL_PATHS)
+case("lstsq", ["np.linalg.lstsq"],
+     lambda x: wsum(np.linalg.lstsq(x[:, :2], x[:, 2])[0]) + wsum(np.linalg.lstsq(x[:, :2], x[:, 1:])[1])
+     + wsum(np.linalg.lstsq(x[:2], x[:2, :1], rcond=None)[0]),
+     [ordinary(3, 3), arr(1.0, 0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 0.0, 3.0, shape=(3, 3))], **SEVERAL_PATHS)
