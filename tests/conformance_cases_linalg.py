@@ -78,3 +78,21 @@ case("lstsq", ["np.linalg.lstsq"],
      lambda x: wsum(np.linalg.lstsq(x[:, :2], x[:, 2])[0]) + wsum(np.linalg.lstsq(x[:, :2], x[:, 1:])[1])
      + wsum(np.linalg.lstsq(x[:2], x[:2, :1], rcond=None)[0]),
      [ordinary(3, 3), arr(1.0, 0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 0.0, 3.0, shape=(3, 3))], **SEVERAL_PATHS)
+
+# -- sequences ---------------------------------------------------------------
+XP = np.array([0.0, 1.0, 2.5, 4.0])
+case("polyval", ["np.polyval"], lambda x: wsum(np.polyval(x[:3], x)) + np.polyval(x, 0.5),
+     [ordinary(4), arr(0.0, -0.0, inf, 1.0), arr(nan, 0.0, 1.0, 2.0)], **SEVERAL_PATHS)
+case("interp", ["np.interp"],
+     lambda x: wsum(np.interp(x * 2.0, XP, x)) + np.interp(1.7, XP, x, left=0.0, right=x[0]),
+     [ordinary(4), arr(0.0, 0.5, 1.25, 2.0), arr(1.0, inf, inf, -0.0), arr(nan, -1.0, 5.0, 2.5)],
+     **SEVERAL_PATHS)
+case("trapezoid", ["np.trapezoid"],
+     lambda x: np.trapezoid(x[0], x[1]) + wsum(np.trapezoid(x, dx=0.5, axis=0)) + np.trapezoid(x[1]),
+     [ordinary(2, 4), arr(0.0, inf, 1.0, nan, 0.0, 1.0, 1.0, 2.0, shape=(2, 4))], **SEVERAL_PATHS)
+case("correlate_convolve", ["np.correlate", "np.convolve"],
+     lambda x: wsum(np.correlate(x, x[:2], "full")) + wsum(np.correlate(x[:2], x, "same"))
+     + wsum(np.convolve(x, x[1:3], "valid")) + wsum(np.convolve(x[:3], x, "same"))
+     + wsum(np.convolve(x, x[::-1])),
+     [ordinary(4), arr(0.0, inf, 1.0, 0.0), arr(nan, 0.0, 0.0, 1.0), arr(-0.0, 0.0, 1.0, 2.0)],
+     **SEVERAL_PATHS)
