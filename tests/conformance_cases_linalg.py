@@ -96,3 +96,26 @@ case("correlate_convolve", ["np.correlate", "np.convolve"],
      + wsum(np.convolve(x, x[::-1])),
      [ordinary(4), arr(0.0, inf, 1.0, 0.0), arr(nan, 0.0, 0.0, 1.0), arr(-0.0, 0.0, 1.0, 2.0)],
      **SEVERAL_PATHS)
+
+# -- scipy.linalg (registered only where scipy is installed) -----------------
+try:
+    import scipy.linalg as sl
+except ImportError:
+    sl = None
+
+if sl is not None:
+    case("scipy_solve_triangular", ["scipy.linalg.solve_triangular"],
+         lambda x: wsum(sl.solve_triangular(x + 3.0 * np.eye(3), x[0]))
+         + wsum(sl.solve_triangular(x.T + 3.0 * np.eye(3), x, lower=True, trans=1, unit_diagonal=True)),
+         [ordinary(3, 3), np.zeros((3, 3)), arr(0.0, -0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, shape=(3, 3))],
+         **SEVERAL_PATHS)
+    case("scipy_cholesky", ["scipy.linalg.cho_factor", "scipy.linalg.cho_solve"],
+         lambda x: wsum(sl.cho_factor(_spd(x))[0]) + wsum(sl.cho_solve(sl.cho_factor(_spd(x), lower=True), x[0]))
+         + wsum(sl.cho_solve(sl.cho_factor(_spd(x)), x)),
+         [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
+    case("scipy_lu", ["scipy.linalg.lu_factor", "scipy.linalg.lu_solve"],
+         lambda x: wsum(sl.lu_factor(x + 3.0 * np.eye(3))[0]) + wsum(sl.lu_solve(sl.lu_factor(x + 3.0 * np.eye(3)), x[0]))
+         + wsum(sl.lu_solve(sl.lu_factor(x + 3.0 * np.eye(3)), x, trans=1)),
+         [ordinary(3, 3), np.zeros((3, 3))], **SEVERAL_PATHS)
+    case("scipy_expm", ["scipy.linalg.expm"], lambda x: wsum(sl.expm(x * 0.5)),
+         [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)

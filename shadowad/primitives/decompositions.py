@@ -28,7 +28,8 @@ from .contractions import matmul_times
 from .core import Primitive, implements
 from .values import ndim, plain, shape_of, swap
 
-__all__ = ["cholesky", "eigh", "qr", "svd", "svdvals", "pinv", "lstsq"]
+__all__ = ["cholesky", "eigh", "qr", "svd", "svdvals", "pinv", "lstsq", "cholesky_tangent",
+           "cholesky_adjoint"]
 
 
 def _operand(x):
@@ -126,13 +127,17 @@ def _phi(x):
     return times(x, mask, plain)
 
 
-def _chol_jvp_lower(da, ell):
+def cholesky_tangent(da, ell):
+    """dL of the lower factor ell for the tangent da of the matrix (its lower
+    triangle read, as LAPACK reads it)."""
     s = _sym_tangent(da, True)
     x = _right_solve(swap(ell), np.linalg.solve(ell, s))
     return _mm(ell, _phi(x))
 
 
-def _chol_vjp_lower(g, ell):
+def cholesky_adjoint(g, ell):
+    """The matrix's adjoint (on the lower triangle read) for the adjoint g
+    of its lower factor ell."""
     p = _phi(_mm(swap(ell), g))
     w = _right_solve(ell, np.linalg.solve(swap(ell), p))
     return _sym_adjoint(w, True)
@@ -140,14 +145,14 @@ def _chol_vjp_lower(g, ell):
 
 def _chol_jvp(ts, vals, out, params):
     if params["upper"]:  # U = chol_lower(A^T)^T
-        return swap(_chol_jvp_lower(swap(ts[0]), swap(out)))
-    return _chol_jvp_lower(ts[0], out)
+        return swap(cholesky_tangent(swap(ts[0]), swap(out)))
+    return cholesky_tangent(ts[0], out)
 
 
 def _chol_vjp(k, g, vals, out, params):
     if params["upper"]:
-        return swap(_chol_vjp_lower(swap(g), swap(out)))
-    return _chol_vjp_lower(g, out)
+        return swap(cholesky_adjoint(swap(g), swap(out)))
+    return cholesky_adjoint(g, out)
 
 
 cholesky = Primitive("linalg.cholesky",

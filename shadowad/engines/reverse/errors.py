@@ -7,6 +7,7 @@ nested) and the rules raise them, and they need nothing of those types: only
 the running call (tape.py) and the C bases that tell a traced value's call.
 """
 from ..._c import fast
+from ...primitives import scipy_linalg
 from ...support.naming import library_caller
 from .tape import current_tape, finished_error
 
@@ -37,6 +38,14 @@ def conversion_error(what, how, note="", depth=3):
     func = library_caller(depth)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
         return detach_error(what, note)
+    if func in scipy_linalg.WRAPPED:
+        name = func.rsplit(".", 1)[1]
+        return TypeError(
+            f"shadowad: f calls scipy's own {func}, bound before shadowad was imported (e.g. "
+            f"`from scipy.linalg import {name}` ran before `import shadowad`), so it converts "
+            "its traced inputs to plain values. shadowad differentiates "
+            f"{func} once it is imported: import shadowad before scipy.linalg's names, or "
+            f"call it as scipy.linalg.{name}(...)")
     return TypeError(
         f"shadowad: {func} has no derivative rule in shadowad, so it cannot be applied to "
         f"traced values: it converts its inputs to plain values (with {how}), which "

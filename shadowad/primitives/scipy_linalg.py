@@ -1,0 +1,463 @@
+"""scipy.linalg's solve_triangular, cho_factor, cho_solve, lu_factor,
+lu_solve and expm on traced values -- registered only when scipy is
+installed, and without importing it.
+
+scipy's functions do not dispatch through ``__array_function__``: they
+convert their inputs with np.asarray, which a traced value refuses.  So, as
+soon as the user's code imports scipy.linalg (support/post_import.py), each
+of these names in scipy.linalg's namespace is replaced by a wrapper that
+hands traced arguments to shadowad's entry through the same protocol numpy
+uses (``type(t).__array_function__(t, key, types, args, kwargs)``) and plain
+ones to scipy's function (outside f the cost is one scan of the arguments).
+The key is a stand-in function of this module, registered like any numpy
+function, so the engines' tables hold it from the start.  A name bound
+before shadowad was imported (``from scipy.linalg import cho_solve`` first)
+is scipy's own function: its conversion error says so (engines/reverse/
+errors.py).  JAX and autograd ship their own namespaces instead
+(jax.scipy.linalg); that needs the user to change the import, which is what
+this project avoids.
+
+The derivatives: each function is a primitive with scipy computing the
+value (bit for bit) and formulas written with these same functions, so that
+nested differentiation differentiates them again.  The factors are packed as
+LAPACK packs them: cho_factor's factor is one triangle of its result (the
+other triangle holds the input's entries, which pass through with
+derivative 1), lu_factor's L (unit diagonal, not stored) and U share one
+matrix; the pivots are constant.
+"""
+import functools
+import importlib.util
+
+import numpy as np
+
+from ..support.post_import import when_imported
+from .contractions import matmul_times
+from .core import Primitive, implements
+from .decompositions import cholesky_adjoint, cholesky_tangent
+from .values import ndim, plain, shape_of, swap
+
+__all__ = ["AVAILABLE", "WRAPPED", "solve_triangular", "cho_factor", "cho_solve", "lu_factor",
+           "lu_solve", "expm"]
+
+AVAILABLE = importlib.util.find_spec("scipy") is not None
+
+_NAMES = ("solve_triangular", "cho_factor", "cho_solve", "lu_factor", "lu_solve", "expm")
+# "scipy.linalg.<name>" of the functions that have a rule, for the error of
+# an original bound before shadowad was imported
+WRAPPED = frozenset(f"scipy.linalg.{n}" for n in _NAMES) if AVAILABLE else frozenset()
+
+_WRAPPER = {}    # name -> the dispatching wrapper
+_KEY = {}        # name -> the stand-in registered for the engines
+
+
+def _scipy(name):
+    """The dispatching wrapper of scipy.linalg's ``name`` (importing
+    scipy.linalg, which installs them, if the user's code has not)."""
+    if name not in _WRAPPER:
+        import scipy.linalg  # noqa: F401  (installs the wrappers: when_imported below)
+    return _WRAPPER[name]
+
+
+# --------------------------------------------------------------------------
+# dispatch: numpy's protocol, for functions that do not speak it
+
+_PLAIN = (np.ndarray, np.generic, float, int, bool, complex, str, type(None))
+_NDARRAY_AF = np.ndarray.__array_function__
+
+
+def _overriding(args, found):
+    for a in args:
+        t = type(a)
+        if t is tuple or t is list:
+            _overriding(a, found)
+        elif not isinstance(a, _PLAIN):
+            af = getattr(t, "__array_function__", None)
+            if af is not None and af is not _NDARRAY_AF:
+                found.append(a)
+    return found
+
+
+def _dispatch_order(values):
+    """One value per type, subclasses before superclasses, else left to
+    right (NEP 18)."""
+    order = []
+    for v in values:
+        t = type(v)
+        if any(type(o) is t for o in order):
+            continue
+        at = next((i for i, o in enumerate(order) if issubclass(t, type(o))), len(order))
+        order.insert(at, v)
+    return order
+
+
+def _wrap(name, original):
+    key = _KEY[name]
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        found = _overriding(kwargs.values(), _overriding(args, []))
+        if not found:
+            return original(*args, **kwargs)
+        types = tuple(type(v) for v in _dispatch_order(found))
+        for v in _dispatch_order(found):
+            r = type(v).__array_function__(v, key, types, args, kwargs)
+            if r is not NotImplemented:
+                return r
+        raise TypeError(f"no implementation of scipy.linalg.{name} found for types {types}")
+    wrapper.__shadowad_original__ = original
+    return wrapper
+
+
+def _install(module):
+    for name in _NAMES:
+        original = getattr(module, name, None)
+        if original is None:
+            continue
+        original = getattr(original, "__shadowad_original__", original)
+        _WRAPPER[name] = _wrap(name, original)
+        setattr(module, name, _WRAPPER[name])
+
+
+def _stand_in(name):
+    """The engines' key for scipy.linalg's ``name``: named as users write it;
+    called on plain values it is scipy's function."""
+    def key(*args, **kwargs):
+        return _scipy(name)(*args, **kwargs)
+    key.__name__ = key.__qualname__ = name
+    key.__module__ = "scipy.linalg"
+    _KEY[name] = key
+    return key
+
+
+# --------------------------------------------------------------------------
+# helpers on engine values
+
+def _operand(x):
+    if type(x) is list or type(x) is tuple:
+        return np.asarray(x, dtype=np.float64)
+    return x
+
+
+def _mm(a, b):
+    return matmul_times(a, b)
+
+
+def _as_matrix(b):
+    return np.reshape(b, shape_of(b) + (1,)) if ndim(b) == 1 else b
+
+
+def _tri(n, lower, strict):
+    m = np.tril(np.ones((n, n), dtype=bool), -1 if strict else 0)
+    return m if lower else m.T
+
+
+def _outer_neg(gb, x):
+    """-gb x^T for vectors or matrices (the right-hand sides' columns)."""
+    return -_mm(_as_matrix(gb), swap(_as_matrix(x)))
+
+
+def _square(name, a):
+    s = shape_of(a)
+    if len(s) != 2 or s[0] != s[1]:
+        raise ValueError(f"scipy.linalg.{name}: expected a square matrix, got shape {s}")
+
+
+# --------------------------------------------------------------------------
+# solve_triangular: op(T) x = b, T one triangle of a (unit diagonal if asked),
+# op = T or T^T.  dx = op(T)^-1 (db - op(dT) x); bbar = op(T)^-T xbar,
+# op(Tbar) = -bbar x^T, kept on T's triangle
+
+def _st(a, b, p, trans):
+    return _scipy("solve_triangular")(a, b, trans=trans, lower=p["lower"],
+                                      unit_diagonal=p["unit"], check_finite=False)
+
+
+def _st_mask(a, p):
+    return _tri(shape_of(a)[-1], p["lower"], p["unit"])
+
+
+def _st_jvp(ts, vals, x, p):
+    (ta, tb), (a, b) = ts, vals
+    rhs = tb
+    if ta is not None:
+        dt = np.where(_st_mask(a, p), ta, 0.0)
+        dtx = _mm(dt if p["trans"] == 0 else swap(dt), _as_matrix(x))
+        dtx = np.reshape(dtx, shape_of(x))
+        rhs = -dtx if rhs is None else rhs - dtx
+    return _st(a, rhs, p, p["trans"])
+
+
+def _st_vjp(k, g, vals, x, p):
+    a, b = vals
+    gb = _st(a, g, p, 1 if p["trans"] == 0 else 0)
+    if k == 1:
+        return gb
+    m = _outer_neg(gb, x)
+    return np.where(_st_mask(a, p), m if p["trans"] == 0 else swap(m), 0.0)
+
+
+solve_triangular = Primitive(
+    "scipy.linalg.solve_triangular",
+    lambda a, b, trans, lower, unit, check: _scipy("solve_triangular")(
+        a, b, trans=trans, lower=lower, unit_diagonal=unit, check_finite=check),
+    _st_jvp, _st_vjp, reads_out=True)
+
+# LAPACK's codes; for real matrices 'C' is 'T' (other arithmetic, the same math)
+_TRANS = {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}
+
+
+def _solve_triangular_entry(bind, a, b, trans=0, lower=False, unit_diagonal=False,
+                            overwrite_b=False, check_finite=True):
+    a, b = _operand(a), _operand(b)
+    _square("solve_triangular", a)
+    if trans not in _TRANS:
+        raise ValueError(f"scipy.linalg.solve_triangular: trans must be 0, 1, 2, 'N', 'T' "
+                         f"or 'C', not {trans!r}")
+    if ndim(b) not in (1, 2) or shape_of(b)[0] != shape_of(a)[0]:
+        raise ValueError("scipy.linalg.solve_triangular: shapes of a "
+                         f"{shape_of(a)} and b {shape_of(b)} are incompatible")
+    params = {"trans": _TRANS[trans], "lower": bool(lower), "unit": bool(unit_diagonal),
+              "check": bool(check_finite)}
+    return bind(solve_triangular, (a, b), params, None)
+
+
+# --------------------------------------------------------------------------
+# cho_factor: c holds the Cholesky factor in one triangle (lower: L with
+# A = L L^T, else U with A = U^T U, reading that triangle of a) and a's own
+# entries in the other
+
+def _factor_of(c, lower):
+    return np.where(_tri(shape_of(c)[-1], lower, False), c, 0.0)
+
+
+def _cf_jvp(ts, vals, c, p):
+    lower = p["lower"]
+    f = _factor_of(c, lower)
+    df = cholesky_tangent(ts[0], f) if lower else swap(cholesky_tangent(swap(ts[0]), swap(f)))
+    return np.where(_tri(shape_of(c)[-1], lower, False), df, ts[0])
+
+
+def _cf_vjp(k, g, vals, c, p):
+    lower = p["lower"]
+    mask = _tri(shape_of(c)[-1], lower, False)
+    f, gf = _factor_of(c, lower), np.where(mask, g, 0.0)
+    ga = cholesky_adjoint(gf, f) if lower else swap(cholesky_adjoint(swap(gf), swap(f)))
+    return ga + np.where(mask, 0.0, g)
+
+
+cho_factor = Primitive(
+    "scipy.linalg.cho_factor",
+    lambda a, lower, check: _scipy("cho_factor")(a, lower=lower, check_finite=check)[0],
+    _cf_jvp, _cf_vjp, reads_out=True)
+
+
+def _cho_factor_entry(bind, a, lower=False, overwrite_a=False, check_finite=True):
+    a = _operand(a)
+    _square("cho_factor", a)
+    return bind(cho_factor, (a,), {"lower": bool(lower), "check": bool(check_finite)}, None), \
+        bool(lower)
+
+
+# --------------------------------------------------------------------------
+# cho_solve: A x = b with A = L L^T (or U^T U) from c's triangle.
+# dx = A^-1 (db - dA x), dA = dL L^T + L dL^T (dU^T U + U^T dU);
+# bbar = A^-1 xbar, Abar = -bbar x^T, cbar = (Abar + Abar^T) L on L's
+# triangle (U (Abar + Abar^T) on U's)
+
+def _cs(c, b, lower):
+    return _scipy("cho_solve")((c, lower), b, check_finite=False)
+
+
+def _cs_jvp(ts, vals, x, p):
+    (tc, tb), (c, b) = ts, vals
+    lower = p["lower"]
+    rhs = tb
+    if tc is not None:
+        f, df = _factor_of(c, lower), _factor_of(tc, lower)
+        xm = _as_matrix(x)
+        if lower:
+            dax = _mm(df, _mm(swap(f), xm)) + _mm(f, _mm(swap(df), xm))
+        else:
+            dax = _mm(swap(df), _mm(f, xm)) + _mm(swap(f), _mm(df, xm))
+        dax = np.reshape(dax, shape_of(x))
+        rhs = -dax if rhs is None else rhs - dax
+    return _cs(c, rhs, lower)
+
+
+def _cs_vjp(k, g, vals, x, p):
+    c, b = vals
+    lower = p["lower"]
+    gb = _cs(c, g, lower)
+    if k == 1:
+        return gb
+    ga = _outer_neg(gb, x)
+    sym = ga + swap(ga)
+    f = _factor_of(c, lower)
+    return _factor_of(_mm(sym, f) if lower else _mm(f, sym), lower)
+
+
+cho_solve = Primitive(
+    "scipy.linalg.cho_solve",
+    lambda c, b, lower, check: _scipy("cho_solve")((c, lower), b, check_finite=check),
+    _cs_jvp, _cs_vjp, reads_out=True)
+
+
+def _cho_solve_entry(bind, c_and_lower, b, overwrite_b=False, check_finite=True):
+    c, lower = c_and_lower
+    c, b = _operand(c), _operand(b)
+    _square("cho_solve", c)
+    if ndim(b) not in (1, 2) or shape_of(b)[0] != shape_of(c)[0]:
+        raise ValueError(f"scipy.linalg.cho_solve: incompatible dimensions ({shape_of(c)} "
+                         f"and {shape_of(b)})")
+    return bind(cho_solve, (c, b), {"lower": bool(lower), "check": bool(check_finite)}, None)
+
+
+# --------------------------------------------------------------------------
+# lu_factor: P A = L U (square), packed in one matrix; the pivots (LAPACK's
+# row interchanges) are constant.  With X = L^-1 P dA U^-1:
+# dL = L tril(X, -1), dU = triu(X) U (JAX); the VJP:
+# Xbar = tril(L^T Lbar, -1) + triu(Ubar U^T), Abar = P^T L^-T Xbar U^-T
+
+def _permutation(piv):
+    perm = list(range(len(piv)))
+    for i, j in enumerate(piv):
+        perm[i], perm[j] = perm[j], perm[i]
+    return np.array(perm, dtype=np.intp)
+
+
+def _lu_parts(lu):
+    n = shape_of(lu)[-1]
+    ell = np.where(_tri(n, True, True), lu, 0.0) + np.eye(n)
+    u = np.where(_tri(n, False, False), lu, 0.0)
+    return ell, u
+
+
+def _lf_jvp(ts, vals, lu, p):
+    ell, u = _lu_parts(lu)
+    n = shape_of(lu)[-1]
+    pda = ts[0][_permutation(p["piv"])]
+    x = swap(np.linalg.solve(swap(u), swap(np.linalg.solve(ell, pda))))
+    return (_mm(ell, np.where(_tri(n, True, True), x, 0.0))
+            + _mm(np.where(_tri(n, False, False), x, 0.0), u))
+
+
+def _lf_vjp(k, g, vals, lu, p):
+    ell, u = _lu_parts(lu)
+    n = shape_of(lu)[-1]
+    gl, gu = np.where(_tri(n, True, True), g, 0.0), np.where(_tri(n, False, False), g, 0.0)
+    xbar = (np.where(_tri(n, True, True), _mm(swap(ell), gl), 0.0)
+            + np.where(_tri(n, False, False), _mm(gu, swap(u)), 0.0))
+    m = swap(np.linalg.solve(u, swap(np.linalg.solve(swap(ell), xbar))))
+    return m[np.argsort(_permutation(p["piv"]))]
+
+
+lu_factor = Primitive(
+    "scipy.linalg.lu_factor",
+    lambda a, piv, check: _scipy("lu_factor")(a, check_finite=check)[0],
+    _lf_jvp, _lf_vjp, reads_out=True)
+
+
+def _lu_factor_entry(bind, a, overwrite_a=False, check_finite=True):
+    a = _operand(a)
+    _square("lu_factor", a)
+    _, piv = _scipy("lu_factor")(np.asarray(plain(a)), check_finite=check_finite)
+    params = {"piv": tuple(int(i) for i in piv), "check": bool(check_finite)}
+    return bind(lu_factor, (a,), params, None), piv
+
+
+# --------------------------------------------------------------------------
+# lu_solve: op(A) x = b with A = P^T L U from the packed factors.
+# dA = P^T (dL U + L dU); bbar = op(A)^-T xbar, op(Abar) = -bbar x^T,
+# lubar = tril(P Abar U^T, -1) + triu(L^T P Abar)
+
+def _ls(lu, piv, b, trans):
+    return _scipy("lu_solve")((lu, np.asarray(piv, dtype=np.int32)), b, trans=trans,
+                              check_finite=False)
+
+
+def _ls_jvp(ts, vals, x, p):
+    (tl, tb), (lu, b) = ts, vals
+    rhs = tb
+    if tl is not None:
+        n = shape_of(lu)[-1]
+        ell, u = _lu_parts(lu)
+        dl, du = np.where(_tri(n, True, True), tl, 0.0), np.where(_tri(n, False, False), tl, 0.0)
+        inverse = np.argsort(_permutation(p["piv"]))
+        da = (_mm(dl, u) + _mm(ell, du))[inverse]
+        dax = _mm(da if p["trans"] == 0 else swap(da), _as_matrix(x))
+        dax = np.reshape(dax, shape_of(x))
+        rhs = -dax if rhs is None else rhs - dax
+    return _ls(lu, p["piv"], rhs, p["trans"])
+
+
+def _ls_vjp(k, g, vals, x, p):
+    lu, b = vals
+    gb = _ls(lu, p["piv"], g, 1 if p["trans"] == 0 else 0)
+    if k == 1:
+        return gb
+    n = shape_of(lu)[-1]
+    m = _outer_neg(gb, x)
+    pa = (m if p["trans"] == 0 else swap(m))[_permutation(p["piv"])]
+    ell, u = _lu_parts(lu)
+    return (np.where(_tri(n, True, True), _mm(pa, swap(u)), 0.0)
+            + np.where(_tri(n, False, False), _mm(swap(ell), pa), 0.0))
+
+
+lu_solve = Primitive(
+    "scipy.linalg.lu_solve",
+    lambda lu, b, piv, trans, check: _scipy("lu_solve")(
+        (lu, np.asarray(piv, dtype=np.int32)), b, trans=trans, check_finite=check),
+    _ls_jvp, _ls_vjp, reads_out=True)
+
+
+def _lu_solve_entry(bind, lu_and_piv, b, trans=0, overwrite_b=False, check_finite=True):
+    lu, piv = lu_and_piv
+    lu, b = _operand(lu), _operand(b)
+    _square("lu_solve", lu)
+    if plain(piv) is not piv:
+        raise TypeError("scipy.linalg.lu_solve: the pivots are integers and take no "
+                        "derivative; pass lu_factor's piv as it is")
+    if trans not in _TRANS:
+        raise ValueError(f"scipy.linalg.lu_solve: trans must be 0, 1 or 2, not {trans!r}")
+    if ndim(b) not in (1, 2) or shape_of(b)[0] != shape_of(lu)[0]:
+        raise ValueError(f"scipy.linalg.lu_solve: incompatible dimensions ({shape_of(lu)} "
+                         f"and {shape_of(b)})")
+    params = {"piv": tuple(int(i) for i in np.asarray(piv)), "trans": _TRANS[trans],
+              "check": bool(check_finite)}
+    return bind(lu_solve, (lu, b), params, None)
+
+
+# --------------------------------------------------------------------------
+# expm: its Frechet derivative L(A, E) is the upper right block of
+# expm([[A, E], [0, A]]) (Higham); the VJP is L(A^T, G)
+
+def _frechet(a, e):
+    n = shape_of(a)[-1]
+    zero = np.zeros(shape_of(a))
+    block = np.concatenate([np.concatenate([a, e], axis=-1),
+                            np.concatenate([zero, a], axis=-1)], axis=-2)
+    return _scipy("expm")(block)[..., :n, n:]
+
+
+expm = Primitive("scipy.linalg.expm", lambda a: _scipy("expm")(a),
+                 lambda ts, vals, out, p: _frechet(vals[0], ts[0]),
+                 lambda k, g, vals, out, p: _frechet(swap(vals[0]), g))
+
+
+def _expm_entry(bind, A):
+    a = _operand(A)
+    s = shape_of(a)
+    if len(s) < 2 or s[-1] != s[-2]:
+        raise ValueError(f"scipy.linalg.expm: expected a square matrix (or a stack), got "
+                         f"shape {s}")
+    return bind(expm, (a,), {}, None)
+
+
+_ENTRIES = {"solve_triangular": _solve_triangular_entry, "cho_factor": _cho_factor_entry,
+            "cho_solve": _cho_solve_entry, "lu_factor": _lu_factor_entry,
+            "lu_solve": _lu_solve_entry, "expm": _expm_entry}
+
+if AVAILABLE:
+    for _name in _NAMES:
+        implements(_stand_in(_name))(_ENTRIES[_name])
+    when_imported("scipy.linalg", _install)
