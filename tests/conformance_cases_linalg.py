@@ -62,6 +62,14 @@ case("eigh", ["np.linalg.eigh"],
 case("eigh_values", ["np.linalg.eigh"],
      lambda x: wsum(np.linalg.eigh(_spd(x))[0]) + wsum(np.linalg.eigh(x + x.T)[0]),
      [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
+case("eigvalsh", ["np.linalg.eigvalsh"],
+     lambda x: wsum(np.linalg.eigvalsh(_spd(x))) + wsum(np.linalg.eigvalsh(x + x.T, UPLO="U")),
+     [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
+if hasattr(np.linalg, "vector_norm"):  # numpy >= 2
+    case("numpy2_norms_svdvals", ["np.linalg.vector_norm", "np.linalg.matrix_norm", "np.linalg.svdvals"],
+         lambda x: np.linalg.vector_norm(x) + wsum(np.linalg.vector_norm(x, axis=0, ord=1))
+         + np.linalg.matrix_norm(x) + np.linalg.matrix_norm(x, ord="nuc") + wsum(np.linalg.svdvals(x)),
+         [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
 case("qr", ["np.linalg.qr"],
      lambda x: wsum(np.linalg.qr(x[:, :2])[0]) + wsum(np.linalg.qr(x)[1]) + wsum(np.linalg.qr(x, mode="r")),
      [ordinary(3, 3), np.eye(3)], **SEVERAL_PATHS)

@@ -455,3 +455,44 @@ def test_third_derivatives_through_nested(name, modes):
     got = _derivative(_derivative(_derivative(line, modes[0]), modes[1]), modes[2])(0.0)
     expect = _fd3(lambda t: float(line(t)), 0.0)
     np.testing.assert_allclose(got, expect, rtol=2e-4, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# eigvalsh, and numpy 2's svdvals, vector_norm and matrix_norm
+
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigvalsh(uplo):
+    a = np.stack([spd(4, 1), spd(4, 2)])
+    check_rule(lambda a: wsum(np.linalg.eigvalsh(a, uplo)), dup(a))
+    seen = []
+    sad.gradient(lambda a: seen.append(np.linalg.eigvalsh(a, UPLO=uplo)) or np.sum(seen[0]), a)
+    assert same_bits(np.asarray(sad.primal(seen[0])), np.linalg.eigvalsh(a, uplo))
+    g, = sad.gradient(lambda a: np.sum(np.linalg.eigvalsh(a, uplo) ** 2), 2.0 * np.eye(3))
+    np.testing.assert_allclose(g, 4.0 * np.eye(3), atol=1e-15)
+
+
+@pytest.mark.skipif(not hasattr(np.linalg, "svdvals"), reason="numpy < 2")
+def test_svdvals():
+    a = rng.standard_normal((2, 3, 5))
+    check_rule(lambda a: wsum(np.linalg.svdvals(a)), dup(a))
+
+
+@pytest.mark.skipif(not hasattr(np.linalg, "vector_norm"), reason="numpy < 2")
+@pytest.mark.parametrize("kw", [{}, dict(axis=1), dict(axis=(0, 2), keepdims=True), dict(ord=1, axis=-1),
+                                dict(ord=np.inf, keepdims=True), dict(ord=3.0, axis=(2,))])
+def test_vector_norm_function(kw):
+    a = rng.standard_normal((2, 3, 4))
+    check_rule(lambda a: wsum(np.linalg.vector_norm(a, **kw)), dup(a))
+    seen = []
+    sad.gradient(lambda a: seen.append(np.linalg.vector_norm(a, **kw)) or np.sum(seen[0]), a)
+    assert same_bits(np.asarray(sad.primal(seen[0])), np.asarray(np.linalg.vector_norm(a, **kw)))
+
+
+@pytest.mark.skipif(not hasattr(np.linalg, "matrix_norm"), reason="numpy < 2")
+@pytest.mark.parametrize("kw", [{}, dict(ord="nuc"), dict(ord=2, keepdims=True), dict(ord=1), dict(ord=-np.inf)])
+def test_matrix_norm_function(kw):
+    a = rng.standard_normal((2, 3, 4))
+    check_rule(lambda a: wsum(np.linalg.matrix_norm(a, **kw)), dup(a))
+    seen = []
+    sad.gradient(lambda a: seen.append(np.linalg.matrix_norm(a, **kw)) or np.sum(seen[0]), a)
+    assert same_bits(np.asarray(sad.primal(seen[0])), np.asarray(np.linalg.matrix_norm(a, **kw)))

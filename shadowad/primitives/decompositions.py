@@ -1,5 +1,6 @@
-"""Matrix decompositions: np.linalg's cholesky, eigh, qr, svd (and its
-singular values alone), pinv and lstsq -- each defined once.
+"""Matrix decompositions: np.linalg's cholesky, eigh, eigvalsh, qr, svd
+(and its singular values alone: svdvals), pinv and lstsq -- each defined
+once.
 
 LAPACK computes every value (numpy's own call, so the values are numpy's bit
 for bit).  A decomposition with several results is one primitive whose value
@@ -28,7 +29,7 @@ from .contractions import matmul_times
 from .core import Primitive, implements
 from .values import ndim, plain, shape_of, swap
 
-__all__ = ["cholesky", "eigh", "qr", "svd", "svdvals", "pinv", "lstsq", "cholesky_tangent",
+__all__ = ["cholesky", "eigh", "eigvalsh", "qr", "svd", "svdvals", "pinv", "lstsq", "cholesky_tangent",
            "cholesky_adjoint"]
 
 
@@ -212,6 +213,39 @@ def eigh_entry(bind, a, UPLO="L"):
     return _EIGH_RESULT(w, v)
 
 
+# eigvalsh: LAPACK's eigenvalues without vectors (numpy's values); the
+# vectors are computed again (eigh of the engine's values, so that a nested
+# differentiation differentiates them too): dw = diag(V^T dS V),
+# Abar = V diag(wbar) V^T read back through the triangle
+
+def _eigvalsh_vectors(a, lower):
+    return np.linalg.eigh(a, UPLO="L" if lower else "U")[1]
+
+
+def _eigvalsh_jvp(ts, vals, out, params):
+    v = _eigvalsh_vectors(vals[0], params["lower"])
+    return np.sum(times(v, _mm(_sym_tangent(ts[0], params["lower"]), v), plain), axis=-2)
+
+
+def _eigvalsh_vjp(k, g, vals, out, params):
+    v = _eigvalsh_vectors(vals[0], params["lower"])
+    return _sym_adjoint(_mm(times(v, _row(g), plain), swap(v)), params["lower"])
+
+
+eigvalsh = Primitive("linalg.eigvalsh",
+                     lambda a, lower: np.linalg.eigvalsh(a, UPLO="L" if lower else "U"),
+                     _eigvalsh_jvp, _eigvalsh_vjp)
+
+
+@implements(np.linalg.eigvalsh)
+def eigvalsh_entry(bind, a, UPLO="L"):
+    a = _operand(a)
+    _square("np.linalg.eigvalsh", a)
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    return bind(eigvalsh, (a,), {"lower": UPLO == "L"}, None)
+
+
 # --------------------------------------------------------------------------
 # qr, reduced, m >= n: A = Q R.  With X = dA R^-1, C = Q^T X, O = tril(C, -1)
 # minus its transpose: dQ = Q (O - C) + X, dR = (C - O) R (JAX).  The VJP:
@@ -372,6 +406,18 @@ def _svdvals_vjp(k, g, vals, out, params):
 svdvals = Primitive("linalg.svdvals", lambda a: np.linalg.svd(a, compute_uv=False),
                     _svdvals_jvp, _svdvals_vjp)
 _SVD_RESULT = _result_type(np.linalg.svd(np.eye(1)))
+
+
+def _svdvals_entry(bind, x, /):
+    x = _operand(x)
+    if ndim(x) < 2:
+        raise np.linalg.LinAlgError(f"np.linalg.svdvals: {ndim(x)}-dimensional array given. "
+                                    "Array must be at least two-dimensional")
+    return bind(svdvals, (x,), {}, None)
+
+
+if hasattr(np.linalg, "svdvals"):  # numpy >= 2
+    implements(np.linalg.svdvals)(_svdvals_entry)
 
 
 @implements(np.linalg.svd)

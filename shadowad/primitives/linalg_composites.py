@@ -1,5 +1,6 @@
 """np.tensordot, np.linalg.multi_dot, np.linalg.matrix_power and
-np.linalg.norm as compositions of existing primitives.
+np.linalg.norm (and numpy 2's vector_norm and matrix_norm) as compositions
+of existing primitives.
 
 Each entry runs numpy's own algorithm (numpy's Python source, the same
 calls in the same order) on the traced operands, whose operations dispatch
@@ -16,7 +17,7 @@ import math
 import operator
 
 import numpy as np
-from numpy.lib.array_utils import normalize_axis_index
+from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from .core import implements
 from .values import ndim, shape_of
@@ -233,3 +234,33 @@ def norm_entry(bind, x, ord=None, axis=None, keepdims=False):
         shape[row] = shape[col] = 1
         r = np.reshape(r, shape)
     return r
+
+
+def _vector_norm_entry(bind, x, /, *, axis=None, keepdims=False, ord=2):
+    x = _operand(x)
+    shape = list(shape_of(x))
+    if axis is None:
+        y, ax = np.ravel(x), 0
+    elif isinstance(axis, tuple):
+        axes = normalize_axis_tuple(axis, len(shape))
+        rest = tuple(i for i in range(len(shape)) if i not in axes)
+        y = np.reshape(np.transpose(x, axes + rest),
+                       (math.prod(shape[i] for i in axes),) + tuple(shape[i] for i in rest))
+        ax = 0
+    else:
+        y, ax = x, axis
+    r = np.linalg.norm(y, axis=ax, ord=ord)
+    if keepdims:
+        for i in normalize_axis_tuple(range(len(shape)) if axis is None else axis, len(shape)):
+            shape[i] = 1
+        r = np.reshape(r, tuple(shape))
+    return r
+
+
+def _matrix_norm_entry(bind, x, /, *, keepdims=False, ord="fro"):
+    return np.linalg.norm(_operand(x), axis=(-2, -1), keepdims=keepdims, ord=ord)
+
+
+if hasattr(np.linalg, "vector_norm"):  # numpy >= 2
+    implements(np.linalg.vector_norm)(_vector_norm_entry)
+    implements(np.linalg.matrix_norm)(_matrix_norm_entry)

@@ -7,10 +7,11 @@ convert their inputs with np.asarray, which a traced value refuses.  So, as
 soon as the user's code imports scipy.linalg (support/post_import.py), each
 of these names in scipy.linalg's namespace is replaced by a wrapper that
 hands traced arguments to shadowad's entry through the same protocol numpy
-uses (``type(t).__array_function__(t, key, types, args, kwargs)``) and plain
-ones to scipy's function (outside f the cost is one scan of the arguments).
-The key is a stand-in function of this module, registered like any numpy
-function, so the engines' tables hold it from the start.  A name bound
+uses (``type(t).__array_function__(t, wrapper, types, args, kwargs)``) and
+plain ones to scipy's function (outside f the cost is one scan of the
+arguments).  The wrapper is itself the key the entry is registered under,
+made when shadowad is imported, so the engines' tables hold it from the
+start.  A name bound
 before shadowad was imported (``from scipy.linalg import cho_solve`` first)
 is scipy's own function: its conversion error says so (engines/reverse/
 errors.py).  JAX and autograd ship their own namespaces instead
@@ -46,15 +47,15 @@ _NAMES = ("solve_triangular", "cho_factor", "cho_solve", "lu_factor", "lu_solve"
 # an original bound before shadowad was imported
 WRAPPED = frozenset(f"scipy.linalg.{n}" for n in _NAMES) if AVAILABLE else frozenset()
 
-_WRAPPER = {}    # name -> the dispatching wrapper
-_KEY = {}        # name -> the stand-in registered for the engines
+_WRAPPER = {}    # name -> the dispatching wrapper (also the engines' key)
+_ORIGINAL = {}   # name -> scipy's function, once scipy.linalg is imported
 
 
 def _scipy(name):
-    """The dispatching wrapper of scipy.linalg's ``name`` (importing
-    scipy.linalg, which installs them, if the user's code has not)."""
-    if name not in _WRAPPER:
-        import scipy.linalg  # noqa: F401  (installs the wrappers: when_imported below)
+    """The dispatching wrapper of scipy.linalg's ``name``, importing
+    scipy.linalg (which installs the wrappers) if the user's code has not."""
+    if name not in _ORIGINAL:
+        import scipy.linalg  # noqa: F401  (when_imported below installs the wrappers)
     return _WRAPPER[name]
 
 
@@ -90,22 +91,30 @@ def _dispatch_order(values):
     return order
 
 
-def _wrap(name, original):
-    key = _KEY[name]
-
-    @functools.wraps(original)
+def _wrapper(name):
+    """scipy.linalg's ``name`` for traced and plain arguments alike: the
+    engines' key for it (registered at import, before scipy is), installed
+    in scipy.linalg's namespace once scipy.linalg is imported."""
     def wrapper(*args, **kwargs):
         found = _overriding(kwargs.values(), _overriding(args, []))
         if not found:
-            return original(*args, **kwargs)
-        types = tuple(type(v) for v in _dispatch_order(found))
-        for v in _dispatch_order(found):
-            r = type(v).__array_function__(v, key, types, args, kwargs)
+            return (_ORIGINAL.get(name) or _load(name))(*args, **kwargs)
+        order = _dispatch_order(found)
+        types = tuple(type(v) for v in order)
+        for v in order:
+            r = type(v).__array_function__(v, wrapper, types, args, kwargs)
             if r is not NotImplemented:
                 return r
         raise TypeError(f"no implementation of scipy.linalg.{name} found for types {types}")
-    wrapper.__shadowad_original__ = original
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__module__ = "scipy.linalg"
+    _WRAPPER[name] = wrapper
     return wrapper
+
+
+def _load(name):
+    import scipy.linalg  # noqa: F401
+    return _ORIGINAL[name]
 
 
 def _install(module):
@@ -114,19 +123,11 @@ def _install(module):
         if original is None:
             continue
         original = getattr(original, "__shadowad_original__", original)
-        _WRAPPER[name] = _wrap(name, original)
-        setattr(module, name, _WRAPPER[name])
-
-
-def _stand_in(name):
-    """The engines' key for scipy.linalg's ``name``: named as users write it;
-    called on plain values it is scipy's function."""
-    def key(*args, **kwargs):
-        return _scipy(name)(*args, **kwargs)
-    key.__name__ = key.__qualname__ = name
-    key.__module__ = "scipy.linalg"
-    _KEY[name] = key
-    return key
+        _ORIGINAL[name] = original
+        wrapper = _WRAPPER[name]
+        functools.update_wrapper(wrapper, original)
+        wrapper.__shadowad_original__ = original
+        setattr(module, name, wrapper)
 
 
 # --------------------------------------------------------------------------
@@ -459,5 +460,5 @@ _ENTRIES = {"solve_triangular": _solve_triangular_entry, "cho_factor": _cho_fact
 
 if AVAILABLE:
     for _name in _NAMES:
-        implements(_stand_in(_name))(_ENTRIES[_name])
+        implements(_wrapper(_name))(_ENTRIES[_name])
     when_imported("scipy.linalg", _install)
