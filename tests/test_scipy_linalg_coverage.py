@@ -68,6 +68,15 @@ def test_solve_triangular_reads_only_its_triangle():
 
 
 @pytest.mark.parametrize("lower", [False, True])
+def test_cholesky(lower):
+    check_rule(lambda a: wsum(sl.cholesky(a, lower=lower)), dup(SPD))
+    got = value(lambda a: sl.cholesky(a, lower=lower), SPD)
+    assert same_bits(np.asarray(sad.primal(got)), sl.cholesky(SPD, lower=lower))
+    g, = sad.gradient(lambda a: wsum(sl.cholesky(a, lower=lower)), SPD)
+    assert same_bits(np.triu(g, 1) if lower else np.tril(g, -1), np.zeros((N, N)))
+
+
+@pytest.mark.parametrize("lower", [False, True])
 def test_cho_factor_and_cho_solve(lower):
     check_rule(lambda a: wsum(sl.cho_factor(a, lower=lower)[0]), dup(SPD))
     for b in (B1, B2):
@@ -140,7 +149,16 @@ def gp_nll_cholesky(theta):
     return 0.5 * Y @ alpha + np.sum(np.log(np.diagonal(L)))
 
 
-@pytest.mark.parametrize("fn", [gp_nll_factor, gp_nll_cholesky])
+def gp_nll_triangular(theta):
+    ell, sigma, noise = np.exp(theta[0]), np.exp(theta[1]), np.exp(theta[2])
+    d = X[:, None] - X[None, :]
+    k = sigma ** 2 * np.exp(-0.5 * d ** 2 / ell ** 2) + noise ** 2 * np.eye(len(X))
+    L = sl.cholesky(k, lower=True)
+    w = sl.solve_triangular(L, Y, lower=True)
+    return 0.5 * w @ w + np.sum(np.log(np.diagonal(L)))
+
+
+@pytest.mark.parametrize("fn", [gp_nll_factor, gp_nll_cholesky, gp_nll_triangular])
 def test_gaussian_process_likelihood(fn):
     theta = np.array([0.2, -0.1, -1.5])
     check_rule(fn, dup(theta))
@@ -171,6 +189,7 @@ def _m(x):
 
 PROGRAMS = {
     "solve_triangular": lambda x: np.sum(sl.solve_triangular(_m(x), x[:2] ** 2) ** 2),
+    "cholesky": lambda x: np.sum(sl.cholesky(_m(x) @ _m(x).T) ** 3),
     "cho": lambda x: np.sum(sl.cho_solve(sl.cho_factor(_m(x) @ _m(x).T), x[2:]) ** 2)
     + np.sum(sl.cho_factor(_m(x) @ _m(x).T, lower=True)[0] ** 3),
     "lu": lambda x: np.sum(sl.lu_solve(sl.lu_factor(_m(x)), x[:2]) ** 2) + np.sum(sl.lu_factor(_m(x))[0] ** 3),
@@ -202,7 +221,7 @@ def test_third_derivatives_through_nested(name, modes):
 # the wrappers outside f, and the namespace
 
 def test_wrappers_are_scipys_functions_outside_f():
-    for name in ("solve_triangular", "cho_factor", "cho_solve", "lu_factor", "lu_solve", "expm"):
+    for name in ("solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor", "lu_solve", "expm"):
         fn = getattr(sl, name)
         assert fn.__name__ == name and fn.__doc__ == fn.__shadowad_original__.__doc__
     assert same_bits(sl.cho_solve(sl.cho_factor(SPD), B1),

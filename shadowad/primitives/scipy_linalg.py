@@ -1,5 +1,5 @@
-"""scipy.linalg's solve_triangular, cho_factor, cho_solve, lu_factor,
-lu_solve and expm on traced values -- registered only when scipy is
+"""scipy.linalg's solve_triangular, cholesky, cho_factor, cho_solve,
+lu_factor, lu_solve and expm on traced values -- registered only when scipy is
 installed, and without importing it.
 
 scipy's functions do not dispatch through ``__array_function__``: they
@@ -37,12 +37,13 @@ from .core import Primitive, implements
 from .decompositions import cholesky_adjoint, cholesky_tangent
 from .values import ndim, plain, shape_of, swap
 
-__all__ = ["AVAILABLE", "WRAPPED", "solve_triangular", "cho_factor", "cho_solve", "lu_factor",
+__all__ = ["AVAILABLE", "WRAPPED", "solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor",
            "lu_solve", "expm"]
 
 AVAILABLE = importlib.util.find_spec("scipy") is not None
 
-_NAMES = ("solve_triangular", "cho_factor", "cho_solve", "lu_factor", "lu_solve", "expm")
+_NAMES = ("solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
+          "expm")
 # "scipy.linalg.<name>" of the functions that have a rule, for the error of
 # an original bound before shadowad was imported
 WRAPPED = frozenset(f"scipy.linalg.{n}" for n in _NAMES) if AVAILABLE else frozenset()
@@ -223,6 +224,31 @@ def _solve_triangular_entry(bind, a, b, trans=0, lower=False, unit_diagonal=Fals
 
 
 # --------------------------------------------------------------------------
+# cholesky: the factor alone (the other triangle zero), lower L or upper U,
+# reading that triangle of a, as np.linalg.cholesky's
+
+def _chol_factor_tangent(da, f, lower):
+    return cholesky_tangent(da, f) if lower else swap(cholesky_tangent(swap(da), swap(f)))
+
+
+def _chol_factor_adjoint(g, f, lower):
+    return cholesky_adjoint(g, f) if lower else swap(cholesky_adjoint(swap(g), swap(f)))
+
+
+cholesky = Primitive(
+    "scipy.linalg.cholesky",
+    lambda a, lower, check: _scipy("cholesky")(a, lower=lower, check_finite=check),
+    lambda ts, vals, f, p: _chol_factor_tangent(ts[0], f, p["lower"]),
+    lambda k, g, vals, f, p: _chol_factor_adjoint(g, f, p["lower"]), reads_out=True)
+
+
+def _cholesky_entry(bind, a, lower=False, overwrite_a=False, check_finite=True):
+    a = _operand(a)
+    _square("cholesky", a)
+    return bind(cholesky, (a,), {"lower": bool(lower), "check": bool(check_finite)}, None)
+
+
+# --------------------------------------------------------------------------
 # cho_factor: c holds the Cholesky factor in one triangle (lower: L with
 # A = L L^T, else U with A = U^T U, reading that triangle of a) and a's own
 # entries in the other
@@ -233,16 +259,14 @@ def _factor_of(c, lower):
 
 def _cf_jvp(ts, vals, c, p):
     lower = p["lower"]
-    f = _factor_of(c, lower)
-    df = cholesky_tangent(ts[0], f) if lower else swap(cholesky_tangent(swap(ts[0]), swap(f)))
+    df = _chol_factor_tangent(ts[0], _factor_of(c, lower), lower)
     return np.where(_tri(shape_of(c)[-1], lower, False), df, ts[0])
 
 
 def _cf_vjp(k, g, vals, c, p):
     lower = p["lower"]
     mask = _tri(shape_of(c)[-1], lower, False)
-    f, gf = _factor_of(c, lower), np.where(mask, g, 0.0)
-    ga = cholesky_adjoint(gf, f) if lower else swap(cholesky_adjoint(swap(gf), swap(f)))
+    ga = _chol_factor_adjoint(np.where(mask, g, 0.0), _factor_of(c, lower), lower)
     return ga + np.where(mask, 0.0, g)
 
 
@@ -454,7 +478,8 @@ def _expm_entry(bind, A):
     return bind(expm, (a,), {}, None)
 
 
-_ENTRIES = {"solve_triangular": _solve_triangular_entry, "cho_factor": _cho_factor_entry,
+_ENTRIES = {"solve_triangular": _solve_triangular_entry, "cholesky": _cholesky_entry,
+            "cho_factor": _cho_factor_entry,
             "cho_solve": _cho_solve_entry, "lu_factor": _lu_factor_entry,
             "lu_solve": _lu_solve_entry, "expm": _expm_entry}
 
