@@ -196,14 +196,19 @@ def _impl(*ops, subscripts, optimize):
     return np.einsum(subscripts, *ops, optimize=optimize)
 
 
-def _derived_optimize(opt):
-    """A path computed for the user's operands does not fit the chain rule's
-    einsums (other operands, extra factors): those take numpy's greedy path."""
-    return "greedy" if isinstance(opt, (list, tuple)) else opt
+def _derived_optimize(opt, nops):
+    """The chain rule's einsums have other operands than the user's (and
+    extra factors), so a path computed for the user's does not fit them;
+    with three operands or more they take numpy's greedy path (a naive loop
+    over every index would cost the product of all sizes)."""
+    if nops < 3:
+        return False
+    return "greedy" if opt is False or isinstance(opt, (list, tuple)) else opt
 
 
 def _jvp(ts, vals, out, params):
-    sub, opt = params["subscripts"], _derived_optimize(params["optimize"])
+    sub = params["subscripts"]
+    opt = _derived_optimize(params["optimize"], len(vals))
     r = None
     for k, t in enumerate(ts):
         if t is None:
@@ -242,7 +247,7 @@ def _vjp(k, g, vals, out, params):
             subs.append(c)
             ops.append(np.ones(sizes[c]))
     spec = ",".join(subs) + "->" + "".join(result)
-    opt = _derived_optimize(params["optimize"]) if len(ops) > 2 else False
+    opt = _derived_optimize(params["optimize"], len(ops))
     return einsum_times(spec, *ops, optimize=opt)
 
 
