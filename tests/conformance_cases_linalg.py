@@ -118,11 +118,13 @@ if sl is not None:
          [ordinary(3, 3), np.zeros((3, 3)), arr(0.0, -0.0, 1.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, shape=(3, 3))],
          **SEVERAL_PATHS)
     case("scipy_cholesky", ["scipy.linalg.cholesky", "scipy.linalg.cho_factor", "scipy.linalg.cho_solve"],
-         lambda x: wsum(sl.cholesky(_spd(x))) + wsum(sl.cholesky(_spd(x), lower=True)) + wsum(sl.cho_factor(_spd(x))[0]) + wsum(sl.cho_solve(sl.cho_factor(_spd(x), lower=True), x[0]))
+         lambda x: wsum(sl.cholesky(_spd(x))) + wsum(sl.cholesky(_spd(x), lower=True))
+         + wsum(sl.cho_factor(_spd(x))[0]) + wsum(sl.cho_solve(sl.cho_factor(_spd(x), lower=True), x[0]))
          + wsum(sl.cho_solve(sl.cho_factor(_spd(x)), x)),
          [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)
     case("scipy_lu", ["scipy.linalg.lu_factor", "scipy.linalg.lu_solve"],
-         lambda x: wsum(sl.lu_factor(x + 3.0 * np.eye(3))[0]) + wsum(sl.lu_solve(sl.lu_factor(x + 3.0 * np.eye(3)), x[0]))
+         lambda x: wsum(sl.lu_factor(x + 3.0 * np.eye(3))[0])
+         + wsum(sl.lu_solve(sl.lu_factor(x + 3.0 * np.eye(3)), x[0]))
          + wsum(sl.lu_solve(sl.lu_factor(x + 3.0 * np.eye(3)), x, trans=1)),
          [ordinary(3, 3), np.zeros((3, 3))], **SEVERAL_PATHS)
     case("scipy_expm", ["scipy.linalg.expm"], lambda x: wsum(sl.expm(x * 0.5)),

@@ -191,7 +191,8 @@ def test_vector_norm(ord, keepdims):
         seen.append([sad.primal(r) for r in (r1, r2, r3)])
         return r1 + wsum(r2) + wsum(r3)
     check_rule(f, dup(x))
-    for got, expect in zip(seen[0], [np.linalg.norm(x[0], ord), np.linalg.norm(x, ord, axis=1, keepdims=keepdims),
+    for got, expect in zip(seen[0], [np.linalg.norm(x[0], ord),
+                                     np.linalg.norm(x, ord, axis=1, keepdims=keepdims),
                                      np.linalg.norm(x, ord, axis=-2)]):
         assert same_bits(np.asarray(got), np.asarray(expect))
 
@@ -208,7 +209,8 @@ def test_matrix_norm(ord, keepdims):
         seen.append([sad.primal(r) for r in (r1, r2)])
         return r1 + wsum(r2)
     check_rule(f, dup(x))
-    for got, expect in zip(seen[0], [np.linalg.norm(x[0], ord), np.linalg.norm(x, ord, axis=(2, 1), keepdims=keepdims)]):
+    for got, expect in zip(seen[0], [np.linalg.norm(x[0], ord),
+                                     np.linalg.norm(x, ord, axis=(2, 1), keepdims=keepdims)]):
         assert same_bits(np.asarray(got), np.asarray(expect))
 
 
@@ -425,11 +427,13 @@ PROGRAMS = {
     "eigh": lambda x: np.sum(np.linalg.eigh(_m(x) + _m(x).T)[0] ** 3)
     + np.sum(np.linalg.eigh(_m(x) + _m(x).T)[1] ** 2 * weights((2, 2))),
     "qr": lambda x: np.sum(np.linalg.qr(_m(x))[1] ** 2) + np.sum(np.linalg.qr(_m(x))[0] * weights((2, 2))),
-    "svd": lambda x: np.sum(np.linalg.svd(_m(x))[1] ** 3) + np.sum(np.linalg.svd(_m(x))[0] ** 2 * weights((2, 2))),
+    "svd": lambda x: np.sum(np.linalg.svd(_m(x))[1] ** 3)
+    + np.sum(np.linalg.svd(_m(x))[0] ** 2 * weights((2, 2))),
     "norm": lambda x: np.linalg.norm(x) ** 3 + np.linalg.norm(_m(x), "nuc") ** 2 + np.linalg.norm(x, 3),
     "pinv": lambda x: np.sum(np.linalg.pinv(_m(x)) ** 2),
     "lstsq": lambda x: np.sum(np.linalg.lstsq(_m(x), x[:2])[0] ** 2),
-    "matrix_power": lambda x: np.sum(np.linalg.matrix_power(_m(x) * 0.5, 3)) + np.sum(np.linalg.matrix_power(_m(x), -1)),
+    "matrix_power": lambda x: np.sum(np.linalg.matrix_power(_m(x) * 0.5, 3))
+    + np.sum(np.linalg.matrix_power(_m(x), -1)),
 }
 
 
@@ -489,7 +493,8 @@ def test_vector_norm_function(kw):
 
 
 @pytest.mark.skipif(not hasattr(np.linalg, "matrix_norm"), reason="numpy < 2")
-@pytest.mark.parametrize("kw", [{}, dict(ord="nuc"), dict(ord=2, keepdims=True), dict(ord=1), dict(ord=-np.inf)])
+@pytest.mark.parametrize("kw", [{}, dict(ord="nuc"), dict(ord=2, keepdims=True), dict(ord=1),
+                                dict(ord=-np.inf)])
 def test_matrix_norm_function(kw):
     a = rng.standard_normal((2, 3, 4))
     check_rule(lambda a: wsum(np.linalg.matrix_norm(a, **kw)), dup(a))

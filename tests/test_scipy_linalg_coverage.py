@@ -192,7 +192,8 @@ PROGRAMS = {
     "cholesky": lambda x: np.sum(sl.cholesky(_m(x) @ _m(x).T) ** 3),
     "cho": lambda x: np.sum(sl.cho_solve(sl.cho_factor(_m(x) @ _m(x).T), x[2:]) ** 2)
     + np.sum(sl.cho_factor(_m(x) @ _m(x).T, lower=True)[0] ** 3),
-    "lu": lambda x: np.sum(sl.lu_solve(sl.lu_factor(_m(x)), x[:2]) ** 2) + np.sum(sl.lu_factor(_m(x))[0] ** 3),
+    "lu": lambda x: np.sum(sl.lu_solve(sl.lu_factor(_m(x)), x[:2]) ** 2)
+    + np.sum(sl.lu_factor(_m(x))[0] ** 3),
     "expm": lambda x: np.sum(sl.expm(_m(x) * 0.3) ** 2),
 }
 

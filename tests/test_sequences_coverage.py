@@ -52,7 +52,8 @@ def test_correlate_zero_adjoint_against_inf_gives_zero():
     a, v = np.array([1.0, 2.0, 3.0]), np.array([np.inf, 1.0])
     g, = sad.gradient(lambda a: np.correlate(a, v, "valid")[0], a)
     assert same_bits(g, np.array([np.inf, 1.0, 0.0]))
-    t = sad.autodiff(lambda a: np.correlate(a, v, "valid")[1], Duplicated(a.copy(), np.array([1.0, 0.0, 0.0])),
+    t = sad.autodiff(lambda a: np.correlate(a, v, "valid")[1],
+                     Duplicated(a.copy(), np.array([1.0, 0.0, 0.0])),
                      mode=Forward)
     assert t == 0.0
 
@@ -156,7 +157,8 @@ F, R = Forward, Reverse
 PROGRAMS = {
     "polyval": lambda x: np.sum(np.polyval(x, x * 0.5) ** 2),
     "trapezoid": lambda x: np.trapezoid(x ** 3, np.cumsum(x)),
-    "correlate": lambda x: np.sum(np.correlate(x, x ** 2, "full") ** 2) + np.sum(np.convolve(x, x[:2], "same") ** 3),
+    "correlate": lambda x: np.sum(np.correlate(x, x ** 2, "full") ** 2)
+    + np.sum(np.convolve(x, x[:2], "same") ** 3),
     "interp": lambda x: np.sum(np.interp(x[:2] + 1.3, XP, x ** 3) ** 2),
 }
 
