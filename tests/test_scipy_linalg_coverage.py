@@ -4,6 +4,7 @@ for bit, every keyword form, third derivatives through nested, a Gaussian
 process likelihood written the ordinary way, the wrappers' cost and
 identity outside f, the error of a name bound before shadowad was imported,
 and shadowad without scipy (in subprocesses)."""
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -229,6 +230,7 @@ def test_wrappers_are_scipys_functions_outside_f():
                      sl.cho_solve.__shadowad_original__(sl.cho_factor.__shadowad_original__(SPD), B1))
     with pytest.raises(np.linalg.LinAlgError):
         sl.cho_factor(-np.eye(2))
+    assert pickle.loads(pickle.dumps(sl.cho_solve)) is sl.cho_solve
 
 
 def _run(code):
@@ -278,4 +280,4 @@ def test_shadowad_without_scipy():
         from shadowad.primitives.core import registered
         print(any(qualified_name(f).startswith('scipy') for f, _ in registered()))
     """)
-    assert out.split() == ["True", "0", "True", "False"] or out.split() == ["False", "0", "True", "False"]
+    assert out.split() == ["False", "0", "True", "False"]

@@ -127,6 +127,7 @@ def _install(module):
         _ORIGINAL[name] = original
         wrapper = _WRAPPER[name]
         functools.update_wrapper(wrapper, original)
+        wrapper.__module__ = "scipy.linalg"  # where pickle finds this object
         wrapper.__shadowad_original__ = original
         setattr(module, name, wrapper)
 
