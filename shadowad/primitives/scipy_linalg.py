@@ -37,16 +37,24 @@ from .core import Primitive, implements
 from .decompositions import cholesky_adjoint, cholesky_tangent
 from .values import ndim, plain, shape_of, swap
 
-__all__ = ["AVAILABLE", "WRAPPED", "solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor",
+__all__ = ["AVAILABLE", "WRAPPED", "wrapped_name", "solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor",
            "lu_solve", "expm"]
 
 AVAILABLE = importlib.util.find_spec("scipy") is not None
 
 _NAMES = ("solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
           "expm")
-# "scipy.linalg.<name>" of the functions that have a rule, for the error of
-# an original bound before shadowad was imported
+# "scipy.linalg.<name>" of the functions that have a rule
 WRAPPED = frozenset(f"scipy.linalg.{n}" for n in _NAMES) if AVAILABLE else frozenset()
+
+
+def wrapped_name(name):
+    """The function of WRAPPED that ``name`` (as the conversion error found
+    it: scipy.linalg.cho_solve, or through a deprecated module such as
+    scipy.linalg.decomp_cholesky.cho_solve) is scipy's original of, or None."""
+    parts = name.split(".")
+    full = f"scipy.linalg.{parts[-1]}"
+    return full if parts[:2] == ["scipy", "linalg"] and full in WRAPPED else None
 
 _WRAPPER = {}    # name -> the dispatching wrapper (also the engines' key)
 _ORIGINAL = {}   # name -> scipy's function, once scipy.linalg is imported

@@ -38,7 +38,8 @@ def conversion_error(what, how, note="", depth=3):
     func = library_caller(depth)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
         return detach_error(what, note)
-    if func in scipy_linalg.WRAPPED:
+    if scipy_linalg.wrapped_name(func) is not None:
+        func = scipy_linalg.wrapped_name(func)
         name = func.rsplit(".", 1)[1]
         return TypeError(
             f"shadowad: f calls scipy's own {func}, bound before shadowad was imported (e.g. "
