@@ -9,7 +9,7 @@ import pytest
 
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, Forward, Reverse
-from shadowad.testing import check_rule, same_bits
+from shadowad.testing import check_failure_atomic, check_rule, same_bits
 
 rng = np.random.default_rng(16)
 
@@ -92,6 +92,24 @@ def test_einsum_zero_factor_convention_in_both_modes():
     gf = sad.autodiff(lambda x, y: np.einsum("i,i", x, y), Const(x), Duplicated(y, np.array([1.0, 0.0])),
                       mode=Forward)
     assert gf == 2.0
+
+
+def test_einsum_views_write_through_as_numpys():
+    # numpy's one-operand einsum that sums nothing is a writable view
+    def f(y):
+        d = np.einsum("ij->ji", y)
+        d[0, 1] = 7.0 * d[0, 0]
+        return np.sum(y * y)
+    y = np.array([[1.0, 2.0], [3.0, 4.0]])
+    check_rule(f, dup(y))
+    yy, dy = y.copy(), np.zeros((2, 2))
+    sad.autodiff(f, Duplicated(yy, dy))
+    expect = y.copy()
+    f(expect)
+    assert same_bits(yy, expect) and same_bits(dy, np.array([[100.0, 4.0], [0.0, 8.0]]))
+    # a diagonal is a read-only view here: a write into it is refused, not lost
+    with pytest.raises(ValueError, match="read-only"):
+        sad.autodiff(lambda y: np.einsum("ii->i", y).__setitem__(0, 3.0), dup(y))
 
 
 def test_einsum_out_argument():
@@ -501,3 +519,54 @@ def test_matrix_norm_function(kw):
     seen = []
     sad.gradient(lambda a: seen.append(np.linalg.matrix_norm(a, **kw)) or np.sum(seen[0]), a)
     assert same_bits(np.asarray(sad.primal(seen[0])), np.asarray(np.linalg.matrix_norm(a, **kw)))
+
+
+# --------------------------------------------------------------------------
+# views, writes into arguments, an exception half-way, many calls in a row
+
+def test_views_as_operands():
+    x = rng.standard_normal((4, 6))
+    check_rule(lambda x: wsum(np.einsum("ij,kj->ik", x[:, ::2], x.T[::-2, :3].T))
+               + wsum(np.linalg.svd(x[::-1, 1::2], compute_uv=False))
+               + wsum(np.linalg.cholesky(x[:, :4].T @ x[:, :4] + 4.0 * np.eye(4))[::-1])
+               + np.linalg.norm(x[1, ::-2]) + wsum(np.tensordot(x[:, ::3], x[:, 1::3], axes=([0], [0]))),
+               dup(x))
+
+
+def test_results_written_into_arguments():
+    a, y = spd(3), np.zeros((3, 3))
+
+    def f(a, y):
+        y[...] = np.linalg.cholesky(a)
+        y += np.einsum("ij,jk->ik", a, y)
+        a[0, 0] = np.linalg.eigh(a)[0][0]  # overwrites a after reading it
+        return wsum(y) + np.sum(a)
+    check_rule(f, dup(a), dup(y))
+
+
+def test_exception_half_way_restores_and_leaves_shadows():
+    a, y = spd(3), rng.standard_normal((3, 3))
+
+    def f(a, y):
+        y[...] = np.linalg.qr(a)[1] + np.einsum("ii->i", a)
+        a *= 2.0
+        np.linalg.svd(a)
+        raise RuntimeError("half-way")
+    check_failure_atomic(f, dup(a), dup(y), exc=RuntimeError)
+
+    def g(a, y):  # numpy's own error half-way: cholesky of a matrix that is not definite
+        y[...] = np.einsum("ij->ji", a)
+        return np.sum(np.linalg.cholesky(-a))
+    check_failure_atomic(g, dup(a), dup(y), exc=np.linalg.LinAlgError)
+
+
+def test_many_calls_in_a_row_give_the_same_gradient():
+    a = spd(4)
+
+    def f(a):
+        return (np.linalg.eigh(a)[0] @ np.arange(4.0) + np.linalg.norm(np.linalg.svd(a)[0], "nuc")
+                + np.einsum("ij,ji", a, np.linalg.pinv(a)))
+    first, = sad.gradient(f, a)
+    for _ in range(30):
+        g, = sad.gradient(f, a)
+        assert same_bits(g, first)

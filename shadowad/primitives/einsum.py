@@ -253,6 +253,22 @@ def _vjp(k, g, vals, out, params):
 
 einsum = Primitive("einsum", _impl, _jvp, _vjp)
 
+
+def _view(op, sub, out):
+    """A one-operand einsum that sums nothing is a view in numpy (an axis
+    permutation, diagonals): the same view here, so that a write into it
+    reaches the operand (numpy's np.diagonal views, which this uses, are
+    read-only: a write into a diagonal is refused rather than lost)."""
+    letters = list(sub)
+    while len(set(letters)) != len(letters):
+        c = next(c for c in letters if letters.count(c) > 1)
+        p = letters.index(c)
+        q = letters.index(c, p + 1)
+        op = np.diagonal(op, 0, p, q)
+        letters = [x for i, x in enumerate(letters) if i not in (p, q)] + [c]
+    perm = tuple(letters.index(c) for c in out)
+    return op if perm == tuple(range(len(perm))) else np.transpose(op, perm)
+
 _EINSUM_OPTIONS = {"dtype": None, "order": "K", "casting": "safe"}
 
 
@@ -273,4 +289,7 @@ def einsum_entry(bind, *args, out=None, optimize=False, **kwargs):
         if type(op) is list or type(op) is tuple:
             op = np.asarray(op, dtype=np.float64)
         ops.append(op if shape is None else np.reshape(op, shape))
+    ins, out_sub = _split(subscripts)
+    if len(ops) == 1 and out is None and set(ins[0]) == set(out_sub):
+        return _view(ops[0], ins[0], out_sub)
     return bind(einsum, tuple(ops), {"subscripts": subscripts, "optimize": optimize}, out)
