@@ -570,3 +570,18 @@ def test_many_calls_in_a_row_give_the_same_gradient():
     for _ in range(30):
         g, = sad.gradient(f, a)
         assert same_bits(g, first)
+
+
+def test_decomposition_results_written_in_place():
+    # the usual sign fix of eigenvectors and Q written into the results
+    a = spd(4)
+
+    def f(a):
+        w, v = np.linalg.eigh(a)
+        v *= np.sign(sad.primal(v[0]))
+        q, r = np.linalg.qr(a)
+        q[:, 0] = -q[:, 0]
+        u, s, vh = np.linalg.svd(a)
+        u *= np.sign(sad.primal(u[0]))
+        return wsum(v) + wsum(q) + wsum(r) + wsum(s) + np.sum(u[:, 0])
+    check_rule(f, dup(a))
