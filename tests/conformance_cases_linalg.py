@@ -127,5 +127,10 @@ if sl is not None:
          + wsum(sl.lu_solve(sl.lu_factor(x + 3.0 * np.eye(3)), x[0]))
          + wsum(sl.lu_solve(sl.lu_factor(x + 3.0 * np.eye(3)), x, trans=1)),
          [ordinary(3, 3), np.zeros((3, 3))], **SEVERAL_PATHS)
+    case("scipy_solve_inv_det", ["scipy.linalg.solve", "scipy.linalg.inv", "scipy.linalg.det"],
+         lambda x: wsum(sl.solve(x + 3.0 * np.eye(3), x[0])) + wsum(sl.solve(_spd(x), x, assume_a="pos"))
+         + wsum(sl.inv(x + 3.0 * np.eye(3))) + sl.det(x) + wsum(sl.inv(_spd(x), assume_a="sym", lower=True)),
+         [ordinary(3, 3), np.zeros((3, 3)), arr(1.0, 2.0, 0.0, 2.0, 4.0, 0.0, 0.0, 0.0, 1.0, shape=(3, 3))],
+         **SEVERAL_PATHS)
     case("scipy_expm", ["scipy.linalg.expm"], lambda x: wsum(sl.expm(x * 0.5)),
          [ordinary(3, 3), np.zeros((3, 3)), np.eye(3)], **SEVERAL_PATHS)

@@ -112,6 +112,48 @@ def test_lu_solve_refuses_traced_pivots():
         sad.gradient(lambda a: np.sum(sl.lu_solve((a, a[0]), B1)), A)
 
 
+ASSUME = [None, "gen", "sym", "her", "pos", "upper triangular", "lower triangular", "diagonal"]
+
+
+@pytest.mark.parametrize("lower", [False, True])
+@pytest.mark.parametrize("assume_a", ASSUME, ids=str)
+def test_solve(assume_a, lower):
+    a = SPD if assume_a in ("sym", "her", "pos") else A + N * np.eye(N)
+    for b in (B1, B2):
+        check_rule(lambda a, b: wsum(sl.solve(a, b, assume_a=assume_a, lower=lower)), dup(a), dup(b))
+        got = value(lambda a, b: sl.solve(a, b, assume_a=assume_a, lower=lower), a, b)
+        assert same_bits(np.asarray(sad.primal(got)), sl.solve(a, b, assume_a=assume_a, lower=lower))
+    check_rule(lambda a, b: wsum(sl.solve(a, b, transposed=True)), dup(a), dup(B2))
+
+
+def test_solve_reads_what_assume_a_says():
+    g, = sad.gradient(lambda a: wsum(sl.solve(a, B1, assume_a="pos")), SPD)
+    assert same_bits(np.tril(g, -1), np.zeros((N, N)))   # the upper triangle, lower=False
+    g, = sad.gradient(lambda a: wsum(sl.solve(a, B1, assume_a="diagonal")), SPD)
+    assert same_bits(g - np.diag(np.diag(g)), np.zeros((N, N)))
+    with pytest.raises(NotImplementedError, match="assume_a"):
+        sad.gradient(lambda a: np.sum(sl.solve(a, B1, assume_a="banded")), SPD)
+    with pytest.raises(NotImplementedError, match="transposed"):
+        sad.gradient(lambda a: np.sum(sl.solve(a, B1, assume_a="pos", transposed=True)), SPD)
+
+
+@pytest.mark.parametrize("lower", [False, True])
+@pytest.mark.parametrize("assume_a", [None, "gen", "sym", "pos"], ids=str)
+def test_inv(assume_a, lower):
+    a = SPD if assume_a in ("sym", "pos") else A
+    check_rule(lambda a: wsum(sl.inv(a, assume_a=assume_a, lower=lower)), dup(a))
+    got = value(lambda a: sl.inv(a, assume_a=assume_a, lower=lower), a)
+    assert same_bits(np.asarray(sad.primal(got)), sl.inv(a, assume_a=assume_a, lower=lower))
+
+
+def test_det():
+    check_rule(lambda a: sl.det(a) + wsum(sl.det(np.stack([a, 2.0 * a]))), dup(A))
+    assert same_bits(np.asarray(sad.primal(value(sl.det, A))), np.asarray(sl.det(A)))
+    # singular: the cofactors, without division
+    g, = sad.gradient(lambda a: sl.det(a), np.array([[1.0, 2.0], [2.0, 4.0]]))
+    assert same_bits(g, np.array([[4.0, -2.0], [-2.0, 1.0]]))
+
+
 def test_expm():
     check_rule(lambda a: wsum(sl.expm(a * 0.5)), dup(A))
     check_rule(lambda a: wsum(sl.expm(np.stack([a, a.T]) * 0.3)), dup(A))
@@ -196,6 +238,8 @@ PROGRAMS = {
     "lu": lambda x: np.sum(sl.lu_solve(sl.lu_factor(_m(x)), x[:2]) ** 2)
     + np.sum(sl.lu_factor(_m(x))[0] ** 3),
     "expm": lambda x: np.sum(sl.expm(_m(x) * 0.3) ** 2),
+    "solve_inv_det": lambda x: np.sum(sl.solve(_m(x), x[:2], assume_a="pos") ** 2)
+    + np.sum(sl.inv(_m(x)) ** 3) + sl.det(_m(x)) ** 3,
 }
 
 
@@ -223,7 +267,7 @@ def test_third_derivatives_through_nested(name, modes):
 # the wrappers outside f, and the namespace
 
 def test_wrappers_are_scipys_functions_outside_f():
-    for name in ("solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor", "lu_solve", "expm"):
+    for name in ("solve", "inv", "det", "solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor", "lu_solve", "expm"):
         fn = getattr(sl, name)
         assert fn.__name__ == name and fn.__doc__ == fn.__shadowad_original__.__doc__
     assert same_bits(sl.cho_solve(sl.cho_factor(SPD), B1),

@@ -30,7 +30,7 @@ from .core import Primitive, implements
 from .values import ndim, plain, shape_of, swap
 
 __all__ = ["cholesky", "eigh", "eigvalsh", "qr", "svd", "svdvals", "pinv", "lstsq", "cholesky_tangent",
-           "cholesky_adjoint"]
+           "cholesky_adjoint", "triangle_tangent", "triangle_adjoint"]
 
 
 def _operand(x):
@@ -80,14 +80,14 @@ def _tri(n, lower, strict):
     return m if lower else m.T
 
 
-def _sym_tangent(da, lower):
+def triangle_tangent(da, lower):
     """The symmetric matrix LAPACK sees when it reads one triangle of da."""
     n = shape_of(da)[-1]
     return np.where(_tri(n, lower, False), da, 0.0) + swap(np.where(_tri(n, lower, True), da, 0.0))
 
 
-def _sym_adjoint(w, lower):
-    """The transpose of _sym_tangent: w + w^T on the read triangle's strict
+def triangle_adjoint(w, lower):
+    """The transpose of triangle_tangent: w + w^T on the read triangle's strict
     part, w on the diagonal, 0 on the other triangle."""
     n = shape_of(w)[-1]
     return np.where(_tri(n, lower, True), w + swap(w), np.where(np.eye(n, dtype=bool), w, 0.0))
@@ -131,7 +131,7 @@ def _phi(x):
 def cholesky_tangent(da, ell):
     """dL of the lower factor ell for the tangent da of the matrix (its lower
     triangle read, as LAPACK reads it)."""
-    s = _sym_tangent(da, True)
+    s = triangle_tangent(da, True)
     x = _right_solve(swap(ell), np.linalg.solve(ell, s))
     return _mm(ell, _phi(x))
 
@@ -141,7 +141,7 @@ def cholesky_adjoint(g, ell):
     of its lower factor ell."""
     p = _phi(_mm(swap(ell), g))
     w = _right_solve(ell, np.linalg.solve(swap(ell), p))
-    return _sym_adjoint(w, True)
+    return triangle_adjoint(w, True)
 
 
 def _chol_jvp(ts, vals, out, params):
@@ -180,7 +180,7 @@ def _eigh_parts(packed, n):
 def _eigh_jvp(ts, vals, out, params):
     n = shape_of(vals[0])[-1]
     w, v = _eigh_parts(out, n)
-    m = _mm(swap(v), _mm(_sym_tangent(ts[0], params["lower"]), v))
+    m = _mm(swap(v), _mm(triangle_tangent(ts[0], params["lower"]), v))
     dv = _mm(v, times(_gaps(w), m, plain))
     return _pack([_diagonal(m), dv], shape_of(w)[:-1])
 
@@ -190,7 +190,7 @@ def _eigh_vjp(k, g, vals, out, params):
     w, v = _eigh_parts(out, n)
     gw, gv = _eigh_parts(g, n)
     inner = times(_gaps(w), _mm(swap(v), gv), plain) + _diag_embed(gw)
-    return _sym_adjoint(_mm(v, _mm(inner, swap(v))), params["lower"])
+    return triangle_adjoint(_mm(v, _mm(inner, swap(v))), params["lower"])
 
 
 def _eigh_impl(a, lower):
@@ -224,12 +224,12 @@ def _eigvalsh_vectors(a, lower):
 
 def _eigvalsh_jvp(ts, vals, out, params):
     v = _eigvalsh_vectors(vals[0], params["lower"])
-    return np.sum(times(v, _mm(_sym_tangent(ts[0], params["lower"]), v), plain), axis=-2)
+    return np.sum(times(v, _mm(triangle_tangent(ts[0], params["lower"]), v), plain), axis=-2)
 
 
 def _eigvalsh_vjp(k, g, vals, out, params):
     v = _eigvalsh_vectors(vals[0], params["lower"])
-    return _sym_adjoint(_mm(times(v, _row(g), plain), swap(v)), params["lower"])
+    return triangle_adjoint(_mm(times(v, _row(g), plain), swap(v)), params["lower"])
 
 
 eigvalsh = Primitive("linalg.eigvalsh",

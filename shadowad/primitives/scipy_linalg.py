@@ -1,5 +1,5 @@
 """scipy.linalg's solve_triangular, cholesky, cho_factor, cho_solve,
-lu_factor, lu_solve and expm on traced values -- registered only when scipy is
+lu_factor, lu_solve, expm, solve, inv and det on traced values -- registered only when scipy is
 installed, and without importing it.
 
 scipy's functions do not dispatch through ``__array_function__``: they
@@ -32,18 +32,21 @@ import importlib.util
 import numpy as np
 
 from ..support.post_import import when_imported
+from ..support.products import times
 from .contractions import matmul_times
 from .core import Primitive, implements
-from .decompositions import cholesky_adjoint, cholesky_tangent
+from .decompositions import cholesky_adjoint, cholesky_tangent, triangle_adjoint, triangle_tangent
+from .linalg import cofactors
 from .values import ndim, plain, shape_of, swap
 
-__all__ = ["AVAILABLE", "WRAPPED", "wrapped_name", "solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor",
+__all__ = ["AVAILABLE", "WRAPPED", "wrapped_name", "solve_triangular", "cholesky", "cho_factor",
+           "solve", "inv", "det", "cho_solve", "lu_factor",
            "lu_solve", "expm"]
 
 AVAILABLE = importlib.util.find_spec("scipy") is not None
 
 _NAMES = ("solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
-          "expm")
+          "expm", "solve", "inv", "det")
 # "scipy.linalg.<name>" of the functions that have a rule
 WRAPPED = frozenset(f"scipy.linalg.{n}" for n in _NAMES) if AVAILABLE else frozenset()
 
@@ -151,6 +154,10 @@ def _operand(x):
 
 def _mm(a, b):
     return matmul_times(a, b)
+
+
+def _times_plain(a, b):
+    return times(a, b, plain)
 
 
 def _as_matrix(b):
@@ -487,10 +494,157 @@ def _expm_entry(bind, A):
     return bind(expm, (a,), {}, None)
 
 
+# --------------------------------------------------------------------------
+# solve, inv, det: np.linalg's derivatives (scipy's values), through the part
+# of a that ``assume_a`` says scipy reads: one triangle, symmetrized, for
+# 'sym'/'her'/'pos' (the upper unless lower=True); one triangle as it is for
+# 'upper triangular'/'lower triangular'; the diagonal for 'diagonal'; all of
+# it for None (scipy's own detection of structure changes the algorithm, not
+# the function) and 'gen'
+
+_FULL, _SYMMETRIC, _UPPER, _LOWER, _DIAGONAL = "full", "symmetric", "upper", "lower", "diagonal"
+_STRUCTURE = {None: _FULL, "gen": _FULL, "general": _FULL, "sym": _SYMMETRIC, "her": _SYMMETRIC,
+              "pos": _SYMMETRIC, "upper triangular": _UPPER, "lower triangular": _LOWER,
+              "diagonal": _DIAGONAL}
+
+
+def _structure(fname, assume_a, allowed):
+    s = _STRUCTURE.get(assume_a)
+    if s is None or s not in allowed:
+        names = sorted(k for k, v in _STRUCTURE.items() if v in allowed and k)
+        raise NotImplementedError(
+            f"shadowad: scipy.linalg.{fname}(..., assume_a={assume_a!r}) of traced values has no "
+            f"derivative here; use assume_a=None or one of {names}")
+    return s
+
+
+def _read_tangent(da, p):
+    s, n = p["structure"], shape_of(da)[-1]
+    if s == _SYMMETRIC:
+        return triangle_tangent(da, p["lower"])
+    if s == _UPPER or s == _LOWER:
+        return np.where(_tri(n, s == _LOWER, False), da, 0.0)
+    if s == _DIAGONAL:
+        return np.where(np.eye(n, dtype=bool), da, 0.0)
+    return da
+
+
+def _read_adjoint(g, p):
+    s, n = p["structure"], shape_of(g)[-1]
+    if s == _SYMMETRIC:
+        return triangle_adjoint(g, p["lower"])
+    if s == _UPPER or s == _LOWER:
+        return np.where(_tri(n, s == _LOWER, False), g, 0.0)
+    if s == _DIAGONAL:
+        return np.where(np.eye(n, dtype=bool), g, 0.0)
+    return g
+
+
+def _solve_call(a, b, p, transposed):
+    return _scipy("solve")(a, b, lower=p["lower"], assume_a=p["assume_a"],
+                           transposed=transposed, check_finite=False)
+
+
+def _solve_jvp(ts, vals, x, p):
+    (ta, tb), (a, b) = ts, vals
+    rhs = tb
+    if ta is not None:
+        da = _read_tangent(ta, p)
+        dax = np.reshape(_mm(swap(da) if p["transposed"] else da, _as_matrix(x)), shape_of(x))
+        rhs = -dax if rhs is None else rhs - dax
+    return _solve_call(a, rhs, p, p["transposed"])
+
+
+def _solve_adjoint_rhs(a, g, p):
+    """The matrix scipy reads, transposed, solved against g: symmetric and
+    diagonal ones are their transposes; a triangle is solved transposed by
+    solve_triangular (scipy's solve takes transposed=True only for 'gen')."""
+    s = p["structure"]
+    if s == _SYMMETRIC or s == _DIAGONAL:
+        return _solve_call(a, g, p, False)
+    if s == _UPPER or s == _LOWER:
+        return _scipy("solve_triangular")(a, g, trans=1, lower=s == _LOWER, check_finite=False)
+    return _solve_call(a, g, p, not p["transposed"])
+
+
+def _solve_vjp(k, g, vals, x, p):
+    a, b = vals
+    gb = _solve_adjoint_rhs(a, g, p)
+    if k == 1:
+        return gb
+    m = _outer_neg(gb, x)
+    return _read_adjoint(swap(m) if p["transposed"] else m, p)
+
+
+solve = Primitive(
+    "scipy.linalg.solve",
+    lambda a, b, lower, assume_a, structure, transposed, check: _scipy("solve")(
+        a, b, lower=lower, assume_a=assume_a, transposed=transposed, check_finite=check),
+    _solve_jvp, _solve_vjp, reads_out=True)
+
+
+def _solve_entry(bind, a, b, lower=False, overwrite_a=False, overwrite_b=False,
+                 check_finite=True, assume_a=None, transposed=False):
+    a, b = _operand(a), _operand(b)
+    _square("solve", a)
+    if ndim(b) not in (1, 2) or shape_of(b)[0] != shape_of(a)[0]:
+        raise ValueError(f"scipy.linalg.solve of traced values: a {shape_of(a)} and b "
+                         f"{shape_of(b)} (1-D or 2-D, as many rows as a) are incompatible")
+    structure = _structure("solve", assume_a, (_FULL, _SYMMETRIC, _UPPER, _LOWER, _DIAGONAL))
+    if transposed and structure != _FULL:
+        raise NotImplementedError("shadowad: scipy.linalg.solve(..., transposed=True) of traced "
+                                  "values takes assume_a=None or 'gen'; transpose a instead")
+    params = {"lower": bool(lower), "assume_a": assume_a, "structure": structure,
+              "transposed": bool(transposed), "check": bool(check_finite)}
+    return bind(solve, (a, b), params, None)
+
+
+# inv: dZ = -Z dA Z, Abar = -Z^T Zbar Z^T (read back through assume_a)
+
+def _inv_impl(a, lower, assume_a, structure, check):
+    if assume_a is None:
+        return _scipy("inv")(a, check_finite=check)
+    return _scipy("inv")(a, check_finite=check, assume_a=assume_a, lower=lower)
+
+
+inv = Primitive(
+    "scipy.linalg.inv", _inv_impl,
+    lambda ts, vals, z, p: -_mm(z, _mm(_read_tangent(ts[0], p), z)),
+    lambda k, g, vals, z, p: _read_adjoint(-_mm(swap(z), _mm(g, swap(z))), p),
+    reads_out=True)
+
+
+def _inv_entry(bind, a, overwrite_a=False, check_finite=True, *, assume_a=None, lower=False):
+    a = _operand(a)
+    _square("inv", a)
+    structure = _structure("inv", assume_a, (_FULL, _SYMMETRIC))
+    return bind(inv, (a,), {"lower": bool(lower), "assume_a": assume_a,
+                            "structure": structure, "check": bool(check_finite)}, None)
+
+
+# det: the cofactors (np.linalg.det's, also where a is singular)
+
+det = Primitive(
+    "scipy.linalg.det", lambda a, check: _scipy("det")(a, check_finite=check),
+    lambda ts, vals, d, p: np.sum(_times_plain(ts[0], cofactors(vals[0], d)), axis=(-2, -1)),
+    lambda k, g, vals, d, p: _times_plain(np.reshape(g, shape_of(g) + (1, 1)),
+                                          cofactors(vals[0], d)),
+    reads_out=True)
+
+
+def _det_entry(bind, a, overwrite_a=False, check_finite=True):
+    a = _operand(a)
+    s = shape_of(a)
+    if len(s) < 2 or s[-1] != s[-2]:
+        raise ValueError(f"scipy.linalg.det: expected a square matrix (or a stack), got shape {s}")
+    return bind(det, (a,), {"check": bool(check_finite)}, None)
+
+
 _ENTRIES = {"solve_triangular": _solve_triangular_entry, "cholesky": _cholesky_entry,
             "cho_factor": _cho_factor_entry,
             "cho_solve": _cho_solve_entry, "lu_factor": _lu_factor_entry,
-            "lu_solve": _lu_solve_entry, "expm": _expm_entry}
+            "lu_solve": _lu_solve_entry, "expm": _expm_entry, "solve": _solve_entry,
+            "inv": _inv_entry, "det": _det_entry}
 
 if AVAILABLE:
     for _name in _NAMES:
