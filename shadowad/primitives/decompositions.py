@@ -29,8 +29,8 @@ from .contractions import matmul_times
 from .core import Primitive, implements
 from .values import ndim, plain, shape_of, swap
 
-__all__ = ["cholesky", "eigh", "eigvalsh", "qr", "svd", "svdvals", "pinv", "lstsq", "cholesky_tangent",
-           "cholesky_adjoint", "triangle_tangent", "triangle_adjoint"]
+__all__ = ["cholesky", "eigh", "eigvalsh", "qr", "svd", "svdvals", "pinv", "lstsq",
+           "cholesky_tangent", "cholesky_adjoint", "triangle_tangent", "triangle_adjoint"]
 
 
 def _operand(x):

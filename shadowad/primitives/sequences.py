@@ -170,7 +170,8 @@ def _full_adjoint(g, na, nv, mode):
     """g of a mode's result placed in the full correlation's adjoint."""
     s, n = _mode_slice(na, nv, mode)
     total = na + nv - 1
-    parts = ([np.zeros(s)] if s else []) + [g] + ([np.zeros(total - s - n)] if total - s - n else [])
+    rest = total - s - n
+    parts = ([np.zeros(s)] if s else []) + [g] + ([np.zeros(rest)] if rest else [])
     return np.concatenate(parts) if len(parts) > 1 else g
 
 
