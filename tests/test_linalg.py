@@ -420,8 +420,8 @@ def test_errors_name_the_function():
     A = well_conditioned(3, 3)
     with pytest.raises(NotImplementedError, match=r"np\.linalg\.eig\b"):
         autodiff(lambda A: np.sum(np.linalg.eig(A)[0]), dup(A))
-    with pytest.raises(NotImplementedError, match=r"np\.einsum"):
-        autodiff(lambda A: np.einsum("ii", A), dup(A))
+    with pytest.raises(NotImplementedError, match=r"np\.linalg\.eigvals"):
+        autodiff(lambda A: np.sum(np.linalg.eigvals(A)), dup(A))
     with pytest.raises(ValueError):                 # numpy's: matmul of a scalar
         autodiff(lambda A: np.sum(np.matmul(A[0, 0], A)), dup(A))
     with pytest.raises(ValueError):                 # numpy's: shapes do not align

@@ -399,7 +399,7 @@ def nested_in(g, x=np.array([0.5, 1.5])):
 
 @pytest.mark.parametrize("g,match", [
     (lambda x: np.sum(np.fft.rfft(x).real), r"np\.fft\.rfft is not supported inside a nested"),
-    (lambda x: np.linalg.eigvalsh(np.outer(x, x)), r"np\.linalg\.eigvalsh"),
+    (lambda x: np.linalg.eigvals(np.outer(x, x)), r"np\.linalg\.eigvals"),
     (lambda x: np.multiply.accumulate(x), r"np\.multiply\.accumulate"),
 ])
 def test_unsupported_operations_name_themselves(g, match):

@@ -8,4 +8,5 @@ define the primitives.  Nothing here imports an engine: the engines import
 this package and derive their rules from it.
 """
 from . import (core, protocol, values, elementwise, linalg, reductions, indexing,  # noqa: F401
+               einsum, decompositions, linalg_composites, sequences, scipy_linalg,
                shape, selection, statistics, arrange, scatter)

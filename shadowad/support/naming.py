@@ -126,24 +126,34 @@ def library_caller(depth=2):
         frame = sys._getframe(depth)
     except ValueError:
         return None
-    outermost = None
+    frames = []  # the library's frames, innermost first
     while frame is not None:
         code = frame.f_code
         if os.path.realpath(code.co_filename).startswith(_HERE):
-            if outermost is not None:
+            if frames:
                 return None  # a rule's own numpy call converted: not the user's library call
             break  # shadowad's own frames: the driver that runs f, or a rule
         if not _in_library(code):
             break  # the user's code: it called the library, or converted itself
         else:
-            outermost = frame
+            frames.append(frame)
         frame = frame.f_back
-    if outermost is None:
+    if not frames:
         return None
+    outermost = frames[-1]
     code = outermost.f_code
     func = outermost.f_globals.get(code.co_name)
-    if func is not None and getattr(func, "__code__", None) is code:
+    inner = func
+    while inner is not None and getattr(inner, "__code__", None) is not code:
+        inner = getattr(inner, "__wrapped__", None)  # a decorated module function
+    if inner is not None:
         return qualified_name(func)
+    if "<locals>" in getattr(code, "co_qualname", ""):
+        # a decorator's wrapper (scipy's batching): the module function it wraps
+        for name in code.co_freevars:
+            f = outermost.f_locals.get(name)
+            if type(f) is types.FunctionType and "<locals>" not in f.__qualname__:
+                return qualified_name(f)
     module = _public(outermost.f_globals.get("__name__", "")) or "?"
     qual = getattr(code, "co_qualname", code.co_name)
     return _np(f"{module}.{qual}")

@@ -8,6 +8,7 @@ the running call (tape.py) and the C bases that tell a traced value's call.
 """
 from ..._c import fast
 from ...support.alternatives import no_rule_hint
+from ...primitives import scipy_linalg
 from ...support.naming import library_caller
 from .tape import current_tape, finished_error
 
@@ -38,6 +39,15 @@ def conversion_error(what, how, note="", depth=3):
     func = library_caller(depth)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
         return detach_error(what, note)
+    if scipy_linalg.wrapped_name(func) is not None:
+        func = scipy_linalg.wrapped_name(func)
+        name = func.rsplit(".", 1)[1]
+        return TypeError(
+            f"shadowad: f calls scipy's own {func}, bound before shadowad was imported (e.g. "
+            f"`from scipy.linalg import {name}` ran before `import shadowad`), so it converts "
+            "its traced inputs to plain values. shadowad differentiates "
+            f"{func} once it is imported: import shadowad before scipy.linalg's names, or "
+            f"call it as scipy.linalg.{name}(...)")
     return TypeError(
         f"shadowad: {func} has no derivative rule in shadowad, so it cannot be applied to "
         f"traced values: it converts its inputs to plain values (with {how}), which "
