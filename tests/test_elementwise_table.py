@@ -155,7 +155,7 @@ def test_c_partials_read_only_what_the_table_says(name):
 
 
 def test_engines_dispatch_exactly_the_table():
-    assert EW_OPS == {u: e.op for u, e in BY_UFUNC.items()}
+    assert EW_OPS == {u: e.op for u, e in BY_UFUNC.items() if e.op is not None}
     for u, entry in BY_UFUNC.items():
         assert u.nin == entry.arity, (u, entry)
 

@@ -38,7 +38,7 @@ def load_table():
 
 
 def entries(table):
-    out = sorted(table.values(), key=lambda e: e.op)
+    out = sorted((e for e in table.values() if e.op is not None), key=lambda e: e.op)
     if [e.op for e in out] != list(range(len(out))) or len(out) > FIRST_OTHER_KIND:
         raise ValueError(f"elementwise op codes must be 0..{FIRST_OTHER_KIND - 1}, "
                          f"without gaps: {[e.op for e in out]}")

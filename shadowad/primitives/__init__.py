@@ -8,4 +8,4 @@ define the primitives.  Nothing here imports an engine: the engines import
 this package and derive their rules from it.
 """
 from . import (core, protocol, values, elementwise, linalg, reductions, indexing,  # noqa: F401
-               shape, selection)
+               shape, selection, elementwise_rules, special, scipy_special)

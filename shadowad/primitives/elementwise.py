@@ -36,7 +36,10 @@ class Elementwise:
     operand k; ``convention`` states its values at kinks and edges where the
     textbook formula does not say.  ``op`` is its C op code, named
     ``c_name`` in csrc/core/ew_ops.h; ``reads`` which values its partials
-    read: x 1, y 2, z 4 (see operands_read)."""
+    read: x 1, y 2, z 4 (see operands_read).  An entry without a C kernel
+    (``c_name`` None: scipy.special's functions, whose partials C's math
+    library lacks) has ``op`` None; every engine then runs its generic rule
+    (shadowad.primitives.elementwise_rules)."""
 
     __slots__ = ("name", "ufuncs", "op", "c_name", "arity", "partials", "convention",
                  "reads")
@@ -44,7 +47,9 @@ class Elementwise:
     def __init__(self, name, ufuncs, op, c_name, partials, convention):
         self.name, self.ufuncs, self.op, self.c_name = name, tuple(ufuncs), op, c_name
         self.arity, self.partials, self.convention = len(partials), tuple(partials), convention
-        self.reads = operands_read(self.partials)
+        # (without a C kernel nothing reads the mask: the generic rule keeps
+        # its operands, and its partials may call primitives a probe cannot run)
+        self.reads = operands_read(self.partials) if c_name is not None else 7
 
     @property
     def ufunc(self):
@@ -54,19 +59,22 @@ class Elementwise:
         return f"Elementwise({self.name})"
 
 
-TABLE = {}     # name -> Elementwise, in op code order
+TABLE = {}     # name -> Elementwise, in op code order (those without a C kernel too)
 BY_UFUNC = {}  # numpy ufunc -> Elementwise
 BY_OP = {}     # C op code -> Elementwise
 
 
 def define(name, ufuncs, c_name, partials, convention=""):
     """Register primitive ``name``; its C op code is the next one free (C's
-    unary ops come first, as here)."""
-    entry = Elementwise(name, ufuncs, len(TABLE), c_name, partials, convention)
-    if (name in TABLE or any(e.c_name == c_name for e in TABLE.values())
+    unary ops come first, as here).  ``c_name`` None: no C kernel, no op code."""
+    op = None if c_name is None else len(BY_OP)
+    entry = Elementwise(name, ufuncs, op, c_name, partials, convention)
+    if (name in TABLE or any(c_name is not None and e.c_name == c_name for e in TABLE.values())
             or any(u in BY_UFUNC for u in entry.ufuncs)):
         raise ValueError(f"elementwise primitive {name} defined twice")
-    TABLE[name] = BY_OP[entry.op] = entry
+    TABLE[name] = entry
+    if op is not None:
+        BY_OP[op] = entry
     for u in entry.ufuncs:
         BY_UFUNC[u] = entry
     return entry
