@@ -598,3 +598,4 @@ def _fwddiff(x):
 
 case("fwddiff", ["sad.fwddiff"], _fwddiff, [ordinary(6), arr(0.0, inf, nan, -0.0, inf, 1.0)],
      exact=False)
+from conformance_cases_ew import *  # noqa

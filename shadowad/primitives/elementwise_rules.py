@@ -20,9 +20,11 @@ from .core import Primitive, implements
 from .elementwise import ieee_partial
 from .values import plain, shape_of, unbroadcast
 
-__all__ = ["generic_rule", "register_without_kernel", "PRIMITIVES"]
+__all__ = ["generic_rule", "register_without_kernel", "PRIMITIVES", "ELEMENTWISE_CALLS"]
 
 PRIMITIVES = {}  # entry name -> its Primitive, for entries without a C kernel
+# the numpy (and scipy) callables registered as elementwise primitives: sad.fwddiff may run them
+ELEMENTWISE_CALLS = set()
 
 
 def _fit(t, shape):
@@ -75,4 +77,5 @@ def register_without_kernel(entry):
         return bind(prim, inputs, {}, out)
 
     implements(*entry.ufuncs)(ufunc_entry)
+    ELEMENTWISE_CALLS.update(entry.ufuncs)
     return prim

@@ -46,17 +46,23 @@ def _polygamma_impl(x, n):
 
 
 def _polygamma_jvp(ts, vals, out, params):
-    return times(ts[0], apply(polygamma, vals, {"n": params["n"] + 1}), plain)
+    return times(ts[0], _polygamma(vals[0], params["n"] + 1), plain)
 
 
 def _polygamma_vjp(k, g, vals, out, params):
-    d = apply(polygamma, vals, {"n": params["n"] + 1})
+    d = _polygamma(vals[0], params["n"] + 1)
     return unbroadcast(times(g, d, plain), shape_of(vals[0]))
 
 
 # polygamma(n, x) for a fixed order n >= 1: the derivatives of digamma
 polygamma = Primitive("scipy.special.polygamma", _polygamma_impl, _polygamma_jvp,
                       _polygamma_vjp)
+
+
+def _polygamma(x, n):
+    """polygamma(n, x) on any engine's values: scipy's polygamma converts its
+    input, so its impl runs on plain values only, and every engine binds it."""
+    return apply(polygamma, (x,), {"n": n}, numpy_impl=False)
 
 
 def _log_ndtr_dx(x, z):
@@ -88,7 +94,7 @@ _UFUNCS = [
      "gammaln'(x) = digamma(x) (also for x < 0: the derivative of log|Gamma(x)|); at the "
      "poles x = 0, -1, -2, ... digamma's value there (scipy: -inf at +0, +inf at -0.0, "
      "NaN at negative integers)"),
-    ("digamma", "digamma", (lambda x, z: apply(polygamma, (x,), {"n": 1}),),
+    ("digamma", "digamma", (lambda x, z: _polygamma(x, 1),),
      "digamma'(x) = polygamma(1, x): +inf at the poles 0, -1, -2, ...; higher "
      "derivatives are polygamma(n, x)"),
     ("xlogy", "xlogy",

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..support.products import times
 from .core import Primitive, implements
+from .elementwise_rules import ELEMENTWISE_CALLS
 from .values import plain, shape_of, unbroadcast
 
 __all__ = ["sinc", "sinc_derivative"]
@@ -44,3 +45,6 @@ sinc = Primitive("sinc", np.sinc, _jvp, _vjp)
 @implements(np.sinc)
 def _sinc_entry(bind, x):
     return bind(sinc, (x,), {}, None)
+
+
+ELEMENTWISE_CALLS.add(np.sinc)
