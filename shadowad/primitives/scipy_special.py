@@ -42,7 +42,10 @@ _INV_SQRT_2PI = 0.3989422804014327       # 1 / sqrt(2 pi)
 
 
 def _polygamma_impl(x, n):
-    return _special.polygamma(n, x)
+    if isinstance(x, (float, int, np.ndarray, np.generic)):
+        return _special.polygamma(n, x)
+    # a value an enclosing differentiation traces: its engine binds the primitive
+    return apply(polygamma, (x,), {"n": n}, numpy_impl=False)
 
 
 def _polygamma_jvp(ts, vals, out, params):
