@@ -160,8 +160,12 @@ def test_scipy_functions_outside_f_are_scipys():
     assert np.array_equal(special.softmax(x), dispatched(special.softmax)(x))
     # scipy's own function, bound before shadowad put the dispatch in front,
     # names itself in the error rather than failing obscurely
-    with pytest.raises(TypeError, match="scipy.special.logsumexp"):
+    with pytest.raises(TypeError, match="scipy.special.logsumexp has a derivative rule, but "
+                       "this reference to it is the library's own function"):
         sad.gradient(lambda v: dispatched(special.logsumexp)(v), x)
+    with pytest.raises(TypeError, match="scipy.special.logsumexp has a derivative rule"):
+        sad.autodiff(lambda v: dispatched(special.logsumexp)(v),
+                     Duplicated(x, np.ones(6)), mode=F)
 
 
 # --------------------------------------------------------------------------

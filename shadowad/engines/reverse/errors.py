@@ -7,7 +7,8 @@ nested) and the rules raise them, and they need nothing of those types: only
 the running call (tape.py) and the C bases that tell a traced value's call.
 """
 from ..._c import fast
-from ...support.naming import library_caller
+from ...primitives import core
+from ...support.naming import library_caller, qualified_name
 from .tape import current_tape, finished_error
 
 
@@ -37,12 +38,25 @@ def conversion_error(what, how, note="", depth=3):
     func = library_caller(depth)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
         return detach_error(what, note)
+    if func in registered_names():
+        # a reference taken before shadowad put numpy's dispatch in front of
+        # the function (shadowad.support.library_dispatch)
+        return TypeError(
+            f"shadowad: {func} has a derivative rule, but this reference to it is the library's "
+            "own function, taken before shadowad was imported (e.g. `from scipy.special import "
+            "...` above `import shadowad`), which converts its inputs to plain values. Import "
+            f"shadowad first, or call it through its module ({func}(...))")
     return TypeError(
         f"shadowad: {func} has no derivative rule in shadowad, so it cannot be applied to "
         f"traced values: it converts its inputs to plain values (with {how}), which "
         "cannot carry a derivative. Take the value without derivative with sad.primal(x) "
         f"(e.g. {func}(sad.primal(x))), or write the computation with supported "
         "numpy operations")
+
+
+def registered_names():
+    """How users spell the functions that have rules (for the error above)."""
+    return {qualified_name(f) for f, _ in core.registered()}
 
 
 def readonly_error(label):
