@@ -432,7 +432,7 @@ define("logaddexp", [np.logaddexp], "SAD_LOGADDEXP",
         lambda x, y, z: _log_add_weight(y, x, z, np.exp)),
        "dz/dx = exp(x - z), dz/dy = exp(y - z); where x - z is inf - inf: 1 to the infinite "
        "operand that is the value, 0.5 each at x = y = ±inf (JAX gives NaN at -inf/-inf, "
-       "and (1, exp(y)) at x = +inf)")
+       "(1, 1) at +inf/+inf and (1, exp(y)) at x = +inf)")
 define("logaddexp2", [np.logaddexp2], "SAD_LOGADDEXP2",
        (lambda x, y, z: _log_add_weight(x, y, z, np.exp2),
         lambda x, y, z: _log_add_weight(y, x, z, np.exp2)),
