@@ -208,6 +208,10 @@ def assert_engines(f, x, want):
 def test_sinc_at_zero():
     assert_engines(np.sinc, [0.0, -0.0, 1.0, 0.5],
                    [0.0, 0.0, -1.0, float((np.cos(np.pi * 0.5) - np.sinc(0.5)) / 0.5)])
+    for x in (0.0, -0.0):  # +0.0 in every engine, not -0.0 in some
+        t = sad.autodiff(np.sinc, Duplicated(x, 1.0), mode=F)
+        g = sad.autodiff(np.sinc, Active(x))[0]
+        assert not np.signbit(t) and not np.signbit(g) and t == g == 0.0
 
 
 @pytest.mark.parametrize("m1", [F, R])
