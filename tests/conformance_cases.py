@@ -601,3 +601,4 @@ case("fwddiff", ["sad.fwddiff"], _fwddiff, [ordinary(6), arr(0.0, inf, nan, -0.0
 from conformance_cases_stats import *  # noqa
 from conformance_cases_shape import *  # noqa
 from conformance_cases_linalg import *  # noqa
+from conformance_cases_ew import *  # noqa

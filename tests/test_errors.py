@@ -408,21 +408,21 @@ def test_scipy_names():
     assert qualified_name(special.gammaln) == "scipy.special.gammaln"
     assert qualified_name(special.logsumexp) == "scipy.special.logsumexp"
     for mode in (Reverse, Forward):
-        with pytest.raises(NotImplementedError, match="shadowad: scipy.special.expit has no "
+        with pytest.raises(NotImplementedError, match="shadowad: scipy.special.gamma has no "
                                                       "derivative rule"):
-            _inside(mode, lambda a: special.expit(a))
+            _inside(mode, lambda a: special.gamma(a))
 
 
 # --------------------------------------------------------------------------
 # a library function that converts its inputs with np.asarray
 
 @pytest.mark.parametrize("mode", [Reverse, Forward])
-def test_scipy_logsumexp_is_named_not_zeros_like(mode):
+def test_scipy_log_softmax_is_named_not_zeros_like(mode):
     special = pytest.importorskip("scipy.special")
     with pytest.raises(TypeError) as e:
-        _inside(mode, lambda a: special.logsumexp(a))
+        _inside(mode, lambda a: special.log_softmax(a))
     msg = str(e.value)
-    assert "scipy.special.logsumexp has no derivative rule" in msg
+    assert "scipy.special.log_softmax has no derivative rule" in msg
     assert "np.asarray" in msg and "sad.primal(x)" in msg
     assert "zeros_like" not in msg
 
@@ -454,8 +454,8 @@ def test_nested_missing_method_and_ufunc_are_named():
     with pytest.raises(NotImplementedError, match=r"x\.compress\(\) is not supported inside a "
                                                   "nested differentiation"):
         _inside("nested", lambda a: a.compress())
-    with pytest.raises(TypeError, match="scipy.special.expit is not supported inside a nested"):
-        _inside("nested", lambda a: special.expit(a))
+    with pytest.raises(TypeError, match="scipy.special.gamma is not supported inside a nested"):
+        _inside("nested", lambda a: special.gamma(a))
 
 
 def test_modes_left_alone():

@@ -37,6 +37,7 @@ FAMILIES = {
     "indexing": "selection and indexing",
     "registry": "derivative-free functions (plain results)",
     "scipy_special": "scipy.special",
+    "special": "special functions",
     "scipy_linalg": "scipy.linalg",
 }
 ENGINES = (("reverse", "r"), ("forward", "f"), ("nested", "n"))
@@ -60,7 +61,9 @@ def sections():
     defined = dict(core.registered())
     tables = {"reverse": FUNCTIONS, "forward": JVPS, "nested": {**NESTED, **NESTED_UFUNCS}}
     groups = defaultdict(list)
-    for func in (set(FUNCTIONS) | set(JVPS) | set(NESTED)) - set(DERIVATIVE_FREE_UFUNCS):
+    table_ufuncs = {u for e in TABLE.values() for u in e.ufuncs}
+    for func in (set(FUNCTIONS) | set(JVPS) | set(NESTED)) - set(DERIVATIVE_FREE_UFUNCS) \
+            - table_ufuncs:
         entry = defined.get(func) or FUNCTIONS.get(func) or JVPS.get(func) or NESTED.get(func)
         lacks = tuple(name for name, _ in ENGINES if func not in tables[name])
         groups[_family(entry)].append((qualified_name(func), lacks))

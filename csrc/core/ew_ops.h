@@ -34,8 +34,21 @@ enum sad_ew_op {
     SAD_MAX = 26, /* maximum */
     SAD_MIN = 27, /* minimum */
     SAD_FMAX = 28, /* fmax */
-    SAD_FMIN = 29 /* fmin */
+    SAD_FMIN = 29, /* fmin */
+    SAD_LOG10 = 30, /* log10 */
+    SAD_LOG2 = 31, /* log2 */
+    SAD_EXP2 = 32, /* exp2 */
+    SAD_ASINH = 33, /* arcsinh */
+    SAD_ACOSH = 34, /* arccosh */
+    SAD_ATANH = 35, /* arctanh */
+    SAD_DEG2RAD = 36, /* deg2rad */
+    SAD_RAD2DEG = 37, /* rad2deg */
+    SAD_CBRT = 38, /* cbrt */
+    SAD_COPYSIGN = 39, /* copysign */
+    SAD_HEAVISIDE = 40, /* heaviside */
+    SAD_LOGADDEXP = 41, /* logaddexp */
+    SAD_LOGADDEXP2 = 42 /* logaddexp2 */
 };
 
 /* how many there are: op codes from it on are other record kinds */
-enum { SAD_N_EW = 30 };
+enum { SAD_N_EW = 43 };

@@ -36,15 +36,15 @@ typedef struct sad_pool sad_pool;
  * (shared by the tangent and the reverse sweep). */
 enum sad_op {
     /* record kinds that are not elementwise */
-    SAD_LOAD = 32, SAD_STORE = 33, SAD_SUM = 34, SAD_DOT = 35, SAD_AXPY = 36,
-    SAD_PY = 37, SAD_VPUSH = 38, SAD_VPOP = 39, SAD_VLOAD = 40, SAD_VSTORE = 41,
-    SAD_VPUSHA = 42, SAD_VCOPY = 43,
+    SAD_LOAD = 64, SAD_STORE = 65, SAD_SUM = 66, SAD_DOT = 67, SAD_AXPY = 68,
+    SAD_PY = 69, SAD_VPUSH = 70, SAD_VPOP = 71, SAD_VLOAD = 72, SAD_VSTORE = 73,
+    SAD_VPUSHA = 74, SAD_VCOPY = 75,
     /* scalar record z = f(x, y) with known partials: vx = df/dx, vy = df/dy */
-    SAD_LIN = 44,
+    SAD_LIN = 76,
     /* z = np.outer(a, b) of two vectors (outer.c) */
-    SAD_OUTER = 45,
+    SAD_OUTER = 77,
     /* a call of a C custom rule (crule.c, shadowad/rule.h) */
-    SAD_CRULE = 46
+    SAD_CRULE = 78
 };
 
 /* How an operand of sad_ew / sad_axpy is passed, and what the call must do. */

@@ -37,6 +37,19 @@ static const unsigned char arity[SAD_N_EW] = {
     2, /* SAD_MIN */
     2, /* SAD_FMAX */
     2, /* SAD_FMIN */
+    1, /* SAD_LOG10 */
+    1, /* SAD_LOG2 */
+    1, /* SAD_EXP2 */
+    1, /* SAD_ASINH */
+    1, /* SAD_ACOSH */
+    1, /* SAD_ATANH */
+    1, /* SAD_DEG2RAD */
+    1, /* SAD_RAD2DEG */
+    1, /* SAD_CBRT */
+    2, /* SAD_COPYSIGN */
+    2, /* SAD_HEAVISIDE */
+    2, /* SAD_LOGADDEXP */
+    2, /* SAD_LOGADDEXP2 */
 };
 
 /* which values the partials read: x 1, y 2, z 4, by op code */
@@ -71,6 +84,19 @@ static const unsigned char reads[SAD_N_EW] = {
     3, /* SAD_MIN: x, y */
     3, /* SAD_FMAX: x, y */
     3, /* SAD_FMIN: x, y */
+    1, /* SAD_LOG10: x */
+    1, /* SAD_LOG2: x */
+    4, /* SAD_EXP2: z */
+    1, /* SAD_ASINH: x */
+    1, /* SAD_ACOSH: x */
+    1, /* SAD_ATANH: x */
+    0, /* SAD_DEG2RAD: nothing */
+    0, /* SAD_RAD2DEG: nothing */
+    4, /* SAD_CBRT: z */
+    3, /* SAD_COPYSIGN: x, y */
+    1, /* SAD_HEAVISIDE: x */
+    7, /* SAD_LOGADDEXP: x, y, z */
+    7, /* SAD_LOGADDEXP2: x, y, z */
 };
 
 int sad_ew_is_unary(int op)

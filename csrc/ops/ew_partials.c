@@ -8,6 +8,14 @@
 
 #include "sad.h"
 
+/* the constants of the partials table (shadowad/primitives/elementwise.py):
+ * ln 10, ln 2, pi / 180 (numpy's factor in deg2rad) and 180 / pi */
+#define LN10 2.302585092994046
+#define LN2 0.6931471805599453
+#define DEG 0.017453292519943295
+#define RAD 57.29577951308232
+#define LOG2E 1.4426950408889634074 /* numpy's npy_log2_1p factor */
+
 void sad_ew_values(int op, int64_t n, const double *restrict x, const double *restrict y,
                    double *restrict z)
 {
@@ -53,6 +61,38 @@ void sad_ew_values(int op, int64_t n, const double *restrict x, const double *re
     case SAD_FMIN:
         for (i = 0; i < n; ++i) z[i] = (x[i] <= y[i] || isnan(y[i])) ? x[i] : y[i];
         break;
+    case SAD_LOG10:   for (i = 0; i < n; ++i) z[i] = log10(x[i]); break;
+    case SAD_LOG2:    for (i = 0; i < n; ++i) z[i] = log2(x[i]); break;
+    case SAD_EXP2:    for (i = 0; i < n; ++i) z[i] = exp2(x[i]); break;
+    case SAD_ASINH:   for (i = 0; i < n; ++i) z[i] = asinh(x[i]); break;
+    case SAD_ACOSH:   for (i = 0; i < n; ++i) z[i] = acosh(x[i]); break;
+    case SAD_ATANH:   for (i = 0; i < n; ++i) z[i] = atanh(x[i]); break;
+    case SAD_DEG2RAD: for (i = 0; i < n; ++i) z[i] = x[i] * DEG; break;
+    case SAD_RAD2DEG: for (i = 0; i < n; ++i) z[i] = x[i] * RAD; break;
+    case SAD_CBRT:    for (i = 0; i < n; ++i) z[i] = cbrt(x[i]); break;
+    case SAD_COPYSIGN: for (i = 0; i < n; ++i) z[i] = copysign(x[i], y[i]); break;
+    case SAD_HEAVISIDE: /* numpy's: NaN stays NaN, h at ±0 */
+        for (i = 0; i < n; ++i)
+            z[i] = isnan(x[i]) ? x[i] : (x[i] < 0 ? 0.0 : (x[i] > 0 ? 1.0 : y[i]));
+        break;
+    case SAD_LOGADDEXP: case SAD_LOGADDEXP2: {
+        /* numpy's npy_logaddexp: the larger plus log1p(exp(-|x - y|)) */
+        const int two = op == SAD_LOGADDEXP2;
+        for (i = 0; i < n; ++i) {
+            if (x[i] == y[i]) {
+                z[i] = x[i] + (two ? 1.0 : LN2);
+            } else {
+                const double d = x[i] - y[i];
+                if (d > 0)
+                    z[i] = x[i] + (two ? LOG2E * log1p(exp2(-d)) : log1p(exp(-d)));
+                else if (d <= 0)
+                    z[i] = y[i] + (two ? LOG2E * log1p(exp2(d)) : log1p(exp(d)));
+                else
+                    z[i] = d;
+            }
+        }
+        break;
+    }
     }
 }
 
@@ -135,6 +175,41 @@ SAD_HOT void sad_ew_partials(int op, int64_t n, const double *restrict x, const 
         }
         break;
     }
+    case SAD_LOG10:   for (i = 0; i < n; ++i) px[i] = 1.0 / (x[i] * LN10); break;
+    case SAD_LOG2:    for (i = 0; i < n; ++i) px[i] = 1.0 / (x[i] * LN2); break;
+    case SAD_EXP2:    for (i = 0; i < n; ++i) px[i] = z[i] * LN2; break;
+    case SAD_ASINH:   for (i = 0; i < n; ++i) px[i] = 1.0 / sqrt(x[i] * x[i] + 1.0); break;
+    case SAD_ACOSH:
+        for (i = 0; i < n; ++i) px[i] = 1.0 / sqrt((x[i] - 1.0) * (x[i] + 1.0));
+        break;
+    case SAD_ATANH:   for (i = 0; i < n; ++i) px[i] = 1.0 / (1.0 - x[i] * x[i]); break;
+    case SAD_DEG2RAD: for (i = 0; i < n; ++i) px[i] = DEG; break;
+    case SAD_RAD2DEG: for (i = 0; i < n; ++i) px[i] = RAD; break;
+    case SAD_CBRT:    for (i = 0; i < n; ++i) px[i] = 1.0 / (3.0 * z[i] * z[i]); break;
+    case SAD_COPYSIGN: /* abs'(x) (0 at ±0 and NaN) times y's sign */
+        for (i = 0; i < n; ++i) {
+            const double w = x[i] > 0 ? 1.0 : (x[i] < 0 ? -1.0 : 0.0);
+            px[i] = (signbit(y[i]) ? -1.0 : 1.0) * w;
+            py[i] = 0.0;
+        }
+        break;
+    case SAD_HEAVISIDE:
+        for (i = 0; i < n; ++i) {
+            px[i] = 0.0;
+            py[i] = x[i] == 0.0 ? 1.0 : 0.0;
+        }
+        break;
+    case SAD_LOGADDEXP: case SAD_LOGADDEXP2:
+        /* exp(x - z); where that is inf - inf with x == z: 1, or 0.5 at a tie */
+        for (i = 0; i < n; ++i) {
+            const double ex = x[i] - z[i], ey = y[i] - z[i];
+            const int two = op == SAD_LOGADDEXP2;
+            px[i] = isnan(ex) && x[i] == z[i] ? (x[i] == y[i] ? 0.5 : 1.0)
+                                              : (two ? exp2(ex) : exp(ex));
+            py[i] = isnan(ey) && y[i] == z[i] ? (x[i] == y[i] ? 0.5 : 1.0)
+                                              : (two ? exp2(ey) : exp(ey));
+        }
+        break;
     }
 }
 

@@ -36,7 +36,10 @@ class Elementwise:
     operand k; ``convention`` states its values at kinks and edges where the
     textbook formula does not say.  ``op`` is its C op code, named
     ``c_name`` in csrc/core/ew_ops.h; ``reads`` which values its partials
-    read: x 1, y 2, z 4 (see operands_read)."""
+    read: x 1, y 2, z 4 (see operands_read).  An entry without a C kernel
+    (``c_name`` None: scipy.special's functions, whose partials C's math
+    library lacks) has ``op`` None; every engine then runs its generic rule
+    (shadowad.primitives.elementwise_rules)."""
 
     __slots__ = ("name", "ufuncs", "op", "c_name", "arity", "partials", "convention",
                  "reads")
@@ -44,7 +47,9 @@ class Elementwise:
     def __init__(self, name, ufuncs, op, c_name, partials, convention):
         self.name, self.ufuncs, self.op, self.c_name = name, tuple(ufuncs), op, c_name
         self.arity, self.partials, self.convention = len(partials), tuple(partials), convention
-        self.reads = operands_read(self.partials)
+        # (without a C kernel nothing reads the mask: the generic rule keeps
+        # its operands, and its partials may call primitives a probe cannot run)
+        self.reads = operands_read(self.partials) if c_name is not None else 7
 
     @property
     def ufunc(self):
@@ -54,19 +59,22 @@ class Elementwise:
         return f"Elementwise({self.name})"
 
 
-TABLE = {}     # name -> Elementwise, in op code order
+TABLE = {}     # name -> Elementwise, in op code order (those without a C kernel too)
 BY_UFUNC = {}  # numpy ufunc -> Elementwise
 BY_OP = {}     # C op code -> Elementwise
 
 
 def define(name, ufuncs, c_name, partials, convention=""):
     """Register primitive ``name``; its C op code is the next one free (C's
-    unary ops come first, as here)."""
-    entry = Elementwise(name, ufuncs, len(TABLE), c_name, partials, convention)
-    if (name in TABLE or any(e.c_name == c_name for e in TABLE.values())
+    unary ops come first, as here).  ``c_name`` None: no C kernel, no op code."""
+    op = None if c_name is None else len(BY_OP)
+    entry = Elementwise(name, ufuncs, op, c_name, partials, convention)
+    if (name in TABLE or any(c_name is not None and e.c_name == c_name for e in TABLE.values())
             or any(u in BY_UFUNC for u in entry.ufuncs)):
         raise ValueError(f"elementwise primitive {name} defined twice")
-    TABLE[name] = BY_OP[entry.op] = entry
+    TABLE[name] = entry
+    if op is not None:
+        BY_OP[op] = entry
     for u in entry.ufuncs:
         BY_UFUNC[u] = entry
     return entry
@@ -321,6 +329,114 @@ _select("maximum", np.maximum, "SAD_MAX", False, True)
 _select("minimum", np.minimum, "SAD_MIN", True, True)
 _select("fmax", np.fmax, "SAD_FMAX", False, False)
 _select("fmin", np.fmin, "SAD_FMIN", True, False)
+
+
+# --------------------------------------------------------------------------
+# more unary and binary primitives (C op codes from SAD_LOG10 on)
+
+LN10 = 2.302585092994046   # np.log(10.0), also C's constant (ew_partials.c)
+LN2 = 0.6931471805599453   # np.log(2.0)
+DEG = 0.017453292519943295  # np.pi / 180, numpy's factor in deg2rad (C's too)
+RAD = 57.29577951308232     # 180 / np.pi, rad2deg's
+
+
+@unary("log10", [np.log10], "SAD_LOG10",
+       "log10'(x) = 1 / (x * ln 10): +inf at 0, -inf at -0.0, finite for x < 0 (the value "
+       "is NaN), as log")
+def _log10(x, z):
+    return 1.0 / (x * LN10)
+
+
+@unary("log2", [np.log2], "SAD_LOG2", "log2'(x) = 1 / (x * ln 2), with log's edges")
+def _log2(x, z):
+    return 1.0 / (x * LN2)
+
+
+@unary("exp2", [np.exp2], "SAD_EXP2",
+       "exp2'(x) = exp2(x) * ln 2 as computed (overflow: inf)")
+def _exp2(x, z):
+    return z * LN2
+
+
+@unary("arcsinh", [np.arcsinh], "SAD_ASINH",
+       "arcsinh'(x) = 1 / sqrt(x*x + 1): 0 at ±inf, and from |x| > 1.3e154 on (x*x "
+       "overflows; the true value is below 7.5e-155)")
+def _arcsinh(x, z):
+    return 1.0 / np.sqrt(x * x + 1.0)
+
+
+@unary("arccosh", [np.arccosh], "SAD_ACOSH",
+       "arccosh'(x) = 1 / sqrt((x - 1) * (x + 1)): +inf at x = 1, NaN for x < 1 (the value "
+       "is NaN), 0 at +inf")
+def _arccosh(x, z):
+    return 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
+
+
+@unary("arctanh", [np.arctanh], "SAD_ATANH",
+       "arctanh'(x) = 1 / (1 - x*x): +inf at x = ±1; negative outside [-1, 1] (the value "
+       "is NaN)")
+def _arctanh(x, z):
+    return 1.0 / (1.0 - x * x)
+
+
+@unary("deg2rad", [np.deg2rad, np.radians], "SAD_DEG2RAD")
+def _deg2rad(x, z):
+    return DEG
+
+
+@unary("rad2deg", [np.rad2deg, np.degrees], "SAD_RAD2DEG")
+def _rad2deg(x, z):
+    return RAD
+
+
+@unary("cbrt", [np.cbrt], "SAD_CBRT",
+       "cbrt'(x) = 1 / (3 z*z): +inf at 0 and at -0.0 (the slope is +inf from both sides, "
+       "as JAX), 0 at ±inf")
+def _cbrt(x, z):
+    return 1.0 / (3.0 * z * z)
+
+
+def _sign_weight(x):
+    """abs'(x): 1, -1, or 0 at ±0 and NaN (abs's convention)."""
+    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+
+
+define("copysign", [np.copysign], "SAD_COPYSIGN",
+       (lambda x, y, z: np.where(np.signbit(y), -1.0, 1.0) * _sign_weight(x),
+        lambda x, y, z: 0.0),
+       "copysign(x, y) = |x| with y's sign bit: dz/dx = abs'(x) times y's sign (±1 from the "
+       "sign bit, also for y = ±0 and NaN), so 0 at x = ±0 and x = NaN (abs's convention); "
+       "dz/dy = 0 (piecewise constant in y)")
+
+define("heaviside", [np.heaviside], "SAD_HEAVISIDE",
+       (lambda x, y, z: 0.0, lambda x, y, z: np.where(x == 0, 1.0, 0.0)),
+       "heaviside(x, h): dz/dx = 0 everywhere, also at x = 0 (a step; JAX gives 0 too); "
+       "dz/dh = 1 where x == 0 (the value is h there), else 0")
+
+
+def _log_add_weight(x, y, z, d):
+    """dz/dx of z = logaddexp(x, y) (with ``d`` = exp, or exp2 for
+    logaddexp2): d(x - z), stable at every finite point.  Where x - z is NaN
+    with x == z (x = z = ±inf) the limit: 1, or 0.5 when y == x too (a tie
+    splits evenly, as maximum's)."""
+    e = x - z
+    edge = np.logical_and(np.isnan(e), x == z)
+    w = d(e)
+    if not np.any(edge):
+        return w
+    return np.where(edge, np.where(x == y, 0.5, 1.0), w)
+
+
+define("logaddexp", [np.logaddexp], "SAD_LOGADDEXP",
+       (lambda x, y, z: _log_add_weight(x, y, z, np.exp),
+        lambda x, y, z: _log_add_weight(y, x, z, np.exp)),
+       "dz/dx = exp(x - z), dz/dy = exp(y - z); where x - z is inf - inf: 1 to the infinite "
+       "operand that is the value, 0.5 each at x = y = ±inf (JAX gives NaN at -inf/-inf, "
+       "(1, 1) at +inf/+inf and (1, exp(y)) at x = +inf)")
+define("logaddexp2", [np.logaddexp2], "SAD_LOGADDEXP2",
+       (lambda x, y, z: _log_add_weight(x, y, z, np.exp2),
+        lambda x, y, z: _log_add_weight(y, x, z, np.exp2)),
+       "dz/dx = 2**(x - z), dz/dy = 2**(y - z), with logaddexp's edges")
 
 
 # --------------------------------------------------------------------------

@@ -26,11 +26,11 @@ other triangle holds the input's entries, which pass through with
 derivative 1), lu_factor's L (unit diagonal, not stored) and U share one
 matrix; the pivots are constant.
 """
-import functools
 import importlib.util
 
 import numpy as np
 
+from ..support.library_dispatch import dispatching, install
 from ..support.post_import import when_imported
 from ..support.products import times
 from .contractions import matmul_times
@@ -39,7 +39,7 @@ from .decompositions import cholesky_adjoint, cholesky_tangent, triangle_adjoint
 from .linalg import cofactors
 from .values import ndim, plain, shape_of, swap
 
-__all__ = ["AVAILABLE", "WRAPPED", "wrapped_name", "solve_triangular", "cholesky", "cho_factor",
+__all__ = ["AVAILABLE", "solve_triangular", "cholesky", "cho_factor",
            "solve", "inv", "det", "cho_solve", "lu_factor",
            "lu_solve", "expm"]
 
@@ -47,18 +47,6 @@ AVAILABLE = importlib.util.find_spec("scipy") is not None
 
 _NAMES = ("solve_triangular", "cholesky", "cho_factor", "cho_solve", "lu_factor", "lu_solve",
           "expm", "solve", "inv", "det")
-# "scipy.linalg.<name>" of the functions that have a rule
-WRAPPED = frozenset(f"scipy.linalg.{n}" for n in _NAMES) if AVAILABLE else frozenset()
-
-
-def wrapped_name(name):
-    """The function of WRAPPED that ``name`` (as the conversion error found
-    it: scipy.linalg.cho_solve, or through a deprecated module such as
-    scipy.linalg.decomp_cholesky.cho_solve) is scipy's original of, or None."""
-    parts = name.split(".")
-    full = f"scipy.linalg.{parts[-1]}"
-    return full if parts[:2] == ["scipy", "linalg"] and full in WRAPPED else None
-
 _WRAPPER = {}    # name -> the dispatching wrapper (also the engines' key)
 _ORIGINAL = {}   # name -> scipy's function, once scipy.linalg is imported
 
@@ -72,54 +60,13 @@ def _scipy(name):
 
 
 # --------------------------------------------------------------------------
-# dispatch: numpy's protocol, for functions that do not speak it
-
-_PLAIN = (np.ndarray, np.generic, float, int, bool, complex, str, type(None))
-_NDARRAY_AF = np.ndarray.__array_function__
-
-
-def _overriding(args, found):
-    for a in args:
-        t = type(a)
-        if t is tuple or t is list:
-            _overriding(a, found)
-        elif not isinstance(a, _PLAIN):
-            af = getattr(t, "__array_function__", None)
-            if af is not None and af is not _NDARRAY_AF:
-                found.append(a)
-    return found
-
-
-def _dispatch_order(values):
-    """One value per type, subclasses before superclasses, else left to
-    right (NEP 18)."""
-    order = []
-    for v in values:
-        t = type(v)
-        if any(type(o) is t for o in order):
-            continue
-        at = next((i for i, o in enumerate(order) if issubclass(t, type(o))), len(order))
-        order.insert(at, v)
-    return order
-
+# dispatch: numpy's protocol in front of scipy.linalg's functions
 
 def _wrapper(name):
     """scipy.linalg's ``name`` for traced and plain arguments alike: the
     engines' key for it (registered at import, before scipy is), installed
     in scipy.linalg's namespace once scipy.linalg is imported."""
-    def wrapper(*args, **kwargs):
-        found = _overriding(kwargs.values(), _overriding(args, []))
-        if not found:
-            return (_ORIGINAL.get(name) or _load(name))(*args, **kwargs)
-        order = _dispatch_order(found)
-        types = tuple(type(v) for v in order)
-        for v in order:
-            r = type(v).__array_function__(v, wrapper, types, args, kwargs)
-            if r is not NotImplemented:
-                return r
-        raise TypeError(f"no implementation of scipy.linalg.{name} found for types {types}")
-    wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__module__ = "scipy.linalg"
+    wrapper = dispatching(name, "scipy.linalg", lambda: _ORIGINAL.get(name) or _load(name))
     _WRAPPER[name] = wrapper
     return wrapper
 
@@ -131,16 +78,8 @@ def _load(name):
 
 def _install(module):
     for name in _NAMES:
-        original = getattr(module, name, None)
-        if original is None:
-            continue
-        original = getattr(original, "__shadowad_original__", original)
-        _ORIGINAL[name] = original
-        wrapper = _WRAPPER[name]
-        functools.update_wrapper(wrapper, original)
-        wrapper.__module__ = "scipy.linalg"  # where pickle finds this object
-        wrapper.__shadowad_original__ = original
-        setattr(module, name, wrapper)
+        if getattr(module, name, None) is not None:
+            _ORIGINAL[name] = install(module, name, _WRAPPER[name])
 
 
 # --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import sys
 import sysconfig
 import types
+import warnings
 
 _cache = {}
 
@@ -48,7 +49,10 @@ def _search(name, func):
         if mod is None or modname != _public(modname):
             continue
         try:
-            if _same(getattr(mod, name, None), func):
+            with warnings.catch_warnings():  # deprecated namespaces warn on every lookup
+                warnings.simplefilter("ignore")
+                held = getattr(mod, name, None)
+            if _same(held, func):
                 found.append(modname)
         except Exception:  # a module whose attributes are computed lazily and fail
             continue

@@ -11,11 +11,9 @@ jvp and vjp are ordinary numpy on the values one level down (plain, traced
 by an enclosing differentiation, or Boxes of an enclosing nested call -- so
 that enclosing differentiation records and differentiates them too).
 
-The elementwise operations are primitives made here from the partials
-table (shadowad.primitives.elementwise), which every engine derives
-from, with its conventions at kinks and edges (docs/conventions.md).  Every
-chain-rule product is ``_chain``: a zero factor gives zero, even against an
-infinite or NaN one (shadowad.support.products).
+The elementwise operations are the generic rules of the partials table
+(shadowad.primitives.elementwise_rules), which every engine derives from,
+with its conventions at kinks and edges (docs/conventions.md).
 """
 import operator
 
@@ -28,11 +26,9 @@ from ..handlers import NESTED
 from ...primitives.reductions import REDUCE_OF, reduce_call
 from ...primitives.scatter import ufunc_at
 from ...support.naming import qualified_name as numpy_name
-from ...primitives.core import Primitive
-from ...primitives.elementwise import TABLE as ELEMENTWISE, ieee_partial
+from ...primitives.elementwise import TABLE as ELEMENTWISE
+from ...primitives.elementwise_rules import generic_rule
 from ...primitives.inactive import DERIVATIVE_FREE_UFUNCS
-from ...primitives.values import unbroadcast
-from ...support.products import times
 from ..reverse.interface import complete_ndarray_interface
 from ..reverse.scalar import ieee_arithmetic
 from ...primitives.inactive import DERIVATIVE_FREE
@@ -45,35 +41,9 @@ FUNCTIONS = {}   # numpy function -> handler(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------
-# helpers shared by the rules
-
-def fit(t, shape):
-    """Tangent ``t`` broadcast to the output's shape (``x + c`` with a scalar x
-    and an array c has an array tangent)."""
-    if t is None or shape_of(t) == shape:
-        return t
-    return np.zeros(shape) + t
-
-
-def _sum_terms(terms):
-    res = None
-    for t in terms:
-        if t is not None:
-            res = t if res is None else res + t
-    return res
-
-
-# --------------------------------------------------------------------------
 # elementwise: every primitive of the partials table (shadowad.primitives.
 # elementwise), its partials evaluated on the values one level down -- so an
 # enclosing nested differentiation differentiates the same formulas
-
-def _chain(t, p):
-    """Tangent or adjoint t times partial p, a zero factor giving zero (as in
-    the C kernels), for values of any level: zeros and NaNs are found on the
-    plain values, and only the entries that need it go through np.where."""
-    return times(t, p, plain)
-
 
 def _scalar_safe(fn):
     """Python float arithmetic with numpy's IEEE results (inf, nan) instead of
@@ -93,27 +63,13 @@ _OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operato
 
 
 def _elementwise_rule(entry):
-    # A partial's own infinities (sqrt at 0) are not numpy warnings here, as
-    # they are not in the C engine.
-    def jvp(ts, vals, out, params):
-        vals = (*vals, out)
-        with np.errstate(all="ignore"):
-            t = _sum_terms(None if t is None else _chain(t, ieee_partial(entry, k, vals))
-                           for k, t in enumerate(ts))
-        return fit(t, shape_of(out))
-
-    def vjp(k, g, vals, out, params):
-        with np.errstate(all="ignore"):
-            c = _chain(g, ieee_partial(entry, k, (*vals, out)))
-        return unbroadcast(c, shape_of(vals[k]))
-
     if entry.name == "negative":
         impl = operator.neg
     elif entry.name in _OPERATORS:  # (-8.0) ** 0.5 is nan here, not a complex number
         impl = _scalar_safe(_OPERATORS[entry.name])
     else:
         impl = entry.ufunc
-    return Primitive(entry.name, impl, jvp, vjp)
+    return generic_rule(entry, impl)
 
 
 def _applies(rule):
@@ -122,6 +78,8 @@ def _applies(rule):
 
 
 for _entry in ELEMENTWISE.values():
+    if _entry.op is None:  # the primitive of its ufuncs, bound below with the others
+        continue
     _rule = _elementwise_rule(_entry)
     for _u in _entry.ufuncs:
         UFUNCS[_u] = _applies(_rule)

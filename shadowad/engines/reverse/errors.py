@@ -8,8 +8,8 @@ the running call (tape.py) and the C bases that tell a traced value's call.
 """
 from ..._c import fast
 from ...support.alternatives import no_rule_hint
-from ...primitives import scipy_linalg
-from ...support.naming import library_caller
+from ...primitives import core
+from ...support.naming import library_caller, qualified_name
 from .tape import current_tape, finished_error
 
 
@@ -39,19 +39,32 @@ def conversion_error(what, how, note="", depth=3):
     func = library_caller(depth)  # 0 library_caller, 1 here, 2 __array__, 3 its caller
     if func is None:
         return detach_error(what, note)
-    if scipy_linalg.wrapped_name(func) is not None:
-        func = scipy_linalg.wrapped_name(func)
-        name = func.rsplit(".", 1)[1]
+    ruled = _name_with_rule(func)
+    if ruled is not None:
+        # a reference taken before shadowad put numpy's dispatch in front of
+        # the function (shadowad.support.library_dispatch)
+        module, name = ruled.rsplit(".", 1)
         return TypeError(
-            f"shadowad: f calls scipy's own {func}, bound before shadowad was imported (e.g. "
-            f"`from scipy.linalg import {name}` ran before `import shadowad`), so it converts "
-            "its traced inputs to plain values. shadowad differentiates "
-            f"{func} once it is imported: import shadowad before scipy.linalg's names, or "
-            f"call it as scipy.linalg.{name}(...)")
+            f"shadowad: {ruled} has a derivative rule, but f calls the library's own "
+            f"function, bound before shadowad was imported (e.g. `from {module} import "
+            f"{name}` ran before `import shadowad`), which converts its inputs to plain "
+            f"values. Import shadowad first, or call it through its module ({ruled}(...))")
     return TypeError(
         f"shadowad: {func} has no derivative rule in shadowad, so it cannot be applied to "
         f"traced values: it converts its inputs to plain values (with {how}), which "
         f"cannot carry a derivative.{no_rule_hint(func)} (e.g. {func}(sad.primal(x)))")
+
+
+def _name_with_rule(func):
+    """The name of a function with a rule whose library original ``func``
+    is (as library_caller names it, also through a deprecated module such
+    as scipy.linalg.decomp_cholesky), or None."""
+    names = {qualified_name(f) for f, _ in core.registered()}
+    if func in names:
+        return func
+    parts = func.split(".")
+    short = ".".join(parts[:2] + parts[-1:])
+    return short if len(parts) > 3 and short in names else None
 
 
 def readonly_error(label):

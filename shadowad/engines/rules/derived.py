@@ -20,6 +20,7 @@ from ..forward import dual
 from ...activity import Active, BatchDuplicated, Const, Duplicated, Forward, Reverse
 from ...primitives import core, values
 from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
+from ...primitives.elementwise_rules import ELEMENTWISE_CALLS
 from ..reverse.snapshots import held
 from ..reverse.buffers import adjoint_for_pullback, check_writable, output_pullback, promote
 from ..reverse.scalar import TScalar, new_scalar
@@ -388,3 +389,4 @@ def _bound(entry, bind):
 for _func, _entry in core.registered():
     registry.FUNCTIONS[_func] = _bound(_entry, reverse_bind)
     registry.JVPS[_func] = _bound(_entry, forward_bind)
+registry.ELEMENTWISE.update(ELEMENTWISE_CALLS)

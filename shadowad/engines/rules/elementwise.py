@@ -24,7 +24,9 @@ from . import registry
 
 # ufunc -> C op code, from the partials table of the elementwise primitives
 # (the C kernels are its specialisation, tested bit for bit against it)
-EW_OPS = {u: entry.op for u, entry in ELEMENTWISE_BY_UFUNC.items()}
+# (an entry without a C kernel is a registered primitive: the engines bind its
+# generic rule, shadowad.primitives.elementwise_rules)
+EW_OPS = {u: entry.op for u, entry in ELEMENTWISE_BY_UFUNC.items() if entry.op is not None}
 
 # ufuncs whose result has no derivative (run on the values)
 NONDIFF = frozenset(DERIVATIVE_FREE_UFUNCS)
@@ -129,7 +131,7 @@ def _without_c_op(ufunc, inputs, out, rules, forward=False):
     rule = rules.get(ufunc)
     if rule is None:
         raise registry.no_rule_error(ufunc)
-    if forward:
+    if forward and ufunc not in registry.ELEMENTWISE:
         registry.check_elementwise(ufunc)
     return rule(*inputs, out=out)
 
@@ -236,7 +238,8 @@ def _held(tape, ops, inputs, need):
 # table (C's sad_ew_partials_read is generated from the same entries); the
 # answer only decides what the tape keeps alive.  Ops whose partials read
 # nothing are linear.
-_READS = {entry.op: entry.reads for entry in ELEMENTWISE_BY_UFUNC.values()}
+_READS = {entry.op: entry.reads for entry in ELEMENTWISE_BY_UFUNC.values()
+          if entry.op is not None}
 _LINEAR = {op for op, reads in _READS.items() if reads == 0}
 _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constant
 

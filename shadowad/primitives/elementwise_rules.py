@@ -1,0 +1,81 @@
+"""The generic rule of an elementwise primitive, derived from its partials in
+the table (shadowad.primitives.elementwise): a ``Primitive`` whose JVP is
+the sum of partial times tangent over the operands and whose VJP is partial
+times adjoint, summed back over broadcasting.  The partials run on the values
+one level down (plain, traced by an enclosing differentiation, or Boxes), so
+an enclosing differentiation differentiates these same formulas.
+
+The nested engine runs every entry this way.  The reverse and forward
+engines run an entry's C kernels, the table's fast specialisation; an entry
+without one (``op`` None: scipy.special's functions) is registered here as
+the primitive of its ufuncs, so that every engine binds this generic rule.
+Every chain-rule product follows the zero-factor convention
+(shadowad.support.products): a zero factor gives zero, even against an
+infinite or NaN one.
+"""
+import numpy as np
+
+from ..support.products import times
+from .core import Primitive, implements
+from .elementwise import ieee_partial
+from .values import plain, shape_of, unbroadcast
+
+__all__ = ["generic_rule", "register_without_kernel", "PRIMITIVES", "ELEMENTWISE_CALLS"]
+
+PRIMITIVES = {}  # entry name -> its Primitive, for entries without a C kernel
+# the numpy (and scipy) callables registered as elementwise primitives: sad.fwddiff may run them
+ELEMENTWISE_CALLS = set()
+
+
+def _fit(t, shape):
+    """Tangent ``t`` broadcast to the output's shape (``x + c`` with a scalar x
+    and an array c has an array tangent)."""
+    if t is None or shape_of(t) == shape:
+        return t
+    return np.zeros(shape) + t
+
+
+def _chain(t, p):
+    return times(t, p, plain)
+
+
+def generic_rule(entry, impl=None):
+    """The Primitive of ``entry`` (value by ``impl``, default its ufunc).  A
+    partial's own infinities (sqrt at 0) are not numpy warnings here, as they
+    are not in the C kernels."""
+    def jvp(ts, vals, out, params):
+        vals = (*vals, out)
+        res = None
+        with np.errstate(all="ignore"):
+            for k, t in enumerate(ts):
+                if t is not None:
+                    term = _chain(t, ieee_partial(entry, k, vals))
+                    res = term if res is None else res + term
+        return _fit(res, shape_of(out))
+
+    def vjp(k, g, vals, out, params):
+        with np.errstate(all="ignore"):
+            c = _chain(g, ieee_partial(entry, k, (*vals, out)))
+        return unbroadcast(c, shape_of(vals[k]))
+
+    return Primitive(entry.name, entry.ufunc if impl is None else impl, jvp, vjp,
+                     reads_out=True)
+
+
+def register_without_kernel(entry):
+    """Make ``entry`` (no C kernel) the primitive of its ufuncs in every
+    engine: a call ``ufunc(*inputs, out=None)`` binds its generic rule."""
+    if entry.op is not None:
+        raise ValueError(f"{entry.name} has a C kernel: the engines run it")
+    prim = PRIMITIVES[entry.name] = generic_rule(entry)
+    nin = entry.arity
+
+    def ufunc_entry(bind, *inputs, out=None):
+        if len(inputs) != nin:
+            raise TypeError(f"{entry.name} takes {nin} input{'s' * (nin > 1)}, got "
+                            f"{len(inputs)}")
+        return bind(prim, inputs, {}, out)
+
+    implements(*entry.ufuncs)(ufunc_entry)
+    ELEMENTWISE_CALLS.update(entry.ufuncs)
+    return prim
