@@ -10,22 +10,12 @@ import pytest
 import shadowad as sad
 from shadowad import Active, Const, Duplicated, Forward, Reverse
 from shadowad.testing import check_failure_atomic, check_rule, same_bits
+from coverage_helpers import dup, weights, wsum  # noqa: F401
 
 rng = np.random.default_rng(16)
 
 
-def dup(a):
-    a = np.array(a, dtype=float)
-    return Duplicated(a, np.zeros_like(a))
 
-
-def weights(shape):
-    n = int(np.prod(shape))
-    return (np.arange(1.0, n + 1.0) / 7.0 + (np.arange(n) % 3 == 1)).reshape(shape)
-
-
-def wsum(r):
-    return np.sum(r * weights(np.shape(r)))
 
 
 def spd(n, seed=0):

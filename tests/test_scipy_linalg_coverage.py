@@ -15,30 +15,11 @@ import pytest
 import shadowad as sad
 from shadowad import Active, Duplicated, Forward, Reverse
 from shadowad.testing import check_rule, same_bits
+from coverage_helpers import dup, weights, wsum, value  # noqa: F401
 from shadowad.support.library_dispatch import dispatched
 
 sl = pytest.importorskip("scipy.linalg")
 rng = np.random.default_rng(1616)
-
-
-def dup(a):
-    a = np.array(a, dtype=float)
-    return Duplicated(a, np.zeros_like(a))
-
-
-def weights(shape):
-    n = int(np.prod(shape))
-    return (np.arange(1.0, n + 1.0) / 7.0 + (np.arange(n) % 3 == 1)).reshape(shape)
-
-
-def wsum(r):
-    return np.sum(r * weights(np.shape(r)))
-
-
-def value(f, *xs):
-    seen = []
-    sad.autodiff(lambda *a: seen.append(f(*a)) or 0.0, *[Active(np.array(x, dtype=float)) for x in xs])
-    return seen[0]
 
 
 N = 4

@@ -27,16 +27,10 @@ import numpy as np
 from ..support.products import times
 from .contractions import matmul_times
 from .core import Primitive, implements
-from .values import ndim, plain, shape_of, swap
+from .values import array_operand, ndim, plain, shape_of, swap
 
 __all__ = ["cholesky", "eigh", "eigvalsh", "qr", "svd", "svdvals", "pinv", "lstsq",
            "cholesky_tangent", "cholesky_adjoint", "triangle_tangent", "triangle_adjoint"]
-
-
-def _operand(x):
-    if type(x) is list or type(x) is tuple:
-        return np.asarray(x, dtype=np.float64)
-    return x
 
 
 def _square(name, a):
@@ -164,7 +158,7 @@ cholesky = Primitive("linalg.cholesky",
 
 @implements(np.linalg.cholesky)
 def cholesky_entry(bind, a, /, *, upper=False):
-    a = _operand(a)
+    a = array_operand(a)
     _square("np.linalg.cholesky", a)
     return bind(cholesky, (a,), {"upper": bool(upper)}, None)
 
@@ -204,7 +198,7 @@ _EIGH_RESULT = _result_type(np.linalg.eigh(np.eye(1)))
 
 @implements(np.linalg.eigh)
 def eigh_entry(bind, a, UPLO="L"):
-    a = _operand(a)
+    a = array_operand(a)
     _square("np.linalg.eigh", a)
     if UPLO not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
@@ -239,7 +233,7 @@ eigvalsh = Primitive("linalg.eigvalsh",
 
 @implements(np.linalg.eigvalsh)
 def eigvalsh_entry(bind, a, UPLO="L"):
-    a = _operand(a)
+    a = array_operand(a)
     _square("np.linalg.eigvalsh", a)
     if UPLO not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
@@ -286,7 +280,7 @@ _QR_RESULT = _result_type(np.linalg.qr(np.eye(1)))
 
 @implements(np.linalg.qr)
 def qr_entry(bind, a, mode="reduced"):
-    a = _operand(a)
+    a = array_operand(a)
     s = shape_of(a)
     if len(s) < 2:
         raise np.linalg.LinAlgError(f"np.linalg.qr: {len(s)}-dimensional array given. "
@@ -409,7 +403,7 @@ _SVD_RESULT = _result_type(np.linalg.svd(np.eye(1)))
 
 
 def _svdvals_entry(bind, x, /):
-    x = _operand(x)
+    x = array_operand(x)
     if ndim(x) < 2:
         raise np.linalg.LinAlgError(f"np.linalg.svdvals: {ndim(x)}-dimensional array given. "
                                     "Array must be at least two-dimensional")
@@ -422,7 +416,7 @@ if hasattr(np.linalg, "svdvals"):  # numpy >= 2
 
 @implements(np.linalg.svd)
 def svd_entry(bind, a, full_matrices=True, compute_uv=True, hermitian=False):
-    a = _operand(a)
+    a = array_operand(a)
     s = shape_of(a)
     if len(s) < 2:
         raise np.linalg.LinAlgError(f"np.linalg.svd: {len(s)}-dimensional array given. "
@@ -480,7 +474,7 @@ pinv = Primitive("linalg.pinv", _pinv_impl,
 
 @implements(np.linalg.pinv)
 def pinv_entry(bind, a, *args, **kwargs):
-    a = _operand(a)
+    a = array_operand(a)
     np.linalg.pinv(np.zeros((1, 1)), *args, **kwargs)  # numpy checks the options
     names = ("rcond", "hermitian")
     options = dict(zip(names, args))
@@ -529,7 +523,7 @@ lstsq = Primitive("linalg.lstsq",
 
 @implements(np.linalg.lstsq)
 def lstsq_entry(bind, a, b, rcond=None):
-    a, b = _operand(a), _operand(b)
+    a, b = array_operand(a), array_operand(b)
     if ndim(a) != 2 or ndim(b) not in (1, 2):
         raise np.linalg.LinAlgError("np.linalg.lstsq: a must be 2-D and b 1-D or 2-D")
     _, _, rank, _ = np.linalg.lstsq(plain(a), plain(b), rcond=rcond)

@@ -19,20 +19,14 @@ from ..support.products import times
 from .contractions import (cross_times, dot_times, inner_times, matmul_times, outer_times,
                            scaled_times, vdot_times)
 from .core import Primitive, defbilinear, implements
-from .values import expand_last, moveaxis, ndim, plain, prod_others, shape_of, swap, unbroadcast
+from .values import (array_operand, expand_last, moveaxis, ndim, plain, prod_others, shape_of,
+                     swap, unbroadcast)
 
 __all__ = ["dot", "inner", "vdot", "outer", "cross", "matmul", "solve", "inv", "det",
            "logabsdet"]
 
 # numpy 2 reads solve's b as a vector only when it is 1-D (numpy 1: a.ndim - 1)
 _SOLVE_VECTOR_1D = int(np.__version__.split(".")[0]) >= 2
-
-
-def _operand(x):
-    """A list or tuple operand as numpy reads it (an array of numbers)."""
-    if type(x) is list or type(x) is tuple:
-        return np.asarray(x, dtype=np.float64)
-    return x
 
 
 def _scaled(a, b, out):
@@ -82,7 +76,7 @@ inner = defbilinear(Primitive("inner", np.inner), *_contraction(inner_axis),
 
 @implements(np.dot)
 def dot_entry(bind, a, b, out=None):
-    a, b = _operand(a), _operand(b)
+    a, b = array_operand(a), array_operand(b)
     if ndim(a) == 0 or ndim(b) == 0:
         return _scaled(a, b, out)
     return bind(dot, (a, b), {}, out)
@@ -90,7 +84,7 @@ def dot_entry(bind, a, b, out=None):
 
 @implements(np.inner)
 def inner_entry(bind, a, b):
-    a, b = _operand(a), _operand(b)
+    a, b = array_operand(a), array_operand(b)
     if ndim(a) == 0 or ndim(b) == 0:
         return _scaled(a, b, None)
     return bind(inner, (a, b), {}, None)
@@ -107,7 +101,7 @@ vdot = defbilinear(Primitive("vdot", np.vdot),
 
 @implements(np.vdot)
 def vdot_entry(bind, a, b):
-    return bind(vdot, (_operand(a), _operand(b)), {}, None)
+    return bind(vdot, (array_operand(a), array_operand(b)), {}, None)
 
 
 # --------------------------------------------------------------------------
@@ -122,7 +116,7 @@ outer = defbilinear(
 
 @implements(np.outer)
 def outer_entry(bind, a, b, out=None):
-    return bind(outer, (_operand(a), _operand(b)), {}, out)
+    return bind(outer, (array_operand(a), array_operand(b)), {}, out)
 
 
 # --------------------------------------------------------------------------
@@ -151,7 +145,7 @@ def _negative_axis(axis, nd):
 
 @implements(np.cross)
 def cross_entry(bind, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
-    a, b = _operand(a), _operand(b)
+    a, b = array_operand(a), array_operand(b)
     if axis is not None:
         axisa = axisb = axisc = axis
     sa, sb = shape_of(a), shape_of(b)
@@ -201,7 +195,7 @@ matmul = defbilinear(Primitive("matmul", np.matmul), _matmul_left, _matmul_right
 
 @implements(np.matmul)
 def matmul_entry(bind, a, b, out=None):
-    return bind(matmul, (_operand(a), _operand(b)), {}, out)
+    return bind(matmul, (array_operand(a), array_operand(b)), {}, out)
 
 
 # --------------------------------------------------------------------------
@@ -238,7 +232,7 @@ solve = Primitive("linalg.solve", np.linalg.solve, _solve_jvp, _solve_vjp, reads
 
 @implements(np.linalg.solve)
 def solve_entry(bind, a, b):
-    return bind(solve, (_operand(a), _operand(b)), {}, None)
+    return bind(solve, (array_operand(a), array_operand(b)), {}, None)
 
 
 # --------------------------------------------------------------------------
@@ -258,7 +252,7 @@ inv = Primitive("linalg.inv", np.linalg.inv, _inv_jvp, _inv_vjp, reads_out=True)
 
 @implements(np.linalg.inv)
 def inv_entry(bind, a):
-    return bind(inv, (_operand(a),), {}, None)
+    return bind(inv, (array_operand(a),), {}, None)
 
 
 # --------------------------------------------------------------------------
@@ -394,7 +388,7 @@ det = Primitive("linalg.det", np.linalg.det,
 
 @implements(np.linalg.det)
 def det_entry(bind, a):
-    return bind(det, (_operand(a),), {}, None)
+    return bind(det, (array_operand(a),), {}, None)
 
 
 # --------------------------------------------------------------------------
@@ -440,7 +434,7 @@ logabsdet = Primitive(
 
 @implements(np.linalg.slogdet)
 def slogdet_entry(bind, a):
-    a = _operand(a)
+    a = array_operand(a)
     r = np.linalg.slogdet(plain(a))
     sign = r[0]
     if np.ndim(sign) == 0:

@@ -20,15 +20,9 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from .core import implements
-from .values import ndim, shape_of
+from .values import array_operand, ndim, shape_of
 
 __all__ = ["tensordot_entry", "multi_dot_entry", "matrix_power_entry", "norm_entry"]
-
-
-def _operand(x):
-    if type(x) is list or type(x) is tuple:
-        return np.asarray(x, dtype=np.float64)
-    return x
 
 
 # --------------------------------------------------------------------------
@@ -43,7 +37,7 @@ def _axes_list(axes):
 
 @implements(np.tensordot)
 def tensordot_entry(bind, a, b, axes=2):
-    a, b = _operand(a), _operand(b)
+    a, b = array_operand(a), array_operand(b)
     try:
         iter(axes)
     except TypeError:
@@ -95,7 +89,7 @@ def _chain(arrays, split, i, j, out=None):
 
 @implements(np.linalg.multi_dot)
 def multi_dot_entry(bind, arrays, *, out=None):
-    arrays = [_operand(a) for a in arrays]
+    arrays = [array_operand(a) for a in arrays]
     n = len(arrays)
     if n < 2:
         raise ValueError("Expecting at least two arrays.")
@@ -131,7 +125,7 @@ def multi_dot_entry(bind, arrays, *, out=None):
 
 @implements(np.linalg.matrix_power)
 def matrix_power_entry(bind, a, n):
-    a = _operand(a)
+    a = array_operand(a)
     s = shape_of(a)
     if len(s) < 2 or s[-1] != s[-2]:
         raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
@@ -208,7 +202,7 @@ def _matrix_norm(x, ord, row, col):
 
 @implements(np.linalg.norm)
 def norm_entry(bind, x, ord=None, axis=None, keepdims=False):
-    x = _operand(x)
+    x = array_operand(x)
     nd = ndim(x)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
@@ -237,7 +231,7 @@ def norm_entry(bind, x, ord=None, axis=None, keepdims=False):
 
 
 def _vector_norm_entry(bind, x, /, *, axis=None, keepdims=False, ord=2):
-    x = _operand(x)
+    x = array_operand(x)
     shape = list(shape_of(x))
     if axis is None:
         y, ax = np.ravel(x), 0
@@ -258,7 +252,7 @@ def _vector_norm_entry(bind, x, /, *, axis=None, keepdims=False, ord=2):
 
 
 def _matrix_norm_entry(bind, x, /, *, keepdims=False, ord="fro"):
-    return np.linalg.norm(_operand(x), axis=(-2, -1), keepdims=keepdims, ord=ord)
+    return np.linalg.norm(array_operand(x), axis=(-2, -1), keepdims=keepdims, ord=ord)
 
 
 if hasattr(np.linalg, "vector_norm"):  # numpy >= 2

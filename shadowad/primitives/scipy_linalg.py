@@ -37,7 +37,7 @@ from .contractions import matmul_times
 from .core import Primitive, implements
 from .decompositions import cholesky_adjoint, cholesky_tangent, triangle_adjoint, triangle_tangent
 from .linalg import cofactors
-from .values import ndim, plain, shape_of, swap
+from .values import array_operand, ndim, plain, shape_of, swap
 
 __all__ = ["AVAILABLE", "solve_triangular", "cholesky", "cho_factor",
            "solve", "inv", "det", "cho_solve", "lu_factor",
@@ -84,12 +84,6 @@ def _install(module):
 
 # --------------------------------------------------------------------------
 # helpers on engine values
-
-def _operand(x):
-    if type(x) is list or type(x) is tuple:
-        return np.asarray(x, dtype=np.float64)
-    return x
-
 
 def _mm(a, b):
     return matmul_times(a, b)
@@ -165,7 +159,7 @@ _TRANS = {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}
 
 def _solve_triangular_entry(bind, a, b, trans=0, lower=False, unit_diagonal=False,
                             overwrite_b=False, check_finite=True):
-    a, b = _operand(a), _operand(b)
+    a, b = array_operand(a), array_operand(b)
     _square("solve_triangular", a)
     if trans not in _TRANS:
         raise ValueError(f"scipy.linalg.solve_triangular: trans must be 0, 1, 2, 'N', 'T' "
@@ -198,7 +192,7 @@ cholesky = Primitive(
 
 
 def _cholesky_entry(bind, a, lower=False, overwrite_a=False, check_finite=True):
-    a = _operand(a)
+    a = array_operand(a)
     _square("cholesky", a)
     return bind(cholesky, (a,), {"lower": bool(lower), "check": bool(check_finite)}, None)
 
@@ -232,7 +226,7 @@ cho_factor = Primitive(
 
 
 def _cho_factor_entry(bind, a, lower=False, overwrite_a=False, check_finite=True):
-    a = _operand(a)
+    a = array_operand(a)
     _square("cho_factor", a)
     return bind(cho_factor, (a,), {"lower": bool(lower), "check": bool(check_finite)}, None), \
         bool(lower)
@@ -284,7 +278,7 @@ cho_solve = Primitive(
 
 def _cho_solve_entry(bind, c_and_lower, b, overwrite_b=False, check_finite=True):
     c, lower = c_and_lower
-    c, b = _operand(c), _operand(b)
+    c, b = array_operand(c), array_operand(b)
     _square("cho_solve", c)
     if ndim(b) not in (1, 2) or shape_of(b)[0] != shape_of(c)[0]:
         raise ValueError(f"scipy.linalg.cho_solve: incompatible dimensions ({shape_of(c)} "
@@ -338,7 +332,7 @@ lu_factor = Primitive(
 
 
 def _lu_factor_entry(bind, a, overwrite_a=False, check_finite=True):
-    a = _operand(a)
+    a = array_operand(a)
     _square("lu_factor", a)
     _, piv = _scipy("lu_factor")(np.asarray(plain(a)), check_finite=check_finite)
     params = {"piv": tuple(int(i) for i in piv), "check": bool(check_finite)}
@@ -392,7 +386,7 @@ lu_solve = Primitive(
 
 def _lu_solve_entry(bind, lu_and_piv, b, trans=0, overwrite_b=False, check_finite=True):
     lu, piv = lu_and_piv
-    lu, b = _operand(lu), _operand(b)
+    lu, b = array_operand(lu), array_operand(b)
     _square("lu_solve", lu)
     if plain(piv) is not piv:
         raise TypeError("scipy.linalg.lu_solve: the pivots are integers and take no "
@@ -425,7 +419,7 @@ expm = Primitive("scipy.linalg.expm", lambda a: _scipy("expm")(a),
 
 
 def _expm_entry(bind, A):
-    a = _operand(A)
+    a = array_operand(A)
     s = shape_of(a)
     if len(s) < 2 or s[-1] != s[-2]:
         raise ValueError(f"scipy.linalg.expm: expected a square matrix (or a stack), got "
@@ -524,7 +518,7 @@ solve = Primitive(
 
 def _solve_entry(bind, a, b, lower=False, overwrite_a=False, overwrite_b=False,
                  check_finite=True, assume_a=None, transposed=False):
-    a, b = _operand(a), _operand(b)
+    a, b = array_operand(a), array_operand(b)
     _square("solve", a)
     if ndim(b) not in (1, 2) or shape_of(b)[0] != shape_of(a)[0]:
         raise ValueError(f"scipy.linalg.solve of traced values: a {shape_of(a)} and b "
@@ -554,7 +548,7 @@ inv = Primitive(
 
 
 def _inv_entry(bind, a, overwrite_a=False, check_finite=True, *, assume_a=None, lower=False):
-    a = _operand(a)
+    a = array_operand(a)
     _square("inv", a)
     structure = _structure("inv", assume_a, (_FULL, _SYMMETRIC))
     return bind(inv, (a,), {"lower": bool(lower), "assume_a": assume_a,
@@ -572,7 +566,7 @@ det = Primitive(
 
 
 def _det_entry(bind, a, overwrite_a=False, check_finite=True):
-    a = _operand(a)
+    a = array_operand(a)
     s = shape_of(a)
     if len(s) < 2 or s[-1] != s[-2]:
         raise ValueError(f"scipy.linalg.det: expected a square matrix (or a stack), got shape {s}")

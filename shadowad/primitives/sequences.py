@@ -19,15 +19,9 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from ..support.products import times
 from .core import Primitive, defbilinear, implements
-from .values import ndim, plain, shape_of
+from .values import array_operand, ndim, plain, shape_of
 
 __all__ = ["correlate", "polyval_entry", "interp_entry", "trapezoid_entry"]
-
-
-def _operand(x):
-    if type(x) is list or type(x) is tuple:
-        return np.asarray(x, dtype=np.float64)
-    return x
 
 
 def _traced(x):
@@ -39,7 +33,7 @@ def _traced(x):
 
 @implements(np.polyval)
 def polyval_entry(bind, p, x):
-    p, x = _operand(p), _operand(x)
+    p, x = array_operand(p), array_operand(x)
     if isinstance(x, np.poly1d) or isinstance(p, np.poly1d):
         raise TypeError("shadowad: np.polyval of traced values takes arrays, not np.poly1d; "
                         "pass the coefficients as an array")
@@ -63,7 +57,7 @@ def _interp_refuse(period, xp):
 
 @implements(np.interp)
 def interp_entry(bind, x, xp, fp, left=None, right=None, period=None):
-    x, xp, fp = _operand(x), _operand(xp), _operand(fp)
+    x, xp, fp = array_operand(x), array_operand(xp), array_operand(fp)
     _interp_refuse(period, xp)
     xp = np.asarray(xp, dtype=np.float64)
     if xp.ndim != 1 or ndim(fp) != 1 or xp.shape[0] != shape_of(fp)[0]:
@@ -106,7 +100,7 @@ def interp_entry(bind, x, xp, fp, left=None, right=None, period=None):
 # trapezoid: numpy's sum of interval widths times mean heights
 
 def _trapezoid(bind, y, x=None, dx=1.0, axis=-1):
-    y = _operand(y)
+    y = array_operand(y)
     nd = ndim(y)
     axis = normalize_axis_index(axis, nd)
     hi = tuple(slice(1, None) if d == axis else slice(None) for d in range(nd))
@@ -114,7 +108,7 @@ def _trapezoid(bind, y, x=None, dx=1.0, axis=-1):
     if x is None:
         d = dx
     else:
-        x = _operand(x)
+        x = array_operand(x)
         if ndim(x) == 1:
             d = x[1:] - x[:-1]
             shape = [1] * nd
@@ -190,7 +184,7 @@ correlate = defbilinear(Primitive("correlate", lambda a, v, mode: np.correlate(a
 
 
 def _vectors(name, a, v, mode):
-    a, v = _operand(a), _operand(v)
+    a, v = array_operand(a), array_operand(v)
     if mode not in ("full", "same", "valid"):
         raise ValueError(f"{name}: mode must be 'full', 'same' or 'valid', not {mode!r}")
     if ndim(a) == 0:

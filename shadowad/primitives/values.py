@@ -4,7 +4,7 @@ operations that every engine differentiates."""
 import numpy as np
 
 __all__ = ["shape_of", "ndim", "plain", "PLAIN", "swap", "moveaxis", "unbroadcast",
-           "expand_last", "prod_others"]
+           "expand_last", "prod_others", "array_operand"]
 
 # engine value type -> its value one level down; each engine registers its own
 PLAIN = {}
@@ -19,6 +19,14 @@ def plain(x):
         if down is None:
             return x
         x = down(x)
+    return x
+
+
+def array_operand(x):
+    """A list or tuple operand as numpy reads it (an array of numbers); any
+    other operand as it is."""
+    if type(x) is list or type(x) is tuple:
+        return np.asarray(x, dtype=np.float64)
     return x
 
 

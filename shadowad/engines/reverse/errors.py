@@ -59,7 +59,8 @@ def _name_with_rule(func):
     """The name of a function with a rule whose library original ``func``
     is (as library_caller names it, also through a deprecated module such
     as scipy.linalg.decomp_cholesky), or None."""
-    names = {qualified_name(f) for f, _ in core.registered()}
+    names = {qualified_name(f) for f, _ in core.registered()
+             if hasattr(f, "__shadowad_original__")}  # the dispatch wrappers
     if func in names:
         return func
     parts = func.split(".")
