@@ -121,7 +121,8 @@ def tile_entry(bind, A, reps):
         return np.copy(np.reshape(A, shape))
     interleaved = np.reshape(A, tuple(x for n in shape for x in (1, n)))
     wide = np.broadcast_to(interleaved, tuple(x for r, n in zip(reps, shape) for x in (r, n)))
-    return np.reshape(wide, tuple(r * n for r, n in zip(reps, shape)))
+    # numpy's tile is a new array; the reshape of a broadcast may be a view
+    return np.copy(np.reshape(wide, tuple(r * n for r, n in zip(reps, shape))))
 
 
 @implements(np.repeat)

@@ -81,6 +81,15 @@ def _order_a(a):
 
 @implements(np.ravel)
 def ravel_entry(bind, a, order="C"):
+    p = plain(a)
+    if type(p) is np.ndarray and not np.may_share_memory(np.ravel(p, order=order), p):
+        # numpy copies here (the result must be contiguous, where a reshape
+        # could view): a view would let a write through the result reach a
+        return np.copy(_ravel(bind, a, order))
+    return _ravel(bind, a, order)
+
+
+def _ravel(bind, a, order):
     if order == "A":
         order = _order_a(a)
     elif order == "K":
