@@ -64,13 +64,14 @@ ASAN_ENV = LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" PYTHONMALLOC=malloc \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 test-asan:
-	$(PIP) install --quiet setuptools wheel cffi numpy pytest hypothesis
+	$(PIP) install --quiet setuptools wheel cffi numpy pytest hypothesis scipy
 	$(call build_copy,$(PYTHON),$(ASAN_DIR),-fsanitize=address$(,)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1,-fsanitize=address$(,)undefined)
 	$(call run_suite,$(PYTHON),$(ASAN_DIR),$(ASAN_ENV))
 
 # The whole suite on another interpreter: make test-python PY=/path/to/python.
-# A venv of its own under build/py<X.Y> gets the latest numpy, cffi, pytest
-# and hypothesis for that Python, and the C core is built with it there.
+# A venv of its own under build/py<X.Y> gets the latest numpy, cffi, pytest,
+# hypothesis and scipy (the test extras) for that Python, and the C core is
+# built with it there.
 # -Werror: both C modules build warning-free under -Wall -Wextra on every Python.
 PY ?=
 PY_TAG = $(if $(PY),$(shell $(PY) -c 'import sys; print("py%d.%d" % sys.version_info[:2])' 2>/dev/null))
@@ -78,7 +79,7 @@ PY_DIR = build/$(PY_TAG)
 test-python:
 	@test -n "$(PY_TAG)" || { echo "make test-python: PY='$(PY)' is not a Python that runs; usage: make test-python PY=/path/to/python" >&2; exit 2; }
 	test -x $(PY_DIR)/venv/bin/python || $(PY) -m venv $(PY_DIR)/venv
-	$(PY_DIR)/venv/bin/python -m pip install --quiet --upgrade setuptools wheel cffi numpy pytest hypothesis
+	$(PY_DIR)/venv/bin/python -m pip install --quiet --upgrade setuptools wheel cffi numpy pytest hypothesis scipy
 	$(call build_copy,$(CURDIR)/$(PY_DIR)/venv/bin/python,$(PY_DIR),-Werror,)
 	@cd $(PY_DIR) && venv/bin/python -c "import numpy, cffi; print('numpy', numpy.__version__, 'cffi', cffi.__version__)"
 	$(call run_suite,venv/bin/python,$(PY_DIR),)

@@ -98,6 +98,16 @@ case("interp", ["np.interp"],
 case("trapezoid", ["np.trapezoid"],
      lambda x: np.trapezoid(x[0], x[1]) + wsum(np.trapezoid(x, dx=0.5, axis=0)) + np.trapezoid(x[1]),
      [ordinary(2, 4), arr(0.0, inf, 1.0, nan, 0.0, 1.0, 1.0, 2.0, shape=(2, 4))], **SEVERAL_PATHS)
+if hasattr(np, "trapz"):  # numpy < 2.4: the deprecated alias has the same rule
+    def _trapz(x):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.trapz(x[0], x[1]) + wsum(np.trapz(x, dx=0.5, axis=0))
+
+    case("trapz", ["np.trapz"], _trapz,
+         [ordinary(2, 4), arr(0.0, inf, 1.0, nan, 0.0, 1.0, 1.0, 2.0, shape=(2, 4))],
+         **SEVERAL_PATHS)
 case("correlate_convolve", ["np.correlate", "np.convolve"],
      lambda x: wsum(np.correlate(x, x[:2], "full")) + wsum(np.correlate(x[:2], x, "same"))
      + wsum(np.convolve(x, x[1:3], "valid")) + wsum(np.convolve(x[:3], x, "same"))
@@ -110,6 +120,10 @@ try:
     import scipy.linalg as sl
 except ImportError:
     sl = None
+else:
+    import inspect
+    from shadowad.support.library_dispatch import dispatched
+    _INV_ASSUME = "assume_a" in inspect.signature(dispatched(sl.inv)).parameters  # scipy >= 1.17
 
 if sl is not None:
     case("scipy_solve_triangular", ["scipy.linalg.solve_triangular"],
@@ -129,7 +143,7 @@ if sl is not None:
          [ordinary(3, 3), np.zeros((3, 3))], **SEVERAL_PATHS)
     case("scipy_solve_inv_det", ["scipy.linalg.solve", "scipy.linalg.inv", "scipy.linalg.det"],
          lambda x: wsum(sl.solve(x + 3.0 * np.eye(3), x[0])) + wsum(sl.solve(_spd(x), x, assume_a="pos"))
-         + wsum(sl.inv(x + 3.0 * np.eye(3))) + sl.det(x) + wsum(sl.inv(_spd(x), assume_a="sym", lower=True)),
+         + wsum(sl.inv(x + 3.0 * np.eye(3))) + sl.det(x) + (wsum(sl.inv(_spd(x), assume_a="sym", lower=True)) if _INV_ASSUME else 0.0),
          [ordinary(3, 3), np.zeros((3, 3)), arr(1.0, 2.0, 0.0, 2.0, 4.0, 0.0, 0.0, 0.0, 1.0, shape=(3, 3))],
          **SEVERAL_PATHS)
     case("scipy_expm", ["scipy.linalg.expm"], lambda x: wsum(sl.expm(x * 0.5)),

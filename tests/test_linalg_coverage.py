@@ -50,7 +50,11 @@ def test_einsum_check_rule(spec, optimize):
         seen.append(sad.primal(r))
         return wsum(r)
     check_rule(f, *[dup(x) for x in xs])
-    assert same_bits(np.asarray(seen[0]), np.asarray(expect))
+    if optimize is False:
+        assert same_bits(np.asarray(seen[0]), np.asarray(expect))
+    else:  # an optimized path may call BLAS, whose rounding follows the operands' alignment
+        np.testing.assert_allclose(np.asarray(seen[0]), np.asarray(expect), rtol=1e-14,
+                                   atol=1e-300)
 
 
 def test_einsum_operand_list_form_and_explicit_path():

@@ -17,9 +17,11 @@ def _tool():
 
 
 def test_readme_lists_what_the_registries_hold():
-    pytest.importorskip("scipy")  # the list is generated with scipy's rules (a test extra)
     tool = _tool()
     text = (ROOT / "README.md").read_text()
+    if f"({tool.versions()}) -->" not in text:
+        pytest.skip("README's list was generated with other numpy/scipy versions, whose "
+                    "registries differ")
     assert tool.updated(text) == text, "run python tools/supported_ops.py"
 
 
