@@ -199,24 +199,37 @@ def _cholesky_entry(bind, a, lower=False, overwrite_a=False, check_finite=True):
 
 # --------------------------------------------------------------------------
 # cho_factor: c holds the Cholesky factor in one triangle (lower: L with
-# A = L L^T, else U with A = U^T U, reading that triangle of a) and a's own
-# entries in the other
+# A = L L^T, else U with A = U^T U, reading that triangle of a); the other
+# holds a's own entries (scipy < 1.18) or zeros (scipy >= 1.18), whichever
+# the installed scipy gives
 
 def _factor_of(c, lower):
     return np.where(_tri(shape_of(c)[-1], lower, False), c, 0.0)
 
 
+_KEEPS = []  # [whether the installed scipy's cho_factor keeps a's other triangle]
+
+
+def _keeps_other_triangle():
+    if not _KEEPS:
+        a = np.array([[4.0, 2.0], [1.0, 4.0]])  # lower=False reads the upper triangle
+        c = (_ORIGINAL.get("cho_factor") or _load("cho_factor"))(a, lower=False)[0]
+        _KEEPS.append(bool(c[1, 0] == 1.0))
+    return _KEEPS[0]
+
+
 def _cf_jvp(ts, vals, c, p):
     lower = p["lower"]
     df = _chol_factor_tangent(ts[0], _factor_of(c, lower), lower)
-    return np.where(_tri(shape_of(c)[-1], lower, False), df, ts[0])
+    return np.where(_tri(shape_of(c)[-1], lower, False), df,
+                    ts[0] if _keeps_other_triangle() else 0.0)
 
 
 def _cf_vjp(k, g, vals, c, p):
     lower = p["lower"]
     mask = _tri(shape_of(c)[-1], lower, False)
     ga = _chol_factor_adjoint(np.where(mask, g, 0.0), _factor_of(c, lower), lower)
-    return ga + np.where(mask, 0.0, g)
+    return ga + np.where(mask, 0.0, g) if _keeps_other_triangle() else ga
 
 
 cho_factor = Primitive(
