@@ -35,3 +35,24 @@ def value(f, *xs):
 def _plain(v):
     p = sad.primal(v)
     return np.asarray(p) if isinstance(p, (float, np.floating, np.ndarray)) else p
+
+
+def _derivative(g, mode):
+    if mode is sad.Reverse:
+        return lambda t: sad.autodiff(g, Active(t))[0]
+    return lambda t: sad.autodiff(g, Duplicated(t, 1.0), mode=sad.Forward)
+
+
+def check_third_derivative(program, modes):
+    """The third derivative of ``program`` along a line, through two nested
+    differentiations in ``modes`` (outer to inner), against a central
+    difference of its values."""
+    x0, d = np.array([0.9, 0.45, 1.3, 0.7]), np.array([0.3, -0.7, 0.5, 0.2])
+
+    def line(t):
+        return program(x0 + t * d)
+    h = 1e-3
+    g = lambda t: float(line(t))  # noqa: E731
+    expect = (g(2 * h) - 2 * g(h) + 2 * g(-h) - g(-2 * h)) / (2 * h ** 3)
+    got = _derivative(_derivative(_derivative(line, modes[0]), modes[1]), modes[2])(0.0)
+    np.testing.assert_allclose(got, expect, rtol=2e-4, atol=1e-6)

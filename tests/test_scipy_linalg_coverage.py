@@ -16,7 +16,7 @@ import pytest
 import shadowad as sad
 from shadowad import Active, Duplicated, Forward, Reverse
 from shadowad.testing import check_rule, same_bits
-from coverage_helpers import dup, weights, wsum, value  # noqa: F401
+from coverage_helpers import check_third_derivative, dup, weights, wsum, value  # noqa: F401
 from shadowad.support.library_dispatch import dispatched
 
 sl = pytest.importorskip("scipy.linalg")
@@ -230,24 +230,10 @@ PROGRAMS = {
 }
 
 
-def _derivative(g, mode):
-    if mode is R:
-        return lambda t: sad.autodiff(g, Active(t))[0]
-    return lambda t: sad.autodiff(g, Duplicated(t, 1.0), mode=F)
-
-
 @pytest.mark.parametrize("modes", [(R, R, R), (F, R, F), (F, F, F)], ids=["RRR", "FRF", "FFF"])
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_third_derivatives_through_nested(name, modes):
-    x0, d = np.array([0.9, 0.45, 1.3, 0.7]), np.array([0.3, -0.7, 0.5, 0.2])
-
-    def line(t):
-        return PROGRAMS[name](x0 + t * d)
-    h = 1e-3
-    g = lambda t: float(line(t))  # noqa: E731
-    expect = (g(2 * h) - 2 * g(h) + 2 * g(-h) - g(-2 * h)) / (2 * h ** 3)
-    got = _derivative(_derivative(_derivative(line, modes[0]), modes[1]), modes[2])(0.0)
-    np.testing.assert_allclose(got, expect, rtol=2e-4, atol=1e-6)
+    check_third_derivative(PROGRAMS[name], modes)
 
 
 # --------------------------------------------------------------------------
