@@ -53,12 +53,18 @@ def plain_array(x, what):
     return x.view(np.ndarray)
 
 
+# The dtypes shadowad differentiates: float64 everywhere, float32 through the
+# primitives' generic rules (docs/float32.md).
+FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def _check_float_array(x, what):
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{what} must be a float64 numpy array, got {type(x).__name__}")
-    if x.dtype != np.float64:
+        raise TypeError(f"{what} must be a float64 or float32 numpy array, got "
+                        f"{type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
         hint = " (convert with x.astype(float))" if x.dtype.kind in "biuf" else ""
-        raise TypeError(f"{what} must have dtype float64, got {x.dtype}{hint}")
+        raise TypeError(f"{what} must have dtype float64 or float32, got {x.dtype}{hint}")
     if not x.flags.aligned:
         raise ValueError(f"{what} is not aligned in memory (a view of a buffer at an odd "
                          "offset); pass an aligned copy, np.array(x), and copy the result "
@@ -82,7 +88,7 @@ def _nested_pair(cls, val, dval):
         if isinstance(x, np.ndarray):
             _check_float_array(x, f"{cls} {what}")
         elif type(x) not in NESTABLE and not is_real_scalar(x):
-            raise TypeError(f"{cls} takes a float64 array or a float, got "
+            raise TypeError(f"{cls} takes a float64 or float32 array or a float, got "
                             f"{type(x).__name__} as its {what}")
     vs, ds = getattr(val, "shape", ()), getattr(dval, "shape", ())
     if vs != ds:
@@ -108,7 +114,7 @@ def _active_value(val):
     elif is_real_scalar(val):
         val = float(val)
     elif type(val) not in NESTABLE:  # (a value of a running differentiation: shadowad.engines.nested.engine)
-        raise TypeError("Active takes a float or a float64 array, got "
+        raise TypeError("Active takes a float or a float64 or float32 array, got "
                         f"{type(val).__name__}")
     return val
 
@@ -137,6 +143,10 @@ def _duplicated_pair(cls, val, dval):
             dval = plain_array(dval, f"{cls} shadow")
         _check_float_array(val, f"{cls} primal")
         _check_float_array(dval, f"{cls} shadow")
+        if dval.dtype != val.dtype:
+            raise TypeError(f"{cls}: shadow has dtype {dval.dtype}, primal has dtype "
+                            f"{val.dtype}; give the shadow the primal's dtype, e.g. "
+                            "np.zeros_like(x)")
         if dval.shape != val.shape:
             raise ValueError(f"{cls}: shadow has shape {dval.shape}, primal has "
                              f"shape {val.shape}; they must be congruent")
@@ -157,7 +167,7 @@ def _duplicated_pair(cls, val, dval):
                         "Vector cannot be an argument of a nested autodiff call; pass its "
                         "values as an array (v[:]) and push the results back after the call")
     else:
-        raise TypeError(f"{cls} takes a float64 array, a Vector or a float, "
+        raise TypeError(f"{cls} takes a float64 or float32 array, a Vector or a float, "
                         f"got {type(val).__name__}")
     return val, dval
 
@@ -212,7 +222,7 @@ class Const:
 
 
 class Active:
-    """A float or float64 array passed by value; its gradient is *returned* by
+    """A float or float64 (or float32) array passed by value; its gradient is *returned* by
     reverse mode.  An Active array is read-only inside ``f`` (use Duplicated for
     memory that ``f`` writes)."""
 

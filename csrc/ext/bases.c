@@ -83,15 +83,17 @@ static const sad_state *state_for(PyObject *self)
     return m != NULL ? sad_state_of(m) : NULL;
 }
 
-/* 0 if v is an aligned float64 ndarray in native byte order, else -1 with a
- * TypeError naming field `name`. */
+/* 0 if v is an aligned float64 or float32 ndarray in native byte order, else
+ * -1 with a TypeError naming field `name`.  (Every fast path reading the
+ * fields as float64 checks sad_is_f64 itself: float32 ones take Python's
+ * generic rules.) */
 static int check_f64_field(const sad_state *st, PyObject *v, const char *name)
 {
-    if (PyObject_TypeCheck(v, st->ndarray_type) && sad_is_f64(v))
+    if (PyObject_TypeCheck(v, st->ndarray_type) && sad_is_real(v))
         return 0;
     PyErr_Format(PyExc_TypeError,
-                 "shadowad: a traced array's %s must be an aligned float64 ndarray, not %R "
-                 "(leave the fields of traced values to shadowad)", name, v);
+                 "shadowad: a traced array's %s must be an aligned float64 or float32 ndarray, "
+                 "not %R (leave the fields of traced values to shadowad)", name, v);
     return -1;
 }
 
@@ -128,7 +130,7 @@ static int check_shapes(const sad_state *st, PyObject *self, PyObject *p, PyObje
 {
     const sad_arr a = sad_arr_of(p), b = sad_arr_of(s);
     const int lanes = is_dual(st, self);
-    int ok = b.nd == a.nd + lanes;
+    int ok = b.nd == a.nd + lanes && sad_same_dtype(p, s);
     for (int d = 0; ok && d < a.nd; ++d)
         ok = b.shape[d + lanes] == a.shape[d];
     if (ok && lanes) {
@@ -140,8 +142,9 @@ static int check_shapes(const sad_state *st, PyObject *self, PyObject *p, PyObje
     PyErr_Format(PyExc_ValueError,
                  "shadowad: this %s does not fit the traced array: its _s must be %s (leave "
                  "the fields of traced values to shadowad)", name,
-                 lanes ? "tangent lanes, one per lane of its Context, then the shape of p"
-                       : "a shadow of the shape of p");
+                 lanes ? "tangent lanes of p's dtype, one per lane of its Context, then the "
+                         "shape of p"
+                       : "a shadow of the shape and dtype of p");
     return -1;
 }
 
@@ -207,9 +210,9 @@ static int array_setattro(PyObject *self, PyObject *name, PyObject *v)
 }
 
 static PyMemberDef array_members[] = {
-    FIELD(sad_array_object, "p", p, "the primal (an aligned float64 ndarray)"),
+    FIELD(sad_array_object, "p", p, "the primal (an aligned float64 or float32 ndarray)"),
     FIELD(sad_array_object, "_s", s,
-          "the shadow or tangent lanes (float64, of the primal's shape, lanes first); None "
+          "the shadow or tangent lanes (of the primal's dtype and shape, lanes first); None "
           "while not looked up"),
     FIELD(sad_array_object, "buf", buf, "the Buffer of the memory it views"),
     {NULL, 0, 0, 0, NULL},

@@ -28,6 +28,19 @@ int sad_is_f64(PyObject *o)
            (f->flags & NPY_ARRAY_ALIGNED) != 0;
 }
 
+int sad_is_real(PyObject *o)
+{
+    const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;
+    return (f->descr->type_num == NPY_DOUBLE || f->descr->type_num == NPY_FLOAT) &&
+           f->descr->byteorder != '>' && (f->flags & NPY_ARRAY_ALIGNED) != 0;
+}
+
+int sad_same_dtype(PyObject *a, PyObject *b)
+{
+    return ((const PyArrayObject_fields *)a)->descr->type_num ==
+           ((const PyArrayObject_fields *)b)->descr->type_num;
+}
+
 int sad_is_c_contiguous(PyObject *o)
 {
     return (((const PyArrayObject_fields *)o)->flags & NPY_ARRAY_C_CONTIGUOUS) != 0;

@@ -77,7 +77,7 @@ def _wrap(k, ann, tape, shared):
         if isinstance(v, float):
             s, _ = _new_active_scalar(tape, v)
             return _Arg(ann, s)
-        g = np.zeros(v.shape)
+        g = np.zeros(v.shape, v.dtype)
         p = v.view()
         p.flags.writeable = False
         return _Arg(ann, TArray(p, g, Buffer(tape, p, g, readonly=True, label=label)), g)
@@ -172,6 +172,14 @@ def record_call(f, args, tape):
     return wrapped, res
 
 
+def _value_of(v):
+    """f's scalar value as autodiff returns it: a float, or numpy's float32
+    for a float32 result (the value numpy computed, in its dtype)."""
+    if getattr(v, "dtype", None) == np.float32:
+        return np.float32(v)
+    return float(v)
+
+
 def _result_value(res, tape):
     """(primal value, seed target) of f's result in reverse mode."""
     if res is None:
@@ -184,11 +192,11 @@ def _result_value(res, tape):
     if t is TArray and res.ndim == 0:
         if res.buf.tape is not tape:
             raise mixed_tapes_error()
-        return float(res.p), res
+        return _value_of(res.p), res
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
-        return float(res), None
+        return _value_of(res), None
     if isinstance(res, np.ndarray) and res.ndim == 0 and res.dtype.kind in "iuf":
-        return float(res), None
+        return _value_of(res), None
     shape = getattr(res, "shape", None)
     name = type(res).__name__
     what = (f"an array of shape {shape}" if shape is not None

@@ -20,9 +20,11 @@ from .core import Primitive, implements
 from .elementwise import ieee_partial
 from .values import plain, shape_of, unbroadcast
 
-__all__ = ["generic_rule", "register_without_kernel", "PRIMITIVES", "ELEMENTWISE_CALLS"]
+__all__ = ["generic_rule", "generic_primitive", "register_without_kernel", "PRIMITIVES",
+           "ELEMENTWISE_CALLS"]
 
 PRIMITIVES = {}  # entry name -> its Primitive, for entries without a C kernel
+_WITH_KERNEL = {}  # entry name -> its generic Primitive, for entries with one
 # the numpy (and scipy) callables registered as elementwise primitives: sad.fwddiff may run them
 ELEMENTWISE_CALLS = set()
 
@@ -60,6 +62,16 @@ def generic_rule(entry, impl=None):
 
     return Primitive(entry.name, entry.ufunc if impl is None else impl, jvp, vjp,
                      reads_out=True)
+
+
+def generic_primitive(entry):
+    """The Primitive of any entry: for an entry with a C kernel, what the
+    reverse and forward engines bind for values the kernels cannot read
+    (float32 arrays: docs/float32.md)."""
+    prim = PRIMITIVES.get(entry.name) or _WITH_KERNEL.get(entry.name)
+    if prim is None:
+        prim = _WITH_KERNEL[entry.name] = generic_rule(entry)
+    return prim
 
 
 def register_without_kernel(entry):

@@ -55,9 +55,9 @@ class Buffer(fast.BufferBase):
         self.pin()
         root = self.root
         lo, hi = self.span or bounds(root)
-        n = max((hi - lo) // 8, 1)
+        n = max((hi - lo) // root.itemsize, 1)
         lanes = self.tape.lanes
-        self.attach(np.zeros((lanes, n) if lanes else n), lo)
+        self.attach(np.zeros((lanes, n) if lanes else n, root.dtype), lo)
         attached(self)
 
     def attach(self, mem, lo):
@@ -81,8 +81,9 @@ class Buffer(fast.BufferBase):
             self.lo = data(self.root)
         off = data(p) - self.lo
         if mem.ndim == 1:
-            return np.ndarray(p.shape, F64, mem, off, p.strides)
-        return np.ndarray(mem.shape[:1] + p.shape, F64, mem, off, mem.strides[:1] + p.strides)
+            return np.ndarray(p.shape, mem.dtype, mem, off, p.strides)
+        return np.ndarray(mem.shape[:1] + p.shape, mem.dtype, mem, off,
+                          mem.strides[:1] + p.strides)
 
 
 def attached(buf):
@@ -157,7 +158,7 @@ def _whole_view(p, root):
         return False
     if p.flags.c_contiguous:
         return True
-    step = F64.itemsize
+    step = root.itemsize
     for stride, n in sorted(zip(p.strides, p.shape)):
         if n > 1:
             if stride != step:

@@ -20,6 +20,7 @@ from .errors import ARRAY_CONVERSION, conversion_of, detach_error
 from .interface import numpy_protocol
 from .scalar import ScalarOps, TScalar
 from .tape import Tape
+from .untraced import F64
 from .values import ARRAY_TYPES, SCALAR_TYPES, primal
 from ..handlers import REVERSE
 
@@ -309,6 +310,13 @@ class TArray(ArrayOps):
     # -- indexing ------------------------------------------------------------
     def __getitem__(self, idx):
         t = type(idx)
+        if self.p.dtype is not F64:  # float32: a view, else the take primitive's generic rule
+            r = _view(self, idx)
+            if r is not NotImplemented:
+                return r
+            if t is TArray or t is TScalar:
+                raise detach_error("indexing with a traced value")
+            return rules.gather(self, idx)
         if t is int or t is tuple:  # an element of an active array (x[i], A[i, j]): in C
             s = self._s
             if s is None and self.buf.slot is None:  # (a lazy shadow stays lazy for views)
@@ -344,7 +352,7 @@ class TArray(ArrayOps):
         return rules.gather(self, idx)
 
     def __setitem__(self, idx, value):
-        if type(idx) is int and type(value) is TScalar:  # y[i] = t, the fast path
+        if type(idx) is int and type(value) is TScalar and self.p.dtype is F64:  # y[i] = t, the fast path
             p, buf = self.p, self.buf
             if p.ndim == 1 and value.tape is buf.tape and not buf.readonly:
                 n = p.shape[0]
@@ -366,9 +374,9 @@ class TArray(ArrayOps):
 # fresh traced arrays
 
 def new_array(tape, z, active):
-    """Wrap a freshly computed float64 array as a traced temporary."""
+    """Wrap a freshly computed float64 (or float32) array as a traced temporary."""
     if active:
-        return new_temporary(tape, z, np.zeros(z.shape))
+        return new_temporary(tape, z, np.zeros(z.shape, z.dtype))
     return TArray(z, None, temporary_buffer(tape, z, None))
 
 
@@ -383,7 +391,7 @@ def new_lazy(tape, z):
     shadow_of, which gives the slot numpy memory instead (materialize)."""
     k = fast.slot_new(tape, z)
     if k == _SLOTS_FULL:  # as many lazy shadows as the tape may make: an eager one
-        return new_temporary(tape, z, np.zeros(z.shape))
+        return new_temporary(tape, z, np.zeros(z.shape, z.dtype))
     if k <= 0:
         raise MemoryError("shadowad: out of memory while recording")
     buf = temporary_buffer(tape, z, None)
@@ -399,7 +407,8 @@ def lazy_result(tape, z):
     its shadow is lazy (see new_lazy), so recording writes no zeros and the
     memory exists only from the first record that adds into it until this
     record's pullback (see output_pullback) has read it."""
-    if z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= LAZY_MAXDIM:
+    if (z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= LAZY_MAXDIM
+            and z.dtype == F64):  # (the C tape's slots hold float64)
         return new_lazy(tape, z)
     return new_array(tape, z, True)
 

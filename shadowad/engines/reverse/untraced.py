@@ -1,5 +1,5 @@
-"""Const arguments shadowad does not trace: arrays that are not float64, or
-not aligned (an int64 index array, float32 data, a view of a bytes buffer at
+"""Const arguments shadowad does not trace: arrays that are not float64 or
+float32, or not aligned (an int64 index array, a view of a bytes buffer at
 an odd offset).  f gets them as they are, so their writes leave no record
 for an undo to swap back.  DESIGN.md §1 still promises them back bit for bit
 with restore=True and when f raises, so each writable one is copied at the
@@ -11,13 +11,14 @@ import numpy as np
 from ... import activity as act
 
 F64 = np.dtype(np.float64)
+F32 = np.dtype(np.float32)
 
 
 def traceable(v):
     """Does shadowad trace ndarray-or-not ``v``?  The engines read and write
-    float64 elements at aligned addresses; an array they cannot is passed to f
-    as it is (this module)."""
-    return isinstance(v, np.ndarray) and v.dtype == F64 and v.flags.aligned
+    float64 and float32 elements at aligned addresses; an array they cannot is
+    passed to f as it is (this module)."""
+    return isinstance(v, np.ndarray) and (v.dtype == F64 or v.dtype == F32) and v.flags.aligned
 
 
 def copies(annotated, traced_float64=True):
@@ -47,13 +48,13 @@ def note(annotated):
     for k, a in enumerate(annotated):
         v = a.val if type(a) is act.Const else None
         if isinstance(v, np.ndarray) and not traceable(v):
-            why = v.dtype.name if v.dtype != F64 else "float64 but not aligned"
+            why = v.dtype.name if v.dtype not in (F64, F32) else f"{v.dtype.name} but not aligned"
             parts.append(f"argument {k} ({why})")
     if not parts:
         return ""
     return (f" This call's Const {', '.join(parts)} {'is' if len(parts) == 1 else 'are'} not "
-            "traced (shadowad traces aligned float64 arrays), so a differentiated value "
-            "cannot be written into it: if that is the destination, pass an aligned float64 "
+            "traced (shadowad traces aligned float64 and float32 arrays), so a differentiated "
+            "value cannot be written into it: if that is the destination, pass an aligned float "
             "copy instead (np.array(c, dtype=float)), or Duplicated to get its gradient.")
 
 

@@ -37,3 +37,18 @@ def read_only_primal(x):
 def is_traced(x):
     t = type(x)
     return t in ARRAY_TYPES or t in SCALAR_TYPES
+
+
+_F64 = np.dtype(np.float64)
+
+
+def takes_generic(operands, out=None):
+    """Does a call on these operands run the primitives' generic rules rather
+    than the C records: is any traced array among them (or ``out``) not
+    float64?  The C kernels read float64 memory; float32 values take the
+    generic rules, whose numpy keeps their dtype and numpy's promotions
+    (docs/float32.md)."""
+    for a in operands:
+        if type(a) in ARRAY_TYPES and a.p.dtype != _F64:
+            return True
+    return out is not None and type(out) in ARRAY_TYPES and out.p.dtype != _F64

@@ -12,6 +12,8 @@ __all__ = ["accumulate", "add_into", "unbroadcast"]
 
 def unbroadcast(g, shape):
     """Sum g over the axes that broadcasting to g.shape added to ``shape``."""
+    if type(g) is not np.ndarray:  # a number (a scalar result's adjoint, broadcast)
+        return g
     if g.shape == tuple(shape) or g.ndim < len(shape):  # the latter broadcasts in +=
         return g
     lead = g.ndim - len(shape)

@@ -26,12 +26,14 @@ from ..reverse.buffers import adjoint_for_pullback, check_writable, output_pullb
 from ..reverse.scalar import TScalar, new_scalar
 from ..reverse.traced import TArray, lazy_result, new_array
 from ..reverse.untraced import F64
+from ..reverse.values import takes_generic
 from .elementwise import tape_of_inputs
 from .adjoints import accumulate
 from .operands import (const_result, finish_out, forward_const, forward_context,
     forward_operand, forward_result, operand)
 from . import registry
 
+F32 = np.dtype(np.float32)
 REVERSE_CONFIG = Config(needs_primal=True, width=1, mode=Reverse)
 
 values.PLAIN.update({TArray: lambda x: x.p, TScalar: lambda x: x.v,
@@ -139,7 +141,7 @@ def record(tape, rule, operands, prims, actives, params):
     If it raises, the arguments it mutates get their bytes back first."""
     args = arguments(tape, rule, operands, prims, actives)
     mutated = [prims[k] for k in getattr(rule, "mutates", ())]
-    before = [np.array(p, dtype=F64) for p in mutated]
+    before = [np.array(p) for p in mutated]
     try:
         aug = rule.augmented_primal(REVERSE_CONFIG, *args, **params)
         check_augmented(rule, aug)
@@ -178,9 +180,23 @@ def record_result(tape, rule, args, aug, params):
         res = lazy_result(tape, np.asarray(z))
         tape.record_py(output_pullback(res, sweep))
         return res
+    if _single(z):  # numpy's float32 scalar: a 0-d float32 array keeps its dtype
+        res = new_array(tape, np.array(z), True)
+        tape.record_py(output_pullback(res, sweep))
+        return res
     res, g = new_scalar(tape, float(z))
     tape.record_py(lambda: sweep(float(g)))
     return res
+
+
+def _single(z):
+    return getattr(z, "dtype", None) == F32
+
+
+def float_copy(z):
+    """A copy of array z as a traced value holds it: float32 stays float32,
+    anything else becomes float64."""
+    return np.array(z, dtype=F32 if _single(z) else F64)
 
 
 def _record_mutation(tape, rule, args, aug, params, mutated, before):
@@ -191,7 +207,7 @@ def _record_mutation(tape, rule, args, aug, params, mutated, before):
     (it turns the mutated arguments' adjoints) even when nothing reaches it."""
     def swap():
         for p, b in zip(mutated, before):
-            cur = np.array(p, dtype=F64)
+            cur = np.array(p)
             p[...] = b
             b[...] = cur
 
@@ -200,7 +216,11 @@ def _record_mutation(tape, rule, args, aug, params, mutated, before):
     if z is None:
         res, pullback = None, lambda: sweep(None)
     elif isinstance(z, np.ndarray) and z.ndim:
-        res = new_array(tape, np.array(z, dtype=F64), True)
+        res = new_array(tape, float_copy(z), True)
+        g = res._s
+        pullback = lambda: sweep(g)  # noqa: E731
+    elif _single(z):
+        res = new_array(tape, np.array(z), True)
         g = res._s
         pullback = lambda: sweep(g)  # noqa: E731
     else:
@@ -236,30 +256,31 @@ def reverse_bind(prim, operands, params, out=None):
     if res is not None:
         return res
     tape = tape_of_inputs(operands, out)
+    generic = takes_generic(operands, out)
     if len(operands) == 1:  # the reductions, inv, det, ...: no lists to build
-        p, d = operand(operands[0], tape)
+        p, d = operand(operands[0], tape, generic)
         prims, actives, active = (p,), (d,), d is not None
     else:
         prims, actives, active = [], [], False
         for x in operands:
-            p, d = operand(x, tape)
+            p, d = operand(x, tape, generic)
             prims.append(p)
             actives.append(d)
             if d is not None:
                 active = True
     if prim.mutates:
-        return _mutation(tape, prim, operands, prims, actives, params, active)
+        return _mutation(tape, prim, operands, prims, actives, params, active, generic)
     if not active:
         res = const_result(tape, prim.impl(*prims, **params))
     else:
-        spec = core.specialised(prim, "reverse")
+        spec = None if generic else core.specialised(prim, "reverse")
         res = None if spec is None else spec(tape, operands, prims, actives, params)
         if res is None:
             res = record(tape, derived_rule(prim), operands, prims, actives, params)
     return res if out is None else finish_out(res, out, "np." + prim.name)
 
 
-def _mutation(tape, prim, operands, prims, actives, params, active):
+def _mutation(tape, prim, operands, prims, actives, params, active, generic):
     """A mutating primitive in reverse mode: its target gets a shadow when
     anything is active (its new content is), and its old bytes are saved
     even when nothing is (earlier records read them in the sweep)."""
@@ -268,7 +289,7 @@ def _mutation(tape, prim, operands, prims, actives, params, active):
     if active and actives[m] is None:
         promote(operands[m])
         actives[m] = operands[m]
-    spec = core.specialised(prim, "reverse") if active else None
+    spec = core.specialised(prim, "reverse") if active and not generic else None
     if spec is None or spec(tape, operands, prims, actives, params) is None:
         record(tape, derived_rule(prim), operands, prims, actives, params)
 

@@ -10,7 +10,9 @@ import numpy as np
 from ..forward import dual
 from ..._c import fast, lib
 from ...support.naming import qualified_name
+from ...primitives import core
 from ...primitives.elementwise import BY_UFUNC as ELEMENTWISE_BY_UFUNC
+from ...primitives.elementwise_rules import generic_primitive
 from ...primitives.inactive import DERIVATIVE_FREE_UFUNCS
 from ..reverse.snapshots import held
 from ..reverse.tape import tape_var
@@ -19,7 +21,7 @@ from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar, real_value
 from ..reverse.traced import LAZY_MAXDIM, TArray, lazy_result, new_array
 from ..reverse.untraced import F64
-from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal, takes_generic
 from . import registry
 
 # ufunc -> C op code, from the partials table of the elementwise primitives
@@ -136,10 +138,23 @@ def _without_c_op(ufunc, inputs, out, rules, forward=False):
     return rule(*inputs, out=out)
 
 
+def generic_ufunc(ufunc, inputs, out, engine):
+    """A ufunc with a C kernel on values the kernels cannot read (a float32
+    traced array): its entry's generic rule, bound by ``engine``'s binder
+    (TArray: reverse, dual.FArray: forward)."""
+    entry = ELEMENTWISE_BY_UFUNC[ufunc]
+    if len(inputs) != entry.arity:
+        raise TypeError(f"{qualified_name(ufunc)} takes {entry.arity} inputs, got "
+                        f"{len(inputs)}")
+    return core.BINDERS[engine][1](generic_primitive(entry), tuple(inputs), {}, out)
+
+
 def apply_ufunc(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
         return _without_c_op(ufunc, inputs, out, registry.FUNCTIONS)
+    if takes_generic(inputs, out):
+        return generic_ufunc(ufunc, inputs, out, TArray)
     if op == _MUL and len(inputs) == 2 and inputs[0] is inputs[1] and type(inputs[0]) is TArray:
         # x * x is np.square(x): the same values, and the sweep adds 2x*g into
         # x's adjoint once instead of x*g twice

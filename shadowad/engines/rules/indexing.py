@@ -25,7 +25,7 @@ from ..reverse.errors import detach_error
 from ..reverse.scalar import TScalar, real_value
 from ..reverse.traced import TArray, is_basic_index, new_array
 from ..reverse.untraced import F64
-from ..reverse.values import primal
+from ..reverse.values import primal, takes_generic
 from ...support.overlap import numpy_sources
 from ..reverse.snapshots import held
 from . import elementwise, registry
@@ -175,7 +175,7 @@ def setindex(a, idx, value):
     check_writable(a)
     idx = _plain_index(idx)
     tape = a.buf.tape
-    if generic_only_active():
+    if generic_only_active() or takes_generic((a, value)):
         return _put(a, idx, value, tape)
     el = element_index(a.p, idx)
     if el is not None:

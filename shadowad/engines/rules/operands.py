@@ -11,6 +11,8 @@ from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar
 from ..reverse.traced import TArray, new_array
 from ..reverse.untraced import F64
+
+F32 = np.dtype(np.float32)
 from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 from .elementwise import context_of_inputs, ufunc_forward_operand
 
@@ -18,9 +20,11 @@ __all__ = ["operand", "forward_context", "forward_operand", "forward_result",
            "const_result", "forward_const", "finish_out"]
 
 
-def operand(a, tape):
-    """(primal float64 ndarray, ``a`` if it is active else None) of one operand.
-    A traced scalar's primal is a 0-d array; constants become float64."""
+def operand(a, tape, generic=False):
+    """(primal ndarray, ``a`` if it is active else None) of one operand.
+    A traced scalar's primal is a 0-d float64 array; constants become float64,
+    except in a call on the generic rules (``generic``: a float32 traced
+    operand), where numpy's promotion decides with their own dtype."""
     t = type(a)
     if t is TArray:
         if a.buf.tape is not tape:
@@ -33,6 +37,12 @@ def operand(a, tape):
         if a.tape is not tape:
             raise mixed_tapes_error()
         return np.array(a.v), a
+    if generic:
+        if t is float or t is int or t is bool:  # weak under numpy's promotion (NEP 50)
+            return a, None
+        p = np.asarray(a)
+        if p.dtype.kind in "biuf":
+            return p, None
     p = np.asarray(a)
     if p.dtype != F64 or not p.flags.aligned:
         if p.dtype.kind not in "biuf":
@@ -80,14 +90,14 @@ def const_result(tape, z):
     numpy's scalar as it is (an np.float64 is not a Python float: see
     traced.SCALAR_UFUNCS)."""
     if type(z) is np.ndarray:
-        return new_array(tape, z, False) if z.dtype == F64 else z
+        return new_array(tape, z, False) if z.dtype == F64 or z.dtype == F32 else z
     return z
 
 
 def forward_const(ctx, z):
     """const_result in forward mode."""
     if type(z) is np.ndarray:
-        return dual.new_array(ctx, z, False) if z.dtype == F64 else z
+        return dual.new_array(ctx, z, False) if z.dtype == F64 or z.dtype == F32 else z
     return z
 
 
