@@ -12,7 +12,7 @@ never saved.
 """
 import numpy as np
 
-from ...activity import Active, Const, Forward, Reverse
+from ...activity import FLOAT_DTYPES, Active, Const, Forward, Reverse
 from ...primitives.protocol import AugmentedReturn, Config
 from ...primitives.core import Primitive
 from ..forward import dual
@@ -221,9 +221,9 @@ def _check_plain(rule, x):
 
 def _check_mutated(rule, k, x):
     p = x.p if type(x) in (TArray, dual.FArray) else x
-    if not isinstance(p, np.ndarray) or p.dtype != F64:
+    if not isinstance(p, np.ndarray) or p.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{rule.name}: argument {_name(rule, k)!r} is declared in mutates, so "
-                        "it must be a float64 array (the rule writes into it), got "
+                        "it must be a float64 or float32 array (the rule writes into it), got "
                         f"{type(x).__name__}")
 
 

@@ -1,0 +1,354 @@
+"""float32 in reverse mode (docs/float32.md): in-place programs as users
+write them, on float32 arrays.  Each program's gradient agrees with the
+float64 run of the same code to float32 precision and is float32; the
+primal values, f's result and the final contents are what numpy computes in
+float32, bit for bit; restore=True, failure atomicity, split mode, aliasing
+views, promotion of Const memory, numpy's dtype promotions, casts, nested
+calls, repeated calls and threads hold as they do for float64."""
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import shadowad as sad
+from shadowad import Active, Const, Duplicated
+
+F32 = np.float32
+
+
+def heat(u):
+    for _ in range(4):
+        u[1:-1] += F32(0.2) * (u[2:] - 2 * u[1:-1] + u[:-2])
+    return (u * u).sum()
+
+
+def fisher_kpp(u):
+    for _ in range(3):
+        u[1:-1] += 0.1 * (u[2:] - 2 * u[1:-1] + u[:-2]) + 0.01 * u[1:-1] * (1 - u[1:-1])
+    return np.sum(np.sin(u) ** 2)
+
+
+def element_loop(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s = s + x[i] * x[i] - x[i - 1] * 0.5
+    return s
+
+
+def cholesky_in_place(a):
+    A = np.outer(a, a) + a.shape[0] * np.eye(a.shape[0], dtype=a.dtype)
+    n = A.shape[0]
+    for k in range(n):
+        A[k, k] = np.sqrt(A[k, k])
+        A[k + 1:, k] /= A[k, k]
+        for j in range(k + 1, n):
+            A[j:, j] -= A[j:, k] * A[j, k]
+    return np.sum(np.tril(A) ** 2)
+
+
+def mlp(w):
+    X = np.linspace(-1, 1, 3 * w.shape[0], dtype=F32).reshape(3, w.shape[0])
+    h = np.tanh(X @ w[:, None] + 0.1)
+    return np.mean(h ** 2) + np.max(np.abs(w))
+
+
+def scatter(v):
+    out = np.zeros_like(v, shape=4)
+    np.add.at(out, [0, 1, 1, 3, 2, 0], v[:6])
+    out[2] = v[-1] * out[1]
+    return np.sum(np.exp(-out) * out)
+
+
+def roll_advection(q):
+    for _ in range(3):
+        q -= 0.3 * (q - np.roll(q, 1))
+    return np.sum(q ** 3)
+
+
+def linear_solve(a):
+    A = np.diag(a + 3.0) + np.ones((a.size, a.size), dtype=a.dtype) * 0.1
+    return np.sum(np.linalg.solve(A, a) ** 2) + np.linalg.det(A) * 1e-3
+
+
+def where_clip(x):
+    y = np.where(x > 0.5, x ** 2, -x)
+    return np.sum(np.clip(y, -0.4, 0.6) * x)
+
+
+PROGRAMS = [heat, fisher_kpp, element_loop, cholesky_in_place, mlp, scatter, roll_advection,
+            linear_solve, where_clip]
+
+
+def _x(n=8, seed=0):
+    return np.random.default_rng(seed).uniform(0.1, 0.9, n)
+
+
+def _run(f, x, **kw):
+    dx = np.zeros_like(x)
+    _, value = sad.autodiff(f, Duplicated(x, dx), mode=sad.ReverseWithPrimal, **kw)
+    return dx, value
+
+
+@pytest.mark.parametrize("f", PROGRAMS, ids=lambda f: f.__name__)
+def test_gradient_in_float32_agrees_with_float64(f):
+    x64 = _x()
+    g64, _ = _run(f, x64.copy())
+    x32 = x64.astype(F32)
+    g32, _ = _run(f, x32.copy())
+    assert g32.dtype == F32
+    scale = max(1.0, float(np.abs(g64).max()))
+    assert np.abs(g32 - g64).max() <= 2e-3 * scale, (g32, g64)
+
+
+@pytest.mark.parametrize("f", PROGRAMS, ids=lambda f: f.__name__)
+def test_values_are_numpys_float32_bit_for_bit(f):
+    x32 = _x().astype(F32)
+    plain = x32.copy()
+    want = f(plain)
+    traced = x32.copy()
+    _, value = _run(f, traced)
+    assert type(value) is type(want) and value.dtype == want.dtype
+    assert np.array_equal(value, want)
+    assert np.array_equal(traced, plain)  # f's in-place writes, as numpy made them
+
+
+@pytest.mark.parametrize("f", PROGRAMS, ids=lambda f: f.__name__)
+def test_restore_and_accumulate_once(f):
+    """A shadow's content before the call is added to once (for an argument f
+    overwrites, it is also the seed of its final value, as in float64)."""
+    x64 = _x()
+    x32 = x64.astype(F32)
+    x = x32.copy()
+    dx = np.full_like(x, 0.25)
+    sad.autodiff(f, Duplicated(x, dx), restore=True)
+    assert x.tobytes() == x32.tobytes()
+    d64 = np.full_like(x64, 0.25)
+    sad.autodiff(f, Duplicated(x64, d64))
+    assert dx.dtype == F32
+    assert np.abs(dx - d64).max() <= 2e-3 * max(1.0, float(np.abs(d64).max()))
+
+
+@pytest.mark.parametrize("f", PROGRAMS, ids=lambda f: f.__name__)
+def test_finite_differences(f):
+    x = _x().astype(F32)
+    g, _ = _run(f, x.copy())
+    v = np.random.default_rng(3).standard_normal(x.size)
+    eps = 1e-3
+    x64 = x.astype(np.float64)
+    fd = (float(f((x64 + eps * v).astype(F32))) - float(f((x64 - eps * v).astype(F32)))) / (2 * eps)
+    assert float(g.astype(np.float64) @ v) == pytest.approx(fd, rel=2e-2, abs=2e-2)
+
+
+def test_active_float32_array_and_split_mode():
+    x = _x().astype(F32)
+    g, = sad.autodiff(mlp, Active(x.copy()))
+    assert g.dtype == F32
+    dx = np.zeros_like(x)
+    value, tape = sad.autodiff_split(mlp, Duplicated(x.copy(), dx))
+    assert value == mlp(x.copy())
+    tape.reverse()
+    assert np.array_equal(dx, g)
+
+
+def test_failure_half_way_restores_float32_primal_and_leaves_shadow():
+    x = _x().astype(F32)
+    before = x.copy()
+    dx = np.full_like(x, 1.5)
+
+    def f(u):
+        u[1:] += u[:-1] * 2
+        u *= u
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        sad.autodiff(f, Duplicated(x, dx))
+    assert x.tobytes() == before.tobytes()
+    assert np.all(dx == F32(1.5))
+
+
+def test_views_of_one_float32_memory_passed_twice():
+    x = _x(10).astype(F32)
+    dx = np.zeros_like(x)
+
+    def f(a, b):
+        a[1:] += b[:-1] * 0.5
+        return np.sum(a * b)
+    sad.autodiff(f, Duplicated(x[:6], dx[:6]), Duplicated(x[4:], dx[4:]))
+    x64 = _x(10)
+    d64 = np.zeros_like(x64)
+    sad.autodiff(f, Duplicated(x64[:6], d64[:6]), Duplicated(x64[4:], d64[4:]))
+    assert np.abs(dx - d64).max() < 1e-5
+
+
+def test_const_float32_memory_receiving_an_active_value_is_promoted():
+    x = _x().astype(F32)
+    c = np.zeros(8, dtype=F32)
+
+    def f(x, c):
+        c[2:5] = x[:3] * 3.0
+        return np.sum(c ** 2)
+    dx = np.zeros_like(x)
+    sad.autodiff(f, Duplicated(x, dx), Const(c))
+    want = np.zeros(8, dtype=F32)
+    want[:3] = 18 * x[:3]
+    assert np.allclose(dx, want, rtol=1e-6)
+    assert dx.dtype == F32
+
+
+@pytest.mark.parametrize("other, dtype", [
+    (lambda: 2.0, F32),                          # a Python float is weak
+    (lambda: np.float32(2.0), F32),
+    (lambda: np.float64(2.0), np.float64),       # numpy's float64 scalar is strong
+    (lambda: np.full(8, 2.0), np.float64),       # a float64 array promotes
+    (lambda: np.full(8, 2.0, F32), F32),
+    (lambda: np.arange(8, dtype=np.int16), F32),
+    (lambda: np.arange(8), np.float64),          # int64 with float32: float64
+])
+def test_numpy_promotion_of_mixed_operands(other, dtype):
+    x = _x().astype(F32)
+    seen = {}
+
+    def f(x):
+        y = x * other()
+        seen["dtype"] = y.dtype
+        return np.sum(y * y)
+    dx = np.zeros_like(x)
+    _, value = sad.autodiff(f, Duplicated(x, dx), mode=sad.ReverseWithPrimal)
+    assert seen["dtype"] == np.dtype(dtype) == np.result_type(x, other())
+    assert dx.dtype == F32
+    assert np.array_equal(value, f(x.copy()))
+
+
+def test_traced_float64_scalar_promotes_float32_arrays():
+    x = _x().astype(F32)
+    w = _x(3, seed=1)
+    seen = {}
+
+    def f(x, w):
+        y = x * w[1]  # an element of a float64 array computes as an np.float64
+        seen["dtype"] = y.dtype
+        return np.sum(y)
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
+    sad.autodiff(f, Duplicated(x, dx), Duplicated(w, dw))
+    assert seen["dtype"] == np.float64
+    assert dx.dtype == F32 and np.allclose(dx, w[1])
+    assert dw[1] == pytest.approx(float(np.sum(x.astype(np.float64))))
+
+
+def test_astype_both_ways():
+    x64 = _x()
+
+    def down(x):
+        y = x.astype(F32)
+        assert y.dtype == F32
+        return np.sum(np.sin(y) * y).astype(np.float64) * 2.0
+    dx = np.zeros_like(x64)
+    _, value = sad.autodiff(down, Duplicated(x64.copy(), dx), mode=sad.ReverseWithPrimal)
+    assert value == down(x64.copy())
+    assert dx.dtype == np.float64
+    y = x64.astype(F32)
+    want = 2 * (np.cos(y) * y + np.sin(y))
+    assert np.allclose(dx, want, rtol=1e-5)
+
+    x32 = x64.astype(F32)
+    d32 = np.zeros_like(x32)
+    sad.autodiff(lambda x: np.sum(x.astype(np.float64) ** 3), Duplicated(x32, d32))
+    assert d32.dtype == F32
+    assert np.array_equal(d32, (3 * x32.astype(np.float64) ** 2).astype(F32))
+
+
+def test_nested_hessian_vector_product_in_float32():
+    def f(x):
+        return np.sum(np.sin(x) * x ** 2)
+
+    def grad_dot_v(x, v):
+        dx = np.zeros_like(x)
+        sad.autodiff(f, Duplicated(x, dx))
+        return np.sum(dx * v)
+    x = _x(5).astype(F32)
+    v = np.ones(5, dtype=F32)
+    h = np.zeros_like(x)
+    sad.autodiff(grad_dot_v, Duplicated(x.copy(), h), Const(v))
+    assert h.dtype == F32
+    x64 = x.astype(np.float64)
+    want = (2 - x64 ** 2) * np.sin(x64) + 4 * x64 * np.cos(x64)
+    assert np.allclose(h, want, rtol=1e-5)
+
+
+def test_custom_rule_mutating_a_float32_array():
+    @sad.custom_rule(mutates=("y",))
+    def scale_in_place(y, a):
+        y *= a
+
+    @scale_in_place.reverse
+    def _(config, dret, tape, y, a):
+        y.dval *= a.val  # y_new = a * y_old: the adjoint of y_old is a * that of y_new
+        return (None, None)
+
+    def f(y):
+        scale_in_place(y, F32(3.0))
+        return np.sum(y * y)
+    y = _x(4).astype(F32)
+    dy = np.zeros_like(y)
+    _, value = sad.autodiff(f, Duplicated(y.copy(), dy), mode=sad.ReverseWithPrimal)
+    assert dy.dtype == F32
+    assert np.array_equal(dy, F32(3.0) * (2 * (F32(3.0) * y)))
+    assert value == f(y.copy())
+
+
+def test_c_rule_refuses_float32_naming_the_dtype():
+    from shadowad.engines.rules.c_rule_plain import checked
+
+    class Rule:  # checked() reads only the rule's name
+        name = "tridiag"
+    with pytest.raises(TypeError, match="dtype float32.*float64"):
+        checked(Rule, 0, np.ones(3, F32), False)
+
+
+def test_repeated_calls_keep_memory_flat():
+    x = _x(2000).astype(F32)
+
+    def once():
+        dx = np.zeros_like(x)
+        sad.autodiff(fisher_kpp, Duplicated(x.copy(), dx))
+    for _ in range(3):
+        once()
+    tracemalloc.start()
+    once()
+    first = tracemalloc.get_traced_memory()[0]
+    for _ in range(20):
+        once()
+    growth = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert growth < 200_000, growth
+
+
+def test_threads_float32_and_float64_side_by_side():
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            x = _x(50, seed=k).astype(F32 if k % 2 else np.float64)
+            for _ in range(5):
+                dx = np.zeros_like(x)
+                sad.autodiff(fisher_kpp, Duplicated(x.copy(), dx))
+            results[k] = dx
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for k, dx in results.items():
+        want = np.zeros(50, dtype=dx.dtype)
+        sad.autodiff(fisher_kpp, Duplicated(_x(50, seed=k).astype(dx.dtype), want))
+        assert np.array_equal(dx, want)
+
+
+def test_float16_and_mismatched_shadow_are_refused():
+    with pytest.raises(TypeError, match="float16"):
+        Duplicated(np.ones(3, np.float16), np.zeros(3, np.float16))
+    with pytest.raises(TypeError, match="shadow has dtype float64, primal has dtype float32"):
+        Duplicated(np.ones(3, F32), np.zeros(3))
