@@ -404,8 +404,9 @@ def i_scalar(d, c):
                       f"{y} += a ** 2 * {x}", f"np.multiply({x}, a, out={y})"))]
 
 
-# -- issue #13 item 8: Const arrays that are float32, int64 or unaligned (the
-# program's c), written with plain values inside f, restored and left as numpy does
+# -- issue #13 item 8: Const arrays that are float32 (traced, on the generic
+# rules), float16, int64 or unaligned (the program's c), written with plain
+# values inside f, restored and left as numpy does
 
 def i_const_dtype(d, c):
     n = c.size.n
@@ -678,8 +679,8 @@ def generate(d, classes=tuple(CLASSES), size=SMALL, require=None, max_len=8):
         body.append(Instr(cls, kind, tuple(CLASSES[cls][kind](d, c))))
     c_kind = d.int(0, len(C_KINDS) - 1) if "const_dtype" in classes else 0
     if any(i.cls == "promote" for i in body):
-        # an active value written into a float32, int64 or unaligned Const is refused
-        # (tests/test_untraced_consts.py): only float64 c is promoted
+        # an active value written into a float16, int64 or unaligned Const is refused
+        # (tests/test_untraced_consts.py): only float64 c is promoted here
         c_kind = 0
     return Program(size, tuple(body), d.int(0, len(RETURNS) - 1), d.int(0, 2 ** 16),
                    bool(d.int(0, 1)), d.int(0, count), d.int(0, 3) == 0, d.int(0, 3) == 0,
@@ -777,6 +778,7 @@ def unaligned(x):
 # c's kinds: (name, from the float64 draw, the reproducer's line)
 C_KINDS = (("float64", lambda c: c, ""),
            ("float32", lambda c: c.astype(np.float32), "c = c.astype(np.float32)\n"),
+           ("float16", lambda c: c.astype(np.float16), "c = c.astype(np.float16)\n"),
            ("int64", lambda c: np.round(4 * c).astype(np.int64),
             "c = np.round(4 * c).astype(np.int64)\n"),
            ("unaligned", unaligned, "from random_programs import unaligned\nc = unaligned(c)\n"))

@@ -352,3 +352,26 @@ def test_float16_and_mismatched_shadow_are_refused():
         Duplicated(np.ones(3, np.float16), np.zeros(3, np.float16))
     with pytest.raises(TypeError, match="shadow has dtype float64, primal has dtype float32"):
         Duplicated(np.ones(3, F32), np.zeros(3))
+
+
+@pytest.mark.parametrize("index", [slice(0, 6), (slice(None),), Ellipsis, slice(1, None, 2)],
+                         ids=["slice", "tuple", "ellipsis", "strided"])
+def test_writes_through_views_of_inactive_float32_memory_reach_it(index):
+    """A basic index of an inactive float32 array is a view, as numpy's: a
+    write through it changes the array (found by the random programs: the
+    view was a copy, so `np.negative(c[0:6], out=c[0:6])` was lost)."""
+    rng = np.random.default_rng(1)
+    v, c = rng.uniform(-1, 1, 6), rng.uniform(-1, 1, 6).astype(F32)
+
+    def f(v, c):
+        np.negative(c[index], out=c[index])
+        c[index] *= 2
+        v[0:3:2] += 0.5 * c[0:2] * v[0:3:2]
+        return np.sum(v * c)
+    v1, c1 = v.copy(), c.copy()
+    want = f(v1, c1)
+    v2, c2 = v.copy(), c.copy()
+    dv = np.zeros(6)
+    _, value = sad.autodiff(f, Duplicated(v2, dv), Const(c2), mode=sad.ReverseWithPrimal)
+    assert value == want
+    assert np.array_equal(v2, v1) and np.array_equal(c2, c1)

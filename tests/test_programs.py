@@ -314,25 +314,27 @@ def test_shadow_shape_mismatch():
 
 
 def test_shadow_dtype_mismatch():
-    with pytest.raises(TypeError, match="shadow must have dtype float64, got float32"):
+    with pytest.raises(TypeError, match="shadow has dtype float32, primal has dtype float64"):
         Duplicated(np.zeros(3), np.zeros(3, dtype=np.float32))
-    with pytest.raises(TypeError, match="shadow must be a float64 numpy array, got list"):
+    with pytest.raises(TypeError, match="shadow must have dtype float64 or float32, got float16"):
+        Duplicated(np.zeros(3), np.zeros(3, dtype=np.float16))
+    with pytest.raises(TypeError, match="shadow must be a float64 or float32 numpy array, got list"):
         Duplicated(np.zeros(3), [0.0, 0.0, 0.0])
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
 def test_integer_arrays_rejected(dtype):
     a = np.arange(3).astype(dtype)
-    with pytest.raises(TypeError, match=rf"Active array must have dtype float64, got {np.dtype(dtype)}"):
+    with pytest.raises(TypeError, match=rf"Active array must have dtype float64 or float32, got {np.dtype(dtype)}"):
         Active(a)
-    with pytest.raises(TypeError, match=r"Duplicated primal must have dtype float64.*astype\(float\)"):
+    with pytest.raises(TypeError, match=r"Duplicated primal must have dtype float64 or float32.*astype\(float\)"):
         Duplicated(a, np.zeros(3))
-    with pytest.raises(TypeError, match="must have dtype float64"):
+    with pytest.raises(TypeError, match="must have dtype float64 or float32"):
         Duplicated(np.zeros(3), a)
 
 
 def test_active_rejects_non_numbers():
-    with pytest.raises(TypeError, match="Active takes a float or a float64 array, got str"):
+    with pytest.raises(TypeError, match="Active takes a float or a float64 or float32 array, got str"):
         Active("1.0")
 
 

@@ -311,12 +311,12 @@ class TArray(ArrayOps):
     def __getitem__(self, idx):
         t = type(idx)
         if self.p.dtype is not F64:  # float32: a view, else the take primitive's generic rule
-            r = _view(self, idx)
-            if r is not NotImplemented:
-                return r
             if t is TArray or t is TScalar:
                 raise detach_error("indexing with a traced value")
-            return rules.gather(self, idx)
+            kind = _index_kind(idx)
+            if kind == _VIEW or (kind == _INTEGERS and _element_offsets(self, idx) is None):
+                return self._basic_view(idx)
+            return rules.gather(self, idx)  # an element is a copy, as numpy's np.float32
         if t is int or t is tuple:  # an element of an active array (x[i], A[i, j]): in C
             s = self._s
             if s is None and self.buf.slot is None:  # (a lazy shadow stays lazy for views)
@@ -345,11 +345,14 @@ class TArray(ArrayOps):
             tape = self.buf.tape
             return fast.scalar(v, _load(tape, s, off, v), tape)
         if kind != _OTHER:
-            if self.buf.slot is not None:  # lazy: the view finds its shadow later
-                return TArray(self.p[idx], None, self.buf)
-            s = shadow_of(self)
-            return TArray(self.p[idx], None if s is None else s[idx], self.buf)
+            return self._basic_view(idx)
         return rules.gather(self, idx)
+
+    def _basic_view(self, idx):
+        if self.buf.slot is not None:  # lazy: the view finds its shadow later
+            return TArray(self.p[idx], None, self.buf)
+        s = shadow_of(self)
+        return TArray(self.p[idx], None if s is None else s[idx], self.buf)
 
     def __setitem__(self, idx, value):
         if type(idx) is int and type(value) is TScalar and self.p.dtype is F64:  # y[i] = t, the fast path
