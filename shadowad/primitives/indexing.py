@@ -20,11 +20,12 @@ adjoint becomes zero, since their old values no longer reach the result.
 import numpy as np
 
 from .core import Primitive, apply, deflinear, implements
-from .values import shape_of, unbroadcast
+from .values import plain, shape_of, unbroadcast
 
 __all__ = ["take", "scatter_add", "put", "positions", "last_writes", "occurrences", "take_of"]
 
 _PLAIN = (np.ndarray, float, int, np.generic)
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 _AxisError = getattr(np, "exceptions", np).AxisError  # numpy < 1.25: np.AxisError
 
 
@@ -34,10 +35,18 @@ def positions(shape, idx):
     return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[idx]
 
 
+def _is_basic(idx):
+    items = idx if type(idx) is tuple else (idx,)
+    return all(type(i) is slice or i is None or i is Ellipsis or type(i) is int
+               or isinstance(i, np.integer) for i in items)
+
+
 def last_writes(shape, idx):
     """For ``a[idx] = v``: True where a position's write survives (numpy
     keeps the last write of a repeated entry), in a[idx]'s shape; None when
     every entry is written once (the common case)."""
+    if _is_basic(idx):  # ints, slices, None and Ellipsis name each entry once
+        return None
     pos = positions(shape, idx)
     flat = np.reshape(pos, -1)
     if np.unique(flat).size == flat.size:
@@ -125,8 +134,8 @@ def _put(a, v, idx):
         # memory cannot hold: a's values in a buffer of v's kind
         z = np.zeros_like(v, shape=shape_of(a))
         z[...] = a
-    elif isinstance(a, np.ndarray):
-        z = np.array(a, dtype=np.float64)
+    elif isinstance(a, np.ndarray):  # a's own float dtype (numpy casts v into it)
+        z = np.array(a, dtype=a.dtype if a.dtype in _FLOATS else np.float64)
     else:
         z = np.copy(a)
     z[idx] = v
@@ -138,7 +147,7 @@ def _put_jvp(ts, vals, out, params):
     a, v = vals
     idx = params["idx"]
     if ta is None:
-        ta = np.zeros(shape_of(a))
+        ta = np.zeros(shape_of(a), dtype=getattr(plain(a), "dtype", np.float64))
     if tv is None:
         tv = 0.0
     return put_of(ta, tv, idx)
