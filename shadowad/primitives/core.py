@@ -31,18 +31,24 @@ __all__ = ["Primitive", "deflinear", "defbilinear", "implements", "registered",
 
 
 class Primitive:
-    __slots__ = ("name", "impl", "jvp", "vjp", "reads_out", "mutates", "specialisations",
-                 "derived", "__weakref__")
+    __slots__ = ("name", "impl", "jvp", "vjp", "reads_out", "reads", "reads_for", "mutates",
+                 "specialisations", "derived", "__weakref__")
 
-    def __init__(self, name, impl, jvp=None, vjp=None, reads_out=False, mutates=()):
+    def __init__(self, name, impl, jvp=None, vjp=None, reads_out=False, mutates=(), reads=None):
         """``reads_out``: vjp reads ``out`` (else it is given None, and a
         reverse record need not keep the result alive).  ``mutates=(k,)``:
         the value is operand k's new content, which the engines store into
         operand k (``a[idx] = v``); then ``jvp`` gives that operand's new
         tangent, ``vjp(k, g, ...)`` its adjoint before the call from ``g``,
-        its adjoint after, and the other operands' adjoints as usual."""
+        its adjoint after, and the other operands' adjoints as usual.
+        ``reads``: the operands whose values vjp reads (None: all of them);
+        of the others it reads only the shape and dtype, so a reverse record
+        need not keep their memory alive.  ``reads_for[k]``, when set: the
+        operands vjp reads for operand k's adjoint."""
         self.name, self.impl, self.jvp, self.vjp = name, impl, jvp, vjp
         self.reads_out, self.mutates = reads_out, tuple(mutates)
+        self.reads = None if reads is None else tuple(reads)
+        self.reads_for = None
         self.specialisations = {}
         # the record protocol's rule the engines derive from this primitive
         # (made once, and gone with the primitive: some are made per call)
@@ -72,6 +78,7 @@ def deflinear(prim, transpose):
         return transpose(g, vals[0], params)
 
     prim.jvp, prim.vjp = jvp, vjp
+    prim.reads = ()  # a transpose reads the operand's shape and dtype, not its values
     return prim
 
 

@@ -115,11 +115,12 @@ class _Probe(NDArrayOperatorsMixin):
 PROBE_VALUES = (0.0, 0.75)
 
 
-def operands_read(partials):
+def operands_read(partials, arity=None):
     """Which values the partials read, as the mask x 1, y 2, z 4: what the
     tape must keep for the sweep (C reads it as sad_ew_partials_read).
-    Found by calling each partial on probes, so it is never written by hand."""
-    bits = (1, 4) if len(partials) == 1 else (1, 2, 4)
+    Found by calling each partial on probes, so it is never written by hand.
+    ``arity``: the entry's, when ``partials`` is a subset of its partials."""
+    bits = (1, 4) if (arity or len(partials)) == 1 else (1, 2, 4)
     seen = []
     with np.errstate(all="ignore"):
         for v in PROBE_VALUES:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..support.products import times
 from .core import Primitive, implements
-from .elementwise import ieee_partial
+from .elementwise import ieee_partial, operands_read
 from .values import plain, shape_of, unbroadcast
 
 __all__ = ["generic_rule", "generic_primitive", "register_without_kernel", "PRIMITIVES",
@@ -60,8 +60,17 @@ def generic_rule(entry, impl=None):
             c = _chain(g, ieee_partial(entry, k, (*vals, out)))
         return unbroadcast(c, shape_of(vals[k]))
 
-    return Primitive(entry.name, entry.ufunc if impl is None else impl, jvp, vjp,
+    prim = Primitive(entry.name, entry.ufunc if impl is None else impl, jvp, vjp,
                      reads_out=True)
+    if entry.op is not None:  # (the reads of an entry without a kernel are not probed)
+        # operand k's adjoint reads what its partial reads: x * y keeps only
+        # y when x alone is active
+        masks = [operands_read((d,), entry.arity) for d in entry.partials]
+        prim.reads_for = tuple(tuple(j for j in range(entry.arity) if m & (1 << j))
+                               for m in masks)
+        prim.reads = tuple(sorted(set().union(*prim.reads_for)))
+        prim.reads_out = bool(entry.reads & 4)
+    return prim
 
 
 def generic_primitive(entry):

@@ -169,7 +169,7 @@ def put_of(a, v, idx):
     return apply(put, (a, v), {"idx": idx})
 
 
-put = Primitive("put", _put, _put_jvp, _put_vjp, mutates=(0,))
+put = Primitive("put", _put, _put_jvp, _put_vjp, mutates=(0,), reads=())
 
 
 # --------------------------------------------------------------------------

@@ -95,11 +95,12 @@ class DerivedRule:
     from memory at sweep time (restored by then), and the result only when
     the primitive's vjp reads it."""
 
-    __slots__ = ("prim", "mutates")
+    __slots__ = ("prim", "mutates", "reads", "reads_for")
 
     def __init__(self, prim):
         self.prim = prim
         self.mutates = prim.mutates
+        self.reads, self.reads_for = prim.reads, prim.reads_for
 
     def augmented_primal(self, config, *args, **params):
         prim = self.prim

@@ -140,9 +140,82 @@ def check_writable(a):
         raise readonly_view_error(buf)
 
 
+class LazyShadow:
+    """The lazy shadow of a temporary that is not float64 (a float32 one,
+    docs/float32.md), in ``Buffer.slot``: what the C tape's slots do for
+    float64 temporaries, in numpy memory.  ``mem`` is allocated when the
+    reverse sweep first adds into the temporary's adjoint and dropped once
+    the record that made the temporary has read it (output_pullback), so
+    the sweep holds only the adjoints that are live.  Once Python needs the
+    shadow as an array during recording (materialize), it is ``fixed``:
+    an ordinary shadow from then on."""
+
+    __slots__ = ("mem", "fixed")
+
+    def __init__(self):
+        self.mem, self.fixed = None, False
+
+    def clear(self):
+        if not self.fixed:
+            self.mem = None
+
+
+class LazyView:
+    """What a record keeps of an operand it does not read the values of,
+    when the operand views a lazy float32 temporary: where it lies in the
+    temporary's adjoint (shape, strides, byte offset), not the temporary's
+    memory, which is then freed as soon as nothing else holds it (as the C
+    records hold no temporary they do not read)."""
+
+    __slots__ = ("lazy", "root_shape", "dtype", "shape", "strides", "offset")
+
+    def __init__(self, a):
+        root = a.buf.root
+        self.lazy, self.root_shape, self.dtype = a.buf.slot, root.shape, root.dtype
+        self.shape, self.strides, self.offset = a.p.shape, a.p.strides, data(a.p) - data(root)
+
+    def adjoint(self):
+        """(adjoint view, fresh), as adjoint_for_pullback."""
+        lazy, fresh = self.lazy, False
+        if lazy.mem is None:
+            fresh = (self.offset == 0 and self.shape == self.root_shape
+                     and self.strides == _c_strides(self.shape, self.dtype.itemsize))
+            lazy.mem = (np.empty if fresh else np.zeros)(self.root_shape, self.dtype)
+        return np.ndarray(self.shape, self.dtype, lazy.mem, self.offset, self.strides), fresh
+
+
+def _c_strides(shape, itemsize):
+    out, step = [], itemsize
+    for n in reversed(shape):
+        out.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(out))
+
+
+def lazy_view(a):
+    """A LazyView of TArray a when it views a lazy float32 temporary, else a."""
+    if a._s is None and type(a.buf.slot) is LazyShadow and not a.buf.slot.fixed:
+        return LazyView(a)
+    return a
+
+
+def new_lazy_shadow(tape, buf):
+    lazy = buf.slot = LazyShadow()
+    tape.lazy.append(lazy)
+
+
 def materialize(buf):
     """Give a lazy shadow numpy memory now (zeros), shared with the C tape."""
     tape, root = buf.tape, buf.root
+    if type(buf.slot) is LazyShadow:
+        lazy = buf.slot
+        zs = lazy.mem if lazy.mem is not None else np.zeros(root.shape, root.dtype)
+        lazy.mem, lazy.fixed = zs, True
+        tape.shadows.append(zs)
+        buf.slot = None
+        buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
+        attached(buf)
+        return
     zs = np.zeros(root.shape)
     tape.check(fast.slot_bind(tape, buf.slot, zs), "a lazy shadow")
     tape.shadows.append(zs)
@@ -174,10 +247,19 @@ def adjoint_for_pullback(a):
     uninitialised, to be stored into rather than added to (no zeroing pass).
     Memory the C sweep already allocated is viewed in place, for this pullback
     only (the sweep releases it once the temporary is dead)."""
+    if type(a) is LazyView:
+        return a.adjoint()
     buf = a.buf
     if a._s is not None or buf.slot is None:
         return shadow_of(a), False
     tape, root = buf.tape, buf.root
+    if type(buf.slot) is LazyShadow:
+        lazy, fresh = buf.slot, False
+        if lazy.mem is None:
+            fresh = _whole_view(a.p, root)
+            lazy.mem = (np.empty if fresh else np.zeros)(root.shape, root.dtype)
+        return np.ndarray(a.p.shape, root.dtype, lazy.mem, data(a.p) - data(root),
+                          a.p.strides), fresh
     ptr = lib.sad_slot_memory(tape.c, buf.slot, root.size)
     if ptr == lib.SAD_BAD_SLOT:
         tape.check(ptr, "a lazy shadow")
@@ -205,6 +287,15 @@ def output_pullback(res, body):
     if buf.slot is None:
         g = res._s
         return lambda: body(g)
+    if type(buf.slot) is LazyShadow:
+        lazy = buf.slot
+
+        def pullback():
+            g = lazy.mem
+            if g is not None:
+                body(g)
+                lazy.clear()
+        return pullback
     tape, slot, shape, nbytes, size = buf.tape, buf.slot, res.p.shape, res.p.nbytes, res.p.size
 
     def pullback():

@@ -114,7 +114,7 @@ class Tape(fast.TapeBase):
     # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
-                 "user_rules",
+                 "user_rules", "lazy",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -148,6 +148,7 @@ class Tape(fast.TapeBase):
         # does a record's reverse run a user's code (a custom rule), which may
         # raise in the sweep?  Then the drivers keep the shadows to put back
         self.user_rules = False
+        self.lazy = []  # the LazyShadows of float32 temporaries (buffers.LazyShadow)
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -264,6 +265,8 @@ class Tape(fast.TapeBase):
         (csrc sad_tape_restore_floor): ``applied`` records at the start keep
         their effects, and undo() and redo() start from there."""
         c, py = self.c, self.py
+        for lazy in self.lazy:  # every sweep starts from zero adjoints (see LazyShadow)
+            lazy.clear()
         floor = lib.sad_tape_restore_floor(c)
         i = lib.sad_reverse(c, len(self))
         try:

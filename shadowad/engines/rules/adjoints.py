@@ -3,7 +3,7 @@ shape, stored into memory no record has touched yet, summed correctly into
 broadcast views.  Every rule family uses these."""
 import numpy as np
 
-from ..reverse.buffers import adjoint_for_pullback
+from ..reverse.buffers import LazyView, adjoint_for_pullback
 from ..reverse.scalar import TScalar, adjoint_view
 from ..reverse.traced import TArray
 
@@ -39,7 +39,7 @@ def _distinct(s, g):
 def accumulate(dst, g):
     """dst (a TArray, TScalar or constant) += g, un-broadcast to its shape."""
     t = type(dst)
-    if t is TArray:
+    if t is TArray or t is LazyView:
         s, fresh = adjoint_for_pullback(dst)
         if s is not None:
             add_into(s, g, fresh)

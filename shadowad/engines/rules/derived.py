@@ -22,7 +22,8 @@ from ...primitives import core, values
 from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
 from ...primitives.elementwise_rules import ELEMENTWISE_CALLS
 from ..reverse.snapshots import held
-from ..reverse.buffers import adjoint_for_pullback, check_writable, output_pullback, promote
+from ..reverse.buffers import (adjoint_for_pullback, check_writable, lazy_view, output_pullback,
+                               promote)
 from ..reverse.scalar import TScalar, new_scalar
 from ..reverse.traced import TArray, lazy_result, new_array
 from ..reverse.untraced import F64
@@ -149,9 +150,28 @@ def record(tape, rule, operands, prims, actives, params):
         for p, b in zip(mutated, before):
             p[...] = b
         raise
+    _drop_unread(rule, args)
     if mutated:
         return _record_mutation(tape, rule, args, aug, params, mutated, before)
     return record_result(tape, rule, args, aug, params)
+
+
+def _drop_unread(rule, args):
+    """Once the primal has run, the arguments whose values the reverse does
+    not read (a primitive's ``reads``) keep only their shape and dtype: the
+    record then holds no temporary that nothing else reads."""
+    reads = getattr(rule, "reads", None)
+    if reads is None:
+        return
+    reads_for = getattr(rule, "reads_for", None)
+    if reads_for is not None:  # what the active operands' adjoints read
+        reads = {j for k, a in enumerate(args) if type(a) is not Const for j in reads_for[k]}
+    for k, a in enumerate(args):
+        v = a.val
+        if k not in reads and type(v) is np.ndarray and v.size:
+            a.val = np.broadcast_to(np.zeros((), v.dtype), v.shape)
+            if type(a) is SweepDuplicated and type(a.traced) is TArray:
+                a.traced = lazy_view(a.traced)
 
 
 def check_augmented(rule, aug):
