@@ -292,10 +292,30 @@ REFUSALS = [
     (lambda x: np.average(x, axis=0, weights=np.ones(2)), ValueError, "consistent"),
     (lambda x: np.quantile(x, 1.5), ValueError, "range"),
     (lambda x: np.diff(x, n=-1), ValueError, "non-negative"),
-    (lambda x: x.astype(np.float32), TypeError, "float32 is not supported yet"),
     (lambda x: x[0].astype(np.float16), TypeError, "float16"),
     (lambda x: x.sort(order="a"), ValueError, "order"),
 ]
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward", "nested"])
+def test_astype_float32_casts_in_reverse_mode_only(mode):
+    """x.astype(np.float32) is the cast primitive in reverse mode (its adjoint
+    cast back to float64); forward mode and the nested engine hold float64
+    only and refuse it clearly."""
+    def g(x):
+        return np.sum(x.astype(np.float32) * 2.0)
+    x = np.array([1.0, 2.0, 3.0])
+    if mode == "reverse":
+        grad, v = sad.autodiff(g, Duplicated(x, np.zeros(3)), mode=sad.ReverseWithPrimal)
+        assert type(v) is np.float32 and v == 12.0
+        got = sad.gradient(g, x)[0]
+        assert got.dtype == np.float64 and got.tolist() == [2.0, 2.0, 2.0]
+        return
+    with pytest.raises(TypeError, match="float32 is not supported yet"):
+        if mode == "forward":
+            sad.autodiff(g, Duplicated(x, np.ones(3)), mode=sad.Forward)
+        else:
+            sad.gradient(lambda s: (sad.gradient(g, x * s), s)[1], 1.0)
 
 
 @pytest.mark.parametrize("k", range(len(REFUSALS)))

@@ -18,7 +18,7 @@ import numpy as np
 from ..support.products import times
 from .core import Primitive, implements
 from .elementwise import ieee_partial
-from .values import plain, shape_of, unbroadcast
+from .values import float_dtype, plain, shape_of, unbroadcast
 
 __all__ = ["generic_rule", "generic_primitive", "register_without_kernel", "PRIMITIVES",
            "ELEMENTWISE_CALLS"]
@@ -34,7 +34,7 @@ def _fit(t, shape):
     and an array c has an array tangent)."""
     if t is None or shape_of(t) == shape:
         return t
-    return np.zeros(shape) + t
+    return np.zeros(shape, float_dtype(t)) + t
 
 
 def _chain(t, p):

@@ -20,7 +20,7 @@ adjoint becomes zero, since their old values no longer reach the result.
 import numpy as np
 
 from .core import Primitive, apply, deflinear, implements
-from .values import shape_of, unbroadcast
+from .values import float_dtype, shape_of, unbroadcast
 
 __all__ = ["take", "scatter_add", "put", "positions", "last_writes", "occurrences", "take_of"]
 
@@ -71,7 +71,7 @@ def occurrences(flat):
 def _scatter_add(g, idx, shape):
     """Zeros of ``shape`` with ``g`` added at ``idx`` (repeated entries sum)."""
     if isinstance(g, _PLAIN):
-        z = np.zeros(shape)
+        z = np.zeros(shape, float_dtype(g))
         np.add.at(z, idx, g)
         return z
     # g carries an enclosing differentiation's derivative: only writes of
@@ -126,7 +126,7 @@ def _put(a, v, idx):
         z = np.zeros_like(v, shape=shape_of(a))
         z[...] = a
     elif isinstance(a, np.ndarray):
-        z = np.array(a, dtype=np.float64)
+        z = np.array(a, dtype=float_dtype(a))  # a's type, as numpy's a[idx] = v keeps
     else:
         z = np.copy(a)
     z[idx] = v
@@ -138,7 +138,7 @@ def _put_jvp(ts, vals, out, params):
     a, v = vals
     idx = params["idx"]
     if ta is None:
-        ta = np.zeros(shape_of(a))
+        ta = np.zeros(shape_of(a), float_dtype(a))
     if tv is None:
         tv = 0.0
     return put_of(ta, tv, idx)

@@ -21,6 +21,7 @@ from ...activity import Active, BatchDuplicated, Const, Duplicated, Forward, Rev
 from ...primitives import core, values
 from ...primitives.protocol import AugmentedReturn, Config, DerivedRule
 from ...primitives.elementwise_rules import ELEMENTWISE_CALLS
+from ..reverse import methods
 from ..reverse.snapshots import held
 from ..reverse.buffers import adjoint_for_pullback, check_writable, output_pullback, promote
 from ..reverse.scalar import TScalar, new_scalar
@@ -38,6 +39,7 @@ REVERSE_CONFIG = Config(needs_primal=True, width=1, mode=Reverse)
 
 values.PLAIN.update({TArray: lambda x: x.p, TScalar: lambda x: x.v,
                      dual.FArray: lambda x: x.p, dual.FScalar: lambda x: x.v})
+methods.CASTING.update((TArray, TScalar))  # float32 <-> float64 (forward mode: float64 only)
 
 
 # --------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from ..reverse.buffers import TEMPORARY, shadow_of
 from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar, real_value
 from ..reverse.traced import TArray, new_array, new_temporary
-from ..reverse.untraced import F64
+from ..reverse.untraced import F32, F64
 from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, is_traced, primal
 from .elementwise import KPAIR, ufunc_operand, record_ufunc
 from .adjoints import accumulate
@@ -104,13 +104,17 @@ def _broadcast_lanes(ctx, z, *xs):
     return out
 
 
-def _f64(z, name):
+def _traced_float(z, name, tape):
+    """numpy's result z as a traced array holds it: float32 stays float32 in
+    reverse mode (numpy's promotions decided it), anything else real becomes
+    float64 (forward mode's tangents are float64)."""
     z = np.asarray(z)
     if z.dtype != F64:
         if z.dtype.kind not in "biuf":
             raise TypeError(f"shadowad: {name} of traced values gives dtype {z.dtype}; "
-                            "traced arrays are float64")
-        z = z.astype(F64)
+                            "traced arrays are float64 or float32")
+        if z.dtype != F32 or type(tape) is dual.Context:
+            z = z.astype(F64)
     return z
 
 
@@ -168,14 +172,17 @@ def copy_record(tape, operands, prims, actives, params):
 
 def _like(name, a, fill, dtype, order, shape, kwargs):
     p = primal(a)
-    if dtype is not None and np.dtype(dtype) != F64:
+    tape = _tape_of([a, fill])
+    # numpy's type: the prototype's (a float32 one stays float32 in reverse mode)
+    want = np.dtype(dtype) if dtype is not None else (
+        F32 if getattr(p, "dtype", None) == F32 and type(tape) is not dual.Context else F64)
+    if want != F64 and (want != F32 or type(tape) is dual.Context):
         if is_traced(fill):
             raise detach_error(f"{name}(..., dtype={np.dtype(dtype)}) with a traced fill value")
         if fill is None:
             return np.empty_like(p, dtype=dtype, order=order, shape=shape, **kwargs)
         return np.full_like(p, fill, dtype=dtype, order=order, shape=shape, **kwargs)
-    z = np.empty_like(p, dtype=F64, order=order, shape=shape, **kwargs)
-    tape = _tape_of([a, fill])
+    z = np.empty_like(p, dtype=want, order=order, shape=shape, **kwargs)
     res = _new(tape, z, False)
     if is_traced(fill):
         res[...] = fill  # promotes the new buffer: its values carry a derivative
@@ -364,7 +371,7 @@ def where(condition, x=_NOVALUE, y=_NOVALUE):
     if np.ndim(c) == 0 and _scalarlike(x) and _scalarlike(y):
         return x if c else y  # scalars: no record, the chosen value itself
     tape = _tape_of([condition, x, y])
-    z = _f64(np.where(c, _value(x), _value(y)), "np.where")
+    z = _traced_float(np.where(c, _value(x), _value(y)), "np.where", tape)
     xa, ya = _is_active(x), _is_active(y)
     if not (xa or ya):
         return _new(tape, z, False)
@@ -422,7 +429,7 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
     if out is None and all(_scalarlike(v) for v in (a, lo, hi) if v is not None):
         return _clip_scalar(a, lo, hi)
     tape = _tape_of([a, lo, hi, out])
-    z = _f64(np.clip(_value(a), _value(lo), _value(hi)), "np.clip")
+    z = _traced_float(np.clip(_value(a), _value(lo), _value(hi)), "np.clip", tape)
     act = [(v, r) for v, r in ((a, 0), (lo, 1), (hi, 2)) if v is not None and _is_active(v)]
     if not act:
         return _deliver("np.clip", _new(tape, z, False), out)
