@@ -37,7 +37,10 @@ def in_dtype(a, dtype):
     if dt != _F32 and dt != _F64:
         return a, dtype
     if dt != own:
-        a = a.astype(dt) if hasattr(a, "astype") else np.asarray(a, dt)
+        try:
+            a = a.astype(dt) if hasattr(a, "astype") else np.asarray(a, dt)
+        except TypeError:  # an engine that holds float64 only: options() refuses
+            return a, dtype
     return a, None
 
 

@@ -145,6 +145,10 @@ def cumprod_entry(bind, a, axis=None, dtype=None, out=None):
 # multiply and sum
 
 def _var(fname, a, axis, dtype, out, ddof, keepdims, where, mean, correction):
+    if dtype is not None and not (np.dtype(dtype) == np.float32 and float_dtype(a) == np.float64):
+        # a float32 a in float64 is numpy's var of a widened a (a float64 a in
+        # float32 is not a cast of a: numpy subtracts a float32 mean from it)
+        a, dtype = in_dtype(a, dtype)
     options(fname, dtype, where=where)
     _no_out(fname, out)
     if mean is not NOVALUE:

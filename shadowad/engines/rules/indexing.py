@@ -416,8 +416,9 @@ def copyto(dst, src, casting="same_kind", where=True):
     """np.copyto(dst, src) is dst[...] = src, so it takes setindex's rules in
     either mode; with a mask, the entries left alone keep their own values."""
     sdt = np.result_type(primal(src))
-    if not np.can_cast(sdt, F64, casting=casting):
-        raise TypeError(f"Cannot cast array data from {sdt!r} to {F64!r} according to the "
+    ddt = getattr(primal(dst), "dtype", F64)  # (float32 in reverse mode)
+    if not np.can_cast(sdt, ddt, casting=casting):
+        raise TypeError(f"Cannot cast array data from {sdt!r} to {ddt!r} according to the "
                         f"rule {casting!r}")
     if not isinstance(dst, (TArray, dual.FArray)):
         raise detach_error("np.copyto into an untraced numpy array")
