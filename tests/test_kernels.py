@@ -384,7 +384,8 @@ def test_axpy_into_active_is_refused():
     (lambda: sad.axpy(1.0, np.ones(3), np.zeros(4)), ValueError),
     (lambda: sad.axpy(1.0, np.ones((3, 1)), np.zeros(3)), ValueError),
     (lambda: sad.axpy(1.0, np.ones(3), np.zeros(3, dtype=int)), TypeError),
-    (lambda: sad.axpy(1.0, np.ones(3), np.zeros(3, dtype=np.float32)), TypeError),
+    (lambda: sad.axpy(1.0, np.ones(3), np.zeros(3, dtype=np.float16)), TypeError),
+    (lambda: sad.axpy(1.0, np.ones(4, dtype=np.float32), np.zeros(3, dtype=np.float32)), ValueError),
     (lambda: sad.axpy(1.0, np.ones(3), [0.0, 0.0, 0.0]), TypeError),
     (lambda: sad.axpy(np.ones(3), np.ones(3), np.zeros(3)), TypeError),
     (lambda: sad.axpy(1.0, np.ones(3), np.broadcast_to(np.zeros(1), (3,))), ValueError),
@@ -394,6 +395,17 @@ def test_axpy_into_active_is_refused():
 def test_errors_outside_f(call, exc):
     with pytest.raises(exc):
         call()
+
+
+def test_float32_outside_f_is_numpy():
+    """On plain float32 arrays axpy and scal are numpy's y += a * x and
+    x *= a (the C kernels read float64)."""
+    x = np.array([1.5, -2.0, 0.1], dtype=np.float32)
+    y = np.array([0.3, 1.0, -4.0], dtype=np.float32)
+    want = y + np.float32(0.7) * x
+    assert sad.axpy(0.7, x, y) is y and y.dtype == np.float32 and y.tobytes() == want.tobytes()
+    want = x * np.float32(0.3)
+    assert sad.scal(0.3, x) is x and x.dtype == np.float32 and x.tobytes() == want.tobytes()
 
 
 # --------------------------------------------------------------------------

@@ -298,6 +298,31 @@ REFUSALS = [
 ]
 
 
+@pytest.mark.parametrize("mode", ["reverse", "forward", "nested"])
+def test_astype_float32_casts_in_every_mode(mode):
+    """x.astype(np.float32) is the cast primitive (its adjoint cast back to
+    float64) in every engine."""
+    def g(x):
+        return np.sum(x.astype(np.float32) * 2.0)
+    x = np.array([1.0, 2.0, 3.0])
+    if mode == "reverse":
+        grad, v = sad.autodiff(g, Duplicated(x, np.zeros(3)), mode=sad.ReverseWithPrimal)
+        assert type(v) is np.float32 and v == 12.0
+        got = sad.gradient(g, x)[0]
+        assert got.dtype == np.float64 and got.tolist() == [2.0, 2.0, 2.0]
+    elif mode == "forward":
+        t = sad.autodiff(g, Duplicated(x, np.array([1.0, 0.5, 0.25])), mode=sad.Forward)
+        assert t == pytest.approx(3.5)
+    else:
+        seen = {}
+
+        def outer(s):
+            seen["g"] = sad.primal(sad.gradient(g, x * s)[0])
+            return s
+        sad.gradient(outer, 1.0)
+        assert seen["g"].tolist() == [2.0, 2.0, 2.0]
+
+
 @pytest.mark.parametrize("k", range(len(REFUSALS)))
 @pytest.mark.parametrize("mode", ["reverse", "forward", "nested"])
 def test_refusals_are_clear(k, mode):

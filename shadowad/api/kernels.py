@@ -16,14 +16,14 @@ from ..engines.reverse.buffers import check_writable, promote, shadow_of
 from ..engines.reverse.errors import detach_error, mixed_tapes_error
 from ..engines.reverse.scalar import TScalar, real_value
 from ..engines.reverse.traced import TArray
-from ..engines.reverse.untraced import F64
-from ..engines.reverse.values import is_traced
+from ..engines.reverse.untraced import F32, F64
+from ..engines.reverse.values import is_traced, primal, takes_generic
 from ..engines.nested.box import Box
 
 
 def _check_plain(y, name):
-    if not isinstance(y, np.ndarray) or y.dtype != F64:
-        raise TypeError(f"sad.{name}: y must be a float64 array, got "
+    if not isinstance(y, np.ndarray) or (y.dtype != F64 and y.dtype != F32):
+        raise TypeError(f"sad.{name}: y must be a float64 or float32 array, got "
                         f"{getattr(y, 'dtype', type(y).__name__)}")
     if not y.flags.writeable:
         raise ValueError(f"sad.{name}: y is read-only (numpy marks broadcast views and "
@@ -42,6 +42,10 @@ def axpy(a, x, y):
             raise detach_error("sad.axpy into an untraced numpy array")
         _check_plain(y, "axpy")
         va = _real(a)
+        if y.dtype != F64:  # float32: numpy's y += a * x (the C kernel reads float64)
+            _check_shape(np.shape(x), y.shape)
+            y += va * np.asarray(x)
+            return y
         xa = np.asarray(x, dtype=F64)
         _check_shape(xa.shape, y.shape)
         if not xa.flags.aligned:
@@ -51,6 +55,10 @@ def axpy(a, x, y):
             y += va * xa
         return y
     check_writable(y)
+    if takes_generic((x, y)):  # float32: the generic records of y += a * x
+        _check_shape(np.shape(primal(x)), y.shape)
+        y += a * x
+        return y
     tape = y.buf.tape
     if type(a) is TScalar:
         if a.tape is not tape:

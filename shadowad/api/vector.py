@@ -39,6 +39,14 @@ def _float_array(x, what):
     return a
 
 
+def _widened(x):
+    """A float32 traced value as the float64 the Vector holds: the recorded
+    cast (its adjoint is cast back); a 0-d one becomes a traced scalar."""
+    if type(x) is TArray and x.p.dtype != F64:
+        return x.astype(F64)
+    return x
+
+
 def _index(i, n):
     if not (type(i) is int or isinstance(i, np.integer)):
         raise TypeError(f"Vector indices must be integers or slices, got {type(i).__name__}")
@@ -183,6 +191,7 @@ class TracedVector:
 
     def push(self, x):
         tape = self.tape
+        x = _widened(x)
         if type(x) is TScalar:
             if x.tape is not tape:
                 raise mixed_tapes_error()
@@ -233,6 +242,7 @@ class TracedVector:
     def __setitem__(self, i, x):
         j = _index(i, len(self.v))
         tape = self.tape
+        x = _widened(x)
         if type(x) is TScalar:
             if x.tape is not tape:
                 raise mixed_tapes_error()

@@ -15,7 +15,7 @@ import operator
 import numpy as np
 
 from .core import implements
-from .values import ndim, plain, shape_of
+from .values import float_dtype, ndim, plain, shape_of
 
 try:
     from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
@@ -43,9 +43,9 @@ def _diag_matrix(v, k):
     r0 = max(-k, 0)  # the first row that holds an entry of v
     parts = [v]
     if r0:
-        parts.insert(0, np.zeros(r0))
+        parts.insert(0, np.zeros(r0, float_dtype(v)))
     if m - r0 - n:
-        parts.append(np.zeros(m - r0 - n))
+        parts.append(np.zeros(m - r0 - n, float_dtype(v)))
     column = np.concatenate(parts) if len(parts) > 1 else v
     full = np.broadcast_to(np.reshape(column, (m, 1)), (m, m))
     on = np.arange(m)[None, :] - np.arange(m)[:, None] == k
@@ -186,11 +186,11 @@ def pad_entry(bind, array, pad_width, mode="constant", **kwargs):
             parts = []
             if before:
                 shape[d] = before
-                parts.append(np.full(shape, cv[d, 0]))
+                parts.append(np.full(shape, cv[d, 0], float_dtype(array)))  # numpy's cast
             parts.append(res)
             if after:
                 shape[d] = after
-                parts.append(np.full(shape, cv[d, 1]))
+                parts.append(np.full(shape, cv[d, 1], float_dtype(array)))
             res = np.concatenate(parts, axis=d)
     else:
         for d, (before, after) in enumerate(widths):
@@ -320,6 +320,8 @@ def rot90_entry(bind, m, k=1, axes=(0, 1)):
 
 @implements(np.kron)
 def kron_entry(bind, a, b):
+    # numpy makes arrays of both: a Python number is a float64 (or int64) array then
+    a, b = (np.asarray(v) if type(v) is float or type(v) is int else v for v in (a, b))
     sa, sb = shape_of(a), shape_of(b)
     if not sa or not sb:
         return np.multiply(a, b)

@@ -27,7 +27,7 @@ import numpy as np
 from ..support.products import times
 from .contractions import matmul_times
 from .core import Primitive, implements
-from .values import array_operand, ndim, plain, shape_of, swap
+from .values import array_operand, float_dtype, ndim, plain, shape_of, swap
 
 __all__ = ["cholesky", "eigh", "eigvalsh", "qr", "svd", "svdvals", "pinv", "lstsq",
            "cholesky_tangent", "cholesky_adjoint", "triangle_tangent", "triangle_adjoint"]
@@ -105,7 +105,7 @@ def _gaps(w):
     """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it (inf where two
     entries are equal)."""
     n = shape_of(w)[-1]
-    eye = np.eye(n)
+    eye = np.eye(n, dtype=float_dtype(w))
     d = np.reshape(w, shape_of(w)[:-1] + (1, n)) - np.reshape(w, shape_of(w) + (1,))
     with np.errstate(divide="ignore"):
         return 1.0 / (d + eye) - eye
@@ -118,7 +118,7 @@ def _gaps(w):
 
 def _phi(x):
     n = shape_of(x)[-1]
-    mask = np.tril(np.ones((n, n))) - 0.5 * np.eye(n)
+    mask = np.tril(np.ones((n, n), float_dtype(x))) - 0.5 * np.eye(n, dtype=float_dtype(x))
     return times(x, mask, plain)
 
 
@@ -459,7 +459,7 @@ def pinv_vjp(g, a, z):
 
 def _eye_minus(x, y):
     xy = _mm(x, y)
-    return np.eye(shape_of(xy)[-1]) - xy
+    return np.eye(shape_of(xy)[-1], dtype=float_dtype(xy)) - xy
 
 
 def _pinv_impl(a, options):
@@ -488,6 +488,7 @@ def pinv_entry(bind, a, *args, **kwargs):
 
 def _cutoff(a, rcond):
     m, n = shape_of(a)[-2:]
+    # numpy's float32 lstsq runs LAPACK in float64 (linalg's _commonType): its eps
     return np.finfo(np.float64).eps * max(m, n) if rcond is None or rcond < 0 else rcond
 
 
@@ -535,5 +536,5 @@ def lstsq_entry(bind, a, b, rcond=None):
         if ndim(b) == 1:
             residuals = np.reshape(residuals, (1,))
     else:
-        residuals = np.empty((0,))
+        residuals = np.empty((0,), float_dtype(a, b))  # numpy's result type
     return x, residuals, int(rank), bind(svdvals, (a,), {}, None)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..support.products import times
 from .core import Primitive, implements
-from .values import plain, shape_of
+from .values import float_dtype, plain, shape_of
 
 __all__ = ["einsum", "einsum_times", "normal_subscripts"]
 
@@ -236,7 +236,7 @@ def _vjp(k, g, vals, out, params):
         if c in seen:  # a diagonal: the adjoint lands where the two letters agree
             d = next(fresh)
             subs.append(c + d)
-            ops.append(np.eye(sizes[c]))
+            ops.append(np.eye(sizes[c], dtype=float_dtype(g)))
             result.append(d)
         else:
             seen.add(c)
@@ -245,7 +245,7 @@ def _vjp(k, g, vals, out, params):
     for c in dict.fromkeys(target):
         if c not in present:  # summed out of operand k alone: broadcast along it
             subs.append(c)
-            ops.append(np.ones(sizes[c]))
+            ops.append(np.ones(sizes[c], float_dtype(g)))
     spec = ",".join(subs) + "->" + "".join(result)
     opt = _derived_optimize(params["optimize"], len(ops))
     return einsum_times(spec, *ops, optimize=opt)

@@ -150,10 +150,26 @@ def partial_at(entry, k, *values):
 
 def ieee_partial(entry, k, values):
     """partial_at for a caller that already runs under
-    np.errstate(all="ignore"): Python numbers become np.float64, so that
-    1 / 0.0 is inf here as in C, not an exception."""
-    return entry.partials[k](*[np.float64(v) if type(v) is float or type(v) is int else v
+    np.errstate(all="ignore"): Python numbers become numpy scalars, so that
+    1 / 0.0 is inf here as in C, not an exception; of the value's type when
+    it is float32 (numpy casts a Python number to the array's type: a float64
+    scalar would promote the partial), else np.float64."""
+    kind = np.float32 if getattr(values[-1], "dtype", None) == _F32 else np.float64
+    return entry.partials[k](*[kind(v) if type(v) is float or type(v) is int else v
                                for v in values])
+
+
+_F32 = np.dtype(np.float32)
+
+
+def typed(p, z):
+    """Partial ``p``, constants picked by masks, in the type of the value z:
+    np.where of Python constants alone is float64 (there is no array to take
+    a type from), where numpy gives them a float32 array's type.  (Reading
+    z's dtype is not reading z: the C kernels' operand masks stay as they are.)"""
+    if getattr(z, "dtype", None) == _F32 and getattr(p, "dtype", None) != _F32:
+        return np.asarray(p, dtype=_F32)
+    return p
 
 
 def zero_where(mask, value):
@@ -268,7 +284,7 @@ def _arctan(x, z):
        "abs'(0) = abs'(-0.0) = 0 (sign(0), the subgradient of least norm, as PyTorch; JAX "
        "gives 1); abs'(NaN) = 0")
 def _absolute(x, z):
-    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+    return typed(np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0)), z)
 
 
 # --------------------------------------------------------------------------
@@ -305,7 +321,7 @@ define("hypot", [np.hypot], "SAD_HYPOT",
        "both partials 0 at the origin")
 
 
-def _select_weight(x, y, lower, nan_wins):
+def _select_weight(x, y, z, lower, nan_wins):
     """dz/dx of a select z = x if x wins else y, where x wins if x > y (x < y
     if ``lower``): 1 where x wins, 0 where it loses, 0.5 at a tie (JAX's and
     PyTorch's even split) and, with one NaN operand, 1 where the value comes
@@ -313,14 +329,14 @@ def _select_weight(x, y, lower, nan_wins):
     tie.  dz/dy is 1 - dz/dx."""
     nx, ny = np.isnan(x), np.isnan(y)
     a, b = (y, x) if lower else (x, y)
-    return np.where(a > b, 1.0, np.where(a < b, 0.0, np.where(
-        nx == ny, 0.5, np.where(nx == nan_wins, 1.0, 0.0))))
+    return typed(np.where(a > b, 1.0, np.where(a < b, 0.0, np.where(
+        nx == ny, 0.5, np.where(nx == nan_wins, 1.0, 0.0)))), z)
 
 
 def _select(name, ufunc, op, lower, nan_wins):
     define(name, [ufunc], op,
-           (lambda x, y, z: _select_weight(x, y, lower, nan_wins),
-            lambda x, y, z: 1.0 - _select_weight(x, y, lower, nan_wins)),
+           (lambda x, y, z: _select_weight(x, y, z, lower, nan_wins),
+            lambda x, y, z: 1.0 - _select_weight(x, y, z, lower, nan_wins)),
            "ties split evenly (0.5, 0.5); one NaN operand: the derivative goes to the "
            f"operand the value comes from ({'the NaN' if nan_wins else 'the number'}); two "
            "NaNs are a tie")
@@ -397,20 +413,20 @@ def _cbrt(x, z):
     return 1.0 / (3.0 * z * z)
 
 
-def _sign_weight(x):
-    """abs'(x): 1, -1, or 0 at ±0 and NaN (abs's convention)."""
-    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+def _sign_weight(x, z):
+    """abs'(x): 1, -1, or 0 at ±0 and NaN (abs's convention), in z's type."""
+    return typed(np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0)), z)
 
 
 define("copysign", [np.copysign], "SAD_COPYSIGN",
-       (lambda x, y, z: np.where(np.signbit(y), -1.0, 1.0) * _sign_weight(x),
+       (lambda x, y, z: typed(np.where(np.signbit(y), -1.0, 1.0), z) * _sign_weight(x, z),
         lambda x, y, z: 0.0),
        "copysign(x, y) = |x| with y's sign bit: dz/dx = abs'(x) times y's sign (±1 from the "
        "sign bit, also for y = ±0 and NaN), so 0 at x = ±0 and x = NaN (abs's convention); "
        "dz/dy = 0 (piecewise constant in y)")
 
 define("heaviside", [np.heaviside], "SAD_HEAVISIDE",
-       (lambda x, y, z: 0.0, lambda x, y, z: np.where(x == 0, 1.0, 0.0)),
+       (lambda x, y, z: 0.0, lambda x, y, z: typed(np.where(x == 0, 1.0, 0.0), z)),
        "heaviside(x, h): dz/dx = 0 everywhere, also at x = 0 (a step; JAX gives 0 too); "
        "dz/dh = 1 where x == 0 (the value is h there), else 0")
 
@@ -425,7 +441,7 @@ def _log_add_weight(x, y, z, d):
     w = d(e)
     if not np.any(edge):
         return w
-    return np.where(edge, np.where(x == y, 0.5, 1.0), w)
+    return np.where(edge, typed(np.where(x == y, 0.5, 1.0), z), w)
 
 
 define("logaddexp", [np.logaddexp], "SAD_LOGADDEXP",

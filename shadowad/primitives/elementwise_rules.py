@@ -18,7 +18,7 @@ import numpy as np
 from ..support.products import times
 from .core import Primitive, implements
 from .elementwise import ieee_partial, operands_read
-from .values import plain, shape_of, unbroadcast
+from .values import float_dtype, plain, shape_of, unbroadcast
 
 __all__ = ["generic_rule", "generic_primitive", "register_without_kernel", "PRIMITIVES",
            "ELEMENTWISE_CALLS"]
@@ -34,7 +34,7 @@ def _fit(t, shape):
     and an array c has an array tangent)."""
     if t is None or shape_of(t) == shape:
         return t
-    return np.zeros(shape) + t
+    return np.zeros(shape, float_dtype(t)) + t
 
 
 def _chain(t, p):
@@ -56,6 +56,8 @@ def generic_rule(entry, impl=None):
         return _fit(res, shape_of(out))
 
     def vjp(k, g, vals, out, params):
+        if out is None:  # not kept (no partial reads it): what stands for it gives its type
+            out = np.zeros((), float_dtype(*vals))
         with np.errstate(all="ignore"):
             c = _chain(g, ieee_partial(entry, k, (*vals, out)))
         return unbroadcast(c, shape_of(vals[k]))

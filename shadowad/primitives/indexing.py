@@ -20,12 +20,11 @@ adjoint becomes zero, since their old values no longer reach the result.
 import numpy as np
 
 from .core import Primitive, apply, deflinear, implements
-from .values import plain, shape_of, unbroadcast
+from .values import float_dtype, shape_of, unbroadcast
 
 __all__ = ["take", "scatter_add", "put", "positions", "last_writes", "occurrences", "take_of"]
 
 _PLAIN = (np.ndarray, float, int, np.generic)
-_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 _AxisError = getattr(np, "exceptions", np).AxisError  # numpy < 1.25: np.AxisError
 
 
@@ -80,7 +79,7 @@ def occurrences(flat):
 def _scatter_add(g, idx, shape):
     """Zeros of ``shape`` with ``g`` added at ``idx`` (repeated entries sum)."""
     if isinstance(g, _PLAIN):
-        z = np.zeros(shape)
+        z = np.zeros(shape, float_dtype(g))
         np.add.at(z, idx, g)
         return z
     # g carries an enclosing differentiation's derivative: only writes of
@@ -134,8 +133,8 @@ def _put(a, v, idx):
         # memory cannot hold: a's values in a buffer of v's kind
         z = np.zeros_like(v, shape=shape_of(a))
         z[...] = a
-    elif isinstance(a, np.ndarray):  # a's own float dtype (numpy casts v into it)
-        z = np.array(a, dtype=a.dtype if a.dtype in _FLOATS else np.float64)
+    elif isinstance(a, np.ndarray):
+        z = np.array(a, dtype=float_dtype(a))  # a's type, as numpy's a[idx] = v keeps
     else:
         z = np.copy(a)
     z[idx] = v
@@ -147,7 +146,7 @@ def _put_jvp(ts, vals, out, params):
     a, v = vals
     idx = params["idx"]
     if ta is None:
-        ta = np.zeros(shape_of(a), dtype=getattr(plain(a), "dtype", np.float64))
+        ta = np.zeros(shape_of(a), float_dtype(a))
     if tv is None:
         tv = 0.0
     return put_of(ta, tv, idx)

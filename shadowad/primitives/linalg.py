@@ -19,8 +19,8 @@ from ..support.products import times
 from .contractions import (cross_times, dot_times, inner_times, matmul_times, outer_times,
                            scaled_times, vdot_times)
 from .core import Primitive, defbilinear, implements
-from .values import (array_operand, expand_last, moveaxis, ndim, plain, prod_others, shape_of,
-                     swap, unbroadcast)
+from .values import (array_operand, expand_last, float_dtype, moveaxis, ndim, plain,
+                     prod_others, shape_of, swap, unbroadcast)
 
 __all__ = ["dot", "inner", "vdot", "outer", "cross", "matmul", "solve", "inv", "det",
            "logabsdet"]
@@ -286,10 +286,10 @@ def _minor_cofactors(a):
     [[1, 0], [0, inf]]).  NaN everywhere beyond MINORS_UP_TO rows."""
     n = a.shape[-1]
     if n > MINORS_UP_TO:
-        return np.full(a.shape, np.nan)
+        return np.full(a.shape, np.nan, float_dtype(a))
     keep = [np.array([k for k in range(n) if k != i], dtype=np.intp) for i in range(n)]
-    cof = np.empty(a.shape)
-    sign = 1.0 - 2.0 * (np.add.outer(np.arange(n), np.arange(n)) % 2)
+    cof = np.empty(a.shape, float_dtype(a))
+    sign = (1.0 - 2.0 * (np.add.outer(np.arange(n), np.arange(n)) % 2)).astype(cof.dtype)
     with np.errstate(invalid="ignore", over="ignore"):
         for i in range(n):
             rows = a[..., keep[i], :]
@@ -327,7 +327,7 @@ def _plain_cofactors(a, d):
         return _singular_cofactors(a)
     if fits.ndim == 0:
         return _minor_cofactors(a)
-    cof = np.empty(a.shape)
+    cof = np.empty(a.shape, float_dtype(a))
     cof[fits] = _singular_cofactors(a[fits]) if fits.any() else cof[fits]
     cof[~fits] = _minor_cofactors(a[~fits])
     return cof
@@ -340,7 +340,8 @@ def cofactors(a, d):
     a derivative of it there (nested differentiation) is refused rather than
     dropped."""
     pd = np.asarray(plain(d))
-    if (np.abs(pd) >= _NORMAL).all() and np.isfinite(pd).all():
+    normal = np.finfo(pd.dtype).tiny if pd.dtype == np.float32 else _NORMAL  # (of d's type)
+    if (np.abs(pd) >= normal).all() and np.isfinite(pd).all():
         try:
             with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
                 z = np.linalg.inv(a)
@@ -368,7 +369,7 @@ def _cofactors_by_det(a):
     shape = shape_of(a)
     n = shape[-1]
     if n == 1:
-        return np.ones(shape)  # the empty minor's determinant: a constant
+        return np.ones(shape, float_dtype(a))  # the empty minor's determinant: a constant
     keep = [np.array([k for k in range(n) if k != i], dtype=np.intp) for i in range(n)]
     rows = []
     for i in range(n):
@@ -409,18 +410,21 @@ def inverse_transposed(a, logdet):
             # scale back: only the entries whose true value overflows are inf
             # (c = c1 * c2 in two powers of two: for entries below 2^-124, c
             # itself would overflow)
+            # (float32: near 2^100, and the powers of two float32 too)
+            one = np.float32(1.0) if pa.dtype == np.float32 else 1.0
             top = np.max(np.abs(pa), axis=(-2, -1))
-            k = 900 - np.frexp(top)[1]
-            c1 = np.ldexp(1.0, k // 2)[..., None, None]
-            c2 = np.ldexp(1.0, k - k // 2)[..., None, None]
+            k = (100 if pa.dtype == np.float32 else 900) - np.frexp(top)[1]
+            c1 = np.ldexp(one, k // 2)[..., None, None]
+            c2 = np.ldexp(one, k - k // 2)[..., None, None]
             return swap(np.linalg.inv(a * c1 * c2) * c1 * c2)
     # written with differentiable operations, so that a value of an enclosing
     # differentiation gets a derivative: NaN at the singular matrices, and NaN
     # as its derivative with respect to every entry (sum(a) * NaN: a one-hot
     # tangent of any entry meets the NaN), inv's elsewhere
     mask = singular[..., None, None]
-    r = swap(np.linalg.inv(np.where(mask, np.eye(pa.shape[-1]), a)))
-    undefined = np.sum(a, axis=(-2, -1), keepdims=True) * np.full(pa.shape, np.nan)
+    r = swap(np.linalg.inv(np.where(mask, np.eye(pa.shape[-1], dtype=float_dtype(a)), a)))
+    undefined = np.sum(a, axis=(-2, -1), keepdims=True) * np.full(pa.shape, np.nan,
+                                                                  float_dtype(a))
     return np.where(mask, undefined, r)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from .core import implements
-from .values import array_operand, ndim, shape_of
+from .values import array_operand, float_dtype, ndim, shape_of
 
 __all__ = ["tensordot_entry", "multi_dot_entry", "matrix_power_entry", "norm_entry"]
 
@@ -134,7 +134,7 @@ def matrix_power_entry(bind, a, n):
     except TypeError as e:
         raise TypeError("exponent must be an integer") from e
     if n == 0:  # the identity: a constant
-        return np.broadcast_to(np.eye(s[-1]), s).copy()
+        return np.broadcast_to(np.eye(s[-1], dtype=float_dtype(a)), s).copy()  # numpy's a.dtype
     if n < 0:
         a = np.linalg.inv(a)
         n = abs(n)
@@ -162,7 +162,7 @@ def _vector_norm(x, ord, axis, keepdims):
     if ord == -np.inf:
         return np.min(np.abs(x), axis=axis, keepdims=keepdims)
     if ord == 0:  # a count: piecewise constant, no derivative
-        return np.sum(x != 0, axis=axis, keepdims=keepdims).astype(np.float64)
+        return np.sum(x != 0, axis=axis, keepdims=keepdims).astype(float_dtype(x))  # numpy's
     if ord == 1:
         return np.sum(np.abs(x), axis=axis, keepdims=keepdims)
     if ord is None or ord == 2:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..support.products import times
 from .core import Primitive, deflinear, implements
-from .values import ndim, plain, prod_others, shape_of
+from .values import float_dtype, ndim, plain, prod_others, shape_of
 
 try:
     from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import normalize_axis_index
     from numpy.core.numeric import normalize_axis_tuple
 
-__all__ = ["reduce_sum", "mean", "reduce_max", "reduce_min", "prod", "cumsum", "trace",
+__all__ = ["in_dtype", "reduce_sum", "mean", "reduce_max", "reduce_min", "prod", "cumsum", "trace",
            "extreme_entries", "extreme_weights", "reduced_count", "kept", "REDUCE_OF",
            "reduce_call", "options", "NOVALUE"]
 
@@ -26,11 +26,32 @@ NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
 _add_reduce = np.add.reduce
 
 
+def in_dtype(a, dtype):
+    """(a, dtype) for numpy's ``f(a, dtype=dtype)``: a float64 or float32
+    dtype is applied to ``a`` (a cast of a traced value is the astype
+    primitive, whose adjoint is cast back) and dropped; any other is left
+    for options() to refuse."""
+    if dtype is None:
+        return a, None
+    dt, own = np.dtype(dtype), getattr(plain(a), "dtype", _F64)
+    if dt != _F32 and dt != _F64:
+        return a, dtype
+    if dt != own:
+        try:
+            a = a.astype(dt) if hasattr(a, "astype") else np.asarray(a, dt)
+        except TypeError:  # an engine that holds float64 only: options() refuses
+            return a, dtype
+    return a, None
+
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def options(fname, dtype=None, initial=NOVALUE, where=NOVALUE):
     """Refuse the arguments whose derivative the rules do not implement."""
     if dtype is not None and np.dtype(dtype) != np.float64:
         raise TypeError(f"shadowad: {fname}(..., dtype={np.dtype(dtype)}) is not supported "
-                        "on traced values: traced results are float64")
+                        "on traced values: traced results are float64 or float32")
     if initial is not NOVALUE:
         raise NotImplementedError(f"shadowad: {fname}(..., initial=...) is not supported "
                                   "on traced values; combine the initial value separately")
@@ -101,9 +122,9 @@ def _spread(g, a):
     records."""
     shape = shape_of(a)
     if type(g) is float or isinstance(g, np.generic):
-        g = np.array(g, dtype=np.float64)
+        g = np.asarray(g)  # a float is float64, a numpy scalar keeps its type
     if type(g) is not np.ndarray:
-        return np.zeros(shape) + g
+        return np.zeros(shape, float_dtype(g)) + g
     # np.broadcast_to's view, built directly: it costs a tenth (sum is on every hot path)
     if g.ndim == 0:
         strides = (0,) * len(shape)
@@ -139,6 +160,7 @@ def sum_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initia
     if where is not NOVALUE and where is not True:  # the masked-out entries count as 0
         a = np.where(plain(where), a, 0.0)
         where = NOVALUE
+    a, dtype = in_dtype(a, dtype)
     if dtype is not None or initial is not NOVALUE:
         options("np.sum", dtype, initial, where)
     if axis is None and (keepdims is NOVALUE or keepdims is False):  # np.sum(x), x.sum()
@@ -164,17 +186,19 @@ def mean_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, *, wh
     if where is not NOVALUE and where is not True:
         # the sum of the entries kept over their count (numpy's nan, with its
         # warning, where none is kept)
+        a, dtype = in_dtype(a, dtype)
         options("np.mean", dtype)
         mask = np.broadcast_to(plain(where), shape_of(a))
         params = _reduction_params(a, axis, keepdims)
         total = np.sum(np.where(mask, a, 0.0), axis=params["axis"], keepdims=params["keepdims"])
         count = np.sum(mask, axis=params["axis"], keepdims=params["keepdims"])
-        with np.errstate(invalid="warn", divide="warn"):
-            res = total / count
+        with np.errstate(invalid="warn", divide="warn"):  # (a float32 mean stays float32)
+            res = total / count.astype(float_dtype(total))
         if out is None:
             return res
         out[...] = res
         return out
+    a, dtype = in_dtype(a, dtype)
     options("np.mean", dtype, where=where)
     return bind(mean, (a,), _reduction_params(a, axis, keepdims), out)
 
@@ -205,7 +229,7 @@ def extreme_weights(a, z, params):
     """d max / d a (d min / d a), of a's shape, on plain values: 1/count at the
     entries that attain the result, 0 elsewhere."""
     mask, count = _extremes(a, z, params)
-    return times(mask, 1.0 / count)
+    return times(mask, 1.0 / count.astype(float_dtype(a)))
 
 
 def _extreme_jvp(ts, vals, z, params):
@@ -217,7 +241,7 @@ def _extreme_vjp(k, g, vals, z, params):
     a = vals[0]
     mask, count = _extremes(a, z, params)
     # an entry that is not extreme gets 0, even of an infinite adjoint
-    return times(mask, kept(g, a, params) / count, plain)
+    return times(mask, kept(g, a, params) / count.astype(float_dtype(g)), plain)
 
 
 def _extreme(name, reduce, ufunc_reduce):
@@ -307,6 +331,7 @@ prod = Primitive("prod", lambda a, axis, keepdims: np.prod(a, axis=axis, keepdim
 @implements(np.prod)
 def prod_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initial=NOVALUE,
                where=NOVALUE):
+    a, dtype = in_dtype(a, dtype)
     options("np.prod", dtype, initial, where)
     return bind(prod, (a,), _reduction_params(a, axis, keepdims), out)
 
@@ -332,6 +357,7 @@ cumsum = deflinear(Primitive("cumsum", lambda a, axis: np.cumsum(a, axis=axis)),
 
 @implements(np.cumsum)
 def cumsum_entry(bind, a, axis=None, dtype=None, out=None):
+    a, dtype = in_dtype(a, dtype)
     options("np.cumsum", dtype)
     if axis is not None:
         axis = normalize_axis_index(axis, ndim(a))
@@ -346,7 +372,7 @@ def cumsum_entry(bind, a, axis=None, dtype=None, out=None):
 def _trace_transpose(g, a, p):
     shape = shape_of(a)
     ax1, ax2 = p["axis1"], p["axis2"]
-    mask = np.eye(shape[ax1], shape[ax2], k=p["offset"])
+    mask = np.eye(shape[ax1], shape[ax2], k=p["offset"], dtype=float_dtype(g))
     if ax1 > ax2:  # the mask's axes in the order they come in a
         mask = mask.T
     mshape = [1] * len(shape)
@@ -364,6 +390,7 @@ trace = deflinear(
 
 @implements(np.trace)
 def trace_entry(bind, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    a, dtype = in_dtype(a, dtype)
     options("np.trace", dtype)
     nd = ndim(a)
     ax1, ax2 = normalize_axis_index(axis1, nd), normalize_axis_index(axis2, nd)

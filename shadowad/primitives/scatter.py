@@ -22,7 +22,7 @@ import numpy as np
 
 from .core import Primitive, apply, implements
 from .indexing import occurrences, positions, take_of
-from .values import ndim, plain, shape_of, unbroadcast
+from .values import float_dtype, ndim, plain, shape_of, unbroadcast
 
 try:
     from numpy.lib.array_utils import normalize_axis_index
@@ -151,7 +151,7 @@ def _add_at(a, b, idx, negate):
         z = np.zeros_like(b, shape=shape_of(a))
         z[...] = a
     else:
-        z = np.array(a, dtype=np.float64)
+        z = np.array(a, dtype=float_dtype(a))  # a's type, as numpy's ufunc.at keeps
     (np.subtract if negate else np.add).at(z, idx, b)
     return z
 
@@ -159,7 +159,7 @@ def _add_at(a, b, idx, negate):
 def _add_at_jvp(ts, vals, out, params):
     ta, tb = ts
     if ta is None:
-        ta = np.zeros(shape_of(vals[0]))
+        ta = np.zeros(shape_of(vals[0]), float_dtype(vals[0]))
     return apply(add_at, (ta, 0.0 if tb is None else tb), params, numpy_impl=False)
 
 
@@ -200,6 +200,8 @@ def ufunc_at(ufunc, inputs, kwargs):
         return None
     uniq, inverse = np.unique(flat, return_inverse=True)
     where = np.unravel_index(uniq, shape)
+    if type(b) is float or type(b) is int:  # numpy casts a Python number to a's type
+        b = np.asarray(b, dtype=float_dtype(a))
     values = np.reshape(np.broadcast_to(b, np.shape(pos)), (-1,))
     touched = a[where]
     if ufunc is np.multiply:

@@ -37,7 +37,7 @@ from .contractions import matmul_times
 from .core import Primitive, implements
 from .decompositions import cholesky_adjoint, cholesky_tangent, triangle_adjoint, triangle_tangent
 from .linalg import cofactors
-from .values import array_operand, ndim, plain, shape_of, swap
+from .values import array_operand, float_dtype, ndim, plain, shape_of, swap
 
 __all__ = ["AVAILABLE", "solve_triangular", "cholesky", "cho_factor",
            "solve", "inv", "det", "cho_solve", "lu_factor",
@@ -314,7 +314,7 @@ def _permutation(piv):
 
 def _lu_parts(lu):
     n = shape_of(lu)[-1]
-    ell = np.where(_tri(n, True, True), lu, 0.0) + np.eye(n)
+    ell = np.where(_tri(n, True, True), lu, 0.0) + np.eye(n, dtype=float_dtype(lu))
     u = np.where(_tri(n, False, False), lu, 0.0)
     return ell, u
 
@@ -420,7 +420,7 @@ def _lu_solve_entry(bind, lu_and_piv, b, trans=0, overwrite_b=False, check_finit
 
 def _frechet(a, e):
     n = shape_of(a)[-1]
-    zero = np.zeros(shape_of(a))
+    zero = np.zeros(shape_of(a), float_dtype(a, e))
     block = np.concatenate([np.concatenate([a, e], axis=-1),
                             np.concatenate([zero, a], axis=-1)], axis=-2)
     return _scipy("expm")(block)[..., :n, n:]

@@ -26,7 +26,7 @@ from ..support.products import times
 from .core import Primitive, apply, implements
 from .elementwise import TABLE, define, zero_where
 from .elementwise_rules import register_without_kernel
-from .values import plain, shape_of, unbroadcast
+from .values import float_dtype, plain, shape_of, unbroadcast
 
 try:
     import scipy.special as _special
@@ -43,7 +43,10 @@ _INV_SQRT_2PI = 0.3989422804014327       # 1 / sqrt(2 pi)
 
 def _polygamma_impl(x, n):
     if isinstance(x, (float, int, np.ndarray, np.generic)):
-        return _special.polygamma(n, x)
+        # scipy has no float32 polygamma: its float64 value rounded to float32,
+        # as scipy's own float32 loops (digamma's) do
+        r = _special.polygamma(n, x)
+        return r.astype(np.float32) if float_dtype(x) == np.float32 else r
     # a value an enclosing differentiation traces: its engine binds the primitive
     return apply(polygamma, (x,), {"n": n}, numpy_impl=False)
 

@@ -19,7 +19,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from ..support.products import times
 from .core import Primitive, defbilinear, implements
-from .values import array_operand, ndim, plain, shape_of
+from .values import array_operand, float_dtype, ndim, plain, shape_of
 
 __all__ = ["correlate", "polyval_entry", "interp_entry", "trapezoid_entry"]
 
@@ -37,7 +37,7 @@ def polyval_entry(bind, p, x):
     if isinstance(x, np.poly1d) or isinstance(p, np.poly1d):
         raise TypeError("shadowad: np.polyval of traced values takes arrays, not np.poly1d; "
                         "pass the coefficients as an array")
-    y = np.zeros_like(x) if _traced(x) else np.zeros(shape_of(x))
+    y = np.zeros_like(x) if _traced(x) else np.zeros_like(np.asanyarray(x))  # numpy's
     for i in range(shape_of(p)[0]):
         y = y * x + p[i]
     return y
@@ -55,10 +55,16 @@ def _interp_refuse(period, xp):
                         "xp must be constant (pass sad.primal(xp) to use their value)")
 
 
+def _double(v):
+    return v.astype(np.float64) if getattr(v, "dtype", None) == np.float32 else v
+
+
 @implements(np.interp)
 def interp_entry(bind, x, xp, fp, left=None, right=None, period=None):
     x, xp, fp = array_operand(x), array_operand(xp), array_operand(fp)
     _interp_refuse(period, xp)
+    # numpy's interp computes in float64 (its C reads doubles) and returns float64
+    x, fp, left, right = (_double(v) for v in (x, fp, left, right))
     xp = np.asarray(xp, dtype=np.float64)
     if xp.ndim != 1 or ndim(fp) != 1 or xp.shape[0] != shape_of(fp)[0]:
         raise ValueError("fp and xp are not of the same length.")
@@ -141,7 +147,7 @@ def _mode_slice(na, nv, mode):
 
 def _correlate_terms(a, v, mode):
     na, nv = shape_of(a)[0], shape_of(v)[0]
-    pad = np.zeros(nv - 1)
+    pad = np.zeros(nv - 1, float_dtype(a))
     apad = np.concatenate([pad, a, pad]) if nv > 1 else a
     k = np.arange(na + nv - 1)[:, None] + np.arange(nv)[None, :]
     full = np.sum(times(apad[k], np.reshape(v, (1, nv)), plain), axis=1)
@@ -165,7 +171,8 @@ def _full_adjoint(g, na, nv, mode):
     s, n = _mode_slice(na, nv, mode)
     total = na + nv - 1
     rest = total - s - n
-    parts = ([np.zeros(s)] if s else []) + [g] + ([np.zeros(rest)] if rest else [])
+    zeros = np.zeros((max(s, rest),), float_dtype(g))
+    parts = ([zeros[:s]] if s else []) + [g] + ([zeros[:rest]] if rest else [])
     return np.concatenate(parts) if len(parts) > 1 else g
 
 

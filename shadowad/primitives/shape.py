@@ -18,7 +18,7 @@ traced scalar).
 import numpy as np
 
 from .core import Primitive, deflinear, implements
-from .values import ndim, plain, shape_of, unbroadcast
+from .values import float_dtype, ndim, plain, shape_of, unbroadcast
 
 try:
     from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
@@ -241,13 +241,13 @@ def _undiagonal(g, a, p):
     gs = shape_of(g)
     lead, k = gs[:-1], gs[-1]
     if k == 0:  # an offset past the matrix: an empty diagonal
-        return np.zeros(shape)
+        return np.zeros(shape, float_dtype(g))
     r0 = max(-offset, 0)
     parts = [g]
     if r0:
-        parts.insert(0, np.zeros(lead + (r0,)))
+        parts.insert(0, np.zeros(lead + (r0,), float_dtype(g)))
     if n1 - r0 - k:
-        parts.append(np.zeros(lead + (n1 - r0 - k,)))
+        parts.append(np.zeros(lead + (n1 - r0 - k,), float_dtype(g)))
     column = np.concatenate(parts, axis=-1) if len(parts) > 1 else g  # g at its rows
     full = np.broadcast_to(np.reshape(column, lead + (n1, 1)), lead + (n1, n2))
     on = np.arange(n2)[None, :] - np.arange(n1)[:, None] == offset
@@ -288,7 +288,7 @@ def copy_entry(bind, a, order="K", subok=False):
 
 def _filled(ts, vals):
     """The tangents of all operands, zeros for the constant ones."""
-    return [np.zeros(shape_of(v)) if t is None else t for t, v in zip(ts, vals)]
+    return [np.zeros(shape_of(v), float_dtype(v)) if t is None else t for t, v in zip(ts, vals)]
 
 
 def _concatenate_vjp(k, g, vals, out, p):

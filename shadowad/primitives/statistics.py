@@ -15,8 +15,8 @@ import numpy as np
 
 from ..support.products import times
 from .core import Primitive, implements
-from .reductions import NOVALUE, options
-from .values import ndim, plain, shape_of
+from .reductions import NOVALUE, in_dtype, options
+from .values import float_dtype, ndim, plain, shape_of
 
 try:
     from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
@@ -59,7 +59,7 @@ def _shifted(x, d, fill):
     n = shape_of(x)[-1]
     lead = shape_of(x)[:-1]
     k = min(abs(d), n)
-    pad = np.full(lead + (k,), fill)
+    pad = np.full(lead + (k,), fill, float_dtype(x))
     if d > 0:
         return np.concatenate([pad, x[..., :n - k]], axis=-1)
     return np.concatenate([x[..., k:], pad], axis=-1)
@@ -129,6 +129,7 @@ cumprod = Primitive("cumprod", lambda a, axis: np.cumprod(a, axis=axis),
 
 @implements(np.cumprod)
 def cumprod_entry(bind, a, axis=None, dtype=None, out=None):
+    a, dtype = in_dtype(a, dtype)
     options("np.cumprod", dtype)
     if axis is None:  # the cumulative product of the flattened array
         if ndim(a) != 1:
@@ -144,6 +145,10 @@ def cumprod_entry(bind, a, axis=None, dtype=None, out=None):
 # multiply and sum
 
 def _var(fname, a, axis, dtype, out, ddof, keepdims, where, mean, correction):
+    if dtype is not None and not (np.dtype(dtype) == np.float32 and float_dtype(a) == np.float64):
+        # a float32 a in float64 is numpy's var of a widened a (a float64 a in
+        # float32 is not a cast of a: numpy subtracts a float32 mean from it)
+        a, dtype = in_dtype(a, dtype)
     options(fname, dtype, where=where)
     _no_out(fname, out)
     if mean is not NOVALUE:
@@ -188,7 +193,7 @@ def average_entry(bind, a, axis=None, weights=None, returned=False, *, keepdims=
         if not returned:
             return avg
         # numpy's count: a.size / avg.size, spread over avg's shape
-        scl = np.float64(int(np.prod(shape_of(a))) / int(np.prod(shape_of(avg))))
+        scl = float_dtype(avg).type(int(np.prod(shape_of(a))) / int(np.prod(shape_of(avg))))
         return avg, (np.full(shape_of(avg), scl) if shape_of(avg) else scl)
     wshape, ashape = shape_of(weights), shape_of(a)
     if wshape != ashape:
@@ -276,7 +281,9 @@ def median_entry(bind, a, axis=None, out=None, overwrite_input=False, keepdims=F
     return np.reshape(r, shape)
 
 
-def _quantile(fname, a, q, axis, out, method, keepdims, weights, interpolation):
+def _quantile(fname, a, q, axis, out, method, keepdims, weights, interpolation, weak):
+    """``weak``: q was a Python number, whose interpolation weight numpy
+    applies as a Python float (a float32 a gives a float32 result)."""
     _no_out(fname, out)
     if plain(q) is not q:
         raise TypeError(f"shadowad: {fname} with a traced q: its derivative with respect to "
@@ -306,7 +313,7 @@ def _quantile(fname, a, q, axis, out, method, keepdims, weights, interpolation):
         above = below + 1
         if v >= n - 1:
             below = above = -1.0
-        t = v - below
+        t = float(v - below) if weak else v - below
         lo = _pick(x, order, np.full(m, int(below) % n), first_nan)
         hi = _pick(x, order, np.full(m, int(above) % n), first_nan)
         diff = hi - lo
@@ -324,7 +331,8 @@ def quantile_entry(bind, a, q, axis=None, out=None, overwrite_input=False, metho
     qa = np.asarray(plain(q), dtype=np.float64)
     if not (np.all(qa >= 0) and np.all(qa <= 1)):
         raise ValueError("Quantiles must be in the range [0, 1]")
-    return _quantile("np.quantile", a, q, axis, out, method, keepdims, weights, interpolation)
+    return _quantile("np.quantile", a, q, axis, out, method, keepdims, weights, interpolation,
+                     type(q) is int or type(q) is float)
 
 
 @implements(np.percentile)
@@ -332,12 +340,12 @@ def percentile_entry(bind, a, q, axis=None, out=None, overwrite_input=False, met
                      keepdims=False, *, weights=None, interpolation=None):
     if plain(q) is not q:
         return _quantile("np.percentile", a, q, axis, out, method, keepdims, weights,
-                         interpolation)
+                         interpolation, False)
     qa = np.true_divide(np.asarray(q, dtype=np.float64), 100)  # numpy's q / 100
     if not (np.all(qa >= 0) and np.all(qa <= 1)):
         raise ValueError("Percentiles must be in the range [0, 100]")
     return _quantile("np.percentile", a, qa if qa.ndim else float(qa), axis, out, method,
-                     keepdims, weights, interpolation)
+                     keepdims, weights, interpolation, type(q) is int or type(q) is float)
 
 
 # --------------------------------------------------------------------------
@@ -352,6 +360,7 @@ def _without_nans(a):
 @implements(np.nansum)
 def nansum_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE,
                  initial=NOVALUE, where=NOVALUE):
+    a, dtype = in_dtype(a, dtype)
     options("np.nansum", dtype, initial, where)
     _no_out("np.nansum", out)
     return np.sum(_without_nans(a)[0], axis=axis,
@@ -361,6 +370,7 @@ def nansum_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE,
 @implements(np.nanmean)
 def nanmean_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, *,
                   where=NOVALUE):
+    a, dtype = in_dtype(a, dtype)
     options("np.nanmean", dtype, where=where)
     _no_out("np.nanmean", out)
     keepdims = False if keepdims is NOVALUE else keepdims
@@ -371,7 +381,7 @@ def nanmean_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, *,
     if np.any(cnt == 0):
         warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=3)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(x, axis=axis, keepdims=keepdims) / cnt.astype(np.float64)
+        return np.sum(x, axis=axis, keepdims=keepdims) / cnt.astype(float_dtype(x))
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ operations that every engine differentiates."""
 import numpy as np
 
 __all__ = ["shape_of", "ndim", "plain", "PLAIN", "swap", "moveaxis", "unbroadcast",
-           "expand_last", "prod_others", "array_operand"]
+           "expand_last", "prod_others", "array_operand", "float_dtype"]
 
 # engine value type -> its value one level down; each engine registers its own
 PLAIN = {}
@@ -20,6 +20,21 @@ def plain(x):
             return x
         x = down(x)
     return x
+
+
+def float_dtype(*xs):
+    """The floating type numpy computes ``xs`` in (values of any level;
+    Python numbers are weak): float32 for float32 operands and Python
+    numbers, float64 as soon as a float64 (or integer) array takes part.
+    The constants a formula makes (zeros, ones, an identity) take this type,
+    so that float32 values stay float32."""
+    types = []
+    for x in xs:
+        p = plain(x)
+        d = getattr(p, "dtype", None)
+        types.append(d if d is not None else p if type(p) in (float, int, bool) else
+                     np.asarray(p).dtype)
+    return np.result_type(*types, 0.0)
 
 
 def array_operand(x):
@@ -65,7 +80,7 @@ def unbroadcast(g, shape):
     if gs == shape:
         return g
     if len(gs) < len(shape):
-        return np.zeros(shape) + g
+        return np.zeros(shape, float_dtype(g)) + g
     extra = len(gs) - len(shape)
     if extra:
         g = np.sum(g, axis=tuple(range(extra)))
@@ -84,8 +99,8 @@ def expand_last(g, k):
 def prod_others(x):
     """The product of the other entries along the last axis, for each entry
     of plain ``x``: prefix times suffix products, so zeros need no division."""
-    left = np.ones(x.shape)
-    right = np.ones(x.shape)
+    left = np.ones(x.shape, float_dtype(x))
+    right = np.ones(x.shape, float_dtype(x))
     if x.shape[-1] > 1:
         np.cumprod(x[..., :-1], axis=-1, out=left[..., 1:])
         np.cumprod(x[..., :0:-1], axis=-1, out=right[..., -2::-1])

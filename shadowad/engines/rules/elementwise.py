@@ -20,7 +20,7 @@ from ..reverse.buffers import TEMPORARY, Buffer, check_writable, materialize, pr
 from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar, real_value
 from ..reverse.traced import LAZY_MAXDIM, TArray, lazy_result, new_array
-from ..reverse.untraced import F64
+from ..reverse.untraced import F32, F64
 from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal, takes_generic
 from . import registry
 
@@ -146,6 +146,10 @@ def generic_ufunc(ufunc, inputs, out, engine):
     if len(inputs) != entry.arity:
         raise TypeError(f"{qualified_name(ufunc)} takes {entry.arity} inputs, got "
                         f"{len(inputs)}")
+    if ufunc is np.float_power:  # numpy's computes in float64 at least (the entry's is np.power)
+        inputs = tuple(x.astype(F64) if getattr(x, "dtype", None) == F32 else x for x in inputs)
+        if not takes_generic(inputs, out):
+            return apply_ufunc(ufunc, inputs, out)
     return core.BINDERS[engine][1](generic_primitive(entry), tuple(inputs), {}, out)
 
 

@@ -413,6 +413,8 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
          **kwargs):
     for k, v in kwargs.items():
         if k == "dtype" and v is not None and np.dtype(v) == F64:
+            if getattr(a, "dtype", None) == F32:  # numpy's clip in float64: of a widened a
+                a = a.astype(F64)
             continue
         if k not in ("casting", "order", "subok"):
             raise TypeError(f"shadowad: np.clip(..., {k}=...) is not supported on traced "
