@@ -27,6 +27,7 @@ import numpy as np
 from ..support.products import times
 from .contractions import matmul_times
 from .core import Primitive, implements
+from .elementwise import float_type
 from .values import array_operand, ndim, plain, shape_of, swap
 
 __all__ = ["cholesky", "eigh", "eigvalsh", "qr", "svd", "svdvals", "pinv", "lstsq",
@@ -118,7 +119,8 @@ def _gaps(w):
 
 def _phi(x):
     n = shape_of(x)[-1]
-    mask = np.tril(np.ones((n, n))) - 0.5 * np.eye(n)
+    num = float_type((plain(x),))  # float32 for a float32 x
+    mask = np.tril(np.ones((n, n), num)) - num(0.5) * np.eye(n, dtype=num)
     return times(x, mask, plain)
 
 

@@ -149,10 +149,34 @@ def partial_at(entry, k, *values):
 
 def ieee_partial(entry, k, values):
     """partial_at for a caller that already runs under
-    np.errstate(all="ignore"): Python numbers become np.float64, so that
-    1 / 0.0 is inf here as in C, not an exception."""
-    return entry.partials[k](*[np.float64(v) if type(v) is float or type(v) is int else v
+    np.errstate(all="ignore"): Python numbers become numpy scalars, so that
+    1 / 0.0 is inf here as in C, not an exception -- np.float32 ones beside
+    float32 values (a Python number is weak: numpy computed the value with
+    it in float32), else np.float64."""
+    num = float_type(values)
+    return entry.partials[k](*[num(v) if type(v) is float or type(v) is int else v
                                for v in values])
+
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def float_type(values):
+    """The numpy scalar type of constants combined with ``values``: np.float32
+    when those with a dtype (arrays, numpy scalars, traced values) are float32
+    and none is float64 -- Python numbers are weak beside them, as in numpy's
+    promotion -- else np.float64.  (Defined here, as this module is loaded
+    on its own by tools/ew_ops.py; the other primitives import it.)"""
+    single = False
+    for v in values:
+        dt = getattr(v, "dtype", None)
+        if dt is None:  # (np.dtype(None) is float64: None == _F64 holds)
+            continue
+        if dt == _F64:
+            return np.float64
+        if dt == _F32:
+            single = True
+    return np.float32 if single else np.float64
 
 
 def zero_where(mask, value):
@@ -312,8 +336,9 @@ def _select_weight(x, y, lower, nan_wins):
     tie.  dz/dy is 1 - dz/dx."""
     nx, ny = np.isnan(x), np.isnan(y)
     a, b = (y, x) if lower else (x, y)
-    return np.where(a > b, 1.0, np.where(a < b, 0.0, np.where(
+    w = np.where(a > b, 1.0, np.where(a < b, 0.0, np.where(
         nx == ny, 0.5, np.where(nx == nan_wins, 1.0, 0.0))))
+    return w.astype(float_type((x, y)), copy=False)  # float32 beside float32 operands
 
 
 def _select(name, ufunc, op, lower, nan_wins):

@@ -18,7 +18,7 @@ import numpy as np
 from ..support.products import times
 from .core import Primitive, implements
 from .elementwise import ieee_partial
-from .values import plain, shape_of, unbroadcast
+from .values import plain, shape_of, unbroadcast, zeros_for
 
 __all__ = ["generic_rule", "generic_primitive", "register_without_kernel", "PRIMITIVES",
            "ELEMENTWISE_CALLS"]
@@ -34,7 +34,7 @@ def _fit(t, shape):
     and an array c has an array tangent)."""
     if t is None or shape_of(t) == shape:
         return t
-    return np.zeros(shape) + t
+    return zeros_for(t, shape) + t
 
 
 def _chain(t, p):
@@ -64,13 +64,16 @@ def generic_rule(entry, impl=None):
                      reads_out=True)
 
 
-def generic_primitive(entry):
+def generic_primitive(entry, ufunc=None):
     """The Primitive of any entry: for an entry with a C kernel, what the
     reverse and forward engines bind for values the kernels cannot read
-    (float32 arrays: docs/float32.md)."""
-    prim = PRIMITIVES.get(entry.name) or _WITH_KERNEL.get(entry.name)
+    (float32 arrays: docs/float32.md).  ``ufunc``: the one called, when it is
+    not the entry's first (np.float_power computes in float64 where np.power
+    keeps float32)."""
+    key = entry.name if ufunc is None or ufunc is entry.ufunc else (entry.name, ufunc.__name__)
+    prim = PRIMITIVES.get(key) or _WITH_KERNEL.get(key)
     if prim is None:
-        prim = _WITH_KERNEL[entry.name] = generic_rule(entry)
+        prim = _WITH_KERNEL[key] = generic_rule(entry, None if key is entry.name else ufunc)
     return prim
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..support.products import times
 from .core import Primitive, deflinear, implements
+from .elementwise import float_type
 from .values import ndim, plain, prod_others, shape_of
 
 try:
@@ -205,7 +206,8 @@ def extreme_weights(a, z, params):
     """d max / d a (d min / d a), of a's shape, on plain values: 1/count at the
     entries that attain the result, 0 elsewhere."""
     mask, count = _extremes(a, z, params)
-    return times(mask, 1.0 / count)
+    num = float_type((plain(a),))  # float32 weights for a float32 a
+    return times(mask, num(1.0) / np.asarray(count, dtype=num))
 
 
 def _extreme_jvp(ts, vals, z, params):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .core import Primitive, implements
 from .elementwise import clip_sources, where_sources
-from .values import plain, shape_of, unbroadcast
+from .values import plain, shape_of, unbroadcast, zeros_for
 
 __all__ = ["where", "clip"]
 
@@ -21,7 +21,7 @@ def _fit(t, shape):
     tangent beside an array one)."""
     if t is None or shape_of(t) == shape:
         return t
-    return np.zeros(shape) + t
+    return zeros_for(t, shape) + t
 
 
 # --------------------------------------------------------------------------

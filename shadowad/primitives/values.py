@@ -4,7 +4,7 @@ operations that every engine differentiates."""
 import numpy as np
 
 __all__ = ["shape_of", "ndim", "plain", "PLAIN", "swap", "moveaxis", "unbroadcast",
-           "expand_last", "prod_others", "array_operand"]
+           "expand_last", "prod_others", "array_operand", "zeros_for"]
 
 # engine value type -> its value one level down; each engine registers its own
 PLAIN = {}
@@ -41,6 +41,15 @@ def ndim(x):
     return len(shape_of(x))
 
 
+_F32 = np.dtype(np.float32)
+
+
+def zeros_for(x, shape):
+    """Zeros of ``shape`` to combine with ``x``: float32 when x is float32 (so
+    that ``zeros + x`` stays float32, as x alone would), else float64."""
+    return np.zeros(shape, _F32) if getattr(x, "dtype", None) == _F32 else np.zeros(shape)
+
+
 def swap(m):
     """m with its last two axes swapped."""
     nd = ndim(m)
@@ -65,7 +74,7 @@ def unbroadcast(g, shape):
     if gs == shape:
         return g
     if len(gs) < len(shape):
-        return np.zeros(shape) + g
+        return zeros_for(g, shape) + g
     extra = len(gs) - len(shape)
     if extra:
         g = np.sum(g, axis=tuple(range(extra)))
