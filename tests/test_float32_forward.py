@@ -271,6 +271,56 @@ def test_batch_lanes_are_single_runs(name):
                 assert a.dvals[lane].tobytes() == b.dval.tobytes()
 
 
+def _matrix():
+    rng = np.random.default_rng(5)
+    return (rng.standard_normal((4, 4)) + 4.0 * np.eye(4)).astype(np.float32)
+
+
+def _positive():
+    return (np.abs(np.random.default_rng(6).standard_normal(6)) + 0.5).astype(np.float32)
+
+
+_M, _P = _matrix(), _positive()
+_S = _M @ _M.T
+FUNCTIONS = {
+    "inv": (np.linalg.inv, _M), "det": (np.linalg.det, _M),
+    "slogdet": (lambda a: np.linalg.slogdet(a)[1], _M), "norm": (np.linalg.norm, _M),
+    "norm_axis": (lambda a: np.linalg.norm(a, axis=0), _M),
+    "eigh": (lambda a: np.linalg.eigh(a)[0], _S), "qr": (lambda a: np.linalg.qr(a)[1], _M),
+    "svd": (lambda a: np.linalg.svd(a)[1], _M), "pinv": (np.linalg.pinv, _M),
+    "lstsq": (lambda a: np.linalg.lstsq(a, a[0], rcond=None)[0], _M),
+    "trace": (np.trace, _M), "einsum": (lambda a: np.einsum("ij,jk->ik", a, a), _M),
+    "tensordot": (lambda a: np.tensordot(a, a, 1), _M), "outer": (lambda x: np.outer(x, x), _P),
+    "kron": (lambda x: np.kron(x, x), _P), "cumsum": (np.cumsum, _P), "cumprod": (np.cumprod, _P),
+    "prod": (np.prod, _P), "diff": (np.diff, _P), "var": (np.var, _P), "std": (np.std, _P),
+    "tril": (np.tril, _M), "diag": (np.diag, _M), "roll": (lambda x: np.roll(x, 2), _P),
+    "matrix_power": (lambda a: np.linalg.matrix_power(a, 3), _M),
+    "min_axis": (lambda a: np.min(a, axis=0), _M), "abs": (lambda x: np.abs(x - 1.0), _P),
+    "sort": (np.sort, _P), "copysign": (lambda x: np.copysign(x, x - 1.0), _P),
+    "heaviside": (lambda x: np.heaviside(x - 1.0, x), _P),
+    "softmax": (lambda x: np.exp(x) / np.sum(np.exp(x)), _P), "power": (lambda x: x ** x, _P),
+    "multiply_reduce": (np.multiply.reduce, _P), "add_accumulate": (np.add.accumulate, _P),
+    "polyval": (lambda p: np.polyval(p, np.float32(0.5)), _P),
+    "clip_arrays": (lambda x: np.clip(x, x[0], x[1]), _P),
+    "maximum": (lambda x: np.maximum(x, x[2]), _P), "float_power": (lambda x: np.float_power(x, 2), _P),
+}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_numpy_functions_keep_float32(name, dual_dtypes):
+    f, x = FUNCTIONS[name]
+    want = f(x.copy())
+    d = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
+    t, v = sad.autodiff(f, Duplicated(x.copy(), d.copy()), mode=ForwardWithPrimal)
+    assert dtype_of(v) == dtype_of(t) == dtype_of(want)
+    assert same_bits(np.asarray(v), np.asarray(want))
+    if dtype_of(want) == F32:
+        wrong = [s for s in dual_dtypes if s[1] != F32 or (s[2] is not None and s[2] != F32)]
+        assert not wrong, f"float64 values inside: {wrong[:5]}"
+    t64 = sad.autodiff(f, Duplicated(x.astype(F64), d.astype(F64)), mode=Forward)
+    assert_close(t, t64, "tangent")
+
+
 JACOBIAN = ["chain", "cholesky", "reductions", "indexing", "selects", "python_scalars",
             "element_loop", "float64_scalar"]
 

@@ -106,7 +106,7 @@ def _gaps(w):
     """F[i, j] = 1 / (w[j] - w[i]) off the diagonal, 0 on it (inf where two
     entries are equal)."""
     n = shape_of(w)[-1]
-    eye = np.eye(n)
+    eye = np.eye(n, dtype=float_type((plain(w),)))
     d = np.reshape(w, shape_of(w)[:-1] + (1, n)) - np.reshape(w, shape_of(w) + (1,))
     with np.errstate(divide="ignore"):
         return 1.0 / (d + eye) - eye
@@ -461,7 +461,7 @@ def pinv_vjp(g, a, z):
 
 def _eye_minus(x, y):
     xy = _mm(x, y)
-    return np.eye(shape_of(xy)[-1]) - xy
+    return np.eye(shape_of(xy)[-1], dtype=float_type((plain(xy),))) - xy
 
 
 def _pinv_impl(a, options):

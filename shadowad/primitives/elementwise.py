@@ -179,6 +179,12 @@ def float_type(values):
     return np.float32 if single else np.float64
 
 
+def in_type(w, values):
+    """Weights w (numbers numpy chose by np.where: float64) in the float type
+    of ``values`` (float_type): float32 beside float32 operands."""
+    return w.astype(float_type(values), copy=False)
+
+
 def zero_where(mask, value):
     """value, with 0.0 where the plain boolean ``mask`` holds: a kink's
     convention replacing the formula there.  Where the mask holds nowhere, the
@@ -287,11 +293,16 @@ def _arctan(x, z):
     return 1.0 / (1.0 + x * x)
 
 
+def _sign_weight(x):
+    """abs'(x): 1, -1, or 0 at ±0 and NaN (abs's convention)."""
+    return in_type(np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0)), (x,))
+
+
 @unary("absolute", [np.absolute, np.fabs], "SAD_ABS",
        "abs'(0) = abs'(-0.0) = 0 (sign(0), the subgradient of least norm, as PyTorch; JAX "
        "gives 1); abs'(NaN) = 0")
 def _absolute(x, z):
-    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
+    return _sign_weight(x)
 
 
 # --------------------------------------------------------------------------
@@ -336,9 +347,8 @@ def _select_weight(x, y, lower, nan_wins):
     tie.  dz/dy is 1 - dz/dx."""
     nx, ny = np.isnan(x), np.isnan(y)
     a, b = (y, x) if lower else (x, y)
-    w = np.where(a > b, 1.0, np.where(a < b, 0.0, np.where(
-        nx == ny, 0.5, np.where(nx == nan_wins, 1.0, 0.0))))
-    return w.astype(float_type((x, y)), copy=False)  # float32 beside float32 operands
+    return in_type(np.where(a > b, 1.0, np.where(a < b, 0.0, np.where(
+        nx == ny, 0.5, np.where(nx == nan_wins, 1.0, 0.0)))), (x, y))
 
 
 def _select(name, ufunc, op, lower, nan_wins):
@@ -421,20 +431,15 @@ def _cbrt(x, z):
     return 1.0 / (3.0 * z * z)
 
 
-def _sign_weight(x):
-    """abs'(x): 1, -1, or 0 at ±0 and NaN (abs's convention)."""
-    return np.where(x > 0, 1.0, np.where(x < 0, -1.0, 0.0))
-
-
 define("copysign", [np.copysign], "SAD_COPYSIGN",
-       (lambda x, y, z: np.where(np.signbit(y), -1.0, 1.0) * _sign_weight(x),
+       (lambda x, y, z: in_type(np.where(np.signbit(y), -1.0, 1.0), (x, y)) * _sign_weight(x),
         lambda x, y, z: 0.0),
        "copysign(x, y) = |x| with y's sign bit: dz/dx = abs'(x) times y's sign (±1 from the "
        "sign bit, also for y = ±0 and NaN), so 0 at x = ±0 and x = NaN (abs's convention); "
        "dz/dy = 0 (piecewise constant in y)")
 
 define("heaviside", [np.heaviside], "SAD_HEAVISIDE",
-       (lambda x, y, z: 0.0, lambda x, y, z: np.where(x == 0, 1.0, 0.0)),
+       (lambda x, y, z: 0.0, lambda x, y, z: in_type(np.where(x == 0, 1.0, 0.0), (x, y))),
        "heaviside(x, h): dz/dx = 0 everywhere, also at x = 0 (a step; JAX gives 0 too); "
        "dz/dh = 1 where x == 0 (the value is h there), else 0")
 

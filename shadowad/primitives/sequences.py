@@ -19,7 +19,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from ..support.products import times
 from .core import Primitive, defbilinear, implements
-from .values import array_operand, ndim, plain, shape_of
+from .values import array_operand, ndim, plain, shape_of, zeros_for
 
 __all__ = ["correlate", "polyval_entry", "interp_entry", "trapezoid_entry"]
 
@@ -37,7 +37,7 @@ def polyval_entry(bind, p, x):
     if isinstance(x, np.poly1d) or isinstance(p, np.poly1d):
         raise TypeError("shadowad: np.polyval of traced values takes arrays, not np.poly1d; "
                         "pass the coefficients as an array")
-    y = np.zeros_like(x) if _traced(x) else np.zeros(shape_of(x))
+    y = np.zeros_like(x) if _traced(x) else zeros_for(x, shape_of(x))  # x's float type
     for i in range(shape_of(p)[0]):
         y = y * x + p[i]
     return y

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..support.products import times
 from .core import Primitive, implements
+from .elementwise import float_type
 from .reductions import NOVALUE, options
 from .values import ndim, plain, shape_of
 
@@ -59,7 +60,7 @@ def _shifted(x, d, fill):
     n = shape_of(x)[-1]
     lead = shape_of(x)[:-1]
     k = min(abs(d), n)
-    pad = np.full(lead + (k,), fill)
+    pad = np.full(lead + (k,), fill, float_type((plain(x),)))
     if d > 0:
         return np.concatenate([pad, x[..., :n - k]], axis=-1)
     return np.concatenate([x[..., k:], pad], axis=-1)

@@ -3,6 +3,8 @@ and on every engine's values (traced, dual, nested Boxes), using only
 operations that every engine differentiates."""
 import numpy as np
 
+from .elementwise import float_type
+
 __all__ = ["shape_of", "ndim", "plain", "PLAIN", "swap", "moveaxis", "unbroadcast",
            "expand_last", "prod_others", "array_operand", "zeros_for"]
 
@@ -41,13 +43,10 @@ def ndim(x):
     return len(shape_of(x))
 
 
-_F32 = np.dtype(np.float32)
-
-
 def zeros_for(x, shape):
     """Zeros of ``shape`` to combine with ``x``: float32 when x is float32 (so
     that ``zeros + x`` stays float32, as x alone would), else float64."""
-    return np.zeros(shape, _F32) if getattr(x, "dtype", None) == _F32 else np.zeros(shape)
+    return np.zeros(shape, float_type((plain(x),)))
 
 
 def swap(m):
@@ -93,8 +92,8 @@ def expand_last(g, k):
 def prod_others(x):
     """The product of the other entries along the last axis, for each entry
     of plain ``x``: prefix times suffix products, so zeros need no division."""
-    left = np.ones(x.shape)
-    right = np.ones(x.shape)
+    left = np.ones(x.shape, float_type((x,)))  # float32 products of float32 entries
+    right = np.ones(x.shape, left.dtype)
     if x.shape[-1] > 1:
         np.cumprod(x[..., :-1], axis=-1, out=left[..., 1:])
         np.cumprod(x[..., :0:-1], axis=-1, out=right[..., -2::-1])
