@@ -421,3 +421,65 @@ def test_float64_tangents_unchanged():
     t, v = sad.autodiff(element_loop, Duplicated(x.copy(), np.ones_like(x)),
                         mode=ForwardWithPrimal)
     assert type(t) is float and type(v) is float
+
+
+@pytest.mark.parametrize("layout", ["strided", "fortran", "column"])
+def test_layouts_restore_and_errors(layout):
+    base = np.random.default_rng(9).standard_normal((6, 4)).astype(np.float32)
+    x = {"strided": base[::2], "fortran": np.asfortranarray(base), "column": base[:, 1]}[layout]
+
+    def f(a):
+        a *= 2.0
+        return a.T * 3.0
+
+    x0, d = x.copy(), np.ones_like(x)
+    t, v = sad.autodiff(f, Duplicated(x, d), mode=ForwardWithPrimal)
+    assert t.dtype == v.dtype == d.dtype == F32
+    assert np.array_equal(d, np.full_like(x0, 2.0)) and np.array_equal(t, np.full(x0.T.shape, 6.0))
+    assert same_bits(x, x0 * np.float32(2))
+    x[...] = x0
+    sad.autodiff(f, Duplicated(x, d), mode=Forward, restore=True)
+    assert same_bits(x, x0)
+
+    def fails(a):
+        a *= 3.0
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        sad.autodiff(fails, Duplicated(x, d), mode=Forward)
+    assert same_bits(x, x0)
+
+
+def test_aliased_arguments_match_float64():
+    out = []
+    for dtype in (F32, F64):
+        base, db = np.arange(8, dtype=dtype), np.ones(8, dtype)
+
+        def g(a, b):
+            a[1:] += b[:-1] * 2.0
+            return np.sum(a)
+
+        t, v = sad.autodiff(g, Duplicated(base[:6], db[:6]), Duplicated(base[2:], db[2:]),
+                            mode=ForwardWithPrimal)
+        assert dtype_of(t) == dtype_of(v) == dtype
+        out.append((float(t), float(v), base.astype(F64), db.astype(F64)))
+    assert out[0][:2] == out[1][:2]
+    assert np.array_equal(out[0][2], out[1][2]) and np.array_equal(out[0][3], out[1][3])
+
+
+def test_custom_rule_keeps_float32():
+    @sad.custom_rule
+    def sq(x):
+        return x * x
+
+    @sq.forward
+    def _(config, x):
+        return x.val * x.val, 2 * x.val * x.dval
+
+    x = values("chain")[0]
+    t, v = sad.autodiff(lambda x: sq(x) * 2.0, Duplicated(x.copy(), np.ones_like(x)),
+                        mode=ForwardWithPrimal)
+    assert t.dtype == v.dtype == F32 and same_bits(v, x * x * np.float32(2))
+    t, v = sad.autodiff(lambda x: sq(x[1]), Duplicated(x.copy(), np.ones_like(x)),
+                        mode=ForwardWithPrimal)
+    assert type(t) is np.float32 and type(v) is np.float32 and t == 2 * x[1]
