@@ -20,6 +20,7 @@ adjoint becomes zero, since their old values no longer reach the result.
 import numpy as np
 
 from .core import Primitive, apply, deflinear, implements
+from .elementwise import float_type
 from .values import shape_of, unbroadcast, zeros_for
 
 __all__ = ["take", "scatter_add", "put", "positions", "last_writes", "occurrences", "take_of"]
@@ -126,20 +127,11 @@ def _put(a, v, idx):
         z = np.zeros_like(v, shape=shape_of(a))
         z[...] = a
     elif isinstance(a, np.ndarray):  # float32 stays float32, other kinds become float64
-        z = np.array(a, dtype=_float_dtype(a))
+        z = np.array(a, dtype=float_type((a,)))
     else:
         z = np.copy(a)
     z[idx] = v
     return z
-
-
-_F32 = np.dtype(np.float32)
-
-
-def _float_dtype(a):
-    """The dtype of put's value on ``a``: float32 for float32 memory (numpy
-    casts what is written into it), float64 for anything else."""
-    return _F32 if getattr(a, "dtype", None) == _F32 else np.float64
 
 
 def _put_jvp(ts, vals, out, params):
