@@ -289,8 +289,19 @@ def _directions(anns, rng):
         elif isinstance(v, float):
             out.append(float(rng.standard_normal()))
         else:
-            out.append(rng.standard_normal(np.shape(v)))
+            out.append(_like(rng.standard_normal(np.shape(v)), v))
     return out
+
+
+def _like(d, v):
+    """Random values d in the dtype of array v: a float32 array's tangents and
+    cotangents are float32 (its shadow has its dtype)."""
+    return d.astype(np.float32) if getattr(v, "dtype", None) == np.float32 else d
+
+
+def _dot(a, b):
+    """<a, b> in float64, whatever the arrays' dtypes."""
+    return float(np.vdot(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)))
 
 
 def _forward_args(anns, xdots):
@@ -323,25 +334,27 @@ def check_dot_product(f, *args, seed=2, rtol=1e-12):
     of the inputs, random cotangents ybar of the outputs (mutated arrays and a
     scalar result), <J xdot, ybar> == <xdot, J^T ybar>.  Active arguments are
     differentiated, and passed as Duplicated in forward mode.  f must return a
-    scalar or None."""
+    scalar or None.  The directions of a float32 array are float32 and both
+    sides then carry float32 rounding: pass an rtol of float32's order
+    (about 1e-4) for such arguments."""
     anns = _annotate(args)
     rng = np.random.default_rng(seed)
     xdots = _directions(anns, rng)
     ybars = [None if type(a) is not act.Duplicated and type(a) is not act.DuplicatedNoNeed
-             or d is None else rng.standard_normal(np.shape(d))
+             or d is None else _like(rng.standard_normal(np.shape(d)), d)
              for a, d in zip(anns, xdots)]
     rbar = float(rng.standard_normal())
 
     fwd = _forward_args(anns, xdots)
     rdot = autodiff(f, *fwd, mode=act.Forward)
     terms = [0.0 if rdot is None else float(rdot) * rbar]
-    terms += [float(np.vdot(a.dval, y)) for a, y in zip(fwd, ybars) if y is not None]
+    terms += [_dot(a.dval, y) for a, y in zip(fwd, ybars) if y is not None]
     lhs = sum(terms)
 
     rev = _reverse_args(anns, ybars)
     _, tape = autodiff_split(f, *rev)
     grads = _reverse_grads(rev, tape.reverse(seed=rbar))
-    back = [float(np.vdot(d, g)) for d, g in zip(xdots, grads) if d is not None]
+    back = [_dot(d, g) for d, g in zip(xdots, grads) if d is not None]
     rhs = sum(back)
     scale = sum(abs(t) for t in terms + back) or 1.0
     if not abs(lhs - rhs) <= rtol * scale:  # written so that a NaN on either side fails

@@ -133,7 +133,7 @@ BAD = [
                       mode=Forward), TypeError, ["traced Vector", "v[:]"]),
     # jacobian
     ("jacobian x str", lambda: sad.jacobian(lambda a: a, "x"), TypeError,
-     ["sad.jacobian: x must be a float or a float64 array", "str"]),
+     ["sad.jacobian: x must be a float or a float64 or float32 array", "str"]),
     ("jacobian x int array", lambda: sad.jacobian(lambda a: a, np.arange(3)), TypeError,
      ["int64", "astype(float)"]),
     ("jacobian mode", lambda: sad.jacobian(lambda a: a, x(), mode="fwd"), TypeError,

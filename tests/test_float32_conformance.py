@@ -197,10 +197,7 @@ def run(c, var):
 # known failures: (case name, check or "*" for every check, variant or None
 # for both) -> reason
 
-_FWDDIFF = ("sad.fwddiff: its pullback runs forward mode (shadowad/engines/mixed.py), which "
-            "has no float32 yet")
 KNOWN = {
-    ("fwddiff", "*", None): _FWDDIFF,
     ("tests_of_values", "gradient", None): (
         "not a failure of a primitive: the program branches on np.result_type(x) == float64, "
         "so float32 takes the other branch (the float64 gradient is of another program)"),
@@ -354,7 +351,10 @@ def test_elementwise_entries(entry, ufunc):
     g64 = shadowad_run(f, x64)[0]
     vn = numpy_run(f, x32)[0]
     assert g32.dtype == F32 and _same(v, vn), (v, vn)
-    assert not watch.vjps and not watch.additions, (sorted(watch.vjps), sorted(watch.additions))
+    # np.float_power computes in float64 (numpy's own loop does): its adjoint is float64 and
+    # rounds once, where it reaches the float32 input's memory, as a cast's adjoint does
+    additions = set() if ufunc is np.float_power else watch.additions
+    assert not watch.vjps and not additions, (sorted(watch.vjps), sorted(additions))
     assert np.array_equal(np.isnan(g32), np.isnan(g64))
     fin = np.isfinite(g64) & np.isfinite(g32)
     assert np.array_equal(np.isfinite(g32), np.isfinite(g64)), [

@@ -11,7 +11,7 @@ from ..engines.reverse.tape import Tape
 from ..engines.reverse.buffers import shadow_of
 from ..engines.reverse.scalar import TScalar
 from ..engines.reverse.traced import TArray
-from ..engines.reverse.values import ARRAY_TYPES, SCALAR_TYPES
+from ..engines.reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 
 CHUNK = 64  # tangent lanes per forward pass: memory is CHUNK tangents of each value
 
@@ -24,7 +24,7 @@ def _input(x):
         return x.copy()  # f may write to it; every pass starts from the same x
     if act.is_real_scalar(x):
         return float(x)
-    raise TypeError(f"sad.jacobian: x must be a float or a float64 array, got "
+    raise TypeError(f"sad.jacobian: x must be a float or a float64 or float32 array, got "
                     f"{type(x).__name__}")
 
 
@@ -54,6 +54,12 @@ def _a(out):
     return f"{'an' if name[:1] in 'aeiouAEIOU' else 'a'} {name}"
 
 
+def _dtype(x, out):
+    """The Jacobian's dtype: float32 when x and f's value are float32 (or
+    Python scalars), float64 as soon as either is float64, as numpy promotes."""
+    return np.result_type(getattr(x, "dtype", np.float64), getattr(out, "dtype", np.float64))
+
+
 def jacobian_forward(f, x, consts):
     """Columns of the Jacobian, CHUNK lanes (input directions) per pass."""
     if type(x) is float:
@@ -69,13 +75,13 @@ def jacobian_forward(f, x, consts):
     cols = None
     for j0 in range(0, max(n, 1), CHUNK):
         k = min(CHUNK, n - j0)
-        seeds = np.zeros((k, n))
+        seeds = np.zeros((k, n), x.dtype)  # the tangents of x have its dtype
         seeds[np.arange(k), j0 + np.arange(k)] = 1.0
         ann = act.BatchDuplicated(x.copy(), tuple(s.reshape(x.shape) for s in seeds))
         tangents, value = forward(f, [ann] + consts, True, True, checked=True)
         shape = _output_shape(value, "forward")
         if cols is None:
-            cols = np.zeros((int(np.prod(shape)), n))
+            cols = np.zeros((int(np.prod(shape)), n), _dtype(x, value))
         for lane, t in enumerate(tangents):
             cols[:, j0 + lane] = np.ravel(t)
     return cols.reshape(shape + x.shape)
@@ -88,7 +94,7 @@ def jacobian_reverse(f, x, consts, recorded=None):
     try:
         shape = _output_shape(res, "reverse")
         m = int(np.prod(shape))
-        rows = np.zeros((m,) + np.shape(x))
+        rows = np.zeros((m,) + np.shape(x), _dtype(x, primal(res)))
         if type(x) is float:
             pair = xarg.traced.g
 

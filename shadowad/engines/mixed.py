@@ -27,6 +27,8 @@ from .reverse.untraced import F64
 from .reverse.values import primal
 from .nested.box import level_var
 
+F32 = np.dtype(np.float32)
+
 
 def _active(a):
     t = type(a)
@@ -62,16 +64,16 @@ def _dual_inputs(ctx, vals, active):
             d = 1.0 if lanes == 1 else np.eye(lanes)[j]
             duals[k] = FScalar(p, d, ctx)
             continue
-        unit = np.zeros(lanes)
+        unit = np.zeros(lanes, p.dtype)  # the lanes of a float32 input are float32
         unit[j] = 1.0
         if p.flags.c_contiguous:  # unit along the lanes, repeated (stride 0) along p's axes
-            t = np.ndarray((lanes,) + p.shape, F64, unit, 0, (F64.itemsize,) + (0,) * p.ndim)
+            t = np.ndarray((lanes,) + p.shape, p.dtype, unit, 0, (p.itemsize,) + (0,) * p.ndim)
             t.flags.writeable = False
             x = FArray(p, t, temporary_buffer(ctx, p, t))
             ctx.borrowed[x.buf] = x
         else:
             z = p.copy()
-            t = np.empty((lanes,) + z.shape)
+            t = np.empty((lanes,) + z.shape, z.dtype)
             t[...] = unit.reshape((lanes,) + (1,) * z.ndim)
             x = FArray(z, t, temporary_buffer(ctx, z, t))  # as dual.new_array makes it
         duals[k] = x
@@ -99,7 +101,7 @@ def _partials(ctx, out, name, lanes):
         s = shadow_of(out)
         if s is not None and _own(ctx, out):
             return out.p, s, True
-        return out.p, (np.zeros((lanes,) + out.shape) if s is None else s), False
+        return out.p, (np.zeros((lanes,) + out.shape, out.p.dtype) if s is None else s), False
     if isinstance(out, (float, int, np.floating, np.integer)) or (
             isinstance(out, np.ndarray) and out.dtype.kind in "iuf"):
         return out, np.zeros((lanes,) + np.shape(out)), False  # g ignores its active inputs
@@ -195,8 +197,8 @@ def _array_record(tape, value, inputs, partials, own):
     """One Python record: input j's adjoint += the result's adjoint * lane j,
     summed over the axes broadcasting added (what PartialsRule.reverse does).
     ``own``: value and partials are memory nobody else holds (else copied)."""
-    z = value if own else np.array(value, dtype=F64)
-    if z.ndim == 0:
+    z = value if own else _float_copy(value)
+    if z.ndim == 0 and z.dtype == F64:
         res, gz = new_scalar(tape, float(z))
     else:
         res = new_array(tape, z, True)
@@ -215,9 +217,19 @@ def _own_memory(value, partials, own):
     """The AugmentedReturn of a call: value and partials copied unless they
     are g's own memory (the tape must not see later writes to g's inputs)."""
     if not own:
-        value = np.array(value, dtype=F64) if np.ndim(value) else float(value)
+        value = _float_copy(value) if np.ndim(value) or _single(value) else float(value)
         partials = np.array(partials)
     return AugmentedReturn(primal=value, tape=partials)
+
+
+def _single(v):
+    return getattr(v, "dtype", None) == F32
+
+
+def _float_copy(v):
+    """A copy of g's value as the record holds it: float32 stays float32 (a
+    float32 scalar a 0-d array), anything else becomes float64."""
+    return np.array(v, dtype=F32 if _single(v) else F64)
 
 
 def _value(a):

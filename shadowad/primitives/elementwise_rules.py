@@ -75,13 +75,16 @@ def generic_rule(entry, impl=None):
     return prim
 
 
-def generic_primitive(entry):
+def generic_primitive(entry, ufunc=None):
     """The Primitive of any entry: for an entry with a C kernel, what the
     reverse and forward engines bind for values the kernels cannot read
-    (float32 arrays: docs/float32.md)."""
-    prim = PRIMITIVES.get(entry.name) or _WITH_KERNEL.get(entry.name)
+    (float32 arrays: docs/float32.md).  ``ufunc``: the one called, when it is
+    not the entry's first (np.float_power computes in float64 where np.power
+    keeps float32)."""
+    key = entry.name if ufunc is None or ufunc is entry.ufunc else (entry.name, ufunc.__name__)
+    prim = PRIMITIVES.get(key) or _WITH_KERNEL.get(key)
     if prim is None:
-        prim = _WITH_KERNEL[entry.name] = generic_rule(entry)
+        prim = _WITH_KERNEL[key] = generic_rule(entry, None if key is entry.name else ufunc)
     return prim
 
 

@@ -68,7 +68,7 @@ class Context(fast.ContextBase):
         buf.root, buf.shadow, buf.mem = root, lanes, None  # mem and lo: from these
         if a is not x:  # a view of x's memory: the same view of the copy
             off = data(a.p) - data(old)
-            a.p, a._s = np.ndarray(a.p.shape, F64, root, off, a.p.strides), None
+            a.p, a._s = np.ndarray(a.p.shape, root.dtype, root, off, a.p.strides), None
         x.p, x._s = root, lanes
 
     def snapshot(self, key):
@@ -97,8 +97,8 @@ def is_dual(x):
 
 
 def new_array(ctx, z, active, zero=True):
-    """Wrap a freshly computed float64 array; an active one gets a zero
-    tangent (``res._s``) for the rule to fill.  Nothing is recorded, so the
+    """Wrap a freshly computed float64 (or float32) array; an active one gets
+    a zero tangent (``res._s``, of z's dtype) for the rule to fill.  Nothing is recorded, so the
     Context need not keep it: numpy may reuse its memory once it is dropped.
     ``zero=False``: the rule writes every lane of every element, so a
     C-ordered result's lanes are left uninitialised (a pass less)."""
@@ -108,7 +108,8 @@ def new_array(ctx, z, active, zero=True):
     if active:
         if z.flags.c_contiguous:
             lanes = (ctx.lanes,) + z.shape
-            t = buf.shadow = np.zeros(lanes) if zero else np.empty(lanes)  # Buffer.attach_fresh
+            dt = z.dtype
+            t = buf.shadow = np.zeros(lanes, dt) if zero else np.empty(lanes, dt)  # Buffer.attach_fresh
             return FArray(z, t, buf)
         buf.promote()
         return FArray(z, buf.shadow, buf)
@@ -320,7 +321,10 @@ def lane_values(d, lanes):
 
 
 class FArray(ArrayOps):
-    """A float64 array with its tangent lanes, inside ``f`` in forward mode."""
+    """A float64 (or float32) array with its tangent lanes (of its dtype),
+    inside ``f`` in forward mode.  An element of a float32 array is a 0-d
+    float32 FArray (the take primitive's), not a dual scalar, whose value and
+    tangent are float64."""
 
     __slots__ = ()
 
@@ -344,7 +348,8 @@ class FArray(ArrayOps):
         if self.buf.tape.closed:
             raise finished_error()
         p = self.p
-        if type(idx) is int and p.ndim == 1 and self.buf.tape.elementwise is None:
+        if (type(idx) is int and p.ndim == 1 and self.buf.tape.elementwise is None
+                and p.dtype is F64):
             v = p.item(idx)  # x[i] of a vector: the scalar loop
             t = self._s if self._s is not None else shadow_of(self)
             if t is None:

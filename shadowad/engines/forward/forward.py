@@ -18,6 +18,8 @@ from ..reverse.buffers import TEMPORARY, Buffer, shadow_of
 from ..reverse.errors import mixed_tapes_error
 from ...api.vector import Vector
 
+_F32 = np.dtype(np.float32)
+
 
 def _keeper(arr):
     """A snapshot-taker for the Context: copies arr now, returns the put-back."""
@@ -173,8 +175,14 @@ def _tangent(res, ctx, lanes, batched, with_primal, given):
         if with_primal:  # a copy is in C order
             p = res.p if fresh and res.p.flags.c_contiguous else res.p.copy()
         if tan is None:
-            tan = np.zeros((lanes,) + res.shape)
+            tan = np.zeros((lanes,) + res.shape, res.p.dtype)
             fresh = True
+        if res.p.dtype == _F32 and res.ndim == 0:  # numpy's scalar, as numpy gives it
+            if with_primal:
+                p = np.float32(res.p)
+            if not batched:
+                return np.float32(tan[0]), p
+            return tuple(np.float32(tan[lane]) for lane in range(lanes)), p
         take = (lambda a: a) if fresh and tan[0].flags.c_contiguous else np.copy
         if not batched:
             return take(tan[0]), p
@@ -182,10 +190,12 @@ def _tangent(res, ctx, lanes, batched, with_primal, given):
     if t is tuple or t is list:
         pairs = [_tangent(r, ctx, lanes, batched, with_primal, given) for r in res]
         return t(a for a, _ in pairs), t(b for _, b in pairs)
+    if type(res) is np.float32:  # a constant float32 scalar: numpy's, as it is
+        return ((np.float32(0.0),) * lanes if batched else np.float32(0.0)), res
     if isinstance(res, (float, int, np.floating, np.integer)) and not isinstance(res, bool):
         return ((0.0,) * lanes if batched else 0.0), float(res)
     if isinstance(res, np.ndarray) and res.dtype.kind in "iuf":
-        z = np.zeros(res.shape)
+        z = np.zeros(res.shape, _F32 if res.dtype == _F32 else np.float64)
         return (tuple(z.copy() for _ in range(lanes)) if batched else z), \
             (res.copy() if with_primal else None)
     if t is DualVector:

@@ -31,6 +31,8 @@ from . import registry
 
 __all__ = ["call", "register", "unregister", "CustomRecord", "mutated_copies"]
 
+F32 = np.dtype(np.float32)
+
 
 def call(rule, values):
     """``rule`` called on ``values`` (its arguments in order)."""
@@ -293,13 +295,14 @@ def _forward_call(rule, values):
         raise TypeError(f"{rule.name}.forward: with config.width = {lanes} the tangent must be "
                         f"a tuple of {lanes} tangents, one per lane")
     shape = np.shape(z)
-    lanes_of = np.empty((lanes,) + shape)
+    single = getattr(z, "dtype", None) == F32  # a float32 result keeps float32 (and its lanes)
+    lanes_of = np.empty((lanes,) + shape, F32 if single else F64)
     for lane, t in enumerate(dz if lanes > 1 else (dz,)):
         if np.shape(t) != shape and np.ndim(t) != 0:
             raise ValueError(f"{rule.name}.forward: the tangent has shape {np.shape(t)}, the "
                              f"primal {shape}; they must be congruent")
         lanes_of[lane] = t
-    z = np.array(z, dtype=F64) if np.ndim(z) else float(z)
+    z = np.array(z, dtype=F32 if single else F64) if np.ndim(z) or single else float(z)
     return forward_result(ctx, z, lanes_of)
 
 

@@ -359,7 +359,7 @@ def forward_by_rule(rule, prims, tangents, params):
     if res is None:
         return None
     z, dz = res
-    lanes_of = np.empty((lanes,) + np.shape(z))
+    lanes_of = np.empty((lanes,) + np.shape(z), F32 if _single(z) else F64)
     if lanes == 1:
         lanes_of[0] = dz
     else:
@@ -369,10 +369,14 @@ def forward_by_rule(rule, prims, tangents, params):
 
 
 def forward_bind(prim, operands, params, out=None):
+    """A primitive applied in forward mode: its value with its tangent lanes.
+    On a float32 operand (takes_generic) only the derived rule runs: the
+    specialisations may read float64 memory in C."""
     res = _viewed(prim, operands, params, out)
     if res is not None:
         return res
-    whole = core.specialised(prim, "forward_call")
+    generic = takes_generic(operands, out)
+    whole = None if generic else core.specialised(prim, "forward_call")
     if whole is not None:
         res = whole(operands, params, out)
         if res is not None:
@@ -381,14 +385,14 @@ def forward_bind(prim, operands, params, out=None):
     ctx = forward_context(operands, out)
     prims, tangents = [], []
     for x in operands:
-        p, t = forward_operand(x, ctx)
+        p, t = forward_operand(x, ctx, generic)
         prims.append(p)
         tangents.append(t)
     if prim.mutates:
-        return _forward_mutation(prim, operands, prims, tangents, params)
+        return _forward_mutation(prim, operands, prims, tangents, params, generic)
     if all(t is None for t in tangents):
         return finish_out(forward_const(ctx, prim.impl(*prims, **params)), out, name)
-    spec = core.specialised(prim, "forward")
+    spec = None if generic else core.specialised(prim, "forward")
     dz = None
     if spec is not None:
         z = prim.impl(*prims, **params)
@@ -398,7 +402,7 @@ def forward_bind(prim, operands, params, out=None):
     return finish_out(forward_result(ctx, z, dz), out, name)
 
 
-def _forward_mutation(prim, operands, prims, tangents, params):
+def _forward_mutation(prim, operands, prims, tangents, params, generic):
     """A mutating primitive in forward mode: the new content and, when
     anything is active, the new tangent lanes stored into the target."""
     m = prim.mutates[0]
@@ -406,7 +410,7 @@ def _forward_mutation(prim, operands, prims, tangents, params):
     if all(t is None for t in tangents):
         prims[m][...] = prim.impl(*prims, **params)
         return
-    spec = core.specialised(prim, "forward")
+    spec = None if generic else core.specialised(prim, "forward")
     if spec is not None and spec(operands, prims, tangents, params) is not None:
         return
     if tangents[m] is None:

@@ -146,11 +146,7 @@ def generic_ufunc(ufunc, inputs, out, engine):
     if len(inputs) != entry.arity:
         raise TypeError(f"{qualified_name(ufunc)} takes {entry.arity} inputs, got "
                         f"{len(inputs)}")
-    if ufunc is np.float_power:  # numpy's computes in float64 at least (the entry's is np.power)
-        inputs = tuple(x.astype(F64) if getattr(x, "dtype", None) == F32 else x for x in inputs)
-        if not takes_generic(inputs, out):
-            return apply_ufunc(ufunc, inputs, out)
-    return core.BINDERS[engine][1](generic_primitive(entry), tuple(inputs), {}, out)
+    return core.BINDERS[engine][1](generic_primitive(entry, ufunc), tuple(inputs), {}, out)
 
 
 def apply_ufunc(ufunc, inputs, out=None):
@@ -483,13 +479,16 @@ def forward_apply(ufunc, inputs, out=None):
     if op is None:
         return _without_c_op(ufunc, inputs, out, registry.JVPS, forward=True)
     if (op == _POW and len(inputs) == 2 and type(inputs[1]) in (int, float)
-            and inputs[1] == 2):
-        # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper kernel
+            and inputs[1] == 2 and ufunc is np.power):
+        # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper
+        # kernel (not np.float_power's, whose value is float64 whatever the operands)
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
     if out is None:  # dual arrays, float64 arrays and numbers: all of it in one C call
         res = _fwd(ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
+    if takes_generic(inputs, out):  # float32: the kernels read float64 only
+        return generic_ufunc(ufunc, inputs, out, _FArray)
     if len(inputs) != ufunc.nin:
         raise TypeError(f"{qualified_name(ufunc)} takes {ufunc.nin} inputs, got {len(inputs)}")
     if out is None and type(inputs[0]) is not _FArray and (

@@ -300,11 +300,13 @@ def _lane_index(idx):
 
 
 def forward_getitem(a, idx):
-    """a[idx] of an FArray (the 1-D x[i] fast path is in FArray itself)."""
+    """a[idx] of an FArray (the 1-D x[i] fast path is in FArray itself).  An
+    element of a float32 array is the take primitive's 0-d float32 array (a
+    dual scalar is float64)."""
     idx = _plain_index(idx)
     p = a.p
     el = element_index(p, idx)
-    if el is not None:
+    if el is not None and p.dtype is F64:
         registry.check_elementwise("indexing")
         v = p.item(*el)
         t = shadow_of(a)
@@ -313,7 +315,7 @@ def forward_getitem(a, idx):
         d = t[(slice(None),) + tuple(el)]
         return dual.FScalar(v, float(d[0]) if d.shape[0] == 1 else d.copy(), a.buf.tape)
     registry.check_elementwise("indexing")
-    if is_basic_index(idx):
+    if is_basic_index(idx) and el is None:
         return dual.FArray(p[idx], None, a.buf)
     return forward_bind(defs.take, (a,), {"idx": idx})
 
@@ -374,7 +376,11 @@ def forward_setindex(a, idx, value):
         if src is not None:  # the tangent kernel is as-if-copied; numpy is not here
             value = forward_getitem(value, src)
             vp = value.p
-        if zt is not None:
+        if zt is None:
+            pass
+        elif takes_generic((view, value)):  # float32: numpy copies the lanes, in their dtype
+            zt[...] = _value_lanes(value, vt, view.ndim)
+        else:
             operand = elementwise.ufunc_forward_operand(value, ctx.lanes)
             elementwise.tangent_kernel(lib.SAD_COPY, view.p, zt, [operand])
         view.p[...] = vp
@@ -385,6 +391,20 @@ def forward_setindex(a, idx, value):
         if src is not None:  # numpy does not buffer an overlapping source here
             value = forward_getitem(value, src)
     forward_bind(defs.put, (a, value), {"idx": idx})
+
+
+def _value_lanes(value, vt, ndim):
+    """The tangent lanes of a value written into a view of ``ndim`` axes,
+    shaped to broadcast against the view's lanes (lanes axis first); 0.0 for
+    a constant."""
+    if type(value) is dual.FArray:
+        vt = shadow_of(value)  # (the overlap copy above may have replaced value)
+    if vt is None:
+        return 0.0
+    if type(vt) is not np.ndarray:  # a dual scalar's tangent of one lane
+        return vt
+    extra = ndim + 1 - vt.ndim
+    return vt.reshape(vt.shape[:1] + (1,) * extra + vt.shape[1:]) if extra > 0 else vt
 
 
 @defs.put.specialise("forward")

@@ -58,10 +58,12 @@ def forward_context(inputs, out=None):
     return context_of_inputs(inputs, out)
 
 
-def forward_operand(a, ctx):
-    """(primal float64 ndarray, tangent with its leading lanes axis or None) of
-    one operand in forward mode.  A dual scalar's primal is a 0-d array.  The
-    tangent may be the operand's own memory: the rules only read it."""
+def forward_operand(a, ctx, generic=False):
+    """(primal ndarray, tangent with its leading lanes axis or None) of one
+    operand in forward mode.  A dual scalar's primal is a 0-d float64 array;
+    constants are as ``operand`` makes them (``generic``: a call on the
+    generic rules).  The tangent may be the operand's own memory: the rules
+    only read it."""
     t = type(a)
     if t is dual.FArray:
         if a.buf.tape is not ctx:
@@ -70,14 +72,19 @@ def forward_operand(a, ctx):
         return a.p, (s if s is not None else shadow_of(a))
     if t is dual.FScalar:
         return ufunc_forward_operand(a, ctx.lanes)
-    return operand(a, None)
+    return operand(a, None, generic)
 
 
 def forward_result(ctx, z, dz):
     """numpy's result z with the tangent lanes dz (shape (lanes,) + z's): a
-    dual array, or a dual scalar whose tangent is a float for one lane."""
+    dual array, or a dual scalar whose tangent is a float for one lane.  A
+    float32 scalar is a 0-d float32 dual array: a dual scalar is float64."""
     if type(z) is np.ndarray:
         res = dual.new_array(ctx, z, True, zero=False)
+        res._s[...] = dz
+        return res
+    if type(z) is np.float32:
+        res = dual.new_array(ctx, np.array(z), True, zero=False)
         res._s[...] = dz
         return res
     if ctx.lanes == 1:

@@ -41,13 +41,20 @@ from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar, real_value
 from ..reverse.traced import TArray, new_array, new_temporary
 from ..reverse.untraced import F32, F64
-from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, is_traced, primal
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, is_traced, primal, takes_generic
+from ...primitives import selection
+from .derived import forward_bind, reverse_bind
 from .elementwise import KPAIR, ufunc_operand, record_ufunc
 from .adjoints import accumulate
 from .reductions import forward_result
 from .registry import ELEMENTWISE, implements_both
 
 _NOVALUE = object()
+
+
+def _bind_of(tape):
+    """The binder of the primitives in the mode of ``tape``."""
+    return forward_bind if type(tape) is dual.Context else reverse_bind
 
 
 def _tape_of(items):
@@ -368,6 +375,8 @@ def where(condition, x=_NOVALUE, y=_NOVALUE):
     if np.ndim(c) == 0 and _scalarlike(x) and _scalarlike(y):
         return x if c else y  # scalars: no record, the chosen value itself
     tape = _tape_of([condition, x, y])
+    if takes_generic((x, y)):  # float32: the primitive's rule, in numpy's dtype
+        return selection.where_entry(_bind_of(tape), condition, x, y)
     z = _traced_dtype(np.where(c, _value(x), _value(y)), "np.where")
     xa, ya = _is_active(x), _is_active(y)
     if not (xa or ya):
@@ -428,6 +437,8 @@ def clip(a, a_min=_NOVALUE, a_max=_NOVALUE, out=None, *, min=_NOVALUE, max=_NOVA
     if out is None and all(_scalarlike(v) for v in (a, lo, hi) if v is not None):
         return _clip_scalar(a, lo, hi)
     tape = _tape_of([a, lo, hi, out])
+    if takes_generic((a, lo, hi), out):  # float32: the primitive's rule, in numpy's dtype
+        return selection.clip_entry(_bind_of(tape), a, lo, hi, out, **kwargs)
     z = _traced_dtype(np.clip(_value(a), _value(lo), _value(hi)), "np.clip")
     act = [(v, r) for v, r in ((a, 0), (lo, 1), (hi, 2)) if v is not None and _is_active(v)]
     if not act:
