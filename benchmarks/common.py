@@ -5,8 +5,9 @@ they use), and conversions of the peers' results to numpy.
 A workload module (w1_scalar_loop.py, ...) exposes
 
     KEY, TITLE       "W1", a one-line description
-    CASES            a list of dicts of sizes, smallest first
-    label(case)      "n=1000"
+    CASES            a list of dicts of sizes, smallest first; float32 variants
+                     (a "dtype": "float32" entry) come after the float64 cases
+    label(case)      "n=1000" (",float32" appended for a float32 case)
     problem(case)    a Problem: the inputs to differentiate (``wrt``), the plain
                      numpy objective and shadowad's gradient as functions of them
     methods(P)       the Methods to time on that problem, in table order:
@@ -27,13 +28,17 @@ class Problem:
                never mutated (every method copies what it overwrites)
     objective  objective(*wrt) -> float, plain numpy (on copies)
     gradient   gradient(*wrt) -> tuple of arrays, one per wrt, by shadowad
+    dtype      the floating dtype every method computes in (float64, or
+               float32 for the float32 cases); sets the tolerance of the
+               comparisons of gradients (see tolerance())
     data       anything else the methods need
     """
 
-    def __init__(self, wrt, objective, gradient, **data):
+    def __init__(self, wrt, objective, gradient, dtype=np.float64, **data):
         self.wrt = tuple(wrt)
         self.objective = objective
         self.gradient = gradient
+        self.dtype = np.dtype(dtype)
         self._data = data
 
     def __getattr__(self, name):
@@ -97,11 +102,21 @@ def import_autograd():
     return autograd, anp
 
 
-def torch_leaves(*arrays):
-    """float64 leaf tensors that require grad (the tensors share nothing with
-    the numpy inputs, so in-place code on clones of them is safe)."""
+def case_dtype(case):
+    """The dtype of a workload case: float64 unless it says "float32"."""
+    return np.dtype(case.get("dtype", "float64"))
+
+
+def dtype_label(case):
+    """What a case's label ends with: nothing for float64."""
+    return "" if case_dtype(case) == np.float64 else f",{case_dtype(case).name}"
+
+
+def torch_leaves(*arrays, dtype=np.float64):
+    """Leaf tensors of `dtype` that require grad (the tensors share nothing
+    with the numpy inputs, so in-place code on clones of them is safe)."""
     torch = import_torch()
-    return tuple(torch.tensor(np.array(a, dtype=np.float64), requires_grad=True)
+    return tuple(torch.tensor(np.array(a, dtype=dtype), requires_grad=True)
                  for a in arrays)
 
 
@@ -120,8 +135,22 @@ def to_numpy(value):
     return np.asarray(value, dtype=np.float64)
 
 
-def same_gradient(got, ref, rtol=1e-6):
-    """np.allclose on every component, with atol scaled to the reference."""
+def tolerance(dtype, closed_form=False):
+    """(rtol, atol as a fraction of the reference's largest magnitude) for
+    comparing two gradients computed in `dtype`.  float64: rtol 1e-6 between
+    methods (their sums run in different orders), 1e-8 against a closed form.
+    float32 (eps 1.2e-7): 1e-5 for both, about 80 ulps; a closed form is
+    evaluated in float64 from the float32 inputs, so it is the exact answer
+    and the tolerance covers the float32 rounding of the method alone."""
+    if np.dtype(dtype) == np.float32:
+        return 1e-5, 1e-5
+    return (1e-8 if closed_form else 1e-6), 1e-9
+
+
+def same_gradient(got, ref, tol=(1e-6, 1e-9)):
+    """np.allclose on every component; tol = (rtol, atol as a fraction of the
+    reference's largest magnitude), see tolerance()."""
+    rtol, atol = tol
     got, ref = to_numpy(got), to_numpy(ref)
     if not isinstance(ref, tuple):
         got, ref = (got,), (ref,)
@@ -132,6 +161,6 @@ def same_gradient(got, ref, rtol=1e-6):
         if g.shape != r.shape:
             return False
         scale = float(np.max(np.abs(r))) if r.size else 0.0
-        if not np.allclose(g, r, rtol=rtol, atol=1e-9 * max(scale, 1e-300)):
+        if not np.allclose(g, r, rtol=rtol, atol=atol * max(scale, 1e-300)):
             return False
     return True

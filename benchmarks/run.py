@@ -6,10 +6,12 @@ in-place code (its error text is recorded where it refuses), JAX
 jax.jit(jax.grad(...)) on a functional rewrite (the first call, i.e. tracing
 and compilation, reported separately), HIPS autograd on a functional rewrite.
 Times are the best of N after a warm-up call.  Every peer's gradient is
-checked against shadowad's.  Then the peak memory of one run of each method
-is measured in a child process (see probe()).
+checked against shadowad's (to a float32 tolerance on the float32 cases of W2
+and W3).  Then the peak memory of one run of each method is measured in a
+child process (see probe()).
 
-Prints the table and the targets (PASS/FAIL), and writes docs/benchmarks.md
+Prints the table and the targets (PASS/FAIL; "info" for the float32 cases,
+compared without a target, see compared_float32()), and writes docs/benchmarks.md
 and docs/benchmarks.png.
 
     python benchmarks/run.py                 # everything (a few minutes)
@@ -45,7 +47,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from common import same_gradient, to_numpy  # noqa: E402
+from common import same_gradient, to_numpy, tolerance  # noqa: E402
 
 MODULES = ["w1_scalar_loop", "w2_heat", "w3_loglike", "w4_lu", "w5_jacobian",
            "w6_gmm", "w7_rk4", "w8_plain_stepper", "w9_c_rule"]
@@ -122,7 +124,8 @@ def run_case(mod, ci, case):
         if m.kind == "shadowad" and ref is None:
             ref, ref_name = out, m.name
             if hasattr(mod, "closed_form"):
-                ok = same_gradient(out, mod.closed_form(P), rtol=1e-8)
+                ok = same_gradient(out, mod.closed_form(P),
+                                   tol=tolerance(P.dtype, closed_form=True))
                 row["check"] = "= closed form" if ok else "CLOSED FORM MISMATCH"
                 row["closed_form_ok"] = ok
                 if not ok:
@@ -131,7 +134,7 @@ def run_case(mod, ci, case):
             else:
                 row["check"] = "reference"
         elif m.kind != "primal":
-            ok = ref is not None and same_gradient(out, ref)
+            ok = ref is not None and same_gradient(out, ref, tol=tolerance(P.dtype))
             row["check"] = "ok" if ok else "DIFFERS"
             if not ok:
                 err = _max_rel_err(out, ref)
@@ -144,7 +147,7 @@ def run_case(mod, ci, case):
         del fn
         gc.collect()
     return {"key": mod.KEY, "module": mod.__name__, "ci": ci, "label": mod.label(case),
-            "rows": rows}
+            "dtype": P.dtype.name, "rows": rows}
 
 
 def _max_rel_err(got, ref):
@@ -401,7 +404,7 @@ def targets(results):
     vs_primal("W9", "m=1000,T=1000", 3, "gradient")
     for res in results:
         s, sname = ref_time(res)
-        if not s:
+        if not s or res["dtype"] != "float64":
             continue
         for kind in ("torch", "autograd"):
             t, failed = best_peer(res, kind)
@@ -419,6 +422,38 @@ def targets(results):
             ratio = r["time"] / f["time"]
             out.append(("W5: shadowad's forward-mode Jacobian >= 5x faster than its "
                         "reverse-mode one", f"{ratio:.2f}x", verdict(ratio >= 5)))
+    out += compared_float32(results)
+    return out
+
+
+def compared_float32(results):
+    """Informational rows ("info", no PASS/FAIL) for the float32 cases: shadowad
+    runs float32 on its primitives' generic numpy rules, not the C kernels, so
+    these record what that path costs rather than hold it to a target."""
+    out = []
+    for res in results:
+        s, sname = ref_time(res)
+        if not s or res["dtype"] == "float64":
+            continue
+        name = f"{res['key']} {res['label']}"
+        p = primal_time(res)
+        if p:
+            out.append((f"{name}: {sname} gradient / the numpy {res['dtype']} primal",
+                        fmt_ratio(s / p), "info"))
+        for kind in ("torch", "jax", "autograd"):
+            t, failed = best_peer(res, kind)
+            if t is not None:
+                out.append((f"{name}: {PEER_NAMES[kind]} {res['dtype']} / {sname} "
+                            "(>1: shadowad faster)", fmt_ratio(t["time"] / s), "info"))
+            elif failed:
+                out.append((f"{name}: {PEER_NAMES[kind]} {res['dtype']} / {sname}",
+                            f"{PEER_NAMES[kind]} cannot differentiate it", "info"))
+        base = res["label"].removesuffix("," + res["dtype"])
+        for res64 in find(results, res["key"], base):
+            s64, _ = ref_time(res64)
+            if s64:
+                out.append((f"{name}: {sname} {res['dtype']} / {sname} float64 ({base})",
+                            fmt_ratio(s / s64), "info"))
     return out
 
 
@@ -521,8 +556,11 @@ def write_markdown(path, results, modules, tgts, memory, elapsed):
     add("* **Ratio:** for shadowad rows, time / the numpy primal's; for peer rows, "
         "time / shadowad's (the case's first shadowad row): above 1, shadowad is faster.")
     add("* **JAX 1st call:** `jax.jit(jax.grad(f))` on a functional rewrite, in float64 "
-        "(`jax_enable_x64`); its first call (tracing + XLA compilation + one run) is "
-        "reported separately and is not in the time.")
+        "(`jax_enable_x64`; in float32 on the float32 cases); its first call (tracing + "
+        "XLA compilation + one run) is reported separately and is not in the time.")
+    add("* **float32 cases** (labels ending in `,float32`, W2 and W3): every method on "
+        "float32 inputs (the numpy primal too, which is their ratio's baseline); shadowad "
+        "runs float32 on its primitives' generic numpy rules, not its C kernels.")
     if memory:
         add(f"* **Peak RSS (memory):** {PROBE_METHOD}. So it is what the run allocates at "
             "its peak (tape, saved values, temporaries, results), not what the imports "
@@ -533,7 +571,9 @@ def write_markdown(path, results, modules, tgts, memory, elapsed):
     else:
         add("* **Peak RSS:** not measured in this run (`--no-memory`).")
     add("* **Gradient:** every peer's gradient is compared with shadowad's "
-        "(`np.allclose`, rtol 1e-6); shadowad's with the closed form where there is one.")
+        "(`np.allclose`, rtol 1e-6; on the float32 cases rtol 1e-5 and atol 1e-5 times the "
+        "largest magnitude); shadowad's with the closed form where there is one (evaluated "
+        "in float64).")
     add("")
     add("![benchmarks](benchmarks.png)")
     add("")
@@ -545,6 +585,8 @@ def write_markdown(path, results, modules, tgts, memory, elapsed):
         add(f"| {desc} | {meas} | **{v}** |")
     n_pass = sum(v == "PASS" for _, _, v in tgts)
     n_fail = sum(v == "FAIL" for _, _, v in tgts)
+    n_info = sum(v == "info" for _, _, v in tgts)
+    n_na = len(tgts) - n_pass - n_fail - n_info
     add("")
     add("\"shadowad\" is the case's first shadowad row (plain reverse mode; forward mode for "
         "W5); a peer with several variants is represented by its fastest. Ratios are "
@@ -553,8 +595,11 @@ def write_markdown(path, results, modules, tgts, memory, elapsed):
         "gradient PyTorch cannot).")
     add("")
     add(f"{n_pass} pass, {n_fail} fail"
-        + (f", {len(tgts) - n_pass - n_fail} not applicable (the peer cannot "
-           "differentiate the code at all)" if len(tgts) > n_pass + n_fail else "") + ".")
+        + (f", {n_na} not applicable (the peer cannot differentiate the code at all)"
+           if n_na else "")
+        + (f", {n_info} informational (\"info\": the float32 cases of W2 and W3, compared "
+           "without a target, since shadowad runs float32 on its primitives' generic numpy "
+           "rules rather than its C kernels)" if n_info else "") + ".")
     add("")
     add("## Results")
     for key, mod in modules.items():

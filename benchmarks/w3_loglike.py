@@ -1,20 +1,31 @@
 """W3: seed 001's log-likelihood sum(-log(X) - data/X), gradient with respect
 to X (shadowad: Active X, Const data), plain and with the per-element function
 wrapped in sad.fwddiff (one record instead of five).  The code is already
-functional, so every peer runs it as written."""
+functional, so every peer runs it as written.
+
+The float32 cases take the same X and data rounded to float32: the numpy
+primal in float32, shadowad with Active X and Const data in float32 (its
+float32 operations take their primitives' generic numpy rules, not the C
+kernels, which read float64 only; docs/float32.md), the fwddiff variant,
+PyTorch, JAX and autograd on float32.  Their closed form is evaluated in
+float64 from the float32 inputs.  The float32 rows are informational, without
+a target."""
 import numpy as np
 
 import shadowad as sad
-from common import (Method, peer_methods, Problem, import_autograd, import_jax, import_torch,
-                    jax_block, primal_method, shadowad_method, torch_leaves)
+from common import (case_dtype, dtype_label, Method, peer_methods, Problem, import_autograd,
+                    import_jax, import_torch, jax_block, primal_method, shadowad_method,
+                    torch_leaves)
 
 KEY = "W3"
 TITLE = "log-likelihood sum(-log(X) - data/X)"
-CASES = [{"n": 1000}, {"n": 1000000}]
+CASES = [{"n": 1000}, {"n": 1000000}, {"n": 1000, "dtype": "float32"},
+         {"n": 1000000, "dtype": "float32"}]
 
 
 def label(case):
-    return f"n={case['n']:.0e}".replace("e+0", "e") if case["n"] >= 10**5 else f"n={case['n']}"
+    n = case["n"]
+    return (f"n={n:.0e}".replace("e+0", "e") if n >= 10**5 else f"n={n}") + dtype_label(case)
 
 
 def loglike(X, data):
@@ -31,8 +42,9 @@ def loglike_fwddiff(X, data):
 def problem(case):
     rng = np.random.default_rng(1)
     n = case["n"]
-    X = 3 * rng.random(n) + 0.1
-    data = 4 * rng.random(n)
+    dtype = case_dtype(case)
+    X = (3 * rng.random(n) + 0.1).astype(dtype)
+    data = (4 * rng.random(n)).astype(dtype)
 
     def objective(X):
         return float(loglike(X, data))
@@ -42,23 +54,26 @@ def problem(case):
 
     def gradient_fwddiff(X):
         return sad.autodiff(loglike_fwddiff, sad.Active(X), sad.Const(data))[:1]
-    return Problem((X,), objective, gradient, data=data, gradient_fwddiff=gradient_fwddiff)
+    return Problem((X,), objective, gradient, dtype=dtype, data=data,
+                   gradient_fwddiff=gradient_fwddiff)
 
 
 def closed_form(P):
-    X, = P.wrt
-    return (-1 / X + P.data / X ** 2,)
+    """In float64 whatever the case's dtype: the exact gradient at its inputs."""
+    X, data = P.wrt[0].astype(np.float64), P.data.astype(np.float64)
+    return (-1 / X + data / X ** 2,)
 
 
 def methods(P):
-    return [primal_method(P), shadowad_method(P),
-            Method("shadowad fwddiff", "shadowad", lambda: (lambda: P.gradient_fwddiff(*P.wrt)))] + \
+    fwddiff = [
+        Method("shadowad fwddiff", "shadowad", lambda: (lambda: P.gradient_fwddiff(*P.wrt)))]
+    return [primal_method(P), shadowad_method(P)] + fwddiff + \
         peer_methods(P, _torch, _jax, _autograd)
 
 
 def _torch(P):
     torch = import_torch()
-    X, = torch_leaves(*P.wrt)
+    X, = torch_leaves(*P.wrt, dtype=P.dtype)
     data = torch.tensor(P.data)
 
     def run():

@@ -1,7 +1,8 @@
 """The benchmark workloads (benchmarks/w*.py) stay correct: on the smallest
 size of each, shadowad's gradient matches a closed form where the module has
 one, and central finite differences along random directions otherwise (and
-always, as a check of the objective itself).  No peer is imported."""
+always, as a check of the objective itself).  The float32 cases of W2 and W3
+agree with their float64 twins to float32 accuracy.  No peer is imported."""
 import importlib
 import os
 import sys
@@ -12,8 +13,11 @@ import pytest
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCH)
 
+from common import case_dtype, same_gradient, tolerance  # noqa: E402
+
 MODULES = ["w1_scalar_loop", "w2_heat", "w3_loglike", "w4_lu", "w5_jacobian",
            "w6_gmm", "w7_rk4", "w8_plain_stepper"]
+FLOAT32 = ["w2_heat", "w3_loglike"]          # the modules with float32 cases
 
 
 def directional_fd(f, wrt, directions, h=1e-6):
@@ -55,10 +59,42 @@ def test_workload_lists_methods(name):
     mod = importlib.import_module(name)
     for case in mod.CASES:
         assert isinstance(mod.label(case), str)
+    assert len({mod.label(case) for case in mod.CASES}) == len(mod.CASES)
+    assert mod.CASES[0].get("dtype", "float64") == "float64"
     P = mod.problem(mod.CASES[0])
     kinds = [m.kind for m in mod.methods(P)]
     assert kinds[:2] == ["primal", "shadowad"]
     assert set(kinds) <= {"primal", "shadowad", "torch", "jax", "autograd"}
+
+
+@pytest.mark.parametrize("name", FLOAT32)
+def test_float32_case(name):
+    """The smallest float32 case: float32 inputs (its float64 twin's, rounded),
+    a float32 gradient from shadowad that agrees with the twin's to the float32
+    tolerance run.py checks with, and the closed form where there is one."""
+    mod = importlib.import_module(name)
+    cases = [c for c in mod.CASES if case_dtype(c) == np.float32]
+    assert cases
+    case = cases[0]
+    twin = {k: v for k, v in case.items() if k != "dtype"}
+    assert twin in mod.CASES
+    assert mod.label(case) == mod.label(twin) + ",float32"
+    P, P64 = mod.problem(case), mod.problem(twin)
+    assert P.dtype == np.float32
+    for w, w64 in zip(P.wrt, P64.wrt):
+        assert w.dtype == np.float32
+        np.testing.assert_array_equal(w, w64.astype(np.float32))
+    grads = P.gradient(*P.wrt)
+    assert all(np.asarray(g).dtype == np.float32 for g in grads)
+    assert same_gradient(grads, P64.gradient(*P64.wrt), tol=tolerance(np.float32))
+    if hasattr(mod, "closed_form"):
+        assert same_gradient(grads, mod.closed_form(P), tol=tolerance(np.float32, True))
+    kinds = [m.kind for m in mod.methods(P)]
+    assert kinds[:2] == ["primal", "shadowad"]
+    if hasattr(P, "gradient_fwddiff"):  # W3's fwddiff row runs in float32 too
+        fw = P.gradient_fwddiff(*P.wrt)
+        assert all(np.asarray(g).dtype == np.float32 for g in fw)
+        assert same_gradient(fw, grads, tol=tolerance(np.float32))
 
 
 def test_primal_matches_objective():
