@@ -285,10 +285,17 @@ def test_xlogy_and_xlog1py_at_x_zero():
 
 
 def test_log_ndtr_far_in_the_tails():
-    x = np.array([-1e200, -inf, inf, -40.0])
+    assert_engines(special.log_ndtr, np.array([-1e200, -inf, inf]), [1e200, inf, 0.0])
+    # at -40 the rule's formula and this one round differently (exp's last bit differs
+    # between libm builds): every engine gives one value, within an ulp or two of it
     with np.errstate(all="ignore"):
         want40 = np.exp(-800.0 - special.log_ndtr(-40.0)) / np.sqrt(2 * np.pi)
-    assert_engines(special.log_ndtr, x, [1e200, inf, 0.0, want40])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = engines(special.log_ndtr, np.array([-40.0]))
+    values = {float(np.asarray(g, dtype=float)[0]) for g in got.values()}
+    assert len(values) == 1, got
+    assert values.pop() == pytest.approx(want40, rel=1e-15, abs=0)
     assert want40 == pytest.approx(40.0, rel=1e-3)
 
 
