@@ -1142,6 +1142,57 @@ def check_nested(g, args, seed):
 
 
 # name -> (check, sizes it runs on, whether f raises Stop)
+def _single(a):
+    """Annotation a with its float64 arrays (value and shadow) in float32."""
+    def down(x):
+        return x.astype(np.float32) if isinstance(x, np.ndarray) and x.dtype == np.float64 else x
+    if isinstance(a, Duplicated):
+        return Duplicated(down(_val(a)), down(a.dval.copy(order="K")))
+    return type(a)(down(_val(a)))
+
+
+def check_float32(f, args, seed):
+    """The program on float32 arrays (docs/float32.md): reverse mode leaves
+    and returns numpy's float32 values bit for bit, its gradients are
+    float32, and they agree with the float64 program's where that one's are
+    well conditioned (float32 rounding differs by 1e-7 relative per
+    operation, so the comparison is loose: it catches a wrong formula, not
+    rounding)."""
+    args32 = [_single(a) for a in args]
+    # an Active float is a traced scalar, which computes as an np.float64 does
+    # (docs/float32.md): strong beside float32 arrays, where a Python float is weak
+    plain = [np.float64(a.val) if isinstance(a, Active) and isinstance(a.val, float) else _val(a)
+             for a in args32]
+    with np.errstate(all="ignore"):
+        want = f(*plain)
+    runs = _copies(args32)
+    grads, res = sad.autodiff(f, *runs, mode=sad.ReverseWithPrimal)
+    if want is not None:
+        if not same_bits(np.asarray(res), np.asarray(want)) or np.asarray(res).dtype != np.asarray(want).dtype:
+            raise AssertionError(f"float32: reverse mode returns {res!r}, numpy {want!r}")
+    for k, (a, p) in enumerate(zip(runs, plain)):
+        _bits_equal(f"float32: reverse mode leaves argument {k}", a.val, p)
+    runs64 = _copies(args)
+    grads64 = sad.autodiff(f, *runs64)
+    for k, (a, b, g, g64) in enumerate(zip(runs, runs64, grads, grads64)):
+        got = np.asarray(g if isinstance(a, Active) else getattr(a, "dval", None), dtype=float) \
+            if _live(a) else None
+        ref = np.asarray(g64 if isinstance(b, Active) else getattr(b, "dval", None), dtype=float) \
+            if _live(b) else None
+        if got is None:
+            continue
+        if isinstance(a, Duplicated) and a.dval.dtype != np.float32:
+            raise AssertionError(f"float32: argument {k}'s gradient is {a.dval.dtype}")
+        scale = np.nanmax(np.abs(ref), initial=1.0)
+        ok = np.abs(got - ref) <= 1e-2 * scale
+        finite = np.isfinite(ref) & (np.abs(ref) < 1e6)
+        if not np.all(ok | ~finite):
+            at = np.argwhere(~(ok | ~finite))[:4].tolist()
+            raise AssertionError(f"float32: argument {k}'s gradient differs from float64's at "
+                                 f"{at}: {got[tuple(np.array(at).T)]} instead of "
+                                 f"{ref[tuple(np.array(at).T)]}")
+
+
 CHECKS = {
     "fd": (check_fd, ("small", "medium"), False),
     "fd_direction": (check_fd_direction, ("small", "medium", "large"), False),
@@ -1155,6 +1206,7 @@ CHECKS = {
     "batch": (check_batch, ("small", "medium", "large"), False),
     "jacobian": (check_jacobian, ("small", "medium"), False),
     "nested": (check_nested, ("small", "medium", "large"), False),
+    "float32": (check_float32, ("small", "medium"), False),
 }
 
 

@@ -332,6 +332,49 @@ def test_causal_attention():
 
 
 # --------------------------------------------------------------------------
+# 15. a float32 MLP trained in place: data, weights and gradients in float32
+
+def mlp32_loss(W1, b1, W2, X, y):
+    h = np.maximum(X @ W1 + b1, 0.0)
+    out = np.tanh(h @ W2)[:, 0]
+    return np.mean((out - y) ** 2) + 1e-3 * np.sum(W1 * W1)
+
+
+def test_float32_mlp_trained_in_place():
+    from shadowad.testing import check_dot_product, check_restore
+    rng = np.random.default_rng(32)
+    X = rng.standard_normal((32, 6)).astype(np.float32)
+    y = np.sin(X[:, 0] + X[:, 1]).astype(np.float32)
+    W1 = (0.5 * rng.standard_normal((6, 8))).astype(np.float32)
+    b1 = np.full(8, 0.1, np.float32)
+    W2 = (0.5 * rng.standard_normal((8, 1))).astype(np.float32)
+    params = [W1, b1, W2]
+
+    def loss(W1, b1, W2):
+        return mlp32_loss(W1, b1, W2, X, y)
+    check_restore(loss, *[Duplicated(p.copy(), np.zeros_like(p)) for p in params])
+    check_dot_product(loss, *[Duplicated(p.copy(), np.zeros_like(p)) for p in params],
+                      rtol=1e-4)
+    first = None
+    for _ in range(30):  # plain gradient descent, the weights updated in place
+        grads = [np.zeros_like(p) for p in params]
+        _, value = sad.autodiff(loss, *map(Duplicated, params, grads), mode=sad.ReverseWithPrimal)
+        assert type(value) is np.float32 and all(g.dtype == np.float32 for g in grads)
+        first = value if first is None else first
+        for p, g in zip(params, grads):
+            p -= np.float32(0.5) * g
+    assert loss(*params) < 0.7 * first
+    # the gradients agree with the float64 run of the same code
+    grads = [np.zeros_like(p) for p in params]
+    sad.autodiff(loss, *map(Duplicated, params, grads))
+    g64 = [np.zeros(p.shape) for p in params]
+    sad.autodiff(lambda a, b, c: mlp32_loss(a, b, c, X.astype(float), y.astype(float)),
+                 *[Duplicated(p.astype(float), g) for p, g in zip(params, g64)])
+    for g, h in zip(grads, g64):
+        np.testing.assert_allclose(g, h, rtol=1e-3, atol=1e-5 * np.abs(h).max())
+
+
+# --------------------------------------------------------------------------
 # second derivatives through the ordinary code
 
 @pytest.mark.parametrize("f, x", [

@@ -44,7 +44,7 @@ def axpy(a, x, y):
         va = _real(a)
         if y.dtype != F64:  # float32: numpy's y += a * x (the C kernel reads float64)
             _check_shape(np.shape(x), y.shape)
-            y += va * np.asarray(x)
+            y += (a if isinstance(a, np.generic) else va) * np.asarray(x)  # an np.float64 is strong
             return y
         xa = np.asarray(x, dtype=F64)
         _check_shape(xa.shape, y.shape)
@@ -103,6 +103,10 @@ def _axpy_forward(a, x, y):
     """axpy into a dual array: y and its tangent lanes updated in one C call,
     dy += va*dx + da*x lane by lane."""
     dual.writable(y)
+    if takes_generic((x, y)):  # float32: the generic rules of y += a * x
+        _check_shape(np.shape(primal(x)), y.shape)
+        y += a * x
+        return y
     lanes = y.buf.tape.lanes
     if type(a) is dual.FScalar:
         va = a.v

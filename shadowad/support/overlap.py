@@ -21,11 +21,12 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .memory import bounds, data
-from ..engines.reverse.untraced import F64
+from ..engines.reverse.untraced import F32, F64
 
 
 def numpy_sources(dst, idx, src):
-    """None when numpy's ``dst[idx] = src`` (float64 arrays) leaves in dst
+    """None when numpy's ``dst[idx] = src`` (float64 or float32 arrays of one
+    dtype) leaves in dst
     what copying src first would, which is always the case when they share no
     memory.  Otherwise the advanced index into src (a tuple of integer
     arrays of the shape of ``dst[idx]``) of the element whose value numpy
@@ -33,22 +34,26 @@ def numpy_sources(dst, idx, src):
     writes the same bits with no overlap."""
     if type(src) is not np.ndarray or not np.may_share_memory(dst, src):
         return None  # the common case: one bounds check
-    if src.dtype != F64 or dst.dtype != F64 or src.ndim == 0:
+    if src.dtype != dst.dtype or src.dtype not in (F64, F32) or src.ndim == 0:
         return None
     if idx is Ellipsis and src.shape == dst.shape and src.strides == dst.strides:
         # equal steps (the write-back after ``a[i:j] += x`` in forward mode
         # among them): numpy copies in the safe direction or buffers
         return None
+    size = dst.itemsize
     dlo, dhi = bounds(dst)
     slo, shi = bounds(src)
     lo, hi = min(dlo, slo), max(dhi, shi)
-    if (dlo - lo) % 8 or (slo - lo) % 8:  # not whole elements apart
+    if (dlo - lo) % size or (slo - lo) % size:  # not whole elements apart
         return None
 
     def lay(mem, a):
-        return as_strided(mem[(data(a) - lo) // 8:], a.shape, a.strides)
+        return as_strided(mem[(data(a) - lo) // size:], a.shape, a.strides)
 
-    labels = np.arange((hi - lo) // 8, dtype=F64)
+    # labels of the elements' own type (float32 counts exactly to 2**24; past
+    # that, int32 labels of the same size move as float32 ones do)
+    n = (hi - lo) // size
+    labels = np.arange(n, dtype=dst.dtype if size == 8 or n < 2 ** 24 else np.int32)
     copied = labels.copy()
     before = np.array(lay(labels, src))
     lay(labels, dst)[idx] = lay(labels, src)  # numpy's way
