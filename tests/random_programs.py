@@ -835,7 +835,9 @@ def _bits_equal(what, got, want, whose="the untraced call's"):
         return
     got, want = np.asarray(got), np.asarray(want)
     if got.shape == want.shape and got.ndim:
-        where = np.argwhere(got.view(np.uint64) != want.view(np.uint64))
+        bits = np.dtype(f"u{got.itemsize}")
+        where = np.argwhere(got.view(bits) != want.view(bits)) if got.dtype == want.dtype \
+            else np.argwhere(np.ones(got.shape, bool))
         at = [tuple(int(i) for i in ix) for ix in where[:6]]
         raise AssertionError(f"{what} {len(where)} entries that differ from {whose}; at "
                              f"{at}: {[float(got[i]) for i in at]} instead of "

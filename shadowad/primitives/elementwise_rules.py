@@ -13,6 +13,8 @@ Every chain-rule product follows the zero-factor convention
 (shadowad.support.products): a zero factor gives zero, even against an
 infinite or NaN one.
 """
+import operator
+
 import numpy as np
 
 from ..support.products import times
@@ -75,6 +77,26 @@ def generic_rule(entry, impl=None):
     return prim
 
 
+# numpy's scalar math rounds these otherwise than the ufunc's loop: np.float32(t) ** 3
+# (pow) and np.power(t, 3) differ in the last bit for about one value in ten
+_SCALAR_MATH = {np.power: operator.pow}
+
+
+def _as_on_scalars(ufunc):
+    """ufunc computing as numpy does on the values the engines hold 0-d: a
+    traced element (x[i] of a float32 array) stands for numpy's np.float32
+    scalar, whose operators are numpy's scalar math (``x[i] ** 3``)."""
+    scalar_math = _SCALAR_MATH.get(ufunc)
+
+    def impl(*vals):
+        if all(type(v) is not np.ndarray or v.ndim == 0 for v in vals):
+            vals = [v[()] if type(v) is np.ndarray else v for v in vals]
+            if scalar_math is not None and any(isinstance(v, np.generic) for v in vals):
+                return scalar_math(*vals)
+        return ufunc(*vals)
+    return impl
+
+
 def generic_primitive(entry, ufunc=None):
     """The Primitive of any entry: for an entry with a C kernel, what the
     reverse and forward engines bind for values the kernels cannot read
@@ -84,7 +106,7 @@ def generic_primitive(entry, ufunc=None):
     key = entry.name if ufunc is None or ufunc is entry.ufunc else (entry.name, ufunc.__name__)
     prim = PRIMITIVES.get(key) or _WITH_KERNEL.get(key)
     if prim is None:
-        prim = _WITH_KERNEL[key] = generic_rule(entry, None if key is entry.name else ufunc)
+        prim = _WITH_KERNEL[key] = generic_rule(entry, _as_on_scalars(ufunc or entry.ufunc))
     return prim
 
 

@@ -205,7 +205,9 @@ def record_result(tape, rule, args, aug, params):
         tape.record_py(output_pullback(res, sweep))
         return res
     res, g = new_scalar(tape, float(z))
-    tape.record_py(lambda: sweep(float(g)))
+    # an np.float64, not a Python float: the adjoint of a float64 value stays
+    # strong beside float32 operands in the reverse's formulas (NEP 50)
+    tape.record_py(lambda: sweep(np.float64(g)))
     return res
 
 
@@ -245,7 +247,7 @@ def _record_mutation(tape, rule, args, aug, params, mutated, before):
         pullback = lambda: sweep(g)  # noqa: E731
     else:
         res, gs = new_scalar(tape, float(z))
-        pullback = lambda: sweep(float(gs))  # noqa: E731
+        pullback = lambda: sweep(np.float64(gs))  # noqa: E731  (strong: see record_result)
     tape.record_py(pullback, swap=swap, saved=tuple(before),
                    writes=(mutated[0], Ellipsis) if len(mutated) == 1 else None)
     return res
