@@ -1174,6 +1174,22 @@ def check_float32(f, args, seed):
             raise AssertionError(f"float32: reverse mode returns {res!r}, numpy {want!r}")
     for k, (a, p) in enumerate(zip(runs, plain)):
         _bits_equal(f"float32: reverse mode leaves argument {k}", a.val, p)
+    # forward mode: numpy's values too, and the directional derivative of the
+    # result close to the float64 program's
+    rng = np.random.default_rng(seed)
+    dirs = [_random_like(a, rng) for a in args]
+    down = [None if d is None else d if isinstance(d, float) else d.astype(np.float32)
+            for d in dirs]
+    fruns = _forward_args(args32, down)
+    t32, res = sad.autodiff(f, *fruns, mode=sad.ForwardWithPrimal)
+    if want is not None and not same_bits(np.asarray(res), np.asarray(want)):
+        raise AssertionError(f"float32: forward mode returns {res!r}, numpy {want!r}")
+    for k, (a, p) in enumerate(zip(fruns, plain)):
+        _bits_equal(f"float32: forward mode leaves argument {k}", a.val, p)
+    t64 = sad.autodiff(f, *_forward_args(args, dirs), mode=sad.Forward)
+    if t64 is not None and np.isfinite(t64) and abs(t64) < 1e6:
+        if not abs(float(t32) - float(t64)) <= 1e-2 * max(1.0, abs(float(t64))):
+            raise AssertionError(f"float32: forward mode's tangent {t32!r}, float64's {t64!r}")
     runs64 = _copies(args)
     grads64 = sad.autodiff(f, *runs64)
     for k, (a, b, g, g64) in enumerate(zip(runs, runs64, grads, grads64)):
