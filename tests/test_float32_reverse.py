@@ -375,3 +375,94 @@ def test_writes_through_views_of_inactive_float32_memory_reach_it(index):
     _, value = sad.autodiff(f, Duplicated(v2, dv), Const(c2), mode=sad.ReverseWithPrimal)
     assert value == want
     assert np.array_equal(v2, v1) and np.array_equal(c2, c1)
+
+
+# --------------------------------------------------------------------------
+# found by the outside tester: each in reverse and forward mode
+
+MODES = [sad.Reverse, sad.Forward]
+
+
+def _both(f, *arrays):
+    """f's value and the final arrays in reverse and forward mode, and numpy's."""
+    want_arrays = [a.copy() for a in arrays]
+    want = f(*want_arrays)
+    for mode in MODES:
+        runs = [a.copy() for a in arrays]
+        anns = [Duplicated(r, np.zeros_like(r) if mode is sad.Reverse else np.ones_like(r))
+                for r in runs]
+        _, value = sad.autodiff(f, *anns, mode=sad.ReverseWithPrimal if mode is sad.Reverse
+                                else sad.ForwardWithPrimal)
+        assert np.asarray(value).dtype == np.asarray(want).dtype, (mode, value, want)
+        assert np.array_equal(value, want), (mode, value, want)
+        for r, w in zip(runs, want_arrays):
+            assert r.dtype == w.dtype and r.tobytes() == w.tobytes(), (mode, r, w)
+
+
+@pytest.mark.parametrize("write", [
+    lambda u: u.__setitem__(slice(2, 6), u[1:8:2]),
+    lambda u: np.copyto(u[2:6], u[1:8:2]),
+    lambda u: u.__setitem__(np.array([1, 1, 0, 0, 0, 0, 0, 0], bool), u[2::-2]),
+], ids=["slice", "copyto", "mask"])
+def test_overlapping_writes_leave_numpys_float32_values(write):
+    _both(lambda u: (write(u), np.sum(u * u))[1], np.arange(8, dtype=F32) + 1)
+
+
+def test_axpy_on_float32_in_every_mode():
+    f = lambda u: (sad.axpy(0.5, u[2:4], u[0:2]), np.sum(u * u))[1]  # noqa: E731
+    _both(f, np.array([0.1, 0.7, 1.3, 2.0], F32))
+    x = np.array([0.1, 0.7, 1.3, 2.0], F32)
+    assert sad.jacobian(lambda u: (sad.axpy(0.5, u[2:4], u[0:2]), u * 1.0)[1], x).dtype == F32
+
+
+@pytest.mark.parametrize("f", [
+    lambda u: np.sum(np.multiply(u, u, dtype=np.float64)),
+    lambda u: np.sum(np.sqrt(u, dtype=np.float64)),
+], ids=["multiply", "sqrt"])
+def test_ufunc_dtype_float64_computes_in_float64(f):
+    _both(f, np.array([0.1, 0.7, 1.3], F32))
+
+
+@pytest.mark.parametrize("reduce", [
+    lambda u, y: np.cumsum(u / 3, out=y),
+    lambda u, y: np.sum(u / 3, out=y[0:1].reshape(())),
+    lambda u, y: np.add.reduce(u / 3, out=y[0:1].reshape(())),
+    lambda u, y: np.mean(u, out=y[0:1].reshape(())),
+    lambda u, y: np.prod(u, out=y[0:1].reshape(())),
+    lambda u, y: np.cumprod(u, out=y),
+], ids=["cumsum", "sum", "add.reduce", "mean", "prod", "cumprod"])
+def test_reductions_into_a_float64_out_accumulate_in_float64(reduce):
+    _both(lambda u, y: (reduce(u, y), np.sum(y))[1], np.arange(1, 7, dtype=F32) / 7, np.zeros(6))
+
+
+def test_nested_gradients_of_float32_stay_float32():
+    x0 = np.array([0.3, -1.2, 0.7], F32)
+    p = lambda x: np.sum(np.sin(x) * x * x)  # noqa: E731
+    seen = []
+
+    def outer(x):
+        g, = sad.autodiff(p, Active(x))
+        seen.append(sad.primal(g).dtype)
+        return np.sum(g)
+    want = outer(x0.copy())
+    dx = np.zeros_like(x0)
+    _, value = sad.autodiff(outer, Duplicated(x0.copy(), dx), mode=sad.ReverseWithPrimal)
+    assert seen == [F32, F32] and type(value) is np.float32 and value == want
+    assert sad.jacobian(lambda x: sad.autodiff(p, Active(x))[0], x0.copy()).dtype == F32
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_vector_takes_float32_elements_widened(mode):
+    x = np.array([0.1, 0.7, 1.3], F32)
+
+    def f(u, v):
+        v.push(u[0])
+        v[0] = u[1]
+        return v[0] * 3.0 + v[1]
+    d = np.zeros_like(x) if mode is sad.Reverse else np.ones_like(x)
+    V, dV = sad.Vector([1.0]), sad.Vector([0.0 if mode is sad.Reverse else 1.0])
+    r = sad.autodiff(f, Duplicated(x.copy(), d), Duplicated(V, dV), mode=mode)
+    if mode is sad.Reverse:
+        assert d.tolist() == [1.0, 3.0, 0.0]
+    else:
+        assert r == pytest.approx(4.0)

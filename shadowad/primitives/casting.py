@@ -19,7 +19,8 @@ FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 def _cast(x, dtype):
     if isinstance(x, (np.ndarray, np.generic, float)):
-        return np.array(x, dtype=dtype)
+        z = np.array(x, dtype=dtype)
+        return z[()] if z.ndim == 0 else z  # numpy's scalar, as numpy's astype of a scalar
     return x.astype(dtype)  # a traced value one level down: its engine casts it
 
 

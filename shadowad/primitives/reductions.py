@@ -26,12 +26,16 @@ NOVALUE = getattr(np, "_NoValue", None)  # numpy's "argument not given"
 _add_reduce = np.add.reduce
 
 
-def in_dtype(a, dtype):
-    """(a, dtype) for numpy's ``f(a, dtype=dtype)``: a float64 or float32
-    dtype is applied to ``a`` (a cast of a traced value is the astype
+def in_dtype(a, dtype, out=None):
+    """(a, dtype) for numpy's ``f(a, dtype=dtype, out=out)``: a float64 or
+    float32 dtype is applied to ``a`` (a cast of a traced value is the astype
     primitive, whose adjoint is cast back) and dropped; any other is left
-    for options() to refuse."""
+    for options() to refuse.  Without dtype, a float64 ``out`` makes numpy
+    accumulate a float32 ``a`` in float64: ``a`` is cast so too."""
     if dtype is None:
+        if out is not None and getattr(plain(out), "dtype", None) == _F64 and \
+                getattr(plain(a), "dtype", None) == _F32:
+            return in_dtype(a, _F64)
         return a, None
     dt, own = np.dtype(dtype), getattr(plain(a), "dtype", _F64)
     if dt != _F32 and dt != _F64:
@@ -160,7 +164,7 @@ def sum_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initia
     if where is not NOVALUE and where is not True:  # the masked-out entries count as 0
         a = np.where(plain(where), a, 0.0)
         where = NOVALUE
-    a, dtype = in_dtype(a, dtype)
+    a, dtype = in_dtype(a, dtype, out)
     if dtype is not None or initial is not NOVALUE:
         options("np.sum", dtype, initial, where)
     if axis is None and (keepdims is NOVALUE or keepdims is False):  # np.sum(x), x.sum()
@@ -186,7 +190,7 @@ def mean_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, *, wh
     if where is not NOVALUE and where is not True:
         # the sum of the entries kept over their count (numpy's nan, with its
         # warning, where none is kept)
-        a, dtype = in_dtype(a, dtype)
+        a, dtype = in_dtype(a, dtype, out)
         options("np.mean", dtype)
         mask = np.broadcast_to(plain(where), shape_of(a))
         params = _reduction_params(a, axis, keepdims)
@@ -198,7 +202,7 @@ def mean_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, *, wh
             return res
         out[...] = res
         return out
-    a, dtype = in_dtype(a, dtype)
+    a, dtype = in_dtype(a, dtype, out)
     options("np.mean", dtype, where=where)
     return bind(mean, (a,), _reduction_params(a, axis, keepdims), out)
 
@@ -331,7 +335,7 @@ prod = Primitive("prod", lambda a, axis, keepdims: np.prod(a, axis=axis, keepdim
 @implements(np.prod)
 def prod_entry(bind, a, axis=None, dtype=None, out=None, keepdims=NOVALUE, initial=NOVALUE,
                where=NOVALUE):
-    a, dtype = in_dtype(a, dtype)
+    a, dtype = in_dtype(a, dtype, out)
     options("np.prod", dtype, initial, where)
     return bind(prod, (a,), _reduction_params(a, axis, keepdims), out)
 
@@ -357,7 +361,7 @@ cumsum = deflinear(Primitive("cumsum", lambda a, axis: np.cumsum(a, axis=axis)),
 
 @implements(np.cumsum)
 def cumsum_entry(bind, a, axis=None, dtype=None, out=None):
-    a, dtype = in_dtype(a, dtype)
+    a, dtype = in_dtype(a, dtype, out)
     options("np.cumsum", dtype)
     if axis is not None:
         axis = normalize_axis_index(axis, ndim(a))
@@ -390,7 +394,7 @@ trace = deflinear(
 
 @implements(np.trace)
 def trace_entry(bind, a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    a, dtype = in_dtype(a, dtype)
+    a, dtype = in_dtype(a, dtype, out)
     options("np.trace", dtype)
     nd = ndim(a)
     ax1, ax2 = normalize_axis_index(axis1, nd), normalize_axis_index(axis2, nd)

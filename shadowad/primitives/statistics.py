@@ -129,7 +129,7 @@ cumprod = Primitive("cumprod", lambda a, axis: np.cumprod(a, axis=axis),
 
 @implements(np.cumprod)
 def cumprod_entry(bind, a, axis=None, dtype=None, out=None):
-    a, dtype = in_dtype(a, dtype)
+    a, dtype = in_dtype(a, dtype, out)
     options("np.cumprod", dtype)
     if axis is None:  # the cumulative product of the flattened array
         if ndim(a) != 1:

@@ -417,6 +417,8 @@ class DualVector:
         return len(self.v)
 
     def push(self, x):
+        if type(x) is FArray and x.p.dtype != F64:  # float32: the float64 the Vector holds
+            x = x.astype(F64)
         self._write(x)
         if type(x) is FScalar:
             lanes = self._promote()
@@ -463,6 +465,8 @@ class DualVector:
         return FScalar(val, ds[0] if len(ds) == 1 else np.array(ds), self.ctx)
 
     def __setitem__(self, i, x):
+        if type(x) is FArray and x.p.dtype != F64:  # float32: the float64 the Vector holds
+            x = x.astype(F64)
         self._write(x)
         if type(x) is FScalar:
             lanes = self._promote()

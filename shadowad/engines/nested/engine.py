@@ -28,6 +28,7 @@ from .box import Box, level_var, shape_of
 from .trace import ForwardTrace, ReverseTrace
 from ..reverse.tape import tape_var
 from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
+from ...primitives.values import plain as plain_value
 
 
 def _engine_traced(x):
@@ -87,11 +88,21 @@ def _forward_mode_error(k):
                      "propagates tangents; pass Duplicated(x, dx) with the tangent dx")
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _as_float(g):
-    """A plain scalar result as a float (an outer-traced one stays as it is)."""
+    """A plain scalar result as a float, or numpy's np.float32 for a float32
+    one (as the C engine returns it); an outer-traced one stays as it is."""
     if isinstance(g, (float, np.floating)) or (isinstance(g, np.ndarray) and g.ndim == 0):
-        return float(g)
+        return np.float32(g) if getattr(g, "dtype", None) == _F32 else float(g)
     return g
+
+
+def _unit(v):
+    """The seed 1 of a result of value v: a float, or a 0-d float32 array for a
+    float32 result, so that its adjoints are computed in float32."""
+    return np.ones((), _F32) if getattr(plain_value(v), "dtype", None) == _F32 else 1.0
 
 
 def _added_to_zero(g):
@@ -103,6 +114,9 @@ def _added_to_zero(g):
 
 def _zero_like(v):
     shape = shape_of(v)
+    dt = getattr(plain_value(v), "dtype", None)
+    if dt == _F32:
+        return np.float32(0.0) if shape == () else np.zeros(shape, _F32)
     return 0.0 if shape == () else np.zeros(shape)
 
 
@@ -285,11 +299,11 @@ def _accumulate(k, dval, g):
     dval += g
 
 
-def _seeds(node, changed, lane):
-    """(node, adjoint) pairs a backward sweep starts from: f's result, and
-    the final value of every Duplicated argument f wrote, seeded with its
-    shadow (the adjoint after the call)."""
-    seeds = [] if node is None else [(node, 1.0)]
+def _seeds(node, changed, lane, value=None):
+    """(node, adjoint) pairs a backward sweep starts from: f's result (of
+    value ``value``), and the final value of every Duplicated argument f
+    wrote, seeded with its shadow (the adjoint after the call)."""
+    seeds = [] if node is None else [(node, _unit(value))]
     for k, a, box in changed:
         if type(a) is act.Const or box.d is None:
             continue
@@ -329,7 +343,8 @@ def _reverse(f, annotated, with_primal, restore):
         nodes = [n for _, n in inputs]
         # a written shadow's seed differs by lane: one sweep per lane then
         sweeps = lanes if written else 1
-        found = [trace.backward(_seeds(node, changed, lane), nodes) for lane in range(sweeps)]
+        found = [trace.backward(_seeds(node, changed, lane, value), nodes)
+                 for lane in range(sweeps)]
     finally:
         trace.leave(token)
         trace.alive = False
