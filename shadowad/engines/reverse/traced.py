@@ -108,6 +108,19 @@ _outer, _np_outer = fast.outer, np.outer  # csrc/ext/reverse.c: TArray.__array_f
 _ADD, _SUB, _MUL, _DIV = lib.SAD_ADD, lib.SAD_SUB, lib.SAD_MUL, lib.SAD_DIV
 
 
+# ndarray's ``x ** k`` for these k is another ufunc (numpy's fast_scalar_power),
+# whose values np.power does not always give (numpy 2.2: x ** 0.5 is sqrt, and
+# np.power(x, 0.5) differs in the last bit)
+_FAST_POWERS = {2.0: np.square, 0.5: np.sqrt, -1.0: np.reciprocal}
+
+
+def _fast_power(o):
+    t = type(o)
+    if t is int or t is float or t is np.float64 or t is np.int64:
+        return _FAST_POWERS.get(float(o))
+    return None
+
+
 class ArrayOps(fast.ArrayBase):
     """What traced arrays of both modes share: ndarray's attributes, operators
     and methods, expressed through ``self._u`` (a ufunc) and numpy functions."""
@@ -161,7 +174,9 @@ class ArrayOps(fast.ArrayBase):
     def __rmul__(self, o): return self._u(np.multiply, o, self)
     def __truediv__(self, o): return self._u(np.divide, self, o)
     def __rtruediv__(self, o): return self._u(np.divide, o, self)
-    def __pow__(self, o): return self._u(np.power, self, o)
+    def __pow__(self, o):
+        fast = _fast_power(o)
+        return self._u(np.power, self, o) if fast is None else self._u(fast, self)
     def __rpow__(self, o): return self._u(np.power, o, self)
     def __neg__(self): return self._u(np.negative, self)
     def __pos__(self): return self
@@ -171,7 +186,9 @@ class ArrayOps(fast.ArrayBase):
     def __isub__(self, o): return self._u(np.subtract, self, o, out=self)
     def __imul__(self, o): return self._u(np.multiply, self, o, out=self)
     def __itruediv__(self, o): return self._u(np.divide, self, o, out=self)
-    def __ipow__(self, o): return self._u(np.power, self, o, out=self)
+    def __ipow__(self, o):
+        fast = _fast_power(o)
+        return self._u(np.power, self, o, out=self) if fast is None else self._u(fast, self, out=self)
 
     def __matmul__(self, o): return np.matmul(self, o)
     def __rmatmul__(self, o): return np.matmul(o, self)
