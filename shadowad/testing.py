@@ -57,6 +57,29 @@ def _annotate(args):
     return [a if isinstance(a, act.ANNOTATIONS) else act.Const(a) for a in args]
 
 
+def _single(anns):
+    """Does a differentiated argument hold float32 values?  Then the checks
+    compare at float32's precision (docs/float32.md)."""
+    return any(type(a) is not act.Const and getattr(getattr(a, "val", None), "dtype", None)
+               == np.float32 for a in anns)
+
+
+def _widened(anns):
+    """anns with float32 arrays as float64 copies: finite differences need
+    float64's resolution (a step of 1e-6 is below float32's)."""
+    def up(v):
+        return v.astype(np.float64) if getattr(v, "dtype", None) == np.float32 else v
+    out = []
+    for a in anns:
+        if type(a) is act.Active:
+            out.append(act.Active(up(a.val)))
+        elif isinstance(a, act.Duplicated):
+            out.append(type(a)(up(a.val), up(a.dval)))
+        else:
+            out.append(act.Const(up(a.val)))
+    return out
+
+
 def _as_array(v):
     return v[:] if isinstance(v, Vector) else np.asarray(v, dtype=float)
 
@@ -156,14 +179,21 @@ def _reverse_grads(anns, grads):
     return out
 
 
-def check_gradient(f, *args, rtol=1e-5, atol=1e-7, eps=1e-6, seed=0):
-    """Reverse-mode gradients of ``f`` agree with finite differences."""
+def check_gradient(f, *args, rtol=None, atol=None, eps=1e-6, seed=0):
+    """Reverse-mode gradients of ``f`` agree with finite differences.  With
+    float32 arguments the differences are taken on float64 copies and
+    compared at float32's precision (default rtol 1e-3; else 1e-5)."""
     anns = _annotate(args)
+    single = _single(anns)
+    rtol = (1e-3 if single else 1e-5) if rtol is None else rtol
+    atol = (1e-5 if single else 1e-7) if atol is None else atol
     rng = np.random.default_rng(seed)
     seeds = _random_seeds(anns, rng)
     runs = _seeded(anns, seeds)
     grads = autodiff(f, *runs)
     got = _reverse_grads(runs, grads)
+    if single:
+        anns = _widened(anns)
     want = finite_differences(f, *anns, seeds=seeds, eps=eps)
     halved = None  # differences at eps/2, taken only when needed
     for k, (g, w) in enumerate(zip(got, want)):
@@ -211,10 +241,14 @@ def check_restore(f, *args):
                                  f"{_as_array(p)}")
 
 
-def check_accumulate_once(f, *args, seed=1, rtol=1e-12, atol=1e-12):
+def check_accumulate_once(f, *args, seed=1, rtol=None, atol=None):
     """Shadows are linear in their seeds, each counted once:
-    sweep(result seed 1, shadow seeds P) == sweep(1, 0) + sweep(0, P)."""
+    sweep(result seed 1, shadow seeds P) == sweep(1, 0) + sweep(0, P)
+    (to 1e-12, or 1e-5 with float32 arguments, whose sums round so)."""
     anns = _annotate(args)
+    single = _single(anns)
+    rtol = (1e-5 if single else 1e-12) if rtol is None else rtol
+    atol = (1e-6 if single else 1e-12) if atol is None else atol
     rng = np.random.default_rng(seed)
     seeds = _random_seeds(anns, rng)
     zero = [None if s is None else np.zeros_like(s) for s in seeds]
@@ -329,15 +363,17 @@ def _reverse_args(anns, ybars):
     return out
 
 
-def check_dot_product(f, *args, seed=2, rtol=1e-12):
+def check_dot_product(f, *args, seed=2, rtol=None):
     """Forward and reverse mode agree as transposes: with random tangents xdot
     of the inputs, random cotangents ybar of the outputs (mutated arrays and a
     scalar result), <J xdot, ybar> == <xdot, J^T ybar>.  Active arguments are
     differentiated, and passed as Duplicated in forward mode.  f must return a
     scalar or None.  The directions of a float32 array are float32 and both
-    sides then carry float32 rounding: pass an rtol of float32's order
-    (about 1e-4) for such arguments."""
+    sides then carry float32 rounding: the default rtol is then 1e-4 (else
+    1e-12)."""
     anns = _annotate(args)
+    if rtol is None:
+        rtol = 1e-4 if _single(anns) else 1e-12
     rng = np.random.default_rng(seed)
     xdots = _directions(anns, rng)
     ybars = [None if type(a) is not act.Duplicated and type(a) is not act.DuplicatedNoNeed
@@ -364,7 +400,7 @@ def check_dot_product(f, *args, seed=2, rtol=1e-12):
     return lhs, rhs
 
 
-def check_forward(f, *args, rtol=1e-6, atol=1e-8, eps=1e-6, lanes=3, seed=3):
+def check_forward(f, *args, rtol=None, atol=None, eps=1e-6, lanes=3, seed=3):
     """Forward mode of ``f(*args)``, which may mutate its arrays and return a
     scalar, an array or None.  Bare floats and arrays are differentiated
     (``Const(v)`` marks a constant).  Checks that the result's tangent and the
@@ -373,11 +409,15 @@ def check_forward(f, *args, rtol=1e-6, atol=1e-8, eps=1e-6, lanes=3, seed=3):
     that ``lanes`` BatchDuplicated lanes give the tangents of one-lane calls."""
     rng = np.random.default_rng(seed)
     vals = [a.val if type(a) is act.Const else a for a in args]
+    single = any(getattr(v, "dtype", None) == np.float32 for a, v in zip(args, vals)
+                 if type(a) is not act.Const)
+    rtol = (1e-3 if single else 1e-6) if rtol is None else rtol
+    atol = (1e-5 if single else 1e-8) if atol is None else atol
     live = [k for k, a in enumerate(args) if type(a) is not act.Const]
     arrays = [k for k in live if isinstance(vals[k], np.ndarray)]
 
-    def direction():
-        return {k: rng.standard_normal(np.shape(vals[k])) if k in arrays
+    def direction():  # (a float32 array's tangents are float32)
+        return {k: _like(rng.standard_normal(np.shape(vals[k])), vals[k]) if k in arrays
                 else float(rng.standard_normal()) for k in live}
 
     def annotate(v, d):
@@ -396,8 +436,11 @@ def check_forward(f, *args, rtol=1e-6, atol=1e-8, eps=1e-6, lanes=3, seed=3):
                    for k in arrays]
 
     def final(step, d):
-        """The result and the final arrays of a plain call at vals + step*d."""
+        """The result and the final arrays of a plain call at vals + step*d
+        (float32 arrays as float64 copies: finite differences need its
+        resolution)."""
         vs = [_copy(v) for v in vals]
+        vs = [v.astype(np.float64) if getattr(v, "dtype", None) == np.float32 else v for v in vs]
         for k in live:
             vs[k] += step * d[k]  # in place for arrays: their layout is kept
         r = f(*vs)
@@ -433,7 +476,8 @@ def check_forward(f, *args, rtol=1e-6, atol=1e-8, eps=1e-6, lanes=3, seed=3):
 def check_rule(f, *args, **gradient_options):
     """The checks every primitive gets: finite differences, restoration bit
     for bit, shadows accumulated exactly once, and the dot-product test
-    between forward and reverse mode."""
+    between forward and reverse mode.  Each compares at float32's precision
+    when an argument is float32."""
     check_gradient(f, *args, **gradient_options)
     check_restore(f, *args)
     check_accumulate_once(f, *args)

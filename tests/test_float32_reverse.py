@@ -466,3 +466,82 @@ def test_vector_takes_float32_elements_widened(mode):
         assert d.tolist() == [1.0, 3.0, 0.0]
     else:
         assert r == pytest.approx(4.0)
+
+
+def test_check_rule_and_check_forward_take_float32_programs():
+    """shadowad.testing's checks compare a float32 program at float32's
+    precision (finite differences on float64 copies), and still catch a
+    wrong derivative."""
+    from shadowad.testing import check_forward, check_rule
+    x = np.linspace(0.1, 1, 5).astype(F32)
+
+    def g(u):
+        u[1:] += u[:-1] * 0.5
+        return np.sum(np.exp(u))
+    check_rule(g, Duplicated(x.copy(), np.zeros_like(x)))
+    check_forward(g, x.copy())
+
+    @sad.custom_rule
+    def wrong(u):
+        return u * u
+
+    @wrong.reverse
+    def _(config, dret, tape, u):
+        u.dval += 3.0 * u.val * dret  # 2 u is right
+        return (None,)
+    with pytest.raises(AssertionError):
+        check_rule(lambda u: np.sum(wrong(u)), Duplicated(x.copy(), np.zeros_like(x)))
+
+
+@pytest.mark.parametrize("dtype", [F32, np.float64])
+def test_batch_reverse_changes_no_shadow_when_a_lane_fails(dtype):
+    """Failure atomicity in batch reverse mode: the second lane's sweep fails,
+    and the first lane's shadow is as given (it was written lane by lane)."""
+    calls = [0]
+
+    @sad.custom_rule
+    def fails(x):
+        return x * 1.0
+
+    @fails.reverse
+    def _(config, dret, tape, x):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("the second lane's reverse fails")
+        x.dval += dret
+        return (None,)
+    x = np.array([1.0, 2.0, 3.0], dtype)
+    d1, d2 = np.zeros(3, dtype), np.full(3, 0.5, dtype)
+    with pytest.raises(RuntimeError, match="second lane"):
+        sad.autodiff(lambda x: np.sum(fails(x) * x), sad.BatchDuplicated(x, (d1, d2)))
+    assert d1.tolist() == [0.0] * 3 and d2.tolist() == [0.5] * 3
+    assert x.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+@pytest.mark.parametrize("ufunc", [np.add, np.subtract, np.multiply], ids=lambda u: u.__name__)
+def test_ufunc_at_with_a_python_float_on_float32_is_numpys(ufunc, mode):
+    """numpy's ufunc.at takes a Python number as float64 (computing each
+    step in float64, rounding to float32), unlike a ufunc call."""
+    x0 = np.random.default_rng(0).standard_normal(300).astype(F32)
+    idx = np.repeat(np.arange(300), 3)
+    want = x0.copy()
+    ufunc.at(want, idx, 1.1)
+    x = x0.copy()
+    sad.autodiff(lambda a: ufunc.at(a, idx, 1.1), Duplicated(x, np.ones_like(x)), mode=mode)
+    assert x.tobytes() == want.tobytes()
+
+
+def test_quantile_with_a_float32_q_is_float32():
+    x = np.array([0.1, 0.7, 0.3, 0.9, 0.5], F32)
+    for q in (np.float32(0.3), np.array([0.1, 0.55], F32)):
+        _both(lambda a: np.sum(np.quantile(a, q)), x)
+
+
+def test_nested_jacobian_of_float32_is_float32():
+    x = np.array([0.5, -1.0, 2.0], F32)
+    f = lambda y: np.sum(np.sin(y) * y)  # noqa: E731
+    H = sad.jacobian(lambda y: sad.jacobian(f, y), x)
+    assert H.dtype == F32
+    H64 = sad.jacobian(lambda y: sad.jacobian(f, y), x.astype(np.float64))
+    assert np.abs(H - H64).max() < 1e-5

@@ -334,7 +334,7 @@ def _finish_batch(tape, wrapped, target, lanes, restore):
     """BatchDuplicated in reverse mode: k seeds swept over one tape; each
     Active argument gets a tuple of k gradients."""
     batch = [w for w in wrapped if type(w.ann) is act.BatchDuplicated]
-    per_lane = []
+    per_lane, shadows = [], []
 
     def before(lane):
         for w in batch:
@@ -342,14 +342,18 @@ def _finish_batch(tape, wrapped, target, lanes, restore):
         _seed(target, 1.0)
 
     def after(lane):
-        for w in batch:
-            w.ann.dvals[lane][...] = w.grad
+        # kept aside: the caller's shadows change only once every lane's sweep
+        # has succeeded (failure atomicity)
+        shadows.append([w.grad.copy() for w in batch])
         per_lane.append([_copied(w.gradient()) for w in wrapped])
 
     try:
         sweep_lanes(tape, lanes, before, after, restore)
     finally:
         tape.free()
+    for lane, grads in enumerate(shadows):
+        for w, g in zip(batch, grads):
+            w.ann.dvals[lane][...] = g
     return tuple(None if per_lane[0][k] is None else tuple(g[k] for g in per_lane)
                  for k in range(len(wrapped)))
 

@@ -200,8 +200,8 @@ def ufunc_at(ufunc, inputs, kwargs):
         return None
     uniq, inverse = np.unique(flat, return_inverse=True)
     where = np.unravel_index(uniq, shape)
-    if type(b) is float or type(b) is int:  # numpy casts a Python number to a's type
-        b = np.asarray(b, dtype=float_dtype(a))
+    if type(b) is float or type(b) is int:  # numpy's ufunc.at takes a Python number as float64
+        b = np.asarray(b, dtype=np.float64)
     values = np.reshape(np.broadcast_to(b, np.shape(pos)), (-1,))
     touched = a[where]
     if ufunc is np.multiply:

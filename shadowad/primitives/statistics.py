@@ -300,7 +300,8 @@ def _quantile(fname, a, q, axis, out, method, keepdims, weights, interpolation, 
                                   "traced values")
     x, axes, kshape = _grouped(a, axis)
     m, n = shape_of(x)
-    qa = np.asarray(q, dtype=np.float64)
+    qa = np.asarray(q)  # a float32 q computes (and gives) float32, as numpy's
+    qa = qa if qa.dtype == np.float32 else qa.astype(np.float64)
     if n == 0:
         np.quantile(np.zeros(shape_of(a)), qa, axis=axis)  # numpy's own error
     shape = _result_shape(shape_of(a), axes, kshape, keepdims)

@@ -112,6 +112,10 @@ def _added_to_zero(g):
     return g + 0.0
 
 
+def _float_of(v):
+    return _F32 if getattr(plain_value(v), "dtype", None) == _F32 else np.float64
+
+
 def _zero_like(v):
     shape = shape_of(v)
     dt = getattr(plain_value(v), "dtype", None)
@@ -387,7 +391,7 @@ def _columns(f, x, consts):
     n = int(np.prod(shape_of(x)))
     cols, value = [], None
     for j in range(n):
-        e = np.zeros(n)
+        e = np.zeros(n, _float_of(x))  # (a float32 x: its tangents are float32)
         e[j] = 1.0
         seed = 1.0 if shape_of(x) == () else e.reshape(shape_of(x))
         t, value = _forward_lane(f, [_Seeded(x, seed)] + consts, 0)[:2]
@@ -431,9 +435,9 @@ def _rows(f, x, consts, tall_to_forward):
             return np.zeros(out_shape + shape_of(x))
         rows = []
         for i in range(m):
-            e = np.zeros(m)
+            e = np.zeros(m, _float_of(res.v))  # (a float32 result: its adjoints are float32)
             e[i] = 1.0
-            seed = 1.0 if out_shape == () else e.reshape(out_shape)
+            seed = _unit(res.v) if out_shape == () else e.reshape(out_shape)
             g, = trace.backward([(res.d, seed)], [x_node])
             rows.append(_zero_like(x) if g is None else _added_to_zero(g))
     finally:
