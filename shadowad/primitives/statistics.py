@@ -162,7 +162,10 @@ def _var(fname, a, axis, dtype, out, ddof, keepdims, where, mean, correction):
     axes = _axes(a, axis)
     d = a - np.mean(a, axis=axes, keepdims=True)
     n = max(_count(a, axes) - ddof, 0)
-    return np.sum(d * d, axis=axes, keepdims=keepdims) / n, n
+    r = np.sum(d * d, axis=axes, keepdims=keepdims) / n
+    if float_dtype(a) == np.float32 and float_dtype(r) == np.float64:
+        r = r.astype(np.float32)  # an np.float64 ddof: numpy divides in float64 into a float32 out
+    return r, n
 
 
 @implements(np.var)
