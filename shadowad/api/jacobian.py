@@ -13,6 +13,7 @@ from ..engines.reverse.scalar import TScalar
 from ..engines.reverse.traced import TArray
 from ..engines.reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 
+_F32 = np.dtype(np.float32)
 CHUNK = 64  # tangent lanes per forward pass: memory is CHUNK tangents of each value
 
 
@@ -57,7 +58,10 @@ def _a(out):
 def _dtype(x, out):
     """The Jacobian's dtype: float32 when x and f's value are float32 (or
     Python scalars), float64 as soon as either is float64, as numpy promotes."""
-    return np.result_type(getattr(x, "dtype", np.float64), getattr(out, "dtype", np.float64))
+    dx, dout = getattr(x, "dtype", None), getattr(out, "dtype", None)
+    if dx != _F32 and dout != _F32:  # (the common case, without numpy's promotion)
+        return np.float64
+    return np.result_type(np.float64 if dx is None else dx, np.float64 if dout is None else dout)
 
 
 def jacobian_forward(f, x, consts):
