@@ -545,3 +545,22 @@ def test_nested_jacobian_of_float32_is_float32():
     assert H.dtype == F32
     H64 = sad.jacobian(lambda y: sad.jacobian(f, y), x.astype(np.float64))
     assert np.abs(H - H64).max() < 1e-5
+
+
+def test_peak_nbytes_counts_the_float32_lazy_shadows_of_the_sweep():
+    """The sweep allocates a float32 temporary's shadow and drops it after the
+    record: stats()'s peak still counts the most they held at once, as it
+    counts the C slots of float64 (about half of float64's)."""
+    def prog(u):
+        for _ in range(5):
+            u = np.sin(u) * u + u[::-1]
+        return np.sum(u * u)
+    peaks = {}
+    for dt in (np.float64, F32):
+        u = np.random.default_rng(0).random(100000).astype(dt)
+        _, tape = sad.autodiff_split(prog, Duplicated(u, np.zeros_like(u)))
+        before = tape.stats()["peak_nbytes"]
+        tape.reverse()
+        peaks[dt] = tape.stats()["peak_nbytes"]
+        assert peaks[dt] > before + 3 * u.nbytes // 2  # the sweep's shadows are counted
+    assert 0.4 < peaks[F32] / peaks[np.float64] < 0.6

@@ -150,13 +150,24 @@ class LazyShadow:
     shadow as an array during recording (materialize), it is ``fixed``:
     an ordinary shadow from then on."""
 
-    __slots__ = ("mem", "fixed")
+    __slots__ = ("mem", "fixed", "tape")
+    # its memory is counted by the tape as it comes and goes (Tape.lazy_held,
+    # lazy_peak), not by the accounting's walks, which would miss the peak
+    ACCOUNTING_SKIPS = "mem"
 
-    def __init__(self):
-        self.mem, self.fixed = None, False
+    def __init__(self, tape):
+        self.mem, self.fixed, self.tape = None, False, tape
+
+    def allocate(self, shape, dtype, zeroed):
+        self.mem = (np.zeros if zeroed else np.empty)(shape, dtype)
+        tape = self.tape
+        tape.lazy_held += self.mem.nbytes
+        tape.lazy_peak = max(tape.lazy_peak, tape.lazy_held)
+        return self.mem
 
     def clear(self):
-        if not self.fixed:
+        if not self.fixed and self.mem is not None:
+            self.tape.lazy_held -= self.mem.nbytes
             self.mem = None
 
 
@@ -180,7 +191,7 @@ class LazyView:
         if lazy.mem is None:
             fresh = (self.offset == 0 and self.shape == self.root_shape
                      and self.strides == _c_strides(self.shape, self.dtype.itemsize))
-            lazy.mem = (np.empty if fresh else np.zeros)(self.root_shape, self.dtype)
+            lazy.allocate(self.root_shape, self.dtype, not fresh)
         return np.ndarray(self.shape, self.dtype, lazy.mem, self.offset, self.strides), fresh
 
 
@@ -200,7 +211,7 @@ def lazy_view(a):
 
 
 def new_lazy_shadow(tape, buf):
-    lazy = buf.slot = LazyShadow()
+    lazy = buf.slot = LazyShadow(tape)
     tape.lazy.append(lazy)
 
 
@@ -209,6 +220,8 @@ def materialize(buf):
     tape, root = buf.tape, buf.root
     if type(buf.slot) is LazyShadow:
         lazy = buf.slot
+        if lazy.mem is not None:  # an ordinary shadow from now on: the walks count it
+            tape.lazy_held -= lazy.mem.nbytes
         zs = lazy.mem if lazy.mem is not None else np.zeros(root.shape, root.dtype)
         lazy.mem, lazy.fixed = zs, True
         tape.shadows.append(zs)
@@ -257,7 +270,7 @@ def adjoint_for_pullback(a):
         lazy, fresh = buf.slot, False
         if lazy.mem is None:
             fresh = _whole_view(a.p, root)
-            lazy.mem = (np.empty if fresh else np.zeros)(root.shape, root.dtype)
+            lazy.allocate(root.shape, root.dtype, not fresh)
         return np.ndarray(a.p.shape, root.dtype, lazy.mem, data(a.p) - data(root),
                           a.p.strides), fresh
     ptr = lib.sad_slot_memory(tape.c, buf.slot, root.size)

@@ -114,7 +114,7 @@ class Tape(fast.TapeBase):
     # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
-                 "user_rules", "lazy",
+                 "user_rules", "lazy", "lazy_held", "lazy_peak",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -149,6 +149,9 @@ class Tape(fast.TapeBase):
         # raise in the sweep?  Then the drivers keep the shadows to put back
         self.user_rules = False
         self.lazy = []  # the LazyShadows of float32 temporaries (buffers.LazyShadow)
+        # the bytes their memory holds now, and the most it held at once (a sweep
+        # allocates and drops it record by record: the looks would miss the peak)
+        self.lazy_held = self.lazy_peak = 0
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -200,7 +203,8 @@ class Tape(fast.TapeBase):
         - ``saved_bytes``: the overwritten values the records saved (the C save
           stack in use, and what Python records saved);
         - ``shadow_bytes``: the shadows of temporaries: lazy ones the sweep
-          allocated, and the ones numpy holds;
+          allocated (a float32 temporary's, dropped after its record, at the
+          most they held at once), and the ones numpy holds;
         - ``kept_bytes``: the rest of what Python holds for the records: the
           operands and results they read, the snapshots of plain arrays, the
           gradients of Active arrays, promoted shadows, copies of untraced
@@ -251,7 +255,7 @@ class Tape(fast.TapeBase):
         lib.sad_tape_sizes(self.c, c)
         out = {"records": len(self), "python_records": len(self.py),
                "record_bytes": c.records + c.save_room, "saved_bytes": c.saved + py_saved,
-               "shadow_bytes": c.shadows + shadows, "kept_bytes": kept}
+               "shadow_bytes": c.shadows + shadows + self.lazy_peak, "kept_bytes": kept}
         out["nbytes"] = sum(out[k] for k in BYTE_KEYS[:-1])
         if peak:
             self.peak = max(self.peak, out["nbytes"])
@@ -343,6 +347,7 @@ class Tape(fast.TapeBase):
         self.keep = []
         self.shadows = []
         self.untraced = []
+        self.lazy = []
         self.arguments = ()
         self.snaps = Snapshots()
         self.holdings = None
