@@ -564,3 +564,43 @@ def test_peak_nbytes_counts_the_float32_lazy_shadows_of_the_sweep():
         peaks[dt] = tape.stats()["peak_nbytes"]
         assert peaks[dt] > before + 3 * u.nbytes // 2  # the sweep's shadows are counted
     assert 0.4 < peaks[F32] / peaks[np.float64] < 0.6
+
+
+@pytest.mark.parametrize("to", [F32, np.float64], ids=["to_float32", "to_float64"])
+def test_cast_primitive_check_rule_and_edges_in_every_engine(to):
+    """x.astype(to): finite differences, restore, accumulate-once and the
+    dot-product test at an ordinary point; at edge values (signed zero, NaN,
+    inf, a float64 beyond float32's range, a subnormal) the derivative is 1 in
+    every engine, cast to the operand's dtype (the zero-factor convention
+    keeps a zero weight's entry at zero)."""
+    from shadowad.testing import (check_accumulate_once, check_dot_product, check_gradient,
+                                  check_restore)
+    frm = np.float64 if to is F32 else F32
+    w = np.array([0.5, -2.0, 3.0, 0.0, 1.5, 2.5], to)
+
+    def f(x):
+        return np.sum(x.astype(to) * w)
+    x = np.array([0.3, -1.2, 2.5, 0.7, -0.1, 1.1], frm)
+    arg = Duplicated(x.copy(), np.zeros_like(x))
+    check_gradient(f, arg, rtol=1e-3, atol=1e-5)
+    check_restore(f, arg)
+    check_accumulate_once(f, arg, rtol=1e-6, atol=1e-6)
+    check_dot_product(f, arg, rtol=1e-6)  # float32 arithmetic inside: float32's precision
+    edges = np.array([-0.0, np.nan, np.inf, 1e40 if frm is np.float64 else 3e38, 1e-45, 2.0],
+                     frm)
+    want = w.astype(frm)
+    rev = np.zeros_like(edges)
+    sad.autodiff(f, Duplicated(edges.copy(), rev))
+    fwd = np.array([sad.autodiff(f, Duplicated(edges.copy(), np.eye(6, dtype=frm)[i]),
+                                 mode=sad.Forward) for i in range(6)])
+    seen = {}
+
+    def outer(s):
+        g = np.zeros_like(edges)
+        sad.autodiff(f, Duplicated(edges.copy() + 0.0 * s, g))
+        seen["g"] = np.array(sad.primal(g))
+        return s
+    sad.gradient(outer, 1.0)
+    assert rev.dtype == frm
+    for got in (rev, fwd.astype(frm), seen["g"]):
+        assert np.array_equal(got, want), got

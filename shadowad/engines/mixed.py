@@ -23,11 +23,10 @@ from .reverse.buffers import TEMPORARY, shadow_of, temporary_buffer
 from .reverse.errors import mixed_tapes_error
 from .reverse.scalar import TScalar, new_scalar
 from .reverse.traced import TArray, new_array
-from .reverse.untraced import F64
+from .reverse.untraced import F32, F64
 from .reverse.values import primal
 from .nested.box import level_var
 
-F32 = np.dtype(np.float32)
 
 
 def _active(a):

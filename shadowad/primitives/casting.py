@@ -9,12 +9,13 @@ There is no numpy function of this name to register: the traced types'
 """
 import numpy as np
 
+from ..activity import FLOAT_DTYPES
 from .core import Primitive, deflinear
 from .values import plain
 
 __all__ = ["cast", "FLOATS"]
 
-FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+FLOATS = FLOAT_DTYPES  # the dtypes shadowad differentiates
 
 
 def _cast(x, dtype):

@@ -159,7 +159,7 @@ def ieee_partial(entry, k, values):
                                for v in values])
 
 
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
 
 
 def typed(p, z):
@@ -171,23 +171,6 @@ def typed(p, z):
         return np.asarray(p, dtype=_F32)
     return p
 
-
-def float_type(values):
-    """The numpy scalar type of constants combined with ``values``: np.float32
-    when those with a dtype (arrays, numpy scalars, traced values) are float32
-    and none is float64 -- Python numbers are weak beside them, as in numpy's
-    promotion -- else np.float64.  (Defined here, as this module is loaded
-    on its own by tools/ew_ops.py; the other primitives import it.)"""
-    single = False
-    for v in values:
-        dt = getattr(v, "dtype", None)
-        if dt is None:  # (np.dtype(None) is float64: None == _F64 holds)
-            continue
-        if dt == _F64:
-            return np.float64
-        if dt == _F32:
-            single = True
-    return np.float32 if single else np.float64
 
 
 def zero_where(mask, value):

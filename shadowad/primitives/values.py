@@ -3,10 +3,8 @@ and on every engine's values (traced, dual, nested Boxes), using only
 operations that every engine differentiates."""
 import numpy as np
 
-from .elementwise import float_type
-
 __all__ = ["shape_of", "ndim", "plain", "PLAIN", "swap", "moveaxis", "unbroadcast",
-           "expand_last", "prod_others", "array_operand", "float_dtype", "zeros_for"]
+           "expand_last", "prod_others", "array_operand", "float_dtype"]
 
 # engine value type -> its value one level down; each engine registers its own
 PLAIN = {}
@@ -56,12 +54,6 @@ def shape_of(x):
 
 def ndim(x):
     return len(shape_of(x))
-
-
-def zeros_for(x, shape):
-    """Zeros of ``shape`` to combine with ``x``: float32 when x is float32 (so
-    that ``zeros + x`` stays float32, as x alone would), else float64."""
-    return np.zeros(shape, float_type((plain(x),)))
 
 
 def swap(m):

@@ -21,7 +21,7 @@ from ..nested import writes
 from ..reverse.buffers import check_writable, promote
 from ..reverse.scalar import TScalar
 from ..reverse.traced import TArray
-from ..reverse.untraced import F64
+from ..reverse.untraced import F32, F64
 from ...support.memory import shares_memory
 from .derived import TangentDuplicated, TangentLanes, read_only, record
 from .elementwise import tape_of_inputs
@@ -31,7 +31,6 @@ from . import registry
 
 __all__ = ["call", "register", "unregister", "CustomRecord", "mutated_copies"]
 
-F32 = np.dtype(np.float32)
 
 
 def call(rule, values):

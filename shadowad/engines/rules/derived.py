@@ -26,7 +26,7 @@ from ..reverse.buffers import (adjoint_for_pullback, check_writable, lazy_view, 
                                promote)
 from ..reverse.scalar import TScalar, new_scalar
 from ..reverse.traced import TArray, lazy_result, new_array
-from ..reverse.untraced import F64
+from ..reverse.untraced import F32, F64
 from ..reverse.values import takes_generic
 from .elementwise import tape_of_inputs
 from .adjoints import accumulate
@@ -34,7 +34,6 @@ from .operands import (const_result, finish_out, forward_const, forward_context,
     forward_operand, forward_result, operand)
 from . import registry
 
-F32 = np.dtype(np.float32)
 REVERSE_CONFIG = Config(needs_primal=True, width=1, mode=Reverse)
 
 values.PLAIN.update({TArray: lambda x: x.p, TScalar: lambda x: x.v,

@@ -20,7 +20,7 @@ from ..reverse.buffers import TEMPORARY, Buffer, check_writable, materialize, pr
 from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar, real_value
 from ..reverse.traced import LAZY_MAXDIM, TArray, lazy_result, new_array
-from ..reverse.untraced import F32, F64
+from ..reverse.untraced import F64
 from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal, takes_generic
 from . import registry
 

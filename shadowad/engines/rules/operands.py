@@ -10,9 +10,8 @@ from ..reverse.buffers import shadow_of
 from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar
 from ..reverse.traced import TArray, new_array
-from ..reverse.untraced import F64
+from ..reverse.untraced import F32, F64
 
-F32 = np.dtype(np.float32)
 from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal
 from .elementwise import context_of_inputs, ufunc_forward_operand
 
