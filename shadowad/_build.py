@@ -33,7 +33,8 @@ ROOT = HERE.parent
 CSRC = ROOT / "csrc"
 CORE_DIRS = ("core", "ops")
 
-CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration",
+CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Wdouble-promotion",
+           "-Werror=implicit-function-declaration",
            "-Werror=switch"]
           + shlex.split(os.environ.get("SHADOWAD_CFLAGS", "")))
 LDFLAGS = shlex.split(os.environ.get("SHADOWAD_LDFLAGS", ""))

@@ -40,11 +40,13 @@ typedef struct run {
 } run;
 
 /* An elementwise record, or a sum (whose reverse spreads a scalar's adjoint
- * over its input), over n elements with unit or zero strides. */
+ * over its input), over n elements with unit or zero strides, of float64
+ * arrays (float32 records are swept one by one). */
 static int fusable(const sad_record *r, int64_t n)
 {
     const int ew = r->op < SAD_N_EW && (r->flags & SAD_F_BLOCK);
-    if (!(ew || r->op == SAD_SUM) || (r->flags & SAD_F_LANES) || r->u.a.scratch != NULL)
+    if (!(ew || r->op == SAD_SUM) || (r->flags & (SAD_F_LANES | SAD_F_F32)) ||
+        r->u.a.scratch != NULL)
         return 0;
     return r->u.a.b->n == n && sad_block_one_run(r->u.a.b);
 }
@@ -59,7 +61,7 @@ static void add_region(run *u, const double *base, int64_t stride, int64_t slot,
         g->space = slot;
         g->lo = (intptr_t)base - (intptr_t)sad_slot_window(u->t, slot);
     } else if (s != NULL) { /* allocated: where the sweep will really touch */
-        g->lo = (intptr_t)(s->p + (base - sad_slot_window(u->t, slot)));
+        g->lo = (intptr_t)((double *)s->p + (base - sad_slot_window(u->t, slot)));
     }
     g->unit = stride == 1;
     g->hi = g->lo + (intptr_t)((stride == 1 ? u->n : 1) * (int64_t)sizeof(double));

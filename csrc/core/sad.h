@@ -13,8 +13,6 @@ enum { SAD_MAXDIM = 4, SAD_TILE = 256 };
 /* A traced scalar: its value and its adjoint, at a fixed address. */
 typedef struct sad_pair { double v, g; } sad_pair;
 
-/* One operand of an array record: primal and shadow base pointers and their
- * element strides over the record's (coalesced) iteration shape. */
 /* The hot loops of the sweep get an AVX2 clone besides the baseline (SSE2)
  * one, picked once at load time.  The clones do the same operations in the
  * same order (ISO C: no contraction into FMA), so the bits are the same. */
@@ -24,48 +22,18 @@ typedef struct sad_pair { double v, g; } sad_pair;
 #define SAD_HOT
 #endif
 
-/* The zero-factor convention of the chain rule's products (DESIGN.md: a zero
- * adjoint contributes nothing, never NaN): a zero factor gives zero even
- * against an infinite or NaN one, in every sweep and in the tangents.
- *
- * sad_contributes: does adjoint g through partial p add to the input's
- * adjoint?  Not when g is zero, nor when p is zero and g infinite or NaN.  (A
- * zero partial times a finite g still adds its signed zero.)
- * sad_zero_factor: t, the product a * b or a sum that adds it to zeros,
- * made 0.0 where only a zero factor made it NaN; sad_chain: a * b so. */
-static inline int sad_contributes(double g, double p)
-{
-    return g != 0.0 && (p != 0.0 || g - g == 0.0);
-}
-
-static inline double sad_zero_factor(double t, double a, double b)
-{
-    return t != t && (a == 0.0 || b == 0.0) ? 0.0 : t;
-}
-
-static inline double sad_chain(double a, double b)
-{
-    return sad_zero_factor(a * b, a, b);
-}
-
-typedef struct sad_opnd {
-    double *p, *s;
-    int64_t ps[SAD_MAXDIM], ss[SAD_MAXDIM];
-    int64_t slot; /* s is a fake address in lazy shadow slot-1 (0: a real one) */
-} sad_opnd;
-
-/* Iteration space of an array record: o[0] is the output, o[1] and o[2] the
- * inputs (stride 0 along broadcast dimensions). */
-typedef struct sad_block {
-    int ndim;
-    int64_t shape[SAD_MAXDIM];
-    int64_t n;
-    sad_opnd o[3];
-    double k; /* storage of a constant operand */
-    /* SAD_F_LANES: shadows hold nlanes tangents, lane l of operand o at
-     * s + l * ls[o] (elements) */
-    int64_t nlanes, ls[3];
-} sad_block;
+/* The types and kernels that exist once per float type (real_types.h): for
+ * float64 records (sad_block, ...) and float32 ones (sad_block_f32, ...,
+ * records flagged SAD_F_F32). */
+typedef struct sad_record sad_record;
+#define SAD_FLOAT 64
+#include "real.h"
+#include "real_types.h"
+#undef SAD_FLOAT
+#define SAD_FLOAT 32
+#include "real.h"
+#include "real_types.h"
+#undef SAD_FLOAT
 
 typedef struct sad_record {
     int32_t op, flags;
@@ -76,6 +44,8 @@ typedef struct sad_record {
          * shadow overlaps an input's (allocated when recording: sweeps never
          * allocate) */
         struct { sad_block *b; double *saved; sad_pair *z; int64_t pyidx; double *scratch; } a;
+        /* elementwise records of float32 arrays (SAD_F_F32): a, over floats */
+        struct { sad_block_f32 *b; float *saved; sad_pair *z; int64_t pyidx; float *scratch; } a_f32;
         struct { sad_vec *v, *vs; sad_pair *x; double val, sval; int64_t i; sad_block *b; } v;
         struct { struct sad_crule *c; } c;                          /* SAD_CRULE */
     } u;
@@ -108,8 +78,9 @@ typedef struct sad_arena {
  * (the sweep translates them first).  External slots use memory Python
  * allocated (a shadow it needed as an array). */
 typedef struct sad_slot {
-    double *p;        /* NULL until first needed */
+    void *p;          /* NULL until first needed */
     int64_t n;        /* elements */
+    int64_t esize;    /* bytes per element: 8, or 4 for a float32 temporary */
     intptr_t root;    /* the temporary's primal address (for view offsets) */
     size_t window;    /* its window's byte offset in the tape's reserved range */
     int external;
@@ -119,12 +90,12 @@ typedef struct sad_slot {
 enum { SAD_SLOTS_MAX = 1 << 24 };
 #define SAD_SLOT_SPACE ((size_t)1 << 36) /* bytes of address space reserved, at most */
 
-typedef struct sad_free_block { struct sad_free_block *next; int64_t n; } sad_free_block;
+typedef struct sad_free_block { struct sad_free_block *next; size_t bytes; } sad_free_block;
 
 /* Primal memory [lo, hi), every byte of it, whose bytes before record `rec`
  * wrote them that record saved (see sad_tape_save_covered). */
 typedef struct sad_cover {
-    const double *lo, *hi;
+    const char *lo, *hi;
     int64_t rec;
 } sad_cover;
 enum { SAD_COVERS = 4 };
@@ -163,8 +134,9 @@ void sad_arena_free(sad_arena *a);
 
 /* tape.c */
 sad_record *sad_push_record(sad_tape *t, int op, int flags);
-int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b);
-void sad_tape_note_save(sad_tape *t, int op, int flags, const sad_block *b);
+int sad_tape_save_covered(sad_tape *t, const sad_record *r, const char *lo, const char *hi);
+void sad_tape_note_save(sad_tape *t, const sad_record *r, const char *lo, const char *hi,
+                        int dense);
 sad_pair *sad_new_pair(sad_tape *t, double v);
 
 /* *a, or the empty descriptor (data NULL) for no array */
@@ -174,76 +146,8 @@ static inline sad_arr sad_arr_get(const sad_arr *a)
     return a != NULL ? *a : none;
 }
 
-/* block.c: iteration spaces */
-int sad_block_build(sad_block *b, int flags, const sad_arr *z, const sad_arr *zs,
-                    const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys,
-                    double k);
-int64_t sad_block_rows(const sad_block *b);
-
-/* Walks a block's rows (every axis but the last) in order.  The row offsets
- * move by increments: dividing the row number per row cost more than the row
- * itself for the short rows of broadcasts (a (K, n, d) block with d = 10). */
-typedef struct sad_rows {
-    const sad_block *b;
-    int64_t i[SAD_MAXDIM];
-    int64_t op[3], os[3]; /* the current row's offsets, in elements */
-} sad_rows;
-
-static inline void sad_rows_start(sad_rows *c, const sad_block *b)
-{
-    c->b = b;
-    for (int d = 0; d < SAD_MAXDIM; ++d)
-        c->i[d] = 0;
-    for (int k = 0; k < 3; ++k)
-        c->op[k] = c->os[k] = 0;
-}
-
-/* The current row's first elements (NULL for absent operands), then a step to
- * the next row. */
-static inline void sad_rows_next(sad_rows *c, double *p[3], double *s[3])
-{
-    const sad_block *b = c->b;
-    for (int k = 0; k < 3; ++k) {
-        p[k] = b->o[k].p != NULL ? b->o[k].p + c->op[k] : NULL;
-        s[k] = b->o[k].s != NULL ? b->o[k].s + c->os[k] : NULL;
-    }
-    for (int d = b->ndim - 2; d >= 0; --d) {
-        if (++c->i[d] < b->shape[d]) {
-            for (int k = 0; k < 3; ++k) {
-                c->op[k] += b->o[k].ps[d];
-                c->os[k] += b->o[k].ss[d];
-            }
-            return;
-        }
-        c->i[d] = 0; /* carry: back to this axis's start */
-        for (int k = 0; k < 3; ++k) {
-            c->op[k] -= (b->shape[d] - 1) * b->o[k].ps[d];
-            c->os[k] -= (b->shape[d] - 1) * b->o[k].ss[d];
-        }
-    }
-}
-int sad_block_one_run(const sad_block *b);
-int sad_block_output_dense(const sad_block *b);
-void sad_block_output_extent(const sad_block *b, const double **lo, const double **hi);
-int sad_block_overlaps(const sad_block *b, int which_out, int out_shadow,
-                       int which_in, int in_shadow);
-int sad_block_apart(const sad_block *b, int which_out, int which_in);
-void sad_block_save(const sad_block *b, double *dst);
-void sad_block_swap(const sad_block *b, double *saved);
-void sad_block_put(const sad_block *b, const double *saved);
-void sad_block_zero_shadow(const sad_block *b, int which);
-void sad_block_gather_shadow(const sad_block *b, int which, double *dst);
-
 /* elementwise.c */
-void sad_ew_values(int op, int64_t n, const double *restrict x, const double *restrict y,
-                   double *restrict z);
-void sad_ew_partials(int op, int64_t n, const double *restrict x, const double *restrict y,
-                     const double *restrict z, double *restrict px, double *restrict py);
 int sad_ew_is_unary(int op);
-int sad_ew_reverse(sad_tape *t, const sad_record *r, int accumulate, int keep);
-void sad_ew_reverse_block(const sad_record *r, const sad_block *b, double *saved,
-                          const int assign[3]);
-int sad_ew_linear(const sad_record *r, double *cx, double *cy);
 int sad_ew_partials_read(int op);
 /* z = op(x, y) without a tape, saying whether z holds a NaN (*nan). */
 int sad_ew_primal_nan(int op, int flags, const sad_arr *z, const sad_arr *x, const sad_arr *y,
@@ -264,7 +168,6 @@ int sad_ew_slots(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr
 
 /* slot.c: lazy shadows of temporaries */
 double *sad_slot_window(const sad_tape *t, int64_t slot);
-int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3]);
 void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);
 int sad_reduce_reverse(sad_tape *t, const sad_record *r);

@@ -49,8 +49,8 @@ struct sad_api {
     int (*axpy_tangents)(double va, const double *da, const sad_arr *x, const sad_arr *dx,
                          const sad_arr *y, const sad_arr *dy);
     /* lazy slots */
-    int64_t (*slot_new)(sad_tape *t, const sad_arr *z);
-    int (*slot_bind)(sad_tape *t, int64_t slot, const sad_arr *zs);
+    int64_t (*slot_new)(sad_tape *t, const sad_arr *z, int64_t esize);
+    int (*slot_bind)(sad_tape *t, int64_t slot, const sad_arr *zs, int64_t esize);
     /* snapshots */
     int (*same_elements)(const sad_arr *arr, const void *block, int64_t itemsize);
     /* vectors */

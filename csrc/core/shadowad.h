@@ -57,17 +57,21 @@ enum sad_flag {
     SAD_F_LANES = 128,   /* tangent arrays carry a leading axis of lanes */
     SAD_F_FRESH = 512,   /* the output is a fresh temporary: its shadow is dead
                           * once this record is swept, so it is not zeroed */
-    SAD_F_CLEAN_FAIL = 1024 /* with SAD_F_SAVE: should computing the output fail,
+    SAD_F_CLEAN_FAIL = 1024, /* with SAD_F_SAVE: should computing the output fail,
                           * the caller keeps the record if memory was written
                           * and drops it only if not; the save may then be
                           * shared with an earlier one (sad_tape_save_covered) */
+    SAD_F_F32 = 2048     /* every array of the call is float32 (the data of its
+                          * descriptors are floats): the kernels run in float */
 };
 
 /* Return codes of the recording calls.  SAD_NUMPY: recorded, but the primal
  * is numpy's to compute (it would report a floating-point exception, or its
  * NaN bits are the machine code's). */
 enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1,
-                  SAD_RULE_FAILED = 3 /* a C rule's function returned non-zero */ };
+                  SAD_RULE_FAILED = 3, /* a C rule's function returned non-zero */
+                  SAD_BAD_OPERAND = 4 /* a traced scalar (a float64 pair) given to a
+                                       * float32 call: numpy computes that in float64 */ };
 
 
 /* The core's entry points as one constant table of function pointers
@@ -212,8 +216,8 @@ int sad_crule_adjoint(const void *rule, int32_t nargs, const sad_arr *work, cons
 int sad_tape_rule_error(const sad_tape *t, int64_t *rec);
 int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
 
-/* A lazy shadow for the temporary whose primal (C-contiguous) is array z:
- * returns its slot number (> 0), SAD_NOMEM when out of memory, or
+/* A lazy shadow for the temporary whose primal (C-contiguous) is array z, of
+ * elements of esize bytes (8: float64, 4: float32): returns its slot number (> 0), SAD_NOMEM when out of memory, or
  * SAD_SLOTS_FULL when the tape has made as many slots, or reserved as much
  * address space for their windows, as it may (the caller gives the
  * temporary a shadow of its own instead).  Slot numbers are never reused
@@ -221,25 +225,31 @@ int64_t sad_record_pyidx(const sad_tape *t, int64_t i);
  * the memory of released slots is.  sad_slot_bind gives a slot memory
  * Python allocated (the shadow zs). */
 enum { SAD_SLOTS_FULL = -2 };
-int64_t sad_slot_new(sad_tape *t, const sad_arr *z);
+int64_t sad_slot_new(sad_tape *t, const sad_arr *z, int64_t esize);
 /* Every function taking a slot number from the caller first checks that it
  * names one of t's slots (1..the slots made) and fits what it is used for,
  * else does nothing and returns SAD_BAD_SLOT: the number comes from a Python
  * attribute anyone can set.  sad_slot_valid checks the number;
- * sad_slot_holds also that array z's elements lie within the temporary
- * whose shadow the slot is (so a lazy shadow's layout stays in its slot). */
+ * sad_slot_holds also that array z's elements, of esize bytes, lie within the
+ * temporary whose shadow the slot is, and are its kind of element (so a lazy
+ * shadow's layout stays in its slot). */
 enum { SAD_BAD_SLOT = -3 };
 int sad_slot_valid(const sad_tape *t, int64_t slot);
-int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z);
+int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z, int64_t esize);
 /* Bound the tape's slots: at most max_slots of them (<= 0: the default,
  * 2^24) and max_bytes of windows (<= 0: the default, 2^36; every window
  * takes its shadow's bytes rounded up to 64).  Before the first slot only. */
 void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes);
-/* zs must have as many elements as the slot's temporary. */
-int sad_slot_bind(sad_tape *t, int64_t slot, const sad_arr *zs);
+/* zs must have as many elements as the slot's temporary, of its size esize. */
+int sad_slot_bind(sad_tape *t, int64_t slot, const sad_arr *zs, int64_t esize);
 /* The slot's memory now (0 while the sweep has not needed it), for a
  * temporary of n elements (SAD_BAD_SLOT when the slot's has not n). */
 intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n);
+/* The same, given memory the tape owns now if it has none (as the sweep gives
+ * a slot it first adds into): zeroed when `zero`, else the caller stores into
+ * every element.  0 when out of memory.  For a Python pullback during the
+ * sweep; the memory goes back to the tape with sad_slot_release. */
+intptr_t sad_slot_alloc(sad_tape *t, int64_t slot, int64_t n, int zero);
 /* Its record has been swept: memory the sweep allocated goes back to the tape
  * for later slots of the same size (memory Python bound is left alone). */
 int sad_slot_release(sad_tape *t, int64_t slot);

@@ -45,7 +45,15 @@ static int reserve(sad_tape *t)
     return -1;
 }
 
-int64_t sad_slot_new(sad_tape *t, const sad_arr *z)
+/* The bytes of a slot's memory: its elements', and at least room for the
+ * free block it becomes once released. */
+static size_t memory_bytes(int64_t n, int64_t esize)
+{
+    const size_t bytes = (size_t)n * (size_t)esize;
+    return bytes < sizeof(sad_free_block) ? sizeof(sad_free_block) : bytes;
+}
+
+int64_t sad_slot_new(sad_tape *t, const sad_arr *z, int64_t esize)
 {
     if (t->slot_space == NULL && reserve(t) < 0)
         return SAD_SLOTS_FULL;
@@ -53,9 +61,9 @@ int64_t sad_slot_new(sad_tape *t, const sad_arr *z)
     int64_t n = 1;
     for (int d = 0; d < a.nd; ++d)
         n *= a.shape[d];
-    /* a window of the shadow's bytes (at least 2 doubles, as its memory),
-     * rounded up to a cache line */
-    const size_t bytes = (((size_t)(n < 2 ? 2 : n) * sizeof(double)) + 63) & ~(size_t)63;
+    /* a window of the shadow's bytes (as many as its memory), rounded up to a
+     * cache line */
+    const size_t bytes = (memory_bytes(n, esize) + 63) & ~(size_t)63;
     if (t->nslots >= t->max_slots || bytes > t->slot_space_bytes - t->slot_space_used)
         return SAD_SLOTS_FULL;
     if (t->nslots == t->capslots) {
@@ -69,6 +77,7 @@ int64_t sad_slot_new(sad_tape *t, const sad_arr *z)
     sad_slot *s = &t->slots[t->nslots++];
     s->p = NULL;
     s->n = n;
+    s->esize = esize;
     s->root = (intptr_t)a.data;
     s->window = t->slot_space_used;
     s->external = 0;
@@ -89,9 +98,9 @@ static int64_t size_of(const sad_arr *a)
     return n;
 }
 
-int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z)
+int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z, int64_t esize)
 {
-    if (!sad_slot_valid(t, slot))
+    if (!sad_slot_valid(t, slot) || t->slots[slot - 1].esize != esize)
         return 0;
     const sad_slot *s = &t->slots[slot - 1];
     const sad_arr a = *z;
@@ -107,7 +116,7 @@ int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z)
             hi += step;
     }
     const int64_t off = (int64_t)((uintptr_t)a.data - (uintptr_t)s->root);
-    return off + lo >= 0 && off + hi + (int64_t)sizeof(double) <= s->n * (int64_t)sizeof(double);
+    return off + lo >= 0 && off + hi + esize <= s->n * esize;
 }
 
 intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n)
@@ -117,34 +126,47 @@ intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n)
     return (intptr_t)t->slots[slot - 1].p;
 }
 
-int sad_slot_bind(sad_tape *t, int64_t slot, const sad_arr *zs)
+int sad_slot_bind(sad_tape *t, int64_t slot, const sad_arr *zs, int64_t esize)
 {
     if (!sad_slot_valid(t, slot))
         return SAD_BAD_SLOT;
     const sad_arr a = *zs;
     sad_slot *s = &t->slots[slot - 1];
-    if (size_of(&a) != s->n)
+    if (size_of(&a) != s->n || esize != s->esize)
         return SAD_BAD_SLOT;
     s->p = a.data;
     s->external = 1;
     return SAD_OK;
 }
 
-/* Memory for n doubles, zeroed unless the caller overwrites all of it. */
-static double *take(sad_tape *t, int64_t n, int zero)
+/* Memory of `bytes` bytes (memory_bytes), zeroed unless the caller
+ * overwrites all of it. */
+static void *take(sad_tape *t, size_t bytes, int zero)
 {
     for (sad_free_block **f = &t->free_blocks; *f != NULL; f = &(*f)->next)
-        if ((*f)->n == n) {
+        if ((*f)->bytes == bytes) {
             sad_free_block *b = *f;
             *f = b->next;
             if (zero)
-                memset(b, 0, (size_t)n * sizeof(double));
-            return (double *)b;
+                memset(b, 0, bytes);
+            return b;
         }
-    double *p = zero ? calloc((size_t)n, sizeof(double)) : malloc((size_t)n * sizeof(double));
+    void *p = zero ? calloc(bytes, 1) : malloc(bytes);
     if (p != NULL)
-        t->slot_bytes += n * (int64_t)sizeof(double);
+        t->slot_bytes += (int64_t)bytes;
     return p;
+}
+
+intptr_t sad_slot_alloc(sad_tape *t, int64_t slot, int64_t n, int zero)
+{
+    if (!sad_slot_valid(t, slot) || t->slots[slot - 1].n != n)
+        return SAD_BAD_SLOT;
+    sad_slot *s = &t->slots[slot - 1];
+    if (s->p == NULL) {
+        const size_t bytes = memory_bytes(s->n, s->esize);
+        s->p = take(t, bytes, zero || bytes > (size_t)(s->n * s->esize));
+    }
+    return (intptr_t)s->p;
 }
 
 int sad_slot_release(sad_tape *t, int64_t slot)
@@ -155,55 +177,22 @@ int sad_slot_release(sad_tape *t, int64_t slot)
     if (s->p == NULL || s->external)
         return SAD_OK;
     sad_free_block *b = (sad_free_block *)s->p;
-    b->n = s->n < 2 ? 2 : s->n;
+    b->bytes = memory_bytes(s->n, s->esize);
     b->next = t->free_blocks;
     t->free_blocks = b;
     s->p = NULL;
     return SAD_OK;
 }
 
-/* Does operand k of b cover all of its slot, each element once, in order
- * (C order over b's shape, from the slot's start)? */
-static int covers(const sad_tape *t, const sad_block *b, int k, const sad_slot *s)
-{
-    const sad_opnd *o = &b->o[k];
-    if (b->n != s->n || o->s != sad_slot_window(t, o->slot))
-        return 0;
-    int64_t step = 1;
-    for (int d = b->ndim - 1; d >= 0; --d) {
-        if (o->ss[d] != step)
-            return 0;
-        step *= b->shape[d];
-    }
-    return 1;
-}
-
-/* Translate b's window addresses into memory, allocating slots the
- * sweep accumulates into.  assign[k] is set when operand k's slot is new and
- * b covers it whole: the sweep then stores its adjoint instead of adding it to
- * zeros (no zeroing pass, no read).  Returns 1, 0 when the output's slot was
- * never written (its adjoint is all zero: nothing to do), -1 when out of
- * memory. */
-int sad_slot_resolve(sad_tape *t, sad_block *b, int need_output, int assign[3])
-{
-    for (int k = 0; k < 3; ++k) {
-        sad_opnd *o = &b->o[k];
-        assign[k] = 0;
-        if (o->slot == 0)
-            continue;
-        sad_slot *s = &t->slots[o->slot - 1];
-        if (s->p == NULL) {
-            if (k == 0 && need_output)
-                return 0;
-            assign[k] = k > 0 && covers(t, b, k, s);
-            s->p = take(t, s->n < 2 ? 2 : s->n, !assign[k] || s->n < 2);
-            if (s->p == NULL)
-                return -1;
-        }
-        o->s = s->p + (o->s - sad_slot_window(t, o->slot));
-    }
-    return 1;
-}
+/* sad_slot_resolve, for both kinds of block */
+#define SAD_FLOAT 64
+#include "real.h"
+#include "slot_real.h"
+#undef SAD_FLOAT
+#define SAD_FLOAT 32
+#include "real.h"
+#include "slot_real.h"
+#undef SAD_FLOAT
 
 void sad_slots_free(sad_tape *t)
 {

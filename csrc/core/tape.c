@@ -195,11 +195,15 @@ static int reads_values(const sad_record *r)
     default:
         if (!(r->flags & SAD_F_BLOCK)) /* scalar records keep their values in pairs */
             return 0;
+        if (r->flags & SAD_F_F32) {
+            float fx, fy;
+            return !(sad_ew_linear_f32(r, &fx, &fy) && isfinite(fx) && isfinite(fy));
+        }
         return !(sad_ew_linear(r, &cx, &cy) && isfinite(cx) && isfinite(cy));
     }
 }
 
-/* Can the record about to be pushed (op and flags over block b, its output
+/* Can the record about to be pushed (r, its output, the bytes [lo, hi),
  * overwritten in place) leave the bytes it overwrites unsaved?  Yes when it
  * and every record before it read no primal values, so that they all stay
  * below the restore floor for good (no sweep restores them, and no redo
@@ -210,14 +214,10 @@ static int reads_values(const sad_record *r)
  * later write inside them.  W2's heat equation overwrites u[1:-1] a hundred
  * times; it saves it once.  The caller guarantees that a failed operation
  * leaves a record it keeps or memory it never wrote (SAD_F_CLEAN_FAIL). */
-int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b)
+int sad_tape_save_covered(sad_tape *t, const sad_record *r, const char *lo, const char *hi)
 {
-    sad_record r = {.op = op, .flags = flags | SAD_F_BLOCK};
-    r.u.a.b = (sad_block *)b;
-    if (reads_values(&r) || sad_tape_restore_floor(t) < t->n)
+    if (reads_values(r) || sad_tape_restore_floor(t) < t->n)
         return 0;
-    const double *lo, *hi;
-    sad_block_output_extent(b, &lo, &hi);
     for (int i = 0; i < t->ncovers; ++i) {
         const sad_cover *c = &t->covers[i];
         if (c->rec < t->n && c->lo <= lo && hi <= c->hi)
@@ -226,21 +226,21 @@ int sad_tape_save_covered(sad_tape *t, int op, int flags, const sad_block *b)
     return 0;
 }
 
-/* The record just pushed (the tape's last) saved all of block b's output:
- * below the floor, with a dense output, later writes inside it may share
- * that save (sad_tape_save_covered).  The latest few are remembered. */
-void sad_tape_note_save(sad_tape *t, int op, int flags, const sad_block *b)
+/* The record just pushed (the tape's last, r) saved all of its output, the
+ * bytes [lo, hi) (dense: every one of them): below the floor, with a dense
+ * output, later writes inside it may share that save
+ * (sad_tape_save_covered).  The latest few are remembered. */
+void sad_tape_note_save(sad_tape *t, const sad_record *r, const char *lo, const char *hi,
+                        int dense)
 {
-    sad_record r = {.op = op, .flags = flags | SAD_F_BLOCK};
-    r.u.a.b = (sad_block *)b;
-    if (t->n < 1 || reads_values(&r) || sad_tape_restore_floor(t) < t->n ||
-        !sad_block_output_dense(b))
+    if (t->n < 1 || reads_values(r) || sad_tape_restore_floor(t) < t->n || !dense)
         return;
     sad_cover *c = &t->covers[t->next_cover];
     t->next_cover = (t->next_cover + 1) % SAD_COVERS;
     if (t->ncovers < SAD_COVERS)
         ++t->ncovers;
-    sad_block_output_extent(b, &c->lo, &c->hi);
+    c->lo = lo;
+    c->hi = hi;
     c->rec = t->n - 1;
 }
 
@@ -288,7 +288,9 @@ int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from)
             bytes += r->u.a.b->n * (int64_t)sizeof(double);
             break;
         default:
-            if ((r->flags & SAD_F_BLOCK) && r->u.a.saved != NULL)
+            if ((r->flags & SAD_F_BLOCK) && (r->flags & SAD_F_F32) && r->u.a_f32.saved != NULL)
+                bytes += r->u.a_f32.b->n * (int64_t)sizeof(float);
+            else if ((r->flags & SAD_F_BLOCK) && !(r->flags & SAD_F_F32) && r->u.a.saved != NULL)
                 bytes += r->u.a.b->n * (int64_t)sizeof(double);
             break;
         }
@@ -300,6 +302,13 @@ int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from)
  * the record can be undone again, except in a last redo. */
 static void put_back(const sad_record *r, int dir)
 {
+    if (r->flags & SAD_F_F32) {
+        if (dir == SAD_DIR_REDO_LAST)
+            sad_block_put_f32(r->u.a_f32.b, r->u.a_f32.saved);
+        else
+            sad_block_swap_f32(r->u.a_f32.b, r->u.a_f32.saved);
+        return;
+    }
     if (dir == SAD_DIR_REDO_LAST)
         sad_block_put(r->u.a.b, r->u.a.saved);
     else
@@ -359,6 +368,11 @@ static int step(sad_tape *t, sad_record *r, int64_t i, int dir, int keep)
         if (!(r->flags & SAD_F_BLOCK)) { /* scalar */
             if (acc)
                 scalar_reverse(r);
+        } else if (r->flags & SAD_F_F32) {
+            if (redo && r->u.a_f32.saved != NULL)
+                put_back(r, dir);
+            else if (!redo && sad_ew_reverse_f32(t, r, acc, keep) < 0)
+                return 2;
         } else if (redo) {
             if (r->u.a.saved != NULL)
                 put_back(r, dir);
@@ -457,7 +471,14 @@ int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_
         default:
             if (!(r->flags & SAD_F_BLOCK)) /* scalar records write pairs only */
                 continue;
-            sad_block_output_extent(r->u.a.b, &wlo, &whi);
+            if (r->flags & SAD_F_F32) {
+                const float *flo, *fhi;
+                sad_block_output_extent_f32(r->u.a_f32.b, &flo, &fhi);
+                wlo = (const double *)(const void *)flo; /* compared as addresses only */
+                whi = (const double *)(const void *)fhi;
+            } else {
+                sad_block_output_extent(r->u.a.b, &wlo, &whi);
+            }
             break;
         }
         if ((intptr_t)wlo < hi && lo < (intptr_t)whi)

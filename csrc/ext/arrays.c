@@ -238,17 +238,35 @@ SAD_FAST(sad_fast_reduce_lazy)
     return PyLong_FromSsize_t((Py_ssize_t)api_of(module)->reduce_lazy(t, v, x, slot));
 }
 
+/* Argument `what` of function `fn`: an aligned float64 or float32 ndarray
+ * (its descriptor in *d, its element size in *esize).  0, or -1 with a
+ * TypeError. */
+static int real_arg(PyObject *module, PyObject *o, const char *fn, const char *what,
+                    sad_arr *d, int64_t *esize)
+{
+    if (ndarray_arg(module, o, 0, fn, what) == NULL)
+        return -1;
+    if (!sad_is_real(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be an aligned float64 or float32 ndarray "
+                     "in native byte order, not %R", fn, what, o);
+        return -1;
+    }
+    *d = sad_arr_of(o);
+    *esize = sad_is_f64(o) ? 8 : 4;
+    return 0;
+}
+
 /* _fast.slot_new(tape, z): sad_slot_new for C-contiguous temporary z. */
 SAD_FAST(sad_fast_slot_new)
 {
     NARGS("slot_new", 2);
     sad_tape *t;
-    sad_arr d;
-    const sad_arr *z;
+    sad_arr z;
+    int64_t esize;
     if (tape_or_none(module, args[0], 0, "slot_new", &t) < 0 ||
-        arr_arg(module, args[1], 0, "slot_new", "z", &d, &z) < 0)
+        real_arg(module, args[1], "slot_new", "z", &z, &esize) < 0)
         return NULL;
-    return PyLong_FromLongLong(api_of(module)->slot_new(t, z));
+    return PyLong_FromLongLong(api_of(module)->slot_new(t, &z, esize));
 }
 
 /* _fast.slot_bind(tape, slot, zs): sad_slot_bind; its status. */
@@ -256,15 +274,15 @@ SAD_FAST(sad_fast_slot_bind)
 {
     NARGS("slot_bind", 3);
     sad_tape *t;
-    sad_arr d;
-    const sad_arr *zs;
+    sad_arr zs;
+    int64_t esize;
     if (tape_or_none(module, args[0], 0, "slot_bind", &t) < 0 ||
-        arr_arg(module, args[2], 0, "slot_bind", "zs", &d, &zs) < 0)
+        real_arg(module, args[2], "slot_bind", "zs", &zs, &esize) < 0)
         return NULL;
     const long long slot = PyLong_AsLongLong(args[1]);
     if (PyErr_Occurred())
         return NULL;
-    return PyLong_FromLong(api_of(module)->slot_bind(t, slot, zs));
+    return PyLong_FromLong(api_of(module)->slot_bind(t, slot, &zs, esize));
 }
 
 /* The byte offset of an element, checked to lie inside array a (of the

@@ -67,8 +67,11 @@ SAD_FAST(sad_fast_fsum);
 sad_arr sad_arr_of(PyObject *o);
 /* Is ndarray object o an aligned float64 array in native order? */
 int sad_is_f64(PyObject *o);
+/* ... an aligned float32 array in native order (SAD_F_F32 calls)? */
+int sad_is_f32(PyObject *o);
 /* An aligned native float64 or float32 array: what a traced array's fields
- * may hold (the C kernels read float64 only; their callers check). */
+ * may hold (the elementwise kernels read both, the other kernels float64
+ * only; their callers check). */
 int sad_is_real(PyObject *o);
 int sad_same_dtype(PyObject *a, PyObject *b);
 /* Is ndarray object o C-contiguous? */

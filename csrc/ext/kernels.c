@@ -25,20 +25,24 @@ static const sad_arr *operand(PyObject *o, sad_arr *d)
 }
 
 /* The array operands args[from..to] come from fields of traced arrays
- * anyone can assign: C reads only aligned float64 ndarrays.  0, or -1 with
+ * anyone can assign: C reads only aligned ndarrays of the call's float type,
+ * float64, or float32 under SAD_F_F32 (which takes no pairs).  0, or -1 with
  * a TypeError. */
-static int check_arrays(PyObject *module, PyObject *const *args, int from, int to)
+static int check_arrays(PyObject *module, PyObject *const *args, int from, int to, long flags)
 {
     PyTypeObject *ndarray = sad_state_of(module)->ndarray_type;
+    const int f32 = (flags & SAD_F_F32) != 0;
     for (int j = from; j <= to; ++j) {
         PyObject *o = args[j];
-        if (o != Py_None && !PyLong_CheckExact(o) &&
-            !(ndarray != NULL && PyObject_TypeCheck(o, ndarray) && sad_is_f64(o))) {
+        if (o == Py_None || (PyLong_CheckExact(o) && !f32))
+            continue;
+        if (!(ndarray != NULL && PyObject_TypeCheck(o, ndarray) &&
+              (f32 ? sad_is_f32(o) : sad_is_f64(o)))) {
             PyErr_Format(PyExc_TypeError,
-                         "shadowad: an elementwise operand is %.100s, not an aligned float64 "
+                         "shadowad: an elementwise operand is %.100s, not an aligned %s "
                          "ndarray (was a traced array's p or _s assigned? leave the fields of "
                          "traced values to shadowad)",
-                         Py_TYPE(o)->tp_name);
+                         Py_TYPE(o)->tp_name, f32 ? "float32" : "float64");
             return -1;
         }
     }
@@ -79,10 +83,10 @@ SAD_FAST(sad_fast_ew)
 {
     if (nargs != 13)
         return PyErr_Format(PyExc_TypeError, "ew takes 13 arguments");
-    if (check_arrays(module, args, 3, 8) < 0)
-        return NULL;
     Py_ssize_t t = PyLong_AsSsize_t(args[0]);
     long op = PyLong_AsLong(args[1]), flags = PyLong_AsLong(args[2]);
+    if (PyErr_Occurred() || check_arrays(module, args, 3, 8, flags) < 0)
+        return NULL;
     double k = PyFloat_AsDouble(args[9]);
     int64_t slots[3];
     for (int j = 0; j < 3; ++j)
@@ -105,9 +109,9 @@ SAD_FAST(sad_fast_tangent)
 {
     if (nargs != 9)
         return PyErr_Format(PyExc_TypeError, "tangent takes 9 arguments");
-    if (check_arrays(module, args, 2, 7) < 0)
-        return NULL;
     long op = PyLong_AsLong(args[0]), flags = PyLong_AsLong(args[1]);
+    if (PyErr_Occurred() || check_arrays(module, args, 2, 7, flags) < 0)
+        return NULL;
     double k = PyFloat_AsDouble(args[8]);
     if (PyErr_Occurred())
         return NULL;

@@ -28,6 +28,13 @@ int sad_is_f64(PyObject *o)
            (f->flags & NPY_ARRAY_ALIGNED) != 0;
 }
 
+int sad_is_f32(PyObject *o)
+{
+    const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;
+    return f->descr->type_num == NPY_FLOAT && f->descr->byteorder != '>' &&
+           (f->flags & NPY_ARRAY_ALIGNED) != 0;
+}
+
 int sad_is_real(PyObject *o)
 {
     const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;

@@ -93,9 +93,9 @@ int sad_outer(sad_tape *t, const sad_arr *z, const sad_arr *zs, int64_t zslot, c
               const sad_arr *as, int64_t aslot, const sad_arr *b, const sad_arr *bs,
               int64_t bslot)
 {
-    if ((zslot > 0 && !sad_slot_holds(t, zslot, zs)) ||
-        (aslot > 0 && as != NULL && !sad_slot_holds(t, aslot, as)) ||
-        (bslot > 0 && bs != NULL && !sad_slot_holds(t, bslot, bs)))
+    if ((zslot > 0 && !sad_slot_holds(t, zslot, zs, (int64_t)sizeof(double))) ||
+        (aslot > 0 && as != NULL && !sad_slot_holds(t, aslot, as, (int64_t)sizeof(double))) ||
+        (bslot > 0 && bs != NULL && !sad_slot_holds(t, bslot, bs, (int64_t)sizeof(double))))
         return SAD_BAD_SLOT;
     sad_block tmp;
     memset(&tmp, 0, sizeof(tmp));

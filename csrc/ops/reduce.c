@@ -31,7 +31,7 @@ intptr_t sad_reduce(sad_tape *t, int op, double v, const sad_arr *x, const sad_a
  * sweep allocates it, or stores into it, only then. */
 intptr_t sad_reduce_lazy(sad_tape *t, double v, const sad_arr *x, int64_t slot)
 {
-    if (!sad_slot_holds(t, slot, x))
+    if (!sad_slot_holds(t, slot, x, (int64_t)sizeof(double)))
         return SAD_BAD_SLOT;
     intptr_t z = sad_reduce(t, SAD_SUM, v, x, x, NULL, NULL);
     if (z == 0)

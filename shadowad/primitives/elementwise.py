@@ -150,16 +150,29 @@ def partial_at(entry, k, *values):
 
 def ieee_partial(entry, k, values):
     """partial_at for a caller that already runs under
-    np.errstate(all="ignore"): Python numbers become numpy scalars, so that
-    1 / 0.0 is inf here as in C, not an exception; of the value's type when
-    it is float32 (numpy casts a Python number to the array's type: a float64
-    scalar would promote the partial), else np.float64."""
-    kind = np.float32 if getattr(values[-1], "dtype", None) == _F32 else np.float64
-    return entry.partials[k](*[kind(v) if type(v) is float or type(v) is int else v
-                               for v in values])
+    np.errstate(all="ignore"), on the operands as numpy's loop sees them:
+    Python numbers become numpy scalars, so that 1 / 0.0 is inf here as in C,
+    not an exception; of the value's type when it is float32 (numpy casts a
+    Python number to the array's type: a float64 scalar would promote the
+    partial), else np.float64.  A float32 operand of a float64 value (promoted
+    by a float64 one) is cast first, as numpy's loop casts it: its partial is
+    then float64 throughout, not partly rounded in float32."""
+    z_dtype = getattr(values[-1], "dtype", None)
+    kind = np.float32 if z_dtype == _F32 else np.float64
+    return entry.partials[k](*[_as_loop_operand(v, kind, z_dtype) for v in values])
+
+
+def _as_loop_operand(v, kind, z_dtype):
+    t = type(v)
+    if t is float or t is int:
+        return kind(v)
+    if z_dtype == _F64 and (t is np.ndarray or isinstance(v, np.floating)) and v.dtype == _F32:
+        return v.astype(_F64)
+    return v
 
 
 _F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 
 
 def typed(p, z):
@@ -439,10 +452,9 @@ def _log_add_weight(x, y, z, d):
     splits evenly, as maximum's)."""
     e = x - z
     edge = np.logical_and(np.isnan(e), x == z)
-    w = d(e)
-    if not np.any(edge):
-        return w
-    return np.where(edge, typed(np.where(x == y, 0.5, 1.0), z), w)
+    # y is read at every point, not only where an edge occurs: operands_read
+    # finds what a partial reads from probes, which hold no edge
+    return np.where(edge, typed(np.where(x == y, 0.5, 1.0), z), d(e))
 
 
 define("logaddexp", [np.logaddexp], "SAD_LOGADDEXP",

@@ -11,7 +11,6 @@ import numpy as np
 from ..._c import fast, ffi, lib
 from ...support.memory import bounds, data
 from .errors import readonly_error, readonly_view_error
-from .untraced import F64
 
 
 TEMPORARY = "a temporary array"  # the label of a temporary's Buffer
@@ -140,59 +139,27 @@ def check_writable(a):
         raise readonly_view_error(buf)
 
 
-class LazyShadow:
-    """The lazy shadow of a temporary that is not float64 (a float32 one,
-    docs/float32.md), in ``Buffer.slot``: what the C tape's slots do for
-    float64 temporaries, in numpy memory.  ``mem`` is allocated when the
-    reverse sweep first adds into the temporary's adjoint and dropped once
-    the record that made the temporary has read it (output_pullback), so
-    the sweep holds only the adjoints that are live.  Once Python needs the
-    shadow as an array during recording (materialize), it is ``fixed``:
-    an ordinary shadow from then on."""
-
-    __slots__ = ("mem", "fixed", "tape")
-    # its memory is counted by the tape as it comes and goes (Tape.lazy_held,
-    # lazy_peak), not by the accounting's walks, which would miss the peak
-    ACCOUNTING_SKIPS = "mem"
-
-    def __init__(self, tape):
-        self.mem, self.fixed, self.tape = None, False, tape
-
-    def allocate(self, shape, dtype, zeroed):
-        self.mem = (np.zeros if zeroed else np.empty)(shape, dtype)
-        tape = self.tape
-        tape.lazy_held += self.mem.nbytes
-        tape.lazy_peak = max(tape.lazy_peak, tape.lazy_held)
-        return self.mem
-
-    def clear(self):
-        if not self.fixed and self.mem is not None:
-            self.tape.lazy_held -= self.mem.nbytes
-            self.mem = None
-
-
 class LazyView:
-    """What a record keeps of an operand it does not read the values of,
-    when the operand views a lazy float32 temporary: where it lies in the
-    temporary's adjoint (shape, strides, byte offset), not the temporary's
-    memory, which is then freed as soon as nothing else holds it (as the C
-    records hold no temporary they do not read)."""
+    """What a record keeps of an operand it does not read the values of, when
+    the operand views a temporary whose shadow is a lazy slot: where it lies
+    in the temporary's adjoint (the slot, shape, strides, byte offset), not
+    the temporary's memory, which is then freed as soon as nothing else
+    holds it (as the C records hold no temporary they do not read)."""
 
-    __slots__ = ("lazy", "root_shape", "dtype", "shape", "strides", "offset")
+    __slots__ = ("tape", "slot", "root_shape", "dtype", "shape", "strides", "offset")
 
     def __init__(self, a):
-        root = a.buf.root
-        self.lazy, self.root_shape, self.dtype = a.buf.slot, root.shape, root.dtype
+        buf = a.buf
+        root = buf.root
+        self.tape, self.slot, self.root_shape, self.dtype = buf.tape, buf.slot, root.shape, root.dtype
         self.shape, self.strides, self.offset = a.p.shape, a.p.strides, data(a.p) - data(root)
 
     def adjoint(self):
         """(adjoint view, fresh), as adjoint_for_pullback."""
-        lazy, fresh = self.lazy, False
-        if lazy.mem is None:
-            fresh = (self.offset == 0 and self.shape == self.root_shape
-                     and self.strides == _c_strides(self.shape, self.dtype.itemsize))
-            lazy.allocate(self.root_shape, self.dtype, not fresh)
-        return np.ndarray(self.shape, self.dtype, lazy.mem, self.offset, self.strides), fresh
+        whole = (self.offset == 0 and self.shape == self.root_shape
+                 and self.strides == _c_strides(self.shape, self.dtype.itemsize))
+        mem, fresh = _slot_adjoint(self.tape, self.slot, self.root_shape, self.dtype, whole)
+        return np.ndarray(self.shape, self.dtype, mem, self.offset, self.strides), fresh
 
 
 def _c_strides(shape, itemsize):
@@ -204,32 +171,17 @@ def _c_strides(shape, itemsize):
 
 
 def lazy_view(a):
-    """A LazyView of TArray a when it views a lazy float32 temporary, else a."""
-    if a._s is None and type(a.buf.slot) is LazyShadow and not a.buf.slot.fixed:
+    """A LazyView of TArray a when it views a temporary whose shadow is a lazy
+    slot, else a."""
+    if a._s is None and a.buf.slot is not None:
         return LazyView(a)
     return a
-
-
-def new_lazy_shadow(tape, buf):
-    lazy = buf.slot = LazyShadow(tape)
-    tape.lazy.append(lazy)
 
 
 def materialize(buf):
     """Give a lazy shadow numpy memory now (zeros), shared with the C tape."""
     tape, root = buf.tape, buf.root
-    if type(buf.slot) is LazyShadow:
-        lazy = buf.slot
-        if lazy.mem is not None:  # an ordinary shadow from now on: the walks count it
-            tape.lazy_held -= lazy.mem.nbytes
-        zs = lazy.mem if lazy.mem is not None else np.zeros(root.shape, root.dtype)
-        lazy.mem, lazy.fixed = zs, True
-        tape.shadows.append(zs)
-        buf.slot = None
-        buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
-        attached(buf)
-        return
-    zs = np.zeros(root.shape)
+    zs = np.zeros(root.shape, root.dtype)
     tape.check(fast.slot_bind(tape, buf.slot, zs), "a lazy shadow")
     tape.shadows.append(zs)
     buf.slot = None
@@ -253,41 +205,49 @@ def _whole_view(p, root):
     return True
 
 
+def _slot_memory(shape, dtype, ptr):
+    """A lazy slot's memory at address ptr as a flat array of its elements."""
+    n = int(np.prod(shape))
+    return np.frombuffer(ffi.buffer(ffi.cast("char *", ptr), n * dtype.itemsize), dtype=dtype)
+
+
+def _slot_adjoint(tape, slot, shape, dtype, whole):
+    """(the memory of a temporary's lazy slot during the sweep, fresh): the
+    memory the sweep gave it, or the tape's memory now (as the C sweep takes
+    it), left uninitialised (``fresh``) when the caller's view is ``whole``,
+    to be stored into rather than added to (no zeroing pass).  It is the
+    tape's, released once the temporary's record is swept (output_pullback):
+    view it for the pullback only."""
+    n = int(np.prod(shape))
+    ptr = lib.sad_slot_memory(tape.c, slot, n)
+    if ptr == lib.SAD_BAD_SLOT:
+        tape.check(ptr, "a lazy shadow")
+    fresh = False
+    if not ptr:
+        ptr = lib.sad_slot_alloc(tape.c, slot, n, not whole)
+        if ptr == lib.SAD_BAD_SLOT:
+            tape.check(ptr, "a lazy shadow")
+        if not ptr:
+            raise MemoryError("shadowad: out of memory for an adjoint in the reverse sweep")
+        fresh = whole
+    return _slot_memory(shape, dtype, ptr), fresh
+
+
 def adjoint_for_pullback(a):
     """(adjoint view of TArray ``a``, fresh) for a Python pullback adding into
-    it during the sweep.  A lazy shadow the sweep has not needed yet gets numpy
-    memory only now; ``fresh`` then says that a's view is all of it and
+    it during the sweep.  A lazy shadow the sweep has not needed yet gets the
+    tape's memory only now; ``fresh`` then says that a's view is all of it and
     uninitialised, to be stored into rather than added to (no zeroing pass).
-    Memory the C sweep already allocated is viewed in place, for this pullback
-    only (the sweep releases it once the temporary is dead)."""
+    Memory of a lazy slot is viewed in place, for this pullback only (the
+    sweep releases it once the temporary is dead)."""
     if type(a) is LazyView:
         return a.adjoint()
     buf = a.buf
     if a._s is not None or buf.slot is None:
         return shadow_of(a), False
-    tape, root = buf.tape, buf.root
-    if type(buf.slot) is LazyShadow:
-        lazy, fresh = buf.slot, False
-        if lazy.mem is None:
-            fresh = _whole_view(a.p, root)
-            lazy.allocate(root.shape, root.dtype, not fresh)
-        return np.ndarray(a.p.shape, root.dtype, lazy.mem, data(a.p) - data(root),
-                          a.p.strides), fresh
-    ptr = lib.sad_slot_memory(tape.c, buf.slot, root.size)
-    if ptr == lib.SAD_BAD_SLOT:
-        tape.check(ptr, "a lazy shadow")
-    if ptr:
-        mem = np.frombuffer(ffi.buffer(ffi.cast("double *", ptr), root.nbytes), dtype=F64)
-        off = data(a.p) - data(root)
-        return np.ndarray(a.p.shape, F64, mem, off, a.p.strides), False
-    whole = _whole_view(a.p, root)
-    zs = np.empty(root.shape) if whole else np.zeros(root.shape)
-    tape.check(fast.slot_bind(tape, buf.slot, zs), "a lazy shadow")
-    tape.shadows.append(zs)
-    buf.slot = None
-    buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
-    attached(buf)
-    return shadow_of(a), whole
+    root = buf.root
+    mem, fresh = _slot_adjoint(buf.tape, buf.slot, root.shape, root.dtype, _whole_view(a.p, root))
+    return np.ndarray(a.p.shape, root.dtype, mem, data(a.p) - data(root), a.p.strides), fresh
 
 
 def output_pullback(res, body):
@@ -300,16 +260,7 @@ def output_pullback(res, body):
     if buf.slot is None:
         g = res._s
         return lambda: body(g)
-    if type(buf.slot) is LazyShadow:
-        lazy = buf.slot
-
-        def pullback():
-            g = lazy.mem
-            if g is not None:
-                body(g)
-                lazy.clear()
-        return pullback
-    tape, slot, shape, nbytes, size = buf.tape, buf.slot, res.p.shape, res.p.nbytes, res.p.size
+    tape, slot, shape, dtype, size = buf.tape, buf.slot, res.p.shape, res.p.dtype, res.p.size
 
     def pullback():
         c = tape.c
@@ -318,7 +269,6 @@ def output_pullback(res, body):
             tape.check(ptr, "a lazy shadow")
         if not ptr:
             return
-        mem = ffi.buffer(ffi.cast("double *", ptr), nbytes)
-        body(np.frombuffer(mem, dtype=F64).reshape(shape))
+        body(_slot_memory(shape, dtype, ptr).reshape(shape))
         tape.check(lib.sad_slot_release(c, slot), "a lazy shadow")
     return pullback

@@ -114,7 +114,7 @@ class Tape(fast.TapeBase):
     # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
-                 "user_rules", "lazy", "lazy_held", "lazy_peak",
+                 "user_rules",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -148,10 +148,6 @@ class Tape(fast.TapeBase):
         # does a record's reverse run a user's code (a custom rule), which may
         # raise in the sweep?  Then the drivers keep the shadows to put back
         self.user_rules = False
-        self.lazy = []  # the LazyShadows of float32 temporaries (buffers.LazyShadow)
-        # the bytes their memory holds now, and the most it held at once (a sweep
-        # allocates and drops it record by record: the looks would miss the peak)
-        self.lazy_held = self.lazy_peak = 0
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -202,9 +198,9 @@ class Tape(fast.TapeBase):
           records counts), and the unused part of the save stack's chunks;
         - ``saved_bytes``: the overwritten values the records saved (the C save
           stack in use, and what Python records saved);
-        - ``shadow_bytes``: the shadows of temporaries: lazy ones the sweep
-          allocated (a float32 temporary's, dropped after its record, at the
-          most they held at once), and the ones numpy holds;
+        - ``shadow_bytes``: the shadows of temporaries: the memory of lazy
+          ones the sweep allocated (released blocks included: the tape reuses
+          them), and the ones numpy holds;
         - ``kept_bytes``: the rest of what Python holds for the records: the
           operands and results they read, the snapshots of plain arrays, the
           gradients of Active arrays, promoted shadows, copies of untraced
@@ -255,7 +251,7 @@ class Tape(fast.TapeBase):
         lib.sad_tape_sizes(self.c, c)
         out = {"records": len(self), "python_records": len(self.py),
                "record_bytes": c.records + c.save_room, "saved_bytes": c.saved + py_saved,
-               "shadow_bytes": c.shadows + shadows + self.lazy_peak, "kept_bytes": kept}
+               "shadow_bytes": c.shadows + shadows, "kept_bytes": kept}
         out["nbytes"] = sum(out[k] for k in BYTE_KEYS[:-1])
         if peak:
             self.peak = max(self.peak, out["nbytes"])
@@ -269,8 +265,6 @@ class Tape(fast.TapeBase):
         (csrc sad_tape_restore_floor): ``applied`` records at the start keep
         their effects, and undo() and redo() start from there."""
         c, py = self.c, self.py
-        for lazy in self.lazy:  # every sweep starts from zero adjoints (see LazyShadow)
-            lazy.clear()
         floor = lib.sad_tape_restore_floor(c)
         i = lib.sad_reverse(c, len(self))
         try:
@@ -347,7 +341,6 @@ class Tape(fast.TapeBase):
         self.keep = []
         self.shadows = []
         self.untraced = []
-        self.lazy = []
         self.arguments = ()
         self.snaps = Snapshots()
         self.holdings = None

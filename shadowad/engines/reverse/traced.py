@@ -15,7 +15,7 @@ from . import methods, snapshots
 from ..._c import fast, lib
 from ...support.memory import data
 from ...primitives.core import generic_only_active
-from .buffers import Buffer, new_lazy_shadow, promote, shadow_of, temporary_buffer
+from .buffers import Buffer, promote, shadow_of, temporary_buffer
 from .errors import ARRAY_CONVERSION, conversion_of, detach_error
 from .interface import numpy_protocol
 from .scalar import ScalarOps, TScalar
@@ -428,11 +428,7 @@ def lazy_result(tape, z):
     memory exists only from the first record that adds into it until this
     record's pullback (see output_pullback) has read it."""
     if z.nbytes >= LAZY_MIN and z.flags.c_contiguous and z.ndim <= LAZY_MAXDIM:
-        if z.dtype == F64:
-            return new_lazy(tape, z)
-        buf = temporary_buffer(tape, z, None)  # the C slots hold float64: one in numpy
-        new_lazy_shadow(tape, buf)
-        return TArray(z, None, buf)
+        return new_lazy(tape, z)
     return new_array(tape, z, True)
 
 

@@ -52,3 +52,28 @@ def takes_generic(operands, out=None):
         if type(a) in ARRAY_TYPES and a.p.dtype != _F64:
             return True
     return out is not None and type(out) in ARRAY_TYPES and out.p.dtype != _F64
+
+
+
+_F32 = np.dtype(np.float32)
+
+
+def float32_kernels(operands, out=None):
+    """Does a call that takes_generic run on the float32 instance of the C
+    elementwise kernels?  When numpy computes it in float32 from float32
+    arrays alone: every array operand (traced or plain) and ``out`` float32,
+    every other operand a Python number (weak under NEP 50) or an np.float32.
+    A traced scalar is a float64 pair, and float64 arrays, np.float64 scalars
+    and integer arrays promote the call to float64: those take the generic
+    rules."""
+    for a in operands:
+        t = type(a)
+        if t in ARRAY_TYPES:
+            if a.p.dtype != _F32:
+                return False
+        elif t is np.ndarray:
+            if a.dtype != _F32:
+                return False
+        elif not (t is float or t is int or t is bool or t is np.float32):
+            return False
+    return out is None or (type(out) in ARRAY_TYPES and out.p.dtype == _F32)

@@ -58,7 +58,9 @@ class SweepDuplicated(Duplicated):
         s, fresh = adjoint_for_pullback(self.traced)
         if fresh:
             s[...] = 0.0
-        elif 0 in s.strides and any(st == 0 and n > 1 for st, n in zip(s.strides, s.shape)):
+        elif 0 in s.strides and s.size and any(st == 0 and n > 1
+                                               for st, n in zip(s.strides, s.shape)):
+            # (numpy gives an array without elements zero strides: nothing to sum)
             # numpy's `s += c` through such a view keeps one term of each sum
             raise ValueError(
                 "shadowad: this argument is a broadcast view, whose adjoint memory names "

@@ -20,8 +20,8 @@ from ..reverse.buffers import TEMPORARY, Buffer, check_writable, materialize, pr
 from ..reverse.errors import detach_error, mixed_tapes_error
 from ..reverse.scalar import TScalar, real_value
 from ..reverse.traced import LAZY_MAXDIM, TArray, lazy_result, new_array
-from ..reverse.untraced import F64
-from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, primal, takes_generic
+from ..reverse.untraced import F32, F64
+from ..reverse.values import ARRAY_TYPES, SCALAR_TYPES, float32_kernels, primal, takes_generic
 from . import registry
 
 # ufunc -> C op code, from the partials table of the elementwise primitives
@@ -29,6 +29,9 @@ from . import registry
 # (an entry without a C kernel is a registered primitive: the engines bind its
 # generic rule, shadowad.primitives.elementwise_rules)
 EW_OPS = {u: entry.op for u, entry in ELEMENTWISE_BY_UFUNC.items() if entry.op is not None}
+# those numpy computes in float32 on float32 operands (np.float_power has
+# float64 loops only: its float32 calls take the generic rule)
+_FLOAT32_LOOPS = frozenset(u for u in EW_OPS if "f" * u.nin + "->f" in u.types)
 
 # ufuncs whose result has no derivative (run on the values)
 NONDIFF = frozenset(DERIVATIVE_FREE_UFUNCS)
@@ -36,6 +39,7 @@ NONDIFF = frozenset(DERIVATIVE_FREE_UFUNCS)
 _KARR, KPAIR, _KCONST = lib.SAD_KX_ARR, lib.SAD_KX_PAIR, lib.SAD_KX_CONST
 _SAVE = lib.SAD_F_SAVE
 _FRESH = lib.SAD_F_FRESH
+_F32_FLAG = lib.SAD_F_F32  # the record's arrays are float32 (its output's dtype)
 _ew = fast.ew  # lib.sad_ew without cffi's cost per argument
 _MAXDIM = LAZY_MAXDIM  # a block of at most this many dimensions always fits
 _TOO_MANY_DIMS = lib.SAD_TOO_MANY_DIMS
@@ -67,23 +71,25 @@ def _nondiff(ufunc, inputs, out):
     return res
 
 
-def plain_array(a):
-    """An untraced operand as an aligned float64 array (numbers of other
-    kinds refused by name)."""
+def plain_array(a, dtype=F64):
+    """An untraced operand as an aligned array of the call's float type
+    (float64, or float32 on the float32 kernels), as numpy's promotion makes
+    it (numbers of other kinds refused by name)."""
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"shadowad: cannot combine a traced value with {type(a).__name__} "
                         f"of dtype {arr.dtype}")
-    if arr.dtype != F64 or not arr.flags.aligned:
-        arr = np.array(arr, dtype=F64)
+    if arr.dtype != dtype or not arr.flags.aligned:
+        arr = np.array(arr, dtype=dtype)
     return arr
 
 
-def ufunc_operand(a, tape, lazy=False):
+def ufunc_operand(a, tape, lazy=False, dtype=F64):
     """(kind, primal array or pair address, shadow array or None, primal value)
-    of one ufunc input.  A traced array's memory is kept alive by its Buffer;
-    a plain array is kept alive here, since a record may point into it.  With
-    ``lazy``, a lazy shadow stays lazy: its Buffer stands for the shadow."""
+    of one ufunc input of a call computed in ``dtype``.  A traced array's
+    memory is kept alive by its Buffer; a plain array is kept alive here,
+    since a record may point into it.  With ``lazy``, a lazy shadow stays
+    lazy: its Buffer stands for the shadow."""
     t = type(a)
     if t is TArray:
         buf = a.buf
@@ -103,7 +109,7 @@ def ufunc_operand(a, tape, lazy=False):
         return (_KCONST, None, None, a)
     if t in ARRAY_TYPES or t in SCALAR_TYPES:  # forward mode's: only one kept from a call
         raise mixed_tapes_error()
-    arr = plain_array(a)
+    arr = plain_array(a, dtype)
     if tape is not None:
         tape.keep.append(arr)
     return (_KARR, arr, None, arr)
@@ -153,13 +159,18 @@ def apply_ufunc(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
         return _without_c_op(ufunc, inputs, out, registry.FUNCTIONS)
+    dtype = F64
     if takes_generic(inputs, out):
-        return generic_ufunc(ufunc, inputs, out, TArray)
+        if ufunc not in _FLOAT32_LOOPS or not float32_kernels(inputs, out):
+            return generic_ufunc(ufunc, inputs, out, TArray)
+        dtype = F32  # the kernels' float32 instance, from this Python path
     if op == _MUL and len(inputs) == 2 and inputs[0] is inputs[1] and type(inputs[0]) is TArray:
         # x * x is np.square(x): the same values, and the sweep adds 2x*g into
         # x's adjoint once instead of x*g twice
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
-    if out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
+    if dtype is F32:
+        pass  # the C fast paths below take float64 only
+    elif out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
         res = _rev(ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
@@ -170,9 +181,9 @@ def apply_ufunc(ufunc, inputs, out=None):
     if len(inputs) != ufunc.nin:
         raise TypeError(f"{qualified_name(ufunc)} takes {ufunc.nin} inputs, got {len(inputs)}")
     tape = tape_of_inputs(inputs, out)
-    x = ufunc_operand(inputs[0], tape, True)
+    x = ufunc_operand(inputs[0], tape, True, dtype)
     if len(inputs) == 2:
-        y = ufunc_operand(inputs[1], tape, True)
+        y = ufunc_operand(inputs[1], tape, True, dtype)
         ops = (x, y)
         active = x[2] is not None or y[2] is not None
         prims = (x[3], y[3])
@@ -194,7 +205,7 @@ def apply_ufunc(ufunc, inputs, out=None):
         if outs is None:  # inactive memory: only its old bytes are recorded
             save_inactive(tape, out.p)
         else:
-            need = _values_read(op, ops)
+            need = _values_read(op, ops, dtype)
             record_ufunc(tape, op, _held(tape, ops, inputs, need), out.p, outs, _SAVE, need)
         try:
             ufunc(*prims, out=out.p)
@@ -209,7 +220,7 @@ def apply_ufunc(ufunc, inputs, out=None):
         z = ufunc(*prims)
         if type(z) is not np.ndarray:
             return z  # numpy's scalar as it is (scalar.SCALAR_UFUNCS)
-        if z.dtype != F64:  # e.g. integer arithmetic on constants: stays plain
+        if z.dtype != dtype:  # e.g. integer arithmetic on constants: stays plain
             return z
         return new_array(tape, z, False)
 
@@ -227,10 +238,10 @@ def apply_ufunc(ufunc, inputs, out=None):
         return fast.scalar(z, g, tape)
 
     z = ufunc(*prims)
-    if type(z) is not np.ndarray:
-        z = np.asarray(z, dtype=F64)
+    if type(z) is not np.ndarray:  # numpy's scalar of 0-d operands
+        z = np.asarray(z, dtype=dtype)
     res = lazy_result(tape, z)
-    need = _values_read(op, ops)
+    need = _values_read(op, ops, dtype)
     record_ufunc(tape, op, _held(tape, ops, inputs, need), z,
             res._s if res.buf.slot is None else res.buf.slot, _FRESH, need)
     return res
@@ -259,22 +270,28 @@ _LINEAR = {op for op, reads in _READS.items() if reads == 0}
 _BY_CONSTANT = {lib.SAD_MUL, lib.SAD_DIV}  # linear when an operand is a constant
 
 
-def _finite_reciprocal(k):
-    """Is dividing by k linear for the sweep (csrc linear_partials: 1/k finite)?
-    By a subnormal k it is not, and the partials read x."""
+def _finite_reciprocal(k, dtype):
+    """Is dividing by k linear for the sweep (csrc sad_ew_linear: 1/k finite in
+    the record's float type)?  By a subnormal k it is not, and the partials
+    read x."""
+    if dtype == F32:
+        k = np.float32(k)
+        with np.errstate(all="ignore"):
+            return k != 0 and bool(np.isfinite(np.float32(1) / k))
     return k != 0.0 and math.isfinite(1.0 / k)
 
 
-def _values_read(op, ops):
-    """Which values the reverse sweep of this record reads (the mask above),
-    0 when its partials are constants."""
+def _values_read(op, ops, dtype=F64):
+    """Which values the reverse sweep of this record (of ``dtype`` arrays)
+    reads (the mask above), 0 when its partials are constants."""
     if op in _LINEAR:
         return 0
     if op in _BY_CONSTANT and len(ops) == 2:
         kinds = (ops[0][0], ops[1][0])
         if op == lib.SAD_MUL and _KCONST in kinds:
             return 0
-        if op == lib.SAD_DIV and kinds[1] == _KCONST and _finite_reciprocal(float(ops[1][3])):
+        if op == lib.SAD_DIV and kinds[1] == _KCONST and _finite_reciprocal(float(ops[1][3]),
+                                                                            dtype):
             return 0
     # (z overwritten in place: the sweep reads its values back from the save
     # stack, csrc/ops/ew_reverse.c, and needs no more of x and y than the table says)
@@ -285,10 +302,12 @@ def record_ufunc(tape, op, ops, z, zs, flags, need=None):
     """One elementwise record z = op(*ops) (ops from ufunc_operand).  An output
     shadow given as an int is a lazy slot, an operand's given as a Buffer is
     that buffer's lazy slot (see traced.new_lazy).  ``need``: _values_read's
-    answer, when the caller has it."""
+    answer, when the caller has it.  The record's float type is z's: the
+    kernels' float32 instance takes float32 operands only (float32_kernels)."""
+    dtype = z.dtype
     if zs is not None:
         if need is None:
-            need = _values_read(op, ops)
+            need = _values_read(op, ops, dtype)
         if need:
             keep = tape.keep
             if need & 4:
@@ -316,7 +335,7 @@ def record_ufunc(tape, op, ops, z, zs, flags, need=None):
         elif kind == KPAIR:
             objs[j] = obj
         elif have_const:  # one constant slot: pass the second as a 0-d array
-            obj = np.array(val, dtype=F64)
+            obj = np.array(val, dtype=dtype)
             tape.keep.append(obj)
             kind = _KARR
             objs[j] = obj
@@ -324,6 +343,8 @@ def record_ufunc(tape, op, ops, z, zs, flags, need=None):
             have_const, k = True, float(val)
         flags |= kind << j
         j += 2
+    if dtype == F32:
+        flags |= _F32_FLAG
     rc = _ew(tape._tptr, op, flags, z, zs, objs[0], objs[1], objs[2], objs[3], k,
              slots[0], slots[1], slots[2])
     if rc:
@@ -395,13 +416,14 @@ fast.register_forward(_FArray, _FScalar, Buffer, dual.Context, np.float64, np.em
                       tape_var, TEMPORARY, np.add)
 
 
-def ufunc_forward_operand(a, lanes):
-    """(primal, tangent with its lanes axis or None) of one ufunc input."""
+def ufunc_forward_operand(a, lanes, dtype=F64):
+    """(primal, tangent with its lanes axis or None) of one ufunc input of a
+    call computed in ``dtype``."""
     t = type(a)
     if t is _FArray:
         s = a._s
         return a.p, (s if s is not None else shadow_of(a))
-    if t is np.ndarray and a.dtype == F64 and a.flags.aligned:  # the common constant
+    if t is np.ndarray and a.dtype == dtype and a.flags.aligned:  # the common constant
         return a, None
     if t is _FScalar:
         d = a.d
@@ -412,34 +434,36 @@ def ufunc_forward_operand(a, lanes):
         return a, None
     if t is TArray or t is TScalar:
         raise mixed_tapes_error()
-    return plain_array(a), None
+    return plain_array(a, dtype), None
 
 
 def tangent_kernel(op, z, zt, operands):
     """zt = the tangent lanes of z = op(*operands) (operands from
-    ufunc_forward_operand).  z is not written; where the partials read the
-    value (the table's ``reads`` has z), z must hold numpy's primal."""
+    ufunc_forward_operand, of z's float type).  z is not written; where the
+    partials read the value (the table's ``reads`` has z), z must hold
+    numpy's primal."""
+    f32 = _F32_FLAG if z.dtype == F32 else 0
     if len(operands) == 2:  # the common cases first: arrays, or an array and a number
         (xp, xt), (yp, yt) = operands
         tx, ty = type(xp), type(yp)
         if tx is np.ndarray and ty is np.ndarray:
-            rc = _ew_tangent(op, _LANES_XY, z, zt, xp, xt, yp, yt, 0.0)
+            rc = _ew_tangent(op, _LANES_XY | f32, z, zt, xp, xt, yp, yt, 0.0)
         elif tx is np.ndarray and (ty is float or ty is int):
-            rc = _ew_tangent(op, _LANES_XK, z, zt, xp, xt, None, None, float(yp))
+            rc = _ew_tangent(op, _LANES_XK | f32, z, zt, xp, xt, None, None, float(yp))
         elif ty is np.ndarray and (tx is float or tx is int):
-            rc = _ew_tangent(op, _LANES_KY, z, zt, None, None, yp, yt, float(xp))
+            rc = _ew_tangent(op, _LANES_KY | f32, z, zt, None, None, yp, yt, float(xp))
         else:
             rc = None
         if rc == 0:
             return
-    flags, k, objs = _LANES, None, [None, None, None, None]
+    flags, k, objs = _LANES | f32, None, [None, None, None, None]
     for j, (p, t) in enumerate(operands):
         if type(p) is not np.ndarray:
             if k is None:  # the one constant slot
                 k = float(p)
                 flags |= _KCONST << (2 * j)
                 continue
-            p = np.array(p, dtype=F64)
+            p = np.array(p, dtype=z.dtype)
             operands[j] = (p, t)  # keeps the converted array alive through the call
         flags |= _KARR << (2 * j)
         objs[2 * j] = p
@@ -487,8 +511,11 @@ def forward_apply(ufunc, inputs, out=None):
         res = _fwd(ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
-    if takes_generic(inputs, out):  # float32: the kernels read float64 only
-        return generic_ufunc(ufunc, inputs, out, _FArray)
+    dtype = F64
+    if takes_generic(inputs, out):
+        if ufunc not in _FLOAT32_LOOPS or not float32_kernels(inputs, out):
+            return generic_ufunc(ufunc, inputs, out, _FArray)
+        dtype = F32  # the kernels' float32 instance
     if len(inputs) != ufunc.nin:
         raise TypeError(f"{qualified_name(ufunc)} takes {ufunc.nin} inputs, got {len(inputs)}")
     if out is None and type(inputs[0]) is not _FArray and (
@@ -498,9 +525,9 @@ def forward_apply(ufunc, inputs, out=None):
             return s
     ctx = context_of_inputs(inputs, out)
     lanes = ctx.lanes if ctx is not None else 1
-    x = ufunc_forward_operand(inputs[0], lanes)
+    x = ufunc_forward_operand(inputs[0], lanes, dtype)
     if len(inputs) == 2:
-        y = ufunc_forward_operand(inputs[1], lanes)
+        y = ufunc_forward_operand(inputs[1], lanes, dtype)
         operands, prims = [x, y], (x[0], y[0])
         active = x[1] is not None or y[1] is not None
     else:
@@ -533,9 +560,9 @@ def forward_apply(ufunc, inputs, out=None):
     if not active:
         if type(z) is not np.ndarray:
             return z  # numpy's scalar as it is (scalar.SCALAR_UFUNCS)
-        return dual.new_array(ctx, z, False) if z.dtype == F64 else z
-    if type(z) is not np.ndarray:
-        z = np.asarray(z, dtype=F64)
+        return dual.new_array(ctx, z, False) if z.dtype == dtype else z
+    if type(z) is not np.ndarray:  # numpy's scalar of 0-d operands
+        z = np.asarray(z, dtype=dtype)
     res = dual.new_array(ctx, z, True, zero=False)  # the kernel writes every lane
     tangent_kernel(op, z, res._s, operands)
     return res
