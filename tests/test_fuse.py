@@ -92,18 +92,18 @@ def test_shifted_views_fuse_in_the_order_that_keeps_the_bits():
     check_all(heat_mirrored, Duplicated(positive(m), np.zeros(m)), 0.25, 3)
 
 
+def sine_chain(x):
+    t = x
+    for k in range(14):
+        t = np.sin(t) * (1.0 + 0.01 * k)
+    return np.sum(t * x)
+
+
 def test_long_chains_share_scratch_blocks():
     """Temporaries whose adjoints are not live at the same time share one
     block of scratch (csrc/core/fuse.c share_scratch): a 30-record run."""
     x = positive()
-
-    def f(x):
-        t = x
-        for k in range(14):
-            t = np.sin(t) * (1.0 + 0.01 * k)
-        return np.sum(t * x)
-
-    assert check_all(f, Duplicated(x, np.zeros(N))) >= 28
+    assert check_all(sine_chain, Duplicated(x, np.zeros(N))) >= 28
 
 
 def test_small_arrays_are_not_fused():
@@ -143,12 +143,14 @@ _OPS = [
 ]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, len(_OPS) - 1), st.integers(0, 9), st.integers(0, 9),
                           st.booleans()), min_size=1, max_size=8))
-def test_random_chains_equal_the_unfused_sweep(program):
-    """Random elementwise programs on large arrays, some steps in place."""
-    x, y = rng.standard_normal(9000), rng.standard_normal(9000)
+def test_random_chains_equal_the_unfused_sweep(dtype, program):
+    """Random elementwise programs on large arrays, some steps in place, of
+    float64 and of float32 arrays (the kernels' float instance)."""
+    x, y = rng.standard_normal(9000).astype(dtype), rng.standard_normal(9000).astype(dtype)
 
     def f(x, y):
         vals = [x, y]
@@ -161,7 +163,7 @@ def test_random_chains_equal_the_unfused_sweep(program):
                 vals.append(_OPS[op](a, b))
         return np.sum(vals[-1] * vals[-1]) + np.sum(x * y)
 
-    assert_same_as_unfused(f, Duplicated(x, np.zeros(9000)), Duplicated(y, np.zeros(9000)))
+    assert_same_as_unfused(f, Duplicated(x, np.zeros_like(x)), Duplicated(y, np.zeros_like(y)))
 
 
 def test_sums_of_lazy_temporaries_and_their_views():
@@ -185,11 +187,12 @@ def test_sums_of_lazy_temporaries_and_their_views():
 _SHIFTS = {-2: slice(0, -4), -1: slice(1, -3), 0: slice(2, -2), 1: slice(3, -1), 2: slice(4, None)}
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(sorted(_SHIFTS)), st.sampled_from(sorted(_SHIFTS)),
                           st.sampled_from(sorted(_SHIFTS)), st.integers(0, len(_OPS) - 1),
                           st.booleans()), min_size=1, max_size=6))
-def test_random_stencils_equal_the_unfused_sweep(program):
+def test_random_stencils_equal_the_unfused_sweep(dtype, program):
     """Stencil updates through views of one array shifted by -2..2, linear and
     not, in place and out of place: the fused sweep gives the same bits."""
     m = 9000
@@ -203,5 +206,40 @@ def test_random_stencils_equal_the_unfused_sweep(program):
                 w[_SHIFTS[sd]] = _OPS[op](a, b) * 0.5 + d
         return np.sum(u * u) + np.sum(w * u)
 
-    assert_same_as_unfused(f, Duplicated(rng.standard_normal(m), np.zeros(m)),
-                           Duplicated(rng.standard_normal(m), np.zeros(m)))
+    u, w = rng.standard_normal(m).astype(dtype), rng.standard_normal(m).astype(dtype)
+    assert_same_as_unfused(f, Duplicated(u, np.zeros_like(u)), Duplicated(w, np.zeros_like(w)))
+
+
+def test_float32_runs_fuse_and_keep_the_bits():
+    """Runs of float32 records fuse as float64 ones do (the template's float
+    instance): the same chains and stencils, the same bits as record by
+    record.  (A float32 sum is a Python record: it ends a run.)"""
+    X, data = positive().astype(np.float32), positive().astype(np.float32)
+    assert check_all(loglike, Active(X), Const(data)) >= 4
+
+    def heat(u, r, steps):
+        for _ in range(steps):
+            u[1:-1] += r * (u[2:] - 2 * u[1:-1] + u[:-2])
+        return np.sum(u * u)
+
+    u = positive().astype(np.float32)
+    # every step's records, in runs; u * u alone (the sum after it is Python's)
+    assert check_all(heat, Duplicated(u, np.zeros_like(u)), 0.25, 3) == 3 * 5
+    x = positive().astype(np.float32)
+    assert check_all(sine_chain, Duplicated(x, np.zeros_like(x))) >= 28
+
+
+def test_a_run_is_of_one_float_type():
+    """Interleaved float64 and float32 records: each run holds records of one
+    type (the float32 sweep reads floats), and the bits are the record-by-
+    record sweep's."""
+    x, y = positive(), positive().astype(np.float32)
+
+    def f(x, y):
+        t = np.exp(0.5 * x) * 2.0
+        u = np.sin(y) * 3.0
+        v = np.log(x) + t
+        w = np.sqrt(y) - u
+        return np.sum(v * t) + np.sum(w * u)
+
+    assert check_all(f, Duplicated(x, np.zeros_like(x)), Duplicated(y, np.zeros_like(y))) >= 4
