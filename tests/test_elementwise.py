@@ -7,7 +7,10 @@ the reverse sweep, and the C primal kernel against numpy.
 Functions return None and their outputs are seeded through Duplicated
 shadows, so nothing here depends on the reduction rules.
 """
+import gc
 import math
+import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -1006,18 +1009,46 @@ def test_nondifferentiable_ufuncs_give_plain_results():
     check_all(f, dup(x), dup(np.zeros(3)))
 
 
-def test_division_by_a_subnormal_constant_keeps_its_operand():
-    # 1/k overflows, so the sweep's partials of x / k read x (not linear): the
-    # tape must keep the temporary x alive (AddressSanitizer sees a read of
-    # freed memory otherwise)
-    x = np.linspace(1.0, 2.0, 40_000)
+@pytest.mark.parametrize("n", [7, 40_000], ids=["small", "lazy temporaries"])
+@pytest.mark.parametrize("dtype, k", [(np.float64, 5e-324), (np.float64, 1e-39),
+                                      (np.float32, 1e-39), (np.float32, 1e-46),
+                                      (np.float32, 3e38), (np.float32, 2.0)])
+def test_division_by_a_subnormal_constant_keeps_its_operand(dtype, k, n, monkeypatch):
+    # Where 1/k overflows in the record's float type (1e-39: in float, not in
+    # double; 1e-46 is 0 in float), the sweep's partials of x / k read x (not
+    # linear): the tape must keep the temporary x alive (AddressSanitizer sees
+    # a read of freed memory otherwise).  Elsewhere it need not.  The fast
+    # path (_fast.rev) and Python's decide alike, in the record's float type.
+    from shadowad.engines.rules import elementwise
+    x = np.linspace(1.0, 2.0, n, dtype=dtype)
+    with np.errstate(all="ignore"):
+        overflows = not np.isfinite(dtype(1) / dtype(k))
+    kept, taken = [], []
+    fast_rev = elementwise._rev
+
+    def counting(*args):
+        r = fast_rev(*args)
+        taken.append(r is not NotImplemented)
+        return r
 
     def f(x):
-        return np.sum((x * 3.0) / 5e-324)
+        t = x * 3.0
+        r = t / k
+        primal = weakref.ref(t.p)
+        del t
+        gc.collect()
+        kept.append(primal() is not None)
+        return np.sum(r)
 
-    with np.errstate(over="ignore", divide="ignore"):
-        g = sad.autodiff(f, sad.Active(x))[0]
-    assert np.all(np.isinf(g)) and np.all(g > 0)
+    def run():
+        with np.errstate(over="ignore", divide="ignore"):
+            return sad.autodiff(f, sad.Active(x))[0]
+    monkeypatch.setattr(elementwise, "_rev", counting)
+    g = run()
+    assert taken == [True, True]  # x * 3.0, t / k
+    monkeypatch.setattr(elementwise, "_rev", lambda *a: NotImplemented)
+    assert same_bits(g, run()) and g.dtype == dtype
+    assert kept == [overflows, overflows]
 
 
 # --------------------------------------------------------------------------
@@ -1041,7 +1072,131 @@ def test_product_of_an_array_with_itself_is_a_square():
 
 
 # --------------------------------------------------------------------------
-# the fast paths (_fast.rev and rev_out, csrc/ext/reverse.c) against Python's
+# the fast paths (_fast.rev and rev_out, csrc/ext/reverse.c) against Python's,
+# in float64 and float32 (every array of a call float32, numbers weak)
+
+class Taken:
+    """The answers of fast path `name` of elementwise (and of traced, which
+    calls rev_out for x op= y): True where it took the call."""
+
+    def __init__(self, monkeypatch, name):
+        from shadowad.engines.reverse import traced
+        from shadowad.engines.rules import elementwise
+        self.calls = []
+        fast_path = getattr(elementwise, name)
+
+        def counting(*args):
+            r = fast_path(*args)
+            self.calls.append(r is not NotImplemented)
+            return r
+        for module in (elementwise, traced):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, counting)
+
+
+def python_path_only(monkeypatch):
+    from shadowad.engines.reverse import traced
+    from shadowad.engines.rules import elementwise
+    for module, name in ((elementwise, "_rev"), (elementwise, "_rev_out"), (traced, "_rev_out")):
+        monkeypatch.setattr(module, name, lambda *a: NotImplemented)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=_name)
+@pytest.mark.parametrize("ufunc", UFUNCS, ids=_name)
+def test_fast_path_equals_the_python_path(ufunc, dtype, monkeypatch):
+    """Every ufunc with traced, plain and number operands, out of place and
+    in place: the fast paths' records sweep to the Python path's bits.  The
+    power ops are Python's (x ** 2 is np.square), and np.float_power computes
+    float32 in float64, Python's too (the sums after it are float64 calls)."""
+    a, c = (inputs(ufunc, (3, 4), seed=41) * 2)[:2]
+    a, c = a.astype(dtype), c[0].astype(dtype)
+
+    def f(a, y):  # c a plain array (a Const argument is inactive memory: Python's)
+        r = ufunc(a) if ufunc.nin == 1 else ufunc(a, c) + ufunc(c, a) + ufunc(a, 0.5)
+        y += r
+        ufunc(*([y] * ufunc.nin), out=y)
+        return np.sum(y)
+
+    def run():
+        anns = [Duplicated(a.copy(), np.zeros_like(a)),
+                Duplicated(np.zeros_like(a), np.zeros_like(a))]
+        with np.errstate(all="ignore"):
+            v = sad.autodiff(f, *anns, mode=sad.ReverseWithPrimal)[1]
+        return [v] + [ann.val for ann in anns] + [ann.dval for ann in anns]
+    rev, rev_out = Taken(monkeypatch, "_rev"), Taken(monkeypatch, "_rev_out")
+    fast = run()
+    python_path_only(monkeypatch)
+    slow = run()
+    for u, v in zip(fast, slow):
+        assert same_bits(u, v) and np.asarray(u).dtype == np.asarray(v).dtype
+    assert fast[2].dtype == dtype and fast[4].dtype == dtype
+    pow_op = EW_OPS[ufunc] == lib.SAD_POW
+    assert sum(rev.calls) == (1 if ufunc.nin == 1 else 5 - 3 * pow_op)
+    promoted = ufunc is np.float_power and dtype is np.float32  # y += r casts float64 r
+    assert rev_out.calls == ([False] * 3 if promoted else [True, not pow_op])
+
+
+C64 = np.linspace(0.5, 1.5, 5)
+# What numpy computes in another type than float32 (NEP 50: strong scalars and
+# arrays of other dtypes promote; a traced scalar is a float64 value;
+# np.float_power has no float32 loop), and a number numpy warns it cannot
+# cast to float32: a float32 call, out of place or in place, leaves it to
+# Python's path, before recording anything.
+DECLINED32 = {
+    "np.float64": (np.multiply, lambda s: np.float64(2.0)),
+    "np.float32": (np.subtract, lambda s: np.float32(2.0)),
+    "traced scalar": (np.multiply, lambda s: s),
+    "float64 array": (np.divide, lambda s: C64),
+    "int array": (np.add, lambda s: np.arange(1, 6)),
+    "float_power": (np.float_power, lambda s: C64.astype(np.float32)),
+    "float overflow": (np.multiply, lambda s: 1e39),
+}
+
+
+@pytest.mark.parametrize("case", DECLINED32)
+def test_float32_calls_decline_what_numpy_promotes(case, monkeypatch):
+    ufunc, operand = DECLINED32[case]
+    rng = np.random.default_rng(43)
+    a, y = (rng.uniform(0.5, 1.5, (3, 5)).astype(np.float32) for _ in range(2))
+
+    def f(a, y, s):
+        r = ufunc(a, operand(s))
+        ufunc(y, operand(s), out=y)
+        return np.sum(r) + np.sum(y)
+
+    def run():
+        anns = [Duplicated(a.copy(), np.zeros_like(a)), Duplicated(y.copy(), np.zeros_like(y)),
+                Active(0.37)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grads, v = sad.autodiff(f, *anns, mode=sad.ReverseWithPrimal)
+        return [v, grads[2], anns[0].dval, anns[1].val, anns[1].dval]
+    rev, rev_out = Taken(monkeypatch, "_rev"), Taken(monkeypatch, "_rev_out")
+    fast = run()
+    assert rev.calls[0] is False and rev_out.calls == [False]  # (rev.calls[1]: the sum)
+    python_path_only(monkeypatch)
+    slow = run()
+    for u, v in zip(fast, slow):
+        assert same_bits(u, v) and np.asarray(u).dtype == np.asarray(v).dtype
+    with np.errstate(all="ignore"):  # a traced scalar computes as np.float64
+        want = ufunc(a, operand(np.float64(0.37)))
+    assert np.asarray(fast[0]).dtype == want.dtype and fast[3].dtype == np.float32
+
+
+def test_an_in_place_float32_call_without_a_float32_loop_is_declined():
+    """numpy computes a ufunc without a float32 loop (np.float_power) in
+    float64 and casts the value into a float32 out: the float32 kernels
+    cannot stand for that, whatever op code comes with the call (rev_out has
+    no result of numpy's to look at: it asks for the ufunc's loop)."""
+    seen = []
+
+    def f(y):
+        seen.append(fast.rev_out(y, np.float_power, lib.SAD_MUL, y, 2.0))
+        seen.append(fast.rev_out(y, np.multiply, lib.SAD_MUL, y, 2.0))
+        return np.sum(y)
+    sad.autodiff(f, Duplicated(np.ones(4, np.float32), np.zeros(4, np.float32)))
+    assert seen[0] is NotImplemented and seen[1] is not NotImplemented
+
 
 def _in_place_program(x, y, w):
     y *= x                      # traced operand
@@ -1058,34 +1213,25 @@ def _in_place_program(x, y, w):
     return np.sum(t * t) + np.sum(y)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=_name)
 @pytest.mark.parametrize("n", [7, 5000], ids=["small", "lazy temporaries"])
-def test_in_place_fast_path_equals_the_python_path(n, monkeypatch):
-    from shadowad.engines.rules import elementwise
+def test_in_place_fast_path_equals_the_python_path(n, dtype, monkeypatch):
     rng = np.random.default_rng(38)
-    x, y, w = rng.uniform(0.5, 1.5, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)
-    calls = []
-    real = elementwise._rev_out
-
-    def counting(*args):
-        r = real(*args)
-        calls.append(r is not NotImplemented)
-        return r
+    x, y, w = (rng.uniform(lo, hi, n).astype(dtype) for lo, hi in ((0.5, 1.5), (-1, 1), (-1, 1)))
 
     def run():
-        args = [Duplicated(x.copy(), np.zeros(n)), Duplicated(y.copy(), np.zeros(n)), Const(w)]
+        args = [Duplicated(x.copy(), np.zeros_like(x)), Duplicated(y.copy(), np.zeros_like(y)),
+                Const(w)]
         sad.autodiff(_in_place_program, *args)
         return [a.val for a in args[:2]] + [a.dval for a in args[:2]]
-    from shadowad.engines.reverse import traced  # x op= y calls it from TArray directly
-    monkeypatch.setattr(elementwise, "_rev_out", counting)
-    monkeypatch.setattr(traced, "_rev_out", counting)
+    rev, rev_out = Taken(monkeypatch, "_rev"), Taken(monkeypatch, "_rev_out")
     fast = run()
-    assert any(calls) and not all(calls)  # both paths taken
-    monkeypatch.setattr(elementwise, "_rev_out", lambda *a: NotImplemented)
-    monkeypatch.setattr(traced, "_rev_out", lambda *a: NotImplemented)
-    monkeypatch.setattr(elementwise, "_rev", lambda *a: NotImplemented)
+    assert any(rev.calls)
+    assert any(rev_out.calls) and not all(rev_out.calls)  # both paths taken
+    python_path_only(monkeypatch)
     slow = run()
     for a, b in zip(fast, slow):
-        assert same_bits(a, b)
+        assert a.dtype == dtype and same_bits(a, b)
     monkeypatch.undo()
     if n < 100:  # (finite differences over every element)
         check_all(_in_place_program, dup(x), dup(y), Const(w))

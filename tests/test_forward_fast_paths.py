@@ -1,7 +1,8 @@
 """Forward mode's fast paths against the general Python path, bit for bit:
 the elementwise C path (csrc/ext/forward.c ``_fast.fwd``) with dual scalars,
-dual arrays, plain arrays and numbers, its C primal of exact operations, the
-full sum (``_fast.fsum``), and the dual scalars' inlined division and
+dual arrays, plain arrays and numbers, float64 or float32 (and what numpy
+promotes out of float32 left to Python), its C primal of exact operations,
+the full sum (``_fast.fsum``), and the dual scalars' inlined division and
 direct hand-over to dual arrays (shadowad/engines/forward/dual.py).
 
 Each case runs twice, once with the fast path and once with it switched off
@@ -20,11 +21,12 @@ from shadowad.engines.forward import dual
 from shadowad.engines.rules import elementwise, reductions
 from shadowad.engines.rules.elementwise import EW_OPS
 from shadowad.testing import same_bits
-from shadowad._c import fast
+from shadowad._c import fast, lib
 
 rng = np.random.default_rng(11)
 BINARY = [u for u in EW_OPS if u.nin == 2]
 UNARY = [u for u in EW_OPS if u.nin == 1]
+FLOATS = [np.float64, np.float32]
 
 
 def _declined(*args):
@@ -91,11 +93,17 @@ def scalar_ann(lanes, v=0.37):
     return BatchDuplicated(v, tuple(rng.standard_normal(lanes)))
 
 
-def array_ann(lanes, shape):
-    x = rng.uniform(0.2, 0.9, shape)
+def array_ann(lanes, shape, dtype=np.float64):
+    x = rng.uniform(0.2, 0.9, shape).astype(dtype)
     if lanes == 1:
-        return Duplicated(x, rng.standard_normal(shape))
-    return BatchDuplicated(x, tuple(rng.standard_normal(shape) for _ in range(lanes)))
+        return Duplicated(x, rng.standard_normal(shape).astype(dtype))
+    return BatchDuplicated(x, tuple(rng.standard_normal(shape).astype(dtype)
+                                    for _ in range(lanes)))
+
+
+def pow_op(ufunc):
+    """np.power and np.float_power: the fast path leaves them to Python."""
+    return EW_OPS[ufunc] == lib.SAD_POW
 
 
 # --------------------------------------------------------------------------
@@ -177,11 +185,16 @@ def test_broadcasting_and_non_contiguous_operands(monkeypatch, lanes):
     assert_same(fast, slow)
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("lanes", [1, 3])
 @pytest.mark.parametrize("ufunc", UNARY + BINARY, ids=lambda u: u.__name__)
-def test_dual_arrays_and_constants(monkeypatch, ufunc, lanes):
-    """The path as it was (dual arrays, plain arrays, one number), with the
-    result now built in C."""
+def test_dual_arrays_and_constants(monkeypatch, ufunc, lanes, dtype):
+    """Dual arrays, plain arrays and one number, the result built in C: in
+    float64, and in float32 (numbers weak), where it takes the kernels'
+    float32 instance.  np.float_power computes float32 in float64, and its
+    result, Python's, is float64: the sums of its results are float64 calls."""
+    spy = Spy(monkeypatch, elementwise, "_fwd")
+
     def f(a, c):
         args = (a,) if ufunc.nin == 1 else (a, c)
         r = ufunc(*args)
@@ -189,9 +202,44 @@ def test_dual_arrays_and_constants(monkeypatch, ufunc, lanes):
             r = r + ufunc(c, a) + ufunc(a, 0.5) + ufunc(0.75, a)
         return r
 
-    fast, slow = run_both(monkeypatch, f, array_ann(lanes, (3, 5)),
-                          Const(rng.uniform(0.2, 0.9, 5)))
+    fast, slow = run_both(monkeypatch, f, array_ann(lanes, (3, 5), dtype),
+                          Const(rng.uniform(0.2, 0.9, 5).astype(dtype)))
     assert_same(fast, slow)
+    want = np.float64 if ufunc is np.float_power else dtype
+    assert fast[1].dtype == want
+    calls = 1 if ufunc.nin == 1 else 7  # 4 of the ufunc and 3 sums
+    assert spy.taken == calls - 4 * pow_op(ufunc)
+
+
+# What numpy computes in another type than float32 (NEP 50: strong scalars and
+# arrays of other dtypes promote; a dual scalar is a float64 value; np.float_power
+# has no float32 loop), and a number numpy warns it cannot cast to float32:
+# the float32 call declines them all to Python's path.
+DECLINED32 = {
+    "np.float64": lambda a, c, s: a * np.float64(2.0),
+    "np.float32": lambda a, c, s: np.float32(2.0) - a,
+    "dual scalar": lambda a, c, s: a * s,
+    "float64 array": lambda a, c, s: a / c.astype(np.float64),
+    "int array": lambda a, c, s: np.arange(5) + a,
+    "float_power": lambda a, c, s: np.float_power(a, c),
+    "float overflow": lambda a, c, s: a * 1e39,
+}
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+@pytest.mark.parametrize("case", DECLINED32)
+def test_float32_calls_decline_what_numpy_promotes(monkeypatch, case, lanes):
+    spy = Spy(monkeypatch, elementwise, "_fwd")
+    f = DECLINED32[case]
+    c = rng.uniform(0.2, 0.9, 5).astype(np.float32)
+    ann = array_ann(lanes, (3, 5), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast, slow = run_both(monkeypatch, f, ann, Const(c), scalar_ann(lanes))
+        want = f(ann.val, c, np.float64(0.37))  # a dual scalar computes as np.float64
+    assert spy.taken == 0
+    assert_same(fast, slow)
+    assert fast[1].dtype == want.dtype and same_bits(fast[1], want)
 
 
 def test_values_of_another_call_are_refused_on_both_paths(monkeypatch):
@@ -217,6 +265,10 @@ def test_values_of_another_call_are_refused_on_both_paths(monkeypatch):
 # the C primal of + - * / negative square
 
 EXACT = [np.add, np.subtract, np.multiply, np.divide]
+# numbers a float32 call rounds to float as numpy casts them (the int through
+# a double, as numpy converts it), and edge values of float
+NUMBERS32 = [0.1, -1e-45, 3.4e38, 1e-40, 2**60 + 2**36 + 1, -7, 1e39, np.inf]
+EDGES32 = [0.0, -0.0, 1.5, -2.25, 1e-40, 1e-45, 3e38, -3.4e38, 0.1, 7.0, np.inf]
 
 
 @pytest.mark.parametrize("ufunc", EXACT, ids=lambda u: u.__name__)
@@ -237,23 +289,60 @@ def test_exact_primal_is_numpys(monkeypatch, ufunc):
     assert_same(fast, slow)
 
 
+@pytest.mark.parametrize("ufunc", EXACT, ids=lambda u: u.__name__)
+def test_float32_exact_primal_is_numpys(monkeypatch, ufunc):
+    """C computes float32's exact operations in float, with a number rounded
+    to float first, as numpy does (1e39 overflows float: numpy warns of the
+    cast, and Python takes that call).  Every other call is the fast path's."""
+    spy = Spy(monkeypatch, elementwise, "_fwd")
+    x = np.array(EDGES32, dtype=np.float32)
+    y = np.array(EDGES32[::-1], dtype=np.float32)
+
+    def f(a, b):
+        with np.errstate(all="ignore"):
+            r = ufunc(a, b) + -a + a ** 2
+            for k in NUMBERS32:
+                r = r + ufunc(a, k) - ufunc(k, b)
+        return r
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast, slow = run_both(monkeypatch, f, Duplicated(x, np.ones(x.size, np.float32)),
+                              Duplicated(y, np.ones(y.size, np.float32)))
+        want = f(x, y)
+    assert_same(fast, slow)
+    assert fast[1].dtype == np.float32 and same_bits(fast[1], want)
+    assert spy.taken == 5 + 4 * len(NUMBERS32) - 2  # 1e39 twice: Python's
+
+
+def nan_bits(dtype, payload, negative):
+    """A quiet NaN of dtype with the given payload and sign."""
+    mant, bits = np.finfo(dtype).nmant, np.dtype(dtype).itemsize * 8
+    exponent = ((1 << (bits - 1 - mant)) - 1) << mant
+    word = (negative << (bits - 1)) | exponent | (1 << (mant - 1)) | payload
+    return np.array([word], dtype=f"u{bits // 8}").view(dtype)[0]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("at", [0, 255, 256, 511, 999])
 @pytest.mark.parametrize("ufunc", [np.add, np.multiply], ids=lambda u: u.__name__)
-def test_exact_primal_leaves_a_nan_result_to_numpy(ufunc, at):
+def test_exact_primal_leaves_a_nan_result_to_numpy(ufunc, at, dtype):
     """Which of two NaNs a sum or product gives is up to the machine code,
     and C's loop and numpy's pick differently (numpy itself by position):
     a NaN anywhere in C's result, found tile by tile (256 elements), hands
     the primal to numpy, whose bits come back."""
-    nan_a = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)
-    nan_b = np.array([0xFFF8000000000002], dtype=np.uint64).view(np.float64)
-    x, y = rng.uniform(0.5, 1.5, 1000), rng.uniform(0.5, 1.5, 1000)
-    x[at], y[at] = nan_a[0], nan_b[0]
-    _, v = sad.autodiff(lambda a: ufunc(a, y), Duplicated(x, np.ones(1000)),
+    nan_a, nan_b = nan_bits(dtype, 1, 0), nan_bits(dtype, 2, 1)
+    assert np.isnan(nan_a) and np.isnan(nan_b) and not same_bits(nan_a, nan_b)
+    x = rng.uniform(0.5, 1.5, 1000).astype(dtype)
+    y = rng.uniform(0.5, 1.5, 1000).astype(dtype)
+    x[at], y[at] = nan_a, nan_b
+    _, v = sad.autodiff(lambda a: ufunc(a, y), Duplicated(x, np.ones(1000, dtype)),
                         mode=ForwardWithPrimal)
-    assert same_bits(v, ufunc(x, y))
+    assert v.dtype == dtype and same_bits(v, ufunc(x, y))
 
 
-def test_exact_primal_layouts_follow_numpy(monkeypatch):
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.__name__)
+def test_exact_primal_layouts_follow_numpy(monkeypatch, dtype):
     """The C primal only takes operands whose result layout it knows (one
     shape, C order); numpy makes the others, in its layout."""
     layouts = []
@@ -261,21 +350,23 @@ def test_exact_primal_layouts_follow_numpy(monkeypatch):
     def f(a, b):
         for r in (a * b, a.T * b.T, a[:, :1] * b, a[::2] - b[::2], a * 2.0, b.T / 3.0):
             p = sad.primal(r)
-            layouts.append((p.shape, p.strides))
+            layouts.append((p.shape, p.strides, p.dtype))
         return a
 
-    a, b = rng.random((4, 3)), rng.random((4, 3))
-    fast, slow = run_both(monkeypatch, f, Duplicated(a, np.ones((4, 3))), Const(b))
+    a, b = rng.random((4, 3)).astype(dtype), rng.random((4, 3)).astype(dtype)
+    fast, slow = run_both(monkeypatch, f, Duplicated(a, np.ones((4, 3), dtype)), Const(b))
     assert layouts[:6] == layouts[6:]
     assert_same(fast, slow)
 
 
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("case", ["overflow", "divide", "invalid", "underflow"])
-def test_exact_primal_keeps_numpys_floating_point_errors(case):
-    x = np.array([1.0, 1e300, 0.0]) if case != "underflow" else np.array([1.0, 1e-300])
-    f = {"overflow": lambda a: a * 1e300, "divide": lambda a: 1.0 / a,
+def test_exact_primal_keeps_numpys_floating_point_errors(case, dtype):
+    big, tiny = (1e300, 1e-300) if dtype is np.float64 else (1e30, 1e-30)
+    x = np.array([1.0, big, 0.0] if case != "underflow" else [1.0, tiny], dtype)
+    f = {"overflow": lambda a: a * big, "divide": lambda a: 1.0 / a,
          "invalid": lambda a: a * np.inf - np.inf, "underflow": lambda a: a * 1e-20}[case]
-    ann = lambda: Duplicated(x.copy(), np.ones(x.shape))  # noqa: E731
+    ann = lambda: Duplicated(x.copy(), np.ones(x.shape, dtype))  # noqa: E731
     name = {"overflow": "over", "divide": "divide", "invalid": "invalid",
             "underflow": "under"}[case]
     with pytest.raises(FloatingPointError):

@@ -154,7 +154,8 @@ int sad_ew_primal_nan(int op, int flags, const sad_arr *z, const sad_arr *x, con
                       double k, int *nan);
 /* sad_ew_tangent where an operand passed as a pair (x: 0, y: 1) is a dual
  * scalar whose tangent has lanes: dlanes[j] with lane stride lstride[j]
- * (elements); dlanes[j] NULL: the pair's own tangent serves every lane. */
+ * (elements); dlanes[j] NULL: the pair's own tangent serves every lane.
+ * Pairs are float64: with SAD_F_F32 there is none (SAD_BAD_OPERAND). */
 int sad_ew_tangent_duals(int op, int flags, const sad_arr *z, const sad_arr *dz,
                          const sad_arr *x, const sad_arr *dx, const sad_arr *y,
                          const sad_arr *dy, double k, double *const dlanes[2],

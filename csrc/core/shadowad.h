@@ -8,11 +8,11 @@
  *  - Arrays cross the boundary as descriptors (sad_arr: data pointer, shape,
  *    byte strides); the core knows no Python object.  The extension
  *    (csrc/ext) makes them from the ndarrays it is given and holds those for
- *    the call; it has checked dtype float64 and alignment.  The data a record
- *    keeps pointing into stays alive through the tape's keep list.  NULL
- *    means "no array" (e.g. no shadow).  An operand that the flags say is a
- *    pair (SAD_KX_PAIR, SAD_KY_PAIR) is passed as a descriptor whose data is
- *    the pair's address (nd 0).
+ *    the call; it has checked their dtype (float64, float32 under SAD_F_F32)
+ *    and alignment.  The data a record keeps pointing into stays alive
+ *    through the tape's keep list.  NULL means "no array" (e.g. no shadow).
+ *    An operand that the flags say is a pair (SAD_KX_PAIR, SAD_KY_PAIR) is
+ *    passed as a descriptor whose data is the pair's address (nd 0).
  *  - A traced scalar is a "pair" {value, adjoint} that lives in tape memory and
  *    never moves; it crosses the boundary as its address.
  *  - Python validates everything; C trusts its inputs.

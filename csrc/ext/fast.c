@@ -4,17 +4,34 @@
  * case of forward_apply and apply_ufunc (rules/elementwise.py) in one call
  * each.  Every other case returns NotImplemented before anything is recorded,
  * and Python's general path takes it.  What both do alike is here: reading
- * the op code, classifying a plain operand, having numpy compute the primal,
- * packing the operands for the C kernel, and the return value. */
+ * the op code, the call's float type (float64, or float32 where numpy
+ * computes in float32), classifying a plain operand, having numpy compute
+ * the primal, packing the operands for the C kernel, and the return value. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 
 #include "fast.h"
 
-/* A plain aligned float64 array or a number (at most one per call): 1, else 0. */
-int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out)
+/* Is o an ndarray (exactly), aligned and native, of the call's float type
+ * *ft (which the first array sets)? */
+int sad_fast_array(PyObject *o, PyObject *ndarray_type, int *ft)
 {
-    if ((PyObject *)Py_TYPE(o) == ndarray_type && sad_is_f64(o)) {
+    if ((PyObject *)Py_TYPE(o) != ndarray_type)
+        return 0;
+    const int f32 = sad_is_f32(o);
+    if (!f32 && !sad_is_f64(o))
+        return 0;
+    if (*ft == SAD_FAST_ANY)
+        *ft = f32 ? SAD_FAST_F32 : SAD_FAST_F64;
+    return *ft == (f32 ? SAD_FAST_F32 : SAD_FAST_F64);
+}
+
+/* A plain array of the call's float type or a number (at most one per
+ * call): 1, else 0. */
+int sad_fast_plain(PyObject *o, PyObject *ndarray_type, int *ft, sad_fast_operand *out)
+{
+    if (sad_fast_array(o, ndarray_type, ft)) {
         out->kind = SAD_KX_ARR;
     } else if (PyFloat_CheckExact(o) || PyLong_CheckExact(o)) {
         out->k = PyFloat_AsDouble(o);
@@ -28,6 +45,28 @@ int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out)
     }
     Py_INCREF(o);
     out->p = o;
+    return 1;
+}
+
+/* The least double that rounds to an infinite float: halfway from FLT_MAX
+ * to 2^128, where rounding to even goes up. */
+static const double float_overflows = 0x1.ffffffp127;
+
+/* Can the C kernels of float type ft take these operands as numpy computes
+ * them?  A float32 call takes no pair (a traced or dual scalar is a float64
+ * value, with which numpy computes in float64), nor a number that overflows
+ * float (numpy warns of that cast before it computes anything: an in-place
+ * record must not take it for a warning after the write).  1, else 0. */
+int sad_fast_fit(const sad_fast_operand *o, int n, int ft)
+{
+    if (ft != SAD_FAST_F32)
+        return 1;
+    for (int j = 0; j < n; ++j) {
+        if (o[j].kind == SAD_KX_PAIR)
+            return 0;
+        if (o[j].kind == SAD_KX_CONST && isfinite(o[j].k) && fabs(o[j].k) >= float_overflows)
+            return 0;
+    }
     return 1;
 }
 
@@ -55,16 +94,17 @@ int sad_fast_call(const struct sad_api *api, PyObject *const *args, Py_ssize_t n
     return *op != SAD_POW && (*n == 1) == (api->ew_is_unary(*op) != 0);
 }
 
-/* numpy's primal z = ufunc(*operands): 1, 0 when it is not a float64 array
- * (Python's case), -1 on error (numpy's exception is set). */
-int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_operand *o, int n,
-                    PyObject **z)
+/* numpy's primal z = ufunc(*operands): 1, 0 when it is not an array of the
+ * call's float type ft (Python's case: np.float_power computes float32 in
+ * float64), -1 on error (numpy's exception is set). */
+int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, int ft, const sad_fast_operand *o,
+                    int n, PyObject **z)
 {
     *z = n == 1 ? PyObject_CallOneArg(ufunc, o[0].p)
                 : PyObject_CallFunctionObjArgs(ufunc, o[0].p, o[1].p, NULL);
     if (*z == NULL)
         return -1;
-    return (PyObject *)Py_TYPE(*z) == ndarray_type && sad_is_f64(*z);
+    return sad_fast_array(*z, ndarray_type, &ft);
 }
 
 const sad_arr *sad_fast_arr(PyObject *o, sad_arr *d)
@@ -99,9 +139,13 @@ int sad_fast_broadcasts(const sad_arr *a, const sad_arr *z)
     return 1;
 }
 
-/* The flags, descriptors and constant of the C call over the operands. */
-int sad_fast_pack(const sad_fast_operand *o, int n, int flags, sad_fast_packed *c, double *k)
+/* The flags, descriptors and constant of the C call over the operands, of
+ * float type ft. */
+int sad_fast_pack(const sad_fast_operand *o, int n, int ft, int flags, sad_fast_packed *c,
+                  double *k)
 {
+    if (ft == SAD_FAST_F32)
+        flags |= SAD_F_F32;
     for (int j = 0; j < 2; ++j)
         c->p[j] = c->s[j] = NULL;
     for (int j = 0; j < n; ++j) {

@@ -82,6 +82,9 @@ int sad_is_writeable(PyObject *o);
  * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
 typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);
 int sad_f64_loop(PyObject *ufunc, sad_loop *loop, void **data);
+/* Has ufunc `ufunc` a loop whose operands are all float32 (f32) or all
+ * float64: does numpy compute a call of that type in it? */
+int sad_has_loop(PyObject *ufunc, int f32);
 
 /* ---- the C base types (bases.c, scalar.c) ------------------------------ */
 /* A traced array of either mode (traced.ArrayOps): primal, shadow (None
@@ -193,19 +196,27 @@ typedef struct {
     intptr_t at;   /* a traced scalar (kind SAD_KX_PAIR in reverse mode): its tape pair */
 } sad_fast_operand;
 
-int sad_fast_plain(PyObject *o, PyObject *ndarray_type, sad_fast_operand *out);
+/* The float type of a fast-path call, numpy's float64 or float32: the first
+ * array operand sets it (SAD_FAST_ANY until then), and every array of the
+ * call must be of it.  Mixed with another dtype, numpy promotes (NEP 50): the
+ * call is Python's case. */
+enum { SAD_FAST_ANY = -1, SAD_FAST_F64 = 0, SAD_FAST_F32 = 1 };
+int sad_fast_array(PyObject *o, PyObject *ndarray_type, int *ft);
+int sad_fast_plain(PyObject *o, PyObject *ndarray_type, int *ft, sad_fast_operand *out);
+int sad_fast_fit(const sad_fast_operand *o, int n, int ft);
 void sad_fast_release(sad_fast_operand *o, int n);
 int sad_fast_call(const struct sad_api *api, PyObject *const *args, Py_ssize_t nargs, int at,
                   int *op, int *n);
-int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, const sad_fast_operand *o, int n,
-                    PyObject **z);
+int sad_fast_primal(PyObject *ufunc, PyObject *ndarray_type, int ft, const sad_fast_operand *o,
+                    int n, PyObject **z);
 /* The descriptors of the operands' arrays (or pairs) for the C call: p[j]
  * and s[j] point into pd and sd, or are NULL. */
 typedef struct {
     sad_arr pd[2], sd[2];
     const sad_arr *p[2], *s[2];
 } sad_fast_packed;
-int sad_fast_pack(const sad_fast_operand *o, int n, int flags, sad_fast_packed *c, double *k);
+int sad_fast_pack(const sad_fast_operand *o, int n, int ft, int flags, sad_fast_packed *c,
+                  double *k);
 /* The descriptor of o (an ndarray, or NULL/None for none) in *d: d, or NULL. */
 const sad_arr *sad_fast_arr(PyObject *o, sad_arr *d);
 /* Does shadow s fit primal p: p's shape, after `lanes` leading axes (0 or
@@ -236,6 +247,7 @@ typedef struct {
     /* exact types: dual array, dual scalar, Buffer, Context, ndarray, float64 */
     PyObject *dual, *scalar, *buffer, *context, *ndarray, *float64;
     PyObject *empty;   /* np.empty: the tangent lanes of a fresh result */
+    PyObject *dtype[2]; /* the dtypes np.empty makes for a call's float type (SAD_FAST_F64, F32) */
     PyObject *make;    /* make(ctx, z): Python's result when z is not C-contiguous */
     PyObject *current; /* the ContextVar holding the running Context */
     PyObject *label;   /* the label of a temporary's Buffer */

@@ -40,15 +40,22 @@ SAD_FAST(sad_fast_register_forward)
         return PyErr_Format(PyExc_TypeError, "register_forward: %R has no float64 loop", args[9]);
     PyObject *np = PyImport_ImportModule("numpy");
     PyObject *ndarray = np != NULL ? PyObject_GetAttrString(np, "ndarray") : NULL;
+    PyObject *f64 = ndarray != NULL ? PyObject_CallMethod(np, "dtype", "s", "float64") : NULL;
+    PyObject *f32 = f64 != NULL ? PyObject_CallMethod(np, "dtype", "s", "float32") : NULL;
     Py_XDECREF(np);
-    if (ndarray == NULL)
+    if (f32 == NULL) {
+        Py_XDECREF(f64);
+        Py_XDECREF(ndarray);
         return NULL;
+    }
     fwd_objects *k = &st->fwd;
     PyObject **fields[] = {&k->dual, &k->scalar, &k->buffer, &k->context, &k->float64,
                            &k->empty, &k->make, &k->current, &k->label, &k->add};
     for (int i = 0; i < 10; ++i)
         Py_XSETREF(*fields[i], Py_NewRef(args[i]));
     Py_XSETREF(k->ndarray, ndarray);
+    Py_XSETREF(k->dtype[SAD_FAST_F64], f64);
+    Py_XSETREF(k->dtype[SAD_FAST_F32], f32);
     k->add_loop = loop;
     k->add_data = data;
     Py_RETURN_NONE;
@@ -84,9 +91,10 @@ typedef struct {
     PyObject *p, *s, *buf, *ctx;
 } dual_fields;
 
-/* Dual array o's fields, as fwd and fsum both read them: 1, or 0 when one
- * is unset or not of its class (Python's case). */
-static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
+/* Dual array o's fields, as fwd and fsum both read them, its arrays of
+ * float type *ft (the first array sets it): 1, or 0 when one is unset or not
+ * of its class (Python's case). */
+static int dual_fields_of(const fwd_objects *k, PyObject *o, int *ft, dual_fields *f)
 {
     f->p = slot_get(o, A_P);
     f->s = slot_get(o, A_S);
@@ -94,8 +102,8 @@ static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
     if (f->p == NULL || f->s == NULL || f->buf == NULL || (PyObject *)Py_TYPE(f->buf) != k->buffer)
         return 0;
     /* p and _s are writable attributes: read as arrays only when they are */
-    if ((PyObject *)Py_TYPE(f->p) != k->ndarray || !sad_is_f64(f->p) ||
-        (f->s != Py_None && ((PyObject *)Py_TYPE(f->s) != k->ndarray || !sad_is_f64(f->s))))
+    if (!sad_fast_array(f->p, k->ndarray, ft) ||
+        (f->s != Py_None && !sad_fast_array(f->s, k->ndarray, ft)))
         return 0;
     if (f->s != Py_None) { /* checked when assigned; a descriptor's __set__ skips that */
         const sad_arr pa = sad_arr_of(f->p), sa = sad_arr_of(f->s);
@@ -106,13 +114,15 @@ static int dual_fields_of(const fwd_objects *k, PyObject *o, dual_fields *f)
     return f->ctx != NULL && (PyObject *)Py_TYPE(f->ctx) == k->context;
 }
 
-/* A dual array operand: its tangent lanes, or none for inactive memory (a
- * constant).  Its Context becomes the call's; dual arrays of another Context,
- * and a view whose tangent is not looked up yet, are Python's case (0). */
-static int dual_array(const fwd_objects *k, PyObject *o, PyObject **ctx, sad_fast_operand *out)
+/* A dual array operand of float type *ft: its tangent lanes, or none for
+ * inactive memory (a constant).  Its Context becomes the call's; dual arrays
+ * of another Context, and a view whose tangent is not looked up yet, are
+ * Python's case (0). */
+static int dual_array(const fwd_objects *k, PyObject *o, PyObject **ctx, int *ft,
+                      sad_fast_operand *out)
 {
     dual_fields f;
-    if (!dual_fields_of(k, o, &f) || (*ctx != NULL && *ctx != f.ctx))
+    if (!dual_fields_of(k, o, ft, &f) || (*ctx != NULL && *ctx != f.ctx))
         return 0;
     if (f.s == Py_None) {
         if (slot_get(f.buf, B_SHADOW) != Py_None)
@@ -179,9 +189,11 @@ static PyObject *new_instance(PyObject *type)
     return ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, 0);
 }
 
-/* np.empty of shape dims[:nd], after a leading axis of `lead` when lead > 0
- * (C order, as numpy allocates a ufunc's result from C-ordered operands). */
-static PyObject *new_empty(const fwd_objects *k, Py_ssize_t lead, int nd, const int64_t *dims)
+/* np.empty of float type ft and shape dims[:nd], after a leading axis of
+ * `lead` when lead > 0 (C order, as numpy allocates a ufunc's result from
+ * C-ordered operands). */
+static PyObject *new_empty(const fwd_objects *k, int ft, Py_ssize_t lead, int nd,
+                           const int64_t *dims)
 {
     const int first = lead > 0;
     PyObject *shape = PyTuple_New(nd + first);
@@ -196,12 +208,15 @@ static PyObject *new_empty(const fwd_objects *k, Py_ssize_t lead, int nd, const 
         }
         PyTuple_SET_ITEM(shape, d, n);
     }
-    PyObject *out = PyObject_CallOneArg(k->empty, shape);
+    PyObject *const args[2] = {shape, k->dtype[ft]};
+    PyObject *out = PyObject_Vectorcall(k->empty, args, 2, NULL);
     Py_DECREF(shape);
     return out;
 }
 
-/* The ops whose primal is one correctly rounded IEEE operation per element:
+/* The ops whose primal is one correctly rounded IEEE operation per element,
+ * in float64 as in float32 (the float32 kernels compute in float, as numpy's
+ * float32 loops do, and round a number operand to float as numpy casts it):
  * C computes the very bits numpy would. */
 static int exact_op(int op)
 {
@@ -231,7 +246,8 @@ static int same_dims(const int64_t *a, const int64_t *b, int nd)
  * so is a NaN result, whose sign and payload IEEE leaves to the machine code
  * (of two NaN operands, which one comes out).  1, or 0 (numpy's case), -1
  * on error. */
-static int c_primal(const fwd_objects *k, int op, const sad_fast_operand *o, int n, PyObject **z)
+static int c_primal(const fwd_objects *k, int op, int ft, const sad_fast_operand *o, int n,
+                    PyObject **z)
 {
     int nd = -1;
     const int64_t *dims = NULL;
@@ -250,12 +266,12 @@ static int c_primal(const fwd_objects *k, int op, const sad_fast_operand *o, int
     }
     if (nd < 1)
         return 0; /* numpy's result is a scalar */
-    if ((*z = new_empty(k, 0, nd, dims)) == NULL)
+    if ((*z = new_empty(k, ft, 0, nd, dims)) == NULL)
         return -1;
     sad_fast_packed pk;
     sad_arr zd;
     double c = 0.0;
-    const int flags = sad_fast_pack(o, n, 0, &pk, &c);
+    const int flags = sad_fast_pack(o, n, ft, 0, &pk, &c);
     if (fetestexcept(REPORTED)) /* left by earlier C code (numpy clears its own) */
         feclearexcept(REPORTED);
     int nan = 0;
@@ -268,16 +284,18 @@ static int c_primal(const fwd_objects *k, int op, const sad_fast_operand *o, int
     return 1;
 }
 
-/* numpy's result z as a dual array of ctx with uninitialised tangent lanes
- * (the kernel fills every one): a temporary Buffer (traced.temporary_buffer)
- * with the lanes attached fresh (Buffer.attach_fresh).  numpy keeps a
- * transposed input's layout, and such a z is Python's to wrap (make). */
-static PyObject *dual_result(const fwd_objects *k, PyObject *ctx, PyObject *z, Py_ssize_t lanes)
+/* numpy's result z, of float type ft, as a dual array of ctx with
+ * uninitialised tangent lanes of that type (the kernel fills every one): a
+ * temporary Buffer (traced.temporary_buffer) with the lanes attached fresh
+ * (Buffer.attach_fresh).  numpy keeps a transposed input's layout, and such
+ * a z is Python's to wrap (make). */
+static PyObject *dual_result(const fwd_objects *k, PyObject *ctx, PyObject *z, int ft,
+                             Py_ssize_t lanes)
 {
     if (!sad_is_c_contiguous(z))
         return PyObject_CallFunctionObjArgs(k->make, ctx, z, NULL);
     const sad_arr a = sad_arr_of(z);
-    PyObject *zt = new_empty(k, lanes, a.nd, a.shape);
+    PyObject *zt = new_empty(k, ft, lanes, a.nd, a.shape);
     PyObject *buf = zt != NULL ? new_instance(k->buffer) : NULL;
     PyObject *res = buf != NULL ? new_instance(k->dual) : NULL;
     if (res == NULL) {
@@ -329,9 +347,11 @@ static int call_lanes(const fwd_objects *k, const sad_fast_operand *o, int n, Py
 }
 
 /* _fast.fwd(ufunc, op, x[, y]): forward mode.  Operands are dual arrays
- * of one Context, dual scalars, float64 arrays or a number, at least one
- * with tangents and one an array; numpy computes the primal, the result is a
- * dual array with fresh tangent lanes, and the C kernel fills them. */
+ * of one Context, dual scalars, plain arrays or a number, at least one with
+ * tangents and one an array; every array float64, or every one float32 (then
+ * no dual scalar: sad_fast_fit).  numpy computes the primal (or C, exactly),
+ * which must be of that float type, the result is a dual array with fresh
+ * tangent lanes of it, and the C kernel fills them. */
 SAD_FAST(sad_fast_fwd)
 {
     const fwd_objects *k = fwd_registered(module);
@@ -343,30 +363,30 @@ SAD_FAST(sad_fast_fwd)
     PyObject *ufunc = args[0];
     sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *ctx = NULL, *z = NULL, *res = NULL;
-    int consts = 0, arrays = 0, active = 0;
+    int consts = 0, arrays = 0, active = 0, ft = SAD_FAST_ANY;
     for (int j = 0; j < n && status > 0; ++j) {
         PyObject *a = args[2 + j], *t = (PyObject *)Py_TYPE(a);
-        status = t == k->dual     ? dual_array(k, a, &ctx, &o[j])
+        status = t == k->dual     ? dual_array(k, a, &ctx, &ft, &o[j])
                  : t == k->scalar ? dual_scalar(k, a, &ctx, &o[j])
-                                  : sad_fast_plain(a, k->ndarray, &o[j]);
+                                  : sad_fast_plain(a, k->ndarray, &ft, &o[j]);
         if (status > 0) {
             consts += o[j].kind == SAD_KX_CONST;
             arrays += o[j].kind == SAD_KX_ARR;
             active += o[j].kind == SAD_KX_PAIR || o[j].s != NULL;
         }
     }
-    if (status <= 0 || active == 0 || arrays == 0 || consts > 1) {
+    if (status <= 0 || active == 0 || arrays == 0 || consts > 1 || !sad_fast_fit(o, n, ft)) {
         status = status < 0 ? -1 : 0;
         goto done;
     }
     Py_ssize_t lanes = 0;
     if ((status = call_lanes(k, o, n, &ctx, &lanes)) <= 0)
         goto done;
-    if (exact_op(op) && (status = c_primal(k, op, o, n, &z)) < 0)
+    if (exact_op(op) && (status = c_primal(k, op, ft, o, n, &z)) < 0)
         goto done;
-    if (z == NULL && (status = sad_fast_primal(ufunc, k->ndarray, o, n, &z)) <= 0)
+    if (z == NULL && (status = sad_fast_primal(ufunc, k->ndarray, ft, o, n, &z)) <= 0)
         goto done;
-    if ((res = dual_result(k, ctx, z, lanes)) == NULL) {
+    if ((res = dual_result(k, ctx, z, ft, lanes)) == NULL) {
         status = -1;
         goto done;
     }
@@ -375,7 +395,7 @@ SAD_FAST(sad_fast_fwd)
     double *dl[2] = {NULL, NULL};
     int64_t ls[2] = {0, 0};
     double c = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_LANES, &pk, &c);
+    const int flags = sad_fast_pack(o, n, ft, SAD_F_LANES, &pk, &c);
     for (int j = 0; j < n; ++j)
         if (o[j].kind == SAD_KX_PAIR && o[j].s != NULL) {
             const sad_arr d = sad_arr_of(o[j].s);
@@ -411,7 +431,7 @@ static PyObject *lane_sums(const fwd_objects *k, const char *t, int64_t m, Py_ss
 {
     if (lanes == 1)
         return PyFloat_FromDouble(numpy_sum(k, t, m, sizeof(double)));
-    PyObject *d = new_empty(k, lanes, 0, NULL);
+    PyObject *d = new_empty(k, SAD_FAST_F64, lanes, 0, NULL);
     if (d == NULL)
         return NULL;
     double *out = sad_arr_of(d).data;
@@ -435,7 +455,8 @@ SAD_FAST(sad_fast_fsum)
         return NULL;
     PyObject *a = args[0];
     dual_fields f;
-    if ((PyObject *)Py_TYPE(a) != k->dual || !dual_fields_of(k, a, &f) ||
+    int ft = SAD_FAST_F64; /* numpy's float64 add loop */
+    if ((PyObject *)Py_TYPE(a) != k->dual || !dual_fields_of(k, a, &ft, &f) ||
         (PyObject *)Py_TYPE(f.p) != k->ndarray || (PyObject *)Py_TYPE(f.s) != k->ndarray ||
         !sad_is_c_contiguous(f.p) || !sad_is_c_contiguous(f.s))
         Py_RETURN_NOTIMPLEMENTED;

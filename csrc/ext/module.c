@@ -74,7 +74,8 @@ static int state_objects(sad_state *st, PyObject ***out)
         &st->rev.make, &st->rev.hold, &st->rev.extobj_var, &st->rev.extobj_warns,
         &st->rev.kw_out,
         &st->fwd.dual, &st->fwd.scalar, &st->fwd.buffer, &st->fwd.context, &st->fwd.ndarray,
-        &st->fwd.float64, &st->fwd.empty, &st->fwd.make, &st->fwd.current, &st->fwd.label,
+        &st->fwd.float64, &st->fwd.empty, &st->fwd.dtype[SAD_FAST_F64],
+        &st->fwd.dtype[SAD_FAST_F32], &st->fwd.make, &st->fwd.current, &st->fwd.label,
         &st->fwd.add,
     };
     enum { N = sizeof(all) / sizeof(all[0]) };

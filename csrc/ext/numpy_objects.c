@@ -58,20 +58,44 @@ int sad_is_writeable(PyObject *o)
     return (((const PyArrayObject_fields *)o)->flags & NPY_ARRAY_WRITEABLE) != 0;
 }
 
+/* The index of ufunc's inner loop whose operands are all of numpy type
+ * `type` (NPY_DOUBLE, NPY_FLOAT), or -1. */
+static int loop_index(const PyUFuncObject *u, int type)
+{
+    if (u->types == NULL)
+        return -1;
+    const int nargs = u->nin + u->nout;
+    for (int i = 0; i < u->ntypes; ++i) {
+        const char *t = u->types + nargs * i;
+        int all = 1;
+        for (int j = 0; j < nargs && all; ++j)
+            all = t[j] == type;
+        if (all)
+            return i;
+    }
+    return -1;
+}
+
+static const PyUFuncObject *ufunc_of(PyObject *o)
+{
+    return strcmp(Py_TYPE(o)->tp_name, "numpy.ufunc") == 0 ? (const PyUFuncObject *)o : NULL;
+}
+
 int sad_f64_loop(PyObject *ufunc, sad_loop *loop, void **data)
 {
-    if (strcmp(Py_TYPE(ufunc)->tp_name, "numpy.ufunc") != 0)
+    const PyUFuncObject *u = ufunc_of(ufunc);
+    if (u == NULL || u->nin != 2 || u->nout != 1 || u->functions == NULL)
         return 0;
-    const PyUFuncObject *u = (const PyUFuncObject *)ufunc;
-    if (u->nin != 2 || u->nout != 1 || u->functions == NULL || u->types == NULL)
+    const int i = loop_index(u, NPY_DOUBLE);
+    if (i < 0)
         return 0;
-    for (int i = 0; i < u->ntypes; ++i) {
-        const char *t = u->types + 3 * i;
-        if (t[0] == NPY_DOUBLE && t[1] == NPY_DOUBLE && t[2] == NPY_DOUBLE) {
-            *loop = (sad_loop)u->functions[i];
-            *data = u->data != NULL ? u->data[i] : NULL;
-            return 1;
-        }
-    }
-    return 0;
+    *loop = (sad_loop)u->functions[i];
+    *data = u->data != NULL ? u->data[i] : NULL;
+    return 1;
+}
+
+int sad_has_loop(PyObject *ufunc, int f32)
+{
+    const PyUFuncObject *u = ufunc_of(ufunc);
+    return u != NULL && loop_index(u, f32 ? NPY_FLOAT : NPY_DOUBLE) >= 0;
 }

@@ -77,24 +77,22 @@ static int tape_parts(const sad_rev_objects *k, PyObject *tape, PyObject **keep,
     return ok;
 }
 
-static int f64_array(const sad_rev_objects *k, PyObject *o)
-{
-    return (PyObject *)Py_TYPE(o) == k->ndarray && sad_is_f64(o);
-}
-
-/* A traced array of the call's tape (the first one found sets it) whose
- * shadow is an array or a lazy slot.  Inactive memory, or a view whose
- * shadow is not looked up yet, is Python's case (0). */
-static int traced_operand(const sad_rev_objects *k, PyObject *o, PyObject **tape, sad_fast_operand *out)
+/* A traced array of the call's tape (the first one found sets it) and float
+ * type *ft whose shadow is an array or a lazy slot.  Inactive memory, or a
+ * view whose shadow is not looked up yet, is Python's case (0). */
+static int traced_operand(const sad_rev_objects *k, PyObject *o, PyObject **tape, int *ft,
+                          sad_fast_operand *out)
 {
     PyObject *buf = sad_fast_slot_of(o, k->traced, A_BUF);
     PyObject *t = sad_fast_slot_of(buf, k->buffer, B_TAPE);
     PyObject *s = sad_fast_slot_of(o, k->traced, A_S);
     PyObject *p = sad_fast_slot_of(o, k->traced, A_P);
     /* p and s are writable attributes: C reads them as arrays only when they
-     * are aligned float64 ndarrays (anything else is Python's case) */
+     * are aligned ndarrays of the call's float type (anything else is
+     * Python's case) */
     int ok = buf != NULL && t != NULL && s != NULL && p != NULL &&
-             (*tape == NULL || *tape == t) && f64_array(k, p) && (s == Py_None || f64_array(k, s));
+             (*tape == NULL || *tape == t) && sad_fast_array(p, k->ndarray, ft) &&
+             (s == Py_None || sad_fast_array(s, k->ndarray, ft));
     if (ok && s != Py_None) { /* checked when assigned; a descriptor's __set__ skips that */
         const sad_arr pa = sad_arr_of(p), sa = sad_arr_of(s);
         ok = sad_fast_fits(&pa, &sa, 0);
@@ -142,12 +140,13 @@ static int scalar_operand(PyObject *a, PyObject **tape, sad_fast_operand *out)
 }
 
 /* One operand of rev or rev_out: a traced array (active), a traced scalar, a
- * plain float64 array or a number.  *traced counts the traced ones. */
-static int rev_operand(const sad_rev_objects *k, PyObject *a, PyObject **tape,
+ * plain array of the call's float type *ft or a number.  *traced counts the
+ * traced ones. */
+static int rev_operand(const sad_rev_objects *k, PyObject *a, PyObject **tape, int *ft,
                        sad_fast_operand *out, int *traced)
 {
     if ((PyObject *)Py_TYPE(a) == k->traced) {
-        int status = traced_operand(k, a, tape, out);
+        int status = traced_operand(k, a, tape, ft, out);
         /* active: a shadow array, or a lazy slot */
         status = status > 0 && (out->s != out->p || out->slot > 0);
         *traced += status;
@@ -158,12 +157,25 @@ static int rev_operand(const sad_rev_objects *k, PyObject *a, PyObject **tape,
         *traced += status > 0;
         return status;
     }
-    return sad_fast_plain(a, k->ndarray, out);
+    return sad_fast_plain(a, k->ndarray, ft, out);
 }
 
-/* Which values the reverse sweep of z = op(x, y) reads (x 1, y 2, z 4), as
- * elementwise._values_read: what the tape must keep alive. */
-static int values_read(const sad_rev_objects *k, int op, const sad_fast_operand *o, int n)
+/* Is dividing by k linear for the sweep of a record of float type ft: is
+ * 1/k finite in that type, as sad_ew_linear decides it (by a k whose
+ * reciprocal overflows, the partials read x)? */
+static int finite_reciprocal(double k, int ft)
+{
+    if (ft == SAD_FAST_F32) {
+        const float kf = (float)k; /* the record's constant (sad_block_build) */
+        return kf != 0.0f && isfinite(1.0f / kf);
+    }
+    return k != 0.0 && isfinite(1.0 / k);
+}
+
+/* Which values the reverse sweep of z = op(x, y), of float type ft, reads
+ * (x 1, y 2, z 4), as elementwise._values_read: what the tape must keep
+ * alive (a wrong 0 would free what the sweep reads). */
+static int values_read(const sad_rev_objects *k, int op, const sad_fast_operand *o, int n, int ft)
 {
     switch (op) { /* linear by a constant; the rest is the table's (sad_ew_partials_read) */
     case SAD_MUL:
@@ -171,7 +183,7 @@ static int values_read(const sad_rev_objects *k, int op, const sad_fast_operand 
             return 0;
         break;
     case SAD_DIV:
-        if (n == 2 && o[1].kind == SAD_KX_CONST && o[1].k != 0.0 && isfinite(1.0 / o[1].k))
+        if (n == 2 && o[1].kind == SAD_KX_CONST && finite_reciprocal(o[1].k, ft))
             return 0;
         break;
     default:
@@ -255,9 +267,11 @@ static PyObject *make_result(const sad_rev_objects *k, PyObject *tape, PyObject 
 }
 
 /* _fast.rev(ufunc, op, x[, y]): reverse mode.  Operands are traced arrays
- * of one tape whose shadows are arrays or lazy slots (at least one), float64
- * arrays or a number; numpy computes the primal, the registered make(tape, z)
- * wraps it as an active temporary, and the record goes on the tape. */
+ * of one tape whose shadows are arrays or lazy slots (at least one), plain
+ * arrays or a number; every array float64, or every one float32 (then no
+ * traced scalar: sad_fast_fit).  numpy computes the primal, which must be of
+ * that float type, the registered make(tape, z) wraps it as an active
+ * temporary, and the record goes on the tape. */
 SAD_FAST(sad_fast_rev)
 {
     const sad_rev_objects *k = sad_rev_registered(module);
@@ -270,31 +284,31 @@ SAD_FAST(sad_fast_rev)
     sad_fast_operand o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *tape = NULL, *z = NULL, *res = NULL, *zs = NULL, *keep = NULL;
     sad_tape *t = NULL;
-    int consts = 0, traced = 0, arrays = 0;
+    int consts = 0, traced = 0, arrays = 0, ft = SAD_FAST_ANY;
     for (int j = 0; j < n && status > 0; ++j) {
-        status = rev_operand(k, args[2 + j], &tape, &o[j], &traced);
+        status = rev_operand(k, args[2 + j], &tape, &ft, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
         arrays += status > 0 && o[j].kind == SAD_KX_ARR;
     }
     /* scalars only: Python's lean path, before numpy computes anything */
-    if (status <= 0 || traced == 0 || consts > 1 || arrays == 0 ||
+    if (status <= 0 || traced == 0 || consts > 1 || arrays == 0 || !sad_fast_fit(o, n, ft) ||
         !tape_parts(k, tape, &keep, &t)) {
         status = status < 0 ? -1 : 0;
         goto done;
     }
-    if ((status = sad_fast_primal(ufunc, k->ndarray, o, n, &z)) <= 0)
+    if ((status = sad_fast_primal(ufunc, k->ndarray, ft, o, n, &z)) <= 0)
         goto done;
     status = -1;
     int64_t slots[3] = {0, o[0].slot, o[1].slot};
     if ((res = make_result(k, tape, z, &zs, &slots[0])) == NULL)
         goto done;
-    const int need = values_read(k, op, o, n);
+    const int need = values_read(k, op, o, n, ft);
     if (hold_plain(k, tape, o, n, need) < 0 || keep_values(keep, z, o, n, need) < 0)
         goto done;
     sad_fast_packed c;
     sad_arr zd, zsd;
     double kc = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_FRESH, &c, &kc);
+    const int flags = sad_fast_pack(o, n, ft, SAD_F_FRESH, &c, &kc);
     const int rc = k->api->ew_slots(t, op, flags, sad_fast_arr(z, &zd), sad_fast_arr(zs, &zsd),
                                     c.p[0], c.s[0], c.p[1], c.s[1], kc, slots);
     if (rc == SAD_NOMEM)
@@ -348,11 +362,13 @@ static int numpy_only_warns(const sad_rev_objects *k)
 }
 
 /* _fast.rev_out(out, ufunc, op, x[, y]): ufunc(x, y, out=out) for a
- * traced `out` (x op= y), with operands as for rev.  The record saves the
- * bytes it overwrites before numpy writes them (or shares an earlier save,
- * SAD_F_CLEAN_FAIL); if numpy then refuses (shapes that do not broadcast),
- * the record is dropped and the bytes put back, as on Python's path.  A
- * floating-point error numpy reports after writing keeps both. */
+ * traced `out` (x op= y), with operands as for rev, of out's float type, in
+ * which the ufunc must have a loop (else numpy computes in another type and
+ * casts).  The record saves the bytes it overwrites before numpy writes them
+ * (or shares an earlier save, SAD_F_CLEAN_FAIL); if numpy then refuses
+ * (shapes that do not broadcast), the record is dropped and the bytes put
+ * back, as on Python's path.  A floating-point error numpy reports after
+ * writing keeps both. */
 SAD_FAST(sad_fast_rev_out)
 {
     const sad_rev_objects *k = sad_rev_registered(module);
@@ -365,20 +381,22 @@ SAD_FAST(sad_fast_rev_out)
     sad_fast_operand oz = {.p = NULL}, o[2] = {{.p = NULL}, {.p = NULL}};
     PyObject *tape = NULL, *keep = NULL, *res = NULL;
     sad_tape *t = NULL;
-    int consts = 0, traced = 0;
-    status = (PyObject *)Py_TYPE(out) == k->traced && traced_operand(k, out, &tape, &oz) &&
+    int consts = 0, traced = 0, ft = SAD_FAST_ANY;
+    status = (PyObject *)Py_TYPE(out) == k->traced && traced_operand(k, out, &tape, &ft, &oz) &&
              writable_target(k, out, &oz);
     for (int j = 0; j < n && status > 0; ++j) {
-        status = rev_operand(k, args[3 + j], &tape, &o[j], &traced);
+        status = rev_operand(k, args[3 + j], &tape, &ft, &o[j], &traced);
         consts += status > 0 && o[j].kind == SAD_KX_CONST;
     }
-    if (status <= 0 || consts > 1 || !tape_parts(k, tape, &keep, &t)) {
+    if (status <= 0 || consts > 1 || !sad_fast_fit(o, n, ft) ||
+        (ft == SAD_FAST_F32 && !sad_has_loop(ufunc, 1)) ||
+        !tape_parts(k, tape, &keep, &t)) {
         status = status < 0 ? -1 : 0;
         goto done;
     }
     status = -1;
     /* z is overwritten: the sweep recomputes it from x and y (_values_read) */
-    const int need = values_read(k, op, o, n) ? 7 : 0;
+    const int need = values_read(k, op, o, n, ft) ? 7 : 0;
     if (hold_plain(k, tape, o, n, need) < 0 || keep_values(keep, oz.p, o, n, need) < 0)
         goto done;
     const struct sad_api *api = k->api;
@@ -386,8 +404,8 @@ SAD_FAST(sad_fast_rev_out)
     sad_fast_packed c;
     sad_arr zd, zsd;
     double kc = 0.0;
-    const int flags = sad_fast_pack(o, n, SAD_F_SAVE | (numpy_only_warns(k) ? SAD_F_CLEAN_FAIL : 0),
-                                    &c, &kc);
+    const int flags = sad_fast_pack(
+        o, n, ft, SAD_F_SAVE | (numpy_only_warns(k) ? SAD_F_CLEAN_FAIL : 0), &c, &kc);
     const int64_t slots[3] = {0, o[0].slot, o[1].slot};
     const int rc = api->ew_slots(t, op, flags, sad_fast_arr(oz.p, &zd), sad_fast_arr(oz.s, &zsd),
                                  c.p[0], c.s[0], c.p[1], c.s[1], kc, slots);
@@ -430,13 +448,13 @@ done:
 static int outer_operand(const sad_rev_objects *k, PyObject *x, PyObject **tape,
                          sad_fast_operand *o, int *active)
 {
-    int status;
+    int status, ft = SAD_FAST_F64; /* the C record reads float64 */
     if ((PyObject *)Py_TYPE(x) == k->traced) {
-        status = traced_operand(k, x, tape, o);
+        status = traced_operand(k, x, tape, &ft, o);
         status = status > 0 && (o->s != o->p || o->slot > 0);
         *active += status;
     } else {
-        status = (PyObject *)Py_TYPE(x) == k->ndarray && sad_fast_plain(x, k->ndarray, o);
+        status = (PyObject *)Py_TYPE(x) == k->ndarray && sad_fast_plain(x, k->ndarray, &ft, o);
     }
     return status && sad_arr_of(o->p).nd == 1;
 }

@@ -30,12 +30,15 @@ int sad_ew_tangent(int op, int flags, const sad_arr *z, const sad_arr *dz, const
                              : tangent(op, flags, z, dz, x, dx, y, dy, k);
 }
 
-/* Dual scalars are float64: no float32 instance. */
+/* Dual scalars are float64: a float32 call has none (its block refuses
+ * pairs), and is sad_ew_tangent's. */
 int sad_ew_tangent_duals(int op, int flags, const sad_arr *z, const sad_arr *dz,
                          const sad_arr *x, const sad_arr *dx, const sad_arr *y,
                          const sad_arr *dy, double k, double *const dlanes[2],
                          const int64_t lstride[2])
 {
+    if (flags & SAD_F_F32)
+        return tangent_f32(op, flags, z, dz, x, dx, y, dy, k);
     sad_block b;
     int rc = sad_block_build(&b, flags, z, dz, x, dx, y, dy, k);
     if (rc != SAD_OK)

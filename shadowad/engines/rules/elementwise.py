@@ -159,18 +159,15 @@ def apply_ufunc(ufunc, inputs, out=None):
     op = EW_OPS.get(ufunc)
     if op is None:
         return _without_c_op(ufunc, inputs, out, registry.FUNCTIONS)
-    dtype = F64
-    if takes_generic(inputs, out):
-        if ufunc not in _FLOAT32_LOOPS or not float32_kernels(inputs, out):
-            return generic_ufunc(ufunc, inputs, out, TArray)
-        dtype = F32  # the kernels' float32 instance, from this Python path
-    if op == _MUL and len(inputs) == 2 and inputs[0] is inputs[1] and type(inputs[0]) is TArray:
-        # x * x is np.square(x): the same values, and the sweep adds 2x*g into
-        # x's adjoint once instead of x*g twice
+    if (op == _MUL and len(inputs) == 2 and inputs[0] is inputs[1] and type(inputs[0]) is TArray
+            and (not takes_generic(inputs, out) or float32_kernels(inputs, out))):
+        # x * x is np.square(x) for the kernels: the same values, and the sweep
+        # adds 2x*g into x's adjoint once instead of x*g twice
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
-    if dtype is F32:
-        pass  # the C fast paths below take float64 only
-    elif out is None:  # traced arrays, float64 arrays and numbers: all of it in one C call
+    # traced arrays, arrays of their float type (float64, or float32 with weak
+    # numbers) and numbers: all of it in one C call, which declines (before
+    # recording anything) every case it does not take
+    if out is None:
         res = _rev(ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
@@ -178,6 +175,11 @@ def apply_ufunc(ufunc, inputs, out=None):
         res = _rev_out(out, ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
+    dtype = F64
+    if takes_generic(inputs, out):
+        if ufunc not in _FLOAT32_LOOPS or not float32_kernels(inputs, out):
+            return generic_ufunc(ufunc, inputs, out, TArray)
+        dtype = F32  # the kernels' float32 instance, from this Python path
     if len(inputs) != ufunc.nin:
         raise TypeError(f"{qualified_name(ufunc)} takes {ufunc.nin} inputs, got {len(inputs)}")
     tape = tape_of_inputs(inputs, out)
@@ -507,7 +509,7 @@ def forward_apply(ufunc, inputs, out=None):
         # x ** 2 is np.square(x), as in numpy's ndarray.__pow__: the same values, a cheaper
         # kernel (not np.float_power's, whose value is float64 whatever the operands)
         ufunc, op, inputs = np.square, _SQUARE, inputs[:1]
-    if out is None:  # dual arrays, float64 arrays and numbers: all of it in one C call
+    if out is None:  # dual arrays, arrays of their float type and numbers: in one C call
         res = _fwd(ufunc, op, *inputs)
         if res is not NotImplemented:
             return res
