@@ -427,9 +427,10 @@ def targets(results):
 
 
 def compared_float32(results):
-    """Informational rows ("info", no PASS/FAIL) for the float32 cases: shadowad
-    runs float32 on its primitives' generic numpy rules, not the C kernels, so
-    these record what that path costs rather than hold it to a target."""
+    """Informational rows ("info", no PASS/FAIL) for the float32 cases: they
+    record how shadowad's float32 path (the C kernels' float instance for the
+    elementwise work, the generic numpy rules for the rest) compares with the
+    peers and with its float64 twin, without a target of their own."""
     out = []
     for res in results:
         s, sname = ref_time(res)
@@ -560,7 +561,8 @@ def write_markdown(path, results, modules, tgts, memory, elapsed):
         "XLA compilation + one run) is reported separately and is not in the time.")
     add("* **float32 cases** (labels ending in `,float32`, W2 and W3): every method on "
         "float32 inputs (the numpy primal too, which is their ratio's baseline); shadowad "
-        "runs float32 on its primitives' generic numpy rules, not its C kernels.")
+        "runs their elementwise work on the C kernels' float instance and the rest on its "
+        "primitives' generic numpy rules (docs/float32.md).")
     if memory:
         add(f"* **Peak RSS (memory):** {PROBE_METHOD}. So it is what the run allocates at "
             "its peak (tape, saved values, temporaries, results), not what the imports "
@@ -598,8 +600,8 @@ def write_markdown(path, results, modules, tgts, memory, elapsed):
         + (f", {n_na} not applicable (the peer cannot differentiate the code at all)"
            if n_na else "")
         + (f", {n_info} informational (\"info\": the float32 cases of W2 and W3, compared "
-           "without a target, since shadowad runs float32 on its primitives' generic numpy "
-           "rules rather than its C kernels)" if n_info else "") + ".")
+           "with the peers' float32 and shadowad's float64 without a target of their own)"
+           if n_info else "") + ".")
     add("")
     add("## Results")
     for key, mod in modules.items():

@@ -10,10 +10,9 @@ with concatenate.
 The float32 cases run the same code on float32 arrays: the numpy primal in
 float32, shadowad on a Duplicated float32 u with a float32 shadow, PyTorch on
 float32 tensors, JAX and autograd on float32 arrays (r is a Python float, so it
-stays weak and every step stays float32).  shadowad's float32 operations take
-their primitives' generic numpy rules, not the C kernels (which read float64
-only), so these rows measure that path; they are informational, without a
-target."""
+stays weak and every step stays float32).  shadowad's float32 steps run the C
+kernels' float instance (docs/float32.md), its final sum the generic numpy
+rule; the rows are informational, without a target."""
 import numpy as np
 
 import shadowad as sad

@@ -5,8 +5,8 @@ functional, so every peer runs it as written.
 
 The float32 cases take the same X and data rounded to float32: the numpy
 primal in float32, shadowad with Active X and Const data in float32 (its
-float32 operations take their primitives' generic numpy rules, not the C
-kernels, which read float64 only; docs/float32.md), the fwddiff variant,
+elementwise operations run the C kernels' float instance, its sum the generic
+numpy rule; docs/float32.md), the fwddiff variant,
 PyTorch, JAX and autograd on float32.  Their closed form is evaluated in
 float64 from the float32 inputs.  The float32 rows are informational, without
 a target."""
