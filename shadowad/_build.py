@@ -57,6 +57,9 @@ ffibuilder.set_source(
     '#include "sad.h"\n',
     sources=sources(*CORE_DIRS),
     include_dirs=CORE_INCLUDE_DIRS,
+    # the headers, template headers (real.h) among them: a change to one
+    # rebuilds the core
+    depends=[os.path.relpath(p, ROOT) for d in CORE_DIRS for p in sorted((CSRC / d).glob("*.h"))],
     # only PyInit__csad is exported: calls inside the core stay direct (and
     # inlinable) instead of going through the PLT; cffi's wrappers and
     # sad_api()'s table are in this module

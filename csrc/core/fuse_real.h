@@ -10,7 +10,15 @@ static int SAD_R(fusable)(const sad_record *r, int64_t n)
     if (!(ew || (r->op == SAD_SUM && !SAD_IS_F32)) || (r->flags & SAD_F_LANES) ||
         ((r->flags & SAD_F_F32) != 0) != SAD_IS_F32 || r->u.SAD_R(a).scratch != NULL)
         return 0;
-    return r->u.SAD_R(a).b->n == n && SAD_R(sad_block_one_run)(r->u.SAD_R(a).b);
+    const SAD_R(sad_block) *b = r->u.SAD_R(a).b;
+#if SAD_IS_F32
+    /* a broadcast input's adjoint is a sum over the whole record, added once
+     * (ew_reverse_real.h): swept a piece at a time it would round per piece */
+    for (int k = 1; k < 3; ++k)
+        if (b->o[k].s != NULL && b->o[k].ss[0] == 0 && b->n > 1)
+            return 0;
+#endif
+    return b->n == n && SAD_R(sad_block_one_run)(b);
 }
 
 static void SAD_R(add_region)(run *u, const sad_real *base, int64_t stride, int64_t slot, int kind)

@@ -186,13 +186,14 @@ SAD_HOT static void SAD_R(plane_input)(const SAD_R(plane) *q, int k, sad_real c,
     const sad_real *restrict zs = q->s[0];
     sad_real *restrict as = q->s[k];
     const int64_t m = q->m, rows = q->rows, zr = q->rs[0], ar = q->rs[k], st = q->st[k];
-    if (st == 0) { /* broadcast along the row: a sum in a register */
+    if (st == 0) { /* broadcast along the row: a sum in a register (sad_acc) */
         for (int64_t r = 0; r < rows; ++r) {
             const sad_real *z = zs + r * zr;
-            sad_real *a = as + r * ar, acc = assign ? 0 : a[0];
+            sad_real *a = as + r * ar;
+            sad_acc acc = assign ? 0 : (sad_acc)a[0];
             for (int64_t i = 0; i < m; ++i)
-                acc += c * z[i];
-            a[0] = acc;
+                acc += (sad_acc)(c * z[i]);
+            a[0] = (sad_real)acc;
         }
         return;
     }
@@ -202,20 +203,20 @@ SAD_HOT static void SAD_R(plane_input)(const SAD_R(plane) *q, int k, sad_real c,
          * stores and loads through one row per row of z */
         int64_t j = 0;
         for (; j + 8 <= m; j += 8) {
-            sad_real acc[8];
+            sad_acc acc[8];
             for (int u = 0; u < 8; ++u)
-                acc[u] = as[j + u];
+                acc[u] = (sad_acc)as[j + u];
             for (int64_t r = 0; r < rows; ++r)
                 for (int u = 0; u < 8; ++u)
-                    acc[u] += c * zs[r * zr + j + u];
+                    acc[u] += (sad_acc)(c * zs[r * zr + j + u]);
             for (int u = 0; u < 8; ++u)
-                as[j + u] = acc[u];
+                as[j + u] = (sad_real)acc[u];
         }
         for (; j < m; ++j) {
-            sad_real acc = as[j];
+            sad_acc acc = (sad_acc)as[j];
             for (int64_t r = 0; r < rows; ++r)
-                acc += c * zs[r * zr + j];
-            as[j] = acc;
+                acc += (sad_acc)(c * zs[r * zr + j]);
+            as[j] = (sad_real)acc;
         }
         return;
     }
@@ -364,6 +365,12 @@ SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_bl
             px[i] = cx;
             py[i] = cy;
         }
+#if SAD_IS_F32
+    /* float: a broadcast input's terms over a row, summed in a sad_acc across
+     * the row's tiles (from -0.0, which adds no sign), then added once */
+    sad_acc row_sum[3] = {0, 0, 0};
+    int row_terms[3] = {0, 0, 0};
+#endif
     SAD_R(sad_rows) cursor;
     SAD_R(sad_rows_start)(&cursor, b);
     for (int64_t rr = 0; rr < rows; ++rr) {
@@ -428,14 +435,32 @@ SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_bl
                 else if (st == 1) /* a select, not a branch: it vectorizes */
                     for (int64_t i = 0; i < c; ++i)
                         as[i] = SAD_R(sad_contributes)(g[i], pk[i]) ? as[i] + g[i] * pk[i] : as[i];
-                else if (st == 0) { /* broadcast along the row: the same sums in
-                                     * the same order, in a register instead of
-                                     * a store-to-load chain through memory */
+                else if (st == 0) { /* broadcast along the row */
+#if SAD_IS_F32
+                    if (i0 == 0) {
+                        row_sum[k] = -0.0;
+                        row_terms[k] = 0;
+                    }
+                    sad_acc acc = row_sum[k];
+                    for (int64_t i = 0; i < c; ++i)
+                        if (SAD_R(sad_contributes)(g[i], pk[i])) {
+                            acc += (sad_acc)(g[i] * pk[i]);
+                            row_terms[k] = 1;
+                        }
+                    row_sum[k] = acc;
+                    /* added at the row's end, into the memory as it is then:
+                     * the other input's shadow may be the same element */
+                    if (i0 + c == m && row_terms[k])
+                        as[0] += (sad_real)acc;
+#else
+                    /* the same sums in the same order, in a register instead
+                     * of a store-to-load chain through memory */
                     sad_real acc = as[0];
                     for (int64_t i = 0; i < c; ++i)
                         if (SAD_R(sad_contributes)(g[i], pk[i]))
                             acc += g[i] * pk[i];
                     as[0] = acc;
+#endif
                 } else
                     for (int64_t i = 0; i < c; ++i)
                         if (SAD_R(sad_contributes)(g[i], pk[i]))

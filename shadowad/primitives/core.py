@@ -32,7 +32,7 @@ __all__ = ["Primitive", "deflinear", "defbilinear", "implements", "registered",
 
 class Primitive:
     __slots__ = ("name", "impl", "jvp", "vjp", "reads_out", "reads", "reads_for", "mutates",
-                 "specialisations", "derived", "__weakref__")
+                 "specialisations", "derived", "ufunc_out", "__weakref__")
 
     def __init__(self, name, impl, jvp=None, vjp=None, reads_out=False, mutates=(), reads=None):
         """``reads_out``: vjp reads ``out`` (else it is given None, and a
@@ -49,6 +49,9 @@ class Primitive:
         self.reads_out, self.mutates = reads_out, tuple(mutates)
         self.reads = None if reads is None else tuple(reads)
         self.reads_for = None
+        # a ufunc's primitive: its result broadcasts into out= (numpy's ufuncs
+        # broadcast to out's shape; other functions want out's shape exactly)
+        self.ufunc_out = False
         self.specialisations = {}
         # the record protocol's rule the engines derive from this primitive
         # (made once, and gone with the primitive: some are made per call)

@@ -164,7 +164,7 @@ def ieee_partial(entry, k, values):
 
 def _as_loop_operand(v, kind, z_dtype):
     t = type(v)
-    if t is float or t is int:
+    if t is float or t is int or t is bool:  # (numpy divides by False as by 0.0)
         return kind(v)
     if z_dtype == _F64 and (t is np.ndarray or isinstance(v, np.floating)) and v.dtype == _F32:
         return v.astype(_F64)

@@ -43,8 +43,9 @@ def _chain(t, p):
     return times(t, p, plain)
 
 
-def generic_rule(entry, impl=None):
-    """The Primitive of ``entry`` (value by ``impl``, default its ufunc).  A
+def generic_rule(entry, impl=None, name=None):
+    """The Primitive of ``entry`` (value by ``impl``, default its ufunc;
+    ``name``, default the entry's, for messages).  A
     partial's own infinities (sqrt at 0) are not numpy warnings here, as they
     are not in the C kernels."""
     def jvp(ts, vals, out, params):
@@ -64,8 +65,9 @@ def generic_rule(entry, impl=None):
             c = _chain(g, ieee_partial(entry, k, (*vals, out)))
         return unbroadcast(c, shape_of(vals[k]))
 
-    prim = Primitive(entry.name, entry.ufunc if impl is None else impl, jvp, vjp,
-                     reads_out=True)
+    prim = Primitive(entry.name if name is None else name, entry.ufunc if impl is None else impl,
+                     jvp, vjp, reads_out=True)
+    prim.ufunc_out = True
     if entry.op is not None:  # (the reads of an entry without a kernel are not probed)
         # operand k's adjoint reads what its partial reads: x * y keeps only
         # y when x alone is active
@@ -106,7 +108,8 @@ def generic_primitive(entry, ufunc=None):
     key = entry.name if ufunc is None or ufunc is entry.ufunc else (entry.name, ufunc.__name__)
     prim = PRIMITIVES.get(key) or _WITH_KERNEL.get(key)
     if prim is None:
-        prim = _WITH_KERNEL[key] = generic_rule(entry, _as_on_scalars(ufunc or entry.ufunc))
+        ufunc = ufunc or entry.ufunc
+        prim = _WITH_KERNEL[key] = generic_rule(entry, _as_on_scalars(ufunc), ufunc.__name__)
     return prim
 
 

@@ -305,7 +305,7 @@ def reverse_bind(prim, operands, params, out=None):
         res = None if spec is None else spec(tape, operands, prims, actives, params)
         if res is None:
             res = record(tape, derived_rule(prim), operands, prims, actives, params)
-    return res if out is None else finish_out(res, out, "np." + prim.name)
+    return res if out is None else finish_out(res, out, "np." + prim.name, prim.ufunc_out)
 
 
 def _mutation(tape, prim, operands, prims, actives, params, active, generic):
@@ -399,7 +399,8 @@ def forward_bind(prim, operands, params, out=None):
     if prim.mutates:
         return _forward_mutation(prim, operands, prims, tangents, params, generic)
     if all(t is None for t in tangents):
-        return finish_out(forward_const(ctx, prim.impl(*prims, **params)), out, name)
+        return finish_out(forward_const(ctx, prim.impl(*prims, **params)), out, name,
+                          prim.ufunc_out)
     spec = None if generic else core.specialised(prim, "forward")
     dz = None
     if spec is not None:
@@ -407,7 +408,7 @@ def forward_bind(prim, operands, params, out=None):
         dz = spec(tangents, prims, z, params)
     if dz is None:  # the generic path (or the specialisation declined: edge values)
         z, dz = forward_by_rule(derived_rule(prim), prims, tangents, params)
-    return finish_out(forward_result(ctx, z, dz), out, name)
+    return finish_out(forward_result(ctx, z, dz), out, name, prim.ufunc_out)
 
 
 def _forward_mutation(prim, operands, prims, tangents, params, generic):

@@ -549,11 +549,13 @@ def forward_apply(ufunc, inputs, out=None):
             ufunc(*prims, out=out.p)
         elif _READS.get(op, 7) & 4:
             # the partials read numpy's value, and the tangent the inputs' old
-            # values: the value goes to out after the tangent
-            z = np.empty_like(out.p)
-            ufunc(*prims, out=z)
-            tangent_kernel(op, z, zt, operands)
-            np.copyto(out.p, z)
+            # values: numpy writes out itself, as the caller asked (its loops'
+            # last bits depend on the layout), once the inputs out overlaps
+            # are copied for the tangent
+            operands = [(p.copy(), t) if type(p) is np.ndarray and np.may_share_memory(p, out.p)
+                        else (p, t) for p, t in operands]
+            ufunc(*prims, out=out.p)
+            tangent_kernel(op, out.p, zt, operands)
         else:  # the tangent first: it reads the inputs' old values
             tangent_kernel(op, out.p, zt, operands)
             ufunc(*prims, out=out.p)

@@ -107,13 +107,22 @@ def forward_const(ctx, z):
     return z
 
 
-def finish_out(res, out, fname):
+def _broadcasts_to(shape, target):
+    return len(shape) <= len(target) and all(
+        n == 1 or n == m for n, m in zip(reversed(shape), reversed(target)))
+
+
+def finish_out(res, out, fname, broadcast=False):
     """Honour ``out=``: copy the result into it (a recorded copy, or in forward
-    mode a copy of the tangent lanes too, when out is traced)."""
+    mode a copy of the tangent lanes too, when out is traced).  ``broadcast``:
+    a ufunc's, whose result broadcasts to out's shape as numpy's does."""
     if out is None:
         return res
     shape = np.shape(primal(res))
-    if tuple(np.shape(primal(out))) != shape:
+    out_shape = tuple(np.shape(primal(out)))
+    if broadcast and _broadcasts_to(shape, out_shape):
+        shape = out_shape
+    if out_shape != shape:
         raise ValueError(f"shadowad: {fname}(..., out=...): out has shape "
                          f"{np.shape(primal(out))} but the result has shape {shape}")
     if type(out) in ARRAY_TYPES:
