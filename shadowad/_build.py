@@ -33,7 +33,7 @@ ROOT = HERE.parent
 CSRC = ROOT / "csrc"
 CORE_DIRS = ("core", "ops")
 
-CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Wdouble-promotion",
+CFLAGS = (["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=double-promotion",
            "-Werror=implicit-function-declaration",
            "-Werror=switch"]
           + shlex.split(os.environ.get("SHADOWAD_CFLAGS", "")))

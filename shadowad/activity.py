@@ -53,8 +53,7 @@ def plain_array(x, what):
     return x.view(np.ndarray)
 
 
-# The dtypes shadowad differentiates: float64 everywhere, float32 through the
-# primitives' generic rules (docs/float32.md).
+# The dtypes shadowad differentiates: float64, and float32 (docs/float32.md).
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 

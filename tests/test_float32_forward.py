@@ -1,7 +1,7 @@
 """float32 in forward mode (docs/float32.md): a float32 array's tangent lanes
-are float32, every operation on one takes its primitive's generic rule (the C
-kernels read float64), and numpy's promotion decides the dtypes where float32
-meets float64.
+are float32, its elementwise operations run the C kernels' float32 instance
+and the rest its primitive's generic rule, and numpy's promotion decides the
+dtypes where float32 meets float64.
 
 For each program: the primal (value and final state) is numpy's float32 run
 bit for bit, the tangent has numpy's result dtype and equals the float64

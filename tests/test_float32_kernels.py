@@ -1,6 +1,7 @@
-"""The gate of the float32 elementwise kernels: whichever code computes a
-float32 elementwise record (the generic numpy rules today, C kernels
-later), its partials are the elementwise table's computed in float32.
+"""The float32 elementwise kernels and the generic rule beside them: whichever
+computes a float32 elementwise record (the C kernels' float instance, or the
+generic numpy rule that mixed calls take), its partials are the elementwise
+table's computed in float32.
 
 * Reverse and tangent kernels = the table, at float32 edge values: every
   spelling of every entry with a C kernel, its result, out= and in-place
@@ -986,3 +987,17 @@ def test_float32_elementwise_ufuncs_do_not_run_the_generic_rule(monkeypatch):
     t, value = sad.autodiff(marker_program, Duplicated(x.copy(), np.ones_like(x)),
                             Duplicated(y.copy(), np.ones_like(y)), mode=sad.ForwardWithPrimal)
     assert same_bits(value, want) and t.dtype == F32
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("ufunc", [np.rad2deg, np.deg2rad], ids=lambda u: u.__name__)
+def test_linear_factors_are_numpys_own_in_float32(ufunc, path, monkeypatch):
+    """deg2rad and rad2deg multiply by a constant numpy computes in the
+    array's type (180.0f / pi_f for float32, which is not float32(180 / pi)):
+    the derivative is that constant, the slope of the values numpy gives."""
+    take(path, monkeypatch)
+    x = np.linspace(-3, 3, 50, dtype=F32)
+    g = sad.gradient(lambda a: np.sum(ufunc(a)), x)[0]
+    assert g.dtype == F32 and np.all(g == ufunc(np.float32(1)))
+    t = sad.autodiff(ufunc, Duplicated(x.copy(), np.ones_like(x)), mode=sad.Forward)
+    assert np.all(t == ufunc(np.float32(1)))

@@ -20,8 +20,9 @@ enum { STREAM_MIN = 1 << 16 };
 #define SAD_FLOAT 64
 #include "real.h"
 #include "block_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 #define SAD_FLOAT 32
 #include "real.h"
 #include "block_real.h"
+#include "real_end.h"
 

@@ -43,11 +43,11 @@ typedef struct run {
 #define SAD_FLOAT 64
 #include "real.h"
 #include "fuse_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 #define SAD_FLOAT 32
 #include "real.h"
 #include "fuse_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 
 int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor)
 {

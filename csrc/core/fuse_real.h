@@ -31,7 +31,7 @@ static void SAD_R(add_region)(run *u, const sad_real *base, int64_t stride, int6
         g->space = slot;
         g->lo = (intptr_t)base - (intptr_t)sad_slot_window(u->t, slot);
     } else if (s != NULL) { /* allocated: where the sweep will really touch */
-        const sad_real *window = (const sad_real *)(void *)sad_slot_window(u->t, slot);
+        const sad_real *window = (const sad_real *)sad_slot_window(u->t, slot);
         g->lo = (intptr_t)((sad_real *)s->p + (base - window));
     }
     g->unit = stride == 1;
@@ -250,6 +250,7 @@ static int64_t SAD_R(fuse_run)(sad_tape *t, int64_t top, int64_t floor)
                 continue;
             }
 #endif
+            /* (never fails here: records with a broadcast sum are not fused) */
             SAD_R(sad_ew_reverse_block)(r, &piece, saved, m[q].assign);
         }
     }

@@ -11,17 +11,12 @@
  *                constant would promote the arithmetic around it to double
  *                and round once at the end, a different value.  (The build
  *                warns of any such promotion: -Wdouble-promotion.)
- *   sad_acc      the accumulator of a sum over many elements (a broadcast
- *                operand's adjoint): double in both instances.  A float sum
- *                of n terms loses about n/2^24 of its value (16777216 + 1 is
- *                16777216 in float); numpy's float32 sum is pairwise.  The
- *                terms are the instance's products; only their sum is wider.
  *   SAD_IS_F32   1 in the float32 instance
- * Template headers include <tgmath.h>, so that sqrt, exp, ... are the
- * instance's functions (sqrtf, expf, ... for float). */
+ * A template that calls math functions is compiled with <tgmath.h>, so that
+ * sqrt, exp, ... are the instance's (sqrtf, expf, ... for float).  real_end.h
+ * ends an instance. */
 #undef sad_real
 #undef sad_bits
-#undef sad_acc
 #undef SAD_R
 #undef SAD_K
 #undef SAD_IS_F32
@@ -38,5 +33,4 @@
 #else
 #error "define SAD_FLOAT as 64 or 32 before including real.h"
 #endif
-#define sad_acc double
 #define SAD_K(v) ((sad_real)(v))

@@ -123,8 +123,8 @@ void SAD_R(sad_ew_partials)(int op, int64_t n, const sad_real *restrict x,
  * undo (!accumulate); its constant partials when it is linear.  The record
  * is the instance's (r->u.a, or r->u.a_f32 for SAD_F_F32). */
 int SAD_R(sad_ew_reverse)(sad_tape *t, const sad_record *r, int accumulate, int keep);
-void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_block) *b,
-                                 sad_real *saved, const int assign[3]);
+int SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_block) *b,
+                                sad_real *saved, const int assign[3]);
 int SAD_R(sad_ew_linear)(const sad_record *r, sad_real *cx, sad_real *cy);
 
 /* slot.c (slot_real.h): a block's lazy shadows, translated into memory */

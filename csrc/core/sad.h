@@ -29,11 +29,11 @@ typedef struct sad_record sad_record;
 #define SAD_FLOAT 64
 #include "real.h"
 #include "real_types.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 #define SAD_FLOAT 32
 #include "real.h"
 #include "real_types.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 
 typedef struct sad_record {
     int32_t op, flags;
@@ -168,7 +168,8 @@ int sad_ew_slots(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr
                  double k, const int64_t slots[3]);
 
 /* slot.c: lazy shadows of temporaries */
-double *sad_slot_window(const sad_tape *t, int64_t slot);
+/* the first byte of slot `slot`'s window */
+void *sad_slot_window(const sad_tape *t, int64_t slot);
 void sad_slots_free(sad_tape *t);
 void sad_axpy_reverse(const sad_record *r, int accumulate);
 int sad_reduce_reverse(sad_tape *t, const sad_record *r);

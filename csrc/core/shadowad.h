@@ -243,13 +243,14 @@ void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes)
 /* zs must have as many elements as the slot's temporary, of its size esize. */
 int sad_slot_bind(sad_tape *t, int64_t slot, const sad_arr *zs, int64_t esize);
 /* The slot's memory now (0 while the sweep has not needed it), for a
- * temporary of n elements (SAD_BAD_SLOT when the slot's has not n). */
-intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n);
+ * temporary of n elements of esize bytes (SAD_BAD_SLOT when the slot's is
+ * not such a temporary). */
+intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n, int64_t esize);
 /* The same, given memory the tape owns now if it has none (as the sweep gives
  * a slot it first adds into): zeroed when `zero`, else the caller stores into
  * every element.  0 when out of memory.  For a Python pullback during the
  * sweep; the memory goes back to the tape with sad_slot_release. */
-intptr_t sad_slot_alloc(sad_tape *t, int64_t slot, int64_t n, int zero);
+intptr_t sad_slot_alloc(sad_tape *t, int64_t slot, int64_t n, int64_t esize, int zero);
 /* Its record has been swept: memory the sweep allocated goes back to the tape
  * for later slots of the same size (memory Python bound is left alone). */
 int sad_slot_release(sad_tape *t, int64_t slot);

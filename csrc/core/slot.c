@@ -14,9 +14,9 @@
  * (the sweep translates it to the slot's memory first).  The range and the
  * slot table are bounded: past either bound sad_slot_new says so
  * (SAD_SLOTS_FULL) instead of handing out an address that could alias. */
-double *sad_slot_window(const sad_tape *t, int64_t slot)
+void *sad_slot_window(const sad_tape *t, int64_t slot)
 {
-    return (double *)(t->slot_space + t->slots[slot - 1].window);
+    return t->slot_space + t->slots[slot - 1].window;
 }
 
 void sad_tape_set_slot_limits(sad_tape *t, int64_t max_slots, int64_t max_bytes)
@@ -119,9 +119,15 @@ int sad_slot_holds(const sad_tape *t, int64_t slot, const sad_arr *z, int64_t es
     return off + lo >= 0 && off + hi + esize <= s->n * esize;
 }
 
-intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n)
+/* Is slot a slot of t for a temporary of n elements of esize bytes? */
+static int slot_of(const sad_tape *t, int64_t slot, int64_t n, int64_t esize)
 {
-    if (!sad_slot_valid(t, slot) || t->slots[slot - 1].n != n)
+    return sad_slot_valid(t, slot) && t->slots[slot - 1].n == n && t->slots[slot - 1].esize == esize;
+}
+
+intptr_t sad_slot_memory(const sad_tape *t, int64_t slot, int64_t n, int64_t esize)
+{
+    if (!slot_of(t, slot, n, esize))
         return SAD_BAD_SLOT;
     return (intptr_t)t->slots[slot - 1].p;
 }
@@ -157,9 +163,9 @@ static void *take(sad_tape *t, size_t bytes, int zero)
     return p;
 }
 
-intptr_t sad_slot_alloc(sad_tape *t, int64_t slot, int64_t n, int zero)
+intptr_t sad_slot_alloc(sad_tape *t, int64_t slot, int64_t n, int64_t esize, int zero)
 {
-    if (!sad_slot_valid(t, slot) || t->slots[slot - 1].n != n)
+    if (!slot_of(t, slot, n, esize))
         return SAD_BAD_SLOT;
     sad_slot *s = &t->slots[slot - 1];
     if (s->p == NULL) {
@@ -188,11 +194,11 @@ int sad_slot_release(sad_tape *t, int64_t slot)
 #define SAD_FLOAT 64
 #include "real.h"
 #include "slot_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 #define SAD_FLOAT 32
 #include "real.h"
 #include "slot_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 
 void sad_slots_free(sad_tape *t)
 {

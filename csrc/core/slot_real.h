@@ -1,18 +1,12 @@
 /* slot_real.h -- the translation of a block's lazy shadows into memory
  * (slot.c), a template (real.h): included once per float type. */
 
-/* Slot `slot`'s window, as the instance's elements. */
-static sad_real *SAD_R(window)(const sad_tape *t, int64_t slot)
-{
-    return (sad_real *)(void *)(t->slot_space + t->slots[slot - 1].window);
-}
-
 /* Does operand k of b cover all of its slot, each element once, in order
  * (C order over b's shape, from the slot's start)? */
 static int SAD_R(covers)(const sad_tape *t, const SAD_R(sad_block) *b, int k, const sad_slot *s)
 {
     const SAD_R(sad_opnd) *o = &b->o[k];
-    if (b->n != s->n || o->s != SAD_R(window)(t, o->slot))
+    if (b->n != s->n || o->s != (sad_real *)sad_slot_window(t, o->slot))
         return 0;
     int64_t step = 1;
     for (int d = b->ndim - 1; d >= 0; --d) {
@@ -46,7 +40,7 @@ int SAD_R(sad_slot_resolve)(sad_tape *t, SAD_R(sad_block) *b, int need_output, i
             if (s->p == NULL)
                 return -1;
         }
-        o->s = (sad_real *)s->p + (o->s - SAD_R(window)(t, o->slot));
+        o->s = (sad_real *)s->p + (o->s - (sad_real *)sad_slot_window(t, o->slot));
     }
     return 1;
 }

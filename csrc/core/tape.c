@@ -441,17 +441,34 @@ void sad_truncate(sad_tape *t, int64_t n)
  * extent (a fresh output cannot overlap memory the caller holds); a STORE
  * one element.  A Python record whose undo runs in Python names its memory
  * only in Python: -2 - i hands record i over, to ask and go on below it. */
+/* The primal bytes [*lo, *hi) that array record r (of either float type)
+ * writes. */
+static void output_bytes(const sad_record *r, intptr_t *lo, intptr_t *hi)
+{
+    if (r->flags & SAD_F_F32) {
+        const float *a, *b;
+        sad_block_output_extent_f32(r->u.a_f32.b, &a, &b);
+        *lo = (intptr_t)a;
+        *hi = (intptr_t)b;
+    } else {
+        const double *a, *b;
+        sad_block_output_extent(r->u.a.b, &a, &b);
+        *lo = (intptr_t)a;
+        *hi = (intptr_t)b;
+    }
+}
+
 int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_t lo, intptr_t hi)
 {
     if (to > t->n)
         to = t->n;
     for (int64_t i = to - 1; i >= from && i >= 0; --i) {
         const sad_record *r = &t->rec[i];
-        const double *wlo, *whi;
+        intptr_t wlo, whi;
         switch (r->op) {
         case SAD_STORE:
-            wlo = r->u.m.p;
-            whi = wlo + 1;
+            wlo = (intptr_t)r->u.m.p;
+            whi = (intptr_t)(r->u.m.p + 1);
             break;
         case SAD_PY:
             if (r->flags & SAD_F_PYUNDO)
@@ -466,22 +483,15 @@ int64_t sad_tape_last_write(const sad_tape *t, int64_t from, int64_t to, intptr_
         case SAD_VPUSHA: case SAD_VCOPY:
             continue;
         case SAD_AXPY:
-            sad_block_output_extent(r->u.a.b, &wlo, &whi);
+            output_bytes(r, &wlo, &whi);
             break;
         default:
             if (!(r->flags & SAD_F_BLOCK)) /* scalar records write pairs only */
                 continue;
-            if (r->flags & SAD_F_F32) {
-                const float *flo, *fhi;
-                sad_block_output_extent_f32(r->u.a_f32.b, &flo, &fhi);
-                wlo = (const double *)(const void *)flo; /* compared as addresses only */
-                whi = (const double *)(const void *)fhi;
-            } else {
-                sad_block_output_extent(r->u.a.b, &wlo, &whi);
-            }
+            output_bytes(r, &wlo, &whi);
             break;
         }
-        if ((intptr_t)wlo < hi && lo < (intptr_t)whi)
+        if (wlo < hi && lo < whi)
             return i;
     }
     return -1;

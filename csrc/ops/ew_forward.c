@@ -10,11 +10,11 @@
 #define SAD_FLOAT 64
 #include "real.h"
 #include "ew_forward_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 #define SAD_FLOAT 32
 #include "real.h"
 #include "ew_forward_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 
 int sad_ew_primal_nan(int op, int flags, const sad_arr *z, const sad_arr *x, const sad_arr *y,
                       double k, int *nan)

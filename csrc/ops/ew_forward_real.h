@@ -232,7 +232,7 @@ static int SAD_R(record)(sad_tape *t, int op, int flags, const sad_arr *z, const
     for (int j = 0; slots != NULL && j < 3; ++j)
         if (slots[j] > 0 && tmp.o[j].s != NULL) {
             const char *root = (const char *)t->slots[slots[j] - 1].root;
-            tmp.o[j].s = (sad_real *)(void *)sad_slot_window(t, slots[j]) +
+            tmp.o[j].s = (sad_real *)sad_slot_window(t, slots[j]) +
                          ((const char *)tmp.o[j].s - root) / (int64_t)sizeof(sad_real);
             tmp.o[j].slot = slots[j];
         }

@@ -55,8 +55,8 @@ void SAD_R(sad_ew_values)(int op, int64_t n, const sad_real *restrict x, const s
     case SAD_ASINH:   for (i = 0; i < n; ++i) z[i] = asinh(x[i]); break;
     case SAD_ACOSH:   for (i = 0; i < n; ++i) z[i] = acosh(x[i]); break;
     case SAD_ATANH:   for (i = 0; i < n; ++i) z[i] = atanh(x[i]); break;
-    case SAD_DEG2RAD: for (i = 0; i < n; ++i) z[i] = x[i] * SAD_K(DEG); break;
-    case SAD_RAD2DEG: for (i = 0; i < n; ++i) z[i] = x[i] * SAD_K(RAD); break;
+    case SAD_DEG2RAD: for (i = 0; i < n; ++i) z[i] = x[i] * DEG; break;
+    case SAD_RAD2DEG: for (i = 0; i < n; ++i) z[i] = x[i] * RAD; break;
     case SAD_CBRT:    for (i = 0; i < n; ++i) z[i] = cbrt(x[i]); break;
     case SAD_COPYSIGN: for (i = 0; i < n; ++i) z[i] = copysign(x[i], y[i]); break;
     case SAD_HEAVISIDE: /* numpy's: NaN stays NaN, h at ±0 */
@@ -171,8 +171,8 @@ SAD_HOT void SAD_R(sad_ew_partials)(int op, int64_t n, const sad_real *restrict 
         for (i = 0; i < n; ++i) px[i] = 1 / sqrt((x[i] - 1) * (x[i] + 1));
         break;
     case SAD_ATANH:   for (i = 0; i < n; ++i) px[i] = 1 / (1 - x[i] * x[i]); break;
-    case SAD_DEG2RAD: for (i = 0; i < n; ++i) px[i] = SAD_K(DEG); break;
-    case SAD_RAD2DEG: for (i = 0; i < n; ++i) px[i] = SAD_K(RAD); break;
+    case SAD_DEG2RAD: for (i = 0; i < n; ++i) px[i] = DEG; break;
+    case SAD_RAD2DEG: for (i = 0; i < n; ++i) px[i] = RAD; break;
     case SAD_CBRT:    for (i = 0; i < n; ++i) px[i] = 1 / (3 * z[i] * z[i]); break;
     case SAD_COPYSIGN: /* abs'(x) (0 at ±0 and NaN) times y's sign */
         for (i = 0; i < n; ++i) {

@@ -11,16 +11,14 @@
 #define SAD_FLOAT 64
 #include "real.h"
 #include "ew_reverse_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 #define SAD_FLOAT 32
 #include "real.h"
 #include "ew_reverse_real.h"
-#undef SAD_FLOAT
+#include "real_end.h"
 
 /* The shortcuts below take float64 records only. */
-/* Can record r's reverse read its output's adjoint from other memory laid
- * out over the output's shape: a fresh elementwise output in a lazy slot
- * nobody has written, over contiguous memory (unit or zero strides)? */
+
 /* Is r a fresh elementwise record whose output is lazy slot `slot`, which no
  * record has written yet? */
 static int fresh_unwritten(const sad_tape *t, const sad_record *r, int64_t slot)
@@ -31,6 +29,9 @@ static int fresh_unwritten(const sad_tape *t, const sad_record *r, int64_t slot)
     return slot > 0 && r->u.a.b->o[0].slot == slot && t->slots[slot - 1].p == NULL;
 }
 
+/* Can record r's reverse read its output's adjoint from other memory laid
+ * out over the output's shape: such a record, over one contiguous run
+ * (unit or zero strides)? */
 static int through_ok(const sad_tape *t, const sad_record *r, int64_t slot)
 {
     return fresh_unwritten(t, r, slot) && sad_block_one_run(r->u.a.b);

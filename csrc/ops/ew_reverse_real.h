@@ -186,14 +186,13 @@ SAD_HOT static void SAD_R(plane_input)(const SAD_R(plane) *q, int k, sad_real c,
     const sad_real *restrict zs = q->s[0];
     sad_real *restrict as = q->s[k];
     const int64_t m = q->m, rows = q->rows, zr = q->rs[0], ar = q->rs[k], st = q->st[k];
-    if (st == 0) { /* broadcast along the row: a sum in a register (sad_acc) */
+    if (st == 0) { /* broadcast along the row: a sum in a register */
         for (int64_t r = 0; r < rows; ++r) {
             const sad_real *z = zs + r * zr;
-            sad_real *a = as + r * ar;
-            sad_acc acc = assign ? 0 : (sad_acc)a[0];
+            sad_real *a = as + r * ar, acc = assign ? 0 : a[0];
             for (int64_t i = 0; i < m; ++i)
-                acc += (sad_acc)(c * z[i]);
-            a[0] = (sad_real)acc;
+                acc += c * z[i];
+            a[0] = acc;
         }
         return;
     }
@@ -203,20 +202,20 @@ SAD_HOT static void SAD_R(plane_input)(const SAD_R(plane) *q, int k, sad_real c,
          * stores and loads through one row per row of z */
         int64_t j = 0;
         for (; j + 8 <= m; j += 8) {
-            sad_acc acc[8];
+            sad_real acc[8];
             for (int u = 0; u < 8; ++u)
-                acc[u] = (sad_acc)as[j + u];
+                acc[u] = as[j + u];
             for (int64_t r = 0; r < rows; ++r)
                 for (int u = 0; u < 8; ++u)
-                    acc[u] += (sad_acc)(c * zs[r * zr + j + u]);
+                    acc[u] += c * zs[r * zr + j + u];
             for (int u = 0; u < 8; ++u)
-                as[j + u] = (sad_real)acc[u];
+                as[j + u] = acc[u];
         }
         for (; j < m; ++j) {
-            sad_acc acc = (sad_acc)as[j];
+            sad_real acc = as[j];
             for (int64_t r = 0; r < rows; ++r)
-                acc += (sad_acc)(c * zs[r * zr + j]);
-            as[j] = (sad_real)acc;
+                acc += c * zs[r * zr + j];
+            as[j] = acc;
         }
         return;
     }
@@ -322,23 +321,102 @@ int SAD_R(sad_ew_reverse)(sad_tape *t, const sad_record *r, int accumulate, int 
             SAD_R(sad_block_swap)(b, saved);
         return 0;
     }
-    SAD_R(sad_ew_reverse_block)(r, b, saved, assign);
+    if (SAD_R(sad_ew_reverse_block)(r, b, saved, assign) < 0)
+        return -1;
     if (zslot && (r->flags & SAD_F_FRESH))
         sad_slot_release(t, zslot);
     return 0;
 }
 
+#if SAD_IS_F32
+/* A float32 record's input broadcast over its block (a zero stride along an
+ * axis of length > 1) has an adjoint that sums many terms, and a float sum of
+ * n terms loses about n/2^24 of its value (16777216 + 1 is 16777216 in
+ * float; numpy's float32 sum is pairwise).  Its terms are added in doubles
+ * instead, one per element of the input's extent, from -0.0 (which adds
+ * nothing, not even a sign), and each sum goes into the float shadow once,
+ * when the record is swept: in every loop, over every axis. */
+typedef struct wide_sum {
+    double *acc;  /* the sums, for element offsets lo.. of the input's shadow */
+    int64_t lo;
+} wide_sum;
+
+static int broadcast_input(const sad_block_f32 *b, int k)
+{
+    if (b->o[k].s == NULL)
+        return 0;
+    for (int d = 0; d < b->ndim; ++d)
+        if (b->o[k].ss[d] == 0 && b->shape[d] > 1)
+            return 1;
+    return 0;
+}
+
+static int wide_new(const sad_block_f32 *b, int k, wide_sum *w)
+{
+    int64_t lo = 0, hi = 0;
+    for (int d = 0; d < b->ndim; ++d) {
+        const int64_t span = (b->shape[d] - 1) * b->o[k].ss[d];
+        if (span < 0)
+            lo += span;
+        else
+            hi += span;
+    }
+    const int64_t n = hi - lo + 1;
+    w->lo = lo;
+    w->acc = malloc((size_t)n * sizeof(double));
+    if (w->acc == NULL)
+        return -1;
+    for (int64_t i = 0; i < n; ++i)
+        w->acc[i] = -0.0;
+    return 0;
+}
+
+/* Each element of input k once (its non-broadcast axes): shadow += its sum. */
+static void wide_add(const sad_block_f32 *b, int k, const wide_sum *w)
+{
+    int64_t idx[SAD_MAXDIM] = {0};
+    float *s = b->o[k].s;
+    for (;;) {
+        int64_t off = 0;
+        for (int d = 0; d < b->ndim; ++d)
+            off += idx[d] * b->o[k].ss[d];
+        s[off] += (float)w->acc[off - w->lo];
+        int d = b->ndim - 1;
+        for (; d >= 0; --d) {
+            if (b->o[k].ss[d] != 0 && ++idx[d] < b->shape[d])
+                break;
+            idx[d] = 0;
+        }
+        if (d < 0)
+            return;
+    }
+}
+#endif
+
 /* The reverse of r over block b (all of r's block, or a piece of it in a
  * fused run), whose shadows are real memory: restore z's primal from saved
- * (in b's element order) and move z's adjoint into x's and y's. */
-SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_block) *b, sad_real *saved,
-                          const int assign[3])
+ * (in b's element order) and move z's adjoint into x's and y's.  -1, having
+ * done nothing, when out of memory (a float32 record's broadcast sums). */
+SAD_HOT int SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_block) *b,
+                                        sad_real *saved, const int assign[3])
 {
     int op = r->op;
+    int wide = 0;
+#if SAD_IS_F32
+    wide_sum sums[3] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
+    for (int k = 1; k <= 2 && b->o[0].s != NULL; ++k)
+        if (broadcast_input(b, k)) {
+            if (wide_new(b, k, &sums[k]) < 0) {
+                free(sums[1].acc);
+                return -1;
+            }
+            wide = 1;
+        }
+#endif
     if (saved != NULL)
         SAD_R(sad_block_swap)(b, saved);
     if (b->o[0].s == NULL)
-        return;
+        return 0;
     sad_real *gbuf = r->u.SAD_R(a).scratch; /* set when zs overlaps xs or ys unsafely */
     const int unsafe = gbuf != NULL, keep_zs = (r->flags & SAD_F_FRESH) != 0;
     if (unsafe) {
@@ -348,9 +426,9 @@ SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_bl
     }
     sad_real cx, cy;
     const int lin = SAD_R(sad_ew_linear)(r, &cx, &cy);
-    if (lin && !unsafe && SAD_R(linear_nonzero)(b, cx, cy)) {
+    if (lin && !unsafe && !wide && SAD_R(linear_nonzero)(b, cx, cy)) {
         SAD_R(linear_reverse)(b, cx, cy, keep_zs, assign);
-        return;
+        return 0;
     }
     const int last = b->ndim - 1;
     const int64_t rows = SAD_R(sad_block_rows)(b), m = b->shape[last];
@@ -365,12 +443,6 @@ SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_bl
             px[i] = cx;
             py[i] = cy;
         }
-#if SAD_IS_F32
-    /* float: a broadcast input's terms over a row, summed in a sad_acc across
-     * the row's tiles (from -0.0, which adds no sign), then added once */
-    sad_acc row_sum[3] = {0, 0, 0};
-    int row_terms[3] = {0, 0, 0};
-#endif
     SAD_R(sad_rows) cursor;
     SAD_R(sad_rows_start)(&cursor, b);
     for (int64_t rr = 0; rr < rows; ++rr) {
@@ -424,6 +496,15 @@ SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_bl
                 sad_real *as = s[k] + i0 * b->o[k].ss[last];
                 const sad_real *pk = k == 1 ? px : py;
                 int64_t st = b->o[k].ss[last];
+#if SAD_IS_F32
+                if (sums[k].acc != NULL) {
+                    double *ad = sums[k].acc + ((as - b->o[k].s) - sums[k].lo);
+                    for (int64_t i = 0; i < c; ++i)
+                        if (SAD_R(sad_contributes)(g[i], pk[i]))
+                            ad[i * st] += (double)(g[i] * pk[i]);
+                    continue;
+                }
+#endif
                 if (assign[k] && st == 1) /* the same values, as a select gcc
                                              * vectorizes: only a zero factor
                                              * times an infinite one is nan */
@@ -435,32 +516,14 @@ SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_bl
                 else if (st == 1) /* a select, not a branch: it vectorizes */
                     for (int64_t i = 0; i < c; ++i)
                         as[i] = SAD_R(sad_contributes)(g[i], pk[i]) ? as[i] + g[i] * pk[i] : as[i];
-                else if (st == 0) { /* broadcast along the row */
-#if SAD_IS_F32
-                    if (i0 == 0) {
-                        row_sum[k] = -0.0;
-                        row_terms[k] = 0;
-                    }
-                    sad_acc acc = row_sum[k];
-                    for (int64_t i = 0; i < c; ++i)
-                        if (SAD_R(sad_contributes)(g[i], pk[i])) {
-                            acc += (sad_acc)(g[i] * pk[i]);
-                            row_terms[k] = 1;
-                        }
-                    row_sum[k] = acc;
-                    /* added at the row's end, into the memory as it is then:
-                     * the other input's shadow may be the same element */
-                    if (i0 + c == m && row_terms[k])
-                        as[0] += (sad_real)acc;
-#else
-                    /* the same sums in the same order, in a register instead
-                     * of a store-to-load chain through memory */
+                else if (st == 0) { /* broadcast along the row: the same sums in
+                                     * the same order, in a register instead of
+                                     * a store-to-load chain through memory */
                     sad_real acc = as[0];
                     for (int64_t i = 0; i < c; ++i)
                         if (SAD_R(sad_contributes)(g[i], pk[i]))
                             acc += g[i] * pk[i];
                     as[0] = acc;
-#endif
                 } else
                     for (int64_t i = 0; i < c; ++i)
                         if (SAD_R(sad_contributes)(g[i], pk[i]))
@@ -468,4 +531,12 @@ SAD_HOT void SAD_R(sad_ew_reverse_block)(const sad_record *r, const SAD_R(sad_bl
             }
         }
     }
+#if SAD_IS_F32
+    for (int k = 1; k <= 2; ++k)
+        if (sums[k].acc != NULL) {
+            wide_add(b, k, &sums[k]);
+            free(sums[k].acc);
+        }
+#endif
+    return 0;
 }

@@ -34,7 +34,7 @@ static void set_operand(const sad_tape *t, sad_block *b, int k, const sad_arr *p
         o->ss[axis + d] = sa.strides[d] / (int64_t)sizeof(double);
     if (slot > 0) { /* s has the slot's layout: the same offset from its root */
         const char *root = (const char *)t->slots[slot - 1].root;
-        o->s = sad_slot_window(t, slot) + ((const char *)sa.data - root) / (int64_t)sizeof(double);
+        o->s = (double *)sad_slot_window(t, slot) + ((const char *)sa.data - root) / (int64_t)sizeof(double);
         o->slot = slot;
     }
 }

@@ -38,7 +38,7 @@ intptr_t sad_reduce_lazy(sad_tape *t, double v, const sad_arr *x, int64_t slot)
         return 0;
     sad_opnd *o = &t->rec[t->n - 1].u.a.b->o[1];
     const char *root = (const char *)t->slots[slot - 1].root;
-    o->s = sad_slot_window(t, slot) + ((const char *)o->p - root) / (int64_t)sizeof(double);
+    o->s = (double *)sad_slot_window(t, slot) + ((const char *)o->p - root) / (int64_t)sizeof(double);
     o->slot = slot;
     return z;
 }

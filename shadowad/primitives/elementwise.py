@@ -367,8 +367,6 @@ _select("fmin", np.fmin, "SAD_FMIN", True, False)
 
 LN10 = 2.302585092994046   # np.log(10.0), also C's constant (ew_partials.c)
 LN2 = 0.6931471805599453   # np.log(2.0)
-DEG = 0.017453292519943295  # np.pi / 180, numpy's factor in deg2rad (C's too)
-RAD = 57.29577951308232     # 180 / np.pi, rad2deg's
 
 
 @unary("log10", [np.log10], "SAD_LOG10",
@@ -410,14 +408,23 @@ def _arctanh(x, z):
     return 1.0 / (1.0 - x * x)
 
 
+def _factor(ufunc, z):
+    """The constant slope of deg2rad or rad2deg as numpy's loop has it in z's
+    type: float32's factor is computed in float32 (180.0f / pi_f), not the
+    float64 one rounded, which differs in the last bit for rad2deg.  (Reading
+    z's dtype is not reading z: see typed.)"""
+    kind = np.float32 if getattr(z, "dtype", None) == _F32 else np.float64
+    return ufunc(kind(1.0))
+
+
 @unary("deg2rad", [np.deg2rad, np.radians], "SAD_DEG2RAD")
 def _deg2rad(x, z):
-    return DEG
+    return _factor(np.deg2rad, z)
 
 
 @unary("rad2deg", [np.rad2deg, np.degrees], "SAD_RAD2DEG")
 def _rad2deg(x, z):
-    return RAD
+    return _factor(np.rad2deg, z)
 
 
 @unary("cbrt", [np.cbrt], "SAD_CBRT",

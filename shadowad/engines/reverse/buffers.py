@@ -219,12 +219,12 @@ def _slot_adjoint(tape, slot, shape, dtype, whole):
     tape's, released once the temporary's record is swept (output_pullback):
     view it for the pullback only."""
     n = int(np.prod(shape))
-    ptr = lib.sad_slot_memory(tape.c, slot, n)
+    ptr = lib.sad_slot_memory(tape.c, slot, n, dtype.itemsize)
     if ptr == lib.SAD_BAD_SLOT:
         tape.check(ptr, "a lazy shadow")
     fresh = False
     if not ptr:
-        ptr = lib.sad_slot_alloc(tape.c, slot, n, not whole)
+        ptr = lib.sad_slot_alloc(tape.c, slot, n, dtype.itemsize, not whole)
         if ptr == lib.SAD_BAD_SLOT:
             tape.check(ptr, "a lazy shadow")
         if not ptr:
@@ -264,7 +264,7 @@ def output_pullback(res, body):
 
     def pullback():
         c = tape.c
-        ptr = lib.sad_slot_memory(c, slot, size)
+        ptr = lib.sad_slot_memory(c, slot, size, dtype.itemsize)
         if ptr == lib.SAD_BAD_SLOT:
             tape.check(ptr, "a lazy shadow")
         if not ptr:

@@ -43,19 +43,31 @@ _F64 = np.dtype(np.float64)
 
 
 def takes_generic(operands, out=None):
-    """Does a call on these operands run the primitives' generic rules rather
-    than the C records: is any traced array among them (or ``out``) not
-    float64?  The C kernels read float64 memory; float32 values take the
-    generic rules, whose numpy keeps their dtype and numpy's promotions
-    (docs/float32.md)."""
+    """Does a call on these operands leave the float64 C records: is any
+    traced array among them (or ``out``) not float64?  Its elementwise ufuncs
+    may then run the kernels' float32 instance (float32_kernels); everything
+    else runs the primitives' generic rules, whose numpy keeps the dtype and
+    numpy's promotions (docs/float32.md)."""
     for a in operands:
         if type(a) in ARRAY_TYPES and a.p.dtype != _F64:
             return True
     return out is not None and type(out) in ARRAY_TYPES and out.p.dtype != _F64
 
 
-
 _F32 = np.dtype(np.float32)
+# The largest Python number numpy casts to float32 without overflow: past it
+# numpy raises (or warns) at the cast, before it computes anything, so the
+# call takes the generic rule, which computes before it records (the C fast
+# path declines the same numbers: csrc/ext/fast.c sad_fast_fit).
+_FLOAT32_CAST_MAX = float.fromhex("0x1.ffffffp127")
+
+
+def _casts_to_float32(v):
+    try:
+        v = float(v)
+    except OverflowError:  # an int beyond any float
+        return False
+    return not (abs(v) >= _FLOAT32_CAST_MAX and abs(v) != float("inf"))
 
 
 def float32_kernels(operands, out=None):
@@ -74,6 +86,9 @@ def float32_kernels(operands, out=None):
         elif t is np.ndarray:
             if a.dtype != _F32:
                 return False
-        elif not (t is float or t is int or t is bool or t is np.float32):
+        elif t is float or t is int:
+            if not _casts_to_float32(a):
+                return False
+        elif not (t is bool or t is np.float32):
             return False
     return out is None or (type(out) in ARRAY_TYPES and out.p.dtype == _F32)

@@ -145,8 +145,9 @@ def _without_c_op(ufunc, inputs, out, rules, forward=False):
 
 
 def generic_ufunc(ufunc, inputs, out, engine):
-    """A ufunc with a C kernel on values the kernels cannot read (a float32
-    traced array): its entry's generic rule, bound by ``engine``'s binder
+    """A ufunc with a C kernel on operands neither instance of the kernels
+    takes (a float32 traced array beside float64 values, np.float_power of
+    float32, ...): its entry's generic rule, bound by ``engine``'s binder
     (TArray: reverse, dual.FArray: forward)."""
     entry = ELEMENTWISE_BY_UFUNC[ufunc]
     if len(inputs) != entry.arity:
@@ -277,8 +278,8 @@ def _finite_reciprocal(k, dtype):
     the record's float type)?  By a subnormal k it is not, and the partials
     read x."""
     if dtype == F32:
-        k = np.float32(k)
         with np.errstate(all="ignore"):
+            k = np.float32(k)
             return k != 0 and bool(np.isfinite(np.float32(1) / k))
     return k != 0.0 and math.isfinite(1.0 / k)
 

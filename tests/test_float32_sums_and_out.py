@@ -1,9 +1,7 @@
-"""Problems an outside tester found in the float32 C kernels and the rules
-beside them, each a test of what numpy, or the generic rule the kernels
-replace, gives: a broadcast operand's adjoint summed as accurately as numpy
-sums; forward mode's out= left with numpy's own value of the call; the
-generic rule's division by a Python bool; a ufunc's result broadcast into
-out= as numpy does."""
+"""float32 beyond the partials: a broadcast operand's adjoint (a sum over many
+elements) as accurate as numpy's sum in every loop of the kernels; out= left
+with numpy's own value of the call (forward mode), a ufunc's result broadcast
+into out= and a Python bool divisor in the generic rule, as numpy does."""
 import numpy as np
 import pytest
 
@@ -23,6 +21,15 @@ BROADCAST_PROGRAMS = {
     "sum of maxima": (lambda a, w: np.sum(np.maximum(a, w)), (1,)),      # a above every w
     "centred": (lambda a, w: np.sum((a - a.mean()) * w), None),          # w - mean(w)
     "bias": (lambda a, w: np.sum((w.reshape(-1, 8) + a) * w.reshape(-1, 8)), (8,)),
+    # the general loop over rows (a bias multiplied), rows that do not merge
+    # (a strided view), three axes (a plane per outer index), and an operand
+    # whose shadow is inside the other's
+    "columns of a product": (lambda a, w: np.sum(w.reshape(-1, 8) * a), (8,)),
+    "strided rows": (lambda a, w: np.sum(w.reshape(-1, 16)[:, ::2] * a), (1,)),
+    "three axes": (lambda a, w: np.sum((w.reshape(-1, 10, 4) + a) * w.reshape(-1, 10, 4)),
+                   (4,)),
+    "an element of itself": (lambda a, w: np.sum((a[:1] + a[0]) * w[:1]) + np.sum(w * a[1]),
+                             (2,)),
 }
 
 
@@ -108,3 +115,20 @@ def test_float64_twin_of_the_float_power_out_program_works():
     dx = np.zeros_like(x)
     sad.autodiff(f, Duplicated(x, dx))
     assert np.allclose(dx, [2.5, 0.0, 0.0, 0.0])
+
+
+def test_a_number_float32_cannot_hold_leaves_no_record():
+    """numpy casts a Python number to float32 before it computes: 1e300
+    overflows there, and under np.errstate(over="raise") nothing is written.
+    The call must leave no record of a write that never happened (the
+    gradient is that of the program without it)."""
+    x = np.array([1.0, -2.0, 0.5, 3.0], F32)
+
+    def f(a):
+        with np.errstate(over="raise"):
+            with pytest.raises(FloatingPointError):
+                np.multiply(a, 1e300, out=a)
+        return np.sum(a * a)
+    dx = np.zeros_like(x)
+    sad.autodiff(f, Duplicated(x.copy(), dx))
+    assert np.array_equal(dx, 2 * x)
