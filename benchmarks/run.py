@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 from common import same_gradient, to_numpy, tolerance  # noqa: E402
 
 MODULES = ["w1_scalar_loop", "w2_heat", "w3_loglike", "w4_lu", "w5_jacobian",
-           "w6_gmm", "w7_rk4", "w8_plain_stepper", "w9_c_rule"]
+           "w6_gmm", "w7_rk4", "w8_plain_stepper", "w9_c_rule", "w10_checkpoint"]
 PEER_KINDS = ("torch", "jax", "autograd")
 LOAD_AT_START = (0.0, 0.0, 0.0)
 MALLOC_PINNED = False
@@ -402,6 +402,16 @@ def targets(results):
     vs_primal("W8", "n=1000,T=200", 6, "gradient")
     # W9's solves are a C rule: one C record each, reversed by its C adjoint
     vs_primal("W9", "m=1000,T=1000", 3, "gradient")
+    # W10 recomputes 3.6 steps untaped per step and tapes each once
+    vs_primal("W10", "m=1e5,T=1000,s=10", 8, "gradient")
+    for res in find(results, "W10"):
+        row = row_of(res, name="shadowad")
+        state_kb = 100_000 * 8 / 1024
+        if row and row.get("mem_kb") is not None:
+            copies = row["mem_kb"] / state_kb
+            # 10 snapshots, the record's copy and the final state, one step's tape
+            out.append((f"W10 {res['label']}: peak memory <= 12 state copies + one step's "
+                        "tape (15 copies)", f"{copies:.1f} copies", verdict(copies <= 15)))
     for res in results:
         s, sname = ref_time(res)
         if not s or res["dtype"] != "float64":

@@ -18,13 +18,15 @@ from .engines.reverse.traced import TArray
 from .engines.reverse.values import read_only_primal as primal
 from .api.vector import Vector
 from .api.custom import custom_rule
+from .api.checkpointing import checkpoint, checkpoint_loop, StateRuleError
 from .api.c_rule import c_rule, CRuleError
 
 __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Reverse", "ReverseWithPrimal",
            "Forward", "ForwardWithPrimal", "Const", "Active", "Duplicated",
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
            "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes",
-           "OverwrittenError", "AugmentedReturn", "Config", "custom_rule", "c_rule", "CRuleError", "get_include"]
+           "OverwrittenError", "AugmentedReturn", "Config", "custom_rule", "c_rule", "CRuleError", "get_include",
+           "checkpoint", "checkpoint_loop", "StateRuleError"]
 __version__ = "0.1.0"
 
 

@@ -194,6 +194,19 @@ void *sad_arena_alloc(sad_arena *a, size_t bytes)
     return out;
 }
 
+void sad_arena_rewind(sad_arena *a, sad_chunk *head, size_t used, size_t bytes)
+{
+    while (a->head != NULL && a->head != head) {
+        sad_chunk *c = a->head;
+        a->head = c->next;
+        a->held -= c->mapped ? c->mapped : sizeof(sad_chunk) + c->cap * sizeof(double);
+        chunk_free(a, c);
+    }
+    if (a->head != NULL)
+        a->head->used = used;
+    a->bytes = bytes;
+}
+
 void sad_arena_free(sad_arena *a)
 {
     sad_chunk *c = a->head;

@@ -49,7 +49,8 @@ typedef struct run {
 #include "fuse_real.h"
 #include "real_end.h"
 
-int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor)
+int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor, int64_t lo)
 {
-    return t->rec[top].flags & SAD_F_F32 ? fuse_run_f32(t, top, floor) : fuse_run(t, top, floor);
+    return t->rec[top].flags & SAD_F_F32 ? fuse_run_f32(t, top, floor, lo)
+                                         : fuse_run(t, top, floor, lo);
 }

@@ -146,7 +146,7 @@ static int SAD_R(share_scratch)(const SAD_R(member) *m, int len, int ninner, int
 /* Sweep records top, top - 1, ... as one run if at least two fuse: returns how
  * many records were swept (0: none, sweep record top alone; -1: out of memory
  * for a lazy shadow, records untouched). */
-static int64_t SAD_R(fuse_run)(sad_tape *t, int64_t top, int64_t floor)
+static int64_t SAD_R(fuse_run)(sad_tape *t, int64_t top, int64_t floor, int64_t lo)
 {
     const sad_record *r0 = &t->rec[top];
     if (!(r0->op < SAD_N_EW && (r0->flags & SAD_F_BLOCK)) && r0->op != SAD_SUM)
@@ -157,7 +157,7 @@ static int64_t SAD_R(fuse_run)(sad_tape *t, int64_t top, int64_t floor)
     u.len = u.nreg = 0;
     if (u.n < FUSE_MIN_N || !SAD_R(fusable)(r0, u.n))
         return 0;
-    while (u.len < FUSE_MAX && top - u.len >= 0 && SAD_R(fusable)(&t->rec[top - u.len], u.n) &&
+    while (u.len < FUSE_MAX && top - u.len >= lo && SAD_R(fusable)(&t->rec[top - u.len], u.n) &&
            SAD_R(admit)(&u, &t->rec[top - u.len]))
         ;
     if (u.len < 2)

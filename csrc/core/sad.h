@@ -129,6 +129,11 @@ struct sad_vec {
 
 /* arena.c */
 void *sad_arena_alloc(sad_arena *a, size_t bytes); /* zeroed, unless it came from a pool */
+/* Give back what was handed out since the arena stood at (head, used, bytes):
+ * newer chunks are freed (to the pool, if any).  What is handed out again
+ * from the head chunk is not zeroed: only for arenas whose memory is written
+ * before it is read (blocks, saves). */
+void sad_arena_rewind(sad_arena *a, sad_chunk *head, size_t used, size_t bytes);
 void sad_pool_retain(sad_pool *p);
 void sad_arena_free(sad_arena *a);
 
@@ -162,7 +167,8 @@ int sad_ew_tangent_duals(int op, int flags, const sad_arr *z, const sad_arr *dz,
                          const int64_t lstride[2]);
 
 /* fuse.c: runs of elementwise records swept block by block */
-int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor);
+/* records top, top - 1, ... down to lo at most */
+int64_t sad_fuse_reverse(sad_tape *t, int64_t top, int64_t floor, int64_t lo);
 int sad_ew_slots(sad_tape *t, int op, int flags, const sad_arr *z, const sad_arr *zs,
                  const sad_arr *x, const sad_arr *xs, const sad_arr *y, const sad_arr *ys,
                  double k, const int64_t slots[3]);

@@ -282,6 +282,28 @@ int64_t sad_tape_redo_bytes(const sad_tape *t, int64_t from);
  * leaves no trace.  Python never truncates over a Python record. */
 void sad_truncate(sad_tape *t, int64_t n);
 
+/* Segments (checkpointed loops): records appended to a tape, then swept
+ * alone or forgotten, while the records below them stay.  A mark is where
+ * the tape stood: its records, lazy slots and the ends of its save stack and
+ * block arena (opaque to Python).  sad_reverse_range sweeps records [lo, from)
+ * as sad_reverse sweeps [0, from), fused runs included, and returns the same
+ * codes (a record >= lo that needs Python, -1 when done, -2 - i).
+ * sad_tape_drop forgets the records from the mark on, leaving memory as they
+ * left it (an untaped advance keeps its effects; a swept step has already
+ * put the primals back): their saves, blocks and C rule tapes are freed and
+ * their lazy slots' numbers and memory given back.  Scalar pairs stay (a
+ * traced scalar may outlive its record). */
+typedef struct sad_tape_mark {
+    int64_t n, nslots, slot_space_used;
+    intptr_t saves_head, blocks_head;
+    int64_t saves_used, blocks_used, saves_bytes, blocks_bytes;
+} sad_tape_mark;
+void sad_tape_get_mark(const sad_tape *t, sad_tape_mark *m);
+int64_t sad_reverse_range(sad_tape *t, int64_t from, int64_t lo);
+/* sad_undo over records [lo, from) only (a step that failed half-way). */
+int64_t sad_undo_range(sad_tape *t, int64_t from, int64_t lo);
+void sad_tape_drop(sad_tape *t, const sad_tape_mark *m);
+
 /* ---- growable vectors -------------------------------------------------- */
 sad_vec *sad_vec_new(int64_t cap);
 void sad_vec_free(sad_vec *v);

@@ -383,12 +383,13 @@ static int step(sad_tape *t, sad_record *r, int64_t i, int dir, int keep)
     }
 }
 
-static int64_t backwards(sad_tape *t, int64_t from, int dir)
+/* Records [lo, from), last first, in direction dir. */
+static int64_t backwards(sad_tape *t, int64_t from, int64_t lo, int dir)
 {
     const int64_t floor = dir == SAD_DIR_REVERSE ? sad_tape_restore_floor(t) : 0;
-    for (int64_t i = from - 1; i >= 0; --i) {
+    for (int64_t i = from - 1; i >= lo; --i) {
         if (dir == SAD_DIR_REVERSE && t->fuse) {
-            int64_t k = sad_fuse_reverse(t, i, floor);
+            int64_t k = sad_fuse_reverse(t, i, floor, lo);
             if (k < 0)
                 return -2 - i;
             if (k > 0) {
@@ -406,9 +407,21 @@ static int64_t backwards(sad_tape *t, int64_t from, int dir)
 int64_t sad_reverse(sad_tape *t, int64_t from)
 {
     t->rule_error = 0;
-    return backwards(t, from, SAD_DIR_REVERSE);
+    return backwards(t, from, 0, SAD_DIR_REVERSE);
 }
-int64_t sad_undo(sad_tape *t, int64_t from) { return backwards(t, from, SAD_DIR_UNDO); }
+
+int64_t sad_reverse_range(sad_tape *t, int64_t from, int64_t lo)
+{
+    t->rule_error = 0;
+    return backwards(t, from, lo < 0 ? 0 : lo, SAD_DIR_REVERSE);
+}
+
+int64_t sad_undo(sad_tape *t, int64_t from) { return backwards(t, from, 0, SAD_DIR_UNDO); }
+
+int64_t sad_undo_range(sad_tape *t, int64_t from, int64_t lo)
+{
+    return backwards(t, from, lo < 0 ? 0 : lo, SAD_DIR_UNDO);
+}
 
 static int64_t forwards(sad_tape *t, int64_t from, int dir)
 {
@@ -432,6 +445,43 @@ void sad_truncate(sad_tape *t, int64_t n)
         t->n = n;
     for (int i = 0; i < t->ncovers; ++i) /* a save dropped covers nothing again */
         if (t->covers[i].rec >= n)
+            t->covers[i].rec = INT64_MAX;
+}
+
+/* ---- segments ---------------------------------------------------------- */
+void sad_tape_get_mark(const sad_tape *t, sad_tape_mark *m)
+{
+    m->n = t->n;
+    m->nslots = t->nslots;
+    m->slot_space_used = (int64_t)t->slot_space_used;
+    m->saves_head = (intptr_t)t->saves.head;
+    m->saves_used = t->saves.head != NULL ? (int64_t)t->saves.head->used : 0;
+    m->saves_bytes = (int64_t)t->saves.bytes;
+    m->blocks_head = (intptr_t)t->blocks.head;
+    m->blocks_used = t->blocks.head != NULL ? (int64_t)t->blocks.head->used : 0;
+    m->blocks_bytes = (int64_t)t->blocks.bytes;
+}
+
+void sad_tape_drop(sad_tape *t, const sad_tape_mark *m)
+{
+    if (m->n > t->n || m->nslots > t->nslots)
+        return; /* not a mark of this tape's past: nothing to forget */
+    for (int64_t i = m->n; i < t->n; ++i)
+        if (t->rec[i].op == SAD_CRULE)
+            sad_crule_release(t, &t->rec[i]);
+    t->n = m->n;
+    for (int64_t k = m->nslots + 1; k <= t->nslots; ++k)
+        sad_slot_release(t, k); /* its memory to the free blocks, for later slots */
+    t->nslots = m->nslots;
+    t->slot_space_used = (size_t)m->slot_space_used;
+    sad_arena_rewind(&t->saves, (sad_chunk *)m->saves_head, (size_t)m->saves_used,
+                     (size_t)m->saves_bytes);
+    sad_arena_rewind(&t->blocks, (sad_chunk *)m->blocks_head, (size_t)m->blocks_used,
+                     (size_t)m->blocks_bytes);
+    if (t->floor > t->n)
+        t->floor = t->n;
+    for (int i = 0; i < t->ncovers; ++i) /* a save forgotten covers nothing */
+        if (t->covers[i].rec >= t->n)
             t->covers[i].rec = INT64_MAX;
 }
 

@@ -46,6 +46,8 @@ class Context(fast.ContextBase):
     copies both (``own``), so g writes to copies of its own, as if it had
     been given them."""
 
+    step_serial = 0  # no checkpointed steps in forward mode (a Buffer's ``born``: Tape)
+
     # lanes: a field of the C base (csrc/ext/bases.c), which the fast paths read
     __slots__ = ("keep", "elementwise", "unsaved", "saved", "borrowed", "untraced_note", "closed")
 

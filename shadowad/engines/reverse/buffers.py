@@ -28,11 +28,14 @@ class Buffer(fast.BufferBase):
 
     # tape, root, shadow, readonly, label, mem, span, kept and slot are
     # fields of the C base (csrc/ext/bases.c), which the fast paths read
-    __slots__ = ("lo",)
+    # born: the tape's step_serial when it was made (a checkpointed loop's
+    # step may write memory it made, not memory that existed before it)
+    __slots__ = ("lo", "born")
 
     def __init__(self, tape, root, shadow, readonly=False, label=TEMPORARY,
                  span=None, kept=True):
         self.tape, self.root, self.shadow = tape, root, shadow
+        self.born = tape.step_serial if tape is not None else 0
         self.readonly, self.label, self.span = readonly, label, span
         self.mem = None
         self.slot = None  # a lazy shadow in the C tape (see new_lazy)
@@ -103,6 +106,7 @@ def temporary_buffer(tape, root, shadow):
     b.readonly, b.label, b.span = False, TEMPORARY, None
     b.mem = b.slot = None
     b.kept = False
+    b.born = tape.step_serial if tape is not None else 0  # (a constant's may have no tape)
     return b
 
 

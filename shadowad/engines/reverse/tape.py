@@ -102,10 +102,20 @@ class PyRecord:
         self.pullback, self.swap, self.saved, self.writes = pullback, swap, saved, writes
 
 
-# tape.stats()'s keys for checkpointing (DESIGN.md section 4), which does not
-# exist yet: no tape has advanced, taped a step or stored a snapshot of one
+# tape.stats()'s keys for checkpointing (DESIGN.md section 4): summed over the
+# tape's checkpointed loops
 CHECKPOINT_KEYS = ("advances", "taped_steps", "peak_snapshots")
 BYTE_KEYS = ("record_bytes", "saved_bytes", "shadow_bytes", "kept_bytes", "nbytes")
+
+
+class Segment:
+    """A tape's mark (Tape.mark): the C tape's, and the lengths of the lists
+    Python keeps beside it."""
+
+    __slots__ = ("mark", "py", "keep", "shadows")
+
+    def __init__(self, mark, py, keep, shadows):
+        self.mark, self.py, self.keep, self.shadows = mark, py, keep, shadows
 
 
 class Tape(fast.TapeBase):
@@ -114,7 +124,7 @@ class Tape(fast.TapeBase):
     # set by _bind (once) and cleared by _unbind
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
-                 "user_rules",
+                 "user_rules", "step_serial", "advances", "taped_steps", "peak_snapshots",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -148,6 +158,11 @@ class Tape(fast.TapeBase):
         # does a record's reverse run a user's code (a custom rule), which may
         # raise in the sweep?  Then the drivers keep the shadows to put back
         self.user_rules = False
+        # checkpointed loops (shadowad/api/checkpointing.py): steps begun so far
+        # (Buffers note it: Buffer.born), untaped and taped steps, the most
+        # states stored at once
+        self.step_serial = 0
+        self.advances = self.taped_steps = self.peak_snapshots = 0
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
@@ -168,6 +183,55 @@ class Tape(fast.TapeBase):
 
     def __len__(self):
         return lib.sad_tape_len(self.c)
+
+    # -- segments (checkpointed loops: shadowad/api/checkpointing.py) -----------
+    def mark(self):
+        """Where the tape stands now, for a segment of records appended after
+        it and later swept alone (reverse_segment) or forgotten (drop)."""
+        m = ffi.new("sad_tape_mark *")
+        lib.sad_tape_get_mark(self.c, m)
+        return Segment(m, len(self.py), len(self.keep), len(self.shadows))
+
+    def reverse_segment(self, seg):
+        """The reverse sweep of the records since ``seg`` (sad_reverse_range):
+        their adjoints move into memory below it, and the primals they
+        overwrote come back."""
+        c, py, lo = self.c, self.py, seg.mark.n
+        i = lib.sad_reverse_range(c, len(self), lo)
+        while i >= lo:
+            rec = py[lib.sad_record_pyidx(c, i)]
+            if rec.swap is not None:
+                rec.swap()
+            rec.pullback()
+            i = lib.sad_reverse_range(c, i, lo)
+        if i <= -2:
+            code = ffi.new("int64_t *")
+            if lib.sad_tape_rule_error(c, code):
+                raise CRuleError(self.rule_names.get(code[0], "?"), "reverse",
+                                 lib.sad_tape_rule_error(c, code))
+            raise MemoryError("shadowad: out of memory for a shadow in the reverse sweep")
+
+    def undo_segment(self, seg):
+        """Undo the records since ``seg`` (memory as it was at the mark) and
+        forget them."""
+        c, py, lo = self.c, self.py, seg.mark.n
+        i = lib.sad_undo_range(c, len(self), lo)
+        while i >= lo:
+            py[lib.sad_record_pyidx(c, i)].swap()
+            i = lib.sad_undo_range(c, i, lo)
+        self.drop(seg)
+
+    def drop(self, seg):
+        """Forget the records since ``seg``, leaving memory as they left it,
+        and what Python held for them (csrc sad_tape_drop)."""
+        lib.sad_tape_drop(self.c, seg.mark)
+        n = seg.mark.n
+        del self.py[seg.py:]
+        del self.keep[seg.keep:]
+        del self.shadows[seg.shadows:]
+        for i in [i for i in self.rule_names if i >= n]:
+            del self.rule_names[i]
+        self.holdings = None  # its counts only grow: the next look walks afresh
 
     def last_write(self, start, lo, hi):
         """The last record from ``start`` on that may have written primal
@@ -212,8 +276,10 @@ class Tape(fast.TapeBase):
           (shadowad/engines/reverse/accounting.py);
         - ``fused_records``: how many records the sweep took in fused runs
           (csrc/core/fuse.c), 0 before it;
-        - ``advances``, ``taped_steps``, ``peak_snapshots``: what checkpointing
-          did; there is no checkpointing yet, so they are 0.
+        - ``advances``, ``taped_steps``, ``peak_snapshots``: what the tape's
+          checkpointed loops (sad.checkpoint_loop) did: the steps they ran
+          untaped, the steps they taped, and the most states they held at
+          once.
 
         Each buffer counts once (views of one array cost its memory once);
         each object is walked once over the tape's life, so looking after
@@ -226,11 +292,11 @@ class Tape(fast.TapeBase):
                 "records": 0, "python_records": 0, "peak_nbytes": self.peak,
                 "fused_records": 0}
             out.update((k, 0) for k in BYTE_KEYS)
-            out.update((k, 0) for k in CHECKPOINT_KEYS)
+            out.update((k, getattr(self, k)) for k in CHECKPOINT_KEYS)
             return out
         out = self._bytes(self.python_bytes())
         out["fused_records"] = lib.sad_tape_fused(self.c)
-        out.update((k, 0) for k in CHECKPOINT_KEYS)
+        out.update((k, getattr(self, k)) for k in CHECKPOINT_KEYS)
         return out
 
     def python_bytes(self):

@@ -1,0 +1,376 @@
+"""Binomial checkpointing of in-place loops: ``sad.checkpoint_loop``.
+
+In reverse mode a checkpointed loop is one Python record on the tape.  While
+``f`` records, the loop's steps run *untaped*: each step is recorded as a
+segment of the tape and forgotten at once (Tape.mark / Tape.drop), keeping
+its effect on memory and nothing else, and at most ``snapshots`` copies of
+the state are kept, as the revolve schedule (shadowad/support/revolve.py)
+says.  The record's pullback runs the rest of the schedule in the sweep: it
+restores snapshots, advances untaped again, and tapes each step exactly once
+right before reversing it (Tape.reverse_segment), which moves the state's
+adjoint from after the step to before it and adds the step's share into the
+adjoints of everything else it read.  So the tape holds the snapshots and one
+step's records at a time, whatever the number of steps.
+"""
+import numpy as np
+
+from ..engines.reverse.buffers import Buffer, check_writable, promote
+from ..engines.reverse.traced import TArray
+from ..engines.reverse.errors import mixed_tapes_error
+from ..support import revolve
+from ..support.memory import bounds
+
+DEFAULT_SNAPSHOTS = 10  # the contract's example: a 1000-step loop in 3.6 untaped runs per step
+
+
+def checkpoint_loop(body, n, *state, snapshots=DEFAULT_SNAPSHOTS):
+    """Run ``body(i, *state)`` for ``i in range(n)``.  ``body`` mutates the
+    ``state`` arrays in place and may read anything else, which it must not
+    modify.  Outside ``autodiff`` and in forward mode this is the plain loop;
+    in reverse mode the loop is differentiated with at most ``snapshots``
+    stored states (the initial one included), recomputing steps in the
+    binomial (revolve) order: with r the smallest integer such that
+    C(snapshots + r, snapshots) >= n, the steps run untaped
+    r*n - C(snapshots + r, r - 1) times in all and taped once each."""
+    if not callable(body):
+        raise TypeError(f"sad.checkpoint_loop: body must be callable as body(i, *state), "
+                        f"got {type(body).__name__}")
+    n = _count(n)
+    snapshots = _snapshots(snapshots)
+    tape = _tape_of(state)
+    if tape is None:
+        for i in range(n):
+            body(i, *state)
+        return None
+    _Loop(tape, body, n, state, snapshots).record()
+    return None
+
+
+def _count(n):
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"sad.checkpoint_loop: n must be an int (the number of steps), "
+                        f"got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"sad.checkpoint_loop: n must be >= 0, got {n}")
+    return int(n)
+
+
+def _snapshots(s):
+    if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+        raise TypeError(f"sad.checkpoint_loop: snapshots must be an int (how many states "
+                        f"to keep, the initial one included), got {type(s).__name__}")
+    if s < 1:
+        raise ValueError(f"sad.checkpoint_loop: snapshots must be >= 1 (the initial state "
+                         f"counts as one), got {s}")
+    return int(s)
+
+
+def _tape_of(state):
+    """The reverse-mode tape the state is traced on, or None (the plain loop:
+    outside autodiff, forward mode, nested differentiation)."""
+    tape = None
+    for k, a in enumerate(state):
+        if type(a) is TArray:
+            if tape is not None and a.buf.tape is not tape:
+                raise mixed_tapes_error()
+            tape = a.buf.tape
+    if tape is None:
+        return None
+    for k, a in enumerate(state):
+        if type(a) is not TArray:
+            more = (" (a sad.Vector in the state is not supported yet: its shadow grows "
+                    "and shrinks with it, which the snapshots do not follow)"
+                    if type(a).__name__ == "TracedVector" else "")
+            raise TypeError(
+                f"sad.checkpoint_loop: state[{k}] is {type(a).__name__}; in reverse mode "
+                "every state entry must be an array traced by this autodiff call (an "
+                "argument of f, a view of one, or an array f computed), since the loop "
+                f"stores and restores the state's memory{more}")
+    for j in range(len(state)):
+        for k in range(j):
+            if np.may_share_memory(state[j].p, state[k].p):
+                raise ValueError(f"sad.checkpoint_loop: state[{k}] and state[{j}] share "
+                                 "memory; pass each piece of state once")
+    return tape
+
+
+class StateRuleError(RuntimeError):
+    """``body`` wrote memory outside the loop's state."""
+
+
+def _state_rule_error(what):
+    return StateRuleError(
+        f"sad.checkpoint_loop: body wrote {what}, which is not part of the loop's state. "
+        "A checkpointed loop recomputes its steps from stored copies of the state, so body "
+        "may modify only the arrays passed as state (checkpoint_loop(body, n, *state)) and "
+        "must only read everything else; pass the array it writes as one more state entry")
+
+
+class _Loop:
+    """One checkpointed loop in reverse mode.  While f records, the
+    schedule's forward part runs; its last action tapes the last step into the
+    tape itself, right after the loop's record, so that the sweep reverses it
+    as any record before reaching the loop's pullback, which runs the rest.
+
+    The record sits before the last step: going backwards over it (its swap)
+    the state's memory goes from the state before the last step to the
+    initial state, and forward again on a redo."""
+
+    def __init__(self, tape, body, n, state, s):
+        self.tape, self.body, self.n, self.s = tape, body, n, s
+        self.state = state
+        for a in state:
+            check_writable(a)  # the loop writes it (an Active argument is refused here)
+            promote(a)  # the state carries adjoints from step to step
+        self.primals = [a.p for a in state]
+        self.own = {id(a.buf) for a in state}
+        # traced memory that existed before the loop, not the state's: what a
+        # step must not write (memory kept later is checked as it is kept)
+        self.outside = [(bounds(buf.root), buf.label) for buf in tape.keep
+                        if type(buf) is Buffer and id(buf) not in self.own]
+        self.snaps = {}
+        self.initial = None  # the state before step 0 (also snapshot 0)
+        self.other = None    # the swap's copy: the initial state, or the state before the last step
+        self.pending = None  # the segment of a step taped and not yet reversed
+        self.ready = False   # the forward part's snapshots are there (a sweep uses them up)
+
+    # -- the state's memory ---------------------------------------------------
+    def _copy(self):
+        return [p.copy() for p in self.primals]
+
+    def _put(self, copies):
+        for p, c in zip(self.primals, copies):
+            np.copyto(p, c)
+
+    def _swap(self):
+        for p, o in zip(self.primals, self.other):
+            tmp = p.copy()
+            np.copyto(p, o)
+            np.copyto(o, tmp)
+
+    # -- steps ------------------------------------------------------------------
+    def _run(self, i):
+        """Step i recorded as a new segment of the tape (returned), its writes
+        checked against the state rule."""
+        tape = self.tape
+        seg = tape.mark()
+        tape.step_serial += 1
+        born = tape.step_serial
+        try:
+            self.body(i, *self.state)
+            self._check_writes(seg, born)
+        except BaseException:
+            tape.undo_segment(seg)  # what the step wrote, the state and beyond, goes back
+            raise
+        return seg
+
+    def _check_writes(self, seg, born):
+        """The state rule: a step writes nothing that existed before the step
+        but the state (memory the step made is its own)."""
+        tape = self.tape
+        for (lo, hi), label in self.outside:
+            if tape.last_write(seg.mark.n, lo, hi) >= 0:
+                raise _state_rule_error(label)
+        for buf in tape.keep[seg.keep:]:  # memory the step began to keep: written
+            if type(buf) is Buffer and id(buf) not in self.own and buf.born < born:
+                raise _state_rule_error(buf.label)
+
+    def _apply(self, action):
+        kind, tape = type(action), self.tape
+        if kind is revolve.Advance:
+            for i in range(action.start, action.stop):
+                tape.drop(self._run(i))  # untaped: only its effect stays
+                tape.advances += 1
+        elif kind is revolve.Store:
+            self.snaps[action.step] = self.initial if action.step == 0 else self._copy()
+            tape.peak_snapshots = max(tape.peak_snapshots, len(self.snaps))
+        elif kind is revolve.Restore:
+            self._put(self.snaps[action.step])
+        elif kind is revolve.Free:
+            del self.snaps[action.step]
+        elif kind is revolve.Tape:
+            self.pending = self._run(action.step)
+            tape.taped_steps += 1
+        elif kind is revolve.Reverse:
+            seg, self.pending = self.pending, None
+            try:
+                tape.reverse_segment(seg)
+            finally:
+                tape.drop(seg)
+        else:  # pragma: no cover - the schedule's vocabulary is the one above
+            raise TypeError(f"unknown checkpoint action {action!r}")
+
+    # -- the record -------------------------------------------------------------
+    def record(self):
+        """The forward part, while f records: the record, then the last step."""
+        tape = self.tape
+        self.initial = self._copy()
+        actions = list(revolve.forward_part(self.n, self.s))
+        if not actions:
+            return
+        last = actions.pop()  # Tape(n - 1)
+        self.forward = actions
+        try:
+            for action in actions:
+                self._apply(action)
+        except BaseException:
+            self._put(self.initial)  # as before the loop: the tape's undo goes on from here
+            raise
+        self.ready = True
+        self.other = [c.copy() for c in self.initial]
+        tape.user_rules = True  # the pullback runs body, which may raise in the sweep
+        tape.record_py(self._pullback, self._swap, saved=self._held(), writes=None)
+        # the last step stays on the tape: the sweep reverses it as any record
+        # (if it fails, the tape's undo takes its records back with the rest)
+        tape.step_serial += 1
+        seg = tape.mark()
+        self.body(last.step, *self.state)
+        self._check_writes(seg, tape.step_serial)
+        tape.taped_steps += 1
+
+    def _held(self):
+        """What the record keeps (tape.stats() counts it as saved): the
+        snapshots and the swap's copy."""
+        return [self.other, self.snaps, self.initial]
+
+    def _pullback(self):
+        """The schedule's reverse part after its first action (the last
+        step's reversal, which the sweep has done).  The swap has put the
+        initial state into memory and the state before the last step into
+        ``other``, where the schedule expects it now; the state's shadows
+        hold the adjoint of the state before the last step."""
+        try:
+            if not self.ready:  # a second sweep: the snapshots again, from the initial state
+                for action in self.forward:
+                    self._apply(action)
+            self._put(self.other)
+            self.ready = False
+            actions = iter(revolve.reverse_part(self.n, self.s))
+            next(actions)  # Reverse(n - 1)
+            for action in actions:
+                self._apply(action)
+        except BaseException:
+            if self.pending is not None:  # taped, not reversed: its writes go back
+                self.tape.undo_segment(self.pending)
+                self.pending = None
+            self._put(self.initial)
+            raise
+        self.snaps.clear()
+
+
+def checkpoint(fn, *args):
+    """``fn(*args)``, a region whose records are not kept: in reverse mode it
+    runs untaped while f records and runs again, taped, when the sweep
+    reaches it (as ``jax.checkpoint``, with mutation: ``fn`` may modify its
+    array arguments in place, which the region's record stores and restores,
+    and must only read everything else).  Its result (None, an array, a
+    scalar, or a tuple or list of them) is what ``fn`` returns.  Outside
+    ``autodiff`` and in forward mode it is the plain call."""
+    if not callable(fn):
+        raise TypeError(f"sad.checkpoint: fn must be callable, got {type(fn).__name__}")
+    tape = _tape_of(args) or _running_tape()
+    if tape is None:
+        return fn(*args)
+    # the arguments it may write are its state (an Active one is read-only)
+    writable = [a for a in args if type(a) is TArray and not a.buf.readonly and
+                a.p.flags.writeable]
+    return _Region(tape, fn, writable).record(args)
+
+
+def _running_tape():
+    from ..engines.reverse.tape import Tape, current_tape
+    t = current_tape()
+    return t if type(t) is Tape else None
+
+
+class _Region(_Loop):
+    """One checkpointed region: a loop of one step whose state is the
+    region's array arguments, and whose result is carried out of the step."""
+
+    def __init__(self, tape, fn, arrays):
+        super().__init__(tape, None, 1, arrays, 1)
+        self.fn = fn
+
+    def record(self, args):
+        tape = self.tape
+        self.initial = self._copy()
+        self.args = args
+        seg = tape.mark()
+        tape.step_serial += 1
+        try:
+            res = self.fn(*args)
+            self._check_writes(seg, tape.step_serial)
+            self.out = _fresh(tape, res, self.own)  # before the records go: res lives in them
+        except BaseException:
+            tape.undo_segment(seg)
+            raise
+        tape.drop(seg)
+        tape.advances += 1
+        self.other = [c.copy() for c in self.initial]
+        tape.user_rules = True
+        tape.record_py(self._pullback, self._swap, saved=[self.other, self.initial], writes=None)
+        return self.out
+
+    def _pullback(self):
+        """The swap has put the arguments' memory back as before the region:
+        run it again taped, seed its result with the adjoint of the result f
+        used, and reverse it."""
+        tape = self.tape
+        seg = tape.mark()
+        tape.step_serial += 1
+        try:
+            res = self.fn(*self.args)
+            _seed(res, self.out)
+            tape.taped_steps += 1
+            tape.reverse_segment(seg)
+        except BaseException:
+            tape.undo_segment(seg)
+            self._put(self.initial)
+            raise
+        tape.drop(seg)
+
+
+def _fresh(tape, res, own):
+    """The region's result, as values of the tape that outlive its records:
+    a copy of each array and scalar it computed (the arguments it returns
+    stay themselves).  Returned as a nested structure of (kind, value)."""
+    from ..engines.reverse.scalar import TScalar, new_scalar
+    from ..engines.reverse.traced import new_array
+    t = type(res)
+    if res is None:
+        return None
+    if t is tuple or t is list:
+        return t(_fresh(tape, r, own) for r in res)
+    if t is TArray:
+        if id(res.buf) in own:
+            return res
+        return new_array(tape, res.p.copy(), True)
+    if t is TScalar:
+        return new_scalar(tape, res.v)[0]
+    if isinstance(res, (np.ndarray, float, int, np.generic)):
+        return res  # a constant: no derivative flows back through it
+    raise TypeError(f"sad.checkpoint: fn returned {t.__name__}; a checkpointed region "
+                    "returns None, an array, a scalar, or a tuple or list of them")
+
+
+def _seed(res, out):
+    """Add the adjoint of ``out`` (what f used) into the re-run's ``res``."""
+    from ..engines.reverse.buffers import adjoint_for_pullback, shadow_of
+    from ..engines.reverse.scalar import TScalar
+    from .._c import lib
+    if out is None:
+        return
+    t = type(out)
+    if t is tuple or t is list:
+        for r, o in zip(res, out):
+            _seed(r, o)
+        return
+    if t is TArray and type(res) is TArray and res is not out and res.buf is not out.buf:
+        g = shadow_of(out)
+        s, fresh = adjoint_for_pullback(res)
+        if fresh:
+            s[...] = g
+        else:
+            s += g
+    elif t is TScalar and type(res) is TScalar:
+        lib.sad_pair_add(res.g, lib.sad_pair_grad(out.g))
