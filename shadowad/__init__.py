@@ -13,6 +13,7 @@ from .engines.mixed import fwddiff
 from .primitives.protocol import AugmentedReturn, Config
 from .engines.nested.trace import OverwrittenError
 from .engines.reverse.tape import memory_pool_bytes, set_memory_pool
+from .engines.reverse.watch import TapeBudgetError, TapeMemoryWarning, set_tape_report
 from .engines.reverse.scalar import TScalar
 from .engines.reverse.traced import TArray
 from .engines.reverse.values import read_only_primal as primal
@@ -26,7 +27,8 @@ __all__ = ["autodiff", "autodiff_split", "gradient", "jacobian", "fwddiff", "Rev
            "DuplicatedNoNeed", "BatchDuplicated", "axpy", "scal", "setindex", "Vector",
            "primal", "TArray", "TScalar", "set_memory_pool", "memory_pool_bytes",
            "OverwrittenError", "AugmentedReturn", "Config", "custom_rule", "c_rule", "CRuleError", "get_include",
-           "checkpoint", "checkpoint_loop", "StateRuleError"]
+           "checkpoint", "checkpoint_loop", "StateRuleError",
+           "TapeBudgetError", "TapeMemoryWarning", "set_tape_report"]
 __version__ = "0.1.0"
 
 

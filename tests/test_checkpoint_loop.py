@@ -363,3 +363,41 @@ def test_parameters_computed_by_f_and_views_as_state():
     want = grad(lambda x, y: f(x, y, False), u, w)
     for g, h in zip(got, want):
         np.testing.assert_allclose(g, h, rtol=1e-12)
+
+
+def test_a_budget_the_whole_tape_exceeds_and_the_checkpointed_loop_fits():
+    """The budget counts the snapshots and the step being taped: the loop
+    taped whole does not fit (everything is put back), the checkpointed
+    one does, with the same gradient."""
+    m, n = 20_000, 100
+    u = rng.random(m)
+
+    def step(i, v):
+        v[1:-1] += 0.1 * (v[2:] - 2 * v[1:-1] + v[:-2]) + 0.01 * v[1:-1] * (1 - v[1:-1])
+
+    def whole(v):
+        for i in range(n):
+            step(i, v)
+        return np.sum(v * v)
+
+    def checkpointed(v):
+        sad.checkpoint_loop(step, n, v, snapshots=5)
+        return np.sum(v * v)
+    budget = 20 * u.nbytes
+    x, dx = u.copy(), np.full(m, 0.5)
+    with pytest.raises(sad.TapeBudgetError, match="checkpoint_loop"):
+        sad.autodiff(whole, Duplicated(x, dx), tape_budget=budget)
+    assert np.array_equal(x, u) and np.all(dx == 0.5)
+    want = grad(whole, u)
+    x, dx = u.copy(), np.zeros(m)
+    sad.autodiff(checkpointed, Duplicated(x, dx), tape_budget=budget)
+    np.testing.assert_allclose(dx, want, rtol=1e-12)
+    _, tape = sad.autodiff_split(checkpointed, Duplicated(u.copy(), np.zeros(m)),
+                                 tape_budget=budget)
+    tape.reverse()
+    assert tape.stats()["peak_nbytes"] <= budget
+    # a budget below the snapshots themselves is refused, with everything put back
+    x, dx = u.copy(), np.full(m, 0.5)
+    with pytest.raises(sad.TapeBudgetError):
+        sad.autodiff(checkpointed, Duplicated(x, dx), tape_budget=3 * u.nbytes)
+    assert np.array_equal(x, u) and np.all(dx == 0.5)

@@ -21,13 +21,14 @@ struct sad_pool {
  * page costs a fault on first touch. */
 enum { SAD_HUGE_CHUNK = 4 << 20, SAD_HUGE_PAGE = 2 << 20 };
 
-/* The smallest pooled chunk of at least `bytes`, or NULL. */
-static sad_chunk *pool_take(sad_pool *p, size_t bytes)
+/* The smallest pooled chunk of at least `bytes` and at most `most`, or NULL. */
+static sad_chunk *pool_take(sad_pool *p, size_t bytes, size_t most)
 {
     pthread_mutex_lock(&p->lock);
     sad_chunk **best = NULL;
     for (sad_chunk **c = &p->free; *c != NULL; c = &(*c)->next)
-        if ((*c)->mapped >= bytes && (best == NULL || (*c)->mapped < (*best)->mapped))
+        if ((*c)->mapped >= bytes && (*c)->mapped <= most &&
+            (best == NULL || (*c)->mapped < (*best)->mapped))
             best = c;
     sad_chunk *out = NULL;
     if (best != NULL) {
@@ -126,12 +127,13 @@ void sad_pool_release(sad_pool *p)
     free(p);
 }
 
-static sad_chunk *chunk_new(sad_arena *a, size_t bytes)
+/* A chunk of `bytes` bytes, or a pooled one of up to `most`. */
+static sad_chunk *chunk_new(sad_arena *a, size_t bytes, size_t most)
 {
 #if defined(MAP_ANONYMOUS) && defined(MADV_HUGEPAGE)
     if (bytes >= SAD_HUGE_CHUNK) {
         if (a->pool != NULL) { /* pages already there: no faults, no zeroing */
-            sad_chunk *c = pool_take(a->pool, bytes);
+            sad_chunk *c = pool_take(a->pool, bytes, most);
             if (c != NULL)
                 return c;
         }
@@ -150,6 +152,8 @@ static sad_chunk *chunk_new(sad_arena *a, size_t bytes)
         c->mapped = bytes;
         return c;
     }
+#else
+    (void)most;
 #endif
     sad_chunk *c = calloc(1, bytes);
     if (c != NULL)
@@ -179,7 +183,15 @@ void *sad_arena_alloc(sad_arena *a, size_t bytes)
             cap = c->cap * 2; /* grow geometrically up to 128 MiB chunks */
         if (cap < words)
             cap = words;
-        sad_chunk *fresh = chunk_new(a, sizeof(sad_chunk) + cap * sizeof(double));
+        /* under a budget: a smaller chunk if that one would not fit, and a
+         * pooled one only as large as the budget allows */
+        const size_t fit = sad_tape_fit(a->tape, sizeof(sad_chunk) + cap * sizeof(double),
+                                        sizeof(sad_chunk) + words * sizeof(double));
+        cap = (fit - sizeof(sad_chunk)) / sizeof(double);
+        const size_t bytes_new = sizeof(sad_chunk) + cap * sizeof(double);
+        if (!sad_tape_admit(a->tape, bytes_new))
+            return NULL;
+        sad_chunk *fresh = chunk_new(a, bytes_new, sad_tape_room(a->tape));
         if (fresh == NULL)
             return NULL;
         fresh->cap = fresh->mapped ? (fresh->mapped - sizeof(sad_chunk)) / sizeof(double) : cap;

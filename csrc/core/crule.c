@@ -168,7 +168,7 @@ int sad_crule(sad_tape *t, const void *rule, int32_t nargs, const sad_arr *args,
     double **saved = m != NULL ? sad_arena_alloc(&t->blocks, (size_t)(nmut > 0 ? nmut : 1) *
                                                                  sizeof(double *)) : NULL;
     if (saved == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     c->rule = r;
     c->nargs = nargs;
     c->nmut = nmut;
@@ -176,18 +176,18 @@ int sad_crule(sad_tape *t, const void *rule, int32_t nargs, const sad_arr *args,
     c->saved = saved;
     c->args = copy_args(t, nargs, args, shadows);
     if (c->args == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     for (int32_t j = 0; j < nmut; ++j) {
         m[j] = mut[j];
         const int64_t n = count(&c->args[mut[j]]);
         saved[j] = sad_arena_alloc(&t->saves, (size_t)(n > 0 ? n : 1) * sizeof(double));
         if (saved[j] == NULL)
-            return SAD_NOMEM;
+            return sad_status(t, SAD_NOMEM);
         move(&c->args[mut[j]], saved[j], GATHER);
     }
     sad_record *rec = sad_push_record(t, SAD_CRULE, 0);
     if (rec == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     c->rtape = NULL;
     c->rtape_bytes = 0;
     int rc = r->augmented_primal != NULL

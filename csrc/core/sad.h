@@ -66,6 +66,7 @@ typedef struct sad_arena {
     size_t chunk_min; /* smallest chunk, in bytes */
     sad_pool *pool;   /* where large chunks come from and go back to (may be NULL):
                          only for arenas whose memory is always written before read */
+    struct sad_tape *tape; /* whose budget its chunks count against */
 } sad_arena;
 
 /* The shadow of a large temporary, allocated only when the reverse sweep
@@ -120,12 +121,32 @@ struct sad_tape {
     int64_t rule_bytes;          /* held by the tapes of C rules (crule.c) */
     int rule_error;              /* the code of the C rule reverse that stopped a sweep */
     int64_t rule_error_rec;
+    /* budget.c (sad_tape_set_budget): the bound on the tape's bytes (0: none),
+     * what Python counted it holds and its estimate of what it added since,
+     * the bytes at which Python counts again (0: never), and the bytes of the
+     * last allocation the budget refused (0: none since) */
+    int64_t budget, outside, pending, mark, refused;
 };
 
 struct sad_vec {
     double *data;
     int64_t len, cap;
 };
+
+/* budget.c: may the tape take `bytes` more (each call that allocates asks
+ * first; a refusal sets t->refused)?  sad_tape_fit: the bytes to allocate for
+ * a growth that wants `want` and needs `least`: want, or under a budget that
+ * leaves less room (Python's estimate included), half the room (at least
+ * `least`).  sad_tape_room: the bytes the budget leaves (SIZE_MAX without
+ * one). */
+int sad_tape_admit(sad_tape *t, size_t bytes);
+size_t sad_tape_fit(const sad_tape *t, size_t want, size_t least);
+size_t sad_tape_room(const sad_tape *t);
+/* rc of a call on t, SAD_NOMEM made SAD_OVER_BUDGET when the budget refused */
+static inline int sad_status(const sad_tape *t, int rc)
+{
+    return rc == SAD_NOMEM && t != NULL && t->refused ? SAD_OVER_BUDGET : rc;
+}
 
 /* arena.c */
 void *sad_arena_alloc(sad_arena *a, size_t bytes); /* zeroed, unless it came from a pool */

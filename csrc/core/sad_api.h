@@ -14,6 +14,9 @@ struct sad_api {
     /* tape */
     int64_t (*tape_len)(const sad_tape *t);
     void (*truncate)(sad_tape *t, int64_t n);
+    /* budget.c: Python's estimate grew (a count is due?); the bytes the budget refused */
+    int (*tape_grew)(sad_tape *t, int64_t bytes);
+    int64_t (*tape_refused)(const sad_tape *t);
     /* scalars */
     intptr_t (*s1)(sad_tape *t, int op, double z, intptr_t x, double vx);
     intptr_t (*s2)(sad_tape *t, int op, double z, intptr_t x, double vx, intptr_t y, double vy);

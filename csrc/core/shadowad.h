@@ -70,8 +70,10 @@ enum sad_flag {
  * NaN bits are the machine code's). */
 enum sad_status { SAD_OK = 0, SAD_TOO_MANY_DIMS = 1, SAD_NUMPY = 2, SAD_NOMEM = -1,
                   SAD_RULE_FAILED = 3, /* a C rule's function returned non-zero */
-                  SAD_BAD_OPERAND = 4 /* a traced scalar (a float64 pair) given to a
-                                       * float32 call: numpy computes that in float64 */ };
+                  SAD_BAD_OPERAND = 4, /* a traced scalar (a float64 pair) given to a
+                                        * float32 call: numpy computes that in float64 */
+                  SAD_OVER_BUDGET = -4 /* the tape's budget refused memory (see
+                                        * sad_tape_set_budget); nothing was recorded */ };
 
 
 /* The core's entry points as one constant table of function pointers
@@ -121,6 +123,29 @@ typedef struct sad_tape_bytes {
     int64_t records, saved, save_room, shadows;
 } sad_tape_bytes;
 void sad_tape_sizes(const sad_tape *t, sad_tape_bytes *out);
+/* Their sum: every byte of the tape the core holds. */
+int64_t sad_tape_held(const sad_tape *t);
+
+/* Bounds and marks (budget.c).  tape.stats()'s nbytes is sad_tape_held plus
+ * what Python holds for the tape.  A budget (> 0; 0: none) bounds that sum:
+ * an allocation of the core (records, chunks of pairs, blocks and saved
+ * bytes, slots, lazy shadows' memory in the sweep) that would take the
+ * core's bytes plus `outside` past it is refused, and the call fails with
+ * SAD_OVER_BUDGET (sad_slot_new returns it too; the calls that return a
+ * pair return 0); sad_tape_refused then says how many bytes it asked for.
+ * Geometric growth shrinks to fit under a budget (half the room left, at
+ * least what the call needs).  `outside` is what Python counted it holds,
+ * last time it counted (sad_tape_counted, which also clears refused);
+ * sad_tape_grew adds Python's estimate of what it has added since and says
+ * whether the tape may now hold `mark` bytes (mark > 0), when Python counts
+ * again (its budget, a progress report, a memory warning).  Memory a C
+ * rule's tape holds is counted once the rule returns (rule_bytes): never
+ * refused, it makes the next count due. */
+void sad_tape_set_budget(sad_tape *t, int64_t budget);
+void sad_tape_set_mark(sad_tape *t, int64_t mark);
+void sad_tape_counted(sad_tape *t, int64_t outside);
+int sad_tape_grew(sad_tape *t, int64_t bytes);
+int64_t sad_tape_refused(const sad_tape *t);
 
 /* ---- scalars ----------------------------------------------------------- */
 intptr_t sad_pair_new(sad_tape *t, double v);

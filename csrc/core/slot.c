@@ -67,7 +67,11 @@ int64_t sad_slot_new(sad_tape *t, const sad_arr *z, int64_t esize)
     if (t->nslots >= t->max_slots || bytes > t->slot_space_bytes - t->slot_space_used)
         return SAD_SLOTS_FULL;
     if (t->nslots == t->capslots) {
-        int64_t cap = t->capslots ? 2 * t->capslots : 64;
+        const int64_t want = t->capslots ? t->capslots : 64;
+        const size_t grow = sad_tape_fit(t, (size_t)want * sizeof(sad_slot), sizeof(sad_slot));
+        if (!sad_tape_admit(t, grow))
+            return SAD_OVER_BUDGET;
+        const int64_t cap = t->capslots + (int64_t)(grow / sizeof(sad_slot));
         sad_slot *s = realloc(t->slots, (size_t)cap * sizeof(sad_slot));
         if (s == NULL)
             return SAD_NOMEM;
@@ -157,6 +161,8 @@ static void *take(sad_tape *t, size_t bytes, int zero)
                 memset(b, 0, bytes);
             return b;
         }
+    if (!sad_tape_admit(t, bytes))
+        return NULL;
     void *p = zero ? calloc(bytes, 1) : malloc(bytes);
     if (p != NULL)
         t->slot_bytes += (int64_t)bytes;

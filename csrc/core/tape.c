@@ -15,6 +15,7 @@ sad_tape *sad_tape_new(void)
     sad_tape *t = calloc(1, sizeof(sad_tape));
     if (t == NULL)
         return NULL;
+    t->pairs.tape = t->blocks.tape = t->saves.tape = t;
     t->pairs.chunk_min = 4096 * sizeof(sad_pair);
     t->blocks.chunk_min = 64 * sizeof(sad_block);
     t->saves.chunk_min = (size_t)1 << 16;
@@ -65,7 +66,11 @@ void sad_tape_sizes(const sad_tape *t, sad_tape_bytes *out)
 sad_record *sad_push_record(sad_tape *t, int op, int flags)
 {
     if (t->n == t->cap) {
-        int64_t cap = t->cap ? 2 * t->cap : 1024;
+        const int64_t want = t->cap ? t->cap : 1024;
+        const size_t grow = sad_tape_fit(t, (size_t)want * sizeof(sad_record), sizeof(sad_record));
+        if (!sad_tape_admit(t, grow))
+            return NULL;
+        const int64_t cap = t->cap + (int64_t)(grow / sizeof(sad_record));
         sad_record *rec = realloc(t->rec, (size_t)cap * sizeof(sad_record));
         if (rec == NULL)
             return NULL;
@@ -156,7 +161,7 @@ int sad_store(sad_tape *t, const sad_arr *p, const sad_arr *s, int64_t poff, int
 {
     sad_record *r = sad_push_record(t, SAD_STORE, 0);
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     double *pp = (double *)((char *)p->data + poff);
     r->u.m.p = pp;
     r->u.m.s = s != NULL ? (double *)((char *)s->data + soff) : NULL;
@@ -171,7 +176,7 @@ int sad_py(sad_tape *t, int64_t pyidx, int flags)
 {
     sad_record *r = sad_push_record(t, SAD_PY, flags);
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     r->u.a.pyidx = pyidx;
     return SAD_OK;
 }

@@ -106,10 +106,10 @@ int64_t sad_vec_nbytes(const sad_vec *v)
 int sad_vpush(sad_tape *t, sad_vec *v, sad_vec *vs, intptr_t x, double vx)
 {
     if (reserve(v, 1) != SAD_OK || (vs != NULL && reserve(vs, 1) != SAD_OK))
-        return SAD_NOMEM;
+        return SAD_NOMEM; /* the vectors' memory: the caller's, not the tape's */
     sad_record *r = sad_push_record(t, SAD_VPUSH, 0);
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     r->u.v.v = v;
     r->u.v.vs = vs;
     r->u.v.x = (sad_pair *)x;
@@ -127,12 +127,12 @@ int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *x, const sad
     if (rc != SAD_OK)
         return rc;
     if (reserve(v, tmp.n) != SAD_OK || (vs != NULL && reserve(vs, tmp.n) != SAD_OK))
-        return SAD_NOMEM;
+        return SAD_NOMEM; /* the vectors' memory: the caller's, not the tape's */
     sad_block *b = sad_arena_alloc(&t->blocks, sizeof(sad_block));
     double *saved = b != NULL ? sad_arena_alloc(&t->saves, (size_t)(tmp.n ? tmp.n : 1) * sizeof(double)) : NULL;
     sad_record *r = saved != NULL ? sad_push_record(t, SAD_VPUSHA, 0) : NULL;
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     *b = tmp;
     sad_block_save(b, saved);
     r->u.v.v = v;
@@ -180,7 +180,7 @@ int sad_vstore(sad_tape *t, sad_vec *v, sad_vec *vs, int64_t i, intptr_t x, doub
 {
     sad_record *r = sad_push_record(t, SAD_VSTORE, 0);
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     r->u.v.v = v;
     r->u.v.vs = vs;
     r->u.v.i = i;
@@ -204,7 +204,7 @@ int sad_vcopy(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *z, const sad_
     sad_block *b = sad_arena_alloc(&t->blocks, sizeof(sad_block));
     sad_record *r = b != NULL ? sad_push_record(t, SAD_VCOPY, 0) : NULL;
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     *b = tmp;
     r->u.v.v = v;
     r->u.v.vs = vs;

@@ -78,6 +78,9 @@ int sad_same_dtype(PyObject *a, PyObject *b);
 int sad_is_c_contiguous(PyObject *o);
 /* May numpy write to ndarray object o (not a read-only or broadcast view)? */
 int sad_is_writeable(PyObject *o);
+/* The bytes of the data of ndarray object o, of elements of itemsize bytes,
+ * if o owns them (0 for a view). */
+int64_t sad_owned_bytes(PyObject *o, int64_t itemsize);
 /* A ufunc's inner loop (numpy's PyUFuncGenericFunction), and the one of
  * binary ufunc `ufunc` for float64 operands: 1, or 0 when it has none. */
 typedef void (*sad_loop)(char **args, const intptr_t *dims, const intptr_t *steps, void *data);
@@ -239,6 +242,9 @@ typedef struct {
      * numpy only warns (None, None: unknown; see rev_out) */
     PyObject *extobj_var, *extobj_warns;
     PyObject *kw_out; /* ("out",) */
+    /* watch(tape, what) (register_watch, watch.py): a recording call on tape
+     * was refused by its budget, or made Python's count due; NULL: none */
+    PyObject *watch;
     const struct sad_api *api; /* the core's entry points (set at module exec) */
 } sad_rev_objects;
 
@@ -277,6 +283,16 @@ static inline sad_state *sad_state_of(PyObject *module)
 const sad_rev_objects *sad_rev_registered(PyObject *module);
 /* The C tape and alive flag of a live Tape: 1, else 0 (no exception set). */
 int sad_rev_tape_of(const sad_rev_objects *k, PyObject *tape, sad_tape **t, const int **alive);
+/* After a recording call on C tape t of Tape `tape` returned rc (what: the
+ * operation for messages, an object such as the ufunc, or NULL for the
+ * string `name`): 0 when it recorded and Python's count (if due: sad_tape_grew
+ * with `grew` bytes Python now holds for it) passed; -1 with an exception
+ * (the budget's error, or MemoryError `nomem` for SAD_NOMEM); 1 for any
+ * other rc, which the caller handles. */
+int sad_rev_recorded(const sad_rev_objects *k, PyObject *tape, sad_tape *t, int rc, int64_t grew,
+                     PyObject *what, const char *name, const char *nomem);
+/* register_watch(watch): reverse.c */
+SAD_FAST(sad_fast_register_watch);
 /* scalar.c: is o a traced scalar (of ScalarBase or a subclass)? */
 int sad_is_scalar(PyObject *o);
 

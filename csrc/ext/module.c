@@ -12,6 +12,9 @@ static PyMethodDef methods[] = {
     FAST("register_reverse", sad_fast_register_reverse,
          "register_reverse(traced, scalar, buffer, tape, make, hold, extobj_var, extobj_warns): "
          "the classes and functions of reverse mode's fast paths"),
+    FAST("register_watch", sad_fast_register_watch,
+         "register_watch(watch): watch(tape, what) is called when a recording call was "
+         "refused by the tape's budget or made Python's count of the tape due"),
     FAST("register_forward", sad_fast_register_forward,
          "register_forward(dual, dual_scalar, buffer, context, float64, empty, make, current, "
          "label, add): the classes and objects of forward mode's fast paths"),
@@ -72,7 +75,7 @@ static int state_objects(sad_state *st, PyObject ***out)
         (PyObject **)&st->ndarray_type,
         &st->rev.traced, &st->rev.scalar, &st->rev.ndarray, &st->rev.buffer, &st->rev.tape,
         &st->rev.make, &st->rev.hold, &st->rev.extobj_var, &st->rev.extobj_warns,
-        &st->rev.kw_out,
+        &st->rev.kw_out, &st->rev.watch,
         &st->fwd.dual, &st->fwd.scalar, &st->fwd.buffer, &st->fwd.context, &st->fwd.ndarray,
         &st->fwd.float64, &st->fwd.empty, &st->fwd.dtype[SAD_FAST_F64],
         &st->fwd.dtype[SAD_FAST_F32], &st->fwd.make, &st->fwd.current, &st->fwd.label,
@@ -84,7 +87,7 @@ static int state_objects(sad_state *st, PyObject ***out)
     return N;
 }
 
-enum { MAX_STATE_OBJECTS = 32 };
+enum { MAX_STATE_OBJECTS = 40 };
 
 static int module_traverse(PyObject *m, visitproc visit, void *arg)
 {

@@ -58,6 +58,17 @@ int sad_is_writeable(PyObject *o)
     return (((const PyArrayObject_fields *)o)->flags & NPY_ARRAY_WRITEABLE) != 0;
 }
 
+int64_t sad_owned_bytes(PyObject *o, int64_t itemsize)
+{
+    const PyArrayObject_fields *f = (const PyArrayObject_fields *)o;
+    if (!(f->flags & NPY_ARRAY_OWNDATA))
+        return 0;
+    int64_t n = itemsize;
+    for (int d = 0; d < f->nd; ++d)
+        n *= f->dimensions[d];
+    return n;
+}
+
 /* The index of ufunc's inner loop whose operands are all of numpy type
  * `type` (NPY_DOUBLE, NPY_FLOAT), or -1. */
 static int loop_index(const PyUFuncObject *u, int type)

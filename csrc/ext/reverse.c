@@ -46,6 +46,65 @@ SAD_FAST(sad_fast_register_reverse)
     Py_RETURN_NONE;
 }
 
+SAD_FAST(sad_fast_register_watch)
+{
+    if (nargs != 1 || !PyCallable_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "register_watch takes one callable");
+    Py_XSETREF(sad_state_of(module)->rev.watch, Py_NewRef(args[0]));
+    Py_RETURN_NONE;
+}
+
+/* watch(tape, what), what the object given or else the string `name`: 0,
+ * or -1 with its exception. */
+static int call_watch(const sad_rev_objects *k, PyObject *tape, PyObject *what, const char *name)
+{
+    if (k->watch == NULL)
+        return 0;
+    PyObject *named = what == NULL ? PyUnicode_FromString(name) : NULL;
+    if (what == NULL && named == NULL)
+        return -1;
+    PyObject *r = PyObject_CallFunctionObjArgs(k->watch, tape, what != NULL ? what : named, NULL);
+    Py_XDECREF(named);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+int sad_rev_recorded(const sad_rev_objects *k, PyObject *tape, sad_tape *t, int rc, int64_t grew,
+                     PyObject *what, const char *name, const char *nomem)
+{
+    if (rc == SAD_OK)
+        return k->api->tape_grew(t, grew) ? call_watch(k, tape, what, name) : 0;
+    if (rc == SAD_OVER_BUDGET) {
+        if (call_watch(k, tape, what, name) == 0) /* it raises the budget's error */
+            PyErr_SetString(PyExc_MemoryError, "shadowad: the tape's budget refused memory");
+        return -1;
+    }
+    if (rc == SAD_NOMEM) {
+        PyErr_SetString(PyExc_MemoryError, nomem);
+        return -1;
+    }
+    return 1;
+}
+
+/* What Python holds for the tape after a record that keeps z (need & 4) and
+ * the operands it reads (need, bit j), with z's shadow an array (eager):
+ * the data those arrays own, of elements of `itemsize` bytes, and
+ * PER_OBJECT for each array object (its header, a slot of the tape's
+ * lists).  Python's estimate (watch.py; plain operands' snapshots are
+ * hold's to count). */
+enum { PER_OBJECT = 192 };
+static int64_t python_bytes(PyObject *z, int eager, const sad_fast_operand *o, int n, int need,
+                            int64_t itemsize)
+{
+    int64_t bytes = eager ? PER_OBJECT + sad_owned_bytes(z, itemsize) : 0;
+    if (need & 4)
+        bytes += PER_OBJECT + sad_owned_bytes(z, itemsize);
+    for (int j = 0; j < n; ++j)
+        if (o[j].kind == SAD_KX_ARR && (o[j].s == NULL || (need & (1 << j))))
+            bytes += PER_OBJECT + (o[j].s != NULL ? sad_owned_bytes(o[j].p, itemsize) : 0);
+    return bytes;
+}
+
 int sad_rev_tape_of(const sad_rev_objects *k, PyObject *tape, sad_tape **t, const int **alive)
 {
     PyObject *tptr = sad_fast_slot_of(tape, k->tape, T_TPTR);
@@ -311,11 +370,13 @@ SAD_FAST(sad_fast_rev)
     const int flags = sad_fast_pack(o, n, ft, SAD_F_FRESH, &c, &kc);
     const int rc = k->api->ew_slots(t, op, flags, sad_fast_arr(z, &zd), sad_fast_arr(zs, &zsd),
                                     c.p[0], c.s[0], c.p[1], c.s[1], kc, slots);
-    if (rc == SAD_NOMEM)
-        PyErr_SetString(PyExc_MemoryError, "shadowad: out of memory while recording an "
-                                           "elementwise operation");
+    const int64_t held = rc == SAD_OK ? python_bytes(z, slots[0] == 0, o, n, need,
+                                                     ft == SAD_FAST_F32 ? 4 : 8) : 0;
+    const int after = sad_rev_recorded(k, tape, t, rc, held, ufunc, NULL,
+                                       "shadowad: out of memory while recording an "
+                                       "elementwise operation");
     /* more dimensions than a record takes, or a slot C refuses: Python's path */
-    status = rc == SAD_OK ? 1 : rc == SAD_NOMEM ? -1 : 0;
+    status = after == 0 ? 1 : after < 0 ? -1 : 0;
 done:
     Py_XDECREF(keep);
     Py_XDECREF(zs);
@@ -409,14 +470,11 @@ SAD_FAST(sad_fast_rev_out)
     const int64_t slots[3] = {0, o[0].slot, o[1].slot};
     const int rc = api->ew_slots(t, op, flags, sad_fast_arr(oz.p, &zd), sad_fast_arr(oz.s, &zsd),
                                  c.p[0], c.s[0], c.p[1], c.s[1], kc, slots);
+    static const char nomem[] = "shadowad: out of memory while recording an elementwise "
+                                "operation";
     if (rc != SAD_OK) {
         api->truncate(t, mark); /* more dimensions than a record takes: Python's path */
-        status = 0;
-        if (rc == SAD_NOMEM) {
-            PyErr_SetString(PyExc_MemoryError, "shadowad: out of memory while recording an "
-                                               "elementwise operation");
-            status = -1;
-        }
+        status = sad_rev_recorded(k, tape, t, rc, 0, ufunc, NULL, nomem) < 0 ? -1 : 0;
         goto done;
     }
     PyObject *call[3] = {o[0].p, n == 2 ? o[1].p : oz.p, oz.p};
@@ -432,6 +490,9 @@ SAD_FAST(sad_fast_rev_out)
         goto done;
     }
     Py_DECREF(z); /* oz.p itself */
+    const int64_t held = python_bytes(oz.p, 0, o, n, need, ft == SAD_FAST_F32 ? 4 : 8);
+    if (sad_rev_recorded(k, tape, t, SAD_OK, held, ufunc, NULL, nomem) < 0)
+        goto done; /* the record stands: the driver undoes it with the rest */
     Py_INCREF(out);
     res = out;
     status = 1;
@@ -514,8 +575,14 @@ SAD_FAST(sad_fast_outer)
                         "Buffer's slot was assigned from outside; leave the fields of traced "
                         "values to shadowad)");
         goto done;
-    } else if (rc != SAD_OK) {
-        PyErr_SetString(PyExc_MemoryError, "shadowad: out of memory while recording np.outer");
+    }
+    const int64_t held = python_bytes(z, zslot == 0, o, 2, 3, 8);
+    static const char nomem[] = "shadowad: out of memory while recording np.outer";
+    const int after = sad_rev_recorded(k, tape, t, rc == SAD_NUMPY ? SAD_OK : rc, held, NULL,
+                                       "np.outer", nomem);
+    if (after != 0) {
+        if (after > 0)
+            PyErr_SetString(PyExc_MemoryError, nomem);
         goto done;
     }
     status = 1;

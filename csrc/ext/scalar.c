@@ -68,11 +68,31 @@ static void scalar_dealloc(PyObject *self)
     Py_DECREF(type); /* a heap type: its instances hold it */
 }
 
-/* A new scalar of s's type and tape holding value z and pair g. */
+/* After a recording call on s's tape returned rc: 0, or -1 with an
+ * exception (sad_rev_recorded: the budget's error, MemoryError, or what
+ * Python's count of the tape raised, if due). */
+static int recorded(const ScalarObject *s, int rc)
+{
+    if (rc == SAD_OK && !s->api->tape_grew(s->t, 0))
+        return 0;
+    PyObject *m = PyType_GetModuleByDef(Py_TYPE(s), &sad_module_def);
+    if (m == NULL)
+        return -1;
+    const int after = sad_rev_recorded(&sad_state_of(m)->rev, s->tape, s->t, rc, 0, NULL,
+                                       "arithmetic on traced scalars",
+                                       "shadowad: out of memory while recording");
+    if (after > 0)
+        PyErr_NoMemory();
+    return after != 0 ? -1 : 0;
+}
+
+/* A new scalar of s's type and tape holding value z and pair g, which a
+ * recording call on s's tape returned (NULL: it failed). */
 static PyObject *result(const ScalarObject *s, double z, sad_pair *g)
 {
-    if (g == NULL)
-        return PyErr_NoMemory();
+    const int rc = g != NULL ? SAD_OK : s->api->tape_refused(s->t) ? SAD_OVER_BUDGET : SAD_NOMEM;
+    if (recorded(s, rc) < 0)
+        return NULL;
     PyTypeObject *type = Py_TYPE(s);
     ScalarObject *r = (ScalarObject *)type->tp_alloc(type, 0);
     if (r == NULL)
@@ -311,8 +331,8 @@ SAD_FAST(sad_fast_store)
     if (element(args[0], i, &poff) == NULL || element(args[1], i, &soff) == NULL)
         return NULL;
     const sad_arr pd = sad_arr_of(args[0]), sd = sad_arr_of(args[1]);
-    if (x->api->store(x->t, &pd, &sd, poff, soff, x->g, x->v) != SAD_OK)
-        return PyErr_NoMemory();
+    if (recorded(x, x->api->store(x->t, &pd, &sd, poff, soff, x->g, x->v)) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -330,8 +350,6 @@ SAD_FAST(sad_fast_scalar)
     const Py_ssize_t g = PyLong_AsSsize_t(args[1]);
     if (PyErr_Occurred())
         return NULL;
-    if (g == 0)
-        return PyErr_Format(PyExc_MemoryError, "shadowad: out of memory while recording");
     PyObject *tape = args[2];
     sad_tape *t;
     const int *alive;

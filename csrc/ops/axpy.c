@@ -33,7 +33,7 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, const sad_arr *x,
         return SAD_OK;
     sad_block *b = t != NULL ? sad_arena_alloc(&t->blocks, sizeof(sad_block)) : &tmp;
     if (b == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     *b = tmp;
     if ((flags & 12) == SAD_KY_CONST)
         b->o[2].p = &b->k;
@@ -42,7 +42,7 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, const sad_arr *x,
     if (unsafe) { /* x overlaps y but not elementwise: read x before writing */
         xcopy = malloc((size_t)b->n * sizeof(double));
         if (xcopy == NULL)
-            return SAD_NOMEM;
+            return sad_status(t, SAD_NOMEM);
     }
     if (t != NULL) {
         const int need_scratch = b->o[0].s != NULL && sad_block_overlaps(b, 0, 1, 1, 1);
@@ -53,7 +53,7 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, const sad_arr *x,
                             ? sad_push_record(t, SAD_AXPY, flags) : NULL;
         if (r == NULL) {
             free(xcopy);
-            return SAD_NOMEM;
+            return sad_status(t, SAD_NOMEM);
         }
         sad_block_save(b, saved);
         r->u.a.b = b;

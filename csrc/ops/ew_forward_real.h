@@ -250,7 +250,7 @@ static int SAD_R(record)(sad_tape *t, int op, int flags, const sad_arr *z, const
     SAD_R(sad_block) *b = sad_arena_alloc(&t->blocks, sizeof(SAD_R(sad_block)));
     sad_real *saved = NULL;
     if (b == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     *b = tmp;
     for (int k2 = 1; k2 <= 2; ++k2) /* a constant's pointer must follow the copy */
         if (((flags >> (2 * (k2 - 1))) & 3) == SAD_KX_CONST)
@@ -265,7 +265,7 @@ static int SAD_R(record)(sad_tape *t, int op, int flags, const sad_arr *z, const
     if ((flags & SAD_F_SAVE) && !shared) {
         saved = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(sad_real));
         if (saved == NULL)
-            return SAD_NOMEM;
+            return sad_status(t, SAD_NOMEM);
         SAD_R(sad_block_save)(b, saved);
     }
     sad_real *scratch = NULL;
@@ -273,11 +273,11 @@ static int SAD_R(record)(sad_tape *t, int op, int flags, const sad_arr *z, const
         (SAD_R(sad_block_overlaps)(b, 0, 1, 1, 1) || SAD_R(sad_block_overlaps)(b, 0, 1, 2, 1))) {
         scratch = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(sad_real));
         if (scratch == NULL)
-            return SAD_NOMEM;
+            return sad_status(t, SAD_NOMEM);
     }
     sad_record *r = sad_push_record(t, op, flags | SAD_F_BLOCK);
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     r->u.SAD_R(a).b = b;
     r->u.SAD_R(a).saved = saved;
     r->u.SAD_R(a).scratch = scratch;

@@ -113,7 +113,7 @@ int sad_outer(sad_tape *t, const sad_arr *z, const sad_arr *zs, int64_t zslot, c
     sad_block *blk = sad_arena_alloc(&t->blocks, sizeof(sad_block));
     sad_record *r = blk != NULL ? sad_push_record(t, SAD_OUTER, 0) : NULL;
     if (r == NULL)
-        return SAD_NOMEM;
+        return sad_status(t, SAD_NOMEM);
     *blk = tmp;
     r->u.a.b = blk;
     return c_primal(blk) ? SAD_OK : SAD_NUMPY;

@@ -14,6 +14,7 @@ from ..engines.nested import engine as nested
 from ..engines.reverse import untraced
 from ..support.aliasing import check_call, sharing_groups, span
 from .._c import lib
+from ..engines.reverse import watch
 from ..engines.reverse.tape import Tape, tape_var
 from ..engines.reverse.buffers import Buffer, shadow_of
 from ..engines.reverse.errors import mixed_tapes_error
@@ -43,12 +44,15 @@ def _check_mode(mode):
 
 
 class _Arg:
-    """How one annotated argument was passed to f, and where its gradient is."""
+    """How one annotated argument was passed to f, and where its gradient is.
+    ``before``: a Vector shadow's contents at the call, for a failed sweep to
+    put back (recording changes its length; see _shadow_copies)."""
 
-    __slots__ = ("ann", "traced", "grad")
+    __slots__ = ("ann", "traced", "grad", "before")
 
     def __init__(self, ann, traced, grad=None):
         self.ann, self.traced, self.grad = ann, traced, grad
+        self.before = None
 
     def gradient(self):
         if type(self.ann) is not act.Active:
@@ -87,7 +91,10 @@ def _wrap(k, ann, tape, shared):
             raise TypeError(f"{label}: Duplicated(float, float) is for forward mode; "
                             "in reverse mode pass a float as Active(x) to get its gradient")
         if isinstance(v, Vector):
-            return _Arg(ann, TracedVector(tape, v, ann.dval, label))
+            arg = _Arg(ann, TracedVector(tape, v, ann.dval, label))
+            if tape.budget and isinstance(ann.dval, Vector):
+                arg.before = ann.dval[:]
+            return arg
         return _Arg(ann, TArray(v, ann.dval, Buffer(tape, v, ann.dval, label=label)))
     if t is act.BatchDuplicated:
         v = ann.val
@@ -155,16 +162,20 @@ def record_call(f, args, tape):
     try:
         annotated = [_annotate(a) for a in args]
         check_call(annotated)
+        # first: what the tape counts (stats) leaves the caller's memory out
+        tape.arguments = _caller_memory(annotated)
         shared = _shared_buffers(annotated, tape)
         wrapped = [_wrap(k, a, tape, shared) for k, a in enumerate(annotated)]
-        tape.arguments = _caller_memory(annotated)
         tape.untraced = untraced.copies(annotated)
         tape.untraced_note = untraced.note(annotated)
+        # with a budget: what the arguments cost the tape, counted
+        watch.finish(tape, "wrapping the arguments")
         token = tape_var.set(tape)
         try:
             res = f(*[w.traced for w in wrapped])
         finally:
             tape_var.reset(token)
+        watch.finish(tape, "f returned")  # with a budget: what f left, counted
     except BaseException:
         tape.undo()
         tape.free()
@@ -250,9 +261,9 @@ def _leave_final(tape, copies):
 
 
 def _finish(tape, wrapped, target, seed, restore):
-    # a custom rule's reverse may raise half-way through the sweep: the
-    # arguments' shadows are then put back as they were (the primals are)
-    shadows = _shadow_copies(wrapped) if tape.user_rules else ()
+    # a custom rule's reverse, or the budget, may stop the sweep half-way:
+    # the arguments' shadows are then put back as they were (the primals are)
+    shadows = _shadow_copies(wrapped) if tape.user_rules or tape.budget else ()
     try:
         _seed(target, seed)
         copies = None if restore else _final_copies(tape)
@@ -263,8 +274,7 @@ def _finish(tape, wrapped, target, seed, restore):
             _leave_final(tape, copies)
         grads = tuple(w.gradient() for w in wrapped)
     except BaseException:
-        for dval, before in shadows:
-            dval[...] = before
+        _put_back(shadows)
         raise
     finally:
         tape.free()
@@ -272,9 +282,25 @@ def _finish(tape, wrapped, target, seed, restore):
 
 
 def _shadow_copies(wrapped):
-    """(shadow, copy of it) of every Duplicated array argument."""
-    return [(w.ann.dval, np.array(w.ann.dval)) for w in wrapped
-            if isinstance(w.ann, act.Duplicated) and isinstance(w.ann.dval, np.ndarray)]
+    """(shadow, its contents before the call) of every Duplicated array
+    argument, and of every Duplicated Vector argument copied at the call."""
+    out = []
+    for w in wrapped:
+        if isinstance(w.ann, act.Duplicated):
+            if isinstance(w.ann.dval, np.ndarray):
+                out.append((w.ann.dval, np.array(w.ann.dval)))
+            elif w.before is not None:
+                out.append((w.ann.dval, w.before))
+    return out
+
+
+def _put_back(shadows):
+    """Every shadow of _shadow_copies back as it was."""
+    for dval, before in shadows:
+        if isinstance(dval, Vector):
+            dval._reset(before)
+        else:
+            dval[...] = before
 
 
 def _adjoint_memory(tape):
@@ -358,7 +384,7 @@ def _finish_batch(tape, wrapped, target, lanes, restore):
                  for k in range(len(wrapped)))
 
 
-def autodiff(f, *args, mode=act.Reverse, restore=False):
+def autodiff(f, *args, mode=act.Reverse, restore=False, tape_budget=None):
     """Differentiate ``f`` at the annotated arguments ``args``.
 
     Reverse: returns one entry per argument, the gradient for Active arguments
@@ -368,10 +394,20 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
     ``restore=True``, their values before the call, bit for bit.  If ``f``
     raises, every primal is restored, shadows are untouched, and the exception
     propagates.
+
+    ``tape_budget``: the most bytes the tape may hold (``tape.stats()``'s
+    ``nbytes``, over recording and the reverse sweep), a positive int, or
+    None.  Before it would hold more, ``sad.TapeBudgetError`` (a MemoryError)
+    is raised, with every primal restored and the shadows untouched; its
+    message says what was needed, how far ``f`` got and how to record less
+    (``sad.checkpoint_loop``).  Forward mode records no tape, and a call
+    nested inside a running differentiation records on the enclosing tape,
+    which the enclosing call's budget bounds: there it bounds nothing.
     """
     check_function(f, "autodiff")
     _check_mode(mode)
     _check_restore(restore, "sad.autodiff")
+    budget = watch.check_budget(tape_budget, "sad.autodiff")
     annotated = [_annotate(a) for a in args]
     if nested.wanted(annotated):  # inside a running differentiation
         check_call(annotated)
@@ -393,7 +429,7 @@ def autodiff(f, *args, mode=act.Reverse, restore=False):
         from ..engines.forward.forward import forward
         return forward(f, annotated, mode.with_primal, restore)
     lanes = act.lane_count(annotated, "reverse mode")
-    tape, wrapped, value, target = _recorded(f, annotated)
+    tape, wrapped, value, target = _recorded(f, annotated, budget)
     if any(type(a) is act.BatchDuplicated for a in annotated):
         grads = _finish_batch(tape, wrapped, target, lanes, restore)
     else:
@@ -491,26 +527,28 @@ class SplitTape:
         return _finish(self._tape, self._wrapped, self._target, seed, restore)
 
 
-def autodiff_split(f, *args):
+def autodiff_split(f, *args, tape_budget=None):
     """Run ``f`` recording a tape; return ``(result, tape)``.  The primal
     effects of ``f`` are visible; ``tape.reverse(seed=1.0)`` then returns the
-    gradients.  Do not modify the arguments in between."""
+    gradients.  Do not modify the arguments in between.  ``tape_budget``
+    bounds the tape's bytes over recording and its sweep, as for autodiff."""
     check_function(f, "autodiff_split")
+    budget = watch.check_budget(tape_budget, "sad.autodiff_split")
     if nested.running():
         raise TypeError("sad.autodiff_split is not supported inside a function being "
                         "differentiated (nested differentiation); use sad.autodiff")
     if any(type(a) is act.BatchDuplicated for a in args):
         raise TypeError("sad.autodiff_split: BatchDuplicated is not supported (a split "
                         "tape is reversed once, with one seed); use sad.autodiff")
-    tape, wrapped, value, target = _recorded(f, args)
+    tape, wrapped, value, target = _recorded(f, args, budget)
     return value, SplitTape(tape, wrapped, target)
 
 
-def _recorded(f, annotated):
-    """f recorded on a new tape: (tape, traced arguments, f's value, the value
-    the sweep seeds); a result that cannot be seeded undoes and frees the tape
-    before its error propagates."""
-    tape = Tape()
+def _recorded(f, annotated, budget=None):
+    """f recorded on a new tape of that budget: (tape, traced arguments, f's
+    value, the value the sweep seeds); a result that cannot be seeded undoes
+    and frees the tape before its error propagates."""
+    tape = Tape(budget)
     wrapped, res = record_call(f, annotated, tape)
     try:
         value, target = _result_value(res, tape)
@@ -521,14 +559,16 @@ def _recorded(f, annotated):
     return tape, wrapped, value, target
 
 
-def gradient(f, *args):
+def gradient(f, *args, tape_budget=None):
     """Gradients of scalar-valued ``f``: bare floats and arrays are Active,
-    ``Const(...)`` stays constant.  Returns the tuple of gradients."""
+    ``Const(...)`` stays constant.  Returns the tuple of gradients.
+    ``tape_budget``: as for autodiff."""
     check_function(f, "gradient")
+    watch.check_budget(tape_budget, "sad.gradient")
     anns = []
     for a in args:
         if isinstance(a, act.ANNOTATIONS):
             anns.append(a)
         else:
             anns.append(act.Active(a))
-    return autodiff(f, *anns)
+    return autodiff(f, *anns, tape_budget=tape_budget)

@@ -114,7 +114,24 @@ class _Loop:
 
     The record sits before the last step: going backwards over it (its swap)
     the state's memory goes from the state before the last step to the
-    initial state, and forward again on a redo."""
+    initial state, and forward again on a redo.
+
+    It is kept on the tape from the start, and the tape's accounting measures
+    its __sizeof__ at every count (accounting.resizable): the copies of the
+    state it holds now (not walked again: ACCOUNTING_SKIPS), so the budget and
+    stats() see snapshots come and go."""
+
+    __slots__ = ("tape", "body", "n", "s", "state", "primals", "own", "outside", "snaps",
+                 "initial", "other", "pending", "ready", "forward")
+    ACCOUNTING_SKIPS = ("initial", "other", "snaps")
+
+    def __sizeof__(self):
+        seen, total = set(), object.__sizeof__(self)
+        for copies in [self.initial, self.other, *self.snaps.values()]:
+            if copies is not None and id(copies) not in seen:
+                seen.add(id(copies))
+                total += sum(a.nbytes for a in copies)
+        return total
 
     def __init__(self, tape, body, n, state, s):
         self.tape, self.body, self.n, self.s = tape, body, n, s
@@ -132,11 +149,18 @@ class _Loop:
         self.initial = None  # the state before step 0 (also snapshot 0)
         self.other = None    # the swap's copy: the initial state, or the state before the last step
         self.pending = None  # the segment of a step taped and not yet reversed
+        self.forward = ()
+        tape.keep.append(self)
         self.ready = False   # the forward part's snapshots are there (a sweep uses them up)
 
     # -- the state's memory ---------------------------------------------------
     def _copy(self):
         return [p.copy() for p in self.primals]
+
+    @property
+    def nbytes(self):
+        """The bytes of one copy of the state."""
+        return sum(p.nbytes for p in self.primals)
 
     def _put(self, copies):
         for p, c in zip(self.primals, copies):
@@ -184,6 +208,7 @@ class _Loop:
         elif kind is revolve.Store:
             self.snaps[action.step] = self.initial if action.step == 0 else self._copy()
             tape.peak_snapshots = max(tape.peak_snapshots, len(self.snaps))
+            tape.grew(self.nbytes, "sad.checkpoint_loop (a snapshot of its state)")
         elif kind is revolve.Restore:
             self._put(self.snaps[action.step])
         elif kind is revolve.Free:
@@ -205,6 +230,7 @@ class _Loop:
         """The forward part, while f records: the record, then the last step."""
         tape = self.tape
         self.initial = self._copy()
+        tape.grew(self.nbytes, "sad.checkpoint_loop (its initial state)")
         actions = list(revolve.forward_part(self.n, self.s))
         if not actions:
             return
@@ -218,8 +244,9 @@ class _Loop:
             raise
         self.ready = True
         self.other = [c.copy() for c in self.initial]
+        tape.grew(self.nbytes, "sad.checkpoint_loop (its record's copy of the state)")
         tape.user_rules = True  # the pullback runs body, which may raise in the sweep
-        tape.record_py(self._pullback, self._swap, saved=self._held(), writes=None)
+        tape.record_py(self._pullback, self._swap, writes=None)
         # the last step stays on the tape: the sweep reverses it as any record
         # (if it fails, the tape's undo takes its records back with the rest)
         tape.step_serial += 1
@@ -228,10 +255,6 @@ class _Loop:
         self._check_writes(seg, tape.step_serial)
         tape.taped_steps += 1
 
-    def _held(self):
-        """What the record keeps (tape.stats() counts it as saved): the
-        snapshots and the swap's copy."""
-        return [self.other, self.snaps, self.initial]
 
     def _pullback(self):
         """The schedule's reverse part after its first action (the last
@@ -287,6 +310,8 @@ class _Region(_Loop):
     """One checkpointed region: a loop of one step whose state is the
     region's array arguments, and whose result is carried out of the step."""
 
+    __slots__ = ("fn", "args", "out")
+
     def __init__(self, tape, fn, arrays):
         super().__init__(tape, None, 1, arrays, 1)
         self.fn = fn
@@ -308,7 +333,7 @@ class _Region(_Loop):
         tape.advances += 1
         self.other = [c.copy() for c in self.initial]
         tape.user_rules = True
-        tape.record_py(self._pullback, self._swap, saved=[self.other, self.initial], writes=None)
+        tape.record_py(self._pullback, self._swap, writes=None)
         return self.out
 
     def _pullback(self):

@@ -219,8 +219,11 @@ class TracedVector:
         tape = self.tape
         g = lib.sad_vpop(tape.c, self.v._cvec, self._shadow(), out)
         if g == 0:
-            raise MemoryError("shadowad: out of memory in Vector.pop")
-        return out[0] if self.vs is None else fast.scalar(out[0], g, tape)
+            raise tape.out_of_memory("Vector.pop", "shadowad: out of memory in Vector.pop")
+        if self.vs is None:
+            tape.grew(0, "Vector.pop")  # the record's C memory: a count, if due
+            return out[0]
+        return fast.scalar(out[0], g, tape)
 
     def __getitem__(self, i):
         if type(i) is slice:

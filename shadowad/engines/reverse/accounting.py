@@ -51,6 +51,7 @@ from ..._c import ffi, lib
 _STOP = (type, types.ModuleType, types.CodeType, types.FrameType, types.GeneratorType,
          types.CoroutineType, str, int, type(None), np.ufunc, np.dtype, type(lib), type(ffi))
 _BUILTIN = types.BuiltinFunctionType
+_NDARRAY, _getsizeof = np.ndarray, sys.getsizeof
 
 
 def owned_ids(objects):
@@ -94,6 +95,11 @@ def held_bytes(roots, seen, stop_types=(), fixed=(), grown=None):
             continue
         seen.add(i)
         t = type(o)
+        if t is _NDARRAY:  # most of what a tape holds: first, as below
+            total += _getsizeof(o)
+            if o.base is not None:
+                stack.append(o.base)
+            continue
         if isinstance(o, _STOP) or t in stop_types:
             continue
         if isinstance(o, np.ndarray):
@@ -122,9 +128,10 @@ def held_bytes(roots, seen, stop_types=(), fixed=(), grown=None):
         skip = getattr(t, "ACCOUNTING_SKIPS", None)
         if skip is None:
             stack.extend(gc.get_referents(o))
-        else:  # a cached view (TArray._s), left out: see its class
-            cached = getattr(o, skip, None)
-            stack.extend(r for r in gc.get_referents(o) if r is not cached)
+        else:  # attributes its class counts otherwise (a cached view: TArray._s), left out
+            names = skip if type(skip) is tuple else (skip,)
+            left = [getattr(o, name, None) for name in names]
+            stack.extend(r for r in gc.get_referents(o) if not any(r is x for x in left))
     return total
 
 

@@ -61,6 +61,8 @@ class Buffer(fast.BufferBase):
         lanes = self.tape.lanes
         self.attach(np.zeros((lanes, n) if lanes else n, root.dtype), lo)
         attached(self)
+        if not lanes:  # reverse mode: the tape holds the hidden shadow
+            self.tape.grew(self.mem.nbytes, "a promoted shadow")
 
     def attach(self, mem, lo):
         """Use ``mem`` (whose element 0 lies at primal byte address ``lo``) as
@@ -191,6 +193,7 @@ def materialize(buf):
     buf.slot = None
     buf.mem, buf.lo, buf.shadow = zs.reshape(-1), data(root), zs
     attached(buf)
+    tape.grew(zs.nbytes, "a shadow")
 
 
 def _whole_view(p, root):
@@ -232,7 +235,9 @@ def _slot_adjoint(tape, slot, shape, dtype, whole):
         if ptr == lib.SAD_BAD_SLOT:
             tape.check(ptr, "a lazy shadow")
         if not ptr:
-            raise MemoryError("shadowad: out of memory for an adjoint in the reverse sweep")
+            raise tape.out_of_memory(
+                "an adjoint in the reverse sweep",
+                "shadowad: out of memory for an adjoint in the reverse sweep", where=False)
         fresh = whole
     return _slot_memory(shape, dtype, ptr), fresh
 

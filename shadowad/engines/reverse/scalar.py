@@ -172,5 +172,5 @@ def new_scalar(tape, v):
     """A fresh active scalar of value v and a 0-d view of its adjoint."""
     g = lib.sad_pair_new(tape.c, v)
     if not g:
-        raise MemoryError("shadowad: out of memory for a scalar")
+        raise tape.out_of_memory("a traced scalar", "shadowad: out of memory for a scalar")
     return fast.scalar(v, g, tape), adjoint_view(g)

@@ -143,7 +143,17 @@ def _tiles(shape, strides, itemsize):
 def hold(tape, a):
     """The snapshot of plain ndarray ``a`` that a record of ``tape`` reads
     (Snapshots.hold; the C fast paths call this, csrc/ext/reverse.c)."""
-    return tape.snaps.hold(a)
+    return _held_by(tape, a)
+
+
+def _held_by(tape, a):
+    """tape.snaps.hold(a), telling the tape what a new copy adds (its watch)."""
+    snaps = tape.snaps
+    before = snaps.nbytes
+    v = snaps.hold(a)
+    if snaps.nbytes != before:
+        tape.grew(snaps.nbytes - before, "a snapshot of a plain array")
+    return v
 
 
 # Types of operands a record reads as they are: traced values, whose every
@@ -164,4 +174,4 @@ def held(tape, operand, primal):
     if (type(operand) in TRACED or isinstance(operand, _FRESH)
             or not isinstance(primal, np.ndarray)):
         return primal
-    return tape.snaps.hold(primal)
+    return _held_by(tape, primal)

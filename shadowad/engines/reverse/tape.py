@@ -12,6 +12,7 @@ import threading
 import numpy as np
 
 from ..._c import fast, ffi, lib
+from . import watch
 from .accounting import Holdings, recount
 from ...support.memory import bounds, element_addresses
 from .crule_error import CRuleError
@@ -125,10 +126,13 @@ class Tape(fast.TapeBase):
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
                  "user_rules", "step_serial", "advances", "taped_steps", "peak_snapshots",
+                 "watch",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
-    def __init__(self):
+    def __init__(self, budget=None):
+        """``budget``: the most bytes the tape may hold (stats()["nbytes"]),
+        over recording and the sweep, or None (see watch.py)."""
         ptr = lib.sad_tape_new()
         if ptr == ffi.NULL:
             raise MemoryError("shadowad: cannot allocate a tape")
@@ -163,11 +167,24 @@ class Tape(fast.TapeBase):
         # states stored at once
         self.step_serial = 0
         self.advances = self.taped_steps = self.peak_snapshots = 0
+        self.watch = watch.start(self, ptr, budget)  # its budget, reports, warning
+
+    @property
+    def budget(self):
+        """The most bytes the tape may hold, or None."""
+        return self.watch.budget if self.watch is not None else None
 
     # -- recording ---------------------------------------------------------
     def check(self, rc, what):
-        if rc == lib.SAD_NOMEM:
-            raise MemoryError(f"shadowad: out of memory while recording {what}")
+        """Raise the error of return code rc of a call that recorded ``what``;
+        after one that succeeded, count what the tape holds if that is due
+        (watch.py)."""
+        if rc == lib.SAD_OK:
+            if self.watch is not None and lib.sad_tape_grew(self.c, 0):
+                watch.look(self, what)
+            return
+        if rc == lib.SAD_OVER_BUDGET or rc == lib.SAD_NOMEM:
+            raise self.out_of_memory(what)
         if rc == lib.SAD_BAD_SLOT:
             raise TapeError(f"shadowad: {what} names a lazy shadow this tape does not have "
                             "(a Buffer's slot was assigned from outside; leave the fields "
@@ -177,9 +194,24 @@ class Tape(fast.TapeBase):
 
     def record_py(self, pullback, swap=None, saved=None, writes=None):
         """Append a Python record (see PyRecord)."""
-        self.py.append(PyRecord(pullback, swap, saved, writes))
+        rec = PyRecord(pullback, swap, saved, writes)
+        self.py.append(rec)
         flags = lib.SAD_F_PYUNDO if swap is not None else 0
-        self.check(lib.sad_py(self.c, len(self.py) - 1, flags), "a python record")
+        rc = lib.sad_py(self.c, len(self.py) - 1, flags)
+        if rc != lib.SAD_OK:
+            self.check(rc, pullback)
+        watch.record_grew(self, rec, pullback)
+
+    def grew(self, nbytes, what):
+        """Python added about ``nbytes`` bytes for the tape (an estimate, see
+        watch.py), recording ``what``: count what it holds if that is due."""
+        if self.watch is not None and lib.sad_tape_grew(self.c, nbytes):
+            watch.look(self, what)
+
+    def out_of_memory(self, what, message=None, where=True):
+        """The error of a call that found no memory for ``what``: the
+        budget's (TapeBudgetError) if it refused, else MemoryError(message)."""
+        return watch.out_of_memory(self, what, message, where)
 
     def __len__(self):
         return lib.sad_tape_len(self.c)
@@ -331,6 +363,7 @@ class Tape(fast.TapeBase):
         (csrc sad_tape_restore_floor): ``applied`` records at the start keep
         their effects, and undo() and redo() start from there."""
         c, py = self.c, self.py
+        self.state = "swept"  # f has returned (what watch.py's messages name)
         floor = lib.sad_tape_restore_floor(c)
         i = lib.sad_reverse(c, len(self))
         try:
@@ -352,7 +385,14 @@ class Tape(fast.TapeBase):
             if lib.sad_tape_rule_error(c, code):
                 raise CRuleError(self.rule_names.get(code[0], "?"), "reverse",
                                  lib.sad_tape_rule_error(c, code))
-            raise MemoryError("shadowad: out of memory for a shadow in the reverse sweep")
+            raise self.out_of_memory(
+                f"the adjoint of record {-2 - i:,}'s temporary in the reverse sweep",
+                "shadowad: out of memory for a shadow in the reverse sweep", where=False)
+        try:  # with a budget: a count once the sweep has ended (watch.py)
+            watch.finish(self, "the reverse sweep")
+        except BaseException:
+            self._undo_from(floor)
+            raise
         self.applied = floor
 
     def undo(self):
@@ -415,6 +455,11 @@ class Tape(fast.TapeBase):
         if name == "c" or name == "_tptr":
             raise finished_error()
         raise AttributeError(f"'Tape' object has no attribute {name!r}")
+
+
+# the C fast paths call watch.look when a recording call was refused by the
+# budget or made Python's count due (csrc/ext/reverse.c sad_rev_recorded)
+fast.register_watch(watch.look)
 
 
 def _overlaps(writes, lo, hi):

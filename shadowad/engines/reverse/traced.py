@@ -413,7 +413,7 @@ def new_lazy(tape, z):
     if k == _SLOTS_FULL:  # as many lazy shadows as the tape may make: an eager one
         return new_temporary(tape, z, np.zeros(z.shape, z.dtype))
     if k <= 0:
-        raise MemoryError("shadowad: out of memory while recording")
+        raise tape.out_of_memory("a lazy shadow", "shadowad: out of memory while recording")
     buf = temporary_buffer(tape, z, None)
     buf.slot = k
     return TArray(z, None, buf)

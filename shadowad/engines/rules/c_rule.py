@@ -112,8 +112,11 @@ def _reverse_call(rule, values):
                        code)
     if rc == lib.SAD_RULE_FAILED:
         raise CRuleError(rule.name, rule.recording, code[0])
+    if rc == lib.SAD_OVER_BUDGET:
+        raise tape.out_of_memory(rule.name)
     check_code(rule, rule.recording, rc, 0)
     tape.rule_names[len(tape) - 1] = rule.name
+    tape.check(rc, rule.name)  # the rule's own tape counts from now on
 
 
 def _foreign(rule, k, x):
