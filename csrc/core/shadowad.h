@@ -328,6 +328,9 @@ int64_t sad_reverse_range(sad_tape *t, int64_t from, int64_t lo);
 /* sad_undo over records [lo, from) only (a step that failed half-way). */
 int64_t sad_undo_range(sad_tape *t, int64_t from, int64_t lo);
 void sad_tape_drop(sad_tape *t, const sad_tape_mark *m);
+/* The first record in [from, to) that changes a sad.Vector (push, pop,
+ * store), or -1. */
+int64_t sad_tape_vector_write(const sad_tape *t, int64_t from, int64_t to);
 
 /* ---- growable vectors -------------------------------------------------- */
 sad_vec *sad_vec_new(int64_t cap);

@@ -496,6 +496,20 @@ void sad_tape_drop(sad_tape *t, const sad_tape_mark *m)
  * extent (a fresh output cannot overlap memory the caller holds); a STORE
  * one element.  A Python record whose undo runs in Python names its memory
  * only in Python: -2 - i hands record i over, to ask and go on below it. */
+int64_t sad_tape_vector_write(const sad_tape *t, int64_t from, int64_t to)
+{
+    if (to > t->n)
+        to = t->n;
+    for (int64_t i = from < 0 ? 0 : from; i < to; ++i)
+        switch (t->rec[i].op) {
+        case SAD_VPUSH: case SAD_VPOP: case SAD_VSTORE: case SAD_VPUSHA:
+            return i;
+        default:
+            break;
+        }
+    return -1;
+}
+
 /* The primal bytes [*lo, *hi) that array record r (of either float type)
  * writes. */
 static void output_bytes(const sad_record *r, intptr_t *lo, intptr_t *hi)

@@ -14,7 +14,9 @@ step's records at a time, whatever the number of steps.
 """
 import numpy as np
 
+from .._c import lib
 from ..engines.reverse.buffers import Buffer, check_writable, promote
+from ..engines.reverse.tape import Tape, current_tape, tape_var
 from ..engines.reverse.traced import TArray
 from ..engines.reverse.errors import mixed_tapes_error
 from ..support import revolve
@@ -37,7 +39,7 @@ def checkpoint_loop(body, n, *state, snapshots=DEFAULT_SNAPSHOTS):
                         f"got {type(body).__name__}")
     n = _count(n)
     snapshots = _snapshots(snapshots)
-    tape = _tape_of(state)
+    tape = _tape_of(state, "sad.checkpoint_loop")
     if tape is None:
         for i in range(n):
             body(i, *state)
@@ -65,15 +67,22 @@ def _snapshots(s):
     return int(s)
 
 
-def _tape_of(state):
-    """The reverse-mode tape the state is traced on, or None (the plain loop:
-    outside autodiff, forward mode, nested differentiation)."""
+def _traced_tape(values):
+    """The reverse-mode tape the traced arrays among ``values`` are traced on,
+    or None."""
     tape = None
-    for k, a in enumerate(state):
+    for a in values:
         if type(a) is TArray:
             if tape is not None and a.buf.tape is not tape:
                 raise mixed_tapes_error()
             tape = a.buf.tape
+    return tape
+
+
+def _tape_of(state, name):
+    """The reverse-mode tape the state is traced on, or None (the plain loop:
+    outside autodiff, forward mode, nested differentiation)."""
+    tape = _traced_tape(state)
     if tape is None:
         return None
     for k, a in enumerate(state):
@@ -82,25 +91,33 @@ def _tape_of(state):
                     "and shrinks with it, which the snapshots do not follow)"
                     if type(a).__name__ == "TracedVector" else "")
             raise TypeError(
-                f"sad.checkpoint_loop: state[{k}] is {type(a).__name__}; in reverse mode "
+                f"{name}: state[{k}] is {type(a).__name__}; in reverse mode "
                 "every state entry must be an array traced by this autodiff call (an "
                 "argument of f, a view of one, or an array f computed), since the loop "
                 f"stores and restores the state's memory{more}")
+    _apart(state, name)
+    return tape
+
+
+def _apart(state, name):
     for j in range(len(state)):
         for k in range(j):
-            if np.may_share_memory(state[j].p, state[k].p):
-                raise ValueError(f"sad.checkpoint_loop: state[{k}] and state[{j}] share "
-                                 "memory; pass each piece of state once")
-    return tape
+            try:  # exact for interleaved views (x[::2], x[1::2]), within a bound
+                shared = np.shares_memory(state[j].p, state[k].p, max_work=1 << 20)
+            except np.exceptions.TooHardError:
+                shared = True
+            if shared:
+                raise ValueError(f"{name}: state[{k}] and state[{j}] share memory; pass "
+                                 "each piece of state once")
 
 
 class StateRuleError(RuntimeError):
     """``body`` wrote memory outside the loop's state."""
 
 
-def _state_rule_error(what):
+def _state_rule_error(what, name="sad.checkpoint_loop"):
     return StateRuleError(
-        f"sad.checkpoint_loop: body wrote {what}, which is not part of the loop's state. "
+        f"{name}: body wrote {what}, which is not part of the loop's state. "
         "A checkpointed loop recomputes its steps from stored copies of the state, so body "
         "may modify only the arrays passed as state (checkpoint_loop(body, n, *state)) and "
         "must only read everything else; pass the array it writes as one more state entry")
@@ -122,7 +139,7 @@ class _Loop:
     stats() see snapshots come and go."""
 
     __slots__ = ("tape", "body", "n", "s", "state", "primals", "own", "outside", "snaps",
-                 "initial", "other", "pending", "ready", "forward")
+                 "initial", "other", "pending", "ready", "forward", "peak", "name")
     ACCOUNTING_SKIPS = ("initial", "other", "snaps")
 
     def __sizeof__(self):
@@ -141,10 +158,14 @@ class _Loop:
             promote(a)  # the state carries adjoints from step to step
         self.primals = [a.p for a in state]
         self.own = {id(a.buf) for a in state}
-        # traced memory that existed before the loop, not the state's: what a
-        # step must not write (memory kept later is checked as it is kept)
-        self.outside = [(bounds(buf.root), buf.label) for buf in tape.keep
-                        if type(buf) is Buffer and id(buf) not in self.own]
+        self.name = "sad.checkpoint_loop"
+        # traced memory that existed before the loop, but the state's views:
+        # what a step must not write (memory kept later is checked as it is
+        # kept); the rest of an array whose view is state is outside too
+        views = sorted(bounds(p) for p in self.primals)
+        self.outside = [(gap, buf.label) for buf in tape.keep if type(buf) is Buffer
+                        for gap in _gaps(bounds(buf.root), views)]
+        self.peak = 0
         self.snaps = {}
         self.initial = None  # the state before step 0 (also snapshot 0)
         self.other = None    # the swap's copy: the initial state, or the state before the last step
@@ -156,6 +177,10 @@ class _Loop:
     # -- the state's memory ---------------------------------------------------
     def _copy(self):
         return [p.copy() for p in self.primals]
+
+    def _writes(self):
+        """What the record writes (Tape.last_write): the state's memory."""
+        return [(p, Ellipsis) for p in self.primals]
 
     @property
     def nbytes(self):
@@ -180,12 +205,15 @@ class _Loop:
         seg = tape.mark()
         tape.step_serial += 1
         born = tape.step_serial
+        token = tape_var.set(tape)  # the sweep's re-runs run as f did: in its autodiff call
         try:
             self.body(i, *self.state)
             self._check_writes(seg, born)
         except BaseException:
             tape.undo_segment(seg)  # what the step wrote, the state and beyond, goes back
             raise
+        finally:
+            tape_var.reset(token)
         return seg
 
     def _check_writes(self, seg, born):
@@ -194,10 +222,12 @@ class _Loop:
         tape = self.tape
         for (lo, hi), label in self.outside:
             if tape.last_write(seg.mark.n, lo, hi) >= 0:
-                raise _state_rule_error(label)
+                raise _state_rule_error(label, self.name)
         for buf in tape.keep[seg.keep:]:  # memory the step began to keep: written
             if type(buf) is Buffer and id(buf) not in self.own and buf.born < born:
-                raise _state_rule_error(buf.label)
+                raise _state_rule_error(buf.label, self.name)
+        if lib.sad_tape_vector_write(tape.c, seg.mark.n, len(tape)) >= 0:
+            raise _state_rule_error("a sad.Vector", self.name)
 
     def _apply(self, action):
         kind, tape = type(action), self.tape
@@ -207,7 +237,9 @@ class _Loop:
                 tape.advances += 1
         elif kind is revolve.Store:
             self.snaps[action.step] = self.initial if action.step == 0 else self._copy()
-            tape.peak_snapshots = max(tape.peak_snapshots, len(self.snaps))
+            if len(self.snaps) > self.peak:  # the tape's count sums its loops' peaks
+                tape.peak_snapshots += len(self.snaps) - self.peak
+                self.peak = len(self.snaps)
             tape.grew(self.nbytes, "sad.checkpoint_loop (a snapshot of its state)")
         elif kind is revolve.Restore:
             self._put(self.snaps[action.step])
@@ -246,7 +278,7 @@ class _Loop:
         self.other = [c.copy() for c in self.initial]
         tape.grew(self.nbytes, "sad.checkpoint_loop (its record's copy of the state)")
         tape.user_rules = True  # the pullback runs body, which may raise in the sweep
-        tape.record_py(self._pullback, self._swap, writes=None)
+        tape.record_py(self._pullback, self._swap, writes=self._writes())
         # the last step stays on the tape: the sweep reverses it as any record
         # (if it fails, the tape's undo takes its records back with the rest)
         tape.step_serial += 1
@@ -291,19 +323,17 @@ def checkpoint(fn, *args):
     ``autodiff`` and in forward mode it is the plain call."""
     if not callable(fn):
         raise TypeError(f"sad.checkpoint: fn must be callable, got {type(fn).__name__}")
-    tape = _tape_of(args) or _running_tape()
+    tape = _traced_tape(args)
+    if tape is None:
+        t = current_tape()
+        tape = t if type(t) is Tape else None
     if tape is None:
         return fn(*args)
-    # the arguments it may write are its state (an Active one is read-only)
-    writable = [a for a in args if type(a) is TArray and not a.buf.readonly and
-                a.p.flags.writeable]
+    # the arrays it may write are its state (an Active one is read-only)
+    writable = [a for a in args if type(a) is TArray and a.buf.tape is tape and
+                not a.buf.readonly and a.p.flags.writeable]
+    _apart(writable, "sad.checkpoint")
     return _Region(tape, fn, writable).record(args)
-
-
-def _running_tape():
-    from ..engines.reverse.tape import Tape, current_tape
-    t = current_tape()
-    return t if type(t) is Tape else None
 
 
 class _Region(_Loop):
@@ -315,6 +345,7 @@ class _Region(_Loop):
     def __init__(self, tape, fn, arrays):
         super().__init__(tape, None, 1, arrays, 1)
         self.fn = fn
+        self.name = "sad.checkpoint"
 
     def record(self, args):
         tape = self.tape
@@ -333,7 +364,7 @@ class _Region(_Loop):
         tape.advances += 1
         self.other = [c.copy() for c in self.initial]
         tape.user_rules = True
-        tape.record_py(self._pullback, self._swap, writes=None)
+        tape.record_py(self._pullback, self._swap, writes=self._writes())
         return self.out
 
     def _pullback(self):
@@ -343,6 +374,7 @@ class _Region(_Loop):
         tape = self.tape
         seg = tape.mark()
         tape.step_serial += 1
+        token = tape_var.set(tape)
         try:
             res = self.fn(*self.args)
             _seed(res, self.out)
@@ -352,6 +384,8 @@ class _Region(_Loop):
             tape.undo_segment(seg)
             self._put(self.initial)
             raise
+        finally:
+            tape_var.reset(token)
         tape.drop(seg)
 
 
@@ -399,3 +433,19 @@ def _seed(res, out):
             s += g
     elif t is TScalar and type(res) is TScalar:
         lib.sad_pair_add(res.g, lib.sad_pair_grad(out.g))
+
+
+def _gaps(span, views):
+    """The parts of byte range ``span`` outside the sorted byte ranges
+    ``views``."""
+    lo, hi = span
+    out = []
+    for vlo, vhi in views:
+        if vhi <= lo or vlo >= hi:
+            continue
+        if vlo > lo:
+            out.append((lo, vlo))
+        lo = max(lo, vhi)
+    if lo < hi:
+        out.append((lo, hi))
+    return out

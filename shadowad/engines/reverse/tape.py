@@ -94,8 +94,8 @@ class PyRecord:
     ``swap()``, if given, exchanges memory with what was saved (so the same
     call restores going backwards and re-applies going forwards), ``saved``
     holds what it saved (what tape.stats() counts as saved bytes), and
-    ``writes`` says what it writes: (primal array, index), None for any
-    memory."""
+    ``writes`` says what it writes: (primal array, index), a list of those,
+    or None for any memory."""
 
     __slots__ = ("pullback", "swap", "saved", "writes")
 
@@ -255,7 +255,16 @@ class Tape(fast.TapeBase):
 
     def drop(self, seg):
         """Forget the records since ``seg``, leaving memory as they left it,
-        and what Python held for them (csrc sad_tape_drop)."""
+        and what Python held for them (csrc sad_tape_drop).  The tape then
+        holds less than it did: the peak notes the C bytes it held, with
+        Python's at its last count."""
+        sizes = ffi.new("sad_tape_bytes *")
+        lib.sad_tape_sizes(self.c, sizes)
+        held = sizes.records + sizes.save_room + sizes.saved + sizes.shadows
+        if self.holdings is not None:
+            h = self.holdings
+            held += h.saved + h.shadows + h.kept
+        self.peak = max(self.peak, held)
         lib.sad_tape_drop(self.c, seg.mark)
         n = seg.mark.n
         del self.py[seg.py:]
@@ -275,7 +284,7 @@ class Tape(fast.TapeBase):
                 return i
             i = -2 - i  # a record that writes from Python: it names its array
             w = self.py[lib.sad_record_pyidx(c, i)].writes
-            if w is None or _overlaps(w, lo, hi):
+            if w is None or any(_overlaps(x, lo, hi) for x in (w if type(w) is list else (w,))):
                 return i
             to = i
 
