@@ -57,6 +57,20 @@ def problem(case):
     return Problem((u0,), objective, gradient, T=T, gradient_whole=lambda u: gradient(u, whole))
 
 
+def tape_peak_states(case):
+    """The most the checkpointed gradient's tape held (tape.stats()'s
+    peak_nbytes over recording and the sweep), in copies of the state."""
+    m, T, s = case["m"], case["T"], case["s"]
+    u = np.random.default_rng(10).random(m)
+
+    def f(v):
+        sad.checkpoint_loop(step, T, v, snapshots=s)
+        return np.sum(v * v)
+    _, tape = sad.autodiff_split(f, sad.Duplicated(u.copy(), np.zeros(m)))
+    tape.reverse()
+    return tape.stats()["peak_nbytes"] / u.nbytes
+
+
 def methods(P):
     return [primal_method(P), shadowad_method(P),
             Method("shadowad, no checkpointing", "shadowad",
