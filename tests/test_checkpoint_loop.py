@@ -449,3 +449,22 @@ def test_the_state_rule_within_one_array_and_nested_regions():
         return np.sum(v * v)
     u = np.linspace(0.1, 1, 4)
     np.testing.assert_allclose(grad(flow, u), grad(flow_plain, u), rtol=1e-12)
+
+
+def test_a_regions_result_outlives_the_region_and_is_checked():
+    """The result is made after the region's records go, so the tape keeps
+    it (its shadow counted and held); a result of another kind is refused
+    with the arguments put back."""
+    u = rng.random(6)
+
+    def f(x):
+        r = sad.checkpoint(lambda a: a * 2.0, x)
+        return np.sum(r * r)
+    np.testing.assert_allclose(grad(f, u), 8 * u, rtol=1e-14)
+    x = u.copy()
+    with pytest.raises(TypeError, match="returns None, an array"):
+        sad.autodiff(lambda a: sad.checkpoint(lambda b: (b.__imul__(3.0), "text")[1], a),
+                     Duplicated(x, np.zeros(6)))
+    assert np.array_equal(x, u)
+    assert sad.autodiff(lambda a: (sad.checkpoint_loop(lambda i, b: None, 0, a),
+                                   np.sum(a))[1], Duplicated(u.copy(), np.zeros(6)))[0] is None

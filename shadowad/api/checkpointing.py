@@ -261,11 +261,11 @@ class _Loop:
     def record(self):
         """The forward part, while f records: the record, then the last step."""
         tape = self.tape
+        actions = list(revolve.forward_part(self.n, self.s))
+        if not actions:  # no steps: nothing to keep
+            return
         self.initial = self._copy()
         tape.grew(self.nbytes, "sad.checkpoint_loop (its initial state)")
-        actions = list(revolve.forward_part(self.n, self.s))
-        if not actions:
-            return
         last = actions.pop()  # Tape(n - 1)
         self.forward = actions
         try:
@@ -286,7 +286,6 @@ class _Loop:
         self.body(last.step, *self.state)
         self._check_writes(seg, tape.step_serial)
         tape.taped_steps += 1
-
 
     def _pullback(self):
         """The schedule's reverse part after its first action (the last
@@ -356,13 +355,15 @@ class _Region(_Loop):
         try:
             res = self.fn(*args)
             self._check_writes(seg, tape.step_serial)
-            self.out = _fresh(tape, res, self.own)  # before the records go: res lives in them
+            _fresh(tape, res, self.own, build=False)  # what fn returned is a region's result
         except BaseException:
             tape.undo_segment(seg)
             raise
         tape.drop(seg)
+        self.out = _fresh(tape, res, self.own)  # made after the drop: the tape keeps them
         tape.advances += 1
         self.other = [c.copy() for c in self.initial]
+        tape.grew(2 * self.nbytes, "sad.checkpoint (its copies of the arguments it may write)")
         tape.user_rules = True
         tape.record_py(self._pullback, self._swap, writes=self._writes())
         return self.out
@@ -389,23 +390,24 @@ class _Region(_Loop):
         tape.drop(seg)
 
 
-def _fresh(tape, res, own):
+def _fresh(tape, res, own, build=True):
     """The region's result, as values of the tape that outlive its records:
     a copy of each array and scalar it computed (the arguments it returns
-    stay themselves).  Returned as a nested structure of (kind, value)."""
+    stay themselves), in res's structure.  ``build=False``: only check that
+    res is a region's result (None when it is)."""
     from ..engines.reverse.scalar import TScalar, new_scalar
     from ..engines.reverse.traced import new_array
     t = type(res)
     if res is None:
         return None
     if t is tuple or t is list:
-        return t(_fresh(tape, r, own) for r in res)
+        return t(_fresh(tape, r, own, build) for r in res)
     if t is TArray:
-        if id(res.buf) in own:
+        if id(res.buf) in own or not build:
             return res
         return new_array(tape, res.p.copy(), True)
     if t is TScalar:
-        return new_scalar(tape, res.v)[0]
+        return new_scalar(tape, res.v)[0] if build else res
     if isinstance(res, (np.ndarray, float, int, np.generic)):
         return res  # a constant: no derivative flows back through it
     raise TypeError(f"sad.checkpoint: fn returned {t.__name__}; a checkpointed region "
