@@ -211,11 +211,11 @@ int SAD_R(sad_block_apart)(const SAD_R(sad_block) *b, int which_out, int which_i
 /* Saved bytes are read again only by a sweep or an undo, long after (often
  * never: see sad_tape_restore_floor): large saves bypass the cache, which
  * also spares reading each destination line before writing it. */
-static void SAD_R(copy_out)(sad_real *dst, const sad_real *src, int64_t m)
+static void SAD_R(copy_out)(sad_real *dst, const sad_real *src, int64_t m, int stream)
 {
 #if defined(__SSE2__)
     enum { LANE = 16 / sizeof(sad_real) }; /* elements per 16-byte store */
-    if (m * (int64_t)sizeof(sad_real) >= STREAM_MIN) {
+    if (stream && m * (int64_t)sizeof(sad_real) >= STREAM_MIN) {
         int64_t i = 0;
         for (; i < m && (uintptr_t)(dst + i) % 16 != 0; ++i) /* dst is element-aligned */
             dst[i] = src[i];
@@ -233,7 +233,9 @@ static void SAD_R(copy_out)(sad_real *dst, const sad_real *src, int64_t m)
     memcpy(dst, src, (size_t)m * sizeof(sad_real));
 }
 
-void SAD_R(sad_block_save)(const SAD_R(sad_block) *b, sad_real *dst)
+/* stream: 0 when the sweep reads the save back soon (tape->saves_soon), so
+ * that it stays in the cache. */
+void SAD_R(sad_block_save)(const SAD_R(sad_block) *b, sad_real *dst, int stream)
 {
     int64_t rows = SAD_R(sad_block_rows)(b), m = b->shape[b->ndim - 1];
     int64_t st = b->o[0].ps[b->ndim - 1];
@@ -243,7 +245,7 @@ void SAD_R(sad_block_save)(const SAD_R(sad_block) *b, sad_real *dst)
     for (int64_t r = 0; r < rows; ++r) {
         SAD_R(sad_rows_next)(&cursor, p, s);
         if (st == 1) { /* the common case: one copy per row */
-            SAD_R(copy_out)(dst, p[0], m);
+            SAD_R(copy_out)(dst, p[0], m, stream);
             dst += m;
             continue;
         }

@@ -106,7 +106,7 @@ void SAD_R(sad_block_output_extent)(const SAD_R(sad_block) *b, const sad_real **
 int SAD_R(sad_block_overlaps)(const SAD_R(sad_block) *b, int which_out, int out_shadow,
                               int which_in, int in_shadow);
 int SAD_R(sad_block_apart)(const SAD_R(sad_block) *b, int which_out, int which_in);
-void SAD_R(sad_block_save)(const SAD_R(sad_block) *b, sad_real *dst);
+void SAD_R(sad_block_save)(const SAD_R(sad_block) *b, sad_real *dst, int stream);
 void SAD_R(sad_block_swap)(const SAD_R(sad_block) *b, sad_real *saved);
 void SAD_R(sad_block_put)(const SAD_R(sad_block) *b, const sad_real *saved);
 void SAD_R(sad_block_zero_shadow)(const SAD_R(sad_block) *b, int which);

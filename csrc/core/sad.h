@@ -113,6 +113,7 @@ struct sad_tape {
     sad_free_block *free_blocks; /* released slot memory, reused by size */
     int64_t slot_bytes;          /* held by slots and free blocks now */
     int fuse;                    /* sweep runs of elementwise records block by block */
+    int saves_soon;              /* saves are read back soon: copied through the cache */
     int64_t floor;               /* no record below it reads primal values (see
                                     sad_tape_restore_floor); found lazily */
     int64_t fused;               /* records swept in fused runs so far */

@@ -110,6 +110,11 @@ int64_t sad_tape_len(const sad_tape *t);
  * tapes fuse. */
 void sad_tape_set_fuse(sad_tape *t, int on);
 int64_t sad_tape_fused(const sad_tape *t); /* records swept in fused runs */
+/* 1: the records made from now on are swept soon after (a checkpointed
+ * loop's step, taped and reversed at once), so their saves are copied
+ * through the cache; 0 (new tapes): around it, as a whole tape's saves are
+ * read long after, if ever. */
+int sad_tape_set_saves_soon(sad_tape *t, int on); /* returns what it was */
 /* The C memory a tape holds, in bytes, as allocated (tape.stats() in
  * shadowad/tape.py adds what Python holds):
  *  records:   the tape, its record array and slot table (their capacity), and

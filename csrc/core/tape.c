@@ -51,6 +51,13 @@ void sad_tape_use_pool(sad_tape *t, sad_pool *p)
 
 int64_t sad_tape_len(const sad_tape *t) { return t->n; }
 void sad_tape_set_fuse(sad_tape *t, int on) { t->fuse = on; }
+
+int sad_tape_set_saves_soon(sad_tape *t, int on)
+{
+    const int was = t->saves_soon;
+    t->saves_soon = on != 0;
+    return was;
+}
 int64_t sad_tape_fused(const sad_tape *t) { return t->fused; }
 
 void sad_tape_sizes(const sad_tape *t, sad_tape_bytes *out)

@@ -69,7 +69,7 @@ static int extend_block(sad_vec *v, const sad_block *b, int shadow)
     if (shadow)
         sad_block_gather_shadow(b, 0, v->data + v->len);
     else
-        sad_block_save(b, v->data + v->len);
+        sad_block_save(b, v->data + v->len, 1);
     v->len += b->n;
     return SAD_OK;
 }
@@ -134,7 +134,7 @@ int sad_vpusha(sad_tape *t, sad_vec *v, sad_vec *vs, const sad_arr *x, const sad
     if (r == NULL)
         return sad_status(t, SAD_NOMEM);
     *b = tmp;
-    sad_block_save(b, saved);
+    sad_block_save(b, saved, !t->saves_soon);
     r->u.v.v = v;
     r->u.v.vs = vs;
     r->u.v.b = b;

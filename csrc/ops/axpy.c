@@ -55,7 +55,7 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, const sad_arr *x,
             free(xcopy);
             return sad_status(t, SAD_NOMEM);
         }
-        sad_block_save(b, saved);
+        sad_block_save(b, saved, !t->saves_soon);
         r->u.a.b = b;
         r->u.a.saved = saved;
         r->u.a.scratch = scratch;
@@ -63,7 +63,7 @@ int sad_axpy(sad_tape *t, int flags, intptr_t a, double va, const sad_arr *x,
     if (unsafe) {
         sad_block c = *b; /* view x as the "output" to gather it */
         c.o[0] = b->o[1];
-        sad_block_save(&c, xcopy);
+        sad_block_save(&c, xcopy, 1);
         c = *b;
         c.o[1].p = xcopy;
         /* xcopy is laid out in iteration order */

@@ -266,7 +266,7 @@ static int SAD_R(record)(sad_tape *t, int op, int flags, const sad_arr *z, const
         saved = sad_arena_alloc(&t->saves, (size_t)b->n * sizeof(sad_real));
         if (saved == NULL)
             return sad_status(t, SAD_NOMEM);
-        SAD_R(sad_block_save)(b, saved);
+        SAD_R(sad_block_save)(b, saved, !t->saves_soon);
     }
     sad_real *scratch = NULL;
     if (b->o[0].s != NULL &&

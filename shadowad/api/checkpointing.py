@@ -139,7 +139,7 @@ class _Loop:
     stats() see snapshots come and go."""
 
     __slots__ = ("tape", "body", "n", "s", "state", "primals", "own", "outside", "snaps",
-                 "initial", "other", "pending", "ready", "forward", "peak", "name")
+                 "initial", "other", "pending", "ready", "forward", "peak", "name", "plain")
     ACCOUNTING_SKIPS = ("initial", "other", "snaps")
 
     def __sizeof__(self):
@@ -171,6 +171,7 @@ class _Loop:
         self.other = None    # the swap's copy: the initial state, or the state before the last step
         self.pending = None  # the segment of a step taped and not yet reversed
         self.forward = ()
+        self.plain = True  # advances run on the state's numpy arrays until a step needs the tape
         tape.keep.append(self)
         self.ready = False   # the forward part's snapshots are there (a sweep uses them up)
 
@@ -206,6 +207,8 @@ class _Loop:
         tape.step_serial += 1
         born = tape.step_serial
         token = tape_var.set(tape)  # the sweep's re-runs run as f did: in its autodiff call
+        # the segment is reversed or dropped right after: its saves stay in the cache
+        soon = lib.sad_tape_set_saves_soon(tape.c, 1)
         try:
             self.body(i, *self.state)
             self._check_writes(seg, born)
@@ -213,8 +216,50 @@ class _Loop:
             tape.undo_segment(seg)  # what the step wrote, the state and beyond, goes back
             raise
         finally:
+            lib.sad_tape_set_saves_soon(tape.c, soon)
             tape_var.reset(token)
         return seg
+
+    def _advance(self, start, stop):
+        """Steps start..stop-1 untaped, from the state of snapshot ``start``
+        (an Advance follows its Store or Restore).  They run on the state's
+        numpy arrays, as the plain loop does, while a step touches nothing
+        traced; a step that does (it reads a parameter, say) is taken back,
+        and from then on the steps are recorded and forgotten (_run), from
+        the snapshot again."""
+        if self.plain:
+            if self._advance_plain(start, stop) == stop:
+                return
+            self._put(self.snaps[start])  # plain steps wrote the state, in part or whole
+        for i in range(start, stop):
+            self.tape.drop(self._run(i))  # only its effect on memory stays
+
+    def _advance_plain(self, start, stop):
+        """The steps from ``start`` that run on plain arrays: where the first
+        one that touched the tape (or raised) began, its records undone,
+        else ``stop``.  A step that raises runs again recorded, which raises
+        as it should (the plain run may have failed on a traced value)."""
+        tape, primals = self.tape, self.primals
+        token = tape_var.set(tape)  # the sweep's steps run as f did: in its autodiff call
+        try:
+            for i in range(start, stop):
+                seg = tape.mark()
+                try:
+                    self.body(i, *primals)
+                except Exception:
+                    tape.undo_segment(seg)
+                    self.plain = False
+                    return i
+                except BaseException:
+                    tape.undo_segment(seg)
+                    raise
+                if not tape.unchanged_since(seg):
+                    tape.undo_segment(seg)
+                    self.plain = False
+                    return i
+        finally:
+            tape_var.reset(token)
+        return stop
 
     def _check_writes(self, seg, born):
         """The state rule: a step writes nothing that existed before the step
@@ -232,9 +277,8 @@ class _Loop:
     def _apply(self, action):
         kind, tape = type(action), self.tape
         if kind is revolve.Advance:
-            for i in range(action.start, action.stop):
-                tape.drop(self._run(i))  # untaped: only its effect stays
-                tape.advances += 1
+            self._advance(action.start, action.stop)
+            tape.advances += action.stop - action.start
         elif kind is revolve.Store:
             self.snaps[action.step] = self.initial if action.step == 0 else self._copy()
             if len(self.snaps) > self.peak:  # the tape's count sums its loops' peaks

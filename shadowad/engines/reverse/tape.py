@@ -224,6 +224,13 @@ class Tape(fast.TapeBase):
         lib.sad_tape_get_mark(self.c, m)
         return Segment(m, len(self.py), len(self.keep), len(self.shadows))
 
+    def unchanged_since(self, seg):
+        """Has nothing been recorded, kept or allocated on the tape since
+        ``seg``?"""
+        now = self.mark()
+        return (now.py == seg.py and now.keep == seg.keep and now.shadows == seg.shadows
+                and ffi.buffer(now.mark)[:] == ffi.buffer(seg.mark)[:])
+
     def reverse_segment(self, seg):
         """The reverse sweep of the records since ``seg`` (sad_reverse_range):
         their adjoints move into memory below it, and the primals they
