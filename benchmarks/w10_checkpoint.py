@@ -57,18 +57,27 @@ def problem(case):
     return Problem((u0,), objective, gradient, T=T, gradient_whole=lambda u: gradient(u, whole))
 
 
-def tape_peak_states(case):
-    """The most the checkpointed gradient's tape held (tape.stats()'s
-    peak_nbytes over recording and the sweep), in copies of the state."""
+def tape_peaks(case):
+    """(the most the checkpointed gradient's tape held, the most the tape of
+    one step held), each tape.stats()'s peak_nbytes over recording and the
+    sweep, in bytes, and the state's bytes.  One step's tape: the same step
+    recorded alone and swept."""
     m, T, s = case["m"], case["T"], case["s"]
     u = np.random.default_rng(10).random(m)
 
     def f(v):
         sad.checkpoint_loop(step, T, v, snapshots=s)
         return np.sum(v * v)
-    _, tape = sad.autodiff_split(f, sad.Duplicated(u.copy(), np.zeros(m)))
-    tape.reverse()
-    return tape.stats()["peak_nbytes"] / u.nbytes
+
+    def one(v):
+        step(0, v)
+        return np.sum(v * v)
+    peaks = []
+    for g in (f, one):
+        _, tape = sad.autodiff_split(g, sad.Duplicated(u.copy(), np.zeros(m)))
+        tape.reverse()
+        peaks.append(tape.stats()["peak_nbytes"])
+    return peaks[0], peaks[1], u.nbytes
 
 
 def methods(P):

@@ -243,6 +243,35 @@ def test_memory_holds_the_snapshots_and_one_step():
     assert held < (s + 1 + 8) * state_bytes  # snapshots, the swap's copy, one step's tape
 
 
+@pytest.mark.parametrize("m", [20_000, 100_000])
+def test_the_peak_counts_the_snapshots_and_one_steps_tape(m):
+    """stats()'s peak over the sweep holds the s snapshots, the record's copy
+    and the last step's save, and one step's tape as it is alone: no less
+    (every drop of a step's records counts what the tape holds then) and no
+    more (the last step's kept values go once swept in the last sweep)."""
+    n, s = 60, 5
+    u = rng.random(m)
+
+    def step(i, v):
+        v[1:-1] += 0.1 * (v[2:] - 2 * v[1:-1] + v[:-2]) + 0.01 * v[1:-1] * (1 - v[1:-1])
+
+    def f(v):
+        sad.checkpoint_loop(step, n, v, snapshots=s)
+        return np.sum(v * v)
+
+    def one(v):
+        step(0, v)
+        return np.sum(v * v)
+    peaks = []
+    for g in (f, one):
+        _, tape = sad.autodiff_split(g, Duplicated(u.copy(), np.zeros(m)))
+        tape.reverse()
+        peaks.append(tape.stats()["peak_nbytes"])
+    loop, alone = peaks
+    assert loop >= (s + 1) * u.nbytes + alone
+    assert loop <= (s + 2) * u.nbytes + alone + (64 << 10)
+
+
 def test_empty_loop_and_arguments():
     u = rng.random(4)
     g = grad(lambda v: (sad.checkpoint_loop(lambda i, x: None, 0, v), np.sum(v))[1], u)

@@ -179,8 +179,12 @@ void *sad_arena_alloc(sad_arena *a, size_t bytes)
     sad_chunk *c = a->head;
     if (c == NULL || c->cap - c->used < words) {
         size_t cap = a->chunk_min / sizeof(double);
-        if (c != NULL && c->cap * 2 > cap && c->cap < ((size_t)1 << 24))
-            cap = c->cap * 2; /* grow geometrically up to 128 MiB chunks */
+        /* grow geometrically up to 128 MiB chunks; a segment that is
+         * swept and dropped right after (saves_soon) frees its chunks at
+         * once, so it takes only what it needs */
+        if (c != NULL && c->cap * 2 > cap && c->cap < ((size_t)1 << 24) &&
+            !(a->tape != NULL && a->tape->saves_soon))
+            cap = c->cap * 2;
         if (cap < words)
             cap = words;
         /* under a budget: a smaller chunk if that one would not fit, and a

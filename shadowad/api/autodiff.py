@@ -267,6 +267,7 @@ def _finish(tape, wrapped, target, seed, restore):
     try:
         _seed(target, seed)
         copies = None if restore else _final_copies(tape)
+        tape.final_sweep = True
         tape.reverse()
         if restore:
             tape.undo()  # what the sweep left applied (Tape.reverse)
@@ -348,6 +349,7 @@ def sweep_lanes(tape, lanes, before, after, restore):
                 memory = _adjoint_memory(tape)
             _zero_adjoints(tape, memory)
         before(lane)
+        tape.final_sweep = lane == lanes - 1
         tape.reverse()
         after(lane)
     if restore:

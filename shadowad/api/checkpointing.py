@@ -139,7 +139,8 @@ class _Loop:
     stats() see snapshots come and go."""
 
     __slots__ = ("tape", "body", "n", "s", "state", "primals", "own", "outside", "snaps",
-                 "initial", "other", "pending", "ready", "forward", "peak", "name", "plain")
+                 "initial", "other", "pending", "ready", "peak", "name", "plain",
+                 "last_kept")
     ACCOUNTING_SKIPS = ("initial", "other", "snaps")
 
     def __sizeof__(self):
@@ -170,7 +171,7 @@ class _Loop:
         self.initial = None  # the state before step 0 (also snapshot 0)
         self.other = None    # the swap's copy: the initial state, or the state before the last step
         self.pending = None  # the segment of a step taped and not yet reversed
-        self.forward = ()
+        self.last_kept = (0, 0)  # what the last step's records keep (tape.keep[lo:hi])
         self.plain = True  # advances run on the state's numpy arrays until a step needs the tape
         tape.keep.append(self)
         self.ready = False   # the forward part's snapshots are there (a sweep uses them up)
@@ -311,7 +312,6 @@ class _Loop:
         self.initial = self._copy()
         tape.grew(self.nbytes, "sad.checkpoint_loop (its initial state)")
         last = actions.pop()  # Tape(n - 1)
-        self.forward = actions
         try:
             for action in actions:
                 self._apply(action)
@@ -329,6 +329,7 @@ class _Loop:
         seg = tape.mark()
         self.body(last.step, *self.state)
         self._check_writes(seg, tape.step_serial)
+        self.last_kept = (seg.keep, len(tape.keep))
         tape.taped_steps += 1
 
     def _pullback(self):
@@ -337,9 +338,11 @@ class _Loop:
         initial state into memory and the state before the last step into
         ``other``, where the schedule expects it now; the state's shadows
         hold the adjoint of the state before the last step."""
+        if self.tape.final_sweep:
+            self._release_last_step()
         try:
             if not self.ready:  # a second sweep: the snapshots again, from the initial state
-                for action in self.forward:
+                for action in list(revolve.forward_part(self.n, self.s))[:-1]:
                     self._apply(action)
             self._put(self.other)
             self.ready = False
@@ -354,6 +357,18 @@ class _Loop:
             self._put(self.initial)
             raise
         self.snaps.clear()
+
+    def _release_last_step(self):
+        """The values the last step's records kept for their partials, once
+        the tape's last sweep has gone past them: only a sweep reads them
+        (an undo or redo swaps saved bytes with memory Buffers keep), so the
+        steps the pullback tapes run without them."""
+        keep = self.tape.keep
+        lo, hi = self.last_kept
+        for k in range(lo, min(hi, len(keep))):
+            if type(keep[k]) is np.ndarray:
+                keep[k] = None
+        self.tape.holdings = None  # the count walks the lists afresh
 
 
 def checkpoint(fn, *args):

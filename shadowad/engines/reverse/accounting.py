@@ -155,19 +155,38 @@ class Holdings:
         self.saved = self.shadows = self.kept = 0
         self.grown = []  # [object, size counted] of resizable objects reached
 
-    def _new(self, tape, name):
+    def _new(self, tape, name, upto=None):
         items = getattr(tape, name)
         start = self.cursors[name]
         if len(items) < start:  # the count would miss what replaced the dropped entries
             raise AssertionError(f"shadowad: tape.{name} shrank; the tape's lists only grow "
                                  "until it is freed (accounting.Holdings relies on it)")
-        self.cursors[name] = len(items)
-        return items[start:]
+        end = len(items) if upto is None else max(start, min(upto, len(items)))
+        self.cursors[name] = end
+        return items[start:end]
 
-    def update(self, tape):
+    def before(self, seg):
+        """Has this count walked nothing the records since Segment ``seg``
+        hold (so that dropping them leaves it right)?"""
+        c = self.cursors
+        return c["py"] <= seg.py and c["shadows"] <= seg.shadows and c["keep"] <= seg.keep
+
+    def segment_bytes(self, tape, seg):
+        """What the entries since ``seg`` hold beyond what this count has
+        reached, counted without remembering them (they are about to be
+        dropped: Tape.drop)."""
+        py, shadows = tape.py[seg.py:], tape.shadows[seg.shadows:]
+        saved = [r.saved for r in py if r.saved is not None]
+        return held_bytes(saved + shadows + tape.keep[seg.keep:] + py, set(), self.stop,
+                          fixed=self.seen)
+
+    def update(self, tape, upto=None):
+        """``upto``: a Segment; the entries since it are left unwalked."""
         seen, stop, grown = self.seen, self.stop, self.grown
-        py, shadows = self._new(tape, "py"), self._new(tape, "shadows")
-        keep, untraced = self._new(tape, "keep"), self._new(tape, "untraced")
+        py = self._new(tape, "py", upto and upto.py)
+        shadows = self._new(tape, "shadows", upto and upto.shadows)
+        keep = self._new(tape, "keep", upto and upto.keep)
+        untraced = self._new(tape, "untraced")
         self.saved += held_bytes([r.saved for r in py if r.saved is not None], seen, stop,
                                  grown=grown)
         self.shadows += held_bytes(shadows, seen, stop, grown=grown)

@@ -126,7 +126,7 @@ class Tape(fast.TapeBase):
     __slots__ = ("c", "py", "shadows", "snaps", "state", "applied", "untraced",
                  "untraced_note", "arguments", "peak", "holdings", "summarize", "summary", "rule_names",
                  "user_rules", "step_serial", "advances", "taped_steps", "peak_snapshots",
-                 "watch",
+                 "watch", "final_sweep",
                  "__weakref__")
     lanes = 0  # reverse mode: shadows carry no axis of lanes (see buffers.Buffer)
 
@@ -167,6 +167,9 @@ class Tape(fast.TapeBase):
         # states stored at once
         self.step_serial = 0
         self.advances = self.taped_steps = self.peak_snapshots = 0
+        # the sweep running is the tape's last (its driver says so): what
+        # only a sweep reads may go once swept (a checkpointed loop's last step)
+        self.final_sweep = False
         self.watch = watch.start(self, ptr, budget)  # its budget, reports, warning
 
     @property
@@ -263,14 +266,19 @@ class Tape(fast.TapeBase):
     def drop(self, seg):
         """Forget the records since ``seg``, leaving memory as they left it,
         and what Python held for them (csrc sad_tape_drop).  The tape then
-        holds less than it did: the peak notes the C bytes it held, with
-        Python's at its last count."""
+        holds less than it did: the peak first takes what it holds now, the
+        segment's part counted without being remembered, so that Python's
+        count goes on from the mark (a checkpointed loop drops a segment per
+        step: a count walked afresh each time would cost the whole tape)."""
         sizes = ffi.new("sad_tape_bytes *")
         lib.sad_tape_sizes(self.c, sizes)
         held = sizes.records + sizes.save_room + sizes.saved + sizes.shadows
-        if self.holdings is not None:
-            h = self.holdings
-            held += h.saved + h.shadows + h.kept
+        h = self.holdings
+        if h is not None and not h.before(seg):
+            h = self.holdings = None  # it walked into the segment: it cannot forget it
+        if h is None:
+            h = self.holdings = Holdings(self.arguments, (Tape,))
+        held += sum(h.update(self, upto=seg)) + h.segment_bytes(self, seg)
         self.peak = max(self.peak, held)
         lib.sad_tape_drop(self.c, seg.mark)
         n = seg.mark.n
@@ -279,7 +287,6 @@ class Tape(fast.TapeBase):
         del self.shadows[seg.shadows:]
         for i in [i for i in self.rule_names if i >= n]:
             del self.rule_names[i]
-        self.holdings = None  # its counts only grow: the next look walks afresh
 
     def last_write(self, start, lo, hi):
         """The last record from ``start`` on that may have written primal
