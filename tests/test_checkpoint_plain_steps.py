@@ -234,3 +234,80 @@ def test_plain_steps_leave_nothing_on_the_tape():
         held.append((st["records"], st["python_records"]))
         tape.reverse()
     assert held[0] == held[1]
+
+
+@pytest.mark.parametrize("how", ["assign", "promote", "view"])
+def test_a_write_to_memory_f_computed_is_refused_after_a_plain_step_is_taken_back(how):
+    """The step that writes y is first tried plain and taken back; the
+    recorded run must still see the write (y is pinned again)."""
+    u, w = rng.random(12), rng.random(12)
+
+    def f(v, x, c):
+        y = (c if how == "promote" else x) * 1.0  # from a Const: inactive until written
+
+        def body(i, a):
+            if how == "view":
+                y[2:][...] = 0.9 * y[2:] + 0.1 * a[2:]
+            else:
+                y[...] = 0.9 * y + 0.1 * a
+            a *= 1 + 0.1 * y
+        sad.checkpoint_loop(body, 12, v, snapshots=2)
+        return np.sum(v * v)
+    u0, w0 = u.copy(), w.copy()
+    du, dw = np.zeros(12), np.zeros(12)
+    with pytest.raises(sad.StateRuleError, match="state"):
+        sad.autodiff(f, Duplicated(u, du), Duplicated(w, dw), Const(w0.copy()))
+    assert np.array_equal(u, u0) and np.array_equal(w, w0)
+    assert not du.any() and not dw.any()
+
+
+@pytest.mark.parametrize("keep", ["the array", "a view", "a reshaped view"])
+def test_a_step_that_keeps_its_state_arrays_runs_recorded(keep):
+    """What a step keeps of its arguments must be the traced state: kept from
+    a plain step it would be a constant, and f's use of it would lose its
+    derivative.  Such a step is taken back and the loop goes on recorded."""
+    u = rng.random(6)
+    kinds = Kinds()
+
+    def f(v, ck):
+        held = {}
+
+        def body(i, a):
+            kinds(a)
+            a *= 1.1 - 0.1 * a
+            if i == 3:
+                held["u"] = {"the array": a, "a view": a[1:],
+                             "a reshaped view": a.reshape(2, 3)}[keep]
+        if ck:
+            sad.checkpoint_loop(body, 7, v, snapshots=2)
+        else:
+            for i in range(7):
+                body(i, v)
+        return np.sum(held["u"] ** 2) + np.sum(v)
+    grads = []
+    for ck in (False, True):
+        du = np.zeros(6)
+        sad.autodiff(f, Duplicated(u.copy(), du), Const(ck))
+        grads.append(du)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12)
+    assert "ndarray" in kinds.seen
+
+
+def test_counts_of_a_step_taken_back_are_taken_back():
+    """A region inside a plain step counts an advance before the step is
+    taken back; the counts stay revolve's."""
+    u = rng.random(8)
+
+    def body(i, a):
+        sad.checkpoint(lambda b: b.__imul__(0.99), a)
+
+    def f(v):
+        sad.checkpoint_loop(body, 20, v, snapshots=3)
+        return np.sum(v * v)
+    _, tape = sad.autodiff_split(f, Duplicated(u.copy(), np.zeros(8)))
+    tape.reverse()
+    st = tape.stats()
+    advances, taped = revolve.counts(20, 3)
+    # each step's region adds one untaped run and one taped run of its own
+    assert st["taped_steps"] == taped + taped
+    assert st["advances"] == advances + advances + taped

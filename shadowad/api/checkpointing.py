@@ -12,6 +12,8 @@ adjoint from after the step to before it and adds the step's share into the
 adjoints of everything else it read.  So the tape holds the snapshots and one
 step's records at a time, whatever the number of steps.
 """
+import sys
+
 import numpy as np
 
 from .._c import lib
@@ -109,6 +111,28 @@ def _apart(state, name):
             if shared:
                 raise ValueError(f"{name}: state[{k}] and state[{j}] share memory; pass "
                                  "each piece of state once")
+
+
+class _Lease:
+    """One state array's memory, lent to a step that runs on numpy arrays:
+    the array the step is given (np.asarray of the lease) and every view
+    numpy derives from it have the lease as their base, so a reference the
+    step kept past its end shows in the lease's reference count."""
+
+    __slots__ = ("__array_interface__", "owner")
+
+    def __init__(self, a):
+        self.__array_interface__ = a.__array_interface__
+        self.owner = a  # the memory stays alive while lent
+
+
+def _returned(leases, arrays):
+    """Are the arrays lent to a step, and their views, held by nothing but
+    the lists here (and each array's base)?"""
+    for k in range(len(leases)):
+        if sys.getrefcount(arrays[k]) > 2 or sys.getrefcount(leases[k]) > 3:
+            return False
+    return True
 
 
 class StateRuleError(RuntimeError):
@@ -237,27 +261,34 @@ class _Loop:
 
     def _advance_plain(self, start, stop):
         """The steps from ``start`` that run on plain arrays: where the first
-        one that touched the tape (or raised) began, its records undone,
-        else ``stop``.  A step that raises runs again recorded, which raises
-        as it should (the plain run may have failed on a traced value)."""
+        one that touched the tape (or raised, or kept its arrays) began, its
+        records undone, else ``stop``.  A step that raises runs again
+        recorded, which raises as it should (the plain run may have failed on
+        a traced value).  A step that keeps a reference to the arrays it was
+        given (or to a view of them) runs again recorded too: what it kept
+        must be the traced state, whose derivative f may use later."""
         tape, primals = self.tape, self.primals
         token = tape_var.set(tape)  # the sweep's steps run as f did: in its autodiff call
         try:
             for i in range(start, stop):
                 seg = tape.mark()
+                counts = tape.counts()  # what a step taken back must not have counted
                 try:
-                    self.body(i, *primals)
+                    leases = [_Lease(p) for p in primals]
+                    arrays = [np.asarray(lease) for lease in leases]
+                    self.body(i, *arrays)
+                    if tape.unchanged_since(seg) and _returned(leases, arrays):
+                        continue
                 except Exception:
-                    tape.undo_segment(seg)
-                    self.plain = False
-                    return i
+                    pass
                 except BaseException:
                     tape.undo_segment(seg)
+                    tape.set_counts(counts)
                     raise
-                if not tape.unchanged_since(seg):
-                    tape.undo_segment(seg)
-                    self.plain = False
-                    return i
+                tape.undo_segment(seg)
+                tape.set_counts(counts)
+                self.plain = False
+                return i
         finally:
             tape_var.reset(token)
         return stop

@@ -227,6 +227,14 @@ class Tape(fast.TapeBase):
         lib.sad_tape_get_mark(self.c, m)
         return Segment(m, len(self.py), len(self.keep), len(self.shadows))
 
+    def counts(self):
+        """The checkpointed loops' counts (stats()), to put back with
+        set_counts when what made them is taken back."""
+        return (self.advances, self.taped_steps, self.peak_snapshots)
+
+    def set_counts(self, counts):
+        self.advances, self.taped_steps, self.peak_snapshots = counts
+
     def unchanged_since(self, seg):
         """Has nothing been recorded, kept or allocated on the tape since
         ``seg``?"""
@@ -283,6 +291,9 @@ class Tape(fast.TapeBase):
         lib.sad_tape_drop(self.c, seg.mark)
         n = seg.mark.n
         del self.py[seg.py:]
+        for buf in self.keep[seg.keep:]:  # memory pinned since: not kept any more, so
+            if isinstance(buf, _BufferBase):  # a later write pins it again (and is seen to)
+                buf.kept = False
         del self.keep[seg.keep:]
         del self.shadows[seg.shadows:]
         for i in [i for i in self.rule_names if i >= n]:
@@ -493,6 +504,9 @@ def _overlaps(writes, lo, hi):
         return False
     at = element_addresses(a)[idx]
     return bool(np.any((at < hi) & (lo < at + a.itemsize)))
+
+
+_BufferBase = fast.BufferBase  # buffers.Buffer's C base (buffers imports this module)
 
 
 def finished_error():
