@@ -336,6 +336,26 @@ def test_many_pops_then_pushes():
     check_restore(f, Duplicated(Vector(v0), Vector(np.zeros(n))), dup([1.5]))
 
 
+def test_several_sweeps_of_a_vector_whose_length_f_changed():
+    """A batch sweeps one tape once per lane, redoing in between: each sweep
+    starts with the Vector's shadow as long as f left the Vector (not as it
+    was before the call), and each lane equals its own call."""
+    def f(x, v):
+        v.push(x[0] * x[1])
+        v.push(x[1] * 3.0)
+        a = v.pop()
+        v.push(np.sin(x))
+        return a * v[-1] + v[0] * x[0] + v[-3] * x[1]
+    x = np.array([1.5, 2.0])
+    seeds = (np.array([1.0, -2.0]), np.array([0.5, 3.0]))
+    lanes = tuple(s.copy() for s in seeds)
+    autodiff(f, sad.BatchDuplicated(x.copy(), lanes), Const(Vector([0.5, 0.25, 1.0])))
+    for lane, seed in zip(lanes, seeds):
+        alone = seed.copy()
+        autodiff(f, Duplicated(x.copy(), alone), Const(Vector([0.5, 0.25, 1.0])))
+        np.testing.assert_allclose(lane, alone, rtol=1e-15)
+
+
 def test_many_array_pushes_into_a_temporary():
     def f(x):
         w = Vector()

@@ -334,8 +334,9 @@ int64_t sad_reverse_range(sad_tape *t, int64_t from, int64_t lo);
 int64_t sad_undo_range(sad_tape *t, int64_t from, int64_t lo);
 void sad_tape_drop(sad_tape *t, const sad_tape_mark *m);
 /* The first record in [from, to) that changes a sad.Vector (push, pop,
- * store), or -1. */
-int64_t sad_tape_vector_write(const sad_tape *t, int64_t from, int64_t to);
+ * store) other than the nallowed vectors ``allowed``, or -1. */
+int64_t sad_tape_vector_write(const sad_tape *t, int64_t from, int64_t to,
+                              sad_vec *const *allowed, int64_t nallowed);
 
 /* ---- growable vectors -------------------------------------------------- */
 sad_vec *sad_vec_new(int64_t cap);
@@ -345,6 +346,9 @@ double *sad_vec_data(sad_vec *v);
 int sad_vec_push(sad_vec *v, double x);
 int sad_vec_extend(sad_vec *v, const sad_arr *arr);
 double sad_vec_pop(sad_vec *v);
+/* Make v hold exactly the n doubles x (its length becomes n; its capacity
+ * never shrinks). */
+int sad_vec_assign(sad_vec *v, const double *x, int64_t n);
 /* Bytes v holds (its data's capacity and the vector itself). */
 int64_t sad_vec_nbytes(const sad_vec *v);
 /* recorded variants: v/vs primal and shadow vector (vs may be NULL) */

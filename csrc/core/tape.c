@@ -503,14 +503,21 @@ void sad_tape_drop(sad_tape *t, const sad_tape_mark *m)
  * extent (a fresh output cannot overlap memory the caller holds); a STORE
  * one element.  A Python record whose undo runs in Python names its memory
  * only in Python: -2 - i hands record i over, to ask and go on below it. */
-int64_t sad_tape_vector_write(const sad_tape *t, int64_t from, int64_t to)
+int64_t sad_tape_vector_write(const sad_tape *t, int64_t from, int64_t to,
+                              sad_vec *const *allowed, int64_t nallowed)
 {
     if (to > t->n)
         to = t->n;
     for (int64_t i = from < 0 ? 0 : from; i < to; ++i)
         switch (t->rec[i].op) {
-        case SAD_VPUSH: case SAD_VPOP: case SAD_VSTORE: case SAD_VPUSHA:
-            return i;
+        case SAD_VPUSH: case SAD_VPOP: case SAD_VSTORE: case SAD_VPUSHA: {
+            int64_t k = 0;
+            while (k < nallowed && allowed[k] != t->rec[i].u.v.v)
+                ++k;
+            if (k == nallowed)
+                return i;
+            break;
+        }
         default:
             break;
         }

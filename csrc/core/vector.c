@@ -61,6 +61,16 @@ int sad_vec_push(sad_vec *v, double x)
 
 double sad_vec_pop(sad_vec *v) { return v->data[--v->len]; }
 
+int sad_vec_assign(sad_vec *v, const double *x, int64_t n)
+{
+    if (n > v->len && reserve(v, n - v->len) != SAD_OK)
+        return SAD_NOMEM;
+    if (n > 0)
+        memcpy(v->data, x, (size_t)n * sizeof(double));
+    v->len = n;
+    return SAD_OK;
+}
+
 /* append the elements of array arr (any layout, C order) */
 static int extend_block(sad_vec *v, const sad_block *b, int shadow)
 {

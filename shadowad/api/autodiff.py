@@ -325,8 +325,8 @@ def _zero_adjoints(tape, memory):
     for a in arrays:
         a.fill(0.0)
     for v in vectors:
-        if v.vs is not None:
-            v.vs._reset(np.zeros(len(v.vs)))
+        if v.vs is not None:  # as long as the Vector f left (the sweep made it as before f)
+            v.vs._reset(np.zeros(len(v.v)))
 
 
 def _copied(g):

@@ -11,6 +11,13 @@ right before reversing it (Tape.reverse_segment), which moves the state's
 adjoint from after the step to before it and adds the step's share into the
 adjoints of everything else it read.  So the tape holds the snapshots and one
 step's records at a time, whatever the number of steps.
+
+A sad.Vector in the state is copied with its length, and with its shadow as
+the steps left it while f recorded: a push adds a zero to the shadow and a
+pop takes its last element away, which the pop's record keeps and its
+pullback hands back.  So a step taped in the sweep must find the shadow as
+its first run did (stored in the snapshots), and the adjoint the sweep
+carries is set aside meanwhile and put into the shadow to reverse the step.
 """
 import sys
 
@@ -23,18 +30,19 @@ from ..engines.reverse.traced import TArray
 from ..engines.reverse.errors import mixed_tapes_error
 from ..support import revolve
 from ..support.memory import bounds
+from .vector import TracedVector, c_vectors, elements, set_elements
 
 DEFAULT_SNAPSHOTS = 10  # the contract's example: a 1000-step loop in 3.6 untaped runs per step
 
 
 def checkpoint_loop(body, n, *state, snapshots=DEFAULT_SNAPSHOTS):
     """Run ``body(i, *state)`` for ``i in range(n)``.  ``body`` mutates the
-    ``state`` arrays in place and may read anything else, which it must not
-    modify.  Outside ``autodiff`` and in forward mode this is the plain loop;
-    in reverse mode the loop is differentiated with at most ``snapshots``
-    stored states (the initial one included), recomputing steps in the
-    binomial (revolve) order: with r the smallest integer such that
-    C(snapshots + r, snapshots) >= n, the steps run untaped
+    ``state`` arrays (and sad.Vectors) in place and may read anything else,
+    which it must not modify.  Outside ``autodiff`` and in forward mode this
+    is the plain loop; in reverse mode the loop is differentiated with at
+    most ``snapshots`` stored states (the initial one included), recomputing
+    steps in the binomial (revolve) order: with r the smallest integer such
+    that C(snapshots + r, snapshots) >= n, the steps run untaped
     r*n - C(snapshots + r, r - 1) times in all and taped once each."""
     if not callable(body):
         raise TypeError(f"sad.checkpoint_loop: body must be callable as body(i, *state), "
@@ -70,14 +78,16 @@ def _snapshots(s):
 
 
 def _traced_tape(values):
-    """The reverse-mode tape the traced arrays among ``values`` are traced on,
-    or None."""
+    """The reverse-mode tape the traced arrays and Vectors among ``values``
+    are traced on, or None."""
     tape = None
     for a in values:
-        if type(a) is TArray:
-            if tape is not None and a.buf.tape is not tape:
+        t = type(a)
+        if t is TArray or t is TracedVector:
+            on = a.buf.tape if t is TArray else a.tape
+            if tape is not None and on is not tape:
                 raise mixed_tapes_error()
-            tape = a.buf.tape
+            tape = on
     return tape
 
 
@@ -88,15 +98,12 @@ def _tape_of(state, name):
     if tape is None:
         return None
     for k, a in enumerate(state):
-        if type(a) is not TArray:
-            more = (" (a sad.Vector in the state is not supported yet: its shadow grows "
-                    "and shrinks with it, which the snapshots do not follow)"
-                    if type(a).__name__ == "TracedVector" else "")
+        if type(a) is not TArray and type(a) is not TracedVector:
             raise TypeError(
                 f"{name}: state[{k}] is {type(a).__name__}; in reverse mode "
-                "every state entry must be an array traced by this autodiff call (an "
-                "argument of f, a view of one, or an array f computed), since the loop "
-                f"stores and restores the state's memory{more}")
+                "every state entry must be an array or a sad.Vector traced by this "
+                "autodiff call (an argument of f, a view of one, or one f made), since "
+                "the loop stores and restores the state's memory")
     _apart(state, name)
     return tape
 
@@ -104,10 +111,14 @@ def _tape_of(state, name):
 def _apart(state, name):
     for j in range(len(state)):
         for k in range(j):
-            try:  # exact for interleaved views (x[::2], x[1::2]), within a bound
-                shared = np.shares_memory(state[j].p, state[k].p, max_work=1 << 20)
-            except np.exceptions.TooHardError:
-                shared = True
+            a, b = state[j], state[k]
+            if type(a) is TracedVector or type(b) is TracedVector:
+                shared = a is b
+            else:
+                try:  # exact for interleaved views (x[::2], x[1::2]), within a bound
+                    shared = np.shares_memory(a.p, b.p, max_work=1 << 20)
+                except np.exceptions.TooHardError:
+                    shared = True
             if shared:
                 raise ValueError(f"{name}: state[{k}] and state[{j}] share memory; pass "
                                  "each piece of state once")
@@ -155,21 +166,24 @@ class _Loop:
 
     The record sits before the last step: going backwards over it (its swap)
     the state's memory goes from the state before the last step to the
-    initial state, and forward again on a redo.
+    initial state, and forward again on a redo.  A Vector's shadow goes back
+    with it (to the initial one: an undo restores the shadows, and the
+    pops recorded before the loop find theirs), its adjoint set aside for
+    the pullback; a redo leaves shadows as they are, as for any Vector.
 
     It is kept on the tape from the start, and the tape's accounting measures
     its __sizeof__ at every count (accounting.resizable): the copies of the
     state it holds now (not walked again: ACCOUNTING_SKIPS), so the budget and
     stats() see snapshots come and go."""
 
-    __slots__ = ("tape", "body", "n", "s", "state", "primals", "own", "outside", "snaps",
-                 "initial", "other", "pending", "ready", "peak", "name", "plain",
-                 "last_kept")
-    ACCOUNTING_SKIPS = ("initial", "other", "snaps")
+    __slots__ = ("tape", "body", "n", "s", "state", "primals", "vectors", "own", "outside",
+                 "snaps", "initial", "other", "adjoints", "applied", "pending", "ready",
+                 "peak", "name", "plain", "last_kept")
+    ACCOUNTING_SKIPS = ("initial", "other", "adjoints", "snaps")
 
     def __sizeof__(self):
         seen, total = set(), object.__sizeof__(self)
-        for copies in [self.initial, self.other, *self.snaps.values()]:
+        for copies in [self.initial, self.other, self.adjoints, *self.snaps.values()]:
             if copies is not None and id(copies) not in seen:
                 seen.add(id(copies))
                 total += sum(a.nbytes for a in copies)
@@ -178,11 +192,15 @@ class _Loop:
     def __init__(self, tape, body, n, state, s):
         self.tape, self.body, self.n, self.s = tape, body, n, s
         self.state = state
-        for a in state:
+        arrays = [a for a in state if type(a) is TArray]
+        self.vectors = [a for a in state if type(a) is TracedVector]
+        for a in arrays:
             check_writable(a)  # the loop writes it (an Active argument is refused here)
             promote(a)  # the state carries adjoints from step to step
-        self.primals = [a.p for a in state]
-        self.own = {id(a.buf) for a in state}
+        for v in self.vectors:
+            v.promote()
+        self.primals = [a.p for a in arrays]
+        self.own = {id(a.buf) for a in arrays}
         self.name = "sad.checkpoint_loop"
         # traced memory that existed before the loop, but the state's views:
         # what a step must not write (memory kept later is checked as it is
@@ -194,15 +212,22 @@ class _Loop:
         self.snaps = {}
         self.initial = None  # the state before step 0 (also snapshot 0)
         self.other = None    # the swap's copy: the initial state, or the state before the last step
+        self.adjoints = None  # in the sweep: the Vectors' adjoints, out of their shadows
+        self.applied = True  # the record's effect is in memory: a swap goes back over it
         self.pending = None  # the segment of a step taped and not yet reversed
         self.last_kept = (0, 0)  # what the last step's records keep (tape.keep[lo:hi])
-        self.plain = True  # advances run on the state's numpy arrays until a step needs the tape
+        # advances run on the state's numpy arrays until a step needs the
+        # tape; a Vector's steps are recorded from the start, as their pushes
+        # and pops must move its shadow too (see the module's docstring),
+        # which only their records do
+        self.plain = not self.vectors
         tape.keep.append(self)
         self.ready = False   # the forward part's snapshots are there (a sweep uses them up)
 
     # -- the state's memory ---------------------------------------------------
     def _copy(self):
-        return [p.copy() for p in self.primals]
+        """A copy of the state: its arrays', then its Vectors' (_VectorCopy)."""
+        return [p.copy() for p in self.primals] + [_VectorCopy.of(v) for v in self.vectors]
 
     def _writes(self):
         """What the record writes (Tape.last_write): the state's memory."""
@@ -210,18 +235,37 @@ class _Loop:
 
     @property
     def nbytes(self):
-        """The bytes of one copy of the state."""
-        return sum(p.nbytes for p in self.primals)
+        """The bytes of one copy of the state (as long as its Vectors are now)."""
+        return (sum(p.nbytes for p in self.primals)
+                + sum(8 * (len(v.v) + len(v.vs)) for v in self.vectors))
 
     def _put(self, copies):
         for p, c in zip(self.primals, copies):
             np.copyto(p, c)
+        for v, c in zip(self.vectors, copies[len(self.primals):]):
+            c.put(v)
 
     def _swap(self):
         for p, o in zip(self.primals, self.other):
             tmp = p.copy()
             np.copyto(p, o)
             np.copyto(o, tmp)
+        k = len(self.primals)
+        for v, o in zip(self.vectors, self.other[k:]):
+            now = elements(v.v)
+            set_elements(v.v, o.elements)
+            o.elements = now
+        if self.applied:  # backwards: an undo, or the sweep before _pullback
+            self.adjoints = [elements(v.vs) for v in self.vectors]
+            for v, c in zip(self.vectors, self.initial[k:]):
+                set_elements(v.vs, c.shadow)
+        self.applied = not self.applied
+
+    def _shadows_hold(self, adjoints):
+        """Put ``adjoints`` (the Vectors' adjoints after the step just taped)
+        into their shadows, to reverse it."""
+        for v, a in zip(self.vectors, adjoints):
+            set_elements(v.vs, a)
 
     # -- steps ------------------------------------------------------------------
     def _run(self, i):
@@ -300,10 +344,16 @@ class _Loop:
         for (lo, hi), label in self.outside:
             if tape.last_write(seg.mark.n, lo, hi) >= 0:
                 raise _state_rule_error(label, self.name)
-        for buf in tape.keep[seg.keep:]:  # memory the step began to keep: written
+        made = tape.keep[seg.keep:]
+        for buf in made:  # memory the step began to keep: written
             if type(buf) is Buffer and id(buf) not in self.own and buf.born < born:
                 raise _state_rule_error(buf.label, self.name)
-        if lib.sad_tape_vector_write(tape.c, seg.mark.n, len(tape)) >= 0:
+        vectors = self.vectors + [v for v in made if type(v) is TracedVector]
+        for loop in made:  # a loop nested in the step writes its Vectors in its record
+            if isinstance(loop, _Loop) and any(v not in vectors for v in loop.vectors):
+                raise _state_rule_error("a sad.Vector", self.name)
+        if lib.sad_tape_vector_write(tape.c, seg.mark.n, len(tape), c_vectors(vectors),
+                                     len(vectors)) >= 0:
             raise _state_rule_error("a sad.Vector", self.name)
 
     def _apply(self, action):
@@ -325,13 +375,28 @@ class _Loop:
             self.pending = self._run(action.step)
             tape.taped_steps += 1
         elif kind is revolve.Reverse:
+            self._check_lengths(action.step)
             seg, self.pending = self.pending, None
+            self._shadows_hold(self.adjoints)
             try:
                 tape.reverse_segment(seg)
             finally:
                 tape.drop(seg)
+            self.adjoints = [elements(v.vs) for v in self.vectors]
         else:  # pragma: no cover - the schedule's vocabulary is the one above
             raise TypeError(f"unknown checkpoint action {action!r}")
+
+    def _check_lengths(self, step):
+        """The Vectors are as long after the re-run of ``step`` as after its
+        first run, which the adjoints set aside have (else reversing the
+        step would pop elements the shadow does not have)."""
+        for k, (v, a) in enumerate(zip(self.vectors, self.adjoints)):
+            if len(v.v) != len(a):
+                raise RuntimeError(
+                    f"{self.name}: the re-run of step {step} left the loop's sad.Vector "
+                    f"{k} with {len(v.v)} elements, where the first run left {len(a)}: "
+                    "each run of a step must see what the first saw and do the same (see "
+                    "docs/checkpointing.md)")
 
     # -- the record -------------------------------------------------------------
     def record(self):
@@ -350,7 +415,7 @@ class _Loop:
             self._put(self.initial)  # as before the loop: the tape's undo goes on from here
             raise
         self.ready = True
-        self.other = [c.copy() for c in self.initial]
+        self.other = [c.primal() if type(c) is _VectorCopy else c.copy() for c in self.initial]
         tape.grew(self.nbytes, "sad.checkpoint_loop (its record's copy of the state)")
         tape.user_rules = True  # the pullback runs body, which may raise in the sweep
         tape.record_py(self._pullback, self._swap, writes=self._writes())
@@ -368,7 +433,9 @@ class _Loop:
         step's reversal, which the sweep has done).  The swap has put the
         initial state into memory and the state before the last step into
         ``other``, where the schedule expects it now; the state's shadows
-        hold the adjoint of the state before the last step."""
+        hold the adjoint of the state before the last step (a Vector's is in
+        ``adjoints``: its shadow is as before the loop, as the re-runs from
+        snapshot 0 need it)."""
         if self.tape.final_sweep:
             self._release_last_step()
         try:
@@ -386,8 +453,11 @@ class _Loop:
                 self.tape.undo_segment(self.pending)
                 self.pending = None
             self._put(self.initial)
+            self.adjoints = None
             raise
         self.snaps.clear()
+        self._shadows_hold(self.adjoints)  # the adjoint of the state before the loop
+        self.adjoints = None
 
     def _release_last_step(self):
         """The values the last step's records kept for their partials, once
@@ -401,6 +471,35 @@ class _Loop:
                 keep[k] = None
         self.tape.holdings = None  # the count walks the lists afresh
 
+
+class _VectorCopy:
+    """A sad.Vector's part of a copy of a loop's state: its elements (as many
+    as it is long) and its shadow as the steps left it while f recorded,
+    or None (the record's copy, ``other``, of the elements only)."""
+
+    __slots__ = ("elements", "shadow")
+
+    def __init__(self, values, shadow=None):
+        self.elements, self.shadow = values, shadow
+
+    @classmethod
+    def of(cls, v):
+        """A copy of traced Vector v now."""
+        return cls(elements(v.v), elements(v.vs))
+
+    def primal(self):
+        """A copy of the elements alone."""
+        return _VectorCopy(self.elements.copy())
+
+    @property
+    def nbytes(self):
+        return self.elements.nbytes + (0 if self.shadow is None else self.shadow.nbytes)
+
+    def put(self, v):
+        """Make traced Vector v (and its shadow, if copied) what was copied."""
+        set_elements(v.v, self.elements)
+        if self.shadow is not None:
+            set_elements(v.vs, self.shadow)
 
 def checkpoint(fn, *args):
     """``fn(*args)``, a region whose records are not kept: in reverse mode it

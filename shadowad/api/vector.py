@@ -142,10 +142,9 @@ class Vector:
 
     def _reset(self, contents):
         """Make the contents exactly ``contents`` (a 1-D float64 array)."""
-        while len(self):
-            lib.sad_vec_pop(self._cvec)
-        if len(contents):
-            self.push(contents)
+        a = np.ascontiguousarray(contents, dtype=F64)
+        if lib.sad_vec_assign(self._cvec, ffi.from_buffer("double[]", a), a.size) != lib.SAD_OK:
+            raise MemoryError("shadowad: out of memory for a Vector's contents")
 
     def __repr__(self):
         return f"Vector({self._contents().tolist()!r})"
@@ -153,6 +152,24 @@ class Vector:
     def __array__(self, dtype=None, copy=None):
         a = self._contents()
         return a if dtype is None else a.astype(dtype)
+
+
+def elements(vec):
+    """A copy of plain Vector ``vec``'s elements: a 1-D float64 array as long
+    as it is."""
+    return vec._contents()
+
+
+def set_elements(vec, values):
+    """Make plain Vector ``vec`` hold exactly ``values`` (a 1-D float64
+    array): its length becomes theirs."""
+    vec._reset(values)
+
+
+def c_vectors(traced):
+    """The C vectors of TracedVectors ``traced``' elements, as a C array (for
+    sad_tape_vector_write)."""
+    return ffi.new("sad_vec *[]", [t.v._cvec for t in traced])
 
 
 def zeros_vector(n):
@@ -182,6 +199,10 @@ class TracedVector:
             self.vs = zeros_vector(len(self.v))
             self.tape.keep.append(self.vs)
         return self.vs._cvec
+
+    def promote(self):
+        """Give the Vector its shadow (zeros) now, if it has none."""
+        self._promote()
 
     def _shadow(self):
         return ffi.NULL if self.vs is None else self.vs._cvec
