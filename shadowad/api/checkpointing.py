@@ -301,7 +301,7 @@ class _Loop:
                 return
             self._put(self.snaps[start])  # plain steps wrote the state, in part or whole
         for i in range(start, stop):
-            self.tape.drop(self._run(i))  # only its effect on memory stays
+            self.tape.drop(self._run(i), count=False)  # only its effect on memory stays
 
     def _advance_plain(self, start, stop):
         """The steps from ``start`` that run on plain arrays: where the first

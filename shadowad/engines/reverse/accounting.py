@@ -187,10 +187,11 @@ class Holdings:
         shadows = self._new(tape, "shadows", upto and upto.shadows)
         keep = self._new(tape, "keep", upto and upto.keep)
         untraced = self._new(tape, "untraced")
-        self.saved += held_bytes([r.saved for r in py if r.saved is not None], seen, stop,
-                                 grown=grown)
-        self.shadows += held_bytes(shadows, seen, stop, grown=grown)
-        self.kept += held_bytes(keep + py + untraced, seen, stop, grown=grown)
+        if py or shadows or keep or untraced:  # (a look after every drop often finds none)
+            self.saved += held_bytes([r.saved for r in py if r.saved is not None], seen,
+                                     stop, grown=grown)
+            self.shadows += held_bytes(shadows, seen, stop, grown=grown)
+            self.kept += held_bytes(keep + py + untraced, seen, stop, grown=grown)
         for entry in grown:  # a Vector's C buffer may have grown since
             size = sys.getsizeof(entry[0])
             self.kept += size - entry[1]

@@ -271,23 +271,27 @@ class Tape(fast.TapeBase):
             i = lib.sad_undo_range(c, i, lo)
         self.drop(seg)
 
-    def drop(self, seg):
+    def drop(self, seg, count=True):
         """Forget the records since ``seg``, leaving memory as they left it,
         and what Python held for them (csrc sad_tape_drop).  The tape then
-        holds less than it did: the peak first takes what it holds now, the
-        segment's part counted without being remembered, so that Python's
-        count goes on from the mark (a checkpointed loop drops a segment per
-        step: a count walked afresh each time would cost the whole tape)."""
-        sizes = ffi.new("sad_tape_bytes *")
-        lib.sad_tape_sizes(self.c, sizes)
-        held = sizes.records + sizes.save_room + sizes.saved + sizes.shadows
+        holds less than it did: with ``count``, the peak first takes what it
+        holds now, the segment's part counted without being remembered, so
+        that Python's count goes on from the mark (a checkpointed loop drops
+        a segment per step: a count walked afresh each time would cost the
+        whole tape).  A loop's untaped steps drop without counting: the
+        taped step that follows them holds as many snapshots and more
+        records (its sweep's shadows), and its drop counts."""
         h = self.holdings
         if h is not None and not h.before(seg):
             h = self.holdings = None  # it walked into the segment: it cannot forget it
-        if h is None:
-            h = self.holdings = Holdings(self.arguments, (Tape,))
-        held += sum(h.update(self, upto=seg)) + h.segment_bytes(self, seg)
-        self.peak = max(self.peak, held)
+        if count:
+            sizes = ffi.new("sad_tape_bytes *")
+            lib.sad_tape_sizes(self.c, sizes)
+            held = sizes.records + sizes.save_room + sizes.saved + sizes.shadows
+            if h is None:
+                h = self.holdings = Holdings(self.arguments, (Tape,))
+            held += sum(h.update(self, upto=seg)) + h.segment_bytes(self, seg)
+            self.peak = max(self.peak, held)
         lib.sad_tape_drop(self.c, seg.mark)
         n = seg.mark.n
         del self.py[seg.py:]
